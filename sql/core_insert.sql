@@ -1,0 +1,63 @@
+-- awa_insert: the happy paths and every bad input.
+CREATE EXTENSION awa;
+SET timezone = 'UTC';
+
+-- defaults: available now, default queue, priority 2, 25 attempts
+SELECT kind, queue, args, state, priority, attempt, max_attempts, tags, metadata, run_lease, errors
+  FROM awa_insert('send_email', '{"to": "a@example.com"}');
+SELECT run_at = now() AS run_at_now, created_at = now() AS created_now,
+       finalized_at IS NULL AND heartbeat_at IS NULL AS no_times
+  FROM awa_insert('send_email');
+-- named arguments, scheduled in the future
+SELECT kind, queue, state, priority, run_at > now() AS in_future
+  FROM awa_insert('report', '{}', queue => 'reports', priority => 1, run_at => now() + interval '1 hour');
+SELECT kind, state, max_attempts, tags, metadata
+  FROM awa_insert(kind => 'tagged', tags => ARRAY['a', 'b'], metadata => '{"tenant": 7}', max_attempts => 1);
+-- run_at in the past: available, run_at kept
+SELECT state, run_at = '2020-01-01' AS kept FROM awa_insert('late', run_at => '2020-01-01');
+-- args may be an array
+SELECT args, state FROM awa_insert('arr', '[1, 2, 3]');
+-- boundaries that are allowed
+SELECT priority FROM awa_insert('p', priority => 4);
+SELECT max_attempts FROM awa_insert('m', max_attempts => 1000);
+SELECT length(kind) FROM awa_insert(repeat('k', 200));
+SELECT length(queue) FROM awa_insert('q', queue => repeat('é', 200));
+SELECT cardinality(tags) FROM awa_insert('t', tags => array_fill('x'::text, ARRAY[20]));
+-- the composite can be used without FROM
+SELECT (awa_insert('plain')).state;
+SELECT count(*) FROM awa.jobs;
+
+-- bad input: each an error, nothing written
+SELECT awa_insert('');
+SELECT awa_insert(repeat('k', 201));
+SELECT awa_insert('k', queue => '');
+SELECT awa_insert('k', queue => repeat('q', 201));
+SELECT awa_insert('k', priority => 0);
+SELECT awa_insert('k', priority => 5);
+SELECT awa_insert('k', max_attempts => 0);
+SELECT awa_insert('k', max_attempts => 1001);
+SELECT awa_insert('k', tags => array_fill('x'::text, ARRAY[21]));
+SELECT awa_insert('k', tags => ARRAY['a', NULL]);
+SELECT awa_insert('k', tags => ARRAY['']);
+SELECT awa_insert('k', tags => ARRAY[['a'], ['b']]);
+SELECT awa_insert('k', '"scalar"');
+SELECT awa_insert('k', '42');
+SELECT awa_insert('k', 'null');
+SELECT awa_insert('k', metadata => '[]');
+SELECT awa_insert(NULL);
+SELECT awa_insert('k', NULL);
+SELECT awa_insert('k', queue => NULL);
+SELECT awa_insert('k', priority => NULL);
+SELECT awa_insert('k', max_attempts => NULL);
+SELECT awa_insert('k', tags => NULL);
+SELECT awa_insert('k', metadata => NULL);
+SELECT count(*) FROM awa.jobs;
+
+-- transactional: a rolled-back insert leaves nothing
+BEGIN;
+SELECT state FROM awa_insert('rolled_back');
+ROLLBACK;
+SELECT count(*) FROM awa.jobs WHERE kind = 'rolled_back';
+
+-- NOTIFY is tested in test/isolation/specs/notify.spec (output names no pids there)
+DROP EXTENSION awa;

@@ -1,0 +1,29 @@
+-- awa_queue_stats: counts by state per queue, lag, paused.
+CREATE EXTENSION awa;
+
+SELECT * FROM awa_queue_stats();
+INSERT INTO awa.jobs (kind, queue, state, run_at, finalized_at) VALUES
+  ('k', 'a', 'scheduled', now() + interval '1 day', NULL),
+  ('k', 'a', 'available', now() - interval '10 seconds', NULL),
+  ('k', 'a', 'available', now() - interval '5 seconds', NULL),
+  ('k', 'a', 'running', now(), NULL),
+  ('k', 'a', 'retryable', now(), NULL),
+  ('k', 'a', 'waiting_external', now(), NULL),
+  ('k', 'a', 'failed', now(), now()),
+  ('k', 'a', 'cancelled', now(), now()),
+  ('k', 'a', 'completed', now(), now()),
+  ('k', 'a', 'completed', now(), now() - interval '2 hours'),
+  ('k', 'b', 'completed', now(), now());
+INSERT INTO awa.queue_meta (queue, paused) VALUES ('c', true);
+SELECT queue, total_queued, scheduled, available, retryable, running, waiting_external,
+       failed, cancelled, completed_last_hour, lag_seconds BETWEEN 10 AND 60 AS lag_ok,
+       lag_seconds IS NULL AS no_lag, paused
+  FROM awa_queue_stats();
+-- the caller's own uncommitted jobs count; rolled-back ones do not
+BEGIN;
+SELECT state FROM awa_insert('k', queue => 'b');
+SELECT queue, total_queued, available FROM awa_queue_stats() WHERE queue = 'b';
+ROLLBACK;
+SELECT queue, total_queued, available FROM awa_queue_stats() WHERE queue = 'b';
+
+DROP EXTENSION awa;

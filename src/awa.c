@@ -1,0 +1,64 @@
+/*-------------------------------------------------------------------------
+ *
+ * awa.c
+ *		Module entry point: settings and the set-up of the other parts.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "awa.h"
+
+PG_MODULE_MAGIC;
+
+bool		awa_notify = true;
+int			awa_priority_aging_interval = 60;
+int			awa_heartbeat_timeout = 90;
+
+void		_PG_init(void);
+
+/*
+ * Define awa's settings and hook into shared memory and transaction end.
+ * Runs when the library is loaded: at server start when preloaded, else
+ * at the first call of an awa function in a session.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomBoolVariable("awa.notify",
+							 "Sends NOTIFY awa:<queue> when a job becomes available.",
+							 "Listeners use it to wake up; turn it off when every worker uses awa_claim(wait => ...) to save the cost of NOTIFY at commit.",
+							 &awa_notify,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("awa.priority_aging_interval",
+							"A waiting job gains one priority level per this interval.",
+							"0 turns aging off.",
+							&awa_priority_aging_interval,
+							60,
+							0, 86400 * 365,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("awa.heartbeat_timeout",
+							"A running job whose heartbeat is older than this is rescued.",
+							NULL,
+							&awa_heartbeat_timeout,
+							90,
+							1, 86400 * 7,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("awa");
+
+	awa_wake_init();
+}

@@ -1,0 +1,74 @@
+/*-------------------------------------------------------------------------
+ *
+ * awa.h
+ *		Declarations shared by the C files of the awa job queue.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AWA_H
+#define AWA_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+
+/* Limits of the data model (also enforced by CHECK constraints). */
+#define AWA_MAX_NAME_CHARS		200
+#define AWA_MIN_PRIORITY		1
+#define AWA_MAX_PRIORITY		4
+#define AWA_MAX_ATTEMPTS		1000
+#define AWA_MAX_TAGS			20
+
+/* Settings (awa.c) */
+extern bool awa_notify;
+extern int	awa_priority_aging_interval;
+extern int	awa_heartbeat_timeout;
+
+/* A job as awa_insert receives it (insert.c). */
+typedef struct AwaJob
+{
+	text	   *kind;
+	text	   *queue;
+	Jsonb	   *args;
+	int32		priority;
+	int32		max_attempts;
+	bool		has_run_at;
+	TimestampTz run_at;
+	ArrayType  *tags;
+	Jsonb	   *metadata;
+} AwaJob;
+
+/* insert.c */
+extern void awa_validate_job(AwaJob *job);
+extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
+
+/* spi_util.c */
+extern SPIPlanPtr awa_plan(SPIPlanPtr *cache, const char *sql, int nargs,
+						   const Oid *argtypes);
+extern Datum awa_job_datum(HeapTuple tuple, TupleDesc spidesc,
+						   TupleDesc jobdesc, MemoryContext cxt);
+extern void awa_store_jobs(FunctionCallInfo fcinfo, SPITupleTable *tuptable,
+						   uint64 ntuples, const int *order);
+extern void awa_job_not_found(int64 job_id);
+extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
+							   const char *name);
+
+/* wake.c */
+extern void awa_job_available(const char *queue);
+extern void awa_notify_cancel(int64 job_id, int64 run_lease);
+extern void awa_wake_init(void);
+extern void awa_queue_channel(const char *queue, char *channel);
+extern bool awa_wait_register(const char *queue);
+extern void awa_wait_unregister(void);
+extern void awa_set_maintainer_pid(int pid);
+extern void awa_set_maintained(TimestampTz at);
+extern void awa_get_maintainer(TimestampTz *last_run, int *pid);
+extern bool awa_preloaded(void);
+
+#endif							/* AWA_H */

@@ -1,0 +1,131 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *		Small helpers around SPI shared by the awa_* functions: saved plans,
+ *		turning a row of awa.jobs read through SPI into the function's result,
+ *		and the errors every function raises the same way.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/tuplestore.h"
+
+#include "awa.h"
+
+/*
+ * Return the plan cached in *cache, preparing and saving it on first use.
+ *
+ * Plans are kept for the life of the backend; the plan cache replans them
+ * when awa's tables change.  Parameter types must be built-in types so that
+ * a dropped and re-created extension never leaves a plan with stale type
+ * OIDs behind.
+ */
+SPIPlanPtr
+awa_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "awa: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "awa: SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * Build a heap tuple of the job row type from a tuple read through SPI whose
+ * leading columns are the job's columns (RETURNING * of awa.jobs, possibly
+ * followed by extra columns).  Dropped columns of the row type are skipped,
+ * so a future release that drops a column keeps working.
+ */
+static HeapTuple
+job_tuple(HeapTuple tuple, TupleDesc spidesc, TupleDesc jobdesc)
+{
+	Datum	   *values = palloc(sizeof(Datum) * jobdesc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * jobdesc->natts);
+	int			src = 0;
+	int			i;
+
+	for (i = 0; i < jobdesc->natts; i++)
+	{
+		if (TupleDescAttr(jobdesc, i)->attisdropped)
+		{
+			values[i] = (Datum) 0;
+			nulls[i] = true;
+			continue;
+		}
+		src++;
+		if (src > spidesc->natts)
+			elog(ERROR, "awa: job row has fewer columns than expected");
+		values[i] = SPI_getbinval(tuple, spidesc, src, &nulls[i]);
+	}
+	return heap_form_tuple(jobdesc, values, nulls);
+}
+
+/*
+ * A composite Datum of the job row type, allocated in cxt (the caller's
+ * context, outside SPI), for functions that return exactly one job.
+ */
+Datum
+awa_job_datum(HeapTuple tuple, TupleDesc spidesc, TupleDesc jobdesc,
+			  MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	HeapTuple	result = job_tuple(tuple, spidesc, jobdesc);
+	Datum		d = HeapTupleGetDatum(result);
+
+	MemoryContextSwitchTo(old);
+	return d;
+}
+
+/*
+ * Materialize the job rows of an SPI result as the set returned by a
+ * SETOF awa.jobs function.  When order is given, order[i] is the index in
+ * tuptable of the i-th row to return.  Must run before SPI_finish.
+ */
+void
+awa_store_jobs(FunctionCallInfo fcinfo, SPITupleTable *tuptable,
+			   uint64 ntuples, const int *order)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint64		i;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (i = 0; i < ntuples; i++)
+	{
+		uint64		k = order ? (uint64) order[i] : i;
+		HeapTuple	t = job_tuple(tuptable->vals[k], tuptable->tupdesc,
+								  rsinfo->setDesc);
+
+		tuplestore_puttuple(rsinfo->setResult, t);
+		heap_freetuple(t);
+	}
+}
+
+/* The error every function raises for a job id that does not exist. */
+void
+awa_job_not_found(int64 job_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("job %lld does not exist", (long long) job_id)));
+}
+
+/* Reject a NULL argument that needs a value, naming the parameter. */
+void
+awa_check_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name)));
+}

@@ -1,0 +1,305 @@
+/*-------------------------------------------------------------------------
+ *
+ * wake.c
+ *		Telling others that jobs became claimable: NOTIFY for listeners, and
+ *		latches for claimers blocked in awa_claim(wait => ...).
+ *
+ * A blocked claimer publishes (database, hash of its queue, its PGPROC
+ * number) in a slot of shared memory, then tries to claim, then sleeps on
+ * its latch.  A transaction that makes jobs of a queue claimable remembers
+ * the queue's hash; once its commit is visible (XACT_EVENT_COMMIT) it sets
+ * the latch of every claimer waiting on one of those queues.  A rolled back
+ * transaction wakes nobody.  Because the slot is published before the
+ * claimer's attempt, a commit either happened before that attempt (and is
+ * seen by its snapshot) or finds the slot and wakes it: no wake-up is lost.
+ * Hash collisions and concurrent claimers only cause harmless extra
+ * wake-ups.
+ *
+ * The slots need shared memory, so they exist only when awa is in
+ * shared_preload_libraries; without it a blocked claimer polls instead.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/async.h"
+#include "common/hashfn.h"
+#include "common/md5.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+
+#include "awa.h"
+
+/* One claimer blocked in awa_claim. */
+typedef struct AwaWaitSlot
+{
+	pg_atomic_uint32 active;	/* 1 while the fields below describe a waiter */
+	Oid			dboid;
+	uint32		queue_hash;
+	int			procno;
+} AwaWaitSlot;
+
+typedef struct AwaShared
+{
+	pg_atomic_uint32 nwaiting;	/* slots in use, to skip the scan when 0 */
+	pg_atomic_uint64 maint_last_run;	/* TimestampTz of the last round */
+	pg_atomic_uint32 maint_pid; /* pid of the maintenance worker, or 0 */
+	int			nslots;
+	AwaWaitSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} AwaShared;
+
+AwaShared  *awa_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Queues made claimable by the current transaction (hashes). */
+#define MAX_PENDING_WAKES 32
+static uint32 pending_wakes[MAX_PENDING_WAKES];
+static int	npending_wakes = 0;
+static bool pending_overflow = false;	/* too many: wake every waiter of the db */
+
+static Size
+awa_shmem_size(void)
+{
+	return add_size(offsetof(AwaShared, slots),
+					mul_size(MaxBackends, sizeof(AwaWaitSlot)));
+}
+
+/* Reserve awa's shared memory (shmem_request_hook, PostgreSQL 15+). */
+static void
+awa_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(awa_shmem_size());
+}
+
+/* Create or attach to awa's shared memory. */
+static void
+awa_shmem_startup(void)
+{
+	bool		found;
+	int			i;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	awa_shared = ShmemInitStruct("awa", awa_shmem_size(), &found);
+	if (!found)
+	{
+		pg_atomic_init_u32(&awa_shared->nwaiting, 0);
+		pg_atomic_init_u64(&awa_shared->maint_last_run, 0);
+		pg_atomic_init_u32(&awa_shared->maint_pid, 0);
+		awa_shared->nslots = MaxBackends;
+		for (i = 0; i < MaxBackends; i++)
+			pg_atomic_init_u32(&awa_shared->slots[i].active, 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static uint32
+queue_hash(const char *queue)
+{
+	return hash_bytes((const unsigned char *) queue, strlen(queue));
+}
+
+/*
+ * The NOTIFY channel of a queue: "awa:<queue>", or "awa:" followed by the
+ * MD5 of the queue name when that would not fit in a channel name.
+ */
+void
+awa_queue_channel(const char *queue, char *channel)
+{
+	size_t		len = strlen(queue);
+
+	if (len + 4 < NAMEDATALEN)
+		snprintf(channel, NAMEDATALEN, "awa:%s", queue);
+	else
+	{
+		char		hex[33];
+		const char *errstr = NULL;
+
+		if (!pg_md5_hash(queue, len, hex, &errstr))
+			elog(ERROR, "awa: could not hash queue name: %s", errstr);
+		snprintf(channel, NAMEDATALEN, "awa:%s", hex);
+	}
+}
+
+/*
+ * Record that jobs of this queue became claimable in the current
+ * transaction: NOTIFY its channel (delivered at commit, deduplicated per
+ * transaction; payload is the queue name) when awa.notify is on, and
+ * remember it so blocked claimers are woken at commit.
+ */
+void
+awa_job_available(const char *queue)
+{
+	uint32		h = queue_hash(queue);
+	int			i;
+
+	for (i = 0; i < npending_wakes; i++)
+		if (pending_wakes[i] == h)
+			return;				/* already noted in this transaction */
+
+	if (awa_notify)
+	{
+		char		channel[NAMEDATALEN];
+
+		awa_queue_channel(queue, channel);
+		Async_Notify(channel, queue);
+	}
+
+	if (npending_wakes < MAX_PENDING_WAKES)
+		pending_wakes[npending_wakes++] = h;
+	else
+		pending_overflow = true;
+}
+
+/* NOTIFY awa:cancel for a running job that was cancelled. */
+void
+awa_notify_cancel(int64 job_id, int64 run_lease)
+{
+	char		payload[64];
+
+	snprintf(payload, sizeof(payload), "{\"id\": %lld, \"run_lease\": %lld}",
+			 (long long) job_id, (long long) run_lease);
+	Async_Notify("awa:cancel", payload);
+}
+
+/* Set the latch of every claimer waiting on a queue this transaction fed. */
+static void
+wake_waiters(void)
+{
+	int			i;
+
+	if (awa_shared == NULL || pg_atomic_read_u32(&awa_shared->nwaiting) == 0)
+		return;
+
+	for (i = 0; i < awa_shared->nslots; i++)
+	{
+		AwaWaitSlot *slot = &awa_shared->slots[i];
+		bool		match = pending_overflow;
+		int			k;
+
+		if (pg_atomic_read_u32(&slot->active) == 0)
+			continue;
+		pg_read_barrier();
+		if (slot->dboid != MyDatabaseId)
+			continue;
+		for (k = 0; !match && k < npending_wakes; k++)
+			match = (pending_wakes[k] == slot->queue_hash);
+		if (match)
+			SetLatch(&GetPGProcByNumber(slot->procno)->procLatch);
+	}
+}
+
+/* Transaction end: wake claimers after a commit; forget on abort. */
+static void
+awa_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (npending_wakes > 0 || pending_overflow)
+				wake_waiters();
+			/* FALLTHROUGH */
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			npending_wakes = 0;
+			pending_overflow = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Publish this backend as waiting for jobs of queue (until
+ * awa_wait_unregister).  Returns false when there is no shared memory
+ * (awa not preloaded): the caller then polls.
+ */
+bool
+awa_wait_register(const char *queue)
+{
+	AwaWaitSlot *slot;
+
+	if (awa_shared == NULL || MyBackendId < 1 || MyBackendId > awa_shared->nslots)
+		return false;
+	slot = &awa_shared->slots[MyBackendId - 1];
+	slot->dboid = MyDatabaseId;
+	slot->queue_hash = queue_hash(queue);
+	slot->procno = MyProc->pgprocno;
+	pg_write_barrier();
+	pg_atomic_write_u32(&slot->active, 1);
+	pg_atomic_fetch_add_u32(&awa_shared->nwaiting, 1);
+	pg_memory_barrier();
+	return true;
+}
+
+/* Withdraw the slot published by awa_wait_register. */
+void
+awa_wait_unregister(void)
+{
+	AwaWaitSlot *slot;
+
+	if (awa_shared == NULL || MyBackendId < 1 || MyBackendId > awa_shared->nslots)
+		return;
+	slot = &awa_shared->slots[MyBackendId - 1];
+	if (pg_atomic_read_u32(&slot->active) == 0)
+		return;
+	pg_atomic_write_u32(&slot->active, 0);
+	pg_atomic_fetch_sub_u32(&awa_shared->nwaiting, 1);
+}
+
+/* Wake-up machinery set-up, called from _PG_init. */
+void
+awa_wake_init(void)
+{
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = awa_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = awa_shmem_startup;
+	}
+	RegisterXactCallback(awa_xact_callback, NULL);
+}
+
+/* Record the maintenance worker's pid (0 when it exits). */
+void
+awa_set_maintainer_pid(int pid)
+{
+	if (awa_shared)
+		pg_atomic_write_u32(&awa_shared->maint_pid, (uint32) pid);
+}
+
+/* Record that a maintenance round finished now. */
+void
+awa_set_maintained(TimestampTz at)
+{
+	if (awa_shared)
+		pg_atomic_write_u64(&awa_shared->maint_last_run, (uint64) at);
+}
+
+/* Last maintenance round (0 if none or no shared memory) and worker pid. */
+void
+awa_get_maintainer(TimestampTz *last_run, int *pid)
+{
+	*last_run = awa_shared ? (TimestampTz) pg_atomic_read_u64(&awa_shared->maint_last_run) : 0;
+	*pid = awa_shared ? (int) pg_atomic_read_u32(&awa_shared->maint_pid) : 0;
+}
+
+/* Whether awa's shared memory exists (awa is in shared_preload_libraries). */
+bool
+awa_preloaded(void)
+{
+	return awa_shared != NULL;
+}
