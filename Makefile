@@ -3,14 +3,15 @@ EXTENSION    = awa
 EXTVERSION   = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" awa.control)
 
 MODULE_big   = awa
-OBJS         = src/awa.o src/spi_util.o src/insert.o src/lifecycle.o src/stats.o src/wake.o
+# Every C file of src/ and every test file is picked up by name.
+OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 DATA         = $(wildcard awa--*.sql)
 
-REGRESS      = core_insert core_lifecycle core_stats
+REGRESS      = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=plpgsql
 
-ISOLATION      = notify
+ISOLATION      = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation
 
 PG_CPPFLAGS  = -I$(srcdir)/src

@@ -117,3 +117,79 @@ AS 'MODULE_PATHNAME', 'awa_queue_stats'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION awa_queue_stats()
 	IS 'one row per queue: jobs by state, completed in the last hour, lag of the oldest available job, paused';
+
+-- Worker lifecycle ---------------------------------------------------------
+
+CREATE FUNCTION awa_claim(
+	queue text,
+	worker text DEFAULT NULL,
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	wait interval DEFAULT '0')
+RETURNS SETOF awa.jobs
+AS 'MODULE_PATHNAME', 'awa_claim'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10;
+COMMENT ON FUNCTION awa_claim(text, text, integer, interval, interval)
+	IS 'claim up to batch due jobs of a queue (running, new lease); with wait, block until work arrives or the wait ends';
+
+CREATE FUNCTION awa_complete(job_id bigint, run_lease bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_complete'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_complete(bigint, bigint)
+	IS 'mark a job running under this lease completed; false if the lease is stale';
+
+CREATE FUNCTION awa_complete_many(ids bigint[], leases bigint[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_complete_many'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_complete_many(bigint[], bigint[])
+	IS 'complete a batch of (id, lease) pairs in one statement; returns how many were completed';
+
+CREATE FUNCTION awa_fail(
+	job_id bigint,
+	run_lease bigint,
+	error text,
+	retry_in interval DEFAULT NULL,
+	terminal boolean DEFAULT false)
+RETURNS awa.job_state
+AS 'MODULE_PATHNAME', 'awa_fail'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_fail(bigint, bigint, text, interval, boolean)
+	IS 'record a failed attempt: retryable with backoff, or failed; NULL if the lease is stale';
+
+CREATE FUNCTION awa_snooze(job_id bigint, run_lease bigint, delay interval)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_snooze'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_snooze(bigint, bigint, interval)
+	IS 'put a running job back to scheduled at now() + delay without counting the attempt; false if the lease is stale';
+
+CREATE FUNCTION awa_heartbeat(ids bigint[], leases bigint[])
+RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'awa_heartbeat'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_heartbeat(bigint[], bigint[])
+	IS 'refresh heartbeats of jobs still running under their lease; returns the ids that are not (stop them)';
+
+CREATE FUNCTION awa_progress(job_id bigint, run_lease bigint, progress jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_progress'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_progress(bigint, bigint, jsonb)
+	IS 'store structured progress of a running job (kept across retries); false if the lease is stale';
+
+CREATE FUNCTION awa_rescue()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_rescue'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_rescue()
+	IS 'running jobs with a stale heartbeat or a passed deadline become retryable (or failed); returns how many';
+
+-- Administration and bulk (admin.c) -------------------------------------------
+-- (section owned by the admin work; keep declarations between these markers)
+-- end of administration section
+
+-- Maintenance and periodic jobs (maintain.c, cron.c) ---------------------------
+-- (section owned by the maintenance work)
+-- end of maintenance section
