@@ -192,4 +192,12 @@ COMMENT ON FUNCTION awa_rescue()
 
 -- Maintenance and periodic jobs (maintain.c, cron.c) ---------------------------
 -- (section owned by the maintenance work)
+
+CREATE FUNCTION awa_next_fire_times(cron text, timezone text DEFAULT 'UTC',
+	after timestamptz DEFAULT now(), n integer DEFAULT 5)
+RETURNS SETOF timestamptz
+AS 'MODULE_PATHNAME', 'awa_next_fire_times'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION awa_next_fire_times(text, text, timestamptz, integer)
+	IS 'preview the next n fire times of a cron expression in a time zone, after a given time';
 -- end of maintenance section

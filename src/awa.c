@@ -58,6 +58,8 @@ _PG_init(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	awa_maintain_init();
+
 	MarkGUCPrefixReserved("awa");
 
 	awa_wake_init();

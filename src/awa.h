@@ -45,6 +45,7 @@ typedef struct AwaJob
 } AwaJob;
 
 /* insert.c */
+extern void awa_check_name(text *value, const char *field);
 extern void awa_validate_job(AwaJob *job);
 extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
 
@@ -55,12 +56,24 @@ extern Datum awa_job_datum(HeapTuple tuple, TupleDesc spidesc,
 						   TupleDesc jobdesc, MemoryContext cxt);
 extern void awa_store_jobs(FunctionCallInfo fcinfo, SPITupleTable *tuptable,
 						   uint64 ntuples, const int *order);
+extern void awa_put_job(FunctionCallInfo fcinfo, HeapTuple tuple,
+						TupleDesc spidesc);
 extern void awa_job_not_found(int64 job_id);
 extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
 							   const char *name);
 
+/* claim.c */
+extern int64 awa_interval_usecs(Interval *iv);
+
+/* worker.c */
+extern int64 awa_rescue_jobs(void);
+
+/* maintain.c */
+extern void awa_maintain_init(void);
+
 /* wake.c */
 extern void awa_job_available(const char *queue);
+extern void awa_job_scheduled(const char *queue);
 extern void awa_notify_cancel(int64 job_id, int64 run_lease);
 extern void awa_wake_init(void);
 extern void awa_queue_channel(const char *queue, char *channel);

@@ -38,7 +38,8 @@ extern void awa_cron_parse(const char *expr, AwaCronSpec *spec);
  * tzname (an IANA name such as 'Europe/Berlin' or 'UTC').  Returns DT_NOEND
  * when the expression never fires within ten years of "after" (such as
  * February 30) or when "after" is +infinity.  Raises 22023 for an unknown
- * time zone or an "after" of -infinity.
+ * time zone or an "after" of -infinity, and 22008 if the zone's rules cannot
+ * be evaluated at that date.
  */
 extern TimestampTz awa_cron_next(const AwaCronSpec *spec, const char *tzname,
 								 TimestampTz after);

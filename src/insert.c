@@ -24,8 +24,8 @@
 PG_FUNCTION_INFO_V1(awa_insert);
 
 /* Reject a kind or queue name that is empty or longer than the limit. */
-static void
-check_name(text *value, const char *field)
+void
+awa_check_name(text *value, const char *field)
 {
 	int			len = pg_mbstrlen_with_len(VARDATA_ANY(value),
 										   VARSIZE_ANY_EXHDR(value));
@@ -90,8 +90,8 @@ check_tags(ArrayType *tags)
 void
 awa_validate_job(AwaJob *job)
 {
-	check_name(job->kind, "kind");
-	check_name(job->queue, "queue");
+	awa_check_name(job->kind, "kind");
+	awa_check_name(job->queue, "queue");
 	check_range(job->priority, AWA_MIN_PRIORITY, AWA_MAX_PRIORITY, "priority");
 	check_range(job->max_attempts, 1, AWA_MAX_ATTEMPTS, "max_attempts");
 	if (JB_ROOT_IS_SCALAR(job->args))
@@ -141,7 +141,9 @@ awa_insert_job(AwaJob *job, TupleDesc *desc)
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "awa: inserting a job failed: %s", SPI_result_code_string(ret));
 
-	if (!scheduled)
+	if (scheduled)
+		awa_job_scheduled(text_to_cstring(job->queue));
+	else
 		awa_job_available(text_to_cstring(job->queue));
 
 	*desc = SPI_tuptable->tupdesc;

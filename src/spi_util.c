@@ -96,19 +96,29 @@ void
 awa_store_jobs(FunctionCallInfo fcinfo, SPITupleTable *tuptable,
 			   uint64 ntuples, const int *order)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint64		i;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	for (i = 0; i < ntuples; i++)
 	{
 		uint64		k = order ? (uint64) order[i] : i;
-		HeapTuple	t = job_tuple(tuptable->vals[k], tuptable->tupdesc,
-								  rsinfo->setDesc);
 
-		tuplestore_puttuple(rsinfo->setResult, t);
-		heap_freetuple(t);
+		awa_put_job(fcinfo, tuptable->vals[k], tuptable->tupdesc);
 	}
+}
+
+/*
+ * Append one job row read through SPI to the result set of a SETOF
+ * awa.jobs function whose tuplestore InitMaterializedSRF has set up.
+ */
+void
+awa_put_job(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HeapTuple	t = job_tuple(tuple, spidesc, rsinfo->setDesc);
+
+	tuplestore_puttuple(rsinfo->setResult, t);
+	heap_freetuple(t);
 }
 
 /* The error every function raises for a job id that does not exist. */

@@ -61,7 +61,12 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* Queues made claimable by the current transaction (hashes). */
 #define MAX_PENDING_WAKES 32
-static uint32 pending_wakes[MAX_PENDING_WAKES];
+typedef struct PendingWake
+{
+	uint32		hash;			/* queue_hash() of the queue */
+	bool		notified;		/* NOTIFY already sent in this transaction */
+} PendingWake;
+static PendingWake pending_wakes[MAX_PENDING_WAKES];
 static int	npending_wakes = 0;
 static bool pending_overflow = false;	/* too many: wake every waiter of the db */
 
@@ -105,6 +110,8 @@ awa_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+static void note_queue(const char *queue, bool notify);
+
 static uint32
 queue_hash(const char *queue)
 {
@@ -142,25 +149,49 @@ awa_queue_channel(const char *queue, char *channel)
 void
 awa_job_available(const char *queue)
 {
+	note_queue(queue, true);
+}
+
+/*
+ * Record that this transaction added a job of the queue that comes due
+ * later: blocked claimers are woken at commit only to shorten their sleep
+ * to its run_at; listeners are not told.
+ */
+void
+awa_job_scheduled(const char *queue)
+{
+	note_queue(queue, false);
+}
+
+/* Remember a queue to wake at commit; NOTIFY it once when asked. */
+static void
+note_queue(const char *queue, bool notify)
+{
 	uint32		h = queue_hash(queue);
+	PendingWake *w = NULL;
 	int			i;
 
 	for (i = 0; i < npending_wakes; i++)
-		if (pending_wakes[i] == h)
-			return;				/* already noted in this transaction */
+		if (pending_wakes[i].hash == h)
+			w = &pending_wakes[i];
+	if (w == NULL && npending_wakes < MAX_PENDING_WAKES)
+	{
+		w = &pending_wakes[npending_wakes++];
+		w->hash = h;
+		w->notified = false;
+	}
+	else if (w == NULL)
+		pending_overflow = true;
 
-	if (awa_notify)
+	if (notify && awa_notify && (w == NULL || !w->notified))
 	{
 		char		channel[NAMEDATALEN];
 
 		awa_queue_channel(queue, channel);
 		Async_Notify(channel, queue);
+		if (w)
+			w->notified = true;
 	}
-
-	if (npending_wakes < MAX_PENDING_WAKES)
-		pending_wakes[npending_wakes++] = h;
-	else
-		pending_overflow = true;
 }
 
 /* NOTIFY awa:cancel for a running job that was cancelled. */
@@ -195,7 +226,7 @@ wake_waiters(void)
 		if (slot->dboid != MyDatabaseId)
 			continue;
 		for (k = 0; !match && k < npending_wakes; k++)
-			match = (pending_wakes[k] == slot->queue_hash);
+			match = (pending_wakes[k].hash == slot->queue_hash);
 		if (match)
 			SetLatch(&GetPGProcByNumber(slot->procno)->procLatch);
 	}

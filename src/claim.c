@@ -1,0 +1,336 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.c
+ *		awa_claim: hand due jobs of a queue to a worker, optionally blocking
+ *		until there are some.
+ *
+ * Order.  Jobs are taken by effective priority, then run_at, then id.  A
+ * job's effective priority is max(1, priority - floor(age / I)) where age is
+ * how long it has been due and I is awa.priority_aging_interval, so a
+ * waiting job gains one level per interval and low priorities never starve.
+ * That order cannot come from one index (it moves with the clock), but each
+ * (level k, priority p) pair is a range of run_at in the index on
+ * (queue, priority, run_at, id): level 1 holds priority p jobs due for at
+ * least (p-1)*I, level k > 1 those due for [(p-k)*I, (p-k+1)*I).  A claim
+ * walks levels 1..4; for each it merges the ranges of its priorities, each
+ * read in index order with FOR UPDATE SKIP LOCKED and LIMIT, and stops as
+ * soon as the batch is full.  Typical backlogs need one or two statements.
+ *
+ * Blocking.  With wait > 0 and nothing claimable, the backend publishes
+ * itself in shared memory (wake.c) and sleeps on its latch until a
+ * transaction that made jobs of this queue claimable commits, a scheduled
+ * job of the queue comes due, or the wait ends.  It is one statement: it
+ * works through a transaction-pooling proxy and needs no LISTEN.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/wait_event.h"
+#include "utils/timestamp.h"
+
+#include "awa.h"
+
+PG_FUNCTION_INFO_V1(awa_claim);
+
+#define AWA_MAX_BATCH			1000
+#define AWA_POLL_INTERVAL_MS	100 /* wait without shared memory */
+#define NLEVELS					AWA_MAX_PRIORITY
+
+/* A claimed row and where it sorts. */
+typedef struct ClaimedRow
+{
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	int			level;
+	TimestampTz run_at;
+	int64		id;
+} ClaimedRow;
+
+static SPIPlanPtr level_plans[NLEVELS + 1];	/* [0]: aging off */
+static SPIPlanPtr next_due_plan = NULL;
+
+static const Oid claim_argtypes[] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID,
+	INT4OID, INTERVALOID, TEXTOID};
+
+/* Microseconds of an interval, months counted as 30 days (as EXTRACT does). */
+int64
+awa_interval_usecs(Interval *iv)
+{
+	return iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+/*
+ * The SQL that claims up to $4 jobs of queue $1 at effective priority level
+ * `level` (0: aging off, plain priority order).  $2 is the claim's time, $3
+ * the aging interval, $5 the lease, $6 the worker.  Built from constants
+ * only; user values are always parameters.
+ */
+static char *
+level_sql(int level)
+{
+	StringInfoData sql;
+	int			p;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "WITH cand AS (SELECT id FROM (");
+	if (level == 0)
+		appendStringInfoString(&sql,
+							   "SELECT id, priority, run_at FROM awa.jobs"
+							   " WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable')"
+							   " AND (state = 'available' OR run_at <= $2)"
+							   " ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED");
+	for (p = Max(level, 1); level > 0 && p <= AWA_MAX_PRIORITY; p++)
+	{
+		if (p > level)
+			appendStringInfoString(&sql, " UNION ALL ");
+		appendStringInfo(&sql,
+						 "SELECT * FROM (SELECT id, priority, run_at FROM awa.jobs"
+						 " WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable')"
+						 " AND priority = %d", p);
+		if (p == level)
+			appendStringInfoString(&sql, " AND (state = 'available' OR run_at <= $2)");
+		else
+			appendStringInfo(&sql, " AND run_at <= $2 - %d * $3", p - level);
+		if (level > 1)
+			appendStringInfo(&sql, " AND run_at > $2 - %d * $3", p - level + 1);
+		appendStringInfo(&sql,
+						 " ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) b%d", p);
+	}
+	/* aging off: plain priority order; one aging level: run_at order */
+	appendStringInfo(&sql,
+					 ") u WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m"
+					 " WHERE m.queue = $1 AND m.paused)"
+					 " ORDER BY %s LIMIT $4)",
+					 level == 0 ? "priority, run_at, id" : "run_at, id");
+	appendStringInfoString(&sql,
+						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
+						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
+						   " deadline_at = $2 + $5, claimed_by = $6"
+						   " FROM cand WHERE j.id = cand.id RETURNING j.*");
+	return sql.data;
+}
+
+/* qsort order of claimed rows: level, run_at, id. */
+static int
+claimed_cmp(const void *a, const void *b)
+{
+	const ClaimedRow *x = a;
+	const ClaimedRow *y = b;
+
+	if (x->level != y->level)
+		return x->level < y->level ? -1 : 1;
+	if (x->run_at != y->run_at)
+		return x->run_at < y->run_at ? -1 : 1;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return 0;
+}
+
+/*
+ * One attempt: claim up to batch jobs, appending them to rows.  Returns the
+ * number claimed.  Caller is connected to SPI.
+ */
+static int
+try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
+		  int batch, ClaimedRow *rows)
+{
+	Interval	aging;
+	int			nrows = 0;
+	int			first = awa_priority_aging_interval > 0 ? 1 : 0;
+	int			last = awa_priority_aging_interval > 0 ? NLEVELS : 0;
+	int			level;
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n'};
+
+	memset(&aging, 0, sizeof(aging));
+	aging.time = (int64) awa_priority_aging_interval * USECS_PER_SEC;
+
+	values[0] = PointerGetDatum(queue);
+	values[1] = TimestampTzGetDatum(at);
+	values[2] = IntervalPGetDatum(&aging);
+	values[4] = IntervalPGetDatum(lease);
+	values[5] = worker ? PointerGetDatum(worker) : (Datum) 0;
+
+	for (level = first; level <= last && nrows < batch; level++)
+	{
+		SPIPlanPtr	plan;
+		int			ret;
+		uint64		i;
+		int			idcol;
+		int			runcol;
+
+		if (level_plans[level] == NULL)
+		{
+			char	   *sql = level_sql(level);
+
+			awa_plan(&level_plans[level], sql, 6, claim_argtypes);
+			pfree(sql);
+		}
+		plan = level_plans[level];
+		values[3] = Int32GetDatum(batch - nrows);
+		ret = SPI_execute_plan(plan, values, nulls, false, 0);
+		if (ret != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "awa_claim: claim failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 0)
+			continue;
+		idcol = SPI_fnumber(SPI_tuptable->tupdesc, "id");
+		runcol = SPI_fnumber(SPI_tuptable->tupdesc, "run_at");
+		for (i = 0; i < SPI_processed && nrows < batch; i++)
+		{
+			ClaimedRow *r = &rows[nrows++];
+			bool		isnull;
+
+			r->tuple = SPI_tuptable->vals[i];
+			r->desc = SPI_tuptable->tupdesc;
+			r->level = level;
+			r->id = DatumGetInt64(SPI_getbinval(r->tuple, r->desc, idcol, &isnull));
+			r->run_at = DatumGetTimestampTz(SPI_getbinval(r->tuple, r->desc, runcol, &isnull));
+		}
+	}
+	return nrows;
+}
+
+/*
+ * How long until the next scheduled or retryable job of the queue comes
+ * due, in milliseconds (-1 if there is none).  Caller is in SPI.
+ */
+static long
+ms_until_next_due(text *queue, TimestampTz now)
+{
+	static const Oid argtypes[] = {TEXTOID, TIMESTAMPTZOID};
+	Datum		values[2] = {PointerGetDatum(queue), TimestampTzGetDatum(now)};
+	bool		isnull;
+	TimestampTz next;
+
+	if (SPI_execute_plan(awa_plan(&next_due_plan,
+								  "SELECT min(run_at) FROM awa.jobs"
+								  " WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable')"
+								  " AND state <> 'available' AND run_at > $2",
+								  2, argtypes),
+						 values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		return -1;
+	next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		return -1;
+	return (long) ((next - now) / 1000) + 1;
+}
+
+/*
+ * Claim, and while nothing is claimable and the wait is not over, sleep on
+ * the latch and try again.  Returns the number of rows claimed.
+ */
+static int
+claim_loop(text *queue, text *worker, int batch, Interval *lease,
+		   int64 wait_us, bool registered, ClaimedRow *rows)
+{
+	TimestampTz at = GetCurrentStatementStartTimestamp();
+	TimestampTz give_up = GetCurrentTimestamp() + wait_us;
+	int			nrows;
+
+	for (;;)
+	{
+		TimestampTz now;
+		long		timeout_ms;
+		long		due_ms;
+
+		ResetLatch(MyLatch);
+		nrows = try_claim(queue, at, lease, worker, batch, rows);
+		if (nrows > 0 || wait_us == 0)
+			break;
+		now = GetCurrentTimestamp();
+		if (now >= give_up)
+			break;
+		timeout_ms = (long) ((give_up - now + 999) / 1000);
+		if (!registered)
+			timeout_ms = Min(timeout_ms, AWA_POLL_INTERVAL_MS);
+		due_ms = ms_until_next_due(queue, now);
+		if (due_ms >= 0)
+			timeout_ms = Min(timeout_ms, due_ms);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(timeout_ms, 1), PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+		at = GetCurrentTimestamp();
+	}
+	return nrows;
+}
+
+/*
+ * awa_claim(queue, worker, batch, lease, wait) RETURNS SETOF awa.jobs
+ *
+ * Claim up to batch due jobs: each becomes running with attempt + 1, a new
+ * run_lease, attempted_at = heartbeat_at = the claim's time and
+ * deadline_at = that time + lease.  With wait > 0, block until at least one
+ * job could be claimed or the wait ends.
+ */
+Datum
+awa_claim(PG_FUNCTION_ARGS)
+{
+	text	   *queue;
+	text	   *worker;
+	int32		batch;
+	Interval   *lease;
+	Interval   *wait;
+	int64		wait_us;
+	ClaimedRow *rows;
+	volatile int nrows = 0;
+	volatile bool registered = false;
+	int			i;
+
+	awa_check_not_null(fcinfo, 0, "queue");
+	awa_check_not_null(fcinfo, 2, "batch");
+	awa_check_not_null(fcinfo, 3, "lease");
+	awa_check_not_null(fcinfo, 4, "wait");
+	queue = PG_GETARG_TEXT_PP(0);
+	worker = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	batch = PG_GETARG_INT32(2);
+	lease = PG_GETARG_INTERVAL_P(3);
+	wait = PG_GETARG_INTERVAL_P(4);
+
+	awa_check_name(queue, "queue");
+	if (batch < 1 || batch > AWA_MAX_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and %d, got %d", AWA_MAX_BATCH, batch)));
+	if (awa_interval_usecs(lease) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease must be a positive interval")));
+	wait_us = awa_interval_usecs(wait);
+	if (wait_us < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("wait must not be negative")));
+
+	rows = palloc(sizeof(ClaimedRow) * batch);
+
+	SPI_connect();
+	if (wait_us > 0)
+		registered = awa_wait_register(text_to_cstring(queue));
+	PG_TRY();
+	{
+		nrows = claim_loop(queue, worker, batch, lease, wait_us, registered, rows);
+	}
+	PG_FINALLY();
+	{
+		if (registered)
+			awa_wait_unregister();
+	}
+	PG_END_TRY();
+
+	qsort(rows, nrows, sizeof(ClaimedRow), claimed_cmp);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (i = 0; i < nrows; i++)
+		awa_put_job(fcinfo, rows[i].tuple, rows[i].desc);
+	SPI_finish();
+	return (Datum) 0;
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The blocking claim's promises, checked with real sessions (isolationtester
+# cannot drive them: it only treats lock waits as blocking, and a blocked
+# awa_claim sleeps on its latch).  Needs PGHOST/PGPORT/PGUSER of a running
+# server with awa preloaded.
+#  1. a claimer blocked in awa_claim(wait => '30 s') returns the job when
+#     another session commits an insert, long before the wait ends;
+#  2. an uncommitted insert is not handed out, and a rolled-back insert
+#     never makes the claimer return a job;
+#  3. a scheduled job wakes the claimer when it comes due;
+#  4. statement_timeout and pg_cancel_backend interrupt a blocked claim;
+#  5. a blocked claimer burns no CPU while it waits.
+set -uo pipefail
+PSQL="${PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -At -v ON_ERROR_STOP=1"
+DB=awa_wake_test
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { echo "ok - $*"; }
+
+$PSQL -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" || fail "create database"
+trap '$PSQL -d postgres -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1' EXIT
+$PSQL -d $DB -c "CREATE EXTENSION awa" || fail "create extension"
+now_ms() { date +%s%3N; }
+
+# 1. wake on commit
+t0=$(now_ms)
+$PSQL -d $DB -c "SELECT kind FROM awa_claim('wq', wait => '30 s')" > /tmp/awa_wake.$$ &
+pid=$!
+sleep 1
+$PSQL -d $DB -c "SELECT id FROM awa_insert('woken', queue => 'wq')" >/dev/null
+wait $pid || fail "blocked claim errored"
+t1=$(now_ms)
+[ "$(cat /tmp/awa_wake.$$)" = "woken" ] || fail "blocked claim returned '$(cat /tmp/awa_wake.$$)', expected the job"
+[ $((t1 - t0)) -lt 15000 ] || fail "blocked claim returned after $((t1 - t0)) ms: not woken by the commit"
+ok "blocked claim woken by a committed insert ($((t1 - t0)) ms including a 1 s head start)"
+
+# 2. uncommitted and rolled-back inserts
+$PSQL -d $DB -c "SELECT count(*) FROM awa_claim('wq2', wait => '3 s')" > /tmp/awa_wake.$$ &
+pid=$!
+sleep 0.5
+$PSQL -d $DB -c "BEGIN" -c "SELECT id FROM awa_insert('ghost', queue => 'wq2')" -c "SELECT pg_sleep(1)" -c "ROLLBACK" >/dev/null
+wait $pid || fail "claim errored"
+[ "$(cat /tmp/awa_wake.$$)" = "0" ] || fail "rolled-back insert was handed out"
+[ "$($PSQL -d $DB -c "SELECT count(*) FROM awa.jobs WHERE queue = 'wq2'")" = "0" ] || fail "rolled-back job exists"
+ok "uncommitted and rolled-back inserts are never handed out"
+
+# 3. scheduled job comes due
+t0=$(now_ms)
+$PSQL -d $DB -c "SELECT kind FROM awa_claim('wq3', wait => '30 s')" > /tmp/awa_wake.$$ &
+pid=$!
+sleep 0.5
+$PSQL -d $DB -c "SELECT id FROM awa_insert('later', queue => 'wq3', run_at => now() + interval '2 s')" >/dev/null
+wait $pid || fail "claim errored"
+t1=$(now_ms)
+[ "$(cat /tmp/awa_wake.$$)" = "later" ] || fail "scheduled job not claimed"
+[ $((t1 - t0)) -ge 2000 ] && [ $((t1 - t0)) -lt 15000 ] || fail "scheduled job claimed after $((t1 - t0)) ms, expected about 2500"
+ok "blocked claim takes a scheduled job when it comes due ($((t1 - t0)) ms)"
+
+# 4. statement_timeout and pg_cancel_backend
+out=$($PSQL -d $DB -c "SET statement_timeout = '500ms'" -c "SELECT count(*) FROM awa_claim('idle', wait => '30 s')" 2>&1)
+echo "$out" | grep -q "canceling statement due to statement timeout" || fail "statement_timeout not honoured: $out"
+$PSQL -d $DB -c "SELECT count(*) FROM awa_claim('idle', worker => 'cancel-me', wait => '30 s')" > /tmp/awa_wake.$$ 2>&1 &
+pid=$!
+sleep 1
+$PSQL -d $DB -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%cancel-me%' AND pid <> pg_backend_pid()" >/dev/null
+wait $pid
+grep -q "canceling statement due to user request" /tmp/awa_wake.$$ || fail "pg_cancel_backend not honoured: $(cat /tmp/awa_wake.$$)"
+ok "statement_timeout and pg_cancel_backend interrupt a blocked claim"
+
+# 5. no CPU while idle: the backend's CPU time over a 3 s wait
+$PSQL -d $DB -c "SELECT count(*) FROM awa_claim('idle', worker => 'cpu-probe', wait => '4 s')" >/dev/null &
+pid=$!
+sleep 0.5
+bpid=$($PSQL -d $DB -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%cpu-probe%' AND pid <> pg_backend_pid()")
+[ -n "$bpid" ] || fail "blocked backend not found"
+ticks() { awk '{print $14 + $15}' /proc/$bpid/stat; }
+c0=$(ticks); sleep 3; c1=$(ticks)
+wait $pid
+[ $((c1 - c0)) -le 5 ] || fail "blocked claim used $((c1 - c0)) CPU ticks in 3 s"
+ok "blocked claim sleeps: $((c1 - c0)) CPU ticks in 3 s"
+rm -f /tmp/awa_wake.$$

@@ -1,0 +1,42 @@
+-- The API contract of the worker lifecycle: signatures, SQLSTATEs, leases.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION awa;
+SELECT plan(27);
+
+SELECT function_returns('public', 'awa_claim', ARRAY['text', 'text', 'integer', 'interval', 'interval'], 'setof awa.jobs');
+SELECT function_returns('public', 'awa_complete', ARRAY['bigint', 'bigint'], 'boolean');
+SELECT function_returns('public', 'awa_complete_many', ARRAY['bigint[]', 'bigint[]'], 'bigint');
+SELECT function_returns('public', 'awa_fail', ARRAY['bigint', 'bigint', 'text', 'interval', 'boolean'], 'awa.job_state');
+SELECT function_returns('public', 'awa_snooze', ARRAY['bigint', 'bigint', 'interval'], 'boolean');
+SELECT function_returns('public', 'awa_heartbeat', ARRAY['bigint[]', 'bigint[]'], 'bigint[]');
+SELECT function_returns('public', 'awa_progress', ARRAY['bigint', 'bigint', 'jsonb'], 'boolean');
+SELECT function_returns('public', 'awa_rescue', ARRAY[]::text[], 'bigint');
+
+SELECT throws_ok($$SELECT * FROM awa_claim('q', batch => 0)$$, '22023', NULL, 'batch 0: 22023');
+SELECT throws_ok($$SELECT * FROM awa_claim('q', batch => 1001)$$, '22023', NULL, 'batch 1001: 22023');
+SELECT throws_ok($$SELECT * FROM awa_claim('q', lease => '-1 s')$$, '22023', NULL, 'negative lease: 22023');
+SELECT throws_ok($$SELECT * FROM awa_claim('q', wait => '-1 s')$$, '22023', NULL, 'negative wait: 22023');
+SELECT throws_ok($$SELECT * FROM awa_claim(NULL)$$, '22004', NULL, 'NULL queue: 22004');
+SELECT throws_ok($$SELECT awa_complete_many(ARRAY[1], ARRAY[1, 2])$$, '22023', NULL, 'mismatched arrays: 22023');
+SELECT throws_ok($$SELECT awa_complete_many(array_fill(1::bigint, ARRAY[10001]), array_fill(1::bigint, ARRAY[10001]))$$,
+	'54000', NULL, 'too many ids: 54000');
+SELECT throws_ok($$SELECT awa_heartbeat(ARRAY[1], ARRAY[NULL]::bigint[])$$, '22004', NULL, 'NULL lease: 22004');
+SELECT throws_ok($$SELECT awa_fail(1, 1, 'x', retry_in => '-1 s')$$, '22023', NULL, 'negative retry_in: 22023');
+SELECT throws_ok($$SELECT awa_snooze(1, 1, '-1 s')$$, '22023', NULL, 'negative delay: 22023');
+
+-- one job through its life
+SELECT awa_insert('k', queue => 'tap');
+SELECT is((SELECT run_lease FROM awa_claim('tap')), 1::bigint, 'first claim: lease 1');
+SELECT is((SELECT state FROM awa.jobs WHERE queue = 'tap'), 'running'::awa.job_state, 'claimed job is running');
+SELECT is(awa_fail((SELECT id FROM awa.jobs WHERE queue = 'tap'), 1, 'oops', retry_in => '0 s'),
+	'retryable'::awa.job_state, 'fail: retryable');
+SELECT is((SELECT run_lease FROM awa_claim('tap')), 2::bigint, 'retry claimed: lease 2');
+SELECT ok(NOT awa_complete((SELECT id FROM awa.jobs WHERE queue = 'tap'), 1), 'old lease cannot complete');
+SELECT ok(awa_complete((SELECT id FROM awa.jobs WHERE queue = 'tap'), 2), 'current lease completes');
+SELECT is((SELECT attempt FROM awa.jobs WHERE queue = 'tap'), 2::smallint, 'two attempts');
+SELECT is((SELECT cardinality(errors) FROM awa.jobs WHERE queue = 'tap'), 1, 'one error recorded');
+SELECT is_empty($$SELECT * FROM awa_claim('tap')$$, 'nothing left to claim');
+
+SELECT * FROM finish();
+ROLLBACK;
