@@ -66,6 +66,22 @@ SELECT pg_catalog.pg_extension_config_dump('awa.queue_meta', '');
 
 -- Enqueue ------------------------------------------------------------------
 
+-- Unique jobs: a job with a unique_key holds it while its state is one of
+-- the states in its unique_states bitmask (bit i = i-th label of
+-- awa.job_state).  The partial unique index enforces it.
+CREATE FUNCTION awa.unique_state_held(states bit(8), state awa.job_state)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN get_bit(states, CASE state
+	WHEN 'scheduled' THEN 0 WHEN 'available' THEN 1 WHEN 'running' THEN 2
+	WHEN 'completed' THEN 3 WHEN 'retryable' THEN 4 WHEN 'failed' THEN 5
+	WHEN 'cancelled' THEN 6 ELSE 7 END) = 1;
+COMMENT ON FUNCTION awa.unique_state_held(bit, awa.job_state)
+	IS 'whether a job in this state holds its unique key, given its unique_states bitmask';
+
+CREATE UNIQUE INDEX jobs_unique_idx ON awa.jobs (unique_key)
+	WHERE unique_key IS NOT NULL AND awa.unique_state_held(unique_states, state);
+
 CREATE FUNCTION awa_insert(
 	kind text,
 	args jsonb DEFAULT '{}',
@@ -74,12 +90,28 @@ CREATE FUNCTION awa_insert(
 	max_attempts integer DEFAULT 25,
 	run_at timestamptz DEFAULT NULL,
 	tags text[] DEFAULT '{}',
-	metadata jsonb DEFAULT '{}')
+	metadata jsonb DEFAULT '{}',
+	unique_by_args boolean DEFAULT false,
+	unique_by_queue boolean DEFAULT false,
+	unique_period interval DEFAULT NULL,
+	unique_states awa.job_state[] DEFAULT NULL)
 RETURNS awa.jobs
 AS 'MODULE_PATHNAME', 'awa_insert'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb)
-	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future)';
+COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[])
+	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key';
+
+CREATE FUNCTION awa_cancel_by_unique_key(
+	kind text,
+	args jsonb DEFAULT NULL,
+	queue text DEFAULT NULL,
+	unique_period interval DEFAULT NULL,
+	run_at timestamptz DEFAULT NULL)
+RETURNS SETOF awa.jobs
+AS 'MODULE_PATHNAME', 'awa_cancel_by_unique_key'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)
+	IS 'cancel the non-terminal jobs whose unique key is built from these parts (args: by args, queue: by queue, period + run_at: by period)';
 
 -- Lifecycle ------------------------------------------------------------------
 

@@ -48,6 +48,11 @@ typedef struct AwaJob
 extern void awa_check_name(text *value, const char *field);
 extern void awa_validate_job(AwaJob *job);
 extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
+extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key,
+									   const char *bits, TupleDesc *desc);
+
+/* lifecycle.c */
+extern void awa_notify_if_held(HeapTuple tup, TupleDesc desc);
 
 /* spi_util.c */
 extern SPIPlanPtr awa_plan(SPIPlanPtr *cache, const char *sql, int nargs,

@@ -12,6 +12,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -22,6 +24,14 @@
 #include "awa.h"
 
 PG_FUNCTION_INFO_V1(awa_insert);
+PG_FUNCTION_INFO_V1(awa_cancel_by_unique_key);
+
+/* Labels of awa.job_state in declaration order: bit i of unique_states. */
+static const char *const state_labels[] = {"scheduled", "available", "running",
+	"completed", "retryable", "failed", "cancelled", "waiting_external"};
+
+/* Default unique states: all but failed and cancelled. */
+#define DEFAULT_UNIQUE_STATES	"11111001"
 
 /* Reject a kind or queue name that is empty or longer than the limit. */
 void
@@ -151,8 +161,176 @@ awa_insert_job(AwaJob *job, TupleDesc *desc)
 }
 
 /*
+ * The unique key of a job: SHA-256 over the kind and the parts asked for
+ * (the queue; args as canonical jsonb text, so key order and whitespace do
+ * not matter; the run_at bucket of the period).
+ */
+static bytea *
+unique_key(text *kind, text *queue, Jsonb *args, int64 period_us,
+		   TimestampTz run_at)
+{
+	StringInfoData buf;
+	pg_cryptohash_ctx *ctx;
+	bytea	   *key = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, VARDATA_ANY(kind), VARSIZE_ANY_EXHDR(kind));
+	appendStringInfoChar(&buf, '\0');
+	if (queue)
+		appendBinaryStringInfo(&buf, VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue));
+	appendStringInfoChar(&buf, '\0');
+	if (args)
+		(void) JsonbToCString(&buf, &args->root, VARSIZE(args));
+	appendStringInfoChar(&buf, '\0');
+	if (period_us > 0)
+	{
+		int64		bucket = run_at / period_us - (run_at < 0 && run_at % period_us != 0);
+
+		appendStringInfo(&buf, INT64_FORMAT, bucket);
+	}
+
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (uint8 *) buf.data, buf.len) < 0 ||
+		pg_cryptohash_final(ctx, (uint8 *) VARDATA(key), PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "awa: could not compute a unique key: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	SET_VARSIZE(key, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	pfree(buf.data);
+	return key;
+}
+
+/* A positive unique_period in microseconds (argument argno), or 0 if NULL. */
+static int64
+unique_period_arg(FunctionCallInfo fcinfo, int argno)
+{
+	int64		us;
+
+	if (PG_ARGISNULL(argno))
+		return 0;
+	us = awa_interval_usecs(PG_GETARG_INTERVAL_P(argno));
+	if (us <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unique_period must be a positive interval")));
+	return us;
+}
+
+/* The unique_states bitmask ("01..." text) of an awa.job_state[] argument. */
+static void
+unique_states_bits(ArrayType *states, char *bits)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	int			k;
+
+	if (ARR_NDIM(states) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unique_states must be a one-dimensional array")));
+	deconstruct_array(states, ARR_ELEMTYPE(states), sizeof(Oid), true, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unique_states must not be empty"),
+				 errhint("Leave it NULL for the default: every state but failed and cancelled.")));
+	memset(bits, '0', 8);
+	bits[8] = '\0';
+	for (i = 0; i < n; i++)
+	{
+		char	   *label;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("unique_states must not contain NULL")));
+		label = DatumGetCString(DirectFunctionCall1(enum_out, elems[i]));
+		for (k = 0; k < 8; k++)
+			if (strcmp(label, state_labels[k]) == 0)
+				bits[k] = '1';
+	}
+}
+
+/*
+ * Insert a job that holds a unique key, or return the row of the job that
+ * already holds it (the insert then writes nothing).  Concurrent inserts of
+ * the same key wait for each other in the unique index: exactly one wins.
+ */
+HeapTuple
+awa_insert_unique_job(AwaJob *job, bytea *key, const char *bits, TupleDesc *desc)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr existing_plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
+		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, BYTEAOID, TEXTOID};
+	static const Oid existing_types[] = {BYTEAOID};
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	bool		scheduled = job->has_run_at && job->run_at > now;
+	Datum		values[11];
+	int			tries;
+
+	values[0] = PointerGetDatum(job->kind);
+	values[1] = PointerGetDatum(job->queue);
+	values[2] = JsonbPGetDatum(job->args);
+	values[3] = CStringGetTextDatum(scheduled ? "scheduled" : "available");
+	values[4] = Int16GetDatum((int16) job->priority);
+	values[5] = Int16GetDatum((int16) job->max_attempts);
+	values[6] = TimestampTzGetDatum(job->has_run_at ? job->run_at : now);
+	values[7] = PointerGetDatum(job->tags);
+	values[8] = JsonbPGetDatum(job->metadata);
+	values[9] = PointerGetDatum(key);
+	values[10] = CStringGetTextDatum(bits);
+
+	/* the holder can leave its unique states between the two statements */
+	for (tries = 0; tries < 10; tries++)
+	{
+		int			ret;
+
+		ret = SPI_execute_plan(awa_plan(&plan,
+										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+										" max_attempts, run_at, tags, metadata, unique_key, unique_states)"
+										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11::bit(8))"
+										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
+										" RETURNING *",
+										11, argtypes),
+							   values, NULL, false, 1);
+		if (ret != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "awa: inserting a unique job failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			if (scheduled)
+				awa_job_scheduled(text_to_cstring(job->queue));
+			else
+				awa_job_available(text_to_cstring(job->queue));
+			break;
+		}
+		ret = SPI_execute_plan(awa_plan(&existing_plan,
+										"SELECT * FROM awa.jobs WHERE unique_key = $1"
+										" AND awa.unique_state_held(unique_states, state)",
+										1, existing_types),
+							   &values[9], NULL, false, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "awa: looking up a unique job failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+			break;
+	}
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not insert or find the job holding unique key"),
+				 errhint("Retry the transaction.")));
+	*desc = SPI_tuptable->tupdesc;
+	return SPI_tuptable->vals[0];
+}
+
+/*
  * awa_insert(kind, args, queue, priority, max_attempts, run_at, tags,
- *			  metadata) RETURNS awa.jobs
+ *			  metadata, unique_by_args, unique_by_queue, unique_period,
+ *			  unique_states) RETURNS awa.jobs
  *
  * Enqueue one job in the caller's transaction and return its row.
  */
@@ -165,6 +343,11 @@ awa_insert(PG_FUNCTION_ARGS)
 	AwaJob		job;
 	HeapTuple	tuple;
 	Datum		result;
+	bool		by_args;
+	bool		by_queue;
+	int64		period_us;
+	char		bits[9];
+	int			i;
 
 	awa_check_not_null(fcinfo, 0, "kind");
 	awa_check_not_null(fcinfo, 1, "args");
@@ -188,10 +371,81 @@ awa_insert(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &jobdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "awa_insert: return type must be a row type");
 
+	for (i = 8; i <= 9; i++)
+		awa_check_not_null(fcinfo, i, i == 8 ? "unique_by_args" : "unique_by_queue");
+	by_args = PG_GETARG_BOOL(8);
+	by_queue = PG_GETARG_BOOL(9);
+	period_us = unique_period_arg(fcinfo, 10);
+	if (!PG_ARGISNULL(11))
+		unique_states_bits(PG_GETARG_ARRAYTYPE_P(11), bits);
+	else
+		strcpy(bits, DEFAULT_UNIQUE_STATES);
+
 	SPI_connect();
-	tuple = awa_insert_job(&job, &spidesc);
+	if (by_args || by_queue || period_us > 0 || !PG_ARGISNULL(11))
+	{
+		TimestampTz at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
+		bytea	   *key = unique_key(job.kind, by_queue ? job.queue : NULL,
+									 by_args ? job.args : NULL, period_us, at);
+
+		tuple = awa_insert_unique_job(&job, key, bits, &spidesc);
+	}
+	else
+		tuple = awa_insert_job(&job, &spidesc);
 	result = awa_job_datum(tuple, spidesc, jobdesc, callercxt);
 	SPI_finish();
 
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_cancel_by_unique_key(kind, args, queue, unique_period, run_at)
+ *		RETURNS SETOF awa.jobs
+ *
+ * Cancel the non-terminal jobs holding the unique key built from the same
+ * parts as awa_insert would: args given = by args, queue given = by queue,
+ * unique_period given = by the period bucket of run_at (default now()).
+ */
+Datum
+awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {BYTEAOID};
+	text	   *kind;
+	int64		period_us;
+	TimestampTz at;
+	Datum		values[1];
+	int			ret;
+	uint64		i;
+
+	awa_check_not_null(fcinfo, 0, "kind");
+	kind = PG_GETARG_TEXT_PP(0);
+	awa_check_name(kind, "kind");
+	if (!PG_ARGISNULL(2))
+		awa_check_name(PG_GETARG_TEXT_PP(2), "queue");
+	period_us = unique_period_arg(fcinfo, 3);
+	at = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
+	values[0] = PointerGetDatum(unique_key(kind,
+										   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
+										   PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
+										   period_us, at));
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
+									" FROM (SELECT id, state FROM awa.jobs WHERE unique_key = $1"
+									"       AND state IN ('scheduled', 'available', 'running',"
+									"       'retryable', 'waiting_external') FOR UPDATE) o"
+									" WHERE j.id = o.id AND o.state IN ('scheduled', 'available',"
+									" 'running', 'retryable', 'waiting_external')"
+									" RETURNING j.*, o.state IN ('running', 'waiting_external')",
+									1, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "awa_cancel_by_unique_key: update failed: %s", SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+		awa_notify_if_held(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	awa_store_jobs(fcinfo, SPI_tuptable, SPI_processed, NULL);
+	SPI_finish();
+	return (Datum) 0;
 }

@@ -33,6 +33,21 @@ require_job(int64 job_id)
 }
 
 /*
+ * For a job row just cancelled, read through SPI with a last boolean column
+ * telling whether a worker held it (it was running or waiting_external):
+ * if so, NOTIFY awa:cancel with its id and lease so the worker can stop.
+ */
+void
+awa_notify_if_held(HeapTuple tup, TupleDesc desc)
+{
+	bool		isnull;
+
+	if (DatumGetBool(SPI_getbinval(tup, desc, desc->natts, &isnull)) && !isnull)
+		awa_notify_cancel(DatumGetInt64(SPI_getbinval(tup, desc, SPI_fnumber(desc, "id"), &isnull)),
+						  DatumGetInt64(SPI_getbinval(tup, desc, SPI_fnumber(desc, "run_lease"), &isnull)));
+}
+
+/*
  * awa_cancel(job_id) RETURNS SETOF awa.jobs
  *
  * A job that is not terminal becomes cancelled.  If a worker held it
@@ -66,19 +81,7 @@ awa_cancel(PG_FUNCTION_ARGS)
 
 	if (SPI_processed == 1)
 	{
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		bool		isnull;
-		bool		was_held = DatumGetBool(SPI_getbinval(tup, desc, desc->natts, &isnull));
-
-		if (was_held)
-		{
-			int64		lease = DatumGetInt64(SPI_getbinval(tup, desc,
-															SPI_fnumber(desc, "run_lease"),
-															&isnull));
-
-			awa_notify_cancel(job_id, lease);
-		}
+		awa_notify_if_held(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 		awa_store_jobs(fcinfo, SPI_tuptable, 1, NULL);
 	}
 	else

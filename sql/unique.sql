@@ -1,0 +1,59 @@
+-- Unique jobs: keys from kind plus chosen parts, the states that hold a key,
+-- cancel by key, and bad input.
+CREATE EXTENSION awa;
+SET timezone = 'UTC';
+
+-- by args: key order and whitespace do not matter
+SELECT id, state, unique_key IS NOT NULL AS keyed, unique_states FROM awa_insert('u', '{"a": 1, "b": [1, 2]}', unique_by_args => true);
+SELECT id FROM awa_insert('u', '{ "b":[1,2],   "a":1 }', unique_by_args => true);
+SELECT id FROM awa_insert('u', '{"a": 2}', unique_by_args => true);
+-- not by queue: the same args in another queue is the same job
+SELECT id, queue FROM awa_insert('u', '{"a": 1, "b": [1, 2]}', queue => 'other', unique_by_args => true);
+-- by queue: a separate key per queue
+SELECT id, queue FROM awa_insert('u', '{"a": 1, "b": [1, 2]}', queue => 'other', unique_by_args => true, unique_by_queue => true);
+-- another kind never shares a key
+SELECT id, kind FROM awa_insert('v', '{"a": 1, "b": [1, 2]}', unique_by_args => true);
+-- a job without unique options never collides
+SELECT id FROM awa_insert('u', '{"a": 1, "b": [1, 2]}');
+-- period: run_at buckets
+SELECT id FROM awa_insert('p', unique_period => '1 hour', run_at => '2030-01-01 10:05');
+SELECT id FROM awa_insert('p', unique_period => '1 hour', run_at => '2030-01-01 10:55');
+SELECT id FROM awa_insert('p', unique_period => '1 hour', run_at => '2030-01-01 11:00');
+SELECT count(*) FROM awa.jobs;
+
+-- default unique states: completed holds the key; failed and cancelled release it
+UPDATE awa.jobs SET state = 'completed' WHERE id = 1;
+SELECT id, state FROM awa_insert('u', '{"a": 1, "b": [1, 2]}', unique_by_args => true);
+UPDATE awa.jobs SET state = 'failed' WHERE id = 1;
+SELECT id, state FROM awa_insert('u', '{"a": 1, "b": [1, 2]}', unique_by_args => true);
+-- explicit unique states: only while available or running
+SELECT id, unique_states FROM awa_insert('s', unique_states => '{available,running}');
+SELECT id FROM awa_insert('s', unique_states => '{available,running}');
+UPDATE awa.jobs SET state = 'completed' WHERE kind = 's';
+SELECT kind, state FROM awa_insert('s', unique_states => '{available,running}');
+SELECT kind, state, count(*) FROM awa.jobs WHERE kind = 's' GROUP BY 1, 2 ORDER BY 2;
+
+-- cancel by the same parts
+SELECT kind, state FROM awa_cancel_by_unique_key('u', '{"a": 2}');
+SELECT count(*) FROM awa_cancel_by_unique_key('u', '{"a": 2}');
+SELECT count(*) FROM awa_cancel_by_unique_key('u', '{"a": 3}');
+SELECT kind, queue, state FROM awa_cancel_by_unique_key('u', '{"b": [1, 2], "a": 1}', queue => 'other');
+SELECT kind, state FROM awa_cancel_by_unique_key('p', unique_period => '1 hour', run_at => '2030-01-01 11:30');
+-- a cancelled job released its key
+SELECT kind, state FROM awa_insert('u', '{"a": 2}', unique_by_args => true);
+
+-- bad input: errors, nothing written
+SELECT count(*) FROM awa.jobs;
+SELECT awa_insert('u', unique_period => '0 seconds');
+SELECT awa_insert('u', unique_period => '-1 hour');
+SELECT awa_insert('u', unique_states => '{}');
+SELECT awa_insert('u', unique_states => '{available,NULL}');
+SELECT awa_insert('u', unique_states => '{bogus}');
+SELECT awa_insert('u', unique_by_args => NULL);
+SELECT awa_insert('u', unique_by_queue => NULL);
+SELECT * FROM awa_cancel_by_unique_key(NULL);
+SELECT * FROM awa_cancel_by_unique_key('');
+SELECT * FROM awa_cancel_by_unique_key('u', unique_period => '-1 s');
+SELECT count(*) FROM awa.jobs;
+
+DROP EXTENSION awa;
