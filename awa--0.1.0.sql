@@ -220,6 +220,112 @@ COMMENT ON FUNCTION awa_rescue()
 
 -- Administration and bulk (admin.c) -------------------------------------------
 -- (section owned by the admin work; keep declarations between these markers)
+
+-- Listing a page of jobs in a state that is rare among millions of completed
+-- ones (failed, cancelled, waiting_external; also what awa_retry_failed,
+-- awa_discard_failed and awa_drain_queue look for).  Partial: new jobs and the
+-- claim/complete path never enter it, so it costs enqueue and work nothing.
+-- Other pages come from the primary key (newest first, filtered), from
+-- jobs_claim_idx (scheduled, available, retryable) or from jobs_running_idx.
+CREATE INDEX jobs_settled_idx ON awa.jobs (state, id)
+	WHERE state IN ('failed', 'cancelled', 'waiting_external');
+
+CREATE FUNCTION awa_retry_failed(kind text DEFAULT NULL, queue text DEFAULT NULL)
+RETURNS SETOF awa.jobs
+AS 'MODULE_PATHNAME', 'awa_retry_failed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_retry_failed(text, text)
+	IS 'failed jobs of a kind (kind => ''*'': every kind) and/or queue become available now; returns them; no filter at all is an error';
+
+CREATE FUNCTION awa_discard_failed(kind text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_discard_failed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_discard_failed(text)
+	IS 'delete the failed jobs of a kind (''*'': of every kind); returns how many';
+
+CREATE FUNCTION awa_pause_queue(queue text, paused_by text DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_pause_queue'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_pause_queue(text, text)
+	IS 'stop awa_claim handing out the queue''s jobs, for every worker; false if it was already paused';
+
+CREATE FUNCTION awa_resume_queue(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_resume_queue'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_resume_queue(text)
+	IS 'let awa_claim hand out the queue''s jobs again and wake its claimers; false (no-op) if it was not paused';
+
+CREATE FUNCTION awa_drain_queue(queue text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_drain_queue'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_drain_queue(text)
+	IS 'cancel the queue''s available, scheduled, retryable and waiting_external jobs (running ones finish); returns how many';
+
+CREATE FUNCTION awa_list_jobs(
+	state awa.job_state DEFAULT NULL,
+	kind text DEFAULT NULL,
+	queue text DEFAULT NULL,
+	tag text DEFAULT NULL,
+	before_id bigint DEFAULT NULL,
+	lim integer DEFAULT 100)
+RETURNS SETOF awa.jobs
+AS 'MODULE_PATHNAME', 'awa_list_jobs'
+LANGUAGE C STABLE PARALLEL SAFE ROWS 100;
+COMMENT ON FUNCTION awa_list_jobs(awa.job_state, text, text, text, bigint, integer)
+	IS 'a page of jobs matching the filters given, newest first; next page: before_id => last id; lim 1 to 1000';
+
+CREATE FUNCTION awa_get_job(job_id bigint)
+RETURNS awa.jobs
+AS 'MODULE_PATHNAME', 'awa_get_job'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION awa_get_job(bigint)
+	IS 'the row of one job; error P0002 if no job has this id';
+
+CREATE FUNCTION awa_health_check()
+RETURNS TABLE (
+	version						text,
+	preloaded					boolean,
+	worker_running				boolean,
+	worker_pid					integer,
+	worker_last_run				timestamptz,
+	stale_heartbeats			bigint,
+	oldest_available_seconds	double precision,
+	paused_queues				text[],
+	notification_queue_usage	double precision,
+	healthy						boolean,
+	reason						text)
+AS 'MODULE_PATHNAME', 'awa_health_check'
+LANGUAGE C VOLATILE PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION awa_health_check()
+	IS 'one row: version, maintenance worker, stale heartbeats, oldest available job, paused queues, NOTIFY queue; healthy and why not';
+
+CREATE FUNCTION awa_insert_many(jobs jsonb)
+RETURNS SETOF awa.jobs
+AS 'MODULE_PATHNAME', 'awa_insert_many'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1000;
+COMMENT ON FUNCTION awa_insert_many(jsonb)
+	IS 'enqueue a JSON array of jobs (awa_insert''s fields) in one statement, all or nothing; returns their rows in input order';
+
+-- The COPY path: COPY awa.jobs (kind, args, queue, priority, max_attempts,
+-- run_at, tags, metadata) FROM STDIN.  Any subset of those columns works;
+-- absent ones take awa_insert's defaults.  This row trigger gives every
+-- inserted row awa_insert's checks and states (run_at NULL = now, future
+-- run_at = scheduled) and wakes the queue; see bench/bulk_measure.sh for why
+-- a trigger on the table rather than a view.
+CREATE FUNCTION awa_jobs_before_insert()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_jobs_before_insert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_jobs_before_insert()
+	IS 'trigger: INSERT or COPY into awa.jobs gets awa_insert''s checks, run_at default, scheduled state and wake-up';
+
+CREATE TRIGGER jobs_before_insert BEFORE INSERT ON awa.jobs
+	FOR EACH ROW EXECUTE FUNCTION awa_jobs_before_insert();
+
 -- end of administration section
 
 -- Maintenance and periodic jobs (maintain.c, cron.c) ---------------------------

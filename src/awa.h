@@ -63,6 +63,8 @@ extern void awa_store_jobs(FunctionCallInfo fcinfo, SPITupleTable *tuptable,
 						   uint64 ntuples, const int *order);
 extern void awa_put_job(FunctionCallInfo fcinfo, HeapTuple tuple,
 						TupleDesc spidesc);
+extern int	awa_execute_prepared(SPIPlanPtr plan, Datum *values,
+								 const char *nulls, long tcount);
 extern void awa_job_not_found(int64 job_id);
 extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
 							   const char *name);
@@ -75,6 +77,9 @@ extern int64 awa_rescue_jobs(void);
 
 /* maintain.c */
 extern void awa_maintain_init(void);
+
+/* bulk.c */
+extern bool awa_rows_prepared;
 
 /* wake.c */
 extern void awa_job_available(const char *queue);

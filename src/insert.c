@@ -141,13 +141,13 @@ awa_insert_job(AwaJob *job, TupleDesc *desc)
 	values[7] = PointerGetDatum(job->tags);
 	values[8] = JsonbPGetDatum(job->metadata);
 
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-									" max_attempts, run_at, tags, metadata)"
-									" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9)"
-									" RETURNING *",
-									9, argtypes),
-						   values, NULL, false, 1);
+	ret = awa_execute_prepared(awa_plan(&plan,
+										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+										" max_attempts, run_at, tags, metadata)"
+										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9)"
+										" RETURNING *",
+										9, argtypes),
+							   values, NULL, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "awa: inserting a job failed: %s", SPI_result_code_string(ret));
 
@@ -289,7 +289,7 @@ awa_insert_unique_job(AwaJob *job, bytea *key, const char *bits, TupleDesc *desc
 	{
 		int			ret;
 
-		ret = SPI_execute_plan(awa_plan(&plan,
+		ret = awa_execute_prepared(awa_plan(&plan,
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
 										" max_attempts, run_at, tags, metadata, unique_key, unique_states)"
 										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11::bit(8))"
@@ -297,7 +297,7 @@ awa_insert_unique_job(AwaJob *job, bytea *key, const char *bits, TupleDesc *desc
 										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
 										" RETURNING *",
 										11, argtypes),
-							   values, NULL, false, 1);
+							   values, NULL, 1);
 		if (ret != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "awa: inserting a unique job failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed == 1)

@@ -125,6 +125,30 @@ awa_put_job(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc)
 	heap_freetuple(t);
 }
 
+/*
+ * Run a saved INSERT of job rows that awa has validated and given their
+ * state already: the BEFORE INSERT trigger of awa.jobs (bulk.c), which does
+ * that for plain INSERT and COPY, lets them pass.
+ */
+int
+awa_execute_prepared(SPIPlanPtr plan, Datum *values, const char *nulls,
+					 long tcount)
+{
+	volatile int ret = 0;
+
+	awa_rows_prepared = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(plan, values, nulls, false, tcount);
+	}
+	PG_FINALLY();
+	{
+		awa_rows_prepared = false;
+	}
+	PG_END_TRY();
+	return ret;
+}
+
 /* The error every function raises for a job id that does not exist. */
 void
 awa_job_not_found(int64 job_id)

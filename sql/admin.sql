@@ -1,0 +1,157 @@
+-- Administration: retry/discard failed, pause/resume/drain, list, get, health.
+CREATE EXTENSION awa;
+SET timezone = 'UTC';
+
+-- jobs in every state, made with direct writes for the test
+INSERT INTO awa.jobs (id, kind, queue, state, attempt, run_lease, finalized_at, tags) OVERRIDING SYSTEM VALUE VALUES
+  (1, 'mail', 'q1', 'failed', 25, 25, now(), '{}'), (2, 'mail', 'q2', 'failed', 3, 3, now(), '{vip}'),
+  (3, 'sms', 'q1', 'failed', 1, 1, now(), '{}'), (4, 'sms', 'q1', 'completed', 1, 1, now(), '{vip}'),
+  (5, 'mail', 'q1', 'available', 0, 0, NULL, '{}'), (6, 'mail', 'q1', 'scheduled', 0, 0, NULL, '{}'),
+  (7, 'mail', 'q1', 'retryable', 1, 1, NULL, '{}'), (8, 'mail', 'q1', 'running', 1, 1, NULL, '{}'),
+  (9, 'mail', 'q1', 'waiting_external', 1, 4, NULL, '{}'), (10, 'mail', 'q1', 'cancelled', 0, 0, now(), '{}'),
+  (11, 'mail', 'q2', 'available', 0, 0, NULL, '{vip}'), (12, 'push', 'q3', 'failed', 2, 2, now(), '{}');
+UPDATE awa.jobs SET run_at = now() + interval '1 hour' WHERE id = 6;
+UPDATE awa.jobs SET heartbeat_at = now(), deadline_at = now() + interval '5 minutes' WHERE id IN (8, 9);
+
+-- awa_retry_failed: bad input first, each an error that changes nothing
+SELECT * FROM awa_retry_failed();
+SELECT * FROM awa_retry_failed(NULL, NULL);
+SELECT * FROM awa_retry_failed('');
+SELECT * FROM awa_retry_failed(repeat('k', 201));
+SELECT * FROM awa_retry_failed('mail', '');
+SELECT * FROM awa_retry_failed(queue => repeat('q', 201));
+SELECT id, state FROM awa.jobs WHERE state = 'failed' ORDER BY id;
+-- by kind: the failed mail jobs of every queue, attempts reset, available now
+SELECT id, kind, queue, state, attempt, run_at = now() AS now, finalized_at FROM awa_retry_failed('mail');
+-- by queue only
+SELECT id, kind, queue, state FROM awa_retry_failed(queue => 'q1');
+-- by kind and queue: nothing matches any more
+SELECT count(*) FROM awa_retry_failed('push', 'q1');
+-- a kind with no failed jobs
+SELECT count(*) FROM awa_retry_failed('nothing');
+-- everything, said explicitly
+UPDATE awa.jobs SET state = 'failed', finalized_at = now() WHERE id IN (1, 3);
+SELECT id, kind, state FROM awa_retry_failed('*');
+SELECT id, state FROM awa.jobs WHERE id IN (1, 2, 3, 12) ORDER BY id;
+-- completed and other states are not retried
+SELECT count(*) FROM awa_retry_failed('*');
+SELECT id, state FROM awa.jobs WHERE id IN (4, 8, 9, 10) ORDER BY id;
+-- a rolled-back retry leaves the jobs failed
+UPDATE awa.jobs SET state = 'failed', finalized_at = now() WHERE id IN (1, 2, 3, 12);
+BEGIN;
+SELECT count(*) FROM awa_retry_failed('*');
+ROLLBACK;
+SELECT id, state FROM awa.jobs WHERE id IN (1, 2, 3, 12) ORDER BY id;
+
+-- awa_discard_failed
+SELECT awa_discard_failed(NULL);
+SELECT awa_discard_failed('');
+SELECT awa_discard_failed(repeat('k', 201));
+SELECT count(*) FROM awa.jobs;
+SELECT awa_discard_failed('sms');
+SELECT awa_discard_failed('sms');
+SELECT awa_discard_failed('nothing');
+SELECT id, kind, state FROM awa.jobs WHERE state = 'failed' ORDER BY id;
+SELECT awa_discard_failed('*');
+SELECT count(*) FROM awa.jobs WHERE state = 'failed';
+SELECT count(*) FROM awa.jobs;
+
+-- awa_pause_queue / awa_resume_queue
+SELECT awa_pause_queue(NULL);
+SELECT awa_pause_queue('');
+SELECT awa_pause_queue(repeat('q', 201));
+SELECT awa_resume_queue(NULL);
+SELECT awa_resume_queue('');
+SELECT count(*) FROM awa.queue_meta;
+SELECT awa_pause_queue('q1', 'ops@example.com');
+SELECT queue, paused, paused_at > now() - interval '1 hour' AS recent, paused_by FROM awa.queue_meta;
+-- pausing again: false, the first pause is kept
+SELECT awa_pause_queue('q1', 'someone else');
+SELECT queue, paused, paused_by FROM awa.queue_meta;
+-- a queue with no jobs yet may be paused; paused_by is optional
+SELECT awa_pause_queue('future');
+SELECT queue, paused, paused_by FROM awa.queue_meta ORDER BY queue;
+SELECT queue, paused FROM awa_queue_stats() WHERE queue IN ('q1', 'q2', 'future') ORDER BY queue;
+SELECT awa_resume_queue('q1');
+SELECT awa_resume_queue('q1');
+-- a queue awa has never seen: a no-op, false
+SELECT awa_resume_queue('never-seen');
+SELECT queue, paused, paused_at IS NOT NULL AS has_paused_at, paused_by FROM awa.queue_meta ORDER BY queue;
+-- pause after resume works again
+SELECT awa_pause_queue('q1');
+SELECT awa_resume_queue('q1');
+
+-- awa_drain_queue: available, scheduled, retryable, waiting_external become cancelled
+SELECT awa_drain_queue(NULL);
+SELECT awa_drain_queue('');
+SELECT awa_drain_queue(repeat('q', 201));
+SELECT id, state FROM awa.jobs WHERE queue = 'q1' ORDER BY id;
+SELECT awa_drain_queue('q1');
+SELECT id, state, finalized_at IS NOT NULL AS finalized FROM awa.jobs WHERE queue = 'q1' ORDER BY id;
+SELECT awa_drain_queue('q1');
+SELECT awa_drain_queue('never-seen');
+-- other queues untouched
+SELECT id, state FROM awa.jobs WHERE queue <> 'q1' ORDER BY id;
+
+-- awa_get_job
+SELECT id, kind, queue, state FROM awa_get_job(11);
+SELECT (awa_get_job(11)).tags;
+SELECT * FROM awa_get_job(424242);
+SELECT * FROM awa_get_job(NULL);
+
+-- awa_list_jobs: a fresh set of 30 jobs
+TRUNCATE awa.jobs;
+INSERT INTO awa.jobs (id, kind, queue, state, tags) OVERRIDING SYSTEM VALUE
+  SELECT g, CASE WHEN g % 3 = 0 THEN 'a' ELSE 'b' END, 'q' || (g % 2),
+         (ARRAY['available', 'completed', 'failed', 'cancelled', 'running'])[g % 5 + 1]::awa.job_state,
+         CASE WHEN g % 4 = 0 THEN '{t1, t2}' ELSE '{t2}' END::text[]
+  FROM generate_series(1, 30) g;
+-- defaults: newest first
+SELECT array_agg(id) FROM awa_list_jobs();
+SELECT array_agg(id) FROM awa_list_jobs(lim => 5);
+-- keyset pages
+SELECT array_agg(id) FROM awa_list_jobs(before_id => 26, lim => 5);
+SELECT array_agg(id) FROM awa_list_jobs(before_id => 21, lim => 5);
+SELECT count(*) FROM awa_list_jobs(before_id => 1);
+-- filters, alone and together
+SELECT array_agg(id) FROM awa_list_jobs(state => 'failed');
+SELECT array_agg(id) FROM awa_list_jobs(state => 'completed');
+SELECT array_agg(id) FROM awa_list_jobs(state => 'cancelled', before_id => 20);
+SELECT array_agg(id) FROM awa_list_jobs(state => 'scheduled');
+SELECT array_agg(id) FROM awa_list_jobs(kind => 'a');
+SELECT array_agg(id) FROM awa_list_jobs(queue => 'q0', lim => 4);
+SELECT array_agg(id) FROM awa_list_jobs(tag => 't1');
+SELECT array_agg(id) FROM awa_list_jobs(tag => 'nope');
+SELECT array_agg(id) FROM awa_list_jobs('failed', 'a', 'q1', 't2', 30, 10);
+SELECT array_agg(id) FROM awa_list_jobs(state => 'running', kind => 'b', tag => 't1');
+-- the row is the whole job
+SELECT id, kind, queue, state, tags FROM awa_list_jobs(lim => 1);
+-- bad limits
+SELECT * FROM awa_list_jobs(lim => 0);
+SELECT * FROM awa_list_jobs(lim => -1);
+SELECT * FROM awa_list_jobs(lim => 1001);
+SELECT * FROM awa_list_jobs(lim => NULL);
+SELECT count(*) FROM awa_list_jobs(lim => 1000);
+
+-- awa_health_check: the columns that do not depend on the server set-up
+SELECT version, preloaded IS NOT NULL AS has_preloaded, stale_heartbeats,
+       oldest_available_seconds >= 0 AS has_lag, paused_queues, notification_queue_usage >= 0 AS usage
+  FROM awa_health_check();
+SELECT awa_pause_queue('q0');
+SELECT awa_pause_queue('a-queue');
+SELECT paused_queues FROM awa_health_check();
+-- a running job whose heartbeat is older than awa.heartbeat_timeout is reported
+UPDATE awa.jobs SET heartbeat_at = now() - interval '91 seconds' WHERE id = 4;
+UPDATE awa.jobs SET heartbeat_at = now() WHERE id = 9;
+SELECT stale_heartbeats, healthy, reason LIKE '%1 running jobs have heartbeats older than awa.heartbeat_timeout%' AS why
+  FROM awa_health_check();
+SET awa.heartbeat_timeout = '5min';
+SELECT stale_heartbeats FROM awa_health_check();
+RESET awa.heartbeat_timeout;
+-- no available job: no lag
+DELETE FROM awa.jobs WHERE state = 'available';
+SELECT oldest_available_seconds FROM awa_health_check();
+-- healthy is false exactly when there is a reason
+SELECT healthy = (reason IS NULL) AS consistent FROM awa_health_check();
+
+DROP EXTENSION awa;

@@ -1,0 +1,599 @@
+/*-------------------------------------------------------------------------
+ *
+ * admin.c
+ *		Operator functions: retry or discard failed jobs, pause, resume and
+ *		drain a queue, list and read jobs, and the health check.
+ *
+ * Every function checks all of its arguments before it touches a row, so
+ * bad input raises an error and changes nothing.  SQLSTATEs raised:
+ *	22004 (null_value_not_allowed): a required argument is NULL
+ *	22023 (invalid_parameter_value): a name of the wrong length, a limit
+ *		outside 1..1000, or awa_retry_failed without any filter
+ *	P0002 (no_data_found): awa_get_job of an id that does not exist
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+
+#include "awa.h"
+
+PG_FUNCTION_INFO_V1(awa_retry_failed);
+PG_FUNCTION_INFO_V1(awa_discard_failed);
+PG_FUNCTION_INFO_V1(awa_pause_queue);
+PG_FUNCTION_INFO_V1(awa_resume_queue);
+PG_FUNCTION_INFO_V1(awa_drain_queue);
+PG_FUNCTION_INFO_V1(awa_list_jobs);
+PG_FUNCTION_INFO_V1(awa_get_job);
+PG_FUNCTION_INFO_V1(awa_health_check);
+
+/* awa_retry_failed / awa_discard_failed: this kind means "every kind". */
+#define AWA_ANY_KIND	"*"
+
+/* Largest page awa_list_jobs returns. */
+#define AWA_MAX_LIST	1000
+
+/* The labels of awa.job_state, in the order of the SQL enum. */
+static const char *const job_states[] = {
+	"scheduled", "available", "running", "completed",
+	"retryable", "failed", "cancelled", "waiting_external"
+};
+
+#define NUM_JOB_STATES lengthof(job_states)
+
+/* Reject a kind or queue name that is empty or longer than the limit (22023). */
+static void
+check_name(text *value, const char *field)
+{
+	int			len = pg_mbstrlen_with_len(VARDATA_ANY(value),
+										   VARSIZE_ANY_EXHDR(value));
+
+	if (len < 1 || len > AWA_MAX_NAME_CHARS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 1 to %d characters long, got %d",
+						field, AWA_MAX_NAME_CHARS, len)));
+}
+
+/* The queue argument of the queue functions: required, a valid name. */
+static text *
+queue_arg(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *queue;
+
+	awa_check_not_null(fcinfo, argno, "queue");
+	queue = PG_GETARG_TEXT_PP(argno);
+	check_name(queue, "queue");
+	return queue;
+}
+
+/*
+ * The kind argument of awa_retry_failed / awa_discard_failed: a valid name,
+ * or '*' for every kind, which becomes NULL (no filter) in the query.
+ */
+static Datum
+kind_filter(text *kind, bool *isnull)
+{
+	check_name(kind, "kind");
+	if (VARSIZE_ANY_EXHDR(kind) == 1 && *VARDATA_ANY(kind) == '*')
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	*isnull = false;
+	return PointerGetDatum(kind);
+}
+
+/* qsort order of the rows of an SPI result by their int8 first column. */
+static SPITupleTable *sort_table;
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	bool		isnull;
+	int64		x = DatumGetInt64(SPI_getbinval(sort_table->vals[*(const int *) a],
+											   sort_table->tupdesc, 1, &isnull));
+	int64		y = DatumGetInt64(SPI_getbinval(sort_table->vals[*(const int *) b],
+											   sort_table->tupdesc, 1, &isnull));
+
+	return (x > y) - (x < y);
+}
+
+/* The positions of the rows of the last SPI result, ordered by id. */
+static int *
+order_by_id(void)
+{
+	int		   *order = palloc(sizeof(int) * Max(SPI_processed, 1));
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+		order[i] = (int) i;
+	sort_table = SPI_tuptable;
+	qsort(order, SPI_processed, sizeof(int), id_cmp);
+	sort_table = NULL;
+	return order;
+}
+
+/*
+ * awa_retry_failed(kind text DEFAULT NULL, queue text DEFAULT NULL)
+ *		RETURNS SETOF awa.jobs
+ *
+ * Failed jobs of this kind (or of every kind, kind => '*') and, when given,
+ * of this queue become available now with their attempts reset, like
+ * awa_retry.  Returns them ordered by id.  With neither filter it refuses
+ * (22023): retrying everything must be asked for with kind => '*'.
+ */
+Datum
+awa_retry_failed(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+	const char *last_queue = NULL;
+	int		   *order;
+	uint64		i;
+	int			ret;
+
+	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("awa_retry_failed needs a kind or a queue"),
+				 errhint("Pass kind => '*' to retry every failed job.")));
+	if (PG_ARGISNULL(0))
+		nulls[0] = 'n';
+	else
+	{
+		values[0] = kind_filter(PG_GETARG_TEXT_PP(0), &isnull);
+		if (isnull)
+			nulls[0] = 'n';
+	}
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	else
+	{
+		values[1] = PointerGetDatum(PG_GETARG_TEXT_PP(1));
+		check_name(DatumGetTextPP(values[1]), "queue");
+	}
+
+	SPI_connect();
+	/* state = 'failed' is a literal so the plan can use jobs_settled_idx */
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"UPDATE awa.jobs SET state = 'available', run_at = now(),"
+									" attempt = 0, finalized_at = NULL, heartbeat_at = NULL,"
+									" deadline_at = NULL"
+									" WHERE state = 'failed'"
+									" AND ($1::text IS NULL OR kind = $1)"
+									" AND ($2::text IS NULL OR queue = $2)"
+									" RETURNING *",
+									2, argtypes),
+						   values, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "awa_retry_failed: update failed: %s", SPI_result_code_string(ret));
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *queue = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+										 SPI_fnumber(SPI_tuptable->tupdesc, "queue"));
+
+		if (last_queue == NULL || strcmp(queue, last_queue) != 0)
+			awa_job_available(queue);
+		last_queue = queue;
+	}
+	order = order_by_id();
+	awa_store_jobs(fcinfo, SPI_tuptable, SPI_processed, order);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * awa_discard_failed(kind text) RETURNS bigint
+ *
+ * Delete the failed jobs of this kind (kind => '*': of every kind) and
+ * return how many were deleted.
+ */
+Datum
+awa_discard_failed(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	bool		isnull;
+	uint64		n;
+	int			ret;
+
+	awa_check_not_null(fcinfo, 0, "kind");
+	values[0] = kind_filter(PG_GETARG_TEXT_PP(0), &isnull);
+	if (isnull)
+		nulls[0] = 'n';
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"DELETE FROM awa.jobs WHERE state = 'failed'"
+									" AND ($1::text IS NULL OR kind = $1)",
+									1, argtypes),
+						   values, nulls, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "awa_discard_failed: delete failed: %s", SPI_result_code_string(ret));
+	n = SPI_processed;
+	SPI_finish();
+	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * awa_pause_queue(queue text, paused_by text DEFAULT NULL) RETURNS boolean
+ *
+ * Mark the queue paused in awa.queue_meta: from the commit on, awa_claim
+ * hands out none of its jobs, to every worker.  A queue may be paused
+ * before it has jobs.  Returns false (and keeps the first pause's time and
+ * author) when it was already paused.
+ */
+Datum
+awa_pause_queue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int			ret;
+	bool		paused;
+
+	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	else
+		values[1] = PG_GETARG_DATUM(1);
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"INSERT INTO awa.queue_meta AS m (queue, paused, paused_at, paused_by)"
+									" VALUES ($1, true, now(), $2)"
+									" ON CONFLICT (queue) DO UPDATE"
+									" SET paused = true, paused_at = now(), paused_by = $2"
+									" WHERE NOT m.paused",
+									2, argtypes),
+						   values, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "awa_pause_queue: upsert failed: %s", SPI_result_code_string(ret));
+	paused = (SPI_processed == 1);
+	SPI_finish();
+	PG_RETURN_BOOL(paused);
+}
+
+/*
+ * awa_resume_queue(queue text) RETURNS boolean
+ *
+ * Let awa_claim hand out the queue's jobs again, and wake claimers that
+ * wait on it (NOTIFY and latches at commit).  Returns false, a no-op, when
+ * the queue was not paused, including a queue awa has never seen.
+ */
+Datum
+awa_resume_queue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	text	   *queue = queue_arg(fcinfo, 0);
+	Datum		values[1] = {PointerGetDatum(queue)};
+	int			ret;
+	bool		resumed;
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"UPDATE awa.queue_meta SET paused = false, paused_at = NULL,"
+									" paused_by = NULL WHERE queue = $1 AND paused",
+									1, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "awa_resume_queue: update failed: %s", SPI_result_code_string(ret));
+	resumed = (SPI_processed == 1);
+	if (resumed)
+		awa_job_available(text_to_cstring(queue));
+	SPI_finish();
+	PG_RETURN_BOOL(resumed);
+}
+
+/*
+ * awa_drain_queue(queue text) RETURNS bigint
+ *
+ * Cancel every job of the queue that waits to run or waits on an external
+ * system (available, scheduled, retryable, waiting_external) and return how
+ * many were cancelled.  Running jobs are left to finish.  Holders of
+ * waiting_external jobs get NOTIFY awa:cancel, as with awa_cancel.
+ */
+Datum
+awa_drain_queue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr held_plan = NULL;
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	Datum		values[1];
+	uint64		n;
+	uint64		i;
+	int			ret;
+
+	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&held_plan,
+									"UPDATE awa.jobs SET state = 'cancelled', finalized_at = now()"
+									" WHERE state = 'waiting_external' AND queue = $1"
+									" RETURNING id, run_lease",
+									1, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "awa_drain_queue: update failed: %s", SPI_result_code_string(ret));
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		HeapTuple	t = SPI_tuptable->vals[i];
+
+		awa_notify_cancel(DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull)),
+						  DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull)));
+	}
+
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"UPDATE awa.jobs SET state = 'cancelled', finalized_at = now()"
+									" WHERE state IN ('available', 'scheduled', 'retryable')"
+									" AND queue = $1",
+									1, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "awa_drain_queue: update failed: %s", SPI_result_code_string(ret));
+	n += SPI_processed;
+	SPI_finish();
+	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * Prepare and keep a plan that is planned afresh, with its parameter values,
+ * at every execution.  awa_list_jobs needs that: its optional filters are
+ * written "$n IS NULL OR ...", which only a plan that sees the values folds
+ * away, and the row estimate of LIMIT $n is only right with the value.
+ */
+static SPIPlanPtr
+custom_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
+											  CURSOR_OPT_CUSTOM_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "awa: SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "awa: SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * awa_list_jobs(state, kind, queue, tag, before_id, lim) RETURNS SETOF awa.jobs
+ *
+ * One page of jobs, newest (highest id) first, matching every filter given;
+ * the next page is asked for with before_id => the last id of this one.
+ *
+ * How a page comes from an index with millions of jobs: the state is put in
+ * the query text as a literal (one plan per state), so partial indexes whose
+ * predicate names states can be proved usable.
+ *  - no state, or a state most jobs are in (completed): a backward scan of
+ *	  the primary key, filtered, stops after lim rows.
+ *  - failed, cancelled, waiting_external: jobs_settled_idx (state, id), a
+ *	  partial index on exactly those states, gives the page directly even
+ *	  when they are a few among millions of completed jobs.  New jobs and the
+ *	  claim/complete path never enter it, so it costs the hot path nothing.
+ *  - scheduled, available, retryable: jobs_claim_idx; running:
+ *	  jobs_running_idx.  These states hold the in-flight jobs, few next to
+ *	  the history, so reading them all and sorting by id is cheap.
+ * kind, queue and tag are filters on top: a page of a kind or tag that is
+ * rare among recent jobs, without a state, may scan far back (see README).
+ */
+Datum
+awa_list_jobs(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plans[NUM_JOB_STATES + 1];
+	static const Oid argtypes[] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	int			slot = 0;
+	int32		lim;
+	int			ret;
+
+	awa_check_not_null(fcinfo, 5, "lim");
+	lim = PG_GETARG_INT32(5);
+	if (lim < 1 || lim > AWA_MAX_LIST)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lim must be between 1 and %d, got %d", AWA_MAX_LIST, lim),
+				 errhint("Page through more jobs with before_id.")));
+
+	if (!PG_ARGISNULL(0))
+	{
+		char	   *label = DatumGetCString(DirectFunctionCall1(enum_out,
+																PG_GETARG_DATUM(0)));
+
+		for (slot = 1; slot <= (int) NUM_JOB_STATES; slot++)
+			if (strcmp(label, job_states[slot - 1]) == 0)
+				break;
+		if (slot > (int) NUM_JOB_STATES)
+			elog(ERROR, "awa_list_jobs: unknown job state \"%s\"", label);
+	}
+	values[0] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	values[2] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	values[3] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+	values[4] = Int32GetDatum(lim);
+	nulls[0] = PG_ARGISNULL(1) ? 'n' : ' ';
+	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
+	nulls[2] = PG_ARGISNULL(3) ? 'n' : ' ';
+	nulls[3] = PG_ARGISNULL(4) ? 'n' : ' ';
+
+	SPI_connect();
+	if (plans[slot] == NULL)
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfoString(&sql, "SELECT * FROM awa.jobs WHERE ");
+		if (slot > 0)
+			appendStringInfo(&sql, "state = '%s' AND ", job_states[slot - 1]);
+		appendStringInfoString(&sql,
+							   "($1::text IS NULL OR kind = $1)"
+							   " AND ($2::text IS NULL OR queue = $2)"
+							   " AND ($3::text IS NULL OR tags @> ARRAY[$3])"
+							   " AND ($4::bigint IS NULL OR id < $4)"
+							   " ORDER BY id DESC LIMIT $5");
+		custom_plan(&plans[slot], sql.data, 5, argtypes);
+		pfree(sql.data);
+	}
+	ret = SPI_execute_plan(plans[slot], values, nulls, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa_list_jobs: query failed: %s", SPI_result_code_string(ret));
+	awa_store_jobs(fcinfo, SPI_tuptable, SPI_processed, NULL);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * awa_get_job(job_id bigint) RETURNS awa.jobs
+ *
+ * The job's row; P0002 (no_data_found) when no job has this id, 22004 for
+ * NULL.
+ */
+Datum
+awa_get_job(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8OID};
+	MemoryContext callercxt = CurrentMemoryContext;
+	TupleDesc	jobdesc;
+	Datum		values[1];
+	Datum		result;
+	int64		job_id;
+	int			ret;
+
+	awa_check_not_null(fcinfo, 0, "job_id");
+	job_id = PG_GETARG_INT64(0);
+	values[0] = Int64GetDatum(job_id);
+	if (get_call_result_type(fcinfo, NULL, &jobdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa_get_job: return type must be a row type");
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan, "SELECT * FROM awa.jobs WHERE id = $1",
+									1, argtypes),
+						   values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa_get_job: query failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		awa_job_not_found(job_id);
+	result = awa_job_datum(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						   jobdesc, callercxt);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/* Notification queue usage from which the health check reports a problem. */
+#define AWA_NOTIFY_QUEUE_WARN	0.5
+
+/*
+ * awa_health_check() RETURNS TABLE (version, preloaded, worker_running,
+ *		worker_pid, worker_last_run, stale_heartbeats, oldest_available_seconds,
+ *		paused_queues, notification_queue_usage, healthy, reason)
+ *
+ * One row for monitoring.  healthy is false, with every reason in reason
+ * (joined by "; "), when awa is not preloaded, its maintenance worker is not
+ * running, running jobs have heartbeats older than awa.heartbeat_timeout,
+ * or the NOTIFY queue is half full.  Paused queues and the age of the oldest
+ * available job are reported, not judged: both can be intended.
+ */
+Datum
+awa_health_check(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT4OID};
+	MemoryContext callercxt = CurrentMemoryContext;
+	TupleDesc	desc;
+	Datum		args[1] = {Int32GetDatum(awa_heartbeat_timeout)};
+	Datum		values[11];
+	bool		nulls[11];
+	TimestampTz last_run;
+	int			pid;
+	bool		preloaded = awa_preloaded();
+	int64		stale;
+	double		usage;
+	StringInfoData reason;
+	HeapTuple	t;
+	TupleDesc	spidesc;
+	bool		isnull;
+	int			ret;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa_health_check: return type must be a row type");
+	awa_get_maintainer(&last_run, &pid);
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"SELECT (SELECT extversion FROM pg_catalog.pg_extension"
+									"        WHERE extname = 'awa'),"
+									" (SELECT count(*) FROM awa.jobs WHERE state = 'running'"
+									"        AND heartbeat_at < now() - make_interval(secs => $1)),"
+									" (SELECT CASE WHEN min(run_at) IS NOT NULL"
+									"        THEN greatest(extract(epoch FROM now() - min(run_at)), 0)::float8 END"
+									"        FROM awa.jobs WHERE state = 'available'),"
+									" (SELECT coalesce(array_agg(queue ORDER BY queue), '{}')"
+									"        FROM awa.queue_meta WHERE paused),"
+									" pg_catalog.pg_notification_queue_usage()",
+									1, argtypes),
+						   args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "awa_health_check: query failed: %s", SPI_result_code_string(ret));
+	t = SPI_tuptable->vals[0];
+	spidesc = SPI_tuptable->tupdesc;
+
+	MemoryContextSwitchTo(callercxt);
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = SPI_getbinval(t, spidesc, 1, &nulls[0]);
+	values[0] = nulls[0] ? (Datum) 0 : datumCopy(values[0], false, -1);
+	values[1] = BoolGetDatum(preloaded);
+	values[2] = BoolGetDatum(pid != 0);
+	values[3] = Int32GetDatum(pid);
+	nulls[3] = (pid == 0);
+	values[4] = TimestampTzGetDatum(last_run);
+	nulls[4] = (last_run == 0);
+	stale = DatumGetInt64(SPI_getbinval(t, spidesc, 2, &isnull));
+	values[5] = Int64GetDatum(stale);
+	values[6] = SPI_getbinval(t, spidesc, 3, &nulls[6]);
+	values[7] = datumCopy(SPI_getbinval(t, spidesc, 4, &isnull), false, -1);
+	usage = DatumGetFloat8(SPI_getbinval(t, spidesc, 5, &isnull));
+	values[8] = Float8GetDatum(usage);
+
+	initStringInfo(&reason);
+	if (!preloaded)
+		appendStringInfoString(&reason, "awa is not in shared_preload_libraries");
+	else if (pid == 0)
+		appendStringInfoString(&reason, "the maintenance worker is not running");
+	if (stale > 0)
+		appendStringInfo(&reason, "%s%lld running jobs have heartbeats older than awa.heartbeat_timeout",
+						 reason.len > 0 ? "; " : "", (long long) stale);
+	if (usage >= AWA_NOTIFY_QUEUE_WARN)
+		appendStringInfo(&reason, "%sthe notification queue is %.0f%% full",
+						 reason.len > 0 ? "; " : "", usage * 100.0);
+	values[9] = BoolGetDatum(reason.len == 0);
+	values[10] = reason.len > 0 ? CStringGetTextDatum(reason.data) : (Datum) 0;
+	nulls[10] = (reason.len == 0);
+
+	t = heap_form_tuple(desc, values, nulls);
+	SPI_finish();
+	PG_RETURN_DATUM(HeapTupleGetDatum(t));
+}
