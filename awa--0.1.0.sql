@@ -338,4 +338,97 @@ AS 'MODULE_PATHNAME', 'awa_next_fire_times'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION awa_next_fire_times(text, text, timestamptz, integer)
 	IS 'preview the next n fire times of a cron expression in a time zone, after a given time';
+
+-- Promotion path: due scheduled/retryable jobs by run_at.
+CREATE INDEX jobs_scheduled_idx ON awa.jobs (run_at)
+	WHERE state IN ('scheduled', 'retryable');
+-- Retention path: finished jobs by age.
+CREATE INDEX jobs_finalized_idx ON awa.jobs (finalized_at)
+	WHERE state IN ('completed', 'failed', 'cancelled');
+
+CREATE TABLE awa.cron_jobs (
+	name				text PRIMARY KEY,
+	cron				text NOT NULL,
+	kind				text NOT NULL,
+	args				jsonb NOT NULL DEFAULT '{}',
+	queue				text NOT NULL DEFAULT 'default',
+	timezone			text NOT NULL DEFAULT 'UTC',
+	priority			smallint NOT NULL DEFAULT 2,
+	max_attempts		smallint NOT NULL DEFAULT 25,
+	tags				text[] NOT NULL DEFAULT '{}',
+	metadata			jsonb NOT NULL DEFAULT '{}',
+	missed_fire_policy	text NOT NULL DEFAULT 'coalesce'
+		CONSTRAINT cron_jobs_missed_fire_policy CHECK (missed_fire_policy IN ('coalesce', 'catch_up')),
+	paused				boolean NOT NULL DEFAULT false,
+	next_fire_at		timestamptz,
+	last_fired_at		timestamptz,
+	created_at			timestamptz NOT NULL DEFAULT now(),
+	updated_at			timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT cron_jobs_name_length CHECK (char_length(name) BETWEEN 1 AND 200),
+	CONSTRAINT cron_jobs_kind_length CHECK (char_length(kind) BETWEEN 1 AND 200),
+	CONSTRAINT cron_jobs_queue_length CHECK (char_length(queue) BETWEEN 1 AND 200),
+	CONSTRAINT cron_jobs_priority_range CHECK (priority BETWEEN 1 AND 4),
+	CONSTRAINT cron_jobs_max_attempts_range CHECK (max_attempts BETWEEN 1 AND 1000),
+	CONSTRAINT cron_jobs_tags_count CHECK (cardinality(tags) <= 20),
+	CONSTRAINT cron_jobs_args_shape CHECK (jsonb_typeof(args) IN ('object', 'array')),
+	CONSTRAINT cron_jobs_metadata_shape CHECK (jsonb_typeof(metadata) = 'object')
+);
+
+COMMENT ON TABLE awa.cron_jobs IS 'periodic jobs; change them through awa_schedule and friends';
+
+-- Firing path: unpaused schedules by next fire time.
+CREATE INDEX cron_jobs_due_idx ON awa.cron_jobs (next_fire_at) WHERE NOT paused;
+
+SELECT pg_catalog.pg_extension_config_dump('awa.cron_jobs', '');
+
+CREATE FUNCTION awa_maintain()
+RETURNS TABLE (
+	promoted			bigint,
+	rescued				bigint,
+	deleted				bigint,
+	periodic_enqueued	bigint,
+	duration_ms			double precision)
+AS 'MODULE_PATHNAME', 'awa_maintain'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+COMMENT ON FUNCTION awa_maintain()
+	IS 'one maintenance round: promote due jobs, rescue stale ones, fire periodic jobs, delete old finished jobs';
+
+CREATE FUNCTION awa_schedule(
+	name text,
+	cron text,
+	kind text,
+	args jsonb DEFAULT '{}',
+	queue text DEFAULT 'default',
+	timezone text DEFAULT 'UTC',
+	priority integer DEFAULT 2,
+	max_attempts integer DEFAULT 25,
+	tags text[] DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
+	missed_fire_policy text DEFAULT 'coalesce')
+RETURNS awa.cron_jobs
+AS 'MODULE_PATHNAME', 'awa_schedule'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_schedule(text, text, text, jsonb, text, text, integer, integer, text[], jsonb, text)
+	IS 'create or replace a periodic job: enqueue kind on every fire time of a cron expression in a time zone';
+
+CREATE FUNCTION awa_unschedule(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_unschedule'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_unschedule(text)
+	IS 'delete a periodic job; false if there was none of that name';
+
+CREATE FUNCTION awa_pause_schedule(name text)
+RETURNS awa.cron_jobs
+AS 'MODULE_PATHNAME', 'awa_pause_schedule'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_pause_schedule(text)
+	IS 'stop a periodic job from firing until it is resumed';
+
+CREATE FUNCTION awa_resume_schedule(name text)
+RETURNS awa.cron_jobs
+AS 'MODULE_PATHNAME', 'awa_resume_schedule'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_resume_schedule(text)
+	IS 'let a paused periodic job fire again, from its next fire time after now';
 -- end of maintenance section

@@ -18,7 +18,7 @@ set -e
 awa_install_packages
 awa_build_install
 log "starting a throwaway PostgreSQL on port $TEST_PORT in $TEST_DIR"
-awa_cluster_start "$TEST_DIR" "$TEST_PORT" fsync=off "awa.databases=contrib_regression"
+awa_cluster_start "$TEST_DIR" "$TEST_PORT" fsync=off
 set +e
 cd "$AWA_ROOT"
 

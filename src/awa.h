@@ -51,6 +51,9 @@ extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
 extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key,
 									   const char *bits, TupleDesc *desc);
 
+/* fastinsert.c */
+extern bool awa_fast_insert(AwaJob *job, Datum *result);
+
 /* lifecycle.c */
 extern void awa_notify_if_held(HeapTuple tup, TupleDesc desc);
 

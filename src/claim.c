@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "datatype/timestamp.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -60,12 +61,21 @@ static SPIPlanPtr next_due_plan = NULL;
 static const Oid claim_argtypes[] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID,
 	INT4OID, INTERVALOID, TEXTOID};
 
-/* Microseconds of an interval, months counted as 30 days (as EXTRACT does). */
+/*
+ * Microseconds of an interval, months counted as 30 days (as EXTRACT does),
+ * clamped to the int64 range so that absurd intervals cannot wrap around.
+ */
 int64
 awa_interval_usecs(Interval *iv)
 {
-	return iv->time + (int64) iv->day * USECS_PER_DAY +
-		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	double		us = (double) iv->time + (double) iv->day * USECS_PER_DAY +
+		(double) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+
+	if (us >= (double) PG_INT64_MAX)
+		return PG_INT64_MAX;
+	if (us <= (double) PG_INT64_MIN)
+		return PG_INT64_MIN;
+	return (int64) us;
 }
 
 /*
@@ -234,7 +244,11 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		   int64 wait_us, bool registered, ClaimedRow *rows)
 {
 	TimestampTz at = GetCurrentStatementStartTimestamp();
-	TimestampTz give_up = GetCurrentTimestamp() + wait_us;
+	TimestampTz give_up;
+	TimestampTz start = GetCurrentTimestamp();
+
+	if (pg_add_s64_overflow(start, wait_us, &give_up))
+		give_up = PG_INT64_MAX;	/* waits until interrupted */
 	int			nrows;
 
 	for (;;)
@@ -250,7 +264,7 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		now = GetCurrentTimestamp();
 		if (now >= give_up)
 			break;
-		timeout_ms = (long) ((give_up - now + 999) / 1000);
+		timeout_ms = (long) Min((give_up - now) / 1000 + 1, 3600 * 1000);
 		if (!registered)
 			timeout_ms = Min(timeout_ms, AWA_POLL_INTERVAL_MS);
 		due_ms = ms_until_next_due(queue, now);

@@ -381,6 +381,10 @@ awa_insert(PG_FUNCTION_ARGS)
 	else
 		strcpy(bits, DEFAULT_UNIQUE_STATES);
 
+	if (!(by_args || by_queue || period_us > 0 || !PG_ARGISNULL(11)) &&
+		awa_fast_insert(&job, &result))
+		PG_RETURN_DATUM(result);
+
 	SPI_connect();
 	if (by_args || by_queue || period_us > 0 || !PG_ARGISNULL(11))
 	{

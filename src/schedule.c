@@ -1,0 +1,589 @@
+/*-------------------------------------------------------------------------
+ *
+ * schedule.c
+ *		Periodic jobs: awa_schedule, awa_unschedule, awa_pause_schedule,
+ *		awa_resume_schedule, and firing due schedules for awa_maintain.
+ *
+ * A schedule is a row of awa.cron_jobs: a cron expression, a time zone and
+ * the job to enqueue.  next_fire_at is the next instant it is due.  A
+ * maintenance round locks the due rows (FOR UPDATE SKIP LOCKED), enqueues
+ * their jobs and advances next_fire_at in the same transaction, so each fire
+ * time is enqueued exactly once however many maintainers run at once: a
+ * second maintainer either skips a row that is locked or, once the first
+ * commits, sees next_fire_at already moved past now.
+ *
+ * Missed fire times (the server was down, or maintenance did not run):
+ * "coalesce" enqueues one job, for the most recent missed fire time;
+ * "catch_up" enqueues one job per missed fire time, oldest first, at most
+ * AWA_CATCH_UP_MAX per schedule per round, the rest in the next rounds.
+ * A paused schedule does not miss fire times: resuming it starts from the
+ * first fire time after the moment it is resumed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "awa.h"
+#include "cron.h"
+#include "maintain.h"
+
+PG_FUNCTION_INFO_V1(awa_schedule);
+PG_FUNCTION_INFO_V1(awa_unschedule);
+PG_FUNCTION_INFO_V1(awa_pause_schedule);
+PG_FUNCTION_INFO_V1(awa_resume_schedule);
+
+/* At most this many due schedules are looked at in one round. */
+#define AWA_SCHEDULES_PER_ROUND		1000
+
+/*
+ * Turn a row of awa.cron_jobs read through SPI (RETURNING *) into the
+ * function's composite result, allocated in cxt (outside SPI).  Dropped
+ * columns of the row type are skipped, as in spi_util.c.
+ */
+static Datum
+schedule_datum(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc,
+			   MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	int			src = 0;
+	int			i;
+	HeapTuple	result;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa: return type must be a row type");
+	desc = BlessTupleDesc(desc);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (TupleDescAttr(desc, i)->attisdropped)
+		{
+			values[i] = (Datum) 0;
+			nulls[i] = true;
+			continue;
+		}
+		src++;
+		if (src > spidesc->natts)
+			elog(ERROR, "awa: schedule row has fewer columns than expected");
+		values[i] = SPI_getbinval(tuple, spidesc, src, &nulls[i]);
+	}
+	result = heap_form_tuple(desc, values, nulls);
+	MemoryContextSwitchTo(old);
+	return HeapTupleGetDatum(result);
+}
+
+/* The error every function raises for a schedule name that does not exist. */
+static void
+schedule_not_found(text *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("periodic job \"%s\" does not exist", text_to_cstring(name))));
+}
+
+/*
+ * The first fire time of a parsed expression after "after", or NULL (in
+ * *isnull) when it never fires again.
+ */
+static TimestampTz
+next_fire(const AwaCronSpec *spec, const char *tzname, TimestampTz after,
+		  bool *isnull)
+{
+	TimestampTz next = awa_cron_next(spec, tzname, after);
+
+	*isnull = TIMESTAMP_IS_NOEND(next);
+	return next;
+}
+
+/*
+ * awa_schedule(name, cron, kind, args, queue, timezone, priority,
+ *				max_attempts, tags, metadata, missed_fire_policy)
+ *		RETURNS awa.cron_jobs
+ *
+ * Create or replace a periodic job.  Everything is validated before
+ * anything is written: the name (1..200 characters), the cron expression,
+ * the time zone, the job's fields exactly as awa_insert checks them, and
+ * the policy; all with SQLSTATE 22023 (or 22004 for a NULL).  Replacing a
+ * schedule keeps its paused flag and created_at, and keeps next_fire_at
+ * unless the expression or time zone changed.
+ */
+Datum
+awa_schedule(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+		TEXTOID, TEXTOID, INT2OID, INT2OID, TEXTARRAYOID, JSONBOID, TEXTOID,
+	TIMESTAMPTZOID};
+	static const char *const argnames[] = {"name", "cron", "kind", "args",
+		"queue", "timezone", "priority", "max_attempts", "tags", "metadata",
+	"missed_fire_policy"};
+	MemoryContext callercxt = CurrentMemoryContext;
+	text	   *name;
+	char	   *cron;
+	char	   *tzname;
+	char	   *policy;
+	AwaCronSpec spec;
+	AwaJob		job;
+	TimestampTz next;
+	bool		never;
+	Datum		values[12];
+	char		nulls[12];
+	Datum		result;
+	int			ret;
+	int			i;
+
+	for (i = 0; i < lengthof(argnames); i++)
+		awa_check_not_null(fcinfo, i, argnames[i]);
+
+	name = PG_GETARG_TEXT_PP(0);
+	cron = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	tzname = text_to_cstring(PG_GETARG_TEXT_PP(5));
+	policy = text_to_cstring(PG_GETARG_TEXT_PP(10));
+
+	awa_check_name(name, "name");
+	awa_cron_parse(cron, &spec);
+	awa_cron_check_timezone(tzname);
+
+	job.kind = PG_GETARG_TEXT_PP(2);
+	job.args = PG_GETARG_JSONB_P(3);
+	job.queue = PG_GETARG_TEXT_PP(4);
+	job.priority = PG_GETARG_INT32(6);
+	job.max_attempts = PG_GETARG_INT32(7);
+	job.has_run_at = false;
+	job.run_at = 0;
+	job.tags = PG_GETARG_ARRAYTYPE_P(8);
+	job.metadata = PG_GETARG_JSONB_P(9);
+	awa_validate_job(&job);
+
+	if (strcmp(policy, "coalesce") != 0 && strcmp(policy, "catch_up") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("missed_fire_policy must be \"coalesce\" or \"catch_up\", got \"%s\"",
+						policy)));
+
+	next = next_fire(&spec, tzname, GetCurrentTransactionStartTimestamp(), &never);
+	if (never)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cron expression \"%s\" never fires", cron),
+				 errdetail("It has no fire time within ten years.")));
+
+	values[0] = PointerGetDatum(name);
+	values[1] = CStringGetTextDatum(cron);
+	values[2] = PointerGetDatum(job.kind);
+	values[3] = JsonbPGetDatum(job.args);
+	values[4] = PointerGetDatum(job.queue);
+	values[5] = CStringGetTextDatum(tzname);
+	values[6] = Int16GetDatum((int16) job.priority);
+	values[7] = Int16GetDatum((int16) job.max_attempts);
+	values[8] = PointerGetDatum(job.tags);
+	values[9] = JsonbPGetDatum(job.metadata);
+	values[10] = CStringGetTextDatum(policy);
+	values[11] = TimestampTzGetDatum(next);
+	memset(nulls, ' ', sizeof(nulls));
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"INSERT INTO awa.cron_jobs AS c (name, cron, kind, args, queue,"
+									" timezone, priority, max_attempts, tags, metadata,"
+									" missed_fire_policy, next_fire_at)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+									" ON CONFLICT (name) DO UPDATE SET"
+									" cron = EXCLUDED.cron, kind = EXCLUDED.kind, args = EXCLUDED.args,"
+									" queue = EXCLUDED.queue, timezone = EXCLUDED.timezone,"
+									" priority = EXCLUDED.priority, max_attempts = EXCLUDED.max_attempts,"
+									" tags = EXCLUDED.tags, metadata = EXCLUDED.metadata,"
+									" missed_fire_policy = EXCLUDED.missed_fire_policy,"
+									" next_fire_at = CASE WHEN c.cron = EXCLUDED.cron"
+									"   AND c.timezone = EXCLUDED.timezone AND c.next_fire_at IS NOT NULL"
+									"   THEN c.next_fire_at ELSE EXCLUDED.next_fire_at END,"
+									" updated_at = now()"
+									" RETURNING *",
+									12, argtypes),
+						   values, nulls, false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "awa_schedule: upsert failed: %s", SPI_result_code_string(ret));
+	result = schedule_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							callercxt);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_unschedule(name) RETURNS boolean
+ *
+ * Delete a periodic job; false if there was none of that name.  Jobs it
+ * already enqueued are not touched.
+ */
+Datum
+awa_unschedule(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	Datum		values[1];
+	int			ret;
+	bool		found;
+
+	values[0] = PG_GETARG_DATUM(0);
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"DELETE FROM awa.cron_jobs WHERE name = $1",
+									1, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "awa_unschedule: delete failed: %s", SPI_result_code_string(ret));
+	found = (SPI_processed > 0);
+	SPI_finish();
+	PG_RETURN_BOOL(found);
+}
+
+/*
+ * awa_pause_schedule(name) RETURNS awa.cron_jobs
+ *
+ * Stop a periodic job from firing until it is resumed.  P0002 if there is
+ * no schedule of that name.
+ */
+Datum
+awa_pause_schedule(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		values[1];
+	Datum		result;
+	int			ret;
+
+	values[0] = PG_GETARG_DATUM(0);
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"UPDATE awa.cron_jobs SET paused = true, updated_at = now()"
+									" WHERE name = $1 RETURNING *",
+									1, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "awa_pause_schedule: update failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		schedule_not_found(PG_GETARG_TEXT_PP(0));
+	result = schedule_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							callercxt);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_resume_schedule(name) RETURNS awa.cron_jobs
+ *
+ * Let a paused periodic job fire again, from its first fire time after now
+ * (the fire times it skipped while paused are not caught up).  Resuming a
+ * schedule that is not paused changes nothing.  P0002 if there is no
+ * schedule of that name.
+ */
+Datum
+awa_resume_schedule(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr select_plan = NULL;
+	static SPIPlanPtr update_plan = NULL;
+	static SPIPlanPtr row_plan = NULL;
+	static const Oid select_argtypes[] = {TEXTOID};
+	static const Oid update_argtypes[] = {TEXTOID, TIMESTAMPTZOID};
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	Datum		result;
+	bool		isnull;
+	int			ret;
+
+	values[0] = PG_GETARG_DATUM(0);
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&select_plan,
+									"SELECT cron, timezone, paused FROM awa.cron_jobs"
+									" WHERE name = $1 FOR UPDATE",
+									1, select_argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa_resume_schedule: select failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		schedule_not_found(PG_GETARG_TEXT_PP(0));
+
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+	{
+		char	   *cron = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *tzname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		AwaCronSpec spec;
+		bool		never;
+
+		awa_cron_parse(cron, &spec);
+		values[1] = TimestampTzGetDatum(next_fire(&spec, tzname,
+												  GetCurrentTransactionStartTimestamp(),
+												  &never));
+		nulls[1] = never ? 'n' : ' ';
+		ret = SPI_execute_plan(awa_plan(&update_plan,
+										"UPDATE awa.cron_jobs SET paused = false, next_fire_at = $2,"
+										" updated_at = now() WHERE name = $1 RETURNING *",
+										2, update_argtypes),
+							   values, nulls, false, 0);
+		if (ret != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+			elog(ERROR, "awa_resume_schedule: update failed: %s", SPI_result_code_string(ret));
+	}
+	else
+	{
+		ret = SPI_execute_plan(awa_plan(&row_plan,
+										"SELECT * FROM awa.cron_jobs WHERE name = $1",
+										1, select_argtypes),
+							   values, NULL, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "awa_resume_schedule: select failed: %s", SPI_result_code_string(ret));
+	}
+	result = schedule_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							callercxt);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/* ---------------------------------------------------------------------
+ * Firing
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The most recent fire time at or before now, given that first_due (a fire
+ * time) is at or before now.  Looks back over growing windows so that a
+ * schedule missed for a long time costs a handful of steps, not one per
+ * missed fire time.
+ */
+static TimestampTz
+latest_due(const AwaCronSpec *spec, const char *tzname, TimestampTz first_due,
+		   TimestampTz now)
+{
+	static const int64 windows[] = {
+		USECS_PER_HOUR, USECS_PER_DAY, 32 * USECS_PER_DAY, 367 * USECS_PER_DAY
+	};
+	TimestampTz t = first_due;
+	int			i;
+
+	for (i = 0; i < lengthof(windows); i++)
+	{
+		TimestampTz from = now - windows[i];
+		TimestampTz cand;
+
+		if (from <= first_due)
+			break;
+		cand = awa_cron_next(spec, tzname, from);
+		if (cand <= now)
+		{
+			t = cand;
+			break;
+		}
+	}
+	for (;;)
+	{
+		TimestampTz n = awa_cron_next(spec, tzname, t);
+
+		if (TIMESTAMP_IS_NOEND(n) || n > now)
+			return t;
+		t = n;
+	}
+}
+
+/*
+ * Enqueue the job of a schedule row (as read by awa_fire_schedules) for one
+ * fire time: available now, run_at the fire time, metadata with "cron" and
+ * "fire_time" (UTC, ISO 8601) merged in.
+ */
+static void
+enqueue_fire(HeapTuple row, TupleDesc desc, TimestampTz fire_time)
+{
+	static SPIPlanPtr meta_plan = NULL;
+	static const Oid argtypes[] = {JSONBOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	bool		isnull;
+	AwaJob		job;
+	TupleDesc	jobdesc;
+	int			ret;
+
+	values[0] = SPI_getbinval(row, desc, 10, &isnull);
+	values[1] = SPI_getbinval(row, desc, 1, &isnull);
+	values[2] = TimestampTzGetDatum(fire_time);
+	ret = SPI_execute_plan(awa_plan(&meta_plan,
+									"SELECT $1 || jsonb_build_object('cron', $2, 'fire_time',"
+									" to_char($3 AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))",
+									3, argtypes),
+						   values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "awa: building periodic job metadata failed: %s",
+			 SPI_result_code_string(ret));
+
+	job.metadata = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	job.kind = DatumGetTextPP(SPI_getbinval(row, desc, 4, &isnull));
+	job.args = DatumGetJsonbP(SPI_getbinval(row, desc, 5, &isnull));
+	job.queue = DatumGetTextPP(SPI_getbinval(row, desc, 6, &isnull));
+	job.priority = DatumGetInt16(SPI_getbinval(row, desc, 7, &isnull));
+	job.max_attempts = DatumGetInt16(SPI_getbinval(row, desc, 8, &isnull));
+	job.tags = DatumGetArrayTypeP(SPI_getbinval(row, desc, 9, &isnull));
+	job.has_run_at = true;
+	job.run_at = fire_time;
+	awa_validate_job(&job);
+	(void) awa_insert_job(&job, &jobdesc);
+}
+
+/*
+ * Fire one due schedule: enqueue its job(s) and move next_fire_at on.
+ * Returns how many jobs were enqueued; *last is the last fire time.
+ */
+static int64
+fire_one(HeapTuple row, TupleDesc desc, TimestampTz now, int64 budget,
+		 TimestampTz *last, TimestampTz *next, bool *never)
+{
+	char	   *cron = SPI_getvalue(row, desc, 2);
+	char	   *tzname = SPI_getvalue(row, desc, 3);
+	char	   *policy = SPI_getvalue(row, desc, 11);
+	bool		isnull;
+	TimestampTz due = DatumGetTimestampTz(SPI_getbinval(row, desc, 12, &isnull));
+	AwaCronSpec spec;
+	int64		n = 0;
+
+	awa_cron_parse(cron, &spec);
+	awa_cron_check_timezone(tzname);
+
+	if (strcmp(policy, "catch_up") == 0)
+	{
+		int64		limit = Min(budget, AWA_CATCH_UP_MAX);
+
+		while (due <= now && n < limit)
+		{
+			enqueue_fire(row, desc, due);
+			n++;
+			*last = due;
+			due = next_fire(&spec, tzname, due, never);
+			if (*never)
+				break;
+		}
+		*next = due;
+	}
+	else
+	{
+		*last = latest_due(&spec, tzname, due, now);
+		enqueue_fire(row, desc, *last);
+		n = 1;
+		*next = next_fire(&spec, tzname, *last, never);
+	}
+	return n;
+}
+
+/*
+ * Enqueue the jobs of due, unpaused schedules (see the top of this file).
+ * Each schedule is fired in a subtransaction: one that cannot be fired
+ * (its row was edited by hand into something invalid) is reported with a
+ * WARNING and stopped (next_fire_at NULL) instead of failing the whole
+ * maintenance round again and again.  Caller is connected to SPI.
+ */
+int64
+awa_fire_schedules(void)
+{
+	static SPIPlanPtr due_plan = NULL;
+	static SPIPlanPtr update_plan = NULL;
+	static SPIPlanPtr stop_plan = NULL;
+	static const Oid update_argtypes[] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	static const Oid stop_argtypes[] = {TEXTOID};
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	SPITupleTable *due;
+	uint64		ndue;
+	uint64		i;
+	int64		total = 0;
+	int			ret;
+
+	ret = SPI_execute_plan(awa_plan(&due_plan,
+									"SELECT name, cron, timezone, kind, args, queue, priority,"
+									" max_attempts, tags, metadata, missed_fire_policy, next_fire_at"
+									" FROM awa.cron_jobs WHERE NOT paused AND next_fire_at <= now()"
+									" ORDER BY next_fire_at"
+									" LIMIT " CppAsString2(AWA_SCHEDULES_PER_ROUND)
+									" FOR UPDATE SKIP LOCKED",
+									0, NULL),
+						   NULL, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa: reading due schedules failed: %s", SPI_result_code_string(ret));
+	due = SPI_tuptable;
+	ndue = SPI_processed;
+
+	for (i = 0; i < ndue && total < AWA_MAINTAIN_BATCH; i++)
+	{
+		HeapTuple	row = due->vals[i];
+		TupleDesc	desc = due->tupdesc;
+		char	   *name = SPI_getvalue(row, desc, 1);
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+		TimestampTz last = 0;
+		TimestampTz next = 0;
+		bool		never = false;
+		int64		n = 0;
+		Datum		values[3];
+		char		nulls[3] = {' ', ' ', ' '};
+
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			n = fire_one(row, desc, now, AWA_MAINTAIN_BATCH - total,
+						 &last, &next, &never);
+			values[0] = CStringGetTextDatum(name);
+			values[1] = TimestampTzGetDatum(next);
+			values[2] = TimestampTzGetDatum(last);
+			nulls[1] = never ? 'n' : ' ';
+			nulls[2] = (n == 0) ? 'n' : ' ';
+			ret = SPI_execute_plan(awa_plan(&update_plan,
+											"UPDATE awa.cron_jobs SET next_fire_at = $2,"
+											" last_fired_at = coalesce($3, last_fired_at)"
+											" WHERE name = $1",
+											3, update_argtypes),
+								   values, nulls, false, 0);
+			if (ret != SPI_OK_UPDATE)
+				elog(ERROR, "awa: advancing a schedule failed: %s", SPI_result_code_string(ret));
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			total += n;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(oldcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("periodic job \"%s\" was not enqueued and is stopped: %s",
+							name, edata->message),
+					 errhint("Fix it with awa_schedule(); until then it does not fire.")));
+			FreeErrorData(edata);
+
+			values[0] = CStringGetTextDatum(name);
+			ret = SPI_execute_plan(awa_plan(&stop_plan,
+											"UPDATE awa.cron_jobs SET next_fire_at = NULL"
+											" WHERE name = $1",
+											1, stop_argtypes),
+								   values, NULL, false, 0);
+			if (ret != SPI_OK_UPDATE)
+				elog(ERROR, "awa: stopping a schedule failed: %s", SPI_result_code_string(ret));
+		}
+		PG_END_TRY();
+	}
+	return total;
+}
