@@ -218,8 +218,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_rescue()
 	IS 'running jobs with a stale heartbeat or a passed deadline become retryable (or failed); returns how many';
 
--- Administration and bulk (admin.c) -------------------------------------------
--- (section owned by the admin work; keep declarations between these markers)
+-- Administration and bulk (admin.c, bulk.c) -----------------------------------
 
 -- Listing a page of jobs in a state that is rare among millions of completed
 -- ones (failed, cancelled, waiting_external; also what awa_retry_failed,
@@ -316,20 +315,18 @@ COMMENT ON FUNCTION awa_insert_many(jsonb)
 -- inserted row awa_insert's checks and states (run_at NULL = now, future
 -- run_at = scheduled) and wakes the queue; see bench/bulk_measure.sh for why
 -- a trigger on the table rather than a view.
-CREATE FUNCTION awa_jobs_before_insert()
+CREATE FUNCTION awa.jobs_before_insert()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'awa_jobs_before_insert'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION awa_jobs_before_insert()
+COMMENT ON FUNCTION awa.jobs_before_insert()
 	IS 'trigger: INSERT or COPY into awa.jobs gets awa_insert''s checks, run_at default, scheduled state and wake-up';
 
 CREATE TRIGGER jobs_before_insert BEFORE INSERT ON awa.jobs
-	FOR EACH ROW EXECUTE FUNCTION awa_jobs_before_insert();
+	FOR EACH ROW EXECUTE FUNCTION awa.jobs_before_insert();
 
--- end of administration section
 
--- Maintenance and periodic jobs (maintain.c, cron.c) ---------------------------
--- (section owned by the maintenance work)
+-- Maintenance and periodic jobs (maintain.c, schedule.c, cron.c) ---------------
 
 CREATE FUNCTION awa_next_fire_times(cron text, timezone text DEFAULT 'UTC',
 	after timestamptz DEFAULT now(), n integer DEFAULT 5)
@@ -431,4 +428,79 @@ AS 'MODULE_PATHNAME', 'awa_resume_schedule'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_resume_schedule(text)
 	IS 'let a paused periodic job fire again, from its next fire time after now';
--- end of maintenance section
+
+-- Privileges -------------------------------------------------------------------
+--
+-- Three roles, NOLOGIN, shared by every database of the cluster (roles are not
+-- part of an extension, so DROP EXTENSION leaves them).  Grant one of them to an
+-- application's login role:
+--   awa_producer  enqueue (awa_insert, awa_insert_many, COPY into awa.jobs),
+--                 look up and cancel jobs, queue stats
+--   awa_worker    claim and finish jobs
+--   awa_admin     everything, and reading the tables (dashboards)
+-- PUBLIC gets nothing.  Every awa_* function runs as the extension's owner
+-- (SECURITY DEFINER) with search_path pinned to pg_catalog, pg_temp, so that
+-- neither the caller's privileges on awa's tables nor objects in the caller's
+-- search_path matter; all SQL inside them is schema-qualified.
+
+DO $$
+DECLARE
+	r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['awa_producer', 'awa_worker', 'awa_admin'] LOOP
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+		END IF;
+	END LOOP;
+END
+$$;
+
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN
+		SELECT p.oid::regprocedure
+		FROM pg_catalog.pg_proc p
+		JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass
+			AND d.objid = p.oid AND d.deptype = 'e'
+		JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'awa'
+		WHERE p.proname LIKE 'awa\_%' AND p.prorettype <> 'pg_catalog.trigger'::regtype
+	LOOP
+		EXECUTE pg_catalog.format(
+			'ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
+		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO awa_admin', f);
+	END LOOP;
+END
+$$;
+
+GRANT EXECUTE ON FUNCTION
+	awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[]),
+	awa_insert_many(jsonb),
+	awa_get_job(bigint),
+	awa_cancel(bigint),
+	awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz),
+	awa_queue_stats()
+	TO awa_producer;
+
+GRANT EXECUTE ON FUNCTION
+	awa_claim(text, text, integer, interval, interval),
+	awa_heartbeat(bigint[], bigint[]),
+	awa_progress(bigint, bigint, jsonb),
+	awa_complete(bigint, bigint),
+	awa_complete_many(bigint[], bigint[]),
+	awa_fail(bigint, bigint, text, interval, boolean),
+	awa_snooze(bigint, bigint, interval)
+	TO awa_worker;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA awa FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA awa FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA awa FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION awa.unique_state_held(bit, awa.job_state), awa.jobs_before_insert()
+	TO awa_producer, awa_worker, awa_admin;
+GRANT USAGE ON SCHEMA awa TO awa_producer, awa_worker, awa_admin;
+-- The COPY path: only the columns a producer may set; state comes from run_at.
+GRANT INSERT (kind, args, queue, priority, max_attempts, run_at, tags, metadata)
+	ON awa.jobs TO awa_producer;
+GRANT SELECT ON ALL TABLES IN SCHEMA awa TO awa_admin;

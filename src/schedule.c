@@ -54,33 +54,13 @@ schedule_datum(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc,
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	TupleDesc	desc;
-	Datum	   *values;
-	bool	   *nulls;
-	int			src = 0;
-	int			i;
-	HeapTuple	result;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "awa: return type must be a row type");
 	desc = BlessTupleDesc(desc);
-	values = palloc(sizeof(Datum) * desc->natts);
-	nulls = palloc(sizeof(bool) * desc->natts);
-	for (i = 0; i < desc->natts; i++)
-	{
-		if (TupleDescAttr(desc, i)->attisdropped)
-		{
-			values[i] = (Datum) 0;
-			nulls[i] = true;
-			continue;
-		}
-		src++;
-		if (src > spidesc->natts)
-			elog(ERROR, "awa: schedule row has fewer columns than expected");
-		values[i] = SPI_getbinval(tuple, spidesc, src, &nulls[i]);
-	}
-	result = heap_form_tuple(desc, values, nulls);
 	MemoryContextSwitchTo(old);
-	return HeapTupleGetDatum(result);
+	/* builds and flattens the row in cxt, so it outlives SPI_finish */
+	return awa_job_datum(tuple, spidesc, desc, cxt);
 }
 
 /* The error every function raises for a schedule name that does not exist. */

@@ -76,8 +76,10 @@ job_tuple(HeapTuple tuple, TupleDesc spidesc, TupleDesc jobdesc)
 }
 
 /*
- * A composite Datum of the job row type, allocated in cxt (the caller's
- * context, outside SPI), for functions that return exactly one job.
+ * A composite Datum of the row type jobdesc (awa.jobs, or any row type
+ * whose leading columns the SPI tuple holds in order), built in cxt — the
+ * caller's context, outside SPI — including the flattening of any TOASTed
+ * values, for functions that return exactly one row.
  */
 Datum
 awa_job_datum(HeapTuple tuple, TupleDesc spidesc, TupleDesc jobdesc,

@@ -22,7 +22,7 @@ SELECT volatility_is('public', 'awa_insert_many', ARRAY['jsonb'], 'volatile');
 SELECT function_lang_is('public', 'awa_insert_many', ARRAY['jsonb'], 'c');
 SELECT has_index('awa', 'jobs', 'jobs_settled_idx', ARRAY['state', 'id'], 'partial index for listing settled states');
 SELECT has_trigger('awa', 'jobs', 'jobs_before_insert', 'COPY path trigger on awa.jobs');
-SELECT trigger_is('awa', 'jobs', 'jobs_before_insert', 'public', 'awa_jobs_before_insert');
+SELECT trigger_is('awa', 'jobs', 'jobs_before_insert', 'awa', 'jobs_before_insert');
 SELECT ok(obj_description('public.awa_retry_failed(text, text)'::regprocedure, 'pg_proc') LIKE '%''*''%',
 	'the retry-everything form is documented in the comment');
 

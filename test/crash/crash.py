@@ -1,0 +1,427 @@
+#!/usr/bin/python3
+"""Crash test driver (run by test/integration/crash.sh on its own cluster).
+
+A steady load runs against queue 'cq': 2 producers insert jobs carrying a
+unique sequence number in args (in transactions of 1-4 jobs) and record which
+inserts committed; 2 workers claim batches, hold them briefly and complete
+them with awa_complete_many, recording which completions committed.  Then:
+  (a) one worker's backend is killed with SIGKILL while it holds a claimed
+      batch (the postmaster restarts every backend: all sessions drop and the
+      load reconnects);
+  (b) the server is stopped with pg_ctl -m immediate mid-load and restarted.
+Then checks: every committed insert exists exactly once (an insert whose
+commit is in doubt: at most once, and its transaction all or nothing); no
+committed completion is lost; no claim ever returned a job whose completion
+had committed; the running jobs of dead sessions are rescued by awa_rescue()
+(awa.heartbeat_timeout = 1) and then finished by a worker; job invariants
+hold; awa_queue_stats() equals a recount.
+
+Env: PGHOST, PGPORT, PGUSER; CRASH_DB; CRASH_STOP_CMD and CRASH_START_CMD
+(shell commands: immediate stop, start).  Exit 0 on pass.
+"""
+import collections
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg
+
+DB = os.environ.get("CRASH_DB", "awa_crash")
+STOP_CMD = os.environ["CRASH_STOP_CMD"]
+START_CMD = os.environ["CRASH_START_CMD"]
+QUEUE = "cq"
+T0 = time.monotonic()
+
+
+def say(msg):
+    print("crash: [%5.1f s] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+class Shared:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.committed = {}            # seq -> job id (insert committed)
+        self.indoubt = []              # [seq, ...] of transactions whose commit is in doubt
+        self.completed = set()         # ids whose completion committed
+        self.complete_indoubt = set()  # ids whose completion is in doubt
+        self.violations = []
+        self.claims = 0
+        self.reconnects = 0
+        self.stop_producers = threading.Event()
+        self.stop_workers = threading.Event()
+
+
+S = Shared()
+
+
+def connect(_unused=None, deadline=60):
+    """Connect, retrying while the server restarts."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            c = psycopg.connect(dbname=DB, autocommit=True, connect_timeout=3)
+            c.execute("SET statement_timeout = '10s'")
+            return c
+        except psycopg.OperationalError:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+class Producer(threading.Thread):
+    def __init__(self, n):
+        super().__init__(daemon=True)
+        self.n = n
+        self.next = n * 1_000_000_000
+        self.error = None
+
+    def run(self):
+        try:
+            conn = connect(None)
+            k = 0
+            while not S.stop_producers.is_set():
+                k += 1
+                batch = [self.next + i for i in range(1 + k % 4)]
+                self.next += len(batch)
+                try:
+                    ids = {}
+                    with conn.transaction():
+                        for seq in batch:
+                            ids[seq] = conn.execute(
+                                "SELECT id FROM awa_insert('crash', args => jsonb_build_object('seq', %s::bigint),"
+                                " queue => %s)", (seq, QUEUE)).fetchone()[0]
+                    with S.lock:
+                        S.committed.update(ids)
+                except psycopg.Error:
+                    # the commit may or may not have happened: in doubt
+                    with S.lock:
+                        S.indoubt.append(batch)
+                        S.reconnects += 1
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+                    conn = connect(None)
+                time.sleep(0.002)
+            conn.close()
+        except Exception as e:  # noqa
+            self.error = repr(e)
+
+
+class Worker(threading.Thread):
+    def __init__(self, n):
+        super().__init__(daemon=True)
+        self.n = n
+        self.hold = threading.Event()        # hold the next claimed batch until killed
+        self.holding = threading.Event()     # set while a batch is held
+        self.held_ids = []
+        self.pid = None
+        self.error = None
+
+    def run(self):
+        try:
+            conn = connect(None)
+            self.pid = conn.info.backend_pid
+            while not S.stop_workers.is_set():
+                try:
+                    rows = conn.execute(
+                        "SELECT id, run_lease FROM awa_claim(%s, worker => %s, batch => 10, wait => '100 ms')",
+                        (QUEUE, "w%d" % self.n)).fetchall()
+                except psycopg.Error:
+                    with S.lock:
+                        S.reconnects += 1
+                    conn = self.reconnect(conn)
+                    continue
+                if not rows:
+                    continue
+                ids = [r[0] for r in rows]
+                leases = [r[1] for r in rows]
+                with S.lock:
+                    S.claims += len(ids)
+                    bad = [i for i in ids if i in S.completed]
+                    if bad:
+                        S.violations.append("claim returned jobs whose completion had committed: %s" % bad)
+                if self.hold.is_set():
+                    self.held_ids = ids
+                    self.holding.set()
+                    end = time.monotonic() + 10
+                    while self.hold.is_set() and time.monotonic() < end:
+                        time.sleep(0.01)
+                    self.holding.clear()
+                else:
+                    time.sleep(0.01)   # "work"
+                try:
+                    n = conn.execute("SELECT awa_complete_many(%s::bigint[], %s::bigint[])", (ids, leases)).fetchone()[0]
+                    with S.lock:
+                        if n == len(ids):
+                            S.completed.update(ids)
+                        else:
+                            S.violations.append("awa_complete_many completed %d of %d jobs held under their "
+                                                "leases (ids %s)" % (n, len(ids), ids))
+                except psycopg.Error:
+                    with S.lock:
+                        S.complete_indoubt.update(ids)
+                        S.reconnects += 1
+                    conn = self.reconnect(conn)
+            conn.close()
+        except Exception as e:  # noqa
+            self.error = repr(e)
+
+    def reconnect(self, conn):
+        try:
+            conn.close()
+        except Exception:
+            pass
+        conn = connect(None)
+        self.pid = conn.info.backend_pid
+        return conn
+
+
+def sh(cmd):
+    r = subprocess.run(cmd, shell=True, executable="/bin/bash", capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("command failed (%d): %s\n%s%s" % (r.returncode, cmd, r.stdout, r.stderr))
+
+
+def progress():
+    with S.lock:
+        return len(S.committed), len(S.completed)
+
+
+def wait_progress(seconds, what):
+    c0, d0 = progress()
+    time.sleep(seconds)
+    c1, d1 = progress()
+    say("%s: +%d inserts committed, +%d completions committed in %.0f s" % (what, c1 - c0, d1 - d0, seconds))
+    return c1 - c0, d1 - d0
+
+
+def main():
+    failures = []
+    scenarios = []
+    producers = [Producer(i + 1) for i in range(2)]
+    workers = [Worker(i + 1) for i in range(2)]
+    for t in producers + workers:
+        t.start()
+    ins, done = wait_progress(3, "steady load")
+    if ins == 0 or done == 0:
+        failures.append("the load makes no progress before any crash (%d inserts, %d completions)" % (ins, done))
+
+    # (a) SIGKILL a worker's backend while it holds a claimed batch
+    w = workers[0]
+    w.hold.set()
+    if not w.holding.wait(10):
+        failures.append("worker never held a batch")
+        killed_ids = []
+    else:
+        killed_ids = list(w.held_ids)
+        pid = w.pid
+        say("scenario a: SIGKILL worker backend %d holding jobs %s" % (pid, killed_ids))
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)
+        w.hold.clear()
+    ins, done = wait_progress(4, "after SIGKILL (crash recovery, reconnect)")
+    if ins == 0 or done == 0:
+        failures.append("no progress after the SIGKILL crash recovery (%d inserts, %d completions)" % (ins, done))
+    else:
+        scenarios.append("(a) SIGKILL of a worker backend mid-batch (postmaster crash recovery)")
+
+    # (b) immediate stop mid-load, restart
+    say("scenario b: pg_ctl stop -m immediate mid-load")
+    sh(STOP_CMD)
+    time.sleep(1)
+    say("scenario b: restarting")
+    sh(START_CMD)
+    ins, done = wait_progress(4, "after immediate stop + restart")
+    if ins == 0 or done == 0:
+        failures.append("no progress after the immediate restart (%d inserts, %d completions)" % (ins, done))
+    else:
+        scenarios.append("(b) pg_ctl stop -m immediate mid-load, restart")
+
+    S.stop_producers.set()
+    for t in producers:
+        t.join(30)
+    S.stop_workers.set()
+    for t in workers:
+        t.join(30)
+    for t in producers + workers:
+        if t.is_alive():
+            failures.append("%s did not stop" % t.name)
+        if t.error:
+            failures.append("%s died: %s" % (t.name, t.error))
+
+    conn = connect(None)
+    say("load stopped: %d inserts committed, %d in doubt (transactions), %d completions committed, "
+        "%d in doubt, %d claims, %d reconnects"
+        % (len(S.committed), len(S.indoubt), len(S.completed), len(S.complete_indoubt), S.claims, S.reconnects))
+
+    # ---- every committed insert exactly once, in-doubt transactions all or nothing
+    rows = conn.execute("SELECT (args->>'seq')::bigint, count(*), min(id) FROM awa.jobs WHERE kind = 'crash' GROUP BY 1").fetchall()
+    present = {r[0]: (r[1], r[2]) for r in rows}
+    dup = [s for s, (c, _) in present.items() if c > 1]
+    if dup:
+        failures.append("jobs inserted more than once (seq): %s" % dup[:20])
+    lost = [s for s in S.committed if s not in present]
+    if lost:
+        failures.append("%d committed inserts are lost (seq): %s" % (len(lost), lost[:20]))
+    wrong = [s for s, i in S.committed.items() if s in present and present[s][1] != i]
+    if wrong:
+        failures.append("committed inserts with another id than returned: %s" % wrong[:20])
+    known = set(S.committed)
+    for b in S.indoubt:
+        known.update(b)
+        got = [s in present for s in b]
+        if any(got) and not all(got):
+            failures.append("in-doubt transaction partly committed: seqs %s present %s" % (b, got))
+    ghosts = [s for s in present if s not in known]
+    if ghosts:
+        failures.append("jobs nobody inserted (seq): %s" % ghosts[:20])
+    indoubt_committed = sum(1 for b in S.indoubt if b and b[0] in present)
+    say("inserts: %d committed all present exactly once; %d of %d in-doubt transactions had committed"
+        % (len(S.committed) - len(lost), indoubt_committed, len(S.indoubt)))
+
+    # ---- no committed completion lost
+    rows = conn.execute("SELECT id, state::text, finalized_at IS NOT NULL FROM awa.jobs WHERE id = ANY(%s)",
+                        (list(S.completed),)).fetchall()
+    st = {r[0]: (r[1], r[2]) for r in rows}
+    lostc = [i for i in S.completed if st.get(i, ("missing",))[0] != "completed" or not st[i][1]]
+    if lostc:
+        failures.append("%d committed completions lost: %s" % (len(lostc), [(i, st.get(i)) for i in lostc[:20]]))
+
+    # ---- invariants before the rescue
+    failures += invariants(conn, "after the crashes")
+
+    # ---- running jobs of dead sessions: rescue them
+    running = {r[0] for r in conn.execute("SELECT id FROM awa.jobs WHERE state = 'running'")}
+    missing_killed = [i for i in killed_ids if i not in running and i not in S.completed]
+    states_killed = dict(conn.execute("SELECT id, state::text FROM awa.jobs WHERE id = ANY(%s)", (killed_ids,)).fetchall())
+    if missing_killed:
+        failures.append("jobs held by the killed worker are not running any more before the rescue: %s"
+                        % {i: states_killed.get(i) for i in missing_killed})
+    conn.execute("SET awa.heartbeat_timeout = 1")
+    time.sleep(2)
+    rescued = conn.execute("SELECT awa_rescue()").fetchone()[0]
+    still = conn.execute("SELECT count(*) FROM awa.jobs WHERE state = 'running'").fetchone()[0]
+    say("rescue: %d running jobs of dead sessions (%d held by the SIGKILLed worker), awa_rescue() = %d, %d still running"
+        % (len(running), len(killed_ids), rescued, still))
+    if rescued != len(running) or still:
+        failures.append("awa_rescue() rescued %d of %d running jobs of dead sessions; %d still running"
+                        % (rescued, len(running), still))
+    notready = conn.execute("SELECT id, state::text FROM awa.jobs WHERE id = ANY(%s) AND state <> 'retryable'",
+                            (list(running),)).fetchall()
+    if notready:
+        failures.append("rescued jobs not retryable: %s" % notready[:20])
+
+    # ---- a worker finishes everything (the rescued jobs included)
+    drained = drain(conn)
+    if drained is None:
+        failures.append("could not drain the queue")
+    left = conn.execute("SELECT state::text, count(*) FROM awa.jobs WHERE queue = %s AND state <> 'completed' GROUP BY 1",
+                        (QUEUE,)).fetchall()
+    if left:
+        failures.append("jobs not finished after draining: %s" % left)
+    unfinished = conn.execute("SELECT id, state::text FROM awa.jobs WHERE id = ANY(%s) AND state <> 'completed'",
+                              (list(running),)).fetchall()
+    if unfinished:
+        failures.append("rescued jobs not finished: %s" % unfinished[:20])
+    else:
+        say("drain: %d jobs claimed and completed, rescued ones included; every job completed" % drained)
+    with S.lock:
+        failures += S.violations
+
+    failures += invariants(conn, "at the end")
+    total = conn.execute("SELECT count(*) FROM awa.jobs").fetchone()[0]
+    say("%d jobs in the end" % total)
+
+    if scenarios and not failures:
+        for s in scenarios:
+            say("survived: " + s)
+        say("PASS: %d crash scenarios survived" % len(scenarios))
+        return 0
+    for f in failures:
+        print("crash: FAIL: " + f)
+    print("crash: scenarios survived before failing checks: %d" % len(scenarios))
+    return 1
+
+
+def drain(conn):
+    """Claim and complete until the queue is empty; check no completed job is claimed again."""
+    n = 0
+    empty = 0
+    end = time.monotonic() + 60
+    while empty < 2 and time.monotonic() < end:
+        rows = conn.execute("SELECT id, run_lease FROM awa_claim(%s, worker => 'finisher', batch => 500)",
+                            (QUEUE,)).fetchall()
+        if not rows:
+            empty += 1
+            continue
+        ids = [r[0] for r in rows]
+        bad = [i for i in ids if i in S.completed]
+        if bad:
+            S.violations.append("claim returned jobs whose completion had committed: %s" % bad[:20])
+        got = conn.execute("SELECT awa_complete_many(%s::bigint[], %s::bigint[])",
+                           (ids, [r[1] for r in rows])).fetchone()[0]
+        if got != len(ids):
+            S.violations.append("finisher completed %d of %d jobs" % (got, len(ids)))
+        S.completed.update(ids)
+        n += len(ids)
+    return n if empty >= 2 else None
+
+
+STATES = ["scheduled", "available", "running", "completed", "retryable", "failed", "cancelled", "waiting_external"]
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def invariants(conn, when):
+    errs = []
+    checks = [
+        ("running job without heartbeat_at or deadline_at",
+         "SELECT id FROM awa.jobs WHERE state = 'running' AND (heartbeat_at IS NULL OR deadline_at IS NULL)"),
+        ("terminal job without finalized_at",
+         "SELECT id FROM awa.jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finalized_at IS NULL"),
+        ("non-terminal job with finalized_at",
+         "SELECT id FROM awa.jobs WHERE state NOT IN ('completed', 'failed', 'cancelled') AND finalized_at IS NOT NULL"),
+        ("attempt > max_attempts", "SELECT id FROM awa.jobs WHERE attempt > max_attempts"),
+    ]
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        for msg, q in checks:
+            ids = [r[0] for r in conn.execute(q + " LIMIT 10")]
+            if ids:
+                errs.append("%s: %s: %s" % (when, msg, ids))
+        cur = conn.execute("SELECT * FROM awa_queue_stats()")
+        cols = [d.name for d in cur.description]
+        stats = {r[0]: dict(zip(cols, r)) for r in cur.fetchall()}
+        recount = collections.defaultdict(collections.Counter)
+        for queue, state, cnt, recent in conn.execute(
+                "SELECT queue, state::text, count(*), count(*) FILTER (WHERE finalized_at > now() - interval '1 hour')"
+                " FROM awa.jobs GROUP BY 1, 2"):
+            recount[queue][state] = cnt
+            if state == "completed":
+                recount[queue]["completed_last_hour"] = recent
+    for queue in set(stats) | set(recount):
+        got = stats.get(queue)
+        want = recount.get(queue, collections.Counter())
+        if got is None:
+            errs.append("%s: awa_queue_stats has no row for queue %r (jobs %s)" % (when, queue, dict(want)))
+            continue
+        for col, v in got.items():
+            if col in STATES:
+                exp = want[col]
+            elif col == "total_queued":
+                exp = sum(c for s, c in want.items() if s in STATES and s not in TERMINAL)
+            elif col == "completed_last_hour":
+                exp = want["completed_last_hour"]
+            else:
+                continue
+            if v != exp:
+                errs.append("%s: awa_queue_stats %r %s = %r, recount %r" % (when, queue, col, v, exp))
+    say("invariants %s: %s" % (when, "ok (stats equal a recount)" if not errs else "%d violations" % len(errs)))
+    return errs
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+-- Least privilege: the roles, what each may call, and that PUBLIC gets nothing.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION awa;
+SELECT plan(29);
+
+SELECT has_role('awa_producer');
+SELECT has_role('awa_worker');
+SELECT has_role('awa_admin');
+SELECT is((SELECT count(*) FROM pg_roles WHERE rolname LIKE 'awa\_%' AND rolcanlogin), 0::bigint, 'awa roles cannot log in');
+
+-- every API function: SECURITY DEFINER, search_path pinned, nothing for PUBLIC
+SELECT is(
+	(SELECT count(*) FROM pg_proc WHERE proname LIKE 'awa\_%' AND prorettype <> 'trigger'::regtype
+	   AND NOT (prosecdef AND proconfig = ARRAY['search_path=pg_catalog, pg_temp'])),
+	0::bigint, 'every awa_* function is SECURITY DEFINER with search_path pinned');
+SELECT is(
+	(SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
+	  WHERE p.proname LIKE 'awa\_%' AND a.grantee = 0),
+	0::bigint, 'PUBLIC may execute no awa_* function');
+SELECT is(
+	(SELECT count(*) FROM pg_proc WHERE proname LIKE 'awa\_%' AND proacl IS NULL),
+	0::bigint, 'no awa_* function keeps the default (PUBLIC) privileges');
+SELECT table_privs_are('awa', 'jobs', 'public', ARRAY[]::text[], 'PUBLIC has no privilege on awa.jobs');
+
+CREATE ROLE awa_tap_producer NOLOGIN IN ROLE awa_producer;
+CREATE ROLE awa_tap_worker NOLOGIN IN ROLE awa_worker;
+CREATE ROLE awa_tap_admin NOLOGIN IN ROLE awa_admin;
+CREATE ROLE awa_tap_nobody NOLOGIN;
+
+-- a producer enqueues, looks up, cancels, reads stats; nothing else
+SET ROLE awa_tap_producer;
+SELECT lives_ok($$SELECT awa_insert('k', queue => 'p')$$, 'producer: awa_insert');
+SELECT lives_ok($$SELECT awa_insert_many('[{"kind": "k", "queue": "p"}]')$$, 'producer: awa_insert_many');
+SELECT lives_ok($$INSERT INTO awa.jobs (kind, queue) VALUES ('copied', 'p')$$, 'producer: INSERT (the COPY path) with the job columns');
+SELECT (awa_insert('k', queue => 'p')).id AS job_id \gset
+SELECT lives_ok(format('SELECT * FROM awa_get_job(%s)', :job_id), 'producer: awa_get_job');
+SELECT lives_ok($$SELECT * FROM awa_queue_stats()$$, 'producer: awa_queue_stats');
+SELECT lives_ok($$SELECT * FROM awa_cancel((awa_insert('k', queue => 'p')).id)$$, 'producer: awa_cancel');
+SELECT throws_ok($$SELECT * FROM awa_claim('p')$$, '42501', NULL, 'producer cannot claim');
+SELECT throws_ok($$SELECT awa_complete(1, 1)$$, '42501', NULL, 'producer cannot complete');
+SELECT throws_ok($$SELECT awa_pause_queue('other')$$, '42501', NULL, 'producer cannot pause a queue');
+SELECT throws_ok($$SELECT awa_drain_queue('other')$$, '42501', NULL, 'producer cannot drain a queue');
+SELECT throws_ok($$SELECT * FROM awa.jobs$$, '42501', NULL, 'producer cannot read awa.jobs directly');
+SELECT throws_ok($$INSERT INTO awa.jobs (kind, state) VALUES ('k', 'completed')$$, '42501', NULL,
+	'producer cannot set a state directly');
+SELECT throws_ok($$UPDATE awa.queue_meta SET paused = true$$, '42501', NULL, 'producer cannot write queue_meta');
+RESET ROLE;
+
+-- a worker claims and finishes; it cannot enqueue
+SET ROLE awa_tap_worker;
+SELECT is((SELECT count(*) FROM awa_claim('p', batch => 10)), 4::bigint, 'worker: awa_claim');
+SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'worker cannot enqueue');
+SELECT throws_ok($$SELECT * FROM awa_retry_failed('*')$$, '42501', NULL, 'worker cannot retry failed jobs');
+RESET ROLE;
+
+-- a role without a grant gets nothing
+SET ROLE awa_tap_nobody;
+SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'no grant: awa_insert refused');
+SELECT throws_ok($$SELECT * FROM awa_queue_stats()$$, '42501', NULL, 'no grant: awa_queue_stats refused');
+SELECT throws_ok($$INSERT INTO awa.jobs (kind) VALUES ('k')$$, '42501', NULL, 'no grant: no INSERT');
+RESET ROLE;
+
+-- an admin does everything
+SET ROLE awa_tap_admin;
+SELECT lives_ok($$SELECT awa_pause_queue('p', 'tap')$$, 'admin: pause');
+SELECT lives_ok($$SELECT count(*) FROM awa.jobs$$, 'admin: read awa.jobs');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
