@@ -31,6 +31,7 @@
 #include "datatype/timestamp.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
@@ -236,6 +237,34 @@ ms_until_next_due(text *queue, TimestampTz now)
 }
 
 /*
+ * Sleep until the latch is set or timeout_ms pass.  Also wake when the
+ * client hangs up: a worker killed while its claim waits must not leave
+ * behind a backend that goes on to claim jobs for nobody.  That ends the
+ * session (FATAL, "connection to client lost"), rolling the claim back.
+ */
+static void
+wait_for_work(long timeout_ms)
+{
+	int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+	pgsocket	sock = PGINVALID_SOCKET;
+	int			rc;
+
+	if (MyProcPort != NULL && MyProcPort->sock != PGINVALID_SOCKET &&
+		WaitEventSetCanReportClosed())
+	{
+		events |= WL_SOCKET_CLOSED;
+		sock = MyProcPort->sock;
+	}
+	rc = WaitLatchOrSocket(MyLatch, events, sock, timeout_ms, PG_WAIT_EXTENSION);
+	if (rc & WL_SOCKET_CLOSED)
+	{
+		ClientConnectionLost = true;
+		InterruptPending = true;
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
  * Claim, and while nothing is claimable and the wait is not over, sleep on
  * the latch and try again.  Returns the number of rows claimed.
  */
@@ -270,9 +299,7 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		due_ms = ms_until_next_due(queue, now);
 		if (due_ms >= 0)
 			timeout_ms = Min(timeout_ms, due_ms);
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(timeout_ms, 1), PG_WAIT_EXTENSION);
-		CHECK_FOR_INTERRUPTS();
+		wait_for_work(Max(timeout_ms, 1));
 		at = GetCurrentTimestamp();
 	}
 	return nrows;

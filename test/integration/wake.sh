@@ -78,3 +78,20 @@ wait $pid
 [ $((c1 - c0)) -le 5 ] || fail "blocked claim used $((c1 - c0)) CPU ticks in 3 s"
 ok "blocked claim sleeps: $((c1 - c0)) CPU ticks in 3 s"
 rm -f /tmp/awa_wake.$$
+
+# 6. a client killed while its claim waits leaves no backend behind to claim for it
+$PSQL -d $DB -c "SELECT count(*) FROM awa_claim('orphan', worker => 'killed-client', wait => '60 s')" >/dev/null 2>&1 &
+pid=$!
+sleep 1
+kill -9 $pid; wait $pid 2>/dev/null
+for i in $(seq 1 50); do
+	n=$($PSQL -d $DB -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%killed-client%' AND pid <> pg_backend_pid()")
+	[ "$n" = "0" ] && break
+	sleep 0.1
+done
+[ "$n" = "0" ] || fail "the backend of a killed client is still waiting in awa_claim"
+$PSQL -d $DB -c "SELECT id FROM awa_insert('for-nobody', queue => 'orphan')" >/dev/null
+sleep 0.5
+[ "$($PSQL -d $DB -c "SELECT state FROM awa.jobs WHERE kind = 'for-nobody'")" = "available" ] || fail "a job was claimed for a dead client"
+ok "a killed client's waiting claim ends at once; nothing is claimed for it"
+rm -f /tmp/awa_wake.$$

@@ -1,0 +1,20 @@
+"""awa_client: a dependency-free Python client for the awa PostgreSQL job queue.
+
+    import awa_client as awa
+    client = awa.Client(conn)            # psycopg 3, psycopg2, or django.db.connection
+    job = client.insert("send_email", {"to": "a@example.com"}, queue="mail")
+
+    @awa.job("send_email")
+    def send_email(job):
+        ...                               # raise awa.Snooze(60) to run it again later
+
+    awa.Worker("dbname=app", queue="mail").run()   # or: python -m awa_worker ...
+"""
+
+from .client import Client, Job, QueueStats, connect, interval
+from .worker import Fail, JobCancelled, Registry, Snooze, Worker, job, registry
+
+__version__ = "0.1.0"
+
+__all__ = ["Client", "Job", "QueueStats", "connect", "interval", "Worker", "Registry",
+           "registry", "job", "Snooze", "Fail", "JobCancelled"]

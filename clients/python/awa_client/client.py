@@ -1,0 +1,480 @@
+"""Thin typed wrappers of awa's SQL API over any DB-API 2 connection.
+
+Works with psycopg 3, psycopg2, and Django's ``django.db.connection`` (anything
+with ``cursor()`` whose cursors take ``%s`` placeholders).  Nothing here commits:
+every call runs in the connection's current transaction, so an insert made
+inside the caller's transaction commits or rolls back with it.  A ``Client``
+built from a DSN string opens its own connection in autocommit mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+__all__ = ["Client", "Job", "QueueStats", "connect", "Interval"]
+
+Interval = Union[int, float, _dt.timedelta, str]
+
+JOB_STATES = ("scheduled", "available", "running", "completed",
+              "retryable", "failed", "cancelled", "waiting_external")
+
+
+def connect(dsn: str = "", driver: Optional[str] = None, autocommit: bool = True):
+    """Open a DB-API connection with psycopg 3 (preferred) or psycopg2.
+
+    ``driver`` forces one: ``"psycopg"`` or ``"psycopg2"``.  An empty DSN uses
+    the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, ...).
+    """
+    if driver not in (None, "psycopg", "psycopg3", "psycopg2"):
+        raise ValueError("driver must be 'psycopg' or 'psycopg2', got %r" % (driver,))
+    if driver in (None, "psycopg", "psycopg3"):
+        try:
+            import psycopg  # type: ignore
+        except ImportError:
+            if driver is not None:
+                raise
+        else:
+            return psycopg.connect(dsn, autocommit=autocommit)
+    import psycopg2  # type: ignore
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = autocommit
+    return conn
+
+
+def interval(value: Optional[Interval]) -> Optional[str]:
+    """An interval for PostgreSQL: seconds (int/float), a timedelta, or text."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.timedelta):
+        return "%r seconds" % value.total_seconds()
+    if isinstance(value, bool):
+        raise TypeError("an interval must be seconds, a timedelta or text, not bool")
+    if isinstance(value, (int, float)):
+        return "%r seconds" % float(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError("an interval must be seconds, a timedelta or text, got %r" % (value,))
+
+
+def _json_default(value):
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return interval(value)
+    raise TypeError("%r is not JSON serializable" % (value,))
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, default=_json_default)
+
+
+def _json_value(value):
+    """jsonb as the driver returned it: decoded already, or text (Django's psycopg2)."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return json.loads(value)
+    return value
+
+
+def _json_array(value):
+    if value is None:
+        return None
+    if isinstance(value, str):  # an array type the driver did not parse
+        value = _parse_pg_array_of_json(value)
+    return [_json_value(v) for v in value]
+
+
+def _parse_pg_array_of_json(text: str) -> List[str]:
+    """Split a text '{"...","..."}' of jsonb[] into its element texts."""
+    if text in ("{}", ""):
+        return []
+    out, i, n = [], 1, len(text) - 1
+    while i < n:
+        if text[i] == '"':
+            i += 1
+            buf = []
+            while text[i] != '"':
+                if text[i] == "\\":
+                    i += 1
+                buf.append(text[i])
+                i += 1
+            out.append("".join(buf))
+            i += 1
+        else:
+            j = text.find(",", i)
+            j = n if j < 0 else j
+            out.append(text[i:j])
+            i = j
+        if i < n and text[i] == ",":
+            i += 1
+    return out
+
+
+@dataclasses.dataclass
+class Job:
+    """One row of awa.jobs.  Columns the client does not know land in ``extra``."""
+
+    id: int
+    kind: str
+    queue: str = "default"
+    args: Any = None
+    state: str = "available"
+    priority: int = 2
+    attempt: int = 0
+    max_attempts: int = 25
+    run_at: Optional[_dt.datetime] = None
+    heartbeat_at: Optional[_dt.datetime] = None
+    deadline_at: Optional[_dt.datetime] = None
+    attempted_at: Optional[_dt.datetime] = None
+    finalized_at: Optional[_dt.datetime] = None
+    created_at: Optional[_dt.datetime] = None
+    errors: List[Any] = dataclasses.field(default_factory=list)
+    metadata: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    tags: List[str] = dataclasses.field(default_factory=list)
+    unique_key: Optional[bytes] = None
+    unique_states: Optional[str] = None
+    run_lease: int = 0
+    progress: Any = None
+    claimed_by: Optional[str] = None
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    _JSON = ("args", "metadata", "progress")
+
+    @classmethod
+    def from_row(cls, names: Sequence[str], row: Sequence[Any]) -> "Job":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kw: Dict[str, Any] = {}
+        extra: Dict[str, Any] = {}
+        for name, value in zip(names, row):
+            if name in cls._JSON and value is not None:
+                value = _json_value(value)
+            elif name == "errors":
+                value = _json_array(value) or []
+            elif name == "tags" and value is None:
+                value = []
+            elif name == "unique_key" and value is not None and not isinstance(value, bytes):
+                value = bytes(value)
+            (kw if name in known else extra)[name] = value
+        return cls(extra=extra, **kw)
+
+    @property
+    def last_error(self) -> Optional[Dict[str, Any]]:
+        return self.errors[-1] if self.errors else None
+
+
+@dataclasses.dataclass
+class QueueStats:
+    """One row of awa_queue_stats()."""
+
+    queue: str
+    total_queued: int = 0
+    scheduled: int = 0
+    available: int = 0
+    retryable: int = 0
+    running: int = 0
+    waiting_external: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    completed_last_hour: int = 0
+    lag_seconds: Optional[float] = None
+    paused: bool = False
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_row(cls, names, row) -> "QueueStats":
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kw, extra = {}, {}
+        for name, value in zip(names, row):
+            (kw if name in known else extra)[name] = value
+        return cls(extra=extra, **kw)
+
+
+# (name, value, cast) of one named SQL argument
+_Arg = Tuple[str, Any, str]
+
+
+class Client:
+    """awa's SQL API on one connection.
+
+    ``Client(conn)`` uses a DB-API connection you own (psycopg 3, psycopg2, or
+    Django's ``connection``) and never commits it.  ``Client("dbname=app")``
+    opens its own autocommit connection (``close()`` it, or use ``with``).
+    """
+
+    def __init__(self, conn_or_dsn: Any = "", driver: Optional[str] = None):
+        if isinstance(conn_or_dsn, str):
+            self.conn = connect(conn_or_dsn, driver=driver, autocommit=True)
+            self._owned = True
+        else:
+            self.conn = conn_or_dsn
+            self._owned = False
+
+    # -- plumbing ---------------------------------------------------------
+
+    def close(self) -> None:
+        if self._owned:
+            self.conn.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Tuple[List[str], List[tuple]]:
+        """Run one statement; return (column names, rows)."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, list(params))
+            if cur.description is None:
+                return [], []
+            names = [d[0] for d in cur.description]
+            return names, list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def _call(self, fn: str, args: Iterable[_Arg], scalar: bool = False) -> Tuple[List[str], List[tuple]]:
+        parts, params = [], []
+        for name, value, cast in args:
+            if value is None:
+                continue  # let the SQL default apply
+            parts.append("%s => %%s%s" % (name, cast))
+            params.append(value)
+        template = "SELECT %s(%s)" if scalar else "SELECT * FROM %s(%s)"
+        return self.execute(template % (fn, ", ".join(parts)), params)
+
+    def _scalar(self, fn: str, args: Iterable[_Arg]) -> Any:
+        _, rows = self._call(fn, args, scalar=True)
+        return rows[0][0] if rows else None
+
+    def _jobs(self, fn: str, args: Iterable[_Arg]) -> List[Job]:
+        names, rows = self._call(fn, args)
+        return [Job.from_row(names, r) for r in rows if r[0] is not None]
+
+    def _job(self, fn: str, args: Iterable[_Arg]) -> Optional[Job]:
+        jobs = self._jobs(fn, args)
+        return jobs[0] if jobs else None
+
+    # -- enqueue ----------------------------------------------------------
+
+    def insert(self, kind: str, args: Any = None, *, queue: Optional[str] = None,
+               priority: Optional[int] = None, max_attempts: Optional[int] = None,
+               run_at: Optional[_dt.datetime] = None, tags: Optional[Sequence[str]] = None,
+               metadata: Optional[Dict[str, Any]] = None,
+               unique_by_args: Optional[bool] = None, unique_by_queue: Optional[bool] = None,
+               unique_period: Optional[Interval] = None,
+               unique_states: Optional[Sequence[str]] = None) -> Job:
+        """awa_insert: enqueue one job in the current transaction; returns its row."""
+        return self._job("awa_insert", [
+            ("kind", kind, "::text"),
+            ("args", None if args is None else _dumps(args), "::jsonb"),
+            ("queue", queue, "::text"),
+            ("priority", priority, "::integer"),
+            ("max_attempts", max_attempts, "::integer"),
+            ("run_at", run_at, "::timestamptz"),
+            ("tags", None if tags is None else list(tags), "::text[]"),
+            ("metadata", None if metadata is None else _dumps(metadata), "::jsonb"),
+            ("unique_by_args", unique_by_args, "::boolean"),
+            ("unique_by_queue", unique_by_queue, "::boolean"),
+            ("unique_period", interval(unique_period), "::interval"),
+            ("unique_states", None if unique_states is None else list(unique_states),
+             "::text[]::awa.job_state[]"),
+        ])
+
+    def insert_many(self, jobs: Sequence[Dict[str, Any]]) -> List[Job]:
+        """awa_insert_many: each dict has awa_insert's fields (kind required); all or nothing."""
+        return self._jobs("awa_insert_many", [("jobs", _dumps(list(jobs)), "::jsonb")])
+
+    COPY_COLUMNS = ("kind", "args", "queue", "priority", "max_attempts", "run_at", "tags", "metadata")
+
+    def insert_copy(self, jobs: Iterable[Dict[str, Any]]) -> int:
+        """The COPY path for large loads: ``COPY awa.jobs (...) FROM STDIN``; returns how many rows.
+
+        Each dict has awa_insert's fields (kind required); rows get awa_insert's checks and
+        defaults.  Needs psycopg 3 or psycopg2 (``cursor.copy`` / ``copy_expert``).
+        """
+        cols = [c for c in self.COPY_COLUMNS]
+        lines, n = [], 0
+        for job in jobs:
+            unknown = set(job) - set(cols)
+            if unknown:
+                raise ValueError("unknown job fields: %s" % ", ".join(sorted(unknown)))
+            lines.append("\t".join(_copy_text(c, job.get(c)) for c in cols) + "\n")
+            n += 1
+        if not n:
+            return 0
+        data = "".join(lines)
+        sql = "COPY awa.jobs (%s) FROM STDIN" % ", ".join(cols)
+        cur = self.conn.cursor()
+        try:
+            if hasattr(cur, "copy"):  # psycopg 3
+                with cur.copy(sql) as copy:
+                    copy.write(data)
+            elif hasattr(cur, "copy_expert"):  # psycopg2
+                import io
+                cur.copy_expert(sql, io.StringIO(data))
+            else:
+                raise TypeError("insert_copy needs a psycopg 3 or psycopg2 connection")
+        finally:
+            cur.close()
+        return n
+
+    # -- lifecycle and administration --------------------------------------
+
+    def cancel(self, job_id: int) -> Optional[Job]:
+        """awa_cancel: the cancelled job, or None if it was already terminal."""
+        return self._job("awa_cancel", [("job_id", job_id, "::bigint")])
+
+    def cancel_by_unique_key(self, kind: str, args: Any = None, queue: Optional[str] = None,
+                             unique_period: Optional[Interval] = None,
+                             run_at: Optional[_dt.datetime] = None) -> List[Job]:
+        """awa_cancel_by_unique_key: cancel by the unique key's parts; returns the cancelled jobs."""
+        return self._jobs("awa_cancel_by_unique_key", [
+            ("kind", kind, "::text"), ("args", None if args is None else _dumps(args), "::jsonb"),
+            ("queue", queue, "::text"), ("unique_period", interval(unique_period), "::interval"),
+            ("run_at", run_at, "::timestamptz")])
+
+    def retry(self, job_id: int) -> Optional[Job]:
+        """awa_retry: make a failed/cancelled/waiting_external job available now."""
+        return self._job("awa_retry", [("job_id", job_id, "::bigint")])
+
+    def retry_failed(self, kind: Optional[str] = None, queue: Optional[str] = None) -> List[Job]:
+        """awa_retry_failed: failed jobs matching the filters become available again.
+
+        ``kind="*"`` means every kind; giving neither filter is an error (22023)."""
+        return self._jobs("awa_retry_failed", [("kind", kind, "::text"), ("queue", queue, "::text")])
+
+    def discard_failed(self, kind: str) -> int:
+        """awa_discard_failed: delete that kind's failed jobs (``"*"``: every kind); returns how many."""
+        return int(self._scalar("awa_discard_failed", [("kind", kind, "::text")]) or 0)
+
+    def pause_queue(self, queue: str, paused_by: Optional[str] = None) -> bool:
+        """awa_pause_queue: no worker claims from this queue until resumed; False if already paused."""
+        return self._scalar("awa_pause_queue", [("queue", queue, "::text"),
+                                                ("paused_by", paused_by, "::text")])
+
+    def resume_queue(self, queue: str) -> bool:
+        """awa_resume_queue: False (a no-op) if the queue was not paused."""
+        return self._scalar("awa_resume_queue", [("queue", queue, "::text")])
+
+    def drain_queue(self, queue: str) -> int:
+        """awa_drain_queue: cancel the queue's waiting jobs; returns how many."""
+        return int(self._scalar("awa_drain_queue", [("queue", queue, "::text")]) or 0)
+
+    def queue_stats(self) -> List[QueueStats]:
+        """awa_queue_stats: one row per queue."""
+        names, rows = self.execute("SELECT * FROM awa_queue_stats()")
+        return [QueueStats.from_row(names, r) for r in rows]
+
+    def list_jobs(self, state: Optional[str] = None, kind: Optional[str] = None,
+                  queue: Optional[str] = None, tag: Optional[str] = None,
+                  before_id: Optional[int] = None, limit: Optional[int] = None) -> List[Job]:
+        """awa_list_jobs: newest first; pass the last id as before_id for the next page."""
+        return self._jobs("awa_list_jobs", [
+            ("state", state, "::awa.job_state"), ("kind", kind, "::text"),
+            ("queue", queue, "::text"), ("tag", tag, "::text"),
+            ("before_id", before_id, "::bigint"), ("lim", limit, "::integer")])
+
+    def get_job(self, job_id: int) -> Job:
+        """awa_get_job: the job; an unknown id raises the driver's error with SQLSTATE P0002."""
+        return self._job("awa_get_job", [("job_id", job_id, "::bigint")])
+
+    def health_check(self) -> Dict[str, Any]:
+        """awa_health_check: one row as a dict (healthy, reason, ...)."""
+        names, rows = self.execute("SELECT * FROM awa_health_check()")
+        return dict(zip(names, rows[0])) if rows else {}
+
+    # -- worker calls -------------------------------------------------------
+
+    def claim(self, queue: str, worker: Optional[str] = None, batch: int = 1,
+              lease: Optional[Interval] = None, wait: Optional[Interval] = None) -> List[Job]:
+        """awa_claim: up to batch due jobs, now running; with wait, block until work or timeout."""
+        return self._jobs("awa_claim", [
+            ("queue", queue, "::text"), ("worker", worker, "::text"),
+            ("batch", batch, "::integer"), ("lease", interval(lease), "::interval"),
+            ("wait", interval(wait), "::interval")])
+
+    def complete(self, job_id: int, run_lease: int) -> bool:
+        """awa_complete: False if the lease is stale (cancelled, rescued, re-claimed)."""
+        return bool(self._scalar("awa_complete", [("job_id", job_id, "::bigint"),
+                                                  ("run_lease", run_lease, "::bigint")]))
+
+    def complete_many(self, jobs: Union[Sequence[Job], Sequence[int]],
+                      leases: Optional[Sequence[int]] = None) -> int:
+        """awa_complete_many: pass Job objects, or ids plus leases; returns how many completed."""
+        ids, leases = _ids_leases(jobs, leases)
+        if not ids:
+            return 0
+        return int(self._scalar("awa_complete_many", [("ids", ids, "::bigint[]"),
+                                                      ("leases", leases, "::bigint[]")]) or 0)
+
+    def fail(self, job_id: int, run_lease: int, error: str, retry_in: Optional[Interval] = None,
+             terminal: bool = False) -> Optional[str]:
+        """awa_fail: the job's new state (retryable or failed), or None if the lease is stale."""
+        return self._scalar("awa_fail", [
+            ("job_id", job_id, "::bigint"), ("run_lease", run_lease, "::bigint"),
+            ("error", error, "::text"), ("retry_in", interval(retry_in), "::interval"),
+            ("terminal", terminal or None, "::boolean")])
+
+    def snooze(self, job_id: int, run_lease: int, delay: Interval) -> bool:
+        """awa_snooze: back to scheduled at now() + delay, the attempt not counted."""
+        return bool(self._scalar("awa_snooze", [
+            ("job_id", job_id, "::bigint"), ("run_lease", run_lease, "::bigint"),
+            ("delay", interval(delay), "::interval")]))
+
+    def heartbeat(self, jobs: Union[Sequence[Job], Sequence[int]],
+                  leases: Optional[Sequence[int]] = None) -> List[int]:
+        """awa_heartbeat: returns the ids no longer running under their lease (stop them)."""
+        ids, leases = _ids_leases(jobs, leases)
+        if not ids:
+            return []
+        lost = self._scalar("awa_heartbeat", [("ids", ids, "::bigint[]"),
+                                              ("leases", leases, "::bigint[]")])
+        return [int(i) for i in (lost or [])]
+
+    def progress(self, job_id: int, run_lease: int, progress: Any) -> bool:
+        """awa_progress: store structured progress (kept across retries)."""
+        return bool(self._scalar("awa_progress", [
+            ("job_id", job_id, "::bigint"), ("run_lease", run_lease, "::bigint"),
+            ("progress", _dumps(progress), "::jsonb")]))
+
+    def rescue(self) -> int:
+        """awa_rescue: running jobs with a stale heartbeat or passed deadline become retryable."""
+        return int(self._scalar("awa_rescue", []) or 0)
+
+
+_COPY_DEFAULTS = {"args": {}, "queue": "default", "priority": 2, "max_attempts": 25,
+                  "tags": [], "metadata": {}}
+
+
+def _copy_escape(text: str) -> str:
+    return (text.replace("\\", "\\\\").replace("\t", "\\t")
+            .replace("\n", "\\n").replace("\r", "\\r"))
+
+
+def _copy_text(column: str, value: Any) -> str:
+    """One field in COPY's text format."""
+    if value is None:
+        value = _COPY_DEFAULTS.get(column)
+        if value is None:
+            return "\\N"
+    if column in ("args", "metadata"):
+        return _copy_escape(_dumps(value))
+    if column == "tags":
+        items = ['"%s"' % str(t).replace("\\", "\\\\").replace('"', '\\"') for t in value]
+        return _copy_escape("{%s}" % ",".join(items))
+    if isinstance(value, (_dt.datetime, _dt.date)):
+        return value.isoformat()
+    return _copy_escape(str(value))
+
+
+def _ids_leases(jobs, leases) -> Tuple[List[int], List[int]]:
+    jobs = list(jobs)
+    if leases is None:
+        return [j.id for j in jobs], [j.run_lease for j in jobs]
+    leases = list(leases)
+    if len(leases) != len(jobs):
+        raise ValueError("ids and leases must have the same length")
+    return [int(i) for i in jobs], [int(x) for x in leases]

@@ -1,0 +1,63 @@
+"""Run an awa worker:
+
+    python -m awa_worker --dsn "dbname=app" --queue mail --module myapp.jobs
+
+The modules are imported first; they register handlers with ``@awa.job("kind")``.
+SIGTERM or SIGINT stops it cleanly: no new claims, running jobs finish (or are
+released after --shutdown-timeout), their outcomes are recorded, exit status 0.
+"""
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+import awa_client as awa
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m awa_worker", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dsn", default=os.environ.get("AWA_DSN", ""),
+                   help="libpq connection string (default: $AWA_DSN, else the PG* environment)")
+    p.add_argument("--queue", default="default", help="queue to work (default: default)")
+    p.add_argument("--module", action="append", default=[], required=True,
+                   help="module that registers handlers (repeatable)")
+    p.add_argument("--batch", type=int, default=10, help="jobs per claim (default 10)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="handler threads (default: --batch)")
+    p.add_argument("--wait", type=float, default=5, help="seconds a claim blocks (default 5)")
+    p.add_argument("--lease", type=float, default=300, help="job deadline in seconds (default 300)")
+    p.add_argument("--heartbeat", type=float, default=10, help="heartbeat interval in seconds")
+    p.add_argument("--shutdown-timeout", type=float, default=30,
+                   help="seconds to let running jobs finish on SIGTERM before releasing them")
+    p.add_argument("--name", default=None, help="worker name (default host:pid)")
+    p.add_argument("--driver", choices=["psycopg", "psycopg2"], default=None)
+    p.add_argument("--once", action="store_true",
+                   help="work until no job is due, then exit (no threads)")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    a = p.parse_args(argv)
+
+    logging.basicConfig(level=logging.WARNING - 10 * min(a.verbose, 2),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.path.insert(0, os.getcwd())
+    for m in a.module:
+        importlib.import_module(m)
+    if not awa.registry.handlers:
+        p.error("the modules registered no handler (use @awa.job('kind'))")
+    w = awa.Worker(a.dsn, queue=a.queue, driver=a.driver, batch=a.batch,
+                   concurrency=a.concurrency, wait=a.wait, lease=a.lease,
+                   heartbeat_interval=a.heartbeat, shutdown_timeout=a.shutdown_timeout,
+                   name=a.name)
+    if a.once:
+        while w.run_once():
+            pass
+    else:
+        w.run()
+    print("awa worker %s: %s" % (w.name, w.stats), file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
