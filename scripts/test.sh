@@ -37,6 +37,11 @@ if ! pg_prove -d awa_tap --ext .sql -r test/pgtap; then
 	FAILED+=("pgTAP")
 fi
 
+log "build hygiene (scripts/lint.sh: -Werror, cppcheck, clang-tidy)"
+if ! bash scripts/lint.sh; then
+	FAILED+=("lint")
+fi
+
 for t in test/integration/*.sh; do
 	[ -e "$t" ] || continue
 	log "integration: $t"

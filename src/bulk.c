@@ -291,8 +291,8 @@ parse_job(JsonbValue *elem, AwaJob *job)
 
 		if (tok != WJB_KEY)
 			continue;
-		tok = JsonbIteratorNext(&it, &v, true);
-		Assert(tok == WJB_VALUE);
+		if (JsonbIteratorNext(&it, &v, true) != WJB_VALUE)
+			elog(ERROR, "awa: malformed jsonb object");
 		key = k.val.string.val;
 		len = k.val.string.len;
 #define KEY_IS(name) (len == sizeof(name) - 1 && memcmp(key, name, len) == 0)

@@ -275,10 +275,10 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 	TimestampTz at = GetCurrentStatementStartTimestamp();
 	TimestampTz give_up;
 	TimestampTz start = GetCurrentTimestamp();
+	int			nrows;
 
 	if (pg_add_s64_overflow(start, wait_us, &give_up))
 		give_up = PG_INT64_MAX;	/* waits until interrupted */
-	int			nrows;
 
 	for (;;)
 	{
