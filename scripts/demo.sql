@@ -17,3 +17,14 @@ SELECT id, state FROM awa_cancel(3);
 SELECT id, state, attempt FROM awa_retry(3);
 \echo '-- the queues at a glance'
 SELECT * FROM awa_queue_stats();
+\echo '-- a periodic job: every day at 07:30 Berlin time; next fire times previewed'
+SELECT name, cron, timezone, next_fire_at FROM awa_schedule('morning-report', '30 7 * * *', 'report',
+       '{"scope": "daily"}', queue => 'reports', timezone => 'Europe/Berlin');
+SELECT * FROM awa_next_fire_times('30 7 * * *', 'Europe/Berlin', now(), 3);
+\echo '-- pretend its time has come: awa_maintain() (or the background worker, if it is first) enqueues it once'
+UPDATE awa.cron_jobs SET next_fire_at = now() - interval '1 second' WHERE name = 'morning-report';
+SELECT periodic_enqueued FROM awa_maintain();
+SELECT id, kind, queue, state, metadata->>'cron' AS cron FROM awa.jobs WHERE metadata ? 'cron';
+SELECT name, next_fire_at > now() AS next_in_future FROM awa.cron_jobs;
+\echo '-- health at a glance'
+SELECT version, preloaded, worker_running, healthy, reason FROM awa_health_check();
