@@ -17,31 +17,51 @@
 
 PG_FUNCTION_INFO_V1(awa_queue_stats);
 
+/*
+ * Each branch reads only the rows of its states, through the partial index
+ * that covers them (claim, running, settled, finalized), so the cost grows
+ * with the backlog, the running and failed jobs and the last hour's
+ * completions, not with the completed jobs that retention keeps.
+ */
 static const char *stats_sql =
 "WITH c AS ("
+"  SELECT queue, state, count(*) AS n,"
+"         min(run_at) FILTER (WHERE state = 'available') AS oldest"
+"    FROM awa.jobs WHERE state IN ('available', 'scheduled', 'retryable')"
+"    GROUP BY queue, state"
+"  UNION ALL"
+"  SELECT queue, state, count(*), NULL FROM awa.jobs WHERE state = 'running'"
+"    GROUP BY queue, state"
+"  UNION ALL"
+"  SELECT queue, state, count(*), NULL FROM awa.jobs"
+"    WHERE state IN ('failed', 'cancelled', 'waiting_external') GROUP BY queue, state"
+"  UNION ALL"
+"  SELECT queue, state, count(*), NULL FROM awa.jobs"
+"    WHERE state = 'completed' AND finalized_at > now() - interval '1 hour'"
+"    GROUP BY queue, state),"
+" q AS ("
 "  SELECT queue,"
-"    count(*) FILTER (WHERE state IN ('scheduled', 'available', 'running',"
-"                     'retryable', 'waiting_external')) AS total_queued,"
-"    count(*) FILTER (WHERE state = 'scheduled') AS scheduled,"
-"    count(*) FILTER (WHERE state = 'available') AS available,"
-"    count(*) FILTER (WHERE state = 'retryable') AS retryable,"
-"    count(*) FILTER (WHERE state = 'running') AS running,"
-"    count(*) FILTER (WHERE state = 'waiting_external') AS waiting_external,"
-"    count(*) FILTER (WHERE state = 'failed') AS failed,"
-"    count(*) FILTER (WHERE state = 'cancelled') AS cancelled,"
-"    count(*) FILTER (WHERE state = 'completed'"
-"                     AND finalized_at > now() - interval '1 hour') AS completed_last_hour,"
-"    min(run_at) FILTER (WHERE state = 'available') AS oldest"
-"  FROM awa.jobs GROUP BY queue)"
-" SELECT coalesce(c.queue, m.queue),"
-"   coalesce(c.total_queued, 0), coalesce(c.scheduled, 0),"
-"   coalesce(c.available, 0), coalesce(c.retryable, 0),"
-"   coalesce(c.running, 0), coalesce(c.waiting_external, 0),"
-"   coalesce(c.failed, 0), coalesce(c.cancelled, 0),"
-"   coalesce(c.completed_last_hour, 0),"
-"   CASE WHEN c.oldest IS NOT NULL THEN greatest(extract(epoch FROM now() - c.oldest), 0)::float8 END,"
+"    sum(n) FILTER (WHERE state IN ('scheduled', 'available', 'running',"
+"                   'retryable', 'waiting_external')) AS total_queued,"
+"    sum(n) FILTER (WHERE state = 'scheduled') AS scheduled,"
+"    sum(n) FILTER (WHERE state = 'available') AS available,"
+"    sum(n) FILTER (WHERE state = 'retryable') AS retryable,"
+"    sum(n) FILTER (WHERE state = 'running') AS running,"
+"    sum(n) FILTER (WHERE state = 'waiting_external') AS waiting_external,"
+"    sum(n) FILTER (WHERE state = 'failed') AS failed,"
+"    sum(n) FILTER (WHERE state = 'cancelled') AS cancelled,"
+"    sum(n) FILTER (WHERE state = 'completed') AS completed_last_hour,"
+"    min(oldest) AS oldest"
+"  FROM c GROUP BY queue)"
+" SELECT coalesce(q.queue, m.queue),"
+"   coalesce(q.total_queued, 0)::bigint, coalesce(q.scheduled, 0)::bigint,"
+"   coalesce(q.available, 0)::bigint, coalesce(q.retryable, 0)::bigint,"
+"   coalesce(q.running, 0)::bigint, coalesce(q.waiting_external, 0)::bigint,"
+"   coalesce(q.failed, 0)::bigint, coalesce(q.cancelled, 0)::bigint,"
+"   coalesce(q.completed_last_hour, 0)::bigint,"
+"   CASE WHEN q.oldest IS NOT NULL THEN greatest(extract(epoch FROM now() - q.oldest), 0)::float8 END,"
 "   coalesce(m.paused, false)"
-" FROM c FULL JOIN awa.queue_meta m ON m.queue = c.queue"
+" FROM q FULL JOIN awa.queue_meta m ON m.queue = q.queue"
 " ORDER BY 1";
 
 /*
