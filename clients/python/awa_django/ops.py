@@ -1,0 +1,156 @@
+"""What the dashboard reads and does, all through awa's SQL API on Django's connection.
+
+Reads: awa_queue_stats(), awa_health_check(), and two small queries on partial
+indexes (failed jobs by kind: jobs_settled_idx; stale running jobs:
+jobs_running_idx).  Writes: only awa_* functions, never UPDATE/DELETE.
+"""
+
+from django.db import connections, transaction
+
+import awa_client
+
+# A running job is "stale" when its heartbeat is older than awa.heartbeat_timeout
+# (what awa_rescue() looks for) or its deadline has passed.
+STALE_SQL = """
+    (heartbeat_at < now() - coalesce(nullif(current_setting('awa.heartbeat_timeout', true), ''), '90s')::interval
+     OR deadline_at < now())
+"""
+
+
+def _conn(using="default"):
+    return connections[using]
+
+
+def client(using="default"):
+    return awa_client.Client(_conn(using))
+
+
+def _rows(sql, params=(), using="default"):
+    with _conn(using).cursor() as cur:
+        cur.execute(sql, list(params))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+# -- reads -----------------------------------------------------------------
+
+def queue_stats(using="default"):
+    """awa_queue_stats() rows as dicts, plus stale_running per queue."""
+    stats = _rows("SELECT * FROM awa_queue_stats() ORDER BY queue", using=using)
+    stale = dict((r["queue"], r["n"]) for r in _rows(
+        "SELECT queue, count(*) AS n FROM awa.jobs WHERE state = 'running' AND" + STALE_SQL +
+        " GROUP BY queue", using=using))
+    for row in stats:
+        row["stale_running"] = stale.get(row["queue"], 0)
+    return stats
+
+
+def failed_by_kind(limit=50, using="default"):
+    """(kind, queue, count, newest id) of failed jobs; reads the partial index jobs_settled_idx."""
+    return _rows("SELECT kind, queue, count(*) AS n, max(id) AS newest_id FROM awa.jobs"
+                 " WHERE state = 'failed' GROUP BY kind, queue ORDER BY n DESC, kind, queue LIMIT %s",
+                 [limit], using=using)
+
+
+def health(using="default"):
+    rows = _rows("SELECT * FROM awa_health_check()", using=using)
+    return rows[0] if rows else {}
+
+
+def stale_job_ids(ids, using="default"):
+    """Which of these job ids are running with a stale heartbeat or past their deadline."""
+    ids = [int(i) for i in ids]
+    if not ids:
+        return set()
+    return {r["id"] for r in _rows(
+        "SELECT id FROM awa.jobs WHERE id = ANY(%s::bigint[]) AND state = 'running' AND" + STALE_SQL,
+        [ids], using=using)}
+
+
+def count_failed(kind=None, queue=None, using="default"):
+    sql, params = "SELECT count(*) AS n FROM awa.jobs WHERE state = 'failed'", []
+    if kind and kind != "*":
+        sql += " AND kind = %s"
+        params.append(kind)
+    if queue:
+        sql += " AND queue = %s"
+        params.append(queue)
+    return _rows(sql, params, using=using)[0]["n"]
+
+
+def count_drainable(queue, using="default"):
+    return _rows("SELECT count(*) AS n FROM awa.jobs WHERE queue = %s AND state IN"
+                 " ('available', 'scheduled', 'retryable', 'waiting_external')",
+                 [queue], using=using)[0]["n"]
+
+
+# -- actions (SQL API only) ------------------------------------------------
+
+def retry_jobs(ids, using="default"):
+    """awa_retry on each id; returns the ids that became available."""
+    done = []
+    with transaction.atomic(using=using):
+        c = client(using)
+        for job_id in ids:
+            if c.retry(int(job_id)) is not None:
+                done.append(int(job_id))
+    return done
+
+
+def cancel_jobs(ids, using="default"):
+    """awa_cancel on each id; returns the ids that were cancelled."""
+    done = []
+    with transaction.atomic(using=using):
+        c = client(using)
+        for job_id in ids:
+            if c.cancel(int(job_id)) is not None:
+                done.append(int(job_id))
+    return done
+
+
+def retry_failed(kind=None, queue=None, using="default"):
+    with transaction.atomic(using=using):
+        return len(client(using).retry_failed(kind=kind or None, queue=queue or None))
+
+
+def discard_failed(kind, using="default"):
+    with transaction.atomic(using=using):
+        return client(using).discard_failed(kind)
+
+
+def pause_queue(queue, paused_by=None, using="default"):
+    with transaction.atomic(using=using):
+        return bool(client(using).pause_queue(queue, paused_by=paused_by))
+
+
+def resume_queue(queue, using="default"):
+    with transaction.atomic(using=using):
+        return bool(client(using).resume_queue(queue))
+
+
+def drain_queue(queue, using="default"):
+    with transaction.atomic(using=using):
+        return client(using).drain_queue(queue)
+
+
+def _schedule_call(fn, names, using):
+    """awa_pause_schedule / awa_resume_schedule on each name; returns the names whose paused flag changed."""
+    changed = []
+    want = fn == "awa_pause_schedule"
+    with transaction.atomic(using=using):
+        for name in names:
+            before = _rows("SELECT paused FROM awa.cron_jobs WHERE name = %s", [name], using=using)
+            if not before:
+                continue
+            _rows("SELECT name, paused FROM %s(%%s)" % fn, [name], using=using)
+            if before[0]["paused"] != want:
+                changed.append(name)
+    return changed
+
+
+def pause_schedules(names, using="default"):
+    return _schedule_call("awa_pause_schedule", names, using)
+
+
+def resume_schedules(names, using="default"):
+    return _schedule_call("awa_resume_schedule", names, using)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# awa_django, the operator's dashboard in Django's admin, against a running PostgreSQL with awa
+# preloaded (PGHOST/PGPORT/PGUSER exported by scripts/test.sh).  Runs Django's own test runner on
+# examples/django with test/integration/python/awa_admin_tests.py: the test client on every page
+# and action (with permission denied), and a real headless chromium (Debian's chromium,
+# chromium-driver, python3-selenium; missing ones FAIL the test, nothing is skipped) that logs in,
+# retries a failed job through the dashboard and checks the database.  Screenshots land in
+# $AWA_ADMIN_OUTPUT (default: a new directory under ${TMPDIR:-/tmp}).  Exits non-zero on failure.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PY=/usr/bin/python3   # Debian's python: it sees python3-django, python3-psycopg2, python3-selenium
+: "${PGHOST:?PGHOST must name the server (socket directory)}" "${PGPORT:?}" "${PGUSER:?}"
+export PGHOST PGPORT PGUSER
+
+for exe in /usr/bin/chromium /usr/bin/chromedriver; do
+	[ -x "$exe" ] || { echo "FAIL: $exe is missing (apt-get install chromium chromium-driver python3-selenium)" >&2; exit 1; }
+done
+"$PY" -c "import selenium" || { echo "FAIL: python3-selenium is missing" >&2; exit 1; }
+
+DB=awa_django_admin_it
+psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+drop_dbs() {
+	psql -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \
+		-c "DROP DATABASE IF EXISTS test_$DB WITH (FORCE)" 2>/dev/null || true
+}
+trap drop_dbs EXIT
+
+drop_dbs
+psql -d postgres -c "CREATE DATABASE $DB"
+
+cd "$ROOT/examples/django"
+export PGDATABASE=$DB DJANGO_SETTINGS_MODULE=shopsite.settings
+export PYTHONPATH="$ROOT/clients/python:$ROOT/test/integration/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+export AWA_ADMIN_OUTPUT=${AWA_ADMIN_OUTPUT:-$(mktemp -d "${TMPDIR:-/tmp}/awa-admin-output.XXXXXX")}
+
+# The documented set-up path on the project database: migrate (creates the extension and the
+# operate_queue permission), a superuser without a prompt, no missing migrations.
+"$PY" manage.py migrate --noinput -v 0
+DJANGO_SUPERUSER_PASSWORD=admin-pw "$PY" manage.py createsuperuser --noinput --username admin \
+	--email admin@example.com
+"$PY" manage.py makemigrations --check --dry-run awa_django shop
+[ "$(psql -d "$DB" -Atc "SELECT count(*) FROM auth_permission WHERE codename = 'operate_queue'")" = 1 ]
+
+timeout 240 "$PY" manage.py test --noinput -v 2 awa_admin_tests
+echo "screenshots: $AWA_ADMIN_OUTPUT"
