@@ -147,4 +147,10 @@ SELECT kind, state FROM awa_insert('via_insert');
 
 -- NOTIFY of COPY and awa_insert_many: test/isolation/specs/pause_claim.spec wakes
 -- a blocked claimer with them
+-- at most 10,000 jobs per call (54000); nothing written
+SELECT count(*) FROM awa.jobs;
+SELECT count(*) FROM awa_insert_many((SELECT jsonb_agg(jsonb_build_object('kind', 'k')) FROM generate_series(1, 10001)));
+SELECT count(*) FROM awa_insert_many((SELECT jsonb_agg(jsonb_build_object('kind', 'many')) FROM generate_series(1, 10000)));
+SELECT count(*) FROM awa.jobs;
+
 DROP EXTENSION awa;

@@ -51,6 +51,13 @@ SELECT awa_insert('k', priority => NULL);
 SELECT awa_insert('k', max_attempts => NULL);
 SELECT awa_insert('k', tags => NULL);
 SELECT awa_insert('k', metadata => NULL);
+-- size limit: awa.max_args_bytes (superuser setting), SQLSTATE 54000
+SET awa.max_args_bytes = '2kB';
+SELECT awa_insert('k', jsonb_build_object('blob', repeat('x', 3000)));
+SELECT awa_insert('k', metadata => jsonb_build_object('blob', repeat('x', 3000)));
+SELECT length(args->>'blob') FROM awa_insert('k', jsonb_build_object('blob', repeat('x', 1000)));
+RESET awa.max_args_bytes;
+SELECT awa_insert('k', jsonb_build_object('blob', repeat('x', 1100000)));
 SELECT count(*) FROM awa.jobs;
 
 -- transactional: a rolled-back insert leaves nothing

@@ -10,6 +10,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "awa.h"
 
@@ -18,6 +19,7 @@ PG_MODULE_MAGIC;
 bool		awa_notify = true;
 int			awa_priority_aging_interval = 60;
 int			awa_heartbeat_timeout = 90;
+int			awa_max_args_bytes = 1024 * 1024;
 
 void		_PG_init(void);
 
@@ -56,6 +58,16 @@ _PG_init(void)
 							1, 86400 * 7,
 							PGC_USERSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("awa.max_args_bytes",
+							"Largest args, and largest metadata, of a job.",
+							"Measured as stored jsonb; larger ones are refused with SQLSTATE 54000.",
+							&awa_max_args_bytes,
+							1024 * 1024,
+							1024, (int) (MaxAllocSize / 2),
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	awa_maintain_init();

@@ -24,11 +24,13 @@
 #define AWA_MAX_PRIORITY		4
 #define AWA_MAX_ATTEMPTS		1000
 #define AWA_MAX_TAGS			20
+#define AWA_MAX_INSERT_MANY		10000	/* jobs per awa_insert_many call */
 
 /* Settings (awa.c) */
 extern bool awa_notify;
 extern int	awa_priority_aging_interval;
 extern int	awa_heartbeat_timeout;
+extern int	awa_max_args_bytes;
 
 /* A job as awa_insert receives it (insert.c). */
 typedef struct AwaJob

@@ -428,6 +428,11 @@ awa_insert_many(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("jobs must be a JSON array of job objects")));
 	n = JB_ROOT_COUNT(jobs);
+	if (n > AWA_MAX_INSERT_MANY)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("at most %d jobs per call, got %d", AWA_MAX_INSERT_MANY, n),
+				 errhint("Split the array, or use COPY awa.jobs for the largest loads.")));
 
 	if (get_call_result_type(fcinfo, NULL, &jobdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "awa_insert_many: return type must be a row type");

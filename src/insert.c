@@ -93,6 +93,20 @@ check_tags(ArrayType *tags)
 	}
 }
 
+/* Refuse args or metadata larger than awa.max_args_bytes. */
+static void
+check_size(Jsonb *value, const char *field)
+{
+	Size		size = VARSIZE(value);
+
+	if (size > (Size) awa_max_args_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is %zu bytes, more than awa.max_args_bytes (%d)",
+						field, size, awa_max_args_bytes),
+				 errhint("Store large payloads elsewhere and pass a reference.")));
+}
+
 /*
  * Validate a job as awa_insert receives it.  Every error names the field,
  * the allowed values and what was given.
@@ -112,6 +126,8 @@ awa_validate_job(AwaJob *job)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("metadata must be a JSON object")));
+	check_size(job->args, "args");
+	check_size(job->metadata, "metadata");
 	check_tags(job->tags);
 }
 

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(40);
+SELECT plan(41);
 
 SELECT has_schema('awa');
 SELECT has_table('awa', 'jobs', 'awa.jobs exists');
@@ -37,6 +37,8 @@ SELECT throws_ok($$SELECT awa_insert('k', max_attempts => 0)$$, '22023', NULL, '
 SELECT throws_ok($$SELECT awa_insert('k', tags => array_fill('t'::text, ARRAY[21]))$$, '22023', NULL, 'tags: 22023');
 SELECT throws_ok($$SELECT awa_insert('k', '1')$$, '22023', NULL, 'scalar args: 22023');
 SELECT throws_ok($$SELECT awa_insert(NULL)$$, '22004', NULL, 'NULL kind: 22004');
+SELECT throws_ok($$SELECT awa_insert('k', jsonb_build_object('b', repeat('x', 1100000)))$$, '54000', NULL,
+	'args over awa.max_args_bytes: 54000');
 SELECT throws_ok($$SELECT awa_insert('k', NULL)$$, '22004', NULL, 'NULL args: 22004');
 SELECT throws_ok($$SELECT * FROM awa_cancel(-1)$$, 'P0002', 'job -1 does not exist', 'unknown id: P0002');
 SELECT throws_ok($$SELECT * FROM awa_retry(-1)$$, 'P0002', 'job -1 does not exist', 'unknown id: P0002');
