@@ -361,6 +361,7 @@ awa_insert(PG_FUNCTION_ARGS)
 	Datum		result;
 	bool		by_args;
 	bool		by_queue;
+	bool		unique;
 	int64		period_us;
 	char		bits[9];
 	int			i;
@@ -384,9 +385,6 @@ awa_insert(PG_FUNCTION_ARGS)
 	job.metadata = PG_GETARG_JSONB_P(7);
 	awa_validate_job(&job);
 
-	if (get_call_result_type(fcinfo, NULL, &jobdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "awa_insert: return type must be a row type");
-
 	for (i = 8; i <= 9; i++)
 		awa_check_not_null(fcinfo, i, i == 8 ? "unique_by_args" : "unique_by_queue");
 	by_args = PG_GETARG_BOOL(8);
@@ -397,12 +395,16 @@ awa_insert(PG_FUNCTION_ARGS)
 	else
 		strcpy(bits, DEFAULT_UNIQUE_STATES);
 
-	if (!(by_args || by_queue || period_us > 0 || !PG_ARGISNULL(11)) &&
-		awa_fast_insert(&job, &result))
+	unique = by_args || by_queue || period_us > 0 || !PG_ARGISNULL(11);
+	if (!unique && awa_fast_insert(&job, &result))
 		PG_RETURN_DATUM(result);
 
+	/* the row type (a copy of awa.jobs' descriptor) only off the fast path */
+	if (get_call_result_type(fcinfo, NULL, &jobdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa_insert: return type must be a row type");
+
 	SPI_connect();
-	if (by_args || by_queue || period_us > 0 || !PG_ARGISNULL(11))
+	if (unique)
 	{
 		TimestampTz at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
 		bytea	   *key = unique_key(job.kind, by_queue ? job.queue : NULL,
