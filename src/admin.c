@@ -363,19 +363,7 @@ awa_drain_queue(PG_FUNCTION_ARGS)
 static SPIPlanPtr
 custom_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
 {
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
-											  CURSOR_OPT_CUSTOM_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "awa: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "awa: SPI_keepplan failed");
-		*cache = plan;
-	}
-	return *cache;
+	return awa_plan_opts(cache, sql, nargs, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 }
 
 /*

@@ -62,6 +62,8 @@ extern void awa_notify_if_held(HeapTuple tup, TupleDesc desc);
 /* spi_util.c */
 extern SPIPlanPtr awa_plan(SPIPlanPtr *cache, const char *sql, int nargs,
 						   const Oid *argtypes);
+extern SPIPlanPtr awa_plan_opts(SPIPlanPtr *cache, const char *sql, int nargs,
+								const Oid *argtypes, int cursor_options);
 extern Datum awa_job_datum(HeapTuple tuple, TupleDesc spidesc,
 						   TupleDesc jobdesc, MemoryContext cxt);
 extern void awa_store_jobs(FunctionCallInfo fcinfo, SPITupleTable *tuptable,

@@ -132,20 +132,15 @@ awa_validate_job(AwaJob *job)
 }
 
 /*
- * Write one validated job and return the SPI tuple of its row (valid until
- * SPI_finish).  The caller is connected to SPI.  A job whose run_at is in
- * the future is scheduled; otherwise it is available and wakes its queue.
+ * The first nine parameters of awa's INSERT of a job (kind, queue, args,
+ * state, priority, max_attempts, run_at, tags, metadata) into values.
+ * Returns whether the job is scheduled (run_at in the future).
  */
-HeapTuple
-awa_insert_job(AwaJob *job, TupleDesc *desc)
+static bool
+job_values(AwaJob *job, Datum *values)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID};
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	bool		scheduled = job->has_run_at && job->run_at > now;
-	Datum		values[9];
-	int			ret;
 
 	values[0] = PointerGetDatum(job->kind);
 	values[1] = PointerGetDatum(job->queue);
@@ -156,6 +151,24 @@ awa_insert_job(AwaJob *job, TupleDesc *desc)
 	values[6] = TimestampTzGetDatum(job->has_run_at ? job->run_at : now);
 	values[7] = PointerGetDatum(job->tags);
 	values[8] = JsonbPGetDatum(job->metadata);
+	return scheduled;
+}
+
+/*
+ * Write one validated job and return the SPI tuple of its row (valid until
+ * SPI_finish).  The caller is connected to SPI.  A job whose run_at is in
+ * the future is scheduled; otherwise it is available and wakes its queue.
+ */
+HeapTuple
+awa_insert_job(AwaJob *job, TupleDesc *desc)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
+		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID};
+	Datum		values[9];
+	bool		scheduled = job_values(job, values);
+	int			ret;
+
 
 	ret = awa_execute_prepared(awa_plan(&plan,
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
@@ -283,20 +296,10 @@ awa_insert_unique_job(AwaJob *job, bytea *key, const char *bits, TupleDesc *desc
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
 		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, BYTEAOID, TEXTOID};
 	static const Oid existing_types[] = {BYTEAOID};
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	bool		scheduled = job->has_run_at && job->run_at > now;
 	Datum		values[11];
+	bool		scheduled = job_values(job, values);
 	int			tries;
 
-	values[0] = PointerGetDatum(job->kind);
-	values[1] = PointerGetDatum(job->queue);
-	values[2] = JsonbPGetDatum(job->args);
-	values[3] = CStringGetTextDatum(scheduled ? "scheduled" : "available");
-	values[4] = Int16GetDatum((int16) job->priority);
-	values[5] = Int16GetDatum((int16) job->max_attempts);
-	values[6] = TimestampTzGetDatum(job->has_run_at ? job->run_at : now);
-	values[7] = PointerGetDatum(job->tags);
-	values[8] = JsonbPGetDatum(job->metadata);
 	values[9] = PointerGetDatum(key);
 	values[10] = CStringGetTextDatum(bits);
 

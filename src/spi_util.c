@@ -30,10 +30,21 @@
 SPIPlanPtr
 awa_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
 {
+	return awa_plan_opts(cache, sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+}
+
+/*
+ * awa_plan with other planner options (CURSOR_OPT_CUSTOM_PLAN for the few
+ * statements whose best plan depends on the values).
+ */
+SPIPlanPtr
+awa_plan_opts(SPIPlanPtr *cache, const char *sql, int nargs,
+			  const Oid *argtypes, int cursor_options)
+{
 	if (*cache == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
-											  CURSOR_OPT_GENERIC_PLAN);
+											  cursor_options);
 
 		if (plan == NULL)
 			elog(ERROR, "awa: SPI_prepare failed: %s",
