@@ -87,6 +87,27 @@ job_tuple(HeapTuple tuple, TupleDesc spidesc, TupleDesc jobdesc)
 }
 
 /*
+ * Whether a tuple of spidesc can be stored as a row of jobdesc unchanged:
+ * as many columns, none dropped, of the same types.
+ */
+static bool
+same_layout(TupleDesc spidesc, TupleDesc jobdesc)
+{
+	int			i;
+
+	if (spidesc->natts != jobdesc->natts)
+		return false;
+	for (i = 0; i < jobdesc->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(jobdesc, i);
+
+		if (a->attisdropped || a->atttypid != TupleDescAttr(spidesc, i)->atttypid)
+			return false;
+	}
+	return true;
+}
+
+/*
  * A composite Datum of the row type jobdesc (awa.jobs, or any row type
  * whose leading columns the SPI tuple holds in order), built in cxt — the
  * caller's context, outside SPI — including the flattening of any TOASTed
@@ -132,8 +153,15 @@ void
 awa_put_job(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	HeapTuple	t = job_tuple(tuple, spidesc, rsinfo->setDesc);
+	HeapTuple	t;
 
+	/* the same columns in the same places: store the row as it is */
+	if (same_layout(spidesc, rsinfo->setDesc))
+	{
+		tuplestore_puttuple(rsinfo->setResult, tuple);
+		return;
+	}
+	t = job_tuple(tuple, spidesc, rsinfo->setDesc);
 	tuplestore_puttuple(rsinfo->setResult, t);
 	heap_freetuple(t);
 }
