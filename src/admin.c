@@ -40,27 +40,27 @@ PG_FUNCTION_INFO_V1(awa_health_check);
 /* Largest page awa_list_jobs returns. */
 #define AWA_MAX_LIST	1000
 
+/* How many of the newest jobs awa_list_jobs looks at before searching all. */
+#define AWA_LIST_WINDOW	5000
+
+
 /* The labels of awa.job_state, in the order of the SQL enum. */
 static const char *const job_states[] = {
 	"scheduled", "available", "running", "completed",
 	"retryable", "failed", "cancelled", "waiting_external"
 };
 
-#define NUM_JOB_STATES lengthof(job_states)
-
-/* Reject a kind or queue name that is empty or longer than the limit (22023). */
-static void
-check_name(text *value, const char *field)
+/* Whether a state slot (1-based, as in awa_list_jobs) has its own index. */
+static bool
+settled_state(int slot)
 {
-	int			len = pg_mbstrlen_with_len(VARDATA_ANY(value),
-										   VARSIZE_ANY_EXHDR(value));
+	const char *label = job_states[slot - 1];
 
-	if (len < 1 || len > AWA_MAX_NAME_CHARS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be 1 to %d characters long, got %d",
-						field, AWA_MAX_NAME_CHARS, len)));
+	return strcmp(label, "failed") == 0 || strcmp(label, "cancelled") == 0 ||
+		strcmp(label, "waiting_external") == 0;
 }
+
+#define NUM_JOB_STATES lengthof(job_states)
 
 /* The queue argument of the queue functions: required, a valid name. */
 static text *
@@ -70,7 +70,7 @@ queue_arg(FunctionCallInfo fcinfo, int argno)
 
 	awa_check_not_null(fcinfo, argno, "queue");
 	queue = PG_GETARG_TEXT_PP(argno);
-	check_name(queue, "queue");
+	awa_check_name(queue, "queue");
 	return queue;
 }
 
@@ -81,7 +81,7 @@ queue_arg(FunctionCallInfo fcinfo, int argno)
 static Datum
 kind_filter(text *kind, bool *isnull)
 {
-	check_name(kind, "kind");
+	awa_check_name(kind, "kind");
 	if (VARSIZE_ANY_EXHDR(kind) == 1 && *VARDATA_ANY(kind) == '*')
 	{
 		*isnull = true;
@@ -161,7 +161,7 @@ awa_retry_failed(PG_FUNCTION_ARGS)
 	else
 	{
 		values[1] = PointerGetDatum(PG_GETARG_TEXT_PP(1));
-		check_name(DatumGetTextPP(values[1]), "queue");
+		awa_check_name(DatumGetTextPP(values[1]), "queue");
 	}
 
 	SPI_connect();
@@ -391,6 +391,7 @@ Datum
 awa_list_jobs(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plans[NUM_JOB_STATES + 1];
+	static SPIPlanPtr window_plans[NUM_JOB_STATES + 1];
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -444,6 +445,45 @@ awa_list_jobs(PG_FUNCTION_ARGS)
 							   " ORDER BY id DESC LIMIT $5");
 		custom_plan(&plans[slot], sql.data, 5, argtypes);
 		pfree(sql.data);
+	}
+	/*
+	 * First look among the newest AWA_LIST_WINDOW jobs only (a bounded
+	 * backward scan of the primary key): the newest jobs are where pages of
+	 * in-flight states usually are, and a full page found there is the right
+	 * answer, because the window is every job below before_id down to some
+	 * id.  Otherwise the plan above searches everything.  Failed, cancelled
+	 * and waiting_external pages come straight from their own index.
+	 */
+	if (slot == 0 || !settled_state(slot))
+	{
+		if (window_plans[slot] == NULL)
+		{
+			StringInfoData sql;
+
+			initStringInfo(&sql);
+			appendStringInfo(&sql,
+							 "SELECT * FROM (SELECT * FROM awa.jobs"
+							 " WHERE ($4::bigint IS NULL OR id < $4)"
+							 " ORDER BY id DESC LIMIT %d) w WHERE ", AWA_LIST_WINDOW);
+			if (slot > 0)
+				appendStringInfo(&sql, "state = '%s' AND ", job_states[slot - 1]);
+			appendStringInfoString(&sql,
+								   "($1::text IS NULL OR kind = $1)"
+								   " AND ($2::text IS NULL OR queue = $2)"
+								   " AND ($3::text IS NULL OR tags @> ARRAY[$3])"
+								   " ORDER BY id DESC LIMIT $5");
+			awa_plan(&window_plans[slot], sql.data, 5, argtypes);
+			pfree(sql.data);
+		}
+		ret = SPI_execute_plan(window_plans[slot], values, nulls, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "awa_list_jobs: query failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == (uint64) lim)
+		{
+			awa_store_jobs(fcinfo, SPI_tuptable, SPI_processed, NULL);
+			SPI_finish();
+			return (Datum) 0;
+		}
 	}
 	ret = SPI_execute_plan(plans[slot], values, nulls, true, 0);
 	if (ret != SPI_OK_SELECT)
