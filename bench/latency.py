@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Latency measurements of awa's benchmark suite (cases 4 and 6), called by bench/run.sh.
+
+  latency.py stats --size N --reps R --raw FILE
+      case 4: awa_queue_stats(), one awa_list_jobs page and the count(*) GROUP BY reference,
+      called in rotating order, R times each (after one warm-up call); appends milliseconds.
+  latency.py wake --rounds R --raw FILE
+      case 6: a session blocked in awa_claim(queue, wait => '10 s'); another inserts a job and commits;
+      milliseconds from the commit being sent to the blocked call returning.  The reference is the same
+      thing with LISTEN/NOTIFY (a plain INSERT into bench_jobs + NOTIFY, a listener waiting in psycopg).
+
+Connection parameters come from the environment (PGHOST, PGPORT, PGUSER, PGDATABASE).
+Debian's python3-psycopg (3.1); run with /usr/bin/python3.
+"""
+import argparse
+import threading
+import time
+
+import psycopg
+
+
+def append(raw, variant, rnd, value):
+    with open(raw, "a") as f:
+        f.write(f"{variant}\t{rnd}\t{value:.4f}\n")
+
+
+def has_list_jobs(conn):
+    return conn.execute("SELECT count(*) FROM pg_proc WHERE proname = 'awa_list_jobs'").fetchone()[0] > 0
+
+
+def stats(a):
+    conn = psycopg.connect(autocommit=True)
+    queries = {
+        f"c4_stats_{a.size}": "SELECT * FROM awa_queue_stats()",
+        f"c4_count_{a.size}": "SELECT queue, state, count(*) FROM awa.jobs GROUP BY 1, 2",
+    }
+    if has_list_jobs(conn):
+        # the first page a UI shows (newest jobs, default page size), and a filtered one
+        queries[f"c4_list_{a.size}"] = "SELECT * FROM awa_list_jobs()"
+        queries[f"c4_listf_{a.size}"] = "SELECT * FROM awa_list_jobs(queue => 'q3', state => 'available')"
+    else:
+        with open(a.raw, "a") as f:
+            for v in ("c4_list", "c4_listf"):
+                f.write(f"{v}_{a.size}\tNA\tawa_list_jobs does not exist yet\n")
+    names = list(queries)
+    # Fewer rounds (at least 3) when a round would take long: each query's budget is about 10 s.
+    spent = {}
+    for n in names:  # warm-up (plans, caches), timed to size the rounds
+        t0 = time.perf_counter()
+        conn.execute(queries[n]).fetchall()
+        spent[n] = time.perf_counter() - t0
+    reps = max(3, min(a.reps, int(10 / max(spent.values()))))
+    for r in range(1, reps + 1):
+        for i in range(len(names)):
+            n = names[(i + r - 1) % len(names)]
+            t0 = time.perf_counter()
+            conn.execute(queries[n]).fetchall()
+            ms = (time.perf_counter() - t0) * 1000
+            append(a.raw, n, r, ms)
+    for n in names:
+        print(f"    {n}: {queries[n]}")
+    conn.close()
+
+
+def wait_until_blocked(mon, pid, timeout=2.0):
+    """Until backend pid sleeps in a wait event of type Extension (awa's latch wait) or timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r = mon.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        if r and r[0] == "Extension":
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def wake(a):
+    claimer = psycopg.connect(autocommit=True)
+    listener = psycopg.connect(autocommit=True)
+    inserter = psycopg.connect()
+    mon = psycopg.connect(autocommit=True)
+    listener.execute("LISTEN bench_lat")
+    cpid = claimer.info.backend_pid
+    unblocked = 0
+
+    def one_awa():
+        nonlocal unblocked
+        out = {}
+
+        def blocked():
+            rows = claimer.execute("SELECT id FROM awa_claim('lat', wait => '10 s')").fetchall()
+            out["t"] = time.monotonic()
+            out["n"] = len(rows)
+
+        th = threading.Thread(target=blocked)
+        th.start()
+        if not wait_until_blocked(mon, cpid):
+            unblocked += 1
+        inserter.execute("SELECT awa_insert('k', '{}', 'lat')")
+        t0 = time.monotonic()
+        inserter.commit()
+        th.join()
+        if out.get("n") != 1:
+            raise RuntimeError("the blocked awa_claim returned no job")
+        return (out["t"] - t0) * 1000
+
+    def one_notify():
+        out = {}
+
+        def blocked():
+            for _ in listener.notifies():
+                out["t"] = time.monotonic()
+                break
+
+        th = threading.Thread(target=blocked)
+        th.start()
+        time.sleep(0.005)  # the listener thread is waiting in the socket by now
+        inserter.execute("INSERT INTO bench_jobs (kind, queue) VALUES ('k', 'lat')")
+        inserter.execute("NOTIFY bench_lat, 'lat'")
+        t0 = time.monotonic()
+        inserter.commit()
+        th.join()
+        return (out["t"] - t0) * 1000
+
+    for r in range(1, a.rounds + 1):
+        pair = [("c6_awa", one_awa), ("c6_notify", one_notify)]
+        if r % 2 == 0:
+            pair.reverse()
+        for name, fn in pair:
+            append(a.raw, name, r, fn())
+    if unblocked:
+        print(f"    note: in {unblocked} rounds the claimer was not seen sleeping before the insert")
+    for c in (claimer, listener, inserter, mon):
+        c.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("stats")
+    s.add_argument("--size", type=int, required=True)
+    s.add_argument("--reps", type=int, default=7)
+    s.add_argument("--raw", required=True)
+    w = sub.add_parser("wake")
+    w.add_argument("--rounds", type=int, default=200)
+    w.add_argument("--raw", required=True)
+    a = p.parse_args()
+    {"stats": stats, "wake": wake}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+SELECT awa_insert('k', '{"n":1}');

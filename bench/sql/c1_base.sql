@@ -1,0 +1,1 @@
+INSERT INTO bench_jobs (kind, args) VALUES ('k', '{"n":1}');
