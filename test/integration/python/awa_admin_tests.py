@@ -539,6 +539,17 @@ class BrowserTests(StaticLiveServerTestCase):
         print("screenshot: %s" % path)
         return path
 
+    def wait_for_text(self, css, text, timeout=15):
+        """Wait until the element's text contains text, across page loads."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        def has_text(d):
+            return text in d.find_element(By.CSS_SELECTOR, css).text
+        WebDriverWait(self.browser, timeout,
+                      ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(has_text)
+
     def test_retry_failed_job_through_the_dashboard(self):
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import Select
@@ -568,14 +579,14 @@ class BrowserTests(StaticLiveServerTestCase):
         Select(b.find_element(By.NAME, "action")).select_by_value("retry_selected")
         b.find_element(By.CSS_SELECTOR, 'button[name="index"]').click()
 
-        # the confirmation page: nothing has changed yet
-        self.assertIn("Retry 1 job?", b.find_element(By.CSS_SELECTOR, "#content h1").text)
+        # the confirmation page: nothing has changed yet (wait for it: the list page has an h1 too)
+        self.wait_for_text("#content h1", "Retry 1 job?")
         self.assertEqual(state(self.failed), "failed")
         self.shot("confirm-retry.png")
         b.find_element(By.ID, "awa-confirm").click()
 
         # reported, and really available again
-        self.assertIn("1 job retried", b.find_element(By.CSS_SELECTOR, "ul.messagelist").text)
+        self.wait_for_text("ul.messagelist", "1 job retried")
         self.assertEqual(state(self.failed), "available")
         self.assertEqual(sql("SELECT attempt FROM awa.jobs WHERE id = %s", [self.failed])[0][0], 0)
 
