@@ -291,7 +291,7 @@ case4() {
 		# 10 queues; 85% completed (finalized over the last 2 hours), 10% available, the rest spread
 		q "INSERT INTO awa.jobs (kind, queue, args, state, run_at, attempt, finalized_at, heartbeat_at)
 		   SELECT 'k', 'q' || (i % 10), jsonb_build_object('n', i),
-		          s, now() - interval '2 hours' + i * interval '1 ms',
+		          s, now() - interval '3 hours' + (i % 10000000) * interval '1 ms',  -- always in the past: the COPY trigger would store a future available job as scheduled
 		          CASE WHEN s IN ('available', 'scheduled') THEN 0 ELSE 1 END,
 		          CASE WHEN s IN ('completed', 'failed', 'cancelled') THEN now() - (i % 7200) * interval '1 s' END,
 		          CASE WHEN s = 'running' THEN now() END

@@ -41,7 +41,7 @@ PG_FUNCTION_INFO_V1(awa_health_check);
 #define AWA_MAX_LIST	1000
 
 /* How many of the newest jobs awa_list_jobs looks at before searching all. */
-#define AWA_LIST_WINDOW	5000
+#define AWA_LIST_WINDOW	20000
 
 
 /* The labels of awa.job_state, in the order of the SQL enum. */
@@ -472,7 +472,7 @@ awa_list_jobs(PG_FUNCTION_ARGS)
 								   " AND ($2::text IS NULL OR queue = $2)"
 								   " AND ($3::text IS NULL OR tags @> ARRAY[$3])"
 								   " ORDER BY id DESC LIMIT $5");
-			awa_plan(&window_plans[slot], sql.data, 5, argtypes);
+			custom_plan(&window_plans[slot], sql.data, 5, argtypes);
 			pfree(sql.data);
 		}
 		ret = SPI_execute_plan(window_plans[slot], values, nulls, true, 0);
