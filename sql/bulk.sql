@@ -153,4 +153,20 @@ SELECT count(*) FROM awa_insert_many((SELECT jsonb_agg(jsonb_build_object('kind'
 SELECT count(*) FROM awa_insert_many((SELECT jsonb_agg(jsonb_build_object('kind', 'many')) FROM generate_series(1, 10000)));
 SELECT count(*) FROM awa.jobs;
 
+-- with a trigger of the user's on awa.jobs, awa_insert and awa_insert_many take
+-- the executor path (fastinsert.c steps aside), so the trigger sees every row
+-- (it runs under awa's pinned search_path: schema-qualify, or SET search_path on it)
+CREATE TABLE seen (kind text);
+CREATE FUNCTION note_job() RETURNS trigger LANGUAGE plpgsql AS
+	$$ BEGIN INSERT INTO public.seen VALUES (NEW.kind); RETURN NULL; END $$;
+CREATE TRIGGER audit AFTER INSERT ON awa.jobs FOR EACH ROW EXECUTE FUNCTION note_job();
+SELECT kind, state FROM awa_insert('audited-one');
+SELECT kind, state FROM awa_insert_many('[{"kind": "audited-many"}, {"kind": "audited-later", "run_at": "2999-01-01"}]');
+SELECT kind, count(*) FROM seen GROUP BY 1 ORDER BY 1;
+DROP TRIGGER audit ON awa.jobs;
+SELECT kind FROM awa_insert('unaudited');
+SELECT count(*) FROM seen;
+DROP TABLE seen;
+DROP FUNCTION note_job();
+
 DROP EXTENSION awa;

@@ -55,6 +55,7 @@ extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key,
 
 /* fastinsert.c */
 extern bool awa_fast_insert(AwaJob *job, Datum *result);
+extern TupleTableSlot *awa_fast_insert_slot(AwaJob *job);
 
 /* lifecycle.c */
 extern void awa_notify_if_held(HeapTuple tup, TupleDesc desc);

@@ -413,6 +413,9 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	Datum	   *values;
 	bool	   *nulls;
 	char	  **queues;
+	AwaJob	   *parsed;
+	ReturnSetInfo *rsinfo;
+	TupleTableSlot *slot;
 	volatile int i = 0;
 	int			n;
 	ParamListInfo params;
@@ -450,19 +453,56 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	}
 
 	/* read and validate every element; an error names the element */
+	parsed = palloc(sizeof(AwaJob) * n);
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+			parse_job(getIthJsonbValueFromContainer(&jobs->root, i), &parsed[i]);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->message = psprintf("jobs[%d]: %s", i, edata->message);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+
+	/*
+	 * Every job is valid: write them straight into the heap and indexes
+	 * (fastinsert.c), each row going into the result set as it is written.
+	 * When that path cannot be used (other triggers on awa.jobs, ...), one
+	 * INSERT ... SELECT FROM unnest() of prepared rows does it.
+	 */
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	slot = awa_fast_insert_slot(&parsed[0]);
+	if (slot != NULL)
+	{
+		tuplestore_puttupleslot(rsinfo->setResult, slot);
+		for (i = 1; i < n; i++)
+		{
+			slot = awa_fast_insert_slot(&parsed[i]);
+			if (slot == NULL)
+				elog(ERROR, "awa_insert_many: the direct insert path became unusable");
+			tuplestore_puttupleslot(rsinfo->setResult, slot);
+		}
+		return (Datum) 0;
+	}
+
 	rows = palloc(sizeof(Datum) * n);
 	queues = palloc(sizeof(char *) * n);
 	values = palloc(sizeof(Datum) * jobdesc->natts);
 	nulls = palloc(sizeof(bool) * jobdesc->natts);
-	PG_TRY();
 	{
 		for (i = 0; i < n; i++)
 		{
-			JsonbValue *elem = getIthJsonbValueFromContainer(&jobs->root, i);
-			AwaJob		job;
+			AwaJob		job = parsed[i];
 			bool		scheduled;
 
-			parse_job(elem, &job);
 			scheduled = job.has_run_at && job.run_at > now;
 			memset(nulls, true, sizeof(bool) * jobdesc->natts);
 			values[cols.kind] = PointerGetDatum(job.kind);
@@ -481,17 +521,6 @@ awa_insert_many(PG_FUNCTION_ARGS)
 			queues[i] = scheduled ? NULL : text_to_cstring(job.queue);
 		}
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		edata->message = psprintf("jobs[%d]: %s", i, edata->message);
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
 
 	params = makeParamList(1);
 	params->params[0].value = PointerGetDatum(construct_array(rows, n, jobdesc->tdtypeid,
@@ -501,7 +530,6 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	params->params[0].ptype = arraytype;
 
 	/* the inserted rows go straight from RETURNING into the result set */
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	receiver.pub.receiveSlot = jobs_receive;
 	receiver.pub.rStartup = jobs_startup;
 	receiver.pub.rShutdown = jobs_shutdown;

@@ -240,13 +240,12 @@ fast_insert_setup(void)
 }
 
 /*
- * Insert one validated job directly.  Returns false (and does nothing) when
- * the direct path cannot be used; the caller then inserts through SPI.
- * On success *result is the job row as a composite Datum in the caller's
- * memory context.
+ * Insert one validated job directly and return the slot holding its row
+ * (valid until the next call), or NULL, having done nothing, when the
+ * direct path cannot be used: the caller then inserts through SPI.
  */
-bool
-awa_fast_insert(AwaJob *job, Datum *result)
+TupleTableSlot *
+awa_fast_insert_slot(AwaJob *job)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	bool		scheduled = job->has_run_at && job->run_at > now;
@@ -256,14 +255,14 @@ awa_fast_insert(AwaJob *job, Datum *result)
 	MemoryContext callercxt = CurrentMemoryContext;
 
 	if (fi_unusable && fi_unusable_lxid == MyProc->lxid)
-		return false;
+		return NULL;
 	if (fi == NULL || fi->lxid != MyProc->lxid)
 	{
 		if (!fast_insert_setup())
 		{
 			fi_unusable = true;
 			fi_unusable_lxid = MyProc->lxid;
-			return false;
+			return NULL;
 		}
 	}
 
@@ -299,11 +298,25 @@ awa_fast_insert(AwaJob *job, Datum *result)
 	ResetPerTupleExprContext(fi->estate);
 
 	MemoryContextSwitchTo(callercxt);
-	*result = ExecFetchSlotHeapTupleDatum(slot);
 
 	if (scheduled)
 		awa_job_scheduled(text_to_cstring(job->queue));
 	else
 		awa_job_available(text_to_cstring(job->queue));
+	return slot;
+}
+
+/*
+ * awa_fast_insert_slot for awa_insert: on success *result is the job row
+ * as a composite Datum in the caller's memory context.
+ */
+bool
+awa_fast_insert(AwaJob *job, Datum *result)
+{
+	TupleTableSlot *slot = awa_fast_insert_slot(job);
+
+	if (slot == NULL)
+		return false;
+	*result = ExecFetchSlotHeapTupleDatum(slot);
 	return true;
 }
