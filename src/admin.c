@@ -367,6 +367,22 @@ custom_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
 }
 
 /*
+ * The state (as a literal, see below), kind ($1), queue ($2) and tag ($3)
+ * filters of awa_list_jobs, and its order and limit ($5).
+ */
+static void
+append_list_filters(StringInfo sql, int slot)
+{
+	if (slot > 0)
+		appendStringInfo(sql, " AND state = '%s'", job_states[slot - 1]);
+	appendStringInfoString(sql,
+						   " AND ($1::text IS NULL OR kind = $1)"
+						   " AND ($2::text IS NULL OR queue = $2)"
+						   " AND ($3::text IS NULL OR tags @> ARRAY[$3])"
+						   " ORDER BY id DESC LIMIT $5");
+}
+
+/*
  * awa_list_jobs(state, kind, queue, tag, before_id, lim) RETURNS SETOF awa.jobs
  *
  * One page of jobs, newest (highest id) first, matching every filter given;
@@ -434,15 +450,8 @@ awa_list_jobs(PG_FUNCTION_ARGS)
 		StringInfoData sql;
 
 		initStringInfo(&sql);
-		appendStringInfoString(&sql, "SELECT * FROM awa.jobs WHERE ");
-		if (slot > 0)
-			appendStringInfo(&sql, "state = '%s' AND ", job_states[slot - 1]);
-		appendStringInfoString(&sql,
-							   "($1::text IS NULL OR kind = $1)"
-							   " AND ($2::text IS NULL OR queue = $2)"
-							   " AND ($3::text IS NULL OR tags @> ARRAY[$3])"
-							   " AND ($4::bigint IS NULL OR id < $4)"
-							   " ORDER BY id DESC LIMIT $5");
+		appendStringInfoString(&sql, "SELECT * FROM awa.jobs WHERE ($4::bigint IS NULL OR id < $4)");
+		append_list_filters(&sql, slot);
 		custom_plan(&plans[slot], sql.data, 5, argtypes);
 		pfree(sql.data);
 	}
@@ -464,14 +473,8 @@ awa_list_jobs(PG_FUNCTION_ARGS)
 			appendStringInfo(&sql,
 							 "SELECT * FROM (SELECT * FROM awa.jobs"
 							 " WHERE ($4::bigint IS NULL OR id < $4)"
-							 " ORDER BY id DESC LIMIT %d) w WHERE ", AWA_LIST_WINDOW);
-			if (slot > 0)
-				appendStringInfo(&sql, "state = '%s' AND ", job_states[slot - 1]);
-			appendStringInfoString(&sql,
-								   "($1::text IS NULL OR kind = $1)"
-								   " AND ($2::text IS NULL OR queue = $2)"
-								   " AND ($3::text IS NULL OR tags @> ARRAY[$3])"
-								   " ORDER BY id DESC LIMIT $5");
+							 " ORDER BY id DESC LIMIT %d) w WHERE true", AWA_LIST_WINDOW);
+			append_list_filters(&sql, slot);
 			custom_plan(&window_plans[slot], sql.data, 5, argtypes);
 			pfree(sql.data);
 		}
