@@ -59,6 +59,17 @@ check_id_lease_arrays(ArrayType *ids, ArrayType *leases)
 				 errmsg("ids and leases must not contain NULL")));
 }
 
+/* The (ids, leases) arguments, checked, as the first two SPI parameters. */
+static void
+id_lease_args(FunctionCallInfo fcinfo, Datum *values)
+{
+	awa_check_not_null(fcinfo, 0, "ids");
+	awa_check_not_null(fcinfo, 1, "leases");
+	check_id_lease_arrays(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1));
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+}
+
 /* Reject a negative interval argument, naming it. */
 static Interval *
 get_nonnegative_interval(FunctionCallInfo fcinfo, int argno, const char *name)
@@ -148,11 +159,7 @@ awa_complete_many(PG_FUNCTION_ARGS)
 	int			ret;
 	uint64		n;
 
-	awa_check_not_null(fcinfo, 0, "ids");
-	awa_check_not_null(fcinfo, 1, "leases");
-	check_id_lease_arrays(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1));
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
+	id_lease_args(fcinfo, values);
 
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,
@@ -278,11 +285,7 @@ awa_heartbeat(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int			ret;
 
-	awa_check_not_null(fcinfo, 0, "ids");
-	awa_check_not_null(fcinfo, 1, "leases");
-	check_id_lease_arrays(PG_GETARG_ARRAYTYPE_P(0), PG_GETARG_ARRAYTYPE_P(1));
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
+	id_lease_args(fcinfo, values);
 
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,

@@ -19,7 +19,6 @@ hold; awa_queue_stats() equals a recount.
 Env: PGHOST, PGPORT, PGUSER; CRASH_DB; CRASH_STOP_CMD and CRASH_START_CMD
 (shell commands: immediate stop, start).  Exit 0 on pass.
 """
-import collections
 import os
 import signal
 import subprocess
@@ -28,6 +27,9 @@ import threading
 import time
 
 import psycopg
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import awa_invariants  # noqa: E402
 
 DB = os.environ.get("CRASH_DB", "awa_crash")
 STOP_CMD = os.environ["CRASH_STOP_CMD"]
@@ -371,54 +373,8 @@ def drain(conn):
     return n if empty >= 2 else None
 
 
-STATES = ["scheduled", "available", "running", "completed", "retryable", "failed", "cancelled", "waiting_external"]
-TERMINAL = ("completed", "failed", "cancelled")
-
-
 def invariants(conn, when):
-    errs = []
-    checks = [
-        ("running job without heartbeat_at or deadline_at",
-         "SELECT id FROM awa.jobs WHERE state = 'running' AND (heartbeat_at IS NULL OR deadline_at IS NULL)"),
-        ("terminal job without finalized_at",
-         "SELECT id FROM awa.jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finalized_at IS NULL"),
-        ("non-terminal job with finalized_at",
-         "SELECT id FROM awa.jobs WHERE state NOT IN ('completed', 'failed', 'cancelled') AND finalized_at IS NOT NULL"),
-        ("attempt > max_attempts", "SELECT id FROM awa.jobs WHERE attempt > max_attempts"),
-    ]
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        for msg, q in checks:
-            ids = [r[0] for r in conn.execute(q + " LIMIT 10")]
-            if ids:
-                errs.append("%s: %s: %s" % (when, msg, ids))
-        cur = conn.execute("SELECT * FROM awa_queue_stats()")
-        cols = [d.name for d in cur.description]
-        stats = {r[0]: dict(zip(cols, r)) for r in cur.fetchall()}
-        recount = collections.defaultdict(collections.Counter)
-        for queue, state, cnt, recent in conn.execute(
-                "SELECT queue, state::text, count(*), count(*) FILTER (WHERE finalized_at > now() - interval '1 hour')"
-                " FROM awa.jobs GROUP BY 1, 2"):
-            recount[queue][state] = cnt
-            if state == "completed":
-                recount[queue]["completed_last_hour"] = recent
-    for queue in set(stats) | set(recount):
-        got = stats.get(queue)
-        want = recount.get(queue, collections.Counter())
-        if got is None:
-            errs.append("%s: awa_queue_stats has no row for queue %r (jobs %s)" % (when, queue, dict(want)))
-            continue
-        for col, v in got.items():
-            if col in STATES:
-                exp = want[col]
-            elif col == "total_queued":
-                exp = sum(c for s, c in want.items() if s in STATES and s not in TERMINAL)
-            elif col == "completed_last_hour":
-                exp = want["completed_last_hour"]
-            else:
-                continue
-            if v != exp:
-                errs.append("%s: awa_queue_stats %r %s = %r, recount %r" % (when, queue, col, v, exp))
+    errs = ["%s: %s" % (when, e) for e in awa_invariants.check(conn)]
     say("invariants %s: %s" % (when, "ok (stats equal a recount)" if not errs else "%d violations" % len(errs)))
     return errs
 

@@ -28,7 +28,9 @@ import threading
 import time
 
 import psycopg
-from psycopg import sql as _sql  # noqa: F401  (kept for readers: we build literals ourselves)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import awa_invariants  # noqa: E402
 
 DB = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PGDATABASE", "awa_fuzz")
 CALLS = int(os.environ.get("FUZZ_CALLS", "5000"))
@@ -804,69 +806,9 @@ def main():
     return 0
 
 
-TERMINAL = ("completed", "failed", "cancelled")
-
-
 def check_invariants(conn):
-    errs = []
-    checks = [
-        ("running job without heartbeat_at or deadline_at",
-         "SELECT id FROM awa.jobs WHERE state = 'running' AND (heartbeat_at IS NULL OR deadline_at IS NULL)"),
-        ("running job with attempt 0",
-         "SELECT id FROM awa.jobs WHERE state = 'running' AND attempt < 1"),
-        ("terminal job (completed/failed/cancelled) without finalized_at",
-         "SELECT id FROM awa.jobs WHERE state IN ('completed', 'failed', 'cancelled') AND finalized_at IS NULL"),
-        ("non-terminal job with finalized_at",
-         "SELECT id FROM awa.jobs WHERE state NOT IN ('completed', 'failed', 'cancelled') AND finalized_at IS NOT NULL"),
-        ("attempt > max_attempts",
-         "SELECT id FROM awa.jobs WHERE attempt > max_attempts"),
-        ("job with NULL or unknown state",
-         "SELECT id FROM awa.jobs WHERE state IS NULL"),
-        ("duplicate job id",
-         "SELECT id FROM awa.jobs GROUP BY id HAVING count(*) > 1"),
-        ("job args not an object/array",
-         "SELECT id FROM awa.jobs WHERE jsonb_typeof(args) NOT IN ('object', 'array')"),
-    ]
-    with conn.transaction():
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        for msg, query in checks:
-            ids = [r[0] for r in conn.execute(query + " LIMIT 10").fetchall()]
-            if ids:
-                errs.append("%s: job ids %s" % (msg, ids))
-        # awa_queue_stats() against a recount, in the same snapshot
-        cur = conn.execute("SELECT * FROM awa_queue_stats()")
-        cols = [d.name for d in cur.description]
-        stats = {r[0]: dict(zip(cols, r)) for r in cur.fetchall()}
-        recount = collections.defaultdict(collections.Counter)
-        for queue, state, cnt, recent in conn.execute(
-                "SELECT queue, state::text, count(*), count(*) FILTER (WHERE finalized_at > now() - interval '1 hour') "
-                "FROM awa.jobs GROUP BY 1, 2"):
-            recount[queue][state] = cnt
-            if state == "completed":
-                recount[queue]["completed_last_hour"] = recent
-        paused = {r[0]: r[1] for r in conn.execute("SELECT queue, paused FROM awa.queue_meta")} \
-            if conn.execute("SELECT to_regclass('awa.queue_meta')").fetchone()[0] else {}
-    for queue in set(recount) | set(stats):
-        got = stats.get(queue)
-        want = recount.get(queue, collections.Counter())
-        if got is None:
-            errs.append("awa_queue_stats has no row for queue %r, which has jobs %s" % (queue, dict(want)))
-            continue
-        for col, v in got.items():
-            if col in STATES:
-                exp = want[col]
-            elif col == "total_queued":
-                exp = sum(c for s, c in want.items() if s in STATES and s not in TERMINAL)
-            elif col == "completed_last_hour":
-                exp = want["completed_last_hour"]
-            elif col == "paused":
-                exp = paused.get(queue, False)
-            else:
-                continue
-            if v != exp:
-                errs.append("awa_queue_stats queue %r: %s = %r, recount says %r" % (queue, col, v, exp))
-    print("fuzz: invariant check over %d queues: %s" % (len(set(recount) | set(stats)),
-                                                          "ok" if not errs else "%d violations" % len(errs)))
+    errs = awa_invariants.check(conn)
+    print("fuzz: invariant check: %s" % ("ok (stats equal a recount)" if not errs else "%d violations" % len(errs)))
     return errs
 
 
