@@ -134,7 +134,8 @@ SELECT * FROM awa_list_jobs(lim => NULL);
 SELECT count(*) FROM awa_list_jobs(lim => 1000);
 
 -- awa_health_check: the columns that do not depend on the server set-up
-SELECT version, preloaded IS NOT NULL AS has_preloaded, stale_heartbeats,
+SELECT version = (SELECT default_version FROM pg_available_extensions WHERE name = 'awa') AS is_default_version,
+       preloaded IS NOT NULL AS has_preloaded, stale_heartbeats,
        oldest_available_seconds >= 0 AS has_lag, paused_queues, notification_queue_usage >= 0 AS usage
   FROM awa_health_check();
 SELECT awa_pause_queue('q0');

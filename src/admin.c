@@ -29,6 +29,7 @@ PG_FUNCTION_INFO_V1(awa_retry_failed);
 PG_FUNCTION_INFO_V1(awa_discard_failed);
 PG_FUNCTION_INFO_V1(awa_pause_queue);
 PG_FUNCTION_INFO_V1(awa_resume_queue);
+PG_FUNCTION_INFO_V1(awa_set_queue_limit);
 PG_FUNCTION_INFO_V1(awa_drain_queue);
 PG_FUNCTION_INFO_V1(awa_list_jobs);
 PG_FUNCTION_INFO_V1(awa_get_job);
@@ -299,6 +300,60 @@ awa_resume_queue(PG_FUNCTION_ARGS)
 		awa_job_available(text_to_cstring(queue));
 	SPI_finish();
 	PG_RETURN_BOOL(resumed);
+}
+
+/*
+ * awa_set_queue_limit(queue text, max_running integer) RETURNS awa.queue_meta
+ *
+ * From the commit on, awa_claim keeps at most max_running jobs of the queue
+ * running at once, across every worker (claim.c); NULL lifts the limit.
+ * Jobs already running above a lowered limit finish; no new ones start
+ * until the count is under it.  Claimers waiting on the queue are woken at
+ * commit, since a raised or lifted limit may let them claim.
+ */
+Datum
+awa_set_queue_limit(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, INT4OID};
+	text	   *queue = queue_arg(fcinfo, 0);
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	Datum		result;
+	int			ret;
+
+	values[0] = PointerGetDatum(queue);
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	else
+	{
+		int32		limit = PG_GETARG_INT32(1);
+
+		if (limit < 1 || limit > AWA_MAX_QUEUE_LIMIT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_running must be between 1 and %d, got %d",
+							AWA_MAX_QUEUE_LIMIT, limit),
+					 errhint("Pass NULL to lift the limit; awa_pause_queue stops a queue.")));
+		values[1] = Int32GetDatum(limit);
+	}
+
+	SPI_connect();
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"INSERT INTO awa.queue_meta AS m (queue, max_running)"
+									" VALUES ($1, $2)"
+									" ON CONFLICT (queue) DO UPDATE SET max_running = $2"
+									" RETURNING *",
+									2, argtypes),
+						   values, nulls, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "awa_set_queue_limit: upsert failed: %s", SPI_result_code_string(ret));
+	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						   callercxt);
+	awa_job_available(text_to_cstring(queue));
+	SPI_finish();
+	PG_RETURN_DATUM(result);
 }
 
 /*

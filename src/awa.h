@@ -24,6 +24,7 @@
 #define AWA_MAX_PRIORITY		4
 #define AWA_MAX_ATTEMPTS		1000
 #define AWA_MAX_TAGS			20
+#define AWA_MAX_QUEUE_LIMIT		1000000	/* awa.queue_meta.max_running */
 #define AWA_MAX_INSERT_MANY		10000	/* jobs per awa_insert_many call */
 
 /* Settings (awa.c) */
@@ -73,6 +74,8 @@ extern void awa_put_job(FunctionCallInfo fcinfo, HeapTuple tuple,
 						TupleDesc spidesc);
 extern int	awa_execute_prepared(SPIPlanPtr plan, Datum *values,
 								 const char *nulls, long tcount);
+extern Datum awa_row_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
+						   TupleDesc spidesc, MemoryContext cxt);
 extern void awa_job_not_found(int64 job_id);
 extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
 							   const char *name);

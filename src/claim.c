@@ -16,6 +16,24 @@
  * read in index order with FOR UPDATE SKIP LOCKED and LIMIT, and stops as
  * soon as the batch is full.  Typical backlogs need one or two statements.
  *
+ * Concurrency limits.  A queue with awa.queue_meta.max_running set (0.2.0,
+ * awa_set_queue_limit) is left out of those statements.  When they claim
+ * nothing, a claimer of a limited queue takes a transaction-level advisory
+ * lock on the queue, counts its running jobs with a fresh snapshot, and
+ * claims at most the difference; the lock is held until its transaction
+ * commits, so the next claimer counts those jobs too.  A claimer that gets
+ * nothing lets go of the lock at once.  Counting needs a fresh snapshot per
+ * statement, so claims from a limited queue need READ COMMITTED.  Queues
+ * without a limit pay one primary-key lookup, and only on an empty claim.
+ * A claimer waiting on a queue at its limit rechecks every
+ * AWA_LIMIT_POLL_MS (completions do not wake claimers).
+ *
+ * Older schemas.  Between installing a new awa.so and ALTER EXTENSION awa
+ * UPDATE, the library runs against the previous version's tables; the
+ * claim checks whether awa.queue_meta has max_running and, if not, claims
+ * as 0.1.0 did.  A relcache callback notices the column appear and the
+ * statements are rebuilt.
+ *
  * Blocking.  With wait > 0 and nothing claimable, the backend publishes
  * itself in shared memory (wake.c) and sleeps on its latch until a
  * transaction that made jobs of this queue claimable commits, a scheduled
@@ -26,6 +44,9 @@
  */
 #include "postgres.h"
 
+#include "access/hash.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "datatype/timestamp.h"
@@ -34,7 +55,10 @@
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/wait_event.h"
 #include "utils/timestamp.h"
 
@@ -44,7 +68,19 @@ PG_FUNCTION_INFO_V1(awa_claim);
 
 #define AWA_MAX_BATCH			1000
 #define AWA_POLL_INTERVAL_MS	100 /* wait without shared memory */
+#define AWA_LIMIT_POLL_MS		50	/* wait on a queue at its limit */
 #define NLEVELS					AWA_MAX_PRIORITY
+
+/* field4 of the advisory lock tag of a queue's limit (users' locks: 1, 2) */
+#define AWA_LIMIT_LOCK_CLASS	0x6177
+
+/* The two kinds of claim statements. */
+typedef enum ClaimPlans
+{
+	PLANS_ANY_QUEUE,			/* every unpaused queue (limit checked apart) */
+	PLANS_UNLIMITED,			/* also skip queues with max_running set */
+	NPLANS
+} ClaimPlans;
 
 /* A claimed row and where it sorts. */
 typedef struct ClaimedRow
@@ -56,8 +92,15 @@ typedef struct ClaimedRow
 	int64		id;
 } ClaimedRow;
 
-static SPIPlanPtr level_plans[NLEVELS + 1];	/* [0]: aging off */
+static SPIPlanPtr level_plans[NPLANS][NLEVELS + 1];	/* [][0]: aging off */
 static SPIPlanPtr next_due_plan = NULL;
+static SPIPlanPtr limit_plan = NULL;
+static SPIPlanPtr limit_count_plan = NULL;
+
+/* Whether awa.queue_meta has max_running: -1 unknown, 0 no, 1 yes. */
+static int	schema_limits = -1;
+static Oid	queue_meta_relid = InvalidOid;
+static bool relcache_callback_set = false;
 
 static const Oid claim_argtypes[] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID,
 	INT4OID, INTERVALOID, TEXTOID};
@@ -83,10 +126,11 @@ awa_interval_usecs(Interval *iv)
  * The SQL that claims up to $4 jobs of queue $1 at effective priority level
  * `level` (0: aging off, plain priority order).  $2 is the claim's time, $3
  * the aging interval, $5 the lease, $6 the worker.  Built from constants
- * only; user values are always parameters.
+ * only; user values are always parameters.  With PLANS_UNLIMITED, a queue
+ * with a concurrency limit yields nothing (its claims take the locked path).
  */
 static char *
-level_sql(int level)
+level_sql(int level, ClaimPlans kind)
 {
 	StringInfoData sql;
 	int			p;
@@ -119,8 +163,10 @@ level_sql(int level)
 	/* aging off: plain priority order; one aging level: run_at order */
 	appendStringInfo(&sql,
 					 ") u WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m"
-					 " WHERE m.queue = $1 AND m.paused)"
+					 " WHERE m.queue = $1 AND %s)"
 					 " ORDER BY %s LIMIT $4)",
+					 kind == PLANS_UNLIMITED ?
+					 "(m.paused OR m.max_running IS NOT NULL)" : "m.paused",
 					 level == 0 ? "priority, run_at, id" : "run_at, id");
 	appendStringInfoString(&sql,
 						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
@@ -147,12 +193,12 @@ claimed_cmp(const void *a, const void *b)
 }
 
 /*
- * One attempt: claim up to batch jobs, appending them to rows.  Returns the
- * number claimed.  Caller is connected to SPI.
+ * Claim up to batch jobs with the statements of one kind, level by level,
+ * appending them to rows.  Returns the number claimed.  Caller is in SPI.
  */
 static int
-try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
-		  int batch, ClaimedRow *rows)
+claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
+			 text *worker, int batch, ClaimedRow *rows)
 {
 	Interval	aging;
 	int			nrows = 0;
@@ -179,14 +225,14 @@ try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
 		int			idcol;
 		int			runcol;
 
-		if (level_plans[level] == NULL)
+		if (level_plans[kind][level] == NULL)
 		{
-			char	   *sql = level_sql(level);
+			char	   *sql = level_sql(level, kind);
 
-			awa_plan(&level_plans[level], sql, 6, claim_argtypes);
+			awa_plan(&level_plans[kind][level], sql, 6, claim_argtypes);
 			pfree(sql);
 		}
-		plan = level_plans[level];
+		plan = level_plans[kind][level];
 		values[3] = Int32GetDatum(batch - nrows);
 		ret = SPI_execute_plan(plan, values, nulls, false, 0);
 		if (ret != SPI_OK_UPDATE_RETURNING)
@@ -207,6 +253,133 @@ try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
 			r->run_at = DatumGetTimestampTz(SPI_getbinval(r->tuple, r->desc, runcol, &isnull));
 		}
 	}
+	return nrows;
+}
+
+/* Forget what we know of awa.queue_meta when its definition may change. */
+static void
+claim_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == queue_meta_relid)
+		schema_limits = -1;
+}
+
+/*
+ * Whether the installed schema has concurrency limits (0.2.0 and later).
+ * The claim statements are rebuilt when the answer changes, e.g. after
+ * ALTER EXTENSION awa UPDATE in another session.
+ */
+static bool
+schema_has_limits(void)
+{
+	static int	plans_built_for = -1;
+
+	if (!relcache_callback_set)
+	{
+		CacheRegisterRelcacheCallback(claim_relcache_callback, (Datum) 0);
+		relcache_callback_set = true;
+	}
+	if (schema_limits < 0)
+	{
+		Oid			nsp = get_namespace_oid("awa", true);
+
+		queue_meta_relid = OidIsValid(nsp) ? get_relname_relid("queue_meta", nsp) : InvalidOid;
+		schema_limits = OidIsValid(queue_meta_relid) &&
+			get_attnum(queue_meta_relid, "max_running") != InvalidAttrNumber;
+	}
+	if (plans_built_for != schema_limits)
+	{
+		int			k;
+		int			level;
+
+		for (k = 0; k < NPLANS; k++)
+			for (level = 0; level <= NLEVELS; level++)
+				if (level_plans[k][level] != NULL)
+				{
+					SPI_freeplan(level_plans[k][level]);
+					level_plans[k][level] = NULL;
+				}
+		plans_built_for = schema_limits;
+	}
+	return schema_limits == 1;
+}
+
+/*
+ * How many more jobs of the queue may run now: max_running minus the jobs
+ * running, or -1 if the queue has no limit (or is paused, or unknown).
+ * With count false, only whether it has a limit (0 or -1).  Caller is in
+ * SPI; each query takes a fresh snapshot (READ COMMITTED).
+ */
+static int64
+queue_allowance(text *queue, bool count)
+{
+	static const Oid argtypes[] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(queue)};
+	SPIPlanPtr	plan;
+	bool		isnull;
+	int64		n;
+
+	if (count)
+		plan = awa_plan(&limit_count_plan,
+						"SELECT m.max_running - (SELECT count(*) FROM awa.jobs j"
+						" WHERE j.state = 'running' AND j.queue = $1)"
+						" FROM awa.queue_meta m"
+						" WHERE m.queue = $1 AND NOT m.paused AND m.max_running IS NOT NULL",
+						1, argtypes);
+	else
+		plan = awa_plan(&limit_plan,
+						"SELECT 0::bigint FROM awa.queue_meta m"
+						" WHERE m.queue = $1 AND NOT m.paused AND m.max_running IS NOT NULL",
+						1, argtypes);
+	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "awa_claim: reading the queue's limit failed");
+	if (SPI_processed == 0)
+		return -1;
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return Max(n, 0);
+}
+
+/*
+ * One attempt: claim up to batch jobs, appending them to rows.  Returns the
+ * number claimed; *at_limit tells that the queue has a limit and as many
+ * jobs running.  Caller is connected to SPI.
+ */
+static int
+try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
+		  int batch, ClaimedRow *rows, bool *at_limit)
+{
+	LOCKTAG		tag;
+	int64		allowance;
+	int			nrows;
+	bool		limits = schema_has_limits();
+
+	*at_limit = false;
+	nrows = claim_levels(limits ? PLANS_UNLIMITED : PLANS_ANY_QUEUE,
+						 queue, at, lease, worker, batch, rows);
+	if (nrows > 0 || !limits || queue_allowance(queue, false) < 0)
+		return nrows;
+
+	/* A limited queue: count and claim under the queue's lock. */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("claiming from queue \"%s\", which has a concurrency limit, needs READ COMMITTED",
+						text_to_cstring(queue)),
+				 errdetail("The count of running jobs must see claims committed by other workers."),
+				 errhint("Call awa_claim outside REPEATABLE READ and SERIALIZABLE transactions.")));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+						 DatumGetUInt32(hash_any((unsigned char *) VARDATA_ANY(queue),
+												 VARSIZE_ANY_EXHDR(queue))),
+						 0, AWA_LIMIT_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	allowance = queue_allowance(queue, true);
+	if (allowance > 0)
+		nrows = claim_levels(PLANS_ANY_QUEUE, queue, at, lease, worker,
+							 (int) Min(allowance, batch), rows);
+	*at_limit = (allowance == 0);
+	/* Claimed nothing: nothing for the next claimer to count; let go. */
+	if (nrows == 0)
+		LockRelease(&tag, ExclusiveLock, false);
 	return nrows;
 }
 
@@ -285,9 +458,10 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		TimestampTz now;
 		long		timeout_ms;
 		long		due_ms;
+		bool		at_limit;
 
 		ResetLatch(MyLatch);
-		nrows = try_claim(queue, at, lease, worker, batch, rows);
+		nrows = try_claim(queue, at, lease, worker, batch, rows, &at_limit);
 		if (nrows > 0 || wait_us == 0)
 			break;
 		now = GetCurrentTimestamp();
@@ -296,6 +470,8 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		timeout_ms = (long) Min((give_up - now) / 1000 + 1, 3600 * 1000);
 		if (!registered)
 			timeout_ms = Min(timeout_ms, AWA_POLL_INTERVAL_MS);
+		if (at_limit)
+			timeout_ms = Min(timeout_ms, AWA_LIMIT_POLL_MS);
 		due_ms = ms_until_next_due(queue, now);
 		if (due_ms >= 0)
 			timeout_ms = Min(timeout_ms, due_ms);

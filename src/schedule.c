@@ -43,26 +43,6 @@ PG_FUNCTION_INFO_V1(awa_resume_schedule);
 /* At most this many due schedules are looked at in one round. */
 #define AWA_SCHEDULES_PER_ROUND		1000
 
-/*
- * Turn a row of awa.cron_jobs read through SPI (RETURNING *) into the
- * function's composite result, allocated in cxt (outside SPI).  Dropped
- * columns of the row type are skipped, as in spi_util.c.
- */
-static Datum
-schedule_datum(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc,
-			   MemoryContext cxt)
-{
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	TupleDesc	desc;
-
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "awa: return type must be a row type");
-	desc = BlessTupleDesc(desc);
-	MemoryContextSwitchTo(old);
-	/* builds and flattens the row in cxt, so it outlives SPI_finish */
-	return awa_job_datum(tuple, spidesc, desc, cxt);
-}
-
 /* The error every function raises for a schedule name that does not exist. */
 static void
 schedule_not_found(text *name)
@@ -194,7 +174,7 @@ awa_schedule(PG_FUNCTION_ARGS)
 						   values, nulls, false, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "awa_schedule: upsert failed: %s", SPI_result_code_string(ret));
-	result = schedule_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							callercxt);
 	SPI_finish();
 	PG_RETURN_DATUM(result);
@@ -255,7 +235,7 @@ awa_pause_schedule(PG_FUNCTION_ARGS)
 		elog(ERROR, "awa_pause_schedule: update failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
 		schedule_not_found(PG_GETARG_TEXT_PP(0));
-	result = schedule_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							callercxt);
 	SPI_finish();
 	PG_RETURN_DATUM(result);
@@ -325,7 +305,7 @@ awa_resume_schedule(PG_FUNCTION_ARGS)
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "awa_resume_schedule: select failed: %s", SPI_result_code_string(ret));
 	}
-	result = schedule_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							callercxt);
 	SPI_finish();
 	PG_RETURN_DATUM(result);

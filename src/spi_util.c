@@ -208,3 +208,23 @@ awa_check_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be NULL", name)));
 }
+
+/*
+ * Turn a row read through SPI (RETURNING *) of the table whose row type the
+ * function returns into the function's composite result, allocated in cxt
+ * (outside SPI).  Dropped columns of the row type are skipped.
+ */
+Datum
+awa_row_datum(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc,
+			  MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	TupleDesc	desc;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa: return type must be a row type");
+	desc = BlessTupleDesc(desc);
+	MemoryContextSwitchTo(old);
+	/* builds and flattens the row in cxt, so it outlives SPI_finish */
+	return awa_job_datum(tuple, spidesc, desc, cxt);
+}

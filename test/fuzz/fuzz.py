@@ -485,7 +485,8 @@ def valid_call(funcs):
                  ("awa_progress", 1), ("awa_cancel", 1), ("awa_retry", 1), ("awa_rescue", 1),
                  ("awa_pause_queue", 1), ("awa_resume_queue", 1), ("awa_insert_many", 1),
                  ("awa_retry_failed", 1), ("awa_list_jobs", 1), ("awa_get_job", 1),
-                 ("awa_queue_stats", 1), ("awa_next_fire_times", 1), ("awa_drain_queue", 0.2)):
+                 ("awa_queue_stats", 1), ("awa_next_fire_times", 1), ("awa_drain_queue", 0.2),
+                 ("awa_set_queue_limit", 1)):
         if n in names:
             acts += [n[4:]] * int(w * 5) if w >= 1 else ([n[4:]] if rnd.random() < w else [])
     if not acts:
@@ -538,6 +539,8 @@ def valid_call(funcs):
         return "SELECT awa_resume_queue(%s)" % queue
     if a == "drain_queue":
         return "SELECT awa_drain_queue(%s)" % queue
+    if a == "set_queue_limit":
+        return "SELECT * FROM awa_set_queue_limit(%s, %s)" % (queue, rnd.choice(["NULL", "NULL", "1", "2", "5"]))
     if a == "insert_many":
         return ("SELECT * FROM awa_insert_many('[{\"kind\": \"many\", \"queue\": %s}, {\"kind\": \"many2\", \"queue\": %s}]')"
                 % (json_str(rnd.choice(QUEUES)).replace("'", "''"), json_str(rnd.choice(QUEUES)).replace("'", "''")))

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(29);
+SELECT plan(32);
 
 SELECT has_role('awa_producer');
 SELECT has_role('awa_worker');
@@ -41,6 +41,7 @@ SELECT throws_ok($$SELECT * FROM awa_claim('p')$$, '42501', NULL, 'producer cann
 SELECT throws_ok($$SELECT awa_complete(1, 1)$$, '42501', NULL, 'producer cannot complete');
 SELECT throws_ok($$SELECT awa_pause_queue('other')$$, '42501', NULL, 'producer cannot pause a queue');
 SELECT throws_ok($$SELECT awa_drain_queue('other')$$, '42501', NULL, 'producer cannot drain a queue');
+SELECT throws_ok($$SELECT awa_set_queue_limit('other', 1)$$, '42501', NULL, 'producer cannot set a queue''s limit');
 SELECT throws_ok($$SELECT * FROM awa.jobs$$, '42501', NULL, 'producer cannot read awa.jobs directly');
 SELECT throws_ok($$INSERT INTO awa.jobs (kind, state) VALUES ('k', 'completed')$$, '42501', NULL,
 	'producer cannot set a state directly');
@@ -52,6 +53,7 @@ SET ROLE awa_tap_worker;
 SELECT is((SELECT count(*) FROM awa_claim('p', batch => 10)), 4::bigint, 'worker: awa_claim');
 SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'worker cannot enqueue');
 SELECT throws_ok($$SELECT * FROM awa_retry_failed('*')$$, '42501', NULL, 'worker cannot retry failed jobs');
+SELECT throws_ok($$SELECT awa_set_queue_limit('p', 100)$$, '42501', NULL, 'worker cannot raise a queue''s limit');
 RESET ROLE;
 
 -- a role without a grant gets nothing
@@ -64,6 +66,7 @@ RESET ROLE;
 -- an admin does everything
 SET ROLE awa_tap_admin;
 SELECT lives_ok($$SELECT awa_pause_queue('p', 'tap')$$, 'admin: pause');
+SELECT lives_ok($$SELECT awa_set_queue_limit('p', 3)$$, 'admin: set a queue''s limit');
 SELECT lives_ok($$SELECT count(*) FROM awa.jobs$$, 'admin: read awa.jobs');
 RESET ROLE;
 

@@ -4,7 +4,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(12);
+SELECT plan(15);
 
 CREATE SCHEMA evil;
 CREATE TABLE evil.calls (what text);
@@ -26,6 +26,9 @@ SELECT ok(NOT awa_complete((SELECT max(id) FROM awa.jobs), 999), 'a wrong lease 
 SELECT is(awa_complete_many(ARRAY[(SELECT max(id) FROM awa.jobs)], ARRAY[1::bigint]), 0::bigint, 'complete_many: nothing left');
 SELECT is((SELECT completed_last_hour FROM awa_queue_stats() WHERE queue = 'h'), 1::bigint, 'stats');
 SELECT is((SELECT count(*) FROM awa_list_jobs(queue => 'h')), 1::bigint, 'list_jobs');
+SELECT is((SELECT max_running FROM awa_set_queue_limit('hl', 1)), 1, 'set a queue limit');
+SELECT is((SELECT count(*) FROM (SELECT awa_insert('k', queue => 'hl') FROM generate_series(1, 2)) s), 2::bigint, 'two jobs for the limited queue');
+SELECT is((SELECT count(*) FROM awa_claim('hl', batch => 5)), 1::bigint, 'claim from a limited queue: one');
 SELECT is((SELECT count(*) FROM evil.calls), 0::bigint, 'no hostile object was called');
 
 -- hostile strings are data

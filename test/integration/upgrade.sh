@@ -1,0 +1,325 @@
+#!/usr/bin/env bash
+# Upgrades: ALTER EXTENSION awa UPDATE from every released version keeps all
+# data, and a fresh install equals an upgraded one.  The released versions are
+# the full install scripts awa--X.Y.Z.sql of the repository other than the
+# control file's default_version.  For each of them:
+#  1. install it and load data through its API: jobs in every state, unique
+#     jobs, tags, metadata, progress, a paused queue, cron schedules, a few
+#     thousand jobs through awa_insert_many and COPY;
+#  2. with the new library already loaded (the window between installing the
+#     package and running ALTER EXTENSION UPDATE) the old SQL API still works;
+#  3. ALTER EXTENSION awa UPDATE reaches the default version, every row of
+#     every table of schema awa (columns of the old version) and every
+#     sequence are unchanged, awa.jobs is not rewritten, new columns are NULL;
+#  4. the upgraded install works, the new API (awa_set_queue_limit) included;
+#  5. it equals a fresh install of the default version: same extension
+#     members, same pg_init_privs (what pg_dump compares ACLs against), same
+#     config tables (pg_extension_config_dump), and the same
+#     pg_dump --schema-only once every member is detached from the extension
+#     (pg_dump writes only CREATE EXTENSION for an extension's members).
+# Needs PGHOST/PGPORT/PGUSER of a running server with awa preloaded and this
+# checkout installed; the user must be a superuser (detaching edits pg_depend).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+: "${PGHOST:?PGHOST must name the server (socket directory)}" "${PGPORT:?}" "${PGUSER:?}"
+export PGHOST PGPORT PGUSER
+PSQL="$PG_BIN/psql -X -q -At -v ON_ERROR_STOP=1"
+PG_DUMP="$PG_BIN/pg_dump"
+OLD=awa_up_old
+NEW=awa_up_new
+TMP=$(mktemp -d /tmp/awa_upgrade.XXXXXX)
+START=$(date +%s%3N)
+fail() { echo "FAIL: upgrade: $*"; exit 1; }
+ok() { echo "ok - $*"; }
+dropdb() { $PSQL -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1; }
+cleanup() { dropdb $OLD; dropdb $NEW; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+# The extension's members, as "the awa extension's OID" in SQL.
+AWA_EXT="(SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'awa')"
+MEMBERS="pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+	AND d.refobjid = $AWA_EXT AND d.deptype = 'e'"
+
+# Versions -------------------------------------------------------------------
+
+DEFAULT=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" "$ROOT/awa.control")
+[ -n "$DEFAULT" ] || fail "no default_version in $ROOT/awa.control"
+installed=$($PSQL -d postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'awa'") \
+	|| fail "cannot reach the server"
+[ "$installed" = "$DEFAULT" ] \
+	|| fail "the server's awa has default_version '$installed', this checkout '$DEFAULT': run make install"
+
+RELEASED=()
+for f in "$ROOT"/awa--*.sql; do
+	v=$(basename "$f" .sql); v=${v#awa--}
+	[[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || continue   # awa--A--B.sql: an upgrade script
+	[ "$v" = "$DEFAULT" ] && continue
+	RELEASED+=("$v")
+done
+[ ${#RELEASED[@]} -gt 0 ] || fail "no released version (awa--X.Y.Z.sql other than $DEFAULT) to upgrade from"
+mapfile -t RELEASED < <(printf '%s\n' "${RELEASED[@]}" | sort -V)
+for v in "${RELEASED[@]}"; do
+	[ "$($PSQL -d postgres -c "SELECT count(*) FROM pg_available_extension_versions WHERE name = 'awa' AND version = '$v'")" = 1 ] \
+		|| fail "version $v is not installed on the server: run make install"
+done
+echo "# upgrading to $DEFAULT from: ${RELEASED[*]}"
+
+# Helpers --------------------------------------------------------------------
+
+# membership DB: extension members, their initial privileges, config tables.
+membership() {
+	$PSQL -d "$1" <<SQL
+SELECT 'member: ' || pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) FROM $MEMBERS ORDER BY 1;
+SELECT 'init_privs: ' || pg_catalog.pg_describe_object(ip.classoid, ip.objoid, ip.objsubid) || ' ' || ip.initprivs::text
+  FROM pg_catalog.pg_init_privs ip
+ WHERE ip.privtype = 'e' AND EXISTS (SELECT 1 FROM $MEMBERS AND d.classid = ip.classoid AND d.objid = ip.objoid)
+ ORDER BY 1;
+SELECT 'config_table: ' || c.tbl::regclass::text || ' condition ' || pg_catalog.quote_literal(c.cond)
+  FROM pg_catalog.pg_extension e, unnest(e.extconfig, e.extcondition) AS c(tbl, cond)
+ WHERE e.extname = 'awa' ORDER BY 1;
+SQL
+}
+
+# schema_dump DB FILE: detach every member from the extension (the database is
+# thrown away afterwards) and write its normalized pg_dump --schema-only.
+schema_dump() {
+	local db=$1 out=$2 nfunc
+	nfunc=$($PSQL -d "$db" -c "SELECT count(*) FROM $MEMBERS AND d.classid = 'pg_catalog.pg_proc'::regclass") \
+		|| fail "$db: cannot count the extension's functions"
+	$PSQL -d "$db" <<SQL || fail "$db: cannot detach the members of the extension"
+BEGIN;
+-- Their initial privileges go too, or pg_dump would print only the ACL
+-- changes made since CREATE EXTENSION (none) instead of every GRANT.
+DELETE FROM pg_catalog.pg_init_privs ip USING pg_catalog.pg_depend d
+ WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.refobjid = $AWA_EXT AND d.deptype = 'e'
+   AND ip.classoid = d.classid AND ip.objoid = d.objid AND ip.privtype = 'e';
+DELETE FROM $MEMBERS;
+COMMIT;
+SQL
+	[ "$($PSQL -d "$db" -c "SELECT count(*) FROM $MEMBERS")" = 0 ] || fail "$db: members left after detaching"
+	"$PG_DUMP" --schema-only -d "$db" > "$TMP/$db.raw.sql" || fail "$db: pg_dump failed"
+	# pg_dump's header and its per-run \restrict key are the only lines that may differ.
+	grep -v -E '^(\\restrict|\\unrestrict) |^-- Dumped (from|by) ' "$TMP/$db.raw.sql" > "$out"
+	# The dump must really hold the objects, or comparing dumps proves nothing.
+	local pat
+	for pat in '^CREATE TABLE awa\.jobs ' '^CREATE TABLE awa\.queue_meta ' '^CREATE TABLE awa\.cron_jobs ' \
+		'^CREATE TYPE awa\.job_state ' '^CREATE FUNCTION public\.awa_claim\(' '^CREATE FUNCTION public\.awa_set_queue_limit\(' \
+		'^CREATE UNIQUE INDEX jobs_unique_idx ' '^CREATE TRIGGER jobs_before_insert ' '^COMMENT ON FUNCTION public\.awa_insert\(' \
+		'^GRANT .* TO awa_producer;' '^GRANT .* TO awa_worker;' '^GRANT .* TO awa_admin;' '^REVOKE ALL ON FUNCTION public\.awa_claim\(' \
+		"SET search_path TO 'pg_catalog', 'pg_temp'\$"; do
+		grep -q -E "$pat" "$out" || fail "$db: pg_dump --schema-only has no line matching /$pat/: the comparison would prove nothing"
+	done
+	[ "$(grep -c '^CREATE FUNCTION ' "$out")" -ge "$nfunc" ] \
+		|| fail "$db: pg_dump has $(grep -c '^CREATE FUNCTION ' "$out") CREATE FUNCTION, the extension had $nfunc functions"
+}
+
+# snapshot DB COLUMNS OUT: every row of every table of schema awa (only the
+# columns listed in COLUMNS: "table col,col,..." lines), sorted, and every
+# sequence of schema awa.
+snapshot() {
+	local db=$1 cols=$2 out=$3 t c s
+	: > "$out"
+	while read -r t c; do
+		echo "== table awa.$t ($c)" >> "$out"
+		$PSQL -d "$db" -c "COPY (SELECT $c FROM awa.$t) TO STDOUT" | LC_ALL=C sort -V >> "$out"
+		[ "${PIPESTATUS[0]}" = 0 ] || fail "$db: cannot read awa.$t ($c)"
+	done < "$cols"
+	for s in $($PSQL -d "$db" -c "SELECT quote_ident(relname) FROM pg_class WHERE relnamespace = 'awa'::regnamespace AND relkind = 'S' ORDER BY 1"); do
+		echo "== sequence awa.$s" >> "$out"
+		$PSQL -d "$db" -c "SELECT last_value, is_called FROM awa.$s" >> "$out" || fail "$db: cannot read awa.$s"
+	done
+}
+
+# Fresh install of the default version -----------------------------------------
+
+dropdb $NEW; dropdb $OLD
+$PSQL -d postgres -c "CREATE DATABASE $NEW" || fail "create database $NEW"
+$PSQL -d $NEW -c "CREATE EXTENSION awa" || fail "$NEW: CREATE EXTENSION awa (fresh install of $DEFAULT)"
+[ "$($PSQL -d $NEW -c "SELECT extversion FROM pg_extension WHERE extname = 'awa'")" = "$DEFAULT" ] \
+	|| fail "$NEW: CREATE EXTENSION awa did not install $DEFAULT"
+membership $NEW > "$TMP/new.members" || fail "$NEW: cannot list the extension's members"
+schema_dump $NEW "$TMP/new.sql"
+ok "fresh install of $DEFAULT: $(grep -c '^member: ' "$TMP/new.members") members, dump of $(wc -l < "$TMP/new.sql") lines"
+
+# Every released version ---------------------------------------------------------
+
+PATHS=0
+for V in "${RELEASED[@]}"; do
+	dropdb $OLD
+	$PSQL -d postgres -c "CREATE DATABASE $OLD" || fail "create database $OLD"
+	$PSQL -d $OLD -c "CREATE EXTENSION awa VERSION '$V'" || fail "$V: CREATE EXTENSION awa VERSION '$V'"
+
+	# 1. realistic data, through the API of the old version
+	$PSQL -d $OLD <<'SQL' >/dev/null || fail "$V: loading data through the API of $V"
+SELECT id FROM awa_insert('send_email', '{"to": "a@example.com", "template": "welcome"}', queue => 'mail',
+	tags => '{signup,eu}', metadata => '{"trace": "abc-123", "tenant": 7}', priority => 1);
+SELECT id FROM awa_insert('nightly_report', '{"day": "2024-05-01"}', queue => 'reports',
+	run_at => now() + interval '1 day', tags => '{nightly}');                        -- scheduled
+SELECT id FROM awa_insert('sync_account', '{"account": 42}', queue => 'sync', unique_by_args => true);
+SELECT id FROM awa_insert('sync_account', '{"account": 42}', queue => 'sync', unique_by_args => true);   -- the same job
+SELECT id FROM awa_insert('digest', '{"user": 9}', queue => 'sync', unique_by_args => true, unique_by_queue => true,
+	unique_period => '1 hour', unique_states => '{scheduled,available,running,retryable}');
+SELECT (awa_insert('resize', jsonb_build_object('image', i, 'sizes', '[64, 128, 512]'::jsonb), queue => 'media',
+	priority => 1 + i % 4, max_attempts => 3, metadata => jsonb_build_object('batch', i / 10))).id
+  FROM generate_series(1, 60) i;
+-- move jobs of queue media through every state
+DO $$
+DECLARE
+	r awa.jobs;
+	i integer := 0;
+BEGIN
+	FOR r IN SELECT * FROM awa_claim('media', 'worker-1', batch => 42, lease => '10 minutes') LOOP
+		i := i + 1;
+		CASE i % 7
+		WHEN 0 THEN PERFORM awa_complete(r.id, r.run_lease);
+		WHEN 1 THEN PERFORM awa_fail(r.id, r.run_lease, 'timeout talking to the image service');   -- retryable
+		WHEN 2 THEN PERFORM awa_fail(r.id, r.run_lease, 'corrupt image', terminal => true);       -- failed
+		WHEN 3 THEN PERFORM awa_progress(r.id, r.run_lease, jsonb_build_object('done', i, 'of', 3));  -- running
+		WHEN 4 THEN PERFORM awa_snooze(r.id, r.run_lease, '2 hours');                             -- scheduled
+		WHEN 5 THEN UPDATE awa.jobs SET state = 'waiting_external' WHERE id = r.id;              -- no API for it
+		ELSE NULL;                                                                                -- running
+		END CASE;
+	END LOOP;
+END
+$$;
+SELECT count(*) FROM awa_cancel((SELECT min(id) FROM awa.jobs WHERE queue = 'media' AND state = 'available'));
+SELECT count(*) FROM awa_cancel((SELECT min(id) FROM awa.jobs WHERE queue = 'media' AND state = 'retryable'));
+-- bulk: awa_insert_many and COPY (the trigger path)
+SELECT count(*) FROM awa_insert_many((SELECT jsonb_agg(jsonb_build_object(
+	'kind', 'index_document', 'args', jsonb_build_object('doc', i), 'queue', 'bulk',
+	'priority', 1 + i % 4, 'tags', jsonb_build_array('shard-' || i % 8),
+	'metadata', jsonb_build_object('source', 'import'))) FROM generate_series(1, 2500) i));
+COPY awa.jobs (kind, args, queue, priority, max_attempts, run_at, tags, metadata) FROM STDIN;
+thumbnail	{"file": "a.png"}	copy	2	5	\N	{copy,png}	{"via": "copy"}
+thumbnail	{"file": "b.png"}	copy	3	5	2099-01-01 00:00:00+00	{copy}	{}
+thumbnail	["x", 1]	copy	4	1	\N	{}	{"note": "tab\\tand newline\\n in a value"}
+\.
+INSERT INTO awa.jobs (kind, args, queue) SELECT 'ping', jsonb_build_object('n', i), 'copy' FROM generate_series(1, 1000) i;
+DO $$
+DECLARE
+	ids bigint[];
+	leases bigint[];
+BEGIN
+	SELECT array_agg(id), array_agg(run_lease) INTO ids, leases FROM awa_claim('bulk', 'worker-2', batch => 300);
+	IF awa_complete_many(ids, leases) <> 300 THEN
+		RAISE EXCEPTION 'awa_complete_many did not complete 300 jobs';
+	END IF;
+END
+$$;
+-- queues and schedules
+SELECT awa_pause_queue('reports', paused_by => 'alice');
+SELECT awa_pause_queue('mail');
+SELECT awa_resume_queue('mail');
+SELECT name FROM awa_schedule('nightly', '0 3 * * *', 'nightly_report', '{"full": true}', queue => 'reports',
+	timezone => 'Europe/Berlin', priority => 3, tags => '{cron}', metadata => '{"team": "bi"}');
+SELECT name FROM awa_schedule('every_5_min', '*/5 * * * *', 'sync_all', missed_fire_policy => 'catch_up');
+SELECT name FROM awa_pause_schedule('every_5_min');
+SQL
+	missing=$($PSQL -d $OLD -c "SELECT string_agg(s::text, ', ') FROM unnest(enum_range(NULL::awa.job_state)) s
+		WHERE NOT EXISTS (SELECT 1 FROM awa.jobs j WHERE j.state = s)") || fail "$V: cannot count states"
+	[ -z "$missing" ] || fail "$V: the data has no job in state(s) $missing"
+	counts=$($PSQL -d $OLD -c "SELECT (SELECT count(*) FROM awa.jobs) || ' jobs, '
+		|| (SELECT count(*) FROM awa.queue_meta) || ' queue rows, ' || (SELECT count(*) FROM awa.cron_jobs) || ' schedules'")
+	ok "$V: data loaded through the $V API, every job state present ($counts)"
+
+	# 2. the old SQL objects with the new library
+	$PSQL -d $OLD <<'SQL' >/dev/null || fail "$V: the $V API fails with the new library loaded (before ALTER EXTENSION UPDATE)"
+SELECT id FROM awa_insert('pre_upgrade', '{"n": 1}', queue => 'pre');
+SELECT id FROM awa_insert('pre_upgrade', '{"n": 2}', queue => 'pre');
+DO $$
+DECLARE
+	r awa.jobs;
+	n integer := 0;
+BEGIN
+	FOR r IN SELECT * FROM awa_claim('pre', 'pre-worker', batch => 5) LOOP
+		IF NOT awa_complete(r.id, r.run_lease) THEN
+			RAISE EXCEPTION 'awa_complete(%) returned false', r.id;
+		END IF;
+		n := n + 1;
+	END LOOP;
+	IF n <> 2 THEN
+		RAISE EXCEPTION 'awa_claim returned % jobs, expected 2', n;
+	END IF;
+	IF (SELECT count(*) FROM awa_queue_stats() s WHERE s.queue IN ('media', 'reports', 'bulk')) <> 3 THEN
+		RAISE EXCEPTION 'awa_queue_stats misses queues';
+	END IF;
+	IF NOT (SELECT paused FROM awa_queue_stats() s WHERE s.queue = 'reports') THEN
+		RAISE EXCEPTION 'awa_queue_stats: queue reports not paused';
+	END IF;
+END
+$$;
+SELECT * FROM awa_maintain();
+SELECT * FROM awa_health_check();
+SQL
+	ok "$V: insert, claim, complete, awa_queue_stats, awa_maintain, awa_health_check work on $V with the new library"
+
+	# 3. upgrade; the data is unchanged
+	$PSQL -d $OLD -c "SELECT c.relname || ' ' || string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum)
+		FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE c.relnamespace = 'awa'::regnamespace AND c.relkind IN ('r', 'p') GROUP BY c.relname ORDER BY 1" \
+		> "$TMP/old.columns" || fail "$V: cannot list the tables of schema awa"
+	[ "$(wc -l < "$TMP/old.columns")" -ge 3 ] || fail "$V: schema awa has fewer than 3 tables"
+	snapshot $OLD "$TMP/old.columns" "$TMP/before.data"
+	filenode=$($PSQL -d $OLD -c "SELECT pg_relation_filenode('awa.jobs')")
+	$PSQL -d $OLD -c "ALTER EXTENSION awa UPDATE" || fail "$V: ALTER EXTENSION awa UPDATE failed"
+	got=$($PSQL -d $OLD -c "SELECT extversion FROM pg_extension WHERE extname = 'awa'")
+	[ "$got" = "$DEFAULT" ] || fail "$V: ALTER EXTENSION awa UPDATE reached '$got', not $DEFAULT"
+	snapshot $OLD "$TMP/old.columns" "$TMP/after.data"
+	diff -u "$TMP/before.data" "$TMP/after.data" > "$TMP/data.diff" \
+		|| { head -100 "$TMP/data.diff"; fail "$V -> $DEFAULT: data changed by the upgrade (diff above: - before, + after)"; }
+	[ "$(grep -c -v '^==' "$TMP/before.data")" -gt 3000 ] || fail "$V: the data snapshot is too small to mean anything"
+	[ "$($PSQL -d $OLD -c "SELECT pg_relation_filenode('awa.jobs')")" = "$filenode" ] \
+		|| fail "$V -> $DEFAULT: the upgrade rewrote awa.jobs (slow and locking on a big table)"
+	[ "$($PSQL -d $OLD -c "SELECT count(*) FROM awa.queue_meta WHERE max_running IS NOT NULL")" = 0 ] \
+		|| fail "$V -> $DEFAULT: the upgrade gave a queue a concurrency limit"
+	ok "$V -> $DEFAULT: ALTER EXTENSION awa UPDATE kept every row ($(grep -c -v '^==' "$TMP/before.data") rows and sequences), awa.jobs not rewritten, max_running NULL"
+
+	# 4. the upgraded install works, its new API included
+	$PSQL -d $OLD <<'SQL' >/dev/null || fail "$V -> $DEFAULT: the upgraded install does not work"
+SELECT id FROM awa_insert('post_upgrade', '{"n": 1}', queue => 'post');
+DO $$
+DECLARE
+	r awa.jobs;
+	n integer := 0;
+BEGIN
+	FOR r IN SELECT * FROM awa_claim('post', 'post-worker', batch => 5) LOOP
+		IF NOT awa_complete(r.id, r.run_lease) THEN
+			RAISE EXCEPTION 'awa_complete(%) returned false', r.id;
+		END IF;
+		n := n + 1;
+	END LOOP;
+	IF n <> 1 THEN
+		RAISE EXCEPTION 'awa_claim returned % jobs, expected 1', n;
+	END IF;
+	IF (SELECT max_running FROM awa_set_queue_limit('limited', 1)) IS DISTINCT FROM 1 THEN
+		RAISE EXCEPTION 'awa_set_queue_limit did not return the limit';
+	END IF;
+	PERFORM awa_insert('limited_job', jsonb_build_object('n', i), queue => 'limited') FROM generate_series(1, 3) i;
+	n := (SELECT count(*) FROM awa_claim('limited', 'post-worker', batch => 5));
+	IF n <> 1 THEN
+		RAISE EXCEPTION 'awa_claim of a queue limited to 1 returned % jobs', n;
+	END IF;
+END
+$$;
+SELECT * FROM awa_maintain();
+SQL
+	got=$($PSQL -d $OLD -c "SELECT version FROM awa_health_check()") || fail "$V -> $DEFAULT: awa_health_check fails"
+	[ "$got" = "$DEFAULT" ] || fail "$V -> $DEFAULT: awa_health_check reports version '$got'"
+	ok "$V -> $DEFAULT: insert, claim, complete, awa_set_queue_limit (batch 5 of 3 jobs, limit 1: 1 claimed), awa_health_check reports $DEFAULT"
+
+	# 5. upgraded = fresh
+	membership $OLD > "$TMP/old.members" || fail "$V: cannot list the extension's members"
+	diff -u "$TMP/new.members" "$TMP/old.members" > "$TMP/members.diff" \
+		|| { cat "$TMP/members.diff"; fail "$V -> $DEFAULT: extension members, initial privileges or config tables differ (- fresh, + upgraded)"; }
+	ok "$V -> $DEFAULT: same extension members, pg_init_privs and config tables as a fresh install ($(wc -l < "$TMP/new.members") lines)"
+	schema_dump $OLD "$TMP/old.sql"
+	diff -u "$TMP/new.sql" "$TMP/old.sql" > "$TMP/schema.diff" \
+		|| { cat "$TMP/schema.diff"; fail "$V -> $DEFAULT: pg_dump --schema-only differs (- fresh install, + upgraded from $V)"; }
+	ok "$V -> $DEFAULT: pg_dump --schema-only identical to a fresh install ($(wc -l < "$TMP/old.sql") lines, $(grep -c -E '^(GRANT|REVOKE) ' "$TMP/old.sql") GRANT/REVOKE)"
+	dropdb $OLD
+	PATHS=$((PATHS + 1))
+done
+
+[ "$PATHS" -gt 0 ] || fail "no upgrade path tested"
+ok "$PATHS upgrade path(s) to $DEFAULT tested (${RELEASED[*]}) in $(( $(date +%s%3N) - START )) ms"
