@@ -359,6 +359,13 @@ class Client:
         """awa_resume_queue: False (a no-op) if the queue was not paused."""
         return self._scalar("awa_resume_queue", [("queue", queue, "::text")])
 
+    def set_queue_limit(self, queue: str, max_running: Optional[int]) -> Dict[str, Any]:
+        """awa_set_queue_limit: at most max_running jobs of the queue running at once, across all
+        workers (None lifts the limit); returns the queue's settings as a dict."""
+        names, rows = self.execute("SELECT * FROM awa_set_queue_limit(%s::text, %s::integer)",
+                                   [queue, max_running])
+        return dict(zip(names, rows[0]))
+
     def drain_queue(self, queue: str) -> int:
         """awa_drain_queue: cancel the queue's waiting jobs; returns how many."""
         return int(self._scalar("awa_drain_queue", [("queue", queue, "::text")]) or 0)

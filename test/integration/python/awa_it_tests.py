@@ -200,6 +200,15 @@ class AdminWrapperTests(AwaTestCase):
         self.db.insert("it.p", queue="it_pause")
         self.assertEqual(self.db.drain_queue("it_pause"), 1)
 
+    def test_queue_limit(self):
+        for _ in range(3):
+            self.db.insert("it.l", queue="it_limit")
+        self.assertEqual(self.db.set_queue_limit("it_limit", 2)["max_running"], 2)
+        self.assertEqual(len(self.db.claim("it_limit", batch=10)), 2)
+        self.assertEqual(self.db.claim("it_limit", batch=10), [])
+        self.assertIsNone(self.db.set_queue_limit("it_limit", None)["max_running"])
+        self.assertEqual(len(self.db.claim("it_limit", batch=10)), 1)
+
     def test_unique_jobs(self):
         first = self.db.insert("it.u", {"a": 1, "b": 2}, queue="it_uniq", unique_by_args=True)
         again = self.db.insert("it.u", {"b": 2, "a": 1}, queue="it_uniq", unique_by_args=True)
