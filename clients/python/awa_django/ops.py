@@ -40,8 +40,13 @@ def queue_stats(using="default"):
     stale = dict((r["queue"], r["n"]) for r in _rows(
         "SELECT queue, count(*) AS n FROM awa.jobs WHERE state = 'running' AND" + STALE_SQL +
         " GROUP BY queue", using=using))
+    # max_running arrived in awa 0.2.0; read through to_jsonb so that a 0.1.0 schema works too
+    limits = dict((r["queue"], r["max_running"]) for r in _rows(
+        "SELECT queue, (to_jsonb(m) ->> 'max_running')::integer AS max_running FROM awa.queue_meta m",
+        using=using))
     for row in stats:
         row["stale_running"] = stale.get(row["queue"], 0)
+        row["max_running"] = limits.get(row["queue"])
     return stats
 
 

@@ -138,6 +138,11 @@ class PageTests(AdminTestBase):
         self.assertContains(r, "op/retry_failed/?queue=reports")
         self.assertContains(r, "op/discard_failed/?kind=report.build")
 
+    def test_dashboard_shows_queue_limit(self):
+        sql("SELECT awa_set_queue_limit('mail', 7)")
+        r = self.client.get(DASHBOARD)
+        self.assertContains(r, "of max 7")
+
     def test_dashboard_shows_paused(self):
         sql("SELECT awa_pause_queue('mail')")
         r = self.client.get(DASHBOARD)
