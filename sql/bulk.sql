@@ -60,7 +60,7 @@ SELECT awa_insert_many('[{"kind": "a", "tags": null}]');
 SELECT awa_insert_many(jsonb_build_array(jsonb_build_object('kind', 'a', 'tags', to_jsonb(array_fill('x'::text, ARRAY[21])))));
 SELECT awa_insert_many('[{"kind": "a", "run_at": "not a time"}]');
 SELECT awa_insert_many('[{"kind": "a", "run_at": 12}]');
-SELECT awa_insert_many('[{"kind": "a", "unique_by_args": true}]');
+SELECT awa_insert_many('[{"kind": "a", "unique": true}]');
 SELECT awa_insert_many('[{"kind": "a", "prority": 1}]');
 SELECT count(*) FROM awa.jobs;
 

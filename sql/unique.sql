@@ -56,4 +56,37 @@ SELECT * FROM awa_cancel_by_unique_key('');
 SELECT * FROM awa_cancel_by_unique_key('u', unique_period => '-1 s');
 SELECT count(*) FROM awa.jobs;
 
+-- awa_insert_many takes the same unique options, per element
+TRUNCATE awa.jobs;
+SELECT (awa_insert('im', '{"x": 1}', unique_by_args => true)).id AS held_id \gset
+SELECT i, id - :held_id AS rel_id, kind, unique_key IS NOT NULL AS has_key, unique_states
+  FROM awa_insert_many('[
+    {"kind": "im", "args": {"x": 1}, "unique_by_args": true},
+    {"kind": "im", "args": {"x": 2}, "unique_by_args": true, "unique_states": ["available", "running"]},
+    {"kind": "im", "args": {"x": 2}, "unique_by_args": true, "unique_states": ["available", "running"]},
+    {"kind": "plain"},
+    {"kind": "im", "queue": "qa", "unique_by_queue": true, "unique_period": "1 hour"},
+    {"kind": "im", "queue": "qa", "unique_by_queue": true, "unique_period": 3600},
+    {"kind": "im", "queue": "qb", "unique_by_queue": true, "unique_period": 3600}
+  ]') WITH ORDINALITY AS t(id, kind, queue, args, state, priority, attempt, max_attempts, run_at,
+       heartbeat_at, deadline_at, attempted_at, finalized_at, created_at, errors, metadata, tags,
+       unique_key, unique_states, run_lease, progress, claimed_by, i)
+ ORDER BY i;
+-- the two x=2 elements and the two qa elements are one job each: 5 jobs in all
+SELECT count(*) FROM awa.jobs;
+-- the same keys as awa_insert builds: awa_insert finds the jobs insert_many made
+SELECT (awa_insert('im', '{"x": 2}', unique_by_args => true, unique_states => '{available,running}')).id
+     = (SELECT id FROM awa.jobs WHERE args = '{"x": 2}') AS same_job;
+SELECT count(*) FROM awa_cancel_by_unique_key('im', queue => 'qa', unique_period => '1 hour');
+-- bad unique options: an error naming the element, nothing written
+SELECT * FROM awa_insert_many('[{"kind": "a"}, {"kind": "a", "unique_by_args": 1}]');
+SELECT * FROM awa_insert_many('[{"kind": "a", "unique_states": ["bogus"]}]');
+SELECT * FROM awa_insert_many('[{"kind": "a", "unique_states": []}]');
+SELECT * FROM awa_insert_many('[{"kind": "a", "unique_states": [null]}]');
+SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": "-1 hour"}]');
+SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": 0}]');
+SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": "soon"}]');
+SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": null}]');
+SELECT count(*) FROM awa.jobs;
+
 DROP EXTENSION awa;

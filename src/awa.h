@@ -24,6 +24,8 @@
 #define AWA_MAX_PRIORITY		4
 #define AWA_MAX_ATTEMPTS		1000
 #define AWA_MAX_TAGS			20
+/* Default unique_states of a unique job: all but failed and cancelled. */
+#define AWA_DEFAULT_UNIQUE_STATES	"11111001"
 #define AWA_MAX_QUEUE_LIMIT		1000000	/* awa.queue_meta.max_running */
 #define AWA_MAX_INSERT_MANY		10000	/* jobs per awa_insert_many call */
 
@@ -51,6 +53,9 @@ typedef struct AwaJob
 extern void awa_check_name(text *value, const char *field);
 extern void awa_validate_job(AwaJob *job);
 extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
+extern int	awa_state_bit(const char *label);
+extern bytea *awa_unique_key(text *kind, text *queue, Jsonb *args,
+							 int64 period_us, TimestampTz run_at);
 extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key,
 									   const char *bits, TupleDesc *desc);
 

@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -257,19 +259,116 @@ empty_object(void)
 	return JsonbValueToJsonb(&v);
 }
 
+/* A JSON boolean (unique_by_args, unique_by_queue). */
+static bool
+json_bool(const char *field, JsonbValue *v)
+{
+	check_not_null(field, v);
+	if (v->type != jbvBool)
+		wrong_type(field, "a boolean", v);
+	return v->val.boolean;
+}
+
+/*
+ * unique_period: an interval as a JSON string ("1 hour") or a number of
+ * seconds; positive.  Returns microseconds.
+ */
+static int64
+json_period(JsonbValue *v)
+{
+	int64		us;
+
+	check_not_null("unique_period", v);
+	if (v->type == jbvString)
+		us = awa_interval_usecs(DatumGetIntervalP(DirectFunctionCall3(interval_in,
+																	  CStringGetDatum(pnstrdup(v->val.string.val,
+																							   v->val.string.len)),
+																	  ObjectIdGetDatum(InvalidOid),
+																	  Int32GetDatum(-1))));
+	else if (v->type == jbvNumeric)
+	{
+		double		secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+															  NumericGetDatum(v->val.numeric)));
+
+		/* NaN and negatives are refused below; huge values are clamped */
+		if (isnan(secs) || secs <= 0)
+			us = 0;
+		else if (secs >= (double) PG_INT64_MAX / USECS_PER_SEC)
+			us = PG_INT64_MAX;
+		else
+			us = (int64) (secs * USECS_PER_SEC);
+	}
+	else
+	{
+		wrong_type("unique_period", "an interval string or a number of seconds", v);
+		us = 0;					/* not reached */
+	}
+	if (us <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unique_period must be a positive interval")));
+	return us;
+}
+
+/* unique_states: a non-empty JSON array of state names, as a bitmask. */
+static void
+json_unique_states(JsonbValue *v, char *bits)
+{
+	JsonbIterator *it;
+	JsonbValue	e;
+	JsonbIteratorToken tok;
+	int			n = 0;
+
+	check_not_null("unique_states", v);
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		wrong_type("unique_states", "an array of job states", v);
+	memset(bits, '0', 8);
+	bits[8] = '\0';
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+	{
+		char	   *label;
+		int			k;
+
+		if (tok != WJB_ELEM)
+			continue;
+		check_not_null("an element of unique_states", &e);
+		if (e.type != jbvString)
+			wrong_type("unique_states", "an array of job states", &e);
+		label = pnstrdup(e.val.string.val, e.val.string.len);
+		k = awa_state_bit(label);
+		if (k < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unique_states: \"%s\" is not a job state", label),
+					 errhint("The states are scheduled, available, running, completed, retryable, failed, cancelled and waiting_external.")));
+		bits[k] = '1';
+		n++;
+	}
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unique_states must not be empty"),
+				 errhint("Leave it out for the default: every state but failed and cancelled.")));
+}
+
 /*
  * Read one element of the jobs array into job, with awa_insert's defaults
  * for absent fields, and validate it.  Unknown fields are errors, so a
  * misspelt field is not silently ignored.
  */
 static void
-parse_job(JsonbValue *elem, AwaJob *job)
+parse_job(JsonbValue *elem, AwaJob *job, bytea **key, char *bits)
 {
 	JsonbIterator *it;
 	JsonbValue	k;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	bool		has_kind = false;
+	bool		by_args = false;
+	bool		by_queue = false;
+	bool		has_states = false;
+	int64		period_us = 0;
 
 	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
 		wrong_type("a job", "a JSON object", elem);
@@ -315,11 +414,22 @@ parse_job(JsonbValue *elem, AwaJob *job)
 			job->tags = json_tags(&v);
 		else if (KEY_IS("metadata"))
 			job->metadata = json_doc("metadata", &v);
+		else if (KEY_IS("unique_by_args"))
+			by_args = json_bool("unique_by_args", &v);
+		else if (KEY_IS("unique_by_queue"))
+			by_queue = json_bool("unique_by_queue", &v);
+		else if (KEY_IS("unique_period"))
+			period_us = json_period(&v);
+		else if (KEY_IS("unique_states"))
+		{
+			json_unique_states(&v, bits);
+			has_states = true;
+		}
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field \"%s\"", pnstrdup(key, len)),
-					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags and metadata.")));
+					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, unique_by_args, unique_by_queue, unique_period and unique_states.")));
 #undef KEY_IS
 	}
 	if (!has_kind)
@@ -335,6 +445,18 @@ parse_job(JsonbValue *elem, AwaJob *job)
 	if (job->tags == NULL)
 		job->tags = construct_empty_array(TEXTOID);
 	awa_validate_job(job);
+
+	/* a unique job: its key, as awa_insert builds it */
+	*key = NULL;
+	if (by_args || by_queue || period_us > 0 || has_states)
+	{
+		TimestampTz at = job->has_run_at ? job->run_at : GetCurrentTransactionStartTimestamp();
+
+		*key = awa_unique_key(job->kind, by_queue ? job->queue : NULL,
+							  by_args ? job->args : NULL, period_us, at);
+		if (!has_states)
+			strcpy(bits, AWA_DEFAULT_UNIQUE_STATES);
+	}
 }
 
 /*
@@ -414,6 +536,9 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	char	  **queues;
 	AwaJob	   *parsed;
+	bytea	  **keys;
+	char	  (*bits)[9];
+	bool		any_unique = false;
 	ReturnSetInfo *rsinfo;
 	TupleTableSlot *slot;
 	volatile int i = 0;
@@ -454,10 +579,16 @@ awa_insert_many(PG_FUNCTION_ARGS)
 
 	/* read and validate every element; an error names the element */
 	parsed = palloc(sizeof(AwaJob) * n);
+	keys = palloc(sizeof(bytea *) * n);
+	bits = palloc(sizeof(*bits) * n);
 	PG_TRY();
 	{
 		for (i = 0; i < n; i++)
-			parse_job(getIthJsonbValueFromContainer(&jobs->root, i), &parsed[i]);
+		{
+			parse_job(getIthJsonbValueFromContainer(&jobs->root, i), &parsed[i],
+					  &keys[i], bits[i]);
+			any_unique |= (keys[i] != NULL);
+		}
 	}
 	PG_CATCH();
 	{
@@ -479,6 +610,31 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	 */
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	/*
+	 * Unique jobs among them: one row at a time, in input order, each
+	 * unique one as awa_insert writes it (a job whose key is held, also by
+	 * an earlier element, gives the holder's row).
+	 */
+	if (any_unique)
+	{
+		SPI_connect();
+		for (i = 0; i < n; i++)
+		{
+			TupleDesc	spidesc;
+			HeapTuple	tuple;
+
+			if (keys[i] != NULL)
+				tuple = awa_insert_unique_job(&parsed[i], keys[i], bits[i], &spidesc);
+			else
+				tuple = awa_insert_job(&parsed[i], &spidesc);
+			awa_put_job(fcinfo, tuple, spidesc);
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_finish();
+		return (Datum) 0;
+	}
+
 	slot = awa_fast_insert_slot(&parsed[0]);
 	if (slot != NULL)
 	{

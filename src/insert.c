@@ -30,8 +30,18 @@ PG_FUNCTION_INFO_V1(awa_cancel_by_unique_key);
 static const char *const state_labels[] = {"scheduled", "available", "running",
 	"completed", "retryable", "failed", "cancelled", "waiting_external"};
 
-/* Default unique states: all but failed and cancelled. */
-#define DEFAULT_UNIQUE_STATES	"11111001"
+/* The bit of a state label in unique_states, or -1 if it names no state. */
+int
+awa_state_bit(const char *label)
+{
+	int			k;
+
+	for (k = 0; k < lengthof(state_labels); k++)
+		if (strcmp(label, state_labels[k]) == 0)
+			return k;
+	return -1;
+}
+
 
 /* Reject a kind or queue name that is empty or longer than the limit. */
 void
@@ -194,9 +204,9 @@ awa_insert_job(AwaJob *job, TupleDesc *desc)
  * (the queue; args as canonical jsonb text, so key order and whitespace do
  * not matter; the run_at bucket of the period).
  */
-static bytea *
-unique_key(text *kind, text *queue, Jsonb *args, int64 period_us,
-		   TimestampTz run_at)
+bytea *
+awa_unique_key(text *kind, text *queue, Jsonb *args, int64 period_us,
+			   TimestampTz run_at)
 {
 	StringInfoData buf;
 	pg_cryptohash_ctx *ctx;
@@ -277,9 +287,9 @@ unique_states_bits(ArrayType *states, char *bits)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("unique_states must not contain NULL")));
 		label = DatumGetCString(DirectFunctionCall1(enum_out, elems[i]));
-		for (k = 0; k < 8; k++)
-			if (strcmp(label, state_labels[k]) == 0)
-				bits[k] = '1';
+		k = awa_state_bit(label);
+		if (k >= 0)
+			bits[k] = '1';
 	}
 }
 
@@ -396,7 +406,7 @@ awa_insert(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(11))
 		unique_states_bits(PG_GETARG_ARRAYTYPE_P(11), bits);
 	else
-		strcpy(bits, DEFAULT_UNIQUE_STATES);
+		strcpy(bits, AWA_DEFAULT_UNIQUE_STATES);
 
 	unique = by_args || by_queue || period_us > 0 || !PG_ARGISNULL(11);
 	if (!unique && awa_fast_insert(&job, &result))
@@ -410,7 +420,7 @@ awa_insert(PG_FUNCTION_ARGS)
 	if (unique)
 	{
 		TimestampTz at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
-		bytea	   *key = unique_key(job.kind, by_queue ? job.queue : NULL,
+		bytea	   *key = awa_unique_key(job.kind, by_queue ? job.queue : NULL,
 									 by_args ? job.args : NULL, period_us, at);
 
 		tuple = awa_insert_unique_job(&job, key, bits, &spidesc);
@@ -450,7 +460,7 @@ awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 		awa_check_name(PG_GETARG_TEXT_PP(2), "queue");
 	period_us = unique_period_arg(fcinfo, 3);
 	at = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
-	values[0] = PointerGetDatum(unique_key(kind,
+	values[0] = PointerGetDatum(awa_unique_key(kind,
 										   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
 										   PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
 										   period_us, at));

@@ -542,8 +542,9 @@ def valid_call(funcs):
     if a == "set_queue_limit":
         return "SELECT * FROM awa_set_queue_limit(%s, %s)" % (queue, rnd.choice(["NULL", "NULL", "1", "2", "5"]))
     if a == "insert_many":
-        return ("SELECT * FROM awa_insert_many('[{\"kind\": \"many\", \"queue\": %s}, {\"kind\": \"many2\", \"queue\": %s}]')"
-                % (json_str(rnd.choice(QUEUES)).replace("'", "''"), json_str(rnd.choice(QUEUES)).replace("'", "''")))
+        uniq = rnd.choice(["", "", ", \"unique_by_args\": true", ", \"unique_by_queue\": true, \"unique_period\": 60"])
+        return ("SELECT * FROM awa_insert_many('[{\"kind\": \"many\", \"queue\": %s%s}, {\"kind\": \"many2\", \"queue\": %s}]')"
+                % (json_str(rnd.choice(QUEUES)).replace("'", "''"), uniq, json_str(rnd.choice(QUEUES)).replace("'", "''")))
     if a == "retry_failed":
         return "SELECT * FROM awa_retry_failed(queue => %s)" % queue
     if a == "list_jobs":
