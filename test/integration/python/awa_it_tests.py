@@ -224,6 +224,74 @@ class AdminWrapperTests(AwaTestCase):
         self.assertIn("healthy", health)
 
 
+class QueueLimitStressTests(AwaTestCase):
+    """awa_set_queue_limit under real concurrency: 4 threads, each its own connection, claim
+    (batch 5, autocommit) and complete 200 jobs of a queue limited to 3, while a fifth connection
+    samples the running count.  Never more than 3 run at once; the limit is reached; every job
+    completes exactly once."""
+
+    def test_limit_holds_under_concurrent_claims(self):
+        q, limit, njobs = "it_lim_stress", 3, 200
+        self.db.insert_many([{"kind": "it.lim", "queue": q, "args": {"n": i}} for i in range(njobs)])
+        self.db.set_queue_limit(q, limit)
+        lock = threading.Lock()
+        state = {"held": 0, "peak": 0, "done": 0, "errors": []}
+        stop = threading.Event()
+
+        def worker(name):
+            try:
+                with awa.Client(conninfo(), driver="psycopg") as c:
+                    while not stop.is_set():
+                        jobs = c.claim(q, worker=name, batch=5)
+                        if not jobs:
+                            with lock:
+                                if state["done"] >= njobs:
+                                    return
+                            time.sleep(0.002)
+                            continue
+                        with lock:          # counted after the claim committed: never above the DB's count
+                            state["held"] += len(jobs)
+                            state["peak"] = max(state["peak"], state["held"])
+                        for j in jobs:
+                            time.sleep(0.003)
+                            with lock:      # uncounted before the completion commits
+                                state["held"] -= 1
+                            self.assertTrue(c.complete(j.id, j.run_lease))
+                            with lock:
+                                state["done"] += 1
+            except Exception as e:  # reported by the main thread
+                state["errors"].append(repr(e))
+                stop.set()
+
+        samples = []
+
+        def sampler():
+            with awa.Client(conninfo(), driver="psycopg") as c:
+                while not stop.is_set():
+                    samples.append(c.execute("SELECT count(*) FROM awa.jobs WHERE queue = %s AND state = 'running'",
+                                             [q])[1][0][0])
+                    time.sleep(0.001)
+
+        threads = [threading.Thread(target=worker, args=("lim-%d" % i,)) for i in range(4)]
+        mon = threading.Thread(target=sampler)
+        mon.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        stop.set()
+        mon.join(10)
+        self.assertEqual(state["errors"], [])
+        self.assertEqual(state["done"], njobs)
+        self.assertEqual(self.value("SELECT count(*) FROM awa.jobs WHERE queue = %s AND state = 'completed' "
+                                    "AND attempt = 1", [q]), njobs)
+        self.assertLessEqual(max(samples), limit, "more than %d running at once" % limit)
+        self.assertLessEqual(state["peak"], limit)
+        self.assertEqual(state["peak"], limit, "the limit was never reached: the test proves little")
+        print("\nqueue limit %d: %d jobs by 4 threads, peak held %d, %d samples of the running count, max %d"
+              % (limit, njobs, state["peak"], len(samples), max(samples)), file=sys.stderr)
+
+
 class InProcessWorkerTests(AwaTestCase):
     """The Worker class in this process, with psycopg 3."""
 
