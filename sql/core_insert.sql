@@ -66,5 +66,23 @@ SELECT state FROM awa_insert('rolled_back');
 ROLLBACK;
 SELECT count(*) FROM awa.jobs WHERE kind = 'rolled_back';
 
+-- transaction control inside procedures and DO blocks: each COMMIT keeps its
+-- jobs, each ROLLBACK drops its own (the direct insert path closes its
+-- relations under the right resource owner at every COMMIT)
+DO $$ BEGIN FOR i IN 1..3 LOOP PERFORM awa_insert('in_do', args => jsonb_build_object('i', i)); COMMIT; END LOOP; END $$;
+CREATE PROCEDURE enqueue_in_steps() LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM awa_insert('in_proc', args => '{"step": 1}');
+	COMMIT;
+	PERFORM awa_insert('in_proc', args => '{"step": 2}');
+	ROLLBACK;
+	PERFORM * FROM awa_insert_many('[{"kind": "in_proc", "args": {"step": 3}}, {"kind": "in_proc", "args": {"step": 3}}]');
+	COMMIT;
+	PERFORM awa_insert('in_proc', args => '{"step": 4}');
+END $$;
+CALL enqueue_in_steps();
+SELECT kind, args FROM awa.jobs WHERE kind IN ('in_do', 'in_proc') ORDER BY id;
+DROP PROCEDURE enqueue_in_steps();
+
 -- NOTIFY is tested in test/isolation/specs/notify.spec (output names no pids there)
 DROP EXTENSION awa;

@@ -88,16 +88,33 @@ fast_insert_relcache_cb(Datum arg, Oid relid)
 		fi->lxid = InvalidLocalTransactionId;	/* rebuilt after closing */
 }
 
-/* Close what the set-up holds open. */
+/*
+ * Close what the set-up holds open.  The relation and index references
+ * belong to TopTransactionResourceOwner, where they were opened; the
+ * current owner may be another one (a COMMIT inside a procedure or DO
+ * block runs under its portal's), so release them under theirs.
+ */
 static void
 fast_insert_close(void)
 {
+	ResourceOwner oldowner = CurrentResourceOwner;
+
 	if (fi == NULL)
 		return;
-	ExecCloseIndices(fi->rri);
-	ExecDropSingleTupleTableSlot(fi->slot);
-	table_close(fi->rel, NoLock);
-	FreeExecutorState(fi->estate);
+	if (TopTransactionResourceOwner != NULL)
+		CurrentResourceOwner = TopTransactionResourceOwner;
+	PG_TRY();
+	{
+		ExecCloseIndices(fi->rri);
+		ExecDropSingleTupleTableSlot(fi->slot);
+		table_close(fi->rel, NoLock);
+		FreeExecutorState(fi->estate);
+	}
+	PG_FINALLY();
+	{
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
 	fi = NULL;
 }
 
