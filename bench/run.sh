@@ -159,9 +159,16 @@ teardown() {
 v_c1_awa()       { reset_tables; pgbench_tps c1_awa -c "$CLIENTS" -j "$CLIENTS" -T "$ENQ_SECONDS" -f "$BENCH_ROOT/sql/c1_awa.sql"; }
 v_c1_base()      { reset_tables; pgbench_tps c1_base -c "$CLIENTS" -j "$CLIENTS" -T "$ENQ_SECONDS" -f "$BENCH_ROOT/sql/c1_base.sql"; }
 v_c1_pgq()       { reset_tables; pgbench_tps c1_pgq -c "$CLIENTS" -j "$CLIENTS" -T "$ENQ_SECONDS" -f "$BENCH_ROOT/sql/c1_pgq.sql"; }
-v_c1_awa_nonotify() {
+# awa_insert while a session listens on awa:default (awa then sends NOTIFY at every commit)
+v_c1_awa_listener() {
+	local pid
 	reset_tables
-	PGOPTIONS="$PGOPTIONS -c awa.notify=off" pgbench_tps c1_awa_nonotify -c "$CLIENTS" -j "$CLIENTS" -T "$ENQ_SECONDS" -f "$BENCH_ROOT/sql/c1_awa.sql"
+	PGAPPNAME=bench_listener "$PG_BIN/psql" -X -q -d "$DB" -c 'LISTEN "awa:default"' -c 'SELECT pg_sleep(3600)' >/dev/null 2>&1 &
+	pid=$!
+	until [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench_listener' AND query LIKE '%pg_sleep%'")" = 1 ]; do sleep 0.1; done
+	pgbench_tps c1_awa_listener -c "$CLIENTS" -j "$CLIENTS" -T "$ENQ_SECONDS" -f "$BENCH_ROOT/sql/c1_awa.sql"
+	q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench_listener'" >/dev/null
+	wait "$pid" 2>/dev/null || true
 }
 # server-side cost: one client, 100 rows per statement; figure = rows/s
 v_c1_awa100()  { reset_tables; pgbench_tps c1_awa100 -c 1 -T "$ENQ_SECONDS" -f "$BENCH_ROOT/sql/c1_awa100.sql" | awk '{ print $1 * 100 }'; }
@@ -169,13 +176,7 @@ v_c1_base100() { reset_tables; pgbench_tps c1_base100 -c 1 -T "$ENQ_SECONDS" -f 
 
 case1() {
 	log "case 1: single-row enqueue (pgbench -c $CLIENTS -T $ENQ_SECONDS, $ENQ_ROUNDS rounds)"
-	local v="c1_awa c1_base c1_pgq"
-	if [ "$(q "SELECT count(*) FROM pg_settings WHERE name = 'awa.notify'")" = 1 ]; then
-		v="$v c1_awa_nonotify"
-	else
-		na c1_awa_nonotify "no awa.notify setting"
-	fi
-	alternate 1 "$v" "$ENQ_ROUNDS"
+	alternate 1 "c1_awa c1_base c1_pgq c1_awa_listener" "$ENQ_ROUNDS"
 	log "case 1b: 100 rows in one statement (1 client)"
 	alternate 1 "c1_awa100 c1_base100" "$ENQ_ROUNDS"
 }

@@ -33,7 +33,7 @@ _PG_init(void)
 {
 	DefineCustomBoolVariable("awa.notify",
 							 "Sends NOTIFY awa:<queue> when a job becomes available.",
-							 "Listeners use it to wake up; turn it off when every worker uses awa_claim(wait => ...) to save the cost of NOTIFY at commit.",
+							 "Listeners use it to wake up.  With awa preloaded it is sent only while some session listens on an awa: channel.",
 							 &awa_notify,
 							 true,
 							 PGC_USERSET,

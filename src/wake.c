@@ -18,6 +18,23 @@
  * The slots need shared memory, so they exist only when awa is in
  * shared_preload_libraries; without it a blocked claimer polls instead.
  *
+ * NOTIFY only when someone may listen.  A NOTIFY makes its transaction
+ * take the cluster-wide notification queue lock at commit, which
+ * serializes committing enqueuers; it is wasted when no session listens.
+ * So the notifications of a transaction are kept aside until
+ * XACT_EVENT_PRE_COMMIT (just before PostgreSQL queues NOTIFYs) and sent
+ * only if some backend of the cluster has run LISTEN on an "awa:" channel
+ * (counted by a ProcessUtility hook; a backend stays counted until it
+ * exits).  The race between a listener arriving and an enqueuer that
+ * found no listener is closed by a handshake: the enqueuer marks itself
+ * committing (an odd counter in its slot) before it reads the listener
+ * count and clears the mark once its commit is visible; a new listener
+ * raises the count first and then waits for every backend it sees marked.
+ * Either the enqueuer sees the listener, or the listener waits until the
+ * enqueuer's commit is visible, before its own LISTEN takes effect, so its
+ * first look at the queue finds the job.  Without shared memory every
+ * notification is sent.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,27 +44,33 @@
 #include "common/hashfn.h"
 #include "common/md5.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
 
 #include "awa.h"
 
-/* One claimer blocked in awa_claim. */
+/* One claimer blocked in awa_claim; also the backend's commit mark. */
 typedef struct AwaWaitSlot
 {
 	pg_atomic_uint32 active;	/* 1 while the fields below describe a waiter */
 	Oid			dboid;
 	uint32		queue_hash;
 	int			procno;
+	pg_atomic_uint32 commit_gen;	/* odd while committing with NOTIFYs held */
 } AwaWaitSlot;
 
 typedef struct AwaShared
 {
 	pg_atomic_uint32 nwaiting;	/* slots in use, to skip the scan when 0 */
+	pg_atomic_uint32 nlisteners;	/* backends that ran LISTEN "awa:..." */
 	pg_atomic_uint64 maint_last_run;	/* TimestampTz of the last round */
 	pg_atomic_uint32 maint_pid; /* pid of the maintenance worker, or 0 */
 	int			nslots;
@@ -58,13 +81,28 @@ AwaShared  *awa_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/*
+ * NOTIFYs of the current transaction, sent at pre-commit if anyone may
+ * listen; each with the subtransaction level that asked for it, so that a
+ * rolled-back savepoint takes its own back.  Kept in TopTransactionContext.
+ */
+typedef struct HeldNotify
+{
+	char		channel[NAMEDATALEN];
+	char	   *payload;
+	int			level;
+} HeldNotify;
+static List *held_notifies = NIL;
+static bool commit_marked = false;	/* our commit_gen is odd */
+static bool counted_listener = false;
 
 /* Queues made claimable by the current transaction (hashes). */
 #define MAX_PENDING_WAKES 32
 typedef struct PendingWake
 {
 	uint32		hash;			/* queue_hash() of the queue */
-	bool		notified;		/* NOTIFY already sent in this transaction */
 } PendingWake;
 static PendingWake pending_wakes[MAX_PENDING_WAKES];
 static int	npending_wakes = 0;
@@ -101,11 +139,15 @@ awa_shmem_startup(void)
 	if (!found)
 	{
 		pg_atomic_init_u32(&awa_shared->nwaiting, 0);
+		pg_atomic_init_u32(&awa_shared->nlisteners, 0);
 		pg_atomic_init_u64(&awa_shared->maint_last_run, 0);
 		pg_atomic_init_u32(&awa_shared->maint_pid, 0);
 		awa_shared->nslots = MaxBackends;
 		for (i = 0; i < MaxBackends; i++)
+		{
 			pg_atomic_init_u32(&awa_shared->slots[i].active, 0);
+			pg_atomic_init_u32(&awa_shared->slots[i].commit_gen, 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -163,7 +205,35 @@ awa_job_scheduled(const char *queue)
 	note_queue(queue, false);
 }
 
-/* Remember a queue to wake at commit; NOTIFY it once when asked. */
+/*
+ * Keep a NOTIFY for pre-commit.  A repeat of the last one (the same
+ * channel and payload at the same level: many jobs of one queue) is
+ * dropped here; PostgreSQL drops the other duplicates.
+ */
+static void
+hold_notify(const char *channel, const char *payload)
+{
+	MemoryContext old;
+	HeldNotify *n;
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (held_notifies != NIL)
+	{
+		n = llast(held_notifies);
+		if (n->level == level && strcmp(n->channel, channel) == 0 &&
+			strcmp(n->payload, payload) == 0)
+			return;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	n = palloc(sizeof(HeldNotify));
+	strlcpy(n->channel, channel, NAMEDATALEN);
+	n->payload = pstrdup(payload);
+	n->level = level;
+	held_notifies = lappend(held_notifies, n);
+	MemoryContextSwitchTo(old);
+}
+
+/* Remember a queue to wake at commit; NOTIFY it when asked. */
 static void
 note_queue(const char *queue, bool notify)
 {
@@ -178,19 +248,16 @@ note_queue(const char *queue, bool notify)
 	{
 		w = &pending_wakes[npending_wakes++];
 		w->hash = h;
-		w->notified = false;
 	}
 	else if (w == NULL)
 		pending_overflow = true;
 
-	if (notify && awa_notify && (w == NULL || !w->notified))
+	if (notify && awa_notify)
 	{
 		char		channel[NAMEDATALEN];
 
 		awa_queue_channel(queue, channel);
-		Async_Notify(channel, queue);
-		if (w)
-			w->notified = true;
+		hold_notify(channel, queue);
 	}
 }
 
@@ -202,7 +269,56 @@ awa_notify_cancel(int64 job_id, int64 run_lease)
 
 	snprintf(payload, sizeof(payload), "{\"id\": %lld, \"run_lease\": %lld}",
 			 (long long) job_id, (long long) run_lease);
-	Async_Notify("awa:cancel", payload);
+	hold_notify("awa:cancel", payload);
+}
+
+/* This backend's slot (for its commit mark), or NULL without shared memory. */
+static AwaWaitSlot *
+my_slot(void)
+{
+	if (awa_shared == NULL || MyBackendId < 1 || MyBackendId > awa_shared->nslots)
+		return NULL;
+	return &awa_shared->slots[MyBackendId - 1];
+}
+
+/*
+ * Pre-commit: send the held NOTIFYs if any backend may listen.  The mark
+ * goes up before the listener count is read (both full barriers), and
+ * comes down after the commit is visible (clear_commit_mark).
+ */
+static void
+send_held_notifies(void)
+{
+	AwaWaitSlot *slot = my_slot();
+	bool		send = true;
+	ListCell   *lc;
+
+	if (held_notifies == NIL)
+		return;
+	if (slot != NULL)
+	{
+		pg_atomic_fetch_add_u32(&slot->commit_gen, 1);
+		commit_marked = true;
+		send = pg_atomic_read_u32(&awa_shared->nlisteners) > 0;
+	}
+	if (send)
+		foreach(lc, held_notifies)
+		{
+			HeldNotify *n = lfirst(lc);
+
+			Async_Notify(n->channel, n->payload);
+		}
+	held_notifies = NIL;
+}
+
+static void
+clear_commit_mark(void)
+{
+	AwaWaitSlot *slot = my_slot();
+
+	if (commit_marked && slot != NULL)
+		pg_atomic_fetch_add_u32(&slot->commit_gen, 1);
+	commit_marked = false;
 }
 
 /* Set the latch of every claimer waiting on a queue this transaction fed. */
@@ -232,24 +348,126 @@ wake_waiters(void)
 	}
 }
 
-/* Transaction end: wake claimers after a commit; forget on abort. */
+/*
+ * Transaction end: NOTIFY at pre-commit; wake claimers after a commit;
+ * forget on abort.  A prepared transaction notifies nobody (PostgreSQL
+ * cannot PREPARE a NOTIFY).
+ */
 static void
 awa_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PRE_COMMIT:
+			send_held_notifies();
+			break;
 		case XACT_EVENT_COMMIT:
 			if (npending_wakes > 0 || pending_overflow)
 				wake_waiters();
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
+			clear_commit_mark();
+			held_notifies = NIL;
 			npending_wakes = 0;
 			pending_overflow = false;
 			break;
 		default:
 			break;
 	}
+}
+
+/* Savepoints: a rolled-back one takes its NOTIFYs back; a released one hands them up. */
+static void
+awa_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (held_notifies == NIL)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		foreach(lc, held_notifies)
+		{
+			HeldNotify *n = lfirst(lc);
+
+			if (n->level >= level)
+				held_notifies = foreach_delete_current(held_notifies, lc);
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		foreach(lc, held_notifies)
+		{
+			HeldNotify *n = lfirst(lc);
+
+			if (n->level >= level)
+				n->level = level - 1;
+		}
+	}
+}
+
+static void
+listener_exit(int code, Datum arg)
+{
+	if (counted_listener && awa_shared != NULL)
+		pg_atomic_fetch_sub_u32(&awa_shared->nlisteners, 1);
+	counted_listener = false;
+}
+
+/*
+ * A LISTEN on an "awa:" channel: count this backend as a listener (once,
+ * until it exits), then wait until every backend that was committing with
+ * NOTIFYs held, and may have seen no listener, has finished its commit.
+ */
+static void
+listener_arrives(void)
+{
+	int			i;
+
+	if (counted_listener || awa_shared == NULL)
+		return;
+	before_shmem_exit(listener_exit, (Datum) 0);
+	counted_listener = true;
+	pg_atomic_fetch_add_u32(&awa_shared->nlisteners, 1);
+
+	for (i = 0; i < awa_shared->nslots; i++)
+	{
+		pg_atomic_uint32 *gen = &awa_shared->slots[i].commit_gen;
+		uint32		seen = pg_atomic_read_u32(gen);
+
+		if (i == MyBackendId - 1)
+			continue;
+		while ((seen & 1) && pg_atomic_read_u32(gen) == seen)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+static void
+awa_process_utility(PlannedStmt *pstmt, const char *queryString,
+					bool readOnlyTree, ProcessUtilityContext context,
+					ParamListInfo params, QueryEnvironment *queryEnv,
+					DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if (IsA(stmt, ListenStmt) &&
+		strncmp(((ListenStmt *) stmt)->conditionname, "awa:", 4) == 0)
+		listener_arrives();
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
 }
 
 /*
@@ -300,8 +518,11 @@ awa_wake_init(void)
 		shmem_request_hook = awa_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = awa_shmem_startup;
+		prev_ProcessUtility = ProcessUtility_hook;
+		ProcessUtility_hook = awa_process_utility;
 	}
 	RegisterXactCallback(awa_xact_callback, NULL);
+	RegisterSubXactCallback(awa_subxact_callback, NULL);
 }
 
 /* Record the maintenance worker's pid (0 when it exits). */
