@@ -105,6 +105,8 @@ extern void awa_wake_init(void);
 extern void awa_queue_channel(const char *queue, char *channel);
 extern bool awa_wait_register(const char *queue);
 extern void awa_wait_unregister(void);
+extern void awa_wait_at_limit(bool at_limit);
+extern void awa_running_freed(void);
 extern void awa_set_maintainer_pid(int pid);
 extern void awa_set_maintained(TimestampTz at);
 extern void awa_get_maintainer(TimestampTz *last_run, int *pid);

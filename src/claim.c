@@ -25,8 +25,11 @@
  * nothing lets go of the lock at once.  Counting needs a fresh snapshot per
  * statement, so claims from a limited queue need READ COMMITTED.  Queues
  * without a limit pay one primary-key lookup, and only on an empty claim.
- * A claimer waiting on a queue at its limit rechecks every
- * AWA_LIMIT_POLL_MS (completions do not wake claimers).
+ * A claimer waiting on a queue at its limit says so in its wait slot
+ * (wake.c) and counts once more before it sleeps; a transaction that takes
+ * a job out of running through awa's functions wakes such claimers at
+ * commit.  Changes made behind awa's back are caught by a recheck every
+ * AWA_LIMIT_POLL_MS.
  *
  * Older schemas.  Between installing a new awa.so and ALTER EXTENSION awa
  * UPDATE, the library runs against the previous version's tables; the
@@ -68,7 +71,7 @@ PG_FUNCTION_INFO_V1(awa_claim);
 
 #define AWA_MAX_BATCH			1000
 #define AWA_POLL_INTERVAL_MS	100 /* wait without shared memory */
-#define AWA_LIMIT_POLL_MS		50	/* wait on a queue at its limit */
+#define AWA_LIMIT_POLL_MS		1000	/* recheck of a queue at its limit */
 #define NLEVELS					AWA_MAX_PRIORITY
 
 /* field4 of the advisory lock tag of a queue's limit (users' locks: 1, 2) */
@@ -449,6 +452,7 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 	TimestampTz give_up;
 	TimestampTz start = GetCurrentTimestamp();
 	int			nrows;
+	bool		limit_published = false;
 
 	if (pg_add_s64_overflow(start, wait_us, &give_up))
 		give_up = PG_INT64_MAX;	/* waits until interrupted */
@@ -464,6 +468,17 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		nrows = try_claim(queue, at, lease, worker, batch, rows, &at_limit);
 		if (nrows > 0 || wait_us == 0)
 			break;
+		if (registered && at_limit != limit_published)
+		{
+			/* publish first, then count again before sleeping */
+			awa_wait_at_limit(at_limit);
+			limit_published = at_limit;
+			if (at_limit)
+			{
+				at = GetCurrentTimestamp();
+				continue;
+			}
+		}
 		now = GetCurrentTimestamp();
 		if (now >= give_up)
 			break;

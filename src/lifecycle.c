@@ -43,8 +43,11 @@ awa_notify_if_held(HeapTuple tup, TupleDesc desc)
 	bool		isnull;
 
 	if (DatumGetBool(SPI_getbinval(tup, desc, desc->natts, &isnull)) && !isnull)
+	{
+		awa_running_freed();
 		awa_notify_cancel(DatumGetInt64(SPI_getbinval(tup, desc, SPI_fnumber(desc, "id"), &isnull)),
 						  DatumGetInt64(SPI_getbinval(tup, desc, SPI_fnumber(desc, "run_lease"), &isnull)));
+	}
 }
 
 /*

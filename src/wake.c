@@ -64,6 +64,7 @@ typedef struct AwaWaitSlot
 	Oid			dboid;
 	uint32		queue_hash;
 	int			procno;
+	pg_atomic_uint32 at_limit;	/* 1: its queue is at its concurrency limit */
 	pg_atomic_uint32 commit_gen;	/* odd while committing with NOTIFYs held */
 } AwaWaitSlot;
 
@@ -107,6 +108,7 @@ typedef struct PendingWake
 static PendingWake pending_wakes[MAX_PENDING_WAKES];
 static int	npending_wakes = 0;
 static bool pending_overflow = false;	/* too many: wake every waiter of the db */
+static bool running_freed = false;	/* this transaction ended a running job */
 
 static Size
 awa_shmem_size(void)
@@ -146,6 +148,7 @@ awa_shmem_startup(void)
 		for (i = 0; i < MaxBackends; i++)
 		{
 			pg_atomic_init_u32(&awa_shared->slots[i].active, 0);
+			pg_atomic_init_u32(&awa_shared->slots[i].at_limit, 0);
 			pg_atomic_init_u32(&awa_shared->slots[i].commit_gen, 0);
 		}
 	}
@@ -321,7 +324,21 @@ clear_commit_mark(void)
 	commit_marked = false;
 }
 
-/* Set the latch of every claimer waiting on a queue this transaction fed. */
+/*
+ * Record that the current transaction took a job out of running (complete,
+ * fail, snooze, cancel, rescue): at commit, claimers waiting on a queue at
+ * its concurrency limit are woken to count again.
+ */
+void
+awa_running_freed(void)
+{
+	running_freed = true;
+}
+
+/*
+ * Set the latch of every claimer waiting on a queue this transaction fed,
+ * and, if it ended running jobs, of every claimer waiting at a limit.
+ */
 static void
 wake_waiters(void)
 {
@@ -341,6 +358,8 @@ wake_waiters(void)
 		pg_read_barrier();
 		if (slot->dboid != MyDatabaseId)
 			continue;
+		if (running_freed && pg_atomic_read_u32(&slot->at_limit) != 0)
+			match = true;
 		for (k = 0; !match && k < npending_wakes; k++)
 			match = (pending_wakes[k].hash == slot->queue_hash);
 		if (match)
@@ -362,7 +381,7 @@ awa_xact_callback(XactEvent event, void *arg)
 			send_held_notifies();
 			break;
 		case XACT_EVENT_COMMIT:
-			if (npending_wakes > 0 || pending_overflow)
+			if (npending_wakes > 0 || pending_overflow || running_freed)
 				wake_waiters();
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
@@ -371,6 +390,7 @@ awa_xact_callback(XactEvent event, void *arg)
 			held_notifies = NIL;
 			npending_wakes = 0;
 			pending_overflow = false;
+			running_freed = false;
 			break;
 		default:
 			break;
@@ -486,11 +506,29 @@ awa_wait_register(const char *queue)
 	slot->dboid = MyDatabaseId;
 	slot->queue_hash = queue_hash(queue);
 	slot->procno = MyProc->pgprocno;
+	pg_atomic_write_u32(&slot->at_limit, 0);
 	pg_write_barrier();
 	pg_atomic_write_u32(&slot->active, 1);
 	pg_atomic_fetch_add_u32(&awa_shared->nwaiting, 1);
 	pg_memory_barrier();
 	return true;
+}
+
+/*
+ * Tell completing transactions that this waiter's queue is at its limit
+ * (or no longer).  Publish before counting again: a completion that
+ * commits later finds the flag and wakes the waiter.
+ */
+void
+awa_wait_at_limit(bool at_limit)
+{
+	AwaWaitSlot *slot;
+
+	if (awa_shared == NULL || MyBackendId < 1 || MyBackendId > awa_shared->nslots)
+		return;
+	slot = &awa_shared->slots[MyBackendId - 1];
+	pg_atomic_write_u32(&slot->at_limit, at_limit ? 1 : 0);
+	pg_memory_barrier();
 }
 
 /* Withdraw the slot published by awa_wait_register. */

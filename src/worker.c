@@ -140,6 +140,8 @@ awa_complete(PG_FUNCTION_ARGS)
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "awa_complete: update failed: %s", SPI_result_code_string(ret));
 	done = (SPI_processed == 1);
+	if (done)
+		awa_running_freed();
 	SPI_finish();
 	PG_RETURN_BOOL(done);
 }
@@ -171,6 +173,8 @@ awa_complete_many(PG_FUNCTION_ARGS)
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "awa_complete_many: update failed: %s", SPI_result_code_string(ret));
 	n = SPI_processed;
+	if (n > 0)
+		awa_running_freed();
 	SPI_finish();
 	PG_RETURN_INT64((int64) n);
 }
@@ -226,6 +230,7 @@ awa_fail(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
+		awa_running_freed();
 		state = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull),
 								  true, sizeof(Oid));
 	}
@@ -264,6 +269,8 @@ awa_snooze(PG_FUNCTION_ARGS)
 									" RETURNING queue, run_at <= now()",
 									3, argtypes),
 						   values, NULL, "awa_snooze") == 1;
+	if (found)
+		awa_running_freed();
 	SPI_finish();
 	PG_RETURN_BOOL(found);
 }
@@ -354,12 +361,13 @@ awa_rescue_jobs(void)
 	static const Oid argtypes[] = {INTERVALOID};
 	Interval	timeout;
 	Datum		values[1];
+	int64		n;
 
 	memset(&timeout, 0, sizeof(timeout));
 	timeout.time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
 	values[0] = IntervalPGetDatum(&timeout);
 
-	return (int64) run_job_update(awa_plan(&plan,
+	n = (int64) run_job_update(awa_plan(&plan,
 										   "WITH r AS (SELECT id, CASE WHEN deadline_at < now()"
 										   "   THEN 'deadline exceeded' ELSE 'heartbeat stale' END AS cause"
 										   "   FROM awa.jobs WHERE state = 'running'"
@@ -376,6 +384,9 @@ awa_rescue_jobs(void)
 										   " RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END",
 										   1, argtypes),
 								  values, NULL, "awa_rescue");
+	if (n > 0)
+		awa_running_freed();
+	return n;
 }
 
 /* awa_rescue() RETURNS bigint: see awa_rescue_jobs. */

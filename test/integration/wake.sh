@@ -9,7 +9,10 @@
 #     never makes the claimer return a job;
 #  3. a scheduled job wakes the claimer when it comes due;
 #  4. statement_timeout and pg_cancel_backend interrupt a blocked claim;
-#  5. a blocked claimer burns no CPU while it waits.
+#  5. a blocked claimer burns no CPU while it waits;
+#  6. a client killed while its claim waits leaves nothing claimed;
+#  7. a claimer blocked on a queue at its concurrency limit is woken by a
+#     completion that frees a slot (well before its 1 s recheck).
 set -uo pipefail
 PSQL="${PG_BIN:-/usr/lib/postgresql/15/bin}/psql -X -q -At -v ON_ERROR_STOP=1"
 DB=awa_wake_test
@@ -77,7 +80,6 @@ c0=$(ticks); sleep 3; c1=$(ticks)
 wait $pid
 [ $((c1 - c0)) -le 5 ] || fail "blocked claim used $((c1 - c0)) CPU ticks in 3 s"
 ok "blocked claim sleeps: $((c1 - c0)) CPU ticks in 3 s"
-rm -f /tmp/awa_wake.$$
 
 # 6. a client killed while its claim waits leaves no backend behind to claim for it
 $PSQL -d $DB -c "SELECT count(*) FROM awa_claim('orphan', worker => 'killed-client', wait => '60 s')" >/dev/null 2>&1 &
@@ -94,4 +96,21 @@ $PSQL -d $DB -c "SELECT id FROM awa_insert('for-nobody', queue => 'orphan')" >/d
 sleep 0.5
 [ "$($PSQL -d $DB -c "SELECT state FROM awa.jobs WHERE kind = 'for-nobody'")" = "available" ] || fail "a job was claimed for a dead client"
 ok "a killed client's waiting claim ends at once; nothing is claimed for it"
+
+# 7. a queue at its limit: the completion wakes the waiter
+$PSQL -d $DB -c "SELECT awa_set_queue_limit('lq', 1)" -c "SELECT awa_insert('first', queue => 'lq')" \
+	-c "SELECT awa_insert('second', queue => 'lq')" >/dev/null || fail "limit set-up"
+lease=$($PSQL -d $DB -c "SELECT id || ',' || run_lease FROM awa_claim('lq')")
+[ -n "$lease" ] || fail "first job of the limited queue not claimed"
+t0=$(now_ms)
+$PSQL -d $DB -c "SELECT kind FROM awa_claim('lq', wait => '30 s')" > /tmp/awa_wake.$$ &
+pid=$!
+sleep 1.5
+$PSQL -d $DB -c "SELECT awa_complete(${lease%,*}, ${lease#*,})" >/dev/null || fail "complete"
+t_done=$(now_ms)
+wait $pid || fail "claim errored"
+t1=$(now_ms)
+[ "$(cat /tmp/awa_wake.$$)" = "second" ] || fail "the waiter got '$(cat /tmp/awa_wake.$$)', expected the second job"
+[ $((t1 - t_done)) -lt 300 ] || fail "the waiter returned $((t1 - t_done)) ms after the completion: not woken by it"
+ok "a claimer waiting at the queue's limit is woken by a completion ($((t1 - t_done)) ms after it, $((t1 - t0)) ms in all)"
 rm -f /tmp/awa_wake.$$
