@@ -457,15 +457,18 @@ listener_arrives(void)
 	{
 		pg_atomic_uint32 *gen = &awa_shared->slots[i].commit_gen;
 		uint32		seen = pg_atomic_read_u32(gen);
+		long		sleep_ms = 1;
 
 		if (i == MyBackendId - 1)
 			continue;
+		/* a commit takes microseconds to milliseconds; back off to 10 ms */
 		while ((seen & 1) && pg_atomic_read_u32(gen) == seen)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 1, PG_WAIT_EXTENSION);
+							 sleep_ms, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
+			sleep_ms = Min(sleep_ms * 2, 10);
 		}
 	}
 }
