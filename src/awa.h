@@ -54,6 +54,7 @@ extern void awa_check_name(text *value, const char *field);
 extern void awa_validate_job(AwaJob *job);
 extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
 extern int	awa_state_bit(const char *label);
+extern void awa_check_unique_period(int64 us);
 extern bytea *awa_unique_key(text *kind, text *queue, Jsonb *args,
 							 int64 period_us, TimestampTz run_at);
 extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key,

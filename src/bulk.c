@@ -303,10 +303,7 @@ json_period(JsonbValue *v)
 		wrong_type("unique_period", "an interval string or a number of seconds", v);
 		us = 0;					/* not reached */
 	}
-	if (us <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unique_period must be a positive interval")));
+	awa_check_unique_period(us);
 	return us;
 }
 

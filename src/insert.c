@@ -239,6 +239,16 @@ awa_unique_key(text *kind, text *queue, Jsonb *args, int64 period_us,
 	return key;
 }
 
+/* Reject a unique_period (in microseconds) that is not positive. */
+void
+awa_check_unique_period(int64 us)
+{
+	if (us <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unique_period must be a positive interval")));
+}
+
 /* A positive unique_period in microseconds (argument argno), or 0 if NULL. */
 static int64
 unique_period_arg(FunctionCallInfo fcinfo, int argno)
@@ -248,10 +258,7 @@ unique_period_arg(FunctionCallInfo fcinfo, int argno)
 	if (PG_ARGISNULL(argno))
 		return 0;
 	us = awa_interval_usecs(PG_GETARG_INTERVAL_P(argno));
-	if (us <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unique_period must be a positive interval")));
+	awa_check_unique_period(us);
 	return us;
 }
 
