@@ -15,6 +15,11 @@ SELECT awa_fail(2, 1, 'smtp timeout') AS new_state;
 \echo '-- cancel the report, then retry it'
 SELECT id, state FROM awa_cancel(3);
 SELECT id, state, attempt FROM awa_retry(3);
+\echo '-- at most 2 "thumbnail" jobs at once, across every worker: a batch of 5 gets 2'
+SELECT count(*) AS enqueued FROM awa_insert_many('[{"kind": "thumbnail", "queue": "media"}, {"kind": "thumbnail", "queue": "media"},
+  {"kind": "thumbnail", "queue": "media"}, {"kind": "thumbnail", "queue": "media"}]');
+SELECT queue, max_running FROM awa_set_queue_limit('media', 2);
+SELECT id, kind, state FROM awa_claim('media', worker => 'demo', batch => 5);
 \echo '-- the queues at a glance'
 SELECT * FROM awa_queue_stats();
 \echo '-- a periodic job: every day at 07:30 Berlin time; next fire times previewed'
