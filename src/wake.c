@@ -52,6 +52,7 @@
 #include "storage/shmem.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
@@ -96,6 +97,26 @@ typedef struct HeldNotify
 	int			level;
 } HeldNotify;
 static List *held_notifies = NIL;
+
+/*
+ * An index of held_notifies by (level, channel, payload hash), built once
+ * the list is long, so that a transaction enqueueing many jobs into a few
+ * queues in turn holds one NOTIFY per queue, not one per job.  Dropped when
+ * savepoints end (rebuilt on demand) and with TopTransactionContext.
+ */
+typedef struct HeldKey
+{
+	int			level;
+	uint32		payload_hash;
+	char		channel[NAMEDATALEN];
+} HeldKey;
+typedef struct HeldEntry
+{
+	HeldKey		key;
+	HeldNotify *notify;
+} HeldEntry;
+#define HELD_INDEX_FROM 8
+static HTAB *held_index = NULL;
 static bool commit_marked = false;	/* our commit_gen is odd */
 static bool counted_listener = false;
 
@@ -208,10 +229,36 @@ awa_job_scheduled(const char *queue)
 	note_queue(queue, false);
 }
 
+static void
+held_key(HeldKey *key, int level, const char *channel, const char *payload)
+{
+	memset(key, 0, sizeof(HeldKey));
+	key->level = level;
+	key->payload_hash = hash_bytes((const unsigned char *) payload, strlen(payload));
+	strlcpy(key->channel, channel, NAMEDATALEN);
+}
+
+/* Index a held NOTIFY; returns an equal one already held, or NULL. */
+static HeldNotify *
+held_index_add(HeldNotify *n)
+{
+	HeldKey		key;
+	HeldEntry  *e;
+	bool		found;
+
+	held_key(&key, n->level, n->channel, n->payload);
+	e = hash_search(held_index, &key, HASH_ENTER, &found);
+	if (!found)
+		e->notify = n;
+	else if (strcmp(e->notify->payload, n->payload) == 0)
+		return e->notify;
+	return NULL;				/* new, or a hash collision: keep both */
+}
+
 /*
- * Keep a NOTIFY for pre-commit.  A repeat of the last one (the same
- * channel and payload at the same level: many jobs of one queue) is
- * dropped here; PostgreSQL drops the other duplicates.
+ * Keep a NOTIFY for pre-commit, once per (channel, payload, savepoint
+ * level).  PostgreSQL would drop the duplicates too, but only after they
+ * piled up here.
  */
 static void
 hold_notify(const char *channel, const char *payload)
@@ -228,11 +275,30 @@ hold_notify(const char *channel, const char *payload)
 			return;
 	}
 	old = MemoryContextSwitchTo(TopTransactionContext);
+	if (held_index == NULL && list_length(held_notifies) >= HELD_INDEX_FROM)
+	{
+		HASHCTL		ctl;
+		ListCell   *lc;
+
+		ctl.keysize = sizeof(HeldKey);
+		ctl.entrysize = sizeof(HeldEntry);
+		ctl.hcxt = TopTransactionContext;
+		held_index = hash_create("awa held notifies", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		foreach(lc, held_notifies)
+			(void) held_index_add(lfirst(lc));
+	}
 	n = palloc(sizeof(HeldNotify));
 	strlcpy(n->channel, channel, NAMEDATALEN);
 	n->payload = pstrdup(payload);
 	n->level = level;
-	held_notifies = lappend(held_notifies, n);
+	if (held_index != NULL && held_index_add(n) != NULL)
+	{
+		pfree(n->payload);
+		pfree(n);
+	}
+	else
+		held_notifies = lappend(held_notifies, n);
 	MemoryContextSwitchTo(old);
 }
 
@@ -312,6 +378,7 @@ send_held_notifies(void)
 			Async_Notify(n->channel, n->payload);
 		}
 	held_notifies = NIL;
+	held_index = NULL;
 }
 
 static void
@@ -388,6 +455,7 @@ awa_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			clear_commit_mark();
 			held_notifies = NIL;
+			held_index = NULL;
 			npending_wakes = 0;
 			pending_overflow = false;
 			running_freed = false;
@@ -407,6 +475,13 @@ awa_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (held_notifies == NIL)
 		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB || event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* levels change or entries go: the index is rebuilt when needed */
+		if (held_index != NULL)
+			hash_destroy(held_index);
+		held_index = NULL;
+	}
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
 		foreach(lc, held_notifies)
