@@ -84,5 +84,13 @@ CALL enqueue_in_steps();
 SELECT kind, args FROM awa.jobs WHERE kind IN ('in_do', 'in_proc') ORDER BY id;
 DROP PROCEDURE enqueue_in_steps();
 
+-- run_at must be finite, on every enqueue path; nothing is written
+SELECT count(*) AS jobs_before FROM awa.jobs \gset
+SELECT awa_insert('k', run_at => '-infinity');
+SELECT awa_insert('k', run_at => 'infinity');
+SELECT * FROM awa_insert_many('[{"kind": "k"}, {"kind": "k", "run_at": "infinity"}]');
+INSERT INTO awa.jobs (kind, run_at) VALUES ('k', '-infinity');
+SELECT count(*) = :jobs_before AS nothing_written FROM awa.jobs;
+
 -- NOTIFY is tested in test/isolation/specs/notify.spec (output names no pids there)
 DROP EXTENSION awa;

@@ -26,4 +26,12 @@ SELECT queue, total_queued, available FROM awa_queue_stats() WHERE queue = 'b';
 ROLLBACK;
 SELECT queue, total_queued, available FROM awa_queue_stats() WHERE queue = 'b';
 
+-- an infinite run_at written behind awa's back (awa's functions refuse one) does not break
+-- the lag: the oldest available job of queue inf waits forever
+INSERT INTO awa.jobs (kind, queue) VALUES ('k', 'inf');
+UPDATE awa.jobs SET run_at = '-infinity' WHERE queue = 'inf';
+SELECT queue, available, lag_seconds FROM awa_queue_stats() WHERE queue = 'inf';
+SELECT oldest_available_seconds FROM awa_health_check();
+DELETE FROM awa.jobs WHERE queue = 'inf';
+
 DROP EXTENSION awa;

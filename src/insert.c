@@ -139,6 +139,12 @@ awa_validate_job(AwaJob *job)
 	check_size(job->args, "args");
 	check_size(job->metadata, "metadata");
 	check_tags(job->tags);
+	if (job->has_run_at && TIMESTAMP_NOT_FINITE(job->run_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run_at must be a finite timestamp, got %s",
+						TIMESTAMP_IS_NOBEGIN(job->run_at) ? "-infinity" : "infinity"),
+				 errhint("Leave run_at NULL to run the job now.")));
 }
 
 /*

@@ -59,7 +59,8 @@ static const char *stats_sql =
 "   coalesce(q.running, 0)::bigint, coalesce(q.waiting_external, 0)::bigint,"
 "   coalesce(q.failed, 0)::bigint, coalesce(q.cancelled, 0)::bigint,"
 "   coalesce(q.completed_last_hour, 0)::bigint,"
-"   CASE WHEN q.oldest IS NOT NULL THEN greatest(extract(epoch FROM now() - q.oldest), 0)::float8 END,"
+"   CASE WHEN q.oldest IS NOT NULL"
+"     THEN greatest(extract(epoch FROM now()) - extract(epoch FROM q.oldest), 0)::float8 END,"
 "   coalesce(m.paused, false)"
 " FROM q FULL JOIN awa.queue_meta m ON m.queue = q.queue"
 " ORDER BY 1";
