@@ -89,4 +89,30 @@ SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": "soon"}]');
 SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": null}]');
 SELECT count(*) FROM awa.jobs;
 
+-- retrying a unique job whose key another job holds now
+TRUNCATE awa.jobs RESTART IDENTITY;
+SELECT (awa_insert('rk', '{"r": 1}', unique_by_args => true)).id AS first_id \gset
+SELECT awa_fail(id, run_lease, 'boom', terminal => true) FROM awa_claim('default') WHERE id = :first_id;
+SELECT (awa_insert('rk', '{"r": 1}', unique_by_args => true)).id AS holder_id \gset
+SELECT :holder_id <> :first_id AS a_new_job_holds_the_key;
+-- awa_retry: a clear error, nothing changes
+SELECT * FROM awa_retry(:first_id);
+SELECT id = :first_id AS is_first, state FROM awa.jobs ORDER BY id;
+-- awa_retry_failed skips it (it stays failed) and retries the rest
+SELECT (awa_insert('plain_fail')).id AS plain_id \gset
+SELECT awa_fail(id, run_lease, 'boom', terminal => true) FROM awa_claim('default', batch => 5) WHERE id = :plain_id;
+SELECT kind, state FROM awa_retry_failed('*');
+SELECT id = :first_id AS is_first, kind, state FROM awa.jobs ORDER BY id;
+-- once the holder is done (cancelled), the old job can be retried
+SELECT state FROM awa_cancel(:holder_id);
+SELECT id = :first_id AS is_first, state FROM awa_retry(:first_id);
+-- two failed jobs sharing a key and no holder: awa_retry_failed brings back only the newest
+TRUNCATE awa.jobs;
+SELECT (awa_insert('twin', '{"t": 1}', unique_by_args => true)).id AS t1 \gset
+SELECT awa_fail(id, run_lease, 'boom', terminal => true) FROM awa_claim('default') WHERE id = :t1;
+SELECT (awa_insert('twin', '{"t": 1}', unique_by_args => true)).id AS t2 \gset
+SELECT awa_fail(id, run_lease, 'boom', terminal => true) FROM awa_claim('default') WHERE id = :t2;
+SELECT id = :t2 AS is_newest, state FROM awa_retry_failed('twin');
+SELECT id = :t1 AS is_older, state FROM awa.jobs ORDER BY id;
+
 DROP EXTENSION awa;

@@ -166,15 +166,27 @@ awa_retry_failed(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	/* state = 'failed' is a literal so the plan can use jobs_settled_idx */
+
+	/*
+	 * state = 'failed' is a literal so the plan can use jobs_settled_idx.
+	 * A unique job comes back only if no other job holds its key now, and
+	 * of failed jobs sharing a key only the newest: the others stay failed.
+	 */
 	ret = SPI_execute_plan(awa_plan(&plan,
-									"UPDATE awa.jobs SET state = 'available', run_at = now(),"
+									"WITH c AS (SELECT id, unique_key IS NOT NULL"
+									"   AND awa.unique_state_held(unique_states, 'available') AS keyed,"
+									"   row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS rn"
+									"   FROM awa.jobs WHERE state = 'failed'"
+									"   AND ($1::text IS NULL OR kind = $1)"
+									"   AND ($2::text IS NULL OR queue = $2))"
+									" UPDATE awa.jobs j SET state = 'available', run_at = now(),"
 									" attempt = 0, finalized_at = NULL, heartbeat_at = NULL,"
 									" deadline_at = NULL"
-									" WHERE state = 'failed'"
-									" AND ($1::text IS NULL OR kind = $1)"
-									" AND ($2::text IS NULL OR queue = $2)"
-									" RETURNING *",
+									" FROM c WHERE j.id = c.id AND j.state = 'failed'"
+									" AND (NOT c.keyed OR (c.rn = 1 AND NOT EXISTS (SELECT 1 FROM awa.jobs h"
+									"   WHERE h.unique_key = j.unique_key AND h.id <> j.id"
+									"   AND awa.unique_state_held(h.unique_states, h.state))))"
+									" RETURNING j.*",
 									2, argtypes),
 						   values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)

@@ -106,6 +106,7 @@ Datum
 awa_retry(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr holder_plan = NULL;
 	static const Oid argtypes[] = {INT8OID};
 	int64		job_id;
 	Datum		values[1];
@@ -116,6 +117,32 @@ awa_retry(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(job_id);
 
 	SPI_connect();
+
+	/* a unique job whose key another job holds now cannot come back */
+	ret = SPI_execute_plan(awa_plan(&holder_plan,
+									"SELECT h.id FROM awa.jobs j JOIN awa.jobs h"
+									" ON h.unique_key = j.unique_key AND h.id <> j.id"
+									" AND awa.unique_state_held(h.unique_states, h.state)"
+									" WHERE j.id = $1 AND j.state IN ('failed', 'cancelled', 'waiting_external')"
+									" AND awa.unique_state_held(j.unique_states, 'available')",
+									1, argtypes),
+						   values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa_retry: unique key check failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		int64		holder = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("job %lld cannot be retried: job %lld holds its unique key",
+						(long long) job_id, (long long) holder),
+				 errhint("Wait for job %lld to finish or cancel it, then retry.",
+						 (long long) holder)));
+	}
+
 	ret = SPI_execute_plan(awa_plan(&plan,
 									"UPDATE awa.jobs SET state = 'available', run_at = now(),"
 									" attempt = 0, finalized_at = NULL, heartbeat_at = NULL,"

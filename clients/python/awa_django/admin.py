@@ -335,9 +335,12 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
 
     def _do(self, request, op, ids):
         if op == "retry":
-            done = ops.retry_jobs(ids)
+            done, held = ops.retry_jobs(ids)
             self.message_user(request, "%s retried" % plural(len(done), "job"), messages.SUCCESS)
-            skipped, why = len(ids) - len(done), "not failed, cancelled or waiting_external"
+            if held:
+                self.message_user(request, "%s left failed: another job holds its unique key (%s)"
+                                  % (plural(len(held), "job"), ", ".join(str(i) for i in held)), messages.WARNING)
+            skipped, why = len(ids) - len(done) - len(held), "not failed, cancelled or waiting_external"
         else:
             done = ops.cancel_jobs(ids)
             self.message_user(request, "%s cancelled" % plural(len(done), "job"), messages.SUCCESS)

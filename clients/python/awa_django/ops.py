@@ -5,7 +5,7 @@ indexes (failed jobs by kind: jobs_settled_idx; stale running jobs:
 jobs_running_idx).  Writes: only awa_* functions, never UPDATE/DELETE.
 """
 
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 
 import awa_client
 
@@ -92,14 +92,19 @@ def count_drainable(queue, using="default"):
 # -- actions (SQL API only) ------------------------------------------------
 
 def retry_jobs(ids, using="default"):
-    """awa_retry on each id; returns the ids that became available."""
-    done = []
+    """awa_retry on each id; returns (ids that became available, ids left failed because another
+    job holds their unique key: awa_retry's 23505, each in its own savepoint)."""
+    done, held = [], []
     with transaction.atomic(using=using):
         c = client(using)
         for job_id in ids:
-            if c.retry(int(job_id)) is not None:
-                done.append(int(job_id))
-    return done
+            try:
+                with transaction.atomic(using=using):
+                    if c.retry(int(job_id)) is not None:
+                        done.append(int(job_id))
+            except IntegrityError:
+                held.append(int(job_id))
+    return done, held
 
 
 def cancel_jobs(ids, using="default"):

@@ -250,6 +250,18 @@ class ActionTests(AdminTestBase):
         self.assertEqual(state(self.failed), "available")
         self.assertIn("1 job retried", messages_of(r))
 
+    def test_bulk_retry_leaves_a_job_whose_unique_key_is_held(self):
+        old = insert("dedup", {"k": 1}, queue="uq", unique_by_args=True, max_attempts=1)
+        lease = sql("SELECT run_lease FROM awa_claim('uq')")[0][0]
+        sql("SELECT awa_fail(%s, %s, 'boom')", [old, lease])
+        holder = insert("dedup", {"k": 1}, queue="uq", unique_by_args=True)   # takes the key
+        post = {"action": "retry_selected", "post": "yes", "_selected_action": [old, self.failed]}
+        r = self.client.post(JOBS, post, follow=True)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual((state(old), state(self.failed), state(holder)), ("failed", "available", "available"))
+        self.assertIn("1 job retried", messages_of(r))
+        self.assertIn("1 job left failed: another job holds its unique key (%d)" % old, messages_of(r))
+
     def test_cancel_one_job(self):
         r = self.confirm_then_do(JOBS + "%d/cancel/" % self.other, expect_in_page="Cancel job")
         self.assertEqual(state(self.other), "cancelled")
