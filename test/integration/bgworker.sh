@@ -24,7 +24,7 @@
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 
-PORT=5497
+PORT=${AWA_BGWORKER_PORT:-5497}
 DIR=$(mktemp -d /tmp/awa-bgw.XXXXXX)
 START=$SECONDS
 

@@ -8,7 +8,7 @@
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 
-PORT=5496
+PORT=${AWA_LISTEN_PORT:-5496}
 DIR=$(mktemp -d /tmp/awa-listen.XXXXXX)
 cleanup() { awa_cluster_stop "$DIR"; rm -rf "$DIR"; }
 trap cleanup EXIT
