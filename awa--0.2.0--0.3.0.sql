@@ -4,3 +4,40 @@
  * (test/integration/upgrade.sh compares pg_dump --schema-only of both). */
 
 \echo Use "ALTER EXTENSION awa UPDATE TO '0.3.0'" to load this file. \quit
+
+-- Unique jobs hold their key in every live state --------------------------
+-- 0.2.0 accepted any unique_states set, so awa's own transitions (claim,
+-- promotion, snooze, rescue...) could move a job into a state where its key
+-- collides with another job's, failing whole batches with 23505.  From 0.3.0
+-- every set includes scheduled, available, running, retryable and
+-- waiting_external (bits 11101001).  Existing jobs with a narrower set get
+-- those states added.  Where that would make two jobs hold one key, the job
+-- that holds it now (else the oldest) keeps it; the others keep everything
+-- but the key (unique_key NULL) and say why in their errors.
+WITH widened AS (
+	SELECT id, state, unique_key,
+		awa.unique_state_held(unique_states, state) AS holds_now,
+		awa.unique_state_held(unique_states | B'11101001', state) AS holds_after
+	FROM awa.jobs
+	WHERE unique_key IS NOT NULL
+), ranked AS (
+	SELECT id, unique_key,
+		first_value(id) OVER (PARTITION BY unique_key ORDER BY holds_now DESC, id) AS keeper
+	FROM widened
+	WHERE holds_after
+)
+UPDATE awa.jobs j
+SET unique_key = NULL,
+	errors = j.errors || jsonb_build_object('attempt', j.attempt, 'at', now(),
+		'error', 'upgrade to awa 0.3.0: unique key released; job ' || r.keeper || ' holds it')
+FROM ranked r
+WHERE j.id = r.id AND r.id <> r.keeper
+	AND (j.unique_states & B'11101001') <> B'11101001';
+
+UPDATE awa.jobs SET unique_states = unique_states | B'11101001'
+WHERE (unique_states & B'11101001') <> B'11101001';
+
+ALTER TABLE awa.jobs ADD CONSTRAINT jobs_unique_states_live
+	CHECK (unique_states IS NULL OR (unique_states & B'11101001') = B'11101001');
+COMMENT ON CONSTRAINT jobs_unique_states_live ON awa.jobs
+	IS 'a unique job holds its key in every live state (scheduled, available, running, retryable, waiting_external), so awa''s own transitions never collide';

@@ -41,10 +41,14 @@ CREATE TABLE awa.jobs (
 	CONSTRAINT jobs_max_attempts_range CHECK (max_attempts BETWEEN 1 AND 1000),
 	CONSTRAINT jobs_attempt_range CHECK (attempt BETWEEN 0 AND 1000),
 	CONSTRAINT jobs_tags_count CHECK (cardinality(tags) <= 20),
-	CONSTRAINT jobs_args_shape CHECK (jsonb_typeof(args) IN ('object', 'array'))
+	CONSTRAINT jobs_args_shape CHECK (jsonb_typeof(args) IN ('object', 'array')),
+	CONSTRAINT jobs_unique_states_live
+		CHECK (unique_states IS NULL OR (unique_states & B'11101001') = B'11101001')
 ) WITH (fillfactor = 90);
 
 COMMENT ON TABLE awa.jobs IS 'every job, in every state; change it through the awa_* functions';
+COMMENT ON CONSTRAINT jobs_unique_states_live ON awa.jobs
+	IS 'a unique job holds its key in every live state (scheduled, available, running, retryable, waiting_external), so awa''s own transitions never collide';
 
 -- Claim path: due work of a queue in (priority, run_at, id) order.
 CREATE INDEX jobs_claim_idx ON awa.jobs (queue, priority, run_at, id)

@@ -26,11 +26,11 @@ UPDATE awa.jobs SET state = 'completed' WHERE id = 1;
 SELECT id, state FROM awa_insert('u', '{"a": 1, "b": [1, 2]}', unique_by_args => true);
 UPDATE awa.jobs SET state = 'failed' WHERE id = 1;
 SELECT id, state FROM awa_insert('u', '{"a": 1, "b": [1, 2]}', unique_by_args => true);
--- explicit unique states: only while available or running
-SELECT id, unique_states FROM awa_insert('s', unique_states => '{available,running}');
-SELECT id FROM awa_insert('s', unique_states => '{available,running}');
+-- explicit unique states: held while live, released when completed
+SELECT id, unique_states FROM awa_insert('s', unique_states => '{scheduled,available,running,retryable,waiting_external}');
+SELECT id FROM awa_insert('s', unique_states => '{scheduled,available,running,retryable,waiting_external}');
 UPDATE awa.jobs SET state = 'completed' WHERE kind = 's';
-SELECT kind, state FROM awa_insert('s', unique_states => '{available,running}');
+SELECT kind, state FROM awa_insert('s', unique_states => '{scheduled,available,running,retryable,waiting_external}');
 SELECT kind, state, count(*) FROM awa.jobs WHERE kind = 's' GROUP BY 1, 2 ORDER BY 2;
 
 -- cancel by the same parts
@@ -49,6 +49,15 @@ SELECT awa_insert('u', unique_period => '-1 hour');
 SELECT awa_insert('u', unique_states => '{}');
 SELECT awa_insert('u', unique_states => '{available,NULL}');
 SELECT awa_insert('u', unique_states => '{bogus}');
+-- a set must hold every live state, or awa's own moves (claim, promotion,
+-- snooze, rescue) could make two jobs hold one key
+SELECT awa_insert('a', unique_states => '{running}');
+SELECT awa_insert('c', queue => 'c', unique_states => '{available}', run_at => now() + interval '10 ms');
+SELECT awa_insert('u', unique_states => '{scheduled,available,running,retryable,completed}');
+-- the table refuses such a row written directly, too
+\set VERBOSITY terse
+INSERT INTO awa.jobs (kind, unique_key, unique_states) VALUES ('d', '\x01', B'00100000');
+\set VERBOSITY default
 SELECT awa_insert('u', unique_by_args => NULL);
 SELECT awa_insert('u', unique_by_queue => NULL);
 SELECT * FROM awa_cancel_by_unique_key(NULL);
@@ -62,8 +71,8 @@ SELECT (awa_insert('im', '{"x": 1}', unique_by_args => true)).id AS held_id \gse
 SELECT i, id - :held_id AS rel_id, kind, unique_key IS NOT NULL AS has_key, unique_states
   FROM awa_insert_many('[
     {"kind": "im", "args": {"x": 1}, "unique_by_args": true},
-    {"kind": "im", "args": {"x": 2}, "unique_by_args": true, "unique_states": ["available", "running"]},
-    {"kind": "im", "args": {"x": 2}, "unique_by_args": true, "unique_states": ["available", "running"]},
+    {"kind": "im", "args": {"x": 2}, "unique_by_args": true, "unique_states": ["scheduled", "available", "running", "retryable", "waiting_external"]},
+    {"kind": "im", "args": {"x": 2}, "unique_by_args": true, "unique_states": ["scheduled", "available", "running", "retryable", "waiting_external"]},
     {"kind": "plain"},
     {"kind": "im", "queue": "qa", "unique_by_queue": true, "unique_period": "1 hour"},
     {"kind": "im", "queue": "qa", "unique_by_queue": true, "unique_period": 3600},
@@ -75,7 +84,7 @@ SELECT i, id - :held_id AS rel_id, kind, unique_key IS NOT NULL AS has_key, uniq
 -- the two x=2 elements and the two qa elements are one job each: 5 jobs in all
 SELECT count(*) FROM awa.jobs;
 -- the same keys as awa_insert builds: awa_insert finds the jobs insert_many made
-SELECT (awa_insert('im', '{"x": 2}', unique_by_args => true, unique_states => '{available,running}')).id
+SELECT (awa_insert('im', '{"x": 2}', unique_by_args => true, unique_states => '{scheduled,available,running,retryable,waiting_external}')).id
      = (SELECT id FROM awa.jobs WHERE args = '{"x": 2}') AS same_job;
 SELECT count(*) FROM awa_cancel_by_unique_key('im', queue => 'qa', unique_period => '1 hour');
 -- bad unique options: an error naming the element, nothing written
@@ -83,6 +92,7 @@ SELECT * FROM awa_insert_many('[{"kind": "a"}, {"kind": "a", "unique_by_args": 1
 SELECT * FROM awa_insert_many('[{"kind": "a", "unique_states": ["bogus"]}]');
 SELECT * FROM awa_insert_many('[{"kind": "a", "unique_states": []}]');
 SELECT * FROM awa_insert_many('[{"kind": "a", "unique_states": [null]}]');
+SELECT * FROM awa_insert_many('[{"kind": "a"}, {"kind": "a", "unique_states": ["running"]}]');
 SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": "-1 hour"}]');
 SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": 0}]');
 SELECT * FROM awa_insert_many('[{"kind": "a", "unique_period": "soon"}]');

@@ -26,6 +26,13 @@
 #define AWA_MAX_TAGS			20
 /* Default unique_states of a unique job: all but failed and cancelled. */
 #define AWA_DEFAULT_UNIQUE_STATES	"11111001"
+/*
+ * The states every unique_states set must hold (scheduled, available,
+ * running, retryable, waiting_external): awa moves a job between them by
+ * itself, so a key held in some and not others would collide in awa's own
+ * transitions.  Also a CHECK constraint on awa.jobs (jobs_unique_states_live).
+ */
+#define AWA_LIVE_UNIQUE_STATES		"11101001"
 #define AWA_MAX_QUEUE_LIMIT		1000000	/* awa.queue_meta.max_running */
 #define AWA_MAX_INSERT_MANY		10000	/* jobs per awa_insert_many call */
 
@@ -55,6 +62,7 @@ extern void awa_validate_job(AwaJob *job);
 extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
 extern int	awa_state_bit(const char *label);
 extern void awa_check_unique_period(int64 us);
+extern void awa_check_unique_states(const char *bits);
 extern bytea *awa_unique_key(text *kind, text *queue, Jsonb *args,
 							 int64 period_us, TimestampTz run_at);
 extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key,

@@ -347,6 +347,7 @@ json_unique_states(JsonbValue *v, char *bits)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unique_states must not be empty"),
 				 errhint("Leave it out for the default: every state but failed and cancelled.")));
+	awa_check_unique_states(bits);
 }
 
 /*

@@ -41,7 +41,13 @@
  * itself in shared memory (wake.c) and sleeps on its latch until a
  * transaction that made jobs of this queue claimable commits, a scheduled
  * job of the queue comes due, or the wait ends.  It is one statement: it
- * works through a transaction-pooling proxy and needs no LISTEN.
+ * works through a transaction-pooling proxy and needs no LISTEN.  Each
+ * attempt of a blocking claim runs in a subtransaction that is rolled back
+ * when it claims nothing, so a sleeping claimer holds no row lock; an
+ * attempt that had to take a transaction ID returns no rows instead of
+ * sleeping.  The wait ends a little before statement_timeout would cancel
+ * it, and needs READ COMMITTED (a transaction snapshot would never show the
+ * jobs it waits for).
  *
  *-------------------------------------------------------------------------
  */
@@ -59,6 +65,8 @@
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/resowner.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -72,6 +80,7 @@ PG_FUNCTION_INFO_V1(awa_claim);
 #define AWA_MAX_BATCH			1000
 #define AWA_POLL_INTERVAL_MS	100 /* wait without shared memory */
 #define AWA_LIMIT_POLL_MS		1000	/* recheck of a queue at its limit */
+#define AWA_TIMEOUT_MARGIN_MS	100 /* a wait ends this long before statement_timeout */
 #define NLEVELS					AWA_MAX_PRIORITY
 
 /* field4 of the advisory lock tag of a queue's limit (users' locks: 1, 2) */
@@ -131,51 +140,86 @@ awa_interval_usecs(Interval *iv)
  * the aging interval, $5 the lease, $6 the worker.  Built from constants
  * only; user values are always parameters.  With PLANS_UNLIMITED, a queue
  * with a concurrency limit yields nothing (its claims take the locked path).
+ *
+ * A claim locks only the rows it hands out.  Where one index range gives
+ * the order (aging off, or a level with one priority), the rows are read in
+ * index order under FOR UPDATE SKIP LOCKED with the LIMIT above the lock,
+ * so locking stops when the batch is full.  A level that merges several
+ * priorities reads their ranges unlocked, merged in (run_at, id) order, and
+ * locks each candidate through a LATERAL primary-key lookup as the LIMIT
+ * pulls it; a subquery per priority that locked its own LIMIT of rows would
+ * keep up to one batch per priority locked for the rest of the transaction.
+ *
+ * A row that cannot be claimed without breaking a constraint (no attempts
+ * left, or run_lease at its maximum: written behind awa's back) is not left
+ * to fail every claim of its queue: the same statement moves it to failed
+ * with the reason in its errors, and only the other rows are returned.
  */
 static char *
 level_sql(int level, ClaimPlans kind)
 {
 	StringInfoData sql;
+	const char *due = "queue = $1 AND state IN ('available', 'scheduled', 'retryable')";
+	const char *claimable = "attempt < max_attempts AND run_lease < 9223372036854775807";
+	int			first = Max(level, 1);
 	int			p;
 
 	initStringInfo(&sql);
-	appendStringInfoString(&sql, "WITH cand AS (SELECT id FROM (");
-	if (level == 0)
-		appendStringInfoString(&sql,
-							   "SELECT id, priority, run_at FROM awa.jobs"
-							   " WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable')"
-							   " AND (state = 'available' OR run_at <= $2)"
-							   " ORDER BY priority, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED");
-	for (p = Max(level, 1); level > 0 && p <= AWA_MAX_PRIORITY; p++)
+	appendStringInfo(&sql,
+					 "WITH cand AS MATERIALIZED (SELECT id, ok FROM (");
+	if (level == 0 || level == AWA_MAX_PRIORITY)
 	{
-		if (p > level)
-			appendStringInfoString(&sql, " UNION ALL ");
+		/* one index range: lock in index order below the LIMIT */
 		appendStringInfo(&sql,
-						 "SELECT * FROM (SELECT id, priority, run_at FROM awa.jobs"
-						 " WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable')"
-						 " AND priority = %d", p);
-		if (p == level)
-			appendStringInfoString(&sql, " AND (state = 'available' OR run_at <= $2)");
-		else
-			appendStringInfo(&sql, " AND run_at <= $2 - %d * $3", p - level);
-		if (level > 1)
-			appendStringInfo(&sql, " AND run_at > $2 - %d * $3", p - level + 1);
-		appendStringInfo(&sql,
-						 " ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) b%d", p);
+						 "SELECT id, %s AS ok FROM awa.jobs WHERE %s AND run_at <= $2",
+						 claimable, due);
+		if (level > 0)			/* priority 4, due for less than one interval */
+			appendStringInfo(&sql, " AND priority = %d AND run_at > $2 - $3", level);
+		appendStringInfo(&sql, " ORDER BY %s LIMIT $4 FOR UPDATE SKIP LOCKED",
+						 level == 0 ? "priority, run_at, id" : "run_at, id");
 	}
-	/* aging off: plain priority order; one aging level: run_at order */
+	else
+	{
+		/* several priorities: merge unlocked ranges, lock as pulled */
+		appendStringInfoString(&sql, "SELECT l.id, l.ok FROM (");
+		for (p = first; p <= AWA_MAX_PRIORITY; p++)
+		{
+			if (p > first)
+				appendStringInfoString(&sql, " UNION ALL ");
+			appendStringInfo(&sql,
+							 "(SELECT id, run_at FROM awa.jobs WHERE %s AND priority = %d",
+							 due, p);
+			if (p == level)
+				appendStringInfoString(&sql, " AND run_at <= $2");
+			else
+				appendStringInfo(&sql, " AND run_at <= $2 - %d * $3", p - level);
+			if (level > 1)
+				appendStringInfo(&sql, " AND run_at > $2 - %d * $3", p - level + 1);
+			appendStringInfoString(&sql, " ORDER BY run_at, id)");
+		}
+		appendStringInfo(&sql,
+						 " ORDER BY run_at, id) c CROSS JOIN LATERAL"
+						 " (SELECT j.id, %s AS ok FROM awa.jobs j WHERE j.id = c.id AND j.%s"
+						 " AND j.run_at <= $2"
+						 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4",
+						 claimable, due);
+	}
 	appendStringInfo(&sql,
 					 ") u WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m"
-					 " WHERE m.queue = $1 AND %s)"
-					 " ORDER BY %s LIMIT $4)",
+					 " WHERE m.queue = $1 AND %s)),",
 					 kind == PLANS_UNLIMITED ?
-					 "(m.paused OR m.max_running IS NOT NULL)" : "m.paused",
-					 level == 0 ? "priority, run_at, id" : "run_at, id");
+					 "(m.paused OR m.max_running IS NOT NULL)" : "m.paused");
 	appendStringInfoString(&sql,
+						   " unclaimable AS (UPDATE awa.jobs j SET state = 'failed', finalized_at = $2,"
+						   " heartbeat_at = NULL, deadline_at = NULL,"
+						   " errors = j.errors || jsonb_build_object('attempt', j.attempt,"
+						   " 'error', 'awa_claim: cannot be claimed (attempt ' || j.attempt || ' of '"
+						   " || j.max_attempts || ', run_lease ' || j.run_lease || ')', 'at', $2)"
+						   " FROM cand WHERE j.id = cand.id AND NOT cand.ok)"
 						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
 						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
 						   " deadline_at = $2 + $5, claimed_by = $6"
-						   " FROM cand WHERE j.id = cand.id RETURNING j.*");
+						   " FROM cand WHERE j.id = cand.id AND cand.ok RETURNING j.*");
 	return sql.data;
 }
 
@@ -441,21 +485,74 @@ wait_for_work(long timeout_ms)
 }
 
 /*
+ * One attempt of a blocking claim, in a subtransaction that is kept only if
+ * it claimed something.  An attempt that hands out nothing may still have
+ * locked rows: FOR UPDATE in READ COMMITTED locks the newest version of a
+ * row that another worker claimed meanwhile before rechecking it (and then
+ * skips it).  Rolling the attempt back releases those locks, so a claimer
+ * that goes back to sleep holds no row lock that a completing worker would
+ * have to wait for.
+ */
+static int
+try_claim_isolated(text *queue, TimestampTz at, Interval *lease, text *worker,
+				   int batch, ClaimedRow *rows, bool *at_limit)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int			nrows;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	nrows = try_claim(queue, at, lease, worker, batch, rows, at_limit);
+	if (nrows > 0)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = oldowner;
+	return nrows;
+}
+
+/*
+ * When a blocking claim must give up: after wait_us, and in any case a
+ * little before statement_timeout would cancel the statement (so an idle
+ * worker's claim returns no rows instead of failing with 57014).
+ */
+static TimestampTz
+claim_deadline(TimestampTz start, int64 wait_us)
+{
+	TimestampTz give_up;
+
+	if (pg_add_s64_overflow(start, wait_us, &give_up))
+		give_up = PG_INT64_MAX;	/* waits until interrupted */
+	if (StatementTimeout > 0)
+	{
+		int64		timeout_us = (int64) StatementTimeout * 1000;
+		int64		margin = Min(timeout_us / 10, AWA_TIMEOUT_MARGIN_MS * 1000);
+		TimestampTz cancel_at = GetCurrentStatementStartTimestamp() + timeout_us - margin;
+
+		give_up = Min(give_up, cancel_at);
+	}
+	return give_up;
+}
+
+/*
  * Claim, and while nothing is claimable and the wait is not over, sleep on
- * the latch and try again.  Returns the number of rows claimed.
+ * the latch and try again.  Returns the number of rows claimed.  Each
+ * attempt takes the clock's time as the claim's time: a job is due once its
+ * run_at has passed, whenever the statement or transaction began (a
+ * procedure that commits between claims, or a long transaction, sees what
+ * came due meanwhile); attempted_at and heartbeat_at get that time too.
  */
 static int
 claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		   int64 wait_us, bool registered, ClaimedRow *rows)
 {
-	TimestampTz at = GetCurrentStatementStartTimestamp();
-	TimestampTz give_up;
-	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz at = GetCurrentTimestamp();
+	TimestampTz give_up = claim_deadline(GetCurrentTimestamp(), wait_us);
+	bool		had_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
 	int			nrows;
 	bool		limit_published = false;
-
-	if (pg_add_s64_overflow(start, wait_us, &give_up))
-		give_up = PG_INT64_MAX;	/* waits until interrupted */
 
 	for (;;)
 	{
@@ -465,8 +562,19 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		bool		at_limit;
 
 		ResetLatch(MyLatch);
-		nrows = try_claim(queue, at, lease, worker, batch, rows, &at_limit);
+		if (wait_us == 0)
+			nrows = try_claim(queue, at, lease, worker, batch, rows, &at_limit);
+		else
+			nrows = try_claim_isolated(queue, at, lease, worker, batch, rows, &at_limit);
 		if (nrows > 0 || wait_us == 0)
+			break;
+
+		/*
+		 * An attempt that locked a row and then skipped it (another worker
+		 * claimed it first) gave the transaction an ID.  Rather than sleep
+		 * holding one, return no rows: the caller asks again.
+		 */
+		if (!had_xid && TransactionIdIsValid(GetTopTransactionIdIfAny()))
 			break;
 		if (registered && at_limit != limit_published)
 		{
@@ -542,6 +650,12 @@ awa_claim(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("wait must not be negative")));
+	if (wait_us > 0 && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a blocking awa_claim needs READ COMMITTED"),
+				 errdetail("In REPEATABLE READ and SERIALIZABLE the transaction's snapshot never shows jobs committed during the wait."),
+				 errhint("Call awa_claim with wait => '0' in this transaction, or outside REPEATABLE READ and SERIALIZABLE transactions.")));
 
 	rows = palloc(sizeof(ClaimedRow) * batch);
 

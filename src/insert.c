@@ -268,6 +268,32 @@ unique_period_arg(FunctionCallInfo fcinfo, int argno)
 	return us;
 }
 
+/*
+ * Reject a unique_states bitmask that leaves out a live state (one awa moves
+ * jobs between by itself: scheduled, available, running, retryable,
+ * waiting_external).  Only completed, failed and cancelled are optional:
+ * with every live state held, no transition of awa's can make two jobs hold
+ * one key, so claims, completions, promotions and rescues never collide.
+ */
+void
+awa_check_unique_states(const char *bits)
+{
+	StringInfoData missing;
+	int			k;
+
+	initStringInfo(&missing);
+	for (k = 0; k < 8; k++)
+		if (AWA_LIVE_UNIQUE_STATES[k] == '1' && bits[k] != '1')
+			appendStringInfo(&missing, "%s%s", missing.len ? ", " : "", state_labels[k]);
+	if (missing.len > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unique_states must include every live state; missing: %s", missing.data),
+				 errdetail("awa moves jobs between scheduled, available, running, retryable and waiting_external by itself; a key held in some of them and not the others would make those moves collide."),
+				 errhint("Add the missing states; only completed, failed and cancelled may be left out.")));
+	pfree(missing.data);
+}
+
 /* The unique_states bitmask ("01..." text) of an awa.job_state[] argument. */
 static void
 unique_states_bits(ArrayType *states, char *bits)
@@ -304,6 +330,7 @@ unique_states_bits(ArrayType *states, char *bits)
 		if (k >= 0)
 			bits[k] = '1';
 	}
+	awa_check_unique_states(bits);
 }
 
 /*

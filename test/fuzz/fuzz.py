@@ -163,7 +163,7 @@ def job_field_value(name):
         "unique_by_args": ["true", "false", '"yes"', "1", "null"],
         "unique_by_queue": ["true", "false", "null", "[]"],
         "unique_period": ['"1 hour"', '"-1000000 years"', '"infinity"', '"bogus"', "null", "3600"],
-        "unique_states": ['["available","running"]', "[]", '["bogus"]', "[null]", '"completed"', "null"],
+        "unique_states": ['["available","running"]', '["scheduled","available","running","retryable","waiting_external","completed"]', "[]", '["bogus"]', "[null]", '"completed"', "null"],
     }
     return rnd.choice(choices.get(name, [rand_json_value()]))
 

@@ -214,7 +214,8 @@ class AdminWrapperTests(AwaTestCase):
         again = self.db.insert("it.u", {"b": 2, "a": 1}, queue="it_uniq", unique_by_args=True)
         self.assertEqual(again.id, first.id)
         other = self.db.insert("it.u", {"a": 2}, queue="it_uniq", unique_by_args=True,
-                               unique_states=["available", "running"], unique_period=3600)
+                               unique_states=["scheduled", "available", "running", "retryable",
+                                              "waiting_external"], unique_period=3600)
         self.assertNotEqual(other.id, first.id)
         cancelled = self.db.cancel_by_unique_key("it.u", {"a": 1, "b": 2})
         self.assertEqual([(j.id, j.state) for j in cancelled], [(first.id, "cancelled")])
