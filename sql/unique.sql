@@ -33,6 +33,26 @@ UPDATE awa.jobs SET state = 'completed' WHERE kind = 's';
 SELECT kind, state FROM awa_insert('s', unique_states => '{scheduled,available,running,retryable,waiting_external}');
 SELECT kind, state, count(*) FROM awa.jobs WHERE kind = 's' GROUP BY 1, 2 ORDER BY 2;
 
+-- numbers equal in jsonb give one key, whatever their written scale
+SELECT (awa_insert('num', '{"n": 1}', unique_by_args => true)).id AS num_id \gset
+SELECT id = :num_id AS same_job FROM awa_insert('num', '{"n": 1.0}', unique_by_args => true);
+SELECT id = :num_id AS same_job FROM awa_insert('num', '{"n": 1.00}', unique_by_args => true);
+SELECT id = :num_id AS same_job FROM awa_insert('num', '{"n": 10e-1}', unique_by_args => true);
+SELECT id = :num_id AS same_job FROM awa_insert('num', '{"n": 2}', unique_by_args => true);
+SELECT (awa_insert('num', '{"a": [1.50, {"b": -0.0}], "c": 100}', unique_by_args => true)).id AS nested_id \gset
+SELECT id = :nested_id AS same_job FROM awa_insert('num', '{"c": 1e2, "a": [1.5, {"b": 0}]}', unique_by_args => true);
+SELECT id = :nested_id AS same_job FROM awa_insert_many('[{"kind": "num", "args": {"a": [1.500, {"b": 0.00}], "c": 100.0}, "unique_by_args": true}]');
+-- the stored args keep what was written
+SELECT args FROM awa.jobs WHERE kind = 'num' ORDER BY id;
+-- a job enqueued before 0.3.0 holds the key of its args as written (here
+-- {"n": 5.0}, key built the old way): an insert of the same args finds it
+INSERT INTO awa.jobs (kind, args, unique_key, unique_states)
+VALUES ('num', '{"n": 5.0}', sha256('\x6e756d0000'::bytea || convert_to('{"n": 5.0}', 'UTF8') || '\x00'::bytea), B'11111001')
+RETURNING id AS legacy_id \gset
+SELECT id = :legacy_id AS found_old_job FROM awa_insert('num', '{"n": 5.0}', unique_by_args => true);
+SELECT id = :legacy_id AS found_old_job FROM awa_insert_many('[{"kind": "num", "args": {"n": 5.0}, "unique_by_args": true}]');
+DELETE FROM awa.jobs WHERE kind = 'num';
+
 -- cancel by the same parts
 SELECT kind, state FROM awa_cancel_by_unique_key('u', '{"a": 2}');
 SELECT count(*) FROM awa_cancel_by_unique_key('u', '{"a": 2}');

@@ -64,8 +64,8 @@ extern int	awa_state_bit(const char *label);
 extern void awa_check_unique_period(int64 us);
 extern void awa_check_unique_states(const char *bits);
 extern bytea *awa_unique_key(text *kind, text *queue, Jsonb *args,
-							 int64 period_us, TimestampTz run_at);
-extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key,
+							 int64 period_us, TimestampTz run_at, bytea **legacy);
+extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy,
 									   const char *bits, TupleDesc *desc);
 
 /* fastinsert.c */

@@ -353,10 +353,12 @@ json_unique_states(JsonbValue *v, char *bits)
 /*
  * Read one element of the jobs array into job, with awa_insert's defaults
  * for absent fields, and validate it.  Unknown fields are errors, so a
- * misspelt field is not silently ignored.
+ * misspelt field is not silently ignored.  For a unique job, *key is its
+ * unique key and *legacy the key an earlier awa built for the same parts
+ * (NULL when it is the same; see awa_unique_key); both NULL otherwise.
  */
 static void
-parse_job(JsonbValue *elem, AwaJob *job, bytea **key, char *bits)
+parse_job(JsonbValue *elem, AwaJob *job, bytea **key, bytea **legacy, char *bits)
 {
 	JsonbIterator *it;
 	JsonbValue	k;
@@ -446,12 +448,13 @@ parse_job(JsonbValue *elem, AwaJob *job, bytea **key, char *bits)
 
 	/* a unique job: its key, as awa_insert builds it */
 	*key = NULL;
+	*legacy = NULL;
 	if (by_args || by_queue || period_us > 0 || has_states)
 	{
 		TimestampTz at = job->has_run_at ? job->run_at : GetCurrentTransactionStartTimestamp();
 
 		*key = awa_unique_key(job->kind, by_queue ? job->queue : NULL,
-							  by_args ? job->args : NULL, period_us, at);
+							  by_args ? job->args : NULL, period_us, at, legacy);
 		if (!has_states)
 			strcpy(bits, AWA_DEFAULT_UNIQUE_STATES);
 	}
@@ -535,6 +538,7 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	char	  **queues;
 	AwaJob	   *parsed;
 	bytea	  **keys;
+	bytea	  **legacies;
 	char	  (*bits)[9];
 	bool		any_unique = false;
 	ReturnSetInfo *rsinfo;
@@ -578,13 +582,14 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	/* read and validate every element; an error names the element */
 	parsed = palloc(sizeof(AwaJob) * n);
 	keys = palloc(sizeof(bytea *) * n);
+	legacies = palloc(sizeof(bytea *) * n);
 	bits = palloc(sizeof(*bits) * n);
 	PG_TRY();
 	{
 		for (i = 0; i < n; i++)
 		{
 			parse_job(getIthJsonbValueFromContainer(&jobs->root, i), &parsed[i],
-					  &keys[i], bits[i]);
+					  &keys[i], &legacies[i], bits[i]);
 			any_unique |= (keys[i] != NULL);
 		}
 	}
@@ -623,7 +628,8 @@ awa_insert_many(PG_FUNCTION_ARGS)
 			HeapTuple	tuple;
 
 			if (keys[i] != NULL)
-				tuple = awa_insert_unique_job(&parsed[i], keys[i], bits[i], &spidesc);
+				tuple = awa_insert_unique_job(&parsed[i], keys[i], legacies[i], bits[i],
+											  &spidesc);
 			else
 				tuple = awa_insert_job(&parsed[i], &spidesc);
 			awa_put_job(fcinfo, tuple, spidesc);

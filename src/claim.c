@@ -150,6 +150,10 @@ awa_interval_usecs(Interval *iv)
  * pulls it; a subquery per priority that locked its own LIMIT of rows would
  * keep up to one batch per priority locked for the rest of the transaction.
  *
+ * The UPDATEs find the locked rows by id = ANY(array): a join with the
+ * CTE would be planned for the generic plan's guess of its size (a tenth
+ * of the table) and could become a merge join over the primary key.
+ *
  * A row that cannot be claimed without breaking a constraint (no attempts
  * left, or run_lease at its maximum: written behind awa's back) is not left
  * to fail every claim of its queue: the same statement moves it to failed
@@ -215,11 +219,11 @@ level_sql(int level, ClaimPlans kind)
 						   " errors = j.errors || jsonb_build_object('attempt', j.attempt,"
 						   " 'error', 'awa_claim: cannot be claimed (attempt ' || j.attempt || ' of '"
 						   " || j.max_attempts || ', run_lease ' || j.run_lease || ')', 'at', $2)"
-						   " FROM cand WHERE j.id = cand.id AND NOT cand.ok)"
+						   " WHERE j.id = ANY (ARRAY(SELECT id FROM cand WHERE NOT ok)))"
 						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
 						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
 						   " deadline_at = $2 + $5, claimed_by = $6"
-						   " FROM cand WHERE j.id = cand.id AND cand.ok RETURNING j.*");
+						   " WHERE j.id = ANY (ARRAY(SELECT id FROM cand WHERE ok)) RETURNING j.*");
 	return sql.data;
 }
 

@@ -21,6 +21,9 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
+#include "utils/fmgrprotos.h"
+#include "utils/numeric.h"
+
 #include "awa.h"
 
 PG_FUNCTION_INFO_V1(awa_insert);
@@ -206,12 +209,46 @@ awa_insert_job(AwaJob *job, TupleDesc *desc)
 }
 
 /*
- * The unique key of a job: SHA-256 over the kind and the parts asked for
- * (the queue; args as canonical jsonb text, so key order and whitespace do
- * not matter; the run_at bucket of the period).
+ * args with every number written in its shortest equal form: jsonb keeps a
+ * number's scale (1, 1.0 and 1.00 print differently) although it compares
+ * them as equal, so a key built from the printed form would tell equal
+ * arguments apart.  trim_scale drops trailing fractional zeros; the
+ * exponent and sign forms are already normalized by numeric input.
+ * Returns args itself when no number changes.
  */
-bytea *
-awa_unique_key(text *kind, text *queue, Jsonb *args, int64 period_us,
+static Jsonb *
+canonical_numbers(Jsonb *args)
+{
+	JsonbParseState *state = NULL;
+	JsonbIterator *it = JsonbIteratorInit(&args->root);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue *res = NULL;
+	bool		changed = false;
+
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if ((tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvNumeric)
+		{
+			Numeric		trimmed = DatumGetNumeric(DirectFunctionCall1(numeric_trim_scale,
+																	  NumericGetDatum(v.val.numeric)));
+
+			if (VARSIZE(trimmed) != VARSIZE(v.val.numeric) ||
+				memcmp(trimmed, v.val.numeric, VARSIZE(trimmed)) != 0)
+			{
+				v.val.numeric = trimmed;
+				changed = true;
+			}
+		}
+		res = pushJsonbValue(&state, tok,
+							 tok == WJB_KEY || tok == WJB_VALUE || tok == WJB_ELEM ? &v : NULL);
+	}
+	return changed ? JsonbValueToJsonb(res) : args;
+}
+
+/* SHA-256 of the key's parts (args already in the form to hash, or NULL). */
+static bytea *
+hash_key_parts(text *kind, text *queue, Jsonb *args, int64 period_us,
 			   TimestampTz run_at)
 {
 	StringInfoData buf;
@@ -243,6 +280,28 @@ awa_unique_key(text *kind, text *queue, Jsonb *args, int64 period_us,
 	SET_VARSIZE(key, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
 	pfree(buf.data);
 	return key;
+}
+
+/*
+ * The unique key of a job: SHA-256 over the kind and the parts asked for
+ * (the queue; args as canonical jsonb text, so key order, whitespace and a
+ * number's scale do not matter; the run_at bucket of the period).
+ *
+ * Before 0.3.0 numbers were hashed as written.  When args has a number
+ * whose written form is not its shortest, *legacy gets the key such a
+ * version built, so that jobs enqueued then are still found; otherwise
+ * NULL.  legacy may be NULL when the caller does not need it.
+ */
+bytea *
+awa_unique_key(text *kind, text *queue, Jsonb *args, int64 period_us,
+			   TimestampTz run_at, bytea **legacy)
+{
+	Jsonb	   *canonical = args ? canonical_numbers(args) : NULL;
+
+	if (legacy)
+		*legacy = canonical != args ?
+			hash_key_parts(kind, queue, args, period_us, run_at) : NULL;
+	return hash_key_parts(kind, queue, canonical, period_us, run_at);
 }
 
 /* Reject a unique_period (in microseconds) that is not positive. */
@@ -339,7 +398,8 @@ unique_states_bits(ArrayType *states, char *bits)
  * the same key wait for each other in the unique index: exactly one wins.
  */
 HeapTuple
-awa_insert_unique_job(AwaJob *job, bytea *key, const char *bits, TupleDesc *desc)
+awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy, const char *bits,
+					  TupleDesc *desc)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr existing_plan = NULL;
@@ -349,6 +409,24 @@ awa_insert_unique_job(AwaJob *job, bytea *key, const char *bits, TupleDesc *desc
 	Datum		values[11];
 	bool		scheduled = job_values(job, values);
 	int			tries;
+
+	/* a job enqueued before 0.3.0 may hold the key in its old form */
+	if (legacy != NULL)
+	{
+		Datum		legacy_value = PointerGetDatum(legacy);
+
+		if (SPI_execute_plan(awa_plan(&existing_plan,
+									  "SELECT * FROM awa.jobs WHERE unique_key = $1"
+									  " AND awa.unique_state_held(unique_states, state)",
+									  1, existing_types),
+							 &legacy_value, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "awa: looking up a unique job failed");
+		if (SPI_processed == 1)
+		{
+			*desc = SPI_tuptable->tupdesc;
+			return SPI_tuptable->vals[0];
+		}
+	}
 
 	values[9] = PointerGetDatum(key);
 	values[10] = CStringGetTextDatum(bits);
@@ -460,10 +538,11 @@ awa_insert(PG_FUNCTION_ARGS)
 	if (unique)
 	{
 		TimestampTz at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
+		bytea	   *legacy;
 		bytea	   *key = awa_unique_key(job.kind, by_queue ? job.queue : NULL,
-									 by_args ? job.args : NULL, period_us, at);
+									 by_args ? job.args : NULL, period_us, at, &legacy);
 
-		tuple = awa_insert_unique_job(&job, key, bits, &spidesc);
+		tuple = awa_insert_unique_job(&job, key, legacy, bits, &spidesc);
 	}
 	else
 		tuple = awa_insert_job(&job, &spidesc);
@@ -503,7 +582,7 @@ awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 	values[0] = PointerGetDatum(awa_unique_key(kind,
 										   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
 										   PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
-										   period_us, at));
+										   period_us, at, NULL));
 
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,
