@@ -41,3 +41,46 @@ ALTER TABLE awa.jobs ADD CONSTRAINT jobs_unique_states_live
 	CHECK (unique_states IS NULL OR (unique_states & B'11101001') = B'11101001');
 COMMENT ON CONSTRAINT jobs_unique_states_live ON awa.jobs
 	IS 'a unique job holds its key in every live state (scheduled, available, running, retryable, waiting_external), so awa''s own transitions never collide';
+
+-- Renewable leases and hard timeouts ------------------------------------------
+-- lease: the lease a job was claimed with, renewed by each heartbeat;
+-- timeout: an optional hard limit of one attempt.  Nullable columns without
+-- a default: nothing is rewritten.  Jobs running during the update keep
+-- their deadline_at; their first heartbeat renews it with the lease they
+-- were claimed with (deadline_at - attempted_at).
+ALTER TABLE awa.jobs ADD COLUMN lease interval;
+ALTER TABLE awa.jobs ADD COLUMN timeout interval
+	CONSTRAINT jobs_timeout_positive CHECK (timeout > interval '0');
+COMMENT ON COLUMN awa.jobs.lease
+	IS 'the lease of the current attempt, given to awa_claim: each heartbeat moves deadline_at to now + lease';
+COMMENT ON COLUMN awa.jobs.timeout
+	IS 'optional hard limit of one attempt: deadline_at never passes attempted_at + timeout, whatever the heartbeats say';
+
+-- awa_insert gains the timeout option (a new argument: drop and create).
+DROP FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[]);
+CREATE FUNCTION awa_insert(
+	kind text,
+	args jsonb DEFAULT '{}',
+	queue text DEFAULT 'default',
+	priority integer DEFAULT 2,
+	max_attempts integer DEFAULT 25,
+	run_at timestamptz DEFAULT NULL,
+	tags text[] DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
+	unique_by_args boolean DEFAULT false,
+	unique_by_queue boolean DEFAULT false,
+	unique_period interval DEFAULT NULL,
+	unique_states awa.job_state[] DEFAULT NULL,
+	timeout interval DEFAULT NULL)
+RETURNS awa.jobs
+AS 'MODULE_PATHNAME', 'awa_insert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)
+	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt';
+ALTER FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)
+	TO awa_admin, awa_producer;
+-- the COPY path may set it too
+GRANT INSERT (timeout) ON awa.jobs TO awa_producer;

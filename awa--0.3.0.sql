@@ -35,6 +35,8 @@ CREATE TABLE awa.jobs (
 	run_lease		bigint NOT NULL DEFAULT 0,
 	progress		jsonb,
 	claimed_by		text,
+	lease			interval,
+	timeout			interval,
 	CONSTRAINT jobs_kind_length CHECK (char_length(kind) BETWEEN 1 AND 200),
 	CONSTRAINT jobs_queue_length CHECK (char_length(queue) BETWEEN 1 AND 200),
 	CONSTRAINT jobs_priority_range CHECK (priority BETWEEN 1 AND 4),
@@ -43,10 +45,15 @@ CREATE TABLE awa.jobs (
 	CONSTRAINT jobs_tags_count CHECK (cardinality(tags) <= 20),
 	CONSTRAINT jobs_args_shape CHECK (jsonb_typeof(args) IN ('object', 'array')),
 	CONSTRAINT jobs_unique_states_live
-		CHECK (unique_states IS NULL OR (unique_states & B'11101001') = B'11101001')
+		CHECK (unique_states IS NULL OR (unique_states & B'11101001') = B'11101001'),
+	CONSTRAINT jobs_timeout_positive CHECK (timeout > interval '0')
 ) WITH (fillfactor = 90);
 
 COMMENT ON TABLE awa.jobs IS 'every job, in every state; change it through the awa_* functions';
+COMMENT ON COLUMN awa.jobs.lease
+	IS 'the lease of the current attempt, given to awa_claim: each heartbeat moves deadline_at to now + lease';
+COMMENT ON COLUMN awa.jobs.timeout
+	IS 'optional hard limit of one attempt: deadline_at never passes attempted_at + timeout, whatever the heartbeats say';
 COMMENT ON CONSTRAINT jobs_unique_states_live ON awa.jobs
 	IS 'a unique job holds its key in every live state (scheduled, available, running, retryable, waiting_external), so awa''s own transitions never collide';
 
@@ -104,12 +111,13 @@ CREATE FUNCTION awa_insert(
 	unique_by_args boolean DEFAULT false,
 	unique_by_queue boolean DEFAULT false,
 	unique_period interval DEFAULT NULL,
-	unique_states awa.job_state[] DEFAULT NULL)
+	unique_states awa.job_state[] DEFAULT NULL,
+	timeout interval DEFAULT NULL)
 RETURNS awa.jobs
 AS 'MODULE_PATHNAME', 'awa_insert'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[])
-	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key';
+COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)
+	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt';
 
 CREATE FUNCTION awa_cancel_by_unique_key(
 	kind text,
@@ -327,7 +335,7 @@ COMMENT ON FUNCTION awa_insert_many(jsonb)
 	IS 'enqueue a JSON array of jobs (awa_insert''s fields) in one statement, all or nothing; returns their rows in input order';
 
 -- The COPY path: COPY awa.jobs (kind, args, queue, priority, max_attempts,
--- run_at, tags, metadata) FROM STDIN.  Any subset of those columns works;
+-- run_at, tags, metadata, timeout) FROM STDIN.  Any subset of those columns works;
 -- absent ones take awa_insert's defaults.  This row trigger gives every
 -- inserted row awa_insert's checks and states (run_at NULL = now, future
 -- run_at = scheduled) and wakes the queue; see bench/bulk_measure.sh for why
@@ -493,7 +501,7 @@ END
 $$;
 
 GRANT EXECUTE ON FUNCTION
-	awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[]),
+	awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval),
 	awa_insert_many(jsonb),
 	awa_get_job(bigint),
 	awa_cancel(bigint),
@@ -518,6 +526,6 @@ GRANT EXECUTE ON FUNCTION awa.unique_state_held(bit, awa.job_state), awa.jobs_be
 	TO awa_producer, awa_worker, awa_admin;
 GRANT USAGE ON SCHEMA awa TO awa_producer, awa_worker, awa_admin;
 -- The COPY path: only the columns a producer may set; state comes from run_at.
-GRANT INSERT (kind, args, queue, priority, max_attempts, run_at, tags, metadata)
+GRANT INSERT (kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout)
 	ON awa.jobs TO awa_producer;
 GRANT SELECT ON ALL TABLES IN SCHEMA awa TO awa_admin;

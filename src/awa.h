@@ -35,6 +35,7 @@
 #define AWA_LIVE_UNIQUE_STATES		"11101001"
 #define AWA_MAX_QUEUE_LIMIT		1000000	/* awa.queue_meta.max_running */
 #define AWA_MAX_INSERT_MANY		10000	/* jobs per awa_insert_many call */
+#define AWA_MAX_TIMEOUT_DAYS	3650	/* a job's timeout: at most 10 years */
 
 /* Settings (awa.c) */
 extern bool awa_notify;
@@ -54,6 +55,7 @@ typedef struct AwaJob
 	TimestampTz run_at;
 	ArrayType  *tags;
 	Jsonb	   *metadata;
+	Interval   *timeout;		/* hard limit of one attempt, or NULL (0.3.0) */
 } AwaJob;
 
 /* insert.c */
@@ -93,6 +95,16 @@ extern Datum awa_row_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
 extern void awa_job_not_found(int64 job_id);
 extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
 							   const char *name);
+
+/* schema.c: what the installed tables have (see docs/releasing.md) */
+typedef enum AwaSchemaFeature
+{
+	AWA_SCHEMA_QUEUE_LIMITS = 1 << 0,	/* 0.2.0: awa.queue_meta.max_running */
+	AWA_SCHEMA_LEASES = 1 << 1	/* 0.3.0: awa.jobs.lease and timeout */
+} AwaSchemaFeature;
+extern int	awa_schema_features(void);
+extern bool awa_schema_has(int f);
+extern void awa_require_schema(int f, const char *what);
 
 /* claim.c */
 extern int64 awa_interval_usecs(Interval *iv);

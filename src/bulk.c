@@ -55,6 +55,7 @@ typedef struct JobColumns
 	int			run_at;
 	int			tags;
 	int			metadata;
+	int			timeout;		/* -1 before 0.3.0 */
 	Datum		available;		/* the enum values of these two states */
 	Datum		scheduled;
 } JobColumns;
@@ -87,6 +88,7 @@ job_columns(TupleDesc desc, Oid rowtype, JobColumns *cols)
 	cols->run_at = job_column(desc, "run_at");
 	cols->tags = job_column(desc, "tags");
 	cols->metadata = job_column(desc, "metadata");
+	cols->timeout = SPI_fnumber(desc, "timeout") > 0 ? SPI_fnumber(desc, "timeout") - 1 : -1;
 	statetype = TupleDescAttr(desc, cols->state)->atttypid;
 	cols->available = DirectFunctionCall2(enum_in, CStringGetDatum("available"),
 										  ObjectIdGetDatum(statetype));
@@ -270,39 +272,45 @@ json_bool(const char *field, JsonbValue *v)
 }
 
 /*
- * unique_period: an interval as a JSON string ("1 hour") or a number of
- * seconds; positive.  Returns microseconds.
+ * A duration field: an interval as a JSON string ("1 hour") or a number of
+ * seconds.  NaN and negative numbers give a zero interval and huge ones
+ * are clamped, so that the caller's range check refuses them.
  */
-static int64
-json_period(JsonbValue *v)
+static Interval *
+json_interval(const char *field, JsonbValue *v)
 {
-	int64		us;
+	Interval   *iv;
 
-	check_not_null("unique_period", v);
+	check_not_null(field, v);
 	if (v->type == jbvString)
-		us = awa_interval_usecs(DatumGetIntervalP(DirectFunctionCall3(interval_in,
-																	  CStringGetDatum(pnstrdup(v->val.string.val,
-																							   v->val.string.len)),
-																	  ObjectIdGetDatum(InvalidOid),
-																	  Int32GetDatum(-1))));
-	else if (v->type == jbvNumeric)
+		return DatumGetIntervalP(DirectFunctionCall3(interval_in,
+													 CStringGetDatum(pnstrdup(v->val.string.val,
+																			  v->val.string.len)),
+													 ObjectIdGetDatum(InvalidOid),
+													 Int32GetDatum(-1)));
+	if (v->type != jbvNumeric)
+		wrong_type(field, "an interval string or a number of seconds", v);
+	iv = palloc0(sizeof(Interval));
 	{
 		double		secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 															  NumericGetDatum(v->val.numeric)));
 
-		/* NaN and negatives are refused below; huge values are clamped */
 		if (isnan(secs) || secs <= 0)
-			us = 0;
+			iv->time = 0;
 		else if (secs >= (double) PG_INT64_MAX / USECS_PER_SEC)
-			us = PG_INT64_MAX;
+			iv->time = PG_INT64_MAX;
 		else
-			us = (int64) (secs * USECS_PER_SEC);
+			iv->time = (int64) (secs * USECS_PER_SEC);
 	}
-	else
-	{
-		wrong_type("unique_period", "an interval string or a number of seconds", v);
-		us = 0;					/* not reached */
-	}
+	return iv;
+}
+
+/* unique_period: a positive duration (json_interval); microseconds. */
+static int64
+json_period(JsonbValue *v)
+{
+	int64		us = awa_interval_usecs(json_interval("unique_period", v));
+
 	awa_check_unique_period(us);
 	return us;
 }
@@ -381,6 +389,7 @@ parse_job(JsonbValue *elem, AwaJob *job, bytea **key, bytea **legacy, char *bits
 	job->run_at = 0;
 	job->tags = NULL;
 	job->metadata = NULL;
+	job->timeout = NULL;
 
 	it = JsonbIteratorInit(elem->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
@@ -420,6 +429,8 @@ parse_job(JsonbValue *elem, AwaJob *job, bytea **key, bytea **legacy, char *bits
 			by_queue = json_bool("unique_by_queue", &v);
 		else if (KEY_IS("unique_period"))
 			period_us = json_period(&v);
+		else if (KEY_IS("timeout"))
+			job->timeout = json_interval("timeout", &v);
 		else if (KEY_IS("unique_states"))
 		{
 			json_unique_states(&v, bits);
@@ -429,7 +440,7 @@ parse_job(JsonbValue *elem, AwaJob *job, bytea **key, bytea **legacy, char *bits
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field \"%s\"", pnstrdup(key, len)),
-					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, unique_by_args, unique_by_queue, unique_period and unique_states.")));
+					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, unique_by_args, unique_by_queue, unique_period and unique_states.")));
 #undef KEY_IS
 	}
 	if (!has_kind)
@@ -783,7 +794,7 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	Datum		state;
 	bool		isnull;
-	AwaJob		job;
+	AwaJob		job = {0};
 	int			replcols[2];
 	Datum		replvals[2];
 	bool		replnulls[2] = {false, false};
@@ -821,6 +832,8 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	job.metadata = DatumGetJsonbP(values[cols.metadata]);
 	job.has_run_at = !nulls[cols.run_at];
 	job.run_at = job.has_run_at ? DatumGetTimestampTz(values[cols.run_at]) : 0;
+	if (cols.timeout >= 0 && !nulls[cols.timeout])
+		job.timeout = DatumGetIntervalP(values[cols.timeout]);
 	isnull = nulls[cols.state];
 	state = values[cols.state];
 	awa_validate_job(&job);
@@ -862,7 +875,7 @@ awa_job_import_insert(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	HeapTuple	tuple;
 	TupleDesc	spidesc;
-	AwaJob		job;
+	AwaJob		job = {0};
 	bool		isnull;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||

@@ -31,11 +31,16 @@
  * commit.  Changes made behind awa's back are caught by a recheck every
  * AWA_LIMIT_POLL_MS.
  *
+ * Leases.  A claim stores its lease on the job (0.3.0); awa_heartbeat and
+ * awa_progress push deadline_at to now + lease, so a job lives as long as
+ * its worker renews it.  A job's optional hard timeout caps deadline_at at
+ * attempted_at + timeout whatever the heartbeats say.
+ *
  * Older schemas.  Between installing a new awa.so and ALTER EXTENSION awa
  * UPDATE, the library runs against the previous version's tables; the
- * claim checks whether awa.queue_meta has max_running and, if not, claims
- * as 0.1.0 did.  A relcache callback notices the column appear and the
- * statements are rebuilt.
+ * claim asks schema.c what they have (max_running: 0.2.0; lease and
+ * timeout: 0.3.0) and builds its statements for that.  They are rebuilt
+ * when the answer changes.
  *
  * Blocking.  With wait > 0 and nothing claimable, the backend publishes
  * itself in shared memory (wake.c) and sleeps on its latch until a
@@ -109,10 +114,6 @@ static SPIPlanPtr next_due_plan = NULL;
 static SPIPlanPtr limit_plan = NULL;
 static SPIPlanPtr limit_count_plan = NULL;
 
-/* Whether awa.queue_meta has max_running: -1 unknown, 0 no, 1 yes. */
-static int	schema_limits = -1;
-static Oid	queue_meta_relid = InvalidOid;
-static bool relcache_callback_set = false;
 
 static const Oid claim_argtypes[] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID,
 	INT4OID, INTERVALOID, TEXTOID};
@@ -160,7 +161,7 @@ awa_interval_usecs(Interval *iv)
  * with the reason in its errors, and only the other rows are returned.
  */
 static char *
-level_sql(int level, ClaimPlans kind)
+level_sql(int level, ClaimPlans kind, bool leases)
 {
 	StringInfoData sql;
 	const char *due = "queue = $1 AND state IN ('available', 'scheduled', 'retryable')";
@@ -222,7 +223,12 @@ level_sql(int level, ClaimPlans kind)
 						   " WHERE j.id = ANY (ARRAY(SELECT id FROM cand WHERE NOT ok)))"
 						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
 						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
-						   " deadline_at = $2 + $5, claimed_by = $6"
+						   " claimed_by = $6,");
+	/* 0.3.0: the lease is kept for heartbeats to renew; a timeout caps it */
+	appendStringInfoString(&sql, leases ?
+						   " lease = $5, deadline_at = LEAST($2 + $5, $2 + j.timeout)" :
+						   " deadline_at = $2 + $5");
+	appendStringInfoString(&sql,
 						   " WHERE j.id = ANY (ARRAY(SELECT id FROM cand WHERE ok)) RETURNING j.*");
 	return sql.data;
 }
@@ -278,7 +284,7 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 
 		if (level_plans[kind][level] == NULL)
 		{
-			char	   *sql = level_sql(level, kind);
+			char	   *sql = level_sql(level, kind, awa_schema_has(AWA_SCHEMA_LEASES));
 
 			awa_plan(&level_plans[kind][level], sql, 6, claim_argtypes);
 			pfree(sql);
@@ -307,38 +313,18 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 	return nrows;
 }
 
-/* Forget what we know of awa.queue_meta when its definition may change. */
-static void
-claim_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == queue_meta_relid)
-		schema_limits = -1;
-}
-
 /*
- * Whether the installed schema has concurrency limits (0.2.0 and later).
- * The claim statements are rebuilt when the answer changes, e.g. after
- * ALTER EXTENSION awa UPDATE in another session.
+ * The schema features the claim statements are built for; they are
+ * rebuilt when that changes (e.g. after ALTER EXTENSION awa UPDATE in
+ * another session).
  */
-static bool
-schema_has_limits(void)
+static int
+claim_schema(void)
 {
 	static int	plans_built_for = -1;
+	int			features = awa_schema_features();
 
-	if (!relcache_callback_set)
-	{
-		CacheRegisterRelcacheCallback(claim_relcache_callback, (Datum) 0);
-		relcache_callback_set = true;
-	}
-	if (schema_limits < 0)
-	{
-		Oid			nsp = get_namespace_oid("awa", true);
-
-		queue_meta_relid = OidIsValid(nsp) ? get_relname_relid("queue_meta", nsp) : InvalidOid;
-		schema_limits = OidIsValid(queue_meta_relid) &&
-			get_attnum(queue_meta_relid, "max_running") != InvalidAttrNumber;
-	}
-	if (plans_built_for != schema_limits)
+	if (plans_built_for != features)
 	{
 		int			k;
 		int			level;
@@ -350,9 +336,9 @@ schema_has_limits(void)
 					SPI_freeplan(level_plans[k][level]);
 					level_plans[k][level] = NULL;
 				}
-		plans_built_for = schema_limits;
+		plans_built_for = features;
 	}
-	return schema_limits == 1;
+	return features;
 }
 
 /*
@@ -402,7 +388,7 @@ try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
 	LOCKTAG		tag;
 	int64		allowance;
 	int			nrows;
-	bool		limits = schema_has_limits();
+	bool		limits = (claim_schema() & AWA_SCHEMA_QUEUE_LIMITS) != 0;
 
 	*at_limit = false;
 	nrows = claim_levels(limits ? PLANS_UNLIMITED : PLANS_ANY_QUEUE,

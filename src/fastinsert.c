@@ -72,7 +72,8 @@ typedef struct FastInsert
 				a_errors,
 				a_metadata,
 				a_tags,
-				a_run_lease;
+				a_run_lease,
+				a_timeout;		/* -1 before 0.3.0 */
 } FastInsert;
 
 static FastInsert *fi = NULL;
@@ -142,8 +143,9 @@ fast_insert_xact_cb(XactEvent event, void *arg)
 	}
 }
 
+/* The 0-based number of a column of awa.jobs, or -1 if it has none. */
 static int
-attno(TupleDesc desc, const char *name)
+attno_if_any(TupleDesc desc, const char *name)
 {
 	int			i;
 
@@ -154,8 +156,18 @@ attno(TupleDesc desc, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return i;
 	}
-	elog(ERROR, "awa: awa.jobs has no column \"%s\"", name);
-	return -1;					/* keep compiler quiet */
+	return -1;
+}
+
+/* The 0-based number of a column of awa.jobs; it must exist. */
+static int
+attno(TupleDesc desc, const char *name)
+{
+	int			i = attno_if_any(desc, name);
+
+	if (i < 0)
+		elog(ERROR, "awa: awa.jobs has no column \"%s\"", name);
+	return i;
 }
 
 /*
@@ -237,6 +249,7 @@ fast_insert_setup(void)
 			f->a_metadata = attno(desc, "metadata");
 			f->a_tags = attno(desc, "tags");
 			f->a_run_lease = attno(desc, "run_lease");
+			f->a_timeout = attno_if_any(desc, "timeout");
 			f->seqid = getIdentitySequence(relid, f->a_id + 1, false);
 			f->empty_errors = PointerGetDatum(construct_empty_array(JSONBOID));
 			f->state_available = DirectFunctionCall2(enum_in, CStringGetDatum("available"),
@@ -307,6 +320,13 @@ awa_fast_insert_slot(AwaJob *job)
 	n[fi->a_state] = n[fi->a_priority] = n[fi->a_attempt] = false;
 	n[fi->a_max_attempts] = n[fi->a_run_at] = n[fi->a_created_at] = false;
 	n[fi->a_errors] = n[fi->a_metadata] = n[fi->a_tags] = n[fi->a_run_lease] = false;
+	if (job->timeout != NULL)
+	{
+		/* awa_validate_job made sure that the schema has the column */
+		Assert(fi->a_timeout >= 0);
+		v[fi->a_timeout] = IntervalPGetDatum(job->timeout);
+		n[fi->a_timeout] = false;
+	}
 	ExecStoreVirtualTuple(slot);
 
 	table_tuple_insert(fi->rel, slot, GetCurrentCommandId(true), 0, NULL);

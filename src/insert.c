@@ -142,6 +142,18 @@ awa_validate_job(AwaJob *job)
 	check_size(job->args, "args");
 	check_size(job->metadata, "metadata");
 	check_tags(job->tags);
+	if (job->timeout != NULL)
+	{
+		int64		us = awa_interval_usecs(job->timeout);
+
+		if (us <= 0 || us > (int64) AWA_MAX_TIMEOUT_DAYS * USECS_PER_DAY)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("timeout must be a positive interval of at most %d days",
+							AWA_MAX_TIMEOUT_DAYS),
+					 errhint("Leave timeout NULL for no hard limit.")));
+		awa_require_schema(AWA_SCHEMA_LEASES, "a job's timeout");
+	}
 	if (job->has_run_at && TIMESTAMP_NOT_FINITE(job->run_at))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -150,13 +162,18 @@ awa_validate_job(AwaJob *job)
 				 errhint("Leave run_at NULL to run the job now.")));
 }
 
+/* Parameters of awa's INSERT of a job; the timeout is the last of them. */
+#define JOB_PARAMS			10
+#define JOB_TIMEOUT_PARAM	9
+
 /*
- * The first nine parameters of awa's INSERT of a job (kind, queue, args,
- * state, priority, max_attempts, run_at, tags, metadata) into values.
- * Returns whether the job is scheduled (run_at in the future).
+ * The parameters of awa's INSERT of a job (kind, queue, args, state,
+ * priority, max_attempts, run_at, tags, metadata, timeout) into values and
+ * nulls (the timeout's at JOB_TIMEOUT_PARAM).  Returns whether the job is
+ * scheduled (run_at in the future).
  */
 static bool
-job_values(AwaJob *job, Datum *values)
+job_values(AwaJob *job, Datum *values, char *nulls)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	bool		scheduled = job->has_run_at && job->run_at > now;
@@ -170,6 +187,8 @@ job_values(AwaJob *job, Datum *values)
 	values[6] = TimestampTzGetDatum(job->has_run_at ? job->run_at : now);
 	values[7] = PointerGetDatum(job->tags);
 	values[8] = JsonbPGetDatum(job->metadata);
+	values[JOB_TIMEOUT_PARAM] = PointerGetDatum(job->timeout);
+	nulls[JOB_TIMEOUT_PARAM] = job->timeout ? ' ' : 'n';
 	return scheduled;
 }
 
@@ -181,21 +200,26 @@ job_values(AwaJob *job, Datum *values)
 HeapTuple
 awa_insert_job(AwaJob *job, TupleDesc *desc)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has timeout] */
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID};
-	Datum		values[9];
-	bool		scheduled = job_values(job, values);
+		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID};
+	Datum		values[JOB_PARAMS];
+	char		nulls[JOB_PARAMS];
+	bool		scheduled = job_values(job, values, nulls);
+	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
 	int			ret;
 
-
-	ret = awa_execute_prepared(awa_plan(&plan,
+	ret = awa_execute_prepared(awa_plan(&plans[leases], leases ?
+										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+										" max_attempts, run_at, tags, metadata, timeout)"
+										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10)"
+										" RETURNING *" :
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
 										" max_attempts, run_at, tags, metadata)"
 										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9)"
 										" RETURNING *",
-										9, argtypes),
-							   values, NULL, 1);
+										JOB_PARAMS, argtypes),
+							   values, nulls, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "awa: inserting a job failed: %s", SPI_result_code_string(ret));
 
@@ -401,13 +425,16 @@ HeapTuple
 awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy, const char *bits,
 					  TupleDesc *desc)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has timeout] */
 	static SPIPlanPtr existing_plan = NULL;
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, BYTEAOID, TEXTOID};
+		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID,
+	BYTEAOID, TEXTOID};
 	static const Oid existing_types[] = {BYTEAOID};
-	Datum		values[11];
-	bool		scheduled = job_values(job, values);
+	Datum		values[JOB_PARAMS + 2];
+	char		nulls[JOB_PARAMS + 2];
+	bool		scheduled = job_values(job, values, nulls);
+	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
 	int			tries;
 
 	/* a job enqueued before 0.3.0 may hold the key in its old form */
@@ -428,23 +455,30 @@ awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy, const char *bits,
 		}
 	}
 
-	values[9] = PointerGetDatum(key);
-	values[10] = CStringGetTextDatum(bits);
+	values[JOB_PARAMS] = PointerGetDatum(key);
+	values[JOB_PARAMS + 1] = CStringGetTextDatum(bits);
+	nulls[JOB_PARAMS] = nulls[JOB_PARAMS + 1] = ' ';
 
 	/* the holder can leave its unique states between the two statements */
 	for (tries = 0; tries < 10; tries++)
 	{
 		int			ret;
 
-		ret = awa_execute_prepared(awa_plan(&plan,
+		ret = awa_execute_prepared(awa_plan(&plans[leases], leases ?
+										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+										" max_attempts, run_at, tags, metadata, timeout, unique_key, unique_states)"
+										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11, $12::bit(8))"
+										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
+										" RETURNING *" :
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
 										" max_attempts, run_at, tags, metadata, unique_key, unique_states)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11::bit(8))"
+										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $11, $12::bit(8))"
 										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
 										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
 										" RETURNING *",
-										11, argtypes),
-							   values, NULL, 1);
+										JOB_PARAMS + 2, argtypes),
+							   values, nulls, 1);
 		if (ret != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "awa: inserting a unique job failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed == 1)
@@ -459,7 +493,7 @@ awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy, const char *bits,
 										"SELECT * FROM awa.jobs WHERE unique_key = $1"
 										" AND awa.unique_state_held(unique_states, state)",
 										1, existing_types),
-							   &values[9], NULL, false, 1);
+							   &values[JOB_PARAMS], NULL, false, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "awa: looking up a unique job failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed == 1)
@@ -487,7 +521,7 @@ awa_insert(PG_FUNCTION_ARGS)
 	MemoryContext callercxt = CurrentMemoryContext;
 	TupleDesc	jobdesc;
 	TupleDesc	spidesc;
-	AwaJob		job;
+	AwaJob		job = {0};
 	HeapTuple	tuple;
 	Datum		result;
 	bool		by_args;
@@ -514,6 +548,8 @@ awa_insert(PG_FUNCTION_ARGS)
 	job.run_at = job.has_run_at ? PG_GETARG_TIMESTAMPTZ(5) : 0;
 	job.tags = PG_GETARG_ARRAYTYPE_P(6);
 	job.metadata = PG_GETARG_JSONB_P(7);
+	/* 0.3.0's awa_insert has a 13th argument, timeout */
+	job.timeout = PG_NARGS() > 12 && !PG_ARGISNULL(12) ? PG_GETARG_INTERVAL_P(12) : NULL;
 	awa_validate_job(&job);
 
 	for (i = 8; i <= 9; i++)

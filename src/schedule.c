@@ -94,7 +94,7 @@ awa_schedule(PG_FUNCTION_ARGS)
 	char	   *tzname;
 	char	   *policy;
 	AwaCronSpec spec;
-	AwaJob		job;
+	AwaJob		job = {0};
 	TimestampTz next;
 	bool		never;
 	Datum		values[12];
@@ -368,7 +368,7 @@ enqueue_fire(HeapTuple row, TupleDesc desc, TimestampTz fire_time)
 	static const Oid argtypes[] = {JSONBOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[3];
 	bool		isnull;
-	AwaJob		job;
+	AwaJob		job = {0};
 	TupleDesc	jobdesc;
 	int			ret;
 

@@ -262,6 +262,10 @@ SELECT * FROM awa_maintain();
 SELECT * FROM awa_health_check();
 SQL
 	claim_complete $OLD pre 2 || fail "$V: claim and complete with the new library (before ALTER EXTENSION UPDATE)"
+	# what needs the new schema says so, and changes nothing
+	got=$($PSQL -d $OLD -c "SELECT count(*) FROM awa_insert_many('[{\"kind\": \"x\", \"timeout\": 5}]')" 2>&1)
+	[[ $got == *"a job's timeout needs a newer awa schema"*"ALTER EXTENSION awa UPDATE"* ]] \
+		|| fail "$V: a timeout on the $V schema gave: $got"
 	ok "$V: insert, claim, complete, awa_queue_stats, awa_maintain, awa_health_check work on $V with the new library"
 
 	# 3. upgrade; the data is unchanged

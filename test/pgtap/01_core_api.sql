@@ -12,7 +12,7 @@ SELECT enum_has_labels('awa', 'job_state',
 	ARRAY['scheduled', 'available', 'running', 'completed', 'retryable', 'failed', 'cancelled', 'waiting_external']);
 SELECT columns_are('awa', 'jobs', ARRAY['id', 'kind', 'queue', 'args', 'state', 'priority', 'attempt',
 	'max_attempts', 'run_at', 'heartbeat_at', 'deadline_at', 'attempted_at', 'finalized_at', 'created_at',
-	'errors', 'metadata', 'tags', 'unique_key', 'unique_states', 'run_lease', 'progress', 'claimed_by']);
+	'errors', 'metadata', 'tags', 'unique_key', 'unique_states', 'run_lease', 'progress', 'claimed_by', 'lease', 'timeout']);
 SELECT col_type_is('awa', 'jobs', 'id', 'bigint', 'jobs.id is bigint');
 SELECT col_type_is('awa', 'jobs', 'priority', 'smallint', 'jobs.priority is smallint');
 SELECT col_type_is('awa', 'jobs', 'errors', 'jsonb[]', 'jobs.errors is jsonb[]');
@@ -20,12 +20,12 @@ SELECT col_type_is('awa', 'jobs', 'unique_states', 'bit(8)', 'jobs.unique_states
 SELECT col_default_is('awa', 'jobs', 'queue', 'default'::text, 'queue defaults to default');
 
 SELECT function_returns('public', 'awa_insert',
-	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]'], 'awa.jobs');
+	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval'], 'awa.jobs');
 SELECT function_returns('public', 'awa_cancel', ARRAY['bigint'], 'setof awa.jobs');
 SELECT function_returns('public', 'awa_retry', ARRAY['bigint'], 'setof awa.jobs');
 SELECT function_returns('public', 'awa_queue_stats', ARRAY[]::text[], 'setof record');
 SELECT function_lang_is('public', 'awa_insert',
-	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]'], 'c');
+	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval'], 'c');
 SELECT volatility_is('public', 'awa_queue_stats', ARRAY[]::text[], 'stable');
 
 -- SQLSTATEs of bad input

@@ -1,0 +1,91 @@
+/*-------------------------------------------------------------------------
+ *
+ * schema.c
+ *		Which version of awa's tables the library is running against.
+ *
+ * Between installing a new awa.so and ALTER EXTENSION awa UPDATE, the
+ * library serves the previous version's tables.  Code that reads or writes
+ * a newer column asks here first, and builds its statements for the
+ * schema it finds.  The answer is read from the catalogs (never from the
+ * version string) and forgotten whenever awa.jobs or awa.queue_meta is
+ * invalidated, e.g. by the ALTER TABLE of an update in another session.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+
+#include "awa.h"
+
+static int	features = -1;		/* bitmask of AwaSchemaFeature, -1 unknown */
+static Oid	jobs_relid = InvalidOid;
+static Oid	queue_meta_relid = InvalidOid;
+static bool callback_set = false;
+
+/* Forget what we know when one of awa's tables may have changed. */
+static void
+schema_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == jobs_relid || relid == queue_meta_relid)
+		features = -1;
+}
+
+/* Whether relid has a column of that name. */
+static bool
+has_column(Oid relid, const char *name)
+{
+	return OidIsValid(relid) && get_attnum(relid, name) != InvalidAttrNumber;
+}
+
+/*
+ * The features of the installed schema as a bitmask of AwaSchemaFeature
+ * (0 when awa's schema is not there).  Cheap after the first call of a
+ * session until the next invalidation.
+ */
+int
+awa_schema_features(void)
+{
+	if (!callback_set)
+	{
+		CacheRegisterRelcacheCallback(schema_relcache_callback, (Datum) 0);
+		callback_set = true;
+	}
+	if (features < 0)
+	{
+		Oid			nsp = get_namespace_oid("awa", true);
+		int			f = 0;
+
+		jobs_relid = OidIsValid(nsp) ? get_relname_relid("jobs", nsp) : InvalidOid;
+		queue_meta_relid = OidIsValid(nsp) ? get_relname_relid("queue_meta", nsp) : InvalidOid;
+		if (has_column(queue_meta_relid, "max_running"))
+			f |= AWA_SCHEMA_QUEUE_LIMITS;
+		if (has_column(jobs_relid, "lease") && has_column(jobs_relid, "timeout"))
+			f |= AWA_SCHEMA_LEASES;
+		features = f;
+	}
+	return features;
+}
+
+/* Whether the installed schema has feature f (an AwaSchemaFeature). */
+bool
+awa_schema_has(int f)
+{
+	return (awa_schema_features() & f) != 0;
+}
+
+/*
+ * Raise feature_not_supported (0A000) naming what needs a newer schema,
+ * when the installed one lacks feature f.
+ */
+void
+awa_require_schema(int f, const char *what)
+{
+	if (!awa_schema_has(f))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s needs a newer awa schema than the one installed in this database", what),
+				 errhint("Run ALTER EXTENSION awa UPDATE.")));
+}
