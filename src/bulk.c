@@ -562,6 +562,8 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	int			ret;
 	MemoryContext cxt = CurrentMemoryContext;
 
+	awa_check_writable("awa_insert_many");
+
 	awa_check_not_null(fcinfo, 0, "jobs");
 	jobs = PG_GETARG_JSONB_P(0);
 	if (!JB_ROOT_IS_ARRAY(jobs) || JB_ROOT_IS_SCALAR(jobs))

@@ -616,6 +616,8 @@ awa_claim(PG_FUNCTION_ARGS)
 	volatile bool registered = false;
 	int			i;
 
+	awa_check_writable("awa_claim");
+
 	awa_check_not_null(fcinfo, 0, "queue");
 	awa_check_not_null(fcinfo, 2, "batch");
 	awa_check_not_null(fcinfo, 3, "lease");

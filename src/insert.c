@@ -531,6 +531,8 @@ awa_insert(PG_FUNCTION_ARGS)
 	char		bits[9];
 	int			i;
 
+	awa_check_writable("awa_insert");
+
 	awa_check_not_null(fcinfo, 0, "kind");
 	awa_check_not_null(fcinfo, 1, "args");
 	awa_check_not_null(fcinfo, 2, "queue");
@@ -607,6 +609,8 @@ awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	int			ret;
 	uint64		i;
+
+	awa_check_writable("awa_cancel_by_unique_key");
 
 	awa_check_not_null(fcinfo, 0, "kind");
 	kind = PG_GETARG_TEXT_PP(0);

@@ -10,6 +10,8 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/tuplestore.h"
@@ -197,6 +199,28 @@ awa_job_not_found(int64 job_id)
 	ereport(ERROR,
 			(errcode(ERRCODE_NO_DATA_FOUND),
 			 errmsg("job %lld does not exist", (long long) job_id)));
+}
+
+/*
+ * Refuse, with a short error naming the function, a call that would write
+ * on a hot standby or in a read-only transaction (25006), instead of
+ * letting the write fail deep inside one of awa's statements, whose text
+ * would fill the error's context.
+ */
+void
+awa_check_writable(const char *fn)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("%s cannot run on a hot standby", fn),
+				 errdetail("A standby is read-only: jobs are enqueued, claimed and changed on the primary."),
+				 errhint("Connect to the primary server.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("%s cannot run in a read-only transaction", fn),
+				 errhint("Call it in a read-write transaction (see default_transaction_read_only).")));
 }
 
 /* Reject a NULL argument that needs a value, naming the parameter. */
