@@ -5,7 +5,11 @@
  *		drain a queue, list and read jobs, and the health check.
  *
  * Every function checks all of its arguments before it touches a row, so
- * bad input raises an error and changes nothing.  SQLSTATEs raised:
+ * bad input raises an error and changes nothing.  Every statement that
+ * changes several jobs locks them first in id order (a SELECT ... ORDER BY
+ * id FOR NO KEY UPDATE in front of the UPDATE, FOR UPDATE in front of a
+ * DELETE), as all of awa's statements do, so two of them never wait for
+ * each other in a cycle (deadlock).  SQLSTATEs raised:
  *	22004 (null_value_not_allowed): a required argument is NULL
  *	22023 (invalid_parameter_value): a name of the wrong length, a limit
  *		outside 1..1000, or awa_retry_failed without any filter
@@ -169,16 +173,21 @@ awa_retry_failed(PG_FUNCTION_ARGS)
 
 	/*
 	 * state = 'failed' is a literal so the plan can use jobs_settled_idx.
-	 * A unique job comes back only if no other job holds its key now, and
-	 * of failed jobs sharing a key only the newest: the others stay failed.
+	 * The jobs are locked in id order first (l); the row values after the
+	 * lock are the current ones.  A unique job comes back only if no other
+	 * job holds its key now, and of failed jobs sharing a key only the
+	 * newest: the others stay failed.
 	 */
 	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH c AS (SELECT id, unique_key IS NOT NULL"
+									"WITH l AS (SELECT id, unique_key, unique_states FROM awa.jobs"
+									"   WHERE state = 'failed'"
+									"   AND ($1::text IS NULL OR kind = $1)"
+									"   AND ($2::text IS NULL OR queue = $2)"
+									"   ORDER BY id FOR NO KEY UPDATE),"
+									" c AS (SELECT id, unique_key IS NOT NULL"
 									"   AND awa.unique_state_held(unique_states, 'available') AS keyed,"
 									"   row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS rn"
-									"   FROM awa.jobs WHERE state = 'failed'"
-									"   AND ($1::text IS NULL OR kind = $1)"
-									"   AND ($2::text IS NULL OR queue = $2))"
+									"   FROM l)"
 									" UPDATE awa.jobs j SET state = 'available', run_at = now(),"
 									" attempt = 0, finalized_at = NULL, heartbeat_at = NULL,"
 									" deadline_at = NULL"
@@ -231,8 +240,9 @@ awa_discard_failed(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,
-									"DELETE FROM awa.jobs WHERE state = 'failed'"
-									" AND ($1::text IS NULL OR kind = $1)",
+									"WITH l AS (SELECT id FROM awa.jobs WHERE state = 'failed'"
+									"   AND ($1::text IS NULL OR kind = $1) ORDER BY id FOR UPDATE)"
+									" DELETE FROM awa.jobs j USING l WHERE j.id = l.id",
 									1, argtypes),
 						   values, nulls, false, 0);
 	if (ret != SPI_OK_DELETE)
@@ -374,51 +384,59 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
  * Cancel every job of the queue that waits to run or waits on an external
  * system (available, scheduled, retryable, waiting_external) and return how
  * many were cancelled.  Running jobs are left to finish.  Holders of
- * waiting_external jobs get NOTIFY awa:cancel, as with awa_cancel.
+ * waiting_external jobs get NOTIFY awa:cancel, as with awa_cancel.  One
+ * statement, locking in id order.
  */
 Datum
 awa_drain_queue(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr held_plan = NULL;
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[] = {TEXTOID};
 	Datum		values[1];
-	uint64		n;
-	uint64		i;
+	int64		n;
+	bool		isnull;
+	ArrayType  *ids;
+	ArrayType  *leases;
+	Datum	   *id_elems;
+	Datum	   *lease_elems;
+	int			nheld;
+	int			i;
 	int			ret;
 
 	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
 
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&held_plan,
-									"UPDATE awa.jobs SET state = 'cancelled', finalized_at = now()"
-									" WHERE state = 'waiting_external' AND queue = $1"
-									" RETURNING id, run_lease",
-									1, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "awa_drain_queue: update failed: %s", SPI_result_code_string(ret));
-	n = SPI_processed;
-	for (i = 0; i < n; i++)
-	{
-		bool		isnull;
-		HeapTuple	t = SPI_tuptable->vals[i];
 
-		awa_notify_cancel(DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull)),
-						  DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull)));
-	}
-
+	/*
+	 * Counted and aggregated in SQL: a drained queue may have millions of
+	 * jobs, and only the waiting_external ones (few) need a notification.
+	 */
 	ret = SPI_execute_plan(awa_plan(&plan,
-									"UPDATE awa.jobs SET state = 'cancelled', finalized_at = now()"
-									" WHERE state IN ('available', 'scheduled', 'retryable')"
-									" AND queue = $1",
+									"WITH l AS (SELECT id, state FROM awa.jobs"
+									"   WHERE state IN ('available', 'scheduled', 'retryable', 'waiting_external')"
+									"   AND queue = $1 ORDER BY id FOR NO KEY UPDATE),"
+									" d AS (UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
+									"   FROM l WHERE j.id = l.id"
+									"   RETURNING j.id, j.run_lease, l.state = 'waiting_external' AS held)"
+									" SELECT count(*),"
+									" coalesce(array_agg(id ORDER BY id) FILTER (WHERE held), '{}'),"
+									" coalesce(array_agg(run_lease ORDER BY id) FILTER (WHERE held), '{}')"
+									" FROM d",
 									1, argtypes),
 						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "awa_drain_queue: update failed: %s", SPI_result_code_string(ret));
-	n += SPI_processed;
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ids = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	leases = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	deconstruct_array(ids, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &id_elems, NULL, &nheld);
+	deconstruct_array(leases, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &lease_elems, NULL, &nheld);
+	for (i = 0; i < nheld; i++)
+		awa_notify_cancel(DatumGetInt64(id_elems[i]), DatumGetInt64(lease_elems[i]));
 	SPI_finish();
-	PG_RETURN_INT64((int64) n);
+	PG_RETURN_INT64(n);
 }
 
 /*

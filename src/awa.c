@@ -20,6 +20,8 @@ bool		awa_notify = true;
 int			awa_priority_aging_interval = 60;
 int			awa_heartbeat_timeout = 90;
 int			awa_max_args_bytes = 1024 * 1024;
+int			awa_max_error_bytes = 8192;
+int			awa_max_errors_kept = 25;
 
 void		_PG_init(void);
 
@@ -68,6 +70,26 @@ _PG_init(void)
 							1024, (int) (MaxAllocSize / 2),
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("awa.max_error_bytes",
+							"Longest error text kept in an entry of a job's errors.",
+							"Longer texts (of awa_fail, or older entries when the history is rewritten) are cut at a character boundary; the entry then has \"truncated\": true and \"error_bytes\": the original length.",
+							&awa_max_error_bytes,
+							8192,
+							64, (int) (MaxAllocSize / 2),
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("awa.max_errors_kept",
+							"Most entries kept in a job's errors.",
+							"A failure or rescue that would exceed it drops the oldest entries; each entry keeps its attempt number.",
+							&awa_max_errors_kept,
+							25,
+							1, 10000,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 
 	awa_maintain_init();

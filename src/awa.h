@@ -42,6 +42,8 @@ extern bool awa_notify;
 extern int	awa_priority_aging_interval;
 extern int	awa_heartbeat_timeout;
 extern int	awa_max_args_bytes;
+extern int	awa_max_error_bytes;
+extern int	awa_max_errors_kept;
 
 /* A job as awa_insert receives it (insert.c). */
 typedef struct AwaJob
@@ -112,6 +114,15 @@ extern int64 awa_interval_usecs(Interval *iv);
 
 /* worker.c */
 extern int64 awa_rescue_jobs(void);
+
+/*
+ * Largest delay an interval argument may ask for (retry_in, delay; the same
+ * cap suits lease, wait, unique_period): 36500 days, a month counting as 30
+ * days.  Each field of the interval is bounded too, so now() + it never
+ * overflows a timestamp.
+ */
+#define AWA_MAX_DELAY_DAYS		36500
+extern int64 awa_check_delay(Interval *iv, const char *name, bool positive);
 
 /* maintain.c */
 extern void awa_maintain_init(void);

@@ -597,6 +597,8 @@ awa_insert(PG_FUNCTION_ARGS)
  * Cancel the non-terminal jobs holding the unique key built from the same
  * parts as awa_insert would: args given = by args, queue given = by queue,
  * unique_period given = by the period bucket of run_at (default now()).
+ * Locks the jobs in id order, as every statement of awa that locks several
+ * jobs does, so it never deadlocks with another of them.
  */
 Datum
 awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
@@ -629,7 +631,7 @@ awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 									"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
 									" FROM (SELECT id, state FROM awa.jobs WHERE unique_key = $1"
 									"       AND state IN ('scheduled', 'available', 'running',"
-									"       'retryable', 'waiting_external') FOR UPDATE) o"
+									"       'retryable', 'waiting_external') ORDER BY id FOR NO KEY UPDATE) o"
 									" WHERE j.id = o.id AND o.state IN ('scheduled', 'available',"
 									" 'running', 'retryable', 'waiting_external')"
 									" RETURNING j.*, o.state IN ('running', 'waiting_external')",

@@ -13,7 +13,9 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -30,6 +32,77 @@ PG_FUNCTION_INFO_V1(awa_rescue);
 
 #define AWA_MAX_ARRAY			10000
 #define AWA_RESCUE_BATCH		5000
+
+/*
+ * Default backoff: 2^attempt seconds, the base capped at 19.2 hours, times
+ * 1 to 1.25 (jitter), so at most 24 hours.  Capping the base rather than
+ * the result keeps the jitter at the cap: jobs that fail together at high
+ * attempts still spread over 19.2 to 24 hours instead of all retrying
+ * exactly 24 hours later.
+ */
+#define AWA_BACKOFF_BASE_CAP	69120	/* seconds; 86400 / 1.25 */
+
+/*
+ * The new errors of a job: its newest entries, at most $KEEP_OLD of them
+ * (awa.max_errors_kept - 1), then the entry NEW.  A kept entry whose error
+ * text is longer than $MAX_BYTES (awa.max_error_bytes) -- written before
+ * the bound existed or under a larger one -- is cut the way awa_fail cuts
+ * a new one, at a character boundary: the longest prefix of at most
+ * $MAX_BYTES characters if that fits, else one of $CHARS characters
+ * ($MAX_BYTES / the encoding's longest character), which always fits.  A
+ * cut entry gets "truncated": true and "error_bytes": its original length.
+ * Entries are read once per failure; the history is bounded, so is that.
+ */
+#define AWA_ERRORS_SQL(ERRORS, KEEP_OLD, MAX_BYTES, CHARS, NEW) \
+	"coalesce((SELECT array_agg(CASE WHEN coalesce(octet_length(x.e->>'error'), 0) <= " MAX_BYTES \
+	"   THEN x.e ELSE x.e || jsonb_build_object('error', CASE" \
+	"     WHEN octet_length(left(x.e->>'error', " MAX_BYTES ")) <= " MAX_BYTES \
+	"     THEN left(x.e->>'error', " MAX_BYTES ") ELSE left(x.e->>'error', " CHARS ") END," \
+	"     'truncated', true) || CASE WHEN x.e ? 'error_bytes' THEN '{}'::jsonb" \
+	"     ELSE jsonb_build_object('error_bytes', octet_length(x.e->>'error')) END END ORDER BY x.i)" \
+	"  FROM unnest(" ERRORS ") WITH ORDINALITY AS x(e, i)" \
+	"  WHERE x.i > cardinality(" ERRORS ") - " KEEP_OLD "), '{}') || (" NEW ")"
+
+/* awa.max_error_bytes in characters that always fit: see AWA_ERRORS_SQL. */
+static int
+error_chars_that_fit(void)
+{
+	return awa_max_error_bytes / pg_database_encoding_max_length();
+}
+
+/*
+ * Check an interval argument against 0 (or 0 excluded, when positive) ..
+ * AWA_MAX_DELAY_DAYS, and return it in microseconds.  Each field (months,
+ * days, time) is bounded as well, so that adding the interval to now()
+ * cannot overflow even when the fields' signs differ.  Raises 22023 naming
+ * the argument and the range: a bad value changes nothing.
+ */
+int64
+awa_check_delay(Interval *iv, const char *name, bool positive)
+{
+	const int64 max_us = (int64) AWA_MAX_DELAY_DAYS * USECS_PER_DAY;
+	int64		us = awa_interval_usecs(iv);
+
+	if ((positive ? us <= 0 : us < 0) || us > max_us ||
+		iv->month < -AWA_MAX_DELAY_DAYS / DAYS_PER_MONTH ||
+		iv->month > AWA_MAX_DELAY_DAYS / DAYS_PER_MONTH ||
+		iv->day < -AWA_MAX_DELAY_DAYS || iv->day > AWA_MAX_DELAY_DAYS ||
+		iv->time < -max_us || iv->time > max_us)
+	{
+		char	   *shown = DatumGetCString(DirectFunctionCall1(interval_out,
+																IntervalPGetDatum(iv)));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 positive ?
+				 errmsg("%s must be more than 0 and at most %d days, got \"%s\"",
+						name, AWA_MAX_DELAY_DAYS, shown) :
+				 errmsg("%s must be between 0 and %d days, got \"%s\"",
+						name, AWA_MAX_DELAY_DAYS, shown),
+				 errhint("A month counts as 30 days, a year as 360.")));
+	}
+	return us;
+}
 
 /*
  * Check that ids and leases are one-dimensional bigint arrays of equal
@@ -59,6 +132,25 @@ check_id_lease_arrays(ArrayType *ids, ArrayType *leases)
 				 errmsg("ids and leases must not contain NULL")));
 }
 
+/*
+ * Lock the jobs of the (ids $1, leases $2) pairs in id order, whatever the
+ * order of the arrays, and return their id and state as of the lock.  Every
+ * statement of awa that locks several jobs does so in id order, so that two
+ * of them never wait for each other in a cycle (deadlock, 40P01).
+ *
+ * The state is checked by the caller, after the lock, not here: with
+ * "state = 'running'" in this join the planner may read the running jobs
+ * through jobs_running_idx and compare each with every array element, which
+ * is quadratic (a batch of 1,000 with 3,000 jobs running: 3 million
+ * comparisons, 0.37 s).  Without it the jobs are found through the primary
+ * key.  A job locked needlessly (same lease, no longer running) is one this
+ * worker held; the lock ends with the transaction.
+ */
+#define LOCK_BY_ID_LEASE_SQL \
+	"SELECT j.id, j.state FROM unnest($1, $2) AS u(id, lease)" \
+	" JOIN awa.jobs j ON j.id = u.id AND j.run_lease = u.lease" \
+	" ORDER BY j.id FOR NO KEY UPDATE OF j"
+
 /* The (ids, leases) arguments, checked, as the first two SPI parameters. */
 static void
 id_lease_args(FunctionCallInfo fcinfo, Datum *values)
@@ -70,16 +162,13 @@ id_lease_args(FunctionCallInfo fcinfo, Datum *values)
 	values[1] = PG_GETARG_DATUM(1);
 }
 
-/* Reject a negative interval argument, naming it. */
+/* A delay argument (0 .. AWA_MAX_DELAY_DAYS), checked, naming it. */
 static Interval *
-get_nonnegative_interval(FunctionCallInfo fcinfo, int argno, const char *name)
+get_delay_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 {
 	Interval   *iv = PG_GETARG_INTERVAL_P(argno);
 
-	if (awa_interval_usecs(iv) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", name)));
+	awa_check_delay(iv, name, false);
 	return iv;
 }
 
@@ -150,7 +239,10 @@ awa_complete(PG_FUNCTION_ARGS)
  * awa_complete_many(ids, leases) RETURNS bigint
  *
  * awa_complete for each (ids[i], leases[i]) pair in one statement; returns
- * how many were completed.
+ * how many were completed.  The jobs are locked in id order whatever the
+ * order of the arrays, as every statement of awa that locks several jobs
+ * does, so that two of them never wait for each other in a cycle
+ * (deadlock, 40P01).
  */
 Datum
 awa_complete_many(PG_FUNCTION_ARGS)
@@ -165,9 +257,9 @@ awa_complete_many(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,
-									"UPDATE awa.jobs j SET state = 'completed', finalized_at = now()"
-									" FROM unnest($1, $2) AS u(id, lease)"
-									" WHERE j.id = u.id AND j.run_lease = u.lease AND j.state = 'running'",
+									"WITH l AS (" LOCK_BY_ID_LEASE_SQL ")"
+									" UPDATE awa.jobs j SET state = 'completed', finalized_at = now()"
+									" FROM l WHERE j.id = l.id AND l.state = 'running'",
 									2, argtypes),
 						   values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
@@ -182,19 +274,24 @@ awa_complete_many(PG_FUNCTION_ARGS)
 /*
  * awa_fail(job_id, run_lease, error, retry_in, terminal) RETURNS awa.job_state
  *
- * Append {"attempt", "error", "at"} to errors.  With attempts left and not
- * terminal: retryable at now() + retry_in, or after the default backoff of
- * 2^attempt seconds plus up to 25% jitter, capped at 24 hours.  Otherwise
- * failed.  NULL (and no change) when the lease is stale.
+ * Append {"attempt", "error", "at"} to errors, the error cut to
+ * awa.max_error_bytes and the history to awa.max_errors_kept entries (see
+ * AWA_ERRORS_SQL).  With attempts left and not terminal: retryable at
+ * now() + retry_in (0 .. AWA_MAX_DELAY_DAYS, else 22023), or after the
+ * default backoff (AWA_BACKOFF_BASE_CAP).  Otherwise failed.  NULL (and no
+ * change) when the lease is stale.
  */
 Datum
 awa_fail(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT8OID, INT8OID, TEXTOID, INTERVALOID, BOOLOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	static const Oid argtypes[] = {INT8OID, INT8OID, TEXTOID, INTERVALOID, BOOLOID,
+	INT8OID, INT4OID, INT4OID, INT4OID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', 'n', ' ', ' ', ' '};
 	Datum		state = (Datum) 0;
+	text	   *error;
+	int64		len;
 	bool		found;
 
 	awa_check_not_null(fcinfo, 0, "job_id");
@@ -203,27 +300,53 @@ awa_fail(PG_FUNCTION_ARGS)
 	awa_check_not_null(fcinfo, 4, "terminal");
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
-	values[2] = PG_GETARG_DATUM(2);
 	if (PG_ARGISNULL(3))
 		nulls[3] = 'n';
 	else
-		values[3] = IntervalPGetDatum(get_nonnegative_interval(fcinfo, 3, "retry_in"));
+		values[3] = IntervalPGetDatum(get_delay_arg(fcinfo, 3, "retry_in"));
 	values[4] = PG_GETARG_DATUM(4);
+
+	/*
+	 * Cut the error to awa.max_error_bytes at a character boundary before
+	 * it goes anywhere: of a long stored (toasted) text only the slice is
+	 * read, and only the slice is copied and stored.
+	 */
+	len = (int64) toast_raw_datum_size(PG_GETARG_DATUM(2)) - VARHDRSZ;
+	if (len > awa_max_error_bytes)
+	{
+		text	   *slice = DatumGetTextPSlice(PG_GETARG_DATUM(2), 0, awa_max_error_bytes);
+		const char *data = VARDATA_ANY(slice);
+
+		values[5] = Int64GetDatum(len);
+		nulls[5] = ' ';
+		error = cstring_to_text_with_len(data, pg_mbcliplen(data, VARSIZE_ANY_EXHDR(slice),
+															awa_max_error_bytes));
+	}
+	else
+		error = PG_GETARG_TEXT_PP(2);
+	values[2] = PointerGetDatum(error);
+	values[6] = Int32GetDatum(awa_max_errors_kept - 1);
+	values[7] = Int32GetDatum(awa_max_error_bytes);
+	values[8] = Int32GetDatum(error_chars_that_fit());
 
 	SPI_connect();
 	run_job_update(awa_plan(&plan,
 							"UPDATE awa.jobs SET"
-							" errors = errors || jsonb_build_object('attempt', attempt, 'error', $3, 'at', now()),"
+							" errors = " AWA_ERRORS_SQL("errors", "$7", "$8", "$9",
+														"jsonb_build_object('attempt', attempt, 'error', $3, 'at', now())"
+														" || CASE WHEN $6 IS NULL THEN '{}'::jsonb ELSE"
+														" jsonb_build_object('truncated', true, 'error_bytes', $6) END") ","
 							" state = CASE WHEN $5 OR attempt >= max_attempts"
 							"   THEN 'failed'::awa.job_state ELSE 'retryable' END,"
 							" run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at"
 							"   WHEN $4 IS NOT NULL THEN now() + $4"
-							"   ELSE now() + make_interval(secs => least(power(2, attempt) * (1 + 0.25 * random()), 86400)) END,"
+							"   ELSE now() + make_interval(secs => least(power(2, attempt), "
+							CppAsString2(AWA_BACKOFF_BASE_CAP) ") * (1 + 0.25 * random())) END,"
 							" finalized_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,"
 							" heartbeat_at = NULL, deadline_at = NULL"
 							" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
 							" RETURNING queue, CASE WHEN state = 'retryable' THEN run_at <= now() END, state",
-							5, argtypes),
+							9, argtypes),
 				   values, nulls, "awa_fail");
 	found = (SPI_processed == 1);
 	if (found)
@@ -243,8 +366,9 @@ awa_fail(PG_FUNCTION_ARGS)
 /*
  * awa_snooze(job_id, run_lease, delay) RETURNS boolean
  *
- * Back to scheduled at now() + delay; the attempt it was claimed for is not
- * counted.  False (and no change) when the lease is stale.
+ * Back to scheduled at now() + delay (0 .. AWA_MAX_DELAY_DAYS, else 22023);
+ * the attempt it was claimed for is not counted.  False (and no change)
+ * when the lease is stale.
  */
 Datum
 awa_snooze(PG_FUNCTION_ARGS)
@@ -259,7 +383,7 @@ awa_snooze(PG_FUNCTION_ARGS)
 	awa_check_not_null(fcinfo, 2, "delay");
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
-	values[2] = IntervalPGetDatum(get_nonnegative_interval(fcinfo, 2, "delay"));
+	values[2] = IntervalPGetDatum(get_delay_arg(fcinfo, 2, "delay"));
 
 	SPI_connect();
 	found = run_job_update(awa_plan(&plan,
@@ -280,7 +404,8 @@ awa_snooze(PG_FUNCTION_ARGS)
  *
  * Refresh heartbeat_at of the jobs still running under their lease; return
  * the ids that are not (cancelled, rescued, re-claimed or unknown), in the
- * order given, so the worker can stop them.
+ * order given, so the worker can stop them.  Locks in id order, like
+ * awa_complete_many.
  */
 Datum
 awa_heartbeat(PG_FUNCTION_ARGS)
@@ -296,10 +421,9 @@ awa_heartbeat(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH u AS (UPDATE awa.jobs j SET heartbeat_at = now()"
-									"   FROM unnest($1, $2) AS x(id, lease)"
-									"   WHERE j.id = x.id AND j.run_lease = x.lease AND j.state = 'running'"
-									"   RETURNING j.id)"
+									"WITH l AS (" LOCK_BY_ID_LEASE_SQL "),"
+									" u AS (UPDATE awa.jobs j SET heartbeat_at = now()"
+									"   FROM l WHERE j.id = l.id AND l.state = 'running' RETURNING j.id)"
 									" SELECT coalesce(array_agg(x.id ORDER BY x.ord), '{}')"
 									" FROM unnest($1) WITH ORDINALITY AS x(id, ord)"
 									" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)",
@@ -351,30 +475,37 @@ awa_progress(PG_FUNCTION_ARGS)
 /*
  * Rescue up to AWA_RESCUE_BATCH running jobs whose heartbeat is older than
  * awa.heartbeat_timeout or whose deadline has passed: retryable now (or
- * failed when out of attempts), with an error entry naming the cause.
- * Returns how many.  Caller is in SPI.  Used by awa_rescue and maintenance.
+ * failed when out of attempts), with an error entry naming the cause (the
+ * history bounded as by awa_fail).  Locks in id order, skipping jobs
+ * locked by others.  Returns how many.  Caller is in SPI.  Used by
+ * awa_rescue and maintenance.
  */
 int64
 awa_rescue_jobs(void)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INTERVALOID};
+	static const Oid argtypes[] = {INTERVALOID, INT4OID, INT4OID, INT4OID};
 	Interval	timeout;
-	Datum		values[1];
+	Datum		values[4];
 	int64		n;
 
 	memset(&timeout, 0, sizeof(timeout));
 	timeout.time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
 	values[0] = IntervalPGetDatum(&timeout);
+	values[1] = Int32GetDatum(awa_max_errors_kept - 1);
+	values[2] = Int32GetDatum(awa_max_error_bytes);
+	values[3] = Int32GetDatum(error_chars_that_fit());
 
 	n = (int64) run_job_update(awa_plan(&plan,
 										   "WITH r AS (SELECT id, CASE WHEN deadline_at < now()"
 										   "   THEN 'deadline exceeded' ELSE 'heartbeat stale' END AS cause"
 										   "   FROM awa.jobs WHERE state = 'running'"
 										   "   AND (heartbeat_at < now() - $1 OR deadline_at < now())"
-										   "   LIMIT " CppAsString2(AWA_RESCUE_BATCH) " FOR UPDATE SKIP LOCKED)"
+										   "   ORDER BY id LIMIT " CppAsString2(AWA_RESCUE_BATCH)
+										   "   FOR NO KEY UPDATE SKIP LOCKED)"
 										   " UPDATE awa.jobs j SET"
-										   " errors = j.errors || jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now()),"
+										   " errors = " AWA_ERRORS_SQL("j.errors", "$2", "$3", "$4",
+																	   "jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now())") ","
 										   " state = CASE WHEN j.attempt >= j.max_attempts"
 										   "   THEN 'failed'::awa.job_state ELSE 'retryable' END,"
 										   " run_at = now(),"
@@ -382,7 +513,7 @@ awa_rescue_jobs(void)
 										   " heartbeat_at = NULL, deadline_at = NULL"
 										   " FROM r WHERE j.id = r.id"
 										   " RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END",
-										   1, argtypes),
+										   4, argtypes),
 								  values, NULL, "awa_rescue");
 	if (n > 0)
 		awa_running_freed();
