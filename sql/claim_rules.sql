@@ -52,6 +52,13 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT count(*) FROM awa_claim('rr');
 ROLLBACK;
 
+-- a lease or wait that would overflow the claim's timestamps: a clear
+-- error, nothing claimed
+SELECT (awa_insert('k', queue => 'big')).id IS NOT NULL AS inserted;
+SELECT * FROM awa_claim('big', lease => '300000 years');
+SELECT * FROM awa_claim('big', wait => '300000 years');
+SELECT state FROM awa.jobs WHERE queue = 'big';
+
 -- statement_timeout shorter than the wait: the claim returns no rows
 -- instead of being cancelled
 SET statement_timeout = '300ms';

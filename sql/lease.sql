@@ -18,7 +18,7 @@ SELECT kind, timeout FROM awa.jobs WHERE kind IN ('t6', 't7') ORDER BY kind;
 SELECT count(*) FROM awa.jobs;
 SELECT awa_insert('bad', timeout => '0 seconds');
 SELECT awa_insert('bad', timeout => '-1 hour');
-SELECT awa_insert('bad', timeout => '3651 days');
+SELECT awa_insert('bad', timeout => '36501 days');
 SELECT awa_insert('bad', timeout => '300000 years');
 SELECT * FROM awa_insert_many('[{"kind": "ok"}, {"kind": "bad", "timeout": -5}]');
 SELECT * FROM awa_insert_many('[{"kind": "bad", "timeout": "soon"}]');

@@ -35,7 +35,6 @@
 #define AWA_LIVE_UNIQUE_STATES		"11101001"
 #define AWA_MAX_QUEUE_LIMIT		1000000	/* awa.queue_meta.max_running */
 #define AWA_MAX_INSERT_MANY		10000	/* jobs per awa_insert_many call */
-#define AWA_MAX_TIMEOUT_DAYS	3650	/* a job's timeout: at most 10 years */
 
 /* Settings (awa.c) */
 extern bool awa_notify;

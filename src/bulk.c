@@ -273,8 +273,8 @@ json_bool(const char *field, JsonbValue *v)
 
 /*
  * A duration field: an interval as a JSON string ("1 hour") or a number of
- * seconds.  NaN and negative numbers give a zero interval and huge ones
- * are clamped, so that the caller's range check refuses them.
+ * seconds.  Huge numbers are clamped to the int64 range of microseconds,
+ * so that the caller's range check refuses them.
  */
 static Interval *
 json_interval(const char *field, JsonbValue *v)
@@ -295,10 +295,10 @@ json_interval(const char *field, JsonbValue *v)
 		double		secs = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 															  NumericGetDatum(v->val.numeric)));
 
-		if (isnan(secs) || secs <= 0)
-			iv->time = 0;
-		else if (secs >= (double) PG_INT64_MAX / USECS_PER_SEC)
+		if (secs >= (double) PG_INT64_MAX / USECS_PER_SEC)
 			iv->time = PG_INT64_MAX;
+		else if (secs <= (double) PG_INT64_MIN / USECS_PER_SEC)
+			iv->time = PG_INT64_MIN;
 		else
 			iv->time = (int64) (secs * USECS_PER_SEC);
 	}

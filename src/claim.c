@@ -633,15 +633,8 @@ awa_claim(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch must be between 1 and %d, got %d", AWA_MAX_BATCH, batch)));
-	if (awa_interval_usecs(lease) <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lease must be a positive interval")));
-	wait_us = awa_interval_usecs(wait);
-	if (wait_us < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("wait must not be negative")));
+	(void) awa_check_delay(lease, "lease", true);
+	wait_us = awa_check_delay(wait, "wait", false);
 	if (wait_us > 0 && IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -144,14 +144,7 @@ awa_validate_job(AwaJob *job)
 	check_tags(job->tags);
 	if (job->timeout != NULL)
 	{
-		int64		us = awa_interval_usecs(job->timeout);
-
-		if (us <= 0 || us > (int64) AWA_MAX_TIMEOUT_DAYS * USECS_PER_DAY)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("timeout must be a positive interval of at most %d days",
-							AWA_MAX_TIMEOUT_DAYS),
-					 errhint("Leave timeout NULL for no hard limit.")));
+		(void) awa_check_delay(job->timeout, "timeout", true);
 		awa_require_schema(AWA_SCHEMA_LEASES, "a job's timeout");
 	}
 	if (job->has_run_at && TIMESTAMP_NOT_FINITE(job->run_at))
