@@ -51,6 +51,7 @@ VALUES ('num', '{"n": 5.0}', sha256('\x6e756d0000'::bytea || convert_to('{"n": 5
 RETURNING id AS legacy_id \gset
 SELECT id = :legacy_id AS found_old_job FROM awa_insert('num', '{"n": 5.0}', unique_by_args => true);
 SELECT id = :legacy_id AS found_old_job FROM awa_insert_many('[{"kind": "num", "args": {"n": 5.0}, "unique_by_args": true}]');
+SELECT id = :legacy_id AS cancelled_old_job, state FROM awa_cancel_by_unique_key('num', '{"n": 5.0}');
 DELETE FROM awa.jobs WHERE kind = 'num';
 
 -- cancel by the same parts

@@ -597,11 +597,12 @@ Datum
 awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {BYTEAOID};
+	static const Oid argtypes[] = {BYTEAOID, BYTEAOID};
 	text	   *kind;
 	int64		period_us;
 	TimestampTz at;
-	Datum		values[1];
+	bytea	   *legacy;
+	Datum		values[2];
 	int			ret;
 	uint64		i;
 
@@ -617,18 +618,20 @@ awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 	values[0] = PointerGetDatum(awa_unique_key(kind,
 										   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
 										   PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
-										   period_us, at, NULL));
+										   period_us, at, &legacy));
+	/* jobs enqueued before 0.3.0 may hold the key in its old form */
+	values[1] = legacy ? PointerGetDatum(legacy) : values[0];
 
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,
 									"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
-									" FROM (SELECT id, state FROM awa.jobs WHERE unique_key = $1"
+									" FROM (SELECT id, state FROM awa.jobs WHERE unique_key IN ($1, $2)"
 									"       AND state IN ('scheduled', 'available', 'running',"
 									"       'retryable', 'waiting_external') ORDER BY id FOR NO KEY UPDATE) o"
 									" WHERE j.id = o.id AND o.state IN ('scheduled', 'available',"
 									" 'running', 'retryable', 'waiting_external')"
 									" RETURNING j.*, o.state IN ('running', 'waiting_external')",
-									1, argtypes),
+									2, argtypes),
 						   values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "awa_cancel_by_unique_key: update failed: %s", SPI_result_code_string(ret));

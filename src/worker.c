@@ -151,6 +151,18 @@ check_id_lease_arrays(ArrayType *ids, ArrayType *leases)
 	" JOIN awa.jobs j ON j.id = u.id AND j.run_lease = u.lease" \
 	" ORDER BY j.id FOR NO KEY UPDATE OF j"
 
+/*
+ * A heartbeat renews the lease (0.3.0 schema): deadline_at becomes now +
+ * the lease the job was claimed with, but never later than attempted_at +
+ * its hard timeout.  A job claimed before the update has no lease stored:
+ * the one it was claimed with is deadline_at - attempted_at, kept from the
+ * first heartbeat on.
+ */
+#define RENEW_LEASE_SQL \
+	"lease = coalesce(j.lease, j.deadline_at - j.attempted_at)," \
+	" deadline_at = LEAST(now() + coalesce(j.lease, j.deadline_at - j.attempted_at)," \
+	" j.attempted_at + j.timeout)"
+
 /* The (ids, leases) arguments, checked, as the first two SPI parameters. */
 static void
 id_lease_args(FunctionCallInfo fcinfo, Datum *values)
@@ -410,7 +422,8 @@ awa_snooze(PG_FUNCTION_ARGS)
 Datum
 awa_heartbeat(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has leases] */
+	int			leases;
 	static const Oid argtypes[] = {INT8ARRAYOID, INT8ARRAYOID};
 	Datum		values[2];
 	Datum		result;
@@ -420,7 +433,14 @@ awa_heartbeat(PG_FUNCTION_ARGS)
 	id_lease_args(fcinfo, values);
 
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan,
+	leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
+	ret = SPI_execute_plan(awa_plan(&plans[leases], leases ?
+									"WITH l AS (" LOCK_BY_ID_LEASE_SQL "),"
+									" u AS (UPDATE awa.jobs j SET heartbeat_at = now(), " RENEW_LEASE_SQL
+									"   FROM l WHERE j.id = l.id AND l.state = 'running' RETURNING j.id)"
+									" SELECT coalesce(array_agg(x.id ORDER BY x.ord), '{}')"
+									" FROM unnest($1) WITH ORDINALITY AS x(id, ord)"
+									" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)" :
 									"WITH l AS (" LOCK_BY_ID_LEASE_SQL "),"
 									" u AS (UPDATE awa.jobs j SET heartbeat_at = now()"
 									"   FROM l WHERE j.id = l.id AND l.state = 'running' RETURNING j.id)"
@@ -446,7 +466,8 @@ awa_heartbeat(PG_FUNCTION_ARGS)
 Datum
 awa_progress(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has leases] */
+	int			leases;
 	static const Oid argtypes[] = {INT8OID, INT8OID, JSONBOID};
 	Datum		values[3];
 	int			ret;
@@ -460,7 +481,10 @@ awa_progress(PG_FUNCTION_ARGS)
 	values[2] = PG_GETARG_DATUM(2);
 
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan,
+	leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
+	ret = SPI_execute_plan(awa_plan(&plans[leases], leases ?
+									"UPDATE awa.jobs j SET progress = $3, heartbeat_at = now(), " RENEW_LEASE_SQL
+									" WHERE id = $1 AND run_lease = $2 AND state = 'running'" :
 									"UPDATE awa.jobs SET progress = $3, heartbeat_at = now()"
 									" WHERE id = $1 AND run_lease = $2 AND state = 'running'",
 									3, argtypes),
@@ -473,6 +497,28 @@ awa_progress(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The rescue statement, with CAUSE the SQL expression naming why a job is
+ * taken back: its heartbeat is stale, its lease ran out (deadline
+ * exceeded) or, with the 0.3.0 schema, its hard timeout passed.
+ */
+#define RESCUE_SQL(CAUSE) \
+	"WITH r AS (SELECT id, " CAUSE " AS cause" \
+	"   FROM awa.jobs WHERE state = 'running'" \
+	"   AND (heartbeat_at < now() - $1 OR deadline_at < now())" \
+	"   ORDER BY id LIMIT " CppAsString2(AWA_RESCUE_BATCH) \
+	"   FOR NO KEY UPDATE SKIP LOCKED)" \
+	" UPDATE awa.jobs j SET" \
+	" errors = " AWA_ERRORS_SQL("j.errors", "$2", "$3", "$4", \
+								"jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now())") "," \
+	" state = CASE WHEN j.attempt >= j.max_attempts" \
+	"   THEN 'failed'::awa.job_state ELSE 'retryable' END," \
+	" run_at = now()," \
+	" finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END," \
+	" heartbeat_at = NULL, deadline_at = NULL" \
+	" FROM r WHERE j.id = r.id" \
+	" RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END"
+
+/*
  * Rescue up to AWA_RESCUE_BATCH running jobs whose heartbeat is older than
  * awa.heartbeat_timeout or whose deadline has passed: retryable now (or
  * failed when out of attempts), with an error entry naming the cause (the
@@ -483,7 +529,8 @@ awa_progress(PG_FUNCTION_ARGS)
 int64
 awa_rescue_jobs(void)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has leases] */
+	int			leases;
 	static const Oid argtypes[] = {INTERVALOID, INT4OID, INT4OID, INT4OID};
 	Interval	timeout;
 	Datum		values[4];
@@ -496,24 +543,14 @@ awa_rescue_jobs(void)
 	values[2] = Int32GetDatum(awa_max_error_bytes);
 	values[3] = Int32GetDatum(error_chars_that_fit());
 
-	n = (int64) run_job_update(awa_plan(&plan,
-										   "WITH r AS (SELECT id, CASE WHEN deadline_at < now()"
-										   "   THEN 'deadline exceeded' ELSE 'heartbeat stale' END AS cause"
-										   "   FROM awa.jobs WHERE state = 'running'"
-										   "   AND (heartbeat_at < now() - $1 OR deadline_at < now())"
-										   "   ORDER BY id LIMIT " CppAsString2(AWA_RESCUE_BATCH)
-										   "   FOR NO KEY UPDATE SKIP LOCKED)"
-										   " UPDATE awa.jobs j SET"
-										   " errors = " AWA_ERRORS_SQL("j.errors", "$2", "$3", "$4",
-																	   "jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now())") ","
-										   " state = CASE WHEN j.attempt >= j.max_attempts"
-										   "   THEN 'failed'::awa.job_state ELSE 'retryable' END,"
-										   " run_at = now(),"
-										   " finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,"
-										   " heartbeat_at = NULL, deadline_at = NULL"
-										   " FROM r WHERE j.id = r.id"
-										   " RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END",
-										   4, argtypes),
+	leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
+	n = (int64) run_job_update(awa_plan(&plans[leases], leases ?
+										RESCUE_SQL("CASE WHEN deadline_at < now() THEN CASE"
+												   " WHEN deadline_at = attempted_at + timeout THEN 'timeout exceeded'"
+												   " ELSE 'deadline exceeded' END ELSE 'heartbeat stale' END") :
+										RESCUE_SQL("CASE WHEN deadline_at < now()"
+												   " THEN 'deadline exceeded' ELSE 'heartbeat stale' END"),
+										4, argtypes),
 								  values, NULL, "awa_rescue");
 	if (n > 0)
 		awa_running_freed();

@@ -319,6 +319,15 @@ SELECT * FROM awa_maintain();
 SQL
 	claim_complete $OLD post 1 || fail "$V -> $DEFAULT: claim and complete after the upgrade"
 	claim_complete $OLD legacy 3 || fail "$V -> $DEFAULT: claiming the jobs whose unique_states were widened"
+	# a job running since before the update: its first heartbeat renews the
+	# lease it was claimed with (10 minutes), and keeps it
+	got=$($PSQL -d $OLD -c "SELECT awa_heartbeat(array_agg(id), array_agg(run_lease)) FROM awa.jobs
+		WHERE state = 'running' AND queue = 'media'" -c "SELECT count(*) || ' ' || count(*) FILTER (WHERE
+		lease = interval '10 minutes' AND deadline_at = heartbeat_at + interval '10 minutes')
+		FROM awa.jobs WHERE state = 'running' AND queue = 'media'" | tail -1)
+	read -r njobs nrenewed <<< "$got"
+	[ "${njobs:-0}" -gt 0 ] && [ "$njobs" = "$nrenewed" ] || fail "$V -> $DEFAULT: heartbeats of jobs running since before the update: $got (jobs, renewed by their lease)"
+	ok "$V -> $DEFAULT: jobs running since before the update kept their deadlines; their first heartbeat renews the lease they were claimed with"
 	got=$($PSQL -d $OLD -c "SELECT version FROM awa_health_check()") || fail "$V -> $DEFAULT: awa_health_check fails"
 	[ "$got" = "$DEFAULT" ] || fail "$V -> $DEFAULT: awa_health_check reports version '$got'"
 	ok "$V -> $DEFAULT: insert, claim, complete, awa_set_queue_limit (batch 5 of 3 jobs, limit 1: 1 claimed), awa_health_check reports $DEFAULT"
