@@ -22,11 +22,18 @@ JOB_STATES = ("scheduled", "available", "running", "completed",
               "retryable", "failed", "cancelled", "waiting_external")
 
 
-def connect(dsn: str = "", driver: Optional[str] = None, autocommit: bool = True):
+def connect(dsn: str = "", driver: Optional[str] = None, autocommit: bool = True,
+            prepare_threshold: Optional[int] = None):
     """Open a DB-API connection with psycopg 3 (preferred) or psycopg2.
 
     ``driver`` forces one: ``"psycopg"`` or ``"psycopg2"``.  An empty DSN uses
     the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, ...).
+
+    ``prepare_threshold`` is psycopg 3's: None (the default here, unlike psycopg's
+    own 5) never creates server-side prepared statements, so the connection works
+    through a transaction pooler (pgbouncer ``pool_mode = transaction``); a number
+    turns them on after that many executions of a statement.  psycopg2 never
+    prepares, so it ignores this.
     """
     if driver not in (None, "psycopg", "psycopg3", "psycopg2"):
         raise ValueError("driver must be 'psycopg' or 'psycopg2', got %r" % (driver,))
@@ -37,11 +44,25 @@ def connect(dsn: str = "", driver: Optional[str] = None, autocommit: bool = True
             if driver is not None:
                 raise
         else:
-            return psycopg.connect(dsn, autocommit=autocommit)
+            return psycopg.connect(dsn, autocommit=autocommit,
+                                   prepare_threshold=_threshold(prepare_threshold))
     import psycopg2  # type: ignore
     conn = psycopg2.connect(dsn)
     conn.autocommit = autocommit
     return conn
+
+
+def _threshold(value: Optional[int]) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("prepare_threshold must be None or a non-negative int, got %r" % (value,))
+    return value
+
+
+def _is_psycopg3(obj) -> bool:
+    """A psycopg 3 connection or cursor (not a wrapper such as Django's)."""
+    return type(obj).__module__.split(".")[0] == "psycopg"
 
 
 def interval(value: Optional[Interval]) -> Optional[str]:
@@ -201,11 +222,20 @@ class Client:
     ``Client(conn)`` uses a DB-API connection you own (psycopg 3, psycopg2, or
     Django's ``connection``) and never commits it.  ``Client("dbname=app")``
     opens its own autocommit connection (``close()`` it, or use ``with``).
+
+    By default no statement is prepared on the server (each psycopg 3 call runs
+    with ``prepare=False``), so the client works through a transaction pooler.
+    ``prepare_threshold=N`` asks for psycopg 3's prepared statements: a connection
+    the client opens prepares a statement after N executions; for a connection you
+    pass, its own ``prepare_threshold`` decides.
     """
 
-    def __init__(self, conn_or_dsn: Any = "", driver: Optional[str] = None):
+    def __init__(self, conn_or_dsn: Any = "", driver: Optional[str] = None,
+                 prepare_threshold: Optional[int] = None):
+        self.prepare_threshold = _threshold(prepare_threshold)
         if isinstance(conn_or_dsn, str):
-            self.conn = connect(conn_or_dsn, driver=driver, autocommit=True)
+            self.conn = connect(conn_or_dsn, driver=driver, autocommit=True,
+                                prepare_threshold=self.prepare_threshold)
             self._owned = True
         else:
             self.conn = conn_or_dsn
@@ -227,7 +257,10 @@ class Client:
         """Run one statement; return (column names, rows)."""
         cur = self.conn.cursor()
         try:
-            cur.execute(sql, list(params))
+            if self.prepare_threshold is None and _is_psycopg3(cur):
+                cur.execute(sql, list(params), prepare=False)  # nothing left on the server
+            else:
+                cur.execute(sql, list(params))
             if cur.description is None:
                 return [], []
             names = [d[0] for d in cur.description]
@@ -419,10 +452,13 @@ class Client:
 
     def fail(self, job_id: int, run_lease: int, error: str, retry_in: Optional[Interval] = None,
              terminal: bool = False) -> Optional[str]:
-        """awa_fail: the job's new state (retryable or failed), or None if the lease is stale."""
+        """awa_fail: the job's new state (retryable or failed), or None if the lease is stale.
+
+        A NUL character, which PostgreSQL's text cannot hold, is written as ``\\x00``."""
         return self._scalar("awa_fail", [
             ("job_id", job_id, "::bigint"), ("run_lease", run_lease, "::bigint"),
-            ("error", error, "::text"), ("retry_in", interval(retry_in), "::interval"),
+            ("error", str(error).replace("\x00", "\\x00"), "::text"),
+            ("retry_in", interval(retry_in), "::interval"),
             ("terminal", terminal or None, "::boolean")])
 
     def snooze(self, job_id: int, run_lease: int, delay: Interval) -> bool:

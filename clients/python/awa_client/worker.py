@@ -16,6 +16,20 @@ Threads and connections (each connection used by one thread at a time):
 running handlers finish for up to ``shutdown_timeout`` seconds, records their
 outcomes, then releases what is still running (``awa_snooze(id, lease, 0)``: back
 to the queue without using up an attempt) and closes its connections.
+
+A bookkeeping call that fails is retried, and how depends on who failed:
+
+- a lost connection (no SQLSTATE, or class 08, 57P01-57P03, 53xxx, and
+  serialization failures and deadlocks) is retried with a fresh connection and
+  growing pauses (up to ``retry_max_delay``) for as long as the worker runs, and
+  until ``shutdown_timeout`` is spent once it is stopping;
+- an error the server raised for the statement (a trigger, a constraint, a
+  statement_timeout, ...) would most likely recur: a batch call falls back to one
+  call per job, and a job's call is tried ``statement_retries`` more times with
+  backoff; then the worker gives up on that job (logs its id, kind and the error,
+  counts it in ``stats["given_up"]``, stops its handler) and moves on.  The job
+  stays ``running`` until its heartbeat goes stale and ``awa_rescue()`` takes it
+  back.
 """
 
 from __future__ import annotations
@@ -59,6 +73,37 @@ class Fail(Exception):
 
 class JobCancelled(BaseException):
     """Raised inside a handler whose job was cancelled or rescued meanwhile (or at shutdown)."""
+
+
+class _GiveUp(Exception):
+    """A bookkeeping call that failed too often; ``error`` is its last exception."""
+
+    def __init__(self, error: BaseException, transient: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.transient = transient
+
+
+# SQLSTATEs of errors that say nothing about the statement: the connection or the server
+# went away, or the statement lost a race and may well succeed when run again.
+_TRANSIENT_SQLSTATES = ("57P01", "57P02", "57P03", "40001", "40P01")
+_TRANSIENT_CLASSES = ("08", "53")
+
+
+def _sqlstate(exc: BaseException) -> Optional[str]:
+    return getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+
+
+def _is_transient(exc: BaseException, conn: Any) -> bool:
+    """A connection-level failure worth retrying, rather than an error the server raised
+    for the statement itself (which would most likely be raised again)."""
+    state = _sqlstate(exc)
+    if state:
+        return state in _TRANSIENT_SQLSTATES or state[:2] in _TRANSIENT_CLASSES
+    if getattr(conn, "closed", False):
+        return True
+    # the driver's own errors without a SQLSTATE: connection lost, connection closed
+    return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(exc).__mro__)
 
 
 class Registry:
@@ -120,6 +165,12 @@ class Worker:
 
     ``dsn`` (or ``connect``, a callable returning a new DB-API connection) gives the
     worker its own connections; they are put in autocommit mode.
+
+    ``prepare_threshold``: None (the default) never prepares statements on the server,
+    which a transaction pooler (pgbouncer ``pool_mode = transaction``) requires; a number
+    turns psycopg 3's prepared statements on after that many executions.
+    ``statement_retries``, ``retry_delay``, ``retry_max_delay``: how bookkeeping calls that
+    fail are retried (see the module's documentation).
     """
 
     def __init__(self, dsn: Optional[str] = None, *, queue: str = "default",
@@ -128,7 +179,9 @@ class Worker:
                  lease: Interval = 300, wait: Interval = 5, heartbeat_interval: float = 10,
                  shutdown_timeout: float = 30, name: Optional[str] = None,
                  on_job_done: Optional[Callable[[Job], None]] = None,
-                 connection_check_interval: Optional[float] = 1.0) -> None:
+                 connection_check_interval: Optional[float] = 1.0,
+                 prepare_threshold: Optional[int] = None, statement_retries: int = 3,
+                 retry_delay: float = 0.2, retry_max_delay: float = 5.0) -> None:
         if dsn is None and connect is None:
             dsn = os.environ.get("AWA_DSN", "")
         self.dsn, self.driver, self._connect_fn = dsn, driver, connect
@@ -144,7 +197,17 @@ class Worker:
         self.name = name or "%s:%d" % (socket.gethostname(), os.getpid())
         self.on_job_done = on_job_done
         self.connection_check_interval = connection_check_interval
-        self.stats = {"completed": 0, "failed": 0, "snoozed": 0, "lost": 0, "released": 0}
+        if prepare_threshold is not None and (isinstance(prepare_threshold, bool)
+                                              or not isinstance(prepare_threshold, int)
+                                              or prepare_threshold < 0):
+            raise ValueError("prepare_threshold must be None or a non-negative int")
+        self.prepare_threshold = prepare_threshold
+        self.statement_retries = max(0, int(statement_retries))
+        self.retry_delay = retry_delay
+        self.retry_max_delay = retry_max_delay
+        self.stats = {"completed": 0, "failed": 0, "snoozed": 0, "lost": 0, "released": 0,
+                      "given_up": 0}
+        self._deadline: Optional[float] = None  # set by stop(): the end of shutdown_timeout
 
         self._stopping = threading.Event()
         self._lock = threading.Condition()
@@ -166,23 +229,26 @@ class Worker:
         """
         if self._connect_fn is not None:
             conn = self._connect_fn()
+            if hasattr(conn, "prepare_threshold"):  # psycopg 3
+                conn.prepare_threshold = self.prepare_threshold
         else:
-            conn = connect(self.dsn or "", driver=self.driver, autocommit=False)
+            conn = connect(self.dsn or "", driver=self.driver, autocommit=False,
+                           prepare_threshold=self.prepare_threshold)
         conn.autocommit = True
         settings = [("application_name", ("awa worker " + self.name)[:63])]
         if self.connection_check_interval:
             settings.append(("client_connection_check_interval",
                              "%dms" % max(1, int(self.connection_check_interval * 1000))))
-        cur = conn.cursor()
-        try:
-            for name, value in settings:
-                try:
-                    cur.execute("SELECT set_config(%s, %s, false)", [name, value])
-                except Exception as exc:  # an older server: carry on without it
-                    log.debug("cannot set %s: %s", name, exc)
-        finally:
-            cur.close()
+        client = self._client(conn)
+        for name, value in settings:
+            try:
+                client.execute("SELECT set_config(%s, %s, false)", [name, value])
+            except Exception as exc:  # an older server: carry on without it
+                log.debug("cannot set %s: %s", name, exc)
         return conn
+
+    def _client(self, conn) -> Client:
+        return Client(conn, prepare_threshold=self.prepare_threshold)
 
     # -- the synchronous path (tests, cron, --once) ----------------------------
 
@@ -193,7 +259,7 @@ class Worker:
         """
         own = client is None
         if own:
-            client = Client(self.connect())
+            client = self._client(self.connect())
         try:
             jobs = client.claim(self.queue, worker=self.name, batch=self.batch,
                                 lease=self.lease, wait=wait)
@@ -221,9 +287,10 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda signum, frame: self.stop())
         self._stopping.clear()
-        bg_client = Client(self.connect())
+        self._deadline = None
+        bg_client = self._client(self.connect())
         self._claim_conn = self.connect()
-        claim_client = Client(self._claim_conn)
+        claim_client = self._client(self._claim_conn)
         handlers = [threading.Thread(target=self._handler_loop, args=(bg_client,),
                                      name="awa-handler-%d" % i, daemon=True)
                     for i in range(self.concurrency)]
@@ -256,6 +323,7 @@ class Worker:
         """Stop claiming, finish (or release) the jobs held, and return from run()."""
         if self._stopping.is_set():
             return
+        self._deadline = time.monotonic() + self.shutdown_timeout
         self._stopping.set()
         with self._lock:
             self._lock.notify_all()
@@ -311,7 +379,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 self._claim_conn = self.connect()
-                return Client(self._claim_conn)
+                return self._client(self._claim_conn)
             except Exception as exc:
                 log.error("reconnect failed: %s", exc)
                 time.sleep(2)
@@ -372,7 +440,7 @@ class Worker:
         return ("complete", j)
 
     def _record(self, client: Client, outcome: tuple) -> None:
-        """Write one non-success outcome."""
+        """Write one non-success outcome (no retries: the caller decides)."""
         what, j = outcome[0], outcome[1]
         if what == "fail":
             state = client.fail(j.id, j.run_lease, outcome[2], retry_in=outcome[3],
@@ -387,10 +455,80 @@ class Worker:
         elif what == "lost":
             self.stats["lost"] += 1
 
+    # -- retries of bookkeeping calls ----------------------------------------------
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, but not past the shutdown deadline."""
+        if self._deadline is not None:
+            seconds = min(seconds, max(0.0, self._deadline - time.monotonic()))
+        time.sleep(seconds)
+
+    def _call(self, client: Client, lock: threading.Lock, what: str, fn: Callable[[Client], Any],
+              statement_retries: int, transient_retries: Optional[int] = None) -> Any:
+        """fn(client) under lock, retried as the module's documentation says; raises _GiveUp.
+
+        transient_retries None: retry a lost connection until the shutdown deadline (forever
+        while the worker runs); a number bounds that too.
+        """
+        statement_failures = transient_failures = 0
+        delay = self.retry_delay
+        while True:
+            try:
+                with lock:
+                    return fn(client)
+            except Exception as exc:
+                transient = _is_transient(exc, client.conn)
+                if transient:
+                    transient_failures += 1
+                    if self._past_deadline() or (transient_retries is not None
+                                                 and transient_failures > transient_retries):
+                        raise _GiveUp(exc, True)
+                    log.warning("%s: connection error, retrying on a new connection: %s", what, exc)
+                else:
+                    statement_failures += 1
+                    if statement_failures > statement_retries or self._past_deadline():
+                        raise _GiveUp(exc, False)
+                    log.warning("%s failed (%s), retrying: %s", what, _sqlstate(exc), exc)
+                self._pause(delay)
+                delay = min(delay * 2, self.retry_max_delay)
+                if transient:
+                    self._new_connection(client, lock)
+
+    def _new_connection(self, client: Client, lock: threading.Lock) -> None:
+        """Replace client's connection (best effort: the next call reports a failure)."""
+        with lock:
+            try:
+                client.conn.close()
+            except Exception:
+                pass
+            try:
+                client.conn = self.connect()
+            except Exception as exc:
+                log.error("reconnect failed: %s", exc)
+
+    def _give_up(self, r_or_job: Any, err: _GiveUp, what: str) -> None:
+        """Log a job whose bookkeeping call keeps failing, stop its handler, forget it."""
+        j = r_or_job.job if isinstance(r_or_job, _Running) else r_or_job
+        log.error("giving up on job %d (%s): %s failed%s: %s; it stays running until its heartbeat"
+                  " goes stale and awa_rescue() takes it back", j.id, j.kind, what,
+                  " (SQLSTATE %s)" % _sqlstate(err.error) if _sqlstate(err.error) else "", err.error)
+        self.stats["given_up"] += 1
+        with self._lock:
+            r = self._held.pop(j.id, None)
+            self._lock.notify_all()
+        if r is not None:
+            r.stop()
+
+    # -- the bookkeeping thread --------------------------------------------------------
+
     def _bookkeeping_loop(self, client: Client, claimer: threading.Thread) -> None:
         lock = self._bg_lock
         next_beat = time.monotonic() + self.heartbeat_interval
-        deadline = None
+        claimer_grace = None
+        last_cancel = 0.0
         while True:
             now = time.monotonic()
             timeout = max(0.0, min(next_beat - now, 0.2))
@@ -402,46 +540,68 @@ class Worker:
             except _queue.Empty:
                 pass
             if batch:
-                try:
-                    with lock:
-                        self._flush(client, batch)
-                except Exception as exc:
-                    log.error("recording outcomes failed: %s", exc)
-                    client = self._retry_connection(client, lock)
-                    for outcome in batch:
-                        self._results.put(outcome)
-                    continue
+                self._flush(client, lock, batch)
                 with self._lock:
                     for outcome in batch:
                         self._held.pop(outcome[1].id, None)
                     self._lock.notify_all()
             if time.monotonic() >= next_beat:
-                next_beat = time.monotonic() + self.heartbeat_interval
                 self._heartbeat(client, lock)
+                next_beat = time.monotonic() + self.heartbeat_interval
             if self._stopping.is_set():
-                if deadline is None:
-                    deadline = time.monotonic() + self.shutdown_timeout
-                    last_cancel = time.monotonic()
-                elif claimer.is_alive() and time.monotonic() - last_cancel > 0.5:
+                if self._deadline is None:  # stopped other than by stop()
+                    self._deadline = time.monotonic() + self.shutdown_timeout
+                if claimer.is_alive() and time.monotonic() - last_cancel > 0.5:
                     last_cancel = time.monotonic()  # a claim that started after stop()
                     self._cancel_claim()
                 with self._lock:
                     held = list(self._held.values())
                 if not held and self._results.empty() and not claimer.is_alive():
                     return
-                if time.monotonic() >= deadline and not claimer.is_alive():
-                    self._release(client, lock, held)
-                    return
+                if self._past_deadline():
+                    # A claimer that ignores its cancel (stuck connecting, say) gets a few
+                    # seconds more, then is left behind: run() must return.
+                    if claimer_grace is None:
+                        claimer_grace = time.monotonic() + 5
+                    if not claimer.is_alive() or time.monotonic() >= claimer_grace:
+                        self._release(client, lock, held)
+                        return
 
-    def _flush(self, client: Client, batch: List[tuple]) -> None:
+    def _flush(self, client: Client, lock: threading.Lock, batch: List[tuple]) -> None:
+        """Record a batch of outcomes: successes in one awa_complete_many, the rest one by one."""
         done = [o[1] for o in batch if o[0] == "complete"]
         if done:
-            n = client.complete_many(done)
-            self.stats["completed"] += n
-            self.stats["lost"] += len(done) - n
+            try:
+                n = self._call(client, lock, "completing %d jobs" % len(done),
+                               lambda c: c.complete_many(done), statement_retries=0)
+                self.stats["completed"] += n
+                self.stats["lost"] += len(done) - n
+            except _GiveUp as g:
+                if g.transient:
+                    for j in done:
+                        self._give_up(j, g, "awa_complete_many")
+                else:  # find the job that fails: one call each
+                    for j in done:
+                        self._record_one(client, lock, ("complete", j))
         for outcome in batch:
-            if outcome[0] != "complete":
-                self._record(client, outcome)
+            if outcome[0] not in ("complete", "lost"):
+                self._record_one(client, lock, outcome)
+            elif outcome[0] == "lost":
+                self.stats["lost"] += 1
+
+    def _record_one(self, client: Client, lock: threading.Lock, outcome: tuple) -> None:
+        what, j = outcome[0], outcome[1]
+        name = {"complete": "awa_complete", "fail": "awa_fail"}.get(what, "awa_snooze")
+        try:
+            if what == "complete":
+                ok = self._call(client, lock, "%s of job %d" % (name, j.id),
+                                lambda c: c.complete(j.id, j.run_lease), self.statement_retries)
+                self.stats["completed" if ok else "lost"] += 1
+            else:
+                self._call(client, lock, "%s of job %d" % (name, j.id),
+                           lambda c: self._record(c, outcome), self.statement_retries)
+        except _GiveUp as g:
+            self._give_up(j, g, name)
 
     def _heartbeat(self, client: Client, lock: threading.Lock) -> None:
         with self._lock:
@@ -449,11 +609,23 @@ class Worker:
         if not held:
             return
         try:
-            with lock:
-                lost = set(client.heartbeat([r.job for r in held]))
-        except Exception as exc:
-            log.error("heartbeat failed: %s", exc)
-            return
+            lost = set(self._call(client, lock, "heartbeat", lambda c: c.heartbeat([r.job for r in held]),
+                                  statement_retries=0, transient_retries=1))
+        except _GiveUp as g:
+            if g.transient:
+                log.error("heartbeat failed: %s", g.error)
+                return
+            lost = set()
+            for r in held:  # find the job that fails: one call each
+                try:
+                    lost.update(self._call(client, lock, "heartbeat of job %d" % r.job.id,
+                                           lambda c: c.heartbeat([r.job]), self.statement_retries,
+                                           transient_retries=1))
+                except _GiveUp as g1:
+                    if g1.transient:
+                        log.error("heartbeat failed: %s", g1.error)
+                        return
+                    self._give_up(r, g1, "awa_heartbeat")
         for r in held:
             if r.job.id in lost:
                 log.warning("job %d (%s) is no longer ours (cancelled or rescued): stopping it",
@@ -464,26 +636,14 @@ class Worker:
         """Shutdown timeout: stop the handlers still running and give their jobs back."""
         for r in held:
             r.stop()
+        for r in held:
             try:
                 with lock:
                     client.snooze(r.job.id, r.job.run_lease, 0)
                 self.stats["released"] += 1
                 log.warning("released job %d (%s) still running at shutdown", r.job.id, r.job.kind)
             except Exception as exc:
-                log.error("releasing job %d failed: %s", r.job.id, exc)
-
-    def _retry_connection(self, client: Client, lock: threading.Lock) -> Client:
-        time.sleep(1)
-        with lock:
-            try:
-                client.conn.close()
-            except Exception:
-                pass
-            try:
-                client.conn = self.connect()
-            except Exception as exc:
-                log.error("reconnect failed: %s", exc)
-        return client
+                log.error("releasing job %d (%s) failed: %s", r.job.id, r.job.kind, exc)
 
 
 def _progress_fn(client: Client, j: Job, lock: Optional[threading.Lock]):

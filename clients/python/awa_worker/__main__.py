@@ -34,6 +34,13 @@ def main(argv=None) -> int:
                    help="seconds to let running jobs finish on SIGTERM before releasing them")
     p.add_argument("--name", default=None, help="worker name (default host:pid)")
     p.add_argument("--driver", choices=["psycopg", "psycopg2"], default=None)
+    p.add_argument("--prepare-threshold", type=int, default=None, metavar="N",
+                   help="let psycopg 3 prepare a statement on the server after N executions"
+                        " (default: never, as a transaction pooler such as pgbouncer requires)")
+    p.add_argument("--statement-retries", type=int, default=3, metavar="N",
+                   help="retries of a complete/fail/snooze/heartbeat call that the server rejected"
+                        " before giving up on that job (default 3; lost connections are retried"
+                        " until the shutdown timeout)")
     p.add_argument("--once", action="store_true",
                    help="work until no job is due, then exit (no threads)")
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -49,7 +56,8 @@ def main(argv=None) -> int:
     w = awa.Worker(a.dsn, queue=a.queue, driver=a.driver, batch=a.batch,
                    concurrency=a.concurrency, wait=a.wait, lease=a.lease,
                    heartbeat_interval=a.heartbeat, shutdown_timeout=a.shutdown_timeout,
-                   name=a.name)
+                   name=a.name, prepare_threshold=a.prepare_threshold,
+                   statement_retries=a.statement_retries)
     if a.once:
         while w.run_once():
             pass

@@ -567,6 +567,29 @@ class BrowserTests(StaticLiveServerTestCase):
         WebDriverWait(self.browser, timeout,
                       ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(has_text)
 
+    def test_dashboard_fits_at_1400px_with_the_sidebar_open(self):
+        """The queue table stays inside its box (scrolling there if need be), not off the page."""
+        from selenium.webdriver.common.by import By
+        b = self.browser
+        b.set_window_size(1400, 900)
+        self.addCleanup(b.set_window_size, 1500, 900)
+        b.get(self.live_server_url + "/admin/login/?next=" + DASHBOARD)
+        b.execute_script("localStorage.setItem('django.admin.navSidebarIsOpen', 'true')")
+        b.find_element(By.NAME, "username").send_keys("admin")
+        b.find_element(By.NAME, "password").send_keys("admin-pw")
+        b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        b.find_element(By.CSS_SELECTOR, '#awa-queues tr[data-queue="reports"]')
+        self.assertTrue(b.find_element(By.ID, "nav-sidebar").is_displayed(), "the sidebar is open")
+        self.assertEqual(b.execute_script("return window.innerWidth"), 1400)
+        geometry = b.execute_script("""
+            var doc = document.documentElement, box = document.getElementById('awa-queues').parentNode,
+                main = document.getElementById('content-main').getBoundingClientRect();
+            return {page: doc.scrollWidth, view: doc.clientWidth, box: box.getBoundingClientRect().right,
+                    main: main.right};""")
+        self.shot("dashboard-1400.png")
+        self.assertLessEqual(geometry["page"], geometry["view"], "the page scrolls sideways: %r" % geometry)
+        self.assertLessEqual(geometry["box"], geometry["main"] + 1, "the table runs out of its box: %r" % geometry)
+
     def test_retry_failed_job_through_the_dashboard(self):
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import Select

@@ -1,0 +1,210 @@
+"""The Worker when its bookkeeping calls fail (run by test/integration/python_worker.sh).
+
+A call the server rejects every time (here a user trigger on awa.jobs that raises for one job)
+is retried a bounded number of times, then the worker gives up on that job, logs it and goes on
+with the others; a lost connection is retried on a new one; stop() returns in bounded time even
+when the database cannot be reached.  Environment: AWA_FAULTS_DSN (a database with awa).
+"""
+import logging
+import os
+import threading
+import time
+import unittest
+
+import psycopg
+
+import awa_client as awa
+
+DSN = os.environ["AWA_FAULTS_DSN"]
+
+POISON = """
+CREATE TABLE IF NOT EXISTS public.poisoned (id bigint PRIMARY KEY, what text NOT NULL);
+CREATE OR REPLACE FUNCTION public.poison() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM public.poisoned p WHERE p.id = OLD.id
+               AND ((p.what = 'finish' AND NEW.state <> 'running')
+                    OR (p.what = 'heartbeat' AND OLD.state = 'running' AND NEW.state = 'running'
+                        AND NEW.heartbeat_at IS DISTINCT FROM OLD.heartbeat_at))) THEN
+        RAISE EXCEPTION 'job % is poisoned (%)', OLD.id, TG_OP;
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS poison ON awa.jobs;
+CREATE TRIGGER poison BEFORE UPDATE ON awa.jobs FOR EACH ROW EXECUTE FUNCTION public.poison();
+"""
+
+
+class WorkerFaultTests(unittest.TestCase):
+    def setUp(self):
+        self.db = awa.Client(DSN, driver="psycopg")
+        self.addCleanup(self.db.close)
+        self.db.execute("DROP TRIGGER IF EXISTS poison ON awa.jobs")
+        self.db.execute("DELETE FROM awa.jobs")
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(POISON)  # several statements: the simple query protocol
+        self.db.execute("TRUNCATE public.poisoned")
+        self.addCleanup(self.db.execute, "DROP TRIGGER IF EXISTS poison ON awa.jobs")
+        self.reg = awa.Registry()
+
+    def value(self, sql, params=()):
+        return self.db.execute(sql, params)[1][0][0]
+
+    def state(self, jid):
+        return self.value("SELECT state::text FROM awa.jobs WHERE id = %s", [jid])
+
+    def poison(self, jid, what):
+        self.db.execute("INSERT INTO public.poisoned VALUES (%s, %s)", [jid, what])
+
+    def worker(self, queue, **kw):
+        kw.setdefault("driver", "psycopg")
+        kw.setdefault("wait", 0.5)
+        kw.setdefault("retry_delay", 0.05)
+        return awa.Worker(kw.pop("dsn", DSN), queue=queue, registry=self.reg, name="faults-" + queue, **kw)
+
+    def start(self, w):
+        t = threading.Thread(target=w.run, kwargs={"install_signal_handlers": False}, daemon=True)
+        t.start()
+        self.addCleanup(w.stop)
+        return t
+
+    def until(self, cond, timeout, what):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                self.fail("timed out after %.0f s waiting for %s" % (timeout, what))
+            time.sleep(0.05)
+
+    def stop_within(self, w, t, seconds):
+        t0 = time.monotonic()
+        w.stop()
+        t.join(seconds + 30)
+        took = time.monotonic() - t0
+        self.assertFalse(t.is_alive(), "Worker.run() still running %.0f s after stop()" % took)
+        self.assertLess(took, seconds, "stop() took %.1f s" % took)
+        return took
+
+    def test_gives_up_on_a_job_whose_complete_or_fail_always_errors(self):
+        @self.reg.job("f.ok")
+        def ok(job):
+            pass
+
+        @self.reg.job("f.boom")
+        def boom(job):
+            raise RuntimeError("handler failed")
+
+        good = [self.db.insert("f.ok", {"i": i}, queue="f_finish").id for i in range(3)]
+        bad_complete = self.db.insert("f.ok", {"poisoned": True}, queue="f_finish").id
+        bad_fail = self.db.insert("f.boom", queue="f_finish").id
+        self.poison(bad_complete, "finish")
+        self.poison(bad_fail, "finish")
+        w = self.worker("f_finish", statement_retries=2, shutdown_timeout=3)
+        with self.assertLogs("awa.worker", logging.ERROR) as logs:
+            t = self.start(w)
+            self.until(lambda: w.stats["given_up"] == 2, 20, "the worker to give up on 2 jobs")
+            self.until(lambda: all(self.state(j) == "completed" for j in good), 10, "the good jobs")
+            self.stop_within(w, t, 5)
+        text = "\n".join(logs.output)
+        for jid, kind, fn in ((bad_complete, "f.ok", "awa_complete"), (bad_fail, "f.boom", "awa_fail")):
+            self.assertIn("giving up on job %d (%s): %s failed (SQLSTATE P0001): job %d is poisoned"
+                          % (jid, kind, fn, jid), text)
+        self.assertEqual((w.stats["completed"], w.stats["given_up"]), (3, 2))
+        # The given-up jobs stay running until their heartbeat is stale; awa_rescue takes them back.
+        self.assertEqual([self.state(bad_complete), self.state(bad_fail)], ["running", "running"])
+        self.db.execute("TRUNCATE public.poisoned")
+        self.db.execute("SET awa.heartbeat_timeout = 1")
+        time.sleep(1.1)
+        self.assertEqual(self.db.rescue(), 2)
+        self.assertEqual([self.state(bad_complete), self.state(bad_fail)], ["retryable", "retryable"])
+
+    def test_gives_up_on_a_job_whose_heartbeat_always_errors_and_beats_the_others(self):
+        stopped = threading.Event()
+
+        @self.reg.job("f.nap")
+        def nap(job):
+            try:
+                end = time.monotonic() + job.args["s"]
+                while time.monotonic() < end:
+                    time.sleep(0.02)  # JobCancelled arrives between bytecodes, not inside a sleep
+            except awa.JobCancelled:
+                stopped.set()
+                raise
+
+        bad = self.db.insert("f.nap", {"s": 30}, queue="f_beat").id
+        good = self.db.insert("f.nap", {"s": 2}, queue="f_beat").id
+        self.poison(bad, "heartbeat")
+        w = self.worker("f_beat", heartbeat_interval=0.2, statement_retries=1, shutdown_timeout=3)
+        with self.assertLogs("awa.worker", logging.ERROR) as logs:
+            t = self.start(w)
+            self.until(lambda: w.stats["given_up"] == 1, 15, "the worker to give up on the job")
+            self.assertTrue(stopped.wait(5), "the given-up job's handler was not stopped")
+            self.until(lambda: self.value("SELECT heartbeat_at > attempted_at FROM awa.jobs WHERE id = %s",
+                                          [good]), 5, "a heartbeat of the other job")
+            self.until(lambda: self.state(good) == "completed", 10, "the other job to complete")
+            self.stop_within(w, t, 5)
+        self.assertIn("giving up on job %d (f.nap): awa_heartbeat failed" % bad, "\n".join(logs.output))
+        self.assertEqual(self.state(bad), "running")
+
+    def test_a_lost_connection_is_retried_not_given_up(self):
+        go = threading.Event()
+
+        @self.reg.job("f.wait")
+        def wait(job):
+            go.wait(20)
+
+        jid = self.db.insert("f.wait", queue="f_conn").id
+        w = self.worker("f_conn", shutdown_timeout=5)
+        t = self.start(w)
+        self.until(lambda: self.state(jid) == "running", 10, "the job to be claimed")
+        killed = self.value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                            " WHERE application_name = 'awa worker faults-f_conn'")
+        self.assertEqual(killed, 2)
+        go.set()
+        self.until(lambda: self.state(jid) == "completed", 15, "the job to complete on a new connection")
+        self.stop_within(w, t, 5)
+        self.assertEqual((w.stats["completed"], w.stats["given_up"]), (1, 0))
+
+    def test_stop_returns_when_the_database_is_gone(self):
+        go = threading.Event()
+        down = threading.Event()
+
+        def connect():
+            if down.is_set():
+                raise psycopg.OperationalError("connection refused (the test's database is down)")
+            return awa.connect(DSN, driver="psycopg", autocommit=True)
+
+        @self.reg.job("f.wait")
+        def wait(job):
+            go.wait(20)
+
+        jid = self.db.insert("f.wait", queue="f_down").id
+        w = awa.Worker(connect=connect, queue="f_down", registry=self.reg, name="faults-f_down",
+                       wait=0.5, shutdown_timeout=2, retry_delay=0.05)
+        t = self.start(w)
+        self.until(lambda: self.state(jid) == "running", 10, "the job to be claimed")
+        down.set()
+        self.value("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                   " WHERE application_name = 'awa worker faults-f_down'")
+        go.set()
+        time.sleep(1)  # the outcome is being retried
+        self.stop_within(w, t, 2 + 3)
+        self.assertEqual(w.stats["given_up"], 1)
+        self.assertEqual(self.state(jid), "running")  # for awa_rescue
+
+    def test_nul_in_an_error_is_recorded(self):
+        @self.reg.job("f.nul")
+        def nul(job):
+            raise ValueError("bad \x00 byte")
+
+        for driver in ("psycopg", "psycopg2"):
+            jid = self.db.insert("f.nul", queue="f_nul").id
+            w = self.worker("f_nul", driver=driver)
+            t = self.start(w)
+            self.until(lambda: self.state(jid) == "retryable", 10, "the failure to be recorded")
+            self.stop_within(w, t, 5)
+            self.assertEqual(w.stats["given_up"], 0)
+            err = self.value("SELECT errors[1]->>'error' FROM awa.jobs WHERE id = %s", [jid])
+            self.assertTrue(err.startswith("ValueError: bad \\x00 byte"), err)
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    unittest.main(verbosity=2)
