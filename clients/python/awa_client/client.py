@@ -159,6 +159,8 @@ class Job:
     run_lease: int = 0
     progress: Any = None
     claimed_by: Optional[str] = None
+    lease: Optional[_dt.timedelta] = None
+    timeout: Optional[_dt.timedelta] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     _JSON = ("args", "metadata", "progress")
@@ -298,8 +300,12 @@ class Client:
                metadata: Optional[Dict[str, Any]] = None,
                unique_by_args: Optional[bool] = None, unique_by_queue: Optional[bool] = None,
                unique_period: Optional[Interval] = None,
-               unique_states: Optional[Sequence[str]] = None) -> Job:
-        """awa_insert: enqueue one job in the current transaction; returns its row."""
+               unique_states: Optional[Sequence[str]] = None,
+               timeout: Optional[Interval] = None) -> Job:
+        """awa_insert: enqueue one job in the current transaction; returns its row.
+
+        ``timeout`` (seconds, a timedelta or interval text): a hard limit of each attempt,
+        after which the job is taken back whatever its heartbeats say (needs awa 0.3.0)."""
         return self._job("awa_insert", [
             ("kind", kind, "::text"),
             ("args", None if args is None else _dumps(args), "::jsonb"),
@@ -314,6 +320,7 @@ class Client:
             ("unique_period", interval(unique_period), "::interval"),
             ("unique_states", None if unique_states is None else list(unique_states),
              "::text[]::awa.job_state[]"),
+            ("timeout", interval(timeout), "::interval"),
         ])
 
     def insert_many(self, jobs: Sequence[Dict[str, Any]]) -> List[Job]:

@@ -166,6 +166,12 @@ class Worker:
     ``dsn`` (or ``connect``, a callable returning a new DB-API connection) gives the
     worker its own connections; they are put in autocommit mode.
 
+    ``lease`` (seconds or an interval, default 60) is renewed by every heartbeat
+    (every ``heartbeat_interval`` seconds, default 10): a job may run as long as its
+    handler needs while the worker is alive, and comes back ``lease`` after the worker
+    died.  A hard limit per job is the job's ``timeout`` (set at enqueue).
+    ``heartbeat_interval`` must be shorter than the lease (ValueError otherwise).
+
     ``prepare_threshold``: None (the default) never prepares statements on the server,
     which a transaction pooler (pgbouncer ``pool_mode = transaction``) requires; a number
     turns psycopg 3's prepared statements on after that many executions.
@@ -176,7 +182,7 @@ class Worker:
     def __init__(self, dsn: Optional[str] = None, *, queue: str = "default",
                  registry: Registry = registry, connect: Optional[Callable[[], Any]] = None,
                  driver: Optional[str] = None, batch: int = 10, concurrency: Optional[int] = None,
-                 lease: Interval = 300, wait: Interval = 5, heartbeat_interval: float = 10,
+                 lease: Interval = 60, wait: Interval = 5, heartbeat_interval: float = 10,
                  shutdown_timeout: float = 30, name: Optional[str] = None,
                  on_job_done: Optional[Callable[[Job], None]] = None,
                  connection_check_interval: Optional[float] = 1.0,
@@ -191,6 +197,10 @@ class Worker:
         self.concurrency = concurrency or batch
         self.max_held = max(batch, self.concurrency)  # claimed jobs may wait for a free thread
         self.lease = lease
+        lease_s = lease.total_seconds() if hasattr(lease, "total_seconds") else lease
+        if isinstance(lease_s, (int, float)) and not heartbeat_interval < lease_s:
+            raise ValueError("heartbeat_interval (%r s) must be shorter than the lease (%r s): "
+                             "each heartbeat renews the lease" % (heartbeat_interval, lease_s))
         self.wait = wait
         self.heartbeat_interval = heartbeat_interval
         self.shutdown_timeout = shutdown_timeout

@@ -205,14 +205,14 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": (("id", "state_col", "kind", "queue"), ("priority", "attempts", "tags_col"),
                            ("run_at", "created_at", "attempted_at"), ("heartbeat_at", "deadline_at", "finalized_at"),
-                           ("claimed_by", "run_lease"))}),
+                           ("claimed_by", "run_lease"), ("lease_col", "timeout_col"))}),
         ("Args", {"fields": ("args_pretty",)}),
         ("Errors", {"fields": ("errors_table",)}),
         ("Progress", {"fields": ("progress_pretty",)}),
         ("Metadata", {"fields": ("metadata_pretty",)}),
     )
     readonly_fields = ("state_col", "attempts", "tags_col", "args_pretty", "metadata_pretty",
-                       "progress_pretty", "errors_table")
+                       "progress_pretty", "errors_table", "lease_col", "timeout_col")
 
     def get_changelist(self, request, **kwargs):
         return KeysetChangeList
@@ -235,6 +235,14 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
         return lookup == "id__lt" or super().lookup_allowed(lookup, value)
 
     # columns and fields
+
+    @admin.display(description="lease (renewed by heartbeats)")
+    def lease_col(self, obj):
+        return ops.lease_and_timeout(obj.id)[0] or "-"
+
+    @admin.display(description="timeout (hard limit of an attempt)")
+    def timeout_col(self, obj):
+        return ops.lease_and_timeout(obj.id)[1] or "none"
 
     @admin.display(description="state")
     def state_col(self, obj):

@@ -62,6 +62,14 @@ def health(using="default"):
     return rows[0] if rows else {}
 
 
+def lease_and_timeout(job_id, using="default"):
+    """(lease, timeout) of a job as text, or (None, None); both arrived in awa 0.3.0 and
+    are read through to_jsonb so that an older schema works too."""
+    rows = _rows("SELECT to_jsonb(j) ->> 'lease' AS lease, to_jsonb(j) ->> 'timeout' AS timeout"
+                 " FROM awa.jobs j WHERE id = %s", [int(job_id)], using=using)
+    return (rows[0]["lease"], rows[0]["timeout"]) if rows else (None, None)
+
+
 def stale_job_ids(ids, using="default"):
     """Which of these job ids are running with a stale heartbeat or past their deadline."""
     ids = [int(i) for i in ids]

@@ -28,8 +28,11 @@ def main(argv=None) -> int:
     p.add_argument("--concurrency", type=int, default=None,
                    help="handler threads (default: --batch)")
     p.add_argument("--wait", type=float, default=5, help="seconds a claim blocks (default 5)")
-    p.add_argument("--lease", type=float, default=300, help="job deadline in seconds (default 300)")
-    p.add_argument("--heartbeat", type=float, default=10, help="heartbeat interval in seconds")
+    p.add_argument("--lease", type=float, default=60,
+                   help="lease in seconds, renewed by each heartbeat: a job outlives it while the worker"
+                        " runs, and comes back this long after the worker died (default 60)")
+    p.add_argument("--heartbeat", type=float, default=10,
+                   help="heartbeat interval in seconds, shorter than the lease (default 10)")
     p.add_argument("--shutdown-timeout", type=float, default=30,
                    help="seconds to let running jobs finish on SIGTERM before releasing them")
     p.add_argument("--name", default=None, help="worker name (default host:pid)")

@@ -204,9 +204,13 @@ class PageTests(AdminTestBase):
         self.assertIn("report.build", html)
         self.assertIn('id="awa-job-cancel"', html)          # running: can be cancelled
         self.assertNotIn('id="awa-job-retry"', html)
+        self.assertRegex(html, r"(?i)lease \(renewed by heartbeats\)(.|\n)*?00:05:00")   # the claim's 5 min lease
         r = self.client.get(JOBS + "%d/change/" % self.other)
         self.assertContains(r, "&quot;tenant&quot;: 7")   # metadata
         self.assertContains(r, "no errors")
+        timed = insert("img.resize", {"w": 1}, queue="media", timeout="90 seconds")
+        r = self.client.get(JOBS + "%d/change/" % timed)
+        self.assertRegex(r.content.decode(), r"(?i)timeout \(hard limit of an attempt\)(.|\n)*?00:01:30")
         r = self.client.get(JOBS + "%d/change/" % self.failed2)
         self.assertContains(r, 'id="awa-job-retry"')
 

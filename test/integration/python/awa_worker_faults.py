@@ -34,7 +34,9 @@ CREATE TRIGGER poison BEFORE UPDATE ON awa.jobs FOR EACH ROW EXECUTE FUNCTION pu
 """
 
 
-class WorkerFaultTests(unittest.TestCase):
+class WorkerTestBase(unittest.TestCase):
+    """A fresh database state, a registry, and helpers to run and stop a Worker."""
+
     def setUp(self):
         self.db = awa.Client(DSN, driver="psycopg")
         self.addCleanup(self.db.close)
@@ -82,6 +84,10 @@ class WorkerFaultTests(unittest.TestCase):
         self.assertFalse(t.is_alive(), "Worker.run() still running %.0f s after stop()" % took)
         self.assertLess(took, seconds, "stop() took %.1f s" % took)
         return took
+
+
+class WorkerFaultTests(WorkerTestBase):
+    """Bookkeeping calls that fail."""
 
     def test_gives_up_on_a_job_whose_complete_or_fail_always_errors(self):
         @self.reg.job("f.ok")
@@ -204,6 +210,52 @@ class WorkerFaultTests(unittest.TestCase):
             self.assertEqual(w.stats["given_up"], 0)
             err = self.value("SELECT errors[1]->>'error' FROM awa.jobs WHERE id = %s", [jid])
             self.assertTrue(err.startswith("ValueError: bad \\x00 byte"), err)
+
+class LeaseTests(WorkerTestBase):
+    """Renewable leases and hard timeouts, seen from the worker."""
+
+    def nap_handler(self, stopped=None):
+        @self.reg.job("l.nap")
+        def nap(job):
+            try:
+                end = time.monotonic() + job.args["s"]
+                while time.monotonic() < end:
+                    time.sleep(0.02)
+            except awa.JobCancelled:
+                if stopped is not None:
+                    stopped.set()
+                raise
+
+    def rescue_until(self, cond, timeout, what):
+        """awa_rescue() every 0.1 s (as maintenance would) until cond()."""
+        self.until(lambda: self.value("SELECT awa_rescue()") is not None and cond(), timeout, what)
+
+    def test_a_job_longer_than_its_lease_completes_while_heartbeating(self):
+        self.nap_handler()
+        jid = self.db.insert("l.nap", {"s": 3}, queue="l_long").id
+        w = self.worker("l_long", lease=1, heartbeat_interval=0.25)
+        t = self.start(w)
+        self.rescue_until(lambda: self.state(jid) == "completed", 20, "the 3 s job with a 1 s lease to complete")
+        self.stop_within(w, t, 5)
+        self.assertEqual(self.value("SELECT attempt FROM awa.jobs WHERE id = %s", [jid]), 1)
+        self.assertEqual(self.value("SELECT cardinality(errors) FROM awa.jobs WHERE id = %s", [jid]), 0)
+
+    def test_a_job_past_its_timeout_is_taken_back_while_heartbeating(self):
+        stopped = threading.Event()
+        self.nap_handler(stopped)
+        jid = self.db.insert("l.nap", {"s": 30}, queue="l_to", timeout=1, max_attempts=1).id
+        w = self.worker("l_to", lease=10, heartbeat_interval=0.25)
+        t = self.start(w)
+        self.rescue_until(lambda: self.state(jid) == "failed", 20, "the job past its timeout to be taken back")
+        self.assertTrue(stopped.wait(5), "the worker did not stop the handler of the job it lost")
+        self.stop_within(w, t, 5)
+        self.assertEqual(self.value("SELECT errors[1]->>'error' FROM awa.jobs WHERE id = %s", [jid]),
+                         "timeout exceeded")
+
+    def test_the_heartbeat_must_be_shorter_than_the_lease(self):
+        with self.assertRaises(ValueError):
+            self.worker("l_bad", lease=5, heartbeat_interval=5)
+
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
