@@ -90,7 +90,8 @@ extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
 extern int64 awa_interval_usecs(Interval *iv);
 
 /* worker.c */
-extern int64 awa_rescue_jobs(void);
+extern int64 awa_rescue_jobs(Datum skip_ids);
+extern int64 awa_rescue_job(int64 job_id);
 
 /* maintain.c */
 extern void awa_maintain_init(void);

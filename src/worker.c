@@ -349,44 +349,73 @@ awa_progress(PG_FUNCTION_ARGS)
 }
 
 /*
- * Rescue up to AWA_RESCUE_BATCH running jobs whose heartbeat is older than
- * awa.heartbeat_timeout or whose deadline has passed: retryable now (or
- * failed when out of attempts), with an error entry naming the cause.
- * Returns how many.  Caller is in SPI.  Used by awa_rescue and maintenance.
+ * The rescue statement: running jobs picked by "pick" (a condition on id
+ * using $2) whose heartbeat is older than $1 or whose deadline has passed
+ * become retryable now (or failed when out of attempts), with an error
+ * entry naming the cause.
  */
-int64
-awa_rescue_jobs(void)
+#define RESCUE_SQL(pick) \
+	"WITH r AS (SELECT id, CASE WHEN deadline_at < now()" \
+	"   THEN 'deadline exceeded' ELSE 'heartbeat stale' END AS cause" \
+	"   FROM awa.jobs WHERE state = 'running'" \
+	"   AND (heartbeat_at < now() - $1 OR deadline_at < now()) AND " pick \
+	"   LIMIT " CppAsString2(AWA_RESCUE_BATCH) " FOR UPDATE SKIP LOCKED)" \
+	" UPDATE awa.jobs j SET" \
+	" errors = j.errors || jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now())," \
+	" state = CASE WHEN j.attempt >= j.max_attempts" \
+	"   THEN 'failed'::awa.job_state ELSE 'retryable' END," \
+	" run_at = now()," \
+	" finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END," \
+	" heartbeat_at = NULL, deadline_at = NULL" \
+	" FROM r WHERE j.id = r.id" \
+	" RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END"
+
+/* Run a rescue plan with awa.heartbeat_timeout as $1 and arg as $2. */
+static int64
+rescue(SPIPlanPtr plan, Datum arg)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INTERVALOID};
 	Interval	timeout;
-	Datum		values[1];
+	Datum		values[2];
 	int64		n;
 
 	memset(&timeout, 0, sizeof(timeout));
 	timeout.time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
 	values[0] = IntervalPGetDatum(&timeout);
-
-	n = (int64) run_job_update(awa_plan(&plan,
-										   "WITH r AS (SELECT id, CASE WHEN deadline_at < now()"
-										   "   THEN 'deadline exceeded' ELSE 'heartbeat stale' END AS cause"
-										   "   FROM awa.jobs WHERE state = 'running'"
-										   "   AND (heartbeat_at < now() - $1 OR deadline_at < now())"
-										   "   LIMIT " CppAsString2(AWA_RESCUE_BATCH) " FOR UPDATE SKIP LOCKED)"
-										   " UPDATE awa.jobs j SET"
-										   " errors = j.errors || jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now()),"
-										   " state = CASE WHEN j.attempt >= j.max_attempts"
-										   "   THEN 'failed'::awa.job_state ELSE 'retryable' END,"
-										   " run_at = now(),"
-										   " finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,"
-										   " heartbeat_at = NULL, deadline_at = NULL"
-										   " FROM r WHERE j.id = r.id"
-										   " RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END",
-										   1, argtypes),
-								  values, NULL, "awa_rescue");
+	values[1] = arg;
+	n = (int64) run_job_update(plan, values, NULL, "awa_rescue");
 	if (n > 0)
 		awa_running_freed();
 	return n;
+}
+
+/*
+ * Rescue up to AWA_RESCUE_BATCH running jobs whose heartbeat is older than
+ * awa.heartbeat_timeout or whose deadline has passed, leaving alone the ids
+ * in skip_ids (an int8[]: jobs maintenance could not rescue before).
+ * Returns how many.  Caller is in SPI.  Used by awa_rescue and maintenance.
+ */
+int64
+awa_rescue_jobs(Datum skip_ids)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INTERVALOID, INT8ARRAYOID};
+
+	return rescue(awa_plan(&plan, RESCUE_SQL("id <> ALL($2)"), 2, argtypes),
+				  skip_ids);
+}
+
+/*
+ * Rescue the one job job_id if it still needs rescue (maintenance's
+ * row-at-a-time fallback); returns 1 if it was rescued, else 0.
+ */
+int64
+awa_rescue_job(int64 job_id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INTERVALOID, INT8OID};
+
+	return rescue(awa_plan(&plan, RESCUE_SQL("id = $2"), 2, argtypes),
+				  Int64GetDatum(job_id));
 }
 
 /* awa_rescue() RETURNS bigint: see awa_rescue_jobs. */
@@ -396,7 +425,7 @@ awa_rescue(PG_FUNCTION_ARGS)
 	int64		n;
 
 	SPI_connect();
-	n = awa_rescue_jobs();
+	n = awa_rescue_jobs(PointerGetDatum(construct_empty_array(INT8OID)));
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }
