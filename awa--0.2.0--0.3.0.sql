@@ -30,3 +30,11 @@ COMMENT ON TABLE awa.maintenance_failures
 	IS 'maintenance steps, and the jobs or periodic jobs in them, that are failing; written by awa_maintain, read by awa_health_check';
 REVOKE ALL ON awa.maintenance_failures FROM PUBLIC;
 GRANT SELECT ON awa.maintenance_failures TO awa_admin;
+
+-- Retention path: finished jobs by state and age (was: by age), so that
+-- deleting old completed jobs never walks failed ones kept longer, nor the
+-- reverse.  Rebuilt here: the upgrade takes as long as building one index
+-- on the finished jobs.
+DROP INDEX awa.jobs_finalized_idx;
+CREATE INDEX jobs_finalized_idx ON awa.jobs (state, finalized_at)
+	WHERE state IN ('completed', 'failed', 'cancelled');

@@ -352,8 +352,9 @@ COMMENT ON FUNCTION awa_next_fire_times(text, text, timestamptz, integer)
 -- Promotion path: due scheduled/retryable jobs by run_at.
 CREATE INDEX jobs_scheduled_idx ON awa.jobs (run_at)
 	WHERE state IN ('scheduled', 'retryable');
--- Retention path: finished jobs by age.
-CREATE INDEX jobs_finalized_idx ON awa.jobs (finalized_at)
+-- Retention path: finished jobs by state and age, so that deleting old
+-- completed jobs never walks failed ones kept longer, nor the reverse.
+CREATE INDEX jobs_finalized_idx ON awa.jobs (state, finalized_at)
 	WHERE state IN ('completed', 'failed', 'cancelled');
 
 CREATE TABLE awa.cron_jobs (
