@@ -114,6 +114,27 @@ SELECT count(*) AS maintenance_reasons FROM maint_health;
 
 DROP VIEW failures;
 DROP VIEW maint_health;
-DROP FUNCTION reject_bad(), reject_all();
 DROP EXTENSION awa;
+
+-- on a schema without awa.maintenance_failures (before 0.3.0) the round is
+-- isolated all the same, and the skipped job is remembered in the backend:
+-- the next round neither warns again nor goes row by row for it
+CREATE EXTENSION awa;
+ALTER EXTENSION awa DROP TABLE awa.maintenance_failures;
+DROP TABLE awa.maintenance_failures;
+CREATE TRIGGER reject_bad BEFORE UPDATE OR DELETE ON awa.jobs
+  FOR EACH ROW EXECUTE FUNCTION reject_bad();
+INSERT INTO awa.jobs (kind, state, run_at) VALUES
+  ('bad_promote', 'scheduled', now() - interval '2 minutes'),
+  ('promote_a', 'scheduled', now() - interval '1 minute');
+SELECT promoted FROM awa_maintain();
+INSERT INTO awa.jobs (kind, state, run_at) VALUES ('promote_b', 'scheduled', now() - interval '1 minute');
+SELECT promoted FROM awa_maintain();
+SELECT kind, state FROM awa.jobs ORDER BY id;
+SELECT count(*) AS maintenance_reasons FROM awa_health_check() h, regexp_split_to_table(h.reason, '; ') r
+  WHERE r LIKE 'maintenance%';
+DROP TRIGGER reject_bad ON awa.jobs;
+DROP EXTENSION awa;
+
+DROP FUNCTION reject_bad(), reject_all();
 SELECT pg_advisory_unlock(6387553, 1);

@@ -172,6 +172,22 @@ typedef struct Failure
 	char	   *message;
 } Failure;
 
+/*
+ * Without awa.maintenance_failures (a schema older than 0.3.0), failures
+ * are remembered in this backend instead, so that a long-lived caller (the
+ * background worker) still leaves a bad job alone between its retries.
+ */
+typedef struct LocalFailure
+{
+	AwaStep		step;
+	char	   *item;			/* in TopMemoryContext */
+	int			failures;
+	TimestampTz retry_at;
+} LocalFailure;
+
+static LocalFailure *local_failures = NULL; /* in TopMemoryContext */
+static int	nlocal_failures = 0;
+
 /* The state of the round being run. */
 typedef struct RoundState
 {
@@ -378,6 +394,73 @@ skip_ids(RoundState *rs, AwaStep step)
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* The failures remembered in this backend, as if read from the table. */
+static void
+load_local_failures(RoundState *rs)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			i;
+
+	for (i = 0; i < nlocal_failures; i++)
+	{
+		Failure    *f = palloc0(sizeof(Failure));
+
+		f->step = local_failures[i].step;
+		f->item = pstrdup(local_failures[i].item);
+		f->recorded = true;
+		f->retry = local_failures[i].retry_at <= now;
+		f->outcome = FAILURE_UNCHANGED;
+		rs->failures = lappend(rs->failures, f);
+	}
+}
+
+/*
+ * Remember this round's outcomes in this backend, with the table's retry
+ * rule (after 1 s, then 2^failures s, at most AWA_RETRY_MAX_SECS).
+ */
+static void
+save_local_failures(RoundState *rs)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	ListCell   *lc;
+
+	if (local_failures == NULL)
+		local_failures = MemoryContextAllocZero(TopMemoryContext,
+												sizeof(LocalFailure) * AWA_MAX_RECORDED);
+	foreach(lc, rs->failures)
+	{
+		Failure    *f = (Failure *) lfirst(lc);
+		int			i;
+
+		if (f->outcome == FAILURE_UNCHANGED)
+			continue;
+		for (i = 0; i < nlocal_failures; i++)
+			if (local_failures[i].step == f->step && strcmp(local_failures[i].item, f->item) == 0)
+				break;
+		if (f->outcome == FAILURE_RESOLVED)
+		{
+			if (i < nlocal_failures)
+			{
+				pfree(local_failures[i].item);
+				local_failures[i] = local_failures[--nlocal_failures];
+			}
+			continue;
+		}
+		if (i == nlocal_failures)
+		{
+			if (nlocal_failures >= AWA_MAX_RECORDED)
+				continue;
+			nlocal_failures++;
+			local_failures[i].step = f->step;
+			local_failures[i].item = MemoryContextStrdup(TopMemoryContext, f->item);
+			local_failures[i].failures = 0;
+		}
+		local_failures[i].retry_at = now + (int64) USECS_PER_SEC *
+			Min((int64) 1 << Min(local_failures[i].failures, 30), AWA_RETRY_MAX_SECS);
+		local_failures[i].failures++;
+	}
+}
+
 /* The arguments of save_failure. */
 typedef struct SaveArgs
 {
@@ -440,7 +523,10 @@ save_failures(RoundState *rs)
 	ListCell   *lc;
 
 	if (!rs->has_table)
+	{
+		save_local_failures(rs);
 		return;
+	}
 	foreach(lc, rs->failures)
 	{
 		Failure    *f = (Failure *) lfirst(lc);
@@ -975,7 +1061,8 @@ call_load_failures(void *arg)
  * another session is running one: then return false at once.  Each step
  * runs isolated (see run_step), so a failing step or job row stops only
  * itself; failures are logged as WARNINGs and, from schema 0.3.0 on,
- * recorded in awa.maintenance_failures for awa_health_check.
+ * recorded in awa.maintenance_failures for awa_health_check (before
+ * that, remembered in this backend only).
  */
 static bool
 maintain_round(AwaRound *r)
@@ -1017,6 +1104,8 @@ maintain_round(AwaRound *r)
 		state.has_table = false;
 		state.failures = NIL;
 	}
+	if (!state.has_table)
+		load_local_failures(&state);
 
 	r->promoted = run_step(&state, STEP_PROMOTE);
 	r->rescued = run_step(&state, STEP_RESCUE);
