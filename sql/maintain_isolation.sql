@@ -112,6 +112,21 @@ SELECT promoted FROM awa_maintain();
 SELECT count(*) AS failures FROM awa.maintenance_failures;
 SELECT count(*) AS maintenance_reasons FROM maint_health;
 
+DELETE FROM awa.jobs;
+
+-- many bad jobs among good ones: all good ones are done, at most 10
+-- WARNINGs per step and round, the rest counted in one line
+CREATE TRIGGER reject_bad BEFORE UPDATE OR DELETE ON awa.jobs
+  FOR EACH ROW EXECUTE FUNCTION reject_bad();
+INSERT INTO awa.jobs (kind, state, run_at)
+  SELECT CASE WHEN i % 2 = 0 THEN 'bad_many' ELSE 'good_many' END, 'scheduled',
+         now() - interval '1 hour' + i * interval '1 second'
+  FROM generate_series(1, 30) i;
+SELECT promoted FROM awa_maintain();
+SELECT kind, state, count(*) FROM awa.jobs GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT * FROM maint_health;
+DROP TRIGGER reject_bad ON awa.jobs;
+
 DROP VIEW failures;
 DROP VIEW maint_health;
 DROP EXTENSION awa;

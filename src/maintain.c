@@ -109,6 +109,8 @@ PGDLLEXPORT void awa_maintenance_worker_main(Datum main_arg);
 /* Recorded failures read per round, and the longest wait between retries. */
 #define AWA_MAX_RECORDED			1000
 #define AWA_RETRY_MAX_SECS			300
+/* WARNINGs for newly skipped items per step and round; the rest is counted. */
+#define AWA_MAX_WARNINGS			10
 /* Failing job rows in a row, none done, after which a step gives up. */
 #define AWA_MAX_ROW_FAILURES		10
 
@@ -194,6 +196,7 @@ typedef struct RoundState
 	char	   *dbname;
 	bool		has_table;		/* awa.maintenance_failures exists (0.3.0 schema) */
 	List	   *failures;		/* of Failure */
+	int			warned[AWA_NUM_STEPS];	/* WARNINGs for skipped items */
 } RoundState;
 
 /*
@@ -348,6 +351,10 @@ note_failure(RoundState *rs, AwaStep step, const char *item, const char *what,
 						rs->dbname, step_names[step], f->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
 				 errhint("The other steps of the round ran; see awa_health_check().")));
+	else if (isnew && ++rs->warned[step] > AWA_MAX_WARNINGS)
+		ereport(DEBUG1,
+				(errmsg("awa maintenance in database \"%s\": step \"%s\" %s: %s",
+						rs->dbname, step_names[step], what, f->message)));
 	else if (isnew)
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
@@ -591,7 +598,8 @@ call_one(void *arg)
 
 /*
  * Record why a job was skipped in its errors ({"attempt", "error", "at"},
- * as awa_fail does), so that whoever looks at the job sees it.
+ * as awa_fail does), so that whoever looks at the job sees it; not again
+ * when its last entry says the same.
  */
 static void
 call_annotate(void *arg)
@@ -606,7 +614,8 @@ call_annotate(void *arg)
 	values[1] = CStringGetTextDatum(c->text);
 	ret = SPI_execute_plan(awa_plan(&plan,
 									"UPDATE awa.jobs SET errors = errors || jsonb_build_object("
-									"'attempt', attempt, 'error', $2, 'at', now()) WHERE id = $1",
+									"'attempt', attempt, 'error', $2, 'at', now()) WHERE id = $1"
+									" AND (errors[cardinality(errors)]->>'error') IS DISTINCT FROM $2",
 									2, argtypes),
 						   values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
@@ -1033,6 +1042,12 @@ run_step(RoundState *state, AwaStep step)
 	ErrorData  *edata;
 
 	edata = run_isolated(call_step, &c);
+	if (state->warned[step] > AWA_MAX_WARNINGS)
+		ereport(WARNING,
+				(errmsg("awa maintenance in database \"%s\": step \"%s\" skipped %d more, not logged one by one",
+						state->dbname, step_names[step],
+						state->warned[step] - AWA_MAX_WARNINGS),
+				 errhint("See awa.maintenance_failures.")));
 	if (edata != NULL)
 	{
 		(void) note_failure(state, step, "", NULL, edata);
