@@ -437,7 +437,9 @@ save_local_failures(RoundState *rs)
 	foreach(lc, rs->failures)
 	{
 		Failure    *f = (Failure *) lfirst(lc);
+		int64		secs;
 		int			i;
+		int			k;
 
 		if (f->outcome == FAILURE_UNCHANGED)
 			continue;
@@ -462,8 +464,10 @@ save_local_failures(RoundState *rs)
 			local_failures[i].item = MemoryContextStrdup(TopMemoryContext, f->item);
 			local_failures[i].failures = 0;
 		}
-		local_failures[i].retry_at = now + (int64) USECS_PER_SEC *
-			Min((int64) 1 << Min(local_failures[i].failures, 30), AWA_RETRY_MAX_SECS);
+		secs = 1;
+		for (k = 0; k < local_failures[i].failures && secs < AWA_RETRY_MAX_SECS; k++)
+			secs *= 2;
+		local_failures[i].retry_at = now + USECS_PER_SEC * Min(secs, AWA_RETRY_MAX_SECS);
 		local_failures[i].failures++;
 	}
 }
