@@ -16,6 +16,14 @@
  * Steps 1, 3 and 4 touch at most AWA_MAINTAIN_BATCH rows each, so a round
  * never holds locks for long; what is left is done by the next round.
  *
+ * Each step runs in its own subtransaction, and when its batch statement
+ * fails it goes row by row, each row in a subtransaction, so that a job it
+ * cannot process (a user trigger or constraint raises, a unique collision)
+ * or a failing step costs only itself.  Such failures are logged (WARNING
+ * naming the database, the step and the error), recorded in
+ * awa.maintenance_failures (read by awa_health_check), and the skipped jobs
+ * are left out of later batches and retried one by one with backoff.
+ *
  * Rounds of one database never overlap: a round first takes the
  * transaction-level advisory lock (AWA_LOCK_KEY1, AWA_LOCK_KEY2), the same
  * lock as pg_try_advisory_xact_lock(6387553, 1); a caller that cannot get
@@ -47,9 +55,10 @@
  * postmaster starts the launcher again after AWA_LAUNCHER_RESTART_SECS
  * (also after a crash), and the launcher restarts a worker that stopped
  * (at most once every AWA_WORKER_RESTART_MS).  Workers exit by themselves
- * when the launcher that started them is gone.  An error in a round is
- * logged, the transaction rolled back and the next round runs; after
- * consecutive errors the rounds back off up to AWA_ERROR_BACKOFF_MAX_MS.
+ * when the launcher that started them is gone.  An error that escapes a
+ * round (a query cancel, or a failure outside the steps) is logged, the
+ * transaction rolled back and the next round runs; after consecutive
+ * errors the rounds back off up to AWA_ERROR_BACKOFF_MAX_MS.
  *
  *-------------------------------------------------------------------------
  */
