@@ -20,12 +20,14 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 
 #include "awa.h"
 
@@ -619,6 +621,58 @@ awa_get_job(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
+/*
+ * Append to reason what awa.maintenance_failures holds (maintain.c): the
+ * maintenance steps that are failing, and per step how many jobs (or
+ * periodic jobs) it skipped, with the oldest one and its error.  Nothing on
+ * a 0.2.0 schema, which has no such table.  Caller is in SPI; the text is
+ * built in the caller's context.
+ */
+static void
+maintenance_reasons(StringInfo reason)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			nsp = get_namespace_oid("awa", true);
+	uint64		i;
+	int			ret;
+
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("maintenance_failures", nsp)))
+		return;
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"SELECT step, max(error) FILTER (WHERE item = ''),"
+									" count(*) FILTER (WHERE item <> ''),"
+									" (array_agg(item ORDER BY first_failed_at, item) FILTER (WHERE item <> ''))[1],"
+									" (array_agg(error ORDER BY first_failed_at, item) FILTER (WHERE item <> ''))[1]"
+									" FROM awa.maintenance_failures GROUP BY step ORDER BY step",
+									0, NULL),
+						   NULL, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa_health_check: query failed: %s", SPI_result_code_string(ret));
+	MemoryContextSwitchTo(cxt);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		char	   *step = SPI_getvalue(t, d, 1);
+		char	   *step_error = SPI_getvalue(t, d, 2);
+		bool		isnull;
+		int64		skipped = DatumGetInt64(SPI_getbinval(t, d, 3, &isnull));
+		bool		schedules = strcmp(step, "schedules") == 0;
+
+		if (step_error != NULL)
+			appendStringInfo(reason, "%smaintenance step \"%s\" is failing: %s",
+							 reason->len > 0 ? "; " : "", step, step_error);
+		if (skipped > 0)
+			appendStringInfo(reason, "%smaintenance step \"%s\" %s %lld %s (first %s%s%s: %s)",
+							 reason->len > 0 ? "; " : "", step,
+							 schedules ? "stopped" : "skipped", (long long) skipped,
+							 schedules ? "periodic job(s)" : "job(s)",
+							 schedules ? "\"" : "job ", SPI_getvalue(t, d, 4),
+							 schedules ? "\"" : "", SPI_getvalue(t, d, 5));
+	}
+}
+
 /* Notification queue usage from which the health check reports a problem. */
 #define AWA_NOTIFY_QUEUE_WARN	0.5
 
@@ -630,7 +684,8 @@ awa_get_job(PG_FUNCTION_ARGS)
  * One row for monitoring.  healthy is false, with every reason in reason
  * (joined by "; "), when awa is not preloaded, its maintenance worker is not
  * running, running jobs have heartbeats older than awa.heartbeat_timeout,
- * or the NOTIFY queue is half full.  Paused queues and the age of the oldest
+ * the NOTIFY queue is half full, or a maintenance step of this database is
+ * failing or skipping jobs it cannot process (awa.maintenance_failures).  Paused queues and the age of the oldest
  * available job are reported, not judged: both can be intended.
  */
 Datum
@@ -705,6 +760,7 @@ awa_health_check(PG_FUNCTION_ARGS)
 	if (usage >= AWA_NOTIFY_QUEUE_WARN)
 		appendStringInfo(&reason, "%sthe notification queue is %.0f%% full",
 						 reason.len > 0 ? "; " : "", usage * 100.0);
+	maintenance_reasons(&reason);
 	values[9] = BoolGetDatum(reason.len == 0);
 	values[10] = reason.len > 0 ? CStringGetTextDatum(reason.data) : (Datum) 0;
 	nulls[10] = (reason.len == 0);

@@ -112,7 +112,8 @@ extern void awa_require_schema(int f, const char *what);
 extern int64 awa_interval_usecs(Interval *iv);
 
 /* worker.c */
-extern int64 awa_rescue_jobs(void);
+extern int64 awa_rescue_jobs(Datum skip_ids);
+extern int64 awa_rescue_job(int64 job_id);
 
 /*
  * Largest delay an interval argument may ask for (retry_in, delay; the same

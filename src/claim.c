@@ -73,6 +73,7 @@
 #include "storage/proc.h"
 #include "utils/resowner.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/wait_event.h"
@@ -233,6 +234,30 @@ level_sql(int level, ClaimPlans kind, bool leases)
 	return sql.data;
 }
 
+/*
+ * Run a claim statement with sorts and bitmap scans disabled.  Its plan is
+ * generic (built once, without the parameter values), and when the due
+ * range of a priority looks small in the statistics the planner may read
+ * it with a bitmap scan and sort it, which is a full sort of that range on
+ * every claim once the backlog grows.  An index scan in (run_at, id) order
+ * reads only as far as the batch needs, whatever the backlog; the plan is
+ * (re)built under these settings, which end with the statement.
+ */
+static int
+execute_claim_plan(SPIPlanPtr plan, Datum *values, const char *nulls)
+{
+	int			nestlevel = NewGUCNestLevel();
+	int			ret;
+
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	ret = SPI_execute_plan(plan, values, nulls, false, 0);
+	AtEOXact_GUC(true, nestlevel);
+	return ret;
+}
+
 /* qsort order of claimed rows: level, run_at, id. */
 static int
 claimed_cmp(const void *a, const void *b)
@@ -291,7 +316,7 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 		}
 		plan = level_plans[kind][level];
 		values[3] = Int32GetDatum(batch - nrows);
-		ret = SPI_execute_plan(plan, values, nulls, false, 0);
+		ret = execute_claim_plan(plan, values, nulls);
 		if (ret != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "awa_claim: claim failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed == 0)

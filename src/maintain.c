@@ -16,6 +16,14 @@
  * Steps 1, 3 and 4 touch at most AWA_MAINTAIN_BATCH rows each, so a round
  * never holds locks for long; what is left is done by the next round.
  *
+ * Each step runs in its own subtransaction, and when its batch statement
+ * fails it goes row by row, each row in a subtransaction, so that a job it
+ * cannot process (a user trigger or constraint raises, a unique collision)
+ * or a failing step costs only itself.  Such failures are logged (WARNING
+ * naming the database, the step and the error), recorded in
+ * awa.maintenance_failures (read by awa_health_check), and the skipped jobs
+ * are left out of later batches and retried one by one with backoff.
+ *
  * Rounds of one database never overlap: a round first takes the
  * transaction-level advisory lock (AWA_LOCK_KEY1, AWA_LOCK_KEY2), the same
  * lock as pg_try_advisory_xact_lock(6387553, 1); a caller that cannot get
@@ -47,9 +55,10 @@
  * postmaster starts the launcher again after AWA_LAUNCHER_RESTART_SECS
  * (also after a crash), and the launcher restarts a worker that stopped
  * (at most once every AWA_WORKER_RESTART_MS).  Workers exit by themselves
- * when the launcher that started them is gone.  An error in a round is
- * logged, the transaction rolled back and the next round runs; after
- * consecutive errors the rounds back off up to AWA_ERROR_BACKOFF_MAX_MS.
+ * when the launcher that started them is gone.  An error that escapes a
+ * round (a query cancel, or a failure outside the steps) is logged, the
+ * transaction rolled back and the next round runs; after consecutive
+ * errors the rounds back off up to AWA_ERROR_BACKOFF_MAX_MS.
  *
  *-------------------------------------------------------------------------
  */
@@ -59,8 +68,10 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -76,7 +87,9 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -102,6 +115,14 @@ PGDLLEXPORT void awa_maintenance_worker_main(Datum main_arg);
 #define AWA_WORKER_CHECK_MS			500
 #define AWA_ERROR_BACKOFF_MAX_MS	60000
 
+/* Recorded failures read per round, and the longest wait between retries. */
+#define AWA_MAX_RECORDED			1000
+#define AWA_RETRY_MAX_SECS			300
+/* WARNINGs for newly skipped items per step and round; the rest is counted. */
+#define AWA_MAX_WARNINGS			10
+/* Failing job rows in a row, none done, after which a step gives up. */
+#define AWA_MAX_ROW_FAILURES		10
+
 /* Settings */
 static int	awa_maintenance_interval = 1000;	/* ms */
 static char *awa_databases = NULL;
@@ -119,18 +140,637 @@ typedef struct AwaRound
 } AwaRound;
 
 /* ---------------------------------------------------------------------
- * One round
+ * Isolated steps and their failures
+ * ---------------------------------------------------------------------
+ */
+
+/* The steps of a round, as named in logs, awa.maintenance_failures and the health check. */
+typedef enum AwaStep
+{
+	STEP_PROMOTE,
+	STEP_RESCUE,
+	STEP_SCHEDULES,
+	STEP_RETENTION,
+	AWA_NUM_STEPS
+} AwaStep;
+
+static const char *const step_names[AWA_NUM_STEPS] = {
+	"promote", "rescue", "schedules", "retention"
+};
+
+/* What became of a failure this round. */
+typedef enum FailureOutcome
+{
+	FAILURE_UNCHANGED,			/* recorded before, not tried this round */
+	FAILURE_NEW,				/* failed this round, not recorded before */
+	FAILURE_AGAIN,				/* recorded before and failed again */
+	FAILURE_RESOLVED			/* recorded before, fine now (or gone) */
+} FailureOutcome;
+
+/*
+ * A failure of a step as a whole (item "") or of one item of it (a job id,
+ * or a periodic job's name), as recorded in awa.maintenance_failures or
+ * found this round.
+ */
+typedef struct Failure
+{
+	AwaStep		step;
+	char	   *item;
+	bool		recorded;		/* a row of awa.maintenance_failures */
+	bool		retry;			/* recorded, and due for another try */
+	FailureOutcome outcome;
+	int			sqlerrcode;
+	char	   *message;
+} Failure;
+
+/*
+ * Without awa.maintenance_failures (a schema older than 0.3.0), failures
+ * are remembered in this backend instead, so that a long-lived caller (the
+ * background worker) still leaves a bad job alone between its retries.
+ */
+typedef struct LocalFailure
+{
+	AwaStep		step;
+	char	   *item;			/* in TopMemoryContext */
+	int			failures;
+	TimestampTz retry_at;
+} LocalFailure;
+
+static LocalFailure *local_failures = NULL; /* in TopMemoryContext */
+static int	nlocal_failures = 0;
+
+/* The state of the round being run. */
+typedef struct RoundState
+{
+	char	   *dbname;
+	bool		has_table;		/* awa.maintenance_failures exists (0.3.0 schema) */
+	List	   *failures;		/* of Failure */
+	int			warned[AWA_NUM_STEPS];	/* WARNINGs for skipped items */
+} RoundState;
+
+/*
+ * Run fn(arg) in its own subtransaction, the way PL/pgSQL runs a block with
+ * an EXCEPTION clause.  Returns NULL when it succeeded, else its error (in
+ * the caller's memory context), everything it did rolled back.  A query
+ * cancel (statement_timeout, pg_cancel_backend) is thrown on, not caught.
+ * The caller must not use SPI_tuptable across the call.
+ */
+static ErrorData *
+run_isolated(void (*fn) (void *), void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/* Parse a recorded item as a job id; false if it is not one. */
+static bool
+item_job_id(const char *item, int64 *id)
+{
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(item, &end, 10);
+	if (errno != 0 || end == item || *end != '\0')
+		return false;
+	*id = (int64) v;
+	return true;
+}
+
+/* Whether awa.maintenance_failures exists (it does from schema 0.3.0 on). */
+static bool
+failures_table_exists(void)
+{
+	Oid			nsp = get_namespace_oid("awa", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("maintenance_failures", nsp));
+}
+
+/* The recorded or new failure of (step, item), or NULL. */
+static Failure *
+find_failure(RoundState *rs, AwaStep step, const char *item)
+{
+	ListCell   *lc;
+
+	foreach(lc, rs->failures)
+	{
+		Failure    *f = (Failure *) lfirst(lc);
+
+		if (f->step == step && strcmp(f->item, item) == 0)
+			return f;
+	}
+	return NULL;
+}
+
+/* Read the recorded failures (at most AWA_MAX_RECORDED).  Caller is in SPI. */
+static void
+load_failures(void *arg)
+{
+	static SPIPlanPtr plan = NULL;
+	RoundState *rs = (RoundState *) arg;
+	uint64		i;
+	int			ret;
+
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"SELECT step, item, retry_at <= now()"
+									" FROM awa.maintenance_failures ORDER BY step, item"
+									" LIMIT " CppAsString2(AWA_MAX_RECORDED),
+									0, NULL),
+						   NULL, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa: reading maintenance failures failed: %s", SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		char	   *step = SPI_getvalue(t, SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+		Datum		due = SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull);
+		int			k;
+
+		for (k = 0; k < AWA_NUM_STEPS; k++)
+		{
+			if (strcmp(step, step_names[k]) == 0)
+			{
+				Failure    *f = palloc0(sizeof(Failure));
+
+				f->step = (AwaStep) k;
+				f->item = SPI_getvalue(t, SPI_tuptable->tupdesc, 2);
+				f->recorded = true;
+				f->retry = !isnull && DatumGetBool(due);
+				f->outcome = FAILURE_UNCHANGED;
+				rs->failures = lappend(rs->failures, f);
+			}
+		}
+	}
+}
+
+/*
+ * Note that a step (item "") or one item of it (what says what became of
+ * it in the log, e.g. "skipped job 17") failed this round.  A WARNING names the database, the step
+ * and the error, except for an item that failed before as well (it is
+ * retried with backoff and stays visible in the health check).  Returns
+ * whether the failure is new.
+ */
+static bool
+note_failure(RoundState *rs, AwaStep step, const char *item, const char *what,
+			 ErrorData *edata)
+{
+	Failure    *f = find_failure(rs, step, item);
+	bool		isnew = (f == NULL || !f->recorded);
+
+	if (f == NULL)
+	{
+		f = palloc0(sizeof(Failure));
+		f->step = step;
+		f->item = pstrdup(item);
+		rs->failures = lappend(rs->failures, f);
+	}
+	f->outcome = isnew ? FAILURE_NEW : FAILURE_AGAIN;
+	f->sqlerrcode = edata->sqlerrcode;
+	f->message = pstrdup(edata->message ? edata->message : "unknown error");
+
+	if (item[0] == '\0')
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("awa maintenance in database \"%s\": step \"%s\" failed: %s",
+						rs->dbname, step_names[step], f->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 errhint("The other steps of the round ran; see awa_health_check().")));
+	else if (isnew && ++rs->warned[step] > AWA_MAX_WARNINGS)
+		ereport(DEBUG1,
+				(errmsg("awa maintenance in database \"%s\": step \"%s\" %s: %s",
+						rs->dbname, step_names[step], what, f->message)));
+	else if (isnew)
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("awa maintenance in database \"%s\": step \"%s\" %s: %s",
+						rs->dbname, step_names[step], what, f->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 step == STEP_SCHEDULES
+				 ? errhint("Fix it with awa_schedule(); until then it does not fire.")
+				 : errhint("It is retried with backoff, and shown by awa_health_check() until it succeeds.")));
+	return isnew;
+}
+
+/* Note that a step (item "") or an item of it succeeded this round. */
+static void
+note_success(RoundState *rs, AwaStep step, const char *item)
+{
+	Failure    *f = find_failure(rs, step, item);
+
+	if (f != NULL && f->recorded)
+		f->outcome = FAILURE_RESOLVED;
+}
+
+/*
+ * The job ids recorded as failing in a step, as an int8[] Datum: the
+ * batch statements leave them alone (they are retried one by one).
+ */
+static Datum
+skip_ids(RoundState *rs, AwaStep step)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(rs->failures), 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	foreach(lc, rs->failures)
+	{
+		Failure    *f = (Failure *) lfirst(lc);
+		int64		id;
+
+		if (f->step == step && f->recorded && f->item[0] != '\0' &&
+			item_job_id(f->item, &id))
+			ids[n++] = Int64GetDatum(id);
+	}
+	return PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* The failures remembered in this backend, as if read from the table. */
+static void
+load_local_failures(RoundState *rs)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			i;
+
+	for (i = 0; i < nlocal_failures; i++)
+	{
+		Failure    *f = palloc0(sizeof(Failure));
+
+		f->step = local_failures[i].step;
+		f->item = pstrdup(local_failures[i].item);
+		f->recorded = true;
+		f->retry = local_failures[i].retry_at <= now;
+		f->outcome = FAILURE_UNCHANGED;
+		rs->failures = lappend(rs->failures, f);
+	}
+}
+
+/*
+ * Remember this round's outcomes in this backend, with the table's retry
+ * rule (after 1 s, then 2^failures s, at most AWA_RETRY_MAX_SECS).
+ */
+static void
+save_local_failures(RoundState *rs)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	ListCell   *lc;
+
+	if (local_failures == NULL)
+		local_failures = MemoryContextAllocZero(TopMemoryContext,
+												sizeof(LocalFailure) * AWA_MAX_RECORDED);
+	foreach(lc, rs->failures)
+	{
+		Failure    *f = (Failure *) lfirst(lc);
+		int64		secs;
+		int			i;
+		int			k;
+
+		if (f->outcome == FAILURE_UNCHANGED)
+			continue;
+		for (i = 0; i < nlocal_failures; i++)
+			if (local_failures[i].step == f->step && strcmp(local_failures[i].item, f->item) == 0)
+				break;
+		if (f->outcome == FAILURE_RESOLVED)
+		{
+			if (i < nlocal_failures)
+			{
+				pfree(local_failures[i].item);
+				local_failures[i] = local_failures[--nlocal_failures];
+			}
+			continue;
+		}
+		if (i == nlocal_failures)
+		{
+			if (nlocal_failures >= AWA_MAX_RECORDED)
+				continue;
+			nlocal_failures++;
+			local_failures[i].step = f->step;
+			local_failures[i].item = MemoryContextStrdup(TopMemoryContext, f->item);
+			local_failures[i].failures = 0;
+		}
+		secs = 1;
+		for (k = 0; k < local_failures[i].failures && secs < AWA_RETRY_MAX_SECS; k++)
+			secs *= 2;
+		local_failures[i].retry_at = now + USECS_PER_SEC * Min(secs, AWA_RETRY_MAX_SECS);
+		local_failures[i].failures++;
+	}
+}
+
+/* The arguments of save_failure. */
+typedef struct SaveArgs
+{
+	Failure    *f;
+} SaveArgs;
+
+/*
+ * Write one failure's outcome to awa.maintenance_failures: a new or
+ * repeated failure is upserted (retried after 2^failures seconds, at most
+ * AWA_RETRY_MAX_SECS), a resolved one deleted.
+ */
+static void
+save_failure(void *arg)
+{
+	static SPIPlanPtr upsert_plan = NULL;
+	static SPIPlanPtr delete_plan = NULL;
+	static const Oid upsert_types[] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	static const Oid delete_types[] = {TEXTOID, TEXTOID};
+	Failure    *f = ((SaveArgs *) arg)->f;
+	Datum		values[4];
+	int			ret;
+
+	values[0] = CStringGetTextDatum(step_names[f->step]);
+	values[1] = CStringGetTextDatum(f->item);
+	if (f->outcome == FAILURE_RESOLVED)
+	{
+		ret = SPI_execute_plan(awa_plan(&delete_plan,
+										"DELETE FROM awa.maintenance_failures"
+										" WHERE step = $1 AND item = $2",
+										2, delete_types),
+							   values, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "awa: deleting a maintenance failure failed: %s", SPI_result_code_string(ret));
+		return;
+	}
+	values[2] = CStringGetTextDatum(unpack_sql_state(f->sqlerrcode));
+	values[3] = CStringGetTextDatum(f->message);
+	ret = SPI_execute_plan(awa_plan(&upsert_plan,
+									"INSERT INTO awa.maintenance_failures AS f"
+									" (step, item, sqlstate, error, retry_at)"
+									" VALUES ($1, $2, $3, $4, now() + interval '1 second')"
+									" ON CONFLICT (step, item) DO UPDATE SET"
+									" sqlstate = EXCLUDED.sqlstate, error = EXCLUDED.error,"
+									" failures = f.failures + 1, last_failed_at = now(),"
+									" retry_at = now() + make_interval(secs => least(power(2, f.failures),"
+									CppAsString2(AWA_RETRY_MAX_SECS) "))",
+									4, upsert_types),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "awa: recording a maintenance failure failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * Write what changed this round to awa.maintenance_failures, each row on
+ * its own: a round without failures, before or now, writes nothing.
+ */
+static void
+save_failures(RoundState *rs)
+{
+	ListCell   *lc;
+
+	if (!rs->has_table)
+	{
+		save_local_failures(rs);
+		return;
+	}
+	foreach(lc, rs->failures)
+	{
+		Failure    *f = (Failure *) lfirst(lc);
+		SaveArgs	a = {f};
+		ErrorData  *edata;
+
+		if (f->outcome == FAILURE_UNCHANGED)
+			continue;
+		edata = run_isolated(save_failure, &a);
+		if (edata)
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("awa maintenance in database \"%s\": could not record a failure of step \"%s\": %s",
+							rs->dbname, step_names[f->step], edata->message)));
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * The steps
  * ---------------------------------------------------------------------
  */
 
 /*
- * Promote due scheduled and retryable jobs to available, oldest run_at
- * first, and tell each queue that got some.  Caller is in SPI.
+ * A step that works on job rows: a batch statement for the normal case,
+ * and for when it fails, the ids it would have taken and a statement for
+ * one of them, so that the others are still done and the bad ones skipped.
  */
-static int64
-promote_due_jobs(void)
+typedef struct RowStep
+{
+	AwaStep		step;
+	const char *errors_prefix;	/* appended to a skipped job's errors, or NULL */
+	int64		(*batch) (Datum skip);
+	int64	   *(*candidates) (Datum skip, int *n);
+	int64		(*one) (int64 id);
+} RowStep;
+
+/* The arguments and result of a RowStep's statements run isolated. */
+typedef struct RowCall
+{
+	const RowStep *rs;
+	Datum		skip;
+	int64		id;
+	int64		n;
+	const char *text;
+} RowCall;
+
+static void
+call_batch(void *arg)
+{
+	RowCall    *c = (RowCall *) arg;
+
+	c->n = c->rs->batch(c->skip);
+}
+
+static void
+call_one(void *arg)
+{
+	RowCall    *c = (RowCall *) arg;
+
+	c->n = c->rs->one(c->id);
+}
+
+/*
+ * Record why a job was skipped in its errors ({"attempt", "error", "at"},
+ * as awa_fail does), so that whoever looks at the job sees it; not again
+ * when its last entry says the same.
+ */
+static void
+call_annotate(void *arg)
 {
 	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8OID, TEXTOID};
+	RowCall    *c = (RowCall *) arg;
+	Datum		values[2];
+	int			ret;
+
+	values[0] = Int64GetDatum(c->id);
+	values[1] = CStringGetTextDatum(c->text);
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"UPDATE awa.jobs SET errors = errors || jsonb_build_object("
+									"'attempt', attempt, 'error', $2, 'at', now()) WHERE id = $1"
+									" AND (errors[cardinality(errors)]->>'error') IS DISTINCT FROM $2",
+									2, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "awa: annotating a job failed: %s", SPI_result_code_string(ret));
+}
+
+/* A job of a row step failed: note it and, the first time, annotate the job. */
+static void
+job_failed(RoundState *state, const RowStep *rs, int64 id, ErrorData *edata)
+{
+	char		item[32];
+	char		what[64];
+
+	snprintf(item, sizeof(item), INT64_FORMAT, id);
+	snprintf(what, sizeof(what), "skipped job " INT64_FORMAT, id);
+	if (note_failure(state, rs->step, item, what, edata) && rs->errors_prefix)
+	{
+		RowCall		c = {rs, (Datum) 0, id, 0, NULL};
+		ErrorData  *e;
+
+		c.text = psprintf("%s: %s", rs->errors_prefix, edata->message);
+		e = run_isolated(call_annotate, &c);
+		if (e)
+			FreeErrorData(e);
+	}
+}
+
+/*
+ * Run a row step: the batch, isolated; if it fails, row by row, each row
+ * isolated.  Then the jobs recorded as failing before whose retry is due,
+ * one by one.  After AWA_MAX_ROW_FAILURES rows in a row failed with none
+ * done, the step gives up for this round and is reported as failing.
+ */
+static int64
+run_row_step(RoundState *state, const RowStep *rs)
+{
+	RowCall		c = {rs, skip_ids(state, rs->step), 0, 0, NULL};
+	ErrorData  *edata;
+	int64		total = 0;
+	ListCell   *lc;
+
+	edata = run_isolated(call_batch, &c);
+	if (edata == NULL)
+		total = c.n;
+	else
+	{
+		int			n;
+		int64	   *ids = rs->candidates(c.skip, &n);
+		int			failed_in_row = 0;
+		int			i;
+
+		ereport(DEBUG1,
+				(errmsg("awa maintenance in database \"%s\": step \"%s\" goes row by row after: %s",
+						state->dbname, step_names[rs->step], edata->message)));
+		FreeErrorData(edata);
+		for (i = 0; i < n; i++)
+		{
+			c.id = ids[i];
+			edata = run_isolated(call_one, &c);
+			if (edata == NULL)
+			{
+				total += c.n;
+				failed_in_row = 0;
+				continue;
+			}
+			job_failed(state, rs, ids[i], edata);
+			if (++failed_in_row >= AWA_MAX_ROW_FAILURES && total == 0)
+			{
+				edata->message = psprintf("%d jobs in a row failed, the last with \"%s\", so the step gave up for this round",
+										  failed_in_row, edata->message);
+				(void) note_failure(state, rs->step, "", NULL, edata);
+				FreeErrorData(edata);
+				return total;
+			}
+			FreeErrorData(edata);
+		}
+	}
+
+	foreach(lc, state->failures)
+	{
+		Failure    *f = (Failure *) lfirst(lc);
+
+		if (f->step != rs->step || !f->retry || f->item[0] == '\0' ||
+			!item_job_id(f->item, &c.id))
+			continue;
+		edata = run_isolated(call_one, &c);
+		if (edata == NULL)
+		{
+			total += c.n;
+			note_success(state, rs->step, f->item);
+		}
+		else
+		{
+			job_failed(state, rs, c.id, edata);
+			FreeErrorData(edata);
+		}
+	}
+	return total;
+}
+
+/* Run an SPI plan that returns one bigint column; return its values. */
+static int64 *
+fetch_ids(SPIPlanPtr plan, Datum *values, int *n)
+{
+	int64	   *ids;
+	uint64		i;
+	int			ret = SPI_execute_plan(plan, values, NULL, true, 0);
+
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa: reading job ids failed: %s", SPI_result_code_string(ret));
+	ids = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	*n = (int) SPI_processed;
+	return ids;
+}
+
+/* Tell the queues in column 1 of the last SPI result that they got jobs. */
+static void
+wake_queues(void)
+{
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+		awa_job_available(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+}
+
+/*
+ * Promote due scheduled and retryable jobs to available, oldest run_at
+ * first, leaving skip alone, and tell each queue that got some.  Caller
+ * is in SPI.
+ */
+static int64
+promote_due_jobs(Datum skip)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8ARRAYOID};
 	int64		total = 0;
 	uint64		i;
 	int			ret;
@@ -138,78 +778,328 @@ promote_due_jobs(void)
 	ret = SPI_execute_plan(awa_plan(&plan,
 									"WITH due AS (SELECT id FROM awa.jobs"
 									"   WHERE state IN ('scheduled', 'retryable') AND run_at <= now()"
+									"   AND id <> ALL($1)"
 									"   ORDER BY run_at"
 									"   LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) " FOR UPDATE SKIP LOCKED),"
 									" promoted AS (UPDATE awa.jobs j SET state = 'available'"
 									"   FROM due WHERE j.id = due.id RETURNING j.queue)"
 									" SELECT queue, count(*) FROM promoted GROUP BY queue",
-									0, NULL),
-						   NULL, NULL, false, 0);
+									1, argtypes),
+						   &skip, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "awa: promoting jobs failed: %s", SPI_result_code_string(ret));
+	wake_queues();
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 
-		awa_job_available(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 		total += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 											 SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	return total;
 }
 
-/*
- * Delete up to limit jobs in the given terminal states finalized more than
- * age_secs ago.  Caller is in SPI.
- */
-static int64
-delete_old_jobs(SPIPlanPtr *cache, const char *states, int age_secs, int64 limit)
+/* The ids promote_due_jobs would take. */
+static int64 *
+promote_candidates(Datum skip, int *n)
 {
-	static const Oid argtypes[] = {FLOAT8OID, INT8OID};
-	char		sql[512];
-	Datum		values[2];
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8ARRAYOID};
+
+	return fetch_ids(awa_plan(&plan,
+							  "SELECT id FROM awa.jobs"
+							  " WHERE state IN ('scheduled', 'retryable') AND run_at <= now()"
+							  " AND id <> ALL($1) ORDER BY run_at"
+							  " LIMIT " CppAsString2(AWA_MAINTAIN_BATCH),
+							  1, argtypes),
+					 &skip, n);
+}
+
+/* Promote one job if it is still due; 1 if it was. */
+static int64
+promote_one(int64 id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8OID};
+	Datum		value = Int64GetDatum(id);
 	int			ret;
 
-	if (age_secs < 0 || limit <= 0)
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"WITH due AS (SELECT id FROM awa.jobs WHERE id = $1"
+									"   AND state IN ('scheduled', 'retryable') AND run_at <= now()"
+									"   FOR UPDATE SKIP LOCKED)"
+									" UPDATE awa.jobs j SET state = 'available'"
+									" FROM due WHERE j.id = due.id RETURNING j.queue",
+									1, argtypes),
+						   &value, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "awa: promoting a job failed: %s", SPI_result_code_string(ret));
+	wake_queues();
+	return (int64) SPI_processed;
+}
+
+/* The ids awa_rescue_jobs would take. */
+static int64 *
+rescue_candidates(Datum skip, int *n)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INTERVALOID, INT8ARRAYOID};
+	Interval	timeout;
+	Datum		values[2];
+
+	memset(&timeout, 0, sizeof(timeout));
+	timeout.time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
+	values[0] = IntervalPGetDatum(&timeout);
+	values[1] = skip;
+	return fetch_ids(awa_plan(&plan,
+							  "SELECT id FROM awa.jobs WHERE state = 'running'"
+							  " AND (heartbeat_at < now() - $1 OR deadline_at < now())"
+							  " AND id <> ALL($2) LIMIT " CppAsString2(AWA_MAINTAIN_BATCH),
+							  2, argtypes),
+					 values, n);
+}
+
+/*
+ * The finished jobs that retention deletes: completed ones older than
+ * awa.retention_completed ($1 seconds) or failed and cancelled ones older
+ * than awa.retention_failed ($2), -1 meaning never.  One branch per
+ * setting, each in finalized_at order so that its plan, generic as every
+ * saved plan, walks jobs_finalized_idx from the oldest job and stops at the
+ * first one that is not old enough, instead of reading the table.
+ */
+#define RETENTION_OLD(cols, extra) \
+	"(SELECT " cols " FROM awa.jobs WHERE state = 'completed' AND $1 >= 0" \
+	"   AND finalized_at < now() - make_interval(secs => $1)" extra \
+	"   ORDER BY finalized_at LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) ")" \
+	" UNION ALL" \
+	" (SELECT " cols " FROM awa.jobs WHERE state IN ('failed', 'cancelled') AND $2 >= 0" \
+	"   AND finalized_at < now() - make_interval(secs => $2)" extra \
+	"   ORDER BY finalized_at LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) ")"
+
+/*
+ * Retention: delete old finished jobs, at most AWA_MAINTAIN_BATCH a round,
+ * leaving skip alone.  Caller is in SPI.
+ */
+static int64
+delete_finished_jobs(Datum skip)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {FLOAT8OID, FLOAT8OID, INT8ARRAYOID};
+	Datum		values[3];
+	int			ret;
+
+	if (awa_retention_completed < 0 && awa_retention_failed < 0)
 		return 0;
-	snprintf(sql, sizeof(sql),
-			 "WITH old AS (SELECT id FROM awa.jobs"
-			 "   WHERE state IN (%s) AND finalized_at < now() - make_interval(secs => $1)"
-			 "   LIMIT $2 FOR UPDATE SKIP LOCKED)"
-			 " DELETE FROM awa.jobs j USING old WHERE j.id = old.id",
-			 states);
-	values[0] = Float8GetDatum((double) age_secs);
-	values[1] = Int64GetDatum(limit);
-	ret = SPI_execute_plan(awa_plan(cache, sql, 2, argtypes), values, NULL, false, 0);
+	values[0] = Float8GetDatum((double) awa_retention_completed);
+	values[1] = Float8GetDatum((double) awa_retention_failed);
+	values[2] = skip;
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"WITH old AS (SELECT id FROM (" RETENTION_OLD("id", " AND id <> ALL($3)")
+									"   ) o LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) "),"
+									" locked AS (SELECT j.id FROM awa.jobs j JOIN old ON j.id = old.id"
+									"   WHERE j.state IN ('completed', 'failed', 'cancelled')"
+									"   FOR UPDATE OF j SKIP LOCKED)"
+									" DELETE FROM awa.jobs j USING locked WHERE j.id = locked.id",
+									3, argtypes),
+						   values, NULL, false, 0);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "awa: deleting old jobs failed: %s", SPI_result_code_string(ret));
 	return (int64) SPI_processed;
 }
 
-/* Retention: delete old finished jobs, at most AWA_MAINTAIN_BATCH a round. */
-static int64
-delete_finished_jobs(void)
+/* The ids delete_finished_jobs would take. */
+static int64 *
+retention_candidates(Datum skip, int *n)
 {
-	static SPIPlanPtr completed_plan = NULL;
-	static SPIPlanPtr failed_plan = NULL;
-	int64		n;
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {FLOAT8OID, FLOAT8OID, INT8ARRAYOID};
+	Datum		values[3];
 
-	n = delete_old_jobs(&completed_plan, "'completed'", awa_retention_completed,
-						AWA_MAINTAIN_BATCH);
-	n += delete_old_jobs(&failed_plan, "'failed', 'cancelled'", awa_retention_failed,
-						 AWA_MAINTAIN_BATCH - n);
-	return n;
+	values[0] = Float8GetDatum((double) awa_retention_completed);
+	values[1] = Float8GetDatum((double) awa_retention_failed);
+	values[2] = skip;
+	return fetch_ids(awa_plan(&plan,
+							  "SELECT id FROM (" RETENTION_OLD("id", " AND id <> ALL($3)")
+							  ") o LIMIT " CppAsString2(AWA_MAINTAIN_BATCH),
+							  3, argtypes),
+					 values, n);
+}
+
+/* Delete one job if retention still wants it deleted; 1 if it was. */
+static int64
+retention_one(int64 id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {FLOAT8OID, FLOAT8OID, INT8OID};
+	Datum		values[3];
+	int			ret;
+
+	values[0] = Float8GetDatum((double) awa_retention_completed);
+	values[1] = Float8GetDatum((double) awa_retention_failed);
+	values[2] = Int64GetDatum(id);
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"WITH old AS (SELECT id FROM awa.jobs WHERE id = $3"
+									"   AND ((state = 'completed' AND $1 >= 0"
+									"     AND finalized_at < now() - make_interval(secs => $1))"
+									"   OR (state IN ('failed', 'cancelled') AND $2 >= 0"
+									"     AND finalized_at < now() - make_interval(secs => $2)))"
+									"   FOR UPDATE SKIP LOCKED)"
+									" DELETE FROM awa.jobs j USING old WHERE j.id = old.id",
+									3, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "awa: deleting a job failed: %s", SPI_result_code_string(ret));
+	return (int64) SPI_processed;
+}
+
+static const RowStep promote_step = {
+	STEP_PROMOTE, "not promoted by maintenance",
+	promote_due_jobs, promote_candidates, promote_one
+};
+static const RowStep rescue_step = {
+	STEP_RESCUE, "not rescued by maintenance",
+	awa_rescue_jobs, rescue_candidates, awa_rescue_job
+};
+static const RowStep retention_step = {
+	STEP_RETENTION, NULL,
+	delete_finished_jobs, retention_candidates, retention_one
+};
+
+/* on_failure of awa_fire_schedules: a periodic job was stopped. */
+static void
+schedule_failed(const char *name, ErrorData *edata, void *arg)
+{
+	RoundState *state = (RoundState *) arg;
+	char	   *what = psprintf("stopped periodic job \"%s\"", name);
+
+	(void) note_failure(state, STEP_SCHEDULES, name, what, edata);
 }
 
 /*
+ * Periodic jobs stopped after a failure in an earlier round stay recorded
+ * while they are stopped; once fixed (next_fire_at set again, by
+ * awa_schedule) or gone, the record goes.
+ */
+static void
+check_stopped_schedules(RoundState *state)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	ListCell   *lc;
+
+	foreach(lc, state->failures)
+	{
+		Failure    *f = (Failure *) lfirst(lc);
+		Datum		value;
+		int			ret;
+
+		if (f->step != STEP_SCHEDULES || !f->recorded || f->item[0] == '\0' ||
+			f->outcome != FAILURE_UNCHANGED)
+			continue;
+		value = CStringGetTextDatum(f->item);
+		ret = SPI_execute_plan(awa_plan(&plan,
+										"SELECT 1 FROM awa.cron_jobs WHERE name = $1"
+										" AND next_fire_at IS NULL",
+										1, argtypes),
+							   &value, NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "awa: reading a periodic job failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 0)
+			f->outcome = FAILURE_RESOLVED;
+	}
+}
+
+/* The arguments and result of one step run isolated. */
+typedef struct StepCall
+{
+	RoundState *state;
+	AwaStep		step;
+	int64		n;
+} StepCall;
+
+static void
+call_step(void *arg)
+{
+	StepCall   *c = (StepCall *) arg;
+
+	switch (c->step)
+	{
+		case STEP_PROMOTE:
+			c->n = run_row_step(c->state, &promote_step);
+			break;
+		case STEP_RESCUE:
+			c->n = run_row_step(c->state, &rescue_step);
+			break;
+		case STEP_SCHEDULES:
+			c->n = awa_fire_schedules(schedule_failed, c->state);
+			check_stopped_schedules(c->state);
+			break;
+		case STEP_RETENTION:
+			c->n = run_row_step(c->state, &retention_step);
+			break;
+		default:
+			elog(ERROR, "awa: unknown maintenance step %d", (int) c->step);
+	}
+}
+
+/*
+ * Run one step in its own subtransaction, so that its failure costs only
+ * its own work: it is logged, recorded and the round goes on.  Returns the
+ * step's count (0 when it failed).
+ */
+static int64
+run_step(RoundState *state, AwaStep step)
+{
+	StepCall	c = {state, step, 0};
+	Failure    *f = find_failure(state, step, "");
+	ErrorData  *edata;
+
+	edata = run_isolated(call_step, &c);
+	if (state->warned[step] > AWA_MAX_WARNINGS)
+		ereport(WARNING,
+				(errmsg("awa maintenance in database \"%s\": step \"%s\" skipped %d more, not logged one by one",
+						state->dbname, step_names[step],
+						state->warned[step] - AWA_MAX_WARNINGS),
+				 errhint("See awa.maintenance_failures.")));
+	if (edata != NULL)
+	{
+		(void) note_failure(state, step, "", NULL, edata);
+		FreeErrorData(edata);
+		return 0;
+	}
+	/* unless it gave up row by row, the step as a whole worked */
+	if (f == NULL || f->outcome == FAILURE_UNCHANGED)
+		note_success(state, step, "");
+	return c.n;
+}
+
+static void
+call_load_failures(void *arg)
+{
+	load_failures(arg);
+}
+
+/* ---------------------------------------------------------------------
+ * One round
+ * ---------------------------------------------------------------------
+ */
+
+/*
  * Run one round in the current transaction of the current database, unless
- * another session is running one: then return false at once.
+ * another session is running one: then return false at once.  Each step
+ * runs isolated (see run_step), so a failing step or job row stops only
+ * itself; failures are logged as WARNINGs and, from schema 0.3.0 on,
+ * recorded in awa.maintenance_failures for awa_health_check (before
+ * that, remembered in this backend only).
  */
 static bool
 maintain_round(AwaRound *r)
 {
 	LOCKTAG		tag;
 	TimestampTz start;
+	RoundState	state;
+	ErrorData  *edata;
+	int			gucnest;
 
 	memset(r, 0, sizeof(*r));
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, AWA_LOCK_KEY1, AWA_LOCK_KEY2, 2);
@@ -217,12 +1107,41 @@ maintain_round(AwaRound *r)
 		return false;
 
 	start = GetCurrentTimestamp();
+
+	/*
+	 * No JIT: a round's statements are short index scans, but their generic
+	 * plans are costed for a full batch (retention: 10000 deletes), above
+	 * jit_above_cost, and compiling them took 30-70 ms every round.
+	 */
+	gucnest = NewGUCNestLevel();
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
 	SPI_connect();
-	r->promoted = promote_due_jobs();
-	r->rescued = awa_rescue_jobs();
-	r->periodic = awa_fire_schedules();
-	r->deleted = delete_finished_jobs();
+	memset(&state, 0, sizeof(state));
+	state.dbname = get_database_name(MyDatabaseId);
+	if (state.dbname == NULL)
+		state.dbname = "?";
+	state.has_table = failures_table_exists();
+	if (state.has_table && (edata = run_isolated(call_load_failures, &state)) != NULL)
+	{
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("awa maintenance in database \"%s\": could not read awa.maintenance_failures: %s",
+						state.dbname, edata->message)));
+		state.has_table = false;
+		state.failures = NIL;
+	}
+	if (!state.has_table)
+		load_local_failures(&state);
+
+	r->promoted = run_step(&state, STEP_PROMOTE);
+	r->rescued = run_step(&state, STEP_RESCUE);
+	r->periodic = run_step(&state, STEP_SCHEDULES);
+	r->deleted = run_step(&state, STEP_RETENTION);
+	save_failures(&state);
 	SPI_finish();
+	AtEOXact_GUC(true, gucnest);
 
 	awa_set_maintained(GetCurrentTimestamp());
 	r->duration_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;

@@ -445,12 +445,13 @@ fire_one(HeapTuple row, TupleDesc desc, TimestampTz now, int64 budget,
 /*
  * Enqueue the jobs of due, unpaused schedules (see the top of this file).
  * Each schedule is fired in a subtransaction: one that cannot be fired
- * (its row was edited by hand into something invalid) is reported with a
- * WARNING and stopped (next_fire_at NULL) instead of failing the whole
- * maintenance round again and again.  Caller is connected to SPI.
+ * (its row was edited by hand into something invalid) is stopped
+ * (next_fire_at NULL) instead of failing the whole maintenance round again
+ * and again, and reported to on_failure (maintenance records and logs it),
+ * or with a WARNING when on_failure is NULL.  Caller is connected to SPI.
  */
 int64
-awa_fire_schedules(void)
+awa_fire_schedules(AwaScheduleFailed on_failure, void *arg)
 {
 	static SPIPlanPtr due_plan = NULL;
 	static SPIPlanPtr update_plan = NULL;
@@ -527,11 +528,14 @@ awa_fire_schedules(void)
 			MemoryContextSwitchTo(oldcxt);
 			CurrentResourceOwner = oldowner;
 
-			ereport(WARNING,
-					(errcode(edata->sqlerrcode),
-					 errmsg("periodic job \"%s\" was not enqueued and is stopped: %s",
-							name, edata->message),
-					 errhint("Fix it with awa_schedule(); until then it does not fire.")));
+			if (on_failure)
+				on_failure(name, edata, arg);
+			else
+				ereport(WARNING,
+						(errcode(edata->sqlerrcode),
+						 errmsg("periodic job \"%s\" was not enqueued and is stopped: %s",
+								name, edata->message),
+						 errhint("Fix it with awa_schedule(); until then it does not fire.")));
 			FreeErrorData(edata);
 
 			values[0] = CStringGetTextDatum(name);

@@ -497,18 +497,22 @@ awa_progress(PG_FUNCTION_ARGS)
 }
 
 /*
- * The rescue statement, with CAUSE the SQL expression naming why a job is
- * taken back: its heartbeat is stale, its lease ran out (deadline
- * exceeded) or, with the 0.3.0 schema, its hard timeout passed.
+ * The rescue statement: running jobs picked by PICK (a condition on id
+ * using $2) whose heartbeat is older than $1 or whose deadline has passed
+ * become retryable now (or failed when out of attempts), with an error
+ * entry saying why (CAUSE: heartbeat stale, deadline exceeded when the
+ * lease ran out, or with the 0.3.0 schema timeout exceeded), the history
+ * bounded as by awa_fail ($3..$5).  Locks in id order, skipping jobs
+ * locked by others.
  */
-#define RESCUE_SQL(CAUSE) \
+#define RESCUE_SQL(CAUSE, PICK) \
 	"WITH r AS (SELECT id, " CAUSE " AS cause" \
 	"   FROM awa.jobs WHERE state = 'running'" \
-	"   AND (heartbeat_at < now() - $1 OR deadline_at < now())" \
+	"   AND (heartbeat_at < now() - $1 OR deadline_at < now()) AND " PICK \
 	"   ORDER BY id LIMIT " CppAsString2(AWA_RESCUE_BATCH) \
 	"   FOR NO KEY UPDATE SKIP LOCKED)" \
 	" UPDATE awa.jobs j SET" \
-	" errors = " AWA_ERRORS_SQL("j.errors", "$2", "$3", "$4", \
+	" errors = " AWA_ERRORS_SQL("j.errors", "$3", "$4", "$5", \
 								"jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now())") "," \
 	" state = CASE WHEN j.attempt >= j.max_attempts" \
 	"   THEN 'failed'::awa.job_state ELSE 'retryable' END," \
@@ -518,43 +522,74 @@ awa_progress(PG_FUNCTION_ARGS)
 	" FROM r WHERE j.id = r.id" \
 	" RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END"
 
+/* Why a job is rescued, before and since the 0.3.0 schema (timeout). */
+#define RESCUE_CAUSE_0_2 \
+	"CASE WHEN deadline_at < now() THEN 'deadline exceeded' ELSE 'heartbeat stale' END"
+#define RESCUE_CAUSE_0_3 \
+	"CASE WHEN deadline_at < now() THEN CASE" \
+	" WHEN deadline_at = attempted_at + timeout THEN 'timeout exceeded'" \
+	" ELSE 'deadline exceeded' END ELSE 'heartbeat stale' END"
+
 /*
- * Rescue up to AWA_RESCUE_BATCH running jobs whose heartbeat is older than
- * awa.heartbeat_timeout or whose deadline has passed: retryable now (or
- * failed when out of attempts), with an error entry naming the cause (the
- * history bounded as by awa_fail).  Locks in id order, skipping jobs
- * locked by others.  Returns how many.  Caller is in SPI.  Used by
- * awa_rescue and maintenance.
+ * Run one of a pair of rescue plans ([0]: schema before 0.3.0, [1]: with
+ * leases; PICK's argument of type argtype as $2), with
+ * awa.heartbeat_timeout as $1 and the errors bounds as $3..$5.
  */
-int64
-awa_rescue_jobs(void)
+static int64
+rescue(SPIPlanPtr *plans, const char *const *sql, Oid argtype, Datum arg)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has leases] */
-	int			leases;
-	static const Oid argtypes[] = {INTERVALOID, INT4OID, INT4OID, INT4OID};
+	Oid			argtypes[5] = {INTERVALOID, argtype, INT4OID, INT4OID, INT4OID};
+	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
 	Interval	timeout;
-	Datum		values[4];
+	Datum		values[5];
 	int64		n;
 
 	memset(&timeout, 0, sizeof(timeout));
 	timeout.time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
 	values[0] = IntervalPGetDatum(&timeout);
-	values[1] = Int32GetDatum(awa_max_errors_kept - 1);
-	values[2] = Int32GetDatum(awa_max_error_bytes);
-	values[3] = Int32GetDatum(error_chars_that_fit());
-
-	leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
-	n = (int64) run_job_update(awa_plan(&plans[leases], leases ?
-										RESCUE_SQL("CASE WHEN deadline_at < now() THEN CASE"
-												   " WHEN deadline_at = attempted_at + timeout THEN 'timeout exceeded'"
-												   " ELSE 'deadline exceeded' END ELSE 'heartbeat stale' END") :
-										RESCUE_SQL("CASE WHEN deadline_at < now()"
-												   " THEN 'deadline exceeded' ELSE 'heartbeat stale' END"),
-										4, argtypes),
-								  values, NULL, "awa_rescue");
+	values[1] = arg;
+	values[2] = Int32GetDatum(awa_max_errors_kept - 1);
+	values[3] = Int32GetDatum(awa_max_error_bytes);
+	values[4] = Int32GetDatum(error_chars_that_fit());
+	n = (int64) run_job_update(awa_plan(&plans[leases], sql[leases], 5, argtypes),
+							   values, NULL, "awa_rescue");
 	if (n > 0)
 		awa_running_freed();
 	return n;
+}
+
+/*
+ * Rescue up to AWA_RESCUE_BATCH running jobs whose heartbeat is older than
+ * awa.heartbeat_timeout or whose deadline has passed, leaving alone the ids
+ * in skip_ids (an int8[]: jobs maintenance could not rescue before).
+ * Returns how many.  Caller is in SPI.  Used by awa_rescue and maintenance.
+ */
+int64
+awa_rescue_jobs(Datum skip_ids)
+{
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const sql[2] = {
+		RESCUE_SQL(RESCUE_CAUSE_0_2, "id <> ALL($2)"),
+		RESCUE_SQL(RESCUE_CAUSE_0_3, "id <> ALL($2)")
+	};
+
+	return rescue(plans, sql, INT8ARRAYOID, skip_ids);
+}
+
+/*
+ * Rescue the one job job_id if it still needs rescue (maintenance's
+ * row-at-a-time fallback); returns 1 if it was rescued, else 0.
+ */
+int64
+awa_rescue_job(int64 job_id)
+{
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static const char *const sql[2] = {
+		RESCUE_SQL(RESCUE_CAUSE_0_2, "id = $2"),
+		RESCUE_SQL(RESCUE_CAUSE_0_3, "id = $2")
+	};
+
+	return rescue(plans, sql, INT8OID, Int64GetDatum(job_id));
 }
 
 /* awa_rescue() RETURNS bigint: see awa_rescue_jobs. */
@@ -564,7 +599,7 @@ awa_rescue(PG_FUNCTION_ARGS)
 	int64		n;
 
 	SPI_connect();
-	n = awa_rescue_jobs();
+	n = awa_rescue_jobs(PointerGetDatum(construct_empty_array(INT8OID)));
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }

@@ -10,8 +10,10 @@
 #     periodic job whose next_fire_at was moved into the past,
 #   - applies awa.maintenance_interval on SIGHUP (pg_ctl reload): at 1h no
 #     round runs, back at 100ms rounds run again; same pids throughout,
-#   - logs an error in a round (with the database in its CONTEXT), keeps
-#     running, and the next round works,
+#   - skips a job it cannot promote (a user trigger raises for it): the
+#     others are promoted, a WARNING names database, step and error once,
+#     awa_health_check() reports it, later rounds work, and it is promoted
+#     by a retry once the trigger is gone,
 #   - is started again after pg_terminate_backend (SIGTERM) of the worker
 #     and of the launcher (the postmaster restarts the launcher after 1 s,
 #     the launcher restarts the worker),
@@ -119,25 +121,43 @@ wait_for "SIGHUP back to 100ms: rounds run again" \
 	|| fail "worker or launcher changed pid after SIGHUP"
 pass "worker and launcher keep their pids across SIGHUP"
 
-# 3b. an error in a round is logged, the worker lives on, the next round runs
+# 3b. a job the round cannot process (a user trigger raises for it) is
+# skipped: the other jobs are still promoted, a WARNING names the database,
+# the step and the error (once, not every round), the health check reports
+# it, later rounds work, and once the cause is gone its retry promotes it
 q "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'poisoned round'; END\$\$" \
 	|| fail "CREATE FUNCTION"
 q "CREATE TRIGGER poison BEFORE UPDATE ON awa.jobs FOR EACH ROW WHEN (OLD.kind = 'poison') EXECUTE FUNCTION poison()" \
 	|| fail "CREATE TRIGGER"
 q "SELECT awa_insert('poison', run_at => now() + interval '100 milliseconds')" >/dev/null || fail "awa_insert"
+q "SELECT awa_insert('beside_poison', run_at => now() + interval '100 milliseconds')" >/dev/null || fail "awa_insert"
+POISON=$(q "SELECT id FROM awa.jobs WHERE kind = 'poison'")
+warning="WARNING:  awa maintenance in database \"awa_bgw\": step \"promote\" skipped job $POISON: poisoned round"
 deadline=$((SECONDS + 10))
-until grep -q "ERROR:  poisoned round" "$DIR/log"; do
-	[ $SECONDS -lt $deadline ] || fail "a failing round was not logged"
+until grep -qF "$warning" "$DIR/log"; do
+	[ $SECONDS -lt $deadline ] || fail "a job the round could not promote was not logged as: $warning"
 	sleep 0.1
 done
-grep -A4 "ERROR:  poisoned round" "$DIR/log" | grep -q 'awa maintenance round in database "awa_bgw"' \
-	|| fail "the logged error does not name the maintenance round and its database"
-pass "an error in a round is logged, naming the database"
+pass "a job the round cannot promote is logged with a WARNING naming database, step and error"
+wait_for "the job beside it is promoted all the same" \
+	"SELECT state = 'available' FROM awa.jobs WHERE kind = 'beside_poison'" 10
+wait_for "the health check reports the skipped job and its error" \
+	"SELECT NOT healthy AND reason LIKE '%maintenance step \"promote\" skipped 1 job(s) (first job $POISON: poisoned round)%'
+	   FROM awa_health_check()" 10
+q "SELECT awa_insert('after_poison', run_at => now() + interval '100 milliseconds')" >/dev/null || fail "awa_insert"
+wait_for "later rounds still promote other jobs" \
+	"SELECT state = 'available' FROM awa.jobs WHERE kind = 'after_poison'" 10
+sleep 1.5
+[ "$(grep -cF "$warning" "$DIR/log")" = 1 ] || fail "the skipped job was logged again by later rounds"
+[ "$(q "SELECT state FROM awa.jobs WHERE kind = 'poison'")" = scheduled ] || fail "the poisoned job moved"
+pass "later rounds leave the skipped job alone (retried with backoff, no new WARNING)"
 q "DROP TRIGGER poison ON awa.jobs" || fail "DROP TRIGGER"
-wait_for "the next round runs after a failed one" \
-	"SELECT state = 'available' FROM awa.jobs WHERE kind = 'poison'" 10
-[ "$(worker_pid)" = "$WORKER" ] || fail "the worker changed pid after a failed round"
-pass "the worker survives a failed round"
+wait_for "once the cause is gone, a retry promotes the skipped job" \
+	"SELECT state = 'available' FROM awa.jobs WHERE kind = 'poison'" 15
+wait_for "and the health check no longer reports it" \
+	"SELECT coalesce(reason, '') NOT LIKE '%maintenance step%' FROM awa_health_check()" 10
+[ "$(worker_pid)" = "$WORKER" ] || fail "the worker changed pid after a skipped job"
+pass "the worker keeps running throughout"
 
 # 4. SIGTERM of the worker: the launcher starts a new one
 q "SELECT pg_terminate_backend($WORKER)" postgres >/dev/null || fail "pg_terminate_backend(worker)"
