@@ -118,3 +118,45 @@ GRANT SELECT ON awa.maintenance_failures TO awa_admin;
 DROP INDEX awa.jobs_finalized_idx;
 CREATE INDEX jobs_finalized_idx ON awa.jobs (state, finalized_at)
 	WHERE state IN ('completed', 'failed', 'cancelled');
+
+-- Maintenance rounds (dbstate.c) ------------------------------------------------
+--
+-- Without awa in shared_preload_libraries, awa_maintain() (run by pg_cron or
+-- a script) records here when its last round finished, so that
+-- awa_health_check() can tell a database maintained that way from one that
+-- nobody maintains.  One row; with awa preloaded the record lives in shared
+-- memory and this table is not written.
+CREATE TABLE awa.maintenance_rounds (
+	singleton		boolean PRIMARY KEY DEFAULT true
+		CONSTRAINT maintenance_rounds_singleton CHECK (singleton),
+	last_round_at	timestamptz NOT NULL
+);
+COMMENT ON TABLE awa.maintenance_rounds
+	IS 'when awa_maintain() last finished a round here (written only when awa is not preloaded); read by awa_health_check';
+REVOKE ALL ON awa.maintenance_rounds FROM PUBLIC;
+GRANT SELECT ON awa.maintenance_rounds TO awa_admin;
+
+-- awa_health_check reports who maintains this database (a new column:
+-- drop and create).
+DROP FUNCTION awa_health_check();
+CREATE FUNCTION awa_health_check()
+RETURNS TABLE (
+	version						text,
+	preloaded					boolean,
+	worker_running				boolean,
+	worker_pid					integer,
+	worker_last_run				timestamptz,
+	stale_heartbeats			bigint,
+	oldest_available_seconds	double precision,
+	paused_queues				text[],
+	notification_queue_usage	double precision,
+	healthy						boolean,
+	reason						text,
+	maintained_by				text)
+AS 'MODULE_PATHNAME', 'awa_health_check'
+LANGUAGE C VOLATILE PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION awa_health_check()
+	IS 'one row for this database: version, who maintains it (background worker, awa_maintain() calls, primary on a standby, nobody) and its last round, stale heartbeats, oldest available job, paused queues, NOTIFY queue, failing maintenance steps; healthy and why not';
+ALTER FUNCTION awa_health_check() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION awa_health_check() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION awa_health_check() TO awa_admin;

@@ -321,11 +321,12 @@ RETURNS TABLE (
 	paused_queues				text[],
 	notification_queue_usage	double precision,
 	healthy						boolean,
-	reason						text)
+	reason						text,
+	maintained_by				text)
 AS 'MODULE_PATHNAME', 'awa_health_check'
 LANGUAGE C VOLATILE PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION awa_health_check()
-	IS 'one row: version, maintenance worker, stale heartbeats, oldest available job, paused queues, NOTIFY queue; healthy and why not';
+	IS 'one row for this database: version, who maintains it (background worker, awa_maintain() calls, primary on a standby, nobody) and its last round, stale heartbeats, oldest available job, paused queues, NOTIFY queue, failing maintenance steps; healthy and why not';
 
 CREATE FUNCTION awa_insert_many(jobs jsonb)
 RETURNS SETOF awa.jobs
@@ -556,3 +557,20 @@ COMMENT ON TABLE awa.maintenance_failures
 	IS 'maintenance steps, and the jobs or periodic jobs in them, that are failing; written by awa_maintain, read by awa_health_check';
 REVOKE ALL ON awa.maintenance_failures FROM PUBLIC;
 GRANT SELECT ON awa.maintenance_failures TO awa_admin;
+
+-- Maintenance rounds (dbstate.c) ------------------------------------------------
+--
+-- Without awa in shared_preload_libraries, awa_maintain() (run by pg_cron or
+-- a script) records here when its last round finished, so that
+-- awa_health_check() can tell a database maintained that way from one that
+-- nobody maintains.  One row; with awa preloaded the record lives in shared
+-- memory and this table is not written.
+CREATE TABLE awa.maintenance_rounds (
+	singleton		boolean PRIMARY KEY DEFAULT true
+		CONSTRAINT maintenance_rounds_singleton CHECK (singleton),
+	last_round_at	timestamptz NOT NULL
+);
+COMMENT ON TABLE awa.maintenance_rounds
+	IS 'when awa_maintain() last finished a round here (written only when awa is not preloaded); read by awa_health_check';
+REVOKE ALL ON awa.maintenance_rounds FROM PUBLIC;
+GRANT SELECT ON awa.maintenance_rounds TO awa_admin;

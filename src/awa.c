@@ -93,6 +93,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	awa_maintain_init();
+	awa_dbstate_init();
 
 	MarkGUCPrefixReserved("awa");
 

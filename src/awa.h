@@ -102,11 +102,41 @@ extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
 typedef enum AwaSchemaFeature
 {
 	AWA_SCHEMA_QUEUE_LIMITS = 1 << 0,	/* 0.2.0: awa.queue_meta.max_running */
-	AWA_SCHEMA_LEASES = 1 << 1	/* 0.3.0: awa.jobs.lease and timeout */
+	AWA_SCHEMA_LEASES = 1 << 1, /* 0.3.0: awa.jobs.lease and timeout */
+	AWA_SCHEMA_ROUNDS = 1 << 2	/* 0.3.0: awa.maintenance_rounds */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);
 extern void awa_require_schema(int f, const char *what);
+
+/* dbstate.c: who maintains each database (shared memory, when preloaded) */
+#define AWA_MAX_DATABASES		512 /* databases the launcher follows */
+typedef enum AwaDbStatus
+{
+	AWA_DB_UNKNOWN = 0,			/* the launcher has not looked yet */
+	AWA_DB_NO_AWA,				/* the extension is not installed */
+	AWA_DB_WORKER,				/* a maintenance worker runs there */
+	AWA_DB_NO_SLOT,				/* no background worker slot was free */
+	AWA_DB_NOT_LISTED,			/* left out by awa.databases */
+	AWA_DB_UNREACHABLE			/* does not allow connections */
+} AwaDbStatus;
+
+typedef struct AwaDbInfo
+{
+	AwaDbStatus status;
+	int			worker_pid;
+	TimestampTz last_round;		/* 0: no round recorded since start */
+	TimestampTz status_at;
+	bool		launcher_running;
+} AwaDbInfo;
+
+extern void awa_dbstate_init(void);
+extern bool awa_dbstate_set(Oid dboid, AwaDbStatus status, int pid);
+extern void awa_dbstate_forget(Oid dboid);
+extern void awa_dbstate_launcher(int pgprocno);
+extern AwaDbStatus awa_dbstate_status(Oid dboid, bool *recheck);
+extern bool awa_dbstate_round_finished(TimestampTz at);
+extern bool awa_dbstate_get(AwaDbInfo *info);
 
 /* claim.c */
 extern int64 awa_interval_usecs(Interval *iv);
@@ -125,6 +155,7 @@ extern int64 awa_rescue_job(int64 job_id);
 extern int64 awa_check_delay(Interval *iv, const char *name, bool positive);
 
 /* maintain.c */
+extern int	awa_maintenance_interval;	/* ms */
 extern void awa_maintain_init(void);
 
 /* bulk.c */

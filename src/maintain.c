@@ -65,6 +65,8 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
+#include "access/tableam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -108,7 +110,8 @@ PGDLLEXPORT void awa_maintenance_worker_main(Datum main_arg);
 #define AWA_LOCK_KEY2				1
 
 #define AWA_BGW_TYPE				"awa maintenance"
-#define AWA_MAX_DATABASES			64
+#define AWA_MAX_LISTED_DATABASES	64	/* names in awa.databases */
+#define AWA_NO_AWA_RECHECK_MS		(5 * 60 * 1000)
 #define AWA_LAUNCHER_RESTART_SECS	1
 #define AWA_WORKER_RESTART_MS		5000
 #define AWA_LAUNCHER_TICK_MS		1000
@@ -124,7 +127,7 @@ PGDLLEXPORT void awa_maintenance_worker_main(Datum main_arg);
 #define AWA_MAX_ROW_FAILURES		10
 
 /* Settings */
-static int	awa_maintenance_interval = 1000;	/* ms */
+int			awa_maintenance_interval = 1000;	/* ms */
 static char *awa_databases = NULL;
 static int	awa_retention_completed = 86400;	/* s, -1 keeps forever */
 static int	awa_retention_failed = 7 * 86400;	/* s, -1 keeps forever */
@@ -1092,6 +1095,8 @@ call_load_failures(void *arg)
  * recorded in awa.maintenance_failures for awa_health_check (before
  * that, remembered in this backend only).
  */
+static void record_round(void);
+
 static bool
 maintain_round(AwaRound *r)
 {
@@ -1140,12 +1145,36 @@ maintain_round(AwaRound *r)
 	r->periodic = run_step(&state, STEP_SCHEDULES);
 	r->deleted = run_step(&state, STEP_RETENTION);
 	save_failures(&state);
+	record_round();
 	SPI_finish();
 	AtEOXact_GUC(true, gucnest);
 
 	awa_set_maintained(GetCurrentTimestamp());
 	r->duration_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
 	return true;
+}
+
+/*
+ * Record that a round finished in this database, for awa_health_check: in
+ * shared memory when awa is preloaded, else (rounds driven by pg_cron or a
+ * script) in awa.maintenance_rounds, when the schema has it.  Caller is in
+ * SPI; the row commits with the round.
+ */
+static void
+record_round(void)
+{
+	static SPIPlanPtr plan = NULL;
+
+	if (awa_dbstate_round_finished(GetCurrentTimestamp()) ||
+		!awa_schema_has(AWA_SCHEMA_ROUNDS))
+		return;
+	if (SPI_execute_plan(awa_plan(&plan,
+								  "INSERT INTO awa.maintenance_rounds AS m (last_round_at)"
+								  " VALUES (clock_timestamp())"
+								  " ON CONFLICT (singleton) DO UPDATE SET last_round_at = excluded.last_round_at",
+								  0, NULL),
+						 NULL, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "awa maintenance: recording the round failed");
 }
 
 /*
@@ -1203,7 +1232,7 @@ split_databases(const char *value, List **names)
 		if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
 			return false;
 	}
-	return list_length(*names) <= AWA_MAX_DATABASES;
+	return list_length(*names) <= AWA_MAX_LISTED_DATABASES;
 }
 
 /* check_hook of awa.databases: reject a malformed list. */
@@ -1215,7 +1244,7 @@ check_databases(char **newval, void **extra, GucSource source)
 	if (!split_databases(*newval, &names))
 	{
 		GUC_check_errdetail("List syntax is invalid: give at most %d database names separated by commas.",
-							AWA_MAX_DATABASES);
+							AWA_MAX_LISTED_DATABASES);
 		return false;
 	}
 	return true;
@@ -1266,11 +1295,11 @@ round_error_callback(void *arg)
 
 /*
  * Run one round in its own transaction.  Returns false if it failed (the
- * error is logged and the transaction rolled back).  *missing_logged
- * remembers that "not installed" was logged already.
+ * error is logged and the transaction rolled back).  *not_installed tells
+ * that the extension is not (or no longer) installed in the database.
  */
 static bool
-worker_round(const char *dbname, bool *missing_logged)
+worker_round(const char *dbname, volatile bool *not_installed)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ErrorContextCallback errcallback;
@@ -1287,12 +1316,6 @@ worker_round(const char *dbname, bool *missing_logged)
 		{
 			AwaRound	r;
 
-			if (*missing_logged)
-				ereport(LOG,
-						(errmsg("awa maintenance: extension \"awa\" is now installed in database \"%s\"",
-								dbname)));
-			*missing_logged = false;
-
 			/* pushed inside PG_TRY, so that PG_END_TRY and PG_CATCH pop it */
 			errcallback.callback = round_error_callback;
 			errcallback.arg = (void *) dbname;
@@ -1301,13 +1324,17 @@ worker_round(const char *dbname, bool *missing_logged)
 			(void) maintain_round(&r);
 			error_context_stack = errcallback.previous;
 		}
-		else if (!*missing_logged)
+		else
 		{
-			ereport(LOG,
-					(errmsg("awa maintenance: extension \"awa\" is not installed in database \"%s\", skipping it",
-							dbname),
-					 errhint("Run CREATE EXTENSION awa in that database, or remove it from awa.databases.")));
-			*missing_logged = true;
+			/*
+			 * Not (or no longer) installed: say so to the launcher and leave;
+			 * it starts a worker again when CREATE EXTENSION awa commits here.
+			 */
+			ereport(DEBUG1,
+					(errmsg("awa maintenance: extension \"awa\" is not installed in database \"%s\"",
+							dbname)));
+			(void) awa_dbstate_set(MyDatabaseId, AWA_DB_NO_AWA, 0);
+			*not_installed = true;
 		}
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -1339,7 +1366,8 @@ awa_maintenance_worker_main(Datum main_arg)
 	int			launcher_pid = DatumGetInt32(main_arg);
 	char		dbname[NAMEDATALEN];
 	MemoryContext loopcxt;
-	bool		missing_logged = false;
+	volatile bool not_installed = false;
+	bool		ok;
 	int			failures = 0;
 	TimestampTz last_round = 0;
 	TimestampTz next_round = 0;
@@ -1396,7 +1424,10 @@ awa_maintenance_worker_main(Datum main_arg)
 			MemoryContext old = MemoryContextSwitchTo(loopcxt);
 
 			last_round = now;
-			if (worker_round(dbname, &missing_logged))
+			ok = worker_round(dbname, &not_installed);
+			if (not_installed)
+				proc_exit(0);	/* the launcher looks again on CREATE EXTENSION */
+			if (ok)
 			{
 				failures = 0;
 				next_round = TimestampTzPlusMilliseconds(now, awa_maintenance_interval);
@@ -1426,20 +1457,25 @@ awa_maintenance_worker_main(Datum main_arg)
 }
 
 /* ---------------------------------------------------------------------
- * Launcher: one worker per database of awa.databases
+ * Launcher: one worker per database that has awa
  * ---------------------------------------------------------------------
  */
 
+/* What the launcher knows of one database of pg_database. */
 typedef struct DbSlot
 {
+	Oid			dboid;			/* InvalidOid: free */
 	char		name[NAMEDATALEN];
+	bool		seen;			/* in pg_database at the last scan */
+	AwaDbStatus status;			/* as published in dbstate.c */
 	BackgroundWorkerHandle *handle; /* NULL when no worker runs */
 	TimestampTz started_at;		/* last start, to pace restarts */
-	bool		logged;			/* "cannot start" logged since last success */
+	TimestampTz no_awa_since;	/* when a worker found no extension there */
+	bool		logged;			/* a problem was logged since the last success */
 } DbSlot;
 
 static DbSlot db_slots[AWA_MAX_DATABASES];
-static int	ndb_slots = 0;
+static bool too_many_logged = false;
 
 /* Ask a worker to stop, and forget it. */
 static void
@@ -1453,94 +1489,83 @@ stop_slot(DbSlot *slot)
 	}
 }
 
-/* Launcher exit: stop the workers and clear the pid others look at. */
+/* Launcher exit: stop the workers and clear what others look at. */
 static void
 launcher_on_exit(int code, Datum arg)
 {
 	int			i;
 
-	for (i = 0; i < ndb_slots; i++)
-		stop_slot(&db_slots[i]);
+	for (i = 0; i < AWA_MAX_DATABASES; i++)
+		if (OidIsValid(db_slots[i].dboid))
+		{
+			stop_slot(&db_slots[i]);
+			awa_dbstate_forget(db_slots[i].dboid);
+		}
+	awa_dbstate_launcher(-1);
 	awa_set_maintainer_pid(0);
 }
 
-/*
- * (Re)read awa.databases: keep the slots of databases still listed, stop
- * the workers of the others, add new slots.
- */
-static void
-load_databases(void)
+/* Whether awa.databases lets the launcher maintain this database. */
+static bool
+database_listed(const char *name, bool is_template, bool *explicitly)
 {
-	DbSlot		old[AWA_MAX_DATABASES];
-	int			nold = ndb_slots;
 	List	   *names;
 	ListCell   *lc;
-	int			i;
 
+	*explicitly = false;
 	if (!split_databases(awa_databases, &names))
-		names = NIL;			/* cannot happen: the check hook refused it */
-
-	memcpy(old, db_slots, sizeof(DbSlot) * nold);
-	ndb_slots = 0;
+		return false;			/* cannot happen: the check hook refused it */
 	foreach(lc, names)
 	{
-		const char *name = (const char *) lfirst(lc);
-		DbSlot	   *slot = &db_slots[ndb_slots];
-		bool		dup = false;
+		const char *listed = (const char *) lfirst(lc);
 
-		for (i = 0; i < ndb_slots; i++)
-			dup |= (strcmp(db_slots[i].name, name) == 0);
-		if (dup)
-			continue;
-		memset(slot, 0, sizeof(*slot));
-		strlcpy(slot->name, name, NAMEDATALEN);
-		for (i = 0; i < nold; i++)
+		if (strcmp(listed, "*") == 0 && !is_template)
+			return true;
+		if (strcmp(listed, name) == 0)
 		{
-			if (old[i].name[0] != '\0' && strcmp(old[i].name, name) == 0)
-			{
-				*slot = old[i];
-				old[i].name[0] = '\0';
-				old[i].handle = NULL;
-			}
+			*explicitly = true;
+			return true;
 		}
-		ndb_slots++;
 	}
-	for (i = 0; i < nold; i++)
-		if (old[i].name[0] != '\0')
-			stop_slot(&old[i]);
+	return false;
 }
 
-/*
- * Look a database up in pg_database (a shared catalog, readable without a
- * database connection).  A heap scan, not the index: until the first client
- * connects after initdb, the shared relcache init file that holds the
- * index's descriptor does not exist, and building it would need pg_class.  Returns its OID, or InvalidOid if it does not
- * exist; *allowconn tells whether it accepts connections.
- */
-static Oid
-find_database(const char *name, bool *allowconn)
+/* Publish a slot's status for awa_health_check. */
+static void
+set_status(DbSlot *slot, AwaDbStatus status, int pid)
 {
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	Oid			dboid = InvalidOid;
+	slot->status = status;
+	(void) awa_dbstate_set(slot->dboid, status, pid);
+}
 
-	ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum(name));
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = systable_beginscan(rel, DatabaseNameIndexId, false, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
+/* The slot of a database, or a free one (NULL when all are taken). */
+static DbSlot *
+slot_for(Oid dboid, const char *name)
+{
+	DbSlot	   *free_slot = NULL;
+	int			i;
+
+	for (i = 0; i < AWA_MAX_DATABASES; i++)
 	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
-
-		dboid = db->oid;
-		*allowconn = db->datallowconn;
+		if (db_slots[i].dboid == dboid)
+			return &db_slots[i];
+		if (free_slot == NULL && !OidIsValid(db_slots[i].dboid))
+			free_slot = &db_slots[i];
 	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return dboid;
+	if (free_slot == NULL)
+	{
+		if (!too_many_logged)
+			ereport(LOG,
+					(errmsg("awa maintenance: more than %d databases; database \"%s\" and any later ones are not maintained",
+							AWA_MAX_DATABASES, name),
+					 errhint("List the databases that have awa in awa.databases.")));
+		too_many_logged = true;
+		return NULL;
+	}
+	memset(free_slot, 0, sizeof(*free_slot));
+	free_slot->dboid = dboid;
+	strlcpy(free_slot->name, name, NAMEDATALEN);
+	return free_slot;
 }
 
 /* Start the worker of one database if it is not running and may start. */
@@ -1548,15 +1573,18 @@ static void
 launch_one(DbSlot *slot, TimestampTz now)
 {
 	BackgroundWorker worker;
-	Oid			dboid;
-	bool		allowconn = false;
 	pid_t		pid;
+	bool		recheck;
+	AwaDbStatus published = awa_dbstate_status(slot->dboid, &recheck);
 
 	if (slot->handle != NULL)
 	{
 		switch (GetBackgroundWorkerPid(slot->handle, &pid))
 		{
 			case BGWH_STARTED:
+				if (slot->status != AWA_DB_WORKER)
+					set_status(slot, AWA_DB_WORKER, (int) pid);
+				return;
 			case BGWH_NOT_YET_STARTED:
 				return;
 			case BGWH_POSTMASTER_DIED:
@@ -1565,31 +1593,29 @@ launch_one(DbSlot *slot, TimestampTz now)
 			case BGWH_STOPPED:
 				pfree(slot->handle);
 				slot->handle = NULL;
+				/* a worker that found no extension said so before leaving */
+				if (published == AWA_DB_NO_AWA)
+				{
+					slot->status = AWA_DB_NO_AWA;
+					slot->no_awa_since = now;
+				}
+				else
+					set_status(slot, AWA_DB_UNKNOWN, 0);
 				break;
 		}
 	}
-	if (slot->started_at != 0 &&
+
+	/*
+	 * No extension there: look again when CREATE EXTENSION awa commits
+	 * there (recheck), or after a while.  Otherwise pace restarts.
+	 */
+	if (slot->status == AWA_DB_NO_AWA && !recheck &&
+		now < TimestampTzPlusMilliseconds(slot->no_awa_since, AWA_NO_AWA_RECHECK_MS))
+		return;
+	if (slot->started_at != 0 && !recheck &&
 		now < TimestampTzPlusMilliseconds(slot->started_at, AWA_WORKER_RESTART_MS))
 		return;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	dboid = find_database(slot->name, &allowconn);
-	CommitTransactionCommand();
-
-	if (!OidIsValid(dboid) || !allowconn)
-	{
-		if (!slot->logged)
-			ereport(LOG,
-					(errmsg(OidIsValid(dboid)
-							? "awa maintenance: database \"%s\" does not allow connections, skipping it"
-							: "awa maintenance: database \"%s\" does not exist, skipping it",
-							slot->name),
-					 errhint("Correct awa.databases, or create the database.")));
-		slot->logged = true;
-		return;
-	}
-	if (database_wanted_elsewhere(dboid))
+	if (database_wanted_elsewhere(slot->dboid))
 		return;
 
 	memset(&worker, 0, sizeof(worker));
@@ -1608,26 +1634,105 @@ launch_one(DbSlot *slot, TimestampTz now)
 	if (!RegisterDynamicBackgroundWorker(&worker, &slot->handle))
 	{
 		slot->handle = NULL;
-		if (!slot->logged)
+		if (slot->status != AWA_DB_NO_SLOT)
 			ereport(LOG,
-					(errmsg("awa maintenance: could not start a worker for database \"%s\"",
+					(errmsg("awa maintenance: no background worker slot is free for database \"%s\", which is not maintained",
 							slot->name),
-					 errhint("Raise max_worker_processes: awa needs one for its launcher and one per database in awa.databases.")));
-		slot->logged = true;
+					 errhint("Raise max_worker_processes: awa needs one for its launcher and one per database that has awa.")));
+		set_status(slot, AWA_DB_NO_SLOT, 0);
 		return;
 	}
-	if (slot->logged)
+	if (slot->status == AWA_DB_NO_SLOT)
 		ereport(LOG,
 				(errmsg("awa maintenance: started a worker for database \"%s\"", slot->name)));
-	slot->logged = false;
+	/* the worker publishes AWA_DB_WORKER once it runs; until then: unknown */
+	if (slot->status != AWA_DB_NO_AWA)
+		set_status(slot, AWA_DB_UNKNOWN, 0);
+}
+
+/*
+ * Look at every database of pg_database (a shared catalog, readable
+ * without a database connection): start or keep a worker in each one that
+ * awa.databases lets in, stop the workers of databases gone or no longer
+ * listed.  A heap scan, not the index: until the first client connects
+ * after initdb, the shared relcache init file that holds the index's
+ * descriptor does not exist, and building it would need pg_class.
+ */
+static void
+scan_databases(TimestampTz now)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+	int			i;
+
+	for (i = 0; i < AWA_MAX_DATABASES; i++)
+		db_slots[i].seen = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tuple);
+		const char *name = NameStr(db->datname);
+		bool		explicitly;
+		DbSlot	   *slot;
+
+		if (!database_listed(name, db->datistemplate, &explicitly))
+		{
+			/* say so where it matters: a listed-only setup */
+			(void) awa_dbstate_set(db->oid, AWA_DB_NOT_LISTED, 0);
+			continue;
+		}
+		slot = slot_for(db->oid, name);
+		if (slot == NULL)
+			continue;
+		slot->seen = true;
+		if (!db->datallowconn || db->datconnlimit == DATCONNLIMIT_INVALID_DB)
+		{
+			if (explicitly && !slot->logged)
+				ereport(LOG,
+						(errmsg("awa maintenance: database \"%s\" does not allow connections, skipping it",
+								name)));
+			slot->logged = true;
+			stop_slot(slot);
+			set_status(slot, AWA_DB_UNREACHABLE, 0);
+			continue;
+		}
+		if (slot->status == AWA_DB_UNREACHABLE)
+			set_status(slot, AWA_DB_UNKNOWN, 0);
+		slot->logged = false;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+
+	for (i = 0; i < AWA_MAX_DATABASES; i++)
+	{
+		DbSlot	   *slot = &db_slots[i];
+
+		if (!OidIsValid(slot->dboid))
+			continue;
+		if (!slot->seen)
+		{
+			/* dropped, or no longer in awa.databases */
+			stop_slot(slot);
+			awa_dbstate_forget(slot->dboid);
+			slot->dboid = InvalidOid;
+			continue;
+		}
+		if (slot->status != AWA_DB_UNREACHABLE)
+			launch_one(slot, now);
+	}
 }
 
 /* Main of the launcher (registered in awa_maintain_init). */
 void
 awa_maintenance_launcher_main(Datum main_arg)
 {
-	int			i;
-
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -1639,22 +1744,17 @@ awa_maintenance_launcher_main(Datum main_arg)
 	before_shmem_exit(launcher_on_exit, (Datum) 0);
 	ereport(LOG, (errmsg("awa maintenance launcher started")));
 
-	load_databases();
+	/* backends that create or drop awa wake us through our latch */
+	awa_dbstate_launcher(MyProc->pgprocno);
 	for (;;)
 	{
-		TimestampTz now;
-
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			load_databases();
 		}
-
-		now = GetCurrentTimestamp();
-		for (i = 0; i < ndb_slots; i++)
-			launch_one(&db_slots[i], now);
+		scan_databases(GetCurrentTimestamp());
 		pgstat_report_activity(STATE_IDLE, NULL);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1684,10 +1784,10 @@ awa_maintain_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("awa.databases",
-							   "Databases the awa maintenance worker keeps, separated by commas.",
-							   "A database where the extension is not installed is skipped. Empty means none.",
+							   "Databases the awa maintenance launcher may keep a worker in, separated by commas; * for every one.",
+							   "The launcher keeps a worker in each of them where the extension is installed (* leaves out template databases). Empty means none.",
 							   &awa_databases,
-							   "postgres",
+							   "*",
 							   PGC_SIGHUP,
 							   GUC_LIST_INPUT,
 							   check_databases, NULL, NULL);
