@@ -8,15 +8,23 @@
       case 6: a session blocked in awa_claim(queue, wait => '10 s'); another inserts a job and commits;
       milliseconds from the commit being sent to the blocked call returning.  The reference is the same
       thing with LISTEN/NOTIFY (a plain INSERT into bench_jobs + NOTIFY, a listener waiting in psycopg).
+  latency.py herd --waiters W [--queues Q] --rounds R [--raw FILE]
+      the same wake-up with W sessions blocked in awa_claim(queue, wait => '10 s') on each of Q queues
+      (every claimer loops: claim, and claim again once it got a job); each round inserts one job into
+      each queue, committed at once, and records for each queue the milliseconds from the commit being
+      sent to the job being returned by one of its claimers.  Prints median, p90, p99 and, when the
+      server has awa.claimer_wakeups, the claimer wake-ups per job.
 
 Connection parameters come from the environment (PGHOST, PGPORT, PGUSER, PGDATABASE).
 Debian's python3-psycopg (3.1); run with /usr/bin/python3.
 """
 import argparse
+import statistics
 import threading
 import time
 
 import psycopg
+from psycopg import sql
 
 
 def append(raw, variant, rnd, value):
@@ -133,6 +141,94 @@ def wake(a):
         c.close()
 
 
+def herd(a):
+    """Wake-up latency with several claimers blocked on each queue (see the module docstring)."""
+    queues = [f"herd{q}" for q in range(a.queues)]
+    mon = psycopg.connect(autocommit=True)
+    inserter = psycopg.connect()
+    mon.execute("SELECT awa_drain_queue(q) FROM unnest(%s::text[]) q", (queues,))
+    got = {}          # job id -> monotonic time it was returned by a claimer
+    cond = threading.Condition()
+    stop = threading.Event()
+    conns = []
+
+    def claimer(queue):
+        c = psycopg.connect(autocommit=True)
+        conns.append(c)
+        while not stop.is_set():
+            try:
+                rows = c.execute(sql.SQL("SELECT id FROM awa_claim({}, wait => '10 s')")
+                                 .format(sql.Literal(queue))).fetchall()
+            except psycopg.Error:
+                return
+            t = time.monotonic()
+            with cond:
+                for (jid,) in rows:
+                    got[jid] = t
+                cond.notify_all()
+
+    threads = [threading.Thread(target=claimer, args=(q,), daemon=True)
+               for q in queues for _ in range(a.waiters)]
+    for th in threads:
+        th.start()
+    nwait = a.waiters * a.queues
+
+    def all_blocked(timeout=5.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            n = mon.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension'"
+                            " AND query LIKE '%%awa_claim(%%herd%%'").fetchone()[0]
+            if n >= nwait:
+                return True
+            time.sleep(0.005)
+        return False
+
+    def wakeups():
+        try:
+            return int(mon.execute("SHOW awa.claimer_wakeups").fetchone()[0])
+        except psycopg.Error:
+            return None
+
+    lat = []
+    unblocked = 0
+    w0 = None
+    for r in range(1, a.rounds + 1):
+        if not all_blocked():
+            unblocked += 1
+        time.sleep(0.01)
+        if w0 is None:
+            w0 = wakeups()
+        ids = [inserter.execute("SELECT id FROM awa_insert('k', '{}', %s)", (q,)).fetchone()[0] for q in queues]
+        t0 = time.monotonic()
+        inserter.commit()
+        with cond:
+            if not cond.wait_for(lambda: all(i in got for i in ids), timeout=10):
+                raise RuntimeError("a job was not claimed within 10 s")
+        for i in ids:
+            ms = (got[i] - t0) * 1000
+            lat.append(ms)
+            if a.raw:
+                append(a.raw, f"c6_herd_w{a.waiters}_q{a.queues}", r, ms)
+    all_blocked()
+    w1 = wakeups()
+    stop.set()
+    for c in conns:
+        c.cancel()
+    for th in threads:
+        th.join(timeout=15)
+    lat.sort()
+
+    def pct(p):
+        return lat[min(len(lat) - 1, int(p * len(lat)))]
+    per_job = "" if w0 is None or w1 is None else f", claimer wake-ups per job {(w1 - w0) / len(lat):.2f}"
+    print(f"herd: {a.waiters} waiters x {a.queues} queues, {len(lat)} jobs: median {statistics.median(lat):.2f} ms,"
+          f" p90 {pct(0.9):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1]:.2f} ms{per_job}")
+    if unblocked:
+        print(f"    note: in {unblocked} rounds not every claimer was seen sleeping before the insert")
+    mon.close()
+    inserter.close()
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -143,8 +239,13 @@ def main():
     w = sub.add_parser("wake")
     w.add_argument("--rounds", type=int, default=200)
     w.add_argument("--raw", required=True)
+    h = sub.add_parser("herd")
+    h.add_argument("--waiters", type=int, default=10)
+    h.add_argument("--queues", type=int, default=1)
+    h.add_argument("--rounds", type=int, default=100)
+    h.add_argument("--raw")
     a = p.parse_args()
-    {"stats": stats, "wake": wake}[a.cmd](a)
+    {"stats": stats, "wake": wake, "herd": herd}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ PGB_MODE=${BENCH_PGBENCH_MODE:-prepared}                # pgbench -M
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 KEEP_CLUSTER=${BENCH_KEEP_CLUSTER:-0}
 # Server settings: sized for the 2-core / 23 GB machines; synchronous_commit stays on (durable queue).
-SERVER_OPTS=${BENCH_SERVER_OPTS:-"shared_buffers=1GB max_wal_size=8GB checkpoint_timeout=30min maintenance_work_mem=256MB"}
+SERVER_OPTS=${BENCH_SERVER_OPTS:-"shared_buffers=1GB max_wal_size=8GB checkpoint_timeout=30min maintenance_work_mem=256MB awa.databases="}
 PYTHON=/usr/bin/python3
 
 RESULTS=$BENCH_ROOT/results

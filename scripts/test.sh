@@ -18,7 +18,9 @@ set -e
 awa_install_packages
 awa_build_install
 log "starting a throwaway PostgreSQL on port $TEST_PORT in $TEST_DIR"
-awa_cluster_start "$TEST_DIR" "$TEST_PORT" fsync=off
+# awa.databases empty: no maintenance worker in the test databases (the tests that
+# need one start their own server); rounds run only when a test calls awa_maintain().
+awa_cluster_start "$TEST_DIR" "$TEST_PORT" fsync=off awa.databases=
 set +e
 cd "$AWA_ROOT"
 

@@ -13,7 +13,7 @@ UPDATE awa.jobs SET attempt = 3, heartbeat_at = now(), deadline_at = now() WHERE
 SELECT id, state, finalized_at IS NOT NULL AS finalized FROM awa_cancel(1);
 SELECT id, state, finalized_at IS NOT NULL AS finalized FROM awa_cancel(2);
 SELECT id, state FROM awa_cancel(4);
--- running and waiting_external (their NOTIFY awa:cancel is tested in notify.spec)
+-- running and waiting_external (their NOTIFY awa.cancel is tested in notify.spec)
 SELECT id, state, run_lease FROM awa_cancel(3);
 SELECT id, state, run_lease FROM awa_cancel(5);
 -- terminal states: no row, nothing changes

@@ -162,14 +162,24 @@ extern void awa_maintain_init(void);
 extern bool awa_rows_prepared;
 
 /* wake.c */
+/* NOTIFY channels: a queue's, a queue's too long for that, awa's own */
+#define AWA_QUEUE_CHANNEL_PREFIX	"awa:"	/* + queue name, if it fits */
+#define AWA_HASHED_CHANNEL_PREFIX	"awa#"	/* + MD5 hex of the queue name */
+#define AWA_OWN_CHANNEL_PREFIX		"awa."
+#define AWA_CANCEL_CHANNEL			"awa.cancel"
 extern void awa_job_available(const char *queue);
 extern void awa_job_scheduled(const char *queue);
 extern void awa_notify_cancel(int64 job_id, int64 run_lease);
 extern void awa_wake_init(void);
 extern void awa_queue_channel(const char *queue, char *channel);
+extern bool awa_channel_is_ours(const char *channel);
 extern bool awa_wait_register(const char *queue);
+extern void awa_wait_attempt(void);
+extern long awa_wait_before_sleep(long due_ms);
 extern void awa_wait_unregister(void);
 extern void awa_wait_at_limit(bool at_limit);
+extern void awa_claim_begins(const char *queue);
+extern void awa_claim_ends(int n, bool full);
 extern void awa_running_freed(void);
 extern void awa_set_maintainer_pid(int pid);
 extern void awa_set_maintained(TimestampTz at);

@@ -577,6 +577,8 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		bool		at_limit;
 
 		ResetLatch(MyLatch);
+		if (registered)
+			awa_wait_attempt();
 		if (wait_us == 0)
 			nrows = try_claim(queue, at, lease, worker, batch, rows, &at_limit);
 		else
@@ -611,6 +613,8 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		if (at_limit)
 			timeout_ms = Min(timeout_ms, AWA_LIMIT_POLL_MS);
 		due_ms = ms_until_next_due(queue, now);
+		if (registered)
+			due_ms = awa_wait_before_sleep(due_ms);
 		if (due_ms >= 0)
 			timeout_ms = Min(timeout_ms, due_ms);
 		wait_for_work(Max(timeout_ms, 1));
@@ -670,11 +674,13 @@ awa_claim(PG_FUNCTION_ARGS)
 	rows = palloc(sizeof(ClaimedRow) * batch);
 
 	SPI_connect();
+	awa_claim_begins(text_to_cstring(queue));
 	if (wait_us > 0)
 		registered = awa_wait_register(text_to_cstring(queue));
 	PG_TRY();
 	{
 		nrows = claim_loop(queue, worker, batch, lease, wait_us, registered, rows);
+		awa_claim_ends(nrows, nrows == batch);
 	}
 	PG_FINALLY();
 	{

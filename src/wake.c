@@ -6,14 +6,39 @@
  *
  * A blocked claimer publishes (database, hash of its queue, its PGPROC
  * number) in a slot of shared memory, then tries to claim, then sleeps on
- * its latch.  A transaction that makes jobs of a queue claimable remembers
- * the queue's hash; once its commit is visible (XACT_EVENT_COMMIT) it sets
- * the latch of every claimer waiting on one of those queues.  A rolled back
+ * its latch.  A transaction that makes k jobs of a queue claimable
+ * remembers the queue's hash and k; once its commit is visible
+ * (XACT_EVENT_COMMIT) it hands a wake-up to k waiters of the queue (a flag
+ * in their slot, then their latch), not to all of them.  A rolled back
  * transaction wakes nobody.  Because the slot is published before the
  * claimer's attempt, a commit either happened before that attempt (and is
- * seen by its snapshot) or finds the slot and wakes it: no wake-up is lost.
- * Hash collisions and concurrent claimers only cause harmless extra
- * wake-ups.
+ * seen by its snapshot) or finds the slot: no wake-up is lost.
+ *
+ * Why no due job is left behind while waiters sleep.  A waiter takes its
+ * wake-up (clears the flag) before each attempt, so the attempt's snapshot
+ * sees every commit that found the flag set and skipped it.  Then:
+ *  - an attempt that claims fewer than its batch took every due, unlocked
+ *    job of the queue; the locked ones belong to claims that either commit
+ *    or, on abort, give the queue's jobs back and wake as many waiters;
+ *  - a woken waiter that claims a full batch passes one wake-up on, since
+ *    more jobs may wait (this also covers callers that report a batch of
+ *    jobs as one);
+ *  - a woken waiter that leaves before its attempt is done (cancel,
+ *    timeout, error, FATAL) passes its wake-up on.
+ * A queue at its concurrency limit is served the same way: a transaction
+ * that ends running jobs hands one wake-up to one waiter at a limit per
+ * queue, and the chain above does the rest.
+ *
+ * Scheduled jobs need no commit to come due.  A waiter sleeps at most
+ * until the next one only if no other waiter of its queue already keeps
+ * that time (its published due_at is earlier or equal; ties go to the
+ * lower slot); a timekeeper that leaves hands its role on with a wake-up,
+ * and a commit that schedules a job wakes one waiter to look again.  So
+ * one waiter, not all, wakes when a scheduled job comes due.
+ *
+ * A backend that exits while waiting (FATAL: pg_terminate_backend, lost
+ * client) withdraws its slot and passes on what it held from a
+ * before_shmem_exit callback, as it does on every other way out.
  *
  * The slots need shared memory, so they exist only when awa is in
  * shared_preload_libraries; without it a blocked claimer polls instead.
@@ -23,9 +48,9 @@
  * serializes committing enqueuers; it is wasted when no session listens.
  * So the notifications of a transaction are kept aside until
  * XACT_EVENT_PRE_COMMIT (just before PostgreSQL queues NOTIFYs) and sent
- * only if some backend of the cluster has run LISTEN on an "awa:" channel
- * (counted by a ProcessUtility hook; a backend stays counted until it
- * exits).  The race between a listener arriving and an enqueuer that
+ * only if some backend of the cluster has run LISTEN on an awa channel
+ * (see awa_channel_is_ours; counted by a ProcessUtility hook; a backend
+ * stays counted until it exits).  The race between a listener arriving and an enqueuer that
  * found no listener is closed by a handshake: the enqueuer marks itself
  * committing (an odd counter in its slot) before it reads the listener
  * count and clears the mark once its commit is visible; a new listener
@@ -34,6 +59,13 @@
  * enqueuer's commit is visible, before its own LISTEN takes effect, so its
  * first look at the queue finds the job.  Without shared memory every
  * notification is sent.
+ *
+ * Channel names.  A queue name may be any string of 1 to 200 characters,
+ * so "awa:" followed by anything that fits belongs to queues: a queue's
+ * channel is "awa:<queue>" when that fits in a channel name (63 bytes).
+ * Longer names use "awa#<MD5 of the name>" and awa's own channel is
+ * "awa.cancel": no queue name can produce either, and the two differ from
+ * each other.  The payload of a queue's NOTIFY is always its full name.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,6 +84,7 @@
 #include "storage/shmem.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
@@ -61,18 +94,22 @@
 /* One claimer blocked in awa_claim; also the backend's commit mark. */
 typedef struct AwaWaitSlot
 {
-	pg_atomic_uint32 active;	/* 1 while the fields below describe a waiter */
+	pg_atomic_uint32 reg_gen;	/* odd while the fields below describe a waiter */
 	Oid			dboid;
 	uint32		queue_hash;
 	int			procno;
+	pg_atomic_uint32 woken;		/* 1: handed a wake-up it has not taken yet */
 	pg_atomic_uint32 at_limit;	/* 1: its queue is at its concurrency limit */
+	pg_atomic_uint64 due_at;	/* keeps the time of a scheduled job, or 0 */
 	pg_atomic_uint32 commit_gen;	/* odd while committing with NOTIFYs held */
 } AwaWaitSlot;
 
 typedef struct AwaShared
 {
 	pg_atomic_uint32 nwaiting;	/* slots in use, to skip the scan when 0 */
-	pg_atomic_uint32 nlisteners;	/* backends that ran LISTEN "awa:..." */
+	pg_atomic_uint32 nlisteners;	/* backends that ran LISTEN on awa channels */
+	pg_atomic_uint64 wakeups;	/* times a blocked claimer woke and tried again */
+	pg_atomic_uint32 next_start;	/* where the next scan for waiters begins */
 	pg_atomic_uint64 maint_last_run;	/* TimestampTz of the last round */
 	pg_atomic_uint32 maint_pid; /* pid of the maintenance worker, or 0 */
 	int			nslots;
@@ -120,16 +157,51 @@ static HTAB *held_index = NULL;
 static bool commit_marked = false;	/* our commit_gen is odd */
 static bool counted_listener = false;
 
-/* Queues made claimable by the current transaction (hashes). */
+/*
+ * Queues made claimable by the current transaction: hash and number of
+ * wake-ups owed at commit (jobs made available; at least one when a job
+ * was scheduled, so that a waiter looks at the new run_at).
+ */
 #define MAX_PENDING_WAKES 32
 typedef struct PendingWake
 {
 	uint32		hash;			/* queue_hash() of the queue */
+	int			count;			/* waiters to wake */
 } PendingWake;
 static PendingWake pending_wakes[MAX_PENDING_WAKES];
 static int	npending_wakes = 0;
 static bool pending_overflow = false;	/* too many: wake every waiter of the db */
 static bool running_freed = false;	/* this transaction ended a running job */
+
+/*
+ * Queues this transaction claimed from, with the savepoint level of the
+ * claim: if that level rolls back, the jobs are claimable again and as many
+ * waiters are woken (at least one: a claim that failed midway may have had
+ * rows locked that other claimers skipped).
+ */
+#define MAX_CLAIMED 32
+typedef struct ClaimedQueue
+{
+	uint32		hash;
+	int			count;
+	int			level;
+} ClaimedQueue;
+static ClaimedQueue claimed[MAX_CLAIMED];
+static int	nclaimed = 0;
+static bool claimed_overflow = false;
+static int	current_claim = -1;	/* index in claimed[] of the running awa_claim */
+
+/* This backend as a blocked claimer (see awa_wait_register). */
+static bool registered = false;
+static uint32 registered_hash = 0;
+static bool took_wake = false;	/* its current attempt was woken */
+static bool attempting = false;	/* an attempt is under way */
+static bool slept = false;		/* the next attempt follows a sleep */
+static bool keeps_time = false; /* its due_at is published */
+static bool exit_callback_set = false;
+
+/* Read-only settings that show awa's shared state (see awa_wake_init). */
+static int	show_dummy = 0;
 
 static Size
 awa_shmem_size(void)
@@ -163,13 +235,17 @@ awa_shmem_startup(void)
 	{
 		pg_atomic_init_u32(&awa_shared->nwaiting, 0);
 		pg_atomic_init_u32(&awa_shared->nlisteners, 0);
+		pg_atomic_init_u64(&awa_shared->wakeups, 0);
+		pg_atomic_init_u32(&awa_shared->next_start, 0);
 		pg_atomic_init_u64(&awa_shared->maint_last_run, 0);
 		pg_atomic_init_u32(&awa_shared->maint_pid, 0);
 		awa_shared->nslots = MaxBackends;
 		for (i = 0; i < MaxBackends; i++)
 		{
-			pg_atomic_init_u32(&awa_shared->slots[i].active, 0);
+			pg_atomic_init_u32(&awa_shared->slots[i].reg_gen, 0);
+			pg_atomic_init_u32(&awa_shared->slots[i].woken, 0);
 			pg_atomic_init_u32(&awa_shared->slots[i].at_limit, 0);
+			pg_atomic_init_u64(&awa_shared->slots[i].due_at, 0);
 			pg_atomic_init_u32(&awa_shared->slots[i].commit_gen, 0);
 		}
 	}
@@ -177,6 +253,7 @@ awa_shmem_startup(void)
 }
 
 static void note_queue(const char *queue, bool notify);
+static void set_exit_callback(void);
 
 static uint32
 queue_hash(const char *queue)
@@ -185,16 +262,19 @@ queue_hash(const char *queue)
 }
 
 /*
- * The NOTIFY channel of a queue: "awa:<queue>", or "awa:" followed by the
- * MD5 of the queue name when that would not fit in a channel name.
+ * The NOTIFY channel of a queue: "awa:<queue>" when that fits in a
+ * channel name, else "awa#" followed by the MD5 of the queue name.  No
+ * queue's literal channel starts with "awa#" and awa's own channels start
+ * with "awa.", so queues never share a channel with each other's hashes or
+ * with awa.
  */
 void
 awa_queue_channel(const char *queue, char *channel)
 {
 	size_t		len = strlen(queue);
 
-	if (len + 4 < NAMEDATALEN)
-		snprintf(channel, NAMEDATALEN, "awa:%s", queue);
+	if (len + strlen(AWA_QUEUE_CHANNEL_PREFIX) < NAMEDATALEN)
+		snprintf(channel, NAMEDATALEN, AWA_QUEUE_CHANNEL_PREFIX "%s", queue);
 	else
 	{
 		char		hex[33];
@@ -202,8 +282,20 @@ awa_queue_channel(const char *queue, char *channel)
 
 		if (!pg_md5_hash(queue, len, hex, &errstr))
 			elog(ERROR, "awa: could not hash queue name: %s", errstr);
-		snprintf(channel, NAMEDATALEN, "awa:%s", hex);
+		snprintf(channel, NAMEDATALEN, AWA_HASHED_CHANNEL_PREFIX "%s", hex);
 	}
+}
+
+/*
+ * Whether a channel is one awa sends on ("awa:", "awa#" or "awa."
+ * followed by anything): LISTEN on it makes enqueuers notify.
+ */
+bool
+awa_channel_is_ours(const char *channel)
+{
+	return strncmp(channel, AWA_QUEUE_CHANNEL_PREFIX, 4) == 0 ||
+		strncmp(channel, AWA_HASHED_CHANNEL_PREFIX, 4) == 0 ||
+		strncmp(channel, AWA_OWN_CHANNEL_PREFIX, 4) == 0;
 }
 
 /*
@@ -302,7 +394,10 @@ hold_notify(const char *channel, const char *payload)
 	MemoryContextSwitchTo(old);
 }
 
-/* Remember a queue to wake at commit; NOTIFY it when asked. */
+/*
+ * Remember a queue to wake at commit (one more waiter for an available
+ * job, at least one for a scheduled job); NOTIFY it when asked.
+ */
 static void
 note_queue(const char *queue, bool notify)
 {
@@ -317,9 +412,12 @@ note_queue(const char *queue, bool notify)
 	{
 		w = &pending_wakes[npending_wakes++];
 		w->hash = h;
+		w->count = 0;
 	}
 	else if (w == NULL)
 		pending_overflow = true;
+	if (w != NULL && (notify || w->count == 0) && w->count < INT_MAX)
+		w->count++;
 
 	if (notify && awa_notify)
 	{
@@ -330,7 +428,7 @@ note_queue(const char *queue, bool notify)
 	}
 }
 
-/* NOTIFY awa:cancel for a running job that was cancelled. */
+/* NOTIFY awa.cancel for a running job that was cancelled. */
 void
 awa_notify_cancel(int64 job_id, int64 run_lease)
 {
@@ -338,7 +436,7 @@ awa_notify_cancel(int64 job_id, int64 run_lease)
 
 	snprintf(payload, sizeof(payload), "{\"id\": %lld, \"run_lease\": %lld}",
 			 (long long) job_id, (long long) run_lease);
-	hold_notify("awa:cancel", payload);
+	hold_notify(AWA_CANCEL_CHANNEL, payload);
 }
 
 /* This backend's slot (for its commit mark), or NULL without shared memory. */
@@ -366,6 +464,7 @@ send_held_notifies(void)
 		return;
 	if (slot != NULL)
 	{
+		set_exit_callback();
 		pg_atomic_fetch_add_u32(&slot->commit_gen, 1);
 		commit_marked = true;
 		send = pg_atomic_read_u32(&awa_shared->nlisteners) > 0;
@@ -403,41 +502,150 @@ awa_running_freed(void)
 }
 
 /*
- * Set the latch of every claimer waiting on a queue this transaction fed,
- * and, if it ended running jobs, of every claimer waiting at a limit.
+ * Hand a wake-up to up to k waiters of this database: those waiting on the
+ * queue with this hash, or on any queue (any_queue), and only those at a
+ * concurrency limit (at_limit_only).  A waiter that holds a wake-up it has
+ * not taken yet is skipped: its next attempt sees our commit anyway.  A
+ * waiter that withdrew while we handed it the wake-up may not have seen
+ * it, so it does not count.  Returns the number handed out.
+ */
+static int
+hand_wakeups(uint32 hash, bool any_queue, bool at_limit_only, int k)
+{
+	int			nslots;
+	int			start;
+	int			n;
+	int			handed = 0;
+
+	if (awa_shared == NULL || k <= 0 ||
+		pg_atomic_read_u32(&awa_shared->nwaiting) == 0)
+		return 0;
+	pg_memory_barrier();
+	nslots = awa_shared->nslots;
+	/* begin where the last scan left off, so wake-ups spread over waiters */
+	start = (int) (pg_atomic_fetch_add_u32(&awa_shared->next_start, 1) % (uint32) nslots);
+	for (n = 0; n < nslots && handed < k; n++)
+	{
+		int			i = (start + n) % nslots;
+		AwaWaitSlot *slot = &awa_shared->slots[i];
+		uint32		gen = pg_atomic_read_u32(&slot->reg_gen);
+		uint32		expected = 0;
+		int			procno;
+		bool		match;
+
+		if ((gen & 1) == 0 || i == MyBackendId - 1)
+			continue;
+		pg_read_barrier();
+		match = slot->dboid == MyDatabaseId &&
+			(any_queue || slot->queue_hash == hash);
+		procno = slot->procno;
+		pg_read_barrier();
+		if (!match || pg_atomic_read_u32(&slot->reg_gen) != gen)
+			continue;
+		if (at_limit_only && pg_atomic_read_u32(&slot->at_limit) == 0)
+			continue;
+		if (!pg_atomic_compare_exchange_u32(&slot->woken, &expected, 1))
+			continue;
+		SetLatch(&GetPGProcByNumber(procno)->procLatch);
+		if (pg_atomic_read_u32(&slot->reg_gen) == gen)
+			handed++;
+	}
+	return handed;
+}
+
+/*
+ * After a commit: wake as many waiters of each queue as the transaction
+ * made jobs claimable, every waiter of the database if it fed too many
+ * queues to remember, and, if it ended running jobs, one waiter at a limit
+ * per queue (the chain of wake-ups does the rest, see the file header).
  */
 static void
 wake_waiters(void)
 {
-	int			i;
+	int			k;
 
 	if (awa_shared == NULL || pg_atomic_read_u32(&awa_shared->nwaiting) == 0)
 		return;
-
-	for (i = 0; i < awa_shared->nslots; i++)
+	if (pending_overflow)
+		(void) hand_wakeups(0, true, false, INT_MAX);
+	else
+		for (k = 0; k < npending_wakes; k++)
+			(void) hand_wakeups(pending_wakes[k].hash, false, false,
+								pending_wakes[k].count);
+	if (running_freed)
 	{
-		AwaWaitSlot *slot = &awa_shared->slots[i];
-		bool		match = pending_overflow;
-		int			k;
+		uint32		seen[MAX_PENDING_WAKES];
+		int			nseen = 0;
+		int			i;
 
-		if (pg_atomic_read_u32(&slot->active) == 0)
-			continue;
-		pg_read_barrier();
-		if (slot->dboid != MyDatabaseId)
-			continue;
-		if (running_freed && pg_atomic_read_u32(&slot->at_limit) != 0)
-			match = true;
-		for (k = 0; !match && k < npending_wakes; k++)
-			match = (pending_wakes[k].hash == slot->queue_hash);
-		if (match)
-			SetLatch(&GetPGProcByNumber(slot->procno)->procLatch);
+		for (i = 0; i < awa_shared->nslots; i++)
+		{
+			AwaWaitSlot *slot = &awa_shared->slots[i];
+			uint32		h;
+			int			j;
+
+			if ((pg_atomic_read_u32(&slot->reg_gen) & 1) == 0 ||
+				pg_atomic_read_u32(&slot->at_limit) == 0)
+				continue;
+			pg_read_barrier();
+			if (slot->dboid != MyDatabaseId)
+				continue;
+			h = slot->queue_hash;
+			for (j = 0; j < nseen && seen[j] != h; j++)
+				;
+			if (j < nseen)
+				continue;
+			if (nseen == MAX_PENDING_WAKES)
+			{
+				/* many limited queues waited on: wake every waiter at a limit */
+				(void) hand_wakeups(0, true, true, INT_MAX);
+				break;
+			}
+			seen[nseen++] = h;
+			(void) hand_wakeups(h, false, true, 1);
+		}
 	}
 }
 
 /*
+ * After a rollback of claims (of the whole transaction, or of savepoints
+ * from level `from` up): their jobs are claimable again; wake as many
+ * waiters of each queue, and forget those claims.
+ */
+static void
+wake_for_rolled_back_claims(int from)
+{
+	int			i;
+	int			kept = 0;
+	int			current = -1;
+
+	/* too many queues to remember: every waiter of the database */
+	if (claimed_overflow)
+		(void) hand_wakeups(0, true, false, INT_MAX);
+	for (i = 0; i < nclaimed; i++)
+	{
+		if (claimed[i].level >= from)
+		{
+			if (!claimed_overflow)
+				(void) hand_wakeups(claimed[i].hash, false, false,
+									Max(claimed[i].count, 1));
+			continue;
+		}
+		if (i == current_claim)
+			current = kept;
+		claimed[kept++] = claimed[i];
+	}
+	nclaimed = kept;
+	current_claim = current;
+	if (from <= 1)
+		claimed_overflow = false;
+}
+
+/*
  * Transaction end: NOTIFY at pre-commit; wake claimers after a commit;
- * forget on abort.  A prepared transaction notifies nobody (PostgreSQL
- * cannot PREPARE a NOTIFY).
+ * after an abort, wake claimers for the jobs its claims give back.  A
+ * prepared transaction notifies nobody (PostgreSQL cannot PREPARE a
+ * NOTIFY).
  */
 static void
 awa_xact_callback(XactEvent event, void *arg)
@@ -447,11 +655,15 @@ awa_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 			send_held_notifies();
 			break;
+		case XACT_EVENT_ABORT:
+			if (nclaimed > 0 || claimed_overflow)
+				wake_for_rolled_back_claims(1);
+			/* FALLTHROUGH */
 		case XACT_EVENT_COMMIT:
-			if (npending_wakes > 0 || pending_overflow || running_freed)
+			if (event == XACT_EVENT_COMMIT &&
+				(npending_wakes > 0 || pending_overflow || running_freed))
 				wake_waiters();
 			/* FALLTHROUGH */
-		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
 			clear_commit_mark();
 			held_notifies = NIL;
@@ -459,19 +671,33 @@ awa_xact_callback(XactEvent event, void *arg)
 			npending_wakes = 0;
 			pending_overflow = false;
 			running_freed = false;
+			nclaimed = 0;
+			claimed_overflow = false;
+			current_claim = -1;
 			break;
 		default:
 			break;
 	}
 }
 
-/* Savepoints: a rolled-back one takes its NOTIFYs back; a released one hands them up. */
+/*
+ * Savepoints: a rolled-back one takes its NOTIFYs back and gives back the
+ * jobs it claimed; a released one hands both up.
+ */
 static void
 awa_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					 SubTransactionId parentSubid, void *arg)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	ListCell   *lc;
+	int			i;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB && nclaimed > 0)
+		wake_for_rolled_back_claims(level);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		for (i = 0; i < nclaimed; i++)
+			if (claimed[i].level >= level)
+				claimed[i].level = level - 1;
 
 	if (held_notifies == NIL)
 		return;
@@ -513,7 +739,7 @@ listener_exit(int code, Datum arg)
 }
 
 /*
- * A LISTEN on an "awa:" channel: count this backend as a listener (once,
+ * A LISTEN on an awa channel: count this backend as a listener (once,
  * until it exits), then wait until every backend that was committing with
  * NOTIFYs held, and may have seen no listener, has finished its commit.
  */
@@ -557,7 +783,7 @@ awa_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *stmt = pstmt->utilityStmt;
 
 	if (IsA(stmt, ListenStmt) &&
-		strncmp(((ListenStmt *) stmt)->conditionname, "awa:", 4) == 0)
+		awa_channel_is_ours(((ListenStmt *) stmt)->conditionname))
 		listener_arrives();
 
 	if (prev_ProcessUtility)
@@ -569,6 +795,29 @@ awa_process_utility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
+ * Backend exit, however it happens (FATAL included, where awa_claim's
+ * PG_FINALLY does not run): withdraw the wait slot, passing on a wake-up
+ * or a timekeeping it held, and take down a commit mark.
+ */
+static void
+wake_exit(int code, Datum arg)
+{
+	awa_wait_unregister();
+	clear_commit_mark();
+}
+
+/* Make sure wake_exit runs when this backend exits. */
+static void
+set_exit_callback(void)
+{
+	if (!exit_callback_set)
+	{
+		before_shmem_exit(wake_exit, (Datum) 0);
+		exit_callback_set = true;
+	}
+}
+
+/*
  * Publish this backend as waiting for jobs of queue (until
  * awa_wait_unregister).  Returns false when there is no shared memory
  * (awa not preloaded): the caller then polls.
@@ -576,20 +825,115 @@ awa_process_utility(PlannedStmt *pstmt, const char *queryString,
 bool
 awa_wait_register(const char *queue)
 {
-	AwaWaitSlot *slot;
+	AwaWaitSlot *slot = my_slot();
 
-	if (awa_shared == NULL || MyBackendId < 1 || MyBackendId > awa_shared->nslots)
+	if (slot == NULL)
 		return false;
-	slot = &awa_shared->slots[MyBackendId - 1];
+	set_exit_callback();
+	if (registered)
+		awa_wait_unregister();
 	slot->dboid = MyDatabaseId;
 	slot->queue_hash = queue_hash(queue);
 	slot->procno = MyProc->pgprocno;
+	pg_atomic_write_u32(&slot->woken, 0);
 	pg_atomic_write_u32(&slot->at_limit, 0);
+	pg_atomic_write_u64(&slot->due_at, 0);
 	pg_write_barrier();
-	pg_atomic_write_u32(&slot->active, 1);
-	pg_atomic_fetch_add_u32(&awa_shared->nwaiting, 1);
+	/* odd: registered (a slot left odd by a backend that died keeps its count) */
+	if ((pg_atomic_read_u32(&slot->reg_gen) & 1) == 0)
+	{
+		pg_atomic_fetch_add_u32(&slot->reg_gen, 1);
+		pg_atomic_fetch_add_u32(&awa_shared->nwaiting, 1);
+	}
+	else
+		pg_atomic_fetch_add_u32(&slot->reg_gen, 2);
 	pg_memory_barrier();
+	registered = true;
+	registered_hash = slot->queue_hash;
+	took_wake = false;
+	attempting = false;
+	slept = false;
+	keeps_time = false;
 	return true;
+}
+
+/*
+ * Before each claim attempt of a registered waiter: take the wake-up it
+ * was handed, if any, before the attempt takes its snapshot (so the
+ * attempt sees the commit that handed it, and every commit that skipped
+ * this waiter because it held one).
+ */
+void
+awa_wait_attempt(void)
+{
+	AwaWaitSlot *slot = my_slot();
+
+	if (!registered || slot == NULL)
+		return;
+	took_wake = pg_atomic_exchange_u32(&slot->woken, 0) != 0;
+	attempting = true;
+	if (slept)
+		pg_atomic_fetch_add_u64(&awa_shared->wakeups, 1);
+	slept = false;
+}
+
+/*
+ * A registered waiter's attempt claimed nothing and it is about to sleep;
+ * due_ms is how long until the queue's next scheduled job comes due (-1:
+ * none).  Returns the time to sleep at most for that job: due_ms if this
+ * waiter keeps that time for its queue, -1 if another waiter already keeps
+ * it (an earlier or equal time; ties go to the lower slot).  The time is
+ * published before the others are read, so of two waiters deciding at
+ * once at least one keeps it.
+ */
+long
+awa_wait_before_sleep(long due_ms)
+{
+	AwaWaitSlot *slot = my_slot();
+	uint64		due;
+	int			i;
+
+	if (!registered || slot == NULL)
+		return due_ms;
+	attempting = false;
+	took_wake = false;
+	slept = true;
+	if (due_ms < 0)
+	{
+		if (keeps_time)
+			pg_atomic_write_u64(&slot->due_at, 0);
+		keeps_time = false;
+		return -1;
+	}
+	due = (uint64) (GetCurrentTimestamp() + (TimestampTz) due_ms * 1000);
+	pg_atomic_write_u64(&slot->due_at, due);
+	pg_memory_barrier();
+	for (i = 0; i < awa_shared->nslots; i++)
+	{
+		AwaWaitSlot *other = &awa_shared->slots[i];
+		uint32		gen = pg_atomic_read_u32(&other->reg_gen);
+		uint64		other_due;
+
+		if ((gen & 1) == 0 || other == slot)
+			continue;
+		pg_read_barrier();
+		if (other->dboid != MyDatabaseId || other->queue_hash != registered_hash)
+			continue;
+		other_due = pg_atomic_read_u64(&other->due_at);
+		pg_read_barrier();
+		if (pg_atomic_read_u32(&other->reg_gen) != gen)
+			continue;
+		if (other_due != 0 &&
+			(other_due < due || (other_due == due && i < MyBackendId - 1)))
+		{
+			/* that one keeps the time: withdraw ours and sleep */
+			pg_atomic_write_u64(&slot->due_at, 0);
+			keeps_time = false;
+			return -1;
+		}
+	}
+	keeps_time = true;
+	return due_ms;
 }
 
 /*
@@ -600,28 +944,128 @@ awa_wait_register(const char *queue)
 void
 awa_wait_at_limit(bool at_limit)
 {
-	AwaWaitSlot *slot;
+	AwaWaitSlot *slot = my_slot();
 
-	if (awa_shared == NULL || MyBackendId < 1 || MyBackendId > awa_shared->nslots)
+	if (!registered || slot == NULL)
 		return;
-	slot = &awa_shared->slots[MyBackendId - 1];
 	pg_atomic_write_u32(&slot->at_limit, at_limit ? 1 : 0);
 	pg_memory_barrier();
 }
 
-/* Withdraw the slot published by awa_wait_register. */
+/*
+ * Withdraw the slot published by awa_wait_register.  A wake-up handed to
+ * it and not taken, or taken by an attempt that did not finish, goes to
+ * another waiter of the queue; so does the timekeeping of a scheduled job.
+ */
 void
 awa_wait_unregister(void)
 {
-	AwaWaitSlot *slot;
+	AwaWaitSlot *slot = my_slot();
+	bool		pass_on;
 
-	if (awa_shared == NULL || MyBackendId < 1 || MyBackendId > awa_shared->nslots)
+	if (!registered || slot == NULL)
 		return;
-	slot = &awa_shared->slots[MyBackendId - 1];
-	if (pg_atomic_read_u32(&slot->active) == 0)
-		return;
-	pg_atomic_write_u32(&slot->active, 0);
+	registered = false;
+	pg_atomic_write_u64(&slot->due_at, 0);
+	pg_atomic_fetch_add_u32(&slot->reg_gen, 1);	/* even: withdrawn */
 	pg_atomic_fetch_sub_u32(&awa_shared->nwaiting, 1);
+	pass_on = pg_atomic_exchange_u32(&slot->woken, 0) != 0 ||
+		(took_wake && attempting) || keeps_time;
+	took_wake = false;
+	attempting = false;
+	keeps_time = false;
+	if (pass_on)
+		(void) hand_wakeups(registered_hash, false, false, 1);
+}
+
+/*
+ * awa_claim begins on queue: remember it, so that if the claim's
+ * transaction or savepoint rolls back, waiters are woken for the jobs it
+ * gives back.
+ */
+void
+awa_claim_begins(const char *queue)
+{
+	uint32		h = queue_hash(queue);
+	int			level = GetCurrentTransactionNestLevel();
+	int			i;
+
+	for (i = 0; i < nclaimed; i++)
+		if (claimed[i].hash == h && claimed[i].level == level)
+			break;
+	if (i == nclaimed)
+	{
+		if (nclaimed == MAX_CLAIMED)
+		{
+			claimed_overflow = true;
+			current_claim = -1;
+			return;
+		}
+		claimed[nclaimed].hash = h;
+		claimed[nclaimed].count = 0;
+		claimed[nclaimed].level = level;
+		nclaimed++;
+	}
+	current_claim = i;
+}
+
+/*
+ * awa_claim claimed n jobs; full: as many as its batch.  A waiter that was
+ * woken and claimed a full batch passes a wake-up on: more jobs may wait.
+ */
+void
+awa_claim_ends(int n, bool full)
+{
+	if (current_claim >= 0 && current_claim < nclaimed)
+		claimed[current_claim].count += n;
+	current_claim = -1;
+	if (registered && took_wake && full)
+		(void) hand_wakeups(registered_hash, false, false, 1);
+	took_wake = false;
+	attempting = false;
+}
+
+/* SHOW awa.waiting_claimers: backends blocked in awa_claim now. */
+static const char *
+show_waiting_claimers(void)
+{
+	static char buf[16];
+
+	snprintf(buf, sizeof(buf), "%u",
+			 awa_shared ? pg_atomic_read_u32(&awa_shared->nwaiting) : 0);
+	return buf;
+}
+
+/* SHOW awa.listening_sessions: backends counted as awa listeners now. */
+static const char *
+show_listening_sessions(void)
+{
+	static char buf[16];
+
+	snprintf(buf, sizeof(buf), "%u",
+			 awa_shared ? pg_atomic_read_u32(&awa_shared->nlisteners) : 0);
+	return buf;
+}
+
+/* SHOW awa.claimer_wakeups: times blocked claimers woke and tried again. */
+static const char *
+show_claimer_wakeups(void)
+{
+	static char buf[24];
+
+	snprintf(buf, sizeof(buf), UINT64_FORMAT,
+			 awa_shared ? pg_atomic_read_u64(&awa_shared->wakeups) : 0);
+	return buf;
+}
+
+/* Define one read-only setting that shows a piece of awa's shared state. */
+static void
+define_shown(const char *name, const char *desc, GucShowHook hook)
+{
+	DefineCustomIntVariable(name, desc, NULL, &show_dummy, 0, 0, INT_MAX,
+							PGC_INTERNAL,
+							GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
+							NULL, NULL, hook);
 }
 
 /* Wake-up machinery set-up, called from _PG_init. */
@@ -637,6 +1081,15 @@ awa_wake_init(void)
 		prev_ProcessUtility = ProcessUtility_hook;
 		ProcessUtility_hook = awa_process_utility;
 	}
+	define_shown("awa.waiting_claimers",
+				 "Shows how many backends are blocked in awa_claim(wait => ...) now (0 unless awa is preloaded).",
+				 show_waiting_claimers);
+	define_shown("awa.listening_sessions",
+				 "Shows how many backends have run LISTEN on an awa channel and not exited (0 unless awa is preloaded).",
+				 show_listening_sessions);
+	define_shown("awa.claimer_wakeups",
+				 "Shows how many times blocked awa_claim callers woke up and tried again since the server started (0 unless awa is preloaded).",
+				 show_claimer_wakeups);
 	RegisterXactCallback(awa_xact_callback, NULL);
 	RegisterSubXactCallback(awa_subxact_callback, NULL);
 }

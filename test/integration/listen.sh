@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # NOTIFY only when someone listens: enqueue sends no NOTIFY while no session
-# of the cluster listens on an "awa:" channel, does once one does, and a new
+# of the cluster listens on an awa channel ("awa:", "awa#", "awa."), does once one does, and a new
 # listener never misses a job whose enqueuer saw no listener (see
 # test/integration/python/listen_gate.py).  Starts its own PostgreSQL on port
 # 5496 (awa preloaded), because it sets synchronous_standby_names to hold a

@@ -11,6 +11,9 @@ Run by test/integration/listen.sh on its own cluster: python3 listen_gate.py DSN
      to a standby that does not exist); a new LISTEN "awa:race" waits for that commit to finish
      (wait_event_type Extension) and returns once it is visible, so the listener's first look at
      the queue finds the job.
+  4. The gate knows every awa channel: a session listening only on "awa.cancel" (awa's own
+     channel) or only on "awa#<md5>" (a queue name too long for "awa:<queue>") is counted
+     (awa.listening_sessions) and receives its notifications; once it exits it is no longer counted.
 Prints "ok - ..." lines; exits non-zero on the first failure.
 """
 import sys
@@ -94,6 +97,36 @@ stuck.execute("ROLLBACK")
 for c in (stuck, listener, producer):
     c.close()
 wait_for("the sessions of steps 1-2 to end", lambda: others() == 0)
+
+# 4. awa's own channel and hashed queue channels open the gate too
+wait_for("awa.listening_sessions to return to 0",
+         lambda: one(admin, "SELECT current_setting('awa.listening_sessions')::int") == 0)
+long_queue = "L" * 70
+hashed = "awa#" + one(admin, "SELECT md5(%s)", (long_queue,))
+for channel, action, expect in (
+        ("awa.cancel",
+         "SELECT awa_insert('k', queue => 'c'); SELECT awa_cancel(id) FROM awa_claim('c')",
+         lambda got: len(got) == 1 and got[0][1].startswith('{"id": ')),
+        (hashed, "SELECT awa_insert('k', queue => '%s')" % long_queue,
+         lambda got: got == [(hashed, long_queue)])):
+    solo = connect()
+    solo.execute('LISTEN "%s"' % channel)
+    if one(admin, "SELECT current_setting('awa.listening_sessions')::int") != 1:
+        fail("a session listening on %s is not counted as an awa listener" % channel)
+    got = []
+    solo.add_notify_handler(lambda n: got.append((n.channel, n.payload)))
+    producer = connect()
+    for statement in action.split("; "):
+        producer.execute(statement)
+    wait_for("the notification on %s" % channel, lambda: solo.execute("SELECT 1") and got)
+    if not expect(got) or got[0][0] != channel:
+        fail("the session listening on %s got %r" % (channel, got))
+    solo.close()
+    producer.close()
+    wait_for("the listener on %s to be uncounted" % channel,
+             lambda: one(admin, "SELECT current_setting('awa.listening_sessions')::int") == 0)
+    ok("a session listening only on %s is counted, receives %r, and is uncounted once it exits"
+       % (channel, got[0][1][:40]))
 
 # 3. the race, made deterministic with a commit held by synchronous replication
 admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'awa_no_such_standby'")
