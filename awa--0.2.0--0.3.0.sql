@@ -160,3 +160,14 @@ COMMENT ON FUNCTION awa_health_check()
 ALTER FUNCTION awa_health_check() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION awa_health_check() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION awa_health_check() TO awa_admin;
+
+-- CALL awa_maintain_for(duration, every): rounds every second for pg_cron's
+-- minute granularity.  Not SECURITY DEFINER (a procedure that commits may
+-- not be); each round runs through awa_maintain(), which is.
+CREATE PROCEDURE awa_maintain_for(duration interval DEFAULT '58 seconds', every interval DEFAULT '1 second')
+AS 'MODULE_PATHNAME', 'awa_maintain_for'
+LANGUAGE C;
+COMMENT ON PROCEDURE awa_maintain_for(interval, interval)
+	IS 'CALL outside a transaction block: a maintenance round (awa_maintain) every `every` (at least 10 ms) for `duration`, each committed; for schedulers with minute granularity such as pg_cron 1.4; 22023 on a bad interval, 2D000 inside a transaction block';
+REVOKE ALL ON PROCEDURE awa_maintain_for(interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE awa_maintain_for(interval, interval) TO awa_admin;

@@ -417,6 +417,12 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
 COMMENT ON FUNCTION awa_maintain()
 	IS 'one maintenance round: promote due jobs, rescue stale ones, fire periodic jobs, delete old finished jobs';
 
+CREATE PROCEDURE awa_maintain_for(duration interval DEFAULT '58 seconds', every interval DEFAULT '1 second')
+AS 'MODULE_PATHNAME', 'awa_maintain_for'
+LANGUAGE C;
+COMMENT ON PROCEDURE awa_maintain_for(interval, interval)
+	IS 'CALL outside a transaction block: a maintenance round (awa_maintain) every `every` (at least 10 ms) for `duration`, each committed; for schedulers with minute granularity such as pg_cron 1.4; 22023 on a bad interval, 2D000 inside a transaction block';
+
 CREATE FUNCTION awa_schedule(
 	name text,
 	cron text,
@@ -493,6 +499,7 @@ BEGIN
 			AND d.objid = p.oid AND d.deptype = 'e'
 		JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'awa'
 		WHERE p.proname LIKE 'awa\_%' AND p.prorettype <> 'pg_catalog.trigger'::regtype
+			AND p.prokind = 'f'
 	LOOP
 		EXECUTE pg_catalog.format(
 			'ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
@@ -501,6 +508,11 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- A procedure that commits may not be SECURITY DEFINER: it runs each round
+-- through awa_maintain(), which is.
+REVOKE ALL ON PROCEDURE awa_maintain_for(interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE awa_maintain_for(interval, interval) TO awa_admin;
 
 GRANT EXECUTE ON FUNCTION
 	awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval),

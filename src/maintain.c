@@ -70,6 +70,8 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "executor/spi.h"
+#include "nodes/parsenodes.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
@@ -101,6 +103,7 @@
 #include "maintain.h"
 
 PG_FUNCTION_INFO_V1(awa_maintain);
+PG_FUNCTION_INFO_V1(awa_maintain_for);
 
 PGDLLEXPORT void awa_maintenance_launcher_main(Datum main_arg);
 PGDLLEXPORT void awa_maintenance_worker_main(Datum main_arg);
@@ -1204,6 +1207,76 @@ awa_maintain(PG_FUNCTION_ARGS)
 	nulls[4] = !done;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
+}
+
+/*
+ * CALL awa_maintain_for(duration, every)
+ *
+ * Maintenance rounds, each in its own transaction, every `every` for
+ * `duration`: for schedulers that run a command at most once a minute
+ * (pg_cron 1.4), CALL awa_maintain_for('58 seconds') every minute gives
+ * rounds every second.  Must be CALLed outside a transaction block (it
+ * commits after each round); a cancel or statement_timeout ends it.
+ */
+Datum
+awa_maintain_for(PG_FUNCTION_ARGS)
+{
+	Interval   *duration;
+	Interval   *every;
+	int64		duration_us;
+	int64		every_us;
+	TimestampTz end;
+	bool		nonatomic;
+	char	   *schema;
+	char	   *round_sql;
+
+	awa_check_not_null(fcinfo, 0, "duration");
+	awa_check_not_null(fcinfo, 1, "every");
+	duration = PG_GETARG_INTERVAL_P(0);
+	every = PG_GETARG_INTERVAL_P(1);
+	duration_us = awa_check_delay(duration, "duration", false);
+	every_us = awa_check_delay(every, "every", true);
+	if (every_us < 10 * 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("every must be at least 10 milliseconds")));
+	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+	if (!nonatomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("awa_maintain_for must be called with CALL outside a transaction block"),
+				 errdetail("It commits after each maintenance round."),
+				 errhint("Run CALL awa_maintain_for(...) on its own, or call awa_maintain() instead.")));
+	awa_check_writable("awa_maintain_for");
+
+	/*
+	 * A procedure that commits cannot be SECURITY DEFINER: each round runs
+	 * through awa_maintain(), which is, so the caller needs only EXECUTE.
+	 */
+	schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
+	round_sql = psprintf("SELECT * FROM %s.awa_maintain()", quote_identifier(schema));
+
+	end = GetCurrentTimestamp() + duration_us;
+	for (;;)
+	{
+		TimestampTz now;
+
+		SPI_connect_ext(SPI_OPT_NONATOMIC);
+		if (SPI_execute(round_sql, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "awa_maintain_for: the round failed");
+		SPI_commit();
+		SPI_finish();
+
+		now = GetCurrentTimestamp();
+		if (now + every_us > end)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 every_us / 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_RETURN_VOID();
 }
 
 /* ---------------------------------------------------------------------
