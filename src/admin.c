@@ -151,6 +151,8 @@ awa_retry_failed(PG_FUNCTION_ARGS)
 	uint64		i;
 	int			ret;
 
+	awa_check_writable("awa_retry_failed");
+
 	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -236,6 +238,8 @@ awa_discard_failed(PG_FUNCTION_ARGS)
 	uint64		n;
 	int			ret;
 
+	awa_check_writable("awa_discard_failed");
+
 	awa_check_not_null(fcinfo, 0, "kind");
 	values[0] = kind_filter(PG_GETARG_TEXT_PP(0), &isnull);
 	if (isnull)
@@ -272,6 +276,8 @@ awa_pause_queue(PG_FUNCTION_ARGS)
 	char		nulls[2] = {' ', ' '};
 	int			ret;
 	bool		paused;
+
+	awa_check_writable("awa_pause_queue");
 
 	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
 	if (PG_ARGISNULL(1))
@@ -312,6 +318,8 @@ awa_resume_queue(PG_FUNCTION_ARGS)
 	int			ret;
 	bool		resumed;
 
+	awa_check_writable("awa_resume_queue");
+
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,
 									"UPDATE awa.queue_meta SET paused = false, paused_at = NULL,"
@@ -347,6 +355,8 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 	char		nulls[2] = {' ', ' '};
 	Datum		result;
 	int			ret;
+
+	awa_check_writable("awa_set_queue_limit");
 
 	values[0] = PointerGetDatum(queue);
 	if (PG_ARGISNULL(1))
@@ -405,6 +415,8 @@ awa_drain_queue(PG_FUNCTION_ARGS)
 	int			nheld;
 	int			i;
 	int			ret;
+
+	awa_check_writable("awa_drain_queue");
 
 	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
 

@@ -66,6 +66,8 @@ awa_cancel(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	int			ret;
 
+	awa_check_writable("awa_cancel");
+
 	awa_check_not_null(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);
 	values[0] = Int64GetDatum(job_id);
@@ -111,6 +113,8 @@ awa_retry(PG_FUNCTION_ARGS)
 	int64		job_id;
 	Datum		values[1];
 	int			ret;
+
+	awa_check_writable("awa_retry");
 
 	awa_check_not_null(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);

@@ -1197,6 +1197,8 @@ awa_maintain(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
 
+	awa_check_writable("awa_maintain");
+
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	done = maintain_round(&r);
 	values[0] = Int64GetDatum(r.promoted);

@@ -103,6 +103,8 @@ awa_schedule(PG_FUNCTION_ARGS)
 	int			ret;
 	int			i;
 
+	awa_check_writable("awa_schedule");
+
 	for (i = 0; i < lengthof(argnames); i++)
 		awa_check_not_null(fcinfo, i, argnames[i]);
 
@@ -195,6 +197,8 @@ awa_unschedule(PG_FUNCTION_ARGS)
 	int			ret;
 	bool		found;
 
+	awa_check_writable("awa_unschedule");
+
 	values[0] = PG_GETARG_DATUM(0);
 	SPI_connect();
 	ret = SPI_execute_plan(awa_plan(&plan,
@@ -223,6 +227,8 @@ awa_pause_schedule(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	Datum		result;
 	int			ret;
+
+	awa_check_writable("awa_pause_schedule");
 
 	values[0] = PG_GETARG_DATUM(0);
 	SPI_connect();
@@ -263,6 +269,8 @@ awa_resume_schedule(PG_FUNCTION_ARGS)
 	Datum		result;
 	bool		isnull;
 	int			ret;
+
+	awa_check_writable("awa_resume_schedule");
 
 	values[0] = PG_GETARG_DATUM(0);
 	SPI_connect();

@@ -227,6 +227,8 @@ awa_complete(PG_FUNCTION_ARGS)
 	int			ret;
 	bool		done;
 
+	awa_check_writable("awa_complete");
+
 	awa_check_not_null(fcinfo, 0, "job_id");
 	awa_check_not_null(fcinfo, 1, "run_lease");
 	values[0] = PG_GETARG_DATUM(0);
@@ -264,6 +266,8 @@ awa_complete_many(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	int			ret;
 	uint64		n;
+
+	awa_check_writable("awa_complete_many");
 
 	id_lease_args(fcinfo, values);
 
@@ -305,6 +309,8 @@ awa_fail(PG_FUNCTION_ARGS)
 	text	   *error;
 	int64		len;
 	bool		found;
+
+	awa_check_writable("awa_fail");
 
 	awa_check_not_null(fcinfo, 0, "job_id");
 	awa_check_not_null(fcinfo, 1, "run_lease");
@@ -390,6 +396,8 @@ awa_snooze(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		found;
 
+	awa_check_writable("awa_snooze");
+
 	awa_check_not_null(fcinfo, 0, "job_id");
 	awa_check_not_null(fcinfo, 1, "run_lease");
 	awa_check_not_null(fcinfo, 2, "delay");
@@ -429,6 +437,8 @@ awa_heartbeat(PG_FUNCTION_ARGS)
 	Datum		result;
 	bool		isnull;
 	int			ret;
+
+	awa_check_writable("awa_heartbeat");
 
 	id_lease_args(fcinfo, values);
 
@@ -472,6 +482,8 @@ awa_progress(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	int			ret;
 	bool		found;
+
+	awa_check_writable("awa_progress");
 
 	awa_check_not_null(fcinfo, 0, "job_id");
 	awa_check_not_null(fcinfo, 1, "run_lease");
@@ -597,6 +609,8 @@ Datum
 awa_rescue(PG_FUNCTION_ARGS)
 {
 	int64		n;
+
+	awa_check_writable("awa_rescue");
 
 	SPI_connect();
 	n = awa_rescue_jobs(PointerGetDatum(construct_empty_array(INT8OID)));
