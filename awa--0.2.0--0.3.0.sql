@@ -171,3 +171,14 @@ COMMENT ON PROCEDURE awa_maintain_for(interval, interval)
 	IS 'CALL outside a transaction block: a maintenance round (awa_maintain) every `every` (at least 10 ms) for `duration`, each committed; for schedulers with minute granularity such as pg_cron 1.4; 22023 on a bad interval, 2D000 inside a transaction block';
 REVOKE ALL ON PROCEDURE awa_maintain_for(interval, interval) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE awa_maintain_for(interval, interval) TO awa_admin;
+
+-- awa_forget_queue(queue): remove a queue's settings (pause, limit).
+CREATE FUNCTION awa_forget_queue(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_forget_queue'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_forget_queue(text)
+	IS 'remove a queue''s settings (pause, concurrency limit), e.g. of a misspelt name; its jobs are untouched; false if it had none';
+ALTER FUNCTION awa_forget_queue(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION awa_forget_queue(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION awa_forget_queue(text) TO awa_admin;

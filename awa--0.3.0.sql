@@ -268,6 +268,13 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_pause_queue(text, text)
 	IS 'stop awa_claim handing out the queue''s jobs, for every worker; false if it was already paused';
 
+CREATE FUNCTION awa_forget_queue(queue text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_forget_queue'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_forget_queue(text)
+	IS 'remove a queue''s settings (pause, concurrency limit), e.g. of a misspelt name; its jobs are untouched; false if it had none';
+
 CREATE FUNCTION awa_resume_queue(queue text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'awa_resume_queue'

@@ -155,4 +155,20 @@ SELECT oldest_available_seconds FROM awa_health_check();
 -- healthy is false exactly when there is a reason
 SELECT healthy = (reason IS NULL) AS consistent FROM awa_health_check();
 
+-- settings of a queue that has no jobs: a NOTICE (a misspelt name?);
+-- awa_forget_queue removes them, jobs untouched
+SELECT awa_pause_queue('mial');
+SELECT queue, paused FROM awa.queue_meta WHERE queue = 'mial';
+SELECT awa_forget_queue('mial');
+SELECT awa_forget_queue('mial');
+SELECT count(*) FROM awa.queue_meta WHERE queue = 'mial';
+SELECT awa_forget_queue(NULL);
+SELECT awa_forget_queue('');
+SELECT setval('awa.jobs_id_seq', 1000) > 0 AS ids_past_the_test_rows;
+SELECT count(*) FROM (SELECT awa_insert('f', queue => 'qf') FROM generate_series(1, 3)) s;
+SELECT queue, max_running FROM awa_set_queue_limit('qf', 1);
+SELECT awa_pause_queue('qf');
+SELECT awa_forget_queue('qf');
+SELECT count(*) FROM awa_claim('qf', batch => 5);
+
 DROP EXTENSION awa;

@@ -37,6 +37,7 @@ PG_FUNCTION_INFO_V1(awa_discard_failed);
 PG_FUNCTION_INFO_V1(awa_pause_queue);
 PG_FUNCTION_INFO_V1(awa_resume_queue);
 PG_FUNCTION_INFO_V1(awa_set_queue_limit);
+PG_FUNCTION_INFO_V1(awa_forget_queue);
 PG_FUNCTION_INFO_V1(awa_drain_queue);
 PG_FUNCTION_INFO_V1(awa_list_jobs);
 PG_FUNCTION_INFO_V1(awa_get_job);
@@ -260,6 +261,32 @@ awa_discard_failed(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Tell the caller (NOTICE) when a queue whose settings are being changed
+ * has no waiting or running job: often a misspelt name, since settings of
+ * any name are accepted (a queue exists as soon as a job names it).  Reads
+ * only the claim index and the running jobs.  Caller is in SPI.
+ */
+static void
+notice_if_unused(Datum queue)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	bool		isnull;
+
+	if (SPI_execute_plan(awa_plan(&plan,
+								  "SELECT EXISTS (SELECT FROM awa.jobs WHERE queue = $1"
+								  "   AND state IN ('available', 'scheduled', 'retryable'))"
+								  " OR EXISTS (SELECT FROM awa.jobs WHERE state = 'running' AND queue = $1)",
+								  1, argtypes),
+						 &queue, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "awa: looking for the jobs of a queue failed");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(NOTICE,
+				(errmsg("queue \"%s\" has no waiting or running jobs", TextDatumGetCString(queue)),
+				 errhint("Check the name: the setting applies to this name alone. awa_forget_queue removes the settings of a queue.")));
+}
+
+/*
  * awa_pause_queue(queue text, paused_by text DEFAULT NULL) RETURNS boolean
  *
  * Mark the queue paused in awa.queue_meta: from the commit on, awa_claim
@@ -286,6 +313,7 @@ awa_pause_queue(PG_FUNCTION_ARGS)
 		values[1] = PG_GETARG_DATUM(1);
 
 	SPI_connect();
+	notice_if_unused(values[0]);
 	ret = SPI_execute_plan(awa_plan(&plan,
 									"INSERT INTO awa.queue_meta AS m (queue, paused, paused_at, paused_by)"
 									" VALUES ($1, true, now(), $2)"
@@ -321,6 +349,7 @@ awa_resume_queue(PG_FUNCTION_ARGS)
 	awa_check_writable("awa_resume_queue");
 
 	SPI_connect();
+	notice_if_unused(values[0]);
 	ret = SPI_execute_plan(awa_plan(&plan,
 									"UPDATE awa.queue_meta SET paused = false, paused_at = NULL,"
 									" paused_by = NULL WHERE queue = $1 AND paused",
@@ -375,6 +404,7 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
+	notice_if_unused(values[0]);
 	ret = SPI_execute_plan(awa_plan(&plan,
 									"INSERT INTO awa.queue_meta AS m (queue, max_running)"
 									" VALUES ($1, $2)"
@@ -389,6 +419,39 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 	awa_job_available(text_to_cstring(queue));
 	SPI_finish();
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_forget_queue(queue) RETURNS boolean
+ *
+ * Remove a queue's settings (paused or not, concurrency limit): the queue
+ * then behaves as one that was never configured.  Its jobs are untouched.
+ * True if it had settings.
+ */
+Datum
+awa_forget_queue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	awa_check_writable("awa_forget_queue");
+
+	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
+	SPI_connect();
+	if (SPI_execute_plan(awa_plan(&plan, "DELETE FROM awa.queue_meta WHERE queue = $1", 1, argtypes),
+						 values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "awa_forget_queue: delete failed");
+	found = (SPI_processed == 1);
+	if (found)
+	{
+		/* no longer paused nor limited: wake its waiting claimers */
+		awa_job_available(TextDatumGetCString(values[0]));
+		awa_running_freed();
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(found);
 }
 
 /*
