@@ -37,6 +37,7 @@ CALLS = int(os.environ.get("FUZZ_CALLS", "5000"))
 SEED = int(os.environ.get("FUZZ_SEED", str(random.SystemRandom().randrange(1, 2**31))))
 VERBOSE = os.environ.get("FUZZ_VERBOSE") == "1"
 STATEMENT_TIMEOUT_MS = 5000
+PROCEDURE_TIMEOUT_MS = 1000
 HANG_MS = 15000          # a call still running after this ignores statement_timeout: a bug
 MAX_WAIT = 0.1           # never block in a claim longer than this
 
@@ -422,7 +423,7 @@ def discover(conn):
 
 
 def is_capped(pname):
-    return any(w in pname for w in ("wait", "timeout", "sleep", "block"))
+    return any(w in pname for w in ("wait", "timeout", "sleep", "block", "duration"))
 
 
 def build_call(f, enums):
@@ -659,7 +660,8 @@ def main():
     gucs = [(r[0], r[1], r[2]) for r in conn.execute(
         "SELECT name, min_val, max_val FROM pg_settings WHERE name LIKE 'awa.%' AND context = 'user'")]
     watchdog = Watchdog("dbname=%s" % DB)
-    weights = [1 + f.nargs for f in funcs]
+    # procedures run for a duration (cut short by PROCEDURE_TIMEOUT_MS): fewer calls
+    weights = [(1 + f.nargs) / (4 if f.kind == "p" else 1) for f in funcs]
 
     stats = collections.Counter()              # (function, outcome) -> count
     per_func = collections.Counter()
@@ -694,6 +696,10 @@ def main():
             watchdog.current = (conn.info.backend_pid, time.monotonic(), sqltext)
         started = time.monotonic()
         try:
+            if sqltext.startswith("CALL "):
+                # procedures run for a duration (awa_maintain_for: 58 s by default);
+                # a short timeout keeps the run's length, the call still gets checked
+                conn.execute("SET statement_timeout = %d" % PROCEDURE_TIMEOUT_MS)
             cur = conn.execute(sqltext)
             rows = cur.fetchall() if cur.description else []
             if cur.description:
@@ -737,6 +743,8 @@ def main():
         finally:
             with watchdog.lock:
                 watchdog.current = None
+        if sqltext.startswith("CALL ") and not (conn.closed or conn.broken):
+            conn.execute("SET statement_timeout = %d" % STATEMENT_TIMEOUT_MS)
         elapsed = time.monotonic() - started
         if VERBOSE:
             print("%5d %-28s %-8s %6.0f ms  %s" % (n, label, outcome, elapsed * 1000, short(sqltext, 200)))

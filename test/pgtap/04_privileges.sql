@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(32);
+SELECT plan(33);
 
 SELECT has_role('awa_producer');
 SELECT has_role('awa_worker');
@@ -10,10 +10,14 @@ SELECT has_role('awa_admin');
 SELECT is((SELECT count(*) FROM pg_roles WHERE rolname LIKE 'awa\_%' AND rolcanlogin), 0::bigint, 'awa roles cannot log in');
 
 -- every API function: SECURITY DEFINER, search_path pinned, nothing for PUBLIC
+-- (the procedure commits, so it may not be: it calls awa_maintain, which is)
 SELECT is(
 	(SELECT count(*) FROM pg_proc WHERE proname LIKE 'awa\_%' AND prorettype <> 'trigger'::regtype
-	   AND NOT (prosecdef AND proconfig = ARRAY['search_path=pg_catalog, pg_temp'])),
+	   AND prokind = 'f' AND NOT (prosecdef AND proconfig = ARRAY['search_path=pg_catalog, pg_temp'])),
 	0::bigint, 'every awa_* function is SECURITY DEFINER with search_path pinned');
+SELECT is(
+	(SELECT array_agg(proname::text) FROM pg_proc WHERE proname LIKE 'awa\_%' AND prokind <> 'f'),
+	ARRAY['awa_maintain_for'], 'the one awa_* procedure');
 SELECT is(
 	(SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
 	  WHERE p.proname LIKE 'awa\_%' AND a.grantee = 0),
