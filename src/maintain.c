@@ -1539,14 +1539,14 @@ awa_maintenance_worker_main(Datum main_arg)
 /* What the launcher knows of one database of pg_database. */
 typedef struct DbSlot
 {
-	Oid			dboid;			/* InvalidOid: free */
-	char		name[NAMEDATALEN];
-	bool		seen;			/* in pg_database at the last scan */
-	AwaDbStatus status;			/* as published in dbstate.c */
 	BackgroundWorkerHandle *handle; /* NULL when no worker runs */
 	TimestampTz started_at;		/* last start, to pace restarts */
 	TimestampTz no_awa_since;	/* when a worker found no extension there */
+	Oid			dboid;			/* InvalidOid: free */
+	AwaDbStatus status;			/* as published in dbstate.c */
+	bool		seen;			/* in pg_database at the last scan */
 	bool		logged;			/* a problem was logged since the last success */
+	char		name[NAMEDATALEN];
 } DbSlot;
 
 static DbSlot db_slots[AWA_MAX_DATABASES];

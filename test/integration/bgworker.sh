@@ -4,7 +4,8 @@
 # shared_preload_libraries=awa, then sets awa.databases=awa_bgw and
 # awa.maintenance_interval=200ms with ALTER SYSTEM + reload, and checks that
 # the worker
-#   - follows awa.databases on SIGHUP (from the default 'postgres' to awa_bgw),
+#   - follows awa.databases on SIGHUP (from the default '*' to a list without
+#     awa_bgw and back),
 #   - shows in pg_stat_activity as 'awa maintenance' (launcher + worker),
 #   - promotes a due scheduled job, rescues a stale running job and fires a
 #     periodic job whose next_fire_at was moved into the past,
@@ -70,9 +71,16 @@ awa_cluster_start "$DIR" "$PORT" fsync=off || fail "could not start PostgreSQL o
 q "CREATE DATABASE awa_bgw" postgres || fail "CREATE DATABASE"
 q "CREATE EXTENSION awa" || fail "CREATE EXTENSION"
 
-# 0. default awa.databases = 'postgres': the worker runs there; SIGHUP moves it
-wait_for "with the default awa.databases a worker runs in database postgres" \
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'awa maintenance' AND datname = 'postgres'" 10 postgres
+# 0. default awa.databases = '*': a worker runs in awa_bgw (which has awa), none
+# stays in postgres (which has not); an allow-list without awa_bgw stops it,
+# one with it brings it back (SIGHUP)
+wait_for "with the default awa.databases a worker runs in awa_bgw, none in postgres" \
+	"SELECT count(*) FILTER (WHERE datname = 'awa_bgw') = 1 AND count(*) FILTER (WHERE datname = 'postgres') = 0
+	   FROM pg_stat_activity WHERE backend_type = 'awa maintenance'" 10 postgres
+q "ALTER SYSTEM SET awa.databases = 'postgres'" postgres || fail "ALTER SYSTEM"
+reload
+wait_for "awa.databases = 'postgres' (SIGHUP): the worker of awa_bgw stops" \
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'awa maintenance' AND datname = 'awa_bgw'" 10 postgres
 q "ALTER SYSTEM SET awa.databases = 'awa_bgw'" postgres || fail "ALTER SYSTEM"
 q "ALTER SYSTEM SET awa.maintenance_interval = '200ms'" postgres || fail "ALTER SYSTEM"
 reload
