@@ -95,6 +95,7 @@ extern Datum awa_row_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
 						   TupleDesc spidesc, MemoryContext cxt);
 extern void awa_job_not_found(int64 job_id);
 extern void awa_check_writable(const char *fn);
+extern ErrorData *awa_run_isolated(void (*fn) (void *), void *arg);
 extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
 							   const char *name);
 

@@ -160,9 +160,9 @@ awa_validate_job(AwaJob *job)
 #define JOB_TIMEOUT_PARAM	9
 
 /*
- * The parameters of awa's INSERT of a job (kind, queue, args, state,
- * priority, max_attempts, run_at, tags, metadata, timeout) into values and
- * nulls (the timeout's at JOB_TIMEOUT_PARAM).  Returns whether the job is
+ * The JOB_PARAMS parameters of awa's INSERT of a job (kind, queue, args,
+ * state, priority, max_attempts, run_at, tags, metadata, timeout) into
+ * values and nulls (only the timeout, at JOB_TIMEOUT_PARAM, may be NULL).  Returns whether the job is
  * scheduled (run_at in the future).
  */
 static bool
@@ -181,6 +181,7 @@ job_values(AwaJob *job, Datum *values, char *nulls)
 	values[7] = PointerGetDatum(job->tags);
 	values[8] = JsonbPGetDatum(job->metadata);
 	values[JOB_TIMEOUT_PARAM] = PointerGetDatum(job->timeout);
+	memset(nulls, ' ', JOB_PARAMS);
 	nulls[JOB_TIMEOUT_PARAM] = job->timeout ? ' ' : 'n';
 	return scheduled;
 }

@@ -214,43 +214,6 @@ typedef struct RoundState
 	int			warned[AWA_NUM_STEPS];	/* WARNINGs for skipped items */
 } RoundState;
 
-/*
- * Run fn(arg) in its own subtransaction, the way PL/pgSQL runs a block with
- * an EXCEPTION clause.  Returns NULL when it succeeded, else its error (in
- * the caller's memory context), everything it did rolled back.  A query
- * cancel (statement_timeout, pg_cancel_backend) is thrown on, not caught.
- * The caller must not use SPI_tuptable across the call.
- */
-static ErrorData *
-run_isolated(void (*fn) (void *), void *arg)
-{
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		fn(arg);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return edata;
-}
 
 /* Parse a recorded item as a job id; false if it is not one. */
 static bool
@@ -561,7 +524,7 @@ save_failures(RoundState *rs)
 
 		if (f->outcome == FAILURE_UNCHANGED)
 			continue;
-		edata = run_isolated(save_failure, &a);
+		edata = awa_run_isolated(save_failure, &a);
 		if (edata)
 			ereport(WARNING,
 					(errcode(edata->sqlerrcode),
@@ -656,7 +619,7 @@ job_failed(RoundState *state, const RowStep *rs, int64 id, ErrorData *edata)
 		ErrorData  *e;
 
 		c.text = psprintf("%s: %s", rs->errors_prefix, edata->message);
-		e = run_isolated(call_annotate, &c);
+		e = awa_run_isolated(call_annotate, &c);
 		if (e)
 			FreeErrorData(e);
 	}
@@ -676,7 +639,7 @@ run_row_step(RoundState *state, const RowStep *rs)
 	int64		total = 0;
 	ListCell   *lc;
 
-	edata = run_isolated(call_batch, &c);
+	edata = awa_run_isolated(call_batch, &c);
 	if (edata == NULL)
 		total = c.n;
 	else
@@ -693,7 +656,7 @@ run_row_step(RoundState *state, const RowStep *rs)
 		for (i = 0; i < n; i++)
 		{
 			c.id = ids[i];
-			edata = run_isolated(call_one, &c);
+			edata = awa_run_isolated(call_one, &c);
 			if (edata == NULL)
 			{
 				total += c.n;
@@ -720,7 +683,7 @@ run_row_step(RoundState *state, const RowStep *rs)
 		if (f->step != rs->step || !f->retry || f->item[0] == '\0' ||
 			!item_job_id(f->item, &c.id))
 			continue;
-		edata = run_isolated(call_one, &c);
+		edata = awa_run_isolated(call_one, &c);
 		if (edata == NULL)
 		{
 			total += c.n;
@@ -1060,7 +1023,7 @@ run_step(RoundState *state, AwaStep step)
 	Failure    *f = find_failure(state, step, "");
 	ErrorData  *edata;
 
-	edata = run_isolated(call_step, &c);
+	edata = awa_run_isolated(call_step, &c);
 	if (state->warned[step] > AWA_MAX_WARNINGS)
 		ereport(WARNING,
 				(errmsg("awa maintenance in database \"%s\": step \"%s\" skipped %d more, not logged one by one",
@@ -1131,7 +1094,7 @@ maintain_round(AwaRound *r)
 	if (state.dbname == NULL)
 		state.dbname = "?";
 	state.has_table = failures_table_exists();
-	if (state.has_table && (edata = run_isolated(call_load_failures, &state)) != NULL)
+	if (state.has_table && (edata = awa_run_isolated(call_load_failures, &state)) != NULL)
 	{
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),

@@ -450,6 +450,50 @@ fire_one(HeapTuple row, TupleDesc desc, TimestampTz now, int64 budget,
 	return n;
 }
 
+/* One due schedule to fire (awa_fire_schedules), and what firing it did. */
+typedef struct FireArgs
+{
+	HeapTuple	row;
+	TupleDesc	desc;
+	char	   *name;
+	TimestampTz now;
+	int64		budget;			/* jobs it may still enqueue this round */
+	int64		n;				/* jobs enqueued */
+} FireArgs;
+
+/*
+ * Fire one schedule and advance its next_fire_at (awa_run_isolated
+ * callback: an error rolls both back).
+ */
+static void
+fire_and_advance(void *arg)
+{
+	static SPIPlanPtr update_plan = NULL;
+	static const Oid update_argtypes[] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	FireArgs   *fa = (FireArgs *) arg;
+	TimestampTz last = 0;
+	TimestampTz next = 0;
+	bool		never = false;
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	int			ret;
+
+	fa->n = fire_one(fa->row, fa->desc, fa->now, fa->budget, &last, &next, &never);
+	values[0] = CStringGetTextDatum(fa->name);
+	values[1] = TimestampTzGetDatum(next);
+	values[2] = TimestampTzGetDatum(last);
+	nulls[1] = never ? 'n' : ' ';
+	nulls[2] = (fa->n == 0) ? 'n' : ' ';
+	ret = SPI_execute_plan(awa_plan(&update_plan,
+									"UPDATE awa.cron_jobs SET next_fire_at = $2,"
+									" last_fired_at = coalesce($3, last_fired_at)"
+									" WHERE name = $1",
+									3, update_argtypes),
+						   values, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "awa: advancing a schedule failed: %s", SPI_result_code_string(ret));
+}
+
 /*
  * Enqueue the jobs of due, unpaused schedules (see the top of this file).
  * Each schedule is fired in a subtransaction: one that cannot be fired
@@ -462,9 +506,7 @@ int64
 awa_fire_schedules(AwaScheduleFailed on_failure, void *arg)
 {
 	static SPIPlanPtr due_plan = NULL;
-	static SPIPlanPtr update_plan = NULL;
 	static SPIPlanPtr stop_plan = NULL;
-	static const Oid update_argtypes[] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	static const Oid stop_argtypes[] = {TEXTOID};
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	SPITupleTable *due;
@@ -489,73 +531,40 @@ awa_fire_schedules(AwaScheduleFailed on_failure, void *arg)
 
 	for (i = 0; i < ndue && total < AWA_MAINTAIN_BATCH; i++)
 	{
-		HeapTuple	row = due->vals[i];
-		TupleDesc	desc = due->tupdesc;
-		char	   *name = SPI_getvalue(row, desc, 1);
-		MemoryContext oldcxt = CurrentMemoryContext;
-		ResourceOwner oldowner = CurrentResourceOwner;
-		TimestampTz last = 0;
-		TimestampTz next = 0;
-		bool		never = false;
-		int64		n = 0;
-		Datum		values[3];
-		char		nulls[3] = {' ', ' ', ' '};
+		FireArgs	fa;
+		ErrorData  *edata;
+		Datum		values[1];
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
+		memset(&fa, 0, sizeof(fa));
+		fa.row = due->vals[i];
+		fa.desc = due->tupdesc;
+		fa.name = SPI_getvalue(fa.row, fa.desc, 1);
+		fa.now = now;
+		fa.budget = AWA_MAINTAIN_BATCH - total;
+		edata = awa_run_isolated(fire_and_advance, &fa);
+		if (edata == NULL)
 		{
-			n = fire_one(row, desc, now, AWA_MAINTAIN_BATCH - total,
-						 &last, &next, &never);
-			values[0] = CStringGetTextDatum(name);
-			values[1] = TimestampTzGetDatum(next);
-			values[2] = TimestampTzGetDatum(last);
-			nulls[1] = never ? 'n' : ' ';
-			nulls[2] = (n == 0) ? 'n' : ' ';
-			ret = SPI_execute_plan(awa_plan(&update_plan,
-											"UPDATE awa.cron_jobs SET next_fire_at = $2,"
-											" last_fired_at = coalesce($3, last_fired_at)"
-											" WHERE name = $1",
-											3, update_argtypes),
-								   values, nulls, false, 0);
-			if (ret != SPI_OK_UPDATE)
-				elog(ERROR, "awa: advancing a schedule failed: %s", SPI_result_code_string(ret));
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-			total += n;
+			total += fa.n;
+			continue;
 		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
+		if (on_failure)
+			on_failure(fa.name, edata, arg);
+		else
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("periodic job \"%s\" was not enqueued and is stopped: %s",
+							fa.name, edata->message),
+					 errhint("Fix it with awa_schedule(); until then it does not fire.")));
+		FreeErrorData(edata);
 
-			MemoryContextSwitchTo(oldcxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-
-			if (on_failure)
-				on_failure(name, edata, arg);
-			else
-				ereport(WARNING,
-						(errcode(edata->sqlerrcode),
-						 errmsg("periodic job \"%s\" was not enqueued and is stopped: %s",
-								name, edata->message),
-						 errhint("Fix it with awa_schedule(); until then it does not fire.")));
-			FreeErrorData(edata);
-
-			values[0] = CStringGetTextDatum(name);
-			ret = SPI_execute_plan(awa_plan(&stop_plan,
-											"UPDATE awa.cron_jobs SET next_fire_at = NULL"
-											" WHERE name = $1",
-											1, stop_argtypes),
-								   values, NULL, false, 0);
-			if (ret != SPI_OK_UPDATE)
-				elog(ERROR, "awa: stopping a schedule failed: %s", SPI_result_code_string(ret));
-		}
-		PG_END_TRY();
+		values[0] = CStringGetTextDatum(fa.name);
+		ret = SPI_execute_plan(awa_plan(&stop_plan,
+										"UPDATE awa.cron_jobs SET next_fire_at = NULL"
+										" WHERE name = $1",
+										1, stop_argtypes),
+							   values, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "awa: stopping a schedule failed: %s", SPI_result_code_string(ret));
 	}
 	return total;
 }

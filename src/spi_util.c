@@ -13,6 +13,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "funcapi.h"
+#include "utils/resowner.h"
 #include "miscadmin.h"
 #include "utils/tuplestore.h"
 
@@ -251,4 +252,42 @@ awa_row_datum(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc,
 	MemoryContextSwitchTo(old);
 	/* builds and flattens the row in cxt, so it outlives SPI_finish */
 	return awa_job_datum(tuple, spidesc, desc, cxt);
+}
+
+/*
+ * Run fn(arg) in its own subtransaction, the way PL/pgSQL runs a block with
+ * an EXCEPTION clause.  Returns NULL when it succeeded, else its error (in
+ * the caller's memory context), everything it did rolled back.  A query
+ * cancel (statement_timeout, pg_cancel_backend) is thrown on, not caught.
+ * The caller must not use SPI_tuptable across the call.
+ */
+ErrorData *
+awa_run_isolated(void (*fn) (void *), void *arg)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
 }
