@@ -136,6 +136,7 @@ extern bool awa_dbstate_set(Oid dboid, AwaDbStatus status, int pid);
 extern void awa_dbstate_forget(Oid dboid);
 extern void awa_dbstate_launcher(int pgprocno);
 extern AwaDbStatus awa_dbstate_status(Oid dboid, bool *recheck);
+extern void awa_dbstate_clear_recheck(Oid dboid);
 extern bool awa_dbstate_round_finished(TimestampTz at);
 extern bool awa_dbstate_get(AwaDbInfo *info);
 

@@ -265,7 +265,7 @@ awa_dbstate_launcher(int pgprocno)
 /*
  * Launcher: the status recorded for a database (a worker that found no
  * extension records AWA_DB_NO_AWA before it exits), and whether awa was
- * created or dropped there since the last call (the request is taken).
+ * created or dropped there since a worker was last started for it.
  */
 AwaDbStatus
 awa_dbstate_status(Oid dboid, bool *recheck)
@@ -282,10 +282,27 @@ awa_dbstate_status(Oid dboid, bool *recheck)
 	{
 		status = e->status;
 		*recheck = e->recheck;
-		e->recheck = false;
 	}
 	SpinLockRelease(&dbshared->mutex);
 	return status;
+}
+
+/*
+ * Launcher: a worker is being started for the database; it will see every
+ * CREATE/DROP EXTENSION committed so far, so the request is answered.
+ */
+void
+awa_dbstate_clear_recheck(Oid dboid)
+{
+	AwaDbEntry *e;
+
+	if (dbshared == NULL)
+		return;
+	SpinLockAcquire(&dbshared->mutex);
+	e = find_entry(dboid, false);
+	if (e != NULL)
+		e->recheck = false;
+	SpinLockRelease(&dbshared->mutex);
 }
 
 /*

@@ -1669,6 +1669,7 @@ launch_one(DbSlot *slot, TimestampTz now)
 	worker.bgw_notify_pid = MyProcPid;
 
 	slot->started_at = now;
+	awa_dbstate_clear_recheck(slot->dboid);
 	if (!RegisterDynamicBackgroundWorker(&worker, &slot->handle))
 	{
 		slot->handle = NULL;
