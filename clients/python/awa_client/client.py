@@ -406,6 +406,11 @@ class Client:
                                    [queue, max_running])
         return dict(zip(names, rows[0]))
 
+    def forget_queue(self, queue: str) -> bool:
+        """awa_forget_queue: remove the queue's settings (pause, concurrency limit); its jobs are
+        untouched.  False if it had none.  Needs awa 0.3.0."""
+        return bool(self._scalar("awa_forget_queue", [("queue", queue, "::text")]))
+
     def drain_queue(self, queue: str) -> int:
         """awa_drain_queue: cancel the queue's waiting jobs; returns how many."""
         return int(self._scalar("awa_drain_queue", [("queue", queue, "::text")]) or 0)

@@ -395,6 +395,8 @@ QUEUE_OPS = {
               "Workers stop claiming jobs of this queue until it is resumed (awa_pause_queue).", "Yes, pause"),
     "resume": (True, False, "Resume queue {queue}?",
                "Workers claim jobs of this queue again (awa_resume_queue).", "Yes, resume"),
+    "forget": (True, False, "Forget the settings of queue {queue}?",
+               "Removes its pause and concurrency limit (awa_forget_queue); it has no jobs.", "Yes, forget"),
     "drain": (True, False, "Drain queue {queue}?",
               "Cancels {jobs} of queue {queue} that wait: available, scheduled, retryable and "
               "waiting_external (awa_drain_queue). Running jobs finish.", "Yes, drain"),
@@ -477,6 +479,9 @@ class QueueAdmin(AwaAdminMixin, admin.ModelAdmin):
             return "Queue %s resumed" % queue if changed else "Queue %s was not paused" % queue
         if op == "drain":
             return "Queue %s drained: %s cancelled" % (queue, plural(ops.drain_queue(queue), "job"))
+        if op == "forget":
+            changed = ops.forget_queue(queue)
+            return "Settings of queue %s forgotten" % queue if changed else "Queue %s had no settings" % queue
         if op == "retry_failed":
             return "%s retried" % plural(ops.retry_failed(kind=kind or None, queue=queue or None), "failed job")
         return "%s discarded" % plural(ops.discard_failed(kind), "failed job")

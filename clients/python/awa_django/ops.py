@@ -47,6 +47,9 @@ def queue_stats(using="default"):
     for row in stats:
         row["stale_running"] = stale.get(row["queue"], 0)
         row["max_running"] = limits.get(row["queue"])
+        # a queue with settings and no job at all: maybe a misspelt name
+        row["no_jobs"] = not any(row.get(k) for k in (
+            "total_queued", "running", "waiting_external", "failed", "cancelled", "completed_last_hour"))
     return stats
 
 
@@ -144,6 +147,11 @@ def pause_queue(queue, paused_by=None, using="default"):
 def resume_queue(queue, using="default"):
     with transaction.atomic(using=using):
         return bool(client(using).resume_queue(queue))
+
+
+def forget_queue(queue, using="default"):
+    with transaction.atomic(using=using):
+        return client(using).forget_queue(queue)
 
 
 def drain_queue(queue, using="default"):

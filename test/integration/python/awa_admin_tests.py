@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 
 ADMIN = "/admin/awa_django/"
 DASHBOARD = ADMIN + "queue/"
+QUEUE_OP = DASHBOARD + "op/%s/"
 JOBS = ADMIN + "job/"
 SCHEDULES = ADMIN + "cronjob/"
 
@@ -148,6 +149,21 @@ class PageTests(AdminTestBase):
         r = self.client.get(DASHBOARD)
         self.assertContains(r, "op/resume/?queue=mail")
         self.assertContains(r, "awa-row-paused")
+
+    def test_dashboard_shows_a_queue_without_jobs_and_forgets_it(self):
+        sql("SELECT awa_pause_queue('mial')")              # a typo: no job has this queue
+        r = self.client.get(DASHBOARD)
+        html = r.content.decode()
+        row = html[html.index('data-queue="mial"'):]
+        row = row[:row.index("</tr>")]
+        self.assertIn("no jobs", row)
+        self.assertIn("op/forget/?queue=mial", row)
+        self.assertNotIn("no jobs", html[html.index('data-queue="mail"'):][:600])
+        r = self.client.get(QUEUE_OP % "forget" + "?queue=mial")
+        self.assertContains(r, "Forget the settings of queue mial?")
+        r = self.client.post(QUEUE_OP % "forget", {"queue": "mial", "post": "yes"}, follow=True)
+        self.assertIn("Settings of queue mial forgotten", messages_of(r))
+        self.assertFalse(sql("SELECT count(*) FROM awa.queue_meta WHERE queue = 'mial'")[0][0])
 
     def test_job_list_newest_first(self):
         r = self.client.get(JOBS)
