@@ -12,9 +12,10 @@
  * (level k, priority p) pair is a range of run_at in the index on
  * (queue, priority, run_at, id): level 1 holds priority p jobs due for at
  * least (p-1)*I, level k > 1 those due for [(p-k)*I, (p-k+1)*I).  A claim
- * walks levels 1..4; for each it merges the ranges of its priorities, each
- * read in index order with FOR UPDATE SKIP LOCKED and LIMIT, and stops as
- * soon as the batch is full.  Typical backlogs need one or two statements.
+ * walks levels 1..4; for each it merges the ranges of its priorities in
+ * (run_at, id) order, locks each candidate as it takes it (FOR UPDATE SKIP
+ * LOCKED, so only what it hands out), and stops as soon as the batch is
+ * full (see level_sql).  Typical backlogs need one or two statements.
  *
  * Concurrency limits.  A queue with awa.queue_meta.max_running set (0.2.0,
  * awa_set_queue_limit) is left out of those statements.  When they claim
