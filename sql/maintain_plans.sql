@@ -72,20 +72,20 @@ CREATE FUNCTION claim_sql(level int, unlimited bool) RETURNS text LANGUAGE plpgs
 DECLARE
   due text := 'queue = $1 AND state IN (''available'', ''scheduled'', ''retryable'')';
   ok text := 'attempt < max_attempts AND run_lease < 9223372036854775807';
-  s text := 'WITH cand AS MATERIALIZED (SELECT id, ok FROM (';
+  s text := 'WITH cand AS MATERIALIZED (SELECT ctid, ok FROM (';
 BEGIN
   IF level = 0 OR level = 4 THEN
-    s := s || format('SELECT id, %s AS ok FROM awa.jobs WHERE %s AND run_at <= $2', ok, due);
+    s := s || format('SELECT ctid, %s AS ok FROM awa.jobs WHERE %s AND run_at <= $2', ok, due);
     IF level > 0 THEN
       s := s || format(' AND priority = %s AND run_at > $2 - $3', level);
     END IF;
     s := s || format(' ORDER BY %s LIMIT $4 FOR UPDATE SKIP LOCKED',
                      CASE WHEN level = 0 THEN 'priority, run_at, id' ELSE 'run_at, id' END);
   ELSE
-    s := s || 'SELECT l.id, l.ok FROM (';
+    s := s || 'SELECT l.ctid, l.ok FROM (';
     FOR p IN level..4 LOOP
       IF p > level THEN s := s || ' UNION ALL '; END IF;
-      s := s || format('(SELECT id, run_at FROM awa.jobs WHERE %s AND priority = %s', due, p);
+      s := s || format('(SELECT ctid, run_at, id FROM awa.jobs WHERE %s AND priority = %s', due, p);
       IF p = level THEN
         s := s || ' AND run_at <= $2';
       ELSE
@@ -95,7 +95,7 @@ BEGIN
       s := s || ' ORDER BY run_at, id)';
     END LOOP;
     s := s || format(' ORDER BY run_at, id) c CROSS JOIN LATERAL'
-                     ' (SELECT j.id, %s AS ok FROM awa.jobs j WHERE j.id = c.id AND j.%s'
+                     ' (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = c.ctid AND j.%s'
                      ' AND j.run_at <= $2 FOR UPDATE OF j SKIP LOCKED) l LIMIT $4', ok, due);
   END IF;
   s := s || format(') u WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m'
@@ -106,11 +106,11 @@ BEGIN
            || ' errors = j.errors || jsonb_build_object(''attempt'', j.attempt,'
            || ' ''error'', ''awa_claim: cannot be claimed (attempt '' || j.attempt || '' of '''
            || ' || j.max_attempts || '', run_lease '' || j.run_lease || '')'', ''at'', $2)'
-           || ' WHERE j.id = ANY (ARRAY(SELECT id FROM cand WHERE NOT ok)))'
+           || ' WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE NOT ok)))'
            || ' UPDATE awa.jobs j SET state = ''running'', attempt = j.attempt + 1,'
            || ' run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,'
            || ' claimed_by = $6, lease = $5, deadline_at = LEAST($2 + $5, $2 + j.timeout)'
-           || ' WHERE j.id = ANY (ARRAY(SELECT id FROM cand WHERE ok)) RETURNING j.*';
+           || ' WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE ok)) RETURNING j.*';
 END $$;
 
 -- name, parameter types, statement, representative values

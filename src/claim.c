@@ -149,13 +149,17 @@ awa_interval_usecs(Interval *iv)
  * index order under FOR UPDATE SKIP LOCKED with the LIMIT above the lock,
  * so locking stops when the batch is full.  A level that merges several
  * priorities reads their ranges unlocked, merged in (run_at, id) order, and
- * locks each candidate through a LATERAL primary-key lookup as the LIMIT
- * pulls it; a subquery per priority that locked its own LIMIT of rows would
- * keep up to one batch per priority locked for the rest of the transaction.
+ * locks each candidate through a LATERAL lookup of its row version (a TID
+ * scan: the lock follows the row to its newest version and rechecks it) as
+ * the LIMIT pulls it; a subquery per priority that locked its own LIMIT of
+ * rows would keep up to one batch per priority locked for the rest of the
+ * transaction.
  *
- * The UPDATEs find the locked rows by id = ANY(array): a join with the
- * CTE would be planned for the generic plan's guess of its size (a tenth
- * of the table) and could become a merge join over the primary key.
+ * The UPDATEs find the locked rows by ctid = ANY(array), a TID scan: the
+ * locks are held, so those row versions stay the current ones until the
+ * statement ends, and no index is walked again (a join with the CTE would
+ * be planned for the generic plan's guess of its size, a tenth of the
+ * table, and could become a merge join over the primary key).
  *
  * A row that cannot be claimed without breaking a constraint (no attempts
  * left, or run_lease at its maximum: written behind awa's back) is not left
@@ -173,12 +177,12 @@ level_sql(int level, ClaimPlans kind, bool leases)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "WITH cand AS MATERIALIZED (SELECT id, ok FROM (");
+					 "WITH cand AS MATERIALIZED (SELECT ctid, ok FROM (");
 	if (level == 0 || level == AWA_MAX_PRIORITY)
 	{
 		/* one index range: lock in index order below the LIMIT */
 		appendStringInfo(&sql,
-						 "SELECT id, %s AS ok FROM awa.jobs WHERE %s AND run_at <= $2",
+						 "SELECT ctid, %s AS ok FROM awa.jobs WHERE %s AND run_at <= $2",
 						 claimable, due);
 		if (level > 0)			/* priority 4, due for less than one interval */
 			appendStringInfo(&sql, " AND priority = %d AND run_at > $2 - $3", level);
@@ -188,13 +192,13 @@ level_sql(int level, ClaimPlans kind, bool leases)
 	else
 	{
 		/* several priorities: merge unlocked ranges, lock as pulled */
-		appendStringInfoString(&sql, "SELECT l.id, l.ok FROM (");
+		appendStringInfoString(&sql, "SELECT l.ctid, l.ok FROM (");
 		for (p = first; p <= AWA_MAX_PRIORITY; p++)
 		{
 			if (p > first)
 				appendStringInfoString(&sql, " UNION ALL ");
 			appendStringInfo(&sql,
-							 "(SELECT id, run_at FROM awa.jobs WHERE %s AND priority = %d",
+							 "(SELECT ctid, run_at, id FROM awa.jobs WHERE %s AND priority = %d",
 							 due, p);
 			if (p == level)
 				appendStringInfoString(&sql, " AND run_at <= $2");
@@ -206,7 +210,7 @@ level_sql(int level, ClaimPlans kind, bool leases)
 		}
 		appendStringInfo(&sql,
 						 " ORDER BY run_at, id) c CROSS JOIN LATERAL"
-						 " (SELECT j.id, %s AS ok FROM awa.jobs j WHERE j.id = c.id AND j.%s"
+						 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = c.ctid AND j.%s"
 						 " AND j.run_at <= $2"
 						 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4",
 						 claimable, due);
@@ -222,7 +226,7 @@ level_sql(int level, ClaimPlans kind, bool leases)
 						   " errors = j.errors || jsonb_build_object('attempt', j.attempt,"
 						   " 'error', 'awa_claim: cannot be claimed (attempt ' || j.attempt || ' of '"
 						   " || j.max_attempts || ', run_lease ' || j.run_lease || ')', 'at', $2)"
-						   " WHERE j.id = ANY (ARRAY(SELECT id FROM cand WHERE NOT ok)))"
+						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE NOT ok)))"
 						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
 						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
 						   " claimed_by = $6,");
@@ -231,7 +235,7 @@ level_sql(int level, ClaimPlans kind, bool leases)
 						   " lease = $5, deadline_at = LEAST($2 + $5, $2 + j.timeout)" :
 						   " deadline_at = $2 + $5");
 	appendStringInfoString(&sql,
-						   " WHERE j.id = ANY (ARRAY(SELECT id FROM cand WHERE ok)) RETURNING j.*");
+						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE ok)) RETURNING j.*");
 	return sql.data;
 }
 
