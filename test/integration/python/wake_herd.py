@@ -163,7 +163,12 @@ for name, burst in bursts.items():
     ms = (time.monotonic() - t0) * 1000
     c.wait_blocked()
     woke = shown("awa.claimer_wakeups") - w0
-    if woke > 2 * K + 2:
+    # about 2 per job: the woken claimer of a full batch (batch 1) passes one on;
+    # a claimer that loses a race for a job returns (rather than sleep holding a
+    # transaction ID) and passes its wake-up on too: 10-14 seen for 5 jobs.
+    # Waking every claimer for every job is up to WAITERS * K (36 measured for
+    # this burst before wake-ups were counted); the bound keeps well below it.
+    if woke > 4 * K:
         fail("%s: %d wake-ups of %d blocked claimers for %d jobs" % (name, woke, WAITERS, K))
     ok("%s: all %d jobs claimed by blocked claimers within %.0f ms (%d wake-ups)" % (name, K, ms, woke))
 left = q1("SELECT count(*) FROM awa.jobs WHERE queue = 'herd1' AND state = 'available'")
