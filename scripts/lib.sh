@@ -9,7 +9,8 @@ AWA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 AWA_PACKAGES="build-essential postgresql-15 postgresql-client-15 postgresql-server-dev-15 libkrb5-dev
  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
  python3 python3-django python3-psycopg python3-psycopg2 cppcheck clang-tidy
- chromium chromium-driver python3-selenium pgbouncer postgresql-15-cron"
+ chromium chromium-driver python3-selenium pgbouncer postgresql-15-cron
+ prometheus-postgres-exporter"
 
 log() { printf '\n==> %s\n' "$*"; }
 
