@@ -90,5 +90,18 @@ SELECT kind, state FROM awa.jobs WHERE kind = 'rolled_back';
 -- the indexes that keep promotion and retention cheap
 SELECT indexname FROM pg_indexes WHERE schemaname = 'awa' AND indexname IN ('jobs_scheduled_idx', 'jobs_finalized_idx') ORDER BY 1;
 
+-- a round that did something says what, at awa.maintenance_log_level
+-- (debug1 by default: nothing here; the round's time is in the DETAIL)
+TRUNCATE awa.jobs;
+SELECT count(*) FROM (SELECT awa_insert('soon', run_at => clock_timestamp() + interval '1 ms') FROM generate_series(1, 2)) s;
+SELECT pg_sleep(0.01);
+\set VERBOSITY terse
+SET awa.maintenance_log_level = notice;
+SELECT promoted FROM awa_maintain();
+SELECT promoted FROM awa_maintain();
+RESET awa.maintenance_log_level;
+SET awa.maintenance_log_level = 'error';
+\set VERBOSITY default
+
 DROP EXTENSION awa;
 SELECT pg_advisory_unlock(6387553, 1);

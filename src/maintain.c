@@ -134,6 +134,20 @@ int			awa_maintenance_interval = 1000;	/* ms */
 static char *awa_databases = NULL;
 static int	awa_retention_completed = 86400;	/* s, -1 keeps forever */
 static int	awa_retention_failed = 7 * 86400;	/* s, -1 keeps forever */
+static int	awa_maintenance_log_level = DEBUG1;
+
+/* Levels of awa.maintenance_log_level, as log_min_messages spells them. */
+static const struct config_enum_entry log_level_options[] = {
+	{"debug5", DEBUG5, false},
+	{"debug4", DEBUG4, false},
+	{"debug3", DEBUG3, false},
+	{"debug2", DEBUG2, false},
+	{"debug1", DEBUG1, false},
+	{"info", INFO, false},
+	{"notice", NOTICE, false},
+	{"log", LOG, false},
+	{NULL, 0, false}
+};
 
 /* The outcome of one round. */
 typedef struct AwaRound
@@ -1117,6 +1131,12 @@ maintain_round(AwaRound *r)
 
 	awa_set_maintained(GetCurrentTimestamp());
 	r->duration_ms = (double) (GetCurrentTimestamp() - start) / 1000.0;
+	if (r->promoted + r->rescued + r->periodic + r->deleted > 0)
+		ereport(awa_maintenance_log_level,
+				(errmsg("awa maintenance in database \"%s\": promoted %lld, rescued %lld, periodic jobs enqueued %lld, deleted %lld",
+						state.dbname, (long long) r->promoted, (long long) r->rescued,
+						(long long) r->periodic, (long long) r->deleted),
+				 errdetail("The round took %.1f ms.", r->duration_ms)));
 	return true;
 }
 
@@ -1850,6 +1870,16 @@ awa_maintain_init(void)
 							PGC_USERSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("awa.maintenance_log_level",
+							 "Level of the message a maintenance round that did something writes (what it promoted, rescued, enqueued and deleted).",
+							 "log writes it to the server log as long as log_min_messages lets LOG through; debug1 (the default) keeps it out.",
+							 &awa_maintenance_log_level,
+							 DEBUG1,
+							 log_level_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
