@@ -32,4 +32,4 @@ SELECT periodic_enqueued FROM awa_maintain();
 SELECT id, kind, queue, state, metadata->>'cron' AS cron FROM awa.jobs WHERE metadata ? 'cron';
 SELECT name, next_fire_at > now() AS next_in_future FROM awa.cron_jobs;
 \echo '-- health at a glance'
-SELECT version, preloaded, worker_running, healthy, reason FROM awa_health_check();
+SELECT version, maintained_by, worker_running, healthy, reason FROM awa_health_check();
