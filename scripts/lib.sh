@@ -10,7 +10,7 @@ AWA_PACKAGES="build-essential postgresql-15 postgresql-client-15 postgresql-serv
  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
  python3 python3-django python3-psycopg python3-psycopg2 cppcheck clang-tidy
  chromium chromium-driver python3-selenium pgbouncer postgresql-15-cron
- prometheus-postgres-exporter"
+ prometheus-postgres-exporter python3-prometheus-client"
 
 log() { printf '\n==> %s\n' "$*"; }
 

@@ -4,7 +4,8 @@
 # a complete/fail/heartbeat that the server rejects every time is retried a bounded number of times,
 # then that job is given up (logged; awa_rescue takes it back) and the others go on; a lost
 # connection is retried, not given up; stop() returns in bounded time even with the database gone;
-# an exception text with a NUL byte is recorded.  Exits non-zero on failure.
+# an exception text with a NUL byte is recorded; the worker's Prometheus endpoint (--metrics-port) and
+# JSON logs (--log-format json) report each job's outcome.  Exits non-zero on failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}

@@ -30,11 +30,26 @@ A bookkeeping call that fails is retried, and how depends on who failed:
   counts it in ``stats["given_up"]``, stops its handler) and moves on.  The job
   stays ``running`` until its heartbeat goes stale and ``awa_rescue()`` takes it
   back.
+
+Observability (both off by default):
+
+- ``metrics_port``: serve Prometheus metrics at ``http://metrics_addr:port/metrics``
+  (``metrics_addr`` 127.0.0.1 unless given; port 0 picks a free one, read back from
+  ``metrics_port`` once ``run()`` serves): ``awa_worker_jobs_in_flight`` (handlers
+  running), ``awa_worker_jobs_total{kind,outcome}`` (outcome: completed, failed,
+  snoozed, lost, released, given_up), ``awa_worker_handler_seconds{kind}`` (histogram),
+  plus the process's own ``process_*``/``python_*`` series.  Needs ``prometheus_client``
+  (Debian: python3-prometheus-client), imported only then.
+- every job outcome is logged once on the ``awa.worker`` logger with an ``awa`` attribute
+  holding the event (event, job_id, kind, queue, attempt, duration, outcome, error ...);
+  ``JsonFormatter`` writes each record as one JSON object per line.
 """
 
 from __future__ import annotations
 
 import ctypes
+import datetime as _dt
+import json
 import logging
 import os
 import queue as _queue
@@ -47,7 +62,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .client import Client, Interval, Job, connect
 
-__all__ = ["Worker", "Registry", "registry", "job", "Snooze", "Fail", "JobCancelled"]
+__all__ = ["Worker", "Registry", "registry", "job", "Snooze", "Fail", "JobCancelled",
+           "JsonFormatter"]
 
 log = logging.getLogger("awa.worker")
 
@@ -104,6 +120,95 @@ def _is_transient(exc: BaseException, conn: Any) -> bool:
         return True
     # the driver's own errors without a SQLSTATE: connection lost, connection closed
     return any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(exc).__mro__)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log record: ts (UTC, ISO 8601), level, logger, the record's event
+    fields (its ``awa`` attribute: event, job_id, kind, queue, attempt, duration, outcome,
+    error, ... for job outcomes), msg, and exc (the traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = _dt.datetime.fromtimestamp(record.created, _dt.timezone.utc)
+        obj: Dict[str, Any] = {"ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                               "level": record.levelname.lower(), "logger": record.name}
+        fields = getattr(record, "awa", None)
+        if isinstance(fields, dict):
+            obj.update(fields)
+        obj["msg"] = record.getMessage()
+        if record.exc_info:
+            obj["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            obj["exc"] = record.exc_text
+        if record.stack_info:
+            obj["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(obj, default=str, ensure_ascii=False)
+
+
+# outcomes counted in Worker.stats and awa_worker_jobs_total, and their log events
+OUTCOMES = ("completed", "failed", "snoozed", "lost", "released", "given_up")
+_HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+                    600, 1800, 3600)
+
+
+class _Metrics:
+    """The worker's Prometheus metrics, in a registry of its own (several workers may share a
+    process), served over HTTP by start()."""
+
+    def __init__(self) -> None:
+        try:
+            import prometheus_client as prom
+        except ImportError as exc:
+            raise ImportError("metrics_port needs the prometheus_client package (Debian: apt-get "
+                              "install python3-prometheus-client; pip: prometheus-client)") from exc
+        self.prom = prom
+        self.registry = prom.CollectorRegistry(auto_describe=True)
+        for collector in ("ProcessCollector", "PlatformCollector", "GCCollector"):
+            try:
+                getattr(prom, collector)(registry=self.registry)
+            except Exception:  # not on this platform
+                pass
+        self.in_flight = prom.Gauge("awa_worker_jobs_in_flight", "Jobs whose handler is running",
+                                    registry=self.registry)
+        self.jobs = prom.Counter("awa_worker_jobs", "Jobs handled, by kind and recorded outcome "
+                                 "(completed, failed, snoozed, lost, released, given_up)",
+                                 ["kind", "outcome"], registry=self.registry)
+        self.seconds = prom.Histogram("awa_worker_handler_seconds", "Time spent in the handler",
+                                      ["kind"], buckets=_HANDLER_BUCKETS, registry=self.registry)
+        self.server: Any = None
+        self.thread: Optional[threading.Thread] = None
+
+    def init_kinds(self, kinds) -> None:
+        """Series at 0 for the registered kinds, so that rates start from the first scrape."""
+        for kind in kinds:
+            for outcome in OUTCOMES:
+                self.jobs.labels(kind, outcome)
+            self.seconds.labels(kind)
+
+    def start(self, addr: str, port: int) -> int:
+        """Serve /metrics on addr:port in a daemon thread; returns the port bound."""
+        from socketserver import ThreadingMixIn
+        from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+        class Server(ThreadingMixIn, WSGIServer):
+            daemon_threads = True
+            address_family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = make_server(addr, port, self.prom.make_wsgi_app(self.registry), Server,
+                                  handler_class=Quiet)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="awa-metrics",
+                                       daemon=True)
+        self.thread.start()
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
 
 class Registry:
@@ -177,6 +282,8 @@ class Worker:
     turns psycopg 3's prepared statements on after that many executions.
     ``statement_retries``, ``retry_delay``, ``retry_max_delay``: how bookkeeping calls that
     fail are retried (see the module's documentation).
+    ``metrics_port`` (None: no metrics) and ``metrics_addr`` (default 127.0.0.1): serve
+    Prometheus metrics while ``run()`` runs (see the module's documentation).
     """
 
     def __init__(self, dsn: Optional[str] = None, *, queue: str = "default",
@@ -187,7 +294,8 @@ class Worker:
                  on_job_done: Optional[Callable[[Job], None]] = None,
                  connection_check_interval: Optional[float] = 1.0,
                  prepare_threshold: Optional[int] = None, statement_retries: int = 3,
-                 retry_delay: float = 0.2, retry_max_delay: float = 5.0) -> None:
+                 retry_delay: float = 0.2, retry_max_delay: float = 5.0,
+                 metrics_port: Optional[int] = None, metrics_addr: str = "127.0.0.1") -> None:
         if dsn is None and connect is None:
             dsn = os.environ.get("AWA_DSN", "")
         self.dsn, self.driver, self._connect_fn = dsn, driver, connect
@@ -215,8 +323,9 @@ class Worker:
         self.statement_retries = max(0, int(statement_retries))
         self.retry_delay = retry_delay
         self.retry_max_delay = retry_max_delay
-        self.stats = {"completed": 0, "failed": 0, "snoozed": 0, "lost": 0, "released": 0,
-                      "given_up": 0}
+        self.stats = {outcome: 0 for outcome in OUTCOMES}
+        self.metrics_port, self.metrics_addr = metrics_port, metrics_addr
+        self._metrics = _Metrics() if metrics_port is not None else None  # ImportError early
         self._deadline: Optional[float] = None  # set by stop(): the end of shutdown_timeout
 
         self._stopping = threading.Event()
@@ -227,6 +336,74 @@ class Worker:
         self._claim_conn = None
         self._claim_busy = False
         self._bg_lock = threading.Lock()  # guards the bookkeeping connection (progress calls too)
+        self._once_running = 0  # handlers running in run_once()
+        if self._metrics is not None:
+            self._metrics.in_flight.set_function(self._in_flight)
+
+    # -- metrics and outcome events --------------------------------------------
+
+    @property
+    def metrics_registry(self) -> Any:
+        """The prometheus_client CollectorRegistry of this worker (None without metrics_port)."""
+        return self._metrics.registry if self._metrics is not None else None
+
+    def start_metrics(self) -> Optional[int]:
+        """Serve /metrics (run() does it); returns the port, also stored in metrics_port."""
+        m = self._metrics
+        if m is None:
+            return None
+        if m.server is None:
+            m.init_kinds(self.registry.handlers)
+            self.metrics_port = m.start(self.metrics_addr, self.metrics_port)
+            log.info("worker %s: metrics on http://%s:%d/metrics", self.name, self.metrics_addr,
+                     self.metrics_port)
+        return self.metrics_port
+
+    def _in_flight(self) -> int:
+        """Handlers running now (read from the jobs held: a JobCancelled cannot skew it)."""
+        with self._lock:
+            return self._once_running + sum(1 for r in self._held.values() if r.in_handler)
+
+    def stop_metrics(self) -> None:
+        if self._metrics is not None:
+            self._metrics.stop()
+
+    def _done(self, j: Job, outcome: str, level: int = logging.INFO, msg: Optional[str] = None,
+              args: tuple = (), **fields: Any) -> None:
+        """Count a job's recorded outcome (stats, metrics) and log its event."""
+        self.stats[outcome] += 1
+        if self._metrics is not None:
+            self._metrics.jobs.labels(j.kind, outcome).inc()
+        if not log.isEnabledFor(level):
+            return
+        duration = getattr(j, "_awa_seconds", None)
+        event = {"event": "job_" + outcome, "job_id": j.id, "kind": j.kind, "queue": j.queue,
+                 "attempt": j.attempt, "duration": None if duration is None else round(duration, 6),
+                 "outcome": outcome, "worker": self.name}
+        event.update(fields)
+        if msg is None:
+            msg, args = "job %d (%s) %s", (j.id, j.kind, outcome.replace("_", " "))
+            if fields.get("state") is not None:
+                msg, args = msg + " (%s)", args + (fields["state"],)
+            if duration is not None:
+                msg, args = msg + " after %.3f s", args + (duration,)
+            if fields.get("error") is not None:
+                msg, args = msg + ": %s", args + (fields["error"],)
+        log.log(level, msg, *args, extra={"awa": event})
+
+    def _completed_ids(self, client: Client, done: List[Job], n: int) -> set:
+        """Which of done awa_complete_many completed (n of them; the rest were lost)."""
+        if n >= len(done):
+            return {j.id for j in done}
+        try:
+            rows = client.execute(
+                "SELECT j.id FROM awa.jobs j JOIN unnest(%s::bigint[], %s::bigint[]) AS u(id, lease)"
+                " ON j.id = u.id AND j.run_lease = u.lease WHERE j.state = 'completed'",
+                [[j.id for j in done], [j.run_lease for j in done]])[1]
+            return {int(r[0]) for r in rows}
+        except Exception as exc:  # the counts stay right; which job was lost is a guess
+            log.debug("cannot tell which jobs completed: %s", exc)
+            return {j.id for j in done[:n]}
 
     # -- connections ---------------------------------------------------------
 
@@ -277,13 +454,20 @@ class Worker:
             for j in jobs:
                 j.cancelled = threading.Event()
                 j.report_progress = _progress_fn(client, j, None)
-                outcome = self._run_handler(j)
+                self._once_running += 1
+                try:
+                    outcome = self._run_handler(j)
+                finally:
+                    self._once_running -= 1
                 if outcome[0] == "complete":
                     done.append(j)
                 else:
                     self._record(client, outcome)
             if done:
-                self.stats["completed"] += client.complete_many(done)
+                n = client.complete_many(done)
+                ok = self._completed_ids(client, done, n)
+                for j in done:
+                    self._done(j, "completed" if j.id in ok else "lost")
             return len(jobs)
         finally:
             if own:
@@ -298,8 +482,15 @@ class Worker:
                 signal.signal(sig, lambda signum, frame: self.stop())
         self._stopping.clear()
         self._deadline = None
-        bg_client = self._client(self.connect())
-        self._claim_conn = self.connect()
+        serving = self._metrics is not None and self._metrics.server is None
+        self.start_metrics()  # a port in use fails here, before any connection
+        try:
+            bg_client = self._client(self.connect())
+            self._claim_conn = self.connect()
+        except BaseException:
+            if serving:
+                self.stop_metrics()
+            raise
         claim_client = self._client(self._claim_conn)
         handlers = [threading.Thread(target=self._handler_loop, args=(bg_client,),
                                      name="awa-handler-%d" % i, daemon=True)
@@ -311,7 +502,9 @@ class Worker:
         bookkeeper = threading.Thread(target=self._bookkeeping_loop, args=(bg_client, claimer),
                                       name="awa-bookkeeping", daemon=True)
         log.info("worker %s: queue %s, batch %d, concurrency %d", self.name, self.queue,
-                 self.batch, self.concurrency)
+                 self.batch, self.concurrency,
+                 extra={"awa": {"event": "worker_started", "worker": self.name, "queue": self.queue,
+                                "batch": self.batch, "concurrency": self.concurrency}})
         claimer.start()
         bookkeeper.start()
         try:
@@ -327,7 +520,11 @@ class Worker:
                     conn.close()
                 except Exception:
                     pass
-            log.info("worker %s stopped: %s", self.name, self.stats)
+            if serving:
+                self.stop_metrics()
+            log.info("worker %s stopped: %s", self.name, self.stats,
+                     extra={"awa": {"event": "worker_stopped", "worker": self.name,
+                                    "queue": self.queue, "stats": dict(self.stats)}})
 
     def stop(self) -> None:
         """Stop claiming, finish (or release) the jobs held, and return from run()."""
@@ -425,6 +622,8 @@ class Worker:
 
     def _run_handler(self, j: Job) -> tuple:
         handler = self.registry.get(j.kind)
+        m = self._metrics
+        t0 = time.monotonic()
         try:
             if handler is None:
                 raise LookupError("no handler registered for kind %r on worker %s"
@@ -435,11 +634,15 @@ class Worker:
         except Snooze as s:
             return ("snooze", j, s.seconds)
         except Fail as f:
+            j._awa_error = str(f)
             return ("fail", j, str(f), f.retry_in, f.terminal)
         except Exception as exc:
-            log.info("job %d (%s) failed: %s", j.id, j.kind, exc)
+            j._awa_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             return ("fail", j, _error_text(exc), None, False)
         finally:
+            j._awa_seconds = time.monotonic() - t0
+            if m is not None:
+                m.seconds.labels(j.kind).observe(j._awa_seconds)
             if self.on_job_done is not None:
                 try:
                     self.on_job_done(j)
@@ -455,15 +658,21 @@ class Worker:
         if what == "fail":
             state = client.fail(j.id, j.run_lease, outcome[2], retry_in=outcome[3],
                                 terminal=outcome[4])
-            self.stats["failed" if state else "lost"] += 1
+            error = getattr(j, "_awa_error", None) or outcome[2]
+            if state:
+                self._done(j, "failed", error=error, state=state)
+            else:
+                self._done(j, "lost", error=error)
         elif what == "snooze":
             ok = client.snooze(j.id, j.run_lease, outcome[2])
-            self.stats["snoozed" if ok else "lost"] += 1
+            seconds = outcome[2]
+            seconds = seconds.total_seconds() if hasattr(seconds, "total_seconds") else seconds
+            self._done(j, "snoozed" if ok else "lost", snooze=seconds)
         elif what == "release":
             client.snooze(j.id, j.run_lease, 0)
-            self.stats["released"] += 1
+            self._done(j, "released")
         elif what == "lost":
-            self.stats["lost"] += 1
+            self._done(j, "lost")
 
     # -- retries of bookkeeping calls ----------------------------------------------
 
@@ -522,10 +731,12 @@ class Worker:
     def _give_up(self, r_or_job: Any, err: _GiveUp, what: str) -> None:
         """Log a job whose bookkeeping call keeps failing, stop its handler, forget it."""
         j = r_or_job.job if isinstance(r_or_job, _Running) else r_or_job
-        log.error("giving up on job %d (%s): %s failed%s: %s; it stays running until its heartbeat"
-                  " goes stale and awa_rescue() takes it back", j.id, j.kind, what,
-                  " (SQLSTATE %s)" % _sqlstate(err.error) if _sqlstate(err.error) else "", err.error)
-        self.stats["given_up"] += 1
+        state = _sqlstate(err.error)
+        self._done(j, "given_up", logging.ERROR,
+                   "giving up on job %d (%s): %s failed%s: %s; it stays running until its heartbeat"
+                   " goes stale and awa_rescue() takes it back",
+                   (j.id, j.kind, what, " (SQLSTATE %s)" % state if state else "", err.error),
+                   error=str(err.error), call=what, sqlstate=state)
         with self._lock:
             r = self._held.pop(j.id, None)
             self._lock.notify_all()
@@ -553,7 +764,9 @@ class Worker:
                 self._flush(client, lock, batch)
                 with self._lock:
                     for outcome in batch:
-                        self._held.pop(outcome[1].id, None)
+                        r = self._held.get(outcome[1].id)
+                        if r is not None and r.job is outcome[1]:
+                            del self._held[outcome[1].id]
                     self._lock.notify_all()
             if time.monotonic() >= next_beat:
                 self._heartbeat(client, lock)
@@ -579,13 +792,17 @@ class Worker:
 
     def _flush(self, client: Client, lock: threading.Lock, batch: List[tuple]) -> None:
         """Record a batch of outcomes: successes in one awa_complete_many, the rest one by one."""
+        with self._lock:  # the outcome of a job given up meanwhile was counted then
+            batch = [o for o in batch if getattr(self._held.get(o[1].id), "job", None) is o[1]]
         done = [o[1] for o in batch if o[0] == "complete"]
         if done:
             try:
                 n = self._call(client, lock, "completing %d jobs" % len(done),
                                lambda c: c.complete_many(done), statement_retries=0)
-                self.stats["completed"] += n
-                self.stats["lost"] += len(done) - n
+                with lock:
+                    ok = self._completed_ids(client, done, n)
+                for j in done:
+                    self._done(j, "completed" if j.id in ok else "lost")
             except _GiveUp as g:
                 if g.transient:
                     for j in done:
@@ -597,7 +814,7 @@ class Worker:
             if outcome[0] not in ("complete", "lost"):
                 self._record_one(client, lock, outcome)
             elif outcome[0] == "lost":
-                self.stats["lost"] += 1
+                self._done(outcome[1], "lost")
 
     def _record_one(self, client: Client, lock: threading.Lock, outcome: tuple) -> None:
         what, j = outcome[0], outcome[1]
@@ -606,7 +823,7 @@ class Worker:
             if what == "complete":
                 ok = self._call(client, lock, "%s of job %d" % (name, j.id),
                                 lambda c: c.complete(j.id, j.run_lease), self.statement_retries)
-                self.stats["completed" if ok else "lost"] += 1
+                self._done(j, "completed" if ok else "lost")
             else:
                 self._call(client, lock, "%s of job %d" % (name, j.id),
                            lambda c: self._record(c, outcome), self.statement_retries)
@@ -650,8 +867,8 @@ class Worker:
             try:
                 with lock:
                     client.snooze(r.job.id, r.job.run_lease, 0)
-                self.stats["released"] += 1
-                log.warning("released job %d (%s) still running at shutdown", r.job.id, r.job.kind)
+                self._done(r.job, "released", logging.WARNING,
+                           "released job %d (%s) still running at shutdown", (r.job.id, r.job.kind))
             except Exception as exc:
                 log.error("releasing job %d (%s) failed: %s", r.job.id, r.job.kind, exc)
 

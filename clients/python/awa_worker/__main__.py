@@ -5,6 +5,10 @@
 The modules are imported first; they register handlers with ``@awa.job("kind")``.
 SIGTERM or SIGINT stops it cleanly: no new claims, running jobs finish (or are
 released after --shutdown-timeout), their outcomes are recorded, exit status 0.
+
+--metrics-port PORT serves Prometheus metrics at http://127.0.0.1:PORT/metrics
+(needs python3-prometheus-client); --log-format json writes one JSON object per
+line on stderr, one per job outcome (event job_completed, job_failed, ...).
 """
 
 import argparse
@@ -14,6 +18,7 @@ import os
 import sys
 
 import awa_client as awa
+from awa_client.worker import JsonFormatter
 
 
 def main(argv=None) -> int:
@@ -44,29 +49,61 @@ def main(argv=None) -> int:
                    help="retries of a complete/fail/snooze/heartbeat call that the server rejected"
                         " before giving up on that job (default 3; lost connections are retried"
                         " until the shutdown timeout)")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics (0: a free port;"
+                        " needs python3-prometheus-client)")
+    p.add_argument("--metrics-addr", default="127.0.0.1", metavar="ADDR",
+                   help="address the metrics endpoint listens on (default 127.0.0.1; 0.0.0.0 or ::"
+                        " for every interface)")
+    p.add_argument("--log-format", choices=["text", "json"], default="text",
+                   help="text (default), or json: one JSON object per line, one per job outcome"
+                        " (ts, level, event, job_id, kind, queue, attempt, duration, outcome, error);"
+                        " json logs at INFO, text at WARNING unless -v")
     p.add_argument("--once", action="store_true",
                    help="work until no job is due, then exit (no threads)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     a = p.parse_args(argv)
 
-    logging.basicConfig(level=logging.WARNING - 10 * min(a.verbose, 2),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    if a.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+        level = logging.INFO - 10 * min(a.verbose, 1)
+        logging.captureWarnings(True)
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        level = logging.WARNING - 10 * min(a.verbose, 2)
+    logging.basicConfig(level=level, handlers=[handler])
     sys.path.insert(0, os.getcwd())
     for m in a.module:
         importlib.import_module(m)
     if not awa.registry.handlers:
         p.error("the modules registered no handler (use @awa.job('kind'))")
-    w = awa.Worker(a.dsn, queue=a.queue, driver=a.driver, batch=a.batch,
-                   concurrency=a.concurrency, wait=a.wait, lease=a.lease,
-                   heartbeat_interval=a.heartbeat, shutdown_timeout=a.shutdown_timeout,
-                   name=a.name, prepare_threshold=a.prepare_threshold,
-                   statement_retries=a.statement_retries)
+    try:
+        w = awa.Worker(a.dsn, queue=a.queue, driver=a.driver, batch=a.batch,
+                       concurrency=a.concurrency, wait=a.wait, lease=a.lease,
+                       heartbeat_interval=a.heartbeat, shutdown_timeout=a.shutdown_timeout,
+                       name=a.name, prepare_threshold=a.prepare_threshold,
+                       statement_retries=a.statement_retries, metrics_port=a.metrics_port,
+                       metrics_addr=a.metrics_addr)
+    except ImportError as exc:
+        p.error(str(exc))
     if a.once:
-        while w.run_once():
-            pass
+        w.start_metrics()
+        try:
+            while w.run_once():
+                pass
+        finally:
+            w.stop_metrics()
     else:
         w.run()
-    print("awa worker %s: %s" % (w.name, w.stats), file=sys.stderr, flush=True)
+    if a.log_format == "json":  # run() logged worker_stopped; --once did not
+        if a.once:
+            logging.getLogger("awa.worker").info(
+                "worker %s stopped: %s", w.name, w.stats,
+                extra={"awa": {"event": "worker_stopped", "worker": w.name, "queue": w.queue,
+                               "stats": dict(w.stats)}})
+    else:
+        print("awa worker %s: %s" % (w.name, w.stats), file=sys.stderr, flush=True)
     return 0
 
 

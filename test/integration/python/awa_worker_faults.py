@@ -5,15 +5,24 @@ is retried a bounded number of times, then the worker gives up on that job, logs
 with the others; a lost connection is retried on a new one; stop() returns in bounded time even
 when the database cannot be reached.  Environment: AWA_FAULTS_DSN (a database with awa).
 """
+import io
+import json
 import logging
 import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import psycopg
 
 import awa_client as awa
+from awa_client.worker import JsonFormatter
 
 DSN = os.environ["AWA_FAULTS_DSN"]
 
@@ -255,6 +264,159 @@ class LeaseTests(WorkerTestBase):
     def test_the_heartbeat_must_be_shorter_than_the_lease(self):
         with self.assertRaises(ValueError):
             self.worker("l_bad", lease=5, heartbeat_interval=5)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port):
+    """{(name, ((label, value), ...)): value} of http://127.0.0.1:port/metrics."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        text = r.read().decode()
+    series = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)', line)
+        assert m, line
+        labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or "")))
+        series[(m.group(1), labels)] = float(m.group(3))
+    return series
+
+
+class ObservabilityTests(WorkerTestBase):
+    """Prometheus metrics (metrics_port, --metrics-port) and JSON logs (--log-format json)."""
+
+    def handlers(self, go=None):
+        @self.reg.job("o.ok")
+        def ok(job):
+            pass
+
+        @self.reg.job("o.boom")
+        def boom(job):
+            raise RuntimeError("handler failed")
+
+        @self.reg.job("o.snooze")
+        def snooze(job):
+            raise awa.Snooze(3600)
+
+        @self.reg.job("o.wait")
+        def wait(job):
+            go.wait(20)
+
+    def test_metrics_endpoint(self):
+        go = threading.Event()
+        self.handlers(go)
+        ok = [self.db.insert("o.ok", {"i": i}, queue="o_metrics").id for i in range(2)]
+        boom = self.db.insert("o.boom", queue="o_metrics").id
+        snoozed = self.db.insert("o.snooze", queue="o_metrics").id
+        waiting = self.db.insert("o.wait", queue="o_metrics").id
+        port = free_port()
+        w = self.worker("o_metrics", metrics_port=port)
+        self.assertEqual(w.metrics_addr, "127.0.0.1")
+        t = self.start(w)
+        self.until(lambda: w.stats["completed"] == 2 and w.stats["failed"] == 1
+                   and w.stats["snoozed"] == 1, 15, "the first jobs' outcomes")
+        m = scrape(port)
+        self.assertEqual(m[("awa_worker_jobs_in_flight", ())], 1)  # o.wait
+        self.assertEqual(self.state(waiting), "running")
+        time.sleep(0.3)
+        go.set()
+        self.until(lambda: self.state(waiting) == "completed", 10, "the waiting job")
+        self.until(lambda: w.stats["completed"] == 3, 5, "its outcome to be counted")
+        m = scrape(port)
+        jobs = {(dict(k[1])["kind"], dict(k[1])["outcome"]): v for k, v in m.items()
+                if k[0] == "awa_worker_jobs_total"}
+        self.assertEqual(jobs[("o.ok", "completed")], 2)
+        self.assertEqual(jobs[("o.boom", "failed")], 1)
+        self.assertEqual(jobs[("o.snooze", "snoozed")], 1)
+        self.assertEqual(jobs[("o.wait", "completed")], 1)
+        self.assertEqual(sum(jobs.values()), 5, jobs)  # registered kinds start at 0: no other count
+        self.assertEqual(jobs[("o.ok", "failed")], 0)
+        self.assertEqual(m[("awa_worker_jobs_in_flight", ())], 0)
+        count = lambda kind: m[("awa_worker_handler_seconds_count", (("kind", kind),))]
+        total = lambda kind: m[("awa_worker_handler_seconds_sum", (("kind", kind),))]
+        inf = lambda kind: m[("awa_worker_handler_seconds_bucket", (("kind", kind), ("le", "+Inf")))]
+        self.assertEqual([count(k) for k in ("o.ok", "o.boom", "o.snooze", "o.wait")], [2, 1, 1, 1])
+        self.assertEqual(inf("o.ok"), 2)
+        self.assertGreater(total("o.wait"), 0.3)  # it waited for go
+        self.assertLess(total("o.ok"), 1)
+        self.assertIn(("process_cpu_seconds_total", ()), m)
+        self.assertEqual([self.state(j) for j in ok + [boom, snoozed]],
+                         ["completed", "completed", "retryable", "scheduled"])
+        self.stop_within(w, t, 5)
+        with self.assertRaises(OSError):  # the endpoint ends with run()
+            scrape(port)
+
+    def test_metrics_port_in_use_fails_run(self):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            w = self.worker("o_busy", metrics_port=busy.getsockname()[1])
+            with self.assertRaises(OSError):
+                w.run(install_signal_handlers=False)
+
+    def check_events(self, lines, ok, boom):
+        events = [json.loads(line) for line in lines]  # every line is one JSON object
+        for e in events:
+            self.assertTrue(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["ts"]), e)
+            self.assertIn(e["level"], ("debug", "info", "warning", "error"))
+        by_job = {e["job_id"]: e for e in events if "job_id" in e}
+        done, failed = by_job[ok], by_job[boom]
+        self.assertEqual((done["event"], done["outcome"], done["kind"], done["queue"], done["attempt"],
+                          done["level"]), ("job_completed", "completed", "o.ok", "o_json", 1, "info"))
+        self.assertEqual((failed["event"], failed["outcome"], failed["kind"], failed["attempt"],
+                          failed["state"], failed["error"]),
+                         ("job_failed", "failed", "o.boom", 1, "retryable", "RuntimeError: handler failed"))
+        for e in (done, failed):
+            self.assertIsInstance(e["duration"], float)
+            self.assertTrue(0 <= e["duration"] < 5, e)
+        self.assertNotIn("error", done)
+        return events
+
+    def test_json_log_lines(self):
+        self.handlers()
+        ok = self.db.insert("o.ok", queue="o_json").id
+        boom = self.db.insert("o.boom", queue="o_json").id
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter())
+        logger = logging.getLogger("awa.worker")
+        logger.addHandler(handler)
+        self.addCleanup(logger.removeHandler, handler)
+        self.addCleanup(logger.setLevel, logger.level)  # setLevel: it clears the level cache
+        self.addCleanup(setattr, logger, "propagate", logger.propagate)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # not on the test's own stderr
+        w = self.worker("o_json")
+        t = self.start(w)
+        self.until(lambda: w.stats["completed"] == 1 and w.stats["failed"] == 1, 10, "both outcomes")
+        self.stop_within(w, t, 5)
+        lines = stream.getvalue().splitlines()
+        events = self.check_events(lines, ok, boom)
+        self.assertEqual([e["event"] for e in events if e.get("event", "").startswith("worker_")],
+                         ["worker_started", "worker_stopped"])
+
+    def test_cli_log_format_json(self):
+        ok = self.db.insert("o.ok", queue="o_json").id
+        boom = self.db.insert("o.boom", queue="o_json").id
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "o_jobs.py"), "w") as f:
+                f.write("import awa_client as awa\n"
+                        "@awa.job('o.ok')\ndef ok(job): pass\n"
+                        "@awa.job('o.boom')\ndef boom(job): raise RuntimeError('handler failed')\n")
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([d] + sys.path))
+            p = subprocess.run([sys.executable, "-m", "awa_worker", "--dsn", DSN, "--driver", "psycopg",
+                                "--queue", "o_json", "--module", "o_jobs", "--once", "--log-format", "json"],
+                               env=env, cwd=d, capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, "")
+        events = self.check_events(p.stderr.splitlines(), ok, boom)
+        self.assertEqual(events[-1]["event"], "worker_stopped")
+        self.assertEqual(events[-1]["stats"]["completed"], 1)
 
 
 if __name__ == "__main__":
