@@ -460,7 +460,7 @@ awa_forget_queue(PG_FUNCTION_ARGS)
  * Cancel every job of the queue that waits to run or waits on an external
  * system (available, scheduled, retryable, waiting_external) and return how
  * many were cancelled.  Running jobs are left to finish.  Holders of
- * waiting_external jobs get NOTIFY awa:cancel, as with awa_cancel.  One
+ * waiting_external jobs get NOTIFY awa.cancel, as with awa_cancel.  One
  * statement, locking in id order.
  */
 Datum

@@ -35,7 +35,7 @@ _PG_init(void)
 {
 	DefineCustomBoolVariable("awa.notify",
 							 "Sends NOTIFY awa:<queue> when a job becomes available.",
-							 "Listeners use it to wake up.  With awa preloaded it is sent only while some session listens on an awa: channel.",
+							 "Listeners use it to wake up (a queue name longer than 59 bytes uses awa#<md5 of the name>).  With awa preloaded it is sent only while some session listens on an awa channel (awa:, awa# or awa.).",
 							 &awa_notify,
 							 true,
 							 PGC_USERSET,

@@ -35,7 +35,7 @@ require_job(int64 job_id)
 /*
  * For a job row just cancelled, read through SPI with a last boolean column
  * telling whether a worker held it (it was running or waiting_external):
- * if so, NOTIFY awa:cancel with its id and lease so the worker can stop.
+ * if so, NOTIFY awa.cancel with its id and lease so the worker can stop.
  */
 void
 awa_notify_if_held(HeapTuple tup, TupleDesc desc)
@@ -54,7 +54,7 @@ awa_notify_if_held(HeapTuple tup, TupleDesc desc)
  * awa_cancel(job_id) RETURNS SETOF awa.jobs
  *
  * A job that is not terminal becomes cancelled.  If a worker held it
- * (running or waiting_external), NOTIFY awa:cancel tells it so; its lease
+ * (running or waiting_external), NOTIFY awa.cancel tells it so; its lease
  * no longer completes the job since the job is no longer running.
  */
 Datum
