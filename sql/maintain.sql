@@ -103,5 +103,16 @@ RESET awa.maintenance_log_level;
 SET awa.maintenance_log_level = 'error';
 \set VERBOSITY default
 
+-- CALL awa_maintain_for(duration, every): rounds, each committed; bad input
+-- is refused before any round
+CALL awa_maintain_for('50 milliseconds', '20 milliseconds');
+CALL awa_maintain_for('1 second', '1 millisecond');
+CALL awa_maintain_for('-1 second');
+CALL awa_maintain_for('300000 years');
+CALL awa_maintain_for(NULL);
+BEGIN;
+CALL awa_maintain_for('50 milliseconds');
+ROLLBACK;
+
 DROP EXTENSION awa;
 SELECT pg_advisory_unlock(6387553, 1);
