@@ -18,8 +18,7 @@ __all__ = ["Client", "Job", "QueueStats", "connect", "Interval"]
 
 Interval = Union[int, float, _dt.timedelta, str]
 
-JOB_STATES = ("scheduled", "available", "running", "completed",
-              "retryable", "failed", "cancelled", "waiting_external")
+from .states import STATES as JOB_STATES  # noqa: F401  (kept importable under this name)
 
 
 def connect(dsn: str = "", driver: Optional[str] = None, autocommit: bool = True,
