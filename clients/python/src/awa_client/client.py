@@ -14,11 +14,11 @@ import datetime as _dt
 import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from .states import STATES as JOB_STATES  # noqa: F401  (the name this module always had)
+
 __all__ = ["Client", "Job", "QueueStats", "connect", "Interval"]
 
 Interval = Union[int, float, _dt.timedelta, str]
-
-from .states import STATES as JOB_STATES  # noqa: F401  (kept importable under this name)
 
 
 def connect(dsn: str = "", driver: Optional[str] = None, autocommit: bool = True,
