@@ -4,8 +4,8 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Run from the awa repository: make clients/python importable (installed copies win).
-sys.path.append(os.path.join(HERE, "..", "..", "clients", "python"))
+# Run from the awa repository: make clients/python/src importable (installed copies win).
+sys.path.append(os.path.join(HERE, "..", "..", "clients", "python", "src"))
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shopsite.settings")

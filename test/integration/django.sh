@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Django and the Python client/worker against a running PostgreSQL with awa
-# preloaded (PGHOST/PGPORT/PGUSER exported by scripts/test.sh).  Runs Django's
-# own test runner on examples/django (shop: the README snippets) and
-# test/integration/python/awa_it_tests.py (both drivers, the Worker, two worker
-# processes draining 5,000 jobs, SIGKILL rescue, SIGTERM).  Exits non-zero on failure.
+# Django with awa against a running PostgreSQL with awa preloaded
+# (PGHOST/PGPORT/PGUSER exported by scripts/test.sh).  Runs Django's own test
+# runner on examples/django (shop: the Django snippets of clients/python/README.md:
+# enqueue in the project's transaction, the awa_worker management command) with
+# clients/python/src on the path.  The client and worker without Django are
+# tested by clients/python/tests (test/integration/python_package.sh).
+# Exits non-zero on failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -25,6 +27,6 @@ psql -d "$DB" -c "CREATE EXTENSION awa"   # the project database; Django's test 
 
 cd "$ROOT/examples/django"
 export PGDATABASE=$DB DJANGO_SETTINGS_MODULE=shopsite.settings
-export PYTHONPATH="$ROOT/clients/python:$ROOT/test/integration/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$ROOT/clients/python/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
-timeout 300 "$PY" manage.py test --noinput -v 2 shop awa_it_tests
+timeout 300 "$PY" manage.py test --noinput -v 2 shop

@@ -31,7 +31,7 @@ psql -d postgres -c "CREATE DATABASE $DB"
 
 cd "$ROOT/examples/django"
 export PGDATABASE=$DB DJANGO_SETTINGS_MODULE=shopsite.settings
-export PYTHONPATH="$ROOT/clients/python:$ROOT/test/integration/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$ROOT/clients/python/src:$ROOT/test/integration/python${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 export AWA_ADMIN_OUTPUT=${AWA_ADMIN_OUTPUT:-$(mktemp -d "${TMPDIR:-/tmp}/awa-admin-output.XXXXXX")}
 

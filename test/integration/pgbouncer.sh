@@ -66,7 +66,7 @@ for _ in $(seq 50); do
 done
 
 cd "$ROOT/test/integration/python"
-export PYTHONPATH="$ROOT/clients/python:$ROOT/test/integration/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$ROOT/clients/python/src:$ROOT/clients/python/tests${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 export AWA_DIRECT_DSN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$DB"
 export AWA_BOUNCER_DSN="host=127.0.0.1 port=$BOUNCER_PORT user=$PGUSER dbname=$DB"

@@ -1,6 +1,6 @@
 """Two `python -m awa_worker` processes drain N no-op jobs, for several batch/thread settings.
 
-    PYTHONPATH=clients/python:test/integration/python /usr/bin/python3 \
+    PYTHONPATH=clients/python/src /usr/bin/python3 \
         test/integration/python/awa_drain_bench.py "dbname=bench" [N]
 
 The database must have awa created; its awa.jobs is emptied first.  Prints jobs/second per setting,
@@ -15,6 +15,9 @@ import time
 
 import awa_client as awa
 
+# the workers' handler module, written next to their logs
+HANDLERS = "import awa_client as awa\n\n\n@awa.job('bench.noop')\ndef noop(job):\n    pass\n"
+
 SETTINGS = (["--batch", "10"], ["--batch", "50"], ["--batch", "100", "--concurrency", "4"],
             ["--batch", "200", "--concurrency", "8"], ["--batch", "100", "--concurrency", "1"])
 
@@ -22,9 +25,11 @@ SETTINGS = (["--batch", "10"], ["--batch", "50"], ["--batch", "100", "--concurre
 def run(c, dsn, n, extra):
     c.execute("DELETE FROM awa.jobs")
     logdir = tempfile.mkdtemp(prefix="awa-bench-")
-    env = dict(os.environ, AWA_IT_LOG_DIR=logdir)
+    with open(os.path.join(logdir, "awa_bench_jobs.py"), "w") as f:
+        f.write(HANDLERS)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([logdir] + [p for p in sys.path if p]))
     procs = [subprocess.Popen([sys.executable, "-m", "awa_worker", "--dsn", dsn, "--queue", "bench",
-                               "--module", "awa_it_jobs", "--name", "bench-%d" % i] + extra,
+                               "--module", "awa_bench_jobs", "--name", "bench-%d" % i] + extra,
                               env=env, stderr=subprocess.DEVNULL) for i in range(2)]
     deadline = time.monotonic() + 120
     try:
@@ -33,7 +38,7 @@ def run(c, dsn, n, extra):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 raise SystemExit("the workers did not start (run from a directory without awa.so?)")
             time.sleep(0.05)
-        c.execute("SELECT count(awa_insert('it.noop', jsonb_build_object('i', g), 'bench'))"
+        c.execute("SELECT count(awa_insert('bench.noop', jsonb_build_object('i', g), 'bench'))"
                   " FROM generate_series(1, %s) g", [n])
         t0 = time.monotonic()
         while c.execute("SELECT count(*) FROM awa.jobs WHERE state = 'completed'")[1][0][0] < n:

@@ -1,6 +1,7 @@
 """Run an awa worker:
 
-    python -m awa_worker --dsn "dbname=app" --queue mail --module myapp.jobs
+    awa-worker --dsn "dbname=app" --queue mail --module myapp.jobs
+    python -m awa_worker ...          (the same, without the installed script)
 
 The modules are imported first; they register handlers with ``@awa.job("kind")``.
 SIGTERM or SIGINT stops it cleanly: no new claims, running jobs finish (or are
@@ -21,8 +22,15 @@ import awa_client as awa
 from awa_client.worker import JsonFormatter
 
 
+def _prog() -> str:
+    """The command's name in usage and errors: awa-worker, or python -m awa_worker."""
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m awa_worker" if script in ("", "__main__.py", "-m", "-c") else script
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m awa_worker", description=__doc__,
+    """The awa-worker console script (and python -m awa_worker): parse argv, work, return 0."""
+    p = argparse.ArgumentParser(prog=_prog(), description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dsn", default=os.environ.get("AWA_DSN", ""),
                    help="libpq connection string (default: $AWA_DSN, else the PG* environment)")

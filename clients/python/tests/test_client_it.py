@@ -1,7 +1,7 @@
-"""awa's Python client and worker against the real PostgreSQL, under Django's test runner.
+"""awa's Python client and worker against the real PostgreSQL.
 
-Run by test/integration/django.sh:  manage.py test shop awa_it_tests
-(the test database is created by Django; the shop app's migration creates the extension).
+Every wrapper with both drivers, the in-process Worker, and worker processes (two draining
+5,000 jobs, SIGKILL rescue, SIGTERM).  Needs a database with awa: AWA_TEST_DSN (see support.py).
 """
 import datetime as dt
 import os
@@ -12,27 +12,18 @@ import sys
 import tempfile
 import threading
 import time
-
-from django.db import connection
-from django.test import TransactionTestCase
+import unittest
 
 import awa_client as awa
+from support import DSN, requires_database, subprocess_env
 
 DRIVERS = ("psycopg", "psycopg2")
 
 
-def conninfo():
-    """libpq connection string of Django's (test) database."""
-    s = connection.settings_dict
-    parts = {"host": s["HOST"], "port": s["PORT"], "user": s["USER"],
-             "password": s["PASSWORD"], "dbname": s["NAME"]}
-    return " ".join("%s='%s'" % (k, str(v).replace("\\", "\\\\").replace("'", "\\'"))
-                    for k, v in parts.items() if v)
-
-
-class AwaTestCase(TransactionTestCase):
+@requires_database
+class AwaTestCase(unittest.TestCase):
     def setUp(self):
-        self.db = awa.Client(conninfo(), driver="psycopg")
+        self.db = awa.Client(DSN, driver="psycopg")
         self.addCleanup(self.db.close)
         self.db.execute("DELETE FROM awa.jobs")
         self.db.execute("DELETE FROM awa.queue_meta")
@@ -60,7 +51,7 @@ class DriverTests(AwaTestCase):
 
     def roundtrip(self, driver):
         q = "it_drv_" + driver
-        with awa.Client(conninfo(), driver=driver) as c:
+        with awa.Client(DSN, driver=driver) as c:
             self.assertEqual(type(c.conn).__module__.split(".")[0], driver)
             j = c.insert("it.k", {"n": 1}, queue=q, priority=1, max_attempts=3, tags=["a", "b"],
                          metadata={"tenant": 7})
@@ -116,7 +107,7 @@ class DriverTests(AwaTestCase):
 
     def user_transaction(self, driver):
         """A connection the caller owns: the client never commits; rollback drops the job."""
-        conn = awa.connect(conninfo(), driver=driver, autocommit=False)
+        conn = awa.connect(DSN, driver=driver, autocommit=False)
         self.addCleanup(conn.close)
         c = awa.Client(conn)
         j = c.insert("it.tx", queue="it_tx")
@@ -135,7 +126,7 @@ class DriverTests(AwaTestCase):
 
     def test_bad_input_raises_driver_error(self):
         for driver in DRIVERS:
-            with awa.Client(conninfo(), driver=driver) as c:
+            with awa.Client(DSN, driver=driver) as c:
                 with self.assertRaises(Exception) as cm:
                     c.insert("it.bad", queue="it_bad", priority=9)
                 self.assertIn("priority", str(cm.exception))
@@ -177,7 +168,7 @@ class AdminWrapperTests(AwaTestCase):
     def test_insert_copy(self):
         when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
         for driver in DRIVERS:
-            with awa.Client(conninfo(), driver=driver) as c:
+            with awa.Client(DSN, driver=driver) as c:
                 n = c.insert_copy([{"kind": "it.copy", "args": {"t": "tab\there \\ 'q' \"dq\"\nnl"},
                                     "queue": "it_copy_" + driver, "tags": ["a b", "c,d", 'e"f']},
                                    {"kind": "it.copy", "queue": "it_copy_" + driver, "run_at": when,
@@ -241,7 +232,7 @@ class QueueLimitStressTests(AwaTestCase):
 
         def worker(name):
             try:
-                with awa.Client(conninfo(), driver="psycopg") as c:
+                with awa.Client(DSN, driver="psycopg") as c:
                     while not stop.is_set():
                         jobs = c.claim(q, worker=name, batch=5)
                         if not jobs:
@@ -267,7 +258,7 @@ class QueueLimitStressTests(AwaTestCase):
         samples = []
 
         def sampler():
-            with awa.Client(conninfo(), driver="psycopg") as c:
+            with awa.Client(DSN, driver="psycopg") as c:
                 while not stop.is_set():
                     samples.append(c.execute("SELECT count(*) FROM awa.jobs WHERE queue = %s AND state = 'running'",
                                              [q])[1][0][0])
@@ -302,7 +293,7 @@ class InProcessWorkerTests(AwaTestCase):
 
     def worker(self, queue, **kw):
         kw.setdefault("driver", "psycopg")
-        return awa.Worker(conninfo(), queue=queue, registry=self.reg, **kw)
+        return awa.Worker(DSN, queue=queue, registry=self.reg, **kw)
 
     def job(self, jid):
         names, rows = self.db.execute("SELECT * FROM awa.jobs WHERE id = %s", [jid])
@@ -465,8 +456,8 @@ class WorkerProcessTests(AwaTestCase):
 
     def spawn(self, queue, name, *extra):
         out = open(os.path.join(self.logdir, name + ".out"), "w")
-        env = dict(os.environ, AWA_IT_LOG_DIR=self.logdir)
-        p = subprocess.Popen([sys.executable, "-m", "awa_worker", "--dsn", conninfo(), "--queue", queue,
+        env = subprocess_env(AWA_IT_LOG_DIR=self.logdir)
+        p = subprocess.Popen([sys.executable, "-m", "awa_worker", "--dsn", DSN, "--queue", queue,
                               "--module", "awa_it_jobs", "--name", name] + list(extra),
                              env=env, stdout=out, stderr=subprocess.STDOUT)
         out.close()
@@ -568,7 +559,7 @@ class WorkerProcessTests(AwaTestCase):
         self.stop(b)
 
     def rescue_with_timeout(self, seconds):
-        conn = awa.connect(conninfo(), driver="psycopg2", autocommit=True)
+        conn = awa.connect(DSN, driver="psycopg2", autocommit=True)
         try:
             cur = conn.cursor()
             cur.execute("SET awa.heartbeat_timeout = %s", [seconds])
@@ -588,3 +579,7 @@ class WorkerProcessTests(AwaTestCase):
         self.assertEqual(self.value("SELECT state::text FROM awa.jobs WHERE id = %s", [jid]), "completed")
         self.assertEqual(self.executions(), [(jid, 1)])
         self.assertIn("'completed': 1", self.output(p))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -8,8 +8,7 @@ separately so that Django emits ``"awa"."jobs"``.
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
-JOB_STATES = ("scheduled", "available", "running", "completed",
-              "retryable", "failed", "cancelled", "waiting_external")
+from awa_client.states import STATES
 
 # The permission that lets a staff user act (retry, cancel, pause, ...).
 OPERATE_PERMISSION = "awa_django.operate_queue"
@@ -20,7 +19,7 @@ class Job(models.Model):
     kind = models.TextField()
     queue = models.TextField()
     args = models.JSONField()
-    state = models.CharField(max_length=20, choices=[(s, s) for s in JOB_STATES])
+    state = models.CharField(max_length=20, choices=[(s, s) for s in STATES])
     priority = models.SmallIntegerField()
     attempt = models.SmallIntegerField()
     max_attempts = models.SmallIntegerField()

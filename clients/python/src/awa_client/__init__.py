@@ -8,12 +8,13 @@
     def send_email(job):
         ...                               # raise awa.Snooze(60) to run it again later
 
-    awa.Worker("dbname=app", queue="mail").run()   # or: python -m awa_worker ...
+    awa.Worker("dbname=app", queue="mail").run()   # or: awa-worker ...
 """
 
 from .client import Client, Job, QueueStats, connect, interval
 from .worker import Fail, JobCancelled, Registry, Snooze, Worker, job, registry
 
+# The package's one version: pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 __all__ = ["Client", "Job", "QueueStats", "connect", "interval", "Worker", "Registry",

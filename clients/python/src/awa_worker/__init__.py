@@ -1,4 +1,4 @@
-"""``python -m awa_worker``: run an awa worker from the command line (see __main__)."""
+"""``awa-worker`` / ``python -m awa_worker``: run an awa worker from the command line (see __main__)."""
 
 from awa_client import Fail, JobCancelled, Snooze, Worker, job, registry
 

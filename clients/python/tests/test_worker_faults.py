@@ -1,9 +1,10 @@
-"""The Worker when its bookkeeping calls fail (run by test/integration/python_worker.sh).
+"""The Worker when its bookkeeping calls fail.
 
 A call the server rejects every time (here a user trigger on awa.jobs that raises for one job)
 is retried a bounded number of times, then the worker gives up on that job, logs it and goes on
 with the others; a lost connection is retried on a new one; stop() returns in bounded time even
-when the database cannot be reached.  Environment: AWA_FAULTS_DSN (a database with awa).
+when the database cannot be reached; its Prometheus endpoint and JSON logs report each job's outcome.
+Needs a database with awa: AWA_TEST_DSN (see support.py).
 """
 import io
 import json
@@ -23,8 +24,7 @@ import psycopg
 
 import awa_client as awa
 from awa_client.worker import JsonFormatter
-
-DSN = os.environ["AWA_FAULTS_DSN"]
+from support import DSN, requires_database, subprocess_env
 
 POISON = """
 CREATE TABLE IF NOT EXISTS public.poisoned (id bigint PRIMARY KEY, what text NOT NULL);
@@ -43,6 +43,7 @@ CREATE TRIGGER poison BEFORE UPDATE ON awa.jobs FOR EACH ROW EXECUTE FUNCTION pu
 """
 
 
+@requires_database
 class WorkerTestBase(unittest.TestCase):
     """A fresh database state, a registry, and helpers to run and stop a Worker."""
 
@@ -408,7 +409,7 @@ class ObservabilityTests(WorkerTestBase):
                 f.write("import awa_client as awa\n"
                         "@awa.job('o.ok')\ndef ok(job): pass\n"
                         "@awa.job('o.boom')\ndef boom(job): raise RuntimeError('handler failed')\n")
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join([d] + sys.path))
+            env = subprocess_env(d)
             p = subprocess.run([sys.executable, "-m", "awa_worker", "--dsn", DSN, "--driver", "psycopg",
                                 "--queue", "o_json", "--module", "o_jobs", "--once", "--log-format", "json"],
                                env=env, cwd=d, capture_output=True, text=True, timeout=60)

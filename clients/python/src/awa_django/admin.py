@@ -20,13 +20,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from awa_client.states import FINAL_STATES, RETRYABLE_STATES, STATES
+
 from . import ops
-from .models import JOB_STATES, OPERATE_PERMISSION, CronJob, Job, Queue
+from .models import OPERATE_PERMISSION, CronJob, Job, Queue
 
 # Most jobs one bulk action touches (a crafted "select across" cannot run away).
 MAX_BULK = 1000
-RETRYABLE_STATES = ("failed", "cancelled", "waiting_external")
-TERMINAL_STATES = ("completed", "failed", "cancelled")
+
+
+def _listed(words, conjunction):
+    """('a', 'b', 'c'), 'or' -> 'a, b or c': a state set in a sentence."""
+    return "%s %s %s" % (", ".join(words[:-1]), conjunction, words[-1])
 
 
 def can_operate(request):
@@ -138,10 +143,10 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [(s, s) for s in JOB_STATES]
+        return [(s, s) for s in STATES]
 
     def queryset(self, request, queryset):
-        if self.value() in JOB_STATES:
+        if self.value() in STATES:
             return queryset.filter(state=self.value())
         return queryset
 
@@ -299,7 +304,7 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
             extra_context.update(
                 can_operate=can_operate(request),
                 can_retry=obj.state in RETRYABLE_STATES,
-                can_cancel=obj.state not in TERMINAL_STATES,
+                can_cancel=obj.state not in FINAL_STATES,
                 queue_jobs_url="%s?%s" % (self.changelist_url(), urlencode({"queue": obj.queue})),
             )
         return super().change_view(request, object_id, form_url, extra_context)
@@ -333,7 +338,7 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
                       "The job will be cancelled; a running job's worker is told to stop (awa_cancel)."),
             items=[self._item(obj)], hidden=[("post", "yes")],
             confirm_label="Yes, %s job %s" % (verb.lower(), obj.id), cancel_url=job_url,
-            warning=None if (obj.state in RETRYABLE_STATES if op == "retry" else obj.state not in TERMINAL_STATES)
+            warning=None if (obj.state in RETRYABLE_STATES if op == "retry" else obj.state not in FINAL_STATES)
             else "This job is %s: it will be left as it is." % obj.state)
 
     @staticmethod
@@ -348,7 +353,7 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
             if held:
                 self.message_user(request, "%s left failed: another job holds its unique key (%s)"
                                   % (plural(len(held), "job"), ", ".join(str(i) for i in held)), messages.WARNING)
-            skipped, why = len(ids) - len(done) - len(held), "not failed, cancelled or waiting_external"
+            skipped, why = len(ids) - len(done) - len(held), "not " + _listed(RETRYABLE_STATES, "or")
         else:
             done = ops.cancel_jobs(ids)
             self.message_user(request, "%s cancelled" % plural(len(done), "job"), messages.SUCCESS)
@@ -368,10 +373,10 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
         if op == "retry":
             n = sum(1 for j in jobs if j.state in RETRYABLE_STATES)
             title, question = "Retry %s?" % plural(len(jobs), "job"), (
-                "%s will become available now (awa_retry); the others are not failed, cancelled or "
-                "waiting_external and stay as they are." % plural(n, "job"))
+                "%s will become available now (awa_retry); the others are not %s and stay as they are."
+                % (plural(n, "job"), _listed(RETRYABLE_STATES, "or")))
         else:
-            n = sum(1 for j in jobs if j.state not in TERMINAL_STATES)
+            n = sum(1 for j in jobs if j.state not in FINAL_STATES)
             title, question = "Cancel %s?" % plural(len(jobs), "job"), (
                 "%s will be cancelled (awa_cancel); finished ones stay as they are." % plural(n, "job"))
         return self.confirm(request, title=title, question=question, items=[self._item(j) for j in jobs],
@@ -398,8 +403,8 @@ QUEUE_OPS = {
     "forget": (True, False, "Forget the settings of queue {queue}?",
                "Removes its pause and concurrency limit (awa_forget_queue); it has no jobs.", "Yes, forget"),
     "drain": (True, False, "Drain queue {queue}?",
-              "Cancels {jobs} of queue {queue} that wait: available, scheduled, retryable and "
-              "waiting_external (awa_drain_queue). Running jobs finish.", "Yes, drain"),
+              "Cancels {jobs} of queue {queue} that wait: " + _listed(ops.WAITING_STATES, "and") +
+              " (awa_drain_queue). Running jobs finish.", "Yes, drain"),
     "retry_failed": (False, False, "Retry failed jobs{scope}?",
                      "{jobs}{scope} will become available now (awa_retry_failed).", "Yes, retry them"),
     "discard_failed": (False, True, "Discard failed jobs{scope}?",

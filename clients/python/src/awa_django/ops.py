@@ -8,6 +8,10 @@ jobs_running_idx).  Writes: only awa_* functions, never UPDATE/DELETE.
 from django.db import IntegrityError, connections, transaction
 
 import awa_client
+from awa_client.states import LIVE_STATES
+
+# The states of a job that waits to run: awa_drain_queue cancels these.
+WAITING_STATES = tuple(s for s in LIVE_STATES if s != "running")
 
 # A running job is "stale" when its heartbeat is older than awa.heartbeat_timeout
 # (what awa_rescue() looks for) or its deadline has passed.
@@ -96,7 +100,7 @@ def count_failed(kind=None, queue=None, using="default"):
 
 def count_drainable(queue, using="default"):
     return _rows("SELECT count(*) AS n FROM awa.jobs WHERE queue = %s AND state IN"
-                 " ('available', 'scheduled', 'retryable', 'waiting_external')",
+                 " (" + ", ".join("'%s'" % s for s in WAITING_STATES) + ")",
                  [queue], using=using)[0]["n"]
 
 

@@ -1,4 +1,5 @@
-"""Handlers for the worker processes of awa_it_tests (python -m awa_worker --module awa_it_jobs)."""
+"""Handlers for the worker processes of test_client_it (python -m awa_worker --module awa_it_jobs)
+and of test/integration/python/pgbouncer_check.py."""
 import os
 import threading
 import time

@@ -14,12 +14,11 @@ import datetime as _dt
 import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from .states import STATES as JOB_STATES  # noqa: F401  (the name this module always had)
+
 __all__ = ["Client", "Job", "QueueStats", "connect", "Interval"]
 
 Interval = Union[int, float, _dt.timedelta, str]
-
-JOB_STATES = ("scheduled", "available", "running", "completed",
-              "retryable", "failed", "cancelled", "waiting_external")
 
 
 def connect(dsn: str = "", driver: Optional[str] = None, autocommit: bool = True,
