@@ -6,7 +6,14 @@ MODULE_big   = awa
 # Every C file of src/ and every test file is picked up by name.
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-DATA         = $(wildcard awa--*.sql)
+# SQL scripts (docs/releasing.md).  Built from src/sql/: the install script of
+# this version (src/sql/awa.sql) and the upgrade script into it
+# (src/sql/awa--A--B.sql), each followed by src/sql/privileges.sql.  Released,
+# committed and never changed: the first release's install script, which
+# PostgreSQL chains the upgrades from to install any older version, and the
+# upgrade scripts between released versions.
+DATA_built   = $(EXTENSION)--$(EXTVERSION).sql $(notdir $(wildcard src/sql/$(EXTENSION)--*--*.sql))
+DATA         = awa--0.1.0.sql awa--0.1.0--0.2.0.sql
 
 REGRESS      = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=plpgsql
@@ -26,3 +33,9 @@ include $(PGXS)
 .PHONY: version
 version:
 	@echo $(EXTVERSION)
+
+$(EXTENSION)--$(EXTVERSION).sql: src/sql/$(EXTENSION).sql src/sql/privileges.sql
+	{ echo '-- Built by make from $^.'; cat $^; } > $@.tmp && mv $@.tmp $@
+
+$(EXTENSION)--%.sql: src/sql/$(EXTENSION)--%.sql src/sql/privileges.sql
+	{ echo '-- Built by make from $^.'; cat $^; } > $@.tmp && mv $@.tmp $@

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Upgrades: ALTER EXTENSION awa UPDATE from every released version keeps all
 # data, and a fresh install equals an upgraded one.  The released versions are
-# the full install scripts awa--X.Y.Z.sql of the repository other than the
-# control file's default_version.  For each of them:
+# the versions the upgrade scripts awa--A--B.sql (committed, or built from
+# src/sql/) go from or to, other than the control file's default_version;
+# PostgreSQL installs each of them through the chain of upgrade scripts from
+# the first release's install script, and this test fails when a released
+# version cannot be installed or has no chain to the default version.  For
+# each of them:
 #  1. install it and load data through its API: jobs in every state, unique
 #     jobs, tags, metadata, progress, a paused queue, cron schedules, a few
 #     thousand jobs through awa_insert_many and COPY;
@@ -11,6 +15,9 @@
 #  3. ALTER EXTENSION awa UPDATE reaches the default version, every row of
 #     every table of schema awa (columns of the old version) and every
 #     sequence are unchanged, awa.jobs is not rewritten, new columns are NULL;
+#     privileges an administrator granted on awa's objects stay theirs (the
+#     update does not record them as the extension's initial privileges, so
+#     pg_dump still prints them);
 #  4. the upgraded install works, the new API (awa_set_queue_limit) included;
 #  5. it equals a fresh install of the default version: same extension
 #     members, same pg_init_privs (what pg_dump compares ACLs against), same
@@ -33,7 +40,8 @@ START=$(date +%s%3N)
 fail() { echo "FAIL: upgrade: $*"; exit 1; }
 ok() { echo "ok - $*"; }
 dropdb() { $PSQL -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null 2>&1; }
-cleanup() { dropdb $OLD; dropdb $NEW; rm -rf "$TMP"; }
+READER=awa_upgrade_reader   # a role of the administrator's (cluster-wide: dropped at the end)
+cleanup() { dropdb $OLD; dropdb $NEW; $PSQL -d postgres -c "DROP ROLE IF EXISTS $READER" >/dev/null 2>&1; rm -rf "$TMP"; }
 trap cleanup EXIT
 
 # The extension's members, as "the awa extension's OID" in SQL.
@@ -50,18 +58,27 @@ installed=$($PSQL -d postgres -c "SELECT default_version FROM pg_available_exten
 [ "$installed" = "$DEFAULT" ] \
 	|| fail "the server's awa has default_version '$installed', this checkout '$DEFAULT': run make install"
 
+# Every version an upgrade script goes from or to (the script into the default
+# version may be built already or only in src/sql/).
 RELEASED=()
-for f in "$ROOT"/awa--*.sql; do
-	v=$(basename "$f" .sql); v=${v#awa--}
-	[[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || continue   # awa--A--B.sql: an upgrade script
-	[ "$v" = "$DEFAULT" ] && continue
-	RELEASED+=("$v")
+for f in "$ROOT"/awa--*--*.sql "$ROOT"/src/sql/awa--*--*.sql; do
+	[ -e "$f" ] || continue
+	n=$(basename "$f" .sql); n=${n#awa--}
+	[[ $n =~ ^([0-9]+\.[0-9]+\.[0-9]+)--([0-9]+\.[0-9]+\.[0-9]+)$ ]] \
+		|| fail "$f: not named like an upgrade script (awa--A.B.C--X.Y.Z.sql)"
+	for v in "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"; do
+		[ "$v" = "$DEFAULT" ] || RELEASED+=("$v")
+	done
 done
-[ ${#RELEASED[@]} -gt 0 ] || fail "no released version (awa--X.Y.Z.sql other than $DEFAULT) to upgrade from"
-mapfile -t RELEASED < <(printf '%s\n' "${RELEASED[@]}" | sort -V)
+[ ${#RELEASED[@]} -gt 0 ] || fail "no released version (no upgrade script awa--A--B.sql) to upgrade from"
+mapfile -t RELEASED < <(printf '%s\n' "${RELEASED[@]}" | sort -u -V)
 for v in "${RELEASED[@]}"; do
 	[ "$($PSQL -d postgres -c "SELECT count(*) FROM pg_available_extension_versions WHERE name = 'awa' AND version = '$v'")" = 1 ] \
-		|| fail "version $v is not installed on the server: run make install"
+		|| fail "version $v cannot be installed on the server (no install script, no chain of upgrade scripts to it): run make install, or mend the chain"
+	path=$($PSQL -d postgres -c "SELECT path FROM pg_extension_update_paths('awa') WHERE source = '$v' AND target = '$DEFAULT'") \
+		|| fail "cannot list the update paths of awa"
+	[ -n "$path" ] || fail "no chain of upgrade scripts from $v to $DEFAULT on the server"
+	echo "# $v -> $DEFAULT: $path"
 done
 echo "# upgrading to $DEFAULT from: ${RELEASED[*]}"
 
@@ -276,6 +293,10 @@ SQL
 	[ "$(wc -l < "$TMP/old.columns")" -ge 3 ] || fail "$V: schema awa has fewer than 3 tables"
 	snapshot $OLD "$TMP/old.columns" "$TMP/before.data"
 	filenode=$($PSQL -d $OLD -c "SELECT pg_relation_filenode('awa.jobs')")
+	# an administrator's own grants on a table and on a function of awa
+	$PSQL -d postgres -c "CREATE ROLE $READER NOLOGIN" >/dev/null 2>&1
+	$PSQL -d $OLD -c "GRANT SELECT ON awa.jobs TO $READER" -c "GRANT EXECUTE ON FUNCTION awa_queue_stats() TO $READER" \
+		|| fail "$V: granting privileges to role $READER"
 	$PSQL -d $OLD -c "ALTER EXTENSION awa UPDATE" || fail "$V: ALTER EXTENSION awa UPDATE failed"
 	got=$($PSQL -d $OLD -c "SELECT extversion FROM pg_extension WHERE extname = 'awa'")
 	[ "$got" = "$DEFAULT" ] || fail "$V: ALTER EXTENSION awa UPDATE reached '$got', not $DEFAULT"
@@ -296,6 +317,14 @@ SQL
 	$PSQL -d $OLD -c "SELECT errors[1]->>'error' FROM awa.jobs WHERE queue = 'legacy' AND unique_key IS NULL" \
 		| grep -q "unique key released; job [0-9]* holds it" || fail "$V -> $DEFAULT: the released key gives no reason"
 	ok "$V -> $DEFAULT: narrow unique_states widened to the live states; a job that would collide kept its data, not its key"
+	got=$($PSQL -d $OLD -c "SELECT count(*) FROM pg_catalog.pg_init_privs ip, aclexplode(ip.initprivs) a
+		WHERE a.grantee = '$READER'::regrole")
+	[ "$got" = 0 ] || fail "$V -> $DEFAULT: the update recorded $got of an administrator's grants as the extension's initial privileges (pg_dump leaves them out)"
+	got=$("$PG_DUMP" --schema-only -d $OLD | grep -c -E "^GRANT (SELECT ON TABLE awa\.jobs|ALL ON FUNCTION public\.awa_queue_stats\(\)) TO $READER;\$")
+	[ "$got" = 2 ] || fail "$V -> $DEFAULT: pg_dump prints $got of the 2 grants to $READER made before the update"
+	$PSQL -d $OLD -c "REVOKE SELECT ON awa.jobs FROM $READER" -c "REVOKE EXECUTE ON FUNCTION awa_queue_stats() FROM $READER" \
+		|| fail "$V: revoking the privileges of role $READER"
+	ok "$V -> $DEFAULT: an administrator's grants on awa's objects made before the update are still theirs (pg_dump prints them)"
 	ok "$V -> $DEFAULT: ALTER EXTENSION awa UPDATE kept every row ($(grep -c -v '^==' "$TMP/before.data") rows and sequences), awa.jobs not rewritten, max_running NULL"
 
 	# 4. the upgraded install works, its new API included

@@ -1,7 +1,9 @@
-/* awa--0.2.0--0.3.0.sql — ALTER EXTENSION awa UPDATE TO '0.3.0'
+/* src/sql/awa--0.2.0--0.3.0.sql — ALTER EXTENSION awa UPDATE TO '0.3.0'
  *
- * The result must equal a fresh install of awa--0.3.0.sql
- * (test/integration/upgrade.sh compares pg_dump --schema-only of both). */
+ * The build writes awa--0.2.0--0.3.0.sql from this file followed by
+ * src/sql/privileges.sql, which gives the objects created here their
+ * privileges.  The result must equal a fresh install (src/sql/awa.sql):
+ * test/integration/upgrade.sh compares pg_dump --schema-only of both. */
 
 \echo Use "ALTER EXTENSION awa UPDATE TO '0.3.0'" to load this file. \quit
 
@@ -77,13 +79,6 @@ AS 'MODULE_PATHNAME', 'awa_insert'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)
 	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt';
-ALTER FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)
-	SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)
-	TO awa_admin, awa_producer;
--- the COPY path may set it too
-GRANT INSERT (timeout) ON awa.jobs TO awa_producer;
 
 -- Maintenance failures (maintain.c) ------------------------------------------
 --
@@ -108,8 +103,6 @@ CREATE TABLE awa.maintenance_failures (
 );
 COMMENT ON TABLE awa.maintenance_failures
 	IS 'maintenance steps, and the jobs or periodic jobs in them, that are failing; written by awa_maintain, read by awa_health_check';
-REVOKE ALL ON awa.maintenance_failures FROM PUBLIC;
-GRANT SELECT ON awa.maintenance_failures TO awa_admin;
 
 -- Retention path: finished jobs by state and age (was: by age), so that
 -- deleting old completed jobs never walks failed ones kept longer, nor the
@@ -133,8 +126,6 @@ CREATE TABLE awa.maintenance_rounds (
 );
 COMMENT ON TABLE awa.maintenance_rounds
 	IS 'when awa_maintain() last finished a round here (written only when awa is not preloaded); read by awa_health_check';
-REVOKE ALL ON awa.maintenance_rounds FROM PUBLIC;
-GRANT SELECT ON awa.maintenance_rounds TO awa_admin;
 
 -- awa_health_check reports who maintains this database (a new column:
 -- drop and create).
@@ -157,9 +148,6 @@ AS 'MODULE_PATHNAME', 'awa_health_check'
 LANGUAGE C VOLATILE PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION awa_health_check()
 	IS 'one row for this database: version, who maintains it (background worker, awa_maintain() calls, primary on a standby, nobody) and its last round, stale heartbeats, oldest available job, paused queues, NOTIFY queue, failing maintenance steps; healthy and why not';
-ALTER FUNCTION awa_health_check() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION awa_health_check() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION awa_health_check() TO awa_admin;
 
 -- CALL awa_maintain_for(duration, every): rounds every second for pg_cron's
 -- minute granularity.  Not SECURITY DEFINER (a procedure that commits may
@@ -169,8 +157,6 @@ AS 'MODULE_PATHNAME', 'awa_maintain_for'
 LANGUAGE C;
 COMMENT ON PROCEDURE awa_maintain_for(interval, interval)
 	IS 'CALL outside a transaction block: a maintenance round (awa_maintain) every `every` (at least 10 ms) for `duration`, each committed; for schedulers with minute granularity such as pg_cron 1.4; 22023 on a bad interval, 2D000 inside a transaction block';
-REVOKE ALL ON PROCEDURE awa_maintain_for(interval, interval) FROM PUBLIC;
-GRANT EXECUTE ON PROCEDURE awa_maintain_for(interval, interval) TO awa_admin;
 
 -- awa_forget_queue(queue): remove a queue's settings (pause, limit).
 CREATE FUNCTION awa_forget_queue(queue text)
@@ -179,6 +165,3 @@ AS 'MODULE_PATHNAME', 'awa_forget_queue'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_forget_queue(text)
 	IS 'remove a queue''s settings (pause, concurrency limit), e.g. of a misspelt name; its jobs are untouched; false if it had none';
-ALTER FUNCTION awa_forget_queue(text) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION awa_forget_queue(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION awa_forget_queue(text) TO awa_admin;

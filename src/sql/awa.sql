@@ -1,6 +1,7 @@
-/* awa--0.3.0.sql — fresh install of 0.3.0.
- * An upgraded install (awa--0.2.0--0.3.0.sql) must end up identical to this:
- * test/integration/upgrade.sh compares the two. */
+/* src/sql/awa.sql — fresh install of the current version (default_version in awa.control).
+ * The build writes awa--<version>.sql from this file followed by src/sql/privileges.sql, which gives every
+ * object its privileges here and in the upgrade scripts alike.  An upgraded install (awa--<previous>--<version>.sql,
+ * built from src/sql/ the same way) must end up identical to this: test/integration/upgrade.sh compares the two. */
 
 \echo Use "CREATE EXTENSION awa" to load this file. \quit
 
@@ -469,88 +470,6 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_resume_schedule(text)
 	IS 'let a paused periodic job fire again, from its next fire time after now';
 
--- Privileges -------------------------------------------------------------------
---
--- Three roles, NOLOGIN, shared by every database of the cluster (roles are not
--- part of an extension, so DROP EXTENSION leaves them).  Grant one of them to an
--- application's login role:
---   awa_producer  enqueue (awa_insert, awa_insert_many, COPY into awa.jobs),
---                 look up and cancel jobs, queue stats
---   awa_worker    claim and finish jobs
---   awa_admin     everything, and reading the tables (dashboards)
--- PUBLIC gets nothing.  Every awa_* function runs as the extension's owner
--- (SECURITY DEFINER) with search_path pinned to pg_catalog, pg_temp, so that
--- neither the caller's privileges on awa's tables nor objects in the caller's
--- search_path matter; all SQL inside them is schema-qualified.
-
-DO $$
-DECLARE
-	r text;
-BEGIN
-	FOREACH r IN ARRAY ARRAY['awa_producer', 'awa_worker', 'awa_admin'] LOOP
-		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
-			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
-		END IF;
-	END LOOP;
-END
-$$;
-
-DO $$
-DECLARE
-	f regprocedure;
-BEGIN
-	FOR f IN
-		SELECT p.oid::regprocedure
-		FROM pg_catalog.pg_proc p
-		JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass
-			AND d.objid = p.oid AND d.deptype = 'e'
-		JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'awa'
-		WHERE p.proname LIKE 'awa\_%' AND p.prorettype <> 'pg_catalog.trigger'::regtype
-			AND p.prokind = 'f'
-	LOOP
-		EXECUTE pg_catalog.format(
-			'ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);
-		EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO awa_admin', f);
-	END LOOP;
-END
-$$;
-
--- A procedure that commits may not be SECURITY DEFINER: it runs each round
--- through awa_maintain(), which is.
-REVOKE ALL ON PROCEDURE awa_maintain_for(interval, interval) FROM PUBLIC;
-GRANT EXECUTE ON PROCEDURE awa_maintain_for(interval, interval) TO awa_admin;
-
-GRANT EXECUTE ON FUNCTION
-	awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval),
-	awa_insert_many(jsonb),
-	awa_get_job(bigint),
-	awa_cancel(bigint),
-	awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz),
-	awa_queue_stats()
-	TO awa_producer;
-
-GRANT EXECUTE ON FUNCTION
-	awa_claim(text, text, integer, interval, interval),
-	awa_heartbeat(bigint[], bigint[]),
-	awa_progress(bigint, bigint, jsonb),
-	awa_complete(bigint, bigint),
-	awa_complete_many(bigint[], bigint[]),
-	awa_fail(bigint, bigint, text, interval, boolean),
-	awa_snooze(bigint, bigint, interval)
-	TO awa_worker;
-
-REVOKE ALL ON ALL TABLES IN SCHEMA awa FROM PUBLIC;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA awa FROM PUBLIC;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA awa FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION awa.unique_state_held(bit, awa.job_state), awa.jobs_before_insert()
-	TO awa_producer, awa_worker, awa_admin;
-GRANT USAGE ON SCHEMA awa TO awa_producer, awa_worker, awa_admin;
--- The COPY path: only the columns a producer may set; state comes from run_at.
-GRANT INSERT (kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout)
-	ON awa.jobs TO awa_producer;
-GRANT SELECT ON ALL TABLES IN SCHEMA awa TO awa_admin;
-
 -- Maintenance failures (maintain.c) ------------------------------------------
 --
 -- Each step of a maintenance round (promote, rescue, schedules, retention)
@@ -574,8 +493,6 @@ CREATE TABLE awa.maintenance_failures (
 );
 COMMENT ON TABLE awa.maintenance_failures
 	IS 'maintenance steps, and the jobs or periodic jobs in them, that are failing; written by awa_maintain, read by awa_health_check';
-REVOKE ALL ON awa.maintenance_failures FROM PUBLIC;
-GRANT SELECT ON awa.maintenance_failures TO awa_admin;
 
 -- Maintenance rounds (dbstate.c) ------------------------------------------------
 --
@@ -591,5 +508,3 @@ CREATE TABLE awa.maintenance_rounds (
 );
 COMMENT ON TABLE awa.maintenance_rounds
 	IS 'when awa_maintain() last finished a round here (written only when awa is not preloaded); read by awa_health_check';
-REVOKE ALL ON awa.maintenance_rounds FROM PUBLIC;
-GRANT SELECT ON awa.maintenance_rounds TO awa_admin;
