@@ -1,7 +1,7 @@
 """Two `python -m awa_worker` processes drain N no-op jobs, for several batch/thread settings.
 
     PYTHONPATH=clients/python/src /usr/bin/python3 \
-        test/integration/python/awa_drain_bench.py "dbname=bench" [N]
+        bench/worker_drain.py "dbname=bench" [N]
 
 The database must have awa created; its awa.jobs is emptied first.  Prints jobs/second per setting,
 timed from the commit of the N inserts (workers already blocked in awa_claim) to the last completion.
