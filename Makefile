@@ -21,6 +21,12 @@ REGRESS_OPTS = --load-extension=plpgsql
 ISOLATION      = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test/isolation
 
+# TAP tests (test/t/*.pl, PostgreSQL::Test::Cluster): each starts servers of its own on free
+# ports, so they run as a user initdb accepts (not root).  `make installcheck` runs them after
+# pg_regress and isolation; `make prove_installcheck` runs them alone (no running server needed).
+TAP_TESTS    = 1
+PROVE_TESTS  = $(sort $(wildcard test/t/*.pl))
+
 PG_CPPFLAGS  = -I$(srcdir)/src
 PG_CFLAGS    = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
@@ -29,6 +35,10 @@ EXTRA_CLEAN  = results output_iso regression.diffs regression.out
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+.PHONY: prove_installcheck
+prove_installcheck:
+	$(prove_installcheck)
 
 .PHONY: version
 version:

@@ -5,29 +5,10 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=${PG_CONFIG:-$PG_BIN/pg_config}
 AWA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# Packages the build, the tests and the demo need (see README).
-AWA_PACKAGES="build-essential postgresql-15 postgresql-client-15 postgresql-server-dev-15 libkrb5-dev
- postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
- python3 python3-django python3-psycopg python3-psycopg2 cppcheck clang-tidy
- chromium chromium-driver python3-selenium pgbouncer postgresql-15-cron
- prometheus-postgres-exporter python3-prometheus-client"
-
 log() { printf '\n==> %s\n' "$*"; }
 
-# Install missing Debian packages (apt-get update only when something is missing).
-awa_install_packages() {
-	local missing=() p
-	for p in $AWA_PACKAGES "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-	done
-	if [ ${#missing[@]} -gt 0 ]; then
-		log "installing packages: ${missing[*]}"
-		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	fi
-	# Debian starts a default cluster on 5432 when postgresql-15 is installed; we do not use it.
-}
+# awa_install_packages [EXTRA_PACKAGE...]: scripts/setup.sh (the package list lives there).
+awa_install_packages() { bash "$AWA_ROOT/scripts/setup.sh" "$@"; }
 
 # Build and install the extension into the system PostgreSQL.
 awa_build_install() {

@@ -12,7 +12,7 @@ if [ "${1:-}" = stop ]; then
 	awa_cluster_stop "$DEMO_DIR"; echo "stopped the awa demo server in $DEMO_DIR"; exit 0
 fi
 
-awa_install_packages
+bash "$AWA_ROOT/scripts/setup.sh"
 awa_build_install
 awa_cluster_stop "$DEMO_DIR"
 log "starting PostgreSQL on port $DEMO_PORT (socket and data in $DEMO_DIR)"

@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Run every test of awa: installs what is needed, builds and installs awa,
-# starts a throwaway PostgreSQL (awa preloaded) on a private port and socket
-# directory, runs pg_regress + isolation, pgTAP, and the integration tests,
-# stops the server, and exits non-zero if anything failed.  Run as root.
+# Run every test of awa: installs what is needed (scripts/setup.sh), builds and
+# installs awa, starts a throwaway PostgreSQL (awa preloaded) on a private port
+# and socket directory, runs pg_regress + isolation, pgTAP, lint, the TAP tests
+# (test/t/*.pl: servers of their own on free ports) and the remaining
+# integration scripts, stops the server, and exits non-zero if anything
+# failed.  Run as root (the TAP tests then run as postgres).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
 TEST_PORT=${AWA_TEST_PORT:-54329}
 TEST_DIR=$(mktemp -d /tmp/awa-test.XXXXXX)
 FAILED=()
-SUITES=0	# pg_regress/isolation, pgTAP, lint, and each integration script
+SUITES=0	# pg_regress/isolation, pgTAP, lint, each TAP test file, and each integration script
 START=$(date +%s)
 
-cleanup() { awa_cluster_stop "$TEST_DIR"; rm -rf "$TEST_DIR"; }
+TAP_DIR=
+cleanup() { awa_cluster_stop "$TEST_DIR"; rm -rf "$TEST_DIR" ${TAP_DIR:+"$TAP_DIR"}; }
 trap cleanup EXIT
 
 set -e
-awa_install_packages
+bash "$AWA_ROOT/scripts/setup.sh"
 awa_build_install
 log "starting a throwaway PostgreSQL on port $TEST_PORT in $TEST_DIR"
 # awa.databases empty: no maintenance worker in the test databases (the tests that
@@ -28,7 +31,8 @@ cd "$AWA_ROOT"
 log "pg_regress and isolation (make installcheck)"
 SUITES=$((SUITES + 1))
 rm -rf results output_iso regression.diffs regression.out
-if ! make -s PG_CONFIG="$PG_CONFIG" with_llvm=no installcheck; then
+# TAP_TESTS= : the TAP tests run on their own below
+if ! make -s PG_CONFIG="$PG_CONFIG" with_llvm=no TAP_TESTS= installcheck; then
 	FAILED+=("pg_regress/isolation")
 	for f in regression.diffs output_iso/regression.diffs; do
 		[ -f "$f" ] && { echo "---- $f"; head -200 "$f"; }
@@ -46,6 +50,33 @@ log "build hygiene (scripts/lint.sh: -Werror, cppcheck, clang-tidy)"
 SUITES=$((SUITES + 1))
 if ! bash scripts/lint.sh; then
 	FAILED+=("lint")
+fi
+
+# TAP tests: each starts servers of its own, and initdb refuses to run as root: as
+# root they run as postgres on a copy of the tree that user owns (the log files
+# of a failed run are copied back to tmp_check/).  prove prints one line per test
+# file and its summary; each file counts as a suite.
+log "TAP tests (make prove_installcheck: test/t/*.pl)"
+TAP_FILES=(test/t/*.pl)
+SUITES=$((SUITES + ${#TAP_FILES[@]}))
+rm -rf tmp_check
+if [ "$(id -u)" = 0 ]; then
+	TAP_DIR=$(mktemp -d /tmp/awa-tap.XXXXXX)
+	tar -C "$AWA_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$TAP_DIR" -xf -
+	chown -R postgres:postgres "$TAP_DIR"
+	su postgres -c "make -C '$TAP_DIR' -s PG_CONFIG='$PG_CONFIG' with_llvm=no prove_installcheck" 2>&1 | tee "$TEST_DIR/prove.out"
+	tap_rc=${PIPESTATUS[0]}
+	[ "$tap_rc" = 0 ] || cp -a "$TAP_DIR/tmp_check" "$AWA_ROOT/tmp_check" 2>/dev/null
+else
+	make -s PG_CONFIG="$PG_CONFIG" with_llvm=no prove_installcheck 2>&1 | tee "$TEST_DIR/prove.out"
+	tap_rc=${PIPESTATUS[0]}
+fi
+if [ "$tap_rc" != 0 ]; then
+	# prove's "Test Summary Report" names each failed file: "test/t/NAME.pl (Wstat: ...)"
+	tap_failed=$(grep -oE '^test/t/[^ ]+\.pl \(Wstat' "$TEST_DIR/prove.out" | cut -d' ' -f1)
+	[ -n "$tap_failed" ] || tap_failed="TAP (prove exit $tap_rc)"
+	for f in $tap_failed; do FAILED+=("$f"); done
+	echo "TAP logs: $AWA_ROOT/tmp_check/log/"
 fi
 
 for t in test/integration/*.sh; do
