@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Crash test driver (run by test/integration/crash.sh on its own cluster).
+"""Crash test driver (run by test/t/002_crash.pl on a server of its own).
 
 A steady load runs against queue 'cq': 2 producers insert jobs carrying a
 unique sequence number in args (in transactions of 1-4 jobs) and record which
