@@ -1,6 +1,6 @@
 """NOTIFY only when someone listens (src/wake.c), against a real server.
 
-Run by test/integration/listen.sh on its own cluster: python3 listen_gate.py DSN
+Run by test/t/004_listen.pl on a server of its own: python3 listen_gate.py DSN
   1. With no session listening on an "awa:" channel, enqueueing sends no NOTIFY: a session that
      listens on another channel and sits in a transaction (so the notification queue cannot be
      trimmed) sees pg_notification_queue_usage() stay 0 over 1,000 enqueues, each its own
