@@ -1,4 +1,4 @@
-"""awa's Python client and worker through pgbouncer in transaction mode (run by test/integration/pgbouncer.sh).
+"""awa's Python client and worker through pgbouncer in transaction mode (run by test/t/005_pgbouncer.pl).
 
 Environment: AWA_DIRECT_DSN (the server itself), AWA_BOUNCER_DSN (pgbouncer, pool of 3),
 AWA_BOUNCER_SPARE_DSN (the same database through a pool of 4).
