@@ -72,10 +72,10 @@ else
 	tap_rc=${PIPESTATUS[0]}
 fi
 if [ "$tap_rc" != 0 ]; then
-	# prove's "Test Summary Report" names each failed file: "test/t/NAME.pl (Wstat: ...)"
-	tap_failed=$(grep -oE '^test/t/[^ ]+\.pl \(Wstat' "$TEST_DIR/prove.out" | cut -d' ' -f1)
-	[ -n "$tap_failed" ] || tap_failed="TAP (prove exit $tap_rc)"
-	for f in $tap_failed; do FAILED+=("$f"); done
+	# prove's "Test Summary Report" names each failed file: "test/t/NAME.pl   (Wstat: ...)"
+	mapfile -t tap_failed < <(grep -oE '^test/t/[^ ]+\.pl +\(Wstat' "$TEST_DIR/prove.out" | cut -d' ' -f1)
+	[ ${#tap_failed[@]} -gt 0 ] || tap_failed=("TAP tests (make prove_installcheck exit $tap_rc)")
+	FAILED+=("${tap_failed[@]}")
 	echo "TAP logs: $AWA_ROOT/tmp_check/log/"
 fi
 

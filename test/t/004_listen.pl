@@ -11,7 +11,7 @@ use lib $FindBin::RealBin;
 use AwaTest;
 use Test::More;
 
-my $node = awa_node('listen');
+my $node = awa_node('listen', allows_streaming => 1);
 $node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE awa_listen');
 run_python('listen_gate.py: NOTIFY only while someone listens; a new listener misses no job', 120,
