@@ -17,6 +17,8 @@ START=$(date +%s)
 TAP_DIR=
 cleanup() { awa_cluster_stop "$TEST_DIR"; rm -rf "$TEST_DIR" ${TAP_DIR:+"$TAP_DIR"}; }
 trap cleanup EXIT
+# step WHAT: a heading with the seconds since the start (the differences time each suite)
+step() { log "$* (at $(( $(date +%s) - START )) s)"; }
 
 set -e
 bash "$AWA_ROOT/scripts/setup.sh"
@@ -28,7 +30,7 @@ awa_cluster_start "$TEST_DIR" "$TEST_PORT" fsync=off awa.databases=
 set +e
 cd "$AWA_ROOT"
 
-log "pg_regress and isolation (make installcheck)"
+step "pg_regress and isolation (make installcheck)"
 SUITES=$((SUITES + 1))
 rm -rf results output_iso regression.diffs regression.out
 # TAP_TESTS= : the TAP tests run on their own below
@@ -39,14 +41,14 @@ if ! make -s PG_CONFIG="$PG_CONFIG" with_llvm=no TAP_TESTS= installcheck; then
 	done
 fi
 
-log "pgTAP (pg_prove)"
+step "pgTAP (pg_prove)"
 SUITES=$((SUITES + 1))
 "$PG_BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS awa_tap" -c "CREATE DATABASE awa_tap" >/dev/null
 if ! pg_prove -d awa_tap --ext .sql -r test/pgtap; then
 	FAILED+=("pgTAP")
 fi
 
-log "build hygiene (scripts/lint.sh: -Werror, cppcheck, clang-tidy)"
+step "build hygiene (scripts/lint.sh: -Werror, cppcheck, clang-tidy)"
 SUITES=$((SUITES + 1))
 if ! bash scripts/lint.sh; then
 	FAILED+=("lint")
@@ -56,7 +58,7 @@ fi
 # root they run as postgres on a copy of the tree that user owns (the log files
 # of a failed run are copied back to tmp_check/).  prove prints one line per test
 # file and its summary; each file counts as a suite.
-log "TAP tests (make prove_installcheck: test/t/*.pl)"
+step "TAP tests (make prove_installcheck: test/t/*.pl)"
 TAP_FILES=(test/t/*.pl)
 SUITES=$((SUITES + ${#TAP_FILES[@]}))
 rm -rf tmp_check
@@ -81,7 +83,7 @@ fi
 
 for t in test/integration/*.sh; do
 	[ -e "$t" ] || continue
-	log "integration: $t"
+	step "integration: $t"
 	SUITES=$((SUITES + 1))
 	if ! bash "$t"; then FAILED+=("$t"); fi
 done
