@@ -14,6 +14,11 @@ use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(awa_node wait_until query_is log_tail run_python $PYTHON);
 
+# Each test inits servers of its own, and initdb refuses to run as root: say so at once.
+BAIL_OUT('the TAP tests start servers of their own and initdb refuses root: run `make prove_installcheck` '
+	  . 'as another user (scripts/test.sh runs them as postgres on a copy of the tree)')
+  if $> == 0;
+
 # Debian's python: it sees python3-psycopg (the python3 on a developer's PATH may not).
 our $PYTHON = '/usr/bin/python3';
 
