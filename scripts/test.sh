@@ -4,7 +4,7 @@
 # and socket directory, runs pg_regress + isolation, pgTAP, lint, the TAP tests
 # (test/t/*.pl: servers of their own on free ports) and the remaining
 # integration scripts, stops the server, and exits non-zero if anything
-# failed.  Run as root (the TAP tests then run as postgres).
+# failed.  Run as root (the TAP tests run as postgres).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -54,26 +54,21 @@ if ! bash scripts/lint.sh; then
 	FAILED+=("lint")
 fi
 
-# TAP tests: each starts servers of its own, and initdb refuses to run as root: as
-# root they run as postgres on a copy of the tree that user owns (the log files
-# of a failed run are copied back to tmp_check/).  prove prints one line per test
+# TAP tests: each starts servers of its own, and initdb refuses to run as root:
+# they run as postgres on a copy of the tree that user owns (the log files of a
+# failed run are copied back to tmp_check/).  prove prints one line per test
 # file and its summary; each file counts as a suite.
 step "TAP tests (make prove_installcheck: test/t/*.pl)"
 TAP_FILES=(test/t/*.pl)
 SUITES=$((SUITES + ${#TAP_FILES[@]}))
 rm -rf tmp_check
-if [ "$(id -u)" = 0 ]; then
-	TAP_DIR=$(mktemp -d /tmp/awa-tap.XXXXXX)
-	tar -C "$AWA_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$TAP_DIR" -xf -
-	chown -R postgres:postgres "$TAP_DIR"
-	su postgres -c "make -C '$TAP_DIR' -s PG_CONFIG='$PG_CONFIG' with_llvm=no prove_installcheck" 2>&1 | tee "$TEST_DIR/prove.out"
-	tap_rc=${PIPESTATUS[0]}
-	[ "$tap_rc" = 0 ] || cp -a "$TAP_DIR/tmp_check" "$AWA_ROOT/tmp_check" 2>/dev/null
-else
-	make -s PG_CONFIG="$PG_CONFIG" with_llvm=no prove_installcheck 2>&1 | tee "$TEST_DIR/prove.out"
-	tap_rc=${PIPESTATUS[0]}
-fi
+TAP_DIR=$(mktemp -d /tmp/awa-tap.XXXXXX)
+tar -C "$AWA_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$TAP_DIR" -xf -
+chown -R postgres:postgres "$TAP_DIR"
+su postgres -c "make -C '$TAP_DIR' -s PG_CONFIG='$PG_CONFIG' with_llvm=no prove_installcheck" 2>&1 | tee "$TEST_DIR/prove.out"
+tap_rc=${PIPESTATUS[0]}
 if [ "$tap_rc" != 0 ]; then
+	cp -a "$TAP_DIR/tmp_check" "$AWA_ROOT/tmp_check" 2>/dev/null
 	# prove's "Test Summary Report" names each failed file: "test/t/NAME.pl   (Wstat: ...)"
 	mapfile -t tap_failed < <(grep -oE '^test/t/[^ ]+\.pl +\(Wstat' "$TEST_DIR/prove.out" | cut -d' ' -f1)
 	[ ${#tap_failed[@]} -gt 0 ] || tap_failed=("TAP tests (make prove_installcheck exit $tap_rc)")
