@@ -10,11 +10,13 @@ set -euo pipefail
 # build: build-essential .. libkrb5-dev; pg_regress/isolation: postgresql-client-15;
 # pgTAP: postgresql-15-pgtap + pg_prove; TAP tests (make installcheck): libipc-run-perl
 # (PostgreSQL::Test::Cluster comes with postgresql-server-dev-15); lint: cppcheck,
-# clang-tidy; integration tests: the Python drivers and Django, Chromium for the
-# dashboard, pgbouncer, pg_cron, the Prometheus exporter and client.
+# clang-tidy; integration tests: the Python drivers and Django, pip/setuptools/venv
+# for installing the Python package, Chromium for the dashboard, pgbouncer, pg_cron,
+# the Prometheus exporter and client.
 AWA_PACKAGES="build-essential postgresql-15 postgresql-client-15 postgresql-server-dev-15 libkrb5-dev
  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
- python3 python3-django python3-psycopg python3-psycopg2 cppcheck clang-tidy
+ python3 python3-django python3-psycopg python3-psycopg2 python3-pip python3-setuptools python3-venv
+ cppcheck clang-tidy
  chromium chromium-driver python3-selenium pgbouncer postgresql-15-cron
  prometheus-postgres-exporter python3-prometheus-client"
 
