@@ -9,7 +9,7 @@ set -euo pipefail
 
 # build: build-essential .. libkrb5-dev; pg_regress/isolation: postgresql-client-15;
 # pgTAP: postgresql-15-pgtap + pg_prove; TAP tests (make installcheck): libipc-run-perl
-# (PostgreSQL::Test::Cluster comes with postgresql-server-dev-15); lint: cppcheck,
+# (PostgreSQL::Test::Cluster comes with postgresql-client-15); lint: cppcheck,
 # clang-tidy; integration tests: the Python drivers and Django, pip/setuptools/venv
 # for installing the Python package, Chromium for the dashboard, pgbouncer, pg_cron,
 # the Prometheus exporter and client.
