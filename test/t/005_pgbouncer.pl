@@ -20,13 +20,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-# Debian installs it in /usr/sbin, which a non-root user's PATH may lack
-my ($bouncer) = grep { -x } map { "$_/pgbouncer" } (split(/:/, $ENV{PATH}), '/usr/sbin');
-if (!ok(defined $bouncer, 'pgbouncer is installed (apt-get install pgbouncer)'))
-{
-	done_testing();
-	exit 1;
-}
+my $bouncer = program('pgbouncer', 'pgbouncer');
 
 my $node = awa_node('pgbouncer');
 $node->start;

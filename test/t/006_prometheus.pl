@@ -16,12 +16,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my ($exporter) = grep { -x } map { "$_/prometheus-postgres-exporter" } (split(/:/, $ENV{PATH}), '/usr/bin');
-if (!ok(defined $exporter, 'prometheus-postgres-exporter is installed'))
-{
-	done_testing();
-	exit 1;
-}
+my $exporter = program('prometheus-postgres-exporter', 'prometheus-postgres-exporter');
 
 my $node = awa_node('prometheus');
 $node->start;

@@ -12,7 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(awa_node wait_until query_is log_tail run_python $PYTHON);
+our @EXPORT = qw(awa_node wait_until query_is log_tail run_python program $PYTHON);
 
 # Each test inits servers of its own, and initdb refuses to run as root: say so at once.
 BAIL_OUT('the TAP tests start servers of their own and initdb refuses root: run `make prove_installcheck` '
@@ -69,6 +69,19 @@ sub wait_until
 	fail($name);
 	diag("not true after $timeout s: $sql\nlast answer: '$out' $err\n" . log_tail($node));
 	return 0;
+}
+
+# program(NAME, PACKAGE): the path of a program on PATH or in /usr/sbin (where Debian puts
+# some daemons, and a non-root user's PATH may not reach), as one test; without it the
+# test file ends here, failed, naming the Debian package to install.
+sub program
+{
+	my ($name, $package) = @_;
+	my ($path) = grep { -x } map { "$_/$name" } (split(/:/, $ENV{PATH}), '/usr/sbin');
+	return $path if ok(defined $path, "$name is installed");
+	diag("install it: apt-get install $package (scripts/setup.sh does)");
+	done_testing();
+	exit 1;
 }
 
 # log_tail(NODE, [LINES]): the last lines of the node's server log.
