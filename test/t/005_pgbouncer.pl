@@ -80,7 +80,7 @@ run_python('pgbouncer_check.py: worker and blocking claims through pgbouncer (tr
 		AWA_BOUNCER_DSN       => "host=127.0.0.1 port=$port dbname=$db",
 		AWA_BOUNCER_SPARE_DSN => "host=127.0.0.1 port=$port dbname=${db}_spare",
 	})
-  or diag("---- pgbouncer log (last lines)\n" . join("\n", (split /\n/, slurp_file("$dir/pgbouncer.log"))[-40 .. -1]));
+  or diag("---- pgbouncer log (last lines)\n" . join("\n", grep { defined } (split /\n/, slurp_file("$dir/pgbouncer.log"))[-40 .. -1]));
 
 stop_bouncer();
 $node->stop;
