@@ -7,6 +7,13 @@ cd "$AWA_ROOT"
 INC=$("$PG_CONFIG" --includedir-server)
 status=0
 
+log "job states: made files agree with src/job_state.def"
+if /usr/bin/python3 scripts/gen_states.py --check; then
+	echo "ok - job states: src/job_state_sql.h, states.py and the job_state regression test are up to date"
+else
+	echo "FAIL: job states drifted from src/job_state.def"; status=1
+fi
+
 log "build with -Werror"
 make -s clean >/dev/null 2>&1
 if make -s PG_CONFIG="$PG_CONFIG" with_llvm=no COPT="-Werror" 2>&1; then

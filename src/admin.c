@@ -53,23 +53,15 @@ PG_FUNCTION_INFO_V1(awa_health_check);
 #define AWA_LIST_WINDOW	20000
 
 
-/* The labels of awa.job_state, in the order of the SQL enum. */
-static const char *const job_states[] = {
-	"scheduled", "available", "running", "completed",
-	"retryable", "failed", "cancelled", "waiting_external"
-};
-
-/* Whether a state slot (1-based, as in awa_list_jobs) has its own index. */
+/*
+ * Whether a state slot (1-based, as in awa_list_jobs) has its own index:
+ * jobs_settled_idx covers the states an operator may retry.
+ */
 static bool
 settled_state(int slot)
 {
-	const char *label = job_states[slot - 1];
-
-	return strcmp(label, "failed") == 0 || strcmp(label, "cancelled") == 0 ||
-		strcmp(label, "waiting_external") == 0;
+	return awa_state_in((AwaJobState) (slot - 1), AWA_SET_RETRY);
 }
-
-#define NUM_JOB_STATES lengthof(job_states)
 
 /* The queue argument of the queue functions: required, a valid name. */
 static text *
@@ -142,15 +134,10 @@ order_by_id(void)
 Datum
 awa_retry_failed(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	bool		isnull;
-	const char *last_queue = NULL;
 	int		   *order;
-	uint64		i;
-	int			ret;
 
 	awa_check_writable("awa_retry_failed");
 
@@ -176,46 +163,7 @@ awa_retry_failed(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-
-	/*
-	 * state = 'failed' is a literal so the plan can use jobs_settled_idx.
-	 * The jobs are locked in id order first (l); the row values after the
-	 * lock are the current ones.  A unique job comes back only if no other
-	 * job holds its key now, and of failed jobs sharing a key only the
-	 * newest: the others stay failed.
-	 */
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH l AS (SELECT id, unique_key, unique_states FROM awa.jobs"
-									"   WHERE state = 'failed'"
-									"   AND ($1::text IS NULL OR kind = $1)"
-									"   AND ($2::text IS NULL OR queue = $2)"
-									"   ORDER BY id FOR NO KEY UPDATE),"
-									" c AS (SELECT id, unique_key IS NOT NULL"
-									"   AND awa.unique_state_held(unique_states, 'available') AS keyed,"
-									"   row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS rn"
-									"   FROM l)"
-									" UPDATE awa.jobs j SET state = 'available', run_at = now(),"
-									" attempt = 0, finalized_at = NULL, heartbeat_at = NULL,"
-									" deadline_at = NULL"
-									" FROM c WHERE j.id = c.id AND j.state = 'failed'"
-									" AND (NOT c.keyed OR (c.rn = 1 AND NOT EXISTS (SELECT 1 FROM awa.jobs h"
-									"   WHERE h.unique_key = j.unique_key AND h.id <> j.id"
-									"   AND awa.unique_state_held(h.unique_states, h.state))))"
-									" RETURNING j.*",
-									2, argtypes),
-						   values, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "awa_retry_failed: update failed: %s", SPI_result_code_string(ret));
-
-	for (i = 0; i < SPI_processed; i++)
-	{
-		char	   *queue = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-										 SPI_fnumber(SPI_tuptable->tupdesc, "queue"));
-
-		if (last_queue == NULL || strcmp(queue, last_queue) != 0)
-			awa_job_available(queue);
-		last_queue = queue;
-	}
+	awa_job_retry_failed(values, nulls);
 	order = order_by_id();
 	awa_store_jobs(fcinfo, SPI_tuptable, SPI_processed, order);
 	SPI_finish();
@@ -231,13 +179,10 @@ awa_retry_failed(PG_FUNCTION_ARGS)
 Datum
 awa_discard_failed(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
 	Datum		values[1];
 	char		nulls[1] = {' '};
 	bool		isnull;
-	uint64		n;
-	int			ret;
+	int64		n;
 
 	awa_check_writable("awa_discard_failed");
 
@@ -247,17 +192,9 @@ awa_discard_failed(PG_FUNCTION_ARGS)
 		nulls[0] = 'n';
 
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH l AS (SELECT id FROM awa.jobs WHERE state = 'failed'"
-									"   AND ($1::text IS NULL OR kind = $1) ORDER BY id FOR UPDATE)"
-									" DELETE FROM awa.jobs j USING l WHERE j.id = l.id",
-									1, argtypes),
-						   values, nulls, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "awa_discard_failed: delete failed: %s", SPI_result_code_string(ret));
-	n = SPI_processed;
+	n = awa_job_discard_failed(values[0], nulls[0] == 'n');
 	SPI_finish();
-	PG_RETURN_INT64((int64) n);
+	PG_RETURN_INT64(n);
 }
 
 /*
@@ -275,7 +212,7 @@ notice_if_unused(Datum queue)
 
 	if (SPI_execute_plan(awa_plan(&plan,
 								  "SELECT EXISTS (SELECT FROM awa.jobs WHERE queue = $1"
-								  "   AND state IN ('available', 'scheduled', 'retryable'))"
+								  "   AND state IN " AWA_STATES_WAITING_SQL ")"
 								  " OR EXISTS (SELECT FROM awa.jobs WHERE state = 'running' AND queue = $1)",
 								  1, argtypes),
 						 &queue, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -466,53 +403,15 @@ awa_forget_queue(PG_FUNCTION_ARGS)
 Datum
 awa_drain_queue(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
 	Datum		values[1];
 	int64		n;
-	bool		isnull;
-	ArrayType  *ids;
-	ArrayType  *leases;
-	Datum	   *id_elems;
-	Datum	   *lease_elems;
-	int			nheld;
-	int			i;
-	int			ret;
 
 	awa_check_writable("awa_drain_queue");
 
 	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
 
 	SPI_connect();
-
-	/*
-	 * Counted and aggregated in SQL: a drained queue may have millions of
-	 * jobs, and only the waiting_external ones (few) need a notification.
-	 */
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH l AS (SELECT id, state FROM awa.jobs"
-									"   WHERE state IN ('available', 'scheduled', 'retryable', 'waiting_external')"
-									"   AND queue = $1 ORDER BY id FOR NO KEY UPDATE),"
-									" d AS (UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
-									"   FROM l WHERE j.id = l.id"
-									"   RETURNING j.id, j.run_lease, l.state = 'waiting_external' AS held)"
-									" SELECT count(*),"
-									" coalesce(array_agg(id ORDER BY id) FILTER (WHERE held), '{}'),"
-									" coalesce(array_agg(run_lease ORDER BY id) FILTER (WHERE held), '{}')"
-									" FROM d",
-									1, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "awa_drain_queue: update failed: %s", SPI_result_code_string(ret));
-	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	ids = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	leases = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	deconstruct_array(ids, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &id_elems, NULL, &nheld);
-	deconstruct_array(leases, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &lease_elems, NULL, &nheld);
-	for (i = 0; i < nheld; i++)
-		awa_notify_cancel(DatumGetInt64(id_elems[i]), DatumGetInt64(lease_elems[i]));
+	n = awa_job_drain(values[0]);
 	SPI_finish();
 	PG_RETURN_INT64(n);
 }
@@ -537,7 +436,7 @@ static void
 append_list_filters(StringInfo sql, int slot)
 {
 	if (slot > 0)
-		appendStringInfo(sql, " AND state = '%s'", job_states[slot - 1]);
+		appendStringInfo(sql, " AND state = '%s'", awa_state_label((AwaJobState) (slot - 1)));
 	appendStringInfoString(sql,
 						   " AND ($1::text IS NULL OR kind = $1)"
 						   " AND ($2::text IS NULL OR queue = $2)"
@@ -569,8 +468,8 @@ append_list_filters(StringInfo sql, int slot)
 Datum
 awa_list_jobs(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plans[NUM_JOB_STATES + 1];
-	static SPIPlanPtr window_plans[NUM_JOB_STATES + 1];
+	static SPIPlanPtr plans[AWA_NUM_JOB_STATES + 1];
+	static SPIPlanPtr window_plans[AWA_NUM_JOB_STATES + 1];
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
@@ -591,10 +490,10 @@ awa_list_jobs(PG_FUNCTION_ARGS)
 		char	   *label = DatumGetCString(DirectFunctionCall1(enum_out,
 																PG_GETARG_DATUM(0)));
 
-		for (slot = 1; slot <= (int) NUM_JOB_STATES; slot++)
-			if (strcmp(label, job_states[slot - 1]) == 0)
+		for (slot = 1; slot <= (int) AWA_NUM_JOB_STATES; slot++)
+			if (strcmp(label, awa_state_label((AwaJobState) (slot - 1))) == 0)
 				break;
-		if (slot > (int) NUM_JOB_STATES)
+		if (slot > (int) AWA_NUM_JOB_STATES)
 			elog(ERROR, "awa_list_jobs: unknown job state \"%s\"", label);
 	}
 	values[0] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);

@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "job_state.h"
 
 /* Limits of the data model (also enforced by CHECK constraints). */
 #define AWA_MAX_NAME_CHARS		200
@@ -24,15 +25,7 @@
 #define AWA_MAX_PRIORITY		4
 #define AWA_MAX_ATTEMPTS		1000
 #define AWA_MAX_TAGS			20
-/* Default unique_states of a unique job: all but failed and cancelled. */
-#define AWA_DEFAULT_UNIQUE_STATES	"11111001"
-/*
- * The states every unique_states set must hold (scheduled, available,
- * running, retryable, waiting_external): awa moves a job between them by
- * itself, so a key held in some and not others would collide in awa's own
- * transitions.  Also a CHECK constraint on awa.jobs (jobs_unique_states_live).
- */
-#define AWA_LIVE_UNIQUE_STATES		"11101001"
+/* AWA_DEFAULT_UNIQUE_STATES, AWA_LIVE_UNIQUE_STATES: job_state_sql.h */
 #define AWA_MAX_QUEUE_LIMIT		1000000	/* awa.queue_meta.max_running */
 #define AWA_MAX_INSERT_MANY		10000	/* jobs per awa_insert_many call */
 
@@ -63,7 +56,6 @@ typedef struct AwaJob
 extern void awa_check_name(text *value, const char *field);
 extern void awa_validate_job(AwaJob *job);
 extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
-extern int	awa_state_bit(const char *label);
 extern void awa_check_unique_period(int64 us);
 extern void awa_check_unique_states(const char *bits);
 extern bytea *awa_unique_key(text *kind, text *queue, Jsonb *args,
@@ -75,8 +67,49 @@ extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy,
 extern bool awa_fast_insert(AwaJob *job, Datum *result);
 extern TupleTableSlot *awa_fast_insert_slot(AwaJob *job);
 
-/* lifecycle.c */
-extern void awa_notify_if_held(HeapTuple tup, TupleDesc desc);
+/*
+ * job.c: every change of a job's state, with its wake-ups and NOTIFYs
+ * (caller is in SPI).
+ */
+extern AwaJobState awa_job_initial_state(const AwaJob *job);
+extern void awa_job_enqueued(const char *queue, AwaJobState state,
+							 TimestampTz run_at);
+extern bool awa_job_complete(Datum job_id, Datum run_lease);
+extern int64 awa_job_complete_many(Datum ids, Datum leases);
+extern bool awa_job_fail(Datum job_id, Datum run_lease, text *error,
+						 int64 error_bytes, Interval *retry_in, bool terminal,
+						 Datum *state);
+extern bool awa_job_snooze(Datum job_id, Datum run_lease, Interval *delay);
+extern int64 awa_rescue_jobs(Datum skip_ids);
+extern int64 awa_rescue_job(int64 job_id);
+extern uint64 awa_job_cancel(Datum job_id);
+extern uint64 awa_job_cancel_by_key(Datum key, Datum legacy);
+extern int64 awa_job_drain(Datum queue);
+extern uint64 awa_job_retry(Datum job_id);
+extern uint64 awa_job_retry_failed(Datum *kind_queue, const char *nulls);
+extern int64 awa_job_discard_failed(Datum kind, bool kind_isnull);
+extern int64 awa_job_promote(Datum skip);
+extern SPIPlanPtr awa_job_promote_candidates_plan(void);
+extern int64 awa_job_promote_one(int64 id);
+
+/*
+ * Lock the jobs of the (ids $1, leases $2) pairs in id order, whatever the
+ * order of the arrays, and return their id and state as of the lock.  Every
+ * statement of awa that locks several jobs does so in id order, so that two
+ * of them never wait for each other in a cycle (deadlock, 40P01).
+ *
+ * The state is checked by the caller, after the lock, not here: with
+ * "state = 'running'" in this join the planner may read the running jobs
+ * through jobs_running_idx and compare each with every array element, which
+ * is quadratic (a batch of 1,000 with 3,000 jobs running: 3 million
+ * comparisons, 0.37 s).  Without it the jobs are found through the primary
+ * key.  A job locked needlessly (same lease, no longer running) is one this
+ * worker held; the lock ends with the transaction.
+ */
+#define AWA_LOCK_BY_ID_LEASE_SQL \
+	"SELECT j.id, j.state FROM unnest($1, $2) AS u(id, lease)" \
+	" JOIN awa.jobs j ON j.id = u.id AND j.run_lease = u.lease" \
+	" ORDER BY j.id FOR NO KEY UPDATE OF j"
 
 /* spi_util.c */
 extern SPIPlanPtr awa_plan(SPIPlanPtr *cache, const char *sql, int nargs,
@@ -144,9 +177,6 @@ extern bool awa_dbstate_get(AwaDbInfo *info);
 extern int64 awa_interval_usecs(Interval *iv);
 
 /* worker.c */
-extern int64 awa_rescue_jobs(Datum skip_ids);
-extern int64 awa_rescue_job(int64 job_id);
-
 /*
  * Largest delay an interval argument may ask for (retry_in, delay; the same
  * cap suits lease, wait, unique_period): 36500 days, a month counting as 30

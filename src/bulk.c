@@ -6,8 +6,9 @@
  *
  * Both give every job the validation and defaults of awa_insert: the same
  * checks (awa_validate_job) with the same messages, state scheduled when
- * run_at is in the future and available otherwise, and a wake-up of the
- * queue (NOTIFY and blocked claimers, at commit) for available jobs.
+ * run_at is in the future and available otherwise, and the wake-ups of
+ * awa_job_enqueued (job.c): NOTIFY and blocked claimers at commit for
+ * available jobs, a shorter sleep of blocked claimers for scheduled ones.
  *
  *-------------------------------------------------------------------------
  */
@@ -56,8 +57,7 @@ typedef struct JobColumns
 	int			tags;
 	int			metadata;
 	int			timeout;		/* -1 before 0.3.0 */
-	Datum		available;		/* the enum values of these two states */
-	Datum		scheduled;
+	Datum		states[AWA_NUM_JOB_STATES]; /* the enum value of each state */
 } JobColumns;
 
 /* The 0-based number of a column of the job row type. */
@@ -76,6 +76,7 @@ static void
 job_columns(TupleDesc desc, Oid rowtype, JobColumns *cols)
 {
 	Oid			statetype;
+	int			k;
 
 	if (cols->rowtype == rowtype && OidIsValid(rowtype))
 		return;
@@ -90,10 +91,10 @@ job_columns(TupleDesc desc, Oid rowtype, JobColumns *cols)
 	cols->metadata = job_column(desc, "metadata");
 	cols->timeout = SPI_fnumber(desc, "timeout") > 0 ? SPI_fnumber(desc, "timeout") - 1 : -1;
 	statetype = TupleDescAttr(desc, cols->state)->atttypid;
-	cols->available = DirectFunctionCall2(enum_in, CStringGetDatum("available"),
-										  ObjectIdGetDatum(statetype));
-	cols->scheduled = DirectFunctionCall2(enum_in, CStringGetDatum("scheduled"),
-										  ObjectIdGetDatum(statetype));
+	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
+		cols->states[k] = DirectFunctionCall2(enum_in,
+											  CStringGetDatum(awa_state_label((AwaJobState) k)),
+											  ObjectIdGetDatum(statetype));
 	cols->rowtype = rowtype;
 }
 
@@ -101,6 +102,19 @@ job_columns(TupleDesc desc, Oid rowtype, JobColumns *cols)
  * awa_insert_many
  * ---------------------------------------------------------------------
  */
+
+/* The state whose enum value (of cols' row type) is v. */
+static AwaJobState
+state_of(const JobColumns *cols, Datum v)
+{
+	int			k;
+
+	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
+		if (cols->states[k] == v)
+			return (AwaJobState) k;
+	elog(ERROR, "awa: unknown job state %u", DatumGetObjectId(v));
+	return AWA_STATE_AVAILABLE;	/* keep compiler quiet */
+}
 
 /* The JSON type of a value, for error messages. */
 static const char *
@@ -546,7 +560,7 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	Datum	   *rows;
 	Datum	   *values;
 	bool	   *nulls;
-	char	  **queues;
+	AwaJobState *states;
 	AwaJob	   *parsed;
 	bytea	  **keys;
 	bytea	  **legacies;
@@ -667,21 +681,20 @@ awa_insert_many(PG_FUNCTION_ARGS)
 	}
 
 	rows = palloc(sizeof(Datum) * n);
-	queues = palloc(sizeof(char *) * n);
+	states = palloc(sizeof(AwaJobState) * n);
 	values = palloc(sizeof(Datum) * jobdesc->natts);
 	nulls = palloc(sizeof(bool) * jobdesc->natts);
 	{
 		for (i = 0; i < n; i++)
 		{
 			AwaJob		job = parsed[i];
-			bool		scheduled;
 
-			scheduled = job.has_run_at && job.run_at > now;
+			states[i] = awa_job_initial_state(&job);
 			memset(nulls, true, sizeof(bool) * jobdesc->natts);
 			values[cols.kind] = PointerGetDatum(job.kind);
 			values[cols.queue] = PointerGetDatum(job.queue);
 			values[cols.args] = JsonbPGetDatum(job.args);
-			values[cols.state] = scheduled ? cols.scheduled : cols.available;
+			values[cols.state] = cols.states[states[i]];
 			values[cols.priority] = Int16GetDatum((int16) job.priority);
 			values[cols.max_attempts] = Int16GetDatum((int16) job.max_attempts);
 			values[cols.run_at] = TimestampTzGetDatum(job.has_run_at ? job.run_at : now);
@@ -691,7 +704,6 @@ awa_insert_many(PG_FUNCTION_ARGS)
 			nulls[cols.state] = nulls[cols.priority] = nulls[cols.max_attempts] = false;
 			nulls[cols.run_at] = nulls[cols.tags] = nulls[cols.metadata] = false;
 			rows[i] = HeapTupleGetDatum(heap_form_tuple(jobdesc, values, nulls));
-			queues[i] = scheduled ? NULL : text_to_cstring(job.queue);
 		}
 	}
 
@@ -749,9 +761,8 @@ awa_insert_many(PG_FUNCTION_ARGS)
 		elog(ERROR, "awa_insert_many: insert failed: %s", SPI_result_code_string(ret));
 
 	for (i = 0; i < n; i++)
-		if (queues[i] != NULL && (i == 0 || queues[i - 1] == NULL ||
-								  strcmp(queues[i], queues[i - 1]) != 0))
-			awa_job_available(queues[i]);
+		awa_job_enqueued(text_to_cstring(parsed[i].queue), states[i],
+						 parsed[i].has_run_at ? parsed[i].run_at : now);
 
 	SPI_finish();
 	return (Datum) 0;
@@ -778,7 +789,8 @@ copy_not_null(bool isnull, const char *field)
  * Makes a plain INSERT or COPY into awa.jobs behave like awa_insert:
  * the checks of awa_validate_job (same messages and SQLSTATEs), run_at NULL
  * meaning now, an available job whose run_at is in the future stored as
- * scheduled, and a wake-up of the queue for available jobs.  Rows written
+ * scheduled, and the wake-up of awa_job_enqueued (a due job wakes its queue,
+ * a scheduled one shortens blocked claimers' sleep to its run_at).  Rows written
  * by awa_insert pass through unchanged (they are already valid), so the
  * trigger only costs them the checks; awa_insert_many's rows skip them.
  * Jobs written in another state (tests, tools) are validated but keep
@@ -845,14 +857,16 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 		replcols[nrepl] = cols.run_at + 1;
 		replvals[nrepl++] = TimestampTzGetDatum(now);
 	}
-	if (!isnull && state == cols.available && job.has_run_at && job.run_at > now)
+	if (!isnull && state == cols.states[AWA_STATE_AVAILABLE] &&
+		awa_job_initial_state(&job) == AWA_STATE_SCHEDULED)
 	{
 		replcols[nrepl] = cols.state + 1;
-		replvals[nrepl++] = cols.scheduled;
-		state = cols.scheduled;
+		replvals[nrepl++] = cols.states[AWA_STATE_SCHEDULED];
+		state = cols.states[AWA_STATE_SCHEDULED];
 	}
-	if (!isnull && state == cols.available)
-		awa_job_available(text_to_cstring(job.queue));
+	if (!isnull)
+		awa_job_enqueued(text_to_cstring(job.queue), state_of(&cols, state),
+						 job.has_run_at ? job.run_at : now);
 
 	if (nrepl > 0)
 		tuple = heap_modify_tuple_by_cols(tuple, desc, nrepl, replcols,

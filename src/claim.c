@@ -170,7 +170,7 @@ static char *
 level_sql(int level, ClaimPlans kind, bool leases)
 {
 	StringInfoData sql;
-	const char *due = "queue = $1 AND state IN ('available', 'scheduled', 'retryable')";
+	const char *due = "queue = $1 AND state IN " AWA_STATES_WAITING_SQL;
 	const char *claimable = "attempt < max_attempts AND run_lease < 9223372036854775807";
 	int			first = Max(level, 1);
 	int			p;
@@ -464,7 +464,7 @@ ms_until_next_due(text *queue, TimestampTz now)
 
 	if (SPI_execute_plan(awa_plan(&next_due_plan,
 								  "SELECT min(run_at) FROM awa.jobs"
-								  " WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable')"
+								  " WHERE queue = $1 AND state IN " AWA_STATES_WAITING_SQL
 								  " AND state <> 'available' AND run_at > $2",
 								  2, argtypes),
 						 values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)

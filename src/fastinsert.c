@@ -278,7 +278,8 @@ TupleTableSlot *
 awa_fast_insert_slot(AwaJob *job)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	bool		scheduled = job->has_run_at && job->run_at > now;
+	AwaJobState state = awa_job_initial_state(job);
+	TimestampTz run_at = job->has_run_at ? job->run_at : now;
 	TupleTableSlot *slot;
 	Datum	   *v;
 	bool	   *n;
@@ -306,11 +307,11 @@ awa_fast_insert_slot(AwaJob *job)
 	v[fi->a_kind] = PointerGetDatum(job->kind);
 	v[fi->a_queue] = PointerGetDatum(job->queue);
 	v[fi->a_args] = JsonbPGetDatum(job->args);
-	v[fi->a_state] = scheduled ? fi->state_scheduled : fi->state_available;
+	v[fi->a_state] = state == AWA_STATE_SCHEDULED ? fi->state_scheduled : fi->state_available;
 	v[fi->a_priority] = Int16GetDatum((int16) job->priority);
 	v[fi->a_attempt] = Int16GetDatum(0);
 	v[fi->a_max_attempts] = Int16GetDatum((int16) job->max_attempts);
-	v[fi->a_run_at] = TimestampTzGetDatum(job->has_run_at ? job->run_at : now);
+	v[fi->a_run_at] = TimestampTzGetDatum(run_at);
 	v[fi->a_created_at] = TimestampTzGetDatum(now);
 	v[fi->a_errors] = fi->empty_errors;
 	v[fi->a_metadata] = JsonbPGetDatum(job->metadata);
@@ -336,10 +337,7 @@ awa_fast_insert_slot(AwaJob *job)
 
 	MemoryContextSwitchTo(callercxt);
 
-	if (scheduled)
-		awa_job_scheduled(text_to_cstring(job->queue));
-	else
-		awa_job_available(text_to_cstring(job->queue));
+	awa_job_enqueued(text_to_cstring(job->queue), state, run_at);
 	return slot;
 }
 

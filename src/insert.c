@@ -29,23 +29,6 @@
 PG_FUNCTION_INFO_V1(awa_insert);
 PG_FUNCTION_INFO_V1(awa_cancel_by_unique_key);
 
-/* Labels of awa.job_state in declaration order: bit i of unique_states. */
-static const char *const state_labels[] = {"scheduled", "available", "running",
-	"completed", "retryable", "failed", "cancelled", "waiting_external"};
-
-/* The bit of a state label in unique_states, or -1 if it names no state. */
-int
-awa_state_bit(const char *label)
-{
-	int			k;
-
-	for (k = 0; k < lengthof(state_labels); k++)
-		if (strcmp(label, state_labels[k]) == 0)
-			return k;
-	return -1;
-}
-
-
 /* Reject a kind or queue name that is empty or longer than the limit. */
 void
 awa_check_name(text *value, const char *field)
@@ -162,34 +145,34 @@ awa_validate_job(AwaJob *job)
 /*
  * The JOB_PARAMS parameters of awa's INSERT of a job (kind, queue, args,
  * state, priority, max_attempts, run_at, tags, metadata, timeout) into
- * values and nulls (only the timeout, at JOB_TIMEOUT_PARAM, may be NULL).  Returns whether the job is
- * scheduled (run_at in the future).
+ * values and nulls (only the timeout, at JOB_TIMEOUT_PARAM, may be NULL).
+ * Returns the job's state (awa_job_initial_state).
  */
-static bool
+static AwaJobState
 job_values(AwaJob *job, Datum *values, char *nulls)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	bool		scheduled = job->has_run_at && job->run_at > now;
+	AwaJobState state = awa_job_initial_state(job);
 
 	values[0] = PointerGetDatum(job->kind);
 	values[1] = PointerGetDatum(job->queue);
 	values[2] = JsonbPGetDatum(job->args);
-	values[3] = CStringGetTextDatum(scheduled ? "scheduled" : "available");
+	values[3] = CStringGetTextDatum(awa_state_label(state));
 	values[4] = Int16GetDatum((int16) job->priority);
 	values[5] = Int16GetDatum((int16) job->max_attempts);
-	values[6] = TimestampTzGetDatum(job->has_run_at ? job->run_at : now);
+	values[6] = TimestampTzGetDatum(job->has_run_at ? job->run_at :
+									GetCurrentTransactionStartTimestamp());
 	values[7] = PointerGetDatum(job->tags);
 	values[8] = JsonbPGetDatum(job->metadata);
 	values[JOB_TIMEOUT_PARAM] = PointerGetDatum(job->timeout);
 	memset(nulls, ' ', JOB_PARAMS);
 	nulls[JOB_TIMEOUT_PARAM] = job->timeout ? ' ' : 'n';
-	return scheduled;
+	return state;
 }
 
 /*
  * Write one validated job and return the SPI tuple of its row (valid until
  * SPI_finish).  The caller is connected to SPI.  A job whose run_at is in
- * the future is scheduled; otherwise it is available and wakes its queue.
+ * the future is scheduled, otherwise available (awa_job_enqueued wakes).
  */
 HeapTuple
 awa_insert_job(AwaJob *job, TupleDesc *desc)
@@ -199,7 +182,7 @@ awa_insert_job(AwaJob *job, TupleDesc *desc)
 		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID};
 	Datum		values[JOB_PARAMS];
 	char		nulls[JOB_PARAMS];
-	bool		scheduled = job_values(job, values, nulls);
+	AwaJobState state = job_values(job, values, nulls);
 	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
 	int			ret;
 
@@ -217,10 +200,7 @@ awa_insert_job(AwaJob *job, TupleDesc *desc)
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "awa: inserting a job failed: %s", SPI_result_code_string(ret));
 
-	if (scheduled)
-		awa_job_scheduled(text_to_cstring(job->queue));
-	else
-		awa_job_available(text_to_cstring(job->queue));
+	awa_job_enqueued(text_to_cstring(job->queue), state, DatumGetTimestampTz(values[6]));
 
 	*desc = SPI_tuptable->tupdesc;
 	return SPI_tuptable->vals[0];
@@ -359,9 +339,10 @@ awa_check_unique_states(const char *bits)
 	int			k;
 
 	initStringInfo(&missing);
-	for (k = 0; k < 8; k++)
-		if (AWA_LIVE_UNIQUE_STATES[k] == '1' && bits[k] != '1')
-			appendStringInfo(&missing, "%s%s", missing.len ? ", " : "", state_labels[k]);
+	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
+		if (awa_state_in((AwaJobState) k, AWA_SET_LIVE) && bits[k] != '1')
+			appendStringInfo(&missing, "%s%s", missing.len ? ", " : "",
+							 awa_state_label((AwaJobState) k));
 	if (missing.len > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -427,7 +408,7 @@ awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy, const char *bits,
 	static const Oid existing_types[] = {BYTEAOID};
 	Datum		values[JOB_PARAMS + 2];
 	char		nulls[JOB_PARAMS + 2];
-	bool		scheduled = job_values(job, values, nulls);
+	AwaJobState state = job_values(job, values, nulls);
 	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
 	int			tries;
 
@@ -477,10 +458,8 @@ awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy, const char *bits,
 			elog(ERROR, "awa: inserting a unique job failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed == 1)
 		{
-			if (scheduled)
-				awa_job_scheduled(text_to_cstring(job->queue));
-			else
-				awa_job_available(text_to_cstring(job->queue));
+			awa_job_enqueued(text_to_cstring(job->queue), state,
+							 DatumGetTimestampTz(values[6]));
 			break;
 		}
 		ret = SPI_execute_plan(awa_plan(&existing_plan,
@@ -597,15 +576,12 @@ awa_insert(PG_FUNCTION_ARGS)
 Datum
 awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {BYTEAOID, BYTEAOID};
 	text	   *kind;
 	int64		period_us;
 	TimestampTz at;
 	bytea	   *legacy;
 	Datum		values[2];
-	int			ret;
-	uint64		i;
+	uint64		n;
 
 	awa_check_writable("awa_cancel_by_unique_key");
 
@@ -624,21 +600,8 @@ awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 	values[1] = legacy ? PointerGetDatum(legacy) : values[0];
 
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
-									" FROM (SELECT id, state FROM awa.jobs WHERE unique_key IN ($1, $2)"
-									"       AND state IN ('scheduled', 'available', 'running',"
-									"       'retryable', 'waiting_external') ORDER BY id FOR NO KEY UPDATE) o"
-									" WHERE j.id = o.id AND o.state IN ('scheduled', 'available',"
-									" 'running', 'retryable', 'waiting_external')"
-									" RETURNING j.*, o.state IN ('running', 'waiting_external')",
-									2, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "awa_cancel_by_unique_key: update failed: %s", SPI_result_code_string(ret));
-	for (i = 0; i < SPI_processed; i++)
-		awa_notify_if_held(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-	awa_store_jobs(fcinfo, SPI_tuptable, SPI_processed, NULL);
+	n = awa_job_cancel_by_key(values[0], values[1]);
+	awa_store_jobs(fcinfo, SPI_tuptable, n, NULL);
 	SPI_finish();
 	return (Datum) 0;
 }

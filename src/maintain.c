@@ -734,91 +734,11 @@ fetch_ids(SPIPlanPtr plan, Datum *values, int *n)
 	return ids;
 }
 
-/* Tell the queues in column 1 of the last SPI result that they got jobs. */
-static void
-wake_queues(void)
-{
-	uint64		i;
-
-	for (i = 0; i < SPI_processed; i++)
-		awa_job_available(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-}
-
-/*
- * Promote due scheduled and retryable jobs to available, oldest run_at
- * first, leaving skip alone, and tell each queue that got some.  Caller
- * is in SPI.
- */
-static int64
-promote_due_jobs(Datum skip)
-{
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT8ARRAYOID};
-	int64		total = 0;
-	uint64		i;
-	int			ret;
-
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH due AS (SELECT id FROM awa.jobs"
-									"   WHERE state IN ('scheduled', 'retryable') AND run_at <= now()"
-									"   AND id <> ALL($1)"
-									"   ORDER BY run_at"
-									"   LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) " FOR UPDATE SKIP LOCKED),"
-									" promoted AS (UPDATE awa.jobs j SET state = 'available'"
-									"   FROM due WHERE j.id = due.id RETURNING j.queue)"
-									" SELECT queue, count(*) FROM promoted GROUP BY queue",
-									1, argtypes),
-						   &skip, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa: promoting jobs failed: %s", SPI_result_code_string(ret));
-	wake_queues();
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		total += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-											 SPI_tuptable->tupdesc, 2, &isnull));
-	}
-	return total;
-}
-
-/* The ids promote_due_jobs would take. */
+/* The ids awa_job_promote would take. */
 static int64 *
 promote_candidates(Datum skip, int *n)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT8ARRAYOID};
-
-	return fetch_ids(awa_plan(&plan,
-							  "SELECT id FROM awa.jobs"
-							  " WHERE state IN ('scheduled', 'retryable') AND run_at <= now()"
-							  " AND id <> ALL($1) ORDER BY run_at"
-							  " LIMIT " CppAsString2(AWA_MAINTAIN_BATCH),
-							  1, argtypes),
-					 &skip, n);
-}
-
-/* Promote one job if it is still due; 1 if it was. */
-static int64
-promote_one(int64 id)
-{
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT8OID};
-	Datum		value = Int64GetDatum(id);
-	int			ret;
-
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH due AS (SELECT id FROM awa.jobs WHERE id = $1"
-									"   AND state IN ('scheduled', 'retryable') AND run_at <= now()"
-									"   FOR UPDATE SKIP LOCKED)"
-									" UPDATE awa.jobs j SET state = 'available'"
-									" FROM due WHERE j.id = due.id RETURNING j.queue",
-									1, argtypes),
-						   &value, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "awa: promoting a job failed: %s", SPI_result_code_string(ret));
-	wake_queues();
-	return (int64) SPI_processed;
+	return fetch_ids(awa_job_promote_candidates_plan(), &skip, n);
 }
 
 /* The ids awa_rescue_jobs would take. */
@@ -880,7 +800,7 @@ delete_finished_jobs(Datum skip)
 									"WITH old AS (SELECT id FROM (" RETENTION_OLD("id", " AND id <> ALL($3)")
 									"   ) o LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) "),"
 									" locked AS (SELECT j.id FROM awa.jobs j JOIN old ON j.id = old.id"
-									"   WHERE j.state IN ('completed', 'failed', 'cancelled')"
+									"   WHERE j.state IN " AWA_STATES_FINAL_SQL
 									"   FOR UPDATE OF j SKIP LOCKED)"
 									" DELETE FROM awa.jobs j USING locked WHERE j.id = locked.id",
 									3, argtypes),
@@ -937,7 +857,7 @@ retention_one(int64 id)
 
 static const RowStep promote_step = {
 	STEP_PROMOTE, "not promoted by maintenance",
-	promote_due_jobs, promote_candidates, promote_one
+	awa_job_promote, promote_candidates, awa_job_promote_one
 };
 static const RowStep rescue_step = {
 	STEP_RESCUE, "not rescued by maintenance",

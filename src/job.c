@@ -1,0 +1,682 @@
+/*-------------------------------------------------------------------------
+ *
+ * job.c
+ *		The job state machine: every change of a job's state, and what
+ *		others are told of it.
+ *
+ * The states and their sets come from job_state.def.  Every statement that
+ * moves a job from one state to another is here, and runs through
+ * run_transition, which applies one policy to what the statement returns:
+ *	- a job that becomes claimable now (column awa_due true, or every row
+ *	  of an all_due statement) wakes its
+ *	  queue: NOTIFY for listeners and a blocked claimer woken at commit;
+ *	- a job that becomes claimable later (awa_due false) wakes one blocked
+ *	  claimer of its queue at commit, so that it sleeps only until then;
+ *	- a job that leaves running (every row of a from_running statement, or
+ *	  awa_stop true) lets claimers waiting at the queue's concurrency limit
+ *	  count again;
+ *	- a job a worker held (awa_stop true; columns id and run_lease) gets
+ *	  NOTIFY awa.cancel so the worker can stop.
+ * Enqueueing applies the same rule to each new row (awa_job_enqueued).
+ * The callers (the SQL functions of insert.c, bulk.c, worker.c,
+ * lifecycle.c, admin.c and maintain.c) check arguments and shape results;
+ * none of them wakes anyone by itself.
+ *
+ * Every statement that changes several jobs locks them first in id order,
+ * as all of awa's statements do, so two of them never wait for each other
+ * in a cycle (deadlock, 40P01).  All functions here expect the caller to be
+ * connected to SPI.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "awa.h"
+#include "maintain.h"
+
+#define AWA_RESCUE_BATCH		5000
+
+/*
+ * Default backoff: 2^attempt seconds, the base capped at 19.2 hours, times
+ * 1 to 1.25 (jitter), so at most 24 hours.  Capping the base rather than
+ * the result keeps the jitter at the cap: jobs that fail together at high
+ * attempts still spread over 19.2 to 24 hours instead of all retrying
+ * exactly 24 hours later.
+ */
+#define AWA_BACKOFF_BASE_CAP	69120	/* seconds; 86400 / 1.25 */
+
+/* ---------------------------------------------------------------------
+ * The states
+ * ---------------------------------------------------------------------
+ */
+
+static const struct
+{
+	const char *label;
+	int			sets;
+}			job_states[] = {
+#define AWA_JOB_STATE(NAME, label, waiting, held, final, retry, unique) \
+	{CppAsString(label), \
+	 (waiting ? AWA_SET_WAITING : 0) | (held ? AWA_SET_HELD : 0) | \
+	 (final ? AWA_SET_FINAL : 0) | (retry ? AWA_SET_RETRY : 0) | \
+	 (unique ? AWA_SET_UNIQUE : 0)},
+#include "job_state.def"
+#undef AWA_JOB_STATE
+};
+
+StaticAssertDecl(lengthof(job_states) == AWA_NUM_JOB_STATES,
+				 "one entry per job state");
+
+/* The label of a state, as in awa.job_state. */
+const char *
+awa_state_label(AwaJobState state)
+{
+	Assert(state >= 0 && state < AWA_NUM_JOB_STATES);
+	return job_states[state].label;
+}
+
+/* Whether a state belongs to any of the sets (AWA_SET_*). */
+bool
+awa_state_in(AwaJobState state, int sets)
+{
+	return (job_states[state].sets & sets) != 0;
+}
+
+/* The bit of a state label in unique_states (its state), or -1. */
+int
+awa_state_bit(const char *label)
+{
+	int			k;
+
+	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
+		if (strcmp(label, job_states[k].label) == 0)
+			return k;
+	return -1;
+}
+
+/* ---------------------------------------------------------------------
+ * Enqueueing
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The state a new job starts in: scheduled when its run_at is in the
+ * future (after the transaction's start), available otherwise.
+ */
+AwaJobState
+awa_job_initial_state(const AwaJob *job)
+{
+	return job->has_run_at && job->run_at > GetCurrentTransactionStartTimestamp() ?
+		AWA_STATE_SCHEDULED : AWA_STATE_AVAILABLE;
+}
+
+/*
+ * Tell others about a job row just written in this state with this run_at:
+ * a waiting job wakes its queue, now if it is due (available, or run_at
+ * not after the transaction's start), else only to shorten a blocked
+ * claimer's sleep to its run_at.  Jobs written in another state wake
+ * nobody.
+ */
+void
+awa_job_enqueued(const char *queue, AwaJobState state, TimestampTz run_at)
+{
+	if (!awa_state_in(state, AWA_SET_WAITING))
+		return;
+	if (state == AWA_STATE_AVAILABLE || run_at <= GetCurrentTransactionStartTimestamp())
+		awa_job_available(queue);
+	else
+		awa_job_scheduled(queue);
+}
+
+/* ---------------------------------------------------------------------
+ * Transitions
+ * ---------------------------------------------------------------------
+ */
+
+#define MAX_TRANSITION_ARGS 9
+
+/* One saved statement that changes the state of jobs. */
+typedef struct Transition
+{
+	const char *who;			/* names it in errors */
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[MAX_TRANSITION_ARGS];
+	bool		from_running;	/* every job it changes was running */
+	bool		all_due;		/* every row it returns is available now */
+	SPIPlanPtr	plan;
+} Transition;
+
+/* The int8 column of a row by name (NULL: 0). */
+static int64
+row_int8(HeapTuple row, TupleDesc desc, const char *name)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(row, desc, SPI_fnumber(desc, name), &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * The policy, applied to the rows a transition just returned (see the
+ * head of this file).  Columns are found by name; a statement returns only
+ * those that apply to it.
+ */
+static void
+apply_effects(const Transition *t)
+{
+	TupleDesc	desc;
+	int			due_col;
+	int			stop_col;
+	int			queue_col;
+	uint64		i;
+
+	if (SPI_processed == 0)
+		return;
+	if (t->from_running)
+		awa_running_freed();
+	if (SPI_tuptable == NULL)
+		return;
+	desc = SPI_tuptable->tupdesc;
+	due_col = SPI_fnumber(desc, "awa_due");
+	stop_col = SPI_fnumber(desc, "awa_stop");
+	queue_col = SPI_fnumber(desc, "queue");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		bool		isnull;
+		Datum		d;
+
+		if (t->all_due)
+			awa_job_available(SPI_getvalue(row, desc, queue_col));
+		else if (due_col > 0)
+		{
+			d = SPI_getbinval(row, desc, due_col, &isnull);
+			if (!isnull && DatumGetBool(d))
+				awa_job_available(SPI_getvalue(row, desc, queue_col));
+			else if (!isnull)
+				awa_job_scheduled(SPI_getvalue(row, desc, queue_col));
+		}
+		if (stop_col > 0)
+		{
+			d = SPI_getbinval(row, desc, stop_col, &isnull);
+			if (!isnull && DatumGetBool(d))
+			{
+				awa_running_freed();
+				awa_notify_cancel(row_int8(row, desc, "id"),
+								  row_int8(row, desc, "run_lease"));
+			}
+		}
+	}
+}
+
+/*
+ * Run a transition with these parameters (at most tcount rows, 0: all),
+ * apply the policy and return how many rows it returned or changed.  The
+ * rows stay in SPI_tuptable for the caller.
+ */
+static uint64
+run_transition(Transition *t, Datum *values, const char *nulls, long tcount)
+{
+	int			ret;
+
+	ret = SPI_execute_plan(awa_plan(&t->plan, t->sql, t->nargs, t->argtypes),
+						   values, nulls, false, tcount);
+	if (ret != SPI_OK_UPDATE && ret != SPI_OK_UPDATE_RETURNING &&
+		ret != SPI_OK_DELETE && ret != SPI_OK_SELECT)
+		elog(ERROR, "%s: update failed: %s", t->who, SPI_result_code_string(ret));
+	apply_effects(t);
+	return SPI_processed;
+}
+
+/* --- a worker's job: complete, fail, snooze --- */
+
+/* Complete the job if it is running under that lease; whether it was. */
+bool
+awa_job_complete(Datum job_id, Datum run_lease)
+{
+	static Transition t = {"awa_complete",
+		"UPDATE awa.jobs SET state = 'completed', finalized_at = now()"
+		" WHERE id = $1 AND run_lease = $2 AND state = 'running'",
+	2, {INT8OID, INT8OID}, true};
+	Datum		values[2] = {job_id, run_lease};
+
+	return run_transition(&t, values, NULL, 0) == 1;
+}
+
+/* awa_job_complete for each (ids[i], leases[i]); how many were completed. */
+int64
+awa_job_complete_many(Datum ids, Datum leases)
+{
+	static Transition t = {"awa_complete_many",
+		"WITH l AS (" AWA_LOCK_BY_ID_LEASE_SQL ")"
+		" UPDATE awa.jobs j SET state = 'completed', finalized_at = now()"
+		" FROM l WHERE j.id = l.id AND l.state = 'running'",
+	2, {INT8ARRAYOID, INT8ARRAYOID}, true};
+	Datum		values[2] = {ids, leases};
+
+	return (int64) run_transition(&t, values, NULL, 0);
+}
+
+/*
+ * The new errors of a job: its newest entries, at most $KEEP_OLD of them
+ * (awa.max_errors_kept - 1), then the entry NEW.  A kept entry whose error
+ * text is longer than $MAX_BYTES (awa.max_error_bytes) -- written before
+ * the bound existed or under a larger one -- is cut the way awa_fail cuts
+ * a new one, at a character boundary: the longest prefix of at most
+ * $MAX_BYTES characters if that fits, else one of $CHARS characters
+ * ($MAX_BYTES / the encoding's longest character), which always fits.  A
+ * cut entry gets "truncated": true and "error_bytes": its original length.
+ * Entries are read once per failure; the history is bounded, so is that.
+ */
+#define AWA_ERRORS_SQL(ERRORS, KEEP_OLD, MAX_BYTES, CHARS, NEW) \
+	"coalesce((SELECT array_agg(CASE WHEN coalesce(octet_length(x.e->>'error'), 0) <= " MAX_BYTES \
+	"   THEN x.e ELSE x.e || jsonb_build_object('error', CASE" \
+	"     WHEN octet_length(left(x.e->>'error', " MAX_BYTES ")) <= " MAX_BYTES \
+	"     THEN left(x.e->>'error', " MAX_BYTES ") ELSE left(x.e->>'error', " CHARS ") END," \
+	"     'truncated', true) || CASE WHEN x.e ? 'error_bytes' THEN '{}'::jsonb" \
+	"     ELSE jsonb_build_object('error_bytes', octet_length(x.e->>'error')) END END ORDER BY x.i)" \
+	"  FROM unnest(" ERRORS ") WITH ORDINALITY AS x(e, i)" \
+	"  WHERE x.i > cardinality(" ERRORS ") - " KEEP_OLD "), '{}') || (" NEW ")"
+
+/* The bounds of the errors history as parameters: see AWA_ERRORS_SQL. */
+static void
+errors_bounds(Datum *values)
+{
+	values[0] = Int32GetDatum(awa_max_errors_kept - 1);
+	values[1] = Int32GetDatum(awa_max_error_bytes);
+	/* awa.max_error_bytes in characters that always fit */
+	values[2] = Int32GetDatum(awa_max_error_bytes / pg_database_encoding_max_length());
+}
+
+/*
+ * Fail the job if it is running under that lease: error (already cut to
+ * awa.max_error_bytes; error_bytes its original length, or -1 if not cut)
+ * is appended to its errors.  With attempts left and not terminal it
+ * becomes retryable at now() + retry_in (NULL: the default backoff), else
+ * failed.  Returns whether it was running; *state is its new state.
+ */
+bool
+awa_job_fail(Datum job_id, Datum run_lease, text *error, int64 error_bytes,
+			 Interval *retry_in, bool terminal, Datum *state)
+{
+	static Transition t = {"awa_fail",
+		"UPDATE awa.jobs SET"
+		" errors = " AWA_ERRORS_SQL("errors", "$7", "$8", "$9",
+									"jsonb_build_object('attempt', attempt, 'error', $3, 'at', now())"
+									" || CASE WHEN $6 IS NULL THEN '{}'::jsonb ELSE"
+									" jsonb_build_object('truncated', true, 'error_bytes', $6) END") ","
+		" state = CASE WHEN $5 OR attempt >= max_attempts"
+		"   THEN 'failed'::awa.job_state ELSE 'retryable' END,"
+		" run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at"
+		"   WHEN $4 IS NOT NULL THEN now() + $4"
+		"   ELSE now() + make_interval(secs => least(power(2, attempt), "
+		CppAsString2(AWA_BACKOFF_BASE_CAP) ") * (1 + 0.25 * random())) END,"
+		" finalized_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,"
+		" heartbeat_at = NULL, deadline_at = NULL"
+		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
+		" RETURNING queue, CASE WHEN state = 'retryable' THEN run_at <= now() END AS awa_due, state",
+		9, {INT8OID, INT8OID, TEXTOID, INTERVALOID, BOOLOID, INT8OID, INT4OID, INT4OID, INT4OID},
+	true};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	values[0] = job_id;
+	values[1] = run_lease;
+	values[2] = PointerGetDatum(error);
+	values[3] = PointerGetDatum(retry_in);
+	if (retry_in == NULL)
+		nulls[3] = 'n';
+	values[4] = BoolGetDatum(terminal);
+	values[5] = Int64GetDatum(error_bytes);
+	if (error_bytes < 0)
+		nulls[5] = 'n';
+	errors_bounds(&values[6]);
+	if (run_transition(&t, values, nulls, 0) != 1)
+		return false;
+	*state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	return true;
+}
+
+/*
+ * Snooze the job if it is running under that lease: scheduled again at
+ * now() + delay, the attempt it was claimed for not counted.  Whether it
+ * was running.
+ */
+bool
+awa_job_snooze(Datum job_id, Datum run_lease, Interval *delay)
+{
+	static Transition t = {"awa_snooze",
+		"UPDATE awa.jobs SET state = 'scheduled', run_at = now() + $3,"
+		" attempt = greatest(attempt - 1, 0), heartbeat_at = NULL, deadline_at = NULL"
+		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
+		" RETURNING queue, run_at <= now() AS awa_due",
+	3, {INT8OID, INT8OID, INTERVALOID}, true};
+	Datum		values[3] = {job_id, run_lease, IntervalPGetDatum(delay)};
+
+	return run_transition(&t, values, NULL, 0) == 1;
+}
+
+/* --- rescue: jobs whose worker vanished --- */
+
+/*
+ * The rescue statement: running jobs picked by PICK (a condition on id
+ * using $2) whose heartbeat is older than $1 or whose deadline has passed
+ * become retryable now (or failed when out of attempts), with an error
+ * entry saying why (CAUSE: heartbeat stale, deadline exceeded when the
+ * lease ran out, or with the 0.3.0 schema timeout exceeded), the history
+ * bounded as by awa_fail ($3..$5).  Locks in id order, skipping jobs
+ * locked by others.
+ */
+#define RESCUE_SQL(CAUSE, PICK) \
+	"WITH r AS (SELECT id, " CAUSE " AS cause" \
+	"   FROM awa.jobs WHERE state = 'running'" \
+	"   AND (heartbeat_at < now() - $1 OR deadline_at < now()) AND " PICK \
+	"   ORDER BY id LIMIT " CppAsString2(AWA_RESCUE_BATCH) \
+	"   FOR NO KEY UPDATE SKIP LOCKED)" \
+	" UPDATE awa.jobs j SET" \
+	" errors = " AWA_ERRORS_SQL("j.errors", "$3", "$4", "$5", \
+								"jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now())") "," \
+	" state = CASE WHEN j.attempt >= j.max_attempts" \
+	"   THEN 'failed'::awa.job_state ELSE 'retryable' END," \
+	" run_at = now()," \
+	" finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END," \
+	" heartbeat_at = NULL, deadline_at = NULL" \
+	" FROM r WHERE j.id = r.id" \
+	" RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END AS awa_due"
+
+/* Why a job is rescued, before and since the 0.3.0 schema (timeout). */
+#define RESCUE_CAUSE_0_2 \
+	"CASE WHEN deadline_at < now() THEN 'deadline exceeded' ELSE 'heartbeat stale' END"
+#define RESCUE_CAUSE_0_3 \
+	"CASE WHEN deadline_at < now() THEN CASE" \
+	" WHEN deadline_at = attempted_at + timeout THEN 'timeout exceeded'" \
+	" ELSE 'deadline exceeded' END ELSE 'heartbeat stale' END"
+
+#define RESCUE_TRANSITION(CAUSE, PICK, PICKTYPE) \
+	{"awa_rescue", RESCUE_SQL(CAUSE, PICK), 5, \
+	 {INTERVALOID, PICKTYPE, INT4OID, INT4OID, INT4OID}, true}
+
+/*
+ * Run one of a pair of rescue transitions ([0]: schema before 0.3.0, [1]:
+ * with leases; PICK's argument as $2), with awa.heartbeat_timeout as $1.
+ */
+static int64
+rescue(Transition *pair, Datum arg)
+{
+	Interval	timeout;
+	Datum		values[5];
+
+	memset(&timeout, 0, sizeof(timeout));
+	timeout.time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
+	values[0] = IntervalPGetDatum(&timeout);
+	values[1] = arg;
+	errors_bounds(&values[2]);
+	return (int64) run_transition(&pair[awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0],
+								  values, NULL, 0);
+}
+
+/*
+ * Rescue up to AWA_RESCUE_BATCH running jobs whose heartbeat is older than
+ * awa.heartbeat_timeout or whose deadline has passed, leaving alone the ids
+ * in skip_ids (an int8[]: jobs maintenance could not rescue before).
+ * Returns how many.  Used by awa_rescue and maintenance.
+ */
+int64
+awa_rescue_jobs(Datum skip_ids)
+{
+	static Transition pair[2] = {
+		RESCUE_TRANSITION(RESCUE_CAUSE_0_2, "id <> ALL($2)", INT8ARRAYOID),
+		RESCUE_TRANSITION(RESCUE_CAUSE_0_3, "id <> ALL($2)", INT8ARRAYOID)
+	};
+
+	return rescue(pair, skip_ids);
+}
+
+/*
+ * Rescue the one job job_id if it still needs rescue (maintenance's
+ * row-at-a-time fallback); returns 1 if it was rescued, else 0.
+ */
+int64
+awa_rescue_job(int64 job_id)
+{
+	static Transition pair[2] = {
+		RESCUE_TRANSITION(RESCUE_CAUSE_0_2, "id = $2", INT8OID),
+		RESCUE_TRANSITION(RESCUE_CAUSE_0_3, "id = $2", INT8OID)
+	};
+
+	return rescue(pair, Int64GetDatum(job_id));
+}
+
+/* --- producers and operators: cancel, retry, discard --- */
+
+/*
+ * Cancel the job if it is live; its row (all of awa.jobs' columns, then
+ * awa_stop) is in SPI_tuptable.  Returns 0 or 1.  A worker that held it
+ * (running or waiting_external) is told (NOTIFY awa.cancel).
+ */
+uint64
+awa_job_cancel(Datum job_id)
+{
+	static Transition t = {"awa_cancel",
+		"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
+		" FROM (SELECT id, state FROM awa.jobs WHERE id = $1 FOR UPDATE) o"
+		" WHERE j.id = o.id AND o.state IN " AWA_STATES_LIVE_SQL
+		" RETURNING j.*, o.state IN " AWA_STATES_HELD_SQL " AS awa_stop",
+	1, {INT8OID}, false};
+
+	return run_transition(&t, &job_id, NULL, 1);
+}
+
+/*
+ * Cancel the live jobs holding unique key $1 (or, written before 0.3.0,
+ * legacy $2); their rows are in SPI_tuptable as for awa_job_cancel.
+ */
+uint64
+awa_job_cancel_by_key(Datum key, Datum legacy)
+{
+	static Transition t = {"awa_cancel_by_unique_key",
+		"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
+		" FROM (SELECT id, state FROM awa.jobs WHERE unique_key IN ($1, $2)"
+		"       AND state IN " AWA_STATES_LIVE_SQL " ORDER BY id FOR NO KEY UPDATE) o"
+		" WHERE j.id = o.id AND o.state IN " AWA_STATES_LIVE_SQL
+		" RETURNING j.*, o.state IN " AWA_STATES_HELD_SQL " AS awa_stop",
+	2, {BYTEAOID, BYTEAOID}, false};
+	Datum		values[2] = {key, legacy};
+
+	return run_transition(&t, values, NULL, 0);
+}
+
+/*
+ * Cancel every job of the queue that waits to run or waits on an external
+ * system; running jobs are left to finish.  Returns how many.  Counted in
+ * SQL: a drained queue may have millions of jobs, and only the
+ * waiting_external ones (few) come back, to be told.
+ */
+int64
+awa_job_drain(Datum queue)
+{
+	static Transition t = {"awa_drain_queue",
+		"WITH l AS (SELECT id, state FROM awa.jobs"
+		"   WHERE state IN " AWA_STATES_QUEUED_SQL
+		"   AND queue = $1 ORDER BY id FOR NO KEY UPDATE),"
+		" d AS (UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
+		"   FROM l WHERE j.id = l.id"
+		"   RETURNING j.id, j.run_lease, l.state IN " AWA_STATES_HELD_SQL " AS held)"
+		" SELECT c.n, h.id, h.run_lease, h.id IS NOT NULL AS awa_stop"
+		" FROM (SELECT count(*) AS n FROM d) c"
+		" LEFT JOIN (SELECT id, run_lease FROM d WHERE held) h ON true"
+		" ORDER BY h.id",
+	1, {TEXTOID}, false};
+	bool		isnull;
+
+	if (run_transition(&t, &queue, NULL, 0) < 1)
+		elog(ERROR, "awa_drain_queue: no count");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Retry the job if it is failed, cancelled or waiting_external: available
+ * now, its attempts reset.  Its row is in SPI_tuptable; returns 0 or 1.
+ * Raises 23505 when it is a unique job whose key another job holds now.
+ */
+uint64
+awa_job_retry(Datum job_id)
+{
+	static SPIPlanPtr holder_plan = NULL;
+	static const Oid argtypes[] = {INT8OID};
+	static Transition t = {"awa_retry",
+		"UPDATE awa.jobs SET state = 'available', run_at = now(),"
+		" attempt = 0, finalized_at = NULL, heartbeat_at = NULL,"
+		" deadline_at = NULL"
+		" WHERE id = $1 AND state IN " AWA_STATES_RETRY_SQL
+		" RETURNING *",
+	1, {INT8OID}, false, true};
+	int			ret;
+
+	/* a unique job whose key another job holds now cannot come back */
+	ret = SPI_execute_plan(awa_plan(&holder_plan,
+									"SELECT h.id FROM awa.jobs j JOIN awa.jobs h"
+									" ON h.unique_key = j.unique_key AND h.id <> j.id"
+									" AND awa.unique_state_held(h.unique_states, h.state)"
+									" WHERE j.id = $1 AND j.state IN " AWA_STATES_RETRY_SQL
+									" AND awa.unique_state_held(j.unique_states, 'available')",
+									1, argtypes),
+						   &job_id, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa_retry: unique key check failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		int64		holder = row_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "id");
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("job %lld cannot be retried: job %lld holds its unique key",
+						(long long) DatumGetInt64(job_id), (long long) holder),
+				 errhint("Wait for job %lld to finish or cancel it, then retry.",
+						 (long long) holder)));
+	}
+	return run_transition(&t, &job_id, NULL, 1);
+}
+
+/*
+ * Retry the failed jobs of kind $1 and queue $2 (NULL: any), like
+ * awa_job_retry.  A unique job comes back only if no other job holds its
+ * key now, and of failed jobs sharing a key only the newest: the others
+ * stay failed.  Their rows are in SPI_tuptable, in no particular order.
+ */
+uint64
+awa_job_retry_failed(Datum *kind_queue, const char *nulls)
+{
+	/*
+	 * state = 'failed' is a literal so the plan can use jobs_settled_idx.
+	 * The jobs are locked in id order first (l); the row values after the
+	 * lock are the current ones.
+	 */
+	static Transition t = {"awa_retry_failed",
+		"WITH l AS (SELECT id, unique_key, unique_states FROM awa.jobs"
+		"   WHERE state = 'failed'"
+		"   AND ($1::text IS NULL OR kind = $1)"
+		"   AND ($2::text IS NULL OR queue = $2)"
+		"   ORDER BY id FOR NO KEY UPDATE),"
+		" c AS (SELECT id, unique_key IS NOT NULL"
+		"   AND awa.unique_state_held(unique_states, 'available') AS keyed,"
+		"   row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS rn"
+		"   FROM l)"
+		" UPDATE awa.jobs j SET state = 'available', run_at = now(),"
+		" attempt = 0, finalized_at = NULL, heartbeat_at = NULL,"
+		" deadline_at = NULL"
+		" FROM c WHERE j.id = c.id AND j.state = 'failed'"
+		" AND (NOT c.keyed OR (c.rn = 1 AND NOT EXISTS (SELECT 1 FROM awa.jobs h"
+		"   WHERE h.unique_key = j.unique_key AND h.id <> j.id"
+		"   AND awa.unique_state_held(h.unique_states, h.state))))"
+		" RETURNING j.*",
+	2, {TEXTOID, TEXTOID}, false, true};
+
+	return run_transition(&t, kind_queue, nulls, 0);
+}
+
+/* Delete the failed jobs of kind $1 (NULL: any); how many. */
+int64
+awa_job_discard_failed(Datum kind, bool kind_isnull)
+{
+	static Transition t = {"awa_discard_failed",
+		"WITH l AS (SELECT id FROM awa.jobs WHERE state = 'failed'"
+		"   AND ($1::text IS NULL OR kind = $1) ORDER BY id FOR UPDATE)"
+		" DELETE FROM awa.jobs j USING l WHERE j.id = l.id",
+	1, {TEXTOID}, false};
+
+	return (int64) run_transition(&t, &kind, kind_isnull ? "n" : NULL, 0);
+}
+
+/* --- maintenance: promotion --- */
+
+/*
+ * Promote due scheduled and retryable jobs to available, oldest run_at
+ * first, at most AWA_MAINTAIN_BATCH, leaving the ids in skip (int8[])
+ * alone.  Returns how many.
+ */
+int64
+awa_job_promote(Datum skip)
+{
+	static Transition t = {"awa: promoting jobs",
+		"WITH due AS (SELECT id FROM awa.jobs"
+		"   WHERE state IN " AWA_STATES_PROMOTABLE_SQL " AND run_at <= now()"
+		"   AND id <> ALL($1)"
+		"   ORDER BY run_at"
+		"   LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) " FOR UPDATE SKIP LOCKED),"
+		" promoted AS (UPDATE awa.jobs j SET state = 'available'"
+		"   FROM due WHERE j.id = due.id RETURNING j.queue)"
+		" SELECT queue, count(*) FROM promoted GROUP BY queue",
+	1, {INT8ARRAYOID}, false, true};
+	int64		total = 0;
+	uint64		i;
+
+	run_transition(&t, &skip, NULL, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		total += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+											 SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return total;
+}
+
+/* The ids awa_job_promote would take (skip as there). */
+SPIPlanPtr
+awa_job_promote_candidates_plan(void)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8ARRAYOID};
+
+	return awa_plan(&plan,
+					"SELECT id FROM awa.jobs"
+					" WHERE state IN " AWA_STATES_PROMOTABLE_SQL " AND run_at <= now()"
+					" AND id <> ALL($1) ORDER BY run_at"
+					" LIMIT " CppAsString2(AWA_MAINTAIN_BATCH),
+					1, argtypes);
+}
+
+/* Promote one job if it is still due; 1 if it was. */
+int64
+awa_job_promote_one(int64 id)
+{
+	static Transition t = {"awa: promoting a job",
+		"WITH due AS (SELECT id FROM awa.jobs WHERE id = $1"
+		"   AND state IN " AWA_STATES_PROMOTABLE_SQL " AND run_at <= now()"
+		"   FOR UPDATE SKIP LOCKED)"
+		" UPDATE awa.jobs j SET state = 'available'"
+		" FROM due WHERE j.id = due.id RETURNING j.queue",
+	1, {INT8OID}, false, true};
+	Datum		value = Int64GetDatum(id);
+
+	return (int64) run_transition(&t, &value, NULL, 0);
+}
