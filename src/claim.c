@@ -15,7 +15,7 @@
  * walks levels 1..4; for each it merges the ranges of its priorities in
  * (run_at, id) order, locks each candidate as it takes it (FOR UPDATE SKIP
  * LOCKED, so only what it hands out), and stops as soon as the batch is
- * full (see level_sql).  Typical backlogs need one or two statements.
+ * full (see awa_job_claim_sql in job.c).  Typical backlogs need one or two statements.
  *
  * Concurrency limits.  A queue with awa.queue_meta.max_running set (0.2.0,
  * awa_set_queue_limit) is left out of those statements.  When they claim
@@ -138,108 +138,6 @@ awa_interval_usecs(Interval *iv)
 }
 
 /*
- * The SQL that claims up to $4 jobs of queue $1 at effective priority level
- * `level` (0: aging off, plain priority order).  $2 is the claim's time, $3
- * the aging interval, $5 the lease, $6 the worker.  Built from constants
- * only; user values are always parameters.  With PLANS_UNLIMITED, a queue
- * with a concurrency limit yields nothing (its claims take the locked path).
- *
- * A claim locks only the rows it hands out.  Where one index range gives
- * the order (aging off, or a level with one priority), the rows are read in
- * index order under FOR UPDATE SKIP LOCKED with the LIMIT above the lock,
- * so locking stops when the batch is full.  A level that merges several
- * priorities reads their ranges unlocked, merged in (run_at, id) order, and
- * locks each candidate through a LATERAL lookup of its row version (a TID
- * scan: the lock follows the row to its newest version and rechecks it) as
- * the LIMIT pulls it; a subquery per priority that locked its own LIMIT of
- * rows would keep up to one batch per priority locked for the rest of the
- * transaction.
- *
- * The UPDATEs find the locked rows by ctid = ANY(array), a TID scan: the
- * locks are held, so those row versions stay the current ones until the
- * statement ends, and no index is walked again (a join with the CTE would
- * be planned for the generic plan's guess of its size, a tenth of the
- * table, and could become a merge join over the primary key).
- *
- * A row that cannot be claimed without breaking a constraint (no attempts
- * left, or run_lease at its maximum: written behind awa's back) is not left
- * to fail every claim of its queue: the same statement moves it to failed
- * with the reason in its errors, and only the other rows are returned.
- */
-static char *
-level_sql(int level, ClaimPlans kind, bool leases)
-{
-	StringInfoData sql;
-	const char *due = "queue = $1 AND state IN " AWA_STATES_WAITING_SQL;
-	const char *claimable = "attempt < max_attempts AND run_lease < 9223372036854775807";
-	int			first = Max(level, 1);
-	int			p;
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "WITH cand AS MATERIALIZED (SELECT ctid, ok FROM (");
-	if (level == 0 || level == AWA_MAX_PRIORITY)
-	{
-		/* one index range: lock in index order below the LIMIT */
-		appendStringInfo(&sql,
-						 "SELECT ctid, %s AS ok FROM awa.jobs WHERE %s AND run_at <= $2",
-						 claimable, due);
-		if (level > 0)			/* priority 4, due for less than one interval */
-			appendStringInfo(&sql, " AND priority = %d AND run_at > $2 - $3", level);
-		appendStringInfo(&sql, " ORDER BY %s LIMIT $4 FOR UPDATE SKIP LOCKED",
-						 level == 0 ? "priority, run_at, id" : "run_at, id");
-	}
-	else
-	{
-		/* several priorities: merge unlocked ranges, lock as pulled */
-		appendStringInfoString(&sql, "SELECT l.ctid, l.ok FROM (");
-		for (p = first; p <= AWA_MAX_PRIORITY; p++)
-		{
-			if (p > first)
-				appendStringInfoString(&sql, " UNION ALL ");
-			appendStringInfo(&sql,
-							 "(SELECT ctid, run_at, id FROM awa.jobs WHERE %s AND priority = %d",
-							 due, p);
-			if (p == level)
-				appendStringInfoString(&sql, " AND run_at <= $2");
-			else
-				appendStringInfo(&sql, " AND run_at <= $2 - %d * $3", p - level);
-			if (level > 1)
-				appendStringInfo(&sql, " AND run_at > $2 - %d * $3", p - level + 1);
-			appendStringInfoString(&sql, " ORDER BY run_at, id)");
-		}
-		appendStringInfo(&sql,
-						 " ORDER BY run_at, id) c CROSS JOIN LATERAL"
-						 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = c.ctid AND j.%s"
-						 " AND j.run_at <= $2"
-						 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4",
-						 claimable, due);
-	}
-	appendStringInfo(&sql,
-					 ") u WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m"
-					 " WHERE m.queue = $1 AND %s)),",
-					 kind == PLANS_UNLIMITED ?
-					 "(m.paused OR m.max_running IS NOT NULL)" : "m.paused");
-	appendStringInfoString(&sql,
-						   " unclaimable AS (UPDATE awa.jobs j SET state = 'failed', finalized_at = $2,"
-						   " heartbeat_at = NULL, deadline_at = NULL,"
-						   " errors = j.errors || jsonb_build_object('attempt', j.attempt,"
-						   " 'error', 'awa_claim: cannot be claimed (attempt ' || j.attempt || ' of '"
-						   " || j.max_attempts || ', run_lease ' || j.run_lease || ')', 'at', $2)"
-						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE NOT ok)))"
-						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
-						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
-						   " claimed_by = $6,");
-	/* 0.3.0: the lease is kept for heartbeats to renew; a timeout caps it */
-	appendStringInfoString(&sql, leases ?
-						   " lease = $5, deadline_at = LEAST($2 + $5, $2 + j.timeout)" :
-						   " deadline_at = $2 + $5");
-	appendStringInfoString(&sql,
-						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE ok)) RETURNING j.*");
-	return sql.data;
-}
-
-/*
  * Run a claim statement with sorts and bitmap scans disabled.  Its plan is
  * generic (built once, without the parameter values), and when the due
  * range of a priority looks small in the statistics the planner may read
@@ -314,7 +212,8 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 
 		if (level_plans[kind][level] == NULL)
 		{
-			char	   *sql = level_sql(level, kind, awa_schema_has(AWA_SCHEMA_LEASES));
+			char	   *sql = awa_job_claim_sql(level, kind == PLANS_UNLIMITED,
+											awa_schema_has(AWA_SCHEMA_LEASES));
 
 			awa_plan(&level_plans[kind][level], sql, 6, claim_argtypes);
 			pfree(sql);

@@ -5,14 +5,17 @@
  *		others are told of it.
  *
  * The states and their sets come from job_state.def.  Every statement that
- * moves a job from one state to another is here, and runs through
- * run_transition, which applies one policy to what the statement returns:
- *	- a job that becomes claimable now (column awa_due true, or every row
- *	  of an all_due statement) wakes its
- *	  queue: NOTIFY for listeners and a blocked claimer woken at commit;
+ * moves a job from one state to another is here: the claim (built here,
+ * run by claim.c, whose blocked claimers have their own protocol in
+ * wake.c), complete, fail, snooze, rescue, cancel, drain, operator retry,
+ * discard and promotion.  They run through run_transition, which applies
+ * one policy to what the statement returns:
+ *	- a job that becomes claimable now (column awa_due true, or any row of
+ *	  an all_due statement) wakes its queue: NOTIFY for listeners and a
+ *	  blocked claimer woken at commit;
  *	- a job that becomes claimable later (awa_due false) wakes one blocked
  *	  claimer of its queue at commit, so that it sleeps only until then;
- *	- a job that leaves running (every row of a from_running statement, or
+ *	- a job that leaves running (any row of a from_running statement, or
  *	  awa_stop true) lets claimers waiting at the queue's concurrency limit
  *	  count again;
  *	- a job a worker held (awa_stop true; columns id and run_lease) gets
@@ -33,6 +36,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -233,6 +237,112 @@ run_transition(Transition *t, Datum *values, const char *nulls, long tcount)
 		elog(ERROR, "%s: update failed: %s", t->who, SPI_result_code_string(ret));
 	apply_effects(t);
 	return SPI_processed;
+}
+
+/* --- claiming --- */
+
+/*
+ * The SQL that claims up to $4 jobs of queue $1 at effective priority level
+ * `level` (0: aging off, plain priority order).  $2 is the claim's time, $3
+ * the aging interval, $5 the lease, $6 the worker.  Built from constants
+ * only; user values are always parameters.  With skip_limited, a queue
+ * with a concurrency limit yields nothing (its claims take the locked path).
+ * The claimed jobs become running; what claimers tell each other is
+ * claim.c's and wake.c's (awa_claim_begins, awa_claim_ends).
+ *
+ * A claim locks only the rows it hands out.  Where one index range gives
+ * the order (aging off, or a level with one priority), the rows are read in
+ * index order under FOR UPDATE SKIP LOCKED with the LIMIT above the lock,
+ * so locking stops when the batch is full.  A level that merges several
+ * priorities reads their ranges unlocked, merged in (run_at, id) order, and
+ * locks each candidate through a LATERAL lookup of its row version (a TID
+ * scan: the lock follows the row to its newest version and rechecks it) as
+ * the LIMIT pulls it; a subquery per priority that locked its own LIMIT of
+ * rows would keep up to one batch per priority locked for the rest of the
+ * transaction.
+ *
+ * The UPDATEs find the locked rows by ctid = ANY(array), a TID scan: the
+ * locks are held, so those row versions stay the current ones until the
+ * statement ends, and no index is walked again (a join with the CTE would
+ * be planned for the generic plan's guess of its size, a tenth of the
+ * table, and could become a merge join over the primary key).
+ *
+ * A row that cannot be claimed without breaking a constraint (no attempts
+ * left, or run_lease at its maximum: written behind awa's back) is not left
+ * to fail every claim of its queue: the same statement moves it to failed
+ * with the reason in its errors, and only the other rows are returned.
+ */
+char *
+awa_job_claim_sql(int level, bool skip_limited, bool leases)
+{
+	StringInfoData sql;
+	const char *due = "queue = $1 AND state IN " AWA_STATES_WAITING_SQL;
+	const char *claimable = "attempt < max_attempts AND run_lease < 9223372036854775807";
+	int			first = Max(level, 1);
+	int			p;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH cand AS MATERIALIZED (SELECT ctid, ok FROM (");
+	if (level == 0 || level == AWA_MAX_PRIORITY)
+	{
+		/* one index range: lock in index order below the LIMIT */
+		appendStringInfo(&sql,
+						 "SELECT ctid, %s AS ok FROM awa.jobs WHERE %s AND run_at <= $2",
+						 claimable, due);
+		if (level > 0)			/* priority 4, due for less than one interval */
+			appendStringInfo(&sql, " AND priority = %d AND run_at > $2 - $3", level);
+		appendStringInfo(&sql, " ORDER BY %s LIMIT $4 FOR UPDATE SKIP LOCKED",
+						 level == 0 ? "priority, run_at, id" : "run_at, id");
+	}
+	else
+	{
+		/* several priorities: merge unlocked ranges, lock as pulled */
+		appendStringInfoString(&sql, "SELECT l.ctid, l.ok FROM (");
+		for (p = first; p <= AWA_MAX_PRIORITY; p++)
+		{
+			if (p > first)
+				appendStringInfoString(&sql, " UNION ALL ");
+			appendStringInfo(&sql,
+							 "(SELECT ctid, run_at, id FROM awa.jobs WHERE %s AND priority = %d",
+							 due, p);
+			if (p == level)
+				appendStringInfoString(&sql, " AND run_at <= $2");
+			else
+				appendStringInfo(&sql, " AND run_at <= $2 - %d * $3", p - level);
+			if (level > 1)
+				appendStringInfo(&sql, " AND run_at > $2 - %d * $3", p - level + 1);
+			appendStringInfoString(&sql, " ORDER BY run_at, id)");
+		}
+		appendStringInfo(&sql,
+						 " ORDER BY run_at, id) c CROSS JOIN LATERAL"
+						 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = c.ctid AND j.%s"
+						 " AND j.run_at <= $2"
+						 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4",
+						 claimable, due);
+	}
+	appendStringInfo(&sql,
+					 ") u WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m"
+					 " WHERE m.queue = $1 AND %s)),",
+					 skip_limited ?
+					 "(m.paused OR m.max_running IS NOT NULL)" : "m.paused");
+	appendStringInfoString(&sql,
+						   " unclaimable AS (UPDATE awa.jobs j SET state = 'failed', finalized_at = $2,"
+						   " heartbeat_at = NULL, deadline_at = NULL,"
+						   " errors = j.errors || jsonb_build_object('attempt', j.attempt,"
+						   " 'error', 'awa_claim: cannot be claimed (attempt ' || j.attempt || ' of '"
+						   " || j.max_attempts || ', run_lease ' || j.run_lease || ')', 'at', $2)"
+						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE NOT ok)))"
+						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
+						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
+						   " claimed_by = $6,");
+	/* 0.3.0: the lease is kept for heartbeats to renew; a timeout caps it */
+	appendStringInfoString(&sql, leases ?
+						   " lease = $5, deadline_at = LEAST($2 + $5, $2 + j.timeout)" :
+						   " deadline_at = $2 + $5");
+	appendStringInfoString(&sql,
+						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE ok)) RETURNING j.*");
+	return sql.data;
 }
 
 /* --- a worker's job: complete, fail, snooze --- */
