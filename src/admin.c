@@ -296,7 +296,7 @@ awa_resume_queue(PG_FUNCTION_ARGS)
 		elog(ERROR, "awa_resume_queue: update failed: %s", SPI_result_code_string(ret));
 	resumed = (SPI_processed == 1);
 	if (resumed)
-		awa_job_available(text_to_cstring(queue));
+		awa_queue_opened(text_to_cstring(queue), false);
 	SPI_finish();
 	PG_RETURN_BOOL(resumed);
 }
@@ -353,7 +353,7 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 		elog(ERROR, "awa_set_queue_limit: upsert failed: %s", SPI_result_code_string(ret));
 	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 						   callercxt);
-	awa_job_available(text_to_cstring(queue));
+	awa_queue_opened(text_to_cstring(queue), false);
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }
@@ -382,11 +382,7 @@ awa_forget_queue(PG_FUNCTION_ARGS)
 		elog(ERROR, "awa_forget_queue: delete failed");
 	found = (SPI_processed == 1);
 	if (found)
-	{
-		/* no longer paused nor limited: wake its waiting claimers */
-		awa_job_available(TextDatumGetCString(values[0]));
-		awa_running_freed();
-	}
+		awa_queue_opened(TextDatumGetCString(values[0]), true);
 	SPI_finish();
 	PG_RETURN_BOOL(found);
 }

@@ -74,6 +74,7 @@ extern TupleTableSlot *awa_fast_insert_slot(AwaJob *job);
 extern AwaJobState awa_job_initial_state(const AwaJob *job);
 extern void awa_job_enqueued(const char *queue, AwaJobState state,
 							 TimestampTz run_at);
+extern void awa_queue_opened(const char *queue, bool limit_gone);
 extern char *awa_job_claim_sql(int level, bool skip_limited, bool leases);
 extern bool awa_job_complete(Datum job_id, Datum run_lease);
 extern int64 awa_job_complete_many(Datum ids, Datum leases);

@@ -138,6 +138,20 @@ awa_job_enqueued(const char *queue, AwaJobState state, TimestampTz run_at)
 		awa_job_scheduled(queue);
 }
 
+/*
+ * A queue's jobs may have become claimable without changing state: it was
+ * resumed, or its concurrency limit was changed (limit_gone: removed).  Its
+ * jobs wake as if they had just come due; with limit_gone, so do claimers
+ * waiting at the limit.
+ */
+void
+awa_queue_opened(const char *queue, bool limit_gone)
+{
+	awa_job_available(queue);
+	if (limit_gone)
+		awa_running_freed();
+}
+
 /* ---------------------------------------------------------------------
  * Transitions
  * ---------------------------------------------------------------------
