@@ -162,6 +162,8 @@ CREATE FUNCTION note_job() RETURNS trigger LANGUAGE plpgsql AS
 CREATE TRIGGER audit AFTER INSERT ON awa.jobs FOR EACH ROW EXECUTE FUNCTION note_job();
 SELECT kind, state FROM awa_insert('audited-one');
 SELECT kind, state FROM awa_insert_many('[{"kind": "audited-many"}, {"kind": "audited-later", "run_at": "2999-01-01"}]');
+-- the executor path writes every field, the timeout too
+SELECT kind, timeout FROM awa_insert_many('[{"kind": "audited-timeout", "timeout": "5 minutes"}]');
 SELECT kind, count(*) FROM seen GROUP BY 1 ORDER BY 1;
 DROP TRIGGER audit ON awa.jobs;
 SELECT kind FROM awa_insert('unaudited');

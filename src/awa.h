@@ -37,6 +37,14 @@ extern int	awa_max_args_bytes;
 extern int	awa_max_error_bytes;
 extern int	awa_max_errors_kept;
 
+/* A unique job's key and the states it holds it in (insert.c). */
+typedef struct AwaUnique
+{
+	bytea	   *key;			/* awa_unique_key */
+	bytea	   *legacy;			/* the key an earlier awa built, or NULL */
+	char		bits[9];		/* unique_states as '0'/'1' text */
+} AwaUnique;
+
 /* A job as awa_insert receives it (insert.c). */
 typedef struct AwaJob
 {
@@ -50,22 +58,62 @@ typedef struct AwaJob
 	ArrayType  *tags;
 	Jsonb	   *metadata;
 	Interval   *timeout;		/* hard limit of one attempt, or NULL (0.3.0) */
+	AwaUnique  *unique;			/* NULL: not a unique job */
 } AwaJob;
 
 /* insert.c */
 extern void awa_check_name(text *value, const char *field);
 extern void awa_validate_job(AwaJob *job);
-extern HeapTuple awa_insert_job(AwaJob *job, TupleDesc *desc);
 extern void awa_check_unique_period(int64 us);
 extern void awa_check_unique_states(const char *bits);
 extern bytea *awa_unique_key(text *kind, text *queue, Jsonb *args,
 							 int64 period_us, TimestampTz run_at, bytea **legacy);
-extern HeapTuple awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy,
-									   const char *bits, TupleDesc *desc);
+extern void awa_job_set_unique(AwaJob *job, bool by_args, bool by_queue,
+							   int64 period_us, const char *bits);
+
+/* enqueue.c: the one enqueue path */
+typedef struct AwaJobColumns	/* where a job row's enqueue columns are */
+{
+	Oid			rowtype;		/* the row type they were found in */
+	int			kind;			/* 0-based attribute numbers */
+	int			queue;
+	int			args;
+	int			state;
+	int			priority;
+	int			max_attempts;
+	int			run_at;
+	int			tags;
+	int			metadata;
+	int			timeout;		/* -1 before 0.3.0 */
+	Datum		states[AWA_NUM_JOB_STATES]; /* each state's value */
+} AwaJobColumns;
+
+typedef struct AwaEnqueue		/* awa_enqueue's state and last row */
+{
+	bool		in_spi;			/* the caller is connected to SPI */
+	bool		connected;		/* awa_enqueue connected to SPI */
+	TupleTableSlot *slot;		/* the row, written directly */
+	HeapTuple	tuple;			/* or the row, written through SPI */
+	TupleDesc	desc;
+} AwaEnqueue;
+
+extern int	awa_job_column(TupleDesc desc, const char *name);
+extern void awa_job_columns(TupleDesc desc, AwaJobColumns *cols);
+extern AwaJobState awa_job_row(const AwaJob *job, const AwaJobColumns *cols,
+							   Datum *values, bool *nulls);
+extern void awa_enqueue_begin(AwaEnqueue *e, bool in_spi);
+extern void awa_enqueue(AwaEnqueue *e, AwaJob *job);
+extern Datum awa_enqueued_datum(AwaEnqueue *e, FunctionCallInfo fcinfo,
+								MemoryContext cxt);
+extern void awa_enqueued_put(AwaEnqueue *e, FunctionCallInfo fcinfo);
+extern void awa_enqueue_end(AwaEnqueue *e);
+extern void awa_enqueue_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo);
 
 /* fastinsert.c */
-extern bool awa_fast_insert(AwaJob *job, Datum *result);
 extern TupleTableSlot *awa_fast_insert_slot(AwaJob *job);
+
+/* jobs_json.c */
+extern AwaJob *awa_jobs_from_json(Jsonb *jobs, int *n);
 
 /*
  * job.c: every change of a job's state, with its wake-ups and NOTIFYs
@@ -192,7 +240,7 @@ extern int64 awa_check_delay(Interval *iv, const char *name, bool positive);
 extern int	awa_maintenance_interval;	/* ms */
 extern void awa_maintain_init(void);
 
-/* bulk.c */
+/* copy.c */
 extern bool awa_rows_prepared;
 
 /* wake.c */

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * fastinsert.c
- *		awa_insert's write path without SPI: heap and index inserts through
- *		a ResultRelInfo kept for the whole transaction.
+ *		The enqueue path's direct write (enqueue.c): heap and index inserts
+ *		through a ResultRelInfo kept for the whole transaction.
  *
  * Why: an INSERT through SPI pays executor start-up and shutdown on every
  * call (opening five indexes, compiling CHECK constraints and partial-index
@@ -56,24 +56,13 @@ typedef struct FastInsert
 	TupleTableSlot *slot;
 	Oid			seqid;			/* the identity sequence of id */
 	Datum		empty_errors;	/* '{}'::jsonb[] */
-	Datum		state_available;
-	Datum		state_scheduled;
-	/* 0-based attribute numbers */
+	AwaJobColumns cols;			/* the enqueue columns (awa_job_row) */
+	/* 0-based attribute numbers of the columns the executor would default */
 	int			a_id,
-				a_kind,
-				a_queue,
-				a_args,
-				a_state,
-				a_priority,
 				a_attempt,
-				a_max_attempts,
-				a_run_at,
 				a_created_at,
 				a_errors,
-				a_metadata,
-				a_tags,
-				a_run_lease,
-				a_timeout;		/* -1 before 0.3.0 */
+				a_run_lease;
 } FastInsert;
 
 static FastInsert *fi = NULL;
@@ -143,33 +132,6 @@ fast_insert_xact_cb(XactEvent event, void *arg)
 	}
 }
 
-/* The 0-based number of a column of awa.jobs, or -1 if it has none. */
-static int
-attno_if_any(TupleDesc desc, const char *name)
-{
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return i;
-	}
-	return -1;
-}
-
-/* The 0-based number of a column of awa.jobs; it must exist. */
-static int
-attno(TupleDesc desc, const char *name)
-{
-	int			i = attno_if_any(desc, name);
-
-	if (i < 0)
-		elog(ERROR, "awa: awa.jobs has no column \"%s\"", name);
-	return i;
-}
-
 /*
  * Whether awa.jobs has only awa's own trigger and no row-level security, so
  * the direct path writes exactly what an INSERT would.
@@ -235,27 +197,14 @@ fast_insert_setup(void)
 			InitResultRelInfo(f->rri, rel, 1, NULL, 0);
 			ExecOpenIndices(f->rri, false);
 			f->slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-			f->a_id = attno(desc, "id");
-			f->a_kind = attno(desc, "kind");
-			f->a_queue = attno(desc, "queue");
-			f->a_args = attno(desc, "args");
-			f->a_state = attno(desc, "state");
-			f->a_priority = attno(desc, "priority");
-			f->a_attempt = attno(desc, "attempt");
-			f->a_max_attempts = attno(desc, "max_attempts");
-			f->a_run_at = attno(desc, "run_at");
-			f->a_created_at = attno(desc, "created_at");
-			f->a_errors = attno(desc, "errors");
-			f->a_metadata = attno(desc, "metadata");
-			f->a_tags = attno(desc, "tags");
-			f->a_run_lease = attno(desc, "run_lease");
-			f->a_timeout = attno_if_any(desc, "timeout");
+			awa_job_columns(desc, &f->cols);
+			f->a_id = awa_job_column(desc, "id");
+			f->a_attempt = awa_job_column(desc, "attempt");
+			f->a_created_at = awa_job_column(desc, "created_at");
+			f->a_errors = awa_job_column(desc, "errors");
+			f->a_run_lease = awa_job_column(desc, "run_lease");
 			f->seqid = getIdentitySequence(relid, f->a_id + 1, false);
 			f->empty_errors = PointerGetDatum(construct_empty_array(JSONBOID));
-			f->state_available = DirectFunctionCall2(enum_in, CStringGetDatum("available"),
-													 ObjectIdGetDatum(TupleDescAttr(desc, f->a_state)->atttypid));
-			f->state_scheduled = DirectFunctionCall2(enum_in, CStringGetDatum("scheduled"),
-													 ObjectIdGetDatum(TupleDescAttr(desc, f->a_state)->atttypid));
 			f->lxid = MyProc->lxid;
 			fi = f;
 		}
@@ -277,9 +226,7 @@ fast_insert_setup(void)
 TupleTableSlot *
 awa_fast_insert_slot(AwaJob *job)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	AwaJobState state = awa_job_initial_state(job);
-	TimestampTz run_at = job->has_run_at ? job->run_at : now;
+	AwaJobState state;
 	TupleTableSlot *slot;
 	Datum	   *v;
 	bool	   *n;
@@ -303,31 +250,14 @@ awa_fast_insert_slot(AwaJob *job)
 	n = slot->tts_isnull;
 	memset(n, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
 
+	state = awa_job_row(job, &fi->cols, v, n);
 	v[fi->a_id] = Int64GetDatum(nextval_internal(fi->seqid, false));
-	v[fi->a_kind] = PointerGetDatum(job->kind);
-	v[fi->a_queue] = PointerGetDatum(job->queue);
-	v[fi->a_args] = JsonbPGetDatum(job->args);
-	v[fi->a_state] = state == AWA_STATE_SCHEDULED ? fi->state_scheduled : fi->state_available;
-	v[fi->a_priority] = Int16GetDatum((int16) job->priority);
 	v[fi->a_attempt] = Int16GetDatum(0);
-	v[fi->a_max_attempts] = Int16GetDatum((int16) job->max_attempts);
-	v[fi->a_run_at] = TimestampTzGetDatum(run_at);
-	v[fi->a_created_at] = TimestampTzGetDatum(now);
+	v[fi->a_created_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	v[fi->a_errors] = fi->empty_errors;
-	v[fi->a_metadata] = JsonbPGetDatum(job->metadata);
-	v[fi->a_tags] = PointerGetDatum(job->tags);
 	v[fi->a_run_lease] = Int64GetDatum(0);
-	n[fi->a_id] = n[fi->a_kind] = n[fi->a_queue] = n[fi->a_args] = false;
-	n[fi->a_state] = n[fi->a_priority] = n[fi->a_attempt] = false;
-	n[fi->a_max_attempts] = n[fi->a_run_at] = n[fi->a_created_at] = false;
-	n[fi->a_errors] = n[fi->a_metadata] = n[fi->a_tags] = n[fi->a_run_lease] = false;
-	if (job->timeout != NULL)
-	{
-		/* awa_validate_job made sure that the schema has the column */
-		Assert(fi->a_timeout >= 0);
-		v[fi->a_timeout] = IntervalPGetDatum(job->timeout);
-		n[fi->a_timeout] = false;
-	}
+	n[fi->a_id] = n[fi->a_attempt] = n[fi->a_created_at] = false;
+	n[fi->a_errors] = n[fi->a_run_lease] = false;
 	ExecStoreVirtualTuple(slot);
 
 	table_tuple_insert(fi->rel, slot, GetCurrentCommandId(true), 0, NULL);
@@ -337,21 +267,7 @@ awa_fast_insert_slot(AwaJob *job)
 
 	MemoryContextSwitchTo(callercxt);
 
-	awa_job_enqueued(text_to_cstring(job->queue), state, run_at);
+	awa_job_enqueued(text_to_cstring(job->queue), state,
+					 DatumGetTimestampTz(v[fi->cols.run_at]));
 	return slot;
-}
-
-/*
- * awa_fast_insert_slot for awa_insert: on success *result is the job row
- * as a composite Datum in the caller's memory context.
- */
-bool
-awa_fast_insert(AwaJob *job, Datum *result)
-{
-	TupleTableSlot *slot = awa_fast_insert_slot(job);
-
-	if (slot == NULL)
-		return false;
-	*result = ExecFetchSlotHeapTupleDatum(slot);
-	return true;
 }

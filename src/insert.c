@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * insert.c
- *		awa_insert: validate one job and write it to awa.jobs.
+ *		awa_insert and awa_insert_many: validate jobs and hand them to the
+ *		enqueue path (enqueue.c); unique keys; awa_cancel_by_unique_key.
  *
  * All validation happens before anything is written, so bad input raises
- * an error that names the field and changes nothing.  The row is written
- * through one saved SPI plan.
+ * an error that names the field and changes nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +27,7 @@
 #include "awa.h"
 
 PG_FUNCTION_INFO_V1(awa_insert);
+PG_FUNCTION_INFO_V1(awa_insert_many);
 PG_FUNCTION_INFO_V1(awa_cancel_by_unique_key);
 
 /* Reject a kind or queue name that is empty or longer than the limit. */
@@ -138,74 +139,6 @@ awa_validate_job(AwaJob *job)
 				 errhint("Leave run_at NULL to run the job now.")));
 }
 
-/* Parameters of awa's INSERT of a job; the timeout is the last of them. */
-#define JOB_PARAMS			10
-#define JOB_TIMEOUT_PARAM	9
-
-/*
- * The JOB_PARAMS parameters of awa's INSERT of a job (kind, queue, args,
- * state, priority, max_attempts, run_at, tags, metadata, timeout) into
- * values and nulls (only the timeout, at JOB_TIMEOUT_PARAM, may be NULL).
- * Returns the job's state (awa_job_initial_state).
- */
-static AwaJobState
-job_values(AwaJob *job, Datum *values, char *nulls)
-{
-	AwaJobState state = awa_job_initial_state(job);
-
-	values[0] = PointerGetDatum(job->kind);
-	values[1] = PointerGetDatum(job->queue);
-	values[2] = JsonbPGetDatum(job->args);
-	values[3] = CStringGetTextDatum(awa_state_label(state));
-	values[4] = Int16GetDatum((int16) job->priority);
-	values[5] = Int16GetDatum((int16) job->max_attempts);
-	values[6] = TimestampTzGetDatum(job->has_run_at ? job->run_at :
-									GetCurrentTransactionStartTimestamp());
-	values[7] = PointerGetDatum(job->tags);
-	values[8] = JsonbPGetDatum(job->metadata);
-	values[JOB_TIMEOUT_PARAM] = PointerGetDatum(job->timeout);
-	memset(nulls, ' ', JOB_PARAMS);
-	nulls[JOB_TIMEOUT_PARAM] = job->timeout ? ' ' : 'n';
-	return state;
-}
-
-/*
- * Write one validated job and return the SPI tuple of its row (valid until
- * SPI_finish).  The caller is connected to SPI.  A job whose run_at is in
- * the future is scheduled, otherwise available (awa_job_enqueued wakes).
- */
-HeapTuple
-awa_insert_job(AwaJob *job, TupleDesc *desc)
-{
-	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has timeout] */
-	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID};
-	Datum		values[JOB_PARAMS];
-	char		nulls[JOB_PARAMS];
-	AwaJobState state = job_values(job, values, nulls);
-	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
-	int			ret;
-
-	ret = awa_execute_prepared(awa_plan(&plans[leases], leases ?
-										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata, timeout)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10)"
-										" RETURNING *" :
-										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9)"
-										" RETURNING *",
-										JOB_PARAMS, argtypes),
-							   values, nulls, 1);
-	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "awa: inserting a job failed: %s", SPI_result_code_string(ret));
-
-	awa_job_enqueued(text_to_cstring(job->queue), state, DatumGetTimestampTz(values[6]));
-
-	*desc = SPI_tuptable->tupdesc;
-	return SPI_tuptable->vals[0];
-}
-
 /*
  * args with every number written in its shortest equal form: jsonb keeps a
  * number's scale (1, 1.0 and 1.00 print differently) although it compares
@@ -302,6 +235,31 @@ awa_unique_key(text *kind, text *queue, Jsonb *args, int64 period_us,
 	return hash_key_parts(kind, queue, canonical, period_us, run_at);
 }
 
+/*
+ * Make job unique when any of the parts is asked for: by_args, by_queue, a
+ * period (us > 0), or unique_states given (bits, "0"/"1" text, checked;
+ * NULL: the default, AWA_DEFAULT_UNIQUE_STATES).  The period bucket is the
+ * one of run_at, or of the transaction's start without one.  Otherwise
+ * job->unique is NULL.
+ */
+void
+awa_job_set_unique(AwaJob *job, bool by_args, bool by_queue, int64 period_us,
+				   const char *bits)
+{
+	AwaUnique  *u;
+
+	job->unique = NULL;
+	if (!by_args && !by_queue && period_us <= 0 && bits == NULL)
+		return;
+	u = palloc(sizeof(AwaUnique));
+	u->key = awa_unique_key(job->kind, by_queue ? job->queue : NULL,
+							by_args ? job->args : NULL, period_us,
+							job->has_run_at ? job->run_at : GetCurrentTransactionStartTimestamp(),
+							&u->legacy);
+	strlcpy(u->bits, bits ? bits : AWA_DEFAULT_UNIQUE_STATES, sizeof(u->bits));
+	job->unique = u;
+}
+
 /* Reject a unique_period (in microseconds) that is not positive. */
 void
 awa_check_unique_period(int64 us)
@@ -392,96 +350,6 @@ unique_states_bits(ArrayType *states, char *bits)
 }
 
 /*
- * Insert a job that holds a unique key, or return the row of the job that
- * already holds it (the insert then writes nothing).  Concurrent inserts of
- * the same key wait for each other in the unique index: exactly one wins.
- */
-HeapTuple
-awa_insert_unique_job(AwaJob *job, bytea *key, bytea *legacy, const char *bits,
-					  TupleDesc *desc)
-{
-	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has timeout] */
-	static SPIPlanPtr existing_plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID,
-	BYTEAOID, TEXTOID};
-	static const Oid existing_types[] = {BYTEAOID};
-	Datum		values[JOB_PARAMS + 2];
-	char		nulls[JOB_PARAMS + 2];
-	AwaJobState state = job_values(job, values, nulls);
-	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
-	int			tries;
-
-	/* a job enqueued before 0.3.0 may hold the key in its old form */
-	if (legacy != NULL)
-	{
-		Datum		legacy_value = PointerGetDatum(legacy);
-
-		if (SPI_execute_plan(awa_plan(&existing_plan,
-									  "SELECT * FROM awa.jobs WHERE unique_key = $1"
-									  " AND awa.unique_state_held(unique_states, state)",
-									  1, existing_types),
-							 &legacy_value, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "awa: looking up a unique job failed");
-		if (SPI_processed == 1)
-		{
-			*desc = SPI_tuptable->tupdesc;
-			return SPI_tuptable->vals[0];
-		}
-	}
-
-	values[JOB_PARAMS] = PointerGetDatum(key);
-	values[JOB_PARAMS + 1] = CStringGetTextDatum(bits);
-	nulls[JOB_PARAMS] = nulls[JOB_PARAMS + 1] = ' ';
-
-	/* the holder can leave its unique states between the two statements */
-	for (tries = 0; tries < 10; tries++)
-	{
-		int			ret;
-
-		ret = awa_execute_prepared(awa_plan(&plans[leases], leases ?
-										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata, timeout, unique_key, unique_states)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11, $12::bit(8))"
-										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
-										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
-										" RETURNING *" :
-										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata, unique_key, unique_states)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $11, $12::bit(8))"
-										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
-										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
-										" RETURNING *",
-										JOB_PARAMS + 2, argtypes),
-							   values, nulls, 1);
-		if (ret != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "awa: inserting a unique job failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
-		{
-			awa_job_enqueued(text_to_cstring(job->queue), state,
-							 DatumGetTimestampTz(values[6]));
-			break;
-		}
-		ret = SPI_execute_plan(awa_plan(&existing_plan,
-										"SELECT * FROM awa.jobs WHERE unique_key = $1"
-										" AND awa.unique_state_held(unique_states, state)",
-										1, existing_types),
-							   &values[JOB_PARAMS], NULL, false, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "awa: looking up a unique job failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
-			break;
-	}
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not insert or find the job holding unique key"),
-				 errhint("Retry the transaction.")));
-	*desc = SPI_tuptable->tupdesc;
-	return SPI_tuptable->vals[0];
-}
-
-/*
  * awa_insert(kind, args, queue, priority, max_attempts, run_at, tags,
  *			  metadata, unique_by_args, unique_by_queue, unique_period,
  *			  unique_states) RETURNS awa.jobs
@@ -492,15 +360,9 @@ Datum
 awa_insert(PG_FUNCTION_ARGS)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
-	TupleDesc	jobdesc;
-	TupleDesc	spidesc;
 	AwaJob		job = {0};
-	HeapTuple	tuple;
+	AwaEnqueue	e;
 	Datum		result;
-	bool		by_args;
-	bool		by_queue;
-	bool		unique;
-	int64		period_us;
 	char		bits[9];
 	int			i;
 
@@ -529,38 +391,42 @@ awa_insert(PG_FUNCTION_ARGS)
 
 	for (i = 8; i <= 9; i++)
 		awa_check_not_null(fcinfo, i, i == 8 ? "unique_by_args" : "unique_by_queue");
-	by_args = PG_GETARG_BOOL(8);
-	by_queue = PG_GETARG_BOOL(9);
-	period_us = unique_period_arg(fcinfo, 10);
 	if (!PG_ARGISNULL(11))
 		unique_states_bits(PG_GETARG_ARRAYTYPE_P(11), bits);
-	else
-		strcpy(bits, AWA_DEFAULT_UNIQUE_STATES);
+	awa_job_set_unique(&job, PG_GETARG_BOOL(8), PG_GETARG_BOOL(9),
+					   unique_period_arg(fcinfo, 10), PG_ARGISNULL(11) ? NULL : bits);
 
-	unique = by_args || by_queue || period_us > 0 || !PG_ARGISNULL(11);
-	if (!unique && awa_fast_insert(&job, &result))
-		PG_RETURN_DATUM(result);
-
-	/* the row type (a copy of awa.jobs' descriptor) only off the fast path */
-	if (get_call_result_type(fcinfo, NULL, &jobdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "awa_insert: return type must be a row type");
-
-	SPI_connect();
-	if (unique)
-	{
-		TimestampTz at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
-		bytea	   *legacy;
-		bytea	   *key = awa_unique_key(job.kind, by_queue ? job.queue : NULL,
-									 by_args ? job.args : NULL, period_us, at, &legacy);
-
-		tuple = awa_insert_unique_job(&job, key, legacy, bits, &spidesc);
-	}
-	else
-		tuple = awa_insert_job(&job, &spidesc);
-	result = awa_job_datum(tuple, spidesc, jobdesc, callercxt);
-	SPI_finish();
-
+	awa_enqueue_begin(&e, false);
+	awa_enqueue(&e, &job);
+	result = awa_enqueued_datum(&e, fcinfo, callercxt);
+	awa_enqueue_end(&e);
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_insert_many(jobs jsonb) RETURNS SETOF awa.jobs
+ *
+ * Enqueue every job of a JSON array of objects with awa_insert's fields
+ * (read by jobs_json.c), and return their rows in input order.  All
+ * elements are read and validated before anything is written; an error
+ * names the element ("jobs[3]: priority must be between 1 and 4, got 7")
+ * and keeps its SQLSTATE (22004 for a missing kind or a null field, 22023
+ * for a wrong type or value, 22007/22008 for a bad run_at, 54000 for more
+ * than AWA_MAX_INSERT_MANY jobs).
+ */
+Datum
+awa_insert_many(PG_FUNCTION_ARGS)
+{
+	AwaJob	   *jobs;
+	int			n;
+
+	awa_check_writable("awa_insert_many");
+
+	awa_check_not_null(fcinfo, 0, "jobs");
+	jobs = awa_jobs_from_json(PG_GETARG_JSONB_P(0), &n);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	awa_enqueue_many(jobs, n, fcinfo);
+	return (Datum) 0;
 }
 
 /*

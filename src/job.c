@@ -21,7 +21,7 @@
  *	- a job a worker held (awa_stop true; columns id and run_lease) gets
  *	  NOTIFY awa.cancel so the worker can stop.
  * Enqueueing applies the same rule to each new row (awa_job_enqueued).
- * The callers (the SQL functions of insert.c, bulk.c, worker.c,
+ * The callers (the SQL functions of insert.c, enqueue.c, copy.c, worker.c,
  * lifecycle.c, admin.c and maintain.c) check arguments and shape results;
  * none of them wakes anyone by itself.
  *

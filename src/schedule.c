@@ -377,7 +377,7 @@ enqueue_fire(HeapTuple row, TupleDesc desc, TimestampTz fire_time)
 	Datum		values[3];
 	bool		isnull;
 	AwaJob		job = {0};
-	TupleDesc	jobdesc;
+	AwaEnqueue	e;
 	int			ret;
 
 	values[0] = SPI_getbinval(row, desc, 10, &isnull);
@@ -403,7 +403,9 @@ enqueue_fire(HeapTuple row, TupleDesc desc, TimestampTz fire_time)
 	job.has_run_at = true;
 	job.run_at = fire_time;
 	awa_validate_job(&job);
-	(void) awa_insert_job(&job, &jobdesc);
+	awa_enqueue_begin(&e, true);
+	awa_enqueue(&e, &job);
+	awa_enqueue_end(&e);
 }
 
 /*

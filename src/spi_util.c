@@ -171,7 +171,7 @@ awa_put_job(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc)
 
 /*
  * Run a saved INSERT of job rows that awa has validated and given their
- * state already: the BEFORE INSERT trigger of awa.jobs (bulk.c), which does
+ * state already: the BEFORE INSERT trigger of awa.jobs (copy.c), which does
  * that for plain INSERT and COPY, lets them pass.
  */
 int

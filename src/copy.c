@@ -1,0 +1,141 @@
+/*-------------------------------------------------------------------------
+ *
+ * copy.c
+ *		COPY and plain INSERT into awa.jobs: the row trigger that gives
+ *		every row awa_insert's validation, defaults, state and wake-up.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
+
+#include "awa.h"
+
+PG_FUNCTION_INFO_V1(awa_jobs_before_insert);
+
+/*
+ * True while awa's own INSERT of prepared rows runs (awa_insert,
+ * awa_insert_many): its rows are validated, given their state and woken
+ * already, so the row trigger lets them pass.  See awa_execute_prepared.
+ */
+bool		awa_rows_prepared = false;
+
+/* The state whose enum value (of cols' row type) is v. */
+static AwaJobState
+state_of(const AwaJobColumns *cols, Datum v)
+{
+	int			k;
+
+	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
+		if (cols->states[k] == v)
+			return (AwaJobState) k;
+	elog(ERROR, "awa: unknown job state %u", DatumGetObjectId(v));
+	return AWA_STATE_AVAILABLE;	/* keep compiler quiet */
+}
+
+/* A NULL in a column COPY must not leave NULL (22004). */
+static void
+copy_not_null(bool isnull, const char *field)
+{
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", field)));
+}
+
+/*
+ * awa_jobs_before_insert() — BEFORE INSERT FOR EACH ROW trigger on awa.jobs
+ *
+ * Makes a plain INSERT or COPY into awa.jobs behave like awa_insert:
+ * the checks of awa_validate_job (same messages and SQLSTATEs), run_at NULL
+ * meaning now, an available job whose run_at is in the future stored as
+ * scheduled, and the wake-up of awa_job_enqueued (a due job wakes its queue,
+ * a scheduled one shortens blocked claimers' sleep to its run_at).  Rows written
+ * by awa_insert pass through unchanged (they are already valid), so the
+ * trigger only costs them the checks; awa_insert_many's rows skip them.
+ * Jobs written in another state (tests, tools) are validated but keep
+ * their state.  Works on one deformed copy of the row: COPY calls it for
+ * every row, so it is the COPY path's whole overhead.
+ */
+Datum
+awa_jobs_before_insert(PG_FUNCTION_ARGS)
+{
+	static AwaJobColumns cols;
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	Datum	   *values;
+	bool	   *nulls;
+	Datum		state;
+	bool		isnull;
+	AwaJob		job = {0};
+	int			replcols[2];
+	Datum		replvals[2];
+	bool		replnulls[2] = {false, false};
+	int			nrepl = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		elog(ERROR, "awa_jobs_before_insert: must be a BEFORE INSERT FOR EACH ROW trigger");
+
+	tuple = trigdata->tg_trigtuple;
+	if (awa_rows_prepared)
+		return PointerGetDatum(tuple);
+	desc = RelationGetDescr(trigdata->tg_relation);
+	awa_job_columns(desc, &cols);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(tuple, desc, values, nulls);
+
+	copy_not_null(nulls[cols.kind], "kind");
+	copy_not_null(nulls[cols.args], "args");
+	copy_not_null(nulls[cols.queue], "queue");
+	copy_not_null(nulls[cols.priority], "priority");
+	copy_not_null(nulls[cols.max_attempts], "max_attempts");
+	copy_not_null(nulls[cols.tags], "tags");
+	copy_not_null(nulls[cols.metadata], "metadata");
+	job.kind = DatumGetTextPP(values[cols.kind]);
+	job.queue = DatumGetTextPP(values[cols.queue]);
+	job.args = DatumGetJsonbP(values[cols.args]);
+	job.priority = DatumGetInt16(values[cols.priority]);
+	job.max_attempts = DatumGetInt16(values[cols.max_attempts]);
+	job.tags = DatumGetArrayTypeP(values[cols.tags]);
+	job.metadata = DatumGetJsonbP(values[cols.metadata]);
+	job.has_run_at = !nulls[cols.run_at];
+	job.run_at = job.has_run_at ? DatumGetTimestampTz(values[cols.run_at]) : 0;
+	if (cols.timeout >= 0 && !nulls[cols.timeout])
+		job.timeout = DatumGetIntervalP(values[cols.timeout]);
+	isnull = nulls[cols.state];
+	state = values[cols.state];
+	awa_validate_job(&job);
+
+	if (!job.has_run_at)
+	{
+		replcols[nrepl] = cols.run_at + 1;
+		replvals[nrepl++] = TimestampTzGetDatum(now);
+	}
+	if (!isnull && state == cols.states[AWA_STATE_AVAILABLE] &&
+		awa_job_initial_state(&job) == AWA_STATE_SCHEDULED)
+	{
+		replcols[nrepl] = cols.state + 1;
+		replvals[nrepl++] = cols.states[AWA_STATE_SCHEDULED];
+		state = cols.states[AWA_STATE_SCHEDULED];
+	}
+	if (!isnull)
+		awa_job_enqueued(text_to_cstring(job.queue), state_of(&cols, state),
+						 job.has_run_at ? job.run_at : now);
+
+	if (nrepl > 0)
+		tuple = heap_modify_tuple_by_cols(tuple, desc, nrepl, replcols,
+										  replvals, replnulls);
+	return PointerGetDatum(tuple);
+}
+
