@@ -29,13 +29,18 @@
 #define AWA_MAX_QUEUE_LIMIT		1000000	/* awa.queue_meta.max_running */
 #define AWA_MAX_INSERT_MANY		10000	/* jobs per awa_insert_many call */
 
-/* Settings (awa.c) */
-extern bool awa_notify;
-extern int	awa_priority_aging_interval;
-extern int	awa_heartbeat_timeout;
-extern int	awa_max_args_bytes;
-extern int	awa_max_error_bytes;
-extern int	awa_max_errors_kept;
+/*
+ * Settings: each part defines its own in its init function, which _PG_init
+ * (awa.c) calls.
+ */
+extern bool awa_notify;			/* wake.c */
+extern int	awa_priority_aging_interval;	/* claim.c */
+extern int	awa_heartbeat_timeout;	/* job.c */
+extern int	awa_max_error_bytes;	/* job.c */
+extern int	awa_max_errors_kept;	/* job.c */
+extern void awa_notify_init(void);
+extern void awa_claim_init(void);
+extern void awa_job_init(void);
 
 /* A unique job's key and the states it holds it in (insert.c). */
 typedef struct AwaUnique
@@ -61,15 +66,31 @@ typedef struct AwaJob
 	AwaUnique  *unique;			/* NULL: not a unique job */
 } AwaJob;
 
-/* insert.c */
+/* validate.c */
+extern int	awa_max_args_bytes;
+extern void awa_validate_init(void);
 extern void awa_check_name(text *value, const char *field);
 extern void awa_validate_job(AwaJob *job);
+extern int64 awa_interval_usecs(Interval *iv);
+
+/*
+ * Largest delay an interval argument may ask for (retry_in, delay; the same
+ * cap suits lease, wait, unique_period): 36500 days, a month counting as 30
+ * days.  Each field of the interval is bounded too, so now() + it never
+ * overflows a timestamp.
+ */
+#define AWA_MAX_DELAY_DAYS		36500
+extern int64 awa_check_delay(Interval *iv, const char *name, bool positive);
+
+/* unique.c */
 extern void awa_check_unique_period(int64 us);
 extern void awa_check_unique_states(const char *bits);
 extern bytea *awa_unique_key(text *kind, text *queue, Jsonb *args,
 							 int64 period_us, TimestampTz run_at, bytea **legacy);
 extern void awa_job_set_unique(AwaJob *job, bool by_args, bool by_queue,
 							   int64 period_us, const char *bits);
+extern int64 awa_unique_period_arg(FunctionCallInfo fcinfo, int argno);
+extern void awa_unique_states_bits(ArrayType *states, char *bits);
 
 /* enqueue.c: the one enqueue path */
 typedef struct AwaJobColumns	/* where a job row's enqueue columns are */
@@ -97,10 +118,13 @@ typedef struct AwaEnqueue		/* awa_enqueue's state and last row */
 	TupleDesc	desc;
 } AwaEnqueue;
 
+/* jobrow.c */
 extern int	awa_job_column(TupleDesc desc, const char *name);
 extern void awa_job_columns(TupleDesc desc, AwaJobColumns *cols);
 extern AwaJobState awa_job_row(const AwaJob *job, const AwaJobColumns *cols,
 							   Datum *values, bool *nulls);
+
+/* enqueue.c */
 extern void awa_enqueue_begin(AwaEnqueue *e, bool in_spi);
 extern void awa_enqueue(AwaEnqueue *e, AwaJob *job);
 extern Datum awa_enqueued_datum(AwaEnqueue *e, FunctionCallInfo fcinfo,
@@ -223,24 +247,11 @@ extern void awa_dbstate_clear_recheck(Oid dboid);
 extern bool awa_dbstate_round_finished(TimestampTz at);
 extern bool awa_dbstate_get(AwaDbInfo *info);
 
-/* claim.c */
-extern int64 awa_interval_usecs(Interval *iv);
-
-/* worker.c */
-/*
- * Largest delay an interval argument may ask for (retry_in, delay; the same
- * cap suits lease, wait, unique_period): 36500 days, a month counting as 30
- * days.  Each field of the interval is bounded too, so now() + it never
- * overflows a timestamp.
- */
-#define AWA_MAX_DELAY_DAYS		36500
-extern int64 awa_check_delay(Interval *iv, const char *name, bool positive);
-
 /* maintain.c */
 extern int	awa_maintenance_interval;	/* ms */
 extern void awa_maintain_init(void);
 
-/* copy.c */
+/* spi_util.c: set while awa's own INSERT of prepared rows runs */
 extern bool awa_rows_prepared;
 
 /* wake.c */

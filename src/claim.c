@@ -120,21 +120,21 @@ static SPIPlanPtr limit_count_plan = NULL;
 static const Oid claim_argtypes[] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID,
 	INT4OID, INTERVALOID, TEXTOID};
 
-/*
- * Microseconds of an interval, months counted as 30 days (as EXTRACT does),
- * clamped to the int64 range so that absurd intervals cannot wrap around.
- */
-int64
-awa_interval_usecs(Interval *iv)
-{
-	double		us = (double) iv->time + (double) iv->day * USECS_PER_DAY +
-		(double) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+int			awa_priority_aging_interval = 60;
 
-	if (us >= (double) PG_INT64_MAX)
-		return PG_INT64_MAX;
-	if (us <= (double) PG_INT64_MIN)
-		return PG_INT64_MIN;
-	return (int64) us;
+/* Define the settings of claiming (from _PG_init). */
+void
+awa_claim_init(void)
+{
+	DefineCustomIntVariable("awa.priority_aging_interval",
+							"A waiting job gains one priority level per this interval.",
+							"0 turns aging off.",
+							&awa_priority_aging_interval,
+							60,
+							0, 86400 * 365,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 }
 
 /*

@@ -18,13 +18,6 @@
 
 PG_FUNCTION_INFO_V1(awa_jobs_before_insert);
 
-/*
- * True while awa's own INSERT of prepared rows runs (awa_insert,
- * awa_insert_many): its rows are validated, given their state and woken
- * already, so the row trigger lets them pass.  See awa_execute_prepared.
- */
-bool		awa_rows_prepared = false;
-
 /* The state whose enum value (of cols' row type) is v. */
 static AwaJobState
 state_of(const AwaJobColumns *cols, Datum v)

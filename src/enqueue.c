@@ -6,7 +6,7 @@
  *
  * awa_insert, awa_insert_many and the periodic enqueuer (schedule.c) hand
  * validated jobs (awa_validate_job) to awa_enqueue or awa_enqueue_many.
- * Every row's columns are decided by awa_job_row, its state by
+ * Every row's columns are decided by awa_job_row (jobrow.c), its state by
  * awa_job_initial_state (job.c), and every written row is announced by
  * awa_job_enqueued (job.c), whichever way it is written:
  *	- the direct path: heap and index inserts without the executor, when
@@ -36,104 +36,6 @@
 #include "utils/tuplestore.h"
 
 #include "awa.h"
-
-/* ---------------------------------------------------------------------
- * A job row's columns
- * ---------------------------------------------------------------------
- */
-
-/* The 0-based number of a column of the job row type (-1: none). */
-static int
-column_if_any(TupleDesc desc, const char *name)
-{
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return i;
-	}
-	return -1;
-}
-
-/* The 0-based number of a column of the job row type; it must exist. */
-int
-awa_job_column(TupleDesc desc, const char *name)
-{
-	int			i = column_if_any(desc, name);
-
-	if (i < 0)
-		elog(ERROR, "awa: awa.jobs has no column \"%s\"", name);
-	return i;
-}
-
-/*
- * Fill cols for the job row type desc (awa.jobs or a copy of its row type),
- * unless already done for it.  The states are the enum's values (OIDs).
- */
-void
-awa_job_columns(TupleDesc desc, AwaJobColumns *cols)
-{
-	Oid			statetype;
-	int			k;
-
-	if (cols->rowtype == desc->tdtypeid && OidIsValid(desc->tdtypeid))
-		return;
-	cols->kind = awa_job_column(desc, "kind");
-	cols->queue = awa_job_column(desc, "queue");
-	cols->args = awa_job_column(desc, "args");
-	cols->state = awa_job_column(desc, "state");
-	cols->priority = awa_job_column(desc, "priority");
-	cols->max_attempts = awa_job_column(desc, "max_attempts");
-	cols->run_at = awa_job_column(desc, "run_at");
-	cols->tags = awa_job_column(desc, "tags");
-	cols->metadata = awa_job_column(desc, "metadata");
-	cols->timeout = column_if_any(desc, "timeout");
-	statetype = TupleDescAttr(desc, cols->state)->atttypid;
-	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
-		cols->states[k] = DirectFunctionCall2(enum_in,
-											  CStringGetDatum(awa_state_label((AwaJobState) k)),
-											  ObjectIdGetDatum(statetype));
-	cols->rowtype = desc->tdtypeid;
-}
-
-/*
- * The one place that decides what a new job row holds: set the enqueue
- * columns of cols (kind, queue, args, state, priority, max_attempts,
- * run_at, tags, metadata, timeout if the row has it) in values and nulls
- * from a validated job, and return its state.  run_at NULL means the
- * transaction's start; the state is awa_job_initial_state's.  Other
- * columns are left alone (their defaults are the caller's).
- */
-AwaJobState
-awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *nulls)
-{
-	AwaJobState state = awa_job_initial_state(job);
-
-	values[cols->kind] = PointerGetDatum(job->kind);
-	values[cols->queue] = PointerGetDatum(job->queue);
-	values[cols->args] = JsonbPGetDatum(job->args);
-	values[cols->state] = cols->states[state];
-	values[cols->priority] = Int16GetDatum((int16) job->priority);
-	values[cols->max_attempts] = Int16GetDatum((int16) job->max_attempts);
-	values[cols->run_at] = TimestampTzGetDatum(job->has_run_at ? job->run_at :
-											   GetCurrentTransactionStartTimestamp());
-	values[cols->tags] = PointerGetDatum(job->tags);
-	values[cols->metadata] = JsonbPGetDatum(job->metadata);
-	nulls[cols->kind] = nulls[cols->queue] = nulls[cols->args] = false;
-	nulls[cols->state] = nulls[cols->priority] = nulls[cols->max_attempts] = false;
-	nulls[cols->run_at] = nulls[cols->tags] = nulls[cols->metadata] = false;
-	if (cols->timeout >= 0)
-	{
-		values[cols->timeout] = PointerGetDatum(job->timeout);
-		nulls[cols->timeout] = (job->timeout == NULL);
-	}
-	else if (job->timeout != NULL)	/* awa_validate_job refuses that */
-		elog(ERROR, "awa: awa.jobs has no column \"timeout\"");
-	return state;
-}
 
 /* Announce a row just written from job in this state (job.c). */
 static void

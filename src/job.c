@@ -40,6 +40,8 @@
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "awa.h"
 #include "maintain.h"
@@ -54,6 +56,45 @@
  * exactly 24 hours later.
  */
 #define AWA_BACKOFF_BASE_CAP	69120	/* seconds; 86400 / 1.25 */
+
+int			awa_heartbeat_timeout = 90;
+int			awa_max_error_bytes = 8192;
+int			awa_max_errors_kept = 25;
+
+/* Define the settings of the state machine (from _PG_init). */
+void
+awa_job_init(void)
+{
+	DefineCustomIntVariable("awa.heartbeat_timeout",
+							"A running job whose heartbeat is older than this is rescued.",
+							NULL,
+							&awa_heartbeat_timeout,
+							90,
+							1, 86400 * 7,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("awa.max_error_bytes",
+							"Longest error text kept in an entry of a job's errors.",
+							"Longer texts (of awa_fail, or older entries when the history is rewritten) are cut at a character boundary; the entry then has \"truncated\": true and \"error_bytes\": the original length.",
+							&awa_max_error_bytes,
+							8192,
+							64, (int) (MaxAllocSize / 2),
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("awa.max_errors_kept",
+							"Most entries kept in a job's errors.",
+							"A failure or rescue that would exceed it drops the oldest entries; each entry keeps its attempt number.",
+							&awa_max_errors_kept,
+							25,
+							1, 10000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+}
 
 /* ---------------------------------------------------------------------
  * The states

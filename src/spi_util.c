@@ -170,6 +170,13 @@ awa_put_job(FunctionCallInfo fcinfo, HeapTuple tuple, TupleDesc spidesc)
 }
 
 /*
+ * True while awa's own INSERT of prepared rows runs (awa_insert,
+ * awa_insert_many): its rows are validated, given their state and woken
+ * already, so the row trigger of awa.jobs (copy.c) lets them pass.
+ */
+bool		awa_rows_prepared = false;
+
+/*
  * Run a saved INSERT of job rows that awa has validated and given their
  * state already: the BEFORE INSERT trigger of awa.jobs (copy.c), which does
  * that for plain INSERT and COPY, lets them pass.

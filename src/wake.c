@@ -298,6 +298,22 @@ awa_channel_is_ours(const char *channel)
 		strncmp(channel, AWA_OWN_CHANNEL_PREFIX, 4) == 0;
 }
 
+bool		awa_notify = true;
+
+/* Define awa.notify (from _PG_init, before the awa. prefix is reserved). */
+void
+awa_notify_init(void)
+{
+	DefineCustomBoolVariable("awa.notify",
+							 "Sends NOTIFY awa:<queue> when a job becomes available.",
+							 "Listeners use it to wake up (a queue name longer than 59 bytes uses awa#<md5 of the name>).  With awa preloaded it is sent only while some session listens on an awa channel (awa:, awa# or awa.).",
+							 &awa_notify,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+}
+
 /*
  * Record that jobs of this queue became claimable in the current
  * transaction: NOTIFY its channel (delivered at commit, deduplicated per

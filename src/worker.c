@@ -34,40 +34,6 @@ PG_FUNCTION_INFO_V1(awa_rescue);
 
 #define AWA_MAX_ARRAY			10000
 /*
- * Check an interval argument against 0 (or 0 excluded, when positive) ..
- * AWA_MAX_DELAY_DAYS, and return it in microseconds.  Each field (months,
- * days, time) is bounded as well, so that adding the interval to now()
- * cannot overflow even when the fields' signs differ.  Raises 22023 naming
- * the argument and the range: a bad value changes nothing.
- */
-int64
-awa_check_delay(Interval *iv, const char *name, bool positive)
-{
-	const int64 max_us = (int64) AWA_MAX_DELAY_DAYS * USECS_PER_DAY;
-	int64		us = awa_interval_usecs(iv);
-
-	if ((positive ? us <= 0 : us < 0) || us > max_us ||
-		iv->month < -AWA_MAX_DELAY_DAYS / DAYS_PER_MONTH ||
-		iv->month > AWA_MAX_DELAY_DAYS / DAYS_PER_MONTH ||
-		iv->day < -AWA_MAX_DELAY_DAYS || iv->day > AWA_MAX_DELAY_DAYS ||
-		iv->time < -max_us || iv->time > max_us)
-	{
-		char	   *shown = DatumGetCString(DirectFunctionCall1(interval_out,
-																IntervalPGetDatum(iv)));
-
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 positive ?
-				 errmsg("%s must be more than 0 and at most %d days, got \"%s\"",
-						name, AWA_MAX_DELAY_DAYS, shown) :
-				 errmsg("%s must be between 0 and %d days, got \"%s\"",
-						name, AWA_MAX_DELAY_DAYS, shown),
-				 errhint("A month counts as 30 days, a year as 360.")));
-	}
-	return us;
-}
-
-/*
  * Check that ids and leases are one-dimensional bigint arrays of equal
  * length without NULLs and no longer than AWA_MAX_ARRAY.
  */
