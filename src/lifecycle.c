@@ -1,8 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * lifecycle.c
- *		State changes of a single job requested by producers and operators:
- *		awa_cancel and awa_retry.
+ *		State changes requested by producers and operators: awa_cancel and
+ *		awa_retry of one job, awa_retry_failed and awa_discard_failed of
+ *		the failed jobs of a kind or queue.  The changes are job.c's.
+ *
+ * SQLSTATEs raised:
+ *	22004 (null_value_not_allowed): a required argument is NULL
+ *	22023 (invalid_parameter_value): a name of the wrong length, or
+ *		awa_retry_failed without any filter
+ *	23505 (unique_violation): awa_retry of a unique job whose key another
+ *		job holds
+ *	P0002 (no_data_found): awa_cancel or awa_retry of an unknown id
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +25,11 @@
 
 PG_FUNCTION_INFO_V1(awa_cancel);
 PG_FUNCTION_INFO_V1(awa_retry);
+PG_FUNCTION_INFO_V1(awa_retry_failed);
+PG_FUNCTION_INFO_V1(awa_discard_failed);
+
+/* awa_retry_failed / awa_discard_failed: this kind means "every kind". */
+#define AWA_ANY_KIND	"*"
 
 /* Raise P0002 unless a job with this id exists.  Caller is in SPI. */
 static void
@@ -83,4 +97,126 @@ awa_retry(PG_FUNCTION_ARGS)
 	return_job_or_none(fcinfo, awa_job_retry(PG_GETARG_DATUM(0)));
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * The kind argument of awa_retry_failed / awa_discard_failed: a valid name,
+ * or '*' for every kind, which becomes NULL (no filter) in the query.
+ */
+static Datum
+kind_filter(text *kind, bool *isnull)
+{
+	awa_check_name(kind, "kind");
+	if (VARSIZE_ANY_EXHDR(kind) == 1 && *VARDATA_ANY(kind) == '*')
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	*isnull = false;
+	return PointerGetDatum(kind);
+}
+
+/* qsort order of the rows of an SPI result by their int8 first column. */
+static SPITupleTable *sort_table;
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	bool		isnull;
+	int64		x = DatumGetInt64(SPI_getbinval(sort_table->vals[*(const int *) a],
+											   sort_table->tupdesc, 1, &isnull));
+	int64		y = DatumGetInt64(SPI_getbinval(sort_table->vals[*(const int *) b],
+											   sort_table->tupdesc, 1, &isnull));
+
+	return (x > y) - (x < y);
+}
+
+/* The positions of the rows of the last SPI result, ordered by id. */
+static int *
+order_by_id(void)
+{
+	int		   *order = palloc(sizeof(int) * Max(SPI_processed, 1));
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+		order[i] = (int) i;
+	sort_table = SPI_tuptable;
+	qsort(order, SPI_processed, sizeof(int), id_cmp);
+	sort_table = NULL;
+	return order;
+}
+
+/*
+ * awa_retry_failed(kind text DEFAULT NULL, queue text DEFAULT NULL)
+ *		RETURNS SETOF awa.jobs
+ *
+ * Failed jobs of this kind (or of every kind, kind => '*') and, when given,
+ * of this queue become available now with their attempts reset, like
+ * awa_retry.  Returns them ordered by id.  With neither filter it refuses
+ * (22023): retrying everything must be asked for with kind => '*'.
+ */
+Datum
+awa_retry_failed(PG_FUNCTION_ARGS)
+{
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+	int		   *order;
+
+	awa_check_writable("awa_retry_failed");
+
+	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("awa_retry_failed needs a kind or a queue"),
+				 errhint("Pass kind => '*' to retry every failed job.")));
+	if (PG_ARGISNULL(0))
+		nulls[0] = 'n';
+	else
+	{
+		values[0] = kind_filter(PG_GETARG_TEXT_PP(0), &isnull);
+		if (isnull)
+			nulls[0] = 'n';
+	}
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	else
+	{
+		values[1] = PointerGetDatum(PG_GETARG_TEXT_PP(1));
+		awa_check_name(DatumGetTextPP(values[1]), "queue");
+	}
+
+	SPI_connect();
+	awa_job_retry_failed(values, nulls);
+	order = order_by_id();
+	awa_store_jobs(fcinfo, SPI_tuptable, SPI_processed, order);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * awa_discard_failed(kind text) RETURNS bigint
+ *
+ * Delete the failed jobs of this kind (kind => '*': of every kind) and
+ * return how many were deleted.
+ */
+Datum
+awa_discard_failed(PG_FUNCTION_ARGS)
+{
+	Datum		values[1];
+	char		nulls[1] = {' '};
+	bool		isnull;
+	int64		n;
+
+	awa_check_writable("awa_discard_failed");
+
+	awa_check_not_null(fcinfo, 0, "kind");
+	values[0] = kind_filter(PG_GETARG_TEXT_PP(0), &isnull);
+	if (isnull)
+		nulls[0] = 'n';
+
+	SPI_connect();
+	n = awa_job_discard_failed(values[0], nulls[0] == 'n');
+	SPI_finish();
+	PG_RETURN_INT64(n);
 }

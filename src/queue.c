@@ -1,0 +1,261 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *		Queue administration: pause, resume, a concurrency limit, forget a
+ *		queue's settings, drain its waiting jobs.
+ *
+ * Every function checks all of its arguments before it touches a row, so
+ * bad input raises an error and changes nothing.  SQLSTATEs raised:
+ *	22004 (null_value_not_allowed): a required argument is NULL
+ *	22023 (invalid_parameter_value): a name of the wrong length, a limit
+ *		outside 1..1000
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+
+#include "awa.h"
+
+PG_FUNCTION_INFO_V1(awa_pause_queue);
+PG_FUNCTION_INFO_V1(awa_resume_queue);
+PG_FUNCTION_INFO_V1(awa_set_queue_limit);
+PG_FUNCTION_INFO_V1(awa_forget_queue);
+PG_FUNCTION_INFO_V1(awa_drain_queue);
+
+/* The queue argument of the queue functions: required, a valid name. */
+static text *
+queue_arg(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *queue;
+
+	awa_check_not_null(fcinfo, argno, "queue");
+	queue = PG_GETARG_TEXT_PP(argno);
+	awa_check_name(queue, "queue");
+	return queue;
+}
+
+/*
+ * Tell the caller (NOTICE) when a queue whose settings are being changed
+ * has no waiting or running job: often a misspelt name, since settings of
+ * any name are accepted (a queue exists as soon as a job names it).  Reads
+ * only the claim index and the running jobs.  Caller is in SPI.
+ */
+static void
+notice_if_unused(Datum queue)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	bool		isnull;
+
+	if (SPI_execute_plan(awa_plan(&plan,
+								  "SELECT EXISTS (SELECT FROM awa.jobs WHERE queue = $1"
+								  "   AND state IN " AWA_STATES_WAITING_SQL ")"
+								  " OR EXISTS (SELECT FROM awa.jobs WHERE state = 'running' AND queue = $1)",
+								  1, argtypes),
+						 &queue, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "awa: looking for the jobs of a queue failed");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(NOTICE,
+				(errmsg("queue \"%s\" has no waiting or running jobs", TextDatumGetCString(queue)),
+				 errhint("Check the name: the setting applies to this name alone. awa_forget_queue removes the settings of a queue.")));
+}
+
+/*
+ * awa_pause_queue(queue text, paused_by text DEFAULT NULL) RETURNS boolean
+ *
+ * Mark the queue paused in awa.queue_meta: from the commit on, awa_claim
+ * hands out none of its jobs, to every worker.  A queue may be paused
+ * before it has jobs.  Returns false (and keeps the first pause's time and
+ * author) when it was already paused.
+ */
+Datum
+awa_pause_queue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	int			ret;
+	bool		paused;
+
+	awa_check_writable("awa_pause_queue");
+
+	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	else
+		values[1] = PG_GETARG_DATUM(1);
+
+	SPI_connect();
+	notice_if_unused(values[0]);
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"INSERT INTO awa.queue_meta AS m (queue, paused, paused_at, paused_by)"
+									" VALUES ($1, true, now(), $2)"
+									" ON CONFLICT (queue) DO UPDATE"
+									" SET paused = true, paused_at = now(), paused_by = $2"
+									" WHERE NOT m.paused",
+									2, argtypes),
+						   values, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "awa_pause_queue: upsert failed: %s", SPI_result_code_string(ret));
+	paused = (SPI_processed == 1);
+	SPI_finish();
+	PG_RETURN_BOOL(paused);
+}
+
+/*
+ * awa_resume_queue(queue text) RETURNS boolean
+ *
+ * Let awa_claim hand out the queue's jobs again, and wake claimers that
+ * wait on it (NOTIFY and latches at commit).  Returns false, a no-op, when
+ * the queue was not paused, including a queue awa has never seen.
+ */
+Datum
+awa_resume_queue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	text	   *queue = queue_arg(fcinfo, 0);
+	Datum		values[1] = {PointerGetDatum(queue)};
+	int			ret;
+	bool		resumed;
+
+	awa_check_writable("awa_resume_queue");
+
+	SPI_connect();
+	notice_if_unused(values[0]);
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"UPDATE awa.queue_meta SET paused = false, paused_at = NULL,"
+									" paused_by = NULL WHERE queue = $1 AND paused",
+									1, argtypes),
+						   values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "awa_resume_queue: update failed: %s", SPI_result_code_string(ret));
+	resumed = (SPI_processed == 1);
+	if (resumed)
+		awa_queue_opened(text_to_cstring(queue), false);
+	SPI_finish();
+	PG_RETURN_BOOL(resumed);
+}
+
+/*
+ * awa_set_queue_limit(queue text, max_running integer) RETURNS awa.queue_meta
+ *
+ * From the commit on, awa_claim keeps at most max_running jobs of the queue
+ * running at once, across every worker (claim.c); NULL lifts the limit.
+ * Jobs already running above a lowered limit finish; no new ones start
+ * until the count is under it.  Claimers waiting on the queue are woken at
+ * commit, since a raised or lifted limit may let them claim.
+ */
+Datum
+awa_set_queue_limit(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, INT4OID};
+	text	   *queue = queue_arg(fcinfo, 0);
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	Datum		result;
+	int			ret;
+
+	awa_check_writable("awa_set_queue_limit");
+
+	values[0] = PointerGetDatum(queue);
+	if (PG_ARGISNULL(1))
+		nulls[1] = 'n';
+	else
+	{
+		int32		limit = PG_GETARG_INT32(1);
+
+		if (limit < 1 || limit > AWA_MAX_QUEUE_LIMIT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_running must be between 1 and %d, got %d",
+							AWA_MAX_QUEUE_LIMIT, limit),
+					 errhint("Pass NULL to lift the limit; awa_pause_queue stops a queue.")));
+		values[1] = Int32GetDatum(limit);
+	}
+
+	SPI_connect();
+	notice_if_unused(values[0]);
+	ret = SPI_execute_plan(awa_plan(&plan,
+									"INSERT INTO awa.queue_meta AS m (queue, max_running)"
+									" VALUES ($1, $2)"
+									" ON CONFLICT (queue) DO UPDATE SET max_running = $2"
+									" RETURNING *",
+									2, argtypes),
+						   values, nulls, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "awa_set_queue_limit: upsert failed: %s", SPI_result_code_string(ret));
+	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						   callercxt);
+	awa_queue_opened(text_to_cstring(queue), false);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_forget_queue(queue) RETURNS boolean
+ *
+ * Remove a queue's settings (paused or not, concurrency limit): the queue
+ * then behaves as one that was never configured.  Its jobs are untouched.
+ * True if it had settings.
+ */
+Datum
+awa_forget_queue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	awa_check_writable("awa_forget_queue");
+
+	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
+	SPI_connect();
+	if (SPI_execute_plan(awa_plan(&plan, "DELETE FROM awa.queue_meta WHERE queue = $1", 1, argtypes),
+						 values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "awa_forget_queue: delete failed");
+	found = (SPI_processed == 1);
+	if (found)
+		awa_queue_opened(TextDatumGetCString(values[0]), true);
+	SPI_finish();
+	PG_RETURN_BOOL(found);
+}
+
+/*
+ * awa_drain_queue(queue text) RETURNS bigint
+ *
+ * Cancel every job of the queue that waits to run or waits on an external
+ * system (available, scheduled, retryable, waiting_external) and return how
+ * many were cancelled.  Running jobs are left to finish.  Holders of
+ * waiting_external jobs get NOTIFY awa.cancel, as with awa_cancel.  One
+ * statement, locking in id order.
+ */
+Datum
+awa_drain_queue(PG_FUNCTION_ARGS)
+{
+	Datum		values[1];
+	int64		n;
+
+	awa_check_writable("awa_drain_queue");
+
+	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
+
+	SPI_connect();
+	n = awa_job_drain(values[0]);
+	SPI_finish();
+	PG_RETURN_INT64(n);
+}
