@@ -185,11 +185,39 @@ extern int64 awa_job_promote_one(int64 id);
 	" JOIN awa.jobs j ON j.id = u.id AND j.run_lease = u.lease" \
 	" ORDER BY j.id FOR NO KEY UPDATE OF j"
 
-/* spi_util.c */
+/* stmt.c: the SPI statement layer */
+#define AWA_STMT_MAX_ARGS		12
+#define AWA_SPI_OK_ANY			(-1000)	/* expect: any SPI_OK_* result */
+typedef struct AwaStmt
+{
+	const char *name;			/* names it in errors */
+	const char *sql;
+	int			expect;			/* the SPI_OK_* result it must give */
+	int			nargs;
+	Oid			argtypes[AWA_STMT_MAX_ARGS];	/* built-in types only */
+	bool		read_only;		/* run with read_only (no CommandCounterIncrement) */
+	int			cursor_options; /* 0: a generic plan */
+	SPIPlanPtr	plan;			/* prepared at its first run, kept */
+} AwaStmt;
+
+/* Declare a statement: AWA_STMT(name, expect, sql, nargs, argtypes...) */
+#define AWA_STMT(NAME, EXPECT, SQL, NARGS, ...) \
+	{(NAME), (SQL), (EXPECT), (NARGS), {__VA_ARGS__}, false, 0, NULL}
+/* The same, run read-only (a SELECT that changes nothing). */
+#define AWA_QUERY(NAME, SQL, NARGS, ...) \
+	{(NAME), (SQL), SPI_OK_SELECT, (NARGS), {__VA_ARGS__}, true, 0, NULL}
+
 extern SPIPlanPtr awa_plan(SPIPlanPtr *cache, const char *sql, int nargs,
 						   const Oid *argtypes);
 extern SPIPlanPtr awa_plan_opts(SPIPlanPtr *cache, const char *sql, int nargs,
 								const Oid *argtypes, int cursor_options);
+extern uint64 awa_stmt_run(AwaStmt *stmt, Datum *values, const char *nulls,
+						   long tcount);
+extern Datum awa_stmt_value(uint64 row, const char *column, bool *isnull);
+extern int64 awa_stmt_int8(uint64 row, const char *column);
+extern bool awa_stmt_bool(uint64 row, const char *column);
+
+/* spi_util.c */
 extern Datum awa_job_datum(HeapTuple tuple, TupleDesc spidesc,
 						   TupleDesc jobdesc, MemoryContext cxt);
 extern void awa_store_jobs(FunctionCallInfo fcinfo, SPITupleTable *tuptable,

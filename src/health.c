@@ -34,24 +34,20 @@ PG_FUNCTION_INFO_V1(awa_health_check);
 static void
 maintenance_reasons(StringInfo reason)
 {
-	static SPIPlanPtr plan = NULL;
+	static AwaStmt stmt = AWA_QUERY("awa_health_check: query",
+		"SELECT step, max(error) FILTER (WHERE item = ''),"
+		" count(*) FILTER (WHERE item <> ''),"
+		" (array_agg(item ORDER BY first_failed_at, item) FILTER (WHERE item <> ''))[1],"
+		" (array_agg(error ORDER BY first_failed_at, item) FILTER (WHERE item <> ''))[1]"
+		" FROM awa.maintenance_failures GROUP BY step ORDER BY step",
+		0, InvalidOid);
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			nsp = get_namespace_oid("awa", true);
 	uint64		i;
-	int			ret;
 
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("maintenance_failures", nsp)))
 		return;
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"SELECT step, max(error) FILTER (WHERE item = ''),"
-									" count(*) FILTER (WHERE item <> ''),"
-									" (array_agg(item ORDER BY first_failed_at, item) FILTER (WHERE item <> ''))[1],"
-									" (array_agg(error ORDER BY first_failed_at, item) FILTER (WHERE item <> ''))[1]"
-									" FROM awa.maintenance_failures GROUP BY step ORDER BY step",
-									0, NULL),
-						   NULL, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa_health_check: query failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, NULL, NULL, 0);
 	MemoryContextSwitchTo(cxt);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -176,8 +172,18 @@ who_maintains(StringInfo reason, const char **by, int *pid, TimestampTz *last_ro
 Datum
 awa_health_check(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT4OID};
+	static AwaStmt stmt = AWA_QUERY("awa_health_check: query",
+		"SELECT (SELECT extversion FROM pg_catalog.pg_extension"
+		"        WHERE extname = 'awa'),"
+		" (SELECT count(*) FROM awa.jobs WHERE state = 'running'"
+		"        AND heartbeat_at < now() - make_interval(secs => $1)),"
+		" (SELECT CASE WHEN min(run_at) IS NOT NULL THEN greatest(extract(epoch FROM now())"
+		"        - extract(epoch FROM min(run_at)), 0)::float8 END"
+		"        FROM awa.jobs WHERE state = 'available'),"
+		" (SELECT coalesce(array_agg(queue ORDER BY queue), '{}')"
+		"        FROM awa.queue_meta WHERE paused),"
+		" pg_catalog.pg_notification_queue_usage()",
+		1, INT4OID);
 	MemoryContext callercxt = CurrentMemoryContext;
 	TupleDesc	desc;
 	Datum		args[1] = {Int32GetDatum(awa_heartbeat_timeout)};
@@ -192,7 +198,6 @@ awa_health_check(PG_FUNCTION_ARGS)
 	HeapTuple	t;
 	TupleDesc	spidesc;
 	bool		isnull;
-	int			ret;
 
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "awa_health_check: return type must be a row type");
@@ -200,21 +205,9 @@ awa_health_check(PG_FUNCTION_ARGS)
 	SPI_connect();
 	initStringInfo(&reason);
 	who_maintains(&reason, &by, &pid, &last_round);
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"SELECT (SELECT extversion FROM pg_catalog.pg_extension"
-									"        WHERE extname = 'awa'),"
-									" (SELECT count(*) FROM awa.jobs WHERE state = 'running'"
-									"        AND heartbeat_at < now() - make_interval(secs => $1)),"
-									" (SELECT CASE WHEN min(run_at) IS NOT NULL THEN greatest(extract(epoch FROM now())"
-									"        - extract(epoch FROM min(run_at)), 0)::float8 END"
-									"        FROM awa.jobs WHERE state = 'available'),"
-									" (SELECT coalesce(array_agg(queue ORDER BY queue), '{}')"
-									"        FROM awa.queue_meta WHERE paused),"
-									" pg_catalog.pg_notification_queue_usage()",
-									1, argtypes),
-						   args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "awa_health_check: query failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, args, NULL, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "awa_health_check: query: expected 1 row");
 	t = SPI_tuptable->vals[0];
 	spidesc = SPI_tuptable->tupdesc;
 

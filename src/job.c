@@ -198,29 +198,13 @@ awa_queue_opened(const char *queue, bool limit_gone)
  * ---------------------------------------------------------------------
  */
 
-#define MAX_TRANSITION_ARGS 9
-
-/* One saved statement that changes the state of jobs. */
+/* A statement that changes the state of jobs, and what that means. */
 typedef struct Transition
 {
-	const char *who;			/* names it in errors */
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[MAX_TRANSITION_ARGS];
+	AwaStmt		stmt;
 	bool		from_running;	/* every job it changes was running */
 	bool		all_due;		/* every row it returns is available now */
-	SPIPlanPtr	plan;
 } Transition;
-
-/* The int8 column of a row by name (NULL: 0). */
-static int64
-row_int8(HeapTuple row, TupleDesc desc, const char *name)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(row, desc, SPI_fnumber(desc, name), &isnull);
-
-	return isnull ? 0 : DatumGetInt64(d);
-}
 
 /*
  * The policy, applied to the rows a transition just returned (see the
@@ -268,8 +252,7 @@ apply_effects(const Transition *t)
 			if (!isnull && DatumGetBool(d))
 			{
 				awa_running_freed();
-				awa_notify_cancel(row_int8(row, desc, "id"),
-								  row_int8(row, desc, "run_lease"));
+				awa_notify_cancel(awa_stmt_int8(i, "id"), awa_stmt_int8(i, "run_lease"));
 			}
 		}
 	}
@@ -283,13 +266,7 @@ apply_effects(const Transition *t)
 static uint64
 run_transition(Transition *t, Datum *values, const char *nulls, long tcount)
 {
-	int			ret;
-
-	ret = SPI_execute_plan(awa_plan(&t->plan, t->sql, t->nargs, t->argtypes),
-						   values, nulls, false, tcount);
-	if (ret != SPI_OK_UPDATE && ret != SPI_OK_UPDATE_RETURNING &&
-		ret != SPI_OK_DELETE && ret != SPI_OK_SELECT)
-		elog(ERROR, "%s: update failed: %s", t->who, SPI_result_code_string(ret));
+	awa_stmt_run(&t->stmt, values, nulls, tcount);
 	apply_effects(t);
 	return SPI_processed;
 }
@@ -406,10 +383,10 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 bool
 awa_job_complete(Datum job_id, Datum run_lease)
 {
-	static Transition t = {"awa_complete",
+	static Transition t = {AWA_STMT("awa_complete: update", SPI_OK_UPDATE,
 		"UPDATE awa.jobs SET state = 'completed', finalized_at = now()"
 		" WHERE id = $1 AND run_lease = $2 AND state = 'running'",
-	2, {INT8OID, INT8OID}, true};
+	2, INT8OID, INT8OID), true};
 	Datum		values[2] = {job_id, run_lease};
 
 	return run_transition(&t, values, NULL, 0) == 1;
@@ -419,11 +396,11 @@ awa_job_complete(Datum job_id, Datum run_lease)
 int64
 awa_job_complete_many(Datum ids, Datum leases)
 {
-	static Transition t = {"awa_complete_many",
+	static Transition t = {AWA_STMT("awa_complete_many: update", SPI_OK_UPDATE,
 		"WITH l AS (" AWA_LOCK_BY_ID_LEASE_SQL ")"
 		" UPDATE awa.jobs j SET state = 'completed', finalized_at = now()"
 		" FROM l WHERE j.id = l.id AND l.state = 'running'",
-	2, {INT8ARRAYOID, INT8ARRAYOID}, true};
+	2, INT8ARRAYOID, INT8ARRAYOID), true};
 	Datum		values[2] = {ids, leases};
 
 	return (int64) run_transition(&t, values, NULL, 0);
@@ -471,7 +448,7 @@ bool
 awa_job_fail(Datum job_id, Datum run_lease, text *error, int64 error_bytes,
 			 Interval *retry_in, bool terminal, Datum *state)
 {
-	static Transition t = {"awa_fail",
+	static Transition t = {AWA_STMT("awa_fail: update", SPI_OK_UPDATE_RETURNING,
 		"UPDATE awa.jobs SET"
 		" errors = " AWA_ERRORS_SQL("errors", "$7", "$8", "$9",
 									"jsonb_build_object('attempt', attempt, 'error', $3, 'at', now())"
@@ -487,7 +464,7 @@ awa_job_fail(Datum job_id, Datum run_lease, text *error, int64 error_bytes,
 		" heartbeat_at = NULL, deadline_at = NULL"
 		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
 		" RETURNING queue, CASE WHEN state = 'retryable' THEN run_at <= now() END AS awa_due, state",
-		9, {INT8OID, INT8OID, TEXTOID, INTERVALOID, BOOLOID, INT8OID, INT4OID, INT4OID, INT4OID},
+		9, INT8OID, INT8OID, TEXTOID, INTERVALOID, BOOLOID, INT8OID, INT4OID, INT4OID, INT4OID),
 	true};
 	Datum		values[9];
 	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -518,12 +495,12 @@ awa_job_fail(Datum job_id, Datum run_lease, text *error, int64 error_bytes,
 bool
 awa_job_snooze(Datum job_id, Datum run_lease, Interval *delay)
 {
-	static Transition t = {"awa_snooze",
+	static Transition t = {AWA_STMT("awa_snooze: update", SPI_OK_UPDATE_RETURNING,
 		"UPDATE awa.jobs SET state = 'scheduled', run_at = now() + $3,"
 		" attempt = greatest(attempt - 1, 0), heartbeat_at = NULL, deadline_at = NULL"
 		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
 		" RETURNING queue, run_at <= now() AS awa_due",
-	3, {INT8OID, INT8OID, INTERVALOID}, true};
+	3, INT8OID, INT8OID, INTERVALOID), true};
 	Datum		values[3] = {job_id, run_lease, IntervalPGetDatum(delay)};
 
 	return run_transition(&t, values, NULL, 0) == 1;
@@ -566,8 +543,8 @@ awa_job_snooze(Datum job_id, Datum run_lease, Interval *delay)
 	" ELSE 'deadline exceeded' END ELSE 'heartbeat stale' END"
 
 #define RESCUE_TRANSITION(CAUSE, PICK, PICKTYPE) \
-	{"awa_rescue", RESCUE_SQL(CAUSE, PICK), 5, \
-	 {INTERVALOID, PICKTYPE, INT4OID, INT4OID, INT4OID}, true}
+	{AWA_STMT("awa_rescue: update", SPI_OK_UPDATE_RETURNING, RESCUE_SQL(CAUSE, PICK), 5, \
+			  INTERVALOID, PICKTYPE, INT4OID, INT4OID, INT4OID), true}
 
 /*
  * Run one of a pair of rescue transitions ([0]: schema before 0.3.0, [1]:
@@ -630,12 +607,12 @@ awa_rescue_job(int64 job_id)
 uint64
 awa_job_cancel(Datum job_id)
 {
-	static Transition t = {"awa_cancel",
+	static Transition t = {AWA_STMT("awa_cancel: update", SPI_OK_UPDATE_RETURNING,
 		"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
 		" FROM (SELECT id, state FROM awa.jobs WHERE id = $1 FOR UPDATE) o"
 		" WHERE j.id = o.id AND o.state IN " AWA_STATES_LIVE_SQL
 		" RETURNING j.*, o.state IN " AWA_STATES_HELD_SQL " AS awa_stop",
-	1, {INT8OID}, false};
+	1, INT8OID), false};
 
 	return run_transition(&t, &job_id, NULL, 1);
 }
@@ -647,13 +624,13 @@ awa_job_cancel(Datum job_id)
 uint64
 awa_job_cancel_by_key(Datum key, Datum legacy)
 {
-	static Transition t = {"awa_cancel_by_unique_key",
+	static Transition t = {AWA_STMT("awa_cancel_by_unique_key: update", SPI_OK_UPDATE_RETURNING,
 		"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
 		" FROM (SELECT id, state FROM awa.jobs WHERE unique_key IN ($1, $2)"
 		"       AND state IN " AWA_STATES_LIVE_SQL " ORDER BY id FOR NO KEY UPDATE) o"
 		" WHERE j.id = o.id AND o.state IN " AWA_STATES_LIVE_SQL
 		" RETURNING j.*, o.state IN " AWA_STATES_HELD_SQL " AS awa_stop",
-	2, {BYTEAOID, BYTEAOID}, false};
+	2, BYTEAOID, BYTEAOID), false};
 	Datum		values[2] = {key, legacy};
 
 	return run_transition(&t, values, NULL, 0);
@@ -668,7 +645,7 @@ awa_job_cancel_by_key(Datum key, Datum legacy)
 int64
 awa_job_drain(Datum queue)
 {
-	static Transition t = {"awa_drain_queue",
+	static Transition t = {AWA_STMT("awa_drain_queue: update", SPI_OK_SELECT,
 		"WITH l AS (SELECT id, state FROM awa.jobs"
 		"   WHERE state IN " AWA_STATES_QUEUED_SQL
 		"   AND queue = $1 ORDER BY id FOR NO KEY UPDATE),"
@@ -679,7 +656,7 @@ awa_job_drain(Datum queue)
 		" FROM (SELECT count(*) AS n FROM d) c"
 		" LEFT JOIN (SELECT id, run_lease FROM d WHERE held) h ON true"
 		" ORDER BY h.id",
-	1, {TEXTOID}, false};
+	1, TEXTOID), false};
 	bool		isnull;
 
 	if (run_transition(&t, &queue, NULL, 0) < 1)
@@ -695,38 +672,32 @@ awa_job_drain(Datum queue)
 uint64
 awa_job_retry(Datum job_id)
 {
-	static SPIPlanPtr holder_plan = NULL;
-	static const Oid argtypes[] = {INT8OID};
-	static Transition t = {"awa_retry",
+	static AwaStmt holder = AWA_QUERY("awa_retry: unique key check",
+									  "SELECT h.id FROM awa.jobs j JOIN awa.jobs h"
+									  " ON h.unique_key = j.unique_key AND h.id <> j.id"
+									  " AND awa.unique_state_held(h.unique_states, h.state)"
+									  " WHERE j.id = $1 AND j.state IN " AWA_STATES_RETRY_SQL
+									  " AND awa.unique_state_held(j.unique_states, 'available')",
+									  1, INT8OID);
+	static Transition t = {AWA_STMT("awa_retry: update", SPI_OK_UPDATE_RETURNING,
 		"UPDATE awa.jobs SET state = 'available', run_at = now(),"
 		" attempt = 0, finalized_at = NULL, heartbeat_at = NULL,"
 		" deadline_at = NULL"
 		" WHERE id = $1 AND state IN " AWA_STATES_RETRY_SQL
 		" RETURNING *",
-	1, {INT8OID}, false, true};
-	int			ret;
+	1, INT8OID), false, true};
 
 	/* a unique job whose key another job holds now cannot come back */
-	ret = SPI_execute_plan(awa_plan(&holder_plan,
-									"SELECT h.id FROM awa.jobs j JOIN awa.jobs h"
-									" ON h.unique_key = j.unique_key AND h.id <> j.id"
-									" AND awa.unique_state_held(h.unique_states, h.state)"
-									" WHERE j.id = $1 AND j.state IN " AWA_STATES_RETRY_SQL
-									" AND awa.unique_state_held(j.unique_states, 'available')",
-									1, argtypes),
-						   &job_id, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa_retry: unique key check failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
+	if (awa_stmt_run(&holder, &job_id, NULL, 1) == 1)
 	{
-		int64		holder = row_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, "id");
+		int64		holder_id = awa_stmt_int8(0, "id");
 
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("job %lld cannot be retried: job %lld holds its unique key",
-						(long long) DatumGetInt64(job_id), (long long) holder),
+						(long long) DatumGetInt64(job_id), (long long) holder_id),
 				 errhint("Wait for job %lld to finish or cancel it, then retry.",
-						 (long long) holder)));
+						 (long long) holder_id)));
 	}
 	return run_transition(&t, &job_id, NULL, 1);
 }
@@ -745,7 +716,7 @@ awa_job_retry_failed(Datum *kind_queue, const char *nulls)
 	 * The jobs are locked in id order first (l); the row values after the
 	 * lock are the current ones.
 	 */
-	static Transition t = {"awa_retry_failed",
+	static Transition t = {AWA_STMT("awa_retry_failed: update", SPI_OK_UPDATE_RETURNING,
 		"WITH l AS (SELECT id, unique_key, unique_states FROM awa.jobs"
 		"   WHERE state = 'failed'"
 		"   AND ($1::text IS NULL OR kind = $1)"
@@ -763,7 +734,7 @@ awa_job_retry_failed(Datum *kind_queue, const char *nulls)
 		"   WHERE h.unique_key = j.unique_key AND h.id <> j.id"
 		"   AND awa.unique_state_held(h.unique_states, h.state))))"
 		" RETURNING j.*",
-	2, {TEXTOID, TEXTOID}, false, true};
+	2, TEXTOID, TEXTOID), false, true};
 
 	return run_transition(&t, kind_queue, nulls, 0);
 }
@@ -772,11 +743,11 @@ awa_job_retry_failed(Datum *kind_queue, const char *nulls)
 int64
 awa_job_discard_failed(Datum kind, bool kind_isnull)
 {
-	static Transition t = {"awa_discard_failed",
+	static Transition t = {AWA_STMT("awa_discard_failed: delete", SPI_OK_DELETE,
 		"WITH l AS (SELECT id FROM awa.jobs WHERE state = 'failed'"
 		"   AND ($1::text IS NULL OR kind = $1) ORDER BY id FOR UPDATE)"
 		" DELETE FROM awa.jobs j USING l WHERE j.id = l.id",
-	1, {TEXTOID}, false};
+	1, TEXTOID), false};
 
 	return (int64) run_transition(&t, &kind, kind_isnull ? "n" : NULL, 0);
 }
@@ -791,7 +762,7 @@ awa_job_discard_failed(Datum kind, bool kind_isnull)
 int64
 awa_job_promote(Datum skip)
 {
-	static Transition t = {"awa: promoting jobs",
+	static Transition t = {AWA_STMT("awa: promoting jobs", SPI_OK_SELECT,
 		"WITH due AS (SELECT id FROM awa.jobs"
 		"   WHERE state IN " AWA_STATES_PROMOTABLE_SQL " AND run_at <= now()"
 		"   AND id <> ALL($1)"
@@ -800,7 +771,7 @@ awa_job_promote(Datum skip)
 		" promoted AS (UPDATE awa.jobs j SET state = 'available'"
 		"   FROM due WHERE j.id = due.id RETURNING j.queue)"
 		" SELECT queue, count(*) FROM promoted GROUP BY queue",
-	1, {INT8ARRAYOID}, false, true};
+	1, INT8ARRAYOID), false, true};
 	int64		total = 0;
 	uint64		i;
 
@@ -834,13 +805,13 @@ awa_job_promote_candidates_plan(void)
 int64
 awa_job_promote_one(int64 id)
 {
-	static Transition t = {"awa: promoting a job",
+	static Transition t = {AWA_STMT("awa: promoting a job", SPI_OK_UPDATE_RETURNING,
 		"WITH due AS (SELECT id FROM awa.jobs WHERE id = $1"
 		"   AND state IN " AWA_STATES_PROMOTABLE_SQL " AND run_at <= now()"
 		"   FOR UPDATE SKIP LOCKED)"
 		" UPDATE awa.jobs j SET state = 'available'"
 		" FROM due WHERE j.id = due.id RETURNING j.queue",
-	1, {INT8OID}, false, true};
+	1, INT8OID), false, true};
 	Datum		value = Int64GetDatum(id);
 
 	return (int64) run_transition(&t, &value, NULL, 0);

@@ -273,19 +273,15 @@ find_failure(RoundState *rs, AwaStep step, const char *item)
 static void
 load_failures(void *arg)
 {
-	static SPIPlanPtr plan = NULL;
+	static AwaStmt stmt = AWA_QUERY("awa: reading maintenance failures",
+		"SELECT step, item, retry_at <= now()"
+		" FROM awa.maintenance_failures ORDER BY step, item"
+		" LIMIT " CppAsString2(AWA_MAX_RECORDED),
+		0, InvalidOid);
 	RoundState *rs = (RoundState *) arg;
 	uint64		i;
-	int			ret;
 
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"SELECT step, item, retry_at <= now()"
-									" FROM awa.maintenance_failures ORDER BY step, item"
-									" LIMIT " CppAsString2(AWA_MAX_RECORDED),
-									0, NULL),
-						   NULL, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa: reading maintenance failures failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, NULL, NULL, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
@@ -478,42 +474,33 @@ typedef struct SaveArgs
 static void
 save_failure(void *arg)
 {
-	static SPIPlanPtr upsert_plan = NULL;
-	static SPIPlanPtr delete_plan = NULL;
-	static const Oid upsert_types[] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	static const Oid delete_types[] = {TEXTOID, TEXTOID};
+	static AwaStmt upsert_stmt = AWA_STMT("awa: recording a maintenance failure", SPI_OK_INSERT,
+		"INSERT INTO awa.maintenance_failures AS f"
+		" (step, item, sqlstate, error, retry_at)"
+		" VALUES ($1, $2, $3, $4, now() + interval '1 second')"
+		" ON CONFLICT (step, item) DO UPDATE SET"
+		" sqlstate = EXCLUDED.sqlstate, error = EXCLUDED.error,"
+		" failures = f.failures + 1, last_failed_at = now(),"
+		" retry_at = now() + make_interval(secs => least(power(2, f.failures),"
+		CppAsString2(AWA_RETRY_MAX_SECS) "))",
+		4, TEXTOID, TEXTOID, TEXTOID, TEXTOID);
+	static AwaStmt delete_stmt = AWA_STMT("awa: deleting a maintenance failure", SPI_OK_DELETE,
+		"DELETE FROM awa.maintenance_failures"
+		" WHERE step = $1 AND item = $2",
+		2, TEXTOID, TEXTOID);
 	Failure    *f = ((SaveArgs *) arg)->f;
 	Datum		values[4];
-	int			ret;
 
 	values[0] = CStringGetTextDatum(step_names[f->step]);
 	values[1] = CStringGetTextDatum(f->item);
 	if (f->outcome == FAILURE_RESOLVED)
 	{
-		ret = SPI_execute_plan(awa_plan(&delete_plan,
-										"DELETE FROM awa.maintenance_failures"
-										" WHERE step = $1 AND item = $2",
-										2, delete_types),
-							   values, NULL, false, 0);
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "awa: deleting a maintenance failure failed: %s", SPI_result_code_string(ret));
+		awa_stmt_run(&delete_stmt, values, NULL, 0);
 		return;
 	}
 	values[2] = CStringGetTextDatum(unpack_sql_state(f->sqlerrcode));
 	values[3] = CStringGetTextDatum(f->message);
-	ret = SPI_execute_plan(awa_plan(&upsert_plan,
-									"INSERT INTO awa.maintenance_failures AS f"
-									" (step, item, sqlstate, error, retry_at)"
-									" VALUES ($1, $2, $3, $4, now() + interval '1 second')"
-									" ON CONFLICT (step, item) DO UPDATE SET"
-									" sqlstate = EXCLUDED.sqlstate, error = EXCLUDED.error,"
-									" failures = f.failures + 1, last_failed_at = now(),"
-									" retry_at = now() + make_interval(secs => least(power(2, f.failures),"
-									CppAsString2(AWA_RETRY_MAX_SECS) "))",
-									4, upsert_types),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "awa: recording a maintenance failure failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&upsert_stmt, values, NULL, 0);
 }
 
 /*
@@ -600,22 +587,17 @@ call_one(void *arg)
 static void
 call_annotate(void *arg)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT8OID, TEXTOID};
+	static AwaStmt stmt = AWA_STMT("awa: annotating a job", SPI_OK_UPDATE,
+		"UPDATE awa.jobs SET errors = errors || jsonb_build_object("
+		"'attempt', attempt, 'error', $2, 'at', now()) WHERE id = $1"
+		" AND (errors[cardinality(errors)]->>'error') IS DISTINCT FROM $2",
+		2, INT8OID, TEXTOID);
 	RowCall    *c = (RowCall *) arg;
 	Datum		values[2];
-	int			ret;
 
 	values[0] = Int64GetDatum(c->id);
 	values[1] = CStringGetTextDatum(c->text);
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"UPDATE awa.jobs SET errors = errors || jsonb_build_object("
-									"'attempt', attempt, 'error', $2, 'at', now()) WHERE id = $1"
-									" AND (errors[cardinality(errors)]->>'error') IS DISTINCT FROM $2",
-									2, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "awa: annotating a job failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, NULL, 0);
 }
 
 /* A job of a row step failed: note it and, the first time, annotate the job. */
@@ -832,26 +814,21 @@ retention_candidates(Datum skip, int *n)
 static int64
 retention_one(int64 id)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {FLOAT8OID, FLOAT8OID, INT8OID};
+	static AwaStmt stmt = AWA_STMT("awa: deleting a job", SPI_OK_DELETE,
+		"WITH old AS (SELECT id FROM awa.jobs WHERE id = $3"
+		"   AND ((state = 'completed' AND $1 >= 0"
+		"     AND finalized_at < now() - make_interval(secs => $1))"
+		"   OR (state IN ('failed', 'cancelled') AND $2 >= 0"
+		"     AND finalized_at < now() - make_interval(secs => $2)))"
+		"   FOR UPDATE SKIP LOCKED)"
+		" DELETE FROM awa.jobs j USING old WHERE j.id = old.id",
+		3, FLOAT8OID, FLOAT8OID, INT8OID);
 	Datum		values[3];
-	int			ret;
 
 	values[0] = Float8GetDatum((double) awa_retention_completed);
 	values[1] = Float8GetDatum((double) awa_retention_failed);
 	values[2] = Int64GetDatum(id);
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH old AS (SELECT id FROM awa.jobs WHERE id = $3"
-									"   AND ((state = 'completed' AND $1 >= 0"
-									"     AND finalized_at < now() - make_interval(secs => $1))"
-									"   OR (state IN ('failed', 'cancelled') AND $2 >= 0"
-									"     AND finalized_at < now() - make_interval(secs => $2)))"
-									"   FOR UPDATE SKIP LOCKED)"
-									" DELETE FROM awa.jobs j USING old WHERE j.id = old.id",
-									3, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "awa: deleting a job failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, NULL, 0);
 	return (int64) SPI_processed;
 }
 
@@ -886,27 +863,22 @@ schedule_failed(const char *name, ErrorData *edata, void *arg)
 static void
 check_stopped_schedules(RoundState *state)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
+	static AwaStmt stmt = AWA_QUERY("awa: reading a periodic job",
+		"SELECT 1 FROM awa.cron_jobs WHERE name = $1"
+		" AND next_fire_at IS NULL",
+		1, TEXTOID);
 	ListCell   *lc;
 
 	foreach(lc, state->failures)
 	{
 		Failure    *f = (Failure *) lfirst(lc);
 		Datum		value;
-		int			ret;
-
+	
 		if (f->step != STEP_SCHEDULES || !f->recorded || f->item[0] == '\0' ||
 			f->outcome != FAILURE_UNCHANGED)
 			continue;
 		value = CStringGetTextDatum(f->item);
-		ret = SPI_execute_plan(awa_plan(&plan,
-										"SELECT 1 FROM awa.cron_jobs WHERE name = $1"
-										" AND next_fire_at IS NULL",
-										1, argtypes),
-							   &value, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "awa: reading a periodic job failed: %s", SPI_result_code_string(ret));
+		awa_stmt_run(&stmt, &value, NULL, 1);
 		if (SPI_processed == 0)
 			f->outcome = FAILURE_RESOLVED;
 	}

@@ -197,14 +197,14 @@ awa_list_jobs(PG_FUNCTION_ARGS)
 Datum
 awa_get_job(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT8OID};
+	static AwaStmt stmt = AWA_QUERY("awa_get_job: query",
+		"SELECT * FROM awa.jobs WHERE id = $1",
+		1, INT8OID);
 	MemoryContext callercxt = CurrentMemoryContext;
 	TupleDesc	jobdesc;
 	Datum		values[1];
 	Datum		result;
 	int64		job_id;
-	int			ret;
 
 	awa_check_not_null(fcinfo, 0, "job_id");
 	job_id = PG_GETARG_INT64(0);
@@ -213,11 +213,7 @@ awa_get_job(PG_FUNCTION_ARGS)
 		elog(ERROR, "awa_get_job: return type must be a row type");
 
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan, "SELECT * FROM awa.jobs WHERE id = $1",
-									1, argtypes),
-						   values, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa_get_job: query failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, NULL, 1);
 	if (SPI_processed == 0)
 		awa_job_not_found(job_id);
 	result = awa_job_datum(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,

@@ -82,11 +82,15 @@ notice_if_unused(Datum queue)
 Datum
 awa_pause_queue(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, TEXTOID};
+	static AwaStmt stmt = AWA_STMT("awa_pause_queue: upsert", SPI_OK_INSERT,
+		"INSERT INTO awa.queue_meta AS m (queue, paused, paused_at, paused_by)"
+		" VALUES ($1, true, now(), $2)"
+		" ON CONFLICT (queue) DO UPDATE"
+		" SET paused = true, paused_at = now(), paused_by = $2"
+		" WHERE NOT m.paused",
+		2, TEXTOID, TEXTOID);
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
-	int			ret;
 	bool		paused;
 
 	awa_check_writable("awa_pause_queue");
@@ -99,16 +103,7 @@ awa_pause_queue(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	notice_if_unused(values[0]);
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"INSERT INTO awa.queue_meta AS m (queue, paused, paused_at, paused_by)"
-									" VALUES ($1, true, now(), $2)"
-									" ON CONFLICT (queue) DO UPDATE"
-									" SET paused = true, paused_at = now(), paused_by = $2"
-									" WHERE NOT m.paused",
-									2, argtypes),
-						   values, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "awa_pause_queue: upsert failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, nulls, 0);
 	paused = (SPI_processed == 1);
 	SPI_finish();
 	PG_RETURN_BOOL(paused);
@@ -124,24 +119,19 @@ awa_pause_queue(PG_FUNCTION_ARGS)
 Datum
 awa_resume_queue(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
+	static AwaStmt stmt = AWA_STMT("awa_resume_queue: update", SPI_OK_UPDATE,
+		"UPDATE awa.queue_meta SET paused = false, paused_at = NULL,"
+		" paused_by = NULL WHERE queue = $1 AND paused",
+		1, TEXTOID);
 	text	   *queue = queue_arg(fcinfo, 0);
 	Datum		values[1] = {PointerGetDatum(queue)};
-	int			ret;
 	bool		resumed;
 
 	awa_check_writable("awa_resume_queue");
 
 	SPI_connect();
 	notice_if_unused(values[0]);
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"UPDATE awa.queue_meta SET paused = false, paused_at = NULL,"
-									" paused_by = NULL WHERE queue = $1 AND paused",
-									1, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "awa_resume_queue: update failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, NULL, 0);
 	resumed = (SPI_processed == 1);
 	if (resumed)
 		awa_queue_opened(text_to_cstring(queue), false);
@@ -161,14 +151,17 @@ awa_resume_queue(PG_FUNCTION_ARGS)
 Datum
 awa_set_queue_limit(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, INT4OID};
+	static AwaStmt stmt = AWA_STMT("awa_set_queue_limit: upsert", SPI_OK_INSERT_RETURNING,
+		"INSERT INTO awa.queue_meta AS m (queue, max_running)"
+		" VALUES ($1, $2)"
+		" ON CONFLICT (queue) DO UPDATE SET max_running = $2"
+		" RETURNING *",
+		2, TEXTOID, INT4OID);
 	text	   *queue = queue_arg(fcinfo, 0);
 	MemoryContext callercxt = CurrentMemoryContext;
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	Datum		result;
-	int			ret;
 
 	awa_check_writable("awa_set_queue_limit");
 
@@ -190,15 +183,9 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	notice_if_unused(values[0]);
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"INSERT INTO awa.queue_meta AS m (queue, max_running)"
-									" VALUES ($1, $2)"
-									" ON CONFLICT (queue) DO UPDATE SET max_running = $2"
-									" RETURNING *",
-									2, argtypes),
-						   values, nulls, false, 0);
-	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "awa_set_queue_limit: upsert failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, nulls, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "awa_set_queue_limit: upsert: expected 1 row");
 	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 						   callercxt);
 	awa_queue_opened(text_to_cstring(queue), false);

@@ -81,10 +81,23 @@ next_fire(const AwaCronSpec *spec, const char *tzname, TimestampTz after,
 Datum
 awa_schedule(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID,
-		TEXTOID, TEXTOID, INT2OID, INT2OID, TEXTARRAYOID, JSONBOID, TEXTOID,
-	TIMESTAMPTZOID};
+	static AwaStmt stmt = AWA_STMT("awa_schedule: upsert", SPI_OK_INSERT_RETURNING,
+		"INSERT INTO awa.cron_jobs AS c (name, cron, kind, args, queue,"
+		" timezone, priority, max_attempts, tags, metadata,"
+		" missed_fire_policy, next_fire_at)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+		" ON CONFLICT (name) DO UPDATE SET"
+		" cron = EXCLUDED.cron, kind = EXCLUDED.kind, args = EXCLUDED.args,"
+		" queue = EXCLUDED.queue, timezone = EXCLUDED.timezone,"
+		" priority = EXCLUDED.priority, max_attempts = EXCLUDED.max_attempts,"
+		" tags = EXCLUDED.tags, metadata = EXCLUDED.metadata,"
+		" missed_fire_policy = EXCLUDED.missed_fire_policy,"
+		" next_fire_at = CASE WHEN c.cron = EXCLUDED.cron"
+		"   AND c.timezone = EXCLUDED.timezone AND c.next_fire_at IS NOT NULL"
+		"   THEN c.next_fire_at ELSE EXCLUDED.next_fire_at END,"
+		" updated_at = now()"
+		" RETURNING *",
+		12, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT2OID, INT2OID, TEXTARRAYOID, JSONBOID, TEXTOID, TIMESTAMPTZOID);
 	static const char *const argnames[] = {"name", "cron", "kind", "args",
 		"queue", "timezone", "priority", "max_attempts", "tags", "metadata",
 	"missed_fire_policy"};
@@ -100,7 +113,6 @@ awa_schedule(PG_FUNCTION_ARGS)
 	Datum		values[12];
 	char		nulls[12];
 	Datum		result;
-	int			ret;
 	int			i;
 
 	awa_check_writable("awa_schedule");
@@ -156,26 +168,9 @@ awa_schedule(PG_FUNCTION_ARGS)
 	memset(nulls, ' ', sizeof(nulls));
 
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"INSERT INTO awa.cron_jobs AS c (name, cron, kind, args, queue,"
-									" timezone, priority, max_attempts, tags, metadata,"
-									" missed_fire_policy, next_fire_at)"
-									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-									" ON CONFLICT (name) DO UPDATE SET"
-									" cron = EXCLUDED.cron, kind = EXCLUDED.kind, args = EXCLUDED.args,"
-									" queue = EXCLUDED.queue, timezone = EXCLUDED.timezone,"
-									" priority = EXCLUDED.priority, max_attempts = EXCLUDED.max_attempts,"
-									" tags = EXCLUDED.tags, metadata = EXCLUDED.metadata,"
-									" missed_fire_policy = EXCLUDED.missed_fire_policy,"
-									" next_fire_at = CASE WHEN c.cron = EXCLUDED.cron"
-									"   AND c.timezone = EXCLUDED.timezone AND c.next_fire_at IS NOT NULL"
-									"   THEN c.next_fire_at ELSE EXCLUDED.next_fire_at END,"
-									" updated_at = now()"
-									" RETURNING *",
-									12, argtypes),
-						   values, nulls, false, 1);
-	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "awa_schedule: upsert failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, nulls, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "awa_schedule: upsert: expected 1 row");
 	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							callercxt);
 	SPI_finish();
@@ -191,22 +186,17 @@ awa_schedule(PG_FUNCTION_ARGS)
 Datum
 awa_unschedule(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
+	static AwaStmt stmt = AWA_STMT("awa_unschedule: delete", SPI_OK_DELETE,
+		"DELETE FROM awa.cron_jobs WHERE name = $1",
+		1, TEXTOID);
 	Datum		values[1];
-	int			ret;
 	bool		found;
 
 	awa_check_writable("awa_unschedule");
 
 	values[0] = PG_GETARG_DATUM(0);
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"DELETE FROM awa.cron_jobs WHERE name = $1",
-									1, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "awa_unschedule: delete failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, NULL, 0);
 	found = (SPI_processed > 0);
 	SPI_finish();
 	PG_RETURN_BOOL(found);
@@ -221,24 +211,19 @@ awa_unschedule(PG_FUNCTION_ARGS)
 Datum
 awa_pause_schedule(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
+	static AwaStmt stmt = AWA_STMT("awa_pause_schedule: update", SPI_OK_UPDATE_RETURNING,
+		"UPDATE awa.cron_jobs SET paused = true, updated_at = now()"
+		" WHERE name = $1 RETURNING *",
+		1, TEXTOID);
 	MemoryContext callercxt = CurrentMemoryContext;
 	Datum		values[1];
 	Datum		result;
-	int			ret;
 
 	awa_check_writable("awa_pause_schedule");
 
 	values[0] = PG_GETARG_DATUM(0);
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"UPDATE awa.cron_jobs SET paused = true, updated_at = now()"
-									" WHERE name = $1 RETURNING *",
-									1, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE_RETURNING)
-		elog(ERROR, "awa_pause_schedule: update failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, NULL, 0);
 	if (SPI_processed == 0)
 		schedule_not_found(PG_GETARG_TEXT_PP(0));
 	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
@@ -258,29 +243,28 @@ awa_pause_schedule(PG_FUNCTION_ARGS)
 Datum
 awa_resume_schedule(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr select_plan = NULL;
-	static SPIPlanPtr update_plan = NULL;
-	static SPIPlanPtr row_plan = NULL;
-	static const Oid select_argtypes[] = {TEXTOID};
-	static const Oid update_argtypes[] = {TEXTOID, TIMESTAMPTZOID};
+	static AwaStmt select_stmt = AWA_STMT("awa_resume_schedule: select", SPI_OK_SELECT,
+		"SELECT cron, timezone, paused FROM awa.cron_jobs"
+		" WHERE name = $1 FOR UPDATE",
+		1, TEXTOID);
+	static AwaStmt update_stmt = AWA_STMT("awa_resume_schedule: update", SPI_OK_UPDATE_RETURNING,
+		"UPDATE awa.cron_jobs SET paused = false, next_fire_at = $2,"
+		" updated_at = now() WHERE name = $1 RETURNING *",
+		2, TEXTOID, TIMESTAMPTZOID);
+	static AwaStmt row_stmt = AWA_STMT("awa_resume_schedule: select", SPI_OK_SELECT,
+		"SELECT * FROM awa.cron_jobs WHERE name = $1",
+		1, TEXTOID);
 	MemoryContext callercxt = CurrentMemoryContext;
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	Datum		result;
 	bool		isnull;
-	int			ret;
 
 	awa_check_writable("awa_resume_schedule");
 
 	values[0] = PG_GETARG_DATUM(0);
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&select_plan,
-									"SELECT cron, timezone, paused FROM awa.cron_jobs"
-									" WHERE name = $1 FOR UPDATE",
-									1, select_argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa_resume_schedule: select failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&select_stmt, values, NULL, 0);
 	if (SPI_processed == 0)
 		schedule_not_found(PG_GETARG_TEXT_PP(0));
 
@@ -296,22 +280,15 @@ awa_resume_schedule(PG_FUNCTION_ARGS)
 												  GetCurrentTransactionStartTimestamp(),
 												  &never));
 		nulls[1] = never ? 'n' : ' ';
-		ret = SPI_execute_plan(awa_plan(&update_plan,
-										"UPDATE awa.cron_jobs SET paused = false, next_fire_at = $2,"
-										" updated_at = now() WHERE name = $1 RETURNING *",
-										2, update_argtypes),
-							   values, nulls, false, 0);
-		if (ret != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
-			elog(ERROR, "awa_resume_schedule: update failed: %s", SPI_result_code_string(ret));
+		awa_stmt_run(&update_stmt, values, nulls, 0);
+		if (SPI_processed != 1)
+			elog(ERROR, "awa_resume_schedule: update: expected 1 row");
 	}
 	else
 	{
-		ret = SPI_execute_plan(awa_plan(&row_plan,
-										"SELECT * FROM awa.cron_jobs WHERE name = $1",
-										1, select_argtypes),
-							   values, NULL, false, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "awa_resume_schedule: select failed: %s", SPI_result_code_string(ret));
+		awa_stmt_run(&row_stmt, values, NULL, 1);
+		if (SPI_processed != 1)
+			elog(ERROR, "awa_resume_schedule: select: expected 1 row");
 	}
 	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							callercxt);
@@ -372,25 +349,21 @@ latest_due(const AwaCronSpec *spec, const char *tzname, TimestampTz first_due,
 static void
 enqueue_fire(HeapTuple row, TupleDesc desc, TimestampTz fire_time)
 {
-	static SPIPlanPtr meta_plan = NULL;
-	static const Oid argtypes[] = {JSONBOID, TEXTOID, TIMESTAMPTZOID};
+	static AwaStmt meta_stmt = AWA_QUERY("awa: building periodic job metadata",
+		"SELECT $1 || jsonb_build_object('cron', $2, 'fire_time',"
+		" to_char($3 AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))",
+		3, JSONBOID, TEXTOID, TIMESTAMPTZOID);
 	Datum		values[3];
 	bool		isnull;
 	AwaJob		job = {0};
 	AwaEnqueue	e;
-	int			ret;
 
 	values[0] = SPI_getbinval(row, desc, 10, &isnull);
 	values[1] = SPI_getbinval(row, desc, 1, &isnull);
 	values[2] = TimestampTzGetDatum(fire_time);
-	ret = SPI_execute_plan(awa_plan(&meta_plan,
-									"SELECT $1 || jsonb_build_object('cron', $2, 'fire_time',"
-									" to_char($3 AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))",
-									3, argtypes),
-						   values, NULL, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "awa: building periodic job metadata failed: %s",
-			 SPI_result_code_string(ret));
+	awa_stmt_run(&meta_stmt, values, NULL, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "awa: building periodic job metadata: expected 1 row");
 
 	job.metadata = DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
@@ -470,15 +443,17 @@ typedef struct FireArgs
 static void
 fire_and_advance(void *arg)
 {
-	static SPIPlanPtr update_plan = NULL;
-	static const Oid update_argtypes[] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	static AwaStmt stmt = AWA_STMT("awa: advancing a schedule", SPI_OK_UPDATE,
+		"UPDATE awa.cron_jobs SET next_fire_at = $2,"
+		" last_fired_at = coalesce($3, last_fired_at)"
+		" WHERE name = $1",
+		3, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID);
 	FireArgs   *fa = (FireArgs *) arg;
 	TimestampTz last = 0;
 	TimestampTz next = 0;
 	bool		never = false;
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	int			ret;
 
 	fa->n = fire_one(fa->row, fa->desc, fa->now, fa->budget, &last, &next, &never);
 	values[0] = CStringGetTextDatum(fa->name);
@@ -486,14 +461,7 @@ fire_and_advance(void *arg)
 	values[2] = TimestampTzGetDatum(last);
 	nulls[1] = never ? 'n' : ' ';
 	nulls[2] = (fa->n == 0) ? 'n' : ' ';
-	ret = SPI_execute_plan(awa_plan(&update_plan,
-									"UPDATE awa.cron_jobs SET next_fire_at = $2,"
-									" last_fired_at = coalesce($3, last_fired_at)"
-									" WHERE name = $1",
-									3, update_argtypes),
-						   values, nulls, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "awa: advancing a schedule failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, values, nulls, 0);
 }
 
 /*
@@ -507,27 +475,25 @@ fire_and_advance(void *arg)
 int64
 awa_fire_schedules(AwaScheduleFailed on_failure, void *arg)
 {
-	static SPIPlanPtr due_plan = NULL;
-	static SPIPlanPtr stop_plan = NULL;
-	static const Oid stop_argtypes[] = {TEXTOID};
+	static AwaStmt due_stmt = AWA_STMT("awa: reading due schedules", SPI_OK_SELECT,
+		"SELECT name, cron, timezone, kind, args, queue, priority,"
+		" max_attempts, tags, metadata, missed_fire_policy, next_fire_at"
+		" FROM awa.cron_jobs WHERE NOT paused AND next_fire_at <= now()"
+		" ORDER BY next_fire_at"
+		" LIMIT " CppAsString2(AWA_SCHEDULES_PER_ROUND)
+		" FOR UPDATE SKIP LOCKED",
+		0, InvalidOid);
+	static AwaStmt stop_stmt = AWA_STMT("awa: stopping a schedule", SPI_OK_UPDATE,
+		"UPDATE awa.cron_jobs SET next_fire_at = NULL"
+		" WHERE name = $1",
+		1, TEXTOID);
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	SPITupleTable *due;
 	uint64		ndue;
 	uint64		i;
 	int64		total = 0;
-	int			ret;
 
-	ret = SPI_execute_plan(awa_plan(&due_plan,
-									"SELECT name, cron, timezone, kind, args, queue, priority,"
-									" max_attempts, tags, metadata, missed_fire_policy, next_fire_at"
-									" FROM awa.cron_jobs WHERE NOT paused AND next_fire_at <= now()"
-									" ORDER BY next_fire_at"
-									" LIMIT " CppAsString2(AWA_SCHEDULES_PER_ROUND)
-									" FOR UPDATE SKIP LOCKED",
-									0, NULL),
-						   NULL, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa: reading due schedules failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&due_stmt, NULL, NULL, 0);
 	due = SPI_tuptable;
 	ndue = SPI_processed;
 
@@ -560,13 +526,7 @@ awa_fire_schedules(AwaScheduleFailed on_failure, void *arg)
 		FreeErrorData(edata);
 
 		values[0] = CStringGetTextDatum(fa.name);
-		ret = SPI_execute_plan(awa_plan(&stop_plan,
-										"UPDATE awa.cron_jobs SET next_fire_at = NULL"
-										" WHERE name = $1",
-										1, stop_argtypes),
-							   values, NULL, false, 0);
-		if (ret != SPI_OK_UPDATE)
-			elog(ERROR, "awa: stopping a schedule failed: %s", SPI_result_code_string(ret));
+		awa_stmt_run(&stop_stmt, values, NULL, 0);
 	}
 	return total;
 }

@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * spi_util.c
- *		Small helpers around SPI shared by the awa_* functions: saved plans,
- *		turning a row of awa.jobs read through SPI into the function's result,
- *		and the errors every function raises the same way.
+ *		Small helpers around SPI shared by the awa_* functions: turning a
+ *		row of awa.jobs read through SPI into the function's result, and
+ *		the errors every function raises the same way.  Statements
+ *		themselves are stmt.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,46 +19,6 @@
 #include "utils/tuplestore.h"
 
 #include "awa.h"
-
-/*
- * Return the plan cached in *cache, preparing and saving it on first use.
- *
- * Plans are kept for the life of the backend; the plan cache replans them
- * when awa's tables change.  They are generic plans: awa's statements are
- * short index lookups whose best plan does not depend on the parameter
- * values, and custom plans would cost a planner run on every call (measured:
- * claim + complete ran at half the speed with them).  Parameter types must be built-in types so that
- * a dropped and re-created extension never leaves a plan with stale type
- * OIDs behind.
- */
-SPIPlanPtr
-awa_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
-{
-	return awa_plan_opts(cache, sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
-}
-
-/*
- * awa_plan with other planner options (CURSOR_OPT_CUSTOM_PLAN for the few
- * statements whose best plan depends on the values).
- */
-SPIPlanPtr
-awa_plan_opts(SPIPlanPtr *cache, const char *sql, int nargs,
-			  const Oid *argtypes, int cursor_options)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
-											  cursor_options);
-
-		if (plan == NULL)
-			elog(ERROR, "awa: SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "awa: SPI_keepplan failed");
-		*cache = plan;
-	}
-	return *cache;
-}
 
 /*
  * Build a heap tuple of the job row type from a tuple read through SPI whose

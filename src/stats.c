@@ -23,7 +23,7 @@ PG_FUNCTION_INFO_V1(awa_queue_stats);
  * with the backlog, the running and failed jobs and the last hour's
  * completions, not with the completed jobs that retention keeps.
  */
-static const char *stats_sql =
+static const char stats_sql[] =
 "WITH c AS ("
 "  SELECT queue, state, count(*) AS n,"
 "         min(run_at) FILTER (WHERE state = 'available') AS oldest"
@@ -72,17 +72,16 @@ static const char *stats_sql =
 Datum
 awa_queue_stats(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
+	static AwaStmt stmt = AWA_QUERY("awa_queue_stats: query",
+		stats_sql,
+		0, InvalidOid);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint64		i;
-	int			ret;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	SPI_connect();
-	ret = SPI_execute_plan(awa_plan(&plan, stats_sql, 0, NULL), NULL, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa_queue_stats: query failed: %s", SPI_result_code_string(ret));
+	awa_stmt_run(&stmt, NULL, NULL, 0);
 	for (i = 0; i < SPI_processed; i++)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
 	SPI_finish();
