@@ -41,6 +41,7 @@ extern int	awa_max_errors_kept;	/* job.c */
 extern void awa_notify_init(void);
 extern void awa_claim_init(void);
 extern void awa_job_init(void);
+extern Datum awa_heartbeat_timeout_param(Interval *buf);
 
 /* A unique job's key and the states it holds it in (insert.c). */
 typedef struct AwaUnique

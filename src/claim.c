@@ -112,9 +112,6 @@ typedef struct ClaimedRow
 } ClaimedRow;
 
 static SPIPlanPtr level_plans[NPLANS][NLEVELS + 1];	/* [][0]: aging off */
-static SPIPlanPtr next_due_plan = NULL;
-static SPIPlanPtr limit_plan = NULL;
-static SPIPlanPtr limit_count_plan = NULL;
 
 
 static const Oid claim_argtypes[] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID,
@@ -279,30 +276,23 @@ claim_schema(void)
 static int64
 queue_allowance(text *queue, bool count)
 {
-	static const Oid argtypes[] = {TEXTOID};
+	static AwaStmt stmts[2] = {
+		AWA_STMT("awa_claim: reading the queue's limit", SPI_OK_SELECT,
+				 "SELECT 0::bigint AS n FROM awa.queue_meta m"
+				 " WHERE m.queue = $1 AND NOT m.paused AND m.max_running IS NOT NULL",
+				 1, TEXTOID),
+		AWA_STMT("awa_claim: reading the queue's limit", SPI_OK_SELECT,
+				 "SELECT m.max_running - (SELECT count(*) FROM awa.jobs j"
+				 " WHERE j.state = 'running' AND j.queue = $1) AS n"
+				 " FROM awa.queue_meta m"
+				 " WHERE m.queue = $1 AND NOT m.paused AND m.max_running IS NOT NULL",
+				 1, TEXTOID)
+	};
 	Datum		values[1] = {PointerGetDatum(queue)};
-	SPIPlanPtr	plan;
-	bool		isnull;
-	int64		n;
 
-	if (count)
-		plan = awa_plan(&limit_count_plan,
-						"SELECT m.max_running - (SELECT count(*) FROM awa.jobs j"
-						" WHERE j.state = 'running' AND j.queue = $1)"
-						" FROM awa.queue_meta m"
-						" WHERE m.queue = $1 AND NOT m.paused AND m.max_running IS NOT NULL",
-						1, argtypes);
-	else
-		plan = awa_plan(&limit_plan,
-						"SELECT 0::bigint FROM awa.queue_meta m"
-						" WHERE m.queue = $1 AND NOT m.paused AND m.max_running IS NOT NULL",
-						1, argtypes);
-	if (SPI_execute_plan(plan, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "awa_claim: reading the queue's limit failed");
-	if (SPI_processed == 0)
+	if (awa_stmt_run(&stmts[count ? 1 : 0], values, NULL, 1) == 0)
 		return -1;
-	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	return Max(n, 0);
+	return Max(awa_stmt_int8(0, "n"), 0);
 }
 
 /*
@@ -356,20 +346,18 @@ try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
 static long
 ms_until_next_due(text *queue, TimestampTz now)
 {
-	static const Oid argtypes[] = {TEXTOID, TIMESTAMPTZOID};
+	static AwaStmt stmt = AWA_STMT("awa_claim: looking for the next due job", SPI_OK_SELECT,
+								   "SELECT min(run_at) AS next FROM awa.jobs"
+								   " WHERE queue = $1 AND state IN " AWA_STATES_WAITING_SQL
+								   " AND state <> 'available' AND run_at > $2",
+								   2, TEXTOID, TIMESTAMPTZOID);
 	Datum		values[2] = {PointerGetDatum(queue), TimestampTzGetDatum(now)};
 	bool		isnull;
 	TimestampTz next;
 
-	if (SPI_execute_plan(awa_plan(&next_due_plan,
-								  "SELECT min(run_at) FROM awa.jobs"
-								  " WHERE queue = $1 AND state IN " AWA_STATES_WAITING_SQL
-								  " AND state <> 'available' AND run_at > $2",
-								  2, argtypes),
-						 values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (awa_stmt_run(&stmt, values, NULL, 1) != 1)
 		return -1;
-	next = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
+	next = DatumGetTimestampTz(awa_stmt_value(0, "next", &isnull));
 	if (isnull)
 		return -1;
 	return (long) ((next - now) / 1000) + 1;

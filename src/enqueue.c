@@ -131,11 +131,13 @@ static HeapTuple
 insert_unique_job(AwaJob *job, TupleDesc *desc)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has timeout] */
-	static SPIPlanPtr existing_plan = NULL;
+	static AwaStmt holder = AWA_STMT("awa: looking up a unique job", SPI_OK_SELECT,
+									 "SELECT * FROM awa.jobs WHERE unique_key = $1"
+									 " AND awa.unique_state_held(unique_states, state)",
+									 1, BYTEAOID);
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
 		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID,
 	BYTEAOID, TEXTOID};
-	static const Oid existing_types[] = {BYTEAOID};
 	Datum		values[JOB_PARAMS + 2];
 	char		nulls[JOB_PARAMS + 2];
 	AwaJobState state = job_values(job, values, nulls);
@@ -148,13 +150,7 @@ insert_unique_job(AwaJob *job, TupleDesc *desc)
 	{
 		Datum		legacy_value = PointerGetDatum(legacy);
 
-		if (SPI_execute_plan(awa_plan(&existing_plan,
-									  "SELECT * FROM awa.jobs WHERE unique_key = $1"
-									  " AND awa.unique_state_held(unique_states, state)",
-									  1, existing_types),
-							 &legacy_value, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "awa: looking up a unique job failed");
-		if (SPI_processed == 1)
+		if (awa_stmt_run(&holder, &legacy_value, NULL, 1) == 1)
 		{
 			*desc = SPI_tuptable->tupdesc;
 			return SPI_tuptable->vals[0];
@@ -192,14 +188,7 @@ insert_unique_job(AwaJob *job, TupleDesc *desc)
 			announce(job, state);
 			break;
 		}
-		ret = SPI_execute_plan(awa_plan(&existing_plan,
-										"SELECT * FROM awa.jobs WHERE unique_key = $1"
-										" AND awa.unique_state_held(unique_states, state)",
-										1, existing_types),
-							   &values[JOB_PARAMS], NULL, false, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "awa: looking up a unique job failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
+		if (awa_stmt_run(&holder, &values[JOB_PARAMS], NULL, 1) == 1)
 			break;
 	}
 	if (SPI_processed != 1)

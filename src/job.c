@@ -96,6 +96,18 @@ awa_job_init(void)
 							NULL, NULL, NULL);
 }
 
+/*
+ * awa.heartbeat_timeout as an interval parameter, in buf: a running job
+ * whose heartbeat is older is rescued.
+ */
+Datum
+awa_heartbeat_timeout_param(Interval *buf)
+{
+	memset(buf, 0, sizeof(Interval));
+	buf->time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
+	return IntervalPGetDatum(buf);
+}
+
 /* ---------------------------------------------------------------------
  * The states
  * ---------------------------------------------------------------------
@@ -556,9 +568,7 @@ rescue(Transition *pair, Datum arg)
 	Interval	timeout;
 	Datum		values[5];
 
-	memset(&timeout, 0, sizeof(timeout));
-	timeout.time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
-	values[0] = IntervalPGetDatum(&timeout);
+	values[0] = awa_heartbeat_timeout_param(&timeout);
 	values[1] = arg;
 	errors_bounds(&values[2]);
 	return (int64) run_transition(&pair[awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0],

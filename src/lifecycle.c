@@ -35,13 +35,10 @@ PG_FUNCTION_INFO_V1(awa_discard_failed);
 static void
 require_job(Datum job_id)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT8OID};
+	static AwaStmt stmt = AWA_QUERY("awa: looking up a job",
+									"SELECT 1 FROM awa.jobs WHERE id = $1", 1, INT8OID);
 
-	SPI_execute_plan(awa_plan(&plan, "SELECT 1 FROM awa.jobs WHERE id = $1",
-							  1, argtypes),
-					 &job_id, NULL, true, 1);
-	if (SPI_processed == 0)
+	if (awa_stmt_run(&stmt, &job_id, NULL, 1) == 0)
 		awa_job_not_found(DatumGetInt64(job_id));
 }
 

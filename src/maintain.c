@@ -732,9 +732,7 @@ rescue_candidates(Datum skip, int *n)
 	Interval	timeout;
 	Datum		values[2];
 
-	memset(&timeout, 0, sizeof(timeout));
-	timeout.time = (int64) awa_heartbeat_timeout * USECS_PER_SEC;
-	values[0] = IntervalPGetDatum(&timeout);
+	values[0] = awa_heartbeat_timeout_param(&timeout);
 	values[1] = skip;
 	return fetch_ids(awa_plan(&plan,
 							  "SELECT id FROM awa.jobs WHERE state = 'running'"

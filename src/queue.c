@@ -54,18 +54,15 @@ queue_arg(FunctionCallInfo fcinfo, int argno)
 static void
 notice_if_unused(Datum queue)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
-	bool		isnull;
+	static AwaStmt stmt = AWA_QUERY("awa: looking for the jobs of a queue",
+		"SELECT EXISTS (SELECT FROM awa.jobs WHERE queue = $1"
+		"   AND state IN " AWA_STATES_WAITING_SQL ")"
+		" OR EXISTS (SELECT FROM awa.jobs WHERE state = 'running' AND queue = $1) AS used",
+		1, TEXTOID);
 
-	if (SPI_execute_plan(awa_plan(&plan,
-								  "SELECT EXISTS (SELECT FROM awa.jobs WHERE queue = $1"
-								  "   AND state IN " AWA_STATES_WAITING_SQL ")"
-								  " OR EXISTS (SELECT FROM awa.jobs WHERE state = 'running' AND queue = $1)",
-								  1, argtypes),
-						 &queue, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "awa: looking for the jobs of a queue failed");
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	if (awa_stmt_run(&stmt, &queue, NULL, 1) != 1)
+		elog(ERROR, "awa: looking for the jobs of a queue: expected 1 row");
+	if (!awa_stmt_bool(0, "used"))
 		ereport(NOTICE,
 				(errmsg("queue \"%s\" has no waiting or running jobs", TextDatumGetCString(queue)),
 				 errhint("Check the name: the setting applies to this name alone. awa_forget_queue removes the settings of a queue.")));
@@ -203,8 +200,8 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 Datum
 awa_forget_queue(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
+	static AwaStmt stmt = AWA_STMT("awa_forget_queue: delete", SPI_OK_DELETE,
+		"DELETE FROM awa.queue_meta WHERE queue = $1", 1, TEXTOID);
 	Datum		values[1];
 	bool		found;
 
@@ -212,10 +209,7 @@ awa_forget_queue(PG_FUNCTION_ARGS)
 
 	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
 	SPI_connect();
-	if (SPI_execute_plan(awa_plan(&plan, "DELETE FROM awa.queue_meta WHERE queue = $1", 1, argtypes),
-						 values, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "awa_forget_queue: delete failed");
-	found = (SPI_processed == 1);
+	found = awa_stmt_run(&stmt, values, NULL, 0) == 1;
 	if (found)
 		awa_queue_opened(TextDatumGetCString(values[0]), true);
 	SPI_finish();

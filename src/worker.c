@@ -73,6 +73,24 @@ check_id_lease_arrays(ArrayType *ids, ArrayType *leases)
 	" deadline_at = LEAST(now() + coalesce(j.lease, j.deadline_at - j.attempted_at)," \
 	" j.attempted_at + j.timeout)"
 
+/*
+ * Heartbeat the running jobs of (ids $1, leases $2), SET being more to set
+ * (the lease renewal with the 0.3.0 schema), and return as "stale" the ids
+ * that are not running under their lease, in the order given.
+ */
+#define HEARTBEAT_SQL(SET) \
+	"WITH l AS (" AWA_LOCK_BY_ID_LEASE_SQL ")," \
+	" u AS (UPDATE awa.jobs j SET heartbeat_at = now()" SET \
+	"   FROM l WHERE j.id = l.id AND l.state = 'running' RETURNING j.id)" \
+	" SELECT coalesce(array_agg(x.id ORDER BY x.ord), '{}') AS stale" \
+	" FROM unnest($1) WITH ORDINALITY AS x(id, ord)" \
+	" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)"
+
+/* Store progress $3 of job $1 running under lease $2; a heartbeat too. */
+#define PROGRESS_SQL(SET) \
+	"UPDATE awa.jobs j SET progress = $3, heartbeat_at = now()" SET \
+	" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
+
 /* The (ids, leases) arguments, checked, as the first two SPI parameters. */
 static void
 id_lease_args(FunctionCallInfo fcinfo, Datum *values)
@@ -95,6 +113,18 @@ get_delay_arg(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 /*
+ * The checks every call about one held job starts with: the server takes
+ * writes, and job_id and run_lease are given (22004 otherwise).
+ */
+static void
+job_lease_args(FunctionCallInfo fcinfo, const char *fn)
+{
+	awa_check_writable(fn);
+	awa_check_not_null(fcinfo, 0, "job_id");
+	awa_check_not_null(fcinfo, 1, "run_lease");
+}
+
+/*
  * awa_complete(job_id, run_lease) RETURNS boolean
  *
  * Running under that lease: completed, true.  Otherwise false, no change.
@@ -104,10 +134,7 @@ awa_complete(PG_FUNCTION_ARGS)
 {
 	bool		done;
 
-	awa_check_writable("awa_complete");
-
-	awa_check_not_null(fcinfo, 0, "job_id");
-	awa_check_not_null(fcinfo, 1, "run_lease");
+	job_lease_args(fcinfo, "awa_complete");
 
 	SPI_connect();
 	done = awa_job_complete(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1));
@@ -160,10 +187,7 @@ awa_fail(PG_FUNCTION_ARGS)
 	int64		error_bytes = -1;
 	bool		found;
 
-	awa_check_writable("awa_fail");
-
-	awa_check_not_null(fcinfo, 0, "job_id");
-	awa_check_not_null(fcinfo, 1, "run_lease");
+	job_lease_args(fcinfo, "awa_fail");
 	awa_check_not_null(fcinfo, 2, "error");
 	awa_check_not_null(fcinfo, 4, "terminal");
 	if (!PG_ARGISNULL(3))
@@ -210,10 +234,7 @@ awa_snooze(PG_FUNCTION_ARGS)
 {
 	bool		found;
 
-	awa_check_writable("awa_snooze");
-
-	awa_check_not_null(fcinfo, 0, "job_id");
-	awa_check_not_null(fcinfo, 1, "run_lease");
+	job_lease_args(fcinfo, "awa_snooze");
 	awa_check_not_null(fcinfo, 2, "delay");
 
 	SPI_connect();
@@ -234,39 +255,24 @@ awa_snooze(PG_FUNCTION_ARGS)
 Datum
 awa_heartbeat(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has leases] */
-	int			leases;
-	static const Oid argtypes[] = {INT8ARRAYOID, INT8ARRAYOID};
+	static AwaStmt stmts[2] = { /* [schema has leases] */
+		AWA_STMT("awa_heartbeat: update", SPI_OK_SELECT, HEARTBEAT_SQL(""),
+				 2, INT8ARRAYOID, INT8ARRAYOID),
+		AWA_STMT("awa_heartbeat: update", SPI_OK_SELECT, HEARTBEAT_SQL(", " RENEW_LEASE_SQL),
+				 2, INT8ARRAYOID, INT8ARRAYOID)
+	};
 	Datum		values[2];
 	Datum		result;
 	bool		isnull;
-	int			ret;
 
 	awa_check_writable("awa_heartbeat");
 
 	id_lease_args(fcinfo, values);
 
 	SPI_connect();
-	leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
-	ret = SPI_execute_plan(awa_plan(&plans[leases], leases ?
-									"WITH l AS (" AWA_LOCK_BY_ID_LEASE_SQL "),"
-									" u AS (UPDATE awa.jobs j SET heartbeat_at = now(), " RENEW_LEASE_SQL
-									"   FROM l WHERE j.id = l.id AND l.state = 'running' RETURNING j.id)"
-									" SELECT coalesce(array_agg(x.id ORDER BY x.ord), '{}')"
-									" FROM unnest($1) WITH ORDINALITY AS x(id, ord)"
-									" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)" :
-									"WITH l AS (" AWA_LOCK_BY_ID_LEASE_SQL "),"
-									" u AS (UPDATE awa.jobs j SET heartbeat_at = now()"
-									"   FROM l WHERE j.id = l.id AND l.state = 'running' RETURNING j.id)"
-									" SELECT coalesce(array_agg(x.id ORDER BY x.ord), '{}')"
-									" FROM unnest($1) WITH ORDINALITY AS x(id, ord)"
-									" WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)",
-									2, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "awa_heartbeat: update failed: %s", SPI_result_code_string(ret));
-	result = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
-							   false, -1);
+	if (awa_stmt_run(&stmts[awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0], values, NULL, 0) != 1)
+		elog(ERROR, "awa_heartbeat: expected 1 row");
+	result = SPI_datumTransfer(awa_stmt_value(0, "stale", &isnull), false, -1);
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }
@@ -280,34 +286,23 @@ awa_heartbeat(PG_FUNCTION_ARGS)
 Datum
 awa_progress(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has leases] */
-	int			leases;
-	static const Oid argtypes[] = {INT8OID, INT8OID, JSONBOID};
+	static AwaStmt stmts[2] = { /* [schema has leases] */
+		AWA_STMT("awa_progress: update", SPI_OK_UPDATE, PROGRESS_SQL(""),
+				 3, INT8OID, INT8OID, JSONBOID),
+		AWA_STMT("awa_progress: update", SPI_OK_UPDATE, PROGRESS_SQL(", " RENEW_LEASE_SQL),
+				 3, INT8OID, INT8OID, JSONBOID)
+	};
 	Datum		values[3];
-	int			ret;
 	bool		found;
 
-	awa_check_writable("awa_progress");
-
-	awa_check_not_null(fcinfo, 0, "job_id");
-	awa_check_not_null(fcinfo, 1, "run_lease");
+	job_lease_args(fcinfo, "awa_progress");
 	awa_check_not_null(fcinfo, 2, "progress");
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
 
 	SPI_connect();
-	leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
-	ret = SPI_execute_plan(awa_plan(&plans[leases], leases ?
-									"UPDATE awa.jobs j SET progress = $3, heartbeat_at = now(), " RENEW_LEASE_SQL
-									" WHERE id = $1 AND run_lease = $2 AND state = 'running'" :
-									"UPDATE awa.jobs SET progress = $3, heartbeat_at = now()"
-									" WHERE id = $1 AND run_lease = $2 AND state = 'running'",
-									3, argtypes),
-						   values, NULL, false, 0);
-	if (ret != SPI_OK_UPDATE)
-		elog(ERROR, "awa_progress: update failed: %s", SPI_result_code_string(ret));
-	found = (SPI_processed == 1);
+	found = awa_stmt_run(&stmts[awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0], values, NULL, 0) == 1;
 	SPI_finish();
 	PG_RETURN_BOOL(found);
 }
