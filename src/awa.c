@@ -35,5 +35,6 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("awa");
 
+	awa_shmem_init();
 	awa_wake_init();
 }

@@ -33,7 +33,7 @@
  * Settings: each part defines its own in its init function, which _PG_init
  * (awa.c) calls.
  */
-extern bool awa_notify;			/* wake.c */
+extern bool awa_notify;			/* notify.c */
 extern int	awa_priority_aging_interval;	/* claim.c */
 extern int	awa_heartbeat_timeout;	/* job.c */
 extern int	awa_max_error_bytes;	/* job.c */
@@ -283,18 +283,28 @@ extern void awa_maintain_init(void);
 /* spi_util.c: set while awa's own INSERT of prepared rows runs */
 extern bool awa_rows_prepared;
 
-/* wake.c */
+/* shmem.c (see shmem.h) */
+extern void awa_shmem_init(void);
+extern void awa_set_maintainer_pid(int pid);
+extern void awa_set_maintained(TimestampTz at);
+extern void awa_get_maintainer(TimestampTz *last_run, int *pid);
+extern bool awa_preloaded(void);
+
+/* notify.c */
 /* NOTIFY channels: a queue's, a queue's too long for that, awa's own */
 #define AWA_QUEUE_CHANNEL_PREFIX	"awa:"	/* + queue name, if it fits */
 #define AWA_HASHED_CHANNEL_PREFIX	"awa#"	/* + MD5 hex of the queue name */
 #define AWA_OWN_CHANNEL_PREFIX		"awa."
 #define AWA_CANCEL_CHANNEL			"awa.cancel"
-extern void awa_job_available(const char *queue);
-extern void awa_job_scheduled(const char *queue);
+extern void awa_notify_queue(const char *queue);
 extern void awa_notify_cancel(int64 job_id, int64 run_lease);
-extern void awa_wake_init(void);
 extern void awa_queue_channel(const char *queue, char *channel);
 extern bool awa_channel_is_ours(const char *channel);
+
+/* wake.c */
+extern void awa_job_available(const char *queue);
+extern void awa_job_scheduled(const char *queue);
+extern void awa_wake_init(void);
 extern bool awa_wait_register(const char *queue);
 extern void awa_wait_attempt(void);
 extern long awa_wait_before_sleep(long due_ms);
@@ -303,9 +313,5 @@ extern void awa_wait_at_limit(bool at_limit);
 extern void awa_claim_begins(const char *queue);
 extern void awa_claim_ends(int n, bool full);
 extern void awa_running_freed(void);
-extern void awa_set_maintainer_pid(int pid);
-extern void awa_set_maintained(TimestampTz at);
-extern void awa_get_maintainer(TimestampTz *last_run, int *pid);
-extern bool awa_preloaded(void);
 
 #endif							/* AWA_H */

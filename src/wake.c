@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * wake.c
- *		Telling others that jobs became claimable: NOTIFY for listeners, and
- *		latches for claimers blocked in awa_claim(wait => ...).
+ *		Waking claimers blocked in awa_claim(wait => ...) when jobs become
+ *		claimable: their wait slots in shared memory (shmem.c) and latches,
+ *		handed out at commit.  Listeners are told by NOTIFY (notify.c).
  *
  * A blocked claimer publishes (database, hash of its queue, its PGPROC
  * number) in a slot of shared memory, then tries to claim, then sleeps on
@@ -43,30 +44,6 @@
  * The slots need shared memory, so they exist only when awa is in
  * shared_preload_libraries; without it a blocked claimer polls instead.
  *
- * NOTIFY only when someone may listen.  A NOTIFY makes its transaction
- * take the cluster-wide notification queue lock at commit, which
- * serializes committing enqueuers; it is wasted when no session listens.
- * So the notifications of a transaction are kept aside until
- * XACT_EVENT_PRE_COMMIT (just before PostgreSQL queues NOTIFYs) and sent
- * only if some backend of the cluster has run LISTEN on an awa channel
- * (see awa_channel_is_ours; counted by a ProcessUtility hook; a backend
- * stays counted until it exits).  The race between a listener arriving and an enqueuer that
- * found no listener is closed by a handshake: the enqueuer marks itself
- * committing (an odd counter in its slot) before it reads the listener
- * count and clears the mark once its commit is visible; a new listener
- * raises the count first and then waits for every backend it sees marked.
- * Either the enqueuer sees the listener, or the listener waits until the
- * enqueuer's commit is visible, before its own LISTEN takes effect, so its
- * first look at the queue finds the job.  Without shared memory every
- * notification is sent.
- *
- * Channel names.  A queue name may be any string of 1 to 200 characters,
- * so "awa:" followed by anything that fits belongs to queues: a queue's
- * channel is "awa:<queue>" when that fits in a channel name (63 bytes).
- * Longer names use "awa#<MD5 of the name>" and awa's own channel is
- * "awa.cancel": no queue name can produce either, and the two differ from
- * each other.  The payload of a queue's NOTIFY is always its full name.
- *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -90,72 +67,7 @@
 #include "utils/wait_event.h"
 
 #include "awa.h"
-
-/* One claimer blocked in awa_claim; also the backend's commit mark. */
-typedef struct AwaWaitSlot
-{
-	pg_atomic_uint32 reg_gen;	/* odd while the fields below describe a waiter */
-	Oid			dboid;
-	uint32		queue_hash;
-	int			procno;
-	pg_atomic_uint32 woken;		/* 1: handed a wake-up it has not taken yet */
-	pg_atomic_uint32 at_limit;	/* 1: its queue is at its concurrency limit */
-	pg_atomic_uint64 due_at;	/* keeps the time of a scheduled job, or 0 */
-	pg_atomic_uint32 commit_gen;	/* odd while committing with NOTIFYs held */
-} AwaWaitSlot;
-
-typedef struct AwaShared
-{
-	pg_atomic_uint32 nwaiting;	/* slots in use, to skip the scan when 0 */
-	pg_atomic_uint32 nlisteners;	/* backends that ran LISTEN on awa channels */
-	pg_atomic_uint64 wakeups;	/* times a blocked claimer woke and tried again */
-	pg_atomic_uint32 next_start;	/* where the next scan for waiters begins */
-	pg_atomic_uint64 maint_last_run;	/* TimestampTz of the last round */
-	pg_atomic_uint32 maint_pid; /* pid of the maintenance worker, or 0 */
-	int			nslots;
-	AwaWaitSlot slots[FLEXIBLE_ARRAY_MEMBER];
-} AwaShared;
-
-AwaShared  *awa_shared = NULL;
-
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
-
-/*
- * NOTIFYs of the current transaction, sent at pre-commit if anyone may
- * listen; each with the subtransaction level that asked for it, so that a
- * rolled-back savepoint takes its own back.  Kept in TopTransactionContext.
- */
-typedef struct HeldNotify
-{
-	char		channel[NAMEDATALEN];
-	char	   *payload;
-	int			level;
-} HeldNotify;
-static List *held_notifies = NIL;
-
-/*
- * An index of held_notifies by (level, channel, payload hash), built once
- * the list is long, so that a transaction enqueueing many jobs into a few
- * queues in turn holds one NOTIFY per queue, not one per job.  Dropped when
- * savepoints end (rebuilt on demand) and with TopTransactionContext.
- */
-typedef struct HeldKey
-{
-	int			level;
-	uint32		payload_hash;
-	char		channel[NAMEDATALEN];
-} HeldKey;
-typedef struct HeldEntry
-{
-	HeldKey		key;
-	HeldNotify *notify;
-} HeldEntry;
-#define HELD_INDEX_FROM 8
-static HTAB *held_index = NULL;
-static bool commit_marked = false;	/* our commit_gen is odd */
-static bool counted_listener = false;
+#include "shmem.h"
 
 /*
  * Queues made claimable by the current transaction: hash and number of
@@ -200,58 +112,6 @@ static bool slept = false;		/* the next attempt follows a sleep */
 static bool keeps_time = false; /* its due_at is published */
 static bool exit_callback_set = false;
 
-/* Read-only settings that show awa's shared state (see awa_wake_init). */
-static int	show_dummy = 0;
-
-static Size
-awa_shmem_size(void)
-{
-	return add_size(offsetof(AwaShared, slots),
-					mul_size(MaxBackends, sizeof(AwaWaitSlot)));
-}
-
-/* Reserve awa's shared memory (shmem_request_hook, PostgreSQL 15+). */
-static void
-awa_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(awa_shmem_size());
-}
-
-/* Create or attach to awa's shared memory. */
-static void
-awa_shmem_startup(void)
-{
-	bool		found;
-	int			i;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	awa_shared = ShmemInitStruct("awa", awa_shmem_size(), &found);
-	if (!found)
-	{
-		pg_atomic_init_u32(&awa_shared->nwaiting, 0);
-		pg_atomic_init_u32(&awa_shared->nlisteners, 0);
-		pg_atomic_init_u64(&awa_shared->wakeups, 0);
-		pg_atomic_init_u32(&awa_shared->next_start, 0);
-		pg_atomic_init_u64(&awa_shared->maint_last_run, 0);
-		pg_atomic_init_u32(&awa_shared->maint_pid, 0);
-		awa_shared->nslots = MaxBackends;
-		for (i = 0; i < MaxBackends; i++)
-		{
-			pg_atomic_init_u32(&awa_shared->slots[i].reg_gen, 0);
-			pg_atomic_init_u32(&awa_shared->slots[i].woken, 0);
-			pg_atomic_init_u32(&awa_shared->slots[i].at_limit, 0);
-			pg_atomic_init_u64(&awa_shared->slots[i].due_at, 0);
-			pg_atomic_init_u32(&awa_shared->slots[i].commit_gen, 0);
-		}
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
 static void note_queue(const char *queue, bool notify);
 static void set_exit_callback(void);
 
@@ -259,59 +119,6 @@ static uint32
 queue_hash(const char *queue)
 {
 	return hash_bytes((const unsigned char *) queue, strlen(queue));
-}
-
-/*
- * The NOTIFY channel of a queue: "awa:<queue>" when that fits in a
- * channel name, else "awa#" followed by the MD5 of the queue name.  No
- * queue's literal channel starts with "awa#" and awa's own channels start
- * with "awa.", so queues never share a channel with each other's hashes or
- * with awa.
- */
-void
-awa_queue_channel(const char *queue, char *channel)
-{
-	size_t		len = strlen(queue);
-
-	if (len + strlen(AWA_QUEUE_CHANNEL_PREFIX) < NAMEDATALEN)
-		snprintf(channel, NAMEDATALEN, AWA_QUEUE_CHANNEL_PREFIX "%s", queue);
-	else
-	{
-		char		hex[33];
-		const char *errstr = NULL;
-
-		if (!pg_md5_hash(queue, len, hex, &errstr))
-			elog(ERROR, "awa: could not hash queue name: %s", errstr);
-		snprintf(channel, NAMEDATALEN, AWA_HASHED_CHANNEL_PREFIX "%s", hex);
-	}
-}
-
-/*
- * Whether a channel is one awa sends on ("awa:", "awa#" or "awa."
- * followed by anything): LISTEN on it makes enqueuers notify.
- */
-bool
-awa_channel_is_ours(const char *channel)
-{
-	return strncmp(channel, AWA_QUEUE_CHANNEL_PREFIX, 4) == 0 ||
-		strncmp(channel, AWA_HASHED_CHANNEL_PREFIX, 4) == 0 ||
-		strncmp(channel, AWA_OWN_CHANNEL_PREFIX, 4) == 0;
-}
-
-bool		awa_notify = true;
-
-/* Define awa.notify (from _PG_init, before the awa. prefix is reserved). */
-void
-awa_notify_init(void)
-{
-	DefineCustomBoolVariable("awa.notify",
-							 "Sends NOTIFY awa:<queue> when a job becomes available.",
-							 "Listeners use it to wake up (a queue name longer than 59 bytes uses awa#<md5 of the name>).  With awa preloaded it is sent only while some session listens on an awa channel (awa:, awa# or awa.).",
-							 &awa_notify,
-							 true,
-							 PGC_USERSET,
-							 0,
-							 NULL, NULL, NULL);
 }
 
 /*
@@ -337,82 +144,9 @@ awa_job_scheduled(const char *queue)
 	note_queue(queue, false);
 }
 
-static void
-held_key(HeldKey *key, int level, const char *channel, const char *payload)
-{
-	memset(key, 0, sizeof(HeldKey));
-	key->level = level;
-	key->payload_hash = hash_bytes((const unsigned char *) payload, strlen(payload));
-	strlcpy(key->channel, channel, NAMEDATALEN);
-}
-
-/* Index a held NOTIFY; returns an equal one already held, or NULL. */
-static HeldNotify *
-held_index_add(HeldNotify *n)
-{
-	HeldKey		key;
-	HeldEntry  *e;
-	bool		found;
-
-	held_key(&key, n->level, n->channel, n->payload);
-	e = hash_search(held_index, &key, HASH_ENTER, &found);
-	if (!found)
-		e->notify = n;
-	else if (strcmp(e->notify->payload, n->payload) == 0)
-		return e->notify;
-	return NULL;				/* new, or a hash collision: keep both */
-}
-
-/*
- * Keep a NOTIFY for pre-commit, once per (channel, payload, savepoint
- * level).  PostgreSQL would drop the duplicates too, but only after they
- * piled up here.
- */
-static void
-hold_notify(const char *channel, const char *payload)
-{
-	MemoryContext old;
-	HeldNotify *n;
-	int			level = GetCurrentTransactionNestLevel();
-
-	if (held_notifies != NIL)
-	{
-		n = llast(held_notifies);
-		if (n->level == level && strcmp(n->channel, channel) == 0 &&
-			strcmp(n->payload, payload) == 0)
-			return;
-	}
-	old = MemoryContextSwitchTo(TopTransactionContext);
-	if (held_index == NULL && list_length(held_notifies) >= HELD_INDEX_FROM)
-	{
-		HASHCTL		ctl;
-		ListCell   *lc;
-
-		ctl.keysize = sizeof(HeldKey);
-		ctl.entrysize = sizeof(HeldEntry);
-		ctl.hcxt = TopTransactionContext;
-		held_index = hash_create("awa held notifies", 64, &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		foreach(lc, held_notifies)
-			(void) held_index_add(lfirst(lc));
-	}
-	n = palloc(sizeof(HeldNotify));
-	strlcpy(n->channel, channel, NAMEDATALEN);
-	n->payload = pstrdup(payload);
-	n->level = level;
-	if (held_index != NULL && held_index_add(n) != NULL)
-	{
-		pfree(n->payload);
-		pfree(n);
-	}
-	else
-		held_notifies = lappend(held_notifies, n);
-	MemoryContextSwitchTo(old);
-}
-
 /*
  * Remember a queue to wake at commit (one more waiter for an available
- * job, at least one for a scheduled job); NOTIFY it when asked.
+ * job, at least one for a scheduled job); NOTIFY it when asked (notify.c).
  */
 static void
 note_queue(const char *queue, bool notify)
@@ -435,75 +169,8 @@ note_queue(const char *queue, bool notify)
 	if (w != NULL && (notify || w->count == 0) && w->count < INT_MAX)
 		w->count++;
 
-	if (notify && awa_notify)
-	{
-		char		channel[NAMEDATALEN];
-
-		awa_queue_channel(queue, channel);
-		hold_notify(channel, queue);
-	}
-}
-
-/* NOTIFY awa.cancel for a running job that was cancelled. */
-void
-awa_notify_cancel(int64 job_id, int64 run_lease)
-{
-	char		payload[64];
-
-	snprintf(payload, sizeof(payload), "{\"id\": %lld, \"run_lease\": %lld}",
-			 (long long) job_id, (long long) run_lease);
-	hold_notify(AWA_CANCEL_CHANNEL, payload);
-}
-
-/* This backend's slot (for its commit mark), or NULL without shared memory. */
-static AwaWaitSlot *
-my_slot(void)
-{
-	if (awa_shared == NULL || MyBackendId < 1 || MyBackendId > awa_shared->nslots)
-		return NULL;
-	return &awa_shared->slots[MyBackendId - 1];
-}
-
-/*
- * Pre-commit: send the held NOTIFYs if any backend may listen.  The mark
- * goes up before the listener count is read (both full barriers), and
- * comes down after the commit is visible (clear_commit_mark).
- */
-static void
-send_held_notifies(void)
-{
-	AwaWaitSlot *slot = my_slot();
-	bool		send = true;
-	ListCell   *lc;
-
-	if (held_notifies == NIL)
-		return;
-	if (slot != NULL)
-	{
-		set_exit_callback();
-		pg_atomic_fetch_add_u32(&slot->commit_gen, 1);
-		commit_marked = true;
-		send = pg_atomic_read_u32(&awa_shared->nlisteners) > 0;
-	}
-	if (send)
-		foreach(lc, held_notifies)
-		{
-			HeldNotify *n = lfirst(lc);
-
-			Async_Notify(n->channel, n->payload);
-		}
-	held_notifies = NIL;
-	held_index = NULL;
-}
-
-static void
-clear_commit_mark(void)
-{
-	AwaWaitSlot *slot = my_slot();
-
-	if (commit_marked && slot != NULL)
-		pg_atomic_fetch_add_u32(&slot->commit_gen, 1);
-	commit_marked = false;
+	if (notify)
+		awa_notify_queue(queue);
 }
 
 /*
@@ -658,19 +325,14 @@ wake_for_rolled_back_claims(int from)
 }
 
 /*
- * Transaction end: NOTIFY at pre-commit; wake claimers after a commit;
- * after an abort, wake claimers for the jobs its claims give back.  A
- * prepared transaction notifies nobody (PostgreSQL cannot PREPARE a
- * NOTIFY).
+ * Transaction end: wake claimers after a commit; after an abort, wake
+ * claimers for the jobs its claims give back.
  */
 static void
-awa_xact_callback(XactEvent event, void *arg)
+wake_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
-		case XACT_EVENT_PRE_COMMIT:
-			send_held_notifies();
-			break;
 		case XACT_EVENT_ABORT:
 			if (nclaimed > 0 || claimed_overflow)
 				wake_for_rolled_back_claims(1);
@@ -681,9 +343,6 @@ awa_xact_callback(XactEvent event, void *arg)
 				wake_waiters();
 			/* FALLTHROUGH */
 		case XACT_EVENT_PREPARE:
-			clear_commit_mark();
-			held_notifies = NIL;
-			held_index = NULL;
 			npending_wakes = 0;
 			pending_overflow = false;
 			running_freed = false;
@@ -697,15 +356,14 @@ awa_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * Savepoints: a rolled-back one takes its NOTIFYs back and gives back the
- * jobs it claimed; a released one hands both up.
+ * Savepoints: a rolled-back one gives back the jobs it claimed; a released
+ * one hands its claims up.
  */
 static void
-awa_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					 SubTransactionId parentSubid, void *arg)
+wake_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
 	int			i;
 
 	if (event == SUBXACT_EVENT_ABORT_SUB && nclaimed > 0)
@@ -714,112 +372,17 @@ awa_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		for (i = 0; i < nclaimed; i++)
 			if (claimed[i].level >= level)
 				claimed[i].level = level - 1;
-
-	if (held_notifies == NIL)
-		return;
-	if (event == SUBXACT_EVENT_ABORT_SUB || event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		/* levels change or entries go: the index is rebuilt when needed */
-		if (held_index != NULL)
-			hash_destroy(held_index);
-		held_index = NULL;
-	}
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		foreach(lc, held_notifies)
-		{
-			HeldNotify *n = lfirst(lc);
-
-			if (n->level >= level)
-				held_notifies = foreach_delete_current(held_notifies, lc);
-		}
-	}
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		foreach(lc, held_notifies)
-		{
-			HeldNotify *n = lfirst(lc);
-
-			if (n->level >= level)
-				n->level = level - 1;
-		}
-	}
-}
-
-static void
-listener_exit(int code, Datum arg)
-{
-	if (counted_listener && awa_shared != NULL)
-		pg_atomic_fetch_sub_u32(&awa_shared->nlisteners, 1);
-	counted_listener = false;
-}
-
-/*
- * A LISTEN on an awa channel: count this backend as a listener (once,
- * until it exits), then wait until every backend that was committing with
- * NOTIFYs held, and may have seen no listener, has finished its commit.
- */
-static void
-listener_arrives(void)
-{
-	int			i;
-
-	if (counted_listener || awa_shared == NULL)
-		return;
-	before_shmem_exit(listener_exit, (Datum) 0);
-	counted_listener = true;
-	pg_atomic_fetch_add_u32(&awa_shared->nlisteners, 1);
-
-	for (i = 0; i < awa_shared->nslots; i++)
-	{
-		pg_atomic_uint32 *gen = &awa_shared->slots[i].commit_gen;
-		uint32		seen = pg_atomic_read_u32(gen);
-		long		sleep_ms = 1;
-
-		if (i == MyBackendId - 1)
-			continue;
-		/* a commit takes microseconds to milliseconds; back off to 10 ms */
-		while ((seen & 1) && pg_atomic_read_u32(gen) == seen)
-		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 sleep_ms, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-			sleep_ms = Min(sleep_ms * 2, 10);
-		}
-	}
-}
-
-static void
-awa_process_utility(PlannedStmt *pstmt, const char *queryString,
-					bool readOnlyTree, ProcessUtilityContext context,
-					ParamListInfo params, QueryEnvironment *queryEnv,
-					DestReceiver *dest, QueryCompletion *qc)
-{
-	Node	   *stmt = pstmt->utilityStmt;
-
-	if (IsA(stmt, ListenStmt) &&
-		awa_channel_is_ours(((ListenStmt *) stmt)->conditionname))
-		listener_arrives();
-
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
 }
 
 /*
  * Backend exit, however it happens (FATAL included, where awa_claim's
  * PG_FINALLY does not run): withdraw the wait slot, passing on a wake-up
- * or a timekeeping it held, and take down a commit mark.
+ * or a timekeeping it held.
  */
 static void
 wake_exit(int code, Datum arg)
 {
 	awa_wait_unregister();
-	clear_commit_mark();
 }
 
 /* Make sure wake_exit runs when this backend exits. */
@@ -841,7 +404,7 @@ set_exit_callback(void)
 bool
 awa_wait_register(const char *queue)
 {
-	AwaWaitSlot *slot = my_slot();
+	AwaWaitSlot *slot = awa_my_slot();
 
 	if (slot == NULL)
 		return false;
@@ -882,7 +445,7 @@ awa_wait_register(const char *queue)
 void
 awa_wait_attempt(void)
 {
-	AwaWaitSlot *slot = my_slot();
+	AwaWaitSlot *slot = awa_my_slot();
 
 	if (!registered || slot == NULL)
 		return;
@@ -905,7 +468,7 @@ awa_wait_attempt(void)
 long
 awa_wait_before_sleep(long due_ms)
 {
-	AwaWaitSlot *slot = my_slot();
+	AwaWaitSlot *slot = awa_my_slot();
 	uint64		due;
 	int			i;
 
@@ -960,7 +523,7 @@ awa_wait_before_sleep(long due_ms)
 void
 awa_wait_at_limit(bool at_limit)
 {
-	AwaWaitSlot *slot = my_slot();
+	AwaWaitSlot *slot = awa_my_slot();
 
 	if (!registered || slot == NULL)
 		return;
@@ -976,7 +539,7 @@ awa_wait_at_limit(bool at_limit)
 void
 awa_wait_unregister(void)
 {
-	AwaWaitSlot *slot = my_slot();
+	AwaWaitSlot *slot = awa_my_slot();
 	bool		pass_on;
 
 	if (!registered || slot == NULL)
@@ -1041,102 +604,10 @@ awa_claim_ends(int n, bool full)
 	attempting = false;
 }
 
-/* SHOW awa.waiting_claimers: backends blocked in awa_claim now. */
-static const char *
-show_waiting_claimers(void)
-{
-	static char buf[16];
-
-	snprintf(buf, sizeof(buf), "%u",
-			 awa_shared ? pg_atomic_read_u32(&awa_shared->nwaiting) : 0);
-	return buf;
-}
-
-/* SHOW awa.listening_sessions: backends counted as awa listeners now. */
-static const char *
-show_listening_sessions(void)
-{
-	static char buf[16];
-
-	snprintf(buf, sizeof(buf), "%u",
-			 awa_shared ? pg_atomic_read_u32(&awa_shared->nlisteners) : 0);
-	return buf;
-}
-
-/* SHOW awa.claimer_wakeups: times blocked claimers woke and tried again. */
-static const char *
-show_claimer_wakeups(void)
-{
-	static char buf[24];
-
-	snprintf(buf, sizeof(buf), UINT64_FORMAT,
-			 awa_shared ? pg_atomic_read_u64(&awa_shared->wakeups) : 0);
-	return buf;
-}
-
-/* Define one read-only setting that shows a piece of awa's shared state. */
-static void
-define_shown(const char *name, const char *desc, GucShowHook hook)
-{
-	DefineCustomIntVariable(name, desc, NULL, &show_dummy, 0, 0, INT_MAX,
-							PGC_INTERNAL,
-							GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
-							NULL, NULL, hook);
-}
-
 /* Wake-up machinery set-up, called from _PG_init. */
 void
 awa_wake_init(void)
 {
-	if (process_shared_preload_libraries_in_progress)
-	{
-		prev_shmem_request_hook = shmem_request_hook;
-		shmem_request_hook = awa_shmem_request;
-		prev_shmem_startup_hook = shmem_startup_hook;
-		shmem_startup_hook = awa_shmem_startup;
-		prev_ProcessUtility = ProcessUtility_hook;
-		ProcessUtility_hook = awa_process_utility;
-	}
-	define_shown("awa.waiting_claimers",
-				 "Shows how many backends are blocked in awa_claim(wait => ...) now (0 unless awa is preloaded).",
-				 show_waiting_claimers);
-	define_shown("awa.listening_sessions",
-				 "Shows how many backends have run LISTEN on an awa channel and not exited (0 unless awa is preloaded).",
-				 show_listening_sessions);
-	define_shown("awa.claimer_wakeups",
-				 "Shows how many times blocked awa_claim callers woke up and tried again since the server started (0 unless awa is preloaded).",
-				 show_claimer_wakeups);
-	RegisterXactCallback(awa_xact_callback, NULL);
-	RegisterSubXactCallback(awa_subxact_callback, NULL);
-}
-
-/* Record the maintenance worker's pid (0 when it exits). */
-void
-awa_set_maintainer_pid(int pid)
-{
-	if (awa_shared)
-		pg_atomic_write_u32(&awa_shared->maint_pid, (uint32) pid);
-}
-
-/* Record that a maintenance round finished now. */
-void
-awa_set_maintained(TimestampTz at)
-{
-	if (awa_shared)
-		pg_atomic_write_u64(&awa_shared->maint_last_run, (uint64) at);
-}
-
-/* Last maintenance round (0 if none or no shared memory) and worker pid. */
-void
-awa_get_maintainer(TimestampTz *last_run, int *pid)
-{
-	*last_run = awa_shared ? (TimestampTz) pg_atomic_read_u64(&awa_shared->maint_last_run) : 0;
-	*pid = awa_shared ? (int) pg_atomic_read_u32(&awa_shared->maint_pid) : 0;
-}
-
-/* Whether awa's shared memory exists (awa is in shared_preload_libraries). */
-bool
-awa_preloaded(void)
-{
-	return awa_shared != NULL;
+	RegisterXactCallback(wake_xact_callback, NULL);
+	RegisterSubXactCallback(wake_subxact_callback, NULL);
 }
