@@ -65,12 +65,12 @@ BEGIN
   shape := coalesce(shape, '(none)');
 END $$;
 
--- awa_claim's statement of one priority level (claim.c, level_sql): level 0
+-- awa_claim's statement of one priority level (job.c, awa_job_claim_sql): level 0
 -- with priority aging off, 1..4 with it on; unlimited: the variant that
 -- skips queues with a concurrency limit.
 CREATE FUNCTION claim_sql(level int, unlimited bool) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-  due text := 'queue = $1 AND state IN (''available'', ''scheduled'', ''retryable'')';
+  due text := 'queue = $1 AND state IN (''scheduled'', ''available'', ''retryable'')';
   ok text := 'attempt < max_attempts AND run_lease < 9223372036854775807';
   s text := 'WITH cand AS MATERIALIZED (SELECT ctid, ok FROM (';
 BEGIN
@@ -125,38 +125,38 @@ INSERT INTO stmts VALUES
 ('maintain.c', 'retention_candidates', 'float8, float8, bigint[]', $q$SELECT id FROM ((SELECT id FROM awa.jobs WHERE state = 'completed' AND $1 >= 0 AND finalized_at < now() - make_interval(secs => $1) AND id <> ALL($3) ORDER BY finalized_at LIMIT 10000) UNION ALL (SELECT id FROM awa.jobs WHERE state IN ('failed', 'cancelled') AND $2 >= 0 AND finalized_at < now() - make_interval(secs => $2) AND id <> ALL($3) LIMIT 10000)) o LIMIT 10000$q$, $$86400, 604800, '{}'$$),
 ('maintain.c', 'retention_one', 'float8, float8, bigint', $q$WITH old AS (SELECT id FROM awa.jobs WHERE id = $3 AND ((state = 'completed' AND $1 >= 0 AND finalized_at < now() - make_interval(secs => $1)) OR (state IN ('failed', 'cancelled') AND $2 >= 0 AND finalized_at < now() - make_interval(secs => $2))) FOR UPDATE SKIP LOCKED) DELETE FROM awa.jobs j USING old WHERE j.id = old.id$q$, '86400, 604800, 500'),
 ('maintain.c', 'annotate', 'bigint, text', $q$UPDATE awa.jobs SET errors = errors || jsonb_build_object('attempt', attempt, 'error', $2, 'at', now()) WHERE id = $1$q$, $$960, 'x'$$),
--- stats.c, admin.c (awa_health_check)
+-- stats.c, health.c (awa_health_check)
 ('stats.c', 'queue_stats', NULL, NULL, NULL),
-('admin.c', 'health_check', 'int', $q$SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'awa'), (SELECT count(*) FROM awa.jobs WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)), (SELECT CASE WHEN min(run_at) IS NOT NULL THEN greatest(extract(epoch FROM now()) - extract(epoch FROM min(run_at)), 0)::float8 END FROM awa.jobs WHERE state = 'available'), (SELECT coalesce(array_agg(queue ORDER BY queue), '{}') FROM awa.queue_meta WHERE paused), pg_catalog.pg_notification_queue_usage()$q$, '30'),
--- worker.c
-('worker.c', 'complete', 'bigint, bigint', $q$UPDATE awa.jobs SET state = 'completed', finalized_at = now() WHERE id = $1 AND run_lease = $2 AND state = 'running'$q$, '977, 1'),
-('worker.c', 'complete_many', 'bigint[], bigint[]', $q$UPDATE awa.jobs j SET state = 'completed', finalized_at = now() FROM unnest($1, $2) AS u(id, lease) WHERE j.id = u.id AND j.run_lease = u.lease AND j.state = 'running'$q$, $$'{977,1977}', '{1,1}'$$),
-('worker.c', 'fail', 'bigint, bigint, text, interval, boolean', $q$UPDATE awa.jobs SET errors = errors || jsonb_build_object('attempt', attempt, 'error', $3, 'at', now()), state = CASE WHEN $5 OR attempt >= max_attempts THEN 'failed'::awa.job_state ELSE 'retryable' END, run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at WHEN $4 IS NOT NULL THEN now() + $4 ELSE now() + make_interval(secs => least(power(2, attempt) * (1 + 0.25 * random()), 86400)) END, finalized_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END, heartbeat_at = NULL, deadline_at = NULL WHERE id = $1 AND run_lease = $2 AND state = 'running' RETURNING queue, CASE WHEN state = 'retryable' THEN run_at <= now() END, state$q$, $$977, 1, 'x', NULL, false$$),
-('worker.c', 'snooze', 'bigint, bigint, interval', $q$UPDATE awa.jobs SET state = 'scheduled', run_at = now() + $3, attempt = greatest(attempt - 1, 0), heartbeat_at = NULL, deadline_at = NULL WHERE id = $1 AND run_lease = $2 AND state = 'running' RETURNING queue, run_at <= now()$q$, $$977, 1, '1 minute'$$),
+('health.c', 'health_check', 'int', $q$SELECT (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'awa'), (SELECT count(*) FROM awa.jobs WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)), (SELECT CASE WHEN min(run_at) IS NOT NULL THEN greatest(extract(epoch FROM now()) - extract(epoch FROM min(run_at)), 0)::float8 END FROM awa.jobs WHERE state = 'available'), (SELECT coalesce(array_agg(queue ORDER BY queue), '{}') FROM awa.queue_meta WHERE paused), pg_catalog.pg_notification_queue_usage()$q$, '30'),
+-- job.c (a worker's transitions), worker.c
+('job.c', 'complete', 'bigint, bigint', $q$UPDATE awa.jobs SET state = 'completed', finalized_at = now() WHERE id = $1 AND run_lease = $2 AND state = 'running'$q$, '977, 1'),
+('job.c', 'complete_many', 'bigint[], bigint[]', $q$UPDATE awa.jobs j SET state = 'completed', finalized_at = now() FROM unnest($1, $2) AS u(id, lease) WHERE j.id = u.id AND j.run_lease = u.lease AND j.state = 'running'$q$, $$'{977,1977}', '{1,1}'$$),
+('job.c', 'fail', 'bigint, bigint, text, interval, boolean', $q$UPDATE awa.jobs SET errors = errors || jsonb_build_object('attempt', attempt, 'error', $3, 'at', now()), state = CASE WHEN $5 OR attempt >= max_attempts THEN 'failed'::awa.job_state ELSE 'retryable' END, run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at WHEN $4 IS NOT NULL THEN now() + $4 ELSE now() + make_interval(secs => least(power(2, attempt) * (1 + 0.25 * random()), 86400)) END, finalized_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END, heartbeat_at = NULL, deadline_at = NULL WHERE id = $1 AND run_lease = $2 AND state = 'running' RETURNING queue, CASE WHEN state = 'retryable' THEN run_at <= now() END, state$q$, $$977, 1, 'x', NULL, false$$),
+('job.c', 'snooze', 'bigint, bigint, interval', $q$UPDATE awa.jobs SET state = 'scheduled', run_at = now() + $3, attempt = greatest(attempt - 1, 0), heartbeat_at = NULL, deadline_at = NULL WHERE id = $1 AND run_lease = $2 AND state = 'running' RETURNING queue, run_at <= now()$q$, $$977, 1, '1 minute'$$),
 ('worker.c', 'heartbeat', 'bigint[], bigint[]', $q$WITH u AS (UPDATE awa.jobs j SET heartbeat_at = now() FROM unnest($1, $2) AS x(id, lease) WHERE j.id = x.id AND j.run_lease = x.lease AND j.state = 'running' RETURNING j.id) SELECT coalesce(array_agg(x.id ORDER BY x.ord), '{}') FROM unnest($1) WITH ORDINALITY AS x(id, ord) WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)$q$, $$'{977,1977}', '{1,1}'$$),
 ('worker.c', 'progress', 'bigint, bigint, jsonb', $q$UPDATE awa.jobs SET progress = $3, heartbeat_at = now() WHERE id = $1 AND run_lease = $2 AND state = 'running'$q$, $$977, 1, '{}'$$),
-('worker.c', 'rescue', 'interval, bigint[]', NULL, $$'30 seconds', '{}'$$),
-('worker.c', 'rescue_one', 'interval, bigint', NULL, $$'30 seconds', 977$$),
--- admin.c (other functions)
-('admin.c', 'retry_failed', 'text, text', $q$WITH c AS (SELECT id, unique_key IS NOT NULL AND awa.unique_state_held(unique_states, 'available') AS keyed, row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS rn FROM awa.jobs WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)) UPDATE awa.jobs j SET state = 'available', run_at = now(), attempt = 0, finalized_at = NULL, heartbeat_at = NULL, deadline_at = NULL FROM c WHERE j.id = c.id AND j.state = 'failed' AND (NOT c.keyed OR (c.rn = 1 AND NOT EXISTS (SELECT 1 FROM awa.jobs h WHERE h.unique_key = j.unique_key AND h.id <> j.id AND awa.unique_state_held(h.unique_states, h.state)))) RETURNING j.*$q$, $$'kind_5', NULL$$),
-('admin.c', 'discard_failed', 'text', $q$DELETE FROM awa.jobs WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1)$q$, $$'kind_5'$$),
-('admin.c', 'drain_held', 'text', $q$UPDATE awa.jobs SET state = 'cancelled', finalized_at = now() WHERE state = 'waiting_external' AND queue = $1 RETURNING id, run_lease$q$, $$'q3'$$),
-('admin.c', 'drain', 'text', $q$UPDATE awa.jobs SET state = 'cancelled', finalized_at = now() WHERE state IN ('available', 'scheduled', 'retryable') AND queue = $1$q$, $$'q3'$$),
-('admin.c', 'get_job', 'bigint', $q$SELECT * FROM awa.jobs WHERE id = $1$q$, '500'),
--- insert.c (not here: awa_cancel_by_unique_key's UPDATE ... WHERE unique_key =
+('job.c', 'rescue', 'interval, bigint[]', NULL, $$'30 seconds', '{}'$$),
+('job.c', 'rescue_one', 'interval, bigint', NULL, $$'30 seconds', 977$$),
+-- job.c (operators' transitions), observe.c
+('job.c', 'retry_failed', 'text, text', $q$WITH c AS (SELECT id, unique_key IS NOT NULL AND awa.unique_state_held(unique_states, 'available') AS keyed, row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS rn FROM awa.jobs WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)) UPDATE awa.jobs j SET state = 'available', run_at = now(), attempt = 0, finalized_at = NULL, heartbeat_at = NULL, deadline_at = NULL FROM c WHERE j.id = c.id AND j.state = 'failed' AND (NOT c.keyed OR (c.rn = 1 AND NOT EXISTS (SELECT 1 FROM awa.jobs h WHERE h.unique_key = j.unique_key AND h.id <> j.id AND awa.unique_state_held(h.unique_states, h.state)))) RETURNING j.*$q$, $$'kind_5', NULL$$),
+('job.c', 'discard_failed', 'text', $q$DELETE FROM awa.jobs WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1)$q$, $$'kind_5'$$),
+('job.c', 'drain_held', 'text', $q$UPDATE awa.jobs SET state = 'cancelled', finalized_at = now() WHERE state = 'waiting_external' AND queue = $1 RETURNING id, run_lease$q$, $$'q3'$$),
+('job.c', 'drain', 'text', $q$UPDATE awa.jobs SET state = 'cancelled', finalized_at = now() WHERE state IN ('available', 'scheduled', 'retryable') AND queue = $1$q$, $$'q3'$$),
+('observe.c', 'get_job', 'bigint', $q$SELECT * FROM awa.jobs WHERE id = $1$q$, '500'),
+-- enqueue.c (not here: awa_cancel_by_unique_key's UPDATE ... WHERE unique_key =
 -- $1 AND state IN (...), a Seq Scan: jobs_unique_idx is partial on
 -- unique_state_held(unique_states, state), which that query does not imply)
-('insert.c', 'insert', 'text, text, jsonb, text, smallint, smallint, timestamptz, text[], jsonb', $q$INSERT INTO awa.jobs (kind, queue, args, state, priority, max_attempts, run_at, tags, metadata) VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9) RETURNING *$q$, $$'k', 'q', '{}', 'available', 2, 25, now(), '{}', '{}'$$),
-('insert.c', 'unique_existing', 'bytea', $q$SELECT * FROM awa.jobs WHERE unique_key = $1 AND awa.unique_state_held(unique_states, state)$q$, $$decode(md5('20'), 'hex')$$),
+('enqueue.c', 'insert', 'text, text, jsonb, text, smallint, smallint, timestamptz, text[], jsonb', $q$INSERT INTO awa.jobs (kind, queue, args, state, priority, max_attempts, run_at, tags, metadata) VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9) RETURNING *$q$, $$'k', 'q', '{}', 'available', 2, 25, now(), '{}', '{}'$$),
+('enqueue.c', 'unique_existing', 'bytea', $q$SELECT * FROM awa.jobs WHERE unique_key = $1 AND awa.unique_state_held(unique_states, state)$q$, $$decode(md5('20'), 'hex')$$),
 -- lifecycle.c
 ('lifecycle.c', 'require_job', 'bigint', $q$SELECT 1 FROM awa.jobs WHERE id = $1$q$, '500'),
-('lifecycle.c', 'cancel', 'bigint', $q$UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now() FROM (SELECT id, state FROM awa.jobs WHERE id = $1 FOR UPDATE) o WHERE j.id = o.id AND o.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external') RETURNING j.*, o.state IN ('running', 'waiting_external')$q$, '960'),
-('lifecycle.c', 'retry_holder', 'bigint', $q$SELECT h.id FROM awa.jobs j JOIN awa.jobs h ON h.unique_key = j.unique_key AND h.id <> j.id AND awa.unique_state_held(h.unique_states, h.state) WHERE j.id = $1 AND j.state IN ('failed', 'cancelled', 'waiting_external') AND awa.unique_state_held(j.unique_states, 'available')$q$, '985'),
-('lifecycle.c', 'retry', 'bigint', $q$UPDATE awa.jobs SET state = 'available', run_at = now(), attempt = 0, finalized_at = NULL, heartbeat_at = NULL, deadline_at = NULL WHERE id = $1 AND state IN ('failed', 'cancelled', 'waiting_external') RETURNING *$q$, '985'),
+('job.c', 'cancel', 'bigint', $q$UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now() FROM (SELECT id, state FROM awa.jobs WHERE id = $1 FOR UPDATE) o WHERE j.id = o.id AND o.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external') RETURNING j.*, o.state IN ('running', 'waiting_external')$q$, '960'),
+('job.c', 'retry_holder', 'bigint', $q$SELECT h.id FROM awa.jobs j JOIN awa.jobs h ON h.unique_key = j.unique_key AND h.id <> j.id AND awa.unique_state_held(h.unique_states, h.state) WHERE j.id = $1 AND j.state IN ('failed', 'cancelled', 'waiting_external') AND awa.unique_state_held(j.unique_states, 'available')$q$, '985'),
+('job.c', 'retry', 'bigint', $q$UPDATE awa.jobs SET state = 'available', run_at = now(), attempt = 0, finalized_at = NULL, heartbeat_at = NULL, deadline_at = NULL WHERE id = $1 AND state IN ('failed', 'cancelled', 'waiting_external') RETURNING *$q$, '985'),
 -- claim.c
 ('claim.c', 'limit_count', 'text', $q$SELECT m.max_running - (SELECT count(*) FROM awa.jobs j WHERE j.state = 'running' AND j.queue = $1) FROM awa.queue_meta m WHERE m.queue = $1 AND NOT m.paused AND m.max_running IS NOT NULL$q$, $$'q5'$$),
 ('claim.c', 'next_due', 'text, timestamptz', $q$SELECT min(run_at) FROM awa.jobs WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable') AND state <> 'available' AND run_at > $2$q$, $$'q3', now()$$);
--- the rescue statement of worker.c (RESCUE_SQL) with its two pickers
+-- the rescue statement of job.c (RESCUE_SQL) with its two pickers
 UPDATE stmts SET sql = $q$WITH r AS (SELECT id, CASE WHEN deadline_at < now() THEN 'deadline exceeded' ELSE 'heartbeat stale' END AS cause FROM awa.jobs WHERE state = 'running' AND (heartbeat_at < now() - $1 OR deadline_at < now()) AND PICK LIMIT 5000 FOR UPDATE SKIP LOCKED) UPDATE awa.jobs j SET errors = j.errors || jsonb_build_object('attempt', j.attempt, 'error', r.cause, 'at', now()), state = CASE WHEN j.attempt >= j.max_attempts THEN 'failed'::awa.job_state ELSE 'retryable' END, run_at = now(), finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END, heartbeat_at = NULL, deadline_at = NULL FROM r WHERE j.id = r.id RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN true END$q$
   WHERE name IN ('rescue', 'rescue_one');
 UPDATE stmts SET sql = replace(sql, 'PICK', CASE name WHEN 'rescue' THEN 'id <> ALL($2)' ELSE 'id = $2' END)
@@ -166,7 +166,7 @@ UPDATE stmts SET sql = $q$WITH c AS (  SELECT queue, state, count(*) AS n,      
   WHERE name = 'queue_stats';
 -- awa_claim: every level, both variants
 INSERT INTO stmts
-  SELECT 'claim.c', format('claim_level%s%s', l, CASE WHEN u THEN '_unlimited' ELSE '' END),
+  SELECT 'job.c', format('claim_level%s%s', l, CASE WHEN u THEN '_unlimited' ELSE '' END),
          'text, timestamptz, interval, int, interval, text', claim_sql(l, u),
          $$'q3', now(), '60 seconds', 10, '5 minutes', 'w1'$$
   FROM generate_series(0, 4) l, (VALUES (false), (true)) v(u);
