@@ -107,22 +107,41 @@ def py_tuple(ls):
     return "(" + ", ".join(f'"{l}"' for l in ls) + ")"
 
 
+def py_lines(name, ls, per_line=None):
+    """NAME = ("a", "b", ...), per_line items a line (all on one line by default)."""
+    head = f"{name} = ("
+    per_line = per_line or len(ls)
+    rows = [", ".join(f'"{l}"' for l in ls[i:i + per_line]) for i in range(0, len(ls), per_line)]
+    return [(head if i == 0 else " " * len(head)) + r + ("," if i < len(rows) - 1 else ")")
+            for i, r in enumerate(rows)]
+
+
 def python_module(states):
     s = dict((n, ls) for n, ls, _ in sets(states))
     return "\n".join([
-        '"""The states of an awa job, as the extension defines them (awa.job_state).',
+        '"""The states of an awa job, as the extension defines them (the SQL type awa.job_state).',
         "",
-        "Made by scripts/gen_states.py from src/job_state.def in the extension's source: do not edit.",
+        "This module is the only place the Python client, worker and Django app list job",
+        "states; everything else imports these tuples.  It is made by scripts/gen_states.py",
+        "from src/job_state.def, the extension's one definition of the states: do not edit it.",
+        "",
+        "- ``STATES``: every state, in the order of the SQL enum (``enum_range(NULL::awa.job_state)``).",
+        "- ``LIVE_STATES``: a job in one of these may still run: it waits (scheduled, available,",
+        "  retryable, waiting_external) or runs (running).  ``awa_cancel`` acts on these.",
+        "- ``FINAL_STATES``: a job in one of these is settled and never runs again by itself.",
+        "- ``RETRYABLE_STATES``: the states ``awa_retry`` accepts: such a job becomes available",
+        "  now with its attempts reset; in any other state ``awa_retry`` returns no row.",
         '"""',
         "",
-        "# Every state, in the order of the SQL enum awa.job_state.",
-        f"STATES = {py_tuple(labels(states, lambda x: True))}",
-        "# States a job can still leave by itself; awa_cancel cancels a job in one of them.",
-        f"LIVE_STATES = {py_tuple(s['LIVE'])}",
-        "# Finished states.",
-        f"FINAL_STATES = {py_tuple(s['FINAL'])}",
-        "# States from which an operator may retry a job (awa_retry).",
-        f"RETRYABLE_STATES = {py_tuple(s['RETRY'])}",
+        *py_lines("STATES", labels(states, lambda x: True), 4),
+        "",
+        *py_lines("LIVE_STATES", s["LIVE"]),
+        "",
+        *py_lines("FINAL_STATES", s["FINAL"]),
+        "",
+        *py_lines("RETRYABLE_STATES", s["RETRY"]),
+        "",
+        '__all__ = ["STATES", "LIVE_STATES", "FINAL_STATES", "RETRYABLE_STATES"]',
         "",
     ])
 
