@@ -11,7 +11,11 @@
 #  5. a blocked claimer burns no CPU while it waits;
 #  6. a client killed while its claim waits leaves nothing claimed;
 #  7. a claimer blocked on a queue at its concurrency limit is woken by a completion
-#     that frees a slot (well before its 1 s recheck).
+#     that frees a slot (well before its 1 s recheck);
+#  8. a job that comes due later, however it got there (awa_insert_many on both of its
+#     paths, COPY and plain INSERT into awa.jobs, awa_snooze, awa_fail with retry_in),
+#     shortens a blocked claimer's sleep to its run_at: the claimer takes it about then,
+#     not at the end of its wait.
 use strict;
 use warnings;
 use FindBin;
@@ -132,6 +136,51 @@ is($s->{out}, 'second', 'the waiter gets the second job');
 ok($t1 - $t_done < 0.5,
 	sprintf('a claimer waiting at the queue\'s limit is woken by a completion (%d ms after it, %d ms in all)',
 		ms($t1 - $t_done), ms($t1 - $t0)));
+
+# 8. every way a job is scheduled shortens a blocked claimer's sleep.
+# scheduled_wakes(QUEUE, WHAT, CODE): a claimer of QUEUE blocks for 20 s; CODE makes a
+# job of kind 'later' due in about 2 s; the claimer must take it well before its wait ends.
+sub scheduled_wakes
+{
+	my ($queue, $what, $code) = @_;
+	my $t0 = time;
+	my $s  = bg("SELECT kind FROM awa_claim('$queue', wait => '20 s')");
+	usleep(500_000);
+	$code->();
+	is(done($s), 0, "$what: the blocked claim ends without error") or diag($s->{err});
+	my $t1 = time;
+	is($s->{out}, 'later', "$what: the blocked claim takes the scheduled job");
+	ok($t1 - $t0 < 10,
+		sprintf('%s: a blocked claimer takes the scheduled job when it comes due (%d ms; '
+			  . 'not told of it, the claimer sleeps its whole 20 s wait)', $what, ms($t1 - $t0)));
+}
+sub many_sql
+{
+	return "SELECT count(*) FROM awa_insert_many(jsonb_build_array(jsonb_build_object("
+	  . "'kind', 'later', 'queue', '$_[0]', 'run_at', now() + interval '2 s')))";
+}
+scheduled_wakes('wq8a', 'awa_insert_many', sub { q1(many_sql('wq8a')) });
+# another trigger on awa.jobs takes awa_insert_many off its direct path
+q1("CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';"
+  . " CREATE TRIGGER z_noop AFTER INSERT ON awa.jobs FOR EACH ROW EXECUTE FUNCTION noop()");
+scheduled_wakes('wq8b', 'awa_insert_many through INSERT (other triggers on awa.jobs)', sub { q1(many_sql('wq8b')) });
+q1("DROP TRIGGER z_noop ON awa.jobs");
+scheduled_wakes('wq8c', 'COPY awa.jobs', sub {
+	my $at = q1("SELECT now() + interval '2 s'");
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $connstr,
+			'-c', 'COPY awa.jobs (kind, queue, run_at) FROM STDIN' ],
+		'<', \"later\twq8c\t$at\n", '>', \$out, '2>', \$err)
+	  or diag("COPY failed: $err");
+});
+scheduled_wakes('wq8d', 'INSERT INTO awa.jobs',
+	sub { q1("INSERT INTO awa.jobs (kind, queue, run_at) VALUES ('later', 'wq8d', now() + interval '2 s')") });
+q1("SELECT awa_insert('later', queue => 'wq8e')");
+($id, $lease) = split /\|/, q1("SELECT id, run_lease FROM awa_claim('wq8e')");
+scheduled_wakes('wq8e', 'awa_snooze', sub { q1("SELECT awa_snooze($id, $lease, '2 s')") });
+q1("SELECT awa_insert('later', queue => 'wq8f')");
+($id, $lease) = split /\|/, q1("SELECT id, run_lease FROM awa_claim('wq8f')");
+scheduled_wakes('wq8f', 'awa_fail with retry_in', sub { q1("SELECT awa_fail($id, $lease, 'boom', retry_in => '2 s')") });
 
 $node->stop;
 done_testing();
