@@ -43,7 +43,7 @@ extern void awa_claim_init(void);
 extern void awa_job_init(void);
 extern Datum awa_heartbeat_timeout_param(Interval *buf);
 
-/* A unique job's key and the states it holds it in (insert.c). */
+/* A unique job's key and the states it holds it in (unique.c). */
 typedef struct AwaUnique
 {
 	bytea	   *key;			/* awa_unique_key */

@@ -22,7 +22,7 @@
  *	  NOTIFY awa.cancel so the worker can stop.
  * Enqueueing applies the same rule to each new row (awa_job_enqueued).
  * The callers (the SQL functions of insert.c, enqueue.c, copy.c, worker.c,
- * lifecycle.c, admin.c and maintain.c) check arguments and shape results;
+ * lifecycle.c, queue.c and maintain.c) check arguments and shape results;
  * none of them wakes anyone by itself.
  *
  * Every statement that changes several jobs locks them first in id order,
