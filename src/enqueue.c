@@ -52,7 +52,6 @@ announce(const AwaJob *job, AwaJobState state)
 
 /* Parameters of awa's INSERT of a job; the timeout is the last of them. */
 #define JOB_PARAMS			10
-#define JOB_TIMEOUT_PARAM	9
 
 /*
  * The parameters of awa's INSERT of a job as a column map: $1 kind, $2
@@ -87,8 +86,9 @@ job_values(AwaJob *job, Datum *values, char *nulls)
 
 /*
  * Write one validated job through SPI and return the SPI tuple of its row
- * (valid until SPI_finish).  The caller is connected to SPI.  A job whose run_at is in
- * the future is scheduled, otherwise available (awa_job_enqueued wakes).
+ * (valid until SPI_finish).  The caller is connected to SPI.  A job whose
+ * run_at is in the future is scheduled, otherwise available; the row is
+ * announced (awa_job_enqueued).
  */
 static HeapTuple
 insert_job(AwaJob *job, TupleDesc *desc)
