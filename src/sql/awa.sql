@@ -237,7 +237,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_rescue()
 	IS 'running jobs with a stale heartbeat or a passed deadline become retryable (or failed); returns how many';
 
--- Administration and bulk (admin.c, bulk.c) -----------------------------------
+-- Administration and bulk (lifecycle.c, queue.c, observe.c, health.c, enqueue.c, copy.c) ---
 
 -- Listing a page of jobs in a state that is rare among millions of completed
 -- ones (failed, cancelled, waiting_external; also what awa_retry_failed,

@@ -1,4 +1,4 @@
-"""NOTIFY only when someone listens (src/wake.c), against a real server.
+"""NOTIFY only when someone listens (src/notify.c), against a real server.
 
 Run by test/t/004_listen.pl on a server of its own: python3 listen_gate.py DSN
   1. With no session listening on an "awa:" channel, enqueueing sends no NOTIFY: a session that
