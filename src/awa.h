@@ -307,6 +307,7 @@ extern void awa_job_scheduled(const char *queue);
 extern void awa_wake_init(void);
 extern bool awa_wait_register(const char *queue);
 extern void awa_wait_attempt(void);
+extern bool awa_wait_woken(void);
 extern long awa_wait_before_sleep(long due_ms);
 extern void awa_wait_unregister(void);
 extern void awa_wait_at_limit(bool at_limit);

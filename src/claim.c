@@ -392,6 +392,36 @@ wait_for_work(long timeout_ms)
 }
 
 /*
+ * Sleep up to timeout_ms (at least 1) for the claim loop.  A registered
+ * waiter sleeps on when its latch was set by something other than a
+ * wake-up of awa's (awa_wait_woken), so that a stray latch does not cost a
+ * claim attempt; it still returns at once for an interrupt (wait_for_work
+ * checks for them) and when the time is up.
+ */
+static void
+sleep_until(long timeout_ms, bool registered)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  Max(timeout_ms, 1));
+
+	for (;;)
+	{
+		TimestampTz now;
+
+		wait_for_work(Max(timeout_ms, 1));
+		if (!registered)
+			return;
+		ResetLatch(MyLatch);
+		if (awa_wait_woken())
+			return;
+		now = GetCurrentTimestamp();
+		if (now >= end)
+			return;
+		timeout_ms = (long) ((end - now) / 1000) + 1;
+	}
+}
+
+/*
  * One attempt of a blocking claim, in a subtransaction that is kept only if
  * it claimed something.  An attempt that hands out nothing may still have
  * locked rows: FOR UPDATE in READ COMMITTED locks the newest version of a
@@ -509,7 +539,7 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 			due_ms = awa_wait_before_sleep(due_ms);
 		if (due_ms >= 0)
 			timeout_ms = Min(timeout_ms, due_ms);
-		wait_for_work(Max(timeout_ms, 1));
+		sleep_until(timeout_ms, registered);
 		at = GetCurrentTimestamp();
 	}
 	return nrows;

@@ -457,6 +457,24 @@ awa_wait_attempt(void)
 }
 
 /*
+ * Whether a wake-up was handed to this registered waiter and not taken yet.
+ * Every wake-up of awa sets the flag before it sets the latch, so a latch
+ * set without it came from elsewhere (a signal, catch-up of the shared
+ * invalidation queue): the waiter sleeps on rather than try again.  Call it
+ * after ResetLatch, so that a wake-up handed after the check still ends the
+ * next sleep.  Not registered (no shared memory): true, every wake counts.
+ */
+bool
+awa_wait_woken(void)
+{
+	AwaWaitSlot *slot = awa_my_slot();
+
+	if (!registered || slot == NULL)
+		return true;
+	return pg_atomic_read_u32(&slot->woken) != 0;
+}
+
+/*
  * A registered waiter's attempt claimed nothing and it is about to sleep;
  * due_ms is how long until the queue's next scheduled job comes due (-1:
  * none).  Returns the time to sleep at most for that job: due_ms if this
