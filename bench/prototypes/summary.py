@@ -43,8 +43,11 @@ if rels:
 sz = [r for r in rows if r[0] == "size"]
 if sz:
     print("size after draining 50,000 jobs (2 clients, batch 10, no held snapshot), before and after one maintenance round")
-    for _, v, done, before, after in sz:
-        print(f"  {v:8} completed={done:>6}  after drain {int(before) / 1048576:6.1f} MiB  after maintenance {int(after) / 1048576:6.1f} MiB")
+    for r in sz:
+        v, done, before, after = r[1:5]
+        below = r[5] if len(r) > 5 else "-"
+        print(f"  {v:8} completed={done:>6}  left below the cursor={below:>2}  after drain {int(before) / 1048576:6.1f} MiB  "
+              f"after maintenance {int(after) / 1048576:6.1f} MiB")
     print()
 st = [r for r in rows if r[0] == "stats"]
 if st:
