@@ -34,7 +34,7 @@ P5_MAXTIME=${P5_MAXTIME:-60}        # case 5: cap per drain, seconds
 ROUNDS=${P_ROUNDS:-2}               # alternating rounds (A B C A B C ...)
 VARIANTS=${P_VARIANTS:-base cursor ring}
 STATS_SIZES=${P_STATS_SIZES:-100000 1000000}
-OUT=$HERE/results
+OUT=${P_OUT:-$HERE/results}     # P_OUT: another results directory (e.g. for a long run)
 RAW=$OUT/raw.tsv
 mkdir -p "$OUT/tmp"
 
@@ -100,7 +100,7 @@ holder_stop() {
 
 # drain VARIANT HELD ROUND: one case 5 run
 drain() {
-	local v=$1 held=$2 r=$3 prog log t0 t1 fl done secs
+	local v=$1 held=$2 r=$3 prog log t0 t1 fl ndone secs
 	load "$v" "$P5_JOBS"
 	[ "$held" = clean ] || holder_start "$held"
 	prog=$OUT/tmp/c5_${v}_${held}_$r.progress
@@ -117,14 +117,14 @@ drain() {
 		[ "$held" != held ] || relations "$v" | sed "s/^/$v\t$r\t/" >"$OUT/tmp/c5_${v}_rel_$r.tsv"
 		holder_stop
 	fi
-	done=$(completed "$v")
+	ndone=$(completed "$v")
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 	# jobs/s per second of --progress (tps x 10); first and last tenth of the seconds
 	fl=$(awk '/^progress:/ { n++; v[n] = $4 * 10 }
 		END { k = int(n / 10); if (k < 1) k = 1; for (i = 1; i <= k; i++) f += v[i];
 		      for (i = n - k + 1; i <= n; i++) l += v[i]; printf "%.0f %.0f", f / k, l / k }' "$prog")
-	record c5 "$v" "$held" "$r" "${fl% *}" "${fl#* }" "$secs" "$done"
-	log "c5 $v $held round $r: first tenth ${fl% *} jobs/s, last tenth ${fl#* } jobs/s, $done jobs in ${secs}s"
+	record c5 "$v" "$held" "$r" "${fl% *}" "${fl#* }" "$secs" "$ndone"
+	log "c5 $v $held round $r: first tenth ${fl% *} jobs/s, last tenth ${fl#* } jobs/s, $ndone jobs in ${secs}s"
 }
 
 phase_setup() {
@@ -134,7 +134,8 @@ phase_setup() {
 }
 
 phase_c5() {
-	local -a vs=($VARIANTS)
+	local -a vs
+	read -ra vs <<<"$VARIANTS"
 	local n=${#vs[@]} r i held
 	for ((r = 1; r <= ROUNDS; r++)); do
 		for held in held clean; do
@@ -146,7 +147,7 @@ phase_c5() {
 }
 
 phase_size() {
-	local v before after done below
+	local v before after ndone below
 	for v in $VARIANTS; do
 		load "$v" 50000
 		"$PG_BIN/pgbench" -n -M prepared -c 2 -j 2 -t 2500 -f "$HERE/${v}_cc.sql" >/dev/null 2>&1
@@ -154,7 +155,7 @@ phase_size() {
 		[ "$v" != ring ] || q "SELECT p_ring.complete(c.ids, c.leases) FROM p_ring.claim('vac', 1000) c" >/dev/null
 		sleep 1
 		before=$(total_size "$v")
-		done=$(completed "$v")
+		ndone=$(completed "$v")
 		# jobs the drain left behind below the shared cursor (the floor must never pass one): must be 0
 		case $v in
 		cursor) below=$(q "SELECT count(*) FROM p_cur.jobs WHERE state = 'available'
@@ -169,8 +170,8 @@ phase_size() {
 		ring) psqlq -f "$HERE/ring_fold.sql" >/dev/null; psqlq -f "$HERE/ring_maintain.sql" >/dev/null ;;
 		esac
 		after=$(total_size "$v")
-		record size "$v" "$done" "$before" "$after" "$below"
-		log "size $v: $done jobs completed, $below left below the cursor; after drain $((before / 1024)) kB, after maintenance $((after / 1024)) kB"
+		record size "$v" "$ndone" "$before" "$after" "$below"
+		log "size $v: $ndone jobs completed, $below left below the cursor; after drain $((before / 1024)) kB, after maintenance $((after / 1024)) kB"
 	done
 }
 
@@ -240,7 +241,8 @@ phase_wait() {
 		done
 		wait
 	done
-	local -a vs=(${P6_VARIANTS:-base ring})
+	local -a vs
+	read -ra vs <<<"${P6_VARIANTS:-base ring}"
 	local r i m
 	for ((r = 1; r <= ${P6_ROUNDS:-1}; r++)); do
 		for m in awawait callwait; do
