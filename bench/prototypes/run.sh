@@ -32,7 +32,7 @@ export PGOPTIONS="-c client_min_messages=warning"
 P5_JOBS=${P5_JOBS:-200000}          # case 5: jobs per drain
 P5_MAXTIME=${P5_MAXTIME:-60}        # case 5: cap per drain, seconds
 ROUNDS=${P_ROUNDS:-2}               # alternating rounds (A B C A B C ...)
-VARIANTS=${P_VARIANTS:-base cursor ring}
+VARIANTS=${P_VARIANTS:-base cursor ring}   # also: basepk (base with the completion by primary key)
 STATS_SIZES=${P_STATS_SIZES:-100000 1000000}
 OUT=${P_OUT:-$HERE/results}     # P_OUT: another results directory (e.g. for a long run)
 RAW=$OUT/raw.tsv
@@ -44,11 +44,11 @@ log() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 record() { printf '%s\n' "$(IFS=$'\t'; echo "$*")" >>"$RAW"; }
 
 # tables and sequences of a variant (for sizes and dead tuples)
-schema_of() { case $1 in base) echo p_base ;; cursor) echo p_cur ;; ring) echo p_ring ;; esac; }
+schema_of() { case $1 in base | basepk) echo p_base ;; cursor) echo p_cur ;; ring) echo p_ring ;; esac; }
 
 load() {   # load VARIANT N
 	case $1 in
-	base) q "CALL p_base.load('p_base.jobs', $2)" ;;
+	base | basepk) q "CALL p_base.load('p_base.jobs', $2)" ;;
 	cursor) q "CALL p_base.load('p_cur.jobs', $2); SELECT setval('p_cur.cursor_vac', 0)" >/dev/null ;;
 	ring) q "CALL p_ring.load($2)" ;;
 	esac
@@ -58,7 +58,7 @@ load() {   # load VARIANT N
 
 completed() {   # completed VARIANT -> jobs completed
 	case $1 in
-	base) q "SELECT count(*) FROM p_base.jobs WHERE state = 'completed'" ;;
+	base | basepk) q "SELECT count(*) FROM p_base.jobs WHERE state = 'completed'" ;;
 	cursor) q "SELECT count(*) FROM p_cur.jobs WHERE state = 'completed'" ;;
 	ring) q "SELECT count(*) FROM p_ring.done WHERE state = 'completed'" ;;
 	esac
