@@ -1,0 +1,1 @@
+INSERT INTO p_ring.ready (slot, kind, queue, args) VALUES (0, 'k', 'enq', '{"n":1}');
