@@ -1516,6 +1516,24 @@ slot_for(Oid dboid, const char *name)
 	return free_slot;
 }
 
+/*
+ * What the launcher and each database's worker have in common: a
+ * background worker of awa.so with a database connection, started once
+ * recovery is over, running function, restarted after restart_secs
+ * (BGW_NEVER_RESTART: not).  The caller fills in its name and argument.
+ */
+static void
+describe_worker(BackgroundWorker *worker, const char *function, int restart_secs)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_secs;
+	strlcpy(worker->bgw_library_name, "awa", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, AWA_BGW_TYPE, BGW_MAXLEN);
+}
+
 /* Start the worker of one database if it is not running and may start. */
 static void
 launch_one(DbSlot *slot, TimestampTz now)
@@ -1566,14 +1584,8 @@ launch_one(DbSlot *slot, TimestampTz now)
 	if (database_wanted_elsewhere(slot->dboid))
 		return;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "awa", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "awa_maintenance_worker_main", BGW_MAXLEN);
+	describe_worker(&worker, "awa_maintenance_worker_main", BGW_NEVER_RESTART);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "awa maintenance worker for database %s", slot->name);
-	strlcpy(worker.bgw_type, AWA_BGW_TYPE, BGW_MAXLEN);
 	strlcpy(worker.bgw_extra, slot->name, BGW_EXTRALEN);
 	worker.bgw_main_arg = Int32GetDatum(MyProcPid);
 	worker.bgw_notify_pid = MyProcPid;
@@ -1774,15 +1786,7 @@ awa_maintain_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = AWA_LAUNCHER_RESTART_SECS;
-	strlcpy(worker.bgw_library_name, "awa", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "awa_maintenance_launcher_main", BGW_MAXLEN);
+	describe_worker(&worker, "awa_maintenance_launcher_main", AWA_LAUNCHER_RESTART_SECS);
 	strlcpy(worker.bgw_name, "awa maintenance launcher", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, AWA_BGW_TYPE, BGW_MAXLEN);
-	worker.bgw_main_arg = (Datum) 0;
-	worker.bgw_notify_pid = 0;
 	RegisterBackgroundWorker(&worker);
 }
