@@ -9,7 +9,16 @@ DEMO_DIR=${AWA_DEMO_DIR:-/var/tmp/awa-demo}
 DEMO_PORT=${AWA_DEMO_PORT:-54320}
 
 if [ "${1:-}" = stop ]; then
-	awa_cluster_stop "$DEMO_DIR"; echo "stopped the awa demo server in $DEMO_DIR"; exit 0
+	if [ -f "$DEMO_DIR/data/postmaster.pid" ]; then
+		awa_cluster_stop "$DEMO_DIR"; echo "stopped the awa demo server in $DEMO_DIR"
+	else
+		echo "no awa demo server is running in $DEMO_DIR"
+	fi
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "scripts/quickstart.sh installs packages and awa into the system PostgreSQL: run it as root" >&2
+	exit 1
 fi
 
 bash "$AWA_ROOT/scripts/setup.sh"

@@ -802,7 +802,7 @@ awa_next_fire_times(PG_FUNCTION_ARGS)
 		if (n < 1 || n > CRON_MAX_FIRE_TIMES)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("n must be between 1 and %d, not %d",
+					 errmsg("n must be between 1 and %d, got %d",
 							CRON_MAX_FIRE_TIMES, n)));
 
 		funcctx = SRF_FIRSTCALL_INIT();

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--heartbeat", type=float, default=10,
                    help="heartbeat interval in seconds, shorter than the lease (default 10)")
     p.add_argument("--shutdown-timeout", type=float, default=30,
-                   help="seconds to let running jobs finish on SIGTERM before releasing them")
+                   help="seconds to let running jobs finish on SIGTERM before releasing them (default 30)")
     p.add_argument("--name", default=None, help="worker name (default host:pid)")
     p.add_argument("--driver", choices=["psycopg", "psycopg2"], default=None)
     p.add_argument("--prepare-threshold", type=int, default=None, metavar="N",
