@@ -189,7 +189,7 @@ same columns, defaults, constraints, identity and indexes (checked by the script
    UPDATE SKIP LOCKED) RETURNING id, run_lease` (aggregated the same way for n = 10), then one
    completion `UPDATE ... SET state = 'completed', finalized_at = now() WHERE id/run_lease match AND
    state = 'running'` (`FROM unnest(ids, leases)` for n = 10). awa at batch 100 is compared with the
-   baseline at n = 10 (issue 8).
+   baseline at n = 10.
 4. **Monitoring.** awa.jobs is filled with INSERT ... SELECT (10 queues; 85% completed with finalized_at
    over the last 2 hours, 10% available, 2% running, 1% each scheduled/retryable/failed), VACUUM ANALYZE,
    then each query runs once to warm up and then R times in rotating order (psycopg, client-side time):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh — awa's benchmark suite (issue 8).
+# bench/run.sh — awa's benchmark suite.
 #
 # One command, as root on Debian 12:   bench/run.sh
 # Quick smoke run (1-2 minutes):         BENCH_QUICK=1 bench/run.sh
