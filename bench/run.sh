@@ -30,7 +30,7 @@ CC_JOBSN=${BENCH_CC_JOBSN:-$(q_or 20000 100000)}        # case 3: jobs processed
 STATS_SIZES=${BENCH_STATS_SIZES:-$(q_or "100000 1000000" "1000000 10000000")}  # case 4
 STATS_REPS=${BENCH_STATS_REPS:-$(q_or 5 7)}             # case 4: calls per query per size (fewer, at least 3, for calls slower than 3 s)
 VAC_JOBS=${BENCH_VAC_JOBS:-$(q_or 20000 500000)}        # case 5
-VAC_MAXTIME=${BENCH_VAC_MAXTIME:-$(q_or 20 75)}         # case 5: cap per run (awa, then baseline), seconds
+VAC_MAXTIME=${BENCH_VAC_MAXTIME:-$(q_or 20 75)}         # case 5: cap per run (each of its four), seconds
 LAT_ROUNDS=${BENCH_LAT_ROUNDS:-$(q_or 40 200)}          # case 6
 CLIENTS=${BENCH_CLIENTS:-2}
 PGB_MODE=${BENCH_PGBENCH_MODE:-prepared}                # pgbench -M
@@ -308,14 +308,23 @@ case4() {
 }
 
 # ---- case 5: held-back vacuum -------------------------------------------------------------------------
-# vac_run NAME TABLE SCRIPT: drain VAC_JOBS jobs (batch 10, CLIENTS clients) while a transaction holds xmin
+# vac_run NAME TABLE SCRIPT [HOLDER]: drain VAC_JOBS jobs (batch 10, CLIENTS clients) while a third session
+# holds back the horizon, or not: HOLDER rr (default) is a transaction that took an xid and sleeps (what a
+# REPEATABLE READ report or a forgotten session does); claim_fn is a worker blocked in awa_claim(wait) on
+# another, idle queue; claim_proc the same worker in CALL awa_claim_wait.  Prints the first and last tenth.
 vac_run() {
-	local name=$1 t=$2 script=$3 batch=10 holder prog
+	local name=$1 t=$2 script=$3 kind=${4:-rr} batch=10 holder prog sql
 	load_backlog "$t" "$VAC_JOBS" vac
 	meta "c5_${name}_size_before" "$(q "SELECT pg_size_pretty(pg_table_size('$t')) || ' table + ' || pg_size_pretty(pg_indexes_size('$t')) || ' indexes'")"
-	PGAPPNAME=bench_xmin_holder psql -X -q -c "BEGIN; SELECT txid_current(); SELECT pg_sleep(100000);" >/dev/null 2>&1 &
+	case $kind in
+	rr) sql="BEGIN; SELECT txid_current(); SELECT pg_sleep(100000);" ;;
+	claim_fn) sql="SELECT count(*) FROM awa_claim('bench_idle', wait => '1 day')" ;;
+	claim_proc) sql="CALL awa_claim_wait('bench_idle', wait => '1 day')" ;;
+	esac
+	PGAPPNAME=bench_xmin_holder psql -X -q -c "$sql" >/dev/null 2>&1 &
 	holder=$!
 	sleep 1
+	meta "c5_${name}_holder_xmin" "$(q "SELECT coalesce(backend_xmin::text, 'none') FROM pg_stat_activity WHERE application_name = 'bench_xmin_holder'")"
 	prog="$TMP/pgbench_${name}.progress"
 	timeout --signal=INT "$VAC_MAXTIME" "$PG_BIN/pgbench" -n -M "$PGB_MODE" -c "$CLIENTS" -j "$CLIENTS" \
 		-t $((VAC_JOBS / CLIENTS / batch)) --progress=1 -f "$script" >"$TMP/pgbench_${name}.log" 2>"$prog" || true
@@ -330,7 +339,7 @@ vac_run() {
 }
 case5() {
 	log "case 5: held-back vacuum: drain $VAC_JOBS jobs (batch 10) while a transaction holds xmin"
-	local fl
+	local fl v
 	if has_func awa_claim && has_func awa_complete_many; then
 		fl=$(vac_run awa awa.jobs "$(script_from c3_awa_batch.sql vac 10)")
 		record c5_awa_first 1 "${fl% *}"; record c5_awa_last 1 "${fl#* }"
@@ -342,6 +351,16 @@ case5() {
 	record c5_base_first 1 "${fl% *}"; record c5_base_last 1 "${fl#* }"
 	echo "    baseline: first tenth ${fl% *} jobs/s, last tenth ${fl#* } jobs/s"
 	q "TRUNCATE awa.jobs, bench_jobs" >/dev/null
+	# only awa's own waiting claimers, on another queue: the blocking function, then the procedure
+	for v in claim_fn claim_proc; do
+		if [ $v = claim_proc ] && ! has_func awa_claim_wait; then na c5_awa_claim_proc_first "awa_claim_wait missing"; continue; fi
+		has_func awa_claim || continue
+		fl=$(vac_run "awa_$v" awa.jobs "$(script_from c3_awa_batch.sql vac 10)" $v)
+		record "c5_awa_${v}_first" 1 "${fl% *}"; record "c5_awa_${v}_last" 1 "${fl#* }"
+		meta "c5_awa_${v}_last_vs_first" "$(awk -v f="${fl% *}" -v l="${fl#* }" 'BEGIN { if (f > 0) printf "%.2f", l / f; else print "-" }')"
+		echo "    awa, a waiter in $v on another queue: first tenth ${fl% *} jobs/s, last tenth ${fl#* } jobs/s"
+		q "TRUNCATE awa.jobs" >/dev/null
+	done
 }
 
 # ---- case 6: blocking-claim wake-up latency ---------------------------------------------------------

@@ -55,11 +55,21 @@
  * it, and needs READ COMMITTED (a transaction snapshot would never show the
  * jobs it waits for).
  *
+ * The horizon.  A function that waits inside a statement keeps the
+ * statement's snapshot registered for the whole wait, so a blocked
+ * awa_claim holds back VACUUM of every table.  CALL awa_claim_wait, a
+ * procedure, waits between transactions instead: each attempt is
+ * awa_claim(wait => 0), through SQL (a procedure that commits cannot be
+ * SECURITY DEFINER, awa_claim is); an empty one is committed, which drops
+ * the portal's snapshots, before the backend sleeps.  Inside a transaction
+ * block it cannot commit and runs awa_claim with the whole wait instead.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/hash.h"
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -69,11 +79,13 @@
 #include "lib/stringinfo.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/resowner.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -83,6 +95,7 @@
 #include "awa.h"
 
 PG_FUNCTION_INFO_V1(awa_claim);
+PG_FUNCTION_INFO_V1(awa_claim_wait);
 
 #define AWA_MAX_BATCH			1000
 #define AWA_POLL_INTERVAL_MS	100 /* wait without shared memory */
@@ -112,6 +125,20 @@ typedef struct ClaimedRow
 } ClaimedRow;
 
 static SPIPlanPtr level_plans[NPLANS][NLEVELS + 1];	/* [][0]: aging off */
+
+/*
+ * What one attempt of awa_claim_wait learned besides the jobs: set by
+ * awa_claim (wait => 0) while awa_claim_wait's attempt runs it, read by
+ * awa_claim_wait between its transactions.
+ */
+typedef struct ClaimProbe
+{
+	bool		done;			/* awa_claim ran its attempt */
+	bool		at_limit;		/* the queue is at its concurrency limit */
+	long		due_ms;			/* next scheduled job due in (ms), -1: none */
+} ClaimProbe;
+
+static ClaimProbe *claim_probe = NULL;
 
 
 static const Oid claim_argtypes[] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID,
@@ -474,12 +501,38 @@ claim_deadline(TimestampTz start, int64 wait_us)
 }
 
 /*
+ * How long a waiter that claimed nothing sleeps at most: until give_up,
+ * a poll interval when it is not registered (no shared memory) or its
+ * queue is at its limit, and until the queue's next scheduled job
+ * (due_ms, -1: none) if it keeps that time for its queue (wake.c).
+ */
+static long
+sleep_budget(TimestampTz now, TimestampTz give_up, bool registered,
+			 bool at_limit, long due_ms)
+{
+	long		timeout_ms = (long) Min((give_up - now) / 1000 + 1, 3600 * 1000);
+
+	if (!registered)
+		timeout_ms = Min(timeout_ms, AWA_POLL_INTERVAL_MS);
+	if (at_limit)
+		timeout_ms = Min(timeout_ms, AWA_LIMIT_POLL_MS);
+	if (registered)
+		due_ms = awa_wait_before_sleep(due_ms);
+	if (due_ms >= 0)
+		timeout_ms = Min(timeout_ms, due_ms);
+	return timeout_ms;
+}
+
+/*
  * Claim, and while nothing is claimable and the wait is not over, sleep on
  * the latch and try again.  Returns the number of rows claimed.  Each
  * attempt takes the clock's time as the claim's time: a job is due once its
  * run_at has passed, whenever the statement or transaction began (a
  * procedure that commits between claims, or a long transaction, sees what
  * came due meanwhile); attempted_at and heartbeat_at get that time too.
+ * With wait 0 under awa_claim_wait (claim_probe set), the single attempt
+ * reports whether the queue is at its limit and when its next scheduled
+ * job comes due.
  */
 static int
 claim_loop(text *queue, text *worker, int batch, Interval *lease,
@@ -494,8 +547,6 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 	for (;;)
 	{
 		TimestampTz now;
-		long		timeout_ms;
-		long		due_ms;
 		bool		at_limit;
 
 		ResetLatch(MyLatch);
@@ -505,6 +556,13 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 			nrows = try_claim(queue, at, lease, worker, batch, rows, &at_limit);
 		else
 			nrows = try_claim_isolated(queue, at, lease, worker, batch, rows, &at_limit);
+		if (wait_us == 0 && claim_probe != NULL)
+		{
+			claim_probe->at_limit = at_limit;
+			claim_probe->due_ms = nrows > 0 ? -1 :
+				ms_until_next_due(queue, GetCurrentTimestamp());
+			claim_probe->done = true;
+		}
 		if (nrows > 0 || wait_us == 0)
 			break;
 
@@ -529,20 +587,52 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		now = GetCurrentTimestamp();
 		if (now >= give_up)
 			break;
-		timeout_ms = (long) Min((give_up - now) / 1000 + 1, 3600 * 1000);
-		if (!registered)
-			timeout_ms = Min(timeout_ms, AWA_POLL_INTERVAL_MS);
-		if (at_limit)
-			timeout_ms = Min(timeout_ms, AWA_LIMIT_POLL_MS);
-		due_ms = ms_until_next_due(queue, now);
-		if (registered)
-			due_ms = awa_wait_before_sleep(due_ms);
-		if (due_ms >= 0)
-			timeout_ms = Min(timeout_ms, due_ms);
-		sleep_until(timeout_ms, registered);
+		sleep_until(sleep_budget(now, give_up, registered, at_limit,
+								 ms_until_next_due(queue, now)),
+					registered);
 		at = GetCurrentTimestamp();
 	}
 	return nrows;
+}
+
+/*
+ * Check awa_claim's arguments (the first five of fcinfo, in its order and
+ * with its errors); fn names the routine in the errors that say which.
+ * Returns wait in microseconds.
+ */
+static int64
+claim_args(FunctionCallInfo fcinfo, const char *fn, text **queue,
+		   text **worker, int32 *batch, Interval **lease)
+{
+	Interval   *wait;
+	int64		wait_us;
+
+	awa_check_writable(fn);
+
+	awa_check_not_null(fcinfo, 0, "queue");
+	awa_check_not_null(fcinfo, 2, "batch");
+	awa_check_not_null(fcinfo, 3, "lease");
+	awa_check_not_null(fcinfo, 4, "wait");
+	*queue = PG_GETARG_TEXT_PP(0);
+	*worker = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	*batch = PG_GETARG_INT32(2);
+	*lease = PG_GETARG_INTERVAL_P(3);
+	wait = PG_GETARG_INTERVAL_P(4);
+
+	awa_check_name(*queue, "queue");
+	if (*batch < 1 || *batch > AWA_MAX_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and %d, got %d", AWA_MAX_BATCH, *batch)));
+	(void) awa_check_delay(*lease, "lease", true);
+	wait_us = awa_check_delay(wait, "wait", false);
+	if (wait_us > 0 && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a blocking %s needs READ COMMITTED", fn),
+				 errdetail("In REPEATABLE READ and SERIALIZABLE the transaction's snapshot never shows jobs committed during the wait."),
+				 errhint("Call %s with wait => '0' in this transaction, or outside REPEATABLE READ and SERIALIZABLE transactions.", fn)));
+	return wait_us;
 }
 
 /*
@@ -560,38 +650,13 @@ awa_claim(PG_FUNCTION_ARGS)
 	text	   *worker;
 	int32		batch;
 	Interval   *lease;
-	Interval   *wait;
 	int64		wait_us;
 	ClaimedRow *rows;
 	volatile int nrows = 0;
 	volatile bool registered = false;
 	int			i;
 
-	awa_check_writable("awa_claim");
-
-	awa_check_not_null(fcinfo, 0, "queue");
-	awa_check_not_null(fcinfo, 2, "batch");
-	awa_check_not_null(fcinfo, 3, "lease");
-	awa_check_not_null(fcinfo, 4, "wait");
-	queue = PG_GETARG_TEXT_PP(0);
-	worker = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
-	batch = PG_GETARG_INT32(2);
-	lease = PG_GETARG_INTERVAL_P(3);
-	wait = PG_GETARG_INTERVAL_P(4);
-
-	awa_check_name(queue, "queue");
-	if (batch < 1 || batch > AWA_MAX_BATCH)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch must be between 1 and %d, got %d", AWA_MAX_BATCH, batch)));
-	(void) awa_check_delay(lease, "lease", true);
-	wait_us = awa_check_delay(wait, "wait", false);
-	if (wait_us > 0 && IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a blocking awa_claim needs READ COMMITTED"),
-				 errdetail("In REPEATABLE READ and SERIALIZABLE the transaction's snapshot never shows jobs committed during the wait."),
-				 errhint("Call awa_claim with wait => '0' in this transaction, or outside REPEATABLE READ and SERIALIZABLE transactions.")));
+	wait_us = claim_args(fcinfo, "awa_claim", &queue, &worker, &batch, &lease);
 
 	rows = palloc(sizeof(ClaimedRow) * batch);
 
@@ -617,4 +682,184 @@ awa_claim(PG_FUNCTION_ARGS)
 		awa_put_job(fcinfo, rows[i].tuple, rows[i].desc);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * Run awa_claim(queue, worker, batch, lease, wait) through SPI, as the
+ * caller, and return its rows as one awa.jobs[] (NULL if none), copied to
+ * the memory of the caller of SPI.  With probe set, awa_claim (wait 0)
+ * fills it in.  Going through SQL keeps awa_claim's SECURITY DEFINER: a
+ * procedure that commits cannot be one.
+ */
+static Datum
+claim_through_spi(const char *sql, Datum *values, const char *nulls,
+				  ClaimProbe *probe, bool *isnull)
+{
+	static const Oid argtypes[] = {TEXTOID, TEXTOID, INT4OID, INTERVALOID, INTERVALOID};
+	Datum		jobs;
+
+	if (probe != NULL)
+		memset(probe, 0, sizeof(*probe));
+	claim_probe = probe;
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, 5, (Oid *) argtypes, values, nulls,
+								  false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "awa_claim_wait: the claim failed");
+	}
+	PG_FINALLY();
+	{
+		claim_probe = NULL;
+	}
+	PG_END_TRY();
+	if (probe != NULL && !probe->done)
+		elog(ERROR, "awa_claim_wait: the claim made no attempt");
+	jobs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	return *isnull ? (Datum) 0 : SPI_datumTransfer(jobs, false, -1);
+}
+
+/*
+ * awa_claim_wait's loop in a non-atomic context: attempts of awa_claim
+ * (wait 0) until one claims jobs (returned, still uncommitted) or the wait
+ * ends (NULL); an empty attempt's transaction is committed before the
+ * sleep.  Caller is connected to SPI with SPI_OPT_NONATOMIC.
+ */
+static pg_noinline Datum
+wait_committing(const char *sql, Datum *values, const char *nulls,
+				const char *queue, int64 wait_us, bool *jobs_null)
+{
+	volatile bool registered = awa_wait_register(queue);
+	Datum		jobs = (Datum) 0;
+
+	*jobs_null = true;
+	PG_TRY();
+	{
+		TimestampTz give_up = claim_deadline(GetCurrentTimestamp(), wait_us);
+		bool		limit_published = false;
+
+		for (;;)
+		{
+			ClaimProbe probe;
+			TimestampTz now;
+
+			ResetLatch(MyLatch);
+			if (registered)
+				awa_wait_attempt();
+			jobs = claim_through_spi(sql, values, nulls, &probe, jobs_null);
+			if (!*jobs_null)
+				break;			/* committed when the CALL ends */
+			/* nothing: end the attempt's transaction, and its snapshot */
+			SPI_commit();
+			if (registered && probe.at_limit != limit_published)
+			{
+				/* publish first, then count again before sleeping */
+				awa_wait_at_limit(probe.at_limit);
+				limit_published = probe.at_limit;
+				if (probe.at_limit)
+					continue;
+			}
+			now = GetCurrentTimestamp();
+			if (now >= give_up)
+				break;
+			sleep_until(sleep_budget(now, give_up, registered, probe.at_limit,
+									 probe.due_ms),
+						registered);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (registered)
+			awa_wait_unregister();
+	}
+	PG_END_TRY();
+	return jobs;
+}
+
+/*
+ * CALL awa_claim_wait(queue, worker, batch, lease, wait, INOUT jobs)
+ *
+ * awa_claim's blocking claim as a procedure that holds no snapshot while it
+ * sleeps.  A function that waits inside a statement keeps the statement's
+ * snapshot registered for the whole wait, so its backend_xmin holds back
+ * VACUUM of every table; a procedure CALLed outside a transaction block
+ * runs non-atomic and can commit, which drops the portal's snapshots.
+ *
+ * Each attempt is awa_claim(..., wait => 0) in its own transaction.  Jobs
+ * claimed: returned in jobs, in awa_claim's order; their claim commits when
+ * the CALL ends.  None: the attempt's transaction is committed and the
+ * backend sleeps on its latch, published in its wait slot (wake.c) from
+ * before the first attempt to the end, exactly as a blocking awa_claim:
+ * a commit that makes jobs claimable either came before an attempt's
+ * snapshot or finds the slot and sets the latch, which is reset only before
+ * an attempt, so no wake-up is lost across the commit.  The queue's next
+ * scheduled job and its concurrency limit shorten the sleep as they do for
+ * awa_claim; the wait ends with jobs = NULL after wait, or a little before
+ * statement_timeout.
+ *
+ * In an atomic context (inside a transaction block, or CALLed from a
+ * function) it cannot commit: it runs one awa_claim with the whole wait in
+ * the statement, which keeps the snapshot like awa_claim does.
+ */
+Datum
+awa_claim_wait(PG_FUNCTION_ARGS)
+{
+	text	   *queue;
+	text	   *worker;
+	int32		batch;
+	Interval   *lease;
+	int64		wait_us;
+	bool		nonatomic;
+	char	   *sql;
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Interval   *no_wait;
+	Datum		jobs = (Datum) 0;
+	bool		jobs_null = true;
+	TupleDesc	desc;
+	Datum		result;
+	bool		result_null;
+	char	   *queue_name;
+
+	wait_us = claim_args(fcinfo, "awa_claim_wait", &queue, &worker, &batch, &lease);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE ||
+		desc->natts != 1)
+		elog(ERROR, "awa_claim_wait: wrong result type");
+	desc = BlessTupleDesc(desc);
+	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+
+	/* the arguments, in memory that outlives the transactions */
+	queue = DatumGetTextPP(datumCopy(PointerGetDatum(queue), false, -1));
+	if (worker)
+		worker = DatumGetTextPP(datumCopy(PointerGetDatum(worker), false, -1));
+	lease = DatumGetIntervalP(datumCopy(IntervalPGetDatum(lease), false, sizeof(Interval)));
+	queue_name = text_to_cstring(queue);
+	no_wait = palloc0(sizeof(Interval));
+	sql = psprintf("SELECT pg_catalog.array_agg(c) FROM %s.awa_claim($1, $2, $3, $4, $5) c",
+				   quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid))));
+	values[0] = PointerGetDatum(queue);
+	values[1] = worker ? PointerGetDatum(worker) : (Datum) 0;
+	nulls[1] = worker ? ' ' : 'n';
+	values[2] = Int32GetDatum(batch);
+	values[3] = IntervalPGetDatum(lease);
+
+	if (!nonatomic || wait_us == 0)
+	{
+		/* one awa_claim with the whole wait, in this statement */
+		values[4] = PG_GETARG_DATUM(4);
+		SPI_connect();
+		jobs = claim_through_spi(sql, values, nulls, NULL, &jobs_null);
+		SPI_finish();
+	}
+	else
+	{
+		values[4] = IntervalPGetDatum(no_wait);
+		SPI_connect_ext(SPI_OPT_NONATOMIC);
+		jobs = wait_committing(sql, values, nulls, queue_name, wait_us, &jobs_null);
+		SPI_finish();
+	}
+
+	result_null = jobs_null;
+	result = HeapTupleGetDatum(heap_form_tuple(desc, &jobs, &result_null));
+	PG_RETURN_DATUM(result);
 }

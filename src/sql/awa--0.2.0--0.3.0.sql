@@ -149,6 +149,21 @@ LANGUAGE C VOLATILE PARALLEL SAFE ROWS 1;
 COMMENT ON FUNCTION awa_health_check()
 	IS 'one row for this database: version, who maintains it (background worker, awa_maintain() calls, primary on a standby, nobody) and its last round, stale heartbeats, oldest available job, paused queues, NOTIFY queue, failing maintenance steps; healthy and why not';
 
+-- CALL awa_claim_wait(...): a blocking claim that commits each empty attempt
+-- and sleeps holding no snapshot.  Not SECURITY DEFINER (a procedure that
+-- commits may not be); each attempt runs through awa_claim(), which is.
+CREATE PROCEDURE awa_claim_wait(
+	queue text,
+	worker text DEFAULT NULL,
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	wait interval DEFAULT '30 seconds',
+	INOUT jobs awa.jobs[] DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'awa_claim_wait'
+LANGUAGE C;
+COMMENT ON PROCEDURE awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])
+	IS 'CALL outside a transaction block: awa_claim that blocks up to wait (an interval >= 0) for up to batch (1..1000) jobs, returned in jobs (NULL: none came), running with a new lease (an interval > 0); it commits each empty attempt and sleeps holding no snapshot, so a waiting worker does not hold back VACUUM; inside a transaction block it waits in the statement like awa_claim; errors as awa_claim: 22004 on a NULL argument, 22023 on a bad one, 0A000 for a wait in REPEATABLE READ or SERIALIZABLE, 25006 in a read-only transaction';
+
 -- CALL awa_maintain_for(duration, every): rounds every second for pg_cron's
 -- minute granularity.  Not SECURITY DEFINER (a procedure that commits may
 -- not be); each round runs through awa_maintain(), which is.

@@ -183,6 +183,18 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10;
 COMMENT ON FUNCTION awa_claim(text, text, integer, interval, interval)
 	IS 'claim up to batch due jobs of a queue (running, new lease); with wait, block until work arrives or the wait ends';
 
+CREATE PROCEDURE awa_claim_wait(
+	queue text,
+	worker text DEFAULT NULL,
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	wait interval DEFAULT '30 seconds',
+	INOUT jobs awa.jobs[] DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'awa_claim_wait'
+LANGUAGE C;
+COMMENT ON PROCEDURE awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])
+	IS 'CALL outside a transaction block: awa_claim that blocks up to wait (an interval >= 0) for up to batch (1..1000) jobs, returned in jobs (NULL: none came), running with a new lease (an interval > 0); it commits each empty attempt and sleeps holding no snapshot, so a waiting worker does not hold back VACUUM; inside a transaction block it waits in the statement like awa_claim; errors as awa_claim: 22004 on a NULL argument, 22023 on a bad one, 0A000 for a wait in REPEATABLE READ or SERIALIZABLE, 25006 in a read-only transaction';
+
 CREATE FUNCTION awa_complete(job_id bigint, run_lease bigint)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'awa_complete'

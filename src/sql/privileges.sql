@@ -51,6 +51,7 @@ DECLARE
 		'awa_queue_stats()'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
+		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',
 		'awa_heartbeat(bigint[], bigint[])',
 		'awa_progress(bigint, bigint, jsonb)',
 		'awa_complete(bigint, bigint)',
@@ -83,7 +84,8 @@ BEGIN
 		ORDER BY p.oid
 	LOOP
 		-- A procedure that commits may not be SECURITY DEFINER: awa_maintain_for
-		-- runs each round through awa_maintain(), which is.
+		-- runs each round through awa_maintain(), which is, and awa_claim_wait
+		-- each attempt through awa_claim().
 		IF kind = 'f' THEN
 			EXECUTE pg_catalog.format(
 				'ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp', f);

@@ -2,9 +2,11 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(27);
+SELECT plan(31);
 
 SELECT function_returns('public', 'awa_claim', ARRAY['text', 'text', 'integer', 'interval', 'interval'], 'setof awa.jobs');
+SELECT is_procedure('public', 'awa_claim_wait', ARRAY['text', 'text', 'integer', 'interval', 'interval', 'awa.jobs[]'],
+	'awa_claim_wait(queue, worker, batch, lease, wait, INOUT jobs awa.jobs[]) is a procedure');
 SELECT function_returns('public', 'awa_complete', ARRAY['bigint', 'bigint'], 'boolean');
 SELECT function_returns('public', 'awa_complete_many', ARRAY['bigint[]', 'bigint[]'], 'bigint');
 SELECT function_returns('public', 'awa_fail', ARRAY['bigint', 'bigint', 'text', 'interval', 'boolean'], 'awa.job_state');
@@ -18,6 +20,9 @@ SELECT throws_ok($$SELECT * FROM awa_claim('q', batch => 1001)$$, '22023', NULL,
 SELECT throws_ok($$SELECT * FROM awa_claim('q', lease => '-1 s')$$, '22023', NULL, 'negative lease: 22023');
 SELECT throws_ok($$SELECT * FROM awa_claim('q', wait => '-1 s')$$, '22023', NULL, 'negative wait: 22023');
 SELECT throws_ok($$SELECT * FROM awa_claim(NULL)$$, '22004', NULL, 'NULL queue: 22004');
+SELECT throws_ok($$CALL awa_claim_wait('q', batch => 0)$$, '22023', NULL, 'awa_claim_wait batch 0: 22023');
+SELECT throws_ok($$CALL awa_claim_wait('q', wait => '-1 s')$$, '22023', NULL, 'awa_claim_wait negative wait: 22023');
+SELECT throws_ok($$CALL awa_claim_wait(NULL)$$, '22004', NULL, 'awa_claim_wait NULL queue: 22004');
 SELECT throws_ok($$SELECT awa_complete_many(ARRAY[1], ARRAY[1, 2])$$, '22023', NULL, 'mismatched arrays: 22023');
 SELECT throws_ok($$SELECT awa_complete_many(array_fill(1::bigint, ARRAY[10001]), array_fill(1::bigint, ARRAY[10001]))$$,
 	'54000', NULL, 'too many ids: 54000');

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(33);
+SELECT plan(37);
 
 SELECT has_role('awa_producer');
 SELECT has_role('awa_worker');
@@ -10,14 +10,15 @@ SELECT has_role('awa_admin');
 SELECT is((SELECT count(*) FROM pg_roles WHERE rolname LIKE 'awa\_%' AND rolcanlogin), 0::bigint, 'awa roles cannot log in');
 
 -- every API function: SECURITY DEFINER, search_path pinned, nothing for PUBLIC
--- (the procedure commits, so it may not be: it calls awa_maintain, which is)
+-- (the procedures commit, so they may not be: they call awa_maintain and awa_claim,
+-- which are)
 SELECT is(
 	(SELECT count(*) FROM pg_proc WHERE proname LIKE 'awa\_%' AND prorettype <> 'trigger'::regtype
 	   AND prokind = 'f' AND NOT (prosecdef AND proconfig = ARRAY['search_path=pg_catalog, pg_temp'])),
 	0::bigint, 'every awa_* function is SECURITY DEFINER with search_path pinned');
 SELECT is(
-	(SELECT array_agg(proname::text) FROM pg_proc WHERE proname LIKE 'awa\_%' AND prokind <> 'f'),
-	ARRAY['awa_maintain_for'], 'the one awa_* procedure');
+	(SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc WHERE proname LIKE 'awa\_%' AND prokind <> 'f'),
+	ARRAY['awa_claim_wait', 'awa_maintain_for'], 'the awa_* procedures');
 SELECT is(
 	(SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
 	  WHERE p.proname LIKE 'awa\_%' AND a.grantee = 0),
@@ -42,6 +43,7 @@ SELECT lives_ok(format('SELECT * FROM awa_get_job(%s)', :job_id), 'producer: awa
 SELECT lives_ok($$SELECT * FROM awa_queue_stats()$$, 'producer: awa_queue_stats');
 SELECT lives_ok($$SELECT * FROM awa_cancel((awa_insert('k', queue => 'p')).id)$$, 'producer: awa_cancel');
 SELECT throws_ok($$SELECT * FROM awa_claim('p')$$, '42501', NULL, 'producer cannot claim');
+SELECT throws_ok($$CALL awa_claim_wait('p', wait => '0')$$, '42501', NULL, 'producer cannot CALL awa_claim_wait');
 SELECT throws_ok($$SELECT awa_complete(1, 1)$$, '42501', NULL, 'producer cannot complete');
 SELECT throws_ok($$SELECT awa_pause_queue('other')$$, '42501', NULL, 'producer cannot pause a queue');
 SELECT throws_ok($$SELECT awa_drain_queue('other')$$, '42501', NULL, 'producer cannot drain a queue');
@@ -54,7 +56,8 @@ RESET ROLE;
 
 -- a worker claims and finishes; it cannot enqueue
 SET ROLE awa_tap_worker;
-SELECT is((SELECT count(*) FROM awa_claim('p', batch => 10)), 4::bigint, 'worker: awa_claim');
+SELECT lives_ok($$CALL awa_claim_wait('p', wait => '0')$$, 'worker: CALL awa_claim_wait');
+SELECT is((SELECT count(*) FROM awa_claim('p', batch => 10)), 3::bigint, 'worker: awa_claim');
 SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'worker cannot enqueue');
 SELECT throws_ok($$SELECT * FROM awa_retry_failed('*')$$, '42501', NULL, 'worker cannot retry failed jobs');
 SELECT throws_ok($$SELECT awa_set_queue_limit('p', 100)$$, '42501', NULL, 'worker cannot raise a queue''s limit');
@@ -65,6 +68,7 @@ SET ROLE awa_tap_nobody;
 SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'no grant: awa_insert refused');
 SELECT throws_ok($$SELECT * FROM awa_queue_stats()$$, '42501', NULL, 'no grant: awa_queue_stats refused');
 SELECT throws_ok($$INSERT INTO awa.jobs (kind) VALUES ('k')$$, '42501', NULL, 'no grant: no INSERT');
+SELECT throws_ok($$CALL awa_claim_wait('p', wait => '0')$$, '42501', NULL, 'no grant: awa_claim_wait refused');
 RESET ROLE;
 
 -- an admin does everything
@@ -72,6 +76,7 @@ SET ROLE awa_tap_admin;
 SELECT lives_ok($$SELECT awa_pause_queue('p', 'tap')$$, 'admin: pause');
 SELECT lives_ok($$SELECT awa_set_queue_limit('p', 3)$$, 'admin: set a queue''s limit');
 SELECT lives_ok($$SELECT count(*) FROM awa.jobs$$, 'admin: read awa.jobs');
+SELECT lives_ok($$CALL awa_claim_wait('p', wait => '0')$$, 'admin: CALL awa_claim_wait');
 RESET ROLE;
 
 SELECT * FROM finish();

@@ -7,8 +7,9 @@
 #     logged or raised (psycopg 3's server-side prepared statements would break here:
 #     "prepared statement \"_pg3_0\" already exists");
 #  2. a measurement for README "Connection poolers": with the pool of 3 held by three
-#     claimers blocked in awa_claim(wait => '2 s'), how long an insert through the same
-#     pool waits, and the same with one server connection to spare.
+#     claimers blocked in CALL awa_claim_wait(wait => '2 s') (the client's blocking claim),
+#     how long an insert through the same pool waits, and the same with one server
+#     connection to spare.
 # pgbouncer listens on a free loopback port and is stopped at the end.
 use strict;
 use warnings;

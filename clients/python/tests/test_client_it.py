@@ -124,6 +124,53 @@ class DriverTests(AwaTestCase):
     def test_user_transaction_psycopg2(self):
         self.user_transaction("psycopg2")
 
+    def blocking_claim_holds_no_snapshot(self, driver):
+        q = "it_wait_" + driver
+        got = []
+        with awa.Client(DSN, driver=driver) as c:
+            t = threading.Thread(target=lambda: got.extend(c.claim(q, worker="w-" + driver, wait=20, lease=90)))
+            t.start()
+            try:
+                self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s"
+                              " AND datname = current_database() AND state = 'active'"
+                              " AND wait_event_type = 'Extension'",
+                              ["CALL awa_claim_wait(%"], expect=1, what="a CALL awa_claim_wait")
+                for _ in range(3):
+                    self.value("SELECT txid_current()")
+                    self.assertIsNone(self.value(
+                        "SELECT backend_xmin::text FROM pg_stat_activity WHERE query LIKE %s"
+                        " AND datname = current_database() AND state = 'active'",
+                        ["CALL awa_claim_wait(%"]), "a waiting claim holds no snapshot")
+                    time.sleep(0.1)
+                j = self.db.insert("it.k", {"n": driver}, queue=q)
+            finally:
+                t.join(10)
+            self.assertFalse(t.is_alive())
+            self.assertEqual([(x.id, x.state, x.run_lease, x.args) for x in got],
+                             [(j.id, "running", 1, {"n": driver})])
+            self.assertEqual(self.value("SELECT state::text FROM awa.jobs WHERE id = %s", [j.id]), "running")
+            self.assertEqual(c.claim(q, wait=0.2), [])
+
+    def test_blocking_claim_holds_no_snapshot_psycopg3(self):
+        self.blocking_claim_holds_no_snapshot("psycopg")
+
+    def test_blocking_claim_holds_no_snapshot_psycopg2(self):
+        self.blocking_claim_holds_no_snapshot("psycopg2")
+
+    def test_blocking_claim_in_a_transaction_uses_awa_claim(self):
+        for driver in DRIVERS:
+            q = "it_wait_tx_" + driver
+            conn = awa.connect(DSN, driver=driver, autocommit=False)
+            try:
+                c = awa.Client(conn)
+                j = self.db.insert("it.k", queue=q)
+                self.assertEqual([x.id for x in c.claim(q, wait=1)], [j.id])
+                conn.rollback()  # the claim was in the caller's transaction
+                self.assertEqual(self.value("SELECT state::text FROM awa.jobs WHERE id = %s", [j.id]),
+                                 "available")
+            finally:
+                conn.close()
+
     def test_bad_input_raises_driver_error(self):
         for driver in DRIVERS:
             with awa.Client(DSN, driver=driver) as c:
@@ -430,7 +477,7 @@ class InProcessWorkerTests(AwaTestCase):
         w = self.worker("it_idle", wait=30)
         t = self.run_in_thread(w)
         self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND state = 'active'",
-                      ["SELECT * FROM awa_claim(%"], expect=1, what="a blocking claim")
+                      ["CALL awa_claim_wait(%"], expect=1, what="a blocking claim")
         t0 = time.monotonic()
         w.stop()
         t.join(10)
@@ -480,7 +527,7 @@ class WorkerProcessTests(AwaTestCase):
 
     def wait_claiming(self, n):
         self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                      " AND query LIKE %s AND state = 'active'", ["SELECT * FROM awa_claim(%"],
+                      " AND query LIKE %s AND state = 'active'", ["CALL awa_claim_wait(%"],
                       expect=n, what="%d blocked claims" % n)
 
     def stop(self, p, timeout=15):

@@ -72,8 +72,8 @@ class PgBouncerTests(unittest.TestCase):
         workers = [self.spawn(driver, queue, "%s-%d" % (driver, i)) for i in range(2)]
         deadline = time.monotonic() + 20
         while self.value("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-                         " AND query LIKE 'SELECT * FROM awa_claim(%%'") < 2:
-            self.assertLess(time.monotonic(), deadline, "both workers blocked in awa_claim")
+                         " AND query LIKE 'CALL awa_claim_wait(%%'") < 2:
+            self.assertLess(time.monotonic(), deadline, "both workers blocked in CALL awa_claim_wait")
             time.sleep(0.02)
         self.db.execute("SELECT count(awa_insert('it.noop', jsonb_build_object('i', g), %s))"
                         " FROM generate_series(1, %s) g", [queue, JOBS])
@@ -141,7 +141,7 @@ class PgBouncerTests(unittest.TestCase):
         self.drain("psycopg2")
 
     def insert_wait(self, dsn):
-        """Seconds an insert through dsn's pool waits while three claimers block in awa_claim(wait => '2 s')."""
+        """Seconds an insert through dsn's pool waits while three claimers block in CALL awa_claim_wait(wait => '2 s')."""
         started = threading.Barrier(4)
 
         def claimer():
@@ -157,7 +157,7 @@ class PgBouncerTests(unittest.TestCase):
             started.wait(10)
             deadline = time.monotonic() + 5
             while self.value("SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
-                             " AND query LIKE 'SELECT * FROM awa_claim(%%'") < 3:
+                             " AND query LIKE 'CALL awa_claim_wait(%%'") < 3:
                 self.assertLess(time.monotonic(), deadline, "three blocked claims")
                 time.sleep(0.01)
             t0 = time.monotonic()
@@ -170,7 +170,7 @@ class PgBouncerTests(unittest.TestCase):
     def test_blocked_claims_hold_the_pool(self):
         held = self.insert_wait(BOUNCER)
         spare = self.insert_wait(SPARE)
-        print("\npool of 3, three claimers blocked in awa_claim(wait => '2 s'): an insert waited %.3f s;"
+        print("\npool of 3, three claimers blocked in CALL awa_claim_wait(wait => '2 s'): an insert waited %.3f s;"
               " pool of 4: %.3f s" % (held, spare), file=sys.stderr, flush=True)
         self.assertGreater(held, 1.0)   # it waited for a claim to time out
         self.assertLess(spare, 0.5)

@@ -241,6 +241,7 @@ class Client:
         else:
             self.conn = conn_or_dsn
             self._owned = False
+        self._no_claim_wait = False  # the server has no awa_claim_wait (awa < 0.3.0)
 
     # -- plumbing ---------------------------------------------------------
 
@@ -441,11 +442,40 @@ class Client:
 
     def claim(self, queue: str, worker: Optional[str] = None, batch: int = 1,
               lease: Optional[Interval] = None, wait: Optional[Interval] = None) -> List[Job]:
-        """awa_claim: up to batch due jobs, now running; with wait, block until work or timeout."""
-        return self._jobs("awa_claim", [
-            ("queue", queue, "::text"), ("worker", worker, "::text"),
-            ("batch", batch, "::integer"), ("lease", interval(lease), "::interval"),
-            ("wait", interval(wait), "::interval")])
+        """awa_claim: up to batch due jobs, now running; with wait, block until work or timeout.
+
+        A blocking claim on a connection in autocommit mode, outside a transaction, runs as
+        ``CALL awa_claim_wait(...)``, which sleeps between transactions and so does not hold
+        back VACUUM while it waits; the jobs it returns are committed as claimed.  Inside a
+        transaction (or on a server without the procedure) it is ``awa_claim`` in the
+        caller's transaction, as before."""
+        args = [("queue", queue, "::text"), ("worker", worker, "::text"),
+                ("batch", batch, "::integer"), ("lease", interval(lease), "::interval"),
+                ("wait", interval(wait), "::interval")]
+        if _waits(wait) and not self._no_claim_wait and _idle_autocommit(self.conn):
+            try:
+                return self._claim_wait(args)
+            except Exception as exc:
+                if _sqlstate(exc) != "42883":  # no such procedure: awa older than 0.3.0
+                    raise
+                self._no_claim_wait = True
+        return self._jobs("awa_claim", args)
+
+    def _claim_wait(self, args: Iterable[_Arg]) -> List[Job]:
+        parts, params = [], []
+        for name, value, cast in args:
+            if value is not None:
+                parts.append("%s => %%s%s" % (name, cast))
+                params.append(value)
+        _, rows = self.execute("CALL awa_claim_wait(%s)" % ", ".join(parts), params)
+        jobs = rows[0][0] if rows else None
+        if jobs is None:
+            return []
+        if not isinstance(jobs, str):
+            raise TypeError("awa_claim_wait: expected awa.jobs[] as text, got %r" % (type(jobs),))
+        # the driver hands an array of a composite type over as text: let the server split it
+        names, rows = self.execute("SELECT * FROM pg_catalog.unnest(%s::awa.jobs[])", [jobs])
+        return [Job.from_row(names, r) for r in rows]
 
     def complete(self, job_id: int, run_lease: int) -> bool:
         """awa_complete: False if the lease is stale (cancelled, rescued, re-claimed)."""
@@ -501,6 +531,47 @@ class Client:
 
 _COPY_DEFAULTS = {"args": {}, "queue": "default", "priority": 2, "max_attempts": 25,
                   "tags": [], "metadata": {}}
+
+
+def _waits(wait: Optional[Interval]) -> bool:
+    """Whether a claim with this wait may block (text is taken to)."""
+    if wait is None:
+        return False
+    if isinstance(wait, _dt.timedelta):
+        return wait.total_seconds() > 0
+    if isinstance(wait, (int, float)) and not isinstance(wait, bool):
+        return wait > 0
+    return True
+
+
+def _idle_autocommit(conn) -> bool:
+    """The connection commits each statement and no transaction is open on it, so a
+    procedure CALLed on it may commit (psycopg 3, psycopg2, Django's connection)."""
+    if hasattr(conn, "in_atomic_block"):  # Django
+        try:
+            return bool(conn.get_autocommit()) and not conn.in_atomic_block
+        except Exception:
+            return False
+    if not getattr(conn, "autocommit", False):
+        return False
+    info = getattr(conn, "info", None)
+    if info is not None and hasattr(info, "transaction_status"):  # psycopg 3
+        return int(info.transaction_status) == 0  # IDLE
+    status = getattr(conn, "get_transaction_status", None)  # psycopg2
+    if status is not None:
+        return status() == 0  # TRANSACTION_STATUS_IDLE
+    return False
+
+
+def _sqlstate(exc: BaseException) -> Optional[str]:
+    """The SQLSTATE of a driver's error (psycopg 3, psycopg2, or wrapped by Django)."""
+    while exc is not None:
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if code:
+            return code
+        exc = exc.__cause__
+    return None
+
 
 
 def _copy_escape(text: str) -> str:

@@ -3,7 +3,9 @@
 Threads and connections (each connection used by one thread at a time):
 
 - the claim thread (connection 1) claims in batches with the blocking claim,
-  ``awa_claim(queue, worker => ..., batch => free slots, wait => ...)``, and
+  ``CALL awa_claim_wait(queue, worker => ..., batch => free slots, wait => ...)``
+  on its autocommit connection (it sleeps between transactions, so a waiting
+  worker does not hold back VACUUM; ``awa_claim`` on servers without it), and
   hands the jobs to the handler threads;
 - ``concurrency`` handler threads run ``handler(job)``;
 - the bookkeeping thread (connection 2) records outcomes (``awa_complete_many``
@@ -411,7 +413,7 @@ class Worker:
         """A new autocommit connection, named after the worker in pg_stat_activity.
 
         It also sets client_connection_check_interval (PostgreSQL 14+): a worker that dies
-        (SIGKILL, lost host) while its backend blocks in awa_claim would otherwise leave that
+        (SIGKILL, lost host) while its backend blocks in a claim would otherwise leave that
         backend waiting, and possibly claiming jobs for nobody, until the wait ends.
         """
         if self._connect_fn is not None:
