@@ -76,6 +76,8 @@ def rows_spec(vals, na):
     rows += [
         ("5", "held xmin: awa, last tenth vs first", "c5_awa_last", "c5_awa_first", "awa first tenth", "jobs/s", "median", "ratio", 0.8),
         ("5", "held xmin: plain SQL n=10, last vs first", "c5_base_last", "c5_base_first", "its first tenth", "jobs/s", "median", None, None),
+        ("5", "waiter in awa_claim(wait) elsewhere: awa, last tenth vs first", "c5_awa_claim_fn_last", "c5_awa_claim_fn_first", "its first tenth", "jobs/s", "median", None, None),
+        ("5", "waiter in CALL awa_claim_wait elsewhere: awa, last tenth vs first", "c5_awa_claim_proc_last", "c5_awa_claim_proc_first", "its first tenth", "jobs/s", "median", "ratio", 0.8),
         ("6", "wake-up latency, median", "c6_awa", "c6_notify", "LISTEN/NOTIFY", "ms", "median", "max_ms", 10),
         ("6", "wake-up latency, p99", "c6_awa", "c6_notify", "LISTEN/NOTIFY", "ms", "p99", None, None),
     ]
