@@ -573,7 +573,6 @@ def _sqlstate(exc: BaseException) -> Optional[str]:
     return None
 
 
-
 def _copy_escape(text: str) -> str:
     return (text.replace("\\", "\\\\").replace("\t", "\\t")
             .replace("\n", "\\n").replace("\r", "\\r"))
