@@ -79,7 +79,7 @@ fi
 
 log "cppcheck"
 if cppcheck --quiet --enable=warning,performance,portability --inline-suppr --error-exitcode=1 \
-	--std=c99 -I src -I "$INC" -D__GNUC__ --suppress=missingIncludeSystem src/*.c; then
+	--std=c99 -I src -I "$INC" -D__GNUC__ --suppress=missingIncludeSystem -j "$(nproc)" src/*.c; then
 	echo "ok - cppcheck: no findings"
 else
 	echo "FAIL: cppcheck findings"; status=1
