@@ -35,5 +35,10 @@ def hang_first(job):
 
 @awa.job("it.sleep")
 def sleep(job):
+    """Sleeps args.seconds; first writes 'job_id' to started-<pid>.log (the test waits for
+    the handler to hold the job), then records the execution when done."""
+    path = os.path.join(os.environ["AWA_IT_LOG_DIR"], "started-%d.log" % os.getpid())
+    with open(path, "a") as f:
+        f.write("%d\n" % job.id)
     time.sleep(float(job.args["seconds"]))
     _record(job)

@@ -525,6 +525,15 @@ class WorkerProcessTests(AwaTestCase):
                     lines += [tuple(map(int, line.split())) for line in fh if line.strip()]
         return lines
 
+    def started(self, job_id):
+        """Whether a handler of it.sleep has begun job_id (it writes started-<pid>.log)."""
+        for f in os.listdir(self.logdir):
+            if f.startswith("started-"):
+                with open(os.path.join(self.logdir, f)) as fh:
+                    if str(job_id) in fh.read().split():
+                        return True
+        return False
+
     def wait_claiming(self, n):
         self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                       " AND query LIKE %s AND state = 'active'", ["CALL awa_claim_wait(%"],
@@ -620,9 +629,17 @@ class WorkerProcessTests(AwaTestCase):
         self.wait_claiming(1)
         jid = self.db.insert("it.sleep", {"seconds": 1.5}, queue="it_term").id
         self.wait_for("SELECT state::text FROM awa.jobs WHERE id = %s", [jid], expect="running")
+        # running is visible once the claim commits, a moment before the worker hands the
+        # job to a handler (a SIGTERM in between gives it back: 'released'); wait for the
+        # handler itself
+        deadline = time.monotonic() + 10
+        while not self.started(jid):
+            if time.monotonic() > deadline:
+                self.fail("the handler did not start job %d:\n%s" % (jid, self.output(p)))
+            time.sleep(0.01)
         t0 = time.monotonic()
         self.stop(p)
-        self.assertGreater(time.monotonic() - t0, 0.5)  # it waited for the handler
+        self.assertGreater(time.monotonic() - t0, 0.5, self.output(p))  # it waited for the handler
         self.assertEqual(self.value("SELECT state::text FROM awa.jobs WHERE id = %s", [jid]), "completed")
         self.assertEqual(self.executions(), [(jid, 1)])
         self.assertIn("'completed': 1", self.output(p))

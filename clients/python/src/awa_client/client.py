@@ -473,9 +473,18 @@ class Client:
             return []
         if not isinstance(jobs, str):
             raise TypeError("awa_claim_wait: expected awa.jobs[] as text, got %r" % (type(jobs),))
-        # the driver hands an array of a composite type over as text: let the server split it
-        names, rows = self.execute("SELECT * FROM pg_catalog.unnest(%s::awa.jobs[])", [jobs])
-        return [Job.from_row(names, r) for r in rows]
+        # The driver hands an array of a composite type over as text: let the server split
+        # it.  The jobs are claimed (committed) already, so a query cancel that was meant
+        # for the blocking CALL (Worker.stop) and lands on this statement must not lose
+        # them: it is repeated (it reads nothing, so it may run any number of times).
+        for attempt in range(5):
+            try:
+                names, rows = self.execute("SELECT * FROM pg_catalog.unnest(%s::awa.jobs[])", [jobs])
+                return [Job.from_row(names, r) for r in rows]
+            except Exception as exc:
+                if _sqlstate(exc) != "57014" or attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     def complete(self, job_id: int, run_lease: int) -> bool:
         """awa_complete: False if the lease is stale (cancelled, rescued, re-claimed)."""
