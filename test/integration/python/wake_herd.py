@@ -4,7 +4,7 @@
 Checked with real sessions blocked in awa_claim(queue, wait => ...), on a server with awa preloaded;
 awa.claimer_wakeups counts the times a blocked claimer woke up and tried again, awa.waiting_claimers
 the claimers blocked now.
-  1. one committed insert wakes one to three of 10 claimers blocked on its queue (not all 10), and
+  1. one committed insert wakes one or two of 10 claimers blocked on its queue (not all 10), and
      one of them returns the job;
   2. a burst of k jobs (one transaction of k inserts, one awa_insert_many of k, k transactions in a
      row) is claimed by k of the 10 claimers within a second, though awa_insert_many reports its
@@ -123,7 +123,7 @@ until(lambda: shown("awa.waiting_claimers") == 0, 10)
 if shown("awa.waiting_claimers") != 0:
     fail("awa.waiting_claimers is %d before the test started" % shown("awa.waiting_claimers"))
 
-# 1. one insert wakes one to three of 10 (two as designed)
+# 1. one insert wakes one or two of 10
 c = Claimers("herd1", WAITERS)
 c.wait_blocked()
 if shown("awa.waiting_claimers") != WAITERS:
@@ -136,12 +136,8 @@ if not until(lambda: jid in c.ids(), 5):
 ms = (dict(c.got)[jid] - t0) * 1000
 c.wait_blocked()
 woke = shown("awa.claimer_wakeups") - w0
-# 1 (the claimer handed the job) + 1 (it claimed a full batch, so it passes a
-# wake-up on).  Under heavy load a third wake-up was seen in about 1 of 5 runs
-# and is not explained yet (stray latch sets no longer count, see
-# awa_wait_woken); a thundering herd would wake all 10.
-if woke > 3:
-    fail("one insert woke %d of %d blocked claimers (thundering herd), expected 1 to 3" % (woke, WAITERS))
+if woke > 2:
+    fail("one insert woke %d of %d blocked claimers (thundering herd), expected 1 or 2" % (woke, WAITERS))
 ok("one insert woke %d of %d blocked claimers; one returned the job after %.1f ms" % (woke, WAITERS, ms))
 
 # 2. bursts of k jobs: all claimed promptly, about k wake-ups
