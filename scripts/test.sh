@@ -57,17 +57,15 @@ fi
 # TAP tests: each starts servers of its own, and initdb refuses to run as root:
 # they run as postgres on a copy of the tree that user owns (the log files of a
 # failed run are copied back to tmp_check/).  prove prints one line per test
-# file and its summary; each file counts as a suite.  They run 3 at a time
-# (AWA_PROVE_JOBS): most of their time is spent waiting (pg_cron's next
-# minute, blocked claims, crash recovery), not on the CPU.
-step "TAP tests (make prove_installcheck: test/t/*.pl, ${AWA_PROVE_JOBS:-3} at a time)"
+# file and its summary; each file counts as a suite.
+step "TAP tests (make prove_installcheck: test/t/*.pl)"
 TAP_FILES=(test/t/*.pl)
 SUITES=$((SUITES + ${#TAP_FILES[@]}))
 rm -rf tmp_check
 TAP_DIR=$(mktemp -d /tmp/awa-tap.XXXXXX)
 tar -C "$AWA_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$TAP_DIR" -xf -
 chown -R postgres:postgres "$TAP_DIR"
-su postgres -c "make -C '$TAP_DIR' -s PG_CONFIG='$PG_CONFIG' with_llvm=no PROVE_FLAGS='-j ${AWA_PROVE_JOBS:-3}' prove_installcheck" 2>&1 | tee "$TEST_DIR/prove.out"
+su postgres -c "make -C '$TAP_DIR' -s PG_CONFIG='$PG_CONFIG' with_llvm=no prove_installcheck" 2>&1 | tee "$TEST_DIR/prove.out"
 tap_rc=${PIPESTATUS[0]}
 if [ "$tap_rc" != 0 ]; then
 	cp -a "$TAP_DIR/tmp_check" "$AWA_ROOT/tmp_check" 2>/dev/null
