@@ -33,23 +33,10 @@ $node->safe_psql('postgres', "CREATE DATABASE $db");
 $node->safe_psql($db, 'CREATE EXTENSION awa');
 my $connstr = $node->connstr($db);
 
-# bg(SQL...): a psql session running the statements in the background; returns a handle
-# for done(): { h => harness, out => stdout, err => stderr }
-sub bg
-{
-	my $s = { out => '', err => '' };
-	$s->{h} = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $connstr, map { ('-c', $_) } @_ ],
-		'<', \undef, '>', \$s->{out}, '2>', \$s->{err});
-	return $s;
-}
-# done(HANDLE): waits for the session; returns its exit status (stdout/stderr in the handle)
-sub done
-{
-	my ($s) = @_;
-	eval { $s->{h}->finish };
-	chomp $s->{out};
-	return $s->{h}->result(0) // -1;
-}
+# bg(SQL...): a psql session running the statements in the background (AwaTest's bg_psql);
+# done(HANDLE) waits for it and returns its exit status
+sub bg { return bg_psql($connstr, [], @_); }
+sub done { return bg_wait(@_); }
 sub q1 { return $node->safe_psql($db, $_[0]); }
 sub ms { return int(1000 * shift); }
 

@@ -27,23 +27,9 @@ $node->safe_psql($db, 'CREATE EXTENSION awa');
 my $connstr = $node->connstr($db);
 
 # bg(SQL...): a psql session running each statement as its own query (so a CALL runs
-# outside a transaction block), in the background; done() waits for it.
-sub bg
-{
-	my $s = { out => '', err => '' };
-	$s->{h} = IPC::Run::start(
-		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose', '-d', $connstr,
-			map { ('-c', $_) } @_ ],
-		'<', \undef, '>', \$s->{out}, '2>', \$s->{err});
-	return $s;
-}
-sub done
-{
-	my ($s) = @_;
-	eval { $s->{h}->finish };
-	chomp $s->{out};
-	return $s->{h}->result(0) // -1;
-}
+# outside a transaction block), in the background (AwaTest's bg_psql); done() waits for it.
+sub bg { return bg_psql($connstr, [ '-v', 'VERBOSITY=verbose' ], @_); }
+sub done { return bg_wait(@_); }
 sub q1 { return $node->safe_psql($db, $_[0]); }
 sub ms { return int(1000 * shift); }
 # the session of application_name NAME is asleep in awa's wait

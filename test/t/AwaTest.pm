@@ -12,12 +12,35 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(awa_node wait_until query_is log_tail run_python program $PYTHON);
+our @EXPORT = qw(awa_node wait_until query_is log_tail run_python program bg_psql bg_wait $PYTHON);
 
 # Each test inits servers of its own, and initdb refuses to run as root: say so at once.
 BAIL_OUT('the TAP tests start servers of their own and initdb refuses root: run `make prove_installcheck` '
 	  . 'as another user (scripts/test.sh runs them as postgres on a copy of the tree)')
   if $> == 0;
+
+# bg_psql(CONNSTR, [psql options], SQL...): a psql session running each statement as its own
+# query (-c each, so a CALL runs outside a transaction block), in the background; returns a
+# handle for bg_wait(): { h => harness, out => stdout, err => stderr }.
+sub bg_psql
+{
+	my ($connstr, $opts, @sql) = @_;
+	my $s = { out => '', err => '' };
+	$s->{h} = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', @$opts, '-d', $connstr, map { ('-c', $_) } @sql ],
+		'<', \undef, '>', \$s->{out}, '2>', \$s->{err});
+	return $s;
+}
+
+# bg_wait(HANDLE): waits for a bg_psql session; returns its exit status (its stdout, without the
+# last newline, and stderr stay in the handle).
+sub bg_wait
+{
+	my ($s) = @_;
+	eval { $s->{h}->finish };
+	chomp $s->{out};
+	return $s->{h}->result(0) // -1;
+}
 
 # Debian's python: it sees python3-psycopg (the python3 on a developer's PATH may not).
 our $PYTHON = '/usr/bin/python3';
