@@ -578,12 +578,20 @@ class BrowserTests(StaticLiveServerTestCase):
 
     def wait_for_text(self, css, text, timeout=15):
         """Wait until the element's text contains text, across page loads."""
-        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                                WebDriverException)
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
 
         def has_text(d):
-            return text in d.find_element(By.CSS_SELECTOR, css).text
+            try:
+                return text in d.find_element(By.CSS_SELECTOR, css).text
+            except WebDriverException as exc:
+                # Chromium's form of a stale element: the page was replaced between finding
+                # the element and reading its text
+                if "does not belong to the document" in str(exc):
+                    return False
+                raise
         WebDriverWait(self.browser, timeout,
                       ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(has_text)
 
