@@ -5,47 +5,15 @@
 -- to be JIT-compiled at every execution (jit_above_cost).  Each statement
 -- is copied here from src/*.c, prepared with the same parameter types and
 -- EXPLAINed under plan_cache_mode = force_generic_plan with representative
--- values; the summary names the scans of awa.jobs.
+-- values; the summary names the scans of awa.jobs.  Copies drift: the TAP test
+-- test/t/013_plans.pl checks the plans awa's own statements really get, on the
+-- same table, for every call it makes; this file also covers the statements
+-- that only run on paths that workload does not reach (the one-job fallbacks
+-- of maintenance).
 SELECT pg_advisory_lock(6387553, 1);
 CREATE EXTENSION awa;
 
--- 1M jobs: 93% completed (last 24 h), 2% available, 2% scheduled, 0.5%
--- retryable, 0.5% running, 1% failed and 0.5% cancelled (last 7 days), 0.5%
--- waiting_external; 10 queues, 20 kinds, every 20th job unique.
-ALTER TABLE awa.jobs DISABLE TRIGGER jobs_before_insert;
-INSERT INTO awa.jobs (kind, queue, args, state, priority, attempt, max_attempts, run_at,
-                      heartbeat_at, deadline_at, attempted_at, finalized_at, created_at,
-                      run_lease, unique_key, unique_states)
-SELECT 'kind_' || (i % 20), 'q' || (i % 10), jsonb_build_object('n', i), s.state,
-       1 + i % 4, CASE WHEN s.state IN ('available', 'scheduled') THEN 0 ELSE 1 END,
-       CASE s.state WHEN 'failed' THEN 1 ELSE 25 END,
-       CASE s.state WHEN 'scheduled' THEN now() + (i % 3600) * interval '1 second'
-                    WHEN 'retryable' THEN now() + (i % 600) * interval '1 second'
-                    ELSE now() - (i % 86400) * interval '1 second' END,
-       CASE WHEN s.state = 'running' THEN now() - (i % 20) * interval '1 second' END,
-       CASE WHEN s.state = 'running' THEN now() + interval '5 minutes' END,
-       CASE WHEN s.state NOT IN ('available', 'scheduled') THEN now() - (i % 86400) * interval '1 second' END,
-       CASE WHEN s.state = 'completed' THEN now() - (i % 86000) * interval '1 second'
-            WHEN s.state IN ('failed', 'cancelled') THEN now() - (i % 600000) * interval '1 second' END,
-       now() - (i % 86400) * interval '1 second',
-       CASE WHEN s.state = 'available' THEN 0 ELSE 1 END,
-       CASE WHEN i % 20 = 0 THEN decode(md5(i::text), 'hex') END,
-       CASE WHEN i % 20 = 0 THEN B'11111001' END
-FROM generate_series(1, 1000000) i,
-     LATERAL (SELECT CASE WHEN i % 1000 < 930 THEN 'completed'
-                          WHEN i % 1000 < 950 THEN 'available'
-                          WHEN i % 1000 < 970 THEN 'scheduled'
-                          WHEN i % 1000 < 975 THEN 'retryable'
-                          WHEN i % 1000 < 980 THEN 'running'
-                          WHEN i % 1000 < 990 THEN 'failed'
-                          WHEN i % 1000 < 995 THEN 'cancelled'
-                          ELSE 'waiting_external' END::awa.job_state AS state) s;
-ALTER TABLE awa.jobs ENABLE TRIGGER jobs_before_insert;
-INSERT INTO awa.queue_meta (queue, max_running) VALUES ('q5', 100);
-SET default_statistics_target = 1000;
-ANALYZE awa.jobs;
-ANALYZE awa.queue_meta;
-RESET default_statistics_target;
+\ir test/lib/jobs_1m.sql
 SELECT state, count(*) FROM awa.jobs GROUP BY state ORDER BY state;
 
 -- The scans of awa.jobs in the plan of a statement ("Node Index" each).
@@ -140,12 +108,8 @@ INSERT INTO stmts VALUES
 -- job.c (operators' transitions), observe.c
 ('job.c', 'retry_failed', 'text, text', $q$WITH c AS (SELECT id, unique_key IS NOT NULL AND awa.unique_state_held(unique_states, 'available') AS keyed, row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS rn FROM awa.jobs WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)) UPDATE awa.jobs j SET state = 'available', run_at = now(), attempt = 0, finalized_at = NULL, heartbeat_at = NULL, deadline_at = NULL FROM c WHERE j.id = c.id AND j.state = 'failed' AND (NOT c.keyed OR (c.rn = 1 AND NOT EXISTS (SELECT 1 FROM awa.jobs h WHERE h.unique_key = j.unique_key AND h.id <> j.id AND awa.unique_state_held(h.unique_states, h.state)))) RETURNING j.*$q$, $$'kind_5', NULL$$),
 ('job.c', 'discard_failed', 'text', $q$DELETE FROM awa.jobs WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1)$q$, $$'kind_5'$$),
-('job.c', 'drain_held', 'text', $q$UPDATE awa.jobs SET state = 'cancelled', finalized_at = now() WHERE state = 'waiting_external' AND queue = $1 RETURNING id, run_lease$q$, $$'q3'$$),
-('job.c', 'drain', 'text', $q$UPDATE awa.jobs SET state = 'cancelled', finalized_at = now() WHERE state IN ('available', 'scheduled', 'retryable') AND queue = $1$q$, $$'q3'$$),
 ('observe.c', 'get_job', 'bigint', $q$SELECT * FROM awa.jobs WHERE id = $1$q$, '500'),
--- enqueue.c (not here: awa_cancel_by_unique_key's UPDATE ... WHERE unique_key =
--- $1 AND state IN (...), a Seq Scan: jobs_unique_idx is partial on
--- unique_state_held(unique_states, state), which that query does not imply)
+-- enqueue.c
 ('enqueue.c', 'insert', 'text, text, jsonb, text, smallint, smallint, timestamptz, text[], jsonb', $q$INSERT INTO awa.jobs (kind, queue, args, state, priority, max_attempts, run_at, tags, metadata) VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9) RETURNING *$q$, $$'k', 'q', '{}', 'available', 2, 25, now(), '{}', '{}'$$),
 ('enqueue.c', 'unique_existing', 'bytea', $q$SELECT * FROM awa.jobs WHERE unique_key = $1 AND awa.unique_state_held(unique_states, state)$q$, $$decode(md5('20'), 'hex')$$),
 -- lifecycle.c

@@ -630,6 +630,10 @@ awa_job_cancel(Datum job_id)
 /*
  * Cancel the live jobs holding unique key $1 (or, written before 0.3.0,
  * legacy $2); their rows are in SPI_tuptable as for awa_job_cancel.
+ * A live job always holds its key (constraint jobs_unique_states_live), so
+ * the unique_state_held term selects nothing less; it is there so that the
+ * generic plan can read jobs_unique_idx, whose predicate it is, rather
+ * than the whole table.
  */
 uint64
 awa_job_cancel_by_key(Datum key, Datum legacy)
@@ -637,7 +641,9 @@ awa_job_cancel_by_key(Datum key, Datum legacy)
 	static Transition t = {AWA_STMT("awa_cancel_by_unique_key: update", SPI_OK_UPDATE_RETURNING,
 		"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
 		" FROM (SELECT id, state FROM awa.jobs WHERE unique_key IN ($1, $2)"
-		"       AND state IN " AWA_STATES_LIVE_SQL " ORDER BY id FOR NO KEY UPDATE) o"
+		"       AND state IN " AWA_STATES_LIVE_SQL
+		"       AND awa.unique_state_held(unique_states, state)"
+		"       ORDER BY id FOR NO KEY UPDATE) o"
 		" WHERE j.id = o.id AND o.state IN " AWA_STATES_LIVE_SQL
 		" RETURNING j.*, o.state IN " AWA_STATES_HELD_SQL " AS awa_stop",
 	2, BYTEAOID, BYTEAOID), false};
@@ -650,15 +656,23 @@ awa_job_cancel_by_key(Datum key, Datum legacy)
  * Cancel every job of the queue that waits to run or waits on an external
  * system; running jobs are left to finish.  Returns how many.  Counted in
  * SQL: a drained queue may have millions of jobs, and only the
- * waiting_external ones (few) come back, to be told.
+ * waiting_external ones (few) come back, to be told.  The jobs are found
+ * through two index ranges (jobs_claim_idx, jobs_settled_idx): one state
+ * list spanning both partial indexes matches neither, and the generic plan
+ * would read the whole table.
  */
 int64
 awa_job_drain(Datum queue)
 {
 	static Transition t = {AWA_STMT("awa_drain_queue: update", SPI_OK_SELECT,
-		"WITH l AS (SELECT id, state FROM awa.jobs"
-		"   WHERE state IN " AWA_STATES_QUEUED_SQL
-		"   AND queue = $1 ORDER BY id FOR NO KEY UPDATE),"
+		"WITH l AS (SELECT j.id, j.state FROM awa.jobs j"
+		"   WHERE j.id IN (SELECT id FROM awa.jobs WHERE queue = $1"
+		"                    AND state IN " AWA_STATES_WAITING_SQL
+		"                  UNION ALL"
+		"                  SELECT id FROM awa.jobs WHERE queue = $1"
+		"                    AND state = 'waiting_external')"
+		"   AND j.state IN " AWA_STATES_QUEUED_SQL
+		"   AND j.queue = $1 ORDER BY j.id FOR NO KEY UPDATE OF j),"
 		" d AS (UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now()"
 		"   FROM l WHERE j.id = l.id"
 		"   RETURNING j.id, j.run_lease, l.state IN " AWA_STATES_HELD_SQL " AS held)"
