@@ -68,12 +68,21 @@ SELECT awa_resume_queue('q9');
 SELECT awa_set_queue_limit('q8', 5);
 SELECT awa_drain_queue('q9');
 SELECT awa_schedule('plans', '* * * * *', 'k', queue => 'q6');
+SELECT awa_pause_schedule('plans');
+SELECT awa_resume_schedule('plans');
+SELECT count(*) FROM awa_next_fire_times('*/5 * * * *');
+COPY awa.jobs (kind, queue, args) FROM STDIN;
+copied	q7	{"n": 1}
+\.
+SELECT awa_forget_queue('q8');
 SQL
 
 # Maintenance: rescue, promotion, retention, cron.
 my $maintenance = <<'SQL';
 SELECT awa_rescue();
 SELECT count(*) FROM awa_maintain();
+CALL awa_maintain_for('100 ms', '50 ms');
+SELECT awa_unschedule('plans');
 SQL
 
 # plans(PSQL STDERR): [ { line, text, cost, scans => [ 'Node Type [index]' ] } ] from the
