@@ -60,6 +60,7 @@ awa_shmem_startup(void)
 		pg_atomic_init_u32(&awa_shared->nlisteners, 0);
 		pg_atomic_init_u64(&awa_shared->wakeups, 0);
 		pg_atomic_init_u32(&awa_shared->next_start, 0);
+		pg_atomic_init_u32(&awa_shared->wake_tag, 0);
 		pg_atomic_init_u64(&awa_shared->maint_last_run, 0);
 		pg_atomic_init_u32(&awa_shared->maint_pid, 0);
 		awa_shared->nslots = MaxBackends;

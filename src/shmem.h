@@ -20,7 +20,8 @@ typedef struct AwaWaitSlot
 	Oid			dboid;
 	uint32		queue_hash;
 	int			procno;
-	pg_atomic_uint32 woken;		/* 1: handed a wake-up it has not taken yet */
+	pg_atomic_uint32 woken;		/* not 0: handed a wake-up it has not taken
+								 * yet (the hand's tag, see hand_wakeups) */
 	pg_atomic_uint32 at_limit;	/* 1: its queue is at its concurrency limit */
 	pg_atomic_uint64 due_at;	/* keeps the time of a scheduled job, or 0 */
 	pg_atomic_uint32 commit_gen;	/* odd while committing with NOTIFYs held */
@@ -32,6 +33,7 @@ typedef struct AwaShared
 	pg_atomic_uint32 nlisteners;	/* backends that ran LISTEN on awa channels */
 	pg_atomic_uint64 wakeups;	/* times a blocked claimer woke and tried again */
 	pg_atomic_uint32 next_start;	/* where the next scan for waiters begins */
+	pg_atomic_uint32 wake_tag;	/* tags of wake-ups handed (wake.c) */
 	pg_atomic_uint64 maint_last_run;	/* TimestampTz of the last round */
 	pg_atomic_uint32 maint_pid; /* pid of the maintenance worker, or 0 */
 	int			nslots;

@@ -188,9 +188,19 @@ awa_running_freed(void)
  * Hand a wake-up to up to k waiters of this database: those waiting on the
  * queue with this hash, or on any queue (any_queue), and only those at a
  * concurrency limit (at_limit_only).  A waiter that holds a wake-up it has
- * not taken yet is skipped: its next attempt sees our commit anyway.  A
- * waiter that withdrew while we handed it the wake-up may not have seen
- * it, so it does not count.  Returns the number handed out.
+ * not taken yet is skipped: its next attempt sees our commit anyway.
+ *
+ * A wake-up is the slot's woken flag set to a tag of its own.  If the slot
+ * was withdrawn (reg_gen moved) by the time the flag is set, the waiter
+ * may have left without seeing it; then the flag is taken back, and the
+ * wake-up counts only if that fails: someone cleared the tag meanwhile, a
+ * claim attempt that then saw our commit, a withdrawal that passed the
+ * wake-up on, or a new registration whose first attempt comes after our
+ * commit.  Counting a withdrawn slot as never woken instead would wake a
+ * second waiter for one job whenever the first one claimed it and left
+ * before the check.  The tag makes the take-back touch only our own flag,
+ * never one that another transaction set after the waiter took ours.
+ * Returns the number handed out.
  */
 static int
 hand_wakeups(uint32 hash, bool any_queue, bool at_limit_only, int k)
@@ -213,6 +223,7 @@ hand_wakeups(uint32 hash, bool any_queue, bool at_limit_only, int k)
 		AwaWaitSlot *slot = &awa_shared->slots[i];
 		uint32		gen = pg_atomic_read_u32(&slot->reg_gen);
 		uint32		expected = 0;
+		uint32		tag;
 		int			procno;
 		bool		match;
 
@@ -227,10 +238,14 @@ hand_wakeups(uint32 hash, bool any_queue, bool at_limit_only, int k)
 			continue;
 		if (at_limit_only && pg_atomic_read_u32(&slot->at_limit) == 0)
 			continue;
-		if (!pg_atomic_compare_exchange_u32(&slot->woken, &expected, 1))
+		do
+			tag = pg_atomic_add_fetch_u32(&awa_shared->wake_tag, 1);
+		while (tag == 0);
+		if (!pg_atomic_compare_exchange_u32(&slot->woken, &expected, tag))
 			continue;
 		SetLatch(&GetPGProcByNumber(procno)->procLatch);
-		if (pg_atomic_read_u32(&slot->reg_gen) == gen)
+		if (pg_atomic_read_u32(&slot->reg_gen) == gen ||
+			!pg_atomic_compare_exchange_u32(&slot->woken, &tag, 0))
 			handed++;
 	}
 	return handed;
