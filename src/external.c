@@ -117,7 +117,12 @@ awa_register_callback(PG_FUNCTION_ARGS)
 Datum
 awa_wait_external(PG_FUNCTION_ARGS)
 {
-	static AwaStmt running = AWA_QUERY("awa_wait_external: lookup",
+	/*
+	 * Not read-only: it must see, with a new snapshot, what made the park
+	 * find nothing (a callback that completed the job while the park waited
+	 * for its lock), not the job as the calling statement began.
+	 */
+	static AwaStmt running = AWA_STMT("awa_wait_external: lookup", SPI_OK_SELECT,
 		"SELECT 1 FROM awa.jobs WHERE id = $1 AND run_lease = $2 AND state = 'running'",
 		2, INT8OID, INT8OID);
 	Datum		values[2];
