@@ -9,8 +9,8 @@
  * run by claim.c, whose blocked claimers have their own protocol in
  * wake.c), complete, fail, snooze, rescue, cancel, drain, operator retry,
  * discard, promotion, and parking a job for an external callback with what
- * resolves it (the callback, or its timeout).  They run through run_transition, which applies
- * one policy to what the statement returns:
+ * resolves it (the callback, or its timeout).  They run through
+ * run_transition, which applies one policy to what the statement returns:
  *	- a job that becomes claimable now (column awa_due true, or any row of
  *	  an all_due statement) wakes its queue: NOTIFY for listeners and a
  *	  blocked claimer woken at commit;
@@ -23,8 +23,8 @@
  *	  NOTIFY awa.cancel so the worker can stop.
  * Enqueueing applies the same rule to each new row (awa_job_enqueued).
  * The callers (the SQL functions of insert.c, enqueue.c, copy.c, worker.c,
- * lifecycle.c, queue.c, external.c and maintain.c) check arguments and shape results;
- * none of them wakes anyone by itself.
+ * lifecycle.c, queue.c, external.c and maintain.c) check arguments and
+ * shape results; none of them wakes anyone by itself.
  *
  * Every statement that changes several jobs locks them first in id order,
  * as all of awa's statements do, so two of them never wait for each other
