@@ -82,7 +82,10 @@ SELECT awa_register_callback(:id, :lease, '1 hour') AS first_cb \gset
 SELECT awa_register_callback(:id, :lease, '1 hour') AS cb \gset
 -- a new registration replaces the old id; ids are random version 4 UUIDs
 SELECT :'first_cb' <> :'cb' AS replaced, substr(:'cb', 15, 1) AS version;
-SELECT callback_id = :'cb', callback_lease = run_lease, callback_timeout, state FROM awa.jobs WHERE id = :id;
+-- the table keeps only the id's SHA-256
+SELECT callback_key = sha256(uuid_send(:'cb')) AS key_is_hash, callback_lease = run_lease AS this_attempt,
+       callback_timeout, state FROM awa.jobs WHERE id = :id;
+SELECT count(*) AS id_stored FROM awa.jobs WHERE to_jsonb(jobs)::text LIKE '%' || :'cb' || '%';
 SELECT awa_wait_external(:id, :lease + 1);                         -- stale lease
 SELECT awa_wait_external(:id, :lease);
 SELECT state, deadline_at BETWEEN now() + '59 minutes' AND now() + '61 minutes' AS deadline_in_1h,
@@ -183,8 +186,10 @@ SELECT awa_complete_external(:'cb');
 -- Timeouts: maintenance retries with backoff, or fails without attempts left --
 TRUNCATE awa.jobs;
 SELECT count(*) FROM awa_insert_many('[{"kind": "t1", "max_attempts": 2}, {"kind": "t2", "max_attempts": 1}, {"kind": "t3"}]');
-SELECT count(*) FROM (SELECT awa_register_callback(id, run_lease, '1 hour'), awa_wait_external(id, run_lease)
-                        FROM awa_claim('default', batch => 3)) x;
+CREATE TEMP TABLE cbs AS
+  SELECT kind, awa_register_callback(id, run_lease, '1 hour') AS cb, awa_wait_external(id, run_lease) AS parked
+  FROM awa_claim('default', batch => 3);
+SELECT kind, parked FROM cbs ORDER BY kind;
 -- two have timed out (t1, t2); t3 has not
 UPDATE awa.jobs SET deadline_at = now() - interval '1 second' WHERE kind IN ('t1', 't2');
 SELECT rescued FROM awa_maintain();
@@ -192,7 +197,7 @@ SELECT kind, state, attempt, errors[1]->>'error' AS error,
        CASE WHEN state = 'retryable' THEN run_at > now() END AS backoff,
        finalized_at IS NOT NULL AS finalized, deadline_at IS NULL AS no_deadline
   FROM awa.jobs ORDER BY kind;
-SELECT awa_complete_external(callback_id) FROM awa.jobs ORDER BY kind;
+SELECT kind, awa_complete_external(cb) FROM cbs ORDER BY kind;
 SELECT kind, state FROM awa.jobs ORDER BY kind;
 SELECT step, item FROM awa.maintenance_failures;
 

@@ -192,6 +192,12 @@ extern SPIPlanPtr awa_job_callback_timeout_candidates_plan(void);
 	"(" STATE " = 'waiting_external' OR (" STATE " = 'running'" \
 	" AND " J ".run_lease = " J ".callback_lease))"
 
+/*
+ * The job of callback id ID (a uuid parameter): awa stores only the id's
+ * SHA-256, callback_key, so that reading awa.jobs does not reveal it.
+ */
+#define AWA_CALLBACK_KEY_SQL(ID) "callback_key = sha256(uuid_send(" ID "))"
+
 /* worker.c: an error text cut to awa.max_error_bytes (see awa_fail) */
 extern text *awa_error_arg(Datum error, int64 *error_bytes);
 

@@ -7,7 +7,9 @@
  * The worker's handler calls awa_register_callback(job_id, run_lease,
  * timeout), which gives the job a new callback id (a random version 4
  * UUID from gen_random_uuid(), i.e. pg_strong_random: 122 random bits, not
- * guessable) for this attempt, and hands the id to the outside system;
+ * guessable) for this attempt, and hands the id to the outside system.
+ * awa keeps only the id's SHA-256 (callback_key), so that nobody who reads
+ * awa.jobs -- awa_get_job, a dashboard, a backup -- learns the id;
  * then it parks the job with awa_wait_external(job_id, run_lease), which
  * frees its worker and its place under the queue's concurrency limit (the
  * limits count running jobs only).  The outside system later calls
@@ -68,7 +70,7 @@ callback_args(FunctionCallInfo fcinfo, const char *fn, int payload_argno)
  * awa_register_callback(job_id, run_lease, timeout) RETURNS uuid
  *
  * The job running under that lease gets a new callback id, replacing any
- * earlier one, valid for this attempt, and timeout (more than 0, at most
+ * earlier one, valid for this attempt (the job keeps its SHA-256), and timeout (more than 0, at most
  * AWA_MAX_DELAY_DAYS, else 22023): how long it will wait once parked.
  * NULL (and no change) when the lease is stale.
  */
@@ -76,10 +78,11 @@ Datum
 awa_register_callback(PG_FUNCTION_ARGS)
 {
 	static AwaStmt stmt = AWA_STMT("awa_register_callback: update", SPI_OK_UPDATE_RETURNING,
-		"UPDATE awa.jobs SET callback_id = gen_random_uuid(), callback_lease = run_lease,"
-		" callback_timeout = $3"
-		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
-		" RETURNING callback_id",
+		"WITH g AS (SELECT gen_random_uuid() AS id)"
+		" UPDATE awa.jobs j SET callback_key = sha256(uuid_send(g.id)),"
+		" callback_lease = j.run_lease, callback_timeout = $3"
+		" FROM g WHERE j.id = $1 AND j.run_lease = $2 AND j.state = 'running'"
+		" RETURNING g.id AS callback_id",
 		3, INT8OID, INT8OID, INTERVALOID);
 	Datum		values[3];
 	Datum		id = (Datum) 0;
@@ -248,7 +251,8 @@ awa_heartbeat_callback(PG_FUNCTION_ARGS)
 		"   THEN now() + coalesce($2, j.callback_timeout) ELSE j.deadline_at END,"
 		" heartbeat_at = CASE WHEN o.state = 'waiting_external'"
 		"   THEN now() ELSE j.heartbeat_at END"
-		" FROM (SELECT id, state FROM awa.jobs WHERE callback_id = $1 FOR NO KEY UPDATE) o"
+		" FROM (SELECT id, state FROM awa.jobs WHERE " AWA_CALLBACK_KEY_SQL("$1")
+		"   FOR NO KEY UPDATE) o"
 		" WHERE j.id = o.id AND " AWA_CALLBACK_WAITS_SQL("o.state", "j"),
 		2, UUIDOID, INTERVALOID);
 	Datum		values[2];

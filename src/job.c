@@ -893,7 +893,7 @@ awa_job_complete_many_results(Datum ids, Datum leases, Datum results)
 
 /*
  * Park the job if it is running under that lease with a callback registered
- * under it (callback_lease is set only with callback_id): waiting_external
+ * under it (callback_lease is set only with callback_key): waiting_external
  * until now() + its callback_timeout.  Whether it was parked.
  */
 bool
@@ -917,7 +917,8 @@ awa_job_wait_external(Datum job_id, Datum run_lease)
  * callback uses them.
  */
 #define CALLBACK_JOB_SQL \
-	" FROM (SELECT id, state FROM awa.jobs WHERE callback_id = $1 FOR NO KEY UPDATE) o" \
+	" FROM (SELECT id, state FROM awa.jobs WHERE " AWA_CALLBACK_KEY_SQL("$1") \
+	"   FOR NO KEY UPDATE) o" \
 	" WHERE j.id = o.id AND " AWA_CALLBACK_WAITS_SQL("o.state", "j")
 
 /* What every callback statement returns (see apply_effects). */

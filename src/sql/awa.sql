@@ -39,7 +39,7 @@ CREATE TABLE awa.jobs (
 	lease			interval,
 	timeout			interval,
 	result			jsonb,
-	callback_id		uuid,
+	callback_key	bytea,
 	callback_lease	bigint,
 	callback_timeout	interval,
 	callback_payload	jsonb,
@@ -534,23 +534,25 @@ COMMENT ON TABLE awa.maintenance_rounds
 -- frees its worker and its place under the queue's concurrency limit; whoever
 -- knows its callback id then completes, fails or retries it
 -- (awa_complete_external, awa_fail_external, awa_retry_external), or pushes
--- its timeout out (awa_heartbeat_callback).  While parked, deadline_at is when
+-- its timeout out (awa_heartbeat_callback).  The table keeps only the id's
+-- SHA-256 (callback_key): reading awa.jobs (awa_get_job, dashboards, backups)
+-- does not reveal the id, which is the capability to resolve the job.  While parked, deadline_at is when
 -- the callback times out: maintenance then retries the job with backoff, or
 -- fails it when it has no attempts left.
 COMMENT ON COLUMN awa.jobs.result
 	IS 'what the job produced: awa_complete''s result, or the payload of awa_complete_external (NULL: none)';
-COMMENT ON COLUMN awa.jobs.callback_id
-	IS 'the job''s callback id (awa_register_callback): whoever knows it may complete, fail or retry the job while it waits for it';
+COMMENT ON COLUMN awa.jobs.callback_key
+	IS 'SHA-256 of the job''s callback id (awa_register_callback), whose knower may complete, fail or retry the job while it waits for it; the id itself is stored nowhere';
 COMMENT ON COLUMN awa.jobs.callback_lease
-	IS 'the run_lease under which callback_id was registered: the callback acts only on that attempt';
+	IS 'the run_lease under which the callback was registered: the callback acts only on that attempt';
 COMMENT ON COLUMN awa.jobs.callback_timeout
 	IS 'how long a parked job waits for its callback: deadline_at becomes now + this when it parks and at each awa_heartbeat_callback';
 COMMENT ON COLUMN awa.jobs.callback_payload
 	IS 'the payload of the callback that failed or retried the job (awa_fail_external, awa_retry_external), kept for the next attempt to read';
 
--- Callback lookups: one job per callback id.
-CREATE UNIQUE INDEX jobs_callback_idx ON awa.jobs (callback_id)
-	WHERE callback_id IS NOT NULL;
+-- Callback lookups: one job per callback id (by its SHA-256).
+CREATE UNIQUE INDEX jobs_callback_idx ON awa.jobs (callback_key)
+	WHERE callback_key IS NOT NULL;
 -- Callback timeouts: parked jobs by deadline.
 CREATE INDEX jobs_external_idx ON awa.jobs (deadline_at)
 	WHERE state = 'waiting_external';
@@ -560,7 +562,7 @@ RETURNS uuid
 AS 'MODULE_PATHNAME', 'awa_register_callback'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_register_callback(bigint, bigint, interval)
-	IS 'give a job running under this lease a new callback id (a random uuid, replacing any earlier one) and the timeout of its wait (an interval > 0, at most 36500 days); NULL if the lease is stale; 22004 on a NULL argument, 22023 on a bad timeout';
+	IS 'give a job running under this lease a new callback id (a random version 4 uuid, replacing any earlier one; awa keeps only its SHA-256) and the timeout of its wait (an interval > 0, at most 36500 days); NULL if the lease is stale; 22004 on a NULL argument, 22023 on a bad timeout';
 
 CREATE FUNCTION awa_wait_external(job_id bigint, run_lease bigint)
 RETURNS boolean

@@ -388,10 +388,13 @@ def check_parked(conn, parked):
     """After the crashes: every parked job still waits under its callback id; three complete
     by callback, three time out in a maintenance round."""
     errs = []
-    rows = dict(conn.execute("SELECT id, callback_id FROM awa.jobs WHERE id = ANY(%s) AND state = 'waiting_external'"
-                             " AND deadline_at > now()", (list(parked),)).fetchall())
-    if rows != parked:
-        return ["parked jobs lost or changed by the crashes: want %s, got %s" % (parked, rows)]
+    rows = [r[0] for r in conn.execute(
+        "SELECT j.id FROM awa.jobs j JOIN unnest(%s::bigint[], %s::uuid[]) AS p(id, cb) ON p.id = j.id"
+        " WHERE j.state = 'waiting_external' AND j.deadline_at > now()"
+        " AND j.callback_key = sha256(uuid_send(p.cb))", (list(parked), list(parked.values()))).fetchall()]
+    if sorted(rows) != sorted(parked):
+        return ["parked jobs lost or changed by the crashes: want %s waiting under their callbacks, got %s"
+                % (sorted(parked), sorted(rows))]
     ids = sorted(parked)
     for job_id in ids[:3]:
         if not conn.execute("SELECT awa_complete_external(%s, '{\"after\": \"crash\"}')",

@@ -13,7 +13,7 @@ SELECT enum_has_labels('awa', 'job_state',
 SELECT columns_are('awa', 'jobs', ARRAY['id', 'kind', 'queue', 'args', 'state', 'priority', 'attempt',
 	'max_attempts', 'run_at', 'heartbeat_at', 'deadline_at', 'attempted_at', 'finalized_at', 'created_at',
 	'errors', 'metadata', 'tags', 'unique_key', 'unique_states', 'run_lease', 'progress', 'claimed_by', 'lease', 'timeout',
-	'result', 'callback_id', 'callback_lease', 'callback_timeout', 'callback_payload']);
+	'result', 'callback_key', 'callback_lease', 'callback_timeout', 'callback_payload']);
 SELECT col_type_is('awa', 'jobs', 'id', 'bigint', 'jobs.id is bigint');
 SELECT col_type_is('awa', 'jobs', 'priority', 'smallint', 'jobs.priority is smallint');
 SELECT col_type_is('awa', 'jobs', 'errors', 'jsonb[]', 'jobs.errors is jsonb[]');

@@ -5,6 +5,7 @@ retry_external / heartbeat_callback with both drivers, and a worker handler that
 its job with job.wait_external(timeout) and sets results with job.set_result(value).
 """
 import datetime as dt
+import hashlib
 import threading
 import unittest
 import uuid
@@ -63,8 +64,9 @@ class ExternalTests(unittest.TestCase):
                 self.assertEqual(uuid.UUID(cb).version, 4)
                 self.assertTrue(c.wait_external(jid, j.run_lease))
                 parked = c.get_job(jid)
-                self.assertEqual((parked.state, parked.callback_id, parked.callback_lease),
-                                 ("waiting_external", cb, j.run_lease))
+                self.assertEqual((parked.state, parked.callback_key, parked.callback_lease),
+                                 ("waiting_external", hashlib.sha256(uuid.UUID(cb).bytes).digest(),
+                                  j.run_lease))
                 self.assertEqual([x.waiting_external for x in c.queue_stats() if x.queue == q], [1])
                 self.assertTrue(c.heartbeat_callback(uuid.UUID(cb), "1 hour"))
                 self.assertEqual(c.get_job(jid).callback_timeout, dt.timedelta(hours=1))
@@ -125,7 +127,8 @@ class ExternalTests(unittest.TestCase):
         self.assertEqual(w.run_once(), 3)
         self.assertEqual((w.stats["parked"], w.stats["completed"], w.stats["failed"]), (1, 1, 1))
         parked = self.job(pay_id)
-        self.assertEqual((parked.state, parked.callback_id), ("waiting_external", handed_out[pay_id]))
+        self.assertEqual((parked.state, parked.callback_key),
+                         ("waiting_external", hashlib.sha256(uuid.UUID(handed_out[pay_id]).bytes).digest()))
         self.assertEqual(self.job(sum_id).result, 6)
         self.assertIn("TypeError", self.job(bad_id).last_error["error"])
         self.assertTrue(self.db.complete_external(handed_out[pay_id], {"receipt": "r-1"}))

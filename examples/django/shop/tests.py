@@ -123,7 +123,7 @@ class ExternalCompletionTests(TransactionTestCase):
         r = self.client.post("/webhooks/payment/", json.dumps(body), content_type="application/json")
         self.assertEqual((r.status_code, r.json()), (200, {"resolved": True}))
         job = self.state(job_id)
-        self.assertEqual((job.state, job.result), ("completed", body))
+        self.assertEqual((job.state, job.result), ("completed", {"status": "paid", "amount": 120}))
         # the provider calls again: nothing waits any more
         r = self.client.post("/webhooks/payment/", json.dumps(body), content_type="application/json")
         self.assertEqual((r.status_code, r.json()), (404, {"resolved": False}))
@@ -135,7 +135,7 @@ class ExternalCompletionTests(TransactionTestCase):
         self.assertEqual(r.status_code, 200)
         job = self.state(job_id)
         self.assertEqual((job.state, job.last_error["error"], job.callback_payload),
-                         ("failed", "payment declined", body))
+                         ("failed", "payment declined", {"status": "declined", "reason": "card expired"}))
 
     def test_webhook_with_an_unknown_callback(self):
         r = self.client.post("/webhooks/payment/", json.dumps({"callback_id": "6f1c8f64-3a51-4f4e-9f27-0c1f5d2e8a11",

@@ -241,8 +241,7 @@ class PageTests(AdminTestBase):
         sql("SELECT awa_wait_external(%s, %s)", [job_id, lease])
         r = self.client.get(JOBS + "%d/change/" % job_id)
         self.assertContains(r, "waiting for its callback")
-        self.assertContains(r, cb[:8] + "…")
-        self.assertNotContains(r, cb)                     # the capability is not shown whole
+        self.assertNotContains(r, cb)                     # the capability is not shown
         self.assertContains(r, "02:00:00")
         sql("SELECT awa_complete_external(%s::uuid, '{\"receipt\": \"r-77\"}')", [cb])
         r = self.client.get(JOBS + "%d/change/" % job_id)

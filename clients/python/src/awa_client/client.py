@@ -161,7 +161,7 @@ class Job:
     lease: Optional[_dt.timedelta] = None
     timeout: Optional[_dt.timedelta] = None
     result: Any = None
-    callback_id: Optional[str] = None
+    callback_key: Optional[bytes] = None
     callback_lease: Optional[int] = None
     callback_timeout: Optional[_dt.timedelta] = None
     callback_payload: Any = None
@@ -187,8 +187,8 @@ class Job:
                 value = []
             elif name == "unique_key" and value is not None and not isinstance(value, bytes):
                 value = bytes(value)
-            elif name == "callback_id" and value is not None:
-                value = str(value)  # psycopg 3 gives uuid.UUID, psycopg2 text
+            elif name == "callback_key" and value is not None and not isinstance(value, bytes):
+                value = bytes(value)
             (kw if name in known else extra)[name] = value
         return cls(extra=extra, **kw)
 
@@ -574,7 +574,8 @@ class Client:
     # callback (register_callback), hands the callback id to that system, and the
     # worker parks the job (wait_external), freeing its slot.  Whoever knows the id
     # later resolves the job: complete_external, fail_external, retry_external, or
-    # heartbeat_callback to push its timeout out.  A callback that comes before the
+    # heartbeat_callback to push its timeout out.  The job keeps only the id's SHA-256
+    # (Job.callback_key): reading jobs does not reveal it.  A callback that comes before the
     # park acts at once; the park then finds the job resolved.  The id is the only
     # credential: the calling role needs EXECUTE on the function (awa_producer,
     # awa_worker and awa_admin have it).  Callback ids are UUID strings (uuid.UUID

@@ -296,21 +296,20 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="callback")
     def callback_col(self, obj):
-        """Where the job's callback stands.  Only the start of its id is shown: the id is a
-        capability (whoever knows it may complete the job)."""
+        """Where the job's callback stands.  Its id is not shown: awa keeps only its hash (the
+        id is a capability: whoever knows it may complete the job)."""
         info = ops.result_and_callback(obj.id) or {}
-        if not info.get("callback_id"):
+        if not info.get("registered"):
             return format_html('<span class="awa-muted">{}</span>', "none registered")
-        short = info["callback_id"][:8] + "…"
         if info["state"] == "waiting_external":
-            return format_html('<span id="awa-callback-state">waiting for its callback</span> '
-                               "(id {}), times out at {} unless a heartbeat pushes it out; "
-                               "timeout {}", short, info["deadline_at"], info["callback_timeout"])
+            return format_html('<span id="awa-callback-state">waiting for its callback</span>: '
+                               "times out at {} unless a heartbeat pushes it out (timeout {})",
+                               info["deadline_at"], info["callback_timeout"])
         if info["state"] == "running" and info["callback_lease"] == info["run_lease"]:
             return format_html('<span id="awa-callback-state">registered, not parked yet</span> '
-                               "(id {}; it will wait up to {})", short, info["callback_timeout"])
+                               "(it will wait up to {})", info["callback_timeout"])
         return format_html('<span id="awa-callback-state">no longer waited for</span> '
-                           "(id {}, registered for attempt lease {})", short, info["callback_lease"])
+                           "(registered under run_lease {})", info["callback_lease"])
 
     @admin.display(description="callback payload (of a failing or retrying callback)")
     def callback_payload_pretty(self, obj):

@@ -80,11 +80,11 @@ def lease_and_timeout(job_id, using="default"):
 
 
 def result_and_callback(job_id, using="default"):
-    """A job's result and callback as a dict (result, callback_id, callback_lease,
+    """A job's result and callback as a dict (result, registered: whether it has a callback, callback_lease,
     callback_timeout as text, callback_payload, state, run_lease, deadline_at), or None.
     These columns arrived in awa 0.3.0 and are read through to_jsonb, so that an older
     schema works too (they are then None)."""
-    rows = _rows("SELECT to_jsonb(j) -> 'result' AS result, to_jsonb(j) ->> 'callback_id' AS callback_id,"
+    rows = _rows("SELECT to_jsonb(j) -> 'result' AS result, (to_jsonb(j) ->> 'callback_key') IS NOT NULL AS registered,"
                  " (to_jsonb(j) ->> 'callback_lease')::bigint AS callback_lease,"
                  " to_jsonb(j) ->> 'callback_timeout' AS callback_timeout,"
                  " to_jsonb(j) -> 'callback_payload' AS callback_payload,"
