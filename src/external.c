@@ -5,25 +5,25 @@
  *		event, and whoever knows its callback id resolves it.
  *
  * The worker's handler calls awa_register_callback(job_id, run_lease,
- * timeout), which gives the job a new callback id (a random version 4
- * UUID from gen_random_uuid(), i.e. pg_strong_random: 122 random bits, not
- * guessable) for this attempt, and hands the id to the outside system.
- * awa keeps only the id's SHA-256 (callback_key), so that nobody who reads
- * awa.jobs -- awa_get_job, a dashboard, a backup -- learns the id;
- * then it parks the job with awa_wait_external(job_id, run_lease), which
- * frees its worker and its place under the queue's concurrency limit (the
- * limits count running jobs only).  The outside system later calls
+ * timeout), which gives the job a new callback id for this attempt (a
+ * random version 4 UUID from gen_random_uuid(), i.e. pg_strong_random: 122
+ * random bits, not guessable), and hands the id to the outside system; then
+ * it parks the job with awa_wait_external(job_id, run_lease), which frees
+ * its worker and its place under the queue's concurrency limit (the limits
+ * count running jobs only).  The outside system later calls
  * awa_complete_external (its payload becomes the job's result),
  * awa_fail_external or awa_retry_external with the id, or
  * awa_heartbeat_callback to push the timeout out.  A parked job whose
  * timeout passes is retried with backoff, or failed when out of attempts,
  * by maintenance.
  *
- * A callback that comes before its job parked acts at once on the running
- * attempt (the rule is job.c's, with every state change made here).  The
- * callback id is a capability: any role that may execute these functions
- * (awa_producer, awa_worker, awa_admin) and knows it may resolve its job;
- * nothing else is checked.
+ * The callback id is a capability: any role that may execute these
+ * functions (awa_producer, awa_worker, awa_admin) and knows it may resolve
+ * its job; nothing else is checked.  awa keeps only the id's SHA-256
+ * (callback_key), so whoever reads awa.jobs -- awa_get_job, a dashboard, a
+ * backup -- does not learn it.  A callback that comes before its job
+ * parked acts at once on the running attempt; that rule, and every state
+ * change here, are job.c's.
  *
  * SQLSTATEs raised:
  *	22004 (null_value_not_allowed): a required argument is NULL
@@ -70,9 +70,9 @@ callback_args(FunctionCallInfo fcinfo, const char *fn, int payload_argno)
  * awa_register_callback(job_id, run_lease, timeout) RETURNS uuid
  *
  * The job running under that lease gets a new callback id, replacing any
- * earlier one, valid for this attempt (the job keeps its SHA-256), and timeout (more than 0, at most
- * AWA_MAX_DELAY_DAYS, else 22023): how long it will wait once parked.
- * NULL (and no change) when the lease is stale.
+ * earlier one, valid for this attempt (the job keeps only its SHA-256), and
+ * timeout (more than 0, at most AWA_MAX_DELAY_DAYS, else 22023): how long
+ * it will wait once parked.  NULL (and no change) when the lease is stale.
  */
 Datum
 awa_register_callback(PG_FUNCTION_ARGS)

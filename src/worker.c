@@ -134,17 +134,20 @@ job_lease_args(FunctionCallInfo fcinfo, const char *fn)
 Datum
 awa_complete(PG_FUNCTION_ARGS)
 {
-	bool		with_result = PG_NARGS() > 2 && !PG_ARGISNULL(2);
+	Jsonb	   *result = NULL;
 	bool		done;
 
 	job_lease_args(fcinfo, "awa_complete");
-	if (with_result)
-		awa_check_jsonb_size(PG_GETARG_JSONB_P(2), "result");
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+	{
+		result = PG_GETARG_JSONB_P(2);
+		awa_check_jsonb_size(result, "result");
+	}
 
 	SPI_connect();
-	if (with_result)
+	if (result != NULL)
 		done = awa_job_complete_result(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
-									   PointerGetDatum(PG_GETARG_JSONB_P(2)));
+									   JsonbPGetDatum(result));
 	else
 		done = awa_job_complete(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1));
 	SPI_finish();
@@ -192,19 +195,23 @@ Datum
 awa_complete_many(PG_FUNCTION_ARGS)
 {
 	Datum		values[2];
+	ArrayType  *results = NULL;
 	int64		n;
 
 	awa_check_writable("awa_complete_many");
 
 	id_lease_args(fcinfo, values);
 	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
-		check_results_array(PG_GETARG_ARRAYTYPE_P(2),
-							ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(0)),
-										   ARR_DIMS(PG_GETARG_ARRAYTYPE_P(0))));
+	{
+		ArrayType  *ids = DatumGetArrayTypeP(values[0]);
+
+		results = PG_GETARG_ARRAYTYPE_P(2);
+		check_results_array(results, ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)));
+	}
 
 	SPI_connect();
-	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
-		n = awa_job_complete_many_results(values[0], values[1], PG_GETARG_DATUM(2));
+	if (results != NULL)
+		n = awa_job_complete_many_results(values[0], values[1], PointerGetDatum(results));
 	else
 		n = awa_job_complete_many(values[0], values[1]);
 	SPI_finish();
