@@ -190,7 +190,9 @@ CREATE TEMP TABLE cbs AS
   SELECT kind, awa_register_callback(id, run_lease, '1 hour') AS cb, awa_wait_external(id, run_lease) AS parked
   FROM awa_claim('default', batch => 3);
 SELECT kind, parked FROM cbs ORDER BY kind;
--- two have timed out (t1, t2); t3 has not
+-- two have timed out (t1, t2); t3 has not; t4 was put in waiting_external by hand (no callback)
+SELECT id FROM awa_insert('t4') \gset
+UPDATE awa.jobs SET state = 'waiting_external', deadline_at = now() - interval '1 hour' WHERE id = :id;
 UPDATE awa.jobs SET deadline_at = now() - interval '1 second' WHERE kind IN ('t1', 't2');
 SELECT rescued FROM awa_maintain();
 SELECT kind, state, attempt, errors[1]->>'error' AS error,

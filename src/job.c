@@ -1023,14 +1023,16 @@ awa_job_retry_external(Datum callback_id, Datum payload, bool payload_isnull,
 
 /*
  * Parked jobs picked by PICK (a condition on id using $1) whose callback
- * timeout has passed: retryable after the default backoff, or failed when
+ * timeout has passed (a job put in waiting_external by hand, without a
+ * callback, is left alone): retryable after the default backoff, or failed when
  * out of attempts, with an error entry saying so ($2..$4 bound the history
  * as for awa_fail).  Locks in id order, skipping jobs locked by others (a
  * callback resolving the job: once it commits, the job no longer waits).
  */
 #define CALLBACK_TIMEOUT_SQL(PICK) \
 	"WITH r AS (SELECT id FROM awa.jobs" \
-	"   WHERE state = 'waiting_external' AND deadline_at < now() AND " PICK \
+	"   WHERE state = 'waiting_external' AND deadline_at < now()" \
+	"   AND callback_key IS NOT NULL AND " PICK \
 	"   ORDER BY id LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) \
 	"   FOR NO KEY UPDATE SKIP LOCKED)" \
 	" UPDATE awa.jobs j SET" \
@@ -1090,7 +1092,7 @@ awa_job_callback_timeout_candidates_plan(void)
 	return awa_plan(&plan,
 					"SELECT id FROM awa.jobs"
 					" WHERE state = 'waiting_external' AND deadline_at < now()"
-					" AND id <> ALL($1) ORDER BY id"
+					" AND callback_key IS NOT NULL AND id <> ALL($1) ORDER BY id"
 					" LIMIT " CppAsString2(AWA_MAINTAIN_BATCH),
 					1, argtypes);
 }

@@ -203,7 +203,7 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'awa_complete_many'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_complete_many(bigint[], bigint[], jsonb[])
-	IS 'complete a batch of (id, lease) pairs in one statement, results[i] (NULL or an array as long as ids; an element NULL: none) stored as job i''s result; returns how many were completed; 22004 on NULL ids or leases, 22023 on arrays of different lengths, 54000 on a result too large';
+	IS 'complete a batch of (id, lease) pairs in one statement, results[i] (NULL or an array as long as ids; an element NULL: none) stored as job i''s result; returns how many were completed; 22004 on NULL ids or leases, 22023 on arrays of different lengths, 54000 on a result too large or more than 10000 jobs';
 
 -- External completion and results (external.c; the state changes are job.c's) --
 --
@@ -215,9 +215,10 @@ COMMENT ON FUNCTION awa_complete_many(bigint[], bigint[], jsonb[])
 -- (awa_complete_external, awa_fail_external, awa_retry_external), or pushes
 -- its timeout out (awa_heartbeat_callback).  The table keeps only the id's
 -- SHA-256 (callback_key): reading awa.jobs (awa_get_job, dashboards, backups)
--- does not reveal the id, which is the capability to resolve the job.  While parked, deadline_at is when
--- the callback times out: maintenance then retries the job with backoff, or
--- fails it when it has no attempts left.
+-- does not reveal the id, which is the capability to resolve the job.  While
+-- parked, deadline_at is when the callback times out: maintenance then
+-- retries the job with backoff, or fails it when it has no attempts left.  A
+-- job put in waiting_external by hand (without a callback) is left alone.
 COMMENT ON COLUMN awa.jobs.result
 	IS 'what the job produced: awa_complete''s result, or the payload of awa_complete_external (NULL: none)';
 COMMENT ON COLUMN awa.jobs.callback_key
