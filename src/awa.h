@@ -72,6 +72,7 @@ extern int	awa_max_args_bytes;
 extern void awa_validate_init(void);
 extern void awa_check_name(text *value, const char *field);
 extern void awa_validate_job(AwaJob *job);
+extern void awa_check_jsonb_size(Jsonb *value, const char *field);
 extern int64 awa_interval_usecs(Interval *iv);
 
 /*
@@ -166,6 +167,39 @@ extern int64 awa_job_discard_failed(Datum kind, bool kind_isnull);
 extern int64 awa_job_promote(Datum skip);
 extern SPIPlanPtr awa_job_promote_candidates_plan(void);
 extern int64 awa_job_promote_one(int64 id);
+extern bool awa_job_complete_result(Datum job_id, Datum run_lease, Datum result);
+extern int64 awa_job_complete_many_results(Datum ids, Datum leases, Datum results);
+extern bool awa_job_wait_external(Datum job_id, Datum run_lease);
+extern bool awa_job_complete_external(Datum callback_id, Datum payload,
+									  bool payload_isnull);
+extern bool awa_job_fail_external(Datum callback_id, text *error,
+								  int64 error_bytes, Datum payload,
+								  bool payload_isnull);
+extern bool awa_job_retry_external(Datum callback_id, Datum payload,
+								   bool payload_isnull, Interval *retry_in,
+								   Datum *state);
+extern int64 awa_job_callback_timeouts(Datum skip);
+extern int64 awa_job_callback_timeout_one(int64 id);
+extern SPIPlanPtr awa_job_callback_timeout_candidates_plan(void);
+
+/*
+ * Whether a job (its state STATE as of a lock; J the row) still waits for
+ * the callback registered on it: parked in waiting_external, or running
+ * under the lease the callback was registered with (job.c: a callback that
+ * comes before the job parked acts at once).
+ */
+#define AWA_CALLBACK_WAITS_SQL(STATE, J) \
+	"(" STATE " = 'waiting_external' OR (" STATE " = 'running'" \
+	" AND " J ".run_lease = " J ".callback_lease))"
+
+/*
+ * The job of callback id ID (a uuid parameter): awa stores only the id's
+ * SHA-256, callback_key, so that reading awa.jobs does not reveal it.
+ */
+#define AWA_CALLBACK_KEY_SQL(ID) "callback_key = sha256(uuid_send(" ID "))"
+
+/* worker.c: an error text cut to awa.max_error_bytes (see awa_fail) */
+extern text *awa_error_arg(Datum error, int64 *error_bytes);
 
 /*
  * Lock the jobs of the (ids $1, leases $2) pairs in id order, whatever the
@@ -240,7 +274,8 @@ typedef enum AwaSchemaFeature
 {
 	AWA_SCHEMA_QUEUE_LIMITS = 1 << 0,	/* 0.2.0: awa.queue_meta.max_running */
 	AWA_SCHEMA_LEASES = 1 << 1, /* 0.3.0: awa.jobs.lease and timeout */
-	AWA_SCHEMA_ROUNDS = 1 << 2	/* 0.3.0: awa.maintenance_rounds */
+	AWA_SCHEMA_ROUNDS = 1 << 2,	/* 0.3.0: awa.maintenance_rounds */
+	AWA_SCHEMA_EXTERNAL = 1 << 3	/* 0.3.0: awa.jobs.result, callback_* */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

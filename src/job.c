@@ -8,22 +8,23 @@
  * moves a job from one state to another is here: the claim (built here,
  * run by claim.c, whose blocked claimers have their own protocol in
  * wake.c), complete, fail, snooze, rescue, cancel, drain, operator retry,
- * discard and promotion.  They run through run_transition, which applies
- * one policy to what the statement returns:
+ * discard, promotion, and parking a job for an external callback with what
+ * resolves it (the callback, or its timeout).  They run through
+ * run_transition, which applies one policy to what the statement returns:
  *	- a job that becomes claimable now (column awa_due true, or any row of
  *	  an all_due statement) wakes its queue: NOTIFY for listeners and a
  *	  blocked claimer woken at commit;
  *	- a job that becomes claimable later (awa_due false) wakes one blocked
  *	  claimer of its queue at commit, so that it sleeps only until then;
- *	- a job that leaves running (any row of a from_running statement, or
- *	  awa_stop true) lets claimers waiting at the queue's concurrency limit
- *	  count again;
+ *	- a job that leaves running (any row of a from_running statement,
+ *	  awa_stop true, or awa_left_running true) lets claimers waiting at the
+ *	  queue's concurrency limit count again;
  *	- a job a worker held (awa_stop true; columns id and run_lease) gets
  *	  NOTIFY awa.cancel so the worker can stop.
  * Enqueueing applies the same rule to each new row (awa_job_enqueued).
  * The callers (the SQL functions of insert.c, enqueue.c, copy.c, worker.c,
- * lifecycle.c, queue.c and maintain.c) check arguments and shape results;
- * none of them wakes anyone by itself.
+ * lifecycle.c, queue.c, external.c and maintain.c) check arguments and
+ * shape results; none of them wakes anyone by itself.
  *
  * Every statement that changes several jobs locks them first in id order,
  * as all of awa's statements do, so two of them never wait for each other
@@ -56,6 +57,11 @@
  * exactly 24 hours later.
  */
 #define AWA_BACKOFF_BASE_CAP	69120	/* seconds; 86400 / 1.25 */
+
+/* The time a job retries at after the default backoff, after attempt ATTEMPT. */
+#define AWA_BACKOFF_SQL(ATTEMPT) \
+	"now() + make_interval(secs => least(power(2, " ATTEMPT "), " \
+	CppAsString2(AWA_BACKOFF_BASE_CAP) ") * (1 + 0.25 * random()))"
 
 int			awa_heartbeat_timeout = 90;
 int			awa_max_error_bytes = 8192;
@@ -230,6 +236,7 @@ apply_effects(const Transition *t)
 	int			due_col;
 	int			stop_col;
 	int			queue_col;
+	int			left_col;
 	uint64		i;
 
 	if (SPI_processed == 0)
@@ -242,6 +249,7 @@ apply_effects(const Transition *t)
 	due_col = SPI_fnumber(desc, "awa_due");
 	stop_col = SPI_fnumber(desc, "awa_stop");
 	queue_col = SPI_fnumber(desc, "queue");
+	left_col = SPI_fnumber(desc, "awa_left_running");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
@@ -266,6 +274,12 @@ apply_effects(const Transition *t)
 				awa_running_freed();
 				awa_notify_cancel(awa_stmt_int8(i, "id"), awa_stmt_int8(i, "run_lease"));
 			}
+		}
+		if (left_col > 0)
+		{
+			d = SPI_getbinval(row, desc, left_col, &isnull);
+			if (!isnull && DatumGetBool(d))
+				awa_running_freed();
 		}
 	}
 }
@@ -470,8 +484,7 @@ awa_job_fail(Datum job_id, Datum run_lease, text *error, int64 error_bytes,
 		"   THEN 'failed'::awa.job_state ELSE 'retryable' END,"
 		" run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at"
 		"   WHEN $4 IS NOT NULL THEN now() + $4"
-		"   ELSE now() + make_interval(secs => least(power(2, attempt), "
-		CppAsString2(AWA_BACKOFF_BASE_CAP) ") * (1 + 0.25 * random())) END,"
+		"   ELSE " AWA_BACKOFF_SQL("attempt") " END,"
 		" finalized_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,"
 		" heartbeat_at = NULL, deadline_at = NULL"
 		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
@@ -839,4 +852,261 @@ awa_job_promote_one(int64 id)
 	Datum		value = Int64GetDatum(id);
 
 	return (int64) run_transition(&t, &value, NULL, 0);
+}
+
+/* ---------------------------------------------------------------------
+ * External completion and results
+ * ---------------------------------------------------------------------
+ *
+ * A running job may park in waiting_external to wait for an outside event,
+ * under the callback id its handler registered (external.c) for that
+ * attempt (callback_lease = run_lease).  Whoever knows the id then
+ * completes, fails or retries it; when its callback timeout (deadline_at
+ * while parked) passes, maintenance retries it with backoff or fails it.
+ *
+ * The rule for a callback that comes before its job parked: it acts at
+ * once, on the job still running under the lease the callback was
+ * registered with, exactly as on a parked job.  The worker's lease is then
+ * stale: its awa_wait_external (or awa_complete, awa_fail) finds the job
+ * resolved and changes nothing.  So a callback is never lost, whichever
+ * commits first.  A callback for an attempt that ended otherwise (failed,
+ * rescued, snoozed, cancelled, or claimed again) finds no job.
+ */
+
+/* Complete the job if it is running under that lease, with a result. */
+bool
+awa_job_complete_result(Datum job_id, Datum run_lease, Datum result)
+{
+	static Transition t = {AWA_STMT("awa_complete: update", SPI_OK_UPDATE,
+		"UPDATE awa.jobs SET state = 'completed', finalized_at = now(), result = $3"
+		" WHERE id = $1 AND run_lease = $2 AND state = 'running'",
+	3, INT8OID, INT8OID, JSONBOID), true};
+	Datum		values[3] = {job_id, run_lease, result};
+
+	return run_transition(&t, values, NULL, 0) == 1;
+}
+
+/*
+ * awa_job_complete_many with results[i] (a jsonb[] as long as ids, NULL
+ * elements: no result) stored on job i; how many were completed.
+ */
+int64
+awa_job_complete_many_results(Datum ids, Datum leases, Datum results)
+{
+	static Transition t = {AWA_STMT("awa_complete_many: update", SPI_OK_UPDATE,
+		"WITH l AS (" AWA_LOCK_BY_ID_LEASE_SQL ")"
+		" UPDATE awa.jobs j SET state = 'completed', finalized_at = now(), result = u.result"
+		" FROM l, unnest($1, $2, $3) AS u(id, lease, result)"
+		" WHERE j.id = l.id AND l.state = 'running'"
+		" AND u.id = j.id AND u.lease = j.run_lease",
+	3, INT8ARRAYOID, INT8ARRAYOID, JSONBARRAYOID), true};
+	Datum		values[3] = {ids, leases, results};
+
+	return (int64) run_transition(&t, values, NULL, 0);
+}
+
+/*
+ * Park the job if it is running under that lease with a callback registered
+ * under it (callback_lease is set only with callback_key): waiting_external
+ * until now() + its callback_timeout.  Whether it was parked.
+ */
+bool
+awa_job_wait_external(Datum job_id, Datum run_lease)
+{
+	static Transition t = {AWA_STMT("awa_wait_external: update", SPI_OK_UPDATE,
+		"UPDATE awa.jobs SET state = 'waiting_external', heartbeat_at = now(),"
+		" deadline_at = now() + callback_timeout"
+		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
+		" AND callback_lease = run_lease",
+	2, INT8OID, INT8OID), true};
+	Datum		values[2] = {job_id, run_lease};
+
+	return run_transition(&t, values, NULL, 0) == 1;
+}
+
+/*
+ * The job waiting for callback $1, locked (o: its id and state as of the
+ * lock), and the condition that it still waits for it: parked, or running
+ * under the lease the callback was registered with.  Every statement on a
+ * callback uses them.
+ */
+#define CALLBACK_JOB_SQL \
+	" FROM (SELECT id, state FROM awa.jobs WHERE " AWA_CALLBACK_KEY_SQL("$1") \
+	"   FOR NO KEY UPDATE) o" \
+	" WHERE j.id = o.id AND " AWA_CALLBACK_WAITS_SQL("o.state", "j")
+
+/* What every callback statement returns (see apply_effects). */
+#define CALLBACK_RETURNING \
+	" RETURNING j.id, j.queue, j.state, o.state = 'running' AS awa_left_running"
+
+/*
+ * Complete the job waiting for callback callback_id, payload (or NULL) as
+ * its result.  Whether one was waiting.
+ */
+bool
+awa_job_complete_external(Datum callback_id, Datum payload, bool payload_isnull)
+{
+	static Transition t = {AWA_STMT("awa_complete_external: update", SPI_OK_UPDATE_RETURNING,
+		"UPDATE awa.jobs j SET state = 'completed', finalized_at = now(), result = $2,"
+		" heartbeat_at = NULL, deadline_at = NULL"
+		CALLBACK_JOB_SQL CALLBACK_RETURNING,
+	2, UUIDOID, JSONBOID), false};
+	Datum		values[2] = {callback_id, payload};
+	char		nulls[2] = {' ', payload_isnull ? 'n' : ' '};
+
+	return run_transition(&t, values, nulls, 0) == 1;
+}
+
+/*
+ * Fail the job waiting for callback callback_id for good: error (cut as by
+ * awa_fail; error_bytes its original length, or -1) appended to its
+ * errors, payload (or NULL) its callback_payload.  Whether one was waiting.
+ */
+bool
+awa_job_fail_external(Datum callback_id, text *error, int64 error_bytes,
+					  Datum payload, bool payload_isnull)
+{
+	static Transition t = {AWA_STMT("awa_fail_external: update", SPI_OK_UPDATE_RETURNING,
+		"UPDATE awa.jobs j SET"
+		" errors = " AWA_ERRORS_SQL("j.errors", "$5", "$6", "$7",
+									"jsonb_build_object('attempt', j.attempt, 'error', $2, 'at', now())"
+									" || CASE WHEN $3 IS NULL THEN '{}'::jsonb ELSE"
+									" jsonb_build_object('truncated', true, 'error_bytes', $3) END") ","
+		" state = 'failed', finalized_at = now(), callback_payload = $4,"
+		" heartbeat_at = NULL, deadline_at = NULL"
+		CALLBACK_JOB_SQL CALLBACK_RETURNING,
+	7, UUIDOID, TEXTOID, INT8OID, JSONBOID, INT4OID, INT4OID, INT4OID), false};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = callback_id;
+	values[1] = PointerGetDatum(error);
+	values[2] = Int64GetDatum(error_bytes);
+	if (error_bytes < 0)
+		nulls[2] = 'n';
+	values[3] = payload;
+	if (payload_isnull)
+		nulls[3] = 'n';
+	errors_bounds(&values[4]);
+	return run_transition(&t, values, nulls, 0) == 1;
+}
+
+/*
+ * Run the job waiting for callback callback_id again: retryable at now() +
+ * retry_in (NULL: the default backoff), or failed when it has no attempts
+ * left, with an entry in its errors; payload (or NULL) its
+ * callback_payload.  Returns whether one was waiting; *state is its new
+ * state.
+ */
+bool
+awa_job_retry_external(Datum callback_id, Datum payload, bool payload_isnull,
+					   Interval *retry_in, Datum *state)
+{
+	static Transition t = {AWA_STMT("awa_retry_external: update", SPI_OK_UPDATE_RETURNING,
+		"UPDATE awa.jobs j SET"
+		" errors = " AWA_ERRORS_SQL("j.errors", "$4", "$5", "$6",
+									"jsonb_build_object('attempt', j.attempt,"
+									" 'error', 'retry asked for by the callback', 'at', now())") ","
+		" state = CASE WHEN j.attempt >= j.max_attempts"
+		"   THEN 'failed'::awa.job_state ELSE 'retryable' END,"
+		" run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at"
+		"   WHEN $3 IS NOT NULL THEN now() + $3"
+		"   ELSE " AWA_BACKOFF_SQL("j.attempt") " END,"
+		" finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END,"
+		" callback_payload = $2, heartbeat_at = NULL, deadline_at = NULL"
+		CALLBACK_JOB_SQL CALLBACK_RETURNING
+		", CASE WHEN j.state = 'retryable' THEN j.run_at <= now() END AS awa_due",
+	6, UUIDOID, JSONBOID, INTERVALOID, INT4OID, INT4OID, INT4OID), false};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	values[0] = callback_id;
+	values[1] = payload;
+	if (payload_isnull)
+		nulls[1] = 'n';
+	values[2] = PointerGetDatum(retry_in);
+	if (retry_in == NULL)
+		nulls[2] = 'n';
+	errors_bounds(&values[3]);
+	if (run_transition(&t, values, nulls, 0) != 1)
+		return false;
+	*state = awa_stmt_value(0, "state", &isnull);
+	return true;
+}
+
+/*
+ * Parked jobs picked by PICK (a condition on id using $1) whose callback
+ * timeout has passed (a job put in waiting_external by hand, without a
+ * callback, is left alone): retryable after the default backoff, or failed when
+ * out of attempts, with an error entry saying so ($2..$4 bound the history
+ * as for awa_fail).  Locks in id order, skipping jobs locked by others (a
+ * callback resolving the job: once it commits, the job no longer waits).
+ */
+#define CALLBACK_TIMEOUT_SQL(PICK) \
+	"WITH r AS (SELECT id FROM awa.jobs" \
+	"   WHERE state = 'waiting_external' AND deadline_at < now()" \
+	"   AND callback_key IS NOT NULL AND " PICK \
+	"   ORDER BY id LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) \
+	"   FOR NO KEY UPDATE SKIP LOCKED)" \
+	" UPDATE awa.jobs j SET" \
+	" errors = " AWA_ERRORS_SQL("j.errors", "$2", "$3", "$4", \
+								"jsonb_build_object('attempt', j.attempt, 'error', 'callback timed out', 'at', now())") "," \
+	" state = CASE WHEN j.attempt >= j.max_attempts" \
+	"   THEN 'failed'::awa.job_state ELSE 'retryable' END," \
+	" run_at = CASE WHEN j.attempt >= j.max_attempts THEN j.run_at" \
+	"   ELSE " AWA_BACKOFF_SQL("j.attempt") " END," \
+	" finalized_at = CASE WHEN j.attempt >= j.max_attempts THEN now() END," \
+	" heartbeat_at = NULL, deadline_at = NULL" \
+	" FROM r WHERE j.id = r.id" \
+	" RETURNING j.queue, CASE WHEN j.state = 'retryable' THEN j.run_at <= now() END AS awa_due"
+
+static int64
+callback_timeouts(Transition *t, Datum pick)
+{
+	Datum		values[4];
+
+	values[0] = pick;
+	errors_bounds(&values[1]);
+	return (int64) run_transition(t, values, NULL, 0);
+}
+
+/*
+ * Time out up to AWA_MAINTAIN_BATCH parked jobs whose callback timeout has
+ * passed, leaving the ids in skip (int8[]) alone; how many.  Maintenance.
+ */
+int64
+awa_job_callback_timeouts(Datum skip)
+{
+	static Transition t = {AWA_STMT("awa: timing out callbacks", SPI_OK_UPDATE_RETURNING,
+		CALLBACK_TIMEOUT_SQL("id <> ALL($1)"),
+	4, INT8ARRAYOID, INT4OID, INT4OID, INT4OID), false};
+
+	return callback_timeouts(&t, skip);
+}
+
+/* The same for the one job id (row-by-row fallback); 1 if it timed out. */
+int64
+awa_job_callback_timeout_one(int64 id)
+{
+	static Transition t = {AWA_STMT("awa: timing out a callback", SPI_OK_UPDATE_RETURNING,
+		CALLBACK_TIMEOUT_SQL("id = $1"),
+	4, INT8OID, INT4OID, INT4OID, INT4OID), false};
+
+	return callback_timeouts(&t, Int64GetDatum(id));
+}
+
+/* The ids awa_job_callback_timeouts would take (skip as there). */
+SPIPlanPtr
+awa_job_callback_timeout_candidates_plan(void)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8ARRAYOID};
+
+	return awa_plan(&plan,
+					"SELECT id FROM awa.jobs"
+					" WHERE state = 'waiting_external' AND deadline_at < now()"
+					" AND callback_key IS NOT NULL AND id <> ALL($1) ORDER BY id"
+					" LIMIT " CppAsString2(AWA_MAINTAIN_BATCH),
+					1, argtypes);
 }

@@ -9,7 +9,9 @@
  *		available, so listeners get their NOTIFY and blocked claimers wake
  *		(awa_claim takes such jobs by itself; promotion is for them and for
  *		the statistics);
- *	 2. rescue running jobs with a stale heartbeat or a passed deadline;
+ *	 2. rescue running jobs with a stale heartbeat or a passed deadline,
+ *		and retry (with backoff) or fail parked jobs whose callback timed
+ *		out (step "callbacks", counted as rescued);
  *	 3. enqueue the jobs of due periodic schedules;
  *	 4. delete completed jobs older than awa.retention_completed and failed
  *		or cancelled ones older than awa.retention_failed.
@@ -171,11 +173,12 @@ typedef enum AwaStep
 	STEP_RESCUE,
 	STEP_SCHEDULES,
 	STEP_RETENTION,
+	STEP_CALLBACKS,
 	AWA_NUM_STEPS
 } AwaStep;
 
 static const char *const step_names[AWA_NUM_STEPS] = {
-	"promote", "rescue", "schedules", "retention"
+	"promote", "rescue", "schedules", "retention", "callbacks"
 };
 
 /* What became of a failure this round. */
@@ -838,6 +841,17 @@ static const RowStep rescue_step = {
 	STEP_RESCUE, "not rescued by maintenance",
 	awa_rescue_jobs, rescue_candidates, awa_rescue_job
 };
+/* The ids awa_job_callback_timeouts would take. */
+static int64 *
+callback_candidates(Datum skip, int *n)
+{
+	return fetch_ids(awa_job_callback_timeout_candidates_plan(), &skip, n);
+}
+
+static const RowStep callback_step = {
+	STEP_CALLBACKS, "callback not timed out by maintenance",
+	awa_job_callback_timeouts, callback_candidates, awa_job_callback_timeout_one
+};
 static const RowStep retention_step = {
 	STEP_RETENTION, NULL,
 	delete_finished_jobs, retention_candidates, retention_one
@@ -909,6 +923,11 @@ call_step(void *arg)
 			break;
 		case STEP_RETENTION:
 			c->n = run_row_step(c->state, &retention_step);
+			break;
+		case STEP_CALLBACKS:
+			/* parked jobs exist only from the 0.3.0 schema on */
+			if (awa_schema_has(AWA_SCHEMA_EXTERNAL))
+				c->n = run_row_step(c->state, &callback_step);
 			break;
 		default:
 			elog(ERROR, "awa: unknown maintenance step %d", (int) c->step);
@@ -1012,6 +1031,7 @@ maintain_round(AwaRound *r)
 
 	r->promoted = run_step(&state, STEP_PROMOTE);
 	r->rescued = run_step(&state, STEP_RESCUE);
+	r->rescued += run_step(&state, STEP_CALLBACKS);
 	r->periodic = run_step(&state, STEP_SCHEDULES);
 	r->deleted = run_step(&state, STEP_RETENTION);
 	save_failures(&state);

@@ -64,6 +64,8 @@ awa_schema_features(void)
 			f |= AWA_SCHEMA_QUEUE_LIMITS;
 		if (has_column(jobs_relid, "lease") && has_column(jobs_relid, "timeout"))
 			f |= AWA_SCHEMA_LEASES;
+		if (has_column(jobs_relid, "result") && has_column(jobs_relid, "callback_key"))
+			f |= AWA_SCHEMA_EXTERNAL;
 		if (OidIsValid(nsp) && OidIsValid(get_relname_relid("maintenance_rounds", nsp)))
 			f |= AWA_SCHEMA_ROUNDS;
 		features = f;

@@ -30,7 +30,7 @@ void
 awa_validate_init(void)
 {
 	DefineCustomIntVariable("awa.max_args_bytes",
-							"Largest args, and largest metadata, of a job.",
+							"Largest args, metadata and result of a job, and largest callback payload.",
 							"Measured as stored jsonb; larger ones are refused with SQLSTATE 54000.",
 							&awa_max_args_bytes,
 							1024 * 1024,
@@ -112,6 +112,16 @@ check_size(Jsonb *value, const char *field)
 				 errmsg("%s is %zu bytes, more than awa.max_args_bytes (%d)",
 						field, size, awa_max_args_bytes),
 				 errhint("Store large payloads elsewhere and pass a reference.")));
+}
+
+/*
+ * Refuse a job's result or a callback's payload (field names it) larger
+ * than awa.max_args_bytes (54000), as args.
+ */
+void
+awa_check_jsonb_size(Jsonb *value, const char *field)
+{
+	check_size(value, field);
 }
 
 /*

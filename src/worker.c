@@ -125,28 +125,68 @@ job_lease_args(FunctionCallInfo fcinfo, const char *fn)
 }
 
 /*
- * awa_complete(job_id, run_lease) RETURNS boolean
+ * awa_complete(job_id, run_lease, result) RETURNS boolean
  *
- * Running under that lease: completed, true.  Otherwise false, no change.
+ * Running under that lease: completed, true, result (any jsonb, at most
+ * awa.max_args_bytes, else 54000; NULL: none) stored.  Otherwise false, no
+ * change.  Declared with two arguments before the 0.3.0 schema.
  */
 Datum
 awa_complete(PG_FUNCTION_ARGS)
 {
+	Jsonb	   *result = NULL;
 	bool		done;
 
 	job_lease_args(fcinfo, "awa_complete");
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+	{
+		result = PG_GETARG_JSONB_P(2);
+		awa_check_jsonb_size(result, "result");
+	}
 
 	SPI_connect();
-	done = awa_job_complete(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1));
+	if (result != NULL)
+		done = awa_job_complete_result(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+									   JsonbPGetDatum(result));
+	else
+		done = awa_job_complete(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1));
 	SPI_finish();
 	PG_RETURN_BOOL(done);
 }
 
 /*
- * awa_complete_many(ids, leases) RETURNS bigint
+ * Check the results argument of awa_complete_many: one-dimensional, as long
+ * as ids (n), each element within awa.max_args_bytes.
+ */
+static void
+check_results_array(ArrayType *results, int n)
+{
+	ArrayIterator it;
+	Datum		value;
+	bool		isnull;
+
+	if (ARR_NDIM(results) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("results must be a one-dimensional array")));
+	if (ArrayGetNItems(ARR_NDIM(results), ARR_DIMS(results)) != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("results must be as long as ids, got %d and %d",
+						ArrayGetNItems(ARR_NDIM(results), ARR_DIMS(results)), n)));
+	it = array_create_iterator(results, 0, NULL);
+	while (array_iterate(it, &value, &isnull))
+		if (!isnull)
+			awa_check_jsonb_size(DatumGetJsonbP(value), "a result");
+	array_free_iterator(it);
+}
+
+/*
+ * awa_complete_many(ids, leases, results) RETURNS bigint
  *
- * awa_complete for each (ids[i], leases[i]) pair in one statement; returns
- * how many were completed.  The jobs are locked in id order whatever the
+ * awa_complete for each (ids[i], leases[i], results[i]) in one statement
+ * (results NULL: no results; declared without it before the 0.3.0
+ * schema); returns how many were completed.  The jobs are locked in id order whatever the
  * order of the arrays, as every statement of awa that locks several jobs
  * does, so that two of them never wait for each other in a cycle
  * (deadlock, 40P01).
@@ -155,16 +195,51 @@ Datum
 awa_complete_many(PG_FUNCTION_ARGS)
 {
 	Datum		values[2];
+	ArrayType  *results = NULL;
 	int64		n;
 
 	awa_check_writable("awa_complete_many");
 
 	id_lease_args(fcinfo, values);
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+	{
+		ArrayType  *ids = DatumGetArrayTypeP(values[0]);
+
+		results = PG_GETARG_ARRAYTYPE_P(2);
+		check_results_array(results, ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)));
+	}
 
 	SPI_connect();
-	n = awa_job_complete_many(values[0], values[1]);
+	if (results != NULL)
+		n = awa_job_complete_many_results(values[0], values[1], PointerGetDatum(results));
+	else
+		n = awa_job_complete_many(values[0], values[1]);
 	SPI_finish();
 	PG_RETURN_INT64(n);
+}
+
+/*
+ * An error text argument cut to awa.max_error_bytes at a character boundary
+ * before it goes anywhere: of a long stored (toasted) text only the slice
+ * is read, and only the slice is copied and stored.  *error_bytes is its
+ * original length when it was cut, else -1.
+ */
+text *
+awa_error_arg(Datum error, int64 *error_bytes)
+{
+	int64		len = (int64) toast_raw_datum_size(error) - VARHDRSZ;
+
+	*error_bytes = -1;
+	if (len > awa_max_error_bytes)
+	{
+		text	   *slice = DatumGetTextPSlice(error, 0, awa_max_error_bytes);
+		const char *data = VARDATA_ANY(slice);
+
+		*error_bytes = len;
+		return cstring_to_text_with_len(data, pg_mbcliplen(data, VARSIZE_ANY_EXHDR(slice),
+														   awa_max_error_bytes));
+	}
+	return DatumGetTextPP(error);
 }
 
 /*
@@ -183,8 +258,7 @@ awa_fail(PG_FUNCTION_ARGS)
 	Interval   *retry_in = NULL;
 	Datum		state = (Datum) 0;
 	text	   *error;
-	int64		len;
-	int64		error_bytes = -1;
+	int64		error_bytes;
 	bool		found;
 
 	job_lease_args(fcinfo, "awa_fail");
@@ -193,23 +267,7 @@ awa_fail(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 		retry_in = get_delay_arg(fcinfo, 3, "retry_in");
 
-	/*
-	 * Cut the error to awa.max_error_bytes at a character boundary before
-	 * it goes anywhere: of a long stored (toasted) text only the slice is
-	 * read, and only the slice is copied and stored.
-	 */
-	len = (int64) toast_raw_datum_size(PG_GETARG_DATUM(2)) - VARHDRSZ;
-	if (len > awa_max_error_bytes)
-	{
-		text	   *slice = DatumGetTextPSlice(PG_GETARG_DATUM(2), 0, awa_max_error_bytes);
-		const char *data = VARDATA_ANY(slice);
-
-		error_bytes = len;
-		error = cstring_to_text_with_len(data, pg_mbcliplen(data, VARSIZE_ANY_EXHDR(slice),
-															awa_max_error_bytes));
-	}
-	else
-		error = PG_GETARG_TEXT_PP(2);
+	error = awa_error_arg(PG_GETARG_DATUM(2), &error_bytes);
 
 	SPI_connect();
 	found = awa_job_fail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), error, error_bytes,

@@ -180,3 +180,101 @@ AS 'MODULE_PATHNAME', 'awa_forget_queue'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_forget_queue(text)
 	IS 'remove a queue''s settings (pause, concurrency limit), e.g. of a misspelt name; its jobs are untouched; false if it had none';
+
+-- awa_complete and awa_complete_many store results (a new argument: drop and
+-- create); the new columns are nullable without a default, so nothing is
+-- rewritten.
+ALTER TABLE awa.jobs ADD COLUMN result jsonb;
+ALTER TABLE awa.jobs ADD COLUMN callback_key bytea;
+ALTER TABLE awa.jobs ADD COLUMN callback_lease bigint;
+ALTER TABLE awa.jobs ADD COLUMN callback_timeout interval;
+ALTER TABLE awa.jobs ADD COLUMN callback_payload jsonb;
+DROP FUNCTION awa_complete(bigint, bigint);
+DROP FUNCTION awa_complete_many(bigint[], bigint[]);
+CREATE FUNCTION awa_complete(job_id bigint, run_lease bigint, result jsonb DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_complete'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_complete(bigint, bigint, jsonb)
+	IS 'mark a job running under this lease completed, storing result (any jsonb, at most awa.max_args_bytes; NULL: none); false if the lease is stale; 22004 on a NULL job_id or run_lease, 54000 on a result too large';
+
+CREATE FUNCTION awa_complete_many(ids bigint[], leases bigint[], results jsonb[] DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_complete_many'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_complete_many(bigint[], bigint[], jsonb[])
+	IS 'complete a batch of (id, lease) pairs in one statement, results[i] (NULL or an array as long as ids; an element NULL: none) stored as job i''s result; returns how many were completed; 22004 on NULL ids or leases, 22023 on arrays of different lengths, 54000 on a result too large or more than 10000 jobs';
+
+-- External completion and results (external.c; the state changes are job.c's) --
+--
+-- result: what a job produced, set when it completes (awa_complete's result,
+-- or the payload of awa_complete_external).  A running job may park in
+-- waiting_external (awa_register_callback, then awa_wait_external), which
+-- frees its worker and its place under the queue's concurrency limit; whoever
+-- knows its callback id then completes, fails or retries it
+-- (awa_complete_external, awa_fail_external, awa_retry_external), or pushes
+-- its timeout out (awa_heartbeat_callback).  The table keeps only the id's
+-- SHA-256 (callback_key): reading awa.jobs (awa_get_job, dashboards, backups)
+-- does not reveal the id, which is the capability to resolve the job.  While
+-- parked, deadline_at is when the callback times out: maintenance then
+-- retries the job with backoff, or fails it when it has no attempts left.  A
+-- job put in waiting_external by hand (without a callback) is left alone.
+COMMENT ON COLUMN awa.jobs.result
+	IS 'what the job produced: awa_complete''s result, or the payload of awa_complete_external (NULL: none)';
+COMMENT ON COLUMN awa.jobs.callback_key
+	IS 'SHA-256 of the job''s callback id (awa_register_callback), whose knower may complete, fail or retry the job while it waits for it; the id itself is stored nowhere';
+COMMENT ON COLUMN awa.jobs.callback_lease
+	IS 'the run_lease under which the callback was registered: the callback acts only on that attempt';
+COMMENT ON COLUMN awa.jobs.callback_timeout
+	IS 'how long a parked job waits for its callback: deadline_at becomes now + this when it parks and at each awa_heartbeat_callback';
+COMMENT ON COLUMN awa.jobs.callback_payload
+	IS 'the payload of the callback that failed or retried the job (awa_fail_external, awa_retry_external), kept for the next attempt to read';
+
+-- Callback lookups: one job per callback id (by its SHA-256).
+CREATE UNIQUE INDEX jobs_callback_idx ON awa.jobs (callback_key)
+	WHERE callback_key IS NOT NULL;
+-- Callback timeouts: parked jobs by deadline.
+CREATE INDEX jobs_external_idx ON awa.jobs (deadline_at)
+	WHERE state = 'waiting_external';
+
+CREATE FUNCTION awa_register_callback(job_id bigint, run_lease bigint, timeout interval)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'awa_register_callback'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_register_callback(bigint, bigint, interval)
+	IS 'give a job running under this lease a new callback id (a random version 4 uuid, replacing any earlier one; awa keeps only its SHA-256) and the timeout of its wait (an interval > 0, at most 36500 days); NULL if the lease is stale; 22004 on a NULL argument, 22023 on a bad timeout';
+
+CREATE FUNCTION awa_wait_external(job_id bigint, run_lease bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_wait_external'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_wait_external(bigint, bigint)
+	IS 'park a job running under this lease in waiting_external until its callback comes or its callback timeout (from now) passes, freeing its worker; false if the lease is stale (also when its callback already resolved it); 22004 on a NULL argument, 55000 when no callback was registered under this lease';
+
+CREATE FUNCTION awa_complete_external(callback_id uuid, payload jsonb DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_complete_external'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_complete_external(uuid, jsonb)
+	IS 'complete the job waiting for this callback (parked, or still running under the lease it was registered with); payload (any jsonb, at most awa.max_args_bytes) becomes its result; false if no job waits for it; 22004 on a NULL callback_id, 54000 on a payload too large';
+
+CREATE FUNCTION awa_fail_external(callback_id uuid, error text, payload jsonb DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_fail_external'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_fail_external(uuid, text, jsonb)
+	IS 'fail the job waiting for this callback for good: error (cut to awa.max_error_bytes) goes to its errors, payload (at most awa.max_args_bytes) to callback_payload; false if no job waits for it; 22004 on a NULL callback_id or error, 54000 on a payload too large';
+
+CREATE FUNCTION awa_retry_external(callback_id uuid, payload jsonb DEFAULT NULL, retry_in interval DEFAULT NULL)
+RETURNS awa.job_state
+AS 'MODULE_PATHNAME', 'awa_retry_external'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_retry_external(uuid, jsonb, interval)
+	IS 'run the job waiting for this callback again: retryable at now() + retry_in (0 to 36500 days; NULL: the default backoff), or failed when it has no attempts left; payload (at most awa.max_args_bytes) goes to callback_payload; returns the new state, NULL if no job waits for it; 22004 on a NULL callback_id, 22023 on a bad retry_in, 54000 on a payload too large';
+
+CREATE FUNCTION awa_heartbeat_callback(callback_id uuid, timeout interval DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_heartbeat_callback'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_heartbeat_callback(uuid, interval)
+	IS 'the outside system is still at work: a parked job''s callback deadline becomes now() + timeout (an interval > 0, at most 36500 days; NULL: the timeout registered), which a still running job keeps for when it parks; false if no job waits for this callback; 22004 on a NULL callback_id, 22023 on a bad timeout';

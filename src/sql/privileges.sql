@@ -5,8 +5,12 @@
 -- part of an extension, so DROP EXTENSION leaves them).  Grant one of them to an
 -- application's login role:
 --   awa_producer  enqueue (awa_insert, awa_insert_many, COPY into awa.jobs),
---                 look up and cancel jobs, queue stats
---   awa_worker    claim and finish jobs
+--                 look up and cancel jobs, queue stats, and resolve a parked
+--                 job by its callback id (awa_complete_external and friends:
+--                 the callback id is the capability, so a webhook handler
+--                 needs only this role and the id)
+--   awa_worker    claim and finish jobs, park them (awa_register_callback,
+--                 awa_wait_external) and resolve callbacks too
 --   awa_admin     everything, and reading the tables (dashboards)
 -- PUBLIC gets nothing.  Every awa_* function runs as the extension's owner
 -- (SECURITY DEFINER) with search_path pinned to pg_catalog, pg_temp, so that
@@ -48,14 +52,25 @@ DECLARE
 		'awa_get_job(bigint)',
 		'awa_cancel(bigint)',
 		'awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)',
-		'awa_queue_stats()'];
+		'awa_queue_stats()',
+		-- external completion: whoever knows a callback id may resolve its job
+		'awa_complete_external(uuid, jsonb)',
+		'awa_fail_external(uuid, text, jsonb)',
+		'awa_retry_external(uuid, jsonb, interval)',
+		'awa_heartbeat_callback(uuid, interval)'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',
 		'awa_heartbeat(bigint[], bigint[])',
 		'awa_progress(bigint, bigint, jsonb)',
-		'awa_complete(bigint, bigint)',
-		'awa_complete_many(bigint[], bigint[])',
+		'awa_complete(bigint, bigint, jsonb)',
+		'awa_complete_many(bigint[], bigint[], jsonb[])',
+		'awa_register_callback(bigint, bigint, interval)',
+		'awa_wait_external(bigint, bigint)',
+		'awa_complete_external(uuid, jsonb)',
+		'awa_fail_external(uuid, text, jsonb)',
+		'awa_retry_external(uuid, jsonb, interval)',
+		'awa_heartbeat_callback(uuid, interval)',
 		'awa_fail(bigint, bigint, text, interval, boolean)',
 		'awa_snooze(bigint, bigint, interval)'];
 	-- Functions of schema awa that run with the caller's privileges (the

@@ -487,7 +487,7 @@ def valid_call(funcs):
                  ("awa_pause_queue", 1), ("awa_resume_queue", 1), ("awa_insert_many", 1),
                  ("awa_retry_failed", 1), ("awa_list_jobs", 1), ("awa_get_job", 1),
                  ("awa_queue_stats", 1), ("awa_next_fire_times", 1), ("awa_drain_queue", 0.2),
-                 ("awa_set_queue_limit", 1)):
+                 ("awa_set_queue_limit", 1), ("awa_wait_external", 1), ("awa_complete_external", 1)):
         if n in names:
             acts += [n[4:]] * int(w * 5) if w >= 1 else ([n[4:]] if rnd.random() < w else [])
     if not acts:
@@ -542,6 +542,19 @@ def valid_call(funcs):
         return "SELECT awa_drain_queue(%s)" % queue
     if a == "set_queue_limit":
         return "SELECT * FROM awa_set_queue_limit(%s, %s)" % (queue, rnd.choice(["NULL", "NULL", "1", "2", "5"]))
+    if a == "wait_external":
+        # register a callback and park (its timeout may well pass before anyone answers)
+        return ("SELECT awa_wait_external(%d, %d) FROM (SELECT awa_register_callback(%d, %d, %s) AS cb) r"
+                % (jid, lease, jid, lease, q(rnd.choice(["100 ms", "1 s", "1 hour"]))))
+    if a == "complete_external":
+        # register, maybe park, then answer the callback (before or after the park)
+        answer = rnd.choice(["awa_complete_external(r.cb, '{\"ok\": 1}')",
+                             "awa_fail_external(r.cb, %s)" % q(rnd.choice(HOSTILE_STRINGS)),
+                             "awa_retry_external(r.cb, retry_in => %s)" % rnd.choice(["NULL", "'0'", "'1 s'"]),
+                             "awa_heartbeat_callback(r.cb, %s)" % rnd.choice(["NULL", "'1 s'"])])
+        park = "awa_wait_external(%d, %d), " % (jid, lease) if rnd.random() < 0.7 else ""
+        return ("SELECT %s%s FROM (SELECT awa_register_callback(%d, %d, '1 s') AS cb) r"
+                % (park, answer, jid, lease))
     if a == "insert_many":
         uniq = rnd.choice(["", "", ", \"unique_by_args\": true", ", \"unique_by_queue\": true, \"unique_period\": 60"])
         return ("SELECT * FROM awa_insert_many('[{\"kind\": \"many\", \"queue\": %s%s}, {\"kind\": \"many2\", \"queue\": %s}]')"

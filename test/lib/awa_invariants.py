@@ -14,6 +14,9 @@ TERMINAL = ("completed", "failed", "cancelled")
 CHECKS = [
     ("running job without heartbeat_at or deadline_at",
      "SELECT id FROM awa.jobs WHERE state = 'running' AND (heartbeat_at IS NULL OR deadline_at IS NULL)"),
+    ("waiting_external job without a callback of its attempt or a callback deadline",
+     "SELECT id FROM awa.jobs WHERE state = 'waiting_external'"
+     " AND (callback_key IS NULL OR callback_lease IS DISTINCT FROM run_lease OR deadline_at IS NULL)"),
     ("running job with attempt 0",
      "SELECT id FROM awa.jobs WHERE state = 'running' AND attempt < 1"),
     ("terminal job (completed/failed/cancelled) without finalized_at",

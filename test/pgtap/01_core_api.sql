@@ -12,7 +12,8 @@ SELECT enum_has_labels('awa', 'job_state',
 	ARRAY['scheduled', 'available', 'running', 'completed', 'retryable', 'failed', 'cancelled', 'waiting_external']);
 SELECT columns_are('awa', 'jobs', ARRAY['id', 'kind', 'queue', 'args', 'state', 'priority', 'attempt',
 	'max_attempts', 'run_at', 'heartbeat_at', 'deadline_at', 'attempted_at', 'finalized_at', 'created_at',
-	'errors', 'metadata', 'tags', 'unique_key', 'unique_states', 'run_lease', 'progress', 'claimed_by', 'lease', 'timeout']);
+	'errors', 'metadata', 'tags', 'unique_key', 'unique_states', 'run_lease', 'progress', 'claimed_by', 'lease', 'timeout',
+	'result', 'callback_key', 'callback_lease', 'callback_timeout', 'callback_payload']);
 SELECT col_type_is('awa', 'jobs', 'id', 'bigint', 'jobs.id is bigint');
 SELECT col_type_is('awa', 'jobs', 'priority', 'smallint', 'jobs.priority is smallint');
 SELECT col_type_is('awa', 'jobs', 'errors', 'jsonb[]', 'jobs.errors is jsonb[]');

@@ -2,13 +2,19 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(31);
+SELECT plan(37);
 
 SELECT function_returns('public', 'awa_claim', ARRAY['text', 'text', 'integer', 'interval', 'interval'], 'setof awa.jobs');
 SELECT is_procedure('public', 'awa_claim_wait', ARRAY['text', 'text', 'integer', 'interval', 'interval', 'awa.jobs[]'],
 	'awa_claim_wait(queue, worker, batch, lease, wait, INOUT jobs awa.jobs[]) is a procedure');
-SELECT function_returns('public', 'awa_complete', ARRAY['bigint', 'bigint'], 'boolean');
-SELECT function_returns('public', 'awa_complete_many', ARRAY['bigint[]', 'bigint[]'], 'bigint');
+SELECT function_returns('public', 'awa_complete', ARRAY['bigint', 'bigint', 'jsonb'], 'boolean');
+SELECT function_returns('public', 'awa_complete_many', ARRAY['bigint[]', 'bigint[]', 'jsonb[]'], 'bigint');
+SELECT function_returns('public', 'awa_register_callback', ARRAY['bigint', 'bigint', 'interval'], 'uuid');
+SELECT function_returns('public', 'awa_wait_external', ARRAY['bigint', 'bigint'], 'boolean');
+SELECT function_returns('public', 'awa_complete_external', ARRAY['uuid', 'jsonb'], 'boolean');
+SELECT function_returns('public', 'awa_fail_external', ARRAY['uuid', 'text', 'jsonb'], 'boolean');
+SELECT function_returns('public', 'awa_retry_external', ARRAY['uuid', 'jsonb', 'interval'], 'awa.job_state');
+SELECT function_returns('public', 'awa_heartbeat_callback', ARRAY['uuid', 'interval'], 'boolean');
 SELECT function_returns('public', 'awa_fail', ARRAY['bigint', 'bigint', 'text', 'interval', 'boolean'], 'awa.job_state');
 SELECT function_returns('public', 'awa_snooze', ARRAY['bigint', 'bigint', 'interval'], 'boolean');
 SELECT function_returns('public', 'awa_heartbeat', ARRAY['bigint[]', 'bigint[]'], 'bigint[]');

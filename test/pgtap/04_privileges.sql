@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(37);
+SELECT plan(44);
 
 SELECT has_role('awa_producer');
 SELECT has_role('awa_worker');
@@ -45,6 +45,11 @@ SELECT lives_ok($$SELECT * FROM awa_cancel((awa_insert('k', queue => 'p')).id)$$
 SELECT throws_ok($$SELECT * FROM awa_claim('p')$$, '42501', NULL, 'producer cannot claim');
 SELECT throws_ok($$CALL awa_claim_wait('p', wait => '0')$$, '42501', NULL, 'producer cannot CALL awa_claim_wait');
 SELECT throws_ok($$SELECT awa_complete(1, 1)$$, '42501', NULL, 'producer cannot complete');
+-- a callback id is a capability: a producer (a webhook handler) may resolve its job
+SELECT is(awa_complete_external(gen_random_uuid(), '{}'), false, 'producer: awa_complete_external');
+SELECT is(awa_heartbeat_callback(gen_random_uuid()), false, 'producer: awa_heartbeat_callback');
+SELECT throws_ok($$SELECT awa_register_callback(1, 1, '1 hour')$$, '42501', NULL, 'producer cannot register a callback');
+SELECT throws_ok($$SELECT awa_wait_external(1, 1)$$, '42501', NULL, 'producer cannot park a job');
 SELECT throws_ok($$SELECT awa_pause_queue('other')$$, '42501', NULL, 'producer cannot pause a queue');
 SELECT throws_ok($$SELECT awa_drain_queue('other')$$, '42501', NULL, 'producer cannot drain a queue');
 SELECT throws_ok($$SELECT awa_set_queue_limit('other', 1)$$, '42501', NULL, 'producer cannot set a queue''s limit');
@@ -61,6 +66,7 @@ SELECT is((SELECT count(*) FROM awa_claim('p', batch => 10)), 3::bigint, 'worker
 SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'worker cannot enqueue');
 SELECT throws_ok($$SELECT * FROM awa_retry_failed('*')$$, '42501', NULL, 'worker cannot retry failed jobs');
 SELECT throws_ok($$SELECT awa_set_queue_limit('p', 100)$$, '42501', NULL, 'worker cannot raise a queue''s limit');
+SELECT is(awa_retry_external(gen_random_uuid()), NULL, 'worker: awa_retry_external');
 RESET ROLE;
 
 -- a role without a grant gets nothing
@@ -69,6 +75,8 @@ SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'no grant: awa_inser
 SELECT throws_ok($$SELECT * FROM awa_queue_stats()$$, '42501', NULL, 'no grant: awa_queue_stats refused');
 SELECT throws_ok($$INSERT INTO awa.jobs (kind) VALUES ('k')$$, '42501', NULL, 'no grant: no INSERT');
 SELECT throws_ok($$CALL awa_claim_wait('p', wait => '0')$$, '42501', NULL, 'no grant: awa_claim_wait refused');
+SELECT throws_ok($$SELECT awa_complete_external(gen_random_uuid())$$, '42501', NULL, 'no grant: awa_complete_external refused');
+SELECT throws_ok($$SELECT awa_fail_external(gen_random_uuid(), 'e')$$, '42501', NULL, 'no grant: awa_fail_external refused');
 RESET ROLE;
 
 -- an admin does everything

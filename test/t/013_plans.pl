@@ -39,6 +39,7 @@ SELECT count(*) FROM awa_claim('q5', 'w', batch => 10);
 SELECT count(*) FROM awa_claim('nothing', 'w', batch => 1, wait => '10 ms');
 CALL awa_claim_wait('q4', 'w', 2, wait => '10 ms');
 SELECT awa_complete(id, run_lease) FROM awa.jobs WHERE id = (SELECT min(id) FROM awa.jobs WHERE state = 'running');
+SELECT awa_complete(id, run_lease, '{"r": 1}') FROM awa.jobs WHERE id = (SELECT min(id) FROM awa.jobs WHERE state = 'running');
 SELECT awa_complete_many(array_agg(id), array_agg(run_lease)) FROM (SELECT id, run_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 3) s;
 SELECT awa_fail(id, run_lease, 'boom') FROM (SELECT id, run_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 1) s;
 SELECT awa_fail(id, run_lease, 'boom', retry_in => '1 minute') FROM (SELECT id, run_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 1) s;
@@ -46,6 +47,18 @@ SELECT awa_fail(id, run_lease, 'boom', terminal => true) FROM (SELECT id, run_le
 SELECT awa_snooze(id, run_lease, '1 minute') FROM (SELECT id, run_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 1) s;
 SELECT awa_heartbeat(array_agg(id), array_agg(run_lease)) FROM (SELECT id, run_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 3) s;
 SELECT awa_progress(id, run_lease, '{"p":1}') FROM (SELECT id, run_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 1) s;
+SELECT id AS cb_job, run_lease AS cb_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 1 \gset
+SELECT awa_register_callback(:cb_job, :cb_lease, '1 hour') AS cb \gset
+SELECT awa_wait_external(:cb_job, :cb_lease);
+SELECT awa_heartbeat_callback(:'cb');
+SELECT awa_complete_external(:'cb', '{"ok": 1}');
+SELECT id AS cb_job, run_lease AS cb_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 1 \gset
+SELECT awa_register_callback(:cb_job, :cb_lease, '1 hour') AS cb \gset
+SELECT awa_wait_external(:cb_job, :cb_lease);
+SELECT awa_fail_external(:'cb', 'declined');
+SELECT id AS cb_job, run_lease AS cb_lease FROM awa.jobs WHERE state = 'running' ORDER BY id LIMIT 1 \gset
+SELECT awa_register_callback(:cb_job, :cb_lease, '1 hour') AS cb \gset
+SELECT awa_retry_external(:'cb', retry_in => '1 minute');
 SELECT (awa_cancel(min(id))).state FROM awa.jobs WHERE state = 'available';
 SELECT (awa_retry(min(id))).state FROM awa.jobs WHERE state = 'failed' AND unique_key IS NULL;
 SELECT (awa_retry(min(id))).state FROM awa.jobs WHERE state = 'failed' AND unique_key IS NOT NULL;

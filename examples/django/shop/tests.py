@@ -93,3 +93,54 @@ class EnqueueInTransactionTests(TransactionTestCase):
             state, attempt, progress = cursor.fetchone()
         self.assertEqual((state, attempt), ("completed", 1))
         self.assertEqual(json.loads(progress) if isinstance(progress, str) else progress, {"updated": 1})
+
+
+class ExternalCompletionTests(TransactionTestCase):
+    """A job parks waiting for the payment provider; the provider's webhook (a view)
+    completes or fails it by its callback id."""
+
+    def setUp(self):
+        from . import jobs
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM awa.jobs")
+        jobs.SENT_TO_PROVIDER.clear()
+        self.sent = jobs.SENT_TO_PROVIDER
+
+    def park(self):
+        order = Order.objects.create(item="bike")
+        job = awa.Client(connection).insert("shop.charge_order", {"order_id": order.id}, queue="shop")
+        call_command("awa_worker", queue="shop", once=True, stdout=open("/dev/null", "w"))
+        self.assertEqual(self.sent[-1][0], order.id)
+        return job.id, self.sent[-1][1]
+
+    def state(self, job_id):
+        return awa.Client(connection).get_job(job_id)
+
+    def test_webhook_completes_the_parked_job(self):
+        job_id, callback_id = self.park()
+        self.assertEqual(self.state(job_id).state, "waiting_external")
+        body = {"callback_id": callback_id, "status": "paid", "amount": 120}
+        r = self.client.post("/webhooks/payment/", json.dumps(body), content_type="application/json")
+        self.assertEqual((r.status_code, r.json()), (200, {"resolved": True}))
+        job = self.state(job_id)
+        self.assertEqual((job.state, job.result), ("completed", {"status": "paid", "amount": 120}))
+        # the provider calls again: nothing waits any more
+        r = self.client.post("/webhooks/payment/", json.dumps(body), content_type="application/json")
+        self.assertEqual((r.status_code, r.json()), (404, {"resolved": False}))
+
+    def test_webhook_fails_the_parked_job(self):
+        job_id, callback_id = self.park()
+        body = {"callback_id": callback_id, "status": "declined", "reason": "card expired"}
+        r = self.client.post("/webhooks/payment/", json.dumps(body), content_type="application/json")
+        self.assertEqual(r.status_code, 200)
+        job = self.state(job_id)
+        self.assertEqual((job.state, job.last_error["error"], job.callback_payload),
+                         ("failed", "payment declined", {"status": "declined", "reason": "card expired"}))
+
+    def test_webhook_with_an_unknown_callback(self):
+        r = self.client.post("/webhooks/payment/", json.dumps({"callback_id": "6f1c8f64-3a51-4f4e-9f27-0c1f5d2e8a11",
+                                                               "status": "paid"}),
+                             content_type="application/json")
+        self.assertEqual(r.status_code, 404)
+        r = self.client.post("/webhooks/payment/", json.dumps({"status": "paid"}), content_type="application/json")
+        self.assertEqual(r.status_code, 400)

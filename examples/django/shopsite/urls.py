@@ -5,5 +5,6 @@ from shop import views
 
 urlpatterns = [
     path("orders/", views.create_order, name="create-order"),
+    path("webhooks/payment/", views.payment_webhook, name="payment-webhook"),
     path("admin/", admin.site.urls),      # awa's dashboard: /admin/awa_django/queue/
 ]

@@ -230,6 +230,31 @@ class PageTests(AdminTestBase):
         r = self.client.get(JOBS + "%d/change/" % self.failed2)
         self.assertContains(r, 'id="awa-job-retry"')
 
+    def test_job_page_shows_callback_and_result(self):
+        job_id = insert("pay.charge", {"order": 1}, queue="pay")
+        lease = sql("SELECT run_lease FROM awa_claim('pay')")[0][0]
+        r = self.client.get(JOBS + "%d/change/" % job_id)
+        self.assertContains(r, "none registered")
+        cb = sql("SELECT awa_register_callback(%s, %s, '2 hours')::text", [job_id, lease])[0][0]
+        r = self.client.get(JOBS + "%d/change/" % job_id)
+        self.assertContains(r, "registered, not parked yet")
+        sql("SELECT awa_wait_external(%s, %s)", [job_id, lease])
+        r = self.client.get(JOBS + "%d/change/" % job_id)
+        self.assertContains(r, "waiting for its callback")
+        self.assertNotContains(r, cb)                     # the capability is not shown
+        self.assertContains(r, "02:00:00")
+        sql("SELECT awa_complete_external(%s::uuid, '{\"receipt\": \"r-77\"}')", [cb])
+        r = self.client.get(JOBS + "%d/change/" % job_id)
+        self.assertContains(r, "no longer waited for")
+        self.assertContains(r, "&quot;receipt&quot;: &quot;r-77&quot;")   # the result
+        other = insert("pay.charge", {"order": 2}, queue="pay")
+        lease = sql("SELECT run_lease FROM awa_claim('pay')")[0][0]
+        cb = sql("SELECT awa_register_callback(%s, %s, '1 hour')::text", [other, lease])[0][0]
+        sql("SELECT awa_wait_external(%s, %s)", [other, lease])
+        sql("SELECT awa_fail_external(%s::uuid, 'declined', '{\"code\": 402}')", [cb])
+        r = self.client.get(JOBS + "%d/change/" % other)
+        self.assertContains(r, "&quot;code&quot;: 402")   # the callback's payload
+
     def test_job_page_is_read_only(self):
         r = self.client.post(JOBS + "%d/change/" % self.other, {"kind": "evil"})
         self.assertEqual(r.status_code, 403)

@@ -160,23 +160,34 @@ class Job:
     claimed_by: Optional[str] = None
     lease: Optional[_dt.timedelta] = None
     timeout: Optional[_dt.timedelta] = None
+    result: Any = None
+    callback_key: Optional[bytes] = None
+    callback_lease: Optional[int] = None
+    callback_timeout: Optional[_dt.timedelta] = None
+    callback_payload: Any = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
-    _JSON = ("args", "metadata", "progress")
+    _JSON = ("args", "metadata", "progress", "result", "callback_payload")
 
     @classmethod
-    def from_row(cls, names: Sequence[str], row: Sequence[Any]) -> "Job":
+    def from_row(cls, names: Sequence[str], row: Sequence[Any], json_decoded: bool = False) -> "Job":
+        """The job of a row of awa.jobs (column names, values).  json_decoded: the driver
+        decoded jsonb already (psycopg, psycopg2), so a str is a JSON string; otherwise
+        (Django's connection gives jsonb as text) a str is JSON text to decode."""
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kw: Dict[str, Any] = {}
         extra: Dict[str, Any] = {}
         for name, value in zip(names, row):
             if name in cls._JSON and value is not None:
-                value = _json_value(value)
+                if not json_decoded:
+                    value = _json_value(value)
             elif name == "errors":
                 value = _json_array(value) or []
             elif name == "tags" and value is None:
                 value = []
             elif name == "unique_key" and value is not None and not isinstance(value, bytes):
+                value = bytes(value)
+            elif name == "callback_key" and value is not None and not isinstance(value, bytes):
                 value = bytes(value)
             (kw if name in known else extra)[name] = value
         return cls(extra=extra, **kw)
@@ -242,6 +253,8 @@ class Client:
             self.conn = conn_or_dsn
             self._owned = False
         self._no_claim_wait = False  # the server has no awa_claim_wait (awa < 0.3.0)
+        # psycopg and psycopg2 decode jsonb themselves; Django's connection gives text
+        self._json_decoded = _is_psycopg3(self.conn) or type(self.conn).__module__.split(".")[0] == "psycopg2"
 
     # -- plumbing ---------------------------------------------------------
 
@@ -286,7 +299,7 @@ class Client:
 
     def _jobs(self, fn: str, args: Iterable[_Arg]) -> List[Job]:
         names, rows = self._call(fn, args)
-        return [Job.from_row(names, r) for r in rows if r[0] is not None]
+        return [Job.from_row(names, r, self._json_decoded) for r in rows if r[0] is not None]
 
     def _job(self, fn: str, args: Iterable[_Arg]) -> Optional[Job]:
         jobs = self._jobs(fn, args)
@@ -480,25 +493,43 @@ class Client:
         for attempt in range(5):
             try:
                 names, rows = self.execute("SELECT * FROM pg_catalog.unnest(%s::awa.jobs[])", [jobs])
-                return [Job.from_row(names, r) for r in rows]
+                return [Job.from_row(names, r, self._json_decoded) for r in rows]
             except Exception as exc:
                 if _sqlstate(exc) != "57014" or attempt == 4:
                     raise
         raise AssertionError("unreachable")
 
-    def complete(self, job_id: int, run_lease: int) -> bool:
-        """awa_complete: False if the lease is stale (cancelled, rescued, re-claimed)."""
-        return bool(self._scalar("awa_complete", [("job_id", job_id, "::bigint"),
-                                                  ("run_lease", run_lease, "::bigint")]))
+    def complete(self, job_id: int, run_lease: int, result: Any = None) -> bool:
+        """awa_complete: False if the lease is stale (cancelled, rescued, re-claimed).
+
+        ``result``: anything JSON can hold (``TypeError`` otherwise), at most
+        ``awa.max_args_bytes`` as jsonb (the server raises SQLSTATE 54000), stored as the
+        job's ``result``; None stores none (a JSON null cannot be stored)."""
+        return bool(self._scalar("awa_complete", [
+            ("job_id", job_id, "::bigint"), ("run_lease", run_lease, "::bigint"),
+            ("result", None if result is None else _dumps(result), "::jsonb")]))
 
     def complete_many(self, jobs: Union[Sequence[Job], Sequence[int]],
-                      leases: Optional[Sequence[int]] = None) -> int:
-        """awa_complete_many: pass Job objects, or ids plus leases; returns how many completed."""
+                      leases: Optional[Sequence[int]] = None,
+                      results: Optional[Sequence[Any]] = None) -> int:
+        """awa_complete_many: pass Job objects, or ids plus leases; returns how many completed.
+
+        ``results``: None, or one result per job in the same order (None: none for that
+        job), each as for ``complete`` (``ValueError`` when the lengths differ)."""
         ids, leases = _ids_leases(jobs, leases)
         if not ids:
             return 0
+        if results is not None:
+            results = list(results)
+            if len(results) != len(ids):
+                raise ValueError("results must have one element per job")
+            if all(r is None for r in results):
+                results = None
+            else:
+                results = [None if r is None else _dumps(r) for r in results]
         return int(self._scalar("awa_complete_many", [("ids", ids, "::bigint[]"),
-                                                      ("leases", leases, "::bigint[]")]) or 0)
+                                                      ("leases", leases, "::bigint[]"),
+                                                      ("results", results, "::jsonb[]")]) or 0)
 
     def fail(self, job_id: int, run_lease: int, error: str, retry_in: Optional[Interval] = None,
              terminal: bool = False) -> Optional[str]:
@@ -536,6 +567,74 @@ class Client:
     def rescue(self) -> int:
         """awa_rescue: running jobs with a stale heartbeat or passed deadline become retryable."""
         return int(self._scalar("awa_rescue", []) or 0)
+
+    # -- external completion ----------------------------------------------------
+    #
+    # A running job parks to wait for an outside system: its handler registers a
+    # callback (register_callback), hands the callback id to that system, and the
+    # worker parks the job (wait_external), freeing its slot.  Whoever knows the id
+    # later resolves the job: complete_external, fail_external, retry_external, or
+    # heartbeat_callback to push its timeout out.  The job keeps only the id's SHA-256
+    # (Job.callback_key): reading jobs does not reveal it.  A callback that comes before the
+    # park acts at once; the park then finds the job resolved.  The id is the only
+    # credential: the calling role needs EXECUTE on the function (awa_producer,
+    # awa_worker and awa_admin have it).  Callback ids are UUID strings (uuid.UUID
+    # is accepted too); a malformed one raises the driver's error for SQLSTATE 22P02.
+
+    def register_callback(self, job_id: int, run_lease: int, timeout: Interval) -> Optional[str]:
+        """awa_register_callback: a new callback id (a UUID string) for the job running
+        under this lease, replacing any earlier one; ``timeout`` (seconds, a timedelta or
+        interval text; more than 0, at most 36500 days, else SQLSTATE 22023) is how long
+        the parked job waits for it.  None if the lease is stale."""
+        value = self._scalar("awa_register_callback", [
+            ("job_id", job_id, "::bigint"), ("run_lease", run_lease, "::bigint"),
+            ("timeout", interval(timeout), "::interval")])
+        return None if value is None else str(value)
+
+    def wait_external(self, job_id: int, run_lease: int) -> bool:
+        """awa_wait_external: park the job running under this lease in waiting_external
+        until its callback comes or the callback timeout passes.  False if the lease is
+        stale (also when its callback already resolved it); SQLSTATE 55000 when no
+        callback was registered under this lease."""
+        return bool(self._scalar("awa_wait_external", [("job_id", job_id, "::bigint"),
+                                                       ("run_lease", run_lease, "::bigint")]))
+
+    def complete_external(self, callback_id: Any, payload: Any = None) -> bool:
+        """awa_complete_external: complete the job waiting for this callback; ``payload``
+        (JSON-serializable, at most awa.max_args_bytes: SQLSTATE 54000) becomes its
+        result.  False if no job waits for the callback (unknown id, or resolved,
+        timed out or cancelled already)."""
+        return bool(self._scalar("awa_complete_external", [
+            ("callback_id", str(callback_id), "::uuid"),
+            ("payload", None if payload is None else _dumps(payload), "::jsonb")]))
+
+    def fail_external(self, callback_id: Any, error: str, payload: Any = None) -> bool:
+        """awa_fail_external: fail the job waiting for this callback for good; ``error``
+        joins its errors (cut to awa.max_error_bytes), ``payload`` is kept as its
+        callback_payload.  False if no job waits for the callback."""
+        return bool(self._scalar("awa_fail_external", [
+            ("callback_id", str(callback_id), "::uuid"),
+            ("error", str(error).replace("\x00", "\\x00"), "::text"),
+            ("payload", None if payload is None else _dumps(payload), "::jsonb")]))
+
+    def retry_external(self, callback_id: Any, payload: Any = None,
+                       retry_in: Optional[Interval] = None) -> Optional[str]:
+        """awa_retry_external: run the job waiting for this callback again, at now +
+        ``retry_in`` (0 to 36500 days, else SQLSTATE 22023; None: the default backoff), or
+        fail it when it has no attempts left; ``payload`` is kept as its callback_payload.
+        Returns the new state (``"retryable"`` or ``"failed"``), None if no job waits."""
+        return self._scalar("awa_retry_external", [
+            ("callback_id", str(callback_id), "::uuid"),
+            ("payload", None if payload is None else _dumps(payload), "::jsonb"),
+            ("retry_in", interval(retry_in), "::interval")])
+
+    def heartbeat_callback(self, callback_id: Any, timeout: Optional[Interval] = None) -> bool:
+        """awa_heartbeat_callback: the outside system is still at work; a parked job's
+        callback deadline moves to now + ``timeout`` (None: the timeout registered; more
+        than 0, at most 36500 days, else SQLSTATE 22023).  False if no job waits."""
+        return bool(self._scalar("awa_heartbeat_callback", [
+            ("callback_id", str(callback_id), "::uuid"),
+            ("timeout", interval(timeout), "::interval")]))
 
 
 _COPY_DEFAULTS = {"args": {}, "queue": "default", "priority": 2, "max_attempts": 25,

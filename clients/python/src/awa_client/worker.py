@@ -9,10 +9,27 @@ Threads and connections (each connection used by one thread at a time):
   hands the jobs to the handler threads;
 - ``concurrency`` handler threads run ``handler(job)``;
 - the bookkeeping thread (connection 2) records outcomes (``awa_complete_many``
-  for successes, ``awa_fail`` with the exception text, ``awa_snooze``), and
+  for successes, with the results handlers set, ``awa_fail`` with the exception
+  text, ``awa_snooze``, ``awa_wait_external`` for a job its handler parks), and
   heartbeats the jobs it holds (``awa_heartbeat``); a job the heartbeat reports
   lost (cancelled or rescued) is stopped: ``job.cancelled`` is set and
   ``JobCancelled`` is raised inside its handler thread.
+
+What a handler gets: the ``Job`` (its row), plus ``job.cancelled`` (a
+``threading.Event`` set when the job is no longer ours), ``job.report_progress(data)``
+(``awa_progress``), ``job.set_result(value)`` (stored as the job's ``result`` when it
+completes; JSON-serializable, ``TypeError`` at once otherwise) and
+``job.wait_external(timeout)``: it registers a callback for the job
+(``awa_register_callback``) and returns its id (a UUID string) for the handler to give
+an outside system; when the handler then returns, the worker parks the job in
+``waiting_external`` (``awa_wait_external``) instead of completing it, and its slot is
+free.  Whoever knows the id later completes, fails or retries the job
+(``Client.complete_external`` and friends).  A callback that comes before the park has
+already resolved the job: the park then changes nothing (outcome ``parked``, logged
+with ``early: true``).  A handler that raises after ``wait_external`` fails the job as
+usual, and its callback id no longer acts.  ``timeout`` is seconds, a timedelta or
+interval text (more than 0, at most 36500 days); ``wait_external`` raises
+``JobCancelled`` when the job is no longer ours.
 
 ``stop()`` (SIGTERM/SIGINT under ``run()``) cancels the pending claim, lets the
 running handlers finish for up to ``shutdown_timeout`` seconds, records their
@@ -39,7 +56,7 @@ Observability (both off by default):
   (``metrics_addr`` 127.0.0.1 unless given; port 0 picks a free one, read back from
   ``metrics_port`` once ``run()`` serves): ``awa_worker_jobs_in_flight`` (handlers
   running), ``awa_worker_jobs_total{kind,outcome}`` (outcome: completed, failed,
-  snoozed, lost, released, given_up), ``awa_worker_handler_seconds{kind}`` (histogram),
+  snoozed, lost, released, given_up, parked), ``awa_worker_handler_seconds{kind}`` (histogram),
   plus the process's own ``process_*``/``python_*`` series.  Needs ``prometheus_client``
   (Debian: python3-prometheus-client), imported only then.
 - every job outcome is logged once on the ``awa.worker`` logger with an ``awa`` attribute
@@ -62,7 +79,7 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional
 
-from .client import Client, Interval, Job, connect
+from .client import Client, Interval, Job, _json_default, connect
 
 __all__ = ["Worker", "Registry", "registry", "job", "Snooze", "Fail", "JobCancelled",
            "JsonFormatter"]
@@ -147,7 +164,7 @@ class JsonFormatter(logging.Formatter):
 
 
 # outcomes counted in Worker.stats and awa_worker_jobs_total, and their log events
-OUTCOMES = ("completed", "failed", "snoozed", "lost", "released", "given_up")
+OUTCOMES = ("completed", "failed", "snoozed", "lost", "released", "given_up", "parked")
 _HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
                     600, 1800, 3600)
 
@@ -172,7 +189,7 @@ class _Metrics:
         self.in_flight = prom.Gauge("awa_worker_jobs_in_flight", "Jobs whose handler is running",
                                     registry=self.registry)
         self.jobs = prom.Counter("awa_worker_jobs", "Jobs handled, by kind and recorded outcome "
-                                 "(completed, failed, snoozed, lost, released, given_up)",
+                                 "(completed, failed, snoozed, lost, released, given_up, parked)",
                                  ["kind", "outcome"], registry=self.registry)
         self.seconds = prom.Histogram("awa_worker_handler_seconds", "Time spent in the handler",
                                       ["kind"], buckets=_HANDLER_BUCKETS, registry=self.registry)
@@ -455,7 +472,7 @@ class Worker:
             done = []
             for j in jobs:
                 j.cancelled = threading.Event()
-                j.report_progress = _progress_fn(client, j, None)
+                _attach(client, j, None)
                 self._once_running += 1
                 try:
                     outcome = self._run_handler(j)
@@ -466,7 +483,7 @@ class Worker:
                 else:
                     self._record(client, outcome)
             if done:
-                n = client.complete_many(done)
+                n = client.complete_many(done, results=[_result(j) for j in done])
                 ok = self._completed_ids(client, done, n)
                 for j in done:
                     self._done(j, "completed" if j.id in ok else "lost")
@@ -602,7 +619,7 @@ class Worker:
                 if running is None:
                     return
                 j = running.job
-                j.report_progress = _progress_fn(bg_client, j, self._bg_lock)
+                _attach(bg_client, j, self._bg_lock)
                 with running.lock:
                     running.thread_id = me
                     running.in_handler = not j.cancelled.is_set()
@@ -652,6 +669,8 @@ class Worker:
                     log.exception("on_job_done failed")
         if j.cancelled.is_set():
             return ("lost", j)
+        if getattr(j, "_awa_park", False):
+            return ("park", j)
         return ("complete", j)
 
     def _record(self, client: Client, outcome: tuple) -> None:
@@ -673,6 +692,10 @@ class Worker:
         elif what == "release":
             client.snooze(j.id, j.run_lease, 0)
             self._done(j, "released")
+        elif what == "park":
+            parked = client.wait_external(j.id, j.run_lease)
+            # not parked: its callback came first and resolved it (or it was cancelled)
+            self._done(j, "parked", early=not parked)
         elif what == "lost":
             self._done(j, "lost")
 
@@ -800,7 +823,8 @@ class Worker:
         if done:
             try:
                 n = self._call(client, lock, "completing %d jobs" % len(done),
-                               lambda c: c.complete_many(done), statement_retries=0)
+                               lambda c: c.complete_many(done, results=[_result(j) for j in done]),
+                               statement_retries=0)
                 with lock:
                     ok = self._completed_ids(client, done, n)
                 for j in done:
@@ -820,11 +844,13 @@ class Worker:
 
     def _record_one(self, client: Client, lock: threading.Lock, outcome: tuple) -> None:
         what, j = outcome[0], outcome[1]
-        name = {"complete": "awa_complete", "fail": "awa_fail"}.get(what, "awa_snooze")
+        name = {"complete": "awa_complete", "fail": "awa_fail",
+                "park": "awa_wait_external"}.get(what, "awa_snooze")
         try:
             if what == "complete":
                 ok = self._call(client, lock, "%s of job %d" % (name, j.id),
-                                lambda c: c.complete(j.id, j.run_lease), self.statement_retries)
+                                lambda c: c.complete(j.id, j.run_lease, _result(j)),
+                                self.statement_retries)
                 self._done(j, "completed" if ok else "lost")
             else:
                 self._call(client, lock, "%s of job %d" % (name, j.id),
@@ -873,6 +899,42 @@ class Worker:
                            "released job %d (%s) still running at shutdown", (r.job.id, r.job.kind))
             except Exception as exc:
                 log.error("releasing job %d (%s) failed: %s", r.job.id, r.job.kind, exc)
+
+
+def _result(j: Job) -> Any:
+    """The result the handler set (job.set_result), or None."""
+    return getattr(j, "_awa_result", None)
+
+
+def _attach(client: Client, j: Job, lock: Optional[threading.Lock]) -> None:
+    """Give a claimed job what its handler may call (see the module's documentation)."""
+    j.report_progress = _progress_fn(client, j, lock)
+
+    def set_result(value: Any) -> None:
+        """Store value (JSON-serializable; TypeError otherwise) as the job's result when it
+        completes; None: no result."""
+        if value is not None:
+            json.dumps(value, default=_json_default)
+        j._awa_result = value
+
+    def wait_external(timeout: Interval) -> str:
+        """Register a callback for this job and return its id (a UUID string); when the
+        handler returns, the worker parks the job until the callback resolves it or
+        ``timeout`` (seconds, a timedelta or interval text) passes.  Raises JobCancelled
+        when the job is no longer ours."""
+        if lock is None:
+            cb = client.register_callback(j.id, j.run_lease, timeout)
+        else:
+            with lock:
+                cb = client.register_callback(j.id, j.run_lease, timeout)
+        if cb is None:
+            j.cancelled.set()
+            raise JobCancelled("job %d is no longer ours" % j.id)
+        j._awa_park = True
+        return cb
+
+    j.set_result = set_result
+    j.wait_external = wait_external
 
 
 def _progress_fn(client: Client, j: Job, lock: Optional[threading.Lock]):

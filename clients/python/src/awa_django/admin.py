@@ -212,12 +212,15 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
                            ("run_at", "created_at", "attempted_at"), ("heartbeat_at", "deadline_at", "finalized_at"),
                            ("claimed_by", "run_lease"), ("lease_col", "timeout_col"))}),
         ("Args", {"fields": ("args_pretty",)}),
+        ("Result", {"fields": ("result_pretty",)}),
+        ("External callback", {"fields": ("callback_col", "callback_payload_pretty")}),
         ("Errors", {"fields": ("errors_table",)}),
         ("Progress", {"fields": ("progress_pretty",)}),
         ("Metadata", {"fields": ("metadata_pretty",)}),
     )
     readonly_fields = ("state_col", "attempts", "tags_col", "args_pretty", "metadata_pretty",
-                       "progress_pretty", "errors_table", "lease_col", "timeout_col")
+                       "progress_pretty", "errors_table", "lease_col", "timeout_col", "result_pretty",
+                       "callback_col", "callback_payload_pretty")
 
     def get_changelist(self, request, **kwargs):
         return KeysetChangeList
@@ -283,6 +286,37 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
     @admin.display(description="progress")
     def progress_pretty(self, obj):
         return pretty_json(obj.progress)
+
+    @admin.display(description="result")
+    def result_pretty(self, obj):
+        info = ops.result_and_callback(obj.id) or {}
+        if info.get("result") is None:
+            return format_html('<span class="awa-muted">{}</span>', "none")
+        return pretty_json(info["result"])
+
+    @admin.display(description="callback")
+    def callback_col(self, obj):
+        """Where the job's callback stands.  Its id is not shown: awa keeps only its hash (the
+        id is a capability: whoever knows it may complete the job)."""
+        info = ops.result_and_callback(obj.id) or {}
+        if not info.get("registered"):
+            return format_html('<span class="awa-muted">{}</span>', "none registered")
+        if info["state"] == "waiting_external":
+            return format_html('<span id="awa-callback-state">waiting for its callback</span>: '
+                               "times out at {} unless a heartbeat pushes it out (timeout {})",
+                               info["deadline_at"], info["callback_timeout"])
+        if info["state"] == "running" and info["callback_lease"] == info["run_lease"]:
+            return format_html('<span id="awa-callback-state">registered, not parked yet</span> '
+                               "(it will wait up to {})", info["callback_timeout"])
+        return format_html('<span id="awa-callback-state">no longer waited for</span> '
+                           "(registered under run_lease {})", info["callback_lease"])
+
+    @admin.display(description="callback payload (of a failing or retrying callback)")
+    def callback_payload_pretty(self, obj):
+        info = ops.result_and_callback(obj.id) or {}
+        if info.get("callback_payload") is None:
+            return format_html('<span class="awa-muted">{}</span>', "none")
+        return pretty_json(info["callback_payload"])
 
     @admin.display(description="error history")
     def errors_table(self, obj):

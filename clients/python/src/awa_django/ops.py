@@ -5,6 +5,8 @@ indexes (failed jobs by kind: jobs_settled_idx; stale running jobs:
 jobs_running_idx).  Writes: only awa_* functions, never UPDATE/DELETE.
 """
 
+import json
+
 from django.db import IntegrityError, connections, transaction
 
 import awa_client
@@ -75,6 +77,26 @@ def lease_and_timeout(job_id, using="default"):
     rows = _rows("SELECT to_jsonb(j) ->> 'lease' AS lease, to_jsonb(j) ->> 'timeout' AS timeout"
                  " FROM awa.jobs j WHERE id = %s", [int(job_id)], using=using)
     return (rows[0]["lease"], rows[0]["timeout"]) if rows else (None, None)
+
+
+def result_and_callback(job_id, using="default"):
+    """A job's result and callback as a dict (result, registered: whether it has a callback, callback_lease,
+    callback_timeout as text, callback_payload, state, run_lease, deadline_at), or None.
+    These columns arrived in awa 0.3.0 and are read through to_jsonb, so that an older
+    schema works too (they are then None)."""
+    rows = _rows("SELECT to_jsonb(j) -> 'result' AS result, (to_jsonb(j) ->> 'callback_key') IS NOT NULL AS registered,"
+                 " (to_jsonb(j) ->> 'callback_lease')::bigint AS callback_lease,"
+                 " to_jsonb(j) ->> 'callback_timeout' AS callback_timeout,"
+                 " to_jsonb(j) -> 'callback_payload' AS callback_payload,"
+                 " state::text AS state, run_lease, deadline_at"
+                 " FROM awa.jobs j WHERE id = %s", [int(job_id)], using=using)
+    if not rows:
+        return None
+    row = rows[0]
+    for key in ("result", "callback_payload"):   # jsonb as text (Django) or decoded
+        if isinstance(row[key], (str, bytes)):
+            row[key] = json.loads(row[key])
+    return row
 
 
 def stale_job_ids(ids, using="default"):
