@@ -48,7 +48,9 @@ DECLARE
 		'awa_get_job(bigint)',
 		'awa_cancel(bigint)',
 		'awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)',
-		'awa_queue_stats()'];
+		'awa_queue_stats()',
+		'awa_shard()',
+		'awa_shard_of(bigint)'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',
@@ -57,7 +59,9 @@ DECLARE
 		'awa_complete(bigint, bigint)',
 		'awa_complete_many(bigint[], bigint[])',
 		'awa_fail(bigint, bigint, text, interval, boolean)',
-		'awa_snooze(bigint, bigint, interval)'];
+		'awa_snooze(bigint, bigint, interval)',
+		'awa_shard()',
+		'awa_shard_of(bigint)'];
 	-- Functions of schema awa that run with the caller's privileges (the
 	-- unique index and the COPY trigger call them): every role may call them.
 	shared_helpers CONSTANT regprocedure[] := ARRAY[
