@@ -13,7 +13,8 @@
 #     equals the sum of the shards' own; list and health see every shard;
 #     a producer role may insert and may not claim (the shards decide);
 #  3. the Python client (clients/python), unchanged, inserts, claims (a
-#     blocking claim too) and completes through the router.
+#     blocking claim too) and completes through the router, and its Worker
+#     runs a batch there.
 # Stops every server it started, whatever happens.  Needs root (initdb as
 # postgres), PL/Proxy (postgresql-15-plproxy) and awa installed; PGPORT is only
 # read for the default port.
@@ -221,9 +222,21 @@ with Client(os.environ["AWA_ROUTER_DSN"]) as c:
     got = c.claim(os.environ["Q0"], worker="py", wait=1)
     assert [j.kind for j in got] == ["m2"], got
     assert c.complete(got[0].id, got[0].run_lease) is True
+    # the Worker: a batch claimed, one handler succeeds, one fails for good
+    from awa_client import Registry, Worker
+    reg = Registry()
+    reg.register("w_ok", lambda job: None)
+    def boom(job):
+        raise RuntimeError("boom")
+    reg.register("w_fail", boom)
+    ok_job = c.insert("w_ok", queue="py_worker")
+    bad_job = c.insert("w_fail", queue="py_worker", max_attempts=1)
+    assert Worker(os.environ["AWA_ROUTER_DSN"], queue="py_worker", registry=reg).run_once() == 2
+    states = (c.get_job(ok_job.id).state, c.get_job(bad_job.id).state)
+    assert states == ("completed", "failed"), (states, c.get_job(bad_job.id))
     stats = {s.queue: s for s in c.queue_stats()}
     assert stats[os.environ["Q0"]].completed_last_hour >= 1, stats
-print("ok - python client: insert, claim, complete, insert_many, blocking claim, stats through the router")
+print("ok - python client: insert, claim, complete, insert_many, blocking claim, Worker, stats through the router")
 EOF
 PASSED=$((PASSED + 1))
 
