@@ -119,9 +119,10 @@ awa_shard(PG_FUNCTION_ARGS)
 /*
  * awa_shard_configure(shard integer) RETURNS bigint: make this database
  * shard `shard` of a fleet: from now on it hands out job ids of that shard
- * only.  Returns the next id it will hand out: above every existing job and
- * every id handed out before (so configuring shard 0 on an existing
- * database changes no id and never reuses one), and at least shard * 2^48.
+ * only.  Returns the next id it will hand out: at least shard * 2^48, above
+ * every existing job, and above every id the sequence handed out in this
+ * shard's range (so configuring shard 0 on an existing database changes no
+ * id and never reuses one).
  * Running it again with the same shard changes nothing.
  *
  * Waits for inserts in progress and blocks new ones until the caller's
