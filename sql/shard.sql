@@ -17,6 +17,9 @@ SELECT awa_shard_configure(-1);
 SELECT awa_shard_configure(32768);
 SELECT awa_shard_of(-1);
 SELECT awa_shard_of(NULL);
+BEGIN READ ONLY;
+SELECT awa_shard_configure(0);
+ROLLBACK;
 
 -- an empty database becomes shard 2: every insert path hands out ids of shard 2
 DELETE FROM awa.jobs;

@@ -128,7 +128,8 @@ awa_shard(PG_FUNCTION_ARGS)
  * Waits for inserts in progress and blocks new ones until the caller's
  * transaction ends (a SHARE ROW EXCLUSIVE lock on awa.jobs).
  *
- * Errors: 22004 shard NULL; 22003 shard outside 0 .. 32767; 55000 when
+ * Errors: 22004 shard NULL; 25006 on a hot standby or in a read-only
+ * transaction; 22003 shard outside 0 .. 32767; 55000 when
  * awa.jobs holds jobs whose ids belong to another shard (a database with
  * jobs can only become the shard its ids already name: 0 for one that was
  * alone before).
@@ -153,6 +154,7 @@ awa_shard_configure(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("shard must not be NULL")));
 	shard = PG_GETARG_INT32(0);
+	awa_check_writable("awa_shard_configure");
 	if (shard < 0 || shard > AWA_SHARD_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),

@@ -533,7 +533,7 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'awa_shard_configure'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_shard_configure(integer)
-	IS 'make this database shard 0..32767 of a fleet: new job ids are shard * 2^48 and up, above every existing job and every id handed out in that range; returns the next id; 22004 NULL, 22003 out of range, 55000 if existing jobs have ids of another shard';
+	IS 'make this database shard 0..32767 of a fleet: new job ids are shard * 2^48 and up, above every existing job and every id handed out in that range; returns the next id; 22004 NULL, 25006 read-only, 22003 out of range, 55000 if existing jobs have ids of another shard';
 
 CREATE FUNCTION awa_shard()
 RETURNS integer
