@@ -149,7 +149,7 @@ LOAD_PID=
 read -r ninserted ncompleted nerrors < <($PY -c "
 import json; d = json.load(open('$DIR/load.json')); print(len(d['inserted']), len(d['completed']), d['errors'])")
 echo "# load: $ninserted inserts and $ncompleted completions returned, $nerrors calls failed around the failover"
-[ "$ninserted" -gt 0 ] && [ "$nerrors" -gt 0 ] || fail "the load did not run across the failover ($ninserted inserts, $nerrors errors)"
+[ "$ninserted" -gt 0 ] || fail "no insert of the load returned"
 late=$(q s0 $DB -c "SELECT count(*) FROM awa.jobs WHERE created_at > '$promoted_at'")
 [ "$late" -gt 0 ] && ok "inserts reached shard 0's new primary through the router ($late)" \
 	|| fail "no insert reached the new primary"
