@@ -14,6 +14,9 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # upgrade scripts between released versions.
 DATA_built   = $(EXTENSION)--$(EXTVERSION).sql $(notdir $(wildcard src/sql/$(EXTENSION)--*--*.sql))
 DATA         = awa--0.1.0.sql awa--0.1.0--0.2.0.sql
+# The router extension (docs/sharding.md): awa's API in a database of its own,
+# each call sent to the shard holding its jobs with PL/Proxy.  SQL only.
+DATA        += router/awa_router.control $(wildcard router/awa_router--*.sql)
 
 REGRESS      = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 REGRESS_OPTS = --load-extension=plpgsql

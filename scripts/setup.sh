@@ -12,13 +12,13 @@ set -euo pipefail
 # (PostgreSQL::Test::Cluster comes with postgresql-client-15); lint: cppcheck,
 # clang-tidy; integration tests: the Python drivers and Django, pip/setuptools/venv
 # for installing the Python package, Chromium for the dashboard, pgbouncer, pg_cron,
-# the Prometheus exporter and client.
+# the Prometheus exporter and client, PL/Proxy (the sharding router, docs/sharding.md).
 AWA_PACKAGES="build-essential postgresql-15 postgresql-client-15 postgresql-server-dev-15 libkrb5-dev
  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
  python3 python3-django python3-psycopg python3-psycopg2 python3-pip python3-setuptools python3-venv
  cppcheck clang-tidy
  chromium chromium-driver python3-selenium pgbouncer postgresql-15-cron
- prometheus-postgres-exporter python3-prometheus-client"
+ prometheus-postgres-exporter python3-prometheus-client postgresql-15-plproxy"
 
 missing=()
 for p in $AWA_PACKAGES "$@"; do

@@ -278,3 +278,31 @@ AS 'MODULE_PATHNAME', 'awa_heartbeat_callback'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_heartbeat_callback(uuid, interval)
 	IS 'the outside system is still at work: a parked job''s callback deadline becomes now() + timeout (an interval > 0, at most 36500 days; NULL: the timeout registered), which a still running job keeps for when it parks; false if no job waits for this callback; 22004 on a NULL callback_id, 22023 on a bad timeout';
+
+-- Sharding (shard.c) -----------------------------------------------------------
+--
+-- Several databases running awa behind a router (docs/sharding.md): a job id's
+-- bits above 2^48 name the shard that holds it (shard = id >> 48), so ids are
+-- unique across shards and a call naming an id can be sent to its shard.
+-- awa_shard_configure confines the id sequence to its shard's range; a
+-- database never configured (or alone before) is shard 0.
+CREATE FUNCTION awa_shard_configure(shard integer)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_shard_configure'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_shard_configure(integer)
+	IS 'make this database shard 0..32767 of a fleet: new job ids are shard * 2^48 and up, above every existing job and every id handed out in that range; returns the next id; 22004 NULL, 25006 read-only, 22003 out of range, 55000 if existing jobs have ids of another shard';
+
+CREATE FUNCTION awa_shard()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'awa_shard'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION awa_shard()
+	IS 'the shard this database hands out job ids of (0 unless awa_shard_configure said otherwise)';
+
+CREATE FUNCTION awa_shard_of(job_id bigint)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'awa_shard_of'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION awa_shard_of(bigint)
+	IS 'the shard that holds a job id (id >> 48); 22003 for a negative id';

@@ -57,7 +57,9 @@ DECLARE
 		'awa_complete_external(uuid, jsonb)',
 		'awa_fail_external(uuid, text, jsonb)',
 		'awa_retry_external(uuid, jsonb, interval)',
-		'awa_heartbeat_callback(uuid, interval)'];
+		'awa_heartbeat_callback(uuid, interval)',
+		'awa_shard()',
+		'awa_shard_of(bigint)'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',
@@ -72,7 +74,9 @@ DECLARE
 		'awa_retry_external(uuid, jsonb, interval)',
 		'awa_heartbeat_callback(uuid, interval)',
 		'awa_fail(bigint, bigint, text, interval, boolean)',
-		'awa_snooze(bigint, bigint, interval)'];
+		'awa_snooze(bigint, bigint, interval)',
+		'awa_shard()',
+		'awa_shard_of(bigint)'];
 	-- Functions of schema awa that run with the caller's privileges (the
 	-- unique index and the COPY trigger call them): every role may call them.
 	shared_helpers CONSTANT regprocedure[] := ARRAY[
