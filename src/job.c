@@ -285,6 +285,8 @@ run_transition(Transition *t, Datum *values, const char *nulls, long tcount)
 
 /* --- claiming --- */
 
+static void append_claim_update(StringInfo sql, bool leases);
+
 /*
  * The SQL that claims up to $4 jobs of queue $1 at effective priority level
  * `level` (0: aging off, plain priority order).  $2 is the claim's time, $3
@@ -370,7 +372,19 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 					 " WHERE m.queue = $1 AND %s)),",
 					 skip_limited ?
 					 "(m.paused OR m.max_running IS NOT NULL)" : "m.paused");
-	appendStringInfoString(&sql,
+	append_claim_update(&sql, leases);
+	return sql.data;
+}
+
+/*
+ * The part of a claim statement after its CTE "cand" (the locked rows, ctid
+ * and ok): fail the rows that cannot be claimed, make the others running
+ * and return them.  Parameters as for awa_job_claim_sql.
+ */
+static void
+append_claim_update(StringInfo sql, bool leases)
+{
+	appendStringInfoString(sql,
 						   " unclaimable AS (UPDATE awa.jobs j SET state = 'failed', finalized_at = $2,"
 						   " heartbeat_at = NULL, deadline_at = NULL,"
 						   " errors = j.errors || jsonb_build_object('attempt', j.attempt,"
@@ -381,11 +395,94 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
 						   " claimed_by = $6,");
 	/* 0.3.0: the lease is kept for heartbeats to renew; a timeout caps it */
-	appendStringInfoString(&sql, leases ?
+	appendStringInfoString(sql, leases ?
 						   " lease = $5, deadline_at = LEAST($2 + $5, $2 + j.timeout)" :
 						   " deadline_at = $2 + $5");
-	appendStringInfoString(&sql,
+	appendStringInfoString(sql,
 						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE ok)) RETURNING j.*");
+}
+
+/* --- claiming from several queues --- */
+
+/*
+ * The SQL that claims up to $4 jobs of the queues $1[1..nqueues] (a text[]
+ * padded with NULLs, which match nothing) at effective priority level
+ * `level` (0: aging off), in the order of awa_job_claim_sql across all of
+ * them.  $2..$6 as there; $7 is an int4[] of the same length: NULL for a
+ * queue claimed without a count (a queue that has a concurrency limit
+ * yields nothing), or how many of that queue's jobs this claim may take
+ * (its limit was counted under the queue's lock; only a pause stops it).
+ * Paused queues yield nothing.
+ *
+ * Each queue's ranges (one per priority of the level) are read unlocked in
+ * index order and merged, cut at the queue's allowance; the queues are
+ * merged in turn, so the plan is a merge of index walks, two index
+ * descents per (queue, priority), whatever the backlog.  Each candidate is
+ * locked as the LIMIT pulls it (FOR UPDATE SKIP LOCKED through its row
+ * version, as in awa_job_claim_sql), so only rows handed out stay locked.
+ * A queue's pause and limit are one-time conditions of its branch, read in
+ * the statement's snapshot.
+ */
+char *
+awa_job_claim_many_sql(int level, int nqueues, bool leases)
+{
+	StringInfoData sql;
+	const char *claimable = "attempt < max_attempts AND run_lease < 9223372036854775807";
+	const char *order = level == 0 ? "priority, run_at, id" : "run_at, id";
+	int			first = Max(level, 1);
+	int			q;
+	int			p;
+
+	Assert(nqueues >= 1);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "WITH cand AS MATERIALIZED (SELECT l.ctid, l.ok FROM (");
+	for (q = 1; q <= nqueues; q++)
+	{
+		if (q > 1)
+			appendStringInfoString(&sql, " UNION ALL ");
+		appendStringInfoString(&sql, "(SELECT ctid, priority, run_at, id FROM (");
+		for (p = (level == 0 ? 0 : first); p <= (level == 0 ? 0 : AWA_MAX_PRIORITY); p++)
+		{
+			if (p > first)
+				appendStringInfoString(&sql, " UNION ALL ");
+			appendStringInfo(&sql,
+							 "(SELECT ctid, priority, run_at, id FROM awa.jobs"
+							 " WHERE queue = $1[%d] AND state IN " AWA_STATES_WAITING_SQL,
+							 q);
+			if (level == 0)
+				appendStringInfoString(&sql, " AND run_at <= $2");
+			else
+			{
+				appendStringInfo(&sql, " AND priority = %d", p);
+				if (p == level)
+					appendStringInfoString(&sql, " AND run_at <= $2");
+				else
+					appendStringInfo(&sql, " AND run_at <= $2 - %d * $3", p - level);
+				if (level > 1)
+					appendStringInfo(&sql, " AND run_at > $2 - %d * $3", p - level + 1);
+			}
+			appendStringInfo(&sql, " ORDER BY %s)", order);
+		}
+		/* several ranges: merged; one: already in order */
+		if (level != 0 && first < AWA_MAX_PRIORITY)
+			appendStringInfo(&sql, " ORDER BY %s", order);
+		appendStringInfoString(&sql,
+							   ") r WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m");
+		appendStringInfo(&sql,
+						 " WHERE m.queue = $1[%d] AND (m.paused OR ($7[%d] IS NULL"
+						 " AND m.max_running IS NOT NULL)))"
+						 " ORDER BY %s LIMIT $7[%d])",
+						 q, q, order, q);
+	}
+	appendStringInfo(&sql,
+					 " ORDER BY %s) c CROSS JOIN LATERAL"
+					 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = c.ctid"
+					 " AND j.queue = ANY ($1) AND j.state IN " AWA_STATES_WAITING_SQL
+					 " AND j.run_at <= $2"
+					 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4),",
+					 order, claimable);
+	append_claim_update(&sql, leases);
 	return sql.data;
 }
 
