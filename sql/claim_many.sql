@@ -120,3 +120,5 @@ BEGIN
 	RAISE NOTICE 'every queue: %', coalesce(j::text, 'NULL');
 END
 $$;
+
+DROP EXTENSION awa;
