@@ -1069,12 +1069,12 @@ claim_queues_arg(FunctionCallInfo fcinfo, ClaimTarget *target)
 /*
  * The queues that have waiting jobs (scheduled, available or retryable),
  * in name order: one descent of the claim index per queue.  Caller is in
- * SPI.
+ * SPI; a fresh snapshot (a blocking claim's next attempt sees new queues).
  */
 static char **
 queues_with_jobs(int *n)
 {
-	static AwaStmt stmt = AWA_QUERY("awa_claim: finding the queues with waiting jobs",
+	static AwaStmt stmt = AWA_STMT("awa_claim: finding the queues with waiting jobs", SPI_OK_SELECT,
 		"WITH RECURSIVE q(queue) AS ("
 		" (SELECT queue FROM awa.jobs WHERE state IN " AWA_STATES_WAITING_SQL
 		"  ORDER BY queue LIMIT 1)"
@@ -1148,7 +1148,7 @@ caps_array(const int64 *caps, const int *taken, int n, int width)
 static bool
 count_limited(char **names, int n, int64 *caps, bool *locks)
 {
-	static AwaStmt stmt = AWA_QUERY("awa_claim: finding queues with a limit",
+	static AwaStmt stmt = AWA_STMT("awa_claim: finding queues with a limit", SPI_OK_SELECT,
 		"SELECT queue FROM awa.queue_meta WHERE queue = ANY ($1)"
 		" AND NOT paused AND max_running IS NOT NULL",
 		1, TEXTARRAYOID);

@@ -475,13 +475,16 @@ awa_job_claim_many_sql(int level, int nqueues, bool leases)
 						 " ORDER BY %s LIMIT $7[%d])",
 						 q, q, order, q);
 	}
+	/* several queues: merged; one: already in order */
+	if (nqueues > 1)
+		appendStringInfo(&sql, " ORDER BY %s", order);
 	appendStringInfo(&sql,
-					 " ORDER BY %s) c CROSS JOIN LATERAL"
+					 ") c CROSS JOIN LATERAL"
 					 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = c.ctid"
 					 " AND j.queue = ANY ($1) AND j.state IN " AWA_STATES_WAITING_SQL
 					 " AND j.run_at <= $2"
 					 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4),",
-					 order, claimable);
+					 claimable);
 	append_claim_update(&sql, leases);
 	return sql.data;
 }
