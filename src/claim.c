@@ -964,12 +964,15 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * awa_claim(queues text[], ...) and CALL awa_claim_wait(queues text[], ...)
  * serve several queues (NULL: every queue that has waiting jobs) with one
  * claim, in the order of a single queue's claim across all of them: level
- * by level, each level one statement that merges an index walk per (queue,
- * priority) and locks the candidates as it takes them (see
- * awa_job_claim_many_sql in job.c).  Statements are built for 1, 2, 4, ...
- * AWA_CLAIM_CHUNK queues (unused places are NULL); a claim of more queues
- * takes them AWA_CLAIM_CHUNK at a time in name order, so the order is
- * exact within each such group.
+ * by level, each level one statement that reads the first candidates of
+ * each (queue, priority) range with one index scan repeated per range,
+ * sorts them and locks them in order as it takes them (see
+ * awa_job_claim_many_sql in job.c).  Its plan has the same few nodes for
+ * any number of queues: setting up and tearing down an executor node per
+ * range would cost more than reading the ranges.  Candidates locked by
+ * other claimers are skipped; when that leaves the claim short while a
+ * range had more rows than were read, the statement runs again reading
+ * four times as many.
  *
  * Pauses and limits hold per queue.  A paused queue yields nothing.  A
  * queue with a concurrency limit is counted as in the single-queue path:
@@ -984,28 +987,42 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-#define AWA_CLAIM_CHUNK		64	/* queues in one claim statement */
-#define NBUCKETS			7	/* statements for 1, 2, 4, ..., 64 queues */
-
-static SPIPlanPtr many_plans[NLEVELS + 1][NBUCKETS];	/* [0][]: aging off */
+static SPIPlanPtr many_plans[NLEVELS + 1];	/* [0]: aging off */
 
 static const Oid claim_many_argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID, INTERVALOID,
-	INT4OID, INTERVALOID, TEXTOID, INT4ARRAYOID};
+	INT4OID, INTERVALOID, TEXTOID, INT4ARRAYOID, INT4OID};
+
+/*
+ * Run a multi-queue claim statement as execute_claim_plan does, with JIT
+ * off: the statement sorts its candidates (a few per range), and with
+ * enable_sort off those sorts cost it far above jit_above_cost, so it would
+ * compile itself on every run, at hundreds of milliseconds each time.
+ */
+static int
+execute_many_plan(SPIPlanPtr plan, Datum *values, const char *nulls)
+{
+	int			nestlevel = NewGUCNestLevel();
+	int			ret;
+
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	ret = execute_claim_plan(plan, values, nulls);
+	AtEOXact_GUC(true, nestlevel);
+	return ret;
+}
 
 /* Forget the statements of multi-queue claims (the schema changed). */
 static void
 free_many_plans(void)
 {
 	int			level;
-	int			b;
 
 	for (level = 0; level <= NLEVELS; level++)
-		for (b = 0; b < NBUCKETS; b++)
-			if (many_plans[level][b] != NULL)
-			{
-				SPI_freeplan(many_plans[level][b]);
-				many_plans[level][b] = NULL;
-			}
+		if (many_plans[level] != NULL)
+		{
+			SPI_freeplan(many_plans[level]);
+			many_plans[level] = NULL;
+		}
 }
 
 /* qsort order of queue names: byte order. */
@@ -1095,43 +1112,35 @@ queues_with_jobs(int *n)
 	return names;
 }
 
-/* names[0..n) as a text[] padded with NULLs to width. */
+/* names[0..n) as a text[]. */
 static Datum
-names_array(char **names, int n, int width)
+names_array(char **names, int n)
 {
-	Datum	   *elems = palloc0(sizeof(Datum) * width);
-	bool	   *nulls = palloc(sizeof(bool) * width);
-	int			dims[1] = {width};
-	int			lbs[1] = {1};
+	Datum	   *elems = palloc(sizeof(Datum) * n);
 	int			i;
 
-	for (i = 0; i < width; i++)
-	{
-		nulls[i] = i >= n;
-		if (i < n)
-			elems[i] = CStringGetTextDatum(names[i]);
-	}
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  TEXTOID, -1, false, TYPALIGN_INT));
+	for (i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(names[i]);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /*
- * What each of n queues may still give this attempt: caps[i] < 0 for a
- * queue claimed without a count, else its limit's allowance minus taken[i],
- * as an int4[] padded with NULLs to width.
+ * What each of n queues may still give this attempt, as an int4[]: NULL
+ * where caps[i] < 0 (a queue claimed without a count), else its limit's
+ * allowance caps[i] minus the taken[i] jobs claimed already.
  */
 static Datum
-caps_array(const int64 *caps, const int *taken, int n, int width)
+caps_array(const int64 *caps, const int *taken, int n)
 {
-	Datum	   *elems = palloc0(sizeof(Datum) * width);
-	bool	   *nulls = palloc(sizeof(bool) * width);
-	int			dims[1] = {width};
+	Datum	   *elems = palloc0(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	int			i;
 
-	for (i = 0; i < width; i++)
+	for (i = 0; i < n; i++)
 	{
-		nulls[i] = i >= n || caps[i] < 0;
+		nulls[i] = caps[i] < 0;
 		if (!nulls[i])
 			elems[i] = Int32GetDatum((int32) Max(caps[i] - taken[i], 0));
 	}
@@ -1152,7 +1161,7 @@ count_limited(char **names, int n, int64 *caps, bool *locks)
 		"SELECT queue FROM awa.queue_meta WHERE queue = ANY ($1)"
 		" AND NOT paused AND max_running IS NOT NULL",
 		1, TEXTARRAYOID);
-	Datum		arr = names_array(names, n, n);
+	Datum		arr = names_array(names, n);
 	uint64		nlimited;
 	uint64		k;
 	char	  **limited;
@@ -1200,52 +1209,41 @@ count_limited(char **names, int n, int64 *caps, bool *locks)
 }
 
 /*
- * Claim up to batch jobs of names[0..n) (n <= AWA_CLAIM_CHUNK), level by
- * level, appending them to rows.  Returns the number claimed; *at_limit is
- * set when one of the queues is at its concurrency limit.
+ * Claim up to batch jobs of names[0..n), level by level, appending them to
+ * rows.  Returns the number claimed; *at_limit is set when one of the
+ * queues is at its concurrency limit.  Each level's statement reads up to
+ * `per_range` candidates of each (queue, priority) range; when it claims
+ * fewer than it asked for while a range was cut there (candidates locked
+ * by other claimers were skipped), it runs again with four times as many.
  */
 static int
-claim_chunk(char **names, int n, TimestampTz at, Interval *lease, text *worker,
-			int batch, ClaimedRow *rows, bool *at_limit)
+claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
+			 int batch, ClaimedRow *rows, bool *at_limit)
 {
 	bool		limits = (claim_schema() & AWA_SCHEMA_QUEUE_LIMITS) != 0;
-	int			width = 1;
-	int			bucket = 0;
-	int64		caps[AWA_CLAIM_CHUNK];
-	bool		locks[AWA_CLAIM_CHUNK];
-	int			taken[AWA_CLAIM_CHUNK];
+	int64	   *caps = palloc(sizeof(int64) * n);
+	bool	   *locks = palloc0(sizeof(bool) * n);
+	int		   *taken = palloc0(sizeof(int) * n);
 	Interval	aging;
 	int			first = awa_priority_aging_interval > 0 ? 1 : 0;
 	int			last = awa_priority_aging_interval > 0 ? NLEVELS : 0;
 	int			level;
 	int			nrows = 0;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n', ' ', ' '};
 	int			i;
 
-	Assert(n >= 1 && n <= AWA_CLAIM_CHUNK);
-	while (width < n)
-	{
-		width *= 2;
-		bucket++;
-	}
 	for (i = 0; i < n; i++)
 	{
-		taken[i] = 0;
+		caps[i] = -1;
 		awa_claim_noted(names[i], 0);
 	}
 	if (limits && count_limited(names, n, caps, locks))
 		*at_limit = true;
-	else if (!limits)
-		for (i = 0; i < n; i++)
-		{
-			caps[i] = -1;
-			locks[i] = false;
-		}
 
 	memset(&aging, 0, sizeof(aging));
 	aging.time = (int64) awa_priority_aging_interval * USECS_PER_SEC;
-	values[0] = names_array(names, n, width);
+	values[0] = names_array(names, n);
 	values[1] = TimestampTzGetDatum(at);
 	values[2] = IntervalPGetDatum(&aging);
 	values[4] = IntervalPGetDatum(lease);
@@ -1253,46 +1251,69 @@ claim_chunk(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 
 	for (level = first; level <= last && nrows < batch; level++)
 	{
-		int			ret;
-		uint64		k;
-		int			idcol;
-		int			runcol;
-		int			queuecol;
+		int			per_range = batch - nrows;
 
-		if (many_plans[level][bucket] == NULL)
+		if (many_plans[level] == NULL)
 		{
-			char	   *sql = awa_job_claim_many_sql(level, width,
-													 awa_schema_has(AWA_SCHEMA_LEASES));
+			char	   *sql = awa_job_claim_many_sql(level, awa_schema_has(AWA_SCHEMA_LEASES));
 
-			awa_plan(&many_plans[level][bucket], sql, 7, claim_many_argtypes);
+			awa_plan(&many_plans[level], sql, 8, claim_many_argtypes);
 			pfree(sql);
 		}
-		values[3] = Int32GetDatum(batch - nrows);
-		values[6] = caps_array(caps, taken, n, width);
-		ret = execute_claim_plan(many_plans[level][bucket], values, nulls);
-		if (ret != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "awa_claim: claim failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 0)
-			continue;
-		idcol = SPI_fnumber(SPI_tuptable->tupdesc, "id");
-		runcol = SPI_fnumber(SPI_tuptable->tupdesc, "run_at");
-		queuecol = SPI_fnumber(SPI_tuptable->tupdesc, "queue");
-		for (k = 0; k < SPI_processed && nrows < batch; k++)
+		for (;;)
 		{
-			ClaimedRow *r = &rows[nrows++];
-			bool		isnull;
-			char	   *queue;
-			char	  **found;
+			int			ret;
+			int			asked = batch - nrows;
+			int			got = 0;
+			bool		more = false;
+			uint64		k;
+			int			idcol;
+			int			runcol;
+			int			queuecol;
+			int			morecol;
 
-			r->tuple = SPI_tuptable->vals[k];
-			r->desc = SPI_tuptable->tupdesc;
-			r->level = level;
-			r->id = DatumGetInt64(SPI_getbinval(r->tuple, r->desc, idcol, &isnull));
-			r->run_at = DatumGetTimestampTz(SPI_getbinval(r->tuple, r->desc, runcol, &isnull));
-			queue = SPI_getvalue(r->tuple, r->desc, queuecol);
-			found = bsearch(&queue, names, n, sizeof(char *), name_cmp);
-			if (found != NULL)
-				taken[found - names]++;
+			values[3] = Int32GetDatum(asked);
+			values[6] = caps_array(caps, taken, n);
+			values[7] = Int32GetDatum(per_range);
+			ret = execute_many_plan(many_plans[level], values, nulls);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "awa_claim: claim failed: %s", SPI_result_code_string(ret));
+			idcol = SPI_fnumber(SPI_tuptable->tupdesc, "id");
+			runcol = SPI_fnumber(SPI_tuptable->tupdesc, "run_at");
+			queuecol = SPI_fnumber(SPI_tuptable->tupdesc, "queue");
+			morecol = SPI_fnumber(SPI_tuptable->tupdesc, "awa_more");
+			for (k = 0; k < SPI_processed; k++)
+			{
+				HeapTuple	tuple = SPI_tuptable->vals[k];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				bool		isnull;
+				Datum		flag = SPI_getbinval(tuple, desc, morecol, &isnull);
+				ClaimedRow *r;
+				char	   *queue;
+				char	  **found;
+
+				if (!isnull)
+				{
+					more = DatumGetBool(flag);
+					continue;
+				}
+				if (nrows >= batch)
+					elog(ERROR, "awa_claim: the claim returned more rows than asked for");
+				r = &rows[nrows++];
+				got++;
+				r->tuple = tuple;
+				r->desc = desc;
+				r->level = level;
+				r->id = DatumGetInt64(SPI_getbinval(tuple, desc, idcol, &isnull));
+				r->run_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, runcol, &isnull));
+				queue = SPI_getvalue(tuple, desc, queuecol);
+				found = bsearch(&queue, names, n, sizeof(char *), name_cmp);
+				if (found != NULL)
+					taken[found - names]++;
+			}
+			if (got >= asked || !more || per_range >= INT_MAX / 4)
+				break;
+			per_range *= 4;
 		}
 	}
 
@@ -1324,16 +1345,13 @@ try_claim_many(const ClaimTarget *target, TimestampTz at, Interval *lease,
 {
 	char	  **names = target->names;
 	int			n = target->nqueues;
-	int			nrows = 0;
-	int			start;
 
 	*at_limit = false;
 	if (n == 0)
 		names = queues_with_jobs(&n);
-	for (start = 0; start < n && nrows < batch; start += AWA_CLAIM_CHUNK)
-		nrows += claim_chunk(names + start, Min(AWA_CLAIM_CHUNK, n - start),
-							 at, lease, worker, batch - nrows, rows + nrows, at_limit);
-	return nrows;
+	if (n == 0)
+		return 0;
+	return claim_queues(names, n, at, lease, worker, batch, rows, at_limit);
 }
 
 /*
@@ -1366,7 +1384,7 @@ ms_until_next_due_many(const ClaimTarget *target, TimestampTz now)
 	}
 	else
 	{
-		values[0] = names_array(target->names, target->nqueues, target->nqueues);
+		values[0] = names_array(target->names, target->nqueues);
 		values[1] = TimestampTzGetDatum(now);
 		found = awa_stmt_run(&some, values, NULL, 1);
 	}

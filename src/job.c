@@ -286,6 +286,8 @@ run_transition(Transition *t, Datum *values, const char *nulls, long tcount)
 /* --- claiming --- */
 
 static void append_claim_update(StringInfo sql, bool leases);
+static void append_unclaimable(StringInfo sql);
+static void append_claim_set(StringInfo sql, bool leases);
 
 /*
  * The SQL that claims up to $4 jobs of queue $1 at effective priority level
@@ -384,13 +386,28 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 static void
 append_claim_update(StringInfo sql, bool leases)
 {
+	append_unclaimable(sql);
+	append_claim_set(sql, leases);
+}
+
+/* The CTE "unclaimable" of a claim statement: fail the rows not ok. */
+static void
+append_unclaimable(StringInfo sql)
+{
 	appendStringInfoString(sql,
 						   " unclaimable AS (UPDATE awa.jobs j SET state = 'failed', finalized_at = $2,"
 						   " heartbeat_at = NULL, deadline_at = NULL,"
 						   " errors = j.errors || jsonb_build_object('attempt', j.attempt,"
 						   " 'error', 'awa_claim: cannot be claimed (attempt ' || j.attempt || ' of '"
 						   " || j.max_attempts || ', run_lease ' || j.run_lease || ')', 'at', $2)"
-						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE NOT ok)))"
+						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE NOT ok)))");
+}
+
+/* The UPDATE of a claim statement: the rows ok of "cand" become running. */
+static void
+append_claim_set(StringInfo sql, bool leases)
+{
+	appendStringInfoString(sql,
 						   " UPDATE awa.jobs j SET state = 'running', attempt = j.attempt + 1,"
 						   " run_lease = j.run_lease + 1, attempted_at = $2, heartbeat_at = $2,"
 						   " claimed_by = $6,");
@@ -405,87 +422,81 @@ append_claim_update(StringInfo sql, bool leases)
 /* --- claiming from several queues --- */
 
 /*
- * The SQL that claims up to $4 jobs of the queues $1[1..nqueues] (a text[]
- * padded with NULLs, which match nothing) at effective priority level
- * `level` (0: aging off), in the order of awa_job_claim_sql across all of
- * them.  $2..$6 as there; $7 is an int4[] of the same length: NULL for a
- * queue claimed without a count (a queue that has a concurrency limit
- * yields nothing), or how many of that queue's jobs this claim may take
- * (its limit was counted under the queue's lock; only a pause stops it).
- * Paused queues yield nothing.
+ * The SQL that claims up to $4 jobs of the queues $1 (a text[]) at
+ * effective priority level `level` (0: aging off), in the order of
+ * awa_job_claim_sql across all of them.  $2..$6 as there; $7 is an int4[]
+ * as long as $1: NULL for a queue claimed without a count (one that has a
+ * concurrency limit yields nothing), or how many of that queue's jobs this
+ * claim may take (its limit was counted under the queue's lock; only a
+ * pause stops it); $8 is how many candidates to read per range.  Paused
+ * queues yield nothing.
  *
- * Each queue's ranges (one per priority of the level) are read unlocked in
- * index order and merged, cut at the queue's allowance; the queues are
- * merged in turn, so the plan is a merge of index walks, two index
- * descents per (queue, priority), whatever the backlog.  Each candidate is
- * locked as the LIMIT pulls it (FOR UPDATE SKIP LOCKED through its row
- * version, as in awa_job_claim_sql), so only rows handed out stay locked.
- * A queue's pause and limit are one-time conditions of its branch, read in
- * the statement's snapshot.
+ * Each (queue, priority) range of the level is read in index order, up to
+ * $8 rows, by one index scan repeated for each pair (a LATERAL join over
+ * the queues and priorities, so the plan has the same few nodes whatever
+ * the number of queues); the candidates, at most $8 per range, are sorted
+ * and locked in order as the LIMIT pulls them (FOR UPDATE SKIP LOCKED
+ * through the row version, as in awa_job_claim_sql), so only rows handed
+ * out stay locked.  Candidates locked by other claimers are skipped, and a
+ * range cut at $8 may hold more: the statement returns, after the claimed
+ * rows, one row whose column awa_more is true when a range was cut at $8
+ * (its queue allowing more than $8).  The caller then claims again with a
+ * larger $8 if it claimed fewer than it asked for, so a claim that gets
+ * fewer than $4 jobs took every due job it could lock.  The claimed rows
+ * have awa_more NULL.
  */
 char *
-awa_job_claim_many_sql(int level, int nqueues, bool leases)
+awa_job_claim_many_sql(int level, bool leases)
 {
 	StringInfoData sql;
 	const char *claimable = "attempt < max_attempts AND run_lease < 9223372036854775807";
 	const char *order = level == 0 ? "priority, run_at, id" : "run_at, id";
-	int			first = Max(level, 1);
-	int			q;
-	int			p;
 
-	Assert(nqueues >= 1);
 	initStringInfo(&sql);
 	appendStringInfoString(&sql,
-						   "WITH cand AS MATERIALIZED (SELECT l.ctid, l.ok FROM (");
-	for (q = 1; q <= nqueues; q++)
+						   "WITH c AS MATERIALIZED (SELECT x.ctid, x.priority, x.run_at, x.id, q.i, p.p"
+						   " FROM unnest($1::text[]) WITH ORDINALITY AS q(name, i)");
+	if (level == 0)
+		appendStringInfoString(&sql, " CROSS JOIN (VALUES (0)) AS p(p)");
+	else
+		appendStringInfo(&sql, " CROSS JOIN generate_series(%d, %d) AS p(p)",
+						 level, AWA_MAX_PRIORITY);
+	appendStringInfoString(&sql,
+						   " CROSS JOIN LATERAL (SELECT ctid, priority, run_at, id FROM awa.jobs"
+						   " WHERE queue = q.name AND state IN " AWA_STATES_WAITING_SQL);
+	if (level == 0)
+		appendStringInfoString(&sql, " AND run_at <= $2");
+	else
 	{
-		if (q > 1)
-			appendStringInfoString(&sql, " UNION ALL ");
-		appendStringInfoString(&sql, "(SELECT ctid, priority, run_at, id FROM (");
-		for (p = (level == 0 ? 0 : first); p <= (level == 0 ? 0 : AWA_MAX_PRIORITY); p++)
-		{
-			if (p > first)
-				appendStringInfoString(&sql, " UNION ALL ");
-			appendStringInfo(&sql,
-							 "(SELECT ctid, priority, run_at, id FROM awa.jobs"
-							 " WHERE queue = $1[%d] AND state IN " AWA_STATES_WAITING_SQL,
-							 q);
-			if (level == 0)
-				appendStringInfoString(&sql, " AND run_at <= $2");
-			else
-			{
-				appendStringInfo(&sql, " AND priority = %d", p);
-				if (p == level)
-					appendStringInfoString(&sql, " AND run_at <= $2");
-				else
-					appendStringInfo(&sql, " AND run_at <= $2 - %d * $3", p - level);
-				if (level > 1)
-					appendStringInfo(&sql, " AND run_at > $2 - %d * $3", p - level + 1);
-			}
-			appendStringInfo(&sql, " ORDER BY %s)", order);
-		}
-		/* several ranges: merged; one: already in order */
-		if (level != 0 && first < AWA_MAX_PRIORITY)
-			appendStringInfo(&sql, " ORDER BY %s", order);
-		appendStringInfoString(&sql,
-							   ") r WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m");
-		appendStringInfo(&sql,
-						 " WHERE m.queue = $1[%d] AND (m.paused OR ($7[%d] IS NULL"
-						 " AND m.max_running IS NOT NULL)))"
-						 " ORDER BY %s LIMIT $7[%d])",
-						 q, q, order, q);
+		appendStringInfo(&sql, " AND priority = p.p AND run_at <= $2 - (p.p - %d) * $3", level);
+		if (level > 1)
+			appendStringInfo(&sql, " AND run_at > $2 - (p.p - %d) * $3", level - 1);
 	}
-	/* several queues: merged; one: already in order */
-	if (nqueues > 1)
-		appendStringInfo(&sql, " ORDER BY %s", order);
 	appendStringInfo(&sql,
-					 ") c CROSS JOIN LATERAL"
-					 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = c.ctid"
+					 " ORDER BY %s LIMIT LEAST($8, COALESCE($7[q.i], $8))) x"
+					 " WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m WHERE m.queue = q.name"
+					 " AND (m.paused OR ($7[q.i] IS NULL AND m.max_running IS NOT NULL)))),",
+					 order);
+	/* a limited queue: at most its allowance, in its own order */
+	appendStringInfo(&sql,
+					 " r AS (SELECT ctid, priority, run_at, id, i,"
+					 " row_number() OVER (PARTITION BY i ORDER BY %s) AS rn FROM c),"
+					 " cand AS MATERIALIZED (SELECT l.ctid, l.ok FROM"
+					 " (SELECT ctid, priority, run_at, id FROM r WHERE $7[i] IS NULL OR rn <= $7[i]"
+					 " ORDER BY %s) s CROSS JOIN LATERAL"
+					 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = s.ctid"
 					 " AND j.queue = ANY ($1) AND j.state IN " AWA_STATES_WAITING_SQL
 					 " AND j.run_at <= $2"
 					 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4),",
-					 claimable);
-	append_claim_update(&sql, leases);
+					 order, order, claimable);
+	append_unclaimable(&sql);
+	appendStringInfoString(&sql, ", upd AS (");
+	append_claim_set(&sql, leases);
+	appendStringInfoString(&sql,
+						   ") SELECT u.*, NULL::boolean AS awa_more FROM upd u"
+						   " UNION ALL SELECT (NULL::awa.jobs).*, EXISTS (SELECT 1 FROM c"
+						   " WHERE $7[i] IS NULL OR $7[i] > $8"
+						   " GROUP BY i, p HAVING count(*) >= $8)");
 	return sql.data;
 }
 
