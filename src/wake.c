@@ -37,6 +37,17 @@
  * and a commit that schedules a job wakes one waiter to look again.  So
  * one waiter, not all, wakes when a scheduled job comes due.
  *
+ * A waiter of several queues (awa_claim(queues text[], ...)) lists their
+ * hashes in its slot, up to AWA_WAIT_QUEUES of them; with more, or for
+ * every queue, it waits for any queue of its database.  A commit counts
+ * it among the waiters of each queue it serves, so the rules above hold
+ * per queue.  Not knowing which queue a wake-up it took was for, it passes
+ * one on to a waiter of each of its queues (a waiter of every queue: to
+ * every waiter of the database) when it claims a full batch or leaves
+ * holding one.  It keeps the time of its own next scheduled job (other
+ * waiters do not count on it, nor it on them), and at a concurrency limit
+ * each completion wakes it, not one waiter per queue.
+ *
  * A backend that exits while waiting (FATAL: pg_terminate_backend, lost
  * client) withdraws its slot and passes on what it held from a
  * before_shmem_exit callback, as it does on every other way out.
