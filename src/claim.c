@@ -969,10 +969,11 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * sorts them and locks them in order as it takes them (see
  * awa_job_claim_many_sql in job.c).  Its plan has the same few nodes for
  * any number of queues: setting up and tearing down an executor node per
- * range would cost more than reading the ranges.  Candidates locked by
- * other claimers are skipped; when that leaves the claim short while a
- * range had more rows than were read, the statement runs again reading
- * four times as many.
+ * range would cost more than reading the ranges.  It reads a few
+ * candidates per range (at first the batch's share per queue) and takes
+ * them only up to the first range cut short, so the order is exact; when
+ * that, or candidates locked by other claimers, leaves the claim short
+ * while ranges were cut, the statement runs again for the rest.
  *
  * Pauses and limits hold per queue.  A paused queue yields nothing.  A
  * queue with a concurrency limit is counted as in the single-queue path:
@@ -993,10 +994,12 @@ static const Oid claim_many_argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID, INTERVAL
 	INT4OID, INTERVALOID, TEXTOID, INT4ARRAYOID, INT4OID};
 
 /*
- * Run a multi-queue claim statement as execute_claim_plan does, with JIT
- * off: the statement sorts its candidates (a few per range), and with
- * enable_sort off those sorts cost it far above jit_above_cost, so it would
- * compile itself on every run, at hundreds of milliseconds each time.
+ * Run a multi-queue claim statement with bitmap scans and JIT off.  Its
+ * plan is generic, like a single queue's (execute_claim_plan); each range
+ * it reads is an index scan in (run_at, id) order cut by a LIMIT, which the
+ * planner prefers while sorts stay allowed: the statement sorts its
+ * candidates (a few per range), and with sorts disabled their penalty
+ * would make it cost enough to be JIT-compiled at every run.
  */
 static int
 execute_many_plan(SPIPlanPtr plan, Datum *values, const char *nulls)
@@ -1004,9 +1007,11 @@ execute_many_plan(SPIPlanPtr plan, Datum *values, const char *nulls)
 	int			nestlevel = NewGUCNestLevel();
 	int			ret;
 
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	ret = execute_claim_plan(plan, values, nulls);
+	ret = SPI_execute_plan(plan, values, nulls, false, 0);
 	AtEOXact_GUC(true, nestlevel);
 	return ret;
 }
@@ -1212,9 +1217,11 @@ count_limited(char **names, int n, int64 *caps, bool *locks)
  * Claim up to batch jobs of names[0..n), level by level, appending them to
  * rows.  Returns the number claimed; *at_limit is set when one of the
  * queues is at its concurrency limit.  Each level's statement reads up to
- * `per_range` candidates of each (queue, priority) range; when it claims
- * fewer than it asked for while a range was cut there (candidates locked
- * by other claimers were skipped), it runs again with four times as many.
+ * `per_range` candidates of each (queue, priority) range, at first the
+ * batch's share per queue; when it claims fewer than it asked for while
+ * ranges were cut there (the order allowed no more, or candidates locked
+ * by other claimers were skipped), it runs again for the rest, shared by
+ * the ranges cut, or with four times as many when it took none.
  */
 static int
 claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
@@ -1251,7 +1258,8 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 
 	for (level = first; level <= last && nrows < batch; level++)
 	{
-		int			per_range = batch - nrows;
+		/* candidates per range: at first a share of the batch per queue */
+		int			per_range = Max((batch - nrows + n - 1) / n, 1);
 
 		if (many_plans[level] == NULL)
 		{
@@ -1265,7 +1273,7 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 			int			ret;
 			int			asked = batch - nrows;
 			int			got = 0;
-			bool		more = false;
+			int64		cut = 0;
 			uint64		k;
 			int			idcol;
 			int			runcol;
@@ -1294,7 +1302,7 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 
 				if (!isnull)
 				{
-					more = DatumGetBool(flag);
+					cut = DatumGetInt64(flag);
 					continue;
 				}
 				if (nrows >= batch)
@@ -1311,9 +1319,11 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 				if (found != NULL)
 					taken[found - names]++;
 			}
-			if (got >= asked || !more || per_range >= INT_MAX / 4)
+			if (got >= asked || cut == 0 || per_range >= INT_MAX / 4)
 				break;
-			per_range *= 4;
+			/* the rest shared by the ranges cut; none taken: locked, read further */
+			per_range = got == 0 ? per_range * 4 :
+				(int) Min(((int64) (asked - got) + cut - 1) / cut + 1, INT_MAX / 4);
 		}
 	}
 

@@ -437,13 +437,15 @@ append_claim_set(StringInfo sql, bool leases)
  * the number of queues); the candidates, at most $8 per range, are sorted
  * and locked in order as the LIMIT pulls them (FOR UPDATE SKIP LOCKED
  * through the row version, as in awa_job_claim_sql), so only rows handed
- * out stay locked.  Candidates locked by other claimers are skipped, and a
- * range cut at $8 may hold more: the statement returns, after the claimed
- * rows, one row whose column awa_more is true when a range was cut at $8
- * (its queue allowing more than $8).  The caller then claims again with a
- * larger $8 if it claimed fewer than it asked for, so a claim that gets
- * fewer than $4 jobs took every due job it could lock.  The claimed rows
- * have awa_more NULL.
+ * out stay locked.  A range cut at $8 may hold more rows, which sort after
+ * its last candidate: only candidates up to the first such last candidate
+ * (the frontier) are taken, so the order is exact whatever $8.  The
+ * statement returns, after the claimed rows, one row whose column awa_more
+ * counts the ranges cut at $8 (their queue allowing more than $8); the
+ * caller claims again with a larger $8 while that is not 0 and it claimed
+ * fewer than it asked for (the frontier stopped it, or candidates were
+ * locked by other claimers), so a claim that gets fewer than $4 jobs took
+ * every due job it could lock.  The claimed rows have awa_more NULL.
  */
 char *
 awa_job_claim_many_sql(int level, bool leases)
@@ -477,26 +479,43 @@ awa_job_claim_many_sql(int level, bool leases)
 					 " WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m WHERE m.queue = q.name"
 					 " AND (m.paused OR ($7[q.i] IS NULL AND m.max_running IS NOT NULL)))),",
 					 order);
+	/*
+	 * The frontier: the first of the last candidates of the ranges cut at
+	 * $8 (their queue allowing more).  A range's unread rows come after its
+	 * last candidate, so the candidates up to the frontier are in the true
+	 * order; those after it wait for the next statement.
+	 */
+	appendStringInfo(&sql,
+					 " t AS (SELECT DISTINCT ON (i, p) i, p, priority, run_at, id,"
+					 " count(*) OVER (PARTITION BY i, p) AS n FROM c ORDER BY i, p, %s),"
+					 " f AS (SELECT priority, run_at, id FROM t"
+					 " WHERE n >= $8 AND ($7[i] IS NULL OR $7[i] > $8) ORDER BY %s LIMIT 1),",
+					 level == 0 ? "priority DESC, run_at DESC, id DESC" : "run_at DESC, id DESC",
+					 order);
 	/* a limited queue: at most its allowance, in its own order */
 	appendStringInfo(&sql,
 					 " r AS (SELECT ctid, priority, run_at, id, i,"
 					 " row_number() OVER (PARTITION BY i ORDER BY %s) AS rn FROM c),"
 					 " cand AS MATERIALIZED (SELECT l.ctid, l.ok FROM"
-					 " (SELECT ctid, priority, run_at, id FROM r WHERE $7[i] IS NULL OR rn <= $7[i]"
+					 " (SELECT r.ctid, r.priority, r.run_at, r.id FROM r LEFT JOIN f ON true"
+					 " WHERE ($7[r.i] IS NULL OR r.rn <= $7[r.i])"
+					 " AND (f.id IS NULL OR (%s) <= (%s))"
 					 " ORDER BY %s) s CROSS JOIN LATERAL"
 					 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = s.ctid"
 					 " AND j.queue = ANY ($1) AND j.state IN " AWA_STATES_WAITING_SQL
 					 " AND j.run_at <= $2"
 					 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4),",
-					 order, order, claimable);
+					 order,
+					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id",
+					 level == 0 ? "f.priority, f.run_at, f.id" : "f.run_at, f.id",
+					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id", claimable);
 	append_unclaimable(&sql);
 	appendStringInfoString(&sql, ", upd AS (");
 	append_claim_set(&sql, leases);
 	appendStringInfoString(&sql,
-						   ") SELECT u.*, NULL::boolean AS awa_more FROM upd u"
-						   " UNION ALL SELECT (NULL::awa.jobs).*, EXISTS (SELECT 1 FROM c"
-						   " WHERE $7[i] IS NULL OR $7[i] > $8"
-						   " GROUP BY i, p HAVING count(*) >= $8)");
+						   ") SELECT u.*, NULL::bigint AS awa_more FROM upd u"
+						   " UNION ALL SELECT (NULL::awa.jobs).*, (SELECT count(*) FROM t"
+						   " WHERE n >= $8 AND ($7[i] IS NULL OR $7[i] > $8))");
 	return sql.data;
 }
 

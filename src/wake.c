@@ -297,6 +297,7 @@ wake_slot(int i)
 	AwaWaitSlot *slot = &awa_shared->slots[i];
 	uint32		gen = pg_atomic_read_u32(&slot->reg_gen);
 	uint32		expected = 0;
+	uint32		tag;
 	int			procno;
 
 	if ((gen & 1) == 0 || i == MyBackendId - 1)
@@ -304,8 +305,12 @@ wake_slot(int i)
 	pg_read_barrier();
 	procno = slot->procno;
 	pg_read_barrier();
-	if (pg_atomic_read_u32(&slot->reg_gen) != gen ||
-		!pg_atomic_compare_exchange_u32(&slot->woken, &expected, 1))
+	if (pg_atomic_read_u32(&slot->reg_gen) != gen)
+		return;
+	do
+		tag = pg_atomic_add_fetch_u32(&awa_shared->wake_tag, 1);
+	while (tag == 0);
+	if (!pg_atomic_compare_exchange_u32(&slot->woken, &expected, tag))
 		return;
 	SetLatch(&GetPGProcByNumber(procno)->procLatch);
 }
