@@ -94,7 +94,7 @@ INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
 SELECT id, queue FROM awa_claim(NULL::text[], batch => 10);
 SELECT id, state FROM awa.jobs WHERE id = 34;
 
--- more queues than one statement takes (64): all are served
+-- seventy queues in one claim: all are served
 TRUNCATE awa.jobs;
 SELECT count(*) FROM (SELECT awa_insert('k', queue => 'm' || g) FROM generate_series(1, 70) g) i;
 SELECT count(*), count(DISTINCT queue)
