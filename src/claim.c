@@ -970,7 +970,8 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * awa_job_claim_many_sql in job.c).  Its plan has the same few nodes for
  * any number of queues: setting up and tearing down an executor node per
  * range would cost more than reading the ranges.  It reads a few
- * candidates per range (at first the batch's share per queue) and takes
+ * candidates per range (as many as asked for, up to 16, or twice a queue's
+ * share of a larger batch) and takes
  * them only up to the first range cut short, so the order is exact; when
  * that, or candidates locked by other claimers, leaves the claim short
  * while ranges were cut, the statement runs again for the rest.
@@ -1217,9 +1218,8 @@ count_limited(char **names, int n, int64 *caps, bool *locks)
  * Claim up to batch jobs of names[0..n), level by level, appending them to
  * rows.  Returns the number claimed; *at_limit is set when one of the
  * queues is at its concurrency limit.  Each level's statement reads up to
- * `per_range` candidates of each (queue, priority) range, at first the
- * batch's share per queue; when it claims fewer than it asked for while
- * ranges were cut there (the order allowed no more, or candidates locked
+ * `per_range` candidates of each (queue, priority) range (see below);
+ * when it claims fewer than it asked for while ranges were cut there (the order allowed no more, or candidates locked
  * by other claimers were skipped), it runs again for the rest, shared by
  * the ranges cut, or with four times as many when it took none.
  */
@@ -1258,8 +1258,13 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 
 	for (level = first; level <= last && nrows < batch; level++)
 	{
-		/* candidates per range: at first a share of the batch per queue */
-		int			per_range = Max((batch - nrows + n - 1) / n, 1);
+		/*
+		 * Candidates per range: as many as asked for, so that one statement
+		 * fills the batch (the range of the frontier holds that many before
+		 * it); for large batches over many queues, twice each queue's share.
+		 */
+		int			per_range = Min(batch - nrows,
+									Max(16, 2 * ((batch - nrows + n - 1) / n)));
 
 		if (many_plans[level] == NULL)
 		{
