@@ -150,6 +150,7 @@ extern void awa_job_enqueued(const char *queue, AwaJobState state,
 							 TimestampTz run_at);
 extern void awa_queue_opened(const char *queue, bool limit_gone);
 extern char *awa_job_claim_sql(int level, bool skip_limited, bool leases);
+extern char *awa_job_claim_many_sql(int level, bool leases);
 extern bool awa_job_complete(Datum job_id, Datum run_lease);
 extern int64 awa_job_complete_many(Datum ids, Datum leases);
 extern bool awa_job_fail(Datum job_id, Datum run_lease, text *error,
@@ -341,6 +342,7 @@ extern void awa_job_available(const char *queue);
 extern void awa_job_scheduled(const char *queue);
 extern void awa_wake_init(void);
 extern bool awa_wait_register(const char *queue);
+extern bool awa_wait_register_many(const char *const *queues, int n);
 extern void awa_wait_attempt(void);
 extern bool awa_wait_woken(void);
 extern long awa_wait_before_sleep(long due_ms);
@@ -348,6 +350,7 @@ extern void awa_wait_unregister(void);
 extern void awa_wait_at_limit(bool at_limit);
 extern void awa_claim_begins(const char *queue);
 extern void awa_claim_ends(int n, bool full);
+extern void awa_claim_noted(const char *queue, int n);
 extern void awa_running_freed(void);
 
 #endif							/* AWA_H */

@@ -84,6 +84,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/resowner.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -96,6 +97,8 @@
 
 PG_FUNCTION_INFO_V1(awa_claim);
 PG_FUNCTION_INFO_V1(awa_claim_wait);
+PG_FUNCTION_INFO_V1(awa_claim_queues);
+PG_FUNCTION_INFO_V1(awa_claim_wait_queues);
 
 #define AWA_MAX_BATCH			1000
 #define AWA_POLL_INTERVAL_MS	100 /* wait without shared memory */
@@ -125,6 +128,22 @@ typedef struct ClaimedRow
 } ClaimedRow;
 
 static SPIPlanPtr level_plans[NPLANS][NLEVELS + 1];	/* [][0]: aging off */
+
+/*
+ * What a claim serves: one queue (queue), or several (queue NULL; names
+ * sorted and distinct, nqueues of them; 0: every queue).
+ */
+typedef struct ClaimTarget
+{
+	text	   *queue;
+	int			nqueues;
+	char	  **names;
+} ClaimTarget;
+
+static int	try_claim_many(const ClaimTarget *target, TimestampTz at, Interval *lease,
+						   text *worker, int batch, ClaimedRow *rows, bool *at_limit);
+static long ms_until_next_due_many(const ClaimTarget *target, TimestampTz now);
+static void free_many_plans(void);
 
 /*
  * What one attempt of awa_claim_wait learned besides the jobs: set by
@@ -289,6 +308,7 @@ claim_schema(void)
 					SPI_freeplan(level_plans[k][level]);
 					level_plans[k][level] = NULL;
 				}
+		free_many_plans();
 		plans_built_for = features;
 	}
 	return features;
@@ -322,6 +342,16 @@ queue_allowance(text *queue, bool count)
 	return Max(awa_stmt_int8(0, "n"), 0);
 }
 
+/* The advisory lock a claimer holds while it counts a limited queue. */
+static void
+limit_locktag(LOCKTAG *tag, text *queue)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
+						 DatumGetUInt32(hash_any((unsigned char *) VARDATA_ANY(queue),
+												 VARSIZE_ANY_EXHDR(queue))),
+						 0, AWA_LIMIT_LOCK_CLASS);
+}
+
 /*
  * One attempt: claim up to batch jobs, appending them to rows.  Returns the
  * number claimed; *at_limit tells that the queue has a limit and as many
@@ -350,10 +380,7 @@ try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
 						text_to_cstring(queue)),
 				 errdetail("The count of running jobs must see claims committed by other workers."),
 				 errhint("Call awa_claim outside REPEATABLE READ and SERIALIZABLE transactions.")));
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-						 DatumGetUInt32(hash_any((unsigned char *) VARDATA_ANY(queue),
-												 VARSIZE_ANY_EXHDR(queue))),
-						 0, AWA_LIMIT_LOCK_CLASS);
+	limit_locktag(&tag, queue);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	allowance = queue_allowance(queue, true);
 	if (allowance > 0)
@@ -448,6 +475,25 @@ sleep_until(long timeout_ms, bool registered)
 	}
 }
 
+/* One attempt on a claim's queue or queues (see try_claim). */
+static int
+try_claim_target(const ClaimTarget *target, TimestampTz at, Interval *lease,
+				 text *worker, int batch, ClaimedRow *rows, bool *at_limit)
+{
+	if (target->queue != NULL)
+		return try_claim(target->queue, at, lease, worker, batch, rows, at_limit);
+	return try_claim_many(target, at, lease, worker, batch, rows, at_limit);
+}
+
+/* ms_until_next_due for a claim's queue or queues. */
+static long
+next_due_ms(const ClaimTarget *target, TimestampTz now)
+{
+	if (target->queue != NULL)
+		return ms_until_next_due(target->queue, now);
+	return ms_until_next_due_many(target, now);
+}
+
 /*
  * One attempt of a blocking claim, in a subtransaction that is kept only if
  * it claimed something.  An attempt that hands out nothing may still have
@@ -458,8 +504,8 @@ sleep_until(long timeout_ms, bool registered)
  * have to wait for.
  */
 static int
-try_claim_isolated(text *queue, TimestampTz at, Interval *lease, text *worker,
-				   int batch, ClaimedRow *rows, bool *at_limit)
+try_claim_isolated(const ClaimTarget *target, TimestampTz at, Interval *lease,
+				   text *worker, int batch, ClaimedRow *rows, bool *at_limit)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -467,7 +513,7 @@ try_claim_isolated(text *queue, TimestampTz at, Interval *lease, text *worker,
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
-	nrows = try_claim(queue, at, lease, worker, batch, rows, at_limit);
+	nrows = try_claim_target(target, at, lease, worker, batch, rows, at_limit);
 	if (nrows > 0)
 		ReleaseCurrentSubTransaction();
 	else
@@ -535,7 +581,7 @@ sleep_budget(TimestampTz now, TimestampTz give_up, bool registered,
  * job comes due.
  */
 static int
-claim_loop(text *queue, text *worker, int batch, Interval *lease,
+claim_loop(const ClaimTarget *target, text *worker, int batch, Interval *lease,
 		   int64 wait_us, bool registered, ClaimedRow *rows)
 {
 	TimestampTz at = GetCurrentTimestamp();
@@ -553,14 +599,14 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		if (registered)
 			awa_wait_attempt();
 		if (wait_us == 0)
-			nrows = try_claim(queue, at, lease, worker, batch, rows, &at_limit);
+			nrows = try_claim_target(target, at, lease, worker, batch, rows, &at_limit);
 		else
-			nrows = try_claim_isolated(queue, at, lease, worker, batch, rows, &at_limit);
+			nrows = try_claim_isolated(target, at, lease, worker, batch, rows, &at_limit);
 		if (wait_us == 0 && claim_probe != NULL)
 		{
 			claim_probe->at_limit = at_limit;
 			claim_probe->due_ms = nrows > 0 ? -1 :
-				ms_until_next_due(queue, GetCurrentTimestamp());
+				next_due_ms(target, GetCurrentTimestamp());
 			claim_probe->done = true;
 		}
 		if (nrows > 0 || wait_us == 0)
@@ -588,7 +634,7 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 		if (now >= give_up)
 			break;
 		sleep_until(sleep_budget(now, give_up, registered, at_limit,
-								 ms_until_next_due(queue, now)),
+								 next_due_ms(target, now)),
 					registered);
 		at = GetCurrentTimestamp();
 	}
@@ -598,6 +644,7 @@ claim_loop(text *queue, text *worker, int batch, Interval *lease,
 /*
  * Check awa_claim's arguments (the first five of fcinfo, in its order and
  * with its errors); fn names the routine in the errors that say which.
+ * With queue NULL the first argument is left to the caller (queues).
  * Returns wait in microseconds.
  */
 static int64
@@ -609,17 +656,20 @@ claim_args(FunctionCallInfo fcinfo, const char *fn, text **queue,
 
 	awa_check_writable(fn);
 
-	awa_check_not_null(fcinfo, 0, "queue");
+	if (queue != NULL)
+		awa_check_not_null(fcinfo, 0, "queue");
 	awa_check_not_null(fcinfo, 2, "batch");
 	awa_check_not_null(fcinfo, 3, "lease");
 	awa_check_not_null(fcinfo, 4, "wait");
-	*queue = PG_GETARG_TEXT_PP(0);
+	if (queue != NULL)
+		*queue = PG_GETARG_TEXT_PP(0);
 	*worker = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
 	*batch = PG_GETARG_INT32(2);
 	*lease = PG_GETARG_INTERVAL_P(3);
 	wait = PG_GETARG_INTERVAL_P(4);
 
-	awa_check_name(*queue, "queue");
+	if (queue != NULL)
+		awa_check_name(*queue, "queue");
 	if (*batch < 1 || *batch > AWA_MAX_BATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -636,37 +686,44 @@ claim_args(FunctionCallInfo fcinfo, const char *fn, text **queue,
 }
 
 /*
- * awa_claim(queue, worker, batch, lease, wait) RETURNS SETOF awa.jobs
- *
- * Claim up to batch due jobs: each becomes running with attempt + 1, a new
- * run_lease, attempted_at = heartbeat_at = the claim's time and
- * deadline_at = that time + lease.  With wait > 0, block until at least one
- * job could be claimed or the wait ends.
+ * Register a blocking claim's wait (wake.c) for its queue or queues.
  */
-Datum
-awa_claim(PG_FUNCTION_ARGS)
+static bool
+wait_register(const ClaimTarget *target)
 {
-	text	   *queue;
-	text	   *worker;
-	int32		batch;
-	Interval   *lease;
-	int64		wait_us;
+	if (target->queue != NULL)
+	{
+		const char *name = text_to_cstring(target->queue);
+
+		return awa_wait_register(name);
+	}
+	return awa_wait_register_many((const char *const *) target->names,
+								  target->nqueues);
+}
+
+/*
+ * Run a claim of target with checked arguments and return its rows as
+ * awa_claim's result set.
+ */
+static Datum
+claim_rows(FunctionCallInfo fcinfo, const ClaimTarget *target, text *worker,
+		   int32 batch, Interval *lease, int64 wait_us)
+{
 	ClaimedRow *rows;
 	volatile int nrows = 0;
 	volatile bool registered = false;
 	int			i;
 
-	wait_us = claim_args(fcinfo, "awa_claim", &queue, &worker, &batch, &lease);
-
 	rows = palloc(sizeof(ClaimedRow) * batch);
 
 	SPI_connect();
-	awa_claim_begins(text_to_cstring(queue));
+	if (target->queue != NULL)
+		awa_claim_begins(text_to_cstring(target->queue));
 	if (wait_us > 0)
-		registered = awa_wait_register(text_to_cstring(queue));
+		registered = wait_register(target);
 	PG_TRY();
 	{
-		nrows = claim_loop(queue, worker, batch, lease, wait_us, registered, rows);
+		nrows = claim_loop(target, worker, batch, lease, wait_us, registered, rows);
 		awa_claim_ends(nrows, nrows == batch);
 	}
 	PG_FINALLY();
@@ -685,17 +742,38 @@ awa_claim(PG_FUNCTION_ARGS)
 }
 
 /*
- * Run awa_claim(queue, worker, batch, lease, wait) through SPI, as the
- * caller, and return its rows as one awa.jobs[] (NULL if none), copied to
- * the memory of the caller of SPI.  With probe set, awa_claim (wait 0)
- * fills it in.  Going through SQL keeps awa_claim's SECURITY DEFINER: a
- * procedure that commits cannot be one.
+ * awa_claim(queue, worker, batch, lease, wait) RETURNS SETOF awa.jobs
+ *
+ * Claim up to batch due jobs: each becomes running with attempt + 1, a new
+ * run_lease, attempted_at = heartbeat_at = the claim's time and
+ * deadline_at = that time + lease.  With wait > 0, block until at least one
+ * job could be claimed or the wait ends.
+ */
+Datum
+awa_claim(PG_FUNCTION_ARGS)
+{
+	ClaimTarget target = {0};
+	text	   *worker;
+	int32		batch;
+	Interval   *lease;
+	int64		wait_us;
+
+	wait_us = claim_args(fcinfo, "awa_claim", &target.queue, &worker, &batch, &lease);
+	return claim_rows(fcinfo, &target, worker, batch, lease, wait_us);
+}
+
+/*
+ * Run awa_claim(queue or queues, worker, batch, lease, wait) through SPI,
+ * as the caller, and return its rows as one awa.jobs[] (NULL if none),
+ * copied to the memory of the caller of SPI.  With probe set, awa_claim
+ * (wait 0) fills it in.  Going through SQL keeps awa_claim's SECURITY
+ * DEFINER: a procedure that commits cannot be one.
  */
 static Datum
-claim_through_spi(const char *sql, Datum *values, const char *nulls,
-				  ClaimProbe *probe, bool *isnull)
+claim_through_spi(const char *sql, Oid queue_type, Datum *values,
+				  const char *nulls, ClaimProbe *probe, bool *isnull)
 {
-	static const Oid argtypes[] = {TEXTOID, TEXTOID, INT4OID, INTERVALOID, INTERVALOID};
+	Oid			argtypes[] = {queue_type, TEXTOID, INT4OID, INTERVALOID, INTERVALOID};
 	Datum		jobs;
 
 	if (probe != NULL)
@@ -703,7 +781,7 @@ claim_through_spi(const char *sql, Datum *values, const char *nulls,
 	claim_probe = probe;
 	PG_TRY();
 	{
-		if (SPI_execute_with_args(sql, 5, (Oid *) argtypes, values, nulls,
+		if (SPI_execute_with_args(sql, 5, argtypes, values, nulls,
 								  false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "awa_claim_wait: the claim failed");
 	}
@@ -725,10 +803,10 @@ claim_through_spi(const char *sql, Datum *values, const char *nulls,
  * sleep.  Caller is connected to SPI with SPI_OPT_NONATOMIC.
  */
 static pg_noinline Datum
-wait_committing(const char *sql, Datum *values, const char *nulls,
-				const char *queue, int64 wait_us, bool *jobs_null)
+wait_committing(const char *sql, Oid queue_type, Datum *values, const char *nulls,
+				const ClaimTarget *target, int64 wait_us, bool *jobs_null)
 {
-	volatile bool registered = awa_wait_register(queue);
+	volatile bool registered = wait_register(target);
 	Datum		jobs = (Datum) 0;
 
 	*jobs_null = true;
@@ -739,13 +817,13 @@ wait_committing(const char *sql, Datum *values, const char *nulls,
 
 		for (;;)
 		{
-			ClaimProbe probe;
+			ClaimProbe	probe;
 			TimestampTz now;
 
 			ResetLatch(MyLatch);
 			if (registered)
 				awa_wait_attempt();
-			jobs = claim_through_spi(sql, values, nulls, &probe, jobs_null);
+			jobs = claim_through_spi(sql, queue_type, values, nulls, &probe, jobs_null);
 			if (!*jobs_null)
 				break;			/* committed when the CALL ends */
 			/* nothing: end the attempt's transaction, and its snapshot */
@@ -776,6 +854,71 @@ wait_committing(const char *sql, Datum *values, const char *nulls,
 }
 
 /*
+ * The body of CALL awa_claim_wait for a queue (queue_type TEXTOID) or
+ * queues (TEXTARRAYOID), arguments checked: see awa_claim_wait.
+ * queue_value is the first argument as awa_claim is to get it ((Datum) 0:
+ * NULL); it and target are in memory that outlives the transactions.
+ */
+static Datum
+claim_wait(FunctionCallInfo fcinfo, Oid queue_type, Datum queue_value,
+		   const ClaimTarget *target, text *worker, int32 batch,
+		   Interval *lease, int64 wait_us)
+{
+	bool		nonatomic;
+	char	   *sql;
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Interval   *no_wait;
+	Datum		jobs = (Datum) 0;
+	bool		jobs_null = true;
+	TupleDesc	desc;
+	Datum		result;
+	bool		result_null;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE ||
+		desc->natts != 1)
+		elog(ERROR, "awa_claim_wait: wrong result type");
+	desc = BlessTupleDesc(desc);
+	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+
+	/* the arguments, in memory that outlives the transactions */
+	values[0] = queue_value;
+	if (queue_value == (Datum) 0)
+		nulls[0] = 'n';
+	if (worker)
+		worker = DatumGetTextPP(datumCopy(PointerGetDatum(worker), false, -1));
+	lease = DatumGetIntervalP(datumCopy(IntervalPGetDatum(lease), false, sizeof(Interval)));
+	no_wait = palloc0(sizeof(Interval));
+	sql = psprintf("SELECT pg_catalog.array_agg(c) FROM %s.awa_claim($1, $2, $3, $4, $5) c",
+				   quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid))));
+	values[1] = worker ? PointerGetDatum(worker) : (Datum) 0;
+	nulls[1] = worker ? ' ' : 'n';
+	values[2] = Int32GetDatum(batch);
+	values[3] = IntervalPGetDatum(lease);
+
+	if (!nonatomic || wait_us == 0)
+	{
+		/* one awa_claim with the whole wait, in this statement */
+		values[4] = PG_GETARG_DATUM(4);
+		SPI_connect();
+		jobs = claim_through_spi(sql, queue_type, values, nulls, NULL, &jobs_null);
+		SPI_finish();
+	}
+	else
+	{
+		values[4] = IntervalPGetDatum(no_wait);
+		SPI_connect_ext(SPI_OPT_NONATOMIC);
+		jobs = wait_committing(sql, queue_type, values, nulls, target, wait_us, &jobs_null);
+		SPI_finish();
+	}
+
+	result_null = jobs_null;
+	result = HeapTupleGetDatum(heap_form_tuple(desc, &jobs, &result_null));
+	PG_RETURN_DATUM(result);
+}
+
+/*
  * CALL awa_claim_wait(queue, worker, batch, lease, wait, INOUT jobs)
  *
  * awa_claim's blocking claim as a procedure that holds no snapshot while it
@@ -803,63 +946,511 @@ wait_committing(const char *sql, Datum *values, const char *nulls,
 Datum
 awa_claim_wait(PG_FUNCTION_ARGS)
 {
-	text	   *queue;
+	ClaimTarget target = {0};
 	text	   *worker;
 	int32		batch;
 	Interval   *lease;
 	int64		wait_us;
-	bool		nonatomic;
-	char	   *sql;
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	Interval   *no_wait;
-	Datum		jobs = (Datum) 0;
-	bool		jobs_null = true;
-	TupleDesc	desc;
-	Datum		result;
-	bool		result_null;
-	char	   *queue_name;
 
-	wait_us = claim_args(fcinfo, "awa_claim_wait", &queue, &worker, &batch, &lease);
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE ||
-		desc->natts != 1)
-		elog(ERROR, "awa_claim_wait: wrong result type");
-	desc = BlessTupleDesc(desc);
-	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
-		!castNode(CallContext, fcinfo->context)->atomic;
+	wait_us = claim_args(fcinfo, "awa_claim_wait", &target.queue, &worker, &batch, &lease);
+	target.queue = DatumGetTextPP(datumCopy(PointerGetDatum(target.queue), false, -1));
+	return claim_wait(fcinfo, TEXTOID, PointerGetDatum(target.queue), &target,
+					  worker, batch, lease, wait_us);
+}
 
-	/* the arguments, in memory that outlives the transactions */
-	queue = DatumGetTextPP(datumCopy(PointerGetDatum(queue), false, -1));
-	if (worker)
-		worker = DatumGetTextPP(datumCopy(PointerGetDatum(worker), false, -1));
-	lease = DatumGetIntervalP(datumCopy(IntervalPGetDatum(lease), false, sizeof(Interval)));
-	queue_name = text_to_cstring(queue);
-	no_wait = palloc0(sizeof(Interval));
-	sql = psprintf("SELECT pg_catalog.array_agg(c) FROM %s.awa_claim($1, $2, $3, $4, $5) c",
-				   quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid))));
-	values[0] = PointerGetDatum(queue);
-	values[1] = worker ? PointerGetDatum(worker) : (Datum) 0;
-	nulls[1] = worker ? ' ' : 'n';
-	values[2] = Int32GetDatum(batch);
-	values[3] = IntervalPGetDatum(lease);
+/* ---------------------------------------------------------------------
+ * Multi-queue claim
+ *
+ * awa_claim(queues text[], ...) and CALL awa_claim_wait(queues text[], ...)
+ * serve several queues (NULL: every queue that has waiting jobs) with one
+ * claim, in the order of a single queue's claim across all of them: level
+ * by level, each level one statement that reads the first candidates of
+ * each (queue, priority) range with one index scan repeated per range,
+ * sorts them and locks them in order as it takes them (see
+ * awa_job_claim_many_sql in job.c).  Its plan has the same few nodes for
+ * any number of queues: setting up and tearing down an executor node per
+ * range would cost more than reading the ranges.  It reads a few
+ * candidates per range (as many as asked for, up to 16, or twice a queue's
+ * share of a larger batch) and takes
+ * them only up to the first range cut short, so the order is exact; when
+ * that, or candidates locked by other claimers, leaves the claim short
+ * while ranges were cut, the statement runs again for the rest.
+ *
+ * Pauses and limits hold per queue.  A paused queue yields nothing.  A
+ * queue with a concurrency limit is counted as in the single-queue path:
+ * under its advisory lock (taken in name order, held to commit if jobs of
+ * the queue were claimed), and the statement takes at most the difference
+ * from it, in the same order as the other queues' jobs.  Finding which of
+ * the queues have a limit costs one lookup of awa.queue_meta per attempt.
+ *
+ * A blocking claim publishes all its queues in its wait slot (more than
+ * AWA_WAIT_QUEUES, or every queue: it waits for any queue), so a commit on
+ * any of them wakes it (wake.c).
+ * ---------------------------------------------------------------------
+ */
 
-	if (!nonatomic || wait_us == 0)
+static SPIPlanPtr many_plans[NLEVELS + 1];	/* [0]: aging off */
+
+static const Oid claim_many_argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID, INTERVALOID,
+	INT4OID, INTERVALOID, TEXTOID, INT4ARRAYOID, INT4OID};
+
+/*
+ * Run a multi-queue claim statement with bitmap scans and JIT off.  Its
+ * plan is generic, like a single queue's (execute_claim_plan); each range
+ * it reads is an index scan in (run_at, id) order cut by a LIMIT, which the
+ * planner prefers while sorts stay allowed: the statement sorts its
+ * candidates (a few per range), and with sorts disabled their penalty
+ * would make it cost enough to be JIT-compiled at every run.
+ */
+static int
+execute_many_plan(SPIPlanPtr plan, Datum *values, const char *nulls)
+{
+	int			nestlevel = NewGUCNestLevel();
+	int			ret;
+
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	ret = SPI_execute_plan(plan, values, nulls, false, 0);
+	AtEOXact_GUC(true, nestlevel);
+	return ret;
+}
+
+/* Forget the statements of multi-queue claims (the schema changed). */
+static void
+free_many_plans(void)
+{
+	int			level;
+
+	for (level = 0; level <= NLEVELS; level++)
+		if (many_plans[level] != NULL)
+		{
+			SPI_freeplan(many_plans[level]);
+			many_plans[level] = NULL;
+		}
+}
+
+/* qsort order of queue names: byte order. */
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * The queues argument (argument 0) of awa_claim(queues text[], ...): NULL
+ * is every queue (target->nqueues 0); else a non-empty one-dimensional
+ * array of valid names, none NULL, kept sorted without duplicates.
+ */
+static void
+claim_queues_arg(FunctionCallInfo fcinfo, ClaimTarget *target)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	int			kept;
+
+	target->queue = NULL;
+	target->nqueues = 0;
+	target->names = NULL;
+	if (PG_ARGISNULL(0))
+		return;
+	arr = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("queues must be a one-dimensional array, got %d dimensions",
+						ARR_NDIM(arr))));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("queues must name at least one queue"),
+				 errhint("Pass NULL to claim from every queue.")));
+	target->names = palloc(sizeof(char *) * n);
+	for (i = 0; i < n; i++)
 	{
-		/* one awa_claim with the whole wait, in this statement */
-		values[4] = PG_GETARG_DATUM(4);
-		SPI_connect();
-		jobs = claim_through_spi(sql, values, nulls, NULL, &jobs_null);
-		SPI_finish();
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("queues must not contain NULL (element %d)", i + 1),
+					 errhint("Pass NULL for the whole array to claim from every queue.")));
+		awa_check_name(DatumGetTextPP(elems[i]), "queues");
+		target->names[i] = TextDatumGetCString(elems[i]);
+	}
+	qsort(target->names, n, sizeof(char *), name_cmp);
+	kept = 0;
+	for (i = 0; i < n; i++)
+		if (kept == 0 || strcmp(target->names[kept - 1], target->names[i]) != 0)
+			target->names[kept++] = target->names[i];
+	target->nqueues = kept;
+}
+
+/*
+ * The queues that have waiting jobs (scheduled, available or retryable),
+ * in name order: one descent of the claim index per queue.  Caller is in
+ * SPI; a fresh snapshot (a blocking claim's next attempt sees new queues).
+ */
+static char **
+queues_with_jobs(int *n)
+{
+	static AwaStmt stmt = AWA_STMT("awa_claim: finding the queues with waiting jobs", SPI_OK_SELECT,
+		"WITH RECURSIVE q(queue) AS ("
+		" (SELECT queue FROM awa.jobs WHERE state IN " AWA_STATES_WAITING_SQL
+		"  ORDER BY queue LIMIT 1)"
+		" UNION ALL"
+		" SELECT (SELECT j.queue FROM awa.jobs j WHERE j.state IN " AWA_STATES_WAITING_SQL
+		"  AND j.queue > q.queue ORDER BY j.queue LIMIT 1) FROM q WHERE q.queue IS NOT NULL)"
+		" SELECT queue FROM q WHERE queue IS NOT NULL",
+		0);
+	uint64		count = awa_stmt_run(&stmt, NULL, NULL, 0);
+	char	  **names = palloc(sizeof(char *) * Max(count, 1));
+	uint64		i;
+
+	for (i = 0; i < count; i++)
+		names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+	/* index order is the database's collation: byte order for the claim */
+	qsort(names, count, sizeof(char *), name_cmp);
+	*n = (int) count;
+	return names;
+}
+
+/* names[0..n) as a text[]. */
+static Datum
+names_array(char **names, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(names[i]);
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * What each of n queues may still give this attempt, as an int4[]: NULL
+ * where caps[i] < 0 (a queue claimed without a count), else its limit's
+ * allowance caps[i] minus the taken[i] jobs claimed already.
+ */
+static Datum
+caps_array(const int64 *caps, const int *taken, int n)
+{
+	Datum	   *elems = palloc0(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		nulls[i] = caps[i] < 0;
+		if (!nulls[i])
+			elems[i] = Int32GetDatum((int32) Max(caps[i] - taken[i], 0));
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * The queues among names[0..n) that have a concurrency limit and are not
+ * paused: their allowance under their advisory lock (taken here, in name
+ * order) in caps[i], -1 for the others.  locks[i] tells which were locked.
+ * Returns whether one of them is at its limit.  Caller is in SPI.
+ */
+static bool
+count_limited(char **names, int n, int64 *caps, bool *locks)
+{
+	static AwaStmt stmt = AWA_STMT("awa_claim: finding queues with a limit", SPI_OK_SELECT,
+		"SELECT queue FROM awa.queue_meta WHERE queue = ANY ($1)"
+		" AND NOT paused AND max_running IS NOT NULL",
+		1, TEXTARRAYOID);
+	Datum		arr = names_array(names, n);
+	uint64		nlimited;
+	uint64		k;
+	char	  **limited;
+	bool		at_limit = false;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		caps[i] = -1;
+		locks[i] = false;
+	}
+	nlimited = awa_stmt_run(&stmt, &arr, NULL, 0);
+	if (nlimited == 0)
+		return false;
+	limited = palloc(sizeof(char *) * nlimited);
+	for (k = 0; k < nlimited; k++)
+		limited[k] = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+	qsort(limited, nlimited, sizeof(char *), name_cmp);
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("claiming from queue \"%s\", which has a concurrency limit, needs READ COMMITTED",
+						limited[0]),
+				 errdetail("The count of running jobs must see claims committed by other workers."),
+				 errhint("Call awa_claim outside REPEATABLE READ and SERIALIZABLE transactions.")));
+	for (k = 0; k < nlimited; k++)
+	{
+		char	  **found = bsearch(&limited[k], names, n, sizeof(char *), name_cmp);
+		text	   *queue;
+		LOCKTAG		tag;
+
+		if (found == NULL)
+			continue;
+		i = (int) (found - names);
+		queue = cstring_to_text(names[i]);
+		limit_locktag(&tag, queue);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		locks[i] = true;
+		/* paused or the limit lifted since: claim none of it this time */
+		caps[i] = Max(queue_allowance(queue, true), 0);
+		if (caps[i] == 0 && queue_allowance(queue, false) == 0)
+			at_limit = true;
+	}
+	return at_limit;
+}
+
+/*
+ * Claim up to batch jobs of names[0..n), level by level, appending them to
+ * rows.  Returns the number claimed; *at_limit is set when one of the
+ * queues is at its concurrency limit.  Each level's statement reads up to
+ * `per_range` candidates of each (queue, priority) range (see below);
+ * when it claims fewer than it asked for while ranges were cut there (the order allowed no more, or candidates locked
+ * by other claimers were skipped), it runs again for the rest, shared by
+ * the ranges cut, or with four times as many when it took none.
+ */
+static int
+claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
+			 int batch, ClaimedRow *rows, bool *at_limit)
+{
+	bool		limits = (claim_schema() & AWA_SCHEMA_QUEUE_LIMITS) != 0;
+	int64	   *caps = palloc(sizeof(int64) * n);
+	bool	   *locks = palloc0(sizeof(bool) * n);
+	int		   *taken = palloc0(sizeof(int) * n);
+	Interval	aging;
+	int			first = awa_priority_aging_interval > 0 ? 1 : 0;
+	int			last = awa_priority_aging_interval > 0 ? NLEVELS : 0;
+	int			level;
+	int			nrows = 0;
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n', ' ', ' '};
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		caps[i] = -1;
+		awa_claim_noted(names[i], 0);
+	}
+	if (limits && count_limited(names, n, caps, locks))
+		*at_limit = true;
+
+	memset(&aging, 0, sizeof(aging));
+	aging.time = (int64) awa_priority_aging_interval * USECS_PER_SEC;
+	values[0] = names_array(names, n);
+	values[1] = TimestampTzGetDatum(at);
+	values[2] = IntervalPGetDatum(&aging);
+	values[4] = IntervalPGetDatum(lease);
+	values[5] = worker ? PointerGetDatum(worker) : (Datum) 0;
+
+	for (level = first; level <= last && nrows < batch; level++)
+	{
+		/*
+		 * Candidates per range: as many as asked for, so that one statement
+		 * fills the batch (the range of the frontier holds that many before
+		 * it); for large batches over many queues, twice each queue's share.
+		 */
+		int			per_range = Min(batch - nrows,
+									Max(16, 2 * ((batch - nrows + n - 1) / n)));
+
+		if (many_plans[level] == NULL)
+		{
+			char	   *sql = awa_job_claim_many_sql(level, awa_schema_has(AWA_SCHEMA_LEASES));
+
+			awa_plan(&many_plans[level], sql, 8, claim_many_argtypes);
+			pfree(sql);
+		}
+		for (;;)
+		{
+			int			ret;
+			int			asked = batch - nrows;
+			int			got = 0;
+			int64		cut = 0;
+			uint64		k;
+			int			idcol;
+			int			runcol;
+			int			queuecol;
+			int			morecol;
+
+			values[3] = Int32GetDatum(asked);
+			values[6] = caps_array(caps, taken, n);
+			values[7] = Int32GetDatum(per_range);
+			ret = execute_many_plan(many_plans[level], values, nulls);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "awa_claim: claim failed: %s", SPI_result_code_string(ret));
+			idcol = SPI_fnumber(SPI_tuptable->tupdesc, "id");
+			runcol = SPI_fnumber(SPI_tuptable->tupdesc, "run_at");
+			queuecol = SPI_fnumber(SPI_tuptable->tupdesc, "queue");
+			morecol = SPI_fnumber(SPI_tuptable->tupdesc, "awa_more");
+			for (k = 0; k < SPI_processed; k++)
+			{
+				HeapTuple	tuple = SPI_tuptable->vals[k];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+				bool		isnull;
+				Datum		flag = SPI_getbinval(tuple, desc, morecol, &isnull);
+				ClaimedRow *r;
+				char	   *queue;
+				char	  **found;
+
+				if (!isnull)
+				{
+					cut = DatumGetInt64(flag);
+					continue;
+				}
+				if (nrows >= batch)
+					elog(ERROR, "awa_claim: the claim returned more rows than asked for");
+				r = &rows[nrows++];
+				got++;
+				r->tuple = tuple;
+				r->desc = desc;
+				r->level = level;
+				r->id = DatumGetInt64(SPI_getbinval(tuple, desc, idcol, &isnull));
+				r->run_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, runcol, &isnull));
+				queue = SPI_getvalue(tuple, desc, queuecol);
+				found = bsearch(&queue, names, n, sizeof(char *), name_cmp);
+				if (found != NULL)
+					taken[found - names]++;
+			}
+			if (got >= asked || cut == 0 || per_range >= INT_MAX / 4)
+				break;
+			/* the rest shared by the ranges cut; none taken: locked, read further */
+			per_range = got == 0 ? per_range * 4 :
+				(int) Min(((int64) (asked - got) + cut - 1) / cut + 1, INT_MAX / 4);
+		}
+	}
+
+	for (i = 0; i < n; i++)
+	{
+		if (taken[i] > 0)
+			awa_claim_noted(names[i], taken[i]);
+		else if (locks[i])
+		{
+			/* claimed nothing there: nothing for the next claimer to count */
+			LOCKTAG		tag;
+
+			limit_locktag(&tag, cstring_to_text(names[i]));
+			LockRelease(&tag, ExclusiveLock, false);
+		}
+	}
+	return nrows;
+}
+
+/*
+ * One attempt of a multi-queue claim: up to batch jobs of the target's
+ * queues (or of every queue with waiting jobs), appended to rows.  Returns
+ * the number claimed; *at_limit tells that one of the queues is at its
+ * concurrency limit.  Caller is connected to SPI.
+ */
+static int
+try_claim_many(const ClaimTarget *target, TimestampTz at, Interval *lease,
+			   text *worker, int batch, ClaimedRow *rows, bool *at_limit)
+{
+	char	  **names = target->names;
+	int			n = target->nqueues;
+
+	*at_limit = false;
+	if (n == 0)
+		names = queues_with_jobs(&n);
+	if (n == 0)
+		return 0;
+	return claim_queues(names, n, at, lease, worker, batch, rows, at_limit);
+}
+
+/*
+ * How long until the next scheduled or retryable job of the target's
+ * queues (of any queue: every queue) comes due, in milliseconds (-1 if
+ * there is none).  Caller is in SPI.
+ */
+static long
+ms_until_next_due_many(const ClaimTarget *target, TimestampTz now)
+{
+	static AwaStmt some = AWA_STMT("awa_claim: looking for the next due job", SPI_OK_SELECT,
+								   "SELECT min(run_at) AS next FROM awa.jobs"
+								   " WHERE queue = ANY ($1) AND state IN " AWA_STATES_WAITING_SQL
+								   " AND state <> 'available' AND run_at > $2",
+								   2, TEXTARRAYOID, TIMESTAMPTZOID);
+	static AwaStmt every = AWA_STMT("awa_claim: looking for the next due job", SPI_OK_SELECT,
+									"SELECT min(run_at) AS next FROM awa.jobs"
+									" WHERE state IN " AWA_STATES_WAITING_SQL
+									" AND state <> 'available' AND run_at > $1",
+									1, TIMESTAMPTZOID);
+	Datum		values[2];
+	bool		isnull;
+	TimestampTz next;
+	uint64		found;
+
+	if (target->nqueues == 0)
+	{
+		values[0] = TimestampTzGetDatum(now);
+		found = awa_stmt_run(&every, values, NULL, 1);
 	}
 	else
 	{
-		values[4] = IntervalPGetDatum(no_wait);
-		SPI_connect_ext(SPI_OPT_NONATOMIC);
-		jobs = wait_committing(sql, values, nulls, queue_name, wait_us, &jobs_null);
-		SPI_finish();
+		values[0] = names_array(target->names, target->nqueues);
+		values[1] = TimestampTzGetDatum(now);
+		found = awa_stmt_run(&some, values, NULL, 1);
 	}
+	if (found != 1)
+		return -1;
+	next = DatumGetTimestampTz(awa_stmt_value(0, "next", &isnull));
+	if (isnull)
+		return -1;
+	return (long) ((next - now) / 1000) + 1;
+}
 
-	result_null = jobs_null;
-	result = HeapTupleGetDatum(heap_form_tuple(desc, &jobs, &result_null));
-	PG_RETURN_DATUM(result);
+/*
+ * awa_claim(queues text[], worker, batch, lease, wait) RETURNS SETOF awa.jobs
+ *
+ * awa_claim over several queues: the most urgent due jobs of any of them,
+ * in the single-queue order across all; NULL claims from every queue.
+ */
+Datum
+awa_claim_queues(PG_FUNCTION_ARGS)
+{
+	ClaimTarget target;
+	text	   *worker;
+	int32		batch;
+	Interval   *lease;
+	int64		wait_us;
+
+	wait_us = claim_args(fcinfo, "awa_claim", NULL, &worker, &batch, &lease);
+	claim_queues_arg(fcinfo, &target);
+	return claim_rows(fcinfo, &target, worker, batch, lease, wait_us);
+}
+
+/*
+ * CALL awa_claim_wait(queues text[], worker, batch, lease, wait, INOUT jobs)
+ *
+ * awa_claim_wait over several queues (NULL: every queue), each attempt
+ * awa_claim(queues, ..., wait => 0); woken by a commit on any of them.
+ */
+Datum
+awa_claim_wait_queues(PG_FUNCTION_ARGS)
+{
+	ClaimTarget target;
+	text	   *worker;
+	int32		batch;
+	Interval   *lease;
+	int64		wait_us;
+	Datum		queues = (Datum) 0;
+
+	wait_us = claim_args(fcinfo, "awa_claim_wait", NULL, &worker, &batch, &lease);
+	claim_queues_arg(fcinfo, &target);
+	if (!PG_ARGISNULL(0))
+		queues = datumCopy(PointerGetDatum(PG_GETARG_ARRAYTYPE_P(0)), false, -1);
+	return claim_wait(fcinfo, TEXTARRAYOID, queues, &target, worker, batch,
+					  lease, wait_us);
 }

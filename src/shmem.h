@@ -13,12 +13,17 @@
 
 #include "port/atomics.h"
 
+/* A waiter of more queues than this waits for every queue. */
+#define AWA_WAIT_QUEUES 16
+
 /* One claimer blocked in awa_claim; also the backend's commit mark. */
 typedef struct AwaWaitSlot
 {
 	pg_atomic_uint32 reg_gen;	/* odd while the fields below describe a waiter */
 	Oid			dboid;
 	uint32		queue_hash;
+	uint32		nqueues;		/* 1: queue_hash; 2..AWA_WAIT_QUEUES: queue_hashes; 0: every queue */
+	uint32		queue_hashes[AWA_WAIT_QUEUES];
 	int			procno;
 	pg_atomic_uint32 woken;		/* not 0: handed a wake-up it has not taken
 								 * yet (the hand's tag, see hand_wakeups) */

@@ -37,6 +37,17 @@
  * and a commit that schedules a job wakes one waiter to look again.  So
  * one waiter, not all, wakes when a scheduled job comes due.
  *
+ * A waiter of several queues (awa_claim(queues text[], ...)) lists their
+ * hashes in its slot, up to AWA_WAIT_QUEUES of them; with more, or for
+ * every queue, it waits for any queue of its database.  A commit counts
+ * it among the waiters of each queue it serves, so the rules above hold
+ * per queue.  Not knowing which queue a wake-up it took was for, it passes
+ * one on to a waiter of each of its queues (a waiter of every queue: to
+ * every waiter of the database) when it claims a full batch or leaves
+ * holding one.  It keeps the time of its own next scheduled job (other
+ * waiters do not count on it, nor it on them), and at a concurrency limit
+ * each completion wakes it, not one waiter per queue.
+ *
  * A backend that exits while waiting (FATAL: pg_terminate_backend, lost
  * client) withdraws its slot and passes on what it held from a
  * before_shmem_exit callback, as it does on every other way out.
@@ -106,6 +117,8 @@ static int	current_claim = -1;	/* index in claimed[] of the running awa_claim */
 /* This backend as a blocked claimer (see awa_wait_register). */
 static bool registered = false;
 static uint32 registered_hash = 0;
+static int	registered_nqueues = 1;	/* as the slot's nqueues */
+static uint32 registered_hashes[AWA_WAIT_QUEUES];
 static bool took_wake = false;	/* its current attempt was woken */
 static bool attempting = false;	/* an attempt is under way */
 static bool slept = false;		/* the next attempt follows a sleep */
@@ -113,6 +126,8 @@ static bool keeps_time = false; /* its due_at is published */
 static bool exit_callback_set = false;
 
 static void note_queue(const char *queue, bool notify);
+static void pass_on_wakeup(void);
+static bool slot_serves(AwaWaitSlot *slot, uint32 hash);
 static void set_exit_callback(void);
 
 static uint32
@@ -185,6 +200,27 @@ awa_running_freed(void)
 }
 
 /*
+ * Whether a waiter's slot waits for the queue with this hash: its one
+ * queue, one of its several, or every queue.  Read between two reads of
+ * reg_gen, like the other fields.
+ */
+static bool
+slot_serves(AwaWaitSlot *slot, uint32 hash)
+{
+	uint32		n = slot->nqueues;
+	uint32		i;
+
+	if (n == 1)
+		return slot->queue_hash == hash;
+	if (n == 0 || n > AWA_WAIT_QUEUES)
+		return true;
+	for (i = 0; i < n; i++)
+		if (slot->queue_hashes[i] == hash)
+			return true;
+	return false;
+}
+
+/*
  * Hand a wake-up to up to k waiters of this database: those waiting on the
  * queue with this hash, or on any queue (any_queue), and only those at a
  * concurrency limit (at_limit_only).  A waiter that holds a wake-up it has
@@ -231,7 +267,7 @@ hand_wakeups(uint32 hash, bool any_queue, bool at_limit_only, int k)
 			continue;
 		pg_read_barrier();
 		match = slot->dboid == MyDatabaseId &&
-			(any_queue || slot->queue_hash == hash);
+			(any_queue || slot_serves(slot, hash));
 		procno = slot->procno;
 		pg_read_barrier();
 		if (!match || pg_atomic_read_u32(&slot->reg_gen) != gen)
@@ -249,6 +285,34 @@ hand_wakeups(uint32 hash, bool any_queue, bool at_limit_only, int k)
 			handed++;
 	}
 	return handed;
+}
+
+/*
+ * Hand a wake-up to the waiter of slot i (a waiter of several queues at a
+ * concurrency limit, which is not counted per queue), unless it holds one.
+ */
+static void
+wake_slot(int i)
+{
+	AwaWaitSlot *slot = &awa_shared->slots[i];
+	uint32		gen = pg_atomic_read_u32(&slot->reg_gen);
+	uint32		expected = 0;
+	uint32		tag;
+	int			procno;
+
+	if ((gen & 1) == 0 || i == MyBackendId - 1)
+		return;
+	pg_read_barrier();
+	procno = slot->procno;
+	pg_read_barrier();
+	if (pg_atomic_read_u32(&slot->reg_gen) != gen)
+		return;
+	do
+		tag = pg_atomic_add_fetch_u32(&awa_shared->wake_tag, 1);
+	while (tag == 0);
+	if (!pg_atomic_compare_exchange_u32(&slot->woken, &expected, tag))
+		return;
+	SetLatch(&GetPGProcByNumber(procno)->procLatch);
 }
 
 /*
@@ -288,6 +352,12 @@ wake_waiters(void)
 			pg_read_barrier();
 			if (slot->dboid != MyDatabaseId)
 				continue;
+			if (slot->nqueues != 1)
+			{
+				/* a waiter of several queues: counts again on its own */
+				wake_slot(i);
+				continue;
+			}
 			h = slot->queue_hash;
 			for (j = 0; j < nseen && seen[j] != h; j++)
 				;
@@ -419,15 +489,34 @@ set_exit_callback(void)
 bool
 awa_wait_register(const char *queue)
 {
+	return awa_wait_register_many(&queue, 1);
+}
+
+/*
+ * Publish this backend as waiting for jobs of any of the n queues (n = 0:
+ * of every queue; more than AWA_WAIT_QUEUES also waits for every queue),
+ * until awa_wait_unregister.  A commit that makes jobs of one of them
+ * claimable counts this waiter among the queue's waiters.  Returns false
+ * without shared memory, as awa_wait_register.
+ */
+bool
+awa_wait_register_many(const char *const *queues, int n)
+{
 	AwaWaitSlot *slot = awa_my_slot();
+	int			i;
 
 	if (slot == NULL)
 		return false;
 	set_exit_callback();
 	if (registered)
 		awa_wait_unregister();
+	if (n > AWA_WAIT_QUEUES)
+		n = 0;
 	slot->dboid = MyDatabaseId;
-	slot->queue_hash = queue_hash(queue);
+	slot->nqueues = (uint32) n;
+	slot->queue_hash = n == 1 ? queue_hash(queues[0]) : 0;
+	for (i = 0; i < n; i++)
+		slot->queue_hashes[i] = registered_hashes[i] = queue_hash(queues[i]);
 	slot->procno = MyProc->pgprocno;
 	pg_atomic_write_u32(&slot->woken, 0);
 	pg_atomic_write_u32(&slot->at_limit, 0);
@@ -444,11 +533,33 @@ awa_wait_register(const char *queue)
 	pg_memory_barrier();
 	registered = true;
 	registered_hash = slot->queue_hash;
+	registered_nqueues = n;
 	took_wake = false;
 	attempting = false;
 	slept = false;
 	keeps_time = false;
 	return true;
+}
+
+/*
+ * Pass one wake-up on from this waiter (it claimed a full batch after a
+ * wake-up, or leaves holding one or the timekeeping): to another waiter of
+ * its queue.  A waiter of several queues does not know which of them the
+ * wake-up was for, so it passes one to a waiter of each; a waiter of every
+ * queue wakes every waiter of the database.
+ */
+static void
+pass_on_wakeup(void)
+{
+	int			i;
+
+	if (registered_nqueues == 1)
+		(void) hand_wakeups(registered_hash, false, false, 1);
+	else if (registered_nqueues == 0)
+		(void) hand_wakeups(0, true, false, INT_MAX);
+	else
+		for (i = 0; i < registered_nqueues; i++)
+			(void) hand_wakeups(registered_hashes[i], false, false, 1);
 }
 
 /*
@@ -510,6 +621,8 @@ awa_wait_before_sleep(long due_ms)
 	attempting = false;
 	took_wake = false;
 	slept = true;
+	if (registered_nqueues != 1)
+		return due_ms;			/* a waiter of several queues keeps its own time */
 	if (due_ms < 0)
 	{
 		if (keeps_time)
@@ -529,7 +642,8 @@ awa_wait_before_sleep(long due_ms)
 		if ((gen & 1) == 0 || other == slot)
 			continue;
 		pg_read_barrier();
-		if (other->dboid != MyDatabaseId || other->queue_hash != registered_hash)
+		if (other->dboid != MyDatabaseId || other->nqueues != 1 ||
+			other->queue_hash != registered_hash)
 			continue;
 		other_due = pg_atomic_read_u64(&other->due_at);
 		pg_read_barrier();
@@ -587,7 +701,7 @@ awa_wait_unregister(void)
 	attempting = false;
 	keeps_time = false;
 	if (pass_on)
-		(void) hand_wakeups(registered_hash, false, false, 1);
+		pass_on_wakeup();
 }
 
 /*
@@ -622,6 +736,37 @@ awa_claim_begins(const char *queue)
 }
 
 /*
+ * A claim of several queues claims n jobs of queue (n = 0 before it
+ * starts): counted like awa_claim_begins and awa_claim_ends do for one
+ * queue, so that a rollback wakes that many waiters of the queue (at least
+ * one).
+ */
+void
+awa_claim_noted(const char *queue, int n)
+{
+	uint32		h = queue_hash(queue);
+	int			level = GetCurrentTransactionNestLevel();
+	int			i;
+
+	for (i = 0; i < nclaimed; i++)
+		if (claimed[i].hash == h && claimed[i].level == level)
+			break;
+	if (i == nclaimed)
+	{
+		if (nclaimed == MAX_CLAIMED)
+		{
+			claimed_overflow = true;
+			return;
+		}
+		claimed[nclaimed].hash = h;
+		claimed[nclaimed].count = 0;
+		claimed[nclaimed].level = level;
+		nclaimed++;
+	}
+	claimed[i].count += n;
+}
+
+/*
  * awa_claim claimed n jobs; full: as many as its batch.  A waiter that was
  * woken and claimed a full batch passes a wake-up on: more jobs may wait.
  */
@@ -632,7 +777,7 @@ awa_claim_ends(int n, bool full)
 		claimed[current_claim].count += n;
 	current_claim = -1;
 	if (registered && took_wake && full)
-		(void) hand_wakeups(registered_hash, false, false, 1);
+		pass_on_wakeup();
 	took_wake = false;
 	attempting = false;
 }

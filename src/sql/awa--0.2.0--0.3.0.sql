@@ -306,3 +306,33 @@ AS 'MODULE_PATHNAME', 'awa_shard_of'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION awa_shard_of(bigint)
 	IS 'the shard that holds a job id (id >> 48); 22003 for a negative id';
+
+-- Multi-queue claim ---------------------------------------------------------
+-- awa_claim and awa_claim_wait over several queues: queues is a non-empty
+-- text[] of queue names, or NULL for every queue.  The text forms above are
+-- unchanged (awa_claim(NULL) still raises 22004: a string literal or NULL
+-- resolves to them).
+
+CREATE FUNCTION awa_claim(
+	queues text[],
+	worker text DEFAULT NULL,
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	wait interval DEFAULT '0')
+RETURNS SETOF awa.jobs
+AS 'MODULE_PATHNAME', 'awa_claim_queues'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10;
+COMMENT ON FUNCTION awa_claim(text[], text, integer, interval, interval)
+	IS 'claim up to batch due jobs of any of the queues (NULL: every queue), most urgent first across them as for one queue, each queue''s pause and concurrency limit holding; with wait, block until work arrives on any of them; 22023 on an empty array or a bad name, 22004 on a NULL element, otherwise errors as awa_claim(text)';
+
+CREATE PROCEDURE awa_claim_wait(
+	queues text[],
+	worker text DEFAULT NULL,
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	wait interval DEFAULT '30 seconds',
+	INOUT jobs awa.jobs[] DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'awa_claim_wait_queues'
+LANGUAGE C;
+COMMENT ON PROCEDURE awa_claim_wait(text[], text, integer, interval, interval, awa.jobs[])
+	IS 'CALL outside a transaction block: awa_claim_wait over several queues (NULL: every queue), each attempt awa_claim(queues, wait => 0), woken by work on any of them; errors as awa_claim(text[])';

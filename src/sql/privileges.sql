@@ -63,6 +63,9 @@ DECLARE
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',
+		-- Multi-queue claim
+		'awa_claim(text[], text, integer, interval, interval)',
+		'awa_claim_wait(text[], text, integer, interval, interval, awa.jobs[])',
 		'awa_heartbeat(bigint[], bigint[])',
 		'awa_progress(bigint, bigint, jsonb)',
 		'awa_complete(bigint, bigint, jsonb)',

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(44);
+SELECT plan(48);
 
 SELECT has_role('awa_producer');
 SELECT has_role('awa_worker');
@@ -18,7 +18,7 @@ SELECT is(
 	0::bigint, 'every awa_* function is SECURITY DEFINER with search_path pinned');
 SELECT is(
 	(SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc WHERE proname LIKE 'awa\_%' AND prokind <> 'f'),
-	ARRAY['awa_claim_wait', 'awa_maintain_for'], 'the awa_* procedures');
+	ARRAY['awa_claim_wait', 'awa_claim_wait', 'awa_maintain_for'], 'the awa_* procedures (awa_claim_wait: a queue, several queues)');
 SELECT is(
 	(SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
 	  WHERE p.proname LIKE 'awa\_%' AND a.grantee = 0),
@@ -44,6 +44,7 @@ SELECT lives_ok($$SELECT * FROM awa_queue_stats()$$, 'producer: awa_queue_stats'
 SELECT lives_ok($$SELECT * FROM awa_cancel((awa_insert('k', queue => 'p')).id)$$, 'producer: awa_cancel');
 SELECT throws_ok($$SELECT * FROM awa_claim('p')$$, '42501', NULL, 'producer cannot claim');
 SELECT throws_ok($$CALL awa_claim_wait('p', wait => '0')$$, '42501', NULL, 'producer cannot CALL awa_claim_wait');
+SELECT throws_ok($$SELECT * FROM awa_claim(ARRAY['p', 'q'])$$, '42501', NULL, 'producer cannot claim from several queues');
 SELECT throws_ok($$SELECT awa_complete(1, 1)$$, '42501', NULL, 'producer cannot complete');
 -- a callback id is a capability: a producer (a webhook handler) may resolve its job
 SELECT is(awa_complete_external(gen_random_uuid(), '{}'), false, 'producer: awa_complete_external');
@@ -63,6 +64,8 @@ RESET ROLE;
 SET ROLE awa_tap_worker;
 SELECT lives_ok($$CALL awa_claim_wait('p', wait => '0')$$, 'worker: CALL awa_claim_wait');
 SELECT is((SELECT count(*) FROM awa_claim('p', batch => 10)), 3::bigint, 'worker: awa_claim');
+SELECT lives_ok($$SELECT * FROM awa_claim(ARRAY['p', 'q'])$$, 'worker: awa_claim over several queues');
+SELECT lives_ok($$CALL awa_claim_wait(NULL::text[], wait => '0')$$, 'worker: CALL awa_claim_wait over every queue');
 SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'worker cannot enqueue');
 SELECT throws_ok($$SELECT * FROM awa_retry_failed('*')$$, '42501', NULL, 'worker cannot retry failed jobs');
 SELECT throws_ok($$SELECT awa_set_queue_limit('p', 100)$$, '42501', NULL, 'worker cannot raise a queue''s limit');
@@ -77,6 +80,7 @@ SELECT throws_ok($$INSERT INTO awa.jobs (kind) VALUES ('k')$$, '42501', NULL, 'n
 SELECT throws_ok($$CALL awa_claim_wait('p', wait => '0')$$, '42501', NULL, 'no grant: awa_claim_wait refused');
 SELECT throws_ok($$SELECT awa_complete_external(gen_random_uuid())$$, '42501', NULL, 'no grant: awa_complete_external refused');
 SELECT throws_ok($$SELECT awa_fail_external(gen_random_uuid(), 'e')$$, '42501', NULL, 'no grant: awa_fail_external refused');
+SELECT throws_ok($$CALL awa_claim_wait(ARRAY['p'], wait => '0')$$, '42501', NULL, 'no grant: awa_claim_wait over several queues refused');
 RESET ROLE;
 
 -- an admin does everything

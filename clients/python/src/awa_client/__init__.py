@@ -9,13 +9,14 @@
         ...                               # raise awa.Snooze(60) to run it again later
 
     awa.Worker("dbname=app", queue="mail").run()   # or: awa-worker ...
+    awa.Worker("dbname=app", queue=["mail", "sms"]).run()   # several queues; awa.ALL_QUEUES: all
 """
 
-from .client import Client, Job, QueueStats, connect, interval
+from .client import ALL_QUEUES, Client, Job, QueueStats, connect, interval
 from .worker import Fail, JobCancelled, Registry, Snooze, Worker, job, registry
 
 # The package's one version: pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
-__all__ = ["Client", "Job", "QueueStats", "connect", "interval", "Worker", "Registry",
+__all__ = ["ALL_QUEUES", "Client", "Job", "QueueStats", "connect", "interval", "Worker", "Registry",
            "registry", "job", "Snooze", "Fail", "JobCancelled"]

@@ -227,6 +227,27 @@ class QueueStats:
 # (name, value, cast) of one named SQL argument
 _Arg = Tuple[str, Any, str]
 
+# An argument value that is passed as SQL NULL (None leaves the argument out, so the
+# SQL default applies).
+_NULL = object()
+
+# claim(ALL_QUEUES, ...) and Worker(queue=ALL_QUEUES): every queue.
+ALL_QUEUES = None
+
+
+def _named_args(args: Iterable[_Arg]) -> Tuple[List[str], List[Any]]:
+    """The named arguments of a call, "name => %s::type" each, and their values."""
+    parts, params = [], []
+    for name, value, cast in args:
+        if value is None:
+            continue  # let the SQL default apply
+        if value is _NULL:
+            parts.append("%s => NULL%s" % (name, cast))
+            continue
+        parts.append("%s => %%s%s" % (name, cast))
+        params.append(value)
+    return parts, params
+
 
 class Client:
     """awa's SQL API on one connection.
@@ -284,12 +305,7 @@ class Client:
             cur.close()
 
     def _call(self, fn: str, args: Iterable[_Arg], scalar: bool = False) -> Tuple[List[str], List[tuple]]:
-        parts, params = [], []
-        for name, value, cast in args:
-            if value is None:
-                continue  # let the SQL default apply
-            parts.append("%s => %%s%s" % (name, cast))
-            params.append(value)
+        parts, params = _named_args(args)
         template = "SELECT %s(%s)" if scalar else "SELECT * FROM %s(%s)"
         return self.execute(template % (fn, ", ".join(parts)), params)
 
@@ -453,16 +469,28 @@ class Client:
 
     # -- worker calls -------------------------------------------------------
 
-    def claim(self, queue: str, worker: Optional[str] = None, batch: int = 1,
-              lease: Optional[Interval] = None, wait: Optional[Interval] = None) -> List[Job]:
+    def claim(self, queue: Union[str, Sequence[str], None], worker: Optional[str] = None,
+              batch: int = 1, lease: Optional[Interval] = None,
+              wait: Optional[Interval] = None) -> List[Job]:
         """awa_claim: up to batch due jobs, now running; with wait, block until work or timeout.
+
+        ``queue`` is a queue name, a list of names (the most urgent due jobs of any of
+        them, in the order of one queue's claim; a blocking claim wakes for any of them;
+        needs awa 0.3.0), or None for every queue (ALL_QUEUES, needs awa 0.3.0).  An empty
+        list is refused by the server (SQLSTATE 22023), a None in the list too (22004).
 
         A blocking claim on a connection in autocommit mode, outside a transaction, runs as
         ``CALL awa_claim_wait(...)``, which sleeps between transactions and so does not hold
         back VACUUM while it waits; the jobs it returns are committed as claimed.  Inside a
         transaction (or on a server without the procedure) it is ``awa_claim`` in the
         caller's transaction, as before."""
-        args = [("queue", queue, "::text"), ("worker", worker, "::text"),
+        if isinstance(queue, str):
+            target: _Arg = ("queue", queue, "::text")
+        elif queue is None:
+            target = ("queues", _NULL, "::text[]")
+        else:
+            target = ("queues", list(queue), "::text[]")
+        args = [target, ("worker", worker, "::text"),
                 ("batch", batch, "::integer"), ("lease", interval(lease), "::interval"),
                 ("wait", interval(wait), "::interval")]
         if _waits(wait) and not self._no_claim_wait and _idle_autocommit(self.conn):
@@ -475,11 +503,7 @@ class Client:
         return self._jobs("awa_claim", args)
 
     def _claim_wait(self, args: Iterable[_Arg]) -> List[Job]:
-        parts, params = [], []
-        for name, value, cast in args:
-            if value is not None:
-                parts.append("%s => %%s%s" % (name, cast))
-                params.append(value)
+        parts, params = _named_args(args)
         _, rows = self.execute("CALL awa_claim_wait(%s)" % ", ".join(parts), params)
         jobs = rows[0][0] if rows else None
         if jobs is None:

@@ -1,4 +1,4 @@
-"""A worker that runs registered handlers for the jobs of one queue.
+"""A worker that runs registered handlers for the jobs of one queue, several, or all.
 
 Threads and connections (each connection used by one thread at a time):
 
@@ -77,7 +77,7 @@ import socket
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from .client import Client, Interval, Job, _json_default, connect
 
@@ -287,6 +287,12 @@ class _Running:
 class Worker:
     """Run the handlers of ``registry`` for the jobs of ``queue``.
 
+    ``queue``: a queue name (default "default"), a list of names, or ``ALL_QUEUES``
+    (None) for every queue (both need awa 0.3.0).  A worker of several queues claims the
+    most urgent due jobs of any of them, in the order of one queue's claim (priority, then
+    how long they have been due), each queue's pause and concurrency limit holding, and
+    its blocking claim wakes for a job of any of them.
+
     ``dsn`` (or ``connect``, a callable returning a new DB-API connection) gives the
     worker its own connections; they are put in autocommit mode.
 
@@ -305,7 +311,8 @@ class Worker:
     Prometheus metrics while ``run()`` runs (see the module's documentation).
     """
 
-    def __init__(self, dsn: Optional[str] = None, *, queue: str = "default",
+    def __init__(self, dsn: Optional[str] = None, *,
+                 queue: Union[str, Sequence[str], None] = "default",
                  registry: Registry = registry, connect: Optional[Callable[[], Any]] = None,
                  driver: Optional[str] = None, batch: int = 10, concurrency: Optional[int] = None,
                  lease: Interval = 60, wait: Interval = 5, heartbeat_interval: float = 10,
@@ -318,7 +325,7 @@ class Worker:
         if dsn is None and connect is None:
             dsn = os.environ.get("AWA_DSN", "")
         self.dsn, self.driver, self._connect_fn = dsn, driver, connect
-        self.queue = queue
+        self.queue = queue if queue is None or isinstance(queue, str) else list(queue)
         self.registry = registry
         self.batch = batch
         self.concurrency = concurrency or batch
@@ -456,6 +463,13 @@ class Worker:
     def _client(self, conn) -> Client:
         return Client(conn, prepare_threshold=self.prepare_threshold)
 
+    @property
+    def queue_label(self) -> str:
+        """The queue or queues served, for logs: "mail", "mail,sms" or "*" (every queue)."""
+        if self.queue is None:
+            return "*"
+        return self.queue if isinstance(self.queue, str) else ",".join(self.queue)
+
     # -- the synchronous path (tests, cron, --once) ----------------------------
 
     def run_once(self, wait: Interval = 0, client: Optional[Client] = None) -> int:
@@ -520,7 +534,7 @@ class Worker:
                                    name="awa-claim", daemon=True)
         bookkeeper = threading.Thread(target=self._bookkeeping_loop, args=(bg_client, claimer),
                                       name="awa-bookkeeping", daemon=True)
-        log.info("worker %s: queue %s, batch %d, concurrency %d", self.name, self.queue,
+        log.info("worker %s: queue %s, batch %d, concurrency %d", self.name, self.queue_label,
                  self.batch, self.concurrency,
                  extra={"awa": {"event": "worker_started", "worker": self.name, "queue": self.queue,
                                 "batch": self.batch, "concurrency": self.concurrency}})

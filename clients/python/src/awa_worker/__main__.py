@@ -1,7 +1,13 @@
 """Run an awa worker:
 
     awa-worker --dsn "dbname=app" --queue mail --module myapp.jobs
+    awa-worker --dsn "dbname=app" --queue mail --queue sms --module myapp.jobs
+    awa-worker --dsn "dbname=app" --all-queues --module myapp.jobs
     python -m awa_worker ...          (the same, without the installed script)
+
+A worker of several queues (--queue repeated, or --all-queues for every queue)
+claims the most urgent due jobs of any of them, each queue's pause and limit
+holding (awa 0.3.0).
 
 The modules are imported first; they register handlers with ``@awa.job("kind")``.
 SIGTERM or SIGINT stops it cleanly: no new claims, running jobs finish (or are
@@ -34,7 +40,10 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dsn", default=os.environ.get("AWA_DSN", ""),
                    help="libpq connection string (default: $AWA_DSN, else the PG* environment)")
-    p.add_argument("--queue", default="default", help="queue to work (default: default)")
+    p.add_argument("--queue", action="append", default=None, metavar="QUEUE",
+                   help="queue to work; repeat it to work several (default: default)")
+    p.add_argument("--all-queues", action="store_true",
+                   help="work every queue (not with --queue)")
     p.add_argument("--module", action="append", default=[], required=True,
                    help="module that registers handlers (repeatable)")
     p.add_argument("--batch", type=int, default=10, help="jobs per claim (default 10)")
@@ -86,8 +95,16 @@ def main(argv=None) -> int:
         importlib.import_module(m)
     if not awa.registry.handlers:
         p.error("the modules registered no handler (use @awa.job('kind'))")
+    if a.all_queues and a.queue:
+        p.error("--all-queues and --queue exclude each other")
+    if a.all_queues:
+        queue = awa.ALL_QUEUES
+    elif not a.queue:
+        queue = "default"
+    else:
+        queue = a.queue[0] if len(a.queue) == 1 else a.queue
     try:
-        w = awa.Worker(a.dsn, queue=a.queue, driver=a.driver, batch=a.batch,
+        w = awa.Worker(a.dsn, queue=queue, driver=a.driver, batch=a.batch,
                        concurrency=a.concurrency, wait=a.wait, lease=a.lease,
                        heartbeat_interval=a.heartbeat, shutdown_timeout=a.shutdown_timeout,
                        name=a.name, prepare_threshold=a.prepare_threshold,

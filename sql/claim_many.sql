@@ -1,0 +1,124 @@
+-- One claim, many queues: awa_claim(queues text[], ...) hands out the most
+-- urgent due jobs across its queues in a single queue's order, each
+-- queue's pause and concurrency limit holding; NULL claims from every queue.
+CREATE EXTENSION awa;
+SET timezone = 'UTC';
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE q;
+	RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+	RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+
+-- bad input names the argument: an empty array, a NULL element, a bad
+-- name, more than one dimension; the text form keeps rejecting NULL
+SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY[]::text[])$$);
+SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY['a', NULL])$$);
+SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY['a', ''])$$);
+SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY[repeat('x', 201)])$$);
+SELECT pg_temp.err($$SELECT * FROM awa_claim('{{a},{b}}'::text[])$$);
+SELECT pg_temp.err($$SELECT * FROM awa_claim(NULL)$$);
+SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY['a'], batch => 0)$$);
+SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY['a'], batch => NULL)$$);
+SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY['a'], lease => '0 s')$$);
+SELECT pg_temp.err($$CALL awa_claim_wait(ARRAY[]::text[])$$);
+SELECT pg_temp.err($$CALL awa_claim_wait(ARRAY[NULL]::text[])$$);
+SELECT pg_temp.err($$CALL awa_claim_wait(NULL)$$);
+-- a string literal is a queue name, as before
+SELECT count(*) FROM awa_claim('{a,b}');
+
+-- order across queues: priority first, then run_at, then id, whatever the
+-- queue; a job waiting long enough gains levels (aging) across queues too
+INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
+  OVERRIDING SYSTEM VALUE VALUES
+  (1, 'k', 'a', 2, now() - interval '10 s'),
+  (2, 'k', 'b', 1, now() - interval '5 s'),
+  (3, 'k', 'c', 3, now() - interval '20 s'),
+  (4, 'k', 'a', 1, now() - interval '1 s'),
+  (5, 'k', 'b', 2, now() - interval '30 s'),
+  (6, 'k', 'c', 4, now() - interval '2 minutes 30 s'),
+  (7, 'k', 'other', 1, now() - interval '1 hour');
+SELECT id, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a', 'b'], batch => 1);
+SELECT id, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 2);
+SELECT id, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 10);
+SELECT count(*) FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 10);
+-- job 7's queue was not asked for
+SELECT state FROM awa.jobs WHERE id = 7;
+
+-- a paused queue among several gives nothing; the others do
+TRUNCATE awa.jobs;
+INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
+  OVERRIDING SYSTEM VALUE VALUES
+  (11, 'k', 'p', 1, now() - interval '1 minute'),
+  (12, 'k', 'q', 2, now()),
+  (13, 'k', 'r', 3, now());
+SELECT awa_pause_queue('p');
+SELECT id, queue FROM awa_claim(ARRAY['p', 'q', 'r'], batch => 10);
+SELECT awa_resume_queue('p');
+SELECT id, queue FROM awa_claim(ARRAY['p', 'q', 'r'], batch => 10);
+
+-- a limited queue among several: at most its limit runs, counting the jobs
+-- already running; the unlimited queues fill the rest of the batch
+TRUNCATE awa.jobs;
+SELECT max_running FROM awa_set_queue_limit('lim', 2);
+INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
+  OVERRIDING SYSTEM VALUE VALUES
+  (21, 'k', 'lim', 1, now() - interval '5 s'),
+  (22, 'k', 'lim', 1, now() - interval '4 s'),
+  (23, 'k', 'lim', 1, now() - interval '3 s'),
+  (24, 'k', 'free', 2, now() - interval '2 s'),
+  (25, 'k', 'free', 2, now() - interval '1 s'),
+  (26, 'k', 'lim', 1, now() - interval '6 s');
+SELECT id, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 1);
+SELECT id, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 10);
+SELECT id, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 10);
+-- one finishes: one more of the limited queue may run
+SELECT awa_complete(26, 1);
+SELECT id, queue FROM awa_claim(ARRAY['free', 'lim'], batch => 10);
+-- a limited queue needs READ COMMITTED, as for one queue
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY['free', 'lim'])$$);
+ROLLBACK;
+SELECT awa_forget_queue('lim');
+
+-- NULL: every queue with due jobs, in the same order
+TRUNCATE awa.jobs;
+INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
+  OVERRIDING SYSTEM VALUE VALUES
+  (31, 'k', 'x', 2, now() - interval '3 s'),
+  (32, 'k', 'y', 1, now() - interval '2 s'),
+  (33, 'k', 'z', 2, now() - interval '4 s'),
+  (34, 'k', 'z', 2, now() + interval '1 hour');
+SELECT id, queue FROM awa_claim(NULL::text[], batch => 10);
+SELECT id, state FROM awa.jobs WHERE id = 34;
+
+-- seventy queues in one claim: all are served
+TRUNCATE awa.jobs;
+SELECT count(*) FROM (SELECT awa_insert('k', queue => 'm' || g) FROM generate_series(1, 70) g) i;
+SELECT count(*), count(DISTINCT queue)
+  FROM awa_claim(ARRAY(SELECT 'm' || g FROM generate_series(1, 70) g), batch => 1000);
+
+-- the claim's row and its fields are those of a single-queue claim
+TRUNCATE awa.jobs;
+SELECT (awa_insert('k', queue => 'w')).id IS NOT NULL AS inserted;
+SELECT queue, state, attempt, run_lease, claimed_by, lease, deadline_at = attempted_at + interval '1 minute' AS deadline
+  FROM awa_claim(ARRAY['w', 'v'], worker => 'me', lease => '1 minute');
+
+-- CALL awa_claim_wait over several queues returns the jobs (NULL: none)
+SELECT (awa_insert('k', queue => 'w2')).id IS NOT NULL AS inserted;
+DO $$
+DECLARE
+	j awa.jobs[];
+BEGIN
+	CALL awa_claim_wait(ARRAY['w1', 'w2'], wait => '0.1 s', jobs => j);
+	RAISE NOTICE 'claimed: %', (SELECT string_agg(x.queue || ' ' || x.state, ', ') FROM unnest(j) x);
+	CALL awa_claim_wait(ARRAY['w1', 'w2'], wait => '0.1 s', jobs => j);
+	RAISE NOTICE 'then: %', coalesce(j::text, 'NULL');
+	CALL awa_claim_wait(NULL::text[], wait => '0', jobs => j);
+	RAISE NOTICE 'every queue: %', coalesce(j::text, 'NULL');
+END
+$$;
+
+DROP EXTENSION awa;
