@@ -39,6 +39,12 @@ PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Headers: every object is rebuilt when any header of src/ changes (PostgreSQL's
+# own dependency tracking needs a server built with --enable-depend; Debian's is
+# not).  A layout change in shmem.h seen by only some objects would corrupt
+# shared memory.
+$(OBJS): $(wildcard src/*.h) src/job_state.def
+
 .PHONY: prove_installcheck
 prove_installcheck:
 	$(prove_installcheck)
