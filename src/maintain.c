@@ -5,6 +5,8 @@
  *		and retention.  Periodic jobs are fired by schedule.c.
  *
  * One maintenance round, in one transaction of one database:
+ *	 0. fold the job counters (counters.c), first, before the round has
+ *		written anything (a fold needs a transaction without an ID yet);
  *	 1. promote scheduled and retryable jobs whose run_at has come to
  *		available, so listeners get their NOTIFY and blocked claimers wake
  *		(awa_claim takes such jobs by itself; promotion is for them and for
@@ -171,11 +173,12 @@ typedef enum AwaStep
 	STEP_RESCUE,
 	STEP_SCHEDULES,
 	STEP_RETENTION,
+	STEP_COUNTERS,
 	AWA_NUM_STEPS
 } AwaStep;
 
 static const char *const step_names[AWA_NUM_STEPS] = {
-	"promote", "rescue", "schedules", "retention"
+	"promote", "rescue", "schedules", "retention", "counters"
 };
 
 /* What became of a failure this round. */
@@ -910,6 +913,9 @@ call_step(void *arg)
 		case STEP_RETENTION:
 			c->n = run_row_step(c->state, &retention_step);
 			break;
+		case STEP_COUNTERS:
+			c->n = awa_counters_fold();
+			break;
 		default:
 			elog(ERROR, "awa: unknown maintenance step %d", (int) c->step);
 	}
@@ -1010,6 +1016,7 @@ maintain_round(AwaRound *r)
 	if (!state.has_table)
 		load_local_failures(&state);
 
+	(void) run_step(&state, STEP_COUNTERS);
 	r->promoted = run_step(&state, STEP_PROMOTE);
 	r->rescued = run_step(&state, STEP_RESCUE);
 	r->periodic = run_step(&state, STEP_SCHEDULES);

@@ -169,6 +169,112 @@ LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION awa_queue_stats()
 	IS 'one row per queue: jobs by state, completed in the last hour, lag of the oldest available job, paused';
 
+-- Counters (counters.c, stats.c) ---------------------------------------------
+--
+-- awa_queue_stats() reads exact counts per queue and state without counting
+-- jobs.  Every statement that changes awa.jobs writes signed deltas, stamped
+-- with its transaction's ID, into awa.counter_deltas (statement triggers on
+-- awa.jobs, so plain SQL, COPY and TRUNCATE are counted too; awa_insert's
+-- direct path writes its own).  Maintenance folds them: awa.counter_folds
+-- records the snapshot of each fold, awa.counter_fold_counts the exact counts
+-- at that snapshot.  A reader adds to the newest fold it sees the deltas of
+-- the transactions that fold's snapshot did not see.  completed counts
+-- completed jobs by the minute of their finalized_at (completed_last_hour);
+-- the other columns count jobs in that state whatever the minute.
+CREATE TABLE awa.counter_deltas (
+	xid					xid8 NOT NULL,
+	queue				text NOT NULL,
+	minute				timestamptz,
+	scheduled			bigint NOT NULL DEFAULT 0,
+	available			bigint NOT NULL DEFAULT 0,
+	running				bigint NOT NULL DEFAULT 0,
+	completed			bigint NOT NULL DEFAULT 0,
+	retryable			bigint NOT NULL DEFAULT 0,
+	failed				bigint NOT NULL DEFAULT 0,
+	cancelled			bigint NOT NULL DEFAULT 0,
+	waiting_external	bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX counter_deltas_xid_idx ON awa.counter_deltas (xid);
+COMMENT ON TABLE awa.counter_deltas
+	IS 'changes of the number of jobs per queue and state, one row per statement and queue, not yet folded; written with every change of awa.jobs';
+
+CREATE TABLE awa.counter_folds (
+	fold			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	snapshot		pg_snapshot NOT NULL,
+	folded_at		timestamptz NOT NULL DEFAULT now(),
+	completed_from	timestamptz NOT NULL
+);
+COMMENT ON TABLE awa.counter_folds
+	IS 'each fold of awa.counter_deltas: the snapshot its counts are exact at; completed counts are kept for the minutes from completed_from on';
+
+CREATE TABLE awa.counter_fold_counts (
+	fold				bigint NOT NULL,
+	queue				text NOT NULL,
+	minute				timestamptz,
+	scheduled			bigint NOT NULL DEFAULT 0,
+	available			bigint NOT NULL DEFAULT 0,
+	running				bigint NOT NULL DEFAULT 0,
+	completed			bigint NOT NULL DEFAULT 0,
+	retryable			bigint NOT NULL DEFAULT 0,
+	failed				bigint NOT NULL DEFAULT 0,
+	cancelled			bigint NOT NULL DEFAULT 0,
+	waiting_external	bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX counter_fold_counts_fold_idx ON awa.counter_fold_counts (fold);
+COMMENT ON TABLE awa.counter_fold_counts
+	IS 'the jobs per queue and state at the snapshot of a fold (awa.counter_folds); completed: by minute of finalized_at';
+
+CREATE FUNCTION awa.jobs_count_changes()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_jobs_count_changes'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.jobs_count_changes()
+	IS 'trigger: statements that insert, update, delete or truncate awa.jobs write their changes of the job counts to awa.counter_deltas';
+
+CREATE TRIGGER jobs_counters_insert AFTER INSERT ON awa.jobs
+	REFERENCING NEW TABLE AS new_jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
+CREATE TRIGGER jobs_counters_update AFTER UPDATE ON awa.jobs
+	REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
+CREATE TRIGGER jobs_counters_delete AFTER DELETE ON awa.jobs
+	REFERENCING OLD TABLE AS old_jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
+CREATE TRIGGER jobs_counters_truncate AFTER TRUNCATE ON awa.jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
+
+-- The first fold: a full count of awa.jobs.  Its snapshot does not see this
+-- transaction (it is at or above the snapshot's xmax, or added to its list of
+-- running transactions), so that jobs this transaction changes after the
+-- count (CREATE EXTENSION or ALTER EXTENSION UPDATE followed by more work in
+-- one transaction) are counted from their deltas.
+WITH s AS (
+	SELECT pg_catalog.pg_current_snapshot() AS cur, pg_catalog.pg_current_xact_id() AS me
+), f AS (
+	INSERT INTO awa.counter_folds (snapshot, completed_from)
+	SELECT CASE WHEN s.me >= pg_catalog.pg_snapshot_xmax(s.cur) THEN s.cur
+		ELSE (least(pg_catalog.pg_snapshot_xmin(s.cur), s.me)::text || ':'
+			|| pg_catalog.pg_snapshot_xmax(s.cur)::text || ':'
+			|| (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x)
+				FROM (SELECT pg_catalog.pg_snapshot_xip(s.cur) UNION SELECT s.me) AS t(x)))::pg_snapshot END,
+		'-infinity'
+	FROM s
+	RETURNING fold
+)
+INSERT INTO awa.counter_fold_counts (fold, queue, minute, scheduled, available, running, completed,
+	retryable, failed, cancelled, waiting_external)
+SELECT f.fold, j.queue,
+	CASE WHEN j.state = 'completed' AND j.finalized_at IS NOT NULL
+		THEN pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM j.finalized_at) / 60) * 60) END,
+	count(*) FILTER (WHERE j.state = 'scheduled'), count(*) FILTER (WHERE j.state = 'available'),
+	count(*) FILTER (WHERE j.state = 'running'),
+	count(*) FILTER (WHERE j.state = 'completed' AND j.finalized_at IS NOT NULL),
+	count(*) FILTER (WHERE j.state = 'retryable'), count(*) FILTER (WHERE j.state = 'failed'),
+	count(*) FILTER (WHERE j.state = 'cancelled'), count(*) FILTER (WHERE j.state = 'waiting_external')
+FROM awa.jobs j, f
+WHERE j.state <> 'completed' OR j.finalized_at IS NOT NULL
+GROUP BY f.fold, 2, 3;
+
 -- Worker lifecycle ---------------------------------------------------------
 
 CREATE FUNCTION awa_claim(
