@@ -199,13 +199,13 @@ COMMENT ON TABLE awa.counter_deltas
 	IS 'changes of the number of jobs per queue and state, one row per statement and queue, not yet folded; written with every change of awa.jobs';
 
 CREATE TABLE awa.counter_folds (
-	fold			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	fold			bigint PRIMARY KEY,
 	snapshot		pg_snapshot NOT NULL,
 	folded_at		timestamptz NOT NULL DEFAULT now(),
 	completed_from	timestamptz NOT NULL
 );
 COMMENT ON TABLE awa.counter_folds
-	IS 'each fold of awa.counter_deltas: the snapshot its counts are exact at; completed counts are kept for the minutes from completed_from on';
+	IS 'each fold of awa.counter_deltas (numbered 1, 2, ...): the snapshot its counts are exact at; completed counts are kept for the minutes from completed_from on';
 
 CREATE TABLE awa.counter_fold_counts (
 	fold				bigint NOT NULL,
@@ -251,8 +251,8 @@ CREATE TRIGGER jobs_counters_truncate AFTER TRUNCATE ON awa.jobs
 WITH s AS (
 	SELECT pg_catalog.pg_current_snapshot() AS cur, pg_catalog.pg_current_xact_id() AS me
 ), f AS (
-	INSERT INTO awa.counter_folds (snapshot, completed_from)
-	SELECT CASE WHEN s.me >= pg_catalog.pg_snapshot_xmax(s.cur) THEN s.cur
+	INSERT INTO awa.counter_folds (fold, snapshot, completed_from)
+	SELECT 1, CASE WHEN s.me >= pg_catalog.pg_snapshot_xmax(s.cur) THEN s.cur
 		ELSE (least(pg_catalog.pg_snapshot_xmin(s.cur), s.me)::text || ':'
 			|| pg_catalog.pg_snapshot_xmax(s.cur)::text || ':'
 			|| (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x)
