@@ -508,7 +508,9 @@ awa_jobs_count_changes(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event))
-		elog(ERROR, "awa_jobs_count_changes: must be an AFTER ... FOR EACH STATEMENT trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("awa.jobs_count_changes() must be called by an AFTER ... FOR EACH STATEMENT trigger of awa.jobs")));
 
 	/* a child of the trigger call's memory context, which goes on an error */
 	counts_init(&c, CurrentMemoryContext);
