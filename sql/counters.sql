@@ -149,5 +149,15 @@ CREATE TRIGGER t_count AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION awa.jobs_
 INSERT INTO t VALUES (1);
 DROP TABLE t, claimed;
 
+-- the first fold of CREATE EXTENSION, in a transaction that goes on to work
 DROP FUNCTION stats_vs_recount(), recount();
+DROP EXTENSION awa;
+BEGIN;
+CREATE EXTENSION awa;
+SELECT state FROM awa_insert('k', queue => 'same_xact');
+SELECT queue, total_queued FROM awa_queue_stats();
+COMMIT;
+SELECT queue, total_queued FROM awa_queue_stats();
+SELECT promoted FROM awa_maintain();
+SELECT queue, total_queued FROM awa_queue_stats();
 DROP EXTENSION awa;
