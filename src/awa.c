@@ -19,8 +19,8 @@ void		_PG_init(void);
 
 /*
  * Define awa's settings (each part's own), then reserve the awa. prefix so
- * that a misspelt setting is reported, and hook into shared memory and
- * transaction end.  Runs when the library is loaded: at server start when
+ * that a misspelt setting is reported, and hook into shared memory,
+ * transaction end and statement end (the job counters).  Runs when the library is loaded: at server start when
  * preloaded, else at the first call of an awa function in a session.
  */
 void
@@ -37,4 +37,5 @@ _PG_init(void)
 
 	awa_shmem_init();
 	awa_wake_init();
+	awa_counters_init();
 }

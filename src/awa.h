@@ -138,8 +138,8 @@ extern void awa_enqueue_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo);
  * counters.c: the job counters (awa.counter_deltas, folds) behind
  * awa_queue_stats
  */
+extern void awa_counters_init(void);
 extern void awa_counters_note_insert(const char *queue, AwaJobState state);
-extern void awa_counters_flush(void);
 extern int64 awa_counters_fold(void);
 
 /* fastinsert.c */

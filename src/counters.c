@@ -14,8 +14,7 @@
  * minute than its others writes one more row.  A statement that changes no
  * count (a heartbeat) writes nothing.  TRUNCATE writes the negated counts.
  * awa_insert's direct path (fastinsert.c) fires no trigger: it notes its
- * jobs here (awa_counters_note_insert) and its caller writes them
- * (awa_counters_flush) before returning.
+ * jobs here (awa_counters_note_insert), written at the end of the statement.
  *
  * Folds.  A maintenance round (awa_counters_fold), in a transaction that
  * has written nothing yet, deletes the deltas the previous fold did not
@@ -91,9 +90,20 @@ typedef struct Counts
 	CounterEntry *last;			/* the entry of the previous row */
 } Counts;
 
-/* Jobs the direct insert path wrote and its caller has not flushed yet. */
-static Counts pending = {NULL, NULL, NULL};
+/*
+ * Jobs the direct insert path wrote whose deltas are not written yet: one
+ * Counts per subtransaction that noted some, in TopTransactionContext.
+ */
+typedef struct Pending
+{
+	SubTransactionId subid;
+	Counts		c;
+	struct Pending *next;
+} Pending;
+
+static Pending *pending = NULL;
 static bool callbacks_registered = false;
+static ExecutorEnd_hook_type prev_executor_end = NULL;
 
 /* The start of the minute of t, in any time zone (see counters.h). */
 TimestampTz
@@ -331,10 +341,40 @@ counts_write(Counts *c)
 
 /* ---------------------------------------------------------------------
  * The direct insert path
+ *
+ * awa_insert and awa_insert_many note the jobs they write directly; the
+ * notes are written as deltas at the end of the statement that called
+ * them (ExecutorEnd: one row per queue for 100 awa_insert calls in one
+ * SELECT), or before the transaction commits or prepares.  Notes belong to
+ * the subtransaction that made them: written only while it is the current
+ * one, handed to its parent when it commits, dropped when it aborts -- so
+ * a delta is never written in a subtransaction that could roll it back
+ * without the jobs.
  * ---------------------------------------------------------------------
  */
 
-/* Forget notes of a transaction or subtransaction that failed before flushing them. */
+/* Write and drop the notes of the current subtransaction (all: at commit). */
+static void
+pending_write(bool all)
+{
+	SubTransactionId cur = GetCurrentSubTransactionId();
+	Pending   **pp = &pending;
+
+	while (*pp != NULL)
+	{
+		Pending    *p = *pp;
+
+		if (all || p->subid == cur)
+		{
+			*pp = p->next;		/* unlinked first: an error drops it */
+			counts_write(&p->c);
+			counts_free(&p->c);
+		}
+		else
+			pp = &p->next;
+	}
+}
+
 static void
 counters_xact_cb(XactEvent event, void *arg)
 {
@@ -342,14 +382,13 @@ counters_xact_cb(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			/* callers flush before returning; this only guards against a slip */
-			awa_counters_flush();
+			pending_write(true);
 			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-			counts_free(&pending);
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 			break;
 		default:
+			/* ended: the notes went with TopTransactionContext */
+			pending = NULL;
 			break;
 	}
 }
@@ -358,37 +397,74 @@ static void
 counters_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 					SubTransactionId parentSubid, void *arg)
 {
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		counts_free(&pending);
+	Pending   **pp = &pending;
+
+	while (*pp != NULL)
+	{
+		Pending    *p = *pp;
+
+		if (p->subid != mySubid)
+			pp = &p->next;
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			p->subid = parentSubid;
+			pp = &p->next;
+		}
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			*pp = p->next;
+			counts_free(&p->c);
+		}
+		else
+			pp = &p->next;
+	}
 }
 
-/*
- * Note a job the direct insert path wrote (queue, initial state); the
- * caller writes the notes with awa_counters_flush before it returns.
- */
+/* At the end of every statement (any executor run): write what it noted. */
+static void
+counters_executor_end(QueryDesc *queryDesc)
+{
+	if (prev_executor_end)
+		prev_executor_end(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+	if (pending != NULL)
+		pending_write(false);
+}
+
+/* Install the executor hook (from _PG_init). */
+void
+awa_counters_init(void)
+{
+	prev_executor_end = ExecutorEnd_hook;
+	ExecutorEnd_hook = counters_executor_end;
+}
+
+/* Note a job the direct insert path wrote (queue, initial state). */
 void
 awa_counters_note_insert(const char *queue, AwaJobState state)
 {
+	SubTransactionId cur = GetCurrentSubTransactionId();
+	Pending    *p;
+
 	if (!callbacks_registered)
 	{
 		RegisterXactCallback(counters_xact_cb, NULL);
 		RegisterSubXactCallback(counters_subxact_cb, NULL);
 		callbacks_registered = true;
 	}
-	if (pending.tab == NULL)
-		counts_init(&pending, TopTransactionContext);
-	counts_add(&pending, queue, strlen(queue), state, 0, true, 1);
-}
-
-/* Write the noted jobs' deltas (one row per queue) in the current transaction. */
-void
-awa_counters_flush(void)
-{
-	if (pending.tab == NULL)
-		return;
-	/* on an error, the abort callbacks forget the notes */
-	counts_write(&pending);
-	counts_free(&pending);
+	for (p = pending; p != NULL; p = p->next)
+		if (p->subid == cur)
+			break;
+	if (p == NULL)
+	{
+		p = MemoryContextAllocZero(TopTransactionContext, sizeof(Pending));
+		p->subid = cur;
+		counts_init(&p->c, TopTransactionContext);
+		p->next = pending;
+		pending = p;
+	}
+	counts_add(&p->c, queue, strlen(queue), state, 0, true, 1);
 }
 
 /* ---------------------------------------------------------------------

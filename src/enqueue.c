@@ -230,10 +230,7 @@ awa_enqueue(AwaEnqueue *e, AwaJob *job)
 	{
 		e->slot = awa_fast_insert_slot(job);
 		if (e->slot != NULL)
-		{
-			awa_counters_flush();
 			return;
-		}
 	}
 	if (!e->in_spi && !e->connected)
 	{
@@ -488,7 +485,6 @@ awa_enqueue_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 				elog(ERROR, "awa_insert_many: the direct insert path became unusable");
 			tuplestore_puttupleslot(tstore, slot);
 		}
-		awa_counters_flush();
 		return;
 	}
 	awa_enqueue_begin(&e, false);

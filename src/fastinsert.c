@@ -16,8 +16,8 @@
  * restate awa_validate_job, which every row has passed; the BEFORE INSERT
  * trigger of awa.jobs exists to apply that same validation to plain INSERT
  * and COPY.  The statement triggers that count jobs (counters.c) do not
- * fire either: the rows written here are noted with awa_counters_note_insert
- * and the caller writes their deltas (awa_counters_flush).  If awa.jobs has
+ * fire either: the rows written here are noted with awa_counters_note_insert,
+ * which writes their deltas at the end of the statement.  If awa.jobs has
  * any other trigger (a user's audit trigger, a
  * foreign key), or row-level security, or the caller may not INSERT into
  * it, the caller falls back to SPI so the row goes through the full
@@ -246,8 +246,7 @@ fast_insert_setup(void)
 /*
  * Insert one validated job directly and return the slot holding its row
  * (valid until the next call), or NULL, having done nothing, when the
- * direct path cannot be used: the caller then inserts through SPI.  The
- * caller calls awa_counters_flush after its last job, before returning.
+ * direct path cannot be used: the caller then inserts through SPI.
  */
 TupleTableSlot *
 awa_fast_insert_slot(AwaJob *job)
