@@ -34,8 +34,10 @@ LANGUAGE sql STABLE AS $$
 		(SELECT coalesce(sum(completed_last_hour), 0) FROM awa_queue_stats())
 $$;
 
--- the first fold (CREATE EXTENSION) counted an empty table
-SELECT fold, completed_from FROM awa.counter_folds;
+-- the first fold (CREATE EXTENSION) counted an empty table; it keeps
+-- completions from the minute 65 minutes ago on
+SELECT fold, completed_from BETWEEN now() - interval '66 minutes' AND now() - interval '64 minutes' AS since
+	FROM awa.counter_folds;
 SELECT * FROM stats_vs_recount();
 
 -- enqueue: direct path, awa_insert_many, unique jobs (through SPI), plain INSERT, COPY
@@ -109,6 +111,9 @@ INSERT INTO awa.jobs (kind, queue, state, attempt, finalized_at)
 SELECT differ FROM stats_vs_recount();
 SELECT promoted FROM awa_maintain();
 SELECT differ FROM stats_vs_recount();
+SELECT sum(completed) FILTER (WHERE seconds = 1) = sum(completed) FILTER (WHERE seconds = 60) AS same_sums,
+	count(*) FILTER (WHERE seconds = 60) BETWEEN 5 AND 7 AS minutes
+	FROM awa.counter_completed WHERE queue = 'edge';
 -- a fold that no longer keeps that minute: counted from the jobs alone
 BEGIN;
 UPDATE awa.counter_folds SET completed_from = 'infinity';
@@ -140,7 +145,9 @@ COMMIT;
 SELECT * FROM stats_vs_recount();
 SELECT promoted FROM awa_maintain();
 SELECT * FROM stats_vs_recount();
-SELECT queue, minute, scheduled, available, running, completed FROM awa.counter_fold_counts ORDER BY queue, minute;
+SELECT queue, scheduled, available, running FROM awa.counter_fold_counts ORDER BY queue;
+SELECT sum(completed) FILTER (WHERE seconds = 1) AS by_second, sum(completed) FILTER (WHERE seconds = 60) AS by_minute
+	FROM awa.counter_completed;
 
 -- the trigger function is for awa.jobs' statement triggers only
 SELECT awa.jobs_count_changes();

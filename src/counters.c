@@ -9,9 +9,9 @@
  * DELETE changed the number of jobs per (queue, state) and write one row
  * of signed deltas per queue to awa.counter_deltas, stamped with the
  * transaction's ID: awa's own statements, users' plain SQL and COPY alike.
- * Completed jobs are counted by the minute of their finalized_at (for
+ * Completed jobs are counted by the second of their finalized_at (for
  * completed_last_hour), so a statement that completes jobs in another
- * minute than its others writes one more row.  A statement that changes no
+ * second than its others writes one more row.  A statement that changes no
  * count (a heartbeat) writes nothing.  TRUNCATE writes the negated counts.
  * awa_insert's direct path (fastinsert.c) fires no trigger: it notes its
  * jobs here (awa_counters_note_insert), written at the end of the statement.
@@ -19,7 +19,10 @@
  * Folds.  A maintenance round (awa_counters_fold), in a transaction that
  * has written nothing yet, deletes the deltas the previous fold did not
  * cover and that its own snapshot sees, and stores previous fold + those
- * deltas with its snapshot (pg_current_snapshot()) as the new fold.
+ * deltas with its snapshot (pg_current_snapshot()) as the new fold; their
+ * completions are added to the rows of their second and minute in
+ * awa.counter_completed, which therefore hold the counts of the newest
+ * fold (a fold's changes become visible together with it).
  *
  * Readers (stats.c, AWA_COUNTER_SOURCE_SQL) take the newest fold their
  * snapshot sees and add the deltas of the transactions that fold's
@@ -68,12 +71,12 @@ PG_FUNCTION_INFO_V1(awa_jobs_count_changes);
 /* Longest queue name in bytes (AWA_MAX_NAME_CHARS characters), plus NUL. */
 #define QUEUE_KEY_BYTES		(AWA_MAX_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1)
 
-/* What a delta row is keyed by: queue, and the minute of its completions. */
+/* What a delta row is keyed by: queue, and the second of its completions. */
 typedef struct CounterKey
 {
 	char		queue[QUEUE_KEY_BYTES];
-	bool		has_minute;		/* false: the counts of the other states */
-	TimestampTz minute;
+	bool		has_second;		/* false: the counts of the other states */
+	TimestampTz second;
 } CounterKey;
 
 typedef struct CounterEntry
@@ -105,17 +108,17 @@ static Pending *pending = NULL;
 static bool callbacks_registered = false;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
 
-/* The start of the minute of t, in any time zone (see counters.h). */
+/* The start of the second or minute t is in, in any time zone (counters.h). */
 TimestampTz
-awa_counter_minute(TimestampTz t)
+awa_counter_bucket(TimestampTz t, int64 usecs)
 {
 	int64		r;
 
 	if (TIMESTAMP_NOT_FINITE(t))
 		return t;
-	r = t % AWA_MINUTE_USECS;
+	r = t % usecs;
 	if (r < 0)
-		r += AWA_MINUTE_USECS;
+		r += usecs;
 	return t - r;
 }
 
@@ -146,34 +149,34 @@ counts_free(Counts *c)
 /*
  * Add n jobs in this state of this queue (len bytes, not NUL-terminated);
  * finalized_at (NULL: isnull) matters for completed jobs only, which are
- * counted by its minute; a completed job without one counts nowhere.
+ * counted by its second; a completed job without one counts nowhere.
  */
 static void
 counts_add(Counts *c, const char *queue, int len, AwaJobState state,
 		   TimestampTz finalized_at, bool isnull, int64 n)
 {
-	bool		has_minute = (state == AWA_STATE_COMPLETED);
-	TimestampTz minute = 0;
+	bool		has_second = (state == AWA_STATE_COMPLETED);
+	TimestampTz second = 0;
 	CounterEntry *e = c->last;
 	bool		found;
 
-	if (has_minute)
+	if (has_second)
 	{
 		if (isnull)
 			return;
-		minute = awa_counter_minute(finalized_at);
+		second = awa_counter_bucket(finalized_at, AWA_SECOND_USECS);
 	}
 	if (len >= QUEUE_KEY_BYTES)
 		elog(ERROR, "awa: queue name of %d bytes is too long to count", len);
-	if (e == NULL || e->key.has_minute != has_minute || e->key.minute != minute ||
+	if (e == NULL || e->key.has_second != has_second || e->key.second != second ||
 		strncmp(e->key.queue, queue, len) != 0 || e->key.queue[len] != '\0')
 	{
 		CounterKey	key;
 
 		memset(&key, 0, sizeof(key));
 		memcpy(key.queue, queue, len);
-		key.has_minute = has_minute;
-		key.minute = minute;
+		key.has_second = has_second;
+		key.second = second;
 		e = hash_search(c->tab, &key, HASH_ENTER, &found);
 		if (!found)
 			memset(e->n, 0, sizeof(e->n));
@@ -193,7 +196,7 @@ entry_is_zero(const CounterEntry *e)
 	return true;
 }
 
-/* Order entries by queue, the other states' entry first, then minutes. */
+/* Order entries by queue, the other states' entry first, then seconds. */
 static int
 entry_cmp(const void *a, const void *b)
 {
@@ -203,9 +206,9 @@ entry_cmp(const void *a, const void *b)
 
 	if (r != 0)
 		return r;
-	if (x->key.has_minute != y->key.has_minute)
-		return x->key.has_minute ? 1 : -1;
-	return x->key.minute < y->key.minute ? -1 : x->key.minute > y->key.minute ? 1 : 0;
+	if (x->key.has_second != y->key.has_second)
+		return x->key.has_second ? 1 : -1;
+	return x->key.second < y->key.second ? -1 : x->key.second > y->key.second ? 1 : 0;
 }
 
 /* The 0-based number of a column of rel; it must exist. */
@@ -227,7 +230,7 @@ column_of(TupleDesc desc, const char *name)
 
 /*
  * Write the non-zero changes in c to awa.counter_deltas, one row per queue
- * (its completions of one minute in the same row, those of other minutes
+ * (its completions of one second in the same row, those of other seconds
  * in rows of their own), directly: no executor start-up per statement, and
  * no privilege on the table needed by whoever changed awa.jobs.  Nothing
  * is written when the table does not exist (a schema before 0.3.0).
@@ -249,7 +252,7 @@ counts_write(Counts *c)
 	TupleTableSlot *slot;
 	int			a_xid,
 				a_queue,
-				a_minute,
+				a_second,
 				a_n[AWA_NUM_JOB_STATES];
 	Datum		xid;
 	int			i,
@@ -283,7 +286,7 @@ counts_write(Counts *c)
 	desc = RelationGetDescr(rel);
 	a_xid = column_of(desc, "xid");
 	a_queue = column_of(desc, "queue");
-	a_minute = column_of(desc, "minute");
+	a_second = column_of(desc, "completed_second");
 	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
 		a_n[k] = column_of(desc, awa_state_label((AwaJobState) k));
 	estate = CreateExecutorState();
@@ -310,20 +313,20 @@ counts_write(Counts *c)
 		slot->tts_values[a_queue] = CStringGetTextDatum(row->key.queue);
 		slot->tts_isnull[a_queue] = false;
 
-		/* the queue's other states, with its first minute of completions */
-		if (!row->key.has_minute && i + 1 < nv && v[i + 1]->key.has_minute &&
+		/* the queue's other states, with its first second of completions */
+		if (!row->key.has_second && i + 1 < nv && v[i + 1]->key.has_second &&
 			strcmp(v[i + 1]->key.queue, row->key.queue) == 0)
 			done = v[++i];
 		for (k = 0; k < AWA_NUM_JOB_STATES; k++)
-			if (!row->key.has_minute && k != AWA_STATE_COMPLETED)
+			if (!row->key.has_second && k != AWA_STATE_COMPLETED)
 				slot->tts_values[a_n[k]] = Int64GetDatum(row->n[k]);
-		if (row->key.has_minute)
+		if (row->key.has_second)
 			done = row;
 		if (done != NULL)
 		{
 			slot->tts_values[a_n[AWA_STATE_COMPLETED]] = Int64GetDatum(done->n[AWA_STATE_COMPLETED]);
-			slot->tts_values[a_minute] = TimestampTzGetDatum(done->key.minute);
-			slot->tts_isnull[a_minute] = false;
+			slot->tts_values[a_second] = TimestampTzGetDatum(done->key.second);
+			slot->tts_isnull[a_second] = false;
 		}
 		ExecStoreVirtualTuple(slot);
 		table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
@@ -532,9 +535,18 @@ count_truncate(Counts *c)
 	SPI_connect();
 	ret = SPI_execute_snapshot(awa_plan(&plan,
 										AWA_COUNTER_SOURCE_SQL
-										" SELECT queue, minute, sum(scheduled), sum(available), sum(running),"
-										" sum(completed), sum(retryable), sum(failed), sum(cancelled),"
-										" sum(waiting_external) FROM src GROUP BY queue, minute",
+										" SELECT queue, NULL::timestamptz, sum(scheduled), sum(available),"
+										"   sum(running), NULL::numeric, sum(retryable), sum(failed),"
+										"   sum(cancelled), sum(waiting_external) FROM src GROUP BY queue"
+										" UNION ALL"
+										" SELECT queue, second, NULL, NULL, NULL, sum(completed), NULL, NULL,"
+										"   NULL, NULL FROM ("
+										"   SELECT queue, bucket AS second, completed FROM awa.counter_completed"
+										"    WHERE seconds = 1"
+										"   UNION ALL"
+										"   SELECT queue, completed_second, completed FROM d"
+										"    WHERE completed <> 0 AND completed_second IS NOT NULL) x"
+										" GROUP BY queue, second",
 										0, NULL),
 							   NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
 							   true, false, 0);
@@ -546,8 +558,8 @@ count_truncate(Counts *c)
 		TupleDesc	d = SPI_tuptable->tupdesc;
 		bool		isnull;
 		char	   *queue = TextDatumGetCString(SPI_getbinval(t, d, 1, &isnull));
-		bool		mnull;
-		Datum		minute = SPI_getbinval(t, d, 2, &mnull);
+		bool		snull;
+		Datum		second = SPI_getbinval(t, d, 2, &snull);
 		int			k;
 
 		for (k = 0; k < AWA_NUM_JOB_STATES; k++)
@@ -558,11 +570,8 @@ count_truncate(Counts *c)
 				continue;
 			/* sum(bigint) is numeric */
 			n = DirectFunctionCall1(numeric_int8, n);
-			if (k == AWA_STATE_COMPLETED)
-				counts_add(c, queue, strlen(queue), (AwaJobState) k,
-						   mnull ? 0 : DatumGetTimestampTz(minute), mnull, -DatumGetInt64(n));
-			else
-				counts_add(c, queue, strlen(queue), (AwaJobState) k, 0, true, -DatumGetInt64(n));
+			counts_add(c, queue, strlen(queue), (AwaJobState) k,
+					   snull ? 0 : DatumGetTimestampTz(second), snull, -DatumGetInt64(n));
 		}
 	}
 	SPI_finish();
@@ -610,9 +619,10 @@ awa_jobs_count_changes(PG_FUNCTION_ARGS)
 /*
  * One statement, so that everything in it reads at the snapshot it stores:
  * delete the previous fold and the deltas it did not cover that this
- * snapshot sees, and store their sums as the new fold.  Completions are
- * kept by minute from $1 on (never from earlier than the previous fold
- * kept them).  Returns the deltas folded.
+ * snapshot sees, store their sums as the new fold, add their completions
+ * to awa.counter_completed (by second and by minute) and forget there the
+ * seconds and minutes before $1 (never earlier than the previous fold kept
+ * them).  Returns the deltas folded.
  */
 static const char fold_sql[] =
 "WITH prev AS (SELECT fold, snapshot, completed_from FROM awa.counter_folds"
@@ -620,29 +630,37 @@ static const char fold_sql[] =
 " d AS (DELETE FROM awa.counter_deltas d"
 "   WHERE d.xid >= coalesce((SELECT pg_catalog.pg_snapshot_xmax(snapshot) FROM prev), '0'::xid8)"
 "      OR d.xid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(snapshot) FROM prev))"
-"   RETURNING d.queue, d.minute, " AWA_COUNTER_COLUMNS_OF("d") "),"
+"   RETURNING d.queue, " AWA_COUNTER_STATES_OF("d") ", d.completed, d.completed_second),"
 " old AS (DELETE FROM awa.counter_fold_counts c WHERE c.fold = (SELECT fold FROM prev)"
-"   RETURNING c.queue, c.minute, " AWA_COUNTER_COLUMNS_OF("c") "),"
+"   RETURNING c.queue, " AWA_COUNTER_STATES_OF("c") "),"
 " gone AS (DELETE FROM awa.counter_folds WHERE fold = (SELECT fold FROM prev)),"
 " f AS (INSERT INTO awa.counter_folds (fold, snapshot, completed_from)"
 "   SELECT coalesce((SELECT fold FROM prev), 0) + 1, pg_catalog.pg_current_snapshot(),"
 "          greatest($1, coalesce((SELECT completed_from FROM prev), '-infinity'))"
 "   RETURNING fold, completed_from),"
-" src AS (SELECT * FROM old UNION ALL SELECT * FROM d),"
-" r AS (SELECT queue, NULL::timestamptz AS minute, scheduled, available, running,"
-"          0::bigint AS completed, retryable, failed, cancelled, waiting_external FROM src"
-"   UNION ALL"
-"   SELECT queue, minute, 0, 0, 0, completed, 0, 0, 0, 0 FROM src"
-"    WHERE completed <> 0 AND minute >= (SELECT completed_from FROM f)),"
-" ins AS (INSERT INTO awa.counter_fold_counts (fold, queue, minute, " AWA_COUNTER_COLUMNS ")"
-"   SELECT (SELECT fold FROM f), queue, minute, sum(scheduled), sum(available), sum(running),"
-"          sum(completed), sum(retryable), sum(failed), sum(cancelled), sum(waiting_external)"
-"     FROM r GROUP BY queue, minute"
-"   HAVING sum(scheduled) <> 0 OR sum(available) <> 0 OR sum(running) <> 0 OR sum(completed) <> 0"
-"       OR sum(retryable) <> 0 OR sum(failed) <> 0 OR sum(cancelled) <> 0"
-"       OR sum(waiting_external) <> 0"
-"   RETURNING 1)"
-" SELECT (SELECT count(*) FROM d) AS folded, (SELECT count(*) FROM ins) AS fold_rows";
+" ins AS (INSERT INTO awa.counter_fold_counts (fold, queue, " AWA_COUNTER_STATES ")"
+"   SELECT (SELECT fold FROM f), x.queue, sum(x.scheduled), sum(x.available), sum(x.running),"
+"          sum(x.retryable), sum(x.failed), sum(x.cancelled), sum(x.waiting_external)"
+"     FROM (SELECT queue, " AWA_COUNTER_STATES_OF("old") " FROM old"
+"           UNION ALL SELECT queue, " AWA_COUNTER_STATES_OF("d") " FROM d) x"
+"    GROUP BY x.queue"
+"   HAVING sum(x.scheduled) <> 0 OR sum(x.available) <> 0 OR sum(x.running) <> 0"
+"       OR sum(x.retryable) <> 0 OR sum(x.failed) <> 0 OR sum(x.cancelled) <> 0"
+"       OR sum(x.waiting_external) <> 0),"
+" c AS (SELECT queue, completed_second AS second, sum(completed) AS n FROM d"
+"   WHERE completed <> 0 AND completed_second >= (SELECT completed_from FROM f)"
+"   GROUP BY 1, 2),"
+" c1 AS (INSERT INTO awa.counter_completed AS cc (seconds, bucket, queue, completed)"
+"   SELECT 1, second, queue, n FROM c"
+"   ON CONFLICT (seconds, bucket, queue) DO UPDATE SET completed = cc.completed + excluded.completed),"
+" c60 AS (INSERT INTO awa.counter_completed AS cc (seconds, bucket, queue, completed)"
+"   SELECT 60, pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM second) / 60) * 60),"
+"          queue, sum(n) FROM c GROUP BY 2, 3"
+"   ON CONFLICT (seconds, bucket, queue) DO UPDATE SET completed = cc.completed + excluded.completed),"
+" forgotten AS (DELETE FROM awa.counter_completed"
+"   WHERE seconds IN (1, 60) AND bucket < (SELECT completed_from FROM f)"
+"     AND (SELECT completed_from FROM f) > coalesce((SELECT completed_from FROM prev), '-infinity'))"
+" SELECT (SELECT count(*) FROM d) AS folded";
 
 /*
  * Whether a fold has anything to do: deltas it would fold, no fold yet, or
@@ -684,12 +702,13 @@ awa_counters_fold(void)
 		return -1;
 
 	/*
-	 * Keep completions by minute from 5 minutes before the earliest minute
+	 * Keep completions from 5 minutes before the earliest minute
 	 * completed_last_hour needs now, so that readers whose transaction began
 	 * a little earlier are served from the fold too.
 	 */
-	from = TimestampTzGetDatum(awa_counter_minute(GetCurrentTransactionStartTimestamp() -
-												  USECS_PER_HOUR - 5 * AWA_MINUTE_USECS));
+	from = TimestampTzGetDatum(awa_counter_bucket(GetCurrentTransactionStartTimestamp() -
+												  USECS_PER_HOUR - 5 * AWA_MINUTE_USECS,
+												  AWA_MINUTE_USECS));
 	if (awa_stmt_run(&due, &from, NULL, 0) != 1 || !awa_stmt_bool(0, "due"))
 		return 0;
 	awa_stmt_run(&fold, &from, NULL, 0);

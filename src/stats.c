@@ -6,10 +6,10 @@
  * Counts are exact for what the caller's snapshot sees, including its own
  * uncommitted jobs.  They come from the job counters (counters.c): the
  * newest fold plus the deltas written since, whatever the number of jobs.
- * completed_last_hour adds the counters' minutes after the one an hour
- * ago, and counts the part of that edge minute inside the hour (or outside
- * it, whichever is shorter) from the retention index.  lag_seconds reads
- * the oldest available job of each priority through the claim index.
+ * completed_last_hour adds the counters' completions by minute and by
+ * second after the second an hour ago, and counts that second's part
+ * inside the hour from the retention index.  lag_seconds reads the oldest
+ * available job of each priority through the claim index.
  * Against a schema without counters (an awa.so newer than the installed
  * schema) the counts are taken from awa.jobs itself.
  *
@@ -74,28 +74,24 @@ static const char recount_sql[] =
 " ORDER BY 1";
 
 /*
- * With counters.  $1: the minute an hour before now() (E), $2: now() - 1
- * hour (T), $3: E + 1 minute.  EDGE selects the completed jobs to count from
- * awa.jobs, through jobs_finalized_idx; LAST_HOUR makes completed_last_hour
- * from q (the counters) and e (that count).
+ * With counters.  $1: the start of the second of T = now() - 1 hour (S),
+ * $2: T, $3: the end of T's minute, $4: S + 1 second.  DONE is a query of
+ * (queue, n): the jobs completed in the last hour.
  */
-#define COUNTER_STATS_SQL(EDGE, LAST_HOUR) \
+#define COUNTER_STATS_SQL(DONE) \
 	AWA_COUNTER_SOURCE_SQL "," \
 	" q AS (SELECT queue, sum(scheduled) AS scheduled, sum(available) AS available," \
 	"   sum(running) AS running, sum(retryable) AS retryable, sum(failed) AS failed," \
-	"   sum(cancelled) AS cancelled, sum(waiting_external) AS waiting_external," \
-	"   sum(completed) FILTER (WHERE minute > $1) AS done_after," \
-	"   sum(completed) FILTER (WHERE minute = $1) AS done_edge" \
+	"   sum(cancelled) AS cancelled, sum(waiting_external) AS waiting_external" \
 	"   FROM src GROUP BY queue)," \
-	" e AS (SELECT queue, count(*) AS n FROM awa.jobs" \
-	"   WHERE state = 'completed' AND " EDGE " GROUP BY queue)," \
-	" c AS (SELECT coalesce(q.queue, e.queue) AS queue," \
+	" done AS (" DONE ")," \
+	" c AS (SELECT coalesce(q.queue, done.queue) AS queue," \
 	"   coalesce(q.scheduled, 0)::bigint AS scheduled, coalesce(q.available, 0)::bigint AS available," \
 	"   coalesce(q.running, 0)::bigint AS running, coalesce(q.retryable, 0)::bigint AS retryable," \
 	"   coalesce(q.failed, 0)::bigint AS failed, coalesce(q.cancelled, 0)::bigint AS cancelled," \
 	"   coalesce(q.waiting_external, 0)::bigint AS waiting_external," \
-	"   (" LAST_HOUR ")::bigint AS completed_last_hour" \
-	"   FROM q FULL JOIN e ON e.queue = q.queue)" \
+	"   coalesce(done.n, 0)::bigint AS completed_last_hour" \
+	"   FROM q FULL JOIN done ON done.queue = q.queue)" \
 	" SELECT coalesce(c.queue, m.queue)," \
 	"   coalesce(c.scheduled + c.available + c.running + c.retryable + c.waiting_external, 0)::bigint," \
 	"   coalesce(c.scheduled, 0), coalesce(c.available, 0), coalesce(c.retryable, 0)," \
@@ -114,14 +110,31 @@ static const char recount_sql[] =
 	" FULL JOIN awa.queue_meta m ON m.queue = c.queue" \
 	" ORDER BY 1"
 
-/* How completed_last_hour is made. */
-typedef enum StatsEdge
-{
-	EDGE_INSIDE,				/* count the edge minute's part after T */
-	EDGE_OUTSIDE,				/* count its part up to T, subtract it */
-	EDGE_NONE,					/* count every completion after T */
-	NUM_EDGES
-} StatsEdge;
+/*
+ * completed_last_hour from the counters: the minutes after T's and the
+ * seconds after S in T's minute (as of the fold), the deltas of seconds
+ * after S, and the part of S after T counted from the jobs (through
+ * jobs_finalized_idx, which includes queue: an index-only scan of at most
+ * one second of completions).
+ */
+#define DONE_FROM_COUNTERS \
+	"SELECT queue, sum(n) AS n FROM (" \
+	"  SELECT queue, completed AS n FROM awa.counter_completed" \
+	"   WHERE seconds = 60 AND bucket >= $3" \
+	"  UNION ALL" \
+	"  SELECT queue, completed FROM awa.counter_completed" \
+	"   WHERE seconds = 1 AND bucket > $1 AND bucket < $3" \
+	"  UNION ALL" \
+	"  SELECT queue, completed FROM d WHERE completed_second > $1" \
+	"  UNION ALL" \
+	"  SELECT queue, count(*) FROM awa.jobs" \
+	"   WHERE state = 'completed' AND finalized_at > $2 AND finalized_at < $4 GROUP BY queue) x" \
+	" GROUP BY queue"
+
+/* The same from the jobs alone, when the fold no longer has T's minute. */
+#define DONE_FROM_JOBS \
+	"SELECT queue, count(*) AS n FROM awa.jobs" \
+	" WHERE state = 'completed' AND finalized_at > $2 GROUP BY queue"
 
 /*
  * awa_queue_stats() RETURNS TABLE (queue, total_queued, scheduled,
@@ -141,18 +154,11 @@ awa_queue_stats(PG_FUNCTION_ARGS)
 	static AwaStmt newest = AWA_QUERY("awa_queue_stats: newest fold",
 		"SELECT completed_from FROM awa.counter_folds ORDER BY fold DESC LIMIT 1",
 		0, InvalidOid);
-	static AwaStmt stats[NUM_EDGES] = {
-		AWA_QUERY("awa_queue_stats: counters",
-				  COUNTER_STATS_SQL("finalized_at > $2 AND finalized_at < $3",
-									"coalesce(q.done_after, 0) + coalesce(e.n, 0)"),
-				  3, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
-		AWA_QUERY("awa_queue_stats: counters",
-				  COUNTER_STATS_SQL("finalized_at >= $1 AND finalized_at <= $2",
-									"coalesce(q.done_after, 0) + coalesce(q.done_edge, 0) - coalesce(e.n, 0)"),
-				  3, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
-		AWA_QUERY("awa_queue_stats: counters",
-				  COUNTER_STATS_SQL("finalized_at > $2", "coalesce(e.n, 0)"),
-				  3, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+	static AwaStmt stats[2] = {
+		AWA_QUERY("awa_queue_stats: counters", COUNTER_STATS_SQL(DONE_FROM_COUNTERS),
+				  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+		AWA_QUERY("awa_queue_stats: counters", COUNTER_STATS_SQL(DONE_FROM_JOBS),
+				  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
 	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint64		i;
@@ -164,27 +170,25 @@ awa_queue_stats(PG_FUNCTION_ARGS)
 		awa_stmt_run(&recount, NULL, NULL, 0);
 	else
 	{
-		/* completed_last_hour: finalized_at > T, as today's recount */
+		/* completed_last_hour: finalized_at > T, as the recount has it */
 		TimestampTz t = GetCurrentTransactionStartTimestamp() - USECS_PER_HOUR;
-		TimestampTz e = awa_counter_minute(t);
-		Datum		args[3];
-		StatsEdge	edge;
+		TimestampTz sec = awa_counter_bucket(t, AWA_SECOND_USECS);
+		TimestampTz min = awa_counter_bucket(t, AWA_MINUTE_USECS);
+		Datum		args[4];
 		bool		isnull = true;
 		Datum		from = (Datum) 0;
+		int			which;
 
 		/* all read-only: one snapshot, the caller's */
 		if (awa_stmt_run(&newest, NULL, NULL, 1) == 1)
 			from = awa_stmt_value(0, "completed_from", &isnull);
-		if (!isnull && DatumGetTimestampTz(from) > e)
-			edge = EDGE_NONE;	/* the fold no longer has that minute */
-		else if (t - e < AWA_MINUTE_USECS / 2)
-			edge = EDGE_OUTSIDE;
-		else
-			edge = EDGE_INSIDE;
-		args[0] = TimestampTzGetDatum(e);
+		/* the fold's awa.counter_completed must hold T's minute */
+		which = (!isnull && DatumGetTimestampTz(from) > min) ? 1 : 0;
+		args[0] = TimestampTzGetDatum(sec);
 		args[1] = TimestampTzGetDatum(t);
-		args[2] = TimestampTzGetDatum(e + AWA_MINUTE_USECS);
-		awa_stmt_run(&stats[edge], args, NULL, 0);
+		args[2] = TimestampTzGetDatum(min + AWA_MINUTE_USECS);
+		args[3] = TimestampTzGetDatum(sec + AWA_SECOND_USECS);
+		awa_stmt_run(&stats[which], args, NULL, 0);
 	}
 	for (i = 0; i < SPI_processed; i++)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);

@@ -106,10 +106,12 @@ COMMENT ON TABLE awa.maintenance_failures
 
 -- Retention path: finished jobs by state and age (was: by age), so that
 -- deleting old completed jobs never walks failed ones kept longer, nor the
--- reverse.  Rebuilt here: the upgrade takes as long as building one index
+-- reverse; it includes queue for awa_queue_stats, which counts the
+-- completions of one second (an hour ago) per queue from it without visiting
+-- the table.  Rebuilt here: the upgrade takes as long as building one index
 -- on the finished jobs.
 DROP INDEX awa.jobs_finalized_idx;
-CREATE INDEX jobs_finalized_idx ON awa.jobs (state, finalized_at)
+CREATE INDEX jobs_finalized_idx ON awa.jobs (state, finalized_at) INCLUDE (queue)
 	WHERE state IN ('completed', 'failed', 'cancelled');
 
 -- Maintenance rounds (dbstate.c) ------------------------------------------------
@@ -188,19 +190,19 @@ COMMENT ON FUNCTION awa_forget_queue(text)
 -- with its transaction's ID, into awa.counter_deltas (statement triggers on
 -- awa.jobs, so plain SQL, COPY and TRUNCATE are counted too; awa_insert's
 -- direct path writes its own).  Maintenance folds them: awa.counter_folds
--- records the snapshot of each fold, awa.counter_fold_counts the exact counts
--- at that snapshot.  A reader adds to the newest fold it sees the deltas of
--- the transactions that fold's snapshot did not see.  completed counts
--- completed jobs by the minute of their finalized_at (completed_last_hour);
--- the other columns count jobs in that state whatever the minute.
+-- records the snapshot of each fold, awa.counter_fold_counts the jobs per
+-- queue and state at that snapshot, awa.counter_completed the completed jobs
+-- per queue by second and by minute of their finalized_at (for
+-- completed_last_hour).  A reader adds to the newest fold it sees the deltas
+-- of the transactions that fold's snapshot did not see.
 CREATE TABLE awa.counter_deltas (
 	xid					xid8 NOT NULL,
 	queue				text NOT NULL,
-	minute				timestamptz,
 	scheduled			bigint NOT NULL DEFAULT 0,
 	available			bigint NOT NULL DEFAULT 0,
 	running				bigint NOT NULL DEFAULT 0,
 	completed			bigint NOT NULL DEFAULT 0,
+	completed_second	timestamptz,
 	retryable			bigint NOT NULL DEFAULT 0,
 	failed				bigint NOT NULL DEFAULT 0,
 	cancelled			bigint NOT NULL DEFAULT 0,
@@ -208,7 +210,7 @@ CREATE TABLE awa.counter_deltas (
 );
 CREATE INDEX counter_deltas_xid_idx ON awa.counter_deltas (xid);
 COMMENT ON TABLE awa.counter_deltas
-	IS 'changes of the number of jobs per queue and state, one row per statement and queue, not yet folded; written with every change of awa.jobs';
+	IS 'changes of the number of jobs per queue and state not yet folded, one row per statement and queue (completed: those finalized in completed_second), stamped with the writing transaction';
 
 CREATE TABLE awa.counter_folds (
 	fold			bigint PRIMARY KEY,
@@ -217,24 +219,32 @@ CREATE TABLE awa.counter_folds (
 	completed_from	timestamptz NOT NULL
 );
 COMMENT ON TABLE awa.counter_folds
-	IS 'each fold of awa.counter_deltas (numbered 1, 2, ...): the snapshot its counts are exact at; completed counts are kept for the minutes from completed_from on';
+	IS 'each fold of awa.counter_deltas (numbered 1, 2, ...): the snapshot its counts are exact at; awa.counter_completed holds the seconds and minutes from completed_from on';
 
 CREATE TABLE awa.counter_fold_counts (
 	fold				bigint NOT NULL,
 	queue				text NOT NULL,
-	minute				timestamptz,
 	scheduled			bigint NOT NULL DEFAULT 0,
 	available			bigint NOT NULL DEFAULT 0,
 	running				bigint NOT NULL DEFAULT 0,
-	completed			bigint NOT NULL DEFAULT 0,
 	retryable			bigint NOT NULL DEFAULT 0,
 	failed				bigint NOT NULL DEFAULT 0,
 	cancelled			bigint NOT NULL DEFAULT 0,
-	waiting_external	bigint NOT NULL DEFAULT 0
+	waiting_external	bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (fold, queue)
 );
-CREATE INDEX counter_fold_counts_fold_idx ON awa.counter_fold_counts (fold);
 COMMENT ON TABLE awa.counter_fold_counts
-	IS 'the jobs per queue and state at the snapshot of a fold (awa.counter_folds); completed: by minute of finalized_at';
+	IS 'the jobs per queue and state (completed: see awa.counter_completed) at the snapshot of a fold (awa.counter_folds)';
+
+CREATE TABLE awa.counter_completed (
+	seconds		integer NOT NULL CONSTRAINT counter_completed_seconds CHECK (seconds IN (1, 60)),
+	bucket		timestamptz NOT NULL,
+	queue		text NOT NULL,
+	completed	bigint NOT NULL,
+	PRIMARY KEY (seconds, bucket, queue)
+);
+COMMENT ON TABLE awa.counter_completed
+	IS 'completed jobs per queue whose finalized_at falls in the second (seconds = 1) or minute (60) starting at bucket, as of the newest fold';
 
 CREATE FUNCTION awa.jobs_count_changes()
 RETURNS trigger
@@ -255,13 +265,15 @@ CREATE TRIGGER jobs_counters_delete AFTER DELETE ON awa.jobs
 CREATE TRIGGER jobs_counters_truncate AFTER TRUNCATE ON awa.jobs
 	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
 
--- The first fold: a full count of awa.jobs.  Its snapshot does not see this
--- transaction (it is at or above the snapshot's xmax, or added to its list of
--- running transactions), so that jobs this transaction changes after the
--- count (CREATE EXTENSION or ALTER EXTENSION UPDATE followed by more work in
--- one transaction) are counted from their deltas.
+-- The first fold: a full count of awa.jobs (completions from the minute 65
+-- minutes ago on).  Its snapshot does not see this transaction (it is at or
+-- above the snapshot's xmax, or added to its list of running transactions),
+-- so that jobs this transaction changes after the count (CREATE EXTENSION or
+-- ALTER EXTENSION UPDATE followed by more work in one transaction) are
+-- counted from their deltas.
 WITH s AS (
-	SELECT pg_catalog.pg_current_snapshot() AS cur, pg_catalog.pg_current_xact_id() AS me
+	SELECT pg_catalog.pg_current_snapshot() AS cur, pg_catalog.pg_current_xact_id() AS me,
+		pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM now() - interval '65 minutes') / 60) * 60) AS since
 ), f AS (
 	INSERT INTO awa.counter_folds (fold, snapshot, completed_from)
 	SELECT 1, CASE WHEN s.me >= pg_catalog.pg_snapshot_xmax(s.cur) THEN s.cur
@@ -269,20 +281,29 @@ WITH s AS (
 			|| pg_catalog.pg_snapshot_xmax(s.cur)::text || ':'
 			|| (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x)
 				FROM (SELECT pg_catalog.pg_snapshot_xip(s.cur) UNION SELECT s.me) AS t(x)))::pg_snapshot END,
-		'-infinity'
+		s.since
 	FROM s
-	RETURNING fold
+	RETURNING fold, completed_from
+), counts AS (
+	INSERT INTO awa.counter_fold_counts (fold, queue, scheduled, available, running, retryable, failed,
+		cancelled, waiting_external)
+	SELECT f.fold, j.queue,
+		count(*) FILTER (WHERE j.state = 'scheduled'), count(*) FILTER (WHERE j.state = 'available'),
+		count(*) FILTER (WHERE j.state = 'running'), count(*) FILTER (WHERE j.state = 'retryable'),
+		count(*) FILTER (WHERE j.state = 'failed'), count(*) FILTER (WHERE j.state = 'cancelled'),
+		count(*) FILTER (WHERE j.state = 'waiting_external')
+	FROM awa.jobs j, f
+	WHERE j.state <> 'completed'
+	GROUP BY f.fold, j.queue
+), done AS (
+	SELECT j.queue, pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM j.finalized_at))) AS second,
+		count(*) AS n
+	FROM awa.jobs j, f
+	WHERE j.state = 'completed' AND j.finalized_at >= f.completed_from
+	GROUP BY 1, 2
 )
-INSERT INTO awa.counter_fold_counts (fold, queue, minute, scheduled, available, running, completed,
-	retryable, failed, cancelled, waiting_external)
-SELECT f.fold, j.queue,
-	CASE WHEN j.state = 'completed' AND j.finalized_at IS NOT NULL
-		THEN pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM j.finalized_at) / 60) * 60) END,
-	count(*) FILTER (WHERE j.state = 'scheduled'), count(*) FILTER (WHERE j.state = 'available'),
-	count(*) FILTER (WHERE j.state = 'running'),
-	count(*) FILTER (WHERE j.state = 'completed' AND j.finalized_at IS NOT NULL),
-	count(*) FILTER (WHERE j.state = 'retryable'), count(*) FILTER (WHERE j.state = 'failed'),
-	count(*) FILTER (WHERE j.state = 'cancelled'), count(*) FILTER (WHERE j.state = 'waiting_external')
-FROM awa.jobs j, f
-WHERE j.state <> 'completed' OR j.finalized_at IS NOT NULL
-GROUP BY f.fold, 2, 3;
+INSERT INTO awa.counter_completed (seconds, bucket, queue, completed)
+SELECT 1, second, queue, n FROM done
+UNION ALL
+SELECT 60, pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM second) / 60) * 60), queue, sum(n)
+FROM done GROUP BY 2, 3;
