@@ -8,6 +8,8 @@
 #ifndef AWA_COUNTERS_H
 #define AWA_COUNTERS_H
 
+#include "datatype/timestamp.h"
+
 /* The columns of the states counted whatever the time (all but completed). */
 #define AWA_COUNTER_STATES \
 	"scheduled, available, running, retryable, failed, cancelled, waiting_external"
