@@ -39,9 +39,12 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -85,11 +88,20 @@ typedef struct CounterEntry
 	int64		n[AWA_NUM_JOB_STATES];
 } CounterEntry;
 
-/* Changes of the counts being added up, in a memory context of their own. */
+/*
+ * Changes of the counts being added up: the first few keys in place (a
+ * statement usually touches one or two), more in a hash table in a memory
+ * context of their own, made when needed.
+ */
+#define COUNTS_SMALL		4
+
 typedef struct Counts
 {
-	MemoryContext cxt;
+	MemoryContext parent;
+	MemoryContext cxt;			/* of tab, or NULL */
 	HTAB	   *tab;
+	int			nsmall;
+	CounterEntry small[COUNTS_SMALL];
 	CounterEntry *last;			/* the entry of the previous row */
 } Counts;
 
@@ -125,14 +137,10 @@ awa_counter_bucket(TimestampTz t, int64 usecs)
 static void
 counts_init(Counts *c, MemoryContext parent)
 {
-	HASHCTL		ctl;
-
-	c->cxt = AllocSetContextCreate(parent, "awa counters", ALLOCSET_SMALL_SIZES);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(CounterKey);
-	ctl.entrysize = sizeof(CounterEntry);
-	ctl.hcxt = c->cxt;
-	c->tab = hash_create("awa counters", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	c->parent = parent;
+	c->cxt = NULL;
+	c->tab = NULL;
+	c->nsmall = 0;
 	c->last = NULL;
 }
 
@@ -143,7 +151,17 @@ counts_free(Counts *c)
 		MemoryContextDelete(c->cxt);
 	c->cxt = NULL;
 	c->tab = NULL;
+	c->nsmall = 0;
 	c->last = NULL;
+}
+
+/* Whether e is the entry of this key. */
+static inline bool
+entry_is(const CounterEntry *e, const char *queue, int len, bool has_second,
+		 TimestampTz second)
+{
+	return e->key.has_second == has_second && e->key.second == second &&
+		strncmp(e->key.queue, queue, len) == 0 && e->key.queue[len] == '\0';
 }
 
 /*
@@ -158,7 +176,7 @@ counts_add(Counts *c, const char *queue, int len, AwaJobState state,
 	bool		has_second = (state == AWA_STATE_COMPLETED);
 	TimestampTz second = 0;
 	CounterEntry *e = c->last;
-	bool		found;
+	int			i;
 
 	if (has_second)
 	{
@@ -168,18 +186,46 @@ counts_add(Counts *c, const char *queue, int len, AwaJobState state,
 	}
 	if (len >= QUEUE_KEY_BYTES)
 		elog(ERROR, "awa: queue name of %d bytes is too long to count", len);
-	if (e == NULL || e->key.has_second != has_second || e->key.second != second ||
-		strncmp(e->key.queue, queue, len) != 0 || e->key.queue[len] != '\0')
+	if (e == NULL || !entry_is(e, queue, len, has_second, second))
 	{
-		CounterKey	key;
-
-		memset(&key, 0, sizeof(key));
-		memcpy(key.queue, queue, len);
-		key.has_second = has_second;
-		key.second = second;
-		e = hash_search(c->tab, &key, HASH_ENTER, &found);
-		if (!found)
+		e = NULL;
+		for (i = 0; i < c->nsmall && e == NULL; i++)
+			if (entry_is(&c->small[i], queue, len, has_second, second))
+				e = &c->small[i];
+		if (e == NULL && c->nsmall < COUNTS_SMALL && c->tab == NULL)
+		{
+			e = &c->small[c->nsmall++];
+			memcpy(e->key.queue, queue, len);
+			e->key.queue[len] = '\0';
+			e->key.has_second = has_second;
+			e->key.second = second;
 			memset(e->n, 0, sizeof(e->n));
+		}
+		if (e == NULL)
+		{
+			CounterKey	key;
+			bool		found;
+
+			if (c->tab == NULL)
+			{
+				HASHCTL		ctl;
+
+				c->cxt = AllocSetContextCreate(c->parent, "awa counters", ALLOCSET_SMALL_SIZES);
+				memset(&ctl, 0, sizeof(ctl));
+				ctl.keysize = sizeof(CounterKey);
+				ctl.entrysize = sizeof(CounterEntry);
+				ctl.hcxt = c->cxt;
+				c->tab = hash_create("awa counters", 64, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			}
+			memset(&key, 0, sizeof(key));
+			memcpy(key.queue, queue, len);
+			key.has_second = has_second;
+			key.second = second;
+			e = hash_search(c->tab, &key, HASH_ENTER, &found);
+			if (!found)
+				memset(e->n, 0, sizeof(e->n));
+		}
 		c->last = e;
 	}
 	e->n[state] += n;
@@ -228,6 +274,77 @@ column_of(TupleDesc desc, const char *name)
 	return -1;					/* keep compiler quiet */
 }
 
+/* Where the columns of awa.counter_deltas are (0-based), for the descriptor desc. */
+typedef struct DeltaColumns
+{
+	TupleDesc	desc;			/* the descriptor they were found in */
+	int			natts;
+	int			xid;
+	int			queue;
+	int			second;
+	int			n[AWA_NUM_JOB_STATES];
+} DeltaColumns;
+
+static DeltaColumns delta_cols = {NULL};
+
+/*
+ * Insert one row and its index entries directly.  An index with
+ * expressions or a predicate (none of awa's) goes through the executor.
+ */
+static void
+insert_delta(Relation rel, Datum *values, bool *nulls)
+{
+	HeapTuple	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	simple_heap_insert(rel, tuple);
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+		IndexInfo  *ii = BuildIndexInfo(idx);
+		Datum		iv[INDEX_MAX_KEYS];
+		bool		in[INDEX_MAX_KEYS];
+		int			k;
+
+		if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL)
+		{
+			EState	   *estate = CreateExecutorState();
+			TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+			ExprContext *econtext = GetPerTupleExprContext(estate);
+
+			ExecStoreHeapTuple(tuple, slot, false);
+			econtext->ecxt_scantuple = slot;
+			if (ii->ii_Predicate == NIL ||
+				ExecQual(ExecPrepareQual(ii->ii_Predicate, estate), econtext))
+			{
+				FormIndexDatum(ii, slot, estate, iv, in);
+				index_insert(idx, iv, in, &tuple->t_self, rel,
+							 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+							 false, ii);
+			}
+			ExecDropSingleTupleTableSlot(slot);
+			FreeExecutorState(estate);
+		}
+		else
+		{
+			for (k = 0; k < ii->ii_NumIndexAttrs; k++)
+			{
+				AttrNumber	a = ii->ii_IndexAttrNumbers[k];
+
+				iv[k] = a > 0 ? values[a - 1] : (Datum) 0;
+				in[k] = a > 0 ? nulls[a - 1] : true;
+			}
+			index_insert(idx, iv, in, &tuple->t_self, rel,
+						 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
+						 false, ii);
+		}
+		index_close(idx, NoLock);
+	}
+	list_free(indexes);
+	heap_freetuple(tuple);
+}
+
 /*
  * Write the non-zero changes in c to awa.counter_deltas, one row per queue
  * (its completions of one second in the same row, those of other seconds
@@ -238,62 +355,57 @@ column_of(TupleDesc desc, const char *name)
 static void
 counts_write(Counts *c)
 {
-	HASH_SEQ_STATUS seq;
-	CounterEntry *e;
 	CounterEntry **v;
 	int			nv = 0;
-	int			cap;
 	Oid			nsp;
 	Oid			relid;
 	Relation	rel;
 	TupleDesc	desc;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot *slot;
-	int			a_xid,
-				a_queue,
-				a_second,
-				a_n[AWA_NUM_JOB_STATES];
+	Datum	   *values;
+	bool	   *nulls;
 	Datum		xid;
 	int			i,
 				k;
-	MemoryContext old;
 
-	if (c->tab == NULL || hash_get_num_entries(c->tab) == 0)
+	if (c->nsmall == 0)
 		return;
-	old = MemoryContextSwitchTo(c->cxt);
-	cap = hash_get_num_entries(c->tab);
-	v = palloc(sizeof(CounterEntry *) * cap);
-	hash_seq_init(&seq, c->tab);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		if (!entry_is_zero(e))
-			v[nv++] = e;
-	if (nv == 0)
+	v = palloc(sizeof(CounterEntry *) * (c->nsmall + (c->tab ? hash_get_num_entries(c->tab) : 0)));
+	for (i = 0; i < c->nsmall; i++)
+		if (!entry_is_zero(&c->small[i]))
+			v[nv++] = &c->small[i];
+	if (c->tab != NULL)
 	{
-		MemoryContextSwitchTo(old);
-		return;
+		HASH_SEQ_STATUS seq;
+		CounterEntry *e;
+
+		hash_seq_init(&seq, c->tab);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			if (!entry_is_zero(e))
+				v[nv++] = e;
 	}
-	qsort(v, nv, sizeof(CounterEntry *), entry_cmp);
+	if (nv == 0)
+		return;
+	if (nv > 1)
+		qsort(v, nv, sizeof(CounterEntry *), entry_cmp);
 
 	nsp = get_namespace_oid("awa", true);
 	relid = OidIsValid(nsp) ? get_relname_relid("counter_deltas", nsp) : InvalidOid;
 	if (!OidIsValid(relid))
-	{
-		MemoryContextSwitchTo(old);
 		return;
-	}
 	rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
-	a_xid = column_of(desc, "xid");
-	a_queue = column_of(desc, "queue");
-	a_second = column_of(desc, "completed_second");
-	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
-		a_n[k] = column_of(desc, awa_state_label((AwaJobState) k));
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	if (delta_cols.desc != desc || delta_cols.natts != desc->natts)
+	{
+		delta_cols.xid = column_of(desc, "xid");
+		delta_cols.queue = column_of(desc, "queue");
+		delta_cols.second = column_of(desc, "completed_second");
+		for (k = 0; k < AWA_NUM_JOB_STATES; k++)
+			delta_cols.n[k] = column_of(desc, awa_state_label((AwaJobState) k));
+		delta_cols.desc = desc;
+		delta_cols.natts = desc->natts;
+	}
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
 	xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
 
 	for (i = 0; i < nv; i++)
@@ -301,17 +413,16 @@ counts_write(Counts *c)
 		CounterEntry *row = v[i];
 		CounterEntry *done = NULL;
 
-		ExecClearTuple(slot);
-		memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
+		memset(nulls, true, sizeof(bool) * desc->natts);
 		for (k = 0; k < AWA_NUM_JOB_STATES; k++)
 		{
-			slot->tts_values[a_n[k]] = Int64GetDatum(0);
-			slot->tts_isnull[a_n[k]] = false;
+			values[delta_cols.n[k]] = Int64GetDatum(0);
+			nulls[delta_cols.n[k]] = false;
 		}
-		slot->tts_values[a_xid] = xid;
-		slot->tts_isnull[a_xid] = false;
-		slot->tts_values[a_queue] = CStringGetTextDatum(row->key.queue);
-		slot->tts_isnull[a_queue] = false;
+		values[delta_cols.xid] = xid;
+		nulls[delta_cols.xid] = false;
+		values[delta_cols.queue] = CStringGetTextDatum(row->key.queue);
+		nulls[delta_cols.queue] = false;
 
 		/* the queue's other states, with its first second of completions */
 		if (!row->key.has_second && i + 1 < nv && v[i + 1]->key.has_second &&
@@ -319,27 +430,18 @@ counts_write(Counts *c)
 			done = v[++i];
 		for (k = 0; k < AWA_NUM_JOB_STATES; k++)
 			if (!row->key.has_second && k != AWA_STATE_COMPLETED)
-				slot->tts_values[a_n[k]] = Int64GetDatum(row->n[k]);
+				values[delta_cols.n[k]] = Int64GetDatum(row->n[k]);
 		if (row->key.has_second)
 			done = row;
 		if (done != NULL)
 		{
-			slot->tts_values[a_n[AWA_STATE_COMPLETED]] = Int64GetDatum(done->n[AWA_STATE_COMPLETED]);
-			slot->tts_values[a_second] = TimestampTzGetDatum(done->key.second);
-			slot->tts_isnull[a_second] = false;
+			values[delta_cols.n[AWA_STATE_COMPLETED]] = Int64GetDatum(done->n[AWA_STATE_COMPLETED]);
+			values[delta_cols.second] = TimestampTzGetDatum(done->key.second);
+			nulls[delta_cols.second] = false;
 		}
-		ExecStoreVirtualTuple(slot);
-		table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
-		if (rri->ri_NumIndices > 0)
-			(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-		ResetPerTupleExprContext(estate);
+		insert_delta(rel, values, nulls);
 	}
-
-	ExecDropSingleTupleTableSlot(slot);
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
 	table_close(rel, NoLock);
-	MemoryContextSwitchTo(old);
 }
 
 /* ---------------------------------------------------------------------
