@@ -20,8 +20,9 @@ void		_PG_init(void);
 /*
  * Define awa's settings (each part's own), then reserve the awa. prefix so
  * that a misspelt setting is reported, and hook into shared memory,
- * transaction end and statement end (the job counters).  Runs when the library is loaded: at server start when
- * preloaded, else at the first call of an awa function in a session.
+ * transaction end and statement end (the job counters).  Runs when the
+ * library is loaded: at server start when preloaded, else at the first call
+ * of an awa function in a session.
  */
 void
 _PG_init(void)
