@@ -19,9 +19,10 @@ void		_PG_init(void);
 
 /*
  * Define awa's settings (each part's own), then reserve the awa. prefix so
- * that a misspelt setting is reported, and hook into shared memory and
- * transaction end.  Runs when the library is loaded: at server start when
- * preloaded, else at the first call of an awa function in a session.
+ * that a misspelt setting is reported, and hook into shared memory,
+ * transaction end and statement end (the job counters).  Runs when the
+ * library is loaded: at server start when preloaded, else at the first call
+ * of an awa function in a session.
  */
 void
 _PG_init(void)
@@ -37,4 +38,5 @@ _PG_init(void)
 
 	awa_shmem_init();
 	awa_wake_init();
+	awa_counters_init();
 }

@@ -135,6 +135,14 @@ extern void awa_enqueued_put(AwaEnqueue *e, FunctionCallInfo fcinfo);
 extern void awa_enqueue_end(AwaEnqueue *e);
 extern void awa_enqueue_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo);
 
+/*
+ * counters.c: the job counters (awa.counter_deltas, folds) behind
+ * awa_queue_stats
+ */
+extern void awa_counters_init(void);
+extern void awa_counters_note_insert(const char *queue, AwaJobState state);
+extern int64 awa_counters_fold(void);
+
 /* fastinsert.c */
 extern TupleTableSlot *awa_fast_insert_slot(AwaJob *job);
 
@@ -275,8 +283,9 @@ typedef enum AwaSchemaFeature
 {
 	AWA_SCHEMA_QUEUE_LIMITS = 1 << 0,	/* 0.2.0: awa.queue_meta.max_running */
 	AWA_SCHEMA_LEASES = 1 << 1, /* 0.3.0: awa.jobs.lease and timeout */
-	AWA_SCHEMA_ROUNDS = 1 << 2,	/* 0.3.0: awa.maintenance_rounds */
-	AWA_SCHEMA_EXTERNAL = 1 << 3	/* 0.3.0: awa.jobs.result, callback_* */
+	AWA_SCHEMA_ROUNDS = 1 << 2, /* 0.3.0: awa.maintenance_rounds */
+	AWA_SCHEMA_EXTERNAL = 1 << 3,	/* 0.3.0: awa.jobs.result, callback_* */
+	AWA_SCHEMA_COUNTERS = 1 << 4	/* 0.3.0: awa.counter_deltas and folds */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

@@ -15,7 +15,10 @@
  * What it skips, and why that is safe: the CHECK constraints of awa.jobs
  * restate awa_validate_job, which every row has passed; the BEFORE INSERT
  * trigger of awa.jobs exists to apply that same validation to plain INSERT
- * and COPY.  If awa.jobs has any other trigger (a user's audit trigger, a
+ * and COPY.  The statement triggers that count jobs (counters.c) do not
+ * fire either: the rows written here are noted with awa_counters_note_insert,
+ * which writes their deltas at the end of the statement.  If awa.jobs has
+ * any other trigger (a user's audit trigger, a
  * foreign key), or row-level security, or the caller may not INSERT into
  * it, the caller falls back to SPI so the row goes through the full
  * executor (and its permission checks).
@@ -57,6 +60,7 @@ typedef struct FastInsert
 	Oid			seqid;			/* the identity sequence of id */
 	Datum		empty_errors;	/* '{}'::jsonb[] */
 	AwaJobColumns cols;			/* the enqueue columns (awa_job_row) */
+	bool		counted;		/* awa.jobs has the counting triggers */
 	/* 0-based attribute numbers of the columns the executor would default */
 	int			a_id,
 				a_attempt,
@@ -132,21 +136,40 @@ fast_insert_xact_cb(XactEvent event, void *arg)
 	}
 }
 
+/* awa's own triggers on awa.jobs: the COPY trigger and the counting ones. */
+static const char *const own_triggers[] = {
+	"jobs_before_insert", "jobs_counters_insert", "jobs_counters_update",
+	"jobs_counters_delete", "jobs_counters_truncate"
+};
+
 /*
- * Whether awa.jobs has only awa's own trigger and no row-level security, so
- * the direct path writes exactly what an INSERT would.
+ * Whether awa.jobs has only awa's own triggers and no row-level security,
+ * so the direct path writes exactly what an INSERT would; *counted: the
+ * counting triggers are there (the path must note its jobs).
  */
 static bool
-plain_enough(Relation rel)
+plain_enough(Relation rel, bool *counted)
 {
 	TriggerDesc *td = rel->trigdesc;
+	int			i,
+				k;
 
+	*counted = false;
 	if (rel->rd_rel->relrowsecurity)
 		return false;
 	if (td == NULL)
 		return true;
-	return td->numtriggers == 1 &&
-		strcmp(td->triggers[0].tgname, "jobs_before_insert") == 0;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		for (k = 0; k < lengthof(own_triggers); k++)
+			if (strcmp(td->triggers[i].tgname, own_triggers[k]) == 0)
+				break;
+		if (k == lengthof(own_triggers))
+			return false;
+		if (k == 1 && td->triggers[i].tgenabled != TRIGGER_DISABLED)
+			*counted = true;
+	}
+	return true;
 }
 
 /* Build the set-up for the current transaction, or return false. */
@@ -160,6 +183,7 @@ fast_insert_setup(void)
 	Relation	rel;
 	TupleDesc	desc;
 	FastInsert *f;
+	bool		counted = false;
 
 	if (!callbacks_registered)
 	{
@@ -181,7 +205,7 @@ fast_insert_setup(void)
 	PG_TRY();
 	{
 		rel = table_open(relid, RowExclusiveLock);
-		if (!plain_enough(rel) ||
+		if (!plain_enough(rel, &counted) ||
 			pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		{
 			table_close(rel, NoLock);
@@ -191,6 +215,7 @@ fast_insert_setup(void)
 		{
 			f = palloc0(sizeof(FastInsert));
 			f->rel = rel;
+			f->counted = counted;
 			desc = RelationGetDescr(rel);
 			f->estate = CreateExecutorState();
 			f->rri = makeNode(ResultRelInfo);
@@ -267,7 +292,12 @@ awa_fast_insert_slot(AwaJob *job)
 
 	MemoryContextSwitchTo(callercxt);
 
-	awa_job_enqueued(text_to_cstring(job->queue), state,
-					 DatumGetTimestampTz(v[fi->cols.run_at]));
+	{
+		char	   *queue = text_to_cstring(job->queue);
+
+		if (fi->counted)
+			awa_counters_note_insert(queue, state);
+		awa_job_enqueued(queue, state, DatumGetTimestampTz(v[fi->cols.run_at]));
+	}
 	return slot;
 }

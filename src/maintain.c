@@ -5,6 +5,8 @@
  *		and retention.  Periodic jobs are fired by schedule.c.
  *
  * One maintenance round, in one transaction of one database:
+ *	 0. fold the job counters (counters.c), first, before the round has
+ *		written anything (a fold needs a transaction without an ID yet);
  *	 1. promote scheduled and retryable jobs whose run_at has come to
  *		available, so listeners get their NOTIFY and blocked claimers wake
  *		(awa_claim takes such jobs by itself; promotion is for them and for
@@ -174,11 +176,12 @@ typedef enum AwaStep
 	STEP_SCHEDULES,
 	STEP_RETENTION,
 	STEP_CALLBACKS,
+	STEP_COUNTERS,
 	AWA_NUM_STEPS
 } AwaStep;
 
 static const char *const step_names[AWA_NUM_STEPS] = {
-	"promote", "rescue", "schedules", "retention", "callbacks"
+	"promote", "rescue", "schedules", "retention", "callbacks", "counters"
 };
 
 /* What became of a failure this round. */
@@ -929,6 +932,9 @@ call_step(void *arg)
 			if (awa_schema_has(AWA_SCHEMA_EXTERNAL))
 				c->n = run_row_step(c->state, &callback_step);
 			break;
+		case STEP_COUNTERS:
+			c->n = awa_counters_fold();
+			break;
 		default:
 			elog(ERROR, "awa: unknown maintenance step %d", (int) c->step);
 	}
@@ -1029,6 +1035,7 @@ maintain_round(AwaRound *r)
 	if (!state.has_table)
 		load_local_failures(&state);
 
+	(void) run_step(&state, STEP_COUNTERS);
 	r->promoted = run_step(&state, STEP_PROMOTE);
 	r->rescued = run_step(&state, STEP_RESCUE);
 	r->rescued += run_step(&state, STEP_CALLBACKS);

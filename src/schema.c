@@ -68,6 +68,11 @@ awa_schema_features(void)
 			f |= AWA_SCHEMA_EXTERNAL;
 		if (OidIsValid(nsp) && OidIsValid(get_relname_relid("maintenance_rounds", nsp)))
 			f |= AWA_SCHEMA_ROUNDS;
+		if (OidIsValid(nsp) && OidIsValid(get_relname_relid("counter_folds", nsp)) &&
+			OidIsValid(get_relname_relid("counter_fold_counts", nsp)) &&
+			OidIsValid(get_relname_relid("counter_deltas", nsp)) &&
+			OidIsValid(get_relname_relid("counter_completed", nsp)))
+			f |= AWA_SCHEMA_COUNTERS;
 		features = f;
 	}
 	return features;

@@ -140,7 +140,8 @@ bool		awa_rows_prepared = false;
 /*
  * Run a saved INSERT of job rows that awa has validated and given their
  * state already: the BEFORE INSERT trigger of awa.jobs (copy.c), which does
- * that for plain INSERT and COPY, lets them pass.
+ * that for plain INSERT and COPY, lets them pass.  tcount is not applied:
+ * the INSERT runs to its end (see awa_stmt_run on statement triggers).
  */
 int
 awa_execute_prepared(SPIPlanPtr plan, Datum *values, const char *nulls,
@@ -151,7 +152,8 @@ awa_execute_prepared(SPIPlanPtr plan, Datum *values, const char *nulls,
 	awa_rows_prepared = true;
 	PG_TRY();
 	{
-		ret = SPI_execute_plan(plan, values, nulls, false, tcount);
+		/* to its end: see awa_stmt_run on statement triggers */
+		ret = SPI_execute_plan(plan, values, nulls, false, 0);
 	}
 	PG_FINALLY();
 	{

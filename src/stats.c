@@ -4,26 +4,35 @@
  *		awa_queue_stats: per-queue counts by state, lag and pause state.
  *
  * Counts are exact for what the caller's snapshot sees, including its own
- * uncommitted jobs.
+ * uncommitted jobs.  They come from the job counters (counters.c): the
+ * newest fold plus the deltas written since, whatever the number of jobs.
+ * completed_last_hour adds the counters' completions by minute and by
+ * second after the second an hour ago, and counts that second's part
+ * inside the hour from the retention index.  lag_seconds reads the oldest
+ * available job of each priority through the claim index.
+ * Against a schema without counters (an awa.so newer than the installed
+ * schema) the counts are taken from awa.jobs itself.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/tuplestore.h"
 
 #include "awa.h"
+#include "counters.h"
 
 PG_FUNCTION_INFO_V1(awa_queue_stats);
 
 /*
- * Each branch reads only the rows of its states, through the partial index
+ * Without counters: each branch reads only the rows of its states, through the partial index
  * that covers them (claim, running, settled, finalized), so the cost grows
  * with the backlog, the running and failed jobs and the last hour's
  * completions, not with the completed jobs that retention keeps.
  */
-static const char stats_sql[] =
+static const char recount_sql[] =
 "WITH c AS ("
 "  SELECT queue, state, count(*) AS n,"
 "         min(run_at) FILTER (WHERE state = 'available') AS oldest"
@@ -65,23 +74,126 @@ static const char stats_sql[] =
 " ORDER BY 1";
 
 /*
+ * With counters.  $1: the start of the second of T = now() - 1 hour (S),
+ * $2: T, $3: the end of T's minute, $4: S + 1 second.  DONE is a query of
+ * (queue, n): the jobs completed in the last hour.
+ */
+#define COUNTER_STATS_SQL(DONE) \
+	AWA_COUNTER_SOURCE_SQL "," \
+	" q AS (SELECT queue, sum(scheduled) AS scheduled, sum(available) AS available," \
+	"   sum(running) AS running, sum(retryable) AS retryable, sum(failed) AS failed," \
+	"   sum(cancelled) AS cancelled, sum(waiting_external) AS waiting_external" \
+	"   FROM src GROUP BY queue)," \
+	" done AS (" DONE ")," \
+	" c AS (SELECT coalesce(q.queue, done.queue) AS queue," \
+	"   coalesce(q.scheduled, 0)::bigint AS scheduled, coalesce(q.available, 0)::bigint AS available," \
+	"   coalesce(q.running, 0)::bigint AS running, coalesce(q.retryable, 0)::bigint AS retryable," \
+	"   coalesce(q.failed, 0)::bigint AS failed, coalesce(q.cancelled, 0)::bigint AS cancelled," \
+	"   coalesce(q.waiting_external, 0)::bigint AS waiting_external," \
+	"   coalesce(done.n, 0)::bigint AS completed_last_hour" \
+	"   FROM q FULL JOIN done ON done.queue = q.queue)" \
+	" SELECT coalesce(c.queue, m.queue)," \
+	"   coalesce(c.scheduled + c.available + c.running + c.retryable + c.waiting_external, 0)::bigint," \
+	"   coalesce(c.scheduled, 0), coalesce(c.available, 0), coalesce(c.retryable, 0)," \
+	"   coalesce(c.running, 0), coalesce(c.waiting_external, 0), coalesce(c.failed, 0)," \
+	"   coalesce(c.cancelled, 0), coalesce(c.completed_last_hour, 0)," \
+	"   CASE WHEN c.available > 0 THEN" \
+	"     (SELECT greatest(extract(epoch FROM now()) - extract(epoch FROM min(o.run_at)), 0)::float8" \
+	"        FROM pg_catalog.generate_series(1, 4) AS p(priority)," \
+	"        LATERAL (SELECT j.run_at FROM awa.jobs j" \
+	"          WHERE j.queue = c.queue AND j.priority = p.priority AND j.state = 'available'" \
+	"          ORDER BY j.run_at LIMIT 1) o) END," \
+	"   coalesce(m.paused, false)" \
+	" FROM (SELECT * FROM c WHERE scheduled <> 0 OR available <> 0 OR running <> 0" \
+	"   OR retryable <> 0 OR failed <> 0 OR cancelled <> 0 OR waiting_external <> 0" \
+	"   OR completed_last_hour <> 0) c" \
+	" FULL JOIN awa.queue_meta m ON m.queue = c.queue" \
+	" ORDER BY 1"
+
+/*
+ * completed_last_hour from the counters: the minutes after T's and the
+ * seconds after S in T's minute (as of the fold), the deltas of seconds
+ * after S, and the part of S after T counted from the jobs (through
+ * jobs_finalized_idx, which includes queue: an index-only scan of at most
+ * one second of completions).
+ */
+#define DONE_FROM_COUNTERS \
+	"SELECT queue, sum(n) AS n FROM (" \
+	"  SELECT queue, completed AS n FROM awa.counter_completed" \
+	"   WHERE seconds = 60 AND bucket >= $3" \
+	"  UNION ALL" \
+	"  SELECT queue, completed FROM awa.counter_completed" \
+	"   WHERE seconds = 1 AND bucket > $1 AND bucket < $3" \
+	"  UNION ALL" \
+	"  SELECT queue, completed FROM d WHERE completed_second > $1" \
+	"  UNION ALL" \
+	"  SELECT queue, count(*) FROM awa.jobs" \
+	"   WHERE state = 'completed' AND finalized_at > $2 AND finalized_at < $4 GROUP BY queue) x" \
+	" GROUP BY queue"
+
+/*
+ * The same from the jobs alone, when the fold no longer has T's minute
+ * (T written as now() - 1 hour: a generic plan costed with $2 would read
+ * every completed job).
+ */
+#define DONE_FROM_JOBS \
+	"SELECT queue, count(*) AS n FROM awa.jobs" \
+	" WHERE state = 'completed' AND finalized_at > now() - interval '1 hour' GROUP BY queue"
+
+/*
  * awa_queue_stats() RETURNS TABLE (queue, total_queued, scheduled,
  *		available, retryable, running, waiting_external, failed, cancelled,
  *		completed_last_hour, lag_seconds, paused)
+ *
+ * One row per queue that has jobs in a state counted here (completed: in
+ * the last hour) or settings in awa.queue_meta, by name.  Exact at the
+ * caller's snapshot.
  */
 Datum
 awa_queue_stats(PG_FUNCTION_ARGS)
 {
-	static AwaStmt stmt = AWA_QUERY("awa_queue_stats: query",
-		stats_sql,
+	static AwaStmt recount = AWA_QUERY("awa_queue_stats: query",
+		recount_sql,
 		0, InvalidOid);
+	static AwaStmt newest = AWA_QUERY("awa_queue_stats: newest fold",
+		"SELECT completed_from FROM awa.counter_folds ORDER BY fold DESC LIMIT 1",
+		0, InvalidOid);
+	static AwaStmt stats[2] = {
+		AWA_QUERY("awa_queue_stats: counters", COUNTER_STATS_SQL(DONE_FROM_COUNTERS),
+				  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+		AWA_QUERY("awa_queue_stats: counters", COUNTER_STATS_SQL(DONE_FROM_JOBS),
+				  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint64		i;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	SPI_connect();
-	awa_stmt_run(&stmt, NULL, NULL, 0);
+	if (!awa_schema_has(AWA_SCHEMA_COUNTERS))
+		awa_stmt_run(&recount, NULL, NULL, 0);
+	else
+	{
+		/* completed_last_hour: finalized_at > T, as the recount has it */
+		TimestampTz t = GetCurrentTransactionStartTimestamp() - USECS_PER_HOUR;
+		TimestampTz sec = awa_counter_bucket(t, AWA_SECOND_USECS);
+		TimestampTz min = awa_counter_bucket(t, AWA_MINUTE_USECS);
+		Datum		args[4];
+		bool		isnull = true;
+		Datum		from = (Datum) 0;
+		int			which;
+
+		/* all read-only: one snapshot, the caller's */
+		if (awa_stmt_run(&newest, NULL, NULL, 1) == 1)
+			from = awa_stmt_value(0, "completed_from", &isnull);
+		/* the fold's awa.counter_completed must hold T's minute */
+		which = (!isnull && DatumGetTimestampTz(from) > min) ? 1 : 0;
+		args[0] = TimestampTzGetDatum(sec);
+		args[1] = TimestampTzGetDatum(t);
+		args[2] = TimestampTzGetDatum(min + AWA_MINUTE_USECS);
+		args[3] = TimestampTzGetDatum(sec + AWA_SECOND_USECS);
+		awa_stmt_run(&stats[which], args, NULL, 0);
+	}
 	for (i = 0; i < SPI_processed; i++)
 		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
 	SPI_finish();

@@ -65,11 +65,21 @@ awa_plan_opts(SPIPlanPtr *cache, const char *sql, int nargs,
  * parameters, at most tcount rows (0: all), and return SPI_processed; its
  * rows are in SPI_tuptable.  A result other than the one it was declared
  * with is an internal error naming the statement.  Caller is in SPI.
+ *
+ * An INSERT, UPDATE or DELETE always runs to its end, whatever tcount says:
+ * PostgreSQL fires AFTER ... FOR EACH STATEMENT triggers only when the
+ * statement's ModifyTable node runs out of rows, and a count limit stops it
+ * at its last row before that; the job counters (counters.c) are such
+ * triggers.  awa's writing statements given a tcount return one row at
+ * most anyway.
  */
 uint64
 awa_stmt_run(AwaStmt *stmt, Datum *values, const char *nulls, long tcount)
 {
 	int			ret;
+
+	if (!stmt->read_only && stmt->expect != SPI_OK_SELECT)
+		tcount = 0;
 
 	ret = SPI_execute_plan(awa_plan_opts(&stmt->plan, stmt->sql, stmt->nargs,
 										 stmt->argtypes,

@@ -106,10 +106,12 @@ COMMENT ON TABLE awa.maintenance_failures
 
 -- Retention path: finished jobs by state and age (was: by age), so that
 -- deleting old completed jobs never walks failed ones kept longer, nor the
--- reverse.  Rebuilt here: the upgrade takes as long as building one index
+-- reverse; it includes queue for awa_queue_stats, which counts the
+-- completions of one second (an hour ago) per queue from it without visiting
+-- the table.  Rebuilt here: the upgrade takes as long as building one index
 -- on the finished jobs.
 DROP INDEX awa.jobs_finalized_idx;
-CREATE INDEX jobs_finalized_idx ON awa.jobs (state, finalized_at)
+CREATE INDEX jobs_finalized_idx ON awa.jobs (state, finalized_at) INCLUDE (queue)
 	WHERE state IN ('completed', 'failed', 'cancelled');
 
 -- Maintenance rounds (dbstate.c) ------------------------------------------------
@@ -336,3 +338,127 @@ AS 'MODULE_PATHNAME', 'awa_claim_wait_queues'
 LANGUAGE C;
 COMMENT ON PROCEDURE awa_claim_wait(text[], text, integer, interval, interval, awa.jobs[])
 	IS 'CALL outside a transaction block: awa_claim_wait over several queues (NULL: every queue), each attempt awa_claim(queues, wait => 0), woken by work on any of them; errors as awa_claim(text[])';
+-- Counters (counters.c, stats.c) ---------------------------------------------
+--
+-- awa_queue_stats() reads exact counts per queue and state without counting
+-- jobs.  Every statement that changes awa.jobs writes signed deltas, stamped
+-- with its transaction's ID, into awa.counter_deltas (statement triggers on
+-- awa.jobs, so plain SQL, COPY and TRUNCATE are counted too; awa_insert's
+-- direct path writes its own).  Maintenance folds them: awa.counter_folds
+-- records the snapshot of each fold, awa.counter_fold_counts the jobs per
+-- queue and state at that snapshot, awa.counter_completed the completed jobs
+-- per queue by second and by minute of their finalized_at (for
+-- completed_last_hour).  A reader adds to the newest fold it sees the deltas
+-- of the transactions that fold's snapshot did not see.
+CREATE TABLE awa.counter_deltas (
+	xid					xid8 NOT NULL,
+	queue				text NOT NULL,
+	scheduled			bigint NOT NULL DEFAULT 0,
+	available			bigint NOT NULL DEFAULT 0,
+	running				bigint NOT NULL DEFAULT 0,
+	completed			bigint NOT NULL DEFAULT 0,
+	completed_second	timestamptz,
+	retryable			bigint NOT NULL DEFAULT 0,
+	failed				bigint NOT NULL DEFAULT 0,
+	cancelled			bigint NOT NULL DEFAULT 0,
+	waiting_external	bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX counter_deltas_xid_idx ON awa.counter_deltas (xid);
+COMMENT ON TABLE awa.counter_deltas
+	IS 'changes of the number of jobs per queue and state not yet folded, one row per statement and queue (completed: those finalized in completed_second), stamped with the writing transaction';
+
+CREATE TABLE awa.counter_folds (
+	fold			bigint PRIMARY KEY,
+	snapshot		pg_snapshot NOT NULL,
+	folded_at		timestamptz NOT NULL DEFAULT now(),
+	completed_from	timestamptz NOT NULL
+);
+COMMENT ON TABLE awa.counter_folds
+	IS 'each fold of awa.counter_deltas (numbered 1, 2, ...): the snapshot its counts are exact at; awa.counter_completed holds the seconds and minutes from completed_from on';
+
+CREATE TABLE awa.counter_fold_counts (
+	fold				bigint NOT NULL,
+	queue				text NOT NULL,
+	scheduled			bigint NOT NULL DEFAULT 0,
+	available			bigint NOT NULL DEFAULT 0,
+	running				bigint NOT NULL DEFAULT 0,
+	retryable			bigint NOT NULL DEFAULT 0,
+	failed				bigint NOT NULL DEFAULT 0,
+	cancelled			bigint NOT NULL DEFAULT 0,
+	waiting_external	bigint NOT NULL DEFAULT 0,
+	PRIMARY KEY (fold, queue)
+);
+COMMENT ON TABLE awa.counter_fold_counts
+	IS 'the jobs per queue and state (completed: see awa.counter_completed) at the snapshot of a fold (awa.counter_folds)';
+
+CREATE TABLE awa.counter_completed (
+	seconds		integer NOT NULL CONSTRAINT counter_completed_seconds CHECK (seconds IN (1, 60)),
+	bucket		timestamptz NOT NULL,
+	queue		text NOT NULL,
+	completed	bigint NOT NULL,
+	PRIMARY KEY (seconds, bucket, queue)
+);
+COMMENT ON TABLE awa.counter_completed
+	IS 'completed jobs per queue whose finalized_at falls in the second (seconds = 1) or minute (60) starting at bucket, as of the newest fold';
+
+CREATE FUNCTION awa.jobs_count_changes()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_jobs_count_changes'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.jobs_count_changes()
+	IS 'trigger: statements that insert, update, delete or truncate awa.jobs write their changes of the job counts to awa.counter_deltas';
+
+CREATE TRIGGER jobs_counters_insert AFTER INSERT ON awa.jobs
+	REFERENCING NEW TABLE AS new_jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
+CREATE TRIGGER jobs_counters_update AFTER UPDATE ON awa.jobs
+	REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
+CREATE TRIGGER jobs_counters_delete AFTER DELETE ON awa.jobs
+	REFERENCING OLD TABLE AS old_jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
+CREATE TRIGGER jobs_counters_truncate AFTER TRUNCATE ON awa.jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_count_changes();
+
+-- The first fold: a full count of awa.jobs (completions from the minute 65
+-- minutes ago on).  Its snapshot does not see this transaction (it is at or
+-- above the snapshot's xmax, or added to its list of running transactions),
+-- so that jobs this transaction changes after the count (CREATE EXTENSION or
+-- ALTER EXTENSION UPDATE followed by more work in one transaction) are
+-- counted from their deltas.
+WITH s AS (
+	SELECT pg_catalog.pg_current_snapshot() AS cur, pg_catalog.pg_current_xact_id() AS me,
+		pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM now() - interval '65 minutes') / 60) * 60) AS since
+), f AS (
+	INSERT INTO awa.counter_folds (fold, snapshot, completed_from)
+	SELECT 1, CASE WHEN s.me >= pg_catalog.pg_snapshot_xmax(s.cur) THEN s.cur
+		ELSE (least(pg_catalog.pg_snapshot_xmin(s.cur), s.me)::text || ':'
+			|| pg_catalog.pg_snapshot_xmax(s.cur)::text || ':'
+			|| (SELECT pg_catalog.string_agg(x::text, ',' ORDER BY x)
+				FROM (SELECT pg_catalog.pg_snapshot_xip(s.cur) UNION SELECT s.me) AS t(x)))::pg_snapshot END,
+		s.since
+	FROM s
+	RETURNING fold, completed_from
+), counts AS (
+	INSERT INTO awa.counter_fold_counts (fold, queue, scheduled, available, running, retryable, failed,
+		cancelled, waiting_external)
+	SELECT f.fold, j.queue,
+		count(*) FILTER (WHERE j.state = 'scheduled'), count(*) FILTER (WHERE j.state = 'available'),
+		count(*) FILTER (WHERE j.state = 'running'), count(*) FILTER (WHERE j.state = 'retryable'),
+		count(*) FILTER (WHERE j.state = 'failed'), count(*) FILTER (WHERE j.state = 'cancelled'),
+		count(*) FILTER (WHERE j.state = 'waiting_external')
+	FROM awa.jobs j, f
+	WHERE j.state <> 'completed'
+	GROUP BY f.fold, j.queue
+), done AS (
+	SELECT j.queue, pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM j.finalized_at))) AS second,
+		count(*) AS n
+	FROM awa.jobs j, f
+	WHERE j.state = 'completed' AND j.finalized_at >= f.completed_from
+	GROUP BY 1, 2
+)
+INSERT INTO awa.counter_completed (seconds, bucket, queue, completed)
+SELECT 1, second, queue, n FROM done
+UNION ALL
+SELECT 60, pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM second) / 60) * 60), queue, sum(n)
+FROM done GROUP BY 2, 3;

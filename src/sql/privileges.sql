@@ -81,10 +81,12 @@ DECLARE
 		'awa_shard()',
 		'awa_shard_of(bigint)'];
 	-- Functions of schema awa that run with the caller's privileges (the
-	-- unique index and the COPY trigger call them): every role may call them.
+	-- unique index, the COPY trigger and the counting triggers call them):
+	-- every role may call them.
 	shared_helpers CONSTANT regprocedure[] := ARRAY[
 		'awa.unique_state_held(bit, awa.job_state)',
-		'awa.jobs_before_insert()'];
+		'awa.jobs_before_insert()',
+		'awa.jobs_count_changes()'];
 	-- The COPY path: only the columns a producer may set; state comes from run_at.
 	producer_insert_columns CONSTANT name[] := ARRAY[
 		'kind', 'args', 'queue', 'priority', 'max_attempts', 'run_at', 'tags', 'metadata', 'timeout'];

@@ -326,6 +326,20 @@ SQL
 		|| fail "$V: revoking the privileges of role $READER"
 	ok "$V -> $DEFAULT: an administrator's grants on awa's objects made before the update are still theirs (pg_dump prints them)"
 	ok "$V -> $DEFAULT: ALTER EXTENSION awa UPDATE kept every row ($(grep -c -v '^==' "$TMP/before.data") rows and sequences), awa.jobs not rewritten, max_running NULL"
+	# the job counters the update created (one fold of a full count) give the
+	# stats of a recount
+	got=$($PSQL -d $OLD -c "WITH r AS (SELECT queue,
+			count(*) FILTER (WHERE state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')) AS tq,
+			count(*) FILTER (WHERE state = 'failed') AS f, count(*) FILTER (WHERE state = 'cancelled') AS c,
+			count(*) FILTER (WHERE state = 'completed' AND finalized_at > now() - interval '1 hour') AS clh
+			FROM awa.jobs GROUP BY queue),
+		q AS (SELECT * FROM r WHERE tq + f + c + clh > 0),
+		s AS (SELECT queue, total_queued, failed, cancelled, completed_last_hour FROM awa_queue_stats()
+			WHERE total_queued + failed + cancelled + completed_last_hour > 0)
+		SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM ((SELECT * FROM q EXCEPT SELECT * FROM s)
+			UNION ALL (SELECT * FROM s EXCEPT SELECT * FROM q)) d)")
+	[[ $got =~ ^[1-9][0-9]*\|0$ ]] || fail "$V -> $DEFAULT: awa_queue_stats() after the update differs from a recount (queues|rows differing: $got)"
+	ok "$V -> $DEFAULT: awa_queue_stats() after the update equals a recount ($got queues|differing rows)"
 
 	# 4. the upgraded install works, its new API included
 	$PSQL -d $OLD <<'SQL' >/dev/null || fail "$V -> $DEFAULT: the upgraded install does not work"

@@ -3,7 +3,7 @@
 check(conn) returns a list of violations (empty when all hold), read in one
 REPEATABLE READ snapshot: each job in exactly one valid state with the
 timestamps that state needs, attempts within bounds, and awa_queue_stats()
-equal to a full recount of awa.jobs.
+(counts, completed in the last hour, lag) equal to a full recount of awa.jobs.
 """
 import collections
 
@@ -47,12 +47,16 @@ def check(conn):
         cols = [d.name for d in cur.description]
         stats = {r[0]: dict(zip(cols, r)) for r in cur.fetchall()}
         recount = collections.defaultdict(collections.Counter)
-        for queue, state, cnt, recent in conn.execute(
-                "SELECT queue, state::text, count(*), count(*) FILTER (WHERE finalized_at > now() - interval '1 hour')"
+        lag = {}
+        for queue, state, cnt, recent, wait in conn.execute(
+                "SELECT queue, state::text, count(*), count(*) FILTER (WHERE finalized_at > now() - interval '1 hour'),"
+                " greatest(extract(epoch FROM now()) - extract(epoch FROM min(run_at)), 0)::float8"
                 " FROM awa.jobs GROUP BY 1, 2"):
             recount[queue][state] = cnt
             if state == "completed":
                 recount[queue]["completed_last_hour"] = recent
+            if state == "available":
+                lag[queue] = wait
         paused = dict(conn.execute("SELECT queue, paused FROM awa.queue_meta").fetchall())
     for queue in set(recount) | set(stats):
         got = stats.get(queue)
@@ -69,6 +73,8 @@ def check(conn):
                 exp = want["completed_last_hour"]
             elif col == "paused":
                 exp = paused.get(queue, False)
+            elif col == "lag_seconds":
+                exp = lag.get(queue)
             else:
                 continue
             if v != exp:

@@ -30,13 +30,19 @@ SELECT awa_set_queue_limit('q1', 3);
 SELECT name FROM awa_schedule('nightly', '0 3 * * *', 'report', timezone => 'Europe/Berlin');
 SQL
 
-# the rows of every awa table, and the next id the sequence gives
+# the rows of every awa table, the queue stats, and the next id the sequence gives
 sub snapshot
 {
 	my ($db) = @_;
 	my $s = '';
 	$s .= "== $_\n" . $node->safe_psql($db, "COPY (SELECT * FROM awa.$_ ORDER BY 1) TO STDOUT") . "\n"
 	  for ('jobs', 'queue_meta', 'cron_jobs');
+	# the queue stats too: the restored jobs are counted (not twice)
+	$s .= "== awa_queue_stats\n"
+	  . $node->safe_psql($db,
+		'COPY (SELECT queue, total_queued, scheduled, available, retryable, running, waiting_external,'
+		  . ' failed, cancelled, completed_last_hour, paused FROM awa_queue_stats() ORDER BY 1) TO STDOUT')
+	  . "\n";
 	return $s . '== jobs_id_seq ' . $node->safe_psql($db, 'SELECT last_value FROM awa.jobs_id_seq') . "\n";
 }
 # same(WHAT, GOT, WANT): one test; on a difference, shows the first differing lines
