@@ -52,7 +52,8 @@
  * per backend and prepared transaction, so it cannot), floors are switched
  * off until the server restarts.  Shared memory starts with no floors,
  * so after a restart or a crash the first claim of a lane walks from the
- * head.  Aging off (awa.priority_aging_interval = 0) uses the floor of
+ * head; prepared transactions that survived it are pinned at no floor by
+ * the first claim after the start (pin_recovered).  Aging off (awa.priority_aging_interval = 0) uses the floor of
  * priority 1 only.
  *
  *-------------------------------------------------------------------------
@@ -114,6 +115,8 @@ typedef struct FloorShared
 {
 	LWLock	   *lock;
 	bool		off;			/* the pin table overflowed */
+	bool		recovered;		/* prepared transactions from before the
+								 * start are pinned (or there are none) */
 	uint64		seq;			/* pins removed so far */
 	uint64		raises;			/* floors raised so far */
 	int			npins;
@@ -294,9 +297,12 @@ lane_lower(FloorLane *l, TimestampTz run_at)
 			l->floors[p] = k;
 }
 
-/* Publish a pin and lower the floors it covers; false if there is no room. */
+/*
+ * Publish a pin of database dboid and lower the floors it covers; false if
+ * there is no room.
+ */
 static bool
-pin_add(TransactionId xid, int lane, TimestampTz run_at)
+pin_add(TransactionId xid, Oid dboid, int lane, TimestampTz run_at, bool prepared)
 {
 	int			i;
 
@@ -304,7 +310,7 @@ pin_add(TransactionId xid, int lane, TimestampTz run_at)
 		lane_lower(&fs->lanes[lane], run_at);
 	else
 		for (i = 0; i < FLOOR_LANES; i++)
-			if (fs->lanes[i].dboid == MyDatabaseId)
+			if (fs->lanes[i].dboid == dboid)
 				lane_lower(&fs->lanes[i], run_at);
 	for (i = 0; i < fs->npins; i++)
 	{
@@ -313,9 +319,9 @@ pin_add(TransactionId xid, int lane, TimestampTz run_at)
 		if (TransactionIdIsValid(pin->xid))
 			continue;
 		pin->xid = xid;
-		pin->dboid = MyDatabaseId;
+		pin->dboid = dboid;
 		pin->lane = lane;
-		pin->prepared = false;
+		pin->prepared = prepared;
 		pin->run_at = run_at;
 		if (i >= fs->pins_used)
 			fs->pins_used = i + 1;
@@ -412,10 +418,10 @@ pins_publish(void)
 		int			lane = lane_find(written.q[i].queue, true);
 
 		if (lane >= 0)
-			full = !pin_add(xid, lane, written.q[i].run_at);
+			full = !pin_add(xid, MyDatabaseId, lane, written.q[i].run_at, false);
 	}
 	if (written.all && !full)
-		full = !pin_add(xid, -1, written.all_min);
+		full = !pin_add(xid, MyDatabaseId, -1, written.all_min, false);
 	if (full)
 		fs->off = true;
 	LWLockRelease(fs->lock);
@@ -480,6 +486,44 @@ floor_xact_callback(XactEvent event, void *arg)
  */
 
 /*
+ * Prepared transactions survive a restart, their pins do not: once after
+ * the start, pin every prepared transaction there is to every lane of its
+ * database at no floor (one prepared since has its own pins as well).
+ * Caller is in SPI.
+ */
+static void
+pin_recovered(void)
+{
+	uint64		i;
+	bool		full = false;
+
+	if (max_prepared_xacts == 0)
+	{
+		fs->recovered = true;
+		return;
+	}
+	if (SPI_execute("SELECT p.transaction, d.oid FROM pg_catalog.pg_prepared_xacts p"
+					" JOIN pg_catalog.pg_database d ON d.datname = p.database",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "awa_claim: could not read the prepared transactions");
+	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < SPI_processed && !full && !fs->recovered; i++)
+	{
+		bool		isnull;
+		TransactionId xid = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[i],
+																 SPI_tuptable->tupdesc, 1, &isnull));
+		Oid			dboid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+
+		full = !pin_add(xid, dboid, -1, DT_NOBEGIN, true);
+	}
+	if (full)
+		fs->off = true;
+	fs->recovered = true;
+	LWLockRelease(fs->lock);
+}
+
+/*
  * Before a claim of the queue: read its floors (none when floors are off,
  * unavailable or the queue has no lane) and take the snapshot the raise
  * will trust.  The snapshot is taken after the read and before the claim's
@@ -501,6 +545,8 @@ awa_floor_begin(AwaFloorScan *scan, const char *queue)
 	}
 	if (fs == NULL || !awa_claim_floors || strlen(queue) >= FLOOR_NAME_BYTES)
 		return;
+	if (!fs->recovered)
+		pin_recovered();
 
 	LWLockAcquire(fs->lock, LW_SHARED);
 	scan->lane = fs->off ? -1 : lane_find(queue, false);
@@ -669,7 +715,7 @@ awa_floor_end(AwaFloorScan *scan, Datum queue)
 		return;
 
 	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
-	if (fs->off || fs->seq - scan->seq > FLOOR_LOG)
+	if (fs->off || !fs->recovered || fs->seq - scan->seq > FLOOR_LOG)
 	{
 		LWLockRelease(fs->lock);
 		return;
