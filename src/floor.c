@@ -39,10 +39,14 @@
  * before the row is written: nobody sees an uncommitted row, and a raise
  * that happened before the pin is undone by the pin's lowering.
  *
- * What does not pin, and so must not happen behind awa's back: an UPDATE
- * by plain SQL that moves a job into a waiting state or lowers its run_at,
- * priority or queue, and an INSERT with the jobs_before_insert trigger
- * disabled.  Such a job may stay unclaimed until the server restarts.
+ * What does not pin: an UPDATE by plain SQL that moves a job into a waiting
+ * state or lowers its run_at, priority or queue, an INSERT with the
+ * jobs_before_insert trigger disabled (session_replication_role = replica,
+ * a data-only restore with --disable-triggers, logical replication), and
+ * a database created from a template that holds jobs.  Such a job is found
+ * when its lane's floors are next reset to the head: every
+ * awa.claim_floor_reset (60 s by default) by the first claim after that,
+ * and at every server start.
  * Promotion of scheduled jobs needs no pin (the claim reads scheduled and
  * available jobs alike), nor does a queue being resumed.
  *
@@ -90,6 +94,8 @@ typedef struct FloorLane
 	Oid			dboid;			/* InvalidOid: free */
 	uint32		hash;
 	char		queue[FLOOR_NAME_BYTES];
+	TimestampTz reset_at;		/* when its floors were last set to none */
+	uint32		resets;			/* how many times */
 	AwaFloorKey floors[AWA_FLOOR_PRIORITIES];
 } FloorLane;
 
@@ -144,6 +150,7 @@ typedef struct FloorNotes
 
 static FloorShared *fs = NULL;
 static bool awa_claim_floors = true;
+static int	awa_claim_floor_reset = 60;
 static int	show_dummy = 0;
 
 static FloorNotes written;		/* jobs this transaction made waiting */
@@ -237,6 +244,15 @@ awa_floor_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("awa.claim_floor_reset",
+							"Claim floors older than this go back to the head of the claim index.",
+							"A job written into a waiting state behind awa's back (a plain UPDATE, an INSERT with triggers disabled, logical replication) may wait this long to be claimed. 0: never.",
+							&awa_claim_floor_reset,
+							60,
+							0, 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("awa.claim_floor_raises",
 							"Shows how many times a claim raised a claim floor since the server started (0 unless awa is preloaded).",
 							NULL, &show_dummy, 0, 0, INT_MAX,
@@ -251,6 +267,18 @@ awa_floor_init(void)
  * ---------------------------------------------------------------------
  */
 
+/* Set a lane's floors to none. */
+static void
+lane_reset(FloorLane *l)
+{
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		l->floors[p] = no_floor;
+	l->reset_at = GetCurrentTimestamp();
+	l->resets++;
+}
+
 /*
  * The lane of this database's queue, created if asked; -1 if it has none
  * (and, with create, cannot get one: the table is full for good, as lanes
@@ -261,7 +289,6 @@ lane_find(const char *queue, bool create)
 {
 	uint32		h = hash_bytes((const unsigned char *) queue, strlen(queue)) ^ MyDatabaseId;
 	int			i;
-	int			p;
 
 	for (i = 0; i < FLOOR_LANES; i++)
 	{
@@ -275,8 +302,7 @@ lane_find(const char *queue, bool create)
 			l->dboid = MyDatabaseId;
 			l->hash = h;
 			strlcpy(l->queue, queue, FLOOR_NAME_BYTES);
-			for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
-				l->floors[p] = no_floor;
+			lane_reset(l);
 			return k;
 		}
 		if (l->dboid == MyDatabaseId && l->hash == h && strcmp(l->queue, queue) == 0)
@@ -485,6 +511,14 @@ floor_xact_callback(XactEvent event, void *arg)
  * ---------------------------------------------------------------------
  */
 
+/* Whether the lane's floors are due to go back to the head. */
+static bool
+reset_due(FloorLane *l)
+{
+	return awa_claim_floor_reset > 0 &&
+		GetCurrentTimestamp() - l->reset_at > (int64) awa_claim_floor_reset * USECS_PER_SEC;
+}
+
 /*
  * Prepared transactions survive a restart, their pins do not: once after
  * the start, pin every prepared transaction there is to every lane of its
@@ -556,10 +590,19 @@ awa_floor_begin(AwaFloorScan *scan, const char *queue)
 		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
 		scan->lane = fs->off ? -1 : lane_find(queue, true);
 	}
+	if (scan->lane >= 0 && reset_due(&fs->lanes[scan->lane]))
+	{
+		/* the safety net for writes that did not pin: back to the head */
+		LWLockRelease(fs->lock);
+		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+		if (reset_due(&fs->lanes[scan->lane]))
+			lane_reset(&fs->lanes[scan->lane]);
+	}
 	if (scan->lane >= 0)
 	{
 		memcpy(scan->floors, fs->lanes[scan->lane].floors, sizeof(scan->floors));
 		scan->seq = fs->seq;
+		scan->resets = fs->lanes[scan->lane].resets;
 	}
 	LWLockRelease(fs->lock);
 	if (scan->lane >= 0)
@@ -715,7 +758,8 @@ awa_floor_end(AwaFloorScan *scan, Datum queue)
 		return;
 
 	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
-	if (fs->off || !fs->recovered || fs->seq - scan->seq > FLOOR_LOG)
+	if (fs->off || !fs->recovered || fs->seq - scan->seq > FLOOR_LOG ||
+		fs->lanes[scan->lane].resets != scan->resets)
 	{
 		LWLockRelease(fs->lock);
 		return;

@@ -27,6 +27,7 @@ typedef struct AwaFloorScan
 {
 	int			lane;			/* index in shared memory, -1: no floors */
 	uint64		seq;			/* end of the removal log when read */
+	uint32		resets;			/* the lane's resets when read */
 	Snapshot	snapshot;		/* taken after the read, before the claim */
 	AwaFloorKey floors[AWA_FLOOR_PRIORITIES];	/* where the scans start */
 	bool		taken[AWA_FLOOR_PRIORITIES];	/* the claim took jobs there */
