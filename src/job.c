@@ -20,6 +20,9 @@
  *	  count again;
  *	- a job a worker held (awa_stop true; columns id and run_lease) gets
  *	  NOTIFY awa.cancel so the worker can stop.
+ *	- a job that becomes waiting (an awa_due row, or any row of an all_due
+ *	  statement) pins the claim floor of its queue at its run_at before
+ *	  commit (floor.c), so that no claim starts its scan past it.
  * Enqueueing applies the same rule to each new row (awa_job_enqueued).
  * The callers (the SQL functions of insert.c, enqueue.c, copy.c, worker.c,
  * lifecycle.c, queue.c and maintain.c) check arguments and shape results;
