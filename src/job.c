@@ -431,13 +431,24 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 
 /* --- a worker's job: complete, fail, snooze --- */
 
+/*
+ * The job is running, in a form that does not match the predicate of the
+ * partial index of running jobs (jobs_running_idx), so the one-job
+ * statements below find their row by primary key.  Their generic plans
+ * would otherwise read that index, whose entries of every job completed
+ * since the oldest snapshot in the cluster can be neither removed nor
+ * marked dead while that snapshot lives: under a held snapshot each call
+ * walked all of them (25-45 ms after 65,000 jobs, measured at 1 M).
+ */
+#define AWA_RUNNING_SQL "state::text = 'running'"
+
 /* Complete the job if it is running under that lease; whether it was. */
 bool
 awa_job_complete(Datum job_id, Datum run_lease)
 {
 	static Transition t = {AWA_STMT("awa_complete: update", SPI_OK_UPDATE,
 		"UPDATE awa.jobs SET state = 'completed', finalized_at = now()"
-		" WHERE id = $1 AND run_lease = $2 AND state = 'running'",
+		" WHERE id = $1 AND run_lease = $2 AND " AWA_RUNNING_SQL,
 	2, INT8OID, INT8OID), true};
 	Datum		values[2] = {job_id, run_lease};
 
@@ -514,7 +525,7 @@ awa_job_fail(Datum job_id, Datum run_lease, text *error, int64 error_bytes,
 		CppAsString2(AWA_BACKOFF_BASE_CAP) ") * (1 + 0.25 * random())) END,"
 		" finalized_at = CASE WHEN $5 OR attempt >= max_attempts THEN now() END,"
 		" heartbeat_at = NULL, deadline_at = NULL"
-		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
+		" WHERE id = $1 AND run_lease = $2 AND " AWA_RUNNING_SQL
 		" RETURNING queue, CASE WHEN state = 'retryable' THEN run_at <= now() END AS awa_due, state,"
 		" run_at",
 		9, INT8OID, INT8OID, TEXTOID, INTERVALOID, BOOLOID, INT8OID, INT4OID, INT4OID, INT4OID),
@@ -551,7 +562,7 @@ awa_job_snooze(Datum job_id, Datum run_lease, Interval *delay)
 	static Transition t = {AWA_STMT("awa_snooze: update", SPI_OK_UPDATE_RETURNING,
 		"UPDATE awa.jobs SET state = 'scheduled', run_at = now() + $3,"
 		" attempt = greatest(attempt - 1, 0), heartbeat_at = NULL, deadline_at = NULL"
-		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
+		" WHERE id = $1 AND run_lease = $2 AND " AWA_RUNNING_SQL
 		" RETURNING queue, run_at <= now() AS awa_due, run_at",
 	3, INT8OID, INT8OID, INTERVALOID), true};
 	Datum		values[3] = {job_id, run_lease, IntervalPGetDatum(delay)};
