@@ -20,13 +20,14 @@
  *	  has locked or updated but not committed as still waiting, so a claim
  *	  that rolls back (or a savepoint, or a cancel) never leaves a job
  *	  below the floor; the claimer's own earlier claims in its transaction,
- *	  which S sees as running, cap its floors too (claimed_min);
+ *	  which S sees as running, cap its floors too (the claimed notes);
  *	- the key of every pin of the lane: a transaction that wrote a job
  *	  into a waiting state (enqueue, retry, snooze, failure with a retry,
  *	  rescue, operator retry: every row awa_job_enqueued or job.c's
  *	  transitions announce) notes the lowest run_at it wrote per queue
  *	  (awa_floor_note) and, just before it commits or prepares, publishes a
- *	  pin (xid, lane, run_at) and lowers the lane's floors to that run_at.
+ *	  pin (xid, lane, run_at) and lowers the floors of every priority of
+ *	  the lane to that run_at.
  *	  The pin stays until the transaction is no longer running (removed at
  *	  commit or abort by its backend; a prepared transaction's pin by the
  *	  first raise that finds it finished), so a claim whose S could not
@@ -52,13 +53,20 @@
  *
  * Limits.  FLOOR_LANES queues (names shorter than FLOOR_NAME_BYTES) get
  * floors, first come; the others are always scanned from the head.  If
- * the pin table ever fills up (it is sized for FLOOR_PINS_PER_XACT pins
- * per backend and prepared transaction, so it cannot), floors are switched
- * off until the server restarts.  Shared memory starts with no floors,
- * so after a restart or a crash the first claim of a lane walks from the
+ * the pin table ever fills up (it has room for FLOOR_PINS_PER_XACT pins
+ * per backend and prepared transaction, and one more per prepared
+ * transaction for pin_recovered, so it cannot), floors are switched off
+ * until the server restarts.  Shared memory starts with no floors, so
+ * after a restart or a crash the first claim of a lane walks from the
  * head; prepared transactions that survived it are pinned at no floor by
- * the first claim after the start (pin_recovered).  Aging off (awa.priority_aging_interval = 0) uses the floor of
- * priority 1 only.
+ * the first claim after the start (pin_recovered).  With aging off
+ * (awa.priority_aging_interval = 0) the claim's one range uses the floor
+ * of priority 1 only.
+ *
+ * Callers.  A claim of one queue calls awa_floor_begin, awa_floor_taken
+ * for each job it took and awa_floor_end; a claim over several queues
+ * would do so per queue.  Writers call awa_floor_note for each job they
+ * make waiting; the rest happens at commit.
  *
  *-------------------------------------------------------------------------
  */
@@ -180,13 +188,18 @@ key_at(TimestampTz run_at)
 	return k;
 }
 
+/* Room for the pins (see Limits above). */
+static int
+floor_npins(void)
+{
+	return FLOOR_PINS_PER_XACT * (MaxBackends + max_prepared_xacts) + max_prepared_xacts;
+}
+
 static Size
 floor_shmem_size(void)
 {
 	return add_size(offsetof(FloorShared, pins),
-					mul_size(mul_size(FLOOR_PINS_PER_XACT,
-									  add_size(MaxBackends, max_prepared_xacts)),
-							 sizeof(FloorPin)));
+					mul_size(floor_npins(), sizeof(FloorPin)));
 }
 
 /* Reserve the floors' shared memory and lock (from shmem.c's request hook). */
@@ -211,7 +224,7 @@ awa_floor_shmem_startup(void)
 	{
 		memset(fs, 0, floor_shmem_size());
 		fs->lock = &(GetNamedLWLockTranche(FLOOR_TRANCHE))->lock;
-		fs->npins = FLOOR_PINS_PER_XACT * (MaxBackends + max_prepared_xacts);
+		fs->npins = floor_npins();
 	}
 }
 
@@ -238,7 +251,7 @@ awa_floor_init(void)
 {
 	DefineCustomBoolVariable("awa.claim_floors",
 							 "Claims start their index scans at the claim floors in shared memory.",
-							 "Off: every claim scans its queue's lanes from the head of the claim index (as before 0.3.0). Jobs are never skipped either way.",
+							 "Off: every claim scans its queue's lanes from the head of the claim index. Jobs are never skipped either way.",
 							 &awa_claim_floors,
 							 true,
 							 PGC_USERSET,
