@@ -94,6 +94,7 @@
 #include "utils/timestamp.h"
 
 #include "awa.h"
+#include "floor.h"
 
 PG_FUNCTION_INFO_V1(awa_claim);
 PG_FUNCTION_INFO_V1(awa_claim_wait);
@@ -161,7 +162,7 @@ static ClaimProbe *claim_probe = NULL;
 
 
 static const Oid claim_argtypes[] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID,
-	INT4OID, INTERVALOID, TEXTOID};
+	INT4OID, INTERVALOID, TEXTOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 
 int			awa_priority_aging_interval = 60;
 
@@ -223,6 +224,8 @@ claimed_cmp(const void *a, const void *b)
 /*
  * Claim up to batch jobs with the statements of one kind, level by level,
  * appending them to rows.  Returns the number claimed.  Caller is in SPI.
+ * Each priority's range starts at its claim floor, which the claim then
+ * raises (floor.c).
  */
 static int
 claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
@@ -233,8 +236,9 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 	int			first = awa_priority_aging_interval > 0 ? 1 : 0;
 	int			last = awa_priority_aging_interval > 0 ? NLEVELS : 0;
 	int			level;
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n'};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n', ' ', ' '};
+	AwaFloorScan floors;
 
 	memset(&aging, 0, sizeof(aging));
 	aging.time = (int64) awa_priority_aging_interval * USECS_PER_SEC;
@@ -244,6 +248,9 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 	values[2] = IntervalPGetDatum(&aging);
 	values[4] = IntervalPGetDatum(lease);
 	values[5] = worker ? PointerGetDatum(worker) : (Datum) 0;
+	awa_floor_begin(&floors, text_to_cstring(queue));
+	values[6] = awa_floor_run_ats(&floors);
+	values[7] = awa_floor_ids(&floors);
 
 	for (level = first; level <= last && nrows < batch; level++)
 	{
@@ -252,13 +259,15 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 		uint64		i;
 		int			idcol;
 		int			runcol;
+		int			priocol;
 
 		if (level_plans[kind][level] == NULL)
 		{
 			char	   *sql = awa_job_claim_sql(level, kind == PLANS_UNLIMITED,
 											awa_schema_has(AWA_SCHEMA_LEASES));
 
-			awa_plan(&level_plans[kind][level], sql, 6, claim_argtypes);
+			awa_plan(&level_plans[kind][level], sql, lengthof(claim_argtypes),
+					 claim_argtypes);
 			pfree(sql);
 		}
 		plan = level_plans[kind][level];
@@ -270,6 +279,7 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 			continue;
 		idcol = SPI_fnumber(SPI_tuptable->tupdesc, "id");
 		runcol = SPI_fnumber(SPI_tuptable->tupdesc, "run_at");
+		priocol = SPI_fnumber(SPI_tuptable->tupdesc, "priority");
 		for (i = 0; i < SPI_processed && nrows < batch; i++)
 		{
 			ClaimedRow *r = &rows[nrows++];
@@ -280,8 +290,12 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 			r->level = level;
 			r->id = DatumGetInt64(SPI_getbinval(r->tuple, r->desc, idcol, &isnull));
 			r->run_at = DatumGetTimestampTz(SPI_getbinval(r->tuple, r->desc, runcol, &isnull));
+			awa_floor_taken(&floors,
+							DatumGetInt16(SPI_getbinval(r->tuple, r->desc, priocol, &isnull)),
+							r->run_at);
 		}
 	}
+	awa_floor_end(&floors, PointerGetDatum(queue));
 	return nrows;
 }
 

@@ -17,6 +17,7 @@
 
 #include "awa.h"
 #include "shmem.h"
+#include "floor.h"
 
 AwaShared  *awa_shared = NULL;
 
@@ -40,6 +41,7 @@ awa_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(awa_shmem_size());
+	awa_floor_shmem_request();
 }
 
 /* Create or attach to awa's shared memory. */
@@ -73,6 +75,7 @@ awa_shmem_startup(void)
 			pg_atomic_init_u32(&awa_shared->slots[i].commit_gen, 0);
 		}
 	}
+	awa_floor_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -151,6 +154,7 @@ awa_shmem_init(void)
 	define_shown("awa.claimer_wakeups",
 				 "Shows how many times blocked awa_claim callers woke up and tried again since the server started (0 unless awa is preloaded).",
 				 show_claimer_wakeups);
+	awa_floor_init();
 }
 
 /* Record the maintenance worker's pid (0 when it exits). */

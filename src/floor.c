@@ -1,0 +1,814 @@
+/*-------------------------------------------------------------------------
+ *
+ * floor.c
+ *		Claim floors: where a claim's index scan of a (queue, priority)
+ *		lane may start without passing a job it could claim.
+ *
+ * Why.  A claim changes the state of the rows it takes, so every job
+ * claimed leaves a dead entry at the head of the claim index (queue,
+ * priority, run_at, id).  While some snapshot in the cluster is older than
+ * those claims, VACUUM cannot remove them and they cannot even be marked
+ * dead, and every claim walks all of them before it finds a live row.  A
+ * floor lets the claim start its scan of a lane at (run_at, id) >= floor.
+ *
+ * What a floor promises.  Every job of the lane that is committed in a
+ * waiting state (claimable once due) has a key at or above the lane's
+ * floor.  A floor only ever moves up by a claim, to a key no higher than:
+ *	- the first job of the lane in a waiting state that a snapshot S taken
+ *	  before the claim's statements sees at or above the floor the claim
+ *	  started from (the probe, awa_floor_end).  S sees a job another claim
+ *	  has locked or updated but not committed as still waiting, so a claim
+ *	  that rolls back (or a savepoint, or a cancel) never leaves a job
+ *	  below the floor; the claimer's own earlier claims in its transaction,
+ *	  which S sees as running, cap its floors too (the claimed notes);
+ *	- the key of every pin of the lane: a transaction that wrote a job
+ *	  into a waiting state (enqueue, retry, snooze, failure with a retry,
+ *	  rescue, operator retry: every row awa_job_enqueued or job.c's
+ *	  transitions announce) notes the lowest run_at it wrote per queue
+ *	  (awa_floor_note) and, just before it commits or prepares, publishes a
+ *	  pin (xid, lane, run_at) and lowers the floors of every priority of
+ *	  the lane to that run_at.
+ *	  The pin stays until the transaction is no longer running (removed at
+ *	  commit or abort by its backend; a prepared transaction's pin by the
+ *	  first raise that finds it finished), so a claim whose S could not
+ *	  see the commit does not pass the job;
+ *	- the key of every pin removed since the claim read the floor (the
+ *	  removal log): a pin removed after the claim read the floor belongs
+ *	  to a commit its snapshot may have missed.  More removals than the log
+ *	  holds, and the claim leaves the floor alone.
+ * A pin must exist before the job can be seen by others (at commit), not
+ * before the row is written: nobody sees an uncommitted row, and a raise
+ * that happened before the pin is undone by the pin's lowering.
+ *
+ * What does not pin: an UPDATE by plain SQL that moves a job into a waiting
+ * state or lowers its run_at, priority or queue, an INSERT with the
+ * jobs_before_insert trigger disabled (session_replication_role = replica,
+ * a data-only restore with --disable-triggers, logical replication), and
+ * a database created from a template that holds jobs.  Such a job is found
+ * when its lane's floors are next reset to the head: every
+ * awa.claim_floor_reset (60 s by default) by the first claim after that,
+ * and at every server start.
+ * Promotion of scheduled jobs needs no pin (the claim reads scheduled and
+ * available jobs alike), nor does a queue being resumed.
+ *
+ * Limits.  FLOOR_LANES queues (names shorter than FLOOR_NAME_BYTES) get
+ * floors, first come; the others are always scanned from the head.  If
+ * the pin table ever fills up (it has room for FLOOR_PINS_PER_XACT pins
+ * per backend and prepared transaction, and one more per prepared
+ * transaction for pin_recovered, so it cannot), floors are switched off
+ * until the server restarts.  Shared memory starts with no floors, so
+ * after a restart or a crash the first claim of a lane walks from the
+ * head; prepared transactions that survived it are pinned at no floor by
+ * the first claim after the start (pin_recovered).  With aging off
+ * (awa.priority_aging_interval = 0) the claim's one range uses the floor
+ * of priority 1 only.
+ *
+ * Callers.  A claim of one queue calls awa_floor_begin, awa_floor_taken
+ * for each job it took and awa_floor_end; a claim over several queues
+ * would do so per queue.  Writers call awa_floor_note for each job they
+ * make waiting; the rest happens at commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+
+#include "awa.h"
+#include "floor.h"
+
+#define FLOOR_LANES				512
+#define FLOOR_NAME_BYTES		64
+#define FLOOR_PINS_PER_XACT		8
+#define FLOOR_LOG				64
+#define FLOOR_TRANCHE			"awa_floors"
+
+/* One queue of one database: its floor per priority. */
+typedef struct FloorLane
+{
+	Oid			dboid;			/* InvalidOid: free */
+	uint32		hash;
+	char		queue[FLOOR_NAME_BYTES];
+	TimestampTz reset_at;		/* when its floors were last set to none */
+	uint32		resets;			/* how many times */
+	AwaFloorKey floors[AWA_FLOOR_PRIORITIES];
+} FloorLane;
+
+/* A committing (or prepared) transaction that wrote waiting jobs. */
+typedef struct FloorPin
+{
+	TransactionId xid;			/* InvalidTransactionId: free */
+	Oid			dboid;
+	int			lane;			/* -1: every lane of dboid */
+	bool		prepared;		/* its backend has let go of it */
+	TimestampTz run_at;			/* lowest run_at it wrote there */
+} FloorPin;
+
+/* A pin removed (its transaction ended), for claims that read before. */
+typedef struct FloorRemoved
+{
+	Oid			dboid;
+	int			lane;
+	TimestampTz run_at;
+} FloorRemoved;
+
+typedef struct FloorShared
+{
+	LWLock	   *lock;
+	bool		off;			/* the pin table overflowed */
+	bool		recovered;		/* prepared transactions from before the
+								 * start are pinned (or there are none) */
+	uint64		seq;			/* pins removed so far */
+	uint64		raises;			/* floors raised so far */
+	int			npins;
+	int			pins_used;		/* pins[pins_used..] are free */
+	FloorRemoved log[FLOOR_LOG];	/* removal seq is at log[seq % FLOOR_LOG] */
+	FloorLane	lanes[FLOOR_LANES];
+	FloorPin	pins[FLEXIBLE_ARRAY_MEMBER];
+} FloorShared;
+
+/* A queue and the lowest run_at this transaction wrote or claimed there. */
+typedef struct FloorNote
+{
+	char		queue[FLOOR_NAME_BYTES];
+	TimestampTz run_at;
+} FloorNote;
+
+/* The notes of a transaction: FLOOR_PINS_PER_XACT - 1 queues, then all. */
+typedef struct FloorNotes
+{
+	int			n;
+	bool		all;			/* more queues: all_min covers them all */
+	TimestampTz all_min;
+	FloorNote	q[FLOOR_PINS_PER_XACT - 1];
+} FloorNotes;
+
+static FloorShared *fs = NULL;
+static bool awa_claim_floors = true;
+static int	awa_claim_floor_reset = 60;
+static int	show_dummy = 0;
+
+static FloorNotes written;		/* jobs this transaction made waiting */
+static FloorNotes claimed;		/* jobs this transaction claimed */
+static TransactionId pinned_xid = InvalidTransactionId;
+
+static const AwaFloorKey no_floor = {DT_NOBEGIN, PG_INT64_MIN};
+
+static void floor_xact_callback(XactEvent event, void *arg);
+
+static int
+key_cmp(AwaFloorKey a, AwaFloorKey b)
+{
+	if (a.run_at != b.run_at)
+		return a.run_at < b.run_at ? -1 : 1;
+	if (a.id != b.id)
+		return a.id < b.id ? -1 : 1;
+	return 0;
+}
+
+/* The key just below every job of that run_at. */
+static AwaFloorKey
+key_at(TimestampTz run_at)
+{
+	AwaFloorKey k = {run_at, PG_INT64_MIN};
+
+	return k;
+}
+
+/* Room for the pins (see Limits above). */
+static int
+floor_npins(void)
+{
+	return FLOOR_PINS_PER_XACT * (MaxBackends + max_prepared_xacts) + max_prepared_xacts;
+}
+
+static Size
+floor_shmem_size(void)
+{
+	return add_size(offsetof(FloorShared, pins),
+					mul_size(floor_npins(), sizeof(FloorPin)));
+}
+
+/* Reserve the floors' shared memory and lock (from shmem.c's request hook). */
+void
+awa_floor_shmem_request(void)
+{
+	RequestAddinShmemSpace(floor_shmem_size());
+	RequestNamedLWLockTranche(FLOOR_TRANCHE, 1);
+}
+
+/*
+ * Create or attach to the floors (from shmem.c's startup hook, which holds
+ * AddinShmemInitLock).  Every floor starts as no floor.
+ */
+void
+awa_floor_shmem_startup(void)
+{
+	bool		found;
+
+	fs = ShmemInitStruct("awa floors", floor_shmem_size(), &found);
+	if (!found)
+	{
+		memset(fs, 0, floor_shmem_size());
+		fs->lock = &(GetNamedLWLockTranche(FLOOR_TRANCHE))->lock;
+		fs->npins = floor_npins();
+	}
+}
+
+/* SHOW awa.claim_floor_raises */
+static const char *
+show_raises(void)
+{
+	static char buf[24];
+	uint64		n = 0;
+
+	if (fs != NULL)
+	{
+		LWLockAcquire(fs->lock, LW_SHARED);
+		n = fs->raises;
+		LWLockRelease(fs->lock);
+	}
+	snprintf(buf, sizeof(buf), UINT64_FORMAT, n);
+	return buf;
+}
+
+/* The floors' setting, counter and transaction hook (from _PG_init). */
+void
+awa_floor_init(void)
+{
+	DefineCustomBoolVariable("awa.claim_floors",
+							 "Claims start their index scans at the claim floors in shared memory.",
+							 "Off: every claim scans its queue's lanes from the head of the claim index. Jobs are never skipped either way.",
+							 &awa_claim_floors,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("awa.claim_floor_reset",
+							"Claim floors older than this go back to the head of the claim index.",
+							"A job written into a waiting state behind awa's back (a plain UPDATE, an INSERT with triggers disabled, logical replication) may wait this long to be claimed. 0: never.",
+							&awa_claim_floor_reset,
+							60,
+							0, 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("awa.claim_floor_raises",
+							"Shows how many times a claim raised a claim floor since the server started (0 unless awa is preloaded).",
+							NULL, &show_dummy, 0, 0, INT_MAX,
+							PGC_INTERNAL,
+							GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
+							NULL, NULL, show_raises);
+	RegisterXactCallback(floor_xact_callback, NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * Lanes, pins and the removal log (caller holds fs->lock)
+ * ---------------------------------------------------------------------
+ */
+
+/* Set a lane's floors to none. */
+static void
+lane_reset(FloorLane *l)
+{
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		l->floors[p] = no_floor;
+	l->reset_at = GetCurrentTimestamp();
+	l->resets++;
+}
+
+/*
+ * The lane of this database's queue, created if asked; -1 if it has none
+ * (and, with create, cannot get one: the table is full for good, as lanes
+ * are never freed, so no floor can ever pass its jobs).
+ */
+static int
+lane_find(const char *queue, bool create)
+{
+	uint32		h = hash_bytes((const unsigned char *) queue, strlen(queue)) ^ MyDatabaseId;
+	int			i;
+
+	for (i = 0; i < FLOOR_LANES; i++)
+	{
+		int			k = (h + i) % FLOOR_LANES;
+		FloorLane  *l = &fs->lanes[k];
+
+		if (l->dboid == InvalidOid)
+		{
+			if (!create)
+				return -1;
+			l->dboid = MyDatabaseId;
+			l->hash = h;
+			strlcpy(l->queue, queue, FLOOR_NAME_BYTES);
+			lane_reset(l);
+			return k;
+		}
+		if (l->dboid == MyDatabaseId && l->hash == h && strcmp(l->queue, queue) == 0)
+			return k;
+	}
+	return -1;
+}
+
+/* Lower a lane's floors to run_at. */
+static void
+lane_lower(FloorLane *l, TimestampTz run_at)
+{
+	AwaFloorKey k = key_at(run_at);
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		if (key_cmp(k, l->floors[p]) < 0)
+			l->floors[p] = k;
+}
+
+/*
+ * Publish a pin of database dboid and lower the floors it covers; false if
+ * there is no room.
+ */
+static bool
+pin_add(TransactionId xid, Oid dboid, int lane, TimestampTz run_at, bool prepared)
+{
+	int			i;
+
+	if (lane >= 0)
+		lane_lower(&fs->lanes[lane], run_at);
+	else
+		for (i = 0; i < FLOOR_LANES; i++)
+			if (fs->lanes[i].dboid == dboid)
+				lane_lower(&fs->lanes[i], run_at);
+	for (i = 0; i < fs->npins; i++)
+	{
+		FloorPin   *pin = &fs->pins[i];
+
+		if (TransactionIdIsValid(pin->xid))
+			continue;
+		pin->xid = xid;
+		pin->dboid = dboid;
+		pin->lane = lane;
+		pin->prepared = prepared;
+		pin->run_at = run_at;
+		if (i >= fs->pins_used)
+			fs->pins_used = i + 1;
+		return true;
+	}
+	return false;
+}
+
+/* Remove a pin, logging it for the claims that read their floors before. */
+static void
+pin_remove(FloorPin *pin)
+{
+	FloorRemoved *r = &fs->log[fs->seq % FLOOR_LOG];
+
+	r->dboid = pin->dboid;
+	r->lane = pin->lane;
+	r->run_at = pin->run_at;
+	fs->seq++;
+	pin->xid = InvalidTransactionId;
+}
+
+/* ---------------------------------------------------------------------
+ * Writers: notes and pins
+ * ---------------------------------------------------------------------
+ */
+
+/* Add (queue, run_at) to a transaction's notes, keeping the lowest run_at. */
+static void
+notes_add(FloorNotes *notes, const char *queue, TimestampTz run_at)
+{
+	int			i;
+
+	for (i = 0; i < notes->n; i++)
+		if (strcmp(notes->q[i].queue, queue) == 0)
+		{
+			notes->q[i].run_at = Min(notes->q[i].run_at, run_at);
+			return;
+		}
+	if (notes->n < lengthof(notes->q))
+	{
+		strlcpy(notes->q[notes->n].queue, queue, FLOOR_NAME_BYTES);
+		notes->q[notes->n++].run_at = run_at;
+	}
+	else if (!notes->all)
+	{
+		notes->all = true;
+		notes->all_min = run_at;
+	}
+	else
+		notes->all_min = Min(notes->all_min, run_at);
+}
+
+/* The lowest run_at noted for the queue (DT_NOEND: none). */
+static TimestampTz
+notes_min(const FloorNotes *notes, const char *queue)
+{
+	TimestampTz m = notes->all ? notes->all_min : DT_NOEND;
+	int			i;
+
+	for (i = 0; i < notes->n; i++)
+		if (strcmp(notes->q[i].queue, queue) == 0)
+			m = Min(m, notes->q[i].run_at);
+	return m;
+}
+
+/*
+ * This transaction wrote a job of the queue into a waiting state with this
+ * run_at (or a lower bound of it).  Called for every such row (enqueue
+ * paths through awa_job_enqueued, job.c's transitions); the pin itself is
+ * published just before commit.  Queues whose names are too long for a
+ * lane never have floors and need no pin.
+ */
+void
+awa_floor_note(const char *queue, TimestampTz run_at)
+{
+	if (fs == NULL || strlen(queue) >= FLOOR_NAME_BYTES)
+		return;
+	notes_add(&written, queue, run_at);
+}
+
+/* Publish this transaction's pins (at pre-commit or pre-prepare). */
+static void
+pins_publish(void)
+{
+	TransactionId xid = GetTopTransactionIdIfAny();
+	bool		full = false;
+	int			i;
+
+	if (!TransactionIdIsValid(xid))
+		return;					/* it wrote nothing after all */
+	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < written.n && !full; i++)
+	{
+		int			lane = lane_find(written.q[i].queue, true);
+
+		if (lane >= 0)
+			full = !pin_add(xid, MyDatabaseId, lane, written.q[i].run_at, false);
+	}
+	if (written.all && !full)
+		full = !pin_add(xid, MyDatabaseId, -1, written.all_min, false);
+	if (full)
+		fs->off = true;
+	LWLockRelease(fs->lock);
+	pinned_xid = xid;
+	if (full)
+		elog(LOG, "awa: the claim floors' pin table is full; claims scan from the head until the server restarts");
+}
+
+/*
+ * This transaction is over: remove its pins (commit, abort), or leave them
+ * to whoever finds the prepared transaction finished (prepare).
+ */
+static void
+pins_release(bool prepared)
+{
+	int			i;
+
+	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < fs->pins_used; i++)
+	{
+		FloorPin   *pin = &fs->pins[i];
+
+		if (pin->xid != pinned_xid || pin->prepared)
+			continue;
+		if (prepared)
+			pin->prepared = true;
+		else
+			pin_remove(pin);
+	}
+	LWLockRelease(fs->lock);
+}
+
+static void
+floor_xact_callback(XactEvent event, void *arg)
+{
+	if (fs == NULL)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (written.n > 0 || written.all)
+				pins_publish();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			if (TransactionIdIsValid(pinned_xid))
+				pins_release(event == XACT_EVENT_PREPARE);
+			pinned_xid = InvalidTransactionId;
+			memset(&written, 0, offsetof(FloorNotes, q));
+			memset(&claimed, 0, offsetof(FloorNotes, q));
+			break;
+		default:
+			break;
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * Claims: read, probe, raise
+ * ---------------------------------------------------------------------
+ */
+
+/* Whether the lane's floors are due to go back to the head. */
+static bool
+reset_due(FloorLane *l)
+{
+	return awa_claim_floor_reset > 0 &&
+		GetCurrentTimestamp() - l->reset_at > (int64) awa_claim_floor_reset * USECS_PER_SEC;
+}
+
+/*
+ * Prepared transactions survive a restart, their pins do not: once after
+ * the start, pin every prepared transaction there is to every lane of its
+ * database at no floor (one prepared since has its own pins as well).
+ * Caller is in SPI.
+ */
+static void
+pin_recovered(void)
+{
+	uint64		i;
+	bool		full = false;
+
+	if (max_prepared_xacts == 0)
+	{
+		fs->recovered = true;
+		return;
+	}
+	if (SPI_execute("SELECT p.transaction, d.oid FROM pg_catalog.pg_prepared_xacts p"
+					" JOIN pg_catalog.pg_database d ON d.datname = p.database",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "awa_claim: could not read the prepared transactions");
+	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+	for (i = 0; i < SPI_processed && !full && !fs->recovered; i++)
+	{
+		bool		isnull;
+		TransactionId xid = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[i],
+																 SPI_tuptable->tupdesc, 1, &isnull));
+		Oid			dboid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 2, &isnull));
+
+		full = !pin_add(xid, dboid, -1, DT_NOBEGIN, true);
+	}
+	if (full)
+		fs->off = true;
+	fs->recovered = true;
+	LWLockRelease(fs->lock);
+}
+
+/*
+ * Before a claim of the queue: read its floors (none when floors are off,
+ * unavailable or the queue has no lane) and take the snapshot the raise
+ * will trust.  The snapshot is taken after the read and before the claim's
+ * statements, so it sees every commit whose pin was removed before the
+ * read, and sees the jobs this claim is about to lock as they were.
+ */
+void
+awa_floor_begin(AwaFloorScan *scan, const char *queue)
+{
+	int			p;
+
+	scan->lane = -1;
+	scan->snapshot = NULL;
+	scan->taken_min = DT_NOEND;
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+	{
+		scan->floors[p] = no_floor;
+		scan->taken[p] = false;
+	}
+	if (fs == NULL || !awa_claim_floors || strlen(queue) >= FLOOR_NAME_BYTES)
+		return;
+	if (!fs->recovered)
+		pin_recovered();
+
+	LWLockAcquire(fs->lock, LW_SHARED);
+	scan->lane = fs->off ? -1 : lane_find(queue, false);
+	if (scan->lane < 0 && !fs->off)
+	{
+		LWLockRelease(fs->lock);
+		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+		scan->lane = fs->off ? -1 : lane_find(queue, true);
+	}
+	if (scan->lane >= 0 && reset_due(&fs->lanes[scan->lane]))
+	{
+		/* the safety net for writes that did not pin: back to the head */
+		LWLockRelease(fs->lock);
+		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+		if (reset_due(&fs->lanes[scan->lane]))
+			lane_reset(&fs->lanes[scan->lane]);
+	}
+	if (scan->lane >= 0)
+	{
+		memcpy(scan->floors, fs->lanes[scan->lane].floors, sizeof(scan->floors));
+		scan->seq = fs->seq;
+		scan->resets = fs->lanes[scan->lane].resets;
+	}
+	LWLockRelease(fs->lock);
+	if (scan->lane >= 0)
+		scan->snapshot = RegisterSnapshot(GetLatestSnapshot());
+}
+
+/* The claim took a job of this priority (1..4) with this run_at. */
+void
+awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at)
+{
+	if (priority >= 1 && priority <= AWA_FLOOR_PRIORITIES)
+		scan->taken[priority - 1] = true;
+	scan->taken_min = Min(scan->taken_min, run_at);
+}
+
+/* The floors as SQL arrays for the claim statements ($7 run_at, $8 id). */
+Datum
+awa_floor_run_ats(const AwaFloorScan *scan)
+{
+	Datum		d[AWA_FLOOR_PRIORITIES];
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		d[p] = TimestampTzGetDatum(scan->floors[p].run_at);
+	return PointerGetDatum(construct_array(d, AWA_FLOOR_PRIORITIES, TIMESTAMPTZOID,
+										   sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+Datum
+awa_floor_ids(const AwaFloorScan *scan)
+{
+	Datum		d[AWA_FLOOR_PRIORITIES];
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		d[p] = Int64GetDatum(scan->floors[p].id);
+	return PointerGetDatum(construct_array(d, AWA_FLOOR_PRIORITIES, INT8OID,
+										   sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * The probe: for each priority the claim took jobs of, the first job of
+ * the lane in a waiting state at or above its floor, as the claim's
+ * snapshot sees it.  found[p] false: none.  Caller is in SPI.
+ */
+static void
+probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		prio[AWA_FLOOR_PRIORITIES];
+	Datum		at[AWA_FLOOR_PRIORITIES];
+	Datum		ids[AWA_FLOOR_PRIORITIES];
+	Datum		values[4];
+	int			n = 0;
+	int			p;
+	int			ret;
+	int			nestlevel;
+	uint64		i;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+	{
+		found[p] = false;
+		if (!scan->taken[p])
+			continue;
+		prio[n] = Int32GetDatum(p + 1);
+		at[n] = TimestampTzGetDatum(scan->floors[p].run_at);
+		ids[n++] = Int64GetDatum(scan->floors[p].id);
+	}
+	if (n == 0)
+		return;
+	values[0] = queue;
+	values[1] = PointerGetDatum(construct_array(prio, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(at, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	awa_plan(&plan,
+			 "SELECT f.p, r.run_at, r.id"
+			 " FROM unnest($2, $3, $4) AS f(p, fr, fi) CROSS JOIN LATERAL"
+			 " (SELECT j.run_at, j.id FROM awa.jobs j"
+			 "  WHERE j.queue = $1 AND j.priority = f.p AND j.state IN " AWA_STATES_WAITING_SQL
+			 "  AND (j.run_at, j.id) >= (f.fr, f.fi)"
+			 "  ORDER BY j.run_at, j.id LIMIT 1) r",
+			 4, argtypes);
+	/* an index scan in (run_at, id) order, as the claim's own (claim.c) */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	ret = SPI_execute_snapshot(plan, values, NULL, scan->snapshot, InvalidSnapshot,
+							   true, false, 0);
+	AtEOXact_GUC(true, nestlevel);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa_claim: floor probe failed: %s", SPI_result_code_string(ret));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			pr = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
+
+		if (pr < 1 || pr > AWA_FLOOR_PRIORITIES)
+			continue;
+		first[pr - 1].run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+		first[pr - 1].id = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+		found[pr - 1] = true;
+	}
+}
+
+/*
+ * After a claim of the queue (SPI connected): remember what this
+ * transaction claimed, and raise the floors of the priorities it took jobs
+ * of to the first waiting job the probe found, capped by this transaction's
+ * own earlier claims, by the pins of the lane and by the pins removed since
+ * the read (see the head of this file).  Releases the snapshot.
+ */
+void
+awa_floor_end(AwaFloorScan *scan, Datum queue)
+{
+	AwaFloorKey first[AWA_FLOOR_PRIORITIES];
+	bool		found[AWA_FLOOR_PRIORITIES];
+	char	   *qname;
+	TimestampTz cap;
+	int			p;
+	int			i;
+
+	if (scan->taken_min == DT_NOEND && scan->lane < 0)
+		return;
+	qname = TextDatumGetCString(queue);
+	if (scan->lane < 0)
+	{
+		if (fs != NULL && strlen(qname) < FLOOR_NAME_BYTES)
+			notes_add(&claimed, qname, scan->taken_min);
+		return;
+	}
+	/* the snapshot sees this transaction's earlier claims, not this one */
+	cap = notes_min(&claimed, qname);
+	if (scan->taken_min != DT_NOEND)
+	{
+		probe(scan, queue, first, found);
+		notes_add(&claimed, qname, scan->taken_min);
+	}
+	else
+		memset(found, 0, sizeof(found));
+	UnregisterSnapshot(scan->snapshot);
+	scan->snapshot = NULL;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES && !found[p]; p++)
+		;
+	if (p == AWA_FLOOR_PRIORITIES)
+		return;
+
+	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+	if (fs->off || !fs->recovered || fs->seq - scan->seq > FLOOR_LOG ||
+		fs->lanes[scan->lane].resets != scan->resets)
+	{
+		LWLockRelease(fs->lock);
+		return;
+	}
+	for (i = 0; i < fs->pins_used; i++)
+	{
+		FloorPin   *pin = &fs->pins[i];
+
+		if (!TransactionIdIsValid(pin->xid) || pin->dboid != MyDatabaseId ||
+			(pin->lane != scan->lane && pin->lane != -1))
+			continue;
+		cap = Min(cap, pin->run_at);
+		if (pin->prepared && !TransactionIdIsInProgress(pin->xid))
+			pin_remove(pin);
+	}
+	for (; scan->seq < fs->seq; scan->seq++)
+	{
+		FloorRemoved *r = &fs->log[scan->seq % FLOOR_LOG];
+
+		if (r->dboid == MyDatabaseId && (r->lane == scan->lane || r->lane == -1))
+			cap = Min(cap, r->run_at);
+	}
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+	{
+		AwaFloorKey *floor = &fs->lanes[scan->lane].floors[p];
+		AwaFloorKey to = first[p];
+
+		if (!found[p])
+			continue;
+		if (key_cmp(key_at(cap), to) < 0)
+			to = key_at(cap);
+		if (key_cmp(to, *floor) > 0)
+		{
+			*floor = to;
+			fs->raises++;
+		}
+	}
+	LWLockRelease(fs->lock);
+}

@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * floor.h
+ *		Claim floors (floor.c): per (queue, priority) a key in shared memory
+ *		below which no job of that lane is claimable, so that a claim can
+ *		start its index scan past the dead head of the claim index.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AWA_FLOOR_H
+#define AWA_FLOOR_H
+
+#include "datatype/timestamp.h"
+#include "utils/snapshot.h"
+
+#define AWA_FLOOR_PRIORITIES	4	/* = AWA_MAX_PRIORITY */
+
+/* A position in a lane: (run_at, id), the order of the claim index. */
+typedef struct AwaFloorKey
+{
+	TimestampTz run_at;
+	int64		id;
+} AwaFloorKey;
+
+/* One claim's use of its queue's floors (awa_floor_begin .. _end). */
+typedef struct AwaFloorScan
+{
+	int			lane;			/* index in shared memory, -1: no floors */
+	uint64		seq;			/* end of the removal log when read */
+	uint32		resets;			/* the lane's resets when read */
+	Snapshot	snapshot;		/* taken after the read, before the claim */
+	AwaFloorKey floors[AWA_FLOOR_PRIORITIES];	/* where the scans start */
+	bool		taken[AWA_FLOOR_PRIORITIES];	/* the claim took jobs there */
+	TimestampTz taken_min;		/* lowest run_at it took, any priority */
+} AwaFloorScan;
+
+extern void awa_floor_init(void);
+extern void awa_floor_shmem_request(void);
+extern void awa_floor_shmem_startup(void);
+extern void awa_floor_note(const char *queue, TimestampTz run_at);
+extern void awa_floor_begin(AwaFloorScan *scan, const char *queue);
+extern void awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at);
+extern void awa_floor_end(AwaFloorScan *scan, Datum queue);
+extern Datum awa_floor_run_ats(const AwaFloorScan *scan);
+extern Datum awa_floor_ids(const AwaFloorScan *scan);
+
+#endif							/* AWA_FLOOR_H */
