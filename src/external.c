@@ -81,7 +81,7 @@ awa_register_callback(PG_FUNCTION_ARGS)
 		"WITH g AS (SELECT gen_random_uuid() AS id)"
 		" UPDATE awa.jobs j SET callback_key = sha256(uuid_send(g.id)),"
 		" callback_lease = j.run_lease, callback_timeout = $3"
-		" FROM g WHERE j.id = $1 AND j.run_lease = $2 AND j.state = 'running'"
+		" FROM g WHERE j.id = $1 AND j.run_lease = $2 AND j." AWA_RUNNING_SQL
 		" RETURNING g.id AS callback_id",
 		3, INT8OID, INT8OID, INTERVALOID);
 	Datum		values[3];
@@ -126,7 +126,7 @@ awa_wait_external(PG_FUNCTION_ARGS)
 	 * for its lock), not the job as the calling statement began.
 	 */
 	static AwaStmt running = AWA_STMT("awa_wait_external: lookup", SPI_OK_SELECT,
-		"SELECT 1 FROM awa.jobs WHERE id = $1 AND run_lease = $2 AND state = 'running'",
+		"SELECT 1 FROM awa.jobs WHERE id = $1 AND run_lease = $2 AND " AWA_RUNNING_SQL,
 		2, INT8OID, INT8OID);
 	Datum		values[2];
 	bool		parked;

@@ -575,16 +575,6 @@ awa_job_claim_many_sql(int level, bool leases)
 
 /* --- a worker's job: complete, fail, snooze --- */
 
-/*
- * The job is running, in a form that does not match the predicate of the
- * partial index of running jobs (jobs_running_idx), so the one-job
- * statements below find their row by primary key.  Their generic plans
- * would otherwise read that index, whose entries of every job completed
- * since the oldest snapshot in the cluster can be neither removed nor
- * marked dead while that snapshot lives: under a held snapshot each call
- * walked all of them (25-45 ms after 65,000 jobs, measured at 1 M).
- */
-#define AWA_RUNNING_SQL "state::text = 'running'"
 
 /* Complete the job if it is running under that lease; whether it was. */
 bool
@@ -1061,7 +1051,7 @@ awa_job_complete_result(Datum job_id, Datum run_lease, Datum result)
 {
 	static Transition t = {AWA_STMT("awa_complete: update", SPI_OK_UPDATE,
 		"UPDATE awa.jobs SET state = 'completed', finalized_at = now(), result = $3"
-		" WHERE id = $1 AND run_lease = $2 AND state = 'running'",
+		" WHERE id = $1 AND run_lease = $2 AND " AWA_RUNNING_SQL,
 	3, INT8OID, INT8OID, JSONBOID), true};
 	Datum		values[3] = {job_id, run_lease, result};
 
@@ -1098,7 +1088,7 @@ awa_job_wait_external(Datum job_id, Datum run_lease)
 	static Transition t = {AWA_STMT("awa_wait_external: update", SPI_OK_UPDATE,
 		"UPDATE awa.jobs SET state = 'waiting_external', heartbeat_at = now(),"
 		" deadline_at = now() + callback_timeout"
-		" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
+		" WHERE id = $1 AND run_lease = $2 AND " AWA_RUNNING_SQL
 		" AND callback_lease = run_lease",
 	2, INT8OID, INT8OID), true};
 	Datum		values[2] = {job_id, run_lease};

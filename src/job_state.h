@@ -35,4 +35,16 @@ extern const char *awa_state_label(AwaJobState state);
 extern bool awa_state_in(AwaJobState state, int sets);
 extern int	awa_state_bit(const char *label);
 
+/*
+ * The job is running, in a form that does not match the predicate of the
+ * partial index of running jobs (jobs_running_idx), so one-job
+ * statements (awa_complete, awa_fail, awa_snooze, awa_progress, the
+ * callbacks') find their row by primary key.  Their generic plans
+ * would otherwise read that index, whose entries of every job completed
+ * since the oldest snapshot in the cluster can be neither removed nor
+ * marked dead while that snapshot lives: under a held snapshot each call
+ * walked all of them (25-45 ms after 65,000 jobs, measured at 1 M).
+ */
+#define AWA_RUNNING_SQL "state::text = 'running'"
+
 #endif							/* AWA_JOB_STATE_H */

@@ -89,7 +89,7 @@ check_id_lease_arrays(ArrayType *ids, ArrayType *leases)
 /* Store progress $3 of job $1 running under lease $2; a heartbeat too. */
 #define PROGRESS_SQL(SET) \
 	"UPDATE awa.jobs j SET progress = $3, heartbeat_at = now()" SET \
-	" WHERE id = $1 AND run_lease = $2 AND state = 'running'"
+	" WHERE id = $1 AND run_lease = $2 AND j." AWA_RUNNING_SQL
 
 /* The (ids, leases) arguments, checked, as the first two SPI parameters. */
 static void
