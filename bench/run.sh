@@ -300,7 +300,7 @@ case4() {
 		          LATERAL (SELECT (CASE WHEN i % 100 < 85 THEN 'completed' WHEN i % 100 < 95 THEN 'available'
 		                               WHEN i % 100 < 97 THEN 'running' WHEN i % 100 < 98 THEN 'scheduled'
 		                               WHEN i % 100 < 99 THEN 'retryable' ELSE 'failed' END)::awa.job_state AS s) st;
-		   VACUUM ANALYZE awa.jobs; CHECKPOINT" >/dev/null
+		   VACUUM ANALYZE awa.jobs; CHECKPOINT; SELECT count(*) FROM awa_maintain()" >/dev/null
 		have=$size
 		"$PYTHON" "$BENCH_ROOT/latency.py" stats --size "$size" --reps "$STATS_REPS" --raw "$RAW"
 	done
