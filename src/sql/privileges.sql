@@ -48,7 +48,8 @@ DECLARE
 		'awa_get_job(bigint)',
 		'awa_cancel(bigint)',
 		'awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)',
-		'awa_queue_stats()'];
+		'awa_queue_stats()',
+		'awa_queue_history(text, timestamptz, interval, text, boolean)'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',
