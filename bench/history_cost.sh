@@ -24,6 +24,8 @@ CLIENTS=${HC_CLIENTS:-2}
 BACKLOG=${HC_BACKLOG:-50000}
 JOBS1=${HC_JOBS1:-10000}
 JOBSN=${HC_JOBSN:-40000}
+# extra server settings, e.g. "fsync=off synchronous_commit=off" for the CPU-bound figure
+SERVER_OPTS=${HC_SERVER_OPTS:-}
 TMP=$(mktemp -d /tmp/awa-history-bench.XXXXXX)
 export PGDATABASE=bench PGOPTIONS="-c client_min_messages=warning"
 
@@ -31,8 +33,9 @@ q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 teardown() { awa_cluster_stop "$DIR"; rm -rf "$DIR" "$TMP"; }
 
 awa_cluster_stop "$DIR"; rm -rf "$DIR"
+# shellcheck disable=SC2086
 awa_cluster_start "$DIR" "$PORT" shared_buffers=512MB max_wal_size=4GB checkpoint_timeout=30min \
-	awa.databases=bench awa.maintenance_interval=1000
+	awa.databases=bench awa.maintenance_interval=1000 $SERVER_OPTS
 trap teardown EXIT
 psql -X -q -d postgres -c "CREATE DATABASE bench"
 q "CREATE EXTENSION awa"
