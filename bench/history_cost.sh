@@ -51,7 +51,7 @@ SQL
 
 # run VARIANT BATCH JOBS -> jobs/s
 run() {
-	local variant=$1 batch=$2 jobs=$3 opts="-c client_min_messages=warning" tps done
+	local variant=$1 batch=$2 jobs=$3 opts="-c client_min_messages=warning" tps ndone
 	[ "$variant" = baseline ] && opts="$opts -c awa.track_history=off"
 	q "TRUNCATE awa.jobs;
 	   INSERT INTO awa.jobs (kind, queue, args, state, run_at)
@@ -64,9 +64,9 @@ run() {
 	tps=$(PGOPTIONS="$opts" "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \
 		-t $((jobs / CLIENTS / batch)) -f "$TMP/b$batch.sql" 2>&1 |
 		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p')
-	done=$(q "SELECT count(*) FROM awa.jobs WHERE state = 'completed'")
-	[ "$done" = $((jobs / CLIENTS / batch * CLIENTS * batch)) ] ||
-		{ echo "expected $((jobs / CLIENTS / batch * CLIENTS * batch)) completed jobs, found $done" >&2; exit 1; }
+	ndone=$(q "SELECT count(*) FROM awa.jobs WHERE state = 'completed'")
+	[ "$ndone" = $((jobs / CLIENTS / batch * CLIENTS * batch)) ] ||
+		{ echo "expected $((jobs / CLIENTS / batch * CLIENTS * batch)) completed jobs, found $ndone" >&2; exit 1; }
 	awk -v t="$tps" -v b="$batch" 'BEGIN { printf "%.0f", t * b }'
 }
 
