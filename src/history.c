@@ -132,13 +132,22 @@ typedef struct HistoryEntry
 	Durations	run;
 } HistoryEntry;
 
-/* The events being added up, in a memory context of their own. */
+/*
+ * The events being added up.  Most statements touch one (queue, kind,
+ * minute): its entry is kept alone, and a hash table is made only for a
+ * second key.
+ */
 typedef struct History
 {
 	MemoryContext cxt;
-	HTAB	   *tab;
+	bool		own_cxt;		/* cxt is this History's (else reset by the caller) */
+	HistoryEntry *one;			/* the first entry */
+	HTAB	   *tab;			/* all entries, once there are two */
 	HistoryEntry *last;			/* the entry of the previous event */
 } History;
+
+/* Per-statement memory of the trigger, reset by each statement. */
+static MemoryContext stmt_cxt = NULL;
 
 static bool callbacks_registered = false;
 
@@ -227,28 +236,35 @@ minute_of(TimestampTz t)
 	return t - r;
 }
 
+/* Start adding up in a context of its own under parent, or in cxt (own: false). */
 static void
-history_init(History *h, MemoryContext parent)
+history_init(History *h, MemoryContext cxt, bool own)
 {
-	HASHCTL		ctl;
-
-	h->cxt = AllocSetContextCreate(parent, "awa history", ALLOCSET_SMALL_SIZES);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(HistoryKey);
-	ctl.entrysize = sizeof(HistoryEntry);
-	ctl.hcxt = h->cxt;
-	h->tab = hash_create("awa history", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	h->cxt = own ? AllocSetContextCreate(cxt, "awa history", ALLOCSET_SMALL_SIZES) : cxt;
+	h->own_cxt = own;
+	h->one = NULL;
+	h->tab = NULL;
 	h->last = NULL;
 }
 
 static void
 history_free(History *h)
 {
-	if (h->cxt != NULL)
+	if (h->cxt != NULL && h->own_cxt)
 		MemoryContextDelete(h->cxt);
 	h->cxt = NULL;
+	h->one = NULL;
 	h->tab = NULL;
 	h->last = NULL;
+}
+
+static bool
+key_is(const HistoryEntry *e, const char *queue, int qlen, const char *kind, int klen,
+	   TimestampTz minute)
+{
+	return e->key.minute == minute &&
+		e->key.queue[qlen] == '\0' && memcmp(e->key.queue, queue, qlen) == 0 &&
+		e->key.kind[klen] == '\0' && memcmp(e->key.kind, kind, klen) == 0;
 }
 
 /* The entry of (queue, kind, minute of at), made if new. */
@@ -259,26 +275,46 @@ history_entry(History *h, text *queue, text *kind, TimestampTz at)
 	int			qlen = VARSIZE_ANY_EXHDR(queue);
 	int			klen = VARSIZE_ANY_EXHDR(kind);
 	HistoryEntry *e = h->last;
-	HistoryKey	key;
+	HistoryKey *key;
 	bool		found;
 
 	if (qlen >= NAME_KEY_BYTES || klen >= NAME_KEY_BYTES)
 		elog(ERROR, "awa: queue or kind name too long to count");
-	if (e != NULL && e->key.minute == minute &&
-		strncmp(e->key.queue, VARDATA_ANY(queue), qlen) == 0 && e->key.queue[qlen] == '\0' &&
-		strncmp(e->key.kind, VARDATA_ANY(kind), klen) == 0 && e->key.kind[klen] == '\0')
+	if (e != NULL && key_is(e, VARDATA_ANY(queue), qlen, VARDATA_ANY(kind), klen, minute))
 		return e;
-	memset(&key, 0, sizeof(key));
-	memcpy(key.queue, VARDATA_ANY(queue), qlen);
-	memcpy(key.kind, VARDATA_ANY(kind), klen);
-	key.minute = minute;
-	e = hash_search(h->tab, &key, HASH_ENTER, &found);
-	if (!found)
+	key = MemoryContextAllocZero(h->cxt, sizeof(HistoryKey));
+	memcpy(key->queue, VARDATA_ANY(queue), qlen);
+	memcpy(key->kind, VARDATA_ANY(kind), klen);
+	key->minute = minute;
+	if (h->one == NULL)
 	{
-		memset(e->n, 0, sizeof(e->n));
-		memset(&e->wait, 0, sizeof(e->wait));
-		memset(&e->run, 0, sizeof(e->run));
+		e = MemoryContextAllocZero(h->cxt, sizeof(HistoryEntry));
+		e->key = *key;
+		h->one = e;
 	}
+	else
+	{
+		if (h->tab == NULL)
+		{
+			HASHCTL		ctl;
+
+			memset(&ctl, 0, sizeof(ctl));
+			ctl.keysize = sizeof(HistoryKey);
+			ctl.entrysize = sizeof(HistoryEntry);
+			ctl.hcxt = h->cxt;
+			h->tab = hash_create("awa history", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			e = hash_search(h->tab, &h->one->key, HASH_ENTER, &found);
+			memcpy(e, h->one, sizeof(HistoryEntry));
+		}
+		e = hash_search(h->tab, key, HASH_ENTER, &found);
+		if (!found)
+		{
+			memset(e->n, 0, sizeof(e->n));
+			memset(&e->wait, 0, sizeof(e->wait));
+			memset(&e->run, 0, sizeof(e->run));
+		}
+	}
+	pfree(key);
 	h->last = e;
 	return e;
 }
@@ -318,6 +354,19 @@ typedef struct DurationColumns
 	int			hist;
 } DurationColumns;
 
+/* The columns of awa.history_deltas, found once per relation. */
+typedef struct DeltaColumns
+{
+	Oid			relid;
+	int			natts;
+	int			queue;
+	int			kind;
+	int			minute;
+	int			n[NUM_EVENTS];
+	DurationColumns wait;
+	DurationColumns run;
+} DeltaColumns;
+
 static void
 duration_columns(TupleDesc desc, const char *prefix, DurationColumns *dc)
 {
@@ -331,6 +380,28 @@ duration_columns(TupleDesc desc, const char *prefix, DurationColumns *dc)
 	dc->max = deltas_column(desc, name);
 	snprintf(name, sizeof(name), "%s_hist", prefix);
 	dc->hist = deltas_column(desc, name);
+}
+
+static const DeltaColumns *
+delta_columns(Relation rel)
+{
+	static DeltaColumns c = {InvalidOid};
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			k;
+
+	if (c.relid == RelationGetRelid(rel) && c.natts == desc->natts)
+		return &c;
+	c.relid = InvalidOid;
+	c.queue = deltas_column(desc, "queue");
+	c.kind = deltas_column(desc, "kind");
+	c.minute = deltas_column(desc, "minute");
+	for (k = 0; k < NUM_EVENTS; k++)
+		c.n[k] = deltas_column(desc, event_columns[k]);
+	duration_columns(desc, "wait", &c.wait);
+	duration_columns(desc, "run", &c.run);
+	c.natts = desc->natts;
+	c.relid = RelationGetRelid(rel);
+	return &c;
 }
 
 /* Put a duration's count, sum, max and histogram (NULLs: no samples) into the slot. */
@@ -349,81 +420,83 @@ put_durations(TupleTableSlot *slot, const DurationColumns *dc, const Durations *
 	slot->tts_isnull[dc->hist] = false;
 }
 
+/* Write one entry as a row of rel (and its index entries, if it has indexes). */
+static void
+write_entry(Relation rel, const DeltaColumns *c, TupleTableSlot *slot, const HistoryEntry *e,
+			ResultRelInfo *rri, EState *estate)
+{
+	int			k;
+
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	slot->tts_values[c->queue] = CStringGetTextDatum(e->key.queue);
+	slot->tts_isnull[c->queue] = false;
+	slot->tts_values[c->kind] = CStringGetTextDatum(e->key.kind);
+	slot->tts_isnull[c->kind] = false;
+	slot->tts_values[c->minute] = TimestampTzGetDatum(e->key.minute);
+	slot->tts_isnull[c->minute] = false;
+	for (k = 0; k < NUM_EVENTS; k++)
+	{
+		slot->tts_values[c->n[k]] = Int64GetDatum(e->n[k]);
+		slot->tts_isnull[c->n[k]] = false;
+	}
+	put_durations(slot, &c->wait, &e->wait);
+	put_durations(slot, &c->run, &e->run);
+	ExecStoreVirtualTuple(slot);
+	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
+	if (rri != NULL && rri->ri_NumIndices > 0)
+	{
+		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+		ResetPerTupleExprContext(estate);
+	}
+}
+
 /*
- * Write the entries of h to awa.history_deltas, one row each, directly (no
- * executor start-up per statement, and no privilege on the table needed by
- * whoever changed awa.jobs).  Nothing is written when the table does not
- * exist.
+ * Write the entries of h to awa.history_deltas (relid), one row each,
+ * directly: no executor start-up (none at all while the table has no
+ * index), and no privilege on the table needed by whoever changed
+ * awa.jobs.
  */
 static void
-history_write(History *h)
+history_write(History *h, Oid relid)
 {
-	HASH_SEQ_STATUS seq;
-	HistoryEntry *e;
-	Oid			relid;
 	Relation	rel;
-	TupleDesc	desc;
-	EState	   *estate;
-	ResultRelInfo *rri;
+	const DeltaColumns *c;
+	EState	   *estate = NULL;
+	ResultRelInfo *rri = NULL;
 	TupleTableSlot *slot;
-	int			a_queue,
-				a_kind,
-				a_minute,
-				a_n[NUM_EVENTS];
-	DurationColumns wait_cols,
-				run_cols;
-	int			k;
 	MemoryContext old;
 
-	if (h->tab == NULL || hash_get_num_entries(h->tab) == 0)
-		return;
-	relid = deltas_relid();
-	if (!OidIsValid(relid))
+	if (h->one == NULL || !OidIsValid(relid))
 		return;
 	old = MemoryContextSwitchTo(h->cxt);
 	rel = table_open(relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
-	a_queue = deltas_column(desc, "queue");
-	a_kind = deltas_column(desc, "kind");
-	a_minute = deltas_column(desc, "minute");
-	for (k = 0; k < NUM_EVENTS; k++)
-		a_n[k] = deltas_column(desc, event_columns[k]);
-	duration_columns(desc, "wait", &wait_cols);
-	duration_columns(desc, "run", &run_cols);
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-
-	hash_seq_init(&seq, h->tab);
-	while ((e = hash_seq_search(&seq)) != NULL)
+	c = delta_columns(rel);
+	if (rel->rd_rel->relhasindex)
 	{
-		ExecClearTuple(slot);
-		memset(slot->tts_isnull, true, sizeof(bool) * desc->natts);
-		slot->tts_values[a_queue] = CStringGetTextDatum(e->key.queue);
-		slot->tts_isnull[a_queue] = false;
-		slot->tts_values[a_kind] = CStringGetTextDatum(e->key.kind);
-		slot->tts_isnull[a_kind] = false;
-		slot->tts_values[a_minute] = TimestampTzGetDatum(e->key.minute);
-		slot->tts_isnull[a_minute] = false;
-		for (k = 0; k < NUM_EVENTS; k++)
-		{
-			slot->tts_values[a_n[k]] = Int64GetDatum(e->n[k]);
-			slot->tts_isnull[a_n[k]] = false;
-		}
-		put_durations(slot, &wait_cols, &e->wait);
-		put_durations(slot, &run_cols, &e->run);
-		ExecStoreVirtualTuple(slot);
-		table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
-		if (rri->ri_NumIndices > 0)
-			(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-		ResetPerTupleExprContext(estate);
+		estate = CreateExecutorState();
+		rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(rri, rel, 1, NULL, 0);
+		ExecOpenIndices(rri, false);
 	}
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+	if (h->tab == NULL)
+		write_entry(rel, c, slot, h->one, rri, estate);
+	else
+	{
+		HASH_SEQ_STATUS seq;
+		HistoryEntry *e;
 
+		hash_seq_init(&seq, h->tab);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			write_entry(rel, c, slot, e, rri, estate);
+	}
 	ExecDropSingleTupleTableSlot(slot);
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
+	if (rri != NULL)
+	{
+		ExecCloseIndices(rri);
+		FreeExecutorState(estate);
+	}
 	table_close(rel, NoLock);
 	MemoryContextSwitchTo(old);
 }
@@ -517,7 +590,7 @@ awa_history_note_insert(const char *queue, const char *kind)
 	{
 		n = MemoryContextAllocZero(TopTransactionContext, sizeof(Notes));
 		n->subid = cur;
-		history_init(&n->h, TopTransactionContext);
+		history_init(&n->h, TopTransactionContext, true);
 		n->next = notes;
 		notes = n;
 	}
@@ -548,7 +621,7 @@ awa_history_write_notes(bool all)
 		if (all || n->subid == cur)
 		{
 			*pp = n->next;		/* unlinked first: an error drops it */
-			history_write(&n->h);
+			history_write(&n->h, deltas_relid());
 			history_free(&n->h);
 		}
 		else
@@ -626,115 +699,154 @@ history_inserted(History *h, Tuplestorestate *ts, TupleTableSlot *slot,
 	tuplestore_rescan(ts);
 }
 
+/* What an updated row's old version tells: read from the slot. */
+static void
+old_job(TupleTableSlot *slot, const HistoryColumns *hc, OldJob *o)
+{
+	bool		isnull;
+	Datum		s = slot_getattr(slot, hc->cols.state + 1, &isnull);
+	TimestampTz run_at;
+	TimestampTz created;
+
+	o->state = isnull ? -1 : state_of(hc, s);
+	o->attempted_at = ts_or(slot, hc->attempted_at, 0, &isnull);
+	o->has_attempted = !isnull;
+	run_at = ts_or(slot, hc->cols.run_at, DT_NOBEGIN, NULL);
+	created = ts_or(slot, hc->created_at, DT_NOBEGIN, NULL);
+	o->due = Max(run_at, created);
+}
+
+static int64
+id_of(TupleTableSlot *slot, const HistoryColumns *hc, bool *isnull)
+{
+	Datum		id = slot_getattr(slot, hc->id + 1, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(id);
+}
+
+/* Add the event (if any) of one updated row, given its old version. */
+static void
+history_row_updated(History *h, TupleTableSlot *slot, const HistoryColumns *hc, const OldJob *o,
+					TimestampTz now)
+{
+	bool		isnull;
+	Datum		s = slot_getattr(slot, hc->cols.state + 1, &isnull);
+	int			state;
+	Datum		q,
+				k;
+	bool		qnull,
+				knull;
+	HistoryEntry *e;
+	HistoryEvent ev;
+	TimestampTz at;
+
+	if (isnull || o->state < 0)
+		return;
+	state = state_of(hc, s);
+	if (state == o->state)
+		return;					/* a heartbeat, progress, ... */
+	switch (state)
+	{
+		case AWA_STATE_RUNNING:
+			ev = EV_STARTED;
+			at = ts_or(slot, hc->attempted_at, now, NULL);
+			break;
+		case AWA_STATE_COMPLETED:
+			ev = EV_COMPLETED;
+			at = ts_or(slot, hc->finalized_at, now, NULL);
+			break;
+		case AWA_STATE_FAILED:
+			ev = EV_FAILED;
+			at = ts_or(slot, hc->finalized_at, now, NULL);
+			break;
+		case AWA_STATE_CANCELLED:
+			ev = EV_CANCELLED;
+			at = ts_or(slot, hc->finalized_at, now, NULL);
+			break;
+		case AWA_STATE_RETRYABLE:
+			ev = EV_RETRIED;
+			at = now;
+			break;
+		default:
+			return;				/* promoted, snoozed, retried by hand, ... */
+	}
+	q = slot_getattr(slot, hc->cols.queue + 1, &qnull);
+	k = slot_getattr(slot, hc->cols.kind + 1, &knull);
+	if (qnull || knull)
+		return;
+	e = history_entry(h, DatumGetTextPP(q), DatumGetTextPP(k), at);
+	e->n[ev]++;
+	if (ev == EV_STARTED)
+		durations_add(&e->wait, at - o->due);
+	else if ((o->state == AWA_STATE_RUNNING || o->state == AWA_STATE_WAITING_EXTERNAL) &&
+			 o->has_attempted)
+		durations_add(&e->run, at - o->attempted_at);
+}
+
 /*
- * Add the events of the rows a statement updated: the old rows are looked
- * up by id, so that the order of the two transition tables does not matter.
+ * Add the events of the rows a statement updated.  PostgreSQL stores the
+ * old and new versions of each row at the same position of the two
+ * transition tables, so they are read side by side; should the ids ever
+ * differ, the rest is matched through a hash table of the old rows by id.
  */
 static void
 history_updated(History *h, Tuplestorestate *oldts, Tuplestorestate *newts,
-				TupleTableSlot *slot, const HistoryColumns *hc, TimestampTz now)
+				TupleTableSlot *oldslot, TupleTableSlot *slot, const HistoryColumns *hc,
+				TimestampTz now)
 {
-	HASHCTL		ctl;
-	HTAB	   *olds;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(OldJob);
-	ctl.hcxt = h->cxt;
-	olds = hash_create("awa history old jobs", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	HTAB	   *olds = NULL;
+	OldJob		o;
 
 	tuplestore_rescan(oldts);
-	while (tuplestore_gettupleslot(oldts, true, false, slot))
-	{
-		bool		isnull;
-		Datum		id = slot_getattr(slot, hc->id + 1, &isnull);
-		Datum		s;
-		int64		key;
-		OldJob	   *o;
-		bool		found;
-		TimestampTz run_at;
-		TimestampTz created;
-
-		if (isnull)
-			continue;
-		s = slot_getattr(slot, hc->cols.state + 1, &isnull);
-		if (isnull)
-			continue;
-		key = DatumGetInt64(id);
-		o = hash_search(olds, &key, HASH_ENTER, &found);
-		o->state = state_of(hc, s);
-		o->attempted_at = ts_or(slot, hc->attempted_at, 0, &isnull);
-		o->has_attempted = !isnull;
-		run_at = ts_or(slot, hc->cols.run_at, DT_NOBEGIN, NULL);
-		created = ts_or(slot, hc->created_at, DT_NOBEGIN, NULL);
-		o->due = Max(run_at, created);
-	}
-	tuplestore_rescan(oldts);
-
 	tuplestore_rescan(newts);
 	while (tuplestore_gettupleslot(newts, true, false, slot))
 	{
 		bool		isnull;
-		Datum		id = slot_getattr(slot, hc->id + 1, &isnull);
-		int64		key;
-		OldJob	   *o;
-		int			state;
-		Datum		q,
-					k;
-		bool		qnull,
-					knull;
-		HistoryEntry *e;
-		HistoryEvent ev;
-		TimestampTz at;
+		int64		id = id_of(slot, hc, &isnull);
 
 		if (isnull)
 			continue;
-		key = DatumGetInt64(id);
-		o = hash_search(olds, &key, HASH_FIND, NULL);
-		if (o == NULL)
-			continue;
-		state = state_of(hc, slot_getattr(slot, hc->cols.state + 1, &isnull));
-		if (state == o->state)
-			continue;			/* a heartbeat, progress, ... */
-		switch (state)
+		if (olds == NULL)
 		{
-			case AWA_STATE_RUNNING:
-				ev = EV_STARTED;
-				at = ts_or(slot, hc->attempted_at, now, NULL);
-				break;
-			case AWA_STATE_COMPLETED:
-				ev = EV_COMPLETED;
-				at = ts_or(slot, hc->finalized_at, now, NULL);
-				break;
-			case AWA_STATE_FAILED:
-				ev = EV_FAILED;
-				at = ts_or(slot, hc->finalized_at, now, NULL);
-				break;
-			case AWA_STATE_CANCELLED:
-				ev = EV_CANCELLED;
-				at = ts_or(slot, hc->finalized_at, now, NULL);
-				break;
-			case AWA_STATE_RETRYABLE:
-				ev = EV_RETRIED;
-				at = now;
-				break;
-			default:
-				continue;		/* promoted, snoozed, retried by hand, ... */
+			bool		oldnull;
+
+			if (tuplestore_gettupleslot(oldts, true, false, oldslot) &&
+				id_of(oldslot, hc, &oldnull) == id && !oldnull)
+			{
+				old_job(oldslot, hc, &o);
+				history_row_updated(h, slot, hc, &o, now);
+				continue;
+			}
+			else
+			{
+				/* not side by side: look the old rows up by id from here on */
+				HASHCTL		ctl;
+
+				memset(&ctl, 0, sizeof(ctl));
+				ctl.keysize = sizeof(int64);
+				ctl.entrysize = sizeof(OldJob);
+				ctl.hcxt = h->cxt;
+				olds = hash_create("awa history old jobs", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+				tuplestore_rescan(oldts);
+				while (tuplestore_gettupleslot(oldts, true, false, oldslot))
+				{
+					int64		oid = id_of(oldslot, hc, &oldnull);
+
+					if (!oldnull)
+						old_job(oldslot, hc, hash_search(olds, &oid, HASH_ENTER, NULL));
+				}
+			}
 		}
-		q = slot_getattr(slot, hc->cols.queue + 1, &qnull);
-		k = slot_getattr(slot, hc->cols.kind + 1, &knull);
-		if (qnull || knull)
-			continue;
-		e = history_entry(h, DatumGetTextPP(q), DatumGetTextPP(k), at);
-		e->n[ev]++;
-		if (ev == EV_STARTED)
-			durations_add(&e->wait, at - o->due);
-		else if ((o->state == AWA_STATE_RUNNING || o->state == AWA_STATE_WAITING_EXTERNAL) &&
-				 o->has_attempted)
-			durations_add(&e->run, at - o->attempted_at);
+		{
+			OldJob	   *found = hash_search(olds, &id, HASH_FIND, NULL);
+
+			if (found != NULL)
+				history_row_updated(h, slot, hc, found, now);
+		}
 	}
+	tuplestore_rescan(oldts);
 	tuplestore_rescan(newts);
-	hash_destroy(olds);
 }
 
 /*
@@ -751,10 +863,13 @@ awa_history_changes(TriggerData *td)
 	History		h;
 	TupleTableSlot *slot;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	Oid			relid;
+	MemoryContext old;
 
 	if (!awa_track_history || td->tg_newtable == NULL)
 		return;
-	if (!OidIsValid(deltas_relid()))
+	relid = deltas_relid();
+	if (!OidIsValid(relid))
 		return;
 	if (hc.rowtype != desc->tdtypeid || !OidIsValid(hc.rowtype))
 	{
@@ -766,15 +881,27 @@ awa_history_changes(TriggerData *td)
 		hc.rowtype = desc->tdtypeid;
 	}
 
-	history_init(&h, CurrentMemoryContext);
+	/* one context for every statement, emptied here (also after an error) */
+	if (stmt_cxt == NULL)
+		stmt_cxt = AllocSetContextCreate(TopMemoryContext, "awa history statement",
+										 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(stmt_cxt);
+	history_init(&h, stmt_cxt, false);
+	old = MemoryContextSwitchTo(stmt_cxt);
 	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		history_inserted(&h, td->tg_newtable, slot, &hc, now);
 	else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event) && td->tg_oldtable != NULL)
-		history_updated(&h, td->tg_oldtable, td->tg_newtable, slot, &hc, now);
+	{
+		TupleTableSlot *oldslot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+
+		history_updated(&h, td->tg_oldtable, td->tg_newtable, oldslot, slot, &hc, now);
+		ExecDropSingleTupleTableSlot(oldslot);
+	}
 	ExecDropSingleTupleTableSlot(slot);
-	history_write(&h);
-	history_free(&h);
+	MemoryContextSwitchTo(old);
+	history_write(&h, relid);
+	MemoryContextReset(stmt_cxt);
 }
 
 /* ---------------------------------------------------------------------
