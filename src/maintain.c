@@ -17,7 +17,7 @@
  *		or cancelled ones older than awa.retention_failed;
  *	 5. fold the throughput history's deltas into its minutes (history.c)
  *		and delete minutes older than awa.retention_history.
- * Steps 1, 3 and 4 touch at most AWA_MAINTAIN_BATCH rows each, so a round
+ * Steps 1, 3, 4 and 5 touch at most AWA_MAINTAIN_BATCH rows each, so a round
  * never holds locks for long; what is left is done by the next round.
  *
  * Each step runs in its own subtransaction, and when its batch statement
