@@ -752,15 +752,10 @@ history_row_updated(History *h, TupleTableSlot *slot, const HistoryColumns *hc, 
 			at = ts_or(slot, hc->attempted_at, now, NULL);
 			break;
 		case AWA_STATE_COMPLETED:
-			ev = EV_COMPLETED;
-			at = ts_or(slot, hc->finalized_at, now, NULL);
-			break;
 		case AWA_STATE_FAILED:
-			ev = EV_FAILED;
-			at = ts_or(slot, hc->finalized_at, now, NULL);
-			break;
 		case AWA_STATE_CANCELLED:
-			ev = EV_CANCELLED;
+			ev = state == AWA_STATE_COMPLETED ? EV_COMPLETED :
+				state == AWA_STATE_FAILED ? EV_FAILED : EV_CANCELLED;
 			at = ts_or(slot, hc->finalized_at, now, NULL);
 			break;
 		case AWA_STATE_RETRYABLE:

@@ -330,23 +330,7 @@ COMMENT ON TABLE awa.history_deltas
 	IS 'throughput events per queue, kind and minute, one row per statement that changed awa.jobs, not yet folded into awa.queue_history';
 
 CREATE TABLE awa.queue_history (
-	minute			timestamptz NOT NULL,
-	queue			text NOT NULL,
-	kind			text NOT NULL,
-	enqueued		bigint NOT NULL DEFAULT 0,
-	started			bigint NOT NULL DEFAULT 0,
-	completed		bigint NOT NULL DEFAULT 0,
-	failed			bigint NOT NULL DEFAULT 0,
-	retried			bigint NOT NULL DEFAULT 0,
-	cancelled		bigint NOT NULL DEFAULT 0,
-	wait_count		bigint NOT NULL DEFAULT 0,
-	wait_total_us	bigint,
-	wait_max_us		bigint,
-	wait_hist		bigint[],
-	run_count		bigint NOT NULL DEFAULT 0,
-	run_total_us	bigint,
-	run_max_us		bigint,
-	run_hist		bigint[],
+	LIKE awa.history_deltas INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
 	PRIMARY KEY (minute, queue, kind)
 );
 COMMENT ON TABLE awa.queue_history
