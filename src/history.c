@@ -155,6 +155,7 @@ static bool callbacks_registered = false;
 static int64 bounds[NBUCKETS];
 static bool bounds_ready = false;
 
+/* Fill the table of bucket bounds (once per backend). */
 static void
 bounds_init(void)
 {
@@ -188,6 +189,7 @@ bucket_of(int64 us)
 	return b;
 }
 
+/* Count one duration (microseconds) in d. */
 static void
 durations_add(Durations *d, int64 us)
 {
@@ -247,6 +249,7 @@ history_init(History *h, MemoryContext cxt, bool own)
 	h->last = NULL;
 }
 
+/* Forget what h added up (and its memory, if it has a context of its own). */
 static void
 history_free(History *h)
 {
@@ -258,6 +261,7 @@ history_free(History *h)
 	h->last = NULL;
 }
 
+/* Whether e is the entry of (queue, kind, minute); names are not NUL-terminated. */
 static bool
 key_is(const HistoryEntry *e, const char *queue, int qlen, const char *kind, int klen,
 	   TimestampTz minute)
@@ -367,6 +371,7 @@ typedef struct DeltaColumns
 	DurationColumns run;
 } DeltaColumns;
 
+/* Find the four columns of a duration (prefix wait or run). */
 static void
 duration_columns(TupleDesc desc, const char *prefix, DurationColumns *dc)
 {
@@ -382,6 +387,7 @@ duration_columns(TupleDesc desc, const char *prefix, DurationColumns *dc)
 	dc->hist = deltas_column(desc, name);
 }
 
+/* The columns of awa.history_deltas, looked up again only when the relation changes. */
 static const DeltaColumns *
 delta_columns(Relation rel)
 {
@@ -520,6 +526,7 @@ typedef struct Notes
 
 static Notes *notes = NULL;		/* in TopTransactionContext */
 
+/* At commit, write what is left; when the transaction ends, forget the notes. */
 static void
 history_xact_cb(XactEvent event, void *arg)
 {
@@ -539,6 +546,7 @@ history_xact_cb(XactEvent event, void *arg)
 	}
 }
 
+/* Hand a committed subtransaction's notes to its parent; drop an aborted one's. */
 static void
 history_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 				   SubTransactionId parentSubid, void *arg)
@@ -655,6 +663,7 @@ typedef struct HistoryColumns
 	int			finalized_at;
 } HistoryColumns;
 
+/* The AwaJobState of a job_state value (an enum OID). */
 static int
 state_of(const HistoryColumns *hc, Datum s)
 {
@@ -667,6 +676,7 @@ state_of(const HistoryColumns *hc, Datum s)
 	return -1;					/* keep compiler quiet */
 }
 
+/* A timestamp column of the slot, or dflt when it is NULL (*isnull tells, if asked). */
 static TimestampTz
 ts_or(TupleTableSlot *slot, int att, TimestampTz dflt, bool *isnull)
 {
@@ -716,6 +726,7 @@ old_job(TupleTableSlot *slot, const HistoryColumns *hc, OldJob *o)
 	o->due = Max(run_at, created);
 }
 
+/* The job id of the slot's row. */
 static int64
 id_of(TupleTableSlot *slot, const HistoryColumns *hc, bool *isnull)
 {
