@@ -12,6 +12,7 @@
 #include "utils/guc.h"
 
 #include "awa.h"
+#include "history.h"
 
 PG_MODULE_MAGIC;
 
@@ -32,6 +33,7 @@ _PG_init(void)
 	awa_job_init();
 	awa_validate_init();
 	awa_maintain_init();
+	awa_history_init();
 	awa_dbstate_init();
 
 	MarkGUCPrefixReserved("awa");

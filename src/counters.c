@@ -64,6 +64,7 @@
 
 #include "awa.h"
 #include "counters.h"
+#include "history.h"
 
 PG_FUNCTION_INFO_V1(awa_jobs_count_changes);
 
@@ -465,6 +466,7 @@ pending_write(bool all)
 	SubTransactionId cur = GetCurrentSubTransactionId();
 	Pending   **pp = &pending;
 
+	awa_history_write_notes(all);
 	while (*pp != NULL)
 	{
 		Pending    *p = *pp;
@@ -710,6 +712,7 @@ awa_jobs_count_changes(PG_FUNCTION_ARGS)
 	}
 	counts_write(&c);
 	counts_free(&c);
+	awa_history_changes(td);
 	return PointerGetDatum(NULL);
 }
 

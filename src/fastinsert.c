@@ -48,6 +48,7 @@
 #include "utils/resowner.h"
 
 #include "awa.h"
+#include "history.h"
 
 /* Set-up kept for one transaction. */
 typedef struct FastInsert
@@ -296,7 +297,10 @@ awa_fast_insert_slot(AwaJob *job)
 		char	   *queue = text_to_cstring(job->queue);
 
 		if (fi->counted)
+		{
 			awa_counters_note_insert(queue, state);
+			awa_history_note_insert(queue, text_to_cstring(job->kind));
+		}
 		awa_job_enqueued(queue, state, DatumGetTimestampTz(v[fi->cols.run_at]));
 	}
 	return slot;

@@ -809,7 +809,8 @@ awa_job_cancel(Datum job_id)
 		" RETURNING j.*, o.state IN " AWA_STATES_HELD_SQL " AS awa_stop",
 	1, INT8OID), false};
 
-	return run_transition(&t, &job_id, NULL, 1);
+	/* no row limit: a statement stopped early fires no AFTER STATEMENT trigger */
+	return run_transition(&t, &job_id, NULL, 0);
 }
 
 /*
@@ -908,7 +909,8 @@ awa_job_retry(Datum job_id)
 				 errhint("Wait for job %lld to finish or cancel it, then retry.",
 						 (long long) holder_id)));
 	}
-	return run_transition(&t, &job_id, NULL, 1);
+	/* no row limit: a statement stopped early fires no AFTER STATEMENT trigger */
+	return run_transition(&t, &job_id, NULL, 0);
 }
 
 /*

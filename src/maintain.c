@@ -16,8 +16,10 @@
  *		out (step "callbacks", counted as rescued);
  *	 3. enqueue the jobs of due periodic schedules;
  *	 4. delete completed jobs older than awa.retention_completed and failed
- *		or cancelled ones older than awa.retention_failed.
- * Steps 1, 3 and 4 touch at most AWA_MAINTAIN_BATCH rows each, so a round
+ *		or cancelled ones older than awa.retention_failed;
+ *	 5. fold the throughput history's deltas into its minutes (history.c)
+ *		and delete minutes older than awa.retention_history.
+ * Steps 1, 3, 4 and 5 touch at most AWA_MAINTAIN_BATCH rows each, so a round
  * never holds locks for long; what is left is done by the next round.
  *
  * Each step runs in its own subtransaction, and when its batch statement
@@ -105,6 +107,7 @@
 
 #include "awa.h"
 #include "maintain.h"
+#include "history.h"
 
 PG_FUNCTION_INFO_V1(awa_maintain);
 PG_FUNCTION_INFO_V1(awa_maintain_for);
@@ -138,6 +141,7 @@ int			awa_maintenance_interval = 1000;	/* ms */
 static char *awa_databases = NULL;
 static int	awa_retention_completed = 86400;	/* s, -1 keeps forever */
 static int	awa_retention_failed = 7 * 86400;	/* s, -1 keeps forever */
+static int	awa_retention_history = 7 * 86400;	/* s, -1 keeps forever */
 static int	awa_maintenance_log_level = DEBUG1;
 
 /* Levels of awa.maintenance_log_level, as log_min_messages spells them. */
@@ -177,11 +181,12 @@ typedef enum AwaStep
 	STEP_RETENTION,
 	STEP_CALLBACKS,
 	STEP_COUNTERS,
+	STEP_HISTORY,
 	AWA_NUM_STEPS
 } AwaStep;
 
 static const char *const step_names[AWA_NUM_STEPS] = {
-	"promote", "rescue", "schedules", "retention", "callbacks", "counters"
+	"promote", "rescue", "schedules", "retention", "callbacks", "counters", "history"
 };
 
 /* What became of a failure this round. */
@@ -935,6 +940,10 @@ call_step(void *arg)
 		case STEP_COUNTERS:
 			c->n = awa_counters_fold();
 			break;
+		case STEP_HISTORY:
+			c->n = awa_history_fold();
+			(void) awa_history_expire(awa_retention_history);
+			break;
 		default:
 			elog(ERROR, "awa: unknown maintenance step %d", (int) c->step);
 	}
@@ -1041,6 +1050,7 @@ maintain_round(AwaRound *r)
 	r->rescued += run_step(&state, STEP_CALLBACKS);
 	r->periodic = run_step(&state, STEP_SCHEDULES);
 	r->deleted = run_step(&state, STEP_RETENTION);
+	(void) run_step(&state, STEP_HISTORY);
 	save_failures(&state);
 	record_round();
 	SPI_finish();
@@ -1794,6 +1804,16 @@ awa_maintain_init(void)
 							"Failed and cancelled jobs older than this are deleted by maintenance.",
 							"-1 keeps them forever.",
 							&awa_retention_failed,
+							7 * 86400,
+							-1, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("awa.retention_history",
+							"Throughput history (awa_queue_history) older than this is deleted by maintenance.",
+							"-1 keeps it forever.",
+							&awa_retention_history,
 							7 * 86400,
 							-1, INT_MAX,
 							PGC_USERSET,

@@ -299,6 +299,101 @@ UNION ALL
 SELECT 60, pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM second) / 60) * 60), queue, sum(n)
 FROM done GROUP BY 2, 3;
 
+-- History (history.c) ------------------------------------------------------------
+--
+-- awa_queue_history() reads, per queue, kind and minute, the jobs enqueued,
+-- started, completed, failed (for good), retried and cancelled, and how long
+-- jobs waited (from due to claimed) and ran (from claimed to finished or to
+-- the failure that retries them).  The job counters' statement triggers on
+-- awa.jobs write one row per statement and (queue, kind, minute) into
+-- awa.history_deltas; maintenance folds them into awa.queue_history and
+-- deletes minutes older than awa.retention_history.  Durations: count, sum
+-- and maximum in microseconds, and a histogram over fixed log-scale buckets
+-- (bucket 0: under 1 ms; bucket b >= 1: from 2^((b-1)/4) to 2^(b/4) ms; 160:
+-- 2^(159/4) ms and longer) stored as a bigint[] subscripted by bucket number,
+-- spanning the buckets used ('[13:15]={2,0,1}').
+CREATE TABLE awa.history_deltas (
+	minute			timestamptz NOT NULL,
+	queue			text NOT NULL,
+	kind			text NOT NULL,
+	enqueued		bigint NOT NULL DEFAULT 0,
+	started			bigint NOT NULL DEFAULT 0,
+	completed		bigint NOT NULL DEFAULT 0,
+	failed			bigint NOT NULL DEFAULT 0,
+	retried			bigint NOT NULL DEFAULT 0,
+	cancelled		bigint NOT NULL DEFAULT 0,
+	wait_count		bigint NOT NULL DEFAULT 0,
+	wait_total_us	bigint,
+	wait_max_us		bigint,
+	wait_hist		bigint[],
+	run_count		bigint NOT NULL DEFAULT 0,
+	run_total_us	bigint,
+	run_max_us		bigint,
+	run_hist		bigint[]
+);
+COMMENT ON TABLE awa.history_deltas
+	IS 'throughput events per queue, kind and minute, one row per statement that changed awa.jobs, not yet folded into awa.queue_history';
+
+CREATE TABLE awa.queue_history (
+	LIKE awa.history_deltas INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+	PRIMARY KEY (minute, queue, kind)
+);
+COMMENT ON TABLE awa.queue_history
+	IS 'throughput per minute, queue and kind: jobs enqueued, started, completed, failed, retried, cancelled; wait and run times (count, sum, max in microseconds, log-scale histogram)';
+SELECT pg_catalog.pg_extension_config_dump('awa.history_deltas', '');
+SELECT pg_catalog.pg_extension_config_dump('awa.queue_history', '');
+
+CREATE FUNCTION awa.history_add(a bigint[], b bigint[])
+RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'awa_history_add'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION awa.history_add(bigint[], bigint[])
+	IS 'bucket-by-bucket sum of two duration histograms (NULL counts as empty)';
+
+CREATE AGGREGATE awa.history_sum(bigint[]) (
+	SFUNC = awa.history_add,
+	STYPE = bigint[],
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE awa.history_sum(bigint[])
+	IS 'bucket-by-bucket sum of duration histograms';
+
+CREATE FUNCTION awa.history_percentile(hist bigint[], fraction double precision, max_us bigint)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'awa_history_percentile'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION awa.history_percentile(bigint[], double precision, bigint)
+	IS 'a quantile of a duration histogram in seconds: the upper bound of its bucket, at most max_us';
+
+CREATE FUNCTION awa_queue_history(
+	queue text DEFAULT NULL,
+	since timestamptz DEFAULT now() - interval '1 hour',
+	bucket interval DEFAULT '1 minute',
+	kind text DEFAULT NULL,
+	by_kind boolean DEFAULT false)
+RETURNS TABLE (
+	bucket_start	timestamptz,
+	queue			text,
+	kind			text,
+	enqueued		bigint,
+	started			bigint,
+	completed		bigint,
+	failed			bigint,
+	retried			bigint,
+	cancelled		bigint,
+	wait_p50		double precision,
+	wait_p95		double precision,
+	wait_max		double precision,
+	wait_avg		double precision,
+	run_p50			double precision,
+	run_p95			double precision,
+	run_max			double precision,
+	run_avg			double precision)
+AS 'MODULE_PATHNAME', 'awa_queue_history'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION awa_queue_history(text, timestamptz, interval, text, boolean)
+	IS 'throughput per bucket (whole minutes) and queue (and kind): jobs enqueued, started, completed, failed, retried, cancelled; wait and run time p50/p95/max/avg in seconds';
+
 -- Worker lifecycle ---------------------------------------------------------
 
 CREATE FUNCTION awa_claim(

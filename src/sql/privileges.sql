@@ -59,7 +59,8 @@ DECLARE
 		'awa_retry_external(uuid, jsonb, interval)',
 		'awa_heartbeat_callback(uuid, interval)',
 		'awa_shard()',
-		'awa_shard_of(bigint)'];
+		'awa_shard_of(bigint)',
+		'awa_queue_history(text, timestamptz, interval, text, boolean)'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',

@@ -4,7 +4,8 @@
 # examples/django with test/integration/python/awa_admin_tests.py: the test client on every page
 # and action (with permission denied), and a real headless chromium (Debian's chromium,
 # chromium-driver, python3-selenium; missing ones FAIL the test, nothing is skipped) that logs in,
-# retries a failed job through the dashboard and checks the database.  Screenshots land in
+# retries a failed job through the dashboard and checks the database; awa_history_tests.py checks
+# the throughput charts (test client and browser).  Screenshots land in
 # $AWA_ADMIN_OUTPUT (default: a new directory under ${TMPDIR:-/tmp}).  Exits non-zero on failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,5 +44,5 @@ DJANGO_SUPERUSER_PASSWORD=admin-pw "$PY" manage.py createsuperuser --noinput --u
 "$PY" manage.py makemigrations --check --dry-run awa_django shop
 [ "$(psql -d "$DB" -Atc "SELECT count(*) FROM auth_permission WHERE codename = 'operate_queue'")" = 1 ]
 
-timeout 240 "$PY" manage.py test --noinput -v 2 awa_admin_tests
+timeout 300 "$PY" manage.py test --noinput -v 2 awa_admin_tests awa_history_tests
 echo "screenshots: $AWA_ADMIN_OUTPUT"

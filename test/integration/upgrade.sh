@@ -136,8 +136,8 @@ SQL
 		"SET search_path TO 'pg_catalog', 'pg_temp'\$"; do
 		grep -q -E "$pat" "$out" || fail "$db: pg_dump --schema-only has no line matching /$pat/: the comparison would prove nothing"
 	done
-	[ "$(grep -c -E '^CREATE (FUNCTION|PROCEDURE) ' "$out")" -ge "$nfunc" ] \
-		|| fail "$db: pg_dump has $(grep -c -E '^CREATE (FUNCTION|PROCEDURE) ' "$out") CREATE FUNCTION/PROCEDURE, the extension had $nfunc"
+	[ "$(grep -c -E '^CREATE (FUNCTION|PROCEDURE|AGGREGATE) ' "$out")" -ge "$nfunc" ] \
+		|| fail "$db: pg_dump has $(grep -c -E '^CREATE (FUNCTION|PROCEDURE|AGGREGATE) ' "$out") CREATE FUNCTION/PROCEDURE/AGGREGATE, the extension had $nfunc"
 }
 
 # snapshot DB COLUMNS OUT: every row of every table of schema awa (only the

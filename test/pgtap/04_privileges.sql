@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(48);
+SELECT plan(52);
 
 SELECT has_role('awa_producer');
 SELECT has_role('awa_worker');
@@ -41,6 +41,7 @@ SELECT lives_ok($$INSERT INTO awa.jobs (kind, queue) VALUES ('copied', 'p')$$, '
 SELECT (awa_insert('k', queue => 'p')).id AS job_id \gset
 SELECT lives_ok(format('SELECT * FROM awa_get_job(%s)', :job_id), 'producer: awa_get_job');
 SELECT lives_ok($$SELECT * FROM awa_queue_stats()$$, 'producer: awa_queue_stats');
+SELECT is((SELECT sum(enqueued) FROM awa_queue_history('p')), 4::numeric, 'producer: awa_queue_history, its own jobs counted');
 SELECT lives_ok($$SELECT * FROM awa_cancel((awa_insert('k', queue => 'p')).id)$$, 'producer: awa_cancel');
 SELECT throws_ok($$SELECT * FROM awa_claim('p')$$, '42501', NULL, 'producer cannot claim');
 SELECT throws_ok($$CALL awa_claim_wait('p', wait => '0')$$, '42501', NULL, 'producer cannot CALL awa_claim_wait');
@@ -70,12 +71,15 @@ SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'worker cannot enque
 SELECT throws_ok($$SELECT * FROM awa_retry_failed('*')$$, '42501', NULL, 'worker cannot retry failed jobs');
 SELECT throws_ok($$SELECT awa_set_queue_limit('p', 100)$$, '42501', NULL, 'worker cannot raise a queue''s limit');
 SELECT is(awa_retry_external(gen_random_uuid()), NULL, 'worker: awa_retry_external');
+SELECT throws_ok($$SELECT * FROM awa.history_deltas$$, '42501', NULL, 'worker cannot read the history tables directly');
 RESET ROLE;
+SELECT is((SELECT sum(started) FROM awa_queue_history('p')), 4::numeric, 'claims by a worker (awa_claim_wait, awa_claim) are in the history');
 
 -- a role without a grant gets nothing
 SET ROLE awa_tap_nobody;
 SELECT throws_ok($$SELECT awa_insert('k')$$, '42501', NULL, 'no grant: awa_insert refused');
 SELECT throws_ok($$SELECT * FROM awa_queue_stats()$$, '42501', NULL, 'no grant: awa_queue_stats refused');
+SELECT throws_ok($$SELECT * FROM awa_queue_history()$$, '42501', NULL, 'no grant: awa_queue_history refused');
 SELECT throws_ok($$INSERT INTO awa.jobs (kind) VALUES ('k')$$, '42501', NULL, 'no grant: no INSERT');
 SELECT throws_ok($$CALL awa_claim_wait('p', wait => '0')$$, '42501', NULL, 'no grant: awa_claim_wait refused');
 SELECT throws_ok($$SELECT awa_complete_external(gen_random_uuid())$$, '42501', NULL, 'no grant: awa_complete_external refused');

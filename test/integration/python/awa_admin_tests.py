@@ -534,8 +534,8 @@ def output_dir():
     return out
 
 
-class BrowserTests(StaticLiveServerTestCase):
-    """Headless Debian chromium: log in, find the failed job, retry it through the action."""
+class BrowserTestBase(StaticLiveServerTestCase):
+    """A headless Debian chromium for the browser tests (here and in awa_history_tests)."""
 
     @classmethod
     def setUpClass(cls):
@@ -567,6 +567,25 @@ class BrowserTests(StaticLiveServerTestCase):
         shutil.rmtree(cls.profile, ignore_errors=True)
         super().tearDownClass()
 
+    def shot(self, name):
+        path = os.path.join(self.out, name)
+        self.assertTrue(self.browser.save_screenshot(path), path)
+        self.assertGreater(os.path.getsize(path), 10000)
+        print("screenshot: %s" % path)
+        return path
+
+    def log_in(self, next_url, user="admin", password="admin-pw"):
+        from selenium.webdriver.common.by import By
+        b = self.browser
+        b.get(self.live_server_url + "/admin/login/?next=" + next_url)
+        b.find_element(By.NAME, "username").send_keys(user)
+        b.find_element(By.NAME, "password").send_keys(password)
+        b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+
+class BrowserTests(BrowserTestBase):
+    """Headless Debian chromium: log in, find the failed job, retry it through the action."""
+
     def setUp(self):
         wipe_awa()
         User.objects.create_superuser("admin", "admin@example.com", "admin-pw")
@@ -593,13 +612,6 @@ class BrowserTests(StaticLiveServerTestCase):
 
     def tearDown(self):
         wipe_awa()
-
-    def shot(self, name):
-        path = os.path.join(self.out, name)
-        self.assertTrue(self.browser.save_screenshot(path), path)
-        self.assertGreater(os.path.getsize(path), 10000)
-        print("screenshot: %s" % path)
-        return path
 
     def wait_for_text(self, css, text, timeout=15):
         """Wait until the element's text contains text, across page loads."""

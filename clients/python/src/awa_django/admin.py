@@ -22,7 +22,7 @@ from django.utils.http import urlencode
 
 from awa_client.states import FINAL_STATES, RETRYABLE_STATES, STATES
 
-from . import ops
+from . import history, ops
 from .models import OPERATE_PERMISSION, CronJob, Job, Queue
 
 # Most jobs one bulk action touches (a crafted "select across" cannot run away).
@@ -452,7 +452,11 @@ class QueueAdmin(AwaAdminMixin, admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
-        return [path("op/<str:op>/", wrap(self.queue_op_view), name="awa_django_queue_op")] + super().get_urls()
+        return [path("op/<str:op>/", wrap(self.queue_op_view), name="awa_django_queue_op"),
+                path("history/", wrap(self.history_view), name="awa_django_queue_history")] + super().get_urls()
+
+    def history_view(self, request):
+        return history.history_view(self, request)
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
