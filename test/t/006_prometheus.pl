@@ -2,7 +2,8 @@
 # monitoring/prometheus-postgres-exporter.yaml and a role that has only the grants the
 # README lists: the exporter is started on a free loopback port against a server of its
 # own, /metrics is scraped, and the series and their values are checked (queue depth by
-# state, oldest available job, running per worker, health, last maintenance round), then
+# state, oldest available job, throughput of the last hour, running per worker, health, last
+# maintenance round), then
 # again after jobs move.
 use strict;
 use warnings;
@@ -27,7 +28,8 @@ $node->safe_psql('postgres', 'CREATE ROLE awa_exporter LOGIN');
 $node->safe_psql($db, <<'SQL');
 CREATE EXTENSION awa;
 GRANT USAGE ON SCHEMA awa TO awa_exporter;
-GRANT EXECUTE ON FUNCTION awa_queue_stats(), awa_health_check() TO awa_exporter;
+GRANT EXECUTE ON FUNCTION awa_queue_stats(), awa_health_check(),
+  awa_queue_history(text, timestamptz, interval, text, boolean) TO awa_exporter;
 GRANT SELECT (queue, state, claimed_by) ON awa.jobs TO awa_exporter;
 GRANT SELECT ON awa.maintenance_failures TO awa_exporter;
 SELECT awa_insert('send', queue => 'mail') FROM generate_series(1, 3);
@@ -112,6 +114,8 @@ check('first', {
 	'awa_queue_available|img'  => 1, 'awa_queue_running|img'    => 2, 'awa_queue_failed|img' => 1,
 	'awa_queue_paused|img'     => 1, 'awa_queue_paused|mail'    => 0,
 	'awa_running_jobs|img|w1'  => 2,
+	'awa_throughput_enqueued|mail' => 4, 'awa_throughput_enqueued|img' => 4,
+	'awa_throughput_started|img' => 3, 'awa_throughput_failed|img' => 1, 'awa_throughput_completed|img' => 0,
 });
 $node->safe_psql($db,
 	"SELECT awa_complete(id, run_lease) FROM awa.jobs
@@ -119,6 +123,7 @@ $node->safe_psql($db,
 check('after', {
 	'awa_queue_available|mail' => 3, 'awa_queue_running|img' => 1,
 	'awa_queue_completed_last_hour|img' => 1, 'awa_running_jobs|img|w1' => 1,
+	'awa_throughput_completed|img' => 1, 'awa_throughput_started|img' => 3,
 });
 ok(-s $log, 'the exporter writes a log (read for errors next)');
 my @errors = grep { /error/i } split /\n/, slurp_file($log);
