@@ -63,7 +63,12 @@ CREATE TYPE awa.jobs AS (
 	progress		jsonb,
 	claimed_by		text,
 	lease			interval,
-	timeout			interval
+	timeout			interval,
+	result			jsonb,
+	callback_key	bytea,
+	callback_lease	bigint,
+	callback_timeout interval,
+	callback_payload jsonb
 );
 COMMENT ON TYPE awa.jobs IS 'one job as the shards return it (a row of their awa.jobs)';
 
@@ -255,13 +260,13 @@ $$ LANGUAGE plproxy;
 COMMENT ON FUNCTION awa_get_job(bigint)
 	IS 'awa_get_job on the shard in the job id; P0002 if it holds no such job';
 
-CREATE FUNCTION awa_complete(job_id bigint, run_lease bigint)
+CREATE FUNCTION awa_complete(job_id bigint, run_lease bigint, result jsonb DEFAULT NULL)
 RETURNS boolean
 AS $$
 	CLUSTER 'awa_shards';
 	RUN ON awa.id_partition(job_id);
 $$ LANGUAGE plproxy;
-COMMENT ON FUNCTION awa_complete(bigint, bigint)
+COMMENT ON FUNCTION awa_complete(bigint, bigint, jsonb)
 	IS 'awa_complete on the shard in the job id';
 
 CREATE FUNCTION awa_fail(
@@ -320,7 +325,28 @@ $$ LANGUAGE plproxy;
 COMMENT ON FUNCTION awa.complete_many_on(integer, bigint[], bigint[])
 	IS 'routing: awa_complete_many on one partition';
 
-CREATE FUNCTION awa_complete_many(ids bigint[], leases bigint[])
+CREATE FUNCTION awa.complete_many_results_split(ids bigint[], leases bigint[], results jsonb[])
+RETURNS SETOF bigint
+AS $$
+	CLUSTER 'awa_shards';
+	SPLIT ids, leases, results;
+	RUN ON awa.id_partition(ids);
+	SELECT awa_complete_many(ids, leases, results);
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.complete_many_results_split(bigint[], bigint[], jsonb[])
+	IS 'routing: awa_complete_many with results of each shard''s part of a batch';
+
+CREATE FUNCTION awa.complete_many_results_on(part integer, ids bigint[], leases bigint[], results jsonb[])
+RETURNS bigint
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON part;
+	SELECT awa_complete_many(ids, leases, results);
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.complete_many_results_on(integer, bigint[], bigint[], jsonb[])
+	IS 'routing: awa_complete_many with results on one partition';
+
+CREATE FUNCTION awa_complete_many(ids bigint[], leases bigint[], results jsonb[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 AS $$
@@ -328,11 +354,105 @@ BEGIN
 	IF ids IS NULL OR leases IS NULL OR pg_catalog.cardinality(ids) <> pg_catalog.cardinality(leases) THEN
 		RETURN awa.complete_many_on(0, ids, leases);
 	END IF;
-	RETURN (SELECT coalesce(sum(n), 0)::bigint FROM awa.complete_many_split(ids, leases) AS n);
+	IF results IS NULL THEN
+		RETURN (SELECT coalesce(sum(n), 0)::bigint FROM awa.complete_many_split(ids, leases) AS n);
+	END IF;
+	IF pg_catalog.cardinality(results) <> pg_catalog.cardinality(ids) OR pg_catalog.array_ndims(results) <> 1 THEN
+		RETURN awa.complete_many_results_on(0, ids, leases, results);
+	END IF;
+	RETURN (SELECT coalesce(sum(n), 0)::bigint FROM awa.complete_many_results_split(ids, leases, results) AS n);
 END
 $$;
-COMMENT ON FUNCTION awa_complete_many(bigint[], bigint[])
-	IS 'awa_complete_many split per shard (the shard in each id); how many were completed on all; each shard commits its part by itself';
+COMMENT ON FUNCTION awa_complete_many(bigint[], bigint[], jsonb[])
+	IS 'awa_complete_many split per shard (the shard in each id), results with their jobs; how many were completed on all; each shard commits its part by itself';
+
+CREATE FUNCTION awa_register_callback(job_id bigint, run_lease bigint, timeout interval)
+RETURNS uuid
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON awa.id_partition(job_id);
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa_register_callback(bigint, bigint, interval)
+	IS 'awa_register_callback on the shard in the job id';
+
+CREATE FUNCTION awa_wait_external(job_id bigint, run_lease bigint)
+RETURNS boolean
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON awa.id_partition(job_id);
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa_wait_external(bigint, bigint)
+	IS 'awa_wait_external on the shard in the job id';
+
+-- A callback id does not say which shard holds its job: the calls by callback
+-- id run on every shard, where at most one finds the job.
+CREATE FUNCTION awa.complete_external_all(callback_id uuid, payload jsonb)
+RETURNS SETOF boolean
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+	TARGET awa_complete_external;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.complete_external_all(uuid, jsonb)
+	IS 'routing: awa_complete_external on every shard';
+
+CREATE FUNCTION awa_complete_external(callback_id uuid, payload jsonb DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT coalesce(bool_or(r), false) FROM awa.complete_external_all(callback_id, payload) AS r $$;
+COMMENT ON FUNCTION awa_complete_external(uuid, jsonb)
+	IS 'awa_complete_external on every shard (at most one holds the job): true if one completed it';
+
+CREATE FUNCTION awa.fail_external_all(callback_id uuid, error text, payload jsonb)
+RETURNS SETOF boolean
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+	TARGET awa_fail_external;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.fail_external_all(uuid, text, jsonb)
+	IS 'routing: awa_fail_external on every shard';
+
+CREATE FUNCTION awa_fail_external(callback_id uuid, error text, payload jsonb DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT coalesce(bool_or(r), false) FROM awa.fail_external_all(callback_id, error, payload) AS r $$;
+COMMENT ON FUNCTION awa_fail_external(uuid, text, jsonb)
+	IS 'awa_fail_external on every shard (at most one holds the job): true if one failed it';
+
+CREATE FUNCTION awa.retry_external_all(callback_id uuid, payload jsonb, retry_in interval)
+RETURNS SETOF awa.job_state
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+	TARGET awa_retry_external;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.retry_external_all(uuid, jsonb, interval)
+	IS 'routing: awa_retry_external on every shard';
+
+CREATE FUNCTION awa_retry_external(callback_id uuid, payload jsonb DEFAULT NULL, retry_in interval DEFAULT NULL)
+RETURNS awa.job_state
+LANGUAGE sql VOLATILE
+AS $$ SELECT r FROM awa.retry_external_all(callback_id, payload, retry_in) AS r WHERE r IS NOT NULL LIMIT 1 $$;
+COMMENT ON FUNCTION awa_retry_external(uuid, jsonb, interval)
+	IS 'awa_retry_external on every shard (at most one holds the job): the new state, NULL if none waits for it';
+
+CREATE FUNCTION awa.heartbeat_callback_all(callback_id uuid, timeout interval)
+RETURNS SETOF boolean
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+	TARGET awa_heartbeat_callback;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.heartbeat_callback_all(uuid, interval)
+	IS 'routing: awa_heartbeat_callback on every shard';
+
+CREATE FUNCTION awa_heartbeat_callback(callback_id uuid, timeout interval DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT coalesce(bool_or(r), false) FROM awa.heartbeat_callback_all(callback_id, timeout) AS r $$;
+COMMENT ON FUNCTION awa_heartbeat_callback(uuid, interval)
+	IS 'awa_heartbeat_callback on every shard (at most one holds the job): true if one found it';
 
 CREATE FUNCTION awa.heartbeat_split(ids bigint[], leases bigint[])
 RETURNS SETOF bigint[]
@@ -663,11 +783,16 @@ DECLARE
 		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text)',
 		'awa_insert_many(jsonb)', 'awa_get_job(bigint)', 'awa_cancel(bigint)',
 		'awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)', 'awa_queue_stats()',
+		'awa_complete_external(uuid, jsonb)', 'awa_fail_external(uuid, text, jsonb)',
+		'awa_retry_external(uuid, jsonb, interval)', 'awa_heartbeat_callback(uuid, interval)',
 		'awa_shard_of(bigint)', 'awa_queue_shard(text, text)', 'awa_shards()'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval, text)', 'awa_heartbeat(bigint[], bigint[])',
-		'awa_progress(bigint, bigint, jsonb)', 'awa_complete(bigint, bigint)',
-		'awa_complete_many(bigint[], bigint[])', 'awa_fail(bigint, bigint, text, interval, boolean)',
+		'awa_progress(bigint, bigint, jsonb)', 'awa_complete(bigint, bigint, jsonb)',
+		'awa_complete_many(bigint[], bigint[], jsonb[])', 'awa_fail(bigint, bigint, text, interval, boolean)',
+		'awa_register_callback(bigint, bigint, interval)', 'awa_wait_external(bigint, bigint)',
+		'awa_complete_external(uuid, jsonb)', 'awa_fail_external(uuid, text, jsonb)',
+		'awa_retry_external(uuid, jsonb, interval)', 'awa_heartbeat_callback(uuid, interval)',
 		'awa_snooze(bigint, bigint, interval)',
 		'awa_shard_of(bigint)', 'awa_queue_shard(text, text)', 'awa_shards()'];
 	ext CONSTANT oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'awa_router');

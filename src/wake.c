@@ -705,12 +705,12 @@ awa_wait_unregister(void)
 }
 
 /*
- * awa_claim begins on queue: remember it, so that if the claim's
- * transaction or savepoint rolls back, waiters are woken for the jobs it
- * gives back.
+ * The entry of claimed[] for queue at the current savepoint level, added
+ * (with count 0) if there is none; -1 when there is no room left, after
+ * which every rollback of a claim wakes every waiter of the database.
  */
-void
-awa_claim_begins(const char *queue)
+static int
+claimed_entry(const char *queue)
 {
 	uint32		h = queue_hash(queue);
 	int			level = GetCurrentTransactionNestLevel();
@@ -718,21 +718,27 @@ awa_claim_begins(const char *queue)
 
 	for (i = 0; i < nclaimed; i++)
 		if (claimed[i].hash == h && claimed[i].level == level)
-			break;
-	if (i == nclaimed)
+			return i;
+	if (nclaimed == MAX_CLAIMED)
 	{
-		if (nclaimed == MAX_CLAIMED)
-		{
-			claimed_overflow = true;
-			current_claim = -1;
-			return;
-		}
-		claimed[nclaimed].hash = h;
-		claimed[nclaimed].count = 0;
-		claimed[nclaimed].level = level;
-		nclaimed++;
+		claimed_overflow = true;
+		return -1;
 	}
-	current_claim = i;
+	claimed[nclaimed].hash = h;
+	claimed[nclaimed].count = 0;
+	claimed[nclaimed].level = level;
+	return nclaimed++;
+}
+
+/*
+ * awa_claim begins on queue: remember it, so that if the claim's
+ * transaction or savepoint rolls back, waiters are woken for the jobs it
+ * gives back.
+ */
+void
+awa_claim_begins(const char *queue)
+{
+	current_claim = claimed_entry(queue);
 }
 
 /*
@@ -744,26 +750,10 @@ awa_claim_begins(const char *queue)
 void
 awa_claim_noted(const char *queue, int n)
 {
-	uint32		h = queue_hash(queue);
-	int			level = GetCurrentTransactionNestLevel();
-	int			i;
+	int			i = claimed_entry(queue);
 
-	for (i = 0; i < nclaimed; i++)
-		if (claimed[i].hash == h && claimed[i].level == level)
-			break;
-	if (i == nclaimed)
-	{
-		if (nclaimed == MAX_CLAIMED)
-		{
-			claimed_overflow = true;
-			return;
-		}
-		claimed[nclaimed].hash = h;
-		claimed[nclaimed].count = 0;
-		claimed[nclaimed].level = level;
-		nclaimed++;
-	}
-	claimed[i].count += n;
+	if (i >= 0)
+		claimed[i].count += n;
 }
 
 /*

@@ -136,7 +136,8 @@ for s in 0 1 2; do
 done
 ids=("${!LEASE[@]}")
 a=${ids[0]}; b=${ids[1]}; c=${ids[2]}
-expect "awa_complete by id" "$(r -c "SELECT awa_complete($a, ${LEASE[$a]})")" t
+expect "awa_complete by id, with a result" "$(r -c "SELECT awa_complete($a, ${LEASE[$a]}, '{\"r\": 1}')")" t
+expect "... the result is kept on the job's shard" "$(r -c "SELECT result->>'r' FROM awa_get_job($a)")" 1
 expect "awa_complete again: stale" "$(r -c "SELECT awa_complete($a, ${LEASE[$a]})")" f
 expect "awa_get_job by id" "$(r -c "SELECT state FROM awa_get_job($a)")" completed
 expect "... the job's own shard says so" "$(q "$(r -c "SELECT awa_shard_of($a)")" $DB -c "SELECT state FROM awa.jobs WHERE id = $a")" completed
@@ -157,12 +158,26 @@ done
 idarr="{$(IFS=,; echo "${rest[*]}")}"; learr="{$(IFS=,; echo "${leases[*]}")}"
 expect "awa_heartbeat across shards: all still running, plus the completed one" \
 	"$(r -c "SELECT awa_heartbeat('{$a}'::bigint[] || '$idarr'::bigint[], '{${LEASE[$a]}}'::bigint[] || '$learr'::bigint[])")" "{$a}"
-expect "awa_complete_many across shards" "$(r -c "SELECT awa_complete_many('$idarr', '$learr')")" "${#rest[@]}"
+expect "awa_complete_many across shards, with results" \
+	"$(r -c "SELECT awa_complete_many('$idarr', '$learr', (SELECT array_agg(jsonb_build_object('id', i) ORDER BY o) FROM unnest('$idarr'::bigint[]) WITH ORDINALITY AS u(i, o)))")" "${#rest[@]}"
+expect "... each job's result went with it" \
+	"$(r -c "SELECT count(*) FROM unnest('$idarr'::bigint[]) i WHERE (SELECT result->>'id' FROM awa_get_job(i)) = i::text")" "${#rest[@]}"
 for s in 0 1 2; do
 	want=$(for jid in "${rest[@]}"; do [ $((jid >> 48)) = "$s" ] && echo x; done | wc -l)
 	expect "shard $s completed its part of the batch ($want)" \
 		"$(q $s $DB -c "SELECT count(*) FROM awa.jobs WHERE id = ANY ('$idarr') AND state = 'completed'")" "$want"
 done
+# a job parked under a callback; the callback id says no shard: it is answered on every one
+r -c "SELECT awa_insert('parked', queue => 'cbq')" >/dev/null
+IFS='|' read -r pj pl < <(r -F'|' -c "SELECT id, run_lease FROM awa_claim('cbq', 'it', 1)")
+cb=$(r -c "SELECT awa_register_callback($pj, $pl, '1 hour')")
+expect "awa_wait_external by id parks the job" "$(r -c "SELECT awa_wait_external($pj, $pl)")" t
+expect "awa_heartbeat_callback by callback id" "$(r -c "SELECT awa_heartbeat_callback('$cb')")" t
+expect "awa_complete_external by callback id" "$(r -c "SELECT awa_complete_external('$cb', '{\"paid\": true}')")" t
+expect "... completed with the payload as its result, on its shard" \
+	"$(q "$(r -c "SELECT awa_shard_of($pj)")" $DB -c "SELECT state || ' ' || (result->>'paid') FROM awa.jobs WHERE id = $pj")" "completed true"
+expect "awa_complete_external of an unknown callback id: false" "$(r -c "SELECT awa_complete_external(gen_random_uuid())")" f
+
 expect "awa_complete_many with NULL leases: the shard's 22004" \
 	"$(r -c "\set VERBOSITY verbose" -c "SELECT awa_complete_many('$idarr', NULL)" 2>&1 | grep -c '^ERROR:  22004')" 1
 
