@@ -93,6 +93,12 @@ class DriverTests(AwaTestCase):
 
             stats = {s.queue: s for s in c.queue_stats()}
             self.assertEqual(stats[q].completed_last_hour, 5)
+            hist = c.queue_history(q, bucket=3600)
+            self.assertEqual(sum(h["completed"] for h in hist), 5)
+            self.assertEqual({h["queue"] for h in hist}, {q})
+            by_kind = c.queue_history(q, bucket="1 hour", by_kind=True)
+            self.assertEqual(sum(h["completed"] for h in by_kind if h["kind"] == "it.k"),
+                             sum(h["completed"] for h in hist))
             self.assertEqual(stats[q].available, 0)
             self.assertEqual(c.rescue(), 0)
 
@@ -199,6 +205,9 @@ class AdminWrapperTests(AwaTestCase):
         with self.assertRaises(Exception) as cm:
             self.db.get_job(-1)
         self.assertEqual(getattr(cm.exception, "sqlstate", None), "P0002")
+        with self.assertRaises(Exception) as cm:
+            self.db.queue_history("it_adm", bucket=90)  # not a whole number of minutes
+        self.assertEqual(getattr(cm.exception, "sqlstate", None), "22023")
 
     def test_retry_and_discard_failed(self):
         for kind in ("it.f1", "it.f1", "it.f2"):
