@@ -285,7 +285,8 @@ typedef enum AwaSchemaFeature
 	AWA_SCHEMA_LEASES = 1 << 1, /* 0.3.0: awa.jobs.lease and timeout */
 	AWA_SCHEMA_ROUNDS = 1 << 2, /* 0.3.0: awa.maintenance_rounds */
 	AWA_SCHEMA_EXTERNAL = 1 << 3,	/* 0.3.0: awa.jobs.result, callback_* */
-	AWA_SCHEMA_COUNTERS = 1 << 4	/* 0.3.0: awa.counter_deltas and folds */
+	AWA_SCHEMA_COUNTERS = 1 << 4,	/* 0.3.0: awa.counter_deltas and folds */
+	AWA_SCHEMA_QUEUE_RATES = 1 << 5 /* 0.3.0: awa.queue_meta.rate_max_claims (ratelimit.c) */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

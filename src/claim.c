@@ -95,6 +95,7 @@
 
 #include "awa.h"
 #include "floor.h"
+#include "ratelimit.h"
 
 PG_FUNCTION_INFO_V1(awa_claim);
 PG_FUNCTION_INFO_V1(awa_claim_wait);
@@ -367,42 +368,88 @@ limit_locktag(LOCKTAG *tag, text *queue)
 }
 
 /*
+ * Whether the queue is left to the counted claim (not paused, with a
+ * concurrency limit or a rate): *limited tells a concurrency limit, *rated
+ * a rate, read into *rate.  Caller is in SPI; a fresh snapshot.
+ */
+static bool
+queue_counted(text *queue, bool *limited, bool *rated, AwaRate *rate)
+{
+	static AwaStmt with_rates = AWA_STMT("awa_claim: reading the queue's limits", SPI_OK_SELECT,
+		"SELECT m.max_running, m.rate_max_claims, m.rate_period, m.rate_set_at"
+		" FROM awa.queue_meta m WHERE m.queue = $1 AND NOT m.paused"
+		" AND (m.max_running IS NOT NULL OR m.rate_max_claims IS NOT NULL)",
+		1, TEXTOID);
+	Datum		values[1] = {PointerGetDatum(queue)};
+	bool		isnull;
+
+	*limited = *rated = false;
+	if (!awa_schema_has(AWA_SCHEMA_QUEUE_RATES))
+		return (*limited = queue_allowance(queue, false) >= 0);
+	if (awa_stmt_run(&with_rates, values, NULL, 1) == 0)
+		return false;
+	(void) awa_stmt_value(0, "max_running", &isnull);
+	*limited = !isnull;
+	*rated = awa_rate_read(0, rate);
+	return true;
+}
+
+/*
  * One attempt: claim up to batch jobs, appending them to rows.  Returns the
  * number claimed; *at_limit tells that the queue has a limit and as many
- * jobs running.  Caller is connected to SPI.
+ * jobs running.  A queue with a rate takes at most what its rate grants
+ * (ratelimit.c), at the time the grant gives; when the rate grants nothing
+ * the attempt records when its next slot opens.  Caller is connected to
+ * SPI.
  */
 static int
 try_claim(text *queue, TimestampTz at, Interval *lease, text *worker,
 		  int batch, ClaimedRow *rows, bool *at_limit)
 {
 	LOCKTAG		tag;
-	int64		allowance;
+	int64		allowance = batch;
 	int			nrows;
 	bool		limits = (claim_schema() & AWA_SCHEMA_QUEUE_LIMITS) != 0;
+	bool		limited;
+	bool		rated;
+	AwaRateAsk	ask;
 
 	*at_limit = false;
 	nrows = claim_levels(limits ? PLANS_UNLIMITED : PLANS_ANY_QUEUE,
 						 queue, at, lease, worker, batch, rows);
-	if (nrows > 0 || !limits || queue_allowance(queue, false) < 0)
+	if (nrows > 0 || !limits || !queue_counted(queue, &limited, &rated, &ask.rate))
 		return nrows;
 
-	/* A limited queue: count and claim under the queue's lock. */
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("claiming from queue \"%s\", which has a concurrency limit, needs READ COMMITTED",
-						text_to_cstring(queue)),
-				 errdetail("The count of running jobs must see claims committed by other workers."),
-				 errhint("Call awa_claim outside REPEATABLE READ and SERIALIZABLE transactions.")));
-	limit_locktag(&tag, queue);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	allowance = queue_allowance(queue, true);
+	if (limited)
+	{
+		/* A limited queue: count and claim under the queue's lock. */
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("claiming from queue \"%s\", which has a concurrency limit, needs READ COMMITTED",
+							text_to_cstring(queue)),
+					 errdetail("The count of running jobs must see claims committed by other workers."),
+					 errhint("Call awa_claim outside REPEATABLE READ and SERIALIZABLE transactions.")));
+		limit_locktag(&tag, queue);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		allowance = queue_allowance(queue, true);
+		*at_limit = (allowance == 0);
+	}
+	if (rated && allowance > 0)
+	{
+		/* A rated queue: reserve claims under the rate, give back the rest. */
+		ask.queue = text_to_cstring(queue);
+		ask.want = (int) Min(allowance, batch);
+		at = awa_rate_reserve(&ask, 1, at);
+		allowance = ask.granted;
+	}
 	if (allowance > 0)
 		nrows = claim_levels(PLANS_ANY_QUEUE, queue, at, lease, worker,
 							 (int) Min(allowance, batch), rows);
-	*at_limit = (allowance == 0);
+	if (rated && allowance > 0)
+		awa_rate_release(ask.queue, at, ask.granted - nrows);
 	/* Claimed nothing: nothing for the next claimer to count; let go. */
-	if (nrows == 0)
+	if (limited && nrows == 0)
 		LockRelease(&tag, ExclusiveLock, false);
 	return nrows;
 }
@@ -494,6 +541,7 @@ static int
 try_claim_target(const ClaimTarget *target, TimestampTz at, Interval *lease,
 				 text *worker, int batch, ClaimedRow *rows, bool *at_limit)
 {
+	awa_rate_attempt();			/* rates: no full window found yet */
 	if (target->queue != NULL)
 		return try_claim(target->queue, at, lease, worker, batch, rows, at_limit);
 	return try_claim_many(target, at, lease, worker, batch, rows, at_limit);
@@ -506,6 +554,19 @@ next_due_ms(const ClaimTarget *target, TimestampTz now)
 	if (target->queue != NULL)
 		return ms_until_next_due(target->queue, now);
 	return ms_until_next_due_many(target, now);
+}
+
+/*
+ * When a claimer that claimed nothing must look again without a commit to
+ * wake it, in milliseconds (-1: never): the next scheduled job of its
+ * queues comes due, or the next slot opens on a queue whose rate the last
+ * attempt found used up (ratelimit.c).  The wait code treats both alike:
+ * one waiter of a queue keeps the time and wakes then.
+ */
+static long
+wake_due_ms(const ClaimTarget *target, TimestampTz now)
+{
+	return awa_rate_earlier(next_due_ms(target, now), awa_rate_wait_ms(now));
 }
 
 /*
@@ -620,7 +681,7 @@ claim_loop(const ClaimTarget *target, text *worker, int batch, Interval *lease,
 		{
 			claim_probe->at_limit = at_limit;
 			claim_probe->due_ms = nrows > 0 ? -1 :
-				next_due_ms(target, GetCurrentTimestamp());
+				wake_due_ms(target, GetCurrentTimestamp());
 			claim_probe->done = true;
 		}
 		if (nrows > 0 || wait_us == 0)
@@ -648,7 +709,7 @@ claim_loop(const ClaimTarget *target, text *worker, int batch, Interval *lease,
 		if (now >= give_up)
 			break;
 		sleep_until(sleep_budget(now, give_up, registered, at_limit,
-								 next_due_ms(target, now)),
+								 wake_due_ms(target, now)),
 					registered);
 		at = GetCurrentTimestamp();
 	}
@@ -1229,6 +1290,60 @@ count_limited(char **names, int n, int64 *caps, bool *locks)
 }
 
 /*
+ * The queues among names[0..n) that have a rate and may claim (caps[i]
+ * not 0): reserve claims for them under their rates at one time
+ * (ratelimit.c) and cap each at what it was granted.  Returns the claim's
+ * time (at when none has a rate); *asks, *idx (their index in names) and
+ * *nasks say what to give back after the claim.  Caller is in SPI.
+ */
+static TimestampTz
+reserve_rated(char **names, int n, int batch, int64 *caps, TimestampTz at,
+			  AwaRateAsk **asks, int **idx, int *nasks)
+{
+	static AwaStmt stmt = AWA_STMT("awa_claim: finding queues with a rate", SPI_OK_SELECT,
+		"SELECT queue, rate_max_claims, rate_period, rate_set_at FROM awa.queue_meta"
+		" WHERE queue = ANY ($1) AND NOT paused AND rate_max_claims IS NOT NULL",
+		1, TEXTARRAYOID);
+	Datum		arr;
+	uint64		nrated;
+	uint64		k;
+	int			m = 0;
+
+	*nasks = 0;
+	if (!awa_schema_has(AWA_SCHEMA_QUEUE_RATES))
+		return at;
+	arr = names_array(names, n);
+	nrated = awa_stmt_run(&stmt, &arr, NULL, 0);
+	if (nrated == 0)
+		return at;
+	*asks = palloc(sizeof(AwaRateAsk) * nrated);
+	*idx = palloc(sizeof(int) * nrated);
+	for (k = 0; k < nrated; k++)
+	{
+		char	   *queue = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+		char	  **found = bsearch(&queue, names, n, sizeof(char *), name_cmp);
+		int			i;
+
+		if (found == NULL)
+			continue;
+		i = (int) (found - names);
+		if (caps[i] == 0 || !awa_rate_read((int) k, &(*asks)[m].rate))
+			continue;
+		(*asks)[m].queue = names[i];
+		(*asks)[m].want = (int) (caps[i] < 0 ? batch : Min(caps[i], batch));
+		(*idx)[m] = i;
+		m++;
+	}
+	if (m == 0)
+		return at;
+	at = awa_rate_reserve(*asks, m, at);
+	for (k = 0; k < (uint64) m; k++)
+		caps[(*idx)[k]] = (*asks)[k].granted;
+	*nasks = m;
+	return at;
+}
+
+/*
  * Claim up to batch jobs of names[0..n), level by level, appending them to
  * rows.  Returns the number claimed; *at_limit is set when one of the
  * queues is at its concurrency limit.  Each level's statement reads up to
@@ -1253,6 +1368,9 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	Datum		values[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n', ' ', ' '};
 	int			i;
+	AwaRateAsk *asks = NULL;
+	int		   *ask_idx = NULL;
+	int			nasks = 0;
 
 	for (i = 0; i < n; i++)
 	{
@@ -1261,6 +1379,9 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	}
 	if (limits && count_limited(names, n, caps, locks))
 		*at_limit = true;
+	/* queues with a rate: what they may claim, and the claim's time */
+	if (limits)
+		at = reserve_rated(names, n, batch, caps, at, &asks, &ask_idx, &nasks);
 
 	memset(&aging, 0, sizeof(aging));
 	aging.time = (int64) awa_priority_aging_interval * USECS_PER_SEC;
@@ -1346,6 +1467,9 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 		}
 	}
 
+	/* rates: give back the claims reserved and not made */
+	for (i = 0; i < nasks; i++)
+		awa_rate_release(asks[i].queue, at, asks[i].granted - taken[ask_idx[i]]);
 	for (i = 0; i < n; i++)
 	{
 		if (taken[i] > 0)

@@ -48,6 +48,7 @@
 #include "utils/memutils.h"
 
 #include "awa.h"
+#include "ratelimit.h"
 #include "floor.h"
 #include "maintain.h"
 
@@ -425,9 +426,10 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 	}
 	appendStringInfo(&sql,
 					 ") u WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m"
-					 " WHERE m.queue = $1 AND %s)),",
-					 skip_limited ?
-					 "(m.paused OR m.max_running IS NOT NULL)" : "m.paused");
+					 " WHERE m.queue = $1 AND (m.paused%s%s))),",
+					 /* a limit or a rate (ratelimit.c): left to the counted claim */
+					 skip_limited ? " OR " : "",
+					 skip_limited ? awa_rate_limited_sql() : "");
 	append_claim_update(&sql, leases);
 	return sql.data;
 }
@@ -531,8 +533,8 @@ awa_job_claim_many_sql(int level, bool leases)
 	appendStringInfo(&sql,
 					 " ORDER BY %s LIMIT LEAST($8, COALESCE($7[q.i], $8))) x"
 					 " WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m WHERE m.queue = q.name"
-					 " AND (m.paused OR ($7[q.i] IS NULL AND m.max_running IS NOT NULL)))),",
-					 order);
+					 " AND (m.paused OR ($7[q.i] IS NULL AND %s)))),",
+					 order, awa_rate_limited_sql());	/* limit or rate: ratelimit.c */
 	/*
 	 * The frontier: the first of the last candidates of the ranges cut at
 	 * $8 (their queue allowing more).  A range's unread rows come after its

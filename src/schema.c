@@ -62,6 +62,10 @@ awa_schema_features(void)
 		queue_meta_relid = OidIsValid(nsp) ? get_relname_relid("queue_meta", nsp) : InvalidOid;
 		if (has_column(queue_meta_relid, "max_running"))
 			f |= AWA_SCHEMA_QUEUE_LIMITS;
+		if (has_column(queue_meta_relid, "rate_max_claims") &&
+			has_column(queue_meta_relid, "rate_period") &&
+			has_column(queue_meta_relid, "rate_set_at"))
+			f |= AWA_SCHEMA_QUEUE_RATES;
 		if (has_column(jobs_relid, "lease") && has_column(jobs_relid, "timeout"))
 			f |= AWA_SCHEMA_LEASES;
 		if (has_column(jobs_relid, "result") && has_column(jobs_relid, "callback_key"))

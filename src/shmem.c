@@ -18,6 +18,7 @@
 #include "awa.h"
 #include "shmem.h"
 #include "floor.h"
+#include "ratelimit.h"
 
 AwaShared  *awa_shared = NULL;
 
@@ -42,6 +43,7 @@ awa_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(awa_shmem_size());
 	awa_floor_shmem_request();
+	awa_rate_shmem_request();	/* rate limits (ratelimit.c) */
 }
 
 /* Create or attach to awa's shared memory. */
@@ -76,6 +78,7 @@ awa_shmem_startup(void)
 		}
 	}
 	awa_floor_shmem_startup();
+	awa_rate_shmem_startup();	/* rate limits (ratelimit.c) */
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -557,3 +557,42 @@ AS 'MODULE_PATHNAME', 'awa_queue_history'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION awa_queue_history(text, timestamptz, interval, text, boolean)
 	IS 'throughput per bucket (whole minutes) and queue (and kind): jobs enqueued, started, completed, failed, retried, cancelled; wait and run time p50/p95/max/avg in seconds';
+
+-- Rate limits (ratelimit.c) --------------------------------------------------------
+
+ALTER TABLE awa.queue_meta
+	ADD COLUMN rate_max_claims integer
+		CONSTRAINT queue_meta_rate_max_claims_range CHECK (rate_max_claims BETWEEN 1 AND 1000),
+	ADD COLUMN rate_period interval
+		CONSTRAINT queue_meta_rate_period_range CHECK (rate_period >= interval '1 millisecond'
+			AND rate_period <= interval '31 days'),
+	ADD COLUMN rate_set_at timestamptz,
+	ADD CONSTRAINT queue_meta_rate_whole CHECK ((rate_max_claims IS NULL) = (rate_period IS NULL));
+COMMENT ON COLUMN awa.queue_meta.rate_max_claims
+	IS 'at most this many jobs of the queue claimed in any interval of length rate_period, across all workers (NULL: no rate); set with awa_set_queue_rate';
+COMMENT ON COLUMN awa.queue_meta.rate_period
+	IS 'the length of the sliding window of the queue''s rate (1 millisecond to 31 days)';
+COMMENT ON COLUMN awa.queue_meta.rate_set_at
+	IS 'when the queue last got a rate after having none: the claims before it are recounted from awa.jobs';
+
+CREATE FUNCTION awa_set_queue_rate(queue text, max_claims integer, per interval)
+RETURNS awa.queue_meta
+AS 'MODULE_PATHNAME', 'awa_set_queue_rate'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_set_queue_rate(text, integer, interval)
+	IS 'let awa_claim claim at most max_claims (1..1000) jobs of the queue in any interval of length per (1 ms to 31 days), across all workers (NULL max_claims: no rate); 22023 on a bad limit, 55000 unless awa is preloaded; returns the queue''s settings';
+
+CREATE FUNCTION awa_queue_limits()
+RETURNS TABLE (
+	queue			text,
+	paused			boolean,
+	max_running		integer,
+	running			bigint,
+	rate_max_claims	integer,
+	rate_period		interval,
+	window_claims	integer,
+	next_slot_at	timestamptz)
+AS 'MODULE_PATHNAME', 'awa_queue_limits'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION awa_queue_limits()
+	IS 'each queue with a concurrency limit or a rate: the limit and its running jobs; the rate, the claims in the window ending now (NULL until counted since the server started) and when the next slot opens if the window is full';

@@ -60,7 +60,9 @@ DECLARE
 		'awa_heartbeat_callback(uuid, interval)',
 		'awa_shard()',
 		'awa_shard_of(bigint)',
-		'awa_queue_history(text, timestamptz, interval, text, boolean)'];
+		'awa_queue_history(text, timestamptz, interval, text, boolean)',
+		-- Rate limits
+		'awa_queue_limits()'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',

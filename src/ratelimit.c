@@ -1,0 +1,724 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratelimit.c
+ *		Rate limits of queues: at most max_claims claims of a queue in any
+ *		interval of length period, across every worker and session.
+ *
+ * What is promised.  A claim's time is the attempted_at it gives its jobs.
+ * For a queue with a rate (awa_set_queue_rate), in every half-open
+ * interval [s, s + period) at most max_claims jobs of the queue are
+ * claimed: a sliding window, not fixed buckets, so no burst of 2N can
+ * straddle a bucket edge.  A claim that is rolled back still counts until
+ * it leaves the window (it was handed out; counting it can only make the
+ * limit stricter, never exceed it).  Jobs over the limit stay where they
+ * are, due, and are claimed as slots open.
+ *
+ * How.  Shared memory holds, per rated queue of a database (a lane), the
+ * times of its last AWA_RATE_MAX_CLAIMS claims, oldest first, and one
+ * lock for all lanes.  A claim of a rated queue reserves under that lock:
+ * it picks its time t, strictly later than every time reserved before in
+ * the cluster, counts the lane's claims in (t - period, t], and appends
+ * min(wanted, max_claims - count) copies of t.  Because times only grow,
+ * the windows that contain t hold no claim after t, so that count is the
+ * whole check.  The claim then runs its statement with t as its time, for
+ * at most what was granted, outside the lock, and gives back the copies it
+ * did not use (fewer jobs were due).  max_claims <= AWA_RATE_MAX_CLAIMS,
+ * so the lane always holds every claim a check can need, whatever the
+ * period: a changed rate applies exactly from its commit on.
+ *
+ * Nothing on the hot path writes a row: the claims are counted in shared
+ * memory, so a held snapshot does not make the limit a bottleneck.
+ *
+ * After a restart.  Shared memory starts empty.  A lane is (re)built from
+ * awa.jobs the first time a claim needs it: every job of the queue whose
+ * attempted_at is within the period counts as min(attempt, max_claims)
+ * claims at that time (a job claimed again since keeps only its latest
+ * attempted_at, so its earlier attempts are placed there too: later than
+ * they were, which only makes the limit stricter).  Claims rolled back
+ * before the restart are not counted, as they never happened.  The lane is
+ * merged with the jobs the same way when the queue gets a rate after
+ * having none (rate_set_at changed: claims made meanwhile were not
+ * counted) and when the period grows past what the lane covers.  Merging
+ * keeps, per time, the larger count of the two, so a claim seen in both
+ * counts once.  That read scans the queue's jobs (no index covers
+ * attempted_at): once per rated queue after a start, not per claim.
+ *
+ * Limits.  RATE_LANES rated queues per cluster are counted at once; a lane
+ * whose newest claim left its period is reused.  A rate needs awa in
+ * shared_preload_libraries (55000 otherwise).  A claim that is under way
+ * while a rate is first set, or a claim of a job changed behind awa's back
+ * (a plain UPDATE to running), is not counted.
+ *
+ * Keying by more than the queue (a concurrency key, say) needs only a
+ * longer lane name: a lane is found by (database, name), and the claim
+ * asks for each (queue, key) it serves the way a multi-queue claim asks
+ * for each of its queues.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "awa.h"
+#include "ratelimit.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(awa_set_queue_rate);
+PG_FUNCTION_INFO_V1(awa_queue_limits);
+
+#define RATE_LANES			64
+#define RATE_NAME_BYTES		(AWA_MAX_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1)
+#define RATE_TRANCHE		"awa_rates"
+#define RATE_CAP			AWA_RATE_MAX_CLAIMS
+
+/* The claims of one rated queue of one database. */
+typedef struct RateLane
+{
+	Oid			dboid;			/* InvalidOid: free */
+	uint32		hash;
+	char		queue[RATE_NAME_BYTES];
+	TimestampTz set_at;			/* the rate_set_at it was merged with */
+	TimestampTz covered_from;	/* every claim after this is in times */
+	int32		max_claims;		/* the rate it was last used with */
+	int64		period_us;
+	int			head;			/* times[head] is the oldest */
+	int			n;
+	TimestampTz times[RATE_CAP];	/* a ring, oldest first */
+} RateLane;
+
+typedef struct RateShared
+{
+	LWLock	   *lock;
+	TimestampTz last;			/* the latest time reserved, any lane */
+	RateLane	lanes[RATE_LANES];
+} RateShared;
+
+static RateShared *rs = NULL;
+
+/* When the next slot of a queue this attempt found full opens (DT_NOEND: none). */
+static TimestampTz next_slot = DT_NOEND;
+
+static Size
+rate_shmem_size(void)
+{
+	return sizeof(RateShared);
+}
+
+/* Reserve the lanes and their lock (from shmem.c's request hook). */
+void
+awa_rate_shmem_request(void)
+{
+	RequestAddinShmemSpace(rate_shmem_size());
+	RequestNamedLWLockTranche(RATE_TRANCHE, 1);
+}
+
+/* Create or attach to the lanes (from shmem.c's startup hook). */
+void
+awa_rate_shmem_startup(void)
+{
+	bool		found;
+
+	rs = ShmemInitStruct("awa rates", rate_shmem_size(), &found);
+	if (!found)
+	{
+		memset(rs, 0, rate_shmem_size());
+		rs->lock = &(GetNamedLWLockTranche(RATE_TRANCHE))->lock;
+		rs->last = 0;
+	}
+}
+
+/*
+ * The predicate of a queue_meta row "m" whose queue a plain claim leaves
+ * to the counted path: a concurrency limit, or a rate when the schema has
+ * rates.  The claim statements are rebuilt when the schema changes.
+ */
+const char *
+awa_rate_limited_sql(void)
+{
+	return awa_schema_has(AWA_SCHEMA_QUEUE_RATES) ?
+		"(m.max_running IS NOT NULL OR m.rate_max_claims IS NOT NULL)" :
+		"m.max_running IS NOT NULL";
+}
+
+/*
+ * Read a queue's rate from row `row` of the last statement (columns
+ * rate_max_claims, rate_period, rate_set_at).  False if it has none.
+ */
+bool
+awa_rate_read(int row, AwaRate *rate)
+{
+	bool		isnull;
+	Datum		d;
+
+	d = awa_stmt_value(row, "rate_max_claims", &isnull);
+	if (isnull)
+		return false;
+	rate->max_claims = DatumGetInt32(d);
+	d = awa_stmt_value(row, "rate_period", &isnull);
+	if (isnull)
+		return false;
+	rate->period_us = awa_interval_usecs(DatumGetIntervalP(d));
+	d = awa_stmt_value(row, "rate_set_at", &isnull);
+	rate->set_at = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Lanes (caller holds rs->lock)
+ * ---------------------------------------------------------------------
+ */
+
+static inline TimestampTz
+ring_get(const RateLane *l, int i)
+{
+	return l->times[(l->head + i) % RATE_CAP];
+}
+
+/* Append a claim at t (the newest), dropping the oldest when full. */
+static void
+ring_push(RateLane *l, TimestampTz t)
+{
+	if (l->n == RATE_CAP)
+	{
+		l->head = (l->head + 1) % RATE_CAP;
+		l->n--;
+	}
+	l->times[(l->head + l->n) % RATE_CAP] = t;
+	l->n++;
+}
+
+/* How many claims of the lane are later than from, counting up to limit. */
+static int
+ring_count_after(const RateLane *l, TimestampTz from, int limit)
+{
+	int			c = 0;
+	int			i;
+
+	for (i = l->n - 1; i >= 0 && c < limit && ring_get(l, i) > from; i--)
+		c++;
+	return c;
+}
+
+static uint32
+lane_hash(const char *queue)
+{
+	return hash_bytes((const unsigned char *) queue, strlen(queue)) ^ MyDatabaseId;
+}
+
+/* The lane of this database's queue, or -1. */
+static int
+lane_find(const char *queue)
+{
+	uint32		h = lane_hash(queue);
+	int			i;
+
+	for (i = 0; i < RATE_LANES; i++)
+	{
+		RateLane   *l = &rs->lanes[i];
+
+		if (l->dboid == MyDatabaseId && l->hash == h && strcmp(l->queue, queue) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * A lane for the queue: its own, a free one, or one whose newest claim has
+ * left its period (nothing in it can count again at that rate; if its
+ * queue's rate grows, the lane is rebuilt from awa.jobs).  -1 if all are
+ * in use.
+ */
+static int
+lane_get(const char *queue, TimestampTz now)
+{
+	int			i = lane_find(queue);
+	RateLane   *l;
+
+	if (i >= 0)
+		return i;
+	for (i = 0; i < RATE_LANES; i++)
+	{
+		l = &rs->lanes[i];
+		if (l->dboid == InvalidOid ||
+			l->n == 0 || ring_get(l, l->n - 1) <= now - l->period_us)
+			break;
+	}
+	if (i == RATE_LANES)
+		return -1;
+	l = &rs->lanes[i];
+	l->dboid = MyDatabaseId;
+	l->hash = lane_hash(queue);
+	strlcpy(l->queue, queue, RATE_NAME_BYTES);
+	l->set_at = DT_NOBEGIN;
+	l->covered_from = DT_NOEND;
+	l->max_claims = 0;
+	l->period_us = 0;
+	l->head = 0;
+	l->n = 0;
+	return i;
+}
+
+/* ---------------------------------------------------------------------
+ * Rebuilding a lane from awa.jobs
+ * ---------------------------------------------------------------------
+ */
+
+/* Claims read from awa.jobs: count claims at each time, oldest first. */
+typedef struct RateSeed
+{
+	int			n;
+	TimestampTz *t;
+	int		   *count;
+} RateSeed;
+
+/*
+ * The claims of the queue after `from` that awa.jobs shows (see the file
+ * header), the newest max_claims of them.  Caller is in SPI.
+ */
+static void
+seed_read(const char *queue, TimestampTz from, int max_claims, RateSeed *seed)
+{
+	static AwaStmt stmt = AWA_QUERY("awa_claim: reading a queue's recent claims",
+		"SELECT attempted_at AS t, LEAST(GREATEST(attempt, 1), $3)::bigint AS c FROM awa.jobs"
+		" WHERE queue = $1 AND attempted_at > $2"
+		" ORDER BY attempted_at DESC LIMIT $3",
+		3, TEXTOID, TIMESTAMPTZOID, INT4OID);
+	Datum		values[3];
+	uint64		rows;
+	uint64		i;
+	int			total = 0;
+
+	values[0] = CStringGetTextDatum(queue);
+	values[1] = TimestampTzGetDatum(from);
+	values[2] = Int32GetDatum(max_claims);
+	rows = awa_stmt_run(&stmt, values, NULL, 0);
+	seed->t = palloc(sizeof(TimestampTz) * Max(rows, 1));
+	seed->count = palloc(sizeof(int) * Max(rows, 1));
+	seed->n = 0;
+	/* newest first: keep up to max_claims claims, then store oldest first */
+	for (i = 0; i < rows && total < max_claims; i++)
+	{
+		bool		isnull;
+		int			c = (int) awa_stmt_int8(i, "c");
+
+		c = Min(c, max_claims - total);
+		seed->t[seed->n] = DatumGetTimestampTz(awa_stmt_value(i, "t", &isnull));
+		seed->count[seed->n] = c;
+		seed->n++;
+		total += c;
+	}
+	for (i = 0; i < (uint64) seed->n / 2; i++)
+	{
+		int			j = seed->n - 1 - (int) i;
+		TimestampTz tt = seed->t[i];
+		int			cc = seed->count[i];
+
+		seed->t[i] = seed->t[j];
+		seed->count[i] = seed->count[j];
+		seed->t[j] = tt;
+		seed->count[j] = cc;
+	}
+}
+
+/*
+ * Merge the seed into the lane: per time, the larger of the two counts (a
+ * claim seen in both counts once), keeping the newest RATE_CAP claims.
+ */
+static void
+lane_merge(RateLane *l, const RateSeed *seed)
+{
+	TimestampTz *out = palloc(sizeof(TimestampTz) * (l->n + RATE_CAP));
+	int			nout = 0;
+	int			i = 0;
+	int			j = 0;
+	int			k;
+
+	while (i < l->n || j < seed->n)
+	{
+		TimestampTz t;
+		int			cl = 0;
+		int			cs = 0;
+
+		if (j >= seed->n || (i < l->n && ring_get(l, i) <= seed->t[j]))
+			t = ring_get(l, i);
+		else
+			t = seed->t[j];
+		while (i < l->n && ring_get(l, i) == t)
+		{
+			cl++;
+			i++;
+		}
+		if (j < seed->n && seed->t[j] == t)
+			cs = seed->count[j++];
+		for (k = 0; k < Max(cl, cs); k++)
+			out[nout++] = t;
+	}
+	l->head = 0;
+	l->n = 0;
+	for (k = Max(nout - RATE_CAP, 0); k < nout; k++)
+		l->times[l->n++] = out[k];
+	pfree(out);
+}
+
+/* ---------------------------------------------------------------------
+ * Claiming under a rate
+ * ---------------------------------------------------------------------
+ */
+
+/* Before each claim attempt: it has found no full window yet. */
+void
+awa_rate_attempt(void)
+{
+	next_slot = DT_NOEND;
+}
+
+/* Whether the asked queue's lane can be used as it is at time t. */
+static bool
+lane_ready(int i, const AwaRateAsk *ask, TimestampTz t)
+{
+	RateLane   *l;
+
+	if (i < 0)
+		return false;
+	l = &rs->lanes[i];
+	return l->set_at == ask->rate.set_at && l->covered_from <= t - ask->rate.period_us;
+}
+
+/*
+ * Reserve claims for n queues of one claim, each under its rate: sets each
+ * ask's granted (0..want) and returns the claim's time, which the claim
+ * must give its jobs (no earlier than at).  Every granted claim is counted
+ * at that time until awa_rate_release gives back the unused ones.  A queue
+ * granted nothing records when its next slot opens (awa_rate_wait_ms).
+ * Caller is in SPI (a lane may have to be rebuilt from awa.jobs).
+ */
+TimestampTz
+awa_rate_reserve(AwaRateAsk *asks, int n, TimestampTz at)
+{
+	int			tries;
+
+	if (rs == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("queue \"%s\" has a rate limit, which needs awa in shared_preload_libraries",
+						asks[0].queue),
+				 errhint("Add awa to shared_preload_libraries and restart, or remove the rate with awa_set_queue_rate(queue, NULL, NULL).")));
+	for (tries = 0; tries < 100; tries++)
+	{
+		TimestampTz t;
+		int			need = -1;
+		int			k;
+		RateSeed	seed;
+		TimestampTz from;
+		int			i;
+
+		LWLockAcquire(rs->lock, LW_EXCLUSIVE);
+		t = Max(Max(GetCurrentTimestamp(), at), rs->last + 1);
+		for (k = 0; k < n && need < 0; k++)
+			if (!lane_ready(lane_find(asks[k].queue), &asks[k], t))
+				need = k;
+		if (need < 0)
+		{
+			for (k = 0; k < n; k++)
+			{
+				AwaRateAsk *a = &asks[k];
+				RateLane   *l = &rs->lanes[lane_find(a->queue)];
+				int			used = ring_count_after(l, t - a->rate.period_us,
+													a->rate.max_claims);
+				int			c;
+
+				a->granted = Max(Min(a->want, a->rate.max_claims - used), 0);
+				for (c = 0; c < a->granted; c++)
+					ring_push(l, t);
+				l->max_claims = a->rate.max_claims;
+				l->period_us = a->rate.period_us;
+				if (a->granted == 0 && a->want > 0 && l->n >= a->rate.max_claims)
+				{
+					/* the oldest claim that must leave the window first */
+					TimestampTz open = ring_get(l, l->n - a->rate.max_claims) +
+						a->rate.period_us;
+
+					next_slot = Min(next_slot, open);
+				}
+			}
+			rs->last = t;
+			LWLockRelease(rs->lock);
+			return t;
+		}
+		LWLockRelease(rs->lock);
+
+		/* rebuild that lane from awa.jobs, outside the lock */
+		from = t - asks[need].rate.period_us;
+		seed_read(asks[need].queue, from, asks[need].rate.max_claims, &seed);
+		LWLockAcquire(rs->lock, LW_EXCLUSIVE);
+		i = lane_get(asks[need].queue, GetCurrentTimestamp());
+		if (i < 0)
+		{
+			LWLockRelease(rs->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("too many queues with a rate limit are in use at once (at most %d)",
+							RATE_LANES),
+					 errdetail("Queue \"%s\" has a rate limit but no room is left to count its claims.",
+							   asks[need].queue),
+					 errhint("Remove the rates of queues that do not need one (awa_set_queue_rate(queue, NULL, NULL)).")));
+		}
+		{
+			RateLane   *l = &rs->lanes[i];
+
+			lane_merge(l, &seed);
+			if (l->set_at != asks[need].rate.set_at)
+				l->covered_from = from;
+			else
+				l->covered_from = Min(l->covered_from, from);
+			l->set_at = asks[need].rate.set_at;
+			l->max_claims = asks[need].rate.max_claims;
+			l->period_us = asks[need].rate.period_us;
+		}
+		LWLockRelease(rs->lock);
+	}
+	elog(ERROR, "awa_claim: could not count the claims of queue \"%s\"", asks[0].queue);
+	return at;					/* not reached */
+}
+
+/*
+ * Give back `unused` of the claims reserved at t for the queue (its claim
+ * took fewer jobs): they were never made.  Times are unique to a
+ * reservation, so the claims at t are this claim's own.
+ */
+void
+awa_rate_release(const char *queue, TimestampTz at, int unused)
+{
+	int			i;
+
+	if (unused <= 0 || rs == NULL)
+		return;
+	LWLockAcquire(rs->lock, LW_EXCLUSIVE);
+	i = lane_find(queue);
+	if (i >= 0)
+	{
+		RateLane   *l = &rs->lanes[i];
+		int			last = l->n - 1;
+		int			k;
+
+		/* the claims at `at` end at the last index whose time is <= at */
+		while (last >= 0 && ring_get(l, last) > at)
+			last--;
+		k = 0;
+		while (k < unused && last - k >= 0 && ring_get(l, last - k) == at)
+			k++;
+		if (k > 0)
+		{
+			int			from = last - k + 1;
+			int			j;
+
+			for (j = last + 1; j < l->n; j++)
+				l->times[(l->head + from + (j - last - 1)) % RATE_CAP] = ring_get(l, j);
+			l->n -= k;
+		}
+	}
+	LWLockRelease(rs->lock);
+}
+
+/*
+ * How long until a slot opens on a queue that the last attempt found at
+ * its rate, in milliseconds (-1: none was).
+ */
+long
+awa_rate_wait_ms(TimestampTz now)
+{
+	if (next_slot == DT_NOEND)
+		return -1;
+	if (next_slot <= now)
+		return 0;
+	return (long) Min((next_slot - now) / 1000 + 1, (int64) LONG_MAX / 2);
+}
+
+/* The earlier of two waits in milliseconds, -1 meaning none. */
+long
+awa_rate_earlier(long a, long b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return Min(a, b);
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * awa_set_queue_rate(queue text, max_claims integer, per interval)
+ * RETURNS awa.queue_meta
+ *
+ * From the commit on, awa_claim hands out at most max_claims jobs of the
+ * queue in any interval of length per, across every worker; NULL
+ * max_claims removes the rate (per is then ignored).  Claimers waiting on
+ * the queue are woken at commit.  Errors: 22004 for a NULL queue; 22023 for
+ * max_claims outside 1..AWA_RATE_MAX_CLAIMS, a NULL per with max_claims, a
+ * per outside 1 ms..AWA_RATE_MAX_PERIOD_DAYS days or with months; 55000
+ * when awa is not preloaded (the claims are counted in shared memory).
+ */
+Datum
+awa_set_queue_rate(PG_FUNCTION_ARGS)
+{
+	static AwaStmt stmt = AWA_STMT("awa_set_queue_rate: upsert", SPI_OK_INSERT_RETURNING,
+		"INSERT INTO awa.queue_meta AS m (queue, rate_max_claims, rate_period, rate_set_at)"
+		" VALUES ($1, $2, $3, CASE WHEN $2 IS NULL THEN NULL ELSE clock_timestamp() END)"
+		" ON CONFLICT (queue) DO UPDATE SET rate_max_claims = $2, rate_period = $3,"
+		" rate_set_at = CASE WHEN $2 IS NULL THEN NULL"
+		"   WHEN m.rate_max_claims IS NULL THEN clock_timestamp() ELSE m.rate_set_at END"
+		" RETURNING *",
+		3, TEXTOID, INT4OID, INTERVALOID);
+	MemoryContext callercxt = CurrentMemoryContext;
+	text	   *queue;
+	Datum		values[3];
+	char		nulls[3] = {' ', 'n', 'n'};
+	Datum		result;
+
+	awa_check_writable("awa_set_queue_rate");
+	awa_check_not_null(fcinfo, 0, "queue");
+	queue = PG_GETARG_TEXT_PP(0);
+	awa_check_name(queue, "queue");
+	awa_require_schema(AWA_SCHEMA_QUEUE_RATES, "awa_set_queue_rate");
+	values[0] = PointerGetDatum(queue);
+	if (!PG_ARGISNULL(1))
+	{
+		int32		max_claims = PG_GETARG_INT32(1);
+		Interval   *per;
+		int64		us;
+
+		if (max_claims < 1 || max_claims > AWA_RATE_MAX_CLAIMS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_claims must be between 1 and %d, got %d",
+							AWA_RATE_MAX_CLAIMS, max_claims),
+					 errhint("Pass NULL to remove the rate; for more claims, use a shorter period.")));
+		if (PG_ARGISNULL(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("per must not be NULL when max_claims is given"),
+					 errhint("Give the period, e.g. interval '1 second'.")));
+		per = PG_GETARG_INTERVAL_P(2);
+		us = awa_interval_usecs(per);
+		if (per->month != 0 || us < AWA_RATE_MIN_PERIOD_US ||
+			us > (int64) AWA_RATE_MAX_PERIOD_DAYS * USECS_PER_DAY)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("per must be between 1 millisecond and %d days, without months, got \"%s\"",
+							AWA_RATE_MAX_PERIOD_DAYS,
+							DatumGetCString(DirectFunctionCall1(interval_out,
+																IntervalPGetDatum(per))))));
+		if (!awa_preloaded())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("rate limits need awa in shared_preload_libraries"),
+					 errdetail("The claims of a rated queue are counted in shared memory."),
+					 errhint("Add awa to shared_preload_libraries and restart the server.")));
+		values[1] = Int32GetDatum(max_claims);
+		values[2] = IntervalPGetDatum(per);
+		nulls[1] = nulls[2] = ' ';
+	}
+
+	SPI_connect();
+	awa_stmt_run(&stmt, values, nulls, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "awa_set_queue_rate: upsert: expected 1 row");
+	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						   callercxt);
+	/* a raised or removed rate may let waiting claimers claim */
+	awa_queue_opened(text_to_cstring(queue), false);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_queue_limits() RETURNS TABLE (queue, paused, max_running, running,
+ * rate_max_claims, rate_period, window_claims, next_slot_at)
+ *
+ * Every queue with a concurrency limit or a rate: the limit and its jobs
+ * running now; the rate, the claims counted in the window that ends now
+ * (NULL until a claim of the queue has counted them since the server
+ * started) and, when that window is full, when the next slot opens.
+ */
+Datum
+awa_queue_limits(PG_FUNCTION_ARGS)
+{
+	static AwaStmt stmt = AWA_QUERY("awa_queue_limits: reading the queues' limits",
+		"SELECT m.queue, m.paused, m.max_running,"
+		" (SELECT count(*) FROM awa.jobs j WHERE j.state = 'running' AND j.queue = m.queue) AS running,"
+		" m.rate_max_claims, m.rate_period, m.rate_set_at"
+		" FROM awa.queue_meta m"
+		" WHERE m.max_running IS NOT NULL OR m.rate_max_claims IS NOT NULL"
+		" ORDER BY m.queue",
+		0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		rows;
+	uint64		r;
+
+	awa_require_schema(AWA_SCHEMA_QUEUE_RATES, "awa_queue_limits");
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	SPI_connect();
+	rows = awa_stmt_run(&stmt, NULL, NULL, 0);
+	for (r = 0; r < rows; r++)
+	{
+		Datum		values[8];
+		bool		nulls[8];
+		AwaRate		rate;
+		int			c;
+
+		for (c = 0; c < 8; c++)
+			values[c] = awa_stmt_value(r, c == 0 ? "queue" : c == 1 ? "paused" :
+									   c == 2 ? "max_running" : c == 3 ? "running" :
+									   c == 4 ? "rate_max_claims" : "rate_period",
+									   &nulls[c]);
+		/* copy the by-reference values out of SPI's memory */
+		values[0] = SPI_datumTransfer(values[0], false, -1);
+		if (!nulls[5])
+			values[5] = SPI_datumTransfer(values[5], false, sizeof(Interval));
+		if (nulls[2])
+			nulls[3] = true;	/* running: shown with a limit only */
+		nulls[6] = nulls[7] = true;
+		if (awa_rate_read((int) r, &rate) && rs != NULL)
+		{
+			char	   *queue = TextDatumGetCString(values[0]);
+			int			i;
+
+			LWLockAcquire(rs->lock, LW_SHARED);
+			i = lane_find(queue);
+			if (i >= 0 && rs->lanes[i].set_at == rate.set_at &&
+				rs->lanes[i].covered_from <= now - rate.period_us)
+			{
+				RateLane   *l = &rs->lanes[i];
+				int			used = ring_count_after(l, now - rate.period_us, RATE_CAP);
+
+				values[6] = Int32GetDatum(used);
+				nulls[6] = false;
+				if (used >= rate.max_claims)
+				{
+					values[7] = TimestampTzGetDatum(ring_get(l, l->n - rate.max_claims) +
+													rate.period_us);
+					nulls[7] = false;
+				}
+			}
+			LWLockRelease(rs->lock);
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

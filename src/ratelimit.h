@@ -1,0 +1,45 @@
+/*-------------------------------------------------------------------------
+ *
+ * ratelimit.h
+ *		Rate limits of queues (ratelimit.c): at most max_claims claims of a
+ *		queue in any interval of length period, kept in shared memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AWA_RATELIMIT_H
+#define AWA_RATELIMIT_H
+
+#include "datatype/timestamp.h"
+
+#define AWA_RATE_MAX_CLAIMS		1000	/* awa.queue_meta.rate_max_claims */
+#define AWA_RATE_MIN_PERIOD_US	INT64CONST(1000)	/* 1 millisecond */
+#define AWA_RATE_MAX_PERIOD_DAYS	31
+
+/* A queue's rate, as awa.queue_meta holds it. */
+typedef struct AwaRate
+{
+	int32		max_claims;
+	int64		period_us;
+	TimestampTz set_at;			/* rate_set_at: when the queue last got a rate */
+} AwaRate;
+
+/* One queue of a claim asking for claims under its rate. */
+typedef struct AwaRateAsk
+{
+	const char *queue;
+	AwaRate		rate;
+	int			want;			/* claims it would make */
+	int			granted;		/* out: claims it may make */
+} AwaRateAsk;
+
+extern void awa_rate_shmem_request(void);
+extern void awa_rate_shmem_startup(void);
+extern const char *awa_rate_limited_sql(void);
+extern bool awa_rate_read(int row, AwaRate *rate);
+extern void awa_rate_attempt(void);
+extern TimestampTz awa_rate_reserve(AwaRateAsk *asks, int n, TimestampTz at);
+extern void awa_rate_release(const char *queue, TimestampTz at, int unused);
+extern long awa_rate_wait_ms(TimestampTz now);
+extern long awa_rate_earlier(long a, long b);
+
+#endif							/* AWA_RATELIMIT_H */
