@@ -36,12 +36,13 @@
  * attempted_at, so its earlier attempts are placed there too: later than
  * they were, which only makes the limit stricter).  Claims rolled back
  * before the restart are not counted, as they never happened.  The lane is
- * merged with the jobs the same way when the queue gets a rate after
- * having none (rate_set_at changed: claims made meanwhile were not
- * counted) and when the period grows past what the lane covers.  Merging
- * keeps, per time, the larger count of the two, so a claim seen in both
- * counts once.  That read scans the queue's jobs (no index covers
- * attempted_at): once per rated queue after a start, not per claim.
+ * read again from awa.jobs when the queue gets a rate after having none
+ * (rate_set_at changed: claims made meanwhile were not counted; the lane
+ * is replaced by what awa.jobs shows), and merged with it when the period
+ * grows past what the lane covers (per time, the larger count of the two,
+ * so a claim seen in both counts once).  That read scans the queue's jobs
+ * (no index covers attempted_at): once per rated queue after a start or a
+ * new rate, not per claim.
  *
  * Limits.  RATE_LANES rated queues per cluster are counted at once; a lane
  * whose newest claim left its period is reused.  A rate needs awa in
@@ -476,11 +477,16 @@ awa_rate_reserve(AwaRateAsk *asks, int n, TimestampTz at)
 		{
 			RateLane   *l = &rs->lanes[i];
 
-			lane_merge(l, &seed);
 			if (l->set_at != asks[need].rate.set_at)
+			{
+				/* a rate set anew: its window is what awa.jobs shows */
+				l->head = 0;
+				l->n = 0;
 				l->covered_from = from;
+			}
 			else
 				l->covered_from = Min(l->covered_from, from);
+			lane_merge(l, &seed);
 			l->set_at = asks[need].rate.set_at;
 			l->max_claims = asks[need].rate.max_claims;
 			l->period_us = asks[need].rate.period_us;
