@@ -361,6 +361,7 @@ extern void awa_wait_at_limit(bool at_limit);
 extern void awa_claim_begins(const char *queue);
 extern void awa_claim_ends(int n, bool full);
 extern void awa_claim_noted(const char *queue, int n);
+extern void awa_claim_attempt_empty(void);
 extern void awa_running_freed(void);
 
 #endif							/* AWA_H */

@@ -592,7 +592,11 @@ try_claim_isolated(const ClaimTarget *target, TimestampTz at, Interval *lease,
 	if (nrows > 0)
 		ReleaseCurrentSubTransaction();
 	else
+	{
+		/* it gives back no job: its rollback is no reason to wake anyone */
+		awa_claim_attempt_empty();
 		RollbackAndReleaseCurrentSubTransaction();
+	}
 	MemoryContextSwitchTo(oldcontext);
 	CurrentResourceOwner = oldowner;
 	return nrows;

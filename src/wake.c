@@ -757,6 +757,34 @@ awa_claim_noted(const char *queue, int n)
 }
 
 /*
+ * An attempt of a blocking claim claimed nothing and its savepoint is about
+ * to be rolled back: forget the queues it noted at this level with no job
+ * (awa_claim_noted(queue, 0) of a multi-queue claim), so that the rollback
+ * wakes nobody.  It gives back no claimable job (rows it locked and
+ * skipped were claimed by others), and waking a waiter for it would make
+ * two waiters of the same queues wake each other without end.
+ */
+void
+awa_claim_attempt_empty(void)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	int			i;
+	int			kept = 0;
+	int			current = -1;
+
+	for (i = 0; i < nclaimed; i++)
+	{
+		if (claimed[i].level >= level && claimed[i].count == 0)
+			continue;
+		if (i == current_claim)
+			current = kept;
+		claimed[kept++] = claimed[i];
+	}
+	nclaimed = kept;
+	current_claim = current;
+}
+
+/*
  * awa_claim claimed n jobs; full: as many as its batch.  A waiter that was
  * woken and claimed a full batch passes a wake-up on: more jobs may wait.
  */
