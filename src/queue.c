@@ -193,7 +193,7 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 /*
  * awa_forget_queue(queue) RETURNS boolean
  *
- * Remove a queue's settings (paused or not, concurrency limit): the queue
+ * Remove a queue's settings (paused or not, concurrency limit, rate): the queue
  * then behaves as one that was never configured.  Its jobs are untouched.
  * True if it had settings.
  */

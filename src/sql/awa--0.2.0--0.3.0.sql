@@ -596,3 +596,5 @@ AS 'MODULE_PATHNAME', 'awa_queue_limits'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION awa_queue_limits()
 	IS 'each queue with a concurrency limit or a rate: the limit and its running jobs; the rate, the claims in the window ending now (NULL until counted since the server started) and when the next slot opens if the window is full';
+COMMENT ON FUNCTION awa_forget_queue(text)
+	IS 'remove a queue''s settings (pause, concurrency limit, rate), e.g. of a misspelt name; its jobs are untouched; false if it had none';

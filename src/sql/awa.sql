@@ -541,7 +541,7 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'awa_forget_queue'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_forget_queue(text)
-	IS 'remove a queue''s settings (pause, concurrency limit), e.g. of a misspelt name; its jobs are untouched; false if it had none';
+	IS 'remove a queue''s settings (pause, concurrency limit, rate), e.g. of a misspelt name; its jobs are untouched; false if it had none';
 
 CREATE FUNCTION awa_resume_queue(queue text)
 RETURNS boolean

@@ -256,6 +256,25 @@ class AdminWrapperTests(AwaTestCase):
         self.assertIsNone(self.db.set_queue_limit("it_limit", None)["max_running"])
         self.assertEqual(len(self.db.claim("it_limit", batch=10)), 1)
 
+    def test_queue_rate(self):
+        for _ in range(4):
+            self.db.insert("it.r", queue="it_rate")
+        meta = self.db.set_queue_rate("it_rate", 3, dt.timedelta(hours=1))
+        self.assertEqual((meta["rate_max_claims"], meta["rate_period"]), (3, dt.timedelta(hours=1)))
+        self.assertEqual(len(self.db.claim("it_rate", batch=2)), 2)
+        self.assertEqual(len(self.db.claim("it_rate", batch=10)), 1)  # only what fits
+        self.assertEqual(self.db.claim("it_rate", batch=10), [])
+        limits = {r["queue"]: r for r in self.db.queue_limits()}
+        self.assertEqual((limits["it_rate"]["window_claims"], limits["it_rate"]["rate_max_claims"]), (3, 3))
+        self.assertIsNotNone(limits["it_rate"]["next_slot_at"])
+        with self.assertRaises(Exception) as bad:
+            self.db.set_queue_rate("it_rate", 0, 1)
+        self.assertEqual(getattr(bad.exception, "sqlstate", None), "22023")
+        self.assertIn("max_claims", str(bad.exception))
+        self.assertIsNone(self.db.set_queue_rate("it_rate", None)["rate_max_claims"])
+        self.assertEqual(len(self.db.claim("it_rate", batch=10)), 1)
+        self.assertNotIn("it_rate", {r["queue"] for r in self.db.queue_limits()})
+
     def test_unique_jobs(self):
         first = self.db.insert("it.u", {"a": 1, "b": 2}, queue="it_uniq", unique_by_args=True)
         again = self.db.insert("it.u", {"b": 2, "a": 1}, queue="it_uniq", unique_by_args=True)

@@ -435,8 +435,28 @@ class Client:
                                    [queue, max_running])
         return dict(zip(names, rows[0]))
 
+    def set_queue_rate(self, queue: str, max_claims: Optional[int],
+                       per: Optional[Interval] = None) -> Dict[str, Any]:
+        """awa_set_queue_rate: at most max_claims (1..1000) jobs of the queue claimed in any
+        interval of length ``per`` (seconds, a timedelta or an interval string; 1 ms to 31 days),
+        across all workers; None removes the rate.  Returns the queue's settings as a dict.  A
+        bad limit raises the driver's error with SQLSTATE 22023 naming the field.  Needs awa
+        0.3.0 in shared_preload_libraries."""
+        names, rows = self.execute(
+            "SELECT * FROM awa_set_queue_rate(%s::text, %s::integer, %s::interval)",
+            [queue, max_claims, interval(per)])
+        return dict(zip(names, rows[0]))
+
+    def queue_limits(self) -> List[Dict[str, Any]]:
+        """awa_queue_limits: one dict per queue with a concurrency limit or a rate: queue, paused,
+        max_running, running, rate_max_claims, rate_period (a timedelta), window_claims (claims in
+        the window ending now; None until counted since the server started) and next_slot_at
+        (when the window is full: when the next slot opens).  Needs awa 0.3.0."""
+        names, rows = self.execute("SELECT * FROM awa_queue_limits()")
+        return [dict(zip(names, r)) for r in rows]
+
     def forget_queue(self, queue: str) -> bool:
-        """awa_forget_queue: remove the queue's settings (pause, concurrency limit); its jobs are
+        """awa_forget_queue: remove the queue's settings (pause, concurrency limit, rate); its jobs are
         untouched.  False if it had none.  Needs awa 0.3.0."""
         return bool(self._scalar("awa_forget_queue", [("queue", queue, "::text")]))
 

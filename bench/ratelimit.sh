@@ -1,0 +1,92 @@
+#!/bin/bash
+# What rate limits cost the claim: claim + complete throughput (jobs/s) of one queue q0 with a backlog,
+#   plain       q0 has no settings (an unlimited queue, as before rate limits);
+#   other       q0 has no settings while another queue has a rate that binds (awa.queue_meta holds a rate);
+#   loose       q0 has a rate that never binds (1000 claims per millisecond): every claim counts and
+#               reserves in shared memory (ratelimit.c) and gives back what it did not use;
+# each with BENCH_CLIENTS pgbench clients, variants alternating (order rotating each round), medians of
+# BENCH_ROUNDS rounds, then the ratios other/plain and loose/plain.  Unlimited queues take the same claim
+# statement as before (the only change is the test of the queue's settings in that statement), so other/plain
+# should stay at 1.00 within noise; loose/plain is the price of the counted path.
+#
+#   sudo bench/ratelimit.sh             # about 2 minutes on a 2-core machine
+#
+# Run as root from a checkout with awa built and installed into the PostgreSQL of PG_BIN (default the
+# system's, /usr/lib/postgresql/15/bin; scripts/lib.sh).  It starts a throwaway cluster on BENCH_PORT
+# (default 5497, in /tmp/awa-bench-rate.PORT) and deletes it at the end.
+set -euo pipefail
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$BENCH_ROOT/../scripts/lib.sh"
+
+PORT=${BENCH_PORT:-5497}
+DIR=${BENCH_CLUSTER_DIR:-/tmp/awa-bench-rate.$PORT}
+ROUNDS=${BENCH_ROUNDS:-5}
+CLIENTS=${BENCH_CLIENTS:-2}
+BACKLOG=${BENCH_RATE_BACKLOG:-50000}
+JOBS=${BENCH_RATE_JOBS:-20000}
+BATCHES=${BENCH_RATE_BATCHES:-"1 10"}
+TMP=$(mktemp -d /tmp/awa-bench-rate-tmp.XXXXXX)
+
+cleanup() { awa_cluster_stop "$DIR"; rm -rf "$DIR" "$TMP"; }
+trap cleanup EXIT
+rm -rf "$DIR"
+awa_cluster_start "$DIR" "$PORT" fsync=off synchronous_commit=off shared_buffers=256MB awa.databases=
+export PGDATABASE=postgres
+q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+q "CREATE EXTENSION awa" >/dev/null
+
+# load VARIANT: BACKLOG available jobs in q0, and the settings of the variant
+load() {
+	q "TRUNCATE awa.jobs" >/dev/null
+	q "DELETE FROM awa.queue_meta" >/dev/null
+	q "INSERT INTO awa.jobs (kind, queue, args, state, run_at)
+	   SELECT 'k', 'q0', jsonb_build_object('n', i), 'available', now() - interval '1 hour' + i * interval '1 ms'
+	     FROM generate_series(1, $BACKLOG) i" >/dev/null
+	case $1 in
+	other) q "SELECT awa_set_queue_rate('api', 10, '1 s')" >/dev/null ;;
+	loose) q "SELECT awa_set_queue_rate('q0', 1000, '1 ms')" >/dev/null ;;
+	esac
+	q "VACUUM ANALYZE awa.jobs" >/dev/null
+	q "CHECKPOINT" >/dev/null
+}
+# run VARIANT BATCH -> jobs/s
+run() {
+	local v=$1 b=$2 script=$TMP/$1_$2.sql tps done
+	load "$v"
+	cat >"$script" <<SQL
+SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa_claim('q0', batch => $b) \gset
+SELECT awa_complete_many(:ids, :leases);
+SQL
+	local tx=$((JOBS / CLIENTS / b))
+	"$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -t "$tx" -f "$script" >"$TMP/pgbench.log" 2>&1 ||
+		{ cat "$TMP/pgbench.log" >&2; return 1; }
+	done=$(q "SELECT count(*) FROM awa.jobs WHERE state = 'completed'")
+	[ "$done" = $((tx * CLIENTS * b)) ] || { echo "$v: expected $((tx * CLIENTS * b)) completed, found $done" >&2; return 1; }
+	tps=$(awk '/^tps = / { print $3; exit }' "$TMP/pgbench.log")
+	awk -v t="$tps" -v b="$b" 'BEGIN { printf "%.0f", t * b }'
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+log "rate limits and the claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs per run, $ROUNDS rounds, batches $BATCHES"
+declare -A figures
+for b in $BATCHES; do
+	vs=(plain other loose)
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((i = 0; i < 3; i++)); do
+			v=${vs[$(((i + r - 1) % 3))]}
+			val=$(run "$v" "$b")
+			figures[$v.$b]+="$val "
+			printf '    batch %-3s round %d  %-6s %s jobs/s\n' "$b" "$r" "$v" "$val"
+		done
+	done
+done
+
+log "medians (jobs/s) and ratios to the unlimited queue"
+printf '%-6s %10s %10s %10s %12s %12s\n' batch plain other loose other/plain loose/plain
+for b in $BATCHES; do
+	p=$(tr ' ' '\n' <<<"${figures[plain.$b]}" | grep . | median)
+	o=$(tr ' ' '\n' <<<"${figures[other.$b]}" | grep . | median)
+	l=$(tr ' ' '\n' <<<"${figures[loose.$b]}" | grep . | median)
+	awk -v b="$b" -v p="$p" -v o="$o" -v l="$l" \
+		'BEGIN { printf "%-6s %10.0f %10.0f %10.0f %12.2f %12.2f\n", b, p, o, l, o / p, l / p }'
+done
