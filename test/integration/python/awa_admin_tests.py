@@ -144,6 +144,19 @@ class PageTests(AdminTestBase):
         r = self.client.get(DASHBOARD)
         self.assertContains(r, "of max 7")
 
+    def test_dashboard_shows_queue_rate(self):
+        sql("SELECT awa_set_queue_rate('mail', 2, '1 hour')")
+        r = self.client.get(DASHBOARD)
+        self.assertContains(r, "<th scope=\"col\">Rate</th>", html=False)
+        # before any claim since the server started, the window is not counted yet
+        self.assertRegex(r.content.decode(), r'awa-rate"><span class="awa-limit"[^>]*>(0 of )?2 per 1 h<')
+        sql("SELECT count(*) FROM awa_claim('mail', 'w', 5, '1 min', '0')")
+        r = self.client.get(DASHBOARD)
+        self.assertContains(r, "2 of 2 per 1 h")
+        self.assertContains(r, "full, the next slot opens at")
+        sql("SELECT awa_set_queue_rate('mail', 20, '500 ms')")
+        self.assertContains(self.client.get(DASHBOARD), "per 500 ms")
+
     def test_dashboard_shows_paused(self):
         sql("SELECT awa_pause_queue('mail')")
         r = self.client.get(DASHBOARD)

@@ -5,6 +5,7 @@ indexes (failed jobs by kind: jobs_settled_idx; stale running jobs:
 jobs_running_idx).  Writes: only awa_* functions, never UPDATE/DELETE.
 """
 
+import datetime
 import json
 
 from django.db import IntegrityError, connections, transaction
@@ -46,17 +47,45 @@ def queue_stats(using="default"):
     stale = dict((r["queue"], r["n"]) for r in _rows(
         "SELECT queue, count(*) AS n FROM awa.jobs WHERE state = 'running' AND" + STALE_SQL +
         " GROUP BY queue", using=using))
-    # max_running arrived in awa 0.2.0; read through to_jsonb so that a 0.1.0 schema works too
-    limits = dict((r["queue"], r["max_running"]) for r in _rows(
-        "SELECT queue, (to_jsonb(m) ->> 'max_running')::integer AS max_running FROM awa.queue_meta m",
-        using=using))
+    # max_running arrived in awa 0.2.0, the rate in 0.3.0; read through to_jsonb so that an
+    # older schema works too
+    limits = dict((r["queue"], r) for r in _rows(
+        "SELECT queue, (to_jsonb(m) ->> 'max_running')::integer AS max_running,"
+        " (to_jsonb(m) ->> 'rate_max_claims')::integer AS rate_max_claims,"
+        " extract(epoch FROM (to_jsonb(m) ->> 'rate_period')::interval) AS rate_seconds"
+        " FROM awa.queue_meta m", using=using))
+    windows = {}
+    if _rows("SELECT to_regprocedure('awa_queue_limits()') IS NOT NULL AS ok", using=using)[0]["ok"]:
+        windows = dict((r["queue"], r) for r in _rows(
+            "SELECT queue, window_claims, next_slot_at FROM awa_queue_limits()", using=using))
     for row in stats:
         row["stale_running"] = stale.get(row["queue"], 0)
-        row["max_running"] = limits.get(row["queue"])
+        meta = limits.get(row["queue"], {})
+        row["max_running"] = meta.get("max_running")
+        row["rate_max_claims"] = meta.get("rate_max_claims")
+        row["rate_period"] = _period_text(meta.get("rate_seconds"))
+        window = windows.get(row["queue"], {})
+        row["window_claims"] = window.get("window_claims")
+        row["next_slot_at"] = window.get("next_slot_at")
         # a queue with settings and no job at all: maybe a misspelt name
         row["no_jobs"] = not any(row.get(k) for k in (
             "total_queued", "running", "waiting_external", "failed", "cancelled", "completed_last_hour"))
     return stats
+
+
+def _period_text(seconds):
+    """A rate's period for people: "500 ms", "1 s", "1.5 s", "2 min", "1 h", else h:mm:ss."""
+    if seconds is None:
+        return None
+    seconds = float(seconds)
+    if seconds < 1:
+        return "%g ms" % round(seconds * 1000, 3)
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return "%d %s" % (seconds // size, unit)
+    if seconds < 60:
+        return "%g s" % seconds
+    return str(datetime.timedelta(seconds=seconds))
 
 
 def failed_by_kind(limit=50, using="default"):
