@@ -2,8 +2,8 @@
 # monitoring/prometheus-postgres-exporter.yaml and a role that has only the grants the
 # README lists: the exporter is started on a free loopback port against a server of its
 # own, /metrics is scraped, and the series and their values are checked (queue depth by
-# state, oldest available job, throughput of the last hour, running per worker, health, last
-# maintenance round), then
+# state, oldest available job, throughput of the last hour, a queue's rate limit and its
+# window, running per worker, health, last maintenance round), then
 # again after jobs move.
 use strict;
 use warnings;
@@ -29,7 +29,7 @@ $node->safe_psql($db, <<'SQL');
 CREATE EXTENSION awa;
 GRANT USAGE ON SCHEMA awa TO awa_exporter;
 GRANT EXECUTE ON FUNCTION awa_queue_stats(), awa_health_check(),
-  awa_queue_history(text, timestamptz, interval, text, boolean) TO awa_exporter;
+  awa_queue_history(text, timestamptz, interval, text, boolean), awa_queue_limits() TO awa_exporter;
 GRANT SELECT (queue, state, claimed_by) ON awa.jobs TO awa_exporter;
 GRANT SELECT ON awa.maintenance_failures TO awa_exporter;
 SELECT awa_insert('send', queue => 'mail') FROM generate_series(1, 3);
@@ -39,6 +39,9 @@ SELECT count(*) FROM awa_claim('img', worker => 'w1', batch => 2);
 SELECT awa_fail(id, run_lease, 'boom', terminal => true) FROM awa_claim('img', worker => 'w2');
 SELECT awa_insert('resize', queue => 'img');
 SELECT awa_pause_queue('img');
+SELECT awa_insert('call', queue => 'api') FROM generate_series(1, 3);
+SELECT awa_set_queue_rate('api', 2, '1 hour');
+SELECT count(*) FROM awa_claim('api', worker => 'w3', batch => 5);
 SELECT * FROM awa_maintain();
 SQL
 
@@ -116,6 +119,8 @@ check('first', {
 	'awa_running_jobs|img|w1'  => 2,
 	'awa_throughput_enqueued|mail' => 4, 'awa_throughput_enqueued|img' => 4,
 	'awa_throughput_started|img' => 3, 'awa_throughput_failed|img' => 1, 'awa_throughput_completed|img' => 0,
+	'awa_queue_rate_max_claims|api' => 2, 'awa_queue_rate_period_seconds|api' => 3600,
+	'awa_queue_rate_window_claims|api' => 2, 'awa_queue_available|api' => 1,
 });
 $node->safe_psql($db,
 	"SELECT awa_complete(id, run_lease) FROM awa.jobs
