@@ -32,6 +32,16 @@
  * commit.  Changes made behind awa's back are caught by a recheck every
  * AWA_LIMIT_POLL_MS.
  *
+ * Rate limits.  A queue with a rate (awa_set_queue_rate, ratelimit.c) is
+ * left out of those statements too.  Its claim reserves slots under the
+ * rate in shared memory first, which also fixes the claim's time (the
+ * jobs' attempted_at), claims at most what was granted, and gives back
+ * what it did not use.  When the rate grants nothing, the attempt learns
+ * when the next slot opens, and a blocking claim sleeps until then (as it
+ * would until a scheduled job comes due: one waiter per queue keeps the
+ * time).  Unlimited queues pay nothing more: the test of the queue's
+ * settings in the claim statement names the rate as well.
+ *
  * Leases.  A claim stores its lease on the job (0.3.0); awa_heartbeat and
  * awa_progress push deadline_at to now + lease, so a job lives as long as
  * its worker renews it.  A job's optional hard timeout caps deadline_at at

@@ -1,14 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * queue.c
- *		Queue administration: pause, resume, a concurrency limit, forget a
- *		queue's settings, drain its waiting jobs.
+ *		Queue administration: pause, resume, a concurrency limit, a rate
+ *		limit (counted by ratelimit.c), forget a queue's settings, drain its
+ *		waiting jobs.
  *
  * Every function checks all of its arguments before it touches a row, so
  * bad input raises an error and changes nothing.  SQLSTATEs raised:
  *	22004 (null_value_not_allowed): a required argument is NULL
  *	22023 (invalid_parameter_value): a name of the wrong length, a limit
- *		outside 1..1000
+ *		outside 1..1000, a rate outside its ranges (awa_set_queue_rate)
+ *	55000 (object_not_in_prerequisite_state): a rate without awa preloaded
  *
  *-------------------------------------------------------------------------
  */
@@ -26,10 +28,12 @@
 #include "utils/lsyscache.h"
 
 #include "awa.h"
+#include "ratelimit.h"
 
 PG_FUNCTION_INFO_V1(awa_pause_queue);
 PG_FUNCTION_INFO_V1(awa_resume_queue);
 PG_FUNCTION_INFO_V1(awa_set_queue_limit);
+PG_FUNCTION_INFO_V1(awa_set_queue_rate);
 PG_FUNCTION_INFO_V1(awa_forget_queue);
 PG_FUNCTION_INFO_V1(awa_drain_queue);
 
@@ -185,6 +189,90 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 		elog(ERROR, "awa_set_queue_limit: upsert: expected 1 row");
 	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 						   callercxt);
+	awa_queue_opened(text_to_cstring(queue), false);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_set_queue_rate(queue text, max_claims integer, per interval)
+ * RETURNS awa.queue_meta
+ *
+ * From the commit on, awa_claim hands out at most max_claims jobs of the
+ * queue in any interval of length per, across every worker; NULL
+ * max_claims removes the rate (per is then ignored).  Claimers waiting on
+ * the queue are woken at commit.  Errors: 22004 for a NULL queue; 22023 for
+ * max_claims outside 1..AWA_RATE_MAX_CLAIMS, a NULL per with max_claims, a
+ * per outside 1 ms..AWA_RATE_MAX_PERIOD_DAYS days or with months; 55000
+ * when awa is not preloaded (the claims are counted in shared memory).
+ */
+Datum
+awa_set_queue_rate(PG_FUNCTION_ARGS)
+{
+	static AwaStmt stmt = AWA_STMT("awa_set_queue_rate: upsert", SPI_OK_INSERT_RETURNING,
+		"INSERT INTO awa.queue_meta AS m (queue, rate_max_claims, rate_period, rate_set_at)"
+		" VALUES ($1, $2, $3, CASE WHEN $2 IS NULL THEN NULL ELSE clock_timestamp() END)"
+		" ON CONFLICT (queue) DO UPDATE SET rate_max_claims = $2, rate_period = $3,"
+		" rate_set_at = CASE WHEN $2 IS NULL THEN NULL"
+		"   WHEN m.rate_max_claims IS NULL THEN clock_timestamp() ELSE m.rate_set_at END"
+		" RETURNING *",
+		3, TEXTOID, INT4OID, INTERVALOID);
+	MemoryContext callercxt = CurrentMemoryContext;
+	text	   *queue;
+	Datum		values[3];
+	char		nulls[3] = {' ', 'n', 'n'};
+	Datum		result;
+
+	awa_check_writable("awa_set_queue_rate");
+	queue = queue_arg(fcinfo, 0);
+	awa_require_schema(AWA_SCHEMA_QUEUE_RATES, "awa_set_queue_rate");
+	values[0] = PointerGetDatum(queue);
+	if (!PG_ARGISNULL(1))
+	{
+		int32		max_claims = PG_GETARG_INT32(1);
+		Interval   *per;
+		int64		us;
+
+		if (max_claims < 1 || max_claims > AWA_RATE_MAX_CLAIMS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_claims must be between 1 and %d, got %d",
+							AWA_RATE_MAX_CLAIMS, max_claims),
+					 errhint("Pass NULL to remove the rate; for more claims, use a shorter period.")));
+		if (PG_ARGISNULL(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("per must not be NULL when max_claims is given"),
+					 errhint("Give the period, e.g. interval '1 second'.")));
+		per = PG_GETARG_INTERVAL_P(2);
+		us = awa_interval_usecs(per);
+		if (per->month != 0 || us < AWA_RATE_MIN_PERIOD_US ||
+			us > (int64) AWA_RATE_MAX_PERIOD_DAYS * USECS_PER_DAY)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("per must be between 1 millisecond and %d days, without months, got \"%s\"",
+							AWA_RATE_MAX_PERIOD_DAYS,
+							DatumGetCString(DirectFunctionCall1(interval_out,
+																IntervalPGetDatum(per))))));
+		if (!awa_rate_available())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("rate limits need awa in shared_preload_libraries"),
+					 errdetail("The claims of a rated queue are counted in shared memory."),
+					 errhint("Add awa to shared_preload_libraries and restart the server.")));
+		values[1] = Int32GetDatum(max_claims);
+		values[2] = IntervalPGetDatum(per);
+		nulls[1] = nulls[2] = ' ';
+	}
+
+	SPI_connect();
+	notice_if_unused(values[0]);
+	awa_stmt_run(&stmt, values, nulls, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "awa_set_queue_rate: upsert: expected 1 row");
+	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						   callercxt);
+	/* a raised or removed rate may let waiting claimers claim */
 	awa_queue_opened(text_to_cstring(queue), false);
 	SPI_finish();
 	PG_RETURN_DATUM(result);

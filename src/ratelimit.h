@@ -35,6 +35,7 @@ typedef struct AwaRateAsk
 extern void awa_rate_shmem_request(void);
 extern void awa_rate_shmem_startup(void);
 extern const char *awa_rate_limited_sql(void);
+extern bool awa_rate_available(void);
 extern bool awa_rate_read(int row, AwaRate *rate);
 extern void awa_rate_attempt(void);
 extern TimestampTz awa_rate_reserve(AwaRateAsk *asks, int n, TimestampTz at);

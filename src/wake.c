@@ -30,7 +30,9 @@
  * that ends running jobs hands one wake-up to one waiter at a limit per
  * queue, and the chain above does the rest.
  *
- * Scheduled jobs need no commit to come due.  A waiter sleeps at most
+ * Scheduled jobs need no commit to come due, and neither does a slot of a
+ * queue's rate limit (ratelimit.c): the claim treats the time the next
+ * slot opens like the time a job comes due.  A waiter sleeps at most
  * until the next one only if no other waiter of its queue already keeps
  * that time (its published due_at is earlier or equal; ties go to the
  * lower slot); a timekeeper that leaves hands its role on with a wake-up,
