@@ -4,8 +4,10 @@
 #   other       q0 has no settings while another queue has a rate that binds (awa.queue_meta holds a rate);
 #   loose       q0 has a rate that never binds (1000 claims per millisecond): every claim counts and
 #               reserves in shared memory (ratelimit.c) and gives back what it did not use;
+#   base        (with BENCH_BASE_PG_BIN: the bin directory of a PostgreSQL where an earlier awa, e.g. the
+#               main branch without rate limits, is installed) plain on a second cluster running that awa;
 # each with BENCH_CLIENTS pgbench clients, variants alternating (order rotating each round), medians of
-# BENCH_ROUNDS rounds, then the ratios other/plain and loose/plain.  Unlimited queues take the same claim
+# BENCH_ROUNDS rounds, then the ratios other/plain and loose/plain (and plain/base).  Unlimited queues take the same claim
 # statement as before (the only change is the test of the queue's settings in that statement), so other/plain
 # should stay at 1.00 within noise; loose/plain is the price of the counted path.
 #
@@ -27,12 +29,29 @@ JOBS=${BENCH_RATE_JOBS:-20000}
 BATCHES=${BENCH_RATE_BATCHES:-"1 10"}
 TMP=$(mktemp -d /tmp/awa-bench-rate-tmp.XXXXXX)
 
-cleanup() { awa_cluster_stop "$DIR"; rm -rf "$DIR" "$TMP"; }
+BASE_BIN=${BENCH_BASE_PG_BIN:-}
+OPTS=(fsync=off synchronous_commit=off shared_buffers=256MB awa.databases=)
+
+cleanup() {
+	awa_cluster_stop "$DIR"
+	[ -z "$BASE_BIN" ] || PG_BIN=$BASE_BIN awa_cluster_stop "$DIR.base"
+	rm -rf "$DIR" "$DIR.base" "$TMP"
+}
 trap cleanup EXIT
-rm -rf "$DIR"
-awa_cluster_start "$DIR" "$PORT" fsync=off synchronous_commit=off shared_buffers=256MB awa.databases=
-export PGDATABASE=postgres
-q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+rm -rf "$DIR" "$DIR.base"
+if [ -n "$BASE_BIN" ]; then
+	PG_BIN=$BASE_BIN awa_cluster_start "$DIR.base" "$((PORT + 1))" "${OPTS[@]}"
+	"$BASE_BIN/psql" -X -q -d postgres -c "CREATE EXTENSION awa"
+fi
+awa_cluster_start "$DIR" "$PORT" "${OPTS[@]}"
+export PGDATABASE=postgres PGOPTIONS='-c client_min_messages=warning'
+BIN=$PG_BIN
+# use VARIANT: the cluster (and its client programs) the variant runs on
+use() {
+	if [ "$1" = base ]; then BIN=$BASE_BIN PGHOST=$DIR.base PGPORT=$((PORT + 1)); else BIN=$PG_BIN PGHOST=$DIR PGPORT=$PORT; fi
+	export PGHOST PGPORT
+}
+q() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE EXTENSION awa" >/dev/null
 
 # load VARIANT: BACKLOG available jobs in q0, and the settings of the variant
@@ -52,13 +71,14 @@ load() {
 # run VARIANT BATCH -> jobs/s
 run() {
 	local v=$1 b=$2 script=$TMP/$1_$2.sql tps done
+	use "$v"
 	load "$v"
 	cat >"$script" <<SQL
 SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa_claim('q0', batch => $b) \gset
 SELECT awa_complete_many(:ids, :leases);
 SQL
 	local tx=$((JOBS / CLIENTS / b))
-	"$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -t "$tx" -f "$script" >"$TMP/pgbench.log" 2>&1 ||
+	"$BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -t "$tx" -f "$script" >"$TMP/pgbench.log" 2>&1 ||
 		{ cat "$TMP/pgbench.log" >&2; return 1; }
 	done=$(q "SELECT count(*) FROM awa.jobs WHERE state = 'completed'")
 	[ "$done" = $((tx * CLIENTS * b)) ] || { echo "$v: expected $((tx * CLIENTS * b)) completed, found $done" >&2; return 1; }
@@ -71,9 +91,10 @@ log "rate limits and the claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs p
 declare -A figures
 for b in $BATCHES; do
 	vs=(plain other loose)
+	[ -z "$BASE_BIN" ] || vs+=(base)
 	for ((r = 1; r <= ROUNDS; r++)); do
-		for ((i = 0; i < 3; i++)); do
-			v=${vs[$(((i + r - 1) % 3))]}
+		for ((i = 0; i < ${#vs[@]}; i++)); do
+			v=${vs[$(((i + r - 1) % ${#vs[@]}))]}
 			val=$(run "$v" "$b")
 			figures[$v.$b]+="$val "
 			printf '    batch %-3s round %d  %-6s %s jobs/s\n' "$b" "$r" "$v" "$val"
@@ -82,11 +103,14 @@ for b in $BATCHES; do
 done
 
 log "medians (jobs/s) and ratios to the unlimited queue"
-printf '%-6s %10s %10s %10s %12s %12s\n' batch plain other loose other/plain loose/plain
+printf '%-6s %10s %10s %10s %10s %12s %12s %11s\n' batch plain other loose base other/plain loose/plain plain/base
 for b in $BATCHES; do
 	p=$(tr ' ' '\n' <<<"${figures[plain.$b]}" | grep . | median)
 	o=$(tr ' ' '\n' <<<"${figures[other.$b]}" | grep . | median)
 	l=$(tr ' ' '\n' <<<"${figures[loose.$b]}" | grep . | median)
-	awk -v b="$b" -v p="$p" -v o="$o" -v l="$l" \
-		'BEGIN { printf "%-6s %10.0f %10.0f %10.0f %12.2f %12.2f\n", b, p, o, l, o / p, l / p }'
+	x=
+	[ -z "${figures[base.$b]:-}" ] || x=$(tr ' ' '\n' <<<"${figures[base.$b]}" | grep . | median)
+	awk -v b="$b" -v p="$p" -v o="$o" -v l="$l" -v x="$x" \
+		'BEGIN { printf "%-6s %10.0f %10.0f %10.0f %10s %12.2f %12.2f %11s\n", b, p, o, l,
+		         x == "" ? "-" : sprintf("%.0f", x), o / p, l / p, x == "" ? "-" : sprintf("%.2f", p / x) }'
 done
