@@ -13,6 +13,12 @@
 #
 #   sudo bench/ratelimit.sh             # about 2 minutes on a 2-core machine
 #
+# The machine may be shared: throughput swings with other load.  So the script also measures the backend's CPU
+# time per job (utime + stime from /proc/self/stat, read in SQL by a superuser): one session claims and
+# completes BENCH_RATE_CPU_JOBS jobs in a procedure (a transaction per claim), per variant and batch, medians
+# of BENCH_ROUNDS rounds; other load hardly moves a process's own CPU time.  BENCH_RATE_THROUGHPUT=0 skips
+# the throughput runs.
+#
 # Run as root from a checkout with awa built and installed into the PostgreSQL of PG_BIN (default the
 # system's, /usr/lib/postgresql/15/bin; scripts/lib.sh).  It starts a throwaway cluster on BENCH_PORT
 # (default 5497, in /tmp/awa-bench-rate.PORT) and deletes it at the end.
@@ -27,6 +33,7 @@ CLIENTS=${BENCH_CLIENTS:-2}
 BACKLOG=${BENCH_RATE_BACKLOG:-50000}
 JOBS=${BENCH_RATE_JOBS:-20000}
 BATCHES=${BENCH_RATE_BATCHES:-"1 10"}
+CPU_JOBS=${BENCH_RATE_CPU_JOBS:-5000}
 TMP=$(mktemp -d /tmp/awa-bench-rate-tmp.XXXXXX)
 
 BASE_BIN=${BENCH_BASE_PG_BIN:-}
@@ -87,6 +94,7 @@ SQL
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
+if [ "${BENCH_RATE_THROUGHPUT:-1}" = 1 ]; then
 log "rate limits and the claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs per run, $ROUNDS rounds, batches $BATCHES"
 declare -A figures
 for b in $BATCHES; do
@@ -113,4 +121,55 @@ for b in $BATCHES; do
 	awk -v b="$b" -v p="$p" -v o="$o" -v l="$l" -v x="$x" \
 		'BEGIN { printf "%-6s %10.0f %10.0f %10.0f %10s %12.2f %12.2f %11s\n", b, p, o, l,
 		         x == "" ? "-" : sprintf("%.0f", x), o / p, l / p, x == "" ? "-" : sprintf("%.2f", p / x) }'
+done
+fi
+
+# cpu VARIANT BATCH -> microseconds of the backend's CPU per job claimed and completed
+cpu() {
+	local v=$1 b=$2
+	use "$v"
+	load "$v"
+	"$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 <<SQL
+CREATE OR REPLACE PROCEDURE bench_claims(n integer, b integer) LANGUAGE plpgsql AS \$\$
+BEGIN
+	FOR i IN 1 .. n LOOP
+		PERFORM awa_complete_many(array_agg(id), array_agg(run_lease)) FROM awa_claim('q0', batch => b);
+		COMMIT;
+	END LOOP;
+END
+\$\$;
+SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
+     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint AS t0 \gset
+CALL bench_claims($((CPU_JOBS / b)), $b);
+SELECT round(((split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
+     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint - :t0) * 1e6 / $(getconf CLK_TCK))
+     / (SELECT count(*) FROM awa.jobs WHERE state = 'completed'), 1);
+SQL
+}
+
+log "backend CPU per job (one session, $CPU_JOBS jobs per run), $ROUNDS rounds"
+declare -A cpus
+for b in $BATCHES; do
+	vs=(plain other loose)
+	[ -z "$BASE_BIN" ] || vs+=(base)
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for ((i = 0; i < ${#vs[@]}; i++)); do
+			v=${vs[$(((i + r - 1) % ${#vs[@]}))]}
+			val=$(cpu "$v" "$b")
+			cpus[$v.$b]+="$val "
+			printf '    batch %-3s round %d  %-6s %s us/job\n' "$b" "$r" "$v" "$val"
+		done
+	done
+done
+log "medians (CPU microseconds per job) and ratios to the unlimited queue (above 1: costs more)"
+printf '%-6s %8s %8s %8s %8s %12s %12s %11s\n' batch plain other loose base other/plain loose/plain plain/base
+for b in $BATCHES; do
+	p=$(tr ' ' '\n' <<<"${cpus[plain.$b]}" | grep . | median)
+	o=$(tr ' ' '\n' <<<"${cpus[other.$b]}" | grep . | median)
+	l=$(tr ' ' '\n' <<<"${cpus[loose.$b]}" | grep . | median)
+	x=
+	[ -z "${cpus[base.$b]:-}" ] || x=$(tr ' ' '\n' <<<"${cpus[base.$b]}" | grep . | median)
+	awk -v b="$b" -v p="$p" -v o="$o" -v l="$l" -v x="$x" \
+		'BEGIN { printf "%-6s %8.1f %8.1f %8.1f %8s %12.2f %12.2f %11s\n", b, p, o, l,
+		         x == "" ? "-" : sprintf("%.1f", x), o / p, l / p, x == "" ? "-" : sprintf("%.2f", p / x) }'
 done
