@@ -6,12 +6,15 @@
 # (the test is not idle); the sessions claimed close to the rate; blocked claimers woke about
 # once per claim, not in a poll loop (the unlimited queue runs dry early, so the multi-queue
 # claimers wait on both queues).  Last, the window survives a crash: claims committed
-# before an immediate shutdown still count after the restart (rebuilt from awa.jobs).
+# before an immediate shutdown still count after the restart (rebuilt from awa.jobs).  And the
+# edges: a 65th rated queue in use at once fails with 53400; without awa preloaded, a rate is
+# refused (55000) and a claim of a queue given a rate by hand fails rather than ignore it.
 use strict;
 use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use AwaTest;
+use PostgreSQL::Test::Cluster;
 use Test::More;
 use Time::HiRes qw(time);
 
@@ -100,5 +103,34 @@ query_is($node, $db, "SELECT count(*) FROM awa_claim('slow', 'w', 5, '1 hour', '
 	'after a crash, the claims committed before it still fill the window');
 query_is($node, $db, "SELECT window_claims, next_slot_at > now() FROM awa_queue_limits() WHERE queue = 'slow'",
 	'5|t', 'awa_queue_limits shows the window rebuilt from awa.jobs');
+
+# room for 64 rated queues at once: a 65th in use fails with 53400, until one's window empties
+$node->safe_psql($db, <<'SQL');
+INSERT INTO awa.jobs (kind, queue) SELECT 'k', 'r' || i FROM generate_series(1, 64) i;
+SELECT awa_set_queue_rate('r' || i, 1, '1 hour') FROM generate_series(1, 64) i;
+SQL
+# since the restart only 'slow' holds a place: 63 more fill the table
+query_is($node, $db, "SELECT count(*) FROM generate_series(1, 63) i, awa_claim('r' || i, 'w', 1, '1 hour', '0')",
+	'63', '63 more rated queues claimed from: every place is taken');
+my ($rc, $out, $err) = $node->psql($db, "SELECT count(*) FROM awa_claim('r64', 'w', 1, '1 hour', '0')");
+like($err, qr/too many queues with a rate limit are in use at once \(at most 64\)/,
+	'one more rated queue in use: an error, not an unlimited claim');
+like($node->safe_psql($db, "SELECT awa_set_queue_rate('r64', NULL, NULL)"), qr/r64/, 'its rate removed');
+query_is($node, $db, "SELECT count(*) FROM awa_claim('r64', 'w', 1, '1 hour', '0')", '1',
+	'without a rate it claims as before');
 $node->stop;
+
+# without awa in shared_preload_libraries there is nowhere to count: 55000, not a silent unlimited claim
+my $plain = PostgreSQL::Test::Cluster->new('rate_not_preloaded');
+$plain->init;
+$plain->start;
+$plain->safe_psql('postgres', "CREATE EXTENSION awa; SELECT awa_insert('k', queue => 'api');");
+($rc, $out, $err) = $plain->psql('postgres', "SELECT awa_set_queue_rate('api', 10, '1 s')");
+like($err, qr/rate limits need awa in shared_preload_libraries/, 'awa_set_queue_rate needs awa preloaded');
+$plain->safe_psql('postgres',
+	"INSERT INTO awa.queue_meta (queue, rate_max_claims, rate_period) VALUES ('api', 10, '1 s')");
+($rc, $out, $err) = $plain->psql('postgres', "SELECT count(*) FROM awa_claim('api', 'w', 1, '1 hour', '0')");
+like($err, qr/queue "api" has a rate limit, which needs awa in shared_preload_libraries/,
+	'a claim of a queue given a rate behind awa\'s back fails rather than ignore the rate');
+$plain->stop;
 done_testing();
