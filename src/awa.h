@@ -68,7 +68,10 @@ typedef struct AwaJob
 	AwaUnique  *unique;			/* NULL: not a unique job */
 } AwaJob;
 
-/* groups.c: a job of a group is being written (its enqueue lock) */
+/* grouplock.c: a group's advisory locks (groups.c says what they order) */
+#define AWA_GROUP_ENQUEUE_LOCK	0x61776701	/* first key; the second: a hash */
+#define AWA_GROUP_FINISH_LOCK	0x61776702
+extern void awa_group_lock(uint32 space, const char *group_id, int len, int mode);
 extern void awa_group_lock_enqueue(text *group_id);
 
 /* validate.c */

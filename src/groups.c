@@ -14,7 +14,8 @@
  * for each other):
  *
  *   the enqueue lock: every write of a job of the group takes it shared
- *	   (awa_job_row and the COPY trigger, so every way of enqueueing does),
+ *	   (awa_job_row and the COPY trigger, so every way of enqueueing does;
+ *	   grouplock.c),
  *	   until its transaction ends; the check below takes it exclusively, so
  *	   it waits for open enqueueing transactions and then sees their jobs;
  *   the finish lock: every statement that finishes a job of the group takes
@@ -37,8 +38,9 @@
  * gets its callback job at once).  The newest snapshot (not the
  * transaction's) makes this hold in REPEATABLE READ and SERIALIZABLE too.
  *
- * Costs.  Without groups, nothing (one column-index test per statement
- * trigger call).  A job of a group: one lock at enqueue; per statement that
+ * Costs.  Without groups: the statement trigger reads group_id of each row
+ * it already reads for the counters; no lock, no query.  A job of a group:
+ * one lock at enqueue (grouplock.c); per statement that
  * finishes jobs of a group, one lock and one index probe of
  * awa.group_callbacks per group; with a callback pending, the finishing
  * transactions of that group take turns between the check and their
@@ -48,14 +50,12 @@
  */
 #include "postgres.h"
 
-#include "access/hash.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
-#include "storage/lock.h"
+#include "storage/lockdefs.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -66,111 +66,52 @@
 PG_FUNCTION_INFO_V1(awa_group_stats);
 PG_FUNCTION_INFO_V1(awa_group_on_finish);
 
-/* The first key of a group's two advisory locks (the second: its hash). */
-#define AWA_GROUP_ENQUEUE_LOCK	0x61776701
-#define AWA_GROUP_FINISH_LOCK	0x61776702
-
 /* The unfinished states, as SQL (job_state.def: not final). */
 #define UNFINISHED_SQL \
 	"('scheduled', 'available', 'running', 'retryable', 'waiting_external')"
-
-/* Take one of a group's locks until the end of the transaction. */
-static void
-group_lock(uint32 space, const char *group_id, int len, LOCKMODE mode)
-{
-	LOCKTAG		tag;
-	uint32		h = DatumGetUInt32(hash_any((const unsigned char *) group_id, len));
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, space, h, 2);
-	(void) LockAcquire(&tag, mode, false, false);
-}
-
-/*
- * A job of this group is being written: hold the group's enqueue lock
- * shared until the transaction ends, so that no callback of the group is
- * enqueued before its jobs are visible (see the top of this file).
- */
-void
-awa_group_lock_enqueue(text *group_id)
-{
-	group_lock(AWA_GROUP_ENQUEUE_LOCK, VARDATA_ANY(group_id),
-			   VARSIZE_ANY_EXHDR(group_id), ShareLock);
-}
 
 /* Run a prepared statement in the newest snapshot (caller in SPI). */
 static int
 run_latest(SPIPlanPtr plan, Datum *values, const char *nulls)
 {
 	return SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(),
-								InvalidSnapshot, false, false, 0);
+								InvalidSnapshot, false, true, 0);
 }
 
 /*
  * If the group has a pending callback and no unfinished job, in the newest
  * snapshot, enqueue the callback job and record it; returns its id, or 0.
- * Caller is in SPI and holds the group's enqueue lock exclusively.
+ * One statement: the callback job goes in through a plain INSERT, which the
+ * BEFORE INSERT trigger of awa.jobs checks and announces as it does COPY's
+ * rows (copy.c).  Caller is in SPI and holds the group's enqueue lock
+ * exclusively.
  */
 static int64
 fire_if_finished(Datum group_id)
 {
-	static SPIPlanPtr pending = NULL;
-	static SPIPlanPtr record = NULL;
+	static SPIPlanPtr plan = NULL;
 	Oid			textoid = TEXTOID;
-	Oid			recordtypes[2] = {TEXTOID, INT8OID};
-	AwaJob		job = {0};
-	AwaEnqueue	e;
-	TupleDesc	d;
-	HeapTuple	t;
 	bool		isnull;
-	int64		id;
-	Datum		values[2];
 
-	if (run_latest(awa_plan(&pending,
-							"SELECT c.kind, c.args, c.queue, c.priority, c.max_attempts,"
-							" c.metadata || pg_catalog.jsonb_build_object('finished_group', c.group_id)"
-							"   AS metadata,"
-							" EXISTS (SELECT 1 FROM awa.jobs j WHERE j.group_id = c.group_id"
-							"   AND j.state IN " UNFINISHED_SQL ") AS busy"
-							" FROM awa.group_callbacks c"
-							" WHERE c.group_id = $1 AND c.callback_job_id IS NULL",
+	if (run_latest(awa_plan(&plan,
+							"WITH c AS (SELECT c.group_id, c.kind, c.args, c.queue, c.priority,"
+							"   c.max_attempts, c.metadata FROM awa.group_callbacks c"
+							"   WHERE c.group_id = $1 AND c.callback_job_id IS NULL"
+							"   AND NOT EXISTS (SELECT 1 FROM awa.jobs j WHERE j.group_id = c.group_id"
+							"     AND j.state IN " UNFINISHED_SQL ")),"
+							" j AS (INSERT INTO awa.jobs (kind, args, queue, priority, max_attempts, metadata)"
+							"   SELECT kind, args, queue, priority, max_attempts,"
+							"     metadata || pg_catalog.jsonb_build_object('finished_group', group_id)"
+							"   FROM c RETURNING id)"
+							" UPDATE awa.group_callbacks g SET callback_job_id = j.id,"
+							"   finished_at = pg_catalog.statement_timestamp()"
+							" FROM j WHERE g.group_id = $1 RETURNING j.id",
 							1, &textoid),
-				   &group_id, NULL) != SPI_OK_SELECT)
-		elog(ERROR, "awa: reading a group's callback failed");
+				   &group_id, NULL) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "awa: enqueueing a group's callback failed");
 	if (SPI_processed == 0)
 		return 0;
-	d = SPI_tuptable->tupdesc;
-	t = SPI_tuptable->vals[0];
-	if (DatumGetBool(SPI_getbinval(t, d, 7, &isnull)))
-		return 0;
-
-	job.kind = DatumGetTextPP(SPI_getbinval(t, d, 1, &isnull));
-	job.args = DatumGetJsonbP(SPI_getbinval(t, d, 2, &isnull));
-	job.queue = DatumGetTextPP(SPI_getbinval(t, d, 3, &isnull));
-	job.priority = DatumGetInt16(SPI_getbinval(t, d, 4, &isnull));
-	job.max_attempts = DatumGetInt16(SPI_getbinval(t, d, 5, &isnull));
-	job.metadata = DatumGetJsonbP(SPI_getbinval(t, d, 6, &isnull));
-	job.tags = construct_empty_array(TEXTOID);
-	awa_validate_job(&job);
-
-	awa_enqueue_begin(&e, true);
-	awa_enqueue(&e, &job);
-	if (e.slot != NULL)
-		id = DatumGetInt64(slot_getattr(e.slot, awa_job_column(e.slot->tts_tupleDescriptor, "id") + 1,
-										&isnull));
-	else
-		id = DatumGetInt64(SPI_getbinval(e.tuple, e.desc, SPI_fnumber(e.desc, "id"), &isnull));
-	awa_enqueue_end(&e);
-
-	values[0] = group_id;
-	values[1] = Int64GetDatum(id);
-	if (run_latest(awa_plan(&record,
-							"UPDATE awa.group_callbacks SET callback_job_id = $2,"
-							" finished_at = pg_catalog.statement_timestamp()"
-							" WHERE group_id = $1 AND callback_job_id IS NULL",
-							2, recordtypes),
-				   values, NULL) != SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "awa: recording a group's callback job failed");
-	return id;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
 /*
@@ -185,7 +126,7 @@ group_finished_jobs(const char *group_id, int len)
 	Oid			textoid = TEXTOID;
 	Datum		g = PointerGetDatum(cstring_to_text_with_len(group_id, len));
 
-	group_lock(AWA_GROUP_FINISH_LOCK, group_id, len, ShareLock);
+	awa_group_lock(AWA_GROUP_FINISH_LOCK, group_id, len, ShareLock);
 	SPI_connect();
 	if (run_latest(awa_plan(&pending,
 							"SELECT 1 FROM awa.group_callbacks"
@@ -195,7 +136,7 @@ group_finished_jobs(const char *group_id, int len)
 		elog(ERROR, "awa: reading a group's callback failed");
 	if (SPI_processed > 0)
 	{
-		group_lock(AWA_GROUP_ENQUEUE_LOCK, group_id, len, ExclusiveLock);
+		awa_group_lock(AWA_GROUP_ENQUEUE_LOCK, group_id, len, ExclusiveLock);
 		(void) fire_if_finished(g);
 	}
 	SPI_finish();
@@ -393,8 +334,8 @@ awa_group_on_finish(PG_FUNCTION_ARGS)
 	job.tags = construct_empty_array(TEXTOID);
 	awa_validate_job(&job);
 
-	group_lock(AWA_GROUP_FINISH_LOCK, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g), ExclusiveLock);
-	group_lock(AWA_GROUP_ENQUEUE_LOCK, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g), ExclusiveLock);
+	awa_group_lock(AWA_GROUP_FINISH_LOCK, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g), ExclusiveLock);
+	awa_group_lock(AWA_GROUP_ENQUEUE_LOCK, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g), ExclusiveLock);
 
 	values[0] = PointerGetDatum(g);
 	values[1] = PointerGetDatum(job.kind);
