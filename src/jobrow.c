@@ -76,11 +76,11 @@ awa_job_columns(TupleDesc desc, AwaJobColumns *cols)
  * The one place that decides what a new job row holds: set the enqueue
  * columns of cols (kind, queue, args, state, priority, max_attempts,
  * run_at, tags, metadata, timeout and group_id if the row has them) in
- * values and nulls from a validated job, and return its state.  A job of a
- * group takes the group's enqueue lock (awa_group_lock_enqueue), whichever
- * way it is written.  run_at NULL means the
- * transaction's start; the state is awa_job_initial_state's.  Other
- * columns are left alone (their defaults are the caller's).
+ * values and nulls from a validated job, and return its state.  run_at
+ * NULL means the transaction's start; the state is awa_job_initial_state's.
+ * Other columns are left alone (their defaults are the caller's).  A job of
+ * a group takes the group's enqueue lock (awa_group_lock_enqueue), whichever
+ * way it is written.
  */
 AwaJobState
 awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *nulls)

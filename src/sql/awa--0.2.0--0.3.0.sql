@@ -586,7 +586,6 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text)
 	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt; group_id: the group it belongs to (1 to 200 characters)';
 
---
 -- A job may belong to a group (awa.jobs.group_id, given at enqueue).
 -- awa_group_stats counts a group's jobs by state; awa_group_on_finish
 -- registers one job to enqueue once every job of the group has finished
