@@ -3,6 +3,7 @@ see support.py): insert(..., group=...), insert_many and insert_copy with group_
 group_stats, on_group_finish (enqueued at once for a finished group, else when a worker
 finishes the group's last job), and the server's errors for bad ids and a second callback.
 """
+import threading
 import unittest
 
 import awa_client as awa
@@ -83,6 +84,41 @@ class GroupTests(unittest.TestCase):
         self.assertEqual(len(seen), 1)
         self.assertEqual((seen[0][0], seen[0][1]["completed"], seen[0][1]["failed"]), ("g_w", 3, 1))
         self.assertEqual(w.run_once(), 0)  # enqueued once
+
+    def test_concurrent_workers_enqueue_the_callback_once(self):
+        """Three workers, each on its own connections, finish the jobs of three groups at once
+        (one job a transaction, in batches of 5): each group's callback is enqueued once."""
+        reg = awa.Registry()
+        reg.register("part", lambda job: job.set_result(job.args["n"]))
+        groups = ["g_c%d" % i for i in range(3)]
+        for g in groups:
+            self.db.insert_many([{"kind": "part", "queue": "gc", "args": {"n": n}, "group_id": g}
+                                 for n in range(60)])
+            self.db.on_group_finish(g, "batch_done", {"group": g}, queue="gc_done")
+        errors = []
+
+        def work():
+            try:
+                w = awa.Worker(DSN, queue="gc", registry=reg, driver="psycopg", batch=1)
+                while w.run_once():
+                    pass
+            except Exception as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        for g in groups:
+            stats = self.db.group_stats(g)
+            self.assertEqual((stats["completed"], stats["unfinished"]), (60, 0), g)
+            self.assertIsNotNone(stats["callback_job_id"], g)
+        names, rows = self.db.execute(
+            "SELECT metadata ->> 'finished_group', count(*) FROM awa.jobs WHERE kind = 'batch_done'"
+            " GROUP BY 1 ORDER BY 1")
+        self.assertEqual(rows, [(g, 1) for g in groups])
 
 
 if __name__ == "__main__":
