@@ -68,7 +68,8 @@ CREATE TYPE awa.jobs AS (
 	callback_key	bytea,
 	callback_lease	bigint,
 	callback_timeout interval,
-	callback_payload jsonb
+	callback_payload jsonb,
+	group_id		text
 );
 COMMENT ON TYPE awa.jobs IS 'one job as the shards return it (a row of their awa.jobs)';
 
@@ -154,16 +155,17 @@ CREATE FUNCTION awa_insert(
 	unique_period interval DEFAULT NULL,
 	unique_states awa.job_state[] DEFAULT NULL,
 	timeout interval DEFAULT NULL,
-	shard_key text DEFAULT NULL)
+	shard_key text DEFAULT NULL,
+	group_id text DEFAULT NULL)
 RETURNS awa.jobs
 AS $$
 	CLUSTER 'awa_shards';
 	RUN ON awa.queue_hash(queue, shard_key);
 	SELECT * FROM awa_insert(kind, args, queue, priority, max_attempts, run_at, tags, metadata,
-		unique_by_args, unique_by_queue, unique_period, unique_states, timeout);
+		unique_by_args, unique_by_queue, unique_period, unique_states, timeout, group_id);
 $$ LANGUAGE plproxy;
-COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text)
-	IS 'awa_insert on the shard of the queue (or of shard_key, when given); committed there by itself; unique keys are unique per shard';
+COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, text)
+	IS 'awa_insert on the shard of the queue (or of shard_key, when given); committed there by itself; unique keys are unique per shard; group_id: groups are per shard (keep a group on one shard with shard_key)';
 
 -- awa_insert_many: the array split per shard (each job's shard_key field, else
 -- its queue), the parts inserted in parallel, the rows returned in input order.
@@ -780,7 +782,7 @@ DECLARE
 	r text;
 	f regprocedure;
 	producer_routines CONSTANT regprocedure[] := ARRAY[
-		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text)',
+		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, text)',
 		'awa_insert_many(jsonb)', 'awa_get_job(bigint)', 'awa_cancel(bigint)',
 		'awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)', 'awa_queue_stats()',
 		'awa_complete_external(uuid, jsonb)', 'awa_fail_external(uuid, text, jsonb)',

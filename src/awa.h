@@ -64,8 +64,15 @@ typedef struct AwaJob
 	ArrayType  *tags;
 	Jsonb	   *metadata;
 	Interval   *timeout;		/* hard limit of one attempt, or NULL (0.3.0) */
+	text	   *group_id;		/* the group it belongs to, or NULL (groups.c) */
 	AwaUnique  *unique;			/* NULL: not a unique job */
 } AwaJob;
+
+/* grouplock.c: a group's advisory locks (groups.c says what they order) */
+#define AWA_GROUP_ENQUEUE_LOCK	0x61776701	/* first key; the second: a hash */
+#define AWA_GROUP_FINISH_LOCK	0x61776702
+extern void awa_group_lock(uint32 space, const char *group_id, int len, int mode);
+extern void awa_group_lock_enqueue(text *group_id);
 
 /* validate.c */
 extern int	awa_max_args_bytes;
@@ -108,6 +115,7 @@ typedef struct AwaJobColumns	/* where a job row's enqueue columns are */
 	int			tags;
 	int			metadata;
 	int			timeout;		/* -1 before 0.3.0 */
+	int			group_id;		/* -1 without groups (groups.c) */
 	Datum		states[AWA_NUM_JOB_STATES]; /* each state's value */
 } AwaJobColumns;
 
@@ -286,7 +294,8 @@ typedef enum AwaSchemaFeature
 	AWA_SCHEMA_ROUNDS = 1 << 2, /* 0.3.0: awa.maintenance_rounds */
 	AWA_SCHEMA_EXTERNAL = 1 << 3,	/* 0.3.0: awa.jobs.result, callback_* */
 	AWA_SCHEMA_COUNTERS = 1 << 4,	/* 0.3.0: awa.counter_deltas and folds */
-	AWA_SCHEMA_QUEUE_RATES = 1 << 5 /* 0.3.0: awa.queue_meta.rate_max_claims (ratelimit.c) */
+	AWA_SCHEMA_QUEUE_RATES = 1 << 5,	/* 0.3.0: awa.queue_meta.rate_max_claims (ratelimit.c) */
+	AWA_SCHEMA_GROUPS = 1 << 6	/* 0.3.0: awa.jobs.group_id, awa.group_callbacks */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

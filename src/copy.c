@@ -106,6 +106,11 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	job.run_at = job.has_run_at ? DatumGetTimestampTz(values[cols.run_at]) : 0;
 	if (cols.timeout >= 0 && !nulls[cols.timeout])
 		job.timeout = DatumGetIntervalP(values[cols.timeout]);
+	if (cols.group_id >= 0 && !nulls[cols.group_id])
+	{
+		job.group_id = DatumGetTextPP(values[cols.group_id]);
+		awa_group_lock_enqueue(job.group_id);
+	}
 	isnull = nulls[cols.state];
 	state = values[cols.state];
 	awa_validate_job(&job);

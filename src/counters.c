@@ -64,6 +64,7 @@
 
 #include "awa.h"
 #include "counters.h"
+#include "groups.h"
 #include "history.h"
 
 PG_FUNCTION_INFO_V1(awa_jobs_count_changes);
@@ -713,6 +714,7 @@ awa_jobs_count_changes(PG_FUNCTION_ARGS)
 	counts_write(&c);
 	counts_free(&c);
 	awa_history_changes(td);
+	awa_groups_changes(td);		/* groups.c: finished groups */
 	return PointerGetDatum(NULL);
 }
 

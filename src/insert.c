@@ -17,6 +17,9 @@
 
 #include "awa.h"
 
+/* awa_insert's argument numbers added after 0.2.0 (0-based) */
+#define INSERT_ARG_GROUP	13
+
 PG_FUNCTION_INFO_V1(awa_insert);
 PG_FUNCTION_INFO_V1(awa_insert_many);
 
@@ -58,6 +61,9 @@ awa_insert(PG_FUNCTION_ARGS)
 	job.metadata = PG_GETARG_JSONB_P(7);
 	/* 0.3.0's awa_insert has a 13th argument, timeout */
 	job.timeout = PG_NARGS() > 12 && !PG_ARGISNULL(12) ? PG_GETARG_INTERVAL_P(12) : NULL;
+	/* and a 14th, group_id (groups.c) */
+	job.group_id = PG_NARGS() > INSERT_ARG_GROUP && !PG_ARGISNULL(INSERT_ARG_GROUP) ?
+		PG_GETARG_TEXT_PP(INSERT_ARG_GROUP) : NULL;
 	awa_validate_job(&job);
 
 	for (i = 8; i <= 9; i++)

@@ -63,6 +63,7 @@ awa_job_columns(TupleDesc desc, AwaJobColumns *cols)
 	cols->tags = awa_job_column(desc, "tags");
 	cols->metadata = awa_job_column(desc, "metadata");
 	cols->timeout = column_if_any(desc, "timeout");
+	cols->group_id = column_if_any(desc, "group_id");
 	statetype = TupleDescAttr(desc, cols->state)->atttypid;
 	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
 		cols->states[k] = DirectFunctionCall2(enum_in,
@@ -74,10 +75,12 @@ awa_job_columns(TupleDesc desc, AwaJobColumns *cols)
 /*
  * The one place that decides what a new job row holds: set the enqueue
  * columns of cols (kind, queue, args, state, priority, max_attempts,
- * run_at, tags, metadata, timeout if the row has it) in values and nulls
- * from a validated job, and return its state.  run_at NULL means the
- * transaction's start; the state is awa_job_initial_state's.  Other
- * columns are left alone (their defaults are the caller's).
+ * run_at, tags, metadata, timeout and group_id if the row has them) in
+ * values and nulls from a validated job, and return its state.  run_at
+ * NULL means the transaction's start; the state is awa_job_initial_state's.
+ * Other columns are left alone (their defaults are the caller's).  A job of
+ * a group takes the group's enqueue lock (awa_group_lock_enqueue), whichever
+ * way it is written.
  */
 AwaJobState
 awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *nulls)
@@ -104,6 +107,16 @@ awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *n
 	}
 	else if (job->timeout != NULL)	/* awa_validate_job refuses that */
 		elog(ERROR, "awa: awa.jobs has no column \"timeout\"");
+	/* groups: the row's group, and the enqueue lock on it (groups.c) */
+	if (cols->group_id >= 0)
+	{
+		values[cols->group_id] = PointerGetDatum(job->group_id);
+		nulls[cols->group_id] = (job->group_id == NULL);
+	}
+	else if (job->group_id != NULL) /* awa_validate_job refuses that */
+		elog(ERROR, "awa: awa.jobs has no column \"group_id\"");
+	if (job->group_id != NULL)
+		awa_group_lock_enqueue(job->group_id);
 	return state;
 }
 

@@ -77,6 +77,9 @@ awa_schema_features(void)
 			OidIsValid(get_relname_relid("counter_deltas", nsp)) &&
 			OidIsValid(get_relname_relid("counter_completed", nsp)))
 			f |= AWA_SCHEMA_COUNTERS;
+		if (has_column(jobs_relid, "group_id") && OidIsValid(nsp) &&
+			OidIsValid(get_relname_relid("group_callbacks", nsp)))
+			f |= AWA_SCHEMA_GROUPS;
 		features = f;
 	}
 	return features;

@@ -43,6 +43,7 @@ CREATE TABLE awa.jobs (
 	callback_lease	bigint,
 	callback_timeout	interval,
 	callback_payload	jsonb,
+	group_id		text,
 	CONSTRAINT jobs_kind_length CHECK (char_length(kind) BETWEEN 1 AND 200),
 	CONSTRAINT jobs_queue_length CHECK (char_length(queue) BETWEEN 1 AND 200),
 	CONSTRAINT jobs_priority_range CHECK (priority BETWEEN 1 AND 4),
@@ -52,7 +53,8 @@ CREATE TABLE awa.jobs (
 	CONSTRAINT jobs_args_shape CHECK (jsonb_typeof(args) IN ('object', 'array')),
 	CONSTRAINT jobs_unique_states_live
 		CHECK (unique_states IS NULL OR (unique_states & B'11101001') = B'11101001'),
-	CONSTRAINT jobs_timeout_positive CHECK (timeout > interval '0')
+	CONSTRAINT jobs_timeout_positive CHECK (timeout > interval '0'),
+	CONSTRAINT jobs_group_id_length CHECK (char_length(group_id) BETWEEN 1 AND 200)
 ) WITH (fillfactor = 90);
 
 COMMENT ON TABLE awa.jobs IS 'every job, in every state; change it through the awa_* functions';
@@ -118,12 +120,13 @@ CREATE FUNCTION awa_insert(
 	unique_by_queue boolean DEFAULT false,
 	unique_period interval DEFAULT NULL,
 	unique_states awa.job_state[] DEFAULT NULL,
-	timeout interval DEFAULT NULL)
+	timeout interval DEFAULT NULL,
+	group_id text DEFAULT NULL)
 RETURNS awa.jobs
 AS 'MODULE_PATHNAME', 'awa_insert'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)
-	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt';
+COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text)
+	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt; group_id: the group it belongs to (1 to 200 characters)';
 
 CREATE FUNCTION awa_cancel_by_unique_key(
 	kind text,
@@ -918,3 +921,71 @@ AS 'MODULE_PATHNAME', 'awa_queue_limits'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION awa_queue_limits()
 	IS 'each queue with a concurrency limit or a rate: the limit and its running jobs; the rate, the claims in the window ending now (NULL until counted since the server started) and when the next slot opens if the window is full';
+-- Groups (groups.c) -------------------------------------------------------------
+--
+-- A job may belong to a group (awa.jobs.group_id, given at enqueue).
+-- awa_group_stats counts a group's jobs by state; awa_group_on_finish
+-- registers one job to enqueue once every job of the group has finished
+-- (completed, failed or cancelled).  It is enqueued exactly once, by the
+-- transaction that finishes the group's last unfinished job (or by
+-- awa_group_on_finish itself when none is left), never while a transaction
+-- that is enqueueing jobs into the group is still open: enqueueing holds a
+-- shared lock on the group until commit, finishing a job with a callback
+-- pending takes it exclusively, and the check reads the newest committed
+-- state (docs/groups.md).
+COMMENT ON COLUMN awa.jobs.group_id
+	IS 'the group the job belongs to (1 to 200 characters; NULL: none): awa_group_stats counts it, awa_group_on_finish waits for it';
+
+-- A group's jobs by state (awa_group_stats, the finished check).
+CREATE INDEX jobs_group_idx ON awa.jobs (group_id, state)
+	WHERE group_id IS NOT NULL;
+
+CREATE TABLE awa.group_callbacks (
+	group_id		text PRIMARY KEY
+		CONSTRAINT group_callbacks_group_id_length CHECK (char_length(group_id) BETWEEN 1 AND 200),
+	kind			text NOT NULL,
+	args			jsonb NOT NULL,
+	queue			text NOT NULL,
+	priority		smallint NOT NULL,
+	max_attempts	smallint NOT NULL,
+	metadata		jsonb NOT NULL,
+	registered_at	timestamptz NOT NULL DEFAULT now(),
+	finished_at		timestamptz,
+	callback_job_id	bigint
+);
+COMMENT ON TABLE awa.group_callbacks
+	IS 'the job to enqueue when every job of a group has finished (awa_group_on_finish); callback_job_id and finished_at are set when it is enqueued';
+SELECT pg_catalog.pg_extension_config_dump('awa.group_callbacks', '');
+
+CREATE FUNCTION awa_group_stats(group_id text)
+RETURNS TABLE (
+	total				bigint,
+	scheduled			bigint,
+	available			bigint,
+	running				bigint,
+	completed			bigint,
+	retryable			bigint,
+	failed				bigint,
+	cancelled			bigint,
+	waiting_external	bigint,
+	unfinished			bigint,
+	callback_job_id		bigint,
+	finished_at			timestamptz)
+AS 'MODULE_PATHNAME', 'awa_group_stats'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION awa_group_stats(text)
+	IS 'one row: a group''s jobs by state at the caller''s snapshot, how many are unfinished, and its finish callback''s job id and time once enqueued (NULL before); 22004 on a NULL group_id, 22023 on one not 1 to 200 characters';
+
+CREATE FUNCTION awa_group_on_finish(
+	group_id text,
+	kind text,
+	args jsonb DEFAULT '{}',
+	queue text DEFAULT 'default',
+	priority integer DEFAULT 2,
+	max_attempts integer DEFAULT 25,
+	metadata jsonb DEFAULT '{}')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_group_on_finish'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)
+	IS 'enqueue a job (awa_insert''s fields; metadata gains finished_group) once every job of the group has finished; returns its id when none is unfinished now (enqueued at once), else NULL; 22004 on a NULL argument, 22023 on a bad field, 42710 if the group has a callback already';

@@ -47,7 +47,7 @@ DO $$
 DECLARE
 	-- awa_admin may call every awa_* routine; these, the others too.
 	producer_routines CONSTANT regprocedure[] := ARRAY[
-		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval)',
+		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text)',
 		'awa_insert_many(jsonb)',
 		'awa_get_job(bigint)',
 		'awa_cancel(bigint)',
@@ -62,7 +62,10 @@ DECLARE
 		'awa_shard_of(bigint)',
 		'awa_queue_history(text, timestamptz, interval, text, boolean)',
 		-- Rate limits
-		'awa_queue_limits()'];
+		'awa_queue_limits()',
+		-- groups
+		'awa_group_stats(text)',
+		'awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',
@@ -92,7 +95,7 @@ DECLARE
 		'awa.jobs_count_changes()'];
 	-- The COPY path: only the columns a producer may set; state comes from run_at.
 	producer_insert_columns CONSTANT name[] := ARRAY[
-		'kind', 'args', 'queue', 'priority', 'max_attempts', 'run_at', 'tags', 'metadata', 'timeout'];
+		'kind', 'args', 'queue', 'priority', 'max_attempts', 'run_at', 'tags', 'metadata', 'timeout', 'group_id'];
 	awa_ext CONSTANT oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'awa');
 	f regprocedure;
 	kind "char";

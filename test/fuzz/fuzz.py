@@ -487,7 +487,8 @@ def valid_call(funcs):
                  ("awa_pause_queue", 1), ("awa_resume_queue", 1), ("awa_insert_many", 1),
                  ("awa_retry_failed", 1), ("awa_list_jobs", 1), ("awa_get_job", 1),
                  ("awa_queue_stats", 1), ("awa_next_fire_times", 1), ("awa_drain_queue", 0.2),
-                 ("awa_set_queue_limit", 1), ("awa_wait_external", 1), ("awa_complete_external", 1)):
+                 ("awa_set_queue_limit", 1), ("awa_wait_external", 1), ("awa_complete_external", 1),
+                 ("awa_group_on_finish", 1)):
         if n in names:
             acts += [n[4:]] * int(w * 5) if w >= 1 else ([n[4:]] if rnd.random() < w else [])
     if not acts:
@@ -505,6 +506,8 @@ def valid_call(funcs):
             extra.append("tags => ARRAY['t1', %s]" % q(rnd.choice(HOSTILE_STRINGS)))
         if rnd.random() < 0.1:
             extra.append("unique_by_args => true")
+        if "awa_group_on_finish" in names and rnd.random() < 0.3:
+            extra.append("group_id => 'fg%d'" % rnd.randrange(30))
         return ("SELECT * FROM awa_insert(%s, args => %s, queue => %s, priority => %d%s)"
                 % (q(rnd.choice(KINDS)), q('{"n": %d}' % rnd.randrange(50)) + "::jsonb", queue,
                    rnd.randrange(1, 5), "".join(", " + e for e in extra)))
@@ -546,6 +549,9 @@ def valid_call(funcs):
         # register a callback and park (its timeout may well pass before anyone answers)
         return ("SELECT awa_wait_external(%d, %d) FROM (SELECT awa_register_callback(%d, %d, %s) AS cb) r"
                 % (jid, lease, jid, lease, q(rnd.choice(["100 ms", "1 s", "1 hour"]))))
+    if a == "group_on_finish":
+        # a group's finish callback (42710 once the group has one)
+        return "SELECT awa_group_on_finish('fg%d', 'fuzz_group_done', queue => %s)" % (rnd.randrange(30), queue)
     if a == "complete_external":
         # register, maybe park, then answer the callback (before or after the park)
         answer = rnd.choice(["awa_complete_external(r.cb, '{\"ok\": 1}')",
@@ -833,7 +839,33 @@ def main():
 
 def check_invariants(conn):
     errs = awa_invariants.check(conn)
+    errs += check_groups(conn)
     print("fuzz: invariant check: %s" % ("ok (stats equal a recount)" if not errs else "%d violations" % len(errs)))
+    return errs
+
+
+def check_groups(conn):
+    """Finish callbacks: each enqueued one job at most (the recorded one, unless something
+    deleted it since), and a pending one waits for an unfinished job of its group (else a
+    finish was missed)."""
+    if not conn.execute("SELECT to_regclass('awa.group_callbacks') IS NOT NULL").fetchone()[0]:
+        return []
+    errs = []
+    for g, job_id, jobs, recorded in conn.execute("""
+            SELECT c.group_id, c.callback_job_id,
+                   (SELECT count(*) FROM awa.jobs j WHERE j.metadata ->> 'finished_group' = c.group_id),
+                   (SELECT count(*) FROM awa.jobs j WHERE j.id = c.callback_job_id)
+              FROM awa.group_callbacks c WHERE c.callback_job_id IS NOT NULL"""):
+        if jobs != recorded:
+            errs.append("group %s: %d callback jobs, want the recorded one (%s, %s)"
+                        % (g, jobs, job_id, "present" if recorded else "deleted since"))
+    for (g,) in conn.execute("""
+            SELECT c.group_id FROM awa.group_callbacks c WHERE c.callback_job_id IS NULL
+               AND NOT EXISTS (SELECT 1 FROM awa.jobs j WHERE j.group_id = c.group_id
+                                  AND j.state NOT IN ('completed', 'failed', 'cancelled'))"""):
+        errs.append("group %s: finished, its callback pending" % g)
+    n = conn.execute("SELECT count(*) FROM awa.group_callbacks WHERE callback_job_id IS NOT NULL").fetchone()[0]
+    print("fuzz: group callbacks: %d enqueued, %s" % (n, "ok" if not errs else "%d violations" % len(errs)))
     return errs
 
 

@@ -116,6 +116,12 @@ expect "... and it is there" "$(q "$key_shard" $DB -c "SELECT kind FROM awa.jobs
 expect "a claim with the same shard key finds it" \
 	"$(r -c "SELECT id FROM awa_claim('${QUEUE[0]}', shard_key => 'tenant-42')")" "$id"
 
+# a group id goes through to the shard (the router's row type has the column)
+expect "a job's group id through the router" \
+	"$(r -c "SELECT group_id FROM awa_insert('grouped', queue => '${QUEUE[0]}', shard_key => 'tenant-42', group_id => 'batch-1')")" batch-1
+expect "... and awa_insert_many's" \
+	"$(r -c "SELECT group_id FROM awa_insert_many('[{\"kind\": \"g\", \"queue\": \"${QUEUE[1]}\", \"group_id\": \"batch-2\"}]')")" batch-2
+
 # a batch over three shards, back in input order
 got=$(r -c "SELECT string_agg(kind || ':' || awa_shard_of(id), ',') FROM awa_insert_many('[
 	{\"kind\": \"b1\", \"queue\": \"${QUEUE[2]}\"}, {\"kind\": \"b2\", \"queue\": \"${QUEUE[0]}\"},

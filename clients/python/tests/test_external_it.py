@@ -135,6 +135,53 @@ class ExternalTests(unittest.TestCase):
         done = self.job(pay_id)
         self.assertEqual((done.state, done.result), ("completed", {"receipt": "r-1"}))
 
+    def _huge_result_handlers(self):
+        """A handler whose result is over awa.max_args_bytes, and one whose result fits."""
+        size = int(self.db.execute("SELECT setting FROM pg_settings WHERE name = 'awa.max_args_bytes'")[1][0][0])
+
+        @self.reg.job("ext.huge")
+        def huge(job):
+            job.set_result("x" * (size + 1))
+
+        @self.reg.job("ext.small")
+        def small(job):
+            job.set_result({"ok": True})
+
+    def _assert_huge_failed(self, huge_id, small_id, w):
+        huge = self.job(huge_id)
+        self.assertEqual(huge.state, "retryable", "a result too large fails the job, not left running")
+        self.assertIn("result refused", huge.last_error["error"])
+        self.assertIn("max_args_bytes", huge.last_error["error"])
+        self.assertIsNone(huge.result)
+        self.assertEqual((self.job(small_id).state, self.job(small_id).result), ("completed", {"ok": True}))
+        self.assertEqual((w.stats["failed"], w.stats["completed"], w.stats["given_up"]), (1, 1, 0))
+
+    def test_run_once_fails_a_job_whose_result_is_too_large(self):
+        self._huge_result_handlers()
+        huge_id = self.db.insert("ext.huge", queue="ext_big", max_attempts=3).id
+        small_id = self.db.insert("ext.small", queue="ext_big").id
+        w = awa.Worker(DSN, queue="ext_big", registry=self.reg, driver="psycopg", batch=2)
+        self.assertEqual(w.run_once(), 2)
+        self._assert_huge_failed(huge_id, small_id, w)
+
+    def test_threaded_worker_fails_a_job_whose_result_is_too_large(self):
+        self._huge_result_handlers()
+        huge_id = self.db.insert("ext.huge", queue="ext_bigt", max_attempts=3).id
+        small_id = self.db.insert("ext.small", queue="ext_bigt").id
+        w = awa.Worker(DSN, queue="ext_bigt", registry=self.reg, driver="psycopg", wait=0.2,
+                       heartbeat_interval=1, lease=30, batch=2, concurrency=2)
+        t = threading.Thread(target=w.run, kwargs={"install_signal_handlers": False})
+        t.start()
+        try:
+            deadline = dt.datetime.now() + dt.timedelta(seconds=30)
+            while (w.stats["failed"] + w.stats["completed"] + w.stats["given_up"] < 2
+                   and dt.datetime.now() < deadline):
+                threading.Event().wait(0.05)
+        finally:
+            w.stop()
+            t.join(30)
+        self._assert_huge_failed(huge_id, small_id, w)
+
     def test_threaded_worker_callback_before_park(self):
         """The callback arrives while the handler still runs: the job completes at once and
         the worker's park finds it resolved (outcome parked, early)."""

@@ -268,6 +268,51 @@ class PageTests(AdminTestBase):
         r = self.client.get(JOBS + "%d/change/" % other)
         self.assertContains(r, "&quot;code&quot;: 402")   # the callback's payload
 
+    def test_job_page_shows_when_a_job_parked(self):
+        job_id = insert("pay.charge", {"order": 3}, queue="pay")
+        lease = sql("SELECT run_lease FROM awa_claim('pay')")[0][0]
+        sql("SELECT awa_register_callback(%s, %s, '30 minutes')", [job_id, lease])
+        sql("SELECT awa_wait_external(%s, %s)", [job_id, lease])
+        parked_at = sql("SELECT heartbeat_at FROM awa.jobs WHERE id = %s", [job_id])[0][0]
+        r = self.client.get(JOBS + "%d/change/" % job_id)
+        self.assertContains(r, '<span id="awa-parked-since">parked since %s</span>' % parked_at)
+        self.assertContains(r, "00:30:00")   # callback_timeout
+
+    def test_job_page_and_group_page(self):
+        parts = [insert("etl.part", {"n": n}, queue="etl", group_id="nightly-7") for n in range(3)]
+        lone = insert("etl.part", {"n": 9}, queue="etl")
+        r = self.client.get(JOBS + "%d/change/" % lone)
+        self.assertNotContains(r, 'id="awa-job-group"')
+        self.assertNotContains(r, 'id="awa-group-jobs"')
+        r = self.client.get(JOBS + "%d/change/" % parts[0])
+        self.assertContains(r, 'id="awa-job-group" href="%s?group=nightly-7">nightly-7</a>' % JOBS)
+        self.assertContains(r, "3 available of 3 (3 unfinished); finish callback: none registered")
+        self.assertContains(r, 'id="awa-group-jobs"')
+        sql("SELECT awa_group_on_finish('nightly-7', 'etl.report')")
+        done = sql("SELECT id, run_lease FROM awa_claim('etl', batch => 3)")
+        sql("SELECT awa_complete(%s, %s)", done[0])
+        r = self.client.get(JOBS + "%d/change/" % parts[1])
+        self.assertContains(r, "2 running, 1 completed of 3 (2 unfinished); "
+                               "finish callback: etl.report, waiting for the unfinished jobs")
+        # the group's page: its jobs only, and its counts
+        r = self.client.get(JOBS + "?group=nightly-7")
+        self.assertEqual(sorted(j.id for j in r.context["cl"].result_list), sorted(parts))
+        self.assertContains(r, 'id="awa-group-stats"')
+        self.assertContains(r, '<td data-count="unfinished">2</td>')
+        self.assertContains(r, "etl.report, enqueued once every job of the group has finished")
+        for job_id, lease in done[1:]:
+            sql("SELECT awa_fail(%s, %s, 'no', terminal => true)", [job_id, lease])
+        callback = sql("SELECT callback_job_id FROM awa_group_stats('nightly-7')")[0][0]
+        self.assertIsNotNone(callback)
+        r = self.client.get(JOBS + "?group=nightly-7")
+        self.assertContains(r, '<td data-count="unfinished">0</td>')
+        self.assertContains(r, 'href="%s%d/change/">job %d</a>' % (JOBS, callback, callback))
+        # an id awa would refuse: no jobs, no error
+        r = self.client.get(JOBS + "?group=" + "x" * 201)
+        self.assertEqual(r.status_code, 200)
+        self.assertEqual(list(r.context["cl"].result_list), [])
+        self.assertContains(r, "not a group id awa takes")
+
     def test_job_page_is_read_only(self):
         r = self.client.post(JOBS + "%d/change/" % self.other, {"kind": "evil"})
         self.assertEqual(r.status_code, 403)
@@ -715,3 +760,25 @@ class BrowserTests(BrowserTestBase):
         b.get(self.live_server_url + DASHBOARD)
         row = b.find_element(By.CSS_SELECTOR, '#awa-queues tr[data-queue="reports"]')
         self.assertNotIn("awa-row-failed", row.get_attribute("class"))
+
+    def test_group_page_in_the_browser(self):
+        """A job of a group links to the group's page, which shows its counts above its jobs."""
+        from selenium.webdriver.common.by import By
+        ids = [insert("etl.part", {"n": n}, queue="etl", group_id="nightly-8") for n in range(4)]
+        sql("SELECT awa_group_on_finish('nightly-8', 'etl.report', queue => 'etl')")
+        done = sql("SELECT id, run_lease FROM awa_claim('etl', batch => 2)")
+        sql("SELECT awa_complete_many(%s::bigint[], %s::bigint[])", [[d[0] for d in done], [d[1] for d in done]])
+        self.log_in(JOBS + "%d/change/" % ids[3])
+        link = self.browser.find_element(By.ID, "awa-job-group")
+        self.assertEqual(link.text, "nightly-8")
+        self.assertIn("2 completed", self.browser.find_element(By.CSS_SELECTOR, ".awa-group-counts").text)
+        self.browser.execute_script("arguments[0].scrollIntoView()", link)
+        self.shot("job-group.png")
+        link.click()
+        self.wait_for_text("#awa-group-stats h2", "Group nightly-8")
+        stats = self.browser.find_element(By.ID, "awa-group-stats")
+        self.assertEqual(stats.find_element(By.CSS_SELECTOR, 'td[data-count="completed"]').text, "2")
+        self.assertEqual(stats.find_element(By.CSS_SELECTOR, 'td[data-count="unfinished"]').text, "2")
+        self.assertIn("etl.report", self.browser.find_element(By.ID, "awa-group-callback").text)
+        self.assertEqual(len(self.browser.find_elements(By.CSS_SELECTOR, 'input[name="_selected_action"]')), 4)
+        self.shot("group-page.png")

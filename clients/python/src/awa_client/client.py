@@ -165,6 +165,7 @@ class Job:
     callback_lease: Optional[int] = None
     callback_timeout: Optional[_dt.timedelta] = None
     callback_payload: Any = None
+    group_id: Optional[str] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     _JSON = ("args", "metadata", "progress", "result", "callback_payload")
@@ -330,11 +331,14 @@ class Client:
                unique_by_args: Optional[bool] = None, unique_by_queue: Optional[bool] = None,
                unique_period: Optional[Interval] = None,
                unique_states: Optional[Sequence[str]] = None,
-               timeout: Optional[Interval] = None) -> Job:
+               timeout: Optional[Interval] = None, group: Optional[str] = None) -> Job:
         """awa_insert: enqueue one job in the current transaction; returns its row.
 
         ``timeout`` (seconds, a timedelta or interval text): a hard limit of each attempt,
-        after which the job is taken back whatever its heartbeats say (needs awa 0.3.0)."""
+        after which the job is taken back whatever its heartbeats say (needs awa 0.3.0).
+        ``group``: the id of the group the job belongs to (1 to 200 characters; the server
+        raises SQLSTATE 22023 otherwise), counted by ``group_stats`` and awaited by
+        ``on_group_finish`` (needs awa 0.3.0); the row's ``group_id``."""
         return self._job("awa_insert", [
             ("kind", kind, "::text"),
             ("args", None if args is None else _dumps(args), "::jsonb"),
@@ -350,10 +354,12 @@ class Client:
             ("unique_states", None if unique_states is None else list(unique_states),
              "::text[]::awa.job_state[]"),
             ("timeout", interval(timeout), "::interval"),
+            ("group_id", group, "::text"),
         ])
 
     def insert_many(self, jobs: Sequence[Dict[str, Any]]) -> List[Job]:
-        """awa_insert_many: each dict has awa_insert's fields (kind required); all or nothing."""
+        """awa_insert_many: each dict has awa_insert's fields (kind required; ``group_id`` for
+        the job's group); all or nothing."""
         return self._jobs("awa_insert_many", [("jobs", _dumps(list(jobs)), "::jsonb")])
 
     COPY_COLUMNS = ("kind", "args", "queue", "priority", "max_attempts", "run_at", "tags", "metadata")
@@ -361,10 +367,14 @@ class Client:
     def insert_copy(self, jobs: Iterable[Dict[str, Any]]) -> int:
         """The COPY path for large loads: ``COPY awa.jobs (...) FROM STDIN``; returns how many rows.
 
-        Each dict has awa_insert's fields (kind required); rows get awa_insert's checks and
-        defaults.  Needs psycopg 3 or psycopg2 (``cursor.copy`` / ``copy_expert``).
+        Each dict has awa_insert's fields (kind required; ``group_id`` too, awa 0.3.0); rows
+        get awa_insert's checks and defaults.  Needs psycopg 3 or psycopg2 (``cursor.copy`` /
+        ``copy_expert``).
         """
+        jobs = list(jobs)
         cols = [c for c in self.COPY_COLUMNS]
+        if any("group_id" in job for job in jobs):
+            cols.append("group_id")
         lines, n = [], 0
         for job in jobs:
             unknown = set(job) - set(cols)
@@ -487,6 +497,38 @@ class Client:
             ("bucket", interval(bucket), "::interval"), ("kind", kind, "::text"),
             ("by_kind", by_kind or None, "::boolean")])
         return [dict(zip(names, r)) for r in rows]
+
+    # -- groups -------------------------------------------------------------
+    # A group is a set of jobs inserted with the same group id (insert(..., group=...),
+    # or a group_id field for insert_many).  group_stats counts them by state;
+    # on_group_finish enqueues one more job, once, when every job of the group has finished
+    # (completed, failed for good or cancelled).  Needs awa 0.3.0.
+
+    def group_stats(self, group: str) -> Dict[str, Any]:
+        """awa_group_stats: the group's jobs by state as a dict (total, scheduled, available,
+        running, completed, retryable, failed, cancelled, waiting_external, unfinished as ints;
+        callback_job_id and finished_at once its finish callback was enqueued, else None),
+        exact at this transaction's snapshot.  An unknown group gives zeros; a bad id raises
+        the driver's error with SQLSTATE 22023."""
+        names, rows = self._call("awa_group_stats", [("group_id", group, "::text")])
+        return dict(zip(names, rows[0]))
+
+    def on_group_finish(self, group: str, kind: str, args: Any = None, *,
+                        queue: Optional[str] = None, priority: Optional[int] = None,
+                        max_attempts: Optional[int] = None,
+                        metadata: Optional[Dict[str, Any]] = None) -> Optional[int]:
+        """awa_group_on_finish: enqueue a job (insert's fields; its metadata gains
+        ``finished_group``) exactly once, when every job of the group has finished.  Returns
+        its id if the group has nothing unfinished now (it is enqueued at once), else None.
+        Register it in the transaction that inserts the group's last jobs, or after: a group
+        whose jobs all finished before more were inserted is finished.  One callback per group
+        (SQLSTATE 42710 for a second); bad fields raise 22023."""
+        return self._scalar("awa_group_on_finish", [
+            ("group_id", group, "::text"), ("kind", kind, "::text"),
+            ("args", None if args is None else _dumps(args), "::jsonb"),
+            ("queue", queue, "::text"), ("priority", priority, "::integer"),
+            ("max_attempts", max_attempts, "::integer"),
+            ("metadata", None if metadata is None else _dumps(metadata), "::jsonb")])
 
     def list_jobs(self, state: Optional[str] = None, kind: Optional[str] = None,
                   queue: Optional[str] = None, tag: Optional[str] = None,

@@ -18,7 +18,9 @@ Threads and connections (each connection used by one thread at a time):
 What a handler gets: the ``Job`` (its row), plus ``job.cancelled`` (a
 ``threading.Event`` set when the job is no longer ours), ``job.report_progress(data)``
 (``awa_progress``), ``job.set_result(value)`` (stored as the job's ``result`` when it
-completes; JSON-serializable, ``TypeError`` at once otherwise) and
+completes; JSON-serializable, ``TypeError`` at once otherwise; a result the server
+refuses as larger than ``awa.max_args_bytes`` fails the job with that error, retried
+with backoff like a handler's exception) and
 ``job.wait_external(timeout)``: it registers a callback for the job
 (``awa_register_callback``) and returns its id (a UUID string) for the handler to give
 an outside system; when the handler then returns, the worker parks the job in
@@ -497,10 +499,18 @@ class Worker:
                 else:
                     self._record(client, outcome)
             if done:
-                n = client.complete_many(done, results=[_result(j) for j in done])
-                ok = self._completed_ids(client, done, n)
-                for j in done:
-                    self._done(j, "completed" if j.id in ok else "lost")
+                try:
+                    n = client.complete_many(done, results=[_result(j) for j in done])
+                except Exception as exc:
+                    if _is_transient(exc, client.conn):
+                        raise
+                    # one job's result refused (too large): find it, one call each
+                    for j in done:
+                        self._done_completing(j, _complete_or_fail(client, j))
+                else:
+                    ok = self._completed_ids(client, done, n)
+                    for j in done:
+                        self._done(j, "completed" if j.id in ok else "lost")
             return len(jobs)
         finally:
             if own:
@@ -862,15 +872,21 @@ class Worker:
                 "park": "awa_wait_external"}.get(what, "awa_snooze")
         try:
             if what == "complete":
-                ok = self._call(client, lock, "%s of job %d" % (name, j.id),
-                                lambda c: c.complete(j.id, j.run_lease, _result(j)),
-                                self.statement_retries)
-                self._done(j, "completed" if ok else "lost")
+                self._done_completing(j, self._call(client, lock, "%s of job %d" % (name, j.id),
+                                                    lambda c: _complete_or_fail(c, j),
+                                                    self.statement_retries))
             else:
                 self._call(client, lock, "%s of job %d" % (name, j.id),
                            lambda c: self._record(c, outcome), self.statement_retries)
         except _GiveUp as g:
             self._give_up(j, g, name)
+
+    def _done_completing(self, j: Job, outcome: tuple) -> None:
+        """Count and log what _complete_or_fail did with a job."""
+        if outcome[0] == "failed":
+            self._done(j, "failed", error=j._awa_error, state=outcome[1])
+        else:
+            self._done(j, outcome[0])
 
     def _heartbeat(self, client: Client, lock: threading.Lock) -> None:
         with self._lock:
@@ -913,6 +929,22 @@ class Worker:
                            "released job %d (%s) still running at shutdown", (r.job.id, r.job.kind))
             except Exception as exc:
                 log.error("releasing job %d (%s) failed: %s", r.job.id, r.job.kind, exc)
+
+
+def _complete_or_fail(client: Client, j: Job) -> tuple:
+    """awa_complete of one job with its result; a result the server refuses as too large
+    (SQLSTATE 54000: more than awa.max_args_bytes) fails the job with that error instead
+    (awa_fail: retried with backoff while it has attempts left), rather than leaving it
+    running until rescued.  Returns ("completed",), ("lost",) or ("failed", new state);
+    ("lost",) also when the failure finds the lease stale."""
+    try:
+        return ("completed",) if client.complete(j.id, j.run_lease, _result(j)) else ("lost",)
+    except Exception as exc:
+        if _sqlstate(exc) != "54000":
+            raise
+        j._awa_error = "result refused: %s" % str(exc).strip()
+        state = client.fail(j.id, j.run_lease, j._awa_error)
+        return ("failed", state) if state else ("lost",)
 
 
 def _result(j: Job) -> Any:

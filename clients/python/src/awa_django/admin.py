@@ -14,6 +14,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -138,6 +139,19 @@ class TagFilter(InputFilter):
         return queryset.filter(tags__contains=[self.value()]) if self.value() else queryset
 
 
+class GroupFilter(InputFilter):
+    """The jobs of one group (awa 0.3.0); the list then shows the group's counts (awa_group_stats)."""
+    title = "group"
+    parameter_name = "group"
+
+    def queryset(self, request, queryset):
+        if not self.value():
+            return queryset
+        if not ops.valid_group(self.value()) or not ops.has_groups():
+            return queryset.none()
+        return queryset.filter(id__in=RawSQL(ops.group_job_ids_sql(), [self.value()]))
+
+
 class StateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
@@ -160,6 +174,15 @@ class StateFilter(admin.SimpleListFilter):
 
 
 # -- jobs -----------------------------------------------------------------------
+
+def _group_callback_text(stats):
+    """Where a group's finish callback stands, in words."""
+    if stats.get("callback_job_id") is not None:
+        return "job %s enqueued at %s" % (stats["callback_job_id"], stats["finished_at"])
+    if stats.get("callback_kind"):
+        return "%s, waiting for the unfinished jobs" % stats["callback_kind"]
+    return "none registered"
+
 
 class KeysetChangeList(ChangeList):
     """Newest first, one page of list_per_page + 1 rows on the primary key; "older" = ?id__lt=<last id>.
@@ -198,7 +221,7 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
     list_display = ("id", "kind", "queue", "state_col", "attempts", "priority", "run_at", "created_at",
                     "tags_col", "last_error")
     list_display_links = ("id",)
-    list_filter = (StateFilter, QueueFilter, KindFilter, TagFilter)
+    list_filter = (StateFilter, QueueFilter, KindFilter, TagFilter, GroupFilter)
     search_fields = ("id",)           # get_search_results: an id, exactly
     sortable_by = ()                  # always newest first: the keyset needs ORDER BY id DESC
     list_per_page = 50
@@ -214,19 +237,36 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
         ("Args", {"fields": ("args_pretty",)}),
         ("Result", {"fields": ("result_pretty",)}),
         ("External callback", {"fields": ("callback_col", "callback_payload_pretty")}),
+        ("Group", {"fields": ("group_col",)}),
         ("Errors", {"fields": ("errors_table",)}),
         ("Progress", {"fields": ("progress_pretty",)}),
         ("Metadata", {"fields": ("metadata_pretty",)}),
     )
     readonly_fields = ("state_col", "attempts", "tags_col", "args_pretty", "metadata_pretty",
                        "progress_pretty", "errors_table", "lease_col", "timeout_col", "result_pretty",
-                       "callback_col", "callback_payload_pretty")
+                       "callback_col", "callback_payload_pretty",
+                       "group_col")
 
     def get_changelist(self, request, **kwargs):
         return KeysetChangeList
 
     def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, dict(extra_context or {}, title="awa jobs"))
+        extra_context = dict(extra_context or {}, title="awa jobs")
+        group = request.GET.get(GroupFilter.parameter_name)
+        if group:   # the group's page: its counts above its jobs
+            extra_context["awa_group"] = ops.group_stats(group) or {"group_id": group, "unknown": True}
+            extra_context["awa_group"]["jobs_url"] = self._group_url(group)
+            extra_context["awa_group"]["callback_url"] = self._job_url(
+                extra_context["awa_group"].get("callback_job_id"))
+        return super().changelist_view(request, extra_context)
+
+    def _group_url(self, group):
+        return "%s?%s" % (self.changelist_url(), urlencode({GroupFilter.parameter_name: group}))
+
+    def _job_url(self, job_id):
+        if job_id is None:
+            return None
+        return reverse("admin:awa_django_job_change", args=[quote(job_id)], current_app=self.admin_site.name)
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-id")
@@ -303,8 +343,9 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
             return format_html('<span class="awa-muted">{}</span>', "none registered")
         if info["state"] == "waiting_external":
             return format_html('<span id="awa-callback-state">waiting for its callback</span>: '
-                               "times out at {} unless a heartbeat pushes it out (timeout {})",
-                               info["deadline_at"], info["callback_timeout"])
+                               "times out at {} unless a heartbeat pushes it out (timeout {}); "
+                               '<span id="awa-parked-since">parked since {}</span> (or its callback\'s last heartbeat)',
+                               info["deadline_at"], info["callback_timeout"], info.get("heartbeat_at"))
         if info["state"] == "running" and info["callback_lease"] == info["run_lease"]:
             return format_html('<span id="awa-callback-state">registered, not parked yet</span> '
                                "(it will wait up to {})", info["callback_timeout"])
@@ -317,6 +358,19 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
         if info.get("callback_payload") is None:
             return format_html('<span class="awa-muted">{}</span>', "none")
         return pretty_json(info["callback_payload"])
+
+    @admin.display(description="group")
+    def group_col(self, obj):
+        """The job's group: a link to the group's page (its jobs and counts), and its counts here."""
+        group = ops.job_group(obj.id)
+        if group is None:
+            return format_html('<span class="awa-muted">{}</span>', "none")
+        stats = ops.group_stats(group) or {}
+        counts = ", ".join("%d %s" % (stats[s], s) for s in STATES if stats.get(s))
+        return format_html('<a id="awa-job-group" href="{}">{}</a> <span class="awa-group-counts">{} of {}'
+                           " ({} unfinished); finish callback: {}</span>",
+                           self._group_url(group), group, counts or "no jobs", stats.get("total", 0),
+                           stats.get("unfinished", 0), _group_callback_text(stats))
 
     @admin.display(description="error history")
     def errors_table(self, obj):
@@ -341,6 +395,9 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
                 can_cancel=obj.state not in FINAL_STATES,
                 queue_jobs_url="%s?%s" % (self.changelist_url(), urlencode({"queue": obj.queue})),
             )
+            group = ops.job_group(obj.id)     # the group's page (awa 0.3.0)
+            if group is not None:
+                extra_context.update(job_group=group, job_group_url=self._group_url(group))
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):

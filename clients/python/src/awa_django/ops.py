@@ -110,14 +110,15 @@ def lease_and_timeout(job_id, using="default"):
 
 def result_and_callback(job_id, using="default"):
     """A job's result and callback as a dict (result, registered: whether it has a callback, callback_lease,
-    callback_timeout as text, callback_payload, state, run_lease, deadline_at), or None.
+    callback_timeout as text, callback_payload, state, run_lease, deadline_at, heartbeat_at: when
+    a parked job parked or its callback last heartbeated), or None.
     These columns arrived in awa 0.3.0 and are read through to_jsonb, so that an older
     schema works too (they are then None)."""
     rows = _rows("SELECT to_jsonb(j) -> 'result' AS result, (to_jsonb(j) ->> 'callback_key') IS NOT NULL AS registered,"
                  " (to_jsonb(j) ->> 'callback_lease')::bigint AS callback_lease,"
                  " to_jsonb(j) ->> 'callback_timeout' AS callback_timeout,"
                  " to_jsonb(j) -> 'callback_payload' AS callback_payload,"
-                 " state::text AS state, run_lease, deadline_at"
+                 " state::text AS state, run_lease, deadline_at, heartbeat_at"
                  " FROM awa.jobs j WHERE id = %s", [int(job_id)], using=using)
     if not rows:
         return None
@@ -126,6 +127,45 @@ def result_and_callback(job_id, using="default"):
         if isinstance(row[key], (str, bytes)):
             row[key] = json.loads(row[key])
     return row
+
+
+# -- groups (awa 0.3.0) --------------------------------------------------------
+
+# A group id as awa takes it (awa_group_stats raises 22023 otherwise).
+MAX_GROUP_CHARS = 200
+
+
+def valid_group(group):
+    return isinstance(group, str) and 1 <= len(group) <= MAX_GROUP_CHARS
+
+
+def has_groups(using="default"):
+    """Whether the installed schema has groups (awa.jobs.group_id, awa 0.3.0)."""
+    return bool(_rows("SELECT 1 AS yes FROM pg_catalog.pg_attribute WHERE attrelid = 'awa.jobs'::regclass"
+                      " AND attname = 'group_id' AND NOT attisdropped", using=using))
+
+
+def job_group(job_id, using="default"):
+    """The group id of a job, or None (none, or a schema without groups: read through to_jsonb)."""
+    rows = _rows("SELECT to_jsonb(j) ->> 'group_id' AS group_id FROM awa.jobs j WHERE id = %s",
+                 [int(job_id)], using=using)
+    return rows[0]["group_id"] if rows else None
+
+
+def group_stats(group, using="default"):
+    """awa_group_stats(group) as a dict (counts by state, unfinished, callback_job_id,
+    finished_at) plus callback_kind: the kind of its finish callback, None when none is
+    registered.  None for an id awa would refuse or a schema without groups."""
+    if not valid_group(group) or not has_groups(using):
+        return None
+    rows = _rows("SELECT s.*, (SELECT c.kind FROM awa.group_callbacks c WHERE c.group_id = %s) AS callback_kind"
+                 " FROM awa_group_stats(%s) s", [group, group], using=using)
+    return dict(rows[0], group_id=group) if rows else None
+
+
+def group_job_ids_sql():
+    """SQL of the ids of a group's jobs (one parameter: the group id), for a filter."""
+    return "SELECT id FROM awa.jobs WHERE group_id = %s"
 
 
 def stale_job_ids(ids, using="default"):
