@@ -737,16 +737,28 @@ probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
 void
 awa_floor_end(AwaFloorScan *scan, Datum queue)
 {
+	if (scan->taken_min == DT_NOEND && scan->lane < 0)
+		return;
+	awa_floor_end_with(scan, TextDatumGetCString(queue), probe, queue);
+}
+
+/*
+ * awa_floor_end for a lane named qname whose waiting jobs the given probe
+ * finds (the ring's claim, ring.c, probes its own relations); probe_arg is
+ * passed to it.
+ */
+void
+awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn,
+				   Datum probe_arg)
+{
 	AwaFloorKey first[AWA_FLOOR_PRIORITIES];
 	bool		found[AWA_FLOOR_PRIORITIES];
-	char	   *qname;
 	TimestampTz cap;
 	int			p;
 	int			i;
 
 	if (scan->taken_min == DT_NOEND && scan->lane < 0)
 		return;
-	qname = TextDatumGetCString(queue);
 	if (scan->lane < 0)
 	{
 		if (fs != NULL && strlen(qname) < FLOOR_NAME_BYTES)
@@ -757,7 +769,7 @@ awa_floor_end(AwaFloorScan *scan, Datum queue)
 	cap = notes_min(&claimed, qname);
 	if (scan->taken_min != DT_NOEND)
 	{
-		probe(scan, queue, first, found);
+		probe_fn(scan, probe_arg, first, found);
 		notes_add(&claimed, qname, scan->taken_min);
 	}
 	else
