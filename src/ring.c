@@ -16,7 +16,11 @@
  * Claim (awa.ring_claim), per priority 1..4 (no aging yet):
  *	1. candidates: the lane's ready rows from its floor on, due, whose
  *	   attempt (id, run_lease + 1) has no receipt the statement's snapshot
- *	   sees, in (run_at, id) order, locked FOR UPDATE SKIP LOCKED;
+ *	   sees, in (run_at, id) order, locked FOR UPDATE SKIP LOCKED.  The
+ *	   statement runs with the newest snapshot, also in REPEATABLE READ: a
+ *	   transaction snapshot would show the same claimed rows as candidates
+ *	   at every pass (ready rows are never updated, so locking them raises
+ *	   no serialization error either way);
  *	2. receipts for the candidates, written by a statement that runs with
  *	   a fresh snapshot (the newest, also in REPEATABLE READ) and skips the
  *	   candidates it sees a receipt of: a claimer that locked a row before
@@ -406,7 +410,8 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			cvals[2] = TimestampTzGetDatum(scan.floors[p - 1].run_at);
 			cvals[3] = Int64GetDatum(scan.floors[p - 1].id);
 			cvals[4] = Int32GetDatum(batch - got);
-			ncand = ring_run(cand_plan, cvals, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+			/* the newest snapshot, also in REPEATABLE READ (see the head of this file) */
+			ncand = ring_run(cand_plan, cvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 							 "awa.ring_claim: candidates");
 			if (ncand == 0)
 				break;
