@@ -29,8 +29,15 @@
  *	3. the unique key of awa.claims (job_id, run_lease, slot) with ON
  *	   CONFLICT DO NOTHING as the last word: two receipts of one attempt
  *	   cannot both commit.
- * Candidates lost to a race are replaced by another pass (at most
- * RING_CLAIM_PASSES per priority).
+ * Candidates lost to a race are replaced by another pass, until the claim
+ * has its batch or a pass finds fewer candidates than it asked for (the
+ * lane has no more).  A pass loses a candidate only to a claimer that
+ * committed its receipt after the pass's snapshot, so every lost pass is
+ * another claimer's progress; with two claimers walking the same lane in
+ * step, that can repeat several times in a row (measured: 3.7% of passes
+ * lost rows in a 2-client drain, the longest run 9 passes), which is why
+ * the number of passes is not capped: a cap returned an empty claim while
+ * the queue still held jobs.
  *
  * Floors (floor.c) are reused as they are, on lanes of their own: the
  * lane of a ring queue is named RING_LANE_PREFIX + queue, so that it never
@@ -82,7 +89,6 @@
 
 #define RING_LANE_PREFIX	"\001r:"
 #define RING_MAX_BATCH		1000
-#define RING_CLAIM_PASSES	10
 
 /* ring_claim's result columns */
 #define RING_CLAIM_NATTS	8
@@ -388,9 +394,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	awa_floor_begin(&scan, lane);
 	for (p = 1; p <= AWA_FLOOR_PRIORITIES && got < batch; p++)
 	{
-		int			pass;
-
-		for (pass = 0; pass < RING_CLAIM_PASSES && got < batch; pass++)
+		while (got < batch)
 		{
 			Datum		cvals[5];
 			SPITupleTable *cand;
@@ -405,6 +409,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			uint64		i;
 			uint64		j;
 
+			CHECK_FOR_INTERRUPTS();
 			cvals[0] = PointerGetDatum(queue);
 			cvals[1] = Int32GetDatum(p);
 			cvals[2] = TimestampTzGetDatum(scan.floors[p - 1].run_at);
