@@ -3,7 +3,8 @@
 # path: a queue of RING_JOBS available jobs drained by 2 pgbench clients, each transaction a claim of 10 and
 # one completion of those 10, capped at RING_MAXTIME seconds, while a third session holds a REPEATABLE READ
 # snapshot with an xid ("rr") or with nothing held ("none").  Prints per variant and round: jobs/s of the first
-# and last tenth of the per-second samples, their ratio, jobs done, then per relation live and dead tuples,
+# and last tenth of the per-second samples (without the partial last second of a drain that finished), their
+# ratio, jobs done, then per relation live and dead tuples,
 # heap and index sizes at the end of the drain (before anything is cleaned up) of every relation of schema awa
 # the drain wrote to.
 #
@@ -95,8 +96,10 @@ drain() {
 		q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ring_bench_holder'" >/dev/null
 		wait "$holder" 2>/dev/null || true
 	fi
-	read -r first last n < <(awk -v b=$BATCH '/^progress:/ { n++; v[n] = $4 * b }
-		END { k = int(n / 10); if (k < 1) k = 1; for (i = 1; i <= k; i++) f += v[i];
+	# the tenths of the per-second samples; when the drain ended before the cap, its last sample (the second
+	# in which the clients ran out of jobs, one after the other) is left out
+	read -r first last n < <(awk -v b=$BATCH -v all=$([ "$done" = "$JOBS" ] && echo 1 || echo 0) '/^progress:/ { n++; v[n] = $4 * b }
+		END { if (all && n > 2) n--; k = int(n / 10); if (k < 1) k = 1; for (i = 1; i <= k; i++) f += v[i];
 		      for (i = n - k + 1; i <= n; i++) l += v[i]; printf "%.0f %.0f %d\n", f / k, l / k, n }' "$prog")
 	printf 'drain\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$h" "$r" "$first" "$last" "$done" "$n" >>"$OUT"
 	log "$v ($h, round $r): first tenth $first jobs/s, last tenth $last, $done of $JOBS jobs done in $n s"
