@@ -15,7 +15,8 @@
 # sessions (PGOPTIONS), which needs a superuser.  Run against a scratch database of a development cluster:
 #   PGHOST=... PGPORT=... PGUSER=postgres RING_DB=awa_ring_bench bench/ring.sh
 # Settings: RING_JOBS (150000), RING_MAXTIME (45), RING_ROUNDS (1), RING_VARIANTS ("awa ring"),
-# RING_HOLDERS ("rr"), RING_CLIENTS (2), RING_OUT (a file for the raw rows; default: a temporary file).
+# RING_HOLDERS ("rr"), RING_CLIENTS (2), RING_OUT (a file for the raw rows; default: a temporary file),
+# RING_MODE (drain, or work: see work() below).
 set -uo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DB=${RING_DB:-awa_ring_bench}
@@ -104,6 +105,63 @@ drain() {
 	printf 'drain\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$h" "$r" "$first" "$last" "$done" "$n" >>"$OUT"
 	log "$v ($h, round $r): first tenth $first jobs/s, last tenth $last, $done of $JOBS jobs done in $n s"
 }
+
+# RING_MODE=work: instead of the drains' rates, which a shared machine makes noisy, the work of one claim of 10
+# plus its completion (one statement, EXPLAIN ANALYZE BUFFERS of it: the buffers of everything the functions
+# ran) at the head of a fresh queue and again after 90% of it was drained by the 2 clients, with the holder.
+work_samples() {	# VARIANT N -> N lines "buffers ms", each one claim + complete, all in one session (the first
+	# call, which prepares the functions' plans, is left out)
+	/usr/bin/python3 - "$1" "$2" <<'PY'
+import json, sys, psycopg
+v, n = sys.argv[1], int(sys.argv[2])
+stmt = {"awa": "SELECT awa_complete_many(array_agg(id), array_agg(run_lease)) FROM awa_claim('vac', batch => 10)",
+        "ring": "WITH c AS MATERIALIZED (SELECT * FROM awa.ring_claim('vac', 10)) SELECT count(*) FROM "
+                "awa.ring_complete_many((SELECT array_agg(id) FROM c), (SELECT array_agg(run_lease) FROM c))"}[v]
+with psycopg.connect(autocommit=True, options="-c awa.ring_engine=on") as conn:
+    for i in range(n + 1):
+        p = conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + stmt).fetchone()[0][0]
+        if i:
+            print(p["Plan"]["Shared Hit Blocks"] + p["Plan"]["Shared Read Blocks"], round(p["Execution Time"], 3))
+PY
+}
+work() {
+	local v=$1 h=$2 r=$3 holder=""
+	load "$v"
+	if [ "$h" = rr ]; then
+		PGAPPNAME=ring_bench_holder "$PG_BIN/psql" -X -q -c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT txid_current(); SELECT pg_sleep(100000);" >/dev/null 2>&1 &
+		holder=$!
+		sleep 1
+	fi
+	work_samples "$v" 20 | sed "s/^/work\t$v\t$h\t$r\tfirst\t/" | tr ' ' '\t' >>"$OUT"
+	PGOPTIONS="-c awa.ring_engine=on" "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \
+		-t $((JOBS * 9 / 10 / CLIENTS / BATCH)) -f "$TMP/$v.sql" >"$TMP/pgbench.log" 2>&1 || true
+	work_samples "$v" 20 | sed "s/^/work\t$v\t$h\t$r\tlast\t/" | tr ' ' '\t' >>"$OUT"
+	if [ -n "$holder" ]; then
+		q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'ring_bench_holder'" >/dev/null
+		wait "$holder" 2>/dev/null || true
+	fi
+	log "$v ($h, round $r): work measured"
+}
+if [ "${RING_MODE:-drain}" = work ]; then
+	for r in $(seq 1 "$ROUNDS"); do
+		for h in $HOLDERS; do
+			for v in $VARIANTS; do work "$v" "$h" "$r"; done
+		done
+	done
+	echo "variant holder round where median_buffers median_ms (of 20 claims of 10 + their completion)"
+	/usr/bin/python3 - "$OUT" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.rstrip("\n").split("\t")
+    if f[0] == "work":
+        rows.setdefault(tuple(f[1:5]), []).append((float(f[5]), float(f[6])))
+for k in sorted(rows):
+    v = rows[k]
+    print(*k, round(statistics.median(b for b, _ in v)), statistics.median(m for _, m in v))
+PY
+	exit 0
+fi
 
 log "$JOBS jobs, cap $MAXTIME s, $CLIENTS clients, batch $BATCH, rounds $ROUNDS, holders: $HOLDERS"
 for r in $(seq 1 "$ROUNDS"); do

@@ -65,7 +65,8 @@
  *
  * Callers.  A claim of one queue calls awa_floor_begin, awa_floor_taken
  * for each job it took and awa_floor_end; a claim over several queues
- * would do so per queue.  Writers call awa_floor_note for each job they
+ * would do so per queue.  The ring (ring.c) uses lanes of its own name
+ * and awa_floor_end_with, whose probe reads its relations instead.  Writers call awa_floor_note for each job they
  * make waiting; the rest happens at commit.
  *
  *-------------------------------------------------------------------------
