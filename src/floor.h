@@ -50,6 +50,9 @@ extern void awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at
 extern void awa_floor_end(AwaFloorScan *scan, Datum queue);
 extern void awa_floor_end_with(AwaFloorScan *scan, const char *lane,
 							   AwaFloorProbe probe, Datum probe_arg);
+extern bool awa_floor_probe_args(const AwaFloorScan *scan, Datum queue,
+								 Datum *values, bool *found);
+extern void awa_floor_probe_read(AwaFloorKey *first, bool *found);
 extern Datum awa_floor_run_ats(const AwaFloorScan *scan);
 extern Datum awa_floor_ids(const AwaFloorScan *scan);
 

@@ -272,31 +272,10 @@ ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[] = {TEXTOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-	Datum		prio[AWA_FLOOR_PRIORITIES];
-	Datum		at[AWA_FLOOR_PRIORITIES];
-	Datum		ids[AWA_FLOOR_PRIORITIES];
 	Datum		values[4];
-	int			n = 0;
-	int			p;
-	uint64		i;
 
-	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
-	{
-		found[p] = false;
-		if (!scan->taken[p])
-			continue;
-		prio[n] = Int32GetDatum(p + 1);
-		at[n] = TimestampTzGetDatum(scan->floors[p].run_at);
-		ids[n++] = Int64GetDatum(scan->floors[p].id);
-	}
-	if (n == 0)
+	if (!awa_floor_probe_args(scan, arg, values, found))
 		return;
-	values[0] = arg;
-	values[1] = PointerGetDatum(construct_array(prio, n, INT4OID, 4, true, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(at, n, TIMESTAMPTZOID, sizeof(TimestampTz),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[3] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	awa_plan(&plan,
 			 "SELECT f.p, w.run_at, w.id"
 			 " FROM unnest($2, $3, $4) AS f(p, fr, fi) CROSS JOIN LATERAL"
@@ -307,19 +286,7 @@ ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 			 "  ORDER BY r.run_at, r.id LIMIT 1) w",
 			 4, argtypes);
 	ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int			pr = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-
-		if (pr < 1 || pr > AWA_FLOOR_PRIORITIES)
-			continue;
-		first[pr - 1].run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
-		first[pr - 1].id = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-		found[pr - 1] = true;
-	}
+	awa_floor_probe_read(first, found);
 }
 
 /* Candidate columns (step 1), in this order. */
