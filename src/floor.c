@@ -790,6 +790,8 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 	}
 	/* the snapshot sees this transaction's earlier claims, not this one */
 	cap = notes_min(&claimed, qname);
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		first[p] = no_floor;	/* read only where the probe set found[p] */
 	if (scan->taken_min != DT_NOEND)
 	{
 		probe_fn(scan, probe_arg, first, found);
