@@ -13,6 +13,7 @@
 
 #include "awa.h"
 #include "history.h"
+#include "ring.h"
 
 PG_MODULE_MAGIC;
 
@@ -35,6 +36,7 @@ _PG_init(void)
 	awa_maintain_init();
 	awa_history_init();
 	awa_dbstate_init();
+	awa_ring_init();
 
 	MarkGUCPrefixReserved("awa");
 

@@ -65,7 +65,8 @@
  *
  * Callers.  A claim of one queue calls awa_floor_begin, awa_floor_taken
  * for each job it took and awa_floor_end; a claim over several queues
- * would do so per queue.  Writers call awa_floor_note for each job they
+ * would do so per queue.  The ring (ring.c) uses lanes of its own name
+ * and awa_floor_end_with, whose probe reads its relations instead.  Writers call awa_floor_note for each job they
  * make waiting; the rest happens at commit.
  *
  *-------------------------------------------------------------------------
@@ -657,24 +658,18 @@ awa_floor_ids(const AwaFloorScan *scan)
 }
 
 /*
- * The probe: for each priority the claim took jobs of, the first job of
- * the lane in a waiting state at or above its floor, as the claim's
- * snapshot sees it.  found[p] false: none.  Caller is in SPI.
+ * A probe's parameters: $1 the queue, $2..$4 the priorities the claim took
+ * jobs of (int4[]) and their floors (timestamptz[] run_at, int8[] id).
+ * Returns false (found[] all false) when it took none: nothing to probe.
  */
-static void
-probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
+bool
+awa_floor_probe_args(const AwaFloorScan *scan, Datum queue, Datum *values, bool *found)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 	Datum		prio[AWA_FLOOR_PRIORITIES];
 	Datum		at[AWA_FLOOR_PRIORITIES];
 	Datum		ids[AWA_FLOOR_PRIORITIES];
-	Datum		values[4];
 	int			n = 0;
 	int			p;
-	int			ret;
-	int			nestlevel;
-	uint64		i;
 
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 	{
@@ -686,13 +681,53 @@ probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
 		ids[n++] = Int64GetDatum(scan->floors[p].id);
 	}
 	if (n == 0)
-		return;
+		return false;
 	values[0] = queue;
 	values[1] = PointerGetDatum(construct_array(prio, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_array(at, n, TIMESTAMPTZOID, sizeof(TimestampTz),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[3] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return true;
+}
+
+/* A probe's result rows (priority, run_at, id) in SPI_tuptable into first[]/found[]. */
+void
+awa_floor_probe_read(AwaFloorKey *first, bool *found)
+{
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			pr = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
+
+		if (pr < 1 || pr > AWA_FLOOR_PRIORITIES)
+			continue;
+		first[pr - 1].run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+		first[pr - 1].id = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+		found[pr - 1] = true;
+	}
+}
+
+/*
+ * The probe: for each priority the claim took jobs of, the first job of
+ * the lane in a waiting state at or above its floor, as the claim's
+ * snapshot sees it.  found[p] false: none.  Caller is in SPI.
+ */
+static void
+probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		values[4];
+	int			ret;
+	int			nestlevel;
+
+	if (!awa_floor_probe_args(scan, queue, values, found))
+		return;
 	awa_plan(&plan,
 			 "SELECT f.p, r.run_at, r.id"
 			 " FROM unnest($2, $3, $4) AS f(p, fr, fi) CROSS JOIN LATERAL"
@@ -712,19 +747,7 @@ probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
 	AtEOXact_GUC(true, nestlevel);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "awa_claim: floor probe failed: %s", SPI_result_code_string(ret));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int			pr = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-
-		if (pr < 1 || pr > AWA_FLOOR_PRIORITIES)
-			continue;
-		first[pr - 1].run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
-		first[pr - 1].id = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-		found[pr - 1] = true;
-	}
+	awa_floor_probe_read(first, found);
 }
 
 /*
@@ -737,16 +760,28 @@ probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
 void
 awa_floor_end(AwaFloorScan *scan, Datum queue)
 {
+	if (scan->taken_min == DT_NOEND && scan->lane < 0)
+		return;
+	awa_floor_end_with(scan, TextDatumGetCString(queue), probe, queue);
+}
+
+/*
+ * awa_floor_end for a lane named qname whose waiting jobs the given probe
+ * finds (the ring's claim, ring.c, probes its own relations); probe_arg is
+ * passed to it.
+ */
+void
+awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn,
+				   Datum probe_arg)
+{
 	AwaFloorKey first[AWA_FLOOR_PRIORITIES];
 	bool		found[AWA_FLOOR_PRIORITIES];
-	char	   *qname;
 	TimestampTz cap;
 	int			p;
 	int			i;
 
 	if (scan->taken_min == DT_NOEND && scan->lane < 0)
 		return;
-	qname = TextDatumGetCString(queue);
 	if (scan->lane < 0)
 	{
 		if (fs != NULL && strlen(qname) < FLOOR_NAME_BYTES)
@@ -755,9 +790,11 @@ awa_floor_end(AwaFloorScan *scan, Datum queue)
 	}
 	/* the snapshot sees this transaction's earlier claims, not this one */
 	cap = notes_min(&claimed, qname);
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		first[p] = no_floor;	/* read only where the probe set found[p] */
 	if (scan->taken_min != DT_NOEND)
 	{
-		probe(scan, queue, first, found);
+		probe_fn(scan, probe_arg, first, found);
 		notes_add(&claimed, qname, scan->taken_min);
 	}
 	else

@@ -34,6 +34,13 @@ typedef struct AwaFloorScan
 	TimestampTz taken_min;		/* lowest run_at it took, any priority */
 } AwaFloorScan;
 
+/*
+ * Finds, as scan->snapshot sees it, the first waiting job at or above the
+ * floor of each priority the claim took jobs of (found[p] false: none).
+ */
+typedef void (*AwaFloorProbe) (AwaFloorScan *scan, Datum arg,
+							   AwaFloorKey *first, bool *found);
+
 extern void awa_floor_init(void);
 extern void awa_floor_shmem_request(void);
 extern void awa_floor_shmem_startup(void);
@@ -41,6 +48,11 @@ extern void awa_floor_note(const char *queue, TimestampTz run_at);
 extern void awa_floor_begin(AwaFloorScan *scan, const char *queue);
 extern void awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at);
 extern void awa_floor_end(AwaFloorScan *scan, Datum queue);
+extern void awa_floor_end_with(AwaFloorScan *scan, const char *lane,
+							   AwaFloorProbe probe, Datum probe_arg);
+extern bool awa_floor_probe_args(const AwaFloorScan *scan, Datum queue,
+								 Datum *values, bool *found);
+extern void awa_floor_probe_read(AwaFloorKey *first, bool *found);
 extern Datum awa_floor_run_ats(const AwaFloorScan *scan);
 extern Datum awa_floor_ids(const AwaFloorScan *scan);
 

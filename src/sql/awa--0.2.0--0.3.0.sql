@@ -692,3 +692,124 @@ AS 'MODULE_PATHNAME', 'awa_group_on_finish'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)
 	IS 'enqueue a job (awa_insert''s fields; metadata gains finished_group) once every job of the group has finished; returns its id when none is unfinished now (enqueued at once), else NULL; 22004 on a NULL argument, 22023 on a bad field, 42710 if the group has a callback already';
+
+-- The ring (docs/storage.md, section 5 and "Step 4 as landed") ---------------------------------------
+-- The storage engine that is to replace awa.jobs, created empty beside it.  Internal: no awa_* function
+-- reads or writes these relations yet, no role is granted them (privileges.sql), and the awa.ring_*
+-- functions refuse to run unless the superuser-only setting awa.ring_engine is on, which only the ring's
+-- own test suites and benchmark turn on.  Not marked for pg_dump (pg_extension_config_dump): nothing but
+-- those tests writes them, and a restore recreates them empty with slot 0 open.
+-- Nothing here is updated or deleted on the hot path: a ready row per claimable attempt, a receipt per
+-- claim, a done row per ended attempt; a slot's partitions are reclaimed together by TRUNCATE (step 6).
+
+-- One row per slot: which one receives new ready rows (the open one), which are sealed.
+CREATE TABLE awa.ring_slots (
+	slot			smallint PRIMARY KEY,
+	state			text NOT NULL,
+	opened_at		timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT ring_slots_state CHECK (state IN ('open', 'sealed')),
+	CONSTRAINT ring_slots_slot CHECK (slot >= 0)
+);
+CREATE UNIQUE INDEX ring_slots_one_open ON awa.ring_slots ((true)) WHERE state = 'open';
+COMMENT ON TABLE awa.ring_slots IS 'internal (the ring, not in use yet): the slots and the one open for new ready rows';
+INSERT INTO awa.ring_slots (slot, state) VALUES (0, 'open'), (1, 'sealed'), (2, 'sealed'), (3, 'sealed');
+
+-- One row per claimable attempt; run_lease is the lease of the previous attempt (a claim gives run_lease + 1),
+-- attempt the attempts made before it.  Ids come from awa.jobs' sequence, so that an id names one job in both.
+CREATE TABLE awa.ready (
+	slot			smallint NOT NULL,
+	id				bigint NOT NULL,
+	run_lease		bigint NOT NULL DEFAULT 0,
+	attempt			smallint NOT NULL DEFAULT 0,
+	kind			text NOT NULL,
+	queue			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	priority		smallint NOT NULL DEFAULT 2,
+	max_attempts	smallint NOT NULL DEFAULT 25,
+	run_at			timestamptz NOT NULL DEFAULT now(),
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	metadata		jsonb NOT NULL DEFAULT '{}',
+	tags			text[] NOT NULL DEFAULT '{}',
+	CONSTRAINT ready_attempt_key UNIQUE (id, run_lease, slot)
+) PARTITION BY LIST (slot);
+CREATE INDEX ready_claim_idx ON awa.ready (queue, priority, run_at, id);
+COMMENT ON TABLE awa.ready IS 'internal (the ring, not in use yet): one immutable row per claimable attempt, by slot';
+
+-- One receipt per claim: the attempt (job_id, run_lease) is running.  The unique key makes a claim exactly-once.
+CREATE TABLE awa.claims (
+	slot			smallint NOT NULL,
+	job_id			bigint NOT NULL,
+	run_lease		bigint NOT NULL,
+	claimed_at		timestamptz NOT NULL,
+	deadline_at		timestamptz NOT NULL,
+	lease			interval NOT NULL,
+	claimed_by		text,
+	CONSTRAINT claims_attempt_key UNIQUE (job_id, run_lease, slot)
+) PARTITION BY LIST (slot);
+COMMENT ON TABLE awa.claims IS 'internal (the ring, not in use yet): one receipt per claimed attempt, by the slot of its ready row';
+
+-- One row per ended attempt, keyed like its receipt: the second of two racing ends is a no-op.
+CREATE TABLE awa.done (
+	slot			smallint NOT NULL,
+	job_id			bigint NOT NULL,
+	run_lease		bigint NOT NULL,
+	state			awa.job_state NOT NULL,
+	finalized_at	timestamptz NOT NULL,
+	error			jsonb,
+	CONSTRAINT done_attempt_key UNIQUE (job_id, run_lease, slot)
+) PARTITION BY LIST (slot);
+COMMENT ON TABLE awa.done IS 'internal (the ring, not in use yet): one row per ended attempt (completed, failed, retryable), by slot';
+
+CREATE TABLE awa.ready_0 PARTITION OF awa.ready FOR VALUES IN (0);
+CREATE TABLE awa.ready_1 PARTITION OF awa.ready FOR VALUES IN (1);
+CREATE TABLE awa.ready_2 PARTITION OF awa.ready FOR VALUES IN (2);
+CREATE TABLE awa.ready_3 PARTITION OF awa.ready FOR VALUES IN (3);
+CREATE TABLE awa.claims_0 PARTITION OF awa.claims FOR VALUES IN (0);
+CREATE TABLE awa.claims_1 PARTITION OF awa.claims FOR VALUES IN (1);
+CREATE TABLE awa.claims_2 PARTITION OF awa.claims FOR VALUES IN (2);
+CREATE TABLE awa.claims_3 PARTITION OF awa.claims FOR VALUES IN (3);
+CREATE TABLE awa.done_0 PARTITION OF awa.done FOR VALUES IN (0);
+CREATE TABLE awa.done_1 PARTITION OF awa.done FOR VALUES IN (1);
+CREATE TABLE awa.done_2 PARTITION OF awa.done FOR VALUES IN (2);
+CREATE TABLE awa.done_3 PARTITION OF awa.done FOR VALUES IN (3);
+
+-- The engine's hot path on the ring, internal (EXECUTE for the owner and superusers only; each needs
+-- awa.ring_engine = on).  Arguments and errors: docs/storage.md, "Step 4 as landed".
+CREATE FUNCTION awa.ring_insert(
+	kind text,
+	args jsonb DEFAULT '{}',
+	queue text DEFAULT 'default',
+	priority integer DEFAULT 2,
+	max_attempts integer DEFAULT 25,
+	run_at timestamptz DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_ring_insert'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz)
+	IS 'internal (the ring): enqueue a job as a ready row of the open slot; returns its id';
+
+CREATE FUNCTION awa.ring_claim(
+	queue text,
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	worker text DEFAULT NULL)
+RETURNS TABLE (id bigint, run_lease bigint, attempt integer, kind text, queue text, args jsonb,
+	priority integer, run_at timestamptz)
+AS 'MODULE_PATHNAME', 'awa_ring_claim'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_claim(text, integer, interval, text)
+	IS 'internal (the ring): claim up to batch due jobs of a queue (priority, run_at, id order), a receipt each';
+
+CREATE FUNCTION awa.ring_complete_many(ids bigint[], run_leases bigint[])
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'awa_ring_complete_many'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION awa.ring_complete_many(bigint[], bigint[])
+	IS 'internal (the ring): complete the attempts (ids[i], run_leases[i]) that are running; returns their ids';
+
+CREATE FUNCTION awa.ring_fail(id bigint, run_lease bigint, error jsonb DEFAULT NULL, retry boolean DEFAULT true)
+RETURNS awa.job_state
+AS 'MODULE_PATHNAME', 'awa_ring_fail'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_fail(bigint, bigint, jsonb, boolean)
+	IS 'internal (the ring): end a running attempt as failed; retryable (a new ready row, due now) while attempts remain and retry is true; NULL if not running';

@@ -96,6 +96,8 @@ DECLARE
 	-- The COPY path: only the columns a producer may set; state comes from run_at.
 	producer_insert_columns CONSTANT name[] := ARRAY[
 		'kind', 'args', 'queue', 'priority', 'max_attempts', 'run_at', 'tags', 'metadata', 'timeout', 'group_id'];
+	-- The ring (docs/storage.md, step 4): internal relations no role is granted yet, and their partitions.
+	internal_tables CONSTANT name[] := ARRAY['ring_slots', 'ready', 'claims', 'done'];
 	awa_ext CONSTANT oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'awa');
 	f regprocedure;
 	kind "char";
@@ -158,6 +160,11 @@ BEGIN
 	LOOP
 		IF kind = 'S' THEN
 			EXECUTE pg_catalog.format('REVOKE ALL ON SEQUENCE %s FROM PUBLIC', rel);
+		ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_class t
+					  WHERE t.relnamespace = 'awa'::regnamespace AND t.relname = ANY (internal_tables)
+						AND (t.oid = rel OR t.oid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i
+													  WHERE i.inhrelid = rel))) THEN
+			EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC', rel);
 		ELSE
 			EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC', rel);
 			EXECUTE pg_catalog.format('GRANT SELECT ON TABLE %s TO awa_admin', rel);

@@ -1,0 +1,606 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring.c
+ *		The ring (docs/storage.md, section 5): the hot path of the storage
+ *		engine that is to replace awa.jobs, on its own relations beside it.
+ *		Internal: the awa.ring_* functions are not the API, no role may call
+ *		them, and they refuse to run unless awa.ring_engine is on (a
+ *		superuser setting that only the ring's test suites and benchmark
+ *		turn on).  Nothing of awa's API uses them yet (step 5 does).
+ *
+ * Relations (src/sql/awa.sql, "The ring"): awa.ready, one immutable row per
+ * claimable attempt; awa.claims, one receipt per claim; awa.done, one row
+ * per ended attempt; each LIST-partitioned by slot; awa.ring_slots names
+ * the open slot.  Nothing here updates or deletes a row.
+ *
+ * Claim (awa.ring_claim), per priority 1..4 (no aging yet):
+ *	1. candidates: the lane's ready rows from its floor on, due, whose
+ *	   attempt (id, run_lease + 1) has no receipt the statement's snapshot
+ *	   sees, in (run_at, id) order, locked FOR UPDATE SKIP LOCKED.  The
+ *	   statement runs with the newest snapshot, also in REPEATABLE READ: a
+ *	   transaction snapshot would show the same claimed rows as candidates
+ *	   at every pass (ready rows are never updated, so locking them raises
+ *	   no serialization error either way);
+ *	2. receipts for the candidates, written by a statement that runs with
+ *	   a fresh snapshot (the newest, also in REPEATABLE READ) and skips the
+ *	   candidates it sees a receipt of: a claimer that locked a row before
+ *	   us committed its receipt before it released the lock, so its
+ *	   receipt is visible now even if step 1's snapshot missed it;
+ *	3. the unique key of awa.claims (job_id, run_lease, slot) with ON
+ *	   CONFLICT DO NOTHING as the last word: two receipts of one attempt
+ *	   cannot both commit.
+ * Candidates lost to a race are replaced by another pass, until the claim
+ * has its batch or a pass finds fewer candidates than it asked for (the
+ * lane has no more).  A pass loses a candidate only to a claimer that
+ * committed its receipt after the pass's snapshot, so every lost pass is
+ * another claimer's progress; with two claimers walking the same lane in
+ * step, that can repeat several times in a row (measured: 3.7% of passes
+ * lost rows in a 2-client drain, the longest run 9 passes), which is why
+ * the number of passes is not capped: a cap returned an empty claim while
+ * the queue still held jobs.
+ *
+ * Floors (floor.c) are reused as they are, on lanes of their own: the
+ * lane of a ring queue is named RING_LANE_PREFIX + queue, so that it never
+ * shares floors with the awa.jobs queue of the same name (a queue of
+ * awa.jobs whose name starts with that control byte would; none of awa's
+ * own does).  Enqueue and retry note their run_at (the pins); the claim
+ * reads the floors, starts each priority's range there, and raises them
+ * with a probe of its own relations (ring_probe) through
+ * awa_floor_end_with.
+ *
+ * Ends (awa.ring_complete_many, awa.ring_fail) find the attempt's receipt
+ * by (job_id, run_lease) and append a done row with the receipt's slot;
+ * no receipt (a lease that was never given) or a done row already there
+ * (the attempt ended, also by a racing end) and the call is a no-op: the
+ * run_lease guard.
+ *
+ * Plans.  Every statement is a generic plan made with sequential, bitmap,
+ * hash and merge joins, materialisation and sorts switched off, and the
+ * receipt probes are correlated scalar subqueries or LATERAL ... LIMIT 1
+ * (one index probe per row), never joins: a plan made while a partition
+ * was empty cannot turn into a scan of a whole partition when it fills
+ * (docs/storage.md, section 9: the prototype's anti join that went
+ * O(claims) per candidate).
+ *
+ * Not here yet: counters (the ring writes no awa.counter_deltas), the wake
+ * (awa_job_enqueued), scheduled jobs, cancel, heartbeats, rescue, sealing
+ * and reclaiming slots, unique jobs, aging, queue limits and pauses.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "awa.h"
+#include "floor.h"
+#include "ring.h"
+
+#define RING_LANE_PREFIX	"\001r:"
+#define RING_MAX_BATCH		1000
+
+/* ring_claim's result columns */
+#define RING_CLAIM_NATTS	8
+
+static bool awa_ring_engine = false;
+
+PG_FUNCTION_INFO_V1(awa_ring_insert);
+PG_FUNCTION_INFO_V1(awa_ring_claim);
+PG_FUNCTION_INFO_V1(awa_ring_complete_many);
+PG_FUNCTION_INFO_V1(awa_ring_fail);
+
+void
+awa_ring_init(void)
+{
+	DefineCustomBoolVariable("awa.ring_engine",
+							 "Lets the internal awa.ring_* functions run (the storage engine in development).",
+							 "Only the ring's own tests and benchmark turn it on; no awa_* function uses the ring yet.",
+							 &awa_ring_engine, false, PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+}
+
+static void
+ring_check_enabled(const char *fn)
+{
+	if (!awa_ring_engine)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s: the ring engine is internal and switched off", fn),
+				 errhint("It is for awa's own tests (SET awa.ring_engine = on, as a superuser).")));
+}
+
+/* The floor lane of a ring queue (see the head of this file). */
+static char *
+ring_lane(text *queue)
+{
+	return psprintf("%s%s", RING_LANE_PREFIX, text_to_cstring(queue));
+}
+
+/*
+ * Pin the plans' shape: index walks only (see the head of this file).
+ * Returns the GUC nest level to pass to AtEOXact_GUC after the statement.
+ */
+static int
+ring_pin_planner(void)
+{
+	static const char *const off[] = {
+		"enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_hashjoin",
+		"enable_mergejoin", "enable_material", "jit", NULL
+	};
+	int			nestlevel = NewGUCNestLevel();
+	int			i;
+
+	for (i = 0; off[i] != NULL; i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+/*
+ * Run a kept plan with the plan shape pinned; snapshot InvalidSnapshot: the
+ * usual one.  Returns SPI_processed; any result but `expect` is an error.
+ */
+static uint64
+ring_run(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
+		 bool read_only, int expect, const char *what)
+{
+	int			nestlevel = ring_pin_planner();
+	int			ret;
+
+	if (snapshot != InvalidSnapshot)
+		ret = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot,
+								   read_only, false, 0);
+	else
+		ret = SPI_execute_plan(plan, values, nulls, read_only, 0);
+	AtEOXact_GUC(true, nestlevel);
+	if (ret != expect)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(ret));
+	return SPI_processed;
+}
+
+static void
+ring_check_name(text *t, const char *field)
+{
+	int			len = pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+
+	if (len < 1 || len > 200)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 1 to 200 characters long", field)));
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_insert(kind, args, queue, priority, max_attempts, run_at)
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_insert(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[6];
+	text	   *queue;
+	Jsonb	   *args;
+	int32		priority;
+	int32		max_attempts;
+	TimestampTz run_at;
+	int64		id;
+	bool		isnull;
+	int			i;
+
+	ring_check_enabled("awa.ring_insert");
+	for (i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be null",
+							(const char *[]) {"kind", "args", "queue", "priority", "max_attempts"}[i])));
+	ring_check_name(PG_GETARG_TEXT_PP(0), "kind");
+	queue = PG_GETARG_TEXT_PP(2);
+	ring_check_name(queue, "queue");
+	args = PG_GETARG_JSONB_P(1);
+	if (JB_ROOT_IS_SCALAR(args))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("args must be a JSON object or array")));
+	priority = PG_GETARG_INT32(3);
+	if (priority < 1 || priority > AWA_FLOOR_PRIORITIES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("priority must be between 1 and %d", AWA_FLOOR_PRIORITIES)));
+	max_attempts = PG_GETARG_INT32(4);
+	if (max_attempts < 1 || max_attempts > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be between 1 and 1000")));
+	run_at = PG_ARGISNULL(5) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(5);
+	if (TIMESTAMP_NOT_FINITE(run_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run_at must be finite")));
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = JsonbPGetDatum(args);
+	values[2] = PointerGetDatum(queue);
+	values[3] = Int32GetDatum(priority);
+	values[4] = Int32GetDatum(max_attempts);
+	values[5] = TimestampTzGetDatum(run_at);
+
+	SPI_connect();
+	awa_plan(&plan,
+			 "INSERT INTO awa.ready (slot, id, kind, args, queue, priority, max_attempts, run_at)"
+			 " SELECT s.slot, nextval('awa.jobs_id_seq'), $1, $2, $3, $4, $5, $6"
+			 " FROM awa.ring_slots s WHERE s.state = 'open'"
+			 " RETURNING id",
+			 6, argtypes);
+	if (ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+				 "awa.ring_insert: insert") != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("awa.ring_insert: the ring has no open slot")));
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* the pin: the floor of this lane must not pass the job once committed */
+	awa_floor_note(ring_lane(queue), run_at);
+	SPI_finish();
+	PG_RETURN_INT64(id);
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_claim(queue, batch, lease, worker)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The floor probe of a ring lane: for each priority the claim took jobs
+ * of, the first ready row at or above the floor it started from whose
+ * attempt has no receipt, as the claim's snapshot (taken before its
+ * statements) sees it.  arg: the queue (text).  Caller is in SPI.
+ */
+static void
+ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		values[4];
+
+	if (!awa_floor_probe_args(scan, arg, values, found))
+		return;
+	awa_plan(&plan,
+			 "SELECT f.p, w.run_at, w.id"
+			 " FROM unnest($2, $3, $4) AS f(p, fr, fi) CROSS JOIN LATERAL"
+			 " (SELECT r.run_at, r.id FROM awa.ready r"
+			 "  WHERE r.queue = $1 AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
+			 "  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
+			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
+			 "  ORDER BY r.run_at, r.id LIMIT 1) w",
+			 4, argtypes);
+	ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
+	awa_floor_probe_read(first, found);
+}
+
+/* Candidate columns (step 1), in this order. */
+enum
+{
+	CAND_SLOT = 1, CAND_ID, CAND_LEASE, CAND_ATTEMPT, CAND_KIND, CAND_ARGS,
+	CAND_PRIORITY, CAND_RUN_AT
+};
+
+Datum
+awa_ring_claim(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr cand_plan = NULL;
+	static SPIPlanPtr receipt_plan = NULL;
+	static const Oid cand_types[] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID, INT4OID};
+	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *queue;
+	int32		batch;
+	Interval   *lease;
+	Datum		worker = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	char	   *lane;
+	AwaFloorScan scan;
+	int			got = 0;
+	int			p;
+	int			i;
+
+	ring_check_enabled("awa.ring_claim");
+	for (i = 0; i < 3; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be null", (const char *[]) {"queue", "batch", "lease"}[i])));
+	queue = PG_GETARG_TEXT_PP(0);
+	batch = PG_GETARG_INT32(1);
+	lease = PG_GETARG_INTERVAL_P(2);
+	if (batch < 1 || batch > RING_MAX_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and %d", RING_MAX_BATCH)));
+	if (lease->month < 0 || lease->day < 0 || lease->time < 0 ||
+		(lease->month == 0 && lease->day == 0 && lease->time == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease must be positive")));
+	ring_check_name(queue, "queue");
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	lane = ring_lane(queue);
+
+	SPI_connect();
+	awa_plan(&cand_plan,
+			 "SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
+			 " r.kind, r.args, r.priority::integer, r.run_at"
+			 " FROM awa.ready r"
+			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
+			 " AND r.run_at <= now()"
+			 " AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
+			 "      AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
+			 " ORDER BY r.run_at, r.id LIMIT $5"
+			 " FOR UPDATE OF r SKIP LOCKED",
+			 5, cand_types);
+	awa_plan(&receipt_plan,
+			 "INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)"
+			 " SELECT c.s, c.i, c.l, now(), now() + $4, $4, $5"
+			 " FROM unnest($1, $2, $3) AS c(s, i, l)"
+			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
+			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
+			 " ON CONFLICT DO NOTHING RETURNING job_id",
+			 5, receipt_types);
+
+	awa_floor_begin(&scan, lane);
+	for (p = 1; p <= AWA_FLOOR_PRIORITIES && got < batch; p++)
+	{
+		while (got < batch)
+		{
+			Datum		cvals[5];
+			SPITupleTable *cand;
+			uint64		ncand;
+			uint64		nwon;
+			Datum	   *slots;
+			Datum	   *ids;
+			Datum	   *leases;
+			Datum		rvals[5];
+			char		rnulls[5] = {' ', ' ', ' ', ' ', ' '};
+			int64	   *won;
+			uint64		i;
+			uint64		j;
+
+			CHECK_FOR_INTERRUPTS();
+			cvals[0] = PointerGetDatum(queue);
+			cvals[1] = Int32GetDatum(p);
+			cvals[2] = TimestampTzGetDatum(scan.floors[p - 1].run_at);
+			cvals[3] = Int64GetDatum(scan.floors[p - 1].id);
+			cvals[4] = Int32GetDatum(batch - got);
+			/* the newest snapshot, also in REPEATABLE READ (see the head of this file) */
+			ncand = ring_run(cand_plan, cvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+							 "awa.ring_claim: candidates");
+			if (ncand == 0)
+				break;
+			cand = SPI_tuptable;
+
+			slots = palloc(sizeof(Datum) * ncand);
+			ids = palloc(sizeof(Datum) * ncand);
+			leases = palloc(sizeof(Datum) * ncand);
+			for (i = 0; i < ncand; i++)
+			{
+				bool		isnull;
+
+				slots[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_SLOT, &isnull);
+				ids[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_ID, &isnull);
+				leases[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_LEASE, &isnull);
+			}
+			rvals[0] = PointerGetDatum(construct_array(slots, ncand, INT2OID, 2, true, TYPALIGN_SHORT));
+			rvals[1] = PointerGetDatum(construct_array(ids, ncand, INT8OID, sizeof(int64),
+													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			rvals[2] = PointerGetDatum(construct_array(leases, ncand, INT8OID, sizeof(int64),
+													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			rvals[3] = IntervalPGetDatum(lease);
+			rvals[4] = worker;
+			if (PG_ARGISNULL(3))
+				rnulls[4] = 'n';
+			/* a fresh snapshot: receipts committed by whoever locked these rows before us */
+			nwon = ring_run(receipt_plan, rvals, rnulls, GetLatestSnapshot(), false,
+							SPI_OK_INSERT_RETURNING, "awa.ring_claim: receipts");
+			won = palloc(sizeof(int64) * (nwon + 1));
+			for (j = 0; j < nwon; j++)
+			{
+				bool		isnull;
+
+				won[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
+													 1, &isnull));
+			}
+
+			/* the candidates that got their receipt, in claim order */
+			for (i = 0; i < ncand; i++)
+			{
+				Datum		out[RING_CLAIM_NATTS];
+				bool		outnulls[RING_CLAIM_NATTS];
+				int64		id = DatumGetInt64(ids[i]);
+				int			col;
+
+				for (j = 0; j < nwon && won[j] != id; j++)
+					;
+				if (j == nwon)
+					continue;
+				/* id, run_lease, attempt, kind, queue, args, priority, run_at */
+				out[0] = ids[i];
+				out[1] = leases[i];
+				out[2] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_ATTEMPT, &outnulls[2]);
+				out[3] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_KIND, &outnulls[3]);
+				out[4] = PointerGetDatum(queue);
+				out[5] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_ARGS, &outnulls[5]);
+				out[6] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_PRIORITY, &outnulls[6]);
+				out[7] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_RUN_AT, &outnulls[7]);
+				for (col = 0; col < RING_CLAIM_NATTS; col++)
+					if (col < 2 || col == 4)
+						outnulls[col] = false;
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+				awa_floor_taken(&scan, p, DatumGetTimestampTz(out[7]));
+				got++;
+			}
+			/* fewer candidates than asked for: the lane has no more */
+			if (ncand < (uint64) DatumGetInt32(cvals[4]))
+				break;
+		}
+	}
+	awa_floor_end_with(&scan, lane, ring_probe, PointerGetDatum(queue));
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_complete_many(ids, run_leases)
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_complete_many(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8ARRAYOID, INT8ARRAYOID};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *ids = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *leases = PG_GETARG_ARRAYTYPE_P(1);
+	Datum		values[2];
+	uint64		n;
+	uint64		i;
+
+	ring_check_enabled("awa.ring_complete_many");
+	if (ARR_NDIM(ids) > 1 || ARR_NDIM(leases) > 1 ||
+		ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)) !=
+		ArrayGetNItems(ARR_NDIM(leases), ARR_DIMS(leases)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ids and run_leases must be one-dimensional arrays of the same length")));
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	values[0] = PointerGetDatum(ids);
+	values[1] = PointerGetDatum(leases);
+	SPI_connect();
+	awa_plan(&plan,
+			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)"
+			 " SELECT c.slot, d.id, d.lease, 'completed', now()"
+			 " FROM unnest($1, $2) AS d(id, lease) CROSS JOIN LATERAL"
+			 " (SELECT cl.slot FROM awa.claims cl WHERE cl.job_id = d.id AND cl.run_lease = d.lease"
+			 "  LIMIT 1) c"
+			 " ON CONFLICT DO NOTHING RETURNING job_id",
+			 2, argtypes);
+	n = ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+				 "awa.ring_complete_many: done rows");
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_fail(id, run_lease, error, retry)
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_fail(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr attempt_plan = NULL;
+	static SPIPlanPtr done_plan = NULL;
+	static SPIPlanPtr retry_plan = NULL;
+	static const Oid attempt_types[] = {INT8OID, INT8OID};
+	static const Oid done_types[] = {INT2OID, INT8OID, INT8OID, TEXTOID, JSONBOID};
+	static const Oid retry_types[] = {INT2OID, INT8OID, INT8OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		retry;
+	bool		isnull;
+	int16		slot;
+	int32		attempt;
+	int32		max_attempts;
+	bool		retryable;
+	Datum		state;
+	char	   *queue = NULL;
+
+	ring_check_enabled("awa.ring_fail");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("id and run_lease must not be null")));
+	retry = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+
+	SPI_connect();
+	awa_plan(&attempt_plan,
+			 "SELECT c.slot, r.attempt + 1 AS attempt, r.max_attempts::integer, r.queue"
+			 " FROM awa.claims c CROSS JOIN LATERAL"
+			 " (SELECT r.attempt, r.max_attempts, r.queue FROM awa.ready r"
+			 "  WHERE r.id = c.job_id AND r.run_lease = c.run_lease - 1 AND r.slot = c.slot LIMIT 1) r"
+			 " WHERE c.job_id = $1 AND c.run_lease = $2 LIMIT 1",
+			 2, attempt_types);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	if (ring_run(attempt_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
+				 "awa.ring_fail: attempt") == 0)
+	{
+		SPI_finish();
+		PG_RETURN_NULL();		/* no such attempt was claimed */
+	}
+	slot = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	attempt = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	max_attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	queue = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	retryable = retry && attempt < max_attempts;
+
+	awa_plan(&done_plan,
+			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error)"
+			 " VALUES ($1, $2, $3, $4::awa.job_state, now(), $5)"
+			 " ON CONFLICT DO NOTHING RETURNING state",
+			 5, done_types);
+	values[0] = Int16GetDatum(slot);
+	values[1] = PG_GETARG_DATUM(0);
+	values[2] = PG_GETARG_DATUM(1);
+	values[3] = CStringGetTextDatum(retryable ? "retryable" : "failed");
+	if (PG_ARGISNULL(2))
+		nulls[4] = 'n';
+	else
+		values[4] = PG_GETARG_DATUM(2);
+	if (ring_run(done_plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+				 "awa.ring_fail: done row") == 0)
+	{
+		SPI_finish();
+		PG_RETURN_NULL();		/* the attempt had already ended */
+	}
+	state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+	if (retryable)
+	{
+		/* retry now: the next attempt's ready row, in the open slot */
+		awa_plan(&retry_plan,
+				 "INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority,"
+				 " max_attempts, run_at, created_at, metadata, tags)"
+				 " SELECT s.slot, r.id, r.run_lease + 1, r.attempt + 1, r.kind, r.queue, r.args,"
+				 " r.priority, r.max_attempts, now(), r.created_at, r.metadata, r.tags"
+				 " FROM awa.ready r CROSS JOIN LATERAL"
+				 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') s"
+				 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1",
+				 3, retry_types);
+		if (ring_run(retry_plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
+					 "awa.ring_fail: retry") != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("awa.ring_fail: the ring has no open slot")));
+		awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
+	}
+	SPI_finish();
+	PG_RETURN_DATUM(state);
+}
