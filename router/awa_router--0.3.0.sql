@@ -7,7 +7,7 @@
  * its partition i must be the database configured with awa_shard_configure(i).
  *
  * Where a call goes:
- *   - awa_insert, awa_claim, awa_set_queue_limit: the shard of the queue,
+ *   - awa_insert, awa_claim, awa_set_queue_limit, awa_set_queue_rate: the shard of the queue,
  *     partition hashtext(queue) mod the number of shards; awa_insert and
  *     awa_claim take an optional shard_key that replaces the queue in that
  *     hash (jobs that live next to a tenant's rows);
@@ -78,7 +78,10 @@ CREATE TYPE awa.queue_meta AS (
 	paused		boolean,
 	paused_at	timestamptz,
 	paused_by	text,
-	max_running	integer
+	max_running	integer,
+	rate_max_claims	integer,
+	rate_period	interval,
+	rate_set_at	timestamptz
 );
 COMMENT ON TYPE awa.queue_meta IS 'a queue''s settings as its shard returns them';
 
@@ -760,6 +763,32 @@ AS $$
 $$ LANGUAGE plproxy;
 COMMENT ON FUNCTION awa_set_queue_limit(text, integer)
 	IS 'awa_set_queue_limit on the shard of the queue: the limit counts the jobs running there (jobs placed on other shards by shard_key are not limited by it)';
+
+CREATE FUNCTION awa_set_queue_rate(queue text, max_claims integer, per interval)
+RETURNS awa.queue_meta
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON awa.queue_hash(queue);
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa_set_queue_rate(text, integer, interval)
+	IS 'awa_set_queue_rate on the shard of the queue: the rate counts the claims made there (jobs placed on other shards by shard_key are not limited by it)';
+
+CREATE FUNCTION awa_queue_limits()
+RETURNS TABLE (
+	queue			text,
+	paused			boolean,
+	max_running		integer,
+	running			bigint,
+	rate_max_claims	integer,
+	rate_period		interval,
+	window_claims	integer,
+	next_slot_at	timestamptz)
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa_queue_limits()
+	IS 'awa_queue_limits of every shard, one row per shard and queue with a limit or a rate (a queue''s settings live on the shard of the queue)';
 
 CREATE FUNCTION awa_next_fire_times(cron text, timezone text DEFAULT 'UTC',
 	after timestamptz DEFAULT now(), n integer DEFAULT 5)

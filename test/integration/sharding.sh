@@ -207,6 +207,12 @@ expect "awa_pause_queue pauses on every shard" "$(r -c "SELECT awa_pause_queue('
 expect "... a paused queue hands out nothing" "$(r -c "SELECT count(*) FROM awa_claim('${QUEUE[1]}')")" 0
 expect "... stats say paused" "$(r -c "SELECT paused FROM awa_queue_stats() WHERE queue = '${QUEUE[1]}'")" t
 expect "awa_resume_queue" "$(r -c "SELECT awa_resume_queue('${QUEUE[1]}')")" t
+expect "awa_set_queue_rate sets the rate on the queue's shard" \
+	"$(r -c "SELECT rate_max_claims, rate_period FROM awa_set_queue_rate('${QUEUE[2]}', 5, '1 minute')")" "5|00:01:00"
+expect "... and only there" "$(q 2 $DB -c "SELECT rate_max_claims FROM awa.queue_meta WHERE queue = '${QUEUE[2]}'")|$(q 1 $DB -c "SELECT count(*) FROM awa.queue_meta WHERE queue = '${QUEUE[2]}'")" "5|0"
+expect "awa_queue_limits through the router shows it" \
+	"$(r -c "SELECT rate_max_claims FROM awa_queue_limits() WHERE queue = '${QUEUE[2]}'")" 5
+expect "... NULL removes it" "$(r -c "SELECT rate_max_claims IS NULL FROM awa_set_queue_rate('${QUEUE[2]}', NULL, NULL)")" t
 
 # privileges: the shards decide (PL/Proxy connects as the caller)
 for i in $(seq 0 $NSHARDS); do
