@@ -65,6 +65,7 @@ typedef struct AwaJob
 	Jsonb	   *metadata;
 	Interval   *timeout;		/* hard limit of one attempt, or NULL (0.3.0) */
 	AwaUnique  *unique;			/* NULL: not a unique job */
+	struct AwaDeps *deps;		/* NULL: runs after no job (deps.c) */
 } AwaJob;
 
 /* validate.c */
@@ -118,6 +119,7 @@ typedef struct AwaEnqueue		/* awa_enqueue's state and last row */
 	TupleTableSlot *slot;		/* the row, written directly */
 	HeapTuple	tuple;			/* or the row, written through SPI */
 	TupleDesc	desc;
+	bool		inserted;		/* the row is new (not a unique key's holder) */
 } AwaEnqueue;
 
 /* jobrow.c */
@@ -285,7 +287,8 @@ typedef enum AwaSchemaFeature
 	AWA_SCHEMA_LEASES = 1 << 1, /* 0.3.0: awa.jobs.lease and timeout */
 	AWA_SCHEMA_ROUNDS = 1 << 2, /* 0.3.0: awa.maintenance_rounds */
 	AWA_SCHEMA_EXTERNAL = 1 << 3,	/* 0.3.0: awa.jobs.result, callback_* */
-	AWA_SCHEMA_COUNTERS = 1 << 4	/* 0.3.0: awa.counter_deltas and folds */
+	AWA_SCHEMA_COUNTERS = 1 << 4,	/* 0.3.0: awa.counter_deltas and folds */
+	AWA_SCHEMA_DEPENDENCIES = 1 << 5	/* 0.3.0: awa.job_dependencies, dependent_jobs */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

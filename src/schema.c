@@ -73,6 +73,9 @@ awa_schema_features(void)
 			OidIsValid(get_relname_relid("counter_deltas", nsp)) &&
 			OidIsValid(get_relname_relid("counter_completed", nsp)))
 			f |= AWA_SCHEMA_COUNTERS;
+		if (OidIsValid(nsp) && OidIsValid(get_relname_relid("job_dependencies", nsp)) &&
+			OidIsValid(get_relname_relid("dependent_jobs", nsp)))
+			f |= AWA_SCHEMA_DEPENDENCIES;
 		features = f;
 	}
 	return features;
