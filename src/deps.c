@@ -12,7 +12,7 @@
  * run_at its producer asked for.
  *
  * Waiting.  A job that waits for parents is an ordinary scheduled job
- * whose run_at is 'infinity': it is never due, so no claim, promotion or
+ * whose run_at is 9999-12-30 UTC (AWA_DEPS_WAIT_RUN_AT): it is never due, so no claim, promotion or
  * retry path takes it, while cancel, drain, the counters (as scheduled),
  * the history and the dashboard need nothing new.  It is released by
  * setting run_at to what its producer asked for (available now, or
@@ -262,7 +262,7 @@ int8_array(const int64 *values, int n)
  * Before a job that names parents is written (caller in SPI): lock them,
  * check that they exist (23503 naming the first that does not), and decide
  * from their states whether the job waits -- then it is written with
- * run_at 'infinity', the run_at asked for kept in deps -- or is cancelled
+ * run_at AWA_DEPS_WAIT_RUN_AT, the run_at asked for kept in deps -- or is cancelled
  * at once, or runs as if it named none.
  */
 void
@@ -319,7 +319,7 @@ awa_deps_before_insert(AwaJob *job)
 	if (deps->waiting_for > 0)
 	{
 		job->has_run_at = true;
-		job->run_at = DT_NOEND;
+		job->run_at = AWA_DEPS_WAIT_RUN_AT;
 	}
 }
 
@@ -409,12 +409,12 @@ static AwaStmt release_stmt = AWA_STMT("awa: releasing the dependents of finishe
 	"   FROM l WHERE w.job_id = l.job_id"
 	"   RETURNING w.job_id, w.waiting_for, w.run_at),"
 	" r AS (SELECT j.id, u.run_at FROM awa.jobs j JOIN u ON j.id = u.job_id"
-	"   WHERE u.waiting_for = 0 AND j.state = 'scheduled' AND j.run_at = 'infinity'"
+	"   WHERE u.waiting_for = 0 AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL ""
 	"   ORDER BY j.id FOR NO KEY UPDATE OF j)"
 	" UPDATE awa.jobs j SET"
 	"   state = CASE WHEN r.run_at > now() THEN 'scheduled' ELSE 'available' END::awa.job_state,"
 	"   run_at = CASE WHEN r.run_at > now() THEN r.run_at ELSE now() END"
-	" FROM r WHERE j.id = r.id AND j.state = 'scheduled' AND j.run_at = 'infinity'"
+	" FROM r WHERE j.id = r.id AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL ""
 	" RETURNING j.queue, j.state::text AS state, j.run_at",
 	2, INT8ARRAYOID, INT8ARRAYOID);
 
@@ -430,12 +430,12 @@ static AwaStmt cancel_stmt = AWA_STMT("awa: cancelling the dependents of failed 
 	"   GROUP BY d.job_id),"
 	" l AS (SELECT j.id, x.parent_id, p.state FROM awa.jobs j JOIN x ON x.job_id = j.id"
 	"   JOIN awa.jobs p ON p.id = x.parent_id"
-	"   WHERE j.state = 'scheduled' AND j.run_at = 'infinity'"
+	"   WHERE j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL ""
 	"   ORDER BY j.id FOR NO KEY UPDATE OF j)"
 	" UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now(),"
 	"   errors = j.errors || jsonb_build_object('attempt', j.attempt, 'at', now(),"
 	"     'error', format('cancelled: job %s it runs after is %s', l.parent_id, l.state))"
-	" FROM l WHERE j.id = l.id AND j.state = 'scheduled' AND j.run_at = 'infinity'",
+	" FROM l WHERE j.id = l.id AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL "",
 	1, INT8ARRAYOID);
 
 /* The dependency rows of deleted jobs $1 go with them. */

@@ -10,7 +10,17 @@
 
 #include "fmgr.h"
 #include "utils/jsonb.h"
+#include "utils/datetime.h"
 #include "utils/timestamp.h"
+
+/*
+ * The run_at of a job that waits for parents: never due, and a time every
+ * client can read (Python's datetime and others cannot hold 'infinity';
+ * a day below 9999-12-31 leaves room for any time zone's offset).
+ */
+#define AWA_DEPS_WAIT_RUN_AT_SQL	"'9999-12-30 00:00:00+00'::timestamptz"
+#define AWA_DEPS_WAIT_RUN_AT \
+	((TimestampTz) (date2j(9999, 12, 30) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY)
 
 /* At most this many parents a job (22023 beyond). */
 #define AWA_MAX_PARENTS			1000

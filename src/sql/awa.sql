@@ -885,7 +885,7 @@ COMMENT ON FUNCTION awa_shard_of(bigint)
 -- Job dependencies (deps.c, docs/dependencies.md) ------------------------------
 --
 -- A job inserted with after => parent ids runs once all of them completed.
--- It waits as a scheduled job with run_at 'infinity' (never due); the
+-- It waits as a scheduled job with run_at 9999-12-30 UTC (never due); the
 -- trigger below releases it (available, or scheduled at the run_at asked
 -- for) when its last parent completes, exactly once, or applies its
 -- on_parent_failure policy when a parent fails for good or is cancelled.

@@ -26,12 +26,12 @@ BEGIN
 	RETURN j.id;
 END $$;
 CREATE FUNCTION pg_temp.st(job bigint) RETURNS text LANGUAGE sql AS
-	$$ SELECT state::text || CASE WHEN run_at = 'infinity' THEN ' (waits)' ELSE '' END FROM awa.jobs WHERE id = job $$;
+	$$ SELECT state::text || CASE WHEN run_at = '9999-12-30 00:00:00+00' THEN ' (waits)' ELSE '' END FROM awa.jobs WHERE id = job $$;
 
 -- one parent: waits, never claimed, released by the completion; the result is readable
 SELECT id AS p FROM awa_insert('parent', queue => 'one') \gset
 SELECT id AS c FROM awa_insert('child', queue => 'one', after => ARRAY[:p]::bigint[]) \gset
-SELECT is(pg_temp.st(:c), 'scheduled (waits)', 'a job after a waiting parent waits (scheduled, run_at infinity)');
+SELECT is(pg_temp.st(:c), 'scheduled (waits)', 'a job after a waiting parent waits (scheduled, run_at 9999-12-30)');
 SELECT is(pg_temp.run('one', '{"rows": 7}'), :p::bigint, 'the claim takes the parent');
 SELECT is(pg_temp.st(:c), 'available', 'the parent completed: the child is available');
 SELECT is(pg_temp.run('one'), :c::bigint, 'and claimed');
@@ -95,7 +95,7 @@ SELECT is(pg_temp.st(:b), 'cancelled (waits)', 'cancel: stays cancelled');
 -- a parent already failed or cancelled at insert: the policy at once
 SELECT is((SELECT state::text FROM awa_insert('x', after => ARRAY[:b]::bigint[])), 'cancelled', 'after a cancelled parent: cancelled');
 SELECT is((SELECT state::text FROM awa_insert('x', after => ARRAY[:b]::bigint[], on_parent_failure => 'run')), 'available', 'run: available');
-SELECT is((SELECT state::text || ' ' || (run_at = 'infinity') FROM awa_insert('x', after => ARRAY[:b]::bigint[], on_parent_failure => 'wait')),
+SELECT is((SELECT state::text || ' ' || (run_at = '9999-12-30 00:00:00+00') FROM awa_insert('x', after => ARRAY[:b]::bigint[], on_parent_failure => 'wait')),
 	'scheduled true', 'wait: waits');
 -- cancelling a waiting job cascades the same way
 SELECT id AS h FROM awa_insert('h', queue => 'hold', run_at => now() + interval '1 day') \gset
