@@ -389,54 +389,185 @@ awa_deps_after_insert(AwaEnqueue *e, AwaJob *job)
  */
 
 /*
- * Satisfy the edges of the finished jobs $1 (completed ones $2; failed and
- * cancelled ones under "run"), take them off their dependents' waiting_for
- * (dependent_jobs rows locked in job id order), and release the dependents
- * that wait for nothing more and still wait: available now, or scheduled at
- * the run_at asked for.  Returns what awa_job_enqueued needs.
+ * Finishing jobs takes a few small statements, each planned once for any
+ * number of rows (index lookups driven by arrays), rather than one
+ * statement whose generic plan would have to guess the rows of each step:
+ * the common case -- a job that nobody runs after -- is then one index
+ * lookup that finds nothing.
+ *
+ * Satisfy the edges of the finished jobs $1 that release their dependent:
+ * completed ones ($2), and failed or cancelled ones under "run".  Returns
+ * each dependent once, ascending, with the number of its edges satisfied.
  */
-static AwaStmt release_stmt = AWA_STMT("awa: releasing the dependents of finished jobs",
-	SPI_OK_UPDATE_RETURNING,
+static AwaStmt satisfy_stmt = AWA_STMT("awa: satisfying the dependencies on finished jobs",
+	SPI_OK_SELECT,
 	"WITH e AS (UPDATE awa.job_dependencies d SET satisfied = true"
 	"   FROM awa.dependent_jobs w"
 	"   WHERE d.parent_id = ANY($1) AND NOT d.satisfied AND w.job_id = d.job_id"
 	"     AND (d.parent_id = ANY($2) OR w.on_parent_failure = 'run')"
-	"   RETURNING d.job_id),"
-	" c AS (SELECT job_id, count(*)::integer AS n FROM e GROUP BY job_id),"
-	" l AS (SELECT w.job_id, c.n FROM awa.dependent_jobs w JOIN c ON c.job_id = w.job_id"
-	"   ORDER BY w.job_id FOR NO KEY UPDATE OF w),"
-	" u AS (UPDATE awa.dependent_jobs w SET waiting_for = w.waiting_for - l.n"
-	"   FROM l WHERE w.job_id = l.job_id"
-	"   RETURNING w.job_id, w.waiting_for, w.run_at),"
-	" r AS (SELECT j.id, u.run_at FROM awa.jobs j JOIN u ON j.id = u.job_id"
-	"   WHERE u.waiting_for = 0 AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL ""
-	"   ORDER BY j.id FOR NO KEY UPDATE OF j)"
-	" UPDATE awa.jobs j SET"
-	"   state = CASE WHEN r.run_at > now() THEN 'scheduled' ELSE 'available' END::awa.job_state,"
-	"   run_at = CASE WHEN r.run_at > now() THEN r.run_at ELSE now() END"
-	" FROM r WHERE j.id = r.id AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL ""
-	" RETURNING j.queue, j.state::text AS state, j.run_at",
+	"   RETURNING d.job_id)"
+	" SELECT job_id, count(*)::integer AS n FROM e GROUP BY job_id ORDER BY job_id",
 	2, INT8ARRAYOID, INT8ARRAYOID);
 
 /*
- * Cancel the waiting dependents under "cancel" of the failed or cancelled
- * jobs $1, locked in id order, saying which parent cancelled them.
+ * Lock the dependent_jobs rows of those dependents in id order, so that two
+ * transactions finishing parents of the same dependents queue up instead
+ * of deadlocking; the next statement reads them as the lock left them.
  */
+static AwaStmt lock_dependents_stmt = AWA_STMT("awa: locking dependent jobs",
+	SPI_OK_SELECT,
+	"SELECT job_id FROM awa.dependent_jobs WHERE job_id = ANY($1)"
+	" ORDER BY job_id FOR NO KEY UPDATE",
+	1, INT8ARRAYOID);
+
+/* Take the satisfied edges off waiting_for; returns the rows, ascending. */
+static AwaStmt count_down_stmt = AWA_STMT("awa: counting down dependent jobs",
+	SPI_OK_SELECT,
+	"WITH c AS (UPDATE awa.dependent_jobs w SET waiting_for = w.waiting_for - u.n"
+	"   FROM unnest($1::bigint[], $2::integer[]) AS u(job_id, n)"
+	"   WHERE w.job_id = u.job_id"
+	"   RETURNING w.job_id, w.waiting_for, w.run_at)"
+	" SELECT job_id, waiting_for, run_at FROM c ORDER BY job_id",
+	2, INT8ARRAYOID, INT4ARRAYOID);
+
+/* Lock jobs $1 in id order (a statement that changes several does). */
+static AwaStmt lock_jobs_stmt = AWA_STMT("awa: locking dependent jobs",
+	SPI_OK_SELECT,
+	"SELECT id FROM awa.jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+	1, INT8ARRAYOID);
+
+/*
+ * Release the jobs $1 that still wait: available now, or scheduled at the
+ * run_at asked for ($2, NULL: now).  Returns what awa_job_enqueued needs.
+ */
+static AwaStmt release_stmt = AWA_STMT("awa: releasing dependent jobs",
+	SPI_OK_UPDATE_RETURNING,
+	"UPDATE awa.jobs j SET"
+	"   state = CASE WHEN r.run_at > now() THEN 'scheduled' ELSE 'available' END::awa.job_state,"
+	"   run_at = CASE WHEN r.run_at > now() THEN r.run_at ELSE now() END"
+	" FROM unnest($1::bigint[], $2::timestamptz[]) AS r(id, run_at)"
+	" WHERE j.id = r.id AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL
+	" RETURNING j.queue, j.state::text AS state, j.run_at",
+	2, INT8ARRAYOID, TIMESTAMPTZARRAYOID);
+
+/*
+ * The dependents under "cancel" of the failed or cancelled jobs $1 that
+ * they still wait for, ascending, each with the first such parent.
+ */
+static AwaStmt to_cancel_stmt = AWA_STMT("awa: finding the dependents of failed jobs",
+	SPI_OK_SELECT,
+	"SELECT d.job_id, min(d.parent_id) AS parent_id FROM awa.job_dependencies d"
+	" JOIN awa.dependent_jobs w ON w.job_id = d.job_id"
+	" WHERE d.parent_id = ANY($1) AND NOT d.satisfied AND w.on_parent_failure = 'cancel'"
+	" GROUP BY d.job_id ORDER BY d.job_id",
+	1, INT8ARRAYOID);
+
+/* Cancel the jobs $1 that still wait, naming the parent $2 that did it. */
 static AwaStmt cancel_stmt = AWA_STMT("awa: cancelling the dependents of failed jobs",
 	SPI_OK_UPDATE,
-	"WITH x AS (SELECT d.job_id, min(d.parent_id) AS parent_id FROM awa.job_dependencies d"
-	"   JOIN awa.dependent_jobs w ON w.job_id = d.job_id"
-	"   WHERE d.parent_id = ANY($1) AND NOT d.satisfied AND w.on_parent_failure = 'cancel'"
-	"   GROUP BY d.job_id),"
-	" l AS (SELECT j.id, x.parent_id, p.state FROM awa.jobs j JOIN x ON x.job_id = j.id"
-	"   JOIN awa.jobs p ON p.id = x.parent_id"
-	"   WHERE j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL ""
-	"   ORDER BY j.id FOR NO KEY UPDATE OF j)"
-	" UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now(),"
+	"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now(),"
 	"   errors = j.errors || jsonb_build_object('attempt', j.attempt, 'at', now(),"
-	"     'error', format('cancelled: job %s it runs after is %s', l.parent_id, l.state))"
-	" FROM l WHERE j.id = l.id AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL "",
-	1, INT8ARRAYOID);
+	"     'error', format('cancelled: job %s it runs after is %s', x.parent_id, p.state))"
+	" FROM unnest($1::bigint[], $2::bigint[]) AS x(id, parent_id), awa.jobs p"
+	" WHERE j.id = x.id AND p.id = x.parent_id"
+	"   AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL,
+	2, INT8ARRAYOID, INT8ARRAYOID);
+
+/* Column col (1-based) of every row of the last result, as a bigint[]. */
+static Datum
+result_int8_array(int col)
+{
+	int64	   *v = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	uint64		i;
+	bool		isnull;
+
+	for (i = 0; i < SPI_processed; i++)
+		v[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col, &isnull));
+	return int8_array(v, (int) SPI_processed);
+}
+
+/*
+ * Release what the finished jobs ids (completed: those of them that
+ * completed) let go.  Caller is in SPI.
+ */
+static void
+release_dependents(Datum ids, Datum completed)
+{
+	Datum		args[2];
+	Datum	   *counts;
+	Datum	   *run_ats;
+	bool	   *run_nulls;
+	int64	   *ready;
+	uint64		n,
+				i;
+	int			nready = 0;
+	int			dims[1];
+	int			lbs[1] = {1};
+	bool		isnull;
+
+	args[0] = ids;
+	args[1] = completed;
+	n = awa_stmt_run(&satisfy_stmt, args, NULL, 0);
+	if (n == 0)
+		return;
+	args[0] = result_int8_array(1);
+	counts = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+		counts[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+	args[1] = PointerGetDatum(construct_array(counts, (int) n, INT4OID, 4, true, TYPALIGN_INT));
+	awa_stmt_run(&lock_dependents_stmt, args, NULL, 0);
+	n = awa_stmt_run(&count_down_stmt, args, NULL, 0);
+
+	/* the dependents now waiting for nothing */
+	ready = palloc(sizeof(int64) * Max(n, 1));
+	run_ats = palloc(sizeof(Datum) * Max(n, 1));
+	run_nulls = palloc(sizeof(bool) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+
+		if (DatumGetInt32(SPI_getbinval(t, d, 2, &isnull)) != 0)
+			continue;
+		ready[nready] = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		run_ats[nready] = SPI_getbinval(t, d, 3, &run_nulls[nready]);
+		nready++;
+	}
+	if (nready == 0)
+		return;
+	args[0] = int8_array(ready, nready);
+	awa_stmt_run(&lock_jobs_stmt, args, NULL, 0);
+	dims[0] = nready;
+	args[1] = PointerGetDatum(construct_md_array(run_ats, run_nulls, 1, dims, lbs,
+												 TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	n = awa_stmt_run(&release_stmt, args, NULL, 0);
+	for (i = 0; i < n; i++)
+	{
+		char	   *state = TextDatumGetCString(awa_stmt_value(i, "state", &isnull));
+
+		awa_job_enqueued(TextDatumGetCString(awa_stmt_value(i, "queue", &isnull)),
+						 strcmp(state, "available") == 0 ? AWA_STATE_AVAILABLE : AWA_STATE_SCHEDULED,
+						 DatumGetTimestampTz(awa_stmt_value(i, "run_at", &isnull)));
+	}
+}
+
+/*
+ * Cancel the waiting dependents under "cancel" of the failed or cancelled
+ * jobs ids.  The UPDATE fires this trigger again for them: their own
+ * dependents get their policies in turn.  Caller is in SPI.
+ */
+static void
+cancel_dependents(Datum ids)
+{
+	Datum		args[2];
+
+	if (awa_stmt_run(&to_cancel_stmt, &ids, NULL, 0) == 0)
+		return;
+	args[0] = result_int8_array(1);
+	args[1] = result_int8_array(2);
+	awa_stmt_run(&lock_jobs_stmt, args, NULL, 0);
+	awa_stmt_run(&cancel_stmt, args, NULL, 0);
+}
 
 /* The dependency rows of deleted jobs $1 go with them. */
 static AwaStmt forget_stmt = AWA_STMT("awa: deleting the dependencies of deleted jobs",
@@ -568,27 +699,10 @@ awa_jobs_dependencies_changes(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	SPI_connect();
-	{
-		Datum		args[2];
-		uint64		i,
-					released;
-
-		args[0] = int8_array(ids, n);
-		args[1] = int8_array(completed, ncompleted);
-		released = awa_stmt_run(&release_stmt, args, NULL, 0);
-		for (i = 0; i < released; i++)
-		{
-			bool		isnull;
-			char	   *state = TextDatumGetCString(awa_stmt_value(i, "state", &isnull));
-
-			awa_job_enqueued(TextDatumGetCString(awa_stmt_value(i, "queue", &isnull)),
-							 strcmp(state, "available") == 0 ? AWA_STATE_AVAILABLE : AWA_STATE_SCHEDULED,
-							 DatumGetTimestampTz(awa_stmt_value(i, "run_at", &isnull)));
-		}
-		/* some failed or were cancelled: "cancel" dependents go (a cascade) */
-		if (ncompleted < n)
-			awa_stmt_run(&cancel_stmt, args, NULL, 0);
-	}
+	release_dependents(int8_array(ids, n), int8_array(completed, ncompleted));
+	/* some failed or were cancelled: their "cancel" dependents go */
+	if (ncompleted < n)
+		cancel_dependents(int8_array(ids, n));
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
