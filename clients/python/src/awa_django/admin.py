@@ -341,6 +341,9 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
                 can_cancel=obj.state not in FINAL_STATES,
                 queue_jobs_url="%s?%s" % (self.changelist_url(), urlencode({"queue": obj.queue})),
             )
+            # job dependencies: the jobs it runs after, and those that run after it
+            parents, children = ops.dependencies(obj.id)
+            extra_context.update(job_parents=parents, job_children=children)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
