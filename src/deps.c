@@ -12,9 +12,9 @@
  * run_at its producer asked for.
  *
  * Waiting.  A job that waits for parents is an ordinary scheduled job
- * whose run_at is 9999-12-30 UTC (AWA_DEPS_WAIT_RUN_AT): it is never due, so no claim, promotion or
- * retry path takes it, while cancel, drain, the counters (as scheduled),
- * the history and the dashboard need nothing new.  It is released by
+ * whose run_at is 9999-12-30 UTC (AWA_DEPS_WAIT_RUN_AT): it is never due,
+ * so no claim, promotion or retry path takes it, while cancel, drain, the
+ * counters (as scheduled), the history and the dashboard need nothing new.  It is released by
  * setting run_at to what its producer asked for (available now, or
  * scheduled at that time).
  *
