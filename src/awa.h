@@ -66,6 +66,7 @@ typedef struct AwaJob
 	Interval   *timeout;		/* hard limit of one attempt, or NULL (0.3.0) */
 	text	   *group_id;		/* the group it belongs to, or NULL (groups.c) */
 	AwaUnique  *unique;			/* NULL: not a unique job */
+	struct AwaDeps *deps;		/* NULL: runs after no job (deps.c) */
 } AwaJob;
 
 /* grouplock.c: a group's advisory locks (groups.c says what they order) */
@@ -126,6 +127,7 @@ typedef struct AwaEnqueue		/* awa_enqueue's state and last row */
 	TupleTableSlot *slot;		/* the row, written directly */
 	HeapTuple	tuple;			/* or the row, written through SPI */
 	TupleDesc	desc;
+	bool		inserted;		/* the row is new (not a unique key's holder) */
 } AwaEnqueue;
 
 /* jobrow.c */
@@ -295,7 +297,8 @@ typedef enum AwaSchemaFeature
 	AWA_SCHEMA_EXTERNAL = 1 << 3,	/* 0.3.0: awa.jobs.result, callback_* */
 	AWA_SCHEMA_COUNTERS = 1 << 4,	/* 0.3.0: awa.counter_deltas and folds */
 	AWA_SCHEMA_QUEUE_RATES = 1 << 5,	/* 0.3.0: awa.queue_meta.rate_max_claims (ratelimit.c) */
-	AWA_SCHEMA_GROUPS = 1 << 6	/* 0.3.0: awa.jobs.group_id, awa.group_callbacks */
+	AWA_SCHEMA_GROUPS = 1 << 6,	/* 0.3.0: awa.jobs.group_id, awa.group_callbacks */
+	AWA_SCHEMA_DEPENDENCIES = 1 << 7	/* 0.3.0: awa.job_dependencies, dependent_jobs */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

@@ -36,6 +36,7 @@
 #include "utils/tuplestore.h"
 
 #include "awa.h"
+#include "deps.h"
 
 /* Announce a row just written from job in this state (job.c). */
 static void
@@ -144,7 +145,7 @@ insert_job(AwaJob *job, TupleDesc *desc)
  * the same key wait for each other in the unique index: exactly one wins.
  */
 static HeapTuple
-insert_unique_job(AwaJob *job, TupleDesc *desc)
+insert_unique_job(AwaJob *job, TupleDesc *desc, bool *inserted)
 {
 	static SPIPlanPtr plans[3] = {NULL, NULL, NULL};	/* [insert_variant()] */
 	static AwaStmt holder = AWA_STMT("awa: looking up a unique job", SPI_OK_SELECT,
@@ -210,6 +211,7 @@ insert_unique_job(AwaJob *job, TupleDesc *desc)
 		if (SPI_processed == 1)
 		{
 			announce(job, state);
+			*inserted = true;
 			break;
 		}
 		if (awa_stmt_run(&holder, &values[JOB_PARAMS], NULL, 1) == 1)
@@ -250,18 +252,42 @@ awa_enqueue(AwaEnqueue *e, AwaJob *job)
 {
 	e->slot = NULL;
 	e->tuple = NULL;
+	e->inserted = false;
+	/* deps.c: a job that runs after others -- lock them, maybe wait */
+	if (job->deps != NULL)
+	{
+		if (!e->in_spi && !e->connected)
+		{
+			SPI_connect();
+			e->connected = true;
+		}
+		awa_deps_before_insert(job);
+	}
 	if (job->unique == NULL)
 	{
 		e->slot = awa_fast_insert_slot(job);
 		if (e->slot != NULL)
+		{
+			e->inserted = true;
+			if (job->deps != NULL)
+				awa_deps_after_insert(e, job);
 			return;
+		}
 	}
 	if (!e->in_spi && !e->connected)
 	{
 		SPI_connect();
 		e->connected = true;
 	}
-	e->tuple = job->unique ? insert_unique_job(job, &e->desc) : insert_job(job, &e->desc);
+	if (job->unique)
+		e->tuple = insert_unique_job(job, &e->desc, &e->inserted);
+	else
+	{
+		e->tuple = insert_job(job, &e->desc);
+		e->inserted = true;
+	}
+	if (job->deps != NULL)
+		awa_deps_after_insert(e, job);
 }
 
 /*
@@ -496,8 +522,9 @@ awa_enqueue_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 
 	if (n == 0)
 		return;
+	/* unique jobs, and jobs that run after others (deps.c), one at a time */
 	for (i = 0; i < n; i++)
-		any_unique |= (jobs[i].unique != NULL);
+		any_unique |= (jobs[i].unique != NULL || jobs[i].deps != NULL);
 	if (!any_unique)
 	{
 		slot = awa_fast_insert_slot(&jobs[0]);

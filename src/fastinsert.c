@@ -137,10 +137,14 @@ fast_insert_xact_cb(XactEvent event, void *arg)
 	}
 }
 
-/* awa's own triggers on awa.jobs: the COPY trigger and the counting ones. */
+/*
+ * awa's own triggers on awa.jobs: the COPY trigger and the counting ones,
+ * then those of job dependencies (deps.c), which do not fire on INSERT.
+ */
 static const char *const own_triggers[] = {
 	"jobs_before_insert", "jobs_counters_insert", "jobs_counters_update",
-	"jobs_counters_delete", "jobs_counters_truncate"
+	"jobs_counters_delete", "jobs_counters_truncate",
+	"jobs_dependencies_update", "jobs_dependencies_delete", "jobs_dependencies_truncate"
 };
 
 /*

@@ -16,9 +16,12 @@
 #include "utils/jsonb.h"
 
 #include "awa.h"
+#include "deps.h"
 
-/* awa_insert's argument numbers added after 0.2.0 (0-based) */
-#define INSERT_ARG_GROUP	13
+/* awa_insert's arguments added after the thirteenth (timeout), 0-based */
+#define INSERT_ARG_GROUP				13
+#define INSERT_ARG_AFTER				14
+#define INSERT_ARG_ON_PARENT_FAILURE	15
 
 PG_FUNCTION_INFO_V1(awa_insert);
 PG_FUNCTION_INFO_V1(awa_insert_many);
@@ -26,9 +29,10 @@ PG_FUNCTION_INFO_V1(awa_insert_many);
 /*
  * awa_insert(kind, args, queue, priority, max_attempts, run_at, tags,
  *			  metadata, unique_by_args, unique_by_queue, unique_period,
- *			  unique_states) RETURNS awa.jobs
+ *			  unique_states, timeout, group_id, after, on_parent_failure) RETURNS awa.jobs
  *
- * Enqueue one job in the caller's transaction and return its row.
+ * Enqueue one job in the caller's transaction and return its row.  With
+ * after (job ids), it runs once they all completed (deps.c).
  */
 Datum
 awa_insert(PG_FUNCTION_ARGS)
@@ -72,6 +76,15 @@ awa_insert(PG_FUNCTION_ARGS)
 		awa_unique_states_bits(PG_GETARG_ARRAYTYPE_P(11), bits);
 	awa_job_set_unique(&job, PG_GETARG_BOOL(8), PG_GETARG_BOOL(9),
 					   awa_unique_period_arg(fcinfo, 10), PG_ARGISNULL(11) ? NULL : bits);
+
+	/* deps.c: after (bigint[]) and on_parent_failure (text) */
+	if (PG_NARGS() > INSERT_ARG_ON_PARENT_FAILURE)
+	{
+		awa_check_not_null(fcinfo, INSERT_ARG_ON_PARENT_FAILURE, "on_parent_failure");
+		job.deps = awa_deps_from_array(PG_ARGISNULL(INSERT_ARG_AFTER) ? NULL :
+									   PG_GETARG_ARRAYTYPE_P(INSERT_ARG_AFTER),
+									   PG_GETARG_TEXT_PP(INSERT_ARG_ON_PARENT_FAILURE));
+	}
 
 	awa_enqueue_begin(&e, false);
 	awa_enqueue(&e, &job);

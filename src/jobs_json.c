@@ -17,6 +17,7 @@
 #include "utils/numeric.h"
 
 #include "awa.h"
+#include "deps.h"
 
 /* The JSON type of a value, for error messages. */
 static const char *
@@ -307,6 +308,7 @@ parse_job(JsonbValue *elem, AwaJob *job)
 	job->metadata = NULL;
 	job->timeout = NULL;
 	job->group_id = NULL;
+	job->deps = NULL;
 
 	it = JsonbIteratorInit(elem->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
@@ -350,6 +352,10 @@ parse_job(JsonbValue *elem, AwaJob *job)
 			job->timeout = json_interval("timeout", &v);
 		else if (KEY_IS("group_id"))
 			job->group_id = v.type == jbvNull ? NULL : json_text("group_id", &v);
+		else if (KEY_IS("after"))
+			job->deps = awa_deps_from_json(&v, job->deps);
+		else if (KEY_IS("on_parent_failure"))
+			job->deps = awa_deps_policy_from_json(&v, job->deps);
 		else if (KEY_IS("unique_states"))
 		{
 			json_unique_states(&v, bits);
@@ -359,7 +365,7 @@ parse_job(JsonbValue *elem, AwaJob *job)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field \"%s\"", pnstrdup(key, len)),
-					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, group_id, unique_by_args, unique_by_queue, unique_period and unique_states.")));
+					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, group_id, unique_by_args, unique_by_queue, unique_period, unique_states, after and on_parent_failure.")));
 #undef KEY_IS
 	}
 	if (!has_kind)
@@ -375,6 +381,9 @@ parse_job(JsonbValue *elem, AwaJob *job)
 	if (job->tags == NULL)
 		job->tags = construct_empty_array(TEXTOID);
 	awa_validate_job(job);
+	/* on_parent_failure alone, or an empty after: runs after no job */
+	if (job->deps != NULL && job->deps->n == 0)
+		job->deps = NULL;
 
 	/* a unique job: its key, as awa_insert builds it */
 	awa_job_set_unique(job, by_args, by_queue, period_us, has_states ? bits : NULL);

@@ -107,6 +107,7 @@
 
 #include "awa.h"
 #include "maintain.h"
+#include "deps.h"
 #include "history.h"
 
 PG_FUNCTION_INFO_V1(awa_maintain);
@@ -774,12 +775,21 @@ rescue_candidates(Datum skip, int *n)
  * Retention: delete old finished jobs, at most AWA_MAINTAIN_BATCH a round,
  * leaving skip alone.  Caller is in SPI.
  */
+#define DELETE_FINISHED_SQL(extra) \
+	"WITH old AS (SELECT id FROM (" RETENTION_OLD("id", " AND id <> ALL($3)" extra) \
+	"   ) o LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) ")," \
+	" locked AS (SELECT j.id FROM awa.jobs j JOIN old ON j.id = old.id" \
+	"   WHERE j.state IN " AWA_STATES_FINAL_SQL \
+	"   FOR UPDATE OF j SKIP LOCKED)" \
+	" DELETE FROM awa.jobs j USING locked WHERE j.id = locked.id"
+
 static int64
 delete_finished_jobs(Datum skip)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has dependencies] */
 	static const Oid argtypes[] = {FLOAT8OID, FLOAT8OID, INT8ARRAYOID};
 	Datum		values[3];
+	int			deps = awa_schema_has(AWA_SCHEMA_DEPENDENCIES) ? 1 : 0;
 	int			ret;
 
 	if (awa_retention_completed < 0 && awa_retention_failed < 0)
@@ -787,13 +797,10 @@ delete_finished_jobs(Datum skip)
 	values[0] = Float8GetDatum((double) awa_retention_completed);
 	values[1] = Float8GetDatum((double) awa_retention_failed);
 	values[2] = skip;
-	ret = SPI_execute_plan(awa_plan(&plan,
-									"WITH old AS (SELECT id FROM (" RETENTION_OLD("id", " AND id <> ALL($3)")
-									"   ) o LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) "),"
-									" locked AS (SELECT j.id FROM awa.jobs j JOIN old ON j.id = old.id"
-									"   WHERE j.state IN " AWA_STATES_FINAL_SQL
-									"   FOR UPDATE OF j SKIP LOCKED)"
-									" DELETE FROM awa.jobs j USING locked WHERE j.id = locked.id",
+	/* deps.c: a parent stays while a job that runs after it is unfinished */
+	ret = SPI_execute_plan(awa_plan(&plans[deps], deps ?
+									DELETE_FINISHED_SQL(AWA_DEPS_NOT_NEEDED_SQL("jobs")) :
+									DELETE_FINISHED_SQL(""),
 									3, argtypes),
 						   values, NULL, false, 0);
 	if (ret != SPI_OK_DELETE)
@@ -805,14 +812,18 @@ delete_finished_jobs(Datum skip)
 static int64 *
 retention_candidates(Datum skip, int *n)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has dependencies] */
 	static const Oid argtypes[] = {FLOAT8OID, FLOAT8OID, INT8ARRAYOID};
 	Datum		values[3];
+	int			deps = awa_schema_has(AWA_SCHEMA_DEPENDENCIES) ? 1 : 0;
 
 	values[0] = Float8GetDatum((double) awa_retention_completed);
 	values[1] = Float8GetDatum((double) awa_retention_failed);
 	values[2] = skip;
-	return fetch_ids(awa_plan(&plan,
+	return fetch_ids(awa_plan(&plans[deps], deps ?
+							  "SELECT id FROM (" RETENTION_OLD("id", " AND id <> ALL($3)"
+															   AWA_DEPS_NOT_NEEDED_SQL("jobs"))
+							  ") o LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) :
 							  "SELECT id FROM (" RETENTION_OLD("id", " AND id <> ALL($3)")
 							  ") o LIMIT " CppAsString2(AWA_MAINTAIN_BATCH),
 							  3, argtypes),
@@ -823,21 +834,26 @@ retention_candidates(Datum skip, int *n)
 static int64
 retention_one(int64 id)
 {
-	static AwaStmt stmt = AWA_STMT("awa: deleting a job", SPI_OK_DELETE,
-		"WITH old AS (SELECT id FROM awa.jobs WHERE id = $3"
-		"   AND ((state = 'completed' AND $1 >= 0"
-		"     AND finalized_at < now() - make_interval(secs => $1))"
-		"   OR (state IN ('failed', 'cancelled') AND $2 >= 0"
-		"     AND finalized_at < now() - make_interval(secs => $2)))"
-		"   FOR UPDATE SKIP LOCKED)"
-		" DELETE FROM awa.jobs j USING old WHERE j.id = old.id",
-		3, FLOAT8OID, FLOAT8OID, INT8OID);
+#define RETENTION_ONE_SQL(extra) \
+		"WITH old AS (SELECT id FROM awa.jobs WHERE id = $3" \
+		"   AND ((state = 'completed' AND $1 >= 0" \
+		"     AND finalized_at < now() - make_interval(secs => $1))" \
+		"   OR (state IN ('failed', 'cancelled') AND $2 >= 0" \
+		"     AND finalized_at < now() - make_interval(secs => $2)))" extra \
+		"   FOR UPDATE SKIP LOCKED)" \
+		" DELETE FROM awa.jobs j USING old WHERE j.id = old.id"
+	static AwaStmt stmts[2] = {	/* [schema has dependencies] */
+		AWA_STMT("awa: deleting a job", SPI_OK_DELETE, RETENTION_ONE_SQL(""),
+				 3, FLOAT8OID, FLOAT8OID, INT8OID),
+		AWA_STMT("awa: deleting a job", SPI_OK_DELETE,
+				 RETENTION_ONE_SQL(AWA_DEPS_NOT_NEEDED_SQL("jobs")),
+				 3, FLOAT8OID, FLOAT8OID, INT8OID)};
 	Datum		values[3];
 
 	values[0] = Float8GetDatum((double) awa_retention_completed);
 	values[1] = Float8GetDatum((double) awa_retention_failed);
 	values[2] = Int64GetDatum(id);
-	awa_stmt_run(&stmt, values, NULL, 0);
+	awa_stmt_run(&stmts[awa_schema_has(AWA_SCHEMA_DEPENDENCIES) ? 1 : 0], values, NULL, 0);
 	return (int64) SPI_processed;
 }
 

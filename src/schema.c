@@ -80,6 +80,9 @@ awa_schema_features(void)
 		if (has_column(jobs_relid, "group_id") && OidIsValid(nsp) &&
 			OidIsValid(get_relname_relid("group_callbacks", nsp)))
 			f |= AWA_SCHEMA_GROUPS;
+		if (OidIsValid(nsp) && OidIsValid(get_relname_relid("job_dependencies", nsp)) &&
+			OidIsValid(get_relname_relid("dependent_jobs", nsp)))
+			f |= AWA_SCHEMA_DEPENDENCIES;
 		features = f;
 	}
 	return features;

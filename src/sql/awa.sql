@@ -121,12 +121,14 @@ CREATE FUNCTION awa_insert(
 	unique_period interval DEFAULT NULL,
 	unique_states awa.job_state[] DEFAULT NULL,
 	timeout interval DEFAULT NULL,
-	group_id text DEFAULT NULL)
+	group_id text DEFAULT NULL,
+	after bigint[] DEFAULT NULL,
+	on_parent_failure text DEFAULT 'cancel')
 RETURNS awa.jobs
 AS 'MODULE_PATHNAME', 'awa_insert'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text)
-	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt; group_id: the group it belongs to (1 to 200 characters)';
+COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, bigint[], text)
+	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt; group_id: the group it belongs to (1 to 200 characters); after: ids of jobs it runs after (it waits until all completed), on_parent_failure: cancel, run or wait when one of them fails or is cancelled';
 
 CREATE FUNCTION awa_cancel_by_unique_key(
 	kind text,
@@ -1110,3 +1112,88 @@ AS 'MODULE_PATHNAME', 'awa_ring_fail'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_fail(bigint, bigint, jsonb, boolean)
 	IS 'internal (the ring): end a running attempt as failed; retryable (a new ready row, due now) while attempts remain and retry is true; NULL if not running';
+
+-- Job dependencies (deps.c, docs/dependencies.md) ------------------------------
+--
+-- A job inserted with after => parent ids runs once all of them completed.
+-- It waits as a scheduled job with run_at 9999-12-30 UTC (never due); the
+-- trigger below releases it (available, or scheduled at the run_at asked
+-- for) when its last parent completes, exactly once, or applies its
+-- on_parent_failure policy when a parent fails for good or is cancelled.
+CREATE TABLE awa.job_dependencies (
+	job_id		bigint NOT NULL,
+	parent_id	bigint NOT NULL,
+	satisfied	boolean NOT NULL DEFAULT false,
+	PRIMARY KEY (job_id, parent_id)
+);
+COMMENT ON TABLE awa.job_dependencies
+	IS 'one row per job and job it runs after (parent); satisfied: the parent completed, or failed or was cancelled under the policy run';
+CREATE INDEX job_dependencies_parent_idx ON awa.job_dependencies (parent_id);
+
+CREATE TABLE awa.dependent_jobs (
+	job_id				bigint PRIMARY KEY,
+	waiting_for			integer NOT NULL,
+	on_parent_failure	text NOT NULL DEFAULT 'cancel',
+	run_at				timestamptz,
+	CONSTRAINT dependent_jobs_waiting_for CHECK (waiting_for >= 0),
+	CONSTRAINT dependent_jobs_on_parent_failure CHECK (on_parent_failure IN ('cancel', 'run', 'wait'))
+);
+COMMENT ON TABLE awa.dependent_jobs
+	IS 'one row per job that runs after others: how many of its parents it still waits for, what a failed or cancelled parent does to it, and the run_at its producer asked for';
+
+SELECT pg_catalog.pg_extension_config_dump('awa.job_dependencies', '');
+SELECT pg_catalog.pg_extension_config_dump('awa.dependent_jobs', '');
+
+CREATE FUNCTION awa.jobs_dependencies_changes()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_jobs_dependencies_changes'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.jobs_dependencies_changes()
+	IS 'trigger: jobs that completed, failed or were cancelled release or cancel the jobs that run after them; deleted jobs take their dependency rows along';
+
+CREATE TRIGGER jobs_dependencies_update AFTER UPDATE ON awa.jobs
+	REFERENCING NEW TABLE AS new_jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_dependencies_changes();
+CREATE TRIGGER jobs_dependencies_delete AFTER DELETE ON awa.jobs
+	REFERENCING OLD TABLE AS old_jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_dependencies_changes();
+CREATE TRIGGER jobs_dependencies_truncate AFTER TRUNCATE ON awa.jobs
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_dependencies_changes();
+
+CREATE FUNCTION awa_parent_results(job_id bigint)
+RETURNS TABLE (
+	parent_id		bigint,
+	kind			text,
+	state			awa.job_state,
+	satisfied		boolean,
+	result			jsonb,
+	finalized_at	timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT d.parent_id, p.kind, p.state, d.satisfied, p.result, p.finalized_at
+	FROM awa.job_dependencies d LEFT JOIN awa.jobs p ON p.id = d.parent_id
+	WHERE d.job_id = awa_parent_results.job_id
+	ORDER BY d.parent_id;
+END;
+COMMENT ON FUNCTION awa_parent_results(bigint)
+	IS 'the jobs a job runs after, in id order: kind, state, satisfied, result (what awa_complete stored) and finalized_at; kind and state NULL for a parent already deleted; no rows for a job that runs after none';
+
+CREATE FUNCTION awa_dependents(job_id bigint)
+RETURNS TABLE (
+	dependent_id	bigint,
+	kind			text,
+	state			awa.job_state,
+	satisfied		boolean,
+	waiting_for		integer,
+	on_parent_failure	text)
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+	SELECT d.job_id, c.kind, c.state, d.satisfied, w.waiting_for, w.on_parent_failure
+	FROM awa.job_dependencies d
+	LEFT JOIN awa.jobs c ON c.id = d.job_id
+	LEFT JOIN awa.dependent_jobs w ON w.job_id = d.job_id
+	WHERE d.parent_id = awa_dependents.job_id
+	ORDER BY d.job_id;
+END;
+COMMENT ON FUNCTION awa_dependents(bigint)
+	IS 'the jobs that run after a job, in id order: kind, state, whether this job no longer holds them back, how many parents each still waits for, and its on_parent_failure policy';

@@ -47,7 +47,7 @@ DO $$
 DECLARE
 	-- awa_admin may call every awa_* routine; these, the others too.
 	producer_routines CONSTANT regprocedure[] := ARRAY[
-		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text)',
+		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, bigint[], text)',
 		'awa_insert_many(jsonb)',
 		'awa_get_job(bigint)',
 		'awa_cancel(bigint)',
@@ -65,7 +65,10 @@ DECLARE
 		'awa_queue_limits()',
 		-- groups
 		'awa_group_stats(text)',
-		'awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)'];
+		'awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)',
+		-- dependencies
+		'awa_parent_results(bigint)',
+		'awa_dependents(bigint)'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval)',
 		'awa_claim_wait(text, text, integer, interval, interval, awa.jobs[])',
@@ -85,14 +88,17 @@ DECLARE
 		'awa_fail(bigint, bigint, text, interval, boolean)',
 		'awa_snooze(bigint, bigint, interval)',
 		'awa_shard()',
-		'awa_shard_of(bigint)'];
+		'awa_shard_of(bigint)',
+		'awa_parent_results(bigint)',
+		'awa_dependents(bigint)'];
 	-- Functions of schema awa that run with the caller's privileges (the
 	-- unique index, the COPY trigger and the counting triggers call them):
 	-- every role may call them.
 	shared_helpers CONSTANT regprocedure[] := ARRAY[
 		'awa.unique_state_held(bit, awa.job_state)',
 		'awa.jobs_before_insert()',
-		'awa.jobs_count_changes()'];
+		'awa.jobs_count_changes()',
+		'awa.jobs_dependencies_changes()'];
 	-- The COPY path: only the columns a producer may set; state comes from run_at.
 	producer_insert_columns CONSTANT name[] := ARRAY[
 		'kind', 'args', 'queue', 'priority', 'max_attempts', 'run_at', 'tags', 'metadata', 'timeout', 'group_id'];

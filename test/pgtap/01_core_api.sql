@@ -21,12 +21,12 @@ SELECT col_type_is('awa', 'jobs', 'unique_states', 'bit(8)', 'jobs.unique_states
 SELECT col_default_is('awa', 'jobs', 'queue', 'default'::text, 'queue defaults to default');
 
 SELECT function_returns('public', 'awa_insert',
-	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text'], 'awa.jobs');
+	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text', 'bigint[]', 'text'], 'awa.jobs');
 SELECT function_returns('public', 'awa_cancel', ARRAY['bigint'], 'setof awa.jobs');
 SELECT function_returns('public', 'awa_retry', ARRAY['bigint'], 'setof awa.jobs');
 SELECT function_returns('public', 'awa_queue_stats', ARRAY[]::text[], 'setof record');
 SELECT function_lang_is('public', 'awa_insert',
-	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text'], 'c');
+	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text', 'bigint[]', 'text'], 'c');
 SELECT volatility_is('public', 'awa_queue_stats', ARRAY[]::text[], 'stable');
 
 -- SQLSTATEs of bad input

@@ -313,6 +313,26 @@ class PageTests(AdminTestBase):
         self.assertEqual(list(r.context["cl"].result_list), [])
         self.assertContains(r, "not a group id awa takes")
 
+    def test_job_page_shows_dependencies(self):
+        parent = insert("etl.extract", {"day": 1}, queue="etl")
+        child = sql("SELECT id FROM awa_insert('etl.load', queue => 'etl', after => ARRAY[%s]::bigint[],"
+                    " on_parent_failure => 'wait')", [parent])[0][0]
+        r = self.client.get(JOBS + "%d/change/" % child)
+        self.assertContains(r, 'id="awa-job-parents"')
+        self.assertNotContains(r, 'id="awa-job-children"')
+        self.assertContains(r, 'href="%s%d/change/"' % (JOBS, parent))
+        r = self.client.get(JOBS + "%d/change/" % parent)
+        self.assertContains(r, 'id="awa-job-children"')
+        self.assertContains(r, "1 parent(s)")               # the child still waits for it
+        self.assertContains(r, "wait")
+        lease = sql("SELECT run_lease FROM awa_claim('etl')")[0][0]
+        sql("SELECT awa_complete(%s, %s, '{\"rows\": 12}')", [parent, lease])
+        r = self.client.get(JOBS + "%d/change/" % child)
+        self.assertContains(r, "&quot;rows&quot;: 12")      # the parent's result
+        self.assertEqual(state(child), "available")
+        r = self.client.get(JOBS + "%d/change/" % self.other)
+        self.assertNotContains(r, 'id="awa-job-dependencies"')  # a job without any: no section
+
     def test_job_page_is_read_only(self):
         r = self.client.post(JOBS + "%d/change/" % self.other, {"kind": "evil"})
         self.assertEqual(r.status_code, 403)

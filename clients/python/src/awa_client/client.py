@@ -331,14 +331,23 @@ class Client:
                unique_by_args: Optional[bool] = None, unique_by_queue: Optional[bool] = None,
                unique_period: Optional[Interval] = None,
                unique_states: Optional[Sequence[str]] = None,
-               timeout: Optional[Interval] = None, group: Optional[str] = None) -> Job:
+               timeout: Optional[Interval] = None, group: Optional[str] = None,
+               after: Optional[Sequence[int]] = None,
+               on_parent_failure: Optional[str] = None) -> Job:
         """awa_insert: enqueue one job in the current transaction; returns its row.
 
         ``timeout`` (seconds, a timedelta or interval text): a hard limit of each attempt,
         after which the job is taken back whatever its heartbeats say (needs awa 0.3.0).
         ``group``: the id of the group the job belongs to (1 to 200 characters; the server
         raises SQLSTATE 22023 otherwise), counted by ``group_stats`` and awaited by
-        ``on_group_finish`` (needs awa 0.3.0); the row's ``group_id``."""
+        ``on_group_finish`` (needs awa 0.3.0); the row's ``group_id``.
+
+        ``after`` (job ids, of this transaction or earlier): the job waits until all of them
+        completed (state ``scheduled``, run_at 9999-12-30 UTC), then runs at ``run_at`` or at once.
+        ``on_parent_failure``: what a parent that fails for good or is cancelled does to it:
+        ``"cancel"`` (default), ``"run"`` (anyway) or ``"wait"`` (for a retry of the parent).
+        A parent that does not exist raises the driver's error with SQLSTATE 23503; an
+        unknown policy, 22023.  Read the parents' results with :meth:`parent_results`."""
         return self._job("awa_insert", [
             ("kind", kind, "::text"),
             ("args", None if args is None else _dumps(args), "::jsonb"),
@@ -355,11 +364,13 @@ class Client:
              "::text[]::awa.job_state[]"),
             ("timeout", interval(timeout), "::interval"),
             ("group_id", group, "::text"),
+            ("after", None if after is None else [int(i) for i in after], "::bigint[]"),
+            ("on_parent_failure", on_parent_failure, "::text"),
         ])
 
     def insert_many(self, jobs: Sequence[Dict[str, Any]]) -> List[Job]:
         """awa_insert_many: each dict has awa_insert's fields (kind required; ``group_id`` for
-        the job's group); all or nothing."""
+        the job's group, ``after`` and ``on_parent_failure`` for its parents); all or nothing."""
         return self._jobs("awa_insert_many", [("jobs", _dumps(list(jobs)), "::jsonb")])
 
     COPY_COLUMNS = ("kind", "args", "queue", "priority", "max_attempts", "run_at", "tags", "metadata")
@@ -538,6 +549,24 @@ class Client:
             ("state", state, "::awa.job_state"), ("kind", kind, "::text"),
             ("queue", queue, "::text"), ("tag", tag, "::text"),
             ("before_id", before_id, "::bigint"), ("lim", limit, "::integer")])
+
+    def parent_results(self, job_id: int) -> List[Dict[str, Any]]:
+        """awa_parent_results: the jobs ``job_id`` runs after, in id order, one dict each
+        with parent_id, kind, state, satisfied, result (decoded JSON, or None) and
+        finalized_at; kind and state are None for a parent already deleted."""
+        names, rows = self._call("awa_parent_results", [("job_id", job_id, "::bigint")])
+        out = [dict(zip(names, r)) for r in rows]
+        if not self._json_decoded:
+            for d in out:
+                if isinstance(d.get("result"), str):
+                    d["result"] = json.loads(d["result"])
+        return out
+
+    def dependents(self, job_id: int) -> List[Dict[str, Any]]:
+        """awa_dependents: the jobs that run after ``job_id``, in id order, one dict each
+        with dependent_id, kind, state, satisfied, waiting_for and on_parent_failure."""
+        names, rows = self._call("awa_dependents", [("job_id", job_id, "::bigint")])
+        return [dict(zip(names, r)) for r in rows]
 
     def get_job(self, job_id: int) -> Job:
         """awa_get_job: the job; an unknown id raises the driver's error with SQLSTATE P0002."""

@@ -20,8 +20,9 @@ What a handler gets: the ``Job`` (its row), plus ``job.cancelled`` (a
 (``awa_progress``), ``job.set_result(value)`` (stored as the job's ``result`` when it
 completes; JSON-serializable, ``TypeError`` at once otherwise; a result the server
 refuses as larger than ``awa.max_args_bytes`` fails the job with that error, retried
-with backoff like a handler's exception) and
-``job.wait_external(timeout)``: it registers a callback for the job
+with backoff like a handler's exception),
+``job.parent_results()`` (``awa_parent_results``: for a job inserted with ``after``, its
+parents' rows as dicts with their ``result``) and ``job.wait_external(timeout)``: it registers a callback for the job
 (``awa_register_callback``) and returns its id (a UUID string) for the handler to give
 an outside system; when the handler then returns, the worker parks the job in
 ``waiting_external`` (``awa_wait_external``) instead of completing it, and its slot is
@@ -979,8 +980,16 @@ def _attach(client: Client, j: Job, lock: Optional[threading.Lock]) -> None:
         j._awa_park = True
         return cb
 
+    def parent_results() -> List[Dict[str, Any]]:
+        """awa_parent_results for this job: its parents (``after``) with their results."""
+        if lock is None:
+            return client.parent_results(j.id)
+        with lock:
+            return client.parent_results(j.id)
+
     j.set_result = set_result
     j.wait_external = wait_external
+    j.parent_results = parent_results
 
 
 def _progress_fn(client: Client, j: Job, lock: Optional[threading.Lock]):

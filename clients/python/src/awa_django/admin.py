@@ -398,6 +398,9 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
             group = ops.job_group(obj.id)     # the group's page (awa 0.3.0)
             if group is not None:
                 extra_context.update(job_group=group, job_group_url=self._group_url(group))
+            # job dependencies: the jobs it runs after, and those that run after it
+            parents, children = ops.dependencies(obj.id)
+            extra_context.update(job_parents=parents, job_children=children)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):

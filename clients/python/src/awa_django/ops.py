@@ -168,6 +168,23 @@ def group_job_ids_sql():
     return "SELECT id FROM awa.jobs WHERE group_id = %s"
 
 
+def dependencies(job_id, using="default"):
+    """(parents, children) of a job as lists of dicts (id, kind, state, satisfied; a parent
+    also result, a child waiting_for and on_parent_failure), ids ascending.  Both empty when
+    the schema has no job dependencies (before awa 0.3.0)."""
+    if not _rows("SELECT to_regclass('awa.job_dependencies') IS NOT NULL AS has", using=using)[0]["has"]:
+        return [], []
+    parents = _rows("SELECT parent_id AS id, kind, state::text AS state, satisfied, result"
+                    " FROM awa_parent_results(%s)", [int(job_id)], using=using)
+    for row in parents:
+        if isinstance(row["result"], (str, bytes)):
+            row["result"] = json.loads(row["result"])
+        row["result_json"] = "" if row["result"] is None else json.dumps(row["result"], sort_keys=True)
+    children = _rows("SELECT dependent_id AS id, kind, state::text AS state, satisfied, waiting_for,"
+                     " on_parent_failure FROM awa_dependents(%s)", [int(job_id)], using=using)
+    return parents, children
+
+
 def stale_job_ids(ids, using="default"):
     """Which of these job ids are running with a stale heartbeat or past their deadline."""
     ids = [int(i) for i in ids]
