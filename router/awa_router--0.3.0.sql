@@ -68,7 +68,8 @@ CREATE TYPE awa.jobs AS (
 	callback_key	bytea,
 	callback_lease	bigint,
 	callback_timeout interval,
-	callback_payload jsonb
+	callback_payload jsonb,
+	concurrency_key	text
 );
 COMMENT ON TYPE awa.jobs IS 'one job as the shards return it (a row of their awa.jobs)';
 

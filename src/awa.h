@@ -64,6 +64,7 @@ typedef struct AwaJob
 	ArrayType  *tags;
 	Jsonb	   *metadata;
 	Interval   *timeout;		/* hard limit of one attempt, or NULL (0.3.0) */
+	text	   *concurrency_key;	/* per-key limit's key, or NULL (keylimit.c) */
 	AwaUnique  *unique;			/* NULL: not a unique job */
 } AwaJob;
 
@@ -108,6 +109,7 @@ typedef struct AwaJobColumns	/* where a job row's enqueue columns are */
 	int			tags;
 	int			metadata;
 	int			timeout;		/* -1 before 0.3.0 */
+	int			concurrency_key;	/* -1 without per-key limits */
 	Datum		states[AWA_NUM_JOB_STATES]; /* each state's value */
 } AwaJobColumns;
 
@@ -157,8 +159,8 @@ extern AwaJobState awa_job_initial_state(const AwaJob *job);
 extern void awa_job_enqueued(const char *queue, AwaJobState state,
 							 TimestampTz run_at);
 extern void awa_queue_opened(const char *queue, bool limit_gone);
-extern char *awa_job_claim_sql(int level, bool skip_limited, bool leases);
-extern char *awa_job_claim_many_sql(int level, bool leases);
+extern char *awa_job_claim_sql(int level, bool skip_limited, bool leases, bool keys);
+extern char *awa_job_claim_many_sql(int level, bool leases, bool keys);
 extern bool awa_job_complete(Datum job_id, Datum run_lease);
 extern int64 awa_job_complete_many(Datum ids, Datum leases);
 extern bool awa_job_fail(Datum job_id, Datum run_lease, text *error,
@@ -285,7 +287,8 @@ typedef enum AwaSchemaFeature
 	AWA_SCHEMA_LEASES = 1 << 1, /* 0.3.0: awa.jobs.lease and timeout */
 	AWA_SCHEMA_ROUNDS = 1 << 2, /* 0.3.0: awa.maintenance_rounds */
 	AWA_SCHEMA_EXTERNAL = 1 << 3,	/* 0.3.0: awa.jobs.result, callback_* */
-	AWA_SCHEMA_COUNTERS = 1 << 4	/* 0.3.0: awa.counter_deltas and folds */
+	AWA_SCHEMA_COUNTERS = 1 << 4,	/* 0.3.0: awa.counter_deltas and folds */
+	AWA_SCHEMA_KEYS = 1 << 5	/* 0.3.0: awa.jobs.concurrency_key, awa.key_limits */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

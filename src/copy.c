@@ -106,6 +106,8 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	job.run_at = job.has_run_at ? DatumGetTimestampTz(values[cols.run_at]) : 0;
 	if (cols.timeout >= 0 && !nulls[cols.timeout])
 		job.timeout = DatumGetIntervalP(values[cols.timeout]);
+	if (cols.concurrency_key >= 0 && !nulls[cols.concurrency_key])
+		job.concurrency_key = DatumGetTextPP(values[cols.concurrency_key]);
 	isnull = nulls[cols.state];
 	state = values[cols.state];
 	awa_validate_job(&job);

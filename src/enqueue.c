@@ -50,14 +50,26 @@ announce(const AwaJob *job, AwaJobState state)
  * ---------------------------------------------------------------------
  */
 
-/* Parameters of awa's INSERT of a job; the timeout is the last of them. */
-#define JOB_PARAMS			10
+/* Parameters of awa's INSERT of a job; concurrency_key is the last of them. */
+#define JOB_PARAMS			11
 
 /*
  * The parameters of awa's INSERT of a job as a column map: $1 kind, $2
- * queue, $3 args, $4 state (text), ..., $10 timeout.
+ * queue, $3 args, $4 state (text), ..., $10 timeout, $11 concurrency_key.
  */
-static AwaJobColumns param_cols = {InvalidOid, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+static AwaJobColumns param_cols = {InvalidOid, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+
+/*
+ * Which INSERT a schema takes: 0 before 0.3.0 (no timeout), 1 with
+ * timeout, 2 with timeout and concurrency_key.
+ */
+static int
+insert_variant(void)
+{
+	if (awa_schema_has(AWA_SCHEMA_KEYS))
+		return 2;
+	return awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
+}
 
 /*
  * The JOB_PARAMS parameters of awa's INSERT of a job into values and nulls
@@ -93,24 +105,29 @@ job_values(AwaJob *job, Datum *values, char *nulls)
 static HeapTuple
 insert_job(AwaJob *job, TupleDesc *desc)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has timeout] */
+	static SPIPlanPtr plans[3] = {NULL, NULL, NULL};	/* [insert_variant] */
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID};
+		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID, TEXTOID};
+	static const char *const sql[3] = {
+		"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+		" max_attempts, run_at, tags, metadata)"
+		" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9)"
+		" RETURNING *",
+		"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+		" max_attempts, run_at, tags, metadata, timeout)"
+		" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10)"
+		" RETURNING *",
+		"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+		" max_attempts, run_at, tags, metadata, timeout, concurrency_key)"
+		" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11)"
+		" RETURNING *"};
 	Datum		values[JOB_PARAMS];
 	char		nulls[JOB_PARAMS];
 	AwaJobState state = job_values(job, values, nulls);
-	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
+	int			variant = insert_variant();
 	int			ret;
 
-	ret = awa_execute_prepared(awa_plan(&plans[leases], leases ?
-										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata, timeout)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10)"
-										" RETURNING *" :
-										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9)"
-										" RETURNING *",
+	ret = awa_execute_prepared(awa_plan(&plans[variant], sql[variant],
 										JOB_PARAMS, argtypes),
 							   values, nulls, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
@@ -130,18 +147,37 @@ insert_job(AwaJob *job, TupleDesc *desc)
 static HeapTuple
 insert_unique_job(AwaJob *job, TupleDesc *desc)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has timeout] */
+	static SPIPlanPtr plans[3] = {NULL, NULL, NULL};	/* [insert_variant] */
 	static AwaStmt holder = AWA_STMT("awa: looking up a unique job", SPI_OK_SELECT,
 									 "SELECT * FROM awa.jobs WHERE unique_key = $1"
 									 " AND awa.unique_state_held(unique_states, state)",
 									 1, BYTEAOID);
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
 		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID,
-	BYTEAOID, TEXTOID};
+	TEXTOID, BYTEAOID, TEXTOID};
+	static const char *const sql[3] = {
+		"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+		" max_attempts, run_at, tags, metadata, unique_key, unique_states)"
+		" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $12, $13::bit(8))"
+		" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+		" AND awa.unique_state_held(unique_states, state) DO NOTHING"
+		" RETURNING *",
+		"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+		" max_attempts, run_at, tags, metadata, timeout, unique_key, unique_states)"
+		" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $12, $13::bit(8))"
+		" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+		" AND awa.unique_state_held(unique_states, state) DO NOTHING"
+		" RETURNING *",
+		"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+		" max_attempts, run_at, tags, metadata, timeout, concurrency_key, unique_key, unique_states)"
+		" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11, $12, $13::bit(8))"
+		" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
+		" AND awa.unique_state_held(unique_states, state) DO NOTHING"
+		" RETURNING *"};
 	Datum		values[JOB_PARAMS + 2];
 	char		nulls[JOB_PARAMS + 2];
 	AwaJobState state = job_values(job, values, nulls);
-	int			leases = awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
+	int			variant = insert_variant();
 	int			tries;
 	bytea	   *legacy = job->unique->legacy;
 
@@ -166,21 +202,9 @@ insert_unique_job(AwaJob *job, TupleDesc *desc)
 	{
 		int			ret;
 
-		ret = awa_execute_prepared(awa_plan(&plans[leases], leases ?
-										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata, timeout, unique_key, unique_states)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11, $12::bit(8))"
-										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
-										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
-										" RETURNING *" :
-										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata, unique_key, unique_states)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $11, $12::bit(8))"
-										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
-										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
-										" RETURNING *",
-										JOB_PARAMS + 2, argtypes),
-							   values, nulls, 1);
+		ret = awa_execute_prepared(awa_plan(&plans[variant], sql[variant],
+											JOB_PARAMS + 2, argtypes),
+								   values, nulls, 1);
 		if (ret != SPI_OK_INSERT_RETURNING)
 			elog(ERROR, "awa: inserting a unique job failed: %s", SPI_result_code_string(ret));
 		if (SPI_processed == 1)
@@ -344,7 +368,7 @@ jobs_shutdown(DestReceiver *self)
 static void
 insert_rows(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has timeout] */
+	static SPIPlanPtr plans[3] = {NULL, NULL, NULL};	/* [columns: see below] */
 	static Oid	plan_argtype = InvalidOid;
 	static AwaJobColumns cols;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -410,7 +434,7 @@ insert_rows(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 	 */
 	if (plan_argtype != arraytype)
 	{
-		for (i = 0; i < 2; i++)
+		for (i = 0; i < 3; i++)
 			if (plans[i] != NULL)
 			{
 				SPI_freeplan(plans[i]);
@@ -418,8 +442,13 @@ insert_rows(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 			}
 	}
 	plan_argtype = arraytype;
-	leases = cols.timeout >= 0 ? 1 : 0;
-	awa_plan(&plans[leases], leases ?
+	leases = cols.concurrency_key >= 0 ? 2 : cols.timeout >= 0 ? 1 : 0;
+	awa_plan(&plans[leases], leases == 2 ?
+			 "INSERT INTO awa.jobs (kind, queue, args, state, priority,"
+			 " max_attempts, run_at, tags, metadata, timeout, concurrency_key)"
+			 " SELECT kind, queue, args, state, priority, max_attempts,"
+			 " run_at, tags, metadata, timeout, concurrency_key FROM pg_catalog.unnest($1)"
+			 " RETURNING *" : leases == 1 ?
 			 "INSERT INTO awa.jobs (kind, queue, args, state, priority,"
 			 " max_attempts, run_at, tags, metadata, timeout)"
 			 " SELECT kind, queue, args, state, priority, max_attempts,"

@@ -20,10 +20,14 @@
 PG_FUNCTION_INFO_V1(awa_insert);
 PG_FUNCTION_INFO_V1(awa_insert_many);
 
+/* awa_insert's optional trailing arguments (0-based), absent in older schemas */
+#define INSERT_ARG_TIMEOUT			12
+#define INSERT_ARG_CONCURRENCY_KEY	13
+
 /*
  * awa_insert(kind, args, queue, priority, max_attempts, run_at, tags,
  *			  metadata, unique_by_args, unique_by_queue, unique_period,
- *			  unique_states) RETURNS awa.jobs
+ *			  unique_states, timeout, concurrency_key) RETURNS awa.jobs
  *
  * Enqueue one job in the caller's transaction and return its row.
  */
@@ -57,7 +61,11 @@ awa_insert(PG_FUNCTION_ARGS)
 	job.tags = PG_GETARG_ARRAYTYPE_P(6);
 	job.metadata = PG_GETARG_JSONB_P(7);
 	/* 0.3.0's awa_insert has a 13th argument, timeout */
-	job.timeout = PG_NARGS() > 12 && !PG_ARGISNULL(12) ? PG_GETARG_INTERVAL_P(12) : NULL;
+	job.timeout = PG_NARGS() > INSERT_ARG_TIMEOUT && !PG_ARGISNULL(INSERT_ARG_TIMEOUT) ?
+		PG_GETARG_INTERVAL_P(INSERT_ARG_TIMEOUT) : NULL;
+	job.concurrency_key = PG_NARGS() > INSERT_ARG_CONCURRENCY_KEY &&
+		!PG_ARGISNULL(INSERT_ARG_CONCURRENCY_KEY) ?
+		PG_GETARG_TEXT_PP(INSERT_ARG_CONCURRENCY_KEY) : NULL;
 	awa_validate_job(&job);
 
 	for (i = 8; i <= 9; i++)

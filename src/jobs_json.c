@@ -306,6 +306,7 @@ parse_job(JsonbValue *elem, AwaJob *job)
 	job->tags = NULL;
 	job->metadata = NULL;
 	job->timeout = NULL;
+	job->concurrency_key = NULL;
 
 	it = JsonbIteratorInit(elem->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
@@ -347,6 +348,8 @@ parse_job(JsonbValue *elem, AwaJob *job)
 			period_us = json_period(&v);
 		else if (KEY_IS("timeout"))
 			job->timeout = json_interval("timeout", &v);
+		else if (KEY_IS("concurrency_key"))
+			job->concurrency_key = v.type == jbvNull ? NULL : json_text("concurrency_key", &v);
 		else if (KEY_IS("unique_states"))
 		{
 			json_unique_states(&v, bits);
@@ -356,7 +359,7 @@ parse_job(JsonbValue *elem, AwaJob *job)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field \"%s\"", pnstrdup(key, len)),
-					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, unique_by_args, unique_by_queue, unique_period and unique_states.")));
+					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, concurrency_key, unique_by_args, unique_by_queue, unique_period and unique_states.")));
 #undef KEY_IS
 	}
 	if (!has_kind)

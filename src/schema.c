@@ -73,6 +73,9 @@ awa_schema_features(void)
 			OidIsValid(get_relname_relid("counter_deltas", nsp)) &&
 			OidIsValid(get_relname_relid("counter_completed", nsp)))
 			f |= AWA_SCHEMA_COUNTERS;
+		if (has_column(jobs_relid, "concurrency_key") && OidIsValid(nsp) &&
+			OidIsValid(get_relname_relid("key_limits", nsp)))
+			f |= AWA_SCHEMA_KEYS;
 		features = f;
 	}
 	return features;
