@@ -374,7 +374,10 @@ static void append_claim_set(StringInfo sql, bool leases);
  * Per-key limits (keylimit.c), when the schema has them: KEY_OPEN_SQL
  * skips, before locking, a candidate whose key this claim found at its
  * limit; KEY_ADMIT_SQL admits a locked candidate (ok: claimable) with a key.
- * Jobs without a key pass both on the IS NULL test.
+ * Jobs without a key pass both on the IS NULL test.  The admission must
+ * see the row locked (it counts what it admits), so it stands above the
+ * locking subquery, which OFFSET 0 keeps the planner from pushing it into
+ * (below the lock).
  */
 #define KEY_OPEN_SQL(K) "(" K ".concurrency_key IS NULL OR awa.concurrency_key_open(" K ".concurrency_key))"
 #define KEY_ADMIT_SQL(K) \
@@ -409,7 +412,7 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases, bool keys)
 		/* with keys: admit above the lock, so the LIMIT counts admitted rows */
 		if (keys)
 			appendStringInfo(&sql, " AND " KEY_OPEN_SQL("jobs")
-							 " ORDER BY %s FOR UPDATE SKIP LOCKED) x WHERE " KEY_ADMIT_SQL("x")
+							 " ORDER BY %s FOR UPDATE SKIP LOCKED OFFSET 0) x WHERE " KEY_ADMIT_SQL("x")
 							 " LIMIT $4",
 							 level == 0 ? "priority, run_at, id" : "run_at, id");
 		else
@@ -440,8 +443,9 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases, bool keys)
 						 " ORDER BY run_at, id) c CROSS JOIN LATERAL"
 						 " (SELECT j.ctid, %s AS ok%s FROM awa.jobs j WHERE j.ctid = c.ctid AND j.%s"
 						 " AND j.run_at <= $2"
-						 " FOR UPDATE OF j SKIP LOCKED) l%s LIMIT $4",
+						 " FOR UPDATE OF j SKIP LOCKED%s) l%s LIMIT $4",
 						 claimable, keys ? ", j.concurrency_key, j.kind, j.id" : "", due,
+						 keys ? " OFFSET 0" : "",
 						 keys ? " WHERE " KEY_ADMIT_SQL("l") : "");
 	}
 	appendStringInfo(&sql,
@@ -581,12 +585,13 @@ awa_job_claim_many_sql(int level, bool leases, bool keys)
 					 " (SELECT j.ctid, %s AS ok%s FROM awa.jobs j WHERE j.ctid = s.ctid"
 					 " AND j.queue = ANY ($1) AND j.state IN " AWA_STATES_WAITING_SQL
 					 " AND j.run_at <= $2"
-					 " FOR UPDATE OF j SKIP LOCKED) l%s LIMIT $4),",
+					 " FOR UPDATE OF j SKIP LOCKED%s) l%s LIMIT $4),",
 					 order,
 					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id",
 					 level == 0 ? "f.priority, f.run_at, f.id" : "f.run_at, f.id",
 					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id", claimable,
 					 keys ? ", j.concurrency_key, j.kind, j.id" : "",
+					 keys ? " OFFSET 0" : "",
 					 keys ? " WHERE " KEY_ADMIT_SQL("l") : "");
 	append_unclaimable(&sql);
 	appendStringInfoString(&sql, ", upd AS (");

@@ -55,6 +55,7 @@
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -212,6 +213,7 @@ admit(text *key, text *kind, int64 id)
 {
 	KeyEntry   *e = key_entry(key, true);
 	bool		ok;
+	int			nestlevel;
 
 	if (e->blocked)
 		return false;
@@ -236,6 +238,16 @@ admit(text *key, text *kind, int64 id)
 		}
 		e->locked = true;
 	}
+	/*
+	 * The claim statement runs with sorts off (claim.c); its plans here are
+	 * tiny, and that setting would only make them look costly enough to be
+	 * JIT-compiled.
+	 */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("enable_sort", "on", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	SPI_connect();
 	if (!e->counted)
 		count_key(e, key, kind);
@@ -247,6 +259,7 @@ admit(text *key, text *kind, int64 id)
 	else
 		ok = !(e->ordered && earlier_live(key, id));
 	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
 	if (!ok)
 	{
 		held_back = true;
