@@ -8,8 +8,9 @@
  * a LIKE pattern -- for every kind, or for one kind -- how many jobs with
  * the key may run at once (max_running) and whether the key is ordered.
  * The rule of a job is the one for its own kind before one for every kind,
- * then the longest pattern, then the smallest pattern; a key no rule
- * matches has max_running 1 and is not ordered.
+ * then an exact key (a pattern without % or _) before other patterns, then
+ * the longest pattern, then the smallest; a key no rule matches has
+ * max_running 1 and is not ordered.
  *
  * The claim.  Every claim statement (job.c) asks, for each candidate with a
  * key, after it has locked the row and before the LIMIT counts it,

@@ -934,7 +934,7 @@ RETURNS awa.key_limits
 AS 'MODULE_PATHNAME', 'awa_set_key_limit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_set_key_limit(text, integer, text, boolean)
-	IS 'at most max_running (1..1000000) jobs whose concurrency_key is LIKE pattern (% any, _ one, \ escapes), of kind (NULL: any kind), run at once across every worker; ordered: one at a time in insertion order (max_running 1); max_running NULL removes the rule and returns it (NULL if none). A job takes the rule of its kind before one for any kind, then the longest pattern; no rule: 1. 22004 NULL pattern or ordered; 22023 pattern or kind not 1 to 200 characters, max_running out of range, ordered with max_running not 1';
+	IS 'at most max_running (1..1000000) jobs whose concurrency_key is LIKE pattern (% any, _ one, \ escapes), of kind (NULL: any kind), run at once across every worker; ordered: one at a time in insertion order (max_running 1); max_running NULL removes the rule and returns it (NULL if none). A job takes the rule of its kind before one for any kind, then an exact key (no % or _) before a pattern, then the longest pattern; no rule: 1. 22004 NULL pattern or ordered; 22023 pattern or kind not 1 to 200 characters, max_running out of range, ordered with max_running not 1';
 
 CREATE FUNCTION awa_key_stats(pattern text DEFAULT NULL)
 RETURNS TABLE (
@@ -960,7 +960,8 @@ AS $$
 		WHERE j.concurrency_key = k.concurrency_key AND j.state = 'running') r ON true
 	LEFT JOIN LATERAL (SELECT l.max_running, l.ordered FROM awa.key_limits l
 		WHERE k.concurrency_key OPERATOR(pg_catalog.~~) l.pattern AND (l.kind IS NULL OR l.kind = k.kind)
-		ORDER BY l.kind IS NULL, pg_catalog.length(l.pattern) DESC, l.pattern LIMIT 1) rule ON true
+		ORDER BY l.kind IS NULL, pg_catalog.strpos(l.pattern, '%') > 0 OR pg_catalog.strpos(l.pattern, '_') > 0,
+			pg_catalog.length(l.pattern) DESC, l.pattern LIMIT 1) rule ON true
 	ORDER BY 1, 2
 $$;
 COMMENT ON FUNCTION awa_key_stats(text)
