@@ -165,6 +165,7 @@ class Job:
     callback_lease: Optional[int] = None
     callback_timeout: Optional[_dt.timedelta] = None
     callback_payload: Any = None
+    concurrency_key: Optional[str] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     _JSON = ("args", "metadata", "progress", "result", "callback_payload")
@@ -330,11 +331,15 @@ class Client:
                unique_by_args: Optional[bool] = None, unique_by_queue: Optional[bool] = None,
                unique_period: Optional[Interval] = None,
                unique_states: Optional[Sequence[str]] = None,
-               timeout: Optional[Interval] = None) -> Job:
+               timeout: Optional[Interval] = None,
+               concurrency_key: Optional[str] = None) -> Job:
         """awa_insert: enqueue one job in the current transaction; returns its row.
 
         ``timeout`` (seconds, a timedelta or interval text): a hard limit of each attempt,
-        after which the job is taken back whatever its heartbeats say (needs awa 0.3.0)."""
+        after which the job is taken back whatever its heartbeats say (needs awa 0.3.0).
+        ``concurrency_key`` (1 to 200 characters): at most the key's limit of jobs with it
+        run at once across all workers (1 unless ``set_key_limit`` says otherwise; needs
+        awa 0.3.0)."""
         return self._job("awa_insert", [
             ("kind", kind, "::text"),
             ("args", None if args is None else _dumps(args), "::jsonb"),
@@ -350,6 +355,7 @@ class Client:
             ("unique_states", None if unique_states is None else list(unique_states),
              "::text[]::awa.job_state[]"),
             ("timeout", interval(timeout), "::interval"),
+            ("concurrency_key", concurrency_key, "::text"),
         ])
 
     def insert_many(self, jobs: Sequence[Dict[str, Any]]) -> List[Job]:
@@ -364,7 +370,11 @@ class Client:
         Each dict has awa_insert's fields (kind required); rows get awa_insert's checks and
         defaults.  Needs psycopg 3 or psycopg2 (``cursor.copy`` / ``copy_expert``).
         """
-        cols = [c for c in self.COPY_COLUMNS]
+        jobs = list(jobs)
+        cols = list(self.COPY_COLUMNS)
+        # the column only when used, so that loads into older schemas still work
+        if any(job.get("concurrency_key") is not None for job in jobs):
+            cols.append("concurrency_key")
         lines, n = [], 0
         for job in jobs:
             unknown = set(job) - set(cols)
@@ -434,6 +444,28 @@ class Client:
         names, rows = self.execute("SELECT * FROM awa_set_queue_limit(%s::text, %s::integer)",
                                    [queue, max_running])
         return dict(zip(names, rows[0]))
+
+    def set_key_limit(self, pattern: str, max_running: Optional[int], kind: Optional[str] = None,
+                      ordered: bool = False) -> Optional[Dict[str, Any]]:
+        """awa_set_key_limit: at most ``max_running`` jobs whose concurrency key is LIKE
+        ``pattern`` (``%`` any characters, ``_`` one, ``\\`` escapes) run at once across all
+        workers; ``kind``: only for jobs of that kind (None: any kind); ``ordered``: one at a
+        time in insertion order (``max_running`` must be 1).  ``max_running`` None removes the
+        rule.  Returns the rule as a dict (the removed one; None if there was none).  A bad
+        limit raises the driver's error with SQLSTATE 22023.  Needs awa 0.3.0."""
+        names, rows = self.execute(
+            "SELECT * FROM awa_set_key_limit(%s::text, %s::integer, %s::text, %s::boolean)",
+            [pattern, max_running, kind, bool(ordered)])
+        row = dict(zip(names, rows[0]))
+        return None if row.get("pattern") is None else row
+
+    def key_stats(self, pattern: Optional[str] = None) -> List[Dict[str, Any]]:
+        """awa_key_stats: one dict per (concurrency_key, kind) with live jobs (keys LIKE
+        ``pattern``; None: all): running (jobs of the key running, any kind), waiting (of this
+        kind), max_running and ordered (its rule; no rule: 1, False), at_limit.  Needs awa
+        0.3.0."""
+        names, rows = self._call("awa_key_stats", [("pattern", pattern, "::text")])
+        return [dict(zip(names, r)) for r in rows]
 
     def forget_queue(self, queue: str) -> bool:
         """awa_forget_queue: remove the queue's settings (pause, concurrency limit); its jobs are
