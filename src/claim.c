@@ -32,6 +32,11 @@
  * commit.  Changes made behind awa's back are caught by a recheck every
  * AWA_LIMIT_POLL_MS.
  *
+ * Per-key limits.  A job with a concurrency key is taken only if
+ * keylimit.c admits it: every claim statement asks once it has locked the
+ * row.  An attempt that passed a key over (at its limit, or another
+ * claimer taking jobs of it) reports at_limit, like a queue at its limit.
+ *
  * Leases.  A claim stores its lease on the job (0.3.0); awa_heartbeat and
  * awa_progress push deadline_at to now + lease, so a job lives as long as
  * its worker renews it.  A job's optional hard timeout caps deadline_at at

@@ -338,6 +338,20 @@ static void append_unclaimable(StringInfo sql);
 static void append_claim_set(StringInfo sql, bool leases);
 
 /*
+ * Per-key limits (keylimit.c), when the schema has them: KEY_OPEN_SQL
+ * skips, before locking, a candidate whose key this claim found at its
+ * limit; KEY_ADMIT_SQL admits a locked candidate (ok: claimable) with a key.
+ * Jobs without a key pass both on the IS NULL test.  The admission must
+ * see the row locked (it counts what it admits), so it stands above the
+ * locking subquery, which OFFSET 0 keeps the planner from pushing it into
+ * (below the lock).
+ */
+#define KEY_OPEN_SQL(K) "(" K ".concurrency_key IS NULL OR awa.concurrency_key_open(" K ".concurrency_key))"
+#define KEY_ADMIT_SQL(K) \
+	"(" K ".concurrency_key IS NULL OR NOT " K ".ok" \
+	" OR awa.concurrency_key_admit(" K ".concurrency_key, " K ".kind, " K ".id))"
+
+/*
  * The SQL that claims up to $4 jobs of queue $1 at effective priority level
  * `level` (0: aging off, plain priority order).  $2 is the claim's time, $3
  * the aging interval, $5 the lease, $6 the worker, $7 and $8 the run_at and
@@ -369,21 +383,10 @@ static void append_claim_set(StringInfo sql, bool leases);
  * left, or run_lease at its maximum: written behind awa's back) is not left
  * to fail every claim of its queue: the same statement moves it to failed
  * with the reason in its errors, and only the other rows are returned.
+ *
+ * With keys (the schema has per-key limits), a candidate with a concurrency
+ * key is taken only if keylimit.c admits it once locked (KEY_ADMIT_SQL).
  */
-/*
- * Per-key limits (keylimit.c), when the schema has them: KEY_OPEN_SQL
- * skips, before locking, a candidate whose key this claim found at its
- * limit; KEY_ADMIT_SQL admits a locked candidate (ok: claimable) with a key.
- * Jobs without a key pass both on the IS NULL test.  The admission must
- * see the row locked (it counts what it admits), so it stands above the
- * locking subquery, which OFFSET 0 keeps the planner from pushing it into
- * (below the lock).
- */
-#define KEY_OPEN_SQL(K) "(" K ".concurrency_key IS NULL OR awa.concurrency_key_open(" K ".concurrency_key))"
-#define KEY_ADMIT_SQL(K) \
-	"(" K ".concurrency_key IS NULL OR NOT " K ".ok" \
-	" OR awa.concurrency_key_admit(" K ".concurrency_key, " K ".kind, " K ".id))"
-
 char *
 awa_job_claim_sql(int level, bool skip_limited, bool leases, bool keys)
 {
@@ -524,7 +527,9 @@ append_claim_set(StringInfo sql, bool leases)
  * caller claims again with a larger $8 while that is not 0 and it claimed
  * fewer than it asked for (the frontier stopped it, or candidates were
  * locked by other claimers), so a claim that gets fewer than $4 jobs took
- * every due job it could lock.  The claimed rows have awa_more NULL.
+ * every due job it could lock.  The claimed rows have awa_more NULL.  With
+ * keys, candidates with a concurrency key are admitted as in
+ * awa_job_claim_sql.
  */
 char *
 awa_job_claim_many_sql(int level, bool leases, bool keys)
