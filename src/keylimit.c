@@ -9,15 +9,16 @@
  * the key may run at once (max_running) and whether the key is ordered.
  * The rule of a job is the one for its own kind before one for every kind,
  * then an exact key (a pattern without % or _) before other patterns, then
- * the longest pattern, then the smallest; a key no rule matches has
- * max_running 1 and is not ordered.
+ * the longest pattern, then the smallest in byte order; a key no rule
+ * matches has max_running 1 and is not ordered.
  *
  * The claim.  Every claim statement (job.c) asks, for each candidate with a
  * key, after it has locked the row and before the LIMIT counts it,
  * awa.concurrency_key_admit(key, kind, id).  The first time an attempt of
  * awa_claim meets a key it takes the key's transaction-level advisory lock
  * without waiting, and with the lock held counts the key's running jobs
- * with a fresh snapshot (the partial index jobs_key_running_idx).  It
+ * with a fresh snapshot (a scan of the partial index jobs_key_running_idx,
+ * without the executor; the rules are read once per attempt).  It
  * admits the job if the running jobs plus those this attempt admitted
  * already stay under the rule's max_running.  The lock is kept to commit
  * once a job of the key was admitted: the next claimer of the key counts
@@ -48,14 +49,23 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/hash.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -83,8 +93,31 @@ typedef struct KeyEntry
 	int64		taken;			/* admitted by this attempt */
 } KeyEntry;
 
+/* A rule of awa.key_limits, as an attempt read it. */
+typedef struct KeyRule
+{
+	text	   *pattern;
+	char	   *kind;			/* NULL: every kind */
+	bool		exact;			/* no % or _ */
+	int32		max_running;
+	bool		ordered;
+} KeyRule;
+
+/*
+ * What an attempt knows, in key_cxt (reset by the next attempt): made when
+ * the attempt meets its first job with a key, so that claims of jobs
+ * without keys pay nothing.
+ */
 static MemoryContext key_cxt = NULL;
+static bool key_cxt_used = false;
 static HTAB *keys = NULL;
+static KeyRule *rules = NULL;
+static int	nrules = -1;		/* -1: not read yet */
+static Oid	running_idx = InvalidOid;	/* jobs_key_running_idx */
+static Oid	jobs_rel = InvalidOid;
+static AttrNumber key_attno;
+static AttrNumber state_attno;
+static Datum running_state;
 static bool attempt_active = false;
 static bool held_back = false;
 
@@ -92,20 +125,38 @@ static bool held_back = false;
 void
 awa_keylimit_begin(void)
 {
+	if (key_cxt_used)
+	{
+		MemoryContextReset(key_cxt);
+		key_cxt_used = false;
+	}
+	keys = NULL;
+	rules = NULL;
+	nrules = -1;
+	running_idx = InvalidOid;
+	attempt_active = true;
+	held_back = false;
+}
+
+/* The key table of this attempt, made at its first job with a key. */
+static HTAB *
+key_table(void)
+{
 	HASHCTL		ctl;
 
+	if (keys != NULL)
+		return keys;
 	if (key_cxt == NULL)
 		key_cxt = AllocSetContextCreate(TopMemoryContext, "awa concurrency keys",
 										ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(key_cxt);
+	key_cxt_used = true;
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(((KeyEntry *) NULL)->key);
 	ctl.entrysize = sizeof(KeyEntry);
 	ctl.hcxt = key_cxt;
 	keys = hash_create("awa concurrency keys", 16, &ctl,
 					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	attempt_active = true;
-	held_back = false;
+	return keys;
 }
 
 /* End an attempt; whether it passed over a key (at its limit, or busy). */
@@ -142,7 +193,9 @@ key_entry(text *key, bool create)
 		len = sizeof(buf) - 1;	/* longer than any valid key */
 	memcpy(buf, VARDATA_ANY(key), len);
 	buf[len] = '\0';
-	e = hash_search(keys, buf, create ? HASH_ENTER : HASH_FIND, &found);
+	if (keys == NULL && !create)
+		return NULL;
+	e = hash_search(key_table(), buf, create ? HASH_ENTER : HASH_FIND, &found);
 	if (e != NULL && !found)
 	{
 		e->locked = e->counted = e->blocked = e->ordered = false;
@@ -153,26 +206,155 @@ key_entry(text *key, bool create)
 }
 
 /*
+ * Read the rules, once per attempt (a few rows), into key_cxt.  Caller is
+ * in SPI.
+ */
+static void
+read_rules(void)
+{
+	static AwaStmt stmt = AWA_QUERY("awa_claim: reading the concurrency key rules",
+		"SELECT pattern, kind, max_running, ordered FROM awa.key_limits", 0);
+	uint64		n = awa_stmt_run(&stmt, NULL, NULL, 0);
+	MemoryContext old = MemoryContextSwitchTo(key_cxt);
+	uint64		i;
+
+	key_cxt_used = true;
+	rules = palloc(sizeof(KeyRule) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		KeyRule    *r = &rules[i];
+		bool		isnull;
+		char	   *pat;
+
+		r->pattern = DatumGetTextPCopy(SPI_getbinval(row, desc, 1, &isnull));
+		r->kind = SPI_getvalue(row, desc, 2);
+		r->max_running = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
+		r->ordered = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
+		pat = text_to_cstring(r->pattern);
+		r->exact = strpbrk(pat, "%_") == NULL;
+	}
+	nrules = (int) n;
+	MemoryContextSwitchTo(old);
+}
+
+/* Whether rule a takes precedence over rule b (see the file header). */
+static bool
+rule_before(const KeyRule *a, const KeyRule *b)
+{
+	int			la = VARSIZE_ANY_EXHDR(a->pattern);
+	int			lb = VARSIZE_ANY_EXHDR(b->pattern);
+	int			cmp;
+
+	if ((a->kind != NULL) != (b->kind != NULL))
+		return a->kind != NULL;
+	if (a->exact != b->exact)
+		return a->exact;
+	if (la != lb)
+		return la > lb;
+	cmp = memcmp(VARDATA_ANY(a->pattern), VARDATA_ANY(b->pattern), Min(la, lb));
+	return cmp < 0;
+}
+
+/* The rule of jobs of kind with key (NULL: none; the limit is then 1). */
+static const KeyRule *
+rule_of(text *key, text *kind)
+{
+	const KeyRule *best = NULL;
+	char	   *kindstr = text_to_cstring(kind);
+	int			i;
+
+	for (i = 0; i < nrules; i++)
+	{
+		const KeyRule *r = &rules[i];
+
+		if (r->kind != NULL && strcmp(r->kind, kindstr) != 0)
+			continue;
+		if (!DatumGetBool(DirectFunctionCall2Coll(textlike, DEFAULT_COLLATION_OID,
+												  PointerGetDatum(key),
+												  PointerGetDatum(r->pattern))))
+			continue;
+		if (best == NULL || rule_before(r, best))
+			best = r;
+	}
+	pfree(kindstr);
+	return best;
+}
+
+/*
+ * How many jobs with the key are running, at a fresh snapshot: a scan of
+ * the partial index jobs_key_running_idx, without the executor (this runs
+ * for each key a claim meets).  Each row found is checked to be running
+ * still.
+ */
+static int64
+count_running(text *key)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	Snapshot	snap;
+	HeapTuple	tup;
+	int64		n = 0;
+
+	if (!OidIsValid(running_idx))
+	{
+		Oid			nsp = get_namespace_oid("awa", false);
+
+		jobs_rel = get_relname_relid("jobs", nsp);
+		running_idx = get_relname_relid("jobs_key_running_idx", nsp);
+		if (!OidIsValid(jobs_rel) || !OidIsValid(running_idx))
+			elog(ERROR, "awa_claim: awa.jobs_key_running_idx is missing");
+		key_attno = get_attnum(jobs_rel, "concurrency_key");
+		state_attno = get_attnum(jobs_rel, "state");
+		running_state = DirectFunctionCall2(enum_in, CStringGetDatum("running"),
+											ObjectIdGetDatum(get_atttype(jobs_rel, state_attno)));
+	}
+	rel = table_open(jobs_rel, AccessShareLock);
+	ScanKeyEntryInitialize(&skey, 0, key_attno, BTEqualStrategyNumber, InvalidOid,
+						   DEFAULT_COLLATION_OID, F_TEXTEQ, PointerGetDatum(key));
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, running_idx, true, snap, 1, &skey);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		Datum		state = heap_getattr(tup, state_attno, RelationGetDescr(rel), &isnull);
+
+		if (!isnull && state == running_state)
+			n++;
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return n;
+}
+
+/*
  * Read the rule of (key, kind) and count the key's running jobs, with a
  * fresh snapshot.  Caller holds the key's lock.
  */
 static void
 count_key(KeyEntry *e, text *key, text *kind)
 {
-	static AwaStmt stmt = AWA_STMT("awa_claim: counting a concurrency key", SPI_OK_SELECT,
-		"SELECT coalesce(r.max_running, 1) AS max_running,"
-		" coalesce(r.ordered, false) AS ordered,"
-		" (SELECT count(*) FROM awa.jobs j WHERE j.concurrency_key = $1"
-		"   AND j.state = 'running') AS running"
-		" FROM (SELECT 1) d LEFT JOIN LATERAL (" AWA_KEY_RULE_SQL("$1", "$2") ") r ON true",
-		2, TEXTOID, TEXTOID);
-	Datum		values[2] = {PointerGetDatum(key), PointerGetDatum(kind)};
+	const KeyRule *rule;
 
-	if (awa_stmt_run(&stmt, values, NULL, 1) != 1)
-		elog(ERROR, "awa_claim: counting a concurrency key: expected 1 row");
-	e->max_running = (int32) awa_stmt_int8(0, "max_running");
-	e->ordered = awa_stmt_bool(0, "ordered");
-	e->running = awa_stmt_int8(0, "running");
+	if (nrules < 0)
+	{
+		int			nestlevel = NewGUCNestLevel();
+
+		/* the claim runs with sorts off (claim.c): no use here */
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		SPI_connect();
+		read_rules();
+		SPI_finish();
+		AtEOXact_GUC(true, nestlevel);
+	}
+	rule = rule_of(key, kind);
+	e->max_running = rule ? rule->max_running : 1;
+	e->ordered = rule ? rule->ordered : false;
+	e->running = count_running(key);
 	e->counted = true;
 }
 
@@ -239,17 +421,6 @@ admit(text *key, text *kind, int64 id)
 		}
 		e->locked = true;
 	}
-	/*
-	 * The claim statement runs with sorts off (claim.c); its plans here are
-	 * tiny, and that setting would only make them look costly enough to be
-	 * JIT-compiled.
-	 */
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("enable_sort", "on", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	SPI_connect();
 	if (!e->counted)
 		count_key(e, key, kind);
 	if (e->running + e->taken >= e->max_running)
@@ -257,10 +428,19 @@ admit(text *key, text *kind, int64 id)
 		e->blocked = true;
 		ok = false;
 	}
+	else if (e->ordered)
+	{
+		/* sorts are off in the claim (claim.c): no JIT for a tiny plan */
+		nestlevel = NewGUCNestLevel();
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		SPI_connect();
+		ok = !earlier_live(key, id);
+		SPI_finish();
+		AtEOXact_GUC(true, nestlevel);
+	}
 	else
-		ok = !(e->ordered && earlier_live(key, id));
-	SPI_finish();
-	AtEOXact_GUC(true, nestlevel);
+		ok = true;
 	if (!ok)
 	{
 		held_back = true;
@@ -279,7 +459,7 @@ admit(text *key, text *kind, int64 id)
 Datum
 awa_concurrency_key_admit(PG_FUNCTION_ARGS)
 {
-	if (!attempt_active || keys == NULL)
+	if (!attempt_active)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("awa.concurrency_key_admit may only be called by awa_claim")));
@@ -301,7 +481,7 @@ awa_concurrency_key_open(PG_FUNCTION_ARGS)
 {
 	KeyEntry   *e;
 
-	if (PG_ARGISNULL(0) || !attempt_active || keys == NULL)
+	if (PG_ARGISNULL(0) || !attempt_active)
 		PG_RETURN_BOOL(true);
 	e = key_entry(PG_GETARG_TEXT_PP(0), false);
 	PG_RETURN_BOOL(e == NULL || !e->blocked);
