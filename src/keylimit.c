@@ -16,18 +16,19 @@
  * key, after it has locked the row and before the LIMIT counts it,
  * awa.concurrency_key_admit(key, kind, id).  The first time an attempt of
  * awa_claim meets a key it takes the key's transaction-level advisory lock
- * without waiting, and with the lock held counts the key's running jobs
- * with a fresh snapshot (a scan of the partial index jobs_key_running_idx,
- * without the executor; the rules are read once per attempt).  It
- * admits the job if the running jobs plus those this attempt admitted
- * already stay under the rule's max_running.  The lock is kept to commit
+ * without waiting in the lock manager (it tries again for up to 2 ms per
+ * attempt while another claimer holds it), and with the lock held counts
+ * the key's running jobs with a fresh snapshot (a scan of the partial index
+ * jobs_key_running_idx, without the executor; the rules are read once per
+ * attempt).  It admits the job if the running jobs plus those this attempt
+ * admitted already stay under the rule's max_running.  The lock is kept to commit
  * once a job of the key was admitted: the next claimer of the key counts
  * after this one committed (or rolled back), so the limit holds exactly
- * across every worker.  A key whose lock another claimer holds right now is
- * passed over for this attempt rather than waited for (no waiting on one
- * key while others have jobs, and no deadlock between claimers that meet
- * keys in different orders).  A key found at its limit is remembered for
- * the rest of the attempt: awa.concurrency_key_open(key), asked before a
+ * across every worker.  A key whose lock another claimer still holds after
+ * that is passed over for this attempt rather than waited for (no waiting
+ * on one key while others have jobs, and no deadlock between claimers that
+ * meet keys in different orders).  A key found at its limit is remembered
+ * for the rest of the attempt: awa.concurrency_key_open(key), asked before a
  * candidate is locked, skips its other jobs without locking them.  Jobs
  * without a key are never asked about: they pay one IS NULL test.
  *
@@ -79,6 +80,8 @@ PG_FUNCTION_INFO_V1(awa_set_key_limit);
 
 /* field4 of the advisory lock tag of a concurrency key (queues: 0x6177) */
 #define AWA_KEY_LOCK_CLASS		0x6b79
+#define AWA_KEY_LOCK_POLL_US	50	/* retry of a busy key's lock */
+#define AWA_KEY_LOCK_BUDGET_US	2000	/* at most this long per attempt */
 
 /* What an attempt knows of one key. */
 typedef struct KeyEntry
@@ -113,6 +116,7 @@ static bool key_cxt_used = false;
 static HTAB *keys = NULL;
 static KeyRule *rules = NULL;
 static int	nrules = -1;		/* -1: not read yet */
+static bool kind_rules = false; /* some rule is for one kind */
 static Oid	running_idx = InvalidOid;	/* jobs_key_running_idx */
 static Oid	jobs_rel = InvalidOid;
 static AttrNumber key_attno;
@@ -120,6 +124,7 @@ static AttrNumber state_attno;
 static Datum running_state;
 static bool attempt_active = false;
 static bool held_back = false;
+static int	lock_waited_us = 0;	/* this attempt, for busy keys */
 
 /* Begin an attempt of awa_claim: forget what the last one knew. */
 void
@@ -136,6 +141,7 @@ awa_keylimit_begin(void)
 	running_idx = InvalidOid;
 	attempt_active = true;
 	held_back = false;
+	lock_waited_us = 0;
 }
 
 /* The key table of this attempt, made at its first job with a key. */
@@ -236,6 +242,9 @@ read_rules(void)
 		r->exact = strpbrk(pat, "%_") == NULL;
 	}
 	nrules = (int) n;
+	kind_rules = false;
+	for (i = 0; i < n; i++)
+		kind_rules |= (rules[i].kind != NULL);
 	MemoryContextSwitchTo(old);
 }
 
@@ -388,6 +397,29 @@ unlock_if_unused(KeyEntry *e)
 }
 
 /*
+ * Take the key's lock without waiting in the lock manager: another claimer
+ * holds it only from its admission of a job of the key to its commit,
+ * usually a fraction of a millisecond, so try again every
+ * AWA_KEY_LOCK_POLL_US for up to AWA_KEY_LOCK_BUDGET_US in all per attempt
+ * (a claimer that holds the lock inside a long transaction costs each
+ * attempt no more).  Whether it got the lock.
+ */
+static bool
+lock_key(LOCKTAG *tag)
+{
+	for (;;)
+	{
+		if (LockAcquire(tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL)
+			return true;
+		if (lock_waited_us >= AWA_KEY_LOCK_BUDGET_US)
+			return false;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(AWA_KEY_LOCK_POLL_US);
+		lock_waited_us += AWA_KEY_LOCK_POLL_US;
+	}
+}
+
+/*
  * Whether the job (key, kind, id), locked by the claim, may run now; if so
  * it counts as running for the rest of the attempt.  See the file header.
  */
@@ -412,7 +444,7 @@ admit(text *key, text *kind, int64 id)
 		LOCKTAG		tag;
 
 		key_locktag(&tag, e->key);
-		if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		if (!lock_key(&tag))
 		{
 			/* another claimer is taking a job of this key: pass it over */
 			e->blocked = true;
@@ -423,9 +455,18 @@ admit(text *key, text *kind, int64 id)
 	}
 	if (!e->counted)
 		count_key(e, key, kind);
+	else if (kind_rules)
+	{
+		/* the rule is the job's kind's: the key's other jobs may differ */
+		const KeyRule *rule = rule_of(key, kind);
+
+		e->max_running = rule ? rule->max_running : 1;
+		e->ordered = rule ? rule->ordered : false;
+	}
 	if (e->running + e->taken >= e->max_running)
 	{
-		e->blocked = true;
+		/* skip the key's other jobs unless another kind's rule may differ */
+		e->blocked = !kind_rules;
 		ok = false;
 	}
 	else if (e->ordered)

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(46);
+SELECT plan(48);
 
 -- schema and signatures
 SELECT has_column('awa', 'jobs', 'concurrency_key', 'awa.jobs.concurrency_key exists');
@@ -66,6 +66,14 @@ SELECT is((awa_set_key_limit('%', NULL, kind => 'k')).max_running, 5, 'removing 
 SELECT is((SELECT max_running FROM awa_key_stats('z')), 2, 'then the exact key''s rule before a longer pattern');
 SELECT ok(awa_set_key_limit('nope', NULL) IS NULL, 'removing a missing rule: NULL');
 SELECT is((awa_set_key_limit('z', 1, ordered => true)).ordered, true, 'an ordered rule');
+
+-- a key with jobs of two kinds: each job is held to its own kind's rule
+SELECT is((awa_set_key_limit('mix', 2, kind => 'wide')).max_running, 2, 'a rule for one kind of a key');
+INSERT INTO awa.jobs (kind, queue, concurrency_key, run_at) VALUES
+	('k', 'mq', 'mix', now() - interval '3 s'), ('wide', 'mq', 'mix', now() - interval '2 s'),
+	('wide', 'mq', 'mix', now() - interval '1 s');
+SELECT is((SELECT array_agg(kind ORDER BY id) FROM awa_claim('mq', 'w', 10)), ARRAY['k', 'wide'],
+	'the k job under limit 1, one wide job under limit 2, not the second');
 
 -- the admission function belongs to the claim
 SELECT throws_ok($$SELECT awa.concurrency_key_admit('z', 'k', 1)$$, '55000', NULL, 'admit outside a claim: 55000');
