@@ -9,7 +9,7 @@
  * the key may run at once (max_running) and whether the key is ordered.
  * The rule of a job is the one for its own kind before one for every kind,
  * then an exact key (a pattern without % or _) before other patterns, then
- * the longest pattern, then the smallest in byte order; a key no rule
+ * the longest pattern in bytes, then the smallest in byte order; a key no rule
  * matches has max_running 1 and is not ordered.
  *
  * The claim.  Every claim statement (job.c) asks, for each candidate with a

@@ -641,7 +641,7 @@ AS $$
 	LEFT JOIN LATERAL (SELECT l.max_running, l.ordered FROM awa.key_limits l
 		WHERE k.concurrency_key OPERATOR(pg_catalog.~~) l.pattern AND (l.kind IS NULL OR l.kind = k.kind)
 		ORDER BY l.kind IS NULL, pg_catalog.strpos(l.pattern, '%') > 0 OR pg_catalog.strpos(l.pattern, '_') > 0,
-			pg_catalog.length(l.pattern) DESC, l.pattern COLLATE "C" LIMIT 1) rule ON true
+			pg_catalog.octet_length(l.pattern) DESC, l.pattern COLLATE "C" LIMIT 1) rule ON true
 	ORDER BY 1, 2
 $$;
 COMMENT ON FUNCTION awa_key_stats(text)
