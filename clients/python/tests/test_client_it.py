@@ -264,6 +264,7 @@ class AdminWrapperTests(AwaTestCase):
         self.db.insert_many([{"kind": "it.key", "queue": "it_key", "concurrency_key": "t2"}])
         self.assertEqual(self.db.insert_copy([{"kind": "it.key", "queue": "it_key", "concurrency_key": "t2"},
                                               {"kind": "it.key", "queue": "it_key"}]), 2)
+        self.assertEqual(self.db.insert_copy([{"kind": "it.key", "queue": "it_none", "concurrency_key": None}]), 1)
         # no rule: one job of each key at a time; the job without a key is not held
         got = sorted((j.concurrency_key or "-") for j in self.db.claim("it_key", batch=10))
         self.assertEqual(got, ["-", "t1", "t2"])

@@ -375,9 +375,10 @@ class Client:
         # the column only when used, so that loads into older schemas still work
         if any(job.get("concurrency_key") is not None for job in jobs):
             cols.append("concurrency_key")
+        known = set(self.COPY_COLUMNS) | {"concurrency_key"}
         lines, n = [], 0
         for job in jobs:
-            unknown = set(job) - set(cols)
+            unknown = set(job) - known
             if unknown:
                 raise ValueError("unknown job fields: %s" % ", ".join(sorted(unknown)))
             lines.append("\t".join(_copy_text(c, job.get(c)) for c in cols) + "\n")
