@@ -69,7 +69,8 @@ CREATE TYPE awa.jobs AS (
 	callback_lease	bigint,
 	callback_timeout interval,
 	callback_payload jsonb,
-	group_id		text
+	group_id		text,
+	concurrency_key	text
 );
 COMMENT ON TYPE awa.jobs IS 'one job as the shards return it (a row of their awa.jobs)';
 

@@ -101,7 +101,7 @@ SELECT i, id - :held_id AS rel_id, kind, unique_key IS NOT NULL AS has_key, uniq
   ]') WITH ORDINALITY AS t(id, kind, queue, args, state, priority, attempt, max_attempts, run_at,
        heartbeat_at, deadline_at, attempted_at, finalized_at, created_at, errors, metadata, tags,
        unique_key, unique_states, run_lease, progress, claimed_by, lease, timeout,
-       result, callback_key, callback_lease, callback_timeout, callback_payload, group_id, i)
+       result, callback_key, callback_lease, callback_timeout, callback_payload, group_id, concurrency_key, i)
  ORDER BY i;
 -- the two x=2 elements and the two qa elements are one job each: 5 jobs in all
 SELECT count(*) FROM awa.jobs;

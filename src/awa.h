@@ -65,6 +65,7 @@ typedef struct AwaJob
 	Jsonb	   *metadata;
 	Interval   *timeout;		/* hard limit of one attempt, or NULL (0.3.0) */
 	text	   *group_id;		/* the group it belongs to, or NULL (groups.c) */
+	text	   *concurrency_key;	/* per-key limit's key, or NULL (keylimit.c) */
 	AwaUnique  *unique;			/* NULL: not a unique job */
 	struct AwaDeps *deps;		/* NULL: runs after no job (deps.c) */
 } AwaJob;
@@ -117,6 +118,7 @@ typedef struct AwaJobColumns	/* where a job row's enqueue columns are */
 	int			metadata;
 	int			timeout;		/* -1 before 0.3.0 */
 	int			group_id;		/* -1 without groups (groups.c) */
+	int			concurrency_key;	/* -1 without per-key limits */
 	Datum		states[AWA_NUM_JOB_STATES]; /* each state's value */
 } AwaJobColumns;
 
@@ -167,8 +169,8 @@ extern AwaJobState awa_job_initial_state(const AwaJob *job);
 extern void awa_job_enqueued(const char *queue, AwaJobState state,
 							 TimestampTz run_at);
 extern void awa_queue_opened(const char *queue, bool limit_gone);
-extern char *awa_job_claim_sql(int level, bool skip_limited, bool leases);
-extern char *awa_job_claim_many_sql(int level, bool leases);
+extern char *awa_job_claim_sql(int level, bool skip_limited, bool leases, bool keys);
+extern char *awa_job_claim_many_sql(int level, bool leases, bool keys);
 extern bool awa_job_complete(Datum job_id, Datum run_lease);
 extern int64 awa_job_complete_many(Datum ids, Datum leases);
 extern bool awa_job_fail(Datum job_id, Datum run_lease, text *error,
@@ -298,7 +300,8 @@ typedef enum AwaSchemaFeature
 	AWA_SCHEMA_COUNTERS = 1 << 4,	/* 0.3.0: awa.counter_deltas and folds */
 	AWA_SCHEMA_QUEUE_RATES = 1 << 5,	/* 0.3.0: awa.queue_meta.rate_max_claims (ratelimit.c) */
 	AWA_SCHEMA_GROUPS = 1 << 6,	/* 0.3.0: awa.jobs.group_id, awa.group_callbacks */
-	AWA_SCHEMA_DEPENDENCIES = 1 << 7	/* 0.3.0: awa.job_dependencies, dependent_jobs */
+	AWA_SCHEMA_DEPENDENCIES = 1 << 7,	/* 0.3.0: awa.job_dependencies, dependent_jobs */
+	AWA_SCHEMA_KEYS = 1 << 8	/* 0.3.0: awa.jobs.concurrency_key, awa.key_limits */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

@@ -42,6 +42,11 @@
  * time).  Unlimited queues pay nothing more: the test of the queue's
  * settings in the claim statement names the rate as well.
  *
+ * Per-key limits.  A job with a concurrency key is taken only if
+ * keylimit.c admits it: every claim statement asks once it has locked the
+ * row.  An attempt that passed a key over (at its limit, or another
+ * claimer taking jobs of it) reports at_limit, like a queue at its limit.
+ *
  * Leases.  A claim stores its lease on the job (0.3.0); awa_heartbeat and
  * awa_progress push deadline_at to now + lease, so a job lives as long as
  * its worker renews it.  A job's optional hard timeout caps deadline_at at
@@ -106,6 +111,7 @@
 #include "awa.h"
 #include "floor.h"
 #include "ratelimit.h"
+#include "keylimit.h"
 
 PG_FUNCTION_INFO_V1(awa_claim);
 PG_FUNCTION_INFO_V1(awa_claim_wait);
@@ -275,7 +281,8 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 		if (level_plans[kind][level] == NULL)
 		{
 			char	   *sql = awa_job_claim_sql(level, kind == PLANS_UNLIMITED,
-											awa_schema_has(AWA_SCHEMA_LEASES));
+											awa_schema_has(AWA_SCHEMA_LEASES),
+											awa_schema_has(AWA_SCHEMA_KEYS));
 
 			awa_plan(&level_plans[kind][level], sql, lengthof(claim_argtypes),
 					 claim_argtypes);
@@ -551,10 +558,18 @@ static int
 try_claim_target(const ClaimTarget *target, TimestampTz at, Interval *lease,
 				 text *worker, int batch, ClaimedRow *rows, bool *at_limit)
 {
+	int			nrows;
+
 	awa_rate_attempt();			/* rates: no full window found yet */
+	/* per-key limits (keylimit.c): a key passed over counts as a limit */
+	awa_keylimit_begin();
 	if (target->queue != NULL)
-		return try_claim(target->queue, at, lease, worker, batch, rows, at_limit);
-	return try_claim_many(target, at, lease, worker, batch, rows, at_limit);
+		nrows = try_claim(target->queue, at, lease, worker, batch, rows, at_limit);
+	else
+		nrows = try_claim_many(target, at, lease, worker, batch, rows, at_limit);
+	if (awa_keylimit_end())
+		*at_limit = true;
+	return nrows;
 }
 
 /* ms_until_next_due for a claim's queue or queues. */
@@ -1417,7 +1432,8 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 
 		if (many_plans[level] == NULL)
 		{
-			char	   *sql = awa_job_claim_many_sql(level, awa_schema_has(AWA_SCHEMA_LEASES));
+			char	   *sql = awa_job_claim_many_sql(level, awa_schema_has(AWA_SCHEMA_LEASES),
+												 awa_schema_has(AWA_SCHEMA_KEYS));
 
 			awa_plan(&many_plans[level], sql, 8, claim_many_argtypes);
 			pfree(sql);

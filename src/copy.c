@@ -111,6 +111,8 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 		job.group_id = DatumGetTextPP(values[cols.group_id]);
 		awa_group_lock_enqueue(job.group_id);
 	}
+	if (cols.concurrency_key >= 0 && !nulls[cols.concurrency_key])
+		job.concurrency_key = DatumGetTextPP(values[cols.concurrency_key]);
 	isnull = nulls[cols.state];
 	state = values[cols.state];
 	awa_validate_job(&job);

@@ -51,23 +51,24 @@ announce(const AwaJob *job, AwaJobState state)
  * ---------------------------------------------------------------------
  */
 
-/* Parameters of awa's INSERT of a job; the group_id is the last of them. */
-#define JOB_PARAMS			11
+/* Parameters of awa's INSERT of a job; concurrency_key is the last of them. */
+#define JOB_PARAMS			12
 
 /*
  * The parameters of awa's INSERT of a job as a column map: $1 kind, $2
- * queue, $3 args, $4 state (text), ..., $10 timeout, $11 group_id.
+ * queue, $3 args, $4 state (text), ..., $10 timeout, $11 group_id, $12
+ * concurrency_key.
  */
-static AwaJobColumns param_cols = {InvalidOid, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+static AwaJobColumns param_cols = {InvalidOid, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
 
 /*
  * Which INSERT the installed schema takes: 0 before 0.3.0 (no timeout), 1
- * with timeout, 2 with group_id too.
+ * with timeout, 2 with group_id and concurrency_key too (both 0.3.0).
  */
 static int
 insert_variant(void)
 {
-	if (awa_schema_has(AWA_SCHEMA_GROUPS))
+	if (awa_schema_has(AWA_SCHEMA_GROUPS) && awa_schema_has(AWA_SCHEMA_KEYS))
 		return 2;
 	return awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0;
 }
@@ -108,7 +109,7 @@ insert_job(AwaJob *job, TupleDesc *desc)
 {
 	static SPIPlanPtr plans[3] = {NULL, NULL, NULL};	/* [insert_variant()] */
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-	INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID, TEXTOID};
+	INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID, TEXTOID, TEXTOID};
 	Datum		values[JOB_PARAMS];
 	char		nulls[JOB_PARAMS];
 	AwaJobState state = job_values(job, values, nulls);
@@ -117,8 +118,8 @@ insert_job(AwaJob *job, TupleDesc *desc)
 
 	ret = awa_execute_prepared(awa_plan(&plans[variant], variant == 2 ?
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata, timeout, group_id)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11)"
+										" max_attempts, run_at, tags, metadata, timeout, group_id, concurrency_key)"
+										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11, $12)"
 										" RETURNING *" : variant == 1 ?
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
 										" max_attempts, run_at, tags, metadata, timeout)"
@@ -154,7 +155,7 @@ insert_unique_job(AwaJob *job, TupleDesc *desc, bool *inserted)
 									 1, BYTEAOID);
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID,
 		INT2OID, INT2OID, TIMESTAMPTZOID, TEXTARRAYOID, JSONBOID, INTERVALOID,
-	TEXTOID, BYTEAOID, TEXTOID};
+	TEXTOID, TEXTOID, BYTEAOID, TEXTOID};
 	Datum		values[JOB_PARAMS + 2];
 	char		nulls[JOB_PARAMS + 2];
 	AwaJobState state = job_values(job, values, nulls);
@@ -185,22 +186,22 @@ insert_unique_job(AwaJob *job, TupleDesc *desc, bool *inserted)
 
 		ret = awa_execute_prepared(awa_plan(&plans[variant], variant == 2 ?
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-										" max_attempts, run_at, tags, metadata, timeout, group_id, unique_key,"
+										" max_attempts, run_at, tags, metadata, timeout, group_id, concurrency_key, unique_key,"
 										" unique_states)"
 										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $11,"
-										" $12, $13::bit(8))"
+										" $12, $13, $14::bit(8))"
 										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
 										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
 										" RETURNING *" : variant == 1 ?
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
 										" max_attempts, run_at, tags, metadata, timeout, unique_key, unique_states)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $12, $13::bit(8))"
+										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $10, $13, $14::bit(8))"
 										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
 										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
 										" RETURNING *" :
 										"INSERT INTO awa.jobs (kind, queue, args, state, priority,"
 										" max_attempts, run_at, tags, metadata, unique_key, unique_states)"
-										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $12, $13::bit(8))"
+										" VALUES ($1, $2, $3, $4::awa.job_state, $5, $6, $7, $8, $9, $13, $14::bit(8))"
 										" ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL"
 										" AND awa.unique_state_held(unique_states, state) DO NOTHING"
 										" RETURNING *",
@@ -468,12 +469,12 @@ insert_rows(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 			}
 	}
 	plan_argtype = arraytype;
-	variant = cols.group_id >= 0 ? 2 : cols.timeout >= 0 ? 1 : 0;
+	variant = cols.group_id >= 0 && cols.concurrency_key >= 0 ? 2 : cols.timeout >= 0 ? 1 : 0;
 	awa_plan(&plans[variant], variant == 2 ?
 			 "INSERT INTO awa.jobs (kind, queue, args, state, priority,"
-			 " max_attempts, run_at, tags, metadata, timeout, group_id)"
+			 " max_attempts, run_at, tags, metadata, timeout, group_id, concurrency_key)"
 			 " SELECT kind, queue, args, state, priority, max_attempts,"
-			 " run_at, tags, metadata, timeout, group_id FROM pg_catalog.unnest($1)"
+			 " run_at, tags, metadata, timeout, group_id, concurrency_key FROM pg_catalog.unnest($1)"
 			 " RETURNING *" : variant == 1 ?
 			 "INSERT INTO awa.jobs (kind, queue, args, state, priority,"
 			 " max_attempts, run_at, tags, metadata, timeout)"

@@ -18,10 +18,12 @@
 #include "awa.h"
 #include "deps.h"
 
-/* awa_insert's arguments added after the thirteenth (timeout), 0-based */
+/* awa_insert's optional trailing arguments (0-based), absent in older schemas */
+#define INSERT_ARG_TIMEOUT				12
 #define INSERT_ARG_GROUP				13
 #define INSERT_ARG_AFTER				14
 #define INSERT_ARG_ON_PARENT_FAILURE	15
+#define INSERT_ARG_CONCURRENCY_KEY		16
 
 PG_FUNCTION_INFO_V1(awa_insert);
 PG_FUNCTION_INFO_V1(awa_insert_many);
@@ -29,7 +31,8 @@ PG_FUNCTION_INFO_V1(awa_insert_many);
 /*
  * awa_insert(kind, args, queue, priority, max_attempts, run_at, tags,
  *			  metadata, unique_by_args, unique_by_queue, unique_period,
- *			  unique_states, timeout, group_id, after, on_parent_failure) RETURNS awa.jobs
+ *			  unique_states, timeout, group_id, after, on_parent_failure,
+ *			  concurrency_key) RETURNS awa.jobs
  *
  * Enqueue one job in the caller's transaction and return its row.  With
  * after (job ids), it runs once they all completed (deps.c).
@@ -64,10 +67,15 @@ awa_insert(PG_FUNCTION_ARGS)
 	job.tags = PG_GETARG_ARRAYTYPE_P(6);
 	job.metadata = PG_GETARG_JSONB_P(7);
 	/* 0.3.0's awa_insert has a 13th argument, timeout */
-	job.timeout = PG_NARGS() > 12 && !PG_ARGISNULL(12) ? PG_GETARG_INTERVAL_P(12) : NULL;
-	/* and a 14th, group_id (groups.c) */
+	job.timeout = PG_NARGS() > INSERT_ARG_TIMEOUT && !PG_ARGISNULL(INSERT_ARG_TIMEOUT) ?
+		PG_GETARG_INTERVAL_P(INSERT_ARG_TIMEOUT) : NULL;
+	/* and, added after it: group_id (groups.c), after and on_parent_failure
+	 * (deps.c, below), concurrency_key (keylimit.c) */
 	job.group_id = PG_NARGS() > INSERT_ARG_GROUP && !PG_ARGISNULL(INSERT_ARG_GROUP) ?
 		PG_GETARG_TEXT_PP(INSERT_ARG_GROUP) : NULL;
+	job.concurrency_key = PG_NARGS() > INSERT_ARG_CONCURRENCY_KEY &&
+		!PG_ARGISNULL(INSERT_ARG_CONCURRENCY_KEY) ?
+		PG_GETARG_TEXT_PP(INSERT_ARG_CONCURRENCY_KEY) : NULL;
 	awa_validate_job(&job);
 
 	for (i = 8; i <= 9; i++)

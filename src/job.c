@@ -339,6 +339,20 @@ static void append_unclaimable(StringInfo sql);
 static void append_claim_set(StringInfo sql, bool leases);
 
 /*
+ * Per-key limits (keylimit.c), when the schema has them: KEY_OPEN_SQL
+ * skips, before locking, a candidate whose key this claim found at its
+ * limit; KEY_ADMIT_SQL admits a locked candidate (ok: claimable) with a key.
+ * Jobs without a key pass both on the IS NULL test.  The admission must
+ * see the row locked (it counts what it admits), so it stands above the
+ * locking subquery, which OFFSET 0 keeps the planner from pushing it into
+ * (below the lock).
+ */
+#define KEY_OPEN_SQL(K) "(" K ".concurrency_key IS NULL OR awa.concurrency_key_open(" K ".concurrency_key))"
+#define KEY_ADMIT_SQL(K) \
+	"(" K ".concurrency_key IS NULL OR NOT " K ".ok" \
+	" OR awa.concurrency_key_admit(" K ".concurrency_key, " K ".kind, " K ".id))"
+
+/*
  * The SQL that claims up to $4 jobs of queue $1 at effective priority level
  * `level` (0: aging off, plain priority order).  $2 is the claim's time, $3
  * the aging interval, $5 the lease, $6 the worker, $7 and $8 the run_at and
@@ -370,9 +384,12 @@ static void append_claim_set(StringInfo sql, bool leases);
  * left, or run_lease at its maximum: written behind awa's back) is not left
  * to fail every claim of its queue: the same statement moves it to failed
  * with the reason in its errors, and only the other rows are returned.
+ *
+ * With keys (the schema has per-key limits), a candidate with a concurrency
+ * key is taken only if keylimit.c admits it once locked (KEY_ADMIT_SQL).
  */
 char *
-awa_job_claim_sql(int level, bool skip_limited, bool leases)
+awa_job_claim_sql(int level, bool skip_limited, bool leases, bool keys)
 {
 	StringInfoData sql;
 	const char *due = "queue = $1 AND state IN " AWA_STATES_WAITING_SQL;
@@ -386,16 +403,25 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 	if (level == 0 || level == AWA_MAX_PRIORITY)
 	{
 		/* one index range: lock in index order below the LIMIT */
+		if (keys)
+			appendStringInfoString(&sql, "SELECT x.ctid, x.ok FROM (");
 		appendStringInfo(&sql,
-						 "SELECT ctid, %s AS ok FROM awa.jobs WHERE %s AND run_at <= $2",
-						 claimable, due);
+						 "SELECT ctid, %s AS ok%s FROM awa.jobs WHERE %s AND run_at <= $2",
+						 claimable, keys ? ", concurrency_key, kind, id" : "", due);
 		if (level > 0)			/* priority 4, due for less than one interval */
 			appendStringInfo(&sql, " AND priority = %d AND run_at > $2 - $3"
 							 " AND (run_at, id) >= ($7[%d], $8[%d])", level, level, level);
 		else					/* the floor of priority 1 only */
 			appendStringInfoString(&sql, " AND (priority, run_at, id) >= (1, $7[1], $8[1])");
-		appendStringInfo(&sql, " ORDER BY %s LIMIT $4 FOR UPDATE SKIP LOCKED",
-						 level == 0 ? "priority, run_at, id" : "run_at, id");
+		/* with keys: admit above the lock, so the LIMIT counts admitted rows */
+		if (keys)
+			appendStringInfo(&sql, " AND " KEY_OPEN_SQL("jobs")
+							 " ORDER BY %s FOR UPDATE SKIP LOCKED OFFSET 0) x WHERE " KEY_ADMIT_SQL("x")
+							 " LIMIT $4",
+							 level == 0 ? "priority, run_at, id" : "run_at, id");
+		else
+			appendStringInfo(&sql, " ORDER BY %s LIMIT $4 FOR UPDATE SKIP LOCKED",
+							 level == 0 ? "priority, run_at, id" : "run_at, id");
 	}
 	else
 	{
@@ -406,8 +432,8 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 			if (p > first)
 				appendStringInfoString(&sql, " UNION ALL ");
 			appendStringInfo(&sql,
-							 "(SELECT ctid, run_at, id FROM awa.jobs WHERE %s AND priority = %d",
-							 due, p);
+							 "(SELECT ctid, run_at, id FROM awa.jobs WHERE %s AND priority = %d%s",
+							 due, p, keys ? " AND " KEY_OPEN_SQL("jobs") : "");
 			if (p == level)
 				appendStringInfoString(&sql, " AND run_at <= $2");
 			else
@@ -419,10 +445,12 @@ awa_job_claim_sql(int level, bool skip_limited, bool leases)
 		}
 		appendStringInfo(&sql,
 						 " ORDER BY run_at, id) c CROSS JOIN LATERAL"
-						 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = c.ctid AND j.%s"
+						 " (SELECT j.ctid, %s AS ok%s FROM awa.jobs j WHERE j.ctid = c.ctid AND j.%s"
 						 " AND j.run_at <= $2"
-						 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4",
-						 claimable, due);
+						 " FOR UPDATE OF j SKIP LOCKED%s) l%s LIMIT $4",
+						 claimable, keys ? ", j.concurrency_key, j.kind, j.id" : "", due,
+						 keys ? " OFFSET 0" : "",
+						 keys ? " WHERE " KEY_ADMIT_SQL("l") : "");
 	}
 	appendStringInfo(&sql,
 					 ") u WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m"
@@ -501,10 +529,12 @@ append_claim_set(StringInfo sql, bool leases)
  * caller claims again with a larger $8 while that is not 0 and it claimed
  * fewer than it asked for (the frontier stopped it, or candidates were
  * locked by other claimers), so a claim that gets fewer than $4 jobs took
- * every due job it could lock.  The claimed rows have awa_more NULL.
+ * every due job it could lock.  The claimed rows have awa_more NULL.  With
+ * keys, candidates with a concurrency key are admitted as in
+ * awa_job_claim_sql.
  */
 char *
-awa_job_claim_many_sql(int level, bool leases)
+awa_job_claim_many_sql(int level, bool leases, bool keys)
 {
 	StringInfoData sql;
 	const char *claimable = "attempt < max_attempts AND run_lease < 9223372036854775807";
@@ -522,6 +552,8 @@ awa_job_claim_many_sql(int level, bool leases)
 	appendStringInfoString(&sql,
 						   " CROSS JOIN LATERAL (SELECT ctid, priority, run_at, id FROM awa.jobs"
 						   " WHERE queue = q.name AND state IN " AWA_STATES_WAITING_SQL);
+	if (keys)
+		appendStringInfoString(&sql, " AND " KEY_OPEN_SQL("jobs"));
 	if (level == 0)
 		appendStringInfoString(&sql, " AND run_at <= $2");
 	else
@@ -557,14 +589,17 @@ awa_job_claim_many_sql(int level, bool leases)
 					 " WHERE ($7[r.i] IS NULL OR r.rn <= $7[r.i])"
 					 " AND (f.id IS NULL OR (%s) <= (%s))"
 					 " ORDER BY %s) s CROSS JOIN LATERAL"
-					 " (SELECT j.ctid, %s AS ok FROM awa.jobs j WHERE j.ctid = s.ctid"
+					 " (SELECT j.ctid, %s AS ok%s FROM awa.jobs j WHERE j.ctid = s.ctid"
 					 " AND j.queue = ANY ($1) AND j.state IN " AWA_STATES_WAITING_SQL
 					 " AND j.run_at <= $2"
-					 " FOR UPDATE OF j SKIP LOCKED) l LIMIT $4),",
+					 " FOR UPDATE OF j SKIP LOCKED%s) l%s LIMIT $4),",
 					 order,
 					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id",
 					 level == 0 ? "f.priority, f.run_at, f.id" : "f.run_at, f.id",
-					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id", claimable);
+					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id", claimable,
+					 keys ? ", j.concurrency_key, j.kind, j.id" : "",
+					 keys ? " OFFSET 0" : "",
+					 keys ? " WHERE " KEY_ADMIT_SQL("l") : "");
 	append_unclaimable(&sql);
 	appendStringInfoString(&sql, ", upd AS (");
 	append_claim_set(&sql, leases);

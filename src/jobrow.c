@@ -64,6 +64,7 @@ awa_job_columns(TupleDesc desc, AwaJobColumns *cols)
 	cols->metadata = awa_job_column(desc, "metadata");
 	cols->timeout = column_if_any(desc, "timeout");
 	cols->group_id = column_if_any(desc, "group_id");
+	cols->concurrency_key = column_if_any(desc, "concurrency_key");
 	statetype = TupleDescAttr(desc, cols->state)->atttypid;
 	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
 		cols->states[k] = DirectFunctionCall2(enum_in,
@@ -75,9 +76,10 @@ awa_job_columns(TupleDesc desc, AwaJobColumns *cols)
 /*
  * The one place that decides what a new job row holds: set the enqueue
  * columns of cols (kind, queue, args, state, priority, max_attempts,
- * run_at, tags, metadata, timeout and group_id if the row has them) in
- * values and nulls from a validated job, and return its state.  run_at
- * NULL means the transaction's start; the state is awa_job_initial_state's.
+ * run_at, tags, metadata, timeout, group_id and concurrency_key if the row
+ * has them) in values and nulls from a validated job, and return its state.
+ * run_at NULL means the transaction's start; the state is
+ * awa_job_initial_state's.
  * Other columns are left alone (their defaults are the caller's).  A job of
  * a group takes the group's enqueue lock (awa_group_lock_enqueue), whichever
  * way it is written.
@@ -117,6 +119,13 @@ awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *n
 		elog(ERROR, "awa: awa.jobs has no column \"group_id\"");
 	if (job->group_id != NULL)
 		awa_group_lock_enqueue(job->group_id);
+	if (cols->concurrency_key >= 0)
+	{
+		values[cols->concurrency_key] = PointerGetDatum(job->concurrency_key);
+		nulls[cols->concurrency_key] = (job->concurrency_key == NULL);
+	}
+	else if (job->concurrency_key != NULL)	/* awa_validate_job refuses that */
+		elog(ERROR, "awa: awa.jobs has no column \"concurrency_key\"");
 	return state;
 }
 

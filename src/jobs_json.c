@@ -309,6 +309,7 @@ parse_job(JsonbValue *elem, AwaJob *job)
 	job->timeout = NULL;
 	job->group_id = NULL;
 	job->deps = NULL;
+	job->concurrency_key = NULL;
 
 	it = JsonbIteratorInit(elem->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
@@ -356,6 +357,8 @@ parse_job(JsonbValue *elem, AwaJob *job)
 			job->deps = awa_deps_from_json(&v, job->deps);
 		else if (KEY_IS("on_parent_failure"))
 			job->deps = awa_deps_policy_from_json(&v, job->deps);
+		else if (KEY_IS("concurrency_key"))
+			job->concurrency_key = v.type == jbvNull ? NULL : json_text("concurrency_key", &v);
 		else if (KEY_IS("unique_states"))
 		{
 			json_unique_states(&v, bits);
@@ -365,7 +368,7 @@ parse_job(JsonbValue *elem, AwaJob *job)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown field \"%s\"", pnstrdup(key, len)),
-					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, group_id, unique_by_args, unique_by_queue, unique_period, unique_states, after and on_parent_failure.")));
+					 errhint("A job has the fields kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, group_id, concurrency_key, unique_by_args, unique_by_queue, unique_period, unique_states, after and on_parent_failure.")));
 #undef KEY_IS
 	}
 	if (!has_kind)

@@ -83,6 +83,9 @@ awa_schema_features(void)
 		if (OidIsValid(nsp) && OidIsValid(get_relname_relid("job_dependencies", nsp)) &&
 			OidIsValid(get_relname_relid("dependent_jobs", nsp)))
 			f |= AWA_SCHEMA_DEPENDENCIES;
+		if (has_column(jobs_relid, "concurrency_key") && OidIsValid(nsp) &&
+			OidIsValid(get_relname_relid("key_limits", nsp)))
+			f |= AWA_SCHEMA_KEYS;
 		features = f;
 	}
 	return features;

@@ -156,6 +156,11 @@ awa_validate_job(AwaJob *job)
 		awa_check_name(job->group_id, "group_id");
 		awa_require_schema(AWA_SCHEMA_GROUPS, "a job's group_id");
 	}
+	if (job->concurrency_key != NULL)
+	{
+		awa_check_name(job->concurrency_key, "concurrency_key");
+		awa_require_schema(AWA_SCHEMA_KEYS, "a job's concurrency_key");
+	}
 	if (job->has_run_at && TIMESTAMP_NOT_FINITE(job->run_at))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

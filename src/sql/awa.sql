@@ -44,6 +44,7 @@ CREATE TABLE awa.jobs (
 	callback_timeout	interval,
 	callback_payload	jsonb,
 	group_id		text,
+	concurrency_key	text,
 	CONSTRAINT jobs_kind_length CHECK (char_length(kind) BETWEEN 1 AND 200),
 	CONSTRAINT jobs_queue_length CHECK (char_length(queue) BETWEEN 1 AND 200),
 	CONSTRAINT jobs_priority_range CHECK (priority BETWEEN 1 AND 4),
@@ -58,6 +59,8 @@ CREATE TABLE awa.jobs (
 ) WITH (fillfactor = 90);
 
 COMMENT ON TABLE awa.jobs IS 'every job, in every state; change it through the awa_* functions';
+COMMENT ON COLUMN awa.jobs.concurrency_key
+	IS 'optional: at most a number of jobs with this key run at once across every worker (awa_set_key_limit; default 1)';
 COMMENT ON COLUMN awa.jobs.lease
 	IS 'the lease of the current attempt, given to awa_claim: each heartbeat moves deadline_at to now + lease';
 COMMENT ON COLUMN awa.jobs.timeout
@@ -123,12 +126,13 @@ CREATE FUNCTION awa_insert(
 	timeout interval DEFAULT NULL,
 	group_id text DEFAULT NULL,
 	after bigint[] DEFAULT NULL,
-	on_parent_failure text DEFAULT 'cancel')
+	on_parent_failure text DEFAULT 'cancel',
+	concurrency_key text DEFAULT NULL)
 RETURNS awa.jobs
 AS 'MODULE_PATHNAME', 'awa_insert'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, bigint[], text)
-	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt; group_id: the group it belongs to (1 to 200 characters); after: ids of jobs it runs after (it waits until all completed), on_parent_failure: cancel, run or wait when one of them fails or is cancelled';
+COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, bigint[], text, text)
+	IS 'enqueue one job; returns its row (available now, or scheduled when run_at is in the future); with unique_*, the existing job''s row if one holds the key; timeout: hard limit of each attempt; group_id: the group it belongs to (1 to 200 characters); after: ids of jobs it runs after (it waits until all completed), on_parent_failure: cancel, run or wait when one of them fails or is cancelled; concurrency_key (1 to 200 characters): limits how many jobs with it run at once (awa_set_key_limit)';
 
 CREATE FUNCTION awa_cancel_by_unique_key(
 	kind text,
@@ -1197,3 +1201,86 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION awa_dependents(bigint)
 	IS 'the jobs that run after a job, in id order: kind, state, whether this job no longer holds them back, how many parents each still waits for, and its on_parent_failure policy';
+
+-- Per-key concurrency and ordering (keylimit.c) -------------------------------
+--
+-- A job's concurrency_key (NULL: none) limits how many jobs with that key run
+-- at once across every worker; awa.key_limits holds the rules (a key no rule
+-- matches runs one job at a time).  Jobs without a key are in neither index.
+
+CREATE TABLE awa.key_limits (
+	pattern		text NOT NULL,
+	kind		text,
+	max_running	integer NOT NULL,
+	ordered		boolean NOT NULL DEFAULT false,
+	CONSTRAINT key_limits_rule UNIQUE NULLS NOT DISTINCT (pattern, kind),
+	CONSTRAINT key_limits_pattern_length CHECK (char_length(pattern) BETWEEN 1 AND 200),
+	CONSTRAINT key_limits_kind_length CHECK (char_length(kind) BETWEEN 1 AND 200),
+	CONSTRAINT key_limits_max_running_range CHECK (max_running BETWEEN 1 AND 1000000),
+	CONSTRAINT key_limits_ordered_one CHECK (NOT ordered OR max_running = 1)
+);
+COMMENT ON TABLE awa.key_limits
+	IS 'per-key concurrency rules, set with awa_set_key_limit: jobs whose concurrency_key is LIKE pattern (and of this kind; NULL: any kind) run at most max_running at once; ordered: one at a time in id order';
+
+-- Counting a key's running jobs, and finding an earlier live job of a key.
+CREATE INDEX jobs_key_running_idx ON awa.jobs (concurrency_key)
+	WHERE state = 'running' AND concurrency_key IS NOT NULL;
+CREATE INDEX jobs_key_live_idx ON awa.jobs (concurrency_key, id)
+	WHERE state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')
+		AND concurrency_key IS NOT NULL;
+
+CREATE FUNCTION awa.concurrency_key_admit(key text, kind text, id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_concurrency_key_admit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.concurrency_key_admit(text, text, bigint)
+	IS 'internal to awa_claim: whether a locked job with this key may run now (counts it if so); 55000 outside a claim';
+
+CREATE FUNCTION awa.concurrency_key_open(key text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_concurrency_key_open'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.concurrency_key_open(text)
+	IS 'internal to awa_claim: false when the running claim already found this key at its limit';
+
+CREATE FUNCTION awa_set_key_limit(
+	pattern text,
+	max_running integer,
+	kind text DEFAULT NULL,
+	ordered boolean DEFAULT false)
+RETURNS awa.key_limits
+AS 'MODULE_PATHNAME', 'awa_set_key_limit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_set_key_limit(text, integer, text, boolean)
+	IS 'at most max_running (1..1000000) jobs whose concurrency_key is LIKE pattern (% any, _ one, \ escapes), of kind (NULL: any kind), run at once across every worker; ordered: one at a time in insertion order (max_running 1); max_running NULL removes the rule and returns it (NULL if none). A job takes the rule of its kind before one for any kind, then an exact key (no % or _) before a pattern, then the longest pattern; no rule: 1. 22004 NULL pattern or ordered; 22023 pattern or kind not 1 to 200 characters, max_running out of range, ordered with max_running not 1';
+
+CREATE FUNCTION awa_key_stats(pattern text DEFAULT NULL)
+RETURNS TABLE (
+	concurrency_key	text,
+	kind			text,
+	running			bigint,
+	waiting			bigint,
+	max_running		integer,
+	ordered			boolean,
+	at_limit		boolean)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+	SELECT k.concurrency_key, k.kind, coalesce(r.n, 0), k.waiting,
+		coalesce(rule.max_running, 1), coalesce(rule.ordered, false),
+		coalesce(r.n, 0) >= coalesce(rule.max_running, 1)
+	FROM (SELECT j.concurrency_key, j.kind,
+			count(*) FILTER (WHERE j.state IN ('scheduled', 'available', 'retryable')) AS waiting
+		FROM awa.jobs j
+		WHERE j.concurrency_key IS NOT NULL AND j.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')
+			AND ($1 IS NULL OR j.concurrency_key OPERATOR(pg_catalog.~~) $1)
+		GROUP BY j.concurrency_key, j.kind) k
+	LEFT JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM awa.jobs j
+		WHERE j.concurrency_key = k.concurrency_key AND j.state = 'running') r ON true
+	LEFT JOIN LATERAL (SELECT l.max_running, l.ordered FROM awa.key_limits l
+		WHERE k.concurrency_key OPERATOR(pg_catalog.~~) l.pattern AND (l.kind IS NULL OR l.kind = k.kind)
+		ORDER BY l.kind IS NULL, pg_catalog.strpos(l.pattern, '%') > 0 OR pg_catalog.strpos(l.pattern, '_') > 0,
+			pg_catalog.octet_length(l.pattern) DESC, l.pattern COLLATE "C" LIMIT 1) rule ON true
+	ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION awa_key_stats(text)
+	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), and at_limit = running >= max_running';

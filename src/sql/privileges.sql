@@ -47,7 +47,8 @@ DO $$
 DECLARE
 	-- awa_admin may call every awa_* routine; these, the others too.
 	producer_routines CONSTANT regprocedure[] := ARRAY[
-		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, bigint[], text)',
+		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, bigint[], text, text)',
+		'awa_key_stats(text)',
 		'awa_insert_many(jsonb)',
 		'awa_get_job(bigint)',
 		'awa_cancel(bigint)',
@@ -101,7 +102,8 @@ DECLARE
 		'awa.jobs_dependencies_changes()'];
 	-- The COPY path: only the columns a producer may set; state comes from run_at.
 	producer_insert_columns CONSTANT name[] := ARRAY[
-		'kind', 'args', 'queue', 'priority', 'max_attempts', 'run_at', 'tags', 'metadata', 'timeout', 'group_id'];
+		'kind', 'args', 'queue', 'priority', 'max_attempts', 'run_at', 'tags', 'metadata', 'timeout', 'group_id',
+		'concurrency_key'];
 	-- The ring (docs/storage.md, step 4): internal relations no role is granted yet, and their partitions.
 	internal_tables CONSTANT name[] := ARRAY['ring_slots', 'ready', 'claims', 'done'];
 	awa_ext CONSTANT oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'awa');

@@ -13,7 +13,7 @@ SELECT enum_has_labels('awa', 'job_state',
 SELECT columns_are('awa', 'jobs', ARRAY['id', 'kind', 'queue', 'args', 'state', 'priority', 'attempt',
 	'max_attempts', 'run_at', 'heartbeat_at', 'deadline_at', 'attempted_at', 'finalized_at', 'created_at',
 	'errors', 'metadata', 'tags', 'unique_key', 'unique_states', 'run_lease', 'progress', 'claimed_by', 'lease', 'timeout',
-	'result', 'callback_key', 'callback_lease', 'callback_timeout', 'callback_payload', 'group_id']);
+	'result', 'callback_key', 'callback_lease', 'callback_timeout', 'callback_payload', 'group_id', 'concurrency_key']);
 SELECT col_type_is('awa', 'jobs', 'id', 'bigint', 'jobs.id is bigint');
 SELECT col_type_is('awa', 'jobs', 'priority', 'smallint', 'jobs.priority is smallint');
 SELECT col_type_is('awa', 'jobs', 'errors', 'jsonb[]', 'jobs.errors is jsonb[]');
@@ -21,12 +21,12 @@ SELECT col_type_is('awa', 'jobs', 'unique_states', 'bit(8)', 'jobs.unique_states
 SELECT col_default_is('awa', 'jobs', 'queue', 'default'::text, 'queue defaults to default');
 
 SELECT function_returns('public', 'awa_insert',
-	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text', 'bigint[]', 'text'], 'awa.jobs');
+	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text', 'bigint[]', 'text', 'text'], 'awa.jobs');
 SELECT function_returns('public', 'awa_cancel', ARRAY['bigint'], 'setof awa.jobs');
 SELECT function_returns('public', 'awa_retry', ARRAY['bigint'], 'setof awa.jobs');
 SELECT function_returns('public', 'awa_queue_stats', ARRAY[]::text[], 'setof record');
 SELECT function_lang_is('public', 'awa_insert',
-	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text', 'bigint[]', 'text'], 'c');
+	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb', 'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text', 'bigint[]', 'text', 'text'], 'c');
 SELECT volatility_is('public', 'awa_queue_stats', ARRAY[]::text[], 'stable');
 
 -- SQLSTATEs of bad input

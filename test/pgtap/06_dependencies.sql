@@ -9,7 +9,7 @@ SELECT plan(61);
 -- signatures
 SELECT function_returns('public', 'awa_insert',
 	ARRAY['text', 'jsonb', 'text', 'integer', 'integer', 'timestamp with time zone', 'text[]', 'jsonb',
-		'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text', 'bigint[]', 'text'], 'awa.jobs');
+		'boolean', 'boolean', 'interval', 'awa.job_state[]', 'interval', 'text', 'bigint[]', 'text', 'text'], 'awa.jobs');
 SELECT function_returns('public', 'awa_parent_results', ARRAY['bigint'], 'setof record');
 SELECT function_returns('public', 'awa_dependents', ARRAY['bigint'], 'setof record');
 SELECT ok(has_function_privilege('awa_worker', 'awa_parent_results(bigint)', 'EXECUTE'), 'workers read parents'' results');

@@ -275,6 +275,38 @@ class AdminWrapperTests(AwaTestCase):
         self.assertEqual(len(self.db.claim("it_rate", batch=10)), 1)
         self.assertNotIn("it_rate", {r["queue"] for r in self.db.queue_limits()})
 
+    def test_key_limits(self):
+        self.db.execute("DELETE FROM awa.key_limits")
+        self.addCleanup(self.db.execute, "DELETE FROM awa.key_limits")
+        for _ in range(3):
+            self.assertEqual(self.db.insert("it.key", queue="it_key", concurrency_key="t1").concurrency_key, "t1")
+        self.db.insert_many([{"kind": "it.key", "queue": "it_key", "concurrency_key": "t2"}])
+        self.assertEqual(self.db.insert_copy([{"kind": "it.key", "queue": "it_key", "concurrency_key": "t2"},
+                                              {"kind": "it.key", "queue": "it_key"}]), 2)
+        self.assertEqual(self.db.insert_copy([{"kind": "it.key", "queue": "it_none", "concurrency_key": None}]), 1)
+        # no rule: one job of each key at a time; the job without a key is not held
+        got = sorted((j.concurrency_key or "-") for j in self.db.claim("it_key", batch=10))
+        self.assertEqual(got, ["-", "t1", "t2"])
+        self.assertEqual(self.db.claim("it_key", batch=10), [])
+        stats = {(s["concurrency_key"], s["kind"]): s for s in self.db.key_stats()}
+        self.assertEqual((stats[("t1", "it.key")]["running"], stats[("t1", "it.key")]["waiting"],
+                          stats[("t1", "it.key")]["at_limit"]), (1, 2, True))
+        rule = self.db.set_key_limit("t%", 2)
+        self.assertEqual((rule["pattern"], rule["kind"], rule["max_running"], rule["ordered"]),
+                         ("t%", None, 2, False))
+        self.assertEqual(sorted(j.concurrency_key for j in self.db.claim("it_key", batch=10)), ["t1", "t2"])
+        self.assertEqual(self.db.key_stats("t1")[0]["max_running"], 2)
+        self.assertEqual(self.db.set_key_limit("t%", None)["max_running"], 2)
+        self.assertIsNone(self.db.set_key_limit("t%", None))
+        self.assertTrue(self.db.set_key_limit("o", 1, ordered=True)["ordered"])
+        for bad in [("t%", 0), ("t%", 2, None, True), ("", 1)]:
+            with self.assertRaises(Exception) as cm:
+                self.db.set_key_limit(*bad)
+            self.assertEqual(getattr(cm.exception, "sqlstate", None), "22023")
+        with self.assertRaises(Exception) as cm:
+            self.db.insert("it.key", queue="it_key", concurrency_key="")
+        self.assertEqual(getattr(cm.exception, "sqlstate", None), "22023")
+
     def test_unique_jobs(self):
         first = self.db.insert("it.u", {"a": 1, "b": 2}, queue="it_uniq", unique_by_args=True)
         again = self.db.insert("it.u", {"b": 2, "a": 1}, queue="it_uniq", unique_by_args=True)

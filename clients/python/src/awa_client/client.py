@@ -166,6 +166,7 @@ class Job:
     callback_timeout: Optional[_dt.timedelta] = None
     callback_payload: Any = None
     group_id: Optional[str] = None
+    concurrency_key: Optional[str] = None
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     _JSON = ("args", "metadata", "progress", "result", "callback_payload")
@@ -333,7 +334,8 @@ class Client:
                unique_states: Optional[Sequence[str]] = None,
                timeout: Optional[Interval] = None, group: Optional[str] = None,
                after: Optional[Sequence[int]] = None,
-               on_parent_failure: Optional[str] = None) -> Job:
+               on_parent_failure: Optional[str] = None,
+               concurrency_key: Optional[str] = None) -> Job:
         """awa_insert: enqueue one job in the current transaction; returns its row.
 
         ``timeout`` (seconds, a timedelta or interval text): a hard limit of each attempt,
@@ -347,7 +349,10 @@ class Client:
         ``on_parent_failure``: what a parent that fails for good or is cancelled does to it:
         ``"cancel"`` (default), ``"run"`` (anyway) or ``"wait"`` (for a retry of the parent).
         A parent that does not exist raises the driver's error with SQLSTATE 23503; an
-        unknown policy, 22023.  Read the parents' results with :meth:`parent_results`."""
+        unknown policy, 22023.  Read the parents' results with :meth:`parent_results`.
+        ``concurrency_key`` (1 to 200 characters): at most the key's limit of jobs with it
+        run at once across all workers (1 unless ``set_key_limit`` says otherwise; needs
+        awa 0.3.0)."""
         return self._job("awa_insert", [
             ("kind", kind, "::text"),
             ("args", None if args is None else _dumps(args), "::jsonb"),
@@ -366,6 +371,7 @@ class Client:
             ("group_id", group, "::text"),
             ("after", None if after is None else [int(i) for i in after], "::bigint[]"),
             ("on_parent_failure", on_parent_failure, "::text"),
+            ("concurrency_key", concurrency_key, "::text"),
         ])
 
     def insert_many(self, jobs: Sequence[Dict[str, Any]]) -> List[Job]:
@@ -383,12 +389,16 @@ class Client:
         ``copy_expert``).
         """
         jobs = list(jobs)
-        cols = [c for c in self.COPY_COLUMNS]
+        cols = list(self.COPY_COLUMNS)
+        # the 0.3.0 columns only when used, so that loads into older schemas still work
         if any("group_id" in job for job in jobs):
             cols.append("group_id")
+        if any(job.get("concurrency_key") is not None for job in jobs):
+            cols.append("concurrency_key")
+        known = set(self.COPY_COLUMNS) | {"group_id", "concurrency_key"}
         lines, n = [], 0
         for job in jobs:
-            unknown = set(job) - set(cols)
+            unknown = set(job) - known
             if unknown:
                 raise ValueError("unknown job fields: %s" % ", ".join(sorted(unknown)))
             lines.append("\t".join(_copy_text(c, job.get(c)) for c in cols) + "\n")
@@ -474,6 +484,28 @@ class Client:
         the window ending now; None until counted since the server started) and next_slot_at
         (when the window is full: when the next slot opens).  Needs awa 0.3.0."""
         names, rows = self.execute("SELECT * FROM awa_queue_limits()")
+        return [dict(zip(names, r)) for r in rows]
+
+    def set_key_limit(self, pattern: str, max_running: Optional[int], kind: Optional[str] = None,
+                      ordered: bool = False) -> Optional[Dict[str, Any]]:
+        """awa_set_key_limit: at most ``max_running`` jobs whose concurrency key is LIKE
+        ``pattern`` (``%`` any characters, ``_`` one, ``\\`` escapes) run at once across all
+        workers; ``kind``: only for jobs of that kind (None: any kind); ``ordered``: one at a
+        time in insertion order (``max_running`` must be 1).  ``max_running`` None removes the
+        rule.  Returns the rule as a dict (the removed one; None if there was none).  A bad
+        limit raises the driver's error with SQLSTATE 22023.  Needs awa 0.3.0."""
+        names, rows = self.execute(
+            "SELECT * FROM awa_set_key_limit(%s::text, %s::integer, %s::text, %s::boolean)",
+            [pattern, max_running, kind, bool(ordered)])
+        row = dict(zip(names, rows[0]))
+        return None if row.get("pattern") is None else row
+
+    def key_stats(self, pattern: Optional[str] = None) -> List[Dict[str, Any]]:
+        """awa_key_stats: one dict per (concurrency_key, kind) with live jobs (keys LIKE
+        ``pattern``; None: all): running (jobs of the key running, any kind), waiting (of this
+        kind), max_running and ordered (its rule; no rule: 1, False), at_limit.  Needs awa
+        0.3.0."""
+        names, rows = self._call("awa_key_stats", [("pattern", pattern, "::text")])
         return [dict(zip(names, r)) for r in rows]
 
     def forget_queue(self, queue: str) -> bool:

@@ -1,0 +1,17 @@
+/*-------------------------------------------------------------------------
+ *
+ * keylimit.h
+ *		Per-key concurrency and ordering at claim time (keylimit.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AWA_KEYLIMIT_H
+#define AWA_KEYLIMIT_H
+
+/* Largest max_running of a key rule (awa.key_limits). */
+#define AWA_MAX_KEY_LIMIT		1000000
+
+extern void awa_keylimit_begin(void);
+extern bool awa_keylimit_end(void);
+
+#endif							/* AWA_KEYLIMIT_H */
