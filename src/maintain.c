@@ -783,29 +783,76 @@ rescue_candidates(Datum skip, int *n)
 	"   FOR UPDATE OF j SKIP LOCKED)" \
 	" DELETE FROM awa.jobs j USING locked WHERE j.id = locked.id"
 
+/*
+ * With job dependencies, a finished job stays while a job that runs after it
+ * has not finished (deps.c).  Checked twice: when choosing the jobs, and
+ * again after locking them, in a statement of its own and so with a newer
+ * snapshot.  A dependent that named a job after the first check's snapshot
+ * was taken has committed before the lock (its insert holds the job FOR
+ * SHARE until it commits, and the lock waits for that) and is seen by the
+ * second check; one that comes after the lock waits for this transaction
+ * and then finds the job gone (23503).
+ */
+#define LOCK_FINISHED_DEPS_SQL \
+	"SELECT j.id FROM awa.jobs j JOIN (SELECT id FROM (" \
+	RETENTION_OLD("id", " AND id <> ALL($3)" AWA_DEPS_NOT_NEEDED_SQL("jobs")) \
+	"   ) o LIMIT " CppAsString2(AWA_MAINTAIN_BATCH) ") old ON j.id = old.id" \
+	" WHERE j.state IN " AWA_STATES_FINAL_SQL \
+	" FOR UPDATE OF j SKIP LOCKED"
+#define DELETE_LOCKED_DEPS_SQL \
+	"DELETE FROM awa.jobs j WHERE j.id = ANY($1)" AWA_DEPS_NOT_NEEDED_SQL("j")
+
+/* Delete the jobs of ids (locked by this transaction) no dependent needs. */
+static int64
+delete_unneeded(Datum ids)
+{
+	static AwaStmt stmt = AWA_STMT("awa: deleting old jobs", SPI_OK_DELETE,
+								   DELETE_LOCKED_DEPS_SQL, 1, INT8ARRAYOID);
+
+	awa_stmt_run(&stmt, &ids, NULL, 0);
+	return (int64) SPI_processed;
+}
+
 static int64
 delete_finished_jobs(Datum skip)
 {
 	static SPIPlanPtr plans[2] = {NULL, NULL};	/* [schema has dependencies] */
 	static const Oid argtypes[] = {FLOAT8OID, FLOAT8OID, INT8ARRAYOID};
 	Datum		values[3];
+	Datum	   *ids;
 	int			deps = awa_schema_has(AWA_SCHEMA_DEPENDENCIES) ? 1 : 0;
 	int			ret;
+	uint64		i;
 
 	if (awa_retention_completed < 0 && awa_retention_failed < 0)
 		return 0;
 	values[0] = Float8GetDatum((double) awa_retention_completed);
 	values[1] = Float8GetDatum((double) awa_retention_failed);
 	values[2] = skip;
-	/* deps.c: a parent stays while a job that runs after it is unfinished */
-	ret = SPI_execute_plan(awa_plan(&plans[deps], deps ?
-									DELETE_FINISHED_SQL(AWA_DEPS_NOT_NEEDED_SQL("jobs")) :
-									DELETE_FINISHED_SQL(""),
-									3, argtypes),
+	if (!deps)
+	{
+		ret = SPI_execute_plan(awa_plan(&plans[0], DELETE_FINISHED_SQL(""), 3, argtypes),
+							   values, NULL, false, 0);
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "awa: deleting old jobs failed: %s", SPI_result_code_string(ret));
+		return (int64) SPI_processed;
+	}
+	/* deps.c: lock the candidates, then delete those no dependent needs */
+	ret = SPI_execute_plan(awa_plan(&plans[1], LOCK_FINISHED_DEPS_SQL, 3, argtypes),
 						   values, NULL, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "awa: deleting old jobs failed: %s", SPI_result_code_string(ret));
-	return (int64) SPI_processed;
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa: locking old jobs failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return 0;
+	ids = palloc(sizeof(Datum) * SPI_processed);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+	}
+	return delete_unneeded(PointerGetDatum(construct_array(ids, (int) i, INT8OID, sizeof(int64),
+														   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
 }
 
 /* The ids delete_finished_jobs would take. */
@@ -834,27 +881,37 @@ retention_candidates(Datum skip, int *n)
 static int64
 retention_one(int64 id)
 {
-#define RETENTION_ONE_SQL(extra) \
-		"WITH old AS (SELECT id FROM awa.jobs WHERE id = $3" \
+#define RETENTION_ONE_OLD_SQL \
+		"SELECT id FROM awa.jobs WHERE id = $3" \
 		"   AND ((state = 'completed' AND $1 >= 0" \
 		"     AND finalized_at < now() - make_interval(secs => $1))" \
 		"   OR (state IN ('failed', 'cancelled') AND $2 >= 0" \
-		"     AND finalized_at < now() - make_interval(secs => $2)))" extra \
-		"   FOR UPDATE SKIP LOCKED)" \
-		" DELETE FROM awa.jobs j USING old WHERE j.id = old.id"
-	static AwaStmt stmts[2] = {	/* [schema has dependencies] */
-		AWA_STMT("awa: deleting a job", SPI_OK_DELETE, RETENTION_ONE_SQL(""),
-				 3, FLOAT8OID, FLOAT8OID, INT8OID),
-		AWA_STMT("awa: deleting a job", SPI_OK_DELETE,
-				 RETENTION_ONE_SQL(AWA_DEPS_NOT_NEEDED_SQL("jobs")),
-				 3, FLOAT8OID, FLOAT8OID, INT8OID)};
+		"     AND finalized_at < now() - make_interval(secs => $2)))"
+	static AwaStmt delete_one = AWA_STMT("awa: deleting a job", SPI_OK_DELETE,
+										 "WITH old AS (" RETENTION_ONE_OLD_SQL " FOR UPDATE SKIP LOCKED)"
+										 " DELETE FROM awa.jobs j USING old WHERE j.id = old.id",
+										 3, FLOAT8OID, FLOAT8OID, INT8OID);
+	/* with dependencies: lock, then delete if no dependent needs it (above) */
+	static AwaStmt lock_one = AWA_STMT("awa: locking a job", SPI_OK_SELECT,
+									   RETENTION_ONE_OLD_SQL AWA_DEPS_NOT_NEEDED_SQL("jobs")
+									   " FOR UPDATE SKIP LOCKED",
+									   3, FLOAT8OID, FLOAT8OID, INT8OID);
 	Datum		values[3];
+	Datum		one;
 
 	values[0] = Float8GetDatum((double) awa_retention_completed);
 	values[1] = Float8GetDatum((double) awa_retention_failed);
 	values[2] = Int64GetDatum(id);
-	awa_stmt_run(&stmts[awa_schema_has(AWA_SCHEMA_DEPENDENCIES) ? 1 : 0], values, NULL, 0);
-	return (int64) SPI_processed;
+	if (!awa_schema_has(AWA_SCHEMA_DEPENDENCIES))
+	{
+		awa_stmt_run(&delete_one, values, NULL, 0);
+		return (int64) SPI_processed;
+	}
+	if (awa_stmt_run(&lock_one, values, NULL, 0) == 0)
+		return 0;
+	one = Int64GetDatum(id);
+	return delete_unneeded(PointerGetDatum(construct_array(&one, 1, INT8OID, sizeof(int64),
+														   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)));
 }
 
 static const RowStep promote_step = {

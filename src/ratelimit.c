@@ -40,8 +40,14 @@
  * (rate_set_at changed: claims made meanwhile were not counted; the lane
  * is replaced by what awa.jobs shows), and merged with it when the period
  * grows past what the lane covers (per time, the larger count of the two,
- * so a claim seen in both counts once).  That read scans the queue's jobs
- * (no index covers attempted_at): once per rated queue after a start or a
+ * so a claim seen in both counts once).  No index covers attempted_at, so
+ * that read goes through the partial index of each state a claimed job can
+ * be in now, bounded by a time it cannot be older than: running and parked
+ * jobs (few), finished ones by finalized_at, and waiting ones (retried,
+ * snoozed, put back) by run_at in the claim index, as each of these is set
+ * after the claim (a second of slack covers a claim time reserved a little
+ * ahead of the clock).  It costs the jobs finished, retried and enqueued
+ * within the period, not the table: once per rated queue after a start or a
  * new rate, not per claim.
  *
  * Limits.  RATE_LANES rated queues per cluster are counted at once; a lane
@@ -295,11 +301,25 @@ static void
 seed_read(const char *queue, TimestampTz from, int max_claims, RateSeed *seed)
 {
 	static AwaStmt stmt = AWA_QUERY("awa_claim: reading a queue's recent claims",
-		"SELECT attempted_at AS t, LEAST(GREATEST(attempt, 1), $3)::bigint AS c FROM awa.jobs"
-		" WHERE queue = $1 AND attempted_at > $2"
-		" ORDER BY attempted_at DESC LIMIT $3",
-		3, TEXTOID, TIMESTAMPTZOID, INT4OID);
-	Datum		values[3];
+		"SELECT t, LEAST(GREATEST(a, 1), $3)::bigint AS c FROM ("
+		" SELECT attempted_at AS t, attempt AS a FROM awa.jobs"
+		"  WHERE state = 'running' AND queue = $1 AND attempted_at > $2"
+		" UNION ALL"
+		" SELECT attempted_at, attempt FROM awa.jobs"
+		"  WHERE state = 'waiting_external' AND queue = $1 AND attempted_at > $2"
+		" UNION ALL"
+		" SELECT attempted_at, attempt FROM awa.jobs"
+		"  WHERE state IN ('completed', 'failed', 'cancelled')"
+		"  AND finalized_at > $4 AND finalized_at < $5 AND queue = $1 AND attempted_at > $2"
+		" UNION ALL"
+		" SELECT attempted_at, attempt FROM awa.jobs"
+		"  WHERE state IN ('available', 'scheduled', 'retryable') AND queue = $1"
+		"  AND priority = ANY ('{1,2,3,4}'::smallint[]) AND run_at > $4"
+		"  AND attempted_at > $2"
+		") s ORDER BY t DESC LIMIT $3",
+		5, TEXTOID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID);
+	Datum		values[5];
+	TimestampTz noend;
 	uint64		rows;
 	uint64		i;
 	int			total = 0;
@@ -307,6 +327,12 @@ seed_read(const char *queue, TimestampTz from, int max_claims, RateSeed *seed)
 	values[0] = CStringGetTextDatum(queue);
 	values[1] = TimestampTzGetDatum(from);
 	values[2] = Int32GetDatum(max_claims);
+	/* $4: a second of slack; $5 (no end) makes the finished branch a range,
+	 * which the generic plan reads through jobs_finalized_idx (an open
+	 * bound alone is guessed to match a third of the table) */
+	values[3] = TimestampTzGetDatum(from - USECS_PER_SEC);
+	TIMESTAMP_NOEND(noend);
+	values[4] = TimestampTzGetDatum(noend);
 	rows = awa_stmt_run(&stmt, values, NULL, 0);
 	seed->t = palloc(sizeof(TimestampTz) * Max(rows, 1));
 	seed->count = palloc(sizeof(int) * Max(rows, 1));

@@ -84,6 +84,26 @@ SELECT awa_discard_failed('kind_7');
 SELECT awa_pause_queue('q9');
 SELECT awa_resume_queue('q9');
 SELECT awa_set_queue_limit('q8', 5);
+SELECT id AS parent FROM awa_insert('k', queue => 'q3') \gset
+SELECT id AS child FROM awa_insert('k', queue => 'q3', after => ARRAY[:parent]::bigint[]) \gset
+SELECT count(*) FROM awa_insert_many('[{"kind":"k","queue":"q3","after":[500]}]');
+SELECT count(*) FROM awa_parent_results(:child);
+SELECT count(*) FROM awa_dependents(:parent);
+SELECT (awa_cancel(:parent)).state;
+SELECT id FROM awa_insert('k', queue => 'q3', group_id => 'g1');
+SELECT awa_group_on_finish('g1', 'k', queue => 'q3');
+SELECT count(*) FROM awa_group_stats('g1');
+SELECT (awa_cancel(id)).state FROM awa.jobs WHERE group_id = 'g1';
+SELECT id FROM awa_insert('k', queue => 'qk', concurrency_key => 'key1');
+SELECT count(*) FROM awa_insert_many('[{"kind":"k","queue":"qk","concurrency_key":"key1"}]');
+SELECT awa_set_key_limit('key%', 1, ordered => true);
+SELECT count(*) FROM awa_claim('qk', 'w', batch => 10);
+SELECT count(*) FROM awa_key_stats();
+SELECT awa_set_queue_rate('q5', 100, '1 second');
+SELECT count(*) FROM awa_claim('q5', 'w', batch => 10);
+SELECT count(*) FROM awa_claim(ARRAY['q5', 'qk'], 'w', batch => 10);
+SELECT count(*) FROM awa_queue_limits();
+SELECT count(*) FROM awa_queue_history('q3', now() - interval '1 hour', '1 minute');
 SELECT awa_drain_queue('q9');
 SELECT awa_schedule('plans', '* * * * *', 'k', queue => 'q6');
 SELECT awa_pause_schedule('plans');
