@@ -10,6 +10,7 @@ database.  Screenshots go to $AWA_ADMIN_OUTPUT (default: a temporary directory).
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -156,6 +157,22 @@ class PageTests(AdminTestBase):
         self.assertContains(r, "full, the next slot opens at")
         sql("SELECT awa_set_queue_rate('mail', 20, '500 ms')")
         self.assertContains(self.client.get(DASHBOARD), "per 500 ms")
+
+    def test_dashboard_shows_concurrency_keys(self):
+        self.assertNotContains(self.client.get(DASHBOARD), 'id="awa-keys"')   # no keyed jobs: no section
+        for _ in range(3):
+            sql("SELECT awa_insert('sync', queue => 'mail', concurrency_key => 'tenant:7')")
+        sql("SELECT awa_insert('sync', queue => 'mail', concurrency_key => 'doc:1')")
+        sql("SELECT awa_set_key_limit('doc:%%', 1, ordered => true)")
+        sql("SELECT count(*) FROM awa_claim('mail', 'w', 10, '1 min', '0')")
+        r = self.client.get(DASHBOARD)
+        self.assertContains(r, 'id="awa-keys"')
+        html = r.content.decode()
+        row = re.search(r'<tr class="[^"]*awa-row-paused" data-key="tenant:7">(.*?)</tr>', html, re.S)
+        self.assertIsNotNone(row, "a key at its limit is marked")
+        self.assertIn("<td>1</td><td>2</td>", row.group(1))        # 1 running, 2 waiting
+        self.assertIn("at limit: 1", row.group(1))
+        self.assertIn("1, in order", html)
 
     def test_dashboard_shows_paused(self):
         sql("SELECT awa_pause_queue('mail')")

@@ -535,7 +535,7 @@ class QueueAdmin(AwaAdminMixin, admin.ModelAdmin):
         context = dict(
             self.admin_site.each_context(request),
             title="awa queues", opts=self.model._meta, app_label=self.model._meta.app_label,
-            stats=stats, failed=failed, health=ops.health(), can_operate=can_operate(request),
+            stats=stats, failed=failed, keys=ops.busy_keys(), health=ops.health(), can_operate=can_operate(request),
             jobs_url=jobs_url, schedules_url=self.changelist_url(CronJob),
             totals={k: sum((r.get(k) or 0) for r in stats)
                     for k in ("available", "scheduled", "retryable", "running", "waiting_external", "failed",

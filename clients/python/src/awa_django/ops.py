@@ -95,6 +95,16 @@ def failed_by_kind(limit=50, using="default"):
                  [limit], using=using)
 
 
+def busy_keys(limit=50, using="default"):
+    """The concurrency keys with running or waiting jobs (awa_key_stats, awa 0.3.0), keys at
+    their limit first, then by waiting jobs: dicts with concurrency_key, kind, running, waiting,
+    max_running, ordered, at_limit.  Empty on a schema without per-key limits."""
+    if not _rows("SELECT to_regclass('awa.key_limits') IS NOT NULL AS has", using=using)[0]["has"]:
+        return []
+    return _rows("SELECT * FROM awa_key_stats() ORDER BY at_limit DESC, waiting DESC, concurrency_key, kind"
+                 " LIMIT %s", [limit], using=using)
+
+
 def health(using="default"):
     rows = _rows("SELECT * FROM awa_health_check()", using=using)
     return rows[0] if rows else {}
