@@ -1080,6 +1080,16 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * that, or candidates locked by other claimers, leaves the claim short
  * while ranges were cut, the statement runs again for the rest.
  *
+ * Each range starts at its claim floor (floor.c), as a single queue's
+ * claim does, so dead entries left by earlier claims are not walked while
+ * an old snapshot keeps them; the floors of all the queues are read at
+ * once, under one snapshot, and one probe raises them for all.  A range
+ * where the claim found no candidate is asked about in that probe, and if
+ * it holds no waiting job at all its floor goes to the end: later claims
+ * do not read it until a job made waiting there lowers the floor again
+ * (the pin of its transaction).  So idle queues and unused priorities
+ * cost a claim nothing but an array element.
+ *
  * Pauses and limits hold per queue.  A paused queue yields nothing.  A
  * queue with a concurrency limit is counted as in the single-queue path:
  * under its advisory lock (taken in name order, held to commit if jobs of
