@@ -4,7 +4,11 @@
 #   multi   awa_claim(ARRAY['q0', ..., 'q9'], batch => B), the same backlog spread over the 10 queues;
 #   multi1  the same 10-queue claim, the whole backlog in q0 (nine idle queues);
 # each with BENCH_CLIENTS pgbench clients, variants alternating (order rotating each round), medians of
-# BENCH_ROUNDS rounds, then the ratios multi/single and multi1/single.  It also prints the plan of the
+# BENCH_ROUNDS rounds, then the ratios multi/single and multi1/single.  The machine may be shared and
+# throughput swings with other load, so it also measures the backend's CPU time per job of the same three
+# variants (one session, BENCH_MQ_CPU_JOBS jobs per run; 0 skips it; BENCH_MQ_THROUGHPUT=0 skips the
+# throughput runs); BENCH_MQ_HOLD_SNAPSHOT=1 keeps a snapshot open in another session during those runs,
+# so that the claimed jobs' index entries can be neither removed nor marked dead.  It also prints the plan of the
 # 10-queue claim statement with 1,000,000 waiting jobs (auto_explain of the saved statement, a second
 # claim of the session: the plan is generic, built at the first).
 #
@@ -24,6 +28,9 @@ CLIENTS=${BENCH_CLIENTS:-2}
 BACKLOG=${BENCH_MQ_BACKLOG:-100000}
 JOBS=${BENCH_MQ_JOBS:-20000}
 BATCHES=${BENCH_MQ_BATCHES:-"1 10"}
+CPU_JOBS=${BENCH_MQ_CPU_JOBS:-5000}
+THROUGHPUT=${BENCH_MQ_THROUGHPUT:-1}
+HOLD=${BENCH_MQ_HOLD_SNAPSHOT:-0}
 TMP=$(mktemp -d /tmp/awa-bench-mq-tmp.XXXXXX)
 
 cleanup() { awa_cluster_stop "$DIR"; rm -rf "$DIR" "$TMP"; }
@@ -68,6 +75,7 @@ SQL
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
+if [ "$THROUGHPUT" != 0 ]; then
 log "multi-queue claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs per run, $ROUNDS rounds, batches $BATCHES"
 declare -A figures
 for b in $BATCHES; do
@@ -91,6 +99,71 @@ for b in $BATCHES; do
 	awk -v b="$b" -v s="$s" -v m="$m" -v m1="$m1" \
 		'BEGIN { printf "%-6s %10.0f %10.0f %10.0f %12.2f %12.2f\n", b, s, m, m1, m / s, m1 / s }'
 done
+fi
+
+# cpu VARIANT BATCH -> microseconds of the backend's CPU per job claimed and completed: one session claims
+# and completes CPU_JOBS jobs in a procedure (a transaction per claim); other load on a shared machine
+# hardly moves a process's own CPU time (utime + stime from /proc/self/stat, read in SQL as superuser)
+cpu() {
+	local v=$1 b=$2 target spread=10
+	case $v in
+	single) target="'q0'"; spread=1 ;;
+	multi) target=$QUEUES ;;
+	multi1) target=$QUEUES; spread=1 ;;
+	esac
+	load $spread
+	if [ "$HOLD" != 0 ]; then
+		# an old snapshot held open (a long report, a forgotten session): dead index entries stay
+		"$PG_BIN/psql" -X -q -At -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM awa.queue_meta" \
+			-c "SELECT pg_sleep(3600)" >/dev/null 2>&1 &
+		sleep 0.5
+	fi
+	"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 <<SQL
+CREATE OR REPLACE PROCEDURE bench_claims(n integer, b integer) LANGUAGE plpgsql AS \$\$
+BEGIN
+	FOR i IN 1 .. n LOOP
+		PERFORM awa_complete_many(array_agg(id), array_agg(run_lease)) FROM awa_claim($target, batch => b);
+		COMMIT;
+	END LOOP;
+END
+\$\$;
+SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
+     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint AS t0 \gset
+CALL bench_claims($((CPU_JOBS / b)), $b);
+SELECT round(((split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
+     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint - :t0) * 1e6 / $(getconf CLK_TCK))
+     / (SELECT count(*) FROM awa.jobs WHERE state = 'completed'), 1);
+SQL
+	if [ "$HOLD" != 0 ]; then
+		q "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3600)%'" >/dev/null
+		wait
+	fi
+}
+
+if [ "$CPU_JOBS" -gt 0 ]; then
+	log "backend CPU per job (one session, $CPU_JOBS jobs per run), $ROUNDS rounds"
+	declare -A cpus
+	for b in $BATCHES; do
+		vs=(single multi multi1)
+		for ((r = 1; r <= ROUNDS; r++)); do
+			for ((i = 0; i < 3; i++)); do
+				v=${vs[$(((i + r - 1) % 3))]}
+				val=$(cpu "$v" "$b")
+				cpus[$v.$b]+="$val "
+				printf '    batch %-3s round %d  %-7s %s us/job\n' "$b" "$r" "$v" "$val"
+			done
+		done
+	done
+	log "medians (CPU microseconds per job) and ratios to the single-queue claim (above 1: costs more)"
+	printf '%-6s %8s %8s %8s %12s %12s\n' batch single multi multi1 multi/single multi1/single
+	for b in $BATCHES; do
+		s=$(tr ' ' '\n' <<<"${cpus[single.$b]}" | grep . | median)
+		m=$(tr ' ' '\n' <<<"${cpus[multi.$b]}" | grep . | median)
+		m1=$(tr ' ' '\n' <<<"${cpus[multi1.$b]}" | grep . | median)
+		awk -v b="$b" -v s="$s" -v m="$m" -v m1="$m1" \
+			'BEGIN { printf "%-6s %8.1f %8.1f %8.1f %12.2f %12.2f\n", b, s, m, m1, m / s, m1 / s }'
+	done
+fi
 
 log "plan of the 10-queue claim with 1,000,000 waiting jobs (10 queues, priorities 1-4)"
 q "TRUNCATE awa.jobs" >/dev/null

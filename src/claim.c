@@ -1080,6 +1080,16 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * that, or candidates locked by other claimers, leaves the claim short
  * while ranges were cut, the statement runs again for the rest.
  *
+ * Each range starts at its claim floor (floor.c), as a single queue's
+ * claim does, so dead entries left by earlier claims are not walked while
+ * an old snapshot keeps them; the floors of all the queues are read at
+ * once, under one snapshot, and one probe raises them for all.  A range
+ * where the claim found no candidate is asked about in that probe, and if
+ * it holds no waiting job at all its floor goes to the end: later claims
+ * do not read it until a job made waiting there lowers the floor again
+ * (the pin of its transaction).  So idle queues and unused priorities
+ * cost a claim nothing but an array element.
+ *
  * Pauses and limits hold per queue.  A paused queue yields nothing.  A
  * queue with a concurrency limit is counted as in the single-queue path:
  * under its advisory lock (taken in name order, held to commit if jobs of
@@ -1096,7 +1106,14 @@ awa_claim_wait(PG_FUNCTION_ARGS)
 static SPIPlanPtr many_plans[NLEVELS + 1];	/* [0]: aging off */
 
 static const Oid claim_many_argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID, INTERVALOID,
-	INT4OID, INTERVALOID, TEXTOID, INT4ARRAYOID, INT4OID};
+	INT4OID, INTERVALOID, TEXTOID, INT4ARRAYOID, INT4OID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+
+/* What the probe of a claim over several queues found for one queue. */
+typedef struct ManyProbed
+{
+	AwaFloorKey first[AWA_FLOOR_PRIORITIES];
+	bool		found[AWA_FLOOR_PRIORITIES];
+} ManyProbed;
 
 /*
  * Run a multi-queue claim statement with bitmap scans and JIT off.  Its
@@ -1373,6 +1390,156 @@ reserve_rated(char **names, int n, int batch, int64 *caps, TimestampTz at,
 }
 
 /*
+ * The floors of n queues as the claim statement's $9 (run_at) and $10 (id):
+ * 4 elements per queue, element (i - 1) * 4 + p for queue i, priority p.
+ */
+static void
+floors_arrays(const AwaFloorScan *scans, int n, Datum *run_ats, Datum *ids)
+{
+	int			m = n * AWA_FLOOR_PRIORITIES;
+	Datum	   *at = palloc(sizeof(Datum) * m);
+	Datum	   *id = palloc(sizeof(Datum) * m);
+	int			i;
+	int			p;
+
+	for (i = 0; i < n; i++)
+		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		{
+			at[i * AWA_FLOOR_PRIORITIES + p] = TimestampTzGetDatum(scans[i].floors[p].run_at);
+			id[i * AWA_FLOOR_PRIORITIES + p] = Int64GetDatum(scans[i].floors[p].id);
+		}
+	*run_ats = PointerGetDatum(construct_array(at, m, TIMESTAMPTZOID, sizeof(TimestampTz),
+											   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	*ids = PointerGetDatum(construct_array(id, m, INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * The floor probe of a claim over several queues, one statement for all:
+ * for each (queue, priority) the claim took jobs of or asks about, the
+ * first waiting job at or above its floor, as the claim's snapshot (shared
+ * by all its scans) sees it, into probed[].  Caller is in SPI.
+ */
+static void
+probe_many(AwaFloorScan *scans, char **names, int n, ManyProbed *probed)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+	TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	int			m = n * AWA_FLOOR_PRIORITIES;
+	Datum	   *ks = palloc(sizeof(Datum) * m);
+	Datum	   *qs = palloc(sizeof(Datum) * m);
+	Datum	   *ps = palloc(sizeof(Datum) * m);
+	Datum	   *ats = palloc(sizeof(Datum) * m);
+	Datum	   *ids = palloc(sizeof(Datum) * m);
+	Datum		values[5];
+	Snapshot	snap = NULL;
+	int			k = 0;
+	int			i;
+	int			p;
+	int			ret;
+	int			nestlevel;
+	uint64		r;
+
+	for (i = 0; i < n; i++)
+		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		{
+			probed[i].found[p] = false;
+			if (scans[i].lane < 0 || (!scans[i].taken[p] && !scans[i].ask[p]))
+				continue;
+			snap = scans[i].snapshot;
+			ks[k] = Int32GetDatum(i * AWA_FLOOR_PRIORITIES + p);
+			qs[k] = CStringGetTextDatum(names[i]);
+			ps[k] = Int32GetDatum(p + 1);
+			ats[k] = TimestampTzGetDatum(scans[i].floors[p].run_at);
+			ids[k++] = Int64GetDatum(scans[i].floors[p].id);
+		}
+	if (k == 0)
+		return;
+	values[0] = PointerGetDatum(construct_array(ks, k, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(qs, k, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(ps, k, INT4OID, 4, true, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(ats, k, TIMESTAMPTZOID, sizeof(TimestampTz),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(ids, k, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	awa_plan(&plan,
+			 "SELECT f.k, r.run_at, r.id"
+			 " FROM unnest($1, $2, $3, $4, $5) AS f(k, q, p, fr, fi) CROSS JOIN LATERAL"
+			 " (SELECT j.run_at, j.id FROM awa.jobs j"
+			 "  WHERE j.queue = f.q AND j.priority = f.p AND j.state IN " AWA_STATES_WAITING_SQL
+			 "  AND (j.run_at, j.id) >= (f.fr, f.fi)"
+			 "  ORDER BY j.run_at, j.id LIMIT 1) r",
+			 5, argtypes);
+	/* index scans in (run_at, id) order, as floor.c's own probe */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 0);
+	AtEOXact_GUC(true, nestlevel);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "awa_claim: floor probe failed: %s", SPI_result_code_string(ret));
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			kk = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
+
+		if (kk < 0 || kk >= m)
+			continue;
+		i = kk / AWA_FLOOR_PRIORITIES;
+		p = kk % AWA_FLOOR_PRIORITIES;
+		probed[i].first[p].run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+		probed[i].first[p].id = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+		probed[i].found[p] = true;
+	}
+}
+
+/*
+ * Note in read[] (4 per queue) the ranges a claim statement's awa_read
+ * lists as having given candidates ((i - 1) * 4 + p; aging on only).
+ */
+static void
+mark_read(Datum arr, bool isnull, bool *read, int n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			m;
+	int			k;
+
+	if (isnull)
+		return;
+	deconstruct_array(DatumGetArrayTypeP(arr), INT4OID, 4, true, TYPALIGN_INT,
+					  &elems, &nulls, &m);
+	for (k = 0; k < m; k++)
+	{
+		/* element (i - 1) * 4 + p, p 1..4: read[(i - 1) * 4 + p - 1] */
+		int			e = nulls[k] ? 0 : DatumGetInt32(elems[k]);
+
+		if (e >= 1 && e <= n * AWA_FLOOR_PRIORITIES)
+			read[e - 1] = true;
+	}
+}
+
+/* AwaFloorProbe of one queue of a claim over several queues: probe_many's. */
+static void
+probed_read(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
+{
+	ManyProbed *probed = (ManyProbed *) DatumGetPointer(arg);
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+	{
+		found[p] = probed->found[p];
+		if (found[p])
+			first[p] = probed->first[p];
+	}
+}
+
+/*
  * Claim up to batch jobs of names[0..n), level by level, appending them to
  * rows.  Returns the number claimed; *at_limit is set when one of the
  * queues is at its concurrency limit.  Each level's statement reads up to
@@ -1394,9 +1561,12 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	int			last = awa_priority_aging_interval > 0 ? NLEVELS : 0;
 	int			level;
 	int			nrows = 0;
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n', ' ', ' '};
+	Datum		values[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n', ' ', ' ', ' ', ' '};
 	int			i;
+	AwaFloorScan *scans = palloc(sizeof(AwaFloorScan) * n);
+	bool	   *read = palloc0(sizeof(bool) * n * AWA_FLOOR_PRIORITIES);
+	ManyProbed *probed;
 	AwaRateAsk *asks = NULL;
 	int		   *ask_idx = NULL;
 	int			nasks = 0;
@@ -1419,6 +1589,8 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	values[2] = IntervalPGetDatum(&aging);
 	values[4] = IntervalPGetDatum(lease);
 	values[5] = worker ? PointerGetDatum(worker) : (Datum) 0;
+	awa_floor_begin_many(scans, names, n);
+	floors_arrays(scans, n, &values[8], &values[9]);
 
 	for (level = first; level <= last && nrows < batch; level++)
 	{
@@ -1435,7 +1607,8 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 			char	   *sql = awa_job_claim_many_sql(level, awa_schema_has(AWA_SCHEMA_LEASES),
 												 awa_schema_has(AWA_SCHEMA_KEYS));
 
-			awa_plan(&many_plans[level], sql, 8, claim_many_argtypes);
+			awa_plan(&many_plans[level], sql, lengthof(claim_many_argtypes),
+					 claim_many_argtypes);
 			pfree(sql);
 		}
 		for (;;)
@@ -1449,6 +1622,8 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 			int			runcol;
 			int			queuecol;
 			int			morecol;
+			int			readcol;
+			int			priocol;
 
 			values[3] = Int32GetDatum(asked);
 			values[6] = caps_array(caps, taken, n);
@@ -1460,6 +1635,8 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 			runcol = SPI_fnumber(SPI_tuptable->tupdesc, "run_at");
 			queuecol = SPI_fnumber(SPI_tuptable->tupdesc, "queue");
 			morecol = SPI_fnumber(SPI_tuptable->tupdesc, "awa_more");
+			readcol = SPI_fnumber(SPI_tuptable->tupdesc, "awa_read");
+			priocol = SPI_fnumber(SPI_tuptable->tupdesc, "priority");
 			for (k = 0; k < SPI_processed; k++)
 			{
 				HeapTuple	tuple = SPI_tuptable->vals[k];
@@ -1473,6 +1650,8 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 				if (!isnull)
 				{
 					cut = DatumGetInt64(flag);
+					mark_read(SPI_getbinval(tuple, desc, readcol, &isnull), isnull,
+							  read, n);
 					continue;
 				}
 				if (nrows >= batch)
@@ -1487,7 +1666,12 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 				queue = SPI_getvalue(tuple, desc, queuecol);
 				found = bsearch(&queue, names, n, sizeof(char *), name_cmp);
 				if (found != NULL)
+				{
 					taken[found - names]++;
+					awa_floor_taken(&scans[found - names],
+									DatumGetInt16(SPI_getbinval(tuple, desc, priocol, &isnull)),
+									r->run_at);
+				}
 			}
 			if (got >= asked || cut == 0 || per_range >= INT_MAX / 4)
 				break;
@@ -1496,6 +1680,23 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 				(int) Min(((int64) (asked - got) + cut - 1) / cut + 1, INT_MAX / 4);
 		}
 	}
+
+	/*
+	 * Floors: raise those of the priorities taken, and ask about the ranges
+	 * that gave no candidate (aging on; not a queue this claim could take
+	 * none of), so that an empty one is not read again until a job is made
+	 * waiting there; one probe for all the queues.
+	 */
+	if (first > 0)
+		for (i = 0; i < n; i++)
+			for (level = 0; level < AWA_FLOOR_PRIORITIES; level++)
+				scans[i].ask[level] = scans[i].lane >= 0 && caps[i] != 0 &&
+					!read[i * AWA_FLOOR_PRIORITIES + level] &&
+					!awa_floor_at_end(&scans[i], level + 1);
+	probed = palloc(sizeof(ManyProbed) * n);
+	probe_many(scans, names, n, probed);
+	for (i = 0; i < n; i++)
+		awa_floor_end_with(&scans[i], names[i], probed_read, PointerGetDatum(&probed[i]));
 
 	/* rates: give back the claims reserved and not made */
 	for (i = 0; i < nasks; i++)

@@ -65,7 +65,13 @@
  *
  * Callers.  A claim of one queue calls awa_floor_begin, awa_floor_taken
  * for each job it took and awa_floor_end; a claim over several queues
- * would do so per queue.  The ring (ring.c) uses lanes of its own name
+ * calls awa_floor_begin_many (one snapshot for all its queues) and
+ * awa_floor_end_with per queue, with one probe for all of them; it also
+ * asks (scan->ask) about the priorities where it found no candidate, and
+ * a priority whose probe then sees no waiting job at all gets its floor
+ * raised to the end (run_at infinity, under the same caps), which the
+ * claim over several queues does not read at all (awa_floor_at_end) until
+ * a pin lowers it.  The ring (ring.c) uses lanes of its own name
  * and awa_floor_end_with, whose probe reads its relations instead.  Writers call awa_floor_note for each job they
  * make waiting; the rest happens at commit.
  *
@@ -572,14 +578,11 @@ pin_recovered(void)
 }
 
 /*
- * Before a claim of the queue: read its floors (none when floors are off,
- * unavailable or the queue has no lane) and take the snapshot the raise
- * will trust.  The snapshot is taken after the read and before the claim's
- * statements, so it sees every commit whose pin was removed before the
- * read, and sees the jobs this claim is about to lock as they were.
+ * Read the queue's floors into scan (none when floors are off, unavailable
+ * or the queue has no lane); no snapshot yet.
  */
-void
-awa_floor_begin(AwaFloorScan *scan, const char *queue)
+static void
+floor_read(AwaFloorScan *scan, const char *queue)
 {
 	int			p;
 
@@ -590,6 +593,7 @@ awa_floor_begin(AwaFloorScan *scan, const char *queue)
 	{
 		scan->floors[p] = no_floor;
 		scan->taken[p] = false;
+		scan->ask[p] = false;
 	}
 	if (fs == NULL || !awa_claim_floors || strlen(queue) >= FLOOR_NAME_BYTES)
 		return;
@@ -619,8 +623,57 @@ awa_floor_begin(AwaFloorScan *scan, const char *queue)
 		scan->resets = fs->lanes[scan->lane].resets;
 	}
 	LWLockRelease(fs->lock);
+}
+
+/*
+ * Before a claim of the queue: read its floors and take the snapshot the
+ * raise will trust.  The snapshot is taken after the read and before the
+ * claim's statements, so it sees every commit whose pin was removed before
+ * the read, and sees the jobs this claim is about to lock as they were.
+ */
+void
+awa_floor_begin(AwaFloorScan *scan, const char *queue)
+{
+	floor_read(scan, queue);
 	if (scan->lane >= 0)
 		scan->snapshot = RegisterSnapshot(GetLatestSnapshot());
+}
+
+/*
+ * awa_floor_begin for each of n queues (a claim over several queues): the
+ * floors of all are read first, then one snapshot, taken after every read,
+ * serves all of them (registered once per scan that has a lane).
+ */
+void
+awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n)
+{
+	Snapshot	snap = NULL;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		floor_read(&scans[i], queues[i]);
+	for (i = 0; i < n; i++)
+	{
+		if (scans[i].lane < 0)
+			continue;
+		if (snap == NULL)
+			snap = RegisterSnapshot(GetLatestSnapshot());
+		else
+			snap = RegisterSnapshot(snap);
+		scans[i].snapshot = snap;
+	}
+}
+
+/*
+ * Whether a lane's floor of this priority (1..4) is at the end: its probe
+ * saw no waiting job there, and nothing was made waiting there since (a pin
+ * lowers it), so a claim need not read that range at all.
+ */
+bool
+awa_floor_at_end(const AwaFloorScan *scan, int priority)
+{
+	return scan->lane >= 0 && priority >= 1 && priority <= AWA_FLOOR_PRIORITIES &&
+		scan->floors[priority - 1].run_at == DT_NOEND;
 }
 
 /* The claim took a job of this priority (1..4) with this run_at. */
@@ -674,7 +727,7 @@ awa_floor_probe_args(const AwaFloorScan *scan, Datum queue, Datum *values, bool 
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 	{
 		found[p] = false;
-		if (!scan->taken[p])
+		if (!scan->taken[p] && !scan->ask[p])
 			continue;
 		prio[n] = Int32GetDatum(p + 1);
 		at[n] = TimestampTzGetDatum(scan->floors[p].run_at);
@@ -753,7 +806,9 @@ probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
 /*
  * After a claim of the queue (SPI connected): remember what this
  * transaction claimed, and raise the floors of the priorities it took jobs
- * of to the first waiting job the probe found, capped by this transaction's
+ * of (and of those in scan->ask: where the claim found nothing) to the
+ * first waiting job the probe found (an asked priority where it found none:
+ * to the end, awa_floor_at_end), capped by this transaction's
  * own earlier claims, by the pins of the lane and by the pins removed since
  * the read (see the head of this file).  Releases the snapshot.
  */
@@ -792,10 +847,20 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 	cap = notes_min(&claimed, qname);
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 		first[p] = no_floor;	/* read only where the probe set found[p] */
-	if (scan->taken_min != DT_NOEND)
+	for (p = 0; p < AWA_FLOOR_PRIORITIES && !scan->ask[p]; p++)
+		;
+	if (scan->taken_min != DT_NOEND || p < AWA_FLOOR_PRIORITIES)
 	{
 		probe_fn(scan, probe_arg, first, found);
-		notes_add(&claimed, qname, scan->taken_min);
+		/* asked about and seen empty: to the end, until a pin lowers it */
+		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+			if (scan->ask[p] && !scan->taken[p] && !found[p])
+			{
+				first[p] = key_at(DT_NOEND);
+				found[p] = true;
+			}
+		if (scan->taken_min != DT_NOEND)
+			notes_add(&claimed, qname, scan->taken_min);
 	}
 	else
 		memset(found, 0, sizeof(found));

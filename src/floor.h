@@ -31,6 +31,7 @@ typedef struct AwaFloorScan
 	Snapshot	snapshot;		/* taken after the read, before the claim */
 	AwaFloorKey floors[AWA_FLOOR_PRIORITIES];	/* where the scans start */
 	bool		taken[AWA_FLOOR_PRIORITIES];	/* the claim took jobs there */
+	bool		ask[AWA_FLOOR_PRIORITIES];	/* probe there too (found nothing) */
 	TimestampTz taken_min;		/* lowest run_at it took, any priority */
 } AwaFloorScan;
 
@@ -46,6 +47,8 @@ extern void awa_floor_shmem_request(void);
 extern void awa_floor_shmem_startup(void);
 extern void awa_floor_note(const char *queue, TimestampTz run_at);
 extern void awa_floor_begin(AwaFloorScan *scan, const char *queue);
+extern void awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n);
+extern bool awa_floor_at_end(const AwaFloorScan *scan, int priority);
 extern void awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at);
 extern void awa_floor_end(AwaFloorScan *scan, Datum queue);
 extern void awa_floor_end_with(AwaFloorScan *scan, const char *lane,

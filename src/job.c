@@ -513,7 +513,12 @@ append_claim_set(StringInfo sql, bool leases)
  * concurrency limit yields nothing), or how many of that queue's jobs this
  * claim may take (its limit was counted under the queue's lock; only a
  * pause stops it); $8 is how many candidates to read per range.  Paused
- * queues yield nothing.
+ * queues yield nothing.  $9 and $10 (timestamptz[] and int8[], 4 per
+ * queue: element (i - 1) * 4 + p for queue i and priority p) are the
+ * claim floors (floor.c): each range starts at its floor, and a range
+ * whose floor is at the end (run_at infinity: no waiting job there) is not
+ * read at all; aging off, the one range of a queue starts at the floor of
+ * priority 1.
  *
  * Each (queue, priority) range of the level is read in index order, up to
  * $8 rows, by one index scan repeated for each pair (a LATERAL join over
@@ -529,7 +534,9 @@ append_claim_set(StringInfo sql, bool leases)
  * caller claims again with a larger $8 while that is not 0 and it claimed
  * fewer than it asked for (the frontier stopped it, or candidates were
  * locked by other claimers), so a claim that gets fewer than $4 jobs took
- * every due job it could lock.  The claimed rows have awa_more NULL.  With
+ * every due job it could lock.  That row's awa_read lists the ranges
+ * ((i - 1) * 4 + p; p 0 aging off) that gave candidates.  The claimed rows
+ * have awa_more and awa_read NULL.  With
  * keys, candidates with a concurrency key are admitted as in
  * awa_job_claim_sql.
  */
@@ -554,13 +561,18 @@ awa_job_claim_many_sql(int level, bool leases, bool keys)
 						   " WHERE queue = q.name AND state IN " AWA_STATES_WAITING_SQL);
 	if (keys)
 		appendStringInfoString(&sql, " AND " KEY_OPEN_SQL("jobs"));
-	if (level == 0)
-		appendStringInfoString(&sql, " AND run_at <= $2");
+	if (level == 0)				/* the floor of priority 1 only */
+		appendStringInfoString(&sql, " AND run_at <= $2"
+							   " AND (priority, run_at, id) >= (1, $9[(q.i - 1) * 4 + 1], $10[(q.i - 1) * 4 + 1])");
 	else
 	{
 		appendStringInfo(&sql, " AND priority = p.p AND run_at <= $2 - (p.p - %d) * $3", level);
 		if (level > 1)
 			appendStringInfo(&sql, " AND run_at > $2 - (p.p - %d) * $3", level - 1);
+		/* from the floor; a range whose floor is at the end is not read */
+		appendStringInfoString(&sql,
+							   " AND (run_at, id) >= ($9[(q.i - 1) * 4 + p.p], $10[(q.i - 1) * 4 + p.p])"
+							   " AND $9[(q.i - 1) * 4 + p.p] < 'infinity'::timestamptz");
 	}
 	appendStringInfo(&sql,
 					 " ORDER BY %s LIMIT LEAST($8, COALESCE($7[q.i], $8))) x"
@@ -604,9 +616,10 @@ awa_job_claim_many_sql(int level, bool leases, bool keys)
 	appendStringInfoString(&sql, ", upd AS (");
 	append_claim_set(&sql, leases);
 	appendStringInfoString(&sql,
-						   ") SELECT u.*, NULL::bigint AS awa_more FROM upd u"
+						   ") SELECT u.*, NULL::bigint AS awa_more, NULL::int4[] AS awa_read FROM upd u"
 						   " UNION ALL SELECT (NULL::awa.jobs).*, (SELECT count(*) FROM t"
-						   " WHERE n >= $8 AND ($7[i] IS NULL OR $7[i] > $8))");
+						   " WHERE n >= $8 AND ($7[i] IS NULL OR $7[i] > $8)),"
+						   " ARRAY(SELECT (i - 1) * 4 + p FROM t)");
 	return sql.data;
 }
 
