@@ -64,6 +64,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -688,7 +689,7 @@ key_lane_ready(const char *key, const AwaRate *rate, TimestampTz x)
 {
 	int			i = lane_find_of(true, key);
 
-	if (i >= 0 && rs->lanes[i].set_at == rate->set_at &&
+	if (i >= 0 && rs->lanes[i].set_at >= rate->set_at &&
 		rs->lanes[i].covered_from <= x - rate->period_us)
 		return i;
 	return -1;
@@ -794,13 +795,21 @@ awa_rate_admit_key(const char *key, const AwaRate *rate, TimestampTz x)
 			RateLane   *l = &rs->lanes[i];
 
 			/*
-			 * A key's claims are counted whatever the rule that rated them:
-			 * merge (per time, the larger count), never drop what is counted.
+			 * A rate set anew after the lane was built: its window is what
+			 * awa.jobs shows (claims made without a rate were not counted).
+			 * A rate set before (the period grew, or the rule of another
+			 * kind of the key): merge, keeping what is counted.
 			 */
-			l->covered_from = (l->set_at == rate->set_at) ?
-				Min(l->covered_from, from) : from;
+			if (l->set_at < rate->set_at)
+			{
+				l->head = 0;
+				l->n = 0;
+				l->covered_from = from;
+				l->set_at = rate->set_at;
+			}
+			else
+				l->covered_from = Min(l->covered_from, from);
 			lane_merge(l, &seed);
-			l->set_at = rate->set_at;
 			l->max_claims = rate->max_claims;
 			l->period_us = rate->period_us;
 		}
@@ -809,27 +818,6 @@ awa_rate_admit_key(const char *key, const AwaRate *rate, TimestampTz x)
 	}
 	elog(ERROR, "awa_claim: could not count the claims of concurrency key \"%s\"", key);
 	return false;				/* not reached */
-}
-
-/*
- * The claims of the key in the window that ends now under its rate, or -1
- * when no claim has counted them since the server started.
- */
-static int
-key_window_claims(const char *key, const AwaRate *rate, TimestampTz now)
-{
-	int			used = -1;
-	int			i;
-
-	if (rs == NULL)
-		return -1;
-	LWLockAcquire(rs->lock, LW_SHARED);
-	i = lane_find_of(true, key);
-	if (i >= 0 && rs->lanes[i].covered_from <= now - rate->period_us)
-		used = ring_count_after(&rs->lanes[i], now - rate->period_us, RATE_CAP) -
-			ring_count_after(&rs->lanes[i], now, RATE_CAP);
-	LWLockRelease(rs->lock);
-	return used;
 }
 
 /*
@@ -964,27 +952,49 @@ awa_queue_limits(PG_FUNCTION_ARGS)
 }
 
 /*
- * awa.key_rate_window(key text, per interval) RETURNS integer
+ * awa.key_rate_window(key text, max_claims integer, per interval,
+ *		OUT window_claims integer, OUT next_slot_at timestamptz)
  *
  * The claims of a concurrency key counted in the window of length per that
- * ends now; NULL until a claim of the key has counted them since the
- * server started (or without awa preloaded).  For awa_key_stats.
+ * ends now, and when that window is full (max_claims), when the next slot
+ * opens; NULLs until a claim of the key has counted them since the server
+ * started (or without awa preloaded).  For awa_key_stats.
  */
 Datum
 awa_key_rate_window(PG_FUNCTION_ARGS)
 {
-	AwaRate		rate;
-	char	   *key;
-	int			used;
+	TupleDesc	desc;
+	Datum		values[2] = {0, 0};
+	bool		nulls[2] = {true, true};
+	TimestampTz now = GetCurrentTimestamp();
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	key = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	rate.period_us = awa_interval_usecs(PG_GETARG_INTERVAL_P(1));
-	rate.max_claims = RATE_CAP;
-	rate.set_at = DT_NOBEGIN;
-	used = key_window_claims(key, &rate, GetCurrentTimestamp());
-	if (used < 0)
-		PG_RETURN_NULL();
-	PG_RETURN_INT32(used);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa.key_rate_window: return type must be a row type");
+	desc = BlessTupleDesc(desc);
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) && !PG_ARGISNULL(2) && rs != NULL)
+	{
+		char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		int32		max_claims = PG_GETARG_INT32(1);
+		int64		period = awa_interval_usecs(PG_GETARG_INTERVAL_P(2));
+		int			i;
+
+		LWLockAcquire(rs->lock, LW_SHARED);
+		i = lane_find_of(true, key);
+		if (i >= 0 && rs->lanes[i].covered_from <= now - period)
+		{
+			RateLane   *l = &rs->lanes[i];
+			int			used = ring_count_after(l, now - period, RATE_CAP) -
+				ring_count_after(l, now, RATE_CAP);
+
+			values[0] = Int32GetDatum(used);
+			nulls[0] = false;
+			if (used >= max_claims && max_claims >= 1 && l->n >= max_claims)
+			{
+				values[1] = TimestampTzGetDatum(ring_get(l, l->n - max_claims) + period);
+				nulls[1] = false;
+			}
+		}
+		LWLockRelease(rs->lock);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

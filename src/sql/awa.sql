@@ -1287,12 +1287,12 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_set_key_rate(text, integer, interval, text)
 	IS 'at most max_claims (1..1000) claims of each concurrency key LIKE pattern, of kind (NULL: any kind), in any interval of length per (1 millisecond to 31 days, no months), across every worker and queue; makes the rule with max_running 1 if there is none; max_claims NULL removes the rate and keeps the rule (NULL if there is no rule). 22004 NULL pattern; 22023 pattern or kind not 1 to 200 characters, max_claims out of range, per NULL with max_claims or out of range; 55000 without awa preloaded';
 
-CREATE FUNCTION awa.key_rate_window(key text, per interval)
-RETURNS integer
+CREATE FUNCTION awa.key_rate_window(key text, max_claims integer, per interval,
+	OUT window_claims integer, OUT next_slot_at timestamptz)
 AS 'MODULE_PATHNAME', 'awa_key_rate_window'
 LANGUAGE C VOLATILE PARALLEL SAFE;
-COMMENT ON FUNCTION awa.key_rate_window(text, interval)
-	IS 'internal to awa_key_stats: claims of the key counted in the window of length per that ends now (NULL: not counted since the server started)';
+COMMENT ON FUNCTION awa.key_rate_window(text, integer, interval)
+	IS 'internal to awa_key_stats: claims of the key counted in the window of length per that ends now and, when they reach max_claims, when the next slot opens (NULLs: not counted since the server started)';
 
 CREATE FUNCTION awa_key_stats(pattern text DEFAULT NULL)
 RETURNS TABLE (
@@ -1305,14 +1305,15 @@ RETURNS TABLE (
 	at_limit		boolean,
 	rate_max_claims	integer,
 	rate_period		interval,
-	window_claims	integer)
+	window_claims	integer,
+	next_slot_at	timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 	SELECT k.concurrency_key, k.kind, coalesce(r.n, 0), k.waiting,
 		coalesce(rule.max_running, 1), coalesce(rule.ordered, false),
 		coalesce(r.n, 0) >= coalesce(rule.max_running, 1),
 		rule.rate_max_claims, rule.rate_period,
-		awa.key_rate_window(k.concurrency_key, rule.rate_period)
+		w.window_claims, w.next_slot_at
 	FROM (SELECT j.concurrency_key, j.kind,
 			count(*) FILTER (WHERE j.state IN ('scheduled', 'available', 'retryable')) AS waiting
 		FROM awa.jobs j
@@ -1326,7 +1327,8 @@ AS $$
 		WHERE k.concurrency_key OPERATOR(pg_catalog.~~) l.pattern AND (l.kind IS NULL OR l.kind = k.kind)
 		ORDER BY l.kind IS NULL, pg_catalog.strpos(l.pattern, '%') > 0 OR pg_catalog.strpos(l.pattern, '_') > 0,
 			pg_catalog.octet_length(l.pattern) DESC, l.pattern COLLATE "C" LIMIT 1) rule ON true
+	LEFT JOIN LATERAL awa.key_rate_window(k.concurrency_key, rule.rate_max_claims, rule.rate_period) w ON true
 	ORDER BY 1, 2
 $$;
 COMMENT ON FUNCTION awa_key_stats(text)
-	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started)';
+	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started) and, when they fill it, next_slot_at, when the next slot opens';
