@@ -73,6 +73,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -756,6 +757,7 @@ awa_rate_admit_key(const char *key, const AwaRate *rate, TimestampTz x)
 	for (tries = 0; tries < 100; tries++)
 	{
 		int			i;
+		int			nestlevel;
 		RateSeed	seed;
 		TimestampTz from = x - rate->period_us;
 
@@ -775,7 +777,16 @@ awa_rate_admit_key(const char *key, const AwaRate *rate, TimestampTz x)
 		}
 		LWLockRelease(rs->lock);
 
-		/* (re)build the lane from awa.jobs, outside the lock */
+		/*
+		 * (Re)build the lane from awa.jobs, outside the lock.  This runs
+		 * inside the claim statement, which turns sorts off (claim.c): the
+		 * read sorts its few rows, and needs no JIT.
+		 */
+		nestlevel = NewGUCNestLevel();
+		(void) set_config_option("enable_sort", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 		SPI_connect();
 		seed_read(true, key, from, rate->max_claims, &seed);
 		LWLockAcquire(rs->lock, LW_EXCLUSIVE);
@@ -815,6 +826,7 @@ awa_rate_admit_key(const char *key, const AwaRate *rate, TimestampTz x)
 		}
 		LWLockRelease(rs->lock);
 		SPI_finish();
+		AtEOXact_GUC(true, nestlevel);
 	}
 	elog(ERROR, "awa_claim: could not count the claims of concurrency key \"%s\"", key);
 	return false;				/* not reached */
