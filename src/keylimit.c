@@ -177,13 +177,13 @@ key_table(void)
 }
 
 /*
- * The claim's time changed (a queue's rate gave it another, ratelimit.c):
- * keys' rates count the claims at that time.
+ * The claim's time: its jobs' attempted_at, which keys' rates count -- the
+ * attempt's, or the later one a queue's rate gave it (ratelimit.c).
  */
-void
-awa_keylimit_claim_time(TimestampTz at)
+static TimestampTz
+claim_time(void)
 {
-	claim_at = at;
+	return Max(claim_at, awa_rate_reserved_at());
 }
 
 /* End an attempt; whether it passed over a key (at its limit, or busy). */
@@ -527,7 +527,7 @@ admit(text *key, text *kind, int64 id)
 		unlock_if_unused(e);
 		return false;
 	}
-	if (e->rated && !awa_rate_admit_key(e->key, &e->rate, claim_at))
+	if (e->rated && !awa_rate_admit_key(e->key, &e->rate, claim_time()))
 	{
 		/*
 		 * At its rate: skip the key's other jobs (unless another kind's rule
@@ -590,7 +590,7 @@ rate_full(text *key)
 	pfree(nokind);
 	if (rule == NULL || !rule->rated)
 		return false;
-	if (!awa_rate_key_full(text_to_cstring(key), &rule->rate, claim_at))
+	if (!awa_rate_key_full(text_to_cstring(key), &rule->rate, claim_time()))
 		return false;
 	e = key_entry(key, true);
 	e->blocked = true;

@@ -14,7 +14,6 @@
 #include "datatype/timestamp.h"
 
 extern void awa_keylimit_begin(TimestampTz at);
-extern void awa_keylimit_claim_time(TimestampTz at);
 extern bool awa_keylimit_end(void);
 
 #endif							/* AWA_KEYLIMIT_H */

@@ -78,7 +78,6 @@
 #include "utils/tuplestore.h"
 
 #include "awa.h"
-#include "keylimit.h"
 #include "ratelimit.h"
 
 PG_FUNCTION_INFO_V1(awa_queue_limits);
@@ -116,6 +115,9 @@ static RateShared *rs = NULL;
 
 /* When the next slot of a queue this attempt found full opens (DT_NOEND: none). */
 static TimestampTz next_slot = DT_NOEND;
+
+/* The claim time the last reservation of this attempt gave (0: none). */
+static TimestampTz reserved_at = 0;
 
 static Size
 rate_shmem_size(void)
@@ -432,11 +434,22 @@ lane_merge(RateLane *l, const RateSeed *seed)
  * ---------------------------------------------------------------------
  */
 
-/* Before each claim attempt: it has found no full window yet. */
+/* Before each claim attempt: it has found no full window yet, reserved nothing. */
 void
 awa_rate_attempt(void)
 {
 	next_slot = DT_NOEND;
+	reserved_at = 0;
+}
+
+/*
+ * The time this attempt's queue rates gave the claim (awa_rate_reserve), or
+ * 0 if none did yet: the claim statements that follow give it to their jobs.
+ */
+TimestampTz
+awa_rate_reserved_at(void)
+{
+	return reserved_at;
 }
 
 /* Whether the asked queue's lane can be used as it is at time t. */
@@ -510,7 +523,7 @@ awa_rate_reserve(AwaRateAsk *asks, int n, TimestampTz at)
 			}
 			rs->last = t;
 			LWLockRelease(rs->lock);
-			awa_keylimit_claim_time(t);	/* keys' rates count at t too */
+			reserved_at = t;	/* keys' rates count at t too (keylimit.c) */
 			return t;
 		}
 		LWLockRelease(rs->lock);

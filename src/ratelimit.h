@@ -39,6 +39,7 @@ extern const char *awa_rate_limited_sql(void);
 extern bool awa_rate_available(void);
 extern bool awa_rate_read(int row, AwaRate *rate);
 extern void awa_rate_attempt(void);
+extern TimestampTz awa_rate_reserved_at(void);
 extern TimestampTz awa_rate_reserve(AwaRateAsk *asks, int n, TimestampTz at);
 extern void awa_rate_release(const char *queue, TimestampTz at, int unused);
 extern long awa_rate_wait_ms(TimestampTz now);
