@@ -123,6 +123,7 @@ static HTAB *keys = NULL;
 static KeyRule *rules = NULL;
 static int	nrules = -1;		/* -1: not read yet */
 static bool kind_rules = false; /* some rule is for one kind */
+static bool rated_rules = false;	/* some rule has a rate */
 static Oid	running_idx = InvalidOid;	/* jobs_key_running_idx */
 static Oid	jobs_rel = InvalidOid;
 static AttrNumber key_attno;
@@ -270,8 +271,12 @@ read_rules(void)
 	}
 	nrules = (int) n;
 	kind_rules = false;
+	rated_rules = false;
 	for (i = 0; i < n; i++)
+	{
 		kind_rules |= (rules[i].kind != NULL);
+		rated_rules |= rules[i].rated;
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -565,15 +570,18 @@ awa_concurrency_key_admit(PG_FUNCTION_ARGS)
  * Whether a key this attempt has not met yet is at its rate already, as
  * far as the counted claims tell (ratelimit.c): its jobs are then skipped
  * before they are locked, so that a claim that finds only such jobs takes
- * no row lock and sleeps until the next slot opens.  Only when no rule is
- * for one kind (the rule of the key alone is then known).
+ * no row lock and sleeps until the next slot opens.  The job's kind is not
+ * known here: a job takes a matching rule of its kind if there is one,
+ * else the first matching rule for every kind, so the key is full only if
+ * that rule and every matching rule of one kind have a rate that is full.
  */
 static bool
 rate_full(text *key)
 {
-	const KeyRule *rule;
+	const KeyRule *any_kind = NULL;
+	char	   *keystr;
 	KeyEntry   *e;
-	text	   *nokind;
+	int			i;
 
 	if (!awa_schema_has(AWA_SCHEMA_KEY_RATES))
 		return false;
@@ -583,15 +591,36 @@ rate_full(text *key)
 			(void) key_table();
 		read_rules_now();
 	}
-	if (kind_rules || nrules == 0)
+	if (!rated_rules)
 		return false;
-	nokind = cstring_to_text("");
-	rule = rule_of(key, nokind);
-	pfree(nokind);
-	if (rule == NULL || !rule->rated)
+	for (i = 0; i < nrules; i++)
+	{
+		const KeyRule *r = &rules[i];
+
+		if (r->kind != NULL || (any_kind != NULL && !rule_before(r, any_kind)))
+			continue;
+		if (DatumGetBool(DirectFunctionCall2Coll(textlike, DEFAULT_COLLATION_OID,
+												 PointerGetDatum(key),
+												 PointerGetDatum(r->pattern))))
+			any_kind = r;
+	}
+	if (any_kind == NULL || !any_kind->rated)
 		return false;
-	if (!awa_rate_key_full(text_to_cstring(key), &rule->rate, claim_time()))
+	keystr = text_to_cstring(key);
+	if (!awa_rate_key_full(keystr, &any_kind->rate, claim_time()))
 		return false;
+	for (i = 0; i < nrules && kind_rules; i++)
+	{
+		const KeyRule *r = &rules[i];
+
+		if (r->kind == NULL ||
+			!DatumGetBool(DirectFunctionCall2Coll(textlike, DEFAULT_COLLATION_OID,
+												  PointerGetDatum(key),
+												  PointerGetDatum(r->pattern))))
+			continue;
+		if (!r->rated || !awa_rate_key_full(keystr, &r->rate, claim_time()))
+			return false;
+	}
 	e = key_entry(key, true);
 	e->blocked = true;
 	return true;

@@ -258,6 +258,21 @@ lane_find(const char *queue)
 }
 
 /*
+ * Whether nothing in the lane can count again: its newest claim left its
+ * period, or it holds none and was (re)built more than a period ago (an
+ * empty lane rebuilt just now is in use: two claimers rebuilding lanes
+ * must not take each other's).
+ */
+static bool
+lane_idle(const RateLane *l, TimestampTz now)
+{
+	if (l->n > 0)
+		return ring_get(l, l->n - 1) <= now - l->period_us;
+	return l->covered_from == DT_NOEND ||
+		l->covered_from <= now - 2 * l->period_us;
+}
+
+/*
  * A lane for the queue: its own, a free one, or one whose newest claim has
  * left its period (nothing in it can count again at that rate; if its
  * queue's rate grows, the lane is rebuilt from awa.jobs).  -1 if all are
@@ -271,11 +286,14 @@ lane_get(bool key, const char *queue, TimestampTz now)
 
 	if (i >= 0)
 		return i;
+	/* a free lane first: one just rebuilt may be empty yet in use */
 	for (i = 0; i < RATE_LANES; i++)
+		if (rs->lanes[i].dboid == InvalidOid)
+			break;
+	for (i = (i < RATE_LANES) ? i : 0; i < RATE_LANES; i++)
 	{
 		l = &rs->lanes[i];
-		if (l->dboid == InvalidOid ||
-			l->n == 0 || ring_get(l, l->n - 1) <= now - l->period_us)
+		if (l->dboid == InvalidOid || lane_idle(l, now))
 			break;
 	}
 	if (i == RATE_LANES)
