@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(39);
+SELECT plan(41);
 
 -- signatures and markings
 SELECT function_returns('public', 'awa_set_key_rate', ARRAY['text', 'integer', 'interval', 'text'], 'awa.key_limits');
@@ -84,6 +84,13 @@ CREATE TEMP TABLE third AS SELECT c.attempted_at FROM awa_claim('tick', 'w', 2, 
 SELECT ok((SELECT count(*) = 1 AND bool_and(third.attempted_at >= (SELECT max(attempted_at) FROM first_two) + interval '300 ms')
 	AND bool_and(third.attempted_at < (SELECT max(attempted_at) FROM first_two) + interval '2 s') FROM third),
 	'the blocking claim got the third job once the window moved, well before its 10 s wait ended');
+
+-- two rated queues with empty windows in one multi-queue claim: each keeps its own window
+SELECT lives_ok($$SELECT awa_set_queue_rate('qr1', 2, '1 hour'), awa_set_queue_rate('qr2', 2, '1 hour');
+	SELECT awa_insert('k', '{}', queue => q) FROM unnest(ARRAY['qr1', 'qr1', 'qr1', 'qr2', 'qr2', 'qr2']) q$$,
+	'qr1 and qr2: 2 per hour, 3 jobs each');
+SELECT is((SELECT array_agg(queue ORDER BY queue) FROM awa_claim(ARRAY['qr1', 'qr2'], 'w', 10, '1 min', '0')),
+	ARRAY['qr1', 'qr1', 'qr2', 'qr2'], 'a multi-queue claim takes 2 of each, not an error');
 
 SELECT * FROM finish();
 ROLLBACK;
