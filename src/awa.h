@@ -301,7 +301,8 @@ typedef enum AwaSchemaFeature
 	AWA_SCHEMA_QUEUE_RATES = 1 << 5,	/* 0.3.0: awa.queue_meta.rate_max_claims (ratelimit.c) */
 	AWA_SCHEMA_GROUPS = 1 << 6,	/* 0.3.0: awa.jobs.group_id, awa.group_callbacks */
 	AWA_SCHEMA_DEPENDENCIES = 1 << 7,	/* 0.3.0: awa.job_dependencies, dependent_jobs */
-	AWA_SCHEMA_KEYS = 1 << 8	/* 0.3.0: awa.jobs.concurrency_key, awa.key_limits */
+	AWA_SCHEMA_KEYS = 1 << 8,	/* 0.3.0: awa.jobs.concurrency_key, awa.key_limits */
+	AWA_SCHEMA_KEY_RATES = 1 << 9	/* 0.3.0: awa.key_limits.rate_max_claims (keylimit.c) */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

@@ -562,7 +562,7 @@ try_claim_target(const ClaimTarget *target, TimestampTz at, Interval *lease,
 
 	awa_rate_attempt();			/* rates: no full window found yet */
 	/* per-key limits (keylimit.c): a key passed over counts as a limit */
-	awa_keylimit_begin();
+	awa_keylimit_begin(at);
 	if (target->queue != NULL)
 		nrows = try_claim(target->queue, at, lease, worker, batch, rows, at_limit);
 	else

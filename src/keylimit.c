@@ -73,10 +73,12 @@
 
 #include "awa.h"
 #include "keylimit.h"
+#include "ratelimit.h"
 
 PG_FUNCTION_INFO_V1(awa_concurrency_key_admit);
 PG_FUNCTION_INFO_V1(awa_concurrency_key_open);
 PG_FUNCTION_INFO_V1(awa_set_key_limit);
+PG_FUNCTION_INFO_V1(awa_set_key_rate);
 
 /* field4 of the advisory lock tag of a concurrency key (queues: 0x6177) */
 #define AWA_KEY_LOCK_CLASS		0x6b79
@@ -92,6 +94,8 @@ typedef struct KeyEntry
 	bool		blocked;		/* no more of it this attempt */
 	bool		ordered;
 	int32		max_running;
+	bool		rated;			/* rate is the rule's rate */
+	AwaRate		rate;
 	int64		running;		/* running when counted */
 	int64		taken;			/* admitted by this attempt */
 } KeyEntry;
@@ -104,6 +108,8 @@ typedef struct KeyRule
 	bool		exact;			/* no % or _ */
 	int32		max_running;
 	bool		ordered;
+	bool		rated;			/* the rule has a rate (rate_max_claims) */
+	AwaRate		rate;
 } KeyRule;
 
 /*
@@ -117,6 +123,7 @@ static HTAB *keys = NULL;
 static KeyRule *rules = NULL;
 static int	nrules = -1;		/* -1: not read yet */
 static bool kind_rules = false; /* some rule is for one kind */
+static bool rated_rules = false;	/* some rule has a rate */
 static Oid	running_idx = InvalidOid;	/* jobs_key_running_idx */
 static Oid	jobs_rel = InvalidOid;
 static AttrNumber key_attno;
@@ -125,11 +132,16 @@ static Datum running_state;
 static bool attempt_active = false;
 static bool held_back = false;
 static int	lock_waited_us = 0;	/* this attempt, for busy keys */
+static TimestampTz claim_at = 0;	/* the claim's time: its jobs' attempted_at */
 
-/* Begin an attempt of awa_claim: forget what the last one knew. */
+/*
+ * Begin an attempt of awa_claim at time at (the attempted_at its jobs get):
+ * forget what the last one knew.
+ */
 void
-awa_keylimit_begin(void)
+awa_keylimit_begin(TimestampTz at)
 {
+	claim_at = at;
 	if (key_cxt_used)
 	{
 		MemoryContextReset(key_cxt);
@@ -163,6 +175,16 @@ key_table(void)
 	keys = hash_create("awa concurrency keys", 16, &ctl,
 					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	return keys;
+}
+
+/*
+ * The claim's time: its jobs' attempted_at, which keys' rates count -- the
+ * attempt's, or the later one a queue's rate gave it (ratelimit.c).
+ */
+static TimestampTz
+claim_time(void)
+{
+	return Max(claim_at, awa_rate_reserved_at());
 }
 
 /* End an attempt; whether it passed over a key (at its limit, or busy). */
@@ -206,6 +228,7 @@ key_entry(text *key, bool create)
 	{
 		e->locked = e->counted = e->blocked = e->ordered = false;
 		e->max_running = 1;
+		e->rated = false;
 		e->running = e->taken = 0;
 	}
 	return e;
@@ -220,7 +243,11 @@ read_rules(void)
 {
 	static AwaStmt stmt = AWA_QUERY("awa_claim: reading the concurrency key rules",
 		"SELECT pattern, kind, max_running, ordered FROM awa.key_limits", 0);
-	uint64		n = awa_stmt_run(&stmt, NULL, NULL, 0);
+	static AwaStmt with_rates = AWA_QUERY("awa_claim: reading the concurrency key rules",
+		"SELECT pattern, kind, max_running, ordered, rate_max_claims, rate_period,"
+		" rate_set_at FROM awa.key_limits", 0);
+	bool		has_rates = awa_schema_has(AWA_SCHEMA_KEY_RATES);
+	uint64		n = awa_stmt_run(has_rates ? &with_rates : &stmt, NULL, NULL, 0);
 	MemoryContext old = MemoryContextSwitchTo(key_cxt);
 	uint64		i;
 
@@ -238,13 +265,18 @@ read_rules(void)
 		r->kind = SPI_getvalue(row, desc, 2);
 		r->max_running = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
 		r->ordered = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
+		r->rated = has_rates && awa_rate_read((int) i, &r->rate);
 		pat = text_to_cstring(r->pattern);
 		r->exact = strpbrk(pat, "%_") == NULL;
 	}
 	nrules = (int) n;
 	kind_rules = false;
+	rated_rules = false;
 	for (i = 0; i < n; i++)
+	{
 		kind_rules |= (rules[i].kind != NULL);
+		rated_rules |= rules[i].rated;
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -339,6 +371,32 @@ count_running(text *key)
 	return n;
 }
 
+/* Read the rules for this attempt (outside SPI). */
+static void
+read_rules_now(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	/* the claim runs with sorts off (claim.c): no use here */
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	SPI_connect();
+	read_rules();
+	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/* Take the rule's limits into the key's entry (rule NULL: none matched). */
+static void
+set_rule(KeyEntry *e, const KeyRule *rule)
+{
+	e->max_running = rule ? rule->max_running : 1;
+	e->ordered = rule ? rule->ordered : false;
+	e->rated = rule ? rule->rated : false;
+	if (e->rated)
+		e->rate = rule->rate;
+}
+
 /*
  * Read the rule of (key, kind) and count the key's running jobs, with a
  * fresh snapshot.  Caller holds the key's lock.
@@ -349,20 +407,9 @@ count_key(KeyEntry *e, text *key, text *kind)
 	const KeyRule *rule;
 
 	if (nrules < 0)
-	{
-		int			nestlevel = NewGUCNestLevel();
-
-		/* the claim runs with sorts off (claim.c): no use here */
-		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-		SPI_connect();
-		read_rules();
-		SPI_finish();
-		AtEOXact_GUC(true, nestlevel);
-	}
+		read_rules_now();
 	rule = rule_of(key, kind);
-	e->max_running = rule ? rule->max_running : 1;
-	e->ordered = rule ? rule->ordered : false;
+	set_rule(e, rule);
 	e->running = count_running(key);
 	e->counted = true;
 }
@@ -458,10 +505,7 @@ admit(text *key, text *kind, int64 id)
 	else if (kind_rules)
 	{
 		/* the rule is the job's kind's: the key's other jobs may differ */
-		const KeyRule *rule = rule_of(key, kind);
-
-		e->max_running = rule ? rule->max_running : 1;
-		e->ordered = rule ? rule->ordered : false;
+		set_rule(e, rule_of(key, kind));
 	}
 	if (e->running + e->taken >= e->max_running)
 	{
@@ -485,6 +529,17 @@ admit(text *key, text *kind, int64 id)
 	if (!ok)
 	{
 		held_back = true;
+		unlock_if_unused(e);
+		return false;
+	}
+	if (e->rated && !awa_rate_admit_key(e->key, &e->rate, claim_time()))
+	{
+		/*
+		 * At its rate: skip the key's other jobs (unless another kind's rule
+		 * may differ).  Not held back: the claim sleeps until the key's next
+		 * slot opens (ratelimit.c recorded it), not a second at a time.
+		 */
+		e->blocked = !kind_rules;
 		unlock_if_unused(e);
 		return false;
 	}
@@ -512,6 +567,66 @@ awa_concurrency_key_admit(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Whether a key this attempt has not met yet is at its rate already, as
+ * far as the counted claims tell (ratelimit.c): its jobs are then skipped
+ * before they are locked, so that a claim that finds only such jobs takes
+ * no row lock and sleeps until the next slot opens.  The job's kind is not
+ * known here: a job takes a matching rule of its kind if there is one,
+ * else the first matching rule for every kind, so the key is full only if
+ * that rule and every matching rule of one kind have a rate that is full.
+ */
+static bool
+rate_full(text *key)
+{
+	const KeyRule *any_kind = NULL;
+	char	   *keystr;
+	KeyEntry   *e;
+	int			i;
+
+	if (!awa_schema_has(AWA_SCHEMA_KEY_RATES))
+		return false;
+	if (nrules < 0)
+	{
+		if (keys == NULL)
+			(void) key_table();
+		read_rules_now();
+	}
+	if (!rated_rules)
+		return false;
+	for (i = 0; i < nrules; i++)
+	{
+		const KeyRule *r = &rules[i];
+
+		if (r->kind != NULL || (any_kind != NULL && !rule_before(r, any_kind)))
+			continue;
+		if (DatumGetBool(DirectFunctionCall2Coll(textlike, DEFAULT_COLLATION_OID,
+												 PointerGetDatum(key),
+												 PointerGetDatum(r->pattern))))
+			any_kind = r;
+	}
+	if (any_kind == NULL || !any_kind->rated)
+		return false;
+	keystr = text_to_cstring(key);
+	if (!awa_rate_key_full(keystr, &any_kind->rate, claim_time()))
+		return false;
+	for (i = 0; i < nrules && kind_rules; i++)
+	{
+		const KeyRule *r = &rules[i];
+
+		if (r->kind == NULL ||
+			!DatumGetBool(DirectFunctionCall2Coll(textlike, DEFAULT_COLLATION_OID,
+												  PointerGetDatum(key),
+												  PointerGetDatum(r->pattern))))
+			continue;
+		if (!r->rated || !awa_rate_key_full(keystr, &r->rate, claim_time()))
+			return false;
+	}
+	e = key_entry(key, true);
+	e->blocked = true;
+	return true;
+}
+
+/*
  * awa.concurrency_key_open(key text) RETURNS boolean
  *
  * False when this claim attempt already found the key at its limit (or
@@ -525,7 +640,9 @@ awa_concurrency_key_open(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || !attempt_active)
 		PG_RETURN_BOOL(true);
 	e = key_entry(PG_GETARG_TEXT_PP(0), false);
-	PG_RETURN_BOOL(e == NULL || !e->blocked);
+	if (e != NULL)
+		PG_RETURN_BOOL(!e->blocked);
+	PG_RETURN_BOOL(!rate_full(PG_GETARG_TEXT_PP(0)));
 }
 
 /*
@@ -613,6 +730,82 @@ awa_set_key_limit(PG_FUNCTION_ARGS)
 		result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							   callercxt);
 	/* a raised limit may let waiting claimers take jobs */
+	awa_running_freed();
+	SPI_finish();
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * awa_set_key_rate(pattern text, max_claims integer, per interval, kind
+ *					text DEFAULT NULL)
+ *		RETURNS awa.key_limits
+ *
+ * Give the rule of the concurrency keys matching pattern (LIKE, as
+ * awa_set_key_limit), for jobs of kind (NULL: every kind), a rate: from the
+ * commit on, awa_claim hands out at most max_claims (1..AWA_RATE_MAX_CLAIMS)
+ * jobs of each such key in any interval of length per (1 ms to
+ * AWA_RATE_MAX_PERIOD_DAYS days, no months), across every worker and queue
+ * (counted per key, ratelimit.c).  Without a rule for (pattern, kind) one is
+ * made with max_running 1 (what a key without a rule has).  max_claims NULL
+ * removes the rate (per is then ignored) and keeps the rule; it returns
+ * NULL when there is no rule.  Errors (changing nothing): 22004 pattern
+ * NULL; 22023 pattern or kind not 1 to 200 characters, max_claims out of
+ * range, per NULL with max_claims, per out of range; 25006 in a read-only
+ * transaction; 55000 without awa preloaded.
+ */
+Datum
+awa_set_key_rate(PG_FUNCTION_ARGS)
+{
+	static AwaStmt upsert = AWA_STMT("awa_set_key_rate: upsert", SPI_OK_INSERT_RETURNING,
+		"INSERT INTO awa.key_limits AS l (pattern, kind, max_running, rate_max_claims,"
+		" rate_period, rate_set_at)"
+		" VALUES ($1, $2, 1, $3, $4, clock_timestamp())"
+		" ON CONFLICT (pattern, kind) DO UPDATE SET rate_max_claims = $3, rate_period = $4,"
+		" rate_set_at = CASE WHEN l.rate_max_claims IS NULL THEN clock_timestamp()"
+		"   ELSE l.rate_set_at END"
+		" RETURNING *",
+		4, TEXTOID, TEXTOID, INT4OID, INTERVALOID);
+	static AwaStmt unrate = AWA_STMT("awa_set_key_rate: remove", SPI_OK_UPDATE_RETURNING,
+		"UPDATE awa.key_limits SET rate_max_claims = NULL, rate_period = NULL,"
+		" rate_set_at = NULL WHERE pattern = $1 AND kind IS NOT DISTINCT FROM $2"
+		" RETURNING *",
+		2, TEXTOID, TEXTOID);
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	AwaRate		rate;
+	bool		rated;
+	Datum		result = (Datum) 0;
+	bool		found;
+
+	awa_check_writable("awa_set_key_rate");
+	awa_require_schema(AWA_SCHEMA_KEY_RATES, "awa_set_key_rate");
+	awa_check_not_null(fcinfo, 0, "pattern");
+	awa_check_name(PG_GETARG_TEXT_PP(0), "pattern");
+	values[0] = PointerGetDatum(PG_GETARG_TEXT_PP(0));
+	if (PG_ARGISNULL(3))
+		nulls[1] = 'n';
+	else
+	{
+		awa_check_name(PG_GETARG_TEXT_PP(3), "kind");
+		values[1] = PointerGetDatum(PG_GETARG_TEXT_PP(3));
+	}
+	rated = awa_rate_args(fcinfo, 1, 2, &rate);
+	if (rated)
+	{
+		values[2] = Int32GetDatum(rate.max_claims);
+		values[3] = IntervalPGetDatum(PG_GETARG_INTERVAL_P(2));
+	}
+
+	SPI_connect();
+	awa_stmt_run(rated ? &upsert : &unrate, values, nulls, 0);
+	found = SPI_processed == 1;
+	if (found)
+		result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							   callercxt);
+	/* a raised or removed rate may let waiting claimers take jobs */
 	awa_running_freed();
 	SPI_finish();
 	if (!found)

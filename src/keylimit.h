@@ -11,7 +11,9 @@
 /* Largest max_running of a key rule (awa.key_limits). */
 #define AWA_MAX_KEY_LIMIT		1000000
 
-extern void awa_keylimit_begin(void);
+#include "datatype/timestamp.h"
+
+extern void awa_keylimit_begin(TimestampTz at);
 extern bool awa_keylimit_end(void);
 
 #endif							/* AWA_KEYLIMIT_H */

@@ -222,46 +222,16 @@ awa_set_queue_rate(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	char		nulls[3] = {' ', 'n', 'n'};
 	Datum		result;
+	AwaRate		rate;
 
 	awa_check_writable("awa_set_queue_rate");
 	queue = queue_arg(fcinfo, 0);
 	awa_require_schema(AWA_SCHEMA_QUEUE_RATES, "awa_set_queue_rate");
 	values[0] = PointerGetDatum(queue);
-	if (!PG_ARGISNULL(1))
+	if (awa_rate_args(fcinfo, 1, 2, &rate))
 	{
-		int32		max_claims = PG_GETARG_INT32(1);
-		Interval   *per;
-		int64		us;
-
-		if (max_claims < 1 || max_claims > AWA_RATE_MAX_CLAIMS)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("max_claims must be between 1 and %d, got %d",
-							AWA_RATE_MAX_CLAIMS, max_claims),
-					 errhint("Pass NULL to remove the rate; for more claims, use a shorter period.")));
-		if (PG_ARGISNULL(2))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("per must not be NULL when max_claims is given"),
-					 errhint("Give the period, e.g. interval '1 second'.")));
-		per = PG_GETARG_INTERVAL_P(2);
-		us = awa_interval_usecs(per);
-		if (per->month != 0 || us < AWA_RATE_MIN_PERIOD_US ||
-			us > (int64) AWA_RATE_MAX_PERIOD_DAYS * USECS_PER_DAY)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("per must be between 1 millisecond and %d days, without months, got \"%s\"",
-							AWA_RATE_MAX_PERIOD_DAYS,
-							DatumGetCString(DirectFunctionCall1(interval_out,
-																IntervalPGetDatum(per))))));
-		if (!awa_rate_available())
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("rate limits need awa in shared_preload_libraries"),
-					 errdetail("The claims of a rated queue are counted in shared memory."),
-					 errhint("Add awa to shared_preload_libraries and restart the server.")));
-		values[1] = Int32GetDatum(max_claims);
-		values[2] = IntervalPGetDatum(per);
+		values[1] = Int32GetDatum(rate.max_claims);
+		values[2] = IntervalPGetDatum(PG_GETARG_INTERVAL_P(2));
 		nulls[1] = nulls[2] = ' ';
 	}
 

@@ -56,15 +56,15 @@
  * while a rate is first set, or a claim of a job changed behind awa's back
  * (a plain UPDATE to running), is not counted.
  *
- * Keying by more than the queue (a concurrency key, say) needs only a
- * longer lane name: a lane is found by (database, name), and the claim
- * asks for each (queue, key) it serves the way a multi-queue claim asks
- * for each of its queues.
+ * Concurrency keys with a rate (awa_set_key_rate) have lanes of their own,
+ * found by (database, key) whatever the queue; see "Rates of concurrency
+ * keys" below.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -73,6 +73,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -80,6 +81,7 @@
 #include "ratelimit.h"
 
 PG_FUNCTION_INFO_V1(awa_queue_limits);
+PG_FUNCTION_INFO_V1(awa_key_rate_window);
 
 #define RATE_LANES			64
 #define RATE_NAME_BYTES		(AWA_MAX_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1)
@@ -90,8 +92,9 @@ PG_FUNCTION_INFO_V1(awa_queue_limits);
 typedef struct RateLane
 {
 	Oid			dboid;			/* InvalidOid: free */
+	bool		key;			/* a concurrency key's lane, not a queue's */
 	uint32		hash;
-	char		queue[RATE_NAME_BYTES];
+	char		queue[RATE_NAME_BYTES];	/* the queue's or key's name */
 	TimestampTz set_at;			/* the rate_set_at it was merged with */
 	TimestampTz covered_from;	/* every claim after this is in times */
 	int32		max_claims;		/* the rate it was last used with */
@@ -112,6 +115,9 @@ static RateShared *rs = NULL;
 
 /* When the next slot of a queue this attempt found full opens (DT_NOEND: none). */
 static TimestampTz next_slot = DT_NOEND;
+
+/* The claim time the last reservation of this attempt gave (0: none). */
+static TimestampTz reserved_at = 0;
 
 static Size
 rate_shmem_size(void)
@@ -227,9 +233,9 @@ lane_hash(const char *queue)
 	return hash_bytes((const unsigned char *) queue, strlen(queue)) ^ MyDatabaseId;
 }
 
-/* The lane of this database's queue, or -1. */
+/* The lane of this database's queue (key: concurrency key), or -1. */
 static int
-lane_find(const char *queue)
+lane_find_of(bool key, const char *queue)
 {
 	uint32		h = lane_hash(queue);
 	int			i;
@@ -238,10 +244,32 @@ lane_find(const char *queue)
 	{
 		RateLane   *l = &rs->lanes[i];
 
-		if (l->dboid == MyDatabaseId && l->hash == h && strcmp(l->queue, queue) == 0)
+		if (l->dboid == MyDatabaseId && l->key == key && l->hash == h &&
+			strcmp(l->queue, queue) == 0)
 			return i;
 	}
 	return -1;
+}
+
+static int
+lane_find(const char *queue)
+{
+	return lane_find_of(false, queue);
+}
+
+/*
+ * Whether nothing in the lane can count again: its newest claim left its
+ * period, or it holds none and was (re)built more than a period ago (an
+ * empty lane rebuilt just now is in use: two claimers rebuilding lanes
+ * must not take each other's).
+ */
+static bool
+lane_idle(const RateLane *l, TimestampTz now)
+{
+	if (l->n > 0)
+		return ring_get(l, l->n - 1) <= now - l->period_us;
+	return l->covered_from == DT_NOEND ||
+		l->covered_from <= now - 2 * l->period_us;
 }
 
 /*
@@ -251,24 +279,28 @@ lane_find(const char *queue)
  * in use.
  */
 static int
-lane_get(const char *queue, TimestampTz now)
+lane_get(bool key, const char *queue, TimestampTz now)
 {
-	int			i = lane_find(queue);
+	int			i = lane_find_of(key, queue);
 	RateLane   *l;
 
 	if (i >= 0)
 		return i;
+	/* a free lane first: one just rebuilt may be empty yet in use */
 	for (i = 0; i < RATE_LANES; i++)
+		if (rs->lanes[i].dboid == InvalidOid)
+			break;
+	for (i = (i < RATE_LANES) ? i : 0; i < RATE_LANES; i++)
 	{
 		l = &rs->lanes[i];
-		if (l->dboid == InvalidOid ||
-			l->n == 0 || ring_get(l, l->n - 1) <= now - l->period_us)
+		if (l->dboid == InvalidOid || lane_idle(l, now))
 			break;
 	}
 	if (i == RATE_LANES)
 		return -1;
 	l = &rs->lanes[i];
 	l->dboid = MyDatabaseId;
+	l->key = key;
 	l->hash = lane_hash(queue);
 	strlcpy(l->queue, queue, RATE_NAME_BYTES);
 	l->set_at = DT_NOBEGIN;
@@ -298,7 +330,7 @@ typedef struct RateSeed
  * header), the newest max_claims of them.  Caller is in SPI.
  */
 static void
-seed_read(const char *queue, TimestampTz from, int max_claims, RateSeed *seed)
+seed_read(bool key, const char *queue, TimestampTz from, int max_claims, RateSeed *seed)
 {
 	static AwaStmt stmt = AWA_QUERY("awa_claim: reading a queue's recent claims",
 		"SELECT t, LEAST(GREATEST(a, 1), $3)::bigint AS c FROM ("
@@ -318,6 +350,19 @@ seed_read(const char *queue, TimestampTz from, int max_claims, RateSeed *seed)
 		"  AND attempted_at > $2"
 		") s ORDER BY t DESC LIMIT $3",
 		5, TEXTOID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID);
+	/* a key's: its live jobs through jobs_key_live_idx, finished ones as above */
+	static AwaStmt key_stmt = AWA_QUERY("awa_claim: reading a key's recent claims",
+		"SELECT t, LEAST(GREATEST(a, 1), $3)::bigint AS c FROM ("
+		" SELECT attempted_at AS t, attempt AS a FROM awa.jobs"
+		"  WHERE state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')"
+		"  AND concurrency_key = $1 AND attempted_at > $2"
+		" UNION ALL"
+		" SELECT attempted_at, attempt FROM awa.jobs"
+		"  WHERE state IN ('completed', 'failed', 'cancelled')"
+		"  AND finalized_at > $4 AND finalized_at < $5 AND concurrency_key = $1"
+		"  AND attempted_at > $2"
+		") s ORDER BY t DESC LIMIT $3",
+		5, TEXTOID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID);
 	Datum		values[5];
 	TimestampTz noend;
 	uint64		rows;
@@ -333,7 +378,7 @@ seed_read(const char *queue, TimestampTz from, int max_claims, RateSeed *seed)
 	values[3] = TimestampTzGetDatum(from - USECS_PER_SEC);
 	TIMESTAMP_NOEND(noend);
 	values[4] = TimestampTzGetDatum(noend);
-	rows = awa_stmt_run(&stmt, values, NULL, 0);
+	rows = awa_stmt_run(key ? &key_stmt : &stmt, values, NULL, 0);
 	seed->t = palloc(sizeof(TimestampTz) * Max(rows, 1));
 	seed->count = palloc(sizeof(int) * Max(rows, 1));
 	seed->n = 0;
@@ -407,11 +452,22 @@ lane_merge(RateLane *l, const RateSeed *seed)
  * ---------------------------------------------------------------------
  */
 
-/* Before each claim attempt: it has found no full window yet. */
+/* Before each claim attempt: it has found no full window yet, reserved nothing. */
 void
 awa_rate_attempt(void)
 {
 	next_slot = DT_NOEND;
+	reserved_at = 0;
+}
+
+/*
+ * The time this attempt's queue rates gave the claim (awa_rate_reserve), or
+ * 0 if none did yet: the claim statements that follow give it to their jobs.
+ */
+TimestampTz
+awa_rate_reserved_at(void)
+{
+	return reserved_at;
 }
 
 /* Whether the asked queue's lane can be used as it is at time t. */
@@ -485,15 +541,16 @@ awa_rate_reserve(AwaRateAsk *asks, int n, TimestampTz at)
 			}
 			rs->last = t;
 			LWLockRelease(rs->lock);
+			reserved_at = t;	/* keys' rates count at t too (keylimit.c) */
 			return t;
 		}
 		LWLockRelease(rs->lock);
 
 		/* rebuild that lane from awa.jobs, outside the lock */
 		from = t - asks[need].rate.period_us;
-		seed_read(asks[need].queue, from, asks[need].rate.max_claims, &seed);
+		seed_read(false, asks[need].queue, from, asks[need].rate.max_claims, &seed);
 		LWLockAcquire(rs->lock, LW_EXCLUSIVE);
-		i = lane_get(asks[need].queue, GetCurrentTimestamp());
+		i = lane_get(false, asks[need].queue, GetCurrentTimestamp());
 		if (i < 0)
 		{
 			LWLockRelease(rs->lock);
@@ -593,6 +650,268 @@ awa_rate_earlier(long a, long b)
 }
 
 /* ---------------------------------------------------------------------
+ * Rates of concurrency keys
+ *
+ * A key's lane is found by (database, key), apart from the queues'.  Its
+ * claims are counted one by one as the claim statement admits each job
+ * (keylimit.c), at the claim's time x, the attempted_at the statement gives
+ * the job.  Claims of one key by different claimers do not reach the lane
+ * in time order (each claim's time was fixed before its statement ran), so
+ * a claim at x is admitted only if every window [s, s + period) that
+ * contains x holds fewer than max_claims claims, counting those after x
+ * too; the lane is kept in time order (a claim lands near its end).  The
+ * lane must hold every claim after x - period: if it is full and its oldest
+ * claim is later, the claim is refused (stricter, never over).  Admitted
+ * claims are not given back: the statement claims every job it admitted.
+ * ---------------------------------------------------------------------
+ */
+
+/* Insert a claim at x, keeping the lane in time order. */
+static void
+ring_insert(RateLane *l, TimestampTz x)
+{
+	int			i;
+
+	ring_push(l, x);
+	for (i = l->n - 1; i > 0 && ring_get(l, i - 1) > x; i--)
+	{
+		l->times[(l->head + i) % RATE_CAP] = ring_get(l, i - 1);
+		l->times[(l->head + i - 1) % RATE_CAP] = x;
+	}
+}
+
+/*
+ * The most claims of the lane in any window [s, s + period) that contains
+ * x (x - period < s <= x).  The count only grows as s passes a claim's
+ * time minus period, so the candidates are s = x - period + 1 and s = t -
+ * period + 1 for each claim t in [x, x + period).
+ */
+static int
+lane_most_around(const RateLane *l, TimestampTz x, int64 period)
+{
+	int			lo = 0;
+	int			hi = 0;
+	int			best = 0;
+	int			k;
+	TimestampTz s = x - period + 1;
+
+	/* k walks the claims in [x, x + period): each gives a candidate s */
+	for (k = 0; k < l->n && ring_get(l, k) < x; k++)
+		;
+	for (;;)
+	{
+		while (lo < l->n && ring_get(l, lo) < s)
+			lo++;
+		if (hi < lo)
+			hi = lo;
+		while (hi < l->n && ring_get(l, hi) < s + period)
+			hi++;
+		best = Max(best, hi - lo);
+		if (k >= l->n || ring_get(l, k) >= x + period)
+			break;
+		s = Max(s, ring_get(l, k) - period + 1);
+		k++;
+	}
+	return best;
+}
+
+/* The key's lane if it can be used for a claim at x as it is, or -1. */
+static int
+key_lane_ready(const char *key, const AwaRate *rate, TimestampTz x)
+{
+	int			i = lane_find_of(true, key);
+
+	if (i >= 0 && rs->lanes[i].set_at >= rate->set_at &&
+		rs->lanes[i].covered_from <= x - rate->period_us)
+		return i;
+	return -1;
+}
+
+/*
+ * Whether the rate allows one more claim at x in the (ready) lane; if not,
+ * record when the next slot opens for a claim after every claim counted.
+ */
+static bool
+key_lane_admits(const RateLane *l, const AwaRate *rate, TimestampTz x)
+{
+	if (l->n == RATE_CAP && ring_get(l, 0) > x - rate->period_us)
+		;						/* claims it needs may have left the lane */
+	else if (lane_most_around(l, x, rate->period_us) < rate->max_claims)
+		return true;
+	if (l->n >= rate->max_claims)
+		next_slot = Min(next_slot,
+						ring_get(l, l->n - rate->max_claims) + rate->period_us);
+	else
+		next_slot = Min(next_slot, GetCurrentTimestamp() + rate->period_us);
+	return false;
+}
+
+/*
+ * Whether the key's rate is known, without reading awa.jobs, to allow no
+ * claim at x (then the next slot is recorded as by awa_rate_admit_key):
+ * lets a claim skip the key's jobs without locking them.
+ */
+bool
+awa_rate_key_full(const char *key, const AwaRate *rate, TimestampTz x)
+{
+	int			i;
+	bool		full = false;
+
+	if (rs == NULL)
+		return false;
+	LWLockAcquire(rs->lock, LW_SHARED);
+	i = key_lane_ready(key, rate, x);
+	if (i >= 0)
+		full = !key_lane_admits(&rs->lanes[i], rate, x);
+	LWLockRelease(rs->lock);
+	return full;
+}
+
+/*
+ * Count one claim of the key at time x under its rate, if the rate allows
+ * it: whether it did.  If not, the attempt records when the key's next
+ * slot opens (awa_rate_wait_ms), so a blocking claim sleeps until then.
+ * Caller is a claim statement (the lane may be rebuilt from awa.jobs,
+ * through SPI).
+ */
+bool
+awa_rate_admit_key(const char *key, const AwaRate *rate, TimestampTz x)
+{
+	int			tries;
+
+	if (rs == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("concurrency key \"%s\" has a rate limit, which needs awa in shared_preload_libraries",
+						key),
+				 errhint("Add awa to shared_preload_libraries and restart, or remove the rate with awa_set_key_rate(pattern, NULL, NULL).")));
+	for (tries = 0; tries < 100; tries++)
+	{
+		int			i;
+		int			nestlevel;
+		RateSeed	seed;
+		TimestampTz from = x - rate->period_us;
+
+		LWLockAcquire(rs->lock, LW_EXCLUSIVE);
+		i = key_lane_ready(key, rate, x);
+		if (i >= 0)
+		{
+			RateLane   *l = &rs->lanes[i];
+			bool		ok = key_lane_admits(l, rate, x);
+
+			if (ok)
+				ring_insert(l, x);
+			l->max_claims = rate->max_claims;
+			l->period_us = rate->period_us;
+			LWLockRelease(rs->lock);
+			return ok;
+		}
+		LWLockRelease(rs->lock);
+
+		/*
+		 * (Re)build the lane from awa.jobs, outside the lock.  This runs
+		 * inside the claim statement, which turns sorts off (claim.c): the
+		 * read sorts its few rows, and needs no JIT.
+		 */
+		nestlevel = NewGUCNestLevel();
+		(void) set_config_option("enable_sort", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		SPI_connect();
+		seed_read(true, key, from, rate->max_claims, &seed);
+		LWLockAcquire(rs->lock, LW_EXCLUSIVE);
+		i = lane_get(true, key, GetCurrentTimestamp());
+		if (i < 0)
+		{
+			LWLockRelease(rs->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("too many queues and concurrency keys with a rate limit are in use at once (at most %d)",
+							RATE_LANES),
+					 errdetail("Concurrency key \"%s\" has a rate limit but no room is left to count its claims.",
+							   key),
+					 errhint("Give rates to fewer keys (awa_set_key_rate(pattern, NULL, NULL) removes one).")));
+		}
+		{
+			RateLane   *l = &rs->lanes[i];
+
+			/*
+			 * A rate set anew after the lane was built: its window is what
+			 * awa.jobs shows (claims made without a rate were not counted).
+			 * A rate set before (the period grew, or the rule of another
+			 * kind of the key): merge, keeping what is counted.
+			 */
+			if (l->set_at < rate->set_at)
+			{
+				l->head = 0;
+				l->n = 0;
+				l->covered_from = from;
+				l->set_at = rate->set_at;
+			}
+			else
+				l->covered_from = Min(l->covered_from, from);
+			lane_merge(l, &seed);
+			l->max_claims = rate->max_claims;
+			l->period_us = rate->period_us;
+		}
+		LWLockRelease(rs->lock);
+		SPI_finish();
+		AtEOXact_GUC(true, nestlevel);
+	}
+	elog(ERROR, "awa_claim: could not count the claims of concurrency key \"%s\"", key);
+	return false;				/* not reached */
+}
+
+/*
+ * Check a rate's arguments: max_claims (argument mi) and per (pi) of fcinfo;
+ * false when max_claims is NULL (no rate).  Errors 22023 naming the field,
+ * 55000 when awa is not preloaded.
+ */
+bool
+awa_rate_args(FunctionCallInfo fcinfo, int mi, int pi, AwaRate *rate)
+{
+	int32		max_claims;
+	Interval   *per;
+	int64		us;
+
+	if (PG_ARGISNULL(mi))
+		return false;
+	max_claims = PG_GETARG_INT32(mi);
+	if (max_claims < 1 || max_claims > AWA_RATE_MAX_CLAIMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_claims must be between 1 and %d, got %d",
+						AWA_RATE_MAX_CLAIMS, max_claims),
+				 errhint("Pass NULL to remove the rate; for more claims, use a shorter period.")));
+	if (PG_ARGISNULL(pi))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("per must not be NULL when max_claims is given"),
+				 errhint("Give the period, e.g. interval '1 second'.")));
+	per = PG_GETARG_INTERVAL_P(pi);
+	us = awa_interval_usecs(per);
+	if (per->month != 0 || us < AWA_RATE_MIN_PERIOD_US ||
+		us > (int64) AWA_RATE_MAX_PERIOD_DAYS * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("per must be between 1 millisecond and %d days, without months, got \"%s\"",
+						AWA_RATE_MAX_PERIOD_DAYS,
+						DatumGetCString(DirectFunctionCall1(interval_out,
+															IntervalPGetDatum(per))))));
+	if (!awa_rate_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("rate limits need awa in shared_preload_libraries"),
+				 errdetail("The claims under a rate are counted in shared memory."),
+				 errhint("Add awa to shared_preload_libraries and restart the server.")));
+	rate->max_claims = max_claims;
+	rate->period_us = us;
+	rate->set_at = DT_NOBEGIN;
+	return true;
+}
+
+/* ---------------------------------------------------------------------
  * SQL functions
  * ---------------------------------------------------------------------
  */
@@ -673,4 +992,52 @@ awa_queue_limits(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * awa.key_rate_window(key text, max_claims integer, per interval,
+ *		OUT window_claims integer, OUT next_slot_at timestamptz)
+ *
+ * The claims of a concurrency key counted in the window of length per that
+ * ends now, and when that window is full (max_claims), when the next slot
+ * opens; NULLs until a claim of the key has counted them since the server
+ * started (or without awa preloaded).  For awa_key_stats.
+ */
+Datum
+awa_key_rate_window(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[2] = {0, 0};
+	bool		nulls[2] = {true, true};
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa.key_rate_window: return type must be a row type");
+	desc = BlessTupleDesc(desc);
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) && !PG_ARGISNULL(2) && rs != NULL)
+	{
+		char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		int32		max_claims = PG_GETARG_INT32(1);
+		int64		period = awa_interval_usecs(PG_GETARG_INTERVAL_P(2));
+		int			i;
+
+		LWLockAcquire(rs->lock, LW_SHARED);
+		i = lane_find_of(true, key);
+		if (i >= 0 && rs->lanes[i].covered_from <= now - period)
+		{
+			RateLane   *l = &rs->lanes[i];
+			int			used = ring_count_after(l, now - period, RATE_CAP) -
+				ring_count_after(l, now, RATE_CAP);
+
+			values[0] = Int32GetDatum(used);
+			nulls[0] = false;
+			if (used >= max_claims && max_claims >= 1 && l->n >= max_claims)
+			{
+				values[1] = TimestampTzGetDatum(ring_get(l, l->n - max_claims) + period);
+				nulls[1] = false;
+			}
+		}
+		LWLockRelease(rs->lock);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

@@ -10,6 +10,7 @@
 #define AWA_RATELIMIT_H
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 
 #define AWA_RATE_MAX_CLAIMS		1000	/* awa.queue_meta.rate_max_claims */
 #define AWA_RATE_MIN_PERIOD_US	INT64CONST(1000)	/* 1 millisecond */
@@ -38,9 +39,13 @@ extern const char *awa_rate_limited_sql(void);
 extern bool awa_rate_available(void);
 extern bool awa_rate_read(int row, AwaRate *rate);
 extern void awa_rate_attempt(void);
+extern TimestampTz awa_rate_reserved_at(void);
 extern TimestampTz awa_rate_reserve(AwaRateAsk *asks, int n, TimestampTz at);
 extern void awa_rate_release(const char *queue, TimestampTz at, int unused);
 extern long awa_rate_wait_ms(TimestampTz now);
 extern long awa_rate_earlier(long a, long b);
+extern bool awa_rate_admit_key(const char *key, const AwaRate *rate, TimestampTz x);
+extern bool awa_rate_key_full(const char *key, const AwaRate *rate, TimestampTz x);
+extern bool awa_rate_args(FunctionCallInfo fcinfo, int mi, int pi, AwaRate *rate);
 
 #endif							/* AWA_RATELIMIT_H */

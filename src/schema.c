@@ -86,6 +86,8 @@ awa_schema_features(void)
 		if (has_column(jobs_relid, "concurrency_key") && OidIsValid(nsp) &&
 			OidIsValid(get_relname_relid("key_limits", nsp)))
 			f |= AWA_SCHEMA_KEYS;
+		if (OidIsValid(nsp) && has_column(get_relname_relid("key_limits", nsp), "rate_max_claims"))
+			f |= AWA_SCHEMA_KEY_RATES;
 		features = f;
 	}
 	return features;

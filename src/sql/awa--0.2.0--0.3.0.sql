@@ -960,6 +960,46 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_set_key_limit(text, integer, text, boolean)
 	IS 'at most max_running (1..1000000) jobs whose concurrency_key is LIKE pattern (% any, _ one, \ escapes), of kind (NULL: any kind), run at once across every worker; ordered: one at a time in insertion order (max_running 1); max_running NULL removes the rule and returns it (NULL if none). A job takes the rule of its kind before one for any kind, then an exact key (no % or _) before a pattern, then the longest pattern; no rule: 1. 22004 NULL pattern or ordered; 22023 pattern or kind not 1 to 200 characters, max_running out of range, ordered with max_running not 1';
 
+
+-- Rates per concurrency key (keylimit.c, ratelimit.c) -------------------------
+--
+-- A key rule may also carry a rate: at most rate_max_claims claims of each
+-- matching key in any interval of length rate_period, counted in shared memory
+-- per key (whatever the queue) and rebuilt from awa.jobs after a restart.
+
+ALTER TABLE awa.key_limits
+	ADD COLUMN rate_max_claims integer,
+	ADD COLUMN rate_period interval,
+	ADD COLUMN rate_set_at timestamptz,
+	ADD CONSTRAINT key_limits_rate_max_claims_range CHECK (rate_max_claims BETWEEN 1 AND 1000),
+	ADD CONSTRAINT key_limits_rate_period_range
+		CHECK (rate_period >= interval '1 millisecond' AND rate_period <= interval '31 days'),
+	ADD CONSTRAINT key_limits_rate_complete
+		CHECK ((rate_max_claims IS NULL) = (rate_period IS NULL)
+			AND (rate_max_claims IS NULL) = (rate_set_at IS NULL));
+COMMENT ON COLUMN awa.key_limits.rate_max_claims
+	IS 'with rate_period: at most this many claims of each matching key in any interval of that length (awa_set_key_rate); NULL: no rate';
+COMMENT ON COLUMN awa.key_limits.rate_set_at
+	IS 'when the rule last got a rate after having none';
+
+CREATE FUNCTION awa_set_key_rate(
+	pattern text,
+	max_claims integer,
+	per interval,
+	kind text DEFAULT NULL)
+RETURNS awa.key_limits
+AS 'MODULE_PATHNAME', 'awa_set_key_rate'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa_set_key_rate(text, integer, interval, text)
+	IS 'at most max_claims (1..1000) claims of each concurrency key LIKE pattern, of kind (NULL: any kind), in any interval of length per (1 millisecond to 31 days, no months), across every worker and queue; makes the rule with max_running 1 if there is none; max_claims NULL removes the rate and keeps the rule (NULL if there is no rule). 22004 NULL pattern; 22023 pattern or kind not 1 to 200 characters, max_claims out of range, per NULL with max_claims or out of range; 55000 without awa preloaded';
+
+CREATE FUNCTION awa.key_rate_window(key text, max_claims integer, per interval,
+	OUT window_claims integer, OUT next_slot_at timestamptz)
+AS 'MODULE_PATHNAME', 'awa_key_rate_window'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION awa.key_rate_window(text, integer, interval)
+	IS 'internal to awa_key_stats: claims of the key counted in the window of length per that ends now and, when they reach max_claims, when the next slot opens (NULLs: not counted since the server started)';
+
 CREATE FUNCTION awa_key_stats(pattern text DEFAULT NULL)
 RETURNS TABLE (
 	concurrency_key	text,
@@ -968,12 +1008,18 @@ RETURNS TABLE (
 	waiting			bigint,
 	max_running		integer,
 	ordered			boolean,
-	at_limit		boolean)
+	at_limit		boolean,
+	rate_max_claims	integer,
+	rate_period		interval,
+	window_claims	integer,
+	next_slot_at	timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 	SELECT k.concurrency_key, k.kind, coalesce(r.n, 0), k.waiting,
 		coalesce(rule.max_running, 1), coalesce(rule.ordered, false),
-		coalesce(r.n, 0) >= coalesce(rule.max_running, 1)
+		coalesce(r.n, 0) >= coalesce(rule.max_running, 1),
+		rule.rate_max_claims, rule.rate_period,
+		w.window_claims, w.next_slot_at
 	FROM (SELECT j.concurrency_key, j.kind,
 			count(*) FILTER (WHERE j.state IN ('scheduled', 'available', 'retryable')) AS waiting
 		FROM awa.jobs j
@@ -982,11 +1028,13 @@ AS $$
 		GROUP BY j.concurrency_key, j.kind) k
 	LEFT JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM awa.jobs j
 		WHERE j.concurrency_key = k.concurrency_key AND j.state = 'running') r ON true
-	LEFT JOIN LATERAL (SELECT l.max_running, l.ordered FROM awa.key_limits l
+	LEFT JOIN LATERAL (SELECT l.max_running, l.ordered, l.rate_max_claims, l.rate_period
+		FROM awa.key_limits l
 		WHERE k.concurrency_key OPERATOR(pg_catalog.~~) l.pattern AND (l.kind IS NULL OR l.kind = k.kind)
 		ORDER BY l.kind IS NULL, pg_catalog.strpos(l.pattern, '%') > 0 OR pg_catalog.strpos(l.pattern, '_') > 0,
 			pg_catalog.octet_length(l.pattern) DESC, l.pattern COLLATE "C" LIMIT 1) rule ON true
+	LEFT JOIN LATERAL awa.key_rate_window(k.concurrency_key, rule.rate_max_claims, rule.rate_period) w ON true
 	ORDER BY 1, 2
 $$;
 COMMENT ON FUNCTION awa_key_stats(text)
-	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), and at_limit = running >= max_running';
+	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started) and, when they fill it, next_slot_at, when the next slot opens';

@@ -99,6 +99,11 @@ SELECT count(*) FROM awa_insert_many('[{"kind":"k","queue":"qk","concurrency_key
 SELECT awa_set_key_limit('key%', 1, ordered => true);
 SELECT count(*) FROM awa_claim('qk', 'w', batch => 10);
 SELECT count(*) FROM awa_key_stats();
+SELECT awa_set_key_limit('kr%', 10);
+SELECT awa_set_key_rate('kr%', 5, '1 second');
+SELECT id FROM awa_insert('k', queue => 'qr', concurrency_key => 'kr1');
+SELECT count(*) FROM awa_claim('qr', 'w', batch => 10);
+SELECT count(*) FROM awa_key_stats('kr%');
 SELECT awa_set_queue_rate('q5', 100, '1 second');
 SELECT count(*) FROM awa_claim('q5', 'w', batch => 10);
 SELECT count(*) FROM awa_claim(ARRAY['q5', 'qk'], 'w', batch => 10);

@@ -307,6 +307,31 @@ class AdminWrapperTests(AwaTestCase):
             self.db.insert("it.key", queue="it_key", concurrency_key="")
         self.assertEqual(getattr(cm.exception, "sqlstate", None), "22023")
 
+    def test_key_rate(self):
+        self.db.execute("DELETE FROM awa.key_limits")
+        self.addCleanup(self.db.execute, "DELETE FROM awa.key_limits")
+        for queue in ["it_kr1", "it_kr2", "it_kr1", "it_kr2"]:
+            self.db.insert("it.kr", queue=queue, concurrency_key="kr1")
+        self.db.insert("it.kr", queue="it_kr1", concurrency_key="kr2")
+        self.db.set_key_limit("kr%", 10)
+        rule = self.db.set_key_rate("kr%", 3, dt.timedelta(hours=1))
+        self.assertEqual((rule["max_running"], rule["rate_max_claims"], rule["rate_period"]),
+                         (10, 3, dt.timedelta(hours=1)))
+        # 3 claims of kr1 in the hour, whatever the queue; kr2 is not held back
+        self.assertEqual(sorted(j.concurrency_key for j in self.db.claim("it_kr1", batch=10)), ["kr1", "kr1", "kr2"])
+        self.assertEqual([j.concurrency_key for j in self.db.claim("it_kr2", batch=10)], ["kr1"])
+        self.assertEqual(self.db.claim(["it_kr1", "it_kr2"], batch=10), [])
+        stats = self.db.key_stats("kr1")[0]
+        self.assertEqual((stats["rate_max_claims"], stats["window_claims"]), (3, 3))
+        self.assertIsNotNone(stats["next_slot_at"])
+        with self.assertRaises(Exception) as bad:
+            self.db.set_key_rate("kr%", 5, "0")
+        self.assertEqual(getattr(bad.exception, "sqlstate", None), "22023")
+        self.assertIn("per", str(bad.exception))
+        self.assertIsNone(self.db.set_key_rate("kr%", None)["rate_max_claims"])
+        self.assertIsNone(self.db.set_key_rate("none%", None))
+        self.assertEqual(len(self.db.claim(["it_kr1", "it_kr2"], batch=10)), 1)
+
     def test_unique_jobs(self):
         first = self.db.insert("it.u", {"a": 1, "b": 2}, queue="it_uniq", unique_by_args=True)
         again = self.db.insert("it.u", {"b": 2, "a": 1}, queue="it_uniq", unique_by_args=True)

@@ -500,11 +500,29 @@ class Client:
         row = dict(zip(names, rows[0]))
         return None if row.get("pattern") is None else row
 
+    def set_key_rate(self, pattern: str, max_claims: Optional[int], per: Optional[Interval] = None,
+                     kind: Optional[str] = None) -> Optional[Dict[str, Any]]:
+        """awa_set_key_rate: at most ``max_claims`` (1..1000) jobs of each concurrency key LIKE
+        ``pattern`` claimed in any interval of length ``per`` (seconds, a timedelta or an interval
+        string; 1 ms to 31 days), across all workers and queues; ``kind``: only for jobs of that
+        kind (None: any kind).  Without a rule for (pattern, kind) one is made with max_running
+        1.  ``max_claims`` None removes the rate and keeps the rule.  Returns the rule as a dict
+        (None when removing the rate of a rule that does not exist).  A bad limit raises the
+        driver's error with SQLSTATE 22023 naming the field.  Needs awa 0.3.0 in
+        shared_preload_libraries."""
+        names, rows = self.execute(
+            "SELECT * FROM awa_set_key_rate(%s::text, %s::integer, %s::interval, %s::text)",
+            [pattern, max_claims, interval(per), kind])
+        row = dict(zip(names, rows[0]))
+        return None if row.get("pattern") is None else row
+
     def key_stats(self, pattern: Optional[str] = None) -> List[Dict[str, Any]]:
         """awa_key_stats: one dict per (concurrency_key, kind) with live jobs (keys LIKE
         ``pattern``; None: all): running (jobs of the key running, any kind), waiting (of this
-        kind), max_running and ordered (its rule; no rule: 1, False), at_limit.  Needs awa
-        0.3.0."""
+        kind), max_running and ordered (its rule; no rule: 1, False), at_limit, rate_max_claims and
+        rate_period (its rule's rate; None: none), window_claims (claims of the key in the window
+        ending now; None until counted since the server started) and next_slot_at (when the
+        window is full: when the next slot opens).  Needs awa 0.3.0."""
         names, rows = self._call("awa_key_stats", [("pattern", pattern, "::text")])
         return [dict(zip(names, r)) for r in rows]
 
