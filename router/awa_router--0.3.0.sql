@@ -160,16 +160,20 @@ CREATE FUNCTION awa_insert(
 	unique_states awa.job_state[] DEFAULT NULL,
 	timeout interval DEFAULT NULL,
 	shard_key text DEFAULT NULL,
-	group_id text DEFAULT NULL)
+	group_id text DEFAULT NULL,
+	after bigint[] DEFAULT NULL,
+	on_parent_failure text DEFAULT 'cancel',
+	concurrency_key text DEFAULT NULL)
 RETURNS awa.jobs
 AS $$
 	CLUSTER 'awa_shards';
 	RUN ON awa.queue_hash(queue, shard_key);
 	SELECT * FROM awa_insert(kind, args, queue, priority, max_attempts, run_at, tags, metadata,
-		unique_by_args, unique_by_queue, unique_period, unique_states, timeout, group_id);
+		unique_by_args, unique_by_queue, unique_period, unique_states, timeout, group_id,
+		after, on_parent_failure, concurrency_key);
 $$ LANGUAGE plproxy;
-COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, text)
-	IS 'awa_insert on the shard of the queue (or of shard_key, when given); committed there by itself; unique keys are unique per shard; group_id: groups are per shard (keep a group on one shard with shard_key)';
+COMMENT ON FUNCTION awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, text, bigint[], text, text)
+	IS 'awa_insert on the shard of the queue (or of shard_key, when given); committed there by itself; unique keys are unique per shard; group_id: groups are per shard (keep a group on one shard with shard_key); after: the parents must be on the shard the job goes to (23503 otherwise; place it with shard_key); concurrency_key: limits and rates count per shard';
 
 -- awa_insert_many: the array split per shard (each job's shard_key field, else
 -- its queue), the parts inserted in parallel, the rows returned in input order.
@@ -812,7 +816,7 @@ DECLARE
 	r text;
 	f regprocedure;
 	producer_routines CONSTANT regprocedure[] := ARRAY[
-		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, text)',
+		'awa_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean, interval, awa.job_state[], interval, text, text, bigint[], text, text)',
 		'awa_insert_many(jsonb)', 'awa_get_job(bigint)', 'awa_cancel(bigint)',
 		'awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)', 'awa_queue_stats()',
 		'awa_complete_external(uuid, jsonb)', 'awa_fail_external(uuid, text, jsonb)',

@@ -207,6 +207,14 @@ expect "awa_pause_queue pauses on every shard" "$(r -c "SELECT awa_pause_queue('
 expect "... a paused queue hands out nothing" "$(r -c "SELECT count(*) FROM awa_claim('${QUEUE[1]}')")" 0
 expect "... stats say paused" "$(r -c "SELECT paused FROM awa_queue_stats() WHERE queue = '${QUEUE[1]}'")" t
 expect "awa_resume_queue" "$(r -c "SELECT awa_resume_queue('${QUEUE[1]}')")" t
+# dependencies and concurrency keys pass through to the shard of the queue
+parent=$(r -c "SELECT id FROM awa_insert('job', queue => '${QUEUE[2]}')")
+expect "awa_insert after a parent of the same shard: the job waits for it" \
+	"$(r -c "SELECT state FROM awa_insert('job', queue => '${QUEUE[2]}', after => ARRAY[$parent]::bigint[], on_parent_failure => 'run')")" scheduled
+expect "... after a parent of another shard: 23503 from the shard" \
+	"$(r -c "SELECT awa_insert('job', queue => '${QUEUE[1]}', after => ARRAY[$parent]::bigint[])" 2>&1 | grep -c 'named in after does not exist')" 1
+expect "awa_insert with a concurrency key through the router" \
+	"$(r -c "SELECT concurrency_key FROM awa_insert('job', queue => '${QUEUE[2]}', concurrency_key => 'tenant:1')")" tenant:1
 expect "awa_set_queue_rate sets the rate on the queue's shard" \
 	"$(r -c "SELECT rate_max_claims, rate_period FROM awa_set_queue_rate('${QUEUE[2]}', 5, '1 minute')")" "5|00:01:00"
 expect "... and only there" "$(q 2 $DB -c "SELECT rate_max_claims FROM awa.queue_meta WHERE queue = '${QUEUE[2]}'")|$(q 1 $DB -c "SELECT count(*) FROM awa.queue_meta WHERE queue = '${QUEUE[2]}'")" "5|0"
