@@ -87,7 +87,6 @@
 #include "floor.h"
 #include "ring.h"
 
-#define RING_LANE_PREFIX	"\001r:"
 #define RING_MAX_BATCH		1000
 
 /* ring_claim's result columns */
@@ -110,8 +109,8 @@ awa_ring_init(void)
 							 GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }
 
-static void
-ring_check_enabled(const char *fn)
+void
+awa_ring_check_enabled(const char *fn)
 {
 	if (!awa_ring_engine)
 		ereport(ERROR,
@@ -121,8 +120,8 @@ ring_check_enabled(const char *fn)
 }
 
 /* The floor lane of a ring queue (see the head of this file). */
-static char *
-ring_lane(text *queue)
+char *
+awa_ring_lane(text *queue)
 {
 	return psprintf("%s%s", RING_LANE_PREFIX, text_to_cstring(queue));
 }
@@ -131,8 +130,8 @@ ring_lane(text *queue)
  * Pin the plans' shape: index walks only (see the head of this file).
  * Returns the GUC nest level to pass to AtEOXact_GUC after the statement.
  */
-static int
-ring_pin_planner(void)
+int
+awa_ring_pin_planner(void)
 {
 	static const char *const off[] = {
 		"enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_hashjoin",
@@ -151,11 +150,11 @@ ring_pin_planner(void)
  * Run a kept plan with the plan shape pinned; snapshot InvalidSnapshot: the
  * usual one.  Returns SPI_processed; any result but `expect` is an error.
  */
-static uint64
-ring_run(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
+uint64
+awa_ring_run(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
 		 bool read_only, int expect, const char *what)
 {
-	int			nestlevel = ring_pin_planner();
+	int			nestlevel = awa_ring_pin_planner();
 	int			ret;
 
 	if (snapshot != InvalidSnapshot)
@@ -169,8 +168,8 @@ ring_run(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapshot,
 	return SPI_processed;
 }
 
-static void
-ring_check_name(text *t, const char *field)
+void
+awa_ring_check_name(text *t, const char *field)
 {
 	int			len = pg_mbstrlen_with_len(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 
@@ -199,16 +198,16 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int			i;
 
-	ring_check_enabled("awa.ring_insert");
+	awa_ring_check_enabled("awa.ring_insert");
 	for (i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s must not be null",
 							(const char *[]) {"kind", "args", "queue", "priority", "max_attempts"}[i])));
-	ring_check_name(PG_GETARG_TEXT_PP(0), "kind");
+	awa_ring_check_name(PG_GETARG_TEXT_PP(0), "kind");
 	queue = PG_GETARG_TEXT_PP(2);
-	ring_check_name(queue, "queue");
+	awa_ring_check_name(queue, "queue");
 	args = PG_GETARG_JSONB_P(1);
 	if (JB_ROOT_IS_SCALAR(args))
 		ereport(ERROR,
@@ -244,14 +243,14 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 			 " FROM awa.ring_slots s WHERE s.state = 'open'"
 			 " RETURNING id",
 			 6, argtypes);
-	if (ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+	if (awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_insert: insert") != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("awa.ring_insert: the ring has no open slot")));
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	/* the pin: the floor of this lane must not pass the job once committed */
-	awa_floor_note(ring_lane(queue), run_at);
+	awa_floor_note(awa_ring_lane(queue), run_at);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -285,7 +284,7 @@ ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
 			 "  ORDER BY r.run_at, r.id LIMIT 1) w",
 			 4, argtypes);
-	ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
+	awa_ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
 	awa_floor_probe_read(first, found);
 }
 
@@ -314,7 +313,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	int			p;
 	int			i;
 
-	ring_check_enabled("awa.ring_claim");
+	awa_ring_check_enabled("awa.ring_claim");
 	for (i = 0; i < 3; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
@@ -332,10 +331,10 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lease must be positive")));
-	ring_check_name(queue, "queue");
+	awa_ring_check_name(queue, "queue");
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	lane = ring_lane(queue);
+	lane = awa_ring_lane(queue);
 
 	SPI_connect();
 	awa_plan(&cand_plan,
@@ -383,7 +382,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			cvals[3] = Int64GetDatum(scan.floors[p - 1].id);
 			cvals[4] = Int32GetDatum(batch - got);
 			/* the newest snapshot, also in REPEATABLE READ (see the head of this file) */
-			ncand = ring_run(cand_plan, cvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+			ncand = awa_ring_run(cand_plan, cvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 							 "awa.ring_claim: candidates");
 			if (ncand == 0)
 				break;
@@ -410,7 +409,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			if (PG_ARGISNULL(3))
 				rnulls[4] = 'n';
 			/* a fresh snapshot: receipts committed by whoever locked these rows before us */
-			nwon = ring_run(receipt_plan, rvals, rnulls, GetLatestSnapshot(), false,
+			nwon = awa_ring_run(receipt_plan, rvals, rnulls, GetLatestSnapshot(), false,
 							SPI_OK_INSERT_RETURNING, "awa.ring_claim: receipts");
 			won = palloc(sizeof(int64) * (nwon + 1));
 			for (j = 0; j < nwon; j++)
@@ -475,7 +474,7 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 	uint64		n;
 	uint64		i;
 
-	ring_check_enabled("awa.ring_complete_many");
+	awa_ring_check_enabled("awa.ring_complete_many");
 	if (ARR_NDIM(ids) > 1 || ARR_NDIM(leases) > 1 ||
 		ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)) !=
 		ArrayGetNItems(ARR_NDIM(leases), ARR_DIMS(leases)))
@@ -495,7 +494,7 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 			 "  LIMIT 1) c"
 			 " ON CONFLICT DO NOTHING RETURNING job_id",
 			 2, argtypes);
-	n = ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+	n = awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_complete_many: done rows");
 	for (i = 0; i < n; i++)
 	{
@@ -532,7 +531,7 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 	Datum		state;
 	char	   *queue = NULL;
 
-	ring_check_enabled("awa.ring_fail");
+	awa_ring_check_enabled("awa.ring_fail");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -549,7 +548,7 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 			 2, attempt_types);
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
-	if (ring_run(attempt_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
+	if (awa_ring_run(attempt_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
 				 "awa.ring_fail: attempt") == 0)
 	{
 		SPI_finish();
@@ -574,7 +573,7 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 		nulls[4] = 'n';
 	else
 		values[4] = PG_GETARG_DATUM(2);
-	if (ring_run(done_plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+	if (awa_ring_run(done_plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_fail: done row") == 0)
 	{
 		SPI_finish();
@@ -594,7 +593,7 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 				 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') s"
 				 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1",
 				 3, retry_types);
-		if (ring_run(retry_plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
+		if (awa_ring_run(retry_plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
 					 "awa.ring_fail: retry") != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

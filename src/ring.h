@@ -9,6 +9,35 @@
 #ifndef AWA_RING_H
 #define AWA_RING_H
 
+#include "executor/spi.h"
+#include "utils/snapshot.h"
+
+#define RING_LANE_PREFIX	"\001r:"
+
 extern void awa_ring_init(void);
+
+/*
+ * Shared by the ring's sources (ring*.c).
+ *
+ * awa_ring_check_enabled: 55000 unless awa.ring_engine is on; fn names the
+ *		caller in the message.
+ * awa_ring_lane: the floor lane of a ring queue (palloc'd): RING_LANE_PREFIX
+ *		followed by the queue's name.
+ * awa_ring_pin_planner: switch off every plan node that could scan a whole
+ *		relation or materialise one (seq/bitmap scans, sorts, hash/merge
+ *		joins, material, JIT); returns the GUC nest level for AtEOXact_GUC.
+ * awa_ring_run: run a kept SPI plan with the planner pinned, with the given
+ *		snapshot (InvalidSnapshot: the usual one); any SPI result but expect
+ *		is an ERROR naming what; returns SPI_processed.
+ * awa_ring_check_name: 22023 unless t is 1 to 200 characters long (field
+ *		names it in the message).
+ */
+extern void awa_ring_check_enabled(const char *fn);
+extern char *awa_ring_lane(text *queue);
+extern int	awa_ring_pin_planner(void);
+extern uint64 awa_ring_run(SPIPlanPtr plan, Datum *values, const char *nulls,
+						   Snapshot snapshot, bool read_only, int expect,
+						   const char *what);
+extern void awa_ring_check_name(text *t, const char *field);
 
 #endif							/* AWA_RING_H */
