@@ -646,6 +646,52 @@ awa_concurrency_key_open(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The rule's name arguments of awa_set_key_limit and awa_set_key_rate into
+ * values[0] (pattern, argument 0) and values[1] (kind, argument kind_arg;
+ * NULL: every kind).  22004 for a NULL pattern, 22023 for a pattern or kind
+ * not 1 to 200 characters.
+ */
+static void
+key_rule_args(FunctionCallInfo fcinfo, int kind_arg, Datum *values, char *nulls)
+{
+	awa_check_not_null(fcinfo, 0, "pattern");
+	awa_check_name(PG_GETARG_TEXT_PP(0), "pattern");
+	values[0] = PointerGetDatum(PG_GETARG_TEXT_PP(0));
+	if (PG_ARGISNULL(kind_arg))
+		nulls[1] = 'n';
+	else
+	{
+		awa_check_name(PG_GETARG_TEXT_PP(kind_arg), "kind");
+		values[1] = PointerGetDatum(PG_GETARG_TEXT_PP(kind_arg));
+	}
+}
+
+/*
+ * Run a rule's write (RETURNING the awa.key_limits row) and return that row,
+ * or NULL when it touched none.  A raised or removed limit or rate may let
+ * waiting claimers take jobs: they are woken at commit.
+ */
+static Datum
+key_rule_write(FunctionCallInfo fcinfo, AwaStmt *stmt, Datum *values, const char *nulls)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+	bool		found;
+
+	SPI_connect();
+	awa_stmt_run(stmt, values, nulls, 0);
+	found = SPI_processed == 1;
+	if (found)
+		result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							   callercxt);
+	awa_running_freed();
+	SPI_finish();
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/*
  * awa_set_key_limit(pattern text, max_running integer, kind text DEFAULT
  *					 NULL, ordered boolean DEFAULT false)
  *		RETURNS awa.key_limits
@@ -675,26 +721,14 @@ awa_set_key_limit(PG_FUNCTION_ARGS)
 		"DELETE FROM awa.key_limits WHERE pattern = $1 AND kind IS NOT DISTINCT FROM $2"
 		" RETURNING *",
 		2, TEXTOID, TEXTOID);
-	MemoryContext callercxt = CurrentMemoryContext;
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	bool		ordered;
-	Datum		result = (Datum) 0;
-	bool		found;
 
 	awa_check_writable("awa_set_key_limit");
 	awa_require_schema(AWA_SCHEMA_KEYS, "awa_set_key_limit");
-	awa_check_not_null(fcinfo, 0, "pattern");
+	key_rule_args(fcinfo, 2, values, nulls);
 	awa_check_not_null(fcinfo, 3, "ordered");
-	awa_check_name(PG_GETARG_TEXT_PP(0), "pattern");
-	values[0] = PointerGetDatum(PG_GETARG_TEXT_PP(0));
-	if (PG_ARGISNULL(2))
-		nulls[1] = 'n';
-	else
-	{
-		awa_check_name(PG_GETARG_TEXT_PP(2), "kind");
-		values[1] = PointerGetDatum(PG_GETARG_TEXT_PP(2));
-	}
 	ordered = PG_GETARG_BOOL(3);
 	if (!PG_ARGISNULL(1))
 	{
@@ -720,21 +754,7 @@ awa_set_key_limit(PG_FUNCTION_ARGS)
 				 errhint("max_running NULL removes the rule.")));
 	values[3] = BoolGetDatum(ordered);
 
-	SPI_connect();
-	if (PG_ARGISNULL(1))
-		awa_stmt_run(&remove, values, nulls, 0);
-	else
-		awa_stmt_run(&upsert, values, nulls, 0);
-	found = SPI_processed == 1;
-	if (found)
-		result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-							   callercxt);
-	/* a raised limit may let waiting claimers take jobs */
-	awa_running_freed();
-	SPI_finish();
-	if (!found)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return key_rule_write(fcinfo, PG_ARGISNULL(1) ? &remove : &upsert, values, nulls);
 }
 
 /*
@@ -772,26 +792,14 @@ awa_set_key_rate(PG_FUNCTION_ARGS)
 		" rate_set_at = NULL WHERE pattern = $1 AND kind IS NOT DISTINCT FROM $2"
 		" RETURNING *",
 		2, TEXTOID, TEXTOID);
-	MemoryContext callercxt = CurrentMemoryContext;
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	AwaRate		rate;
 	bool		rated;
-	Datum		result = (Datum) 0;
-	bool		found;
 
 	awa_check_writable("awa_set_key_rate");
 	awa_require_schema(AWA_SCHEMA_KEY_RATES, "awa_set_key_rate");
-	awa_check_not_null(fcinfo, 0, "pattern");
-	awa_check_name(PG_GETARG_TEXT_PP(0), "pattern");
-	values[0] = PointerGetDatum(PG_GETARG_TEXT_PP(0));
-	if (PG_ARGISNULL(3))
-		nulls[1] = 'n';
-	else
-	{
-		awa_check_name(PG_GETARG_TEXT_PP(3), "kind");
-		values[1] = PointerGetDatum(PG_GETARG_TEXT_PP(3));
-	}
+	key_rule_args(fcinfo, 3, values, nulls);
 	rated = awa_rate_args(fcinfo, 1, 2, &rate);
 	if (rated)
 	{
@@ -799,16 +807,5 @@ awa_set_key_rate(PG_FUNCTION_ARGS)
 		values[3] = IntervalPGetDatum(PG_GETARG_INTERVAL_P(2));
 	}
 
-	SPI_connect();
-	awa_stmt_run(rated ? &upsert : &unrate, values, nulls, 0);
-	found = SPI_processed == 1;
-	if (found)
-		result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-							   callercxt);
-	/* a raised or removed rate may let waiting claimers take jobs */
-	awa_running_freed();
-	SPI_finish();
-	if (!found)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
+	return key_rule_write(fcinfo, rated ? &upsert : &unrate, values, nulls);
 }

@@ -73,6 +73,29 @@ notice_if_unused(Datum queue)
 }
 
 /*
+ * Run a setting's upsert of awa.queue_meta (RETURNING the row; values[0] is
+ * the queue) and return the row.  A raised, lifted or removed limit or rate
+ * may let waiting claimers claim: they are woken at commit.
+ */
+static Datum
+queue_meta_upsert(FunctionCallInfo fcinfo, AwaStmt *stmt, Datum *values, const char *nulls)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum		result;
+
+	SPI_connect();
+	notice_if_unused(values[0]);
+	awa_stmt_run(stmt, values, nulls, 0);
+	if (SPI_processed != 1)
+		elog(ERROR, "%s: expected 1 row", stmt->name);
+	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+						   callercxt);
+	awa_queue_opened(TextDatumGetCString(values[0]), false);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/*
  * awa_pause_queue(queue text, paused_by text DEFAULT NULL) RETURNS boolean
  *
  * Mark the queue paused in awa.queue_meta: from the commit on, awa_claim
@@ -159,10 +182,8 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 		" RETURNING *",
 		2, TEXTOID, INT4OID);
 	text	   *queue = queue_arg(fcinfo, 0);
-	MemoryContext callercxt = CurrentMemoryContext;
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
-	Datum		result;
 
 	awa_check_writable("awa_set_queue_limit");
 
@@ -182,16 +203,7 @@ awa_set_queue_limit(PG_FUNCTION_ARGS)
 		values[1] = Int32GetDatum(limit);
 	}
 
-	SPI_connect();
-	notice_if_unused(values[0]);
-	awa_stmt_run(&stmt, values, nulls, 0);
-	if (SPI_processed != 1)
-		elog(ERROR, "awa_set_queue_limit: upsert: expected 1 row");
-	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-						   callercxt);
-	awa_queue_opened(text_to_cstring(queue), false);
-	SPI_finish();
-	PG_RETURN_DATUM(result);
+	return queue_meta_upsert(fcinfo, &stmt, values, nulls);
 }
 
 /*
@@ -217,11 +229,9 @@ awa_set_queue_rate(PG_FUNCTION_ARGS)
 		"   WHEN m.rate_max_claims IS NULL THEN clock_timestamp() ELSE m.rate_set_at END"
 		" RETURNING *",
 		3, TEXTOID, INT4OID, INTERVALOID);
-	MemoryContext callercxt = CurrentMemoryContext;
 	text	   *queue;
 	Datum		values[3];
 	char		nulls[3] = {' ', 'n', 'n'};
-	Datum		result;
 	AwaRate		rate;
 
 	awa_check_writable("awa_set_queue_rate");
@@ -235,17 +245,7 @@ awa_set_queue_rate(PG_FUNCTION_ARGS)
 		nulls[1] = nulls[2] = ' ';
 	}
 
-	SPI_connect();
-	notice_if_unused(values[0]);
-	awa_stmt_run(&stmt, values, nulls, 0);
-	if (SPI_processed != 1)
-		elog(ERROR, "awa_set_queue_rate: upsert: expected 1 row");
-	result = awa_row_datum(fcinfo, SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-						   callercxt);
-	/* a raised or removed rate may let waiting claimers claim */
-	awa_queue_opened(text_to_cstring(queue), false);
-	SPI_finish();
-	PG_RETURN_DATUM(result);
+	return queue_meta_upsert(fcinfo, &stmt, values, nulls);
 }
 
 /*
