@@ -1332,3 +1332,208 @@ AS $$
 $$;
 COMMENT ON FUNCTION awa_key_stats(text)
 	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started) and, when they fill it, next_slot_at, when the next slot opens';
+
+-- The ring: reading the ring, counters (docs/storage.md, "Step 4: reading the ring, counters") ---------
+-- awa.ring_jobs assembles each ring job's newest attempt into a row shaped exactly like awa.jobs; awa.ring_get
+-- reads one by id; statement triggers on ready, claims and done write the counters' deltas (awa.counter_deltas)
+-- so that awa_queue_stats() counts ring jobs; awa.ring_recount() compares the counters with a recount of the
+-- view.  Internal like the rest of the ring.  Places for the scheduled table and the beats (other parts of
+-- step 4) are marked "hook: scheduled" and "hook: beats".
+
+-- The waiting state of a ready row, fixed when it is written (the counters count it then): a job enqueued
+-- for later (first attempt, run_at after its created_at) is scheduled, as awa.jobs keeps such a job
+-- scheduled until a claim or a promotion moves it; every other ready row is available.
+-- hook: scheduled -- once future jobs go to awa.scheduled, a ready row is always available.
+CREATE FUNCTION awa.ring_waiting_state(attempt smallint, run_at timestamptz, created_at timestamptz)
+RETURNS awa.job_state
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN attempt = 0 AND run_at > created_at THEN 'scheduled'::awa.job_state
+	ELSE 'available'::awa.job_state END;
+COMMENT ON FUNCTION awa.ring_waiting_state(smallint, timestamptz, timestamptz)
+	IS 'internal (the ring): the state of a ready row nobody claimed: scheduled for a first attempt whose run_at is after its created_at, else available';
+
+-- Every column of awa.jobs, in its order and with its type.  A job is its newest ready row r (the highest
+-- run_lease of its id), the newest receipt c of the job and the newest done row d of the job: r's attempt is
+-- running when c is its receipt (c.run_lease = r.run_lease + 1), ended when d is its end.  Columns the ring
+-- does not store yet are NULL (see the doc section).  Every lookup is an index probe of a correlated
+-- subquery (never pulled up into a join): by id it reads a few index pages of each slot.
+CREATE VIEW awa.ring_jobs AS
+SELECT r.id, r.kind, r.queue, r.args,
+	CASE WHEN dn THEN d.state WHEN cn THEN 'running'::awa.job_state
+		ELSE awa.ring_waiting_state(r.attempt, r.run_at, r.created_at) END AS state,
+	r.priority,
+	(r.attempt + CASE WHEN cn THEN 1 ELSE 0 END)::smallint AS attempt,
+	r.max_attempts, r.run_at,
+	-- hook: beats -- the newest beat of the running attempt gives heartbeat_at, deadline_at and progress
+	CASE WHEN cn AND (NOT dn OR d.state = 'completed') THEN c.claimed_at END AS heartbeat_at,
+	CASE WHEN cn AND (NOT dn OR d.state = 'completed') THEN c.deadline_at END AS deadline_at,
+	c.claimed_at AS attempted_at,
+	CASE WHEN dn AND d.state <> 'retryable' THEN d.finalized_at END AS finalized_at,
+	r.created_at,
+	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', e.run_lease, 'error', e.error, 'at', e.finalized_at)
+		FROM awa.done e WHERE e.job_id = r.id AND e.state IN ('retryable', 'failed')
+		ORDER BY e.run_lease), '{}') AS errors,
+	r.metadata, r.tags,
+	NULL::bytea AS unique_key, NULL::bit(8) AS unique_states,
+	r.run_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,
+	NULL::jsonb AS progress,
+	c.claimed_by, c.lease,
+	NULL::interval AS timeout, NULL::jsonb AS result,
+	NULL::bytea AS callback_key, NULL::bigint AS callback_lease, NULL::interval AS callback_timeout,
+	NULL::jsonb AS callback_payload, NULL::text AS group_id, NULL::text AS concurrency_key
+FROM awa.ready r
+LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
+	FROM awa.claims c WHERE c.job_id = r.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
+LEFT JOIN LATERAL (SELECT d.state, d.finalized_at, d.run_lease
+	FROM awa.done d WHERE d.job_id = r.id ORDER BY d.run_lease DESC LIMIT 1) d ON true
+CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM r.run_lease + 1 AS cn,
+	d.run_lease IS NOT DISTINCT FROM r.run_lease + 1 AS dn) n
+WHERE r.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = r.id ORDER BY n.run_lease DESC LIMIT 1);
+-- hook: scheduled -- UNION ALL the jobs whose newest attempt is a row of awa.scheduled (state scheduled or
+-- retryable), and count such a row as newer than a ready row of the same run_lease.
+COMMENT ON VIEW awa.ring_jobs
+	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
+
+CREATE FUNCTION awa.ring_get(id bigint)
+RETURNS awa.jobs
+AS 'MODULE_PATHNAME', 'awa_ring_get'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION awa.ring_get(bigint)
+	IS 'internal (the ring): the ring job with this id as a row of awa.jobs (awa.ring_jobs), NULL if there is none';
+
+-- The counters.  Each row written to the ring moves its job from one state to another; the triggers write
+-- -1 for the state before and +1 for the state after, per queue (completed by the second of finalized_at),
+-- as awa.jobs' counting triggers do:
+--   ready row (id, L):  before: the state of the done row (id, L) if any, else running if the receipt (id, L)
+--                        exists, else none (a new job); after: its waiting state;
+--   receipt (id, L, s): before: the waiting state of the ready row (id, L - 1, s); after: running;
+--   done row (id, L, s): before: running if the receipt (id, L, s) exists, else the waiting state of the ready
+--                        row (id, L - 1, s) (an attempt ended before any claim: cancel); after: its state.
+-- The probes read what the statement and every earlier one wrote, so rows of one job written by one statement
+-- or by several add up to the same.  The queue is the ready row's.
+CREATE FUNCTION awa.ring_count_changes()
+RETURNS trigger
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET enable_material = off SET jit = off
+AS $$
+BEGIN
+	-- t: (queue, state, second of finalized_at for completed, +1 or -1) per row written
+	IF TG_TABLE_NAME = 'ready' THEN
+		INSERT INTO awa.counter_deltas (xid, queue, completed_second, scheduled, available, running, completed,
+			retryable, failed, cancelled, waiting_external)
+		SELECT pg_catalog.pg_current_xact_id(), x.* FROM (
+			SELECT t.queue, t.second,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'scheduled'), 0) AS scheduled,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'available'), 0) AS available,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'running'), 0) AS running,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'completed'), 0) AS completed,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'retryable'), 0) AS retryable,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'failed'), 0) AS failed,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'cancelled'), 0) AS cancelled,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'waiting_external'), 0) AS waiting_external
+			FROM (SELECT w.queue, awa.ring_waiting_state(w.attempt, w.run_at, w.created_at) AS state,
+					NULL::timestamptz AS second, 1 AS n FROM ring_new w
+				UNION ALL
+				SELECT w.queue, b.state, b.second, -1 FROM ring_new w
+				CROSS JOIN LATERAL (
+					SELECT coalesce(
+						(SELECT d.state FROM awa.done d WHERE d.job_id = w.id AND d.run_lease = w.run_lease LIMIT 1),
+						(SELECT 'running'::awa.job_state FROM awa.claims c
+							WHERE c.job_id = w.id AND c.run_lease = w.run_lease LIMIT 1)) AS state,
+						(SELECT pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM d.finalized_at)))
+							FROM awa.done d WHERE d.job_id = w.id AND d.run_lease = w.run_lease
+							AND d.state = 'completed' LIMIT 1) AS second) b
+				WHERE w.run_lease > 0 AND b.state IS NOT NULL) t
+			GROUP BY t.queue, t.second) x
+		WHERE x.scheduled <> 0 OR x.available <> 0 OR x.running <> 0 OR x.completed <> 0 OR x.retryable <> 0
+			OR x.failed <> 0 OR x.cancelled <> 0 OR x.waiting_external <> 0;
+	ELSIF TG_TABLE_NAME = 'claims' THEN
+		INSERT INTO awa.counter_deltas (xid, queue, completed_second, scheduled, available, running, completed,
+			retryable, failed, cancelled, waiting_external)
+		SELECT pg_catalog.pg_current_xact_id(), x.* FROM (
+			SELECT t.queue, t.second,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'scheduled'), 0) AS scheduled,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'available'), 0) AS available,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'running'), 0) AS running,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'completed'), 0) AS completed,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'retryable'), 0) AS retryable,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'failed'), 0) AS failed,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'cancelled'), 0) AS cancelled,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'waiting_external'), 0) AS waiting_external
+			FROM ring_new c
+			CROSS JOIN LATERAL (SELECT r.queue, awa.ring_waiting_state(r.attempt, r.run_at, r.created_at) AS state
+				FROM awa.ready r WHERE r.id = c.job_id AND r.run_lease = c.run_lease - 1 AND r.slot = c.slot
+				LIMIT 1) r
+			CROSS JOIN LATERAL (SELECT r.queue, r.state, NULL::timestamptz AS second, -1 AS n
+				UNION ALL SELECT r.queue, 'running', NULL, 1) t
+			GROUP BY t.queue, t.second) x
+		WHERE x.scheduled <> 0 OR x.available <> 0 OR x.running <> 0 OR x.completed <> 0 OR x.retryable <> 0
+			OR x.failed <> 0 OR x.cancelled <> 0 OR x.waiting_external <> 0;
+	ELSE
+		INSERT INTO awa.counter_deltas (xid, queue, completed_second, scheduled, available, running, completed,
+			retryable, failed, cancelled, waiting_external)
+		SELECT pg_catalog.pg_current_xact_id(), x.* FROM (
+			SELECT t.queue, t.second,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'scheduled'), 0) AS scheduled,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'available'), 0) AS available,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'running'), 0) AS running,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'completed'), 0) AS completed,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'retryable'), 0) AS retryable,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'failed'), 0) AS failed,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'cancelled'), 0) AS cancelled,
+				coalesce(sum(t.n) FILTER (WHERE t.state = 'waiting_external'), 0) AS waiting_external
+			FROM ring_new d
+			CROSS JOIN LATERAL (SELECT r.queue, awa.ring_waiting_state(r.attempt, r.run_at, r.created_at) AS state
+				FROM awa.ready r WHERE r.id = d.job_id AND r.run_lease = d.run_lease - 1 AND r.slot = d.slot
+				LIMIT 1) r
+			CROSS JOIN LATERAL (
+				SELECT r.queue, coalesce((SELECT 'running'::awa.job_state FROM awa.claims c
+					WHERE c.job_id = d.job_id AND c.run_lease = d.run_lease AND c.slot = d.slot LIMIT 1),
+					r.state) AS state, NULL::timestamptz AS second, -1 AS n
+				UNION ALL
+				SELECT r.queue, d.state, CASE WHEN d.state = 'completed'
+					THEN pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM d.finalized_at))) END, 1) t
+			GROUP BY t.queue, t.second) x
+		WHERE x.scheduled <> 0 OR x.available <> 0 OR x.running <> 0 OR x.completed <> 0 OR x.retryable <> 0
+			OR x.failed <> 0 OR x.cancelled <> 0 OR x.waiting_external <> 0;
+	END IF;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION awa.ring_count_changes()
+	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.ready, awa.claims and awa.done: the counters'' deltas of the rows written';
+
+-- hook: scheduled, beats -- their tables' triggers follow the same rule (a beat changes no count).  DELETE and
+-- TRUNCATE of the ring's relations (reclaiming a slot) must write the negated counts of what they remove.
+CREATE TRIGGER ready_count AFTER INSERT ON awa.ready REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
+CREATE TRIGGER claims_count AFTER INSERT ON awa.claims REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
+CREATE TRIGGER done_count AFTER INSERT ON awa.done REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
+
+-- The counters against a recount of awa.ring_jobs and awa.jobs, at the caller's snapshot: one row per queue
+-- and state (completed: completed_last_hour) whose counts differ.  No row: they agree.
+CREATE FUNCTION awa.ring_recount()
+RETURNS TABLE (queue text, state text, counted bigint, recounted bigint)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	WITH s AS (SELECT s.queue, v.state, v.n FROM awa_queue_stats() s
+			CROSS JOIN LATERAL (VALUES ('scheduled', s.scheduled), ('available', s.available),
+				('running', s.running), ('retryable', s.retryable), ('failed', s.failed),
+				('cancelled', s.cancelled), ('waiting_external', s.waiting_external),
+				('completed', s.completed_last_hour)) v(state, n)
+			WHERE v.n <> 0),
+		j AS (SELECT j.queue, j.state::text AS state, count(*) AS n
+			FROM (SELECT a.queue, a.state, a.finalized_at FROM awa.jobs a
+				UNION ALL SELECT b.queue, b.state, b.finalized_at FROM awa.ring_jobs b) j
+			WHERE j.state <> 'completed' OR j.finalized_at > now() - interval '1 hour'
+			GROUP BY 1, 2)
+	SELECT coalesce(s.queue, j.queue), coalesce(s.state, j.state), coalesce(s.n, 0), coalesce(j.n, 0)
+	FROM s FULL JOIN j ON s.queue = j.queue AND s.state = j.state
+	WHERE coalesce(s.n, 0) <> coalesce(j.n, 0)
+	ORDER BY 1, 2;
+END;
+COMMENT ON FUNCTION awa.ring_recount()
+	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
