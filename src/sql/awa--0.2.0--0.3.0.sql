@@ -1100,6 +1100,9 @@ WHERE r.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = r.id ORDER
 COMMENT ON VIEW awa.ring_jobs
 	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
 
+-- Completed ring jobs by finalized_at, for completed_last_hour's edge second (awa_queue_stats, stats.c).
+CREATE INDEX done_completed_idx ON awa.done (finalized_at) WHERE state = 'completed';
+
 CREATE FUNCTION awa.ring_get(id bigint)
 RETURNS awa.jobs
 AS 'MODULE_PATHNAME', 'awa_ring_get'
