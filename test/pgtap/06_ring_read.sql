@@ -4,7 +4,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(48);
+SELECT plan(51);
 
 -- the view has awa.jobs' columns: same names, types and order
 SELECT is((SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
@@ -158,6 +158,20 @@ SELECT is((SELECT row(scheduled, cancelled)::text FROM st WHERE queue = 'rv'), '
 	'an end before any claim: scheduled -1, cancelled +1');
 ROLLBACK TO w;
 SELECT ok(pg_temp.same(), 'that end rolled back: the counts are back');
+
+-- completed_last_hour: completions just inside the hour, in the second that began before it (counted from
+-- awa.done, not from the counters' seconds), and just outside it
+INSERT INTO j SELECT 'e' || n, awa.ring_insert('k', '{}', 'rv3') FROM generate_series(1, 2) n;
+SELECT is((SELECT count(*) FROM awa.ring_claim('rv3', 2)), 2::bigint, 'e1 and e2 claimed');
+INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)
+	SELECT 0, id, 1, 'completed', CASE name
+		WHEN 'e1' THEN (now() - interval '1 hour') + ((date_trunc('second', now() - interval '1 hour')
+			+ interval '1 s') - (now() - interval '1 hour')) / 2
+		ELSE now() - interval '1 hour' - interval '1 microsecond' END
+	FROM j WHERE name IN ('e1', 'e2');
+SELECT is((SELECT completed_last_hour FROM awa_queue_stats() WHERE queue = 'rv3'), 1::bigint,
+	'completed_last_hour counts a ring completion inside the hour''s first second, not one just before the hour');
+SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount after those completions');
 
 -- nothing of the ring was updated or deleted by reading or counting
 SELECT is((SELECT sum(n_tup_upd + n_tup_del) FROM pg_stat_xact_user_tables
