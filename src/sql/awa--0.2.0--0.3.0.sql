@@ -1196,13 +1196,15 @@ BEGIN
 			CROSS JOIN LATERAL (SELECT r.queue, awa.ring_waiting_state(r.attempt, r.run_at, r.created_at) AS state
 				FROM awa.ready r WHERE r.id = d.job_id AND r.run_lease = d.run_lease - 1 AND r.slot = d.slot
 				LIMIT 1) r
+			-- a completion's second on both of its entries: one delta row per queue and second
+			CROSS JOIN LATERAL (SELECT CASE WHEN d.state = 'completed'
+				THEN pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM d.finalized_at))) END AS second) s
 			CROSS JOIN LATERAL (
 				SELECT r.queue, coalesce((SELECT 'running'::awa.job_state FROM awa.claims c
 					WHERE c.job_id = d.job_id AND c.run_lease = d.run_lease AND c.slot = d.slot LIMIT 1),
-					r.state) AS state, NULL::timestamptz AS second, -1 AS n
+					r.state) AS state, s.second, -1 AS n
 				UNION ALL
-				SELECT r.queue, d.state, CASE WHEN d.state = 'completed'
-					THEN pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM d.finalized_at))) END, 1) t
+				SELECT r.queue, d.state, s.second, 1) t
 			GROUP BY t.queue, t.second) x
 		WHERE x.scheduled <> 0 OR x.available <> 0 OR x.running <> 0 OR x.completed <> 0 OR x.retryable <> 0
 			OR x.failed <> 0 OR x.cancelled <> 0 OR x.waiting_external <> 0;
