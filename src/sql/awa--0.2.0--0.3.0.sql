@@ -1110,108 +1110,13 @@ LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION awa.ring_get(bigint)
 	IS 'internal (the ring): the ring job with this id as a row of awa.jobs (awa.ring_jobs), NULL if there is none';
 
--- The counters.  Each row written to the ring moves its job from one state to another; the triggers write
--- -1 for the state before and +1 for the state after, per queue (completed by the second of finalized_at),
--- as awa.jobs' counting triggers do:
---   ready row (id, L):  before: the state of the done row (id, L) if any, else running if the receipt (id, L)
---                        exists, else none (a new job); after: its waiting state;
---   receipt (id, L, s): before: the waiting state of the ready row (id, L - 1, s); after: running;
---   done row (id, L, s): before: running if the receipt (id, L, s) exists, else the waiting state of the ready
---                        row (id, L - 1, s) (an attempt ended before any claim: cancel); after: its state.
--- The probes read what the statement and every earlier one wrote, so rows of one job written by one statement
--- or by several add up to the same.  The queue is the ready row's.
+-- The counters: each row written to the ring moves its job from one state to another; the trigger writes -1 for
+-- the state before and +1 for the state after, per queue (completed by the second of finalized_at), into
+-- awa.counter_deltas as awa.jobs' counting triggers do.  The rule for each kind of row: src/ring_read.c.
 CREATE FUNCTION awa.ring_count_changes()
 RETURNS trigger
-LANGUAGE plpgsql
-SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off
-SET enable_material = off SET jit = off
-AS $$
-BEGIN
-	-- t: (queue, state, second of finalized_at for completed, +1 or -1) per row written
-	IF TG_TABLE_NAME = 'ready' THEN
-		INSERT INTO awa.counter_deltas (xid, queue, completed_second, scheduled, available, running, completed,
-			retryable, failed, cancelled, waiting_external)
-		SELECT pg_catalog.pg_current_xact_id(), x.* FROM (
-			SELECT t.queue, t.second,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'scheduled'), 0) AS scheduled,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'available'), 0) AS available,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'running'), 0) AS running,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'completed'), 0) AS completed,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'retryable'), 0) AS retryable,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'failed'), 0) AS failed,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'cancelled'), 0) AS cancelled,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'waiting_external'), 0) AS waiting_external
-			FROM (SELECT w.queue, awa.ring_waiting_state(w.attempt, w.run_at, w.created_at) AS state,
-					NULL::timestamptz AS second, 1 AS n FROM ring_new w
-				UNION ALL
-				SELECT w.queue, b.state, b.second, -1 FROM ring_new w
-				CROSS JOIN LATERAL (
-					SELECT coalesce(
-						(SELECT d.state FROM awa.done d WHERE d.job_id = w.id AND d.run_lease = w.run_lease LIMIT 1),
-						(SELECT 'running'::awa.job_state FROM awa.claims c
-							WHERE c.job_id = w.id AND c.run_lease = w.run_lease LIMIT 1)) AS state,
-						(SELECT pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM d.finalized_at)))
-							FROM awa.done d WHERE d.job_id = w.id AND d.run_lease = w.run_lease
-							AND d.state = 'completed' LIMIT 1) AS second) b
-				WHERE w.run_lease > 0 AND b.state IS NOT NULL) t
-			GROUP BY t.queue, t.second) x
-		WHERE x.scheduled <> 0 OR x.available <> 0 OR x.running <> 0 OR x.completed <> 0 OR x.retryable <> 0
-			OR x.failed <> 0 OR x.cancelled <> 0 OR x.waiting_external <> 0;
-	ELSIF TG_TABLE_NAME = 'claims' THEN
-		INSERT INTO awa.counter_deltas (xid, queue, completed_second, scheduled, available, running, completed,
-			retryable, failed, cancelled, waiting_external)
-		SELECT pg_catalog.pg_current_xact_id(), x.* FROM (
-			SELECT t.queue, t.second,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'scheduled'), 0) AS scheduled,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'available'), 0) AS available,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'running'), 0) AS running,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'completed'), 0) AS completed,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'retryable'), 0) AS retryable,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'failed'), 0) AS failed,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'cancelled'), 0) AS cancelled,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'waiting_external'), 0) AS waiting_external
-			FROM ring_new c
-			CROSS JOIN LATERAL (SELECT r.queue, awa.ring_waiting_state(r.attempt, r.run_at, r.created_at) AS state
-				FROM awa.ready r WHERE r.id = c.job_id AND r.run_lease = c.run_lease - 1 AND r.slot = c.slot
-				LIMIT 1) r
-			CROSS JOIN LATERAL (SELECT r.queue, r.state, NULL::timestamptz AS second, -1 AS n
-				UNION ALL SELECT r.queue, 'running', NULL, 1) t
-			GROUP BY t.queue, t.second) x
-		WHERE x.scheduled <> 0 OR x.available <> 0 OR x.running <> 0 OR x.completed <> 0 OR x.retryable <> 0
-			OR x.failed <> 0 OR x.cancelled <> 0 OR x.waiting_external <> 0;
-	ELSE
-		INSERT INTO awa.counter_deltas (xid, queue, completed_second, scheduled, available, running, completed,
-			retryable, failed, cancelled, waiting_external)
-		SELECT pg_catalog.pg_current_xact_id(), x.* FROM (
-			SELECT t.queue, t.second,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'scheduled'), 0) AS scheduled,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'available'), 0) AS available,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'running'), 0) AS running,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'completed'), 0) AS completed,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'retryable'), 0) AS retryable,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'failed'), 0) AS failed,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'cancelled'), 0) AS cancelled,
-				coalesce(sum(t.n) FILTER (WHERE t.state = 'waiting_external'), 0) AS waiting_external
-			FROM ring_new d
-			CROSS JOIN LATERAL (SELECT r.queue, awa.ring_waiting_state(r.attempt, r.run_at, r.created_at) AS state
-				FROM awa.ready r WHERE r.id = d.job_id AND r.run_lease = d.run_lease - 1 AND r.slot = d.slot
-				LIMIT 1) r
-			-- a completion's second on both of its entries: one delta row per queue and second
-			CROSS JOIN LATERAL (SELECT CASE WHEN d.state = 'completed'
-				THEN pg_catalog.to_timestamp(pg_catalog.floor(EXTRACT(epoch FROM d.finalized_at))) END AS second) s
-			CROSS JOIN LATERAL (
-				SELECT r.queue, coalesce((SELECT 'running'::awa.job_state FROM awa.claims c
-					WHERE c.job_id = d.job_id AND c.run_lease = d.run_lease AND c.slot = d.slot LIMIT 1),
-					r.state) AS state, s.second, -1 AS n
-				UNION ALL
-				SELECT r.queue, d.state, s.second, 1) t
-			GROUP BY t.queue, t.second) x
-		WHERE x.scheduled <> 0 OR x.available <> 0 OR x.running <> 0 OR x.completed <> 0 OR x.retryable <> 0
-			OR x.failed <> 0 OR x.cancelled <> 0 OR x.waiting_external <> 0;
-	END IF;
-	RETURN NULL;
-END
-$$;
+AS 'MODULE_PATHNAME', 'awa_ring_count_changes'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa.ring_count_changes()
 	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.ready, awa.claims and awa.done: the counters'' deltas of the rows written';
 
