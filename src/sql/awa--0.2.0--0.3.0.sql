@@ -1058,45 +1058,87 @@ RETURN CASE WHEN attempt = 0 AND run_at > created_at THEN 'scheduled'::awa.job_s
 COMMENT ON FUNCTION awa.ring_waiting_state(smallint, timestamptz, timestamptz)
 	IS 'internal (the ring): the state of a ready row nobody claimed: scheduled for a first attempt whose run_at is after its created_at, else available';
 
--- Every column of awa.jobs, in its order and with its type.  A job is its newest ready row r (the highest
--- run_lease of its id), the newest receipt c of the job and the newest done row d of the job: r's attempt is
--- running when c is its receipt (c.run_lease = r.run_lease + 1), ended when d is its end.  Columns the ring
--- does not store yet are NULL (see the doc section).  Every lookup is an index probe of a correlated
--- subquery (never pulled up into a join): by id it reads a few index pages of each slot.
+-- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
+-- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
+-- per kind of state, each starting from the relation that holds it and stating its state as a constant or a
+-- column, so that a filter on state (or queue) reaches the branch and its index: done rows (their own state;
+-- failed, cancelled and waiting_external through done_ended_idx), receipts without a done row (running), ready
+-- rows without either (scheduled or available, awa.ring_waiting_state).  The outer part reads the attempt's
+-- ready row, the job's newest receipt (attempted_at, claimed_by and lease also of an earlier attempt, as
+-- awa.jobs keeps them) and the errors of its failed attempts.  Every lookup is an index probe of a correlated
+-- subquery (never pulled up into a join): a lookup by id reads a few index pages of each slot.  Columns the
+-- ring does not store yet are NULL (docs/storage.md, "Step 4: reading the ring, counters").
 CREATE VIEW awa.ring_jobs AS
-SELECT r.id, r.kind, r.queue, r.args,
-	CASE WHEN dn THEN d.state WHEN cn THEN 'running'::awa.job_state
-		ELSE awa.ring_waiting_state(r.attempt, r.run_at, r.created_at) END AS state,
-	r.priority,
+SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	(r.attempt + CASE WHEN cn THEN 1 ELSE 0 END)::smallint AS attempt,
 	r.max_attempts, r.run_at,
 	-- hook: beats -- the newest beat of the running attempt gives heartbeat_at, deadline_at and progress
-	CASE WHEN cn AND (NOT dn OR d.state = 'completed') THEN c.claimed_at END AS heartbeat_at,
-	CASE WHEN cn AND (NOT dn OR d.state = 'completed') THEN c.deadline_at END AS deadline_at,
+	CASE WHEN cn AND k.state IN ('running', 'completed') THEN c.claimed_at END AS heartbeat_at,
+	CASE WHEN cn AND k.state IN ('running', 'completed') THEN c.deadline_at END AS deadline_at,
 	c.claimed_at AS attempted_at,
-	CASE WHEN dn AND d.state <> 'retryable' THEN d.finalized_at END AS finalized_at,
+	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable') THEN k.finalized_at END
+		AS finalized_at,
 	r.created_at,
 	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', e.run_lease, 'error', e.error, 'at', e.finalized_at)
-		FROM awa.done e WHERE e.job_id = r.id AND e.state IN ('retryable', 'failed')
+		FROM awa.done e WHERE e.job_id = k.id AND e.state IN ('retryable', 'failed')
 		ORDER BY e.run_lease), '{}') AS errors,
 	r.metadata, r.tags,
 	NULL::bytea AS unique_key, NULL::bit(8) AS unique_states,
-	r.run_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,
+	k.ready_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,
 	NULL::jsonb AS progress,
 	c.claimed_by, c.lease,
 	NULL::interval AS timeout, NULL::jsonb AS result,
 	NULL::bytea AS callback_key, NULL::bigint AS callback_lease, NULL::interval AS callback_timeout,
 	NULL::jsonb AS callback_payload, NULL::text AS group_id, NULL::text AS concurrency_key
-FROM awa.ready r
+FROM (
+	-- ended: the done row of the newest attempt
+	SELECT d.job_id AS id, d.run_lease - 1 AS ready_lease, d.slot, d.state, q.queue, d.finalized_at
+	FROM awa.done d
+	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
+		WHERE q.id = d.job_id AND q.run_lease = d.run_lease - 1 AND q.slot = d.slot LIMIT 1) q
+	WHERE d.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = d.job_id
+		ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	-- running: a receipt of the newest attempt and no done row
+	SELECT c.job_id, c.run_lease - 1, c.slot, 'running'::awa.job_state, q.queue, NULL::timestamptz
+	FROM awa.claims c
+	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
+		WHERE q.id = c.job_id AND q.run_lease = c.run_lease - 1 AND q.slot = c.slot LIMIT 1) q
+	WHERE (SELECT 1 FROM awa.done x WHERE x.job_id = c.job_id AND x.run_lease = c.run_lease AND x.slot = c.slot
+			LIMIT 1) IS NULL
+		AND c.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = c.job_id
+			ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	-- waiting: the newest ready row, neither receipt nor done row
+	SELECT w.id, w.run_lease, w.slot, 'scheduled'::awa.job_state, w.queue, NULL::timestamptz
+	FROM awa.ready w
+	WHERE awa.ring_waiting_state(w.attempt, w.run_at, w.created_at) = 'scheduled'
+		AND (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	SELECT w.id, w.run_lease, w.slot, 'available'::awa.job_state, w.queue, NULL::timestamptz
+	FROM awa.ready w
+	WHERE awa.ring_waiting_state(w.attempt, w.run_at, w.created_at) = 'available'
+		AND (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
+	-- hook: scheduled -- a branch for the jobs whose newest attempt is a row of awa.scheduled (scheduled, or
+	-- retryable after a backoff), which the newest-attempt conditions above must then count as newer than a
+	-- ready row of the same run_lease
+) k
+CROSS JOIN LATERAL (SELECT r.kind, r.args, r.priority, r.attempt, r.max_attempts, r.run_at, r.created_at,
+		r.metadata, r.tags
+	FROM awa.ready r WHERE r.id = k.id AND r.run_lease = k.ready_lease AND r.slot = k.slot LIMIT 1) r
 LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
-	FROM awa.claims c WHERE c.job_id = r.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
-LEFT JOIN LATERAL (SELECT d.state, d.finalized_at, d.run_lease
-	FROM awa.done d WHERE d.job_id = r.id ORDER BY d.run_lease DESC LIMIT 1) d ON true
-CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM r.run_lease + 1 AS cn,
-	d.run_lease IS NOT DISTINCT FROM r.run_lease + 1 AS dn) n
-WHERE r.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = r.id ORDER BY n.run_lease DESC LIMIT 1);
--- hook: scheduled -- UNION ALL the jobs whose newest attempt is a row of awa.scheduled (state scheduled or
--- retryable), and count such a row as newer than a ready row of the same run_lease.
+	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
+CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM k.ready_lease + 1 AS cn) n;
+-- Ended attempts that a listing by state finds by index (completed ones are most rows: read in full).
+CREATE INDEX done_ended_idx ON awa.done (state, job_id) WHERE state IN ('failed', 'cancelled', 'waiting_external');
 COMMENT ON VIEW awa.ring_jobs
 	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
 
