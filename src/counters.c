@@ -446,6 +446,35 @@ counts_write(Counts *c)
 	table_close(rel, NoLock);
 }
 
+/*
+ * hook: ring -- the ring's counting trigger (ring_read.c) adds its rows'
+ * changes with the same machinery: counts made, added to and written
+ * (then freed) by the caller, in its memory context.
+ */
+AwaCounts *
+awa_counts_create(void)
+{
+	Counts	   *c = palloc(sizeof(Counts));
+
+	counts_init(c, CurrentMemoryContext);
+	return (AwaCounts *) c;
+}
+
+void
+awa_counts_add(AwaCounts *c, const char *queue, int len, AwaJobState state,
+			   TimestampTz finalized_at, bool isnull, int64 n)
+{
+	counts_add((Counts *) c, queue, len, state, finalized_at, isnull, n);
+}
+
+void
+awa_counts_write(AwaCounts *c)
+{
+	counts_write((Counts *) c);
+	counts_free((Counts *) c);
+	pfree(c);
+}
+
 /* ---------------------------------------------------------------------
  * The direct insert path
  *

@@ -9,6 +9,7 @@
 #define AWA_COUNTERS_H
 
 #include "datatype/timestamp.h"
+#include "job_state.h"
 
 /* The columns of the states counted whatever the time (all but completed). */
 #define AWA_COUNTER_STATES \
@@ -49,5 +50,17 @@
 
 /* The start of the period (AWA_SECOND_USECS, AWA_MINUTE_USECS) t is in. */
 extern TimestampTz awa_counter_bucket(TimestampTz t, int64 usecs);
+
+/*
+ * hook: ring -- changes of the counts added up and written as delta rows
+ * (counters.c) by the ring's counting trigger (ring_read.c): create, add
+ * n jobs of a queue (len bytes) in a state (completed: by the second of
+ * finalized_at), write the non-zero sums and free.
+ */
+typedef struct AwaCounts AwaCounts;
+extern AwaCounts *awa_counts_create(void);
+extern void awa_counts_add(AwaCounts *c, const char *queue, int len, AwaJobState state,
+						   TimestampTz finalized_at, bool isnull, int64 n);
+extern void awa_counts_write(AwaCounts *c);
 
 #endif							/* AWA_COUNTERS_H */

@@ -157,9 +157,13 @@ awa_ring_run(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapsho
 	int			nestlevel = awa_ring_pin_planner();
 	int			ret;
 
+	/*
+	 * hook: counters -- fire_triggers: the counting triggers of the ring's
+	 * relations (ring_read.c) run at the end of each statement
+	 */
 	if (snapshot != InvalidSnapshot)
 		ret = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot,
-								   read_only, false, 0);
+								   read_only, true, 0);
 	else
 		ret = SPI_execute_plan(plan, values, nulls, read_only, 0);
 	AtEOXact_GUC(true, nestlevel);

@@ -111,6 +111,20 @@ static const char recount_sql[] =
 	" ORDER BY 1"
 
 /*
+ * hook: ring -- completed jobs of the ring (awa.done, through its partial
+ * index done_completed_idx) finalized in RANGE, by the queue of the ready
+ * row of their attempt (one probe each): the ring's part of the edge second
+ * (and of the last hour when counted from the jobs).  docs/storage.md,
+ * "Step 4: reading the ring, counters".
+ */
+#define RING_COMPLETED_IN(RANGE) \
+	"  UNION ALL" \
+	"  SELECT r.queue, count(*) FROM awa.done dn" \
+	"   CROSS JOIN LATERAL (SELECT r.queue FROM awa.ready r WHERE r.id = dn.job_id" \
+	"     AND r.run_lease = dn.run_lease - 1 AND r.slot = dn.slot LIMIT 1) r" \
+	"   WHERE dn.state = 'completed' AND " RANGE " GROUP BY r.queue"
+
+/*
  * completed_last_hour from the counters: the minutes after T's and the
  * seconds after S in T's minute (as of the fold), the deltas of seconds
  * after S, and the part of S after T counted from the jobs (through
@@ -128,7 +142,8 @@ static const char recount_sql[] =
 	"  SELECT queue, completed FROM d WHERE completed_second > $1" \
 	"  UNION ALL" \
 	"  SELECT queue, count(*) FROM awa.jobs" \
-	"   WHERE state = 'completed' AND finalized_at > $2 AND finalized_at < $4 GROUP BY queue) x" \
+	"   WHERE state = 'completed' AND finalized_at > $2 AND finalized_at < $4 GROUP BY queue" \
+	RING_COMPLETED_IN("dn.finalized_at > $2 AND dn.finalized_at < $4") ") x" \
 	" GROUP BY queue"
 
 /*
@@ -137,8 +152,11 @@ static const char recount_sql[] =
  * every completed job).
  */
 #define DONE_FROM_JOBS \
-	"SELECT queue, count(*) AS n FROM awa.jobs" \
-	" WHERE state = 'completed' AND finalized_at > now() - interval '1 hour' GROUP BY queue"
+	"SELECT queue, sum(n) AS n FROM (" \
+	"  SELECT queue, count(*) AS n FROM awa.jobs" \
+	"   WHERE state = 'completed' AND finalized_at > now() - interval '1 hour' GROUP BY queue" \
+	RING_COMPLETED_IN("dn.finalized_at > now() - interval '1 hour'") ") x" \
+	" GROUP BY queue"
 
 /*
  * awa_queue_stats() RETURNS TABLE (queue, total_queued, scheduled,

@@ -1038,3 +1038,160 @@ AS $$
 $$;
 COMMENT ON FUNCTION awa_key_stats(text)
 	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started) and, when they fill it, next_slot_at, when the next slot opens';
+
+-- The ring: reading the ring, counters (docs/storage.md, "Step 4: reading the ring, counters") ---------
+-- awa.ring_jobs assembles each ring job's newest attempt into a row shaped exactly like awa.jobs; awa.ring_get
+-- reads one by id; statement triggers on ready, claims and done write the counters' deltas (awa.counter_deltas)
+-- so that awa_queue_stats() counts ring jobs; awa.ring_recount() compares the counters with a recount of the
+-- view.  Internal like the rest of the ring.  Places for the scheduled table and the beats (other parts of
+-- step 4) are marked "hook: scheduled" and "hook: beats".
+
+-- The waiting state of a ready row, fixed when it is written (the counters count it then): a job enqueued
+-- for later (first attempt, run_at after its created_at) is scheduled, as awa.jobs keeps such a job
+-- scheduled until a claim or a promotion moves it; every other ready row is available.
+-- hook: scheduled -- once future jobs go to awa.scheduled, a ready row is always available.
+CREATE FUNCTION awa.ring_waiting_state(attempt smallint, run_at timestamptz, created_at timestamptz)
+RETURNS awa.job_state
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN attempt = 0 AND run_at > created_at THEN 'scheduled'::awa.job_state
+	ELSE 'available'::awa.job_state END;
+COMMENT ON FUNCTION awa.ring_waiting_state(smallint, timestamptz, timestamptz)
+	IS 'internal (the ring): the state of a ready row nobody claimed: scheduled for a first attempt whose run_at is after its created_at, else available';
+
+-- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
+-- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
+-- per kind of state, each starting from the relation that holds it and stating its state as a constant or a
+-- column, so that a filter on state (or queue) reaches the branch and its index: done rows (their own state;
+-- failed, cancelled and waiting_external through done_ended_idx), receipts without a done row (running), ready
+-- rows without either (scheduled or available, awa.ring_waiting_state).  The outer part reads the attempt's
+-- ready row, the job's newest receipt (attempted_at, claimed_by and lease also of an earlier attempt, as
+-- awa.jobs keeps them) and the errors of its failed attempts.  Every lookup is an index probe of a correlated
+-- subquery (never pulled up into a join): a lookup by id reads a few index pages of each slot.  Columns the
+-- ring does not store yet are NULL (docs/storage.md, "Step 4: reading the ring, counters").
+CREATE VIEW awa.ring_jobs AS
+SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
+	(r.attempt + CASE WHEN cn THEN 1 ELSE 0 END)::smallint AS attempt,
+	r.max_attempts, r.run_at,
+	-- hook: beats -- the newest beat of the running attempt gives heartbeat_at, deadline_at and progress
+	CASE WHEN cn AND k.state IN ('running', 'completed') THEN c.claimed_at END AS heartbeat_at,
+	CASE WHEN cn AND k.state IN ('running', 'completed') THEN c.deadline_at END AS deadline_at,
+	c.claimed_at AS attempted_at,
+	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable') THEN k.finalized_at END
+		AS finalized_at,
+	r.created_at,
+	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', e.run_lease, 'error', e.error, 'at', e.finalized_at)
+		FROM awa.done e WHERE e.job_id = k.id AND e.state IN ('retryable', 'failed')
+		ORDER BY e.run_lease), '{}') AS errors,
+	r.metadata, r.tags,
+	NULL::bytea AS unique_key, NULL::bit(8) AS unique_states,
+	k.ready_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,
+	NULL::jsonb AS progress,
+	c.claimed_by, c.lease,
+	NULL::interval AS timeout, NULL::jsonb AS result,
+	NULL::bytea AS callback_key, NULL::bigint AS callback_lease, NULL::interval AS callback_timeout,
+	NULL::jsonb AS callback_payload, NULL::text AS group_id, NULL::text AS concurrency_key
+FROM (
+	-- ended: the done row of the newest attempt
+	SELECT d.job_id AS id, d.run_lease - 1 AS ready_lease, d.slot, d.state, q.queue, d.finalized_at
+	FROM awa.done d
+	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
+		WHERE q.id = d.job_id AND q.run_lease = d.run_lease - 1 AND q.slot = d.slot LIMIT 1) q
+	WHERE d.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = d.job_id
+		ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	-- running: a receipt of the newest attempt and no done row
+	SELECT c.job_id, c.run_lease - 1, c.slot, 'running'::awa.job_state, q.queue, NULL::timestamptz
+	FROM awa.claims c
+	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
+		WHERE q.id = c.job_id AND q.run_lease = c.run_lease - 1 AND q.slot = c.slot LIMIT 1) q
+	WHERE (SELECT 1 FROM awa.done x WHERE x.job_id = c.job_id AND x.run_lease = c.run_lease AND x.slot = c.slot
+			LIMIT 1) IS NULL
+		AND c.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = c.job_id
+			ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	-- waiting: the newest ready row, neither receipt nor done row
+	SELECT w.id, w.run_lease, w.slot, 'scheduled'::awa.job_state, w.queue, NULL::timestamptz
+	FROM awa.ready w
+	WHERE awa.ring_waiting_state(w.attempt, w.run_at, w.created_at) = 'scheduled'
+		AND (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	SELECT w.id, w.run_lease, w.slot, 'available'::awa.job_state, w.queue, NULL::timestamptz
+	FROM awa.ready w
+	WHERE awa.ring_waiting_state(w.attempt, w.run_at, w.created_at) = 'available'
+		AND (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
+	-- hook: scheduled -- a branch for the jobs whose newest attempt is a row of awa.scheduled (scheduled, or
+	-- retryable after a backoff), which the newest-attempt conditions above must then count as newer than a
+	-- ready row of the same run_lease
+) k
+CROSS JOIN LATERAL (SELECT r.kind, r.args, r.priority, r.attempt, r.max_attempts, r.run_at, r.created_at,
+		r.metadata, r.tags
+	FROM awa.ready r WHERE r.id = k.id AND r.run_lease = k.ready_lease AND r.slot = k.slot LIMIT 1) r
+LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
+	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
+CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM k.ready_lease + 1 AS cn) n;
+-- Ended attempts that a listing by state finds by index (completed ones are most rows: read in full).
+CREATE INDEX done_ended_idx ON awa.done (state, job_id) WHERE state IN ('failed', 'cancelled', 'waiting_external');
+COMMENT ON VIEW awa.ring_jobs
+	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
+
+-- Completed ring jobs by finalized_at, for completed_last_hour's edge second (awa_queue_stats, stats.c).
+CREATE INDEX done_completed_idx ON awa.done (finalized_at) WHERE state = 'completed';
+
+CREATE FUNCTION awa.ring_get(id bigint)
+RETURNS awa.jobs
+AS 'MODULE_PATHNAME', 'awa_ring_get'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION awa.ring_get(bigint)
+	IS 'internal (the ring): the ring job with this id as a row of awa.jobs (awa.ring_jobs), NULL if there is none';
+
+-- The counters: each row written to the ring moves its job from one state to another; the trigger writes -1 for
+-- the state before and +1 for the state after, per queue (completed by the second of finalized_at), into
+-- awa.counter_deltas as awa.jobs' counting triggers do.  The rule for each kind of row: src/ring_read.c.
+CREATE FUNCTION awa.ring_count_changes()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_ring_count_changes'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_count_changes()
+	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.ready, awa.claims and awa.done: the counters'' deltas of the rows written';
+
+-- hook: scheduled, beats -- their tables' triggers follow the same rule (a beat changes no count).  DELETE and
+-- TRUNCATE of the ring's relations (reclaiming a slot) must write the negated counts of what they remove.
+CREATE TRIGGER ready_count AFTER INSERT ON awa.ready REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
+CREATE TRIGGER claims_count AFTER INSERT ON awa.claims REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
+CREATE TRIGGER done_count AFTER INSERT ON awa.done REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
+
+-- The counters against a recount of awa.ring_jobs and awa.jobs, at the caller's snapshot: one row per queue
+-- and state (completed: completed_last_hour) whose counts differ.  No row: they agree.
+CREATE FUNCTION awa.ring_recount()
+RETURNS TABLE (queue text, state text, counted bigint, recounted bigint)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	WITH s AS (SELECT s.queue, v.state, v.n FROM awa_queue_stats() s
+			CROSS JOIN LATERAL (VALUES ('scheduled', s.scheduled), ('available', s.available),
+				('running', s.running), ('retryable', s.retryable), ('failed', s.failed),
+				('cancelled', s.cancelled), ('waiting_external', s.waiting_external),
+				('completed', s.completed_last_hour)) v(state, n)
+			WHERE v.n <> 0),
+		j AS (SELECT j.queue, j.state::text AS state, count(*) AS n
+			FROM (SELECT a.queue, a.state, a.finalized_at FROM awa.jobs a
+				UNION ALL SELECT b.queue, b.state, b.finalized_at FROM awa.ring_jobs b) j
+			WHERE j.state <> 'completed' OR j.finalized_at > now() - interval '1 hour'
+			GROUP BY 1, 2)
+	SELECT coalesce(s.queue, j.queue), coalesce(s.state, j.state), coalesce(s.n, 0), coalesce(j.n, 0)
+	FROM s FULL JOIN j ON s.queue = j.queue AND s.state = j.state
+	WHERE coalesce(s.n, 0) <> coalesce(j.n, 0)
+	ORDER BY 1, 2;
+END;
+COMMENT ON FUNCTION awa.ring_recount()
+	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
