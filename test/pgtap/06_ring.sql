@@ -37,7 +37,7 @@ SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
 	WHERE p.pronamespace = 'awa'::regnamespace AND p.proname LIKE 'ring\_%' AND a.grantee <> p.proowner),
 	0::bigint, 'no role and not PUBLIC may execute the ring''s functions');
 SELECT is((SELECT count(*) FROM pg_proc p
-	WHERE p.pronamespace = 'awa'::regnamespace AND p.proname LIKE 'ring\_%'), 4::bigint, 'four ring functions');
+	WHERE p.pronamespace = 'awa'::regnamespace AND p.proname LIKE 'ring\_%'), 7::bigint, 'seven ring functions');
 
 SET LOCAL awa.ring_engine = on;
 
