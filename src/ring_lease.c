@@ -388,7 +388,7 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	/* one round at a time: another holds the mark, this one does nothing */
-	awa_plan(&mark_plan, "SELECT passed FROM awa.ring_rescue_mark FOR UPDATE SKIP LOCKED", 0, NULL);
+	awa_plan(&mark_plan, "SELECT passed FROM awa.ring_rescue_mark WHERE one FOR UPDATE SKIP LOCKED", 0, NULL);
 	if (awa_ring_run(mark_plan, NULL, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 					 "awa.ring_rescue: mark") == 0)
 	{
@@ -479,7 +479,7 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 	if (new_mark > mark)
 	{
 		values[0] = TimestampTzGetDatum(new_mark);
-		awa_plan(&raise_plan, "UPDATE awa.ring_rescue_mark SET passed = $1", 1, window_types);
+		awa_plan(&raise_plan, "UPDATE awa.ring_rescue_mark SET passed = $1 WHERE one", 1, window_types);
 		awa_ring_run(raise_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_UPDATE,
 					 "awa.ring_rescue: raise the mark");
 	}
