@@ -518,6 +518,32 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 Datum
 awa_ring_fail(PG_FUNCTION_ARGS)
 {
+	bool		ended;
+	Datum		state;
+
+	awa_ring_check_enabled("awa.ring_fail");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("id and run_lease must not be null")));
+	state = awa_ring_fail_attempt(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+								  PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+								  PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3), &ended);
+	if (!ended)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(state);
+}
+
+/*
+ * hook: lease -- ring_fail's logic, callable from C (ring_lease.c's rescue
+ * ends an attempt past its deadline through it): end the attempt (id,
+ * run_lease) as failed, retryable while retry and attempts remain.  Returns
+ * the state written with *ended true, or *ended false when that attempt was
+ * not running (never claimed, already ended).
+ */
+Datum
+awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull, bool retry, bool *ended)
+{
 	static SPIPlanPtr attempt_plan = NULL;
 	static SPIPlanPtr done_plan = NULL;
 	static SPIPlanPtr retry_plan = NULL;
@@ -526,7 +552,6 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 	static const Oid retry_types[] = {INT2OID, INT8OID, INT8OID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	bool		retry;
 	bool		isnull;
 	int16		slot;
 	int32		attempt;
@@ -535,13 +560,7 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 	Datum		state;
 	char	   *queue = NULL;
 
-	awa_ring_check_enabled("awa.ring_fail");
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("id and run_lease must not be null")));
-	retry = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
-
+	*ended = false;
 	SPI_connect();
 	awa_plan(&attempt_plan,
 			 "SELECT c.slot, r.attempt + 1 AS attempt, r.max_attempts::integer, r.queue"
@@ -550,13 +569,13 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 			 "  WHERE r.id = c.job_id AND r.run_lease = c.run_lease - 1 AND r.slot = c.slot LIMIT 1) r"
 			 " WHERE c.job_id = $1 AND c.run_lease = $2 LIMIT 1",
 			 2, attempt_types);
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(1);
+	values[0] = id;
+	values[1] = run_lease;
 	if (awa_ring_run(attempt_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
 				 "awa.ring_fail: attempt") == 0)
 	{
 		SPI_finish();
-		PG_RETURN_NULL();		/* no such attempt was claimed */
+		return (Datum) 0;		/* no such attempt was claimed */
 	}
 	slot = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	attempt = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -570,18 +589,18 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 			 " ON CONFLICT DO NOTHING RETURNING state",
 			 5, done_types);
 	values[0] = Int16GetDatum(slot);
-	values[1] = PG_GETARG_DATUM(0);
-	values[2] = PG_GETARG_DATUM(1);
+	values[1] = id;
+	values[2] = run_lease;
 	values[3] = CStringGetTextDatum(retryable ? "retryable" : "failed");
-	if (PG_ARGISNULL(2))
+	if (error_isnull)
 		nulls[4] = 'n';
 	else
-		values[4] = PG_GETARG_DATUM(2);
+		values[4] = error;
 	if (awa_ring_run(done_plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_fail: done row") == 0)
 	{
 		SPI_finish();
-		PG_RETURN_NULL();		/* the attempt had already ended */
+		return (Datum) 0;		/* the attempt had already ended */
 	}
 	state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
@@ -605,5 +624,6 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 		awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
 	}
 	SPI_finish();
-	PG_RETURN_DATUM(state);
+	*ended = true;
+	return state;
 }

@@ -40,4 +40,14 @@ extern uint64 awa_ring_run(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   const char *what);
 extern void awa_ring_check_name(text *t, const char *field);
 
+/*
+ * hook: lease -- ring_fail's logic (ring.c), for the rescue of
+ * ring_lease.c: end the attempt (id, run_lease) as failed (retryable while
+ * retry and attempts remain), error (jsonb) kept on its done row; returns
+ * the state written, *ended false (and nothing written) if that attempt was
+ * not running.
+ */
+extern Datum awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
+								   bool retry, bool *ended);
+
 #endif							/* AWA_RING_H */

@@ -1195,3 +1195,60 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION awa.ring_recount()
 	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
+
+-- The ring: heartbeats, progress, rescue (ring_lease.c; docs/storage.md, "Step 4: heartbeats, progress, rescue") ---
+-- Internal like the rest of the ring.  A heartbeat of a long attempt appends a beat (nothing is updated): the
+-- attempt's new deadline and the job's progress (carried forward from the job's previous beat when not given).
+-- An attempt's deadline is its latest beat's, else its receipt's.  The rescue walks receipts and beats by
+-- deadline_at from a kept position (awa.ring_rescue_mark), so that a round reads the attempts that fell due
+-- since the last one, not every receipt ever written.
+CREATE TABLE awa.beats (
+	job_id			bigint NOT NULL,
+	run_lease		bigint NOT NULL,
+	slot			smallint NOT NULL,
+	at				timestamptz NOT NULL,
+	deadline_at		timestamptz NOT NULL,
+	progress		jsonb
+) PARTITION BY LIST (slot);
+CREATE INDEX beats_attempt_idx ON awa.beats (job_id, run_lease, at);
+CREATE INDEX beats_deadline_idx ON awa.beats (deadline_at);
+COMMENT ON TABLE awa.beats IS 'internal (the ring, not in use yet): one row per heartbeat of a running attempt (its new deadline, the job''s progress), by the slot of its receipt';
+CREATE TABLE awa.beats_0 PARTITION OF awa.beats FOR VALUES IN (0);
+CREATE TABLE awa.beats_1 PARTITION OF awa.beats FOR VALUES IN (1);
+CREATE TABLE awa.beats_2 PARTITION OF awa.beats FOR VALUES IN (2);
+CREATE TABLE awa.beats_3 PARTITION OF awa.beats FOR VALUES IN (3);
+
+-- The rescue's walk of receipts by deadline.
+CREATE INDEX claims_deadline_idx ON awa.claims (deadline_at);
+
+-- The rescue's kept position (one row, updated once per round): every attempt whose deadline is at or before
+-- passed was looked at when it was due.
+CREATE TABLE awa.ring_rescue_mark (
+	one				boolean PRIMARY KEY DEFAULT true,
+	passed			timestamptz NOT NULL,
+	CONSTRAINT ring_rescue_mark_one CHECK (one)
+);
+COMMENT ON TABLE awa.ring_rescue_mark IS 'internal (the ring, not in use yet): the deadline up to which the rescue has looked at every attempt';
+INSERT INTO awa.ring_rescue_mark (passed) VALUES ('-infinity');
+
+CREATE FUNCTION awa.ring_heartbeat(id bigint, run_lease bigint, lease interval DEFAULT NULL,
+	progress jsonb DEFAULT NULL)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'awa_ring_heartbeat'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_heartbeat(bigint, bigint, interval, jsonb)
+	IS 'internal (the ring): extend a running attempt''s deadline to now() + lease (NULL: its claim''s) and record progress (NULL: keep the last); returns the new deadline, NULL if not running';
+
+CREATE FUNCTION awa.ring_attempt_lease(id bigint, run_lease bigint,
+	OUT deadline_at timestamptz, OUT progress jsonb)
+AS 'MODULE_PATHNAME', 'awa_ring_attempt_lease_sql'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION awa.ring_attempt_lease(bigint, bigint)
+	IS 'internal (the ring): an attempt''s current deadline (its latest beat''s, else its claim''s) and the job''s progress as of that attempt; both NULL if the attempt was never claimed';
+
+CREATE FUNCTION awa.ring_rescue(max integer DEFAULT 1000)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_ring_rescue'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_rescue(integer)
+	IS 'internal (the ring): end up to max running attempts past their deadline as awa''s rescue does (retryable, or failed when out of attempts; error "deadline exceeded"); returns how many';

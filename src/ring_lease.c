@@ -1,0 +1,488 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_lease.c
+ *		Heartbeats, progress and the rescue of attempts past their deadline
+ *		on the ring (docs/storage.md, section 5 and "Step 4: heartbeats,
+ *		progress, rescue").  Internal like ring.c: awa.ring_heartbeat and
+ *		awa.ring_rescue refuse to run unless awa.ring_engine is on.
+ *
+ * Beats.  A heartbeat of a running attempt (a receipt, no done row) appends
+ * a row to awa.beats, in the slot of the attempt's receipt: when (at), the
+ * attempt's new deadline (now() + the lease given, else the receipt's) and
+ * the job's progress.  Progress replaces, as awa_progress's does, and is
+ * kept across retries: a beat without progress carries the progress of the
+ * job's latest beat (of this attempt or an earlier one) forward, so the
+ * latest beat of a job always holds its progress (AWA_RING_PROGRESS_SQL).
+ * An attempt's deadline is its latest beat's, else its receipt's
+ * (AWA_RING_DEADLINE_SQL).  Short jobs never write a beat.  Nothing is
+ * updated: a beat is one insert.
+ *
+ * Rescue (awa.ring_rescue) ends every running attempt whose deadline has
+ * passed as awa's rescue does (job.c, RESCUE_SQL): retryable, retried now,
+ * while attempts remain, else failed, the error "deadline exceeded"; it
+ * does so through ring_fail's own logic (awa_ring_fail_attempt, ring.c),
+ * so that it writes a retry exactly as a failure does.
+ *
+ * Walking only what can be due.  Receipts and beats are never updated and
+ * most receipts have a done row, so the rescue must not look at every
+ * receipt ever written.  Both have an index on deadline_at, and a kept
+ * position, awa.ring_rescue_mark.passed, says: every attempt whose deadline
+ * is at or before it has been looked at when it was due, and either ended
+ * or had a later deadline by then.  A round walks only the receipts and
+ * beats whose deadline_at lies between the mark and now(), takes those
+ * whose attempt is running (no done row) with a current deadline before
+ * now(), and ends them; then it raises the mark.  An attempt's current
+ * deadline is the deadline_at of one of its rows (the receipt or its latest
+ * beat), so every attempt that falls due is found by the round after its
+ * deadline passed, and every receipt and beat is walked once or twice in
+ * its life (once as its deadline passes, and again while the mark lags
+ * behind, below), never once per round.
+ *
+ * The mark lags behind rows not committed yet.  A receipt or beat gets
+ * deadline_at = now() + lease, now() being its transaction's start, and may
+ * commit long after that: a mark raised to now() could pass a row the round
+ * did not see.  So the mark is raised at most to the start of the oldest
+ * transaction of this database still in progress (as the activity of the
+ * backends shows it, read before the round's snapshot; a backend that does
+ * not report its activity counts from its own start), less a second for
+ * the moment between a transaction's start and its report of it; and not at
+ * all while a prepared transaction of this database exists (its start is
+ * not known).  A long transaction therefore widens the rounds' walk to the
+ * rows due since it began; it never makes a round miss an attempt.  The
+ * mark is also capped below the first attempt the round found due but did
+ * not end (another round's lock, a heartbeat holding its receipt, max
+ * reached), so that the next round finds it again.
+ *
+ * Races (isolation specs ring_lease_*).  A heartbeat takes the receipt's
+ * row lock FOR SHARE, then checks for a done row with a fresh snapshot and
+ * writes its beat; the rescue takes the receipt FOR UPDATE SKIP LOCKED,
+ * then checks the deadline and the done row with a fresh snapshot, then
+ * ends the attempt.  So a heartbeat in progress makes the rescue skip the
+ * attempt; a heartbeat that committed is seen by the rescue's check; a
+ * rescue in progress makes the heartbeat wait, then see its done row and
+ * return NULL without writing: exactly one of them wins.  A rescue and a
+ * completion both write the attempt's done row, whose unique key lets only
+ * the first commit (ON CONFLICT DO NOTHING, ring_fail's no-op: the rescue
+ * then writes no retry either).  A row lock writes no new row version: no
+ * receipt is updated.
+ *
+ * Not here: awa.heartbeat_timeout (awa.jobs rescues a job whose last
+ * heartbeat is older than it, whatever its lease; on the ring the lease is
+ * the deadline and a beat extends it), the hard timeout of a job (the ring
+ * has no timeout column yet), counters (the view's helper owns them).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "awa.h"
+#include "ring.h"
+#include "ring_lease.h"
+
+#define RING_RESCUE_MAX			100000
+
+/* the moment between a transaction's start and its report of it (above) */
+#define RING_RESCUE_MARGIN		USECS_PER_SEC
+
+PG_FUNCTION_INFO_V1(awa_ring_heartbeat);
+PG_FUNCTION_INFO_V1(awa_ring_attempt_lease_sql);
+PG_FUNCTION_INFO_V1(awa_ring_rescue);
+
+/* ---------------------------------------------------------------------
+ * awa_ring_attempt_lease (ring_lease.h)
+ * ---------------------------------------------------------------------
+ */
+bool
+awa_ring_attempt_lease(int64 job_id, int64 run_lease, TimestampTz *deadline, Jsonb **progress)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT8OID, INT8OID};
+	Datum		values[2];
+	Datum		d;
+	bool		isnull;
+
+	awa_plan(&plan,
+			 "SELECT " AWA_RING_DEADLINE_SQL("c") ", " AWA_RING_PROGRESS_SQL("$1", "$2")
+			 " FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2 LIMIT 1",
+			 2, argtypes);
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int64GetDatum(run_lease);
+	if (awa_ring_run(plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
+					 "awa_ring_attempt_lease") == 0)
+		return false;
+	*deadline = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	*progress = isnull ? NULL : DatumGetJsonbP(datumCopy(d, false, -1));
+	return true;
+}
+
+/*
+ * awa.ring_attempt_lease(id, run_lease) -> (deadline_at, progress): the same
+ * from SQL; both NULL if the attempt was never claimed.
+ */
+Datum
+awa_ring_attempt_lease_sql(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	TimestampTz deadline;
+	Jsonb	   *progress;
+	Datum		out[2];
+	bool		outnulls[2] = {false, false};
+	bool		found;
+	int			i;
+
+	awa_ring_check_enabled("awa.ring_attempt_lease");
+	for (i = 0; i < 2; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be null", (const char *[]) {"id", "run_lease"}[i])));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa.ring_attempt_lease: return type must be a row type");
+
+	SPI_connect();
+	found = awa_ring_attempt_lease(PG_GETARG_INT64(0), PG_GETARG_INT64(1), &deadline, &progress);
+	if (found && progress != NULL)
+		progress = DatumGetJsonbP(SPI_datumTransfer(JsonbPGetDatum(progress), false, -1));
+	SPI_finish();
+	if (!found)
+		PG_RETURN_NULL();
+	out[0] = TimestampTzGetDatum(deadline);
+	if (progress == NULL)
+		outnulls[1] = true;
+	else
+		out[1] = JsonbPGetDatum(progress);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), out, outnulls)));
+}
+
+/* 22023 unless the interval is positive (field names it) */
+static void
+check_positive_interval(Interval *i, const char *field)
+{
+	if (i->month < 0 || i->day < 0 || i->time < 0 ||
+		(i->month == 0 && i->day == 0 && i->time == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be positive", field)));
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_heartbeat(id, run_lease, lease, progress)
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_heartbeat(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr beat_plan = NULL;
+	static const Oid lock_types[] = {INT8OID, INT8OID};
+	static const Oid beat_types[] = {INT8OID, INT8OID, INT2OID, INTERVALOID, JSONBOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	TimestampTz deadline;
+	int			i;
+
+	awa_ring_check_enabled("awa.ring_heartbeat");
+	for (i = 0; i < 2; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be null", (const char *[]) {"id", "run_lease"}[i])));
+	if (!PG_ARGISNULL(2))
+		check_positive_interval(PG_GETARG_INTERVAL_P(2), "lease");
+
+	SPI_connect();
+	/* the receipt, locked against a rescue (see the head of this file) */
+	awa_plan(&lock_plan,
+			 "SELECT c.slot, c.lease FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2"
+			 " LIMIT 1 FOR SHARE OF c",
+			 2, lock_types);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	if (awa_ring_run(lock_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+					 "awa.ring_heartbeat: receipt") == 0)
+	{
+		SPI_finish();
+		PG_RETURN_NULL();		/* never claimed under this lease */
+	}
+	values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	values[3] = PG_ARGISNULL(2)
+		? SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)
+		: PG_GETARG_DATUM(2);
+	if (PG_ARGISNULL(3))
+		nulls[4] = 'n';
+	else
+		values[4] = PG_GETARG_DATUM(3);
+
+	/*
+	 * The beat, unless the attempt has ended: read with a snapshot taken
+	 * after the lock, which shows the done row of a rescue that held it.
+	 */
+	awa_plan(&beat_plan,
+			 "INSERT INTO awa.beats (job_id, run_lease, slot, at, deadline_at, progress)"
+			 " SELECT $1, $2, $3, clock_timestamp(), now() + $4,"
+			 " coalesce($5, " AWA_RING_PROGRESS_SQL("$1", "$2") ")"
+			 " WHERE (SELECT 1 FROM awa.done d WHERE d.job_id = $1 AND d.run_lease = $2"
+			 "        AND d.slot = $3 LIMIT 1) IS NULL"
+			 " RETURNING deadline_at",
+			 5, beat_types);
+	if (awa_ring_run(beat_plan, values, nulls, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
+					 "awa.ring_heartbeat: beat") == 0)
+	{
+		SPI_finish();
+		PG_RETURN_NULL();		/* the attempt has ended */
+	}
+	deadline = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_TIMESTAMPTZ(deadline);
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_rescue(max)
+ * ---------------------------------------------------------------------
+ */
+
+/* An attempt found due. */
+typedef struct RescueCandidate
+{
+	int64		job_id;
+	int64		run_lease;
+	int16		slot;
+	TimestampTz deadline;
+} RescueCandidate;
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+	const RescueCandidate *x = a;
+	const RescueCandidate *y = b;
+
+	if (x->deadline != y->deadline)
+		return x->deadline < y->deadline ? -1 : 1;
+	if (x->job_id != y->job_id)
+		return x->job_id < y->job_id ? -1 : 1;
+	if (x->run_lease != y->run_lease)
+		return x->run_lease < y->run_lease ? -1 : 1;
+	return 0;
+}
+
+/*
+ * The start of the oldest transaction of this database in progress as the
+ * backends' activity shows it (a backend that does not report its activity:
+ * its own start), less RING_RESCUE_MARGIN; DT_NOEND if none.  Autovacuum
+ * writes no receipt or beat and is left out.
+ */
+static TimestampTz
+oldest_transaction_start(void)
+{
+	TimestampTz oldest = DT_NOEND;
+	int			n = pgstat_fetch_stat_numbackends();
+	int			i;
+
+	for (i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		PgBackendStatus *be;
+		TimestampTz start;
+
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_databaseid != MyDatabaseId || be->st_backendType == B_AUTOVAC_WORKER)
+			continue;
+		if (be->st_state == STATE_DISABLED)
+			start = be->st_proc_start_timestamp;
+		else if (be->st_xact_start_timestamp != 0)
+			start = be->st_xact_start_timestamp;
+		else
+			continue;			/* not in a transaction */
+		if (start < oldest)
+			oldest = start;
+	}
+	return oldest == DT_NOEND ? oldest : oldest - RING_RESCUE_MARGIN;
+}
+
+/* Append the rows of SPI_tuptable (job_id, run_lease, slot, deadline) to c. */
+static void
+collect(RescueCandidate **c, int *n, int *cap)
+{
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		if (*n == *cap)
+		{
+			*cap *= 2;
+			*c = repalloc(*c, sizeof(RescueCandidate) * *cap);
+		}
+		(*c)[*n].job_id = DatumGetInt64(SPI_getbinval(t, d, 1, &isnull));
+		(*c)[*n].run_lease = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+		(*c)[*n].slot = DatumGetInt16(SPI_getbinval(t, d, 3, &isnull));
+		(*c)[*n].deadline = DatumGetTimestampTz(SPI_getbinval(t, d, 4, &isnull));
+		(*n)++;
+	}
+}
+
+/* The attempts' done-row probe, for the statements below (alias c: the receipt). */
+#define NOT_ENDED_SQL(C) \
+	"(SELECT 1 FROM awa.done d WHERE d.job_id = " C ".job_id AND d.run_lease = " C ".run_lease" \
+	" AND d.slot = " C ".slot LIMIT 1) IS NULL"
+
+Datum
+awa_ring_rescue(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr mark_plan = NULL;
+	static SPIPlanPtr prepared_plan = NULL;
+	static SPIPlanPtr receipts_plan = NULL;
+	static SPIPlanPtr beats_plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr check_plan = NULL;
+	static SPIPlanPtr raise_plan = NULL;
+	static const Oid window_types[] = {TIMESTAMPTZOID};
+	static const Oid attempt_types[] = {INT8OID, INT8OID, INT2OID};
+	int32		max;
+	bool		isnull;
+	TimestampTz mark;
+	TimestampTz horizon;
+	TimestampTz new_mark;
+	Datum		values[3];
+	RescueCandidate *cand;
+	int			ncand = 0;
+	int			capacity = 64;
+	int64		rescued = 0;
+	Datum		error;
+	int			i;
+
+	awa_ring_check_enabled("awa.ring_rescue");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max must not be null")));
+	max = PG_GETARG_INT32(0);
+	if (max < 1 || max > RING_RESCUE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max must be between 1 and %d", RING_RESCUE_MAX)));
+
+	/* before the snapshot the walk reads with (see the head of this file) */
+	horizon = oldest_transaction_start();
+	if (GetCurrentTransactionStartTimestamp() - RING_RESCUE_MARGIN < horizon)
+		horizon = GetCurrentTransactionStartTimestamp() - RING_RESCUE_MARGIN;
+
+	SPI_connect();
+	/* one round at a time: another holds the mark, this one does nothing */
+	awa_plan(&mark_plan, "SELECT passed FROM awa.ring_rescue_mark WHERE one FOR UPDATE SKIP LOCKED", 0, NULL);
+	if (awa_ring_run(mark_plan, NULL, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+					 "awa.ring_rescue: mark") == 0)
+	{
+		SPI_finish();
+		PG_RETURN_INT64(0);
+	}
+	mark = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	awa_plan(&prepared_plan,
+			 "SELECT 1 FROM pg_catalog.pg_prepared_xacts p"
+			 " WHERE p.database = pg_catalog.current_database() LIMIT 1",
+			 0, NULL);
+	if (awa_ring_run(prepared_plan, NULL, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
+					 "awa.ring_rescue: prepared transactions") > 0)
+		horizon = mark;
+
+	/* the attempts due: receipts and beats whose deadline passed since the mark */
+	awa_plan(&receipts_plan,
+			 "SELECT c.job_id, c.run_lease, c.slot, x.deadline_at"
+			 " FROM awa.claims c CROSS JOIN LATERAL (SELECT " AWA_RING_DEADLINE_SQL("c") " AS deadline_at) x"
+			 " WHERE c.deadline_at > $1 AND c.deadline_at < now() AND " NOT_ENDED_SQL("c")
+			 " AND x.deadline_at < now()",
+			 1, window_types);
+	awa_plan(&beats_plan,
+			 "SELECT b.job_id, b.run_lease, b.slot, x.deadline_at"
+			 " FROM awa.beats b CROSS JOIN LATERAL"
+			 " (SELECT l.deadline_at FROM awa.beats l WHERE l.job_id = b.job_id AND l.run_lease = b.run_lease"
+			 "  AND l.slot = b.slot ORDER BY l.at DESC LIMIT 1) x"
+			 " WHERE b.deadline_at > $1 AND b.deadline_at < now() AND x.deadline_at < now()"
+			 " AND " NOT_ENDED_SQL("b"),
+			 1, window_types);
+	cand = palloc(sizeof(RescueCandidate) * capacity);
+	values[0] = TimestampTzGetDatum(mark);
+	awa_ring_run(receipts_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
+				 "awa.ring_rescue: receipts due");
+	collect(&cand, &ncand, &capacity);
+	awa_ring_run(beats_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
+				 "awa.ring_rescue: beats due");
+	collect(&cand, &ncand, &capacity);
+	if (ncand > 1)
+		qsort(cand, ncand, sizeof(RescueCandidate), candidate_cmp);
+
+	awa_plan(&lock_plan,
+			 "SELECT 1 FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
+			 " FOR UPDATE OF c SKIP LOCKED",
+			 3, attempt_types);
+	awa_plan(&check_plan,
+			 "SELECT 1 FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
+			 " AND " AWA_RING_DEADLINE_SQL("c") " < now() AND " NOT_ENDED_SQL("c"),
+			 3, attempt_types);
+	error = DirectFunctionCall1(jsonb_in, CStringGetDatum("\"deadline exceeded\""));
+	new_mark = horizon;
+	for (i = 0; i < ncand; i++)
+	{
+		bool		ended;
+
+		CHECK_FOR_INTERRUPTS();
+		/* the same attempt found by its receipt and its beat */
+		if (i > 0 && cand[i].job_id == cand[i - 1].job_id && cand[i].run_lease == cand[i - 1].run_lease)
+			continue;
+		if (rescued >= max)
+		{
+			/* the rest wait for the next round: the mark stays below them */
+			if (cand[i].deadline - 1 < new_mark)
+				new_mark = cand[i].deadline - 1;
+			break;
+		}
+		values[0] = Int64GetDatum(cand[i].job_id);
+		values[1] = Int64GetDatum(cand[i].run_lease);
+		values[2] = Int16GetDatum(cand[i].slot);
+		if (awa_ring_run(lock_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+						 "awa.ring_rescue: lock") == 0)
+		{
+			/* a heartbeat (or another rescue) holds it: look again next round */
+			if (cand[i].deadline - 1 < new_mark)
+				new_mark = cand[i].deadline - 1;
+			continue;
+		}
+		/* still due and running, as a snapshot taken after the lock sees it */
+		if (awa_ring_run(check_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
+						 "awa.ring_rescue: check") == 0)
+			continue;
+		(void) awa_ring_fail_attempt(values[0], values[1], error, false, true, &ended);
+		if (ended)
+			rescued++;
+	}
+
+	if (new_mark > mark)
+	{
+		values[0] = TimestampTzGetDatum(new_mark);
+		awa_plan(&raise_plan, "UPDATE awa.ring_rescue_mark SET passed = $1 WHERE one", 1, window_types);
+		awa_ring_run(raise_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_UPDATE,
+					 "awa.ring_rescue: raise the mark");
+	}
+	SPI_finish();
+	PG_RETURN_INT64(rescued);
+}
