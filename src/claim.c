@@ -1540,6 +1540,31 @@ probed_read(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 }
 
 /*
+ * How many of the n queues may give candidates at this level (at least
+ * 1): not capped at 0 by their limit, and with a range of the level's
+ * priorities whose floor is not at the end (no floors: any).
+ */
+static int
+live_queues(const AwaFloorScan *scans, const int64 *caps, int n, int level)
+{
+	int			live = 0;
+	int			i;
+	int			p;
+
+	for (i = 0; i < n; i++)
+	{
+		if (caps[i] == 0)
+			continue;
+		for (p = Max(level, 1); p <= AWA_FLOOR_PRIORITIES; p++)
+			if (!awa_floor_at_end(&scans[i], p))
+				break;
+		if (p <= AWA_FLOOR_PRIORITIES)
+			live++;
+	}
+	return Max(live, 1);
+}
+
+/*
  * Claim up to batch jobs of names[0..n), level by level, appending them to
  * rows.  Returns the number claimed; *at_limit is set when one of the
  * queues is at its concurrency limit.  Each level's statement reads up to
@@ -1595,12 +1620,16 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	for (level = first; level <= last && nrows < batch; level++)
 	{
 		/*
-		 * Candidates per range: as many as asked for, so that one statement
-		 * fills the batch (the range of the frontier holds that many before
-		 * it); for large batches over many queues, twice each queue's share.
+		 * Candidates per range: twice each queue's share of what is left,
+		 * counting only the queues that may give some at this level (idle
+		 * queues' ranges are not read: their floors are at the end), at
+		 * most what is left.  With the backlog spread evenly one statement
+		 * fills the batch; when it is skewed the frontier stops the claim
+		 * early and the statement runs again with more for the ranges cut.
 		 */
-		int			per_range = Min(batch - nrows,
-									Max(16, 2 * ((batch - nrows + n - 1) / n)));
+		int			active = live_queues(scans, caps, n, level);
+		int			left = batch - nrows;
+		int			per_range = Min(left, 2 * ((left + active - 1) / active));
 
 		if (many_plans[level] == NULL)
 		{
@@ -1693,6 +1722,9 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 				scans[i].ask[level] = scans[i].lane >= 0 && caps[i] != 0 &&
 					!read[i * AWA_FLOOR_PRIORITIES + level] &&
 					!awa_floor_at_end(&scans[i], level + 1);
+	/* the priorities taken: raised every few claims of each queue */
+	for (i = 0; i < n; i++)
+		awa_floor_defer(&scans[i], taken[i]);
 	probed = palloc(sizeof(ManyProbed) * n);
 	probe_many(scans, names, n, probed);
 	for (i = 0; i < n; i++)
