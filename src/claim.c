@@ -1512,6 +1512,8 @@ mark_read(Datum arr, bool isnull, bool *read, int n)
 
 	if (isnull)
 		return;
+	if (ARR_ELEMTYPE(DatumGetArrayTypeP(arr)) != INT4OID)
+		elog(ERROR, "awa_claim: the claim statement's awa_read is not an int4[]");
 	deconstruct_array(DatumGetArrayTypeP(arr), INT4OID, 4, true, TYPALIGN_INT,
 					  &elems, &nulls, &m);
 	for (k = 0; k < m; k++)
