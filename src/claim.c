@@ -1074,11 +1074,11 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * awa_job_claim_many_sql in job.c).  Its plan has the same few nodes for
  * any number of queues: setting up and tearing down an executor node per
  * range would cost more than reading the ranges.  It reads a few
- * candidates per range (as many as asked for, up to 16, or twice a queue's
- * share of a larger batch) and takes
- * them only up to the first range cut short, so the order is exact; when
- * that, or candidates locked by other claimers, leaves the claim short
- * while ranges were cut, the statement runs again for the rest.
+ * candidates per range (twice a busy queue's share of the batch, and two
+ * more) and takes them only up to the first range cut short, so the order
+ * is exact; when that, or candidates locked by other claimers, leaves the
+ * claim short while ranges were cut, the statement runs again for the
+ * rest, reading further.
  *
  * Each range starts at its claim floor (floor.c), as a single queue's
  * claim does, so dead entries left by earlier claims are not walked while
@@ -1571,9 +1571,10 @@ live_queues(const AwaFloorScan *scans, const int64 *caps, int n, int level)
  * rows.  Returns the number claimed; *at_limit is set when one of the
  * queues is at its concurrency limit.  Each level's statement reads up to
  * `per_range` candidates of each (queue, priority) range (see below);
- * when it claims fewer than it asked for while ranges were cut there (the order allowed no more, or candidates locked
- * by other claimers were skipped), it runs again for the rest, shared by
- * the ranges cut, or with four times as many when it took none.
+ * when it claims fewer than it asked for while ranges were cut there (the
+ * order allowed no more, or candidates locked by other claimers were
+ * skipped), it runs again, reading further by the rest shared by the ranges
+ * cut, or four times as far when it took none.
  */
 static int
 claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
@@ -1622,16 +1623,17 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	for (level = first; level <= last && nrows < batch; level++)
 	{
 		/*
-		 * Candidates per range: twice each queue's share of what is left,
-		 * counting only the queues that may give some at this level (idle
-		 * queues' ranges are not read: their floors are at the end), at
-		 * most what is left.  With the backlog spread evenly one statement
-		 * fills the batch; when it is skewed the frontier stops the claim
-		 * early and the statement runs again with more for the ranges cut.
+		 * Candidates per range: twice each queue's share of what is left
+		 * and two more, counting only the queues that may give some at this
+		 * level (idle queues' ranges are not read: their floors are at the
+		 * end), at most what is left.  With the backlog spread evenly one
+		 * statement fills the batch, even when another claimer holds the
+		 * first candidates locked; when it is skewed the frontier stops the
+		 * claim early and the statement runs again, reading further.
 		 */
 		int			active = live_queues(scans, caps, n, level);
 		int			left = batch - nrows;
-		int			per_range = Min(left, 2 * ((left + active - 1) / active));
+		int			per_range = Min(left, 2 * ((left + active - 1) / active) + 2);
 
 		if (many_plans[level] == NULL)
 		{
@@ -1706,9 +1708,13 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 			}
 			if (got >= asked || cut == 0 || per_range >= INT_MAX / 4)
 				break;
-			/* the rest shared by the ranges cut; none taken: locked, read further */
+			/*
+			 * Read further: past what this statement read (the candidates
+			 * other claimers hold locked come first again) by the rest
+			 * shared by the ranges cut; none taken: four times as far.
+			 */
 			per_range = got == 0 ? per_range * 4 :
-				(int) Min(((int64) (asked - got) + cut - 1) / cut + 1, INT_MAX / 4);
+				(int) Min(per_range + ((int64) (asked - got) + cut - 1) / cut + 1, INT_MAX / 4);
 		}
 	}
 
