@@ -10,7 +10,7 @@
 # throughput runs); BENCH_MQ_HOLD_SNAPSHOT=1 keeps a snapshot open in another session during those runs,
 # so that the claimed jobs' index entries can be neither removed nor marked dead.  It also prints the plan of the
 # 10-queue claim statement with 1,000,000 waiting jobs (auto_explain of the saved statement, a second
-# claim of the session: the plan is generic, built at the first).
+# claim of the session: the plan is generic, built at the first; BENCH_MQ_PLAN=0 skips it).
 #
 #   sudo bench/multiqueue.sh             # about 2 minutes on a 2-core machine
 #
@@ -32,6 +32,7 @@ BATCHES=${BENCH_MQ_BATCHES:-"1 10"}
 CPU_JOBS=${BENCH_MQ_CPU_JOBS:-5000}
 THROUGHPUT=${BENCH_MQ_THROUGHPUT:-1}
 HOLD=${BENCH_MQ_HOLD_SNAPSHOT:-0}
+PLAN=${BENCH_MQ_PLAN:-1}
 TMP=$(mktemp -d /tmp/awa-bench-mq-tmp.XXXXXX)
 
 cleanup() { awa_cluster_stop "$DIR"; rm -rf "$DIR" "$TMP"; }
@@ -111,26 +112,28 @@ if [ "$CPU_JOBS" -gt 0 ]; then
 	ratios cpus '%-6s %8.1f %8.1f %8.1f %12.2f %12.2f\n'
 fi
 
-log "plan of the 10-queue claim with 1,000,000 waiting jobs (10 queues, priorities 1-4)"
-bench_q "TRUNCATE awa.jobs" >/dev/null
-bench_q "INSERT INTO awa.jobs (kind, queue, args, state, run_at, priority)
-   SELECT 'k', 'q' || (i % 10), jsonb_build_object('n', i), 'available',
-          now() - interval '1 hour' + i * interval '1 ms', 1 + (i % 4)
-     FROM generate_series(1, 1000000) i" >/dev/null
-bench_q "VACUUM ANALYZE awa.jobs" >/dev/null
-"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 <<SQL >/dev/null
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_analyze = on;
-SET auto_explain.log_buffers = on;
-SET client_min_messages = error;
-BEGIN;
-SELECT count(*) FROM awa_claim($QUEUES, batch => 10);
-SELECT count(*) FROM awa_claim($QUEUES, batch => 10);
-ROLLBACK;
-SQL
-# the last claim statement's plan (a backend's first run also plans it): its nodes, with their times
-last=$(grep -n 'Query Text: WITH c AS MATERIALIZED' "$DIR/log" | tail -1 | cut -d: -f1)
-sed -n "$((last - 1)),\$p" "$DIR/log" | awk 'NR == 1 { print; next } /^[0-9][0-9][0-9][0-9]-/ { exit } { print }' |
-	grep -vE 'Query Text|Buffers:|Batches:|Sort Method|JIT|Functions:|Options:|Timing:' | cut -c1-170
+if [ "$PLAN" != 0 ]; then
+	log "plan of the 10-queue claim with 1,000,000 waiting jobs (10 queues, priorities 1-4)"
+	bench_q "TRUNCATE awa.jobs" >/dev/null
+	bench_q "INSERT INTO awa.jobs (kind, queue, args, state, run_at, priority)
+	   SELECT 'k', 'q' || (i % 10), jsonb_build_object('n', i), 'available',
+	          now() - interval '1 hour' + i * interval '1 ms', 1 + (i % 4)
+	     FROM generate_series(1, 1000000) i" >/dev/null
+	bench_q "VACUUM ANALYZE awa.jobs" >/dev/null
+	"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 <<-SQL >/dev/null
+	LOAD 'auto_explain';
+	SET auto_explain.log_min_duration = 0;
+	SET auto_explain.log_nested_statements = on;
+	SET auto_explain.log_analyze = on;
+	SET auto_explain.log_buffers = on;
+	SET client_min_messages = error;
+	BEGIN;
+	SELECT count(*) FROM awa_claim($QUEUES, batch => 10);
+	SELECT count(*) FROM awa_claim($QUEUES, batch => 10);
+	ROLLBACK;
+	SQL
+	# the last claim statement's plan (a backend's first run also plans it): its nodes, with their times
+	last=$(grep -n 'Query Text: WITH c AS MATERIALIZED' "$DIR/log" | tail -1 | cut -d: -f1)
+	sed -n "$((last - 1)),\$p" "$DIR/log" | awk 'NR == 1 { print; next } /^[0-9][0-9][0-9][0-9]-/ { exit } { print }' |
+		grep -vE 'Query Text|Buffers:|Batches:|Sort Method|JIT|Functions:|Options:|Timing:' | cut -c1-170
+fi
