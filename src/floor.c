@@ -71,7 +71,8 @@
  * a priority whose probe then sees no waiting job at all gets its floor
  * raised to the end (run_at infinity, under the same caps), which the
  * claim over several queues does not read at all (awa_floor_at_end) until
- * a pin lowers it.  The ring (ring.c) uses lanes of its own name
+ * a pin lowers it; that claim raises the floors of the priorities it took
+ * jobs of only every FLOOR_RAISE_EVERY jobs of the queue (awa_floor_defer).  The ring (ring.c) uses lanes of its own name
  * and awa_floor_end_with, whose probe reads its relations instead.  Writers call awa_floor_note for each job they
  * make waiting; the rest happens at commit.
  *
