@@ -10,7 +10,7 @@
 # throughput runs); BENCH_MQ_HOLD_SNAPSHOT=1 keeps a snapshot open in another session during those runs,
 # so that the claimed jobs' index entries can be neither removed nor marked dead.  It also prints the plan of the
 # 10-queue claim statement with 1,000,000 waiting jobs (auto_explain of the saved statement, a second
-# claim of the session: the plan is generic, built at the first).
+# claim of the session: the plan is generic, built at the first; BENCH_MQ_PLAN=0 skips it).
 #
 #   sudo bench/multiqueue.sh             # about 2 minutes on a 2-core machine
 #
@@ -20,6 +20,7 @@
 set -euo pipefail
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_ROOT/../scripts/lib.sh"
+source "$BENCH_ROOT/lib.sh"
 
 PORT=${BENCH_PORT:-5496}
 DIR=${BENCH_CLUSTER_DIR:-/tmp/awa-bench-mq.$PORT}
@@ -31,6 +32,7 @@ BATCHES=${BENCH_MQ_BATCHES:-"1 10"}
 CPU_JOBS=${BENCH_MQ_CPU_JOBS:-5000}
 THROUGHPUT=${BENCH_MQ_THROUGHPUT:-1}
 HOLD=${BENCH_MQ_HOLD_SNAPSHOT:-0}
+PLAN=${BENCH_MQ_PLAN:-1}
 TMP=$(mktemp -d /tmp/awa-bench-mq-tmp.XXXXXX)
 
 cleanup() { awa_cluster_stop "$DIR"; rm -rf "$DIR" "$TMP"; }
@@ -38,104 +40,65 @@ trap cleanup EXIT
 rm -rf "$DIR"
 awa_cluster_start "$DIR" "$PORT" fsync=off synchronous_commit=off shared_buffers=256MB awa.databases=
 export PGDATABASE=postgres
-q() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-q "CREATE EXTENSION awa" >/dev/null
+bench_q "CREATE EXTENSION awa" >/dev/null
 
 QUEUES="ARRAY['q0','q1','q2','q3','q4','q5','q6','q7','q8','q9']"
 # load SPREAD: BACKLOG available jobs, over q0..q9 (SPREAD 10) or all in q0 (SPREAD 1)
 load() {
-	q "TRUNCATE awa.jobs" >/dev/null
-	q "INSERT INTO awa.jobs (kind, queue, args, state, run_at)
+	bench_q "TRUNCATE awa.jobs" >/dev/null
+	bench_q "INSERT INTO awa.jobs (kind, queue, args, state, run_at)
 	   SELECT 'k', 'q' || (i % $1), jsonb_build_object('n', i), 'available',
 	          now() - interval '1 hour' + i * interval '1 ms'
 	     FROM generate_series(1, $BACKLOG) i" >/dev/null
-	q "VACUUM ANALYZE awa.jobs" >/dev/null
-	q "CHECKPOINT" >/dev/null
+	bench_q "VACUUM ANALYZE awa.jobs" >/dev/null
+	bench_q "CHECKPOINT" >/dev/null
+}
+# setup VARIANT: load the variant's backlog, set TARGET (the claim's first argument)
+setup() {
+	case $1 in
+	single) TARGET="'q0'"; load 1 ;;
+	multi) TARGET=$QUEUES; load 10 ;;
+	multi1) TARGET=$QUEUES; load 1 ;;
+	esac
 }
 # run VARIANT BATCH -> jobs/s
 run() {
-	local v=$1 b=$2 target spread=10 script=$TMP/$1_$2.sql tps done
-	case $v in
-	single) target="'q0'"; spread=1 ;;
-	multi) target=$QUEUES ;;
-	multi1) target=$QUEUES; spread=1 ;;
-	esac
-	load $spread
-	cat >"$script" <<SQL
-SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa_claim($target, batch => $b) \gset
-SELECT awa_complete_many(:ids, :leases);
-SQL
-	local tx=$((JOBS / CLIENTS / b))
-	"$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -t "$tx" -f "$script" >"$TMP/pgbench.log" 2>&1 ||
-		{ cat "$TMP/pgbench.log" >&2; return 1; }
-	done=$(q "SELECT count(*) FROM awa.jobs WHERE state = 'completed'")
-	[ "$done" = $((tx * CLIENTS * b)) ] || { echo "$v: expected $((tx * CLIENTS * b)) completed, found $done" >&2; return 1; }
-	tps=$(awk '/^tps = / { print $3; exit }' "$TMP/pgbench.log")
-	awk -v t="$tps" -v b="$b" 'BEGIN { printf "%.0f", t * b }'
+	setup "$1"
+	bench_pgbench "$TARGET" "$2" "$CLIENTS" "$JOBS" "$TMP"
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# ratios FIGURES FORMAT: the medians of single, multi, multi1 per batch and the ratios to single
+ratios() {
+	local b s m m1
+	for b in $BATCHES; do
+		s=$(bench_median_of "$1" "single.$b")
+		m=$(bench_median_of "$1" "multi.$b")
+		m1=$(bench_median_of "$1" "multi1.$b")
+		awk -v b="$b" -v s="$s" -v m="$m" -v m1="$m1" -v f="$2" 'BEGIN { printf f, b, s, m, m1, m / s, m1 / s }'
+	done
+}
 
 if [ "$THROUGHPUT" != 0 ]; then
-log "multi-queue claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs per run, $ROUNDS rounds, batches $BATCHES"
-declare -A figures
-for b in $BATCHES; do
-	vs=(single multi multi1)
-	for ((r = 1; r <= ROUNDS; r++)); do
-		for ((i = 0; i < 3; i++)); do
-			v=${vs[$(((i + r - 1) % 3))]}
-			val=$(run "$v" "$b")
-			figures[$v.$b]+="$val "
-			printf '    batch %-3s round %d  %-7s %s jobs/s\n' "$b" "$r" "$v" "$val"
-		done
-	done
-done
-
-log "medians (jobs/s) and ratios to the single-queue claim"
-printf '%-6s %10s %10s %10s %12s %12s\n' batch single multi multi1 multi/single multi1/single
-for b in $BATCHES; do
-	s=$(tr ' ' '\n' <<<"${figures[single.$b]}" | grep . | median)
-	m=$(tr ' ' '\n' <<<"${figures[multi.$b]}" | grep . | median)
-	m1=$(tr ' ' '\n' <<<"${figures[multi1.$b]}" | grep . | median)
-	awk -v b="$b" -v s="$s" -v m="$m" -v m1="$m1" \
-		'BEGIN { printf "%-6s %10.0f %10.0f %10.0f %12.2f %12.2f\n", b, s, m, m1, m / s, m1 / s }'
-done
+	log "multi-queue claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs per run, $ROUNDS rounds, batches $BATCHES"
+	declare -A figures
+	bench_rounds figures jobs/s "$ROUNDS" "$BATCHES" run single multi multi1
+	log "medians (jobs/s) and ratios to the single-queue claim"
+	printf '%-6s %10s %10s %10s %12s %12s\n' batch single multi multi1 multi/single multi1/single
+	ratios figures '%-6s %10.0f %10.0f %10.0f %12.2f %12.2f\n'
 fi
 
-# cpu VARIANT BATCH -> microseconds of the backend's CPU per job claimed and completed: one session claims
-# and completes CPU_JOBS jobs in a procedure (a transaction per claim); other load on a shared machine
-# hardly moves a process's own CPU time (utime + stime from /proc/self/stat, read in SQL as superuser)
+# cpu VARIANT BATCH -> microseconds of the backend's CPU per job claimed and completed (bench_cpu),
+# optionally with an old snapshot held open in another session
 cpu() {
-	local v=$1 b=$2 target spread=10
-	case $v in
-	single) target="'q0'"; spread=1 ;;
-	multi) target=$QUEUES ;;
-	multi1) target=$QUEUES; spread=1 ;;
-	esac
-	load $spread
+	setup "$1"
 	if [ "$HOLD" != 0 ]; then
 		# an old snapshot held open (a long report, a forgotten session): dead index entries stay
 		"$PG_BIN/psql" -X -q -At -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM awa.queue_meta" \
 			-c "SELECT pg_sleep(3600)" >/dev/null 2>&1 &
 		sleep 0.5
 	fi
-	"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 <<SQL
-CREATE OR REPLACE PROCEDURE bench_claims(n integer, b integer) LANGUAGE plpgsql AS \$\$
-BEGIN
-	FOR i IN 1 .. n LOOP
-		PERFORM awa_complete_many(array_agg(id), array_agg(run_lease)) FROM awa_claim($target, batch => b);
-		COMMIT;
-	END LOOP;
-END
-\$\$;
-SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
-     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint AS t0 \gset
-CALL bench_claims($((CPU_JOBS / b)), $b);
-SELECT round(((split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
-     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint - :t0) * 1e6 / $(getconf CLK_TCK))
-     / (SELECT count(*) FROM awa.jobs WHERE state = 'completed'), 1);
-SQL
+	bench_cpu "$TARGET" "$2" "$CPU_JOBS"
 	if [ "$HOLD" != 0 ]; then
-		q "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3600)%'" >/dev/null
+		bench_q "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3600)%'" >/dev/null
 		wait
 	fi
 }
@@ -143,48 +106,34 @@ SQL
 if [ "$CPU_JOBS" -gt 0 ]; then
 	log "backend CPU per job (one session, $CPU_JOBS jobs per run), $ROUNDS rounds"
 	declare -A cpus
-	for b in $BATCHES; do
-		vs=(single multi multi1)
-		for ((r = 1; r <= ROUNDS; r++)); do
-			for ((i = 0; i < 3; i++)); do
-				v=${vs[$(((i + r - 1) % 3))]}
-				val=$(cpu "$v" "$b")
-				cpus[$v.$b]+="$val "
-				printf '    batch %-3s round %d  %-7s %s us/job\n' "$b" "$r" "$v" "$val"
-			done
-		done
-	done
+	bench_rounds cpus us/job "$ROUNDS" "$BATCHES" cpu single multi multi1
 	log "medians (CPU microseconds per job) and ratios to the single-queue claim (above 1: costs more)"
 	printf '%-6s %8s %8s %8s %12s %12s\n' batch single multi multi1 multi/single multi1/single
-	for b in $BATCHES; do
-		s=$(tr ' ' '\n' <<<"${cpus[single.$b]}" | grep . | median)
-		m=$(tr ' ' '\n' <<<"${cpus[multi.$b]}" | grep . | median)
-		m1=$(tr ' ' '\n' <<<"${cpus[multi1.$b]}" | grep . | median)
-		awk -v b="$b" -v s="$s" -v m="$m" -v m1="$m1" \
-			'BEGIN { printf "%-6s %8.1f %8.1f %8.1f %12.2f %12.2f\n", b, s, m, m1, m / s, m1 / s }'
-	done
+	ratios cpus '%-6s %8.1f %8.1f %8.1f %12.2f %12.2f\n'
 fi
 
-log "plan of the 10-queue claim with 1,000,000 waiting jobs (10 queues, priorities 1-4)"
-q "TRUNCATE awa.jobs" >/dev/null
-q "INSERT INTO awa.jobs (kind, queue, args, state, run_at, priority)
-   SELECT 'k', 'q' || (i % 10), jsonb_build_object('n', i), 'available',
-          now() - interval '1 hour' + i * interval '1 ms', 1 + (i % 4)
-     FROM generate_series(1, 1000000) i" >/dev/null
-q "VACUUM ANALYZE awa.jobs" >/dev/null
-"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 <<SQL >/dev/null
-LOAD 'auto_explain';
-SET auto_explain.log_min_duration = 0;
-SET auto_explain.log_nested_statements = on;
-SET auto_explain.log_analyze = on;
-SET auto_explain.log_buffers = on;
-SET client_min_messages = error;
-BEGIN;
-SELECT count(*) FROM awa_claim($QUEUES, batch => 10);
-SELECT count(*) FROM awa_claim($QUEUES, batch => 10);
-ROLLBACK;
-SQL
-# the last claim statement's plan (a backend's first run also plans it): its nodes, with their times
-last=$(grep -n 'Query Text: WITH c AS MATERIALIZED' "$DIR/log" | tail -1 | cut -d: -f1)
-sed -n "$((last - 1)),\$p" "$DIR/log" | awk 'NR == 1 { print; next } /^[0-9][0-9][0-9][0-9]-/ { exit } { print }' |
-	grep -vE 'Query Text|Buffers:|Batches:|Sort Method|JIT|Functions:|Options:|Timing:' | cut -c1-170
+if [ "$PLAN" != 0 ]; then
+	log "plan of the 10-queue claim with 1,000,000 waiting jobs (10 queues, priorities 1-4)"
+	bench_q "TRUNCATE awa.jobs" >/dev/null
+	bench_q "INSERT INTO awa.jobs (kind, queue, args, state, run_at, priority)
+	   SELECT 'k', 'q' || (i % 10), jsonb_build_object('n', i), 'available',
+	          now() - interval '1 hour' + i * interval '1 ms', 1 + (i % 4)
+	     FROM generate_series(1, 1000000) i" >/dev/null
+	bench_q "VACUUM ANALYZE awa.jobs" >/dev/null
+	"$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 <<-SQL >/dev/null
+	LOAD 'auto_explain';
+	SET auto_explain.log_min_duration = 0;
+	SET auto_explain.log_nested_statements = on;
+	SET auto_explain.log_analyze = on;
+	SET auto_explain.log_buffers = on;
+	SET client_min_messages = error;
+	BEGIN;
+	SELECT count(*) FROM awa_claim($QUEUES, batch => 10);
+	SELECT count(*) FROM awa_claim($QUEUES, batch => 10);
+	ROLLBACK;
+	SQL
+	# the last claim statement's plan (a backend's first run also plans it): its nodes, with their times
+	last=$(grep -n 'Query Text: WITH c AS MATERIALIZED' "$DIR/log" | tail -1 | cut -d: -f1)
+	sed -n "$((last - 1)),\$p" "$DIR/log" | awk 'NR == 1 { print; next } /^[0-9][0-9][0-9][0-9]-/ { exit } { print }' |
+		grep -vE 'Query Text|Buffers:|Batches:|Sort Method|JIT|Functions:|Options:|Timing:' | cut -c1-170
+fi

@@ -25,6 +25,7 @@
 set -euo pipefail
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_ROOT/../scripts/lib.sh"
+source "$BENCH_ROOT/lib.sh"
 
 PORT=${BENCH_PORT:-5497}
 DIR=${BENCH_CLUSTER_DIR:-/tmp/awa-bench-rate.$PORT}
@@ -58,118 +59,62 @@ use() {
 	if [ "$1" = base ]; then BIN=$BASE_BIN PGHOST=$DIR.base PGPORT=$((PORT + 1)); else BIN=$PG_BIN PGHOST=$DIR PGPORT=$PORT; fi
 	export PGHOST PGPORT
 }
-q() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-q "CREATE EXTENSION awa" >/dev/null
+bench_q "CREATE EXTENSION awa" >/dev/null
 
 # load VARIANT: BACKLOG available jobs in q0, and the settings of the variant
 load() {
-	q "TRUNCATE awa.jobs" >/dev/null
-	q "DELETE FROM awa.queue_meta" >/dev/null
-	q "INSERT INTO awa.jobs (kind, queue, args, state, run_at)
+	bench_q "TRUNCATE awa.jobs" >/dev/null
+	bench_q "DELETE FROM awa.queue_meta" >/dev/null
+	bench_q "INSERT INTO awa.jobs (kind, queue, args, state, run_at)
 	   SELECT 'k', 'q0', jsonb_build_object('n', i), 'available', now() - interval '1 hour' + i * interval '1 ms'
 	     FROM generate_series(1, $BACKLOG) i" >/dev/null
 	case $1 in
-	other) q "SELECT awa_set_queue_rate('api', 10, '1 s')" >/dev/null ;;
-	loose) q "SELECT awa_set_queue_rate('q0', 1000, '1 ms')" >/dev/null ;;
+	other) bench_q "SELECT awa_set_queue_rate('api', 10, '1 s')" >/dev/null ;;
+	loose) bench_q "SELECT awa_set_queue_rate('q0', 1000, '1 ms')" >/dev/null ;;
 	esac
-	q "VACUUM ANALYZE awa.jobs" >/dev/null
-	q "CHECKPOINT" >/dev/null
+	bench_q "VACUUM ANALYZE awa.jobs" >/dev/null
+	bench_q "CHECKPOINT" >/dev/null
 }
 # run VARIANT BATCH -> jobs/s
 run() {
-	local v=$1 b=$2 script=$TMP/$1_$2.sql tps done
-	use "$v"
-	load "$v"
-	cat >"$script" <<SQL
-SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa_claim('q0', batch => $b) \gset
-SELECT awa_complete_many(:ids, :leases);
-SQL
-	local tx=$((JOBS / CLIENTS / b))
-	"$BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -t "$tx" -f "$script" >"$TMP/pgbench.log" 2>&1 ||
-		{ cat "$TMP/pgbench.log" >&2; return 1; }
-	done=$(q "SELECT count(*) FROM awa.jobs WHERE state = 'completed'")
-	[ "$done" = $((tx * CLIENTS * b)) ] || { echo "$v: expected $((tx * CLIENTS * b)) completed, found $done" >&2; return 1; }
-	tps=$(awk '/^tps = / { print $3; exit }' "$TMP/pgbench.log")
-	awk -v t="$tps" -v b="$b" 'BEGIN { printf "%.0f", t * b }'
+	use "$1"
+	load "$1"
+	bench_pgbench "'q0'" "$2" "$CLIENTS" "$JOBS" "$TMP"
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# cpu VARIANT BATCH -> microseconds of the backend's CPU per job claimed and completed (bench_cpu)
+cpu() {
+	use "$1"
+	load "$1"
+	bench_cpu "'q0'" "$2" "$CPU_JOBS"
+}
+# ratios FIGURES FORMAT BASEFORMAT: the medians of plain, other, loose (and base) per batch, and the ratios
+ratios() {
+	local b p o l x
+	for b in $BATCHES; do
+		p=$(bench_median_of "$1" "plain.$b")
+		o=$(bench_median_of "$1" "other.$b")
+		l=$(bench_median_of "$1" "loose.$b")
+		x=$(bench_median_of "$1" "base.$b")
+		awk -v b="$b" -v p="$p" -v o="$o" -v l="$l" -v x="$x" -v f="$2" -v xf="$3" \
+			'BEGIN { printf f, b, p, o, l, x == "" ? "-" : sprintf(xf, x), o / p, l / p,
+			         x == "" ? "-" : sprintf("%.2f", p / x) }'
+	done
+}
+VARIANTS=(plain other loose)
+[ -z "$BASE_BIN" ] || VARIANTS+=(base)
 
 if [ "${BENCH_RATE_THROUGHPUT:-1}" = 1 ]; then
-log "rate limits and the claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs per run, $ROUNDS rounds, batches $BATCHES"
-declare -A figures
-for b in $BATCHES; do
-	vs=(plain other loose)
-	[ -z "$BASE_BIN" ] || vs+=(base)
-	for ((r = 1; r <= ROUNDS; r++)); do
-		for ((i = 0; i < ${#vs[@]}; i++)); do
-			v=${vs[$(((i + r - 1) % ${#vs[@]}))]}
-			val=$(run "$v" "$b")
-			figures[$v.$b]+="$val "
-			printf '    batch %-3s round %d  %-6s %s jobs/s\n' "$b" "$r" "$v" "$val"
-		done
-	done
-done
-
-log "medians (jobs/s) and ratios to the unlimited queue"
-printf '%-6s %10s %10s %10s %10s %12s %12s %11s\n' batch plain other loose base other/plain loose/plain plain/base
-for b in $BATCHES; do
-	p=$(tr ' ' '\n' <<<"${figures[plain.$b]}" | grep . | median)
-	o=$(tr ' ' '\n' <<<"${figures[other.$b]}" | grep . | median)
-	l=$(tr ' ' '\n' <<<"${figures[loose.$b]}" | grep . | median)
-	x=
-	[ -z "${figures[base.$b]:-}" ] || x=$(tr ' ' '\n' <<<"${figures[base.$b]}" | grep . | median)
-	awk -v b="$b" -v p="$p" -v o="$o" -v l="$l" -v x="$x" \
-		'BEGIN { printf "%-6s %10.0f %10.0f %10.0f %10s %12.2f %12.2f %11s\n", b, p, o, l,
-		         x == "" ? "-" : sprintf("%.0f", x), o / p, l / p, x == "" ? "-" : sprintf("%.2f", p / x) }'
-done
+	log "rate limits and the claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs per run, $ROUNDS rounds, batches $BATCHES"
+	declare -A figures
+	bench_rounds figures jobs/s "$ROUNDS" "$BATCHES" run "${VARIANTS[@]}"
+	log "medians (jobs/s) and ratios to the unlimited queue"
+	printf '%-6s %10s %10s %10s %10s %12s %12s %11s\n' batch plain other loose base other/plain loose/plain plain/base
+	ratios figures '%-6s %10.0f %10.0f %10.0f %10s %12.2f %12.2f %11s\n' '%.0f'
 fi
-
-# cpu VARIANT BATCH -> microseconds of the backend's CPU per job claimed and completed
-cpu() {
-	local v=$1 b=$2
-	use "$v"
-	load "$v"
-	"$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 <<SQL
-CREATE OR REPLACE PROCEDURE bench_claims(n integer, b integer) LANGUAGE plpgsql AS \$\$
-BEGIN
-	FOR i IN 1 .. n LOOP
-		PERFORM awa_complete_many(array_agg(id), array_agg(run_lease)) FROM awa_claim('q0', batch => b);
-		COMMIT;
-	END LOOP;
-END
-\$\$;
-SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
-     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint AS t0 \gset
-CALL bench_claims($((CPU_JOBS / b)), $b);
-SELECT round(((split_part(pg_read_file('/proc/self/stat'), ' ', 14)::bigint
-     + split_part(pg_read_file('/proc/self/stat'), ' ', 15)::bigint - :t0) * 1e6 / $(getconf CLK_TCK))
-     / (SELECT count(*) FROM awa.jobs WHERE state = 'completed'), 1);
-SQL
-}
 
 log "backend CPU per job (one session, $CPU_JOBS jobs per run), $ROUNDS rounds"
 declare -A cpus
-for b in $BATCHES; do
-	vs=(plain other loose)
-	[ -z "$BASE_BIN" ] || vs+=(base)
-	for ((r = 1; r <= ROUNDS; r++)); do
-		for ((i = 0; i < ${#vs[@]}; i++)); do
-			v=${vs[$(((i + r - 1) % ${#vs[@]}))]}
-			val=$(cpu "$v" "$b")
-			cpus[$v.$b]+="$val "
-			printf '    batch %-3s round %d  %-6s %s us/job\n' "$b" "$r" "$v" "$val"
-		done
-	done
-done
+bench_rounds cpus us/job "$ROUNDS" "$BATCHES" cpu "${VARIANTS[@]}"
 log "medians (CPU microseconds per job) and ratios to the unlimited queue (above 1: costs more)"
 printf '%-6s %8s %8s %8s %8s %12s %12s %11s\n' batch plain other loose base other/plain loose/plain plain/base
-for b in $BATCHES; do
-	p=$(tr ' ' '\n' <<<"${cpus[plain.$b]}" | grep . | median)
-	o=$(tr ' ' '\n' <<<"${cpus[other.$b]}" | grep . | median)
-	l=$(tr ' ' '\n' <<<"${cpus[loose.$b]}" | grep . | median)
-	x=
-	[ -z "${cpus[base.$b]:-}" ] || x=$(tr ' ' '\n' <<<"${cpus[base.$b]}" | grep . | median)
-	awk -v b="$b" -v p="$p" -v o="$o" -v l="$l" -v x="$x" \
-		'BEGIN { printf "%-6s %8.1f %8.1f %8.1f %8s %12.2f %12.2f %11s\n", b, p, o, l,
-		         x == "" ? "-" : sprintf("%.1f", x), o / p, l / p, x == "" ? "-" : sprintf("%.2f", p / x) }'
-done
+ratios cpus '%-6s %8.1f %8.1f %8.1f %8s %12.2f %12.2f %11s\n' '%.1f'

@@ -121,4 +121,18 @@ BEGIN
 END
 $$;
 
+-- every range the claim read is known as read, in all the queues: once the
+-- empty ranges are known (the first claim), a claim over six busy queues
+-- descends the claim index once per queue and probes no floor
+TRUNCATE awa.jobs;
+SELECT count(*) FROM (SELECT awa_insert('k', queue => 'r' || (g % 6),
+  run_at => now() - interval '1 hour' + g * interval '1 s') FROM generate_series(1, 60) g) i;
+SELECT queue FROM awa_claim(ARRAY['r0', 'r1', 'r2', 'r3', 'r4', 'r5'], batch => 1);
+-- (index scans counted in this transaction; stats are not flushed inside it)
+BEGIN;
+SELECT pg_stat_get_xact_numscans('awa.jobs_claim_idx'::regclass) AS before \gset
+SELECT queue FROM awa_claim(ARRAY['r0', 'r1', 'r2', 'r3', 'r4', 'r5'], batch => 1);
+SELECT pg_stat_get_xact_numscans('awa.jobs_claim_idx'::regclass) - :before AS descents;
+COMMIT;
+
 DROP EXTENSION awa;

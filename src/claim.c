@@ -1074,11 +1074,11 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * awa_job_claim_many_sql in job.c).  Its plan has the same few nodes for
  * any number of queues: setting up and tearing down an executor node per
  * range would cost more than reading the ranges.  It reads a few
- * candidates per range (as many as asked for, up to 16, or twice a queue's
- * share of a larger batch) and takes
- * them only up to the first range cut short, so the order is exact; when
- * that, or candidates locked by other claimers, leaves the claim short
- * while ranges were cut, the statement runs again for the rest.
+ * candidates per range (twice a busy queue's share of the batch, and two
+ * more) and takes them only up to the first range cut short, so the order
+ * is exact; when that, or candidates locked by other claimers, leaves the
+ * claim short while ranges were cut, the statement runs again for the
+ * rest, reading further.
  *
  * Each range starts at its claim floor (floor.c), as a single queue's
  * claim does, so dead entries left by earlier claims are not walked while
@@ -1512,6 +1512,8 @@ mark_read(Datum arr, bool isnull, bool *read, int n)
 
 	if (isnull)
 		return;
+	if (ARR_ELEMTYPE(DatumGetArrayTypeP(arr)) != INT4OID)
+		elog(ERROR, "awa_claim: the claim statement's awa_read is not an int4[]");
 	deconstruct_array(DatumGetArrayTypeP(arr), INT4OID, 4, true, TYPALIGN_INT,
 					  &elems, &nulls, &m);
 	for (k = 0; k < m; k++)
@@ -1540,13 +1542,39 @@ probed_read(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 }
 
 /*
+ * How many of the n queues may give candidates at this level (at least
+ * 1): not capped at 0 by their limit, and with a range of the level's
+ * priorities whose floor is not at the end (no floors: any).
+ */
+static int
+live_queues(const AwaFloorScan *scans, const int64 *caps, int n, int level)
+{
+	int			live = 0;
+	int			i;
+	int			p;
+
+	for (i = 0; i < n; i++)
+	{
+		if (caps[i] == 0)
+			continue;
+		for (p = Max(level, 1); p <= AWA_FLOOR_PRIORITIES; p++)
+			if (!awa_floor_at_end(&scans[i], p))
+				break;
+		if (p <= AWA_FLOOR_PRIORITIES)
+			live++;
+	}
+	return Max(live, 1);
+}
+
+/*
  * Claim up to batch jobs of names[0..n), level by level, appending them to
  * rows.  Returns the number claimed; *at_limit is set when one of the
  * queues is at its concurrency limit.  Each level's statement reads up to
  * `per_range` candidates of each (queue, priority) range (see below);
- * when it claims fewer than it asked for while ranges were cut there (the order allowed no more, or candidates locked
- * by other claimers were skipped), it runs again for the rest, shared by
- * the ranges cut, or with four times as many when it took none.
+ * when it claims fewer than it asked for while ranges were cut there (the
+ * order allowed no more, or candidates locked by other claimers were
+ * skipped), it runs again, reading further by the rest shared by the ranges
+ * cut, or four times as far when it took none.
  */
 static int
 claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
@@ -1595,12 +1623,17 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	for (level = first; level <= last && nrows < batch; level++)
 	{
 		/*
-		 * Candidates per range: as many as asked for, so that one statement
-		 * fills the batch (the range of the frontier holds that many before
-		 * it); for large batches over many queues, twice each queue's share.
+		 * Candidates per range: twice each queue's share of what is left
+		 * and two more, counting only the queues that may give some at this
+		 * level (idle queues' ranges are not read: their floors are at the
+		 * end), at most what is left.  With the backlog spread evenly one
+		 * statement fills the batch, even when another claimer holds the
+		 * first candidates locked; when it is skewed the frontier stops the
+		 * claim early and the statement runs again, reading further.
 		 */
-		int			per_range = Min(batch - nrows,
-									Max(16, 2 * ((batch - nrows + n - 1) / n)));
+		int			active = live_queues(scans, caps, n, level);
+		int			left = batch - nrows;
+		int			per_range = Min(left, 2 * ((left + active - 1) / active) + 2);
 
 		if (many_plans[level] == NULL)
 		{
@@ -1675,9 +1708,13 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 			}
 			if (got >= asked || cut == 0 || per_range >= INT_MAX / 4)
 				break;
-			/* the rest shared by the ranges cut; none taken: locked, read further */
+			/*
+			 * Read further: past what this statement read (the candidates
+			 * other claimers hold locked come first again) by the rest
+			 * shared by the ranges cut; none taken: four times as far.
+			 */
 			per_range = got == 0 ? per_range * 4 :
-				(int) Min(((int64) (asked - got) + cut - 1) / cut + 1, INT_MAX / 4);
+				(int) Min(per_range + ((int64) (asked - got) + cut - 1) / cut + 1, INT_MAX / 4);
 		}
 	}
 
@@ -1693,6 +1730,9 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 				scans[i].ask[level] = scans[i].lane >= 0 && caps[i] != 0 &&
 					!read[i * AWA_FLOOR_PRIORITIES + level] &&
 					!awa_floor_at_end(&scans[i], level + 1);
+	/* the priorities taken: raised every few claims of each queue */
+	for (i = 0; i < n; i++)
+		awa_floor_defer(&scans[i], taken[i]);
 	probed = palloc(sizeof(ManyProbed) * n);
 	probe_many(scans, names, n, probed);
 	for (i = 0; i < n; i++)

@@ -71,7 +71,8 @@
  * a priority whose probe then sees no waiting job at all gets its floor
  * raised to the end (run_at infinity, under the same caps), which the
  * claim over several queues does not read at all (awa_floor_at_end) until
- * a pin lowers it.  The ring (ring.c) uses lanes of its own name
+ * a pin lowers it; that claim raises the floors of the priorities it took
+ * jobs of only every FLOOR_RAISE_EVERY jobs of the queue (awa_floor_defer).  The ring (ring.c) uses lanes of its own name
  * and awa_floor_end_with, whose probe reads its relations instead.  Writers call awa_floor_note for each job they
  * make waiting; the rest happens at commit.
  *
@@ -101,6 +102,7 @@
 #define FLOOR_NAME_BYTES		64
 #define FLOOR_PINS_PER_XACT		8
 #define FLOOR_LOG				64
+#define FLOOR_RAISE_EVERY		16	/* awa_floor_defer */
 #define FLOOR_TRANCHE			"awa_floors"
 
 /* One queue of one database: its floor per priority. */
@@ -683,6 +685,40 @@ awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at)
 	if (priority >= 1 && priority <= AWA_FLOOR_PRIORITIES)
 		scan->taken[priority - 1] = true;
 	scan->taken_min = Min(scan->taken_min, run_at);
+}
+
+/*
+ * A claim over several queues that took njobs of the scan's lane: raise the
+ * lane's floors (probe them in awa_floor_end_with) only once this backend
+ * has taken FLOOR_RAISE_EVERY jobs of the lane since it last did; until
+ * then forget which priorities it took, so the probe leaves them alone.
+ * A raise left out is always safe (a floor only ever caps where a claim
+ * starts); it costs later claims a walk over at most that many more dead
+ * entries per range while an old snapshot keeps them, and saves a descent
+ * per queue and priority in most claims: such a claim takes a few jobs of
+ * each queue.  What it took still caps this transaction's later raises
+ * (taken_min is kept), and the priorities asked about are probed as ever.
+ */
+void
+awa_floor_defer(AwaFloorScan *scan, int njobs)
+{
+	static uint16 since_raise[FLOOR_LANES];
+	int			p;
+
+	if (scan->lane < 0 || scan->lane >= FLOOR_LANES || njobs <= 0)
+		return;
+	if (since_raise[scan->lane] + njobs >= FLOOR_RAISE_EVERY)
+	{
+		since_raise[scan->lane] = 0;
+		return;
+	}
+	since_raise[scan->lane] += njobs;
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		if (scan->taken[p])
+		{
+			scan->taken[p] = false;
+			scan->ask[p] = false;
+		}
 }
 
 /* The floors as SQL arrays for the claim statements ($7 run_at, $8 id). */

@@ -50,6 +50,7 @@ extern void awa_floor_begin(AwaFloorScan *scan, const char *queue);
 extern void awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n);
 extern bool awa_floor_at_end(const AwaFloorScan *scan, int priority);
 extern void awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at);
+extern void awa_floor_defer(AwaFloorScan *scan, int njobs);
 extern void awa_floor_end(AwaFloorScan *scan, Datum queue);
 extern void awa_floor_end_with(AwaFloorScan *scan, const char *lane,
 							   AwaFloorProbe probe, Datum probe_arg);

@@ -619,7 +619,7 @@ awa_job_claim_many_sql(int level, bool leases, bool keys)
 						   ") SELECT u.*, NULL::bigint AS awa_more, NULL::int4[] AS awa_read FROM upd u"
 						   " UNION ALL SELECT (NULL::awa.jobs).*, (SELECT count(*) FROM t"
 						   " WHERE n >= $8 AND ($7[i] IS NULL OR $7[i] > $8)),"
-						   " ARRAY(SELECT (i - 1) * 4 + p FROM t)");
+						   " ARRAY(SELECT ((i - 1) * 4 + p)::int4 FROM t)");
 	return sql.data;
 }
 
