@@ -1110,12 +1110,13 @@ LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION awa.ring_complete_many(bigint[], bigint[])
 	IS 'internal (the ring): complete the attempts (ids[i], run_leases[i]) that are running; returns their ids';
 
-CREATE FUNCTION awa.ring_fail(id bigint, run_lease bigint, error jsonb DEFAULT NULL, retry boolean DEFAULT true)
+CREATE FUNCTION awa.ring_fail(id bigint, run_lease bigint, error jsonb DEFAULT NULL, retry boolean DEFAULT true,
+	retry_in interval DEFAULT NULL)
 RETURNS awa.job_state
 AS 'MODULE_PATHNAME', 'awa_ring_fail'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION awa.ring_fail(bigint, bigint, jsonb, boolean)
-	IS 'internal (the ring): end a running attempt as failed; retryable (a new ready row, due now) while attempts remain and retry is true; NULL if not running';
+COMMENT ON FUNCTION awa.ring_fail(bigint, bigint, jsonb, boolean, interval)
+	IS 'internal (the ring): end a running attempt as failed; retryable while attempts remain and retry is true: the next attempt is due at now() + retry_in (0 to 36500 days; 0: a ready row now; NULL: the default backoff, 2^attempt seconds, base capped at 19.2 hours, plus up to 25 % jitter), scheduled until then; NULL if not running';
 
 -- Job dependencies (deps.c, docs/dependencies.md) ------------------------------
 --
@@ -1332,3 +1333,51 @@ AS $$
 $$;
 COMMENT ON FUNCTION awa_key_stats(text)
 	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started) and, when they fill it, next_slot_at, when the next slot opens';
+
+-- The ring: scheduled jobs, backoff, snooze, cancel (docs/storage.md, "Step 4: scheduled jobs, ...") ---
+-- Jobs due later wait in awa.scheduled, not in the ring's slots: enqueued with a future run_at, a failed
+-- attempt waiting out its backoff (state 'retryable'), a snoozed job (state 'scheduled').  At most one row
+-- per job; run_lease and attempt as in awa.ready (the lease of the previous attempt, the attempts counted
+-- before it).  Mutable: a due row is deleted when it is moved into a ready row of the open slot (by the
+-- claim of its queue, or by awa.ring_promote), or when the job is cancelled.  Internal, like the ring.
+CREATE TABLE awa.scheduled (
+	id				bigint PRIMARY KEY,
+	run_lease		bigint NOT NULL DEFAULT 0,
+	attempt			smallint NOT NULL DEFAULT 0,
+	state			awa.job_state NOT NULL DEFAULT 'scheduled',
+	kind			text NOT NULL,
+	queue			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	priority		smallint NOT NULL DEFAULT 2,
+	max_attempts	smallint NOT NULL DEFAULT 25,
+	run_at			timestamptz NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	metadata		jsonb NOT NULL DEFAULT '{}',
+	tags			text[] NOT NULL DEFAULT '{}',
+	CONSTRAINT scheduled_state CHECK (state IN ('scheduled', 'retryable'))
+);
+-- the claim's promotion and the floor probe, per (queue, priority) in (run_at, id) order; maintenance by run_at
+CREATE INDEX scheduled_claim_idx ON awa.scheduled (queue, priority, run_at, id);
+CREATE INDEX scheduled_due_idx ON awa.scheduled (run_at);
+COMMENT ON TABLE awa.scheduled IS 'internal (the ring, not in use yet): jobs due later (scheduled, retryable after a backoff, snoozed), one row per job, moved into a ready row when due';
+
+CREATE FUNCTION awa.ring_promote(max integer DEFAULT 1000)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'awa_ring_promote'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_promote(integer)
+	IS 'internal (the ring): move up to max (1..10000) due scheduled rows of any queue, earliest run_at first, into ready rows of the open slot (skipping rows another transaction holds); returns how many';
+
+CREATE FUNCTION awa.ring_snooze(id bigint, run_lease bigint, delay interval)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_snooze'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_snooze(bigint, bigint, interval)
+	IS 'internal (the ring): end a running attempt as snoozed (done row ''scheduled'') and schedule the job at now() + delay (0 to 36500 days) without counting the attempt; false if that attempt was not running';
+
+CREATE FUNCTION awa.ring_cancel(id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_cancel'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_cancel(bigint)
+	IS 'internal (the ring): cancel a job that has not ended (scheduled, available, retryable or running): a done row ''cancelled'' for its running or next attempt; false if it had already ended; P0002 for an unknown id';

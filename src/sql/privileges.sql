@@ -105,7 +105,7 @@ DECLARE
 		'kind', 'args', 'queue', 'priority', 'max_attempts', 'run_at', 'tags', 'metadata', 'timeout', 'group_id',
 		'concurrency_key'];
 	-- The ring (docs/storage.md, step 4): internal relations no role is granted yet, and their partitions.
-	internal_tables CONSTANT name[] := ARRAY['ring_slots', 'ready', 'claims', 'done'];
+	internal_tables CONSTANT name[] := ARRAY['ring_slots', 'ready', 'claims', 'done', 'scheduled'];
 	awa_ext CONSTANT oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'awa');
 	f regprocedure;
 	kind "char";
