@@ -95,6 +95,9 @@
 
 static bool awa_ring_engine = false;
 
+/* hook: sched -- set by awa_ring_sched_init (ring_sched.h) */
+AwaRingSchedHooks awa_ring_sched_hooks;
+
 PG_FUNCTION_INFO_V1(awa_ring_insert);
 PG_FUNCTION_INFO_V1(awa_ring_claim);
 PG_FUNCTION_INFO_V1(awa_ring_complete_many);
@@ -136,7 +139,9 @@ awa_ring_pin_planner(void)
 {
 	static const char *const off[] = {
 		"enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_hashjoin",
-		"enable_mergejoin", "enable_material", "jit", NULL
+		"enable_mergejoin", "enable_material", "jit",
+		/* hook: sched: else awa.scheduled's run_at index + an incremental sort on id */
+		"enable_incremental_sort", NULL
 	};
 	int			nestlevel = NewGUCNestLevel();
 	int			i;
@@ -239,7 +244,7 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	/* hook: sched: a job due later waits in awa.scheduled (ring_sched.c) */
-	id = run_at > GetCurrentTransactionStartTimestamp() ? awa_ring_sched_insert(values) : 0;
+	id = run_at > GetCurrentTransactionStartTimestamp() ? awa_ring_sched_hooks.insert(values) : 0;
 	awa_plan(&plan,
 			 "INSERT INTO awa.ready (slot, id, kind, args, queue, priority, max_attempts, run_at)"
 			 " SELECT s.slot, nextval('awa.jobs_id_seq'), $1, $2, $3, $4, $5, $6"
@@ -292,7 +297,7 @@ ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 	awa_ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
 	awa_floor_probe_read(first, found);
 	/* hook: sched: scheduled rows are waiting jobs at their run_at too */
-	awa_ring_sched_probe(scan, arg, first, found);
+	awa_ring_sched_hooks.probe(scan, arg, first, found);
 }
 
 /* Candidate columns (step 1), in this order. */
@@ -368,7 +373,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 
 	awa_floor_begin(&scan, lane);
 	/* hook: sched: due scheduled rows of the queue become ready rows first */
-	awa_ring_sched_promote_lane(queue, &scan, batch);
+	awa_ring_sched_hooks.promote_lane(queue, &scan, batch);
 	for (p = 1; p <= AWA_FLOOR_PRIORITIES && got < batch; p++)
 	{
 		while (got < batch)
@@ -597,7 +602,7 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 
 	/* hook: sched: the next attempt, due after retry_in or the default backoff */
 	if (retryable)
-		awa_ring_sched_next(values, attempt, attempt, retry_in, "retryable", queue);
+		awa_ring_sched_hooks.next(values, attempt, attempt, retry_in, "retryable", queue);
 	SPI_finish();
 	PG_RETURN_DATUM(state);
 }

@@ -67,6 +67,22 @@ PG_FUNCTION_INFO_V1(awa_ring_promote);
 PG_FUNCTION_INFO_V1(awa_ring_snooze);
 PG_FUNCTION_INFO_V1(awa_ring_cancel);
 
+static int64 awa_ring_sched_insert(Datum *values);
+static void awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n);
+static void awa_ring_sched_probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found);
+static void awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
+								Interval *delay, const char *state, const char *queue);
+
+/* ring.c's hooks into this file (ring_sched.h); from _PG_init */
+void
+awa_ring_sched_init(void)
+{
+	awa_ring_sched_hooks.insert = awa_ring_sched_insert;
+	awa_ring_sched_hooks.promote_lane = awa_ring_sched_promote_lane;
+	awa_ring_sched_hooks.probe = awa_ring_sched_probe;
+	awa_ring_sched_hooks.next = awa_ring_sched_next;
+}
+
 /*
  * Moving scheduled rows into ready rows of the open slot, in one statement:
  * RING_PROMOTE_CTES(PICK) locks the rows PICK (a SELECT of their ids,
@@ -96,7 +112,7 @@ PG_FUNCTION_INFO_V1(awa_ring_cancel);
  * queue, priority, max_attempts, run_at (ring_insert's, checked).  Caller
  * is in SPI and notes the pin.  Returns the id.
  */
-int64
+static int64
 awa_ring_sched_insert(Datum *values)
 {
 	static SPIPlanPtr plan = NULL;
@@ -120,7 +136,7 @@ awa_ring_sched_insert(Datum *values)
  * the first n of their union are among the first n of each.  Promoted rows
  * the claim does not take stay ready (they were due).  Caller is in SPI.
  */
-void
+static void
 awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n)
 {
 	static SPIPlanPtr plan = NULL;
@@ -150,7 +166,7 @@ awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n)
  * row of the lane at or above the floor, as the claim's snapshot sees it.
  * Caller is in SPI (ring.c's ring_probe, after its ready rows).
  */
-void
+static void
 awa_ring_sched_probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
 {
 	static SPIPlanPtr plan = NULL;
@@ -190,7 +206,7 @@ awa_ring_sched_probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *
  * (delay 0): a ready row of the open slot; later: a scheduled row of the
  * given state.  Notes its run_at for the floor's pin.  Caller is in SPI.
  */
-void
+static void
 awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 					Interval *delay, const char *state, const char *queue)
 {
