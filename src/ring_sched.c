@@ -373,14 +373,6 @@ awa_ring_snooze(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-/* A done state that ends the job (no attempt follows it). */
-static bool
-final_state(const char *state)
-{
-	return strcmp(state, "completed") == 0 || strcmp(state, "failed") == 0 ||
-		strcmp(state, "cancelled") == 0;
-}
-
 Datum
 awa_ring_cancel(PG_FUNCTION_ARGS)
 {
@@ -423,11 +415,9 @@ awa_ring_cancel(PG_FUNCTION_ARGS)
 			 " WHERE (SELECT 1 FROM awa.ready n WHERE n.id = $2 AND n.run_lease > $3 LIMIT 1) IS NULL"
 			 " ON CONFLICT DO NOTHING RETURNING job_id",
 			 3, done_types);
-	/* why not: the end that won, and whether a newer attempt exists */
+	/* why not: whether the end that won wrote a next attempt */
 	awa_plan(&check_plan,
-			 "SELECT (SELECT d.state::text FROM awa.done d"
-			 "        WHERE d.job_id = $2 AND d.run_lease = $3 + 1 AND d.slot = $1),"
-			 " (SELECT 1 FROM awa.ready n WHERE n.id = $2 AND n.run_lease > $3 LIMIT 1) IS NOT NULL"
+			 "SELECT (SELECT 1 FROM awa.ready n WHERE n.id = $2 AND n.run_lease > $3 LIMIT 1) IS NOT NULL"
 			 " OR (SELECT 1 FROM awa.scheduled s WHERE s.id = $2) IS NOT NULL",
 			 3, done_types);
 
@@ -442,7 +432,6 @@ awa_ring_cancel(PG_FUNCTION_ARGS)
 	{
 		Datum		values[3];
 		bool		isnull;
-		char	   *state;
 		bool		newer;
 
 		CHECK_FOR_INTERRUPTS();
@@ -462,12 +451,16 @@ awa_ring_cancel(PG_FUNCTION_ARGS)
 			break;
 		awa_ring_run(check_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
 					 "awa.ring_cancel: check");
-		state = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		newer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		if (!newer && state != NULL && final_state(state))
+		newer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (!newer)
 		{
+			/*
+			 * Ended for good (completed, failed, cancelled); an end that is
+			 * not final and has no next attempt (waiting_external, later)
+			 * is not cancelled here either, rather than looping.
+			 */
 			SPI_finish();
-			PG_RETURN_BOOL(false);	/* already ended */
+			PG_RETURN_BOOL(false);
 		}
 	}
 	SPI_finish();
