@@ -14,6 +14,7 @@
 #include "awa.h"
 #include "history.h"
 #include "ring.h"
+#include "ring_sched.h"
 
 PG_MODULE_MAGIC;
 
@@ -37,6 +38,7 @@ _PG_init(void)
 	awa_history_init();
 	awa_dbstate_init();
 	awa_ring_init();
+	awa_ring_sched_init();
 
 	MarkGUCPrefixReserved("awa");
 

@@ -91,6 +91,20 @@ extern int64 awa_interval_usecs(Interval *iv);
  * overflows a timestamp.
  */
 #define AWA_MAX_DELAY_DAYS		36500
+
+/*
+ * Default backoff: 2^attempt seconds, the base capped at 19.2 hours, times
+ * 1 to 1.25 (jitter), so at most 24 hours.  Capping the base rather than
+ * the result keeps the jitter at the cap: jobs that fail together at high
+ * attempts still spread over 19.2 to 24 hours instead of all retrying
+ * exactly 24 hours later.  (job.c; the ring's retries, ring_sched.c.)
+ */
+#define AWA_BACKOFF_BASE_CAP	69120	/* seconds; 86400 / 1.25 */
+
+/* The time a job retries at after the default backoff, after attempt ATTEMPT. */
+#define AWA_BACKOFF_SQL(ATTEMPT) \
+	"now() + make_interval(secs => least(power(2, " ATTEMPT "), " \
+	CppAsString2(AWA_BACKOFF_BASE_CAP) ") * (1 + 0.25 * random()))"
 extern int64 awa_check_delay(Interval *iv, const char *name, bool positive);
 
 /* unique.c */

@@ -86,6 +86,7 @@
 #include "awa.h"
 #include "floor.h"
 #include "ring.h"
+#include "ring_sched.h"
 
 #define RING_MAX_BATCH		1000
 
@@ -93,6 +94,9 @@
 #define RING_CLAIM_NATTS	8
 
 static bool awa_ring_engine = false;
+
+/* hook: sched -- set by awa_ring_sched_init (ring_sched.h) */
+AwaRingSchedHooks awa_ring_sched_hooks;
 
 PG_FUNCTION_INFO_V1(awa_ring_insert);
 PG_FUNCTION_INFO_V1(awa_ring_claim);
@@ -135,7 +139,9 @@ awa_ring_pin_planner(void)
 {
 	static const char *const off[] = {
 		"enable_seqscan", "enable_bitmapscan", "enable_sort", "enable_hashjoin",
-		"enable_mergejoin", "enable_material", "jit", NULL
+		"enable_mergejoin", "enable_material", "jit",
+		/* hook: sched: else awa.scheduled's run_at index + an incremental sort on id */
+		"enable_incremental_sort", NULL
 	};
 	int			nestlevel = NewGUCNestLevel();
 	int			i;
@@ -241,18 +247,21 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 	values[5] = TimestampTzGetDatum(run_at);
 
 	SPI_connect();
+	/* hook: sched: a job due later waits in awa.scheduled (ring_sched.c) */
+	id = run_at > GetCurrentTransactionStartTimestamp() ? awa_ring_sched_hooks.insert(values) : 0;
 	awa_plan(&plan,
 			 "INSERT INTO awa.ready (slot, id, kind, args, queue, priority, max_attempts, run_at)"
 			 " SELECT s.slot, nextval('awa.jobs_id_seq'), $1, $2, $3, $4, $5, $6"
 			 " FROM awa.ring_slots s WHERE s.state = 'open'"
 			 " RETURNING id",
 			 6, argtypes);
-	if (awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+	if (id == 0 && awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_insert: insert") != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("awa.ring_insert: the ring has no open slot")));
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (id == 0)
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	/* the pin: the floor of this lane must not pass the job once committed */
 	awa_floor_note(awa_ring_lane(queue), run_at);
 	SPI_finish();
@@ -286,10 +295,13 @@ ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 			 "  WHERE r.queue = $1 AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
 			 "  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
 			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
+			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched */
 			 "  ORDER BY r.run_at, r.id LIMIT 1) w",
 			 4, argtypes);
 	awa_ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
 	awa_floor_probe_read(first, found);
+	/* hook: sched: scheduled rows are waiting jobs at their run_at too */
+	awa_ring_sched_hooks.probe(scan, arg, first, found);
 }
 
 /* Candidate columns (step 1), in this order. */
@@ -349,6 +361,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			 " AND r.run_at <= now()"
 			 " AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
 			 "      AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
+			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched (cancel) */
 			 " ORDER BY r.run_at, r.id LIMIT $5"
 			 " FOR UPDATE OF r SKIP LOCKED",
 			 5, cand_types);
@@ -358,10 +371,13 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			 " FROM unnest($1, $2, $3) AS c(s, i, l)"
 			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
 			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
+			 RING_NOT_DONE_SQL("c.s", "c.i", "c.l")	/* hook: sched (cancel) */
 			 " ON CONFLICT DO NOTHING RETURNING job_id",
 			 5, receipt_types);
 
 	awa_floor_begin(&scan, lane);
+	/* hook: sched: due scheduled rows of the queue become ready rows first */
+	awa_ring_sched_hooks.promote_lane(queue, &scan, batch);
 	for (p = 1; p <= AWA_FLOOR_PRIORITIES && got < batch; p++)
 	{
 		while (got < batch)
@@ -512,7 +528,7 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
- * awa.ring_fail(id, run_lease, error, retry)
+ * awa.ring_fail(id, run_lease, error, retry, retry_in)
  * ---------------------------------------------------------------------
  */
 Datum
@@ -521,14 +537,20 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 	bool		ended;
 	Datum		state;
 
+	Interval   *retry_in;
+
 	awa_ring_check_enabled("awa.ring_fail");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("id and run_lease must not be null")));
+	/* hook: sched: retry_in (NULL: the default backoff), checked as awa_fail does */
+	retry_in = PG_NARGS() > 4 && !PG_ARGISNULL(4) ? PG_GETARG_INTERVAL_P(4) : NULL;
+	if (retry_in != NULL)
+		(void) awa_check_delay(retry_in, "retry_in", false);
 	state = awa_ring_fail_attempt(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
 								  PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2), PG_ARGISNULL(2),
-								  PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3), &ended);
+								  PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3), retry_in, &ended);
 	if (!ended)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(state);
@@ -537,19 +559,19 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 /*
  * hook: lease -- ring_fail's logic, callable from C (ring_lease.c's rescue
  * ends an attempt past its deadline through it): end the attempt (id,
- * run_lease) as failed, retryable while retry and attempts remain.  Returns
+ * run_lease) as failed, retryable while retry and attempts remain (the
+ * next attempt due after retry_in; NULL: awa's default backoff).  Returns
  * the state written with *ended true, or *ended false when that attempt was
  * not running (never claimed, already ended).
  */
 Datum
-awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull, bool retry, bool *ended)
+awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull, bool retry,
+					  Interval *retry_in, bool *ended)
 {
 	static SPIPlanPtr attempt_plan = NULL;
 	static SPIPlanPtr done_plan = NULL;
-	static SPIPlanPtr retry_plan = NULL;
 	static const Oid attempt_types[] = {INT8OID, INT8OID};
 	static const Oid done_types[] = {INT2OID, INT8OID, INT8OID, TEXTOID, JSONBOID};
-	static const Oid retry_types[] = {INT2OID, INT8OID, INT8OID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
@@ -604,25 +626,9 @@ awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 	}
 	state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
+	/* hook: sched: the next attempt, due after retry_in or the default backoff */
 	if (retryable)
-	{
-		/* retry now: the next attempt's ready row, in the open slot */
-		awa_plan(&retry_plan,
-				 "INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority,"
-				 " max_attempts, run_at, created_at, metadata, tags)"
-				 " SELECT s.slot, r.id, r.run_lease + 1, r.attempt + 1, r.kind, r.queue, r.args,"
-				 " r.priority, r.max_attempts, now(), r.created_at, r.metadata, r.tags"
-				 " FROM awa.ready r CROSS JOIN LATERAL"
-				 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') s"
-				 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1",
-				 3, retry_types);
-		if (awa_ring_run(retry_plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
-					 "awa.ring_fail: retry") != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("awa.ring_fail: the ring has no open slot")));
-		awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
-	}
+		awa_ring_sched_hooks.next(values, attempt, attempt, retry_in, "retryable", queue);
 	SPI_finish();
 	*ended = true;
 	return state;

@@ -43,11 +43,12 @@ extern void awa_ring_check_name(text *t, const char *field);
 /*
  * hook: lease -- ring_fail's logic (ring.c), for the rescue of
  * ring_lease.c: end the attempt (id, run_lease) as failed (retryable while
- * retry and attempts remain), error (jsonb) kept on its done row; returns
+ * retry and attempts remain; the next attempt due after retry_in, NULL:
+ * awa's default backoff), error (jsonb) kept on its done row; returns
  * the state written, *ended false (and nothing written) if that attempt was
  * not running.
  */
 extern Datum awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
-								   bool retry, bool *ended);
+								   bool retry, Interval *retry_in, bool *ended);
 
 #endif							/* AWA_RING_H */

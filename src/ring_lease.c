@@ -368,6 +368,7 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 	int			capacity = 64;
 	int64		rescued = 0;
 	Datum		error;
+	Interval	retry_now = {0};
 	int			i;
 
 	awa_ring_check_enabled("awa.ring_rescue");
@@ -471,7 +472,8 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 		if (awa_ring_run(check_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
 						 "awa.ring_rescue: check") == 0)
 			continue;
-		(void) awa_ring_fail_attempt(values[0], values[1], error, false, true, &ended);
+		/* retried now, as awa's own rescue does (job.c, RESCUE_SQL) */
+		(void) awa_ring_fail_attempt(values[0], values[1], error, false, true, &retry_now, &ended);
 		if (ended)
 			rescued++;
 	}

@@ -12,14 +12,15 @@
  * like ring.c's (index probes only, whatever the statistics say).
  *
  * Counters (awa.ring_count_changes, an AFTER INSERT ... FOR EACH STATEMENT
- * trigger of awa.ready, awa.claims and awa.done with a transition table):
+ * trigger of awa.ready, awa.claims and awa.done with a transition table,
+ * and of awa.scheduled's inserts and deletes: ring_count_scheduled):
  * each row written moves its job from one state to another; the trigger
  * adds -1 for the state before and +1 for the state after, per queue
  * (completed by the second of finalized_at), and writes the sums as delta
  * rows through counters.c, as awa.jobs' counting triggers do:
  *	ready row (id, L):	 before: the state of the done row (id, L) if any,
  *						 else running if the receipt (id, L) exists, else
- *						 none (a new job); after: its waiting state;
+ *						 none (a new job); after: available;
  *	receipt (id, L, s):	 before: the waiting state of the ready row
  *						 (id, L - 1, s); after: running;
  *	done row (id, L, s): before: running if the receipt (id, L, s) exists,
@@ -268,17 +269,9 @@ ring_state_of(Oid typid, Datum value)
 }
 
 /*
- * The waiting state of a ready row (awa.ring_waiting_state in SQL: the two
- * must agree).  hook: scheduled -- once future jobs go to awa.scheduled, a
- * ready row is always available.
+ * A ready row's queue and waiting state (ready is the slot it is in): always
+ * available, since a job due later is a row of awa.scheduled until it is due.
  */
-static AwaJobState
-ring_waiting_state(int16 attempt, TimestampTz run_at, TimestampTz created_at)
-{
-	return attempt == 0 && run_at > created_at ? AWA_STATE_SCHEDULED : AWA_STATE_AVAILABLE;
-}
-
-/* A ready row's queue and waiting state (ready is the slot it is in). */
 typedef struct ReadyRow
 {
 	text	   *queue;
@@ -289,27 +282,17 @@ static bool
 ring_ready_row(TupleTableSlot *ready, ReadyRow *out)
 {
 	TupleDesc	d;
-	bool		n1,
-				n2,
-				n3,
-				n4;
-	Datum		q,
-				a,
-				ra,
-				ca;
+	bool		isnull;
+	Datum		q;
 
 	if (ready == NULL)
 		return false;
 	d = ready->tts_tupleDescriptor;
-	q = slot_getattr(ready, ring_column(d, "queue") + 1, &n1);
-	a = slot_getattr(ready, ring_column(d, "attempt") + 1, &n2);
-	ra = slot_getattr(ready, ring_column(d, "run_at") + 1, &n3);
-	ca = slot_getattr(ready, ring_column(d, "created_at") + 1, &n4);
-	if (n1 || n2 || n3 || n4)	/* NOT NULL columns */
+	q = slot_getattr(ready, ring_column(d, "queue") + 1, &isnull);
+	if (isnull)					/* a NOT NULL column */
 		return false;
 	out->queue = DatumGetTextPP(q);
-	out->state = ring_waiting_state(DatumGetInt16(a), DatumGetTimestampTz(ra),
-									DatumGetTimestampTz(ca));
+	out->state = AWA_STATE_AVAILABLE;
 	return true;
 }
 
@@ -317,6 +300,44 @@ static void
 ring_add(AwaCounts *c, text *queue, AwaJobState state, TimestampTz fin, bool finnull, int64 n)
 {
 	awa_counts_add(c, VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), state, fin, finnull, n);
+}
+
+/*
+ * The rows of awa.scheduled a statement inserted (+1) or deleted (-1): a row
+ * with run_lease 0 is a job enqueued for later that was never ready, counted
+ * by its own state (scheduled) while the row is there.  A row with a later
+ * run_lease (a retry waiting out its backoff, a snooze) is counted by the
+ * done row of the attempt that wrote it, and its promotion by the ready row
+ * it becomes (the state before: that done row's).
+ */
+static Datum
+ring_count_scheduled(TriggerData *td)
+{
+	bool		inserted = TRIGGER_FIRED_BY_INSERT(td->tg_event);
+	Tuplestorestate *rows = inserted ? td->tg_newtable : td->tg_oldtable;
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	int			a_queue = ring_column(desc, "queue");
+	int			a_lease = ring_column(desc, "run_lease");
+	int			a_state = ring_column(desc, "state");
+	TupleTableSlot *row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	AwaCounts  *c = awa_counts_create();
+
+	tuplestore_rescan(rows);
+	while (tuplestore_gettupleslot(rows, true, false, row))
+	{
+		bool		isnull;
+
+		if (DatumGetInt64(slot_getattr(row, a_lease + 1, &isnull)) != 0)
+			continue;
+		ring_add(c, DatumGetTextPP(slot_getattr(row, a_queue + 1, &isnull)),
+				 ring_state_of(TupleDescAttr(desc, a_state)->atttypid,
+							   slot_getattr(row, a_state + 1, &isnull)),
+				 0, true, inserted ? 1 : -1);
+	}
+	tuplestore_rescan(rows);
+	ExecDropSingleTupleTableSlot(row);
+	awa_counts_write(c);
+	return PointerGetDatum(NULL);
 }
 
 /*
@@ -341,13 +362,20 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 	Oid			statetype = InvalidOid;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
-		td->tg_newtable == NULL)
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) ? td->tg_newtable != NULL :
+		  TRIGGER_FIRED_BY_DELETE(td->tg_event) && td->tg_oldtable != NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("awa.ring_count_changes() must be called by an AFTER INSERT ... REFERENCING NEW TABLE ... FOR EACH STATEMENT trigger")));
+				 errmsg("awa.ring_count_changes() must be called by an AFTER INSERT ... REFERENCING NEW TABLE or AFTER DELETE ... REFERENCING OLD TABLE ... FOR EACH STATEMENT trigger")));
 	name = RelationGetRelationName(td->tg_relation);
 	desc = RelationGetDescr(td->tg_relation);
+	if (strcmp(name, "scheduled") == 0)
+		return ring_count_scheduled(td);
+	if (!TRIGGER_FIRED_BY_INSERT(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("awa.ring_count_changes() counts the deletes of awa.scheduled only")));
 	if (strcmp(name, "ready") == 0)
 		a_id = ring_column(desc, "id");
 	else if (strcmp(name, "claims") == 0 || strcmp(name, "done") == 0)
@@ -355,7 +383,7 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("awa.ring_count_changes() counts rows of awa.ready, awa.claims and awa.done, not of %s",
+				 errmsg("awa.ring_count_changes() counts rows of awa.ready, awa.claims, awa.done and awa.scheduled, not of %s",
 						name)));
 	a_lease = ring_column(desc, "run_lease");
 	a_slot = ring_column(desc, "slot");

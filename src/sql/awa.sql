@@ -1110,12 +1110,13 @@ LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION awa.ring_complete_many(bigint[], bigint[])
 	IS 'internal (the ring): complete the attempts (ids[i], run_leases[i]) that are running; returns their ids';
 
-CREATE FUNCTION awa.ring_fail(id bigint, run_lease bigint, error jsonb DEFAULT NULL, retry boolean DEFAULT true)
+CREATE FUNCTION awa.ring_fail(id bigint, run_lease bigint, error jsonb DEFAULT NULL, retry boolean DEFAULT true,
+	retry_in interval DEFAULT NULL)
 RETURNS awa.job_state
 AS 'MODULE_PATHNAME', 'awa_ring_fail'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION awa.ring_fail(bigint, bigint, jsonb, boolean)
-	IS 'internal (the ring): end a running attempt as failed; retryable (a new ready row, due now) while attempts remain and retry is true; NULL if not running';
+COMMENT ON FUNCTION awa.ring_fail(bigint, bigint, jsonb, boolean, interval)
+	IS 'internal (the ring): end a running attempt as failed; retryable while attempts remain and retry is true: the next attempt is due at now() + retry_in (0 to 36500 days; 0: a ready row now; NULL: the default backoff, 2^attempt seconds, base capped at 19.2 hours, plus up to 25 % jitter), scheduled until then; NULL if not running';
 
 -- Job dependencies (deps.c, docs/dependencies.md) ------------------------------
 --
@@ -1337,104 +1338,11 @@ COMMENT ON FUNCTION awa_key_stats(text)
 -- awa.ring_jobs assembles each ring job's newest attempt into a row shaped exactly like awa.jobs; awa.ring_get
 -- reads one by id; statement triggers on ready, claims and done write the counters' deltas (awa.counter_deltas)
 -- so that awa_queue_stats() counts ring jobs; awa.ring_recount() compares the counters with a recount of the
--- view.  Internal like the rest of the ring.  Places for the scheduled table and the beats (other parts of
--- step 4) are marked "hook: scheduled" and "hook: beats".
+-- view.  Internal like the rest of the ring.
 
--- The waiting state of a ready row, fixed when it is written (the counters count it then): a job enqueued
--- for later (first attempt, run_at after its created_at) is scheduled, as awa.jobs keeps such a job
--- scheduled until a claim or a promotion moves it; every other ready row is available.
--- hook: scheduled -- once future jobs go to awa.scheduled, a ready row is always available.
-CREATE FUNCTION awa.ring_waiting_state(attempt smallint, run_at timestamptz, created_at timestamptz)
-RETURNS awa.job_state
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN CASE WHEN attempt = 0 AND run_at > created_at THEN 'scheduled'::awa.job_state
-	ELSE 'available'::awa.job_state END;
-COMMENT ON FUNCTION awa.ring_waiting_state(smallint, timestamptz, timestamptz)
-	IS 'internal (the ring): the state of a ready row nobody claimed: scheduled for a first attempt whose run_at is after its created_at, else available';
-
--- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
--- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
--- per kind of state, each starting from the relation that holds it and stating its state as a constant or a
--- column, so that a filter on state (or queue) reaches the branch and its index: done rows (their own state;
--- failed, cancelled and waiting_external through done_ended_idx), receipts without a done row (running), ready
--- rows without either (scheduled or available, awa.ring_waiting_state).  The outer part reads the attempt's
--- ready row, the job's newest receipt (attempted_at, claimed_by and lease also of an earlier attempt, as
--- awa.jobs keeps them) and the errors of its failed attempts.  Every lookup is an index probe of a correlated
--- subquery (never pulled up into a join): a lookup by id reads a few index pages of each slot.  Columns the
--- ring does not store yet are NULL (docs/storage.md, "Step 4: reading the ring, counters").
-CREATE VIEW awa.ring_jobs AS
-SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
-	(r.attempt + CASE WHEN cn THEN 1 ELSE 0 END)::smallint AS attempt,
-	r.max_attempts, r.run_at,
-	-- hook: beats -- the newest beat of the running attempt gives heartbeat_at, deadline_at and progress
-	CASE WHEN cn AND k.state IN ('running', 'completed') THEN c.claimed_at END AS heartbeat_at,
-	CASE WHEN cn AND k.state IN ('running', 'completed') THEN c.deadline_at END AS deadline_at,
-	c.claimed_at AS attempted_at,
-	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable') THEN k.finalized_at END
-		AS finalized_at,
-	r.created_at,
-	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', e.run_lease, 'error', e.error, 'at', e.finalized_at)
-		FROM awa.done e WHERE e.job_id = k.id AND e.state IN ('retryable', 'failed')
-		ORDER BY e.run_lease), '{}') AS errors,
-	r.metadata, r.tags,
-	NULL::bytea AS unique_key, NULL::bit(8) AS unique_states,
-	k.ready_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,
-	NULL::jsonb AS progress,
-	c.claimed_by, c.lease,
-	NULL::interval AS timeout, NULL::jsonb AS result,
-	NULL::bytea AS callback_key, NULL::bigint AS callback_lease, NULL::interval AS callback_timeout,
-	NULL::jsonb AS callback_payload, NULL::text AS group_id, NULL::text AS concurrency_key
-FROM (
-	-- ended: the done row of the newest attempt
-	SELECT d.job_id AS id, d.run_lease - 1 AS ready_lease, d.slot, d.state, q.queue, d.finalized_at
-	FROM awa.done d
-	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
-		WHERE q.id = d.job_id AND q.run_lease = d.run_lease - 1 AND q.slot = d.slot LIMIT 1) q
-	WHERE d.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = d.job_id
-		ORDER BY n.run_lease DESC LIMIT 1)
-	UNION ALL
-	-- running: a receipt of the newest attempt and no done row
-	SELECT c.job_id, c.run_lease - 1, c.slot, 'running'::awa.job_state, q.queue, NULL::timestamptz
-	FROM awa.claims c
-	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
-		WHERE q.id = c.job_id AND q.run_lease = c.run_lease - 1 AND q.slot = c.slot LIMIT 1) q
-	WHERE (SELECT 1 FROM awa.done x WHERE x.job_id = c.job_id AND x.run_lease = c.run_lease AND x.slot = c.slot
-			LIMIT 1) IS NULL
-		AND c.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = c.job_id
-			ORDER BY n.run_lease DESC LIMIT 1)
-	UNION ALL
-	-- waiting: the newest ready row, neither receipt nor done row
-	SELECT w.id, w.run_lease, w.slot, 'scheduled'::awa.job_state, w.queue, NULL::timestamptz
-	FROM awa.ready w
-	WHERE awa.ring_waiting_state(w.attempt, w.run_at, w.created_at) = 'scheduled'
-		AND (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
-			LIMIT 1) IS NULL
-		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
-			LIMIT 1) IS NULL
-		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
-	UNION ALL
-	SELECT w.id, w.run_lease, w.slot, 'available'::awa.job_state, w.queue, NULL::timestamptz
-	FROM awa.ready w
-	WHERE awa.ring_waiting_state(w.attempt, w.run_at, w.created_at) = 'available'
-		AND (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
-			LIMIT 1) IS NULL
-		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
-			LIMIT 1) IS NULL
-		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
-	-- hook: scheduled -- a branch for the jobs whose newest attempt is a row of awa.scheduled (scheduled, or
-	-- retryable after a backoff), which the newest-attempt conditions above must then count as newer than a
-	-- ready row of the same run_lease
-) k
-CROSS JOIN LATERAL (SELECT r.kind, r.args, r.priority, r.attempt, r.max_attempts, r.run_at, r.created_at,
-		r.metadata, r.tags
-	FROM awa.ready r WHERE r.id = k.id AND r.run_lease = k.ready_lease AND r.slot = k.slot LIMIT 1) r
-LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
-	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
-CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM k.ready_lease + 1 AS cn) n;
+-- awa.ring_jobs, the view over every ring relation, is at the end of this file (it reads the ones below).
 -- Ended attempts that a listing by state finds by index (completed ones are most rows: read in full).
 CREATE INDEX done_ended_idx ON awa.done (state, job_id) WHERE state IN ('failed', 'cancelled', 'waiting_external');
-COMMENT ON VIEW awa.ring_jobs
-	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
 
 -- Completed ring jobs by finalized_at, for completed_last_hour's edge second (awa_queue_stats, stats.c).
 CREATE INDEX done_completed_idx ON awa.done (finalized_at) WHERE state = 'completed';
@@ -1464,31 +1372,7 @@ CREATE TRIGGER claims_count AFTER INSERT ON awa.claims REFERENCING NEW TABLE AS 
 	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
 CREATE TRIGGER done_count AFTER INSERT ON awa.done REFERENCING NEW TABLE AS ring_new
 	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
-
--- The counters against a recount of awa.ring_jobs and awa.jobs, at the caller's snapshot: one row per queue
--- and state (completed: completed_last_hour) whose counts differ.  No row: they agree.
-CREATE FUNCTION awa.ring_recount()
-RETURNS TABLE (queue text, state text, counted bigint, recounted bigint)
-LANGUAGE sql STABLE
-BEGIN ATOMIC
-	WITH s AS (SELECT s.queue, v.state, v.n FROM awa_queue_stats() s
-			CROSS JOIN LATERAL (VALUES ('scheduled', s.scheduled), ('available', s.available),
-				('running', s.running), ('retryable', s.retryable), ('failed', s.failed),
-				('cancelled', s.cancelled), ('waiting_external', s.waiting_external),
-				('completed', s.completed_last_hour)) v(state, n)
-			WHERE v.n <> 0),
-		j AS (SELECT j.queue, j.state::text AS state, count(*) AS n
-			FROM (SELECT a.queue, a.state, a.finalized_at FROM awa.jobs a
-				UNION ALL SELECT b.queue, b.state, b.finalized_at FROM awa.ring_jobs b) j
-			WHERE j.state <> 'completed' OR j.finalized_at > now() - interval '1 hour'
-			GROUP BY 1, 2)
-	SELECT coalesce(s.queue, j.queue), coalesce(s.state, j.state), coalesce(s.n, 0), coalesce(j.n, 0)
-	FROM s FULL JOIN j ON s.queue = j.queue AND s.state = j.state
-	WHERE coalesce(s.n, 0) <> coalesce(j.n, 0)
-	ORDER BY 1, 2;
-END;
-COMMENT ON FUNCTION awa.ring_recount()
-	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
+-- awa.scheduled (below): a job enqueued for later and never made ready is counted scheduled while its row is there
 
 -- The ring: heartbeats, progress, rescue (ring_lease.c; docs/storage.md, "Step 4: heartbeats, progress, rescue") ---
 -- Internal like the rest of the ring.  A heartbeat of a long attempt appends a beat (nothing is updated): the
@@ -1546,3 +1430,167 @@ AS 'MODULE_PATHNAME', 'awa_ring_rescue'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_rescue(integer)
 	IS 'internal (the ring): end up to max running attempts past their deadline as awa''s rescue does (retryable, or failed when out of attempts; error "deadline exceeded"); returns how many';
+
+-- The ring: scheduled jobs, backoff, snooze, cancel (docs/storage.md, "Step 4: scheduled jobs, ...") ---
+-- Jobs due later wait in awa.scheduled, not in the ring's slots: enqueued with a future run_at, a failed
+-- attempt waiting out its backoff (state 'retryable'), a snoozed job (state 'scheduled').  At most one row
+-- per job; run_lease and attempt as in awa.ready (the lease of the previous attempt, the attempts counted
+-- before it).  Mutable: a due row is deleted when it is moved into a ready row of the open slot (by the
+-- claim of its queue, or by awa.ring_promote), or when the job is cancelled.  Internal, like the ring.
+CREATE TABLE awa.scheduled (
+	id				bigint PRIMARY KEY,
+	run_lease		bigint NOT NULL DEFAULT 0,
+	attempt			smallint NOT NULL DEFAULT 0,
+	state			awa.job_state NOT NULL DEFAULT 'scheduled',
+	kind			text NOT NULL,
+	queue			text NOT NULL,
+	args			jsonb NOT NULL DEFAULT '{}',
+	priority		smallint NOT NULL DEFAULT 2,
+	max_attempts	smallint NOT NULL DEFAULT 25,
+	run_at			timestamptz NOT NULL,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	metadata		jsonb NOT NULL DEFAULT '{}',
+	tags			text[] NOT NULL DEFAULT '{}',
+	CONSTRAINT scheduled_state CHECK (state IN ('scheduled', 'retryable'))
+);
+-- the claim's promotion and the floor probe, per (queue, priority) in (run_at, id) order; maintenance by run_at
+CREATE INDEX scheduled_claim_idx ON awa.scheduled (queue, priority, run_at, id);
+CREATE INDEX scheduled_due_idx ON awa.scheduled (run_at);
+COMMENT ON TABLE awa.scheduled IS 'internal (the ring, not in use yet): jobs due later (scheduled, retryable after a backoff, snoozed), one row per job, moved into a ready row when due';
+CREATE TRIGGER scheduled_count_insert AFTER INSERT ON awa.scheduled REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
+CREATE TRIGGER scheduled_count_delete AFTER DELETE ON awa.scheduled REFERENCING OLD TABLE AS ring_old
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_count_changes();
+
+CREATE FUNCTION awa.ring_promote(max integer DEFAULT 1000)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'awa_ring_promote'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_promote(integer)
+	IS 'internal (the ring): move up to max (1..10000) due scheduled rows of any queue, earliest run_at first, into ready rows of the open slot (skipping rows another transaction holds); returns how many';
+
+CREATE FUNCTION awa.ring_snooze(id bigint, run_lease bigint, delay interval)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_snooze'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_snooze(bigint, bigint, interval)
+	IS 'internal (the ring): end a running attempt as snoozed (done row ''scheduled'') and schedule the job at now() + delay (0 to 36500 days) without counting the attempt; false if that attempt was not running';
+
+CREATE FUNCTION awa.ring_cancel(id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_cancel'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_cancel(bigint)
+	IS 'internal (the ring): cancel a job that has not ended (scheduled, available, retryable or running): a done row ''cancelled'' for its running or next attempt; false if it had already ended; P0002 for an unknown id';
+
+-- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
+-- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
+-- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
+-- per kind of state, each starting from the relation that holds it and stating its state as a constant or a
+-- column, so that a filter on state (or queue) reaches the branch and its index: done rows (their own state;
+-- failed, cancelled and waiting_external through done_ended_idx), receipts without a done row (running), ready
+-- rows without either (available: a job due later is a row of awa.scheduled).  The outer part reads the attempt's
+-- ready row, the job's newest receipt (attempted_at, claimed_by and lease also of an earlier attempt, as
+-- awa.jobs keeps them) and the errors of its failed attempts.  Every lookup is an index probe of a correlated
+-- subquery (never pulled up into a join): a lookup by id reads a few index pages of each slot.  Columns the
+-- ring does not store yet are NULL (docs/storage.md, "Step 4: reading the ring, counters").
+CREATE VIEW awa.ring_jobs AS
+SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
+	(r.attempt + CASE WHEN cn THEN 1 ELSE 0 END)::smallint AS attempt,
+	r.max_attempts,
+	-- a retry or a snooze waiting in awa.scheduled: its next run_at
+	coalesce((SELECT s.run_at FROM awa.scheduled s WHERE s.id = k.id AND s.run_lease = k.ready_lease + 1),
+		r.run_at) AS run_at,
+	-- the newest beat of the attempt (awa.beats, below) gives heartbeat_at and deadline_at, else its receipt
+	CASE WHEN cn AND k.state IN ('running', 'completed') THEN coalesce((SELECT b.at FROM awa.beats b
+		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.claimed_at) END
+		AS heartbeat_at,
+	CASE WHEN cn AND k.state IN ('running', 'completed') THEN coalesce((SELECT b.deadline_at FROM awa.beats b
+		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.deadline_at) END
+		AS deadline_at,
+	c.claimed_at AS attempted_at,
+	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable') THEN k.finalized_at END
+		AS finalized_at,
+	r.created_at,
+	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', e.run_lease, 'error', e.error, 'at', e.finalized_at)
+		FROM awa.done e WHERE e.job_id = k.id AND e.state IN ('retryable', 'failed')
+		ORDER BY e.run_lease), '{}') AS errors,
+	r.metadata, r.tags,
+	NULL::bytea AS unique_key, NULL::bit(8) AS unique_states,
+	k.ready_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,
+	-- the job's newest progress, of any attempt (a beat carries it forward: ring_lease.c)
+	(SELECT b.progress FROM awa.beats b WHERE b.job_id = k.id ORDER BY b.run_lease DESC, b.at DESC LIMIT 1)
+		AS progress,
+	c.claimed_by, c.lease,
+	NULL::interval AS timeout, NULL::jsonb AS result,
+	NULL::bytea AS callback_key, NULL::bigint AS callback_lease, NULL::interval AS callback_timeout,
+	NULL::jsonb AS callback_payload, NULL::text AS group_id, NULL::text AS concurrency_key
+FROM (
+	-- ended: the done row of the newest attempt
+	SELECT d.job_id AS id, d.run_lease - 1 AS ready_lease, d.slot, d.state, q.queue, d.finalized_at
+	FROM awa.done d
+	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
+		WHERE q.id = d.job_id AND q.run_lease = d.run_lease - 1 AND q.slot = d.slot LIMIT 1) q
+	WHERE d.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = d.job_id
+		ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	-- running: a receipt of the newest attempt and no done row
+	SELECT c.job_id, c.run_lease - 1, c.slot, 'running'::awa.job_state, q.queue, NULL::timestamptz
+	FROM awa.claims c
+	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
+		WHERE q.id = c.job_id AND q.run_lease = c.run_lease - 1 AND q.slot = c.slot LIMIT 1) q
+	WHERE (SELECT 1 FROM awa.done x WHERE x.job_id = c.job_id AND x.run_lease = c.run_lease AND x.slot = c.slot
+			LIMIT 1) IS NULL
+		AND c.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = c.job_id
+			ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	-- waiting: the newest ready row, neither receipt nor done row
+	SELECT w.id, w.run_lease, w.slot, 'available'::awa.job_state, w.queue, NULL::timestamptz
+	FROM awa.ready w
+	WHERE (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
+) k
+CROSS JOIN LATERAL (SELECT r.kind, r.args, r.priority, r.attempt, r.max_attempts, r.run_at, r.created_at,
+		r.metadata, r.tags
+	FROM awa.ready r WHERE r.id = k.id AND r.run_lease = k.ready_lease AND r.slot = k.slot LIMIT 1) r
+LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
+	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
+CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM k.ready_lease + 1 AS cn) n
+UNION ALL
+-- scheduled: a job enqueued for later and never made ready (a row of awa.scheduled with run_lease 0)
+SELECT s.id, s.kind, s.queue, s.args, s.state, s.priority, s.attempt, s.max_attempts, s.run_at,
+	NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, s.created_at, '{}'::jsonb[],
+	s.metadata, s.tags, NULL::bytea, NULL::bit(8), s.run_lease, NULL::jsonb, NULL::text, NULL::interval,
+	NULL::interval, NULL::jsonb, NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, NULL::text, NULL::text
+FROM awa.scheduled s
+WHERE s.run_lease = 0;
+COMMENT ON VIEW awa.ring_jobs
+	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
+
+-- The counters against a recount of awa.ring_jobs and awa.jobs, at the caller's snapshot: one row per queue
+-- and state (completed: completed_last_hour) whose counts differ.  No row: they agree.
+CREATE FUNCTION awa.ring_recount()
+RETURNS TABLE (queue text, state text, counted bigint, recounted bigint)
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+	WITH s AS (SELECT s.queue, v.state, v.n FROM awa_queue_stats() s
+			CROSS JOIN LATERAL (VALUES ('scheduled', s.scheduled), ('available', s.available),
+				('running', s.running), ('retryable', s.retryable), ('failed', s.failed),
+				('cancelled', s.cancelled), ('waiting_external', s.waiting_external),
+				('completed', s.completed_last_hour)) v(state, n)
+			WHERE v.n <> 0),
+		j AS (SELECT j.queue, j.state::text AS state, count(*) AS n
+			FROM (SELECT a.queue, a.state, a.finalized_at FROM awa.jobs a
+				UNION ALL SELECT b.queue, b.state, b.finalized_at FROM awa.ring_jobs b) j
+			WHERE j.state <> 'completed' OR j.finalized_at > now() - interval '1 hour'
+			GROUP BY 1, 2)
+	SELECT coalesce(s.queue, j.queue), coalesce(s.state, j.state), coalesce(s.n, 0), coalesce(j.n, 0)
+	FROM s FULL JOIN j ON s.queue = j.queue AND s.state = j.state
+	WHERE coalesce(s.n, 0) <> coalesce(j.n, 0)
+	ORDER BY 1, 2;
+END;
+COMMENT ON FUNCTION awa.ring_recount()
+	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';

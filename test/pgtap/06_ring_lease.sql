@@ -78,7 +78,7 @@ SELECT lives_ok(format($$SELECT awa.ring_heartbeat(%s, 1, progress => '{"a": 1}'
 	pg_temp.id(5), pg_temp.id(5), pg_temp.id(5)), 'three heartbeats of job 5, two with progress');
 SELECT is((SELECT progress FROM awa.ring_attempt_lease(pg_temp.id(5), 1)), '{"b": 2}'::jsonb,
 	'progress is replaced, as awa_progress does, and kept by a heartbeat without progress');
-SELECT is(awa.ring_fail(pg_temp.id(5), 1, '"boom"'), 'retryable'::awa.job_state, 'job 5 fails, retryable');
+SELECT is(awa.ring_fail(pg_temp.id(5), 1, '"boom"', retry_in => '0'), 'retryable'::awa.job_state, 'job 5 fails, retryable');
 SELECT is((SELECT count(*) FROM awa.ring_claim('lq', 10, '1 minute')), 1::bigint, 'its retry is claimed (lease 2)');
 SELECT is((SELECT progress FROM awa.ring_attempt_lease(pg_temp.id(5), 2)), '{"b": 2}'::jsonb,
 	'the retry sees the progress of the attempt before');

@@ -4,7 +4,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(51);
+SELECT plan(66);
 
 -- the view has awa.jobs' columns: same names, types and order
 SELECT is((SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum)
@@ -27,23 +27,22 @@ INSERT INTO j SELECT 'f1', awa.ring_insert('k', '{"n": 4}', 'rv', run_at => now(
 SELECT is((SELECT count(*) FROM awa.ring_claim('rv', 4, '2 minutes', 'w1')), 4::bigint, 'four jobs claimed');
 SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY[(SELECT id FROM j WHERE name = 'c1')], '{1}')), 1::bigint,
 	'c1 completed');
-SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 't1'), 1, '"boom"'), 'retryable'::awa.job_state, 't1 retried');
+SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 't1'), 1, '"boom"', retry_in => '0'), 'retryable'::awa.job_state, 't1 retried');
 SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 'f1'), 1, '{"e": 4}', false), 'failed'::awa.job_state,
 	'f1 failed for good');
 INSERT INTO j SELECT 'a1', awa.ring_insert('k', '{"n": 5}', 'rv', 3, 7, now() - interval '10 s');
 INSERT INTO j SELECT 's1', awa.ring_insert('k', '{"n": 6}', 'rv', run_at => now() + interval '1 hour');
 INSERT INTO j SELECT 'x1', awa.ring_insert('k', '{"n": 7}', 'rv', run_at => now() + interval '2 hours');
-INSERT INTO j SELECT 'y1', awa.ring_insert('k', '{"n": 8}', 'rv', run_at => now() + interval '3 hours');
+INSERT INTO j SELECT 'y1', awa.ring_insert('k', '{"n": 8}', 'rv', run_at => now() - interval '5 s');
 INSERT INTO j SELECT 'm1', awa.ring_insert('k', '{"n": 9}', 'rv2', max_attempts => 2);
 SELECT is((SELECT count(*) FROM awa.ring_claim('rv2', 5, '1 minute', 'w2')), 1::bigint, 'm1 claimed');
-SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 'm1'), 1, '"one"'), 'retryable'::awa.job_state, 'm1 retried');
+SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 'm1'), 1, '"one"', retry_in => '0'), 'retryable'::awa.job_state, 'm1 retried');
 SELECT is((SELECT run_lease FROM awa.ring_claim('rv2', 5, '1 minute', 'w3')), 2::bigint, 'm1 claimed again, lease 2');
 SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 'm1'), 2, '"two"'), 'failed'::awa.job_state,
 	'm1 failed at its last attempt');
--- paths that other parts of the ring will take, written by hand: an attempt ended before any claim (cancel),
--- and a receipt and its end written by one statement
-INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)
-	SELECT 0, id, 1, 'cancelled', now() FROM j WHERE name = 'x1';
+-- a job scheduled for later cancelled before any claim (it becomes a ready row and a done row), and, written by
+-- hand, a receipt and its end written by one statement
+SELECT ok(awa.ring_cancel((SELECT id FROM j WHERE name = 'x1')), 'x1 cancelled before any claim');
 WITH c AS (INSERT INTO awa.claims SELECT 0, id, 1, now(), now() + interval '30 s', interval '30 s', 'w4'
 		FROM j WHERE name = 'y1' RETURNING slot, job_id, run_lease)
 INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at) SELECT slot, job_id, run_lease, 'completed', now()
@@ -139,7 +138,7 @@ SELECT is((SELECT row(running, completed_last_hour)::text FROM st WHERE queue = 
 ROLLBACK TO w;
 SELECT ok(pg_temp.same(), 'a completion rolled back: the counts are back');
 SAVEPOINT w;
-SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 'r1'), 1, '"again"'), 'retryable'::awa.job_state,
+SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 'r1'), 1, '"again"', retry_in => '0'), 'retryable'::awa.job_state,
 	'write: a failure with a retry');
 SELECT is((SELECT row(available, running, retryable)::text FROM st WHERE queue = 'rv'), '(4,0,0)',
 	'a failure with a retry: running -1, available +1');
@@ -152,8 +151,7 @@ SELECT is((SELECT row(running, failed)::text FROM st WHERE queue = 'rv'), '(0,2)
 ROLLBACK TO w;
 SELECT ok(pg_temp.same(), 'a failure rolled back: the counts are back');
 SAVEPOINT w;
-INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)
-	SELECT 0, id, 1, 'cancelled', now() FROM j WHERE name = 's1';
+SELECT ok(awa.ring_cancel((SELECT id FROM j WHERE name = 's1')), 'write: a cancel of a scheduled job');
 SELECT is((SELECT row(scheduled, cancelled)::text FROM st WHERE queue = 'rv'), '(0,2)',
 	'an end before any claim: scheduled -1, cancelled +1');
 ROLLBACK TO w;
@@ -172,6 +170,35 @@ INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)
 SELECT is((SELECT completed_last_hour FROM awa_queue_stats() WHERE queue = 'rv3'), 1::bigint,
 	'completed_last_hour counts a ring completion inside the hour''s first second, not one just before the hour');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount after those completions');
+
+-- the other paths of the ring in the view and the counters: a retry waiting out its backoff (a row of
+-- awa.scheduled), a snooze, a heartbeat with progress, and the promotion of the retry when it is due
+INSERT INTO j SELECT 'g' || n, awa.ring_insert('k', '{}', 'rv4') FROM generate_series(1, 3) n;
+SELECT is((SELECT count(*) FROM awa.ring_claim('rv4', 3, '1 minute', 'w5')), 3::bigint, 'g1, g2 and g3 claimed');
+SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 'g1'), 1, '"later"'), 'retryable'::awa.job_state,
+	'g1 failed, retried after the default backoff');
+SELECT ok(awa.ring_snooze((SELECT id FROM j WHERE name = 'g2'), 1, '1 hour'), 'g2 snoozed for an hour');
+SELECT ok(awa.ring_heartbeat((SELECT id FROM j WHERE name = 'g3'), 1, '5 minutes', '{"done": 3}') IS NOT NULL,
+	'g3 heartbeats with progress');
+SELECT is((SELECT row(state, attempt, run_lease, run_at > now(), finalized_at)::text FROM v WHERE name = 'g1'),
+	row('retryable'::awa.job_state, 1::smallint, 1::bigint, true, NULL::timestamptz)::text,
+	'a retry waiting out its backoff: retryable, run_at that of its scheduled row');
+SELECT is((SELECT row(state, run_at, finalized_at)::text FROM v WHERE name = 'g2'),
+	row('scheduled'::awa.job_state, now() + interval '1 hour', NULL::timestamptz)::text,
+	'a snoozed job: scheduled at the end of its snooze');
+SELECT is((SELECT row(state, heartbeat_at > now(), deadline_at, progress)::text FROM v WHERE name = 'g3'),
+	row('running'::awa.job_state, true, now() + interval '5 minutes', '{"done": 3}'::jsonb)::text,
+	'a heartbeat: heartbeat_at the time of its beat, the new deadline and the progress');
+SELECT is((SELECT row(scheduled, running, retryable)::text FROM awa_queue_stats() WHERE queue = 'rv4'), '(1,1,1)',
+	'counted: the snooze scheduled, the heartbeating job running, the retry retryable');
+SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount after the retry, snooze, heartbeat');
+UPDATE awa.scheduled SET run_at = now() - interval '1 s' WHERE id = (SELECT id FROM j WHERE name = 'g1');
+SELECT is(awa.ring_promote(), 1, 'the due retry promoted');
+SELECT is((SELECT row(state, attempt, run_lease)::text FROM v WHERE name = 'g1'),
+	row('available'::awa.job_state, 1::smallint, 1::bigint)::text, 'the promoted retry: available');
+SELECT is((SELECT row(available, retryable)::text FROM awa_queue_stats() WHERE queue = 'rv4'), '(1,0)',
+	'the promotion counted: retryable -1, available +1');
+SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount after the promotion');
 
 -- nothing of the ring was updated or deleted by reading or counting
 SELECT is((SELECT sum(n_tup_upd + n_tup_del) FROM pg_stat_xact_user_tables

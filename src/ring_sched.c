@@ -1,0 +1,468 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_sched.c
+ *		The ring's scheduled jobs, retry with backoff, snooze and cancel
+ *		(docs/storage.md, section 5 and "Step 4: scheduled jobs, backoff,
+ *		snooze, cancel").  Internal like ring.c: every function refuses to
+ *		run unless awa.ring_engine is on.
+ *
+ * awa.scheduled holds the jobs due later: one row per job at most (primary
+ * key id), with the payload of a ready row, run_lease (the lease of the
+ * previous attempt, 0 for a new job) and attempt (attempts counted before
+ * it), and state: 'scheduled' (enqueued for later, or snoozed) or
+ * 'retryable' (a failed attempt waiting out its backoff).  It is the one
+ * mutable relation here: promotion deletes its rows.
+ *
+ * Writes:
+ *	- ring_insert with a run_at after now(): a scheduled row (hook in
+ *	  ring.c), pinned at its run_at like a ready row;
+ *	- ring_fail with attempts left: a done row 'retryable' (ring.c), then
+ *	  the next attempt (awa_ring_sched_next): a scheduled row at now() +
+ *	  retry_in, or now() + awa's default backoff (AWA_BACKOFF_SQL, the
+ *	  formula of awa_fail) when retry_in is NULL; retry_in 0 writes the
+ *	  ready row at once, as before;
+ *	- ring_snooze: a done row 'scheduled' (awa_snooze makes a job
+ *	  'scheduled'), then the next attempt the same way at now() + delay,
+ *	  with the snoozed attempt not counted (attempt as before the claim);
+ *	- promotion (the claim, for its queue; ring_promote, for any queue): a
+ *	  due scheduled row is locked FOR UPDATE SKIP LOCKED, deleted and
+ *	  written as a ready row of the open slot, in one statement: a row
+ *	  locked by another promoter is skipped, a row another promoter deleted
+ *	  and committed is not seen (newest snapshot), so a scheduled row
+ *	  becomes exactly one ready row;
+ *	- ring_cancel: a done row 'cancelled' for the attempt a claim would
+ *	  give next (or the one running), after locking the newest ready row;
+ *	  a scheduled job is moved to a ready row and cancelled there.
+ *
+ * Floors.  A scheduled row is a waiting job at its (run_at, id): the floor
+ * of its lane must never pass it.  Its writer notes its run_at (the pin),
+ * and the claim's floor probe looks at scheduled rows as well as ready
+ * rows (awa_ring_sched_probe).  Promotion moves a row from scheduled to
+ * ready at the same key in one transaction: any snapshot sees it in one
+ * of the two, waiting at that key, so it needs no pin of its own.
+ *
+ * Plans as in ring.c: generic, pinned (awa_ring_run), index probes only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "awa.h"
+#include "floor.h"
+#include "ring.h"
+#include "ring_sched.h"
+
+#define RING_PROMOTE_MAX	10000
+
+PG_FUNCTION_INFO_V1(awa_ring_promote);
+PG_FUNCTION_INFO_V1(awa_ring_snooze);
+PG_FUNCTION_INFO_V1(awa_ring_cancel);
+
+static int64 awa_ring_sched_insert(Datum *values);
+static void awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n);
+static void awa_ring_sched_probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found);
+static void awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
+								Interval *delay, const char *state, const char *queue);
+
+/* ring.c's hooks into this file (ring_sched.h); from _PG_init */
+void
+awa_ring_sched_init(void)
+{
+	awa_ring_sched_hooks.insert = awa_ring_sched_insert;
+	awa_ring_sched_hooks.promote_lane = awa_ring_sched_promote_lane;
+	awa_ring_sched_hooks.probe = awa_ring_sched_probe;
+	awa_ring_sched_hooks.next = awa_ring_sched_next;
+}
+
+/*
+ * Moving scheduled rows into ready rows of the open slot, in one statement:
+ * RING_PROMOTE_CTES(PICK) locks the rows PICK (a SELECT of their ids,
+ * locking them) picks and deletes them (d), RING_PROMOTE_INSERT writes
+ * their ready rows.  Without an open slot the ready row's slot is NULL and
+ * the statement fails (23502): nothing is deleted.
+ */
+#define RING_PROMOTE_CTES(PICK) \
+	"s AS (" PICK ")," \
+	" d AS (DELETE FROM awa.scheduled x USING s WHERE x.id = s.id RETURNING x.*)"
+#define RING_PROMOTE_INSERT \
+	" INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority," \
+	" max_attempts, run_at, created_at, metadata, tags)" \
+	" SELECT (SELECT o.slot FROM awa.ring_slots o WHERE o.state = 'open'), d.id, d.run_lease," \
+	" d.attempt, d.kind, d.queue, d.args, d.priority, d.max_attempts, d.run_at, d.created_at," \
+	" d.metadata, d.tags FROM d"
+#define RING_PROMOTE_SQL(PICK, RET) \
+	"WITH " RING_PROMOTE_CTES(PICK) RING_PROMOTE_INSERT " RETURNING " RET
+
+/* ---------------------------------------------------------------------
+ * Hooks called by ring.c
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * ring_insert of a job due later: its scheduled row.  values: kind, args,
+ * queue, priority, max_attempts, run_at (ring_insert's, checked).  Caller
+ * is in SPI and notes the pin.  Returns the id.
+ */
+static int64
+awa_ring_sched_insert(Datum *values)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID};
+	bool		isnull;
+
+	awa_plan(&plan,
+			 "INSERT INTO awa.scheduled (id, kind, args, queue, priority, max_attempts, run_at)"
+			 " VALUES (nextval('awa.jobs_id_seq'), $1, $2, $3, $4, $5, $6) RETURNING id",
+			 6, argtypes);
+	awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+				 "awa.ring_insert: scheduled row");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * The claim, before its passes: promote up to n due scheduled rows of each
+ * priority of the queue, from the lane's floors, in (run_at, id) order,
+ * skipping rows another claimer holds.  The claim's passes then choose
+ * among ready and promoted rows alike, in (priority, run_at, id) order:
+ * the first n of their union are among the first n of each.  Promoted rows
+ * the claim does not take stay ready (they were due).  Caller is in SPI.
+ */
+static void
+awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT4OID};
+	Datum		values[4];
+
+	awa_plan(&plan,
+			 RING_PROMOTE_SQL(
+				"SELECT w.id FROM unnest($2, $3) WITH ORDINALITY AS f(fr, fi, p) CROSS JOIN LATERAL"
+				" (SELECT s.id FROM awa.scheduled s"
+				"  WHERE s.queue = $1 AND s.priority = f.p AND (s.run_at, s.id) >= (f.fr, f.fi)"
+				"  AND s.run_at <= now()"
+				"  ORDER BY s.run_at, s.id LIMIT $4 FOR UPDATE OF s SKIP LOCKED) w",
+				"id"),
+			 4, argtypes);
+	values[0] = PointerGetDatum(queue);
+	values[1] = awa_floor_run_ats(scan);
+	values[2] = awa_floor_ids(scan);
+	values[3] = Int32GetDatum(n);
+	/* the newest snapshot, as the claim's candidates (ring.c) */
+	awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
+				 "awa.ring_claim: promotion");
+}
+
+/*
+ * The floor probe's scheduled half: lowers first[p] to the first scheduled
+ * row of the lane at or above the floor, as the claim's snapshot sees it.
+ * Caller is in SPI (ring.c's ring_probe, after its ready rows).
+ */
+static void
+awa_ring_sched_probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		values[4];
+	AwaFloorKey sfirst[AWA_FLOOR_PRIORITIES];
+	bool		sfound[AWA_FLOOR_PRIORITIES];
+	int			p;
+
+	if (!awa_floor_probe_args(scan, queue, values, sfound))
+		return;
+	awa_plan(&plan,
+			 "SELECT f.p, w.run_at, w.id"
+			 " FROM unnest($2, $3, $4) AS f(p, fr, fi) CROSS JOIN LATERAL"
+			 " (SELECT s.run_at, s.id FROM awa.scheduled s"
+			 "  WHERE s.queue = $1 AND s.priority = f.p AND (s.run_at, s.id) >= (f.fr, f.fi)"
+			 "  ORDER BY s.run_at, s.id LIMIT 1) w",
+			 4, argtypes);
+	awa_ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT,
+				 "awa.ring_claim: floor probe of scheduled rows");
+	awa_floor_probe_read(sfirst, sfound);
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		if (sfound[p] && (!found[p] || sfirst[p].run_at < first[p].run_at ||
+						  (sfirst[p].run_at == first[p].run_at && sfirst[p].id < first[p].id)))
+		{
+			first[p] = sfirst[p];
+			found[p] = true;
+		}
+}
+
+/*
+ * The attempt after the one (values[0] slot, values[1] id, values[2]
+ * run_lease) that just ended as retryable (ring_fail) or snoozed
+ * (ring_snooze): its ready row's payload, run_lease = the ended lease,
+ * attempt = next_attempt (attempts counted before it), due after delay
+ * (NULL: awa's default backoff after attempt backoff_attempt).  Due now
+ * (delay 0): a ready row of the open slot; later: a scheduled row of the
+ * given state.  Notes its run_at for the floor's pin.  Caller is in SPI.
+ */
+static void
+awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
+					Interval *delay, const char *state, const char *queue)
+{
+	static SPIPlanPtr now_plan = NULL;
+	static SPIPlanPtr later_plan = NULL;
+	static const Oid now_types[] = {INT2OID, INT8OID, INT8OID, INT4OID};
+	static const Oid later_types[] = {INT2OID, INT8OID, INT8OID, INT4OID, INTERVALOID, INT4OID, TEXTOID};
+	Datum		v[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	v[0] = values[0];
+	v[1] = values[1];
+	v[2] = values[2];
+	v[3] = Int32GetDatum(next_attempt);
+	if (delay != NULL && awa_interval_usecs(delay) == 0)
+	{
+		/* due now: the next attempt's ready row, in the open slot */
+		awa_plan(&now_plan,
+				 "INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority,"
+				 " max_attempts, run_at, created_at, metadata, tags)"
+				 " SELECT s.slot, r.id, r.run_lease + 1, $4, r.kind, r.queue, r.args,"
+				 " r.priority, r.max_attempts, now(), r.created_at, r.metadata, r.tags"
+				 " FROM awa.ready r CROSS JOIN LATERAL"
+				 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') s"
+				 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1",
+				 4, now_types);
+		if (awa_ring_run(now_plan, v, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
+						 "awa.ring_fail: retry") != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the ring has no open slot")));
+		awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
+		return;
+	}
+	/* later: a scheduled row ($5 NULL: the default backoff after attempt $6) */
+	awa_plan(&later_plan,
+			 "INSERT INTO awa.scheduled (id, run_lease, attempt, state, kind, queue, args, priority,"
+			 " max_attempts, run_at, created_at, metadata, tags)"
+			 " SELECT r.id, r.run_lease + 1, $4, $7::awa.job_state, r.kind, r.queue, r.args,"
+			 " r.priority, r.max_attempts,"
+			 " CASE WHEN $5 IS NULL THEN " AWA_BACKOFF_SQL("$6") " ELSE now() + $5 END,"
+			 " r.created_at, r.metadata, r.tags"
+			 " FROM awa.ready r"
+			 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1"
+			 " RETURNING run_at",
+			 7, later_types);
+	v[4] = PointerGetDatum(delay);
+	if (delay == NULL)
+		nulls[4] = 'n';
+	v[5] = Int32GetDatum(backoff_attempt);
+	v[6] = CStringGetTextDatum(state);
+	if (awa_ring_run(later_plan, v, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+					 "awa.ring_fail: scheduled retry") != 1)
+		elog(ERROR, "awa.ring_fail: the ended attempt's ready row is missing");
+	awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue),
+				   DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													 1, &isnull)));
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_promote(max)
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_promote(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {INT4OID};
+	Datum		values[1];
+	int32		max;
+	uint64		n;
+
+	awa_ring_check_enabled("awa.ring_promote");
+	max = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0);
+	if (max < 1 || max > RING_PROMOTE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max must be between 1 and %d", RING_PROMOTE_MAX)));
+	values[0] = Int32GetDatum(max);
+	SPI_connect();
+	awa_plan(&plan,
+			 RING_PROMOTE_SQL(
+				"SELECT s.id FROM awa.scheduled s WHERE s.run_at <= now()"
+				" ORDER BY s.run_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+				"id"),
+			 1, argtypes);
+	n = awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
+					 "awa.ring_promote: promotion");
+	SPI_finish();
+	PG_RETURN_INT32((int32) n);
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_snooze(id, run_lease, delay)
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_snooze(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr attempt_plan = NULL;
+	static SPIPlanPtr done_plan = NULL;
+	static const Oid attempt_types[] = {INT8OID, INT8OID};
+	static const Oid done_types[] = {INT2OID, INT8OID, INT8OID};
+	Datum		values[3];
+	Interval   *delay;
+	bool		isnull;
+	int32		attempt;
+	char	   *queue;
+	int			i;
+
+	awa_ring_check_enabled("awa.ring_snooze");
+	for (i = 0; i < 3; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be null", (const char *[]) {"id", "run_lease", "delay"}[i])));
+	delay = PG_GETARG_INTERVAL_P(2);
+	(void) awa_check_delay(delay, "delay", false);
+
+	SPI_connect();
+	/* the running attempt: its receipt and ready row */
+	awa_plan(&attempt_plan,
+			 "SELECT c.slot, r.attempt::integer, r.queue"
+			 " FROM awa.claims c CROSS JOIN LATERAL"
+			 " (SELECT r.attempt, r.queue FROM awa.ready r"
+			 "  WHERE r.id = c.job_id AND r.run_lease = c.run_lease - 1 AND r.slot = c.slot LIMIT 1) r"
+			 " WHERE c.job_id = $1 AND c.run_lease = $2 LIMIT 1",
+			 2, attempt_types);
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	if (awa_ring_run(attempt_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
+					 "awa.ring_snooze: attempt") == 0)
+	{
+		SPI_finish();
+		PG_RETURN_BOOL(false);	/* no such attempt was claimed */
+	}
+	values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	attempt = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	queue = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	values[1] = PG_GETARG_DATUM(0);
+	values[2] = PG_GETARG_DATUM(1);
+
+	/* the end of the attempt, guarded like the other ends: one done row per lease */
+	awa_plan(&done_plan,
+			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)"
+			 " VALUES ($1, $2, $3, 'scheduled', now())"
+			 " ON CONFLICT DO NOTHING RETURNING job_id",
+			 3, done_types);
+	if (awa_ring_run(done_plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+					 "awa.ring_snooze: done row") == 0)
+	{
+		SPI_finish();
+		PG_RETURN_BOOL(false);	/* the attempt had already ended */
+	}
+	/* the snoozed attempt is not counted: the next claim gives the same attempt number */
+	awa_ring_sched_next(values, attempt, attempt, delay, "scheduled", queue);
+	SPI_finish();
+	PG_RETURN_BOOL(true);
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_cancel(id)
+ * ---------------------------------------------------------------------
+ */
+
+Datum
+awa_ring_cancel(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr sched_plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr done_plan = NULL;
+	static SPIPlanPtr check_plan = NULL;
+	static const Oid id_type[] = {INT8OID};
+	static const Oid done_types[] = {INT2OID, INT8OID, INT8OID};
+	Datum		id;
+
+	awa_ring_check_enabled("awa.ring_cancel");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("id must not be null")));
+	id = PG_GETARG_DATUM(0);
+
+	SPI_connect();
+	/* a scheduled job: its row, locked (waits for a promoter), becomes a cancelled ready row */
+	awa_plan(&sched_plan,
+			 "WITH " RING_PROMOTE_CTES("SELECT s.id FROM awa.scheduled s WHERE s.id = $1 FOR UPDATE") ","
+			 " r AS (" RING_PROMOTE_INSERT " RETURNING slot, id, run_lease)"
+			 " INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)"
+			 " SELECT r.slot, r.id, r.run_lease + 1, 'cancelled', now() FROM r"
+			 " RETURNING job_id",
+			 1, id_type);
+	/* the newest ready row of the job, locked: a claim holding it is waited for */
+	awa_plan(&lock_plan,
+			 "SELECT r.slot, r.run_lease FROM awa.ready r WHERE r.id = $1"
+			 " ORDER BY r.run_lease DESC LIMIT 1 FOR UPDATE",
+			 1, id_type);
+	/*
+	 * The cancel of the attempt (id, run_lease + 1): the one running, or the
+	 * one a claim would give next.  Not if a newer attempt exists.
+	 */
+	awa_plan(&done_plan,
+			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)"
+			 " SELECT $1, $2, $3 + 1, 'cancelled', now()"
+			 " WHERE (SELECT 1 FROM awa.ready n WHERE n.id = $2 AND n.run_lease > $3 LIMIT 1) IS NULL"
+			 " ON CONFLICT DO NOTHING RETURNING job_id",
+			 3, done_types);
+	/* why not: whether the end that won wrote a next attempt */
+	awa_plan(&check_plan,
+			 "SELECT (SELECT 1 FROM awa.ready n WHERE n.id = $2 AND n.run_lease > $3 LIMIT 1) IS NOT NULL"
+			 " OR (SELECT 1 FROM awa.scheduled s WHERE s.id = $2) IS NOT NULL",
+			 3, done_types);
+
+	/*
+	 * Each turn of this loop but the last lost to another transaction that
+	 * ended the attempt and wrote the next one (a retry, a snooze, a
+	 * promotion): that is progress, so it ends.  Every statement reads the
+	 * newest snapshot, also in REPEATABLE READ, so that it sees what the
+	 * lock it waited for protected.
+	 */
+	for (;;)
+	{
+		Datum		values[3];
+		bool		isnull;
+		bool		newer;
+
+		CHECK_FOR_INTERRUPTS();
+		if (awa_ring_run(sched_plan, &id, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
+						 "awa.ring_cancel: scheduled job") == 1)
+			break;
+		if (awa_ring_run(lock_plan, &id, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+						 "awa.ring_cancel: lock") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("job %lld not found in the ring", (long long) DatumGetInt64(id))));
+		values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		values[1] = id;
+		values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (awa_ring_run(done_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
+						 "awa.ring_cancel: done row") == 1)
+			break;
+		awa_ring_run(check_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
+					 "awa.ring_cancel: check");
+		newer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (!newer)
+		{
+			/*
+			 * Ended for good (completed, failed, cancelled); an end that is
+			 * not final and has no next attempt (waiting_external, later)
+			 * is not cancelled here either, rather than looping.
+			 */
+			SPI_finish();
+			PG_RETURN_BOOL(false);
+		}
+	}
+	SPI_finish();
+	PG_RETURN_BOOL(true);
+}

@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_sched.h
+ *		The ring's scheduled jobs, retries with backoff, snooze and cancel
+ *		(ring_sched.c): the hooks ring.c calls.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AWA_RING_SCHED_H
+#define AWA_RING_SCHED_H
+
+#include "datatype/timestamp.h"
+#include "floor.h"
+
+/*
+ * ring_sched.c's entry points that ring.c calls (its hooks): set by
+ * awa_ring_sched_init (from _PG_init), so that ring.c does not name
+ * ring_sched.c's functions while ring_sched.c uses ring.c's helpers
+ * (scripts/lint.sh: no circles between the C files).  The variable is
+ * defined in ring.c.
+ *
+ * insert: ring_insert of a job due later, its scheduled row (values as
+ *		ring_insert's statement); returns the id.
+ * promote_lane: the claim's promotion of due scheduled rows of its queue.
+ * probe: the scheduled half of the claim's floor probe.
+ * next: the attempt after a retryable failure or a snooze.
+ */
+typedef struct AwaRingSchedHooks
+{
+	int64		(*insert) (Datum *values);
+	void		(*promote_lane) (text *queue, AwaFloorScan *scan, int n);
+	void		(*probe) (AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found);
+	void		(*next) (Datum *values, int32 next_attempt, int32 backoff_attempt,
+						 Interval *delay, const char *state, const char *queue);
+} AwaRingSchedHooks;
+
+extern AwaRingSchedHooks awa_ring_sched_hooks;
+extern void awa_ring_sched_init(void);
+
+/*
+ * The claim's candidates, its receipts and the floor probe skip an attempt
+ * that has a done row (cancelled before any claim): appended to their
+ * WHERE clauses with the attempt's slot, id and lease (an index probe of
+ * done's key, never a join).
+ */
+#define RING_NOT_DONE_SQL(SLOT, ID, LEASE) \
+	" AND (SELECT 1 FROM awa.done dn WHERE dn.job_id = " ID \
+	" AND dn.run_lease = " LEASE " AND dn.slot = " SLOT " LIMIT 1) IS NULL"
+
+#endif							/* AWA_RING_SCHED_H */
