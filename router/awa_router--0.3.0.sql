@@ -817,22 +817,14 @@ COMMENT ON FUNCTION awa_queue_limits()
 -- sees: the limit and the rate count per shard.  The row returned is the
 -- rule as the lowest-numbered shard holding it returns it.
 CREATE FUNCTION awa.set_key_limit_all(pattern text, max_running integer, kind text, ordered boolean)
-RETURNS TABLE (
-	pattern			text,
-	kind			text,
-	max_running		integer,
-	ordered			boolean,
-	rate_max_claims	integer,
-	rate_period		interval,
-	rate_set_at		timestamptz,
-	shard			integer)
+RETURNS TABLE (rule awa.key_limits, shard integer)
 AS $$
 	CLUSTER 'awa_shards';
 	RUN ON ALL;
-	SELECT l.*, awa_shard() AS shard FROM awa_set_key_limit(pattern, max_running, kind, ordered) AS l;
+	SELECT awa_set_key_limit(pattern, max_running, kind, ordered) AS rule, awa_shard() AS shard;
 $$ LANGUAGE plproxy;
 COMMENT ON FUNCTION awa.set_key_limit_all(text, integer, text, boolean)
-	IS 'routing: awa_set_key_limit on every shard, each row with its shard number (all NULL but shard where a removed rule did not exist)';
+	IS 'routing: awa_set_key_limit on every shard: the rule each returned (NULL where a removed rule did not exist) and its shard number';
 
 CREATE FUNCTION awa_set_key_limit(
 	pattern text,
@@ -842,9 +834,8 @@ CREATE FUNCTION awa_set_key_limit(
 RETURNS awa.key_limits
 LANGUAGE sql VOLATILE
 AS $$
-	SELECT l.pattern, l.kind, l.max_running, l.ordered, l.rate_max_claims, l.rate_period, l.rate_set_at
-	FROM awa.set_key_limit_all($1, $2, $3, $4) AS l
-	WHERE l.pattern IS NOT NULL
+	SELECT (l.rule).* FROM awa.set_key_limit_all($1, $2, $3, $4) AS l
+	WHERE (l.rule).pattern IS NOT NULL
 	ORDER BY l.shard
 	LIMIT 1
 $$;
@@ -852,22 +843,14 @@ COMMENT ON FUNCTION awa_set_key_limit(text, integer, text, boolean)
 	IS 'awa_set_key_limit on every shard, each committing by itself: each shard holds the limit against the jobs running there (a key whose jobs sit on several shards may run max_running on each; place them on one shard with shard_key for one limit); the rule as the lowest shard returns it, NULL if max_running NULL found no rule on any shard; errors as on a shard';
 
 CREATE FUNCTION awa.set_key_rate_all(pattern text, max_claims integer, per interval, kind text)
-RETURNS TABLE (
-	pattern			text,
-	kind			text,
-	max_running		integer,
-	ordered			boolean,
-	rate_max_claims	integer,
-	rate_period		interval,
-	rate_set_at		timestamptz,
-	shard			integer)
+RETURNS TABLE (rule awa.key_limits, shard integer)
 AS $$
 	CLUSTER 'awa_shards';
 	RUN ON ALL;
-	SELECT l.*, awa_shard() AS shard FROM awa_set_key_rate(pattern, max_claims, per, kind) AS l;
+	SELECT awa_set_key_rate(pattern, max_claims, per, kind) AS rule, awa_shard() AS shard;
 $$ LANGUAGE plproxy;
 COMMENT ON FUNCTION awa.set_key_rate_all(text, integer, interval, text)
-	IS 'routing: awa_set_key_rate on every shard, each row with its shard number';
+	IS 'routing: awa_set_key_rate on every shard: the rule each returned and its shard number';
 
 CREATE FUNCTION awa_set_key_rate(
 	pattern text,
@@ -877,9 +860,8 @@ CREATE FUNCTION awa_set_key_rate(
 RETURNS awa.key_limits
 LANGUAGE sql VOLATILE
 AS $$
-	SELECT l.pattern, l.kind, l.max_running, l.ordered, l.rate_max_claims, l.rate_period, l.rate_set_at
-	FROM awa.set_key_rate_all($1, $2, $3, $4) AS l
-	WHERE l.pattern IS NOT NULL
+	SELECT (l.rule).* FROM awa.set_key_rate_all($1, $2, $3, $4) AS l
+	WHERE (l.rule).pattern IS NOT NULL
 	ORDER BY l.shard
 	LIMIT 1
 $$;
