@@ -90,14 +90,20 @@ expect "partition i of the router's cluster is shard i" "$(r -c "SELECT string_a
 
 # 2. The API through the router ------------------------------------------------------
 
-# a queue name on each shard (the router's hash of the name decides)
+# queue_per_shard NAME PREFIX FIRST LAST: NAME[s] = a queue name PREFIXn (n from FIRST to
+# LAST) that the router puts on shard s (its hash of the name decides), for every shard
+queue_per_shard() {
+	local -n names=$1
+	local n s
+	for n in $(seq "$3" "$4"); do
+		s=$(r -c "SELECT awa_queue_shard('$2$n')")
+		[ -z "${names[$s]:-}" ] && names[$s]=$2$n
+		[ ${#names[@]} -eq $NSHARDS ] && return 0
+	done
+	return 1
+}
 declare -a QUEUE
-for n in $(seq 0 200); do
-	s=$(r -c "SELECT awa_queue_shard('q$n')")
-	[ -z "${QUEUE[$s]:-}" ] && QUEUE[$s]=q$n
-	[ -n "${QUEUE[0]:-}" ] && [ -n "${QUEUE[1]:-}" ] && [ -n "${QUEUE[2]:-}" ] && break
-done
-[ -n "${QUEUE[0]:-}" ] && [ -n "${QUEUE[1]:-}" ] && [ -n "${QUEUE[2]:-}" ] || fail "no queue name found for every shard"
+queue_per_shard QUEUE q 0 200 || fail "no queue name found for every shard"
 echo "# queues: shard 0 ${QUEUE[0]}, shard 1 ${QUEUE[1]}, shard 2 ${QUEUE[2]}"
 
 for s in 0 1 2; do
@@ -229,12 +235,7 @@ expect "... NULL removes it" "$(r -c "SELECT rate_max_claims IS NULL FROM awa_se
 # per-key limits and rates: set on every shard, held per shard; key and group
 # stats merged from every shard; a group's finish callback on the group's shard
 declare -a KQ
-for n in $(seq 201 400); do
-	s=$(r -c "SELECT awa_queue_shard('kq$n')")
-	[ -z "${KQ[$s]:-}" ] && KQ[$s]=kq$n
-	[ -n "${KQ[0]:-}" ] && [ -n "${KQ[1]:-}" ] && [ -n "${KQ[2]:-}" ] && break
-done
-[ -n "${KQ[0]:-}" ] && [ -n "${KQ[1]:-}" ] && [ -n "${KQ[2]:-}" ] || fail "no second queue name found for every shard"
+queue_per_shard KQ kq 201 400 || fail "no second queue name found for every shard"
 on_shards() { for s in 0 1 2; do q $s $DB -c "$1"; done | paste -sd,; }
 expect "awa_set_key_limit through the router returns the rule" \
 	"$(r -c "SELECT max_running || ' ' || ordered FROM awa_set_key_limit('lim:%', 1)")" "1 false"

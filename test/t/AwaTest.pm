@@ -13,7 +13,8 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(awa_node wait_until query_is log_tail run_python program bg_psql bg_wait $PYTHON
-  stress_node claim_stress_sessions claim_windows rate_held wakeups_bounded unpreloaded_node);
+  stress_node claim_stress_sessions claim_windows rate_held wakeups_bounded window_after_crash unpreloaded_node
+  session_asleep);
 
 # Each test inits servers of its own, and initdb refuses to run as root: say so at once.
 BAIL_OUT('the TAP tests start servers of their own and initdb refuses root: run `make prove_installcheck` '
@@ -245,6 +246,33 @@ sub wakeups_bounded
 	my ($wakeups, $claims, $sessions) = @_;
 	cmp_ok($wakeups, '<=', 4 * $claims + 4 * $sessions,
 		'blocked claimers woke about once per claim (slots and hand-offs), not in a poll loop');
+}
+
+# window_after_crash(NODE, DB, SETUP_SQL, WHOSE, WINDOW_SQL, SHOWN_BY): SETUP_SQL gives queue
+# slow's jobs a rate of 5 claims per 30 s (of the queue or of their key); 5 are claimed, the
+# node shut down immediately and started.  Two tests: the next claim of slow gets nothing
+# (the window of WHOSE, rebuilt from awa.jobs, is full), and WINDOW_SQL, SHOWN_BY's view of
+# the window, answers 5|t (5 claims, the next slot in the future).
+sub window_after_crash
+{
+	my ($node, $db, $setup, $whose, $window_sql, $shown_by) = @_;
+	$node->safe_psql($db, "$setup\nSELECT count(*) FROM awa_claim('slow', 'w', 5, '1 hour', '0');");
+	$node->stop('immediate');
+	$node->start;
+	query_is($node, $db, "SELECT count(*) FROM awa_claim('slow', 'w', 5, '1 hour', '0')", '0',
+		"after a crash, the claims committed before it still fill $whose window");
+	query_is($node, $db, $window_sql, '5|t', "$shown_by shows the window rebuilt from awa.jobs");
+}
+
+# session_asleep(NODE, DB, NAME, WHAT): one test (wait_until, 10 s), the session of
+# application_name NAME is asleep in awa's wait.
+sub session_asleep
+{
+	my ($node, $db, $name, $what) = @_;
+	return wait_until($node, $db,
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$name'"
+		  . " AND state = 'active' AND wait_event_type = 'Extension'",
+		10, $what);
 }
 
 # unpreloaded_node(NAME, SQL): a started node without awa in shared_preload_libraries, awa
