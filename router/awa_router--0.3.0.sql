@@ -11,18 +11,24 @@
  *     partition hashtext(queue) mod the number of shards; awa_insert and
  *     awa_claim take an optional shard_key that replaces the queue in that
  *     hash (jobs that live next to a tenant's rows);
- *   - calls naming a job id: the shard in the id (awa_shard_of: id >> 48);
+ *   - calls naming a job id (dependencies too): the shard in the id
+ *     (awa_shard_of: id >> 48);
  *   - awa_insert_many, awa_complete_many, awa_heartbeat: their arrays split
  *     per shard, the parts sent in parallel, the results put together;
- *   - stats, lists, health, queue administration, failed-job administration,
- *     rescue, cancel by unique key: every shard, the results merged.
+ *   - stats (of queues, keys and groups), lists, health, queue
+ *     administration, failed-job administration, rescue, cancel by unique
+ *     key, per-key limits and rates: every shard, the results merged;
+ *   - awa_group_on_finish: the shard holding the group's jobs (or of its
+ *     shard_key).
  * Each call commits on each shard it reaches by itself: nothing spans shards.
  *
  * The functions run with the caller's rights (not SECURITY DEFINER): PL/Proxy
  * connects to the shards as the calling user, so the shards' roles
  * (awa_producer, awa_worker, awa_admin) decide what a caller may do there.
  * Not routed: awa_claim_wait (a procedure: PL/Proxy routes functions only;
- * the Python client falls back to awa_claim with wait), awa_maintain and
+ * the Python client falls back to awa_claim with wait), the claim over
+ * several queues (they may be on several shards), awa_queue_history
+ * (percentiles do not add up across shards), awa_maintain and
  * awa_maintain_for (each shard is maintained where it runs), periodic jobs
  * (awa_schedule and friends: create them on a shard), awa_shard_configure,
  * COPY into awa.jobs. */
@@ -85,6 +91,17 @@ CREATE TYPE awa.queue_meta AS (
 	rate_set_at	timestamptz
 );
 COMMENT ON TYPE awa.queue_meta IS 'a queue''s settings as its shard returns them';
+
+CREATE TYPE awa.key_limits AS (
+	pattern			text,
+	kind			text,
+	max_running		integer,
+	ordered			boolean,
+	rate_max_claims	integer,
+	rate_period		interval,
+	rate_set_at		timestamptz
+);
+COMMENT ON TYPE awa.key_limits IS 'a per-key rule (awa_set_key_limit, awa_set_key_rate) as a shard returns it';
 
 -- Routing -------------------------------------------------------------------
 
@@ -795,6 +812,244 @@ $$ LANGUAGE plproxy;
 COMMENT ON FUNCTION awa_queue_limits()
 	IS 'awa_queue_limits of every shard, one row per shard and queue with a limit or a rate (a queue''s settings live on the shard of the queue)';
 
+-- Per-key limits and rates: a rule is set on every shard (a key's jobs may
+-- sit on any of them), and each shard holds it against the jobs and claims it
+-- sees: the limit and the rate count per shard.  The row returned is the
+-- rule as the lowest-numbered shard holding it returns it.
+CREATE FUNCTION awa.set_key_limit_all(pattern text, max_running integer, kind text, ordered boolean)
+RETURNS TABLE (rule awa.key_limits, shard integer)
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+	SELECT awa_set_key_limit(pattern, max_running, kind, ordered) AS rule, awa_shard() AS shard;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.set_key_limit_all(text, integer, text, boolean)
+	IS 'routing: awa_set_key_limit on every shard: the rule each returned (NULL where a removed rule did not exist) and its shard number';
+
+CREATE FUNCTION awa_set_key_limit(
+	pattern text,
+	max_running integer,
+	kind text DEFAULT NULL,
+	ordered boolean DEFAULT false)
+RETURNS awa.key_limits
+LANGUAGE sql VOLATILE
+AS $$
+	SELECT (l.rule).* FROM awa.set_key_limit_all($1, $2, $3, $4) AS l
+	WHERE (l.rule).pattern IS NOT NULL
+	ORDER BY l.shard
+	LIMIT 1
+$$;
+COMMENT ON FUNCTION awa_set_key_limit(text, integer, text, boolean)
+	IS 'awa_set_key_limit on every shard, each committing by itself: each shard holds the limit against the jobs running there (a key whose jobs sit on several shards may run max_running on each; place them on one shard with shard_key for one limit); the rule as the lowest shard returns it, NULL if max_running NULL found no rule on any shard; errors as on a shard';
+
+CREATE FUNCTION awa.set_key_rate_all(pattern text, max_claims integer, per interval, kind text)
+RETURNS TABLE (rule awa.key_limits, shard integer)
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+	SELECT awa_set_key_rate(pattern, max_claims, per, kind) AS rule, awa_shard() AS shard;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.set_key_rate_all(text, integer, interval, text)
+	IS 'routing: awa_set_key_rate on every shard: the rule each returned and its shard number';
+
+CREATE FUNCTION awa_set_key_rate(
+	pattern text,
+	max_claims integer,
+	per interval,
+	kind text DEFAULT NULL)
+RETURNS awa.key_limits
+LANGUAGE sql VOLATILE
+AS $$
+	SELECT (l.rule).* FROM awa.set_key_rate_all($1, $2, $3, $4) AS l
+	WHERE (l.rule).pattern IS NOT NULL
+	ORDER BY l.shard
+	LIMIT 1
+$$;
+COMMENT ON FUNCTION awa_set_key_rate(text, integer, interval, text)
+	IS 'awa_set_key_rate on every shard, each committing by itself: each shard counts the claims made there (a key claimed on several shards may be claimed max_claims per interval on each; place its jobs on one shard with shard_key for one rate); the rule as the lowest shard returns it, NULL if none has the rule; errors as on a shard';
+
+CREATE FUNCTION awa_key_stats_by_shard(pattern text DEFAULT NULL)
+RETURNS TABLE (
+	concurrency_key	text,
+	kind			text,
+	running			bigint,
+	waiting			bigint,
+	max_running		integer,
+	ordered			boolean,
+	at_limit		boolean,
+	rate_max_claims	integer,
+	rate_period		interval,
+	window_claims	integer,
+	next_slot_at	timestamptz,
+	shard			integer)
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+	SELECT s.*, awa_shard() AS shard FROM awa_key_stats(pattern) AS s;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa_key_stats_by_shard(text)
+	IS 'router only: awa_key_stats of every shard, one row per shard, key and kind, with the shard''s number (the limits and rates hold per shard)';
+
+CREATE FUNCTION awa_key_stats(pattern text DEFAULT NULL)
+RETURNS TABLE (
+	concurrency_key	text,
+	kind			text,
+	running			bigint,
+	waiting			bigint,
+	max_running		integer,
+	ordered			boolean,
+	at_limit		boolean,
+	rate_max_claims	integer,
+	rate_period		interval,
+	window_claims	integer,
+	next_slot_at	timestamptz)
+LANGUAGE sql VOLATILE
+AS $$
+	WITH s AS (SELECT * FROM awa_key_stats_by_shard($1)),
+	-- running and window_claims count the key (any kind) on a shard: the
+	-- same on each of its rows there; summed once per shard
+	per_key AS (
+		SELECT k.concurrency_key, sum(k.running)::bigint AS running, sum(k.window_claims)::integer AS window_claims
+		FROM (SELECT s.concurrency_key, s.shard, max(s.running) AS running, max(s.window_claims) AS window_claims
+			FROM s GROUP BY s.concurrency_key, s.shard) AS k
+		GROUP BY k.concurrency_key)
+	SELECT s.concurrency_key, s.kind, min(p.running), sum(s.waiting)::bigint, max(s.max_running),
+		bool_or(s.ordered), bool_or(s.at_limit), max(s.rate_max_claims), max(s.rate_period),
+		min(p.window_claims), min(s.next_slot_at)
+	FROM s JOIN per_key AS p ON p.concurrency_key = s.concurrency_key
+	GROUP BY s.concurrency_key, s.kind
+	ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION awa_key_stats(text)
+	IS 'awa_key_stats of every shard merged per (concurrency_key, kind): running, waiting and window_claims summed over the shards, the rule''s max_running, ordered and rate as the shards hold it, at_limit if at its limit on any shard, next_slot_at the earliest; awa_key_stats_by_shard gives each shard''s row';
+
+-- Groups: a group's jobs are on the shard(s) they were inserted on (their
+-- queue's, or their shard key's).
+CREATE FUNCTION awa_group_stats_by_shard(group_id text)
+RETURNS TABLE (
+	total				bigint,
+	scheduled			bigint,
+	available			bigint,
+	running				bigint,
+	completed			bigint,
+	retryable			bigint,
+	failed				bigint,
+	cancelled			bigint,
+	waiting_external	bigint,
+	unfinished			bigint,
+	callback_job_id		bigint,
+	finished_at			timestamptz,
+	shard				integer)
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON ALL;
+	SELECT g.*, awa_shard() AS shard FROM awa_group_stats(group_id) AS g;
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa_group_stats_by_shard(text)
+	IS 'router only: awa_group_stats of every shard, one row per shard with its number (all counts 0 where the group has no jobs)';
+
+CREATE FUNCTION awa_group_stats(group_id text)
+RETURNS TABLE (
+	total				bigint,
+	scheduled			bigint,
+	available			bigint,
+	running				bigint,
+	completed			bigint,
+	retryable			bigint,
+	failed				bigint,
+	cancelled			bigint,
+	waiting_external	bigint,
+	unfinished			bigint,
+	callback_job_id		bigint,
+	finished_at			timestamptz)
+LANGUAGE sql VOLATILE
+AS $$
+	SELECT sum(g.total)::bigint, sum(g.scheduled)::bigint, sum(g.available)::bigint, sum(g.running)::bigint,
+		sum(g.completed)::bigint, sum(g.retryable)::bigint, sum(g.failed)::bigint, sum(g.cancelled)::bigint,
+		sum(g.waiting_external)::bigint, sum(g.unfinished)::bigint,
+		min(g.callback_job_id), max(g.finished_at)
+	FROM awa_group_stats_by_shard($1) AS g
+$$;
+COMMENT ON FUNCTION awa_group_stats(text)
+	IS 'awa_group_stats of every shard in one row: counts summed (a group whose jobs sit on several shards counts all of them), the finish callback''s job id and time from the shard that enqueued it; errors as on a shard (22004, 22023)';
+
+CREATE FUNCTION awa.group_on_finish_on(part integer, group_id text, kind text, args jsonb, queue text,
+	priority integer, max_attempts integer, metadata jsonb)
+RETURNS bigint
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON part;
+	SELECT awa_group_on_finish(group_id, kind, args, queue, priority, max_attempts, metadata);
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa.group_on_finish_on(integer, text, text, jsonb, text, integer, integer, jsonb)
+	IS 'routing: awa_group_on_finish on partition part (a partition number, or a hash taken modulo the number of partitions)';
+
+CREATE FUNCTION awa_group_on_finish(
+	group_id text,
+	kind text,
+	args jsonb DEFAULT '{}',
+	queue text DEFAULT 'default',
+	priority integer DEFAULT 2,
+	max_attempts integer DEFAULT 25,
+	metadata jsonb DEFAULT '{}',
+	shard_key text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+	holding integer[];
+BEGIN
+	IF shard_key IS NULL AND group_id IS NOT NULL THEN
+		holding := ARRAY(SELECT g.shard FROM awa_group_stats_by_shard(group_id) AS g
+			WHERE g.total > 0 ORDER BY g.shard);
+		IF pg_catalog.cardinality(holding) > 1 THEN
+			RAISE EXCEPTION 'the jobs of group % are on several shards', group_id
+				USING ERRCODE = 'feature_not_supported',
+					DETAIL = pg_catalog.format('Shards %s hold jobs of the group; a finish callback watches one shard.',
+						pg_catalog.array_to_string(holding, ', ')),
+					HINT = 'Insert a group''s jobs with one shard_key and pass it here.';
+		ELSIF pg_catalog.cardinality(holding) = 1 THEN
+			RETURN awa.group_on_finish_on(holding[1], group_id, kind, args, queue, priority, max_attempts, metadata);
+		END IF;
+	END IF;
+	RETURN awa.group_on_finish_on(awa.queue_hash(queue, shard_key), group_id, kind, args, queue,
+		priority, max_attempts, metadata);
+END
+$$;
+COMMENT ON FUNCTION awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb, text)
+	IS 'awa_group_on_finish on the group''s shard: that of shard_key when given, else the one shard holding jobs of the group, else (no jobs anywhere) the shard of queue; the callback job is enqueued there, in queue (claim it with the shard_key of the group''s jobs when that is not the queue''s shard); 0A000 when the group''s jobs are on several shards and no shard_key is given; else errors as on a shard';
+
+-- Dependencies: a job and the jobs it runs after are on one shard.
+CREATE FUNCTION awa_parent_results(job_id bigint)
+RETURNS TABLE (
+	parent_id		bigint,
+	kind			text,
+	state			awa.job_state,
+	satisfied		boolean,
+	result			jsonb,
+	finalized_at	timestamptz)
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON awa.id_partition(job_id);
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa_parent_results(bigint)
+	IS 'awa_parent_results on the shard in the job id (its parents are on that shard)';
+
+CREATE FUNCTION awa_dependents(job_id bigint)
+RETURNS TABLE (
+	dependent_id	bigint,
+	kind			text,
+	state			awa.job_state,
+	satisfied		boolean,
+	waiting_for		integer,
+	on_parent_failure	text)
+AS $$
+	CLUSTER 'awa_shards';
+	RUN ON awa.id_partition(job_id);
+$$ LANGUAGE plproxy;
+COMMENT ON FUNCTION awa_dependents(bigint)
+	IS 'awa_dependents on the shard in the job id (the jobs that run after it are on that shard)';
+
 CREATE FUNCTION awa_next_fire_times(cron text, timezone text DEFAULT 'UTC',
 	after timestamptz DEFAULT now(), n integer DEFAULT 5)
 RETURNS SETOF timestamptz
@@ -821,7 +1076,11 @@ DECLARE
 		'awa_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)', 'awa_queue_stats()',
 		'awa_complete_external(uuid, jsonb)', 'awa_fail_external(uuid, text, jsonb)',
 		'awa_retry_external(uuid, jsonb, interval)', 'awa_heartbeat_callback(uuid, interval)',
-		'awa_shard_of(bigint)', 'awa_queue_shard(text, text)', 'awa_shards()'];
+		'awa_shard_of(bigint)', 'awa_queue_shard(text, text)', 'awa_shards()', 'awa_queue_limits()',
+		'awa_key_stats(text)', 'awa_key_stats_by_shard(text)',
+		'awa_group_stats(text)', 'awa_group_stats_by_shard(text)',
+		'awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb, text)',
+		'awa_parent_results(bigint)', 'awa_dependents(bigint)'];
 	worker_routines CONSTANT regprocedure[] := ARRAY[
 		'awa_claim(text, text, integer, interval, interval, text)', 'awa_heartbeat(bigint[], bigint[])',
 		'awa_progress(bigint, bigint, jsonb)', 'awa_complete(bigint, bigint, jsonb)',
@@ -829,7 +1088,7 @@ DECLARE
 		'awa_register_callback(bigint, bigint, interval)', 'awa_wait_external(bigint, bigint)',
 		'awa_complete_external(uuid, jsonb)', 'awa_fail_external(uuid, text, jsonb)',
 		'awa_retry_external(uuid, jsonb, interval)', 'awa_heartbeat_callback(uuid, interval)',
-		'awa_snooze(bigint, bigint, interval)',
+		'awa_snooze(bigint, bigint, interval)', 'awa_parent_results(bigint)', 'awa_dependents(bigint)',
 		'awa_shard_of(bigint)', 'awa_queue_shard(text, text)', 'awa_shards()'];
 	ext CONSTANT oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'awa_router');
 BEGIN

@@ -11,6 +11,10 @@
 #     and retry reach the right shard; awa_complete_many and awa_heartbeat split
 #     across shards; a shard's error arrives with its SQLSTATE; awa_queue_stats
 #     equals the sum of the shards' own; list and health see every shard;
+#     per-key limits and rates are set on every shard and hold per shard, key
+#     and group stats add up the shards, a group's finish callback goes to the
+#     group's shard (0A000 for a group over several without a shard key),
+#     dependencies are read on the shard in the id;
 #     a producer role may insert and may not claim (the shards decide);
 #  3. the Python client (clients/python), unchanged, inserts, claims (a
 #     blocking claim too) and completes through the router, and its Worker
@@ -86,14 +90,20 @@ expect "partition i of the router's cluster is shard i" "$(r -c "SELECT string_a
 
 # 2. The API through the router ------------------------------------------------------
 
-# a queue name on each shard (the router's hash of the name decides)
+# queue_per_shard NAME PREFIX FIRST LAST: NAME[s] = a queue name PREFIXn (n from FIRST to
+# LAST) that the router puts on shard s (its hash of the name decides), for every shard
+queue_per_shard() {
+	local -n names=$1
+	local n s
+	for n in $(seq "$3" "$4"); do
+		s=$(r -c "SELECT awa_queue_shard('$2$n')")
+		[ -z "${names[$s]:-}" ] && names[$s]=$2$n
+		[ ${#names[@]} -eq $NSHARDS ] && return 0
+	done
+	return 1
+}
 declare -a QUEUE
-for n in $(seq 0 200); do
-	s=$(r -c "SELECT awa_queue_shard('q$n')")
-	[ -z "${QUEUE[$s]:-}" ] && QUEUE[$s]=q$n
-	[ -n "${QUEUE[0]:-}" ] && [ -n "${QUEUE[1]:-}" ] && [ -n "${QUEUE[2]:-}" ] && break
-done
-[ -n "${QUEUE[0]:-}" ] && [ -n "${QUEUE[1]:-}" ] && [ -n "${QUEUE[2]:-}" ] || fail "no queue name found for every shard"
+queue_per_shard QUEUE q 0 200 || fail "no queue name found for every shard"
 echo "# queues: shard 0 ${QUEUE[0]}, shard 1 ${QUEUE[1]}, shard 2 ${QUEUE[2]}"
 
 for s in 0 1 2; do
@@ -222,12 +232,76 @@ expect "awa_queue_limits through the router shows it" \
 	"$(r -c "SELECT rate_max_claims FROM awa_queue_limits() WHERE queue = '${QUEUE[2]}'")" 5
 expect "... NULL removes it" "$(r -c "SELECT rate_max_claims IS NULL FROM awa_set_queue_rate('${QUEUE[2]}', NULL, NULL)")" t
 
+# per-key limits and rates: set on every shard, held per shard; key and group
+# stats merged from every shard; a group's finish callback on the group's shard
+declare -a KQ
+queue_per_shard KQ kq 201 400 || fail "no second queue name found for every shard"
+on_shards() { for s in 0 1 2; do q $s $DB -c "$1"; done | paste -sd,; }
+expect "awa_set_key_limit through the router returns the rule" \
+	"$(r -c "SELECT max_running || ' ' || ordered FROM awa_set_key_limit('lim:%', 1)")" "1 false"
+expect "... set on every shard" \
+	"$(on_shards "SELECT max_running FROM awa.key_limits WHERE pattern = 'lim:%'")" "1,1,1"
+expect "awa_set_key_rate through the router returns the rule" \
+	"$(r -c "SELECT rate_max_claims || ' ' || rate_period FROM awa_set_key_rate('rate:%', 7, '1 minute')")" "7 00:01:00"
+expect "... set on every shard" \
+	"$(on_shards "SELECT rate_max_claims || '/' || rate_period FROM awa.key_limits WHERE pattern = 'rate:%'")" \
+	"7/00:01:00,7/00:01:00,7/00:01:00"
+expect "awa_set_key_limit: a bad limit gets the shard's 22023, set nowhere" \
+	"$(r -c "\set VERBOSITY verbose" -c "SELECT awa_set_key_limit('bad:%', 0)" 2>&1 | grep -c '^ERROR:  22023')|$(on_shards "SELECT count(*) FROM awa.key_limits WHERE pattern = 'bad:%'")" "1|0,0,0"
+for s in 0 1; do
+	r -c "SELECT awa_insert('keyed', queue => '${KQ[$s]}', concurrency_key => 'lim:a') FROM generate_series(1, 2)" >/dev/null \
+		|| fail "awa_insert with a concurrency key"
+done
+expect "a key's limit holds per shard: one running on each shard holding its jobs" \
+	"$(r -c "SELECT count(*) FROM awa_claim('${KQ[0]}', 'it', 2)")|$(r -c "SELECT count(*) FROM awa_claim('${KQ[1]}', 'it', 2)")" "1|1"
+expect "awa_key_stats merges the shards: running and waiting summed, at its limit" \
+	"$(r -c "SELECT running || ' ' || waiting || ' ' || max_running || ' ' || at_limit FROM awa_key_stats('lim:a')")" "2 2 1 true"
+expect "awa_key_stats_by_shard: the key's row on each shard holding it" \
+	"$(r -c "SELECT string_agg(shard || ':' || running || '/' || waiting, ',' ORDER BY shard) FROM awa_key_stats_by_shard('lim:%')")" "0:1/1,1:1/1"
+expect "awa_set_key_limit NULL removes the rule on every shard" \
+	"$(r -c "SELECT max_running FROM awa_set_key_limit('lim:%', NULL)")|$(on_shards "SELECT count(*) FROM awa.key_limits WHERE pattern = 'lim:%'")" "1|0,0,0"
+expect "... and again: no shard has it (NULL)" "$(r -c "SELECT awa_set_key_limit('lim:%', NULL) IS NULL")" t
+r -c "SELECT awa_drain_queue(q) FROM unnest(ARRAY['${KQ[0]}', '${KQ[1]}']) q" >/dev/null
+# a group on one shard: stats from there, its finish callback enqueued there
+r -c "SELECT awa_insert('member', queue => '${KQ[2]}', group_id => 'g-one') FROM generate_series(1, 3)" >/dev/null
+expect "awa_group_stats through the router counts the group's jobs" \
+	"$(r -c "SELECT total || ' ' || available || ' ' || unfinished FROM awa_group_stats('g-one')")" "3 3 3"
+expect "awa_group_on_finish finds the group's shard: nothing enqueued yet" \
+	"$(r -c "SELECT awa_group_on_finish('g-one', 'all_done', queue => '${QUEUE[0]}') IS NULL")|$(q 2 $DB -c "SELECT count(*) FROM awa.group_callbacks WHERE group_id = 'g-one'")" "t|1"
+got=$(r -F' ' -c "SELECT id, run_lease FROM awa_claim('${KQ[2]}', 'it', 10)")
+expect "... the group's jobs claimed" "$(echo "$got" | wc -l)" 3
+while read -r jid lease; do r -c "SELECT awa_complete($jid, $lease)" >/dev/null; done <<<"$got"
+cbjob=$(r -c "SELECT callback_job_id FROM awa_group_stats('g-one')")
+expect "... the callback enqueued on the group's shard once the group finished" \
+	"$(r -c "SELECT awa_shard_of($cbjob) || ' ' || kind || ' ' || queue FROM awa_get_job($cbjob)")|$(r -c "SELECT finished_at IS NOT NULL AND completed = 3 FROM awa_group_stats('g-one')")" \
+	"2 all_done ${QUEUE[0]}|t"
+r -c "SELECT awa_cancel($cbjob)" >/dev/null
+# a group over two shards: stats add up; a callback needs the shard key
+r -c "SELECT awa_insert('member', queue => q, group_id => 'g-two') FROM unnest(ARRAY['${KQ[0]}', '${KQ[1]}', '${KQ[1]}']) q" >/dev/null
+expect "awa_group_stats adds up a group over two shards" "$(r -c "SELECT total FROM awa_group_stats('g-two')")" 3
+expect "awa_group_stats_by_shard: each shard's part" \
+	"$(r -c "SELECT string_agg(shard || ':' || total, ',' ORDER BY shard) FROM awa_group_stats_by_shard('g-two')")" "0:1,1:2,2:0"
+expect "awa_group_on_finish over two shards without a shard key: 0A000" \
+	"$(r -c "\set VERBOSITY verbose" -c "SELECT awa_group_on_finish('g-two', 'done')" 2>&1 | grep -c '^ERROR:  0A000')" 1
+expect "... with one: on the key's shard" \
+	"$(r -c "SELECT awa_group_on_finish('g-two', 'done', shard_key => '${KQ[1]}') IS NULL")|$(on_shards "SELECT count(*) FROM awa.group_callbacks WHERE group_id = 'g-two'")" "t|0,1,0"
+expect "awa_group_stats of a NULL group: the shard's 22004" \
+	"$(r -c "\set VERBOSITY verbose" -c "SELECT awa_group_stats(NULL)" 2>&1 | grep -c '^ERROR:  22004')" 1
+r -c "SELECT awa_drain_queue(q) FROM unnest(ARRAY['${KQ[0]}', '${KQ[1]}']) q" >/dev/null
+# dependencies by id: on the shard in the id
+child=$(r -c "SELECT id FROM awa_insert('child', queue => '${QUEUE[2]}', after => ARRAY[$parent]::bigint[])")
+expect "awa_parent_results by id" "$(r -c "SELECT string_agg(parent_id::text, ',') FROM awa_parent_results($child)")" "$parent"
+expect "awa_dependents by id" \
+	"$(r -c "SELECT count(*) FILTER (WHERE dependent_id = $child) || '/' || count(*) FROM awa_dependents($parent)")" "1/2"
+
 # privileges: the shards decide (PL/Proxy connects as the caller)
 for i in $(seq 0 $NSHARDS); do
 	q $i postgres -c "CREATE ROLE it_producer LOGIN IN ROLE awa_producer" >/dev/null || fail "CREATE ROLE on server $i"
 done
 as_producer() { "$PG_BIN/psql" -X -q -At -h "$DIR/s$R" -p "$(port $R)" -U it_producer -d $RDB "$@" 2>&1; }
 expect "a producer inserts through the router" "$(as_producer -c "SELECT state FROM awa_insert('p', queue => '${QUEUE[1]}')")" available
+expect "a producer reads key and group stats through the router" \
+	"$(as_producer -c "SELECT count(*) FROM awa_key_stats()" -c "SELECT total FROM awa_group_stats('g-one')" | paste -sd' ')" "$(r -c "SELECT count(*) FROM awa_key_stats()") 3"
 expect "a producer may not claim through the router (42501)" \
 	"$(as_producer -c "\set VERBOSITY verbose" -c "SELECT awa_claim('${QUEUE[1]}')" | grep -c '^ERROR:  42501')" 1
 r -c "GRANT EXECUTE ON FUNCTION awa_claim(text, text, integer, interval, interval, text) TO it_producer"

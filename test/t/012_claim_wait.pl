@@ -32,15 +32,8 @@ sub bg { return bg_psql($connstr, [ '-v', 'VERBOSITY=verbose' ], @_); }
 sub done { return bg_wait(@_); }
 sub q1 { return $node->safe_psql($db, $_[0]); }
 sub ms { return int(1000 * shift); }
-# the session of application_name NAME is asleep in awa's wait
-sub asleep
-{
-	my ($name, $what) = @_;
-	return wait_until($node, $db,
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$name'"
-		  . " AND state = 'active' AND wait_event_type = 'Extension'",
-		10, $what);
-}
+# asleep(NAME, WHAT): the session of application_name NAME is asleep in awa's wait (one test)
+sub asleep { return session_asleep($node, $db, @_); }
 
 # 1. backend_xmin while waiting
 my $proc = bg("SET application_name = 'proc-waiter'", "CALL awa_claim_wait('idle', wait => '20 s')");

@@ -33,15 +33,8 @@ sub bg { return bg_psql($connstr, [], @_); }
 sub done { return bg_wait(@_); }
 sub q1 { return $node->safe_psql($db, $_[0]); }
 sub ms { return int(1000 * shift); }
-# the session of application_name NAME sleeps in awa's wait
-sub asleep
-{
-	my ($name, $what) = @_;
-	return wait_until($node, $db,
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$name'"
-		  . " AND state = 'active' AND wait_event_type = 'Extension'",
-		10, $what);
-}
+# asleep(NAME, WHAT): the session of application_name NAME is asleep in awa's wait (one test)
+sub asleep { return session_asleep($node, $db, @_); }
 # waiter(NAME, QUEUES, WAIT): a session blocked in awa_claim over QUEUES (an SQL text[]
 # expression) for WAIT, printing the kinds it claims
 sub waiter

@@ -16,93 +16,37 @@ use lib $FindBin::RealBin;
 use AwaTest;
 use PostgreSQL::Test::Cluster;
 use Test::More;
-use Time::HiRes qw(time);
 
 my $N = $ENV{AWA_RATE_N} // 10;
 my $MS = $ENV{AWA_RATE_MS} // 500;
 my $SECONDS = $ENV{AWA_RATE_SECONDS} // 15;
 my $SESSIONS = 8;
 
-my $node = awa_node('rate_stress', conf => "awa.databases = ''\nmax_connections = 40");
-$node->start;
 my $db = 'awa_rate';
-$node->safe_psql('postgres', "CREATE DATABASE $db");
-$node->safe_psql($db, <<"SQL");
-CREATE EXTENSION awa;
+my $node = stress_node('rate_stress', $db, "'api'", "ARRAY['api', 'free']", <<"SQL");
 INSERT INTO awa.jobs (kind, queue) SELECT 'k', 'api' FROM generate_series(1, 5000);
 INSERT INTO awa.jobs (kind, queue) SELECT 'k', 'free' FROM generate_series(1, 300);
 SELECT awa_set_queue_rate('api', $N, interval '$MS milliseconds');
--- one session's loop: claim its own way until the time is up, each attempt its own transaction
-CREATE PROCEDURE stress(w integer, secs float8)
-LANGUAGE plpgsql AS \$\$
-DECLARE
-	stop timestamptz := clock_timestamp() + secs * interval '1 s';
-	jobs awa.jobs[];
-	i integer := 0;
-BEGIN
-	WHILE clock_timestamp() < stop LOOP
-		i := i + 1;
-		CASE w % 4
-		WHEN 0 THEN
-			PERFORM awa_claim('api', 'w' || w, 1 + (i % 4), '1 hour', '1 s');
-		WHEN 1 THEN
-			jobs := NULL;
-			CALL awa_claim_wait('api', 'w' || w, 2, '1 hour', '1 s', jobs);
-		WHEN 2 THEN
-			PERFORM awa_claim(ARRAY['api', 'free'], 'w' || w, 3, '1 hour', '1 s');
-		ELSE
-			PERFORM awa_claim('api', 'w' || w, 2, '1 hour', '1 s');
-			IF i % 2 = 0 THEN
-				ROLLBACK;	-- a claim given back: it still counts until it leaves the window
-				CONTINUE;
-			END IF;
-		END CASE;
-		COMMIT;
-	END LOOP;
-END
-\$\$;
 SQL
 
-my $wakeups0 = $node->safe_psql($db, 'SHOW awa.claimer_wakeups');
-my $t0 = time;
-my @s = map { bg_psql($node->connstr($db), [], "CALL stress($_, $SECONDS)") } 1 .. $SESSIONS;
-my @bad = grep { bg_wait($s[$_]) != 0 } 0 .. $#s;
-my $elapsed = time - $t0;
-is(scalar(@bad), 0, "$SESSIONS sessions claimed for $SECONDS s without an error")
-  or diag(join("\n", map { $s[$_]{err} } @bad));
-my $wakeups = $node->safe_psql($db, 'SHOW awa.claimer_wakeups') - $wakeups0;
+my ($elapsed, $wakeups) = claim_stress_sessions($node, $db, $SESSIONS, $SECONDS);
 
-# every committed claim of api, by its time; windows starting at each claim cover every busiest one
-my ($claims, $busiest, $span) = split /\|/, $node->safe_psql($db, <<"SQL");
-SELECT count(*), max(n), extract(epoch FROM max(attempted_at) - min(attempted_at))
-FROM (SELECT attempted_at, count(*) OVER (ORDER BY attempted_at
-		RANGE BETWEEN CURRENT ROW AND interval '$MS milliseconds' - interval '1 microsecond' FOLLOWING) AS n
-	FROM awa.jobs WHERE queue = 'api' AND attempted_at IS NOT NULL) w
-SQL
+# every committed claim of api, by its time
+my ($claims, $busiest, $span) = claim_windows($node, $db, "queue = 'api'", $MS);
 note("api: $claims committed claims over $span s, busiest window of $MS ms: $busiest; "
 	  . "$wakeups wake-ups of blocked claimers; run took " . sprintf('%.1f', $elapsed) . ' s');
-cmp_ok($busiest, '<=', $N, "no interval of $MS ms holds more than $N claims");
-is($busiest, $N, 'the limit was reached (the sessions contended for it)');
-my $possible = $N * ($span * 1000 / $MS + 1);
-cmp_ok($claims, '>=', 0.5 * $possible,
-	"the sessions claimed at least half of what the rate allows ($claims of ~" . int($possible) . ')');
+rate_held('', $N, $MS, $claims, $busiest, $span);
 cmp_ok($node->safe_psql($db, "SELECT count(*) FROM awa.jobs WHERE queue = 'free' AND attempted_at IS NOT NULL"),
 	'>', 0, 'the multi-queue claims took jobs of the unlimited queue');
-cmp_ok($wakeups, '<=', 4 * $claims + 4 * $SESSIONS,
-	'blocked claimers woke about once per claim (slots and hand-offs), not in a poll loop');
+wakeups_bounded($wakeups, $claims, $SESSIONS);
 
 # the window after a crash: 5 claims per 30 s, all used, then an immediate shutdown
-$node->safe_psql($db, <<'SQL');
+window_after_crash($node, $db, <<'SQL', 'the', <<'WINDOW', 'awa_queue_limits');
 INSERT INTO awa.jobs (kind, queue) SELECT 'k', 'slow' FROM generate_series(1, 10);
 SELECT awa_set_queue_rate('slow', 5, '30 s');
-SELECT count(*) FROM awa_claim('slow', 'w', 5, '1 hour', '0');
 SQL
-$node->stop('immediate');
-$node->start;
-query_is($node, $db, "SELECT count(*) FROM awa_claim('slow', 'w', 5, '1 hour', '0')", '0',
-	'after a crash, the claims committed before it still fill the window');
-query_is($node, $db, "SELECT window_claims, next_slot_at > now() FROM awa_queue_limits() WHERE queue = 'slow'",
-	'5|t', 'awa_queue_limits shows the window rebuilt from awa.jobs');
+SELECT window_claims, next_slot_at > now() FROM awa_queue_limits() WHERE queue = 'slow'
+WINDOW
 
 # room for 64 rated queues at once: a 65th in use fails with 53400, until one's window empties
 $node->safe_psql($db, <<'SQL');
@@ -121,10 +65,7 @@ query_is($node, $db, "SELECT count(*) FROM awa_claim('r64', 'w', 1, '1 hour', '0
 $node->stop;
 
 # without awa in shared_preload_libraries there is nowhere to count: 55000, not a silent unlimited claim
-my $plain = PostgreSQL::Test::Cluster->new('rate_not_preloaded');
-$plain->init;
-$plain->start;
-$plain->safe_psql('postgres', "CREATE EXTENSION awa; SELECT awa_insert('k', queue => 'api');");
+my $plain = unpreloaded_node('rate_not_preloaded', "SELECT awa_insert('k', queue => 'api')");
 ($rc, $out, $err) = $plain->psql('postgres', "SELECT awa_set_queue_rate('api', 10, '1 s')");
 like($err, qr/rate limits need awa in shared_preload_libraries/, 'awa_set_queue_rate needs awa preloaded');
 $plain->safe_psql('postgres',

@@ -12,7 +12,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(awa_node wait_until query_is log_tail run_python program bg_psql bg_wait $PYTHON);
+our @EXPORT = qw(awa_node wait_until query_is log_tail run_python program bg_psql bg_wait $PYTHON
+  stress_node claim_stress_sessions claim_windows rate_held wakeups_bounded window_after_crash unpreloaded_node
+  session_asleep);
 
 # Each test inits servers of its own, and initdb refuses to run as root: say so at once.
 BAIL_OUT('the TAP tests start servers of their own and initdb refuses root: run `make prove_installcheck` '
@@ -140,6 +142,149 @@ sub run_python
 	fail($name);
 	diag("$why\n$out");
 	return 0;
+}
+
+
+# The rate stress tests (017, 018) -----------------------------------------------------------
+
+# stress_node(NAME, DB, QUEUE, QUEUES, SETUP_SQL): a started node with awa preloaded, 40
+# connections and no maintenance worker, database DB with awa, SETUP_SQL run there, and
+# the procedure stress(w integer, secs float8): session w's loop, claiming its own way until
+# secs are up, each attempt its own transaction (w % 4: 0 blocking awa_claim of batches of
+# 1..4, 1 CALL awa_claim_wait, 2 a multi-queue claim of QUEUES, 3 awa_claim rolled back every
+# other time).  QUEUE and QUEUES are SQL expressions (of w): the queue claimed and the array.
+sub stress_node
+{
+	my ($name, $db, $queue, $queues, $setup) = @_;
+	my $node = awa_node($name, conf => "awa.databases = ''\nmax_connections = 40");
+	$node->start;
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, <<"SQL");
+CREATE EXTENSION awa;
+$setup
+CREATE PROCEDURE stress(w integer, secs float8)
+LANGUAGE plpgsql AS \$\$
+DECLARE
+	stop timestamptz := clock_timestamp() + secs * interval '1 s';
+	jobs awa.jobs[];
+	q text := $queue;
+	i integer := 0;
+BEGIN
+	WHILE clock_timestamp() < stop LOOP
+		i := i + 1;
+		CASE w % 4
+		WHEN 0 THEN
+			PERFORM awa_claim(q, 'w' || w, 1 + (i % 4), '1 hour', '1 s');
+		WHEN 1 THEN
+			jobs := NULL;
+			CALL awa_claim_wait(q, 'w' || w, 2, '1 hour', '1 s', jobs);
+		WHEN 2 THEN
+			PERFORM awa_claim($queues, 'w' || w, 3, '1 hour', '1 s');
+		ELSE
+			PERFORM awa_claim(q, 'w' || w, 2, '1 hour', '1 s');
+			IF i % 2 = 0 THEN
+				ROLLBACK;	-- a claim given back: it still counts until it leaves the window
+				CONTINUE;
+			END IF;
+		END CASE;
+		COMMIT;
+	END LOOP;
+END
+\$\$;
+SQL
+	return $node;
+}
+
+# claim_stress_sessions(NODE, DB, SESSIONS, SECONDS): one test, SESSIONS sessions run
+# stress(1..SESSIONS, SECONDS) at once without an error; returns the seconds they took and
+# how many times blocked claimers woke meanwhile (awa.claimer_wakeups).
+sub claim_stress_sessions
+{
+	my ($node, $db, $sessions, $seconds) = @_;
+	my $wakeups0 = $node->safe_psql($db, 'SHOW awa.claimer_wakeups');
+	my $t0 = time;
+	my @s = map { bg_psql($node->connstr($db), [], "CALL stress($_, $seconds)") } 1 .. $sessions;
+	my @bad = grep { bg_wait($s[$_]) != 0 } 0 .. $#s;
+	my $elapsed = time - $t0;
+	is(scalar(@bad), 0, "$sessions sessions claimed for $seconds s without an error")
+	  or diag(join("\n", map { $s[$_]{err} } @bad));
+	return ($elapsed, $node->safe_psql($db, 'SHOW awa.claimer_wakeups') - $wakeups0);
+}
+
+# claim_windows(NODE, DB, WHERE, MS): over the committed claims of the jobs WHERE selects
+# (attempted_at), (claims, the most in any interval of MS milliseconds, seconds from the
+# first to the last, queues claimed from).  The intervals starting at each claim cover every
+# busiest one.
+sub claim_windows
+{
+	my ($node, $db, $where, $ms) = @_;
+	return split /\|/, $node->safe_psql($db, <<"SQL");
+SELECT count(*), max(n), extract(epoch FROM max(attempted_at) - min(attempted_at)), count(DISTINCT queue)
+FROM (SELECT attempted_at, queue, count(*) OVER (ORDER BY attempted_at
+		RANGE BETWEEN CURRENT ROW AND interval '$ms milliseconds' - interval '1 microsecond' FOLLOWING) AS n
+	FROM awa.jobs WHERE ($where) AND attempted_at IS NOT NULL) w
+SQL
+}
+
+# rate_held(PREFIX, N, MS, CLAIMS, BUSIEST, SPAN): three tests on claim_windows' answer for a
+# rate of N claims per MS milliseconds: no interval holds more than N, one holds N (the
+# sessions contended), and the claims reach half of what the rate allows over SPAN seconds.
+sub rate_held
+{
+	my ($prefix, $n, $ms, $claims, $busiest, $span) = @_;
+	cmp_ok($busiest, '<=', $n, "${prefix}no interval of $ms ms holds more than $n claims");
+	is($busiest, $n, "${prefix}the limit was reached (the sessions contended for it)");
+	my $possible = $n * ($span * 1000 / $ms + 1);
+	cmp_ok($claims, '>=', 0.5 * $possible,
+		"${prefix}the sessions claimed at least half of what the rate allows ($claims of ~" . int($possible) . ')');
+}
+
+# wakeups_bounded(WAKEUPS, CLAIMS, SESSIONS): one test, blocked claimers woke about once per
+# claim (at most 4 per claim and 4 per session), not in a poll loop.
+sub wakeups_bounded
+{
+	my ($wakeups, $claims, $sessions) = @_;
+	cmp_ok($wakeups, '<=', 4 * $claims + 4 * $sessions,
+		'blocked claimers woke about once per claim (slots and hand-offs), not in a poll loop');
+}
+
+# window_after_crash(NODE, DB, SETUP_SQL, WHOSE, WINDOW_SQL, SHOWN_BY): SETUP_SQL gives queue
+# slow's jobs a rate of 5 claims per 30 s (of the queue or of their key); 5 are claimed, the
+# node shut down immediately and started.  Two tests: the next claim of slow gets nothing
+# (the window of WHOSE, rebuilt from awa.jobs, is full), and WINDOW_SQL, SHOWN_BY's view of
+# the window, answers 5|t (5 claims, the next slot in the future).
+sub window_after_crash
+{
+	my ($node, $db, $setup, $whose, $window_sql, $shown_by) = @_;
+	$node->safe_psql($db, "$setup\nSELECT count(*) FROM awa_claim('slow', 'w', 5, '1 hour', '0');");
+	$node->stop('immediate');
+	$node->start;
+	query_is($node, $db, "SELECT count(*) FROM awa_claim('slow', 'w', 5, '1 hour', '0')", '0',
+		"after a crash, the claims committed before it still fill $whose window");
+	query_is($node, $db, $window_sql, '5|t', "$shown_by shows the window rebuilt from awa.jobs");
+}
+
+# session_asleep(NODE, DB, NAME, WHAT): one test (wait_until, 10 s), the session of
+# application_name NAME is asleep in awa's wait.
+sub session_asleep
+{
+	my ($node, $db, $name, $what) = @_;
+	return wait_until($node, $db,
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = '$name'"
+		  . " AND state = 'active' AND wait_event_type = 'Extension'",
+		10, $what);
+}
+
+# unpreloaded_node(NAME, SQL): a started node without awa in shared_preload_libraries, awa
+# created in its database postgres and SQL run there.
+sub unpreloaded_node
+{
+	my ($name, $sql) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->start;
+	$node->safe_psql('postgres', "CREATE EXTENSION awa; $sql");
+	return $node;
 }
 
 1;
