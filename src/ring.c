@@ -62,9 +62,11 @@
  * (docs/storage.md, section 9: the prototype's anti join that went
  * O(claims) per candidate).
  *
- * Not here yet: counters (the ring writes no awa.counter_deltas), the wake
- * (awa_job_enqueued), scheduled jobs, cancel, heartbeats, rescue, sealing
- * and reclaiming slots, unique jobs, aging, queue limits and pauses.
+ * Elsewhere: scheduled jobs, backoff, snooze, cancel (ring_sched.c);
+ * heartbeats, progress and rescue (ring_lease.c); reading the ring and its
+ * counters (ring_read.c); sealing and reclaiming slots (ring_slots.c).
+ * Not here yet: the wake (awa_job_enqueued), unique jobs, aging, queue
+ * limits and pauses.
  *
  *-------------------------------------------------------------------------
  */
