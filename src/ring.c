@@ -503,6 +503,25 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
 	}
+	/*
+	 * hook: slots.  A receipt carried forward by awa.ring_reclaim while this
+	 * statement waited on its locks was seen neither in the old slot (now
+	 * truncated) nor in the open one (its snapshot predates the carry): once
+	 * more with a newer snapshot for the pairs left (ring_slots.c).  Pairs
+	 * already completed conflict on done's key and are not repeated.
+	 */
+	if (n < (uint64) ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)))
+	{
+		n = awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
+						 "awa.ring_complete_many: done rows");
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Datum		id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
+		}
+	}
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -530,6 +549,7 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 	bool		retryable;
 	Datum		state;
 	char	   *queue = NULL;
+	Snapshot	seen = InvalidSnapshot;	/* hook: slots */
 
 	awa_ring_check_enabled("awa.ring_fail");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -548,8 +568,16 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 			 2, attempt_types);
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
+	/*
+	 * hook: slots.  No receipt with this snapshot: once more with a newer one,
+	 * for a receipt carried forward by awa.ring_reclaim while this statement
+	 * waited on its locks (see awa_ring_complete_many); the retry's ready row
+	 * is then read with a newer snapshot too.
+	 */
 	if (awa_ring_run(attempt_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
-				 "awa.ring_fail: attempt") == 0)
+				 "awa.ring_fail: attempt") == 0 &&
+		awa_ring_run(attempt_plan, values, NULL, (seen = GetLatestSnapshot()), true, SPI_OK_SELECT,
+					 "awa.ring_fail: attempt") == 0)
 	{
 		SPI_finish();
 		PG_RETURN_NULL();		/* no such attempt was claimed */
@@ -593,7 +621,8 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 				 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') s"
 				 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1",
 				 3, retry_types);
-		if (awa_ring_run(retry_plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
+		if (awa_ring_run(retry_plan, values, NULL, seen == InvalidSnapshot ? InvalidSnapshot :
+						 GetLatestSnapshot(), false, SPI_OK_INSERT,
 					 "awa.ring_fail: retry") != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

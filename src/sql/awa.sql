@@ -1332,3 +1332,20 @@ AS $$
 $$;
 COMMENT ON FUNCTION awa_key_stats(text)
 	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started) and, when they fill it, next_slot_at, when the next slot opens';
+
+-- The ring: sealing and reclaiming slots (docs/storage.md, "Step 4: sealing and reclaiming slots") ---
+-- Maintenance steps of the ring, internal like the other awa.ring_* functions (EXECUTE for the owner and
+-- superusers only; each needs awa.ring_engine = on).  Arguments, results and errors: docs/storage.md.
+CREATE FUNCTION awa.ring_rotate(max_rows bigint DEFAULT 100000, max_age interval DEFAULT '1 hour')
+RETURNS TABLE (open_slot smallint, opened smallint, outcome text)
+AS 'MODULE_PATHNAME', 'awa_ring_rotate'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_rotate(bigint, interval)
+	IS 'internal (the ring): seal the open slot once it holds max_rows ready rows or is max_age old, and open the next free slot; outcome rotated, below limits, no free slot or busy';
+
+CREATE FUNCTION awa.ring_reclaim(carry_max integer DEFAULT 1000)
+RETURNS TABLE (slot smallint, outcome text, unfinished bigint, retained bigint, carried bigint)
+AS 'MODULE_PATHNAME', 'awa_ring_reclaim'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_reclaim(integer)
+	IS 'internal (the ring): per sealed slot, carry its unfinished and retained jobs (at most carry_max) into the open slot and truncate it; outcome reclaimed, empty, kept, busy, changed or snapshot';

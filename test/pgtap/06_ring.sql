@@ -37,7 +37,8 @@ SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
 	WHERE p.pronamespace = 'awa'::regnamespace AND p.proname LIKE 'ring\_%' AND a.grantee <> p.proowner),
 	0::bigint, 'no role and not PUBLIC may execute the ring''s functions');
 SELECT is((SELECT count(*) FROM pg_proc p
-	WHERE p.pronamespace = 'awa'::regnamespace AND p.proname LIKE 'ring\_%'), 4::bigint, 'four ring functions');
+	WHERE p.pronamespace = 'awa'::regnamespace AND p.proname LIKE 'ring\_%'), 6::bigint,
+	'six ring functions (four of the hot path, rotate and reclaim)');
 
 SET LOCAL awa.ring_engine = on;
 
