@@ -503,25 +503,6 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
 	}
-	/*
-	 * hook: slots.  A receipt carried forward by awa.ring_reclaim while this
-	 * statement waited on its locks was seen neither in the old slot (now
-	 * truncated) nor in the open one (its snapshot predates the carry): once
-	 * more with a newer snapshot for the pairs left (ring_slots.c).  Pairs
-	 * already completed conflict on done's key and are not repeated.
-	 */
-	if (n < (uint64) ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)))
-	{
-		n = awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
-						 "awa.ring_complete_many: done rows");
-		for (i = 0; i < n; i++)
-		{
-			bool		isnull;
-			Datum		id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
-		}
-	}
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -571,8 +552,11 @@ awa_ring_fail(PG_FUNCTION_ARGS)
 	/*
 	 * hook: slots.  No receipt with this snapshot: once more with a newer one,
 	 * for a receipt carried forward by awa.ring_reclaim while this statement
-	 * waited on its locks (see awa_ring_complete_many); the retry's ready row
-	 * is then read with a newer snapshot too.
+	 * waited on its locks: this lookup is read-only and so runs with the
+	 * caller's snapshot, taken before that wait (ring_slots.c).  Statements
+	 * that are not read-only, as awa_ring_complete_many's, take theirs after
+	 * their locks and need no retry.  The retry's ready row is then read with
+	 * a newer snapshot too.
 	 */
 	if (awa_ring_run(attempt_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
 				 "awa.ring_fail: attempt") == 0 &&
