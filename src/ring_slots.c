@@ -7,7 +7,8 @@
  *		still holds into the open slot and give the slot's space back by
  *		TRUNCATE (awa.ring_reclaim).  Internal maintenance steps, refused
  *		unless awa.ring_engine is on; nothing calls them on a timer yet (the
- *		tests and bench/ring_slots.sh do).
+ *		tests and bench/ring_slots.sh do; awa's maintenance round does not,
+ *		as no awa_* function uses the ring yet).
  *
  * Which relations make a slot.  Every relation of schema awa that is LIST
  * partitioned by a single column named slot (pg_partitioned_table), each
@@ -45,20 +46,24 @@
  *	   An end that hands the job over (retryable: the next attempt is a row
  *	   of its own elsewhere) has ended.  More than carry_max of them: the
  *	   slot is kept ("kept").
- *	2. ACCESS EXCLUSIVE on every partition of the slot, each with a
- *	   conditional lock (ConditionalLockRelationOid: never queued): one
- *	   busy, the locks taken are released and the slot skipped ("busy").
- *	   Claimers therefore never wait behind a lock that is waiting; they
- *	   wait only while the slot's own short transaction holds them (the
- *	   rest of this step).
- *	3. under the locks, with the newest snapshot: the youngest xmin X of
- *	   every row of the slot.  X must precede S's xmin (every row was
- *	   visible to step 1: nothing was written since, so step 1's verdict
- *	   stands; else "changed") and the oldest snapshot of the database
- *	   (GetOldestNonRemovableTransactionId: TRUNCATE is not MVCC-safe, so a
- *	   snapshot that does not see the slot's last write yet would see the
- *	   slot vanish; else "snapshot").  A held snapshot therefore keeps
- *	   every slot; the next round after it ends truncates.
+ *	2. SHARE on every partition of the slot, each with a conditional lock
+ *	   (ConditionalLockRelationOid: never queued): one busy, the locks
+ *	   taken are released and the slot skipped ("busy").  SHARE stops the
+ *	   slot's writers (receipts and ends of its last jobs) and lets every
+ *	   reader through: claims, whose plans lock every partition of ready
+ *	   and claims for reading, and ends of other slots' jobs go on.
+ *	3. under it, with the newest snapshot: the youngest xmin X of every
+ *	   row of the slot (a full pass).  X must precede S's xmin (every row
+ *	   was visible to step 1: nothing was written since, so step 1's
+ *	   verdict stands; else "changed") and the oldest snapshot of the
+ *	   database (GetOldestNonRemovableTransactionId: TRUNCATE is not
+ *	   MVCC-safe, so a snapshot that does not see the slot's last write yet
+ *	   would see the slot vanish; else "snapshot").  A held snapshot
+ *	   therefore keeps every slot; the next round after it ends truncates.
+ *	   Then ACCESS EXCLUSIVE, again conditional ("busy"), held only for
+ *	   steps 4 and 5: claimers wait for that much (a few milliseconds: a
+ *	   carry of at most carry_max attempts and a TRUNCATE), never for a
+ *	   lock that is itself waiting, and never for the pass of step 3.
  *	4. carry: every row of the attempts of step 1, in every relation of
  *	   the slot, copied into the open slot with the same id, run_lease and
  *	   attempt (ready row; receipt, done row and beats if any), and their
@@ -68,7 +73,10 @@
  *
  * A carry racing a claim of the same job.  A claim that locked the ready
  * row (or inserted its receipt) holds a lock on the slot's partitions until
- * it ends, so step 2 fails and the slot is skipped; once that claim has
+ * it ends (ROW SHARE on ready's, ROW EXCLUSIVE on claims'), so step 2 or
+ * the ACCESS EXCLUSIVE of step 3 fails and the slot is skipped (a receipt
+ * insert that comes while step 2's SHARE is held waits for it: a claimer of
+ * the slot's last jobs waits for the pass of step 3); once that claim has
  * committed, step 1 sees its receipt and carries the running attempt with
  * its receipt.  A claim that comes after step 2 waits for the carry's
  * commit; its statement took its snapshot before it waited, so it sees
@@ -77,9 +85,13 @@
  * open slot.  A floor raised by such a claim cannot pass the job: the
  * carry noted the job's run_at, pinned at its commit (floor.c).  The
  * receipt's unique key is per slot; only one ready row of an attempt ever
- * exists at a time, so one receipt.  An end (complete, fail) of a carried
- * running attempt that waited on the locks finds no receipt with its
- * snapshot: ring.c retries it once with a newer one (hook: slots).
+ * exists at a time, so one receipt.  An end of a carried running attempt
+ * that waited on the locks: ring_complete_many's statement takes its
+ * snapshot after its locks (SPI, not read-only), so it finds the carried
+ * receipt; ring_fail's lookup is read-only and runs with the caller's
+ * snapshot, taken before the wait, so it looks once more with a newer one
+ * when it finds none (ring.c, hook: slots; isolation ring_slots_carry_claim
+ * returns NULL, "not running", without it).
  *
  *-------------------------------------------------------------------------
  */
@@ -364,14 +376,38 @@ retention_setting(const char *name)
 	return v == NULL ? -1 : pg_strtoint32(v);
 }
 
-/* Release the conditional locks taken so far on the slot's partitions. */
+/* Release the conditional locks of this mode taken on the first n partitions. */
 static void
-unlock_parts(SlotRel *rels, int locked)
+unlock_parts(SlotRel *rels, int n, LOCKMODE mode)
 {
 	int			i;
 
-	for (i = 0; i < locked; i++)
-		UnlockRelationOid(rels[i].part, AccessExclusiveLock);
+	for (i = 0; i < n; i++)
+		if (rels[i].part != InvalidOid)
+			UnlockRelationOid(rels[i].part, mode);
+}
+
+/*
+ * Take a lock of this mode on every partition of the slot, each one
+ * conditionally (never queued); false, with none of them held in this mode,
+ * if one is busy.
+ */
+static bool
+lock_parts(SlotRel *rels, int nrels, LOCKMODE mode)
+{
+	int			i;
+
+	for (i = 0; i < nrels; i++)
+	{
+		if (rels[i].part == InvalidOid)
+			continue;
+		if (!ConditionalLockRelationOid(rels[i].part, mode))
+		{
+			unlock_parts(rels, i, mode);
+			return false;
+		}
+	}
+	return true;
 }
 
 /* Result columns: slot, outcome, unfinished, retained, carried. */
@@ -483,21 +519,15 @@ reclaim_slot(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		return;
 	}
 
-	/* 2. ACCESS EXCLUSIVE on each partition of the slot, never queued */
-	for (locked = 0; locked < nrels; locked++)
+	/* 2. SHARE on each partition of the slot (writers of the slot wait, readers do not), never queued */
+	if (!lock_parts(rels, nrels, ShareLock))
 	{
-		if (rels[locked].part == InvalidOid)
-			continue;
-		if (!ConditionalLockRelationOid(rels[locked].part, AccessExclusiveLock))
-		{
-			unlock_parts(rels, locked);
-			UnregisterSnapshot(snap);
-			reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
-			return;
-		}
+		UnregisterSnapshot(snap);
+		reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
+		return;
 	}
 
-	/* 3. the youngest row of the slot, under the locks, with the newest snapshot */
+	/* 3. the youngest row of the slot, under the lock, with the newest snapshot */
 	for (i = 0; i < nrels; i++)
 	{
 		bool		isnull;
@@ -531,13 +561,21 @@ reclaim_slot(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		{
 			const char *why = TransactionIdPrecedes(youngest, snap->xmin) ? "snapshot" : "changed";
 
-			unlock_parts(rels, nrels);
+			unlock_parts(rels, nrels, ShareLock);
 			UnregisterSnapshot(snap);
 			reclaim_row(rsinfo, slot, why, unfinished, retained, 0);
 			return;
 		}
 	}
 	UnregisterSnapshot(snap);
+
+	/* ... and ACCESS EXCLUSIVE for the carry and the truncation only, never queued */
+	if (!lock_parts(rels, nrels, AccessExclusiveLock))
+	{
+		unlock_parts(rels, nrels, ShareLock);
+		reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
+		return;
+	}
 
 	/* 4. carry the attempts of step 1 into the open slot, every relation of the slot */
 	if (nattempts > 0)
