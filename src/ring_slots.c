@@ -410,6 +410,23 @@ lock_parts(SlotRel *rels, int nrels, LOCKMODE mode)
 	return true;
 }
 
+/* A sealed slot found reclaimable (steps 1-2), to be carried and truncated (steps 3-5). */
+typedef struct SlotReclaim
+{
+	int16		slot;
+	int16		open;
+	SlotRel    *rels;
+	int			nrels;
+	SlotRel    *ready;
+	uint64		nattempts;
+	Datum	   *ids;
+	Datum	   *leases;
+	char	  **lanes;
+	TimestampTz *run_ats;
+	int64		unfinished;
+	int64		retained;
+} SlotReclaim;
+
 /* Result columns: slot, outcome, unfinished, retained, carried. */
 static void
 reclaim_row(ReturnSetInfo *rsinfo, int16 slot, const char *outcome, int64 unfinished, int64 retained,
@@ -427,16 +444,18 @@ reclaim_row(ReturnSetInfo *rsinfo, int16 slot, const char *outcome, int64 unfini
 }
 
 /*
- * Reclaim one sealed slot (steps 1-5 at the head of this file); writes its
- * result row.  Caller is in SPI and holds the advisory lock.
+ * Steps 1-2 (the head of this file) for one sealed slot: the slot to carry
+ * and truncate, or NULL after writing its result row (kept, busy,
+ * snapshot, empty).  Caller is in SPI and holds the advisory lock.
  */
-static void
-reclaim_slot(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
+static SlotReclaim *
+reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 {
 	static SPIPlanPtr attempts_plan = NULL;
 	static const Oid attempts_types[] = {INT2OID, FLOAT8OID, FLOAT8OID, INT4OID};
 	int			nrels;
 	SlotRel    *rels = slot_rels(slot, &nrels);
+	SlotRel    *ready;
 	Snapshot	snap;
 	Datum		vals[4];
 	uint64		nattempts;
@@ -449,10 +468,8 @@ reclaim_slot(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	bool		any = false;
 	TransactionId youngest = InvalidTransactionId;
 	TransactionId horizon;
-	int			locked;
 	int			i;
 	uint64		j;
-	StringInfoData truncate;
 
 	for (i = 0; i < nrels; i++)
 	{
@@ -471,10 +488,28 @@ reclaim_slot(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	if (!any)
 	{
 		reclaim_row(rsinfo, slot, "empty", 0, 0, 0);
-		return;
+		return NULL;
 	}
 
-	/* 1. the attempts to carry, with one snapshot S */
+	/*
+	 * 1. SHARE on the slot's ready partition, never queued: no ready row can
+	 * come into the slot until this transaction ends (a writer racing a
+	 * rotation waits for it), and none is being written (busy otherwise).
+	 */
+	for (i = 0; i < nrels && (rels[i].part == InvalidOid || strcmp(rels[i].attempt, "(id, run_lease + 1)") != 0); i++)
+		;
+	if (i == nrels)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("awa.ring_reclaim: slot %d has no partition of awa.ready", slot)));
+	ready = &rels[i];
+	if (!lock_parts(ready, 1, ShareLock))
+	{
+		reclaim_row(rsinfo, slot, "busy", 0, 0, 0);
+		return NULL;
+	}
+
+	/* the attempts to carry, with one snapshot S taken after that lock */
 	awa_plan(&attempts_plan,
 			 "SELECT r.id, r.run_lease, r.queue, r.run_at, d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL
 			 " FROM awa.ready r LEFT JOIN LATERAL"
@@ -515,19 +550,12 @@ reclaim_slot(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	if (nattempts > (uint64) carry_max)
 	{
 		UnregisterSnapshot(snap);
+		unlock_parts(ready, 1, ShareLock);
 		reclaim_row(rsinfo, slot, "kept", unfinished, retained, 0);
-		return;
+		return NULL;
 	}
 
-	/* 2. SHARE on each partition of the slot (writers of the slot wait, readers do not), never queued */
-	if (!lock_parts(rels, nrels, ShareLock))
-	{
-		UnregisterSnapshot(snap);
-		reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
-		return;
-	}
-
-	/* 3. the youngest row of the slot, under the lock, with the newest snapshot */
+	/* 2. the youngest row of the slot, as S sees it: a full pass, no lock waited for */
 	for (i = 0; i < nrels; i++)
 	{
 		bool		isnull;
@@ -535,8 +563,9 @@ reclaim_slot(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 
 		if (rels[i].part == InvalidOid)
 			continue;
-		run_latest(psprintf("SELECT min(age(xmin)) FROM %s", rels[i].partname), 0, NULL, NULL, true,
-				   SPI_OK_SELECT, false);
+		if (awa_ring_run(SPI_prepare(psprintf("SELECT min(age(xmin)) FROM %s", rels[i].partname), 0, NULL),
+						 NULL, NULL, snap, true, SPI_OK_SELECT, "awa.ring_reclaim: youngest row") != 1)
+			elog(ERROR, "awa.ring_reclaim: no youngest row");
 		age = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull && DatumGetInt32(age) != PG_INT32_MAX)
 		{
@@ -547,32 +576,68 @@ reclaim_slot(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 				youngest = x;
 		}
 	}
+	UnregisterSnapshot(snap);
 	if (TransactionIdIsValid(youngest))
 	{
-		Relation	rel;
-
-		for (i = 0; rels[i].part == InvalidOid; i++)
-			;
-		rel = relation_open(rels[i].part, NoLock);
+		Relation	rel = relation_open(ready->part, NoLock);
 
 		horizon = GetOldestNonRemovableTransactionId(rel);
 		relation_close(rel, NoLock);
-		if (!TransactionIdPrecedes(youngest, snap->xmin) || !TransactionIdPrecedes(youngest, horizon))
+		if (!TransactionIdPrecedes(youngest, horizon))
 		{
-			const char *why = TransactionIdPrecedes(youngest, snap->xmin) ? "snapshot" : "changed";
-
-			unlock_parts(rels, nrels, ShareLock);
-			UnregisterSnapshot(snap);
-			reclaim_row(rsinfo, slot, why, unfinished, retained, 0);
-			return;
+			unlock_parts(ready, 1, ShareLock);
+			reclaim_row(rsinfo, slot, "snapshot", unfinished, retained, 0);
+			return NULL;
 		}
 	}
-	UnregisterSnapshot(snap);
 
-	/* ... and ACCESS EXCLUSIVE for the carry and the truncation only, never queued */
+	{
+		SlotReclaim *r = palloc0(sizeof(SlotReclaim));
+
+		r->slot = slot;
+		r->open = open;
+		r->rels = rels;
+		r->nrels = nrels;
+		r->ready = ready;
+		r->nattempts = nattempts;
+		r->ids = ids;
+		r->leases = leases;
+		r->lanes = lanes;
+		r->run_ats = run_ats;
+		r->unfinished = unfinished;
+		r->retained = retained;
+		return r;
+	}
+}
+
+/*
+ * Steps 3-5 for a slot that reclaim_check found reclaimable; writes its
+ * result row.  Run for every such slot after every slot was checked, so
+ * that the ACCESS EXCLUSIVE locks are held from here to the commit only.
+ */
+static void
+reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
+{
+	int16		slot = r->slot;
+	int16		open = r->open;
+	SlotRel    *rels = r->rels;
+	int			nrels = r->nrels;
+	SlotRel    *ready = r->ready;
+	uint64		nattempts = r->nattempts;
+	Datum	   *ids = r->ids;
+	Datum	   *leases = r->leases;
+	char	  **lanes = r->lanes;
+	TimestampTz *run_ats = r->run_ats;
+	int64		unfinished = r->unfinished;
+	int64		retained = r->retained;
+	int			i;
+	uint64		j;
+	StringInfoData truncate;
+
+	/* 3. ACCESS EXCLUSIVE on every partition of the slot, for the carry and the truncation only */
 	if (!lock_parts(rels, nrels, AccessExclusiveLock))
 	{
-		unlock_parts(rels, nrels, ShareLock);
+		unlock_parts(ready, 1, ShareLock);
 		reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
 		return;
 	}
@@ -621,6 +686,7 @@ awa_ring_reclaim(PG_FUNCTION_ARGS)
 	int32		carry_max;
 	int16		open;
 	int16	   *sealed;
+	SlotReclaim **todo;
 	uint64		nsealed;
 	uint64		i;
 	bool		isnull;
@@ -660,11 +726,15 @@ awa_ring_reclaim(PG_FUNCTION_ARGS)
 	sealed = palloc(sizeof(int16) * (nsealed + 1));
 	for (i = 0; i < nsealed; i++)
 		sealed[i] = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	todo = palloc(sizeof(SlotReclaim *) * (nsealed + 1));
 	for (i = 0; i < nsealed; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		reclaim_slot(rsinfo, sealed[i], open, carry_max);
+		todo[i] = reclaim_check(rsinfo, sealed[i], open, carry_max);
 	}
+	for (i = 0; i < nsealed; i++)
+		if (todo[i] != NULL)
+			reclaim_finish(rsinfo, todo[i]);
 	SPI_finish();
 	return (Datum) 0;
 }
