@@ -28,70 +28,67 @@
  * waits for them nor they for it, and a writer whose snapshot predates the
  * rotation's commit puts its row into the slot just sealed.  That is
  * correct by construction: a sealed slot is read by every claim like any
- * other (the claim walks every partition), and it is only truncated under
- * ACCESS EXCLUSIVE locks taken after that writer committed (its insert
- * holds ROW EXCLUSIVE on the partition until it ends, so the lock waits
- * for nobody: it fails and the slot is skipped), with a check that sees
- * the writer's row: the row is carried or keeps the slot.  A writer that
- * routes its row into a partition after the slot was truncated leaves a
- * job in a sealed slot, claimable, and the slot not free until it is
- * carried on.
+ * other (the claim walks every partition), and a reclaim sees every ready
+ * row of the slot before it decides (step 1 below): a writer still in
+ * progress holds ROW EXCLUSIVE on the partition, so the reclaim's SHARE
+ * lock fails and the slot is skipped; a writer that routes its row there
+ * later waits for the reclaim's commit and leaves a claimable job in a
+ * sealed slot, which is then not free until a later round carries it on.
  *
  * Reclaiming (awa.ring_reclaim), per sealed slot, oldest first:
- *	1. with one snapshot S: the attempts of the slot (its ready rows) whose
- *	   newest row is not an end past retention (no done row: waiting or
+ *	1. SHARE on the slot's ready partition, conditionally
+ *	   (ConditionalLockRelationOid: never queued; busy: the slot is skipped,
+ *	   "busy").  No ready row can come into the slot until the reclaim
+ *	   commits; claims (ROW SHARE) are not stopped.  Then, with a snapshot S
+ *	   taken after that lock: the attempts of the slot (its ready rows)
+ *	   whose row is not an end past retention (no done row: waiting or
  *	   running; a held state: running, waiting_external; completed within
  *	   awa.retention_completed; failed or cancelled within
- *	   awa.retention_failed; -1 keeps forever, as maintain.c's retention).
- *	   An end that hands the job over (retryable: the next attempt is a row
- *	   of its own elsewhere) has ended.  More than carry_max of them: the
- *	   slot is kept ("kept").
- *	2. SHARE on every partition of the slot, each with a conditional lock
- *	   (ConditionalLockRelationOid: never queued): one busy, the locks
- *	   taken are released and the slot skipped ("busy").  SHARE stops the
- *	   slot's writers (receipts and ends of its last jobs) and lets every
- *	   reader through: claims, whose plans lock every partition of ready
- *	   and claims for reading, and ends of other slots' jobs go on.
- *	3. under it, with the newest snapshot: the youngest xmin X of every
- *	   row of the slot (a full pass).  X must precede S's xmin (every row
- *	   was visible to step 1: nothing was written since, so step 1's
- *	   verdict stands; else "changed") and the oldest snapshot of the
- *	   database (GetOldestNonRemovableTransactionId: TRUNCATE is not
- *	   MVCC-safe, so a snapshot that does not see the slot's last write yet
- *	   would see the slot vanish; else "snapshot").  A held snapshot
- *	   therefore keeps every slot; the next round after it ends truncates.
- *	   Then ACCESS EXCLUSIVE, again conditional ("busy"), held only for
- *	   steps 4 and 5: claimers wait for that much (a few milliseconds: a
- *	   carry of at most carry_max attempts and a TRUNCATE), never for a
- *	   lock that is itself waiting, and never for the pass of step 3.
- *	4. carry: every row of the attempts of step 1, in every relation of
- *	   the slot, copied into the open slot with the same id, run_lease and
- *	   attempt (ready row; receipt, done row and beats if any), and their
- *	   run_at noted for the floors' pins;
+ *	   awa.retention_failed; -1 keeps forever: maintain.c's retention).  An
+ *	   end that hands the job over (retryable: its next attempt is a row of
+ *	   its own elsewhere) has ended.  More than carry_max of them: "kept".
+ *	2. the youngest xmin X of every row of the slot, as S sees it (a full
+ *	   pass, holding nothing but step 1's SHARE).  X must precede the oldest
+ *	   snapshot of the database (GetOldestNonRemovableTransactionId):
+ *	   TRUNCATE is not MVCC-safe, and a snapshot that does not see the
+ *	   slot's last write yet would see the slot vanish; else "snapshot".  A
+ *	   held snapshot therefore keeps every slot, and the next round after it
+ *	   ends truncates.
+ *	3. once every sealed slot is checked: ACCESS EXCLUSIVE on every
+ *	   partition of each slot found reclaimable, conditionally ("busy"), held
+ *	   to the commit, a few milliseconds (steps 4 and 5).  Claimers wait for
+ *	   that much, never for a lock that is itself waiting, and never for the
+ *	   checks of steps 1 and 2.
+ *	4. carry: every row, in every relation of the slot, of the attempts of
+ *	   step 1, copied into the open slot with the same id, run_lease and
+ *	   attempt (ready row; receipt, done row and beats if any), read with
+ *	   the newest snapshot under the lock: a receipt or an end written since
+ *	   S (a claim of a waiting job, the end of a running one) is carried
+ *	   too.  The attempts not carried had ended past retention by S and
+ *	   never get another row.  Their run_at is noted for the floors' pins.
  *	5. TRUNCATE of the slot's partitions, in the same transaction as the
- *	   carry: no one ever sees both copies.
+ *	   carry: no one ever reads both copies.
  *
- * A carry racing a claim of the same job.  A claim that locked the ready
- * row (or inserted its receipt) holds a lock on the slot's partitions until
- * it ends (ROW SHARE on ready's, ROW EXCLUSIVE on claims'), so step 2 or
- * the ACCESS EXCLUSIVE of step 3 fails and the slot is skipped (a receipt
- * insert that comes while step 2's SHARE is held waits for it: a claimer of
- * the slot's last jobs waits for the pass of step 3); once that claim has
- * committed, step 1 sees its receipt and carries the running attempt with
- * its receipt.  A claim that comes after step 2 waits for the carry's
- * commit; its statement took its snapshot before it waited, so it sees
- * the truncated partition empty and the carried row not yet: it misses the
- * job this pass, and the next claim (a new snapshot) takes it from the
- * open slot.  A floor raised by such a claim cannot pass the job: the
- * carry noted the job's run_at, pinned at its commit (floor.c).  The
- * receipt's unique key is per slot; only one ready row of an attempt ever
- * exists at a time, so one receipt.  An end of a carried running attempt
- * that waited on the locks: ring_complete_many's statement takes its
- * snapshot after its locks (SPI, not read-only), so it finds the carried
- * receipt; ring_fail's lookup is read-only and runs with the caller's
- * snapshot, taken before the wait, so it looks once more with a newer one
- * when it finds none (ring.c, hook: slots; isolation ring_slots_carry_claim
- * returns NULL, "not running", without it).
+ * A carry racing a claim of the same job.  A claim in progress holds ROW
+ * SHARE on the ready partition (its row lock) and, once it wrote its
+ * receipt, ROW EXCLUSIVE on the claims partition, until it ends: step 3
+ * fails and the slot is skipped; the next round carries the running
+ * attempt with its receipt (so does this round if the claim committed
+ * before step 3: step 4 reads after the lock).  A claim that comes while
+ * step 3's locks are held waits for the carry's commit; its statement took
+ * its snapshot before it waited, so it finds the truncated partition empty
+ * and the carried row not yet visible: it misses the job in that pass, and
+ * the next pass or claim (a newer snapshot) takes it from the open slot.
+ * A floor raised by such a claim cannot pass the job: the carry noted its
+ * run_at, pinned at the carry's commit (floor.c).  At no time can two
+ * ready rows of one attempt be read, so there is one receipt per attempt.
+ * An end of a carried running attempt that waited on the locks:
+ * ring_complete_many's statement takes its snapshot after its locks (SPI,
+ * not read-only) and finds the carried receipt; ring_fail's lookup is
+ * read-only and runs with the caller's snapshot, taken before the wait, so
+ * it looks once more with a newer one when it finds none (ring.c, hook:
+ * slots; isolation ring_slots_carry_claim returns NULL, "not running",
+ * without it).
  *
  *-------------------------------------------------------------------------
  */

@@ -1054,4 +1054,4 @@ RETURNS TABLE (slot smallint, outcome text, unfinished bigint, retained bigint, 
 AS 'MODULE_PATHNAME', 'awa_ring_reclaim'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_reclaim(integer)
-	IS 'internal (the ring): per sealed slot, carry its unfinished and retained jobs (at most carry_max) into the open slot and truncate it; outcome reclaimed, empty, kept, busy, changed or snapshot';
+	IS 'internal (the ring): per sealed slot, carry its unfinished and retained jobs (at most carry_max) into the open slot and truncate it; outcome reclaimed, empty, kept, busy or snapshot';

@@ -20,11 +20,11 @@ DECLARE
 BEGIN
 	FOR i IN 1..100 LOOP
 		FOR r IN SELECT * FROM awa.ring_reclaim(carry_max) LOOP
-			IF NOT res ? r.slot::text OR res -> r.slot::text ->> 'outcome' IN ('snapshot', 'changed') THEN
+			IF NOT res ? r.slot::text OR res -> r.slot::text ->> 'outcome' = 'snapshot' THEN
 				res := res || jsonb_build_object(r.slot::text, to_jsonb(r));
 			END IF;
 		END LOOP;
-		EXIT WHEN NOT jsonb_path_exists(res, '$.* ? (@.outcome == "snapshot" || @.outcome == "changed")');
+		EXIT WHEN NOT jsonb_path_exists(res, '$.* ? (@.outcome == "snapshot")');
 		PERFORM pg_sleep(0.1);
 	END LOOP;
 	RETURN QUERY SELECT (v ->> 'slot')::smallint, v ->> 'outcome', (v ->> 'unfinished')::bigint,
