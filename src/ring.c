@@ -99,6 +99,7 @@ static bool awa_ring_engine = false;
 
 /* hook: sched -- set by awa_ring_sched_init (ring_sched.h) */
 AwaRingSchedHooks awa_ring_sched_hooks;
+bool		awa_ring_counting_off = false;
 
 PG_FUNCTION_INFO_V1(awa_ring_insert);
 PG_FUNCTION_INFO_V1(awa_ring_claim);
@@ -583,6 +584,7 @@ awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 	bool		retryable;
 	Datum		state;
 	char	   *queue = NULL;
+	Snapshot	seen = InvalidSnapshot;	/* hook: slots */
 
 	*ended = false;
 	SPI_connect();
@@ -595,8 +597,19 @@ awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 			 2, attempt_types);
 	values[0] = id;
 	values[1] = run_lease;
+	/*
+	 * hook: slots.  No receipt with this snapshot: once more with a newer one,
+	 * for a receipt carried forward by awa.ring_reclaim while this statement
+	 * waited on its locks: this lookup is read-only and so runs with the
+	 * caller's snapshot, taken before that wait (ring_slots.c).  Statements
+	 * that are not read-only, as awa_ring_complete_many's, take theirs after
+	 * their locks and need no retry.  The retry's ready row is then read with
+	 * a newer snapshot too.
+	 */
 	if (awa_ring_run(attempt_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
-				 "awa.ring_fail: attempt") == 0)
+				 "awa.ring_fail: attempt") == 0 &&
+		awa_ring_run(attempt_plan, values, NULL, (seen = GetLatestSnapshot()), true, SPI_OK_SELECT,
+					 "awa.ring_fail: attempt") == 0)
 	{
 		SPI_finish();
 		return (Datum) 0;		/* no such attempt was claimed */
@@ -630,7 +643,8 @@ awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 
 	/* hook: sched: the next attempt, due after retry_in or the default backoff */
 	if (retryable)
-		awa_ring_sched_hooks.next(values, attempt, attempt, retry_in, "retryable", queue);
+		awa_ring_sched_hooks.next(values, attempt, attempt, retry_in, "retryable", queue,
+								  seen == InvalidSnapshot ? InvalidSnapshot : GetLatestSnapshot());
 	SPI_finish();
 	*ended = true;
 	return state;

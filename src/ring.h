@@ -41,6 +41,14 @@ extern uint64 awa_ring_run(SPIPlanPtr plan, Datum *values, const char *nulls,
 extern void awa_ring_check_name(text *t, const char *field);
 
 /*
+ * awa_ring_counting_off: while true, the ring's counting triggers
+ * (ring_read.c) count nothing.  ring_slots.c sets it around the carry of a
+ * slot's rows into the open slot: the carried rows are the same jobs in the
+ * same states, already counted.
+ */
+extern bool awa_ring_counting_off;
+
+/*
  * hook: lease -- ring_fail's logic (ring.c), for the rescue of
  * ring_lease.c: end the attempt (id, run_lease) as failed (retryable while
  * retry and attempts remain; the next attempt due after retry_in, NULL:

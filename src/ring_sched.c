@@ -71,7 +71,8 @@ static int64 awa_ring_sched_insert(Datum *values);
 static void awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n);
 static void awa_ring_sched_probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found);
 static void awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
-								Interval *delay, const char *state, const char *queue);
+								Interval *delay, const char *state, const char *queue,
+								Snapshot snap);
 
 /* ring.c's hooks into this file (ring_sched.h); from _PG_init */
 void
@@ -208,7 +209,7 @@ awa_ring_sched_probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *
  */
 static void
 awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
-					Interval *delay, const char *state, const char *queue)
+					Interval *delay, const char *state, const char *queue, Snapshot snap)
 {
 	static SPIPlanPtr now_plan = NULL;
 	static SPIPlanPtr later_plan = NULL;
@@ -234,7 +235,7 @@ awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 				 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') s"
 				 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1",
 				 4, now_types);
-		if (awa_ring_run(now_plan, v, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
+		if (awa_ring_run(now_plan, v, NULL, snap, false, SPI_OK_INSERT,
 						 "awa.ring_fail: retry") != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -259,7 +260,7 @@ awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 		nulls[4] = 'n';
 	v[5] = Int32GetDatum(backoff_attempt);
 	v[6] = CStringGetTextDatum(state);
-	if (awa_ring_run(later_plan, v, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+	if (awa_ring_run(later_plan, v, nulls, snap, false, SPI_OK_INSERT_RETURNING,
 					 "awa.ring_fail: scheduled retry") != 1)
 		elog(ERROR, "awa.ring_fail: the ended attempt's ready row is missing");
 	awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue),
@@ -363,7 +364,7 @@ awa_ring_snooze(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);	/* the attempt had already ended */
 	}
 	/* the snoozed attempt is not counted: the next claim gives the same attempt number */
-	awa_ring_sched_next(values, attempt, attempt, delay, "scheduled", queue);
+	awa_ring_sched_next(values, attempt, attempt, delay, "scheduled", queue, InvalidSnapshot);
 	SPI_finish();
 	PG_RETURN_BOOL(true);
 }

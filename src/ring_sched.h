@@ -10,6 +10,7 @@
 #define AWA_RING_SCHED_H
 
 #include "datatype/timestamp.h"
+#include "utils/snapshot.h"
 #include "floor.h"
 
 /*
@@ -23,7 +24,10 @@
  *		ring_insert's statement); returns the id.
  * promote_lane: the claim's promotion of due scheduled rows of its queue.
  * probe: the scheduled half of the claim's floor probe.
- * next: the attempt after a retryable failure or a snooze.
+ * next: the attempt after a retryable failure or a snooze, its ended
+ *		attempt's ready row read with snap (InvalidSnapshot: the usual one;
+ *		ring_fail passes the newest after finding a receipt that
+ *		awa.ring_reclaim carried forward while it waited).
  */
 typedef struct AwaRingSchedHooks
 {
@@ -31,7 +35,7 @@ typedef struct AwaRingSchedHooks
 	void		(*promote_lane) (text *queue, AwaFloorScan *scan, int n);
 	void		(*probe) (AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found);
 	void		(*next) (Datum *values, int32 next_attempt, int32 backoff_attempt,
-						 Interval *delay, const char *state, const char *queue);
+						 Interval *delay, const char *state, const char *queue, Snapshot snap);
 } AwaRingSchedHooks;
 
 extern AwaRingSchedHooks awa_ring_sched_hooks;

@@ -1300,3 +1300,20 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION awa.ring_recount()
 	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
+
+-- The ring: sealing and reclaiming slots (docs/storage.md, "Step 4: sealing and reclaiming slots") ---
+-- Maintenance steps of the ring, internal like the other awa.ring_* functions (EXECUTE for the owner and
+-- superusers only; each needs awa.ring_engine = on).  Arguments, results and errors: docs/storage.md.
+CREATE FUNCTION awa.ring_rotate(max_rows bigint DEFAULT 100000, max_age interval DEFAULT '1 hour')
+RETURNS TABLE (open_slot smallint, opened smallint, outcome text)
+AS 'MODULE_PATHNAME', 'awa_ring_rotate'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_rotate(bigint, interval)
+	IS 'internal (the ring): seal the open slot once it holds max_rows ready rows or is max_age old, and open the next free slot; outcome rotated, below limits, no free slot or busy';
+
+CREATE FUNCTION awa.ring_reclaim(carry_max integer DEFAULT 1000)
+RETURNS TABLE (slot smallint, outcome text, unfinished bigint, retained bigint, carried bigint)
+AS 'MODULE_PATHNAME', 'awa_ring_reclaim'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_reclaim(integer)
+	IS 'internal (the ring): per sealed slot, carry its unfinished and retained jobs (at most carry_max) into the open slot and truncate it; outcome reclaimed, empty, kept, busy or snapshot';
