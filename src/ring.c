@@ -296,6 +296,7 @@ ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 			 " FROM unnest($2, $3, $4) AS f(p, fr, fi) CROSS JOIN LATERAL"
 			 " (SELECT r.run_at, r.id FROM awa.ready r"
 			 "  WHERE r.queue = $1 AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
+			 "  AND r.run_at > '-infinity'"	/* the claim index's predicate (awa.sql) */
 			 "  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
 			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
 			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched */
@@ -361,7 +362,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			 " r.kind, r.args, r.priority::integer, r.run_at"
 			 " FROM awa.ready r"
 			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
-			 " AND r.run_at <= now()"
+			 " AND r.run_at <= now() AND r.run_at > '-infinity'"	/* the claim index's predicate */
 			 " AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
 			 "      AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
 			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched (cancel) */

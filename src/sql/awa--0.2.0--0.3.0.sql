@@ -737,7 +737,11 @@ CREATE TABLE awa.ready (
 	tags			text[] NOT NULL DEFAULT '{}',
 	CONSTRAINT ready_attempt_key UNIQUE (id, run_lease, slot)
 ) PARTITION BY LIST (slot);
-CREATE INDEX ready_claim_idx ON awa.ready (queue, priority, run_at, id);
+-- The claim index is partial on a predicate only the claim's statements state (every ready row satisfies it:
+-- run_at is finite), so that no lookup by id can use it: a generic plan made while a slot's partition is empty
+-- (a new or just-truncated slot) would otherwise read a lookup's "id = $1" as a condition on this index's third
+-- column -- a walk of the whole index once the slot fills -- instead of probing the (id, run_lease, slot) key.
+CREATE INDEX ready_claim_idx ON awa.ready (queue, priority, run_at, id) WHERE run_at > '-infinity';
 COMMENT ON TABLE awa.ready IS 'internal (the ring, not in use yet): one immutable row per claimable attempt, by slot';
 
 -- One receipt per claim: the attempt (job_id, run_lease) is running.  The unique key makes a claim exactly-once.
@@ -1253,7 +1257,8 @@ FROM (
 	-- waiting: the newest ready row, neither receipt nor done row
 	SELECT w.id, w.run_lease, w.slot, 'available'::awa.job_state, w.queue, NULL::timestamptz
 	FROM awa.ready w
-	WHERE (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+	WHERE w.run_at > '-infinity'	-- every ready row: lets a filter on queue use the claim index
+		AND (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
 			LIMIT 1) IS NULL
 		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
 			LIMIT 1) IS NULL
