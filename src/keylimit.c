@@ -649,14 +649,31 @@ awa_concurrency_key_open(PG_FUNCTION_ARGS)
  * The rule's name arguments of awa_set_key_limit and awa_set_key_rate into
  * values[0] (pattern, argument 0) and values[1] (kind, argument kind_arg;
  * NULL: every kind).  22004 for a NULL pattern, 22023 for a pattern or kind
- * not 1 to 200 characters.
+ * not 1 to 200 characters or a pattern ending with the LIKE escape
+ * character (an odd number of trailing backslashes).
  */
 static void
 key_rule_args(FunctionCallInfo fcinfo, int kind_arg, Datum *values, char *nulls)
 {
+	text	   *pattern;
+	const char *p;
+	int			len;
+	int			trailing = 0;
+
 	awa_check_not_null(fcinfo, 0, "pattern");
-	awa_check_name(PG_GETARG_TEXT_PP(0), "pattern");
-	values[0] = PointerGetDatum(PG_GETARG_TEXT_PP(0));
+	pattern = PG_GETARG_TEXT_PP(0);
+	awa_check_name(pattern, "pattern");
+	/* LIKE refuses a pattern ending with its escape character at every match (like_match.c) */
+	p = VARDATA_ANY(pattern);
+	len = VARSIZE_ANY_EXHDR(pattern);
+	while (trailing < len && p[len - 1 - trailing] == '\\')
+		trailing++;
+	if (trailing % 2 == 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pattern must not end with the LIKE escape character (\\)"),
+				 errhint("Write \\\\ for a backslash at the end of a key.")));
+	values[0] = PointerGetDatum(pattern);
 	if (PG_ARGISNULL(kind_arg))
 		nulls[1] = 'n';
 	else

@@ -926,6 +926,9 @@ CREATE TABLE awa.key_limits (
 	ordered		boolean NOT NULL DEFAULT false,
 	CONSTRAINT key_limits_rule UNIQUE NULLS NOT DISTINCT (pattern, kind),
 	CONSTRAINT key_limits_pattern_length CHECK (char_length(pattern) BETWEEN 1 AND 200),
+	-- a valid LIKE pattern: not ending with the escape character (an odd run of trailing backslashes), which LIKE
+	-- refuses at every match, so that no rule can make the claims of keyed jobs fail
+	CONSTRAINT key_limits_pattern_escape CHECK (pattern !~ '(^|[^\\])(\\\\)*\\$'),
 	CONSTRAINT key_limits_kind_length CHECK (char_length(kind) BETWEEN 1 AND 200),
 	CONSTRAINT key_limits_max_running_range CHECK (max_running BETWEEN 1 AND 1000000),
 	CONSTRAINT key_limits_ordered_one CHECK (NOT ordered OR max_running = 1)
@@ -963,7 +966,7 @@ RETURNS awa.key_limits
 AS 'MODULE_PATHNAME', 'awa_set_key_limit'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_set_key_limit(text, integer, text, boolean)
-	IS 'at most max_running (1..1000000) jobs whose concurrency_key is LIKE pattern (% any, _ one, \ escapes), of kind (NULL: any kind), run at once across every worker; ordered: one at a time in insertion order (max_running 1); max_running NULL removes the rule and returns it (NULL if none). A job takes the rule of its kind before one for any kind, then an exact key (no % or _) before a pattern, then the longest pattern; no rule: 1. 22004 NULL pattern or ordered; 22023 pattern or kind not 1 to 200 characters, max_running out of range, ordered with max_running not 1';
+	IS 'at most max_running (1..1000000) jobs whose concurrency_key is LIKE pattern (% any, _ one, \ escapes), of kind (NULL: any kind), run at once across every worker; ordered: one at a time in insertion order (max_running 1); max_running NULL removes the rule and returns it (NULL if none). A job takes the rule of its kind before one for any kind, then an exact key (no % or _) before a pattern, then the longest pattern; no rule: 1. 22004 NULL pattern or ordered; 22023 pattern or kind not 1 to 200 characters or pattern ending with the LIKE escape character, a backslash, max_running out of range, ordered with max_running not 1';
 
 
 -- Rates per concurrency key (keylimit.c, ratelimit.c) -------------------------
@@ -996,7 +999,7 @@ RETURNS awa.key_limits
 AS 'MODULE_PATHNAME', 'awa_set_key_rate'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_set_key_rate(text, integer, interval, text)
-	IS 'at most max_claims (1..1000) claims of each concurrency key LIKE pattern, of kind (NULL: any kind), in any interval of length per (1 millisecond to 31 days, no months), across every worker and queue; makes the rule with max_running 1 if there is none; max_claims NULL removes the rate and keeps the rule (NULL if there is no rule). 22004 NULL pattern; 22023 pattern or kind not 1 to 200 characters, max_claims out of range, per NULL with max_claims or out of range; 55000 without awa preloaded';
+	IS 'at most max_claims (1..1000) claims of each concurrency key LIKE pattern, of kind (NULL: any kind), in any interval of length per (1 millisecond to 31 days, no months), across every worker and queue; makes the rule with max_running 1 if there is none; max_claims NULL removes the rate and keeps the rule (NULL if there is no rule). 22004 NULL pattern; 22023 pattern or kind not 1 to 200 characters or pattern ending with the LIKE escape character, a backslash, max_claims out of range, per NULL with max_claims or out of range; 55000 without awa preloaded';
 
 CREATE FUNCTION awa.key_rate_window(key text, max_claims integer, per interval,
 	OUT window_claims integer, OUT next_slot_at timestamptz)

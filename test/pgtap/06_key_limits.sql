@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(48);
+SELECT plan(53);
 
 -- schema and signatures
 SELECT has_column('awa', 'jobs', 'concurrency_key', 'awa.jobs.concurrency_key exists');
@@ -19,6 +19,16 @@ SELECT ok(obj_description('public.awa_set_key_limit(text, integer, text, boolean
 
 -- bad limits: 22023 naming the field (22004 for NULLs), nothing changed
 SELECT throws_ok($$SELECT awa_set_key_limit('a', 0)$$, '22023', 'max_running must be between 1 and 1000000, got 0', 'limit 0: 22023');
+-- a pattern LIKE would refuse at every match (it ends with the escape character) is refused here and by the table,
+-- so that no rule can make claims of keyed jobs fail; an escaped backslash at the end is a valid pattern
+SELECT throws_ok($$SELECT awa_set_key_limit('tenant\', 2)$$, '22023',
+	'pattern must not end with the LIKE escape character (\)', 'a pattern ending with the escape character: 22023');
+SELECT throws_ok($$SELECT awa_set_key_rate('a\\\', 5, '1 s')$$, '22023', NULL,
+	'awa_set_key_rate: an odd run of trailing backslashes: 22023');
+SELECT throws_ok($$INSERT INTO awa.key_limits (pattern, max_running) VALUES ('x\', 1)$$, '23514', NULL,
+	'plain SQL cannot write such a rule either');
+SELECT is((SELECT max_running FROM awa_set_key_limit('dir\\', 3)), 3, 'an escaped backslash at the end is a pattern');
+SELECT is((SELECT max_running FROM awa_set_key_limit('dir\\', NULL)), 3, 'and its rule is removed');
 SELECT throws_ok($$SELECT awa_set_key_limit('a', 1000001)$$, '22023', NULL, 'limit too large: 22023');
 SELECT throws_ok($$SELECT awa_set_key_limit('a', -1)$$, '22023', NULL, 'negative limit: 22023');
 SELECT throws_ok($$SELECT awa_set_key_limit('a', 2, ordered => true)$$, '22023', 'max_running must be 1 for an ordered key, got 2', 'ordered above 1: 22023');
