@@ -15,7 +15,7 @@
 # 10-queue claim statement with 1,000,000 waiting jobs (auto_explain of the saved statement, a second
 # claim of the session: the plan is generic, built at the first; BENCH_MQ_PLAN=0 skips it).
 #
-#   sudo bench/multiqueue.sh             # about 2 minutes on a 2-core machine
+#   sudo bench/multiqueue.sh             # about 3 minutes on a 2-core machine
 #
 # Run as root from a checkout with awa built and installed into the PostgreSQL of PG_BIN (default the
 # system's, /usr/lib/postgresql/15/bin; scripts/lib.sh).  It starts a throwaway cluster on BENCH_PORT
