@@ -4,9 +4,11 @@
 #   bench_q SQL             one statement through psql, unaligned, stop on error
 #   bench_median            the median of the numbers on stdin, one a line
 #   bench_median_of A KEY   the median of the space-separated figures in ${A[KEY]} (none: empty)
-#   bench_pgbench TARGET B CLIENTS JOBS TMP
+#   bench_pgbench TARGET B CLIENTS JOBS TMP [PRE [OPTS]]
 #                           claim + complete throughput (jobs/s) of awa_claim(TARGET, batch => B): JOBS jobs
-#                           by CLIENTS pgbench clients, checked against the jobs completed
+#                           by CLIENTS pgbench clients, checked against the jobs completed; PRE: pgbench
+#                           script lines run before each claim (meta-commands such as \set), OPTS: more pgbench
+#                           options (such as -D NAME=VALUE)
 #   bench_cpu TARGET B JOBS microseconds of one backend's CPU (utime + stime from /proc/self/stat, read in
 #                           SQL as superuser) per job claimed and completed by awa_claim(TARGET, batch => B)
 #                           and awa_complete_many in a procedure, a transaction per claim; other load on a
@@ -26,14 +28,16 @@ bench_median_of() {
 }
 
 bench_pgbench() {
-	local target=$1 b=$2 clients=$3 jobs=$4 tmp=$5 script tx done tps
+	local target=$1 b=$2 clients=$3 jobs=$4 tmp=$5 pre=${6:-} opts=${7:-} script tx done tps
 	script=$tmp/claim_$b.sql
 	cat >"$script" <<SQL
+$pre
 SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa_claim($target, batch => $b) \gset
 SELECT awa_complete_many(:ids, :leases);
 SQL
 	tx=$((jobs / clients / b))
-	"$BIN/pgbench" -n -M prepared -c "$clients" -j "$clients" -t "$tx" -f "$script" >"$tmp/pgbench.log" 2>&1 ||
+	# shellcheck disable=SC2086 # OPTS is a list of words
+	"$BIN/pgbench" -n -M prepared -c "$clients" -j "$clients" -t "$tx" $opts -f "$script" >"$tmp/pgbench.log" 2>&1 ||
 		{ cat "$tmp/pgbench.log" >&2; return 1; }
 	done=$(bench_q "SELECT count(*) FROM awa.jobs WHERE state = 'completed'")
 	[ "$done" = $((tx * clients * b)) ] || { echo "expected $((tx * clients * b)) completed, found $done" >&2; return 1; }

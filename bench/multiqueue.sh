@@ -3,8 +3,11 @@
 #   single  awa_claim('q0', batch => B), the whole backlog in q0;
 #   multi   awa_claim(ARRAY['q0', ..., 'q9'], batch => B), the same backlog spread over the 10 queues;
 #   multi1  the same 10-queue claim, the whole backlog in q0 (nine idle queues);
+#   single10  single-queue claims over the backlog of multi (spread over the 10 queues): each claim names one
+#           queue, each session cycling through q0..q9 -- what the same spread of work costs without a
+#           multi-queue claim (the per-queue count bookkeeping, say), so multi/single10 is the claim's own cost;
 # each with BENCH_CLIENTS pgbench clients, variants alternating (order rotating each round), medians of
-# BENCH_ROUNDS rounds, then the ratios multi/single and multi1/single.  The machine may be shared and
+# BENCH_ROUNDS rounds, then the ratios multi/single, multi1/single and multi/single10.  The machine may be shared and
 # throughput swings with other load, so it also measures the backend's CPU time per job of the same three
 # variants (one session, BENCH_MQ_CPU_JOBS jobs per run; 0 skips it; BENCH_MQ_THROUGHPUT=0 skips the
 # throughput runs); BENCH_MQ_HOLD_SNAPSHOT=1 keeps a snapshot open in another session during those runs,
@@ -12,7 +15,7 @@
 # 10-queue claim statement with 1,000,000 waiting jobs (auto_explain of the saved statement, a second
 # claim of the session: the plan is generic, built at the first; BENCH_MQ_PLAN=0 skips it).
 #
-#   sudo bench/multiqueue.sh             # about 2 minutes on a 2-core machine
+#   sudo bench/multiqueue.sh             # about 3 minutes on a 2-core machine
 #
 # Run as root from a checkout with awa built and installed into the PostgreSQL of PG_BIN (default the
 # system's, /usr/lib/postgresql/15/bin; scripts/lib.sh).  It starts a throwaway cluster on BENCH_PORT
@@ -59,37 +62,49 @@ setup() {
 	single) TARGET="'q0'"; load 1 ;;
 	multi) TARGET=$QUEUES; load 10 ;;
 	multi1) TARGET=$QUEUES; load 1 ;;
+	single10) TARGET="'q' || :q"; load 10 ;;
 	esac
 }
 # run VARIANT BATCH -> jobs/s
 run() {
 	setup "$1"
-	bench_pgbench "$TARGET" "$2" "$CLIENTS" "$JOBS" "$TMP"
+	if [ "$1" = single10 ]; then
+		# each client's variable q goes 1, 2, ..., 9, 0, 1, ...
+		bench_pgbench "$TARGET" "$2" "$CLIENTS" "$JOBS" "$TMP" '\set q (:q + 1) % 10' "-D q=0"
+	else
+		bench_pgbench "$TARGET" "$2" "$CLIENTS" "$JOBS" "$TMP"
+	fi
 }
-# ratios FIGURES FORMAT: the medians of single, multi, multi1 per batch and the ratios to single
+# ratios FIGURES FORMAT: the medians of single, multi, multi1, single10 per batch and the ratios multi/single,
+# multi1/single and multi/single10
 ratios() {
-	local b s m m1
+	local b s m m1 s10
 	for b in $BATCHES; do
 		s=$(bench_median_of "$1" "single.$b")
 		m=$(bench_median_of "$1" "multi.$b")
 		m1=$(bench_median_of "$1" "multi1.$b")
-		awk -v b="$b" -v s="$s" -v m="$m" -v m1="$m1" -v f="$2" 'BEGIN { printf f, b, s, m, m1, m / s, m1 / s }'
+		s10=$(bench_median_of "$1" "single10.$b")
+		awk -v b="$b" -v s="$s" -v m="$m" -v m1="$m1" -v s10="$s10" -v f="$2" \
+			'BEGIN { printf f, b, s, m, m1, s10, m / s, m1 / s, m / s10 }'
 	done
 }
 
 if [ "$THROUGHPUT" != 0 ]; then
 	log "multi-queue claim: $CLIENTS clients, backlog $BACKLOG, $JOBS jobs per run, $ROUNDS rounds, batches $BATCHES"
 	declare -A figures
-	bench_rounds figures jobs/s "$ROUNDS" "$BATCHES" run single multi multi1
-	log "medians (jobs/s) and ratios to the single-queue claim"
-	printf '%-6s %10s %10s %10s %12s %12s\n' batch single multi multi1 multi/single multi1/single
-	ratios figures '%-6s %10.0f %10.0f %10.0f %12.2f %12.2f\n'
+	bench_rounds figures jobs/s "$ROUNDS" "$BATCHES" run single multi multi1 single10
+	log "medians (jobs/s) and ratios to the single-queue claims"
+	printf '%-6s %10s %10s %10s %10s %12s %12s %14s\n' batch single multi multi1 single10 multi/single \
+		multi1/single multi/single10
+	ratios figures '%-6s %10.0f %10.0f %10.0f %10.0f %12.2f %12.2f %14.2f\n'
 fi
 
 # cpu VARIANT BATCH -> microseconds of the backend's CPU per job claimed and completed (bench_cpu),
 # optionally with an old snapshot held open in another session
 cpu() {
 	setup "$1"
+	# bench_cpu's loop counter i (1, 2, ...): claims of q1, q2, ..., q9, q0, q1, ...
+	[ "$1" != single10 ] || TARGET="'q' || (i % 10)"
 	if [ "$HOLD" != 0 ]; then
 		# an old snapshot held open (a long report, a forgotten session): dead index entries stay
 		"$PG_BIN/psql" -X -q -At -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT count(*) FROM awa.queue_meta" \
@@ -106,10 +121,11 @@ cpu() {
 if [ "$CPU_JOBS" -gt 0 ]; then
 	log "backend CPU per job (one session, $CPU_JOBS jobs per run), $ROUNDS rounds"
 	declare -A cpus
-	bench_rounds cpus us/job "$ROUNDS" "$BATCHES" cpu single multi multi1
-	log "medians (CPU microseconds per job) and ratios to the single-queue claim (above 1: costs more)"
-	printf '%-6s %8s %8s %8s %12s %12s\n' batch single multi multi1 multi/single multi1/single
-	ratios cpus '%-6s %8.1f %8.1f %8.1f %12.2f %12.2f\n'
+	bench_rounds cpus us/job "$ROUNDS" "$BATCHES" cpu single multi multi1 single10
+	log "medians (CPU microseconds per job) and ratios to the single-queue claims (above 1: costs more)"
+	printf '%-6s %8s %8s %8s %8s %12s %12s %14s\n' batch single multi multi1 single10 multi/single \
+		multi1/single multi/single10
+	ratios cpus '%-6s %8.1f %8.1f %8.1f %8.1f %12.2f %12.2f %14.2f\n'
 fi
 
 if [ "$PLAN" != 0 ]; then

@@ -135,4 +135,20 @@ SELECT queue FROM awa_claim(ARRAY['r0', 'r1', 'r2', 'r3', 'r4', 'r5'], batch => 
 SELECT pg_stat_get_xact_numscans('awa.jobs_claim_idx'::regclass) - :before AS descents;
 COMMIT;
 
+-- limits and rates together in one claim: each queue gets what its limit and
+-- its rate allow (both: the smaller), the free queue the rest; then without
+-- the limited queue (one lookup of the queues' limits and rates)
+TRUNCATE awa.jobs;
+SELECT count(*) FROM (SELECT awa_insert('k', queue => q) FROM unnest(ARRAY['lim', 'rt', 'both', 'free']) q,
+  generate_series(1, 4) g) i;
+SELECT max_running FROM awa_set_queue_limit('lim', 1);
+SELECT rate_max_claims FROM awa_set_queue_rate('rt', 2, '1 hour');
+SELECT max_running FROM awa_set_queue_limit('both', 3);
+SELECT rate_max_claims FROM awa_set_queue_rate('both', 2, '1 hour');
+SELECT queue, count(*) FROM awa_claim(ARRAY['lim', 'rt', 'both', 'free'], batch => 20)
+  GROUP BY queue ORDER BY queue;
+SELECT count(*) FROM (SELECT awa_insert('k', queue => 'free') FROM generate_series(1, 2) g) i;
+SELECT queue, count(*) FROM awa_claim(ARRAY['rt', 'both', 'free'], batch => 20) GROUP BY queue ORDER BY queue;
+SELECT awa_forget_queue(q) FROM unnest(ARRAY['lim', 'rt', 'both']) q;
+
 DROP EXTENSION awa;

@@ -1276,20 +1276,43 @@ caps_array(const int64 *caps, const int *taken, int n)
 }
 
 /*
+ * The queues among names[0..n) that are not paused and have a concurrency
+ * limit or (with AWA_SCHEMA_QUEUE_RATES) a rate, in one statement: their
+ * names in column queue, whether they are limited in column limited, their
+ * rates in the columns awa_rate_read reads.  Returns the number of rows,
+ * which are in SPI_tuptable.  Caller is in SPI.
+ */
+static uint64
+find_limited(char **names, int n)
+{
+	static AwaStmt stmts[2] = {
+		AWA_STMT("awa_claim: finding queues with a limit", SPI_OK_SELECT,
+				 "SELECT queue, true AS limited FROM awa.queue_meta WHERE queue = ANY ($1)"
+				 " AND NOT paused AND max_running IS NOT NULL",
+				 1, TEXTARRAYOID),
+		AWA_STMT("awa_claim: finding queues with a limit or a rate", SPI_OK_SELECT,
+				 "SELECT queue, max_running IS NOT NULL AS limited, rate_max_claims, rate_period,"
+				 " rate_set_at FROM awa.queue_meta WHERE queue = ANY ($1) AND NOT paused"
+				 " AND (max_running IS NOT NULL OR rate_max_claims IS NOT NULL)",
+				 1, TEXTARRAYOID)
+	};
+	Datum		arr = names_array(names, n);
+
+	return awa_stmt_run(&stmts[awa_schema_has(AWA_SCHEMA_QUEUE_RATES) ? 1 : 0], &arr, NULL, 0);
+}
+
+/*
  * The queues among names[0..n) that have a concurrency limit and are not
  * paused: their allowance under their advisory lock (taken here, in name
  * order) in caps[i], -1 for the others.  locks[i] tells which were locked.
- * Returns whether one of them is at its limit.  Caller is in SPI.
+ * Returns whether one of them is at its limit.  *rates_read tells that no
+ * statement ran after find_limited's, whose rows (still in SPI_tuptable,
+ * *nfound of them) reserve_rated may use.  Caller is in SPI.
  */
 static bool
-count_limited(char **names, int n, int64 *caps, bool *locks)
+count_limited(char **names, int n, int64 *caps, bool *locks, uint64 *nfound, bool *rates_read)
 {
-	static AwaStmt stmt = AWA_STMT("awa_claim: finding queues with a limit", SPI_OK_SELECT,
-		"SELECT queue FROM awa.queue_meta WHERE queue = ANY ($1)"
-		" AND NOT paused AND max_running IS NOT NULL",
-		1, TEXTARRAYOID);
-	Datum		arr = names_array(names, n);
-	uint64		nlimited;
+	uint64		nlimited = 0;
 	uint64		k;
 	char	  **limited;
 	bool		at_limit = false;
@@ -1300,12 +1323,17 @@ count_limited(char **names, int n, int64 *caps, bool *locks)
 		caps[i] = -1;
 		locks[i] = false;
 	}
-	nlimited = awa_stmt_run(&stmt, &arr, NULL, 0);
+	*nfound = find_limited(names, n);
+	*rates_read = true;
+	if (*nfound == 0)
+		return false;
+	limited = palloc(sizeof(char *) * *nfound);
+	for (k = 0; k < *nfound; k++)
+		if (awa_stmt_bool(k, "limited"))
+			limited[nlimited++] = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
 	if (nlimited == 0)
 		return false;
-	limited = palloc(sizeof(char *) * nlimited);
-	for (k = 0; k < nlimited; k++)
-		limited[k] = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+	*rates_read = false;
 	qsort(limited, nlimited, sizeof(char *), name_cmp);
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
@@ -1338,13 +1366,16 @@ count_limited(char **names, int n, int64 *caps, bool *locks)
 /*
  * The queues among names[0..n) that have a rate and may claim (caps[i]
  * not 0): reserve claims for them under their rates at one time
- * (ratelimit.c) and cap each at what it was granted.  Returns the claim's
- * time (at when none has a rate); *asks, *idx (their index in names) and
- * *nasks say what to give back after the claim.  Caller is in SPI.
+ * (ratelimit.c) and cap each at what it was granted.  With rates_read, the
+ * rows of find_limited (nfound of them, in SPI_tuptable) tell the rates;
+ * else, once limits were counted, they are read again now.  Returns the
+ * claim's time (at when none has a rate); *asks, *idx (their index in
+ * names) and *nasks say what to give back after the claim.  Caller is in
+ * SPI.
  */
 static TimestampTz
 reserve_rated(char **names, int n, int batch, int64 *caps, TimestampTz at,
-			  AwaRateAsk **asks, int **idx, int *nasks)
+			  uint64 nfound, bool rates_read, AwaRateAsk **asks, int **idx, int *nasks)
 {
 	static AwaStmt stmt = AWA_STMT("awa_claim: finding queues with a rate", SPI_OK_SELECT,
 		"SELECT queue, rate_max_claims, rate_period, rate_set_at FROM awa.queue_meta"
@@ -1358,8 +1389,13 @@ reserve_rated(char **names, int n, int batch, int64 *caps, TimestampTz at,
 	*nasks = 0;
 	if (!awa_schema_has(AWA_SCHEMA_QUEUE_RATES))
 		return at;
-	arr = names_array(names, n);
-	nrated = awa_stmt_run(&stmt, &arr, NULL, 0);
+	if (rates_read)
+		nrated = nfound;
+	else
+	{
+		arr = names_array(names, n);
+		nrated = awa_stmt_run(&stmt, &arr, NULL, 0);
+	}
 	if (nrated == 0)
 		return at;
 	*asks = palloc(sizeof(AwaRateAsk) * nrated);
@@ -1373,6 +1409,7 @@ reserve_rated(char **names, int n, int batch, int64 *caps, TimestampTz at,
 		if (found == NULL)
 			continue;
 		i = (int) (found - names);
+		/* awa_rate_read is false for a row of find_limited without a rate */
 		if (caps[i] == 0 || !awa_rate_read((int) k, &(*asks)[m].rate))
 			continue;
 		(*asks)[m].queue = names[i];
@@ -1598,17 +1635,19 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	AwaRateAsk *asks = NULL;
 	int		   *ask_idx = NULL;
 	int			nasks = 0;
+	uint64		nfound = 0;
+	bool		rates_read = false;
 
 	for (i = 0; i < n; i++)
 	{
 		caps[i] = -1;
 		awa_claim_noted(names[i], 0);
 	}
-	if (limits && count_limited(names, n, caps, locks))
+	if (limits && count_limited(names, n, caps, locks, &nfound, &rates_read))
 		*at_limit = true;
 	/* queues with a rate: what they may claim, and the claim's time */
 	if (limits)
-		at = reserve_rated(names, n, batch, caps, at, &asks, &ask_idx, &nasks);
+		at = reserve_rated(names, n, batch, caps, at, nfound, rates_read, &asks, &ask_idx, &nasks);
 
 	memset(&aging, 0, sizeof(aging));
 	aging.time = (int64) awa_priority_aging_interval * USECS_PER_SEC;

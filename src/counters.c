@@ -48,6 +48,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "mb/pg_wchar.h"
 #include "storage/lmgr.h"
@@ -167,6 +168,45 @@ entry_is(const CounterEntry *e, const char *queue, int len, bool has_second,
 }
 
 /*
+ * The hash table's key functions: only the queue name's bytes up to its
+ * NUL count, not the whole buffer (a name is usually a few bytes of the
+ * AWA_MAX_NAME_CHARS characters a key has room for).
+ */
+static uint32
+counter_key_hash(const void *key, Size keysize)
+{
+	const CounterKey *k = key;
+	uint32		h = hash_bytes((const unsigned char *) k->queue, strlen(k->queue));
+
+	if (k->has_second)
+		h = hash_combine(h, hash_bytes((const unsigned char *) &k->second, sizeof(k->second)));
+	return h;
+}
+
+static int
+counter_key_match(const void *a, const void *b, Size keysize)
+{
+	const CounterKey *x = a;
+	const CounterKey *y = b;
+
+	if (x->has_second != y->has_second || x->second != y->second)
+		return 1;
+	return strcmp(x->queue, y->queue);
+}
+
+static void *
+counter_key_copy(void *dest, const void *src, Size keysize)
+{
+	CounterKey *d = dest;
+	const CounterKey *k = src;
+
+	strcpy(d->queue, k->queue);
+	d->has_second = k->has_second;
+	d->second = k->second;
+	return dest;
+}
+
+/*
  * Add n jobs in this state of this queue (len bytes, not NUL-terminated);
  * finalized_at (NULL: isnull) matters for completed jobs only, which are
  * counted by its second; a completed job without one counts nowhere.
@@ -216,12 +256,16 @@ counts_add(Counts *c, const char *queue, int len, AwaJobState state,
 				memset(&ctl, 0, sizeof(ctl));
 				ctl.keysize = sizeof(CounterKey);
 				ctl.entrysize = sizeof(CounterEntry);
+				ctl.hash = counter_key_hash;
+				ctl.match = counter_key_match;
+				ctl.keycopy = counter_key_copy;
 				ctl.hcxt = c->cxt;
 				c->tab = hash_create("awa counters", 64, &ctl,
-									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+									 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
+									 HASH_CONTEXT);
 			}
-			memset(&key, 0, sizeof(key));
 			memcpy(key.queue, queue, len);
+			key.queue[len] = '\0';
 			key.has_second = has_second;
 			key.second = second;
 			e = hash_search(c->tab, &key, HASH_ENTER, &found);
@@ -290,68 +334,67 @@ typedef struct DeltaColumns
 static DeltaColumns delta_cols = {NULL};
 
 /*
- * Insert one row and its index entries directly.  An index with
+ * Insert the rows in slots (virtual tuples of rel) with one heap_multi_insert
+ * and their index entries directly, each index opened once.  An index with
  * expressions or a predicate (none of awa's) goes through the executor.
  */
 static void
-insert_delta(Relation rel, Datum *values, bool *nulls)
+insert_deltas(Relation rel, TupleTableSlot **slots, int n)
 {
-	HeapTuple	tuple = heap_form_tuple(RelationGetDescr(rel), values, nulls);
 	List	   *indexes = RelationGetIndexList(rel);
 	ListCell   *lc;
+	int			i;
 
-	simple_heap_insert(rel, tuple);
+	heap_multi_insert(rel, slots, n, GetCurrentCommandId(true), 0, NULL);
 	foreach(lc, indexes)
 	{
 		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
 		IndexInfo  *ii = BuildIndexInfo(idx);
+		IndexUniqueCheck check = idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO;
 		Datum		iv[INDEX_MAX_KEYS];
 		bool		in[INDEX_MAX_KEYS];
 		int			k;
 
-		if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL)
+		for (i = 0; i < n; i++)
 		{
-			EState	   *estate = CreateExecutorState();
-			TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-			ExprContext *econtext = GetPerTupleExprContext(estate);
+			TupleTableSlot *slot = slots[i];
 
-			ExecStoreHeapTuple(tuple, slot, false);
-			econtext->ecxt_scantuple = slot;
-			if (ii->ii_Predicate == NIL ||
-				ExecQual(ExecPrepareQual(ii->ii_Predicate, estate), econtext))
+			if (ii->ii_Expressions != NIL || ii->ii_Predicate != NIL)
 			{
-				FormIndexDatum(ii, slot, estate, iv, in);
-				index_insert(idx, iv, in, &tuple->t_self, rel,
-							 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-							 false, ii);
+				EState	   *estate = CreateExecutorState();
+				ExprContext *econtext = GetPerTupleExprContext(estate);
+
+				econtext->ecxt_scantuple = slot;
+				if (ii->ii_Predicate == NIL ||
+					ExecQual(ExecPrepareQual(ii->ii_Predicate, estate), econtext))
+				{
+					FormIndexDatum(ii, slot, estate, iv, in);
+					index_insert(idx, iv, in, &slot->tts_tid, rel, check, false, ii);
+				}
+				FreeExecutorState(estate);
+				continue;
 			}
-			ExecDropSingleTupleTableSlot(slot);
-			FreeExecutorState(estate);
-		}
-		else
-		{
 			for (k = 0; k < ii->ii_NumIndexAttrs; k++)
 			{
 				AttrNumber	a = ii->ii_IndexAttrNumbers[k];
 
-				iv[k] = a > 0 ? values[a - 1] : (Datum) 0;
-				in[k] = a > 0 ? nulls[a - 1] : true;
+				iv[k] = a > 0 ? slot->tts_values[a - 1] : (Datum) 0;
+				in[k] = a > 0 ? slot->tts_isnull[a - 1] : true;
 			}
-			index_insert(idx, iv, in, &tuple->t_self, rel,
-						 idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO,
-						 false, ii);
+			index_insert(idx, iv, in, &slot->tts_tid, rel, check, false, ii);
 		}
 		index_close(idx, NoLock);
 	}
 	list_free(indexes);
-	heap_freetuple(tuple);
 }
 
 /*
  * Write the non-zero changes in c to awa.counter_deltas, one row per queue
  * (its completions of one second in the same row, those of other seconds
- * in rows of their own), directly: no executor start-up per statement, and
- * no privilege on the table needed by whoever changed awa.jobs.  Nothing
+ * in rows of their own), directly and all at once (one heap_multi_insert,
+ * each index opened once: a statement over many queues writes many rows):
+ * no executor start-up per statement, and no privilege on the table needed
+ * by whoever changed awa.jobs.  Nothing
  * is written when the table does not exist (a schema before 0.3.0).
  */
 static void
@@ -363,8 +406,8 @@ counts_write(Counts *c)
 	Oid			relid;
 	Relation	rel;
 	TupleDesc	desc;
-	Datum	   *values;
-	bool	   *nulls;
+	TupleTableSlot **slots;
+	int			nslots = 0;
 	Datum		xid;
 	int			i,
 				k;
@@ -406,14 +449,16 @@ counts_write(Counts *c)
 		delta_cols.desc = desc;
 		delta_cols.natts = desc->natts;
 	}
-	values = palloc(sizeof(Datum) * desc->natts);
-	nulls = palloc(sizeof(bool) * desc->natts);
+	slots = palloc(sizeof(TupleTableSlot *) * nv);
 	xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
 
 	for (i = 0; i < nv; i++)
 	{
 		CounterEntry *row = v[i];
 		CounterEntry *done = NULL;
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+		Datum	   *values = slot->tts_values;
+		bool	   *nulls = slot->tts_isnull;
 
 		memset(nulls, true, sizeof(bool) * desc->natts);
 		for (k = 0; k < AWA_NUM_JOB_STATES; k++)
@@ -441,8 +486,12 @@ counts_write(Counts *c)
 			values[delta_cols.second] = TimestampTzGetDatum(done->key.second);
 			nulls[delta_cols.second] = false;
 		}
-		insert_delta(rel, values, nulls);
+		ExecStoreVirtualTuple(slot);
+		slots[nslots++] = slot;
 	}
+	insert_deltas(rel, slots, nslots);
+	for (i = 0; i < nslots; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
 	table_close(rel, NoLock);
 }
 

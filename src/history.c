@@ -52,6 +52,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -271,6 +272,44 @@ key_is(const HistoryEntry *e, const char *queue, int qlen, const char *kind, int
 		e->key.kind[klen] == '\0' && memcmp(e->key.kind, kind, klen) == 0;
 }
 
+/*
+ * The hash table's key functions: only the names' bytes up to their NULs
+ * count, not the whole buffers (names are usually a few bytes of the
+ * AWA_MAX_NAME_CHARS characters a key has room for).
+ */
+static uint32
+history_key_hash(const void *key, Size keysize)
+{
+	const HistoryKey *k = key;
+	uint32		h = hash_bytes((const unsigned char *) k->queue, strlen(k->queue));
+
+	h = hash_combine(h, hash_bytes((const unsigned char *) k->kind, strlen(k->kind)));
+	return hash_combine(h, hash_bytes((const unsigned char *) &k->minute, sizeof(k->minute)));
+}
+
+static int
+history_key_match(const void *a, const void *b, Size keysize)
+{
+	const HistoryKey *x = a;
+	const HistoryKey *y = b;
+
+	if (x->minute != y->minute || strcmp(x->queue, y->queue) != 0)
+		return 1;
+	return strcmp(x->kind, y->kind);
+}
+
+static void *
+history_key_copy(void *dest, const void *src, Size keysize)
+{
+	HistoryKey *d = dest;
+	const HistoryKey *k = src;
+
+	strcpy(d->queue, k->queue);
+	strcpy(d->kind, k->kind);
+	d->minute = k->minute;
+	return dest;
+}
+
 /* The entry of (queue, kind, minute of at), made if new. */
 static HistoryEntry *
 history_entry(History *h, text *queue, text *kind, TimestampTz at)
@@ -279,21 +318,22 @@ history_entry(History *h, text *queue, text *kind, TimestampTz at)
 	int			qlen = VARSIZE_ANY_EXHDR(queue);
 	int			klen = VARSIZE_ANY_EXHDR(kind);
 	HistoryEntry *e = h->last;
-	HistoryKey *key;
+	HistoryKey	key;
 	bool		found;
 
 	if (qlen >= NAME_KEY_BYTES || klen >= NAME_KEY_BYTES)
 		elog(ERROR, "awa: queue or kind name too long to count");
 	if (e != NULL && key_is(e, VARDATA_ANY(queue), qlen, VARDATA_ANY(kind), klen, minute))
 		return e;
-	key = MemoryContextAllocZero(h->cxt, sizeof(HistoryKey));
-	memcpy(key->queue, VARDATA_ANY(queue), qlen);
-	memcpy(key->kind, VARDATA_ANY(kind), klen);
-	key->minute = minute;
+	memcpy(key.queue, VARDATA_ANY(queue), qlen);
+	key.queue[qlen] = '\0';
+	memcpy(key.kind, VARDATA_ANY(kind), klen);
+	key.kind[klen] = '\0';
+	key.minute = minute;
 	if (h->one == NULL)
 	{
 		e = MemoryContextAllocZero(h->cxt, sizeof(HistoryEntry));
-		e->key = *key;
+		history_key_copy(&e->key, &key, sizeof(HistoryKey));
 		h->one = e;
 	}
 	else
@@ -305,12 +345,17 @@ history_entry(History *h, text *queue, text *kind, TimestampTz at)
 			memset(&ctl, 0, sizeof(ctl));
 			ctl.keysize = sizeof(HistoryKey);
 			ctl.entrysize = sizeof(HistoryEntry);
+			ctl.hash = history_key_hash;
+			ctl.match = history_key_match;
+			ctl.keycopy = history_key_copy;
 			ctl.hcxt = h->cxt;
-			h->tab = hash_create("awa history", 8, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			h->tab = hash_create("awa history", 16, &ctl,
+								 HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_KEYCOPY |
+								 HASH_CONTEXT);
 			e = hash_search(h->tab, &h->one->key, HASH_ENTER, &found);
-			memcpy(e, h->one, sizeof(HistoryEntry));
+			memcpy(&e->n, &h->one->n, sizeof(HistoryEntry) - offsetof(HistoryEntry, n));
 		}
-		e = hash_search(h->tab, key, HASH_ENTER, &found);
+		e = hash_search(h->tab, &key, HASH_ENTER, &found);
 		if (!found)
 		{
 			memset(e->n, 0, sizeof(e->n));
@@ -318,7 +363,6 @@ history_entry(History *h, text *queue, text *kind, TimestampTz at)
 			memset(&e->run, 0, sizeof(e->run));
 		}
 	}
-	pfree(key);
 	h->last = e;
 	return e;
 }
@@ -426,10 +470,9 @@ put_durations(TupleTableSlot *slot, const DurationColumns *dc, const Durations *
 	slot->tts_isnull[dc->hist] = false;
 }
 
-/* Write one entry as a row of rel (and its index entries, if it has indexes). */
+/* Put one entry into slot as a row of rel. */
 static void
-write_entry(Relation rel, const DeltaColumns *c, TupleTableSlot *slot, const HistoryEntry *e,
-			ResultRelInfo *rri, EState *estate)
+entry_slot(const DeltaColumns *c, TupleTableSlot *slot, const HistoryEntry *e)
 {
 	int			k;
 
@@ -449,28 +492,23 @@ write_entry(Relation rel, const DeltaColumns *c, TupleTableSlot *slot, const His
 	put_durations(slot, &c->wait, &e->wait);
 	put_durations(slot, &c->run, &e->run);
 	ExecStoreVirtualTuple(slot);
-	table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, NULL);
-	if (rri != NULL && rri->ri_NumIndices > 0)
-	{
-		(void) ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-		ResetPerTupleExprContext(estate);
-	}
 }
 
 /*
  * Write the entries of h to awa.history_deltas (relid), one row each,
- * directly: no executor start-up (none at all while the table has no
- * index), and no privilege on the table needed by whoever changed
- * awa.jobs.
+ * directly and all at once (one table_multi_insert: a statement over many
+ * queues writes many rows): no executor start-up (none at all while the
+ * table has no index), and no privilege on the table needed by whoever
+ * changed awa.jobs.
  */
 static void
 history_write(History *h, Oid relid)
 {
 	Relation	rel;
 	const DeltaColumns *c;
-	EState	   *estate = NULL;
-	ResultRelInfo *rri = NULL;
-	TupleTableSlot *slot;
+	TupleTableSlot **slots;
+	int			n = 0;
+	int			i;
 	MemoryContext old;
 
 	if (h->one == NULL || !OidIsValid(relid))
@@ -478,31 +516,43 @@ history_write(History *h, Oid relid)
 	old = MemoryContextSwitchTo(h->cxt);
 	rel = table_open(relid, RowExclusiveLock);
 	c = delta_columns(rel);
-	if (rel->rd_rel->relhasindex)
-	{
-		estate = CreateExecutorState();
-		rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(rri, rel, 1, NULL, 0);
-		ExecOpenIndices(rri, false);
-	}
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
 	if (h->tab == NULL)
-		write_entry(rel, c, slot, h->one, rri, estate);
+	{
+		slots = palloc(sizeof(TupleTableSlot *));
+		slots[n] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+		entry_slot(c, slots[n++], h->one);
+	}
 	else
 	{
 		HASH_SEQ_STATUS seq;
 		HistoryEntry *e;
 
+		slots = palloc(sizeof(TupleTableSlot *) * hash_get_num_entries(h->tab));
 		hash_seq_init(&seq, h->tab);
 		while ((e = hash_seq_search(&seq)) != NULL)
-			write_entry(rel, c, slot, e, rri, estate);
+		{
+			slots[n] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+			entry_slot(c, slots[n++], e);
+		}
 	}
-	ExecDropSingleTupleTableSlot(slot);
-	if (rri != NULL)
+	table_multi_insert(rel, slots, n, GetCurrentCommandId(true), 0, NULL);
+	if (rel->rd_rel->relhasindex)
 	{
+		EState	   *estate = CreateExecutorState();
+		ResultRelInfo *rri = makeNode(ResultRelInfo);
+
+		InitResultRelInfo(rri, rel, 1, NULL, 0);
+		ExecOpenIndices(rri, false);
+		for (i = 0; i < n; i++)
+		{
+			(void) ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
+			ResetPerTupleExprContext(estate);
+		}
 		ExecCloseIndices(rri);
 		FreeExecutorState(estate);
 	}
+	for (i = 0; i < n; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
 	table_close(rel, NoLock);
 	MemoryContextSwitchTo(old);
 }
