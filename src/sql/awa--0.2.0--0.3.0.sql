@@ -1300,3 +1300,128 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION awa.ring_recount()
 	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
+
+-- The ring: unique jobs (ring_unique.c; docs/storage.md, "Step 4: unique jobs") -------------------------------
+-- A unique ring job holds its key through a row of awa.unique_keys, written with the job in the enqueue's
+-- transaction (the primary key decides between concurrent inserts of one key) and deleted by the trigger below
+-- in the transaction that writes a done row whose state is not one of the job's unique_states.  The one mutable
+-- relation of unique jobs: ready, claims and done rows are never updated or deleted for them.
+CREATE TABLE awa.unique_keys (
+	unique_key		bytea PRIMARY KEY,
+	job_id			bigint NOT NULL,
+	unique_states	bit(8) NOT NULL
+);
+-- the release: a probe per final done row
+CREATE INDEX unique_keys_job_idx ON awa.unique_keys (job_id);
+COMMENT ON TABLE awa.unique_keys
+	IS 'internal (the ring, not in use yet): the unique key each ring job holds while its state is one of its unique_states';
+
+-- The key and states a job was enqueued with, carried by each of its ready and scheduled rows (for awa.ring_jobs).
+ALTER TABLE awa.ready ADD COLUMN unique_key bytea, ADD COLUMN unique_states bit(8);
+ALTER TABLE awa.scheduled ADD COLUMN unique_key bytea, ADD COLUMN unique_states bit(8);
+
+CREATE FUNCTION awa.ring_unique_release()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_ring_unique_release'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_unique_release()
+	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.done: the jobs whose new done row is a final state outside their unique_states let go of their unique keys';
+CREATE TRIGGER done_unique_release AFTER INSERT ON awa.done REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_unique_release();
+
+-- awa.ring_insert gains the unique arguments of awa_insert (trailing, with defaults).
+DROP FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz);
+CREATE FUNCTION awa.ring_insert(
+	kind text,
+	args jsonb DEFAULT '{}',
+	queue text DEFAULT 'default',
+	priority integer DEFAULT 2,
+	max_attempts integer DEFAULT 25,
+	run_at timestamptz DEFAULT NULL,
+	unique_by_args boolean DEFAULT false,
+	unique_by_queue boolean DEFAULT false,
+	unique_period interval DEFAULT NULL,
+	unique_states awa.job_state[] DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_ring_insert'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz, boolean, boolean, interval,
+		awa.job_state[])
+	IS 'internal (the ring): enqueue a job as a ready row of the open slot (a scheduled row when due later); returns its id, or for a unique job whose key is held the holder''s id (nothing inserted)';
+
+-- awa.ring_jobs shows the unique key and states of the jobs that have them.
+CREATE OR REPLACE VIEW awa.ring_jobs AS
+SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
+	(r.attempt + CASE WHEN cn THEN 1 ELSE 0 END)::smallint AS attempt,
+	r.max_attempts,
+	-- a retry or a snooze waiting in awa.scheduled: its next run_at
+	coalesce((SELECT s.run_at FROM awa.scheduled s WHERE s.id = k.id AND s.run_lease = k.ready_lease + 1),
+		r.run_at) AS run_at,
+	-- the newest beat of the attempt (awa.beats, below) gives heartbeat_at and deadline_at, else its receipt
+	CASE WHEN cn AND k.state IN ('running', 'completed') THEN coalesce((SELECT b.at FROM awa.beats b
+		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.claimed_at) END
+		AS heartbeat_at,
+	CASE WHEN cn AND k.state IN ('running', 'completed') THEN coalesce((SELECT b.deadline_at FROM awa.beats b
+		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.deadline_at) END
+		AS deadline_at,
+	c.claimed_at AS attempted_at,
+	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable') THEN k.finalized_at END
+		AS finalized_at,
+	r.created_at,
+	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', e.run_lease, 'error', e.error, 'at', e.finalized_at)
+		FROM awa.done e WHERE e.job_id = k.id AND e.state IN ('retryable', 'failed')
+		ORDER BY e.run_lease), '{}') AS errors,
+	r.metadata, r.tags,
+	r.unique_key, r.unique_states,
+	k.ready_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,
+	-- the job's newest progress, of any attempt (a beat carries it forward: ring_lease.c)
+	(SELECT b.progress FROM awa.beats b WHERE b.job_id = k.id ORDER BY b.run_lease DESC, b.at DESC LIMIT 1)
+		AS progress,
+	c.claimed_by, c.lease,
+	NULL::interval AS timeout, NULL::jsonb AS result,
+	NULL::bytea AS callback_key, NULL::bigint AS callback_lease, NULL::interval AS callback_timeout,
+	NULL::jsonb AS callback_payload, NULL::text AS group_id, NULL::text AS concurrency_key
+FROM (
+	-- ended: the done row of the newest attempt
+	SELECT d.job_id AS id, d.run_lease - 1 AS ready_lease, d.slot, d.state, q.queue, d.finalized_at
+	FROM awa.done d
+	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
+		WHERE q.id = d.job_id AND q.run_lease = d.run_lease - 1 AND q.slot = d.slot LIMIT 1) q
+	WHERE d.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = d.job_id
+		ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	-- running: a receipt of the newest attempt and no done row
+	SELECT c.job_id, c.run_lease - 1, c.slot, 'running'::awa.job_state, q.queue, NULL::timestamptz
+	FROM awa.claims c
+	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
+		WHERE q.id = c.job_id AND q.run_lease = c.run_lease - 1 AND q.slot = c.slot LIMIT 1) q
+	WHERE (SELECT 1 FROM awa.done x WHERE x.job_id = c.job_id AND x.run_lease = c.run_lease AND x.slot = c.slot
+			LIMIT 1) IS NULL
+		AND c.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = c.job_id
+			ORDER BY n.run_lease DESC LIMIT 1)
+	UNION ALL
+	-- waiting: the newest ready row, neither receipt nor done row
+	SELECT w.id, w.run_lease, w.slot, 'available'::awa.job_state, w.queue, NULL::timestamptz
+	FROM awa.ready w
+	WHERE (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
+			LIMIT 1) IS NULL
+		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
+) k
+CROSS JOIN LATERAL (SELECT r.kind, r.args, r.priority, r.attempt, r.max_attempts, r.run_at, r.created_at,
+		r.metadata, r.tags, r.unique_key, r.unique_states
+	FROM awa.ready r WHERE r.id = k.id AND r.run_lease = k.ready_lease AND r.slot = k.slot LIMIT 1) r
+LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
+	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
+CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM k.ready_lease + 1 AS cn) n
+UNION ALL
+-- scheduled: a job enqueued for later and never made ready (a row of awa.scheduled with run_lease 0)
+SELECT s.id, s.kind, s.queue, s.args, s.state, s.priority, s.attempt, s.max_attempts, s.run_at,
+	NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, s.created_at, '{}'::jsonb[],
+	s.metadata, s.tags, s.unique_key, s.unique_states, s.run_lease, NULL::jsonb, NULL::text, NULL::interval,
+	NULL::interval, NULL::jsonb, NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, NULL::text, NULL::text
+FROM awa.scheduled s
+WHERE s.run_lease = 0;
+COMMENT ON VIEW awa.ring_jobs
+	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
