@@ -109,8 +109,10 @@ awa_ring_sched_init(void)
 
 /*
  * ring_insert of a job due later: its scheduled row.  values: kind, args,
- * queue, priority, max_attempts, run_at (ring_insert's, checked).  Caller
- * is in SPI and notes the pin.  Returns the id.
+ * queue, priority, max_attempts, run_at (ring_insert's, checked), and the
+ * id, unique key and unique states of a unique job (ring_unique.c; nulls
+ * 'n' for other jobs).  Caller is in SPI and notes the pin.  Returns the
+ * id.
  */
 static int64
 awa_ring_sched_insert(Datum *values, const char *nulls)
