@@ -7,7 +7,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(53);
+SELECT plan(56);
 
 SET LOCAL awa.claim_floors = off;
 
@@ -128,6 +128,18 @@ SELECT is(awa.ring_snooze((SELECT id FROM j WHERE n = 's'), 1, '1 hour'), true, 
 SELECT is(awa.ring_insert('s', '{}', 'sq', unique_by_args => true), (SELECT id FROM j WHERE n = 's'),
 	'a snoozed job holds its key');
 
+-- the rescue of an attempt past its deadline, out of attempts: failed, released (the receipt is written by hand
+-- as a claim an hour ago, since now() stands still here, as 06_ring_lease does)
+INSERT INTO j VALUES ('d', awa.ring_insert('d', '{}', 'dq', max_attempts => 1, unique_by_args => true));
+INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)
+	SELECT r.slot, r.id, 1, now() - interval '1 hour', now() - interval '59 minutes', interval '1 minute', 'w'
+	FROM awa.ready r WHERE r.id = (SELECT id FROM j WHERE n = 'd');
+SELECT is(awa.ring_rescue(), 1::bigint, 'the attempt past its deadline is rescued');
+SELECT is((SELECT state::text FROM awa.ring_jobs WHERE id = (SELECT id FROM j WHERE n = 'd')), 'failed',
+	'out of attempts: failed');
+SELECT is((SELECT count(*) FROM awa.unique_keys WHERE job_id = (SELECT id FROM j WHERE n = 'd')), 0::bigint,
+	'the rescue released the key');
+
 -- rollback of the insert releases the key
 SAVEPOINT before_insert;
 INSERT INTO j VALUES ('r', awa.ring_insert('r', '{}', 'rq', unique_by_args => true));
@@ -144,8 +156,8 @@ SELECT is_empty($$SELECT * FROM awa.ring_recount()$$, 'the counters agree with a
 SELECT is((SELECT sum(n_tup_upd + n_tup_del) FROM pg_stat_xact_user_tables
 	WHERE schemaname = 'awa' AND relname ~ '^(ready|claims|done)_[0-9]+$'), 0::numeric,
 	'no ready row, receipt or done row was updated or deleted');
-SELECT is((SELECT n_tup_del FROM pg_stat_xact_user_tables WHERE relid = 'awa.unique_keys'::regclass), 4::bigint,
-	'four keys released (completion, failure, two cancels)');
+SELECT is((SELECT n_tup_del FROM pg_stat_xact_user_tables WHERE relid = 'awa.unique_keys'::regclass), 5::bigint,
+	'five keys released (completion, failure, two cancels, rescue)');
 SELECT is((SELECT count(*) FROM awa.jobs), 1::bigint, 'awa.jobs holds only the awa_insert job above');
 
 SELECT * FROM finish();
