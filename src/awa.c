@@ -15,6 +15,7 @@
 #include "history.h"
 #include "ring.h"
 #include "ring_sched.h"
+#include "ring_unique.h"
 
 PG_MODULE_MAGIC;
 
@@ -39,6 +40,7 @@ _PG_init(void)
 	awa_dbstate_init();
 	awa_ring_init();
 	awa_ring_sched_init();
+	awa_ring_unique_init();	/* hook: unique */
 
 	MarkGUCPrefixReserved("awa");
 

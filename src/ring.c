@@ -64,8 +64,9 @@
  *
  * Elsewhere: scheduled jobs, backoff, snooze, cancel (ring_sched.c);
  * heartbeats, progress and rescue (ring_lease.c); reading the ring and its
- * counters (ring_read.c); sealing and reclaiming slots (ring_slots.c).
- * Not here yet: the wake (awa_job_enqueued), unique jobs, aging, queue
+ * counters (ring_read.c); sealing and reclaiming slots (ring_slots.c);
+ * unique jobs (ring_unique.c).
+ * Not here yet: the wake (awa_job_enqueued), aging, queue
  * limits and pauses.
  *
  *-------------------------------------------------------------------------
@@ -89,6 +90,7 @@
 #include "floor.h"
 #include "ring.h"
 #include "ring_sched.h"
+#include "ring_unique.h"
 
 #define RING_MAX_BATCH		1000
 
@@ -100,6 +102,9 @@ static bool awa_ring_engine = false;
 /* hook: sched -- set by awa_ring_sched_init (ring_sched.h) */
 AwaRingSchedHooks awa_ring_sched_hooks;
 bool		awa_ring_counting_off = false;
+
+/* hook: unique -- set by awa_ring_unique_init (ring_unique.h) */
+AwaRingUniqueReserve awa_ring_unique_reserve;
 
 PG_FUNCTION_INFO_V1(awa_ring_insert);
 PG_FUNCTION_INFO_V1(awa_ring_claim);
@@ -193,15 +198,20 @@ awa_ring_check_name(text *t, const char *field)
 }
 
 /* ---------------------------------------------------------------------
- * awa.ring_insert(kind, args, queue, priority, max_attempts, run_at)
+ * awa.ring_insert(kind, args, queue, priority, max_attempts, run_at,
+ *				   unique_by_args, unique_by_queue, unique_period, unique_states)
  * ---------------------------------------------------------------------
  */
 Datum
 awa_ring_insert(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID};
-	Datum		values[6];
+	/* hook: unique -- $7 the id reserved with the key (NULL: draw one), $8 the key, $9 its states */
+	static const Oid argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID,
+	INT8OID, BYTEAOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', 'n', 'n', 'n'};
+	int64		holder;
 	text	   *queue;
 	Jsonb	   *args;
 	int32		priority;
@@ -250,15 +260,24 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 	values[5] = TimestampTzGetDatum(run_at);
 
 	SPI_connect();
+	/* hook: unique: a unique job's key is taken first; when it is held, its holder's id (ring_unique.c) */
+	holder = awa_ring_unique_reserve(fcinfo, values, nulls);
+	if (holder != 0)
+	{
+		SPI_finish();
+		PG_RETURN_INT64(holder);
+	}
 	/* hook: sched: a job due later waits in awa.scheduled (ring_sched.c) */
-	id = run_at > GetCurrentTransactionStartTimestamp() ? awa_ring_sched_hooks.insert(values) : 0;
+	id = run_at > GetCurrentTransactionStartTimestamp() ? awa_ring_sched_hooks.insert(values, nulls) : 0;
 	awa_plan(&plan,
-			 "INSERT INTO awa.ready (slot, id, kind, args, queue, priority, max_attempts, run_at)"
-			 " SELECT s.slot, nextval('awa.jobs_id_seq'), $1, $2, $3, $4, $5, $6"
+			 "INSERT INTO awa.ready (slot, id, kind, args, queue, priority, max_attempts, run_at,"
+			 " unique_key, unique_states)"
+			 " SELECT s.slot, coalesce($7, nextval('awa.jobs_id_seq')), $1, $2, $3, $4, $5, $6,"
+			 " $8, $9::bit(8)"
 			 " FROM awa.ring_slots s WHERE s.state = 'open'"
 			 " RETURNING id",
-			 6, argtypes);
-	if (id == 0 && awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+			 9, argtypes);
+	if (id == 0 && awa_ring_run(plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_insert: insert") != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -67,7 +67,7 @@ PG_FUNCTION_INFO_V1(awa_ring_promote);
 PG_FUNCTION_INFO_V1(awa_ring_snooze);
 PG_FUNCTION_INFO_V1(awa_ring_cancel);
 
-static int64 awa_ring_sched_insert(Datum *values);
+static int64 awa_ring_sched_insert(Datum *values, const char *nulls);
 static void awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n);
 static void awa_ring_sched_probe(AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found);
 static void awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
@@ -96,10 +96,10 @@ awa_ring_sched_init(void)
 	" d AS (DELETE FROM awa.scheduled x USING s WHERE x.id = s.id RETURNING x.*)"
 #define RING_PROMOTE_INSERT \
 	" INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority," \
-	" max_attempts, run_at, created_at, metadata, tags)" \
+	" max_attempts, run_at, created_at, metadata, tags, unique_key, unique_states)" \
 	" SELECT (SELECT o.slot FROM awa.ring_slots o WHERE o.state = 'open'), d.id, d.run_lease," \
 	" d.attempt, d.kind, d.queue, d.args, d.priority, d.max_attempts, d.run_at, d.created_at," \
-	" d.metadata, d.tags FROM d"
+	" d.metadata, d.tags, d.unique_key, d.unique_states FROM d"	/* hook: unique */
 #define RING_PROMOTE_SQL(PICK, RET) \
 	"WITH " RING_PROMOTE_CTES(PICK) RING_PROMOTE_INSERT " RETURNING " RET
 
@@ -110,21 +110,27 @@ awa_ring_sched_init(void)
 
 /*
  * ring_insert of a job due later: its scheduled row.  values: kind, args,
- * queue, priority, max_attempts, run_at (ring_insert's, checked).  Caller
- * is in SPI and notes the pin.  Returns the id.
+ * queue, priority, max_attempts, run_at (ring_insert's, checked), and the
+ * id, unique key and unique states of a unique job (ring_unique.c; nulls
+ * 'n' for other jobs).  Caller is in SPI and notes the pin.  Returns the
+ * id.
  */
 static int64
-awa_ring_sched_insert(Datum *values)
+awa_ring_sched_insert(Datum *values, const char *nulls)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID};
+	/* hook: unique -- $7 the id reserved with a unique key, $8/$9 the key and its states (ring_unique.c) */
+	static const Oid argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID,
+	INT8OID, BYTEAOID, TEXTOID};
 	bool		isnull;
 
 	awa_plan(&plan,
-			 "INSERT INTO awa.scheduled (id, kind, args, queue, priority, max_attempts, run_at)"
-			 " VALUES (nextval('awa.jobs_id_seq'), $1, $2, $3, $4, $5, $6) RETURNING id",
-			 6, argtypes);
-	awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+			 "INSERT INTO awa.scheduled (id, kind, args, queue, priority, max_attempts, run_at,"
+			 " unique_key, unique_states)"
+			 " VALUES (coalesce($7, nextval('awa.jobs_id_seq')), $1, $2, $3, $4, $5, $6, $8, $9::bit(8))"
+			 " RETURNING id",
+			 9, argtypes);
+	awa_ring_run(plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_insert: scheduled row");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -228,9 +234,10 @@ awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 		/* due now: the next attempt's ready row, in the open slot */
 		awa_plan(&now_plan,
 				 "INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority,"
-				 " max_attempts, run_at, created_at, metadata, tags)"
+				 " max_attempts, run_at, created_at, metadata, tags, unique_key, unique_states)"
 				 " SELECT s.slot, r.id, r.run_lease + 1, $4, r.kind, r.queue, r.args,"
-				 " r.priority, r.max_attempts, now(), r.created_at, r.metadata, r.tags"
+				 " r.priority, r.max_attempts, now(), r.created_at, r.metadata, r.tags,"
+				 " r.unique_key, r.unique_states"	/* hook: unique */
 				 " FROM awa.ready r CROSS JOIN LATERAL"
 				 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') s"
 				 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1",
@@ -246,11 +253,11 @@ awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 	/* later: a scheduled row ($5 NULL: the default backoff after attempt $6) */
 	awa_plan(&later_plan,
 			 "INSERT INTO awa.scheduled (id, run_lease, attempt, state, kind, queue, args, priority,"
-			 " max_attempts, run_at, created_at, metadata, tags)"
+			 " max_attempts, run_at, created_at, metadata, tags, unique_key, unique_states)"
 			 " SELECT r.id, r.run_lease + 1, $4, $7::awa.job_state, r.kind, r.queue, r.args,"
 			 " r.priority, r.max_attempts,"
 			 " CASE WHEN $5 IS NULL THEN " AWA_BACKOFF_SQL("$6") " ELSE now() + $5 END,"
-			 " r.created_at, r.metadata, r.tags"
+			 " r.created_at, r.metadata, r.tags, r.unique_key, r.unique_states"	/* hook: unique */
 			 " FROM awa.ready r"
 			 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1"
 			 " RETURNING run_at",

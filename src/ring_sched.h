@@ -20,8 +20,8 @@
  * (scripts/lint.sh: no circles between the C files).  The variable is
  * defined in ring.c.
  *
- * insert: ring_insert of a job due later, its scheduled row (values as
- *		ring_insert's statement); returns the id.
+ * insert: ring_insert of a job due later, its scheduled row (values and
+ *		nulls as ring_insert's statement); returns the id.
  * promote_lane: the claim's promotion of due scheduled rows of its queue.
  * probe: the scheduled half of the claim's floor probe.
  * next: the attempt after a retryable failure or a snooze, its ended
@@ -31,7 +31,7 @@
  */
 typedef struct AwaRingSchedHooks
 {
-	int64		(*insert) (Datum *values);
+	int64		(*insert) (Datum *values, const char *nulls);
 	void		(*promote_lane) (text *queue, AwaFloorScan *scan, int n);
 	void		(*probe) (AwaFloorScan *scan, Datum queue, AwaFloorKey *first, bool *found);
 	void		(*next) (Datum *values, int32 next_attempt, int32 backoff_attempt,

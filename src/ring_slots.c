@@ -448,13 +448,15 @@ reclaim_row(ReturnSetInfo *rsinfo, int16 slot, const char *outcome, int64 unfini
  * carried leave the counters, as awa.jobs' retention deletes leave them:
  * -1 per job by queue, state and (completed) finalized_at.  Earlier attempts
  * of a job (a retryable end with a newer ready row) are not counted: the job
- * is counted by its newest attempt.  Caller is in SPI, holds the slot's
- * ACCESS EXCLUSIVE locks.
+ * is counted by its newest attempt.  Their unique keys (awa.unique_keys,
+ * ring_unique.c) are released: the job holding them is gone.  Caller is in
+ * SPI, holds the slot's ACCESS EXCLUSIVE locks.
  */
 static void
 reclaim_uncount(int16 slot, Datum *ids, Datum *leases, uint64 n)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr keys_plan = NULL;
 	static const Oid types[] = {INT2OID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		vals[3];
 	AwaCounts  *c;
@@ -492,6 +494,16 @@ reclaim_uncount(int16 slot, Datum *ids, Datum *leases, uint64 n)
 		awa_counts_add(c, queue, strlen(queue), (AwaJobState) s, DatumGetTimestampTz(fin), false, -k);
 	}
 	awa_counts_write(c);
+
+	/* their unique keys go with them (the keys of the carried jobs stay) */
+	awa_plan(&keys_plan,
+			 "DELETE FROM awa.unique_keys u USING awa.ready r JOIN awa.done d ON d.job_id = r.id"
+			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot"
+			 " WHERE u.job_id = r.id AND r.slot = $1 AND d.state IN ('completed', 'failed', 'cancelled')"
+			 "  AND (r.id, r.run_lease) NOT IN (SELECT u.i, u.l FROM unnest($2, $3) AS u(i, l))",
+			 3, types);
+	if (SPI_execute_plan(keys_plan, vals, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "awa.ring_reclaim: releasing the slot's unique keys failed");
 }
 
 /*

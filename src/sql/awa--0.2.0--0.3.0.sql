@@ -1196,6 +1196,71 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_cancel(bigint)
 	IS 'internal (the ring): cancel a job that has not ended (scheduled, available, retryable or running): a done row ''cancelled'' for its running or next attempt; false if it had already ended; P0002 for an unknown id';
 
+-- The ring: sealing and reclaiming slots (docs/storage.md, "Step 4: sealing and reclaiming slots") ---
+-- Maintenance steps of the ring, internal like the other awa.ring_* functions (EXECUTE for the owner and
+-- superusers only; each needs awa.ring_engine = on).  Arguments, results and errors: docs/storage.md.
+CREATE FUNCTION awa.ring_rotate(max_rows bigint DEFAULT 100000, max_age interval DEFAULT '1 hour')
+RETURNS TABLE (open_slot smallint, opened smallint, outcome text)
+AS 'MODULE_PATHNAME', 'awa_ring_rotate'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_rotate(bigint, interval)
+	IS 'internal (the ring): seal the open slot once it holds max_rows ready rows or is max_age old, and open the next free slot; outcome rotated, below limits, no free slot or busy';
+
+CREATE FUNCTION awa.ring_reclaim(carry_max integer DEFAULT 1000)
+RETURNS TABLE (slot smallint, outcome text, unfinished bigint, retained bigint, carried bigint)
+AS 'MODULE_PATHNAME', 'awa_ring_reclaim'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_reclaim(integer)
+	IS 'internal (the ring): per sealed slot, carry its unfinished and retained jobs (at most carry_max) into the open slot and truncate it; outcome reclaimed, empty, kept, busy or snapshot';
+
+-- The ring: unique jobs (ring_unique.c; docs/storage.md, "Step 4: unique jobs") -------------------------------
+-- A unique ring job holds its key through a row of awa.unique_keys, written with the job in the enqueue's
+-- transaction (the primary key decides between concurrent inserts of one key) and deleted by the trigger below
+-- in the transaction that writes a done row whose state is not one of the job's unique_states.  The one mutable
+-- relation of unique jobs: ready, claims and done rows are never updated or deleted for them.
+CREATE TABLE awa.unique_keys (
+	unique_key		bytea PRIMARY KEY,
+	job_id			bigint NOT NULL,
+	unique_states	bit(8) NOT NULL
+);
+-- the release: a probe per final done row
+CREATE INDEX unique_keys_job_idx ON awa.unique_keys (job_id);
+COMMENT ON TABLE awa.unique_keys
+	IS 'internal (the ring, not in use yet): the unique key each ring job holds while its state is one of its unique_states';
+
+-- The key and states a job was enqueued with, carried by each of its ready and scheduled rows (for awa.ring_jobs).
+ALTER TABLE awa.ready ADD COLUMN unique_key bytea, ADD COLUMN unique_states bit(8);
+ALTER TABLE awa.scheduled ADD COLUMN unique_key bytea, ADD COLUMN unique_states bit(8);
+
+CREATE FUNCTION awa.ring_unique_release()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_ring_unique_release'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_unique_release()
+	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.done: the jobs whose new done row is a final state outside their unique_states let go of their unique keys';
+CREATE TRIGGER done_unique_release AFTER INSERT ON awa.done REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_unique_release();
+
+-- awa.ring_insert gains the unique arguments of awa_insert (trailing, with defaults).
+DROP FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz);
+CREATE FUNCTION awa.ring_insert(
+	kind text,
+	args jsonb DEFAULT '{}',
+	queue text DEFAULT 'default',
+	priority integer DEFAULT 2,
+	max_attempts integer DEFAULT 25,
+	run_at timestamptz DEFAULT NULL,
+	unique_by_args boolean DEFAULT false,
+	unique_by_queue boolean DEFAULT false,
+	unique_period interval DEFAULT NULL,
+	unique_states awa.job_state[] DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_ring_insert'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz, boolean, boolean, interval,
+		awa.job_state[])
+	IS 'internal (the ring): enqueue a job as a ready row of the open slot (a scheduled row when due later); returns its id, or for a unique job whose key is held the holder''s id (nothing inserted)';
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
@@ -1229,7 +1294,7 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 		FROM awa.done e WHERE e.job_id = k.id AND e.state IN ('retryable', 'failed')
 		ORDER BY e.run_lease), '{}') AS errors,
 	r.metadata, r.tags,
-	NULL::bytea AS unique_key, NULL::bit(8) AS unique_states,
+	r.unique_key, r.unique_states,
 	k.ready_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,
 	-- the job's newest progress, of any attempt (a beat carries it forward: ring_lease.c)
 	(SELECT b.progress FROM awa.beats b WHERE b.job_id = k.id ORDER BY b.run_lease DESC, b.at DESC LIMIT 1)
@@ -1268,7 +1333,7 @@ FROM (
 		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
 ) k
 CROSS JOIN LATERAL (SELECT r.kind, r.args, r.priority, r.attempt, r.max_attempts, r.run_at, r.created_at,
-		r.metadata, r.tags
+		r.metadata, r.tags, r.unique_key, r.unique_states
 	FROM awa.ready r WHERE r.id = k.id AND r.run_lease = k.ready_lease AND r.slot = k.slot LIMIT 1) r
 LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
 	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
@@ -1277,7 +1342,7 @@ UNION ALL
 -- scheduled: a job enqueued for later and never made ready (a row of awa.scheduled with run_lease 0)
 SELECT s.id, s.kind, s.queue, s.args, s.state, s.priority, s.attempt, s.max_attempts, s.run_at,
 	NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, s.created_at, '{}'::jsonb[],
-	s.metadata, s.tags, NULL::bytea, NULL::bit(8), s.run_lease, NULL::jsonb, NULL::text, NULL::interval,
+	s.metadata, s.tags, s.unique_key, s.unique_states, s.run_lease, NULL::jsonb, NULL::text, NULL::interval,
 	NULL::interval, NULL::jsonb, NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, NULL::text, NULL::text
 FROM awa.scheduled s
 WHERE s.run_lease = 0;
@@ -1308,20 +1373,3 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION awa.ring_recount()
 	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
-
--- The ring: sealing and reclaiming slots (docs/storage.md, "Step 4: sealing and reclaiming slots") ---
--- Maintenance steps of the ring, internal like the other awa.ring_* functions (EXECUTE for the owner and
--- superusers only; each needs awa.ring_engine = on).  Arguments, results and errors: docs/storage.md.
-CREATE FUNCTION awa.ring_rotate(max_rows bigint DEFAULT 100000, max_age interval DEFAULT '1 hour')
-RETURNS TABLE (open_slot smallint, opened smallint, outcome text)
-AS 'MODULE_PATHNAME', 'awa_ring_rotate'
-LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION awa.ring_rotate(bigint, interval)
-	IS 'internal (the ring): seal the open slot once it holds max_rows ready rows or is max_age old, and open the next free slot; outcome rotated, below limits, no free slot or busy';
-
-CREATE FUNCTION awa.ring_reclaim(carry_max integer DEFAULT 1000)
-RETURNS TABLE (slot smallint, outcome text, unfinished bigint, retained bigint, carried bigint)
-AS 'MODULE_PATHNAME', 'awa_ring_reclaim'
-LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION awa.ring_reclaim(integer)
-	IS 'internal (the ring): per sealed slot, carry its unfinished and retained jobs (at most carry_max) into the open slot and truncate it; outcome reclaimed, empty, kept, busy or snapshot';

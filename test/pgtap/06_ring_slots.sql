@@ -8,7 +8,7 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE EXTENSION awa;
 SET awa.ring_engine = on;
 SET statement_timeout = '20s';
-SELECT plan(49);
+SELECT plan(54);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
 CREATE FUNCTION pg_temp.reclaim(carry_max integer)
@@ -162,6 +162,17 @@ SELECT is((SELECT count(*) FROM awa.ready) + (SELECT count(*) FROM awa.claims) +
 SELECT is(coalesce((SELECT row(available, running, failed, cancelled, completed_last_hour)::text FROM awa_queue_stats()
 	WHERE queue = 'rs'), 'no row'), 'no row', 'the truncated jobs left the counters (failed and completed)');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount after the truncation');
+-- a completed unique job that goes with its slot lets go of its key
+CREATE TEMP TABLE u AS SELECT awa.ring_insert('uk', '{"u": 1}', 'rs', unique_by_args => true) AS id;
+SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY(SELECT id FROM awa.ring_claim('rs', 1)), '{1}')),
+	1::bigint, 'a unique job completed');
+SELECT is(awa.ring_insert('uk', '{"u": 1}', 'rs', unique_by_args => true), (SELECT id FROM u),
+	'its key is held: the same insert returns it');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 hour')), 'rotated', 'its slot sealed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim(0) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
+SELECT isnt(awa.ring_insert('uk', '{"u": 1}', 'rs', unique_by_args => true), (SELECT id FROM u),
+	'the key went with the job: the same insert enqueues a new job');
+DROP TABLE u;
 SELECT is((SELECT count(*) FROM awa.jobs), 0::bigint, 'awa.jobs is untouched');
 
 SELECT * FROM finish();

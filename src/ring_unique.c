@@ -1,0 +1,184 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_unique.c
+ *		The ring's unique jobs (docs/storage.md, section 5 and "Step 4:
+ *		unique jobs").  Internal like ring.c: nothing here runs unless
+ *		awa.ring_engine is on (ring_insert checks it; the trigger only
+ *		fires on the ring's relations, which only the ring writes).
+ *
+ * awa.unique_keys holds one row per ring job that holds its unique key:
+ * (unique_key primary key, job_id, unique_states).  It is the mutable side
+ * table of unique jobs: its primary key decides who holds a key, and its
+ * rows are deleted when their jobs leave their holding states, so that
+ * nothing on awa.ready, awa.claims or awa.done is ever updated or deleted.
+ *
+ * Enqueue (awa.ring_insert with any of unique_by_args, unique_by_queue,
+ * unique_period, unique_states; hook in ring.c): the key is built as
+ * awa_insert builds it (unique.c: SHA-256 of the kind and the parts asked
+ * for), and its row is inserted first, with a fresh id from awa.jobs'
+ * sequence, ON CONFLICT DO NOTHING:
+ *	- inserted: the job is written with that id (ready or scheduled row,
+ *	  carrying unique_key and unique_states for awa.ring_jobs), in the same
+ *	  transaction: a rollback removes both;
+ *	- conflict: the key's holder is looked up and its id returned, and
+ *	  nothing is written (awa_insert returns the holder's row).  A
+ *	  concurrent insert of the same key not yet committed makes ours wait
+ *	  in the primary key: if it commits, ours conflicts and returns it; if
+ *	  it rolls back, ours inserts.  Exactly one job holds a key.  A holder
+ *	  that released the key between the two statements: the insert is
+ *	  tried again, and after RING_UNIQUE_TRIES 40001, as awa_insert does.
+ *	  Under REPEATABLE READ a conflict with a key committed after the
+ *	  snapshot is PostgreSQL's own 40001.
+ *
+ * Release: an AFTER INSERT statement trigger on awa.done (awa.ring_unique_
+ * release) deletes the key rows of the jobs whose new done row has a state
+ * outside their unique_states.  Every live state (scheduled, available,
+ * running, retryable, waiting_external) must be held (unique.c's
+ * awa_check_unique_states), so only a final done row (completed, failed,
+ * cancelled) can release a key: ready rows, receipts and scheduled rows
+ * never do, and the trigger on done covers every path that ends a job
+ * (complete, fail for good, cancel, rescue, and any added later) in the
+ * transaction that ends it, without a hook in each.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+
+#include "awa.h"
+#include "ring.h"
+#include "ring_unique.h"
+
+#define RING_UNIQUE_TRIES	3
+
+PG_FUNCTION_INFO_V1(awa_ring_unique_release);
+
+static int64 ring_unique_reserve(FunctionCallInfo fcinfo, Datum *values, char *nulls);
+
+/* ring.c's hook into this file (ring_unique.h); from _PG_init */
+void
+awa_ring_unique_init(void)
+{
+	awa_ring_unique_reserve = ring_unique_reserve;
+}
+
+static bool
+bool_arg(FunctionCallInfo fcinfo, int argno, const char *field)
+{
+	if (PG_NARGS() <= argno)
+		return false;
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be null", field)));
+	return PG_GETARG_BOOL(argno);
+}
+
+/* See ring_unique.h. */
+static int64
+ring_unique_reserve(FunctionCallInfo fcinfo, Datum *values, char *nulls)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr holder_plan = NULL;
+	static const Oid argtypes[] = {BYTEAOID, TEXTOID};
+	int			a = RING_UNIQUE_ARGNO;
+	bool		by_args = bool_arg(fcinfo, a, "unique_by_args");
+	bool		by_queue = bool_arg(fcinfo, a + 1, "unique_by_queue");
+	int64		period_us = PG_NARGS() > a + 2 ? awa_unique_period_arg(fcinfo, a + 2) : 0;
+	bool		has_states = PG_NARGS() > a + 3 && !PG_ARGISNULL(a + 3);
+	char		bits[9];
+	Datum		kv[2];
+	bool		isnull;
+	int			try;
+
+	nulls[6] = nulls[7] = nulls[8] = 'n';
+	if (!by_args && !by_queue && period_us <= 0 && !has_states)
+		return 0;
+	if (has_states)
+		awa_unique_states_bits(PG_GETARG_ARRAYTYPE_P(a + 3), bits);
+	else
+		strlcpy(bits, AWA_DEFAULT_UNIQUE_STATES, sizeof(bits));
+
+	/* the key of unique.c, from the checked kind, queue, args and run_at */
+	kv[0] = PointerGetDatum(awa_unique_key(DatumGetTextPP(values[0]),
+										   by_queue ? DatumGetTextPP(values[2]) : NULL,
+										   by_args ? DatumGetJsonbP(values[1]) : NULL,
+										   period_us, DatumGetTimestampTz(values[5]), NULL));
+	kv[1] = CStringGetTextDatum(bits);
+
+	awa_plan(&insert_plan,
+			 "INSERT INTO awa.unique_keys (unique_key, job_id, unique_states)"
+			 " VALUES ($1, nextval('awa.jobs_id_seq'), $2::bit(8))"
+			 " ON CONFLICT (unique_key) DO NOTHING RETURNING job_id",
+			 2, argtypes);
+	awa_plan(&holder_plan,
+			 "SELECT u.job_id FROM awa.unique_keys u WHERE u.unique_key = $1",
+			 1, argtypes);
+	for (try = 0; try < RING_UNIQUE_TRIES; try++)
+	{
+		if (awa_ring_run(insert_plan, kv, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
+						 "awa.ring_insert: unique key") == 1)
+		{
+			values[6] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			values[7] = kv[0];
+			values[8] = kv[1];
+			nulls[6] = nulls[7] = nulls[8] = ' ';
+			return 0;
+		}
+		/*
+		 * held: by whom (it may have let go of it since: then again).  Not
+		 * read-only: a read-only lookup would reuse the caller's snapshot and
+		 * miss a key this transaction took earlier in the same statement.
+		 */
+		if (awa_ring_run(holder_plan, kv, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+						 "awa.ring_insert: unique key holder") == 1)
+			return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not insert or find the job holding unique key"),
+			 errhint("The holder changed state while this insert ran; retry the transaction.")));
+	return 0;					/* keep the compiler quiet */
+}
+
+/*
+ * awa.ring_unique_release(): AFTER INSERT FOR EACH STATEMENT trigger of
+ * awa.done (transition table ring_new): the jobs whose new done row has a
+ * final state outside their unique_states let go of their keys.
+ */
+Datum
+awa_ring_unique_release(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
+		td->tg_newtable == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("awa.ring_unique_release must be an AFTER INSERT FOR EACH STATEMENT trigger"
+						" with a new table")));
+
+	SPI_connect();
+	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "awa.ring_unique_release: could not register the transition table");
+	/* per new final done row, an index probe of unique_keys' job_id */
+	awa_plan(&plan,
+			 "DELETE FROM awa.unique_keys u USING ring_new n"
+			 " WHERE n.state IN ('completed', 'failed', 'cancelled') AND u.job_id = n.job_id"
+			 " AND NOT awa.unique_state_held(u.unique_states, n.state)",
+			 0, NULL);
+	awa_ring_run(plan, NULL, NULL, InvalidSnapshot, false, SPI_OK_DELETE,
+				 "awa.ring_unique_release");
+	SPI_finish();
+	return PointerGetDatum(NULL);
+}
