@@ -790,12 +790,17 @@ CREATE FUNCTION awa.ring_insert(
 	queue text DEFAULT 'default',
 	priority integer DEFAULT 2,
 	max_attempts integer DEFAULT 25,
-	run_at timestamptz DEFAULT NULL)
+	run_at timestamptz DEFAULT NULL,
+	unique_by_args boolean DEFAULT false,
+	unique_by_queue boolean DEFAULT false,
+	unique_period interval DEFAULT NULL,
+	unique_states awa.job_state[] DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'awa_ring_insert'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz)
-	IS 'internal (the ring): enqueue a job as a ready row of the open slot; returns its id';
+COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz, boolean, boolean, interval,
+		awa.job_state[])
+	IS 'internal (the ring): enqueue a job as a ready row of the open slot (a scheduled row when due later); returns its id, or for a unique job whose key is held the holder''s id (nothing inserted)';
 
 CREATE FUNCTION awa.ring_claim(
 	queue text,
@@ -1240,26 +1245,6 @@ COMMENT ON FUNCTION awa.ring_unique_release()
 	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.done: the jobs whose new done row is a final state outside their unique_states let go of their unique keys';
 CREATE TRIGGER done_unique_release AFTER INSERT ON awa.done REFERENCING NEW TABLE AS ring_new
 	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_unique_release();
-
--- awa.ring_insert gains the unique arguments of awa_insert (trailing, with defaults).
-DROP FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz);
-CREATE FUNCTION awa.ring_insert(
-	kind text,
-	args jsonb DEFAULT '{}',
-	queue text DEFAULT 'default',
-	priority integer DEFAULT 2,
-	max_attempts integer DEFAULT 25,
-	run_at timestamptz DEFAULT NULL,
-	unique_by_args boolean DEFAULT false,
-	unique_by_queue boolean DEFAULT false,
-	unique_period interval DEFAULT NULL,
-	unique_states awa.job_state[] DEFAULT NULL)
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'awa_ring_insert'
-LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz, boolean, boolean, interval,
-		awa.job_state[])
-	IS 'internal (the ring): enqueue a job as a ready row of the open slot (a scheduled row when due later); returns its id, or for a unique job whose key is held the holder''s id (nothing inserted)';
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
