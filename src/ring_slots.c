@@ -449,11 +449,12 @@ reclaim_row(ReturnSetInfo *rsinfo, int16 slot, const char *outcome, int64 unfini
  * -1 per job by queue, state and (completed) finalized_at.  Earlier attempts
  * of a job (a retryable end with a newer ready row) are not counted: the job
  * is counted by its newest attempt.  Their unique keys (awa.unique_keys,
- * ring_unique.c) are released: the job holding them is gone.  Caller is in
- * SPI, holds the slot's ACCESS EXCLUSIVE locks.
+ * ring_unique.c) are released: the job holding them is gone.  The attempts
+ * carried (int8[] carried_ids and carried_leases, element by element) are
+ * left alone.  Caller is in SPI, holds the slot's ACCESS EXCLUSIVE locks.
  */
 static void
-reclaim_uncount(int16 slot, Datum *ids, Datum *leases, uint64 n)
+reclaim_uncount(int16 slot, Datum carried_ids, Datum carried_leases)
 {
 	static SPIPlanPtr plan = NULL;
 	static SPIPlanPtr keys_plan = NULL;
@@ -471,8 +472,8 @@ reclaim_uncount(int16 slot, Datum *ids, Datum *leases, uint64 n)
 			 " GROUP BY 1, 2, 3",
 			 3, types);
 	vals[0] = Int16GetDatum(slot);
-	vals[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	vals[2] = PointerGetDatum(construct_array(leases, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[1] = carried_ids;
+	vals[2] = carried_leases;
 	if (SPI_execute_plan(plan, vals, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa.ring_reclaim: counting the slot's finished jobs failed");
 	c = awa_counts_create();
@@ -696,6 +697,8 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	int			i;
 	uint64		j;
 	StringInfoData truncate;
+	Datum		carried_ids;
+	Datum		carried_leases;
 
 	/* 3. ACCESS EXCLUSIVE on every partition of the slot, for the carry and the truncation only */
 	if (!lock_parts(rels, nrels, AccessExclusiveLock))
@@ -705,6 +708,12 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 		return;
 	}
 
+	/* the attempts of step 1, (ids[j], leases[j]), as the statements' arrays */
+	carried_ids = PointerGetDatum(construct_array(ids, nattempts, INT8OID, sizeof(int64),
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	carried_leases = PointerGetDatum(construct_array(leases, nattempts, INT8OID, sizeof(int64),
+													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+
 	/* 4. carry the attempts of step 1 into the open slot, every relation of the slot */
 	if (nattempts > 0)
 	{
@@ -713,10 +722,8 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 
 		cvals[0] = Int16GetDatum(open);
 		cvals[1] = Int16GetDatum(slot);
-		cvals[2] = PointerGetDatum(construct_array(ids, nattempts, INT8OID, sizeof(int64),
-												   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		cvals[3] = PointerGetDatum(construct_array(leases, nattempts, INT8OID, sizeof(int64),
-												   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		cvals[2] = carried_ids;
+		cvals[3] = carried_leases;
 		/* the same jobs in the same states: counted already (ring.h) */
 		awa_ring_counting_off = true;
 		PG_TRY();
@@ -742,7 +749,7 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	}
 
 	/* the jobs that go with the slot leave the counters */
-	reclaim_uncount(slot, ids, leases, nattempts);
+	reclaim_uncount(slot, carried_ids, carried_leases);
 
 	/* 5. the space back */
 	initStringInfo(&truncate);
