@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(53);
+SELECT plan(54);
 
 -- schema and signatures
 SELECT has_column('awa', 'jobs', 'concurrency_key', 'awa.jobs.concurrency_key exists');
@@ -27,6 +27,7 @@ SELECT throws_ok($$SELECT awa_set_key_rate('a\\\', 5, '1 s')$$, '22023', NULL,
 	'awa_set_key_rate: an odd run of trailing backslashes: 22023');
 SELECT throws_ok($$INSERT INTO awa.key_limits (pattern, max_running) VALUES ('x\', 1)$$, '23514', NULL,
 	'plain SQL cannot write such a rule either');
+SELECT is((SELECT count(*) FROM awa.key_limits), 0::bigint, 'the refused patterns wrote no rule');
 SELECT is((SELECT max_running FROM awa_set_key_limit('dir\\', 3)), 3, 'an escaped backslash at the end is a pattern');
 SELECT is((SELECT max_running FROM awa_set_key_limit('dir\\', NULL)), 3, 'and its rule is removed');
 SELECT throws_ok($$SELECT awa_set_key_limit('a', 1000001)$$, '22023', NULL, 'limit too large: 22023');
