@@ -12,8 +12,9 @@
 # variants (one session, BENCH_MQ_CPU_JOBS jobs per run; 0 skips it; BENCH_MQ_THROUGHPUT=0 skips the
 # throughput runs); BENCH_MQ_HOLD_SNAPSHOT=1 keeps a snapshot open in another session during those runs,
 # so that the claimed jobs' index entries can be neither removed nor marked dead.  It also prints the plan of the
-# 10-queue claim statement with 1,000,000 waiting jobs (auto_explain of the saved statement, a second
-# claim of the session: the plan is generic, built at the first; BENCH_MQ_PLAN=0 skips it).
+# statement that locks and claims a 10-queue claim's candidates (read from the claim index beforehand) with
+# 1,000,000 waiting jobs (auto_explain of the saved statement, a second claim of the session: the plan is
+# generic, built at the first; BENCH_MQ_PLAN=0 skips it).
 #
 #   sudo bench/multiqueue.sh             # about 3 minutes on a 2-core machine
 #
@@ -149,7 +150,7 @@ if [ "$PLAN" != 0 ]; then
 	ROLLBACK;
 	SQL
 	# the last claim statement's plan (a backend's first run also plans it): its nodes, with their times
-	last=$(grep -n 'Query Text: WITH c AS MATERIALIZED' "$DIR/log" | tail -1 | cut -d: -f1)
+	last=$(grep -n 'Query Text: WITH cand AS MATERIALIZED (SELECT l.ctid, l.ok FROM unnest' "$DIR/log" | tail -1 | cut -d: -f1)
 	sed -n "$((last - 1)),\$p" "$DIR/log" | awk 'NR == 1 { print; next } /^[0-9][0-9][0-9][0-9]-/ { exit } { print }' |
 		grep -vE 'Query Text|Buffers:|Batches:|Sort Method|JIT|Functions:|Options:|Timing:' | cut -c1-170
 fi

@@ -47,6 +47,50 @@ SELECT count(*) FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 10);
 -- job 7's queue was not asked for
 SELECT state FROM awa.jobs WHERE id = 7;
 
+-- exact order when each queue's range is read only in part (a claim of 10
+-- over 10 busy queues reads a few jobs of each): the 25 earliest jobs are
+-- all in queue s3, so the first two claims take only s3's, the third the
+-- rest of s3's and then the others' in order; the same with aging off,
+-- where priority 1 jobs of s7 come first (and skewed the other way round:
+-- s3's priority 3 jobs last).  Each claim is compared with the expected ids.
+CREATE FUNCTION pg_temp.claims_exact(n integer, by_priority boolean) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+	want bigint[];
+	got bigint[];
+BEGIN
+	FOR i IN 1 .. n LOOP
+		IF by_priority THEN
+			SELECT array_agg(id ORDER BY id) INTO want FROM (SELECT id FROM awa.jobs
+			  WHERE state = 'available' ORDER BY priority, run_at, id LIMIT 10) w;
+		ELSE
+			SELECT array_agg(id ORDER BY id) INTO want FROM (SELECT id FROM awa.jobs
+			  WHERE state = 'available' ORDER BY run_at, id LIMIT 10) w;
+		END IF;
+		SELECT array_agg(id ORDER BY id) INTO got
+		  FROM awa_claim(ARRAY['s0','s1','s2','s3','s4','s5','s6','s7','s8','s9'], batch => 10);
+		RETURN NEXT format('claim %s: %s jobs of %s, as expected: %s', i, cardinality(got),
+			(SELECT string_agg(DISTINCT queue, ',') FROM awa.jobs WHERE id = ANY (got)),
+			got IS NOT DISTINCT FROM want);
+	END LOOP;
+END
+$$;
+TRUNCATE awa.jobs;
+INSERT INTO awa.jobs (kind, queue, run_at)
+  SELECT 'k', 's' || q, CASE WHEN q = 3 THEN now() - interval '2 hours' + g * interval '1 s'
+                         ELSE now() - interval '1 hour' + (g * 10 + q) * interval '1 s' END
+  FROM generate_series(0, 9) q, generate_series(1, CASE WHEN q = 3 THEN 25 ELSE 8 END) g;
+SELECT * FROM pg_temp.claims_exact(4, false);
+SET awa.priority_aging_interval = 0;
+TRUNCATE awa.jobs;
+INSERT INTO awa.jobs (kind, queue, priority, run_at)
+  SELECT 'k', 's' || q, CASE WHEN q = 7 THEN 1 WHEN q = 3 THEN 3 ELSE 2 END,
+         CASE WHEN q = 3 THEN now() - interval '2 hours' + g * interval '1 s'
+         ELSE now() - interval '1 hour' + (g * 10 + q) * interval '1 s' END
+  FROM generate_series(0, 9) q, generate_series(1, CASE WHEN q IN (3, 7) THEN 25 ELSE 3 END) g;
+SELECT * FROM pg_temp.claims_exact(7, true);
+RESET awa.priority_aging_interval;
+
 -- a paused queue among several gives nothing; the others do
 TRUNCATE awa.jobs;
 INSERT INTO awa.jobs (id, kind, queue, priority, run_at)

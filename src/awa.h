@@ -184,7 +184,7 @@ extern void awa_job_enqueued(const char *queue, AwaJobState state,
 							 TimestampTz run_at);
 extern void awa_queue_opened(const char *queue, bool limit_gone);
 extern char *awa_job_claim_sql(int level, bool skip_limited, bool leases, bool keys);
-extern char *awa_job_claim_many_sql(int level, bool leases, bool keys);
+extern char *awa_job_claim_tids_sql(bool leases, bool keys);
 extern bool awa_job_complete(Datum job_id, Datum run_lease);
 extern int64 awa_job_complete_many(Datum ids, Datum leases);
 extern bool awa_job_fail(Datum job_id, Datum run_lease, text *error,

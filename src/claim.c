@@ -83,8 +83,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/hash.h"
 #include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -93,15 +98,20 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "libpq/libpq-be.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -1068,17 +1078,18 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * awa_claim(queues text[], ...) and CALL awa_claim_wait(queues text[], ...)
  * serve several queues (NULL: every queue that has waiting jobs) with one
  * claim, in the order of a single queue's claim across all of them: level
- * by level, each level one statement that reads the first candidates of
- * each (queue, priority) range with one index scan repeated per range,
- * sorts them and locks them in order as it takes them (see
- * awa_job_claim_many_sql in job.c).  Its plan has the same few nodes for
- * any number of queues: setting up and tearing down an executor node per
- * range would cost more than reading the ranges.  It reads a few
- * candidates per range (twice a busy queue's share of the batch, and two
- * more) and takes them only up to the first range cut short, so the order
- * is exact; when that, or candidates locked by other claimers, leaves the
- * claim short while ranges were cut, the statement runs again for the
- * rest, reading further.
+ * by level, each level in rounds.  A round reads the first candidates of
+ * each (queue, priority) range straight from the claim index (read_round:
+ * one index scan restarted per range, no statement), orders them in C, and
+ * one statement locks and claims them in that order as it takes them
+ * (awa_job_claim_tids_sql).  Setting up a statement's nodes for a few rows
+ * of each of many ranges, and sorting them there, cost more than the rows:
+ * over 10 busy queues that statement was about twice a single queue's.  A
+ * round reads a few candidates per range (twice a busy queue's share of the
+ * batch, and two more) and takes them only up to the first range cut
+ * short, so the order is exact; when that, or candidates locked by other
+ * claimers, leaves the claim short while ranges were cut, it reads again,
+ * further.
  *
  * Each range starts at its claim floor (floor.c), as a single queue's
  * claim does, so dead entries left by earlier claims are not walked while
@@ -1093,9 +1104,10 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * Pauses and limits hold per queue.  A paused queue yields nothing.  A
  * queue with a concurrency limit is counted as in the single-queue path:
  * under its advisory lock (taken in name order, held to commit if jobs of
- * the queue were claimed), and the statement takes at most the difference
+ * the queue were claimed), and the claim takes at most the difference
  * from it, in the same order as the other queues' jobs.  Finding which of
- * the queues have a limit costs one lookup of awa.queue_meta per attempt.
+ * the queues are paused or have a limit or a rate costs one lookup of
+ * awa.queue_meta per attempt.
  *
  * A blocking claim publishes all its queues in its wait slot (more than
  * AWA_WAIT_QUEUES, or every queue: it waits for any queue), so a commit on
@@ -1103,10 +1115,10 @@ awa_claim_wait(PG_FUNCTION_ARGS)
  * ---------------------------------------------------------------------
  */
 
-static SPIPlanPtr many_plans[NLEVELS + 1];	/* [0]: aging off */
+static SPIPlanPtr tids_plan = NULL;	/* awa_job_claim_tids_sql's */
 
-static const Oid claim_many_argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID, INTERVALOID,
-	INT4OID, INTERVALOID, TEXTOID, INT4ARRAYOID, INT4OID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+static const Oid claim_tids_argtypes[] = {TEXTARRAYOID, TIMESTAMPTZOID, TIDARRAYOID,
+	INT4OID, INTERVALOID, TEXTOID};
 
 /* What the probe of a claim over several queues found for one queue. */
 typedef struct ManyProbed
@@ -1116,12 +1128,9 @@ typedef struct ManyProbed
 } ManyProbed;
 
 /*
- * Run a multi-queue claim statement with bitmap scans and JIT off.  Its
- * plan is generic, like a single queue's (execute_claim_plan); each range
- * it reads is an index scan in (run_at, id) order cut by a LIMIT, which the
- * planner prefers while sorts stay allowed: the statement sorts its
- * candidates (a few per range), and with sorts disabled their penalty
- * would make it cost enough to be JIT-compiled at every run.
+ * Run the statement that claims a multi-queue claim's candidates, with
+ * bitmap scans and JIT off: its plan is generic, a lookup by row version
+ * per candidate in the order given.
  */
 static int
 execute_many_plan(SPIPlanPtr plan, Datum *values, const char *nulls)
@@ -1138,18 +1147,15 @@ execute_many_plan(SPIPlanPtr plan, Datum *values, const char *nulls)
 	return ret;
 }
 
-/* Forget the statements of multi-queue claims (the schema changed). */
+/* Forget the statement of multi-queue claims (the schema changed). */
 static void
 free_many_plans(void)
 {
-	int			level;
-
-	for (level = 0; level <= NLEVELS; level++)
-		if (many_plans[level] != NULL)
-		{
-			SPI_freeplan(many_plans[level]);
-			many_plans[level] = NULL;
-		}
+	if (tids_plan != NULL)
+	{
+		SPI_freeplan(tids_plan);
+		tids_plan = NULL;
+	}
 }
 
 /* qsort order of queue names: byte order. */
@@ -1252,62 +1258,48 @@ names_array(char **names, int n)
 }
 
 /*
- * What each of n queues may still give this attempt, as an int4[]: NULL
- * where caps[i] < 0 (a queue claimed without a count), else its limit's
- * allowance caps[i] minus the taken[i] jobs claimed already.
- */
-static Datum
-caps_array(const int64 *caps, const int *taken, int n)
-{
-	Datum	   *elems = palloc0(sizeof(Datum) * n);
-	bool	   *nulls = palloc(sizeof(bool) * n);
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		nulls[i] = caps[i] < 0;
-		if (!nulls[i])
-			elems[i] = Int32GetDatum((int32) Max(caps[i] - taken[i], 0));
-	}
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
-											  INT4OID, 4, true, TYPALIGN_INT));
-}
-
-/*
- * The queues among names[0..n) that are not paused and have a concurrency
+ * The queues among names[0..n) that are paused, or have a concurrency
  * limit or (with AWA_SCHEMA_QUEUE_RATES) a rate, in one statement: their
- * names in column queue, whether they are limited in column limited, their
- * rates in the columns awa_rate_read reads.  Returns the number of rows,
- * which are in SPI_tuptable.  Caller is in SPI.
+ * names in column queue, whether they are paused in column paused, limited
+ * (and not paused) in column limited, their rates (NULL when paused) in the
+ * columns awa_rate_read reads.  Returns the number of rows, which are in
+ * SPI_tuptable.  Caller is in SPI.
  */
 static uint64
 find_limited(char **names, int n)
 {
-	static AwaStmt stmts[2] = {
-		AWA_STMT("awa_claim: finding queues with a limit", SPI_OK_SELECT,
-				 "SELECT queue, true AS limited FROM awa.queue_meta WHERE queue = ANY ($1)"
-				 " AND NOT paused AND max_running IS NOT NULL",
+	static AwaStmt stmts[3] = {
+		AWA_STMT("awa_claim: finding paused queues", SPI_OK_SELECT,
+				 "SELECT queue, paused, false AS limited FROM awa.queue_meta"
+				 " WHERE queue = ANY ($1) AND paused",
 				 1, TEXTARRAYOID),
-		AWA_STMT("awa_claim: finding queues with a limit or a rate", SPI_OK_SELECT,
-				 "SELECT queue, max_running IS NOT NULL AS limited, rate_max_claims, rate_period,"
-				 " rate_set_at FROM awa.queue_meta WHERE queue = ANY ($1) AND NOT paused"
-				 " AND (max_running IS NOT NULL OR rate_max_claims IS NOT NULL)",
+		AWA_STMT("awa_claim: finding queues paused or with a limit", SPI_OK_SELECT,
+				 "SELECT queue, paused, NOT paused AND max_running IS NOT NULL AS limited"
+				 " FROM awa.queue_meta WHERE queue = ANY ($1)"
+				 " AND (paused OR max_running IS NOT NULL)",
+				 1, TEXTARRAYOID),
+		AWA_STMT("awa_claim: finding queues paused or with a limit or a rate", SPI_OK_SELECT,
+				 "SELECT queue, paused, NOT paused AND max_running IS NOT NULL AS limited,"
+				 " CASE WHEN NOT paused THEN rate_max_claims END AS rate_max_claims, rate_period,"
+				 " rate_set_at FROM awa.queue_meta WHERE queue = ANY ($1)"
+				 " AND (paused OR max_running IS NOT NULL OR rate_max_claims IS NOT NULL)",
 				 1, TEXTARRAYOID)
 	};
 	Datum		arr = names_array(names, n);
+	int			which = awa_schema_has(AWA_SCHEMA_QUEUE_RATES) ? 2 :
+		(claim_schema() & AWA_SCHEMA_QUEUE_LIMITS) != 0 ? 1 : 0;
 
-	return awa_stmt_run(&stmts[awa_schema_has(AWA_SCHEMA_QUEUE_RATES) ? 1 : 0], &arr, NULL, 0);
+	return awa_stmt_run(&stmts[which], &arr, NULL, 0);
 }
 
 /*
  * The queues among names[0..n) that have a concurrency limit and are not
  * paused: their allowance under their advisory lock (taken here, in name
- * order) in caps[i], -1 for the others.  locks[i] tells which were locked.
- * Returns whether one of them is at its limit.  *rates_read tells that no
- * statement ran after find_limited's, whose rows (still in SPI_tuptable,
- * *nfound of them) reserve_rated may use.  Caller is in SPI.
+ * order) in caps[i]; 0 for paused queues (they yield nothing), -1 for the
+ * others.  locks[i] tells which were locked.  Returns whether one of them
+ * is at its limit.  *rates_read tells that no statement ran after
+ * find_limited's, whose rows (still in SPI_tuptable, *nfound of them)
+ * reserve_rated may use.  Caller is in SPI.
  */
 static bool
 count_limited(char **names, int n, int64 *caps, bool *locks, uint64 *nfound, bool *rates_read)
@@ -1329,8 +1321,19 @@ count_limited(char **names, int n, int64 *caps, bool *locks, uint64 *nfound, boo
 		return false;
 	limited = palloc(sizeof(char *) * *nfound);
 	for (k = 0; k < *nfound; k++)
+	{
+		char	   *queue = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+
 		if (awa_stmt_bool(k, "limited"))
-			limited[nlimited++] = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+			limited[nlimited++] = queue;
+		else if (awa_stmt_bool(k, "paused"))
+		{
+			char	  **found = bsearch(&queue, names, n, sizeof(char *), name_cmp);
+
+			if (found != NULL)
+				caps[found - names] = 0;
+		}
+	}
 	if (nlimited == 0)
 		return false;
 	*rates_read = false;
@@ -1426,143 +1429,6 @@ reserve_rated(char **names, int n, int batch, int64 *caps, TimestampTz at,
 	return at;
 }
 
-/*
- * The floors of n queues as the claim statement's $9 (run_at) and $10 (id):
- * 4 elements per queue, element (i - 1) * 4 + p for queue i, priority p.
- */
-static void
-floors_arrays(const AwaFloorScan *scans, int n, Datum *run_ats, Datum *ids)
-{
-	int			m = n * AWA_FLOOR_PRIORITIES;
-	Datum	   *at = palloc(sizeof(Datum) * m);
-	Datum	   *id = palloc(sizeof(Datum) * m);
-	int			i;
-	int			p;
-
-	for (i = 0; i < n; i++)
-		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
-		{
-			at[i * AWA_FLOOR_PRIORITIES + p] = TimestampTzGetDatum(scans[i].floors[p].run_at);
-			id[i * AWA_FLOOR_PRIORITIES + p] = Int64GetDatum(scans[i].floors[p].id);
-		}
-	*run_ats = PointerGetDatum(construct_array(at, m, TIMESTAMPTZOID, sizeof(TimestampTz),
-											   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	*ids = PointerGetDatum(construct_array(id, m, INT8OID, sizeof(int64),
-										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/*
- * The floor probe of a claim over several queues, one statement for all:
- * for each (queue, priority) the claim took jobs of or asks about, the
- * first waiting job at or above its floor, as the claim's snapshot (shared
- * by all its scans) sees it, into probed[].  Caller is in SPI.
- */
-static void
-probe_many(AwaFloorScan *scans, char **names, int n, ManyProbed *probed)
-{
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-	TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-	int			m = n * AWA_FLOOR_PRIORITIES;
-	Datum	   *ks = palloc(sizeof(Datum) * m);
-	Datum	   *qs = palloc(sizeof(Datum) * m);
-	Datum	   *ps = palloc(sizeof(Datum) * m);
-	Datum	   *ats = palloc(sizeof(Datum) * m);
-	Datum	   *ids = palloc(sizeof(Datum) * m);
-	Datum		values[5];
-	Snapshot	snap = NULL;
-	int			k = 0;
-	int			i;
-	int			p;
-	int			ret;
-	int			nestlevel;
-	uint64		r;
-
-	for (i = 0; i < n; i++)
-		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
-		{
-			probed[i].found[p] = false;
-			if (scans[i].lane < 0 || (!scans[i].taken[p] && !scans[i].ask[p]))
-				continue;
-			snap = scans[i].snapshot;
-			ks[k] = Int32GetDatum(i * AWA_FLOOR_PRIORITIES + p);
-			qs[k] = CStringGetTextDatum(names[i]);
-			ps[k] = Int32GetDatum(p + 1);
-			ats[k] = TimestampTzGetDatum(scans[i].floors[p].run_at);
-			ids[k++] = Int64GetDatum(scans[i].floors[p].id);
-		}
-	if (k == 0)
-		return;
-	values[0] = PointerGetDatum(construct_array(ks, k, INT4OID, 4, true, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(qs, k, TEXTOID, -1, false, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(ps, k, INT4OID, 4, true, TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(ats, k, TIMESTAMPTZOID, sizeof(TimestampTz),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[4] = PointerGetDatum(construct_array(ids, k, INT8OID, sizeof(int64),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	awa_plan(&plan,
-			 "SELECT f.k, r.run_at, r.id"
-			 " FROM unnest($1, $2, $3, $4, $5) AS f(k, q, p, fr, fi) CROSS JOIN LATERAL"
-			 " (SELECT j.run_at, j.id FROM awa.jobs j"
-			 "  WHERE j.queue = f.q AND j.priority = f.p AND j.state IN " AWA_STATES_WAITING_SQL
-			 "  AND (j.run_at, j.id) >= (f.fr, f.fi)"
-			 "  ORDER BY j.run_at, j.id LIMIT 1) r",
-			 5, argtypes);
-	/* index scans in (run_at, id) order, as floor.c's own probe */
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	ret = SPI_execute_snapshot(plan, values, NULL, snap, InvalidSnapshot, true, false, 0);
-	AtEOXact_GUC(true, nestlevel);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa_claim: floor probe failed: %s", SPI_result_code_string(ret));
-	for (r = 0; r < SPI_processed; r++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[r];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int			kk = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-
-		if (kk < 0 || kk >= m)
-			continue;
-		i = kk / AWA_FLOOR_PRIORITIES;
-		p = kk % AWA_FLOOR_PRIORITIES;
-		probed[i].first[p].run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
-		probed[i].first[p].id = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
-		probed[i].found[p] = true;
-	}
-}
-
-/*
- * Note in read[] (4 per queue) the ranges a claim statement's awa_read
- * lists as having given candidates ((i - 1) * 4 + p; aging on only).
- */
-static void
-mark_read(Datum arr, bool isnull, bool *read, int n)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			m;
-	int			k;
-
-	if (isnull)
-		return;
-	if (ARR_ELEMTYPE(DatumGetArrayTypeP(arr)) != INT4OID)
-		elog(ERROR, "awa_claim: the claim statement's awa_read is not an int4[]");
-	deconstruct_array(DatumGetArrayTypeP(arr), INT4OID, 4, true, TYPALIGN_INT,
-					  &elems, &nulls, &m);
-	for (k = 0; k < m; k++)
-	{
-		/* element (i - 1) * 4 + p, p 1..4: read[(i - 1) * 4 + p - 1] */
-		int			e = nulls[k] ? 0 : DatumGetInt32(elems[k]);
-
-		if (e >= 1 && e <= n * AWA_FLOOR_PRIORITIES)
-			read[e - 1] = true;
-	}
-}
-
 /* AwaFloorProbe of one queue of a claim over several queues: probe_many's. */
 static void
 probed_read(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
@@ -1604,14 +1470,514 @@ live_queues(const AwaFloorScan *scans, const int64 *caps, int n, int level)
 }
 
 /*
+ * Reading a multi-queue claim's candidates.  The claim index (awa.jobs on
+ * (queue, priority, run_at, id), partial on the waiting states) is read
+ * here directly, not by a statement: one index scan, restarted for each
+ * (queue, priority) range of a level, from the range's floor, for at most
+ * the range's share of candidates, under a fresh snapshot that sees this
+ * transaction's own claims.  What a statement would spend on setting up
+ * nodes for a few rows of each of many ranges, sorting them and finding
+ * the frontier is spent here on the rows alone; the statement that locks
+ * and claims the candidates (awa_job_claim_tids_sql) looks each up by row
+ * version and checks it again, so a candidate another claimer took since
+ * is skipped, never handed out twice.  A range's rows are read in index
+ * order, so a range cut at its share holds no row before its last
+ * candidate; candidates after the first such last candidate (the
+ * frontier) wait for the next round, so the order is exact.
+ */
+
+/* A candidate: a waiting job read from the claim index. */
+typedef struct ManyCand
+{
+	TimestampTz run_at;
+	int64		id;
+	int16		priority;
+	int			qi;				/* its queue: index in names */
+	ItemPointerData tid;
+} ManyCand;
+
+/* The relations and state of one multi-queue claim's reading. */
+typedef struct ManyReader
+{
+	Relation	heap;
+	Relation	index;
+	Oid			collation;		/* of the index's queue column */
+	AttrNumber	att_run_at;
+	AttrNumber	att_id;
+	AttrNumber	att_key;		/* concurrency_key; 0: no keys */
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ManyCand   *cands;
+	int			ncands;
+	int			maxcands;
+	ManyCand   *chosen;			/* the round's candidates to claim, in order */
+	int			nchosen;
+	/* the first row of each (queue, priority) at or above its floor, as the
+	 * floor snapshot sees it: seen[i * 4 + p - 1] (see probe_many) */
+	bool		recording;		/* the scans use the floor snapshot */
+	bool	   *seen_set;
+	AwaFloorKey *seen;
+} ManyReader;
+
+/* The attribute number of awa.jobs' column name; ERROR if it has none. */
+static AttrNumber
+jobs_attnum(Relation heap, const char *name)
+{
+	AttrNumber	att = get_attnum(RelationGetRelid(heap), name);
+
+	if (att == InvalidAttrNumber)
+		elog(ERROR, "awa_claim: awa.jobs has no column %s", name);
+	return att;
+}
+
+/*
+ * Open awa.jobs and its claim index for reading (AccessShareLock, kept to
+ * the end of the transaction as a statement would), checking the index's
+ * columns.
+ */
+static void
+reader_open(ManyReader *rd, bool keys, int n)
+{
+	Oid			nsp = get_namespace_oid("awa", false);
+	Oid			relid = get_relname_relid("jobs", nsp);
+	Oid			idxid = get_relname_relid("jobs_claim_idx", nsp);
+	static const char *const cols[] = {"queue", "priority", "run_at", "id"};
+	int			k;
+
+	if (!OidIsValid(relid) || !OidIsValid(idxid))
+		elog(ERROR, "awa_claim: awa.jobs or awa.jobs_claim_idx is missing");
+	rd->heap = table_open(relid, AccessShareLock);
+	rd->index = index_open(idxid, AccessShareLock);
+	if (rd->index->rd_index->indrelid != relid ||
+		rd->index->rd_index->indnkeyatts != lengthof(cols))
+		elog(ERROR, "awa_claim: awa.jobs_claim_idx is not the claim index");
+	for (k = 0; k < lengthof(cols); k++)
+		if (rd->index->rd_index->indkey.values[k] != jobs_attnum(rd->heap, cols[k]))
+			elog(ERROR, "awa_claim: awa.jobs_claim_idx is not the claim index");
+	rd->collation = rd->index->rd_indcollation[0];
+	rd->att_run_at = jobs_attnum(rd->heap, "run_at");
+	rd->att_id = jobs_attnum(rd->heap, "id");
+	rd->att_key = keys ? jobs_attnum(rd->heap, "concurrency_key") : InvalidAttrNumber;
+	rd->slot = table_slot_create(rd->heap, NULL);
+	rd->scan = NULL;
+	rd->maxcands = 64;
+	rd->cands = palloc(sizeof(ManyCand) * rd->maxcands);
+	rd->ncands = 0;
+	rd->recording = false;
+	rd->seen_set = palloc0(sizeof(bool) * n * AWA_FLOOR_PRIORITIES);
+	rd->seen = palloc(sizeof(AwaFloorKey) * n * AWA_FLOOR_PRIORITIES);
+}
+
+static void
+reader_close(ManyReader *rd)
+{
+	ExecDropSingleTupleTableSlot(rd->slot);
+	index_close(rd->index, NoLock);
+	table_close(rd->heap, NoLock);
+}
+
+/*
+ * Append to rd->cands up to limit candidates of queue names[qi] (a text
+ * datum in queue) and priority p: waiting jobs with (run_at, id) >= from,
+ * run_at <= hi and (lo not DT_NOBEGIN) run_at > lo, in index order,
+ * skipping (keyed) jobs whose concurrency key this attempt found closed.  Returns
+ * how many it appended.  With at_floor (from is the range's floor), the
+ * first row seen is noted for probe_many while rd->recording.  The scan has four keys: the lower bounds are one
+ * (the tighter; a redundant key would cost a comparison per rescan).  The
+ * index's leaf page is read in one go up to the first entry past hi, so a
+ * tight hi saves checking every entry of the page (read_range).
+ */
+static int
+scan_range(ManyReader *rd, Datum queue, int qi, int p, AwaFloorKey from,
+		   TimestampTz hi, TimestampTz lo, int limit, bool keyed, bool at_floor)
+{
+	ScanKeyData keys[4];
+	int			got = 0;
+	int			r = qi * AWA_FLOOR_PRIORITIES + p - 1;
+
+	if (limit <= 0 || from.run_at > hi || lo >= hi)
+		return 0;
+	ScanKeyEntryInitialize(&keys[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   rd->collation, F_TEXTEQ, queue);
+	ScanKeyEntryInitialize(&keys[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_INT2EQ, Int16GetDatum((int16) p));
+	if (lo != DT_NOBEGIN && lo >= from.run_at)
+		ScanKeyEntryInitialize(&keys[2], 0, 3, BTGreaterStrategyNumber, InvalidOid,
+							   InvalidOid, F_TIMESTAMPTZ_GT, TimestampTzGetDatum(lo));
+	else
+		ScanKeyEntryInitialize(&keys[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid,
+							   InvalidOid, F_TIMESTAMPTZ_GE, TimestampTzGetDatum(from.run_at));
+	ScanKeyEntryInitialize(&keys[3], 0, 3, BTLessEqualStrategyNumber, InvalidOid,
+						   InvalidOid, F_TIMESTAMPTZ_LE, TimestampTzGetDatum(hi));
+	index_rescan(rd->scan, keys, lengthof(keys), NULL, 0);
+	while (got < limit && index_getnext_slot(rd->scan, ForwardScanDirection, rd->slot))
+	{
+		bool		isnull;
+		TimestampTz run_at;
+		int64		id;
+		ManyCand   *c;
+
+		CHECK_FOR_INTERRUPTS();
+		run_at = DatumGetTimestampTz(slot_getattr(rd->slot, rd->att_run_at, &isnull));
+		id = DatumGetInt64(slot_getattr(rd->slot, rd->att_id, &isnull));
+		/* the floor is a (run_at, id) position: the scan key holds run_at */
+		if (run_at == from.run_at && id < from.id)
+			continue;
+		if (at_floor && rd->recording && !rd->seen_set[r])
+		{
+			rd->seen[r].run_at = run_at;
+			rd->seen[r].id = id;
+			rd->seen_set[r] = true;
+		}
+		if (keyed && rd->att_key != InvalidAttrNumber)
+		{
+			Datum		key = slot_getattr(rd->slot, rd->att_key, &isnull);
+
+			if (!isnull && !awa_keylimit_open(DatumGetTextPP(key)))
+				continue;
+		}
+		if (rd->ncands == rd->maxcands)
+		{
+			rd->maxcands *= 2;
+			rd->cands = repalloc(rd->cands, sizeof(ManyCand) * rd->maxcands);
+		}
+		c = &rd->cands[rd->ncands++];
+		c->run_at = run_at;
+		c->id = id;
+		c->priority = (int16) p;
+		c->qi = qi;
+		c->tid = rd->slot->tts_tid;
+		got++;
+	}
+	return got;
+}
+
+/*
+ * Where the previous read of a (queue, priority) range by this backend
+ * ended: a leaf page holds some hundred entries of a busy range, and
+ * nbtree checks every one of them up to the scan's upper bound whenever a
+ * scan lands on the page, while a claim over many queues wants a few rows
+ * of each.  So a range is read first up to a guess (upto: the last row of
+ * the previous read plus what that read spanned) and, if that gives too
+ * few rows, on from there to its real bound: the same rows in the same
+ * order, in two scans instead of one when the guess was short.
+ */
+typedef struct RangeHint
+{
+	char		key[1 + AWA_MAX_NAME_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1];	/* priority, queue */
+	TimestampTz upto;			/* DT_NOEND: no guess */
+	int64		span;			/* what the last full read spanned, us; -1: unknown */
+} RangeHint;
+
+#define RANGE_HINTS_MAX		4096	/* forget them all beyond this many */
+
+static HTAB *range_hints = NULL;
+
+/* The hint of (queue, priority), created empty if new. */
+static RangeHint *
+range_hint(const char *queue, int p)
+{
+	char		key[sizeof(((RangeHint *) NULL)->key)];
+	RangeHint  *h;
+	bool		found;
+
+	if (range_hints != NULL && hash_get_num_entries(range_hints) >= RANGE_HINTS_MAX)
+	{
+		hash_destroy(range_hints);
+		range_hints = NULL;
+	}
+	if (range_hints == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(RangeHint);
+		range_hints = hash_create("awa claim range hints", 64, &ctl, HASH_ELEM | HASH_STRINGS);
+	}
+	key[0] = (char) ('0' + p);
+	strlcpy(key + 1, queue, sizeof(key) - 1);
+	h = hash_search(range_hints, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		h->upto = DT_NOEND;
+		h->span = -1;
+	}
+	return h;
+}
+
+/*
+ * scan_range of (queue qname, priority p), read first up to the range's
+ * hint (see RangeHint); with learn, the hint is set for the next read from
+ * what this one found.  at_floor: from is the range's floor and lo does not
+ * cut it (scan_range).
+ */
+static int
+read_range(ManyReader *rd, const char *qname, Datum queue, int qi, int p, AwaFloorKey from,
+		   TimestampTz hi, TimestampTz lo, int limit, bool keyed, bool learn, bool at_floor)
+{
+	RangeHint  *h = range_hint(qname, p);
+	int			start = rd->ncands;
+	int			got;
+
+	if (limit <= 0)
+		return 0;
+	if (h->upto < hi && h->upto >= from.run_at && h->upto > lo)
+	{
+		got = scan_range(rd, queue, qi, p, from, h->upto, lo, limit, keyed, at_floor);
+		if (got < limit)
+			got += scan_range(rd, queue, qi, p, from, hi, h->upto, limit - got, keyed, at_floor);
+	}
+	else
+		got = scan_range(rd, queue, qi, p, from, hi, lo, limit, keyed, at_floor);
+	if (!learn)
+		return got;
+	if (got < limit)
+		h->upto = DT_NOEND;		/* the range ran out: no guess */
+	else
+	{
+		TimestampTz last = rd->cands[rd->ncands - 1].run_at;
+
+		if (got >= 2)
+			h->span = last - rd->cands[start].run_at;
+		if (h->span < 0 || pg_add_s64_overflow(last, h->span + 1, &h->upto) ||
+			h->upto >= DT_NOEND)
+			h->upto = DT_NOEND;
+	}
+	return got;
+}
+
+/* Claim order within a level: (run_at, id); aging off, (priority, run_at, id). */
+static int
+cand_cmp_level(const ManyCand *a, const ManyCand *b, bool by_priority)
+{
+	if (by_priority && a->priority != b->priority)
+		return a->priority < b->priority ? -1 : 1;
+	if (a->run_at != b->run_at)
+		return a->run_at < b->run_at ? -1 : 1;
+	if (a->id != b->id)
+		return a->id < b->id ? -1 : 1;
+	return 0;
+}
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+	return cand_cmp_level(a, b, false);
+}
+
+static int
+cand_cmp_priority(const void *a, const void *b)
+{
+	return cand_cmp_level(a, b, true);
+}
+
+/*
+ * One round of reading at a level: up to per_range candidates of each
+ * range of the level (aging off, level 0: one range per queue, its
+ * priorities in order; priority 1 from its floor) of the queues not capped
+ * at 0, under a fresh snapshot.  Then the candidates the claim may take,
+ * in claim order, as a tid[] into *tids (*ntids of them): up to the
+ * frontier, and of a queue with an allowance (caps[i] - taken[i] when
+ * caps[i] >= 0) at most that many.  Returns how many ranges were cut at
+ * per_range while their queue allowed more; notes in read[] (aging on)
+ * the ranges that gave candidates.  The claim's first round reads under
+ * floor_snap, the snapshot its floors were read with (taken just before
+ * the claim): probe_many then finds there, for the ranges read from their
+ * floor, the row it would look for, without a scan of its own.  Later
+ * rounds (floor_snap NULL) read under a fresh snapshot that sees this
+ * claim's own earlier rounds.
+ */
+static int64
+read_round(ManyReader *rd, Snapshot floor_snap, char **names, int n, const AwaFloorScan *scans,
+		   const int64 *caps, const int *taken, int level, TimestampTz at,
+		   int per_range, bool *read, Datum *tids, int *ntids)
+{
+	int64		aging = (int64) awa_priority_aging_interval * USECS_PER_SEC;
+	bool		have_frontier = false;
+	ManyCand	frontier;
+	int64		cut = 0;
+	int		   *given;
+	ItemPointerData *out;
+	Datum	   *elems;
+	int			m = 0;
+	int			i;
+	int			k;
+
+	memset(&frontier, 0, sizeof(frontier));
+	rd->ncands = 0;
+	if (floor_snap != NULL)
+	{
+		/* the first round: the floors' snapshot, the probe reuses its rows */
+		rd->recording = true;
+		rd->scan = index_beginscan(rd->heap, rd->index, floor_snap, 4, 0);
+	}
+	else
+	{
+		/* see this transaction's own claims (earlier rounds and levels) */
+		rd->recording = false;
+		CommandCounterIncrement();
+		PushCopiedSnapshot(GetTransactionSnapshot());
+		UpdateActiveSnapshotCommandId();
+		rd->scan = index_beginscan(rd->heap, rd->index, GetActiveSnapshot(), 4, 0);
+	}
+	for (i = 0; i < n; i++)
+	{
+		Datum		queue;
+		int			limit = per_range;
+		int			pi;
+		int			start;
+
+		if (caps[i] == 0)
+			continue;
+		if (caps[i] > 0)
+			limit = (int) Min(limit, Max(caps[i] - taken[i], 0));
+		if (limit <= 0)
+			continue;
+		queue = CStringGetTextDatum(names[i]);
+		start = rd->ncands;
+		for (pi = level > 1 ? level - 1 : 0; pi < AWA_FLOOR_PRIORITIES; pi++)
+		{
+			int			p = pi + 1; /* the priority */
+			AwaFloorKey from = scans[i].floors[pi];
+			TimestampTz hi = at - (p - Max(level, 1)) * aging;
+			TimestampTz lo = level > 1 ? hi - aging : DT_NOBEGIN;
+			int			got;
+
+			if (level == 0)
+			{
+				/* aging off: priority 1 from its floor, the others whole */
+				hi = at;
+				if (p > 1)
+				{
+					from.run_at = DT_NOBEGIN;
+					from.id = PG_INT64_MIN;
+				}
+				limit = per_range - (rd->ncands - start);
+				if (caps[i] > 0)
+					limit = (int) Min(limit, Max(caps[i] - taken[i], 0) - (rd->ncands - start));
+			}
+			if (from.run_at == DT_NOEND)
+				continue;		/* no waiting job there: not read at all */
+			got = read_range(rd, names[i], queue, i, p, from, hi, lo, limit, true, true,
+							 level <= 1 && (level == 1 || p == 1));
+			if (level > 0 && got > 0)
+				read[i * AWA_FLOOR_PRIORITIES + pi] = true;
+			if (level > 0 && got >= per_range && (caps[i] < 0 || caps[i] - taken[i] > per_range))
+			{
+				/* cut: its last candidate may be the frontier */
+				cut++;
+				if (!have_frontier || cand_cmp(&rd->cands[rd->ncands - 1], &frontier) < 0)
+					frontier = rd->cands[rd->ncands - 1];
+				have_frontier = true;
+			}
+		}
+		if (level == 0 && rd->ncands - start >= per_range &&
+			(caps[i] < 0 || caps[i] - taken[i] > per_range))
+		{
+			cut++;
+			if (!have_frontier || cand_cmp_priority(&rd->cands[rd->ncands - 1], &frontier) < 0)
+				frontier = rd->cands[rd->ncands - 1];
+			have_frontier = true;
+		}
+	}
+	index_endscan(rd->scan);
+	rd->scan = NULL;
+	if (floor_snap == NULL)
+		PopActiveSnapshot();
+	rd->recording = false;
+
+	/* claim order; up to the frontier; a queue's allowance in its own order */
+	qsort(rd->cands, rd->ncands, sizeof(ManyCand), level == 0 ? cand_cmp_priority : cand_cmp);
+	given = palloc0(sizeof(int) * n);
+	out = palloc(sizeof(ItemPointerData) * Max(rd->ncands, 1));
+	rd->chosen = palloc(sizeof(ManyCand) * Max(rd->ncands, 1));
+	for (k = 0; k < rd->ncands; k++)
+	{
+		ManyCand   *c = &rd->cands[k];
+
+		if (have_frontier && cand_cmp_level(c, &frontier, level == 0) > 0)
+			break;
+		if (caps[c->qi] >= 0 && ++given[c->qi] > caps[c->qi] - taken[c->qi])
+			continue;
+		rd->chosen[m] = *c;
+		out[m++] = c->tid;
+	}
+	*ntids = m;
+	rd->nchosen = m;
+	if (m > 0)
+	{
+		elems = palloc(sizeof(Datum) * m);
+		for (k = 0; k < m; k++)
+			elems[k] = PointerGetDatum(&out[k]);
+		*tids = PointerGetDatum(construct_array(elems, m, TIDOID, sizeof(ItemPointerData),
+												false, TYPALIGN_SHORT));
+	}
+	return cut;
+}
+
+/*
+ * The floor probe of a claim over several queues: for each (queue,
+ * priority) the claim took jobs of or asks about, the first waiting job at
+ * or above its floor (any run_at), as the claim's floor snapshot (shared by
+ * all its scans, taken before this claim's own changes) sees it, into
+ * probed[].  Read from the claim index like the candidates.
+ */
+static void
+probe_many(ManyReader *rd, AwaFloorScan *scans, char **names, int n, ManyProbed *probed)
+{
+	Snapshot	snap = NULL;
+	int			i;
+	int			p;
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		queue = (Datum) 0;
+
+		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		{
+			probed[i].found[p] = false;
+			if (scans[i].lane < 0 || (!scans[i].taken[p] && !scans[i].ask[p]))
+				continue;
+			if (rd->scan == NULL || scans[i].snapshot != snap)
+			{
+				if (rd->scan != NULL)
+					index_endscan(rd->scan);
+				snap = scans[i].snapshot;
+				rd->scan = index_beginscan(rd->heap, rd->index, snap, 4, 0);
+			}
+			if (queue == (Datum) 0)
+				queue = CStringGetTextDatum(names[i]);
+			rd->ncands = 0;
+			if (rd->seen_set[i * AWA_FLOOR_PRIORITIES + p])
+			{
+				/* the claim's first round read it under this snapshot */
+				probed[i].first[p] = rd->seen[i * AWA_FLOOR_PRIORITIES + p];
+				probed[i].found[p] = true;
+				continue;
+			}
+			if (read_range(rd, names[i], queue, i, p + 1, scans[i].floors[p], DT_NOEND,
+						   DT_NOBEGIN, 1, false, false, false) == 1)
+			{
+				probed[i].first[p].run_at = rd->cands[0].run_at;
+				probed[i].first[p].id = rd->cands[0].id;
+				probed[i].found[p] = true;
+			}
+		}
+	}
+	if (rd->scan != NULL)
+		index_endscan(rd->scan);
+	rd->scan = NULL;
+}
+
+/*
  * Claim up to batch jobs of names[0..n), level by level, appending them to
  * rows.  Returns the number claimed; *at_limit is set when one of the
- * queues is at its concurrency limit.  Each level's statement reads up to
- * `per_range` candidates of each (queue, priority) range (see below);
- * when it claims fewer than it asked for while ranges were cut there (the
- * order allowed no more, or candidates locked by other claimers were
- * skipped), it runs again, reading further by the rest shared by the ranges
- * cut, or four times as far when it took none.
+ * queues is at its concurrency limit.  Each round of a level reads up to
+ * `per_range` candidates of each (queue, priority) range (read_round) and
+ * claims those the order allows; when it claims fewer than it asked for
+ * while ranges were cut there (the order allowed no more, or candidates
+ * locked by other claimers were skipped), it reads again, further by the
+ * rest shared by the ranges cut, or four times as far when it took none.
  */
 static int
 claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
@@ -1621,13 +1987,12 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	int64	   *caps = palloc(sizeof(int64) * n);
 	bool	   *locks = palloc0(sizeof(bool) * n);
 	int		   *taken = palloc0(sizeof(int) * n);
-	Interval	aging;
 	int			first = awa_priority_aging_interval > 0 ? 1 : 0;
 	int			last = awa_priority_aging_interval > 0 ? NLEVELS : 0;
 	int			level;
 	int			nrows = 0;
-	Datum		values[10];
-	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n', ' ', ' ', ' ', ' '};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', worker ? ' ' : 'n'};
 	int			i;
 	AwaFloorScan *scans = palloc(sizeof(AwaFloorScan) * n);
 	bool	   *read = palloc0(sizeof(bool) * n * AWA_FLOOR_PRIORITIES);
@@ -1637,27 +2002,45 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	int			nasks = 0;
 	uint64		nfound = 0;
 	bool		rates_read = false;
+	ManyReader	rd;
+	Snapshot	floor_snap = NULL;
+	bool		first_round = true;
 
 	for (i = 0; i < n; i++)
 	{
 		caps[i] = -1;
 		awa_claim_noted(names[i], 0);
 	}
-	if (limits && count_limited(names, n, caps, locks, &nfound, &rates_read))
+	/* paused queues: nothing; limited ones: counted under their locks */
+	if (count_limited(names, n, caps, locks, &nfound, &rates_read))
 		*at_limit = true;
 	/* queues with a rate: what they may claim, and the claim's time */
 	if (limits)
 		at = reserve_rated(names, n, batch, caps, at, nfound, rates_read, &asks, &ask_idx, &nasks);
 
-	memset(&aging, 0, sizeof(aging));
-	aging.time = (int64) awa_priority_aging_interval * USECS_PER_SEC;
 	values[0] = names_array(names, n);
 	values[1] = TimestampTzGetDatum(at);
-	values[2] = IntervalPGetDatum(&aging);
 	values[4] = IntervalPGetDatum(lease);
 	values[5] = worker ? PointerGetDatum(worker) : (Datum) 0;
+	/*
+	 * The floors' snapshot (taken after their read, before the claim) sees
+	 * this transaction's earlier claims, also those of the same statement;
+	 * the first round reads under it (read_round) unless the transaction
+	 * reads under its own snapshot (REPEATABLE READ and SERIALIZABLE).
+	 */
+	CommandCounterIncrement();
 	awa_floor_begin_many(scans, names, n);
-	floors_arrays(scans, n, &values[8], &values[9]);
+	for (i = 0; i < n && floor_snap == NULL && !IsolationUsesXactSnapshot(); i++)
+		floor_snap = scans[i].snapshot;
+	if (tids_plan == NULL)
+	{
+		char	   *sql = awa_job_claim_tids_sql(awa_schema_has(AWA_SCHEMA_LEASES),
+												 awa_schema_has(AWA_SCHEMA_KEYS));
+
+		awa_plan(&tids_plan, sql, lengthof(claim_tids_argtypes), claim_tids_argtypes);
+		pfree(sql);
+	}
+	reader_open(&rd, awa_schema_has(AWA_SCHEMA_KEYS), n);
 
 	for (level = first; level <= last && nrows < batch; level++)
 	{
@@ -1666,97 +2049,73 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 		 * and two more, counting only the queues that may give some at this
 		 * level (idle queues' ranges are not read: their floors are at the
 		 * end), at most what is left.  With the backlog spread evenly one
-		 * statement fills the batch, even when another claimer holds the
-		 * first candidates locked; when it is skewed the frontier stops the
-		 * claim early and the statement runs again, reading further.
+		 * round fills the batch, even when another claimer holds the first
+		 * candidates locked; when it is skewed the frontier stops the claim
+		 * early and it reads again, further.
 		 */
 		int			active = live_queues(scans, caps, n, level);
 		int			left = batch - nrows;
 		int			per_range = Min(left, 2 * ((left + active - 1) / active) + 2);
 
-		if (many_plans[level] == NULL)
-		{
-			char	   *sql = awa_job_claim_many_sql(level, awa_schema_has(AWA_SCHEMA_LEASES),
-												 awa_schema_has(AWA_SCHEMA_KEYS));
-
-			awa_plan(&many_plans[level], sql, lengthof(claim_many_argtypes),
-					 claim_many_argtypes);
-			pfree(sql);
-		}
 		for (;;)
 		{
-			int			ret;
 			int			asked = batch - nrows;
 			int			got = 0;
-			int64		cut = 0;
+			int			ntids = 0;
+			int64		cut;
 			uint64		k;
 			int			idcol;
-			int			runcol;
-			int			queuecol;
-			int			morecol;
-			int			readcol;
-			int			priocol;
 
-			values[3] = Int32GetDatum(asked);
-			values[6] = caps_array(caps, taken, n);
-			values[7] = Int32GetDatum(per_range);
-			ret = execute_many_plan(many_plans[level], values, nulls);
-			if (ret != SPI_OK_SELECT)
-				elog(ERROR, "awa_claim: claim failed: %s", SPI_result_code_string(ret));
-			idcol = SPI_fnumber(SPI_tuptable->tupdesc, "id");
-			runcol = SPI_fnumber(SPI_tuptable->tupdesc, "run_at");
-			queuecol = SPI_fnumber(SPI_tuptable->tupdesc, "queue");
-			morecol = SPI_fnumber(SPI_tuptable->tupdesc, "awa_more");
-			readcol = SPI_fnumber(SPI_tuptable->tupdesc, "awa_read");
-			priocol = SPI_fnumber(SPI_tuptable->tupdesc, "priority");
-			for (k = 0; k < SPI_processed; k++)
+			cut = read_round(&rd, first_round ? floor_snap : NULL, names, n, scans, caps, taken,
+							 level, at, per_range, read, &values[2], &ntids);
+			first_round = false;
+			if (ntids > 0)
 			{
-				HeapTuple	tuple = SPI_tuptable->vals[k];
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				bool		isnull;
-				Datum		flag = SPI_getbinval(tuple, desc, morecol, &isnull);
-				ClaimedRow *r;
-				char	   *queue;
-				char	  **found;
+				int			ret;
 
-				if (!isnull)
-				{
-					cut = DatumGetInt64(flag);
-					mark_read(SPI_getbinval(tuple, desc, readcol, &isnull), isnull,
-							  read, n);
-					continue;
-				}
-				if (nrows >= batch)
+				values[3] = Int32GetDatum(asked);
+				ret = execute_many_plan(tids_plan, values, nulls);
+				if (ret != SPI_OK_UPDATE_RETURNING)
+					elog(ERROR, "awa_claim: claim failed: %s", SPI_result_code_string(ret));
+				if (SPI_processed > (uint64) asked)
 					elog(ERROR, "awa_claim: the claim returned more rows than asked for");
-				r = &rows[nrows++];
-				got++;
-				r->tuple = tuple;
-				r->desc = desc;
-				r->level = level;
-				r->id = DatumGetInt64(SPI_getbinval(tuple, desc, idcol, &isnull));
-				r->run_at = DatumGetTimestampTz(SPI_getbinval(tuple, desc, runcol, &isnull));
-				queue = SPI_getvalue(tuple, desc, queuecol);
-				found = bsearch(&queue, names, n, sizeof(char *), name_cmp);
-				if (found != NULL)
+				idcol = SPI_fnumber(SPI_tuptable->tupdesc, "id");
+				for (k = 0; k < SPI_processed; k++)
 				{
-					taken[found - names]++;
-					awa_floor_taken(&scans[found - names],
-									DatumGetInt16(SPI_getbinval(tuple, desc, priocol, &isnull)),
-									r->run_at);
+					HeapTuple	tuple = SPI_tuptable->vals[k];
+					bool		isnull;
+					ClaimedRow *r = &rows[nrows++];
+					const ManyCand *c = NULL;
+					int			j;
+
+					got++;
+					r->tuple = tuple;
+					r->desc = SPI_tuptable->tupdesc;
+					r->level = level;
+					r->id = DatumGetInt64(SPI_getbinval(tuple, r->desc, idcol, &isnull));
+					/* the row is a candidate's version: its queue, priority, run_at */
+					for (j = 0; j < rd.nchosen && c == NULL; j++)
+						if (rd.chosen[j].id == r->id)
+							c = &rd.chosen[j];
+					if (c == NULL)
+						elog(ERROR, "awa_claim: claimed job %lld was not a candidate",
+							 (long long) r->id);
+					r->run_at = c->run_at;
+					taken[c->qi]++;
+					awa_floor_taken(&scans[c->qi], c->priority, c->run_at);
 				}
 			}
 			if (got >= asked || cut == 0 || per_range >= INT_MAX / 4)
 				break;
 			/*
-			 * Read further: past what this statement read (the candidates
-			 * other claimers hold locked come first again) by the rest
-			 * shared by the ranges cut; none taken: four times as far.
+			 * Read further: past what this round read (the candidates other
+			 * claimers hold locked come first again) by the rest shared by
+			 * the ranges cut; none taken: four times as far.
 			 */
 			per_range = got == 0 ? per_range * 4 :
 				(int) Min(per_range + ((int64) (asked - got) + cut - 1) / cut + 1, INT_MAX / 4);
 		}
 	}
-
 	/*
 	 * Floors: raise those of the priorities taken, and ask about the ranges
 	 * that gave no candidate (aging on; not a queue this claim could take
@@ -1773,7 +2132,8 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	for (i = 0; i < n; i++)
 		awa_floor_defer(&scans[i], taken[i]);
 	probed = palloc(sizeof(ManyProbed) * n);
-	probe_many(scans, names, n, probed);
+	probe_many(&rd, scans, names, n, probed);
+	reader_close(&rd);
 	for (i = 0; i < n; i++)
 		awa_floor_end_with(&scans[i], names[i], probed_read, PointerGetDatum(&probed[i]));
 

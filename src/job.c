@@ -492,120 +492,33 @@ append_claim_set(StringInfo sql, bool leases)
 /* --- claiming from several queues --- */
 
 /*
- * The SQL that claims up to $4 jobs of the queues $1 (a text[]) at
- * effective priority level `level` (0: aging off), in the order of
- * awa_job_claim_sql across all of them.  $2..$6 as there; $7 is an int4[]
- * as long as $1: NULL for a queue claimed without a count (one that has a
- * concurrency limit yields nothing), or how many of that queue's jobs this
- * claim may take (its limit was counted under the queue's lock; only a
- * pause stops it); $8 is how many candidates to read per range.  Paused
- * queues yield nothing.  $9 and $10 (timestamptz[] and int8[], 4 per
- * queue: element (i - 1) * 4 + p for queue i and priority p) are the
- * claim floors (floor.c): each range starts at its floor, and a range
- * whose floor is at the end (run_at infinity: no waiting job there) is not
- * read at all; aging off, the one range of a queue starts at the floor of
- * priority 1.
- *
- * Each (queue, priority) range of the level is read in index order, up to
- * $8 rows, by one index scan repeated for each pair (a LATERAL join over
- * the queues and priorities, so the plan has the same few nodes whatever
- * the number of queues); the candidates, at most $8 per range, are sorted
- * and locked in order as the LIMIT pulls them (FOR UPDATE SKIP LOCKED
- * through the row version, as in awa_job_claim_sql), so only rows handed
- * out stay locked.  A range cut at $8 may hold more rows, which sort after
- * its last candidate: only candidates up to the first such last candidate
- * (the frontier) are taken, so the order is exact whatever $8.  The
- * statement returns, after the claimed rows, one row whose column awa_more
- * counts the ranges cut at $8 (their queue allowing more than $8); the
- * caller claims again with a larger $8 while that is not 0 and it claimed
- * fewer than it asked for (the frontier stopped it, or candidates were
- * locked by other claimers), so a claim that gets fewer than $4 jobs took
- * every due job it could lock.  That row's awa_read lists the ranges
- * ((i - 1) * 4 + p; p 0 aging off) that gave candidates.  The claimed rows
- * have awa_more and awa_read NULL.  With
- * keys, candidates with a concurrency key are admitted as in
- * awa_job_claim_sql.
+ * The SQL that claims, of the candidate rows $3 (a tid[] in claim order,
+ * read from the claim index by claim.c's multi-queue claim), the first $4
+ * it can lock: each is locked as the LIMIT pulls it (FOR UPDATE SKIP
+ * LOCKED through the row version, as in awa_job_claim_sql), so only rows
+ * handed out stay locked, and taken only if it is still a waiting job of
+ * one of the queues $1 (a text[]) due at $2.  $5 and $6 as in
+ * awa_job_claim_sql.  With keys, candidates with a concurrency key are
+ * admitted as there.
  */
 char *
-awa_job_claim_many_sql(int level, bool leases, bool keys)
+awa_job_claim_tids_sql(bool leases, bool keys)
 {
 	StringInfoData sql;
-	const char *claimable = "attempt < max_attempts AND run_lease < 9223372036854775807";
-	const char *order = level == 0 ? "priority, run_at, id" : "run_at, id";
 
 	initStringInfo(&sql);
-	appendStringInfoString(&sql,
-						   "WITH c AS MATERIALIZED (SELECT x.ctid, x.priority, x.run_at, x.id, q.i, p.p"
-						   " FROM unnest($1::text[]) WITH ORDINALITY AS q(name, i)");
-	if (level == 0)
-		appendStringInfoString(&sql, " CROSS JOIN (VALUES (0)) AS p(p)");
-	else
-		appendStringInfo(&sql, " CROSS JOIN generate_series(%d, %d) AS p(p)",
-						 level, AWA_MAX_PRIORITY);
-	appendStringInfoString(&sql,
-						   " CROSS JOIN LATERAL (SELECT ctid, priority, run_at, id FROM awa.jobs"
-						   " WHERE queue = q.name AND state IN " AWA_STATES_WAITING_SQL);
-	if (keys)
-		appendStringInfoString(&sql, " AND " KEY_OPEN_SQL("jobs"));
-	if (level == 0)				/* the floor of priority 1 only */
-		appendStringInfoString(&sql, " AND run_at <= $2"
-							   " AND (priority, run_at, id) >= (1, $9[(q.i - 1) * 4 + 1], $10[(q.i - 1) * 4 + 1])");
-	else
-	{
-		appendStringInfo(&sql, " AND priority = p.p AND run_at <= $2 - (p.p - %d) * $3", level);
-		if (level > 1)
-			appendStringInfo(&sql, " AND run_at > $2 - (p.p - %d) * $3", level - 1);
-		/* from the floor; a range whose floor is at the end is not read */
-		appendStringInfoString(&sql,
-							   " AND (run_at, id) >= ($9[(q.i - 1) * 4 + p.p], $10[(q.i - 1) * 4 + p.p])"
-							   " AND $9[(q.i - 1) * 4 + p.p] < 'infinity'::timestamptz");
-	}
 	appendStringInfo(&sql,
-					 " ORDER BY %s LIMIT LEAST($8, COALESCE($7[q.i], $8))) x"
-					 " WHERE NOT EXISTS (SELECT 1 FROM awa.queue_meta m WHERE m.queue = q.name"
-					 " AND (m.paused OR ($7[q.i] IS NULL AND %s)))),",
-					 order, awa_rate_limited_sql());	/* limit or rate: ratelimit.c */
-	/*
-	 * The frontier: the first of the last candidates of the ranges cut at
-	 * $8 (their queue allowing more).  A range's unread rows come after its
-	 * last candidate, so the candidates up to the frontier are in the true
-	 * order; those after it wait for the next statement.
-	 */
-	appendStringInfo(&sql,
-					 " t AS (SELECT DISTINCT ON (i, p) i, p, priority, run_at, id,"
-					 " count(*) OVER (PARTITION BY i, p) AS n FROM c ORDER BY i, p, %s),"
-					 " f AS (SELECT priority, run_at, id FROM t"
-					 " WHERE n >= $8 AND ($7[i] IS NULL OR $7[i] > $8) ORDER BY %s LIMIT 1),",
-					 level == 0 ? "priority DESC, run_at DESC, id DESC" : "run_at DESC, id DESC",
-					 order);
-	/* a limited queue: at most its allowance, in its own order */
-	appendStringInfo(&sql,
-					 " r AS (SELECT ctid, priority, run_at, id, i,"
-					 " row_number() OVER (PARTITION BY i ORDER BY %s) AS rn FROM c),"
-					 " cand AS MATERIALIZED (SELECT l.ctid, l.ok FROM"
-					 " (SELECT r.ctid, r.priority, r.run_at, r.id FROM r LEFT JOIN f ON true"
-					 " WHERE ($7[r.i] IS NULL OR r.rn <= $7[r.i])"
-					 " AND (f.id IS NULL OR (%s) <= (%s))"
-					 " ORDER BY %s) s CROSS JOIN LATERAL"
-					 " (SELECT j.ctid, %s AS ok%s FROM awa.jobs j WHERE j.ctid = s.ctid"
+					 "WITH cand AS MATERIALIZED (SELECT l.ctid, l.ok FROM unnest($3::tid[]) AS s(ctid)"
+					 " CROSS JOIN LATERAL"
+					 " (SELECT j.ctid, attempt < max_attempts AND run_lease < 9223372036854775807 AS ok%s"
+					 " FROM awa.jobs j WHERE j.ctid = s.ctid"
 					 " AND j.queue = ANY ($1) AND j.state IN " AWA_STATES_WAITING_SQL
 					 " AND j.run_at <= $2"
 					 " FOR UPDATE OF j SKIP LOCKED%s) l%s LIMIT $4),",
-					 order,
-					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id",
-					 level == 0 ? "f.priority, f.run_at, f.id" : "f.run_at, f.id",
-					 level == 0 ? "r.priority, r.run_at, r.id" : "r.run_at, r.id", claimable,
 					 keys ? ", j.concurrency_key, j.kind, j.id" : "",
 					 keys ? " OFFSET 0" : "",
 					 keys ? " WHERE " KEY_ADMIT_SQL("l") : "");
-	append_unclaimable(&sql);
-	appendStringInfoString(&sql, ", upd AS (");
-	append_claim_set(&sql, leases);
-	appendStringInfoString(&sql,
-						   ") SELECT u.*, NULL::bigint AS awa_more, NULL::int4[] AS awa_read FROM upd u"
-						   " UNION ALL SELECT (NULL::awa.jobs).*, (SELECT count(*) FROM t"
-						   " WHERE n >= $8 AND ($7[i] IS NULL OR $7[i] > $8)),"
-						   " ARRAY(SELECT ((i - 1) * 4 + p)::int4 FROM t)");
+	append_claim_update(&sql, leases);
 	return sql.data;
 }
 

@@ -635,14 +635,27 @@ rate_full(text *key)
 Datum
 awa_concurrency_key_open(PG_FUNCTION_ARGS)
 {
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(awa_keylimit_open(PG_GETARG_TEXT_PP(0)));
+}
+
+/*
+ * awa.concurrency_key_open for C callers (the claim over several queues
+ * reads its candidates itself): false when this claim attempt already
+ * found the key at its limit, busy or over its rate.  No side effect.
+ */
+bool
+awa_keylimit_open(text *key)
+{
 	KeyEntry   *e;
 
-	if (PG_ARGISNULL(0) || !attempt_active)
-		PG_RETURN_BOOL(true);
-	e = key_entry(PG_GETARG_TEXT_PP(0), false);
+	if (!attempt_active)
+		return true;
+	e = key_entry(key, false);
 	if (e != NULL)
-		PG_RETURN_BOOL(!e->blocked);
-	PG_RETURN_BOOL(!rate_full(PG_GETARG_TEXT_PP(0)));
+		return !e->blocked;
+	return !rate_full(key);
 }
 
 /*

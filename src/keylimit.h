@@ -15,5 +15,6 @@
 
 extern void awa_keylimit_begin(TimestampTz at);
 extern bool awa_keylimit_end(void);
+extern bool awa_keylimit_open(text *key);
 
 #endif							/* AWA_KEYLIMIT_H */
