@@ -36,7 +36,12 @@
  *	   commit (the snapshot goes, backend_xmin is NULL) and sleep on the
  *	   latch until a wake-up, the queue's next scheduled job (if this
  *	   waiter keeps its time: awa_wait_before_sleep, one waiter per lane)
- *	   or the end of the wait, then go to 1.
+ *	   or the end of the wait, then go to 1.  A scheduled row that is due
+ *	   but was not promoted is held by another transaction (a claim's
+ *	   promotion, awa.ring_promote); its end wakes nobody when it commits
+ *	   (the rows it promoted and did not claim are ready then), so the
+ *	   waiter looks again after 1, 2, 4 ... ms, at most 1 s apart, until
+ *	   the row is gone: the one case where it polls.
  * A commit either came before step 1's take (its job is due and visible at
  * step 3) or sets the flag after it (the sleep ends at once): no wake-up
  * is lost.  The slot is published before the first attempt and withdrawn
@@ -71,6 +76,7 @@
 #define RING_WAIT_MAX_BATCH		1000	/* as awa.ring_claim's */
 #define RING_WAIT_POLL_MS		100 /* without shared memory (awa not preloaded) */
 #define RING_WAIT_TIMEOUT_MARGIN_MS	100 /* the wait ends this long before statement_timeout */
+#define RING_WAIT_HELD_MAX_MS	1000	/* longest retry of a due row held by another transaction */
 
 PG_FUNCTION_INFO_V1(awa_ring_claim_wait);
 
@@ -154,6 +160,7 @@ ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us
 {
 	volatile bool registered = awa_wait_register_lane(lane);
 	Datum		jobs = (Datum) 0;
+	long		held_ms = 1;	/* the retry of a due row another transaction holds */
 
 	*isnull = true;
 	PG_TRY();
@@ -174,6 +181,14 @@ ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us
 			jobs = ring_wait_attempt(values, nulls, isnull, &due_ms);
 			if (!*isnull)
 				break;			/* committed when the CALL ends */
+			/* a due scheduled row not promoted: held by another transaction, retried with backoff */
+			if (due_ms == 0)
+			{
+				due_ms = held_ms;
+				held_ms = Min(held_ms * 2, RING_WAIT_HELD_MAX_MS);
+			}
+			else
+				held_ms = 1;
 			/* nothing: end the attempt's transaction and drop its snapshot */
 			SPI_commit();
 			now = GetCurrentTimestamp();

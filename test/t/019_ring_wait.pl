@@ -14,6 +14,8 @@
 #  5. a job due later: woken once at its commit, then it sleeps until the job comes due and
 #     claims it then (two wake-ups in all: no polling); a wait shorter than the due time ends
 #     after the wait, with jobs NULL;
+#     due rows another transaction holds (its claim promoted them): it looks again with backoff
+#     (1, 2, 4 ... ms, at most 1 s apart) and claims the row that transaction left once it commits;
 #  6. a rollback of a ring claim gives the job back and wakes a waiter, which claims it;
 #  7. pg_cancel_backend ends it with 57014 and leaves no registered waiter; statement_timeout
 #     ends the wait a little before it, with jobs NULL and no error.
@@ -152,6 +154,23 @@ $s = bg("CALL awa.ring_claim_wait('sq2', wait => '1 s')");
 is(done($s) . "|$s->{out}", '0|', 'a job due after the wait: the wait ends with jobs NULL');
 $t1 = time;
 ok($t1 - $t0 > 0.9 && $t1 - $t0 < 3, sprintf('... after the wait (%d ms for 1 s)', ms($t1 - $t0)));
+
+# 5b. due rows held by another transaction's promotion: retried with backoff until it ends
+q1("SELECT awa.ring_insert('k', '{\"n\": 11}', 'hq', priority => 1, run_at => now() + interval '1 s');"
+	  . " SELECT awa.ring_insert('k', '{\"n\": 12}', 'hq', priority => 2, run_at => now() + interval '1 s')");
+usleep(1_200_000);
+my $holder = bg("BEGIN", "SELECT count(*) FROM awa.ring_claim('hq', 1)", "SELECT pg_sleep(2)", "COMMIT");
+usleep(300_000);
+$w0 = wakeups();
+$s = waiter('held-waiter', 'hq', '30 s');
+is(done($holder), 0, 'the claim that promoted both due rows and took one commits') or diag($holder->{err});
+$t0 = time;
+is(done($s), 0, 'the CALL ends without error') or diag($s->{err});
+$t1 = time;
+is(ns($s->{out}), '12', 'the waiter claims the row the other claim promoted and left');
+ok($t1 - $t0 < 1.5, sprintf('within the backoff\'s longest step (%d ms after that commit)', ms($t1 - $t0)));
+my $polls = wakeups() - $w0;
+ok($polls >= 3 && $polls <= 14, "while the rows were held it looked again with backoff, not every 1 ms ($polls times in about 2 s)");
 
 # 6. a rolled-back ring claim gives its job back and wakes a waiter
 q1("SELECT awa.ring_insert('k', '{\"n\": 7}', 'bq')");
