@@ -393,5 +393,10 @@ extern void awa_claim_ends(int n, bool full);
 extern void awa_claim_noted(const char *queue, int n);
 extern void awa_claim_attempt_empty(void);
 extern void awa_running_freed(void);
+/* hook: rwait -- the ring's lanes (ring_wait.c) in wake.c's machinery */
+extern void awa_lane_available(const char *lane, bool available);
+extern bool awa_wait_register_lane(const char *lane);
+extern void awa_lane_claim_begins(const char *lane);
+extern void awa_wait_sleep(long timeout_ms, bool registered);
 
 #endif							/* AWA_H */

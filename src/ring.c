@@ -66,8 +66,9 @@
  * heartbeats, progress and rescue (ring_lease.c); reading the ring and its
  * counters (ring_read.c); sealing and reclaiming slots (ring_slots.c);
  * unique jobs (ring_unique.c).
- * Not here yet: the wake (awa_job_enqueued), aging, queue
- * limits and pauses.
+ * The wake: an insert notes its lane for wake.c (woken at commit), the
+ * claim counts its jobs for a rollback (hook: rwait; the blocking claim is
+ * ring_wait.c).  Not here yet: aging, queue limits and pauses.
  *
  *-------------------------------------------------------------------------
  */
@@ -218,6 +219,7 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 	int32		max_attempts;
 	TimestampTz run_at;
 	int64		id;
+	bool		scheduled;
 	bool		isnull;
 	int			i;
 
@@ -268,7 +270,8 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 		PG_RETURN_INT64(holder);
 	}
 	/* hook: sched: a job due later waits in awa.scheduled (ring_sched.c) */
-	id = run_at > GetCurrentTransactionStartTimestamp() ? awa_ring_sched_hooks.insert(values, nulls) : 0;
+	scheduled = run_at > GetCurrentTransactionStartTimestamp();
+	id = scheduled ? awa_ring_sched_hooks.insert(values, nulls) : 0;
 	awa_plan(&plan,
 			 "INSERT INTO awa.ready (slot, id, kind, args, queue, priority, max_attempts, run_at,"
 			 " unique_key, unique_states)"
@@ -286,6 +289,8 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	/* the pin: the floor of this lane must not pass the job once committed */
 	awa_floor_note(awa_ring_lane(queue), run_at);
+	/* hook: rwait: waiters of the lane are woken at commit (a job due later: one looks again) */
+	awa_lane_available(awa_ring_lane(queue), !scheduled);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }
@@ -399,6 +404,8 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			 5, receipt_types);
 
 	awa_floor_begin(&scan, lane);
+	/* hook: rwait: a rollback of these claims wakes the lane's waiters (wake.c) */
+	awa_lane_claim_begins(lane);
 	/* hook: sched: due scheduled rows of the queue become ready rows first */
 	awa_ring_sched_hooks.promote_lane(queue, &scan, batch);
 	for (p = 1; p <= AWA_FLOOR_PRIORITIES && got < batch; p++)
@@ -497,6 +504,8 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 		}
 	}
 	awa_floor_end_with(&scan, lane, ring_probe, PointerGetDatum(queue));
+	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
+	awa_claim_ends(got, got == batch);
 	SPI_finish();
 	return (Datum) 0;
 }

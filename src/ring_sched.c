@@ -248,6 +248,8 @@ awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the ring has no open slot")));
 		awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
+		/* hook: rwait: the lane's waiters are woken at commit */
+		awa_lane_available(psprintf("%s%s", RING_LANE_PREFIX, queue), true);
 		return;
 	}
 	/* later: a scheduled row ($5 NULL: the default backoff after attempt $6) */
@@ -273,6 +275,8 @@ awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 	awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue),
 				   DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 													 1, &isnull)));
+	/* hook: rwait: a waiter of the lane looks again at commit (its next due time) */
+	awa_lane_available(psprintf("%s%s", RING_LANE_PREFIX, queue), false);
 }
 
 /* ---------------------------------------------------------------------

@@ -57,6 +57,15 @@
  * The slots need shared memory, so they exist only when awa is in
  * shared_preload_libraries; without it a blocked claimer polls instead.
  *
+ * hook: rwait -- the ring's lanes (ring_wait.c, docs/storage.md "Step 5:
+ * the blocking claim on the ring") use the same slots, wake-ups and
+ * timekeeping, under hashes of their own: the top bit of a hash is set
+ * for a ring lane and clear for a queue of awa.jobs, so a ring queue and
+ * an awa.jobs queue of the same name never share wake-ups, and a waiter
+ * of every awa.jobs queue is not counted among a lane's waiters (it would
+ * take a lane's wake-up and never claim the job).  The lanes are not
+ * NOTIFYed: listeners wait for awa.jobs.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -65,6 +74,7 @@
 #include "commands/async.h"
 #include "common/hashfn.h"
 #include "common/md5.h"
+#include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "port/atomics.h"
@@ -77,6 +87,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "awa.h"
@@ -128,14 +139,27 @@ static bool keeps_time = false; /* its due_at is published */
 static bool exit_callback_set = false;
 
 static void note_queue(const char *queue, bool notify);
+static void note_hash(uint32 h, bool available);
+static bool register_hashes(const uint32 *hashes, int n);
+static int	claimed_entry_hash(uint32 h);
 static void pass_on_wakeup(void);
 static bool slot_serves(AwaWaitSlot *slot, uint32 hash);
 static void set_exit_callback(void);
 
+/* hook: rwait -- the top bit marks a ring lane's hash (see the file header) */
+#define LANE_HASH_BIT	UINT32_C(0x80000000)
+
 static uint32
 queue_hash(const char *queue)
 {
-	return hash_bytes((const unsigned char *) queue, strlen(queue));
+	return hash_bytes((const unsigned char *) queue, strlen(queue)) & ~LANE_HASH_BIT;
+}
+
+/* hook: rwait -- the hash of a ring lane (awa_ring_lane's name) */
+static uint32
+lane_hash(const char *lane)
+{
+	return hash_bytes((const unsigned char *) lane, strlen(lane)) | LANE_HASH_BIT;
 }
 
 /*
@@ -168,7 +192,26 @@ awa_job_scheduled(const char *queue)
 static void
 note_queue(const char *queue, bool notify)
 {
-	uint32		h = queue_hash(queue);
+	note_hash(queue_hash(queue), notify);
+	if (notify)
+		awa_notify_queue(queue);
+}
+
+/*
+ * hook: rwait -- the jobs of a ring lane (awa_ring_lane's name): available
+ * counts one more waiter to wake at commit, else (a job due later) at
+ * least one; listeners are not told.
+ */
+void
+awa_lane_available(const char *lane, bool available)
+{
+	note_hash(lane_hash(lane), available);
+}
+
+/* note_queue's bookkeeping, by hash (available: one more waiter) */
+static void
+note_hash(uint32 h, bool available)
+{
 	PendingWake *w = NULL;
 	int			i;
 
@@ -183,11 +226,8 @@ note_queue(const char *queue, bool notify)
 	}
 	else if (w == NULL)
 		pending_overflow = true;
-	if (w != NULL && (notify || w->count == 0) && w->count < INT_MAX)
+	if (w != NULL && (available || w->count == 0) && w->count < INT_MAX)
 		w->count++;
-
-	if (notify)
-		awa_notify_queue(queue);
 }
 
 /*
@@ -215,7 +255,7 @@ slot_serves(AwaWaitSlot *slot, uint32 hash)
 	if (n == 1)
 		return slot->queue_hash == hash;
 	if (n == 0 || n > AWA_WAIT_QUEUES)
-		return true;
+		return (hash & LANE_HASH_BIT) == 0;	/* hook: rwait: awa.jobs' queues only */
 	for (i = 0; i < n; i++)
 		if (slot->queue_hashes[i] == hash)
 			return true;
@@ -504,6 +544,32 @@ awa_wait_register(const char *queue)
 bool
 awa_wait_register_many(const char *const *queues, int n)
 {
+	uint32		hashes[AWA_WAIT_QUEUES];
+	int			i;
+
+	if (n > AWA_WAIT_QUEUES)
+		n = 0;
+	for (i = 0; i < n; i++)
+		hashes[i] = queue_hash(queues[i]);
+	return register_hashes(hashes, n);
+}
+
+/*
+ * hook: rwait -- publish this backend as waiting for jobs of one ring lane
+ * (awa_ring_lane's name), as awa_wait_register does for a queue.
+ */
+bool
+awa_wait_register_lane(const char *lane)
+{
+	uint32		h = lane_hash(lane);
+
+	return register_hashes(&h, 1);
+}
+
+/* Publish the slot for these n hashes (0: every awa.jobs queue). */
+static bool
+register_hashes(const uint32 *hashes, int n)
+{
 	AwaWaitSlot *slot = awa_my_slot();
 	int			i;
 
@@ -512,13 +578,11 @@ awa_wait_register_many(const char *const *queues, int n)
 	set_exit_callback();
 	if (registered)
 		awa_wait_unregister();
-	if (n > AWA_WAIT_QUEUES)
-		n = 0;
 	slot->dboid = MyDatabaseId;
 	slot->nqueues = (uint32) n;
-	slot->queue_hash = n == 1 ? queue_hash(queues[0]) : 0;
+	slot->queue_hash = n == 1 ? hashes[0] : 0;
 	for (i = 0; i < n; i++)
-		slot->queue_hashes[i] = registered_hashes[i] = queue_hash(queues[i]);
+		slot->queue_hashes[i] = registered_hashes[i] = hashes[i];
 	slot->procno = MyProc->pgprocno;
 	pg_atomic_write_u32(&slot->woken, 0);
 	pg_atomic_write_u32(&slot->at_limit, 0);
@@ -714,7 +778,13 @@ awa_wait_unregister(void)
 static int
 claimed_entry(const char *queue)
 {
-	uint32		h = queue_hash(queue);
+	return claimed_entry_hash(queue_hash(queue));
+}
+
+/* claimed_entry by hash */
+static int
+claimed_entry_hash(uint32 h)
+{
 	int			level = GetCurrentTransactionNestLevel();
 	int			i;
 
@@ -741,6 +811,17 @@ void
 awa_claim_begins(const char *queue)
 {
 	current_claim = claimed_entry(queue);
+}
+
+/*
+ * hook: rwait -- awa.ring_claim begins on a ring lane (awa_ring_lane's
+ * name): as awa_claim_begins, so that a rollback of its claims wakes the
+ * lane's waiters; awa_claim_ends ends it.
+ */
+void
+awa_lane_claim_begins(const char *lane)
+{
+	current_claim = claimed_entry_hash(lane_hash(lane));
 }
 
 /*
@@ -800,6 +881,50 @@ awa_claim_ends(int n, bool full)
 		pass_on_wakeup();
 	took_wake = false;
 	attempting = false;
+}
+
+/*
+ * hook: rwait -- sleep on the latch for up to timeout_ms (at least 1) as a
+ * waiter (registered: it returns early only for a wake-up handed to it,
+ * see awa_wait_woken; not registered: for any setting of the latch), an
+ * interrupt (checked), or a client that hung up (then a FATAL at the
+ * check).  For waits outside claim.c (ring_wait.c); claim.c's sleep_until
+ * and wait_for_work do the same for awa_claim.
+ */
+void
+awa_wait_sleep(long timeout_ms, bool registered)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(timeout_ms, 1));
+
+	for (;;)
+	{
+		int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+		pgsocket	sock = PGINVALID_SOCKET;
+		TimestampTz now;
+
+		if (MyProcPort != NULL && MyProcPort->sock != PGINVALID_SOCKET &&
+			WaitEventSetCanReportClosed())
+		{
+			events |= WL_SOCKET_CLOSED;
+			sock = MyProcPort->sock;
+		}
+		if (WaitLatchOrSocket(MyLatch, events, sock, Max(timeout_ms, 1),
+							  PG_WAIT_EXTENSION) & WL_SOCKET_CLOSED)
+		{
+			ClientConnectionLost = true;
+			InterruptPending = true;
+		}
+		CHECK_FOR_INTERRUPTS();
+		if (!registered)
+			return;
+		ResetLatch(MyLatch);
+		if (awa_wait_woken())
+			return;
+		now = GetCurrentTimestamp();
+		if (now >= end)
+			return;
+		timeout_ms = (long) ((end - now) / 1000) + 1;
+	}
 }
 
 /* Wake-up machinery set-up, called from _PG_init. */

@@ -1540,6 +1540,21 @@ COMMENT ON FUNCTION awa.ring_unique_release()
 CREATE TRIGGER done_unique_release AFTER INSERT ON awa.done REFERENCING NEW TABLE AS ring_new
 	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_unique_release();
 
+-- The ring: the blocking claim (ring_wait.c; docs/storage.md, "Step 5: the blocking claim on the ring") ------
+-- awa.ring_claim's blocking form, a procedure that sleeps between transactions (holding no snapshot), woken at
+-- the commit of work for its queue; internal like the other awa.ring_* routines.
+CREATE PROCEDURE awa.ring_claim_wait(
+	queue text,
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	worker text DEFAULT NULL,
+	wait interval DEFAULT '30 seconds',
+	INOUT jobs jsonb DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'awa_ring_claim_wait'
+LANGUAGE C;
+COMMENT ON PROCEDURE awa.ring_claim_wait(text, integer, interval, text, interval, jsonb)
+	IS 'internal (the ring): awa.ring_claim that, with nothing to claim, commits and sleeps (no snapshot held) until a commit makes a job of the queue claimable, its next scheduled job comes due, or wait (0 to 36500 days) ends; jobs: awa.ring_claim''s rows as a jsonb array, NULL if none; 22023 naming a bad argument, 25001 for a wait inside a transaction block';
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch

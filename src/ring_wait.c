@@ -1,0 +1,300 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_wait.c
+ *		The ring's blocking claim (docs/storage.md, "Step 5: the blocking
+ *		claim on the ring"): CALL awa.ring_claim_wait, a procedure that
+ *		claims, commits and sleeps holding no snapshot, woken by wake.c
+ *		when work for its queue commits.  Internal like ring.c: it refuses
+ *		to run unless awa.ring_engine is on.
+ *
+ * Waking.  A ring queue is a lane of wake.c under a hash of its own (the
+ * lane's name, awa_ring_lane): awa.ring_insert, and ring_sched.c's next
+ * attempt after a retryable failure or a snooze, note the lane (hooks in
+ * ring.c and ring_sched.c), and wake.c hands one wake-up per job made
+ * claimable to a waiter of that lane once the transaction's commit is
+ * visible; a rolled-back insert wakes nobody.  A job due later wakes one
+ * waiter to look at its due time again.  awa.ring_claim counts its claims
+ * for wake.c as awa_claim does (a rollback gives the jobs back and wakes as
+ * many waiters; a woken waiter that claims a full batch passes one on).
+ *
+ * The loop, outside a transaction block (non-atomic, SPI_OPT_NONATOMIC):
+ *	1. reset the latch and take the wake-up handed to this waiter, if any
+ *	   (awa_wait_attempt);
+ *	2. commit: the attempt runs in a new transaction whose start, now(),
+ *	   comes after that wake-up was taken.  awa.ring_claim takes jobs whose
+ *	   run_at <= now(), and a ready row's run_at is its inserter's
+ *	   transaction start: any insert whose commit handed the wake-up began
+ *	   before now(), so its job is due for the attempt.  (In a non-atomic
+ *	   context PostgreSQL starts the next transaction at the commit, before
+ *	   the sleep; without this commit the attempt's now() would be the time
+ *	   the waiter fell asleep, and a job inserted during the sleep would
+ *	   not be due for it.)
+ *	3. awa.ring_claim through SPI (its promotion of due scheduled rows
+ *	   included), and, if it claimed nothing, the earliest run_at of the
+ *	   queue's scheduled rows (one index probe per priority);
+ *	4. jobs: returned, their receipts commit when the CALL ends.  None:
+ *	   commit (the snapshot goes, backend_xmin is NULL) and sleep on the
+ *	   latch until a wake-up, the queue's next scheduled job (if this
+ *	   waiter keeps its time: awa_wait_before_sleep, one waiter per lane)
+ *	   or the end of the wait, then go to 1.  A scheduled row that is due
+ *	   but was not promoted is held by another transaction (a claim's
+ *	   promotion, awa.ring_promote); its end wakes nobody when it commits
+ *	   (the rows it promoted and did not claim are ready then), so the
+ *	   waiter looks again after 1, 2, 4 ... ms, at most 1 s apart, until
+ *	   the row is gone: the one case where it polls.
+ * A commit either came before step 1's take (its job is due and visible at
+ * step 3) or sets the flag after it (the sleep ends at once): no wake-up
+ * is lost.  The slot is published before the first attempt and withdrawn
+ * on every way out (wake.c passes on a wake-up it held).
+ *
+ * In a transaction block (atomic) the procedure cannot commit: wait 0 runs
+ * one awa.ring_claim, a positive wait is refused (25001).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "awa.h"
+#include "floor.h"
+#include "ring.h"
+
+#define RING_WAIT_MAX_BATCH		1000	/* as awa.ring_claim's */
+#define RING_WAIT_POLL_MS		100 /* without shared memory (awa not preloaded) */
+#define RING_WAIT_TIMEOUT_MARGIN_MS	100 /* the wait ends this long before statement_timeout */
+#define RING_WAIT_HELD_MAX_MS	1000	/* longest retry of a due row held by another transaction */
+
+PG_FUNCTION_INFO_V1(awa_ring_claim_wait);
+
+/*
+ * One attempt: awa.ring_claim as jsonb (NULL: nothing claimed), and with
+ * *due_ms how long until the queue's earliest scheduled row comes due (-1:
+ * none; 0: due already).  The result is copied out of SPI's memory.
+ */
+static Datum
+ring_wait_attempt(Datum *values, const char *nulls, bool *isnull, long *due_ms)
+{
+	static SPIPlanPtr claim_plan = NULL;
+	static SPIPlanPtr due_plan = NULL;
+	static const Oid claim_types[] = {TEXTOID, INT4OID, INTERVALOID, TEXTOID};
+	static const Oid due_types[] = {TEXTOID};
+	Datum		jobs;
+	Datum		due;
+	bool		due_null;
+
+	awa_plan(&claim_plan,
+			 "SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c))"
+			 " FROM awa.ring_claim($1, $2, $3, $4) c",
+			 4, claim_types);
+	if (SPI_execute_plan(claim_plan, values, nulls, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "awa.ring_claim_wait: the claim failed");
+	jobs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	*due_ms = -1;
+	if (!*isnull)
+		return SPI_datumTransfer(jobs, false, -1);
+
+	/* the earliest scheduled row of the queue: the index's first row per priority */
+	awa_plan(&due_plan,
+			 "SELECT pg_catalog.min(f.run_at) FROM pg_catalog.generate_series(1, "
+			 CppAsString2(AWA_FLOOR_PRIORITIES) ") AS p(p) CROSS JOIN LATERAL"
+			 " (SELECT s.run_at FROM awa.scheduled s WHERE s.queue = $1 AND s.priority = p.p::smallint"
+			 "  ORDER BY s.run_at LIMIT 1) f",
+			 1, due_types);
+	awa_ring_run(due_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+				 "awa.ring_claim_wait: next due");
+	due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &due_null);
+	if (!due_null)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz at = DatumGetTimestampTz(due);
+
+		*due_ms = at <= now ? 0 : (long) Min((at - now + 999) / 1000, 3600 * 1000);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * When the wait ends: after wait_us, and a little before statement_timeout
+ * would cancel the CALL (the wait then ends with jobs NULL, no error).
+ */
+static TimestampTz
+ring_wait_deadline(int64 wait_us)
+{
+	TimestampTz give_up;
+
+	if (pg_add_s64_overflow(GetCurrentTimestamp(), wait_us, &give_up))
+		give_up = PG_INT64_MAX;
+	if (StatementTimeout > 0)
+	{
+		int64		timeout_us = (int64) StatementTimeout * 1000;
+		int64		margin = Min(timeout_us / 10, RING_WAIT_TIMEOUT_MARGIN_MS * 1000);
+
+		give_up = Min(give_up, GetCurrentStatementStartTimestamp() + timeout_us - margin);
+	}
+	return give_up;
+}
+
+/*
+ * The loop of the file header, non-atomic (caller connected to SPI with
+ * SPI_OPT_NONATOMIC).  Returns the claimed jobs (still uncommitted), or
+ * *isnull when the wait ended without any.
+ */
+static pg_noinline Datum
+ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us,
+			   bool *isnull)
+{
+	volatile bool registered = awa_wait_register_lane(lane);
+	Datum		jobs = (Datum) 0;
+	long		held_ms = 1;	/* the retry of a due row another transaction holds */
+
+	*isnull = true;
+	PG_TRY();
+	{
+		TimestampTz give_up = ring_wait_deadline(wait_us);
+
+		for (;;)
+		{
+			long		due_ms;
+			long		timeout_ms;
+			TimestampTz now;
+
+			ResetLatch(MyLatch);
+			if (registered)
+				awa_wait_attempt();
+			/* a new transaction: its now() comes after the wake-up was taken */
+			SPI_commit();
+			jobs = ring_wait_attempt(values, nulls, isnull, &due_ms);
+			if (!*isnull)
+				break;			/* committed when the CALL ends */
+			/* a due scheduled row not promoted: held by another transaction, retried with backoff */
+			if (due_ms == 0)
+			{
+				due_ms = held_ms;
+				held_ms = Min(held_ms * 2, RING_WAIT_HELD_MAX_MS);
+			}
+			else
+				held_ms = 1;
+			/* nothing: end the attempt's transaction and drop its snapshot */
+			SPI_commit();
+			now = GetCurrentTimestamp();
+			if (now >= give_up)
+				break;
+			timeout_ms = (long) Min((give_up - now) / 1000 + 1, 3600 * 1000);
+			if (!registered)
+				timeout_ms = Min(timeout_ms, RING_WAIT_POLL_MS);
+			else
+				due_ms = awa_wait_before_sleep(due_ms);
+			if (due_ms >= 0)
+				timeout_ms = Min(timeout_ms, due_ms);
+			awa_wait_sleep(timeout_ms, registered);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (registered)
+			awa_wait_unregister();
+	}
+	PG_END_TRY();
+	return jobs;
+}
+
+/* ---------------------------------------------------------------------
+ * CALL awa.ring_claim_wait(queue, batch, lease, worker, wait, INOUT jobs)
+ *
+ * queue: 1 to 200 characters; batch: 1 to 1000 jobs; lease: a positive
+ * interval; worker: any text or NULL; wait: 0 to 36500 days (0: one claim,
+ * as awa.ring_claim).  Returns jobs, a jsonb array of awa.ring_claim's
+ * rows (id, run_lease, attempt, kind, queue, args, priority, run_at) in
+ * claim order, or NULL when the wait ended with none.  Errors: 55000 with
+ * awa.ring_engine off; 22023 naming the field for a NULL or out-of-range
+ * argument; 25001 for a positive wait in a transaction block (it cannot
+ * commit there, and a wait inside a statement would hold the horizon).
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_claim_wait(PG_FUNCTION_ARGS)
+{
+	static const char *const fields[] = {"queue", "batch", "lease", "worker", "wait"};
+	MemoryContext outer = CurrentMemoryContext;
+	TupleDesc	desc;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Interval   *lease;
+	int64		wait_us;
+	int32		batch;
+	bool		nonatomic;
+	char	   *lane;
+	Datum		jobs;
+	bool		jobs_null = true;
+	HeapTuple	result;
+	int			i;
+
+	awa_ring_check_enabled("awa.ring_claim_wait");
+	for (i = 0; i < 5; i++)
+		if (i != 3 && PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not be null", fields[i])));
+	awa_ring_check_name(PG_GETARG_TEXT_PP(0), "queue");
+	batch = PG_GETARG_INT32(1);
+	if (batch < 1 || batch > RING_WAIT_MAX_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and %d", RING_WAIT_MAX_BATCH)));
+	lease = PG_GETARG_INTERVAL_P(2);
+	(void) awa_check_delay(lease, "lease", true);
+	wait_us = awa_check_delay(PG_GETARG_INTERVAL_P(4), "wait", false);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE || desc->natts != 1)
+		elog(ERROR, "awa.ring_claim_wait: wrong result type");
+	desc = BlessTupleDesc(desc);
+	nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+	if (wait_us > 0 && !nonatomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("awa.ring_claim_wait with a wait must be called outside a transaction block"),
+				 errhint("CALL it as a statement of its own, or pass wait => '0'.")));
+
+	/* the arguments, in memory that outlives the attempts' transactions */
+	values[0] = datumCopy(PG_GETARG_DATUM(0), false, -1);
+	values[1] = Int32GetDatum(batch);
+	values[2] = datumCopy(IntervalPGetDatum(lease), false, sizeof(Interval));
+	if (PG_ARGISNULL(3))
+		nulls[3] = 'n';
+	else
+		values[3] = datumCopy(PG_GETARG_DATUM(3), false, -1);
+	lane = awa_ring_lane(DatumGetTextPP(values[0]));
+
+	if (wait_us == 0)
+	{
+		long		due_ms;
+
+		SPI_connect();
+		jobs = ring_wait_attempt(values, nulls, &jobs_null, &due_ms);
+		SPI_finish();
+	}
+	else
+	{
+		SPI_connect_ext(SPI_OPT_NONATOMIC);
+		jobs = ring_wait_loop(values, nulls, lane, wait_us, &jobs_null);
+		SPI_finish();
+	}
+	MemoryContextSwitchTo(outer);
+	result = heap_form_tuple(desc, &jobs, &jobs_null);
+	PG_RETURN_DATUM(HeapTupleGetDatum(result));
+}
