@@ -505,64 +505,6 @@ ms_until_next_due(text *queue, TimestampTz now)
 	return (long) ((next - now) / 1000) + 1;
 }
 
-/*
- * Sleep until the latch is set or timeout_ms pass.  Also wake when the
- * client hangs up: a worker killed while its claim waits must not leave
- * behind a backend that goes on to claim jobs for nobody.  That ends the
- * session (FATAL, "connection to client lost"), rolling the claim back.
- */
-static void
-wait_for_work(long timeout_ms)
-{
-	int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
-	pgsocket	sock = PGINVALID_SOCKET;
-	int			rc;
-
-	if (MyProcPort != NULL && MyProcPort->sock != PGINVALID_SOCKET &&
-		WaitEventSetCanReportClosed())
-	{
-		events |= WL_SOCKET_CLOSED;
-		sock = MyProcPort->sock;
-	}
-	rc = WaitLatchOrSocket(MyLatch, events, sock, timeout_ms, PG_WAIT_EXTENSION);
-	if (rc & WL_SOCKET_CLOSED)
-	{
-		ClientConnectionLost = true;
-		InterruptPending = true;
-	}
-	CHECK_FOR_INTERRUPTS();
-}
-
-/*
- * Sleep up to timeout_ms (at least 1) for the claim loop.  A registered
- * waiter sleeps on when its latch was set by something other than a
- * wake-up of awa's (awa_wait_woken), so that a stray latch does not cost a
- * claim attempt; it still returns at once for an interrupt (wait_for_work
- * checks for them) and when the time is up.
- */
-static void
-sleep_until(long timeout_ms, bool registered)
-{
-	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												  Max(timeout_ms, 1));
-
-	for (;;)
-	{
-		TimestampTz now;
-
-		wait_for_work(Max(timeout_ms, 1));
-		if (!registered)
-			return;
-		ResetLatch(MyLatch);
-		if (awa_wait_woken())
-			return;
-		now = GetCurrentTimestamp();
-		if (now >= end)
-			return;
-		timeout_ms = (long) ((end - now) / 1000) + 1;
-	}
-}
-
 /* One attempt on a claim's queue or queues (see try_claim). */
 static int
 try_claim_target(const ClaimTarget *target, TimestampTz at, Interval *lease,
@@ -747,7 +689,7 @@ claim_loop(const ClaimTarget *target, text *worker, int batch, Interval *lease,
 		now = GetCurrentTimestamp();
 		if (now >= give_up)
 			break;
-		sleep_until(sleep_budget(now, give_up, registered, at_limit,
+		awa_wait_sleep(sleep_budget(now, give_up, registered, at_limit,
 								 wake_due_ms(target, now)),
 					registered);
 		at = GetCurrentTimestamp();
@@ -953,7 +895,7 @@ wait_committing(const char *sql, Oid queue_type, Datum *values, const char *null
 			now = GetCurrentTimestamp();
 			if (now >= give_up)
 				break;
-			sleep_until(sleep_budget(now, give_up, registered, probe.at_limit,
+			awa_wait_sleep(sleep_budget(now, give_up, registered, probe.at_limit,
 									 probe.due_ms),
 						registered);
 		}

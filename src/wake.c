@@ -884,12 +884,12 @@ awa_claim_ends(int n, bool full)
 }
 
 /*
- * hook: rwait -- sleep on the latch for up to timeout_ms (at least 1) as a
- * waiter (registered: it returns early only for a wake-up handed to it,
- * see awa_wait_woken; not registered: for any setting of the latch), an
- * interrupt (checked), or a client that hung up (then a FATAL at the
- * check).  For waits outside claim.c (ring_wait.c); claim.c's sleep_until
- * and wait_for_work do the same for awa_claim.
+ * Sleep on the latch for up to timeout_ms (at least 1) as a waiter
+ * (registered: it returns early only for a wake-up handed to it, see
+ * awa_wait_woken, so that a stray latch does not cost a claim attempt; not
+ * registered: for any setting of the latch), an interrupt (checked), or a
+ * client that hung up (then a FATAL at the check).  The blocking claims'
+ * sleep: awa_claim's (claim.c) and the ring's (ring_wait.c).
  */
 void
 awa_wait_sleep(long timeout_ms, bool registered)
