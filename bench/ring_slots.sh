@@ -37,8 +37,9 @@ SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa.ring_claim(
 SELECT count(*) FROM awa.ring_complete_many(:ids, :leases);
 SQL
 
-# every relation of the ring: awa.ring_slots and every relation partitioned by slot with its partitions
-RING_RELS="SELECT c.oid FROM pg_class c WHERE c.oid = 'awa.ring_slots'::regclass
+# every relation of the ring: awa.ring_slots, the history of finished jobs (awa.ring_history) and every relation
+# partitioned by slot with its partitions
+RING_RELS="SELECT c.oid FROM pg_class c WHERE c.oid IN ('awa.ring_slots'::regclass, 'awa.ring_history'::regclass)
 	UNION ALL SELECT p.partrelid FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
 	  JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
 	 WHERE c.relnamespace = 'awa'::regnamespace AND a.attname = 'slot'
@@ -48,7 +49,7 @@ RING_RELS="SELECT c.oid FROM pg_class c WHERE c.oid = 'awa.ring_slots'::regclass
 ring_size() { q "SELECT round(sum(pg_total_relation_size(oid)) / 1048576.0, 2) || ' MiB (' || count(*) || ' relations)' FROM ($RING_RELS) r(oid)"; }
 
 reset_ring() {
-	q "TRUNCATE awa.ready, awa.claims, awa.done; UPDATE awa.ring_slots SET state = 'sealed'; UPDATE awa.ring_slots SET state = 'open', opened_at = now() WHERE slot = 0"
+	q "TRUNCATE awa.ready, awa.claims, awa.done, awa.ring_history; UPDATE awa.ring_slots SET state = 'sealed'; UPDATE awa.ring_slots SET state = 'open', opened_at = now() WHERE slot = 0"
 }
 load() {	# $1 jobs into the open slot, run_at from $2 minutes ago
 	q "SELECT count(awa.ring_insert('k', jsonb_build_object('n', i), 'sl',

@@ -117,6 +117,7 @@
 #include "floor.h"
 #include "job_state_sql.h"
 #include "ring.h"
+#include "ring_history.h"
 
 /* the advisory lock that serialises rotation and reclaiming: (ring_slots' oid, 6) */
 #define RING_SLOTS_LOCK_KEY2	6
@@ -422,6 +423,7 @@ typedef struct SlotReclaim
 	Datum	   *leases;
 	char	  **lanes;
 	TimestampTz *run_ats;
+	bool	   *finished;		/* hook: rhist -- a retained finished job: into the history */
 	int64		unfinished;
 	int64		retained;
 } SlotReclaim;
@@ -527,6 +529,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	Datum	   *leases;
 	char	  **lanes;
 	TimestampTz *run_ats;
+	bool	   *finished;
 	int64		unfinished = 0;
 	int64		retained = 0;
 	bool		any = false;
@@ -589,13 +592,15 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	vals[0] = Int16GetDatum(slot);
 	vals[1] = Float8GetDatum((double) retention_setting("awa.retention_completed"));
 	vals[2] = Float8GetDatum((double) retention_setting("awa.retention_failed"));
-	vals[3] = Int32GetDatum(carry_max + 1);
+	/* hook: rhist -- every attempt: the retained finished ones go into the history, not counted in carry_max */
+	vals[3] = Int32GetDatum(PG_INT32_MAX);
 	nattempts = awa_ring_run(attempts_plan, vals, NULL, snap, true, SPI_OK_SELECT,
 							 "awa.ring_reclaim: attempts");
 	ids = palloc(sizeof(Datum) * (nattempts + 1));
 	leases = palloc(sizeof(Datum) * (nattempts + 1));
 	lanes = palloc(sizeof(char *) * (nattempts + 1));
 	run_ats = palloc(sizeof(TimestampTz) * (nattempts + 1));
+	finished = palloc(sizeof(bool) * (nattempts + 1));
 	for (j = 0; j < nattempts; j++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[j];
@@ -606,12 +611,14 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		leases[j] = SPI_getbinval(t, d, 2, &isnull);
 		lanes[j] = psprintf("%s%s", RING_LANE_PREFIX, SPI_getvalue(t, d, 3));
 		run_ats[j] = DatumGetTimestampTz(SPI_getbinval(t, d, 4, &isnull));
-		if (DatumGetBool(SPI_getbinval(t, d, 5, &isnull)))
+		finished[j] = !DatumGetBool(SPI_getbinval(t, d, 5, &isnull));
+		if (!finished[j])
 			unfinished++;
 		else
 			retained++;
 	}
-	if (nattempts > (uint64) carry_max)
+	/* hook: rhist -- only the unfinished are carried: the retained finished go into the history */
+	if (unfinished > carry_max)
 	{
 		UnregisterSnapshot(snap);
 		unlock_parts(ready, 1, ShareLock);
@@ -668,6 +675,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		r->leases = leases;
 		r->lanes = lanes;
 		r->run_ats = run_ats;
+		r->finished = finished;
 		r->unfinished = unfinished;
 		r->retained = retained;
 		return r;
@@ -699,6 +707,13 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	StringInfoData truncate;
 	Datum		carried_ids;
 	Datum		carried_leases;
+	Datum		all_ids;
+	Datum		all_leases;
+	Datum	   *cids;
+	Datum	   *cleases;
+	Datum	   *hids;
+	volatile uint64 ncarried = 0;	/* read after PG_TRY */
+	uint64		nhist = 0;
 
 	/* 3. ACCESS EXCLUSIVE on every partition of the slot, for the carry and the truncation only */
 	if (!lock_parts(rels, nrels, AccessExclusiveLock))
@@ -709,13 +724,31 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	}
 
 	/* the attempts of step 1, (ids[j], leases[j]), as the statements' arrays */
-	carried_ids = PointerGetDatum(construct_array(ids, nattempts, INT8OID, sizeof(int64),
+	all_ids = PointerGetDatum(construct_array(ids, nattempts, INT8OID, sizeof(int64),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	all_leases = PointerGetDatum(construct_array(leases, nattempts, INT8OID, sizeof(int64),
+												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	/* hook: rhist -- the unfinished are carried, the retained finished go into the history */
+	cids = palloc(sizeof(Datum) * (nattempts + 1));
+	cleases = palloc(sizeof(Datum) * (nattempts + 1));
+	hids = palloc(sizeof(Datum) * (nattempts + 1));
+	for (j = 0; j < nattempts; j++)
+	{
+		if (r->finished[j])
+			hids[nhist++] = ids[j];
+		else
+		{
+			cids[ncarried] = ids[j];
+			cleases[ncarried++] = leases[j];
+		}
+	}
+	carried_ids = PointerGetDatum(construct_array(cids, ncarried, INT8OID, sizeof(int64),
 												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	carried_leases = PointerGetDatum(construct_array(leases, nattempts, INT8OID, sizeof(int64),
+	carried_leases = PointerGetDatum(construct_array(cleases, ncarried, INT8OID, sizeof(int64),
 													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	awa_ring_history_move(hids, nhist);
 
 	/* 4. carry the attempts of step 1 into the open slot, every relation of the slot */
-	if (nattempts > 0)
 	{
 		Oid			types[4] = {INT2OID, INT2OID, INT8ARRAYOID, INT8ARRAYOID};
 		Datum		cvals[4];
@@ -737,6 +770,8 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 									rels[i].parent, rels[i].cols, rels[i].cols, rels[i].parent, rels[i].attempt),
 						   4, types, cvals, false, SPI_OK_INSERT, true);
 			}
+			/* hook: rhist -- the errors of earlier attempts of the jobs that go on */
+			awa_ring_history_carry_errors(slot, open, carried_ids);
 		}
 		PG_FINALLY();
 		{
@@ -745,11 +780,12 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 		PG_END_TRY();
 		/* the pins: no floor may pass a carried job once the carry commits */
 		for (j = 0; j < nattempts; j++)
-			awa_floor_note(lanes[j], run_ats[j]);
+			if (!r->finished[j])
+				awa_floor_note(lanes[j], run_ats[j]);
 	}
 
-	/* the jobs that go with the slot leave the counters */
-	reclaim_uncount(slot, carried_ids, carried_leases);
+	/* the jobs that go with the slot leave the counters (not those carried or moved into the history) */
+	reclaim_uncount(slot, all_ids, all_leases);
 
 	/* 5. the space back */
 	initStringInfo(&truncate);
@@ -759,7 +795,7 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 			appendStringInfo(&truncate, "%s%s", truncate.len > 9 ? ", " : "", rels[i].partname);
 	if (SPI_execute(truncate.data, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "awa.ring_reclaim: %s failed", truncate.data);
-	reclaim_row(rsinfo, slot, "reclaimed", unfinished, retained, (int64) nattempts);
+	reclaim_row(rsinfo, slot, "reclaimed", unfinished, retained, (int64) ncarried);
 }
 
 Datum

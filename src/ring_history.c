@@ -1,0 +1,289 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_history.c
+ *		What a finished ring job keeps once its slot is reclaimed
+ *		(docs/storage.md, "Step 5: history of finished jobs").
+ *
+ * The reclaim of a sealed slot (ring_slots.c) carries the slot's unfinished
+ * jobs into the open slot and truncates the slot.  A finished job that its
+ * retention still keeps (completed within awa.retention_completed, failed
+ * or cancelled within awa.retention_failed) is not carried: its row of
+ * awa.ring_live_jobs, as it is at the reclaim (every column: state,
+ * attempt, errors of every attempt, finalized_at, ...), becomes one element
+ * of a batch row of awa.ring_history (awa_ring_history_move), so that a slot
+ * holding only finished jobs is truncated at once.  awa.ring_jobs reads the
+ * live view and the unnested batches; awa.ring_get finds a batch by the
+ * range of its ids (awa_ring_history_get).
+ *
+ * Batches.  Up to RING_HISTORY_BATCH jobs, by id, one retention class each
+ * (completed; failed or cancelled), with the newest finalized_at of the
+ * batch: the batch expires when that one is past its class's retention
+ * (awa.ring_history_expire, maintenance), so a job is kept at least its
+ * retention and at most as long as the newest job of its batch.  An array
+ * of 100 jobs is larger than TOAST's threshold (2 kB): stored compressed.
+ * One row per 100 jobs makes one index entry and, at expiry, one dead tuple
+ * per 100 jobs; nothing on the claim/complete path reads or writes it.
+ *
+ * Counters.  A move changes no count (the same jobs in the same states:
+ * awa.ring_jobs shows them); the expiry writes -1 per job by queue, state
+ * and finalized_at, as the reclaim does for the jobs it drops, and releases
+ * their unique keys (awa.unique_keys), which they held while kept.
+ *
+ * Errors of earlier attempts (awa_ring_history_carry_errors).  A job's
+ * errors are the done rows of its retryable and failed attempts, in
+ * whatever slot each attempt ran.  When a slot is truncated, those of its
+ * done rows that belong to a job that goes on (a newer ready row in another
+ * slot or carried from this one, or a retry waiting in awa.scheduled) are
+ * copied into the open slot with the carry: without their ready row they
+ * are no attempt of the view's, only its errors.  A job that is moved into
+ * the history takes its errors along (its row's errors column).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "awa.h"
+#include "counters.h"
+#include "ring.h"
+#include "ring_history.h"
+
+#define RING_HISTORY_BATCH	100
+
+PG_FUNCTION_INFO_V1(awa_ring_history_expire);
+
+/* qsort: int64 ascending */
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* A setting of maintain.c's, in seconds (-1: keep forever). */
+static int
+history_retention(const char *name)
+{
+	const char *v = GetConfigOption(name, true, false);
+
+	return v == NULL ? -1 : pg_strtoint32(v);
+}
+
+/*
+ * Run sql once with the newest snapshot and the planner steered to hash
+ * joins (a batch of ids against a full pass of a view: never a probe of the
+ * view per id) and without JIT.  Returns SPI_processed.
+ */
+static uint64
+history_run(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types, Datum *values,
+			int expect, const char *what)
+{
+	static const char *const off[] = {"enable_nestloop", "enable_mergejoin", "jit", NULL};
+	int			nestlevel = NewGUCNestLevel();
+	int			ret;
+	int			i;
+
+	for (i = 0; off[i] != NULL; i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	awa_plan(cache, sql, nargs, (Oid *) types);
+	ret = SPI_execute_snapshot(*cache, values, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							   false, true, 0);
+	AtEOXact_GUC(true, nestlevel);
+	if (ret != expect)
+		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(ret));
+	return SPI_processed;
+}
+
+/*
+ * hook: rhist -- ring_slots.c's reclaim, under the slot's ACCESS EXCLUSIVE
+ * locks, before the truncation: the finished jobs ids[0..n-1] (their newest
+ * attempt ended in the slot) become elements of new batches of
+ * awa.ring_history, their rows of awa.ring_live_jobs as they are now.  An
+ * id the view does not show as finished is an error (nothing is lost
+ * quietly).  Caller is in SPI.
+ */
+void
+awa_ring_history_move(Datum *ids, uint64 n)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {INT8ARRAYOID, INT4ARRAYOID};
+	int64	   *sorted;
+	Datum	   *idv;
+	Datum	   *batch;
+	Datum		vals[2];
+	uint64		i;
+	uint64		moved = 0;
+
+	if (n == 0)
+		return;
+	sorted = palloc(sizeof(int64) * n);
+	for (i = 0; i < n; i++)
+		sorted[i] = DatumGetInt64(ids[i]);
+	qsort(sorted, n, sizeof(int64), cmp_int64);
+	idv = palloc(sizeof(Datum) * n);
+	batch = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		idv[i] = Int64GetDatum(sorted[i]);
+		batch[i] = Int32GetDatum((int32) (i / RING_HISTORY_BATCH));
+	}
+	vals[0] = PointerGetDatum(construct_array(idv, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	vals[1] = PointerGetDatum(construct_array(batch, n, INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	history_run(&plan,
+				"INSERT INTO awa.ring_history (id_lo, id_hi, failed, finalized_hi, jobs)"
+				" SELECT min(v.id), max(v.id), v.state <> 'completed', max(v.finalized_at),"
+				"  array_agg(ROW(v.*)::awa.ring_history_job ORDER BY v.id)"
+				" FROM unnest($1, $2) AS u(i, b)"
+				" JOIN (SELECT * FROM awa.ring_live_jobs j"
+				"  WHERE j.state IN ('completed', 'failed', 'cancelled') OFFSET 0) v ON v.id = u.i"
+				" GROUP BY v.state <> 'completed', u.b"
+				" RETURNING pg_catalog.cardinality(jobs)",
+				2, types, vals, SPI_OK_INSERT_RETURNING, "awa.ring_reclaim: moving finished jobs into the history");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		moved += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (moved != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("awa.ring_reclaim: %llu of %llu finished jobs found to move into the history",
+						(unsigned long long) moved, (unsigned long long) n)));
+}
+
+/*
+ * hook: rhist -- ring_slots.c's carry (counting off, under the slot's
+ * locks, before the truncation): the done rows of earlier attempts of jobs
+ * that go on, copied from the slot into the open slot (the head of this
+ * file).  carried_ids: the ids of the jobs whose attempt is carried (int8[]).
+ * Caller is in SPI.
+ */
+void
+awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {INT2OID, INT2OID, INT8ARRAYOID};
+	Datum		vals[3];
+
+	vals[0] = Int16GetDatum(open);
+	vals[1] = Int16GetDatum(slot);
+	vals[2] = carried_ids;
+	history_run(&plan,
+				"INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error)"
+				" SELECT $1, d.job_id, d.run_lease, d.state, d.finalized_at, d.error FROM awa.done d"
+				" WHERE d.slot = $2 AND d.state IN ('retryable', 'failed')"
+				"  AND (d.job_id IN (SELECT u.i FROM unnest($3) AS u(i))"
+				"   OR EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = d.job_id AND r.run_lease >= d.run_lease"
+				"    AND r.slot <> $2)"
+				"   OR EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id))",
+				3, types, vals, SPI_OK_INSERT, "awa.ring_reclaim: carrying earlier attempts' errors");
+}
+
+/*
+ * hook: rhist -- awa.ring_get: the job with this id from its history batch
+ * (as a row of awa.jobs), or isnull.  Caller is in SPI; snapshot as
+ * awa_ring_run's.
+ */
+Datum
+awa_ring_history_get(Datum id, Snapshot snapshot, bool *isnull)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {INT8OID};
+	Datum		vals[1];
+
+	vals[0] = id;
+	*isnull = true;
+	awa_plan(&plan,
+			 "SELECT ROW(j.*)::awa.jobs FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) j"
+			 " WHERE int8range(h.id_lo, h.id_hi, '[]') @> $1 AND j.id = $1 LIMIT 1",
+			 1, (Oid *) types);
+	if (awa_ring_run(plan, vals, NULL, snapshot, true, SPI_OK_SELECT, "awa.ring_get: history") == 0)
+		return (Datum) 0;
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_history_expire() returns table (batches bigint, jobs bigint)
+ *
+ * Deletes the batches whose newest finalized_at is past its class's
+ * retention (awa.retention_completed for completed jobs,
+ * awa.retention_failed for failed and cancelled ones; -1: kept forever);
+ * their jobs leave the counters and let go of their unique keys.  One
+ * statement; a round that finds nothing writes nothing.  55000 while
+ * awa.ring_engine is off.  No arguments.
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_history_expire(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {FLOAT8OID, FLOAT8OID};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		vals[2];
+	Datum		out[2];
+	bool		outnulls[2] = {false, false};
+	int64		batches = 0;
+	int64		jobs = 0;
+	AwaCounts  *c;
+	uint64		i;
+
+	awa_ring_check_enabled("awa.ring_history_expire");
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	SPI_connect();
+	vals[0] = Float8GetDatum((double) history_retention("awa.retention_completed"));
+	vals[1] = Float8GetDatum((double) history_retention("awa.retention_failed"));
+	awa_plan(&plan,
+			 "WITH gone AS (DELETE FROM awa.ring_history h"
+			 "  WHERE (NOT h.failed AND $1 >= 0 AND h.finalized_hi < now() - make_interval(secs => $1))"
+			 "   OR (h.failed AND $2 >= 0 AND h.finalized_hi < now() - make_interval(secs => $2))"
+			 "  RETURNING h.jobs),"
+			 " j AS (SELECT x.id, x.queue, x.state, x.finalized_at FROM gone g CROSS JOIN LATERAL unnest(g.jobs) x),"
+			 " k AS (DELETE FROM awa.unique_keys u WHERE u.job_id IN (SELECT j.id FROM j))"
+			 " SELECT j.queue, j.state::text, j.finalized_at, count(*), (SELECT count(*) FROM gone) FROM j"
+			 " GROUP BY 1, 2, 3",
+			 2, (Oid *) types);
+	if (SPI_execute_plan(plan, vals, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "awa.ring_history_expire: the expiry failed");
+	c = awa_counts_create();
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *queue = SPI_getvalue(t, d, 1);
+		char	   *label = SPI_getvalue(t, d, 2);
+		Datum		fin = SPI_getbinval(t, d, 3, &isnull);
+		int64		k = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+		int			s;
+
+		for (s = 0; s < AWA_NUM_JOB_STATES && strcmp(awa_state_label((AwaJobState) s), label) != 0; s++)
+			;
+		if (s == AWA_NUM_JOB_STATES)
+			elog(ERROR, "awa.ring_history_expire: unknown job state \"%s\"", label);
+		awa_counts_add(c, queue, strlen(queue), (AwaJobState) s, DatumGetTimestampTz(fin), false, -k);
+		jobs += k;
+		batches = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
+	}
+	awa_counts_write(c);
+	out[0] = Int64GetDatum(batches);
+	out[1] = Int64GetDatum(jobs);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+	SPI_finish();
+	return (Datum) 0;
+}

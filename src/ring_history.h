@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_history.h
+ *		The history of finished ring jobs (ring_history.c): what the reclaim
+ *		of a slot (ring_slots.c) and awa.ring_get (ring_read.c) call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AWA_RING_HISTORY_H
+#define AWA_RING_HISTORY_H
+
+#include "postgres.h"
+#include "utils/snapshot.h"
+
+extern void awa_ring_history_move(Datum *ids, uint64 n);
+extern void awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids);
+extern Datum awa_ring_history_get(Datum id, Snapshot snapshot, bool *isnull);
+
+#endif							/* AWA_RING_HISTORY_H */
