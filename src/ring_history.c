@@ -109,17 +109,20 @@ history_run(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types, Dat
 }
 
 /*
- * hook: rhist -- ring_slots.c's reclaim, under the slot's ACCESS EXCLUSIVE
- * locks, before the truncation: the finished jobs ids[0..n-1] (their newest
- * attempt ended in the slot) become elements of new batches of
- * awa.ring_history, their rows of awa.ring_live_jobs as they are now.  An
- * id the view does not show as finished is an error (nothing is lost
- * quietly).  Caller is in SPI.
+ * hook: rhist -- ring_slots.c's reclaim, once a slot passed its checks
+ * (before the locks of its truncation: a full pass of the view takes about
+ * a second per 50,000 jobs, and claims must not wait for it): the finished
+ * jobs ids[0..n-1] (their newest attempt ended in the slot, and their rows
+ * no longer change) become elements of new batches of awa.ring_history,
+ * their rows of awa.ring_live_jobs as they are now.  Returns the new rows'
+ * ctids (tid[]) for awa_ring_history_unmove.  An id the view does not show
+ * as finished is an error (nothing is lost quietly).  Caller is in SPI.
  */
-void
+Datum
 awa_ring_history_move(Datum *ids, uint64 n)
 {
 	static SPIPlanPtr plan = NULL;
+	Datum	   *tids;
 	static const Oid types[] = {INT8ARRAYOID, INT4ARRAYOID};
 	int64	   *sorted;
 	Datum	   *idv;
@@ -129,7 +132,7 @@ awa_ring_history_move(Datum *ids, uint64 n)
 	uint64		moved = 0;
 
 	if (n == 0)
-		return;
+		return PointerGetDatum(construct_empty_array(TIDOID));
 	sorted = palloc(sizeof(int64) * n);
 	for (i = 0; i < n; i++)
 		sorted[i] = DatumGetInt64(ids[i]);
@@ -152,38 +155,62 @@ awa_ring_history_move(Datum *ids, uint64 n)
 				" JOIN (SELECT * FROM awa.ring_live_jobs j"
 				"  WHERE j.state IN ('completed', 'failed', 'cancelled') OFFSET 0) v ON v.id = u.i"
 				" GROUP BY v.state <> 'completed', u.b"
-				" RETURNING pg_catalog.cardinality(jobs)",
+				" RETURNING pg_catalog.cardinality(jobs), ctid",
 				2, types, vals, SPI_OK_INSERT_RETURNING, "awa.ring_reclaim: moving finished jobs into the history");
+	tids = palloc(sizeof(Datum) * (SPI_processed + 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
 
 		moved += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		tids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
 	}
 	if (moved != n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("awa.ring_reclaim: %llu of %llu finished jobs found to move into the history",
 						(unsigned long long) moved, (unsigned long long) n)));
+	return PointerGetDatum(construct_array(tids, (int) SPI_processed, TIDOID, sizeof(ItemPointerData),
+										   false, TYPALIGN_SHORT));
+}
+
+/*
+ * hook: rhist -- ring_slots.c's reclaim, when the slot it moved jobs from
+ * turned out busy: the history rows awa_ring_history_move wrote (its
+ * result) deleted again, in the same transaction.  Caller is in SPI.
+ */
+void
+awa_ring_history_unmove(Datum tids)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {TIDARRAYOID};
+	Datum		vals[1];
+
+	vals[0] = tids;
+	awa_plan(&plan, "DELETE FROM awa.ring_history WHERE ctid = ANY ($1)", 1, (Oid *) types);
+	if (SPI_execute_plan(plan, vals, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "awa.ring_reclaim: taking moved jobs out of the history failed");
 }
 
 /*
  * hook: rhist -- ring_slots.c's carry (counting off, under the slot's
  * locks, before the truncation): the done rows of earlier attempts of jobs
  * that go on, copied from the slot into the open slot (the head of this
- * file).  carried_ids: the ids of the jobs whose attempt is carried (int8[]).
+ * file).  carried_ids, carried_leases (int8[]): the attempts carried, as
+ * their ready rows (id, run_lease).
  * Caller is in SPI.
  */
 void
-awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids)
+awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids, Datum carried_leases)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid types[] = {INT2OID, INT2OID, INT8ARRAYOID};
-	Datum		vals[3];
+	static const Oid types[] = {INT2OID, INT2OID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		vals[4];
 
 	vals[0] = Int16GetDatum(open);
 	vals[1] = Int16GetDatum(slot);
 	vals[2] = carried_ids;
+	vals[3] = carried_leases;
 	history_run(&plan,
 				"INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error)"
 				" SELECT $1, d.job_id, d.run_lease, d.state, d.finalized_at, d.error FROM awa.done d"
@@ -191,8 +218,10 @@ awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids)
 				"  AND (d.job_id IN (SELECT u.i FROM unnest($3) AS u(i))"
 				"   OR EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = d.job_id AND r.run_lease >= d.run_lease"
 				"    AND r.slot <> $2)"
-				"   OR EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id))",
-				3, types, vals, SPI_OK_INSERT, "awa.ring_reclaim: carrying earlier attempts' errors");
+				"   OR EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id))"
+				/* the end of a carried attempt (a retry waiting in awa.scheduled) is carried as its row */
+				"  AND (d.job_id, d.run_lease) NOT IN (SELECT u.i, u.l + 1 FROM unnest($3, $4) AS u(i, l))",
+				4, types, vals, SPI_OK_INSERT, "awa.ring_reclaim: carrying earlier attempts' errors");
 }
 
 /*

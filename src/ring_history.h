@@ -12,8 +12,10 @@
 #include "postgres.h"
 #include "utils/snapshot.h"
 
-extern void awa_ring_history_move(Datum *ids, uint64 n);
-extern void awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids);
+extern Datum awa_ring_history_move(Datum *ids, uint64 n);
+extern void awa_ring_history_unmove(Datum tids);
+extern void awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids,
+										  Datum carried_leases);
 extern Datum awa_ring_history_get(Datum id, Snapshot snapshot, bool *isnull);
 
 #endif							/* AWA_RING_HISTORY_H */

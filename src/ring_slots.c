@@ -424,6 +424,7 @@ typedef struct SlotReclaim
 	char	  **lanes;
 	TimestampTz *run_ats;
 	bool	   *finished;		/* hook: rhist -- a retained finished job: into the history */
+	Datum		history;		/* hook: rhist -- the history rows written for them (tid[]) */
 	int64		unfinished;
 	int64		retained;
 } SlotReclaim;
@@ -579,10 +580,18 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	/* the attempts to carry, with one snapshot S taken after that lock */
 	awa_plan(&attempts_plan,
 			 "SELECT r.id, r.run_lease, r.queue, r.run_at, d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL
+			 "  OR d.waits"
 			 " FROM awa.ready r LEFT JOIN LATERAL"
-			 " (SELECT d.state, d.finalized_at FROM awa.done d WHERE d.job_id = r.id"
+			 " (SELECT d.state, d.finalized_at,"
+			 /*
+			  * hook: rhist -- an end whose next attempt waits in
+			  * awa.scheduled (a retry's backoff, a snooze) has not handed
+			  * the job over yet: the job is this attempt until promoted
+			  */
+			 "   EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id AND s.run_lease = d.run_lease) AS waits"
+			 "  FROM awa.done d WHERE d.job_id = r.id"
 			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot LIMIT 1) d ON true"
-			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL
+			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL " OR d.waits"
 			 "  OR (d.state = 'completed' AND ($2 < 0 OR d.finalized_at >= now() - make_interval(secs => $2)))"
 			 "  OR (d.state IN ('failed', 'cancelled')"
 			 "      AND ($3 < 0 OR d.finalized_at >= now() - make_interval(secs => $3))))"
@@ -664,7 +673,18 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 
 	{
 		SlotReclaim *r = palloc0(sizeof(SlotReclaim));
+		Datum	   *hids = palloc(sizeof(Datum) * (nattempts + 1));
+		uint64		nhist = 0;
 
+		/*
+		 * hook: rhist -- the retained finished jobs into the history now,
+		 * before step 3's locks (their rows no longer change: nothing waits
+		 * for this); taken out again if step 3 finds the slot busy
+		 */
+		for (j = 0; j < nattempts; j++)
+			if (finished[j])
+				hids[nhist++] = ids[j];
+		r->history = awa_ring_history_move(hids, nhist);
 		r->slot = slot;
 		r->open = open;
 		r->rels = rels;
@@ -711,13 +731,13 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	Datum		all_leases;
 	Datum	   *cids;
 	Datum	   *cleases;
-	Datum	   *hids;
 	volatile uint64 ncarried = 0;	/* read after PG_TRY */
-	uint64		nhist = 0;
 
 	/* 3. ACCESS EXCLUSIVE on every partition of the slot, for the carry and the truncation only */
 	if (!lock_parts(rels, nrels, AccessExclusiveLock))
 	{
+		/* hook: rhist -- the jobs stay in the slot: not in the history too */
+		awa_ring_history_unmove(r->history);
 		unlock_parts(ready, 1, ShareLock);
 		reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
 		return;
@@ -728,15 +748,12 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	all_leases = PointerGetDatum(construct_array(leases, nattempts, INT8OID, sizeof(int64),
 												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	/* hook: rhist -- the unfinished are carried, the retained finished go into the history */
+	/* hook: rhist -- the unfinished are carried (the retained finished went into the history) */
 	cids = palloc(sizeof(Datum) * (nattempts + 1));
 	cleases = palloc(sizeof(Datum) * (nattempts + 1));
-	hids = palloc(sizeof(Datum) * (nattempts + 1));
 	for (j = 0; j < nattempts; j++)
 	{
-		if (r->finished[j])
-			hids[nhist++] = ids[j];
-		else
+		if (!r->finished[j])
 		{
 			cids[ncarried] = ids[j];
 			cleases[ncarried++] = leases[j];
@@ -746,7 +763,6 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	carried_leases = PointerGetDatum(construct_array(cleases, ncarried, INT8OID, sizeof(int64),
 													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	awa_ring_history_move(hids, nhist);
 
 	/* 4. carry the attempts of step 1 into the open slot, every relation of the slot */
 	{
@@ -771,7 +787,7 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 						   4, types, cvals, false, SPI_OK_INSERT, true);
 			}
 			/* hook: rhist -- the errors of earlier attempts of the jobs that go on */
-			awa_ring_history_carry_errors(slot, open, carried_ids);
+			awa_ring_history_carry_errors(slot, open, carried_ids, carried_leases);
 		}
 		PG_FINALLY();
 		{
