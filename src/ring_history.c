@@ -29,14 +29,16 @@
  * and finalized_at, as the reclaim does for the jobs it drops, and releases
  * their unique keys (awa.unique_keys), which they held while kept.
  *
- * Errors of earlier attempts (awa_ring_history_carry_errors).  A job's
- * errors are the done rows of its retryable and failed attempts, in
- * whatever slot each attempt ran.  When a slot is truncated, those of its
- * done rows that belong to a job that goes on (a newer ready row in another
- * slot or carried from this one, or a retry waiting in awa.scheduled) are
- * copied into the open slot with the carry: without their ready row they
- * are no attempt of the view's, only its errors.  A job that is moved into
- * the history takes its errors along (its row's errors column).
+ * Earlier attempts (awa_ring_history_carry_earlier).  A job's errors are
+ * the done rows of its retryable and failed attempts, in whatever slot each
+ * attempt ran, and its attempted_at, claimed_by and lease those of its
+ * newest receipt, of any attempt.  When a slot is truncated, the receipts,
+ * done rows and beats of its ended attempts of a job that goes on (a newer
+ * ready row in another slot or carried from this one, or a retry waiting in
+ * awa.scheduled) are copied into the open slot with the carry: without
+ * their ready rows they are no attempt of the view's (nor of the claim's,
+ * the rescue's or the counters'), only the job's past.  A job that is moved
+ * into the history takes its past along (its row's columns).
  *
  *-------------------------------------------------------------------------
  */
@@ -193,18 +195,24 @@ awa_ring_history_unmove(Datum tids)
 }
 
 /*
- * hook: rhist -- ring_slots.c's carry (counting off, under the slot's
- * locks, before the truncation): the done rows of earlier attempts of jobs
- * that go on, copied from the slot into the open slot (the head of this
- * file).  carried_ids, carried_leases (int8[]): the attempts carried, as
- * their ready rows (id, run_lease).
- * Caller is in SPI.
+ * hook: rhist -- ring_slots.c's carry, for each relation of the slot keyed
+ * by the attempt itself (job_id, run_lease): receipts, done rows, beats
+ * (counting off, under the slot's locks, before the truncation).  The rows
+ * of the slot's earlier, ended attempts (a done row in the slot) of jobs
+ * that go on -- a carried attempt (carried_ids, carried_leases, int8[], the
+ * ready rows (id, run_lease) carried), a newer ready row in another slot, a
+ * retry waiting in awa.scheduled -- are copied into the open slot without
+ * their ready rows: the view takes from them the job's errors and its
+ * newest receipt (attempted_at, claimed_by, lease), and progress; an
+ * attempt of its own they are not (no ready row).  parent: the qualified
+ * relation; cols: its columns but slot.  Caller is in SPI.
  */
 void
-awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids, Datum carried_leases)
+awa_ring_history_carry_earlier(const char *parent, const char *cols, int16 slot, int16 open,
+							   Datum carried_ids, Datum carried_leases)
 {
-	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT2OID, INT2OID, INT8ARRAYOID, INT8ARRAYOID};
+	SPIPlanPtr	plan = NULL;
 	Datum		vals[4];
 
 	vals[0] = Int16GetDatum(open);
@@ -212,16 +220,19 @@ awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids, Datum c
 	vals[2] = carried_ids;
 	vals[3] = carried_leases;
 	history_run(&plan,
-				"INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error)"
-				" SELECT $1, d.job_id, d.run_lease, d.state, d.finalized_at, d.error FROM awa.done d"
-				" WHERE d.slot = $2 AND d.state IN ('retryable', 'failed')"
-				"  AND (d.job_id IN (SELECT u.i FROM unnest($3) AS u(i))"
-				"   OR EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = d.job_id AND r.run_lease >= d.run_lease"
-				"    AND r.slot <> $2)"
-				"   OR EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id))"
-				/* the end of a carried attempt (a retry waiting in awa.scheduled) is carried as its row */
-				"  AND (d.job_id, d.run_lease) NOT IN (SELECT u.i, u.l + 1 FROM unnest($3, $4) AS u(i, l))",
-				4, types, vals, SPI_OK_INSERT, "awa.ring_reclaim: carrying earlier attempts' errors");
+				psprintf("INSERT INTO %s (slot, %s) OVERRIDING SYSTEM VALUE SELECT $1, %s FROM %s x"
+						 " WHERE x.slot = $2"
+						 "  AND EXISTS (SELECT 1 FROM awa.done d WHERE d.job_id = x.job_id AND d.run_lease = x.run_lease"
+						 "   AND d.slot = $2)"
+						 /* a carried attempt's own rows are carried as its rows */
+						 "  AND (x.job_id, x.run_lease) NOT IN (SELECT u.i, u.l + 1 FROM unnest($3, $4) AS u(i, l))"
+						 "  AND (x.job_id IN (SELECT u.i FROM unnest($3) AS u(i))"
+						 "   OR EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = x.job_id AND r.run_lease >= x.run_lease"
+						 "    AND r.slot <> $2)"
+						 "   OR EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = x.job_id))",
+						 parent, cols, cols, parent),
+				4, types, vals, SPI_OK_INSERT, "awa.ring_reclaim: carrying earlier attempts' rows");
+	SPI_freeplan(plan);
 }
 
 /*

@@ -14,8 +14,8 @@
 
 extern Datum awa_ring_history_move(Datum *ids, uint64 n);
 extern void awa_ring_history_unmove(Datum tids);
-extern void awa_ring_history_carry_errors(int16 slot, int16 open, Datum carried_ids,
-										  Datum carried_leases);
+extern void awa_ring_history_carry_earlier(const char *parent, const char *cols, int16 slot, int16 open,
+										   Datum carried_ids, Datum carried_leases);
 extern Datum awa_ring_history_get(Datum id, Snapshot snapshot, bool *isnull);
 
 #endif							/* AWA_RING_HISTORY_H */

@@ -785,9 +785,11 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 									" WHERE slot = $2 AND %s IN (SELECT u.i, u.l + 1 FROM unnest($3, $4) AS u(i, l))",
 									rels[i].parent, rels[i].cols, rels[i].cols, rels[i].parent, rels[i].attempt),
 						   4, types, cvals, false, SPI_OK_INSERT, true);
+				/* hook: rhist -- the rows of earlier attempts of the jobs that go on (their past) */
+				if (strcmp(rels[i].attempt, "(job_id, run_lease)") == 0)
+					awa_ring_history_carry_earlier(rels[i].parent, rels[i].cols, slot, open,
+												   carried_ids, carried_leases);
 			}
-			/* hook: rhist -- the errors of earlier attempts of the jobs that go on */
-			awa_ring_history_carry_errors(slot, open, carried_ids, carried_leases);
 		}
 		PG_FINALLY();
 		{
