@@ -75,13 +75,49 @@ cmp_int64(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/* A setting of maintain.c's, in seconds (-1: keep forever). */
-static int
-history_retention(const char *name)
+/* hook: rhist -- also ring_slots.c's: a setting of maintain.c's, in seconds (-1: keep forever) */
+int
+awa_ring_retention(const char *name)
 {
 	const char *v = GetConfigOption(name, true, false);
 
 	return v == NULL ? -1 : pg_strtoint32(v);
+}
+
+/*
+ * hook: rhist -- also ring_slots.c's: jobs that leave the ring leave the
+ * counters.  SPI_tuptable holds rows (queue text, state text, finalized_at
+ * timestamptz, count bigint): -count each, by queue, state and (completed)
+ * finalized_at.  who names the caller in errors.  Returns the sum of the
+ * counts.
+ */
+int64
+awa_ring_uncount(const char *who)
+{
+	AwaCounts  *c = awa_counts_create();
+	int64		total = 0;
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *queue = SPI_getvalue(t, d, 1);
+		char	   *label = SPI_getvalue(t, d, 2);
+		Datum		fin = SPI_getbinval(t, d, 3, &isnull);
+		int64		k = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+		int			s;
+
+		for (s = 0; s < AWA_NUM_JOB_STATES && strcmp(awa_state_label((AwaJobState) s), label) != 0; s++)
+			;
+		if (s == AWA_NUM_JOB_STATES)
+			elog(ERROR, "%s: unknown job state \"%s\"", who, label);
+		awa_counts_add(c, queue, strlen(queue), (AwaJobState) s, DatumGetTimestampTz(fin), false, -k);
+		total += k;
+	}
+	awa_counts_write(c);
+	return total;
 }
 
 /*
@@ -280,14 +316,13 @@ awa_ring_history_expire(PG_FUNCTION_ARGS)
 	bool		outnulls[2] = {false, false};
 	int64		batches = 0;
 	int64		jobs = 0;
-	AwaCounts  *c;
-	uint64		i;
+	bool		isnull;
 
 	awa_ring_check_enabled("awa.ring_history_expire");
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
-	vals[0] = Float8GetDatum((double) history_retention("awa.retention_completed"));
-	vals[1] = Float8GetDatum((double) history_retention("awa.retention_failed"));
+	vals[0] = Float8GetDatum((double) awa_ring_retention("awa.retention_completed"));
+	vals[1] = Float8GetDatum((double) awa_ring_retention("awa.retention_failed"));
 	awa_plan(&plan,
 			 "WITH gone AS (DELETE FROM awa.ring_history h"
 			 "  WHERE (NOT h.failed AND $1 >= 0 AND h.finalized_hi < now() - make_interval(secs => $1))"
@@ -300,27 +335,9 @@ awa_ring_history_expire(PG_FUNCTION_ARGS)
 			 2, (Oid *) types);
 	if (SPI_execute_plan(plan, vals, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa.ring_history_expire: the expiry failed");
-	c = awa_counts_create();
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[i];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *queue = SPI_getvalue(t, d, 1);
-		char	   *label = SPI_getvalue(t, d, 2);
-		Datum		fin = SPI_getbinval(t, d, 3, &isnull);
-		int64		k = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-		int			s;
-
-		for (s = 0; s < AWA_NUM_JOB_STATES && strcmp(awa_state_label((AwaJobState) s), label) != 0; s++)
-			;
-		if (s == AWA_NUM_JOB_STATES)
-			elog(ERROR, "awa.ring_history_expire: unknown job state \"%s\"", label);
-		awa_counts_add(c, queue, strlen(queue), (AwaJobState) s, DatumGetTimestampTz(fin), false, -k);
-		jobs += k;
-		batches = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
-	}
-	awa_counts_write(c);
+	if (SPI_processed > 0)
+		batches = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+	jobs = awa_ring_uncount("awa.ring_history_expire");
 	out[0] = Int64GetDatum(batches);
 	out[1] = Int64GetDatum(jobs);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);

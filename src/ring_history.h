@@ -12,6 +12,8 @@
 #include "postgres.h"
 #include "utils/snapshot.h"
 
+extern int	awa_ring_retention(const char *name);
+extern int64 awa_ring_uncount(const char *who);
 extern Datum awa_ring_history_move(Datum *ids, uint64 n);
 extern void awa_ring_history_unmove(Datum tids);
 extern void awa_ring_history_carry_earlier(const char *parent, const char *cols, int16 slot, int16 open,

@@ -367,15 +367,6 @@ done:
  * ---------------------------------------------------------------------
  */
 
-/* A setting of maintain.c's, in seconds (-1: keep forever). */
-static int
-retention_setting(const char *name)
-{
-	const char *v = GetConfigOption(name, true, false);
-
-	return v == NULL ? -1 : pg_strtoint32(v);
-}
-
 /* Release the conditional locks of this mode taken on the first n partitions. */
 static void
 unlock_parts(SlotRel *rels, int n, LOCKMODE mode)
@@ -463,8 +454,6 @@ reclaim_uncount(int16 slot, Datum carried_ids, Datum carried_leases)
 	static SPIPlanPtr keys_plan = NULL;
 	static const Oid types[] = {INT2OID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		vals[3];
-	AwaCounts  *c;
-	uint64		j;
 
 	awa_plan(&plan,
 			 "SELECT r.queue, d.state::text, d.finalized_at, count(*)"
@@ -479,25 +468,8 @@ reclaim_uncount(int16 slot, Datum carried_ids, Datum carried_leases)
 	vals[2] = carried_leases;
 	if (SPI_execute_plan(plan, vals, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa.ring_reclaim: counting the slot's finished jobs failed");
-	c = awa_counts_create();
-	for (j = 0; j < SPI_processed; j++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[j];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *queue = SPI_getvalue(t, d, 1);
-		char	   *label = SPI_getvalue(t, d, 2);
-		Datum		fin = SPI_getbinval(t, d, 3, &isnull);
-		int64		k = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-		int			s;
-
-		for (s = 0; s < AWA_NUM_JOB_STATES && strcmp(awa_state_label((AwaJobState) s), label) != 0; s++)
-			;
-		if (s == AWA_NUM_JOB_STATES)
-			elog(ERROR, "awa.ring_reclaim: unknown job state \"%s\"", label);
-		awa_counts_add(c, queue, strlen(queue), (AwaJobState) s, DatumGetTimestampTz(fin), false, -k);
-	}
-	awa_counts_write(c);
+	/* hook: rhist -- shared with the history's expiry */
+	(void) awa_ring_uncount("awa.ring_reclaim");
 
 	/* their unique keys go with them (the keys of the carried jobs stay) */
 	awa_plan(&keys_plan,
@@ -599,8 +571,8 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 			 4, attempts_types);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	vals[0] = Int16GetDatum(slot);
-	vals[1] = Float8GetDatum((double) retention_setting("awa.retention_completed"));
-	vals[2] = Float8GetDatum((double) retention_setting("awa.retention_failed"));
+	vals[1] = Float8GetDatum((double) awa_ring_retention("awa.retention_completed"));
+	vals[2] = Float8GetDatum((double) awa_ring_retention("awa.retention_failed"));
 	/* hook: rhist -- every attempt: the retained finished ones go into the history, not counted in carry_max */
 	vals[3] = Int32GetDatum(PG_INT32_MAX);
 	nattempts = awa_ring_run(attempts_plan, vals, NULL, snap, true, SPI_OK_SELECT,
