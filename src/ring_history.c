@@ -234,7 +234,8 @@ awa_ring_history_unmove(Datum tids)
  * hook: rhist -- ring_slots.c's carry, for each relation of the slot keyed
  * by the attempt itself (job_id, run_lease): receipts, done rows, beats
  * (counting off, under the slot's locks, before the truncation).  The rows
- * of the slot's earlier, ended attempts (a done row in the slot) of jobs
+ * of the slot's earlier, ended attempts (a done row in the slot that is
+ * not completed or cancelled: those end their job for good) of jobs
  * that go on -- a carried attempt (carried_ids, carried_leases, int8[], the
  * ready rows (id, run_lease) carried), a newer ready row in another slot, a
  * retry waiting in awa.scheduled -- are copied into the open slot without
@@ -257,15 +258,21 @@ awa_ring_history_carry_earlier(const char *parent, const char *cols, int16 slot,
 	vals[3] = carried_leases;
 	history_run(&plan,
 				psprintf("INSERT INTO %s (slot, %s) OVERRIDING SYSTEM VALUE SELECT $1, %s FROM %s x"
-						 " WHERE x.slot = $2"
-						 "  AND EXISTS (SELECT 1 FROM awa.done d WHERE d.job_id = x.job_id AND d.run_lease = x.run_lease"
-						 "   AND d.slot = $2)"
+						 " WHERE x.slot = $2 AND (x.job_id, x.run_lease) IN"
+						 /*
+						  * the ended attempts of the slot whose job may go on: a
+						  * completed or cancelled attempt is its job's last
+						  * (most rows of a slot: a pass over its done rows, then
+						  * the few left probed)
+						  */
+						 "  (SELECT d.job_id, d.run_lease FROM awa.done d WHERE d.slot = $2"
+						 "   AND d.state NOT IN ('completed', 'cancelled')"
 						 /* a carried attempt's own rows are carried as its rows */
-						 "  AND (x.job_id, x.run_lease) NOT IN (SELECT u.i, u.l + 1 FROM unnest($3, $4) AS u(i, l))"
-						 "  AND (x.job_id IN (SELECT u.i FROM unnest($3) AS u(i))"
-						 "   OR EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = x.job_id AND r.run_lease >= x.run_lease"
-						 "    AND r.slot <> $2)"
-						 "   OR EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = x.job_id))",
+						 "   AND (d.job_id, d.run_lease) NOT IN (SELECT u.i, u.l + 1 FROM unnest($3, $4) AS u(i, l))"
+						 "   AND (d.job_id IN (SELECT u.i FROM unnest($3) AS u(i))"
+						 "    OR EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = d.job_id AND r.run_lease >= d.run_lease"
+						 "     AND r.slot <> $2)"
+						 "    OR EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id)))",
 						 parent, cols, cols, parent),
 				4, types, vals, SPI_OK_INSERT, "awa.ring_reclaim: carrying earlier attempts' rows");
 	SPI_freeplan(plan);
