@@ -4,8 +4,9 @@
 #   size     SLOTS_JOBS (50000) jobs loaded into the ring and drained by 2 pgbench clients (a claim of 10 and
 #            one completion of those 10 per transaction), then one maintenance round (awa.ring_rotate +
 #            awa.ring_reclaim) with awa.retention_completed = 0 (completed jobs are not kept) and, on a second
-#            load, with the default retention (a day: they are kept).  Prints the total size (heap + indexes +
-#            toast) of every relation of the ring, after the drain and after the round.
+#            load, with the default retention (a day: they are kept, in the history of finished jobs,
+#            awa.ring_history).  Prints the total size (heap + indexes + toast) of every relation of the ring
+#            (the history included), after the drain and after the round.
 #   latency  SLOTS_LAT_JOBS (160000) jobs loaded into the four slots (a quarter each, oldest first, three sealed),
 #            drained by 2 pgbench clients as above, once with nothing else running and once while a third
 #            session runs awa.ring_rotate(SLOTS_LAT_JOBS / 4) and awa.ring_reclaim() every second

@@ -46,7 +46,11 @@
  *	   awa.retention_completed; failed or cancelled within
  *	   awa.retention_failed; -1 keeps forever: maintain.c's retention).  An
  *	   end that hands the job over (retryable: its next attempt is a row of
- *	   its own elsewhere) has ended.  More than carry_max of them: "kept".
+ *	   its own elsewhere) has ended, unless that next attempt still waits in
+ *	   awa.scheduled (a retry's backoff, a snooze: the job is this attempt
+ *	   until promoted; hook: rhist).  The unfinished ones are carried (step
+ *	   4), the retained finished ones go into the history (step 2b); more
+ *	   than carry_max unfinished ones: "kept".
  *	2. the youngest xmin X of every row of the slot, as S sees it (a full
  *	   pass, holding nothing but step 1's SHARE).  X must precede the oldest
  *	   snapshot of the database (GetOldestNonRemovableTransactionId):
@@ -54,17 +58,25 @@
  *	   slot's last write yet would see the slot vanish; else "snapshot".  A
  *	   held snapshot therefore keeps every slot, and the next round after it
  *	   ends truncates.
+ *	2b. (hook: rhist) the jobs of the retained finished attempts become
+ *	   elements of batches of awa.ring_history, their rows of the view as
+ *	   they are (ring_history.c, docs/storage.md "Step 5: history of
+ *	   finished jobs"), before any lock of step 3: their rows no longer
+ *	   change.  Deleted again if step 3 finds the slot busy.
  *	3. once every sealed slot is checked: ACCESS EXCLUSIVE on every
  *	   partition of each slot found reclaimable, conditionally ("busy"), held
  *	   to the commit, a few milliseconds (steps 4 and 5).  Claimers wait for
  *	   that much, never for a lock that is itself waiting, and never for the
  *	   checks of steps 1 and 2.
- *	4. carry: every row, in every relation of the slot, of the attempts of
- *	   step 1, copied into the open slot with the same id, run_lease and
+ *	4. carry: every row, in every relation of the slot, of the unfinished
+ *	   attempts of step 1, copied into the open slot with the same id, run_lease and
  *	   attempt (ready row; receipt, done row and beats if any), read with
  *	   the newest snapshot under the lock: a receipt or an end written since
  *	   S (a claim of a waiting job, the end of a running one) is carried
- *	   too.  The attempts not carried had ended past retention by S and
+ *	   too.  With them (hook: rhist) the receipts, done rows and beats of
+ *	   the slot's earlier, ended attempts of the jobs that go on (their
+ *	   errors, their newest receipt), without ready rows.  The attempts not
+ *	   carried had ended past retention by S, or went into the history, and
  *	   never get another row.  Their run_at is noted for the floors' pins.
  *	5. TRUNCATE of the slot's partitions, in the same transaction as the
  *	   carry: no one ever reads both copies.

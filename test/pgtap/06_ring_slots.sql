@@ -1,6 +1,7 @@
 -- The ring's slots (docs/storage.md, "Step 4: sealing and reclaiming slots"): awa.ring_rotate seals the open
--- slot and opens a free one; awa.ring_reclaim carries the unfinished and retained jobs of a sealed slot into the
--- open one, keeping id, run_lease and attempt, and truncates the slot; a slot another session holds a lock on
+-- slot and opens a free one; awa.ring_reclaim carries the unfinished jobs of a sealed slot into the open one,
+-- keeping id, run_lease and attempt, moves the retained finished ones into awa.ring_history ("Step 5: history of
+-- finished jobs", 06_ring_history.sql), and truncates the slot; a slot another session holds a lock on
 -- is skipped, not waited on.  Reclaiming needs committed rows and no older snapshot, so this file runs
 -- statement by statement (autocommit) and drops what it created at the end.
 CREATE EXTENSION IF NOT EXISTS pgtap;
