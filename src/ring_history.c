@@ -15,7 +15,8 @@
  * live view and the unnested batches; awa.ring_get finds a batch by the
  * range of its ids (awa_ring_history_get).
  *
- * Batches.  Up to RING_HISTORY_BATCH jobs, by id, one retention class each
+ * Batches.  Up to RING_HISTORY_BATCH jobs, by id, over a range of at most
+ * RING_HISTORY_SPAN ids, one retention class each
  * (completed; failed or cancelled), with the newest finalized_at of the
  * batch: the batch expires when that one is past its class's retention
  * (awa.ring_history_expire, maintenance), so a job is kept at least its
@@ -62,6 +63,7 @@
 #include "ring_history.h"
 
 #define RING_HISTORY_BATCH	100
+#define RING_HISTORY_SPAN	10000	/* ids: see awa_ring_history_move */
 
 PG_FUNCTION_INFO_V1(awa_ring_history_expire);
 
@@ -167,6 +169,8 @@ awa_ring_history_move(Datum *ids, uint64 n)
 	Datum	   *batch;
 	Datum		vals[2];
 	uint64		i;
+	uint64		first;
+	int32		b;
 	uint64		moved = 0;
 
 	if (n == 0)
@@ -177,10 +181,21 @@ awa_ring_history_move(Datum *ids, uint64 n)
 	qsort(sorted, n, sizeof(int64), cmp_int64);
 	idv = palloc(sizeof(Datum) * n);
 	batch = palloc(sizeof(Datum) * n);
-	for (i = 0; i < n; i++)
+	/*
+	 * batches of RING_HISTORY_BATCH ids in order, a new one also where the
+	 * ids jump by more than RING_HISTORY_SPAN from the batch's first: a job
+	 * carried for long (a low id among new ones) does not stretch a batch's
+	 * range over many others', which every lookup in it would then unpack
+	 */
+	for (i = 0, b = 0, first = 0; i < n; i++)
 	{
+		if (i > first && (i - first >= RING_HISTORY_BATCH || sorted[i] - sorted[first] > RING_HISTORY_SPAN))
+		{
+			b++;
+			first = i;
+		}
 		idv[i] = Int64GetDatum(sorted[i]);
-		batch[i] = Int32GetDatum((int32) (i / RING_HISTORY_BATCH));
+		batch[i] = Int32GetDatum(b);
 	}
 	vals[0] = PointerGetDatum(construct_array(idv, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 											  TYPALIGN_DOUBLE));
