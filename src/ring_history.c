@@ -16,8 +16,8 @@
  * range of its ids (awa_ring_history_get).
  *
  * Batches.  Up to RING_HISTORY_BATCH jobs, by id, over a range of at most
- * RING_HISTORY_SPAN ids, one retention class each
- * (completed; failed or cancelled), with the newest finalized_at of the
+ * RING_HISTORY_SPAN ids, one retention class each (completed; failed or
+ * cancelled), with the newest finalized_at of the
  * batch: the batch expires when that one is past its class's retention
  * (awa.ring_history_expire, maintenance), so a job is kept at least its
  * retention and at most as long as the newest job of its batch.  An array

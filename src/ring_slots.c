@@ -69,11 +69,11 @@
  *	   that much, never for a lock that is itself waiting, and never for the
  *	   checks of steps 1 and 2.
  *	4. carry: every row, in every relation of the slot, of the unfinished
- *	   attempts of step 1, copied into the open slot with the same id, run_lease and
- *	   attempt (ready row; receipt, done row and beats if any), read with
- *	   the newest snapshot under the lock: a receipt or an end written since
- *	   S (a claim of a waiting job, the end of a running one) is carried
- *	   too.  With them (hook: rhist) the receipts, done rows and beats of
+ *	   attempts of step 1, copied into the open slot with the same id,
+ *	   run_lease and attempt (ready row; receipt, done row and beats if
+ *	   any), read with the newest snapshot under the lock: a receipt or an
+ *	   end written since S (a claim of a waiting job, the end of a running
+ *	   one) is carried too.  With them (hook: rhist) the receipts, done rows and beats of
  *	   the slot's earlier, ended attempts of the jobs that go on (their
  *	   errors, their newest receipt), without ready rows.  The attempts not
  *	   carried had ended past retention by S, or went into the history, and
