@@ -4,8 +4,13 @@
 #   size     SLOTS_JOBS (50000) jobs loaded into the ring and drained by 2 pgbench clients (a claim of 10 and
 #            one completion of those 10 per transaction), then one maintenance round (awa.ring_rotate +
 #            awa.ring_reclaim) with awa.retention_completed = 0 (completed jobs are not kept) and, on a second
-#            load, with the default retention (a day: they are kept).  Prints the total size (heap + indexes +
-#            toast) of every relation of the ring, after the drain and after the round.
+#            load, with the default retention (a day: they are kept, in the history of finished jobs,
+#            awa.ring_history).  Prints the total size (heap + indexes + toast) of every relation of the ring
+#            (the history included), after the drain and after the round.
+#   move     SLOTS_JOBS jobs loaded and drained as for size, the slot sealed, 20000 jobs of another queue waiting in
+#            the open slot and claimed one by one by a pgbench client for 6 s while awa.ring_reclaim runs, with the
+#            default retention (the drained jobs move into awa.ring_history) and with retention 0 (truncated).
+#            Prints the reclaim's outcome and duration and the claims' latencies (median, p99, longest).
 #   latency  SLOTS_LAT_JOBS (160000) jobs loaded into the four slots (a quarter each, oldest first, three sealed),
 #            drained by 2 pgbench clients as above, once with nothing else running and once while a third
 #            session runs awa.ring_rotate(SLOTS_LAT_JOBS / 4) and awa.ring_reclaim() every second
@@ -16,7 +21,7 @@
 #
 # The ring's functions are internal and switched off; this script turns awa.ring_engine on for its own
 # sessions (PGOPTIONS), which needs a superuser.  Run against a scratch database of a development cluster:
-#   PGHOST=... PGPORT=... PGUSER=postgres SLOTS_DB=awa_slots_bench bench/ring_slots.sh [size|latency]...
+#   PGHOST=... PGPORT=... PGUSER=postgres SLOTS_DB=awa_slots_bench bench/ring_slots.sh [size|latency|move]...
 set -uo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 DB=${SLOTS_DB:-awa_slots_bench}
@@ -37,8 +42,9 @@ SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa.ring_claim(
 SELECT count(*) FROM awa.ring_complete_many(:ids, :leases);
 SQL
 
-# every relation of the ring: awa.ring_slots and every relation partitioned by slot with its partitions
-RING_RELS="SELECT c.oid FROM pg_class c WHERE c.oid = 'awa.ring_slots'::regclass
+# every relation of the ring: awa.ring_slots, the history of finished jobs (awa.ring_history) and every relation
+# partitioned by slot with its partitions
+RING_RELS="SELECT c.oid FROM pg_class c WHERE c.oid IN ('awa.ring_slots'::regclass, 'awa.ring_history'::regclass)
 	UNION ALL SELECT p.partrelid FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
 	  JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
 	 WHERE c.relnamespace = 'awa'::regnamespace AND a.attname = 'slot'
@@ -48,7 +54,7 @@ RING_RELS="SELECT c.oid FROM pg_class c WHERE c.oid = 'awa.ring_slots'::regclass
 ring_size() { q "SELECT round(sum(pg_total_relation_size(oid)) / 1048576.0, 2) || ' MiB (' || count(*) || ' relations)' FROM ($RING_RELS) r(oid)"; }
 
 reset_ring() {
-	q "TRUNCATE awa.ready, awa.claims, awa.done; UPDATE awa.ring_slots SET state = 'sealed'; UPDATE awa.ring_slots SET state = 'open', opened_at = now() WHERE slot = 0"
+	q "TRUNCATE awa.ready, awa.claims, awa.done, awa.ring_history; UPDATE awa.ring_slots SET state = 'sealed'; UPDATE awa.ring_slots SET state = 'open', opened_at = now() WHERE slot = 0"
 }
 load() {	# $1 jobs into the open slot, run_at from $2 minutes ago
 	q "SELECT count(awa.ring_insert('k', jsonb_build_object('n', i), 'sl',
@@ -119,6 +125,39 @@ latency() {
 			echo "latency: $run: reclaimed calls: $(grep -B0 -A1 'reclaimed' "$TMP/maint.log" | grep -oE '^Time: [0-9.]+' | awk '{print $2}' | tr '\n' ' ') ms"
 		fi
 		echo "latency: $run: ring after: $(ring_size)"
+	done
+}
+
+move() {	# the history of finished jobs: claims of another queue while a reclaim moves SLOTS_JOBS finished jobs
+	local retention
+	for retention in 86400 0; do
+		reset_ring
+		load "$JOBS" 60
+		q "VACUUM ANALYZE" && q "CHECKPOINT"
+		drain "$JOBS"
+		q "SELECT 'rotate: ' || outcome FROM awa.ring_rotate(1, '1 hour')"
+		q "SELECT count(awa.ring_insert('k', '{}', 'ot', run_at => now() - interval '2 hours'))
+		     FROM generate_series(1, 20000)" >/dev/null
+		q "VACUUM ANALYZE"
+		echo "SELECT count(*) FROM awa.ring_claim('ot', 1);" >"$TMP/claim1.sql"
+		rm -f "$TMP"/mv.*
+		"$PG_BIN/pgbench" -n -M prepared -c 1 -T 6 -f "$TMP/claim1.sql" -l --log-prefix="$TMP/mv" >/dev/null 2>&1 &
+		local bench=$!
+		sleep 1
+		local i out
+		for i in $(seq 20); do	# a claim in progress makes the slot busy: again, as the next round would
+			out=$("$PG_BIN/psql" -X -q -At -c "SET awa.retention_completed = $retention" -c '\timing on' \
+				-c "SELECT 'reclaim: slot ' || slot || ' ' || outcome || ' (retained ' || retained || ')'
+				      FROM awa.ring_reclaim() WHERE outcome <> 'empty'")
+			echo "$out" | sed "s/^/move: retention_completed=$retention: /"
+			echo "$out" | grep -q busy || break
+			sleep 0.1
+		done
+		wait $bench
+		cat "$TMP"/mv.* | awk '{print $3}' | sort -n | awk -v r=$retention '{a[NR]=$1} END {
+			printf "move: retention_completed=%s: %d claims of another queue; ms: median %.2f, p99 %.2f, max %.2f\n",
+				r, NR, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, a[NR]/1000 }'
+		q "TRUNCATE awa.ring_history"
 	done
 }
 

@@ -66,6 +66,7 @@
 #include "awa.h"
 #include "counters.h"
 #include "ring.h"
+#include "ring_history.h"
 
 PG_FUNCTION_INFO_V1(awa_ring_get);
 PG_FUNCTION_INFO_V1(awa_ring_count_changes);
@@ -89,16 +90,37 @@ awa_ring_get(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 
 	SPI_connect();
+	/* hook: rhist -- the slots and awa.scheduled here, the history by its id range (ring_history.c) */
 	awa_plan(&plan,
-			 "SELECT ROW(j.*)::awa.jobs FROM awa.ring_jobs j WHERE j.id = $1",
+			 "SELECT ROW(j.*)::awa.jobs FROM awa.ring_live_jobs j WHERE j.id = $1",
 			 1, argtypes);
 	if (awa_ring_run(plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
 					 "awa.ring_get: read") > 0)
-	{
 		row = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			row = SPI_datumTransfer(row, false, -1);
+	else
+	{
+		row = awa_ring_history_get(values[0], InvalidSnapshot, &isnull);
+
+		/*
+		 * hook: rhist -- a job moved into the history (or carried) by a
+		 * reclaim this statement waited for: its snapshot, taken before the
+		 * wait, sees the truncated slot empty and not the new rows.  Once
+		 * more with a newer snapshot, unless the transaction has one
+		 * snapshot (REPEATABLE READ, SERIALIZABLE).
+		 */
+		if (isnull && !IsolationUsesXactSnapshot())
+		{
+			Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+
+			if (awa_ring_run(plan, values, NULL, snap, true, SPI_OK_SELECT, "awa.ring_get: read") > 0)
+				row = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			else
+				row = awa_ring_history_get(values[0], snap, &isnull);
+			UnregisterSnapshot(snap);
+		}
 	}
+	if (!isnull)
+		row = SPI_datumTransfer(row, false, -1);
 	SPI_finish();
 	if (isnull)
 		PG_RETURN_NULL();

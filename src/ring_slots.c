@@ -46,7 +46,11 @@
  *	   awa.retention_completed; failed or cancelled within
  *	   awa.retention_failed; -1 keeps forever: maintain.c's retention).  An
  *	   end that hands the job over (retryable: its next attempt is a row of
- *	   its own elsewhere) has ended.  More than carry_max of them: "kept".
+ *	   its own elsewhere) has ended, unless that next attempt still waits in
+ *	   awa.scheduled (a retry's backoff, a snooze: the job is this attempt
+ *	   until promoted; hook: rhist).  The unfinished ones are carried (step
+ *	   4), the retained finished ones go into the history (step 2b); more
+ *	   than carry_max unfinished ones: "kept".
  *	2. the youngest xmin X of every row of the slot, as S sees it (a full
  *	   pass, holding nothing but step 1's SHARE).  X must precede the oldest
  *	   snapshot of the database (GetOldestNonRemovableTransactionId):
@@ -54,17 +58,25 @@
  *	   slot's last write yet would see the slot vanish; else "snapshot".  A
  *	   held snapshot therefore keeps every slot, and the next round after it
  *	   ends truncates.
+ *	2b. (hook: rhist) the jobs of the retained finished attempts become
+ *	   elements of batches of awa.ring_history, their rows of the view as
+ *	   they are (ring_history.c, docs/storage.md "Step 5: history of
+ *	   finished jobs"), before any lock of step 3: their rows no longer
+ *	   change.  Deleted again if step 3 finds the slot busy.
  *	3. once every sealed slot is checked: ACCESS EXCLUSIVE on every
  *	   partition of each slot found reclaimable, conditionally ("busy"), held
  *	   to the commit, a few milliseconds (steps 4 and 5).  Claimers wait for
  *	   that much, never for a lock that is itself waiting, and never for the
  *	   checks of steps 1 and 2.
- *	4. carry: every row, in every relation of the slot, of the attempts of
- *	   step 1, copied into the open slot with the same id, run_lease and
- *	   attempt (ready row; receipt, done row and beats if any), read with
- *	   the newest snapshot under the lock: a receipt or an end written since
- *	   S (a claim of a waiting job, the end of a running one) is carried
- *	   too.  The attempts not carried had ended past retention by S and
+ *	4. carry: every row, in every relation of the slot, of the unfinished
+ *	   attempts of step 1, copied into the open slot with the same id,
+ *	   run_lease and attempt (ready row; receipt, done row and beats if
+ *	   any), read with the newest snapshot under the lock: a receipt or an
+ *	   end written since S (a claim of a waiting job, the end of a running
+ *	   one) is carried too.  With them (hook: rhist) the receipts, done rows and beats of
+ *	   the slot's earlier, ended attempts of the jobs that go on (their
+ *	   errors, their newest receipt), without ready rows.  The attempts not
+ *	   carried had ended past retention by S, or went into the history, and
  *	   never get another row.  Their run_at is noted for the floors' pins.
  *	5. TRUNCATE of the slot's partitions, in the same transaction as the
  *	   carry: no one ever reads both copies.
@@ -117,6 +129,7 @@
 #include "floor.h"
 #include "job_state_sql.h"
 #include "ring.h"
+#include "ring_history.h"
 
 /* the advisory lock that serialises rotation and reclaiming: (ring_slots' oid, 6) */
 #define RING_SLOTS_LOCK_KEY2	6
@@ -366,15 +379,6 @@ done:
  * ---------------------------------------------------------------------
  */
 
-/* A setting of maintain.c's, in seconds (-1: keep forever). */
-static int
-retention_setting(const char *name)
-{
-	const char *v = GetConfigOption(name, true, false);
-
-	return v == NULL ? -1 : pg_strtoint32(v);
-}
-
 /* Release the conditional locks of this mode taken on the first n partitions. */
 static void
 unlock_parts(SlotRel *rels, int n, LOCKMODE mode)
@@ -422,6 +426,8 @@ typedef struct SlotReclaim
 	Datum	   *leases;
 	char	  **lanes;
 	TimestampTz *run_ats;
+	bool	   *finished;		/* hook: rhist -- a retained finished job: into the history */
+	Datum		history;		/* hook: rhist -- the history rows written for them (tid[]) */
 	int64		unfinished;
 	int64		retained;
 } SlotReclaim;
@@ -460,8 +466,6 @@ reclaim_uncount(int16 slot, Datum carried_ids, Datum carried_leases)
 	static SPIPlanPtr keys_plan = NULL;
 	static const Oid types[] = {INT2OID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		vals[3];
-	AwaCounts  *c;
-	uint64		j;
 
 	awa_plan(&plan,
 			 "SELECT r.queue, d.state::text, d.finalized_at, count(*)"
@@ -476,25 +480,8 @@ reclaim_uncount(int16 slot, Datum carried_ids, Datum carried_leases)
 	vals[2] = carried_leases;
 	if (SPI_execute_plan(plan, vals, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa.ring_reclaim: counting the slot's finished jobs failed");
-	c = awa_counts_create();
-	for (j = 0; j < SPI_processed; j++)
-	{
-		HeapTuple	t = SPI_tuptable->vals[j];
-		TupleDesc	d = SPI_tuptable->tupdesc;
-		bool		isnull;
-		char	   *queue = SPI_getvalue(t, d, 1);
-		char	   *label = SPI_getvalue(t, d, 2);
-		Datum		fin = SPI_getbinval(t, d, 3, &isnull);
-		int64		k = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-		int			s;
-
-		for (s = 0; s < AWA_NUM_JOB_STATES && strcmp(awa_state_label((AwaJobState) s), label) != 0; s++)
-			;
-		if (s == AWA_NUM_JOB_STATES)
-			elog(ERROR, "awa.ring_reclaim: unknown job state \"%s\"", label);
-		awa_counts_add(c, queue, strlen(queue), (AwaJobState) s, DatumGetTimestampTz(fin), false, -k);
-	}
-	awa_counts_write(c);
+	/* hook: rhist -- shared with the history's expiry */
+	(void) awa_ring_uncount("awa.ring_reclaim");
 
 	/* their unique keys go with them (the keys of the carried jobs stay) */
 	awa_plan(&keys_plan,
@@ -527,6 +514,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	Datum	   *leases;
 	char	  **lanes;
 	TimestampTz *run_ats;
+	bool	   *finished;
 	int64		unfinished = 0;
 	int64		retained = 0;
 	bool		any = false;
@@ -576,10 +564,18 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	/* the attempts to carry, with one snapshot S taken after that lock */
 	awa_plan(&attempts_plan,
 			 "SELECT r.id, r.run_lease, r.queue, r.run_at, d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL
+			 "  OR d.waits"
 			 " FROM awa.ready r LEFT JOIN LATERAL"
-			 " (SELECT d.state, d.finalized_at FROM awa.done d WHERE d.job_id = r.id"
+			 " (SELECT d.state, d.finalized_at,"
+			 /*
+			  * hook: rhist -- an end whose next attempt waits in
+			  * awa.scheduled (a retry's backoff, a snooze) has not handed
+			  * the job over yet: the job is this attempt until promoted
+			  */
+			 "   EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id AND s.run_lease = d.run_lease) AS waits"
+			 "  FROM awa.done d WHERE d.job_id = r.id"
 			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot LIMIT 1) d ON true"
-			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL
+			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL " OR d.waits"
 			 "  OR (d.state = 'completed' AND ($2 < 0 OR d.finalized_at >= now() - make_interval(secs => $2)))"
 			 "  OR (d.state IN ('failed', 'cancelled')"
 			 "      AND ($3 < 0 OR d.finalized_at >= now() - make_interval(secs => $3))))"
@@ -587,15 +583,17 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 			 4, attempts_types);
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	vals[0] = Int16GetDatum(slot);
-	vals[1] = Float8GetDatum((double) retention_setting("awa.retention_completed"));
-	vals[2] = Float8GetDatum((double) retention_setting("awa.retention_failed"));
-	vals[3] = Int32GetDatum(carry_max + 1);
+	vals[1] = Float8GetDatum((double) awa_ring_retention("awa.retention_completed"));
+	vals[2] = Float8GetDatum((double) awa_ring_retention("awa.retention_failed"));
+	/* hook: rhist -- every attempt: the retained finished ones go into the history, not counted in carry_max */
+	vals[3] = Int32GetDatum(PG_INT32_MAX);
 	nattempts = awa_ring_run(attempts_plan, vals, NULL, snap, true, SPI_OK_SELECT,
 							 "awa.ring_reclaim: attempts");
 	ids = palloc(sizeof(Datum) * (nattempts + 1));
 	leases = palloc(sizeof(Datum) * (nattempts + 1));
 	lanes = palloc(sizeof(char *) * (nattempts + 1));
 	run_ats = palloc(sizeof(TimestampTz) * (nattempts + 1));
+	finished = palloc(sizeof(bool) * (nattempts + 1));
 	for (j = 0; j < nattempts; j++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[j];
@@ -606,12 +604,14 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		leases[j] = SPI_getbinval(t, d, 2, &isnull);
 		lanes[j] = psprintf("%s%s", RING_LANE_PREFIX, SPI_getvalue(t, d, 3));
 		run_ats[j] = DatumGetTimestampTz(SPI_getbinval(t, d, 4, &isnull));
-		if (DatumGetBool(SPI_getbinval(t, d, 5, &isnull)))
+		finished[j] = !DatumGetBool(SPI_getbinval(t, d, 5, &isnull));
+		if (!finished[j])
 			unfinished++;
 		else
 			retained++;
 	}
-	if (nattempts > (uint64) carry_max)
+	/* hook: rhist -- only the unfinished are carried: the retained finished go into the history */
+	if (unfinished > carry_max)
 	{
 		UnregisterSnapshot(snap);
 		unlock_parts(ready, 1, ShareLock);
@@ -657,7 +657,18 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 
 	{
 		SlotReclaim *r = palloc0(sizeof(SlotReclaim));
+		Datum	   *hids = palloc(sizeof(Datum) * (nattempts + 1));
+		uint64		nhist = 0;
 
+		/*
+		 * hook: rhist -- the retained finished jobs into the history now,
+		 * before step 3's locks (their rows no longer change: nothing waits
+		 * for this); taken out again if step 3 finds the slot busy
+		 */
+		for (j = 0; j < nattempts; j++)
+			if (finished[j])
+				hids[nhist++] = ids[j];
+		r->history = awa_ring_history_move(hids, nhist);
 		r->slot = slot;
 		r->open = open;
 		r->rels = rels;
@@ -668,6 +679,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		r->leases = leases;
 		r->lanes = lanes;
 		r->run_ats = run_ats;
+		r->finished = finished;
 		r->unfinished = unfinished;
 		r->retained = retained;
 		return r;
@@ -699,23 +711,44 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	StringInfoData truncate;
 	Datum		carried_ids;
 	Datum		carried_leases;
+	Datum		all_ids;
+	Datum		all_leases;
+	Datum	   *cids;
+	Datum	   *cleases;
+	volatile uint64 ncarried = 0;	/* read after PG_TRY */
 
 	/* 3. ACCESS EXCLUSIVE on every partition of the slot, for the carry and the truncation only */
 	if (!lock_parts(rels, nrels, AccessExclusiveLock))
 	{
+		/* hook: rhist -- the jobs stay in the slot: not in the history too */
+		awa_ring_history_unmove(r->history);
 		unlock_parts(ready, 1, ShareLock);
 		reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
 		return;
 	}
 
 	/* the attempts of step 1, (ids[j], leases[j]), as the statements' arrays */
-	carried_ids = PointerGetDatum(construct_array(ids, nattempts, INT8OID, sizeof(int64),
+	all_ids = PointerGetDatum(construct_array(ids, nattempts, INT8OID, sizeof(int64),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	all_leases = PointerGetDatum(construct_array(leases, nattempts, INT8OID, sizeof(int64),
+												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	/* hook: rhist -- the unfinished are carried (the retained finished went into the history) */
+	cids = palloc(sizeof(Datum) * (nattempts + 1));
+	cleases = palloc(sizeof(Datum) * (nattempts + 1));
+	for (j = 0; j < nattempts; j++)
+	{
+		if (!r->finished[j])
+		{
+			cids[ncarried] = ids[j];
+			cleases[ncarried++] = leases[j];
+		}
+	}
+	carried_ids = PointerGetDatum(construct_array(cids, ncarried, INT8OID, sizeof(int64),
 												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	carried_leases = PointerGetDatum(construct_array(leases, nattempts, INT8OID, sizeof(int64),
+	carried_leases = PointerGetDatum(construct_array(cleases, ncarried, INT8OID, sizeof(int64),
 													 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	/* 4. carry the attempts of step 1 into the open slot, every relation of the slot */
-	if (nattempts > 0)
 	{
 		Oid			types[4] = {INT2OID, INT2OID, INT8ARRAYOID, INT8ARRAYOID};
 		Datum		cvals[4];
@@ -736,6 +769,10 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 									" WHERE slot = $2 AND %s IN (SELECT u.i, u.l + 1 FROM unnest($3, $4) AS u(i, l))",
 									rels[i].parent, rels[i].cols, rels[i].cols, rels[i].parent, rels[i].attempt),
 						   4, types, cvals, false, SPI_OK_INSERT, true);
+				/* hook: rhist -- the rows of earlier attempts of the jobs that go on (their past) */
+				if (strcmp(rels[i].attempt, "(job_id, run_lease)") == 0)
+					awa_ring_history_carry_earlier(rels[i].parent, rels[i].cols, slot, open,
+												   carried_ids, carried_leases);
 			}
 		}
 		PG_FINALLY();
@@ -745,11 +782,12 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 		PG_END_TRY();
 		/* the pins: no floor may pass a carried job once the carry commits */
 		for (j = 0; j < nattempts; j++)
-			awa_floor_note(lanes[j], run_ats[j]);
+			if (!r->finished[j])
+				awa_floor_note(lanes[j], run_ats[j]);
 	}
 
-	/* the jobs that go with the slot leave the counters */
-	reclaim_uncount(slot, carried_ids, carried_leases);
+	/* the jobs that go with the slot leave the counters (not those carried or moved into the history) */
+	reclaim_uncount(slot, all_ids, all_leases);
 
 	/* 5. the space back */
 	initStringInfo(&truncate);
@@ -759,7 +797,7 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 			appendStringInfo(&truncate, "%s%s", truncate.len > 9 ? ", " : "", rels[i].partname);
 	if (SPI_execute(truncate.data, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "awa.ring_reclaim: %s failed", truncate.data);
-	reclaim_row(rsinfo, slot, "reclaimed", unfinished, retained, (int64) nattempts);
+	reclaim_row(rsinfo, slot, "reclaimed", unfinished, retained, (int64) ncarried);
 }
 
 Datum

@@ -1260,6 +1260,44 @@ AS 'MODULE_PATHNAME', 'awa_ring_claim_wait'
 LANGUAGE C;
 COMMENT ON PROCEDURE awa.ring_claim_wait(text, integer, interval, text, interval, jsonb)
 	IS 'internal (the ring): awa.ring_claim that, with nothing to claim, commits and sleeps (no snapshot held) until a commit makes a job of the queue claimable, its next scheduled job comes due, or wait (0 to 36500 days) ends; jobs: awa.ring_claim''s rows as a jsonb array, NULL if none; 22023 naming a bad argument, 25001 for a wait inside a transaction block';
+-- The ring: history of finished jobs (ring_history.c; docs/storage.md, "Step 5: history of finished jobs") --------
+-- When a sealed slot is reclaimed, the finished jobs it still has to keep (completed within
+-- awa.retention_completed, failed or cancelled within awa.retention_failed) are not carried into the open slot:
+-- each becomes one element of a batch row of awa.ring_history, its row of awa.ring_jobs as it was (every column,
+-- errors of every attempt included), up to 100 jobs a batch, by id, one retention class a batch.  A batch is
+-- stored compressed (an array over 2 kB goes to TOAST) and found by the range of its ids.  Written by the
+-- reclaim and deleted by awa.ring_history_expire() only (maintenance); nothing on the hot path reads it.
+CREATE TYPE awa.ring_history_job AS (
+	id bigint, kind text, queue text, args jsonb, state awa.job_state, priority smallint, attempt smallint,
+	max_attempts smallint, run_at timestamptz, heartbeat_at timestamptz, deadline_at timestamptz,
+	attempted_at timestamptz, finalized_at timestamptz, created_at timestamptz, errors jsonb[], metadata jsonb,
+	tags text[], unique_key bytea, unique_states bit(8), run_lease bigint, progress jsonb, claimed_by text,
+	lease interval, timeout interval, result jsonb, callback_key bytea, callback_lease bigint,
+	callback_timeout interval, callback_payload jsonb, group_id text, concurrency_key text);
+COMMENT ON TYPE awa.ring_history_job
+	IS 'internal (the ring): a finished job kept in awa.ring_history, the columns of awa.jobs';
+
+CREATE TABLE awa.ring_history (
+	id_lo			bigint NOT NULL,		-- the lowest and highest id of the batch
+	id_hi			bigint NOT NULL,
+	failed			boolean NOT NULL,		-- retention class: failed or cancelled jobs; else completed ones
+	finalized_hi	timestamptz NOT NULL,	-- the newest finalized_at of the batch: it expires after it
+	jobs			awa.ring_history_job[] NOT NULL,	-- by id
+	CONSTRAINT ring_history_ids CHECK (id_lo <= id_hi)
+);
+-- lookup by id: the batches whose range holds it (ranges of batches of different slots may overlap)
+CREATE INDEX ring_history_id_idx ON awa.ring_history USING gist (int8range(id_lo, id_hi, '[]'));
+-- expiry
+CREATE INDEX ring_history_expiry_idx ON awa.ring_history (failed, finalized_hi);
+COMMENT ON TABLE awa.ring_history
+	IS 'internal (the ring, not in use yet): finished jobs kept for their retention after their slot was reclaimed, in batches';
+
+CREATE FUNCTION awa.ring_history_expire()
+RETURNS TABLE (batches bigint, jobs bigint)
+AS 'MODULE_PATHNAME', 'awa_ring_history_expire'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_history_expire()
+	IS 'internal (the ring): delete the batches of awa.ring_history whose newest job is past its retention (awa.retention_completed, awa.retention_failed); their jobs leave the counters and let go of their unique keys';
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
@@ -1272,7 +1310,7 @@ COMMENT ON PROCEDURE awa.ring_claim_wait(text, integer, interval, text, interval
 -- awa.jobs keeps them) and the errors of its failed attempts.  Every lookup is an index probe of a correlated
 -- subquery (never pulled up into a join): a lookup by id reads a few index pages of each slot.  Columns the
 -- ring does not store yet are NULL (docs/storage.md, "Step 4: reading the ring, counters").
-CREATE VIEW awa.ring_jobs AS
+CREATE VIEW awa.ring_live_jobs AS
 SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	(r.attempt + CASE WHEN cn THEN 1 ELSE 0 END)::smallint AS attempt,
 	r.max_attempts,
@@ -1346,6 +1384,16 @@ SELECT s.id, s.kind, s.queue, s.args, s.state, s.priority, s.attempt, s.max_atte
 	NULL::interval, NULL::jsonb, NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, NULL::text, NULL::text
 FROM awa.scheduled s
 WHERE s.run_lease = 0;
+COMMENT ON VIEW awa.ring_live_jobs
+	IS 'internal (the ring): every ring job''s newest attempt in the slots and awa.scheduled as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
+
+-- hook: rhist -- every ring job: the slots and awa.scheduled (above), and the finished jobs kept in
+-- awa.ring_history after their slot was reclaimed (no job is in both).  A lookup by id reads awa.ring_live_jobs
+-- and the history batch by its id range (awa.ring_get): here the id is a column of the unnested batch.
+CREATE VIEW awa.ring_jobs AS
+SELECT * FROM awa.ring_live_jobs
+UNION ALL
+SELECT j.* FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) j;
 COMMENT ON VIEW awa.ring_jobs
 	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
 

@@ -1,6 +1,7 @@
 -- The ring's slots (docs/storage.md, "Step 4: sealing and reclaiming slots"): awa.ring_rotate seals the open
--- slot and opens a free one; awa.ring_reclaim carries the unfinished and retained jobs of a sealed slot into the
--- open one, keeping id, run_lease and attempt, and truncates the slot; a slot another session holds a lock on
+-- slot and opens a free one; awa.ring_reclaim carries the unfinished jobs of a sealed slot into the open one,
+-- keeping id, run_lease and attempt, moves the retained finished ones into awa.ring_history ("Step 5: history of
+-- finished jobs", 06_ring_history.sql), and truncates the slot; a slot another session holds a lock on
 -- is skipped, not waited on.  Reclaiming needs committed rows and no older snapshot, so this file runs
 -- statement by statement (autocommit) and drops what it created at the end.
 CREATE EXTENSION IF NOT EXISTS pgtap;
@@ -102,8 +103,8 @@ SELECT dblink_connect('busy', format('host=%s port=%s dbname=%s user=%s',
 SELECT dblink_exec('busy', 'BEGIN');
 SELECT dblink_exec('busy', 'LOCK awa.done_1 IN ACCESS SHARE MODE');
 SELECT is((SELECT array_agg(row(slot, outcome, unfinished, retained, carried)::text ORDER BY slot)
-	FROM pg_temp.reclaim(10)), ARRAY['(0,reclaimed,3,1,4)', '(1,busy,1,0,0)', '(2,reclaimed,1,0,1)'],
-	'slot 1 is locked by another session: skipped; slots 0 and 2 carried forward and truncated');
+	FROM pg_temp.reclaim(10)), ARRAY['(0,reclaimed,3,1,3)', '(1,busy,1,0,0)', '(2,reclaimed,1,0,1)'],
+	'slot 1 is locked by another session: skipped; slots 0 and 2 carried forward (a, retained: into the history) and truncated');
 SELECT dblink_exec('busy', 'COMMIT');
 SELECT dblink_disconnect('busy');
 SELECT is_empty('SELECT * FROM awa.ring_recount()',
@@ -113,16 +114,17 @@ SELECT is((SELECT (SELECT count(*) FROM awa.ready_0) + (SELECT count(*) FROM awa
 	+ (SELECT count(*) FROM awa.done_0)), 0::bigint, 'slot 0 is empty');
 SELECT is((SELECT array_agg(n || ':' || r.slot || ':' || r.run_lease || ':' || r.attempt ORDER BY n)
 	FROM awa.ready r JOIN j USING (id) WHERE n IN ('a', 'b', 'c', 'e', 'h')),
-	ARRAY['a:3:0:0', 'b:3:0:0', 'c:3:0:0', 'e:3:0:0', 'h:3:1:1'],
+	ARRAY['b:3:0:0', 'c:3:0:0', 'e:3:0:0', 'h:3:1:1'],
 	'carried ready rows keep id, run_lease and attempt (h''s retry: lease 1, attempt 1), in the open slot 3');
 SELECT is((SELECT row(c.slot, c.run_lease, c.claimed_at, c.deadline_at, c.lease, c.claimed_by)::text
 	FROM awa.claims c WHERE c.job_id = (SELECT id FROM j WHERE n = 'b')),
 	(SELECT row(3, r.run_lease, r.claimed_at, r.deadline_at, r.lease, r.claimed_by)::text FROM b_receipt r),
 	'b''s receipt carried with its lease, deadline and worker');
-SELECT is((SELECT row(d.slot, d.run_lease, d.state, d.finalized_at)::text
-	FROM awa.done d WHERE d.job_id = (SELECT id FROM j WHERE n = 'a')),
-	(SELECT row(3, r.run_lease, r.state, r.finalized_at)::text FROM a_done r),
-	'a, completed within retention, carried with its done row');
+-- changed by the history of finished jobs (06_ring_history.sql): a retained finished job is not carried
+SELECT is((SELECT row(g.run_lease, g.state, g.finalized_at)::text FROM awa.ring_get((SELECT id FROM j WHERE n = 'a')) g
+	WHERE NOT EXISTS (SELECT 1 FROM awa.done d WHERE d.job_id = g.id)),
+	(SELECT row(r.run_lease, r.state, r.finalized_at)::text FROM a_done r),
+	'a, completed within retention, moved into the history (no done row carried), read with its lease, state, finalized_at');
 SELECT is((SELECT count(*) FROM awa.ready WHERE id = (SELECT id FROM j WHERE n = 'h')), 1::bigint,
 	'h''s ended attempt (retryable) is not carried: only its retry is');
 SELECT is((SELECT array_agg(row(slot, outcome, carried)::text ORDER BY slot) FROM pg_temp.reclaim(10)),
@@ -146,19 +148,22 @@ SELECT is(awa.ring_fail((SELECT id FROM j WHERE n = 'h'), 2, NULL, retry => fals
 SELECT is((SELECT row(open_slot, opened, outcome)::text FROM awa.ring_rotate(1, '1 hour')), '(3,0,rotated)',
 	'slot 3 sealed, slot 0 (free) opened');
 SET awa.retention_failed = 3600;
-SELECT is((SELECT row(outcome, unfinished, retained)::text FROM pg_temp.reclaim(7) WHERE slot = 3), '(kept,0,8)',
-	'8 jobs within retention (7 completed, h failed), more than carry_max 7: slot 3 kept');
+-- changed by the history of finished jobs (06_ring_history.sql): retained finished jobs go into awa.ring_history,
+-- carry_max counts unfinished jobs only, and the history expires by awa.ring_history_expire()
+SELECT is((SELECT row(outcome, unfinished, retained, carried)::text FROM pg_temp.reclaim(7) WHERE slot = 3),
+	'(reclaimed,0,7,0)',
+	'7 jobs within retention (6 completed, h failed), carry_max 7: moved into the history, slot 3 truncated');
 SET awa.retention_completed = 0;
-SELECT is((SELECT row(outcome, unfinished, retained)::text FROM pg_temp.reclaim(0) WHERE slot = 3), '(kept,0,1)',
-	'completed past retention, h failed within awa.retention_failed: kept');
+SELECT is((SELECT row(batches, jobs)::text FROM awa.ring_history_expire()), '(2,7)',
+	'the completed past retention expire (a''s batch, slot 3''s), h failed within awa.retention_failed is kept');
 SET awa.retention_failed = -1;
-SELECT is((SELECT row(outcome, unfinished, retained)::text FROM pg_temp.reclaim(0) WHERE slot = 3), '(kept,0,1)',
+SELECT is((SELECT row(batches, jobs)::text FROM awa.ring_history_expire()), '(0,0)',
 	'awa.retention_failed -1 keeps failed jobs forever');
 SET awa.retention_failed = 0;
-SELECT is((SELECT row(outcome, unfinished, retained, carried)::text FROM pg_temp.reclaim(0) WHERE slot = 3),
-	'(reclaimed,0,0,0)', 'every job past retention: slot 3 truncated, nothing carried');
-SELECT is((SELECT count(*) FROM awa.ready) + (SELECT count(*) FROM awa.claims) + (SELECT count(*) FROM awa.done),
-	0::bigint, 'the ring is empty');
+SELECT is((SELECT row(batches, jobs)::text FROM awa.ring_history_expire()), '(1,1)',
+	'every job past retention: the history is empty');
+SELECT is((SELECT count(*) FROM awa.ready) + (SELECT count(*) FROM awa.claims) + (SELECT count(*) FROM awa.done)
+	+ (SELECT count(*) FROM awa.ring_history), 0::bigint, 'the ring is empty');
 SELECT is(coalesce((SELECT row(available, running, failed, cancelled, completed_last_hour)::text FROM awa_queue_stats()
 	WHERE queue = 'rs'), 'no row'), 'no row', 'the truncated jobs left the counters (failed and completed)');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount after the truncation');

@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_history.h
+ *		The history of finished ring jobs (ring_history.c): what the reclaim
+ *		of a slot (ring_slots.c) and awa.ring_get (ring_read.c) call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AWA_RING_HISTORY_H
+#define AWA_RING_HISTORY_H
+
+#include "postgres.h"
+#include "utils/snapshot.h"
+
+extern int	awa_ring_retention(const char *name);
+extern int64 awa_ring_uncount(const char *who);
+extern Datum awa_ring_history_move(Datum *ids, uint64 n);
+extern void awa_ring_history_unmove(Datum tids);
+extern void awa_ring_history_carry_earlier(const char *parent, const char *cols, int16 slot, int16 open,
+										   Datum carried_ids, Datum carried_leases);
+extern Datum awa_ring_history_get(Datum id, Snapshot snapshot, bool *isnull);
+
+#endif							/* AWA_RING_HISTORY_H */
