@@ -19,9 +19,13 @@
  *	   (awa.ring_timeouts, below) end the same way, error "timeout exceeded";
  *	4. rotate: awa.ring_rotate() (100,000 rows or an hour), called only when
  *	   the open slot may be due (below); its advisory lock is a try-lock;
- *	5. reclaim: awa.ring_reclaim(AWA_RING_MAINT_CARRY_MAX): every lock it
- *	   takes is conditional ("busy": skipped, never queued behind a
- *	   claimer).
+ *	5. reclaim: awa.ring_reclaim(AWA_RING_MAINT_CARRY_MAX), called only when
+ *	   the ready partition of a sealed slot has a block (a truncated slot
+ *	   has none: ring_reclaim's own check of empty slots plans a statement
+ *	   per relation and slot, some 400 buffers of catalog reads), and not
+ *	   for AWA_RING_RECLAIM_PAUSE_MS after a call that found every sealed
+ *	   slot kept or pinned by a snapshot (below); every lock it takes is
+ *	   conditional ("busy": skipped, never queued behind a claimer).
  * They come last in the round: the reclaim's ACCESS EXCLUSIVE locks are
  * held to the end of the transaction, so nothing of the round may follow
  * it, and the round's snapshot is as young as the round (the reclaim's
@@ -112,6 +116,16 @@ PG_FUNCTION_INFO_V1(awa_ring_set_timeout);
 
 /* where the timeouts step of this backend goes on from (a job id) */
 static int64 timeouts_cursor = 0;
+
+/*
+ * A reclaim that found sealed slots only kept (more to carry than
+ * AWA_RING_MAINT_CARRY_MAX: unfinished or retained jobs) or pinned by an
+ * older snapshot is not called again by this backend before this time,
+ * unless a rotation seals another slot: each call re-reads up to
+ * AWA_RING_MAINT_CARRY_MAX rows of each such slot (a pinned one: every row).
+ */
+#define AWA_RING_RECLAIM_PAUSE_MS	5000
+static TimestampTz reclaim_pause_until = 0;
 
 /* ---------------------------------------------------------------------
  * In use
@@ -240,16 +254,68 @@ step_rotate(void)
 		bool		isnull;
 		Datum		outcome = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
-		return !isnull && strcmp(TextDatumGetCString(outcome), "rotated") == 0 ? 1 : 0;
+		if (isnull || strcmp(TextDatumGetCString(outcome), "rotated") != 0)
+			return 0;
+		reclaim_pause_until = 0;	/* a slot was sealed: reclaim may have work */
+		return 1;
 	}
+}
+
+/*
+ * Whether a sealed slot may hold anything: its ready partition has a block
+ * (every row of a slot belongs to an attempt of one of its ready rows, and
+ * a truncated partition has none), or is locked by someone else.
+ */
+static bool
+sealed_slot_in_use(void)
+{
+	uint64		n;
+	uint64		i;
+	Oid		   *parts;
+
+	if (SPI_execute("SELECT c.oid FROM awa.ring_slots s, pg_catalog.pg_inherits i, pg_catalog.pg_class c"
+					" WHERE s.state = 'sealed' AND i.inhparent = 'awa.ready'::regclass AND c.oid = i.inhrelid"
+					" AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (''%s'')', s.slot)",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "awa maintenance: reading the sealed slots failed");
+	n = SPI_processed;
+	parts = palloc(sizeof(Oid) * (n + 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		parts[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	for (i = 0; i < n; i++)
+		if (relation_blocks(parts[i]) != 0)
+			return true;
+	return false;
 }
 
 /* Step: reclaim sealed slots; how many were reclaimed. */
 static int64
 step_reclaim(void)
 {
-	return run_count("SELECT count(*) FROM awa.ring_reclaim($1) WHERE outcome = 'reclaimed'",
-					 AWA_RING_MAINT_CARRY_MAX);
+	Oid			types[1] = {INT4OID};
+	Datum		values[1];
+	bool		isnull;
+	int64		reclaimed;
+	int64		waiting;
+
+	if (GetCurrentTimestamp() < reclaim_pause_until || !sealed_slot_in_use())
+		return 0;
+	values[0] = Int32GetDatum(AWA_RING_MAINT_CARRY_MAX);
+	if (SPI_execute_with_args("SELECT count(*) FILTER (WHERE outcome = 'reclaimed'),"
+							  " count(*) FILTER (WHERE outcome IN ('kept', 'snapshot'))"
+							  " FROM awa.ring_reclaim($1)",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "awa maintenance: awa.ring_reclaim() failed");
+	reclaimed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	waiting = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	/* only kept or pinned slots: look again after a pause, or after a rotation */
+	if (reclaimed == 0 && waiting > 0)
+		reclaim_pause_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), AWA_RING_RECLAIM_PAUSE_MS);
+	return reclaimed;
 }
 
 /* ---------------------------------------------------------------------

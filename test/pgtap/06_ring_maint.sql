@@ -11,10 +11,11 @@ SELECT plan(52);
 
 CREATE FUNCTION pg_temp.round() RETURNS text LANGUAGE sql AS $$
 	SELECT row(promoted, rescued)::text FROM awa_maintain() $$;
--- rounds until slot s is empty (a reclaim sees "snapshot" while an older snapshot, e.g. an autovacuum's, exists)
+-- rounds until slot s is empty (a reclaim sees "snapshot" while an older snapshot, e.g. an autovacuum's, exists;
+-- the round then leaves reclaiming alone for 5 seconds)
 CREATE FUNCTION pg_temp.rounds_until_empty(s smallint) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-	FOR i IN 1..100 LOOP
+	FOR i IN 1..200 LOOP
 		PERFORM awa_maintain();
 		IF NOT EXISTS (SELECT 1 FROM awa.ready WHERE slot = s) THEN
 			RETURN true;
