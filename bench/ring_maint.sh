@@ -9,8 +9,11 @@
 #          buffers count everything the round ran, awa.jobs' steps too), then the same for each ring function
 #          the round calls, then the round on a database whose ring was never used (awa.jobs' steps only).
 #   drain  MAINT_DRAIN_JOBS (100000) jobs loaded into the ring and drained by 2 pgbench clients as above, once
-#          alone and once while a third session runs SELECT * FROM awa_maintain() every second with
-#          awa.retention_completed = 0 (so the rounds seal the slot and reclaim it once it has drained).  Prints
+#          alone and once while a third session (one session, as the background worker) runs
+#          SELECT * FROM awa_maintain() every second (psql's \watch 1) with
+#          awa.retention_completed = 0; the jobs are loaded a quarter per slot (slots 0-2 sealed, 3 open), so
+#          the rounds reclaim each drained slot while the clients claim from the next.  MAINT_DRAIN_REPEAT (3)
+#          pairs of runs, alternating.  Prints
 #          per run the transaction latencies from pgbench's per-transaction log (median, p99, p99.9, longest),
 #          the drain's duration, the rounds' longest and median duration.
 #
@@ -41,9 +44,9 @@ SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa.ring_claim(
 SELECT count(*) FROM awa.ring_complete_many(:ids, :leases);
 SQL
 
-load() {	# $1 jobs into the open slot, due from an hour ago
+load() {	# $1 jobs into the open slot, due from an hour ago (later loads after earlier ones)
 	q "SELECT count(awa.ring_insert('k', jsonb_build_object('n', i), 'rm',
-	          run_at => now() - interval '1 hour' + i * interval '1 ms'))
+	          run_at => now() - interval '1 hour' + i * interval '10 us'))
 	     FROM generate_series(1, $1) i" >/dev/null
 }
 drain() {	# $1 jobs; extra pgbench options after
@@ -89,20 +92,24 @@ idle() {
 }
 
 drain_runs() {
-	local run
+	local run i rep
+	for rep in $(seq 1 "${MAINT_DRAIN_REPEAT:-3}"); do
 	for run in none rounds; do
 		fresh_db
-		load "$DRAIN_JOBS"
+		# a quarter per slot, oldest first: slots 0-2 sealed, 3 open (the rounds reclaim each drained slot
+		# while the clients claim from the next)
+		for i in 0 1 2 3; do
+			load $((DRAIN_JOBS / 4))
+			[ $i -lt 3 ] && q "SELECT outcome FROM awa.ring_rotate($((DRAIN_JOBS / 4)), '1 hour')" >/dev/null
+		done
 		q "VACUUM ANALYZE" && q "CHECKPOINT"
 		rm -f "$TMP"/lat.* "$TMP/maint.log"
 		local maint=""
 		if [ $run = rounds ]; then
-			(while true; do
-				"$PG_BIN/psql" -X -q -At -c "SET awa.retention_completed = 0" \
-					-c "SET awa.maintenance_log_level = notice" -c "SELECT 'round', promoted, rescued, round(duration_ms::numeric, 2) FROM awa_maintain()" \
-					>>"$TMP/maint.log" 2>&1
-				sleep 1
-			done) &
+			# one session, as awa's background worker: a round, then a second's pause (psql's \watch)
+			printf '%s\n' "SET awa.retention_completed = 0;" "SET awa.maintenance_log_level = notice;" \
+				"SELECT 'round', promoted, rescued, round(duration_ms::numeric, 2) FROM awa_maintain() \\watch 1" |
+				"$PG_BIN/psql" -X -q -At >"$TMP/maint.log" 2>&1 &
 			maint=$!
 		fi
 		local t0; t0=$(date +%s.%N)
@@ -114,15 +121,18 @@ drain_runs() {
 			printf "drain: %s: %d transactions in %.1f s; claim of 10 + completion, ms: median %.2f, p99 %.2f, p99.9 %.2f, max %.2f\n",
 				run, NR, secs, a[int(NR*0.5)]/1000, a[int(NR*0.99)]/1000, a[int(NR*0.999)]/1000, a[NR]/1000 }' \
 			"$TMP/lat.sorted"
-		echo "drain: $run: completed $(q "SELECT count(*) FROM awa.done WHERE state = 'completed'")," \
-			"receipts $(q "SELECT count(*) FROM awa.claims"), slots $(q "SELECT string_agg(slot || ' ' || state, ', ' ORDER BY slot) FROM awa.ring_slots")"
+		echo "drain: $run: left unclaimed $(q "SELECT count(*) FROM awa.ready r WHERE NOT EXISTS
+				(SELECT 1 FROM awa.claims c WHERE c.job_id = r.id AND c.run_lease = r.run_lease + 1)")," \
+			"ring rows left (ready, receipts, done) $(q "SELECT (SELECT count(*) FROM awa.ready) || ', ' ||
+				(SELECT count(*) FROM awa.claims) || ', ' || (SELECT count(*) FROM awa.done)")," \
+			"slots $(q "SELECT string_agg(slot || ' ' || state, ', ' ORDER BY slot) FROM awa.ring_slots")"
 		if [ -f "$TMP/maint.log" ]; then
 			grep -v '^round|' "$TMP/maint.log" | grep -v 'ring slots' | head -5
 			echo "drain: rounds' ring events: $(grep -oE 'ring slots sealed [0-9]+, reclaimed [0-9]+' "$TMP/maint.log" | sort | uniq -c | tr '\n' ';')"
-			awk -F'|' '/^round/ {n++; d[n]=$4} END {
-				asort(d); printf "drain: rounds: %d during the drain; duration ms: median %.2f, max %.2f\n", n, d[int((n+1)/2)], d[n] }' \
-				"$TMP/maint.log"
+			awk -F'|' '/^round/ {print $4}' "$TMP/maint.log" | sort -n | awk '{d[NR]=$1} END {
+				printf "drain: rounds: %d during the drain; duration ms: median %.2f, max %.2f\n", NR, d[int((NR+1)/2)], d[NR] }'
 		fi
+	done
 	done
 }
 

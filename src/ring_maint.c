@@ -24,7 +24,7 @@
  *	   has none: ring_reclaim's own check of empty slots plans a statement
  *	   per relation and slot, some 400 buffers of catalog reads), and not
  *	   for AWA_RING_RECLAIM_PAUSE_MS after a call that found every sealed
- *	   slot kept or pinned by a snapshot (below); every lock it takes is
+ *	   slot kept by retention or pinned by a snapshot (below); every lock it takes is
  *	   conditional ("busy": skipped, never queued behind a claimer).
  * They come last in the round: the reclaim's ACCESS EXCLUSIVE locks are
  * held to the end of the transaction, so nothing of the round may follow
@@ -118,11 +118,14 @@ PG_FUNCTION_INFO_V1(awa_ring_set_timeout);
 static int64 timeouts_cursor = 0;
 
 /*
- * A reclaim that found sealed slots only kept (more to carry than
- * AWA_RING_MAINT_CARRY_MAX: unfinished or retained jobs) or pinned by an
- * older snapshot is not called again by this backend before this time,
- * unless a rotation seals another slot: each call re-reads up to
- * AWA_RING_MAINT_CARRY_MAX rows of each such slot (a pinned one: every row).
+ * A reclaim that found the sealed slots only kept by retention (more
+ * finished jobs within retention than AWA_RING_MAINT_CARRY_MAX, none
+ * unfinished) or pinned by an older snapshot is not called again by this
+ * backend before this time, unless a rotation seals another slot: each call
+ * re-reads up to AWA_RING_MAINT_CARRY_MAX rows of each such slot (a pinned
+ * one: every row), and retention or a snapshot does not end within a
+ * second.  A slot kept by unfinished jobs is looked at every round: it is
+ * being drained, and is reclaimed as soon as the last of them ends.
  */
 #define AWA_RING_RECLAIM_PAUSE_MS	5000
 static TimestampTz reclaim_pause_until = 0;
@@ -301,19 +304,22 @@ step_reclaim(void)
 	bool		isnull;
 	int64		reclaimed;
 	int64		waiting;
+	int64		draining;
 
 	if (GetCurrentTimestamp() < reclaim_pause_until || !sealed_slot_in_use())
 		return 0;
 	values[0] = Int32GetDatum(AWA_RING_MAINT_CARRY_MAX);
 	if (SPI_execute_with_args("SELECT count(*) FILTER (WHERE outcome = 'reclaimed'),"
-							  " count(*) FILTER (WHERE outcome IN ('kept', 'snapshot'))"
+							  " count(*) FILTER (WHERE outcome IN ('kept', 'snapshot')),"
+							  " count(*) FILTER (WHERE outcome = 'kept' AND unfinished > 0)"
 							  " FROM awa.ring_reclaim($1)",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "awa maintenance: awa.ring_reclaim() failed");
 	reclaimed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	waiting = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	/* only kept or pinned slots: look again after a pause, or after a rotation */
-	if (reclaimed == 0 && waiting > 0)
+	draining = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	/* only slots kept by retention or pinned by a snapshot: look again after a pause, or after a rotation */
+	if (reclaimed == 0 && waiting > 0 && draining == 0)
 		reclaim_pause_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), AWA_RING_RECLAIM_PAUSE_MS);
 	return reclaimed;
 }
