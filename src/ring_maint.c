@@ -187,23 +187,31 @@ awa_ring_maint_in_use(void)
  * ---------------------------------------------------------------------
  */
 
-/* The first column of the one row sql returns, as an int64 (0 if NULL). */
+/*
+ * Run sql (kept in *plan) with the int4 argument arg (or none, nargs 0):
+ * it must return one row.  Returns the first column as an int64 (0 if NULL)
+ * for sql that returns a count.
+ */
 static int64
-run_count(const char *sql, int32 arg)
+run_one(SPIPlanPtr *plan, const char *sql, int nargs, int32 arg)
 {
-	Oid			types[1] = {INT4OID};
+	static const Oid types[1] = {INT4OID};
 	Datum		values[1];
 	bool		isnull;
 	Datum		d;
+	Oid			type;
 
 	values[0] = Int32GetDatum(arg);
-	if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 0) != SPI_OK_SELECT ||
-		SPI_processed != 1)
+	awa_plan(plan, sql, nargs, types);
+	if (SPI_execute_plan(*plan, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "awa maintenance: %s failed", sql);
+	type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+	if (type != INT4OID && type != INT8OID)
+		return 0;
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
 		return 0;
-	return SPI_tuptable->tupdesc->attrs[0].atttypid == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
+	return type == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
 }
 
 /*
@@ -213,6 +221,7 @@ run_count(const char *sql, int32 arg)
 static bool
 rotation_may_be_due(void)
 {
+	static SPIPlanPtr plan = NULL;
 	bool		isnull;
 	bool		old;
 	Oid			part;
@@ -221,12 +230,14 @@ rotation_may_be_due(void)
 	double		per_block;
 	int64		blocks;
 
-	if (SPI_execute("SELECT s.opened_at <= now() - make_interval(secs => " CppAsString2(RING_ROTATE_AGE_SECS) "),"
-					" c.oid, c.relpages::float8, c.reltuples::float8"
-					" FROM awa.ring_slots s, pg_catalog.pg_inherits i, pg_catalog.pg_class c"
-					" WHERE s.state = 'open' AND i.inhparent = 'awa.ready'::regclass AND c.oid = i.inhrelid"
-					" AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (''%s'')', s.slot)",
-					true, 0) != SPI_OK_SELECT)
+	awa_plan(&plan,
+			 "SELECT s.opened_at <= now() - make_interval(secs => " CppAsString2(RING_ROTATE_AGE_SECS) "),"
+			 " c.oid, c.relpages::float8, c.reltuples::float8"
+			 " FROM awa.ring_slots s, pg_catalog.pg_inherits i, pg_catalog.pg_class c"
+			 " WHERE s.state = 'open' AND i.inhparent = 'awa.ready'::regclass AND c.oid = i.inhrelid"
+			 " AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (''%s'')', s.slot)",
+			 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa maintenance: reading the open slot failed");
 	if (SPI_processed != 1)
 		return true;			/* no open slot, or no partition: ring_rotate says what is wrong */
@@ -249,10 +260,11 @@ rotation_may_be_due(void)
 static int64
 step_rotate(void)
 {
+	static SPIPlanPtr plan = NULL;
+
 	if (!rotation_may_be_due())
 		return 0;
-	if (SPI_execute("SELECT outcome FROM awa.ring_rotate()", false, 0) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "awa maintenance: awa.ring_rotate() failed");
+	(void) run_one(&plan, "SELECT outcome FROM awa.ring_rotate()", 0, 0);
 	{
 		bool		isnull;
 		Datum		outcome = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -272,14 +284,17 @@ step_rotate(void)
 static bool
 sealed_slot_in_use(void)
 {
+	static SPIPlanPtr plan = NULL;
 	uint64		n;
 	uint64		i;
 	Oid		   *parts;
 
-	if (SPI_execute("SELECT c.oid FROM awa.ring_slots s, pg_catalog.pg_inherits i, pg_catalog.pg_class c"
-					" WHERE s.state = 'sealed' AND i.inhparent = 'awa.ready'::regclass AND c.oid = i.inhrelid"
-					" AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (''%s'')', s.slot)",
-					true, 0) != SPI_OK_SELECT)
+	awa_plan(&plan,
+			 "SELECT c.oid FROM awa.ring_slots s, pg_catalog.pg_inherits i, pg_catalog.pg_class c"
+			 " WHERE s.state = 'sealed' AND i.inhparent = 'awa.ready'::regclass AND c.oid = i.inhrelid"
+			 " AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (''%s'')', s.slot)",
+			 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa maintenance: reading the sealed slots failed");
 	n = SPI_processed;
 	parts = palloc(sizeof(Oid) * (n + 1));
@@ -299,8 +314,7 @@ sealed_slot_in_use(void)
 static int64
 step_reclaim(void)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1];
+	static SPIPlanPtr plan = NULL;
 	bool		isnull;
 	int64		reclaimed;
 	int64		waiting;
@@ -308,14 +322,12 @@ step_reclaim(void)
 
 	if (GetCurrentTimestamp() < reclaim_pause_until || !sealed_slot_in_use())
 		return 0;
-	values[0] = Int32GetDatum(AWA_RING_MAINT_CARRY_MAX);
-	if (SPI_execute_with_args("SELECT count(*) FILTER (WHERE outcome = 'reclaimed'),"
-							  " count(*) FILTER (WHERE outcome IN ('kept', 'snapshot')),"
-							  " count(*) FILTER (WHERE outcome = 'kept' AND unfinished > 0)"
-							  " FROM awa.ring_reclaim($1)",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "awa maintenance: awa.ring_reclaim() failed");
-	reclaimed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	reclaimed = run_one(&plan,
+						"SELECT count(*) FILTER (WHERE outcome = 'reclaimed'),"
+						" count(*) FILTER (WHERE outcome IN ('kept', 'snapshot')),"
+						" count(*) FILTER (WHERE outcome = 'kept' AND unfinished > 0)"
+						" FROM awa.ring_reclaim($1)",
+						1, AWA_RING_MAINT_CARRY_MAX);
 	waiting = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	draining = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	/* only slots kept by retention or pinned by a snapshot: look again after a pause, or after a rotation */
@@ -463,6 +475,8 @@ step_timeouts(void)
 int64
 awa_ring_maint_step(AwaRingStep step)
 {
+	static SPIPlanPtr promote_plan = NULL;
+	static SPIPlanPtr rescue_plan = NULL;
 	int			gucnest;
 	int64		n = 0;
 
@@ -475,10 +489,10 @@ awa_ring_maint_step(AwaRingStep step)
 	switch (step)
 	{
 		case AWA_RING_STEP_PROMOTE:
-			n = run_count("SELECT awa.ring_promote($1)", AWA_RING_MAINT_PROMOTE_MAX);
+			n = run_one(&promote_plan, "SELECT awa.ring_promote($1)", 1, AWA_RING_MAINT_PROMOTE_MAX);
 			break;
 		case AWA_RING_STEP_RESCUE:
-			n = run_count("SELECT awa.ring_rescue($1)", AWA_RING_MAINT_RESCUE_MAX);
+			n = run_one(&rescue_plan, "SELECT awa.ring_rescue($1)", 1, AWA_RING_MAINT_RESCUE_MAX);
 			break;
 		case AWA_RING_STEP_TIMEOUTS:
 			n = step_timeouts();
