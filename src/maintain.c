@@ -19,6 +19,9 @@
  *		or cancelled ones older than awa.retention_failed;
  *	 5. fold the throughput history's deltas into its minutes (history.c)
  *		and delete minutes older than awa.retention_history.
+ *	 6. when the ring (docs/storage.md) is in use: its promotion, rescue,
+ *		job timeouts, rotation and reclaiming (ring_maint.c; hook: rmaint),
+ *		last, as the reclaim's locks are held to the commit.
  * Steps 1, 3, 4 and 5 touch at most AWA_MAINTAIN_BATCH rows each, so a round
  * never holds locks for long; what is left is done by the next round.
  *
