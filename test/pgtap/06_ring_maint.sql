@@ -7,7 +7,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
 SET statement_timeout = '30s';
 SET client_min_messages = error;
-SELECT plan(52);
+SELECT plan(53);
 
 CREATE FUNCTION pg_temp.round() RETURNS text LANGUAGE sql AS $$
 	SELECT row(promoted, rescued)::text FROM awa_maintain() $$;
@@ -150,6 +150,8 @@ SELECT is(pg_temp.round(), '(0,1)', 'promote failed: nothing promoted; z rescued
 SELECT isnt(pg_temp.open_slot(), (SELECT slot FROM open_before), 'the rotation after it ran');
 SELECT is((SELECT row(step, item, sqlstate, error)::text FROM awa.maintenance_failures),
 	'("ring promote","",P0001,"refused on purpose")', 'the failing step is recorded by name');
+SELECT ok((SELECT x::text FROM awa_health_check() x) LIKE '%ring promote%refused on purpose%',
+	'awa_health_check names the failing step');
 SELECT is(pg_temp.state((SELECT id FROM j WHERE n = 'y')), 'scheduled:0:0', 'y is still scheduled');
 DROP TRIGGER rm_refuse ON awa.scheduled;
 SELECT is(pg_temp.round(), '(1,0)', 'once fixed, the next round promotes y');
