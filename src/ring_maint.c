@@ -24,7 +24,9 @@
  *	   has none: ring_reclaim's own check of empty slots plans a statement
  *	   per relation and slot, some 400 buffers of catalog reads), and not
  *	   for AWA_RING_RECLAIM_PAUSE_MS after a call that found every sealed
- *	   slot kept by retention or pinned by a snapshot (below); every lock it takes is
+ *	   slot kept by retention or pinned by a snapshot, nor for ten times
+ *	   the last call's duration after one that reclaimed nothing (below);
+ *	   every lock it takes is
  *	   conditional ("busy": skipped, never queued behind a claimer).
  * They come last in the round: the reclaim's ACCESS EXCLUSIVE locks are
  * held to the end of the transaction, so nothing of the round may follow
@@ -124,10 +126,14 @@ static int64 timeouts_cursor = 0;
  * backend before this time, unless a rotation seals another slot: each call
  * re-reads up to AWA_RING_MAINT_CARRY_MAX rows of each such slot (a pinned
  * one: every row), and retention or a snapshot does not end within a
- * second.  A slot kept by unfinished jobs is looked at every round: it is
- * being drained, and is reclaimed as soon as the last of them ends.
+ * second.  A slot kept by unfinished jobs (being drained) is looked at again
+ * sooner, but never before AWA_RING_RECLAIM_DUTY times the last call's
+ * duration has passed: its check walks the part of the slot that has
+ * drained, so rounds spend at most about a tenth of their time on it.
+ * Never longer than AWA_RING_RECLAIM_PAUSE_MS.
  */
 #define AWA_RING_RECLAIM_PAUSE_MS	5000
+#define AWA_RING_RECLAIM_DUTY		10
 static TimestampTz reclaim_pause_until = 0;
 
 /* ---------------------------------------------------------------------
@@ -319,8 +325,10 @@ step_reclaim(void)
 	int64		reclaimed;
 	int64		waiting;
 	int64		draining;
+	TimestampTz start = GetCurrentTimestamp();
+	int64		pause_ms;
 
-	if (GetCurrentTimestamp() < reclaim_pause_until || !sealed_slot_in_use())
+	if (start < reclaim_pause_until || !sealed_slot_in_use())
 		return 0;
 	reclaimed = run_one(&plan,
 						"SELECT count(*) FILTER (WHERE outcome = 'reclaimed'),"
@@ -330,9 +338,20 @@ step_reclaim(void)
 						1, AWA_RING_MAINT_CARRY_MAX);
 	waiting = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	draining = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	/* only slots kept by retention or pinned by a snapshot: look again after a pause, or after a rotation */
-	if (reclaimed == 0 && waiting > 0 && draining == 0)
-		reclaim_pause_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), AWA_RING_RECLAIM_PAUSE_MS);
+	/*
+	 * Nothing reclaimed: look again after a pause (or after a rotation) of
+	 * AWA_RING_RECLAIM_PAUSE_MS when only retention or a snapshot keeps the
+	 * slots, and at least AWA_RING_RECLAIM_DUTY times as long as this call
+	 * took.
+	 */
+	if (reclaimed == 0)
+	{
+		pause_ms = (GetCurrentTimestamp() - start) / 1000 * AWA_RING_RECLAIM_DUTY;
+		if (waiting > 0 && draining == 0)
+			pause_ms = Max(pause_ms, AWA_RING_RECLAIM_PAUSE_MS);
+		reclaim_pause_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														  Min(pause_ms, AWA_RING_RECLAIM_PAUSE_MS));
+	}
 	return reclaimed;
 }
 
