@@ -26,8 +26,8 @@
  *	   for AWA_RING_RECLAIM_PAUSE_MS after a call that found every sealed
  *	   slot kept by retention or pinned by a snapshot, nor for ten times
  *	   the last call's duration after one that reclaimed nothing (below);
- *	   every lock it takes is
- *	   conditional ("busy": skipped, never queued behind a claimer).
+ *	   every lock it takes is conditional ("busy": skipped, never queued
+ *	   behind a claimer).
  * They come last in the round: the reclaim's ACCESS EXCLUSIVE locks are
  * held to the end of the transaction, so nothing of the round may follow
  * it, and the round's snapshot is as young as the round (the reclaim's
@@ -78,10 +78,11 @@
  *
  * Not here: awa.heartbeat_timeout.  awa.jobs also rescues a running job
  * whose last heartbeat is older than awa.heartbeat_timeout, whatever its
- * lease.  On the ring the lease is the deadline and each beat extends it;
- * finding attempts by their last activity would need an index on the
- * receipts' claim time (one more index entry per claim, on the hot path)
- * and a walk like the rescue's.  See docs/storage.md.
+ * lease.  On the ring the lease is the deadline and each beat extends it.
+ * The same outcome needs the claim and the heartbeat to cap the deadline
+ * they write at awa.heartbeat_timeout (ring.c, ring_lease.c), or an index
+ * on the receipts' claim time (one more index entry per claim, on the hot
+ * path) and a walk like the rescue's.  See docs/storage.md.
  *
  *-------------------------------------------------------------------------
  */
