@@ -19,6 +19,9 @@
  *		or cancelled ones older than awa.retention_failed;
  *	 5. fold the throughput history's deltas into its minutes (history.c)
  *		and delete minutes older than awa.retention_history.
+ *	 6. when the ring (docs/storage.md) is in use: its promotion, rescue,
+ *		job timeouts, rotation and reclaiming (ring_maint.c; hook: rmaint),
+ *		last, as the reclaim's locks are held to the commit.
  * Steps 1, 3, 4 and 5 touch at most AWA_MAINTAIN_BATCH rows each, so a round
  * never holds locks for long; what is left is done by the next round.
  *
@@ -109,6 +112,7 @@
 #include "maintain.h"
 #include "deps.h"
 #include "history.h"
+#include "ring_maint.h"
 
 PG_FUNCTION_INFO_V1(awa_maintain);
 PG_FUNCTION_INFO_V1(awa_maintain_for);
@@ -165,6 +169,8 @@ typedef struct AwaRound
 	int64		rescued;
 	int64		deleted;
 	int64		periodic;
+	int64		ring_rotated;	/* hook: rmaint -- slots sealed */
+	int64		ring_reclaimed; /* slots truncated */
 	double		duration_ms;
 } AwaRound;
 
@@ -183,12 +189,18 @@ typedef enum AwaStep
 	STEP_CALLBACKS,
 	STEP_COUNTERS,
 	STEP_HISTORY,
+	/* hook: rmaint -- the ring's steps (ring_maint.c), in AwaRingStep's order */
+	STEP_RING_FIRST,
+	STEP_RING_LAST = STEP_RING_FIRST + AWA_RING_NUM_STEPS - 1,
 	AWA_NUM_STEPS
 } AwaStep;
 
 static const char *const step_names[AWA_NUM_STEPS] = {
-	"promote", "rescue", "schedules", "retention", "callbacks", "counters", "history"
+	"promote", "rescue", "schedules", "retention", "callbacks", "counters", "history",
+	/* hook: rmaint */
+	"ring promote", "ring rescue", "ring timeouts", "ring rotate", "ring reclaim"
 };
+StaticAssertDecl(AWA_RING_NUM_STEPS == 5, "ring steps and their names (hook: rmaint)");
 
 /* What became of a failure this round. */
 typedef enum FailureOutcome
@@ -1018,6 +1030,12 @@ call_step(void *arg)
 			(void) awa_history_expire(awa_retention_history);
 			break;
 		default:
+			/* hook: rmaint */
+			if (c->step >= STEP_RING_FIRST && c->step <= STEP_RING_LAST)
+			{
+				c->n = awa_ring_maint_step((AwaRingStep) (c->step - STEP_RING_FIRST));
+				break;
+			}
 			elog(ERROR, "awa: unknown maintenance step %d", (int) c->step);
 	}
 }
@@ -1124,6 +1142,15 @@ maintain_round(AwaRound *r)
 	r->periodic = run_step(&state, STEP_SCHEDULES);
 	r->deleted = run_step(&state, STEP_RETENTION);
 	(void) run_step(&state, STEP_HISTORY);
+	/*
+	 * hook: rmaint -- the ring's steps last (ring_maint.c): the reclaim's
+	 * locks are held to the commit; rotated and reclaimed slots are logged.
+	 */
+	r->promoted += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_PROMOTE);
+	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_RESCUE);
+	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_TIMEOUTS);
+	r->ring_rotated = run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_ROTATE);
+	r->ring_reclaimed = run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_RECLAIM);
 	save_failures(&state);
 	record_round();
 	SPI_finish();
@@ -1137,6 +1164,11 @@ maintain_round(AwaRound *r)
 						state.dbname, (long long) r->promoted, (long long) r->rescued,
 						(long long) r->periodic, (long long) r->deleted),
 				 errdetail("The round took %.1f ms.", r->duration_ms)));
+	/* hook: rmaint */
+	if (r->ring_rotated + r->ring_reclaimed > 0)
+		ereport(awa_maintenance_log_level,
+				(errmsg("awa maintenance in database \"%s\": ring slots sealed %lld, reclaimed %lld",
+						state.dbname, (long long) r->ring_rotated, (long long) r->ring_reclaimed)));
 	return true;
 }
 

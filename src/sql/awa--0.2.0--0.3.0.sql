@@ -1298,6 +1298,23 @@ AS 'MODULE_PATHNAME', 'awa_ring_history_expire'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_history_expire()
 	IS 'internal (the ring): delete the batches of awa.ring_history whose newest job is past its retention (awa.retention_completed, awa.retention_failed); their jobs leave the counters and let go of their unique keys';
+-- The ring: the maintenance round (ring_maint.c; docs/storage.md, "Step 5: the maintenance round on the ring") ---
+-- awa_maintain() runs the ring's maintenance functions when the ring is in use.  A ring job's hard timeout (the
+-- limit of each attempt, whatever its heartbeats say, as awa.jobs.timeout) is a row here, looked at by the round;
+-- a mutable side table, read by nothing on the ring's hot path.
+CREATE TABLE awa.ring_timeouts (
+	job_id			bigint PRIMARY KEY,
+	timeout			interval NOT NULL CONSTRAINT ring_timeouts_timeout_positive CHECK (timeout > interval '0')
+);
+COMMENT ON TABLE awa.ring_timeouts
+	IS 'internal (the ring, not in use yet): the hard timeout of each attempt of a ring job, for the maintenance round';
+
+CREATE FUNCTION awa.ring_set_timeout(id bigint, timeout interval)
+RETURNS void
+AS 'MODULE_PATHNAME', 'awa_ring_set_timeout'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_set_timeout(bigint, interval)
+	IS 'internal (the ring): the hard limit of each attempt of the ring job id (an interval > 0, at most 36500 days; NULL removes it); an attempt running longer is ended by the maintenance round as a rescue ends it, error "timeout exceeded"; 22023 id null or timeout out of range, P0002 no ring job with that id, 55000 awa.ring_engine off';
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
