@@ -26,7 +26,10 @@
  *	done row (id, L, s): before: running if the receipt (id, L, s) exists,
  *						 else the waiting state of the ready row
  *						 (id, L - 1, s) (an attempt ended before any claim:
- *						 cancel); after: its state.
+ *						 cancel); waiting_external for the end of a parked
+ *						 attempt's wait (after_wait; hook: rext); after: its
+ *						 state.  A ready row's "before" is the attempt's
+ *						 last done row in key order (the end of its wait).
  * The queue is the ready row's.  The probes read the newest snapshot after
  * the statement (its rows, every earlier one of the transaction, and what
  * others committed: a REPEATABLE READ claim takes ready rows committed
@@ -213,13 +216,13 @@ ring_rel_close(RingRel *r)
 	r->parent = NULL;
 }
 
+static TupleTableSlot *ring_probe_dir(RingRel *r, int64 id, int64 lease, int slot, Snapshot snap,
+									  ScanDirection dir);
+
 /*
  * The row (id, run_lease, slot) of r, or with slot < 0 the first row
  * (id, run_lease) of any slot: a slot of r's holding it, filled, or NULL.
  */
-static TupleTableSlot *ring_probe_dir(RingRel *r, int64 id, int64 lease, int slot, Snapshot snap,
-									  ScanDirection dir);
-
 static TupleTableSlot *
 ring_probe(RingRel *r, int64 id, int64 lease, int slot, Snapshot snap)
 {
