@@ -335,9 +335,9 @@ callback_attempt(Datum callback_id, RingAttempt *a, Datum *key, Datum *timeout, 
 	awa_plan(&plan,
 			 "SELECT k.job_id, k.run_lease, k.callback_key, cur.timeout"
 			 " FROM (SELECT cb.job_id, cb.run_lease, cb.callback_key FROM awa.callbacks cb"
-			 "       WHERE cb.callback_key = sha256(uuid_send($1)) ORDER BY cb.seq DESC LIMIT 1) k"
+			 "       WHERE cb.callback_key = sha256(uuid_send($1)) ORDER BY cb.written_at DESC LIMIT 1) k"
 			 " CROSS JOIN LATERAL (SELECT n.callback_key, n.run_lease, n.timeout FROM awa.callbacks n"
-			 "       WHERE n.job_id = k.job_id ORDER BY n.seq DESC LIMIT 1) cur"
+			 "       WHERE n.job_id = k.job_id ORDER BY n.written_at DESC LIMIT 1) cur"
 			 " WHERE cur.callback_key = k.callback_key AND cur.run_lease = k.run_lease",
 			 1, types);
 	if (awa_ring_run(plan, &callback_id, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
@@ -464,7 +464,7 @@ awa_ring_wait_external(PG_FUNCTION_ARGS)
 	/* the job's current callback, registered under this lease */
 	awa_plan(&current_plan,
 			 "SELECT n.run_lease, n.callback_key, n.timeout FROM awa.callbacks n"
-			 " WHERE n.job_id = $1 ORDER BY n.seq DESC LIMIT 1",
+			 " WHERE n.job_id = $1 ORDER BY n.written_at DESC LIMIT 1",
 			 1, types);
 	if (awa_ring_run(current_plan, &a.id, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
 					 "awa.ring_wait_external: callback") == 0 ||
@@ -618,7 +618,7 @@ awa_ring_callback_timeouts(PG_FUNCTION_ARGS)
 	/* parked attempts (done_ended_idx) whose wait has not ended and whose deadline passed */
 #define RING_WAIT_DEADLINE_SQL(J, L) \
 	"(SELECT w.deadline_at FROM awa.callbacks w WHERE w.job_id = " J " AND w.run_lease = " L \
-	" AND w.deadline_at IS NOT NULL ORDER BY w.seq DESC LIMIT 1)"
+	" AND w.deadline_at IS NOT NULL ORDER BY w.written_at DESC LIMIT 1)"
 	awa_plan(&due_plan,
 			 "SELECT d.job_id, d.run_lease FROM awa.done d"
 			 " WHERE d.state = 'waiting_external' AND NOT d.after_wait"

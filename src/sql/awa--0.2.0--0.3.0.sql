@@ -1267,7 +1267,7 @@ CREATE TABLE awa.callbacks (
 	slot			smallint NOT NULL,
 	job_id			bigint NOT NULL,
 	run_lease		bigint NOT NULL,
-	seq				bigint GENERATED ALWAYS AS IDENTITY,
+	written_at		timestamptz NOT NULL DEFAULT clock_timestamp(),
 	at				timestamptz NOT NULL,
 	kind			text NOT NULL,
 	callback_key	bytea NOT NULL,
@@ -1277,9 +1277,9 @@ CREATE TABLE awa.callbacks (
 	CONSTRAINT callbacks_kind CHECK (kind IN ('register', 'heartbeat', 'wait', 'payload'))
 ) PARTITION BY LIST (slot);
 -- a callback by its id's SHA-256; a job's newest row; an attempt's newest deadline
-CREATE INDEX callbacks_key_idx ON awa.callbacks (callback_key, seq);
-CREATE INDEX callbacks_job_idx ON awa.callbacks (job_id, seq);
-CREATE INDEX callbacks_attempt_idx ON awa.callbacks (job_id, run_lease, seq) WHERE deadline_at IS NOT NULL;
+CREATE INDEX callbacks_key_idx ON awa.callbacks (callback_key, written_at);
+CREATE INDEX callbacks_job_idx ON awa.callbacks (job_id, written_at);
+CREATE INDEX callbacks_attempt_idx ON awa.callbacks (job_id, run_lease, written_at) WHERE deadline_at IS NOT NULL;
 COMMENT ON TABLE awa.callbacks
 	IS 'internal (the ring, not in use yet): one row per callback registration, callback heartbeat, park and callback payload of an attempt, by the slot of its receipt; the newest row of a job is its current callback';
 CREATE TABLE awa.callbacks_0 PARTITION OF awa.callbacks FOR VALUES IN (0);
@@ -1372,13 +1372,13 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	-- the newest beat of the attempt (awa.beats, below) gives heartbeat_at and deadline_at, else its receipt;
 	-- hook: rext -- parked: the wait's newest deadline (awa.callbacks); ended by a callback (after_wait): none
 	CASE WHEN k.state = 'waiting_external' THEN (SELECT w.at FROM awa.callbacks w WHERE w.job_id = k.id
-		AND w.run_lease = k.ready_lease + 1 AND w.deadline_at IS NOT NULL ORDER BY w.seq DESC LIMIT 1)
+		AND w.run_lease = k.ready_lease + 1 AND w.deadline_at IS NOT NULL ORDER BY w.written_at DESC LIMIT 1)
 		WHEN cn AND (k.state = 'running' OR (k.state = 'completed' AND NOT k.after_wait))
 		THEN coalesce((SELECT b.at FROM awa.beats b
 		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.claimed_at) END
 		AS heartbeat_at,
 	CASE WHEN k.state = 'waiting_external' THEN (SELECT w.deadline_at FROM awa.callbacks w WHERE w.job_id = k.id
-		AND w.run_lease = k.ready_lease + 1 AND w.deadline_at IS NOT NULL ORDER BY w.seq DESC LIMIT 1)
+		AND w.run_lease = k.ready_lease + 1 AND w.deadline_at IS NOT NULL ORDER BY w.written_at DESC LIMIT 1)
 		WHEN cn AND (k.state = 'running' OR (k.state = 'completed' AND NOT k.after_wait))
 		THEN coalesce((SELECT b.deadline_at FROM awa.beats b
 		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.deadline_at) END
@@ -1402,7 +1402,7 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	CASE WHEN k.state = 'completed' THEN k.result END AS result,
 	cb.callback_key, cb.run_lease AS callback_lease, cb.timeout AS callback_timeout,
 	(SELECT p.payload FROM awa.callbacks p WHERE p.job_id = k.id AND p.kind = 'payload'
-		ORDER BY p.seq DESC LIMIT 1) AS callback_payload,
+		ORDER BY p.written_at DESC LIMIT 1) AS callback_payload,
 	NULL::text AS group_id, NULL::text AS concurrency_key
 FROM (
 	-- ended: the done row of the newest attempt (hook: rext -- a waiting_external row only while its wait lasts)
@@ -1444,7 +1444,7 @@ LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.
 	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
 CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM k.ready_lease + 1 AS cn) n
 LEFT JOIN LATERAL (SELECT cb.callback_key, cb.run_lease, cb.timeout
-	FROM awa.callbacks cb WHERE cb.job_id = k.id ORDER BY cb.seq DESC LIMIT 1) cb ON true	-- hook: rext
+	FROM awa.callbacks cb WHERE cb.job_id = k.id ORDER BY cb.written_at DESC LIMIT 1) cb ON true	-- hook: rext
 UNION ALL
 -- scheduled: a job enqueued for later and never made ready (a row of awa.scheduled with run_lease 0)
 SELECT s.id, s.kind, s.queue, s.args, s.state, s.priority, s.attempt, s.max_attempts, s.run_at,
