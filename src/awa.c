@@ -41,6 +41,7 @@ _PG_init(void)
 	awa_ring_init();
 	awa_ring_sched_init();
 	awa_ring_unique_init();	/* hook: unique */
+	awa_ring_ext_init();	/* hook: rext */
 
 	MarkGUCPrefixReserved("awa");
 

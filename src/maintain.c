@@ -198,9 +198,10 @@ typedef enum AwaStep
 static const char *const step_names[AWA_NUM_STEPS] = {
 	"promote", "rescue", "schedules", "retention", "callbacks", "counters", "history",
 	/* hook: rmaint */
-	"ring promote", "ring rescue", "ring timeouts", "ring rotate", "ring reclaim"
+	"ring promote", "ring rescue", "ring timeouts", "ring callbacks", "ring history", "ring rotate",
+	"ring reclaim"
 };
-StaticAssertDecl(AWA_RING_NUM_STEPS == 5, "ring steps and their names (hook: rmaint)");
+StaticAssertDecl(AWA_RING_NUM_STEPS == 7, "ring steps and their names (hook: rmaint)");
 
 /* What became of a failure this round. */
 typedef enum FailureOutcome
@@ -1149,6 +1150,8 @@ maintain_round(AwaRound *r)
 	r->promoted += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_PROMOTE);
 	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_RESCUE);
 	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_TIMEOUTS);
+	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_CALLBACKS);
+	r->deleted += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_HISTORY);
 	r->ring_rotated = run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_ROTATE);
 	r->ring_reclaimed = run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_RECLAIM);
 	save_failures(&state);

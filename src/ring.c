@@ -107,6 +107,9 @@ bool		awa_ring_counting_off = false;
 /* hook: unique -- set by awa_ring_unique_init (ring_unique.h) */
 AwaRingUniqueReserve awa_ring_unique_reserve;
 
+/* hook: rext -- set by awa_ring_ext_init (ring.h) */
+int			(*awa_ring_ext_cancel_parked) (Datum *values);
+
 PG_FUNCTION_INFO_V1(awa_ring_insert);
 PG_FUNCTION_INFO_V1(awa_ring_claim);
 PG_FUNCTION_INFO_V1(awa_ring_complete_many);

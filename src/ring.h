@@ -59,4 +59,16 @@ extern bool awa_ring_counting_off;
 extern Datum awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 								   bool retry, Interval *retry_in, bool *ended);
 
+/*
+ * hook: rext -- ring_ext.c's end of a parked attempt's wait by awa.ring_cancel
+ * (ring_sched.c), set by awa_ring_ext_init (from _PG_init), so that
+ * ring_sched.c does not name ring_ext.c's functions.  values: the slot, id
+ * and lease of the job's newest ready row (the attempt is (id, lease + 1)).
+ * Returns 1 when it cancelled a parked attempt, 0 when that attempt is not
+ * parked, -1 when another transaction ended its wait first (look again).
+ * Caller is in SPI.
+ */
+extern int	(*awa_ring_ext_cancel_parked) (Datum *values);
+extern void awa_ring_ext_init(void);
+
 #endif							/* AWA_RING_H */

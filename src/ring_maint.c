@@ -8,7 +8,10 @@
  * maintain.c runs these steps after its own (hook: rmaint), each in its own
  * subtransaction through its run_step, so that a failing step is logged,
  * recorded in awa.maintenance_failures ("ring promote", "ring rescue",
- * "ring timeouts", "ring rotate", "ring reclaim") and costs only itself:
+ * "ring timeouts", "ring callbacks", "ring history", "ring rotate", "ring
+ * reclaim") and costs only itself (callbacks: awa.ring_callback_timeouts,
+ * external waits past their deadline, ring_ext.c; history:
+ * awa.ring_history_expire, finished jobs past retention, ring_history.c):
  *	1. promote: awa.ring_promote(AWA_RING_MAINT_PROMOTE_MAX), due scheduled
  *	   rows (SKIP LOCKED) become ready rows;
  *	2. rescue: awa.ring_rescue(AWA_RING_MAINT_RESCUE_MAX), attempts whose
@@ -497,6 +500,8 @@ awa_ring_maint_step(AwaRingStep step)
 {
 	static SPIPlanPtr promote_plan = NULL;
 	static SPIPlanPtr rescue_plan = NULL;
+	static SPIPlanPtr callbacks_plan = NULL;
+	static SPIPlanPtr history_plan = NULL;
 	int			gucnest;
 	int64		n = 0;
 
@@ -516,6 +521,13 @@ awa_ring_maint_step(AwaRingStep step)
 			break;
 		case AWA_RING_STEP_TIMEOUTS:
 			n = step_timeouts();
+			break;
+		case AWA_RING_STEP_CALLBACKS:
+			n = run_one(&callbacks_plan, "SELECT awa.ring_callback_timeouts($1)", 1,
+						AWA_RING_MAINT_CALLBACKS_MAX);
+			break;
+		case AWA_RING_STEP_HISTORY:
+			n = run_one(&history_plan, "SELECT jobs FROM awa.ring_history_expire()", 0, 0);
 			break;
 		case AWA_RING_STEP_ROTATE:
 			n = step_rotate();

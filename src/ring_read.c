@@ -26,7 +26,10 @@
  *	done row (id, L, s): before: running if the receipt (id, L, s) exists,
  *						 else the waiting state of the ready row
  *						 (id, L - 1, s) (an attempt ended before any claim:
- *						 cancel); after: its state.
+ *						 cancel); waiting_external for the end of a parked
+ *						 attempt's wait (after_wait; hook: rext); after: its
+ *						 state.  A ready row's "before" is the attempt's
+ *						 last done row in key order (the end of its wait).
  * The queue is the ready row's.  The probes read the newest snapshot after
  * the statement (its rows, every earlier one of the transaction, and what
  * others committed: a REPEATABLE READ claim takes ready rows committed
@@ -203,8 +206,9 @@ ring_part_open(RingRel *r, int i)
 	{
 		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
 
+		/* hook: rext -- done's key has a fourth column, after_wait */
 		if (r->key[i] == NULL && idx->rd_index->indisunique &&
-			idx->rd_index->indnkeyatts == 3)
+			idx->rd_index->indnkeyatts >= 3)
 			r->key[i] = idx;
 		else
 			index_close(idx, AccessShareLock);
@@ -234,12 +238,26 @@ ring_rel_close(RingRel *r)
 	r->parent = NULL;
 }
 
+static TupleTableSlot *ring_probe_dir(RingRel *r, int64 id, int64 lease, int slot, Snapshot snap,
+									  ScanDirection dir);
+
 /*
  * The row (id, run_lease, slot) of r, or with slot < 0 the first row
  * (id, run_lease) of any slot: a slot of r's holding it, filled, or NULL.
  */
 static TupleTableSlot *
 ring_probe(RingRel *r, int64 id, int64 lease, int slot, Snapshot snap)
+{
+	return ring_probe_dir(r, id, lease, slot, snap, ForwardScanDirection);
+}
+
+/*
+ * hook: rext -- as ring_probe, the last matching row of a slot in the key's
+ * order with BackwardScanDirection: of a parked attempt's two done rows,
+ * the end of its wait (after_wait) when it has one.
+ */
+static TupleTableSlot *
+ring_probe_dir(RingRel *r, int64 id, int64 lease, int slot, Snapshot snap, ScanDirection dir)
 {
 	int			i;
 
@@ -259,7 +277,7 @@ ring_probe(RingRel *r, int64 id, int64 lease, int slot, Snapshot snap)
 			ScanKeyInit(&keys[2], 3, BTEqualStrategyNumber, F_INT2EQ, Int16GetDatum((int16) slot));
 		scan = index_beginscan(r->part[i], r->key[i], snap, slot >= 0 ? 3 : 2, 0);
 		index_rescan(scan, keys, slot >= 0 ? 3 : 2, NULL, 0);
-		found = index_getnext_slot(scan, ForwardScanDirection, r->tslot[i]);
+		found = index_getnext_slot(scan, dir, r->tslot[i]);
 		index_endscan(scan);
 		if (found)
 			return r->tslot[i];
@@ -437,7 +455,8 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 				continue;
 			if (done.parent == NULL)
 				ring_rel_open(&done, "done");
-			if ((prev = ring_probe(&done, id, lease, -1, snap)) != NULL)
+			/* hook: rext -- a parked attempt's wait ended: the state after_wait */
+			if ((prev = ring_probe_dir(&done, id, lease, -1, snap, BackwardScanDirection)) != NULL)
 			{
 				TupleDesc	pd = prev->tts_tupleDescriptor;
 				bool		fnull;
@@ -474,9 +493,13 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 				statetype = TupleDescAttr(desc, a_state)->atttypid;
 			if (claims.parent == NULL)
 				ring_rel_open(&claims, "claims");
-			ring_add(c, r.queue,
-					 ring_probe(&claims, id, lease, slot, snap) != NULL ? AWA_STATE_RUNNING : r.state,
-					 0, true, -1);
+			/* hook: rext -- the end of a wait (after_wait) leaves waiting_external */
+			if (DatumGetBool(slot_getattr(row, ring_column(desc, "after_wait") + 1, &isnull)))
+				ring_add(c, r.queue, AWA_STATE_WAITING_EXTERNAL, 0, true, -1);
+			else
+				ring_add(c, r.queue,
+						 ring_probe(&claims, id, lease, slot, snap) != NULL ? AWA_STATE_RUNNING : r.state,
+						 0, true, -1);
 			ring_add(c, r.queue, ring_state_of(statetype, st), fnull ? 0 : DatumGetTimestampTz(fin),
 					 fnull, 1);
 		}

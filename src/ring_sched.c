@@ -466,11 +466,15 @@ awa_ring_cancel(PG_FUNCTION_ARGS)
 		newer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (!newer)
 		{
-			/*
-			 * Ended for good (completed, failed, cancelled); an end that is
-			 * not final and has no next attempt (waiting_external, later)
-			 * is not cancelled here either, rather than looping.
-			 */
+			/* hook: rext -- a parked attempt (waiting_external): its wait ends cancelled */
+			int			parked = awa_ring_ext_cancel_parked(values);
+
+			if (parked > 0)
+				break;
+			if (parked < 0)
+				continue;
+
+			/* ended for good (completed, failed, cancelled) */
 			SPI_finish();
 			PG_RETURN_BOOL(false);
 		}

@@ -1055,7 +1055,9 @@ CREATE TABLE awa.claims (
 ) PARTITION BY LIST (slot);
 COMMENT ON TABLE awa.claims IS 'internal (the ring, not in use yet): one receipt per claimed attempt, by the slot of its ready row';
 
--- One row per ended attempt, keyed like its receipt: the second of two racing ends is a no-op.
+-- One row per ended attempt, keyed like its receipt: the second of two racing ends is a no-op.  An attempt parked
+-- in waiting_external (an end that is not final) has a second row, after_wait, for the end of its wait: one
+-- waiting_external row and one final row per lease at most, each key a no-op for the second of two racing writers.
 CREATE TABLE awa.done (
 	slot			smallint NOT NULL,
 	job_id			bigint NOT NULL,
@@ -1063,7 +1065,8 @@ CREATE TABLE awa.done (
 	state			awa.job_state NOT NULL,
 	finalized_at	timestamptz NOT NULL,
 	error			jsonb,
-	CONSTRAINT done_attempt_key UNIQUE (job_id, run_lease, slot)
+	after_wait		boolean NOT NULL DEFAULT false,	-- hook: rext -- the end of a waiting_external row's wait
+	CONSTRAINT done_attempt_key UNIQUE (job_id, run_lease, slot, after_wait)
 ) PARTITION BY LIST (slot);
 COMMENT ON TABLE awa.done IS 'internal (the ring, not in use yet): one row per ended attempt (completed, failed, retryable), by slot';
 
@@ -1609,6 +1612,107 @@ AS 'MODULE_PATHNAME', 'awa_ring_set_timeout'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_set_timeout(bigint, interval)
 	IS 'internal (the ring): the hard limit of each attempt of the ring job id (an interval > 0, at most 36500 days; NULL removes it); an attempt running longer is ended by the maintenance round as a rescue ends it, error "timeout exceeded"; 22023 id null or timeout out of range, P0002 no ring job with that id, 55000 awa.ring_engine off';
+-- The ring: retry, cancel by unique key, external waits (ring_ext.c; docs/storage.md, "Step 5: retry, ...") ---
+-- Internal like the rest of the ring.  A running attempt may park in waiting_external: its done row
+-- 'waiting_external' (after_wait false, so that it and every other end of the running attempt exclude each
+-- other), then one more done row (after_wait true) ends the wait: complete_external (completed, its result),
+-- fail_external (failed), retry_external or the callback timeout (retryable or failed), cancel (cancelled) or
+-- awa.ring_retry (available; the new ready row follows).  Callback ids and timeouts are rows appended to
+-- awa.callbacks (nothing is updated): a registration, a heartbeat of the callback, a park, the payload of a
+-- callback that failed or retried the job; the newest row of a job holds its current callback (key, lease,
+-- timeout), the newest row of an attempt with a deadline its wait's deadline.
+ALTER TABLE awa.done ADD COLUMN result jsonb;
+COMMENT ON COLUMN awa.done.result IS 'what the attempt produced (awa.ring_complete_external''s payload)';
+COMMENT ON COLUMN awa.done.after_wait
+	IS 'true: the end of the wait of an attempt parked in waiting_external (its first done row); one of each per attempt';
+
+CREATE TABLE awa.callbacks (
+	slot			smallint NOT NULL,
+	job_id			bigint NOT NULL,
+	run_lease		bigint NOT NULL,
+	written_at		timestamptz NOT NULL DEFAULT clock_timestamp(),
+	at				timestamptz NOT NULL,
+	kind			text NOT NULL,
+	callback_key	bytea NOT NULL,
+	timeout			interval NOT NULL,
+	deadline_at		timestamptz,
+	payload			jsonb,
+	CONSTRAINT callbacks_kind CHECK (kind IN ('register', 'heartbeat', 'wait', 'payload'))
+) PARTITION BY LIST (slot);
+-- a callback by its id's SHA-256; a job's newest row; an attempt's newest deadline
+CREATE INDEX callbacks_key_idx ON awa.callbacks (callback_key, written_at);
+CREATE INDEX callbacks_job_idx ON awa.callbacks (job_id, written_at);
+CREATE INDEX callbacks_attempt_idx ON awa.callbacks (job_id, run_lease, written_at) WHERE deadline_at IS NOT NULL;
+COMMENT ON TABLE awa.callbacks
+	IS 'internal (the ring, not in use yet): one row per callback registration, callback heartbeat, park and callback payload of an attempt, by the slot of its receipt; the newest row of a job is its current callback';
+CREATE TABLE awa.callbacks_0 PARTITION OF awa.callbacks FOR VALUES IN (0);
+CREATE TABLE awa.callbacks_1 PARTITION OF awa.callbacks FOR VALUES IN (1);
+CREATE TABLE awa.callbacks_2 PARTITION OF awa.callbacks FOR VALUES IN (2);
+CREATE TABLE awa.callbacks_3 PARTITION OF awa.callbacks FOR VALUES IN (3);
+
+CREATE FUNCTION awa.ring_retry(id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_retry'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_retry(bigint)
+	IS 'internal (the ring): make a failed, cancelled or waiting_external job available now with its attempts reset (a new ready row; a parked job''s wait ends first); false in any other state; 22023 id null, P0002 unknown id, 23505 a unique job whose key another job holds';
+
+CREATE FUNCTION awa.ring_cancel_by_unique_key(kind text, args jsonb DEFAULT NULL, queue text DEFAULT NULL,
+	unique_period interval DEFAULT NULL, run_at timestamptz DEFAULT NULL)
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'awa_ring_cancel_by_unique_key'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_cancel_by_unique_key(text, jsonb, text, interval, timestamptz)
+	IS 'internal (the ring): cancel (as awa.ring_cancel) the job that has not ended and holds the unique key built from these parts (args: by args, queue: by queue, unique_period + run_at, default the transaction''s start: by period); returns its id, no row if none; 22023 kind null or not 1 to 200 characters, queue not 1 to 200 characters, unique_period not positive';
+
+CREATE FUNCTION awa.ring_register_callback(id bigint, run_lease bigint, timeout interval)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'awa_ring_register_callback'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_register_callback(bigint, bigint, interval)
+	IS 'internal (the ring): give the attempt running under this lease a new callback id (a random version 4 uuid, replacing the job''s earlier one; only its SHA-256 is kept) and the timeout of its wait (> 0, at most 36500 days); NULL if that attempt is not running; 22023 an argument null or a bad timeout';
+
+CREATE FUNCTION awa.ring_wait_external(id bigint, run_lease bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_wait_external'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_wait_external(bigint, bigint)
+	IS 'internal (the ring): park the attempt running under this lease in waiting_external until its callback comes or its callback timeout (from now) passes; false if that attempt is not running (also when its callback already resolved it); 22023 an argument null, 55000 no callback registered under this lease';
+
+CREATE FUNCTION awa.ring_complete_external(callback_id uuid, payload jsonb DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_complete_external'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_complete_external(uuid, jsonb)
+	IS 'internal (the ring): complete the job waiting for this callback (parked, or still running under the lease it was registered with), payload its result; false if no job waits for it; 22023 callback_id null, 54000 payload larger than awa.max_args_bytes';
+
+CREATE FUNCTION awa.ring_fail_external(callback_id uuid, error text, payload jsonb DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_fail_external'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_fail_external(uuid, text, jsonb)
+	IS 'internal (the ring): fail the job waiting for this callback for good: error (cut to awa.max_error_bytes) joins its errors, payload becomes its callback_payload; false if no job waits for it; 22023 callback_id or error null, 54000 payload too large';
+
+CREATE FUNCTION awa.ring_retry_external(callback_id uuid, payload jsonb DEFAULT NULL, retry_in interval DEFAULT NULL)
+RETURNS awa.job_state
+AS 'MODULE_PATHNAME', 'awa_ring_retry_external'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_retry_external(uuid, jsonb, interval)
+	IS 'internal (the ring): run the job waiting for this callback again: retryable at now() + retry_in (0 to 36500 days; NULL: the default backoff), failed when it has no attempts left; payload becomes its callback_payload; the new state, NULL if no job waits for it; 22023 callback_id null or a bad retry_in, 54000 payload too large';
+
+CREATE FUNCTION awa.ring_heartbeat_callback(callback_id uuid, timeout interval DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_heartbeat_callback'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_heartbeat_callback(uuid, interval)
+	IS 'internal (the ring): the outside system is still at work: a parked job''s callback deadline becomes now() + timeout (> 0, at most 36500 days; NULL: the timeout registered), which a still running job keeps for when it parks; false if no job waits for this callback; 22023 callback_id null or a bad timeout';
+
+CREATE FUNCTION awa.ring_callback_timeouts(max integer DEFAULT 1000)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_ring_callback_timeouts'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_callback_timeouts(integer)
+	IS 'internal (the ring): end the wait of up to max (1..10000) parked jobs whose callback deadline has passed, as awa''s maintenance does (retryable after the default backoff, or failed when out of attempts; error "callback timed out"), skipping jobs a callback is resolving; returns how many';
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
@@ -1628,16 +1732,23 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	-- a retry or a snooze waiting in awa.scheduled: its next run_at
 	coalesce((SELECT s.run_at FROM awa.scheduled s WHERE s.id = k.id AND s.run_lease = k.ready_lease + 1),
 		r.run_at) AS run_at,
-	-- the newest beat of the attempt (awa.beats, below) gives heartbeat_at and deadline_at, else its receipt
-	CASE WHEN cn AND k.state IN ('running', 'completed') THEN coalesce((SELECT b.at FROM awa.beats b
+	-- the newest beat of the attempt (awa.beats, below) gives heartbeat_at and deadline_at, else its receipt;
+	-- hook: rext -- parked: the wait's newest deadline (awa.callbacks); ended by a callback (after_wait): none
+	CASE WHEN k.state = 'waiting_external' THEN (SELECT w.at FROM awa.callbacks w WHERE w.job_id = k.id
+		AND w.run_lease = k.ready_lease + 1 AND w.deadline_at IS NOT NULL ORDER BY w.written_at DESC LIMIT 1)
+		WHEN cn AND (k.state = 'running' OR (k.state = 'completed' AND NOT k.after_wait))
+		THEN coalesce((SELECT b.at FROM awa.beats b
 		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.claimed_at) END
 		AS heartbeat_at,
-	CASE WHEN cn AND k.state IN ('running', 'completed') THEN coalesce((SELECT b.deadline_at FROM awa.beats b
+	CASE WHEN k.state = 'waiting_external' THEN (SELECT w.deadline_at FROM awa.callbacks w WHERE w.job_id = k.id
+		AND w.run_lease = k.ready_lease + 1 AND w.deadline_at IS NOT NULL ORDER BY w.written_at DESC LIMIT 1)
+		WHEN cn AND (k.state = 'running' OR (k.state = 'completed' AND NOT k.after_wait))
+		THEN coalesce((SELECT b.deadline_at FROM awa.beats b
 		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.deadline_at) END
 		AS deadline_at,
 	c.claimed_at AS attempted_at,
-	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable') THEN k.finalized_at END
-		AS finalized_at,
+	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')
+		THEN k.finalized_at END AS finalized_at,
 	r.created_at,
 	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', e.run_lease, 'error', e.error, 'at', e.finalized_at)
 		FROM awa.done e WHERE e.job_id = k.id AND e.state IN ('retryable', 'failed')
@@ -1649,20 +1760,28 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	(SELECT b.progress FROM awa.beats b WHERE b.job_id = k.id ORDER BY b.run_lease DESC, b.at DESC LIMIT 1)
 		AS progress,
 	c.claimed_by, c.lease,
-	NULL::interval AS timeout, NULL::jsonb AS result,
-	NULL::bytea AS callback_key, NULL::bigint AS callback_lease, NULL::interval AS callback_timeout,
-	NULL::jsonb AS callback_payload, NULL::text AS group_id, NULL::text AS concurrency_key
+	NULL::interval AS timeout,
+	-- hook: rext -- the result of a completion, the job's current callback (its newest row), the newest payload
+	CASE WHEN k.state = 'completed' THEN k.result END AS result,
+	cb.callback_key, cb.run_lease AS callback_lease, cb.timeout AS callback_timeout,
+	(SELECT p.payload FROM awa.callbacks p WHERE p.job_id = k.id AND p.kind = 'payload'
+		ORDER BY p.written_at DESC LIMIT 1) AS callback_payload,
+	NULL::text AS group_id, NULL::text AS concurrency_key
 FROM (
-	-- ended: the done row of the newest attempt
-	SELECT d.job_id AS id, d.run_lease - 1 AS ready_lease, d.slot, d.state, q.queue, d.finalized_at
+	-- ended: the done row of the newest attempt (hook: rext -- a waiting_external row only while its wait lasts)
+	SELECT d.job_id AS id, d.run_lease - 1 AS ready_lease, d.slot, d.state, q.queue, d.finalized_at,
+		d.after_wait, d.result
 	FROM awa.done d
 	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
 		WHERE q.id = d.job_id AND q.run_lease = d.run_lease - 1 AND q.slot = d.slot LIMIT 1) q
 	WHERE d.run_lease - 1 = (SELECT n.run_lease FROM awa.ready n WHERE n.id = d.job_id
 		ORDER BY n.run_lease DESC LIMIT 1)
+		AND (d.after_wait OR d.state <> 'waiting_external'
+			OR (SELECT 1 FROM awa.done x WHERE x.job_id = d.job_id AND x.run_lease = d.run_lease
+				AND x.slot = d.slot AND x.after_wait LIMIT 1) IS NULL)
 	UNION ALL
 	-- running: a receipt of the newest attempt and no done row
-	SELECT c.job_id, c.run_lease - 1, c.slot, 'running'::awa.job_state, q.queue, NULL::timestamptz
+	SELECT c.job_id, c.run_lease - 1, c.slot, 'running'::awa.job_state, q.queue, NULL::timestamptz, false, NULL::jsonb
 	FROM awa.claims c
 	CROSS JOIN LATERAL (SELECT q.queue FROM awa.ready q
 		WHERE q.id = c.job_id AND q.run_lease = c.run_lease - 1 AND q.slot = c.slot LIMIT 1) q
@@ -1672,7 +1791,7 @@ FROM (
 			ORDER BY n.run_lease DESC LIMIT 1)
 	UNION ALL
 	-- waiting: the newest ready row, neither receipt nor done row
-	SELECT w.id, w.run_lease, w.slot, 'available'::awa.job_state, w.queue, NULL::timestamptz
+	SELECT w.id, w.run_lease, w.slot, 'available'::awa.job_state, w.queue, NULL::timestamptz, false, NULL::jsonb
 	FROM awa.ready w
 	WHERE w.run_at > '-infinity'	-- every ready row: lets a filter on queue use the claim index
 		AND (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1 AND x.slot = w.slot
@@ -1687,6 +1806,8 @@ CROSS JOIN LATERAL (SELECT r.kind, r.args, r.priority, r.attempt, r.max_attempts
 LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
 	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
 CROSS JOIN LATERAL (SELECT c.run_lease IS NOT DISTINCT FROM k.ready_lease + 1 AS cn) n
+LEFT JOIN LATERAL (SELECT cb.callback_key, cb.run_lease, cb.timeout
+	FROM awa.callbacks cb WHERE cb.job_id = k.id ORDER BY cb.written_at DESC LIMIT 1) cb ON true	-- hook: rext
 UNION ALL
 -- scheduled: a job enqueued for later and never made ready (a row of awa.scheduled with run_lease 0)
 SELECT s.id, s.kind, s.queue, s.args, s.state, s.priority, s.attempt, s.max_attempts, s.run_at,

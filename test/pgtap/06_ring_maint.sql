@@ -1,5 +1,6 @@
 -- The maintenance round on the ring (docs/storage.md, "Step 5: the maintenance round on the ring"): awa_maintain()
--- runs the ring's promote, rescue, timeouts, rotate and reclaim when the ring is in use, each isolated (a failing
+-- runs the ring's promote, rescue, timeouts, callbacks (external waits past their deadline), history (finished
+-- jobs past retention), rotate and reclaim when the ring is in use, each isolated (a failing
 -- step is recorded in awa.maintenance_failures and the others go on); a ring job's timeout (awa.ring_set_timeout)
 -- ends an attempt running longer, as a rescue ends it.  Reclaiming needs committed rows and no older snapshot, so
 -- this file runs statement by statement (autocommit) and drops what it created at the end.
@@ -7,7 +8,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
 SET statement_timeout = '30s';
 SET client_min_messages = error;
-SELECT plan(53);
+SELECT plan(66);
 
 CREATE FUNCTION pg_temp.round() RETURNS text LANGUAGE sql AS $$
 	SELECT row(promoted, rescued)::text FROM awa_maintain() $$;
@@ -157,10 +158,42 @@ DROP TRIGGER rm_refuse ON awa.scheduled;
 SELECT is(pg_temp.round(), '(1,0)', 'once fixed, the next round promotes y');
 SELECT is((SELECT count(*) FROM awa.maintenance_failures), 0::bigint, 'and the failure is resolved');
 
+-- external waits: a parked job past its callback deadline ends at the next round ("ring callbacks") as awa's
+-- maintenance ends it: retryable while attempts remain, error "callback timed out"
+INSERT INTO j VALUES ('x', awa.ring_insert('k', queue => 'rcbq', max_attempts => 3));
+SELECT is((SELECT count(*) FROM awa.ring_claim('rcbq', 1)), 1::bigint, 'x claimed');
+SELECT isnt(awa.ring_register_callback((SELECT id FROM j WHERE n = 'x'), 1, '1 millisecond'), NULL,
+	'x: a callback with a 1 ms timeout');
+SELECT ok(awa.ring_wait_external((SELECT id FROM j WHERE n = 'x'), 1), 'x parked');
+SELECT pg_sleep(0.01);
+SELECT is(pg_temp.round(), '(0,1)', 'the round ends the expired wait');
+SELECT is((SELECT state || ':' || (errors[cardinality(errors)]->>'error') FROM awa.ring_jobs WHERE id = (SELECT id FROM j WHERE n = 'x')),
+	'retryable:callback timed out', 'x is retryable, error "callback timed out"');
+SELECT is(pg_temp.round(), '(0,0)', 'nothing more to end');
+
+-- the history: a completed job moved out of its reclaimed slot into the compact history leaves it once past
+-- its retention ("ring history", counted as deleted)
+SET awa.retention_completed = '1d';
+INSERT INTO j VALUES ('h', awa.ring_insert('k', queue => 'rhist'));
+SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY(SELECT id FROM awa.ring_claim('rhist', 1)), '{1}')),
+	1::bigint, 'h completed');
+CREATE TEMP TABLE h_slot AS SELECT pg_temp.open_slot() AS slot;
+UPDATE awa.ring_slots SET opened_at = now() - interval '2 hours' WHERE state = 'open';
+SELECT ok(pg_temp.rounds_until_empty((SELECT slot FROM h_slot)), 'a round reclaimed h''s slot');
+SELECT is((SELECT state FROM awa.ring_jobs WHERE id = (SELECT id FROM j WHERE n = 'h')), 'completed',
+	'h is kept (in the history)');
+SELECT cmp_ok((SELECT count(*) FROM awa.ring_history), '>', 0::bigint, 'the history holds it');
+SET awa.retention_completed = 0;
+SELECT cmp_ok((SELECT deleted FROM awa_maintain()), '>=', 1::bigint, 'past its retention: the round deletes it');
+SELECT is((SELECT count(*) FROM awa.ring_jobs WHERE id = (SELECT id FROM j WHERE n = 'h')), 0::bigint,
+	'h is gone');
+SELECT is((SELECT count(*) FROM awa.ring_history WHERE NOT failed), 0::bigint, 'no batch of completed jobs is left');
+RESET awa.retention_completed;
+
 SELECT is((SELECT count(*) FROM awa.jobs), 0::bigint, 'awa.jobs is untouched');
 
 SELECT * FROM finish();
 RESET statement_timeout;
-DROP TABLE j, mark, open_before;
+DROP TABLE j, mark, open_before, h_slot;
 DROP EXTENSION awa;
 DROP FUNCTION public.rm_refuse();
