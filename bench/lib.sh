@@ -1,4 +1,5 @@
-# Shared parts of the claim benchmarks (multiqueue.sh, ratelimit.sh): sourced after scripts/lib.sh.
+# Shared parts of the claim benchmarks (multiqueue.sh, ratelimit.sh, ring_slots.sh, ring_maint.sh): sourced after
+# scripts/lib.sh, or after setting PG_BIN.
 #
 #   BIN                     the bin directory whose psql and pgbench the helpers run (default PG_BIN)
 #   bench_q SQL             one statement through psql, unaligned, stop on error
@@ -13,12 +14,23 @@
 #                           SQL as superuser) per job claimed and completed by awa_claim(TARGET, batch => B)
 #                           and awa_complete_many in a procedure, a transaction per claim; other load on a
 #                           shared machine hardly moves a process's own CPU time
+#   bench_ring_drain N TMP CLIENTS BATCH [OPTS]
+#                           N jobs drained by CLIENTS pgbench clients running TMP/drain.sql (each transaction
+#                           BATCH jobs), OPTS: more pgbench options; its log in TMP/pgbench.log, printed and
+#                           exit 1 on failure
 #   bench_rounds A UNIT ROUNDS BATCHES FN VARIANT...
 #                           for each batch, ROUNDS rounds of FN VARIANT BATCH over the variants (their order
 #                           rotating each round), printing each figure and appending it to ${A[VARIANT.BATCH]}
 BIN=${BIN:-$PG_BIN}
 
 bench_q() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+bench_ring_drain() {
+	local n=$1 tmp=$2 clients=$3 batch=$4
+	shift 4
+	"$BIN/pgbench" -n -M prepared -c "$clients" -j "$clients" -t $((n / clients / batch)) -f "$tmp/drain.sql" "$@" \
+		>"$tmp/pgbench.log" 2>&1 || { cat "$tmp/pgbench.log"; exit 1; }
+}
 
 bench_median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 

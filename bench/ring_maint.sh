@@ -23,6 +23,7 @@
 #   PGHOST=... PGPORT=... PGUSER=postgres MAINT_DB=awa_maint_bench bench/ring_maint.sh [idle|drain]...
 set -uo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DB=${MAINT_DB:-awa_maint_bench}
 JOBS=${MAINT_JOBS:-200000}
 ROUNDS=${MAINT_ROUNDS:-20}
@@ -51,8 +52,7 @@ load() {	# $1 jobs into the open slot, due from an hour ago (later loads after e
 }
 drain() {	# $1 jobs; extra pgbench options after
 	local n=$1; shift
-	"$PG_BIN/pgbench" -n -M prepared -c $CLIENTS -j $CLIENTS -t $((n / CLIENTS / BATCH)) -f "$TMP/drain.sql" "$@" \
-		>"$TMP/pgbench.log" 2>&1 || { cat "$TMP/pgbench.log"; exit 1; }
+	bench_ring_drain "$n" "$TMP" "$CLIENTS" "$BATCH" "$@"
 }
 
 # $1 a statement; $2 label: median and longest ms and buffers of $ROUNDS runs in one session (plans made once)

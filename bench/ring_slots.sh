@@ -24,6 +24,7 @@
 #   PGHOST=... PGPORT=... PGUSER=postgres SLOTS_DB=awa_slots_bench bench/ring_slots.sh [size|latency|move]...
 set -uo pipefail
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DB=${SLOTS_DB:-awa_slots_bench}
 JOBS=${SLOTS_JOBS:-50000}
 LAT_JOBS=${SLOTS_LAT_JOBS:-160000}
@@ -63,8 +64,7 @@ load() {	# $1 jobs into the open slot, run_at from $2 minutes ago
 }
 drain() {	# $1 jobs; extra pgbench options after
 	local n=$1; shift
-	"$PG_BIN/pgbench" -n -M prepared -c $CLIENTS -j $CLIENTS -t $((n / CLIENTS / BATCH)) -f "$TMP/drain.sql" "$@" \
-		>"$TMP/pgbench.log" 2>&1 || { cat "$TMP/pgbench.log"; exit 1; }
+	bench_ring_drain "$n" "$TMP" "$CLIENTS" "$BATCH" "$@"
 }
 
 size() {

@@ -112,6 +112,9 @@ extern void awa_check_unique_period(int64 us);
 extern void awa_check_unique_states(const char *bits);
 extern bytea *awa_unique_key(text *kind, text *queue, Jsonb *args,
 							 int64 period_us, TimestampTz run_at, bytea **legacy);
+extern bytea *awa_unique_key_args(FunctionCallInfo fcinfo,
+								  void (*check_name) (text *name, const char *field),
+								  bytea **legacy);
 extern void awa_job_set_unique(AwaJob *job, bool by_args, bool by_queue,
 							   int64 period_us, const char *bits);
 extern int64 awa_unique_period_arg(FunctionCallInfo fcinfo, int argno);

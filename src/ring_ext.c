@@ -886,24 +886,12 @@ awa_ring_cancel_by_unique_key(PG_FUNCTION_ARGS)
 	static const Oid key_type[] = {BYTEAOID};
 	static const Oid id_type[] = {INT8OID};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	text	   *kind;
-	int64		period_us;
-	TimestampTz at;
 	Datum		key;
 	bool		isnull;
 
 	awa_ring_check_enabled("awa.ring_cancel_by_unique_key");
 	not_null(fcinfo, 0, "kind");
-	kind = PG_GETARG_TEXT_PP(0);
-	awa_ring_check_name(kind, "kind");
-	if (!PG_ARGISNULL(2))
-		awa_ring_check_name(PG_GETARG_TEXT_PP(2), "queue");
-	period_us = awa_unique_period_arg(fcinfo, 3);
-	at = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
-	key = PointerGetDatum(awa_unique_key(kind,
-										 PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
-										 PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
-										 period_us, at, NULL));
+	key = PointerGetDatum(awa_unique_key_args(fcinfo, awa_ring_check_name, NULL));
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	SPI_connect();

@@ -239,6 +239,32 @@ awa_unique_states_bits(ArrayType *states, char *bits)
 }
 
 /*
+ * The unique key that the arguments (kind text, args jsonb, queue text,
+ * unique_period interval, run_at timestamptz) of awa_cancel_by_unique_key
+ * (and the storage engine's awa.ring_cancel_by_unique_key) name, as
+ * awa_insert builds it: kind (argument 0, not NULL: the caller checks) and
+ * queue (argument 2, NULL: none) pass check_name, 22023 naming the field;
+ * the period is taken at run_at (NULL: the transaction's start).  *legacy
+ * as awa_unique_key's (NULL: not wanted).
+ */
+bytea *
+awa_unique_key_args(FunctionCallInfo fcinfo, void (*check_name) (text *name, const char *field),
+					bytea **legacy)
+{
+	text	   *kind = PG_GETARG_TEXT_PP(0);
+	int64		period_us;
+	TimestampTz at;
+
+	check_name(kind, "kind");
+	if (!PG_ARGISNULL(2))
+		check_name(PG_GETARG_TEXT_PP(2), "queue");
+	period_us = awa_unique_period_arg(fcinfo, 3);
+	at = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
+	return awa_unique_key(kind, PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
+						  PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), period_us, at, legacy);
+}
+
+/*
  * awa_cancel_by_unique_key(kind, args, queue, unique_period, run_at)
  *		RETURNS SETOF awa.jobs
  *
@@ -251,9 +277,6 @@ awa_unique_states_bits(ArrayType *states, char *bits)
 Datum
 awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 {
-	text	   *kind;
-	int64		period_us;
-	TimestampTz at;
 	bytea	   *legacy;
 	Datum		values[2];
 	uint64		n;
@@ -261,16 +284,7 @@ awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 	awa_check_writable("awa_cancel_by_unique_key");
 
 	awa_check_not_null(fcinfo, 0, "kind");
-	kind = PG_GETARG_TEXT_PP(0);
-	awa_check_name(kind, "kind");
-	if (!PG_ARGISNULL(2))
-		awa_check_name(PG_GETARG_TEXT_PP(2), "queue");
-	period_us = awa_unique_period_arg(fcinfo, 3);
-	at = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
-	values[0] = PointerGetDatum(awa_unique_key(kind,
-										   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
-										   PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
-										   period_us, at, &legacy));
+	values[0] = PointerGetDatum(awa_unique_key_args(fcinfo, awa_check_name, &legacy));
 	/* jobs enqueued before 0.3.0 may hold the key in its old form */
 	values[1] = legacy ? PointerGetDatum(legacy) : values[0];
 
