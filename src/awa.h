@@ -76,6 +76,12 @@ typedef struct AwaJob
 extern void awa_group_lock(uint32 space, const char *group_id, int len, int mode);
 extern void awa_group_lock_enqueue(text *group_id);
 
+/*
+ * insert.c: read and check awa_insert's arguments (its signature; also
+ * awa.ring_insert's) into *job; errors before anything is written.
+ */
+extern void awa_insert_job_args(FunctionCallInfo fcinfo, AwaJob *job);
+
 /* validate.c */
 extern int	awa_max_args_bytes;
 extern void awa_validate_init(void);

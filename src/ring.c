@@ -202,71 +202,60 @@ awa_ring_check_name(text *t, const char *field)
 }
 
 /* ---------------------------------------------------------------------
- * awa.ring_insert(kind, args, queue, priority, max_attempts, run_at,
- *				   unique_by_args, unique_by_queue, unique_period, unique_states)
+ * awa.ring_insert(kind, args, queue, priority, max_attempts, run_at, tags,
+ *				   metadata, unique_by_args, unique_by_queue, unique_period,
+ *				   unique_states, timeout, group_id, after, on_parent_failure,
+ *				   concurrency_key)
+ *
+ * awa_insert's signature, read and checked by its code (insert.c), so that
+ * both refuse the same input with the same errors.  Not on the ring yet:
+ * "after" (0A000 when it names jobs).  A job's timeout, group_id and
+ * concurrency_key are kept on its rows; the claim does not read them yet.
  * ---------------------------------------------------------------------
  */
 Datum
 awa_ring_insert(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan = NULL;
-	/* hook: unique -- $7 the id reserved with the key (NULL: draw one), $8 the key, $9 its states */
-	static const Oid argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID,
-	INT8OID, BYTEAOID, TEXTOID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', 'n', 'n', 'n'};
+	static const Oid argtypes[RING_INSERT_NARGS] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
+		TIMESTAMPTZOID, INT8OID, BYTEAOID, TEXTOID, TEXTARRAYOID, JSONBOID, INTERVALOID, TEXTOID,
+	TEXTOID};
+	Datum		values[RING_INSERT_NARGS];
+	char		nulls[RING_INSERT_NARGS];
+	AwaJob		job;
 	int64		holder;
-	text	   *queue;
-	Jsonb	   *args;
-	int32		priority;
-	int32		max_attempts;
 	TimestampTz run_at;
 	int64		id;
 	bool		scheduled;
 	bool		isnull;
-	int			i;
 
 	awa_ring_check_enabled("awa.ring_insert");
-	for (i = 0; i < 5; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s must not be null",
-							(const char *[]) {"kind", "args", "queue", "priority", "max_attempts"}[i])));
-	awa_ring_check_name(PG_GETARG_TEXT_PP(0), "kind");
-	queue = PG_GETARG_TEXT_PP(2);
-	awa_ring_check_name(queue, "queue");
-	args = PG_GETARG_JSONB_P(1);
-	if (JB_ROOT_IS_SCALAR(args))
+	awa_insert_job_args(fcinfo, &job);
+	if (job.deps != NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("args must be a JSON object or array")));
-	priority = PG_GETARG_INT32(3);
-	if (priority < 1 || priority > AWA_FLOOR_PRIORITIES)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("priority must be between 1 and %d", AWA_FLOOR_PRIORITIES)));
-	max_attempts = PG_GETARG_INT32(4);
-	if (max_attempts < 1 || max_attempts > 1000)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_attempts must be between 1 and 1000")));
-	run_at = PG_ARGISNULL(5) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(5);
-	if (TIMESTAMP_NOT_FINITE(run_at))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("run_at must be finite")));
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("awa.ring_insert: after is not supported on the ring yet")));
+	run_at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
 
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = JsonbPGetDatum(args);
-	values[2] = PointerGetDatum(queue);
-	values[3] = Int32GetDatum(priority);
-	values[4] = Int32GetDatum(max_attempts);
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = PointerGetDatum(job.kind);
+	values[1] = JsonbPGetDatum(job.args);
+	values[2] = PointerGetDatum(job.queue);
+	values[3] = Int32GetDatum(job.priority);
+	values[4] = Int32GetDatum(job.max_attempts);
 	values[5] = TimestampTzGetDatum(run_at);
+	values[9] = PointerGetDatum(job.tags);
+	values[10] = JsonbPGetDatum(job.metadata);
+	values[11] = PointerGetDatum(job.timeout);
+	nulls[11] = job.timeout ? ' ' : 'n';
+	values[12] = PointerGetDatum(job.group_id);
+	nulls[12] = job.group_id ? ' ' : 'n';
+	values[13] = PointerGetDatum(job.concurrency_key);
+	nulls[13] = job.concurrency_key ? ' ' : 'n';
 
 	SPI_connect();
 	/* hook: unique: a unique job's key is taken first; when it is held, its holder's id (ring_unique.c) */
-	holder = awa_ring_unique_reserve(fcinfo, values, nulls);
+	holder = awa_ring_unique_reserve(&job, values, nulls);
 	if (holder != 0)
 	{
 		SPI_finish();
@@ -277,12 +266,12 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 	id = scheduled ? awa_ring_sched_hooks.insert(values, nulls) : 0;
 	awa_plan(&plan,
 			 "INSERT INTO awa.ready (slot, id, kind, args, queue, priority, max_attempts, run_at,"
-			 " unique_key, unique_states)"
+			 " unique_key, unique_states, tags, metadata, timeout, group_id, concurrency_key)"
 			 " SELECT s.slot, coalesce($7, nextval('awa.jobs_id_seq')), $1, $2, $3, $4, $5, $6,"
-			 " $8, $9::bit(8)"
+			 " $8, $9::bit(8), $10, $11, $12, $13, $14"
 			 " FROM awa.ring_slots s WHERE s.state = 'open'"
 			 " RETURNING id",
-			 9, argtypes);
+			 RING_INSERT_NARGS, argtypes);
 	if (id == 0 && awa_ring_run(plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_insert: insert") != 1)
 		ereport(ERROR,
@@ -291,9 +280,9 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 	if (id == 0)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	/* the pin: the floor of this lane must not pass the job once committed */
-	awa_floor_note(awa_ring_lane(queue), run_at);
+	awa_floor_note(awa_ring_lane(job.queue), run_at);
 	/* hook: rwait: waiters of the lane are woken at commit (a job due later: one looks again) */
-	awa_lane_available(awa_ring_lane(queue), !scheduled);
+	awa_lane_available(awa_ring_lane(job.queue), !scheduled);
 	SPI_finish();
 	PG_RETURN_INT64(id);
 }

@@ -17,6 +17,28 @@
 extern void awa_ring_init(void);
 
 /*
+ * The values of ring_insert's statement (ring.c), also handed to the hooks
+ * of ring_unique.c and ring_sched.c: $1 kind, $2 args, $3 queue, $4
+ * priority, $5 max_attempts, $6 run_at (checked; NULL given: the
+ * transaction's start), $7 the id reserved with a unique key (NULL: draw
+ * one), $8 the unique key, $9 its states ("01..." text), $10 tags, $11
+ * metadata, $12 timeout, $13 group_id, $14 concurrency_key.
+ */
+#define RING_INSERT_NARGS	14
+
+/*
+ * A job's attributes that every row of it carries from attempt to attempt
+ * (a ready row, a scheduled row): the columns of awa.ready after slot, id,
+ * run_lease, attempt and run_at.  RING_JOB_COLS_OF("r.") names them as
+ * columns of r, in the same order.
+ */
+#define RING_JOB_COLS_OF(p) \
+	p "kind, " p "queue, " p "args, " p "priority, " p "max_attempts, " p "created_at, " \
+	p "metadata, " p "tags, " p "unique_key, " p "unique_states, " p "timeout, " p "group_id, " \
+	p "concurrency_key"
+#define RING_JOB_COLS		RING_JOB_COLS_OF("")
+
+/*
  * Shared by the ring's sources (ring*.c).
  *
  * awa_ring_check_enabled: 55000 unless awa.ring_engine is on; fn names the

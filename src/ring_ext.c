@@ -783,10 +783,8 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 			 2, id_type);
 	/* the new attempt: available now, attempts reset, in the open slot */
 	awa_plan(&ready_plan,
-			 "INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority,"
-			 " max_attempts, run_at, created_at, metadata, tags, unique_key, unique_states)"
-			 " SELECT o.slot, r.id, r.run_lease + 1, 0, r.kind, r.queue, r.args, r.priority,"
-			 " r.max_attempts, now(), r.created_at, r.metadata, r.tags, r.unique_key, r.unique_states"
+			 "INSERT INTO awa.ready (slot, id, run_lease, attempt, run_at, " RING_JOB_COLS ")"
+			 " SELECT o.slot, r.id, r.run_lease + 1, 0, now(), " RING_JOB_COLS_OF("r.")
 			 " FROM awa.ready r CROSS JOIN LATERAL"
 			 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') o"
 			 " WHERE r.id = $1 AND r.run_lease = $2 AND r.slot = $3",

@@ -95,11 +95,9 @@ awa_ring_sched_init(void)
 	"s AS (" PICK ")," \
 	" d AS (DELETE FROM awa.scheduled x USING s WHERE x.id = s.id RETURNING x.*)"
 #define RING_PROMOTE_INSERT \
-	" INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority," \
-	" max_attempts, run_at, created_at, metadata, tags, unique_key, unique_states)" \
+	" INSERT INTO awa.ready (slot, id, run_lease, attempt, run_at, " RING_JOB_COLS ")" \
 	" SELECT (SELECT o.slot FROM awa.ring_slots o WHERE o.state = 'open'), d.id, d.run_lease," \
-	" d.attempt, d.kind, d.queue, d.args, d.priority, d.max_attempts, d.run_at, d.created_at," \
-	" d.metadata, d.tags, d.unique_key, d.unique_states FROM d"	/* hook: unique */
+	" d.attempt, d.run_at, " RING_JOB_COLS_OF("d.") " FROM d"
 #define RING_PROMOTE_SQL(PICK, RET) \
 	"WITH " RING_PROMOTE_CTES(PICK) RING_PROMOTE_INSERT " RETURNING " RET
 
@@ -109,27 +107,26 @@ awa_ring_sched_init(void)
  */
 
 /*
- * ring_insert of a job due later: its scheduled row.  values: kind, args,
- * queue, priority, max_attempts, run_at (ring_insert's, checked), and the
- * id, unique key and unique states of a unique job (ring_unique.c; nulls
- * 'n' for other jobs).  Caller is in SPI and notes the pin.  Returns the
- * id.
+ * ring_insert of a job due later: its scheduled row.  values/nulls:
+ * ring_insert's statement's (RING_INSERT_NARGS, ring.h).  Caller is in SPI
+ * and notes the pin.  Returns the id.
  */
 static int64
 awa_ring_sched_insert(Datum *values, const char *nulls)
 {
 	static SPIPlanPtr plan = NULL;
-	/* hook: unique -- $7 the id reserved with a unique key, $8/$9 the key and its states (ring_unique.c) */
-	static const Oid argtypes[] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, TIMESTAMPTZOID,
-	INT8OID, BYTEAOID, TEXTOID};
+	static const Oid argtypes[RING_INSERT_NARGS] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
+		TIMESTAMPTZOID, INT8OID, BYTEAOID, TEXTOID, TEXTARRAYOID, JSONBOID, INTERVALOID, TEXTOID,
+	TEXTOID};
 	bool		isnull;
 
 	awa_plan(&plan,
 			 "INSERT INTO awa.scheduled (id, kind, args, queue, priority, max_attempts, run_at,"
-			 " unique_key, unique_states)"
-			 " VALUES (coalesce($7, nextval('awa.jobs_id_seq')), $1, $2, $3, $4, $5, $6, $8, $9::bit(8))"
+			 " unique_key, unique_states, tags, metadata, timeout, group_id, concurrency_key)"
+			 " VALUES (coalesce($7, nextval('awa.jobs_id_seq')), $1, $2, $3, $4, $5, $6, $8, $9::bit(8),"
+			 " $10, $11, $12, $13, $14)"
 			 " RETURNING id",
-			 9, argtypes);
+			 RING_INSERT_NARGS, argtypes);
 	awa_ring_run(plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_insert: scheduled row");
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -233,11 +230,8 @@ awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 	{
 		/* due now: the next attempt's ready row, in the open slot */
 		awa_plan(&now_plan,
-				 "INSERT INTO awa.ready (slot, id, run_lease, attempt, kind, queue, args, priority,"
-				 " max_attempts, run_at, created_at, metadata, tags, unique_key, unique_states)"
-				 " SELECT s.slot, r.id, r.run_lease + 1, $4, r.kind, r.queue, r.args,"
-				 " r.priority, r.max_attempts, now(), r.created_at, r.metadata, r.tags,"
-				 " r.unique_key, r.unique_states"	/* hook: unique */
+				 "INSERT INTO awa.ready (slot, id, run_lease, attempt, run_at, " RING_JOB_COLS ")"
+				 " SELECT s.slot, r.id, r.run_lease + 1, $4, now(), " RING_JOB_COLS_OF("r.")
 				 " FROM awa.ready r CROSS JOIN LATERAL"
 				 " (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open') s"
 				 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1",
@@ -254,12 +248,10 @@ awa_ring_sched_next(Datum *values, int32 next_attempt, int32 backoff_attempt,
 	}
 	/* later: a scheduled row ($5 NULL: the default backoff after attempt $6) */
 	awa_plan(&later_plan,
-			 "INSERT INTO awa.scheduled (id, run_lease, attempt, state, kind, queue, args, priority,"
-			 " max_attempts, run_at, created_at, metadata, tags, unique_key, unique_states)"
-			 " SELECT r.id, r.run_lease + 1, $4, $7::awa.job_state, r.kind, r.queue, r.args,"
-			 " r.priority, r.max_attempts,"
-			 " CASE WHEN $5 IS NULL THEN " AWA_BACKOFF_SQL("$6") " ELSE now() + $5 END,"
-			 " r.created_at, r.metadata, r.tags, r.unique_key, r.unique_states"	/* hook: unique */
+			 "INSERT INTO awa.scheduled (id, run_lease, attempt, state, run_at, " RING_JOB_COLS ")"
+			 " SELECT r.id, r.run_lease + 1, $4, $7::awa.job_state,"
+			 " CASE WHEN $5 IS NULL THEN " AWA_BACKOFF_SQL("$6") " ELSE now() + $5 END, "
+			 RING_JOB_COLS_OF("r.")
 			 " FROM awa.ready r"
 			 " WHERE r.id = $2 AND r.run_lease = $3 - 1 AND r.slot = $1"
 			 " RETURNING run_at",

@@ -61,7 +61,7 @@
 
 PG_FUNCTION_INFO_V1(awa_ring_unique_release);
 
-static int64 ring_unique_reserve(FunctionCallInfo fcinfo, Datum *values, char *nulls);
+static int64 ring_unique_reserve(AwaJob *job, Datum *values, char *nulls);
 
 /* ring.c's hook into this file (ring_unique.h); from _PG_init */
 void
@@ -70,49 +70,23 @@ awa_ring_unique_init(void)
 	awa_ring_unique_reserve = ring_unique_reserve;
 }
 
-static bool
-bool_arg(FunctionCallInfo fcinfo, int argno, const char *field)
-{
-	if (PG_NARGS() <= argno)
-		return false;
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be null", field)));
-	return PG_GETARG_BOOL(argno);
-}
-
 /* See ring_unique.h. */
 static int64
-ring_unique_reserve(FunctionCallInfo fcinfo, Datum *values, char *nulls)
+ring_unique_reserve(AwaJob *job, Datum *values, char *nulls)
 {
 	static SPIPlanPtr insert_plan = NULL;
 	static SPIPlanPtr holder_plan = NULL;
 	static const Oid argtypes[] = {BYTEAOID, TEXTOID};
-	int			a = RING_UNIQUE_ARGNO;
-	bool		by_args = bool_arg(fcinfo, a, "unique_by_args");
-	bool		by_queue = bool_arg(fcinfo, a + 1, "unique_by_queue");
-	int64		period_us = PG_NARGS() > a + 2 ? awa_unique_period_arg(fcinfo, a + 2) : 0;
-	bool		has_states = PG_NARGS() > a + 3 && !PG_ARGISNULL(a + 3);
-	char		bits[9];
 	Datum		kv[2];
 	bool		isnull;
 	int			try;
 
 	nulls[6] = nulls[7] = nulls[8] = 'n';
-	if (!by_args && !by_queue && period_us <= 0 && !has_states)
+	if (job->unique == NULL)
 		return 0;
-	if (has_states)
-		awa_unique_states_bits(PG_GETARG_ARRAYTYPE_P(a + 3), bits);
-	else
-		strlcpy(bits, AWA_DEFAULT_UNIQUE_STATES, sizeof(bits));
-
-	/* the key of unique.c, from the checked kind, queue, args and run_at */
-	kv[0] = PointerGetDatum(awa_unique_key(DatumGetTextPP(values[0]),
-										   by_queue ? DatumGetTextPP(values[2]) : NULL,
-										   by_args ? DatumGetJsonbP(values[1]) : NULL,
-										   period_us, DatumGetTimestampTz(values[5]), NULL));
-	kv[1] = CStringGetTextDatum(bits);
+	/* the key of unique.c (awa_job_set_unique: kind, queue, args, run_at as checked) */
+	kv[0] = PointerGetDatum(job->unique->key);
+	kv[1] = CStringGetTextDatum(job->unique->bits);
 
 	awa_plan(&insert_plan,
 			 "INSERT INTO awa.unique_keys (unique_key, job_id, unique_states)"

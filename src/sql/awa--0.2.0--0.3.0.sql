@@ -794,16 +794,23 @@ CREATE FUNCTION awa.ring_insert(
 	priority integer DEFAULT 2,
 	max_attempts integer DEFAULT 25,
 	run_at timestamptz DEFAULT NULL,
+	tags text[] DEFAULT '{}',
+	metadata jsonb DEFAULT '{}',
 	unique_by_args boolean DEFAULT false,
 	unique_by_queue boolean DEFAULT false,
 	unique_period interval DEFAULT NULL,
-	unique_states awa.job_state[] DEFAULT NULL)
+	unique_states awa.job_state[] DEFAULT NULL,
+	timeout interval DEFAULT NULL,
+	group_id text DEFAULT NULL,
+	after bigint[] DEFAULT NULL,
+	on_parent_failure text DEFAULT 'cancel',
+	concurrency_key text DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'awa_ring_insert'
 LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz, boolean, boolean, interval,
-		awa.job_state[])
-	IS 'internal (the ring): enqueue a job as a ready row of the open slot (a scheduled row when due later); returns its id, or for a unique job whose key is held the holder''s id (nothing inserted)';
+COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean,
+		interval, awa.job_state[], interval, text, bigint[], text, text)
+	IS 'internal (the ring): enqueue a job as a ready row of the open slot (a scheduled row when due later); arguments and errors as awa_insert''s (after naming jobs: 0A000, not on the ring yet); returns its id, or for a unique job whose key is held the holder''s id (nothing inserted)';
 
 CREATE FUNCTION awa.ring_claim(
 	queue text,
@@ -1420,6 +1427,15 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_callback_timeouts(integer)
 	IS 'internal (the ring): end the wait of up to max (1..10000) parked jobs whose callback deadline has passed, as awa''s maintenance does (retryable after the default backoff, or failed when out of attempts; error "callback timed out"), skipping jobs a callback is resolving; returns how many';
 
+-- The ring: a job's other attributes (docs/storage.md, "Step 5: ...") ------------------------------------------
+-- awa.ring_insert takes awa_insert's arguments; a job's hard timeout, group and concurrency key are kept on each
+-- of its rows, checked by awa_insert's code (no CHECK constraints: the hot path pays for none).
+ALTER TABLE awa.ready ADD COLUMN timeout interval, ADD COLUMN group_id text, ADD COLUMN concurrency_key text;
+ALTER TABLE awa.scheduled ADD COLUMN timeout interval, ADD COLUMN group_id text, ADD COLUMN concurrency_key text;
+COMMENT ON COLUMN awa.ready.timeout IS 'the hard limit of each attempt (awa_insert''s timeout), or NULL';
+COMMENT ON COLUMN awa.ready.group_id IS 'the group the job belongs to (awa_insert''s group_id), or NULL';
+COMMENT ON COLUMN awa.ready.concurrency_key IS 'the job''s per-key limit key (awa_insert''s concurrency_key), or NULL';
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
@@ -1466,13 +1482,14 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	(SELECT b.progress FROM awa.beats b WHERE b.job_id = k.id ORDER BY b.run_lease DESC, b.at DESC LIMIT 1)
 		AS progress,
 	c.claimed_by, c.lease,
-	NULL::interval AS timeout,
+	-- the job's own timeout, else one set by awa.ring_set_timeout
+	coalesce(r.timeout, (SELECT t.timeout FROM awa.ring_timeouts t WHERE t.job_id = k.id)) AS timeout,
 	-- hook: rext -- the result of a completion, the job's current callback (its newest row), the newest payload
 	CASE WHEN k.state = 'completed' THEN k.result END AS result,
 	cb.callback_key, cb.run_lease AS callback_lease, cb.timeout AS callback_timeout,
 	(SELECT p.payload FROM awa.callbacks p WHERE p.job_id = k.id AND p.kind = 'payload'
 		ORDER BY p.written_at DESC LIMIT 1) AS callback_payload,
-	NULL::text AS group_id, NULL::text AS concurrency_key
+	r.group_id, r.concurrency_key
 FROM (
 	-- ended: the done row of the newest attempt (hook: rext -- a waiting_external row only while its wait lasts)
 	SELECT d.job_id AS id, d.run_lease - 1 AS ready_lease, d.slot, d.state, q.queue, d.finalized_at,
@@ -1507,7 +1524,7 @@ FROM (
 		AND w.run_lease = (SELECT n.run_lease FROM awa.ready n WHERE n.id = w.id ORDER BY n.run_lease DESC LIMIT 1)
 ) k
 CROSS JOIN LATERAL (SELECT r.kind, r.args, r.priority, r.attempt, r.max_attempts, r.run_at, r.created_at,
-		r.metadata, r.tags, r.unique_key, r.unique_states
+		r.metadata, r.tags, r.unique_key, r.unique_states, r.timeout, r.group_id, r.concurrency_key
 	FROM awa.ready r WHERE r.id = k.id AND r.run_lease = k.ready_lease AND r.slot = k.slot LIMIT 1) r
 LEFT JOIN LATERAL (SELECT c.claimed_at, c.deadline_at, c.lease, c.claimed_by, c.run_lease
 	FROM awa.claims c WHERE c.job_id = k.id ORDER BY c.run_lease DESC LIMIT 1) c ON true
@@ -1519,7 +1536,8 @@ UNION ALL
 SELECT s.id, s.kind, s.queue, s.args, s.state, s.priority, s.attempt, s.max_attempts, s.run_at,
 	NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, s.created_at, '{}'::jsonb[],
 	s.metadata, s.tags, s.unique_key, s.unique_states, s.run_lease, NULL::jsonb, NULL::text, NULL::interval,
-	NULL::interval, NULL::jsonb, NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, NULL::text, NULL::text
+	coalesce(s.timeout, (SELECT t.timeout FROM awa.ring_timeouts t WHERE t.job_id = s.id)), NULL::jsonb,
+	NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, s.group_id, s.concurrency_key
 FROM awa.scheduled s
 WHERE s.run_lease = 0;
 COMMENT ON VIEW awa.ring_live_jobs

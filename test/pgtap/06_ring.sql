@@ -4,7 +4,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(53);
+SELECT plan(64);
 
 -- created empty beside awa.jobs, slot 0 open
 SELECT is((SELECT count(*) FROM awa.ready) + (SELECT count(*) FROM awa.claims) + (SELECT count(*) FROM awa.done),
@@ -48,12 +48,23 @@ SET LOCAL plan_cache_mode = force_generic_plan;
 ANALYZE awa.ready_1, awa.ready_2, awa.ready_3;
 
 -- bad input changes nothing
-SELECT throws_ok($$SELECT awa.ring_insert('')$$, '22023', 'kind must be 1 to 200 characters long', 'empty kind');
+-- (awa_insert's checks and messages: insert.c)
+SELECT throws_ok($$SELECT awa.ring_insert('')$$, '22023', 'kind must be 1 to 200 characters long, got 0', 'empty kind');
 SELECT throws_ok($$SELECT awa.ring_insert('k', queue => repeat('q', 201))$$, '22023', NULL, 'queue too long');
-SELECT throws_ok($$SELECT awa.ring_insert('k', '1')$$, '22023', 'args must be a JSON object or array', 'scalar args');
+SELECT throws_ok($$SELECT awa.ring_insert('k', '1')$$, '22023', 'args must be a JSON object or array, not a scalar',
+	'scalar args');
 SELECT throws_ok($$SELECT awa.ring_insert('k', priority => 5)$$, '22023', NULL, 'priority out of range');
 SELECT throws_ok($$SELECT awa.ring_insert('k', max_attempts => 0)$$, '22023', NULL, 'max_attempts out of range');
-SELECT throws_ok($$SELECT awa.ring_insert(NULL)$$, '22023', 'kind must not be null', 'null kind');
+SELECT throws_ok($$SELECT awa.ring_insert(NULL)$$, '22004', 'kind must not be NULL', 'null kind');
+SELECT throws_ok($$SELECT awa.ring_insert('k', tags => NULL)$$, '22004', 'tags must not be NULL', 'null tags');
+SELECT throws_ok($$SELECT awa.ring_insert('k', metadata => '[]')$$, '22023', 'metadata must be a JSON object',
+	'metadata not an object');
+SELECT throws_ok($$SELECT awa.ring_insert('k', timeout => '0')$$, '22023', NULL, 'timeout 0');
+SELECT throws_ok($$SELECT awa.ring_insert('k', group_id => '')$$, '22023', NULL, 'empty group_id');
+SELECT throws_ok($$SELECT awa.ring_insert('k', concurrency_key => repeat('c', 201))$$, '22023', NULL,
+	'concurrency_key too long');
+SELECT throws_ok($$SELECT awa.ring_insert('k', after => '{1}')$$, '0A000',
+	'awa.ring_insert: after is not supported on the ring yet', 'after: not on the ring yet');
 SELECT throws_ok($$SELECT awa.ring_insert('k', run_at => 'infinity')$$, '22023', NULL, 'infinite run_at');
 SELECT throws_ok($$SELECT * FROM awa.ring_claim('q', 0)$$, '22023', NULL, 'batch 0');
 SELECT throws_ok($$SELECT * FROM awa.ring_claim('q', 1, '0')$$, '22023', 'lease must be positive', 'lease 0');
@@ -122,6 +133,28 @@ SELECT is((SELECT sum(n_tup_upd + n_tup_del) FROM pg_stat_xact_user_tables
 SELECT is(ARRAY[(SELECT count(*) FROM awa.ready), (SELECT count(*) FROM awa.claims), (SELECT count(*) FROM awa.done)],
 	ARRAY[6, 6, 4]::bigint[], '6 ready rows (5 jobs due, 1 retry), 6 receipts, 4 done rows');
 SELECT is((SELECT count(*) FROM awa.jobs), 0::bigint, 'awa.jobs is still untouched');
+
+-- a job's other attributes (awa_insert's arguments) are kept on every row of it: the first ready row, a scheduled
+-- row, the next attempt's ready row after a retry now or later
+CREATE TEMP TABLE attrs AS
+SELECT awa.ring_insert('attrs', '{}', 'attrq', tags => '{a,b}', metadata => '{"m": 1}', timeout => '1 hour',
+	group_id => 'g1', concurrency_key => 'ck', run_at => CASE WHEN n = 2 THEN now() + interval '1 day' END) AS id
+FROM generate_series(1, 2) n;
+CREATE TEMP TABLE attrs_claim AS SELECT * FROM awa.ring_claim('attrq', 2);
+SELECT is((SELECT count(*) FROM attrs_claim), 1::bigint, 'the job due now claimed');
+SELECT is(awa.ring_fail((SELECT id FROM attrs_claim), (SELECT run_lease FROM attrs_claim), NULL, true, '0'),
+	'retryable'::awa.job_state, 'failed, retried now');
+CREATE TEMP TABLE attrs_claim2 AS SELECT * FROM awa.ring_claim('attrq', 1);
+SELECT is(awa.ring_fail((SELECT id FROM attrs_claim2), (SELECT run_lease FROM attrs_claim2), NULL, true, '1 hour'),
+	'retryable'::awa.job_state, 'failed again, retried in an hour');
+SELECT is((SELECT array_agg(ARRAY[j.state::text, j.tags::text, j.metadata::text, j.timeout::text, j.group_id,
+		j.concurrency_key] ORDER BY j.id) FROM awa.ring_jobs j WHERE j.id IN (SELECT id FROM attrs)),
+	ARRAY[['retryable', '{a,b}', '{"m": 1}', '01:00:00', 'g1', 'ck'], ['scheduled', '{a,b}', '{"m": 1}', '01:00:00', 'g1', 'ck']],
+	'tags, metadata, timeout, group_id and concurrency_key kept by the retries and the scheduled row');
+SELECT is((SELECT array_agg(ARRAY[r.tags::text, r.timeout::text, r.group_id, r.concurrency_key] ORDER BY r.run_lease)
+		FROM awa.ready r WHERE r.id = (SELECT id FROM attrs_claim)),
+	ARRAY[['{a,b}', '01:00:00', 'g1', 'ck'], ['{a,b}', '01:00:00', 'g1', 'ck']],
+	'both ready rows of the retried job carry them');
 
 -- a lookup by id never walks the claim index of a slot that was empty when its plan was made: ring_fail's plan
 -- was made above while slot 1 was empty; slot 1 now opens and fills, and failing a job of it probes its key

@@ -35,10 +35,10 @@ SELECT throws_ok($$SELECT awa.ring_insert('k', unique_states => '{{scheduled},{a
 	'unique_states must be a one-dimensional array', 'two-dimensional unique_states');
 SELECT throws_ok($$SELECT awa.ring_insert('k', unique_states => '{scheduled,NULL}')$$, '22004',
 	'unique_states must not contain NULL', 'a NULL in unique_states (22004, as awa_insert)');
-SELECT throws_ok($$SELECT awa.ring_insert('k', unique_by_args => NULL)$$, '22023', 'unique_by_args must not be null',
-	'unique_by_args NULL');
-SELECT throws_ok($$SELECT awa.ring_insert('k', unique_by_queue => NULL)$$, '22023', 'unique_by_queue must not be null',
-	'unique_by_queue NULL');
+SELECT throws_ok($$SELECT awa.ring_insert('k', unique_by_args => NULL)$$, '22004', 'unique_by_args must not be NULL',
+	'unique_by_args NULL (22004, as awa_insert)');
+SELECT throws_ok($$SELECT awa.ring_insert('k', unique_by_queue => NULL)$$, '22004', 'unique_by_queue must not be NULL',
+	'unique_by_queue NULL (22004, as awa_insert)');
 SELECT is((SELECT count(*) FROM awa.ring_jobs) + (SELECT count(*) FROM awa.unique_keys), 0::bigint,
 	'bad input writes nothing');
 
