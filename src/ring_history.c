@@ -89,17 +89,18 @@ awa_ring_retention(const char *name)
 /*
  * hook: rhist -- also ring_slots.c's: jobs that leave the ring leave the
  * counters.  SPI_tuptable holds rows (queue text, state text, finalized_at
- * timestamptz, count bigint): -count each, by queue, state and (completed)
- * finalized_at.  who names the caller in errors.  Returns the sum of the
- * counts.
+ * timestamptz, count bigint, ...): -count each, by queue, state and
+ * (completed) finalized_at, gathered into counts not yet written
+ * (awa_counts_write writes them).  who names the caller in errors; *total
+ * is set to the sum of the counts.
  */
-int64
-awa_ring_uncount(const char *who)
+AwaCounts *
+awa_ring_uncounts(const char *who, int64 *total)
 {
 	AwaCounts  *c = awa_counts_create();
-	int64		total = 0;
 	uint64		i;
 
+	*total = 0;
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
@@ -116,9 +117,18 @@ awa_ring_uncount(const char *who)
 		if (s == AWA_NUM_JOB_STATES)
 			elog(ERROR, "%s: unknown job state \"%s\"", who, label);
 		awa_counts_add(c, queue, strlen(queue), (AwaJobState) s, DatumGetTimestampTz(fin), false, -k);
-		total += k;
+		*total += k;
 	}
-	awa_counts_write(c);
+	return c;
+}
+
+/* awa_ring_uncounts, written at once; returns the sum of the counts. */
+int64
+awa_ring_uncount(const char *who)
+{
+	int64		total;
+
+	awa_counts_write(awa_ring_uncounts(who, &total));
 	return total;
 }
 

@@ -12,7 +12,10 @@
 #include "postgres.h"
 #include "utils/snapshot.h"
 
+#include "counters.h"
+
 extern int	awa_ring_retention(const char *name);
+extern AwaCounts *awa_ring_uncounts(const char *who, int64 *total);
 extern int64 awa_ring_uncount(const char *who);
 extern Datum awa_ring_history_move(Datum *ids, uint64 n);
 extern void awa_ring_history_unmove(Datum tids);

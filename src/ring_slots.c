@@ -63,6 +63,10 @@
  *	   they are (ring_history.c, docs/storage.md "Step 5: history of
  *	   finished jobs"), before any lock of step 3: their rows no longer
  *	   change.  Deleted again if step 3 finds the slot busy.
+ *	2c. still with S: the jobs that go with the slot (ended for good past
+ *	   retention, not picked by step 1) are counted for the counters and
+ *	   their unique keys listed (reclaim_gone: a pass over the slot, which
+ *	   nothing waits for); written in step 4, under the locks.
  *	3. once every sealed slot is checked: ACCESS EXCLUSIVE on every
  *	   partition of each slot found reclaimable, conditionally ("busy"), held
  *	   to the commit, a few milliseconds (steps 4 and 5).  Claimers wait for
@@ -78,6 +82,7 @@
  *	   errors, their newest receipt), without ready rows.  The attempts not
  *	   carried had ended past retention by S, or went into the history, and
  *	   never get another row.  Their run_at is noted for the floors' pins.
+ *	   Step 2c's counts are written, the unique keys it listed released.
  *	5. TRUNCATE of the slot's partitions, in the same transaction as the
  *	   carry: no one ever reads both copies.
  *
@@ -430,6 +435,8 @@ typedef struct SlotReclaim
 	Datum		history;		/* hook: rhist -- the history rows written for them (tid[]) */
 	int64		unfinished;
 	int64		retained;
+	AwaCounts  *gone;			/* the counts of the jobs that go with the slot */
+	Datum		gone_keys;		/* ... and of those the ids that hold a unique key (int8[]) */
 } SlotReclaim;
 
 /* Result columns: slot, outcome, unfinished, retained, carried. */
@@ -449,48 +456,92 @@ reclaim_row(ReturnSetInfo *rsinfo, int16 slot, const char *outcome, int64 unfini
 }
 
 /*
- * Before the truncation: the jobs whose newest attempt ended for good in the
- * slot (completed, failed, cancelled past retention) and that were not
- * carried leave the counters, as awa.jobs' retention deletes leave them:
- * -1 per job by queue, state and (completed) finalized_at.  Earlier attempts
- * of a job (a retryable end with a newer ready row) are not counted: the job
- * is counted by its newest attempt.  Their unique keys (awa.unique_keys,
- * ring_unique.c) are released: the job holding them is gone.  The attempts
- * carried (int8[] carried_ids and carried_leases, element by element) are
- * left alone.  Caller is in SPI, holds the slot's ACCESS EXCLUSIVE locks.
+ * The jobs whose newest attempt ended for good in the slot (completed,
+ * failed, cancelled past retention) and that step 1 did not pick (to carry,
+ * or into the history) leave the counters with the slot, as awa.jobs'
+ * retention deletes leave them: -1 per job by queue, state and (completed)
+ * finalized_at.  Earlier attempts of a job (a retryable end with a newer
+ * ready row) are not counted: the job is counted by its newest attempt.
+ * Their unique keys (awa.unique_keys, ring_unique.c) go with them.
+ *
+ * Counted with step 1's snapshot S, before the locks of step 3, and only
+ * written under them (reclaim_finish): the pass over the slot's ready and
+ * done rows (a group-by; tens of milliseconds at tens of thousands of jobs)
+ * then keeps no claimer waiting.  The set cannot change after S: an attempt
+ * step 1 did not pick had its final done row by S, and nothing is added to
+ * an ended attempt (one parked in waiting_external is held, so picked); no
+ * ready row comes into the slot while step 1's SHARE lock is held.  ids and
+ * leases: step 1's attempts, n of them.  Caller is in SPI.
  */
 static void
-reclaim_uncount(int16 slot, Datum carried_ids, Datum carried_leases)
+reclaim_gone(SlotReclaim *r, Snapshot snap, Datum *ids, Datum *leases, uint64 n)
 {
 	static SPIPlanPtr plan = NULL;
-	static SPIPlanPtr keys_plan = NULL;
 	static const Oid types[] = {INT2OID, INT8ARRAYOID, INT8ARRAYOID};
 	Datum		vals[3];
+	int64		total;
+	uint64		i;
+	int			nkeys = 0;
+	Datum	   *keys;
 
 	awa_plan(&plan,
-			 "SELECT r.queue, d.state::text, d.finalized_at, count(*)"
+			 "SELECT r.queue, d.state::text, d.finalized_at, count(*),"
+			 " array_agg(r.id) FILTER (WHERE r.unique_key IS NOT NULL)"
 			 " FROM awa.ready r JOIN awa.done d ON d.job_id = r.id AND d.run_lease = r.run_lease + 1"
 			 "  AND d.slot = r.slot"
 			 " WHERE r.slot = $1 AND d.state IN ('completed', 'failed', 'cancelled')"
 			 "  AND (r.id, r.run_lease) NOT IN (SELECT u.i, u.l FROM unnest($2, $3) AS u(i, l))"
 			 " GROUP BY 1, 2, 3",
 			 3, types);
-	vals[0] = Int16GetDatum(slot);
-	vals[1] = carried_ids;
-	vals[2] = carried_leases;
-	if (SPI_execute_plan(plan, vals, NULL, true, 0) != SPI_OK_SELECT)
+	vals[0] = Int16GetDatum(r->slot);
+	vals[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	vals[2] = PointerGetDatum(construct_array(leases, n, INT8OID, sizeof(int64),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_snapshot(plan, vals, NULL, snap, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa.ring_reclaim: counting the slot's finished jobs failed");
 	/* hook: rhist -- shared with the history's expiry */
-	(void) awa_ring_uncount("awa.ring_reclaim");
+	r->gone = awa_ring_uncounts("awa.ring_reclaim", &total);
 
-	/* their unique keys go with them (the keys of the carried jobs stay) */
-	awa_plan(&keys_plan,
-			 "DELETE FROM awa.unique_keys u USING awa.ready r JOIN awa.done d ON d.job_id = r.id"
-			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot"
-			 " WHERE u.job_id = r.id AND r.slot = $1 AND d.state IN ('completed', 'failed', 'cancelled')"
-			 "  AND (r.id, r.run_lease) NOT IN (SELECT u.i, u.l FROM unnest($2, $3) AS u(i, l))",
-			 3, types);
-	if (SPI_execute_plan(keys_plan, vals, NULL, false, 0) != SPI_OK_DELETE)
+	/* the ids holding unique keys, for step 4's release */
+	keys = palloc(sizeof(Datum) * (total + 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		a = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5, &isnull);
+		Datum	   *elems;
+		int			nelems;
+		int			k;
+
+		if (isnull)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(a), INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &elems, NULL, &nelems);
+		for (k = 0; k < nelems; k++)
+			keys[nkeys++] = elems[k];
+	}
+	r->gone_keys = nkeys == 0 ? (Datum) 0 :
+		PointerGetDatum(construct_array(keys, nkeys, INT8OID, sizeof(int64),
+										FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * Under step 3's locks: the counts reclaim_gone gathered are written, the
+ * unique keys of those jobs released (a probe of unique_keys_job_idx per
+ * id).  Caller is in SPI.
+ */
+static void
+reclaim_uncount(SlotReclaim *r)
+{
+	static SPIPlanPtr keys_plan = NULL;
+	static const Oid types[] = {INT8ARRAYOID};
+
+	awa_counts_write(r->gone);
+	r->gone = NULL;
+	if (r->gone_keys == (Datum) 0)
+		return;
+	awa_plan(&keys_plan, "DELETE FROM awa.unique_keys u WHERE u.job_id = ANY ($1)", 1, types);
+	if (SPI_execute_plan(keys_plan, &r->gone_keys, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "awa.ring_reclaim: releasing the slot's unique keys failed");
 }
 
@@ -640,7 +691,6 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 				youngest = x;
 		}
 	}
-	UnregisterSnapshot(snap);
 	if (TransactionIdIsValid(youngest))
 	{
 		Relation	rel = relation_open(ready->part, NoLock);
@@ -649,6 +699,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		relation_close(rel, NoLock);
 		if (!TransactionIdPrecedes(youngest, horizon))
 		{
+			UnregisterSnapshot(snap);
 			unlock_parts(ready, 1, ShareLock);
 			reclaim_row(rsinfo, slot, "snapshot", unfinished, retained, 0);
 			return NULL;
@@ -682,6 +733,9 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		r->finished = finished;
 		r->unfinished = unfinished;
 		r->retained = retained;
+		/* what goes with the slot, counted now with S: nothing waits for this pass */
+		reclaim_gone(r, snap, ids, leases, nattempts);
+		UnregisterSnapshot(snap);
 		return r;
 	}
 }
@@ -711,8 +765,6 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	StringInfoData truncate;
 	Datum		carried_ids;
 	Datum		carried_leases;
-	Datum		all_ids;
-	Datum		all_leases;
 	Datum	   *cids;
 	Datum	   *cleases;
 	volatile uint64 ncarried = 0;	/* read after PG_TRY */
@@ -727,11 +779,6 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 		return;
 	}
 
-	/* the attempts of step 1, (ids[j], leases[j]), as the statements' arrays */
-	all_ids = PointerGetDatum(construct_array(ids, nattempts, INT8OID, sizeof(int64),
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	all_leases = PointerGetDatum(construct_array(leases, nattempts, INT8OID, sizeof(int64),
-												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	/* hook: rhist -- the unfinished are carried (the retained finished went into the history) */
 	cids = palloc(sizeof(Datum) * (nattempts + 1));
 	cleases = palloc(sizeof(Datum) * (nattempts + 1));
@@ -787,7 +834,7 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	}
 
 	/* the jobs that go with the slot leave the counters (not those carried or moved into the history) */
-	reclaim_uncount(slot, all_ids, all_leases);
+	reclaim_uncount(r);
 
 	/* 5. the space back */
 	initStringInfo(&truncate);

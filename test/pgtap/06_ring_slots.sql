@@ -9,7 +9,7 @@ CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE EXTENSION awa;
 SET awa.ring_engine = on;
 SET statement_timeout = '20s';
-SELECT plan(54);
+SELECT plan(55);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
 CREATE FUNCTION pg_temp.reclaim(carry_max integer)
@@ -175,6 +175,8 @@ SELECT is(awa.ring_insert('uk', '{"u": 1}', 'rs', unique_by_args => true), (SELE
 	'its key is held: the same insert returns it');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 hour')), 'rotated', 'its slot sealed');
 SELECT is((SELECT count(*) FROM pg_temp.reclaim(0) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
+SELECT is_empty('SELECT * FROM awa.ring_recount()',
+	'the counters equal a recount after a job past retention went with its slot (counted before the locks)');
 SELECT isnt(awa.ring_insert('uk', '{"u": 1}', 'rs', unique_by_args => true), (SELECT id FROM u),
 	'the key went with the job: the same insert enqueues a new job');
 DROP TABLE u;
