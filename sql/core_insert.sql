@@ -94,3 +94,15 @@ SELECT count(*) = :jobs_before AS nothing_written FROM awa.jobs;
 
 -- NOTIFY is tested in test/isolation/specs/notify.spec (output names no pids there)
 DROP EXTENSION awa;
+
+-- awa.jobs created in a savepoint that is rolled back after an insert: the direct insert path lets go of the
+-- relation before it goes (no "cannot remove relcache entry" warning), and the next awa.jobs is written
+BEGIN;
+SAVEPOINT s;
+CREATE EXTENSION awa;
+SELECT count(*) FROM awa_insert('k');
+ROLLBACK TO s;
+CREATE EXTENSION awa;
+SELECT count(*) FROM awa_insert('k');
+SELECT count(*) FROM awa.jobs;
+ROLLBACK;

@@ -138,6 +138,21 @@ fast_insert_xact_cb(XactEvent event, void *arg)
 }
 
 /*
+ * At the abort of a subtransaction that created awa.jobs (CREATE EXTENSION
+ * awa after a SAVEPOINT, then awa_insert, then ROLLBACK TO it), close the
+ * set-up before the relation cache drops the relation: its references
+ * belong to TopTransactionResourceOwner, which the subtransaction's abort
+ * does not release, and the relation no longer exists afterwards.
+ */
+static void
+fast_insert_subxact_cb(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid,
+					   void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && fi != NULL && fi->rel->rd_createSubid == mySubid)
+		fast_insert_close();
+}
+
+/*
  * awa's own triggers on awa.jobs: the COPY trigger and the counting ones,
  * then those of job dependencies (deps.c), which do not fire on INSERT.
  */
@@ -194,6 +209,7 @@ fast_insert_setup(void)
 	{
 		CacheRegisterRelcacheCallback(fast_insert_relcache_cb, (Datum) 0);
 		RegisterXactCallback(fast_insert_xact_cb, NULL);
+		RegisterSubXactCallback(fast_insert_subxact_cb, NULL);
 		callbacks_registered = true;
 	}
 	if (fi != NULL)
