@@ -77,10 +77,21 @@ extern void awa_group_lock(uint32 space, const char *group_id, int len, int mode
 extern void awa_group_lock_enqueue(text *group_id);
 
 /*
- * insert.c: read and check awa_insert's arguments (its signature; also
+ * job_args.c: read and check awa_insert's arguments (its signature; also
  * awa.ring_insert's) into *job; errors before anything is written.
  */
 extern void awa_insert_job_args(FunctionCallInfo fcinfo, AwaJob *job);
+
+/*
+ * engine.c: the awa_* functions on the ring (docs/storage.md, "Step 5: how
+ * the switch lands").  awa_engine_ring: whether this database keeps its
+ * jobs in the ring (awa.jobs is its view).  awa_engine_not_yet: 0A000
+ * naming fn when it does (fn is not on the ring yet).  awa_engine_insert:
+ * awa_insert on the ring: the job's row, of fcinfo's result type.
+ */
+extern bool awa_engine_ring(void);
+extern void awa_engine_not_yet(const char *fn);
+extern Datum awa_engine_insert(AwaJob *job, FunctionCallInfo fcinfo);
 
 /* validate.c */
 extern int	awa_max_args_bytes;
@@ -325,7 +336,8 @@ typedef enum AwaSchemaFeature
 	AWA_SCHEMA_GROUPS = 1 << 6,	/* 0.3.0: awa.jobs.group_id, awa.group_callbacks */
 	AWA_SCHEMA_DEPENDENCIES = 1 << 7,	/* 0.3.0: awa.job_dependencies, dependent_jobs */
 	AWA_SCHEMA_KEYS = 1 << 8,	/* 0.3.0: awa.jobs.concurrency_key, awa.key_limits */
-	AWA_SCHEMA_KEY_RATES = 1 << 9	/* 0.3.0: awa.key_limits.rate_max_claims (keylimit.c) */
+	AWA_SCHEMA_KEY_RATES = 1 << 9,	/* 0.3.0: awa.key_limits.rate_max_claims (keylimit.c) */
+	AWA_SCHEMA_RING_ENGINE = 1 << 10	/* awa.jobs is the ring's view (src/sql/engine.sql) */
 } AwaSchemaFeature;
 extern int	awa_schema_features(void);
 extern bool awa_schema_has(int f);

@@ -115,20 +115,34 @@ PG_FUNCTION_INFO_V1(awa_ring_claim);
 PG_FUNCTION_INFO_V1(awa_ring_complete_many);
 PG_FUNCTION_INFO_V1(awa_ring_fail);
 
+/* awa.install_engine's values (src/sql/engine.sql reads it) */
+static int	awa_install_engine = 0;
+static const struct config_enum_entry install_engine_options[] = {
+	{"table", 0, false},
+	{"ring", 1, false},
+	{NULL, 0, false}
+};
+
 void
 awa_ring_init(void)
 {
 	DefineCustomBoolVariable("awa.ring_engine",
 							 "Lets the internal awa.ring_* functions run (the storage engine in development).",
-							 "Only the ring's own tests and benchmark turn it on; no awa_* function uses the ring yet.",
+							 "Only the ring's own tests and benchmark turn it on.",
 							 &awa_ring_engine, false, PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	DefineCustomEnumVariable("awa.install_engine",
+							 "Where CREATE EXTENSION awa keeps a new database's jobs: table or ring (internal).",
+							 "ring is the storage engine in development; only awa's own tests choose it.",
+							 &awa_install_engine, 0, install_engine_options, PGC_SUSET,
 							 GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }
 
 void
 awa_ring_check_enabled(const char *fn)
 {
-	if (!awa_ring_engine)
+	/* a database whose jobs are in the ring (src/sql/engine.sql) needs no switch */
+	if (!awa_ring_engine && !awa_schema_has(AWA_SCHEMA_RING_ENGINE))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s: the ring engine is internal and switched off", fn),
@@ -216,21 +230,30 @@ awa_ring_check_name(text *t, const char *field)
 Datum
 awa_ring_insert(PG_FUNCTION_ARGS)
 {
+	AwaJob		job;
+
+	awa_ring_check_enabled("awa.ring_insert");
+	awa_insert_job_args(fcinfo, &job);
+	PG_RETURN_INT64(awa_ring_insert_job(&job));
+}
+
+/* See ring.h. */
+int64
+awa_ring_insert_job(AwaJob *job_in)
+{
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[RING_INSERT_NARGS] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
 		TIMESTAMPTZOID, INT8OID, BYTEAOID, TEXTOID, TEXTARRAYOID, JSONBOID, INTERVALOID, TEXTOID,
 	TEXTOID};
 	Datum		values[RING_INSERT_NARGS];
 	char		nulls[RING_INSERT_NARGS];
-	AwaJob		job;
+	AwaJob		job = *job_in;
 	int64		holder;
 	TimestampTz run_at;
 	int64		id;
 	bool		scheduled;
 	bool		isnull;
 
-	awa_ring_check_enabled("awa.ring_insert");
-	awa_insert_job_args(fcinfo, &job);
 	if (job.deps != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -259,7 +282,7 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 	if (holder != 0)
 	{
 		SPI_finish();
-		PG_RETURN_INT64(holder);
+		return holder;
 	}
 	/* hook: sched: a job due later waits in awa.scheduled (ring_sched.c) */
 	scheduled = run_at > GetCurrentTransactionStartTimestamp();
@@ -284,7 +307,7 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 	/* hook: rwait: waiters of the lane are woken at commit (a job due later: one looks again) */
 	awa_lane_available(awa_ring_lane(job.queue), !scheduled);
 	SPI_finish();
-	PG_RETURN_INT64(id);
+	return id;
 }
 
 /* ---------------------------------------------------------------------

@@ -27,6 +27,17 @@ extern void awa_ring_init(void);
 #define RING_INSERT_NARGS	14
 
 /*
+ * awa_ring_insert_job: enqueue a job read and checked by
+ * awa_insert_job_args (awa.h) into the ring: a ready row of the open slot, a
+ * scheduled row when due later; returns its id, or for a unique job whose
+ * key is held the holder's id (nothing inserted).  0A000 for a job with
+ * parents (not on the ring yet), 55000 without an open slot.  The caller
+ * checked that the ring may run (awa_ring_check_enabled).
+ */
+struct AwaJob;
+extern int64 awa_ring_insert_job(struct AwaJob *job);
+
+/*
  * A job's attributes that every row of it carries from attempt to attempt
  * (a ready row, a scheduled row): the columns of awa.ready after slot, id,
  * run_lease, attempt and run_at.  RING_JOB_COLS_OF("r.") names them as

@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 
@@ -88,6 +89,8 @@ awa_schema_features(void)
 			f |= AWA_SCHEMA_KEYS;
 		if (OidIsValid(nsp) && has_column(get_relname_relid("key_limits", nsp), "rate_max_claims"))
 			f |= AWA_SCHEMA_KEY_RATES;
+		if (OidIsValid(jobs_relid) && get_rel_relkind(jobs_relid) == RELKIND_VIEW)
+			f |= AWA_SCHEMA_RING_ENGINE;
 		features = f;
 	}
 	return features;

@@ -1,0 +1,54 @@
+-- The engine a new database keeps its jobs in (src/sql/engine.sql, src/engine.c; docs/storage.md, "Step 5: how the
+-- switch lands").  By default awa.jobs is the table; created while the superuser setting awa.install_engine is
+-- 'ring', awa.jobs is a view of the ring in the table's shape, readable by the same roles, and the awa_* functions
+-- that are on the ring already work there.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+SELECT plan(17);
+
+-- the setting: table (default) or ring, superuser only
+SELECT is(current_setting('awa.install_engine'), 'table', 'awa.install_engine is table by default');
+SELECT throws_ok($$SET LOCAL awa.install_engine = 'disk'$$, '22023', NULL, 'only table or ring');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'awa.install_engine'), 'superuser',
+	'only a superuser sets it');
+
+-- the default: awa.jobs is the table, the ring's functions need their switch
+SAVEPOINT table_engine;
+CREATE EXTENSION awa;
+SELECT is((SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass), 'r'::"char", 'by default awa.jobs is a table');
+SELECT is((SELECT id FROM awa_insert('k')) > 0, true, 'awa_insert writes the table');
+SELECT is((SELECT count(*) FROM awa.jobs), 1::bigint, 'the job is in awa.jobs');
+SELECT throws_ok($$SELECT awa.ring_insert('k')$$, '55000', NULL, 'the ring functions need their switch');
+ROLLBACK TO SAVEPOINT table_engine;
+
+-- the ring: awa.jobs is the ring's view, the table kept empty under another name
+SET LOCAL awa.install_engine = 'ring';
+CREATE EXTENSION awa;
+SELECT is((SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass), 'v'::"char", 'awa.jobs is a view');
+SELECT is((SELECT array_agg(attname::text || ':' || format_type(atttypid, atttypmod) ORDER BY attnum)
+		FROM pg_attribute WHERE attrelid = 'awa.jobs'::regclass AND attnum > 0),
+	(SELECT array_agg(attname::text || ':' || format_type(atttypid, atttypmod) ORDER BY attnum)
+		FROM pg_attribute WHERE attrelid = 'awa.jobs_table'::regclass AND attnum > 0 AND NOT attisdropped),
+	'with the columns of the table, in order, of the same types');
+SELECT is((SELECT array_agg(a.grantee::regrole::text ORDER BY 1) FROM pg_class c, aclexplode(c.relacl) a
+		WHERE c.oid = 'awa.jobs'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner),
+	(SELECT array_agg(a.grantee::regrole::text ORDER BY 1) FROM pg_class c, aclexplode(c.relacl) a
+		WHERE c.oid = 'awa.jobs_table'::regclass AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner),
+	'readable by the roles that may read the table');
+
+-- awa_insert on the ring: the job's row, in the ring, awa.jobs shows it; the table stays empty
+CREATE TEMP TABLE j AS
+SELECT * FROM awa_insert('k', '{"a": 1}', 'eq', tags => '{x}', metadata => '{"m": 1}', timeout => '5 minutes',
+	group_id => 'g', concurrency_key => 'c');
+SELECT is((SELECT row(kind, queue, args, state, attempt, tags, metadata, timeout, group_id, concurrency_key)::text
+	FROM j), '(k,eq,"{""a"": 1}",available,0,{x},"{""m"": 1}",00:05:00,g,c)', 'awa_insert returns the job''s row');
+SELECT is((SELECT count(*) FROM awa.ready WHERE id = (SELECT id FROM j)), 1::bigint, 'a ready row of the ring');
+SELECT is((SELECT state FROM awa_insert('k', run_at => now() + interval '1 hour')), 'scheduled'::awa.job_state,
+	'a job due later is scheduled');
+SELECT is((SELECT count(*) FROM awa.jobs), 2::bigint, 'awa.jobs shows both');
+SELECT is((SELECT count(*) FROM awa.jobs_table), 0::bigint, 'the table stays empty');
+SELECT throws_ok($$SELECT awa_insert('k', priority => 9)$$, '22023', NULL, 'bad input: the same errors');
+SELECT is((SELECT id FROM awa.ring_claim('eq')), (SELECT id FROM j), 'the ring''s functions run without their switch');
+
+SELECT * FROM finish();
+ROLLBACK;
