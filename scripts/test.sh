@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run every test of awa: installs what is needed (scripts/setup.sh), builds and
 # installs awa, starts a throwaway PostgreSQL (awa preloaded) on a private port
-# and socket directory, runs pg_regress + isolation, pgTAP, lint, the TAP tests
+# and socket directory, runs pg_regress + isolation, pgTAP (also the files that
+# pass on the ring engine a second time, in databases whose jobs are in the
+# ring), lint, the TAP tests
 # (test/t/*.pl: servers of their own on free ports) and the remaining
 # integration scripts, stops the server, and exits non-zero if anything
 # failed.  Run as root (the TAP tests run as postgres).
@@ -46,6 +48,15 @@ SUITES=$((SUITES + 1))
 "$PG_BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS awa_tap" -c "CREATE DATABASE awa_tap" >/dev/null
 if ! pg_prove -d awa_tap --ext .sql -r test/pgtap; then
 	FAILED+=("pgTAP")
+fi
+
+# the same files, those that are on the ring engine already, in databases whose jobs are in the ring
+step "pgTAP on the ring engine (test/pgtap/on_ring.txt)"
+SUITES=$((SUITES + 1))
+mapfile -t RING_FILES < <(sed -e '/^#/d' -e '/^$/d' -e 's|^|test/pgtap/|' test/pgtap/on_ring.txt)
+echo "on the ring engine: ${#RING_FILES[@]} of $(ls test/pgtap/*.sql | wc -l) pgTAP files (the others are not run there yet)"
+if ! PGOPTIONS="-c awa.install_engine=ring" pg_prove -d awa_tap "${RING_FILES[@]}"; then
+	FAILED+=("pgTAP on the ring engine")
 fi
 
 step "build hygiene (scripts/lint.sh: -Werror, cppcheck, clang-tidy)"

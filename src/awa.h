@@ -93,6 +93,27 @@ extern bool awa_engine_ring(void);
 extern void awa_engine_not_yet(const char *fn);
 extern Datum awa_engine_insert(AwaJob *job, FunctionCallInfo fcinfo);
 
+/*
+ * The other awa_* functions on the ring, called with their arguments
+ * checked by the function itself (its errors come first, as on awa.jobs):
+ * awa_engine_claim (awa_claim(queue), wait 0; SETOF rows), awa_engine_cancel
+ * and awa_engine_retry (SETOF rows: the job, or none), complete (whether
+ * it completed) and complete_many (the number completed; results: 0A000, not on the ring yet), fail (the state,
+ * *isnull for a stale lease), snooze and progress (false for a stale lease),
+ * heartbeat (int8[]: the ids not running under their lease, in order).
+ */
+extern Datum awa_engine_claim(FunctionCallInfo fcinfo, text *queue, text *worker, int32 batch,
+							  Interval *lease);
+extern Datum awa_engine_cancel(FunctionCallInfo fcinfo, Datum id);
+extern Datum awa_engine_retry(FunctionCallInfo fcinfo, Datum id);
+extern bool awa_engine_complete(Datum id, Datum lease, bool result);
+extern int64 awa_engine_complete_many(Datum ids, Datum leases, bool results);
+extern Datum awa_engine_fail(Datum id, Datum lease, text *error, Interval *retry_in, bool terminal,
+							 bool *isnull);
+extern bool awa_engine_snooze(Datum id, Datum lease, Interval *delay);
+extern Datum awa_engine_heartbeat(Datum ids, Datum leases);
+extern bool awa_engine_progress(Datum id, Datum lease, Datum progress);
+
 /* validate.c */
 extern int	awa_max_args_bytes;
 extern void awa_validate_init(void);

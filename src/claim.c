@@ -815,6 +815,12 @@ awa_claim(PG_FUNCTION_ARGS)
 	int64		wait_us;
 
 	wait_us = claim_args(fcinfo, "awa_claim", &target.queue, &worker, &batch, &lease);
+	if (awa_engine_ring())
+	{
+		if (wait_us > 0)
+			awa_engine_not_yet("a blocking awa_claim");
+		return awa_engine_claim(fcinfo, target.queue, worker, batch, lease);
+	}
 	return claim_rows(fcinfo, &target, worker, batch, lease, wait_us);
 }
 
@@ -2178,6 +2184,7 @@ awa_claim_queues(PG_FUNCTION_ARGS)
 
 	wait_us = claim_args(fcinfo, "awa_claim", NULL, &worker, &batch, &lease);
 	claim_queues_arg(fcinfo, &target);
+	awa_engine_not_yet("awa_claim over several queues");
 	return claim_rows(fcinfo, &target, worker, batch, lease, wait_us);
 }
 

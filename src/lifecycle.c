@@ -71,6 +71,8 @@ awa_cancel(PG_FUNCTION_ARGS)
 	awa_check_writable("awa_cancel");
 
 	awa_check_not_null(fcinfo, 0, "job_id");
+	if (awa_engine_ring())
+		return awa_engine_cancel(fcinfo, PG_GETARG_DATUM(0));
 	SPI_connect();
 	return_job_or_none(fcinfo, awa_job_cancel(PG_GETARG_DATUM(0)));
 	SPI_finish();
@@ -90,6 +92,8 @@ awa_retry(PG_FUNCTION_ARGS)
 	awa_check_writable("awa_retry");
 
 	awa_check_not_null(fcinfo, 0, "job_id");
+	if (awa_engine_ring())
+		return awa_engine_retry(fcinfo, PG_GETARG_DATUM(0));
 	SPI_connect();
 	return_job_or_none(fcinfo, awa_job_retry(PG_GETARG_DATUM(0)));
 	SPI_finish();

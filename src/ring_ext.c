@@ -818,7 +818,7 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 			}
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("job %lld not found in the ring", (long long) DatumGetInt64(id))));
+					 errmsg("job %lld does not exist", (long long) DatumGetInt64(id))));
 		}
 		a.slot = DatumGetInt16(col(1, &isnull));
 		values[1] = col(2, &isnull);

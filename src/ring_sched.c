@@ -446,7 +446,7 @@ awa_ring_cancel(PG_FUNCTION_ARGS)
 						 "awa.ring_cancel: lock") == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("job %lld not found in the ring", (long long) DatumGetInt64(id))));
+					 errmsg("job %lld does not exist", (long long) DatumGetInt64(id))));
 		values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		values[1] = id;
 		values[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);

@@ -143,6 +143,8 @@ awa_complete(PG_FUNCTION_ARGS)
 		result = PG_GETARG_JSONB_P(2);
 		awa_check_jsonb_size(result, "result");
 	}
+	if (awa_engine_ring())
+		PG_RETURN_BOOL(awa_engine_complete(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), result != NULL));
 
 	SPI_connect();
 	if (result != NULL)
@@ -208,6 +210,8 @@ awa_complete_many(PG_FUNCTION_ARGS)
 		results = PG_GETARG_ARRAYTYPE_P(2);
 		check_results_array(results, ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)));
 	}
+	if (awa_engine_ring())
+		PG_RETURN_INT64(awa_engine_complete_many(values[0], values[1], results != NULL));
 
 	SPI_connect();
 	if (results != NULL)
@@ -268,6 +272,16 @@ awa_fail(PG_FUNCTION_ARGS)
 		retry_in = get_delay_arg(fcinfo, 3, "retry_in");
 
 	error = awa_error_arg(PG_GETARG_DATUM(2), &error_bytes);
+	if (awa_engine_ring())
+	{
+		bool		isnull;
+
+		state = awa_engine_fail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), error, retry_in,
+								PG_GETARG_BOOL(4), &isnull);
+		if (isnull)
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(state);
+	}
 
 	SPI_connect();
 	found = awa_job_fail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), error, error_bytes,
@@ -294,6 +308,9 @@ awa_snooze(PG_FUNCTION_ARGS)
 
 	job_lease_args(fcinfo, "awa_snooze");
 	awa_check_not_null(fcinfo, 2, "delay");
+	if (awa_engine_ring())
+		PG_RETURN_BOOL(awa_engine_snooze(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+										 get_delay_arg(fcinfo, 2, "delay")));
 
 	SPI_connect();
 	found = awa_job_snooze(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
@@ -326,6 +343,8 @@ awa_heartbeat(PG_FUNCTION_ARGS)
 	awa_check_writable("awa_heartbeat");
 
 	id_lease_args(fcinfo, values);
+	if (awa_engine_ring())
+		PG_RETURN_DATUM(awa_engine_heartbeat(values[0], values[1]));
 
 	SPI_connect();
 	if (awa_stmt_run(&stmts[awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0], values, NULL, 0) != 1)
@@ -358,6 +377,8 @@ awa_progress(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
+	if (awa_engine_ring())
+		PG_RETURN_BOOL(awa_engine_progress(values[0], values[1], values[2]));
 
 	SPI_connect();
 	found = awa_stmt_run(&stmts[awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0], values, NULL, 0) == 1;

@@ -1,12 +1,15 @@
 -- The engine a new database keeps its jobs in (docs/storage.md, "Step 5: how the switch lands").  Appended to the
 -- install script only, after privileges.sql.  By default awa.jobs is the table above.  While the superuser setting
 -- awa.install_engine is 'ring' (internal: the storage engine in development; only awa's own tests set it),
--- CREATE EXTENSION puts the jobs in the ring instead: the table is renamed awa.jobs_table (kept, empty, for what
--- was declared with its row type) and awa.jobs becomes a view of the ring in the same shape, readable by the
--- same roles; the awa_* functions see the view and work on the ring (those not on it yet raise 0A000).
+-- CREATE EXTENSION puts the jobs in the ring instead: the table is renamed awa.jobs_table (kept, empty) and
+-- awa.jobs becomes a view of the ring in the same shape, with the table's column defaults, readable by the same
+-- roles; the routines declared with the table's row type are declared again with the view's (same comment,
+-- same grants).  The awa_* functions see the view and work on the ring (those not on it yet raise 0A000).
 DO $engine$
 DECLARE
 	g record;
+	f record;
+	def text;
 BEGIN
 	IF pg_catalog.current_setting('awa.install_engine', true) IS DISTINCT FROM 'ring' THEN
 		RETURN;
@@ -15,12 +18,46 @@ BEGIN
 	CREATE VIEW awa.jobs AS SELECT * FROM awa.ring_jobs;
 	COMMENT ON VIEW awa.jobs IS 'every job, in every state (the ring engine); change it through the awa_* functions';
 	FOR g IN
-		SELECT a.privilege_type, a.grantee::regrole AS grantee
+		SELECT a.attname, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS expr
+		FROM pg_catalog.pg_attrdef d
+		JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+		WHERE d.adrelid = 'awa.jobs_table'::regclass
+	LOOP
+		EXECUTE pg_catalog.format('ALTER VIEW awa.jobs ALTER COLUMN %I SET DEFAULT %s', g.attname, g.expr);
+	END LOOP;
+	FOR g IN
+		SELECT a.grantee::regrole AS grantee
 		FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
 		WHERE c.oid = 'awa.jobs_table'::regclass AND a.grantee <> c.relowner AND a.grantee <> 0
 			AND a.privilege_type = 'SELECT'
 	LOOP
 		EXECUTE pg_catalog.format('GRANT SELECT ON awa.jobs TO %s', g.grantee);
+	END LOOP;
+	-- awa_insert, awa_claim, awa_claim_wait, ...: RETURNS awa.jobs, SETOF awa.jobs, INOUT awa.jobs[]
+	FOR f IN
+		SELECT p.oid, p.oid::pg_catalog.regprocedure::text AS sig, p.proacl, p.proowner,
+			pg_catalog.obj_description(p.oid, 'pg_proc') AS note
+		FROM pg_catalog.pg_proc p, pg_catalog.pg_type t
+		WHERE t.oid = 'awa.jobs_table'::regtype
+			AND (p.prorettype IN (t.oid, t.typarray)
+				OR t.oid = ANY (coalesce(p.proallargtypes, p.proargtypes::oid[]))
+				OR t.typarray = ANY (coalesce(p.proallargtypes, p.proargtypes::oid[])))
+		ORDER BY p.oid
+	LOOP
+		def := pg_catalog.replace(pg_catalog.pg_get_functiondef(f.oid), 'awa.jobs_table', 'awa.jobs');
+		EXECUTE pg_catalog.format('DROP ROUTINE %s', f.sig);
+		EXECUTE def;
+		EXECUTE pg_catalog.format('COMMENT ON ROUTINE %s IS %L',
+			pg_catalog.replace(f.sig, 'awa.jobs_table', 'awa.jobs'), f.note);
+		EXECUTE pg_catalog.format('REVOKE ALL ON ROUTINE %s FROM PUBLIC',
+			pg_catalog.replace(f.sig, 'awa.jobs_table', 'awa.jobs'));
+		FOR g IN
+			SELECT a.grantee FROM pg_catalog.aclexplode(f.proacl) a WHERE a.grantee <> f.proowner
+		LOOP
+			EXECUTE pg_catalog.format('GRANT EXECUTE ON ROUTINE %s TO %s',
+				pg_catalog.replace(f.sig, 'awa.jobs_table', 'awa.jobs'),
+				CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+		END LOOP;
 	END LOOP;
 END
 $engine$;

@@ -5,7 +5,7 @@ CREATE EXTENSION awa;
 SELECT plan(41);
 
 SELECT has_schema('awa');
-SELECT has_table('awa', 'jobs', 'awa.jobs exists');
+SELECT has_relation('awa', 'jobs', 'awa.jobs exists (a table, or the ring''s view)');
 SELECT has_table('awa', 'queue_meta', 'awa.queue_meta exists');
 SELECT has_type('awa', 'job_state', 'awa.job_state exists');
 SELECT enum_has_labels('awa', 'job_state',

@@ -36,7 +36,7 @@ SELECT is((SELECT kind FROM awa_insert($$x'); DROP TABLE awa.jobs; --$$, queue =
 	tags => ARRAY[$$t'); DELETE FROM awa.jobs; --$$])), $$x'); DROP TABLE awa.jobs; --$$, 'kind stored verbatim');
 SELECT is((SELECT count(*) FROM awa_claim($$q"; DROP TABLE awa.jobs; --$$)), 1::bigint, 'claim by that queue name');
 SELECT is((SELECT count(*) FROM awa_list_jobs(tag => $$t'); DELETE FROM awa.jobs; --$$)), 1::bigint, 'list by that tag');
-SELECT has_table('awa', 'jobs', 'awa.jobs is still there');
+SELECT has_relation('awa', 'jobs', 'awa.jobs is still there');
 
 SELECT * FROM finish();
 ROLLBACK;

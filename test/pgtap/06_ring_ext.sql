@@ -101,7 +101,7 @@ SELECT throws_ok($$SELECT awa.ring_callback_timeouts(0)$$, '22023', 'max must be
 SELECT throws_ok($$SELECT awa.ring_callback_timeouts(NULL)$$, '22023', 'max must be between 1 and 10000',
 	'timeouts: max NULL');
 SELECT throws_ok($$SELECT awa.ring_retry(NULL)$$, '22023', 'id must not be null', 'retry: id NULL');
-SELECT throws_ok($$SELECT awa.ring_retry(-5)$$, 'P0002', 'job -5 not found in the ring', 'retry: unknown id (P0002)');
+SELECT throws_ok($$SELECT awa.ring_retry(-5)$$, 'P0002', 'job -5 does not exist', 'retry: unknown id (P0002)');
 SELECT throws_ok($$SELECT * FROM awa.ring_cancel_by_unique_key(NULL)$$, '22023', 'kind must not be null',
 	'cancel_by_unique_key: kind NULL');
 SELECT throws_ok($$SELECT * FROM awa.ring_cancel_by_unique_key('')$$, '22023', 'kind must be 1 to 200 characters long',

@@ -42,7 +42,7 @@ SELECT throws_ok($$SELECT awa.ring_snooze(1, 1, '36501 days')$$, '22023', NULL, 
 SELECT throws_ok($$SELECT awa.ring_fail(1, 1, retry_in => '-1 s')$$, '22023',
 	'retry_in must be between 0 and 36500 days, got "-00:00:01"', 'fail: negative retry_in');
 SELECT throws_ok($$SELECT awa.ring_cancel(NULL)$$, '22023', 'id must not be null', 'cancel: null id');
-SELECT throws_ok($$SELECT awa.ring_cancel(-1)$$, 'P0002', 'job -1 not found in the ring', 'cancel: unknown id');
+SELECT throws_ok($$SELECT awa.ring_cancel(-1)$$, 'P0002', 'job -1 does not exist', 'cancel: unknown id');
 SELECT is((SELECT count(*) FROM awa.scheduled) + (SELECT count(*) FROM awa.ready) + (SELECT count(*) FROM awa.done),
 	0::bigint, 'bad input wrote nothing');
 

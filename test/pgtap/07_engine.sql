@@ -4,7 +4,7 @@
 -- that are on the ring already work there.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(17);
+SELECT plan(32);
 
 -- the setting: table (default) or ring, superuser only
 SELECT is(current_setting('awa.install_engine'), 'table', 'awa.install_engine is table by default');
@@ -49,6 +49,31 @@ SELECT is((SELECT count(*) FROM awa.jobs), 2::bigint, 'awa.jobs shows both');
 SELECT is((SELECT count(*) FROM awa.jobs_table), 0::bigint, 'the table stays empty');
 SELECT throws_ok($$SELECT awa_insert('k', priority => 9)$$, '22023', NULL, 'bad input: the same errors');
 SELECT is((SELECT id FROM awa.ring_claim('eq')), (SELECT id FROM j), 'the ring''s functions run without their switch');
+
+-- the worker's calls on the ring: claim, heartbeat, progress, complete, fail, snooze; cancel and retry
+CREATE TEMP TABLE w AS SELECT awa_insert('wk', jsonb_build_object('n', n), 'wq') AS job FROM generate_series(1, 3) n;
+CREATE TEMP TABLE c AS SELECT * FROM awa_claim('wq', 'w1', 2);
+SELECT is((SELECT array_agg(row(state, attempt, run_lease, claimed_by)::text ORDER BY id) FROM c),
+	ARRAY['(running,1,1,w1)', '(running,1,1,w1)'], 'awa_claim: two jobs, running under lease 1, by w1');
+SELECT is(awa_heartbeat(ARRAY(SELECT (job).id FROM w ORDER BY 1), '{1,1,1}'),
+	ARRAY[(SELECT max((job).id) FROM w)], 'awa_heartbeat: the job not running is returned');
+SELECT is(awa_progress((SELECT min(id) FROM c), 1, '{"p": 50}'), true, 'awa_progress under the lease');
+SELECT is(awa_progress((SELECT min(id) FROM c), 7, '{"p": 60}'), false, 'awa_progress with a stale lease');
+SELECT is(awa_complete((SELECT min(id) FROM c), 1), true, 'awa_complete');
+SELECT is(awa_complete((SELECT min(id) FROM c), 1), false, 'awa_complete twice: false');
+SELECT is((SELECT row(state, progress)::text FROM awa.jobs WHERE id = (SELECT min(id) FROM c)),
+	'(completed,"{""p"": 50}")', 'completed, its progress kept');
+SELECT is(awa_fail((SELECT max(id) FROM c), 1, 'boom', terminal => true), 'failed'::awa.job_state,
+	'awa_fail, terminal');
+SELECT is((SELECT errors[1]->>'error' FROM awa.jobs WHERE id = (SELECT max(id) FROM c)), 'boom',
+	'the error is kept');
+SELECT is(awa_fail((SELECT max(id) FROM c), 1, 'again'), NULL, 'awa_fail of an ended attempt: NULL');
+SELECT is((SELECT state FROM awa_cancel((SELECT max((job).id) FROM w))), 'cancelled'::awa.job_state, 'awa_cancel');
+SELECT is((SELECT state FROM awa_retry((SELECT max((job).id) FROM w))), 'available'::awa.job_state, 'awa_retry');
+SELECT is(awa_snooze((SELECT id FROM awa_claim('wq')), 2, '1 hour'), true, 'awa_snooze of the retried job');
+SELECT throws_ok($$SELECT * FROM awa_claim('wq', wait => '1 second')$$, '0A000',
+	'a blocking awa_claim is not on the ring engine yet', 'not on the ring yet: 0A000');
+SELECT throws_ok($$SELECT awa_complete(1, 1, '{"r": 1}')$$, '0A000', NULL, 'a result: not on the ring yet');
 
 SELECT * FROM finish();
 ROLLBACK;
