@@ -87,11 +87,13 @@ extern void awa_insert_job_args(FunctionCallInfo fcinfo, AwaJob *job);
  * the switch lands").  awa_engine_ring: whether this database keeps its
  * jobs in the ring (awa.jobs is its view).  awa_engine_not_yet: 0A000
  * naming fn when it does (fn is not on the ring yet).  awa_engine_insert:
- * awa_insert on the ring: the job's row, of fcinfo's result type.
+ * awa_insert on the ring: the job's row, of fcinfo's result type;
+ * awa_engine_insert_many: awa_insert_many's, the rows in input order.
  */
 extern bool awa_engine_ring(void);
 extern void awa_engine_not_yet(const char *fn);
 extern Datum awa_engine_insert(AwaJob *job, FunctionCallInfo fcinfo);
+extern Datum awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo);
 
 /*
  * The other awa_* functions on the ring, called with their arguments

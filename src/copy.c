@@ -11,10 +11,12 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
 #include "awa.h"
+#include "ring.h"
 
 PG_FUNCTION_INFO_V1(awa_jobs_before_insert);
 
@@ -53,7 +55,9 @@ copy_not_null(bool isnull, const char *field)
  * trigger only costs them the checks; awa_insert_many's rows skip them.
  * Jobs written in another state (tests, tools) are validated but keep
  * their state.  Works on one deformed copy of the row: COPY calls it for
- * every row, so it is the COPY path's whole overhead.
+ * every row, so it is the COPY path's whole overhead.  As an INSTEAD OF
+ * trigger on the view awa.jobs of a database on the ring (src/sql/
+ * engine.sql), it enqueues the checked job into the ring instead.
  */
 Datum
 awa_jobs_before_insert(PG_FUNCTION_ARGS)
@@ -74,10 +78,10 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BEFORE(trigdata->tg_event) || TRIGGER_FIRED_INSTEAD(trigdata->tg_event)) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		elog(ERROR, "awa_jobs_before_insert: must be a BEFORE INSERT FOR EACH ROW trigger");
+		elog(ERROR, "awa_jobs_before_insert: must be a BEFORE (or INSTEAD OF) INSERT FOR EACH ROW trigger");
 
 	tuple = trigdata->tg_trigtuple;
 	if (awa_rows_prepared)
@@ -116,6 +120,40 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	isnull = nulls[cols.state];
 	state = values[cols.state];
 	awa_validate_job(&job);
+
+	/*
+	 * On the view of a database whose jobs are in the ring (engine.c): the
+	 * job goes into the ring, which decides its state and wakes its queue;
+	 * the row returned (with its id and state) counts as inserted and is
+	 * what RETURNING shows.
+	 */
+	if (TRIGGER_FIRED_INSTEAD(trigdata->tg_event))
+	{
+		Oid			save_userid;
+		int			save_sec;
+
+		/*
+		 * As the view's owner (awa's), as awa_insert runs (SECURITY
+		 * DEFINER): who may insert into awa.jobs (the column grants of the
+		 * COPY path) may enqueue, the ring's relations granting no role.
+		 */
+		GetUserIdAndSecContext(&save_userid, &save_sec);
+		SetUserIdAndSecContext(trigdata->tg_relation->rd_rel->relowner,
+							   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		PG_TRY();
+		{
+			replvals[0] = Int64GetDatum(awa_ring_insert_job(&job));
+		}
+		PG_FINALLY();
+		{
+			SetUserIdAndSecContext(save_userid, save_sec);
+		}
+		PG_END_TRY();
+		replcols[0] = awa_job_column(desc, "id") + 1;
+		replcols[1] = cols.state + 1;
+		replvals[1] = cols.states[awa_job_initial_state(&job)];
+		return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 2, replcols, replvals, replnulls));
+	}
 
 	if (!job.has_run_at)
 	{

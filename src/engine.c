@@ -119,17 +119,46 @@ engine_value(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types, Da
 }
 
 /*
+ * The rows of the jobs ids[0..n-1] in the ring, in that order, as fcinfo's
+ * materialized SETOF result (awa.jobs' row type).  Caller is in SPI and
+ * called InitMaterializedSRF.
+ */
+static void
+put_rows(FunctionCallInfo fcinfo, const int64 *ids, uint64 n)
+{
+	static SPIPlanPtr row_plan = NULL;
+	static const Oid id_type[] = {INT8OID};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			natts = rsinfo->setDesc->natts;
+	Datum	   *v = palloc(sizeof(Datum) * natts);
+	bool	   *nl = palloc(sizeof(bool) * natts);
+	uint64		i;
+
+	awa_plan(&row_plan, "SELECT * FROM awa.ring_live_jobs j WHERE j.id = $1", 1, (Oid *) id_type);
+	for (i = 0; i < n; i++)
+	{
+		Datum		arg = Int64GetDatum(ids[i]);
+
+		if (awa_ring_run(row_plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+						 "awa: the ring's row of a job") != 1)
+			elog(ERROR, "awa: job %lld is not in the ring", (long long) ids[i]);
+		if (SPI_tuptable->tupdesc->natts != natts)
+			elog(ERROR, "awa: awa.ring_live_jobs has %d columns, awa.jobs %d",
+				 SPI_tuptable->tupdesc->natts, natts);
+		heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, v, nl);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
+	}
+}
+
+/*
  * Run a kept statement whose rows' first column is a job id (in the order
  * the caller's result should have) and return the row of each id in the
- * ring as fcinfo's materialized SETOF result (awa.jobs' row type).
+ * ring as fcinfo's materialized SETOF result.
  */
 static Datum
 engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
 			Datum *values, const char *nulls)
 {
-	static SPIPlanPtr row_plan = NULL;
-	static const Oid id_type[] = {INT8OID};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint64		n;
 	uint64		i;
 	int64	   *ids;
@@ -147,25 +176,23 @@ engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nar
 
 		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	awa_plan(&row_plan, "SELECT * FROM awa.ring_live_jobs j WHERE j.id = $1", 1, (Oid *) id_type);
+	put_rows(fcinfo, ids, n);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* See awa.h. */
+Datum
+awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
+{
+	int64	   *ids = palloc(sizeof(int64) * (n + 1));
+	int			i;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	for (i = 0; i < n; i++)
-	{
-		Datum		arg = Int64GetDatum(ids[i]);
-
-		if (awa_ring_run(row_plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-						 "awa: the ring's row of a job") != 1)
-			elog(ERROR, "awa: job %lld is not in the ring", (long long) ids[i]);
-		if (SPI_tuptable->tupdesc->natts != rsinfo->setDesc->natts)
-			elog(ERROR, "awa: awa.ring_live_jobs has %d columns, awa.jobs %d",
-				 SPI_tuptable->tupdesc->natts, rsinfo->setDesc->natts);
-		{
-			Datum	   *v = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
-			bool	   *nl = palloc(sizeof(bool) * rsinfo->setDesc->natts);
-
-			heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, v, nl);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
-		}
-	}
+		ids[i] = awa_ring_insert_job(&jobs[i]);
+	SPI_connect();
+	put_rows(fcinfo, ids, n);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -70,6 +70,8 @@ awa_insert_many(PG_FUNCTION_ARGS)
 
 	awa_check_not_null(fcinfo, 0, "jobs");
 	jobs = awa_jobs_from_json(PG_GETARG_JSONB_P(0), &n);
+	if (awa_engine_ring())
+		return awa_engine_insert_many(jobs, n, fcinfo);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	awa_enqueue_many(jobs, n, fcinfo);
 	return (Datum) 0;

@@ -3,8 +3,9 @@
 -- awa.install_engine is 'ring' (internal: the storage engine in development; only awa's own tests set it),
 -- CREATE EXTENSION puts the jobs in the ring instead: the table is renamed awa.jobs_table (kept, empty) and
 -- awa.jobs becomes a view of the ring in the same shape, with the table's column defaults, readable by the same
--- roles; the routines declared with the table's row type are declared again with the view's (same comment,
--- same grants).  The awa_* functions see the view and work on the ring (those not on it yet raise 0A000).
+-- roles, INSERT and COPY into it enqueueing into the ring (the table's trigger function, INSTEAD OF); the routines
+-- declared with the table's row type are declared again with the view's (same comment, same grants).  The awa_*
+-- functions see the view and work on the ring (those not on it yet raise 0A000).
 DO $engine$
 DECLARE
 	g record;
@@ -32,6 +33,18 @@ BEGIN
 			AND a.privilege_type = 'SELECT'
 	LOOP
 		EXECUTE pg_catalog.format('GRANT SELECT ON awa.jobs TO %s', g.grantee);
+	END LOOP;
+	-- INSERT and COPY into awa.jobs: the same trigger function, enqueueing into the ring instead (copy.c); the
+	-- columns a role may insert, as on the table
+	CREATE TRIGGER jobs_before_insert INSTEAD OF INSERT ON awa.jobs
+		FOR EACH ROW EXECUTE FUNCTION awa.jobs_before_insert();
+	FOR g IN
+		SELECT a.attname, x.grantee::regrole AS grantee, x.privilege_type
+		FROM pg_catalog.pg_attribute a CROSS JOIN LATERAL pg_catalog.aclexplode(a.attacl) x
+		WHERE a.attrelid = 'awa.jobs_table'::regclass AND a.attacl IS NOT NULL AND NOT a.attisdropped
+			AND x.grantee <> 0
+	LOOP
+		EXECUTE pg_catalog.format('GRANT %s (%I) ON awa.jobs TO %s', g.privilege_type, g.attname, g.grantee);
 	END LOOP;
 	-- awa_insert, awa_claim, awa_claim_wait, ...: RETURNS awa.jobs, SETOF awa.jobs, INOUT awa.jobs[]
 	FOR f IN

@@ -4,7 +4,7 @@
 -- that are on the ring already work there.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(32);
+SELECT plan(37);
 
 -- the setting: table (default) or ring, superuser only
 SELECT is(current_setting('awa.install_engine'), 'table', 'awa.install_engine is table by default');
@@ -74,6 +74,23 @@ SELECT is(awa_snooze((SELECT id FROM awa_claim('wq')), 2, '1 hour'), true, 'awa_
 SELECT throws_ok($$SELECT * FROM awa_claim('wq', wait => '1 second')$$, '0A000',
 	'a blocking awa_claim is not on the ring engine yet', 'not on the ring yet: 0A000');
 SELECT throws_ok($$SELECT awa_complete(1, 1, '{"r": 1}')$$, '0A000', NULL, 'a result: not on the ring yet');
+
+-- INSERT and COPY into the view enqueue into the ring, with the COPY path's checks and grants
+CREATE TEMP TABLE ins (kind text, state awa.job_state);
+WITH i AS (INSERT INTO awa.jobs (kind, queue, run_at) VALUES ('ins', 'iq', now() + interval '1 day')
+	RETURNING kind, state)
+INSERT INTO ins SELECT * FROM i;
+SELECT is((SELECT row(kind, state)::text FROM ins), '(ins,scheduled)',
+	'INSERT into awa.jobs: RETURNING shows the job''s state');
+SELECT is((SELECT count(*) FROM awa.ready r JOIN awa.jobs j USING (id) WHERE j.queue = 'iq')
+	+ (SELECT count(*) FROM awa.scheduled s JOIN awa.jobs j USING (id) WHERE j.queue = 'iq'), 1::bigint,
+	'the inserted job is in the ring');
+SELECT throws_ok($$INSERT INTO awa.jobs (kind, priority) VALUES ('k', 0)$$, '22023', NULL, 'INSERT: the checks of awa_insert');
+CREATE ROLE awa_engine_producer NOLOGIN IN ROLE awa_producer;
+SET LOCAL ROLE awa_engine_producer;
+SELECT lives_ok($$INSERT INTO awa.jobs (kind, queue) VALUES ('p', 'iq')$$, 'a producer inserts (the COPY path)');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'iq'), 2::bigint, 'both in awa.jobs');
 
 SELECT * FROM finish();
 ROLLBACK;
