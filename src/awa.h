@@ -116,6 +116,15 @@ extern bool awa_engine_snooze(Datum id, Datum lease, Interval *delay);
 extern Datum awa_engine_heartbeat(Datum ids, Datum leases);
 extern bool awa_engine_progress(Datum id, Datum lease, Datum progress);
 
+/*
+ * awa_engine_call: the ring's function of the same arguments and result as
+ * the calling awa_* function (sql: "SELECT awa.ring_x($1, ...)", the
+ * caller's first nargs arguments of types; byval/len: the result type's),
+ * its result returned as the caller's (NULL as NULL).  cache keeps the plan.
+ */
+extern Datum awa_engine_call(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs,
+							 const Oid *types, bool byval, int len);
+
 /* validate.c */
 extern int	awa_max_args_bytes;
 extern void awa_validate_init(void);

@@ -340,3 +340,25 @@ awa_engine_progress(Datum id, Datum lease, Datum progress)
 					 3, types, values, NULL, true, 1, &isnull);
 	return !isnull && DatumGetBool(v);
 }
+
+/* See awa.h. */
+Datum
+awa_engine_call(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
+				bool byval, int len)
+{
+	Datum	   *values = palloc(sizeof(Datum) * (nargs + 1));
+	char	   *nulls = palloc(nargs + 1);
+	bool		isnull;
+	Datum		v;
+	int			i;
+
+	for (i = 0; i < nargs; i++)
+	{
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	v = engine_value(cache, sql, nargs, types, values, nulls, byval, len, &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	return v;
+}

@@ -94,6 +94,14 @@ awa_register_callback(PG_FUNCTION_ARGS)
 	awa_check_not_null(fcinfo, 1, "run_lease");
 	awa_check_not_null(fcinfo, 2, "timeout");
 	(void) awa_check_delay(PG_GETARG_INTERVAL_P(2), "timeout", true);
+	if (awa_engine_ring())
+	{
+		static SPIPlanPtr ring_plan = NULL;
+		static const Oid types[] = {INT8OID, INT8OID, INTERVALOID};
+
+		return awa_engine_call(fcinfo, &ring_plan, "SELECT awa.ring_register_callback($1, $2, $3)",
+							   3, types, false, UUID_LEN);
+	}
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
@@ -134,6 +142,14 @@ awa_wait_external(PG_FUNCTION_ARGS)
 	awa_check_writable("awa_wait_external");
 	awa_check_not_null(fcinfo, 0, "job_id");
 	awa_check_not_null(fcinfo, 1, "run_lease");
+	if (awa_engine_ring())
+	{
+		static SPIPlanPtr ring_plan = NULL;
+		static const Oid types[] = {INT8OID, INT8OID};
+
+		return awa_engine_call(fcinfo, &ring_plan, "SELECT awa.ring_wait_external($1, $2)",
+							   2, types, true, 1);
+	}
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 
@@ -162,6 +178,15 @@ awa_complete_external(PG_FUNCTION_ARGS)
 	bool		payload_isnull = callback_args(fcinfo, "awa_complete_external", 1);
 	bool		done;
 
+	if (awa_engine_ring())
+	{
+		static SPIPlanPtr ring_plan = NULL;
+		static const Oid types[] = {UUIDOID, JSONBOID};
+
+		return awa_engine_call(fcinfo, &ring_plan, "SELECT awa.ring_complete_external($1, $2)",
+							   2, types, true, 1);
+	}
+
 	SPI_connect();
 	done = awa_job_complete_external(PG_GETARG_DATUM(0),
 									 payload_isnull ? (Datum) 0 : PointerGetDatum(PG_GETARG_JSONB_P(1)),
@@ -186,6 +211,14 @@ awa_fail_external(PG_FUNCTION_ARGS)
 	bool		done;
 
 	awa_check_not_null(fcinfo, 1, "error");
+	if (awa_engine_ring())
+	{
+		static SPIPlanPtr ring_plan = NULL;
+		static const Oid types[] = {UUIDOID, TEXTOID, JSONBOID};
+
+		return awa_engine_call(fcinfo, &ring_plan, "SELECT awa.ring_fail_external($1, $2, $3)",
+							   3, types, true, 1);
+	}
 	error = awa_error_arg(PG_GETARG_DATUM(1), &error_bytes);
 
 	SPI_connect();
@@ -217,6 +250,14 @@ awa_retry_external(PG_FUNCTION_ARGS)
 	{
 		retry_in = PG_GETARG_INTERVAL_P(2);
 		(void) awa_check_delay(retry_in, "retry_in", false);
+	}
+	if (awa_engine_ring())
+	{
+		static SPIPlanPtr ring_plan = NULL;
+		static const Oid types[] = {UUIDOID, JSONBOID, INTERVALOID};
+
+		return awa_engine_call(fcinfo, &ring_plan, "SELECT awa.ring_retry_external($1, $2, $3)",
+							   3, types, true, sizeof(Oid));
 	}
 
 	SPI_connect();
@@ -268,6 +309,14 @@ awa_heartbeat_callback(PG_FUNCTION_ARGS)
 	{
 		(void) awa_check_delay(PG_GETARG_INTERVAL_P(1), "timeout", true);
 		values[1] = PG_GETARG_DATUM(1);
+	}
+	if (awa_engine_ring())
+	{
+		static SPIPlanPtr ring_plan = NULL;
+		static const Oid types[] = {UUIDOID, INTERVALOID};
+
+		return awa_engine_call(fcinfo, &ring_plan, "SELECT awa.ring_heartbeat_callback($1, $2)",
+							   2, types, true, 1);
 	}
 
 	SPI_connect();

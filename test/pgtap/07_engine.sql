@@ -4,7 +4,7 @@
 -- that are on the ring already work there.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(37);
+SELECT plan(43);
 
 -- the setting: table (default) or ring, superuser only
 SELECT is(current_setting('awa.install_engine'), 'table', 'awa.install_engine is table by default');
@@ -91,6 +91,20 @@ SET LOCAL ROLE awa_engine_producer;
 SELECT lives_ok($$INSERT INTO awa.jobs (kind, queue) VALUES ('p', 'iq')$$, 'a producer inserts (the COPY path)');
 RESET ROLE;
 SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'iq'), 2::bigint, 'both in awa.jobs');
+
+-- external waits on the ring: register, park, heartbeat, complete; retry and fail through the callback
+CREATE TEMP TABLE x AS SELECT awa_insert('xk', '{}', 'xq') AS job FROM generate_series(1, 2);
+CREATE TEMP TABLE xc AS SELECT id, run_lease, awa_register_callback(id, run_lease, '1 hour') AS cb
+	FROM awa_claim('xq', batch => 2);
+SELECT is((SELECT count(*) FROM xc WHERE cb IS NOT NULL), 2::bigint, 'awa_register_callback: a callback id each');
+SELECT is((SELECT bool_and(awa_wait_external(id, run_lease)) FROM xc), true, 'awa_wait_external parks both');
+SELECT is(awa_heartbeat_callback((SELECT cb FROM xc ORDER BY id LIMIT 1), '2 hours'), true,
+	'awa_heartbeat_callback');
+SELECT is(awa_complete_external((SELECT cb FROM xc ORDER BY id LIMIT 1), '{"r": 1}'), true,
+	'awa_complete_external');
+SELECT is((SELECT row(state, result)::text FROM awa.jobs WHERE id = (SELECT min(id) FROM xc)),
+	'(completed,"{""r"": 1}")', 'completed with the payload as its result');
+SELECT is(awa_fail_external((SELECT cb FROM xc ORDER BY id DESC LIMIT 1), 'no'), true, 'awa_fail_external');
 
 SELECT * FROM finish();
 ROLLBACK;
