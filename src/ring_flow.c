@@ -1,0 +1,268 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_flow.c
+ *		Queue flow control on the ring's claim (docs/storage.md, "Step 5:
+ *		queue flow control on the ring"): a paused queue hands out nothing,
+ *		a queue's concurrency limit caps its running jobs, its rate caps
+ *		its claims per period -- the settings of awa.queue_meta, by the
+ *		queue's name, with the promises awa_claim keeps (claim.c).
+ *
+ * Per queue of a claim (awa_ring_flow_begin, before the claim's loop):
+ *	1. the queue's awa.queue_meta row, one primary-key probe with the
+ *	   newest snapshot (as the claim's candidates, also in REPEATABLE
+ *	   READ).  No row, or neither paused nor a limit nor a rate: the claim
+ *	   may take what it wants; this probe is all an unlimited queue pays;
+ *	2. paused: nothing;
+ *	3. a concurrency limit: the queue's transaction-level lock (the
+ *	   advisory lock awa_claim takes for the queue: one lock per queue name
+ *	   whatever the engine), then max_running minus the jobs of the queue
+ *	   running, read again with the newest snapshot taken after the lock:
+ *	   a claimer that held the lock before committed its receipts first.
+ *	   The running jobs are the counters' (counters.c): the newest fold's
+ *	   running count of the queue plus the running deltas of the
+ *	   transactions that fold did not see -- the ring's counting trigger
+ *	   (ring_read.c) writes the deltas in the claim's own statement, so
+ *	   this claim's earlier claims in the transaction count too.  The
+ *	   count is the queue's running jobs of both engines (awa.jobs' and
+ *	   the ring's): a queue's limit is by name.  Its cost is the deltas
+ *	   written since the last fold (the counters' index is by transaction
+ *	   ID, not by queue), not the jobs;
+ *	4. a rate: claims reserved under it in shared memory (ratelimit.c),
+ *	   at most what step 3 allows.
+ * The claim takes at most the allowance, then awa_ring_flow_end gives the
+ * unused reservations back and, if it took nothing, lets go of the lock
+ * (nothing for the next claimer to count).  With jobs taken the lock is
+ * held to commit, so the next claimer of the queue counts them.
+ *
+ * Nothing is kept between the queues of a claim or between claims but the
+ * probe a blocking claim arms (awa_ring_flow_probe_arm): ring_wait.c runs
+ * awa.ring_claim through SQL and learns from it why the claim was empty.
+ *
+ * Waking (wake.c): every ring path that ends a running attempt (complete,
+ * fail, rescue, cancel, snooze, park for an external wait) writes a done
+ * row whose counting (ring_read.c) sees the attempt's receipt: that one
+ * place calls awa_running_freed, and at commit one waiter at a limit per
+ * queue or lane is woken to count again (hook: rflow in ring_read.c).
+ * Resuming a queue, and changing its limit or rate, wakes its ring waiters
+ * as its awa.jobs waiters (hook: rflow in job.c's awa_queue_opened).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/hash.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "awa.h"
+#include "ratelimit.h"
+#include "ring.h"
+#include "ring_flow.h"
+
+/* field4 of the advisory lock tag of a queue's limit: claim.c's limit_locktag */
+#define RING_FLOW_LIMIT_LOCK_CLASS	0x6177
+
+static AwaRingFlowProbe probe;
+static bool probe_armed = false;
+
+/* The queue's limit lock, the one awa_claim takes (claim.c, limit_locktag). */
+static void
+ring_flow_locktag(LOCKTAG *tag, const char *queue)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId,
+						 DatumGetUInt32(hash_any((const unsigned char *) queue, strlen(queue))),
+						 0, RING_FLOW_LIMIT_LOCK_CLASS);
+}
+
+static void
+ring_flow_unlock(AwaRingFlow *st)
+{
+	LOCKTAG		tag;
+
+	if (!st->limited)
+		return;
+	ring_flow_locktag(&tag, st->queue);
+	LockRelease(&tag, ExclusiveLock, false);
+	st->limited = false;
+}
+
+/*
+ * The queue's limit under its lock: max_running minus its running jobs
+ * (>= 0), or -1 when the limit was lifted (or the row removed) since the
+ * first read, -2 when the queue was paused since.  Caller is in SPI and
+ * holds the lock.
+ */
+static int64
+ring_flow_room(text *queue)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(queue)};
+	bool		isnull;
+	Datum		room;
+
+	awa_plan(&plan,
+			 "SELECT m.paused, m.max_running::bigint"
+			 " - coalesce((SELECT c.running FROM awa.counter_fold_counts c"
+			 "             WHERE c.fold = f.fold AND c.queue = m.queue), 0)"
+			 " - coalesce((SELECT sum(d.running)::bigint FROM awa.counter_deltas d"
+			 "             WHERE d.xid >= coalesce(pg_catalog.pg_snapshot_xmax(f.snapshot), '0'::xid8)"
+			 "             AND d.queue = m.queue), 0)"
+			 " - coalesce((SELECT sum(d.running)::bigint FROM awa.counter_deltas d"
+			 "             WHERE d.xid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(f.snapshot)))"
+			 "             AND d.queue = m.queue), 0) AS room"
+			 " FROM awa.queue_meta m LEFT JOIN LATERAL"
+			 " (SELECT l.fold, l.snapshot FROM awa.counter_folds l ORDER BY l.fold DESC LIMIT 1) f ON true"
+			 " WHERE m.queue = $1",
+			 1, argtypes);
+	/* the newest snapshot, after the lock: the previous holder's receipts are counted */
+	if (awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+					 "awa.ring_claim: counting the queue's running jobs") == 0)
+		return -1;
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return -2;
+	room = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (isnull)
+		return -1;
+	return Max(DatumGetInt64(room), 0);
+}
+
+int64
+awa_ring_flow_begin(text *queue, int64 want, AwaRingFlow *st)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(queue)};
+	bool		isnull;
+	bool		limited;
+	int64		allowance = Max(want, 0);
+
+	memset(st, 0, sizeof(*st));
+	st->queue = text_to_cstring(queue);
+	st->why = AWA_RING_FLOW_OPEN;
+	st->allowance = allowance;
+	if (allowance == 0)
+		return 0;
+
+	awa_plan(&plan,
+			 "SELECT m.paused, m.max_running, m.rate_max_claims, m.rate_period, m.rate_set_at"
+			 " FROM awa.queue_meta m WHERE m.queue = $1",
+			 1, argtypes);
+	/* the newest snapshot, as the claim's candidates (ring.c) */
+	if (awa_ring_run(plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
+					 "awa.ring_claim: reading the queue's settings") == 0)
+		return allowance;		/* a queue never configured */
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		st->why = AWA_RING_FLOW_PAUSED;
+		st->allowance = 0;
+		return 0;
+	}
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &limited);
+	limited = !limited;
+	st->rated = awa_rate_read(0, &st->ask.rate);
+
+	if (limited)
+	{
+		LOCKTAG		tag;
+		int64		room;
+
+		ring_flow_locktag(&tag, st->queue);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		st->limited = true;
+		room = ring_flow_room(queue);
+		if (room == -2)
+		{
+			/* paused while this claim waited for the lock */
+			ring_flow_unlock(st);
+			st->rated = false;
+			st->why = AWA_RING_FLOW_PAUSED;
+			st->allowance = 0;
+			return 0;
+		}
+		if (room == -1)
+			ring_flow_unlock(st);	/* the limit was lifted meanwhile */
+		else if (room < allowance)
+		{
+			allowance = room;
+			st->why = AWA_RING_FLOW_AT_LIMIT;
+		}
+	}
+	if (st->rated && allowance > 0)
+	{
+		st->ask.queue = st->queue;
+		st->ask.want = (int) Min(allowance, AWA_RATE_MAX_CLAIMS);
+		awa_rate_attempt();
+		st->reserved_at = awa_rate_reserve(&st->ask, 1, GetCurrentTimestamp());
+		if (st->ask.granted < allowance)
+		{
+			allowance = st->ask.granted;
+			st->why = AWA_RING_FLOW_RATE;
+			if (allowance == 0)
+			{
+				TimestampTz now = GetCurrentTimestamp();
+				long		ms = awa_rate_wait_ms(now);
+
+				if (ms >= 0)
+					st->next_slot_at = now + (int64) ms * 1000;
+			}
+		}
+	}
+	else
+		st->rated = false;		/* nothing reserved */
+	if (allowance == 0)
+		ring_flow_unlock(st);	/* nothing will be claimed: nothing to count */
+	st->allowance = allowance;
+	return allowance;
+}
+
+void
+awa_ring_flow_end(AwaRingFlow *st, int64 got)
+{
+	if (st->rated && st->ask.granted > got)
+		awa_rate_release(st->queue, st->reserved_at, (int) (st->ask.granted - got));
+	st->rated = false;
+	/* took nothing: nothing for the next claimer to count; let go */
+	if (got == 0)
+		ring_flow_unlock(st);
+	if (probe_armed && got == 0)
+	{
+		if (st->why == AWA_RING_FLOW_PAUSED)
+			probe.paused = true;
+		else if (st->why == AWA_RING_FLOW_AT_LIMIT)
+			probe.at_limit = true;
+		else if (st->why == AWA_RING_FLOW_RATE && st->next_slot_at != 0 &&
+				 (probe.next_slot_at == 0 || st->next_slot_at < probe.next_slot_at))
+			probe.next_slot_at = st->next_slot_at;
+	}
+}
+
+void
+awa_ring_flow_probe_arm(void)
+{
+	probe.paused = false;
+	probe.at_limit = false;
+	probe.next_slot_at = 0;
+	probe_armed = true;
+}
+
+void
+awa_ring_flow_probe_read(AwaRingFlowProbe *out)
+{
+	*out = probe;
+	probe_armed = false;
+}
+
+void
+awa_ring_flow_opened(const char *queue)
+{
+	char	   *lane = psprintf("%s%s", RING_LANE_PREFIX, queue);
+
+	awa_lane_available(lane, true);
+	pfree(lane);
+}
