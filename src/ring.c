@@ -109,6 +109,9 @@ bool		awa_ring_counting_off = false;
 /* hook: unique -- set by awa_ring_unique_init (ring_unique.h) */
 AwaRingUniqueReserve awa_ring_unique_reserve;
 
+/* hook: rflow -- set by awa_ring_flow_init (ring_flow.h) */
+AwaRingFlowHooks awa_ring_flow_hooks;
+
 /* hook: rext -- set by awa_ring_ext_init (ring.h) */
 int			(*awa_ring_ext_cancel_parked) (Datum *values);
 
@@ -390,10 +393,10 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	SPI_connect();
 	/* hook: rflow -- a paused queue, its concurrency limit and its rate cap the batch (ring_flow.c) */
 	asked = batch;
-	batch = (int32) awa_ring_flow_begin(queue, batch, &flow);
+	batch = (int32) awa_ring_flow_hooks.begin(queue, batch, &flow);
 	if (batch == 0)
 	{
-		awa_ring_flow_end(&flow, 0);
+		awa_ring_flow_hooks.end(&flow, 0);
 		SPI_finish();
 		return (Datum) 0;
 	}
@@ -521,7 +524,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	}
 	awa_floor_end_with(&scan, lane, ring_probe, PointerGetDatum(queue));
 	/* hook: rflow -- unused rate reservations back; the limit's lock kept only with jobs taken */
-	awa_ring_flow_end(&flow, got);
+	awa_ring_flow_hooks.end(&flow, got);
 	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
 	awa_claim_ends(got, got == asked);	/* hook: rflow: asked, not the capped batch */
 	SPI_finish();

@@ -242,6 +242,14 @@ awa_ring_flow_end(AwaRingFlow *st, int64 got)
 	}
 }
 
+/* hook: rflow -- ring.c's claim calls begin and end through awa_ring_flow_hooks */
+void
+awa_ring_flow_init(void)
+{
+	awa_ring_flow_hooks.begin = awa_ring_flow_begin;
+	awa_ring_flow_hooks.end = awa_ring_flow_end;
+}
+
 void
 awa_ring_flow_probe_arm(void)
 {

@@ -57,6 +57,21 @@ extern int64 awa_ring_flow_begin(text *queue, int64 want, AwaRingFlow *st);
 extern void awa_ring_flow_end(AwaRingFlow *st, int64 got);
 
 /*
+ * hook: rflow -- ring.c's claim calls the two through these pointers, set
+ * by awa_ring_flow_init (from _PG_init), so that ring.c does not name
+ * ring_flow.c's functions (ring_flow.c runs its statements through
+ * ring.c's awa_ring_run).  A claim of several queues calls them per queue.
+ */
+typedef struct AwaRingFlowHooks
+{
+	int64		(*begin) (text *queue, int64 want, AwaRingFlow *st);
+	void		(*end) (AwaRingFlow *st, int64 got);
+} AwaRingFlowHooks;
+
+extern AwaRingFlowHooks awa_ring_flow_hooks;
+extern void awa_ring_flow_init(void);
+
+/*
  * For a blocking claim (ring_wait.c), which runs awa.ring_claim through SQL:
  * arm the probe before the claim, read it after.  awa_ring_flow_end of each
  * queue the claim served adds to it: paused (a queue it served was
