@@ -55,7 +55,10 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "access/xact.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -92,44 +95,158 @@ ring_flow_unlock(AwaRingFlow *st)
 }
 
 /*
+ * The count of a queue's running jobs this backend made last (see "The
+ * count" at the head of this file): at snapshot `snap` (a pg_snapshot,
+ * taken while its transaction had no ID), from fold `fold` of the
+ * counters in the awa.counter_folds whose OID is `folds`.
+ */
+typedef struct RoomCount
+{
+	char	   *queue;
+	Oid			folds;
+	int64		fold;
+	Datum		snap;
+	int64		running;
+} RoomCount;
+
+#define ROOM_COUNTS		16
+static RoomCount room_counts[ROOM_COUNTS];
+static int	nroom_counts = 0;
+static int	next_room_count = 0;	/* the entry replaced next when all are in use */
+
+static RoomCount *
+room_count_find(const char *queue)
+{
+	int			i;
+
+	for (i = 0; i < nroom_counts; i++)
+		if (strcmp(room_counts[i].queue, queue) == 0)
+			return &room_counts[i];
+	return NULL;
+}
+
+/* Keep a count (its strings and snapshot copied to TopMemoryContext). */
+static void
+room_count_keep(const char *queue, Oid folds, int64 fold, Datum snap, int64 running)
+{
+	RoomCount  *c = room_count_find(queue);
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	if (c == NULL)
+	{
+		if (nroom_counts < ROOM_COUNTS)
+			c = &room_counts[nroom_counts++];
+		else
+		{
+			c = &room_counts[next_room_count];
+			next_room_count = (next_room_count + 1) % ROOM_COUNTS;
+			pfree(c->queue);
+			pfree(DatumGetPointer(c->snap));
+		}
+		c->queue = pstrdup(queue);
+	}
+	else
+		pfree(DatumGetPointer(c->snap));
+	c->folds = folds;
+	c->fold = fold;
+	c->snap = datumCopy(snap, false, -1);
+	c->running = running;
+	MemoryContextSwitchTo(old);
+}
+
+/* The columns both counts return: the settings, the fold and the snapshot. */
+#define ROOM_COLUMNS_SQL \
+	"SELECT m.paused, m.max_running::bigint AS max_running, f.tableoid AS folds, f.fold," \
+	" pg_catalog.pg_current_snapshot() AS snap, "
+#define ROOM_FROM_SQL \
+	" FROM awa.queue_meta m LEFT JOIN LATERAL" \
+	" (SELECT l.tableoid, l.fold, l.snapshot FROM awa.counter_folds l ORDER BY l.fold DESC LIMIT 1) f ON true" \
+	" WHERE m.queue = $1"
+/* the running deltas of the queue's transactions that snapshot S did not see */
+#define ROOM_DELTAS_SQL(S) \
+	"coalesce((SELECT sum(d.running)::bigint FROM awa.counter_deltas d" \
+	"  WHERE d.xid >= coalesce(pg_catalog.pg_snapshot_xmax(" S "), '0'::xid8) AND d.queue = m.queue), 0)" \
+	" + coalesce((SELECT sum(d.running)::bigint FROM awa.counter_deltas d" \
+	"  WHERE d.xid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(" S "))) AND d.queue = m.queue), 0)"
+
+/*
  * The queue's limit under its lock: max_running minus its running jobs
  * (>= 0), or -1 when the limit was lifted (or the row removed) since the
  * first read, -2 when the queue was paused since.  Caller is in SPI and
  * holds the lock.
  */
 static int64
-ring_flow_room(text *queue)
+ring_flow_room(text *queue, const char *name)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID};
-	Datum		values[1] = {PointerGetDatum(queue)};
+	static SPIPlanPtr full_plan = NULL;
+	static SPIPlanPtr since_plan = NULL;
+	static const Oid full_types[] = {TEXTOID};
+	static const Oid since_types[] = {TEXTOID, PG_SNAPSHOTOID};
+	Datum		values[2] = {PointerGetDatum(queue), (Datum) 0};
+	RoomCount  *kept = room_count_find(name);
 	bool		isnull;
-	Datum		room;
+	bool		fold_null;
+	Datum		max_running;
+	Oid			folds;
+	int64		fold;
+	int64		running;
+	TupleDesc	desc;
+	HeapTuple	row;
 
-	awa_plan(&plan,
-			 "SELECT m.paused, m.max_running::bigint"
-			 " - coalesce((SELECT c.running FROM awa.counter_fold_counts c"
-			 "             WHERE c.fold = f.fold AND c.queue = m.queue), 0)"
-			 " - coalesce((SELECT sum(d.running)::bigint FROM awa.counter_deltas d"
-			 "             WHERE d.xid >= coalesce(pg_catalog.pg_snapshot_xmax(f.snapshot), '0'::xid8)"
-			 "             AND d.queue = m.queue), 0)"
-			 " - coalesce((SELECT sum(d.running)::bigint FROM awa.counter_deltas d"
-			 "             WHERE d.xid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(f.snapshot)))"
-			 "             AND d.queue = m.queue), 0) AS room"
-			 " FROM awa.queue_meta m LEFT JOIN LATERAL"
-			 " (SELECT l.fold, l.snapshot FROM awa.counter_folds l ORDER BY l.fold DESC LIMIT 1) f ON true"
-			 " WHERE m.queue = $1",
-			 1, argtypes);
 	/* the newest snapshot, after the lock: the previous holder's receipts are counted */
-	if (awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
-					 "awa.ring_claim: counting the queue's running jobs") == 0)
-		return -1;
-	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	if (kept != NULL)
+	{
+		/* the deltas since the kept count, if the counters were not folded since */
+		awa_plan(&since_plan,
+				 ROOM_COLUMNS_SQL ROOM_DELTAS_SQL("$2") " AS running" ROOM_FROM_SQL,
+				 2, since_types);
+		values[1] = kept->snap;
+		if (awa_ring_run(since_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+						 "awa.ring_claim: counting the queue's running jobs") == 0)
+			return -1;
+		desc = SPI_tuptable->tupdesc;
+		row = SPI_tuptable->vals[0];
+		fold = DatumGetInt64(SPI_getbinval(row, desc, 4, &fold_null));
+		folds = DatumGetObjectId(SPI_getbinval(row, desc, 3, &isnull));
+		if (fold_null || folds != kept->folds || fold != kept->fold)
+			kept = NULL;
+		else
+			running = kept->running + DatumGetInt64(SPI_getbinval(row, desc, 6, &isnull));
+	}
+	if (kept == NULL)
+	{
+		/* from the newest fold */
+		awa_plan(&full_plan,
+				 ROOM_COLUMNS_SQL
+				 "coalesce((SELECT c.running FROM awa.counter_fold_counts c"
+				 "  WHERE c.fold = f.fold AND c.queue = m.queue), 0) + "
+				 ROOM_DELTAS_SQL("f.snapshot") " AS running" ROOM_FROM_SQL,
+				 1, full_types);
+		if (awa_ring_run(full_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+						 "awa.ring_claim: counting the queue's running jobs") == 0)
+			return -1;
+		desc = SPI_tuptable->tupdesc;
+		row = SPI_tuptable->vals[0];
+		running = DatumGetInt64(SPI_getbinval(row, desc, 6, &isnull));
+	}
+	if (DatumGetBool(SPI_getbinval(row, desc, 1, &isnull)))
 		return -2;
-	room = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	max_running = SPI_getbinval(row, desc, 2, &isnull);
 	if (isnull)
 		return -1;
-	return Max(DatumGetInt64(room), 0);
+
+	/*
+	 * Kept for the next count only if this transaction has no ID yet: every
+	 * row it writes later then has an ID at or above the snapshot's xmax,
+	 * which the next count adds.  (Rows written before the snapshot by a
+	 * transaction with an ID are seen by it as its own, and later ones of
+	 * the same ID would be missed.)
+	 */
+	fold = DatumGetInt64(SPI_getbinval(row, desc, 4, &fold_null));
+	folds = DatumGetObjectId(SPI_getbinval(row, desc, 3, &isnull));
+	if (!fold_null && !TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		room_count_keep(name, folds, fold, SPI_getbinval(row, desc, 5, &isnull), running);
+	return Max(DatumGetInt64(max_running) - running, 0);
 }
 
 int64
@@ -175,7 +292,7 @@ awa_ring_flow_begin(text *queue, int64 want, AwaRingFlow *st)
 		ring_flow_locktag(&tag, st->queue);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 		st->limited = true;
-		room = ring_flow_room(queue);
+		room = ring_flow_room(queue, st->queue);
 		if (room == -2)
 		{
 			/* paused while this claim waited for the lock */
