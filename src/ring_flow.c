@@ -26,7 +26,7 @@
  *	   count is the queue's running jobs of both engines (awa.jobs' and
  *	   the ring's): a queue's limit is by name.  Its cost is the deltas
  *	   written since the last fold (the counters' index is by transaction
- *	   ID, not by queue), not the jobs;
+ *	   ID, not by queue), not the jobs -- see "The count" below;
  *	4. a rate: claims reserved under it in shared memory (ratelimit.c),
  *	   at most what step 3 allows.
  * The claim takes at most the allowance, then awa_ring_flow_end gives the
@@ -34,9 +34,21 @@
  * (nothing for the next claimer to count).  With jobs taken the lock is
  * held to commit, so the next claimer of the queue counts them.
  *
- * Nothing is kept between the queues of a claim or between claims but the
- * probe a blocking claim arms (awa_ring_flow_probe_arm): ring_wait.c runs
- * awa.ring_claim through SQL and learns from it why the claim was empty.
+ * The count.  To keep the deltas read small between two folds, a backend
+ * keeps its last count per queue (ROOM_COUNTS queues) with the snapshot it
+ * was made at (pg_current_snapshot(), the active one), and its next count
+ * adds only the running deltas of the transactions that snapshot did not
+ * see (ID at or above its xmax, or in its list of transactions in
+ * progress), as long as the newest fold is the one it started from (its
+ * number and the OID of awa.counter_folds: a fold deletes the deltas it
+ * folds, and a new extension numbers its folds from 1 again).  A count is
+ * kept only if its transaction had no ID yet: every row the transaction
+ * writes later then has an ID at or above the snapshot's xmax.
+ *
+ * Nothing else is kept between the queues of a claim or between claims but
+ * the probe a blocking claim arms (awa_ring_flow_probe_arm): ring_wait.c
+ * runs awa.ring_claim through SQL and learns from it why the claim was
+ * empty.
  *
  * Waking (wake.c): every ring path that ends a running attempt (complete,
  * fail, rescue, cancel, snooze, park for an external wait) writes a done
@@ -51,11 +63,11 @@
 #include "postgres.h"
 
 #include "access/hash.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
-#include "access/xact.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/memutils.h"
@@ -95,8 +107,8 @@ ring_flow_unlock(AwaRingFlow *st)
 }
 
 /*
- * The count of a queue's running jobs this backend made last (see "The
- * count" at the head of this file): at snapshot `snap` (a pg_snapshot,
+ * The count of a queue's running jobs this backend made last ("The count"
+ * at the head of this file): at snapshot `snap` (a pg_snapshot,
  * taken while its transaction had no ID), from fold `fold` of the
  * counters in the awa.counter_folds whose OID is `folds`.
  */

@@ -50,6 +50,14 @@
  * In a transaction block (atomic) the procedure cannot commit: wait 0 runs
  * one awa.ring_claim, a positive wait is refused (25001).
  *
+ * hook: rflow -- a queue's pause, concurrency limit and rate (ring_flow.c):
+ * the attempt learns from a probe armed around its claim why it got
+ * nothing.  Paused: sleep until a wake-up (awa_resume_queue wakes the
+ * lane).  At the limit: publish it in the slot (awa_wait_at_limit), count
+ * once more, then sleep at most RING_WAIT_LIMIT_POLL_MS; a commit that
+ * ended a running job wakes one waiter at a limit.  Rate used up: the next
+ * slot's time is kept like a scheduled row's due time.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
