@@ -140,19 +140,19 @@ SELECT is(pg_temp.claim('fx', 5), 0::bigint, 'fx at its limit: nothing');
 SELECT is(pg_temp.claim('fr', 5), 0::bigint, 'fr at its limit: nothing');
 
 -- rates ---------------------------------------------------------------------------------------------------------
-SELECT is((awa_set_queue_rate('ft', 3, '1 hour')).rate_max_claims, 3, 'ft: at most 3 claims an hour');
+SELECT is((awa_set_queue_rate('ft', 3, '1 minute')).rate_max_claims, 3, 'ft: at most 3 claims a minute');
 SELECT is(pg_temp.claim('ft', 2), 2::bigint, 'two claims');
 SELECT is(pg_temp.claim('ft', 5), 1::bigint, 'then the one left of the rate');
 SELECT is(pg_temp.claim('ft', 5), 0::bigint, 'then none');
 SELECT is(pg_temp.claim_wait('ft', 5), NULL, 'nor awa.ring_claim_wait (wait 0)');
 -- what a claim did not use is given back
-SELECT is((awa_set_queue_rate('fu', 14, '1 hour')).rate_max_claims, 14, 'fu: at most 14 claims an hour');
+SELECT is((awa_set_queue_rate('fu', 14, '1 minute')).rate_max_claims, 14, 'fu: at most 14 claims a minute');
 SELECT is(pg_temp.claim('fu', 20), 12::bigint, 'a claim of 20 finds the 12 jobs (reserved 14: gives 2 back)');
 SELECT is((SELECT count(awa.ring_insert('k', '{}', 'fu')) FROM generate_series(1, 5)), 5::bigint, 'five more jobs');
 SELECT is(pg_temp.claim('fu', 20), 2::bigint, 'the two given back are claimed, and no more');
 -- a limit and a rate: the smaller allowance, the rate's unused part given back
 SELECT is((awa_set_queue_limit('fb', 1)).max_running, 1, 'fb: at most 1 running');
-SELECT is((awa_set_queue_rate('fb', 2, '1 hour')).rate_max_claims, 2, 'and at most 2 claims an hour');
+SELECT is((awa_set_queue_rate('fb', 2, '1 minute')).rate_max_claims, 2, 'and at most 2 claims a minute');
 SELECT is(pg_temp.claim('fb', 5), 1::bigint, 'the limit allows one');
 SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY[(pg_temp.one_running('fb')).id],
 	ARRAY[(pg_temp.one_running('fb')).run_lease])), 1::bigint, 'it completes');
