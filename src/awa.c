@@ -14,6 +14,7 @@
 #include "awa.h"
 #include "history.h"
 #include "ring.h"
+#include "ring_flow.h"		/* hook: rflow */
 #include "ring_sched.h"
 #include "ring_unique.h"
 
@@ -42,6 +43,7 @@ _PG_init(void)
 	awa_ring_sched_init();
 	awa_ring_unique_init();	/* hook: unique */
 	awa_ring_ext_init();	/* hook: rext */
+	awa_ring_flow_init();	/* hook: rflow */
 
 	MarkGUCPrefixReserved("awa");
 

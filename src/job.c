@@ -51,6 +51,7 @@
 #include "ratelimit.h"
 #include "floor.h"
 #include "maintain.h"
+#include "ring_flow.h"		/* hook: rflow */
 
 #define AWA_RESCUE_BATCH		5000
 
@@ -199,6 +200,7 @@ void
 awa_queue_opened(const char *queue, bool limit_gone)
 {
 	awa_job_available(queue);
+	awa_ring_flow_opened(queue);	/* hook: rflow -- the ring's waiters of the queue too */
 	if (limit_gone)
 		awa_running_freed();
 }

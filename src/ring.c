@@ -68,7 +68,8 @@
  * unique jobs (ring_unique.c).
  * The wake: an insert notes its lane for wake.c (woken at commit), the
  * claim counts its jobs for a rollback (hook: rwait; the blocking claim is
- * ring_wait.c).  Not here yet: aging, queue limits and pauses.
+ * ring_wait.c).  Pauses, queue limits and rates: ring_flow.c (hook: rflow).
+ * Not here yet: aging.
  *
  *-------------------------------------------------------------------------
  */
@@ -90,6 +91,7 @@
 #include "awa.h"
 #include "floor.h"
 #include "ring.h"
+#include "ring_flow.h"		/* hook: rflow */
 #include "ring_sched.h"
 #include "ring_unique.h"
 
@@ -106,6 +108,9 @@ bool		awa_ring_counting_off = false;
 
 /* hook: unique -- set by awa_ring_unique_init (ring_unique.h) */
 AwaRingUniqueReserve awa_ring_unique_reserve;
+
+/* hook: rflow -- set by awa_ring_flow_init (ring_flow.h) */
+AwaRingFlowHooks awa_ring_flow_hooks;
 
 /* hook: rext -- set by awa_ring_ext_init (ring.h) */
 int			(*awa_ring_ext_cancel_parked) (Datum *values);
@@ -368,6 +373,8 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	Datum		worker = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	char	   *lane;
 	AwaFloorScan scan;
+	AwaRingFlow flow;			/* hook: rflow */
+	int32		asked;			/* hook: rflow: the batch before flow control */
 	int			got = 0;
 	int			p;
 	int			i;
@@ -396,6 +403,15 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	lane = awa_ring_lane(queue);
 
 	SPI_connect();
+	/* hook: rflow -- a paused queue, its concurrency limit and its rate cap the batch (ring_flow.c) */
+	asked = batch;
+	batch = (int32) awa_ring_flow_hooks.begin(queue, batch, &flow);
+	if (batch == 0)
+	{
+		awa_ring_flow_hooks.end(&flow, 0);
+		SPI_finish();
+		return (Datum) 0;
+	}
 	awa_plan(&cand_plan,
 			 "SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
 			 " r.kind, r.args, r.priority::integer, r.run_at"
@@ -519,8 +535,10 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 		}
 	}
 	awa_floor_end_with(&scan, lane, ring_probe, PointerGetDatum(queue));
+	/* hook: rflow -- unused rate reservations back; the limit's lock kept only with jobs taken */
+	awa_ring_flow_hooks.end(&flow, got);
 	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
-	awa_claim_ends(got, got == batch);
+	awa_claim_ends(got, got == asked);	/* hook: rflow: asked, not the capped batch */
 	SPI_finish();
 	return (Datum) 0;
 }

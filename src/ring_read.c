@@ -496,10 +496,14 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 			/* hook: rext -- the end of a wait (after_wait) leaves waiting_external */
 			if (DatumGetBool(slot_getattr(row, ring_column(desc, "after_wait") + 1, &isnull)))
 				ring_add(c, r.queue, AWA_STATE_WAITING_EXTERNAL, 0, true, -1);
+			else if (ring_probe(&claims, id, lease, slot, snap) != NULL)
+			{
+				ring_add(c, r.queue, AWA_STATE_RUNNING, 0, true, -1);
+				/* hook: rflow -- an attempt left running: waiters at a limit count again at commit */
+				awa_running_freed();
+			}
 			else
-				ring_add(c, r.queue,
-						 ring_probe(&claims, id, lease, slot, snap) != NULL ? AWA_STATE_RUNNING : r.state,
-						 0, true, -1);
+				ring_add(c, r.queue, r.state, 0, true, -1);
 			ring_add(c, r.queue, ring_state_of(statetype, st), fnull ? 0 : DatumGetTimestampTz(fin),
 					 fnull, 1);
 		}

@@ -50,6 +50,14 @@
  * In a transaction block (atomic) the procedure cannot commit: wait 0 runs
  * one awa.ring_claim, a positive wait is refused (25001).
  *
+ * hook: rflow -- a queue's pause, concurrency limit and rate (ring_flow.c):
+ * the attempt learns from a probe armed around its claim why it got
+ * nothing.  Paused: sleep until a wake-up (awa_resume_queue wakes the
+ * lane).  At the limit: publish it in the slot (awa_wait_at_limit), count
+ * once more, then sleep at most RING_WAIT_LIMIT_POLL_MS; a commit that
+ * ended a running job wakes one waiter at a limit.  Rate used up: the next
+ * slot's time is kept like a scheduled row's due time.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -72,11 +80,13 @@
 #include "awa.h"
 #include "floor.h"
 #include "ring.h"
+#include "ring_flow.h"		/* hook: rflow */
 
 #define RING_WAIT_MAX_BATCH		1000	/* as awa.ring_claim's */
 #define RING_WAIT_POLL_MS		100 /* without shared memory (awa not preloaded) */
 #define RING_WAIT_TIMEOUT_MARGIN_MS	100 /* the wait ends this long before statement_timeout */
 #define RING_WAIT_HELD_MAX_MS	1000	/* longest retry of a due row held by another transaction */
+#define RING_WAIT_LIMIT_POLL_MS	1000	/* hook: rflow: recheck of a queue at its limit (claim.c's) */
 
 PG_FUNCTION_INFO_V1(awa_ring_claim_wait);
 
@@ -84,9 +94,13 @@ PG_FUNCTION_INFO_V1(awa_ring_claim_wait);
  * One attempt: awa.ring_claim as jsonb (NULL: nothing claimed), and with
  * *due_ms how long until the queue's earliest scheduled row comes due (-1:
  * none; 0: due already).  The result is copied out of SPI's memory.
+ * hook: rflow -- when the queue's flow control held the claim back
+ * (ring_flow.c): *at_limit that the queue is at its concurrency limit, and
+ * *due_ms when its rate's next slot opens (-1 for a paused queue or one at
+ * its limit: its scheduled rows are not claimable before a wake-up).
  */
 static Datum
-ring_wait_attempt(Datum *values, const char *nulls, bool *isnull, long *due_ms)
+ring_wait_attempt(Datum *values, const char *nulls, bool *isnull, long *due_ms, bool *at_limit)
 {
 	static SPIPlanPtr claim_plan = NULL;
 	static SPIPlanPtr due_plan = NULL;
@@ -95,18 +109,33 @@ ring_wait_attempt(Datum *values, const char *nulls, bool *isnull, long *due_ms)
 	Datum		jobs;
 	Datum		due;
 	bool		due_null;
+	AwaRingFlowProbe flow;		/* hook: rflow */
 
 	awa_plan(&claim_plan,
 			 "SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c))"
 			 " FROM awa.ring_claim($1, $2, $3, $4) c",
 			 4, claim_types);
+	awa_ring_flow_probe_arm();	/* hook: rflow: why the claim is empty */
 	if (SPI_execute_plan(claim_plan, values, nulls, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "awa.ring_claim_wait: the claim failed");
+	awa_ring_flow_probe_read(&flow);
 	jobs = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
 	*due_ms = -1;
+	*at_limit = false;
 	if (!*isnull)
 		return SPI_datumTransfer(jobs, false, -1);
+	/* hook: rflow: held back by the queue's pause, limit or rate */
+	if (flow.paused || flow.at_limit || flow.next_slot_at != 0)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		*at_limit = flow.at_limit;
+		if (flow.next_slot_at != 0 && !flow.paused && !flow.at_limit)
+			*due_ms = flow.next_slot_at <= now ? 0 :
+				(long) Min((flow.next_slot_at - now + 999) / 1000, 3600 * 1000);
+		return (Datum) 0;
+	}
 
 	/* the earliest scheduled row of the queue: the index's first row per priority */
 	awa_plan(&due_plan,
@@ -161,6 +190,7 @@ ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us
 	volatile bool registered = awa_wait_register_lane(lane);
 	Datum		jobs = (Datum) 0;
 	long		held_ms = 1;	/* the retry of a due row another transaction holds */
+	bool		limit_published = false;	/* hook: rflow */
 
 	*isnull = true;
 	PG_TRY();
@@ -172,15 +202,24 @@ ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us
 			long		due_ms;
 			long		timeout_ms;
 			TimestampTz now;
+			bool		at_limit;
 
 			ResetLatch(MyLatch);
 			if (registered)
 				awa_wait_attempt();
 			/* a new transaction: its now() comes after the wake-up was taken */
 			SPI_commit();
-			jobs = ring_wait_attempt(values, nulls, isnull, &due_ms);
+			jobs = ring_wait_attempt(values, nulls, isnull, &due_ms, &at_limit);
 			if (!*isnull)
 				break;			/* committed when the CALL ends */
+			/* hook: rflow: at a limit, published first, then counted again before the sleep */
+			if (registered && at_limit != limit_published)
+			{
+				awa_wait_at_limit(at_limit);
+				limit_published = at_limit;
+				if (at_limit)
+					continue;
+			}
 			/* a due scheduled row not promoted: held by another transaction, retried with backoff */
 			if (due_ms == 0)
 			{
@@ -197,7 +236,9 @@ ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us
 			timeout_ms = (long) Min((give_up - now) / 1000 + 1, 3600 * 1000);
 			if (!registered)
 				timeout_ms = Min(timeout_ms, RING_WAIT_POLL_MS);
-			else
+			if (at_limit)		/* hook: rflow: changes behind awa's back */
+				timeout_ms = Min(timeout_ms, RING_WAIT_LIMIT_POLL_MS);
+			if (registered)
 				due_ms = awa_wait_before_sleep(due_ms);
 			if (due_ms >= 0)
 				timeout_ms = Min(timeout_ms, due_ms);
@@ -283,9 +324,10 @@ awa_ring_claim_wait(PG_FUNCTION_ARGS)
 	if (wait_us == 0)
 	{
 		long		due_ms;
+		bool		at_limit;
 
 		SPI_connect();
-		jobs = ring_wait_attempt(values, nulls, &jobs_null, &due_ms);
+		jobs = ring_wait_attempt(values, nulls, &jobs_null, &due_ms, &at_limit);
 		SPI_finish();
 	}
 	else
