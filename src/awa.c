@@ -16,6 +16,7 @@
 #include "ring.h"
 #include "ring_sched.h"
 #include "ring_unique.h"
+#include "ring_deps.h"		/* hook: rdeps */
 
 PG_MODULE_MAGIC;
 
@@ -42,6 +43,7 @@ _PG_init(void)
 	awa_ring_sched_init();
 	awa_ring_unique_init();	/* hook: unique */
 	awa_ring_ext_init();	/* hook: rext */
+	awa_ring_deps_init();	/* hook: rdeps */
 
 	MarkGUCPrefixReserved("awa");
 
