@@ -115,6 +115,7 @@
 #include "awa.h"
 #include "deps.h"
 #include "floor.h"
+#include "groups.h"
 #include "ring.h"
 #include "ring_deps.h"
 
@@ -151,17 +152,6 @@ awa_ring_deps_init(void)
  * ---------------------------------------------------------------------
  */
 
-static Datum
-int8_array(const int64 *values, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
-
-	for (i = 0; i < n; i++)
-		d[i] = Int64GetDatum(values[i]);
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
 /* Column col (1-based) of every row of the last SPI result, as int64s. */
 static int64 *
 result_int8s(int col)
@@ -194,15 +184,6 @@ ever_written(Oid nsp, const char *name)
 	return pages > 0;
 }
 
-static int
-cmp_uint32(const void *a, const void *b)
-{
-	uint32		x = *(const uint32 *) a;
-	uint32		y = *(const uint32 *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /*
  * Take the bucket locks of the jobs ids (see the top of this file) in
  * ascending order, each once: ExclusiveLock for an insert naming them as
@@ -211,28 +192,19 @@ cmp_uint32(const void *a, const void *b)
 static void
 lock_buckets(const int64 *ids, int n, LOCKMODE mode)
 {
-	uint32		b[RING_DEPS_BUCKETS];
 	bool		seen[RING_DEPS_BUCKETS] = {0};
-	int			nb = 0;
 	int			i;
 
 	for (i = 0; i < n; i++)
-	{
-		uint32		k = DatumGetUInt32(hash_any((const unsigned char *) &ids[i], sizeof(int64))) %
-			RING_DEPS_BUCKETS;
-
-		if (!seen[k])
-		{
-			seen[k] = true;
-			b[nb++] = k;
-		}
-	}
-	qsort(b, nb, sizeof(uint32), cmp_uint32);
-	for (i = 0; i < nb; i++)
+		seen[DatumGetUInt32(hash_any((const unsigned char *) &ids[i], sizeof(int64))) %
+			 RING_DEPS_BUCKETS] = true;
+	for (i = 0; i < RING_DEPS_BUCKETS; i++)
 	{
 		LOCKTAG		tag;
 
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, RING_DEPS_LOCK, b[i], 2);
+		if (!seen[i])
+			continue;
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, RING_DEPS_LOCK, i, 2);
 		(void) LockAcquire(&tag, mode, false, false);
 	}
 }
@@ -315,7 +287,7 @@ ring_deps_before_insert(AwaJob *job)
 			 " LEFT JOIN LATERAL awa.ring_get(p.id) j ON true"
 			 " WHERE j.id IS NOT NULL ORDER BY p.id",
 			 1, (Oid *) argtypes);
-	ids = int8_array(deps->parents, deps->n);
+	ids = awa_int8_array(deps->parents, deps->n);
 	/* the newest snapshot, after the locks: a finisher that went first has committed */
 	awa_ring_run(plan, &ids, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
 				 "awa.ring_insert: reading the parents");
@@ -392,7 +364,7 @@ ring_deps_after_insert(AwaJob *job, int64 id)
 				 " SELECT $1, p, s FROM unnest($2::bigint[], $3::boolean[]) AS u(p, s)",
 				 6, (Oid *) edge_types);
 		values[0] = Int64GetDatum(id);
-		values[1] = int8_array(deps->parents, deps->n);
+		values[1] = awa_int8_array(deps->parents, deps->n);
 		values[2] = PointerGetDatum(construct_array(sat, deps->n, BOOLOID, 1, true, TYPALIGN_CHAR));
 		values[3] = Int32GetDatum(deps->waiting_for);
 		values[4] = CStringGetTextDatum(policy_names[deps->on_failure]);
@@ -405,7 +377,7 @@ ring_deps_after_insert(AwaJob *job, int64 id)
 		{
 			Datum		st = CStringGetTextDatum(deps->cancel_state);
 
-			cancel_waiting(int8_array(&id, 1), int8_array(&deps->cancel_by, 1),
+			cancel_waiting(awa_int8_array(&id, 1), awa_int8_array(&deps->cancel_by, 1),
 						   PointerGetDatum(construct_array(&st, 1, TEXTOID, -1, false, TYPALIGN_INT)));
 		}
 	}
@@ -467,13 +439,13 @@ release_dependents(int64 *ids, int n, int64 *completed, int ncompleted)
 			 "   RETURNING d.job_id)"
 			 " SELECT job_id, count(*)::integer AS n FROM e GROUP BY job_id ORDER BY job_id",
 			 2, (Oid *) satisfy_types);
-	args[0] = int8_array(ids, n);
-	args[1] = int8_array(completed, ncompleted);
+	args[0] = awa_int8_array(ids, n);
+	args[1] = awa_int8_array(completed, ncompleted);
 	k = awa_ring_run(satisfy, args, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 					 "awa.ring: satisfying dependencies");
 	if (k == 0)
 		return;
-	args[0] = int8_array(result_int8s(1), (int) k);
+	args[0] = awa_int8_array(result_int8s(1), (int) k);
 	counts = palloc(sizeof(Datum) * k);
 	for (i = 0; i < k; i++)
 		counts[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
@@ -530,7 +502,7 @@ release_dependents(int64 *ids, int n, int64 *completed, int ncompleted)
 				 " d.attempt, now(), " RING_JOB_COLS_OF("d.") " FROM d"
 				 " RETURNING queue",
 				 1, (Oid *) later_types);
-		args[0] = int8_array(now_ids, nnow);
+		args[0] = awa_int8_array(now_ids, nnow);
 		k = awa_ring_run(now_plan, args, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
 						 "awa.ring: releasing dependents");
 		for (i = 0; i < k; i++)
@@ -552,7 +524,7 @@ release_dependents(int64 *ids, int n, int64 *completed, int ncompleted)
 				 " WHERE s.id = r.id AND s.run_at = " RING_WAIT_SQL
 				 " RETURNING s.queue, s.run_at",
 				 2, (Oid *) later_types);
-		args[0] = int8_array(later_ids, nlater);
+		args[0] = awa_int8_array(later_ids, nlater);
 		args[1] = PointerGetDatum(construct_array(later_at, nlater, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
 		k = awa_ring_run(later_plan, args, NULL, GetLatestSnapshot(), false, SPI_OK_UPDATE_RETURNING,
@@ -579,7 +551,7 @@ cancel_dependents(int64 *ids, char **states, int n)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[] = {INT8ARRAYOID};
-	Datum		arg = int8_array(ids, n);
+	Datum		arg = awa_int8_array(ids, n);
 	int64	   *deps;
 	int64	   *parents;
 	Datum	   *pstates;
@@ -609,7 +581,7 @@ cancel_dependents(int64 *ids, char **states, int n)
 				s = states[j];
 		pstates[i] = CStringGetTextDatum(s);
 	}
-	cancel_waiting(int8_array(deps, (int) k), int8_array(parents, (int) k),
+	cancel_waiting(awa_int8_array(deps, (int) k), awa_int8_array(parents, (int) k),
 				   PointerGetDatum(construct_array(pstates, (int) k, TEXTOID, -1, false, TYPALIGN_INT)));
 }
 
@@ -663,7 +635,7 @@ finish_groups(int64 *ids, int n)
 	static SPIPlanPtr pending = NULL;
 	static const Oid ids_type[] = {INT8ARRAYOID};
 	static const Oid text_type[] = {TEXTOID};
-	Datum		arg = int8_array(ids, n);
+	Datum		arg = awa_int8_array(ids, n);
 	Datum	   *names;
 	uint64		k,
 				i;
@@ -918,7 +890,6 @@ awa_ring_group_on_finish(PG_FUNCTION_ARGS)
 	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT2OID, INT2OID, JSONBOID};
 	static const char *const names[] = {"group_id", "kind", "args", "queue", "priority",
 	"max_attempts", "metadata"};
-	AwaJob		job = {0};
 	text	   *g;
 	Datum		values[7];
 	int64		id;
@@ -929,26 +900,8 @@ awa_ring_group_on_finish(PG_FUNCTION_ARGS)
 		ring_not_null(fcinfo, i, names[i]);
 	g = PG_GETARG_TEXT_PP(0);
 	awa_ring_check_name(g, "group_id");
-	job.kind = PG_GETARG_TEXT_PP(1);
-	job.args = PG_GETARG_JSONB_P(2);
-	job.queue = PG_GETARG_TEXT_PP(3);
-	job.priority = PG_GETARG_INT32(4);
-	job.max_attempts = PG_GETARG_INT32(5);
-	job.metadata = PG_GETARG_JSONB_P(6);
-	job.tags = construct_empty_array(TEXTOID);
-	awa_validate_job(&job);
-
-	/* groups.c's order: the finish lock, then the enqueue lock, both exclusive */
-	awa_group_lock(AWA_GROUP_FINISH_LOCK, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g), ExclusiveLock);
-	awa_group_lock(AWA_GROUP_ENQUEUE_LOCK, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g), ExclusiveLock);
-
-	values[0] = PointerGetDatum(g);
-	values[1] = PointerGetDatum(job.kind);
-	values[2] = JsonbPGetDatum(job.args);
-	values[3] = PointerGetDatum(job.queue);
-	values[4] = Int16GetDatum((int16) job.priority);
-	values[5] = Int16GetDatum((int16) job.max_attempts);
-	values[6] = JsonbPGetDatum(job.metadata);
+	/* awa_group_on_finish's checks and locks (groups.c) */
+	awa_group_callback_args(fcinfo, g, values);
 	SPI_connect();
 	awa_plan(&plan,
 			 "INSERT INTO awa.ring_group_callbacks (group_id, kind, args, queue, priority, max_attempts, metadata)"
