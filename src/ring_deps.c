@@ -123,7 +123,7 @@
 #define RING_DEPS_LOCK		0x61776703
 #define RING_DEPS_BUCKETS	64
 
-/* awa.ring_parked: the run_at of a waiting dependent, as SQL */
+/* the run_at of a waiting dependent, as SQL (deps.h) */
 #define RING_WAIT_SQL		AWA_DEPS_WAIT_RUN_AT_SQL
 
 #define RING_UNFINISHED_SQL \
@@ -783,7 +783,13 @@ awa_ring_deps_finished(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
- * awa.ring_parent_results(job_id)
+ * awa.ring_parent_results(job_id bigint) RETURNS TABLE (parent_id, kind,
+ * state, satisfied, result, finalized_at)
+ *
+ * awa_parent_results for a ring job: its parents in id order, each read
+ * through awa.ring_get at the caller's snapshot (kind and state NULL for a
+ * parent the ring no longer holds).  22023: job_id NULL; 55000: the ring is
+ * off.
  * ---------------------------------------------------------------------
  */
 Datum
@@ -840,6 +846,14 @@ ring_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 				 errmsg("%s must not be null", name)));
 }
 
+/*
+ * awa.ring_group_stats(group_id text) RETURNS TABLE (total, scheduled, ...,
+ * unfinished, callback_job_id, finished_at)
+ *
+ * awa_group_stats' row for the group's ring jobs, read at the caller's
+ * snapshot (each member through awa.ring_get), and its ring callback.
+ * 22023: group_id NULL or not 1 to 200 characters; 55000: the ring is off.
+ */
 Datum
 awa_ring_group_stats(PG_FUNCTION_ARGS)
 {
@@ -883,6 +897,17 @@ awa_ring_group_stats(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * awa.ring_group_on_finish(group_id, kind, args, queue, priority,
+ * max_attempts, metadata) RETURNS bigint
+ *
+ * awa_group_on_finish for ring groups: register the ring job to enqueue
+ * (through awa.ring_insert; metadata gains finished_group) when every ring
+ * job of the group has finished; enqueued at once, its id returned, when
+ * none is unfinished now, else NULL.  22023: a NULL argument, a bad field
+ * (awa_insert's checks); 42710: the group has a ring callback already;
+ * 55000: the ring is off.
+ */
 Datum
 awa_ring_group_on_finish(PG_FUNCTION_ARGS)
 {
