@@ -593,8 +593,13 @@ cancel_dependents(int64 *ids, char **states, int n)
 /*
  * If the ring group has a pending callback and no unfinished ring job, in
  * the newest snapshot, enqueue the callback job through awa.ring_insert and
- * record it; returns its id, or 0.  Caller is in SPI and holds the group's
- * enqueue lock exclusively.
+ * record it; returns its id, or 0.  The members are read newest first (the
+ * index on (group_id, job_id) backward) and the walk stops at the first
+ * unfinished one: jobs are mostly claimed in id order, so while a group
+ * runs its newest job is usually unfinished and the check is one probe (an
+ * unordered walk read every finished member first: a completion of 10 of
+ * a 2000-job group took 760 ms at the end).  Caller is in SPI and holds the
+ * group's enqueue lock exclusively.
  */
 static int64
 ring_fire_if_finished(Datum group_id)
@@ -607,8 +612,9 @@ ring_fire_if_finished(Datum group_id)
 			 "WITH c AS (SELECT c.group_id, c.kind, c.args, c.queue, c.priority, c.max_attempts, c.metadata"
 			 "   FROM awa.ring_group_callbacks c"
 			 "   WHERE c.group_id = $1 AND c.callback_job_id IS NULL"
-			 "   AND NOT EXISTS (SELECT 1 FROM awa.ring_group_jobs g CROSS JOIN LATERAL awa.ring_get(g.job_id) j"
-			 "     WHERE g.group_id = c.group_id AND j.state IN " RING_UNFINISHED_SQL ")),"
+			 "   AND (SELECT 1 FROM awa.ring_group_jobs g CROSS JOIN LATERAL awa.ring_get(g.job_id) j"
+			 "     WHERE g.group_id = c.group_id AND j.state IN " RING_UNFINISHED_SQL
+			 "     ORDER BY g.job_id DESC LIMIT 1) IS NULL),"
 			 " j AS (SELECT awa.ring_insert(c.kind, c.args, c.queue, c.priority::integer,"
 			 "   c.max_attempts::integer,"
 			 "   metadata => c.metadata || pg_catalog.jsonb_build_object('finished_group', c.group_id)) AS id"

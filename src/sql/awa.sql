@@ -1760,7 +1760,8 @@ CREATE TABLE awa.ring_group_jobs (
 	job_id		bigint PRIMARY KEY,
 	group_id	text NOT NULL
 );
-CREATE INDEX ring_group_jobs_group_idx ON awa.ring_group_jobs (group_id);
+-- a group's members newest first (the finished check stops at the first unfinished one), and its stats
+CREATE INDEX ring_group_jobs_group_idx ON awa.ring_group_jobs (group_id, job_id);
 COMMENT ON TABLE awa.ring_group_jobs
 	IS 'internal (the ring, not in use yet): one row per ring job enqueued with a group_id';
 
