@@ -17,6 +17,7 @@
 #include "ring_flow.h"		/* hook: rflow */
 #include "ring_sched.h"
 #include "ring_unique.h"
+#include "ring_deps.h"		/* hook: rdeps */
 
 PG_MODULE_MAGIC;
 
@@ -44,6 +45,7 @@ _PG_init(void)
 	awa_ring_unique_init();	/* hook: unique */
 	awa_ring_ext_init();	/* hook: rext */
 	awa_ring_flow_init();	/* hook: rflow */
+	awa_ring_deps_init();	/* hook: rdeps */
 
 	MarkGUCPrefixReserved("awa");
 

@@ -249,8 +249,9 @@ awa_deps_policy_from_json(JsonbValue *v, AwaDeps *deps)
  * ---------------------------------------------------------------------
  */
 
-static Datum
-int8_array(const int64 *values, int n)
+/* values[0..n) as a bigint[] (also ring_deps.c's) */
+Datum
+awa_int8_array(const int64 *values, int n)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
 	int			i;
@@ -282,7 +283,7 @@ awa_deps_before_insert(AwaJob *job)
 	int			i;
 
 	awa_require_schema(AWA_SCHEMA_DEPENDENCIES, "running a job after other jobs");
-	ids = int8_array(deps->parents, deps->n);
+	ids = awa_int8_array(deps->parents, deps->n);
 	found = awa_stmt_run(&lock, &ids, NULL, 0);
 	deps->satisfied = palloc0(sizeof(bool) * deps->n);
 	deps->waiting_for = 0;
@@ -364,7 +365,7 @@ awa_deps_after_insert(AwaEnqueue *e, AwaJob *job)
 	for (i = 0; i < deps->n; i++)
 		sat[i] = BoolGetDatum(deps->satisfied[i]);
 	values[0] = Int64GetDatum(id);
-	values[1] = int8_array(deps->parents, deps->n);
+	values[1] = awa_int8_array(deps->parents, deps->n);
 	values[2] = PointerGetDatum(construct_array(sat, deps->n, BOOLOID, 1, true, TYPALIGN_CHAR));
 	values[3] = Int32GetDatum(deps->waiting_for);
 	values[4] = CStringGetTextDatum(policy_names[deps->on_failure]);
@@ -485,7 +486,7 @@ result_int8_array(int col)
 
 	for (i = 0; i < SPI_processed; i++)
 		v[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col, &isnull));
-	return int8_array(v, (int) SPI_processed);
+	return awa_int8_array(v, (int) SPI_processed);
 }
 
 /*
@@ -537,7 +538,7 @@ release_dependents(Datum ids, Datum completed)
 	}
 	if (nready == 0)
 		return;
-	args[0] = int8_array(ready, nready);
+	args[0] = awa_int8_array(ready, nready);
 	awa_stmt_run(&lock_jobs_stmt, args, NULL, 0);
 	dims[0] = nready;
 	args[1] = PointerGetDatum(construct_md_array(run_ats, run_nulls, 1, dims, lbs,
@@ -702,7 +703,7 @@ awa_jobs_dependencies_changes(PG_FUNCTION_ARGS)
 		ids = transition_ids(td->tg_oldtable, td->tg_relation, NULL, 0, &n, NULL, NULL);
 		if (n == 0)
 			return PointerGetDatum(NULL);
-		arr = int8_array(ids, n);
+		arr = awa_int8_array(ids, n);
 		SPI_connect();
 		awa_stmt_run(&forget_stmt, &arr, NULL, 0);
 		SPI_finish();
@@ -729,10 +730,10 @@ awa_jobs_dependencies_changes(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	SPI_connect();
-	release_dependents(int8_array(ids, n), int8_array(completed, ncompleted));
+	release_dependents(awa_int8_array(ids, n), awa_int8_array(completed, ncompleted));
 	/* some failed or were cancelled: their "cancel" dependents go */
 	if (ncompleted < n)
-		cancel_dependents(int8_array(ids, n));
+		cancel_dependents(awa_int8_array(ids, n));
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

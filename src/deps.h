@@ -56,6 +56,7 @@ extern AwaDeps *awa_deps_from_json(JsonbValue *after, AwaDeps *deps);
 extern AwaDeps *awa_deps_policy_from_json(JsonbValue *policy, AwaDeps *deps);
 extern void awa_deps_before_insert(struct AwaJob *job);
 extern void awa_deps_after_insert(struct AwaEnqueue *e, struct AwaJob *job);
+extern Datum awa_int8_array(const int64 *values, int n);
 
 /*
  * A retention condition on a finished job J (an alias of awa.jobs): no job

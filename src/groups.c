@@ -297,34 +297,19 @@ awa_group_stats(PG_FUNCTION_ARGS)
 }
 
 /*
- * awa_group_on_finish(group_id, kind, args, queue, priority, max_attempts,
- * metadata) RETURNS bigint
- *
- * Register the job to enqueue when every job of the group has finished
- * (awa_insert's fields and checks; its metadata gains finished_group, the
- * group's id).  If nothing of the group is unfinished now, the job is
- * enqueued at once and its id returned; else NULL, and the transaction
- * that finishes the group's last job enqueues it.  One callback per group:
- * 42710 if it has one (enqueued or not).
+ * A finish callback's job, arguments 1 to 6 of awa_group_on_finish's
+ * signature (kind, args, queue, priority, max_attempts, metadata; the
+ * caller has refused NULLs): checked as awa_insert checks them (22023), and
+ * the values of a row of the callbacks' table (group_callbacks' columns
+ * group_id to metadata) in values[0..6].  Then the group's finish and
+ * enqueue locks, exclusively (the top of this file).  Also
+ * awa.ring_group_on_finish's (ring_deps.c).
  */
-Datum
-awa_group_on_finish(PG_FUNCTION_ARGS)
+void
+awa_group_callback_args(FunctionCallInfo fcinfo, text *g, Datum *values)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT2OID,
-	INT2OID, JSONBOID};
-	static const char *const names[] = {"group_id", "kind", "args", "queue", "priority",
-	"max_attempts", "metadata"};
 	AwaJob		job = {0};
-	text	   *g;
-	Datum		values[7];
-	int64		id;
-	int			i;
 
-	awa_check_writable("awa_group_on_finish");
-	for (i = 0; i < 7; i++)
-		awa_check_not_null(fcinfo, i, names[i]);
-	g = group_id_arg(fcinfo, 0);
 	job.kind = PG_GETARG_TEXT_PP(1);
 	job.args = PG_GETARG_JSONB_P(2);
 	job.queue = PG_GETARG_TEXT_PP(3);
@@ -344,6 +329,37 @@ awa_group_on_finish(PG_FUNCTION_ARGS)
 	values[4] = Int16GetDatum((int16) job.priority);
 	values[5] = Int16GetDatum((int16) job.max_attempts);
 	values[6] = JsonbPGetDatum(job.metadata);
+}
+
+/*
+ * awa_group_on_finish(group_id, kind, args, queue, priority, max_attempts,
+ * metadata) RETURNS bigint
+ *
+ * Register the job to enqueue when every job of the group has finished
+ * (awa_insert's fields and checks; its metadata gains finished_group, the
+ * group's id).  If nothing of the group is unfinished now, the job is
+ * enqueued at once and its id returned; else NULL, and the transaction
+ * that finishes the group's last job enqueues it.  One callback per group:
+ * 42710 if it has one (enqueued or not).
+ */
+Datum
+awa_group_on_finish(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid argtypes[] = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT2OID,
+	INT2OID, JSONBOID};
+	static const char *const names[] = {"group_id", "kind", "args", "queue", "priority",
+	"max_attempts", "metadata"};
+	text	   *g;
+	Datum		values[7];
+	int64		id;
+	int			i;
+
+	awa_check_writable("awa_group_on_finish");
+	for (i = 0; i < 7; i++)
+		awa_check_not_null(fcinfo, i, names[i]);
+	g = group_id_arg(fcinfo, 0);
+	awa_group_callback_args(fcinfo, g, values);
 	SPI_connect();
 	if (SPI_execute_plan(awa_plan(&plan,
 								  "INSERT INTO awa.group_callbacks (group_id, kind, args, queue,"

@@ -11,5 +11,6 @@
 #include "commands/trigger.h"
 
 extern void awa_groups_changes(TriggerData *td);
+extern void awa_group_callback_args(FunctionCallInfo fcinfo, text *group_id, Datum *values);
 
 #endif							/* AWA_GROUPS_H */

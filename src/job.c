@@ -51,7 +51,7 @@
 #include "ratelimit.h"
 #include "floor.h"
 #include "maintain.h"
-#include "ring_flow.h"		/* hook: rflow */
+#include "ring.h"				/* hook: rflow: RING_LANE_PREFIX */
 
 #define AWA_RESCUE_BATCH		5000
 
@@ -200,7 +200,13 @@ void
 awa_queue_opened(const char *queue, bool limit_gone)
 {
 	awa_job_available(queue);
-	awa_ring_flow_opened(queue);	/* hook: rflow -- the ring's waiters of the queue too */
+	/* hook: rflow -- the ring's waiters of the queue too (its lane: ring.c) */
+	{
+		char	   *lane = psprintf("%s%s", RING_LANE_PREFIX, queue);
+
+		awa_lane_available(lane, true);
+		pfree(lane);
+	}
 	if (limit_gone)
 		awa_running_freed();
 }

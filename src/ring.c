@@ -92,6 +92,7 @@
 #include "floor.h"
 #include "ring.h"
 #include "ring_flow.h"		/* hook: rflow */
+#include "ring_deps.h"		/* hook: rdeps */
 #include "ring_sched.h"
 #include "ring_unique.h"
 
@@ -111,6 +112,9 @@ AwaRingUniqueReserve awa_ring_unique_reserve;
 
 /* hook: rflow -- set by awa_ring_flow_init (ring_flow.h) */
 AwaRingFlowHooks awa_ring_flow_hooks;
+
+/* hook: rdeps -- set by awa_ring_deps_init (ring_deps.h) */
+AwaRingDepsHooks awa_ring_deps_hooks;
 
 /* hook: rext -- set by awa_ring_ext_init (ring.h) */
 int			(*awa_ring_ext_cancel_parked) (Datum *values);
@@ -227,9 +231,9 @@ awa_ring_check_name(text *t, const char *field)
  *				   concurrency_key)
  *
  * awa_insert's signature, read and checked by its code (insert.c), so that
- * both refuse the same input with the same errors.  Not on the ring yet:
- * "after" (0A000 when it names jobs).  A job's timeout, group_id and
- * concurrency_key are kept on its rows; the claim does not read them yet.
+ * both refuse the same input with the same errors.  "after" and group_id:
+ * ring_deps.c (hook: rdeps).  A job's timeout and concurrency_key are kept
+ * on its rows; the claim does not read them yet.
  * ---------------------------------------------------------------------
  */
 Datum
@@ -259,10 +263,9 @@ awa_ring_insert_job(AwaJob *job_in)
 	bool		scheduled;
 	bool		isnull;
 
+	/* hook: rdeps: parents locked and read (23503); a waiting job is parked (ring_deps.c) */
 	if (job.deps != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("awa.ring_insert: after is not supported on the ring yet")));
+		awa_ring_deps_hooks.before_insert(&job);
 	run_at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -307,6 +310,9 @@ awa_ring_insert_job(AwaJob *job_in)
 				 errmsg("awa.ring_insert: the ring has no open slot")));
 	if (id == 0)
 		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	/* hook: rdeps: the job's edges and its group membership (ring_deps.c) */
+	if (job.deps != NULL || job.group_id != NULL)
+		awa_ring_deps_hooks.after_insert(&job, id);
 	/* the pin: the floor of this lane must not pass the job once committed */
 	awa_floor_note(awa_ring_lane(job.queue), run_at);
 	/* hook: rwait: waiters of the lane are woken at commit (a job due later: one looks again) */

@@ -56,7 +56,8 @@
  * place calls awa_running_freed, and at commit one waiter at a limit per
  * queue or lane is woken to count again (hook: rflow in ring_read.c).
  * Resuming a queue, and changing its limit or rate, wakes its ring waiters
- * as its awa.jobs waiters (hook: rflow in job.c's awa_queue_opened).
+ * as its awa.jobs waiters (hook: rflow in job.c's awa_queue_opened, which
+ * wakes the queue's ring lane itself: job.c may not call this file).
  *
  *-------------------------------------------------------------------------
  */
@@ -393,13 +394,4 @@ awa_ring_flow_probe_read(AwaRingFlowProbe *out)
 {
 	*out = probe;
 	probe_armed = false;
-}
-
-void
-awa_ring_flow_opened(const char *queue)
-{
-	char	   *lane = psprintf("%s%s", RING_LANE_PREFIX, queue);
-
-	awa_lane_available(lane, true);
-	pfree(lane);
 }

@@ -88,11 +88,4 @@ typedef struct AwaRingFlowProbe
 extern void awa_ring_flow_probe_arm(void);
 extern void awa_ring_flow_probe_read(AwaRingFlowProbe *out);
 
-/*
- * hook: rflow -- awa_resume_queue, awa_set_queue_limit, awa_set_queue_rate,
- * awa_forget_queue (job.c's awa_queue_opened): the queue's ring waiters are
- * woken at commit as its awa.jobs waiters are.
- */
-extern void awa_ring_flow_opened(const char *queue);
-
 #endif							/* AWA_RING_FLOW_H */

@@ -1108,7 +1108,7 @@ AS 'MODULE_PATHNAME', 'awa_ring_insert'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_insert(text, jsonb, text, integer, integer, timestamptz, text[], jsonb, boolean, boolean,
 		interval, awa.job_state[], interval, text, bigint[], text, text)
-	IS 'internal (the ring): enqueue a job as a ready row of the open slot (a scheduled row when due later); arguments and errors as awa_insert''s (after naming jobs: 0A000, not on the ring yet); returns its id, or for a unique job whose key is held the holder''s id (nothing inserted)';
+	IS 'internal (the ring): enqueue a job as a ready row of the open slot (a scheduled row when due later); arguments and errors as awa_insert''s (after: ring jobs only, 23503 for another id; ring_deps.c); returns its id, or for a unique job whose key is held the holder''s id (nothing inserted)';
 
 CREATE FUNCTION awa.ring_claim(
 	queue text,
@@ -1729,6 +1729,111 @@ ALTER TABLE awa.scheduled ADD COLUMN timeout interval, ADD COLUMN group_id text,
 COMMENT ON COLUMN awa.ready.timeout IS 'the hard limit of each attempt (awa_insert''s timeout), or NULL';
 COMMENT ON COLUMN awa.ready.group_id IS 'the group the job belongs to (awa_insert''s group_id), or NULL';
 COMMENT ON COLUMN awa.ready.concurrency_key IS 'the job''s per-key limit key (awa_insert''s concurrency_key), or NULL';
+
+-- The ring: dependencies and groups (ring_deps.c; docs/storage.md, "Step 5: dependencies and groups on the ring") --
+-- Side tables of their own (awa.jobs' dependency and group tables and triggers never see a ring job).  A dependent
+-- that waits is a scheduled row at run_at 9999-12-30 UTC, never due; the trigger on awa.done releases (promotes)
+-- or cancels it when its parents end for good, and enqueues a ring group's callback when its last job ends.
+CREATE TABLE awa.ring_dependencies (
+	job_id		bigint NOT NULL,
+	parent_id	bigint NOT NULL,
+	satisfied	boolean NOT NULL DEFAULT false,
+	PRIMARY KEY (job_id, parent_id)
+);
+-- the finishing trigger: a probe per statement that ends jobs, for their edges not yet satisfied
+CREATE INDEX ring_dependencies_parent_idx ON awa.ring_dependencies (parent_id) WHERE NOT satisfied;
+COMMENT ON TABLE awa.ring_dependencies
+	IS 'internal (the ring, not in use yet): one row per ring job and ring job it runs after (parent); satisfied: the parent completed, or failed or was cancelled under the policy run';
+
+CREATE TABLE awa.ring_dependents (
+	job_id				bigint PRIMARY KEY,
+	waiting_for			integer NOT NULL,
+	on_parent_failure	text NOT NULL,
+	run_at				timestamptz,
+	CONSTRAINT ring_dependents_waiting_for CHECK (waiting_for >= 0),
+	CONSTRAINT ring_dependents_on_parent_failure CHECK (on_parent_failure IN ('cancel', 'run', 'wait'))
+);
+COMMENT ON TABLE awa.ring_dependents
+	IS 'internal (the ring, not in use yet): one row per ring job that runs after others: how many parents it still waits for, its policy for a failed or cancelled parent, the run_at its producer asked for';
+
+CREATE TABLE awa.ring_group_jobs (
+	job_id		bigint PRIMARY KEY,
+	group_id	text NOT NULL
+);
+-- a group's members newest first (the finished check stops at the first unfinished one), and its stats
+CREATE INDEX ring_group_jobs_group_idx ON awa.ring_group_jobs (group_id, job_id);
+COMMENT ON TABLE awa.ring_group_jobs
+	IS 'internal (the ring, not in use yet): one row per ring job enqueued with a group_id';
+
+CREATE TABLE awa.ring_group_callbacks (
+	group_id		text PRIMARY KEY,
+	kind			text NOT NULL,
+	args			jsonb NOT NULL,
+	queue			text NOT NULL,
+	priority		smallint NOT NULL,
+	max_attempts	smallint NOT NULL,
+	metadata		jsonb NOT NULL,
+	registered_at	timestamptz NOT NULL DEFAULT now(),
+	finished_at		timestamptz,
+	callback_job_id	bigint
+);
+COMMENT ON TABLE awa.ring_group_callbacks
+	IS 'internal (the ring, not in use yet): the ring job to enqueue when every ring job of a group has finished (awa.ring_group_on_finish); callback_job_id and finished_at are set when it is enqueued';
+
+CREATE FUNCTION awa.ring_deps_finished()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_ring_deps_finished'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_deps_finished()
+	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.done: ring jobs that completed, failed or were cancelled release or cancel the ring jobs that run after them, and may finish their groups (the callback job)';
+CREATE TRIGGER done_ring_deps AFTER INSERT ON awa.done REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_deps_finished();
+
+CREATE FUNCTION awa.ring_parent_results(job_id bigint)
+RETURNS TABLE (
+	parent_id		bigint,
+	kind			text,
+	state			awa.job_state,
+	satisfied		boolean,
+	result			jsonb,
+	finalized_at	timestamptz)
+AS 'MODULE_PATHNAME', 'awa_ring_parent_results'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION awa.ring_parent_results(bigint)
+	IS 'internal (the ring): the ring jobs a ring job runs after, in id order: kind, state, satisfied, result (the completion''s payload) and finalized_at, as awa_parent_results; kind and state NULL for a parent the ring no longer holds; 22023 for a NULL job_id';
+
+CREATE FUNCTION awa.ring_group_stats(group_id text)
+RETURNS TABLE (
+	total				bigint,
+	scheduled			bigint,
+	available			bigint,
+	running				bigint,
+	completed			bigint,
+	retryable			bigint,
+	failed				bigint,
+	cancelled			bigint,
+	waiting_external	bigint,
+	unfinished			bigint,
+	callback_job_id		bigint,
+	finished_at			timestamptz)
+AS 'MODULE_PATHNAME', 'awa_ring_group_stats'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION awa.ring_group_stats(text)
+	IS 'internal (the ring): one row, the ring jobs of a group by state at the caller''s snapshot and its ring callback''s job id and time, as awa_group_stats; 22023 for a NULL group_id or one not 1 to 200 characters';
+
+CREATE FUNCTION awa.ring_group_on_finish(
+	group_id text,
+	kind text,
+	args jsonb DEFAULT '{}',
+	queue text DEFAULT 'default',
+	priority integer DEFAULT 2,
+	max_attempts integer DEFAULT 25,
+	metadata jsonb DEFAULT '{}')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_ring_group_on_finish'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)
+	IS 'internal (the ring): enqueue a ring job (awa.ring_insert; metadata gains finished_group) once every ring job of the group has finished, as awa_group_on_finish; returns its id when none is unfinished now, else NULL; 22023 on a NULL argument or a bad field, 42710 if the group has a ring callback already';
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row

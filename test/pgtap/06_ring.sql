@@ -63,8 +63,8 @@ SELECT throws_ok($$SELECT awa.ring_insert('k', timeout => '0')$$, '22023', NULL,
 SELECT throws_ok($$SELECT awa.ring_insert('k', group_id => '')$$, '22023', NULL, 'empty group_id');
 SELECT throws_ok($$SELECT awa.ring_insert('k', concurrency_key => repeat('c', 201))$$, '22023', NULL,
 	'concurrency_key too long');
-SELECT throws_ok($$SELECT awa.ring_insert('k', after => '{1}')$$, '0A000',
-	'awa.ring_insert: after is not supported on the ring yet', 'after: not on the ring yet');
+SELECT throws_ok($$SELECT awa.ring_insert('k', after => '{1}')$$, '23503',
+	'job 1 named in after does not exist in the ring', 'after: a parent the ring does not hold');
 SELECT throws_ok($$SELECT awa.ring_insert('k', run_at => 'infinity')$$, '22023', NULL, 'infinite run_at');
 SELECT throws_ok($$SELECT * FROM awa.ring_claim('q', 0)$$, '22023', NULL, 'batch 0');
 SELECT throws_ok($$SELECT * FROM awa.ring_claim('q', 1, '0')$$, '22023', 'lease must be positive', 'lease 0');
