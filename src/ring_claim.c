@@ -57,13 +57,19 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "partitioning/partdesc.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -162,6 +168,62 @@ ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 	awa_floor_probe_read(first, found);
 	/* hook: sched: scheduled rows are waiting jobs at their run_at too */
 	awa_ring_sched_hooks.probe(scan, arg, first, found);
+}
+
+/*
+ * Lock every partition of awa.ready, awa.claims and awa.done (ACCESS
+ * SHARE, to the end of the transaction, as the claim's statements would)
+ * before any snapshot of the claim is taken.  A claim that comes while
+ * awa.ring_reclaim holds a slot's partitions (ring_slots.c, step 3) waits
+ * here, not inside a statement whose snapshot predates the carry, so none
+ * of its statements misses the carried jobs.  From the relation cache: no
+ * catalog reads once cached.
+ */
+static void
+ring_lock_partitions(void)
+{
+	static const char *const parents[] = {"ready", "claims", "done"};
+	Oid			nsp = get_namespace_oid("awa", false);
+	int			k;
+
+	for (k = 0; k < lengthof(parents); k++)
+	{
+		Oid			relid = get_relname_relid(parents[k], nsp);
+		Relation	rel;
+		PartitionDesc pd;
+		int			i;
+
+		if (!OidIsValid(relid))
+			elog(ERROR, "awa.ring_claim: awa.%s is missing", parents[k]);
+		rel = relation_open(relid, AccessShareLock);
+		pd = RelationGetPartitionDesc(rel, false);
+		for (i = 0; i < pd->nparts; i++)
+			LockRelationOid(pd->oids[i], AccessShareLock);
+		relation_close(rel, NoLock);
+	}
+}
+
+/*
+ * After awa_floor_begin(_many) of queue qi: lower its floors to the jobs
+ * this transaction wrote there itself (their pin comes at commit; until
+ * then only this claim can see them, and a floor raised past them, or to
+ * the end, by another claim must not hide them from it).
+ */
+static void
+ring_floors_own(RingClaim *c, int qi)
+{
+	AwaFloorScan *scan = &c->scans[qi];
+	TimestampTz own = awa_floor_written_min(c->qs[qi].lane);
+	int			p;
+
+	if (own == DT_NOEND)
+		return;
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		if (scan->floors[p].run_at >= own)
+		{
+			scan->floors[p].run_at = own;
+			scan->floors[p].id = PG_INT64_MIN;
+		}
 }
 
 /*
@@ -391,6 +453,9 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 	int		   *nread = palloc(sizeof(int) * nr);
 	int		   *given = palloc(sizeof(int) * c->nq);
 	bool	   *live_q = palloc0(sizeof(bool) * c->nq);
+	int64	   *skipped = NULL;	/* rows another transaction held locked (SKIP LOCKED) */
+	int			nskipped = 0;
+	int			maxskipped = 0;
 	int			active = 0;
 	int			left = c->batch - c->got;
 	int			per_range;
@@ -464,7 +529,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			RingQueue  *q = &c->qs[r->qi];
 			AwaFloorScan *scan = &c->scans[r->qi];
 
-			lim[k] = (int) Min(per_range, q->cap - q->taken);
+			lim[k] = per_range;
 			nread[k] = 0;
 			rq[nrun] = PointerGetDatum(q->queue);
 			rp[nrun] = Int32GetDatum(r->p);
@@ -524,9 +589,9 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 				}
 			}
 		}
+		/* ranges read to their limit: they may hold more (read again if short) */
 		for (k = 0; k < nr; k++)
-			if (nread[k] >= lim[k] && lim[k] > 0 &&
-				c->qs[ranges[k].qi].cap - c->qs[ranges[k].qi].taken > lim[k])
+			if (nread[k] >= lim[k])
 				cut++;
 		qsort(cands, ncand, sizeof(RingCand), cand_cmp);
 
@@ -543,7 +608,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 
 			if (have_frontier && cand_cmp(cd, &frontier) > 0)
 				break;
-			if (given[qi] >= c->qs[qi].cap - c->qs[qi].taken)
+			if (given[qi] >= c->qs[qi].cap - c->qs[qi].taken || ring_won(skipped, nskipped, cd->id))
 				continue;
 			given[qi]++;
 			cslots[nchosen] = SPI_getbinval(cd->tuple, tt->tupdesc, CAND_SLOT, &isnull);
@@ -578,6 +643,33 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 				slots[i] = SPI_getbinval(t, tt->tupdesc, CAND_SLOT, &isnull);
 				ids[i] = SPI_getbinval(t, tt->tupdesc, CAND_ID, &isnull);
 				leases[i] = SPI_getbinval(t, tt->tupdesc, CAND_LEASE, &isnull);
+			}
+			/*
+			 * The rows tried and not locked (held by another transaction):
+			 * every one chosen when fewer than want were locked, else those
+			 * before the last one locked.  Later rounds pass over them, as
+			 * SKIP LOCKED would, rather than try them again.
+			 */
+			{
+				int			tried = nlocked < (uint64) want ? nchosen : locked[nlocked - 1] + 1;
+				int			t;
+
+				for (t = 0; t < tried; t++)
+				{
+					bool		got_it = false;
+
+					for (i = 0; i < nlocked && !got_it; i++)
+						got_it = (locked[i] == t);
+					if (got_it)
+						continue;
+					if (nskipped == maxskipped)
+					{
+						maxskipped = Max(16, maxskipped * 2);
+						skipped = skipped ? repalloc(skipped, sizeof(int64) * maxskipped) :
+							palloc(sizeof(int64) * maxskipped);
+					}
+					skipped[nskipped++] = chosen[t]->id;
+				}
 			}
 			if (nlocked > 0)
 			{
@@ -751,7 +843,9 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	ring_claim_queues_init(&c, &queue, 1);
 
 	SPI_connect();
+	ring_lock_partitions();
 	awa_floor_begin(&c.scans[0], c.qs[0].lane);
+	ring_floors_own(&c, 0);
 	/* hook: rwait: a rollback of these claims wakes the lane's waiters (wake.c) */
 	awa_lane_claim_begins(c.qs[0].lane);
 	/* hook: sched: due scheduled rows of the queue become ready rows first */
@@ -897,6 +991,7 @@ awa_ring_claim_queues(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
+	ring_lock_partitions();
 	if (PG_ARGISNULL(0))
 		names = ring_queues_with_rows(&n);
 	ring_claim_queues_init(&c, names, n);
@@ -910,6 +1005,8 @@ awa_ring_claim_queues(PG_FUNCTION_ARGS)
 			awa_lane_claim_noted(lanes[i], 0);
 		}
 		awa_floor_begin_many(c.scans, lanes, n);
+		for (i = 0; i < n; i++)
+			ring_floors_own(&c, i);
 		/* hook: sched: due scheduled rows of the queues become ready rows first */
 		for (i = 0; i < n; i++)
 			if (c.qs[i].cap > 0)

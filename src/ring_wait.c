@@ -272,7 +272,7 @@ ring_claim_wait_common(FunctionCallInfo fcinfo, bool several)
 	int64		wait_us;
 	int32		batch;
 	bool		nonatomic;
-	const char **lanes;
+	const char **lanes = NULL;
 	int			nlanes = 1;
 	Datum		jobs;
 	bool		jobs_null = true;
