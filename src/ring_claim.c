@@ -34,7 +34,7 @@
  * claim short while ranges were cut reads again, further.
  *
  * Floors.  Each range starts at its (queue, priority) floor, and the
- * floors are raised after the claim by ring_probe under the snapshot taken
+ * floors are raised after the claim by ring_probe_all under the snapshot taken
  * before it (floor.c): aging changes only which run_at range of a priority
  * a level reads, and within a priority the levels read run_at in order,
  * so a floor stays at or below the first job of its priority not taken.
@@ -50,8 +50,7 @@
  * rows.  Each queue's take is capped by its allowance, known before its
  * candidates are read (hook: rflow: per-queue cap; the batch until
  * then).  Their floors are read together under one snapshot
- * (awa_floor_begin_many) and raised every few jobs of each queue
- * (awa_floor_defer), as claim.c's claim over several queues does.
+ * (awa_floor_begin_many) and raised by one probe for all of them.
  *
  *-------------------------------------------------------------------------
  */
@@ -118,6 +117,8 @@ typedef struct RingClaim
 	bool		worker_null;
 	TimestampTz at;				/* the claim's time: now() */
 	int64		aging_us;		/* awa.priority_aging_interval; 0: off */
+	bool		wrote;			/* it has written receipts (or read with locks) */
+	struct RingProbed *seen;	/* per queue: the first ready rows its first read saw */
 } RingClaim;
 
 /* A live range of a level: priority p of queue qi, run_at in (lo, hi]. */
@@ -138,36 +139,128 @@ typedef struct RingCand
 	int			range;			/* index in the level's ranges */
 } RingCand;
 
+/* What the floor probe found for one queue: per priority the first waiting row. */
+typedef struct RingProbed
+{
+	AwaFloorKey first[AWA_FLOOR_PRIORITIES];
+	bool		found[AWA_FLOOR_PRIORITIES];
+} RingProbed;
+
 /*
- * The floor probe of a ring lane: for each priority the claim took jobs
- * of (or asks about), the first ready row at or above the floor it started
- * from whose attempt has no receipt, as the claim's snapshot (taken before
- * its statements) sees it.  arg: the queue (text).  Caller is in SPI.
+ * The floor probe of every queue of the claim, in one statement: for each
+ * (queue, priority) the claim took jobs of or asks about, the first waiting
+ * row at or above the floor it started from, as the claim's floor snapshot
+ * (taken before its statements, shared by its queues) sees it: a ready row
+ * whose attempt has no receipt (nor a done row: hook: sched, cancel), or a
+ * scheduled row (ring_sched.c: waiting jobs at their run_at too).  Into
+ * probed[i] for queue i.  Caller is in SPI.
  */
 static void
-ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
+ring_probe_all(RingClaim *c, RingProbed *probed)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-	Datum		values[4];
+	static const Oid argtypes[] = {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, BOOLARRAYOID};
+	int			max = c->nq * AWA_FLOOR_PRIORITIES;
+	Datum	   *rd = palloc(sizeof(Datum) * max);
+	Datum	   *q = palloc(sizeof(Datum) * max);
+	Datum	   *pr = palloc(sizeof(Datum) * max);
+	Datum	   *fr = palloc(sizeof(Datum) * max);
+	Datum	   *fi = palloc(sizeof(Datum) * max);
+	int		   *qi = palloc(sizeof(int) * max);
+	Datum		values[5];
+	Snapshot	snap = NULL;
+	int			n = 0;
+	uint64		k;
+	int			i;
+	int			p;
 
-	if (!awa_floor_probe_args(scan, arg, values, found))
+	for (i = 0; i < c->nq; i++)
+	{
+		AwaFloorScan *scan = &c->scans[i];
+
+		probed[i] = c->seen[i];
+		if (scan->lane < 0)
+			continue;
+		snap = scan->snapshot;
+		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		{
+			if (!scan->taken[p] && !scan->ask[p])
+				continue;
+			q[n] = PointerGetDatum(c->qs[i].queue);
+			pr[n] = Int32GetDatum(p + 1);
+			fr[n] = TimestampTzGetDatum(scan->floors[p].run_at);
+			fi[n] = Int64GetDatum(scan->floors[p].id);
+			/* the ready half: unless the claim's first read saw it (claim_rounds) */
+			rd[n] = BoolGetDatum(!c->seen[i].found[p]);
+			qi[n++] = i;
+		}
+	}
+	if (n == 0)
 		return;
 	awa_plan(&plan,
-			 "SELECT f.p, w.run_at, w.id"
-			 " FROM unnest($2, $3, $4) AS f(p, fr, fi) CROSS JOIN LATERAL"
+			 "SELECT f.k::integer, f.p, w.run_at, w.id"
+			 " FROM unnest($1, $2, $3, $4, $5) WITH ORDINALITY AS f(q, p, fr, fi, r, k) CROSS JOIN LATERAL"
 			 " (SELECT r.run_at, r.id FROM awa.ready r"
-			 "  WHERE r.queue = $1 AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
+			 "  WHERE r.queue = f.q AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
 			 "  AND r.run_at > '-infinity'"	/* the claim index's predicate (awa.sql) */
 			 "  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
 			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
 			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched */
-			 "  ORDER BY r.run_at, r.id LIMIT 1) w",
-			 4, argtypes);
-	awa_ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
-	awa_floor_probe_read(first, found);
-	/* hook: sched: scheduled rows are waiting jobs at their run_at too */
-	awa_ring_sched_hooks.probe(scan, arg, first, found);
+			 "  ORDER BY r.run_at, r.id LIMIT 1) w"
+			 " WHERE f.r"
+			 " UNION ALL"
+			 /* hook: sched: scheduled rows are waiting jobs at their run_at too */
+			 " SELECT f.k::integer, f.p, w.run_at, w.id"
+			 " FROM unnest($1, $2, $3, $4, $5) WITH ORDINALITY AS f(q, p, fr, fi, r, k) CROSS JOIN LATERAL"
+			 " (SELECT s.run_at, s.id FROM awa.scheduled s"
+			 "  WHERE s.queue = f.q AND s.priority = f.p AND (s.run_at, s.id) >= (f.fr, f.fi)"
+			 "  ORDER BY s.run_at, s.id LIMIT 1) w",
+			 5, argtypes);
+	values[0] = PointerGetDatum(construct_array(q, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(pr, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(fr, n, TIMESTAMPTZOID, sizeof(TimestampTz),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_array(fi, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[4] = PointerGetDatum(construct_array(rd, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+	awa_ring_run(plan, values, NULL, snap, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
+	for (k = 0; k < SPI_processed; k++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[k];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			e = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull)) - 1;
+		int			pp = DatumGetInt32(SPI_getbinval(row, desc, 2, &isnull)) - 1;
+		AwaFloorKey key;
+		RingProbed *r;
+
+		if (e < 0 || e >= n || pp < 0 || pp >= AWA_FLOOR_PRIORITIES)
+			elog(ERROR, "awa.ring_claim: floor probe returned a row of no range");
+		key.run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 3, &isnull));
+		key.id = DatumGetInt64(SPI_getbinval(row, desc, 4, &isnull));
+		r = &probed[qi[e]];
+		if (!r->found[pp] || key.run_at < r->first[pp].run_at ||
+			(key.run_at == r->first[pp].run_at && key.id < r->first[pp].id))
+		{
+			r->first[pp] = key;
+			r->found[pp] = true;
+		}
+	}
+}
+
+/* AwaFloorProbe of one queue: what ring_probe_all found for it (arg: its RingProbed). */
+static void
+ring_probed(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
+{
+	RingProbed *r = (RingProbed *) DatumGetPointer(arg);
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+	{
+		found[p] = r->found[p];
+		if (found[p])
+			first[p] = r->first[p];
+	}
 }
 
 /*
@@ -382,6 +475,7 @@ claim_direct(RingClaim *c, const RingRange *r)
 		cvals[4] = Int32GetDatum(want);
 		cvals[5] = TimestampTzGetDatum(r->hi);
 		cvals[6] = TimestampTzGetDatum(r->lo);
+		c->wrote = true;
 		/* the newest snapshot, also in REPEATABLE READ (see ring.c's head) */
 		ncand = awa_ring_run(cand_plan, cvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 							 "awa.ring_claim: candidates");
@@ -490,10 +584,14 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			active++;
 		}
 	/*
-	 * Candidates per range: twice each queue's share of what is left and
-	 * two more, at most what is left (claim.c's multi-queue claim's rule).
+	 * Candidates per range: each queue's share of what is left and two
+	 * more, at most what is left.  (claim.c reads twice the share and two
+	 * more from awa.jobs' index in C; here every candidate read costs two
+	 * probes, of its receipt and its done row, so reading less pays: a
+	 * claimer that finds the head locked by another reads further in a
+	 * second round.)
 	 */
-	per_range = Min(left, 2 * ((left + active - 1) / active) + 2);
+	per_range = Min(left, (left + active - 1) / active + 2);
 
 	for (;;)
 	{
@@ -569,6 +667,27 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 				elog(ERROR, "awa.ring_claim: candidate of no range");
 			nread[cd->range]++;
 		}
+		/*
+		 * The claim's first read, before it wrote anything: the first row of
+		 * each range (read from its floor, any run_at up to hi) is what the
+		 * floor probe would find among the ready rows (ring_probe_all),
+		 * under a snapshot taken after the floors were read (ring_seen).
+		 */
+		if (!c->wrote)
+			for (i = 0; i < ncand; i++)
+			{
+				RingCand   *cd = &cands[i];
+				struct RingProbed *sn = &c->seen[ranges[cd->range].qi];
+				int			pp = ranges[cd->range].p - 1;
+
+				if (ranges[cd->range].lo == DT_NOBEGIN && !sn->found[pp])
+				{
+					sn->first[pp].run_at = cd->run_at;
+					sn->first[pp].id = cd->id;
+					sn->found[pp] = true;
+				}
+			}
+
 		/* the ranges cut at their limit while their queue allows more: the frontier */
 		for (i = 0; i < ncand; i++)
 		{
@@ -621,6 +740,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			lvals[1] = PointerGetDatum(construct_array(ctids, nchosen, TIDOID, sizeof(ItemPointerData),
 													   false, TYPALIGN_SHORT));
 			lvals[2] = Int32GetDatum(want);
+			c->wrote = true;
 			nlocked = awa_ring_run(lock_plan, lvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 								   "awa.ring_claim: locks");
 			if (nlocked > (uint64) want)
@@ -736,12 +856,17 @@ ring_claim_levels(RingClaim *c)
 /*
  * The floors after the claim: ask about the priorities of each queue that
  * gave nothing (floor.c raises one that holds no waiting job to the end),
- * raise those taken (with several queues, every few jobs of each queue:
- * awa_floor_defer), release the snapshot.
+ * raise those taken, all with one probe (ring_probe_all); release the
+ * snapshots.  Every claim raises the floors of what it took, also over
+ * several queues (claim.c's multi-queue claim defers that): on the ring a
+ * claimed row stays in the claim index until its slot is reclaimed, and
+ * each one left below a floor would cost every later read of its range a
+ * receipt probe.
  */
 static void
 ring_claim_floors(RingClaim *c)
 {
+	RingProbed *probed = palloc(sizeof(RingProbed) * Max(c->nq, 1));
 	int			i;
 	int			p;
 
@@ -752,10 +877,10 @@ ring_claim_floors(RingClaim *c)
 		for (p = 1; p <= AWA_FLOOR_PRIORITIES; p++)
 			scan->ask[p - 1] = scan->lane >= 0 && c->qs[i].cap > 0 &&
 				!c->qs[i].yielded[p - 1] && !awa_floor_at_end(scan, p);
-		if (c->nq > 1)
-			awa_floor_defer(scan, c->qs[i].taken);
-		awa_floor_end_with(scan, c->qs[i].lane, ring_probe, PointerGetDatum(c->qs[i].queue));
 	}
+	ring_probe_all(c, probed);
+	for (i = 0; i < c->nq; i++)
+		awa_floor_end_with(&c->scans[i], c->qs[i].lane, ring_probed, PointerGetDatum(&probed[i]));
 }
 
 /*
@@ -802,6 +927,8 @@ ring_claim_queues_init(RingClaim *c, text **names, int n)
 
 	c->nq = n;
 	c->qs = palloc0(sizeof(RingQueue) * Max(n, 1));
+	c->seen = palloc0(sizeof(struct RingProbed) * Max(n, 1));
+	c->wrote = false;
 	c->scans = palloc0(sizeof(AwaFloorScan) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
