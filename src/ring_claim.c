@@ -82,6 +82,18 @@
 /* ring_claim's result columns */
 #define RING_CLAIM_NATTS	8
 
+/*
+ * The conditions on a ready row r (of awa.ready r) of the claim's
+ * statements and its floor probe: the claim index's predicate (awa.sql),
+ * and no receipt of the attempt the row gives (run_lease + 1), nor a done
+ * row for it (hook: sched: cancelled).  One probe of each by its key.
+ */
+#define RING_UNCLAIMED_SQL \
+	" AND r.run_at > '-infinity'" \
+	" AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id" \
+	" AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL" \
+	RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")
+
 PG_FUNCTION_INFO_V1(awa_ring_claim);
 PG_FUNCTION_INFO_V1(awa_ring_claim_queues);
 
@@ -202,10 +214,7 @@ ring_probe_all(RingClaim *c, RingProbed *probed)
 			 " FROM unnest($1, $2, $3, $4, $5) WITH ORDINALITY AS f(q, p, fr, fi, r, k) CROSS JOIN LATERAL"
 			 " (SELECT r.run_at, r.id FROM awa.ready r"
 			 "  WHERE r.queue = f.q AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
-			 "  AND r.run_at > '-infinity'"	/* the claim index's predicate (awa.sql) */
-			 "  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
-			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
-			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched */
+			 RING_UNCLAIMED_SQL
 			 "  ORDER BY r.run_at, r.id LIMIT 1) w"
 			 " WHERE f.r"
 			 " UNION ALL"
@@ -446,10 +455,7 @@ claim_direct(RingClaim *c, const RingRange *r)
 			 " FROM awa.ready r"
 			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
 			 " AND r.run_at <= $6 AND r.run_at > $7"	/* the level's range */
-			 " AND r.run_at > '-infinity'"	/* the claim index's predicate */
-			 " AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
-			 "      AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
-			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched (cancel) */
+			 RING_UNCLAIMED_SQL
 			 " ORDER BY r.run_at, r.id LIMIT $5"
 			 " FOR UPDATE OF r SKIP LOCKED",
 			 7, cand_types);
@@ -564,10 +570,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			 "  FROM awa.ready r"
 			 "  WHERE r.queue = g.q AND r.priority = g.p AND (r.run_at, r.id) >= (g.fr, g.fi)"
 			 "  AND r.run_at <= g.hi AND r.run_at > g.lo"	/* the level's range */
-			 "  AND r.run_at > '-infinity'"	/* the claim index's predicate */
-			 "  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
-			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
-			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched (cancel) */
+			 RING_UNCLAIMED_SQL
 			 "  ORDER BY r.run_at, r.id LIMIT g.n) r",
 			 7, read_types);
 	/* lock in the order given, as the LIMIT pulls them: only rows handed out stay locked */
@@ -591,6 +594,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 	 * claimer that finds the head locked by another reads further in a
 	 * second round.)
 	 */
+	active = Max(active, 1);
 	per_range = Min(left, (left + active - 1) / active + 2);
 
 	for (;;)
@@ -978,6 +982,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	/* hook: sched: due scheduled rows of the queue become ready rows first */
 	awa_ring_sched_hooks.promote_lane(queue, &c.scans[0], c.batch);
 	ring_claim_levels(&c);
+	/* hook: rflow: per-queue end -- what the queue's allowance gave and the claim took: c.qs[0].taken */
 	ring_claim_floors(&c);
 	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
 	awa_claim_ends(c.got, c.got == c.batch);
@@ -1139,6 +1144,7 @@ awa_ring_claim_queues(PG_FUNCTION_ARGS)
 			if (c.qs[i].cap > 0)
 				awa_ring_sched_hooks.promote_lane(c.qs[i].queue, &c.scans[i], (int) Min(c.qs[i].cap, c.batch));
 		ring_claim_levels(&c);
+		/* hook: rflow: per-queue end -- for each queue i: c.qs[i].taken */
 		ring_claim_floors(&c);
 		for (i = 0; i < n; i++)
 			if (c.qs[i].taken > 0)
