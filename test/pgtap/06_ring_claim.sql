@@ -9,7 +9,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(43);
+SELECT plan(46);
 
 CREATE FUNCTION pg_temp.claim_wait(q text[], b integer DEFAULT 1, wt interval DEFAULT '0')
 RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -137,6 +137,17 @@ SELECT is((SELECT jsonb_agg((j->>'queue') || ':' || (j->'args'->>'n')) FROM json
 		pg_temp.claim_wait(NULL, 2)) j),
 	'["ag:h", "ag:h"]'::jsonb, 'wait 0 over every queue: the next of all of them');
 SELECT is(pg_temp.claim_wait(ARRAY['nothing']), NULL, 'nothing to claim: jobs NULL');
+ROLLBACK TO aging;
+
+-- the several-queue claim promotes due scheduled rows of its queues first (one statement for all of them)
+SELECT is((SELECT count(awa.ring_insert('k', jsonb_build_object('n', n), q, run_at => now() + interval '1 hour'))
+	FROM (VALUES ('s1', 'sa'), ('s2', 'sb'), ('s3', 'sb')) v(n, q)), 3::bigint, 'three jobs due later in two queues');
+UPDATE awa.scheduled SET run_at = now() - interval '1 minute' WHERE args->>'n' IN ('s2', 's3');
+UPDATE awa.scheduled SET run_at = now() - interval '2 minutes' WHERE args->>'n' = 's3';
+SELECT is(pg_temp.ring_many(ARRAY['sa', 'sb']), ARRAY['sb:s3', 'sb:s2'],
+	'the two now due are promoted and claimed in order; the other waits');
+SELECT is((SELECT array_agg(args->>'n') FROM awa.scheduled WHERE queue IN ('sa', 'sb')), ARRAY['s1'],
+	'it is still scheduled');
 ROLLBACK TO aging;
 
 -- this transaction's own jobs behind a floor: the queue's floors went to the end (nothing waiting), then a job
