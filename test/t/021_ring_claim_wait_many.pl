@@ -88,13 +88,13 @@ is(q1("SELECT count(*) FROM awa.claims c JOIN awa.ready r ON r.id = c.job_id WHE
 
 # 3. two of its queues in one commit: both jobs, in claim order
 $s = waiter('w-two', $three, '30 s', 5);
-q1("SELECT awa.ring_insert('k', '{\"n\": 4}', 'mc', run_at => now() - interval '2 minutes');"
-	  . " SELECT awa.ring_insert('k', '{\"n\": 5}', 'ma', run_at => now() - interval '3 minutes')");
+q1("BEGIN; SELECT awa.ring_insert('k', '{\"n\": 4}', 'mc', run_at => now() - interval '2 minutes');"
+	  . " SELECT awa.ring_insert('k', '{\"n\": 5}', 'ma', run_at => now() - interval '3 minutes'); COMMIT;");
 is(done($s), 0, 'the CALL ends without error') or diag($s->{err});
 is(qns($s->{out}), 'ma:5,mc:4', 'jobs of two of its queues committed together: both, the older first');
 
 # 4. every queue: not published, polls
-q1("SELECT count(*) FROM awa.ring_claim('other', 10)");	# test 2's job of another queue
+q1("SELECT count(*) FROM awa.ring_claim(NULL::text[], 100)");	# what is left (test 2's job of another queue)
 $s = bg("SET application_name = 'w-every'", "CALL awa.ring_claim_wait(NULL::text[], wait => '30 s')");
 usleep(300_000);
 is(q1("SHOW awa.waiting_claimers"), '0', 'a waiter of every ring queue is not published in the wait slots');
