@@ -449,6 +449,8 @@ extern void awa_running_freed(void);
 /* hook: rwait -- the ring's lanes (ring_wait.c) in wake.c's machinery */
 extern void awa_lane_available(const char *lane, bool available);
 extern bool awa_wait_register_lane(const char *lane);
+extern bool awa_wait_register_lanes(const char *const *lanes, int n);	/* hook: rclaim */
+extern void awa_lane_claim_noted(const char *lane, int n);	/* hook: rclaim */
 extern void awa_lane_claim_begins(const char *lane);
 extern void awa_wait_sleep(long timeout_ms, bool registered);
 

@@ -450,6 +450,18 @@ awa_floor_note(const char *queue, TimestampTz run_at)
 	notes_add(&written, queue, run_at);
 }
 
+/*
+ * hook: rclaim -- the lowest run_at this transaction wrote into a waiting
+ * state in the queue (lane) so far (DT_NOEND: none): its pin is published
+ * only at commit, so a claim in the same transaction caps the floors it
+ * read by it itself (ring_claim.c), else it would pass its own jobs.
+ */
+TimestampTz
+awa_floor_written_min(const char *queue)
+{
+	return notes_min(&written, queue);
+}
+
 /* Publish this transaction's pins (at pre-commit or pre-prepare). */
 static void
 pins_publish(void)

@@ -59,5 +59,6 @@ extern bool awa_floor_probe_args(const AwaFloorScan *scan, Datum queue,
 extern void awa_floor_probe_read(AwaFloorKey *first, bool *found);
 extern Datum awa_floor_run_ats(const AwaFloorScan *scan);
 extern Datum awa_floor_ids(const AwaFloorScan *scan);
+extern TimestampTz awa_floor_written_min(const char *queue);	/* hook: rclaim */
 
 #endif							/* AWA_FLOOR_H */

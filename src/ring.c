@@ -13,7 +13,8 @@
  * per ended attempt; each LIST-partitioned by slot; awa.ring_slots names
  * the open slot.  Nothing here updates or deletes a row.
  *
- * Claim (awa.ring_claim), per priority 1..4 (no aging yet):
+ * Claim (awa.ring_claim, in ring_claim.c), per range of its levels (ring_claim.c:
+ * priority aging, several queues):
  *	1. candidates: the lane's ready rows from its floor on, due, whose
  *	   attempt (id, run_lease + 1) has no receipt the statement's snapshot
  *	   sees, in (run_at, id) order, locked FOR UPDATE SKIP LOCKED.  The
@@ -69,7 +70,6 @@
  * The wake: an insert notes its lane for wake.c (woken at commit), the
  * claim counts its jobs for a rollback (hook: rwait; the blocking claim is
  * ring_wait.c).  Pauses, queue limits and rates: ring_flow.c (hook: rflow).
- * Not here yet: aging.
  *
  *-------------------------------------------------------------------------
  */
@@ -96,11 +96,6 @@
 #include "ring_sched.h"
 #include "ring_unique.h"
 
-#define RING_MAX_BATCH		1000
-
-/* ring_claim's result columns */
-#define RING_CLAIM_NATTS	8
-
 static bool awa_ring_engine = false;
 
 /* hook: sched -- set by awa_ring_sched_init (ring_sched.h) */
@@ -120,7 +115,6 @@ AwaRingDepsHooks awa_ring_deps_hooks;
 int			(*awa_ring_ext_cancel_parked) (Datum *values);
 
 PG_FUNCTION_INFO_V1(awa_ring_insert);
-PG_FUNCTION_INFO_V1(awa_ring_claim);
 PG_FUNCTION_INFO_V1(awa_ring_complete_many);
 PG_FUNCTION_INFO_V1(awa_ring_fail);
 
@@ -321,233 +315,7 @@ awa_ring_insert_job(AwaJob *job_in)
 	return id;
 }
 
-/* ---------------------------------------------------------------------
- * awa.ring_claim(queue, batch, lease, worker)
- * ---------------------------------------------------------------------
- */
-
-/*
- * The floor probe of a ring lane: for each priority the claim took jobs
- * of, the first ready row at or above the floor it started from whose
- * attempt has no receipt, as the claim's snapshot (taken before its
- * statements) sees it.  arg: the queue (text).  Caller is in SPI.
- */
-static void
-ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
-{
-	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-	Datum		values[4];
-
-	if (!awa_floor_probe_args(scan, arg, values, found))
-		return;
-	awa_plan(&plan,
-			 "SELECT f.p, w.run_at, w.id"
-			 " FROM unnest($2, $3, $4) AS f(p, fr, fi) CROSS JOIN LATERAL"
-			 " (SELECT r.run_at, r.id FROM awa.ready r"
-			 "  WHERE r.queue = $1 AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
-			 "  AND r.run_at > '-infinity'"	/* the claim index's predicate (awa.sql) */
-			 "  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
-			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
-			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched */
-			 "  ORDER BY r.run_at, r.id LIMIT 1) w",
-			 4, argtypes);
-	awa_ring_run(plan, values, NULL, scan->snapshot, true, SPI_OK_SELECT, "awa.ring_claim: floor probe");
-	awa_floor_probe_read(first, found);
-	/* hook: sched: scheduled rows are waiting jobs at their run_at too */
-	awa_ring_sched_hooks.probe(scan, arg, first, found);
-}
-
-/* Candidate columns (step 1), in this order. */
-enum
-{
-	CAND_SLOT = 1, CAND_ID, CAND_LEASE, CAND_ATTEMPT, CAND_KIND, CAND_ARGS,
-	CAND_PRIORITY, CAND_RUN_AT
-};
-
-Datum
-awa_ring_claim(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr cand_plan = NULL;
-	static SPIPlanPtr receipt_plan = NULL;
-	static const Oid cand_types[] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID, INT4OID};
-	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	text	   *queue;
-	int32		batch;
-	Interval   *lease;
-	Datum		worker = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	char	   *lane;
-	AwaFloorScan scan;
-	AwaRingFlow flow;			/* hook: rflow */
-	int32		asked;			/* hook: rflow: the batch before flow control */
-	int			got = 0;
-	int			p;
-	int			i;
-
-	awa_ring_check_enabled("awa.ring_claim");
-	for (i = 0; i < 3; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s must not be null", (const char *[]) {"queue", "batch", "lease"}[i])));
-	queue = PG_GETARG_TEXT_PP(0);
-	batch = PG_GETARG_INT32(1);
-	lease = PG_GETARG_INTERVAL_P(2);
-	if (batch < 1 || batch > RING_MAX_BATCH)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch must be between 1 and %d", RING_MAX_BATCH)));
-	if (lease->month < 0 || lease->day < 0 || lease->time < 0 ||
-		(lease->month == 0 && lease->day == 0 && lease->time == 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lease must be positive")));
-	awa_ring_check_name(queue, "queue");
-
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	lane = awa_ring_lane(queue);
-
-	SPI_connect();
-	/* hook: rflow -- a paused queue, its concurrency limit and its rate cap the batch (ring_flow.c) */
-	asked = batch;
-	batch = (int32) awa_ring_flow_hooks.begin(queue, batch, &flow);
-	if (batch == 0)
-	{
-		awa_ring_flow_hooks.end(&flow, 0);
-		SPI_finish();
-		return (Datum) 0;
-	}
-	awa_plan(&cand_plan,
-			 "SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
-			 " r.kind, r.args, r.priority::integer, r.run_at"
-			 " FROM awa.ready r"
-			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
-			 " AND r.run_at <= now() AND r.run_at > '-infinity'"	/* the claim index's predicate */
-			 " AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
-			 "      AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
-			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")	/* hook: sched (cancel) */
-			 " ORDER BY r.run_at, r.id LIMIT $5"
-			 " FOR UPDATE OF r SKIP LOCKED",
-			 5, cand_types);
-	awa_plan(&receipt_plan,
-			 "INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)"
-			 " SELECT c.s, c.i, c.l, now(), now() + $4, $4, $5"
-			 " FROM unnest($1, $2, $3) AS c(s, i, l)"
-			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
-			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
-			 RING_NOT_DONE_SQL("c.s", "c.i", "c.l")	/* hook: sched (cancel) */
-			 " ON CONFLICT DO NOTHING RETURNING job_id",
-			 5, receipt_types);
-
-	awa_floor_begin(&scan, lane);
-	/* hook: rwait: a rollback of these claims wakes the lane's waiters (wake.c) */
-	awa_lane_claim_begins(lane);
-	/* hook: sched: due scheduled rows of the queue become ready rows first */
-	awa_ring_sched_hooks.promote_lane(queue, &scan, batch);
-	for (p = 1; p <= AWA_FLOOR_PRIORITIES && got < batch; p++)
-	{
-		while (got < batch)
-		{
-			Datum		cvals[5];
-			SPITupleTable *cand;
-			uint64		ncand;
-			uint64		nwon;
-			Datum	   *slots;
-			Datum	   *ids;
-			Datum	   *leases;
-			Datum		rvals[5];
-			char		rnulls[5] = {' ', ' ', ' ', ' ', ' '};
-			int64	   *won;
-			uint64		i;
-			uint64		j;
-
-			CHECK_FOR_INTERRUPTS();
-			cvals[0] = PointerGetDatum(queue);
-			cvals[1] = Int32GetDatum(p);
-			cvals[2] = TimestampTzGetDatum(scan.floors[p - 1].run_at);
-			cvals[3] = Int64GetDatum(scan.floors[p - 1].id);
-			cvals[4] = Int32GetDatum(batch - got);
-			/* the newest snapshot, also in REPEATABLE READ (see the head of this file) */
-			ncand = awa_ring_run(cand_plan, cvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
-							 "awa.ring_claim: candidates");
-			if (ncand == 0)
-				break;
-			cand = SPI_tuptable;
-
-			slots = palloc(sizeof(Datum) * ncand);
-			ids = palloc(sizeof(Datum) * ncand);
-			leases = palloc(sizeof(Datum) * ncand);
-			for (i = 0; i < ncand; i++)
-			{
-				bool		isnull;
-
-				slots[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_SLOT, &isnull);
-				ids[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_ID, &isnull);
-				leases[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_LEASE, &isnull);
-			}
-			rvals[0] = PointerGetDatum(construct_array(slots, ncand, INT2OID, 2, true, TYPALIGN_SHORT));
-			rvals[1] = PointerGetDatum(construct_array(ids, ncand, INT8OID, sizeof(int64),
-													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			rvals[2] = PointerGetDatum(construct_array(leases, ncand, INT8OID, sizeof(int64),
-													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			rvals[3] = IntervalPGetDatum(lease);
-			rvals[4] = worker;
-			if (PG_ARGISNULL(3))
-				rnulls[4] = 'n';
-			/* a fresh snapshot: receipts committed by whoever locked these rows before us */
-			nwon = awa_ring_run(receipt_plan, rvals, rnulls, GetLatestSnapshot(), false,
-							SPI_OK_INSERT_RETURNING, "awa.ring_claim: receipts");
-			won = palloc(sizeof(int64) * (nwon + 1));
-			for (j = 0; j < nwon; j++)
-			{
-				bool		isnull;
-
-				won[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
-													 1, &isnull));
-			}
-
-			/* the candidates that got their receipt, in claim order */
-			for (i = 0; i < ncand; i++)
-			{
-				Datum		out[RING_CLAIM_NATTS];
-				bool		outnulls[RING_CLAIM_NATTS];
-				int64		id = DatumGetInt64(ids[i]);
-				int			col;
-
-				for (j = 0; j < nwon && won[j] != id; j++)
-					;
-				if (j == nwon)
-					continue;
-				/* id, run_lease, attempt, kind, queue, args, priority, run_at */
-				out[0] = ids[i];
-				out[1] = leases[i];
-				out[2] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_ATTEMPT, &outnulls[2]);
-				out[3] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_KIND, &outnulls[3]);
-				out[4] = PointerGetDatum(queue);
-				out[5] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_ARGS, &outnulls[5]);
-				out[6] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_PRIORITY, &outnulls[6]);
-				out[7] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_RUN_AT, &outnulls[7]);
-				for (col = 0; col < RING_CLAIM_NATTS; col++)
-					if (col < 2 || col == 4)
-						outnulls[col] = false;
-				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
-				awa_floor_taken(&scan, p, DatumGetTimestampTz(out[7]));
-				got++;
-			}
-			/* fewer candidates than asked for: the lane has no more */
-			if (ncand < (uint64) DatumGetInt32(cvals[4]))
-				break;
-		}
-	}
-	awa_floor_end_with(&scan, lane, ring_probe, PointerGetDatum(queue));
-	/* hook: rflow -- unused rate reservations back; the limit's lock kept only with jobs taken */
-	awa_ring_flow_hooks.end(&flow, got);
-	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
-	awa_claim_ends(got, got == asked);	/* hook: rflow: asked, not the capped batch */
-	SPI_finish();
-	return (Datum) 0;
-}
+/* awa.ring_claim (one queue or several): ring_claim.c */
 
 /* ---------------------------------------------------------------------
  * awa.ring_complete_many(ids, run_leases)

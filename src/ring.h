@@ -10,6 +10,7 @@
 #define AWA_RING_H
 
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/snapshot.h"
 
 #define RING_LANE_PREFIX	"\001r:"
@@ -72,6 +73,13 @@ extern uint64 awa_ring_run(SPIPlanPtr plan, Datum *values, const char *nulls,
 						   Snapshot snapshot, bool read_only, int expect,
 						   const char *what);
 extern void awa_ring_check_name(text *t, const char *field);
+
+/*
+ * hook: rclaim -- the queues argument of awa.ring_claim(queues text[], ...)
+ * and its blocking form (ring_claim.c): false for NULL (every queue); else
+ * the names sorted without duplicates; 22023/22004 for a bad array.
+ */
+extern bool awa_ring_queues_arg(ArrayType *arr, text ***names, int *n);
 
 /*
  * awa_ring_counting_off: while true, the ring's counting triggers

@@ -84,22 +84,7 @@ awa_ring_sched_init(void)
 	awa_ring_sched_hooks.next = awa_ring_sched_next;
 }
 
-/*
- * Moving scheduled rows into ready rows of the open slot, in one statement:
- * RING_PROMOTE_CTES(PICK) locks the rows PICK (a SELECT of their ids,
- * locking them) picks and deletes them (d), RING_PROMOTE_INSERT writes
- * their ready rows.  Without an open slot the ready row's slot is NULL and
- * the statement fails (23502): nothing is deleted.
- */
-#define RING_PROMOTE_CTES(PICK) \
-	"s AS (" PICK ")," \
-	" d AS (DELETE FROM awa.scheduled x USING s WHERE x.id = s.id RETURNING x.*)"
-#define RING_PROMOTE_INSERT \
-	" INSERT INTO awa.ready (slot, id, run_lease, attempt, run_at, " RING_JOB_COLS ")" \
-	" SELECT (SELECT o.slot FROM awa.ring_slots o WHERE o.state = 'open'), d.id, d.run_lease," \
-	" d.attempt, d.run_at, " RING_JOB_COLS_OF("d.") " FROM d"
-#define RING_PROMOTE_SQL(PICK, RET) \
-	"WITH " RING_PROMOTE_CTES(PICK) RING_PROMOTE_INSERT " RETURNING " RET
+/* RING_PROMOTE_SQL and its parts: ring_sched.h (hook: rclaim: ring_claim.c promotes for several queues) */
 
 /* ---------------------------------------------------------------------
  * Hooks called by ring.c

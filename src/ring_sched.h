@@ -12,6 +12,7 @@
 #include "datatype/timestamp.h"
 #include "utils/snapshot.h"
 #include "floor.h"
+#include "ring.h"
 
 /*
  * ring_sched.c's entry points that ring.c calls (its hooks): set by
@@ -50,5 +51,23 @@ extern void awa_ring_sched_init(void);
 #define RING_NOT_DONE_SQL(SLOT, ID, LEASE) \
 	" AND (SELECT 1 FROM awa.done dn WHERE dn.job_id = " ID \
 	" AND dn.run_lease = " LEASE " AND dn.slot = " SLOT " LIMIT 1) IS NULL"
+
+/* hook: rclaim -- moved here from ring_sched.c for ring_claim.c's promotion over several queues */
+/*
+ * Moving scheduled rows into ready rows of the open slot, in one statement:
+ * RING_PROMOTE_CTES(PICK) locks the rows PICK (a SELECT of their ids,
+ * locking them) picks and deletes them (d), RING_PROMOTE_INSERT writes
+ * their ready rows.  Without an open slot the ready row's slot is NULL and
+ * the statement fails (23502): nothing is deleted.
+ */
+#define RING_PROMOTE_CTES(PICK) \
+	"s AS (" PICK ")," \
+	" d AS (DELETE FROM awa.scheduled x USING s WHERE x.id = s.id RETURNING x.*)"
+#define RING_PROMOTE_INSERT \
+	" INSERT INTO awa.ready (slot, id, run_lease, attempt, run_at, " RING_JOB_COLS ")" \
+	" SELECT (SELECT o.slot FROM awa.ring_slots o WHERE o.state = 'open'), d.id, d.run_lease," \
+	" d.attempt, d.run_at, " RING_JOB_COLS_OF("d.") " FROM d"
+#define RING_PROMOTE_SQL(PICK, RET) \
+	"WITH " RING_PROMOTE_CTES(PICK) RING_PROMOTE_INSERT " RETURNING " RET
 
 #endif							/* AWA_RING_SCHED_H */

@@ -89,6 +89,7 @@
 #define RING_WAIT_LIMIT_POLL_MS	1000	/* hook: rflow: recheck of a queue at its limit (claim.c's) */
 
 PG_FUNCTION_INFO_V1(awa_ring_claim_wait);
+PG_FUNCTION_INFO_V1(awa_ring_claim_wait_queues);
 
 /*
  * One attempt: awa.ring_claim as jsonb (NULL: nothing claimed), and with
@@ -100,12 +101,19 @@ PG_FUNCTION_INFO_V1(awa_ring_claim_wait);
  * its limit: its scheduled rows are not claimable before a wake-up).
  */
 static Datum
-ring_wait_attempt(Datum *values, const char *nulls, bool *isnull, long *due_ms, bool *at_limit)
+ring_wait_attempt(Datum *values, const char *nulls, bool several, bool *isnull, long *due_ms,
+				  bool *at_limit)
 {
 	static SPIPlanPtr claim_plan = NULL;
 	static SPIPlanPtr due_plan = NULL;
+	/* hook: rclaim -- the several-queue forms (queues text[]; NULL: every queue) */
+	static SPIPlanPtr claim_many_plan = NULL;
+	static SPIPlanPtr due_many_plan = NULL;
+	static SPIPlanPtr due_any_plan = NULL;
 	static const Oid claim_types[] = {TEXTOID, INT4OID, INTERVALOID, TEXTOID};
+	static const Oid claim_many_types[] = {TEXTARRAYOID, INT4OID, INTERVALOID, TEXTOID};
 	static const Oid due_types[] = {TEXTOID};
+	static const Oid due_many_types[] = {TEXTARRAYOID};
 	Datum		jobs;
 	Datum		due;
 	bool		due_null;
@@ -115,8 +123,12 @@ ring_wait_attempt(Datum *values, const char *nulls, bool *isnull, long *due_ms, 
 			 "SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c))"
 			 " FROM awa.ring_claim($1, $2, $3, $4) c",
 			 4, claim_types);
+	awa_plan(&claim_many_plan,
+			 "SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(c))"
+			 " FROM awa.ring_claim($1, $2, $3, $4) c",
+			 4, claim_many_types);
 	awa_ring_flow_probe_arm();	/* hook: rflow: why the claim is empty */
-	if (SPI_execute_plan(claim_plan, values, nulls, false, 0) != SPI_OK_SELECT ||
+	if (SPI_execute_plan(several ? claim_many_plan : claim_plan, values, nulls, false, 0) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "awa.ring_claim_wait: the claim failed");
 	awa_ring_flow_probe_read(&flow);
@@ -125,8 +137,12 @@ ring_wait_attempt(Datum *values, const char *nulls, bool *isnull, long *due_ms, 
 	*at_limit = false;
 	if (!*isnull)
 		return SPI_datumTransfer(jobs, false, -1);
-	/* hook: rflow: held back by the queue's pause, limit or rate */
-	if (flow.paused || flow.at_limit || flow.next_slot_at != 0)
+	/*
+	 * hook: rflow: held back by the queue's pause, limit or rate (one queue:
+	 * of several, a queue held back says nothing of the others; the waiter
+	 * is woken by their commits and a resume, and rechecks no limit)
+	 */
+	if (!several && (flow.paused || flow.at_limit || flow.next_slot_at != 0))
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
@@ -144,8 +160,28 @@ ring_wait_attempt(Datum *values, const char *nulls, bool *isnull, long *due_ms, 
 			 " (SELECT s.run_at FROM awa.scheduled s WHERE s.queue = $1 AND s.priority = p.p::smallint"
 			 "  ORDER BY s.run_at LIMIT 1) f",
 			 1, due_types);
-	awa_ring_run(due_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-				 "awa.ring_claim_wait: next due");
+	/* hook: rclaim -- of several queues: the same per queue; of every queue: the due index's first row */
+	awa_plan(&due_many_plan,
+			 "SELECT pg_catalog.min(f.run_at) FROM pg_catalog.unnest($1) AS q(q)"
+			 " CROSS JOIN pg_catalog.generate_series(1, "
+			 CppAsString2(AWA_FLOOR_PRIORITIES) ") AS p(p) CROSS JOIN LATERAL"
+			 " (SELECT s.run_at FROM awa.scheduled s WHERE s.queue = q.q AND s.priority = p.p::smallint"
+			 "  ORDER BY s.run_at LIMIT 1) f",
+			 1, due_many_types);
+	awa_plan(&due_any_plan,
+			 "SELECT s.run_at FROM awa.scheduled s ORDER BY s.run_at LIMIT 1",
+			 0, NULL);
+	if (!several)
+		awa_ring_run(due_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+					 "awa.ring_claim_wait: next due");
+	else if (nulls[0] == 'n')
+		awa_ring_run(due_any_plan, NULL, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+					 "awa.ring_claim_wait: next due");
+	else
+		awa_ring_run(due_many_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+					 "awa.ring_claim_wait: next due");
+	if (SPI_processed == 0)
+		return (Datum) 0;
 	due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &due_null);
 	if (!due_null)
 	{
@@ -184,10 +220,12 @@ ring_wait_deadline(int64 wait_us)
  * *isnull when the wait ended without any.
  */
 static pg_noinline Datum
-ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us,
-			   bool *isnull)
+ring_wait_loop(Datum *values, const char *nulls, bool several, const char *const *lanes, int nlanes,
+			   int64 wait_us, bool *isnull)
 {
-	volatile bool registered = awa_wait_register_lane(lane);
+	/* hook: rclaim: several lanes (more than wake.c's slot holds, or every queue: polls) */
+	volatile bool registered = several ? awa_wait_register_lanes(lanes, nlanes) :
+		awa_wait_register_lane(lanes[0]);
 	Datum		jobs = (Datum) 0;
 	long		held_ms = 1;	/* the retry of a due row another transaction holds */
 	bool		limit_published = false;	/* hook: rflow */
@@ -209,7 +247,7 @@ ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us
 				awa_wait_attempt();
 			/* a new transaction: its now() comes after the wake-up was taken */
 			SPI_commit();
-			jobs = ring_wait_attempt(values, nulls, isnull, &due_ms, &at_limit);
+			jobs = ring_wait_attempt(values, nulls, several, isnull, &due_ms, &at_limit);
 			if (!*isnull)
 				break;			/* committed when the CALL ends */
 			/* hook: rflow: at a limit, published first, then counted again before the sleep */
@@ -267,8 +305,9 @@ ring_wait_loop(Datum *values, const char *nulls, const char *lane, int64 wait_us
  * commit there, and a wait inside a statement would hold the horizon).
  * ---------------------------------------------------------------------
  */
-Datum
-awa_ring_claim_wait(PG_FUNCTION_ARGS)
+/* hook: rclaim -- both forms; several: queues text[] (NULL: every queue) */
+static Datum
+ring_claim_wait_common(FunctionCallInfo fcinfo, bool several)
 {
 	static const char *const fields[] = {"queue", "batch", "lease", "worker", "wait"};
 	MemoryContext outer = CurrentMemoryContext;
@@ -279,7 +318,8 @@ awa_ring_claim_wait(PG_FUNCTION_ARGS)
 	int64		wait_us;
 	int32		batch;
 	bool		nonatomic;
-	char	   *lane;
+	const char **lanes = NULL;
+	int			nlanes = 1;
 	Datum		jobs;
 	bool		jobs_null = true;
 	HeapTuple	result;
@@ -287,11 +327,12 @@ awa_ring_claim_wait(PG_FUNCTION_ARGS)
 
 	awa_ring_check_enabled("awa.ring_claim_wait");
 	for (i = 0; i < 5; i++)
-		if (i != 3 && PG_ARGISNULL(i))
+		if (i != 3 && (i != 0 || !several) && PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s must not be null", fields[i])));
-	awa_ring_check_name(PG_GETARG_TEXT_PP(0), "queue");
+	if (!several)
+		awa_ring_check_name(PG_GETARG_TEXT_PP(0), "queue");
 	batch = PG_GETARG_INT32(1);
 	if (batch < 1 || batch > RING_WAIT_MAX_BATCH)
 		ereport(ERROR,
@@ -300,6 +341,23 @@ awa_ring_claim_wait(PG_FUNCTION_ARGS)
 	lease = PG_GETARG_INTERVAL_P(2);
 	(void) awa_check_delay(lease, "lease", true);
 	wait_us = awa_check_delay(PG_GETARG_INTERVAL_P(4), "wait", false);
+	if (several)
+	{
+		text	  **names;
+
+		/* checked here (22023/22004) so that a bad array fails before any wait */
+		if (awa_ring_queues_arg(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0), &names, &nlanes))
+		{
+			lanes = palloc(sizeof(char *) * nlanes);
+			for (i = 0; i < nlanes; i++)
+				lanes[i] = awa_ring_lane(names[i]);
+		}
+		else
+		{
+			lanes = NULL;		/* every queue: not published, polls */
+			nlanes = 0;
+		}
+	}
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE || desc->natts != 1)
 		elog(ERROR, "awa.ring_claim_wait: wrong result type");
 	desc = BlessTupleDesc(desc);
@@ -312,14 +370,21 @@ awa_ring_claim_wait(PG_FUNCTION_ARGS)
 				 errhint("CALL it as a statement of its own, or pass wait => '0'.")));
 
 	/* the arguments, in memory that outlives the attempts' transactions */
-	values[0] = datumCopy(PG_GETARG_DATUM(0), false, -1);
+	if (PG_ARGISNULL(0))
+		nulls[0] = 'n';
+	else
+		values[0] = datumCopy(PG_GETARG_DATUM(0), false, -1);
 	values[1] = Int32GetDatum(batch);
 	values[2] = datumCopy(IntervalPGetDatum(lease), false, sizeof(Interval));
 	if (PG_ARGISNULL(3))
 		nulls[3] = 'n';
 	else
 		values[3] = datumCopy(PG_GETARG_DATUM(3), false, -1);
-	lane = awa_ring_lane(DatumGetTextPP(values[0]));
+	if (!several)
+	{
+		lanes = palloc(sizeof(char *));
+		lanes[0] = awa_ring_lane(DatumGetTextPP(values[0]));
+	}
 
 	if (wait_us == 0)
 	{
@@ -327,16 +392,41 @@ awa_ring_claim_wait(PG_FUNCTION_ARGS)
 		bool		at_limit;
 
 		SPI_connect();
-		jobs = ring_wait_attempt(values, nulls, &jobs_null, &due_ms, &at_limit);
+		jobs = ring_wait_attempt(values, nulls, several, &jobs_null, &due_ms, &at_limit);
 		SPI_finish();
 	}
 	else
 	{
 		SPI_connect_ext(SPI_OPT_NONATOMIC);
-		jobs = ring_wait_loop(values, nulls, lane, wait_us, &jobs_null);
+		jobs = ring_wait_loop(values, nulls, several, lanes, nlanes, wait_us, &jobs_null);
 		SPI_finish();
 	}
 	MemoryContextSwitchTo(outer);
 	result = heap_form_tuple(desc, &jobs, &jobs_null);
 	PG_RETURN_DATUM(HeapTupleGetDatum(result));
+}
+
+Datum
+awa_ring_claim_wait(PG_FUNCTION_ARGS)
+{
+	return ring_claim_wait_common(fcinfo, false);
+}
+
+/* ---------------------------------------------------------------------
+ * CALL awa.ring_claim_wait(queues text[], batch, lease, worker, wait, INOUT jobs)
+ *
+ * hook: rclaim -- awa.ring_claim_wait over several queues: each attempt is
+ * awa.ring_claim(queues, ...) (ring_claim.c), woken by a commit that makes
+ * a job of any of them claimable (wake.c, one slot listing every lane, up
+ * to 16 of them), or by the earliest scheduled row of any of them coming
+ * due.  queues: as awa.ring_claim(queues text[], ...); NULL, or more than
+ * 16 queues, and the waiter is not published: it looks again every
+ * 100 ms.  The other arguments, the result and the errors as the
+ * single-queue form's, plus 22023/22004 for a bad array.
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_claim_wait_queues(PG_FUNCTION_ARGS)
+{
+	return ring_claim_wait_common(fcinfo, true);
 }

@@ -566,6 +566,25 @@ awa_wait_register_lane(const char *lane)
 	return register_hashes(&h, 1);
 }
 
+/*
+ * hook: rclaim -- publish this backend as waiting for jobs of any of n
+ * ring lanes (1..AWA_WAIT_QUEUES; awa_ring_lane's names), as
+ * awa_wait_register_many does for queues.  Returns false with more lanes
+ * (or without shared memory): the caller then polls.
+ */
+bool
+awa_wait_register_lanes(const char *const *lanes, int n)
+{
+	uint32		hashes[AWA_WAIT_QUEUES];
+	int			i;
+
+	if (n < 1 || n > AWA_WAIT_QUEUES)
+		return false;
+	for (i = 0; i < n; i++)
+		hashes[i] = lane_hash(lanes[i]);
+	return register_hashes(hashes, n);
+}
+
 /* Publish the slot for these n hashes (0: every awa.jobs queue). */
 static bool
 register_hashes(const uint32 *hashes, int n)
@@ -822,6 +841,19 @@ void
 awa_lane_claim_begins(const char *lane)
 {
 	current_claim = claimed_entry_hash(lane_hash(lane));
+}
+
+/*
+ * hook: rclaim -- awa.ring_claim over several queues (ring_claim.c) claims
+ * n jobs of a ring lane (n = 0 before it starts): as awa_claim_noted.
+ */
+void
+awa_lane_claim_noted(const char *lane, int n)
+{
+	int			i = claimed_entry_hash(lane_hash(lane));
+
+	if (i >= 0)
+		claimed[i].count += n;
 }
 
 /*

@@ -1120,7 +1120,7 @@ RETURNS TABLE (id bigint, run_lease bigint, attempt integer, kind text, queue te
 AS 'MODULE_PATHNAME', 'awa_ring_claim'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_claim(text, integer, interval, text)
-	IS 'internal (the ring): claim up to batch due jobs of a queue (priority, run_at, id order), a receipt each';
+	IS 'internal (the ring): claim up to batch due jobs of a queue (effective priority under awa.priority_aging_interval, run_at, id order), a receipt each';
 
 CREATE FUNCTION awa.ring_complete_many(ids bigint[], run_leases bigint[])
 RETURNS SETOF bigint
@@ -1834,6 +1834,33 @@ AS 'MODULE_PATHNAME', 'awa_ring_group_on_finish'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa.ring_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)
 	IS 'internal (the ring): enqueue a ring job (awa.ring_insert; metadata gains finished_group) once every ring job of the group has finished, as awa_group_on_finish; returns its id when none is unfinished now, else NULL; 22023 on a NULL argument or a bad field, 42710 if the group has a ring callback already';
+-- The ring: priority aging and several queues (ring_claim.c; docs/storage.md, "Step 5: priority aging and several
+-- queues on the ring") ---
+-- awa.ring_claim and its blocking form over several queues (NULL: every queue with ready or scheduled rows), in the
+-- single-queue order (effective priority under awa.priority_aging_interval, run_at, id) across all of them.
+CREATE FUNCTION awa.ring_claim(
+	queues text[],
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	worker text DEFAULT NULL)
+RETURNS TABLE (id bigint, run_lease bigint, attempt integer, kind text, queue text, args jsonb,
+	priority integer, run_at timestamptz)
+AS 'MODULE_PATHNAME', 'awa_ring_claim_queues'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_claim(text[], integer, interval, text)
+	IS 'internal (the ring): claim up to batch due jobs of any of the queues (NULL: every queue with rows on the ring) in the single-queue order across all; 22023 naming a bad argument or an empty array, 22004 for a NULL element';
+
+CREATE PROCEDURE awa.ring_claim_wait(
+	queues text[],
+	batch integer DEFAULT 1,
+	lease interval DEFAULT '5 minutes',
+	worker text DEFAULT NULL,
+	wait interval DEFAULT '30 seconds',
+	INOUT jobs jsonb DEFAULT NULL)
+AS 'MODULE_PATHNAME', 'awa_ring_claim_wait_queues'
+LANGUAGE C;
+COMMENT ON PROCEDURE awa.ring_claim_wait(text[], integer, interval, text, interval, jsonb)
+	IS 'internal (the ring): awa.ring_claim(queues text[], ...) that, with nothing to claim, commits and sleeps (no snapshot held) until a commit makes a job of one of the queues claimable, one of their scheduled jobs comes due, or wait ends; errors as awa.ring_claim(text[], ...) and awa.ring_claim_wait';
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row

@@ -38,8 +38,8 @@ SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
 	0::bigint, 'no role and not PUBLIC may execute the ring''s functions');
 SELECT is((SELECT count(*) FROM pg_proc p
 	WHERE p.pronamespace = 'awa'::regnamespace
-	  AND p.proname IN ('ring_insert', 'ring_claim', 'ring_complete_many', 'ring_fail')), 4::bigint,
-	'the four ring functions of the hot path');
+	  AND p.proname IN ('ring_insert', 'ring_claim', 'ring_complete_many', 'ring_fail')), 5::bigint,
+	'the four ring functions of the hot path (awa.ring_claim of one queue and of several)');
 
 SET LOCAL awa.ring_engine = on;
 -- plans as a long-lived backend has them: generic, made at the first call (the last test depends on it)

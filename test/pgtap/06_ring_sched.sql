@@ -63,6 +63,8 @@ SELECT is((SELECT array_agg(kind) FROM awa.ring_claim('sq', 10)), ARRAY['now'], 
 SELECT is((SELECT count(*) FROM awa.scheduled), 1::bigint, 'nor promoted');
 
 -- the claim promotes due scheduled rows of its queue, in (priority, run_at, id) order with the ready rows
+-- (aging off: strict priority order; aging is 06_ring_claim.sql's)
+SET LOCAL awa.priority_aging_interval = 0;
 INSERT INTO j VALUES
 	('r1', awa.ring_insert('r1', queue => 'pq', run_at => now() - interval '3 minutes')),
 	('s2', awa.ring_insert('s2', queue => 'pq', run_at => now() + interval '1 hour')),
@@ -80,6 +82,7 @@ SELECT results_eq($$SELECT r.slot::int, r.run_lease, r.attempt::int, c.run_lease
 SELECT is((SELECT array_agg(j.n ORDER BY j.n) FROM awa.scheduled s JOIN j USING (id)), ARRAY['later', 'other', 's4'],
 	'promoted rows leave awa.scheduled; other queues'' and future rows stay');
 SELECT is((SELECT array_agg(kind) FROM awa.ring_claim('pq', 10)), ARRAY['r3'], 'the next claim takes the rest');
+RESET awa.priority_aging_interval;
 
 -- awa.ring_promote: due rows of any queue, earliest first
 INSERT INTO j VALUES ('o2', awa.ring_insert('o2', queue => 'oq2', run_at => now() + interval '1 hour'));

@@ -21,7 +21,7 @@ END $$;
 SELECT ok(to_regprocedure('awa.ring_claim_wait(text, integer, interval, text, interval, jsonb)') IS NOT NULL,
 	'awa.ring_claim_wait(queue, batch, lease, worker, wait, INOUT jobs) exists');
 SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
-	WHERE p.oid = 'awa.ring_claim_wait'::regproc AND p.prokind = 'p' AND a.grantee <> p.proowner), 0::bigint,
+	WHERE p.oid = 'awa.ring_claim_wait(text, integer, interval, text, interval, jsonb)'::regprocedure AND p.prokind = 'p' AND a.grantee <> p.proowner), 0::bigint,
 	'no role and not PUBLIC may call awa.ring_claim_wait');
 SELECT throws_ok($$SELECT pg_temp.claim_wait('q')$$, '55000', NULL, 'it refuses while the ring is off');
 
