@@ -90,6 +90,7 @@
 #include "awa.h"
 #include "floor.h"
 #include "ring.h"
+#include "ring_obs.h"			/* hook: robs */
 #include "ring_sched.h"
 #include "ring_unique.h"
 
@@ -387,7 +388,8 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			 5, cand_types);
 	awa_plan(&receipt_plan,
 			 "INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)"
-			 " SELECT c.s, c.i, c.l, now(), now() + $4, $4, $5"
+			 " SELECT c.s, c.i, c.l, now(), " AWA_RING_CLAIM_DEADLINE_SQL("c.s", "c.i", "c.l", "$4") /* hook: robs */
+			 ", $4, $5"
 			 " FROM unnest($1, $2, $3) AS c(s, i, l)"
 			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
 			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"

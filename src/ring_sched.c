@@ -283,6 +283,7 @@ awa_ring_promote(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	int32		max;
 	uint64		n;
+	uint64		i;
 
 	awa_ring_check_enabled("awa.ring_promote");
 	max = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0);
@@ -296,10 +297,22 @@ awa_ring_promote(PG_FUNCTION_ARGS)
 			 RING_PROMOTE_SQL(
 				"SELECT s.id FROM awa.scheduled s WHERE s.run_at <= now()"
 				" ORDER BY s.run_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-				"id"),
+				"queue"),
 			 1, argtypes);
 	n = awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
 					 "awa.ring_promote: promotion");
+	/*
+	 * hook: robs -- each job promoted wakes a blocking claimer of its queue
+	 * at commit: one keeping its due time may have found the row locked by
+	 * this promotion and be backing off (ring_wait.c)
+	 */
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		q = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		awa_lane_available(awa_ring_lane(DatumGetTextPP(q)), true);
+	}
 	SPI_finish();
 	PG_RETURN_INT32((int32) n);
 }
