@@ -1541,7 +1541,9 @@ COMMENT ON VIEW awa.ring_jobs
 	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
 
 -- The counters against a recount of awa.ring_jobs and awa.jobs, at the caller's snapshot: one row per queue
--- and state (completed: completed_last_hour) whose counts differ.  No row: they agree.
+-- and state (completed: completed_last_hour; lag_us: lag_seconds in microseconds) whose counts differ.  No row:
+-- they agree.  (The ring's part of lag_seconds is read with the newest snapshot, docs/storage.md "Step 5:
+-- timeouts, history and lag, wake-ups on the ring": equal when nothing commits meanwhile.)
 CREATE FUNCTION awa.ring_recount()
 RETURNS TABLE (queue text, state text, counted bigint, recounted bigint)
 LANGUAGE sql STABLE
@@ -1550,17 +1552,24 @@ BEGIN ATOMIC
 			CROSS JOIN LATERAL (VALUES ('scheduled', s.scheduled), ('available', s.available),
 				('running', s.running), ('retryable', s.retryable), ('failed', s.failed),
 				('cancelled', s.cancelled), ('waiting_external', s.waiting_external),
-				('completed', s.completed_last_hour)) v(state, n)
+				('completed', s.completed_last_hour), ('lag_us', (s.lag_seconds * 1000000)::bigint)) v(state, n)
 			WHERE v.n <> 0),
 		j AS (SELECT j.queue, j.state::text AS state, count(*) AS n
 			FROM (SELECT a.queue, a.state, a.finalized_at FROM awa.jobs a
 				UNION ALL SELECT b.queue, b.state, b.finalized_at FROM awa.ring_jobs b) j
 			WHERE j.state <> 'completed' OR j.finalized_at > now() - interval '1 hour'
-			GROUP BY 1, 2)
+			GROUP BY 1, 2
+			UNION ALL
+			-- lag_seconds as awa_queue_stats() computes it, of the oldest available job of either engine
+			SELECT j.queue, 'lag_us',
+				(greatest(extract(epoch FROM now()) - extract(epoch FROM min(j.run_at)), 0)::float8 * 1000000)::bigint
+			FROM (SELECT a.queue, a.run_at FROM awa.jobs a WHERE a.state = 'available'
+				UNION ALL SELECT b.queue, b.run_at FROM awa.ring_jobs b WHERE b.state = 'available') j
+			GROUP BY 1)
 	SELECT coalesce(s.queue, j.queue), coalesce(s.state, j.state), coalesce(s.n, 0), coalesce(j.n, 0)
 	FROM s FULL JOIN j ON s.queue = j.queue AND s.state = j.state
 	WHERE coalesce(s.n, 0) <> coalesce(j.n, 0)
 	ORDER BY 1, 2;
 END;
 COMMENT ON FUNCTION awa.ring_recount()
-	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
+	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour; lag_us: lag_seconds in microseconds); no row when they agree';
