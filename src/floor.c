@@ -450,6 +450,18 @@ awa_floor_note(const char *queue, TimestampTz run_at)
 	notes_add(&written, queue, run_at);
 }
 
+/*
+ * hook: robs -- the lowest run_at this transaction noted for the queue and
+ * has not pinned yet (DT_NOEND: none): its own waiting jobs, which a floor
+ * read in the transaction may be above until its commit lowers it (the
+ * ring's lag, ring_obs.c, starts no higher).
+ */
+TimestampTz
+awa_floor_noted(const char *queue)
+{
+	return fs == NULL ? DT_NOEND : notes_min(&written, queue);
+}
+
 /* Publish this transaction's pins (at pre-commit or pre-prepare). */
 static void
 pins_publish(void)

@@ -46,6 +46,7 @@ extern void awa_floor_init(void);
 extern void awa_floor_shmem_request(void);
 extern void awa_floor_shmem_startup(void);
 extern void awa_floor_note(const char *queue, TimestampTz run_at);
+extern TimestampTz awa_floor_noted(const char *queue);	/* hook: robs */
 extern void awa_floor_begin(AwaFloorScan *scan, const char *queue);
 extern void awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n);
 extern bool awa_floor_at_end(const AwaFloorScan *scan, int priority);

@@ -329,7 +329,8 @@ ring_probe(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
 enum
 {
 	CAND_SLOT = 1, CAND_ID, CAND_LEASE, CAND_ATTEMPT, CAND_KIND, CAND_ARGS,
-	CAND_PRIORITY, CAND_RUN_AT
+	CAND_PRIORITY, CAND_RUN_AT,
+	CAND_TIMEOUT				/* hook: robs -- the job's timeout, for the receipt's deadline */
 };
 
 Datum
@@ -338,7 +339,8 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	static SPIPlanPtr cand_plan = NULL;
 	static SPIPlanPtr receipt_plan = NULL;
 	static const Oid cand_types[] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID, INT4OID};
-	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID};
+	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID,
+	INTERVALARRAYOID};			/* hook: robs */
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	text	   *queue;
 	int32		batch;
@@ -376,7 +378,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	SPI_connect();
 	awa_plan(&cand_plan,
 			 "SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
-			 " r.kind, r.args, r.priority::integer, r.run_at"
+			 " r.kind, r.args, r.priority::integer, r.run_at, r.timeout"	/* hook: robs */
 			 " FROM awa.ready r"
 			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
 			 " AND r.run_at <= now() AND r.run_at > '-infinity'"	/* the claim index's predicate */
@@ -388,14 +390,14 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			 5, cand_types);
 	awa_plan(&receipt_plan,
 			 "INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)"
-			 " SELECT c.s, c.i, c.l, now(), " AWA_RING_CLAIM_DEADLINE_SQL("c.s", "c.i", "c.l", "$4") /* hook: robs */
+			 " SELECT c.s, c.i, c.l, now(), " AWA_RING_CLAIM_DEADLINE_SQL("$4", "c.t") /* hook: robs */
 			 ", $4, $5"
-			 " FROM unnest($1, $2, $3) AS c(s, i, l)"
+			 " FROM unnest($1, $2, $3, $6) AS c(s, i, l, t)"
 			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
 			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
 			 RING_NOT_DONE_SQL("c.s", "c.i", "c.l")	/* hook: sched (cancel) */
 			 " ON CONFLICT DO NOTHING RETURNING job_id",
-			 5, receipt_types);
+			 6, receipt_types);
 
 	awa_floor_begin(&scan, lane);
 	/* hook: rwait: a rollback of these claims wakes the lane's waiters (wake.c) */
@@ -413,8 +415,8 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 			Datum	   *slots;
 			Datum	   *ids;
 			Datum	   *leases;
-			Datum		rvals[5];
-			char		rnulls[5] = {' ', ' ', ' ', ' ', ' '};
+			Datum		rvals[6];
+			char		rnulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 			int64	   *won;
 			uint64		i;
 			uint64		j;
@@ -450,6 +452,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 													   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 			rvals[3] = IntervalPGetDatum(lease);
 			rvals[4] = worker;
+			rvals[5] = awa_ring_claim_timeouts(cand, (int) ncand, CAND_TIMEOUT);	/* hook: robs */
 			if (PG_ARGISNULL(3))
 				rnulls[4] = 'n';
 			/* a fresh snapshot: receipts committed by whoever locked these rows before us */

@@ -66,10 +66,20 @@
  * then writes no retry either).  A row lock writes no new row version: no
  * receipt is updated.
  *
- * Not here: awa.heartbeat_timeout (awa.jobs rescues a job whose last
- * heartbeat is older than it, whatever its lease; on the ring the lease is
- * the deadline and a beat extends it), the hard timeout of a job (the ring
- * has no timeout column yet), counters (the view's helper owns them).
+ * Caps (ring_obs.h).  A beat's deadline, like the claim's receipt's, is
+ * never later than the attempt's claimed_at + the job's timeout (the
+ * timeout column of its ready row) nor than now() + awa.heartbeat_timeout,
+ * so an attempt that runs too long, or whose worker stopped beating for
+ * longer than that setting, falls due and this walk ends it; the cause
+ * is awa's (job.c, RESCUE_CAUSE_0_3): "timeout exceeded" when the deadline
+ * is claimed_at + timeout, "heartbeat stale" when awa.heartbeat_timeout
+ * (the rescuer's) is shorter than the claim's lease, else "deadline
+ * exceeded".  A capped deadline may lie in the past when a beat writes it
+ * (a beat after the timeout); the mark cannot have passed it: it is at
+ * least every earlier deadline of the attempt, and a round that raised the
+ * mark past one of those found the attempt due.
+ *
+ * Not here: counters (the view's helper owns them).
  *
  *-------------------------------------------------------------------------
  */

@@ -41,8 +41,10 @@
  * (a claim's walk without locks, four index probes and their receipt and
  * done probes).  The floor is read first and the walk's snapshot taken
  * after it, as a claim does (floor.c: every job committed in a waiting
- * state at that moment sorts at or above the floor): exact at that
- * snapshot, which is the newest, not the caller's.
+ * state at that moment sorts at or above the floor), and lowered to the
+ * lowest run_at this transaction wrote into a waiting state (its pins are
+ * published only at its commit): exact at that snapshot, which is the
+ * newest, not the caller's.
  *
  *-------------------------------------------------------------------------
  */
@@ -52,6 +54,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -63,6 +66,24 @@
 #include "ring_maint.h"
 #include "ring_obs.h"
 #include "ring_sched.h"
+
+/* ---------------------------------------------------------------------
+ * The claim's deadlines (ring_obs.h)
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_claim_timeouts(SPITupleTable *cand, int n, int att)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
+	int			lbs = 1;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, att, &nulls[i]);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, &n, &lbs, INTERVALOID,
+											  sizeof(Interval), false, TYPALIGN_DOUBLE));
+}
 
 /* ---------------------------------------------------------------------
  * History (see the head of this file)
@@ -207,6 +228,9 @@ ring_lag(text *queue, bool *found)
 	Datum		values[3];
 	bool		isnull;
 	double		lag = 0;
+	char	   *lane;
+	TimestampTz mine;
+	int			p;
 
 	/*
 	 * A queue the ring never held (an awa.jobs queue): no walk, and no
@@ -235,7 +259,16 @@ ring_lag(text *queue, bool *found)
 			 "  ORDER BY r.run_at, r.id LIMIT 1) x",
 			 3, (Oid *) types);
 	/* the floors first, then the snapshot (floor.c) */
-	awa_floor_begin(&scan, awa_ring_lane(queue));
+	lane = awa_ring_lane(queue);
+	awa_floor_begin(&scan, lane);
+	/* this transaction's own waiting jobs, pinned only at its commit */
+	mine = awa_floor_noted(lane);
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		if (mine < scan.floors[p].run_at)
+		{
+			scan.floors[p].run_at = mine;
+			scan.floors[p].id = PG_INT64_MIN;
+		}
 	values[0] = PointerGetDatum(queue);
 	values[1] = awa_floor_run_ats(&scan);
 	values[2] = awa_floor_ids(&scan);

@@ -12,6 +12,7 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/timestamp.h"
 
@@ -33,14 +34,20 @@
 
 /*
  * hook: robs -- the deadline of a new receipt (ring.c's receipt statement,
- * attempt (I, L) in slot S, claimed with LEASE at now()): as awa.jobs'
- * claim, never later than now() + the job's timeout; and, like awa.jobs'
- * rescue of a job whose heartbeat is older than awa.heartbeat_timeout, no
- * later than now() + that setting (LEAST ignores a NULL timeout).
+ * claimed with LEASE at now(), the job's timeout TIMEOUT as its candidate
+ * row read it): as awa.jobs' claim, never later than now() + the job's
+ * timeout; and, like awa.jobs' rescue of a job whose heartbeat is older than
+ * awa.heartbeat_timeout, no later than now() + that setting (LEAST ignores
+ * a NULL timeout).
  */
-#define AWA_RING_CLAIM_DEADLINE_SQL(S, I, L, LEASE) \
-	"LEAST(now() + LEAST(" LEASE ", " AWA_RING_HEARTBEAT_TIMEOUT_SQL "), now() + " \
-	AWA_RING_TIMEOUT_SQL(S, I, L) ")"
+#define AWA_RING_CLAIM_DEADLINE_SQL(LEASE, TIMEOUT) \
+	"LEAST(now() + LEAST(" LEASE ", " AWA_RING_HEARTBEAT_TIMEOUT_SQL "), now() + " TIMEOUT ")"
+
+/*
+ * hook: robs -- the timeouts of the n candidates (column att of each row of
+ * cand) as an interval[] with NULLs, for the receipt statement (ring.c).
+ */
+extern Datum awa_ring_claim_timeouts(SPITupleTable *cand, int n, int att);
 
 /*
  * ring_read.c's counting trigger hands every row it counts to these

@@ -10,7 +10,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
 SET statement_timeout = '60s';
 SET client_min_messages = error;
-SELECT plan(46);
+SELECT plan(48);
 
 SET awa.ring_engine = on;
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint);
@@ -182,6 +182,13 @@ SELECT is((SELECT array_agg(id) FROM awa.ring_claim('lq', 2)), ARRAY[pg_temp.id(
 	'priority 1 first, then the oldest of priority 2');
 SELECT is((SELECT lag_seconds FROM awa_queue_stats() WHERE queue = 'lq'), pg_temp.lag_of('l3'),
 	'the claimed ones no longer count (the floor passed them): 5 minutes');
+-- the caller's own uncommitted job below the lane's floor (its pin comes at commit): counted
+BEGIN;
+INSERT INTO j VALUES ('lo', awa.ring_insert('k', queue => 'lq', priority => 2, run_at => now() - interval '30 minutes'));
+SELECT is((SELECT lag_seconds FROM awa_queue_stats() WHERE queue = 'lq'), pg_temp.lag_of('lo'),
+	'the caller''s own new job below the floor: its lag (30 minutes)');
+SELECT is((SELECT count(*) FROM awa.ring_recount()), 0::bigint, 'and that equals a recount');
+ROLLBACK;
 INSERT INTO j SELECT 'la', (awa_insert('k', queue => 'lq', run_at => now() - interval '20 minutes')).id;
 SELECT is((SELECT lag_seconds FROM awa_queue_stats() WHERE queue = 'lq'), pg_temp.lag_of('la'),
 	'an older awa.jobs job of the queue: its lag');
