@@ -54,7 +54,6 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -66,24 +65,6 @@
 #include "ring_maint.h"
 #include "ring_obs.h"
 #include "ring_sched.h"
-
-/* ---------------------------------------------------------------------
- * The claim's deadlines (ring_obs.h)
- * ---------------------------------------------------------------------
- */
-Datum
-awa_ring_claim_timeouts(SPITupleTable *cand, int n, int att)
-{
-	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
-	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
-	int			lbs = 1;
-	int			i;
-
-	for (i = 0; i < n; i++)
-		elems[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, att, &nulls[i]);
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, &n, &lbs, INTERVALOID,
-											  sizeof(Interval), false, TYPALIGN_DOUBLE));
-}
 
 /* ---------------------------------------------------------------------
  * History (see the head of this file)
