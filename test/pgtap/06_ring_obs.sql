@@ -93,6 +93,9 @@ SELECT is((SELECT deadline_at FROM awa.ring_jobs WHERE id = pg_temp.id('h1')
 	AND deadline_at <= now() + interval '90 seconds'), (SELECT max(b.deadline_at) FROM awa.beats b WHERE b.job_id = pg_temp.id('h1')),
 	'the view shows the capped deadline (the latest beat''s)');
 
+-- (h1, h2, h3 end here: a slow machine must not let the rescue below find them due)
+SELECT count(*) FROM awa.ring_complete_many(ARRAY[pg_temp.id('h1'), pg_temp.id('h2'), pg_temp.id('h3')], '{1,1,1}');
+
 -- the rescue ends them with awa.jobs' causes; the same calls on awa.jobs for comparison (awa.heartbeat_timeout
 -- 1 second for both: a lease of an hour is "heartbeat stale" after it, a lease of 1 ms "deadline exceeded", a
 -- timeout of 1 ms "timeout exceeded", also when a heartbeat came after it)
