@@ -89,6 +89,7 @@ col(TupleTableSlot *slot, const char *name, bool *isnull)
 	return (Datum) 0;			/* keep compiler quiet */
 }
 
+/* A timestamp column of the slot's row, or dflt when it is NULL. */
 static TimestampTz
 ts(TupleTableSlot *slot, const char *name, TimestampTz dflt)
 {
@@ -153,8 +154,7 @@ awa_ring_history_receipt(TupleTableSlot *row, TupleTableSlot *ready)
 }
 
 void
-awa_ring_history_done(TupleTableSlot *row, TupleTableSlot *ready, TupleTableSlot *receipt,
-					  bool parked)
+awa_ring_history_done(TupleTableSlot *row, TupleTableSlot *ready, TupleTableSlot *receipt)
 {
 	bool		isnull;
 	char	   *state = DatumGetCString(DirectFunctionCall1(enum_out, col(row, "state", &isnull)));

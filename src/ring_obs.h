@@ -77,8 +77,8 @@ awa_ring_claim_timeouts(SPITupleTable *cand, int n, int att)
  * awa_ring_history_scheduled: a scheduled row inserted.
  * awa_ring_history_receipt: a receipt written (row), ready: its attempt's
  *		ready row.
- * awa_ring_history_done: a done row written (row), ready: its attempt's
- *		ready row, receipt: its receipt or NULL, parked: it ends a wait.
+ * awa_ring_history_done: a done row written (row, also the end of a wait),
+ *		ready: its attempt's ready row, receipt: its receipt or NULL.
  * awa_ring_history_end: write what the statement added up.
  */
 extern bool awa_ring_history_begin(void);
@@ -86,7 +86,7 @@ extern void awa_ring_history_ready(TupleTableSlot *row, int64 lease);
 extern void awa_ring_history_scheduled(TupleTableSlot *row);
 extern void awa_ring_history_receipt(TupleTableSlot *row, TupleTableSlot *ready);
 extern void awa_ring_history_done(TupleTableSlot *row, TupleTableSlot *ready,
-								  TupleTableSlot *receipt, bool parked);
+								  TupleTableSlot *receipt);
 extern void awa_ring_history_end(void);
 
 /*

@@ -521,7 +521,7 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 				ring_add(c, r.queue, rc != NULL ? AWA_STATE_RUNNING : r.state, 0, true, -1);
 			/* hook: robs -- history: the event of this end, run from the receipt's claim */
 			if (hist)
-				awa_ring_history_done(row, rs, rc, parked);
+				awa_ring_history_done(row, rs, rc);
 			ring_add(c, r.queue, ring_state_of(statetype, st), fnull ? 0 : DatumGetTimestampTz(fin),
 					 fnull, 1);
 		}
