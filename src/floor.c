@@ -451,15 +451,15 @@ awa_floor_note(const char *queue, TimestampTz run_at)
 }
 
 /*
- * hook: rclaim -- the lowest run_at this transaction wrote into a waiting
- * state in the queue (lane) so far (DT_NOEND: none): its pin is published
- * only at commit, so a claim in the same transaction caps the floors it
- * read by it itself (ring_claim.c), else it would pass its own jobs.
+ * hook: robs -- the lowest run_at this transaction noted for the queue and
+ * has not pinned yet (DT_NOEND: none): its own waiting jobs, which a floor
+ * read in the transaction may be above until its commit lowers it (the
+ * ring's lag, ring_obs.c, starts no higher).
  */
 TimestampTz
-awa_floor_written_min(const char *queue)
+awa_floor_noted(const char *queue)
 {
-	return notes_min(&written, queue);
+	return fs == NULL ? DT_NOEND : notes_min(&written, queue);
 }
 
 /* Publish this transaction's pins (at pre-commit or pre-prepare). */

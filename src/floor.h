@@ -46,6 +46,7 @@ extern void awa_floor_init(void);
 extern void awa_floor_shmem_request(void);
 extern void awa_floor_shmem_startup(void);
 extern void awa_floor_note(const char *queue, TimestampTz run_at);
+extern TimestampTz awa_floor_noted(const char *queue);	/* hook: robs, rclaim */
 extern void awa_floor_begin(AwaFloorScan *scan, const char *queue);
 extern void awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n);
 extern bool awa_floor_at_end(const AwaFloorScan *scan, int priority);
@@ -59,6 +60,5 @@ extern bool awa_floor_probe_args(const AwaFloorScan *scan, Datum queue,
 extern void awa_floor_probe_read(AwaFloorKey *first, bool *found);
 extern Datum awa_floor_run_ats(const AwaFloorScan *scan);
 extern Datum awa_floor_ids(const AwaFloorScan *scan);
-extern TimestampTz awa_floor_written_min(const char *queue);	/* hook: rclaim */
 
 #endif							/* AWA_FLOOR_H */

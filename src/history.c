@@ -961,6 +961,57 @@ awa_history_changes(TriggerData *td)
 }
 
 /* ---------------------------------------------------------------------
+ * hook: robs -- events of ring jobs (history.h)
+ * ---------------------------------------------------------------------
+ */
+StaticAssertDecl((int) AWA_HISTORY_ENQUEUED == (int) EV_ENQUEUED &&
+				 (int) AWA_HISTORY_STARTED == (int) EV_STARTED &&
+				 (int) AWA_HISTORY_COMPLETED == (int) EV_COMPLETED &&
+				 (int) AWA_HISTORY_FAILED == (int) EV_FAILED &&
+				 (int) AWA_HISTORY_RETRIED == (int) EV_RETRIED &&
+				 (int) AWA_HISTORY_CANCELLED == (int) EV_CANCELLED,
+				 "history.h's events are history.c's");
+
+History *
+awa_history_open(void)
+{
+	History    *h;
+
+	if (!awa_track_history || !OidIsValid(deltas_relid()))
+		return NULL;
+	h = palloc0(sizeof(History));
+	history_init(h, CurrentMemoryContext, true);
+	return h;
+}
+
+void
+awa_history_event(History *h, text *queue, text *kind, AwaHistoryEvent ev, TimestampTz at,
+				  bool has_from, TimestampTz from)
+{
+	HistoryEntry *e;
+	MemoryContext old;
+
+	old = MemoryContextSwitchTo(h->cxt);
+	e = history_entry(h, queue, kind, at);
+	e->n[ev]++;
+	if (has_from && ev == AWA_HISTORY_STARTED)
+		durations_add(&e->wait, at - from);
+	else if (has_from && ev != AWA_HISTORY_ENQUEUED)
+		durations_add(&e->run, at - from);
+	MemoryContextSwitchTo(old);
+}
+
+void
+awa_history_close(History *h)
+{
+	if (h == NULL)
+		return;
+	history_write(h, deltas_relid());
+	history_free(h);
+	pfree(h);
+}
+
+/* ---------------------------------------------------------------------
  * Histograms as bigint[] (SQL-callable helpers)
  * ---------------------------------------------------------------------
  */

@@ -19,8 +19,8 @@
  *		or cancelled ones older than awa.retention_failed;
  *	 5. fold the throughput history's deltas into its minutes (history.c)
  *		and delete minutes older than awa.retention_history.
- *	 6. when the ring (docs/storage.md) is in use: its promotion, rescue,
- *		job timeouts, rotation and reclaiming (ring_maint.c; hook: rmaint),
+ *	 6. when the ring (docs/storage.md) is in use: its promotion, rescue
+ *		(job timeouts included), rotation and reclaiming (ring_maint.c; hook: rmaint),
  *		last, as the reclaim's locks are held to the commit.
  * Steps 1, 3, 4 and 5 touch at most AWA_MAINTAIN_BATCH rows each, so a round
  * never holds locks for long; what is left is done by the next round.
@@ -198,10 +198,10 @@ typedef enum AwaStep
 static const char *const step_names[AWA_NUM_STEPS] = {
 	"promote", "rescue", "schedules", "retention", "callbacks", "counters", "history",
 	/* hook: rmaint */
-	"ring promote", "ring rescue", "ring timeouts", "ring callbacks", "ring history", "ring rotate",
-	"ring reclaim"
+	"ring promote", "ring rescue", "ring callbacks", "ring history", "ring rotate", "ring reclaim"
 };
-StaticAssertDecl(AWA_RING_NUM_STEPS == 7, "ring steps and their names (hook: rmaint)");
+/* hook: robs -- "ring timeouts" went: a job's timeout caps its deadline (ring_obs.h) */
+StaticAssertDecl(AWA_RING_NUM_STEPS == 6, "ring steps and their names (hook: rmaint)");
 
 /* What became of a failure this round. */
 typedef enum FailureOutcome
@@ -1149,7 +1149,6 @@ maintain_round(AwaRound *r)
 	 */
 	r->promoted += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_PROMOTE);
 	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_RESCUE);
-	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_TIMEOUTS);
 	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_CALLBACKS);
 	r->deleted += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_HISTORY);
 	r->ring_rotated = run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_ROTATE);

@@ -93,6 +93,7 @@
 #include "ring.h"
 #include "ring_flow.h"		/* hook: rflow */
 #include "ring_deps.h"		/* hook: rdeps */
+#include "ring_obs.h"			/* hook: robs */
 #include "ring_sched.h"
 #include "ring_unique.h"
 

@@ -76,6 +76,7 @@
 #include "floor.h"
 #include "ring.h"
 #include "ring_flow.h"
+#include "ring_obs.h"
 #include "ring_sched.h"
 
 #define RING_MAX_BATCH		1000
@@ -103,6 +104,7 @@ enum
 {
 	CAND_SLOT = 1, CAND_ID, CAND_LEASE, CAND_ATTEMPT, CAND_KIND, CAND_ARGS,
 	CAND_PRIORITY, CAND_RUN_AT,
+	CAND_TIMEOUT,				/* hook: robs -- the job's timeout, for the receipt's deadline */
 	CAND_CTID, CAND_RANGE		/* claim_rounds' statement only */
 };
 
@@ -377,7 +379,7 @@ static void
 ring_floors_own(RingClaim *c, int qi)
 {
 	AwaFloorScan *scan = &c->scans[qi];
-	TimestampTz own = awa_floor_written_min(c->qs[qi].lane);
+	TimestampTz own = awa_floor_noted(c->qs[qi].lane);
 	int			p;
 
 	if (own == DT_NOEND)
@@ -414,28 +416,33 @@ level_range(const RingClaim *c, int level, int p, TimestampTz *lo, TimestampTz *
 
 /*
  * Write the receipts of n candidates (slots, ids, leases: Datums of the
- * candidates' columns) with a fresh snapshot; returns the ids of those that
- * got one (*nwon of them).  See ring.c's head: steps 2 and 3.
+ * candidates' columns; timeouts: their timeouts, interval[] with NULLs,
+ * awa_ring_claim_timeouts) with a fresh snapshot; returns the ids of those
+ * that got one (*nwon of them).  See ring.c's head: steps 2 and 3.  The
+ * deadline: now() + the lease, capped by awa.heartbeat_timeout and the
+ * job's timeout (hook: robs, ring_obs.h).
  */
 static int64 *
-ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, int n, uint64 *nwon)
+ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeouts, int n, uint64 *nwon)
 {
 	static SPIPlanPtr receipt_plan = NULL;
-	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID};
-	Datum		rvals[5];
-	char		rnulls[5] = {' ', ' ', ' ', ' ', c->worker_null ? 'n' : ' '};
+	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID,
+	INTERVALARRAYOID};
+	Datum		rvals[6];
+	char		rnulls[6] = {' ', ' ', ' ', ' ', c->worker_null ? 'n' : ' ', ' '};
 	int64	   *won;
 	uint64		j;
 
 	awa_plan(&receipt_plan,
 			 "INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)"
-			 " SELECT c.s, c.i, c.l, now(), now() + $4, $4, $5"
-			 " FROM unnest($1, $2, $3) AS c(s, i, l)"
+			 " SELECT c.s, c.i, c.l, now(), " AWA_RING_CLAIM_DEADLINE_SQL("$4", "c.t") /* hook: robs */
+			 ", $4, $5"
+			 " FROM unnest($1, $2, $3, $6) AS c(s, i, l, t)"
 			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
 			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
 			 RING_NOT_DONE_SQL("c.s", "c.i", "c.l")	/* hook: sched (cancel) */
 			 " ON CONFLICT DO NOTHING RETURNING job_id",
-			 5, receipt_types);
+			 6, receipt_types);
 	rvals[0] = PointerGetDatum(construct_array(slots, n, INT2OID, 2, true, TYPALIGN_SHORT));
 	rvals[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
 											   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -443,6 +450,7 @@ ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, int n, uint
 											   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	rvals[3] = IntervalPGetDatum(c->lease);
 	rvals[4] = c->worker;
+	rvals[5] = timeouts;
 	/* a fresh snapshot: receipts committed by whoever locked these rows before us */
 	*nwon = awa_ring_run(receipt_plan, rvals, rnulls, GetLatestSnapshot(), false,
 						 SPI_OK_INSERT_RETURNING, "awa.ring_claim: receipts");
@@ -513,7 +521,7 @@ claim_direct(RingClaim *c, const RingRange *r)
 
 	awa_plan(&cand_plan,
 			 "SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
-			 " r.kind, r.args, r.priority::integer, r.run_at"
+			 " r.kind, r.args, r.priority::integer, r.run_at, r.timeout"	/* hook: robs */
 			 " FROM awa.ready r"
 			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
 			 " AND r.run_at <= $6 AND r.run_at > $7"	/* the level's range */
@@ -562,7 +570,8 @@ claim_direct(RingClaim *c, const RingRange *r)
 			ids[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_ID, &isnull);
 			leases[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_LEASE, &isnull);
 		}
-		won = ring_receipts(c, slots, ids, leases, (int) ncand, &nwon);
+		won = ring_receipts(c, slots, ids, leases, awa_ring_claim_timeouts(cand, (int) ncand, CAND_TIMEOUT),
+							(int) ncand, &nwon);
 		/* the candidates that got their receipt, in claim order */
 		for (i = 0; i < ncand; i++)
 			if (ring_won(won, nwon, DatumGetInt64(ids[i])))
@@ -625,10 +634,11 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 
 	awa_plan(&read_plan,
 			 "SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
-			 " r.kind, r.args, r.priority::integer, r.run_at, r.ctid, g.k::integer"
+			 " r.kind, r.args, r.priority::integer, r.run_at, r.timeout, r.ctid, g.k::integer"
 			 " FROM unnest($1, $2, $3, $4, $5, $6, $7) WITH ORDINALITY AS g(q, p, fr, fi, hi, lo, n, k)"
 			 " CROSS JOIN LATERAL"
-			 " (SELECT r.slot, r.id, r.run_lease, r.attempt, r.kind, r.args, r.priority, r.run_at, r.ctid"
+			 " (SELECT r.slot, r.id, r.run_lease, r.attempt, r.kind, r.args, r.priority, r.run_at, r.timeout,"
+			 "  r.ctid"
 			 "  FROM awa.ready r"
 			 "  WHERE r.queue = g.q AND r.priority = g.p AND (r.run_at, r.id) >= (g.fr, g.fi)"
 			 "  AND r.run_at <= g.hi AND r.run_at > g.lo"	/* the level's range */
@@ -679,6 +689,8 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 		Datum	   *slots;
 		Datum	   *ids;
 		Datum	   *leases;
+		Datum	   *touts;
+		bool	   *tnulls;
 		int		   *locked;
 		int64	   *won;
 		uint64		nwon;
@@ -815,6 +827,8 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			slots = palloc(sizeof(Datum) * Max(nlocked, 1));
 			ids = palloc(sizeof(Datum) * Max(nlocked, 1));
 			leases = palloc(sizeof(Datum) * Max(nlocked, 1));
+			touts = palloc(sizeof(Datum) * Max(nlocked, 1));
+			tnulls = palloc(sizeof(bool) * Max(nlocked, 1));
 			for (i = 0; i < nlocked; i++)
 			{
 				bool		isnull;
@@ -829,6 +843,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 				slots[i] = SPI_getbinval(t, tt->tupdesc, CAND_SLOT, &isnull);
 				ids[i] = SPI_getbinval(t, tt->tupdesc, CAND_ID, &isnull);
 				leases[i] = SPI_getbinval(t, tt->tupdesc, CAND_LEASE, &isnull);
+				touts[i] = SPI_getbinval(t, tt->tupdesc, CAND_TIMEOUT, &tnulls[i]);	/* hook: robs */
 			}
 			/*
 			 * The rows tried and not locked (held by another transaction):
@@ -859,7 +874,14 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			}
 			if (nlocked > 0)
 			{
-				won = ring_receipts(c, slots, ids, leases, (int) nlocked, &nwon);
+				int			lbs = 1;
+				int			nl = (int) nlocked;
+
+				won = ring_receipts(c, slots, ids, leases,
+									PointerGetDatum(construct_md_array(touts, tnulls, 1, &nl, &lbs,
+																	   INTERVALOID, sizeof(Interval),
+																	   false, TYPALIGN_DOUBLE)),
+									nl, &nwon);
 				for (i = 0; i < nlocked; i++)
 					if (ring_won(won, nwon, DatumGetInt64(ids[i])))
 					{

@@ -865,6 +865,8 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the ring has no open slot")));
 		awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
+		/* hook: robs -- a job claimable now: a blocking claimer of its queue is woken at commit */
+		awa_lane_available(psprintf("%s%s", RING_LANE_PREFIX, queue), true);
 		SPI_finish();
 		PG_RETURN_BOOL(true);
 	}

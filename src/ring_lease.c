@@ -66,10 +66,20 @@
  * then writes no retry either).  A row lock writes no new row version: no
  * receipt is updated.
  *
- * Not here: awa.heartbeat_timeout (awa.jobs rescues a job whose last
- * heartbeat is older than it, whatever its lease; on the ring the lease is
- * the deadline and a beat extends it), the hard timeout of a job (the ring
- * has no timeout column yet), counters (the view's helper owns them).
+ * Caps (ring_obs.h).  A beat's deadline, like the claim's receipt's, is
+ * never later than the attempt's claimed_at + the job's timeout (the
+ * timeout column of its ready row) nor than now() + awa.heartbeat_timeout,
+ * so an attempt that runs too long, or whose worker stopped beating for
+ * longer than that setting, falls due and this walk ends it; the cause
+ * is awa's (job.c, RESCUE_CAUSE_0_3): "timeout exceeded" when the deadline
+ * is claimed_at + timeout, "heartbeat stale" when awa.heartbeat_timeout
+ * (the rescuer's) is shorter than the claim's lease, else "deadline
+ * exceeded".  A capped deadline may lie in the past when a beat writes it
+ * (a beat after the timeout); the mark cannot have passed it: it is at
+ * least every earlier deadline of the attempt, and a round that raised the
+ * mark past one of those found the attempt due.
+ *
+ * Not here: counters (the view's helper owns them).
  *
  *-------------------------------------------------------------------------
  */
@@ -90,6 +100,7 @@
 #include "awa.h"
 #include "ring.h"
 #include "ring_lease.h"
+#include "ring_obs.h"
 
 #define RING_RESCUE_MAX			100000
 
@@ -188,9 +199,9 @@ awa_ring_heartbeat(PG_FUNCTION_ARGS)
 	static SPIPlanPtr lock_plan = NULL;
 	static SPIPlanPtr beat_plan = NULL;
 	static const Oid lock_types[] = {INT8OID, INT8OID};
-	static const Oid beat_types[] = {INT8OID, INT8OID, INT2OID, INTERVALOID, JSONBOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	static const Oid beat_types[] = {INT8OID, INT8OID, INT2OID, INTERVALOID, JSONBOID, TIMESTAMPTZOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	TimestampTz deadline;
 	int			i;
@@ -207,7 +218,9 @@ awa_ring_heartbeat(PG_FUNCTION_ARGS)
 	SPI_connect();
 	/* the receipt, locked against a rescue (see the head of this file) */
 	awa_plan(&lock_plan,
-			 "SELECT c.slot, c.lease FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2"
+			 "SELECT c.slot, c.lease,"
+			 " c.claimed_at + " AWA_RING_TIMEOUT_SQL("c.slot", "c.job_id", "c.run_lease")
+			 " FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2"
 			 " LIMIT 1 FOR SHARE OF c",
 			 2, lock_types);
 	values[0] = PG_GETARG_DATUM(0);
@@ -226,6 +239,10 @@ awa_ring_heartbeat(PG_FUNCTION_ARGS)
 		nulls[4] = 'n';
 	else
 		values[4] = PG_GETARG_DATUM(3);
+	/* the job's timeout caps every deadline of the attempt (NULL: none) */
+	values[5] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	if (isnull)
+		nulls[5] = 'n';
 
 	/*
 	 * The beat, unless the attempt has ended: read with a snapshot taken
@@ -233,12 +250,13 @@ awa_ring_heartbeat(PG_FUNCTION_ARGS)
 	 */
 	awa_plan(&beat_plan,
 			 "INSERT INTO awa.beats (job_id, run_lease, slot, at, deadline_at, progress)"
-			 " SELECT $1, $2, $3, clock_timestamp(), now() + $4,"
+			 " SELECT $1, $2, $3, clock_timestamp(),"
+			 " LEAST(now() + LEAST($4, " AWA_RING_HEARTBEAT_TIMEOUT_SQL "), $6),"
 			 " coalesce($5, " AWA_RING_PROGRESS_SQL("$1", "$2") ")"
 			 " WHERE (SELECT 1 FROM awa.done d WHERE d.job_id = $1 AND d.run_lease = $2"
 			 "        AND d.slot = $3 LIMIT 1) IS NULL"
 			 " RETURNING deadline_at",
-			 5, beat_types);
+			 6, beat_types);
 	if (awa_ring_run(beat_plan, values, nulls, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
 					 "awa.ring_heartbeat: beat") == 0)
 	{
@@ -436,11 +454,16 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 			 "SELECT 1 FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
 			 " FOR UPDATE OF c SKIP LOCKED",
 			 3, attempt_types);
+	/* and why, as awa's rescue says it (job.c, RESCUE_CAUSE_0_3) */
 	awa_plan(&check_plan,
-			 "SELECT 1 FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
-			 " AND " AWA_RING_DEADLINE_SQL("c") " < now() AND " NOT_ENDED_SQL("c"),
+			 "SELECT to_jsonb(CASE WHEN x.d = c.claimed_at + "
+			 AWA_RING_TIMEOUT_SQL("c.slot", "c.job_id", "c.run_lease") " THEN 'timeout exceeded'"
+			 " WHEN " AWA_RING_HEARTBEAT_TIMEOUT_SQL " < c.lease THEN 'heartbeat stale'"
+			 " ELSE 'deadline exceeded' END)"
+			 " FROM awa.claims c CROSS JOIN LATERAL (SELECT " AWA_RING_DEADLINE_SQL("c") " AS d) x"
+			 " WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
+			 " AND x.d < now() AND " NOT_ENDED_SQL("c"),
 			 3, attempt_types);
-	error = DirectFunctionCall1(jsonb_in, CStringGetDatum("\"deadline exceeded\""));
 	new_mark = horizon;
 	for (i = 0; i < ncand; i++)
 	{
@@ -472,6 +495,7 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 		if (awa_ring_run(check_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
 						 "awa.ring_rescue: check") == 0)
 			continue;
+		error = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		/* retried now, as awa's own rescue does (job.c, RESCUE_SQL) */
 		(void) awa_ring_fail_attempt(values[0], values[1], error, false, true, &retry_now, &ended);
 		if (ended)

@@ -2,13 +2,12 @@
  *
  * ring_maint.c
  *		The ring's part of the maintenance round (docs/storage.md, "Step 5:
- *		the maintenance round on the ring"), and the hard timeout of ring
- *		jobs (awa.ring_set_timeout, awa.ring_timeouts).
+ *		the maintenance round on the ring").
  *
  * maintain.c runs these steps after its own (hook: rmaint), each in its own
  * subtransaction through its run_step, so that a failing step is logged,
  * recorded in awa.maintenance_failures ("ring promote", "ring rescue",
- * "ring timeouts", "ring callbacks", "ring history", "ring rotate", "ring
+ * "ring callbacks", "ring history", "ring rotate", "ring
  * reclaim") and costs only itself (callbacks: awa.ring_callback_timeouts,
  * external waits past their deadline, ring_ext.c; history:
  * awa.ring_history_expire, finished jobs past retention, ring_history.c):
@@ -17,12 +16,13 @@
  *	2. rescue: awa.ring_rescue(AWA_RING_MAINT_RESCUE_MAX), attempts whose
  *	   deadline (the claim's lease, extended by heartbeats) has passed end
  *	   as awa's rescue ends them (retryable and due now, failed at
- *	   max_attempts); the rescue mark is taken SKIP LOCKED;
- *	3. timeouts: attempts running longer than their job's timeout
- *	   (awa.ring_timeouts, below) end the same way, error "timeout exceeded";
- *	4. rotate: awa.ring_rotate() (100,000 rows or an hour), called only when
+ *	   max_attempts), with the cause of the deadline: the lease, the job's
+ *	   timeout or awa.heartbeat_timeout (below); the rescue mark is taken
+ *	   SKIP LOCKED; its rows ready now wake the queue's blocking claimers
+ *	   (ring_sched.c's retry);
+ *	3. rotate: awa.ring_rotate() (100,000 rows or an hour), called only when
  *	   the open slot may be due (below); its advisory lock is a try-lock;
- *	5. reclaim: awa.ring_reclaim(AWA_RING_MAINT_CARRY_MAX), called only when
+ *	4. reclaim: awa.ring_reclaim(AWA_RING_MAINT_CARRY_MAX), called only when
  *	   the ready partition of a sealed slot has a block (a truncated slot
  *	   has none: ring_reclaim's own check of empty slots plans a statement
  *	   per relation and slot, some 400 buffers of catalog reads), and not
@@ -61,31 +61,11 @@
  * An estimate below the truth delays a rotation by rows until the next
  * analyze of the partition; the age limit still seals it.
  *
- * Timeouts.  awa.ready has no timeout column (awa.jobs has: a hard limit
- * of each attempt, whatever the heartbeats say).  awa.ring_set_timeout(id,
- * timeout) records one in awa.ring_timeouts, a mutable side table of one
- * row per ring job that has one (nothing on the ring's hot path reads it).
- * The round's timeouts step looks at up to AWA_RING_MAINT_TIMEOUTS_MAX of
- * its rows, in id order from where the last round of this backend stopped
- * (wrapping): for each, the job's newest attempt (the reading rule of
- * docs/storage.md: a scheduled row: waiting; else the newest ready row R
- * and the attempt (id, R.run_lease + 1): a final done row (completed,
- * failed, cancelled): the row is deleted, the job ended; no done row and a
- * receipt claimed more than timeout ago: it ends like ring_rescue's
- * attempts, the receipt locked FOR UPDATE SKIP LOCKED first (a heartbeat
- * in progress holds it FOR SHARE: next round) and checked again with a
- * snapshot taken after the lock; a job with neither ready nor scheduled row
- * (gone with its slot): the row is deleted.  A round costs a few index
- * probes per row looked at, so this is for jobs that need a hard limit, not
- * for every job: the claim does not cap its receipt's deadline by it.
- *
- * Not here: awa.heartbeat_timeout.  awa.jobs also rescues a running job
- * whose last heartbeat is older than awa.heartbeat_timeout, whatever its
- * lease.  On the ring the lease is the deadline and each beat extends it.
- * The same outcome needs the claim and the heartbeat to cap the deadline
- * they write at awa.heartbeat_timeout (ring.c, ring_lease.c), or an index
- * on the receipts' claim time (one more index entry per claim, on the hot
- * path) and a walk like the rescue's.  See docs/storage.md.
+ * Job timeouts and awa.heartbeat_timeout are deadlines (ring_obs.h): the
+ * claim caps a receipt's deadline at claimed_at + the job's timeout and at
+ * now() + awa.heartbeat_timeout, a heartbeat likewise, so the rescue's walk
+ * ends such attempts with the cause awa's rescue gives ("timeout exceeded",
+ * "heartbeat stale"); no step of its own.
  *
  *-------------------------------------------------------------------------
  */
@@ -114,14 +94,10 @@
 #include "ring.h"
 #include "ring_maint.h"
 
-PG_FUNCTION_INFO_V1(awa_ring_set_timeout);
-
 /* ring_rotate's defaults (awa.sql): the round rotates at these limits */
 #define RING_ROTATE_ROWS		100000
 #define RING_ROTATE_AGE_SECS	3600
 
-/* where the timeouts step of this backend goes on from (a job id) */
-static int64 timeouts_cursor = 0;
 
 /*
  * A reclaim that found the sealed slots only kept by retention (more
@@ -359,142 +335,6 @@ step_reclaim(void)
 	return reclaimed;
 }
 
-/* ---------------------------------------------------------------------
- * Timeouts
- * ---------------------------------------------------------------------
- */
-
-/* The attempt a timeouts row is about (see the head of this file). */
-typedef struct TimedJob
-{
-	int64		id;
-	Interval	timeout;
-} TimedJob;
-
-/* Step: end the attempts running past their job's timeout; how many it ended. */
-static int64
-step_timeouts(void)
-{
-	static SPIPlanPtr rows_plan = NULL;
-	static SPIPlanPtr job_plan = NULL;
-	static SPIPlanPtr forget_plan = NULL;
-	static SPIPlanPtr lock_plan = NULL;
-	static SPIPlanPtr check_plan = NULL;
-	static const Oid rows_types[] = {INT8OID, INT4OID};
-	static const Oid job_types[] = {INT8OID, INTERVALOID};
-	static const Oid id_types[] = {INT8OID};
-	static const Oid attempt_types[] = {INT8OID, INT8OID, INT2OID};
-	TimedJob   *jobs;
-	uint64		njobs;
-	uint64		i;
-	int64		ended_count = 0;
-	Datum		values[3];
-	Datum		error;
-	Interval	retry_now = {0};
-
-	/* the rows to look at, from the cursor on */
-	awa_plan(&rows_plan,
-			 "SELECT t.job_id, t.timeout FROM awa.ring_timeouts t WHERE t.job_id > $1 ORDER BY t.job_id LIMIT $2",
-			 2, (Oid *) rows_types);
-	values[0] = Int64GetDatum(timeouts_cursor);
-	values[1] = Int32GetDatum(AWA_RING_MAINT_TIMEOUTS_MAX);
-	njobs = awa_ring_run(rows_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
-						 "awa maintenance: ring timeouts");
-	jobs = palloc(sizeof(TimedJob) * (njobs + 1));
-	for (i = 0; i < njobs; i++)
-	{
-		bool		isnull;
-
-		jobs[i].id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		jobs[i].timeout = *DatumGetIntervalP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
-														   &isnull));
-	}
-	timeouts_cursor = njobs < AWA_RING_MAINT_TIMEOUTS_MAX ? 0 : jobs[njobs - 1].id;
-
-	/*
-	 * The job's newest attempt: (lease, slot, final, running past its
-	 * timeout); no row: neither scheduled nor ready (gone); a scheduled row
-	 * makes it waiting.
-	 */
-	awa_plan(&job_plan,
-			 "SELECT r.run_lease + 1, r.slot,"
-			 " coalesce(d.state IN ('completed', 'failed', 'cancelled'), false),"
-			 " d.state IS NULL AND (SELECT c.claimed_at FROM awa.claims c WHERE c.job_id = r.id"
-			 "   AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) + $2 < now(),"
-			 " (SELECT 1 FROM awa.scheduled s WHERE s.id = r.id) IS NOT NULL"
-			 " FROM (SELECT r.id, r.run_lease, r.slot FROM awa.ready r WHERE r.id = $1"
-			 "   ORDER BY r.run_lease DESC LIMIT 1) r"
-			 " LEFT JOIN LATERAL (SELECT d.state FROM awa.done d WHERE d.job_id = r.id"
-			 "   AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot LIMIT 1) d ON true"
-			 " UNION ALL SELECT NULL, NULL, false, false, true FROM awa.scheduled s WHERE s.id = $1"
-			 " LIMIT 1",
-			 2, (Oid *) job_types);
-	awa_plan(&forget_plan, "DELETE FROM awa.ring_timeouts WHERE job_id = $1", 1, (Oid *) id_types);
-	awa_plan(&lock_plan,
-			 "SELECT 1 FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
-			 " FOR UPDATE OF c SKIP LOCKED",
-			 3, (Oid *) attempt_types);
-	awa_plan(&check_plan,
-			 "SELECT 1 FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
-			 " AND c.claimed_at + (SELECT t.timeout FROM awa.ring_timeouts t WHERE t.job_id = c.job_id) < now()"
-			 " AND (SELECT 1 FROM awa.done d WHERE d.job_id = c.job_id AND d.run_lease = c.run_lease"
-			 "  AND d.slot = c.slot LIMIT 1) IS NULL",
-			 3, (Oid *) attempt_types);
-	error = DirectFunctionCall1(jsonb_in, CStringGetDatum("\"timeout exceeded\""));
-
-	for (i = 0; i < njobs; i++)
-	{
-		bool		isnull;
-		HeapTuple	t;
-		TupleDesc	d;
-		bool		scheduled;
-		bool		ended;
-
-		CHECK_FOR_INTERRUPTS();
-		values[0] = Int64GetDatum(jobs[i].id);
-		values[1] = IntervalPGetDatum(&jobs[i].timeout);
-		if (awa_ring_run(job_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
-						 "awa maintenance: a timed job") == 0)
-		{
-			/* gone with its slot */
-			awa_ring_run(forget_plan, values, NULL, InvalidSnapshot, false, SPI_OK_DELETE,
-						 "awa maintenance: forget a timeout");
-			continue;
-		}
-		t = SPI_tuptable->vals[0];
-		d = SPI_tuptable->tupdesc;
-		scheduled = DatumGetBool(SPI_getbinval(t, d, 5, &isnull));
-		if (scheduled)
-			continue;			/* waiting */
-		if (DatumGetBool(SPI_getbinval(t, d, 3, &isnull)))
-		{
-			/* ended for good */
-			awa_ring_run(forget_plan, values, NULL, InvalidSnapshot, false, SPI_OK_DELETE,
-						 "awa maintenance: forget a timeout");
-			continue;
-		}
-		{
-			Datum		over = SPI_getbinval(t, d, 4, &isnull);
-
-			if (isnull || !DatumGetBool(over))
-				continue;		/* waiting, or running within its timeout */
-		}
-		values[1] = SPI_getbinval(t, d, 1, &isnull);
-		values[2] = SPI_getbinval(t, d, 2, &isnull);
-		if (awa_ring_run(lock_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-						 "awa maintenance: lock a timed out attempt") == 0)
-			continue;			/* a heartbeat or an end holds it: next round */
-		if (awa_ring_run(check_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
-						 "awa maintenance: check a timed out attempt") == 0)
-			continue;
-		/* retried now, as awa's own rescue does (job.c, RESCUE_SQL) */
-		(void) awa_ring_fail_attempt(values[0], values[1], error, false, true, &retry_now, &ended);
-		if (ended)
-			ended_count++;
-	}
-	return ended_count;
-}
-
 int64
 awa_ring_maint_step(AwaRingStep step)
 {
@@ -519,9 +359,6 @@ awa_ring_maint_step(AwaRingStep step)
 		case AWA_RING_STEP_RESCUE:
 			n = run_one(&rescue_plan, "SELECT awa.ring_rescue($1)", 1, AWA_RING_MAINT_RESCUE_MAX);
 			break;
-		case AWA_RING_STEP_TIMEOUTS:
-			n = step_timeouts();
-			break;
 		case AWA_RING_STEP_CALLBACKS:
 			n = run_one(&callbacks_plan, "SELECT awa.ring_callback_timeouts($1)", 1,
 						AWA_RING_MAINT_CALLBACKS_MAX);
@@ -541,63 +378,4 @@ awa_ring_maint_step(AwaRingStep step)
 	SPI_finish();
 	AtEOXact_GUC(true, gucnest);
 	return n;
-}
-
-/* ---------------------------------------------------------------------
- * awa.ring_set_timeout(id bigint, timeout interval) RETURNS void
- * ---------------------------------------------------------------------
- */
-Datum
-awa_ring_set_timeout(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr exists_plan = NULL;
-	static SPIPlanPtr set_plan = NULL;
-	static SPIPlanPtr clear_plan = NULL;
-	static const Oid set_types[] = {INT8OID, INTERVALOID};
-	Datum		values[2];
-	int			gucnest;
-
-	awa_ring_check_enabled("awa.ring_set_timeout");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("id must not be null")));
-	values[0] = PG_GETARG_DATUM(0);
-	if (!PG_ARGISNULL(1))
-	{
-		(void) awa_check_delay(PG_GETARG_INTERVAL_P(1), "timeout", true);
-		values[1] = PG_GETARG_DATUM(1);
-	}
-
-	SPI_connect();
-	gucnest = awa_ring_pin_planner();
-	awa_plan(&exists_plan,
-			 "SELECT 1 WHERE EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = $1)"
-			 " OR EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = $1)",
-			 1, (Oid *) set_types);
-	if (SPI_execute_plan(exists_plan, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "awa.ring_set_timeout: lookup failed");
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("awa.ring_set_timeout: no ring job with id %lld",
-						(long long) DatumGetInt64(values[0]))));
-	if (PG_ARGISNULL(1))
-	{
-		awa_plan(&clear_plan, "DELETE FROM awa.ring_timeouts WHERE job_id = $1", 1, (Oid *) set_types);
-		if (SPI_execute_plan(clear_plan, values, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "awa.ring_set_timeout: delete failed");
-	}
-	else
-	{
-		awa_plan(&set_plan,
-				 "INSERT INTO awa.ring_timeouts AS t (job_id, timeout) VALUES ($1, $2)"
-				 " ON CONFLICT (job_id) DO UPDATE SET timeout = excluded.timeout",
-				 2, (Oid *) set_types);
-		if (SPI_execute_plan(set_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "awa.ring_set_timeout: insert failed");
-	}
-	AtEOXact_GUC(true, gucnest);
-	SPI_finish();
-	PG_RETURN_VOID();
 }

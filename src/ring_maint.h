@@ -14,7 +14,6 @@ typedef enum AwaRingStep
 {
 	AWA_RING_STEP_PROMOTE,		/* awa.ring_promote: due scheduled rows become ready */
 	AWA_RING_STEP_RESCUE,		/* awa.ring_rescue: attempts past their deadline */
-	AWA_RING_STEP_TIMEOUTS,		/* attempts past their job's timeout (awa.ring_timeouts) */
 	AWA_RING_STEP_CALLBACKS,	/* awa.ring_callback_timeouts: external waits past their deadline */
 	AWA_RING_STEP_HISTORY,		/* awa.ring_history_expire: finished jobs past retention */
 	AWA_RING_STEP_ROTATE,		/* awa.ring_rotate: seal the open slot when due */
@@ -22,10 +21,9 @@ typedef enum AwaRingStep
 	AWA_RING_NUM_STEPS
 } AwaRingStep;
 
-/* At most this many rows per round: promoted, rescued, timeouts looked at, carried per slot. */
+/* At most this many rows per round: promoted, rescued, timed out callbacks, carried per slot. */
 #define AWA_RING_MAINT_PROMOTE_MAX	10000
 #define AWA_RING_MAINT_RESCUE_MAX	1000
-#define AWA_RING_MAINT_TIMEOUTS_MAX	1000
 #define AWA_RING_MAINT_CALLBACKS_MAX	1000
 #define AWA_RING_MAINT_CARRY_MAX	1000
 

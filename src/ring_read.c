@@ -70,6 +70,7 @@
 #include "counters.h"
 #include "ring.h"
 #include "ring_history.h"
+#include "ring_obs.h"			/* hook: robs */
 
 PG_FUNCTION_INFO_V1(awa_ring_get);
 PG_FUNCTION_INFO_V1(awa_ring_count_changes);
@@ -361,6 +362,8 @@ ring_count_scheduled(TriggerData *td)
 	int			a_state = ring_column(desc, "state");
 	TupleTableSlot *row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	AwaCounts  *c = awa_counts_create();
+	/* hook: robs -- a job enqueued for later is enqueued (history, ring_obs.c) */
+	bool		hist = inserted && awa_ring_history_begin();
 
 	tuplestore_rescan(rows);
 	while (tuplestore_gettupleslot(rows, true, false, row))
@@ -369,6 +372,8 @@ ring_count_scheduled(TriggerData *td)
 
 		if (DatumGetInt64(slot_getattr(row, a_lease + 1, &isnull)) != 0)
 			continue;
+		if (hist)
+			awa_ring_history_scheduled(row);
 		ring_add(c, DatumGetTextPP(slot_getattr(row, a_queue + 1, &isnull)),
 				 ring_state_of(TupleDescAttr(desc, a_state)->atttypid,
 							   slot_getattr(row, a_state + 1, &isnull)),
@@ -376,6 +381,8 @@ ring_count_scheduled(TriggerData *td)
 	}
 	tuplestore_rescan(rows);
 	ExecDropSingleTupleTableSlot(row);
+	if (hist)
+		awa_ring_history_end();
 	awa_counts_write(c);
 	return PointerGetDatum(NULL);
 }
@@ -400,6 +407,7 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 				a_lease,
 				a_slot;
 	Oid			statetype = InvalidOid;
+	bool		hist;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
@@ -434,6 +442,8 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetLatestSnapshot());
 	c = awa_counts_create();
+	/* hook: robs -- the statement's history events (ring_obs.c), from the rows probed here */
+	hist = awa_ring_history_begin();
 	row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
 	tuplestore_rescan(td->tg_newtable);
 	while (tuplestore_gettupleslot(td->tg_newtable, true, false, row))
@@ -443,6 +453,7 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 		int64		lease = DatumGetInt64(slot_getattr(row, a_lease + 1, &isnull));
 		int			slot = DatumGetInt16(slot_getattr(row, a_slot + 1, &isnull));
 		ReadyRow	r;
+		TupleTableSlot *rs;
 
 		if (name[0] == 'r')		/* ready */
 		{
@@ -450,6 +461,8 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 
 			if (!ring_ready_row(row, &r))
 				continue;
+			if (hist)
+				awa_ring_history_ready(row, lease);
 			ring_add(c, r.queue, r.state, 0, true, 1);
 			if (lease <= 0)
 				continue;
@@ -475,10 +488,13 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 		}
 		if (ready.parent == NULL)
 			ring_rel_open(&ready, "ready");
-		if (!ring_ready_row(ring_probe(&ready, id, lease - 1, slot, snap), &r))
+		rs = ring_probe(&ready, id, lease - 1, slot, snap);
+		if (!ring_ready_row(rs, &r))
 			continue;			/* no ready row: nothing to count it by */
 		if (name[0] == 'c')		/* claims */
 		{
+			if (hist)
+				awa_ring_history_receipt(row, rs);
 			ring_add(c, r.queue, r.state, 0, true, -1);
 			ring_add(c, r.queue, AWA_STATE_RUNNING, 0, true, 1);
 		}
@@ -488,15 +504,20 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 			int			a_state = ring_column(desc, "state");
 			Datum		st = slot_getattr(row, a_state + 1, &isnull);
 			Datum		fin = slot_getattr(row, ring_column(desc, "finalized_at") + 1, &fnull);
+			bool		parked;
+			TupleTableSlot *rc = NULL;
 
 			if (!OidIsValid(statetype))
 				statetype = TupleDescAttr(desc, a_state)->atttypid;
 			if (claims.parent == NULL)
 				ring_rel_open(&claims, "claims");
 			/* hook: rext -- the end of a wait (after_wait) leaves waiting_external */
-			if (DatumGetBool(slot_getattr(row, ring_column(desc, "after_wait") + 1, &isnull)))
+			parked = DatumGetBool(slot_getattr(row, ring_column(desc, "after_wait") + 1, &isnull));
+			if (!parked || hist)
+				rc = ring_probe(&claims, id, lease, slot, snap);
+			if (parked)
 				ring_add(c, r.queue, AWA_STATE_WAITING_EXTERNAL, 0, true, -1);
-			else if (ring_probe(&claims, id, lease, slot, snap) != NULL)
+			else if (rc != NULL)
 			{
 				ring_add(c, r.queue, AWA_STATE_RUNNING, 0, true, -1);
 				/* hook: rflow -- an attempt left running: waiters at a limit count again at commit */
@@ -504,6 +525,9 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 			}
 			else
 				ring_add(c, r.queue, r.state, 0, true, -1);
+			/* hook: robs -- history: the event of this end, run from the receipt's claim */
+			if (hist)
+				awa_ring_history_done(row, rs, rc);
 			ring_add(c, r.queue, ring_state_of(statetype, st), fnull ? 0 : DatumGetTimestampTz(fin),
 					 fnull, 1);
 		}
@@ -514,6 +538,8 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 	ring_rel_close(&claims);
 	ring_rel_close(&done);
 	UnregisterSnapshot(snap);
+	if (hist)
+		awa_ring_history_end();
 	awa_counts_write(c);
 	return PointerGetDatum(NULL);
 }

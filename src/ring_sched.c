@@ -268,6 +268,7 @@ awa_ring_promote(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	int32		max;
 	uint64		n;
+	uint64		i;
 
 	awa_ring_check_enabled("awa.ring_promote");
 	max = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0);
@@ -281,10 +282,27 @@ awa_ring_promote(PG_FUNCTION_ARGS)
 			 RING_PROMOTE_SQL(
 				"SELECT s.id FROM awa.scheduled s WHERE s.run_at <= now()"
 				" ORDER BY s.run_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-				"id"),
+				"queue, run_at"),
 			 1, argtypes);
 	n = awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
 					 "awa.ring_promote: promotion");
+	/*
+	 * hook: robs -- each job promoted wakes a blocking claimer of its queue
+	 * at commit (one keeping its due time may have found the row locked by
+	 * this promotion and be backing off, ring_wait.c), and pins its run_at:
+	 * a run_at lowered behind the ring's back (a plain UPDATE) would else be
+	 * below the lane's floor until its next reset
+	 */
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		char	   *lane = awa_ring_lane(DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
+																	  SPI_tuptable->tupdesc, 1, &isnull)));
+
+		awa_floor_note(lane, DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 2, &isnull)));
+		awa_lane_available(lane, true);
+	}
 	SPI_finish();
 	PG_RETURN_INT32((int32) n);
 }

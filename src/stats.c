@@ -23,6 +23,7 @@
 
 #include "awa.h"
 #include "counters.h"
+#include "ring_obs.h"			/* hook: robs */
 
 PG_FUNCTION_INFO_V1(awa_queue_stats);
 
@@ -212,8 +213,17 @@ awa_queue_stats(PG_FUNCTION_ARGS)
 		args[3] = TimestampTzGetDatum(sec + AWA_SECOND_USECS);
 		awa_stmt_run(&stats[which], args, NULL, 0);
 	}
-	for (i = 0; i < SPI_processed; i++)
-		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	{
+		/* hook: robs -- the lag of ring jobs (ring_obs.c), which runs statements of its own */
+		SPITupleTable *rows = SPI_tuptable;
+		uint64		n = SPI_processed;
+		bool		ring = awa_ring_stats_in_use();
+
+		for (i = 0; i < n; i++)
+			tuplestore_puttuple(rsinfo->setResult,
+								ring ? awa_ring_stats_lag(rows->vals[i], rows->tupdesc, 1, 4, 11)
+								: rows->vals[i]);
+	}
 	SPI_finish();
 	return (Datum) 0;
 }

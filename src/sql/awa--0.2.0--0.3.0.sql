@@ -1309,22 +1309,10 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_history_expire()
 	IS 'internal (the ring): delete the batches of awa.ring_history whose newest job is past its retention (awa.retention_completed, awa.retention_failed); their jobs leave the counters and let go of their unique keys';
 -- The ring: the maintenance round (ring_maint.c; docs/storage.md, "Step 5: the maintenance round on the ring") ---
--- awa_maintain() runs the ring's maintenance functions when the ring is in use.  A ring job's hard timeout (the
--- limit of each attempt, whatever its heartbeats say, as awa.jobs.timeout) is a row here, looked at by the round;
--- a mutable side table, read by nothing on the ring's hot path.
-CREATE TABLE awa.ring_timeouts (
-	job_id			bigint PRIMARY KEY,
-	timeout			interval NOT NULL CONSTRAINT ring_timeouts_timeout_positive CHECK (timeout > interval '0')
-);
-COMMENT ON TABLE awa.ring_timeouts
-	IS 'internal (the ring, not in use yet): the hard timeout of each attempt of a ring job, for the maintenance round';
+-- awa_maintain() runs the ring's maintenance functions when the ring is in use (no relation of its own: a job's
+-- hard timeout is the timeout column of its rows, which caps each attempt's deadline; docs/storage.md, "Step 5:
+-- timeouts, history and lag, wake-ups on the ring").
 
-CREATE FUNCTION awa.ring_set_timeout(id bigint, timeout interval)
-RETURNS void
-AS 'MODULE_PATHNAME', 'awa_ring_set_timeout'
-LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION awa.ring_set_timeout(bigint, interval)
-	IS 'internal (the ring): the hard limit of each attempt of the ring job id (an interval > 0, at most 36500 days; NULL removes it); an attempt running longer is ended by the maintenance round as a rescue ends it, error "timeout exceeded"; 22023 id null or timeout out of range, P0002 no ring job with that id, 55000 awa.ring_engine off';
 -- The ring: retry, cancel by unique key, external waits (ring_ext.c; docs/storage.md, "Step 5: retry, ...") ---
 -- Internal like the rest of the ring.  A running attempt may park in waiting_external: its done row
 -- 'waiting_external' (after_wait false, so that it and every other end of the running attempt exclude each
@@ -1614,8 +1602,7 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	(SELECT b.progress FROM awa.beats b WHERE b.job_id = k.id ORDER BY b.run_lease DESC, b.at DESC LIMIT 1)
 		AS progress,
 	c.claimed_by, c.lease,
-	-- the job's own timeout, else one set by awa.ring_set_timeout
-	coalesce(r.timeout, (SELECT t.timeout FROM awa.ring_timeouts t WHERE t.job_id = k.id)) AS timeout,
+	r.timeout,
 	-- hook: rext -- the result of a completion, the job's current callback (its newest row), the newest payload
 	CASE WHEN k.state = 'completed' THEN k.result END AS result,
 	cb.callback_key, cb.run_lease AS callback_lease, cb.timeout AS callback_timeout,
@@ -1668,7 +1655,7 @@ UNION ALL
 SELECT s.id, s.kind, s.queue, s.args, s.state, s.priority, s.attempt, s.max_attempts, s.run_at,
 	NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, s.created_at, '{}'::jsonb[],
 	s.metadata, s.tags, s.unique_key, s.unique_states, s.run_lease, NULL::jsonb, NULL::text, NULL::interval,
-	coalesce(s.timeout, (SELECT t.timeout FROM awa.ring_timeouts t WHERE t.job_id = s.id)), NULL::jsonb,
+	s.timeout, NULL::jsonb,
 	NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, s.group_id, s.concurrency_key
 FROM awa.scheduled s
 WHERE s.run_lease = 0;
@@ -1686,7 +1673,9 @@ COMMENT ON VIEW awa.ring_jobs
 	IS 'internal (the ring): every ring job''s newest attempt as a row of awa.jobs'' shape (columns the ring does not store yet: NULL)';
 
 -- The counters against a recount of awa.ring_jobs and awa.jobs, at the caller's snapshot: one row per queue
--- and state (completed: completed_last_hour) whose counts differ.  No row: they agree.
+-- and state (completed: completed_last_hour; lag_us: lag_seconds in microseconds) whose counts differ.  No row:
+-- they agree.  (The ring's part of lag_seconds is read with the newest snapshot, docs/storage.md "Step 5:
+-- timeouts, history and lag, wake-ups on the ring": equal when nothing commits meanwhile.)
 CREATE FUNCTION awa.ring_recount()
 RETURNS TABLE (queue text, state text, counted bigint, recounted bigint)
 LANGUAGE sql STABLE
@@ -1695,17 +1684,24 @@ BEGIN ATOMIC
 			CROSS JOIN LATERAL (VALUES ('scheduled', s.scheduled), ('available', s.available),
 				('running', s.running), ('retryable', s.retryable), ('failed', s.failed),
 				('cancelled', s.cancelled), ('waiting_external', s.waiting_external),
-				('completed', s.completed_last_hour)) v(state, n)
+				('completed', s.completed_last_hour), ('lag_us', (s.lag_seconds * 1000000)::bigint)) v(state, n)
 			WHERE v.n <> 0),
 		j AS (SELECT j.queue, j.state::text AS state, count(*) AS n
 			FROM (SELECT a.queue, a.state, a.finalized_at FROM awa.jobs a
 				UNION ALL SELECT b.queue, b.state, b.finalized_at FROM awa.ring_jobs b) j
 			WHERE j.state <> 'completed' OR j.finalized_at > now() - interval '1 hour'
-			GROUP BY 1, 2)
+			GROUP BY 1, 2
+			UNION ALL
+			-- lag_seconds as awa_queue_stats() computes it, of the oldest available job of either engine
+			SELECT j.queue, 'lag_us',
+				(greatest(extract(epoch FROM now()) - extract(epoch FROM min(j.run_at)), 0)::float8 * 1000000)::bigint
+			FROM (SELECT a.queue, a.run_at FROM awa.jobs a WHERE a.state = 'available'
+				UNION ALL SELECT b.queue, b.run_at FROM awa.ring_jobs b WHERE b.state = 'available') j
+			GROUP BY 1)
 	SELECT coalesce(s.queue, j.queue), coalesce(s.state, j.state), coalesce(s.n, 0), coalesce(j.n, 0)
 	FROM s FULL JOIN j ON s.queue = j.queue AND s.state = j.state
 	WHERE coalesce(s.n, 0) <> coalesce(j.n, 0)
 	ORDER BY 1, 2;
 END;
 COMMENT ON FUNCTION awa.ring_recount()
-	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour); no row when they agree';
+	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour; lag_us: lag_seconds in microseconds); no row when they agree';

@@ -29,6 +29,8 @@ SELECT throws_ok($$SELECT * FROM awa.ring_attempt_lease(1, 1)$$, '55000', NULL,
 	'ring_attempt_lease refuses while the ring is off');
 
 SET LOCAL awa.ring_engine = on;
+-- leases here are longer than awa.heartbeat_timeout, which caps a deadline (06_ring_obs.sql tests that)
+SET LOCAL awa.heartbeat_timeout = '1d';
 
 -- bad input: 22023 naming the field, nothing written
 SELECT throws_ok($$SELECT awa.ring_heartbeat(NULL, 1)$$, '22023', 'id must not be null', 'heartbeat: null id');

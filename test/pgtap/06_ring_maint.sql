@@ -1,14 +1,14 @@
 -- The maintenance round on the ring (docs/storage.md, "Step 5: the maintenance round on the ring"): awa_maintain()
--- runs the ring's promote, rescue, timeouts, callbacks (external waits past their deadline), history (finished
+-- runs the ring's promote, rescue, callbacks (external waits past their deadline), history (finished
 -- jobs past retention), rotate and reclaim when the ring is in use, each isolated (a failing
--- step is recorded in awa.maintenance_failures and the others go on); a ring job's timeout (awa.ring_set_timeout)
--- ends an attempt running longer, as a rescue ends it.  Reclaiming needs committed rows and no older snapshot, so
+-- step is recorded in awa.maintenance_failures and the others go on); a ring job's timeout (awa.ring_insert's
+-- timeout) ends an attempt running longer, as a rescue ends it.  Reclaiming needs committed rows and no older snapshot, so
 -- this file runs statement by statement (autocommit) and drops what it created at the end.
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
 SET statement_timeout = '30s';
 SET client_min_messages = error;
-SELECT plan(66);
+SELECT plan(54);
 
 CREATE FUNCTION pg_temp.round() RETURNS text LANGUAGE sql AS $$
 	SELECT row(promoted, rescued)::text FROM awa_maintain() $$;
@@ -31,16 +31,6 @@ CREATE FUNCTION pg_temp.state(j bigint) RETURNS text LANGUAGE sql AS $$
 	SELECT state || ':' || attempt || ':' || run_lease FROM awa.ring_jobs WHERE id = j $$;
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint);
 
--- the relation and function: internal like the rest of the ring
-SELECT is((SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a
-	WHERE c.oid = 'awa.ring_timeouts'::regclass AND a.grantee <> c.relowner), 0::bigint,
-	'no role is granted awa.ring_timeouts');
-SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
-	WHERE p.oid = 'awa.ring_set_timeout(bigint, interval)'::regprocedure AND a.grantee <> p.proowner), 0::bigint,
-	'no role (not PUBLIC) may execute awa.ring_set_timeout');
-SELECT throws_ok($$SELECT awa.ring_set_timeout(1, '1 minute')$$, '55000', NULL,
-	'ring_set_timeout refuses while the ring is off');
-
 -- the ring not in use: the round leaves it alone (the rescue mark is where it was installed)
 SELECT is(pg_temp.round(), '(0,0)', 'a round with an empty ring');
 SELECT is((SELECT passed FROM awa.ring_rescue_mark), '-infinity'::timestamptz,
@@ -48,24 +38,7 @@ SELECT is((SELECT passed FROM awa.ring_rescue_mark), '-infinity'::timestamptz,
 SELECT is((SELECT count(*) FROM awa.maintenance_failures), 0::bigint, 'and nothing failed');
 
 SET awa.ring_engine = on;
--- bad input: 22023 naming the field, P0002 for an unknown job; nothing written
 INSERT INTO j VALUES ('t', awa.ring_insert('k', queue => 'rm'));
-SELECT throws_ok($$SELECT awa.ring_set_timeout(NULL, '1 minute')$$, '22023', 'id must not be null',
-	'ring_set_timeout: null id');
-SELECT throws_ok(format($$SELECT awa.ring_set_timeout(%s, '0')$$, (SELECT id FROM j WHERE n = 't')), '22023',
-	'timeout must be more than 0 and at most 36500 days, got "00:00:00"', 'ring_set_timeout: timeout 0');
-SELECT throws_ok(format($$SELECT awa.ring_set_timeout(%s, '-1 minute')$$, (SELECT id FROM j WHERE n = 't')), '22023',
-	'timeout must be more than 0 and at most 36500 days, got "-00:01:00"', 'ring_set_timeout: negative timeout');
-SELECT throws_ok(format($$SELECT awa.ring_set_timeout(%s, '36501 days')$$, (SELECT id FROM j WHERE n = 't')),
-	'22023', 'timeout must be more than 0 and at most 36500 days, got "36501 days"',
-	'ring_set_timeout: timeout over 36500 days');
-SELECT throws_ok($$SELECT awa.ring_set_timeout(-5, '1 minute')$$, 'P0002', NULL, 'ring_set_timeout: unknown id');
-SELECT is((SELECT count(*) FROM awa.ring_timeouts), 0::bigint, 'bad input wrote nothing');
-SELECT lives_ok(format($$SELECT awa.ring_set_timeout(%s, '1 hour')$$, (SELECT id FROM j WHERE n = 't')),
-	'a timeout set');
-SELECT lives_ok(format($$SELECT awa.ring_set_timeout(%s, NULL)$$, (SELECT id FROM j WHERE n = 't')),
-	'and removed');
-SELECT is((SELECT count(*) FROM awa.ring_timeouts), 0::bigint, 'NULL removes the timeout');
 SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY(SELECT id FROM awa.ring_claim('rm', 1)), '{1}')),
 	1::bigint, 't completed');
 
@@ -108,11 +81,12 @@ SELECT is((SELECT row(r.attempt, r.run_at <= now())::text FROM awa.ready r
 	WHERE r.id = (SELECT id FROM j WHERE n = 'r1') AND r.run_lease = 1), '(1,t)', 'r1''s retry is due now');
 SELECT is(pg_temp.round(), '(0,0)', 'nothing more to rescue');
 
--- timeouts: an attempt running longer than its job's timeout ends, whatever its lease and heartbeats
-INSERT INTO j VALUES ('x1', awa.ring_insert('k', queue => 'rx')), ('x2', awa.ring_insert('k', queue => 'rx')),
-	('x4', awa.ring_insert('k', queue => 'rx')), ('x3', awa.ring_insert('k', queue => 'rx3'));
-SELECT awa.ring_set_timeout(id, CASE n WHEN 'x2' THEN interval '1 hour' ELSE interval '1 millisecond' END)
-	FROM j WHERE n IN ('x1', 'x2', 'x3', 'x4');
+-- timeouts: an attempt running longer than its job's timeout ends, whatever its lease and heartbeats (the
+-- timeout caps the receipt's deadline and every beat's: the rescue ends it)
+INSERT INTO j VALUES ('x1', awa.ring_insert('k', queue => 'rx', timeout => '1 millisecond')),
+	('x2', awa.ring_insert('k', queue => 'rx', timeout => '1 hour')),
+	('x4', awa.ring_insert('k', queue => 'rx', timeout => '1 millisecond')),
+	('x3', awa.ring_insert('k', queue => 'rx3', timeout => '1 millisecond'));
 SELECT is((SELECT count(*) FROM awa.ring_claim('rx', 3, '1 hour')), 3::bigint, 'x1, x2, x4 claimed, 1 hour leases');
 SELECT isnt(awa.ring_heartbeat((SELECT id FROM j WHERE n = 'x1'), 1), NULL, 'x1 heartbeats');
 SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY[(SELECT id FROM j WHERE n = 'x4')], '{1}')), 1::bigint,
@@ -126,8 +100,7 @@ SELECT is((SELECT row(r.attempt, r.run_at <= now())::text FROM awa.ready r
 	WHERE r.id = (SELECT id FROM j WHERE n = 'x1') AND r.run_lease = 1), '(1,t)', 'x1''s retry is due now');
 SELECT is(pg_temp.state((SELECT id FROM j WHERE n = 'x2')), 'running:1:1', 'x2, within its timeout, runs on');
 SELECT is(pg_temp.state((SELECT id FROM j WHERE n = 'x3')), 'available:0:0', 'x3, never claimed, waits');
-SELECT is((SELECT array_agg(j.n ORDER BY j.n) FROM awa.ring_timeouts t JOIN j ON j.id = t.job_id),
-	ARRAY['x1', 'x2', 'x3'], 'x4 ended for good: its timeout is forgotten');
+SELECT is(pg_temp.state((SELECT id FROM j WHERE n = 'x4')), 'completed:1:1', 'x4 completed in time stays completed');
 SELECT is((SELECT count(*) FROM awa.ring_claim('rx', 3, '1 hour')), 1::bigint, 'x1''s retry is claimed once');
 SELECT pg_sleep(0.01);
 SELECT is(pg_temp.round(), '(0,1)', 'its second attempt times out too');

@@ -17,6 +17,8 @@ SELECT is((SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a
 SELECT throws_ok($$SELECT awa.ring_get(1)$$, '55000', NULL, 'ring_get refuses while the ring is off');
 
 SET LOCAL awa.ring_engine = on;
+-- leases here are longer than awa.heartbeat_timeout, which caps a deadline (06_ring_obs.sql tests that)
+SET LOCAL awa.heartbeat_timeout = '1d';
 
 -- a job in every state the ring has today, queue rv (and rv2 for a job failed after two attempts)
 CREATE TEMP TABLE j (name text PRIMARY KEY, id bigint);

@@ -26,6 +26,8 @@ SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
 SELECT throws_ok($$SELECT pg_temp.claim_wait('q')$$, '55000', NULL, 'it refuses while the ring is off');
 
 SET LOCAL awa.ring_engine = on;
+-- leases here are longer than awa.heartbeat_timeout, which caps a deadline (06_ring_obs.sql tests that)
+SET LOCAL awa.heartbeat_timeout = '1d';
 
 -- two queues with the same jobs (priorities and due times mixed), one claimed by each
 SELECT is((SELECT count(*) FROM (SELECT awa.ring_insert('k', jsonb_build_object('n', i), q, priority => 1 + i % 3,

@@ -2,7 +2,7 @@
 # maintenance round on the ring") with no client calling awa_maintain(), on a server of its own (awa preloaded):
 #   - a scheduled ring job is promoted once due,
 #   - an attempt past its deadline (a lease of 1 ms) ends retryable, error "deadline exceeded",
-#   - an attempt past its job's timeout (awa.ring_set_timeout, 1 ms; a lease of an hour) ends retryable, error
+#   - an attempt past its job's timeout (awa.ring_insert's timeout, 1 ms; a lease of an hour) ends retryable, error
 #     "timeout exceeded",
 #   - once every job completed, the open slot aged two hours is sealed and, with awa.retention_completed = 0,
 #     reclaimed: the ring is empty,
@@ -30,8 +30,7 @@ wait_until($node, 'postgres',
 
 my $s = ring("SELECT awa.ring_insert('k', queue => 's', run_at => now() + interval '1 second')");
 my $r = ring("SELECT awa.ring_insert('k', queue => 'r')");
-my $t = ring("SELECT awa.ring_insert('k', queue => 't')");
-ring("SELECT awa.ring_set_timeout($t, '1 millisecond')");
+my $t = ring("SELECT awa.ring_insert('k', queue => 't', timeout => '1 millisecond')");
 is(ring("SELECT count(*) FROM awa.ring_claim('r', 1, '1 millisecond')"), '1', 'r claimed with a lease of 1 ms');
 is(ring("SELECT count(*) FROM awa.ring_claim('t', 1, '1 hour')"), '1', 't claimed with a lease of an hour');
 
@@ -44,8 +43,7 @@ wait_until($node, $db,
 	"SELECT state = 'retryable' AND error = '\"timeout exceeded\"' FROM awa.done WHERE job_id = $t", 20,
 	'the worker ends the attempt past its timeout: retryable, "timeout exceeded"');
 
-# every job completes (t's retry without its timeout), then the open slot ages
-ring("SELECT awa.ring_set_timeout($t, NULL)");
+# every job completes (t's retry completes in the transaction that claims it), then the open slot ages
 is(ring("SELECT sum(n) FROM (SELECT (SELECT count(*) FROM
 		(SELECT array_agg(id) AS i, array_agg(run_lease) AS l FROM awa.ring_claim(q, 10)) c,
 		awa.ring_complete_many(c.i, c.l)) AS n FROM unnest(ARRAY['s', 'r', 't']) q) x"), '3',
