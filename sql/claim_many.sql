@@ -195,4 +195,18 @@ SELECT count(*) FROM (SELECT awa_insert('k', queue => 'free') FROM generate_seri
 SELECT queue, count(*) FROM awa_claim(ARRAY['rt', 'both', 'free'], batch => 20) GROUP BY queue ORDER BY queue;
 SELECT awa_forget_queue(q) FROM unnest(ARRAY['lim', 'rt', 'both']) q;
 
+-- a transaction claims the job it enqueued itself behind a floor that earlier claims raised (its pin comes only
+-- at commit): over several queues and over one
+SELECT count(*) FROM awa_insert('k', queue => 'own1');
+SELECT count(*) FROM awa_claim(ARRAY['own1', 'own2']);
+SELECT count(*) FROM awa_claim(ARRAY['own1', 'own2']);
+BEGIN;
+SELECT count(*) FROM awa_insert('k', queue => 'own1', run_at => now() - interval '1 day');
+SELECT count(*) AS own_claimed FROM awa_claim(ARRAY['own1', 'own2']);
+ROLLBACK;
+BEGIN;
+SELECT count(*) FROM awa_insert('k', queue => 'own1', run_at => now() - interval '1 day');
+SELECT count(*) AS own_claimed FROM awa_claim('own1');
+ROLLBACK;
+
 DROP EXTENSION awa;

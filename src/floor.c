@@ -637,6 +637,25 @@ floor_read(AwaFloorScan *scan, const char *queue)
 		scan->resets = fs->lanes[scan->lane].resets;
 	}
 	LWLockRelease(fs->lock);
+
+	/*
+	 * This transaction's own waiting jobs of the queue: their pins are
+	 * published only at commit, and a floor raised since may be above them,
+	 * but the transaction sees them, so its claims must too.  Every
+	 * priority's floor goes down to the earliest (their priorities are not
+	 * noted); only a transaction that wrote jobs behind a floor pays.
+	 */
+	if (scan->lane >= 0)
+	{
+		TimestampTz own = notes_min(&written, queue);
+
+		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+			if (own < scan->floors[p].run_at)
+			{
+				scan->floors[p].run_at = own;
+				scan->floors[p].id = PG_INT64_MIN;
+			}
+	}
 }
 
 /*
