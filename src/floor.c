@@ -51,8 +51,15 @@
  * Promotion of scheduled jobs needs no pin (the claim reads scheduled and
  * available jobs alike), nor does a queue being resumed.
  *
- * Limits.  FLOOR_LANES queues (names shorter than FLOOR_NAME_BYTES) get
- * floors, first come; the others are always scanned from the head.  If
+ * Limits.  Queues with names shorter than FLOOR_NAME_BYTES get floors in
+ * a table of FLOOR_LANES lanes shared by every database; longer names are
+ * always scanned from the head.  Once the table is full, a queue that
+ * needs a lane takes the one least recently read that no live pin covers
+ * (lane_evict): the lane starts at no floor and its count of resets moves
+ * on, so a claim of the evicted queue that read before raises nothing, and
+ * the evicted queue gets a fresh lane (at no floor) when next claimed.  A
+ * writer whose queue finds no lane at all pins every lane of its database
+ * instead.  If
  * the pin table ever fills up (it has room for FLOOR_PINS_PER_XACT pins
  * per backend and prepared transaction, and one more per prepared
  * transaction for pin_recovered, so it cannot), floors are switched off
@@ -87,6 +94,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
@@ -113,6 +121,7 @@ typedef struct FloorLane
 	char		queue[FLOOR_NAME_BYTES];
 	TimestampTz reset_at;		/* when its floors were last set to none */
 	uint32		resets;			/* how many times */
+	pg_atomic_uint64 read_at;	/* when a claim last read it (lane_evict) */
 	AwaFloorKey floors[AWA_FLOOR_PRIORITIES];
 } FloorLane;
 
@@ -231,9 +240,13 @@ awa_floor_shmem_startup(void)
 	fs = ShmemInitStruct("awa floors", floor_shmem_size(), &found);
 	if (!found)
 	{
+		int			i;
+
 		memset(fs, 0, floor_shmem_size());
 		fs->lock = &(GetNamedLWLockTranche(FLOOR_TRANCHE))->lock;
 		fs->npins = floor_npins();
+		for (i = 0; i < FLOOR_LANES; i++)
+			pg_atomic_init_u64(&fs->lanes[i].read_at, 0);
 	}
 }
 
@@ -302,35 +315,99 @@ lane_reset(FloorLane *l)
 }
 
 /*
- * The lane of this database's queue, created if asked; -1 if it has none
- * (and, with create, cannot get one: the table is full for good, as lanes
- * are never freed, so no floor can ever pass its jobs).
+ * Give lane k to this database's queue: it starts at no floor, and its
+ * count of resets moves on, so a claim that read it for another queue
+ * raises nothing.
+ */
+static void
+lane_take(int k, const char *queue, uint32 h)
+{
+	FloorLane  *l = &fs->lanes[k];
+
+	l->dboid = MyDatabaseId;
+	l->hash = h;
+	strlcpy(l->queue, queue, FLOOR_NAME_BYTES);
+	pg_atomic_write_u64(&l->read_at, (uint64) GetCurrentTimestamp());
+	lane_reset(l);
+}
+
+/*
+ * The table is full: the lane least recently read that no live pin covers
+ * (a pin of a lane, or of every lane of that lane's database), or -1.  Its
+ * queue loses its floors; it is scanned from the head until a claim gives
+ * it a lane again.  Caller holds fs->lock exclusively.
+ */
+static int
+lane_evict(void)
+{
+	bool		pinned[FLOOR_LANES];
+	int			best = -1;
+	uint64		best_at = PG_UINT64_MAX;
+	int			i;
+	int			k;
+
+	memset(pinned, 0, sizeof(pinned));
+	for (i = 0; i < fs->pins_used; i++)
+	{
+		FloorPin   *pin = &fs->pins[i];
+
+		if (!TransactionIdIsValid(pin->xid))
+			continue;
+		if (pin->lane >= 0)
+			pinned[pin->lane] = true;
+		else
+			for (k = 0; k < FLOOR_LANES; k++)
+				if (fs->lanes[k].dboid == pin->dboid)
+					pinned[k] = true;
+	}
+	for (k = 0; k < FLOOR_LANES; k++)
+	{
+		uint64		at = pg_atomic_read_u64(&fs->lanes[k].read_at);
+
+		if (!pinned[k] && at < best_at)
+		{
+			best = k;
+			best_at = at;
+		}
+	}
+	return best;
+}
+
+/*
+ * The lane of this database's queue, created if asked (create needs
+ * fs->lock exclusively); -1 if it has none (with create: every lane is
+ * pinned).  Lanes are never freed, only taken over (lane_evict), so the
+ * probe for a missing queue ends at the first free lane or after all.
  */
 static int
 lane_find(const char *queue, bool create)
 {
 	uint32		h = hash_bytes((const unsigned char *) queue, strlen(queue)) ^ MyDatabaseId;
 	int			i;
+	int			k;
 
 	for (i = 0; i < FLOOR_LANES; i++)
 	{
-		int			k = (h + i) % FLOOR_LANES;
-		FloorLane  *l = &fs->lanes[k];
+		FloorLane  *l;
 
+		k = (h + i) % FLOOR_LANES;
+		l = &fs->lanes[k];
 		if (l->dboid == InvalidOid)
 		{
 			if (!create)
 				return -1;
-			l->dboid = MyDatabaseId;
-			l->hash = h;
-			strlcpy(l->queue, queue, FLOOR_NAME_BYTES);
-			lane_reset(l);
+			lane_take(k, queue, h);
 			return k;
 		}
 		if (l->dboid == MyDatabaseId && l->hash == h && strcmp(l->queue, queue) == 0)
 			return k;
 	}
-	return -1;
+	if (!create)
+		return -1;
+	k = lane_evict();
+	if (k >= 0)
+		lane_take(k, queue, h);
+	return k;
 }
 
 /* Lower a lane's floors to run_at. */
@@ -468,6 +545,8 @@ pins_publish(void)
 {
 	TransactionId xid = GetTopTransactionIdIfAny();
 	bool		full = false;
+	bool		all = written.all;
+	TimestampTz all_min = written.all ? written.all_min : DT_NOEND;
 	int			i;
 
 	if (!TransactionIdIsValid(xid))
@@ -479,9 +558,15 @@ pins_publish(void)
 
 		if (lane >= 0)
 			full = !pin_add(xid, MyDatabaseId, lane, written.q[i].run_at, false);
+		else
+		{
+			/* no lane now, maybe one before its commit: cover them all */
+			all_min = Min(all_min, written.q[i].run_at);
+			all = true;
+		}
 	}
-	if (written.all && !full)
-		full = !pin_add(xid, MyDatabaseId, -1, written.all_min, false);
+	if (all && !full)
+		full = !pin_add(xid, MyDatabaseId, -1, all_min, false);
 	if (full)
 		fs->off = true;
 	LWLockRelease(fs->lock);
@@ -632,6 +717,12 @@ floor_read(AwaFloorScan *scan, const char *queue)
 	}
 	if (scan->lane >= 0)
 	{
+		FloorLane  *l = &fs->lanes[scan->lane];
+		uint64		now = (uint64) GetCurrentTimestamp();
+
+		/* a second's precision is plenty for lane_evict: write seldom */
+		if (pg_atomic_read_u64(&l->read_at) + USECS_PER_SEC < now)
+			pg_atomic_write_u64(&l->read_at, now);
 		memcpy(scan->floors, fs->lanes[scan->lane].floors, sizeof(scan->floors));
 		scan->seq = fs->seq;
 		scan->resets = fs->lanes[scan->lane].resets;
