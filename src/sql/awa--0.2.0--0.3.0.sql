@@ -1569,7 +1569,8 @@ COMMENT ON PROCEDURE awa.ring_claim_wait(text[], integer, interval, text, interv
 -- ring does not store yet are NULL (docs/storage.md, "Step 4: reading the ring, counters").
 CREATE VIEW awa.ring_live_jobs AS
 SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
-	(r.attempt + CASE WHEN cn THEN 1 ELSE 0 END)::smallint AS attempt,
+	-- a snoozed attempt is not counted (awa_snooze), a claimed one is
+	(r.attempt + CASE WHEN cn AND k.state <> 'scheduled' THEN 1 ELSE 0 END)::smallint AS attempt,
 	r.max_attempts,
 	-- a retry or a snooze waiting in awa.scheduled: its next run_at
 	coalesce((SELECT s.run_at FROM awa.scheduled s WHERE s.id = k.id AND s.run_lease = k.ready_lease + 1),

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(37);
+SELECT plan(41);
 
 SELECT function_returns('public', 'awa_claim', ARRAY['text', 'text', 'integer', 'interval', 'interval'], 'setof awa.jobs');
 SELECT is_procedure('public', 'awa_claim_wait', ARRAY['text', 'text', 'integer', 'interval', 'interval', 'awa.jobs[]'],
@@ -48,6 +48,15 @@ SELECT ok(awa_complete((SELECT id FROM awa.jobs WHERE queue = 'tap'), 2), 'curre
 SELECT is((SELECT attempt FROM awa.jobs WHERE queue = 'tap'), 2::smallint, 'two attempts');
 SELECT is((SELECT cardinality(errors) FROM awa.jobs WHERE queue = 'tap'), 1, 'one error recorded');
 SELECT is_empty($$SELECT * FROM awa_claim('tap')$$, 'nothing left to claim');
+
+-- a snooze does not use up the attempt it ends: the job waits scheduled with the attempts it had before
+SELECT awa_insert('k', queue => 'tap_snooze');
+SELECT is((SELECT attempt FROM awa_claim('tap_snooze')), 1::smallint, 'snooze: claimed, attempt 1');
+SELECT ok(awa_snooze((SELECT id FROM awa.jobs WHERE queue = 'tap_snooze'), 1, '1 hour'), 'snoozed for an hour');
+SELECT is((SELECT row(state, attempt, run_at > now() + interval '59 minutes')::text FROM awa.jobs
+	WHERE queue = 'tap_snooze'), '(scheduled,0,t)', 'snoozed: scheduled, its attempt not counted, due in an hour');
+SELECT is((SELECT scheduled FROM awa_queue_stats() WHERE queue = 'tap_snooze'), 1::bigint,
+	'snoozed: counted as scheduled');
 
 SELECT * FROM finish();
 ROLLBACK;
