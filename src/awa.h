@@ -203,6 +203,8 @@ extern int	awa_job_column(TupleDesc desc, const char *name);
 extern void awa_job_columns(TupleDesc desc, AwaJobColumns *cols);
 extern AwaJobState awa_job_row(const AwaJob *job, const AwaJobColumns *cols,
 							   Datum *values, bool *nulls);
+extern AwaJobState awa_job_row_values(const AwaJob *job, const AwaJobColumns *cols,
+									  Datum *values, bool *nulls);
 
 /* enqueue.c */
 extern void awa_enqueue_begin(AwaEnqueue *e, bool in_spi);

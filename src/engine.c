@@ -17,48 +17,46 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/varbit.h"
 
 #include "awa.h"
 #include "ring.h"
 
 /*
- * The row of job id in the shape of the calling function's result type
- * (awa.jobs' row type), read from awa.ring_live_jobs (the view's columns
- * are awa.jobs', in order) with the newest snapshot of this transaction.
- * NULL (*isnull) when the ring has no such job.  Call outside SPI.
+ * Read job id's row from awa.ring_live_jobs (the view's columns are
+ * awa.jobs', in order) with the newest snapshot of this transaction into
+ * values/nulls (desc: awa.jobs' row type; the values live in the current
+ * memory context).  False when the ring has no such job.  Connects to SPI
+ * itself (nested if the caller is in SPI).
  */
-static Datum
-ring_job_row(int64 id, FunctionCallInfo fcinfo, bool *isnull)
+static bool
+ring_row_read(int64 id, TupleDesc desc, Datum *values, bool *nulls)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT8OID};
-	MemoryContext callercxt = CurrentMemoryContext;
-	TupleDesc	desc;
 	Datum		arg = Int64GetDatum(id);
-	Datum		result = (Datum) 0;
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext spicxt;
+	HeapTuple	tuple = NULL;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "awa: a function returning a job must return a row type");
 	SPI_connect();
 	awa_plan(&plan, "SELECT * FROM awa.ring_live_jobs j WHERE j.id = $1", 1, (Oid *) types);
-	*isnull = awa_ring_run(plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-						   "awa: the ring's row of a job") == 0;
-	if (!*isnull)
+	if (awa_ring_run(plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+					 "awa: the ring's row of a job") == 1)
 	{
-		int			natts = SPI_tuptable->tupdesc->natts;
-		Datum	   *values = palloc(sizeof(Datum) * natts);
-		bool	   *nulls = palloc(sizeof(bool) * natts);
-		MemoryContext spicxt;
-
-		if (natts != desc->natts)
-			elog(ERROR, "awa: awa.ring_live_jobs has %d columns, awa.jobs %d", natts, desc->natts);
-		heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, values, nulls);
+		if (SPI_tuptable->tupdesc->natts != desc->natts)
+			elog(ERROR, "awa: awa.ring_live_jobs has %d columns, awa.jobs %d",
+				 SPI_tuptable->tupdesc->natts, desc->natts);
 		spicxt = MemoryContextSwitchTo(callercxt);
-		result = HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls));
+		tuple = heap_copytuple(SPI_tuptable->vals[0]);
 		MemoryContextSwitchTo(spicxt);
 	}
 	SPI_finish();
-	return result;
+	if (tuple == NULL)
+		return false;
+	heap_deform_tuple(tuple, desc, values, nulls);
+	return true;
 }
 
 /* See awa.h. */
@@ -79,17 +77,95 @@ awa_engine_not_yet(const char *fn)
 				 errdetail("This database keeps its jobs in the ring (awa.install_engine was ring).")));
 }
 
+/* Where the columns of a new job's row are that awa_job_row_values leaves alone. */
+typedef struct FreshColumns
+{
+	AwaJobColumns job;
+	int			id;
+	int			attempt;
+	int			created_at;
+	int			errors;
+	int			unique_key;
+	int			unique_states;
+	int			run_lease;
+	Datum		empty_errors;	/* '{}'::jsonb[], in TopMemoryContext */
+} FreshColumns;
+
+/*
+ * Enqueue the job into the ring and set values/nulls (desc's columns,
+ * awa.jobs' row type) to its row.  A new job written just as the job says
+ * (awa_ring_insert_job_ex's fresh) gets its row from the job itself, as
+ * the table's direct insert does (awa_job_row_values: one place decides a
+ * new row); a unique key's holder or a job with parents is read back from
+ * awa.ring_live_jobs.  Call outside SPI; the values live in the current
+ * memory context.
+ */
+static void
+ring_insert_row(AwaJob *job, TupleDesc desc, Datum *values, bool *nulls)
+{
+	static FreshColumns fc;
+	static Oid	fc_type = InvalidOid;
+	bool		fresh;
+	bool		scheduled;
+	int64		id = awa_ring_insert_job_ex(job, &fresh, &scheduled);
+
+	if (!fresh)
+	{
+		if (!ring_row_read(id, desc, values, nulls))
+			elog(ERROR, "awa_insert: job %lld is not in the ring", (long long) id);
+		return;
+	}
+	if (fc_type != desc->tdtypeid || !OidIsValid(fc_type))
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		awa_job_columns(desc, &fc.job);
+		fc.id = awa_job_column(desc, "id");
+		fc.attempt = awa_job_column(desc, "attempt");
+		fc.created_at = awa_job_column(desc, "created_at");
+		fc.errors = awa_job_column(desc, "errors");
+		fc.unique_key = awa_job_column(desc, "unique_key");
+		fc.unique_states = awa_job_column(desc, "unique_states");
+		fc.run_lease = awa_job_column(desc, "run_lease");
+		fc.empty_errors = PointerGetDatum(construct_empty_array(JSONBOID));
+		MemoryContextSwitchTo(old);
+		fc_type = desc->tdtypeid;
+	}
+	memset(nulls, true, sizeof(bool) * desc->natts);
+	(void) awa_job_row_values(job, &fc.job, values, nulls);
+	/* the ring's own word on the state: due later is scheduled, else available */
+	values[fc.job.state] = fc.job.states[scheduled ? AWA_STATE_SCHEDULED : AWA_STATE_AVAILABLE];
+	values[fc.id] = Int64GetDatum(id);
+	values[fc.attempt] = Int16GetDatum(0);
+	values[fc.created_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[fc.errors] = fc.empty_errors;
+	values[fc.run_lease] = Int64GetDatum(0);
+	nulls[fc.id] = nulls[fc.attempt] = nulls[fc.created_at] = false;
+	nulls[fc.errors] = nulls[fc.run_lease] = false;
+	if (job->unique != NULL)
+	{
+		values[fc.unique_key] = PointerGetDatum(job->unique->key);
+		values[fc.unique_states] = DirectFunctionCall3(bit_in, CStringGetDatum(job->unique->bits),
+													   ObjectIdGetDatum(InvalidOid), Int32GetDatum(8));
+		nulls[fc.unique_key] = nulls[fc.unique_states] = false;
+	}
+}
+
 /* See awa.h. */
 Datum
 awa_engine_insert(AwaJob *job, FunctionCallInfo fcinfo)
 {
-	int64		id = awa_ring_insert_job(job);
-	bool		isnull;
-	Datum		row = ring_job_row(id, fcinfo, &isnull);
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
 
-	if (isnull)
-		elog(ERROR, "awa_insert: job %lld is not in the ring", (long long) id);
-	return row;
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "awa: a function returning a job must return a row type");
+	desc = BlessTupleDesc(desc);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	ring_insert_row(job, desc, values, nulls);
+	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
 /*
@@ -126,26 +202,16 @@ engine_value(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types, Da
 static void
 put_rows(FunctionCallInfo fcinfo, const int64 *ids, uint64 n)
 {
-	static SPIPlanPtr row_plan = NULL;
-	static const Oid id_type[] = {INT8OID};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			natts = rsinfo->setDesc->natts;
 	Datum	   *v = palloc(sizeof(Datum) * natts);
 	bool	   *nl = palloc(sizeof(bool) * natts);
 	uint64		i;
 
-	awa_plan(&row_plan, "SELECT * FROM awa.ring_live_jobs j WHERE j.id = $1", 1, (Oid *) id_type);
 	for (i = 0; i < n; i++)
 	{
-		Datum		arg = Int64GetDatum(ids[i]);
-
-		if (awa_ring_run(row_plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-						 "awa: the ring's row of a job") != 1)
+		if (!ring_row_read(ids[i], rsinfo->setDesc, v, nl))
 			elog(ERROR, "awa: job %lld is not in the ring", (long long) ids[i]);
-		if (SPI_tuptable->tupdesc->natts != natts)
-			elog(ERROR, "awa: awa.ring_live_jobs has %d columns, awa.jobs %d",
-				 SPI_tuptable->tupdesc->natts, natts);
-		heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, v, nl);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nl);
 	}
 }
@@ -185,15 +251,19 @@ engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nar
 Datum
 awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 {
-	int64	   *ids = palloc(sizeof(int64) * (n + 1));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *values;
+	bool	   *nulls;
 	int			i;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	values = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
+	nulls = palloc(sizeof(bool) * rsinfo->setDesc->natts);
 	for (i = 0; i < n; i++)
-		ids[i] = awa_ring_insert_job(&jobs[i]);
-	SPI_connect();
-	put_rows(fcinfo, ids, n);
-	SPI_finish();
+	{
+		ring_insert_row(&jobs[i], rsinfo->setDesc, values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }
 

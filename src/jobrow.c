@@ -80,12 +80,11 @@ awa_job_columns(TupleDesc desc, AwaJobColumns *cols)
  * has them) in values and nulls from a validated job, and return its state.
  * run_at NULL means the transaction's start; the state is
  * awa_job_initial_state's.
- * Other columns are left alone (their defaults are the caller's).  A job of
- * a group takes the group's enqueue lock (awa_group_lock_enqueue), whichever
- * way it is written.
+ * Other columns are left alone (their defaults are the caller's).  No
+ * lock is taken (awa_job_row below takes the group's).
  */
 AwaJobState
-awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *nulls)
+awa_job_row_values(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *nulls)
 {
 	AwaJobState state = awa_job_initial_state(job);
 
@@ -109,7 +108,7 @@ awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *n
 	}
 	else if (job->timeout != NULL)	/* awa_validate_job refuses that */
 		elog(ERROR, "awa: awa.jobs has no column \"timeout\"");
-	/* groups: the row's group, and the enqueue lock on it (groups.c) */
+	/* groups: the row's group (groups.c) */
 	if (cols->group_id >= 0)
 	{
 		values[cols->group_id] = PointerGetDatum(job->group_id);
@@ -117,8 +116,6 @@ awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *n
 	}
 	else if (job->group_id != NULL) /* awa_validate_job refuses that */
 		elog(ERROR, "awa: awa.jobs has no column \"group_id\"");
-	if (job->group_id != NULL)
-		awa_group_lock_enqueue(job->group_id);
 	if (cols->concurrency_key >= 0)
 	{
 		values[cols->concurrency_key] = PointerGetDatum(job->concurrency_key);
@@ -126,6 +123,21 @@ awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *n
 	}
 	else if (job->concurrency_key != NULL)	/* awa_validate_job refuses that */
 		elog(ERROR, "awa: awa.jobs has no column \"concurrency_key\"");
+	return state;
+}
+
+/*
+ * A new job's row as awa_job_row_values sets it; a job of a group takes the
+ * group's enqueue lock (awa_group_lock_enqueue), whichever way it is
+ * written.
+ */
+AwaJobState
+awa_job_row(const AwaJob *job, const AwaJobColumns *cols, Datum *values, bool *nulls)
+{
+	AwaJobState state = awa_job_row_values(job, cols, values, nulls);
+
+	if (job->group_id != NULL)
+		awa_group_lock_enqueue(job->group_id);
 	return state;
 }
 

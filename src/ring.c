@@ -245,6 +245,16 @@ awa_ring_insert(PG_FUNCTION_ARGS)
 int64
 awa_ring_insert_job(AwaJob *job_in)
 {
+	bool		fresh;
+	bool		scheduled;
+
+	return awa_ring_insert_job_ex(job_in, &fresh, &scheduled);
+}
+
+/* See ring.h. */
+int64
+awa_ring_insert_job_ex(AwaJob *job_in, bool *fresh, bool *scheduled_out)
+{
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[RING_INSERT_NARGS] = {TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID,
 		TIMESTAMPTZOID, INT8OID, BYTEAOID, TEXTOID, TEXTARRAYOID, JSONBOID, INTERVALOID, TEXTOID,
@@ -282,6 +292,8 @@ awa_ring_insert_job(AwaJob *job_in)
 	SPI_connect();
 	/* hook: unique: a unique job's key is taken first; when it is held, its holder's id (ring_unique.c) */
 	holder = awa_ring_unique_reserve(&job, values, nulls);
+	*fresh = false;
+	*scheduled_out = false;
 	if (holder != 0)
 	{
 		SPI_finish();
@@ -313,6 +325,8 @@ awa_ring_insert_job(AwaJob *job_in)
 	/* hook: rwait: waiters of the lane are woken at commit (a job due later: one looks again) */
 	awa_lane_available(awa_ring_lane(job.queue), !scheduled);
 	SPI_finish();
+	*fresh = job.deps == NULL;
+	*scheduled_out = scheduled;
 	return id;
 }
 

@@ -39,6 +39,14 @@ struct AwaJob;
 extern int64 awa_ring_insert_job(struct AwaJob *job);
 
 /*
+ * awa_ring_insert_job_ex: the same, and says in *fresh whether the id is a
+ * new job written just as the job says (no unique key's holder, no
+ * parents), whose row the caller may then build from the job itself
+ * (engine.c), and in *scheduled whether it waits in awa.scheduled.
+ */
+extern int64 awa_ring_insert_job_ex(struct AwaJob *job, bool *fresh, bool *scheduled);
+
+/*
  * A job's attributes that every row of it carries from attempt to attempt
  * (a ready row, a scheduled row): the columns of awa.ready after slot, id,
  * run_lease, attempt and run_at.  RING_JOB_COLS_OF("r.") names them as
