@@ -217,17 +217,82 @@ put_rows(FunctionCallInfo fcinfo, const int64 *ids, uint64 n)
 }
 
 /*
+ * The rows of jobs just claimed for their first attempt (run_lease 1, the
+ * usual claim: ids[0..n-1]) into the caller's tuplestore, in that order,
+ * read from their receipt and ready row alone.  Such a job has no earlier
+ * attempt, so no errors, progress or callback yet, and no beat after the
+ * claim: its row in awa.ring_live_jobs is exactly this (01_claim_rows holds
+ * the two to the same answer), at two index probes instead of the view's
+ * dozens.  The columns are awa.jobs' in order, checked by type.  Caller is
+ * in SPI.
+ */
+static void
+put_first_claims(FunctionCallInfo fcinfo, const int64 *ids, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {INT8ARRAYOID};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	want = rsinfo->setDesc;
+	Datum		arg;
+	Datum	   *v;
+	bool	   *nl;
+	uint64		i;
+	int			a;
+
+	awa_plan(&plan,
+			 "SELECT r.id, r.kind, r.queue, r.args, 'running'::awa.job_state, r.priority,"
+			 " (r.attempt + 1)::smallint, r.max_attempts, r.run_at, c.claimed_at, c.deadline_at, c.claimed_at,"
+			 " NULL::timestamptz, r.created_at, '{}'::jsonb[], r.metadata, r.tags, r.unique_key,"
+			 " r.unique_states, c.run_lease, NULL::jsonb, c.claimed_by, c.lease, r.timeout, NULL::jsonb,"
+			 " NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, r.group_id, r.concurrency_key"
+			 " FROM unnest($1::bigint[]) WITH ORDINALITY AS k(id, ord)"
+			 " CROSS JOIN LATERAL (SELECT c.slot, c.run_lease, c.claimed_at, c.deadline_at, c.lease, c.claimed_by"
+			 "  FROM awa.claims c WHERE c.job_id = k.id AND c.run_lease = 1 LIMIT 1) c"
+			 " CROSS JOIN LATERAL (SELECT r.* FROM awa.ready r"
+			 "  WHERE r.id = k.id AND r.run_lease = 0 AND r.slot = c.slot LIMIT 1) r"
+			 " ORDER BY k.ord",
+			 1, (Oid *) types);
+	{
+		Datum	   *d = palloc(sizeof(Datum) * n);
+		int			j;
+
+		for (j = 0; j < n; j++)
+			d[j] = Int64GetDatum(ids[j]);
+		arg = PointerGetDatum(construct_array(d, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	}
+	if (awa_ring_run(plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+					 "awa: the rows of claimed jobs") != (uint64) n)
+		elog(ERROR, "awa: a claimed job's receipt or ready row is missing");
+	if (SPI_tuptable->tupdesc->natts != want->natts)
+		elog(ERROR, "awa: the claimed rows have %d columns, awa.jobs %d",
+			 SPI_tuptable->tupdesc->natts, want->natts);
+	for (a = 0; a < want->natts; a++)
+		if (TupleDescAttr(SPI_tuptable->tupdesc, a)->atttypid != TupleDescAttr(want, a)->atttypid)
+			elog(ERROR, "awa: the claimed rows' column %d is not of awa.jobs' type", a + 1);
+	v = palloc(sizeof(Datum) * want->natts);
+	nl = palloc(sizeof(bool) * want->natts);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, v, nl);
+		tuplestore_putvalues(rsinfo->setResult, want, v, nl);
+	}
+}
+
+/*
  * Run a kept statement whose rows' first column is a job id (in the order
  * the caller's result should have) and return the row of each id in the
- * ring as fcinfo's materialized SETOF result.
+ * ring as fcinfo's materialized SETOF result.  claimed: the statement is a
+ * claim and its second column the attempt's run_lease; a batch of first
+ * attempts only is read by put_first_claims, any other through the view.
  */
 static Datum
 engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
-			Datum *values, const char *nulls)
+			Datum *values, const char *nulls, bool claimed)
 {
 	uint64		n;
 	uint64		i;
 	int64	   *ids;
+	bool		first = claimed;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
@@ -241,8 +306,14 @@ engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nar
 		bool		isnull;
 
 		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		if (claimed && DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
+												   &isnull)) != 1)
+			first = false;
 	}
-	put_rows(fcinfo, ids, n);
+	if (first && n > 0)
+		put_first_claims(fcinfo, ids, (int) n);
+	else
+		put_rows(fcinfo, ids, n);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -282,8 +353,8 @@ awa_engine_claim(FunctionCallInfo fcinfo, text *queue, text *worker, int32 batch
 	values[3] = PointerGetDatum(worker);
 	if (worker == NULL)
 		nulls[3] = 'n';
-	return engine_rows(fcinfo, &plan, "SELECT c.id FROM awa.ring_claim($1, $2, $3, $4) c",
-					   4, types, values, nulls);
+	return engine_rows(fcinfo, &plan, "SELECT c.id, c.run_lease FROM awa.ring_claim($1, $2, $3, $4) c",
+					   4, types, values, nulls, true);
 }
 
 /* See awa.h. */
@@ -293,7 +364,7 @@ awa_engine_cancel(FunctionCallInfo fcinfo, Datum id)
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT8OID};
 
-	return engine_rows(fcinfo, &plan, "SELECT $1 WHERE awa.ring_cancel($1)", 1, types, &id, NULL);
+	return engine_rows(fcinfo, &plan, "SELECT $1 WHERE awa.ring_cancel($1)", 1, types, &id, NULL, false);
 }
 
 /* See awa.h. */
@@ -303,7 +374,7 @@ awa_engine_retry(FunctionCallInfo fcinfo, Datum id)
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT8OID};
 
-	return engine_rows(fcinfo, &plan, "SELECT $1 WHERE awa.ring_retry($1)", 1, types, &id, NULL);
+	return engine_rows(fcinfo, &plan, "SELECT $1 WHERE awa.ring_retry($1)", 1, types, &id, NULL, false);
 }
 
 /* See awa.h. */
