@@ -10,11 +10,14 @@
 #
 #   awa   awa_claim(queue, batch => 10) + awa_complete_many(ids, leases)   (awa.jobs, updated in place)
 #   ring  awa.ring_claim(queue, 10) + awa.ring_complete_many(ids, leases)  (awa.ready / claims / done)
+#   engine  awa_claim(queue, batch => 10) + awa_complete_many(ids, leases) in a second database, RING_DB_engine,
+#         created with awa.install_engine = ring: awa's own API on the ring (its jobs enqueued by INSERT into
+#         the awa.jobs view)
 #
 # The ring's functions are internal and switched off; this script turns awa.ring_engine on for its own
 # sessions (PGOPTIONS), which needs a superuser.  Run against a scratch database of a development cluster:
 #   PGHOST=... PGPORT=... PGUSER=postgres RING_DB=awa_ring_bench bench/ring.sh
-# Settings: RING_JOBS (150000), RING_MAXTIME (45), RING_ROUNDS (1), RING_VARIANTS ("awa ring"),
+# Settings: RING_JOBS (150000), RING_MAXTIME (45), RING_ROUNDS (1), RING_VARIANTS ("awa ring engine"),
 # RING_HOLDERS ("rr"), RING_CLIENTS (2), RING_OUT (a file for the raw rows; default: a temporary file),
 # RING_MODE (drain, or work: see work() below).
 set -uo pipefail
@@ -23,7 +26,7 @@ DB=${RING_DB:-awa_ring_bench}
 JOBS=${RING_JOBS:-150000}
 MAXTIME=${RING_MAXTIME:-45}
 ROUNDS=${RING_ROUNDS:-1}
-VARIANTS=${RING_VARIANTS:-awa ring}
+VARIANTS=${RING_VARIANTS:-awa ring engine}
 HOLDERS=${RING_HOLDERS:-rr}
 CLIENTS=${RING_CLIENTS:-2}
 BATCH=10
@@ -37,6 +40,13 @@ log() { echo "# $*" >&2; }
 
 "$PG_BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" || exit 1
 q "CREATE EXTENSION awa" || exit 1
+if [[ " $VARIANTS " == *" engine "* ]]; then
+	"$PG_BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS ${DB}_engine WITH (FORCE)" \
+		-c "CREATE DATABASE ${DB}_engine" || exit 1
+	PGDATABASE=${DB}_engine PGOPTIONS="-c awa.install_engine=ring" q "CREATE EXTENSION awa" || exit 1
+fi
+# the database a variant runs in
+use_db() { if [ "$1" = engine ]; then export PGDATABASE=${DB}_engine; else export PGDATABASE=$DB; fi; }
 
 cat >"$TMP/awa.sql" <<'SQL'
 SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa_claim('vac', batch => 10) \gset
@@ -46,10 +56,16 @@ cat >"$TMP/ring.sql" <<'SQL'
 SELECT array_agg(id) AS ids, array_agg(run_lease) AS leases FROM awa.ring_claim('vac', 10) \gset
 SELECT count(*) FROM awa.ring_complete_many(:ids, :leases);
 SQL
+cp "$TMP/awa.sql" "$TMP/engine.sql"
 
 load() {
-	q "TRUNCATE awa.jobs, awa.ready, awa.claims, awa.done"
+	use_db "$1"
+	if [ "$1" = engine ]; then q "TRUNCATE awa.ready, awa.claims, awa.done"
+	else q "TRUNCATE awa.jobs, awa.ready, awa.claims, awa.done"; fi
 	case $1 in
+	engine) q "INSERT INTO awa.jobs (kind, queue, args, run_at)
+	           SELECT 'k', 'vac', jsonb_build_object('n', i), now() - interval '1 hour' + i * interval '1 ms'
+	             FROM generate_series(1, $JOBS) i" ;;
 	awa) q "INSERT INTO awa.jobs (kind, queue, args, state, run_at)
 	        SELECT 'k', 'vac', jsonb_build_object('n', i), 'available', now() - interval '1 hour' + i * interval '1 ms'
 	          FROM generate_series(1, $JOBS) i" ;;
@@ -67,7 +83,7 @@ load() {
 done_count() {
 	case $1 in
 	awa) q "SELECT count(*) FROM awa.jobs WHERE state = 'completed'" ;;
-	ring) q "SELECT count(*) FROM awa.done WHERE state = 'completed'" ;;
+	ring | engine) q "SELECT count(*) FROM awa.done WHERE state = 'completed'" ;;
 	esac
 }
 relations() {
@@ -115,6 +131,7 @@ work_samples() {	# VARIANT N -> N lines "buffers ms", each one claim + complete,
 import json, sys, psycopg
 v, n = sys.argv[1], int(sys.argv[2])
 stmt = {"awa": "SELECT awa_complete_many(array_agg(id), array_agg(run_lease)) FROM awa_claim('vac', batch => 10)",
+        "engine": "SELECT awa_complete_many(array_agg(id), array_agg(run_lease)) FROM awa_claim('vac', batch => 10)",
         "ring": "WITH c AS MATERIALIZED (SELECT * FROM awa.ring_claim('vac', 10)) SELECT count(*) FROM "
                 "awa.ring_complete_many((SELECT array_agg(id) FROM c), (SELECT array_agg(run_lease) FROM c))"}[v]
 with psycopg.connect(autocommit=True, options="-c awa.ring_engine=on") as conn:
