@@ -3,7 +3,7 @@
 # installs awa, starts a throwaway PostgreSQL (awa preloaded) on a private port
 # and socket directory, runs pg_regress + isolation, pgTAP (also the files that
 # pass on the ring engine a second time, in databases whose jobs are in the
-# ring), lint, the TAP tests
+# ring, and so do the isolation specs that pass there), lint, the TAP tests
 # (test/t/*.pl: servers of their own on free ports) and the remaining
 # integration scripts, stops the server, and exits non-zero if anything
 # failed.  Run as root (the TAP tests run as postgres).
@@ -57,6 +57,18 @@ mapfile -t RING_FILES < <(sed -e '/^#/d' -e '/^$/d' -e 's|^|test/pgtap/|' test/p
 echo "on the ring engine: ${#RING_FILES[@]} of $(ls test/pgtap/*.sql | wc -l) pgTAP files (the others are not run there yet)"
 if ! PGOPTIONS="-c awa.install_engine=ring" pg_prove -d awa_tap "${RING_FILES[@]}"; then
 	FAILED+=("pgTAP on the ring engine")
+fi
+
+# the isolation specs that are on the ring engine already, in databases whose jobs are in the ring
+step "isolation on the ring engine (test/isolation/on_ring.txt)"
+SUITES=$((SUITES + 1))
+mapfile -t RING_SPECS < <(sed -e '/^#/d' -e '/^$/d' test/isolation/on_ring.txt)
+echo "on the ring engine: ${#RING_SPECS[@]} of $(ls test/isolation/specs/*.spec | wc -l) isolation specs (the others are not run there yet)"
+rm -rf output_iso_ring
+if ! PGOPTIONS="-c awa.install_engine=ring" make -s PG_CONFIG="$PG_CONFIG" with_llvm=no TAP_TESTS= REGRESS= \
+	ISOLATION="${RING_SPECS[*]}" ISOLATION_OPTS="--inputdir=test/isolation --outputdir=output_iso_ring" installcheck; then
+	FAILED+=("isolation on the ring engine")
+	[ -f output_iso_ring/regression.diffs ] && { echo "---- output_iso_ring/regression.diffs"; head -200 output_iso_ring/regression.diffs; }
 fi
 
 step "build hygiene (scripts/lint.sh: -Werror, cppcheck, clang-tidy)"

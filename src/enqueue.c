@@ -37,6 +37,7 @@
 
 #include "awa.h"
 #include "deps.h"
+#include "ring.h"
 
 /* Announce a row just written from job in this state (job.c). */
 static void
@@ -246,7 +247,9 @@ awa_enqueue_begin(AwaEnqueue *e, bool in_spi)
  * not).  Its row is then e->slot (direct; valid until the next write) or
  * e->tuple with e->desc (SPI; valid until awa_enqueue_end): use
  * awa_enqueued_datum or awa_enqueued_put.  Once SPI is connected,
- * CurrentMemoryContext is SPI's until awa_enqueue_end.
+ * CurrentMemoryContext is SPI's until awa_enqueue_end.  On the ring engine
+ * the job goes into the ring and neither is set (e->inserted says whether
+ * it is a new job).
  */
 void
 awa_enqueue(AwaEnqueue *e, AwaJob *job)
@@ -254,6 +257,18 @@ awa_enqueue(AwaEnqueue *e, AwaJob *job)
 	e->slot = NULL;
 	e->tuple = NULL;
 	e->inserted = false;
+	/*
+	 * A database whose jobs are in the ring (engine.c): the job goes there
+	 * (a periodic job's fire, schedule.c), and no row is kept (awa_insert
+	 * and awa_insert_many go to the ring before they get here).
+	 */
+	if (awa_engine_ring())
+	{
+		bool		scheduled;
+
+		(void) awa_ring_insert_job_ex(job, &e->inserted, &scheduled);
+		return;
+	}
 	/* deps.c: a job that runs after others -- lock them, maybe wait */
 	if (job->deps != NULL)
 	{
@@ -309,6 +324,8 @@ awa_enqueued_datum(AwaEnqueue *e, FunctionCallInfo fcinfo, MemoryContext cxt)
 		MemoryContextSwitchTo(old);
 		return d;
 	}
+	if (e->tuple == NULL)
+		elog(ERROR, "awa: no row is kept of a job enqueued into the ring");
 	/* the row type (a copy of awa.jobs' descriptor) only off the direct path */
 	if (get_call_result_type(fcinfo, NULL, &jobdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "awa: return type must be a row type");
@@ -321,6 +338,8 @@ awa_enqueued_put(AwaEnqueue *e, FunctionCallInfo fcinfo)
 {
 	if (e->slot != NULL)
 		tuplestore_puttupleslot(((ReturnSetInfo *) fcinfo->resultinfo)->setResult, e->slot);
+	else if (e->tuple == NULL)
+		elog(ERROR, "awa: no row is kept of a job enqueued into the ring");
 	else
 	{
 		awa_put_job(fcinfo, e->tuple, e->desc);

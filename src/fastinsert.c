@@ -226,7 +226,8 @@ fast_insert_setup(void)
 	PG_TRY();
 	{
 		rel = table_open(relid, RowExclusiveLock);
-		if (!plain_enough(rel, &counted) ||
+		/* a table only: on the ring engine awa.jobs is a view (engine.c) */
+		if (rel->rd_rel->relkind != RELKIND_RELATION || !plain_enough(rel, &counted) ||
 			pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		{
 			table_close(rel, NoLock);

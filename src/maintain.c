@@ -1003,6 +1003,14 @@ call_step(void *arg)
 {
 	StepCall   *c = (StepCall *) arg;
 
+	/*
+	 * A database created with the ring engine (engine.c) keeps no jobs in
+	 * a table: the steps that read and write awa.jobs row by row have
+	 * nothing to do (the ring's own steps, below, do that work).
+	 */
+	if ((c->step == STEP_PROMOTE || c->step == STEP_RESCUE || c->step == STEP_RETENTION ||
+		 c->step == STEP_CALLBACKS) && awa_engine_ring())
+		return;
 	switch (c->step)
 	{
 		case STEP_PROMOTE:
