@@ -12,6 +12,7 @@
 #include "access/xact.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 
@@ -44,6 +45,54 @@ copy_not_null(bool isnull, const char *field)
 }
 
 /*
+ * A row INSERTed into the view awa.jobs of a database on the ring must be a
+ * new job: its id drawn by awa (NULL), available or scheduled, no attempt,
+ * lease, error, progress, result, callback or unique key of its own (the
+ * ring has no way to write a job in another state behind the awa_*
+ * functions' back, and a given id could collide with a job's).  0A000
+ * naming the first column that is not.
+ */
+static void
+ring_check_new_row(TupleDesc desc, const AwaJobColumns *cols, const Datum *values, const bool *nulls)
+{
+	static const char *const must_be_null[] = {"id", "heartbeat_at", "deadline_at", "attempted_at",
+		"finalized_at", "unique_key", "unique_states", "progress", "claimed_by", "lease", "result",
+	"callback_key", "callback_lease", "callback_timeout", "callback_payload"};
+	const char *bad = NULL;
+	int			a;
+	int			i;
+
+	for (i = 0; i < lengthof(must_be_null) && bad == NULL; i++)
+	{
+		a = awa_job_column(desc, must_be_null[i]);
+		if (!nulls[a])
+			bad = must_be_null[i];
+	}
+	if (bad == NULL && !nulls[cols->state] && values[cols->state] != cols->states[AWA_STATE_AVAILABLE] &&
+		values[cols->state] != cols->states[AWA_STATE_SCHEDULED])
+		bad = "state";
+	a = awa_job_column(desc, "attempt");
+	if (bad == NULL && !nulls[a] && DatumGetInt16(values[a]) != 0)
+		bad = "attempt";
+	a = awa_job_column(desc, "run_lease");
+	if (bad == NULL && !nulls[a] && DatumGetInt64(values[a]) != 0)
+		bad = "run_lease";
+	a = awa_job_column(desc, "errors");
+	if (bad == NULL && !nulls[a] && ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(values[a])),
+												   ARR_DIMS(DatumGetArrayTypeP(values[a]))) > 0)
+		bad = "errors";
+	a = awa_job_column(desc, "created_at");
+	if (bad == NULL && !nulls[a] && DatumGetTimestampTz(values[a]) != GetCurrentTransactionStartTimestamp())
+		bad = "created_at";
+	if (bad != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("awa.jobs: column \"%s\" cannot be written on the ring engine", bad),
+				 errdetail("A row inserted into awa.jobs enqueues a new job: its id is drawn by awa, it is available or scheduled, and it has no attempt, lease, error, result, callback or unique key yet."),
+				 errhint("Insert the job's fields only (kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, group_id, concurrency_key); change jobs with the awa_* functions.")));
+}
+
+/*
  * awa_jobs_before_insert() — BEFORE INSERT FOR EACH ROW trigger on awa.jobs
  *
  * Makes a plain INSERT or COPY into awa.jobs behave like awa_insert:
@@ -57,7 +106,8 @@ copy_not_null(bool isnull, const char *field)
  * their state.  Works on one deformed copy of the row: COPY calls it for
  * every row, so it is the COPY path's whole overhead.  As an INSTEAD OF
  * trigger on the view awa.jobs of a database on the ring (src/sql/
- * engine.sql), it enqueues the checked job into the ring instead.
+ * engine.sql), it enqueues the checked job into the ring instead; a row
+ * that is not a new job is refused there (ring_check_new_row, 0A000).
  */
 Datum
 awa_jobs_before_insert(PG_FUNCTION_ARGS)
@@ -131,6 +181,8 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	{
 		Oid			save_userid;
 		int			save_sec;
+
+		ring_check_new_row(desc, &cols, values, nulls);
 
 		/*
 		 * As the view's owner (awa's), as awa_insert runs (SECURITY
