@@ -3,13 +3,13 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(48);
+SELECT plan(47);
 
 -- schema, signatures and markings
 SELECT has_column('awa', 'jobs', 'group_id', 'awa.jobs has group_id');
 SELECT col_type_is('awa', 'jobs', 'group_id', 'text', 'group_id is text');
 SELECT col_is_null('awa', 'jobs', 'group_id', 'group_id is nullable');
-SELECT has_index('awa', 'jobs', 'jobs_group_idx', ARRAY['group_id', 'state'], 'a group''s jobs by state');
+-- (the table's index of a group's jobs by state: 06_deps_groups_table.sql)
 SELECT has_table('awa', 'group_callbacks', 'awa.group_callbacks');
 SELECT function_returns('public', 'awa_group_stats', ARRAY['text'], 'setof record');
 SELECT volatility_is('public', 'awa_group_stats', ARRAY['text'], 'stable');
