@@ -137,7 +137,7 @@ SELECT id AS rc FROM awa_insert('rc', queue => 'ret', after => ARRAY[:rp]::bigin
 SELECT is(ARRAY[pg_temp.run('ret'), pg_temp.run('ret')], ARRAY[:rp, :rc]::bigint[], 'parent, then child, ran');
 
 -- retention (awa_maintain deleting old finished jobs, and their dependency rows) on the table engine:
--- 06_dependencies_retention.sql
+-- 06_deps_groups_table.sql
 
 SELECT * FROM finish();
 ROLLBACK;
