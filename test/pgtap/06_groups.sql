@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(47);
+SELECT plan(48);
 
 -- schema, signatures and markings
 SELECT has_column('awa', 'jobs', 'group_id', 'awa.jobs has group_id');
@@ -54,6 +54,8 @@ SELECT throws_ok($$SELECT awa_group_on_finish('g9', NULL)$$, '22004', NULL, 'awa
 SELECT is((SELECT count(*)::int FROM awa.jobs WHERE group_id IS NOT NULL AND group_id NOT IN ('g1', 'g2')), 0,
 	'bad calls wrote no job');
 SELECT is((SELECT count(*)::int FROM awa.group_callbacks), 0, 'bad calls registered no callback');
+SELECT isnt(awa_group_on_finish('g9', 'g9_done'), NULL,
+	'... on either engine: g9 takes its first callback now (enqueued at once: g9 has no job)');
 
 -- stats: by state, at the caller's snapshot
 SELECT is((SELECT (total, available, unfinished, callback_job_id)::text FROM awa_group_stats('g1')),
