@@ -61,6 +61,7 @@
 #include "utils/tuplestore.h"
 
 #include "awa.h"
+#include "engine_deps.h"
 #include "groups.h"
 
 PG_FUNCTION_INFO_V1(awa_group_stats);
@@ -284,6 +285,8 @@ awa_group_stats(PG_FUNCTION_ARGS)
 	bool		nulls[12];
 	int			i;
 
+	if (awa_engine_ring())
+		return awa_engine_group_stats(fcinfo, g);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
 	if (awa_stmt_run(&stats, &g, NULL, 0) != 1)
@@ -359,6 +362,8 @@ awa_group_on_finish(PG_FUNCTION_ARGS)
 	for (i = 0; i < 7; i++)
 		awa_check_not_null(fcinfo, i, names[i]);
 	g = group_id_arg(fcinfo, 0);
+	if (awa_engine_ring())
+		return awa_engine_group_on_finish(fcinfo);
 	awa_group_callback_args(fcinfo, g, values);
 	SPI_connect();
 	if (SPI_execute_plan(awa_plan(&plan,

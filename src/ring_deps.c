@@ -303,11 +303,19 @@ ring_deps_before_insert(AwaJob *job)
 		if (r >= SPI_processed ||
 			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)) !=
 			deps->parents[i])
+		{
+			/* hook: rresults -- where the ring is the engine (awa.jobs is its view): awa_insert's words (deps.c) */
+			if (awa_schema_has(AWA_SCHEMA_RING_ENGINE))
+				ereport(ERROR,
+						(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+						 errmsg("job %lld named in after does not exist", (long long) deps->parents[i]),
+						 errdetail("A job can run only after jobs that exist in the same database.")));
 			ereport(ERROR,
 					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 					 errmsg("job %lld named in after does not exist in the ring",
 							(long long) deps->parents[i]),
 					 errdetail("A ring job can run only after ring jobs of the same database.")));
+		}
 		state = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
 		r++;
 		final_bad = strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0;
@@ -942,7 +950,8 @@ awa_ring_group_on_finish(PG_FUNCTION_ARGS)
 					 "awa.ring_group_on_finish: insert") != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("ring group \"%s\" has a finish callback already", text_to_cstring(g)),
+				 /* hook: rresults -- awa_group_on_finish's message (groups.c): the same on both engines */
+				 errmsg("group \"%s\" has a finish callback already", text_to_cstring(g)),
 				 errhint("A group has at most one; use another group id for another batch.")));
 	id = ring_fire_if_finished(PointerGetDatum(g));
 	SPI_finish();

@@ -23,6 +23,7 @@
 #include "utils/lsyscache.h"
 
 #include "awa.h"
+#include "engine_deps.h"
 
 PG_FUNCTION_INFO_V1(awa_complete);
 PG_FUNCTION_INFO_V1(awa_complete_many);
@@ -144,7 +145,7 @@ awa_complete(PG_FUNCTION_ARGS)
 		awa_check_jsonb_size(result, "result");
 	}
 	if (awa_engine_ring())
-		PG_RETURN_BOOL(awa_engine_complete(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), result != NULL));
+		PG_RETURN_BOOL(awa_engine_complete_result(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), result));
 
 	SPI_connect();
 	if (result != NULL)
@@ -211,7 +212,7 @@ awa_complete_many(PG_FUNCTION_ARGS)
 		check_results_array(results, ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids)));
 	}
 	if (awa_engine_ring())
-		PG_RETURN_INT64(awa_engine_complete_many(values[0], values[1], results != NULL));
+		PG_RETURN_INT64(awa_engine_complete_results(values[0], values[1], results));
 
 	SPI_connect();
 	if (results != NULL)

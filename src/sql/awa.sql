@@ -1728,8 +1728,9 @@ CREATE TABLE awa.ring_dependencies (
 	satisfied	boolean NOT NULL DEFAULT false,
 	PRIMARY KEY (job_id, parent_id)
 );
--- the finishing trigger: a probe per statement that ends jobs, for their edges not yet satisfied
-CREATE INDEX ring_dependencies_parent_idx ON awa.ring_dependencies (parent_id) WHERE NOT satisfied;
+-- the finishing trigger: a probe per statement that ends jobs, for their edges not yet satisfied; awa.ring_dependents
+-- (hook: rresults -- every edge of a parent, so not partial: satisfied is not indexed, its UPDATE can be HOT)
+CREATE INDEX ring_dependencies_parent_idx ON awa.ring_dependencies (parent_id, job_id);
 COMMENT ON TABLE awa.ring_dependencies
 	IS 'internal (the ring, not in use yet): one row per ring job and ring job it runs after (parent); satisfied: the parent completed, or failed or was cancelled under the policy run';
 
@@ -1850,6 +1851,28 @@ LANGUAGE C;
 COMMENT ON PROCEDURE awa.ring_claim_wait(text[], integer, interval, text, interval, jsonb)
 	IS 'internal (the ring): awa.ring_claim(queues text[], ...) that, with nothing to claim, commits and sleeps (no snapshot held) until a commit makes a job of one of the queues claimable, one of their scheduled jobs comes due, or wait ends; errors as awa.ring_claim(text[], ...) and awa.ring_claim_wait';
 
+-- The ring: results and dependents (ring_results.c; docs/storage.md, "Step 5: results and dependents on the ring") --
+-- A completion's result goes into its done row (awa.done.result), written once with the completion.
+CREATE FUNCTION awa.ring_complete_results(ids bigint[], run_leases bigint[], results jsonb[])
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'awa_ring_complete_results'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION awa.ring_complete_results(bigint[], bigint[], jsonb[])
+	IS 'internal (the ring): complete the attempts (ids[i], run_leases[i]) that are running, results[i] (NULL: none) stored as job i''s result; returns their ids; 22023 on arrays not one-dimensional or of different lengths, 54000 on a result larger than awa.max_args_bytes';
+
+CREATE FUNCTION awa.ring_dependents(job_id bigint)
+RETURNS TABLE (
+	dependent_id		bigint,
+	kind				text,
+	state				awa.job_state,
+	satisfied			boolean,
+	waiting_for			integer,
+	on_parent_failure	text)
+AS 'MODULE_PATHNAME', 'awa_ring_dependents'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION awa.ring_dependents(bigint)
+	IS 'internal (the ring): the ring jobs that run after a ring job, in id order: kind, state, whether this job no longer holds them back, how many parents each still waits for, its on_parent_failure policy, as awa_dependents; kind and state NULL for one the ring no longer holds; 22023 for a NULL job_id';
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
@@ -1887,8 +1910,12 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')
 		THEN k.finalized_at END AS finalized_at,
 	r.created_at,
-	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', e.run_lease, 'error', e.error, 'at', e.finalized_at)
-		FROM awa.done e WHERE e.job_id = k.id AND e.state IN ('retryable', 'failed')
+	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', CASE WHEN e.state = 'cancelled'
+			THEN (SELECT a.attempt FROM awa.ready a WHERE a.id = e.job_id AND a.run_lease = e.run_lease - 1
+				AND a.slot = e.slot LIMIT 1) ELSE e.run_lease END, 'error', e.error, 'at', e.finalized_at)
+		FROM awa.done e WHERE e.job_id = k.id AND (e.state IN ('retryable', 'failed')
+			-- hook: rresults -- a job cancelled because a job it runs after failed: the error says why
+			OR (e.state = 'cancelled' AND e.error IS NOT NULL))
 		ORDER BY e.run_lease), '{}') AS errors,
 	r.metadata, r.tags,
 	r.unique_key, r.unique_states,

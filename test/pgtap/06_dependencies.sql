@@ -1,10 +1,10 @@
 -- Job dependencies: a job inserted with after => parent ids waits until all of them completed
 -- (fan-in); a parent that fails for good or is cancelled gets the job's on_parent_failure
--- policy; dependents read their parents' results; retention keeps parents still needed.
+-- policy; dependents read their parents' results.  Runs on both engines (on_ring.txt).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(61);
+SELECT plan(54);
 
 -- signatures
 SELECT function_returns('public', 'awa_insert',
@@ -47,7 +47,7 @@ SELECT id AS p1 FROM awa_insert('p', queue => 'fan', priority => 1) \gset
 SELECT id AS p2 FROM awa_insert('p', queue => 'fan', priority => 1) \gset
 SELECT id AS p3 FROM awa_insert('p', queue => 'fan', priority => 1) \gset
 SELECT id AS f FROM awa_insert('fan-in', queue => 'fan', after => ARRAY[:p3, :p1, :p2, :p1]::bigint[]) \gset
-SELECT is((SELECT waiting_for FROM awa.dependent_jobs WHERE job_id = :f), 3, 'duplicates count once: three parents');
+SELECT is((SELECT waiting_for FROM awa_dependents(:p1) WHERE dependent_id = :f), 3, 'duplicates count once: three parents');
 SELECT ok(pg_temp.run('fan', '1') IS NOT NULL AND pg_temp.run('fan', '2') IS NOT NULL, 'two parents complete');
 SELECT is(pg_temp.st(:f), 'scheduled (waits)', 'two of three: still waits');
 SELECT is(pg_temp.run('fan', '3'), :p3::bigint, 'the third completes');
@@ -61,7 +61,7 @@ SELECT id AS mc FROM awa_insert('c', queue => 'many', after => ARRAY[:m1, :m2]::
 SELECT is((SELECT count(*) FROM awa_claim('many', batch => 10)), 2::bigint, 'both parents claimed');
 SELECT is(awa_complete_many(ARRAY[:m1, :m2]::bigint[], ARRAY[1, 1]::bigint[]), 2::bigint, 'both completed in one call');
 SELECT is(pg_temp.st(:mc), 'available', 'the child is available');
-SELECT is((SELECT waiting_for FROM awa.dependent_jobs WHERE job_id = :mc), 0, 'waiting for nothing (not below 0)');
+SELECT is((SELECT waiting_for FROM awa_dependents(:m1) WHERE dependent_id = :mc), 0, 'waiting for nothing (not below 0)');
 
 -- a parent already completed at insert: available at once; the run_at asked for is kept
 SELECT is((SELECT state::text FROM awa_insert('c', queue => 'late', after => ARRAY[:p]::bigint[])), 'available',
@@ -136,19 +136,8 @@ SELECT id AS rp FROM awa_insert('rp', queue => 'ret') \gset
 SELECT id AS rc FROM awa_insert('rc', queue => 'ret', after => ARRAY[:rp]::bigint[]) \gset
 SELECT is(ARRAY[pg_temp.run('ret'), pg_temp.run('ret')], ARRAY[:rp, :rc]::bigint[], 'parent, then child, ran');
 
--- retention keeps a finished parent while a job after it is unfinished
-SET LOCAL awa.retention_completed = 60;
-SET LOCAL awa.retention_failed = 60;
-UPDATE awa.jobs SET finalized_at = now() - interval '1 day' WHERE finalized_at IS NOT NULL;
-SELECT ok((SELECT deleted FROM awa_maintain()) > 0, 'retention deletes old finished jobs');
-SELECT ok(EXISTS (SELECT 1 FROM awa.jobs WHERE id = :p3), 'it keeps a parent whose child is available');
-SELECT ok(EXISTS (SELECT 1 FROM awa.jobs WHERE id = :b), 'and a cancelled parent a waiting child (policy wait) needs');
-SELECT ok(NOT EXISTS (SELECT 1 FROM awa.jobs WHERE id IN (:rp, :rc)), 'it deletes a parent whose children finished, and them');
-SELECT is((SELECT count(*) FROM awa.job_dependencies WHERE job_id = :rc), 0::bigint, 'a deleted job''s dependency rows go with it');
-SELECT is((SELECT count(*) FROM awa.dependent_jobs WHERE job_id = :rc), 0::bigint, 'and its policy row');
-DELETE FROM awa.jobs;
-SELECT is((SELECT count(*) FROM awa.job_dependencies) + (SELECT count(*) FROM awa.dependent_jobs), 0::bigint,
-	'deleting every job empties both tables (TRUNCATE: sql/dependencies.sql)');
+-- retention (awa_maintain deleting old finished jobs, and their dependency rows) on the table engine:
+-- 06_deps_groups_table.sql
 
 SELECT * FROM finish();
 ROLLBACK;

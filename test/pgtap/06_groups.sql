@@ -9,7 +9,7 @@ SELECT plan(48);
 SELECT has_column('awa', 'jobs', 'group_id', 'awa.jobs has group_id');
 SELECT col_type_is('awa', 'jobs', 'group_id', 'text', 'group_id is text');
 SELECT col_is_null('awa', 'jobs', 'group_id', 'group_id is nullable');
-SELECT has_index('awa', 'jobs', 'jobs_group_idx', ARRAY['group_id', 'state'], 'a group''s jobs by state');
+-- (the table's index of a group's jobs by state: 06_deps_groups_table.sql)
 SELECT has_table('awa', 'group_callbacks', 'awa.group_callbacks');
 SELECT function_returns('public', 'awa_group_stats', ARRAY['text'], 'setof record');
 SELECT volatility_is('public', 'awa_group_stats', ARRAY['text'], 'stable');
@@ -54,6 +54,8 @@ SELECT throws_ok($$SELECT awa_group_on_finish('g9', NULL)$$, '22004', NULL, 'awa
 SELECT is((SELECT count(*)::int FROM awa.jobs WHERE group_id IS NOT NULL AND group_id NOT IN ('g1', 'g2')), 0,
 	'bad calls wrote no job');
 SELECT is((SELECT count(*)::int FROM awa.group_callbacks), 0, 'bad calls registered no callback');
+SELECT isnt(awa_group_on_finish('g9', 'g9_done'), NULL,
+	'... on either engine: g9 takes its first callback now (enqueued at once: g9 has no job)');
 
 -- stats: by state, at the caller's snapshot
 SELECT is((SELECT (total, available, unfinished, callback_job_id)::text FROM awa_group_stats('g1')),

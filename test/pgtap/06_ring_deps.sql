@@ -15,8 +15,8 @@ SET LOCAL awa.claim_floors = off;
 -- the relations: internal like the ring
 SELECT has_pk('awa', 'ring_dependencies', 'ring_dependencies has a primary key');
 SELECT col_is_pk('awa', 'ring_dependencies', ARRAY['job_id', 'parent_id'], 'one edge per job and parent');
-SELECT has_index('awa', 'ring_dependencies', 'ring_dependencies_parent_idx', ARRAY['parent_id'],
-	'unsatisfied edges by parent (the finishing trigger)');
+SELECT has_index('awa', 'ring_dependencies', 'ring_dependencies_parent_idx', ARRAY['parent_id', 'job_id'],
+	'edges by parent (the finishing trigger, awa.ring_dependents)');
 SELECT col_is_pk('awa', 'ring_dependents', 'job_id', 'one row per dependent');
 SELECT col_is_pk('awa', 'ring_group_jobs', 'job_id', 'one membership row per ring job');
 SELECT col_is_pk('awa', 'ring_group_callbacks', 'group_id', 'one callback per ring group');

@@ -4,7 +4,7 @@
 -- that are on the ring already work there.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(43);
+SELECT plan(44);
 
 -- the setting: table (default) or ring, superuser only
 SELECT is(current_setting('awa.install_engine'), 'table', 'awa.install_engine is table by default');
@@ -73,7 +73,9 @@ SELECT is((SELECT state FROM awa_retry((SELECT max((job).id) FROM w))), 'availab
 SELECT is(awa_snooze((SELECT id FROM awa_claim('wq')), 2, '1 hour'), true, 'awa_snooze of the retried job');
 SELECT throws_ok($$SELECT * FROM awa_claim('wq', wait => '1 second')$$, '0A000',
 	'a blocking awa_claim is not on the ring engine yet', 'not on the ring yet: 0A000');
-SELECT throws_ok($$SELECT awa_complete(1, 1, '{"r": 1}')$$, '0A000', NULL, 'a result: not on the ring yet');
+SELECT id AS res_id FROM awa_insert('res', queue => 'rq') \gset
+SELECT is((SELECT awa_complete(c.id, c.run_lease, '{"r": 1}') FROM awa_claim('rq') c), true, 'awa_complete with a result');
+SELECT is((SELECT result FROM awa.jobs WHERE id = :res_id), '{"r": 1}'::jsonb, 'the result is stored in the ring');
 
 -- INSERT and COPY into the view enqueue into the ring, with the COPY path's checks and grants
 CREATE TEMP TABLE ins (kind text, state awa.job_state);
