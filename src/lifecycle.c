@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 
 #include "awa.h"
+#include "engine_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_cancel);
 PG_FUNCTION_INFO_V1(awa_retry);
@@ -187,6 +188,8 @@ awa_retry_failed(PG_FUNCTION_ARGS)
 		awa_check_name(DatumGetTextPP(values[1]), "queue");
 	}
 
+	if (awa_engine_ring())
+		return awa_engine_retry_failed(fcinfo, values, nulls);
 	SPI_connect();
 	awa_job_retry_failed(values, nulls);
 	order = order_by_id();
@@ -215,6 +218,8 @@ awa_discard_failed(PG_FUNCTION_ARGS)
 	values[0] = kind_filter(PG_GETARG_TEXT_PP(0), &isnull);
 	if (isnull)
 		nulls[0] = 'n';
+	if (awa_engine_ring())
+		PG_RETURN_INT64(awa_engine_discard_failed(values[0], nulls[0] == 'n'));
 
 	SPI_connect();
 	n = awa_job_discard_failed(values[0], nulls[0] == 'n');
