@@ -3,7 +3,8 @@
  * engine_admin.c
  *		The administration functions on the ring engine (docs/storage.md,
  *		"Step 5: administration on the ring engine"): awa_retry_failed,
- *		awa_discard_failed, awa_drain_queue and awa_get_job in a database
+ *		awa_discard_failed, awa_drain_queue, awa_cancel_by_unique_key and
+ *		awa_get_job in a database
  *		whose awa.jobs is the ring's view, and what a direct UPDATE or
  *		DELETE of that view does.  The awa_* functions check their arguments
  *		as on the table, then call here (one line each); the answer has the
@@ -109,6 +110,46 @@ awa_engine_drain(Datum queue)
 										  " SELECT count(*) FROM"
 										  " (SELECT awa.ring_cancel(l.id) AS ok FROM l ORDER BY l.id) c WHERE c.ok",
 										  1, types, &queue, NULL, true, sizeof(int64), &isnull));
+}
+
+/* See engine_admin.h. */
+Datum
+awa_engine_cancel_by_unique_key(FunctionCallInfo fcinfo)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {TEXTOID, JSONBOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5];
+	int			i;
+
+	for (i = 0; i < 5; i++)
+	{
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	return awa_engine_rows(fcinfo, &plan,
+						   "SELECT c.id FROM awa.ring_cancel_by_unique_key($1, $2, $3, $4, $5) c(id) ORDER BY c.id",
+						   5, types, values, nulls);
+}
+
+/* See engine_admin.h. */
+int64
+awa_engine_rescue(void)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {INT4OID};
+	Datum		max = Int32GetDatum(AWA_ENGINE_RESCUE_BATCH);
+	bool		isnull;
+
+	return DatumGetInt64(awa_engine_value(&plan, "SELECT awa.ring_rescue($1)", 1, types, &max, NULL,
+										  true, sizeof(int64), &isnull));
+}
+
+/* See engine_admin.h. */
+bool
+awa_engine_table_step_skipped(bool of_table)
+{
+	return of_table && awa_engine_ring();
 }
 
 /* See engine_admin.h. */

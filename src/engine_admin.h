@@ -35,12 +35,24 @@ extern Datum awa_engine_value(SPIPlanPtr *cache, const char *sql, int nargs, con
  * awa_engine_discard_failed: awa_discard_failed's count; kind NULL
  *		(kind_isnull): every kind.
  * awa_engine_drain: awa_drain_queue's count.
+ * awa_engine_cancel_by_unique_key: awa_cancel_by_unique_key's rows (fcinfo's
+ *		arguments, checked).
+ * awa_engine_rescue: awa_rescue's count (at most AWA_ENGINE_RESCUE_BATCH
+ *		attempts, as awa_rescue_jobs on the table).
+ * awa_engine_table_step_skipped: whether a step of the maintenance round
+ *		that works on awa.jobs' table (of_table: promotion, rescue, retention,
+ *		external-wait timeouts) is skipped: in a database on the ring engine,
+ *		where the ring's own steps do them.
  * awa_engine_get_job: awa_get_job's row (fcinfo's result type); P0002 when
  *		the ring holds no job id.
  */
 extern Datum awa_engine_retry_failed(FunctionCallInfo fcinfo, Datum *kind_queue, const char *nulls);
 extern int64 awa_engine_discard_failed(Datum kind, bool kind_isnull);
 extern int64 awa_engine_drain(Datum queue);
+extern Datum awa_engine_cancel_by_unique_key(FunctionCallInfo fcinfo);
+#define AWA_ENGINE_RESCUE_BATCH 5000
+extern int64 awa_engine_rescue(void);
+extern bool awa_engine_table_step_skipped(bool of_table);
 extern Datum awa_engine_get_job(FunctionCallInfo fcinfo, Datum id);
 
 #endif							/* AWA_ENGINE_ADMIN_H */

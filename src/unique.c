@@ -25,6 +25,7 @@
 #include "utils/numeric.h"
 
 #include "awa.h"
+#include "engine_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_cancel_by_unique_key);
 
@@ -287,6 +288,8 @@ awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
 	values[0] = PointerGetDatum(awa_unique_key_args(fcinfo, awa_check_name, &legacy));
 	/* jobs enqueued before 0.3.0 may hold the key in its old form */
 	values[1] = legacy ? PointerGetDatum(legacy) : values[0];
+	if (awa_engine_ring())
+		return awa_engine_cancel_by_unique_key(fcinfo);
 
 	SPI_connect();
 	n = awa_job_cancel_by_key(values[0], values[1]);
