@@ -5,7 +5,7 @@
 -- a DELETE of the table does to its group, unique key and counters.  test/pgtap/03_admin.sql runs on both engines.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(46);
+SELECT plan(51);
 
 SET LOCAL awa.install_engine = 'ring';
 CREATE EXTENSION awa;
@@ -78,6 +78,14 @@ WITH d AS (DELETE FROM awa.jobs WHERE kind = 'f2' RETURNING id) SELECT is((SELEC
 SELECT is((SELECT count(*) FROM awa.jobs WHERE kind = 'f2'), 0::bigint, 'the f2 jobs are gone');
 SELECT ok((SELECT id FROM awa_insert('f2', '{"n": 2}', queue => 'q', unique_by_args => true)) NOT IN (SELECT id FROM before),
 	'the unique key is free again: a new job takes it');
+SELECT is((SELECT id FROM awa_insert('u', '{"n": 4}', queue => 'u', unique_by_args => true)) > 0, true, 'a unique job');
+SELECT ok((SELECT bool_and(awa_complete(id, run_lease)) FROM awa_claim('u')), 'it completes (and keeps its key)');
+SELECT is((SELECT id FROM awa_insert('u', '{"n": 4}', queue => 'u', unique_by_args => true)),
+	(SELECT id FROM awa.jobs WHERE kind = 'u'), 'the completed job holds its key');
+DELETE FROM awa.jobs WHERE kind = 'u';
+SELECT isnt((SELECT id FROM awa_insert('u', '{"n": 4}', queue => 'u', unique_by_args => true)), NULL,
+	'deleted, it lets go of its key: a new job');
+SELECT is((SELECT count(*) FROM awa.jobs WHERE kind = 'u' AND state = 'available'), 1::bigint, '... which is there');
 DELETE FROM awa.jobs WHERE kind = 'r';
 SELECT is((SELECT count(*) FROM awa.jobs WHERE kind = 'r'), 0::bigint, 'a running job deleted');
 SELECT ok(NOT awa_complete((SELECT id FROM r), (SELECT run_lease FROM r)), '... its worker''s completion finds nothing');
