@@ -2,7 +2,8 @@
  *
  * unique.c
  *		Unique jobs: the key a job holds (built from its kind and the parts
- *		asked for), the states it holds it in, and awa_cancel_by_unique_key.
+ *		asked for), the states it holds it in, and the key that the
+ *		arguments of awa_cancel_by_unique_key (lifecycle.c) name.
  *
  * A job with a unique_key holds it while its state is one of its
  * unique_states (a bit per state, see job_state.def); the partial unique
@@ -25,7 +26,6 @@
 #include "utils/numeric.h"
 
 #include "awa.h"
-
 
 /*
  * args with every number written in its shortest equal form: jsonb keeps a
