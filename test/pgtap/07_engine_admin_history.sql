@@ -10,7 +10,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(12);
+SELECT plan(14);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
 CREATE FUNCTION pg_temp.reclaim() RETURNS text LANGUAGE plpgsql AS $$
@@ -39,6 +39,11 @@ SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 hour')), 'rotated', 'slot 0
 SELECT is(pg_temp.reclaim(), 'reclaimed', 'slot 0 reclaimed');
 SELECT is((SELECT array_agg(failed::text || ':' || cardinality(jobs) ORDER BY failed) FROM awa.ring_history),
 	ARRAY['false:1', 'true:2'], 'the three jobs are in two batches of the history');
+
+-- retrying a failed job of the history is not on the ring yet: refused whole, nothing retried
+SELECT throws_ok($$SELECT * FROM awa_retry_failed('h')$$, '0A000', NULL, 'retry_failed of a job in the history: 0A000');
+SELECT is((SELECT array_agg(state::text) FROM awa.jobs WHERE kind = 'h'), ARRAY['failed', 'failed'],
+	'... nothing retried');
 
 -- discard the failed ones, delete the completed one
 SELECT is(awa_discard_failed('h'), 2::bigint, 'discard_failed deletes the two failed jobs from the history');
