@@ -1,6 +1,7 @@
 -- Deleting ring jobs a reclaim moved into the history (src/ring_admin.c; docs/storage.md, "Step 5: administration
 -- on the ring engine"), in a database on the ring engine: awa_discard_failed and DELETE FROM awa.jobs take the job
--- out of its batch of awa.ring_history (the batch deleted once empty), with its count and its unique key.
+-- out of its batch of awa.ring_history (the batch deleted once empty), with its count and its unique key; awa_rescue
+-- and awa_maintain work on the ring.
 -- Reclaiming needs committed rows and no older snapshot, so this file runs statement by statement (autocommit)
 -- and drops what it created at the end.
 CREATE EXTENSION IF NOT EXISTS pgtap;
@@ -10,7 +11,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(14);
+SELECT plan(23);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
 CREATE FUNCTION pg_temp.reclaim() RETURNS text LANGUAGE plpgsql AS $$
@@ -53,6 +54,23 @@ SELECT is((SELECT count(*) FROM awa.jobs), 0::bigint, 'awa.jobs shows none of th
 SELECT isnt((SELECT state FROM awa_insert('c', '{"n": 1}', queue => 'hq', unique_by_args => true)), NULL,
 	'the deleted unique job let go of its key');
 SELECT is(pg_temp.drift(), 0::bigint, 'the counters equal a recount');
+
+-- awa_rescue and the maintenance round on the ring engine: the ring's steps do the work, the table's are skipped
+-- (they would write the view: a failure recorded in awa.maintenance_failures)
+SELECT is((SELECT count(*) FROM awa_insert_many('[{"kind": "r", "queue": "rq"}, {"kind": "r", "queue": "rq"}]')),
+	2::bigint, 'two jobs to run');
+SELECT is((SELECT count(*) FROM awa_claim('rq', batch => 2, lease => '1 second')), 2::bigint, 'claimed, 1 s leases');
+SELECT is((SELECT state FROM awa_insert('s', queue => 'sq', run_at => clock_timestamp() + interval '0.5 second')),
+	'scheduled'::awa.job_state, 'a job due in half a second');
+SELECT pg_sleep(1.5);
+SELECT is(awa_rescue(), 2::bigint, 'awa_rescue ends both attempts past their deadline');
+SELECT is((SELECT array_agg(state::text || ':' || jsonb_array_length(to_jsonb(errors))) FROM awa.jobs WHERE kind = 'r'),
+	ARRAY['available:1', 'available:1'], '... each with its error, to run again');
+SELECT is((SELECT count(*) FROM awa_claim('rq', batch => 1, lease => '1 second')), 1::bigint, 'one runs again');
+SELECT pg_sleep(1.2);
+SELECT ok((SELECT promoted = 1 AND rescued = 1 FROM awa_maintain()), 'a round promotes the due job and rescues the stale one');
+SELECT is((SELECT count(*) FROM awa.maintenance_failures), 0::bigint, 'no step of the round failed');
+SELECT is((SELECT state FROM awa.jobs WHERE kind = 's'), 'available'::awa.job_state, 'the due job is available');
 
 SELECT * FROM finish();
 RESET statement_timeout;
