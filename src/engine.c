@@ -22,6 +22,7 @@
 
 #include "awa.h"
 #include "ring.h"
+#include "engine_admin.h"
 
 /*
  * Read job id's row from awa.ring_live_jobs (the view's columns are
@@ -502,4 +503,19 @@ awa_engine_call(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int
 	if (isnull)
 		PG_RETURN_NULL();
 	return v;
+}
+
+/* hook: radmin -- engine_rows and engine_value for engine_admin.c (engine_admin.h) */
+Datum
+awa_engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
+				Datum *values, const char *nulls)
+{
+	return engine_rows(fcinfo, cache, sql, nargs, types, values, nulls);
+}
+
+Datum
+awa_engine_value(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types, Datum *values,
+				 const char *nulls, bool byval, int len, bool *isnull)
+{
+	return engine_value(cache, sql, nargs, types, values, nulls, byval, len, isnull);
 }

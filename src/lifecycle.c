@@ -3,7 +3,9 @@
  * lifecycle.c
  *		State changes requested by producers and operators: awa_cancel and
  *		awa_retry of one job, awa_retry_failed and awa_discard_failed of
- *		the failed jobs of a kind or queue.  The changes are job.c's.
+ *		the failed jobs of a kind or queue, awa_cancel_by_unique_key of the
+ *		jobs holding a unique key (built by unique.c).  The changes are
+ *		job.c's (engine_admin.c's on the ring engine).
  *
  * SQLSTATEs raised:
  *	22004 (null_value_not_allowed): a required argument is NULL
@@ -22,11 +24,13 @@
 #include "utils/builtins.h"
 
 #include "awa.h"
+#include "engine_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_cancel);
 PG_FUNCTION_INFO_V1(awa_retry);
 PG_FUNCTION_INFO_V1(awa_retry_failed);
 PG_FUNCTION_INFO_V1(awa_discard_failed);
+PG_FUNCTION_INFO_V1(awa_cancel_by_unique_key);
 
 /* awa_retry_failed / awa_discard_failed: this kind means "every kind". */
 #define AWA_ANY_KIND	"*"
@@ -187,6 +191,8 @@ awa_retry_failed(PG_FUNCTION_ARGS)
 		awa_check_name(DatumGetTextPP(values[1]), "queue");
 	}
 
+	if (awa_engine_ring())
+		return awa_engine_retry_failed(fcinfo, values, nulls);
 	SPI_connect();
 	awa_job_retry_failed(values, nulls);
 	order = order_by_id();
@@ -215,9 +221,44 @@ awa_discard_failed(PG_FUNCTION_ARGS)
 	values[0] = kind_filter(PG_GETARG_TEXT_PP(0), &isnull);
 	if (isnull)
 		nulls[0] = 'n';
+	if (awa_engine_ring())
+		PG_RETURN_INT64(awa_engine_discard_failed(values[0], nulls[0] == 'n'));
 
 	SPI_connect();
 	n = awa_job_discard_failed(values[0], nulls[0] == 'n');
 	SPI_finish();
 	PG_RETURN_INT64(n);
+}
+
+/*
+ * awa_cancel_by_unique_key(kind, args, queue, unique_period, run_at)
+ *		RETURNS SETOF awa.jobs
+ *
+ * Cancel the non-terminal jobs holding the unique key built from the same
+ * parts as awa_insert would: args given = by args, queue given = by queue,
+ * unique_period given = by the period bucket of run_at (default now()).
+ * Locks the jobs in id order, as every statement of awa that locks several
+ * jobs does, so it never deadlocks with another of them.
+ */
+Datum
+awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
+{
+	bytea	   *legacy;
+	Datum		values[2];
+	uint64		n;
+
+	awa_check_writable("awa_cancel_by_unique_key");
+
+	awa_check_not_null(fcinfo, 0, "kind");
+	values[0] = PointerGetDatum(awa_unique_key_args(fcinfo, awa_check_name, &legacy));
+	/* jobs enqueued before 0.3.0 may hold the key in its old form */
+	values[1] = legacy ? PointerGetDatum(legacy) : values[0];
+	if (awa_engine_ring())
+		return awa_engine_cancel_by_unique_key(fcinfo);
+
+	SPI_connect();
+	n = awa_job_cancel_by_key(values[0], values[1]);
+	awa_store_jobs(fcinfo, SPI_tuptable, n, NULL);
+	SPI_finish();
+	return (Datum) 0;
 }

@@ -113,6 +113,7 @@
 #include "deps.h"
 #include "history.h"
 #include "ring_maint.h"
+#include "engine_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_maintain);
 PG_FUNCTION_INFO_V1(awa_maintain_for);
@@ -1003,13 +1004,9 @@ call_step(void *arg)
 {
 	StepCall   *c = (StepCall *) arg;
 
-	/*
-	 * A database created with the ring engine (engine.c) keeps no jobs in
-	 * a table: the steps that read and write awa.jobs row by row have
-	 * nothing to do (the ring's own steps, below, do that work).
-	 */
-	if ((c->step == STEP_PROMOTE || c->step == STEP_RESCUE || c->step == STEP_RETENTION ||
-		 c->step == STEP_CALLBACKS) && awa_engine_ring())
+	/* hook: radmin -- steps of awa.jobs' table, done by the ring's own steps there */
+	if (awa_engine_table_step_skipped(c->step == STEP_PROMOTE || c->step == STEP_RESCUE ||
+									  c->step == STEP_RETENTION || c->step == STEP_CALLBACKS))
 		return;
 	switch (c->step)
 	{

@@ -26,6 +26,7 @@
 #include "utils/lsyscache.h"
 
 #include "awa.h"
+#include "engine_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_list_jobs);
 PG_FUNCTION_INFO_V1(awa_get_job);
@@ -211,6 +212,8 @@ awa_get_job(PG_FUNCTION_ARGS)
 	values[0] = Int64GetDatum(job_id);
 	if (get_call_result_type(fcinfo, NULL, &jobdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "awa_get_job: return type must be a row type");
+	if (awa_engine_ring())
+		return awa_engine_get_job(fcinfo, values[0]);
 
 	SPI_connect();
 	awa_stmt_run(&stmt, values, NULL, 1);

@@ -28,6 +28,7 @@
 #include "utils/lsyscache.h"
 
 #include "awa.h"
+#include "engine_admin.h"
 #include "ratelimit.h"
 
 PG_FUNCTION_INFO_V1(awa_pause_queue);
@@ -292,6 +293,8 @@ awa_drain_queue(PG_FUNCTION_ARGS)
 	awa_check_writable("awa_drain_queue");
 
 	values[0] = PointerGetDatum(queue_arg(fcinfo, 0));
+	if (awa_engine_ring())
+		PG_RETURN_INT64(awa_engine_drain(values[0]));
 
 	SPI_connect();
 	n = awa_job_drain(values[0]);

@@ -2,7 +2,8 @@
  *
  * unique.c
  *		Unique jobs: the key a job holds (built from its kind and the parts
- *		asked for), the states it holds it in, and awa_cancel_by_unique_key.
+ *		asked for), the states it holds it in, and the key that the
+ *		arguments of awa_cancel_by_unique_key (lifecycle.c) name.
  *
  * A job with a unique_key holds it while its state is one of its
  * unique_states (a bit per state, see job_state.def); the partial unique
@@ -25,8 +26,6 @@
 #include "utils/numeric.h"
 
 #include "awa.h"
-
-PG_FUNCTION_INFO_V1(awa_cancel_by_unique_key);
 
 /*
  * args with every number written in its shortest equal form: jsonb keeps a
@@ -262,35 +261,4 @@ awa_unique_key_args(FunctionCallInfo fcinfo, void (*check_name) (text *name, con
 	at = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
 	return awa_unique_key(kind, PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
 						  PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1), period_us, at, legacy);
-}
-
-/*
- * awa_cancel_by_unique_key(kind, args, queue, unique_period, run_at)
- *		RETURNS SETOF awa.jobs
- *
- * Cancel the non-terminal jobs holding the unique key built from the same
- * parts as awa_insert would: args given = by args, queue given = by queue,
- * unique_period given = by the period bucket of run_at (default now()).
- * Locks the jobs in id order, as every statement of awa that locks several
- * jobs does, so it never deadlocks with another of them.
- */
-Datum
-awa_cancel_by_unique_key(PG_FUNCTION_ARGS)
-{
-	bytea	   *legacy;
-	Datum		values[2];
-	uint64		n;
-
-	awa_check_writable("awa_cancel_by_unique_key");
-
-	awa_check_not_null(fcinfo, 0, "kind");
-	values[0] = PointerGetDatum(awa_unique_key_args(fcinfo, awa_check_name, &legacy));
-	/* jobs enqueued before 0.3.0 may hold the key in its old form */
-	values[1] = legacy ? PointerGetDatum(legacy) : values[0];
-
-	SPI_connect();
-	n = awa_job_cancel_by_key(values[0], values[1]);
-	awa_store_jobs(fcinfo, SPI_tuptable, n, NULL);
-	SPI_finish();
-	return (Datum) 0;
 }

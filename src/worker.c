@@ -24,6 +24,7 @@
 
 #include "awa.h"
 #include "engine_deps.h"
+#include "engine_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_complete);
 PG_FUNCTION_INFO_V1(awa_complete_many);
@@ -394,6 +395,8 @@ awa_rescue(PG_FUNCTION_ARGS)
 	int64		n;
 
 	awa_check_writable("awa_rescue");
+	if (awa_engine_ring())
+		PG_RETURN_INT64(awa_engine_rescue());
 
 	SPI_connect();
 	n = awa_rescue_jobs(PointerGetDatum(construct_empty_array(INT8OID)));

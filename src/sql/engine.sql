@@ -3,7 +3,8 @@
 -- awa.install_engine is 'ring' (internal: the storage engine in development; only awa's own tests set it),
 -- CREATE EXTENSION puts the jobs in the ring instead: the table is renamed awa.jobs_table (kept, empty) and
 -- awa.jobs becomes a view of the ring in the same shape, with the table's column defaults, readable by the same
--- roles, INSERT and COPY into it enqueueing into the ring (the table's trigger function, INSTEAD OF); the routines
+-- roles, INSERT and COPY into it enqueueing into the ring (the table's trigger function, INSTEAD OF), UPDATE of it
+-- refused (0A000) and DELETE deleting from the ring (INSTEAD OF triggers of their own); the routines
 -- declared with the table's row type are declared again with the view's (same comment, same grants).  The awa_*
 -- functions see the view and work on the ring (those not on it yet raise 0A000).
 DO $engine$
@@ -38,6 +39,21 @@ BEGIN
 	-- columns a role may insert, as on the table
 	CREATE TRIGGER jobs_before_insert INSTEAD OF INSERT ON awa.jobs
 		FOR EACH ROW EXECUTE FUNCTION awa.jobs_before_insert();
+	-- UPDATE of awa.jobs: 0A000 naming the awa_* functions that change jobs; DELETE: the job leaves the ring
+	-- (engine_admin.c, ring_admin.c), cancelled first if not finished; who may: as on the table (its owner)
+	CREATE FUNCTION awa.jobs_instead_of_update() RETURNS trigger
+		AS 'MODULE_PATHNAME', 'awa_jobs_instead_of_update' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+	COMMENT ON FUNCTION awa.jobs_instead_of_update()
+		IS 'trigger: INSTEAD OF UPDATE on the view awa.jobs (ring engine): 0A000, jobs change through the awa_* functions';
+	CREATE FUNCTION awa.jobs_instead_of_delete() RETURNS trigger
+		AS 'MODULE_PATHNAME', 'awa_jobs_instead_of_delete' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+	COMMENT ON FUNCTION awa.jobs_instead_of_delete()
+		IS 'trigger: INSTEAD OF DELETE on the view awa.jobs (ring engine): the job leaves the ring (cancelled first if not finished)';
+	REVOKE ALL ON FUNCTION awa.jobs_instead_of_update(), awa.jobs_instead_of_delete() FROM PUBLIC;
+	CREATE TRIGGER jobs_instead_of_update INSTEAD OF UPDATE ON awa.jobs
+		FOR EACH ROW EXECUTE FUNCTION awa.jobs_instead_of_update();
+	CREATE TRIGGER jobs_instead_of_delete INSTEAD OF DELETE ON awa.jobs
+		FOR EACH ROW EXECUTE FUNCTION awa.jobs_instead_of_delete();
 	FOR g IN
 		SELECT a.attname, x.grantee::regrole AS grantee, x.privilege_type
 		FROM pg_catalog.pg_attribute a CROSS JOIN LATERAL pg_catalog.aclexplode(a.attacl) x

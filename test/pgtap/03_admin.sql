@@ -20,7 +20,6 @@ SELECT volatility_is('public', 'awa_list_jobs',
 SELECT volatility_is('public', 'awa_get_job', ARRAY['bigint'], 'stable');
 SELECT volatility_is('public', 'awa_insert_many', ARRAY['jsonb'], 'volatile');
 SELECT function_lang_is('public', 'awa_insert_many', ARRAY['jsonb'], 'c');
-SELECT has_index('awa', 'jobs', 'jobs_settled_idx', ARRAY['state', 'id'], 'partial index for listing settled states');
 SELECT has_trigger('awa', 'jobs', 'jobs_before_insert', 'COPY path trigger on awa.jobs');
 SELECT trigger_is('awa', 'jobs', 'jobs_before_insert', 'awa', 'jobs_before_insert');
 SELECT ok(obj_description('public.awa_retry_failed(text, text)'::regprocedure, 'pg_proc') LIKE '%''*''%',
@@ -61,12 +60,15 @@ SELECT is((SELECT count(*) FROM awa.queue_meta), 0::bigint, 'bad queue input wro
 SELECT throws_ok($$SELECT awa_insert_many('[{"kind": "ok1"}, {"kind": "ok2"}, {"kind": "bad", "max_attempts": 0}]')$$,
 	'22023', 'jobs[2]: max_attempts must be between 1 and 1000, got 0', 'third element bad');
 SELECT is((SELECT count(*) FROM awa.jobs), 0::bigint, 'the good elements before it were not written');
-SELECT results_eq($$SELECT kind FROM awa_insert_many('[{"kind": "c"}, {"kind": "a"}, {"kind": "b", "run_at": "2999-01-01"}]')$$,
+SELECT results_eq($$SELECT kind FROM awa_insert_many('[{"kind": "c", "max_attempts": 1}, {"kind": "a", "max_attempts": 1},
+	{"kind": "b", "run_at": "2999-01-01"}]')$$,
 	ARRAY['c', 'a', 'b'], 'insert_many returns rows in input order');
 SELECT is((SELECT state FROM awa.jobs WHERE kind = 'b'), 'scheduled'::awa.job_state, 'insert_many: future run_at is scheduled');
 
 -- retry/discard, pause/resume/drain, list/get
-UPDATE awa.jobs SET state = 'failed', finalized_at = now(), attempt = 25 WHERE kind IN ('a', 'c');
+-- 'a' and 'c' reach failed through the API: their one attempt claimed and failed
+SELECT is((SELECT array_agg(awa_fail(id, run_lease, 'boom') ORDER BY id) FROM awa_claim('default', batch => 10)),
+	ARRAY['failed', 'failed']::awa.job_state[], 'the one attempt of a and c fails for good');
 SELECT is((SELECT count(*) FROM awa_retry_failed('a')), 1::bigint, 'retry_failed by kind');
 SELECT is((SELECT attempt FROM awa.jobs WHERE kind = 'a'), 0::smallint, 'retry_failed resets attempts');
 SELECT is(awa_discard_failed('*'), 1::bigint, 'discard_failed of every kind');

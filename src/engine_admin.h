@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine_admin.h
+ *		The administration functions on the ring engine (engine_admin.c),
+ *		and engine.c's statement runners they use.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AWA_ENGINE_ADMIN_H
+#define AWA_ENGINE_ADMIN_H
+
+#include "fmgr.h"
+#include "executor/spi.h"
+
+/*
+ * engine.c's (hook: radmin).  awa_engine_rows: run a kept statement (cache,
+ * sql: nargs parameters of types; nulls as SPI's, NULL: none) whose rows'
+ * first column is a job id, in the order of the result, and return the
+ * ring's row of each as fcinfo's materialized SETOF awa.jobs.
+ * awa_engine_value: run it and return its first column of its first row
+ * copied out of SPI (*isnull; no row: NULL); byval/len: that type's.  Both
+ * call SPI themselves (call them outside SPI).
+ */
+extern Datum awa_engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs,
+							 const Oid *types, Datum *values, const char *nulls);
+extern Datum awa_engine_value(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
+							  Datum *values, const char *nulls, bool byval, int len, bool *isnull);
+
+/*
+ * The awa_* functions on the ring engine, called after their arguments were
+ * checked (see engine_admin.c), outside SPI.
+ *
+ * awa_engine_retry_failed: awa_retry_failed's rows (SETOF, by id); kind_queue
+ *		and nulls: kind ($1, NULL: every kind) and queue ($2, NULL: any).
+ * awa_engine_discard_failed: awa_discard_failed's count; kind NULL
+ *		(kind_isnull): every kind.
+ * awa_engine_drain: awa_drain_queue's count.
+ * awa_engine_cancel_by_unique_key: awa_cancel_by_unique_key's rows (fcinfo's
+ *		arguments, checked).
+ * awa_engine_rescue: awa_rescue's count (at most AWA_ENGINE_RESCUE_BATCH
+ *		attempts, as awa_rescue_jobs on the table).
+ * awa_engine_table_step_skipped: whether a step of the maintenance round
+ *		that works on awa.jobs' table (of_table: promotion, rescue, retention,
+ *		external-wait timeouts) is skipped: in a database on the ring engine,
+ *		where the ring's own steps do them.
+ * awa_engine_get_job: awa_get_job's row (fcinfo's result type); P0002 when
+ *		the ring holds no job id.
+ */
+extern Datum awa_engine_retry_failed(FunctionCallInfo fcinfo, Datum *kind_queue, const char *nulls);
+extern int64 awa_engine_discard_failed(Datum kind, bool kind_isnull);
+extern int64 awa_engine_drain(Datum queue);
+extern Datum awa_engine_cancel_by_unique_key(FunctionCallInfo fcinfo);
+#define AWA_ENGINE_RESCUE_BATCH 5000
+extern int64 awa_engine_rescue(void);
+extern bool awa_engine_table_step_skipped(bool of_table);
+extern Datum awa_engine_get_job(FunctionCallInfo fcinfo, Datum id);
+
+#endif							/* AWA_ENGINE_ADMIN_H */
