@@ -510,7 +510,7 @@ Datum
 awa_engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
 				Datum *values, const char *nulls)
 {
-	return engine_rows(fcinfo, cache, sql, nargs, types, values, nulls);
+	return engine_rows(fcinfo, cache, sql, nargs, types, values, nulls, false);
 }
 
 Datum
