@@ -74,6 +74,7 @@
 #include "awa.h"
 #include "keylimit.h"
 #include "ratelimit.h"
+#include "ring_keys.h"		/* hook: keys */
 
 PG_FUNCTION_INFO_V1(awa_concurrency_key_admit);
 PG_FUNCTION_INFO_V1(awa_concurrency_key_open);
@@ -338,7 +339,12 @@ count_running(text *key)
 	Snapshot	snap;
 	HeapTuple	tup;
 	int64		n = 0;
+	bool		ring_only;
+	int64		ring = awa_ring_keys_running(key, &ring_only);	/* hook: keys (ring_keys.c) */
 
+	if (ring_only)
+		return ring;
+	n = ring;
 	if (!OidIsValid(running_idx))
 	{
 		Oid			nsp = get_namespace_oid("awa", false);

@@ -1556,6 +1556,29 @@ LANGUAGE C;
 COMMENT ON PROCEDURE awa.ring_claim_wait(text[], integer, interval, text, interval, jsonb)
 	IS 'internal (the ring): awa.ring_claim(queues text[], ...) that, with nothing to claim, commits and sleeps (no snapshot held) until a commit makes a job of one of the queues claimable, one of their scheduled jobs comes due, or wait ends; errors as awa.ring_claim(text[], ...) and awa.ring_claim_wait';
 
+-- The ring: per-key limits and rates (ring_keys.c; docs/storage.md, "Step 5: per-key limits and rates on the ring") ---
+-- The ring's claim admits a job with a concurrency key as awa_claim does (keylimit.c: the rules of awa.key_limits,
+-- the key's advisory lock, its rate in shared memory); a key's running ring attempts are counted from this side
+-- table, one row per attempt claimed with a key (written by the claim under the key's lock), read by index under
+-- that lock.  A row whose attempt has ended (a done row, or no receipt left) is deleted by the next count of its key:
+-- the ring's own relations are never updated, and completions pay nothing.
+CREATE TABLE awa.ring_key_running (
+	job_id			bigint NOT NULL,
+	run_lease		bigint NOT NULL,
+	concurrency_key	text NOT NULL,
+	PRIMARY KEY (job_id, run_lease)
+);
+CREATE INDEX ring_key_running_key_idx ON awa.ring_key_running (concurrency_key);
+COMMENT ON TABLE awa.ring_key_running
+	IS 'internal (the ring): one row per attempt the ring''s claim admitted with a concurrency key, until the next count of its key finds it ended';
+
+CREATE FUNCTION awa.ring_key_admit(key text, kind text, id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_key_admit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_key_admit(text, text, bigint)
+	IS 'internal to awa.ring_claim: whether a locked ready row with this key may run now (awa.concurrency_key_admit''s rules; counts it if so); 55000 outside a ring claim';
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch

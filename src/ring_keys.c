@@ -1,0 +1,326 @@
+/*-------------------------------------------------------------------------
+ *
+ * ring_keys.c
+ *		Per-key concurrency limits, ordering and rates on the ring's claim
+ *		(docs/storage.md, "Step 5: per-key limits and rates on the ring"):
+ *		the rules of awa.key_limits (awa_set_key_limit, awa_set_key_rate)
+ *		kept for ready rows with a concurrency key with the promises
+ *		awa_claim keeps for awa.jobs (keylimit.c).
+ *
+ * The admission is keylimit.c's own, not a copy: a ring claim is an attempt
+ * of it (awa_keylimit_begin .. awa_keylimit_end), and its statements ask
+ * about each candidate with a key as awa_claim's do (ring_keys.h):
+ * awa.concurrency_key_open before the row is locked (a key found at its
+ * limit, busy, or at its rate is skipped without a lock), and
+ * awa.ring_key_admit, above the lock and below the LIMIT, which is
+ * awa.concurrency_key_admit (the key's transaction-level advisory lock,
+ * the same one awa_claim takes, so both engines' claimers of a key take
+ * turns; the rule of the job's kind; the count of the key's running jobs
+ * with a fresh snapshot under that lock; the key's rate in shared memory)
+ * that also remembers what it admitted.  The lock is held to commit once a
+ * job of the key was admitted: the next claimer of the key counts after
+ * this one committed, so no two claimers take the key's last slot.
+ *
+ * The count.  awa.jobs has a partial index of running jobs by key; the
+ * ring's rows are never updated, so "running" is the absence of a done row
+ * and cannot be indexed.  Instead the claim writes a row of
+ * awa.ring_key_running (job_id, run_lease, key) for each admitted attempt
+ * that got its receipt, under the key's lock, before it commits.  The count
+ * of a key (hook: keys in keylimit.c's count_running) reads the key's rows
+ * by index with the newest snapshot and probes, for each, the attempt's
+ * receipt (awa.claims) and its end (a done row, not the end of a wait): an
+ * attempt with a receipt and no end runs.  Rows of ended attempts (or whose
+ * receipt is gone with its slot) are deleted there, under the lock, so a
+ * key's rows are its running attempts and those that ended since the key's
+ * last count: nothing on the ring's paths that end attempts (complete, fail,
+ * rescue, cancel, snooze, park) writes or reads anything for it.
+ *
+ * In a database whose awa.jobs is the ring's view (awa.install_engine =
+ * ring) the count is the ring's alone; in a database with awa.jobs a table
+ * and the internal ring switched on (awa.ring_engine), both are counted: a
+ * key's limit is by name, whatever engine holds its jobs.
+ *
+ * Ordered keys: keylimit.c asks awa.jobs for a live job of the key with a
+ * smaller id; in a ring database that is the view (correct, not an index
+ * probe: see the docs section).  Rates: keylimit.c and ratelimit.c, counted
+ * in shared memory per key at the claim's time, now() on the ring (the
+ * attempted_at its receipts give).
+ *
+ * Blocking claims (ring_wait.c): a claim that passed over a key (at its
+ * limit, or busy) reports it as a claimer at a limit does (rechecked when a
+ * running attempt ends, or within a second); one that found a key at its
+ * rate reports when the key's next slot opens (awa_ring_keys_wait).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "awa.h"
+#include "keylimit.h"
+#include "ratelimit.h"
+#include "ring.h"
+#include "ring_keys.h"
+
+PG_FUNCTION_INFO_V1(awa_ring_key_admit);
+
+/* keylimit.c's admission (declared there by PG_FUNCTION_INFO_V1) */
+extern Datum awa_concurrency_key_admit(PG_FUNCTION_ARGS);
+
+/* An attempt admitted with a key (and, once it got its receipt, its lease). */
+typedef struct RingKeyAdmitted
+{
+	int64		id;
+	int64		run_lease;
+	bool		claimed;
+	text	   *key;
+} RingKeyAdmitted;
+
+/* The running ring claim's admissions, in key_cxt (reset by the next claim). */
+static MemoryContext key_cxt = NULL;
+static RingKeyAdmitted *admitted = NULL;
+static int	nadmitted = 0;
+static int	maxadmitted = 0;
+static bool claim_active = false;
+
+/* What the last ring claim found, for a blocking claim (awa_ring_keys_wait). */
+static bool last_passed_over = false;
+static TimestampTz last_next_slot_at = 0;
+
+void
+awa_ring_keys_begin(TimestampTz at)
+{
+	if (key_cxt == NULL)
+		key_cxt = AllocSetContextCreate(TopMemoryContext, "awa ring concurrency keys",
+										ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(key_cxt);
+	admitted = NULL;
+	nadmitted = maxadmitted = 0;
+	claim_active = true;
+	last_passed_over = false;
+	last_next_slot_at = 0;
+	/* no key's (or queue's) full window found yet, nothing reserved (ratelimit.c) */
+	awa_rate_attempt();
+	awa_keylimit_begin(at);
+}
+
+/*
+ * awa.ring_key_admit(key text, kind text, id bigint) RETURNS boolean
+ *
+ * Called by the ring claim's statements only (ring_keys.h), on a locked
+ * ready row: awa.concurrency_key_admit, remembered when true.  A NULL key
+ * is admitted.  Errors: 55000 outside a ring claim; those of
+ * awa.concurrency_key_admit (0A000 in REPEATABLE READ or SERIALIZABLE for a
+ * row with a key; 55000 for a key with a rate without awa preloaded).
+ */
+Datum
+awa_ring_key_admit(PG_FUNCTION_ARGS)
+{
+	bool		ok;
+
+	if (!claim_active)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("awa.ring_key_admit may only be called by awa.ring_claim")));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_BOOL(false);
+	ok = DatumGetBool(DirectFunctionCall3(awa_concurrency_key_admit, PG_GETARG_DATUM(0),
+										  PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)));
+	if (ok)
+	{
+		MemoryContext old = MemoryContextSwitchTo(key_cxt);
+		RingKeyAdmitted *a;
+
+		if (nadmitted == maxadmitted)
+		{
+			maxadmitted = Max(16, maxadmitted * 2);
+			admitted = admitted ? repalloc(admitted, sizeof(RingKeyAdmitted) * maxadmitted) :
+				palloc(sizeof(RingKeyAdmitted) * maxadmitted);
+		}
+		a = &admitted[nadmitted++];
+		a->id = PG_GETARG_INT64(2);
+		a->run_lease = 0;
+		a->claimed = false;
+		a->key = DatumGetTextPCopy(PG_GETARG_DATUM(0));
+		MemoryContextSwitchTo(old);
+	}
+	PG_RETURN_BOOL(ok);
+}
+
+void
+awa_ring_keys_claimed(int64 id, int64 run_lease)
+{
+	int			i;
+
+	/* the newest admission of the id: a row admitted twice got one receipt */
+	for (i = nadmitted - 1; i >= 0; i--)
+		if (admitted[i].id == id)
+		{
+			admitted[i].claimed = true;
+			admitted[i].run_lease = run_lease;
+			return;
+		}
+}
+
+void
+awa_ring_keys_end(void)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
+	Datum	   *ids;
+	Datum	   *leases;
+	Datum	   *keys;
+	int			n = 0;
+	int			i;
+	long		ms;
+
+	claim_active = false;
+	last_passed_over = awa_keylimit_end();
+	ms = awa_rate_wait_ms(GetCurrentTimestamp());
+	if (ms >= 0)
+		last_next_slot_at = GetCurrentTimestamp() + (int64) ms * 1000;
+	if (nadmitted == 0)
+		return;
+	ids = palloc(sizeof(Datum) * nadmitted);
+	leases = palloc(sizeof(Datum) * nadmitted);
+	keys = palloc(sizeof(Datum) * nadmitted);
+	for (i = 0; i < nadmitted; i++)
+		if (admitted[i].claimed)
+		{
+			ids[n] = Int64GetDatum(admitted[i].id);
+			leases[n] = Int64GetDatum(admitted[i].run_lease);
+			keys[n++] = PointerGetDatum(admitted[i].key);
+		}
+	if (n > 0)
+	{
+		Datum		values[3];
+
+		awa_plan(&plan,
+				 "INSERT INTO awa.ring_key_running (job_id, run_lease, concurrency_key)"
+				 " SELECT * FROM unnest($1, $2, $3) ON CONFLICT DO NOTHING",
+				 3, types);
+		values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[1] = PointerGetDatum(construct_array(leases, n, INT8OID, sizeof(int64),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[2] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
+					 "awa.ring_claim: the keys' running attempts");
+	}
+	nadmitted = 0;
+}
+
+/*
+ * hook: keys -- for ring_wait.c's attempt, after its claim and its own
+ * reckoning (*due_ms: -1 none, else ms until something comes due;
+ * *at_limit): a claim that passed over a key waits as at a limit, and one
+ * that found a key at its rate wakes when the key's next slot opens, if
+ * that is earlier.
+ */
+void
+awa_ring_keys_wait(long *due_ms, bool *at_limit)
+{
+	if (last_passed_over)
+		*at_limit = true;
+	if (last_next_slot_at != 0)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		long		ms = last_next_slot_at <= now ? 0 :
+			(long) Min((last_next_slot_at - now + 999) / 1000, 3600 * 1000);
+
+		*due_ms = awa_rate_earlier(*due_ms, ms);
+	}
+}
+
+/* Whether the ring holds jobs here: awa.ring_engine on, or a ring database. */
+static bool
+ring_in_use(bool *ring_only)
+{
+	const char *on;
+
+	*ring_only = awa_schema_has(AWA_SCHEMA_RING_ENGINE);
+	if (*ring_only)
+		return true;
+	on = GetConfigOption("awa.ring_engine", true, false);
+	return on != NULL && strcmp(on, "on") == 0;
+}
+
+int64
+awa_ring_keys_running(text *key, bool *ring_only)
+{
+	static SPIPlanPtr count_plan = NULL;
+	static SPIPlanPtr gone_plan = NULL;
+	static const Oid count_types[] = {TEXTOID};
+	static const Oid gone_types[] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2] = {PointerGetDatum(key), (Datum) 0};
+	int64		running = 0;
+	Datum	   *gone_ids;
+	Datum	   *gone_leases;
+	int			ngone = 0;
+	uint64		n;
+	uint64		i;
+
+	if (!ring_in_use(ring_only))
+		return 0;
+	SPI_connect();
+	/*
+	 * The key's rows by index; per row the attempt's receipt and its end, by
+	 * their keys' prefix (job_id, run_lease) in each slot's partition.
+	 */
+	awa_plan(&count_plan,
+			 "SELECT k.job_id, k.run_lease,"
+			 " (SELECT 1 FROM awa.claims c WHERE c.job_id = k.job_id AND c.run_lease = k.run_lease"
+			 "  LIMIT 1) IS NOT NULL"
+			 " AND (SELECT 1 FROM awa.done d WHERE d.job_id = k.job_id AND d.run_lease = k.run_lease"
+			 "  AND NOT d.after_wait LIMIT 1) IS NULL AS running"
+			 " FROM awa.ring_key_running k WHERE k.concurrency_key = $1",
+			 1, count_types);
+	/* the newest snapshot, taken under the key's lock: the last holder's rows are counted */
+	n = awa_ring_run(count_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+					 "awa.ring_claim: counting the key's running attempts");
+	gone_ids = palloc(sizeof(Datum) * Max(n, 1));
+	gone_leases = palloc(sizeof(Datum) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)))
+			running++;
+		else
+		{
+			gone_ids[ngone] = SPI_getbinval(row, desc, 1, &isnull);
+			gone_leases[ngone++] = SPI_getbinval(row, desc, 2, &isnull);
+		}
+	}
+	if (ngone > 0)
+	{
+		/* the ended attempts' rows: nobody else writes the key's rows while its lock is held */
+		awa_plan(&gone_plan,
+				 "DELETE FROM awa.ring_key_running k USING unnest($1, $2) AS g(i, l)"
+				 " WHERE k.job_id = g.i AND k.run_lease = g.l",
+				 2, gone_types);
+		values[0] = PointerGetDatum(construct_array(gone_ids, ngone, INT8OID, sizeof(int64),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[1] = PointerGetDatum(construct_array(gone_leases, ngone, INT8OID, sizeof(int64),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		awa_ring_run(gone_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
+					 "awa.ring_claim: the key's ended attempts");
+	}
+	SPI_finish();
+	return running;
+}
