@@ -1330,29 +1330,8 @@ RETURNS TABLE (
 	rate_period		interval,
 	window_claims	integer,
 	next_slot_at	timestamptz)
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-	SELECT k.concurrency_key, k.kind, coalesce(r.n, 0), k.waiting,
-		coalesce(rule.max_running, 1), coalesce(rule.ordered, false),
-		coalesce(r.n, 0) >= coalesce(rule.max_running, 1),
-		rule.rate_max_claims, rule.rate_period,
-		w.window_claims, w.next_slot_at
-	FROM (SELECT j.concurrency_key, j.kind,
-			count(*) FILTER (WHERE j.state IN ('scheduled', 'available', 'retryable')) AS waiting
-		FROM awa.jobs j
-		WHERE j.concurrency_key IS NOT NULL AND j.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')
-			AND ($1 IS NULL OR j.concurrency_key OPERATOR(pg_catalog.~~) $1)
-		GROUP BY j.concurrency_key, j.kind) k
-	LEFT JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM awa.jobs j
-		WHERE j.concurrency_key = k.concurrency_key AND j.state = 'running') r ON true
-	LEFT JOIN LATERAL (SELECT l.max_running, l.ordered, l.rate_max_claims, l.rate_period
-		FROM awa.key_limits l
-		WHERE k.concurrency_key OPERATOR(pg_catalog.~~) l.pattern AND (l.kind IS NULL OR l.kind = k.kind)
-		ORDER BY l.kind IS NULL, pg_catalog.strpos(l.pattern, '%') > 0 OR pg_catalog.strpos(l.pattern, '_') > 0,
-			pg_catalog.octet_length(l.pattern) DESC, l.pattern COLLATE "C" LIMIT 1) rule ON true
-	LEFT JOIN LATERAL awa.key_rate_window(k.concurrency_key, rule.rate_max_claims, rule.rate_period) w ON true
-	ORDER BY 1, 2
-$$;
+AS 'MODULE_PATHNAME', 'awa_key_stats'
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION awa_key_stats(text)
 	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started) and, when they fill it, next_slot_at, when the next slot opens';
 
