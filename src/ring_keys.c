@@ -55,6 +55,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -97,9 +98,32 @@ static bool claim_active = false;
 static bool last_passed_over = false;
 static TimestampTz last_next_slot_at = 0;
 
+/* A claim that fails (or whose subtransaction aborts) is over: admit refuses again. */
+static void
+ring_keys_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		claim_active = false;
+}
+
+static void
+ring_keys_subxact(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		claim_active = false;
+}
+
 void
 awa_ring_keys_begin(TimestampTz at)
 {
+	static bool registered = false;
+
+	if (!registered)
+	{
+		RegisterXactCallback(ring_keys_xact, NULL);
+		RegisterSubXactCallback(ring_keys_subxact, NULL);
+		registered = true;
+	}
 	if (key_cxt == NULL)
 		key_cxt = AllocSetContextCreate(TopMemoryContext, "awa ring concurrency keys",
 										ALLOCSET_SMALL_SIZES);
