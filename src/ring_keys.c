@@ -30,10 +30,13 @@
  * by index with the newest snapshot and probes, for each, the attempt's
  * receipt (awa.claims) and its end (a done row, not the end of a wait): an
  * attempt with a receipt and no end runs.  Rows of ended attempts (or whose
- * receipt is gone with its slot) are deleted there, under the lock, so a
- * key's rows are its running attempts and those that ended since the key's
- * last count: nothing on the ring's paths that end attempts (complete, fail,
- * rescue, cancel, snooze, park) writes or reads anything for it.
+ * receipt is gone with its slot) are deleted by the claim that counted them,
+ * all in one statement at its end (a count outside a ring claim, by
+ * awa_claim, deletes at once), so a key's rows are its running attempts and
+ * those that ended since the key's last count: nothing on the ring's paths
+ * that end attempts (complete, fail, rescue, cancel, snooze, park) writes or
+ * reads anything for it.  (Two claimers that delete the same row both
+ * succeed: the second finds it gone.)
  *
  * In a database whose awa.jobs is the ring's view (awa.install_engine =
  * ring) the count is the ring's alone; in a database with awa.jobs a table
@@ -94,6 +97,14 @@ static int	nadmitted = 0;
 static int	maxadmitted = 0;
 static bool claim_active = false;
 
+/* Rows of ended attempts the claim's counts found: deleted by awa_ring_keys_end. */
+static int64 *gone_ids = NULL;
+static int64 *gone_leases = NULL;
+static int	ngone = 0;
+static int	maxgone = 0;
+
+static void delete_gone(int64 *ids, int64 *leases, int n);
+
 /* What the last ring claim found, for a blocking claim (awa_ring_keys_wait). */
 static bool last_passed_over = false;
 static TimestampTz last_next_slot_at = 0;
@@ -131,6 +142,8 @@ awa_ring_keys_begin(TimestampTz at)
 		MemoryContextReset(key_cxt);
 	admitted = NULL;
 	nadmitted = maxadmitted = 0;
+	gone_ids = gone_leases = NULL;
+	ngone = maxgone = 0;
 	claim_active = true;
 	last_passed_over = false;
 	last_next_slot_at = 0;
@@ -216,6 +229,9 @@ awa_ring_keys_end(void)
 	ms = awa_rate_wait_ms(GetCurrentTimestamp());
 	if (ms >= 0)
 		last_next_slot_at = GetCurrentTimestamp() + (int64) ms * 1000;
+	if (ngone > 0)
+		delete_gone(gone_ids, gone_leases, ngone);
+	ngone = 0;
 	if (nadmitted == 0)
 		return;
 	ids = palloc(sizeof(Datum) * nadmitted);
@@ -282,18 +298,67 @@ ring_in_use(bool *ring_only)
 	return on != NULL && strcmp(on, "on") == 0;
 }
 
+/*
+ * Delete the rows of ended attempts (ids[i], leases[i]).  Nobody else
+ * writes a key's rows while its lock is held; two claimers that delete the
+ * same row after the lock was let go both succeed (the second finds it
+ * gone).  Caller is in SPI.
+ */
+static void
+delete_gone(int64 *ids, int64 *leases, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+	Datum	   *di = palloc(sizeof(Datum) * n);
+	Datum	   *dl = palloc(sizeof(Datum) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		di[i] = Int64GetDatum(ids[i]);
+		dl[i] = Int64GetDatum(leases[i]);
+	}
+	awa_plan(&plan,
+			 "DELETE FROM awa.ring_key_running k USING unnest($1, $2) AS g(i, l)"
+			 " WHERE k.job_id = g.i AND k.run_lease = g.l",
+			 2, types);
+	values[0] = PointerGetDatum(construct_array(di, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(dl, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
+				 "awa.ring_claim: the keys' ended attempts");
+}
+
+/* Note a row of an ended attempt for awa_ring_keys_end (in key_cxt). */
+static void
+note_gone(int64 id, int64 lease)
+{
+	MemoryContext old = MemoryContextSwitchTo(key_cxt);
+
+	if (ngone == maxgone)
+	{
+		maxgone = Max(16, maxgone * 2);
+		gone_ids = gone_ids ? repalloc(gone_ids, sizeof(int64) * maxgone) : palloc(sizeof(int64) * maxgone);
+		gone_leases = gone_leases ? repalloc(gone_leases, sizeof(int64) * maxgone) :
+			palloc(sizeof(int64) * maxgone);
+	}
+	gone_ids[ngone] = id;
+	gone_leases[ngone++] = lease;
+	MemoryContextSwitchTo(old);
+}
+
 int64
 awa_ring_keys_running(text *key, bool *ring_only)
 {
 	static SPIPlanPtr count_plan = NULL;
-	static SPIPlanPtr gone_plan = NULL;
 	static const Oid count_types[] = {TEXTOID};
-	static const Oid gone_types[] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[2] = {PointerGetDatum(key), (Datum) 0};
+	Datum		values[1] = {PointerGetDatum(key)};
 	int64		running = 0;
-	Datum	   *gone_ids;
-	Datum	   *gone_leases;
-	int			ngone = 0;
+	int64	   *ended_ids;
+	int64	   *ended_leases;
+	int			nended = 0;
 	uint64		n;
 	uint64		i;
 
@@ -315,8 +380,8 @@ awa_ring_keys_running(text *key, bool *ring_only)
 	/* the newest snapshot, taken under the key's lock: the last holder's rows are counted */
 	n = awa_ring_run(count_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 					 "awa.ring_claim: counting the key's running attempts");
-	gone_ids = palloc(sizeof(Datum) * Max(n, 1));
-	gone_leases = palloc(sizeof(Datum) * Max(n, 1));
+	ended_ids = palloc(sizeof(int64) * Max(n, 1));
+	ended_leases = palloc(sizeof(int64) * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
 		HeapTuple	row = SPI_tuptable->vals[i];
@@ -327,24 +392,16 @@ awa_ring_keys_running(text *key, bool *ring_only)
 			running++;
 		else
 		{
-			gone_ids[ngone] = SPI_getbinval(row, desc, 1, &isnull);
-			gone_leases[ngone++] = SPI_getbinval(row, desc, 2, &isnull);
+			ended_ids[nended] = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
+			ended_leases[nended++] = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
 		}
 	}
-	if (ngone > 0)
-	{
-		/* the ended attempts' rows: nobody else writes the key's rows while its lock is held */
-		awa_plan(&gone_plan,
-				 "DELETE FROM awa.ring_key_running k USING unnest($1, $2) AS g(i, l)"
-				 " WHERE k.job_id = g.i AND k.run_lease = g.l",
-				 2, gone_types);
-		values[0] = PointerGetDatum(construct_array(gone_ids, ngone, INT8OID, sizeof(int64),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[1] = PointerGetDatum(construct_array(gone_leases, ngone, INT8OID, sizeof(int64),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		awa_ring_run(gone_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
-					 "awa.ring_claim: the key's ended attempts");
-	}
+	/* the ended attempts' rows: at the end of a ring claim, all at once; else now */
+	if (claim_active)
+		for (i = 0; i < (uint64) nended; i++)
+			note_gone(ended_ids[i], ended_leases[i]);
+	else if (nended > 0)
+		delete_gone(ended_ids, ended_leases, nended);
 	SPI_finish();
 	return running;
 }
