@@ -74,7 +74,9 @@
 #include "awa.h"
 #include "keylimit.h"
 #include "ratelimit.h"
-#include "ring_keys.h"		/* hook: keys */
+
+/* hook: keys -- the ring's running jobs of a key (keylimit.h; set by ring_keys.c) */
+int64		(*awa_keylimit_ring_running) (text *key, bool *ring_only) = NULL;
 
 PG_FUNCTION_INFO_V1(awa_concurrency_key_admit);
 PG_FUNCTION_INFO_V1(awa_concurrency_key_open);
@@ -339,8 +341,9 @@ count_running(text *key)
 	Snapshot	snap;
 	HeapTuple	tup;
 	int64		n = 0;
-	bool		ring_only;
-	int64		ring = awa_ring_keys_running(key, &ring_only);	/* hook: keys (ring_keys.c) */
+	bool		ring_only = false;
+	int64		ring = awa_keylimit_ring_running ?	/* hook: keys */
+		awa_keylimit_ring_running(key, &ring_only) : 0;
 
 	if (ring_only)
 		return ring;

@@ -285,6 +285,12 @@ awa_ring_keys_wait(long *due_ms, bool *at_limit)
 	}
 }
 
+void
+awa_ring_keys_init(void)
+{
+	awa_keylimit_ring_running = awa_ring_keys_running;
+}
+
 /* Whether the ring holds jobs here: awa.ring_engine on, or a ring database. */
 static bool
 ring_in_use(bool *ring_only)

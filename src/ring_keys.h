@@ -48,12 +48,16 @@ extern void awa_ring_keys_end(void);
 extern void awa_ring_keys_wait(long *due_ms, bool *at_limit);
 
 /*
- * hook: keys -- keylimit.c's count of a key's running jobs: the key's
+ * hook: keys -- keylimit.c's count of a key's running jobs (through
+ * awa_keylimit_ring_running, set by awa_ring_keys_init): the key's
  * running ring attempts (0 unless the ring is in use: awa.ring_engine on,
  * or a database whose jobs are in the ring); *ring_only when awa.jobs is
  * the ring's view (then nothing else is to be counted).  Caller holds the
  * key's lock; not in SPI.
  */
 extern int64 awa_ring_keys_running(text *key, bool *ring_only);
+
+/* From _PG_init: sets keylimit.c's hook to awa_ring_keys_running. */
+extern void awa_ring_keys_init(void);
 
 #endif							/* AWA_RING_KEYS_H */
