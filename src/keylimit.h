@@ -25,4 +25,7 @@ extern bool awa_keylimit_open(text *key);
  */
 extern int64 (*awa_keylimit_ring_running) (text *key, bool *ring_only);
 
+/* hook: keys -- whether a live ring job of the key has an id below id (ordered keys), as above */
+extern bool (*awa_keylimit_ring_earlier) (text *key, int64 id, bool *ring_only);
+
 #endif							/* AWA_KEYLIMIT_H */

@@ -60,13 +60,17 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -77,6 +81,7 @@
 #include "ring_keys.h"
 
 PG_FUNCTION_INFO_V1(awa_ring_key_admit);
+PG_FUNCTION_INFO_V1(awa_ring_keys_live);
 
 /* keylimit.c's admission (declared there by PG_FUNCTION_INFO_V1) */
 extern Datum awa_concurrency_key_admit(PG_FUNCTION_ARGS);
@@ -289,6 +294,7 @@ void
 awa_ring_keys_init(void)
 {
 	awa_keylimit_ring_running = awa_ring_keys_running;
+	awa_keylimit_ring_earlier = awa_ring_keys_earlier;
 }
 
 /* Whether the ring holds jobs here: awa.ring_engine on, or a ring database. */
@@ -410,4 +416,141 @@ awa_ring_keys_running(text *key, bool *ring_only)
 		delete_gone(ended_ids, ended_leases, nended);
 	SPI_finish();
 	return running;
+}
+
+/*
+ * Ordered keys.  awa.ring_key_live holds (key, job_id) of every ring job
+ * with a key that has had a ready or scheduled row: the AFTER INSERT
+ * statement triggers of awa.ready and awa.scheduled (awa.ring_keys_live)
+ * add the keyed rows of each insert (a row already there stays).  Whether a
+ * job of the key with a smaller id is live: the key's rows below id by
+ * index, in id order, each job's state read from awa.ring_live_jobs by id
+ * (index probes), until the first live one; the rows of jobs found not
+ * live (finished, or moved to the history) are deleted on the way, so a
+ * key's rows are its live jobs and those that finished since the key's last
+ * look.  A job made live again (awa_retry) gets a new ready row, and its
+ * row back.  Caller holds the key's lock; not in SPI.
+ */
+bool
+awa_ring_keys_earlier(text *key, int64 id, bool *ring_only)
+{
+	static SPIPlanPtr walk_plan = NULL;
+	static SPIPlanPtr gone_plan = NULL;
+	static const Oid walk_types[] = {TEXTOID, INT8OID};
+	static const Oid gone_types[] = {TEXTOID, INT8ARRAYOID};
+	Datum		values[2] = {PointerGetDatum(key), Int64GetDatum(id)};
+	Datum	   *gone;
+	int			ngone_here = 0;
+	bool		live = false;
+	uint64		n;
+	uint64		i;
+
+	if (!ring_in_use(ring_only))
+		return false;
+	SPI_connect();
+	awa_plan(&walk_plan,
+			 "SELECT l.job_id, (SELECT j.state FROM awa.ring_live_jobs j WHERE j.id = l.job_id"
+			 "  AND j.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')"
+			 "  LIMIT 1) IS NOT NULL AS live"
+			 " FROM awa.ring_key_live l WHERE l.concurrency_key = $1 AND l.job_id < $2"
+			 " ORDER BY l.job_id",
+			 2, walk_types);
+	/* the newest snapshot, taken under the key's lock */
+	n = awa_ring_run(walk_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+					 "awa.ring_claim: an earlier live job of the key");
+	gone = palloc(sizeof(Datum) * Max(n, 1));
+	for (i = 0; i < n && !live; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull)))
+			live = true;
+		else
+			gone[ngone_here++] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+	}
+	if (ngone_here > 0)
+	{
+		awa_plan(&gone_plan,
+				 "DELETE FROM awa.ring_key_live l USING unnest($2) AS g(i)"
+				 " WHERE l.concurrency_key = $1 AND l.job_id = g.i",
+				 2, gone_types);
+		values[1] = PointerGetDatum(construct_array(gone, ngone_here, INT8OID, sizeof(int64),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		awa_ring_run(gone_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
+					 "awa.ring_claim: the key's finished jobs");
+	}
+	SPI_finish();
+	return live;
+}
+
+/*
+ * awa.ring_keys_live(): AFTER INSERT FOR EACH STATEMENT trigger of
+ * awa.ready and awa.scheduled (transition table ring_new): the keyed rows'
+ * (concurrency_key, id) into awa.ring_key_live.  Rows without a key cost a
+ * NULL test each; a statement without keyed rows runs no SQL.
+ */
+Datum
+awa_ring_keys_live(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {TEXTARRAYOID, INT8ARRAYOID};
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	TupleTableSlot *slot;
+	int			key_att;
+	int			id_att;
+	Datum	   *keys = NULL;
+	Datum	   *ids = NULL;
+	int			n = 0;
+	int			max = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
+		td->tg_newtable == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("awa.ring_keys_live must be an AFTER INSERT FOR EACH STATEMENT trigger"
+						" with a new table")));
+	desc = RelationGetDescr(td->tg_relation);
+	key_att = SPI_fnumber(desc, "concurrency_key");
+	id_att = SPI_fnumber(desc, "id");
+	if (key_att <= 0 || id_att <= 0)
+		elog(ERROR, "awa.ring_keys_live: %s has no concurrency_key or id",
+			 RelationGetRelationName(td->tg_relation));
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	tuplestore_rescan(td->tg_newtable);
+	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
+	{
+		bool		isnull;
+		Datum		key = slot_getattr(slot, key_att, &isnull);
+
+		if (isnull)
+			continue;
+		if (n == max)
+		{
+			max = Max(16, max * 2);
+			keys = keys ? repalloc(keys, sizeof(Datum) * max) : palloc(sizeof(Datum) * max);
+			ids = ids ? repalloc(ids, sizeof(Datum) * max) : palloc(sizeof(Datum) * max);
+		}
+		keys[n] = datumCopy(key, false, -1);
+		ids[n++] = slot_getattr(slot, id_att, &isnull);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	if (n > 0)
+	{
+		Datum		values[2];
+
+		SPI_connect();
+		awa_plan(&plan,
+				 "INSERT INTO awa.ring_key_live (concurrency_key, job_id)"
+				 " SELECT * FROM unnest($1, $2) ON CONFLICT DO NOTHING",
+				 2, types);
+		values[0] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
+					 "awa.ring_keys_live");
+		SPI_finish();
+	}
+	return PointerGetDatum(NULL);
 }

@@ -57,7 +57,13 @@ extern void awa_ring_keys_wait(long *due_ms, bool *at_limit);
  */
 extern int64 awa_ring_keys_running(text *key, bool *ring_only);
 
-/* From _PG_init: sets keylimit.c's hook to awa_ring_keys_running. */
+/*
+ * hook: keys -- keylimit.c's "an earlier live job of the key" (ordered
+ * keys): whether a live ring job of the key has an id below id; as above.
+ */
+extern bool awa_ring_keys_earlier(text *key, int64 id, bool *ring_only);
+
+/* From _PG_init: sets keylimit.c's hooks to these two. */
 extern void awa_ring_keys_init(void);
 
 #endif							/* AWA_RING_KEYS_H */

@@ -1558,6 +1558,29 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa.ring_key_admit(text, text, bigint)
 	IS 'internal to awa.ring_claim: whether a locked ready row with this key may run now (awa.concurrency_key_admit''s rules; counts it if so); 55000 outside a ring claim';
 
+-- Ordered keys: every ring job with a key that has had a ready or scheduled row, by key and id, written by the
+-- statement triggers below; the rows of jobs found finished are deleted by the claim that looks for an earlier live
+-- job of the key (ring_keys.c, awa_ring_keys_earlier).
+CREATE TABLE awa.ring_key_live (
+	concurrency_key	text NOT NULL,
+	job_id			bigint NOT NULL,
+	PRIMARY KEY (concurrency_key, job_id)
+);
+COMMENT ON TABLE awa.ring_key_live
+	IS 'internal (the ring): the ring jobs of each concurrency key that may be live, for ordered keys; a row of a finished job lasts until a claim of the key finds it so';
+
+CREATE FUNCTION awa.ring_keys_live()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_ring_keys_live'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_keys_live()
+	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.ready and awa.scheduled: the keyed rows'' (concurrency_key, id) into awa.ring_key_live';
+CREATE TRIGGER ready_keys_live AFTER INSERT ON awa.ready REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_keys_live();
+CREATE TRIGGER scheduled_keys_live AFTER INSERT ON awa.scheduled REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_keys_live();
+
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch

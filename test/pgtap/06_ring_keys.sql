@@ -10,7 +10,7 @@ CREATE EXTENSION awa;
 SET awa.ring_engine = on;
 SET client_min_messages = warning;
 SET statement_timeout = '20s';
-SELECT plan(54);
+SELECT plan(62);
 
 -- the args' n of the claimed jobs, in claim order
 CREATE FUNCTION pg_temp.claim(q text, b integer)
@@ -76,6 +76,20 @@ SELECT is((SELECT count(pg_temp.add(kind, n, 'mq', 'mix', age)) FROM (VALUES ('k
 	('wide', 'w1', interval '2 s'), ('wide', 'w2', interval '1 s'), ('k', 'k2', interval '0 s')) v(kind, n, age)),
 	4::bigint, 'mix: two jobs of kind k, two of kind wide');
 SELECT is(pg_temp.claim('mq', 10), ARRAY['k1', 'w1'], 'k1 under limit 1, w1 under limit 2 (two running), not w2 nor k2');
+
+-- an ordered key: one at a time in id order; a retry keeps its place
+SELECT is((awa_set_key_limit('ord', 1, ordered => true)).ordered, true, 'ord: ordered');
+SELECT is((SELECT count(pg_temp.add('k', 'o' || i, 'oq', 'ord', interval '1 minute' * i)) FROM generate_series(1, 3) i),
+	3::bigint, 'three jobs of ord, the last one due longest');
+SELECT is(pg_temp.claim('oq', 10), ARRAY['o1'], 'the smallest id first, not the one due longest');
+SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY[(pg_temp.job('o1')).id], ARRAY[(pg_temp.job('o1')).run_lease])),
+	1::bigint, 'o1 completes');
+SELECT is(pg_temp.claim('oq', 10), ARRAY['o2'], 'then o2');
+SELECT is(awa.ring_fail((pg_temp.job('o2')).id, (pg_temp.job('o2')).run_lease, '{"e": 1}'), 'retryable'::awa.job_state,
+	'o2 fails and will retry');
+SELECT is(pg_temp.claim('oq', 10), '{}'::text[], 'o2 keeps its place: o3 waits');
+SELECT is((SELECT array_agg(r.args->>'n' ORDER BY l.job_id) FROM awa.ring_key_live l JOIN awa.ring_jobs r ON r.id = l.job_id
+	WHERE l.concurrency_key = 'ord'), ARRAY['o2', 'o3'], 'the finished o1''s row was deleted by the look for an earlier job');
 
 -- several queues: the limit is the key's, whatever the queue
 SELECT is((SELECT count(pg_temp.add('k', q || i, q, 'x', interval '1 minute' * i)) FROM unnest(ARRAY['x1', 'x2']) q,
