@@ -110,6 +110,13 @@ static int	maxgone = 0;
 
 static void delete_gone(int64 *ids, int64 *leases, int n);
 
+/* A bigint[] of n Datums. */
+static Datum
+int8_array(Datum *v, int n)
+{
+	return PointerGetDatum(construct_array(v, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /* What the last ring claim found, for a blocking claim (awa_ring_keys_wait). */
 static bool last_passed_over = false;
 static TimestampTz last_next_slot_at = 0;
@@ -257,10 +264,8 @@ awa_ring_keys_end(void)
 				 "INSERT INTO awa.ring_key_running (job_id, run_lease, concurrency_key)"
 				 " SELECT * FROM unnest($1, $2, $3) ON CONFLICT DO NOTHING",
 				 3, types);
-		values[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		values[1] = PointerGetDatum(construct_array(leases, n, INT8OID, sizeof(int64),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[0] = int8_array(ids, n);
+		values[1] = int8_array(leases, n);
 		values[2] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
 		awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
 					 "awa.ring_claim: the keys' running attempts");
@@ -335,10 +340,8 @@ delete_gone(int64 *ids, int64 *leases, int n)
 			 "DELETE FROM awa.ring_key_running k USING unnest($1, $2) AS g(i, l)"
 			 " WHERE k.job_id = g.i AND k.run_lease = g.l",
 			 2, types);
-	values[0] = PointerGetDatum(construct_array(di, n, INT8OID, sizeof(int64),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(dl, n, INT8OID, sizeof(int64),
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[0] = int8_array(di, n);
+	values[1] = int8_array(dl, n);
 	awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
 				 "awa.ring_claim: the keys' ended attempts");
 }
@@ -474,8 +477,7 @@ awa_ring_keys_earlier(text *key, int64 id, bool *ring_only)
 				 "DELETE FROM awa.ring_key_live l USING unnest($2) AS g(i)"
 				 " WHERE l.concurrency_key = $1 AND l.job_id = g.i",
 				 2, gone_types);
-		values[1] = PointerGetDatum(construct_array(gone, ngone_here, INT8OID, sizeof(int64),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[1] = int8_array(gone, ngone_here);
 		awa_ring_run(gone_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
 					 "awa.ring_claim: the key's finished jobs");
 	}
@@ -546,8 +548,7 @@ awa_ring_keys_live(PG_FUNCTION_ARGS)
 				 " SELECT * FROM unnest($1, $2) ON CONFLICT DO NOTHING",
 				 2, types);
 		values[0] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
-		values[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[1] = int8_array(ids, n);
 		awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT,
 					 "awa.ring_keys_live");
 		SPI_finish();
