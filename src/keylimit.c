@@ -75,6 +75,10 @@
 #include "keylimit.h"
 #include "ratelimit.h"
 
+/* hook: keys -- the ring's running jobs of a key (keylimit.h; set by ring_keys.c) */
+int64		(*awa_keylimit_ring_running) (text *key, bool *ring_only) = NULL;
+bool		(*awa_keylimit_ring_earlier) (text *key, int64 id, bool *ring_only) = NULL;
+
 PG_FUNCTION_INFO_V1(awa_concurrency_key_admit);
 PG_FUNCTION_INFO_V1(awa_concurrency_key_open);
 PG_FUNCTION_INFO_V1(awa_set_key_limit);
@@ -338,7 +342,13 @@ count_running(text *key)
 	Snapshot	snap;
 	HeapTuple	tup;
 	int64		n = 0;
+	bool		ring_only = false;
+	int64		ring = awa_keylimit_ring_running ?	/* hook: keys */
+		awa_keylimit_ring_running(key, &ring_only) : 0;
 
+	if (ring_only)
+		return ring;
+	n = ring;
 	if (!OidIsValid(running_idx))
 	{
 		Oid			nsp = get_namespace_oid("awa", false);
@@ -423,7 +433,13 @@ earlier_live(text *key, int64 id)
 		" AND state IN " AWA_STATES_LIVE_SQL " AND id < $2) AS earlier",
 		2, TEXTOID, INT8OID);
 	Datum		values[2] = {PointerGetDatum(key), Int64GetDatum(id)};
+	bool		ring_only = false;
 
+	/* hook: keys -- the ring's earlier live jobs of the key (ring_keys.c) */
+	if (awa_keylimit_ring_earlier && awa_keylimit_ring_earlier(key, id, &ring_only))
+		return true;
+	if (ring_only)
+		return false;
 	if (awa_stmt_run(&stmt, values, NULL, 1) != 1)
 		elog(ERROR, "awa_claim: looking for an earlier job of a key: expected 1 row");
 	return awa_stmt_bool(0, "earlier");

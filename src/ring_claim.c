@@ -76,6 +76,7 @@
 #include "floor.h"
 #include "ring.h"
 #include "ring_flow.h"
+#include "ring_keys.h"		/* hook: keys */
 #include "ring_obs.h"
 #include "ring_sched.h"
 
@@ -484,6 +485,7 @@ ring_emit(RingClaim *c, int qi, HeapTuple tuple, TupleDesc desc)
 	out[6] = SPI_getbinval(tuple, desc, CAND_PRIORITY, &outnulls[6]);
 	out[7] = SPI_getbinval(tuple, desc, CAND_RUN_AT, &outnulls[7]);
 	tuplestore_putvalues(c->rsinfo->setResult, c->rsinfo->setDesc, out, outnulls);
+	awa_ring_keys_claimed(DatumGetInt64(out[0]), DatumGetInt64(out[1]));	/* hook: keys */
 	p = DatumGetInt32(out[6]);
 	awa_floor_taken(&c->scans[qi], p, DatumGetTimestampTz(out[7]));
 	if (p >= 1 && p <= AWA_FLOOR_PRIORITIES)
@@ -519,15 +521,24 @@ claim_direct(RingClaim *c, const RingRange *r)
 	RingQueue  *q = &c->qs[r->qi];
 	AwaFloorScan *scan = &c->scans[r->qi];
 
+	/*
+	 * hook: keys -- a row with a concurrency key is admitted above the lock
+	 * and below the LIMIT (ring_keys.h; OFFSET 0 keeps the admission out of
+	 * the locking subquery), so that the LIMIT counts admitted rows
+	 */
 	awa_plan(&cand_plan,
-			 "SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
-			 " r.kind, r.args, r.priority::integer, r.run_at, r.timeout"	/* hook: robs */
+			 "SELECT x.slot, x.id, x.lease, x.attempt, x.kind, x.args, x.priority, x.run_at, x.timeout"
+			 " FROM (SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
+			 " r.kind, r.args, r.priority::integer AS priority, r.run_at, r.timeout"	/* hook: robs */
+			 ", r.concurrency_key"	/* hook: keys */
 			 " FROM awa.ready r"
 			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
 			 " AND r.run_at <= $6 AND r.run_at > $7"	/* the level's range */
 			 RING_UNCLAIMED_SQL
-			 " ORDER BY r.run_at, r.id LIMIT $5"
-			 " FOR UPDATE OF r SKIP LOCKED",
+			 RING_KEY_OPEN_SQL("r")	/* hook: keys */
+			 " ORDER BY r.run_at, r.id"
+			 " FOR UPDATE OF r SKIP LOCKED OFFSET 0) x"
+			 " WHERE " RING_KEY_ADMIT_SQL("x") " LIMIT $5",	/* hook: keys */
 			 7, cand_types);
 
 	while (c->got < c->batch && q->taken < q->cap)
@@ -643,13 +654,16 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			 "  WHERE r.queue = g.q AND r.priority = g.p AND (r.run_at, r.id) >= (g.fr, g.fi)"
 			 "  AND r.run_at <= g.hi AND r.run_at > g.lo"	/* the level's range */
 			 RING_UNCLAIMED_SQL
+			 RING_KEY_OPEN_SQL("r")	/* hook: keys */
 			 "  ORDER BY r.run_at, r.id LIMIT g.n) r",
 			 7, read_types);
 	/* lock in the order given, as the LIMIT pulls them: only rows handed out stay locked */
 	awa_plan(&lock_plan,
 			 "SELECT t.k::integer FROM unnest($1, $2) WITH ORDINALITY AS t(s, c, k) CROSS JOIN LATERAL"
-			 " (SELECT 1 FROM awa.ready r WHERE r.slot = t.s AND r.ctid = t.c"
-			 "  FOR UPDATE OF r SKIP LOCKED) l LIMIT $3",
+			 " (SELECT r.concurrency_key, r.kind, r.id FROM awa.ready r WHERE r.slot = t.s AND r.ctid = t.c"
+			 "  FOR UPDATE OF r SKIP LOCKED OFFSET 0) l"
+			 " WHERE " RING_KEY_ADMIT_SQL("l")	/* hook: keys: admitted above the lock */
+			 " LIMIT $3",
 			 3, lock_types);
 
 	for (k = 0; k < nr; k++)
@@ -1062,6 +1076,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	ring_lock_partitions();
+	awa_ring_keys_begin(c.at);	/* hook: keys: an attempt of keylimit.c's admission */
 	ring_claim_queues_init(&c, &queue, 1);
 	awa_floor_begin(&c.scans[0], c.qs[0].lane);
 	ring_floors_own(&c, 0);
@@ -1073,6 +1088,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	ring_claim_floors(&c);
 	/* hook: rflow: per-queue end -- unused rate reservations back; a limit's lock kept only with jobs taken */
 	awa_ring_flow_hooks.end(&c.qs[0].flow, c.qs[0].taken);
+	awa_ring_keys_end();		/* hook: keys: the admitted attempts' rows */
 	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
 	awa_claim_ends(c.got, c.got == c.batch);
 	SPI_finish();
@@ -1215,6 +1231,7 @@ awa_ring_claim_queues(PG_FUNCTION_ARGS)
 	ring_lock_partitions();
 	if (PG_ARGISNULL(0))
 		names = ring_queues_with_rows(&n);
+	awa_ring_keys_begin(c.at);	/* hook: keys: an attempt of keylimit.c's admission */
 	ring_claim_queues_init(&c, names, n);
 	if (n > 0)
 	{
@@ -1240,6 +1257,7 @@ awa_ring_claim_queues(PG_FUNCTION_ARGS)
 				awa_lane_claim_noted(lanes[i], c.qs[i].taken);
 		}
 	}
+	awa_ring_keys_end();		/* hook: keys: the admitted attempts' rows */
 	/* hook: rwait: a woken waiter's full batch passes a wake-up on */
 	awa_claim_ends(0, c.got == c.batch);
 	SPI_finish();

@@ -81,6 +81,7 @@
 #include "floor.h"
 #include "ring.h"
 #include "ring_flow.h"		/* hook: rflow */
+#include "ring_keys.h"		/* hook: keys */
 
 #define RING_WAIT_MAX_BATCH		1000	/* as awa.ring_claim's */
 #define RING_WAIT_POLL_MS		100 /* without shared memory (awa not preloaded) */
@@ -181,7 +182,10 @@ ring_wait_attempt(Datum *values, const char *nulls, bool several, bool *isnull, 
 		awa_ring_run(due_many_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
 					 "awa.ring_claim_wait: next due");
 	if (SPI_processed == 0)
+	{
+		awa_ring_keys_wait(due_ms, at_limit);	/* hook: keys */
 		return (Datum) 0;
+	}
 	due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &due_null);
 	if (!due_null)
 	{
@@ -190,6 +194,7 @@ ring_wait_attempt(Datum *values, const char *nulls, bool several, bool *isnull, 
 
 		*due_ms = at <= now ? 0 : (long) Min((at - now + 999) / 1000, 3600 * 1000);
 	}
+	awa_ring_keys_wait(due_ms, at_limit);	/* hook: keys: a key passed over, or at its rate */
 	return (Datum) 0;
 }
 

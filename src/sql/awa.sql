@@ -1330,29 +1330,8 @@ RETURNS TABLE (
 	rate_period		interval,
 	window_claims	integer,
 	next_slot_at	timestamptz)
-LANGUAGE sql STABLE PARALLEL SAFE
-AS $$
-	SELECT k.concurrency_key, k.kind, coalesce(r.n, 0), k.waiting,
-		coalesce(rule.max_running, 1), coalesce(rule.ordered, false),
-		coalesce(r.n, 0) >= coalesce(rule.max_running, 1),
-		rule.rate_max_claims, rule.rate_period,
-		w.window_claims, w.next_slot_at
-	FROM (SELECT j.concurrency_key, j.kind,
-			count(*) FILTER (WHERE j.state IN ('scheduled', 'available', 'retryable')) AS waiting
-		FROM awa.jobs j
-		WHERE j.concurrency_key IS NOT NULL AND j.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')
-			AND ($1 IS NULL OR j.concurrency_key OPERATOR(pg_catalog.~~) $1)
-		GROUP BY j.concurrency_key, j.kind) k
-	LEFT JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM awa.jobs j
-		WHERE j.concurrency_key = k.concurrency_key AND j.state = 'running') r ON true
-	LEFT JOIN LATERAL (SELECT l.max_running, l.ordered, l.rate_max_claims, l.rate_period
-		FROM awa.key_limits l
-		WHERE k.concurrency_key OPERATOR(pg_catalog.~~) l.pattern AND (l.kind IS NULL OR l.kind = k.kind)
-		ORDER BY l.kind IS NULL, pg_catalog.strpos(l.pattern, '%') > 0 OR pg_catalog.strpos(l.pattern, '_') > 0,
-			pg_catalog.octet_length(l.pattern) DESC, l.pattern COLLATE "C" LIMIT 1) rule ON true
-	LEFT JOIN LATERAL awa.key_rate_window(k.concurrency_key, rule.rate_max_claims, rule.rate_period) w ON true
-	ORDER BY 1, 2
-$$;
+AS 'MODULE_PATHNAME', 'awa_key_stats'
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION awa_key_stats(text)
 	IS 'one row per (concurrency_key, kind) with live jobs (keys LIKE pattern; NULL: all): running = jobs of the key running (any kind), waiting = its jobs of this kind waiting to run, the rule''s max_running and ordered (no rule: 1, false), at_limit = running >= max_running; the rule''s rate (rate_max_claims per rate_period; NULL: none) and window_claims, the key''s claims in the window of that length ending now (NULL until a claim of the key counted them since the server started) and, when they fill it, next_slot_at, when the next slot opens';
 
@@ -1872,6 +1851,51 @@ AS 'MODULE_PATHNAME', 'awa_ring_dependents'
 LANGUAGE C STABLE;
 COMMENT ON FUNCTION awa.ring_dependents(bigint)
 	IS 'internal (the ring): the ring jobs that run after a ring job, in id order: kind, state, whether this job no longer holds them back, how many parents each still waits for, its on_parent_failure policy, as awa_dependents; kind and state NULL for one the ring no longer holds; 22023 for a NULL job_id';
+-- The ring: per-key limits and rates (ring_keys.c; docs/storage.md, "Step 5: per-key limits and rates on the ring") ---
+-- The ring's claim admits a job with a concurrency key as awa_claim does (keylimit.c: the rules of awa.key_limits,
+-- the key's advisory lock, its rate in shared memory); a key's running ring attempts are counted from this side
+-- table, one row per attempt claimed with a key (written by the claim under the key's lock), read by index under
+-- that lock.  A row whose attempt has ended (a done row, or no receipt left) is deleted by the next count of its key:
+-- the ring's own relations are never updated, and completions pay nothing.
+CREATE TABLE awa.ring_key_running (
+	job_id			bigint NOT NULL,
+	run_lease		bigint NOT NULL,
+	concurrency_key	text NOT NULL,
+	PRIMARY KEY (job_id, run_lease)
+);
+CREATE INDEX ring_key_running_key_idx ON awa.ring_key_running (concurrency_key);
+COMMENT ON TABLE awa.ring_key_running
+	IS 'internal (the ring): one row per attempt the ring''s claim admitted with a concurrency key, until the next count of its key finds it ended';
+
+CREATE FUNCTION awa.ring_key_admit(key text, kind text, id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_key_admit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_key_admit(text, text, bigint)
+	IS 'internal to awa.ring_claim: whether a locked ready row with this key may run now (awa.concurrency_key_admit''s rules; counts it if so); 55000 outside a ring claim';
+
+-- Ordered keys: every ring job with a key that has had a ready or scheduled row, by key and id, written by the
+-- statement triggers below; the rows of jobs found finished are deleted by the claim that looks for an earlier live
+-- job of the key (ring_keys.c, awa_ring_keys_earlier).
+CREATE TABLE awa.ring_key_live (
+	concurrency_key	text NOT NULL,
+	job_id			bigint NOT NULL,
+	PRIMARY KEY (concurrency_key, job_id)
+);
+COMMENT ON TABLE awa.ring_key_live
+	IS 'internal (the ring): the ring jobs of each concurrency key that may be live, for ordered keys; a row of a finished job lasts until a claim of the key finds it so';
+
+CREATE FUNCTION awa.ring_keys_live()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_ring_keys_live'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_keys_live()
+	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of awa.ready and awa.scheduled: the keyed rows'' (concurrency_key, id) into awa.ring_key_live';
+CREATE TRIGGER ready_keys_live AFTER INSERT ON awa.ready REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_keys_live();
+CREATE TRIGGER scheduled_keys_live AFTER INSERT ON awa.scheduled REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_keys_live();
+
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row

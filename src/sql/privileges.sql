@@ -107,7 +107,8 @@ DECLARE
 	-- The ring (docs/storage.md, step 4): internal relations no role is granted yet, and their partitions.
 	internal_tables CONSTANT name[] := ARRAY['ring_slots', 'ready', 'claims', 'done', 'ring_jobs', 'beats',
 		'ring_rescue_mark', 'scheduled', 'unique_keys', 'ring_live_jobs', 'ring_history',
-		'callbacks', 'ring_dependencies', 'ring_dependents', 'ring_group_jobs', 'ring_group_callbacks'];
+		'callbacks', 'ring_dependencies', 'ring_dependents', 'ring_group_jobs', 'ring_group_callbacks',
+		'ring_key_running', 'ring_key_live'];
 	awa_ext CONSTANT oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'awa');
 	f regprocedure;
 	kind "char";
