@@ -18,6 +18,7 @@
 #include "ring_sched.h"
 #include "ring_unique.h"
 #include "ring_deps.h"		/* hook: rdeps */
+#include "engine_claim.h"	/* hook: rclaimx */
 
 PG_MODULE_MAGIC;
 
@@ -46,6 +47,7 @@ _PG_init(void)
 	awa_ring_ext_init();	/* hook: rext */
 	awa_ring_flow_init();	/* hook: rflow */
 	awa_ring_deps_init();	/* hook: rdeps */
+	awa_engine_rate_init();	/* hook: rclaimx */
 
 	MarkGUCPrefixReserved("awa");
 
