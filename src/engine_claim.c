@@ -44,6 +44,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "awa.h"
@@ -116,7 +117,8 @@ awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Int
 	static const Oid one_types[] = {TEXTOID, INT4OID, INTERVALOID, TEXTOID};
 	static const Oid many_types[] = {TEXTARRAYOID, INT4OID, INTERVALOID, TEXTOID};
 	static const Oid id_type[] = {INT8OID};
-	MemoryContext keep = CurrentMemoryContext;	/* outlives the attempt's statements */
+	MemoryContext keep = CurrentMemoryContext;	/* the rows: outlive the attempt */
+	MemoryContext attempt;		/* the rest: gone with the attempt (a long wait makes many) */
 	bool		several = (queue == NULL);
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
@@ -126,6 +128,8 @@ awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Int
 	uint64		i;
 	volatile int ret = 0;
 
+	attempt = AllocSetContextCreate(keep, "awa_claim on the ring", ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(attempt);
 	values[0] = !several ? PointerGetDatum(queue) :
 		nqueues > 0 ? names_datum(names, nqueues) : (Datum) 0;
 	if (several && nqueues == 0)
@@ -179,6 +183,8 @@ awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Int
 	}
 	*at_limit = flow.at_limit;
 	due_ms_after = n > 0 ? -1 : empty_due_ms(values, nulls, several, &flow);
+	MemoryContextSwitchTo(keep);
+	MemoryContextDelete(attempt);
 	return (int) n;
 }
 
