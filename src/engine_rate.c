@@ -5,8 +5,9 @@
  *		the ring"): ratelimit.c rebuilds a rate's window in shared memory
  *		from the claims the jobs show after a restart or a new rate; on a
  *		database whose jobs are in the ring it reads them here, from the
- *		ring's receipts.  Apart from engine_claim.c, which calls ring_flow.c,
- *		which calls ratelimit.c: the C files call each other in no circle.
+ *		ring's receipts.  A file apart from engine_claim.c (which calls
+ *		ring_flow.c, which calls ratelimit.c), reached through a hook
+ *		pointer, so that the C files call each other in no circle.
  *
  *-------------------------------------------------------------------------
  */
