@@ -19,6 +19,7 @@
 #include "ring_unique.h"
 #include "ring_deps.h"		/* hook: rdeps */
 #include "ring_keys.h"		/* hook: keys */
+#include "engine_claim.h"	/* hook: rclaimx */
 
 PG_MODULE_MAGIC;
 
@@ -48,6 +49,7 @@ _PG_init(void)
 	awa_ring_flow_init();	/* hook: rflow */
 	awa_ring_deps_init();	/* hook: rdeps */
 	awa_ring_keys_init();	/* hook: keys */
+	awa_engine_rate_init();	/* hook: rclaimx */
 
 	MarkGUCPrefixReserved("awa");
 

@@ -122,6 +122,7 @@
 #include "floor.h"
 #include "ratelimit.h"
 #include "keylimit.h"
+#include "engine_claim.h"
 
 PG_FUNCTION_INFO_V1(awa_claim);
 PG_FUNCTION_INFO_V1(awa_claim_wait);
@@ -146,14 +147,7 @@ typedef enum ClaimPlans
 } ClaimPlans;
 
 /* A claimed row and where it sorts. */
-typedef struct ClaimedRow
-{
-	HeapTuple	tuple;
-	TupleDesc	desc;
-	int			level;
-	TimestampTz run_at;
-	int64		id;
-} ClaimedRow;
+typedef AwaClaimedRow ClaimedRow;	/* engine_claim.h */
 
 static SPIPlanPtr level_plans[NPLANS][NLEVELS + 1];	/* [][0]: aging off */
 
@@ -512,6 +506,9 @@ try_claim_target(const ClaimTarget *target, TimestampTz at, Interval *lease,
 {
 	int			nrows;
 
+	if (awa_engine_ring())		/* the ring (engine_claim.c) */
+		return awa_engine_try_claim(target->queue, target->names, target->nqueues, at, lease,
+									worker, batch, rows, at_limit);
 	awa_rate_attempt();			/* rates: no full window found yet */
 	/* per-key limits (keylimit.c): a key passed over counts as a limit */
 	awa_keylimit_begin(at);
@@ -543,6 +540,8 @@ next_due_ms(const ClaimTarget *target, TimestampTz now)
 static long
 wake_due_ms(const ClaimTarget *target, TimestampTz now)
 {
+	if (awa_engine_ring())
+		return awa_engine_due_ms(now);
 	return awa_rate_earlier(next_due_ms(target, now), awa_rate_wait_ms(now));
 }
 
@@ -747,6 +746,8 @@ claim_args(FunctionCallInfo fcinfo, const char *fn, text **queue,
 static bool
 wait_register(const ClaimTarget *target)
 {
+	if (awa_engine_ring())		/* the ring's lanes (engine_claim.c) */
+		return awa_engine_wait_register(target->queue, target->names, target->nqueues);
 	if (target->queue != NULL)
 	{
 		const char *name = text_to_cstring(target->queue);
@@ -815,12 +816,6 @@ awa_claim(PG_FUNCTION_ARGS)
 	int64		wait_us;
 
 	wait_us = claim_args(fcinfo, "awa_claim", &target.queue, &worker, &batch, &lease);
-	if (awa_engine_ring())
-	{
-		if (wait_us > 0)
-			awa_engine_not_yet("a blocking awa_claim");
-		return awa_engine_claim(fcinfo, target.queue, worker, batch, lease);
-	}
 	return claim_rows(fcinfo, &target, worker, batch, lease, wait_us);
 }
 
@@ -2184,7 +2179,6 @@ awa_claim_queues(PG_FUNCTION_ARGS)
 
 	wait_us = claim_args(fcinfo, "awa_claim", NULL, &worker, &batch, &lease);
 	claim_queues_arg(fcinfo, &target);
-	awa_engine_not_yet("awa_claim over several queues");
 	return claim_rows(fcinfo, &target, worker, batch, lease, wait_us);
 }
 

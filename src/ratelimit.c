@@ -116,6 +116,10 @@ static RateShared *rs = NULL;
 /* When the next slot of a queue this attempt found full opens (DT_NOEND: none). */
 static TimestampTz next_slot = DT_NOEND;
 
+/* hook: rclaimx -- set by awa_engine_rate_init (ratelimit.h) */
+int			(*awa_rate_seed_ring) (const char *queue, TimestampTz from, int max_claims,
+								   TimestampTz **t, int **count) = NULL;
+
 /* The claim time the last reservation of this attempt gave (0: none). */
 static TimestampTz reserved_at = 0;
 
@@ -369,6 +373,12 @@ seed_read(bool key, const char *queue, TimestampTz from, int max_claims, RateSee
 	uint64		i;
 	int			total = 0;
 
+	/* hook: rclaimx -- a database whose jobs are in the ring: its receipts (engine_rate.c) */
+	if (!key && awa_rate_seed_ring != NULL && awa_schema_has(AWA_SCHEMA_RING_ENGINE))
+	{
+		seed->n = awa_rate_seed_ring(queue, from, max_claims, &seed->t, &seed->count);
+		return;
+	}
 	values[0] = CStringGetTextDatum(queue);
 	values[1] = TimestampTzGetDatum(from);
 	values[2] = Int32GetDatum(max_claims);

@@ -48,4 +48,15 @@ extern bool awa_rate_admit_key(const char *key, const AwaRate *rate, TimestampTz
 extern bool awa_rate_key_full(const char *key, const AwaRate *rate, TimestampTz x);
 extern bool awa_rate_args(FunctionCallInfo fcinfo, int mi, int pi, AwaRate *rate);
 
+/*
+ * hook: rclaimx -- on a database whose jobs are in the ring, a rate's
+ * window is rebuilt from the ring's receipts, not awa.jobs: this reads a
+ * queue's claims since from, the newest max_claims of them, oldest first,
+ * into t[] and count[] (palloc'd), returning how many times.  Set by
+ * awa_engine_rate_init (engine_rate.c, from _PG_init), so that ratelimit.c
+ * names none of the ring's functions (no circle between the C files).
+ */
+extern int	(*awa_rate_seed_ring) (const char *queue, TimestampTz from, int max_claims,
+								   TimestampTz **t, int **count);
+
 #endif							/* AWA_RATELIMIT_H */

@@ -112,6 +112,10 @@ AwaRingFlowHooks awa_ring_flow_hooks;
 /* hook: rdeps -- set by awa_ring_deps_init (ring_deps.h) */
 AwaRingDepsHooks awa_ring_deps_hooks;
 
+/* hook: rclaimx -- a claim's time (ring.h) */
+TimestampTz awa_ring_claim_clock = 0;
+TimestampTz awa_ring_claim_at = 0;
+
 /* hook: rext -- set by awa_ring_ext_init (ring.h) */
 int			(*awa_ring_ext_cancel_parked) (Datum *values);
 

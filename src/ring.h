@@ -9,6 +9,7 @@
 #ifndef AWA_RING_H
 #define AWA_RING_H
 
+#include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/snapshot.h"
@@ -88,6 +89,27 @@ extern void awa_ring_check_name(text *t, const char *field);
  * the names sorted without duplicates; 22023/22004 for a bad array.
  */
 extern bool awa_ring_queues_arg(ArrayType *arr, text ***names, int *n);
+
+/*
+ * hook: rclaimx -- the time of a claim of the ring (ring_claim.c).
+ * awa_ring_claim_clock: set by awa_claim's attempts on the ring
+ * (engine_claim.c) to the clock's time, as awa.jobs' claim takes it (a
+ * blocking claim, or awa_claim_wait's attempt after a commit, sees what
+ * came due meanwhile); 0: the transaction's start, now().  A queue's rate
+ * may move the claim's time later (its reservation's time, ring_flow.c).
+ * awa_ring_claim_at: that time, while a claim runs its statements (for
+ * ring_sched.c's promotion of due scheduled rows); 0 outside a claim.
+ */
+extern TimestampTz awa_ring_claim_clock;
+extern TimestampTz awa_ring_claim_at;
+
+/*
+ * hook: rclaimx -- ring_due.c: how long until the earliest scheduled row
+ * of the queue (values[0] text), of the queues (several: text[]) or of
+ * every queue (several, nulls[0] 'n') comes due, in ms (-1: none; 0: due
+ * already).  Caller is in SPI.
+ */
+extern long awa_ring_due_ms(Datum *values, const char *nulls, bool several);
 
 /*
  * awa_ring_counting_off: while true, the ring's counting triggers

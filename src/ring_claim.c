@@ -291,14 +291,14 @@ ring_promote_all(RingClaim *c)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[] = {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
-	INT4ARRAYOID};
+	INT4ARRAYOID, TIMESTAMPTZOID};	/* hook: rclaimx: $6 the claim's time */
 	int			max = c->nq * AWA_FLOOR_PRIORITIES;
 	Datum	   *q = palloc(sizeof(Datum) * max);
 	Datum	   *pr = palloc(sizeof(Datum) * max);
 	Datum	   *fr = palloc(sizeof(Datum) * max);
 	Datum	   *fi = palloc(sizeof(Datum) * max);
 	Datum	   *lim = palloc(sizeof(Datum) * max);
-	Datum		values[5];
+	Datum		values[6];
 	int			n = 0;
 	int			i;
 	int			p;
@@ -321,10 +321,10 @@ ring_promote_all(RingClaim *c)
 				"SELECT w.id FROM unnest($1, $2, $3, $4, $5) AS f(q, p, fr, fi, n) CROSS JOIN LATERAL"
 				" (SELECT s.id FROM awa.scheduled s"
 				"  WHERE s.queue = f.q AND s.priority = f.p AND (s.run_at, s.id) >= (f.fr, f.fi)"
-				"  AND s.run_at <= now()"
+				"  AND s.run_at <= $6"
 				"  ORDER BY s.run_at, s.id LIMIT f.n FOR UPDATE OF s SKIP LOCKED) w",
 				"id"),
-			 5, argtypes);
+			 6, argtypes);
 	values[0] = PointerGetDatum(construct_array(q, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(pr, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_array(fr, n, TIMESTAMPTZOID, sizeof(TimestampTz),
@@ -332,6 +332,7 @@ ring_promote_all(RingClaim *c)
 	values[3] = PointerGetDatum(construct_array(fi, n, INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[4] = PointerGetDatum(construct_array(lim, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[5] = TimestampTzGetDatum(c->at);
 	/* the newest snapshot, as the claim's candidates */
 	awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_claim: promotion");
@@ -428,22 +429,22 @@ ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeo
 {
 	static SPIPlanPtr receipt_plan = NULL;
 	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID,
-	INTERVALARRAYOID};
-	Datum		rvals[6];
-	char		rnulls[6] = {' ', ' ', ' ', ' ', c->worker_null ? 'n' : ' ', ' '};
+	INTERVALARRAYOID, TIMESTAMPTZOID};	/* hook: rclaimx: $7 the claim's time */
+	Datum		rvals[7];
+	char		rnulls[7] = {' ', ' ', ' ', ' ', c->worker_null ? 'n' : ' ', ' ', ' '};
 	int64	   *won;
 	uint64		j;
 
 	awa_plan(&receipt_plan,
 			 "INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)"
-			 " SELECT c.s, c.i, c.l, now(), " AWA_RING_CLAIM_DEADLINE_SQL("$4", "c.t") /* hook: robs */
+			 " SELECT c.s, c.i, c.l, $7, " AWA_RING_CLAIM_DEADLINE_SQL("$7", "$4", "c.t") /* hook: robs, rclaimx */
 			 ", $4, $5"
 			 " FROM unnest($1, $2, $3, $6) AS c(s, i, l, t)"
 			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
 			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
 			 RING_NOT_DONE_SQL("c.s", "c.i", "c.l")	/* hook: sched (cancel) */
 			 " ON CONFLICT DO NOTHING RETURNING job_id",
-			 6, receipt_types);
+			 7, receipt_types);
 	rvals[0] = PointerGetDatum(construct_array(slots, n, INT2OID, 2, true, TYPALIGN_SHORT));
 	rvals[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
 											   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -452,6 +453,7 @@ ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeo
 	rvals[3] = IntervalPGetDatum(c->lease);
 	rvals[4] = c->worker;
 	rvals[5] = timeouts;
+	rvals[6] = TimestampTzGetDatum(c->at);
 	/* a fresh snapshot: receipts committed by whoever locked these rows before us */
 	*nwon = awa_ring_run(receipt_plan, rvals, rnulls, GetLatestSnapshot(), false,
 						 SPI_OK_INSERT_RETURNING, "awa.ring_claim: receipts");
@@ -1017,7 +1019,8 @@ ring_claim_args(FunctionCallInfo fcinfo, RingClaim *c, const char *queue_field)
 	c->worker = c->worker_null ? (Datum) 0 : PG_GETARG_DATUM(3);
 	c->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	c->got = 0;
-	c->at = GetCurrentTransactionStartTimestamp();	/* now(), as run_at <= now() */
+	/* hook: rclaimx: awa_claim's clock (engine_claim.c), else now(), as run_at <= now() */
+	c->at = awa_ring_claim_clock != 0 ? awa_ring_claim_clock : GetCurrentTransactionStartTimestamp();
 	c->aging_us = (int64) awa_priority_aging_interval * USECS_PER_SEC;
 }
 
@@ -1042,7 +1045,11 @@ ring_claim_queues_init(RingClaim *c, text **names, int n)
 		c->qs[i].lane = awa_ring_lane(names[i]);
 		/* hook: rflow: per-queue cap -- how many this claim may take of the queue (ring_flow.c) */
 		c->qs[i].cap = awa_ring_flow_hooks.begin(names[i], c->batch, &c->qs[i].flow);
+		/* hook: rclaimx: a rate's reservation is the claim's time, as on awa.jobs (ratelimit.c) */
+		if (c->qs[i].flow.rated && c->qs[i].flow.reserved_at > c->at)
+			c->at = c->qs[i].flow.reserved_at;
 	}
+	awa_ring_claim_at = c->at;	/* hook: rclaimx: for the promotion (ring_sched.c) */
 }
 
 /* ---------------------------------------------------------------------
@@ -1091,6 +1098,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	awa_ring_keys_end();		/* hook: keys: the admitted attempts' rows */
 	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
 	awa_claim_ends(c.got, c.got == c.batch);
+	awa_ring_claim_at = 0;		/* hook: rclaimx */
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -1260,6 +1268,7 @@ awa_ring_claim_queues(PG_FUNCTION_ARGS)
 	awa_ring_keys_end();		/* hook: keys: the admitted attempts' rows */
 	/* hook: rwait: a woken waiter's full batch passes a wake-up on */
 	awa_claim_ends(0, c.got == c.batch);
+	awa_ring_claim_at = 0;		/* hook: rclaimx */
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -42,8 +42,9 @@
  * awa.heartbeat_timeout, no later than now() + that setting (LEAST ignores
  * a NULL timeout).
  */
-#define AWA_RING_CLAIM_DEADLINE_SQL(LEASE, TIMEOUT) \
-	"LEAST(now() + LEAST(" LEASE ", " AWA_RING_HEARTBEAT_TIMEOUT_SQL "), now() + " TIMEOUT ")"
+/* hook: rclaimx -- AT: the claim's time (was now()) */
+#define AWA_RING_CLAIM_DEADLINE_SQL(AT, LEASE, TIMEOUT) \
+	"LEAST(" AT " + LEAST(" LEASE ", " AWA_RING_HEARTBEAT_TIMEOUT_SQL "), " AT " + " TIMEOUT ")"
 
 /*
  * hook: robs -- the timeouts of the n candidates (column att of each row of

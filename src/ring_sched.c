@@ -129,22 +129,25 @@ static void
 awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid argtypes[] = {TEXTOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT4OID};
-	Datum		values[4];
+	/* hook: rclaimx: $5 the claim's time (ring.h) */
+	static const Oid argtypes[] = {TEXTOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[5];
 
 	awa_plan(&plan,
 			 RING_PROMOTE_SQL(
 				"SELECT w.id FROM unnest($2, $3) WITH ORDINALITY AS f(fr, fi, p) CROSS JOIN LATERAL"
 				" (SELECT s.id FROM awa.scheduled s"
 				"  WHERE s.queue = $1 AND s.priority = f.p AND (s.run_at, s.id) >= (f.fr, f.fi)"
-				"  AND s.run_at <= now()"
+				"  AND s.run_at <= $5"
 				"  ORDER BY s.run_at, s.id LIMIT $4 FOR UPDATE OF s SKIP LOCKED) w",
 				"id"),
-			 4, argtypes);
+			 5, argtypes);
 	values[0] = PointerGetDatum(queue);
 	values[1] = awa_floor_run_ats(scan);
 	values[2] = awa_floor_ids(scan);
 	values[3] = Int32GetDatum(n);
+	values[4] = TimestampTzGetDatum(awa_ring_claim_at != 0 ? awa_ring_claim_at :
+									GetCurrentTransactionStartTimestamp());
 	/* the newest snapshot, as the claim's candidates (ring.c) */
 	awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_claim: promotion");

@@ -106,18 +106,11 @@ ring_wait_attempt(Datum *values, const char *nulls, bool several, bool *isnull, 
 				  bool *at_limit)
 {
 	static SPIPlanPtr claim_plan = NULL;
-	static SPIPlanPtr due_plan = NULL;
 	/* hook: rclaim -- the several-queue forms (queues text[]; NULL: every queue) */
 	static SPIPlanPtr claim_many_plan = NULL;
-	static SPIPlanPtr due_many_plan = NULL;
-	static SPIPlanPtr due_any_plan = NULL;
 	static const Oid claim_types[] = {TEXTOID, INT4OID, INTERVALOID, TEXTOID};
 	static const Oid claim_many_types[] = {TEXTARRAYOID, INT4OID, INTERVALOID, TEXTOID};
-	static const Oid due_types[] = {TEXTOID};
-	static const Oid due_many_types[] = {TEXTARRAYOID};
 	Datum		jobs;
-	Datum		due;
-	bool		due_null;
 	AwaRingFlowProbe flow;		/* hook: rflow */
 
 	awa_plan(&claim_plan,
@@ -154,46 +147,7 @@ ring_wait_attempt(Datum *values, const char *nulls, bool several, bool *isnull, 
 		return (Datum) 0;
 	}
 
-	/* the earliest scheduled row of the queue: the index's first row per priority */
-	awa_plan(&due_plan,
-			 "SELECT pg_catalog.min(f.run_at) FROM pg_catalog.generate_series(1, "
-			 CppAsString2(AWA_FLOOR_PRIORITIES) ") AS p(p) CROSS JOIN LATERAL"
-			 " (SELECT s.run_at FROM awa.scheduled s WHERE s.queue = $1 AND s.priority = p.p::smallint"
-			 "  ORDER BY s.run_at LIMIT 1) f",
-			 1, due_types);
-	/* hook: rclaim -- of several queues: the same per queue; of every queue: the due index's first row */
-	awa_plan(&due_many_plan,
-			 "SELECT pg_catalog.min(f.run_at) FROM pg_catalog.unnest($1) AS q(q)"
-			 " CROSS JOIN pg_catalog.generate_series(1, "
-			 CppAsString2(AWA_FLOOR_PRIORITIES) ") AS p(p) CROSS JOIN LATERAL"
-			 " (SELECT s.run_at FROM awa.scheduled s WHERE s.queue = q.q AND s.priority = p.p::smallint"
-			 "  ORDER BY s.run_at LIMIT 1) f",
-			 1, due_many_types);
-	awa_plan(&due_any_plan,
-			 "SELECT s.run_at FROM awa.scheduled s ORDER BY s.run_at LIMIT 1",
-			 0, NULL);
-	if (!several)
-		awa_ring_run(due_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-					 "awa.ring_claim_wait: next due");
-	else if (nulls[0] == 'n')
-		awa_ring_run(due_any_plan, NULL, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-					 "awa.ring_claim_wait: next due");
-	else
-		awa_ring_run(due_many_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-					 "awa.ring_claim_wait: next due");
-	if (SPI_processed == 0)
-	{
-		awa_ring_keys_wait(due_ms, at_limit);	/* hook: keys */
-		return (Datum) 0;
-	}
-	due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &due_null);
-	if (!due_null)
-	{
-		TimestampTz now = GetCurrentTimestamp();
-		TimestampTz at = DatumGetTimestampTz(due);
-
-		*due_ms = at <= now ? 0 : (long) Min((at - now + 999) / 1000, 3600 * 1000);
-	}
+	*due_ms = awa_ring_due_ms(values, nulls, several);	/* hook: rclaimx */
 	awa_ring_keys_wait(due_ms, at_limit);	/* hook: keys: a key passed over, or at its rate */
 	return (Datum) 0;
 }
