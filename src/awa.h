@@ -98,14 +98,23 @@ extern Datum awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo
 /*
  * The other awa_* functions on the ring, called with their arguments
  * checked by the function itself (its errors come first, as on awa.jobs):
- * awa_engine_claim (awa_claim(queue), wait 0; SETOF rows), awa_engine_cancel
- * and awa_engine_retry (SETOF rows: the job, or none), complete (whether
+ * awa_engine_cancel and awa_engine_retry (SETOF rows: the job, or none),
+ * complete (whether
  * it completed) and complete_many (the number completed; results: 0A000, not on the ring yet), fail (the state,
  * *isnull for a stale lease), snooze and progress (false for a stale lease),
  * heartbeat (int8[]: the ids not running under their lease, in order).
  */
-extern Datum awa_engine_claim(FunctionCallInfo fcinfo, text *queue, text *worker, int32 batch,
-							  Interval *lease);
+
+/*
+ * awa_engine_claimed_rows: the rows (awa.jobs' columns, in order) of the n
+ * jobs a ring claim just took (ids[i], their attempts' run_leases
+ * leases[i]), in that order, copied into cxt as tuples[i] with descs[i].  A
+ * batch of first attempts only is read from the receipts and ready rows (two
+ * index probes a job), any other through awa.ring_live_jobs.  Caller is in
+ * SPI.
+ */
+extern void awa_engine_claimed_rows(const int64 *ids, const int64 *leases, int n, MemoryContext cxt,
+									HeapTuple *tuples, TupleDesc *descs);
 extern Datum awa_engine_cancel(FunctionCallInfo fcinfo, Datum id);
 extern Datum awa_engine_retry(FunctionCallInfo fcinfo, Datum id);
 extern bool awa_engine_complete(Datum id, Datum lease, bool result);

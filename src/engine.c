@@ -218,27 +218,24 @@ put_rows(FunctionCallInfo fcinfo, const int64 *ids, uint64 n)
 }
 
 /*
- * The rows of jobs just claimed for their first attempt (run_lease 1, the
- * usual claim: ids[0..n-1]) into the caller's tuplestore, in that order,
- * read from their receipt and ready row alone.  Such a job has no earlier
- * attempt, so no errors, progress or callback yet, and no beat after the
- * claim: its row in awa.ring_live_jobs is exactly this (01_claim_rows holds
- * the two to the same answer), at two index probes instead of the view's
- * dozens.  The columns are awa.jobs' in order, checked by type.  Caller is
+ * Read the rows of jobs just claimed for their first attempt (run_lease 1,
+ * the usual claim: ids[0..n-1]) into SPI_tuptable, in that order, from
+ * their receipt and ready row alone.  Such a job has no earlier attempt, so
+ * no errors, progress or callback yet, and no beat after the claim: its row
+ * in awa.ring_live_jobs is exactly this (01_claim_rows holds the two to the
+ * same answer), at two index probes instead of the view's dozens.  The
+ * columns are awa.jobs', in order, of its types (checked once).  Caller is
  * in SPI.
  */
 static void
-put_first_claims(FunctionCallInfo fcinfo, const int64 *ids, int n)
+first_claims_read(const int64 *ids, int n)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT8ARRAYOID};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TupleDesc	want = rsinfo->setDesc;
+	static bool checked = false;
+	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
 	Datum		arg;
-	Datum	   *v;
-	bool	   *nl;
-	uint64		i;
-	int			a;
+	int			j;
 
 	awa_plan(&plan,
 			 "SELECT r.id, r.kind, r.queue, r.args, 'running'::awa.job_state, r.priority,"
@@ -253,47 +250,86 @@ put_first_claims(FunctionCallInfo fcinfo, const int64 *ids, int n)
 			 "  WHERE r.id = k.id AND r.run_lease = 0 AND r.slot = c.slot LIMIT 1) r"
 			 " ORDER BY k.ord",
 			 1, (Oid *) types);
-	{
-		Datum	   *d = palloc(sizeof(Datum) * n);
-		int			j;
-
-		for (j = 0; j < n; j++)
-			d[j] = Int64GetDatum(ids[j]);
-		arg = PointerGetDatum(construct_array(d, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	}
+	for (j = 0; j < n; j++)
+		d[j] = Int64GetDatum(ids[j]);
+	arg = PointerGetDatum(construct_array(d, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	if (awa_ring_run(plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
 					 "awa: the rows of claimed jobs") != (uint64) n)
 		elog(ERROR, "awa: a claimed job's receipt or ready row is missing");
-	if (SPI_tuptable->tupdesc->natts != want->natts)
-		elog(ERROR, "awa: the claimed rows have %d columns, awa.jobs %d",
-			 SPI_tuptable->tupdesc->natts, want->natts);
-	for (a = 0; a < want->natts; a++)
-		if (TupleDescAttr(SPI_tuptable->tupdesc, a)->atttypid != TupleDescAttr(want, a)->atttypid)
-			elog(ERROR, "awa: the claimed rows' column %d is not of awa.jobs' type", a + 1);
-	v = palloc(sizeof(Datum) * want->natts);
-	nl = palloc(sizeof(bool) * want->natts);
-	for (i = 0; i < SPI_processed; i++)
+	if (!checked)
 	{
-		heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, v, nl);
-		tuplestore_putvalues(rsinfo->setResult, want, v, nl);
+		TupleDesc	want = RelationNameGetTupleDesc("awa.jobs");
+		int			a;
+
+		if (SPI_tuptable->tupdesc->natts != want->natts)
+			elog(ERROR, "awa: the claimed rows have %d columns, awa.jobs %d",
+				 SPI_tuptable->tupdesc->natts, want->natts);
+		for (a = 0; a < want->natts; a++)
+			if (TupleDescAttr(SPI_tuptable->tupdesc, a)->atttypid != TupleDescAttr(want, a)->atttypid)
+				elog(ERROR, "awa: the claimed rows' column %d is not of awa.jobs' type", a + 1);
+		checked = true;
+	}
+}
+
+/* See awa.h. */
+void
+awa_engine_claimed_rows(const int64 *ids, const int64 *leases, int n, MemoryContext cxt,
+						HeapTuple *tuples, TupleDesc *descs)
+{
+	static SPIPlanPtr row_plan = NULL;
+	static const Oid id_type[] = {INT8OID};
+	bool		first = true;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (leases[i] != 1)
+			first = false;
+	if (n == 0)
+		return;
+	if (first)
+	{
+		MemoryContext spicxt;
+		TupleDesc	desc;
+
+		first_claims_read(ids, n);
+		spicxt = MemoryContextSwitchTo(cxt);
+		desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+		for (i = 0; i < n; i++)
+		{
+			tuples[i] = heap_copytuple(SPI_tuptable->vals[i]);
+			descs[i] = desc;
+		}
+		MemoryContextSwitchTo(spicxt);
+		return;
+	}
+	awa_plan(&row_plan, "SELECT * FROM awa.ring_live_jobs j WHERE j.id = $1", 1, (Oid *) id_type);
+	for (i = 0; i < n; i++)
+	{
+		Datum		arg = Int64GetDatum(ids[i]);
+		MemoryContext spicxt;
+
+		if (awa_ring_run(row_plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+						 "awa_claim: the ring's row of a claimed job") != 1)
+			elog(ERROR, "awa_claim: job %lld is not in the ring", (long long) ids[i]);
+		spicxt = MemoryContextSwitchTo(cxt);
+		tuples[i] = heap_copytuple(SPI_tuptable->vals[0]);
+		descs[i] = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+		MemoryContextSwitchTo(spicxt);
 	}
 }
 
 /*
  * Run a kept statement whose rows' first column is a job id (in the order
  * the caller's result should have) and return the row of each id in the
- * ring as fcinfo's materialized SETOF result.  claimed: the statement is a
- * claim and its second column the attempt's run_lease; a batch of first
- * attempts only is read by put_first_claims, any other through the view.
+ * ring as fcinfo's materialized SETOF result.
  */
 static Datum
 engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
-			Datum *values, const char *nulls, bool claimed)
+			Datum *values, const char *nulls)
 {
 	uint64		n;
 	uint64		i;
 	int64	   *ids;
-	bool		first = claimed;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
@@ -307,14 +343,8 @@ engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nar
 		bool		isnull;
 
 		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		if (claimed && DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
-												   &isnull)) != 1)
-			first = false;
 	}
-	if (first && n > 0)
-		put_first_claims(fcinfo, ids, (int) n);
-	else
-		put_rows(fcinfo, ids, n);
+	put_rows(fcinfo, ids, n);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -341,31 +371,12 @@ awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 
 /* See awa.h. */
 Datum
-awa_engine_claim(FunctionCallInfo fcinfo, text *queue, text *worker, int32 batch, Interval *lease)
-{
-	static SPIPlanPtr plan = NULL;
-	static const Oid types[] = {TEXTOID, INT4OID, INTERVALOID, TEXTOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-
-	values[0] = PointerGetDatum(queue);
-	values[1] = Int32GetDatum(batch);
-	values[2] = IntervalPGetDatum(lease);
-	values[3] = PointerGetDatum(worker);
-	if (worker == NULL)
-		nulls[3] = 'n';
-	return engine_rows(fcinfo, &plan, "SELECT c.id, c.run_lease FROM awa.ring_claim($1, $2, $3, $4) c",
-					   4, types, values, nulls, true);
-}
-
-/* See awa.h. */
-Datum
 awa_engine_cancel(FunctionCallInfo fcinfo, Datum id)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT8OID};
 
-	return engine_rows(fcinfo, &plan, "SELECT $1 WHERE awa.ring_cancel($1)", 1, types, &id, NULL, false);
+	return engine_rows(fcinfo, &plan, "SELECT $1 WHERE awa.ring_cancel($1)", 1, types, &id, NULL);
 }
 
 /* See awa.h. */
@@ -375,7 +386,7 @@ awa_engine_retry(FunctionCallInfo fcinfo, Datum id)
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT8OID};
 
-	return engine_rows(fcinfo, &plan, "SELECT $1 WHERE awa.ring_retry($1)", 1, types, &id, NULL, false);
+	return engine_rows(fcinfo, &plan, "SELECT $1 WHERE awa.ring_retry($1)", 1, types, &id, NULL);
 }
 
 /* See awa.h. */
@@ -510,7 +521,7 @@ Datum
 awa_engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
 				Datum *values, const char *nulls)
 {
-	return engine_rows(fcinfo, cache, sql, nargs, types, values, nulls, false);
+	return engine_rows(fcinfo, cache, sql, nargs, types, values, nulls);
 }
 
 Datum

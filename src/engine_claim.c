@@ -51,6 +51,7 @@
 #include "engine_claim.h"
 #include "ring.h"
 #include "ring_flow.h"
+#include "ring_keys.h"
 
 #define ENGINE_HELD_MAX_MS	1000	/* longest retry of a due row another transaction holds */
 
@@ -113,10 +114,8 @@ awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Int
 {
 	static SPIPlanPtr one_plan = NULL;
 	static SPIPlanPtr many_plan = NULL;
-	static SPIPlanPtr row_plan = NULL;
 	static const Oid one_types[] = {TEXTOID, INT4OID, INTERVALOID, TEXTOID};
 	static const Oid many_types[] = {TEXTARRAYOID, INT4OID, INTERVALOID, TEXTOID};
-	static const Oid id_type[] = {INT8OID};
 	MemoryContext keep = CurrentMemoryContext;	/* the rows: outlive the attempt */
 	MemoryContext attempt;		/* the rest: gone with the attempt (a long wait makes many) */
 	bool		several = (queue == NULL);
@@ -124,6 +123,9 @@ awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Int
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	AwaRingFlowProbe flow;
 	int64	   *ids;
+	int64	   *leases;
+	HeapTuple  *tuples;
+	TupleDesc  *descs;
 	uint64		n;
 	uint64		i;
 	volatile int ret = 0;
@@ -139,9 +141,10 @@ awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Int
 	values[3] = PointerGetDatum(worker);
 	if (worker == NULL)
 		nulls[3] = 'n';
-	awa_plan(&one_plan, "SELECT c.id FROM awa.ring_claim($1, $2, $3, $4) c", 4, (Oid *) one_types);
-	awa_plan(&many_plan, "SELECT c.id FROM awa.ring_claim($1, $2, $3, $4) c", 4, (Oid *) many_types);
-	awa_plan(&row_plan, "SELECT * FROM awa.ring_live_jobs j WHERE j.id = $1", 1, (Oid *) id_type);
+	awa_plan(&one_plan, "SELECT c.id, c.run_lease FROM awa.ring_claim($1, $2, $3, $4) c", 4,
+			 (Oid *) one_types);
+	awa_plan(&many_plan, "SELECT c.id, c.run_lease FROM awa.ring_claim($1, $2, $3, $4) c", 4,
+			 (Oid *) many_types);
 
 	awa_ring_flow_probe_arm();	/* why the claim is short (ring_flow.c) */
 	awa_ring_claim_clock = at;
@@ -159,30 +162,31 @@ awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Int
 		elog(ERROR, "awa_claim: the ring's claim failed");
 	n = SPI_processed;
 	ids = palloc(sizeof(int64) * (n + 1));
+	leases = palloc(sizeof(int64) * (n + 1));
+	tuples = palloc(sizeof(HeapTuple) * (n + 1));
+	descs = palloc(sizeof(TupleDesc) * (n + 1));
 	for (i = 0; i < n; i++)
 	{
 		bool		isnull;
 
 		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		leases[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 	}
+	/* the rows outlive the attempt */
+	awa_engine_claimed_rows(ids, leases, (int) n, keep, tuples, descs);
 	for (i = 0; i < n; i++)
 	{
-		Datum		arg = Int64GetDatum(ids[i]);
-		MemoryContext spicxt;
-
-		if (awa_ring_run(row_plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-						 "awa_claim: the ring's row of a claimed job") != 1)
-			elog(ERROR, "awa_claim: job %lld is not in the ring", (long long) ids[i]);
-		spicxt = MemoryContextSwitchTo(keep);
-		rows[i].tuple = heap_copytuple(SPI_tuptable->vals[0]);
-		rows[i].desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
-		MemoryContextSwitchTo(spicxt);
+		rows[i].tuple = tuples[i];
+		rows[i].desc = descs[i];
 		rows[i].level = (int) i;	/* the ring's claim order */
 		rows[i].run_at = 0;
 		rows[i].id = ids[i];
 	}
 	*at_limit = flow.at_limit;
 	due_ms_after = n > 0 ? -1 : empty_due_ms(values, nulls, several, &flow);
+	/* hook: keys -- a key passed over waits as at a limit; a key at its rate until its next slot (ring_keys.c) */
+	if (n == 0)
+		awa_ring_keys_wait(&due_ms_after, at_limit);
 	MemoryContextSwitchTo(keep);
 	MemoryContextDelete(attempt);
 	return (int) n;
