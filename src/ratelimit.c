@@ -946,6 +946,25 @@ awa_queue_limits(PG_FUNCTION_ARGS)
 		" WHERE m.max_running IS NOT NULL OR m.rate_max_claims IS NOT NULL"
 		" ORDER BY m.queue",
 		0);
+	/*
+	 * On the ring engine (engine.c) the running jobs are the counters'
+	 * (counters.c: the newest fold's count plus the deltas it did not see,
+	 * exact at the caller's snapshot), a few index probes per queue instead
+	 * of a pass over the awa.jobs view.
+	 */
+	static AwaStmt ring_stmt = AWA_QUERY("awa_queue_limits: reading the queues' limits",
+		"WITH f AS (SELECT l.fold, l.snapshot FROM awa.counter_folds l ORDER BY l.fold DESC LIMIT 1)"
+		" SELECT m.queue, m.paused, m.max_running,"
+		" (coalesce((SELECT c.running FROM awa.counter_fold_counts c, f WHERE c.fold = f.fold AND c.queue = m.queue), 0)"
+		"  + coalesce((SELECT sum(d.running) FROM awa.counter_deltas d WHERE d.queue = m.queue"
+		"   AND d.xid >= coalesce((SELECT pg_catalog.pg_snapshot_xmax(f.snapshot) FROM f), '0'::xid8)), 0)"
+		"  + coalesce((SELECT sum(d.running) FROM awa.counter_deltas d WHERE d.queue = m.queue"
+		"   AND d.xid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip(f.snapshot) FROM f))), 0))::bigint AS running,"
+		" m.rate_max_claims, m.rate_period, m.rate_set_at"
+		" FROM awa.queue_meta m"
+		" WHERE m.max_running IS NOT NULL OR m.rate_max_claims IS NOT NULL"
+		" ORDER BY m.queue",
+		0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		rows;
@@ -954,7 +973,7 @@ awa_queue_limits(PG_FUNCTION_ARGS)
 	awa_require_schema(AWA_SCHEMA_QUEUE_RATES, "awa_queue_limits");
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
-	rows = awa_stmt_run(&stmt, NULL, NULL, 0);
+	rows = awa_stmt_run(awa_schema_has(AWA_SCHEMA_RING_ENGINE) ? &ring_stmt : &stmt, NULL, NULL, 0);
 	for (r = 0; r < rows; r++)
 	{
 		Datum		values[8];

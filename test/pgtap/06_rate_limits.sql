@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(47);
+SELECT plan(51);
 
 -- signatures and markings
 SELECT function_returns('public', 'awa_set_queue_rate', ARRAY['text', 'integer', 'interval'], 'awa.queue_meta');
@@ -95,6 +95,16 @@ CREATE TEMP TABLE third AS SELECT clock_timestamp() AS t0, c.attempted_at, clock
 SELECT ok((SELECT count(*) = 1 AND bool_and(third.attempted_at >= (SELECT max(attempted_at) FROM first_two) + interval '300 ms')
 	AND bool_and(third.attempted_at < (SELECT max(attempted_at) FROM first_two) + interval '2 s') FROM third),
 	'the blocking claim got the third job once the window moved, well before its 10 s wait ended');
+
+-- a concurrency limit: awa_queue_limits counts the queue's running jobs, exact in this transaction
+SELECT is((SELECT max_running FROM awa_set_queue_limit('lim', 3)), 3, 'lim: at most 3 running');
+SELECT lives_ok($$SELECT awa_insert('k', '{}', queue => 'lim') FROM generate_series(1, 4)$$, '4 jobs in lim');
+CREATE TEMP TABLE lim_claimed AS SELECT id, run_lease FROM awa_claim('lim', 'w', 2, '1 min', '0');
+SELECT is((SELECT row(max_running, running)::text FROM awa_queue_limits() WHERE queue = 'lim'), '(3,2)',
+	'awa_queue_limits: 2 of 3 running');
+SELECT awa_complete(id, run_lease) FROM lim_claimed ORDER BY id LIMIT 1;
+SELECT is((SELECT running FROM awa_queue_limits() WHERE queue = 'lim'), 1::bigint,
+	'awa_queue_limits: 1 running once one completed');
 
 SELECT * FROM finish();
 ROLLBACK;
