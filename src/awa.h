@@ -85,25 +85,13 @@ extern void awa_insert_job_args(FunctionCallInfo fcinfo, AwaJob *job);
 /*
  * engine.c: the awa_* functions on the ring (docs/storage.md, "Step 5: how
  * the switch lands").  awa_engine_ring: whether this database keeps its
- * jobs in the ring (awa.jobs is its view).  awa_engine_not_yet: 0A000
- * naming fn when it does (fn is not on the ring yet).  awa_engine_insert:
+ * jobs in the ring (awa.jobs is its view).  awa_engine_insert:
  * awa_insert on the ring: the job's row, of fcinfo's result type;
  * awa_engine_insert_many: awa_insert_many's, the rows in input order.
  */
 extern bool awa_engine_ring(void);
-extern void awa_engine_not_yet(const char *fn);
 extern Datum awa_engine_insert(AwaJob *job, FunctionCallInfo fcinfo);
 extern Datum awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo);
-
-/*
- * The other awa_* functions on the ring, called with their arguments
- * checked by the function itself (its errors come first, as on awa.jobs):
- * awa_engine_cancel and awa_engine_retry (SETOF rows: the job, or none),
- * complete (whether
- * it completed) and complete_many (the number completed; results: 0A000, not on the ring yet), fail (the state,
- * *isnull for a stale lease), snooze and progress (false for a stale lease),
- * heartbeat (int8[]: the ids not running under their lease, in order).
- */
 
 /*
  * awa_engine_claimed_rows: the rows (awa.jobs' columns, in order) of the n
@@ -115,10 +103,20 @@ extern Datum awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo
  */
 extern void awa_engine_claimed_rows(const int64 *ids, const int64 *leases, int n, MemoryContext cxt,
 									HeapTuple *tuples, TupleDesc *descs);
+
+/*
+ * The other awa_* functions on the ring, called with their arguments
+ * checked by the function itself (its errors come first, as on awa.jobs):
+ * awa_engine_cancel and awa_engine_retry (SETOF rows: the job, or none),
+ * complete (whether it completed) and complete_many (the number completed;
+ * with results: engine_deps.h), fail (the state, *isnull for a stale
+ * lease), snooze and progress (false for a stale lease), heartbeat (int8[]:
+ * the ids not running under their lease, in order).
+ */
 extern Datum awa_engine_cancel(FunctionCallInfo fcinfo, Datum id);
 extern Datum awa_engine_retry(FunctionCallInfo fcinfo, Datum id);
-extern bool awa_engine_complete(Datum id, Datum lease, bool result);
-extern int64 awa_engine_complete_many(Datum ids, Datum leases, bool results);
+extern bool awa_engine_complete(Datum id, Datum lease);
+extern int64 awa_engine_complete_many(Datum ids, Datum leases);
 extern Datum awa_engine_fail(Datum id, Datum lease, text *error, Interval *retry_in, bool terminal,
 							 bool *isnull);
 extern bool awa_engine_snooze(Datum id, Datum lease, Interval *delay);

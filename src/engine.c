@@ -5,8 +5,8 @@
  *		switch lands").  A database whose awa.jobs is the ring's view
  *		(created while awa.install_engine was 'ring': src/sql/engine.sql;
  *		schema.c's AWA_SCHEMA_RING_ENGINE) keeps its jobs in the ring; the
- *		awa_* functions that are on the ring already call it through here,
- *		the others raise 0A000 (awa_engine_not_yet).
+ *		awa_* functions call it through here (and engine_claim.c,
+ *		engine_deps.c, engine_admin.c, engine_keys.c, engine_rate.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -65,17 +65,6 @@ bool
 awa_engine_ring(void)
 {
 	return awa_schema_has(AWA_SCHEMA_RING_ENGINE);
-}
-
-/* See awa.h. */
-void
-awa_engine_not_yet(const char *fn)
-{
-	if (awa_engine_ring())
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s is not on the ring engine yet", fn),
-				 errdetail("This database keeps its jobs in the ring (awa.install_engine was ring).")));
 }
 
 /* Where the columns of a new job's row are that awa_job_row_values leaves alone. */
@@ -391,17 +380,13 @@ awa_engine_retry(FunctionCallInfo fcinfo, Datum id)
 
 /* See awa.h. */
 int64
-awa_engine_complete_many(Datum ids, Datum leases, bool results)
+awa_engine_complete_many(Datum ids, Datum leases)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT8ARRAYOID, INT8ARRAYOID};
 	Datum		values[2];
 	bool		isnull;
 
-	if (results)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a completion's result is not on the ring engine yet")));
 	values[0] = ids;
 	values[1] = leases;
 	return DatumGetInt64(engine_value(&plan, "SELECT count(*) FROM awa.ring_complete_many($1, $2)",
@@ -410,14 +395,14 @@ awa_engine_complete_many(Datum ids, Datum leases, bool results)
 
 /* See awa.h. */
 bool
-awa_engine_complete(Datum id, Datum lease, bool result)
+awa_engine_complete(Datum id, Datum lease)
 {
 	Datum		ids = PointerGetDatum(construct_array(&id, 1, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 													  TYPALIGN_DOUBLE));
 	Datum		leases = PointerGetDatum(construct_array(&lease, 1, INT8OID, sizeof(int64),
 														 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
-	return awa_engine_complete_many(ids, leases, result) == 1;
+	return awa_engine_complete_many(ids, leases) == 1;
 }
 
 /* See awa.h. */

@@ -40,7 +40,7 @@ awa_engine_complete_results(Datum ids, Datum leases, ArrayType *results)
 	int64		n;
 
 	if (results == NULL)
-		return awa_engine_complete_many(ids, leases, false);
+		return awa_engine_complete_many(ids, leases);
 	values[0] = ids;
 	values[1] = leases;
 	values[2] = PointerGetDatum(results);
@@ -62,7 +62,7 @@ awa_engine_complete_result(Datum id, Datum lease, Jsonb *result)
 	Datum		r = JsonbPGetDatum(result);
 
 	if (result == NULL)
-		return awa_engine_complete(id, lease, false);
+		return awa_engine_complete(id, lease);
 	return awa_engine_complete_results(awa_int8_array(&i, 1), awa_int8_array(&l, 1),
 									   construct_array(&r, 1, JSONBOID, -1, false, TYPALIGN_INT)) == 1;
 }
