@@ -491,6 +491,8 @@ reclaim_gone(SlotReclaim *r, Snapshot snap, Datum *ids, Datum *leases, uint64 n)
 			 "  AND d.slot = r.slot"
 			 " WHERE r.slot = $1 AND d.state IN ('completed', 'failed', 'cancelled')"
 			 "  AND (r.id, r.run_lease) NOT IN (SELECT u.i, u.l FROM unnest($2, $3) AS u(i, l))"
+			 /* an earlier attempt of a job made live again (awa_retry) is not the job's count */
+			 "  AND NOT EXISTS (SELECT 1 FROM awa.ready n WHERE n.id = r.id AND n.run_lease > r.run_lease)"
 			 " GROUP BY 1, 2, 3",
 			 3, types);
 	vals[0] = Int16GetDatum(r->slot);
@@ -534,10 +536,31 @@ static void
 reclaim_uncount(SlotReclaim *r)
 {
 	static SPIPlanPtr keys_plan = NULL;
+	static SPIPlanPtr key_live_plan = NULL;
 	static const Oid types[] = {INT8ARRAYOID};
+	static const Oid slot_type[] = {INT2OID};
+	Datum		slot = Int16GetDatum(r->slot);
 
 	awa_counts_write(r->gone);
 	r->gone = NULL;
+
+	/*
+	 * hook: keys -- the slot's finished jobs of a concurrency key leave
+	 * awa.ring_key_live (ring_keys.c), whether they go or move into the
+	 * history: a key's rows are for its live jobs, and a key without an
+	 * order rule is never walked, so nothing else would delete them.  A job
+	 * made live again since (a newer ready row) keeps its row.
+	 */
+	awa_plan(&key_live_plan,
+			 "DELETE FROM awa.ring_key_live l USING awa.ready r, awa.done d"
+			 " WHERE r.slot = $1 AND r.concurrency_key IS NOT NULL"
+			 "  AND d.job_id = r.id AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot"
+			 "  AND d.state IN ('completed', 'failed', 'cancelled')"
+			 "  AND l.concurrency_key = r.concurrency_key AND l.job_id = r.id"
+			 "  AND NOT EXISTS (SELECT 1 FROM awa.ready n WHERE n.id = r.id AND n.run_lease > r.run_lease)",
+			 1, slot_type);
+	if (SPI_execute_plan(key_live_plan, &slot, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "awa.ring_reclaim: releasing the slot's keyed jobs failed");
 	if (r->gone_keys == (Datum) 0)
 		return;
 	awa_plan(&keys_plan, "DELETE FROM awa.unique_keys u WHERE u.job_id = ANY ($1)", 1, types);
@@ -627,9 +650,15 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 			 "  FROM awa.done d WHERE d.job_id = r.id"
 			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot LIMIT 1) d ON true"
 			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL " OR d.waits"
-			 "  OR (d.state = 'completed' AND ($2 < 0 OR d.finalized_at >= now() - make_interval(secs => $2)))"
-			 "  OR (d.state IN ('failed', 'cancelled')"
+			 "  OR (((d.state = 'completed' AND ($2 < 0 OR d.finalized_at >= now() - make_interval(secs => $2)))"
+			 "    OR (d.state IN ('failed', 'cancelled')"
 			 "      AND ($3 < 0 OR d.finalized_at >= now() - make_interval(secs => $3))))"
+			 /*
+			  * a finished attempt of a job made live again since (awa_retry:
+			  * a newer ready row) is an earlier attempt, not a finished
+			  * job: it goes with the slot (its error carried with the job)
+			  */
+			 "   AND NOT EXISTS (SELECT 1 FROM awa.ready n WHERE n.id = r.id AND n.run_lease > r.run_lease)))"
 			 " LIMIT $4",
 			 4, attempts_types);
 	snap = RegisterSnapshot(GetLatestSnapshot());
