@@ -109,7 +109,10 @@ class Claimers:
     def close(self):
         self.stop.set()
         for c in self.conns:
-            c.cancel()
+            try:
+                c.cancel()
+            except psycopg.OperationalError:
+                pass  # its backend was terminated by the case itself: nothing left to cancel
         for t in self.threads:
             t.join(timeout=10)
         for c in self.conns:
