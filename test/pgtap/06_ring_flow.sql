@@ -106,9 +106,11 @@ SELECT is((awa_set_queue_limit('fx', 3)).max_running, 3, 'fx: at most 3 running'
 BEGIN;
 SELECT is(pg_temp.claim('fx', 2), 2::bigint, 'this session claims two, not committed yet');
 SELECT dblink_send_query('other', $$SELECT count(*) FROM awa.ring_claim('fx', 5, '5 minutes', 'other')$$);
+-- up to 30 s for the other session to reach the lock (its first claim plans the ring's statements; a loaded
+-- machine has taken more than 5 s)
 DO $$
 BEGIN
-	FOR i IN 1..500 LOOP
+	FOR i IN 1..3000 LOOP
 		EXIT WHEN EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 			WHERE NOT l.granted AND l.locktype = 'advisory' AND a.query LIKE '%''other''%');
 		PERFORM pg_sleep(0.01);
