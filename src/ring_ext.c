@@ -83,6 +83,7 @@
 #include "floor.h"
 #include "ring.h"
 #include "ring_sched.h"
+#include "ring_revive.h"		/* hook: rhist */
 
 #define RING_TIMEOUTS_MAX	10000
 #define RING_RETRY_KEY_TRIES	3
@@ -714,8 +715,8 @@ ring_ext_cancel_parked(Datum *values)
  * failed or was cancelled, unless those states are among its
  * unique_states): 23505 when another job holds it now.
  */
-static void
-retry_take_key(Datum id, Datum key, Datum states)
+void
+awa_ring_retry_take_key(Datum id, Datum key, Datum states)	/* hook: rhist -- shared (ring_revive.h) */
 {
 	static SPIPlanPtr insert_plan = NULL;
 	static SPIPlanPtr holder_plan = NULL;
@@ -754,6 +755,15 @@ retry_take_key(Datum id, Datum key, Datum states)
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 			 errmsg("could not take or find the holder of job %lld's unique key", (long long) DatumGetInt64(id)),
 			 errhint("The holder changed state while this retry ran; retry the transaction.")));
+}
+
+/* hook: rhist -- a job of queue claimable now (ring_revive.h) */
+void
+awa_ring_retry_claimable(const char *queue)
+{
+	awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
+	/* hook: robs -- a job claimable now: a blocking claimer of its queue is woken at commit */
+	awa_lane_available(psprintf("%s%s", RING_LANE_PREFIX, queue), true);
 }
 
 Datum
@@ -816,6 +826,18 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 				SPI_finish();
 				PG_RETURN_BOOL(false);	/* scheduled, never ready */
 			}
+			/* hook: rhist -- a failed or cancelled job a reclaim moved into the history comes back */
+			switch (awa_ring_revive(id))
+			{
+				case RING_REVIVED:
+					SPI_finish();
+					PG_RETURN_BOOL(true);
+				case RING_REVIVE_NOT:
+					SPI_finish();
+					PG_RETURN_BOOL(false);
+				case RING_REVIVE_AGAIN:
+					continue;
+			}
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("job %lld does not exist", (long long) DatumGetInt64(id))));
@@ -847,14 +869,14 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 		{
 			/* its wait ends here, unless a callback, the timeout or a cancel ended it first */
 			if (keyed)
-				retry_take_key(id, key, states);
+				awa_ring_retry_take_key(id, key, states);
 			if (!insert_done(&a, "available", NULL, true, (Datum) 0, true))
 				continue;
 		}
 		else if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
 		{
 			if (keyed)
-				retry_take_key(id, key, states);
+				awa_ring_retry_take_key(id, key, states);
 		}
 		else
 			break;				/* completed; or retryable, snoozed, available again */
@@ -864,9 +886,7 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the ring has no open slot")));
-		awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
-		/* hook: robs -- a job claimable now: a blocking claimer of its queue is woken at commit */
-		awa_lane_available(psprintf("%s%s", RING_LANE_PREFIX, queue), true);
+		awa_ring_retry_claimable(queue);	/* hook: rhist -- shared with ring_revive.c */
 		SPI_finish();
 		PG_RETURN_BOOL(true);
 	}
