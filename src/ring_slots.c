@@ -491,6 +491,8 @@ reclaim_gone(SlotReclaim *r, Snapshot snap, Datum *ids, Datum *leases, uint64 n)
 			 "  AND d.slot = r.slot"
 			 " WHERE r.slot = $1 AND d.state IN ('completed', 'failed', 'cancelled')"
 			 "  AND (r.id, r.run_lease) NOT IN (SELECT u.i, u.l FROM unnest($2, $3) AS u(i, l))"
+			 /* hook: rhist -- not an end a retry followed (step 1): the job goes on */
+			 "  AND (SELECT 1 FROM awa.ready n WHERE n.id = r.id AND n.run_lease > r.run_lease LIMIT 1) IS NULL"
 			 " GROUP BY 1, 2, 3",
 			 3, types);
 	vals[0] = Int16GetDatum(r->slot);
@@ -629,7 +631,13 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL " OR d.waits"
 			 "  OR (d.state = 'completed' AND ($2 < 0 OR d.finalized_at >= now() - make_interval(secs => $2)))"
 			 "  OR (d.state IN ('failed', 'cancelled')"
-			 "      AND ($3 < 0 OR d.finalized_at >= now() - make_interval(secs => $3))))"
+			 "      AND ($3 < 0 OR d.finalized_at >= now() - make_interval(secs => $3))"
+			 /*
+			  * hook: rhist -- a failed or cancelled end that a retry
+			  * (awa.ring_retry) followed with a newer ready row is not the
+			  * job's end: that ready row carries the job on
+			  */
+			 "      AND (SELECT 1 FROM awa.ready n WHERE n.id = r.id AND n.run_lease > r.run_lease LIMIT 1) IS NULL))"
 			 " LIMIT $4",
 			 4, attempts_types);
 	snap = RegisterSnapshot(GetLatestSnapshot());

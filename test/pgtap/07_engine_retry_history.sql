@@ -12,7 +12,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(46);
+SELECT plan(51);
 
 -- a reclaim round of the given slot, again while an autovacuum or another session's snapshot is older than the
 -- slot's last write
@@ -119,7 +119,17 @@ SELECT is((SELECT array_agg(failed::text || ':' || cardinality(jobs) ORDER BY fa
 	ARRAY['false:1'], '... the emptied batch of failed jobs is gone, the completed job stays');
 SELECT is(pg_temp.drift(), 0::bigint, '... the counters equal a recount');
 
+-- the slot the retries wrote into is reclaimed in turn: every job reads as before (the revived jobs' past rows
+-- carried with them or moved into the history with the finished ones)
+CREATE TEMP TABLE round1 AS SELECT * FROM awa.jobs;
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 hour')), 'rotated', 'slot 1 sealed');
+SELECT is(pg_temp.reclaim(1), 'reclaimed', 'slot 1 reclaimed');
+SELECT is((SELECT count(*) FROM round1 b FULL JOIN awa.jobs j ON j.id = b.id
+	WHERE to_jsonb(b) IS DISTINCT FROM to_jsonb(j)), 0::bigint, '... every job reads as before');
+SELECT is(pg_temp.in_history(), ARRAY['a:failed', 'd:completed', 'u:cancelled'], '... the finished ones in the history');
+SELECT is(pg_temp.drift(), 0::bigint, '... the counters equal a recount');
+
 SELECT * FROM finish();
 RESET statement_timeout;
-DROP TABLE before;
+DROP TABLE before, round1;
 DROP EXTENSION awa;
