@@ -57,7 +57,8 @@
  *	54000 (program_limit_exceeded): a payload larger than awa.max_args_bytes
  *	55000 (object_not_in_prerequisite_state): the ring is off; a park
  *		without a callback registered under its lease; no open slot
- *	P0002 (no_data_found): awa.ring_retry of an unknown id
+ *	P0002 (no_data_found): awa.ring_retry of an unknown id (neither in the
+ *		slots nor in the history: ring_revive.c, hook: rhist)
  *	23505 (unique_violation): awa.ring_retry of a unique job whose key
  *		another job holds
  *
