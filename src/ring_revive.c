@@ -46,12 +46,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
 
 #include "awa.h"
+#include "floor.h"
 #include "ring.h"
 #include "ring_revive.h"
 
@@ -60,6 +62,64 @@ static Datum
 col1(int i, bool *isnull)
 {
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i, isnull);
+}
+
+#define RING_RETRY_KEY_TRIES	3
+
+/*
+ * See ring_revive.h.  A unique job coming back holds its key again (it let go of it when it
+ * failed or was cancelled, unless those states are among its
+ * unique_states): 23505 when another job holds it now.
+ */
+void
+awa_ring_retry_take_key(Datum id, Datum key, Datum states)
+{
+	static SPIPlanPtr insert_plan = NULL;
+	static SPIPlanPtr holder_plan = NULL;
+	static const Oid types[] = {BYTEAOID, INT8OID, TEXTOID};
+	Datum		values[3] = {key, id, states};
+	int			try;
+
+	awa_plan(&insert_plan,
+			 "INSERT INTO awa.unique_keys (unique_key, job_id, unique_states)"
+			 " VALUES ($1, $2, $3::bit(8)) ON CONFLICT (unique_key) DO NOTHING RETURNING job_id",
+			 3, types);
+	awa_plan(&holder_plan,
+			 "SELECT u.job_id FROM awa.unique_keys u WHERE u.unique_key = $1",
+			 1, types);
+	for (try = 0; try < RING_RETRY_KEY_TRIES; try++)
+	{
+		bool		isnull;
+		int64		holder;
+
+		if (awa_ring_run(insert_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
+						 "awa.ring_retry: unique key") == 1)
+			return;
+		if (awa_ring_run(holder_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+						 "awa.ring_retry: unique key holder") == 0)
+			continue;			/* let go of since: again */
+		holder = DatumGetInt64(col1(1, &isnull));
+		if (holder == DatumGetInt64(id))
+			return;				/* it kept its key */
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("job %lld cannot be retried: job %lld holds its unique key",
+						(long long) DatumGetInt64(id), (long long) holder),
+				 errhint("Wait for job %lld to finish or cancel it, then retry.", (long long) holder)));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not take or find the holder of job %lld's unique key", (long long) DatumGetInt64(id)),
+			 errhint("The holder changed state while this retry ran; retry the transaction.")));
+}
+
+/* See ring_revive.h. */
+void
+awa_ring_retry_claimable(const char *queue)
+{
+	awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
+	/* hook: robs -- a job claimable now: a blocking claimer of its queue is woken at commit */
+	awa_lane_available(psprintf("%s%s", RING_LANE_PREFIX, queue), true);
 }
 
 /* The element of the locked batch (ctid $2) with id $1, as e. */

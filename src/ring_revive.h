@@ -30,10 +30,17 @@
 #define RING_REVIVE_AGAIN	(-2)
 extern int	awa_ring_revive(Datum id);
 
-/* hook: rhist -- ring_ext.c's unique key of a retried job, shared with ring_revive.c */
+/*
+ * awa_ring_retry_take_key: a unique job coming back takes its key again
+ * (awa.unique_keys); 23505 naming the holder when another job holds it.
+ * Caller is in SPI.
+ */
 extern void awa_ring_retry_take_key(Datum id, Datum key, Datum states);
 
-/* hook: rhist -- ring_ext.c's wake-up of a queue whose job became claimable now */
+/*
+ * awa_ring_retry_claimable: a job of queue is claimable now: its floor lane
+ * noted, a blocking claimer of the queue woken at commit.
+ */
 extern void awa_ring_retry_claimable(const char *queue);
 
 #endif							/* AWA_RING_REVIVE_H */
