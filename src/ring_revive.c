@@ -67,9 +67,10 @@ col1(int i, bool *isnull)
 #define RING_RETRY_KEY_TRIES	3
 
 /*
- * See ring_revive.h.  A unique job coming back holds its key again (it let go of it when it
- * failed or was cancelled, unless those states are among its
- * unique_states): 23505 when another job holds it now.
+ * See ring_revive.h.  A unique job coming back holds its key again (it let
+ * go of it when it failed or was cancelled, unless those states are among
+ * its unique_states): 23505 when another job holds it now.  Moved here from
+ * ring_ext.c, which calls it for a retry of a job in the slots.
  */
 void
 awa_ring_retry_take_key(Datum id, Datum key, Datum states)
