@@ -53,34 +53,13 @@ awa_engine_retry_failed(FunctionCallInfo fcinfo, Datum *kind_queue, const char *
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {TEXTOID, TEXTOID};
 
-	static SPIPlanPtr history_plan = NULL;
-	bool		isnull;
-	Datum		moved;
-
-	/*
-	 * awa.ring_retry knows the jobs of the slots only: a failed job a
-	 * reclaim moved into the history cannot come back yet.  Refused whole
-	 * (0A000 naming it), not skipped: retry_failed retries every match.
-	 */
-	moved = awa_engine_value(&history_plan,
-							 "SELECT e.id FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) e"
-							 " WHERE h.failed AND e.state = 'failed'"
-							 " AND ($1::text IS NULL OR e.kind = $1) AND ($2::text IS NULL OR e.queue = $2)"
-							 " ORDER BY e.id LIMIT 1",
-							 2, types, kind_queue, nulls, true, sizeof(int64), &isnull);
-	if (!isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("awa_retry_failed of a job in the ring's history (job %lld) is not on the ring engine yet",
-						(long long) DatumGetInt64(moved)),
-				 errdetail("A reclaim moved the failed job out of its slot; nothing was retried.")));
-
 	/*
 	 * As awa_job_retry_failed (job.c): a unique job comes back only if no
 	 * other job holds its key now (the ring's awa.unique_keys), and of
 	 * failed jobs sharing a key only the newest.  The candidates are fixed
 	 * first (MATERIALIZED) so that the retry runs on them only, in id order;
-	 * awa.ring_retry is false for one no longer failed.
+	 * awa.ring_retry is false for one no longer failed.  A job a reclaim
+	 * moved into the history comes back from there (ring_revive.c).
 	 */
 	return awa_engine_rows(fcinfo, &plan,
 						   "WITH f AS MATERIALIZED (" RING_FAILED_SQL

@@ -57,7 +57,8 @@
  *	54000 (program_limit_exceeded): a payload larger than awa.max_args_bytes
  *	55000 (object_not_in_prerequisite_state): the ring is off; a park
  *		without a callback registered under its lease; no open slot
- *	P0002 (no_data_found): awa.ring_retry of an unknown id
+ *	P0002 (no_data_found): awa.ring_retry of an unknown id (neither in the
+ *		slots nor in the history: ring_revive.c, hook: rhist)
  *	23505 (unique_violation): awa.ring_retry of a unique job whose key
  *		another job holds
  *
@@ -80,12 +81,11 @@
 #include "utils/uuid.h"
 
 #include "awa.h"
-#include "floor.h"
 #include "ring.h"
 #include "ring_sched.h"
+#include "ring_revive.h"		/* hook: rhist */
 
 #define RING_TIMEOUTS_MAX	10000
-#define RING_RETRY_KEY_TRIES	3
 
 PG_FUNCTION_INFO_V1(awa_ring_retry);
 PG_FUNCTION_INFO_V1(awa_ring_cancel_by_unique_key);
@@ -709,52 +709,7 @@ ring_ext_cancel_parked(Datum *values)
  * ---------------------------------------------------------------------
  */
 
-/*
- * A unique job coming back holds its key again (it let go of it when it
- * failed or was cancelled, unless those states are among its
- * unique_states): 23505 when another job holds it now.
- */
-static void
-retry_take_key(Datum id, Datum key, Datum states)
-{
-	static SPIPlanPtr insert_plan = NULL;
-	static SPIPlanPtr holder_plan = NULL;
-	static const Oid types[] = {BYTEAOID, INT8OID, TEXTOID};
-	Datum		values[3] = {key, id, states};
-	int			try;
-
-	awa_plan(&insert_plan,
-			 "INSERT INTO awa.unique_keys (unique_key, job_id, unique_states)"
-			 " VALUES ($1, $2, $3::bit(8)) ON CONFLICT (unique_key) DO NOTHING RETURNING job_id",
-			 3, types);
-	awa_plan(&holder_plan,
-			 "SELECT u.job_id FROM awa.unique_keys u WHERE u.unique_key = $1",
-			 1, types);
-	for (try = 0; try < RING_RETRY_KEY_TRIES; try++)
-	{
-		bool		isnull;
-		int64		holder;
-
-		if (awa_ring_run(insert_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
-						 "awa.ring_retry: unique key") == 1)
-			return;
-		if (awa_ring_run(holder_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
-						 "awa.ring_retry: unique key holder") == 0)
-			continue;			/* let go of since: again */
-		holder = DatumGetInt64(col(1, &isnull));
-		if (holder == DatumGetInt64(id))
-			return;				/* it kept its key */
-		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("job %lld cannot be retried: job %lld holds its unique key",
-						(long long) DatumGetInt64(id), (long long) holder),
-				 errhint("Wait for job %lld to finish or cancel it, then retry.", (long long) holder)));
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("could not take or find the holder of job %lld's unique key", (long long) DatumGetInt64(id)),
-			 errhint("The holder changed state while this retry ran; retry the transaction.")));
-}
+/* hook: rhist -- the unique key of a retried job and the wake-up of its queue: ring_revive.c */
 
 Datum
 awa_ring_retry(PG_FUNCTION_ARGS)
@@ -816,6 +771,18 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 				SPI_finish();
 				PG_RETURN_BOOL(false);	/* scheduled, never ready */
 			}
+			/* hook: rhist -- a failed or cancelled job a reclaim moved into the history comes back */
+			switch (awa_ring_revive(id))
+			{
+				case RING_REVIVED:
+					SPI_finish();
+					PG_RETURN_BOOL(true);
+				case RING_REVIVE_NOT:
+					SPI_finish();
+					PG_RETURN_BOOL(false);
+				case RING_REVIVE_AGAIN:
+					continue;
+			}
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("job %lld does not exist", (long long) DatumGetInt64(id))));
@@ -847,14 +814,14 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 		{
 			/* its wait ends here, unless a callback, the timeout or a cancel ended it first */
 			if (keyed)
-				retry_take_key(id, key, states);
+				awa_ring_retry_take_key(id, key, states);
 			if (!insert_done(&a, "available", NULL, true, (Datum) 0, true))
 				continue;
 		}
 		else if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
 		{
 			if (keyed)
-				retry_take_key(id, key, states);
+				awa_ring_retry_take_key(id, key, states);
 		}
 		else
 			break;				/* completed; or retryable, snoozed, available again */
@@ -864,9 +831,7 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the ring has no open slot")));
-		awa_floor_note(psprintf("%s%s", RING_LANE_PREFIX, queue), GetCurrentTransactionStartTimestamp());
-		/* hook: robs -- a job claimable now: a blocking claimer of its queue is woken at commit */
-		awa_lane_available(psprintf("%s%s", RING_LANE_PREFIX, queue), true);
+		awa_ring_retry_claimable(queue);	/* hook: rhist -- shared with ring_revive.c */
 		SPI_finish();
 		PG_RETURN_BOOL(true);
 	}
