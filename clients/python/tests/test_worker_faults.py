@@ -24,7 +24,7 @@ import psycopg
 
 import awa_client as awa
 from awa_client.worker import JsonFormatter
-from support import DSN, requires_database, subprocess_env
+from support import DSN, on_ring_engine, requires_database, subprocess_env
 
 POISON = """
 CREATE TABLE IF NOT EXISTS public.poisoned (id bigint PRIMARY KEY, what text NOT NULL);
@@ -42,6 +42,26 @@ DROP TRIGGER IF EXISTS poison ON awa.jobs;
 CREATE TRIGGER poison BEFORE UPDATE ON awa.jobs FOR EACH ROW EXECUTE FUNCTION public.poison();
 """
 
+# The same poison in a database on the ring engine, where awa.jobs is a view: a job's next row is
+# inserted (nothing is updated), so the triggers are on the ring's tables: leaving running writes
+# a row of awa.done, awa.ready or awa.scheduled ('finish'), a heartbeat a row of awa.beats.
+RING_TABLES = (("done", "finish"), ("ready", "finish"), ("scheduled", "finish"), ("beats", "heartbeat"))
+DROP_POISON_RING = "".join("DROP TRIGGER IF EXISTS poison ON awa.%s;\n" % t for t, _ in RING_TABLES)
+POISON_RING = """
+CREATE TABLE IF NOT EXISTS public.poisoned (id bigint PRIMARY KEY, what text NOT NULL);
+CREATE OR REPLACE FUNCTION public.poison_ring() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    jid bigint := coalesce(to_jsonb(NEW)->>'job_id', to_jsonb(NEW)->>'id')::bigint;
+BEGIN
+    IF EXISTS (SELECT FROM public.poisoned p WHERE p.id = jid AND p.what = TG_ARGV[0]) THEN
+        RAISE EXCEPTION 'job % is poisoned (%)', jid, TG_OP;
+    END IF;
+    RETURN NEW;
+END $$;
+""" + DROP_POISON_RING + "".join(
+    "CREATE TRIGGER poison BEFORE INSERT ON awa.%s FOR EACH ROW EXECUTE FUNCTION public.poison_ring('%s');\n"
+    % tw for tw in RING_TABLES)
+
 
 @requires_database
 class WorkerTestBase(unittest.TestCase):
@@ -50,12 +70,20 @@ class WorkerTestBase(unittest.TestCase):
     def setUp(self):
         self.db = awa.Client(DSN, driver="psycopg")
         self.addCleanup(self.db.close)
-        self.db.execute("DROP TRIGGER IF EXISTS poison ON awa.jobs")
+        ring = on_ring_engine(self.db)
+        drop, poison = (DROP_POISON_RING, POISON_RING) if ring else (
+            "DROP TRIGGER IF EXISTS poison ON awa.jobs", POISON)
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(drop)
         self.db.execute("DELETE FROM awa.jobs")
         with psycopg.connect(DSN, autocommit=True) as conn:
-            conn.execute(POISON)  # several statements: the simple query protocol
+            conn.execute(poison)  # several statements: the simple query protocol
         self.db.execute("TRUNCATE public.poisoned")
-        self.addCleanup(self.db.execute, "DROP TRIGGER IF EXISTS poison ON awa.jobs")
+
+        def unpoison():
+            with psycopg.connect(DSN, autocommit=True) as conn:
+                conn.execute(drop)
+        self.addCleanup(unpoison)
         self.reg = awa.Registry()
 
     def value(self, sql, params=()):
