@@ -5,8 +5,8 @@
 # engine (awa.install_engine = ring before CREATE EXTENSION: awa.jobs is a view of the ring,
 # docs/storage.md "Step 5: how the switch lands").  The package from the source tree
 # (clients/python/src); test/integration/python_package.sh tests the installed package on the
-# table engine.  Every test runs except those named in NOT_ON_RING below, each with the reason; a
-# name there that no longer exists, a failure or a skipped test fails this script.
+# table engine.  Every test runs except those named in NOT_ON_RING below, with the reason; a name
+# there that no longer exists, a failure or a skipped test fails this script.
 # Needs PGHOST/PGPORT/PGUSER of a running server with awa preloaded, as exported by
 # scripts/test.sh.  Exits non-zero on failure.
 set -euo pipefail
@@ -32,17 +32,8 @@ PGOPTIONS="-c awa.install_engine=ring" psql -d "$DB" -c "CREATE EXTENSION awa"
 [ "$(psql -d "$DB" -Atc "SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass")" = v ] ||
 	fail "awa.jobs is not the ring's view: the database is not on the ring engine"
 
-# Not run on the ring engine (yet), and why:
+# Not run here, and why:
 NOT_ON_RING=(
-	# awa_rescue() under SET awa.heartbeat_timeout = N: awa.jobs compares each running job's
-	# heartbeat with the session's timeout when it rescues; the ring fixed each attempt's deadline
-	# when it was claimed or beat (LEAST(lease, awa.heartbeat_timeout) of the claiming session), so
-	# a shorter timeout set by the rescuing session takes nothing back (0 where awa.jobs takes 3 / 2)
-	test_client_it.WorkerProcessTests.test_sigkill_mid_job_is_rescued_and_completed_by_the_other
-	test_worker_faults.WorkerFaultTests.test_gives_up_on_a_job_whose_complete_or_fail_always_errors
-	# the setup writes each state with UPDATE awa.jobs, which the ring's view refuses (0A000)
-	test_states.StatesInTheDatabaseTests.test_awa_retry_accepts_exactly_the_retryable_states
-	test_states.StatesInTheDatabaseTests.test_awa_cancel_accepts_exactly_the_live_states
 	# the installed distribution (metadata, console script): python_package.sh; not installed here
 	test_package.VersionTests.test_installed_metadata_has_the_same_version
 	test_package.EntryPointTests.test_awa_worker_console_script
@@ -70,7 +61,7 @@ stale = [e for e in excluded if not any(t.id() == e or t.id().startswith(e + "."
 if stale:
     print("NOT_ON_RING names no test: %s" % stale); sys.exit(2)
 run = [t for t in everything if not left_out(t)]
-print("on the ring engine: %d of %d tests of clients/python/tests (%d not run there yet)"
+print("on the ring engine: %d of %d tests of clients/python/tests (%d not run here)"
       % (len(run), len(everything), len(everything) - len(run)), flush=True)
 result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(unittest.TestSuite(run))
 sys.exit(0 if result.wasSuccessful() and not result.skipped else 1)
