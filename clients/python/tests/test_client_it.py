@@ -672,7 +672,7 @@ class WorkerProcessTests(AwaTestCase):
         # The heartbeat timeout the rescue below uses, as a server setting would give it to every
         # session: the ring engine fixes each attempt's deadline when it is claimed or beats.
         a = self.spawn("it_kill", "victim", "--batch", "5", "--heartbeat", "1",
-                       PGOPTIONS="-c awa.heartbeat_timeout=2")
+                       PGOPTIONS=(os.environ.get("PGOPTIONS", "") + " -c awa.heartbeat_timeout=2").strip())
         self.wait_claiming(1)
         ids = [j.id for j in [self.db.insert("it.hang_first", {"i": i}, queue="it_kill") for i in range(3)]]
         self.wait_for("SELECT count(*) FROM awa.jobs WHERE state = 'running' AND claimed_by = 'victim'",
