@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The Python package's own tests (clients/python/tests: the client with both drivers, the Worker
 # in-process and as processes, retries, renewable leases and timeouts, its fault handling,
-# dependencies, groups, external waits, several queues) against a database created with the ring
-# engine (awa.install_engine = ring before CREATE EXTENSION: awa.jobs is a view of the ring,
-# docs/storage.md "Step 5: how the switch lands").  The package from the source tree
+# dependencies, groups, external waits, several queues), then the Django example (django.sh with
+# AWA_TEST_ENGINE=ring), against databases created with the ring engine (awa.install_engine = ring
+# before CREATE EXTENSION: awa.jobs is a view of the ring, docs/storage.md "Step 5: how the switch
+# lands").  The package from the source tree
 # (clients/python/src); test/integration/python_package.sh tests the installed package on the
 # table engine.  Every test runs except those named in NOT_ON_RING below, with the reason; a name
 # there that no longer exists, a failure or a skipped test fails this script.
@@ -75,3 +76,8 @@ set -e
 cat "$TMP/unittest.log"
 [ "$rc" = 0 ] || fail "clients/python/tests on the ring engine (exit $rc; a skipped test fails too)"
 echo "ok - clients/python/tests on the ring engine: $(grep -Eo '^Ran [0-9]+ tests?' "$TMP/unittest.log"), none failed or skipped"
+
+# The Django example (awa_client in Django's transactions, the awa_worker management command) on the ring.
+unset PGOPTIONS PYTHONPATH
+AWA_TEST_ENGINE=ring bash "$ROOT/test/integration/django.sh" || fail "test/integration/django.sh on the ring engine"
+echo "ok - test/integration/django.sh on the ring engine"
