@@ -21,6 +21,17 @@ drop_dbs() {
 }
 trap drop_dbs EXIT
 
+# AWA_TEST_ENGINE=ring (test/integration/python_ring.sh): both databases, the project's and Django's
+# test database (awa from the shop's migration), keep their jobs in the ring (docs/storage.md, "Step 5:
+# how the switch lands"); the test database is kept until the end to check that it does.
+ENGINE=${AWA_TEST_ENGINE:-table}
+KEEP=()
+case "$ENGINE" in
+	table) ;;
+	ring) export PGOPTIONS="-c awa.install_engine=ring -c jit=off"; KEEP=(--keepdb) ;;
+	*) echo "AWA_TEST_ENGINE must be table or ring" >&2; exit 2 ;;
+esac
+
 drop_dbs
 psql -d postgres -c "CREATE DATABASE $DB"
 psql -d "$DB" -c "CREATE EXTENSION awa"   # the project database; Django's test database gets it from the shop migration
@@ -29,4 +40,11 @@ cd "$ROOT/examples/django"
 export PGDATABASE=$DB DJANGO_SETTINGS_MODULE=shopsite.settings
 export PYTHONPATH="$ROOT/clients/python/src${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
-timeout 300 "$PY" manage.py test --noinput -v 2 shop
+timeout 300 "$PY" manage.py test --noinput -v 2 "${KEEP[@]}" shop
+if [ "$ENGINE" = ring ]; then
+	for d in "$DB" "test_$DB"; do
+		[ "$(psql -d "$d" -Atc "SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass")" = v ] ||
+			{ echo "FAIL: awa.jobs of $d is not the ring's view" >&2; exit 1; }
+	done
+	echo "ok - the project's and Django's test database keep their jobs in the ring"
+fi

@@ -97,8 +97,23 @@ class StatesInTheDatabaseTests(unittest.TestCase):
         self.assertEqual(self.value("SELECT enum_range(NULL::awa.job_state)::text[]"), list(STATES))
 
     def job_in(self, state):
-        jid = self.db.insert("states.check", {"state": state}, queue="states").id
-        self.db.execute("UPDATE awa.jobs SET state = %s::awa.job_state WHERE id = %s", [state, jid])
+        """A job put in state through the API (so on either engine), alone in its queue."""
+        queue = "states_" + state
+        run_at = self.value("SELECT now() + interval '1 hour'") if state == "scheduled" else None
+        jid = self.db.insert("states.check", {"state": state}, queue=queue, run_at=run_at,
+                             max_attempts=1 if state == "failed" else None).id
+        if state == "cancelled":
+            self.db.cancel(jid)
+        elif state not in ("available", "scheduled"):
+            (job,) = self.db.claim(queue, batch=1)
+            if state == "completed":
+                self.db.complete(jid, job.run_lease)
+            elif state in ("retryable", "failed"):
+                self.db.fail(jid, job.run_lease, "states", retry_in="1 hour")
+            elif state == "waiting_external":
+                self.db.register_callback(jid, job.run_lease, "1 hour")
+                self.db.wait_external(jid, job.run_lease)
+        self.assertEqual(self.value("SELECT state::text FROM awa.jobs WHERE id = %s", [jid]), state)
         return jid
 
     def acts_on(self, function):
