@@ -27,6 +27,7 @@
 #include "awa.h"
 #include "deps.h"
 #include "engine_admin.h"
+#include "engine_drain.h"
 #include "job_state_sql.h"
 #include "ring_admin.h"
 
@@ -96,21 +97,12 @@ awa_engine_discard_failed(Datum kind, bool kind_isnull)
 int64
 awa_engine_drain(Datum queue)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid types[] = {TEXTOID};
-	bool		isnull;
-
 	/*
-	 * The queue's jobs waiting to run or waiting on an external system, each
-	 * cancelled by the ring's cancel in id order (false: it ended since, or
-	 * a claim took it first); running ones are left to finish.
+	 * hook: riso -- the queue's jobs waiting to run or waiting on an external
+	 * system, each cancelled only if it still waits after a claim in progress
+	 * of it ended; running ones are left to finish (engine_drain.c).
 	 */
-	return DatumGetInt64(awa_engine_value(&plan,
-										  "WITH l AS MATERIALIZED (SELECT j.id FROM awa.ring_live_jobs j"
-										  "  WHERE j.queue = $1 AND j.state IN " AWA_STATES_QUEUED_SQL ")"
-										  " SELECT count(*) FROM"
-										  " (SELECT awa.ring_cancel(l.id) AS ok FROM l ORDER BY l.id) c WHERE c.ok",
-										  1, types, &queue, NULL, true, sizeof(int64), &isnull));
+	return awa_engine_drain_waiting(queue);
 }
 
 /* See engine_admin.h. */

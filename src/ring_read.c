@@ -525,6 +525,9 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 			}
 			else
 				ring_add(c, r.queue, r.state, 0, true, -1);
+			/* hook: riso -- a held attempt (running or parked) cancelled: NOTIFY awa.cancel, as awa.jobs does */
+			if ((parked || rc != NULL) && ring_state_of(statetype, st) == AWA_STATE_CANCELLED)
+				awa_notify_cancel(id, lease);
 			/* hook: robs -- history: the event of this end, run from the receipt's claim */
 			if (hist)
 				awa_ring_history_done(row, rs, rc);

@@ -91,6 +91,7 @@
 #include "utils/wait_event.h"
 
 #include "awa.h"
+#include "ring.h"
 #include "shmem.h"
 
 /*
@@ -200,12 +201,20 @@ note_queue(const char *queue, bool notify)
 /*
  * hook: rwait -- the jobs of a ring lane (awa_ring_lane's name): available
  * counts one more waiter to wake at commit, else (a job due later) at
- * least one; listeners are not told.
+ * least one; available also NOTIFYs the queue's listeners (as
+ * awa_job_available; a job due later tells them nothing).
  */
 void
 awa_lane_available(const char *lane, bool available)
 {
 	note_hash(lane_hash(lane), available);
+	/*
+	 * hook: riso -- a ring queue's job made available NOTIFYs the queue's
+	 * channel as awa_job_available does (a second NOTIFY of the same
+	 * channel and payload in a transaction is dropped by PostgreSQL)
+	 */
+	if (available && strncmp(lane, RING_LANE_PREFIX, strlen(RING_LANE_PREFIX)) == 0)
+		awa_notify_queue(lane + strlen(RING_LANE_PREFIX));
 }
 
 /* note_queue's bookkeeping, by hash (available: one more waiter) */
