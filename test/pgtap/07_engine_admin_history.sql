@@ -13,20 +13,7 @@ SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
 SELECT plan(23);
 
--- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
-CREATE FUNCTION pg_temp.reclaim() RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	o text;
-BEGIN
-	FOR i IN 1..100 LOOP
-		SELECT r.outcome INTO o FROM awa.ring_reclaim(10) r WHERE r.slot = 0;
-		EXIT WHEN o IS DISTINCT FROM 'snapshot';
-		PERFORM pg_sleep(0.1);
-	END LOOP;
-	RETURN o;
-END $$;
-CREATE FUNCTION pg_temp.drift() RETURNS bigint LANGUAGE sql AS
-	$$SELECT count(*) FROM awa.ring_recount() WHERE counted IS DISTINCT FROM recounted$$;
+\ir lib/ring_reclaim.psql
 
 -- two failed jobs and a completed unique one, in slot 0, moved into the history
 SELECT is((SELECT count(*) FROM awa_insert_many('[{"kind": "h", "queue": "hq", "max_attempts": 1},

@@ -11,18 +11,7 @@ SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SELECT plan(13);
 
--- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
-CREATE FUNCTION pg_temp.reclaim() RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	o text;
-BEGIN
-	FOR i IN 1..100 LOOP
-		SELECT r.outcome INTO o FROM awa.ring_reclaim(10) r WHERE r.slot = 0;
-		EXIT WHEN o IS DISTINCT FROM 'snapshot';
-		PERFORM pg_sleep(0.1);
-	END LOOP;
-	RETURN o;
-END $$;
+\ir lib/ring_reclaim.psql
 
 -- in slot 0: three jobs of key k1 (one completes, one fails for good and is retried, one stays waiting), one of k2
 -- that completes, and e, which fails for good and is retried once slot 0 is sealed (its earlier attempt in slot 0,

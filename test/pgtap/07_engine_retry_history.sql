@@ -14,21 +14,7 @@ SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
 SELECT plan(51);
 
--- a reclaim round of the given slot, again while an autovacuum or another session's snapshot is older than the
--- slot's last write
-CREATE FUNCTION pg_temp.reclaim(s int) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	o text;
-BEGIN
-	FOR i IN 1..100 LOOP
-		SELECT r.outcome INTO o FROM awa.ring_reclaim(10) r WHERE r.slot = s;
-		EXIT WHEN o IS DISTINCT FROM 'snapshot';
-		PERFORM pg_sleep(0.1);
-	END LOOP;
-	RETURN o;
-END $$;
-CREATE FUNCTION pg_temp.drift() RETURNS bigint LANGUAGE sql AS
-	$$SELECT count(*) FROM awa.ring_recount() WHERE counted IS DISTINCT FROM recounted$$;
+\ir lib/ring_reclaim.psql
 CREATE FUNCTION pg_temp.in_history() RETURNS text[] LANGUAGE sql AS
 	$$SELECT coalesce(array_agg(e.kind || ':' || e.state ORDER BY e.id), '{}')
 	  FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) e$$;
