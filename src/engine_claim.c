@@ -32,8 +32,8 @@
  * awa.scheduled, awa_ring_due_ms), a due scheduled row held by another
  * transaction's claim is looked at again after 1, 2, 4 ... ms (at most
  * 1 s), as in ring_wait.c.  A claim of every queue, or of more queues than
- * a wait slot lists, is not published and looks again every 100 ms (the
- * ring's lanes are not among an awa.jobs waiter's "every queue").
+ * a wait slot lists, waits for every lane of the database (a wake-up of any
+ * ring queue counts it among that queue's waiters).
  *
  *-------------------------------------------------------------------------
  */
@@ -210,7 +210,7 @@ awa_engine_wait_register(text *queue, char **names, int nqueues)
 	if (queue != NULL)
 		return awa_wait_register_lane(awa_ring_lane(queue));
 	if (nqueues == 0)
-		return false;			/* every queue: polls */
+		return awa_wait_register_lanes(NULL, 0);	/* every lane */
 	lanes = palloc(sizeof(char *) * nqueues);
 	for (i = 0; i < nqueues; i++)
 		lanes[i] = awa_ring_lane(cstring_to_text(names[i]));

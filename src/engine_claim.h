@@ -40,8 +40,9 @@ typedef struct AwaClaimedRow
  * scheduled job of its queues comes due, or a rate's next slot opens.
  *
  * awa_engine_wait_register: publish a blocking claim of those queues in
- * wake.c under the ring's lanes; false: the caller polls (no shared
- * memory, every queue, or more queues than a wait slot holds).
+ * wake.c under the ring's lanes (every queue, or more queues than a wait
+ * slot holds: every lane of the database); false: the caller polls (no
+ * shared memory).
  *
  * awa_engine_rate_init (engine_rate.c, from _PG_init): sets ratelimit.c's
  * awa_rate_seed_ring, which rebuilds a rate's window on the ring from its

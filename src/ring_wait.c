@@ -182,7 +182,7 @@ static pg_noinline Datum
 ring_wait_loop(Datum *values, const char *nulls, bool several, const char *const *lanes, int nlanes,
 			   int64 wait_us, bool *isnull)
 {
-	/* hook: rclaim: several lanes (more than wake.c's slot holds, or every queue: polls) */
+	/* hook: rclaim: several lanes (more than wake.c's slot holds, or every queue: every lane) */
 	volatile bool registered = several ? awa_wait_register_lanes(lanes, nlanes) :
 		awa_wait_register_lane(lanes[0]);
 	Datum		jobs = (Datum) 0;
@@ -313,7 +313,7 @@ ring_claim_wait_common(FunctionCallInfo fcinfo, bool several)
 		}
 		else
 		{
-			lanes = NULL;		/* every queue: not published, polls */
+			lanes = NULL;		/* every queue: waits for every lane */
 			nlanes = 0;
 		}
 	}

@@ -43,7 +43,10 @@
  * hashes in its slot, up to AWA_WAIT_QUEUES of them; with more, or for
  * every queue, it waits for any queue of its database.  A commit counts
  * it among the waiters of each queue it serves, so the rules above hold
- * per queue.  Not knowing which queue a wake-up it took was for, it passes
+ * per queue.  A waiter of more queues than a slot lists is counted only
+ * after the queue's own waiters: it claims only its queues, and a wake-up
+ * it took for another queue's job would be lost to that queue's waiter
+ * (who then slept to the end of its wait).  Not knowing which queue a wake-up it took was for, it passes
  * one on to a waiter of each of its queues (a waiter of every queue: to
  * every waiter of the database) when it claims a full batch or leaves
  * holding one.  It keeps the time of its own next scheduled job (other
@@ -63,8 +66,10 @@
  * for a ring lane and clear for a queue of awa.jobs, so a ring queue and
  * an awa.jobs queue of the same name never share wake-ups, and a waiter
  * of every awa.jobs queue is not counted among a lane's waiters (it would
- * take a lane's wake-up and never claim the job).  The lanes are not
- * NOTIFYed: listeners wait for awa.jobs.
+ * take a lane's wake-up and never claim the job), nor a waiter of every
+ * lane (a claim of every ring queue, or of more than AWA_WAIT_QUEUES) among
+ * an awa.jobs queue's.  The lanes are not NOTIFYed: listeners wait for
+ * awa.jobs.
  *
  *-------------------------------------------------------------------------
  */
@@ -141,7 +146,7 @@ static bool exit_callback_set = false;
 
 static void note_queue(const char *queue, bool notify);
 static void note_hash(uint32 h, bool available);
-static bool register_hashes(const uint32 *hashes, int n);
+static bool register_hashes(const uint32 *hashes, int n, uint32 every);
 static int	claimed_entry_hash(uint32 h);
 static void pass_on_wakeup(void);
 static bool slot_serves(AwaWaitSlot *slot, uint32 hash);
@@ -263,8 +268,9 @@ slot_serves(AwaWaitSlot *slot, uint32 hash)
 
 	if (n == 1)
 		return slot->queue_hash == hash;
+	/* every queue, or more than a slot lists: queue_hash's top bit says of which engine (hook: rwait) */
 	if (n == 0 || n > AWA_WAIT_QUEUES)
-		return (hash & LANE_HASH_BIT) == 0;	/* hook: rwait: awa.jobs' queues only */
+		return (hash & LANE_HASH_BIT) == (slot->queue_hash & LANE_HASH_BIT);
 	for (i = 0; i < n; i++)
 		if (slot->queue_hashes[i] == hash)
 			return true;
@@ -304,9 +310,16 @@ hand_wakeups(uint32 hash, bool any_queue, bool at_limit_only, int k)
 	nslots = awa_shared->nslots;
 	/* begin where the last scan left off, so wake-ups spread over waiters */
 	start = (int) (pg_atomic_fetch_add_u32(&awa_shared->next_start, 1) % (uint32) nslots);
-	for (n = 0; n < nslots && handed < k; n++)
+	/*
+	 * Two passes: waiters that claim from this queue first, then waiters of
+	 * more queues than a slot lists (they wait for every queue but claim
+	 * only theirs, so one may take a wake-up for a job it will not claim:
+	 * only when no waiter of the queue is left to take it).
+	 */
+	for (n = 0; n < 2 * nslots && handed < k; n++)
 	{
 		int			i = (start + n) % nslots;
+		bool		overflow_pass = n >= nslots;
 		AwaWaitSlot *slot = &awa_shared->slots[i];
 		uint32		gen = pg_atomic_read_u32(&slot->reg_gen);
 		uint32		expected = 0;
@@ -318,7 +331,8 @@ hand_wakeups(uint32 hash, bool any_queue, bool at_limit_only, int k)
 			continue;
 		pg_read_barrier();
 		match = slot->dboid == MyDatabaseId &&
-			(any_queue || slot_serves(slot, hash));
+			(any_queue ? !overflow_pass :
+			 (slot->nqueues > AWA_WAIT_QUEUES) == overflow_pass && slot_serves(slot, hash));
 		procno = slot->procno;
 		pg_read_barrier();
 		if (!match || pg_atomic_read_u32(&slot->reg_gen) != gen)
@@ -556,11 +570,9 @@ awa_wait_register_many(const char *const *queues, int n)
 	uint32		hashes[AWA_WAIT_QUEUES];
 	int			i;
 
-	if (n > AWA_WAIT_QUEUES)
-		n = 0;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n && n <= AWA_WAIT_QUEUES; i++)
 		hashes[i] = queue_hash(queues[i]);
-	return register_hashes(hashes, n);
+	return register_hashes(hashes, n, 0);
 }
 
 /*
@@ -572,14 +584,14 @@ awa_wait_register_lane(const char *lane)
 {
 	uint32		h = lane_hash(lane);
 
-	return register_hashes(&h, 1);
+	return register_hashes(&h, 1, 0);
 }
 
 /*
  * hook: rclaim -- publish this backend as waiting for jobs of any of n
- * ring lanes (1..AWA_WAIT_QUEUES; awa_ring_lane's names), as
- * awa_wait_register_many does for queues.  Returns false with more lanes
- * (or without shared memory): the caller then polls.
+ * ring lanes (awa_ring_lane's names), as awa_wait_register_many does for
+ * queues: n = 0, or more than AWA_WAIT_QUEUES, waits for every lane of the
+ * database.  Returns false without shared memory: the caller then polls.
  */
 bool
 awa_wait_register_lanes(const char *const *lanes, int n)
@@ -587,16 +599,20 @@ awa_wait_register_lanes(const char *const *lanes, int n)
 	uint32		hashes[AWA_WAIT_QUEUES];
 	int			i;
 
-	if (n < 1 || n > AWA_WAIT_QUEUES)
-		return false;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n && n <= AWA_WAIT_QUEUES; i++)
 		hashes[i] = lane_hash(lanes[i]);
-	return register_hashes(hashes, n);
+	return register_hashes(hashes, n, LANE_HASH_BIT);
 }
 
-/* Publish the slot for these n hashes (0: every awa.jobs queue). */
+/*
+ * Publish the slot for these n hashes; n = 0: every queue of one engine,
+ * the one every names (0 for awa.jobs, LANE_HASH_BIT for the ring's
+ * lanes); more than AWA_WAIT_QUEUES: as 0, with nothing listed (a waiter
+ * of that many queues, woken after the waiters of the queue, see
+ * hand_wakeups).
+ */
 static bool
-register_hashes(const uint32 *hashes, int n)
+register_hashes(const uint32 *hashes, int n, uint32 every)
 {
 	AwaWaitSlot *slot = awa_my_slot();
 	int			i;
@@ -607,9 +623,9 @@ register_hashes(const uint32 *hashes, int n)
 	if (registered)
 		awa_wait_unregister();
 	slot->dboid = MyDatabaseId;
-	slot->nqueues = (uint32) n;
-	slot->queue_hash = n == 1 ? hashes[0] : 0;
-	for (i = 0; i < n; i++)
+	slot->nqueues = (uint32) Min(n, AWA_WAIT_QUEUES + 1);
+	slot->queue_hash = n == 1 ? hashes[0] : (n == 0 || n > AWA_WAIT_QUEUES) ? every : 0;
+	for (i = 0; i < n && n <= AWA_WAIT_QUEUES; i++)
 		slot->queue_hashes[i] = registered_hashes[i] = hashes[i];
 	slot->procno = MyProc->pgprocno;
 	pg_atomic_write_u32(&slot->woken, 0);
@@ -627,7 +643,7 @@ register_hashes(const uint32 *hashes, int n)
 	pg_memory_barrier();
 	registered = true;
 	registered_hash = slot->queue_hash;
-	registered_nqueues = n;
+	registered_nqueues = (int) slot->nqueues;
 	took_wake = false;
 	attempting = false;
 	slept = false;
@@ -649,7 +665,7 @@ pass_on_wakeup(void)
 
 	if (registered_nqueues == 1)
 		(void) hand_wakeups(registered_hash, false, false, 1);
-	else if (registered_nqueues == 0)
+	else if (registered_nqueues == 0 || registered_nqueues > AWA_WAIT_QUEUES)
 		(void) hand_wakeups(0, true, false, INT_MAX);
 	else
 		for (i = 0; i < registered_nqueues; i++)

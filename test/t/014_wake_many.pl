@@ -5,7 +5,8 @@
 #     did not exist yet for a waiter of every queue (queues NULL), and a commit on the
 #     17th queue of a waiter of 17 (more than a wait slot lists: it waits for every queue);
 #  2. a waiter of other queues does not swallow a queue's wake-up: with a waiter of
-#     (ma, mb) and a waiter of mc asleep, a job of mc is taken at once;
+#     (ma, mb) and a waiter of mc asleep, a job of mc is taken at once; likewise beside a
+#     waiter of 17 other queues (it waits for every queue but claims only its own);
 #  3. with a waiter of every queue and a waiter of md asleep, a job of md is taken at once
 #     by one of them;
 #  4. two jobs committed together wake two waiters of the same queues (one each);
@@ -79,6 +80,21 @@ q1("SELECT awa_insert('on-mc', queue => 'mc')");
 woken($s, 'on-mc', 'a waiter of mc beside a waiter of (ma, mb)', $t0);
 is(done($other), 0, 'the waiter of (ma, mb) ends without error');
 is($other->{out}, '', 'the waiter of (ma, mb) took nothing');
+
+# 2b. a waiter of more queues than a wait slot lists (17, so it waits for every queue) does not take
+# the wake-up of a queue it does not claim from that queue's own waiter (it used to, in most rounds:
+# the job then waited for the end of the other waiter's wait); four rounds, as the scan for waiters
+# starts at a different slot each time
+for my $round (1 .. 4)
+{
+	my $many = waiter("w2b-many$round", "ARRAY(SELECT 'n' || g FROM generate_series(1, 17) g)", '3 s');
+	$s  = waiter("w2b-mg$round", "ARRAY['mg']", '30 s');
+	$t0 = time;
+	q1("SELECT awa_insert('on-mg', queue => 'mg')");
+	woken($s, 'on-mg', "round $round: a waiter of mg beside a waiter of 17 other queues", $t0);
+	is(done($many), 0, "round $round: the waiter of 17 queues ends without error");
+	is($many->{out}, '', "round $round: the waiter of 17 queues took nothing");
+}
 
 # 3. a waiter of every queue beside a waiter of md: one of them takes it at once
 my $all = waiter('w3-all', 'NULL::text[]', '2 s');

@@ -1,6 +1,6 @@
 # The blocking claim of awa's API on a database whose jobs are in the ring (created with
 # awa.install_engine = ring; docs/storage.md, "Step 5: awa_claim on the ring"), on a server of its
-# own with no maintenance worker: awa_claim with a wait (one queue, several) and CALL
+# own with no maintenance worker: awa_claim with a wait (one queue, several, every queue) and CALL
 # awa_claim_wait (one queue, several) sleep until another session's insert into their queue
 # commits and return that job at once; a job scheduled a moment ahead is claimed when it comes
 # due; a wait with nothing to claim ends with no rows, at its end or a little before
@@ -77,6 +77,20 @@ $s = waiter('proc-several', "CALL awa_claim_wait(ARRAY['q4a', 'q4b'], 'w', 1, '1
 is(q1("SHOW awa.waiting_claimers"), '1', 'it is published as a waiter of its queues');
 $id = insert('q4a', 4);
 woken($s, qr/\b$id\b/, 3, 'CALL awa_claim_wait(queues)');
+
+# 4b. every queue (NULL), and more queues than a wait slot lists (20): published as a waiter of
+# every ring queue, woken by the commit of an insert into any of them
+$s = waiter('every', "SELECT c.args->>'n' FROM awa_claim(NULL::text[], 'w', 1, '1 min', '30 s') c");
+is(q1("SHOW awa.waiting_claimers"), '1', 'a claim of every queue is published as a waiter (not polling)');
+insert('q4c', 41);
+woken($s, qr/^41$/, 3, 'awa_claim(every queue, wait)');
+$s = waiter('twenty', "SELECT c.args->>'n' FROM awa_claim(ARRAY(SELECT 'q4m' || i FROM generate_series(1, 20) i), "
+	. "'w', 1, '1 min', '30 s') c");
+is(q1("SHOW awa.waiting_claimers"), '1', 'a claim of 20 queues is published as a waiter of every queue');
+insert('q4other', 42);
+insert('q4m17', 43);
+woken($s, qr/^43$/, 3, 'awa_claim(20 queues, wait): the job of its 17th queue');
+is(q1("SELECT state FROM awa.jobs WHERE args->>'n' = '42'"), 'available', 'the job of another queue is left');
 
 # 5. a job scheduled 1.5 s ahead: claimed when due, not before, with no commit to wake the waiter
 q1("SELECT awa_insert('k', '{\"n\": 5}', queue => 'q5', run_at => clock_timestamp() + interval '1.5 s')");
