@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Latency measurements of awa's benchmark suite (cases 4 and 6), called by bench/run.sh.
 
-  latency.py stats --size N --reps R --raw FILE
+  latency.py stats --size N --reps R [--timeout S] --raw FILE [--meta FILE]
       case 4: awa_queue_stats(), one awa_list_jobs page and the count(*) GROUP BY reference,
-      called in rotating order, R times each (after one warm-up call); appends milliseconds.
+      called in rotating order, R times each (after one warm-up call); appends milliseconds.  A query whose
+      warm-up call takes over S seconds (default 60) is cancelled and recorded as NA ("timeout: ...").  With
+      --meta, appends c4_exact_N: whether awa_queue_stats()' counts by state equal the recount at one snapshot.
   latency.py wake --rounds R --raw FILE
       case 6: a session blocked in awa_claim(queue, wait => '10 s'); another inserts a job and commits;
       milliseconds from the commit being sent to the blocked call returning.  The reference is the same
@@ -36,8 +38,36 @@ def has_list_jobs(conn):
     return conn.execute("SELECT count(*) FROM pg_proc WHERE proname = 'awa_list_jobs'").fetchone()[0] > 0
 
 
+STATS_COLUMNS = ("scheduled", "available", "retryable", "running", "waiting_external", "failed", "cancelled")
+
+
+def exactness(conn):
+    """awa_queue_stats()' counts by state against a recount of awa.jobs, both at one REPEATABLE READ snapshot:
+    "yes", or "NO: " and the queues that differ."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    try:
+        cols = ", ".join(STATS_COLUMNS)
+        stats = {r[0]: r[1:] for r in conn.execute(f"SELECT queue, {cols} FROM awa_queue_stats()")}
+        counts = {}
+        for q, state, n in conn.execute("SELECT queue, state::text, count(*) FROM awa.jobs GROUP BY 1, 2"):
+            counts.setdefault(q, dict.fromkeys(STATS_COLUMNS, 0))
+            if state in STATS_COLUMNS:
+                counts[q][state] = n
+    finally:
+        conn.execute("COMMIT")
+    bad = []
+    for q in sorted(set(stats) | set(counts)):
+        want = tuple(counts.get(q, dict.fromkeys(STATS_COLUMNS, 0))[c] for c in STATS_COLUMNS)
+        got = stats.get(q, (0,) * len(STATS_COLUMNS))
+        if tuple(got) != want:
+            bad.append(f"{q} {dict(zip(STATS_COLUMNS, got))} vs recount {dict(zip(STATS_COLUMNS, want))}")
+    return "yes" if not bad else "NO: " + "; ".join(bad)
+
+
 def stats(a):
     conn = psycopg.connect(autocommit=True)
+    # a call slower than the cap is cancelled: the variant is reported as such (NA), not waited for
+    conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{a.timeout}s")))
     queries = {
         f"c4_stats_{a.size}": "SELECT * FROM awa_queue_stats()",
         f"c4_count_{a.size}": "SELECT queue, state, count(*) FROM awa.jobs GROUP BY 1, 2",
@@ -55,14 +85,42 @@ def stats(a):
     spent = {}
     for n in names:  # warm-up (plans, caches), timed to size the rounds
         t0 = time.perf_counter()
-        conn.execute(queries[n]).fetchall()
+        try:
+            conn.execute(queries[n]).fetchall()
+        except psycopg.errors.QueryCanceled:
+            with open(a.raw, "a") as f:
+                f.write(f"{n}\tNA\ttimeout: a call took over {a.timeout:g} s\n")
+            print(f"    {n}: over {a.timeout:g} s, cancelled")
+            continue
         spent[n] = time.perf_counter() - t0
-    reps = max(3, min(a.reps, int(10 / max(spent.values()))))
+    names = [n for n in names if n in spent]
+    if a.meta:
+        if f"c4_count_{a.size}" in spent:
+            try:
+                verdict = exactness(conn)
+            except psycopg.errors.QueryCanceled:
+                verdict = f"not checked: the recount took over {a.timeout:g} s"
+        else:
+            verdict = f"not checked: the recount took over {a.timeout:g} s"
+        with open(a.meta, "a") as f:
+            f.write(f"c4_exact_{a.size}\t{verdict}\n")
+        print(f"    awa_queue_stats() equals a recount at one snapshot: {verdict}")
+    reps = max(3, min(a.reps, int(10 / max(spent.values())))) if spent else 0
+    cancelled = set()
     for r in range(1, reps + 1):
         for i in range(len(names)):
             n = names[(i + r - 1) % len(names)]
+            if n in cancelled:
+                continue
             t0 = time.perf_counter()
-            conn.execute(queries[n]).fetchall()
+            try:
+                conn.execute(queries[n]).fetchall()
+            except psycopg.errors.QueryCanceled:
+                cancelled.add(n)  # the calls so far stay; the median is of them (none: NA)
+                with open(a.raw, "a") as f:
+                    f.write(f"{n}\tNA\ttimeout: a call took over {a.timeout:g} s\n")
+                print(f"    {n}: a call took over {a.timeout:g} s, cancelled")
+                continue
             ms = (time.perf_counter() - t0) * 1000
             append(a.raw, n, r, ms)
     for n in names:
@@ -235,7 +293,9 @@ def main():
     s = sub.add_parser("stats")
     s.add_argument("--size", type=int, required=True)
     s.add_argument("--reps", type=int, default=7)
+    s.add_argument("--timeout", type=float, default=60, help="seconds: a slower call is cancelled (NA)")
     s.add_argument("--raw", required=True)
+    s.add_argument("--meta", help="meta.tsv: append whether awa_queue_stats() equals a recount")
     w = sub.add_parser("wake")
     w.add_argument("--rounds", type=int, default=200)
     w.add_argument("--raw", required=True)
