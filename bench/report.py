@@ -108,7 +108,7 @@ def evaluate(rows, vals, samples, na):
             # a call cancelled for taking too long is a measured miss, not an absence
             met = False if why.startswith("timeout") and kind == "max_ms" else None
             r.update(awa=None, base=None, ratio=None, met=met, note=f"not available: {why}",
-                     miss=why if met is False else "")
+                     miss=why.replace("timeout: ", "") + ", cancelled" if met is False else "")
             out.append(r)
             continue
         if bv not in vals:
@@ -170,7 +170,7 @@ def table_lines(res, markdown):
         if r["awa"] is None:
             cells = [r["case"], r["label"], r["unit"], "-", r["baseline"], "-", "-",
                      target_text(r),
-                     ("NO: " if r["met"] is False else "") + r["note"]]
+                     "NO: " + r["miss"] if r["met"] is False else r["note"]]
         else:
             met = {True: "yes", False: "NO " + r["miss"], None: "-"}[r["met"]]
             ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
@@ -289,7 +289,7 @@ def size(b):
     return f"{b:.0f} B"
 
 
-def chart(res, path):
+def chart(res, path, engine="table"):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -328,6 +328,7 @@ def chart(res, path):
     ax.set_xlabel("milliseconds (log scale, lower is better)")
     ax.set_title("Latencies")
     ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"awa on the {engine} engine", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -366,11 +367,13 @@ def main():
     md += table_lines(res, markdown=True)
     met = [r for r in res if r["met"] is True]
     missed = [r for r in res if r["met"] is False]
-    absent = [r for r in res if r["awa"] is None and r["kind"]]
+    absent = [r for r in res if r["awa"] is None and r["kind"] and r["met"] is None]
     md += ["", f"Targets met: {len(met)}; missed: {len(missed)}; not measurable yet: {len(absent)}."]
     for r in missed:
         if r["awa"] is None:
-            fig = r["note"]
+            fig = r["miss"] or r["note"]
+            md.append(f"- missed: case {r['case']} {r['label']}: {fig} ({r['target_text']})")
+            continue
         elif r["ratio"] is not None and r["kind"] == "ratio":
             fig = f"{r['ratio']:.2f}"
         else:
@@ -389,7 +392,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    chart(res, os.path.join(a.out, "chart.png"))
+    chart(res, os.path.join(a.out, "chart.png"), engine)
     print(f"wrote {os.path.join(a.out, 'report.md')} and chart.png")
 
 
