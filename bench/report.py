@@ -270,7 +270,7 @@ def relation_table(meta):
     runs = ["awa", "base", "awa_claim_fn", "awa_claim_proc", "size_awa", "size_base"]
     out = ["", "### Case 5: live and dead tuples and sizes per relation", "",
            "Runs awa, base, awa_claim_fn, awa_claim_proc: at the end of the drain, while the third session still holds",
-           "its snapshot (or waits); size_awa, size_base: after draining the size row's jobs and one maintenance round.",
+           "its snapshot (or waits); size_awa, size_base: after draining the size row's jobs, one maintenance round and VACUUM.",
            "`n_live_tup` / `n_dead_tup` of `pg_stat_all_tables`; heap includes TOAST.  awa: every table of schema `awa`",
            "(those holding nothing summed in one line); the baseline: `bench_jobs`.", "",
            "| run | relation | live | dead | heap | indexes |", "|---|---|---:|---:|---:|---:|"]
