@@ -1897,6 +1897,15 @@ CREATE TRIGGER scheduled_keys_live AFTER INSERT ON awa.scheduled REFERENCING NEW
 	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_keys_live();
 
 
+-- The ring: leases and side-table upkeep (ring_lease.c, ring_maint.c; docs/storage.md, "Step 5: leases, messages
+-- and side-table upkeep") ---
+-- A beat's lease (the one given, else its claim's), so that the rescue decides as awa.jobs' rescue does with the
+-- rescuer's awa.heartbeat_timeout: due when the latest heartbeat + its lease has passed, or the heartbeat is older
+-- than that setting.  NULL (beats written before the column): the claim's lease.
+ALTER TABLE awa.beats ADD COLUMN lease interval;
+COMMENT ON COLUMN awa.beats.lease IS 'internal (the ring): the lease this heartbeat renewed the attempt by (NULL: the claim''s)';
+
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
