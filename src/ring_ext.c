@@ -473,7 +473,10 @@ awa_ring_wait_external(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job %lld has no callback registered under run_lease %lld",
 						(long long) DatumGetInt64(a.id), (long long) DatumGetInt64(a.lease)),
-				 errhint("Call awa.ring_register_callback first and give the outside system its id.")));
+				 /* where the ring is the engine: awa_wait_external's hint (external.c) */
+				 awa_schema_has(AWA_SCHEMA_RING_ENGINE)
+				 ? errhint("Call awa_register_callback first and give the outside system its id.")
+				 : errhint("Call awa.ring_register_callback first and give the outside system its id.")));
 	key = SPI_datumTransfer(col(2, &isnull), false, -1);
 	timeout = SPI_datumTransfer(col(3, &isnull), false, sizeof(Interval));
 	if (!insert_done(&a, "waiting_external", NULL, false, (Datum) 0, true))
