@@ -1612,6 +1612,22 @@ ALTER TABLE awa.beats ADD COLUMN lease interval;
 COMMENT ON COLUMN awa.beats.lease IS 'internal (the ring): the lease this heartbeat renewed the attempt by (NULL: the claim''s)';
 
 
+-- The maintenance round's upkeep of the ring's side tables (ring_maint.c): where its walk of each stopped, by the
+-- table's key (NULL: at the start).  Rows of attempts that ended (awa.ring_key_running), of jobs no longer live
+-- (awa.ring_key_live), and of jobs that are gone (awa.ring_dependencies by job_id, awa.ring_dependents,
+-- awa.ring_group_jobs) are deleted a batch per table per round.
+CREATE TABLE awa.ring_upkeep_mark (
+	side		text PRIMARY KEY,
+	after_key	text,
+	after_id	bigint,
+	after_id2	bigint
+);
+COMMENT ON TABLE awa.ring_upkeep_mark
+	IS 'internal (the ring): per side table, the key after which the maintenance round''s next upkeep batch starts (NULL: the start)';
+INSERT INTO awa.ring_upkeep_mark (side)
+	VALUES ('ring_key_running'), ('ring_key_live'), ('ring_dependencies'), ('ring_dependents'), ('ring_group_jobs');
+
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch
