@@ -1922,6 +1922,16 @@ INSERT INTO awa.ring_upkeep_mark (side)
 	VALUES ('ring_key_running'), ('ring_key_live'), ('ring_dependencies'), ('ring_dependents'), ('ring_group_jobs');
 
 
+-- awa_retry_failed on the ring engine retries the failed jobs it read; one deleted meanwhile (awa_discard_failed,
+-- a DELETE) is passed over as awa.jobs' UPDATE passes over it (engine_admin.c), not an error.
+CREATE FUNCTION awa.ring_retry(id bigint, missing_ok boolean)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_retry'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_retry(bigint, boolean)
+	IS 'internal (the ring): awa.ring_retry(id), but with missing_ok false (not P0002) for a job the ring does not hold; 22023 id or missing_ok null';
+
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch

@@ -11,7 +11,7 @@ CREATE EXTENSION awa;
 RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET client_min_messages = warning;
-SELECT plan(22);
+SELECT plan(25);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
 CREATE FUNCTION pg_temp.reclaim() RETURNS text LANGUAGE plpgsql AS $$
@@ -93,6 +93,11 @@ SELECT ok((SELECT awa_complete(id, run_lease) FROM awa_claim('uq', 'w', 1)), 'q 
 SELECT ok((SELECT awa_complete(id, run_lease) FROM awa_claim('uw', 'w', 1)), 'w, released, completes');
 SELECT awa_maintain();
 SELECT is((SELECT count(*) FROM awa.jobs WHERE id = pg_temp.id('r')), 0::bigint, 'r expired with its batch');
+
+-- awa.ring_retry(id, missing_ok), for awa_retry_failed's candidates (isolation spec ring_misc_bulk_failed)
+SELECT throws_ok($$SELECT awa.ring_retry(1, NULL)$$, '22023', 'missing_ok must not be null', 'ring_retry: null missing_ok');
+SELECT is(awa.ring_retry(-5, true), false, 'ring_retry with missing_ok: false for a job that is not there');
+SELECT throws_ok($$SELECT awa.ring_retry(-5, false)$$, 'P0002', 'job -5 does not exist', 'without: P0002');
 
 SELECT * FROM finish();
 RESET statement_timeout;
