@@ -4,7 +4,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
-SELECT plan(9);
+SELECT plan(12);
 
 -- an error's SQLSTATE, message, detail and hint, or 'ok'
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $f$
@@ -15,6 +15,17 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS s = RETURNED_SQLSTATE, m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
 	RETURN concat_ws(' | ', s, m, nullif(d, ''), nullif(h, ''));
+END $f$;
+-- the error's context lines that name awa's internals (awa.ring_* functions, the ring's relations)
+CREATE FUNCTION pg_temp.ctx(q text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE c text;
+BEGIN
+	EXECUTE q;
+	RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS c = PG_EXCEPTION_CONTEXT;
+	RETURN coalesce((SELECT string_agg(l, ' / ') FROM regexp_split_to_table(c, E'\n') l
+		WHERE l ~ 'awa\.(ring_|ready|claims|done|beats|scheduled)'), '');
 END $f$;
 CREATE TEMP TABLE j AS SELECT id, 0::bigint AS lease FROM awa_insert('k', queue => 'mq');
 UPDATE j SET lease = c.run_lease FROM awa_claim('mq', 'w', 1) c WHERE c.id = j.id;
@@ -38,6 +49,14 @@ SELECT is(pg_temp.err('SELECT awa_claim(ARRAY[]::text[])'),
 SELECT is(pg_temp.err(format('SELECT awa_fail(%s, %s, ''x'', retry_in => ''-1 s'')', (SELECT id FROM j), (SELECT lease FROM j))),
 	'22023 | retry_in must be between 0 and 36500 days, got "-00:00:01" | A month counts as 30 days, a year as 360.',
 	'awa_fail with a negative retry_in: 22023');
+
+-- and the context of those errors names none of the ring's internals
+SELECT is(pg_temp.ctx(format('SELECT awa_wait_external(%s, %s)', (SELECT id FROM j), (SELECT lease FROM j))), '',
+	'awa_wait_external''s error: no context line names awa''s internals');
+SELECT is(pg_temp.ctx('SELECT awa_group_on_finish(''mg'', ''k'')'), '',
+	'awa_group_on_finish''s error: no context line names awa''s internals');
+SELECT is(pg_temp.ctx('SELECT awa_group_on_finish(''mg2'', ''k'', queue => '''')'), '',
+	'a bad queue of awa_group_on_finish: no context line names awa''s internals');
 
 SELECT * FROM finish();
 ROLLBACK;
