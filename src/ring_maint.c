@@ -383,10 +383,17 @@ step_reclaim(void)
 	" OR (SELECT 1 FROM awa.done d WHERE d.job_id = t.job_id AND d.run_lease = t.run_lease" \
 	"  AND NOT d.after_wait LIMIT 1) IS NOT NULL)"
 
-/* a job that is not live (ring_keys.c's test: the view's state of the job) */
+/*
+ * a job that is not live: no scheduled row, and its newest attempt (its
+ * ready row of the highest run_lease) has ended for good (a completed,
+ * failed or cancelled done row, also the end of a wait) or it has none:
+ * the view's state (awa.ring_live_jobs) in three index probes
+ */
 #define UPKEEP_NOT_LIVE_SQL \
-	"((SELECT j.state FROM awa.ring_live_jobs j WHERE j.id = t.job_id" \
-	"  AND j.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external') LIMIT 1) IS NULL)"
+	"((SELECT 1 FROM awa.scheduled s WHERE s.id = t.job_id LIMIT 1) IS NULL" \
+	" AND coalesce((SELECT (SELECT 1 FROM awa.done d WHERE d.job_id = n.id AND d.run_lease = n.run_lease + 1" \
+	"   AND d.slot = n.slot AND d.state IN ('completed', 'failed', 'cancelled') LIMIT 1) IS NOT NULL" \
+	"  FROM awa.ready n WHERE n.id = t.job_id ORDER BY n.run_lease DESC LIMIT 1), true))"
 
 /*
  * A side table the upkeep walks, in its primary key's order (as (key, id,
