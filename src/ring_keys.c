@@ -492,10 +492,11 @@ awa_ring_keys_earlier(text *key, int64 id, bool *ring_only)
  * NULL test each; a statement without keyed rows runs no SQL.  A row
  * already there (a job made live again: awa_retry) is locked, not written
  * (ON CONFLICT DO UPDATE ... WHERE false), so that the maintenance round's
- * upkeep (ring_maint.c), which locks a row before it looks whether its job
- * is live, either waits for this transaction or has deleted the row first
- * (then this insert writes it again): the row of a job made live is never
- * lost to it.
+ * upkeep (ring_maint.c), which locks a row (SKIP LOCKED) before it looks
+ * whether its job is live, either passes the row over while this
+ * transaction holds it, or has deleted it first (this insert then waits
+ * for the upkeep's commit and writes it again): the row of a job made live
+ * is never lost to it.
  */
 Datum
 awa_ring_keys_live(PG_FUNCTION_ARGS)
