@@ -576,27 +576,28 @@ upkeep_side(const UpkeepSide *side, UpkeepPlans *plans)
 	}
 	has_mark = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 
-	/* the walk: after the mark, then from the start for what is left of the batch */
+	/* the walk: after the mark, then from the start for what is left of the batch (each plan kept once made) */
 	if (plans->after == NULL)
-	{
 		awa_plan(&plans->after,
 				 psprintf("SELECT %s, %s FROM awa.%s t WHERE %s ORDER BY %s LIMIT $4",
 						  side->cols, side->stale, side->relname, side->after, side->order),
 				 4, walk_types);
+	if (plans->start == NULL)
 		awa_plan(&plans->start,
 				 psprintf("SELECT %s, %s FROM awa.%s t ORDER BY %s LIMIT $4",
 						  side->cols, side->stale, side->relname, side->order),
 				 4, walk_types);
+	if (plans->lock == NULL)
 		awa_plan(&plans->lock,
 				 psprintf("SELECT %s FROM awa.%s t, unnest($1, $2, $3) g(k, i, i2) WHERE %s"
 						  " FOR UPDATE OF t SKIP LOCKED",
 						  side->cols, side->relname, side->match),
 				 3, array_types);
+	if (plans->delete == NULL)
 		awa_plan(&plans->delete,
 				 psprintf("DELETE FROM awa.%s t USING unnest($1, $2, $3) g(k, i, i2) WHERE %s AND %s",
 						  side->relname, side->match, side->stale),
 				 3, array_types);
-	}
 	if (has_mark)
 	{
 		values[3] = Int32GetDatum(max);
