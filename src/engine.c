@@ -159,6 +159,47 @@ awa_engine_insert(AwaJob *job, FunctionCallInfo fcinfo)
 }
 
 /*
+ * hook: rmisc -- run a dispatched statement (sql, kept in plan) in SPI; an
+ * error raised inside the ring's function it calls leaves out the context
+ * lines of the ring's own statements (SQL statement "SELECT awa.ring_...",
+ * and any inside it): awa.jobs' functions raise theirs without one, so a
+ * user sees the same error on both engines; the caller's context lines
+ * (a PL/pgSQL function around the awa_* call) stay.
+ */
+static void
+engine_execute(SPIPlanPtr plan, const char *sql, Datum *values, const char *nulls, long count)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		if (SPI_execute_plan(plan, values, nulls, false, count) < 0)
+			elog(ERROR, "awa: the ring's statement failed: %s", sql);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char	   *line;
+		char	   *at;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		line = psprintf("SQL statement \"%s\"", sql);
+		at = edata->context ? strstr(edata->context, line) : NULL;
+		if (at != NULL)
+		{
+			at += strlen(line);
+			if (*at == '\n')
+				at++;
+			edata->context = *at ? pstrdup(at) : NULL;
+		}
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Run a kept statement (cache, sql: nargs parameters of types) in SPI and
  * return its first column of its first row (*isnull; no row: NULL),
  * copied out of SPI.  byval/len: the value's type's.
@@ -172,8 +213,7 @@ engine_value(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types, Da
 	SPI_connect();
 	awa_plan(cache, sql, nargs, (Oid *) types);
 	*isnull = true;
-	if (SPI_execute_plan(*cache, values, nulls, false, 1) < 0)
-		elog(ERROR, "awa: the ring's statement failed: %s", sql);
+	engine_execute(*cache, sql, values, nulls, 1);
 	if (SPI_processed > 0)
 	{
 		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
@@ -323,8 +363,7 @@ engine_rows(FunctionCallInfo fcinfo, SPIPlanPtr *cache, const char *sql, int nar
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
 	awa_plan(cache, sql, nargs, (Oid *) types);
-	if (SPI_execute_plan(*cache, values, nulls, false, 0) < 0)
-		elog(ERROR, "awa: the ring's statement failed: %s", sql);
+	engine_execute(*cache, sql, values, nulls, 0);
 	n = SPI_processed;
 	ids = palloc(sizeof(int64) * (n + 1));
 	for (i = 0; i < n; i++)

@@ -71,7 +71,8 @@ awa_engine_retry_failed(FunctionCallInfo fcinfo, Datum *kind_queue, const char *
 						   "   row_number() OVER (PARTITION BY f.unique_key ORDER BY f.id DESC) AS rn FROM f) f"
 						   "  WHERE NOT f.keyed OR (f.rn = 1 AND NOT EXISTS (SELECT 1 FROM awa.unique_keys u"
 						   "   WHERE u.unique_key = f.unique_key AND u.job_id <> f.id)))"
-						   " SELECT r.id FROM (SELECT c.id, awa.ring_retry(c.id) AS ok FROM c ORDER BY c.id) r"
+						   /* hook: rmisc -- a candidate deleted meanwhile is passed over */
+						   " SELECT r.id FROM (SELECT c.id, awa.ring_retry(c.id, true) AS ok FROM c ORDER BY c.id) r"
 						   " WHERE r.ok ORDER BY r.id",
 						   2, types, kind_queue, nulls);
 }

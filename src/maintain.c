@@ -199,10 +199,10 @@ typedef enum AwaStep
 static const char *const step_names[AWA_NUM_STEPS] = {
 	"promote", "rescue", "schedules", "retention", "callbacks", "counters", "history",
 	/* hook: rmaint */
-	"ring promote", "ring rescue", "ring callbacks", "ring history", "ring rotate", "ring reclaim"
+	"ring promote", "ring rescue", "ring callbacks", "ring history", "ring upkeep", "ring rotate", "ring reclaim"
 };
 /* hook: robs -- "ring timeouts" went: a job's timeout caps its deadline (ring_obs.h) */
-StaticAssertDecl(AWA_RING_NUM_STEPS == 6, "ring steps and their names (hook: rmaint)");
+StaticAssertDecl(AWA_RING_NUM_STEPS == 7, "ring steps and their names (hook: rmaint)");
 
 /* What became of a failure this round. */
 typedef enum FailureOutcome
@@ -1156,6 +1156,7 @@ maintain_round(AwaRound *r)
 	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_RESCUE);
 	r->rescued += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_CALLBACKS);
 	r->deleted += run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_HISTORY);
+	(void) run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_UPKEEP);	/* hook: rmisc */
 	r->ring_rotated = run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_ROTATE);
 	r->ring_reclaimed = run_step(&state, STEP_RING_FIRST + AWA_RING_STEP_RECLAIM);
 	save_failures(&state);

@@ -370,6 +370,8 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 			 " FROM unnest($1, $2) AS d(id, lease) CROSS JOIN LATERAL"
 			 " (SELECT cl.slot FROM awa.claims cl WHERE cl.job_id = d.id AND cl.run_lease = d.lease"
 			 "  LIMIT 1) c"
+			 /* hook: rmisc -- in id order, as awa.jobs' bulk calls lock: two calls never deadlock */
+			 " ORDER BY d.id, d.lease"
 			 " ON CONFLICT DO NOTHING RETURNING job_id",
 			 2, argtypes);
 	n = awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,

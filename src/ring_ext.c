@@ -473,7 +473,10 @@ awa_ring_wait_external(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job %lld has no callback registered under run_lease %lld",
 						(long long) DatumGetInt64(a.id), (long long) DatumGetInt64(a.lease)),
-				 errhint("Call awa.ring_register_callback first and give the outside system its id.")));
+				 /* where the ring is the engine: awa_wait_external's hint (external.c) */
+				 awa_schema_has(AWA_SCHEMA_RING_ENGINE)
+				 ? errhint("Call awa_register_callback first and give the outside system its id.")
+				 : errhint("Call awa.ring_register_callback first and give the outside system its id.")));
 	key = SPI_datumTransfer(col(2, &isnull), false, -1);
 	timeout = SPI_datumTransfer(col(3, &isnull), false, sizeof(Interval));
 	if (!insert_done(&a, "waiting_external", NULL, false, (Datum) 0, true))
@@ -719,10 +722,15 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 	static SPIPlanPtr ready_plan = NULL;
 	static const Oid id_type[] = {INT8OID, INT8OID, INT2OID};
 	Datum		id;
+	bool		missing_ok;
 
 	awa_ring_check_enabled("awa.ring_retry");
 	not_null(fcinfo, 0, "id");
 	id = PG_GETARG_DATUM(0);
+	/* hook: rmisc -- awa.ring_retry(id, missing_ok): false, not P0002, for a job that is gone */
+	if (PG_NARGS() > 1)
+		not_null(fcinfo, 1, "missing_ok");
+	missing_ok = PG_NARGS() > 1 && PG_GETARG_BOOL(1);
 
 	SPI_connect();
 	/* the newest ready row of the job, locked: a cancel or another retry holding it is waited for */
@@ -782,6 +790,12 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 					PG_RETURN_BOOL(false);
 				case RING_REVIVE_AGAIN:
 					continue;
+			}
+			/* hook: rmisc -- awa_retry_failed's candidates: one deleted meanwhile is not retried */
+			if (missing_ok)
+			{
+				SPI_finish();
+				PG_RETURN_BOOL(false);
 			}
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),

@@ -61,6 +61,7 @@
 #include "counters.h"
 #include "ring.h"
 #include "ring_history.h"
+#include "ring_needed.h"		/* hook: rmisc */
 
 #define RING_HISTORY_BATCH	100
 #define RING_HISTORY_SPAN	10000	/* ids: see awa_ring_history_move */
@@ -357,8 +358,10 @@ awa_ring_history_expire(PG_FUNCTION_ARGS)
 	vals[1] = Float8GetDatum((double) awa_ring_retention("awa.retention_failed"));
 	awa_plan(&plan,
 			 "WITH gone AS (DELETE FROM awa.ring_history h"
-			 "  WHERE (NOT h.failed AND $1 >= 0 AND h.finalized_hi < now() - make_interval(secs => $1))"
-			 "   OR (h.failed AND $2 >= 0 AND h.finalized_hi < now() - make_interval(secs => $2))"
+			 "  WHERE ((NOT h.failed AND $1 >= 0 AND h.finalized_hi < now() - make_interval(secs => $1))"
+			 "   OR (h.failed AND $2 >= 0 AND h.finalized_hi < now() - make_interval(secs => $2)))"
+			 /* hook: rmisc -- a batch holding a job a dependent still needs stays (ring_needed.h) */
+			 "  AND NOT EXISTS (SELECT 1 FROM unnest(h.jobs) x WHERE " AWA_RING_NEEDED_SQL("x.id") ")"
 			 "  RETURNING h.jobs),"
 			 " j AS (SELECT x.id, x.queue, x.state, x.finalized_at FROM gone g CROSS JOIN LATERAL unnest(g.jobs) x),"
 			 " k AS (DELETE FROM awa.unique_keys u WHERE u.job_id IN (SELECT j.id FROM j))"

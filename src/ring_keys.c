@@ -489,7 +489,14 @@ awa_ring_keys_earlier(text *key, int64 id, bool *ring_only)
  * awa.ring_keys_live(): AFTER INSERT FOR EACH STATEMENT trigger of
  * awa.ready and awa.scheduled (transition table ring_new): the keyed rows'
  * (concurrency_key, id) into awa.ring_key_live.  Rows without a key cost a
- * NULL test each; a statement without keyed rows runs no SQL.
+ * NULL test each; a statement without keyed rows runs no SQL.  A row
+ * already there (a job made live again: awa_retry) is locked, not written
+ * (ON CONFLICT DO UPDATE ... WHERE false), so that the maintenance round's
+ * upkeep (ring_maint.c), which locks a row (SKIP LOCKED) before it looks
+ * whether its job is live, either passes the row over while this
+ * transaction holds it, or has deleted it first (this insert then waits
+ * for the upkeep's commit and writes it again): the row of a job made live
+ * is never lost to it.
  */
 Datum
 awa_ring_keys_live(PG_FUNCTION_ARGS)
@@ -545,7 +552,8 @@ awa_ring_keys_live(PG_FUNCTION_ARGS)
 		SPI_connect();
 		awa_plan(&plan,
 				 "INSERT INTO awa.ring_key_live (concurrency_key, job_id)"
-				 " SELECT * FROM unnest($1, $2) ON CONFLICT DO NOTHING",
+				 " SELECT DISTINCT u.k, u.i FROM unnest($1, $2) AS u(k, i)"
+				 " ON CONFLICT (concurrency_key, job_id) DO UPDATE SET job_id = EXCLUDED.job_id WHERE false",
 				 2, types);
 		values[0] = PointerGetDatum(construct_array(keys, n, TEXTOID, -1, false, TYPALIGN_INT));
 		values[1] = int8_array(ids, n);

@@ -17,11 +17,15 @@
  * (AWA_RING_DEADLINE_SQL).  Short jobs never write a beat.  Nothing is
  * updated: a beat is one insert.
  *
- * Rescue (awa.ring_rescue) ends every running attempt whose deadline has
- * passed as awa's rescue does (job.c, RESCUE_SQL): retryable, retried now,
- * while attempts remain, else failed, the error "deadline exceeded"; it
- * does so through ring_fail's own logic (awa_ring_fail_attempt, ring.c),
- * so that it writes a retry exactly as a failure does.
+ * Rescue (awa.ring_rescue) ends every running attempt that is due as
+ * awa's rescue decides it (job.c, RESCUE_SQL), with the awa.heartbeat_timeout
+ * of the session that rescues: its deadline (its latest heartbeat, or its
+ * claim, + the lease that heartbeat gave, never later than claimed_at + the
+ * job's timeout) has passed, or its latest heartbeat is older than that
+ * setting.  It ends it as awa's rescue does: retryable, retried now, while
+ * attempts remain, else failed, with awa's cause; it does so through
+ * ring_fail's own logic (awa_ring_fail_attempt, ring.c), so that it writes
+ * a retry exactly as a failure does.
  *
  * Walking only what can be due.  Receipts and beats are never updated and
  * most receipts have a done row, so the rescue must not look at every
@@ -68,16 +72,32 @@
  *
  * Caps (ring_obs.h).  A beat's deadline, like the claim's receipt's, is
  * never later than the attempt's claimed_at + the job's timeout (the
- * timeout column of its ready row) nor than now() + awa.heartbeat_timeout,
- * so an attempt that runs too long, or whose worker stopped beating for
- * longer than that setting, falls due and this walk ends it; the cause
- * is awa's (job.c, RESCUE_CAUSE_0_3): "timeout exceeded" when the deadline
- * is claimed_at + timeout, "heartbeat stale" when awa.heartbeat_timeout
- * (the rescuer's) is shorter than the claim's lease, else "deadline
- * exceeded".  A capped deadline may lie in the past when a beat writes it
- * (a beat after the timeout); the mark cannot have passed it: it is at
- * least every earlier deadline of the attempt, and a round that raised the
- * mark past one of those found the attempt due.
+ * timeout column of its ready row) nor than now() + awa.heartbeat_timeout
+ * (the writer's), so an attempt that runs too long, or whose worker
+ * stopped beating for longer than that setting, falls due and this walk
+ * finds it.  That stored deadline is the walk's key only; whether the
+ * attempt is due is decided when it is found, by the rule above with the
+ * rescuer's setting, and the cause is awa's (job.c, RESCUE_CAUSE_0_3):
+ * "timeout exceeded" when the deadline is claimed_at + timeout, "deadline
+ * exceeded" when it is the heartbeat + its lease, else "heartbeat stale".
+ * A beat keeps the lease it renewed by (awa.beats.lease) for that.  A
+ * capped deadline may lie in the past when a beat writes it (a beat after
+ * the timeout); the mark cannot have passed it: it is at least every
+ * earlier deadline of the attempt, and a round that raised the mark past
+ * one of those found the attempt due.
+ *
+ * The rescuer's setting.  awa.heartbeat_timeout is a session's setting:
+ * the claimer's and the rescuer's may differ.  A rescuer whose setting is
+ * longer than the one that capped a key finds the attempt when the key
+ * passes, sees it is not due yet, and keeps the mark below the key, so
+ * that a later round looks again (the walk widens until it is due, ends or
+ * heartbeats).  A rescuer whose setting is shorter than its default (a
+ * session that SET it lower, to rescue sooner) also walks the keys up to
+ * now() + the difference and ends those whose latest heartbeat is older
+ * than its setting: every attempt written by a session at that default (or
+ * lower) is among them.  An attempt written by a session whose own setting
+ * was longer than the rescuer's default is found when its key passes, up to
+ * the difference later than awa.jobs' rescue would end it.
  *
  * Not here: counters (the view's helper owns them).
  *
@@ -93,6 +113,7 @@
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -249,10 +270,10 @@ awa_ring_heartbeat(PG_FUNCTION_ARGS)
 	 * after the lock, which shows the done row of a rescue that held it.
 	 */
 	awa_plan(&beat_plan,
-			 "INSERT INTO awa.beats (job_id, run_lease, slot, at, deadline_at, progress)"
+			 "INSERT INTO awa.beats (job_id, run_lease, slot, at, deadline_at, progress, lease)"
 			 " SELECT $1, $2, $3, clock_timestamp(),"
 			 " LEAST(now() + LEAST($4, " AWA_RING_HEARTBEAT_TIMEOUT_SQL "), $6),"
-			 " coalesce($5, " AWA_RING_PROGRESS_SQL("$1", "$2") ")"
+			 " coalesce($5, " AWA_RING_PROGRESS_SQL("$1", "$2") "), $4"
 			 " WHERE (SELECT 1 FROM awa.done d WHERE d.job_id = $1 AND d.run_lease = $2"
 			 "        AND d.slot = $3 LIMIT 1) IS NULL"
 			 " RETURNING deadline_at",
@@ -358,6 +379,15 @@ collect(RescueCandidate **c, int *n, int *cap)
 	}
 }
 
+/*
+ * The time of an attempt's latest heartbeat (its latest beat's, else its
+ * claim's; C: the receipt), as awa.jobs' heartbeat_at.
+ */
+#define RING_BEAT_AT_SQL(C) \
+	"coalesce((SELECT b.at FROM awa.beats b WHERE b.job_id = " C ".job_id" \
+	" AND b.run_lease = " C ".run_lease AND b.slot = " C ".slot ORDER BY b.at DESC LIMIT 1)," \
+	" " C ".claimed_at)"
+
 /* The attempts' done-row probe, for the statements below (alias c: the receipt). */
 #define NOT_ENDED_SQL(C) \
 	"(SELECT 1 FROM awa.done d WHERE d.job_id = " C ".job_id AND d.run_lease = " C ".run_lease" \
@@ -373,14 +403,18 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 	static SPIPlanPtr lock_plan = NULL;
 	static SPIPlanPtr check_plan = NULL;
 	static SPIPlanPtr raise_plan = NULL;
-	static const Oid window_types[] = {TIMESTAMPTZOID};
-	static const Oid attempt_types[] = {INT8OID, INT8OID, INT2OID};
+	static const Oid window_types[] = {TIMESTAMPTZOID, INTERVALOID, INTERVALOID};
+	static const Oid mark_types[] = {TIMESTAMPTZOID};
+	static const Oid lock_types[] = {INT8OID, INT8OID, INT2OID};
+	static const Oid check_types[] = {INT8OID, INT8OID, INT2OID, INTERVALOID};
 	int32		max;
 	bool		isnull;
 	TimestampTz mark;
 	TimestampTz horizon;
 	TimestampTz new_mark;
-	Datum		values[3];
+	Datum		values[4];
+	Interval	setting;
+	Interval	ahead = {0};
 	RescueCandidate *cand;
 	int			ncand = 0;
 	int			capacity = 64;
@@ -399,6 +433,20 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max must be between 1 and %d", RING_RESCUE_MAX)));
+
+	/*
+	 * How far ahead of now() a deadline may lie and its attempt still be
+	 * due by this rescuer's awa.heartbeat_timeout: by how much the setting
+	 * is shorter than its default (the cap of deadlines written by sessions
+	 * that kept the default).
+	 */
+	{
+		const char *reset = GetConfigOptionResetString("awa.heartbeat_timeout");
+		int			dflt = reset ? atoi(reset) : awa_heartbeat_timeout;
+
+		if (dflt > awa_heartbeat_timeout)
+			ahead.time = (int64) (dflt - awa_heartbeat_timeout) * USECS_PER_SEC;
+	}
 
 	/* before the snapshot the walk reads with (see the head of this file) */
 	horizon = oldest_transaction_start();
@@ -424,23 +472,33 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 					 "awa.ring_rescue: prepared transactions") > 0)
 		horizon = mark;
 
-	/* the attempts due: receipts and beats whose deadline passed since the mark */
+	/*
+	 * The attempts due: receipts and beats whose deadline passed since the
+	 * mark, and (when the rescuer's setting is shorter than its default, the
+	 * deadlines' cap) those whose deadline is still ahead but whose latest
+	 * heartbeat is older than the rescuer's setting ($2: how far ahead,
+	 * $3: the setting; see the head of this file).
+	 */
 	awa_plan(&receipts_plan,
 			 "SELECT c.job_id, c.run_lease, c.slot, x.deadline_at"
-			 " FROM awa.claims c CROSS JOIN LATERAL (SELECT " AWA_RING_DEADLINE_SQL("c") " AS deadline_at) x"
-			 " WHERE c.deadline_at > $1 AND c.deadline_at < now() AND " NOT_ENDED_SQL("c")
-			 " AND x.deadline_at < now()",
-			 1, window_types);
+			 " FROM awa.claims c CROSS JOIN LATERAL (SELECT " AWA_RING_DEADLINE_SQL("c") " AS deadline_at,"
+			 " " RING_BEAT_AT_SQL("c") " AS at) x"
+			 " WHERE c.deadline_at > $1 AND c.deadline_at < now() + $2 AND " NOT_ENDED_SQL("c")
+			 " AND (x.deadline_at < now() OR (x.deadline_at < now() + $2 AND x.at < now() - $3))",
+			 3, window_types);
 	awa_plan(&beats_plan,
 			 "SELECT b.job_id, b.run_lease, b.slot, x.deadline_at"
 			 " FROM awa.beats b CROSS JOIN LATERAL"
-			 " (SELECT l.deadline_at FROM awa.beats l WHERE l.job_id = b.job_id AND l.run_lease = b.run_lease"
+			 " (SELECT l.deadline_at, l.at FROM awa.beats l WHERE l.job_id = b.job_id AND l.run_lease = b.run_lease"
 			 "  AND l.slot = b.slot ORDER BY l.at DESC LIMIT 1) x"
-			 " WHERE b.deadline_at > $1 AND b.deadline_at < now() AND x.deadline_at < now()"
+			 " WHERE b.deadline_at > $1 AND b.deadline_at < now() + $2"
+			 " AND (x.deadline_at < now() OR (x.deadline_at < now() + $2 AND x.at < now() - $3))"
 			 " AND " NOT_ENDED_SQL("b"),
-			 1, window_types);
+			 3, window_types);
 	cand = palloc(sizeof(RescueCandidate) * capacity);
 	values[0] = TimestampTzGetDatum(mark);
+	values[1] = IntervalPGetDatum(&ahead);
+	values[2] = awa_heartbeat_timeout_param(&setting);
 	awa_ring_run(receipts_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
 				 "awa.ring_rescue: receipts due");
 	collect(&cand, &ncand, &capacity);
@@ -453,17 +511,28 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 	awa_plan(&lock_plan,
 			 "SELECT 1 FROM awa.claims c WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
 			 " FOR UPDATE OF c SKIP LOCKED",
-			 3, attempt_types);
-	/* and why, as awa's rescue says it (job.c, RESCUE_CAUSE_0_3) */
+			 3, lock_types);
+
+	/*
+	 * Whether it is due by the rescuer's rule, as awa.jobs' rescue decides
+	 * (job.c, RESCUE_SQL): its deadline (latest heartbeat + its lease, never
+	 * later than claimed_at + the job's timeout) has passed, or its latest
+	 * heartbeat is older than the rescuer's awa.heartbeat_timeout ($4); and
+	 * why, as awa's rescue says it (RESCUE_CAUSE_0_3).  No row: it ended;
+	 * NULL: not due.
+	 */
 	awa_plan(&check_plan,
-			 "SELECT to_jsonb(CASE WHEN x.d = c.claimed_at + "
-			 AWA_RING_TIMEOUT_SQL("c.slot", "c.job_id", "c.run_lease") " THEN 'timeout exceeded'"
-			 " WHEN " AWA_RING_HEARTBEAT_TIMEOUT_SQL " < c.lease THEN 'heartbeat stale'"
-			 " ELSE 'deadline exceeded' END)"
-			 " FROM awa.claims c CROSS JOIN LATERAL (SELECT " AWA_RING_DEADLINE_SQL("c") " AS d) x"
-			 " WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3"
-			 " AND x.d < now() AND " NOT_ENDED_SQL("c"),
-			 3, attempt_types);
+			 "SELECT to_jsonb(CASE WHEN y.deadline_at < now() THEN CASE WHEN y.deadline_at = x.cap"
+			 " THEN 'timeout exceeded' ELSE 'deadline exceeded' END"
+			 " WHEN x.at < now() - $4 THEN 'heartbeat stale' END)"
+			 " FROM awa.claims c"
+			 " LEFT JOIN LATERAL (SELECT b.at, b.lease FROM awa.beats b WHERE b.job_id = c.job_id"
+			 "  AND b.run_lease = c.run_lease AND b.slot = c.slot ORDER BY b.at DESC LIMIT 1) b ON true"
+			 " CROSS JOIN LATERAL (SELECT coalesce(b.at, c.claimed_at) AS at, coalesce(b.lease, c.lease) AS lease,"
+			 "  c.claimed_at + " AWA_RING_TIMEOUT_SQL("c.slot", "c.job_id", "c.run_lease") " AS cap) x"
+			 " CROSS JOIN LATERAL (SELECT LEAST(x.at + x.lease, x.cap) AS deadline_at) y"
+			 " WHERE c.job_id = $1 AND c.run_lease = $2 AND c.slot = $3 AND " NOT_ENDED_SQL("c"),
+			 4, check_types);
 	new_mark = horizon;
 	for (i = 0; i < ncand; i++)
 	{
@@ -491,11 +560,23 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 				new_mark = cand[i].deadline - 1;
 			continue;
 		}
-		/* still due and running, as a snapshot taken after the lock sees it */
+		/* still running and due, as a snapshot taken after the lock sees it */
+		values[3] = IntervalPGetDatum(&setting);
 		if (awa_ring_run(check_plan, values, NULL, GetLatestSnapshot(), true, SPI_OK_SELECT,
 						 "awa.ring_rescue: check") == 0)
-			continue;
+			continue;			/* it ended */
 		error = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+		{
+			/*
+			 * Not due by this rescuer's rule (its awa.heartbeat_timeout is
+			 * longer than the one that capped the deadline): the mark stays
+			 * below it, a later round looks again.
+			 */
+			if (cand[i].deadline - 1 < new_mark)
+				new_mark = cand[i].deadline - 1;
+			continue;
+		}
 		/* retried now, as awa's own rescue does (job.c, RESCUE_SQL) */
 		(void) awa_ring_fail_attempt(values[0], values[1], error, false, true, &retry_now, &ended);
 		if (ended)
@@ -505,7 +586,7 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 	if (new_mark > mark)
 	{
 		values[0] = TimestampTzGetDatum(new_mark);
-		awa_plan(&raise_plan, "UPDATE awa.ring_rescue_mark SET passed = $1 WHERE one", 1, window_types);
+		awa_plan(&raise_plan, "UPDATE awa.ring_rescue_mark SET passed = $1 WHERE one", 1, mark_types);
 		awa_ring_run(raise_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_UPDATE,
 					 "awa.ring_rescue: raise the mark");
 	}

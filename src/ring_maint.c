@@ -31,6 +31,34 @@
  *	   the last call's duration after one that reclaimed nothing (below);
  *	   every lock it takes is conditional ("busy": skipped, never queued
  *	   behind a claimer).
+ *	3a. upkeep (between the history and the rotation): the side tables'
+ *	   stale rows, a batch of AWA_RING_MAINT_UPKEEP_MAX rows of each per
+ *	   round, walked in key order from a kept mark (awa.ring_upkeep_mark,
+ *	   one row per table, taken SKIP LOCKED: one round at a time per
+ *	   table; wrapping round to the start, so a table smaller than a batch
+ *	   is read whole every round): awa.ring_key_running's rows of attempts
+ *	   that ended (a done row that is not the end of a wait) or whose
+ *	   receipt went with its slot (what ring_keys.c's count of a key
+ *	   deletes, for keys no claim counts any more); awa.ring_key_live's
+ *	   rows of jobs no longer live (what the ordered-key walk deletes, for
+ *	   keys without an order rule and jobs the reclaim did not take out:
+ *	   deleted, cancelled while scheduled); awa.ring_dependencies' (by
+ *	   job_id), awa.ring_dependents' and awa.ring_group_jobs' rows of jobs
+ *	   that are gone (no ready or scheduled row, not in the history: gone
+ *	   with their slot past retention, or expired from the history), as
+ *	   awa.jobs' delete trigger takes a job's dependency rows along and its
+ *	   group membership is a column.  Edges to a parent that is gone stay
+ *	   (awa_parent_results shows such a parent with NULL kind and state, as
+ *	   on awa.jobs), and so do group callbacks (awa.group_callbacks keeps
+ *	   them too).  Safe against the ring's writers: the step first takes
+ *	   ACCESS SHARE on ready, claims, done, scheduled and the history (and
+ *	   their partitions) without waiting (a reclaim at work: the step waits
+ *	   for the next round), so that its snapshots, taken after, see every
+ *	   reclaim that committed; it locks the stale rows (SKIP LOCKED) and
+ *	   deletes those still stale in a snapshot taken after the locks.  A
+ *	   job made live again (awa_retry) locks its awa.ring_key_live row
+ *	   (ring_keys.c's trigger), so that it keeps or gets back its row.  An
+ *	   ended attempt and a gone job never come back.
  * They come last in the round: the reclaim's ACCESS EXCLUSIVE locks are
  * held to the end of the transaction, so nothing of the round may follow
  * it, and the round's snapshot is as young as the round (the reclaim's
@@ -82,7 +110,9 @@
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -335,6 +365,326 @@ step_reclaim(void)
 	return reclaimed;
 }
 
+/* ---------------------------------------------------------------------
+ * Upkeep of the side tables (see the head of this file)
+ * ---------------------------------------------------------------------
+ */
+
+/* a job that is nowhere: no ready or scheduled row, not in the history (X: its id) */
+#define UPKEEP_GONE_SQL(X) \
+	"((SELECT 1 FROM awa.ready r WHERE r.id = " X " LIMIT 1) IS NULL" \
+	" AND (SELECT 1 FROM awa.scheduled s WHERE s.id = " X " LIMIT 1) IS NULL" \
+	" AND (SELECT 1 FROM awa.ring_history h WHERE int8range(h.id_lo, h.id_hi, '[]') @> " X \
+	"  AND EXISTS (SELECT 1 FROM unnest(h.jobs) j WHERE j.id = " X ") LIMIT 1) IS NULL)"
+
+/* an attempt that ended (a done row that is not the end of a wait) or whose receipt is gone */
+#define UPKEEP_ENDED_SQL \
+	"((SELECT 1 FROM awa.claims c WHERE c.job_id = t.job_id AND c.run_lease = t.run_lease LIMIT 1) IS NULL" \
+	" OR (SELECT 1 FROM awa.done d WHERE d.job_id = t.job_id AND d.run_lease = t.run_lease" \
+	"  AND NOT d.after_wait LIMIT 1) IS NOT NULL)"
+
+/*
+ * a job that is not live: no scheduled row, and its newest attempt (its
+ * ready row of the highest run_lease) has ended for good (a completed,
+ * failed or cancelled done row, also the end of a wait) or it has none:
+ * the view's state (awa.ring_live_jobs) in three index probes
+ */
+#define UPKEEP_NOT_LIVE_SQL \
+	"((SELECT 1 FROM awa.scheduled s WHERE s.id = t.job_id LIMIT 1) IS NULL" \
+	" AND coalesce((SELECT (SELECT 1 FROM awa.done d WHERE d.job_id = n.id AND d.run_lease = n.run_lease + 1" \
+	"   AND d.slot = n.slot AND d.state IN ('completed', 'failed', 'cancelled') LIMIT 1) IS NOT NULL" \
+	"  FROM awa.ready n WHERE n.id = t.job_id ORDER BY n.run_lease DESC LIMIT 1), true))"
+
+/*
+ * A side table the upkeep walks, in its primary key's order (as (key, id,
+ * id2): the columns it has, NULL for the others), and which of its rows
+ * are stale (alias t).
+ */
+typedef struct UpkeepSide
+{
+	const char *relname;		/* its table, and its row of awa.ring_upkeep_mark */
+	const char *cols;			/* its key as (text, bigint, bigint) */
+	const char *after;			/* its key after the mark ($1 text, $2, $3 bigint) */
+	const char *order;
+	const char *match;			/* its key equal to the arrays' element g (k, i, i2) */
+	const char *stale;
+} UpkeepSide;
+
+static const UpkeepSide upkeep_sides[] = {
+	{"ring_key_running", "NULL::text, t.job_id, t.run_lease",
+		"(t.job_id, t.run_lease) > ($2, $3)", "t.job_id, t.run_lease",
+		"t.job_id = g.i AND t.run_lease = g.i2", UPKEEP_ENDED_SQL},
+	{"ring_key_live", "t.concurrency_key, t.job_id, NULL::bigint",
+		"(t.concurrency_key, t.job_id) > ($1, $2)", "t.concurrency_key, t.job_id",
+		"t.concurrency_key = g.k AND t.job_id = g.i", UPKEEP_NOT_LIVE_SQL},
+	{"ring_dependencies", "NULL::text, t.job_id, t.parent_id",
+		"(t.job_id, t.parent_id) > ($2, $3)", "t.job_id, t.parent_id",
+		"t.job_id = g.i AND t.parent_id = g.i2", UPKEEP_GONE_SQL("t.job_id")},
+	{"ring_dependents", "NULL::text, t.job_id, NULL::bigint",
+		"t.job_id > $2", "t.job_id", "t.job_id = g.i", UPKEEP_GONE_SQL("t.job_id")},
+	{"ring_group_jobs", "NULL::text, t.job_id, NULL::bigint",
+		"t.job_id > $2", "t.job_id", "t.job_id = g.i", UPKEEP_GONE_SQL("t.job_id")},
+};
+#define UPKEEP_NSIDES lengthof(upkeep_sides)
+
+/* Kept plans of a side: its walk after the mark and from the start, lock, delete. */
+typedef struct UpkeepPlans
+{
+	SPIPlanPtr	after;
+	SPIPlanPtr	start;
+	SPIPlanPtr	lock;
+	SPIPlanPtr	delete;
+} UpkeepPlans;
+
+/* A batch of a side's keys. */
+typedef struct UpkeepRows
+{
+	int			n;
+	Datum	   *keys;
+	bool	   *knulls;
+	Datum	   *ids;
+	Datum	   *ids2;
+	bool	   *i2nulls;
+	bool	   *stale;
+} UpkeepRows;
+
+/*
+ * Take ACCESS SHARE on the relation and every partition of it without
+ * waiting; false if one is locked by someone else (a reclaim truncating a
+ * slot).  Held to the end of the transaction, so that a snapshot taken
+ * after this sees every reclaim that finished, and none runs until the
+ * round ends.
+ */
+static bool
+lock_without_waiting(const char *relname)
+{
+	Oid			parent = get_relname_relid(relname, get_namespace_oid("awa", false));
+	List	   *parts;
+	ListCell   *lc;
+
+	if (!OidIsValid(parent) || !ConditionalLockRelationOid(parent, AccessShareLock))
+		return false;
+	parts = find_inheritance_children(parent, NoLock);
+	foreach(lc, parts)
+	{
+		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
+			return false;
+	}
+	return true;
+}
+
+/* Append the (key, id, id2[, stale]) rows of SPI_tuptable to rows. */
+static void
+upkeep_collect(UpkeepRows *rows, bool with_stale)
+{
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		int			k = rows->n++;
+		bool		isnull;
+		Datum		key = SPI_getbinval(t, d, 1, &rows->knulls[k]);
+
+		rows->keys[k] = rows->knulls[k] ? (Datum) 0 : datumCopy(key, false, -1);
+		rows->ids[k] = SPI_getbinval(t, d, 2, &isnull);
+		rows->ids2[k] = SPI_getbinval(t, d, 3, &rows->i2nulls[k]);
+		if (rows->i2nulls[k])
+			rows->ids2[k] = Int64GetDatum(0);
+		rows->stale[k] = with_stale ? DatumGetBool(SPI_getbinval(t, d, 4, &isnull)) : true;
+	}
+}
+
+/* The rows (those stale) as the arrays $1 text[], $2 bigint[], $3 bigint[] in values. */
+static int
+upkeep_arrays(UpkeepRows *rows, Datum *values)
+{
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < rows->n; i++)
+	{
+		if (!rows->stale[i])
+			continue;
+		rows->keys[n] = rows->keys[i];
+		rows->knulls[n] = rows->knulls[i];
+		rows->ids[n] = rows->ids[i];
+		rows->ids2[n] = rows->ids2[i];
+		n++;
+	}
+	dims[0] = n;
+	values[0] = PointerGetDatum(construct_md_array(rows->keys, rows->knulls, 1, dims, lbs, TEXTOID, -1,
+												   false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(rows->ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(rows->ids2, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+	return n;
+}
+
+/*
+ * One side: read up to AWA_RING_MAINT_UPKEEP_MAX rows after its mark
+ * (wrapping round to the start), move the mark past them, lock the stale
+ * ones SKIP LOCKED, and delete those still stale in a snapshot taken after
+ * the locks.  Returns the rows deleted.  Caller is in SPI and holds the
+ * relation locks (step_upkeep).
+ */
+static int64
+upkeep_side(const UpkeepSide *side, UpkeepPlans *plans)
+{
+	static SPIPlanPtr mark_plan = NULL;
+	static SPIPlanPtr move_plan = NULL;
+	static const Oid walk_types[] = {TEXTOID, INT8OID, INT8OID, INT4OID};
+	static const Oid array_types[] = {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	static const Oid mark_types[] = {TEXTOID};
+	static const Oid move_types[] = {TEXTOID, TEXTOID, INT8OID, INT8OID};
+	const int	max = AWA_RING_MAINT_UPKEEP_MAX;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	UpkeepRows	rows;
+	bool		has_mark;
+	bool		isnull;
+	int			i;
+
+	rows.n = 0;
+	rows.keys = palloc(sizeof(Datum) * max);
+	rows.knulls = palloc(sizeof(bool) * max);
+	rows.ids = palloc(sizeof(Datum) * max);
+	rows.ids2 = palloc(sizeof(Datum) * max);
+	rows.i2nulls = palloc(sizeof(bool) * max);
+	rows.stale = palloc(sizeof(bool) * max);
+
+	/* the side's mark: a round that holds it does this side now */
+	values[0] = CStringGetTextDatum(side->relname);
+	awa_plan(&mark_plan,
+			 "SELECT m.after_key, m.after_id, m.after_id2, m.after_id IS NOT NULL FROM awa.ring_upkeep_mark m"
+			 " WHERE m.side = $1 FOR UPDATE SKIP LOCKED",
+			 1, mark_types);
+	if (awa_ring_run(mark_plan, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+					 "awa maintenance: the upkeep's mark") == 0)
+		return 0;
+	for (i = 0; i < 3; i++)
+	{
+		values[i] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
+		if (isnull)
+			nulls[i] = 'n';
+		else if (i == 0)
+			values[i] = datumCopy(values[i], false, -1);
+	}
+	has_mark = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+
+	/* the walk: after the mark, then from the start for what is left of the batch (each plan kept once made) */
+	if (plans->after == NULL)
+		awa_plan(&plans->after,
+				 psprintf("SELECT %s, %s FROM awa.%s t WHERE %s ORDER BY %s LIMIT $4",
+						  side->cols, side->stale, side->relname, side->after, side->order),
+				 4, walk_types);
+	if (plans->start == NULL)
+		awa_plan(&plans->start,
+				 psprintf("SELECT %s, %s FROM awa.%s t ORDER BY %s LIMIT $4",
+						  side->cols, side->stale, side->relname, side->order),
+				 4, walk_types);
+	if (plans->lock == NULL)
+		awa_plan(&plans->lock,
+				 psprintf("SELECT %s FROM awa.%s t, unnest($1, $2, $3) g(k, i, i2) WHERE %s"
+						  " FOR UPDATE OF t SKIP LOCKED",
+						  side->cols, side->relname, side->match),
+				 3, array_types);
+	if (plans->delete == NULL)
+		awa_plan(&plans->delete,
+				 psprintf("DELETE FROM awa.%s t USING unnest($1, $2, $3) g(k, i, i2) WHERE %s AND %s",
+						  side->relname, side->match, side->stale),
+				 3, array_types);
+	if (has_mark)
+	{
+		values[3] = Int32GetDatum(max);
+		awa_ring_run(plans->after, values, nulls, GetLatestSnapshot(), true, SPI_OK_SELECT,
+					 "awa maintenance: the upkeep's walk");
+		upkeep_collect(&rows, true);
+	}
+	if (rows.n < max)
+	{
+		values[3] = Int32GetDatum(max - rows.n);
+		awa_ring_run(plans->start, values, nulls, GetLatestSnapshot(), true, SPI_OK_SELECT,
+					 "awa maintenance: the upkeep's walk");
+		upkeep_collect(&rows, true);
+	}
+
+	/* the next mark: the last row read; the start when this walk read the whole table */
+	values[0] = CStringGetTextDatum(side->relname);
+	memset(nulls, 'n', sizeof(nulls));
+	nulls[0] = ' ';
+	if (rows.n == max)
+	{
+		if (!rows.knulls[max - 1])
+		{
+			values[1] = rows.keys[max - 1];
+			nulls[1] = ' ';
+		}
+		values[2] = rows.ids[max - 1];
+		nulls[2] = ' ';
+		if (!rows.i2nulls[max - 1])
+		{
+			values[3] = rows.ids2[max - 1];
+			nulls[3] = ' ';
+		}
+	}
+	awa_plan(&move_plan,
+			 "UPDATE awa.ring_upkeep_mark SET after_key = $2, after_id = $3, after_id2 = $4 WHERE side = $1",
+			 4, move_types);
+	awa_ring_run(move_plan, values, nulls, InvalidSnapshot, false, SPI_OK_UPDATE,
+				 "awa maintenance: the upkeep's mark");
+
+	/* the stale rows: locked (a row locked by someone else waits for a later round) */
+	if (upkeep_arrays(&rows, values) == 0)
+		return 0;
+	if (awa_ring_run(plans->lock, values, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+					 "awa maintenance: the upkeep's locks") == 0)
+		return 0;
+	rows.n = 0;
+	upkeep_collect(&rows, false);
+	(void) upkeep_arrays(&rows, values);
+	/* and deleted if still stale in a snapshot taken after the locks */
+	return (int64) awa_ring_run(plans->delete, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
+								"awa maintenance: the upkeep's delete");
+}
+
+/* Step: the side tables' stale rows; how many were removed. */
+static int64
+step_upkeep(void)
+{
+	static UpkeepPlans plans[UPKEEP_NSIDES];
+	static const char *const locked[] = {"ready", "claims", "done", "scheduled", "ring_history"};
+	Oid			nsp = get_namespace_oid("awa", true);
+	bool		busy[UPKEEP_NSIDES];
+	bool		any = false;
+	int64		n = 0;
+	int			i;
+
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("ring_upkeep_mark", nsp)))
+		return 0;
+	/* only the side tables with a block (one size look-up each: an empty one costs nothing more) */
+	for (i = 0; i < (int) UPKEEP_NSIDES; i++)
+	{
+		Oid			rel = get_relname_relid(upkeep_sides[i].relname, nsp);
+
+		busy[i] = OidIsValid(rel) && relation_blocks(rel) != 0;
+		any |= busy[i];
+	}
+	if (!any)
+		return 0;
+	for (i = 0; i < (int) lengthof(locked); i++)
+		if (!lock_without_waiting(locked[i]))
+			return 0;			/* a reclaim is at work: the next round */
+	for (i = 0; i < (int) UPKEEP_NSIDES; i++)
+		if (busy[i])
+			n += upkeep_side(&upkeep_sides[i], &plans[i]);
+	return n;
+}
+
 int64
 awa_ring_maint_step(AwaRingStep step)
 {
@@ -345,7 +695,8 @@ awa_ring_maint_step(AwaRingStep step)
 	int			gucnest;
 	int64		n = 0;
 
-	if (!awa_ring_maint_in_use())
+	/* the side tables' upkeep also once the ring has emptied (step_upkeep looks at them) */
+	if (step != AWA_RING_STEP_UPKEEP && !awa_ring_maint_in_use())
 		return 0;
 	gucnest = NewGUCNestLevel();
 	(void) set_config_option("awa.ring_engine", "on", PGC_SUSET, PGC_S_SESSION,
@@ -365,6 +716,9 @@ awa_ring_maint_step(AwaRingStep step)
 			break;
 		case AWA_RING_STEP_HISTORY:
 			n = run_one(&history_plan, "SELECT jobs FROM awa.ring_history_expire()", 0, 0);
+			break;
+		case AWA_RING_STEP_UPKEEP:
+			n = step_upkeep();
 			break;
 		case AWA_RING_STEP_ROTATE:
 			n = step_rotate();

@@ -135,6 +135,7 @@
 #include "job_state_sql.h"
 #include "ring.h"
 #include "ring_history.h"
+#include "ring_needed.h"		/* hook: rmisc */
 
 /* the advisory lock that serialises rotation and reclaiming: (ring_slots' oid, 6) */
 #define RING_SLOTS_LOCK_KEY2	6
@@ -652,7 +653,9 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL " OR d.waits"
 			 "  OR (((d.state = 'completed' AND ($2 < 0 OR d.finalized_at >= now() - make_interval(secs => $2)))"
 			 "    OR (d.state IN ('failed', 'cancelled')"
-			 "      AND ($3 < 0 OR d.finalized_at >= now() - make_interval(secs => $3))))"
+			 "      AND ($3 < 0 OR d.finalized_at >= now() - make_interval(secs => $3)))"
+			 /* hook: rmisc -- a finished job a dependent still needs: kept, as awa.jobs' retention keeps it */
+			 "    OR (d.state IN ('completed', 'failed', 'cancelled') AND " AWA_RING_NEEDED_SQL("r.id") "))"
 			 /*
 			  * a finished attempt of a job made live again since (awa_retry:
 			  * a newer ready row) is an earlier attempt, not a finished

@@ -1603,6 +1603,41 @@ CREATE TRIGGER scheduled_keys_live AFTER INSERT ON awa.scheduled REFERENCING NEW
 	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_keys_live();
 
 
+-- The ring: leases and side-table upkeep (ring_lease.c, ring_maint.c; docs/storage.md, "Step 5: leases, messages
+-- and side-table upkeep") ---
+-- A beat's lease (the one given, else its claim's), so that the rescue decides as awa.jobs' rescue does with the
+-- rescuer's awa.heartbeat_timeout: due when the latest heartbeat + its lease has passed, or the heartbeat is older
+-- than that setting.  NULL (beats written before the column): the claim's lease.
+ALTER TABLE awa.beats ADD COLUMN lease interval;
+COMMENT ON COLUMN awa.beats.lease IS 'internal (the ring): the lease this heartbeat renewed the attempt by (NULL: the claim''s)';
+
+
+-- The maintenance round's upkeep of the ring's side tables (ring_maint.c): where its walk of each stopped, by the
+-- table's key (NULL: at the start).  Rows of attempts that ended (awa.ring_key_running), of jobs no longer live
+-- (awa.ring_key_live), and of jobs that are gone (awa.ring_dependencies by job_id, awa.ring_dependents,
+-- awa.ring_group_jobs) are deleted a batch per table per round.
+CREATE TABLE awa.ring_upkeep_mark (
+	side		text PRIMARY KEY,
+	after_key	text,
+	after_id	bigint,
+	after_id2	bigint
+);
+COMMENT ON TABLE awa.ring_upkeep_mark
+	IS 'internal (the ring): per side table, the key after which the maintenance round''s next upkeep batch starts (NULL: the start)';
+INSERT INTO awa.ring_upkeep_mark (side)
+	VALUES ('ring_key_running'), ('ring_key_live'), ('ring_dependencies'), ('ring_dependents'), ('ring_group_jobs');
+
+
+-- awa_retry_failed on the ring engine retries the failed jobs it read; one deleted meanwhile (awa_discard_failed,
+-- a DELETE) is passed over as awa.jobs' UPDATE passes over it (engine_admin.c), not an error.
+CREATE FUNCTION awa.ring_retry(id bigint, missing_ok boolean)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'awa_ring_retry'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION awa.ring_retry(bigint, boolean)
+	IS 'internal (the ring): awa.ring_retry(id), but with missing_ok false (not P0002) for a job the ring does not hold; 22023 id or missing_ok null';
+
+
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row
 -- with the highest run_lease, its receipt (running) and its done row (ended).  The inner UNION ALL has one branch

@@ -108,7 +108,7 @@ DECLARE
 	internal_tables CONSTANT name[] := ARRAY['ring_slots', 'ready', 'claims', 'done', 'ring_jobs', 'beats',
 		'ring_rescue_mark', 'scheduled', 'unique_keys', 'ring_live_jobs', 'ring_history',
 		'callbacks', 'ring_dependencies', 'ring_dependents', 'ring_group_jobs', 'ring_group_callbacks',
-		'ring_key_running', 'ring_key_live'];
+		'ring_key_running', 'ring_key_live', 'ring_upkeep_mark'];
 	awa_ext CONSTANT oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'awa');
 	f regprocedure;
 	kind "char";
