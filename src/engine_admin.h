@@ -55,4 +55,10 @@ extern int64 awa_engine_rescue(void);
 extern bool awa_engine_table_step_skipped(bool of_table);
 extern Datum awa_engine_get_job(FunctionCallInfo fcinfo, Datum id);
 
+/*
+ * hook: rjit -- engine_jit.c: install the planner hook that runs every plan
+ * reading the ring's view without JIT (from _PG_init).
+ */
+extern void awa_engine_jit_init(void);
+
 #endif							/* AWA_ENGINE_ADMIN_H */
