@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "jit/jit.h"
 #include "nodes/pg_list.h"
 #include "optimizer/planner.h"
@@ -39,13 +40,24 @@
 
 static planner_hook_type prev_planner = NULL;
 
-/* The ring's view, whose plans run without JIT (InvalidOid: none in this database). */
-static Oid
-ring_view(void)
+/*
+ * Whether a plan depending on the relations rels reads the ring: the
+ * ring's view awa.ring_live_jobs (which awa.ring_jobs and, on the ring
+ * engine, the view awa.jobs read), or the view awa.jobs itself (an INSERT
+ * or COPY into it on the ring engine).
+ */
+static bool
+reads_ring_view(List *rels)
 {
 	Oid			nsp = get_namespace_oid("awa", true);
+	Oid			jobs;
 
-	return OidIsValid(nsp) ? get_relname_relid("ring_live_jobs", nsp) : InvalidOid;
+	if (!OidIsValid(nsp))
+		return false;
+	if (list_member_oid(rels, get_relname_relid("ring_live_jobs", nsp)))
+		return true;
+	jobs = get_relname_relid("jobs", nsp);
+	return list_member_oid(rels, jobs) && get_rel_relkind(jobs) == RELKIND_VIEW;
 }
 
 /* planner_hook: plan as usual; a plan reading the ring's view gets no JIT. */
@@ -63,16 +75,11 @@ engine_jit_planner(Query *parse, const char *query_string, int cursor_options,
 	/*
 	 * relationOids lists every relation the plan depends on, views
 	 * included (the rewriter keeps a view's entry for its permission
-	 * check): a read of awa.jobs on the ring engine or of awa.ring_jobs
-	 * names awa.ring_live_jobs there.
+	 * check).
 	 */
-	if (result->jitFlags != PGJIT_NONE && result->relationOids != NIL)
-	{
-		Oid			view = ring_view();
-
-		if (OidIsValid(view) && list_member_oid(result->relationOids, view))
-			result->jitFlags = PGJIT_NONE;
-	}
+	if (result->jitFlags != PGJIT_NONE && result->relationOids != NIL &&
+		reads_ring_view(result->relationOids))
+		result->jitFlags = PGJIT_NONE;
 	return result;
 }
 
