@@ -23,12 +23,15 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 
 #include "awa.h"
 #include "deps.h"
 #include "engine_admin.h"
 #include "engine_drain.h"
 #include "job_state_sql.h"
+#include "ring.h"
 #include "ring_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_jobs_instead_of_update);
@@ -215,4 +218,165 @@ awa_jobs_instead_of_delete(PG_FUNCTION_ARGS)
 	if (isnull || awa_ring_delete_jobs(awa_int8_array(&id, 1), false) == 0)
 		return PointerGetDatum(NULL);
 	return PointerGetDatum(td->tg_trigtuple);
+}
+
+/*
+ * awa_list_jobs on the ring: the candidates below the cursor ($1), up to
+ * $2 of each source, newest first, and the floor down to which every
+ * source was read whole (NULL: every source ran out).  A source gives the
+ * ids of the jobs that may be in the state asked for ($3), by an index of
+ * the relation that holds that state: any job (no state, completed): its
+ * ready rows, scheduled rows of run_lease 0 and the history's; failed,
+ * cancelled, waiting_external: done rows of that state (done_ended_idx)
+ * and the history's; running: receipts without a done row; available:
+ * ready rows without receipt or done row; scheduled, retryable: rows of
+ * awa.scheduled.  awa.ring_get then reads each candidate as it is and the
+ * filters keep the page's rows (engine_list_jobs).
+ */
+#define RING_LIST_FLOOR_SQL(SOURCES) \
+	"WITH " SOURCES "," \
+	" f AS (SELECT greatest(" \
+	"   (SELECT min(a.id) FROM a HAVING count(*) >= $2), (SELECT min(b.id) FROM b HAVING count(*) >= $2)," \
+	"   (SELECT min(h.id) FROM h HAVING count(*) >= $2)) AS floor)" \
+	" SELECT i.id, f.floor FROM (SELECT a.id FROM a UNION SELECT b.id FROM b UNION SELECT h.id FROM h) i, f" \
+	" WHERE f.floor IS NULL OR i.id >= f.floor ORDER BY i.id DESC"
+#define RING_LIST_ATTRS_SQL(p) \
+	" AND ($4::text IS NULL OR " p "kind = $4) AND ($5::text IS NULL OR " p "queue = $5)" \
+	" AND ($6::text IS NULL OR " p "tags @> ARRAY[$6])"
+/* the attributes of the attempt of done row or receipt p (its ready row) */
+#define RING_LIST_ATTEMPT_SQL(p) \
+	" AND (($4::text IS NULL AND $5::text IS NULL AND $6::text IS NULL) OR EXISTS (SELECT 1 FROM awa.ready q" \
+	"  WHERE q.id = " p "job_id AND q.run_lease = " p "run_lease - 1 AND q.slot = " p "slot" \
+	RING_LIST_ATTRS_SQL("q.") "))"
+#define RING_LIST_HISTORY_SQL(COND) \
+	" h AS (SELECT e.id FROM awa.ring_history x CROSS JOIN LATERAL unnest(x.jobs) e" \
+	"  WHERE x.id_lo < $1 AND e.id < $1 " COND RING_LIST_ATTRS_SQL("e.") " ORDER BY e.id DESC LIMIT $2)"
+#define RING_LIST_NONE_SQL " h AS (SELECT NULL::bigint AS id WHERE false)"
+
+static const char *const ring_list_sources[] = {
+	/* 0: any state (and completed) */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT r.id FROM awa.ready r WHERE r.id < $1" RING_LIST_ATTRS_SQL("r.")
+		"  ORDER BY r.id DESC LIMIT $2),"
+		" b AS (SELECT s.id FROM awa.scheduled s WHERE s.id < $1 AND s.run_lease = 0 AND $3::text IS NULL"
+		RING_LIST_ATTRS_SQL("s.") " ORDER BY s.id DESC LIMIT $2),"
+		RING_LIST_HISTORY_SQL("")),
+	/* 1: failed, cancelled, waiting_external */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT d.job_id AS id FROM awa.done d WHERE d.state = $3::awa.job_state AND d.job_id < $1"
+		RING_LIST_ATTEMPT_SQL("d.") " ORDER BY d.job_id DESC LIMIT $2),"
+		" b AS (SELECT NULL::bigint AS id WHERE false),"
+		RING_LIST_HISTORY_SQL("AND e.state = $3::awa.job_state")),
+	/* 2: running */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT c.job_id AS id FROM awa.claims c WHERE c.job_id < $1 AND $3::text IS NOT NULL"
+		"  AND NOT EXISTS (SELECT 1 FROM awa.done x WHERE x.job_id = c.job_id AND x.run_lease = c.run_lease"
+		"   AND x.slot = c.slot)" RING_LIST_ATTEMPT_SQL("c.") " ORDER BY c.job_id DESC LIMIT $2),"
+		" b AS (SELECT NULL::bigint AS id WHERE false),"
+		RING_LIST_NONE_SQL),
+	/* 3: available */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT w.id FROM awa.ready w WHERE w.id < $1 AND $3::text IS NOT NULL" RING_LIST_ATTRS_SQL("w.")
+		"  AND NOT EXISTS (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1"
+		"   AND x.slot = w.slot)"
+		"  AND NOT EXISTS (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1"
+		"   AND x.slot = w.slot) ORDER BY w.id DESC LIMIT $2),"
+		" b AS (SELECT NULL::bigint AS id WHERE false),"
+		RING_LIST_NONE_SQL),
+	/* 4: scheduled, retryable */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT s.id FROM awa.scheduled s WHERE s.id < $1 AND $3::text IS NOT NULL" RING_LIST_ATTRS_SQL("s.")
+		"  ORDER BY s.id DESC LIMIT $2),"
+		" b AS (SELECT NULL::bigint AS id WHERE false),"
+		RING_LIST_NONE_SQL),
+};
+
+/* Which of ring_list_sources finds the jobs of state (NULL: any). */
+static int
+ring_list_source(const char *state)
+{
+	if (state == NULL || strcmp(state, "completed") == 0)
+		return 0;
+	if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0 ||
+		strcmp(state, "waiting_external") == 0)
+		return 1;
+	if (strcmp(state, "running") == 0)
+		return 2;
+	if (strcmp(state, "available") == 0)
+		return 3;
+	return 4;
+}
+
+/* See engine_admin.h. */
+Datum
+awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values, const char *nulls)
+{
+	static SPIPlanPtr source_plans[lengthof(ring_list_sources)];
+	static SPIPlanPtr read_plan = NULL;
+	static const Oid source_types[] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	static const Oid read_types[] = {INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	int			source = ring_list_source(state);
+	int64		cursor = nulls[3] == 'n' ? PG_INT64_MAX : DatumGetInt64(values[3]);
+	int32		lim = DatumGetInt32(values[4]);
+	int64		found = 0;
+	int64		batch = Max(lim * 2, 100);
+	bool		more = true;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	SPI_connect();
+	awa_plan(&source_plans[source], ring_list_sources[source], 6, (Oid *) source_types);
+	awa_plan(&read_plan,
+			 "SELECT g.* FROM unnest($1::int8[]) WITH ORDINALITY AS k(id, o)"
+			 " CROSS JOIN LATERAL awa.ring_get(k.id) g"
+			 " WHERE g.id IS NOT NULL AND ($2::text IS NULL OR g.state = $2::awa.job_state)"
+			 " AND ($3::text IS NULL OR g.kind = $3) AND ($4::text IS NULL OR g.queue = $4)"
+			 " AND ($5::text IS NULL OR g.tags @> ARRAY[$5])"
+			 " ORDER BY k.o",
+			 5, (Oid *) read_types);
+	/* batch by batch of candidates, newest first, until the page is full or no job is left */
+	while (more && found < lim)
+	{
+		Datum		sargs[6];
+		char		snulls[6] = {' ', ' ', state == NULL ? 'n' : ' ', nulls[0], nulls[1], nulls[2]};
+		Datum		rargs[5];
+		char		rnulls[5];
+		Datum	   *ids;
+		uint64		n;
+		uint64		i;
+		bool		isnull;
+
+		sargs[0] = Int64GetDatum(cursor);
+		sargs[1] = Int64GetDatum(batch);
+		sargs[2] = state == NULL ? (Datum) 0 : CStringGetTextDatum(state);
+		sargs[3] = values[0];
+		sargs[4] = values[1];
+		sargs[5] = values[2];
+		n = awa_ring_run(source_plans[source], sargs, snulls, InvalidSnapshot, true, SPI_OK_SELECT,
+						 "awa_list_jobs: the ring's candidates");
+		if (n == 0)
+			break;
+		ids = palloc(sizeof(Datum) * n);
+		for (i = 0; i < n; i++)
+			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		more = !isnull;
+		cursor = DatumGetInt64(ids[n - 1]);
+		rargs[0] = PointerGetDatum(construct_array(ids, (int) n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+												   TYPALIGN_DOUBLE));
+		rnulls[0] = ' ';
+		rargs[1] = sargs[2];
+		rnulls[1] = snulls[2];
+		for (i = 0; i < 3; i++)
+		{
+			rargs[2 + i] = values[i];
+			rnulls[2 + i] = nulls[i];
+		}
+		n = awa_ring_run(read_plan, rargs, rnulls, InvalidSnapshot, true, SPI_OK_SELECT,
+						 "awa_list_jobs: the ring's rows");
+		for (i = 0; i < n && found < lim; i++, found++)
+			awa_put_job(fcinfo, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		batch = Min(batch * 2, 5000);
+	}
+	SPI_finish();
+	return (Datum) 0;
 }

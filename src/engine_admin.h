@@ -56,6 +56,15 @@ extern bool awa_engine_table_step_skipped(bool of_table);
 extern Datum awa_engine_get_job(FunctionCallInfo fcinfo, Datum id);
 
 /*
+ * hook: rjit -- awa_engine_list_jobs: awa_list_jobs' page on the ring
+ * (fcinfo's materialized SETOF result): state (a label, NULL: any) and
+ * values/nulls as awa_list_jobs' statement takes them ($1 kind, $2 queue,
+ * $3 tag, $4 before_id, $5 lim, checked).  Outside SPI.
+ */
+extern Datum awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values,
+								  const char *nulls);
+
+/*
  * hook: rjit -- engine_jit.c: install the planner hook that runs every plan
  * reading the ring's view without JIT (from _PG_init).
  */
