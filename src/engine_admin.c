@@ -38,16 +38,23 @@ PG_FUNCTION_INFO_V1(awa_jobs_instead_of_update);
 PG_FUNCTION_INFO_V1(awa_jobs_instead_of_delete);
 
 /*
- * The ring's failed jobs, as rows g of awa.ring_get: from the slots' done
- * rows of failed attempts (done_ended_idx) and the history's batches of
- * failed and cancelled jobs, each read again as it is now (a failed attempt
- * may have been retried since).
+ * The ring's failed jobs, as rows g (id, kind, queue, unique_key,
+ * unique_states): the jobs with a done row of a failed attempt
+ * (done_ended_idx), each one's state read as it is now by index probes
+ * (RING_JOB_STATE_SQL: a failed attempt may have been retried since), and
+ * the history's failed jobs (batches of failed and cancelled jobs), each
+ * read again with awa.ring_get (one retried from the history since has
+ * rows in the slots again and is read there).
  */
 #define RING_FAILED_SQL \
 	"SELECT g.id, g.kind, g.queue, g.unique_key, g.unique_states FROM" \
-	" (SELECT DISTINCT d.job_id AS id FROM awa.done d WHERE d.state = 'failed'" \
-	"  UNION SELECT e.id FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) e" \
-	"  WHERE h.failed AND e.state = 'failed') i" \
+	" (SELECT DISTINCT d.job_id AS id FROM awa.done d WHERE d.state = 'failed') i" \
+	" CROSS JOIN LATERAL " RING_JOB_STATE_SQL("i.id") " g WHERE g.state = 'failed'" \
+	" UNION ALL" \
+	" SELECT g.id, g.kind, g.queue, g.unique_key, g.unique_states FROM" \
+	" (SELECT DISTINCT e.id FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) e" \
+	"  WHERE h.failed AND e.state = 'failed'" \
+	"   AND NOT EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = e.id)) i" \
 	" CROSS JOIN LATERAL awa.ring_get(i.id) g WHERE g.state = 'failed'"
 
 /* See engine_admin.h. */
@@ -66,8 +73,8 @@ awa_engine_retry_failed(FunctionCallInfo fcinfo, Datum *kind_queue, const char *
 	 * moved into the history comes back from there (ring_revive.c).
 	 */
 	return awa_engine_rows(fcinfo, &plan,
-						   "WITH f AS MATERIALIZED (" RING_FAILED_SQL
-						   "  AND ($1::text IS NULL OR g.kind = $1) AND ($2::text IS NULL OR g.queue = $2)),"
+						   "WITH f AS MATERIALIZED (SELECT g.* FROM (" RING_FAILED_SQL ") g"
+						   "  WHERE ($1::text IS NULL OR g.kind = $1) AND ($2::text IS NULL OR g.queue = $2)),"
 						   " c AS MATERIALIZED (SELECT f.id FROM"
 						   "  (SELECT f.*, f.unique_key IS NOT NULL"
 						   "   AND awa.unique_state_held(f.unique_states, 'available') AS keyed,"
@@ -89,8 +96,8 @@ awa_engine_discard_failed(Datum kind, bool kind_isnull)
 	Datum		ids;
 
 	ids = awa_engine_value(&plan,
-						   "SELECT coalesce(array_agg(f.id ORDER BY f.id), '{}') FROM (" RING_FAILED_SQL
-						   "  AND ($1::text IS NULL OR g.kind = $1)) f",
+						   "SELECT coalesce(array_agg(f.id ORDER BY f.id), '{}') FROM (" RING_FAILED_SQL ") f"
+						   " WHERE ($1::text IS NULL OR f.kind = $1)",
 						   1, types, &kind, kind_isnull ? "n" : NULL, false, -1, &isnull);
 	/* a job retried since it was read stays: only the finished ones go */
 	return awa_ring_delete_jobs(ids, true);

@@ -58,24 +58,27 @@ extern Datum awa_engine_get_job(FunctionCallInfo fcinfo, Datum id);
 /*
  * hook: rjit -- RING_JOB_STATE_SQL(ID): a subquery of one row (none: the
  * slots and awa.scheduled hold no such job) of the job whose id is the SQL
- * expression ID: id, kind, queue, concurrency_key, state -- the state as
+ * expression ID: id, kind, queue, concurrency_key, unique_key,
+ * unique_states, state -- the state as
  * awa.ring_live_jobs derives it (the done row of the newest attempt, the
  * one after a wait first; else its receipt: running; else available; a
  * row of awa.scheduled never made ready: its own), read by index probes
  * only, without the view's other columns.  For LATERAL over many ids.
  */
 #define RING_JOB_STATE_SQL(ID) \
-	"(SELECT r.id, r.kind, r.queue, r.concurrency_key," \
+	"(SELECT r.id, r.kind, r.queue, r.concurrency_key, r.unique_key, r.unique_states," \
 	"   CASE WHEN d.state IS NOT NULL THEN d.state" \
 	"    WHEN EXISTS (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id AND c.run_lease = r.run_lease + 1" \
 	"     AND c.slot = r.slot) THEN 'running'::awa.job_state" \
 	"    ELSE 'available'::awa.job_state END AS state" \
-	"  FROM (SELECT r.id, r.run_lease, r.slot, r.kind, r.queue, r.concurrency_key FROM awa.ready r" \
+	"  FROM (SELECT r.id, r.run_lease, r.slot, r.kind, r.queue, r.concurrency_key, r.unique_key," \
+	"   r.unique_states FROM awa.ready r" \
 	"   WHERE r.id = " ID " ORDER BY r.run_lease DESC LIMIT 1) r" \
 	"  LEFT JOIN LATERAL (SELECT d.state FROM awa.done d WHERE d.job_id = r.id" \
 	"   AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot ORDER BY d.after_wait DESC LIMIT 1) d ON true" \
 	" UNION ALL" \
-	" SELECT s.id, s.kind, s.queue, s.concurrency_key, s.state FROM awa.scheduled s" \
+	" SELECT s.id, s.kind, s.queue, s.concurrency_key, s.unique_key, s.unique_states, s.state" \
+	"  FROM awa.scheduled s" \
 	"  WHERE s.id = " ID " AND s.run_lease = 0)"
 
 /*
