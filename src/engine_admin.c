@@ -319,6 +319,7 @@ Datum
 awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values, const char *nulls)
 {
 	static SPIPlanPtr source_plans[lengthof(ring_list_sources)];
+	static SPIPlanPtr check_plan = NULL;
 	static SPIPlanPtr read_plan = NULL;
 	static const Oid source_types[] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	static const Oid read_types[] = {INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
@@ -328,10 +329,22 @@ awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values, 
 	int64		found = 0;
 	int64		batch = Max(lim * 2, 100);
 	bool		more = true;
+	Datum		args[5];
+	char		argnulls[5];
+	int			i;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	SPI_connect();
 	awa_plan(&source_plans[source], ring_list_sources[source], 6, (Oid *) source_types);
+	/* the candidates that may match, in their order: state, kind and queue by index probes */
+	awa_plan(&check_plan,
+			 "SELECT k.id FROM unnest($1::int8[]) WITH ORDINALITY AS k(id, o)"
+			 " LEFT JOIN LATERAL " RING_JOB_STATE_SQL("k.id") " s ON true"
+			 " WHERE s.id IS NULL OR (($2::text IS NULL OR s.state = $2::awa.job_state)"
+			 "  AND ($3::text IS NULL OR s.kind = $3) AND ($4::text IS NULL OR s.queue = $4))"
+			 " ORDER BY k.o",
+			 5, (Oid *) read_types);
+	/* their rows, as they are, and the filters */
 	awa_plan(&read_plan,
 			 "SELECT g.* FROM unnest($1::int8[]) WITH ORDINALITY AS k(id, o)"
 			 " CROSS JOIN LATERAL awa.ring_get(k.id) g"
@@ -340,26 +353,32 @@ awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values, 
 			 " AND ($5::text IS NULL OR g.tags @> ARRAY[$5])"
 			 " ORDER BY k.o",
 			 5, (Oid *) read_types);
+	args[1] = state == NULL ? (Datum) 0 : CStringGetTextDatum(state);
+	argnulls[0] = ' ';
+	argnulls[1] = state == NULL ? 'n' : ' ';
+	for (i = 0; i < 3; i++)
+	{
+		args[2 + i] = values[i];
+		argnulls[2 + i] = nulls[i];
+	}
 	/* batch by batch of candidates, newest first, until the page is full or no job is left */
 	while (more && found < lim)
 	{
 		Datum		sargs[6];
-		char		snulls[6] = {' ', ' ', state == NULL ? 'n' : ' ', nulls[0], nulls[1], nulls[2]};
-		Datum		rargs[5];
-		char		rnulls[5];
+		char		snulls[6] = {' ', ' ', argnulls[1], nulls[0], nulls[1], nulls[2]};
 		Datum	   *ids;
-		uint64		n;
-		uint64		i;
+		int			n;
+		int			done;
 		bool		isnull;
 
 		sargs[0] = Int64GetDatum(cursor);
 		sargs[1] = Int64GetDatum(batch);
-		sargs[2] = state == NULL ? (Datum) 0 : CStringGetTextDatum(state);
+		sargs[2] = args[1];
 		sargs[3] = values[0];
 		sargs[4] = values[1];
 		sargs[5] = values[2];
-		n = awa_ring_run(source_plans[source], sargs, snulls, InvalidSnapshot, true, SPI_OK_SELECT,
-						 "awa_list_jobs: the ring's candidates");
+		n = (int) awa_ring_run(source_plans[source], sargs, snulls, InvalidSnapshot, true, SPI_OK_SELECT,
+							   "awa_list_jobs: the ring's candidates");
 		if (n == 0)
 			break;
 		ids = palloc(sizeof(Datum) * n);
@@ -368,20 +387,28 @@ awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values, 
 		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 		more = !isnull;
 		cursor = DatumGetInt64(ids[n - 1]);
-		rargs[0] = PointerGetDatum(construct_array(ids, (int) n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
-												   TYPALIGN_DOUBLE));
-		rnulls[0] = ' ';
-		rargs[1] = sargs[2];
-		rnulls[1] = snulls[2];
-		for (i = 0; i < 3; i++)
+
+		args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		n = (int) awa_ring_run(check_plan, args, argnulls, InvalidSnapshot, true, SPI_OK_SELECT,
+							   "awa_list_jobs: the ring's candidates' states");
+		for (i = 0; i < n; i++)
+			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		/* the rows, as many at a time as the page still needs */
+		for (done = 0; done < n && found < lim;)
 		{
-			rargs[2 + i] = values[i];
-			rnulls[2 + i] = nulls[i];
+			int			take = Min(n - done, (int) (lim - found));
+			uint64		got;
+			uint64		j;
+
+			args[0] = PointerGetDatum(construct_array(ids + done, take, INT8OID, sizeof(int64),
+													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			got = awa_ring_run(read_plan, args, argnulls, InvalidSnapshot, true, SPI_OK_SELECT,
+							   "awa_list_jobs: the ring's rows");
+			for (j = 0; j < got && found < lim; j++, found++)
+				awa_put_job(fcinfo, SPI_tuptable->vals[j], SPI_tuptable->tupdesc);
+			done += take;
 		}
-		n = awa_ring_run(read_plan, rargs, rnulls, InvalidSnapshot, true, SPI_OK_SELECT,
-						 "awa_list_jobs: the ring's rows");
-		for (i = 0; i < n && found < lim; i++, found++)
-			awa_put_job(fcinfo, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		batch = Min(batch * 2, 5000);
 	}
 	SPI_finish();
