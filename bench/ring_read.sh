@@ -5,8 +5,8 @@
 # scheduled, 28.5% available, ~9% running, ~51% completed, 3.5% failed, 3.5% retryable; four queues, three
 # kinds, 10% tagged, 10% with a concurrency key).  Each statement runs READ_ROUNDS times per engine, every time
 # on a fresh session (its first call: plans made, JIT as the server's settings say) and in a transaction rolled
-# back (the data stays the same); printed: the median ms per engine, the rows (or count) returned, and the
-# ratio ring/table.
+# back (the data stays the same), and again on the same session (plans kept); printed: the median ms of the
+# first and of the second call per engine, the rows (or count) the first returned, and the ratios ring/table.
 #
 #   PGHOST=... PGPORT=... PGUSER=postgres READ_JOBS=100000 READ_ROUNDS=3 bench/ring_read.sh
 # Settings: READ_DB (prefix of the two databases, awa_read_bench), READ_JOBS (100000), READ_ROUNDS (3).
@@ -72,23 +72,30 @@ stmts = [
     ("DELETE FROM awa.jobs (875 completed)",
      "WITH d AS (DELETE FROM awa.jobs WHERE queue = 'q3' AND state = 'completed' AND id % 25 = 3 RETURNING 1)"
      " SELECT count(*) FROM d"),
+    ("awa_health_check()", "SELECT stale_heartbeats FROM awa_health_check()"),
     ("SELECT count(*) FROM awa.jobs WHERE state = 'failed'",
      "SELECT count(*) FROM awa.jobs WHERE state = 'failed'"),
 ]
 def run(db, sql):
+    """ms of the first and of the second call on a fresh session, each rolled back, and the first's answer"""
+    out = []
     with psycopg.connect(dbname=db) as conn:
         conn.execute("SELECT 1")
-        t = time.perf_counter()
-        n = conn.execute(sql).fetchone()[0]
-        ms = (time.perf_counter() - t) * 1000
-        conn.rollback()
-    return ms, n
-print("%-52s %16s %16s %8s" % ("statement", "table ms (rows)", "ring ms (rows)", "ring/table"))
+        for _ in range(2):
+            t = time.perf_counter()
+            n = conn.execute(sql).fetchone()[0]
+            out.append((time.perf_counter() - t) * 1000)
+            conn.rollback()
+            if len(out) == 1:
+                first = n
+    return out[0], out[1], first
+print("%-52s %22s %22s %12s" % ("statement", "table ms 1st/2nd", "ring ms 1st/2nd", "ring/table"))
 for label, sql in stmts:
     res = {}
     for db in (table, ring):
         runs = [run(db, sql) for _ in range(rounds)]
-        res[db] = (statistics.median(ms for ms, _ in runs), runs[0][1])
-    print("%-52s %9.1f (%4s) %9.1f (%4s) %8.1f" % (label, res[table][0], res[table][1], res[ring][0], res[ring][1],
-                                                 res[ring][0] / max(res[table][0], 0.01)))
+        res[db] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), runs[0][2])
+    t, r = res[table], res[ring]
+    print("%-52s %7.1f/%6.1f (%5s) %7.1f/%6.1f (%5s) %5.1f/%5.1f" % (
+        label, t[0], t[1], t[2], r[0], r[1], r[2], r[0] / max(t[0], 0.01), r[1] / max(t[1], 0.01)))
 PY
