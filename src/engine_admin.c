@@ -237,8 +237,11 @@ awa_jobs_instead_of_delete(PG_FUNCTION_ARGS)
  * cancelled, waiting_external: done rows of that state (done_ended_idx)
  * and the history's; running: receipts without a done row; available:
  * ready rows without receipt or done row; scheduled, retryable: rows of
- * awa.scheduled.  awa.ring_get then reads each candidate as it is and the
- * filters keep the page's rows (engine_list_jobs).
+ * awa.scheduled.  awa_engine_list_jobs then reads each candidate's state
+ * by index probes (RING_JOB_STATE_SQL) and the rows of those that may
+ * match with awa.ring_get, whose filters keep the page's rows.  The floor:
+ * a source that gave $2 rows was read whole down to its smallest id only,
+ * so the batch is the candidates down to the greatest such id.
  */
 #define RING_LIST_FLOOR_SQL(SOURCES) \
 	"WITH " SOURCES "," \
