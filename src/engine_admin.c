@@ -23,28 +23,38 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 
 #include "awa.h"
 #include "deps.h"
 #include "engine_admin.h"
 #include "engine_drain.h"
 #include "job_state_sql.h"
+#include "ring.h"
 #include "ring_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_jobs_instead_of_update);
 PG_FUNCTION_INFO_V1(awa_jobs_instead_of_delete);
 
 /*
- * The ring's failed jobs, as rows g of awa.ring_get: from the slots' done
- * rows of failed attempts (done_ended_idx) and the history's batches of
- * failed and cancelled jobs, each read again as it is now (a failed attempt
- * may have been retried since).
+ * The ring's failed jobs, as rows g (id, kind, queue, unique_key,
+ * unique_states): the jobs with a done row of a failed attempt
+ * (done_ended_idx), each one's state read as it is now by index probes
+ * (RING_JOB_STATE_SQL: a failed attempt may have been retried since), and
+ * the history's failed jobs (batches of failed and cancelled jobs), each
+ * read again with awa.ring_get (one retried from the history since has
+ * rows in the slots again and is read there).
  */
 #define RING_FAILED_SQL \
 	"SELECT g.id, g.kind, g.queue, g.unique_key, g.unique_states FROM" \
-	" (SELECT DISTINCT d.job_id AS id FROM awa.done d WHERE d.state = 'failed'" \
-	"  UNION SELECT e.id FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) e" \
-	"  WHERE h.failed AND e.state = 'failed') i" \
+	" (SELECT DISTINCT d.job_id AS id FROM awa.done d WHERE d.state = 'failed') i" \
+	" CROSS JOIN LATERAL " RING_JOB_STATE_SQL("i.id") " g WHERE g.state = 'failed'" \
+	" UNION ALL" \
+	" SELECT g.id, g.kind, g.queue, g.unique_key, g.unique_states FROM" \
+	" (SELECT DISTINCT e.id FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) e" \
+	"  WHERE h.failed AND e.state = 'failed'" \
+	"   AND NOT EXISTS (SELECT 1 FROM awa.ready r WHERE r.id = e.id)) i" \
 	" CROSS JOIN LATERAL awa.ring_get(i.id) g WHERE g.state = 'failed'"
 
 /* See engine_admin.h. */
@@ -63,8 +73,8 @@ awa_engine_retry_failed(FunctionCallInfo fcinfo, Datum *kind_queue, const char *
 	 * moved into the history comes back from there (ring_revive.c).
 	 */
 	return awa_engine_rows(fcinfo, &plan,
-						   "WITH f AS MATERIALIZED (" RING_FAILED_SQL
-						   "  AND ($1::text IS NULL OR g.kind = $1) AND ($2::text IS NULL OR g.queue = $2)),"
+						   "WITH f AS MATERIALIZED (SELECT g.* FROM (" RING_FAILED_SQL ") g"
+						   "  WHERE ($1::text IS NULL OR g.kind = $1) AND ($2::text IS NULL OR g.queue = $2)),"
 						   " c AS MATERIALIZED (SELECT f.id FROM"
 						   "  (SELECT f.*, f.unique_key IS NOT NULL"
 						   "   AND awa.unique_state_held(f.unique_states, 'available') AS keyed,"
@@ -87,8 +97,8 @@ awa_engine_discard_failed(Datum kind, bool kind_isnull)
 	Datum		ids;
 
 	ids = awa_engine_value(&plan,
-						   "SELECT coalesce(array_agg(f.id ORDER BY f.id), '{}') FROM (" RING_FAILED_SQL
-						   "  AND ($1::text IS NULL OR g.kind = $1)) f",
+						   "SELECT coalesce(array_agg(f.id ORDER BY f.id), '{}') FROM (" RING_FAILED_SQL ") f"
+						   " WHERE ($1::text IS NULL OR f.kind = $1)",
 						   1, types, &kind, kind_isnull ? "n" : NULL, false, -1, &isnull);
 	/* a job retried since it was read stays: only the finished ones go */
 	return awa_ring_delete_jobs(ids, true);
@@ -216,4 +226,195 @@ awa_jobs_instead_of_delete(PG_FUNCTION_ARGS)
 	if (isnull || awa_ring_delete_jobs(awa_int8_array(&id, 1), false) == 0)
 		return PointerGetDatum(NULL);
 	return PointerGetDatum(td->tg_trigtuple);
+}
+
+/*
+ * awa_list_jobs on the ring: the candidates below the cursor ($1), up to
+ * $2 of each source, newest first, and the floor down to which every
+ * source was read whole (NULL: every source ran out).  A source gives the
+ * ids of the jobs that may be in the state asked for ($3), by an index of
+ * the relation that holds that state: any job (no state, completed): its
+ * ready rows, scheduled rows of run_lease 0 and the history's; failed,
+ * cancelled, waiting_external: done rows of that state (done_ended_idx)
+ * and the history's; running: receipts without a done row; available:
+ * ready rows without receipt or done row; scheduled, retryable: rows of
+ * awa.scheduled.  awa_engine_list_jobs then reads each candidate's state
+ * by index probes (RING_JOB_STATE_SQL) and the rows of those that may
+ * match with awa.ring_get, whose filters keep the page's rows.  The floor:
+ * a source that gave $2 rows was read whole down to its smallest id only,
+ * so the batch is the candidates down to the greatest such id.
+ */
+#define RING_LIST_FLOOR_SQL(SOURCES) \
+	"WITH " SOURCES "," \
+	" f AS (SELECT greatest(" \
+	"   (SELECT min(a.id) FROM a HAVING count(*) >= $2), (SELECT min(b.id) FROM b HAVING count(*) >= $2)," \
+	"   (SELECT min(h.id) FROM h HAVING count(*) >= $2)) AS floor)" \
+	" SELECT i.id, f.floor FROM (SELECT a.id FROM a UNION SELECT b.id FROM b UNION SELECT h.id FROM h) i, f" \
+	" WHERE f.floor IS NULL OR i.id >= f.floor ORDER BY i.id DESC"
+#define RING_LIST_ATTRS_SQL(p) \
+	" AND ($4::text IS NULL OR " p "kind = $4) AND ($5::text IS NULL OR " p "queue = $5)" \
+	" AND ($6::text IS NULL OR " p "tags @> ARRAY[$6])"
+/* the attributes of the attempt of done row or receipt p (its ready row) */
+#define RING_LIST_ATTEMPT_SQL(p) \
+	" AND (($4::text IS NULL AND $5::text IS NULL AND $6::text IS NULL) OR EXISTS (SELECT 1 FROM awa.ready q" \
+	"  WHERE q.id = " p "job_id AND q.run_lease = " p "run_lease - 1 AND q.slot = " p "slot" \
+	RING_LIST_ATTRS_SQL("q.") "))"
+#define RING_LIST_HISTORY_SQL(COND) \
+	" h AS (SELECT e.id FROM awa.ring_history x CROSS JOIN LATERAL unnest(x.jobs) e" \
+	"  WHERE x.id_lo < $1 AND e.id < $1 " COND RING_LIST_ATTRS_SQL("e.") " ORDER BY e.id DESC LIMIT $2)"
+#define RING_LIST_NONE_SQL " h AS (SELECT NULL::bigint AS id WHERE false)"
+
+static const char *const ring_list_sources[] = {
+	/* 0: any state (and completed) */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT r.id FROM awa.ready r WHERE r.id < $1" RING_LIST_ATTRS_SQL("r.")
+		"  ORDER BY r.id DESC LIMIT $2),"
+		" b AS (SELECT s.id FROM awa.scheduled s WHERE s.id < $1 AND s.run_lease = 0 AND $3::text IS NULL"
+		RING_LIST_ATTRS_SQL("s.") " ORDER BY s.id DESC LIMIT $2),"
+		RING_LIST_HISTORY_SQL("")),
+	/* 1: failed, cancelled, waiting_external */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT d.job_id AS id FROM awa.done d WHERE d.state = $3::awa.job_state AND d.job_id < $1"
+		RING_LIST_ATTEMPT_SQL("d.") " ORDER BY d.job_id DESC LIMIT $2),"
+		" b AS (SELECT NULL::bigint AS id WHERE false),"
+		RING_LIST_HISTORY_SQL("AND e.state = $3::awa.job_state")),
+	/* 2: running */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT c.job_id AS id FROM awa.claims c WHERE c.job_id < $1 AND $3::text IS NOT NULL"
+		"  AND NOT EXISTS (SELECT 1 FROM awa.done x WHERE x.job_id = c.job_id AND x.run_lease = c.run_lease"
+		"   AND x.slot = c.slot)" RING_LIST_ATTEMPT_SQL("c.") " ORDER BY c.job_id DESC LIMIT $2),"
+		" b AS (SELECT NULL::bigint AS id WHERE false),"
+		RING_LIST_NONE_SQL),
+	/* 3: available */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT w.id FROM awa.ready w WHERE w.id < $1 AND $3::text IS NOT NULL" RING_LIST_ATTRS_SQL("w.")
+		"  AND NOT EXISTS (SELECT 1 FROM awa.claims x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1"
+		"   AND x.slot = w.slot)"
+		"  AND NOT EXISTS (SELECT 1 FROM awa.done x WHERE x.job_id = w.id AND x.run_lease = w.run_lease + 1"
+		"   AND x.slot = w.slot) ORDER BY w.id DESC LIMIT $2),"
+		" b AS (SELECT NULL::bigint AS id WHERE false),"
+		RING_LIST_NONE_SQL),
+	/* 4: scheduled, retryable */
+	RING_LIST_FLOOR_SQL(
+		" a AS (SELECT s.id FROM awa.scheduled s WHERE s.id < $1 AND $3::text IS NOT NULL" RING_LIST_ATTRS_SQL("s.")
+		"  ORDER BY s.id DESC LIMIT $2),"
+		" b AS (SELECT NULL::bigint AS id WHERE false),"
+		RING_LIST_NONE_SQL),
+};
+
+/* Which of ring_list_sources finds the jobs of state (NULL: any). */
+static int
+ring_list_source(const char *state)
+{
+	if (state == NULL || strcmp(state, "completed") == 0)
+		return 0;
+	if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0 ||
+		strcmp(state, "waiting_external") == 0)
+		return 1;
+	if (strcmp(state, "running") == 0)
+		return 2;
+	if (strcmp(state, "available") == 0)
+		return 3;
+	return 4;
+}
+
+/* See engine_admin.h. */
+Datum
+awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values, const char *nulls)
+{
+	static SPIPlanPtr source_plans[lengthof(ring_list_sources)];
+	static SPIPlanPtr check_plan = NULL;
+	static SPIPlanPtr read_plan = NULL;
+	static const Oid source_types[] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	static const Oid read_types[] = {INT8ARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	int			source = ring_list_source(state);
+	int64		cursor = nulls[3] == 'n' ? PG_INT64_MAX : DatumGetInt64(values[3]);
+	int32		lim = DatumGetInt32(values[4]);
+	int64		found = 0;
+	int64		batch = Max(lim * 2, 100);
+	bool		more = true;
+	Datum		args[5];
+	char		argnulls[5];
+	int			i;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	SPI_connect();
+	awa_plan(&source_plans[source], ring_list_sources[source], 6, (Oid *) source_types);
+	/* the candidates that may match, in their order: state, kind and queue by index probes */
+	awa_plan(&check_plan,
+			 "SELECT k.id FROM unnest($1::int8[]) WITH ORDINALITY AS k(id, o)"
+			 " LEFT JOIN LATERAL " RING_JOB_STATE_SQL("k.id") " s ON true"
+			 " WHERE s.id IS NULL OR (($2::text IS NULL OR s.state = $2::awa.job_state)"
+			 "  AND ($3::text IS NULL OR s.kind = $3) AND ($4::text IS NULL OR s.queue = $4))"
+			 " ORDER BY k.o",
+			 5, (Oid *) read_types);
+	/* their rows, as they are, and the filters */
+	awa_plan(&read_plan,
+			 "SELECT g.* FROM unnest($1::int8[]) WITH ORDINALITY AS k(id, o)"
+			 " CROSS JOIN LATERAL awa.ring_get(k.id) g"
+			 " WHERE g.id IS NOT NULL AND ($2::text IS NULL OR g.state = $2::awa.job_state)"
+			 " AND ($3::text IS NULL OR g.kind = $3) AND ($4::text IS NULL OR g.queue = $4)"
+			 " AND ($5::text IS NULL OR g.tags @> ARRAY[$5])"
+			 " ORDER BY k.o",
+			 5, (Oid *) read_types);
+	args[1] = state == NULL ? (Datum) 0 : CStringGetTextDatum(state);
+	argnulls[0] = ' ';
+	argnulls[1] = state == NULL ? 'n' : ' ';
+	for (i = 0; i < 3; i++)
+	{
+		args[2 + i] = values[i];
+		argnulls[2 + i] = nulls[i];
+	}
+	/* batch by batch of candidates, newest first, until the page is full or no job is left */
+	while (more && found < lim)
+	{
+		Datum		sargs[6];
+		char		snulls[6] = {' ', ' ', argnulls[1], nulls[0], nulls[1], nulls[2]};
+		Datum	   *ids;
+		int			n;
+		int			done;
+		bool		isnull;
+
+		sargs[0] = Int64GetDatum(cursor);
+		sargs[1] = Int64GetDatum(batch);
+		sargs[2] = args[1];
+		sargs[3] = values[0];
+		sargs[4] = values[1];
+		sargs[5] = values[2];
+		n = (int) awa_ring_run(source_plans[source], sargs, snulls, InvalidSnapshot, true, SPI_OK_SELECT,
+							   "awa_list_jobs: the ring's candidates");
+		if (n == 0)
+			break;
+		ids = palloc(sizeof(Datum) * n);
+		for (i = 0; i < n; i++)
+			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		more = !isnull;
+		cursor = DatumGetInt64(ids[n - 1]);
+
+		args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+		n = (int) awa_ring_run(check_plan, args, argnulls, InvalidSnapshot, true, SPI_OK_SELECT,
+							   "awa_list_jobs: the ring's candidates' states");
+		for (i = 0; i < n; i++)
+			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		/* the rows, as many at a time as the page still needs */
+		for (done = 0; done < n && found < lim;)
+		{
+			int			take = Min(n - done, (int) (lim - found));
+			uint64		got;
+			uint64		j;
+
+			args[0] = PointerGetDatum(construct_array(ids + done, take, INT8OID, sizeof(int64),
+													  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			got = awa_ring_run(read_plan, args, argnulls, InvalidSnapshot, true, SPI_OK_SELECT,
+							   "awa_list_jobs: the ring's rows");
+			for (j = 0; j < got && found < lim; j++, found++)
+				awa_put_job(fcinfo, SPI_tuptable->vals[j], SPI_tuptable->tupdesc);
+			done += take;
+		}
+		batch = Min(batch * 2, 5000);
+	}
+	SPI_finish();
+	return (Datum) 0;
 }

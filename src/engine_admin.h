@@ -55,4 +55,45 @@ extern int64 awa_engine_rescue(void);
 extern bool awa_engine_table_step_skipped(bool of_table);
 extern Datum awa_engine_get_job(FunctionCallInfo fcinfo, Datum id);
 
+/*
+ * hook: rjit -- RING_JOB_STATE_SQL(ID): a subquery of one row (none: the
+ * slots and awa.scheduled hold no such job) of the job whose id is the SQL
+ * expression ID: id, kind, queue, concurrency_key, unique_key,
+ * unique_states, state -- the state as
+ * awa.ring_live_jobs derives it (the done row of the newest attempt, the
+ * one after a wait first; else its receipt: running; else available; a
+ * row of awa.scheduled never made ready: its own), read by index probes
+ * only, without the view's other columns.  For LATERAL over many ids.
+ */
+#define RING_JOB_STATE_SQL(ID) \
+	"(SELECT r.id, r.kind, r.queue, r.concurrency_key, r.unique_key, r.unique_states," \
+	"   CASE WHEN d.state IS NOT NULL THEN d.state" \
+	"    WHEN EXISTS (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id AND c.run_lease = r.run_lease + 1" \
+	"     AND c.slot = r.slot) THEN 'running'::awa.job_state" \
+	"    ELSE 'available'::awa.job_state END AS state" \
+	"  FROM (SELECT r.id, r.run_lease, r.slot, r.kind, r.queue, r.concurrency_key, r.unique_key," \
+	"   r.unique_states FROM awa.ready r" \
+	"   WHERE r.id = " ID " ORDER BY r.run_lease DESC LIMIT 1) r" \
+	"  LEFT JOIN LATERAL (SELECT d.state FROM awa.done d WHERE d.job_id = r.id" \
+	"   AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot ORDER BY d.after_wait DESC LIMIT 1) d ON true" \
+	" UNION ALL" \
+	" SELECT s.id, s.kind, s.queue, s.concurrency_key, s.unique_key, s.unique_states, s.state" \
+	"  FROM awa.scheduled s" \
+	"  WHERE s.id = " ID " AND s.run_lease = 0)"
+
+/*
+ * hook: rjit -- awa_engine_list_jobs: awa_list_jobs' page on the ring
+ * (fcinfo's materialized SETOF result): state (a label, NULL: any) and
+ * values/nulls as awa_list_jobs' statement takes them ($1 kind, $2 queue,
+ * $3 tag, $4 before_id, $5 lim, checked).  Outside SPI.
+ */
+extern Datum awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values,
+								  const char *nulls);
+
+/*
+ * hook: rjit -- engine_jit.c: install the planner hook that runs every plan
+ * reading the ring's view without JIT (from _PG_init).
+ */
+extern void awa_engine_jit_init(void);
+
 #endif							/* AWA_ENGINE_ADMIN_H */

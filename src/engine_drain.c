@@ -27,6 +27,7 @@
 #include "awa.h"
 #include "engine_drain.h"
 #include "job_state_sql.h"
+#include "engine_admin.h"
 #include "ring.h"
 
 /* See engine_drain.h. */
@@ -64,9 +65,13 @@ awa_engine_drain_waiting(Datum queue)
 			 "SELECT 1 FROM awa.ready r WHERE r.id = $1"
 			 " ORDER BY r.run_lease DESC LIMIT 1 FOR UPDATE",
 			 1, id_type);
-	/* the job read again: cancelled if it still waits */
+	/*
+	 * the job read again: cancelled if it still waits (hook: rjit -- its
+	 * state by index probes, engine_admin.h; a waiting job is in the slots
+	 * or awa.scheduled, never in the history)
+	 */
 	awa_plan(&cancel_plan,
-			 "SELECT awa.ring_cancel(g.id) FROM awa.ring_get($1) g"
+			 "SELECT awa.ring_cancel(g.id) FROM " RING_JOB_STATE_SQL("$1") " g"
 			 " WHERE g.state IN " AWA_STATES_QUEUED_SQL,
 			 1, id_type);
 	for (i = 0; i < n; i++)

@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 
 #include "awa.h"
+#include "engine_admin.h"
 
 PG_FUNCTION_INFO_V1(awa_key_stats);
 
@@ -46,8 +47,10 @@ PG_FUNCTION_INFO_V1(awa_key_stats);
  * or retryable; the rule's max_running and ordered (no rule: 1, false);
  * at_limit, running >= max_running; the rule's rate and the key's window
  * (awa.key_rate_window).  On the table: through awa.jobs' key indexes; on
- * the ring: one read of its live jobs (awa.ring_live_jobs), the running
- * jobs of a key summed over its kinds' groups.  No errors of its own.
+ * the ring: the jobs of awa.ring_key_live (every ring job with a key that
+ * may be live), each one's state by index probes (RING_JOB_STATE_SQL), the
+ * running jobs of a key summed over its kinds' groups.  No errors of its
+ * own.
  */
 Datum
 awa_key_stats(PG_FUNCTION_ARGS)
@@ -88,10 +91,10 @@ awa_key_stats(PG_FUNCTION_ARGS)
 						"   count(*) FILTER (WHERE j.state IN ('scheduled', 'available', 'retryable')) AS waiting,"
 						"   (pg_catalog.sum(count(*) FILTER (WHERE j.state = 'running'))"
 						"    OVER (PARTITION BY j.concurrency_key))::bigint AS n"
-						"  FROM awa.ring_live_jobs j"
+						"  FROM awa.ring_key_live l CROSS JOIN LATERAL " RING_JOB_STATE_SQL("l.job_id") " j"
 						"  WHERE j.concurrency_key IS NOT NULL AND j.state IN ('scheduled', 'available', 'running',"
 						"   'retryable', 'waiting_external')"
-						"   AND ($1 IS NULL OR j.concurrency_key OPERATOR(pg_catalog.~~) $1)"
+						"   AND ($1 IS NULL OR l.concurrency_key OPERATOR(pg_catalog.~~) $1)"
 						"  GROUP BY j.concurrency_key, j.kind) k"
 						" CROSS JOIN LATERAL (SELECT k.n) r"
 						KEY_STATS_RULE_SQL,

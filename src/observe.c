@@ -136,6 +136,9 @@ awa_list_jobs(PG_FUNCTION_ARGS)
 	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
 	nulls[2] = PG_ARGISNULL(3) ? 'n' : ' ';
 	nulls[3] = PG_ARGISNULL(4) ? 'n' : ' ';
+	if (awa_engine_ring())		/* hook: rjit -- the ring's page (engine_admin.c) */
+		return awa_engine_list_jobs(fcinfo, slot > 0 ? awa_state_label((AwaJobState) (slot - 1)) : NULL,
+									values, nulls);
 
 	SPI_connect();
 	if (plans[slot] == NULL)

@@ -30,6 +30,7 @@
 #include "awa.h"
 #include "counters.h"
 #include "deps.h"
+#include "engine_admin.h"
 #include "job_state_sql.h"
 #include "ring.h"
 #include "ring_admin.h"
@@ -59,9 +60,11 @@ awa_ring_delete_jobs(Datum ids, bool finished_only)
 	/* live jobs end first, as a cancel ends them (groups, dependents) */
 	if (!finished_only)
 	{
+		/* a live job is in the slots or awa.scheduled: its state by index probes (engine_admin.h) */
 		awa_plan(&cancel_plan,
 				 "SELECT awa.ring_cancel(i.id) FROM unnest($1::int8[]) i(id)"
-				 " WHERE (awa.ring_get(i.id)).state IN " AWA_STATES_LIVE_SQL,
+				 " WHERE EXISTS (SELECT 1 FROM " RING_JOB_STATE_SQL("i.id") " s"
+				 "  WHERE s.state IN " AWA_STATES_LIVE_SQL ")",
 				 1, (Oid *) types);
 		awa_ring_run(cancel_plan, &ids, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
 					 "awa: cancelling the jobs to delete");

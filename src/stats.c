@@ -77,9 +77,18 @@ static const char recount_sql[] =
 /*
  * With counters.  $1: the start of the second of T = now() - 1 hour (S),
  * $2: T, $3: the end of T's minute, $4: S + 1 second.  DONE is a query of
- * (queue, n): the jobs completed in the last hour.
+ * (queue, n): the jobs completed in the last hour; LAG the lag_seconds of
+ * queue c from awa.jobs' table (TABLE_LAG; on the ring engine, whose
+ * awa.jobs is the ring's view, NULL: the ring's lag comes from ring_obs.c).
  */
-#define COUNTER_STATS_SQL(DONE) \
+#define TABLE_LAG \
+	"CASE WHEN c.available > 0 THEN" \
+	"     (SELECT greatest(extract(epoch FROM now()) - extract(epoch FROM min(o.run_at)), 0)::float8" \
+	"        FROM pg_catalog.generate_series(1, 4) AS p(priority)," \
+	"        LATERAL (SELECT j.run_at FROM awa.jobs j" \
+	"          WHERE j.queue = c.queue AND j.priority = p.priority AND j.state = 'available'" \
+	"          ORDER BY j.run_at LIMIT 1) o) END"
+#define COUNTER_STATS_SQL(DONE, LAG) \
 	AWA_COUNTER_SOURCE_SQL "," \
 	" q AS (SELECT queue, sum(scheduled) AS scheduled, sum(available) AS available," \
 	"   sum(running) AS running, sum(retryable) AS retryable, sum(failed) AS failed," \
@@ -98,12 +107,7 @@ static const char recount_sql[] =
 	"   coalesce(c.scheduled, 0), coalesce(c.available, 0), coalesce(c.retryable, 0)," \
 	"   coalesce(c.running, 0), coalesce(c.waiting_external, 0), coalesce(c.failed, 0)," \
 	"   coalesce(c.cancelled, 0), coalesce(c.completed_last_hour, 0)," \
-	"   CASE WHEN c.available > 0 THEN" \
-	"     (SELECT greatest(extract(epoch FROM now()) - extract(epoch FROM min(o.run_at)), 0)::float8" \
-	"        FROM pg_catalog.generate_series(1, 4) AS p(priority)," \
-	"        LATERAL (SELECT j.run_at FROM awa.jobs j" \
-	"          WHERE j.queue = c.queue AND j.priority = p.priority AND j.state = 'available'" \
-	"          ORDER BY j.run_at LIMIT 1) o) END," \
+	"   " LAG "," \
 	"   coalesce(m.paused, false)" \
 	" FROM (SELECT * FROM c WHERE scheduled <> 0 OR available <> 0 OR running <> 0" \
 	"   OR retryable <> 0 OR failed <> 0 OR cancelled <> 0 OR waiting_external <> 0" \
@@ -132,7 +136,7 @@ static const char recount_sql[] =
  * jobs_finalized_idx, which includes queue: an index-only scan of at most
  * one second of completions).
  */
-#define DONE_FROM_COUNTERS \
+#define DONE_FROM_COUNTERS(TABLE) \
 	"SELECT queue, sum(n) AS n FROM (" \
 	"  SELECT queue, completed AS n FROM awa.counter_completed" \
 	"   WHERE seconds = 60 AND bucket >= $3" \
@@ -141,9 +145,10 @@ static const char recount_sql[] =
 	"   WHERE seconds = 1 AND bucket > $1 AND bucket < $3" \
 	"  UNION ALL" \
 	"  SELECT queue, completed FROM d WHERE completed_second > $1" \
+	TABLE( \
 	"  UNION ALL" \
 	"  SELECT queue, count(*) FROM awa.jobs" \
-	"   WHERE state = 'completed' AND finalized_at > $2 AND finalized_at < $4 GROUP BY queue" \
+	"   WHERE state = 'completed' AND finalized_at > $2 AND finalized_at < $4 GROUP BY queue") \
 	RING_COMPLETED_IN("dn.finalized_at > $2 AND dn.finalized_at < $4") ") x" \
 	" GROUP BY queue"
 
@@ -152,12 +157,25 @@ static const char recount_sql[] =
  * (T written as now() - 1 hour: a generic plan costed with $2 would read
  * every completed job).
  */
-#define DONE_FROM_JOBS \
+#define DONE_FROM_JOBS(TABLE) \
 	"SELECT queue, sum(n) AS n FROM (" \
-	"  SELECT queue, count(*) AS n FROM awa.jobs" \
-	"   WHERE state = 'completed' AND finalized_at > now() - interval '1 hour' GROUP BY queue" \
+	"  SELECT NULL::text AS queue, 0::bigint AS n WHERE false" \
+	TABLE( \
+	"  UNION ALL" \
+	"  SELECT queue, count(*) FROM awa.jobs" \
+	"   WHERE state = 'completed' AND finalized_at > now() - interval '1 hour' GROUP BY queue") \
 	RING_COMPLETED_IN("dn.finalized_at > now() - interval '1 hour'") ") x" \
 	" GROUP BY queue"
+
+/*
+ * hook: rjit -- the part of a statement that reads awa.jobs' table: kept
+ * (WITH_TABLE), or left out (NO_TABLE) in a database on the ring engine,
+ * whose awa.jobs is the ring's view (its table is empty there), so that
+ * the statement reads the ring's relations by their indexes, never the
+ * view (docs/storage.md, "Step 5: reading the ring's view fast").
+ */
+#define WITH_TABLE(sql)	sql
+#define NO_TABLE(sql)	""
 
 /*
  * awa_queue_stats() RETURNS TABLE (queue, total_queued, scheduled,
@@ -177,11 +195,24 @@ awa_queue_stats(PG_FUNCTION_ARGS)
 	static AwaStmt newest = AWA_QUERY("awa_queue_stats: newest fold",
 		"SELECT completed_from FROM awa.counter_folds ORDER BY fold DESC LIMIT 1",
 		0, InvalidOid);
-	static AwaStmt stats[2] = {
-		AWA_QUERY("awa_queue_stats: counters", COUNTER_STATS_SQL(DONE_FROM_COUNTERS),
-				  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
-		AWA_QUERY("awa_queue_stats: counters", COUNTER_STATS_SQL(DONE_FROM_JOBS),
-				  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+	/* [ring engine][from the jobs] */
+	static AwaStmt stats[2][2] = {
+		{
+			AWA_QUERY("awa_queue_stats: counters",
+					  COUNTER_STATS_SQL(DONE_FROM_COUNTERS(WITH_TABLE), TABLE_LAG),
+					  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+			AWA_QUERY("awa_queue_stats: counters",
+					  COUNTER_STATS_SQL(DONE_FROM_JOBS(WITH_TABLE), TABLE_LAG),
+					  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+		},
+		{
+			AWA_QUERY("awa_queue_stats: counters (ring engine)",
+					  COUNTER_STATS_SQL(DONE_FROM_COUNTERS(NO_TABLE), "NULL::float8"),
+					  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+			AWA_QUERY("awa_queue_stats: counters (ring engine)",
+					  COUNTER_STATS_SQL(DONE_FROM_JOBS(NO_TABLE), "NULL::float8"),
+					  4, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID),
+		},
 	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint64		i;
@@ -211,7 +242,7 @@ awa_queue_stats(PG_FUNCTION_ARGS)
 		args[1] = TimestampTzGetDatum(t);
 		args[2] = TimestampTzGetDatum(min + AWA_MINUTE_USECS);
 		args[3] = TimestampTzGetDatum(sec + AWA_SECOND_USECS);
-		awa_stmt_run(&stats[which], args, NULL, 0);
+		awa_stmt_run(&stats[awa_engine_ring() ? 1 : 0][which], args, NULL, 0);
 	}
 	{
 		/* hook: robs -- the lag of ring jobs (ring_obs.c), which runs statements of its own */

@@ -41,10 +41,6 @@ NOT_ON_RING=(
 )
 
 export AWA_TEST_DSN="host=$PGHOST port=$PGPORT user=$PGUSER dbname=$DB"
-# JIT off: the planner's estimate of a read of the ring's view awa.jobs is above jit_above_cost,
-# and compiling it costs ~0.25 s per statement (2 ms without), which doubled this script's time
-# (the ring's own functions turn JIT off for their statements; reads of the view do not).
-export PGOPTIONS="-c jit=off"
 export PYTHONPATH="$ROOT/clients/python/src"
 TESTS=$ROOT/clients/python/tests
 cd "$TMP"
