@@ -14,6 +14,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -149,7 +150,7 @@ class GroupFilter(InputFilter):
             return queryset
         if not ops.valid_group(self.value()) or not ops.has_groups():
             return queryset.none()
-        return queryset.filter(id__in=RawSQL(ops.group_job_ids_sql(), [self.value()]))
+        return queryset.filter(RawSQL(ops.GROUP_FILTER_SQL, [self.value()], output_field=BooleanField()))
 
 
 class StateFilter(admin.SimpleListFilter):

@@ -179,9 +179,9 @@ def group_stats(group, using="default"):
     return dict(rows[0], group_id=group, callback_kind=callback[0]["kind"] if callback else None)
 
 
-def group_job_ids_sql():
-    """SQL of the ids of a group's jobs (one parameter: the group id), for a filter."""
-    return "SELECT id FROM awa.jobs WHERE group_id = %s"
+# The condition on awa.jobs of a group's jobs (one parameter: the group id), for the job list's filter:
+# on the job list's own relation (a semi-join with a second read of awa.jobs is 3x slower on the ring).
+GROUP_FILTER_SQL = "group_id = %s"
 
 
 def dependencies(job_id, using="default"):
