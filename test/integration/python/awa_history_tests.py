@@ -35,7 +35,8 @@ def _durations(samples_us):
         return 0, None, None, None
     counts = {}
     for us in samples_us:
-        counts[_bucket_of(us)] = counts.get(_bucket_of(us), 0) + 1
+        b = _bucket_of(us)
+        counts[b] = counts.get(b, 0) + 1
     lo, hi = min(counts), max(counts)
     hist = "[%d:%d]={%s}" % (lo, hi, ",".join(str(counts.get(b, 0)) for b in range(lo, hi + 1)))
     return len(samples_us), sum(samples_us), max(samples_us), hist
