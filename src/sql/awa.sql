@@ -996,6 +996,22 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)
 	IS 'enqueue a job (awa_insert''s fields; metadata gains finished_group) once every job of the group has finished; returns its id when none is unfinished now (enqueued at once), else NULL; 22004 on a NULL argument, 22023 on a bad field, 42710 if the group has a callback already';
 
+CREATE FUNCTION awa_group_callback(group_id text)
+RETURNS TABLE (
+	kind			text,
+	args			jsonb,
+	queue			text,
+	priority		smallint,
+	max_attempts	smallint,
+	metadata		jsonb,
+	registered_at	timestamptz,
+	callback_job_id	bigint,
+	finished_at		timestamptz)
+AS 'MODULE_PATHNAME', 'awa_group_callback'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION awa_group_callback(text)
+	IS 'the finish callback registered for a group (awa_group_on_finish): its job''s fields as stored, when it was registered, and its job id and time once enqueued (NULL before); one row, or none without a callback, at the caller''s snapshot; 22004 on a NULL group_id, 22023 on one not 1 to 200 characters';
+
 -- The ring (docs/storage.md, section 5 and "Step 4 as landed") ---------------------------------------
 -- The storage engine that is to replace awa.jobs, created empty beside it.  Internal: no awa_* function
 -- reads or writes these relations yet, no role is granted them (privileges.sql), and the awa.ring_*

@@ -66,6 +66,7 @@ DECLARE
 		'awa_queue_limits()',
 		-- groups
 		'awa_group_stats(text)',
+		'awa_group_callback(text)',
 		'awa_group_on_finish(text, text, jsonb, text, integer, integer, jsonb)',
 		-- dependencies
 		'awa_parent_results(bigint)',

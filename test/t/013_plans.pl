@@ -93,6 +93,7 @@ SELECT (awa_cancel(:parent)).state;
 SELECT id FROM awa_insert('k', queue => 'q3', group_id => 'g1');
 SELECT awa_group_on_finish('g1', 'k', queue => 'q3');
 SELECT count(*) FROM awa_group_stats('g1');
+SELECT count(*) FROM awa_group_callback('g1');
 SELECT (awa_cancel(id)).state FROM awa.jobs WHERE group_id = 'g1';
 SELECT id FROM awa_insert('k', queue => 'qk', concurrency_key => 'key1');
 SELECT count(*) FROM awa_insert_many('[{"kind":"k","queue":"qk","concurrency_key":"key1"}]');

@@ -1,51 +1,73 @@
 """The throughput charts of awa_django (awa_queue_history drawn as SVG), under Django's test runner.
 
-Run by test/integration/django_admin.sh with awa_admin_tests.  Events are written
-with known times (plain SQL on awa.jobs: the history trigger reads the rows'
-created_at, attempted_at and finalized_at), so each bucket's counts are known;
-the test client and a headless chromium check that the bars, points and their
-titles say exactly that, and the browser saves a screenshot (charts.png).
+Run by test/integration/django_admin.sh with awa_admin_tests (on either engine).
+Each minute's history is written as awa writes it (awa.history_deltas: seed), at
+known times in the past, so each bucket's counts are known; the test client and
+a headless chromium check that the bars, points and their titles say exactly
+that, and the browser saves a screenshot (charts.png).  Jobs run through awa's
+API show in the current minute (test_live_events_show_now).
 """
 
-import datetime
 import os
 import shutil
 
 from django.contrib.auth.models import Permission, User
 from django.test import TestCase
 
-from awa_admin_tests import DASHBOARD, BrowserTestBase, sql, wipe_awa
+from awa_admin_tests import DASHBOARD, BrowserTestBase, insert, sql, wipe_awa
 
 HISTORY = DASHBOARD + "history/"
 
 
+def _bucket_of(us):
+    """The histogram bucket of a duration in microseconds, as awa counts it (src/history.h): bucket 0
+    holds [0, 1 ms), bucket b >= 1 holds [2^((b-1)/4) ms, 2^(b/4) ms), each bound rounded to whole
+    microseconds; the last bucket, 160, also holds everything longer."""
+    b = 0
+    while b < 160 and us >= round(1000 * 2 ** (b / 4)):
+        b += 1
+    return b
+
+
+def _durations(samples_us):
+    """(count, total, max, histogram as a bigint[] literal whose subscripts are the bucket numbers)."""
+    if not samples_us:
+        return 0, None, None, None
+    counts = {}
+    for us in samples_us:
+        b = _bucket_of(us)
+        counts[b] = counts.get(b, 0) + 1
+    lo, hi = min(counts), max(counts)
+    hist = "[%d:%d]={%s}" % (lo, hi, ",".join(str(counts.get(b, 0)) for b in range(lo, hi + 1)))
+    return len(samples_us), sum(samples_us), max(samples_us), hist
+
+
 def seed(queue, minutes_ago, enqueued, completed=0, failed=0, cancelled=0, wait_s=10, run_s=2, kind="k",
          slow=0):
-    """Jobs enqueued at 5 s into the minute `minutes_ago` minutes back, claimed wait_s later (all but
-    the cancelled ones; the last `slow` of them 12 s later still), completed / failed run_s after
-    that.  Returns that minute's bucket (1 minute)."""
+    """The history of jobs enqueued at 5 s into the minute `minutes_ago` minutes back, claimed wait_s
+    later (all but the cancelled ones; the last `slow` of them 12 s later still), completed / failed
+    run_s after that.  Returns that minute's bucket (1 minute).
+
+    awa writes these events itself as jobs change, at the time they happen (awa.history_deltas, one
+    row per statement and minute, on either engine); jobs cannot be moved into the past through
+    awa's API, so the minute's row is written here as awa would have written it, and
+    awa_queue_history (what the dashboard reads) adds it up.  test_live_events_show_now checks the
+    events awa writes itself."""
     minute = sql("SELECT date_bin('1 minute', now() - make_interval(mins => %s), 'epoch')", [minutes_ago])[0][0]
-    t0 = minute + datetime.timedelta(seconds=5)
-    ids = [r[0] for r in sql(
-        "INSERT INTO awa.jobs (kind, queue, created_at, run_at) SELECT %s, %s, %s, %s"
-        " FROM generate_series(1, %s) RETURNING id", [kind, queue, t0, t0, enqueued])]
-    started = ids[cancelled:]
-    if cancelled:
-        sql("UPDATE awa.jobs SET state = 'cancelled', finalized_at = %s WHERE id = ANY(%s)",
-            [t0 + datetime.timedelta(seconds=1), ids[:cancelled]])
-    claimed = t0 + datetime.timedelta(seconds=wait_s)
-    for group, at in ((started[:len(started) - slow], claimed),
-                      (started[len(started) - slow:], claimed + datetime.timedelta(seconds=12))):
-        if group:
-            sql("UPDATE awa.jobs SET state = 'running', attempt = 1, attempted_at = %s WHERE id = ANY(%s)",
-                [at, group])
-    done = claimed + datetime.timedelta(seconds=run_s + (12 if slow else 0))
-    if completed:
-        sql("UPDATE awa.jobs SET state = 'completed', finalized_at = %s WHERE id = ANY(%s)",
-            [done, started[:completed]])
-    if failed:
-        sql("UPDATE awa.jobs SET state = 'failed', finalized_at = %s WHERE id = ANY(%s)",
-            [done, started[completed:completed + failed]])
+    started = enqueued - cancelled
+    assert 0 <= slow <= started and completed + failed <= started
+    second = 1000000
+    waits = [wait_s * second] * (started - slow) + [(wait_s + 12) * second] * slow
+    # every job ends at the same moment: claimed + run_s (+ 12 s if some are slow); the slow ones
+    # (the last claimed) ran 12 s less
+    done_after = wait_s + run_s + (12 if slow else 0)
+    runs = [(done_after - w // second) * second for w in waits[:completed + failed]]
+    wait = _durations(waits)
+    run = _durations(runs)
+    sql("INSERT INTO awa.history_deltas (minute, queue, kind, enqueued, started, completed, failed, retried,"
+        " cancelled, wait_count, wait_total_us, wait_max_us, wait_hist, run_count, run_total_us, run_max_us,"
+        " run_hist) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s, %s, %s::bigint[], %s, %s, %s, %s::bigint[])",
+        [minute, queue, kind, enqueued, started, completed, failed, cancelled] + list(wait) + list(run))
     return minute
 
 
@@ -111,6 +133,29 @@ class ChartPageTests(TestCase):
         else:
             self.assertContains(r, bar("completed", b3, 4), html=False)
             self.assertContains(r, bar("completed", b40, 3), html=False)
+
+    def test_live_events_show_now(self):
+        """Jobs enqueued, claimed, completed, failed and cancelled through awa's API now: the events the
+        engine writes itself, in the bucket awa_queue_history puts them in (the current minute)."""
+        ids = [insert("live.job", queue="live", max_attempts=1) for _ in range(3)]
+        self.assertEqual(sql("SELECT state::text FROM awa_cancel(%s)", [ids[2]])[0][0], "cancelled")
+        claimed = sql("SELECT id, run_lease FROM awa_claim('live', batch => 2) ORDER BY id")
+        self.assertEqual([c[0] for c in claimed], ids[:2])
+        self.assertTrue(sql("SELECT awa_complete(%s, %s)", claimed[0])[0][0])
+        self.assertEqual(sql("SELECT awa_fail(%s, %s, 'boom')", claimed[1])[0][0], "failed")
+        buckets = sql("SELECT bucket_start FROM awa_queue_history('live', now() - interval '1 hour',"
+                      " interval '1 minute')")
+        self.assertEqual(len(buckets), 1)
+        now = buckets[0][0]
+        r = self.client.get(HISTORY + "?queue=live")
+        (live,) = r.context["queues"]
+        self.assertEqual({k: live["totals"][k] for k in ("enqueued", "started", "completed", "failed", "cancelled")},
+                         {"enqueued": 3, "started": 2, "completed": 1, "failed": 1, "cancelled": 1})
+        self.assertEqual(live["points"][-1]["bucket_start"], now)
+        self.assertContains(r, bar("completed", now, 1), html=False)
+        self.assertContains(r, bar("failed", now, 1), html=False)
+        self.assertContains(r, 'data-series="enqueued" data-bucket="%s" data-value="3">' % now.isoformat())
+        self.assertContains(r, 'data-series="wait_p50" data-bucket="%s"' % now.isoformat())
 
     def test_one_queue(self):
         r = self.client.get(HISTORY + "?queue=reports")

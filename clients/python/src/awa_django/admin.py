@@ -14,6 +14,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -149,7 +150,7 @@ class GroupFilter(InputFilter):
             return queryset
         if not ops.valid_group(self.value()) or not ops.has_groups():
             return queryset.none()
-        return queryset.filter(id__in=RawSQL(ops.group_job_ids_sql(), [self.value()]))
+        return queryset.filter(RawSQL(ops.GROUP_FILTER_SQL, [self.value()], output_field=BooleanField()))
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -208,6 +209,15 @@ class KeysetChangeList(ChangeList):
         stale = ops.stale_job_ids([j.id for j in self.result_list if j.state == "running"])
         for job in self.result_list:
             job.awa_stale = job.id in stale
+
+
+def _once(job, read):
+    """read(job.id), read once per job object: a job's page shows several fields of one read (each
+    read of awa.jobs by id is a lookup of the ring's view on a database on the ring engine)."""
+    cache = job.__dict__.setdefault("_awa_reads", {})
+    if read not in cache:
+        cache[read] = read(job.id)
+    return cache[read]
 
 
 def state_badge(state, stale=False):
@@ -286,11 +296,11 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="lease (renewed by heartbeats)")
     def lease_col(self, obj):
-        return ops.lease_and_timeout(obj.id)[0] or "-"
+        return _once(obj, ops.lease_and_timeout)[0] or "-"
 
     @admin.display(description="timeout (hard limit of an attempt)")
     def timeout_col(self, obj):
-        return ops.lease_and_timeout(obj.id)[1] or "none"
+        return _once(obj, ops.lease_and_timeout)[1] or "none"
 
     @admin.display(description="state")
     def state_col(self, obj):
@@ -329,7 +339,7 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="result")
     def result_pretty(self, obj):
-        info = ops.result_and_callback(obj.id) or {}
+        info = _once(obj, ops.result_and_callback) or {}
         if info.get("result") is None:
             return format_html('<span class="awa-muted">{}</span>', "none")
         return pretty_json(info["result"])
@@ -338,7 +348,7 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
     def callback_col(self, obj):
         """Where the job's callback stands.  Its id is not shown: awa keeps only its hash (the
         id is a capability: whoever knows it may complete the job)."""
-        info = ops.result_and_callback(obj.id) or {}
+        info = _once(obj, ops.result_and_callback) or {}
         if not info.get("registered"):
             return format_html('<span class="awa-muted">{}</span>', "none registered")
         if info["state"] == "waiting_external":
@@ -354,7 +364,7 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="callback payload (of a failing or retrying callback)")
     def callback_payload_pretty(self, obj):
-        info = ops.result_and_callback(obj.id) or {}
+        info = _once(obj, ops.result_and_callback) or {}
         if info.get("callback_payload") is None:
             return format_html('<span class="awa-muted">{}</span>', "none")
         return pretty_json(info["callback_payload"])
@@ -362,7 +372,7 @@ class JobAdmin(AwaAdminMixin, admin.ModelAdmin):
     @admin.display(description="group")
     def group_col(self, obj):
         """The job's group: a link to the group's page (its jobs and counts), and its counts here."""
-        group = ops.job_group(obj.id)
+        group = _once(obj, ops.job_group)
         if group is None:
             return format_html('<span class="awa-muted">{}</span>', "none")
         stats = ops.group_stats(group) or {}
