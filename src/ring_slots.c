@@ -662,7 +662,15 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 			  */
 			 "   EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id AND s.run_lease = d.run_lease) AS waits"
 			 "  FROM awa.done d WHERE d.job_id = r.id"
-			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot LIMIT 1) d ON true"
+			 /*
+			  * hook: rcrash -- the attempt's end: of an attempt parked in
+			  * waiting_external, the end of its wait (after_wait) if there
+			  * is one; its waiting_external row, read instead, made an
+			  * attempt whose wait had ended (a job failed or retried since)
+			  * look held: carried, it was the job again beside its newer
+			  * attempt
+			  */
+			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot ORDER BY d.after_wait DESC LIMIT 1) d ON true"
 			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL " OR d.waits"
 			 "  OR " RECLAIM_EARLIER_ELSEWHERE_SQL
 			 "  OR (((d.state = 'completed' AND ($2 < 0 OR d.finalized_at >= now() - make_interval(secs => $2)))"

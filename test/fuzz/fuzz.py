@@ -5,6 +5,9 @@ Usage: fuzz.py DBNAME   (PGHOST/PGPORT/PGUSER from the environment)
   FUZZ_CALLS  number of calls (default 5000)
   FUZZ_SEED   seed (default: random; always printed, so a run can be replayed)
   FUZZ_VERBOSE=1  print every call and its outcome
+  FUZZ_CHECK_EVERY=N  check the invariants after every N calls and stop at the
+                  first violation, printing the calls since the last check
+                  (to find the call that breaks one)
 
 The functions are discovered at run time from pg_proc (proname LIKE 'awa\\_%'),
 with their argument names and types.  Each call runs in its own transaction
@@ -44,6 +47,7 @@ DB = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PGDATABASE", "awa_fuz
 CALLS = int(os.environ.get("FUZZ_CALLS", "5000"))
 SEED = int(os.environ.get("FUZZ_SEED", str(random.SystemRandom().randrange(1, 2**31))))
 VERBOSE = os.environ.get("FUZZ_VERBOSE") == "1"
+CHECK_EVERY = int(os.environ.get("FUZZ_CHECK_EVERY", "0"))
 STATEMENT_TIMEOUT_MS = 5000
 PROCEDURE_TIMEOUT_MS = 1000
 HANG_MS = 15000          # a call still running after this ignores statement_timeout: a bug
@@ -722,7 +726,18 @@ def main():
         notices[(d.severity, d.sqlstate)] += 1
     conn.add_notice_handler(on_notice)
 
+    recent = []
     for n in range(CALLS):
+        if CHECK_EVERY and n and n % CHECK_EVERY == 0:
+            errs = check_invariants(sentinel)
+            if errs:
+                print("fuzz: invariants broken after call %d; the calls since the last check:" % (n - 1))
+                for i, t in recent:
+                    print("  %5d %s" % (i, short(t, 600)))
+                for e in errs:
+                    print("  violation: " + e)
+                return 1
+            recent = []
         if RING and n == CALLS // 2:
             # midway, while the ring is busy (the end may find most jobs finished)
             midway_errs = ["midway: " + e for e in check_invariants(sentinel)]
@@ -743,6 +758,8 @@ def main():
             label = f.name
         per_func[label] += 1
         calls += 1
+        if CHECK_EVERY:
+            recent.append((n, sqltext))
         with watchdog.lock:
             watchdog.current = (conn.info.backend_pid, time.monotonic(), sqltext)
         started = time.monotonic()

@@ -169,7 +169,8 @@ RING_CHECKS = [
      " AND j.concurrency_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM awa.ring_key_live k"
      " WHERE k.job_id = j.id AND k.concurrency_key = j.concurrency_key)"),
     # dependencies: a waiting dependent waits for as many parents as it has unsatisfied edges; a parent that
-    # completed satisfied its edges; a job released is not parked any more
+    # completed satisfied its edges; a job released is not parked any more (an edge a failed parent satisfied,
+    # policy run, stays satisfied when the parent is retried)
     ("waiting dependent whose count differs from its unsatisfied edges",
      "SELECT d.job_id FROM awa.ring_dependents d JOIN awa.jobs j ON j.id = d.job_id"
      " WHERE j.state = 'scheduled' AND j.run_at = '9999-12-30 00:00:00+00'"
@@ -181,9 +182,6 @@ RING_CHECKS = [
     ("edge of a completed parent not satisfied (the dependent was not told)",
      "SELECT e.job_id FROM awa.ring_dependencies e JOIN awa.jobs p ON p.id = e.parent_id"
      " WHERE p.state = 'completed' AND NOT e.satisfied"),
-    ("edge satisfied by a parent that has not ended",
-     "SELECT e.job_id FROM awa.ring_dependencies e JOIN awa.jobs p ON p.id = e.parent_id"
-     " WHERE e.satisfied AND p.state NOT IN ('completed', 'failed', 'cancelled')"),
     ("dependent of a parent that ended, parked, policy cancel",
      "SELECT d.job_id FROM awa.ring_dependents d JOIN awa.jobs j ON j.id = d.job_id"
      " WHERE j.state = 'scheduled' AND j.run_at = '9999-12-30 00:00:00+00' AND d.on_parent_failure = 'cancel'"

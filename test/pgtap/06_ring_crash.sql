@@ -9,7 +9,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(18);
+SELECT plan(30);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write;
 -- the outcome of each slot that held rows
@@ -62,6 +62,28 @@ SELECT results_eq($$SELECT state::text, attempt::int, errors[1] ->> 'error',
 	FROM awa.ring_jobs r WHERE id = (SELECT id FROM j WHERE n = 'j')$$, $$VALUES ('completed', 2, 'boom', true)$$,
 	'j is one job, in the history, its first attempt''s error kept');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters still equal a recount');
+
+-- An attempt whose wait ended has two done rows (waiting_external, then the end of the wait): the reclaim must read
+-- the end.  w is parked in slot 0 and its callback fails it there; retried (a ready row of slot 1), then both slots
+-- reclaimed, then w cancelled and its slot reclaimed.  Reading the waiting_external row, the reclaim took w's first
+-- attempt for a held one and carried it with its ready row: once w's newest attempt went into the history, the view
+-- read that first attempt as w again (failed), beside its history row (cancelled).
+INSERT INTO j VALUES ('w', awa.ring_insert('k', '{"n": "w"}', 'rcrash_w'));
+SELECT is((SELECT count(*) FROM awa.ring_claim('rcrash_w', 1)), 1::bigint, 'w claimed');
+CREATE TEMP TABLE cb AS SELECT awa.ring_register_callback((SELECT id FROM j WHERE n = 'w'), 1, '1 hour') AS cb;
+SELECT ok(awa.ring_wait_external((SELECT id FROM j WHERE n = 'w'), 1), 'w parked');
+SELECT ok(awa.ring_fail_external((SELECT cb FROM cb), 'no'), 'its callback fails it');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'its slot sealed');
+SELECT ok(awa.ring_retry((SELECT id FROM j WHERE n = 'w')), 'w retried: a ready row of the open slot');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'that slot sealed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 2::bigint, 'both reclaimed');
+SELECT ok(awa.ring_cancel((SELECT id FROM j WHERE n = 'w')), 'w cancelled');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'its slot sealed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
+SELECT results_eq($$SELECT state::text, errors[1] ->> 'error' FROM awa.ring_jobs WHERE id = (SELECT id FROM j WHERE n = 'w')$$,
+	$$VALUES ('cancelled', 'no')$$, 'w is one job: cancelled, its first attempt''s error kept');
+SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount');
+DROP TABLE cb;
 
 -- Shard-aware ids on the ring engine: the ring takes its ids from the sequence the table awa.jobs_table owns
 -- (awa.jobs is a view: it owns none); awa_shard() and awa_shard_configure() found no sequence (XX000).
