@@ -125,9 +125,12 @@ RING_CHECKS = [
     ("done row of a job with no ready row for its attempt or a later one",
      "SELECT d.job_id FROM awa.done d WHERE NOT EXISTS (SELECT 1 FROM awa.ready r"
      " WHERE r.id = d.job_id AND r.run_lease >= d.run_lease - 1)"),
-    ("done row (other than a cancel of an unclaimed attempt) without a receipt",
+    # (a done row with no ready row of its attempt is the job's past: carried without it, or written by a retry
+    # from the history, ring_revive.c)
+    ("done row of an attempt (other than a cancel of an unclaimed one) without a receipt",
      "SELECT d.job_id FROM awa.done d WHERE d.state <> 'cancelled' AND NOT EXISTS (SELECT 1 FROM awa.claims c"
-     " WHERE c.job_id = d.job_id AND c.run_lease = d.run_lease AND c.slot = d.slot)"),
+     " WHERE c.job_id = d.job_id AND c.run_lease = d.run_lease AND c.slot = d.slot) AND EXISTS (SELECT 1"
+     " FROM awa.ready r WHERE r.id = d.job_id AND r.run_lease = d.run_lease - 1 AND r.slot = d.slot)"),
     ("end of a wait without the wait",
      "SELECT d.job_id FROM awa.done d WHERE d.after_wait AND NOT EXISTS (SELECT 1 FROM awa.done w"
      " WHERE w.job_id = d.job_id AND w.run_lease = d.run_lease AND NOT w.after_wait"
