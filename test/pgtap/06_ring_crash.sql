@@ -9,7 +9,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(30);
+SELECT plan(35);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write;
 -- the outcome of each slot that held rows
@@ -84,6 +84,20 @@ SELECT results_eq($$SELECT state::text, errors[1] ->> 'error' FROM awa.ring_jobs
 	$$VALUES ('cancelled', 'no')$$, 'w is one job: cancelled, its first attempt''s error kept');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount');
 DROP TABLE cb;
+
+-- awa_insert of a unique job whose key a finished job holds from awa.ring_history (its slot reclaimed within its
+-- retention) returns that job, as it returns a holder in the slots (was XX000: "job ... is not in the ring").
+INSERT INTO j SELECT 'u', (awa_insert('uk', '{"u": 1}', 'rcrash_u', unique_by_args => true,
+	unique_states => '{scheduled,available,running,retryable,waiting_external,completed}')).id;
+SELECT is((SELECT count(*) FROM (SELECT awa_complete(c.id, c.run_lease) FROM awa_claim('rcrash_u') c) x), 1::bigint,
+	'a unique job completed (completed among its unique_states)');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'its slot sealed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 1::bigint,
+	'and reclaimed: the job is in the history');
+SELECT results_eq($$SELECT id, state::text FROM awa_insert('uk', '{"u": 1}', 'rcrash_u', unique_by_args => true,
+	unique_states => '{scheduled,available,running,retryable,waiting_external,completed}')$$,
+	$$SELECT id, 'completed' FROM j WHERE n = 'u'$$, 'the same insert returns the holder, from the history');
+SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'rcrash_u'), 1::bigint, 'and enqueues nothing');
 
 -- Shard-aware ids on the ring engine: the ring takes its ids from the sequence the table awa.jobs_table owns
 -- (awa.jobs is a view: it owns none); awa_shard() and awa_shard_configure() found no sequence (XX000).
