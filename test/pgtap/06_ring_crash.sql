@@ -9,7 +9,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(35);
+SELECT plan(43);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write;
 -- the outcome of each slot that held rows
@@ -98,6 +98,24 @@ SELECT results_eq($$SELECT id, state::text FROM awa_insert('uk', '{"u": 1}', 'rc
 	unique_states => '{scheduled,available,running,retryable,waiting_external,completed}')$$,
 	$$SELECT id, 'completed' FROM j WHERE n = 'u'$$, 'the same insert returns the holder, from the history');
 SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'rcrash_u'), 1::bigint, 'and enqueues nothing');
+
+-- A unique job that failed and was retried holds its key again; the reclaim of the slot of its failed attempt
+-- carries that attempt's done row ('failed') as the job's past, and the copy fired awa.done's key release: the
+-- job let go of its key while available, and the same insert enqueued a second job.
+INSERT INTO j SELECT 'v', (awa_insert('uk', '{"u": 2}', 'rcrash_v', unique_by_args => true)).id;
+SELECT is((SELECT count(*) FROM (SELECT awa_fail(c.id, c.run_lease, 'no', terminal => true) FROM awa_claim('rcrash_v') c) x),
+	1::bigint, 'a unique job failed for good: it lets go of its key');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'its slot sealed');
+SELECT is((SELECT state::text FROM awa_retry((SELECT id FROM j WHERE n = 'v'))), 'available',
+	'retried: available in the open slot, holding its key again');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'that slot sealed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 2::bigint,
+	'both reclaimed: the failed attempt''s past carried, the retry carried');
+SELECT is((SELECT job_id FROM awa.unique_keys WHERE job_id = (SELECT id FROM j WHERE n = 'v')),
+	(SELECT id FROM j WHERE n = 'v'), 'the job still holds its key');
+SELECT results_eq($$SELECT id, state::text FROM awa_insert('uk', '{"u": 2}', 'rcrash_v', unique_by_args => true)$$,
+	$$SELECT id, 'available' FROM j WHERE n = 'v'$$, 'the same insert returns it');
+SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'rcrash_v'), 1::bigint, 'and enqueues nothing');
 
 -- Shard-aware ids on the ring engine: the ring takes its ids from the sequence the table awa.jobs_table owns
 -- (awa.jobs is a view: it owns none); awa_shard() and awa_shard_configure() found no sequence (XX000).
