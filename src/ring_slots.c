@@ -576,10 +576,11 @@ reclaim_uncount(SlotReclaim *r)
  * attempt would be read as the job again, in its old state (retryable), next
  * to its history row.  Carried, it is the job until that other slot is
  * reclaimed too (its earlier rows then go, or are carried without their
- * ready row: ring_history.c), and a later reclaim moves it on.
+ * ready row: ring_history.c), and a later reclaim moves it on.  A first
+ * attempt (run_lease 0: most rows) has none and costs no probe.
  */
 #define RECLAIM_EARLIER_ELSEWHERE_SQL \
-	"(EXISTS (SELECT 1 FROM awa.ready e WHERE e.id = r.id AND e.run_lease < r.run_lease AND e.slot <> r.slot)" \
+	"(r.run_lease > 0 AND EXISTS (SELECT 1 FROM awa.ready e WHERE e.id = r.id AND e.run_lease < r.run_lease AND e.slot <> r.slot)" \
 	" AND NOT EXISTS (SELECT 1 FROM awa.ready n WHERE n.id = r.id AND n.run_lease > r.run_lease))"
 
 /*
