@@ -38,7 +38,25 @@ CHECKS = [
 
 
 def check(conn):
-    """Violations of awa's invariants in one snapshot; conn is a psycopg 3 connection."""
+    """Violations of awa's invariants in one snapshot; conn is a psycopg 3 connection.  On the ring engine
+    awa_queue_stats() reads the ring's part of lag_seconds with the newest snapshot (docs/storage.md, "Step 5:
+    timeouts, history and lag, wake-ups on the ring"), so a job the maintenance worker makes available meanwhile
+    may move it: a difference in lag_seconds alone is looked at again (up to 3 times) before it counts."""
+    ring = on_ring(conn)
+    for _ in range(3):
+        errs = check_once(conn)
+        if ring:
+            errs += check_ring(conn)
+        if not ring or not errs or not all(LAG_ERROR in e for e in errs):
+            return errs
+    return errs
+
+
+LAG_ERROR = ": lag_seconds = "
+
+
+def check_once(conn):
+    """check() in one snapshot, without the ring's own invariants."""
     errs = []
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -82,8 +100,6 @@ def check(conn):
                 continue
             if v != exp:
                 errs.append("awa_queue_stats queue %r: %s = %r, recount says %r" % (queue, col, v, exp))
-    if on_ring(conn):
-        errs += check_ring(conn)
     return errs
 
 
