@@ -26,25 +26,39 @@
 
 /*
  * Read job id's row from awa.ring_live_jobs (the view's columns are
- * awa.jobs', in order) with the newest snapshot of this transaction into
- * values/nulls (desc: awa.jobs' row type; the values live in the current
- * memory context).  False when the ring has no such job.  Connects to SPI
- * itself (nested if the caller is in SPI).
+ * awa.jobs', in order), else from awa.ring_history (a finished job whose
+ * slot was reclaimed: a unique key's holder kept for its retention), with
+ * the newest snapshot of this transaction into values/nulls (desc: awa.jobs'
+ * row type; the values live in the current memory context).  False when the
+ * ring has no such job.  Connects to SPI itself (nested if the caller is in
+ * SPI).
  */
 static bool
 ring_row_read(int64 id, TupleDesc desc, Datum *values, bool *nulls)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr history_plan = NULL;
 	static const Oid types[] = {INT8OID};
 	Datum		arg = Int64GetDatum(id);
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext spicxt;
 	HeapTuple	tuple = NULL;
+	uint64		n;
 
 	SPI_connect();
 	awa_plan(&plan, "SELECT * FROM awa.ring_live_jobs j WHERE j.id = $1", 1, (Oid *) types);
-	if (awa_ring_run(plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
-					 "awa: the ring's row of a job") == 1)
+	n = awa_ring_run(plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT, "awa: the ring's row of a job");
+	if (n == 0)
+	{
+		/* hook: rcrash -- a finished job in the history, by its batch's id range (ring_history.c) */
+		awa_plan(&history_plan,
+				 "SELECT j.* FROM awa.ring_history h CROSS JOIN LATERAL unnest(h.jobs) j"
+				 " WHERE int8range(h.id_lo, h.id_hi, '[]') @> $1 AND j.id = $1 LIMIT 1",
+				 1, (Oid *) types);
+		n = awa_ring_run(history_plan, &arg, NULL, InvalidSnapshot, false, SPI_OK_SELECT,
+						 "awa: the ring's history row of a job");
+	}
+	if (n == 1)
 	{
 		if (SPI_tuptable->tupdesc->natts != desc->natts)
 			elog(ERROR, "awa: awa.ring_live_jobs has %d columns, awa.jobs %d",

@@ -570,6 +570,21 @@ reclaim_uncount(SlotReclaim *r)
 }
 
 /*
+ * hook: rcrash -- a job's newest attempt (r: its ready row; no newer one) that
+ * still has a ready row of an earlier attempt in another slot is carried,
+ * finished or not: the view takes a job's newest ready row for the job, so
+ * once this one went (into the history, or past retention) the earlier
+ * attempt would be read as the job again, in its old state (retryable), next
+ * to its history row.  Carried, it is the job until that other slot is
+ * reclaimed too (its earlier rows then go, or are carried without their
+ * ready row: ring_history.c), and a later reclaim moves it on.  A first
+ * attempt (run_lease 0: most rows) has none and costs no probe.
+ */
+#define RECLAIM_EARLIER_ELSEWHERE_SQL \
+	"(r.run_lease > 0 AND EXISTS (SELECT 1 FROM awa.ready e WHERE e.id = r.id AND e.run_lease < r.run_lease AND e.slot <> r.slot)" \
+	" AND NOT EXISTS (SELECT 1 FROM awa.ready n WHERE n.id = r.id AND n.run_lease > r.run_lease))"
+
+/*
  * Steps 1-2 (the head of this file) for one sealed slot: the slot to carry
  * and truncate, or NULL after writing its result row (kept, busy,
  * snapshot, empty).  Caller is in SPI and holds the advisory lock.
@@ -639,7 +654,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	/* the attempts to carry, with one snapshot S taken after that lock */
 	awa_plan(&attempts_plan,
 			 "SELECT r.id, r.run_lease, r.queue, r.run_at, d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL
-			 "  OR d.waits"
+			 "  OR d.waits OR " RECLAIM_EARLIER_ELSEWHERE_SQL
 			 " FROM awa.ready r LEFT JOIN LATERAL"
 			 " (SELECT d.state, d.finalized_at,"
 			 /*
@@ -649,8 +664,17 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 			  */
 			 "   EXISTS (SELECT 1 FROM awa.scheduled s WHERE s.id = d.job_id AND s.run_lease = d.run_lease) AS waits"
 			 "  FROM awa.done d WHERE d.job_id = r.id"
-			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot LIMIT 1) d ON true"
+			 /*
+			  * hook: rcrash -- the attempt's end: of an attempt parked in
+			  * waiting_external, the end of its wait (after_wait) if there
+			  * is one; its waiting_external row, read instead, made an
+			  * attempt whose wait had ended (a job failed or retried since)
+			  * look held: carried, it was the job again beside its newer
+			  * attempt
+			  */
+			 "  AND d.run_lease = r.run_lease + 1 AND d.slot = r.slot ORDER BY d.after_wait DESC LIMIT 1) d ON true"
 			 " WHERE r.slot = $1 AND (d.state IS NULL OR d.state IN " AWA_STATES_HELD_SQL " OR d.waits"
+			 "  OR " RECLAIM_EARLIER_ELSEWHERE_SQL
 			 "  OR (((d.state = 'completed' AND ($2 < 0 OR d.finalized_at >= now() - make_interval(secs => $2)))"
 			 "    OR (d.state IN ('failed', 'cancelled')"
 			 "      AND ($3 < 0 OR d.finalized_at >= now() - make_interval(secs => $3)))"

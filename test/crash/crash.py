@@ -19,9 +19,25 @@ hold; awa_queue_stats() equals a recount.  Before the load, 6 jobs of queue
 crashes each still waits under its id, 3 complete by their callbacks and 3
 time out in a maintenance round (retryable).
 
+On the ring engine (CRASH_DB created with awa.install_engine = ring: awa.jobs
+is the ring's view; test/t/002_crash_ring.pl) the same load and checks, and:
+the workers claim with a lease of RING_LEASE, so that the maintenance worker
+rescues the killed worker's jobs by their deadline (on the ring a deadline is
+fixed when the attempt is claimed or beats, so a later SET of
+awa.heartbeat_timeout does not move it); a rotator session seals the open slot
+and reclaims the sealed ones (awa.ring_rotate, awa.ring_reclaim) every
+ROTATE_EVERY seconds through both crashes, so that slots are carried and
+truncated under the load and finished jobs move to awa.ring_history; after
+the crashes the rescue is by those deadlines (each job running at the check
+and each job the killed worker held ends with "deadline exceeded" unless its
+completion committed), the parked jobs time out by a callback heartbeat of
+1 ms instead of an UPDATE of awa.jobs (the view refuses it), and the
+invariants include the ring's own (test/lib/awa_invariants.py, check_ring).
+
 Env: PGHOST, PGPORT, PGUSER; CRASH_DB; CRASH_STOP_CMD and CRASH_START_CMD
 (shell commands: immediate stop, start).  Exit 0 on pass.
 """
+import collections
 import os
 import signal
 import subprocess
@@ -39,6 +55,9 @@ STOP_CMD = os.environ["CRASH_STOP_CMD"]
 START_CMD = os.environ["CRASH_START_CMD"]
 QUEUE = "cq"
 T0 = time.monotonic()
+RING = False            # set in main(): awa.jobs is the ring's view
+RING_LEASE = 4          # seconds: the workers' lease on the ring
+ROTATE_EVERY = 0.4      # seconds between the rotator's seal + reclaim
 
 
 def say(msg):
@@ -57,6 +76,7 @@ class Shared:
         self.reconnects = 0
         self.stop_producers = threading.Event()
         self.stop_workers = threading.Event()
+        self.rotations = collections.Counter()   # outcome of awa.ring_rotate / ring_reclaim -> count
 
 
 S = Shared()
@@ -133,7 +153,8 @@ class Worker(threading.Thread):
             while not S.stop_workers.is_set():
                 try:
                     rows = conn.execute(
-                        "SELECT id, run_lease FROM awa_claim(%s, worker => %s, batch => 10, wait => '100 ms')",
+                        "SELECT id, run_lease FROM awa_claim(%%s, worker => %%s, batch => 10, wait => '100 ms'%s)"
+                        % (", lease => '%d s'" % RING_LEASE if RING else ""),
                         (QUEUE, "w%d" % self.n)).fetchall()
                 except psycopg.Error:
                     with S.lock:
@@ -185,6 +206,40 @@ class Worker(threading.Thread):
         return conn
 
 
+class Rotator(threading.Thread):
+    """On the ring: seal the open slot and reclaim the sealed ones every ROTATE_EVERY seconds, as the
+    maintenance worker does when a slot is full or old (carry of unfinished jobs, finished ones into
+    awa.ring_history, TRUNCATE), through both crashes."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.error = None
+
+    def run(self):
+        try:
+            conn = connect(None)
+            while not S.stop_workers.is_set():
+                try:
+                    for (o,) in conn.execute("SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')"):
+                        with S.lock:
+                            S.rotations["rotate " + o] += 1
+                    for (o,) in conn.execute("SELECT outcome FROM awa.ring_reclaim()"):
+                        with S.lock:
+                            S.rotations["reclaim " + o] += 1
+                except psycopg.Error as e:
+                    with S.lock:
+                        S.rotations["error %s" % e.sqlstate] += 1
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+                    conn = connect(None)
+                time.sleep(ROTATE_EVERY)
+            conn.close()
+        except Exception as e:  # noqa
+            self.error = repr(e)
+
+
 def sh(cmd):
     r = subprocess.run(cmd, shell=True, executable="/bin/bash", capture_output=True, text=True)
     if r.returncode != 0:
@@ -213,12 +268,18 @@ def wait_progress(seconds, what, patience=0):
 
 
 def main():
+    global RING
     failures = []
     scenarios = []
+    c = connect(None)
+    RING = awa_invariants.on_ring(c)
+    c.close()
+    say("engine: %s" % ("ring (awa.jobs is the ring's view)" if RING else "table"))
     parked = park_jobs()
     producers = [Producer(i + 1) for i in range(2)]
     workers = [Worker(i + 1) for i in range(2)]
-    for t in producers + workers:
+    rotators = [Rotator()] if RING else []
+    for t in producers + workers + rotators:
         t.start()
     ins, done = wait_progress(3, "steady load")
     if ins == 0 or done == 0:
@@ -259,9 +320,9 @@ def main():
     for t in producers:
         t.join(30)
     S.stop_workers.set()
-    for t in workers:
+    for t in workers + rotators:
         t.join(30)
-    for t in producers + workers:
+    for t in producers + workers + rotators:
         if t.is_alive():
             failures.append("%s did not stop" % t.name)
         if t.error:
@@ -311,26 +372,17 @@ def main():
     # ---- parked jobs kept their callbacks through both crashes, and still work
     failures += check_parked(conn, parked)
 
-    # ---- running jobs of dead sessions: rescue them
-    running = {r[0] for r in conn.execute("SELECT id FROM awa.jobs WHERE state = 'running'")}
-    missing_killed = [i for i in killed_ids if i not in running and i not in S.completed]
-    states_killed = dict(conn.execute("SELECT id, state::text FROM awa.jobs WHERE id = ANY(%s)", (killed_ids,)).fetchall())
-    if missing_killed:
-        failures.append("jobs held by the killed worker are not running any more before the rescue: %s"
-                        % {i: states_killed.get(i) for i in missing_killed})
-    conn.execute("SET awa.heartbeat_timeout = 1")
-    time.sleep(2)
-    rescued = conn.execute("SELECT awa_rescue()").fetchone()[0]
-    still = conn.execute("SELECT count(*) FROM awa.jobs WHERE state = 'running'").fetchone()[0]
-    say("rescue: %d running jobs of dead sessions (%d held by the SIGKILLed worker), awa_rescue() = %d, %d still running"
-        % (len(running), len(killed_ids), rescued, still))
-    if rescued != len(running) or still:
-        failures.append("awa_rescue() rescued %d of %d running jobs of dead sessions; %d still running"
-                        % (rescued, len(running), still))
-    notready = conn.execute("SELECT id, state::text FROM awa.jobs WHERE id = ANY(%s) AND state <> 'retryable'",
-                            (list(running),)).fetchall()
-    if notready:
-        failures.append("rescued jobs not retryable: %s" % notready[:20])
+    if RING:
+        with S.lock:
+            rot = dict(S.rotations)
+        say("ring: rotator outcomes %s" % rot)
+        if not rot.get("rotate rotated") or not rot.get("reclaim reclaimed"):
+            failures.append("the rotator never sealed and reclaimed a slot under the load: %s" % rot)
+        running, fails = ring_rescue(conn, killed_ids)
+        failures += fails
+    else:
+        running, fails = table_rescue(conn, killed_ids)
+        failures += fails
 
     # ---- a worker finishes everything (the rescued jobs included)
     drained = drain(conn)
@@ -362,6 +414,68 @@ def main():
         print("crash: FAIL: " + f)
     print("crash: scenarios survived before failing checks: %d" % len(scenarios))
     return 1
+
+
+def table_rescue(conn, killed_ids):
+    """Running jobs of dead sessions: awa_rescue() with awa.heartbeat_timeout = 1 rescues them all (their
+    ids, and failures)."""
+    failures = []
+    running = {r[0] for r in conn.execute("SELECT id FROM awa.jobs WHERE state = 'running'")}
+    missing_killed = [i for i in killed_ids if i not in running and i not in S.completed]
+    states_killed = dict(conn.execute("SELECT id, state::text FROM awa.jobs WHERE id = ANY(%s)", (killed_ids,)).fetchall())
+    if missing_killed:
+        failures.append("jobs held by the killed worker are not running any more before the rescue: %s"
+                        % {i: states_killed.get(i) for i in missing_killed})
+    conn.execute("SET awa.heartbeat_timeout = 1")
+    time.sleep(2)
+    rescued = conn.execute("SELECT awa_rescue()").fetchone()[0]
+    still = conn.execute("SELECT count(*) FROM awa.jobs WHERE state = 'running'").fetchone()[0]
+    say("rescue: %d running jobs of dead sessions (%d held by the SIGKILLed worker), awa_rescue() = %d, %d still running"
+        % (len(running), len(killed_ids), rescued, still))
+    if rescued != len(running) or still:
+        failures.append("awa_rescue() rescued %d of %d running jobs of dead sessions; %d still running"
+                        % (rescued, len(running), still))
+    notready = conn.execute("SELECT id, state::text FROM awa.jobs WHERE id = ANY(%s) AND state <> 'retryable'",
+                            (list(running),)).fetchall()
+    if notready:
+        failures.append("rescued jobs not retryable: %s" % notready[:20])
+    return running, failures
+
+
+def ring_rescue(conn, killed_ids):
+    """On the ring: the running jobs of dead sessions end by their deadlines (the workers' lease of RING_LEASE
+    seconds), through awa_rescue() or the maintenance worker, whichever comes first: each job running now, and
+    each job the killed worker held whose completion did not commit, ends once with "deadline exceeded" and is
+    available again (a rescue retries at once).  Their ids, and failures."""
+    failures = []
+    running = {r[0] for r in conn.execute("SELECT id FROM awa.jobs WHERE state = 'running'")}
+    killed = {i for i in killed_ids if i not in S.completed}
+    last = conn.execute("SELECT max(deadline_at) - now() FROM awa.jobs WHERE state = 'running'").fetchone()[0]
+    if last is not None and last.total_seconds() > RING_LEASE + 1:
+        failures.append("a running job's deadline is %s away, past the workers' lease of %d s" % (last, RING_LEASE))
+    end = time.monotonic() + RING_LEASE + 20
+    rescued = 0
+    while time.monotonic() < end:
+        rescued += conn.execute("SELECT awa_rescue()").fetchone()[0]
+        still = conn.execute("SELECT count(*) FROM awa.jobs WHERE state = 'running'").fetchone()[0]
+        if not still:
+            break
+        time.sleep(0.2)
+    say("rescue: %d running jobs of dead sessions (%d held by the SIGKILLed worker), awa_rescue() = %d "
+        "(the rest by the maintenance worker), %d still running" % (len(running), len(killed_ids), rescued, still))
+    if still:
+        failures.append("%d jobs still running %d s after the workers' lease" % (still, RING_LEASE + 20))
+    ended = dict(conn.execute(
+        "SELECT id, state::text || ' ' || coalesce(errors[cardinality(errors)] ->> 'error', '')"
+        " FROM awa.jobs WHERE id = ANY(%s)", (list(running | killed),)).fetchall())
+    bad = {i: ended.get(i) for i in running | killed
+           if ended.get(i) not in ("available deadline exceeded", "completed deadline exceeded")}
+    if bad:
+        failures.append("jobs of dead sessions not rescued by their deadline: %s" % dict(list(bad.items())[:20]))
+    killed_lost = [i for i in killed if i not in running and not (ended.get(i) or "").endswith("deadline exceeded")]
+    if killed_lost:
+        failures.append("jobs held by the killed worker neither running nor rescued: %s" % killed_lost)
+    return running | killed, failures
 
 
 PARKED_QUEUE = "cq_parked"
@@ -400,7 +514,14 @@ def check_parked(conn, parked):
         if not conn.execute("SELECT awa_complete_external(%s, '{\"after\": \"crash\"}')",
                             (parked[job_id],)).fetchone()[0]:
             errs.append("the callback of parked job %d did not complete it after the crashes" % job_id)
-    conn.execute("UPDATE awa.jobs SET deadline_at = now() - interval '1 second' WHERE id = ANY(%s)", (ids[3:],))
+    if RING:
+        # the view refuses UPDATE: the callback's heartbeat moves the wait's deadline to 1 ms from now
+        for job_id in ids[3:]:
+            if not conn.execute("SELECT awa_heartbeat_callback(%s, '1 millisecond')", (parked[job_id],)).fetchone()[0]:
+                errs.append("the callback heartbeat of parked job %d found no waiting job" % job_id)
+        time.sleep(0.01)
+    else:
+        conn.execute("UPDATE awa.jobs SET deadline_at = now() - interval '1 second' WHERE id = ANY(%s)", (ids[3:],))
     for _ in range(50):     # the background worker may hold the round lock, or time them out itself
         conn.execute("SELECT awa_maintain()")
         left = conn.execute("SELECT count(*) FROM awa.jobs WHERE id = ANY(%s) AND state = 'waiting_external'",

@@ -5,6 +5,9 @@ Usage: fuzz.py DBNAME   (PGHOST/PGPORT/PGUSER from the environment)
   FUZZ_CALLS  number of calls (default 5000)
   FUZZ_SEED   seed (default: random; always printed, so a run can be replayed)
   FUZZ_VERBOSE=1  print every call and its outcome
+  FUZZ_CHECK_EVERY=N  check the invariants after every N calls and stop at the
+                  first violation, printing the calls since the last check
+                  (to find the call that breaks one)
 
 The functions are discovered at run time from pg_proc (proname LIKE 'awa\\_%'),
 with their argument names and types.  Each call runs in its own transaction
@@ -18,6 +21,14 @@ that state changes.  Pass condition:
   * no call hangs past statement_timeout;
   * after the run: each job in exactly one consistent state, attempt <=
     max_attempts, and awa_queue_stats() equals a recount of awa.jobs.
+On the ring engine (DBNAME created with awa.install_engine = ring: awa.jobs is
+the ring's view; test/t/008_fuzz_ring.pl) the valid calls also enqueue jobs
+with a concurrency key and with parents (after => a job seen, each
+on_parent_failure), and maintenance runs among the calls: awa_maintain(),
+and the open slot sealed and the sealed ones reclaimed (awa.ring_rotate,
+awa.ring_reclaim: carry, history, TRUNCATE); the invariants include the
+ring's own (test/lib/awa_invariants.py, check_ring), checked once midway
+and at the end.
 Exit 0 on pass, 1 on failure (with the failing calls printed).
 """
 import collections
@@ -36,12 +47,14 @@ DB = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("PGDATABASE", "awa_fuz
 CALLS = int(os.environ.get("FUZZ_CALLS", "5000"))
 SEED = int(os.environ.get("FUZZ_SEED", str(random.SystemRandom().randrange(1, 2**31))))
 VERBOSE = os.environ.get("FUZZ_VERBOSE") == "1"
+CHECK_EVERY = int(os.environ.get("FUZZ_CHECK_EVERY", "0"))
 STATEMENT_TIMEOUT_MS = 5000
 PROCEDURE_TIMEOUT_MS = 1000
 HANG_MS = 15000          # a call still running after this ignores statement_timeout: a bug
 MAX_WAIT = 0.1           # never block in a claim longer than this
 
 rnd = random.Random(SEED)
+RING = False        # set in main(): awa.jobs is the ring's view
 
 INT2 = (-32768, 32767)
 INT4 = (-2147483648, 2147483647)
@@ -491,6 +504,8 @@ def valid_call(funcs):
                  ("awa_group_on_finish", 1)):
         if n in names:
             acts += [n[4:]] * int(w * 5) if w >= 1 else ([n[4:]] if rnd.random() < w else [])
+    if RING:
+        acts += ["insert_keyed"] * 2 + ["insert_after"] * 3 + ["maintain", "rotate", "reclaim"] * 2
     if not acts:
         return None
     a = rnd.choice(acts)
@@ -511,6 +526,20 @@ def valid_call(funcs):
         return ("SELECT * FROM awa_insert(%s, args => %s, queue => %s, priority => %d%s)"
                 % (q(rnd.choice(KINDS)), q('{"n": %d}' % rnd.randrange(50)) + "::jsonb", queue,
                    rnd.randrange(1, 5), "".join(", " + e for e in extra)))
+    if a == "insert_keyed":
+        return ("SELECT * FROM awa_insert('keyed', queue => %s, concurrency_key => 'ck%d')"
+                % (queue, rnd.randrange(4)))
+    if a == "insert_after":
+        parents = sorted({pool.job()[0] for _ in range(rnd.randrange(1, 4))})
+        return ("SELECT * FROM awa_insert('child', queue => %s, after => '{%s}', on_parent_failure => %s%s)"
+                % (queue, ",".join(str(p) for p in parents), q(rnd.choice(["cancel", "run", "wait"])),
+                   rnd.choice(["", "", ", run_at => now() + interval '200 ms'", ", group_id => 'fg%d'" % rnd.randrange(30)])))
+    if a == "maintain":
+        return "SELECT awa_maintain()"
+    if a == "rotate":
+        return "SELECT * FROM awa.ring_rotate(%d, '1 microsecond')" % rnd.choice([1, 1, 10, 100])
+    if a == "reclaim":
+        return "SELECT * FROM awa.ring_reclaim(%d)" % rnd.choice([1000, 1000, 5, 0])
     if a == "claim":
         wait = rnd.choice(["0", "0", "0", "20 ms", "%d ms" % int(MAX_WAIT * 1000)])
         return ("SELECT * FROM awa_claim(%s, worker => 'fuzz', batch => %d, lease => %s, wait => '%s')"
@@ -655,6 +684,7 @@ def connect():
 
 
 def main():
+    global RING
     print("fuzz: seed %d (replay: FUZZ_SEED=%d FUZZ_CALLS=%d), database %s" % (SEED, SEED, CALLS, DB))
     t0 = time.monotonic()
     conn = connect()
@@ -671,6 +701,9 @@ def main():
     except OSError:
         log_offset = None
     funcs, enums = discover(conn)
+    RING = awa_invariants.on_ring(conn)
+    print("fuzz: engine %s" % ("ring (awa.jobs is the ring's view)" if RING else "table"))
+    midway_errs = []
     global JOB_FIELDS
     for f in funcs:
         if f.name == "awa_insert" and f.argnames:
@@ -693,7 +726,21 @@ def main():
         notices[(d.severity, d.sqlstate)] += 1
     conn.add_notice_handler(on_notice)
 
+    recent = []
     for n in range(CALLS):
+        if CHECK_EVERY and n and n % CHECK_EVERY == 0:
+            errs = check_invariants(sentinel)
+            if errs:
+                print("fuzz: invariants broken after call %d; the calls since the last check:" % (n - 1))
+                for i, t in recent:
+                    print("  %5d %s" % (i, short(t, 600)))
+                for e in errs:
+                    print("  violation: " + e)
+                return 1
+            recent = []
+        if RING and n == CALLS // 2:
+            # midway, while the ring is busy (the end may find most jobs finished)
+            midway_errs = ["midway: " + e for e in check_invariants(sentinel)]
         r = rnd.random()
         label = None
         capped = False
@@ -701,7 +748,7 @@ def main():
             sqltext = valid_call(funcs)
             capped = bool(sqltext) and "wait =>" in sqltext
             if sqltext:
-                label = "valid:" + sqltext.split("awa_", 1)[1].split("(", 1)[0]
+                label = "valid:" + sqltext.replace("awa.ring_", "awa_ring_").split("awa_", 1)[1].split("(", 1)[0]
         elif r < 0.32 and gucs:
             sqltext = guc_call(gucs)
             label = "set_config(awa.*)"
@@ -711,6 +758,8 @@ def main():
             label = f.name
         per_func[label] += 1
         calls += 1
+        if CHECK_EVERY:
+            recent.append((n, sqltext))
         with watchdog.lock:
             watchdog.current = (conn.info.backend_pid, time.monotonic(), sqltext)
         started = time.monotonic()
@@ -800,7 +849,7 @@ def main():
                     bugs.append(("server log", "-", line.strip()))
 
     # ---- invariants
-    inv = check_invariants(sentinel)
+    inv = midway_errs + check_invariants(sentinel)
     for msg in inv:
         bugs.append(("invariant", "-", msg))
 
@@ -826,7 +875,7 @@ def main():
         print("\nfuzz: FAILED: %d problem(s):" % len(bugs))
         seen = set()
         for kind, sqltext, detail in bugs:
-            key = (kind, sqltext)
+            key = (kind, sqltext, detail if kind == "invariant" else None)   # every violated invariant
             if key in seen:
                 continue
             seen.add(key)
