@@ -61,9 +61,11 @@
  * attempted_at, errors whose attempts overlap its current attempt): 55000
  * naming the first such job and why, how many there are, and nothing is
  * moved (the caller's transaction -- the upgrade -- is rolled back).
- * Superuser only (42501); 55000 when awa.jobs is not a table (the database
- * is on the ring already), the ring holds jobs already, or has no open
- * slot.
+ * Superuser only (42501); 55000 unless awa.install_engine is 'ring' (a
+ * step of engine.sql's conversion: called alone, the jobs would leave the
+ * table while awa.jobs is still the table), when awa.jobs is not a table
+ * (the database is on the ring already), the ring holds jobs already, or
+ * has no open slot.
  *
  *-------------------------------------------------------------------------
  */
@@ -295,6 +297,16 @@ awa_ring_adopt_jobs(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only a superuser may move the jobs of awa.jobs into the ring")));
+	/* a step of engine.sql's conversion, not a function of its own: the jobs would leave the table's readers */
+	{
+		const char *engine = GetConfigOption("awa.install_engine", true, false);
+
+		if (engine == NULL || strcmp(engine, "ring") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("awa.ring_adopt_jobs() runs only while awa.install_engine is 'ring'"),
+					 errhint("It is a step of ALTER EXTENSION awa UPDATE onto the ring engine (src/sql/engine.sql).")));
+	}
 	nsp = get_namespace_oid("awa", false);
 	jobs = get_relname_relid("jobs", nsp);
 	if (!OidIsValid(jobs) || get_rel_relkind(jobs) != RELKIND_RELATION)

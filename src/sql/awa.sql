@@ -1907,7 +1907,7 @@ RETURNS bigint
 AS 'MODULE_PATHNAME', 'awa_ring_adopt_jobs'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION awa.ring_adopt_jobs()
-	IS 'internal (the ring): move every job of the table awa.jobs into the ring (finished ones into awa.ring_history), its unique keys, dependencies, groups and per-key rows with it, rebuild the counters by one fold and empty the table; returns how many jobs moved; 42501 not a superuser, 55000 awa.jobs not a table, the ring not empty or a job it cannot hold (named; nothing moved)';
+	IS 'internal (the ring): move every job of the table awa.jobs into the ring (finished ones into awa.ring_history), its unique keys, dependencies, groups and per-key rows with it, rebuild the counters by one fold and empty the table; returns how many jobs moved; 42501 not a superuser, 55000 awa.install_engine not ring, awa.jobs not a table, the ring not empty or a job it cannot hold (named; nothing moved)';
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row

@@ -642,6 +642,22 @@ $PSQL -d postgres -c "CREATE DATABASE $FEATR TEMPLATE $FEAT" || fail "copying $F
 # engine.sql and engine_deps.sql as the scripts run them (their C functions from the installed library; the
 # members detached, so that the conversion may drop and create routines outside an extension script)
 detach $FEATR
+# a job the ring cannot hold stops the move, named, and nothing changes; the move alone is refused
+before=$($PSQL -d $FEATR -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" | md5sum)
+bad=$($PSQL -d $FEATR -c "SELECT id FROM awa.jobs WHERE queue = 'keys' AND state = 'running'")
+got=$( { echo "UPDATE awa.jobs SET attempted_at = NULL WHERE id = $bad;"
+	sed "s|MODULE_PATHNAME|\$libdir/awa|g" "$ROOT/src/sql/engine.sql"; } \
+	| PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $FEATR -1 -v VERBOSITY=verbose 2>&1)
+[[ $got == *"55000"*"job $bad cannot be moved into the ring: a running job without attempted_at"*"1 job(s) cannot be moved; nothing was moved."* ]] \
+	|| fail "$FEATR: a job the ring cannot hold gave: $got"
+[ "$($PSQL -d $FEATR -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" | md5sum)" = "$before" ] \
+	&& [ "$($PSQL -d $FEATR -c "SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass")" = r ] \
+	&& [ "$($PSQL -d $FEATR -c "SELECT count(*) FROM awa.ready")" = 0 ] || fail "$FEATR: a refused move changed something"
+got=$($PSQL -d $FEATR -v VERBOSITY=verbose -c "SELECT awa.ring_adopt_jobs()" 2>&1)
+[[ $got == *"55000"*"runs only while awa.install_engine is 'ring'"* ]] || fail "$FEATR: awa.ring_adopt_jobs() alone gave: $got"
+got=$($PSQL -d $FEATR -v VERBOSITY=verbose -c "SET ROLE awa_admin" -c "SELECT awa.ring_adopt_jobs()" 2>&1)
+[[ $got == *"42501"* ]] || fail "$FEATR: awa.ring_adopt_jobs() as awa_admin gave: $got"
+ok "$DEFAULT features: a job the ring cannot hold stops the move (55000 naming job $bad, nothing changed); awa.ring_adopt_jobs() alone 55000, as awa_admin 42501"
 sed "s|MODULE_PATHNAME|\$libdir/awa|g" "$ROOT/src/sql/engine.sql" "$ROOT/src/sql/engine_deps.sql" \
 	| PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $FEATR -1 >/dev/null || fail "$FEATR: the conversion to the ring engine failed"
 rows_equal $FEAT $FEATR "$DEFAULT features (ring)" 8
