@@ -597,6 +597,21 @@ got=$($PSQL -d $RING -c "SELECT count(*) FROM awa.ring_recount()") || fail "$V -
 [ "$got" = 0 ] || { $PSQL -d $RING -c "SELECT * FROM awa.ring_recount()"; fail "$V -> $DEFAULT (ring): counters differ from a recount after work on the moved jobs"; }
 ok "$V -> $DEFAULT (ring): moved jobs claimed and completed (available, retried, running by its lease), unique keys held, a failed job retried from the history, heartbeats renew the claimed lease, new ids above $maxid, counters equal a recount"
 
+# the ring's own maintenance takes the moved rows: the slot they landed in is sealed and reclaimed (its unfinished
+# jobs carried into the next slot, its finished ones into the history), and awa.jobs reads the same
+$PSQL -d $RING -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" > "$TMP/jobs.before_reclaim" \
+	|| fail "$V -> $DEFAULT (ring): cannot read awa.jobs"
+got=$($PSQL -d $RING -c "SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')" \
+	-c "SELECT string_agg(outcome, ',') FILTER (WHERE outcome <> 'empty') FROM awa.ring_reclaim(10000)")
+[ "$got" = "rotated"$'\n'"reclaimed" ] || fail "$V -> $DEFAULT (ring): rotating and reclaiming the slot of the moved jobs: $got"
+$PSQL -d $RING -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" > "$TMP/jobs.after_reclaim" \
+	|| fail "$V -> $DEFAULT (ring): cannot read awa.jobs"
+diff -u "$TMP/jobs.before_reclaim" "$TMP/jobs.after_reclaim" | head -20
+cmp -s "$TMP/jobs.before_reclaim" "$TMP/jobs.after_reclaim" || fail "$V -> $DEFAULT (ring): reclaiming the moved jobs' slot changed awa.jobs (- before, + after)"
+[ "$($PSQL -d $RING -c "SELECT count(*) FROM awa.ring_recount()")" = 0 ] \
+	|| fail "$V -> $DEFAULT (ring): counters differ from a recount after the reclaim"
+ok "$V -> $DEFAULT (ring): the slot of the moved jobs sealed and reclaimed: awa.jobs the same, counters equal a recount"
+
 membership $RING > "$TMP/ring.members" || fail "$RING: cannot list the extension's members"
 diff -u "$TMP/ringnew.members" "$TMP/ring.members" \
 	|| fail "$V -> $DEFAULT (ring): extension members, initial privileges or config tables differ from a fresh install on the ring (- fresh, + upgraded)"
