@@ -24,6 +24,9 @@
 #     config tables (pg_extension_config_dump), and the same
 #     pg_dump --schema-only once every member is detached from the extension
 #     (pg_dump writes only CREATE EXTENSION for an extension's members).
+# Then the ring pass (from the newest released version, below): with awa.install_engine = ring the update
+# moves every job into the ring; awa.jobs equals the table engine's row by row, the moved jobs keep working, and
+# the database equals a fresh install on the ring engine.
 # Needs PGHOST/PGPORT/PGUSER of a running server with awa preloaded and this
 # checkout installed; the user must be a superuser (detaching edits pg_depend).
 set -uo pipefail
