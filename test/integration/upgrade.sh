@@ -473,25 +473,27 @@ $PSQL -d postgres -c "CREATE DATABASE $RING" || fail "create database $RING"
 $PSQL -d $RING -c "CREATE EXTENSION awa VERSION '$V'" || fail "$V: CREATE EXTENSION awa VERSION '$V'"
 load_data $RING || fail "$V (ring): loading data through the API of $V"
 $PSQL -d $RING <<'SQL' >/dev/null || fail "$V (ring): loading the states the data lacks"
-SELECT (awa_insert('flaky', jsonb_build_object('n', i), queue => 'ringx', priority => i, max_attempts => 5)).id
-  FROM generate_series(1, 4) i;
+SELECT (awa_insert('flaky', jsonb_build_object('n', i), queue => 'ringx', priority => 1 + i % 4, max_attempts => 5)).id
+  FROM generate_series(1, 5) i;
 DO $$
 DECLARE
 	r awa.jobs;
 BEGIN
 	-- attempt 1 of every ringx job fails, and is due again
-	FOR r IN SELECT * FROM awa_claim('ringx', 'worker-r', batch => 4, lease => '3 minutes') LOOP
+	FOR r IN SELECT * FROM awa_claim('ringx', 'worker-r', batch => 5, lease => '3 minutes') LOOP
 		PERFORM awa_fail(r.id, r.run_lease, 'first failure of ' || r.id, retry_in => '0 seconds');
 	END LOOP;
 	-- attempt 2: fails again (retryable, due a minute ago), fails for good and is retried (available again, its
-	-- past kept), is cancelled while running, runs on with a heartbeat and progress
-	FOR r IN SELECT * FROM awa_claim('ringx', 'worker-r', batch => 4, lease => '3 minutes') LOOP
+	-- past kept), is cancelled while running (and one of those retried), runs on with a heartbeat and progress
+	FOR r IN SELECT * FROM awa_claim('ringx', 'worker-r', batch => 5, lease => '3 minutes') LOOP
 		CASE (r.args->>'n')::int
 		WHEN 1 THEN PERFORM awa_fail(r.id, r.run_lease, 'second failure', retry_in => '1 hour');
 			UPDATE awa.jobs SET run_at = now() - interval '1 minute' WHERE id = r.id;
 		WHEN 2 THEN PERFORM awa_fail(r.id, r.run_lease, 'gave up', terminal => true);
 			PERFORM awa_retry(r.id);
 		WHEN 3 THEN PERFORM awa_cancel(r.id);
+		WHEN 5 THEN PERFORM awa_cancel(r.id);
+			PERFORM awa_retry(r.id);
 		ELSE PERFORM pg_sleep(0.01);
 			PERFORM awa_heartbeat(ARRAY[r.id], ARRAY[r.run_lease]);
 			PERFORM awa_progress(r.id, r.run_lease, '{"step": 2}');
