@@ -37,8 +37,8 @@
  *					writes them.
  * A live job's past is rows without a ready row, as the ring keeps a
  * retried job's (ring_revive.c): one done row per element of errors (state
- * retryable, run_lease the element's attempt -- the next free lease when
- * attempts repeat --, finalized_at its time, the error); the receipt (and a
+ * retryable, run_lease the element's attempt -- one above the previous
+ * element's when it is not above it --, finalized_at its time, the error); the receipt (and a
  * beat for its progress) of its last attempt at L with a done row at L
  * (its error, else a 'scheduled' row that no reader shows) for an
  * available job that ran before.  Its callback and callback payload: rows of
@@ -47,7 +47,8 @@
  * keyed jobs into awa.ring_key_running / awa.ring_key_live.
  *
  * One transaction, set-based: one statement per kind of row (no loop over
- * jobs), under an ACCESS EXCLUSIVE lock of awa.jobs, with the ring's triggers
+ * jobs; not the hot path: plain SPI statements the planner plans freely, a
+ * scan of the table being what a move needs), under an ACCESS EXCLUSIVE lock of awa.jobs, with the ring's triggers
  * off (session_replication_role = replica for the move, restored after):
  * every row they would derive -- counter deltas, unique keys, key rows,
  * releases of dependents -- is written here from the job's own state.  The
