@@ -93,12 +93,18 @@ PG_FUNCTION_INFO_V1(awa_ring_adopt_jobs);
  * The errors of live jobs, one row each: e(id, state, l, ord, error, at,
  * lease, last).  lease: the element's attempt, raised to one above the
  * previous element's lease when it would not be (revive's rule); a
- * retryable job's last error is the end of its attempt L.
+ * retryable job's last error is the end of its attempt L.  An element
+ * written by hand is read as far as it goes: an attempt that is not a
+ * number counts as none, an at that is not a timestamp as the job's
+ * attempted_at (else created_at).
  */
 #define ADOPT_ERRORS \
-	" x AS (SELECT j.id, j.state, j.run_lease AS l, u.ord, (u.err ->> 'attempt')::bigint AS attempt," \
+	" x AS (SELECT j.id, j.state, j.run_lease AS l, u.ord," \
+	"  CASE WHEN jsonb_typeof(u.err -> 'attempt') = 'number' AND abs((u.err ->> 'attempt')::numeric) < 1e9" \
+	"   THEN floor((u.err ->> 'attempt')::numeric)::bigint END AS attempt," \
 	"  nullif(u.err -> 'error', 'null') AS error," \
-	"  coalesce((u.err ->> 'at')::timestamptz, j.attempted_at, j.created_at) AS at," \
+	"  coalesce(CASE WHEN u.err ->> 'at' ~ '^\\d{4}-\\d\\d-\\d\\d[ T]\\d\\d:\\d\\d:\\d\\d'" \
+	"   THEN (u.err ->> 'at')::timestamptz END, j.attempted_at, j.created_at) AS at," \
 	"  cardinality(j.errors) AS n" \
 	"  FROM awa.jobs j CROSS JOIN LATERAL unnest(j.errors) WITH ORDINALITY u(err, ord)" \
 	"  WHERE j.state IN " ADOPT_LIVE ")," \
@@ -133,7 +139,7 @@ static const char bad_sql[] =
 	"  SELECT e.id, 'error ' || e.ord || ' (attempt ' || e.lease || ') is not before its current attempt (run_lease '"
 	"   || e.l || ')'"
 	"  FROM e WHERE NOT e.last AND (e.lease > e.l OR (e.lease = e.l AND e.state <> 'available')))"
-	" SELECT count(*), (array_agg(b.id ORDER BY b.id))[1], (array_agg(b.why ORDER BY b.id))[1]"
+	" SELECT count(DISTINCT b.id), (array_agg(b.id ORDER BY b.id))[1], (array_agg(b.why ORDER BY b.id))[1]"
 	" FROM b WHERE b.why IS NOT NULL";
 
 /* Counters: one fold of a full count of awa.jobs (the upgrade's first fold), numbered $1. */
