@@ -337,6 +337,16 @@ awa_ring_adopt_jobs(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the ring holds jobs already: the jobs of awa.jobs are moved into an empty ring only")));
 
+	/* nothing to move (a fresh install): the counters the script made stay as they are */
+	adopt_exec("SELECT EXISTS (SELECT 1 FROM awa.jobs) OR EXISTS (SELECT 1 FROM awa.job_dependencies)"
+			   " OR EXISTS (SELECT 1 FROM awa.dependent_jobs) OR EXISTS (SELECT 1 FROM awa.group_callbacks)",
+			   SPI_OK_SELECT, "anything to move");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		SPI_finish();
+		PG_RETURN_INT64(0);
+	}
+
 	/* every job must have a place first: nothing is moved otherwise */
 	adopt_exec(bad_sql, SPI_OK_SELECT, "checking the jobs");
 	if (adopt_int8(1) > 0)
