@@ -1947,6 +1947,17 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION awa.ring_retry(bigint, boolean)
 	IS 'internal (the ring): awa.ring_retry(id), but with missing_ok false (not P0002) for a job the ring does not hold; 22023 id or missing_ok null';
 
+-- The ring: moving a database's jobs into the ring (ring_adopt.c; docs/storage.md, "Step 5: moving a database's jobs
+-- into the ring") ---
+-- Called by src/sql/engine.sql, with which both the install script and the upgrade script end, while
+-- awa.install_engine is 'ring': every job of the table awa.jobs becomes the ring's rows of its state, in one
+-- transaction, before awa.jobs becomes the ring's view.  Internal: superuser only, granted to no role.
+CREATE FUNCTION awa.ring_adopt_jobs()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'awa_ring_adopt_jobs'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_adopt_jobs()
+	IS 'internal (the ring): move every job of the table awa.jobs into the ring (finished ones into awa.ring_history), its unique keys, dependencies, groups and per-key rows with it, rebuild the counters by one fold and empty the table; returns how many jobs moved; 42501 not a superuser, 55000 awa.install_engine not ring, awa.jobs not a table, the ring not empty or a job it cannot hold (named; nothing moved)';
 
 -- The ring: the view (docs/storage.md, "Step 4: reading the ring, counters") ------------------------------
 -- Every column of awa.jobs, in its order and with its type.  A job is the newest attempt of its id: the ready row

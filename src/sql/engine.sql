@@ -1,11 +1,14 @@
--- The engine a new database keeps its jobs in (docs/storage.md, "Step 5: how the switch lands").  Appended to the
--- install script only, after privileges.sql.  By default awa.jobs is the table above.  While the superuser setting
--- awa.install_engine is 'ring' (internal: the storage engine in development; only awa's own tests set it),
--- CREATE EXTENSION puts the jobs in the ring instead: the table is renamed awa.jobs_table (kept, empty) and
--- awa.jobs becomes a view of the ring in the same shape, with the table's column defaults, readable by the same
--- roles, INSERT and COPY into it enqueueing into the ring (the table's trigger function, INSTEAD OF), UPDATE of it
--- refused (0A000) and DELETE deleting from the ring (INSTEAD OF triggers of their own); the routines
--- declared with the table's row type are declared again with the view's (same comment, same grants).  The awa_*
+-- The engine a database keeps its jobs in (docs/storage.md, "Step 5: how the switch lands" and "Step 5: moving a
+-- database's jobs into the ring").  Appended to the install script and to the upgrade script from 0.2.0, after
+-- privileges.sql: the same text in both, so that an upgraded database looks as a fresh one.  By default awa.jobs is
+-- the table above.  While the superuser setting awa.install_engine is 'ring' (internal: the storage engine in
+-- development; only awa's own tests set it), CREATE EXTENSION and ALTER EXTENSION awa UPDATE put the jobs in the
+-- ring instead: the jobs the table holds (on an upgrade; none on a fresh install) move into the ring's relations
+-- (awa.ring_adopt_jobs(), src/ring_adopt.c), the table is renamed awa.jobs_table (kept, empty) and awa.jobs
+-- becomes a view of the ring in the same shape, with the table's column defaults, readable by the same roles,
+-- INSERT and COPY into it enqueueing into the ring (the table's trigger function, INSTEAD OF), UPDATE of it
+-- refused (0A000) and DELETE deleting from the ring (INSTEAD OF triggers of their own); the routines declared
+-- with the table's row type are declared again with the view's (same comment, same grants).  The awa_*
 -- functions see the view and work on the ring (those not on it yet raise 0A000).
 DO $engine$
 DECLARE
@@ -16,6 +19,7 @@ BEGIN
 	IF pg_catalog.current_setting('awa.install_engine', true) IS DISTINCT FROM 'ring' THEN
 		RETURN;
 	END IF;
+	PERFORM awa.ring_adopt_jobs();
 	ALTER TABLE awa.jobs RENAME TO jobs_table;
 	CREATE VIEW awa.jobs AS SELECT * FROM awa.ring_jobs;
 	COMMENT ON VIEW awa.jobs IS 'every job, in every state (the ring engine); change it through the awa_* functions';

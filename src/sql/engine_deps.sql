@@ -1,9 +1,9 @@
 -- Results, dependencies and groups on the ring engine (docs/storage.md, "Step 5: results and dependents on the
--- ring").  Appended to the install script only, after src/sql/engine.sql.  awa_parent_results and awa_dependents
--- are SQL functions over awa.job_dependencies and the table; in a database created while awa.install_engine was
--- 'ring' they are declared again over the ring's own (awa.ring_parent_results, awa.ring_dependents): same
--- arguments and columns, comment and grants kept (CREATE OR REPLACE), running as the owner as privileges.sql made
--- them.  The C functions dispatch themselves (engine_deps.c).
+-- ring").  Appended to the install script and to the upgrade script from 0.2.0, after src/sql/engine.sql.
+-- awa_parent_results and awa_dependents are SQL functions over awa.job_dependencies and the table; in a database
+-- created or upgraded while awa.install_engine was 'ring' they are declared again over the ring's own
+-- (awa.ring_parent_results, awa.ring_dependents): same arguments and columns, comment and grants kept (CREATE OR
+-- REPLACE), running as the owner as privileges.sql made them.  The C functions dispatch themselves (engine_deps.c).
 DO $engine_deps$
 BEGIN
 	IF pg_catalog.current_setting('awa.install_engine', true) IS DISTINCT FROM 'ring' THEN

@@ -24,6 +24,9 @@
 #     config tables (pg_extension_config_dump), and the same
 #     pg_dump --schema-only once every member is detached from the extension
 #     (pg_dump writes only CREATE EXTENSION for an extension's members).
+# Then the ring pass (from the newest released version, below): with awa.install_engine = ring the update
+# moves every job into the ring; awa.jobs equals the table engine's row by row, the moved jobs keep working, and
+# the database equals a fresh install on the ring engine.
 # Needs PGHOST/PGPORT/PGUSER of a running server with awa preloaded and this
 # checkout installed; the user must be a superuser (detaching edits pg_depend).
 set -uo pipefail
@@ -107,12 +110,9 @@ SELECT 'config_table: ' || c.tbl::regclass::text || ' condition ' || pg_catalog.
 SQL
 }
 
-# schema_dump DB FILE: detach every member from the extension (the database is
-# thrown away afterwards) and write its normalized pg_dump --schema-only.
-schema_dump() {
-	local db=$1 out=$2 nfunc
-	nfunc=$($PSQL -d "$db" -c "SELECT count(*) FROM $MEMBERS AND d.classid = 'pg_catalog.pg_proc'::regclass") \
-		|| fail "$db: cannot count the extension's functions"
+# detach DB: every member of the extension detached from it (the database is thrown away afterwards).
+detach() {
+	local db=$1
 	$PSQL -d "$db" <<SQL || fail "$db: cannot detach the members of the extension"
 BEGIN;
 -- Their initial privileges go too, or pg_dump would print only the ACL
@@ -124,12 +124,21 @@ DELETE FROM $MEMBERS;
 COMMIT;
 SQL
 	[ "$($PSQL -d "$db" -c "SELECT count(*) FROM $MEMBERS")" = 0 ] || fail "$db: members left after detaching"
+}
+
+# schema_dump DB FILE: detach every member from the extension (the database is
+# thrown away afterwards) and write its normalized pg_dump --schema-only.
+schema_dump() {
+	local db=$1 out=$2 nfunc
+	nfunc=$($PSQL -d "$db" -c "SELECT count(*) FROM $MEMBERS AND d.classid = 'pg_catalog.pg_proc'::regclass") \
+		|| fail "$db: cannot count the extension's functions"
+	detach "$db"
 	"$PG_DUMP" --schema-only -d "$db" > "$TMP/$db.raw.sql" || fail "$db: pg_dump failed"
 	# pg_dump's header and its per-run \restrict key are the only lines that may differ.
 	grep -v -E '^(\\restrict|\\unrestrict) |^-- Dumped (from|by) ' "$TMP/$db.raw.sql" > "$out"
 	# The dump must really hold the objects, or comparing dumps proves nothing.
 	local pat
-	for pat in '^CREATE TABLE awa\.jobs ' '^CREATE TABLE awa\.queue_meta ' '^CREATE TABLE awa\.cron_jobs ' \
+	for pat in '^CREATE (TABLE|VIEW) awa\.jobs ' '^CREATE TABLE awa\.queue_meta ' '^CREATE TABLE awa\.cron_jobs ' \
 		'^CREATE TYPE awa\.job_state ' '^CREATE FUNCTION public\.awa_claim\(' '^CREATE FUNCTION public\.awa_set_queue_limit\(' \
 		'^CREATE UNIQUE INDEX jobs_unique_idx ' '^CREATE TRIGGER jobs_before_insert ' '^COMMENT ON FUNCTION public\.awa_insert\(' \
 		'^GRANT .* TO awa_producer;' '^GRANT .* TO awa_worker;' '^GRANT .* TO awa_admin;' '^REVOKE ALL ON FUNCTION public\.awa_claim\(' \
@@ -159,27 +168,11 @@ snapshot() {
 	done
 }
 
-# Fresh install of the default version -----------------------------------------
-
-dropdb $NEW; dropdb $OLD
-$PSQL -d postgres -c "CREATE DATABASE $NEW" || fail "create database $NEW"
-$PSQL -d $NEW -c "CREATE EXTENSION awa" || fail "$NEW: CREATE EXTENSION awa (fresh install of $DEFAULT)"
-[ "$($PSQL -d $NEW -c "SELECT extversion FROM pg_extension WHERE extname = 'awa'")" = "$DEFAULT" ] \
-	|| fail "$NEW: CREATE EXTENSION awa did not install $DEFAULT"
-membership $NEW > "$TMP/new.members" || fail "$NEW: cannot list the extension's members"
-schema_dump $NEW "$TMP/new.sql"
-ok "fresh install of $DEFAULT: $(grep -c '^member: ' "$TMP/new.members") members, dump of $(wc -l < "$TMP/new.sql") lines"
-
-# Every released version ---------------------------------------------------------
-
-PATHS=0
-for V in "${RELEASED[@]}"; do
-	dropdb $OLD
-	$PSQL -d postgres -c "CREATE DATABASE $OLD" || fail "create database $OLD"
-	$PSQL -d $OLD -c "CREATE EXTENSION awa VERSION '$V'" || fail "$V: CREATE EXTENSION awa VERSION '$V'"
-
-	# 1. realistic data, through the API of the old version
-	$PSQL -d $OLD <<'SQL' >/dev/null || fail "$V: loading data through the API of $V"
+# load_data DB: realistic data through the API of 0.2.0 (and of the versions after it): jobs in every
+# state, unique jobs, tags, metadata, progress, a paused queue, cron schedules, a few thousand jobs through
+# awa_insert_many and COPY.
+load_data() {
+	$PSQL -d "$1" <<'SQL' >/dev/null
 SELECT id FROM awa_insert('send_email', '{"to": "a@example.com", "template": "welcome"}', queue => 'mail',
 	tags => '{signup,eu}', metadata => '{"trace": "abc-123", "tenant": 7}', priority => 1);
 SELECT id FROM awa_insert('nightly_report', '{"day": "2024-05-01"}', queue => 'reports',
@@ -244,6 +237,29 @@ SELECT name FROM awa_schedule('nightly', '0 3 * * *', 'nightly_report', '{"full"
 SELECT name FROM awa_schedule('every_5_min', '*/5 * * * *', 'sync_all', missed_fire_policy => 'catch_up');
 SELECT name FROM awa_pause_schedule('every_5_min');
 SQL
+}
+
+# Fresh install of the default version -----------------------------------------
+
+dropdb $NEW; dropdb $OLD
+$PSQL -d postgres -c "CREATE DATABASE $NEW" || fail "create database $NEW"
+$PSQL -d $NEW -c "CREATE EXTENSION awa" || fail "$NEW: CREATE EXTENSION awa (fresh install of $DEFAULT)"
+[ "$($PSQL -d $NEW -c "SELECT extversion FROM pg_extension WHERE extname = 'awa'")" = "$DEFAULT" ] \
+	|| fail "$NEW: CREATE EXTENSION awa did not install $DEFAULT"
+membership $NEW > "$TMP/new.members" || fail "$NEW: cannot list the extension's members"
+schema_dump $NEW "$TMP/new.sql"
+ok "fresh install of $DEFAULT: $(grep -c '^member: ' "$TMP/new.members") members, dump of $(wc -l < "$TMP/new.sql") lines"
+
+# Every released version ---------------------------------------------------------
+
+PATHS=0
+for V in "${RELEASED[@]}"; do
+	dropdb $OLD
+	$PSQL -d postgres -c "CREATE DATABASE $OLD" || fail "create database $OLD"
+	$PSQL -d $OLD -c "CREATE EXTENSION awa VERSION '$V'" || fail "$V: CREATE EXTENSION awa VERSION '$V'"
+
+	# 1. realistic data, through the API of the old version
+	load_data $OLD || fail "$V: loading data through the API of $V"
 	# Unique jobs with a unique_states set that leaves out live states, as
 	# earlier libraries accepted (written directly: this library refuses them).
 	# legacy_a: two available jobs whose key is held only while running (they
@@ -387,6 +403,330 @@ SQL
 	dropdb $OLD
 	PATHS=$((PATHS + 1))
 done
+
+# The ring engine ------------------------------------------------------------------
+#
+# With the superuser setting awa.install_engine = ring, ALTER EXTENSION awa UPDATE moves every job of the table
+# awa.jobs into the ring and awa.jobs becomes the ring's view (src/sql/engine.sql, src/ring_adopt.c;
+# docs/storage.md, "Step 5: moving a database's jobs into the ring").  From the newest released version: the data
+# above plus the states it lacks (jobs failed more than once, retried, cancelled while running, a due retry,
+# unique keys held while scheduled and running, a periodic job); the database is copied (CREATE DATABASE ...
+# TEMPLATE) and the copy upgraded with the table engine, so that awa.jobs of the two can be compared row by row,
+# every column.  Then the moved jobs keep working, the counters equal a recount, and the upgraded database equals
+# a fresh install on the ring engine.  Jobs of 0.3.0's features (dependencies, groups, callbacks, results,
+# concurrency keys) cannot exist in a 0.2.0 database: the same move runs on a 0.3.0 table-engine database.
+RING=awa_up_ring
+RINGT=awa_up_ring_table
+RINGNEW=awa_up_ring_new
+FEAT=awa_up_feat
+FEATR=awa_up_feat_ring
+trap 'cleanup; for d in $RING $RINGT $RINGNEW $FEAT $FEATR; do dropdb $d; done' EXIT
+V=${RELEASED[${#RELEASED[@]}-1]}
+LIVE="('scheduled', 'available', 'running', 'retryable', 'waiting_external')"
+# awa.jobs as the ring shows it, from the table: the differences docs/storage.md names (an attempt claimed before
+# 0.3.0 has no lease on the table: the ring's receipt keeps the one it was claimed with; a job parked without a
+# callback, which 0.2.0 had no API for, has no wait deadline on the ring)
+EXPECTED="SELECT id, kind, queue, args, state, priority, attempt, max_attempts, run_at,
+	CASE WHEN state = 'waiting_external' AND callback_key IS NULL THEN NULL ELSE heartbeat_at END,
+	CASE WHEN state = 'waiting_external' AND callback_key IS NULL THEN NULL ELSE deadline_at END,
+	attempted_at, finalized_at, created_at, errors, metadata, tags, unique_key, unique_states, run_lease, progress,
+	claimed_by, CASE WHEN lease IS NULL AND attempted_at IS NOT NULL AND state IN $LIVE
+		THEN coalesce(deadline_at - attempted_at, interval '0') ELSE lease END,
+	timeout, result, callback_key, callback_lease, callback_timeout, callback_payload, group_id, concurrency_key
+	FROM awa.jobs WHERE queue <> 'legacy' ORDER BY id"
+
+# rows_equal DB_TABLE DB_RING WHAT: awa.jobs of the ring database equals the table's, every column (queue legacy
+# apart: the update itself writes an error with its own time into its jobs)
+rows_equal() {
+	$PSQL -d "$1" -c "COPY ($EXPECTED) TO STDOUT" > "$TMP/jobs.table" || fail "$3: cannot read awa.jobs of $1"
+	$PSQL -d "$2" -c "COPY (SELECT * FROM awa.jobs WHERE queue <> 'legacy' ORDER BY id) TO STDOUT" > "$TMP/jobs.ring" \
+		|| fail "$3: cannot read awa.jobs of $2"
+	diff -u "$TMP/jobs.table" "$TMP/jobs.ring" > "$TMP/jobs.diff" \
+		|| { head -40 "$TMP/jobs.diff"; fail "$3: awa.jobs on the ring differs from the table's (- table, + ring)"; }
+	[ "$(wc -l < "$TMP/jobs.ring")" -gt "${4:-10}" ] || fail "$3: too few jobs to mean anything"
+	[ "$($PSQL -d "$2" -c "SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass")" = v ] \
+		|| fail "$3: awa.jobs of $2 is not the ring's view"
+	[ "$($PSQL -d "$2" -c "SELECT count(*) FROM awa.jobs_table")" = 0 ] || fail "$3: awa.jobs_table kept jobs"
+	[ "$($PSQL -d "$2" -c "SELECT (SELECT count(*) FROM awa.ready) > 0 AND (SELECT count(*) FROM awa.scheduled) > 0
+		AND (SELECT count(*) FROM awa.ring_history) > 0")" = t ] || fail "$3: the ring's relations do not hold the jobs"
+}
+
+# stats_equal DB_TABLE DB_RING WHAT: awa_queue_stats() the same (lag apart: it grows with time), and equal to a
+# recount on the ring
+stats_equal() {
+	local q="COPY (SELECT queue, total_queued, scheduled, available, running, retryable, failed, cancelled,
+		waiting_external, completed_last_hour FROM awa_queue_stats() ORDER BY queue) TO STDOUT"
+	$PSQL -d "$1" -c "$q" > "$TMP/stats.table" && $PSQL -d "$2" -c "$q" > "$TMP/stats.ring" \
+		|| fail "$3: awa_queue_stats() fails"
+	diff -u "$TMP/stats.table" "$TMP/stats.ring" || fail "$3: awa_queue_stats() differs on the ring (- table, + ring)"
+	got=$($PSQL -d "$2" -c "SELECT count(*) FROM awa.ring_recount()") || fail "$3: awa.ring_recount() fails"
+	[ "$got" = 0 ] || { $PSQL -d "$2" -c "SELECT * FROM awa.ring_recount()"; fail "$3: the ring's counters differ from a recount"; }
+}
+
+for d in $RING $RINGT $RINGNEW $FEAT $FEATR; do dropdb $d; done
+$PSQL -d postgres -c "CREATE DATABASE $RINGNEW" || fail "create database $RINGNEW"
+PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $RINGNEW -c "CREATE EXTENSION awa" \
+	|| fail "$RINGNEW: CREATE EXTENSION awa on the ring engine"
+membership $RINGNEW > "$TMP/ringnew.members" || fail "$RINGNEW: cannot list the extension's members"
+schema_dump $RINGNEW "$TMP/ringnew.sql"
+
+$PSQL -d postgres -c "CREATE DATABASE $RING" || fail "create database $RING"
+$PSQL -d $RING -c "CREATE EXTENSION awa VERSION '$V'" || fail "$V: CREATE EXTENSION awa VERSION '$V'"
+load_data $RING || fail "$V (ring): loading data through the API of $V"
+$PSQL -d $RING <<'SQL' >/dev/null || fail "$V (ring): loading the states the data lacks"
+SELECT (awa_insert('flaky', jsonb_build_object('n', i), queue => 'ringx', priority => 1 + i % 4, max_attempts => 5)).id
+  FROM generate_series(1, 5) i;
+DO $$
+DECLARE
+	r awa.jobs;
+BEGIN
+	-- attempt 1 of every ringx job fails, and is due again
+	FOR r IN SELECT * FROM awa_claim('ringx', 'worker-r', batch => 5, lease => '3 minutes') LOOP
+		PERFORM awa_fail(r.id, r.run_lease, 'first failure of ' || r.id, retry_in => '0 seconds');
+	END LOOP;
+	-- attempt 2: fails again (retryable, due a minute ago), fails for good and is retried (available again, its
+	-- past kept), is cancelled while running (and one of those retried), runs on with a heartbeat and progress
+	FOR r IN SELECT * FROM awa_claim('ringx', 'worker-r', batch => 5, lease => '3 minutes') LOOP
+		CASE (r.args->>'n')::int
+		WHEN 1 THEN PERFORM awa_fail(r.id, r.run_lease, 'second failure', retry_in => '1 hour');
+			UPDATE awa.jobs SET run_at = now() - interval '1 minute' WHERE id = r.id;
+		WHEN 2 THEN PERFORM awa_fail(r.id, r.run_lease, 'gave up', terminal => true);
+			PERFORM awa_retry(r.id);
+		WHEN 3 THEN PERFORM awa_cancel(r.id);
+		WHEN 5 THEN PERFORM awa_cancel(r.id);
+			PERFORM awa_retry(r.id);
+		ELSE PERFORM pg_sleep(0.01);
+			PERFORM awa_heartbeat(ARRAY[r.id], ARRAY[r.run_lease]);
+			PERFORM awa_progress(r.id, r.run_lease, '{"step": 2}');
+		END CASE;
+	END LOOP;
+END
+$$;
+-- unique jobs holding their keys while scheduled and while running
+SELECT id FROM awa_insert('unique_later', '{"k": 1}', queue => 'ringu', run_at => now() + interval '1 hour',
+	unique_by_args => true);
+SELECT id FROM awa_insert('unique_now', '{"k": 2}', queue => 'ringu', unique_by_args => true, priority => 4);
+SELECT count(*) FROM awa_claim('ringu', 'worker-u', batch => 1, lease => '1 hour');
+-- a periodic job, fired by maintenance
+SELECT name FROM awa_schedule('ring_minutely', '* * * * *', 'tick', '{"periodic": true}', queue => 'ticks');
+UPDATE awa.cron_jobs SET next_fire_at = now() - interval '1 minute' WHERE name = 'ring_minutely';
+SELECT * FROM awa_maintain();
+SQL
+# narrow unique_states, widened by the update itself before the move (one job keeps its data, not its key, and
+# says why in its errors: an error of attempt 0)
+$PSQL -d $RING -c "INSERT INTO awa.jobs (kind, queue, unique_key, unique_states, state)
+	VALUES ('legacy_a', 'legacy', '\x0a', B'00100000', 'available'), ('legacy_a', 'legacy', '\x0a', B'00100000', 'available')" \
+	>/dev/null || fail "$V (ring): writing jobs with narrow unique_states"
+[ "$($PSQL -d $RING -c "SELECT count(*) FROM awa.jobs WHERE queue = 'ticks'")" = 1 ] \
+	|| fail "$V (ring): the periodic job did not fire"
+missing=$($PSQL -d $RING -c "SELECT string_agg(s::text, ', ') FROM unnest(enum_range(NULL::awa.job_state)) s
+	WHERE NOT EXISTS (SELECT 1 FROM awa.jobs j WHERE j.state = s)") || fail "$V (ring): cannot count states"
+[ -z "$missing" ] || fail "$V (ring): the data has no job in state(s) $missing"
+maxid=$($PSQL -d $RING -c "SELECT max(id) FROM awa.jobs")
+$PSQL -d postgres -c "CREATE DATABASE $RINGT TEMPLATE $RING" || fail "copying $RING"
+$PSQL -d $RINGT -c "ALTER EXTENSION awa UPDATE" || fail "$V -> $DEFAULT (table engine, the copy): ALTER EXTENSION awa UPDATE"
+t0=$(date +%s%3N)
+PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $RING -c "ALTER EXTENSION awa UPDATE" \
+	|| fail "$V -> $DEFAULT: ALTER EXTENSION awa UPDATE with awa.install_engine = ring"
+t1=$(date +%s%3N)
+rows_equal $RINGT $RING "$V -> $DEFAULT (ring)" 3000
+legacy="COPY (SELECT id, kind, state, attempt, run_lease, unique_key, unique_states, ARRAY(SELECT e - 'at' FROM unnest(errors) e)
+	FROM awa.jobs WHERE queue = 'legacy' ORDER BY id) TO STDOUT"
+[ "$($PSQL -d $RINGT -c "$legacy" | md5sum)" = "$($PSQL -d $RING -c "$legacy" | md5sum)" ] \
+	&& [ "$($PSQL -d $RING -c "SELECT count(*) FROM awa.jobs WHERE queue = 'legacy' AND cardinality(errors) = 1")" = 1 ] \
+	|| fail "$V -> $DEFAULT (ring): the jobs whose unique_states the update widened differ from the table engine's"
+ok "$V -> $DEFAULT with awa.install_engine = ring: every job moved into the ring in $((t1 - t0)) ms, awa.jobs the same row by row, every column ($(wc -l < "$TMP/jobs.ring") jobs)"
+for t in queue_meta cron_jobs; do
+	[ "$($PSQL -d $RINGT -c "COPY (SELECT * FROM awa.$t ORDER BY 1) TO STDOUT" | md5sum)" \
+		= "$($PSQL -d $RING -c "COPY (SELECT * FROM awa.$t ORDER BY 1) TO STDOUT" | md5sum)" ] \
+		|| fail "$V -> $DEFAULT (ring): awa.$t differs from the table engine's"
+done
+stats_equal $RINGT $RING "$V -> $DEFAULT (ring)"
+ok "$V -> $DEFAULT (ring): awa.queue_meta and awa.cron_jobs as on the table engine; awa_queue_stats() the same, and equal to a recount"
+
+# the moved jobs keep working
+$PSQL -d $RING <<SQL >/dev/null || fail "$V -> $DEFAULT (ring): the moved jobs do not work"
+DO \$\$
+DECLARE
+	r awa.jobs;
+	n integer := 0;
+BEGIN
+	-- available jobs are claimed and completed, in priority order
+	FOR r IN SELECT * FROM awa_claim('bulk', 'ring-worker', batch => 10) LOOP
+		n := n + 1;
+		IF r.attempt <> 1 OR r.run_lease <> 1 THEN
+			RAISE EXCEPTION 'claimed job % has attempt % and run_lease %', r.id, r.attempt, r.run_lease;
+		END IF;
+		IF NOT awa_complete(r.id, r.run_lease) THEN
+			RAISE EXCEPTION 'awa_complete of moved job % failed', r.id;
+		END IF;
+	END LOOP;
+	IF n <> 10 THEN
+		RAISE EXCEPTION 'claimed % moved bulk jobs, not 10', n;
+	END IF;
+	IF (SELECT count(*) FROM awa_claim('mail', 'ring-worker', batch => 5)) <> 1 THEN
+		RAISE EXCEPTION 'queue mail: its one moved job was not claimed';
+	END IF;
+	-- the job retried before the move: its next attempt is its third, its lease the next
+	SELECT * INTO r FROM awa_claim('ringx', 'ring-worker', batch => 5) WHERE args->>'n' = '2';
+	IF r.id IS NULL OR r.attempt <> 1 OR r.run_lease <> 3 THEN
+		RAISE EXCEPTION 'the retried job claimed as %', row_to_json(r);
+	END IF;
+	-- a running job completes by the lease it had before the move; a second completion is a no-op
+	SELECT * INTO r FROM awa.jobs WHERE state = 'running' AND queue = 'media' ORDER BY id LIMIT 1;
+	IF NOT awa_complete(r.id, r.run_lease) THEN
+		RAISE EXCEPTION 'moved running job % did not complete by its lease', r.id;
+	END IF;
+	IF awa_complete(r.id, r.run_lease) OR (SELECT state FROM awa.jobs WHERE id = r.id) <> 'completed' THEN
+		RAISE EXCEPTION 'moved running job % completed twice, or is not completed', r.id;
+	END IF;
+	-- a unique key held before the move still holds: the same job again is the holder
+	IF (SELECT id FROM awa_insert('sync_account', '{"account": 42}', queue => 'sync', unique_by_args => true))
+		<> (SELECT min(id) FROM awa.jobs WHERE kind = 'sync_account') THEN
+		RAISE EXCEPTION 'a unique key held before the move did not conflict';
+	END IF;
+	IF (SELECT id FROM awa_insert('unique_now', '{"k": 2}', queue => 'ringu', unique_by_args => true))
+		<> (SELECT id FROM awa.jobs WHERE kind = 'unique_now') THEN
+		RAISE EXCEPTION 'the unique key of a moved running job did not conflict';
+	END IF;
+	-- a failed job moved into the history is retried
+	SELECT * INTO r FROM awa.jobs WHERE state = 'failed' ORDER BY id LIMIT 1;
+	IF (SELECT state FROM awa_retry(r.id)) <> 'available' THEN
+		RAISE EXCEPTION 'moved failed job % was not retried', r.id;
+	END IF;
+	-- new ids continue above every moved one
+	IF (SELECT id FROM awa_insert('after_move', '{}', queue => 'post')) <= $maxid THEN
+		RAISE EXCEPTION 'a new job took an id of the moved ones (at most $maxid)';
+	END IF;
+END
+\$\$;
+SELECT * FROM awa_maintain();
+SQL
+# (the ring caps each new deadline by awa.heartbeat_timeout as well: docs/storage.md, "Step 4: heartbeats, ...")
+got=$($PSQL -d $RING -c "SELECT awa_heartbeat(array_agg(id), array_agg(run_lease)) FROM awa.jobs
+	WHERE state = 'running' AND queue = 'media'" -c "SELECT count(*) || ' ' || count(*) FILTER (WHERE
+	lease = interval '10 minutes' AND deadline_at > now() AND heartbeat_at > now() - interval '1 minute')
+	FROM awa.jobs WHERE state = 'running' AND queue = 'media'")
+[[ $got =~ ^\{\}$'\n'([1-9][0-9]*)\ ([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ] \
+	|| fail "$V -> $DEFAULT (ring): heartbeats of moved running jobs: $got (not renewed; jobs, renewed keeping the lease they were claimed with)"
+got=$($PSQL -d $RING -c "SELECT count(*) FROM awa.ring_recount()") || fail "$V -> $DEFAULT (ring): awa.ring_recount() fails"
+[ "$got" = 0 ] || { $PSQL -d $RING -c "SELECT * FROM awa.ring_recount()"; fail "$V -> $DEFAULT (ring): counters differ from a recount after work on the moved jobs"; }
+ok "$V -> $DEFAULT (ring): moved jobs claimed and completed (available, retried, running by its lease), unique keys held, a failed job retried from the history, heartbeats renew the claimed lease, new ids above $maxid, counters equal a recount"
+
+# the ring's own maintenance takes the moved rows: the slot they landed in is sealed and reclaimed (its unfinished
+# jobs carried into the next slot, its finished ones into the history), and awa.jobs reads the same
+$PSQL -d $RING -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" > "$TMP/jobs.before_reclaim" \
+	|| fail "$V -> $DEFAULT (ring): cannot read awa.jobs"
+got=$($PSQL -d $RING -c "SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')" \
+	-c "SELECT string_agg(outcome, ',') FILTER (WHERE outcome <> 'empty') FROM awa.ring_reclaim(10000)")
+[ "$got" = "rotated"$'\n'"reclaimed" ] || fail "$V -> $DEFAULT (ring): rotating and reclaiming the slot of the moved jobs: $got"
+$PSQL -d $RING -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" > "$TMP/jobs.after_reclaim" \
+	|| fail "$V -> $DEFAULT (ring): cannot read awa.jobs"
+diff -u "$TMP/jobs.before_reclaim" "$TMP/jobs.after_reclaim" | head -20
+cmp -s "$TMP/jobs.before_reclaim" "$TMP/jobs.after_reclaim" || fail "$V -> $DEFAULT (ring): reclaiming the moved jobs' slot changed awa.jobs (- before, + after)"
+[ "$($PSQL -d $RING -c "SELECT count(*) FROM awa.ring_recount()")" = 0 ] \
+	|| fail "$V -> $DEFAULT (ring): counters differ from a recount after the reclaim"
+ok "$V -> $DEFAULT (ring): the slot of the moved jobs sealed and reclaimed: awa.jobs the same, counters equal a recount"
+
+membership $RING > "$TMP/ring.members" || fail "$RING: cannot list the extension's members"
+diff -u "$TMP/ringnew.members" "$TMP/ring.members" \
+	|| fail "$V -> $DEFAULT (ring): extension members, initial privileges or config tables differ from a fresh install on the ring (- fresh, + upgraded)"
+schema_dump $RING "$TMP/ring.sql"
+diff -u "$TMP/ringnew.sql" "$TMP/ring.sql" \
+	|| fail "$V -> $DEFAULT (ring): pg_dump --schema-only differs from a fresh install on the ring engine (- fresh, + upgraded)"
+ok "$V -> $DEFAULT (ring): same members, pg_init_privs, config tables and pg_dump --schema-only as a fresh install on the ring engine ($(wc -l < "$TMP/ring.sql") lines)"
+
+# 0.3.0's features: a table-engine database of this version, its conversion run as the scripts run it
+$PSQL -d postgres -c "CREATE DATABASE $FEAT" || fail "create database $FEAT"
+cbid=$($PSQL -d $FEAT <<'SQL'
+CREATE EXTENSION awa;
+SELECT count(*) FROM (SELECT awa_insert('parent', jsonb_build_object('n', i), queue => 'deps') FROM generate_series(1, 2) i) x;
+SELECT count(*) FROM awa_insert('child', '{}', queue => 'deps',
+	after => ARRAY(SELECT id FROM awa.jobs WHERE kind = 'parent' ORDER BY id));
+SELECT count(*) FROM (SELECT awa_insert('member', jsonb_build_object('n', i), queue => 'grp', group_id => 'g1')
+	FROM generate_series(1, 3) i) x;
+SELECT count(*) FROM awa_group_on_finish('g1', 'group_done', '{"g": 1}', queue => 'grp');
+SELECT count(*) FROM (SELECT awa_insert('keyed', jsonb_build_object('n', i), queue => 'keys', concurrency_key => 'acct-1',
+	timeout => '1 hour') FROM generate_series(1, 3) i) x;
+SELECT count(*) FROM awa_insert('external', '{}', queue => 'ext');
+SELECT count(*) FROM awa_insert('result', '{}', queue => 'res');
+DO $$
+DECLARE
+	r awa.jobs;
+BEGIN
+	SELECT * INTO r FROM awa_claim('res', 'w') LIMIT 1;
+	PERFORM awa_complete(r.id, r.run_lease, '{"answer": 42}');
+	SELECT * INTO r FROM awa_claim('deps', 'w') LIMIT 1;		-- the first parent completes
+	PERFORM awa_complete(r.id, r.run_lease);
+	SELECT * INTO r FROM awa_claim('grp', 'w') LIMIT 1;		-- a member completes
+	PERFORM awa_complete(r.id, r.run_lease);
+	PERFORM awa_claim('keys', 'w', batch => 3);				-- one runs (the key's limit is 1)
+END
+$$;
+SELECT awa_register_callback(r.id, r.run_lease, '1 hour') FROM awa_claim('ext', 'w') r;
+SELECT awa_wait_external(id, run_lease) FROM awa.jobs WHERE queue = 'ext';
+SQL
+) || fail "$FEAT: loading jobs of 0.3.0's features"
+cbid=$(echo "$cbid" | grep -E '^[0-9a-f-]{36}$')
+[ -n "$cbid" ] || fail "$FEAT: no callback id"
+$PSQL -d postgres -c "CREATE DATABASE $FEATR TEMPLATE $FEAT" || fail "copying $FEAT"
+# engine.sql and engine_deps.sql as the scripts run them (their C functions from the installed library; the
+# members detached, so that the conversion may drop and create routines outside an extension script)
+detach $FEATR
+# a job the ring cannot hold stops the move, named, and nothing changes; the move alone is refused
+before=$($PSQL -d $FEATR -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" | md5sum)
+bad=$($PSQL -d $FEATR -c "SELECT id FROM awa.jobs WHERE queue = 'keys' AND state = 'running'")
+got=$( { echo "UPDATE awa.jobs SET attempted_at = NULL WHERE id = $bad;"
+	sed "s|MODULE_PATHNAME|\$libdir/awa|g" "$ROOT/src/sql/engine.sql"; } \
+	| PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $FEATR -1 -v VERBOSITY=verbose 2>&1)
+[[ $got == *"55000"*"job $bad cannot be moved into the ring: a running job without attempted_at"*"1 job(s) cannot be moved; nothing was moved."* ]] \
+	|| fail "$FEATR: a job the ring cannot hold gave: $got"
+[ "$($PSQL -d $FEATR -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" | md5sum)" = "$before" ] \
+	&& [ "$($PSQL -d $FEATR -c "SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass")" = r ] \
+	&& [ "$($PSQL -d $FEATR -c "SELECT count(*) FROM awa.ready")" = 0 ] || fail "$FEATR: a refused move changed something"
+got=$($PSQL -d $FEATR -v VERBOSITY=verbose -c "SELECT awa.ring_adopt_jobs()" 2>&1)
+[[ $got == *"55000"*"runs only while awa.install_engine is 'ring'"* ]] || fail "$FEATR: awa.ring_adopt_jobs() alone gave: $got"
+got=$($PSQL -d $FEATR -v VERBOSITY=verbose -c "SET ROLE awa_admin" -c "SELECT awa.ring_adopt_jobs()" 2>&1)
+[[ $got == *"42501"* ]] || fail "$FEATR: awa.ring_adopt_jobs() as awa_admin gave: $got"
+ok "$DEFAULT features: a job the ring cannot hold stops the move (55000 naming job $bad, nothing changed); awa.ring_adopt_jobs() alone 55000, as awa_admin 42501"
+sed "s|MODULE_PATHNAME|\$libdir/awa|g" "$ROOT/src/sql/engine.sql" "$ROOT/src/sql/engine_deps.sql" \
+	| PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $FEATR -1 >/dev/null || fail "$FEATR: the conversion to the ring engine failed"
+rows_equal $FEAT $FEATR "$DEFAULT features (ring)" 8
+stats_equal $FEAT $FEATR "$DEFAULT features (ring)"
+got=$($PSQL -d $FEATR <<SQL
+SELECT 'keys ' || running || ' ' || waiting FROM awa_key_stats('acct-1');
+SELECT 'group ' || total || ' ' || completed || ' ' || unfinished FROM awa_group_stats('g1');
+SELECT 'external ' || awa_complete_external('$cbid', '{"via": "callback"}');
+SELECT 'external ' || state || ' ' || result::text FROM awa.jobs WHERE queue = 'ext';
+SELECT 'child ' || state FROM awa.jobs WHERE kind = 'child';
+SELECT 'parent ' || awa_complete(r.id, r.run_lease) FROM awa_claim('deps', 'w') r;
+SELECT 'child ' || state FROM awa.jobs WHERE kind = 'child';
+SELECT 'results ' || count(*) FILTER (WHERE state = 'completed') FROM awa_parent_results((SELECT id FROM awa.jobs WHERE kind = 'child'));
+SELECT 'keyed ' || count(*) FROM awa_claim('keys', 'w', batch => 3);
+SELECT 'keyed ' || awa_complete(id, run_lease) FROM awa.jobs WHERE queue = 'keys' AND state = 'running';
+SELECT 'keyed ' || count(*) FROM awa_claim('keys', 'w', batch => 3);
+SELECT 'group ' || count(*) FILTER (WHERE awa_complete(r.id, r.run_lease)) FROM awa_claim('grp', 'w', batch => 5) r;
+SELECT 'group ' || (callback_job_id IS NOT NULL) FROM awa_group_stats('g1');
+SELECT 'recount ' || count(*) FROM awa.ring_recount();
+SQL
+) || fail "$DEFAULT features (ring): the moved jobs do not work"
+expected="keys 1 2
+group 3 1 2
+external true
+external completed {\"via\": \"callback\"}
+child scheduled
+parent true
+child available
+results 2
+keyed 0
+keyed true
+keyed 1
+group 2
+group true
+recount 0"
+[ "$got" = "$expected" ] || { diff <(echo "$expected") <(echo "$got"); fail "$DEFAULT features (ring): the moved jobs do not work (- expected, + got)"; }
+ok "$DEFAULT features moved into the ring: awa.jobs the same row by row; a key's running job still counts, a group finishes and enqueues its callback job, a parked job completes by its callback, the dependent runs once its last parent completes, counters equal a recount"
+for d in $RING $RINGT $RINGNEW $FEAT $FEATR; do dropdb $d; done
 
 [ "$PATHS" -gt 0 ] || fail "no upgrade path tested"
 ok "$PATHS upgrade path(s) to $DEFAULT tested (${RELEASED[*]}) in $(( $(date +%s%3N) - START )) ms"
