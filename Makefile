@@ -9,7 +9,7 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # SQL scripts (docs/releasing.md).  Built from src/sql/: the install script of
 # this version (src/sql/awa.sql) and the upgrade script into it
 # (src/sql/awa--A--B.sql), each followed by src/sql/privileges.sql (the install
-# script then by src/sql/engine.sql and src/sql/engine_deps.sql: which engine a new
+# script then by src/sql/engine.sql, src/sql/engine_deps.sql and src/sql/engine_batch.sql: which engine a new
 # database uses).  Released,
 # committed and never changed: the first release's install script, which
 # PostgreSQL chains the upgrades from to install any older version, and the
@@ -55,7 +55,7 @@ prove_installcheck:
 version:
 	@echo $(EXTVERSION)
 
-$(EXTENSION)--$(EXTVERSION).sql: src/sql/$(EXTENSION).sql src/sql/privileges.sql src/sql/engine.sql src/sql/engine_deps.sql
+$(EXTENSION)--$(EXTVERSION).sql: src/sql/$(EXTENSION).sql src/sql/privileges.sql src/sql/engine.sql src/sql/engine_deps.sql src/sql/engine_batch.sql
 	{ echo '-- Built by make from $^.'; cat $^; } > $@.tmp && mv $@.tmp $@
 
 $(EXTENSION)--%.sql: src/sql/$(EXTENSION)--%.sql src/sql/privileges.sql

@@ -100,6 +100,7 @@ typedef struct CounterEntry
 
 typedef struct Counts
 {
+	bool		noted;			/* a Pending's: awa_counts_write leaves it */
 	MemoryContext parent;
 	MemoryContext cxt;			/* of tab, or NULL */
 	HTAB	   *tab;
@@ -121,6 +122,14 @@ typedef struct Pending
 
 static Pending *pending = NULL;
 static bool callbacks_registered = false;
+
+/*
+ * Open batches (awa_counts_batch_begin): the subtransaction each was opened
+ * in, innermost last.
+ */
+#define BATCH_MAX_DEPTH		32
+static SubTransactionId batches[BATCH_MAX_DEPTH];
+static int	nbatches = 0;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
 
 /* The start of the second or minute t is in, in any time zone (counters.h). */
@@ -140,6 +149,7 @@ awa_counter_bucket(TimestampTz t, int64 usecs)
 static void
 counts_init(Counts *c, MemoryContext parent)
 {
+	c->noted = false;
 	c->parent = parent;
 	c->cxt = NULL;
 	c->tab = NULL;
@@ -519,6 +529,8 @@ awa_counts_add(AwaCounts *c, const char *queue, int len, AwaJobState state,
 void
 awa_counts_write(AwaCounts *c)
 {
+	if (((Counts *) c)->noted)
+		return;					/* a batch's: written at its end */
 	counts_write((Counts *) c);
 	counts_free((Counts *) c);
 	pfree(c);
@@ -568,6 +580,11 @@ counters_xact_cb(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
+			/* hook: rdelta -- every batch ends with the statement that opened it */
+			if (nbatches > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("awa: %d batch(es) of counter changes still open at commit", nbatches)));
 			pending_write(true);
 			break;
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
@@ -575,6 +592,7 @@ counters_xact_cb(XactEvent event, void *arg)
 		default:
 			/* ended: the notes went with TopTransactionContext */
 			pending = NULL;
+			nbatches = 0;
 			break;
 	}
 }
@@ -585,6 +603,10 @@ counters_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 {
 	Pending   **pp = &pending;
 
+	/* hook: rdelta -- batches opened in an aborted subtransaction (or below it) end with it */
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		while (nbatches > 0 && batches[nbatches - 1] >= mySubid)
+			nbatches--;
 	while (*pp != NULL)
 	{
 		Pending    *p = *pp;
@@ -614,7 +636,7 @@ counters_executor_end(QueryDesc *queryDesc)
 		prev_executor_end(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
-	if (pending != NULL)
+	if (pending != NULL && nbatches == 0)
 		pending_write(false);
 }
 
@@ -626,19 +648,25 @@ awa_counters_init(void)
 	ExecutorEnd_hook = counters_executor_end;
 }
 
-/* Note a job the direct insert path wrote (queue, initial state). */
-void
-awa_counters_note_insert(const char *queue, AwaJobState state)
+static void
+register_callbacks(void)
 {
-	SubTransactionId cur = GetCurrentSubTransactionId();
-	Pending    *p;
-
 	if (!callbacks_registered)
 	{
 		RegisterXactCallback(counters_xact_cb, NULL);
 		RegisterSubXactCallback(counters_subxact_cb, NULL);
 		callbacks_registered = true;
 	}
+}
+
+/* The notes of the current subtransaction, made if it has none. */
+static Counts *
+pending_current(void)
+{
+	SubTransactionId cur = GetCurrentSubTransactionId();
+	Pending    *p;
+
+	register_callbacks();
 	for (p = pending; p != NULL; p = p->next)
 		if (p->subid == cur)
 			break;
@@ -647,10 +675,70 @@ awa_counters_note_insert(const char *queue, AwaJobState state)
 		p = MemoryContextAllocZero(TopTransactionContext, sizeof(Pending));
 		p->subid = cur;
 		counts_init(&p->c, TopTransactionContext);
+		p->c.noted = true;
 		p->next = pending;
 		pending = p;
 	}
-	counts_add(&p->c, queue, strlen(queue), state, 0, true, 1);
+	return &p->c;
+}
+
+/* Note a job the direct insert path wrote (queue, initial state). */
+void
+awa_counters_note_insert(const char *queue, AwaJobState state)
+{
+	counts_add(pending_current(), queue, strlen(queue), state, 0, true, 1);
+}
+
+/* ---------------------------------------------------------------------
+ * Batches (hook: rdelta; counters.h)
+ *
+ * The ring writes a batch of jobs one SPI statement per job
+ * (awa_insert_many, INSERT or COPY into the view awa.jobs), and its
+ * counting trigger adds up per statement: one delta row per job.  Within a
+ * batch its sums go to the notes above instead (awa_counts_statement), so
+ * they follow the same rules -- kept by the subtransaction that made them,
+ * handed to its parent when it commits, dropped when it aborts -- and
+ * nothing is written at the end of a statement inside the batch; its end
+ * writes the current subtransaction's notes: one row per key for the whole
+ * batch.  A batch opened in a subtransaction that aborts ends with it (an
+ * error inside the batch), and one still open at commit is a bug (ERROR):
+ * its notes would be written late.
+ * ---------------------------------------------------------------------
+ */
+
+void
+awa_counts_batch_begin(void)
+{
+	register_callbacks();
+	if (nbatches >= BATCH_MAX_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("awa: more than %d nested batches of jobs", BATCH_MAX_DEPTH)));
+	batches[nbatches++] = GetCurrentSubTransactionId();
+}
+
+void
+awa_counts_batch_end(void)
+{
+	if (nbatches == 0)
+		return;					/* ended by an abort already */
+	nbatches--;
+	if (nbatches == 0)
+		pending_write(false);
+}
+
+bool
+awa_counts_in_batch(void)
+{
+	return nbatches > 0;
+}
+
+AwaCounts *
+awa_counts_statement(void)
+{
+	if (nbatches > 0)
+		return (AwaCounts *) pending_current();
+	return awa_counts_create();
 }
 
 /* ---------------------------------------------------------------------

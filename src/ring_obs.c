@@ -116,7 +116,7 @@ event(TupleTableSlot *job, AwaHistoryEvent ev, TimestampTz at, bool has_from, Ti
 bool
 awa_ring_history_begin(void)
 {
-	cur = awa_history_open();
+	cur = awa_history_open_statement();	/* hook: rdelta */
 	return cur != NULL;
 }
 

@@ -361,7 +361,7 @@ ring_count_scheduled(TriggerData *td)
 	int			a_lease = ring_column(desc, "run_lease");
 	int			a_state = ring_column(desc, "state");
 	TupleTableSlot *row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	AwaCounts  *c = awa_counts_create();
+	AwaCounts  *c = awa_counts_statement();	/* hook: rdelta */
 	/* hook: robs -- a job enqueued for later is enqueued (history, ring_obs.c) */
 	bool		hist = inserted && awa_ring_history_begin();
 
@@ -441,7 +441,7 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 	/* see the statement's rows, and the newest committed ones */
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	c = awa_counts_create();
+	c = awa_counts_statement();	/* hook: rdelta: a batch's notes */
 	/* hook: robs -- the statement's history events (ring_obs.c), from the rows probed here */
 	hist = awa_ring_history_begin();
 	row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
