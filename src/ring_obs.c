@@ -31,7 +31,9 @@
  * scheduled (a snooze) or available (awa.ring_retry ending a wait) is no
  * event, as the same changes of awa.jobs are none.  Nothing is read that
  * the counting trigger did not read already: no probe more per row, one
- * delta row per statement and (queue, kind, minute).
+ * delta row per statement and (queue, kind, minute) -- per batch within a
+ * batch of jobs (hook: rdelta; counters.c, "Batches": the events are noted
+ * and written with the counters' notes at the batch's end).
  *
  * Lag.  awa_queue_stats' lag_seconds is the age of the oldest available
  * job of the queue.  A ring job is available while its newest ready row has
