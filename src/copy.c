@@ -17,7 +17,7 @@
 #include "utils/rel.h"
 
 #include "awa.h"
-#include "counters.h"
+#include "batch.h"
 #include "ring.h"
 
 PG_FUNCTION_INFO_V1(awa_jobs_before_insert);
@@ -131,16 +131,16 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	/*
 	 * hook: rdelta -- BEFORE and AFTER INSERT ... FOR EACH STATEMENT on the
 	 * view (src/sql/engine_batch.sql): the statement's jobs are one batch of
-	 * the counters (counters.h), one delta row per key, not per job.
+	 * the counters (batch.h), one delta row per key, not per job.
 	 */
 	if (CALLED_AS_TRIGGER(fcinfo) && TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) &&
 		TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) &&
 		trigdata->tg_relation->rd_rel->relkind == RELKIND_VIEW)
 	{
 		if (TRIGGER_FIRED_BEFORE(trigdata->tg_event))
-			awa_counts_batch_begin();
+			awa_batch_begin();
 		else
-			awa_counts_batch_end();
+			awa_batch_end();
 		return PointerGetDatum(NULL);
 	}
 	if (!CALLED_AS_TRIGGER(fcinfo) ||

@@ -64,6 +64,7 @@
 #include "utils/xid8.h"
 
 #include "awa.h"
+#include "batch.h"
 #include "counters.h"
 #include "groups.h"
 #include "history.h"
@@ -123,13 +124,6 @@ typedef struct Pending
 static Pending *pending = NULL;
 static bool callbacks_registered = false;
 
-/*
- * Open batches (awa_counts_batch_begin): the subtransaction each was opened
- * in, innermost last.
- */
-#define BATCH_MAX_DEPTH		32
-static SubTransactionId batches[BATCH_MAX_DEPTH];
-static int	nbatches = 0;
 static ExecutorEnd_hook_type prev_executor_end = NULL;
 
 /* The start of the second or minute t is in, in any time zone (counters.h). */
@@ -580,11 +574,6 @@ counters_xact_cb(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			/* hook: rdelta -- every batch ends with the statement that opened it */
-			if (nbatches > 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("awa: %d batch(es) of counter changes still open at commit", nbatches)));
 			pending_write(true);
 			break;
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
@@ -592,7 +581,6 @@ counters_xact_cb(XactEvent event, void *arg)
 		default:
 			/* ended: the notes went with TopTransactionContext */
 			pending = NULL;
-			nbatches = 0;
 			break;
 	}
 }
@@ -603,10 +591,6 @@ counters_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 {
 	Pending   **pp = &pending;
 
-	/* hook: rdelta -- batches opened in an aborted subtransaction (or below it) end with it */
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		while (nbatches > 0 && batches[nbatches - 1] >= mySubid)
-			nbatches--;
 	while (*pp != NULL)
 	{
 		Pending    *p = *pp;
@@ -628,6 +612,13 @@ counters_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/* the end of the outermost batch (batch.c): write its notes */
+static void
+counters_batch_end(void)
+{
+	pending_write(false);
+}
+
 /* At the end of every statement (any executor run): write what it noted. */
 static void
 counters_executor_end(QueryDesc *queryDesc)
@@ -636,7 +627,7 @@ counters_executor_end(QueryDesc *queryDesc)
 		prev_executor_end(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
-	if (pending != NULL && nbatches == 0)
+	if (pending != NULL && !awa_batch_active())
 		pending_write(false);
 }
 
@@ -646,6 +637,7 @@ awa_counters_init(void)
 {
 	prev_executor_end = ExecutorEnd_hook;
 	ExecutorEnd_hook = counters_executor_end;
+	awa_batch_end_hook = counters_batch_end;	/* hook: rdelta */
 }
 
 static void
@@ -699,44 +691,18 @@ awa_counters_note_insert(const char *queue, AwaJobState state)
  * they follow the same rules -- kept by the subtransaction that made them,
  * handed to its parent when it commits, dropped when it aborts -- and
  * nothing is written at the end of a statement inside the batch; its end
- * writes the current subtransaction's notes: one row per key for the whole
- * batch.  A batch opened in a subtransaction that aborts ends with it (an
- * error inside the batch), and one still open at commit is a bug (ERROR):
- * its notes would be written late.
+ * (batch.c, awa_batch_end_hook) writes the current subtransaction's notes:
+ * one row per key for the whole batch.  A batch opened in a subtransaction
+ * that aborts ends with it (an error inside the batch, batch.c), and one
+ * still open at commit is a bug (ERROR there): its notes would be written
+ * late.
  * ---------------------------------------------------------------------
  */
-
-void
-awa_counts_batch_begin(void)
-{
-	register_callbacks();
-	if (nbatches >= BATCH_MAX_DEPTH)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("awa: more than %d nested batches of jobs", BATCH_MAX_DEPTH)));
-	batches[nbatches++] = GetCurrentSubTransactionId();
-}
-
-void
-awa_counts_batch_end(void)
-{
-	if (nbatches == 0)
-		return;					/* ended by an abort already */
-	nbatches--;
-	if (nbatches == 0)
-		pending_write(false);
-}
-
-bool
-awa_counts_in_batch(void)
-{
-	return nbatches > 0;
-}
 
 AwaCounts *
 awa_counts_statement(void)
 {
-	if (nbatches > 0)
+	if (awa_batch_active())
 		return (AwaCounts *) pending_current();
 	return awa_counts_create();
 }

@@ -64,16 +64,11 @@ extern void awa_counts_add(AwaCounts *c, const char *queue, int len, AwaJobState
 extern void awa_counts_write(AwaCounts *c);
 
 /*
- * hook: rdelta -- a batch of jobs written by one call or statement
- * (counters.c, "Batches"): between begin and end the ring's counting
- * trigger adds its sums to the transaction's notes (awa_counts_statement
- * gives them; awa_counts_write leaves them), written once at the end of
- * the outermost batch.  Begin and end in the same subtransaction; an
- * error in between ends the batch with the subtransaction it aborts.
+ * hook: rdelta -- within a batch of jobs (batch.h) the ring's counting
+ * trigger adds its sums to the transaction's notes: awa_counts_statement
+ * gives them (awa_counts_write then leaves them, written at the batch's
+ * end), and outside a batch awa_counts_create's counts.
  */
-extern void awa_counts_batch_begin(void);
-extern void awa_counts_batch_end(void);
-extern bool awa_counts_in_batch(void);
 extern AwaCounts *awa_counts_statement(void);
 
 #endif							/* AWA_COUNTERS_H */

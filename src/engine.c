@@ -21,7 +21,7 @@
 #include "utils/varbit.h"
 
 #include "awa.h"
-#include "counters.h"
+#include "batch.h"
 #include "ring.h"
 #include "engine_admin.h"
 
@@ -351,14 +351,14 @@ awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	values = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
 	nulls = palloc(sizeof(bool) * rsinfo->setDesc->natts);
-	/* hook: rdelta -- one delta row per key for the whole call, not per job (counters.h) */
-	awa_counts_batch_begin();
+	/* hook: rdelta -- one delta row per key for the whole call, not per job (batch.h) */
+	awa_batch_begin();
 	for (i = 0; i < n; i++)
 	{
 		ring_insert_row(&jobs[i], rsinfo->setDesc, values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	awa_counts_batch_end();
+	awa_batch_end();
 	return (Datum) 0;
 }
 

@@ -71,7 +71,7 @@
 #include "utils/tuplestore.h"
 
 #include "awa.h"
-#include "counters.h"
+#include "batch.h"
 #include "history.h"
 #include "maintain.h"
 
@@ -1016,14 +1016,14 @@ awa_history_event(History *h, text *queue, text *kind, AwaHistoryEvent ev, Times
 }
 
 /*
- * hook: rdelta -- as awa_history_open, but within a batch of the counters
- * (counters.h) the notes of the current subtransaction, written with the
+ * hook: rdelta -- as awa_history_open, but within a batch of jobs
+ * (batch.h) the notes of the current subtransaction, written with the
  * counters' at the batch's end (awa_history_close leaves them).
  */
 History *
 awa_history_open_statement(void)
 {
-	if (!awa_counts_in_batch())
+	if (!awa_batch_active())
 		return awa_history_open();
 	if (!awa_track_history || !OidIsValid(deltas_relid()))
 		return NULL;

@@ -3,7 +3,7 @@
 -- database created while awa.install_engine was 'ring', the INSTEAD OF INSERT trigger enqueues each row into the
 -- ring by itself, so the ring's counting triggers would write one delta row of awa.counter_deltas and
 -- awa.history_deltas per job; these statement triggers (the same trigger function, copy.c) make the rows of one
--- INSERT or COPY one batch, written once per key at the statement's end (counters.c, "Batches").
+-- INSERT or COPY one batch, written once per key at the statement's end (batch.c; counters.c, "Batches").
 DO $engine_batch$
 BEGIN
 	IF pg_catalog.current_setting('awa.install_engine', true) IS DISTINCT FROM 'ring' THEN
