@@ -9,8 +9,8 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # SQL scripts (docs/releasing.md).  Built from src/sql/: the install script of
 # this version (src/sql/awa.sql) and the upgrade script into it
 # (src/sql/awa--A--B.sql), each followed by src/sql/privileges.sql (the install
-# script then by src/sql/engine.sql, src/sql/engine_deps.sql and src/sql/engine_batch.sql: which engine a new
-# database uses).  Released,
+# script then by src/sql/engine.sql, src/sql/engine_deps.sql and
+# src/sql/engine_batch.sql: which engine a new database uses).  Released,
 # committed and never changed: the first release's install script, which
 # PostgreSQL chains the upgrades from to install any older version, and the
 # upgrade scripts between released versions.

@@ -123,7 +123,6 @@ typedef struct Pending
 
 static Pending *pending = NULL;
 static bool callbacks_registered = false;
-
 static ExecutorEnd_hook_type prev_executor_end = NULL;
 
 /* The start of the second or minute t is in, in any time zone (counters.h). */
