@@ -9,8 +9,8 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # SQL scripts (docs/releasing.md).  Built from src/sql/: the install script of
 # this version (src/sql/awa.sql) and the upgrade script into it
 # (src/sql/awa--A--B.sql), each followed by src/sql/privileges.sql (both then by
-# src/sql/engine.sql and src/sql/engine_deps.sql: which engine the database
-# uses).  Released,
+# src/sql/engine.sql, src/sql/engine_deps.sql and src/sql/engine_batch.sql:
+# which engine the database uses).  Released,
 # committed and never changed: the first release's install script, which
 # PostgreSQL chains the upgrades from to install any older version, and the
 # upgrade scripts between released versions.
@@ -55,12 +55,12 @@ prove_installcheck:
 version:
 	@echo $(EXTVERSION)
 
-$(EXTENSION)--$(EXTVERSION).sql: src/sql/$(EXTENSION).sql src/sql/privileges.sql src/sql/engine.sql src/sql/engine_deps.sql
+$(EXTENSION)--$(EXTVERSION).sql: src/sql/$(EXTENSION).sql src/sql/privileges.sql src/sql/engine.sql src/sql/engine_deps.sql src/sql/engine_batch.sql
 	{ echo '-- Built by make from $^.'; cat $^; } > $@.tmp && mv $@.tmp $@
 
 # The upgrade script into this version ends as the install script does (src/sql/engine.sql: with the ring engine
 # chosen, the jobs move into the ring and awa.jobs becomes its view), so that an upgraded database is a fresh one.
-$(EXTENSION)--%--$(EXTVERSION).sql: src/sql/$(EXTENSION)--%--$(EXTVERSION).sql src/sql/privileges.sql src/sql/engine.sql src/sql/engine_deps.sql
+$(EXTENSION)--%--$(EXTVERSION).sql: src/sql/$(EXTENSION)--%--$(EXTVERSION).sql src/sql/privileges.sql src/sql/engine.sql src/sql/engine_deps.sql src/sql/engine_batch.sql
 	{ echo '-- Built by make from $^.'; cat $^; } > $@.tmp && mv $@.tmp $@
 
 $(EXTENSION)--%.sql: src/sql/$(EXTENSION)--%.sql src/sql/privileges.sql

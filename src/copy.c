@@ -17,6 +17,7 @@
 #include "utils/rel.h"
 
 #include "awa.h"
+#include "batch.h"
 #include "ring.h"
 
 PG_FUNCTION_INFO_V1(awa_jobs_before_insert);
@@ -127,11 +128,26 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 	int			nrepl = 0;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
+	/*
+	 * hook: rdelta -- BEFORE and AFTER INSERT ... FOR EACH STATEMENT on the
+	 * view (src/sql/engine_batch.sql): the statement's jobs are one batch of
+	 * the counters (batch.h), one delta row per key, not per job.
+	 */
+	if (CALLED_AS_TRIGGER(fcinfo) && TRIGGER_FIRED_FOR_STATEMENT(trigdata->tg_event) &&
+		TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) &&
+		trigdata->tg_relation->rd_rel->relkind == RELKIND_VIEW)
+	{
+		if (TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+			awa_batch_begin();
+		else
+			awa_batch_end();
+		return PointerGetDatum(NULL);
+	}
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!(TRIGGER_FIRED_BEFORE(trigdata->tg_event) || TRIGGER_FIRED_INSTEAD(trigdata->tg_event)) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
 		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-		elog(ERROR, "awa_jobs_before_insert: must be a BEFORE (or INSTEAD OF) INSERT FOR EACH ROW trigger");
+		elog(ERROR, "awa_jobs_before_insert: must be a BEFORE (or INSTEAD OF) INSERT FOR EACH ROW trigger, or on a view FOR EACH STATEMENT");
 
 	tuple = trigdata->tg_trigtuple;
 	if (awa_rows_prepared)

@@ -64,6 +64,7 @@
 #include "utils/xid8.h"
 
 #include "awa.h"
+#include "batch.h"
 #include "counters.h"
 #include "groups.h"
 #include "history.h"
@@ -100,6 +101,7 @@ typedef struct CounterEntry
 
 typedef struct Counts
 {
+	bool		noted;			/* a Pending's: awa_counts_write leaves it */
 	MemoryContext parent;
 	MemoryContext cxt;			/* of tab, or NULL */
 	HTAB	   *tab;
@@ -140,6 +142,7 @@ awa_counter_bucket(TimestampTz t, int64 usecs)
 static void
 counts_init(Counts *c, MemoryContext parent)
 {
+	c->noted = false;
 	c->parent = parent;
 	c->cxt = NULL;
 	c->tab = NULL;
@@ -519,6 +522,8 @@ awa_counts_add(AwaCounts *c, const char *queue, int len, AwaJobState state,
 void
 awa_counts_write(AwaCounts *c)
 {
+	if (((Counts *) c)->noted)
+		return;					/* a batch's: written at its end */
 	counts_write((Counts *) c);
 	counts_free((Counts *) c);
 	pfree(c);
@@ -606,6 +611,13 @@ counters_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
+/* the end of the outermost batch (batch.c): write its notes */
+static void
+counters_batch_end(void)
+{
+	pending_write(false);
+}
+
 /* At the end of every statement (any executor run): write what it noted. */
 static void
 counters_executor_end(QueryDesc *queryDesc)
@@ -614,7 +626,7 @@ counters_executor_end(QueryDesc *queryDesc)
 		prev_executor_end(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
-	if (pending != NULL)
+	if (pending != NULL && !awa_batch_active())
 		pending_write(false);
 }
 
@@ -624,21 +636,28 @@ awa_counters_init(void)
 {
 	prev_executor_end = ExecutorEnd_hook;
 	ExecutorEnd_hook = counters_executor_end;
+	awa_batch_end_hook = counters_batch_end;	/* hook: rdelta */
 }
 
-/* Note a job the direct insert path wrote (queue, initial state). */
-void
-awa_counters_note_insert(const char *queue, AwaJobState state)
+static void
+register_callbacks(void)
 {
-	SubTransactionId cur = GetCurrentSubTransactionId();
-	Pending    *p;
-
 	if (!callbacks_registered)
 	{
 		RegisterXactCallback(counters_xact_cb, NULL);
 		RegisterSubXactCallback(counters_subxact_cb, NULL);
 		callbacks_registered = true;
 	}
+}
+
+/* The notes of the current subtransaction, made if it has none. */
+static Counts *
+pending_current(void)
+{
+	SubTransactionId cur = GetCurrentSubTransactionId();
+	Pending    *p;
+
+	register_callbacks();
 	for (p = pending; p != NULL; p = p->next)
 		if (p->subid == cur)
 			break;
@@ -647,10 +666,44 @@ awa_counters_note_insert(const char *queue, AwaJobState state)
 		p = MemoryContextAllocZero(TopTransactionContext, sizeof(Pending));
 		p->subid = cur;
 		counts_init(&p->c, TopTransactionContext);
+		p->c.noted = true;
 		p->next = pending;
 		pending = p;
 	}
-	counts_add(&p->c, queue, strlen(queue), state, 0, true, 1);
+	return &p->c;
+}
+
+/* Note a job the direct insert path wrote (queue, initial state). */
+void
+awa_counters_note_insert(const char *queue, AwaJobState state)
+{
+	counts_add(pending_current(), queue, strlen(queue), state, 0, true, 1);
+}
+
+/* ---------------------------------------------------------------------
+ * Batches (hook: rdelta; counters.h)
+ *
+ * The ring writes a batch of jobs one SPI statement per job
+ * (awa_insert_many, INSERT or COPY into the view awa.jobs), and its
+ * counting trigger adds up per statement: one delta row per job.  Within a
+ * batch its sums go to the notes above instead (awa_counts_statement), so
+ * they follow the same rules -- kept by the subtransaction that made them,
+ * handed to its parent when it commits, dropped when it aborts -- and
+ * nothing is written at the end of a statement inside the batch; its end
+ * (batch.c, awa_batch_end_hook) writes the current subtransaction's notes:
+ * one row per key for the whole batch.  A batch opened in a subtransaction
+ * that aborts ends with it (an error inside the batch, batch.c), and one
+ * still open at commit is a bug (ERROR there): its notes would be written
+ * late.
+ * ---------------------------------------------------------------------
+ */
+
+AwaCounts *
+awa_counts_statement(void)
+{
+	if (awa_batch_active())
+		return (AwaCounts *) pending_current();
+	return awa_counts_create();
 }
 
 /* ---------------------------------------------------------------------

@@ -63,4 +63,12 @@ extern void awa_counts_add(AwaCounts *c, const char *queue, int len, AwaJobState
 						   TimestampTz finalized_at, bool isnull, int64 n);
 extern void awa_counts_write(AwaCounts *c);
 
+/*
+ * hook: rdelta -- within a batch of jobs (batch.h) the ring's counting
+ * trigger adds its sums to the transaction's notes: awa_counts_statement
+ * gives them (awa_counts_write then leaves them, written at the batch's
+ * end), and outside a batch awa_counts_create's counts.
+ */
+extern AwaCounts *awa_counts_statement(void);
+
 #endif							/* AWA_COUNTERS_H */

@@ -21,6 +21,7 @@
 #include "utils/varbit.h"
 
 #include "awa.h"
+#include "batch.h"
 #include "ring.h"
 #include "engine_admin.h"
 
@@ -403,11 +404,14 @@ awa_engine_insert_many(AwaJob *jobs, int n, FunctionCallInfo fcinfo)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	values = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
 	nulls = palloc(sizeof(bool) * rsinfo->setDesc->natts);
+	/* hook: rdelta -- one delta row per key for the whole call, not per job (batch.h) */
+	awa_batch_begin();
 	for (i = 0; i < n; i++)
 	{
 		ring_insert_row(&jobs[i], rsinfo->setDesc, values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	awa_batch_end();
 	return (Datum) 0;
 }
 

@@ -71,6 +71,7 @@
 #include "utils/tuplestore.h"
 
 #include "awa.h"
+#include "batch.h"
 #include "history.h"
 #include "maintain.h"
 
@@ -142,6 +143,7 @@ typedef struct History
 {
 	MemoryContext cxt;
 	bool		own_cxt;		/* cxt is this History's (else reset by the caller) */
+	bool		noted;			/* a Notes': awa_history_close leaves it */
 	HistoryEntry *one;			/* the first entry */
 	HTAB	   *tab;			/* all entries, once there are two */
 	HistoryEntry *last;			/* the entry of the previous event */
@@ -245,6 +247,7 @@ history_init(History *h, MemoryContext cxt, bool own)
 {
 	h->cxt = own ? AllocSetContextCreate(cxt, "awa history", ALLOCSET_SMALL_SIZES) : cxt;
 	h->own_cxt = own;
+	h->noted = false;
 	h->one = NULL;
 	h->tab = NULL;
 	h->last = NULL;
@@ -619,22 +622,13 @@ history_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-/*
- * Note a job the direct insert path wrote (its created_at is now()); the
- * job counters write the notes (awa_history_write_notes).
- */
-void
-awa_history_note_insert(const char *queue, const char *kind)
+/* The notes of the current subtransaction, made if it has none. */
+static History *
+notes_current(void)
 {
 	SubTransactionId cur = GetCurrentSubTransactionId();
 	Notes	   *n;
-	HistoryEntry *e;
-	MemoryContext old;
-	text	   *q;
-	text	   *k;
 
-	if (!awa_track_history)
-		return;
 	if (!callbacks_registered)
 	{
 		RegisterXactCallback(history_xact_cb, NULL);
@@ -649,13 +643,33 @@ awa_history_note_insert(const char *queue, const char *kind)
 		n = MemoryContextAllocZero(TopTransactionContext, sizeof(Notes));
 		n->subid = cur;
 		history_init(&n->h, TopTransactionContext, true);
+		n->h.noted = true;
 		n->next = notes;
 		notes = n;
 	}
-	old = MemoryContextSwitchTo(n->h.cxt);
+	return &n->h;
+}
+
+/*
+ * Note a job the direct insert path wrote (its created_at is now()); the
+ * job counters write the notes (awa_history_write_notes).
+ */
+void
+awa_history_note_insert(const char *queue, const char *kind)
+{
+	History    *h;
+	HistoryEntry *e;
+	MemoryContext old;
+	text	   *q;
+	text	   *k;
+
+	if (!awa_track_history)
+		return;
+	h = notes_current();
+	old = MemoryContextSwitchTo(h->cxt);
 	q = cstring_to_text(queue);
 	k = cstring_to_text(kind);
-	e = history_entry(&n->h, q, k, GetCurrentTransactionStartTimestamp());
+	e = history_entry(h, q, k, GetCurrentTransactionStartTimestamp());
 	e->n[EV_ENQUEUED]++;
 	pfree(q);
 	pfree(k);
@@ -1001,10 +1015,25 @@ awa_history_event(History *h, text *queue, text *kind, AwaHistoryEvent ev, Times
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * hook: rdelta -- as awa_history_open, but within a batch of jobs
+ * (batch.h) the notes of the current subtransaction, written with the
+ * counters' at the batch's end (awa_history_close leaves them).
+ */
+History *
+awa_history_open_statement(void)
+{
+	if (!awa_batch_active())
+		return awa_history_open();
+	if (!awa_track_history || !OidIsValid(deltas_relid()))
+		return NULL;
+	return notes_current();
+}
+
 void
 awa_history_close(History *h)
 {
-	if (h == NULL)
+	if (h == NULL || h->noted)
 		return;
 	history_write(h, deltas_relid());
 	history_free(h);

@@ -55,5 +55,7 @@ extern struct History *awa_history_open(void);
 extern void awa_history_event(struct History *h, text *queue, text *kind, AwaHistoryEvent ev,
 							  TimestampTz at, bool has_from, TimestampTz from);
 extern void awa_history_close(struct History *h);
+/* hook: rdelta -- awa_history_open, or within a batch of jobs its notes (history.c) */
+extern struct History *awa_history_open_statement(void);
 
 #endif							/* AWA_HISTORY_H */

@@ -31,7 +31,9 @@
  * scheduled (a snooze) or available (awa.ring_retry ending a wait) is no
  * event, as the same changes of awa.jobs are none.  Nothing is read that
  * the counting trigger did not read already: no probe more per row, one
- * delta row per statement and (queue, kind, minute).
+ * delta row per statement and (queue, kind, minute) -- per batch within a
+ * batch of jobs (hook: rdelta; counters.c, "Batches": the events are noted
+ * and written with the counters' notes at the batch's end).
  *
  * Lag.  awa_queue_stats' lag_seconds is the age of the oldest available
  * job of the queue.  A ring job is available while its newest ready row has
@@ -116,7 +118,7 @@ event(TupleTableSlot *job, AwaHistoryEvent ev, TimestampTz at, bool has_from, Ti
 bool
 awa_ring_history_begin(void)
 {
-	cur = awa_history_open();
+	cur = awa_history_open_statement();	/* hook: rdelta */
 	return cur != NULL;
 }
 

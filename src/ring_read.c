@@ -17,7 +17,11 @@
  * each row written moves its job from one state to another; the trigger
  * adds -1 for the state before and +1 for the state after, per queue
  * (completed by the second of finalized_at), and writes the sums as delta
- * rows through counters.c, as awa.jobs' counting triggers do:
+ * rows through counters.c, as awa.jobs' counting triggers do (hook:
+ * rdelta -- within a batch of jobs, awa_insert_many or one INSERT or COPY
+ * into the view awa.jobs, whose every job is an SPI statement of its own,
+ * the sums are kept as notes and written once at the batch's end:
+ * counters.c, "Batches"):
  *	ready row (id, L):	 before: the state of the done row (id, L) if any,
  *						 else running if the receipt (id, L) exists, else
  *						 none (a new job); after: available;
@@ -242,6 +246,18 @@ ring_rel_close(RingRel *r)
 static TupleTableSlot *ring_probe_dir(RingRel *r, int64 id, int64 lease, int slot, Snapshot snap,
 									  ScanDirection dir);
 
+/* hook: rdelta -- *snap, taken (after a CommandCounterIncrement) if not yet */
+static Snapshot
+ring_snapshot(Snapshot *snap)
+{
+	if (*snap == InvalidSnapshot)
+	{
+		CommandCounterIncrement();
+		*snap = RegisterSnapshot(GetLatestSnapshot());
+	}
+	return *snap;
+}
+
 /*
  * The row (id, run_lease, slot) of r, or with slot < 0 the first row
  * (id, run_lease) of any slot: a slot of r's holding it, filled, or NULL.
@@ -361,7 +377,7 @@ ring_count_scheduled(TriggerData *td)
 	int			a_lease = ring_column(desc, "run_lease");
 	int			a_state = ring_column(desc, "state");
 	TupleTableSlot *row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	AwaCounts  *c = awa_counts_create();
+	AwaCounts  *c = awa_counts_statement();	/* hook: rdelta */
 	/* hook: robs -- a job enqueued for later is enqueued (history, ring_obs.c) */
 	bool		hist = inserted && awa_ring_history_begin();
 
@@ -438,10 +454,13 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 	a_lease = ring_column(desc, "run_lease");
 	a_slot = ring_column(desc, "slot");
 
-	/* see the statement's rows, and the newest committed ones */
-	CommandCounterIncrement();
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	c = awa_counts_create();
+	/*
+	 * The probes see the statement's rows, and the newest committed ones:
+	 * the snapshot is taken for the first probe (hook: rdelta -- a new
+	 * job's ready row probes nothing, and a batch writes one per statement).
+	 */
+	snap = InvalidSnapshot;
+	c = awa_counts_statement();	/* hook: rdelta: a batch's notes */
 	/* hook: robs -- the statement's history events (ring_obs.c), from the rows probed here */
 	hist = awa_ring_history_begin();
 	row = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
@@ -469,7 +488,7 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 			if (done.parent == NULL)
 				ring_rel_open(&done, "done");
 			/* hook: rext -- a parked attempt's wait ended: the state after_wait */
-			if ((prev = ring_probe_dir(&done, id, lease, -1, snap, BackwardScanDirection)) != NULL)
+			if ((prev = ring_probe_dir(&done, id, lease, -1, ring_snapshot(&snap), BackwardScanDirection)) != NULL)
 			{
 				TupleDesc	pd = prev->tts_tupleDescriptor;
 				bool		fnull;
@@ -482,13 +501,13 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 			}
 			if (claims.parent == NULL)
 				ring_rel_open(&claims, "claims");
-			if (ring_probe(&claims, id, lease, -1, snap) != NULL)
+			if (ring_probe(&claims, id, lease, -1, ring_snapshot(&snap)) != NULL)
 				ring_add(c, r.queue, AWA_STATE_RUNNING, 0, true, -1);
 			continue;
 		}
 		if (ready.parent == NULL)
 			ring_rel_open(&ready, "ready");
-		rs = ring_probe(&ready, id, lease - 1, slot, snap);
+		rs = ring_probe(&ready, id, lease - 1, slot, ring_snapshot(&snap));
 		if (!ring_ready_row(rs, &r))
 			continue;			/* no ready row: nothing to count it by */
 		if (name[0] == 'c')		/* claims */
@@ -514,7 +533,7 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 			/* hook: rext -- the end of a wait (after_wait) leaves waiting_external */
 			parked = DatumGetBool(slot_getattr(row, ring_column(desc, "after_wait") + 1, &isnull));
 			if (!parked || hist)
-				rc = ring_probe(&claims, id, lease, slot, snap);
+				rc = ring_probe(&claims, id, lease, slot, ring_snapshot(&snap));
 			if (parked)
 				ring_add(c, r.queue, AWA_STATE_WAITING_EXTERNAL, 0, true, -1);
 			else if (rc != NULL)
@@ -540,7 +559,8 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 	ring_rel_close(&ready);
 	ring_rel_close(&claims);
 	ring_rel_close(&done);
-	UnregisterSnapshot(snap);
+	if (snap != InvalidSnapshot)
+		UnregisterSnapshot(snap);
 	if (hist)
 		awa_ring_history_end();
 	awa_counts_write(c);
