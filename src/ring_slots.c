@@ -577,11 +577,19 @@ reclaim_uncount(SlotReclaim *r)
  * attempt would be read as the job again, in its old state (retryable), next
  * to its history row.  Carried, it is the job until that other slot is
  * reclaimed too (its earlier rows then go, or are carried without their
- * ready row: ring_history.c), and a later reclaim moves it on.  A first
- * attempt (run_lease 0: most rows) has none and costs no probe.
+ * ready row: ring_history.c), and a later reclaim moves it on.  So is one
+ * whose earlier attempt's done row (with its receipt) is in another slot
+ * without its ready row (carried so, ring_history.c): gone with this slot
+ * or into the history, the job would leave those rows behind, a receipt
+ * and an end of no attempt the ring still has, until their slot went too;
+ * carried, it stays with them, and the reclaim of either slot brings the
+ * two together in the open slot, where they go as one.  A first attempt
+ * (run_lease 0: most rows) has none and costs no probe; the others one
+ * index probe of each relation by job.
  */
 #define RECLAIM_EARLIER_ELSEWHERE_SQL \
-	"(r.run_lease > 0 AND EXISTS (SELECT 1 FROM awa.ready e WHERE e.id = r.id AND e.run_lease < r.run_lease AND e.slot <> r.slot)" \
+	"(r.run_lease > 0 AND (EXISTS (SELECT 1 FROM awa.ready e WHERE e.id = r.id AND e.run_lease < r.run_lease AND e.slot <> r.slot)" \
+	"  OR EXISTS (SELECT 1 FROM awa.done e WHERE e.job_id = r.id AND e.run_lease <= r.run_lease AND e.slot <> r.slot))" \
 	" AND NOT EXISTS (SELECT 1 FROM awa.ready n WHERE n.id = r.id AND n.run_lease > r.run_lease))"
 
 /*

@@ -9,7 +9,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(43);
+SELECT plan(60);
 
 -- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write;
 -- the outcome of each slot that held rows
@@ -116,6 +116,47 @@ SELECT is((SELECT job_id FROM awa.unique_keys WHERE job_id = (SELECT id FROM j W
 SELECT results_eq($$SELECT id, state::text FROM awa_insert('uk', '{"u": 2}', 'rcrash_v', unique_by_args => true)$$,
 	$$SELECT id, 'available' FROM j WHERE n = 'v'$$, 'the same insert returns it');
 SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'rcrash_v'), 1::bigint, 'and enqueues nothing');
+
+-- A job whose earlier attempt's rows were carried without their ready row (its past, ring_history.c) must not go
+-- into the history, nor with its slot, away from them.  x's first attempt fails in slot A (its retry: a ready row
+-- of slot B, then sealed too); reclaiming A alone (B kept: x waits there, carry_max 0) carries x's failed attempt's
+-- receipt and done row into the open slot C.  x's retry then completes in B.  Reclaiming B moved x into the
+-- history and left those rows behind in C: a receipt and a done row of a job with no ready row at all (the crash
+-- test's "receipt of a job with no ready row for its attempt or a later one", after a rescue).  k and v, still
+-- live, are cancelled first, so that nothing else keeps a slot.
+SELECT ok(awa.ring_cancel((SELECT id FROM j WHERE n = 'k')) AND awa.ring_cancel((SELECT id FROM j WHERE n = 'v')),
+	'the live jobs above cancelled');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim(0) WHERE outcome <> 'reclaimed'), 0::bigint, 'every sealed slot reclaimed');
+INSERT INTO j VALUES ('x', awa.ring_insert('k', '{"n": "x"}', 'rcrash_x'));
+SELECT is((SELECT count(*) FROM awa.ring_claim('rcrash_x', 1)), 1::bigint, 'x claimed in slot A');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'slot A sealed, B open');
+SELECT is(awa.ring_fail((SELECT id FROM j WHERE n = 'x'), 1, '"boom"', true, '0'), 'retryable'::awa.job_state,
+	'x''s first attempt fails: retried now, a ready row of slot B');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'slot B sealed, C open');
+SELECT is((SELECT array_agg(outcome ORDER BY outcome) FROM pg_temp.reclaim(0)), '{kept,reclaimed}',
+	'carrying nothing: A reclaimed (x''s first attempt''s rows carried into C), B kept (x waits there)');
+SELECT is((SELECT count(*) FROM (SELECT array_agg(id) AS i, array_agg(run_lease) AS l FROM awa.ring_claim('rcrash_x', 1)) c,
+	awa.ring_complete_many(c.i, c.l)), 1::bigint, 'x''s second attempt completes in slot B');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 1::bigint, 'B reclaimed');
+SELECT is_empty($$SELECT c.job_id FROM awa.claims c WHERE NOT EXISTS (SELECT 1 FROM awa.ready r
+	WHERE r.id = c.job_id AND r.run_lease >= c.run_lease - 1)
+	UNION ALL SELECT d.job_id FROM awa.done d WHERE NOT EXISTS (SELECT 1 FROM awa.ready r
+	WHERE r.id = d.job_id AND r.run_lease >= d.run_lease - 1)$$,
+	'no receipt nor done row is left without a ready row of its attempt or a later one (x carried into C)');
+SELECT results_eq($$SELECT state::text, attempt::int, errors[1] ->> 'error' FROM awa.ring_jobs
+	WHERE id = (SELECT id FROM j WHERE n = 'x')$$, $$VALUES ('completed', 2, 'boom')$$,
+	'x is one job: completed, 2 attempts, the first one''s error');
+SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'slot C sealed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
+SELECT results_eq($$SELECT state::text, attempt::int, errors[1] ->> 'error',
+	EXISTS (SELECT 1 FROM awa.ring_history h, unnest(h.jobs) x WHERE x.id = r.id)
+	FROM awa.ring_jobs r WHERE id = (SELECT id FROM j WHERE n = 'x')$$, $$VALUES ('completed', 2, 'boom', true)$$,
+	'x is one job, in the history, its first attempt''s error kept');
+SELECT is_empty($$SELECT job_id FROM awa.claims WHERE job_id = (SELECT id FROM j WHERE n = 'x')
+	UNION ALL SELECT job_id FROM awa.done WHERE job_id = (SELECT id FROM j WHERE n = 'x')$$,
+	'and none of its rows is left in the slots');
+SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters still equal a recount');
 
 -- Shard-aware ids on the ring engine: the ring takes its ids from the sequence the table awa.jobs_table owns
 -- (awa.jobs is a view: it owns none); awa_shard() and awa_shard_configure() found no sequence (XX000).
