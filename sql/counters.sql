@@ -2,6 +2,10 @@
 -- awa.jobs after every kind of change: awa's functions (direct and SPI
 -- insert paths), plain SQL, COPY, TRUNCATE, rollbacks, savepoints, the
 -- caller's own uncommitted changes, folds by maintenance.
+-- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
+-- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
+-- refuses; not yet rewritten through the awa_* functions.
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 
 -- The recount: what awa_queue_stats() returned before it had counters.

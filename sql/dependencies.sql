@@ -1,6 +1,10 @@
 -- Job dependencies (docs/dependencies.md; the full contract is test/pgtap/06_dependencies.sql):
 -- the rows of awa.job_dependencies and awa.dependent_jobs go with their jobs, TRUNCATE included
 -- (which the pgTAP file, one transaction that has written jobs, cannot run).
+-- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
+-- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
+-- refuses; not yet rewritten through the awa_* functions.
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 
 SELECT id AS p FROM awa_insert('parent') \gset

@@ -11,6 +11,10 @@
 -- that only run on paths that workload does not reach (the one-job fallbacks
 -- of maintenance).
 SELECT pg_advisory_lock(6387553, 1);
+-- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
+-- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
+-- refuses; not yet rewritten through the awa_* functions.
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 
 \ir test/lib/jobs_1m.sql

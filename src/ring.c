@@ -123,8 +123,8 @@ PG_FUNCTION_INFO_V1(awa_ring_insert);
 PG_FUNCTION_INFO_V1(awa_ring_complete_many);
 PG_FUNCTION_INFO_V1(awa_ring_fail);
 
-/* awa.install_engine's values (src/sql/engine.sql reads it) */
-static int	awa_install_engine = 0;
+/* awa.install_engine's values (src/sql/engine.sql reads it); ring is the default */
+static int	awa_install_engine = 1;
 static const struct config_enum_entry install_engine_options[] = {
 	{"table", 0, false},
 	{"ring", 1, false},
@@ -140,9 +140,9 @@ awa_ring_init(void)
 							 &awa_ring_engine, false, PGC_SUSET,
 							 GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	DefineCustomEnumVariable("awa.install_engine",
-							 "Where CREATE EXTENSION awa keeps a new database's jobs: table or ring (internal).",
-							 "ring is the storage engine in development; only awa's own tests choose it.",
-							 &awa_install_engine, 0, install_engine_options, PGC_SUSET,
+							 "Where CREATE EXTENSION awa and ALTER EXTENSION awa UPDATE keep a database's jobs: ring (the default) or table (the legacy engine).",
+							 "ring: awa.jobs is a view of awa's storage; table: awa.jobs is a plain table, as before 0.3.0.",
+							 &awa_install_engine, 1, install_engine_options, PGC_SUSET,
 							 GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 }
 

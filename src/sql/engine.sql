@@ -1,15 +1,21 @@
--- The engine a database keeps its jobs in (docs/storage.md, "Step 5: how the switch lands" and "Step 5: moving a
--- database's jobs into the ring").  Appended to the install script and to the upgrade script from 0.2.0, after
--- privileges.sql: the same text in both, so that an upgraded database looks as a fresh one.  By default awa.jobs is
--- the table above.  While the superuser setting awa.install_engine is 'ring' (internal: the storage engine in
--- development; only awa's own tests set it), CREATE EXTENSION and ALTER EXTENSION awa UPDATE put the jobs in the
--- ring instead: the jobs the table holds (on an upgrade; none on a fresh install) move into the ring's relations
--- (awa.ring_adopt_jobs(), src/ring_adopt.c), the table is renamed awa.jobs_table (kept, empty) and awa.jobs
--- becomes a view of the ring in the same shape, with the table's column defaults, readable by the same roles,
--- INSERT and COPY into it enqueueing into the ring (the table's trigger function, INSTEAD OF), UPDATE of it
+-- The engine a database keeps its jobs in (docs/storage.md, "Step 5: how the switch lands", "Step 5: moving a
+-- database's jobs into the ring" and "Step 5: the ring becomes the default").  Appended to the install script and
+-- to the upgrade script from 0.2.0, after privileges.sql: the same text in both, so that an upgraded database looks
+-- as a fresh one.  The superuser setting awa.install_engine chooses: 'ring' (the default) or 'table' (the legacy
+-- engine: awa.jobs stays the table above).  On the ring, CREATE EXTENSION and ALTER EXTENSION awa UPDATE put the
+-- jobs in the ring: the jobs the table holds (on an upgrade; none on a fresh install) move into the ring's
+-- relations (awa.ring_adopt_jobs(), src/ring_adopt.c), the table is renamed awa.jobs_table (kept, empty) and
+-- awa.jobs becomes a view of the ring in the same shape, with the table's column defaults, readable by the same
+-- roles, INSERT and COPY into it enqueueing into the ring (the table's trigger function, INSTEAD OF), UPDATE of it
 -- refused (0A000) and DELETE deleting from the ring (INSTEAD OF triggers of their own); the routines declared
 -- with the table's row type are declared again with the view's (same comment, same grants).  The awa_*
--- functions see the view and work on the ring (those not on it yet raise 0A000).
+-- functions see the view and work on the ring.  engine_deps.sql and engine_batch.sql follow what this chose
+-- (whether awa.jobs is a view).
+--
+-- The library is loaded first, so that the setting is defined (with its default) even in a session that has not
+-- loaded it yet (a server without awa in shared_preload_libraries, check_function_bodies off as in a restore):
+-- without it current_setting would be NULL, or a placeholder's unchecked text.
+LOAD 'MODULE_PATHNAME';
 DO $engine$
 DECLARE
 	g record;

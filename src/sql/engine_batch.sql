@@ -7,7 +7,8 @@
 -- INSERT or COPY one batch, written once per key at the statement's end (batch.c; counters.c, "Batches").
 DO $engine_batch$
 BEGIN
-	IF pg_catalog.current_setting('awa.install_engine', true) IS DISTINCT FROM 'ring' THEN
+	-- what engine.sql chose: awa.jobs is the ring's view, or the table
+	IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = 'awa.jobs'::pg_catalog.regclass) <> 'v' THEN
 		RETURN;
 	END IF;
 	CREATE TRIGGER jobs_insert_batch_begin BEFORE INSERT ON awa.jobs

@@ -6,7 +6,8 @@
 -- REPLACE), running as the owner as privileges.sql made them.  The C functions dispatch themselves (engine_deps.c).
 DO $engine_deps$
 BEGIN
-	IF pg_catalog.current_setting('awa.install_engine', true) IS DISTINCT FROM 'ring' THEN
+	-- what engine.sql chose: awa.jobs is the ring's view, or the table
+	IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = 'awa.jobs'::pg_catalog.regclass) <> 'v' THEN
 		RETURN;
 	END IF;
 	CREATE OR REPLACE FUNCTION awa_parent_results(job_id bigint)
