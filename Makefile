@@ -35,7 +35,7 @@ PROVE_TESTS  = $(sort $(wildcard test/t/*.pl))
 PG_CPPFLAGS  = -I$(srcdir)/src
 PG_CFLAGS    = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
-EXTRA_CLEAN  = results output_iso output_iso_ring regression.diffs regression.out
+EXTRA_CLEAN  = results output_iso output_iso_table regression.diffs regression.out
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Run every test of awa: installs what is needed (scripts/setup.sh), builds and
 # installs awa, starts a throwaway PostgreSQL (awa preloaded) on a private port
-# and socket directory, runs pg_regress + isolation, pgTAP (also the files that
-# pass on the ring engine a second time, in databases whose jobs are in the
-# ring, and so do the isolation specs that pass there), lint, the TAP tests
+# and socket directory, runs pg_regress + isolation and pgTAP on the default
+# storage engine (the ring; files that test the table engine itself choose it),
+# the pgTAP files and isolation specs whose answer depends on the engine a second
+# time on the table engine (test/pgtap/on_table.txt, test/isolation/on_table.txt:
+# databases created with awa.install_engine = table), lint, the TAP tests
 # (test/t/*.pl: servers of their own on free ports) and the remaining
 # integration scripts, stops the server, and exits non-zero if anything
 # failed.  Run as root (the TAP tests run as postgres).
@@ -50,25 +52,26 @@ if ! pg_prove -d awa_tap --ext .sql -r test/pgtap; then
 	FAILED+=("pgTAP")
 fi
 
-# the same files, those that are on the ring engine already, in databases whose jobs are in the ring
-step "pgTAP on the ring engine (test/pgtap/on_ring.txt)"
+# the same files, those whose answer depends on the engine, in databases whose jobs are in the table (the legacy
+# engine, kept until it is deleted)
+step "pgTAP on the table engine (test/pgtap/on_table.txt)"
 SUITES=$((SUITES + 1))
-mapfile -t RING_FILES < <(sed -e '/^#/d' -e '/^$/d' -e 's|^|test/pgtap/|' test/pgtap/on_ring.txt)
-echo "on the ring engine: ${#RING_FILES[@]} of $(ls test/pgtap/*.sql | wc -l) pgTAP files (the others are not run there yet)"
-if ! PGOPTIONS="-c awa.install_engine=ring" pg_prove -d awa_tap "${RING_FILES[@]}"; then
-	FAILED+=("pgTAP on the ring engine")
+mapfile -t TABLE_FILES < <(sed -e '/^#/d' -e '/^$/d' -e 's|^|test/pgtap/|' test/pgtap/on_table.txt)
+echo "on the table engine: ${#TABLE_FILES[@]} of $(ls test/pgtap/*.sql | wc -l) pgTAP files (the others choose their engine)"
+if ! PGOPTIONS="-c awa.install_engine=table" pg_prove -d awa_tap "${TABLE_FILES[@]}"; then
+	FAILED+=("pgTAP on the table engine")
 fi
 
-# the isolation specs that are on the ring engine already, in databases whose jobs are in the ring
-step "isolation on the ring engine (test/isolation/on_ring.txt)"
+# the isolation specs whose answer depends on the engine, in databases whose jobs are in the table
+step "isolation on the table engine (test/isolation/on_table.txt)"
 SUITES=$((SUITES + 1))
-mapfile -t RING_SPECS < <(sed -e '/^#/d' -e '/^$/d' test/isolation/on_ring.txt)
-echo "on the ring engine: ${#RING_SPECS[@]} of $(ls test/isolation/specs/*.spec | wc -l) isolation specs (the others are not run there yet)"
-rm -rf output_iso_ring
-if ! PGOPTIONS="-c awa.install_engine=ring" make -s PG_CONFIG="$PG_CONFIG" with_llvm=no TAP_TESTS= REGRESS= \
-	ISOLATION="${RING_SPECS[*]}" ISOLATION_OPTS="--inputdir=test/isolation --outputdir=output_iso_ring" installcheck; then
-	FAILED+=("isolation on the ring engine")
-	[ -f output_iso_ring/regression.diffs ] && { echo "---- output_iso_ring/regression.diffs"; head -200 output_iso_ring/regression.diffs; }
+mapfile -t TABLE_SPECS < <(sed -e '/^#/d' -e '/^$/d' test/isolation/on_table.txt)
+echo "on the table engine: ${#TABLE_SPECS[@]} of $(ls test/isolation/specs/*.spec | wc -l) isolation specs (the others do not depend on it, or choose it)"
+rm -rf output_iso_table
+if ! PGOPTIONS="-c awa.install_engine=table" make -s PG_CONFIG="$PG_CONFIG" with_llvm=no TAP_TESTS= REGRESS= \
+	ISOLATION="${TABLE_SPECS[*]}" ISOLATION_OPTS="--inputdir=test/isolation --outputdir=output_iso_table" installcheck; then
+	FAILED+=("isolation on the table engine")
+	[ -f output_iso_table/regression.diffs ] && { echo "---- output_iso_table/regression.diffs"; head -200 output_iso_table/regression.diffs; }
 fi
 
 step "build hygiene (scripts/lint.sh: -Werror, cppcheck, clang-tidy)"

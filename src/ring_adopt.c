@@ -62,9 +62,11 @@
  * attempted_at, errors whose attempts overlap its current attempt): 55000
  * naming the first such job and why, how many there are, and nothing is
  * moved (the caller's transaction -- the upgrade -- is rolled back).
- * Superuser only (42501); 55000 unless awa.install_engine is 'ring' (a
- * step of engine.sql's conversion: called alone, the jobs would leave the
- * table while awa.jobs is still the table), when awa.jobs is not a table
+ * Superuser only (42501); 55000 unless awa.install_engine is 'ring' and
+ * either an extension script is running (CREATE EXTENSION, ALTER EXTENSION
+ * UPDATE) or the setting was set to 'ring' (not its default): it is a step
+ * of engine.sql's conversion, and called alone the jobs would leave the
+ * table while awa.jobs is still the table.  55000 also when awa.jobs is not a table
  * (the database is on the ring already), the ring holds jobs already, or
  * has no open slot.
  *
@@ -74,16 +76,31 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/lsyscache.h"
 
 #include "awa.h"
 #include "floor.h"
 #include "ring.h"
+
+/* Whether awa.install_engine was set (a SET, PGOPTIONS, a configuration file), not at its default. */
+static bool
+adopt_engine_set(void)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(vars[i]->name, "awa.install_engine") == 0)
+			return vars[i]->source > PGC_S_DEFAULT;
+	return false;
+}
 
 PG_FUNCTION_INFO_V1(awa_ring_adopt_jobs);
 
@@ -304,14 +321,18 @@ awa_ring_adopt_jobs(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only a superuser may move the jobs of awa.jobs into the ring")));
-	/* a step of engine.sql's conversion, not a function of its own: the jobs would leave the table's readers */
+	/*
+	 * a step of engine.sql's conversion, not a function of its own: the jobs would leave the table's readers.
+	 * 'ring' is the setting's default, so outside an extension script it must have been set on purpose.
+	 */
 	{
 		const char *engine = GetConfigOption("awa.install_engine", true, false);
 
-		if (engine == NULL || strcmp(engine, "ring") != 0)
+		if (engine == NULL || strcmp(engine, "ring") != 0 ||
+			(!creating_extension && !adopt_engine_set()))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("awa.ring_adopt_jobs() runs only while awa.install_engine is 'ring'"),
+					 errmsg("awa.ring_adopt_jobs() runs only inside CREATE or ALTER EXTENSION awa, or while awa.install_engine is set to 'ring'"),
 					 errhint("It is a step of ALTER EXTENSION awa UPDATE onto the ring engine (src/sql/engine.sql).")));
 	}
 	nsp = get_namespace_oid("awa", false);

@@ -21,15 +21,15 @@ drop_dbs() {
 }
 trap drop_dbs EXIT
 
-# AWA_TEST_ENGINE=ring (test/integration/python_ring.sh): both databases, the project's and Django's
-# test database (awa from the shop's migration), keep their jobs in the ring (docs/storage.md, "Step 5:
-# how the switch lands"); the test database is kept until the end to check that it does.
-ENGINE=${AWA_TEST_ENGINE:-table}
+# Both databases, the project's and Django's test database (awa from the shop's migration), keep their jobs
+# in the default engine, the ring (docs/storage.md, "Step 5: the ring becomes the default"); the test database
+# is kept until the end to check that it does.  AWA_TEST_ENGINE=table runs the same on the legacy table engine.
+ENGINE=${AWA_TEST_ENGINE:-ring}
 KEEP=()
 case "$ENGINE" in
-	table) ;;
-	ring) export PGOPTIONS="-c awa.install_engine=ring -c jit=off"; KEEP=(--keepdb) ;;
-	*) echo "AWA_TEST_ENGINE must be table or ring" >&2; exit 2 ;;
+	ring) KEEP=(--keepdb) ;;
+	table) export PGOPTIONS="-c awa.install_engine=table" ;;
+	*) echo "AWA_TEST_ENGINE must be ring or table" >&2; exit 2 ;;
 esac
 
 drop_dbs

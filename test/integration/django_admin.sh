@@ -6,8 +6,8 @@
 # chromium-driver, python3-selenium; missing ones FAIL the test, nothing is skipped) that logs in,
 # retries a failed job through the dashboard and checks the database; awa_history_tests.py checks
 # the throughput charts (test client and browser).  Screenshots land in
-# $AWA_ADMIN_OUTPUT (default: a new directory under ${TMPDIR:-/tmp}).  AWA_TEST_ENGINE=ring runs the
-# same tests on databases created with the ring engine (test/integration/django_admin_ring.sh).
+# $AWA_ADMIN_OUTPUT (default: a new directory under ${TMPDIR:-/tmp}).  The databases keep their jobs in the
+# default engine, the ring; AWA_TEST_ENGINE=table runs the same tests on the legacy table engine.
 # Exits non-zero on failure.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,21 +21,19 @@ for exe in /usr/bin/chromium /usr/bin/chromedriver; do
 done
 "$PY" -c "import selenium" || { echo "FAIL: python3-selenium is missing" >&2; exit 1; }
 
-# AWA_TEST_ENGINE=ring (test/integration/django_admin_ring.sh): the project's database and Django's
-# test database (awa from the shop's migration) keep their jobs in the ring (docs/storage.md, "Step 5:
-# how the switch lands"); the test database is kept until the end to check that it does.
-ENGINE=${AWA_TEST_ENGINE:-table}
+# The project's database and Django's test database (awa from the shop's migration) keep their jobs in the
+# default engine, the ring (docs/storage.md, "Step 5: the ring becomes the default"); the test database is kept
+# until the end to check that it does.  Reads of the ring's view run without JIT whatever the server's setting
+# (src/engine_jit.c), so jit is left as the server has it.
+ENGINE=${AWA_TEST_ENGINE:-ring}
 KEEP=()
 case "$ENGINE" in
-	table) ;;
-	# JIT off: the planner's estimate of a read of the ring's view awa.jobs is above jit_above_cost,
-	# and compiling it costs ~0.25 s per statement (the ring's own functions turn JIT off for their
-	# statements; reads of the view do not), which would make this run several times slower.
-	ring) export PGOPTIONS="-c awa.install_engine=ring -c jit=off"; KEEP=(--keepdb) ;;
-	*) echo "AWA_TEST_ENGINE must be table or ring" >&2; exit 2 ;;
+	ring) KEEP=(--keepdb) ;;
+	table) export PGOPTIONS="-c awa.install_engine=table" ;;
+	*) echo "AWA_TEST_ENGINE must be ring or table" >&2; exit 2 ;;
 esac
 DB=awa_django_admin_it
-[ "$ENGINE" = table ] || DB=awa_django_admin_${ENGINE}_it
+[ "$ENGINE" = ring ] || DB=awa_django_admin_${ENGINE}_it
 psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 drop_dbs() {
 	psql -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" \

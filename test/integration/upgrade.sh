@@ -24,7 +24,8 @@
 #     config tables (pg_extension_config_dump), and the same
 #     pg_dump --schema-only once every member is detached from the extension
 #     (pg_dump writes only CREATE EXTENSION for an extension's members).
-# Then the ring pass (from the newest released version, below): with awa.install_engine = ring the update
+# The passes above run on the table engine, the legacy one (awa.install_engine = table, set for them below).
+# Then the ring pass (from the newest released version, below): with the setting at its default, ring, the update
 # moves every job into the ring; awa.jobs equals the table engine's row by row, the moved jobs keep working, and
 # the database equals a fresh install on the ring engine.
 # Needs PGHOST/PGPORT/PGUSER of a running server with awa preloaded and this
@@ -241,6 +242,10 @@ SQL
 
 # Fresh install of the default version -----------------------------------------
 
+# the table engine (the legacy one) for the passes of every released version: what they check (every row of every
+# table unchanged, awa.jobs not rewritten) is the table's; the ring pass below unsets it
+export PGOPTIONS="-c awa.install_engine=table"
+
 dropdb $NEW; dropdb $OLD
 $PSQL -d postgres -c "CREATE DATABASE $NEW" || fail "create database $NEW"
 $PSQL -d $NEW -c "CREATE EXTENSION awa" || fail "$NEW: CREATE EXTENSION awa (fresh install of $DEFAULT)"
@@ -405,6 +410,8 @@ SQL
 done
 
 # The ring engine ------------------------------------------------------------------
+
+unset PGOPTIONS   # the default engine, the ring
 #
 # With the superuser setting awa.install_engine = ring, ALTER EXTENSION awa UPDATE moves every job of the table
 # awa.jobs into the ring and awa.jobs becomes the ring's view (src/sql/engine.sql, src/ring_adopt.c;
@@ -465,7 +472,7 @@ stats_equal() {
 
 for d in $RING $RINGT $RINGNEW $FEAT $FEATR; do dropdb $d; done
 $PSQL -d postgres -c "CREATE DATABASE $RINGNEW" || fail "create database $RINGNEW"
-PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $RINGNEW -c "CREATE EXTENSION awa" \
+$PSQL -d $RINGNEW -c "CREATE EXTENSION awa" \
 	|| fail "$RINGNEW: CREATE EXTENSION awa on the ring engine"
 membership $RINGNEW > "$TMP/ringnew.members" || fail "$RINGNEW: cannot list the extension's members"
 schema_dump $RINGNEW "$TMP/ringnew.sql"
@@ -524,9 +531,9 @@ missing=$($PSQL -d $RING -c "SELECT string_agg(s::text, ', ') FROM unnest(enum_r
 [ -z "$missing" ] || fail "$V (ring): the data has no job in state(s) $missing"
 maxid=$($PSQL -d $RING -c "SELECT max(id) FROM awa.jobs")
 $PSQL -d postgres -c "CREATE DATABASE $RINGT TEMPLATE $RING" || fail "copying $RING"
-$PSQL -d $RINGT -c "ALTER EXTENSION awa UPDATE" || fail "$V -> $DEFAULT (table engine, the copy): ALTER EXTENSION awa UPDATE"
+PGOPTIONS="-c awa.install_engine=table" $PSQL -d $RINGT -c "ALTER EXTENSION awa UPDATE" || fail "$V -> $DEFAULT (table engine, the copy): ALTER EXTENSION awa UPDATE"
 t0=$(date +%s%3N)
-PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $RING -c "ALTER EXTENSION awa UPDATE" \
+$PSQL -d $RING -c "ALTER EXTENSION awa UPDATE" \
 	|| fail "$V -> $DEFAULT: ALTER EXTENSION awa UPDATE with awa.install_engine = ring"
 t1=$(date +%s%3N)
 rows_equal $RINGT $RING "$V -> $DEFAULT (ring)" 3000
@@ -639,6 +646,7 @@ ok "$V -> $DEFAULT (ring): same members, pg_init_privs, config tables and pg_dum
 # 0.3.0's features: a table-engine database of this version, its conversion run as the scripts run it
 $PSQL -d postgres -c "CREATE DATABASE $FEAT" || fail "create database $FEAT"
 cbid=$($PSQL -d $FEAT <<'SQL'
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SELECT count(*) FROM (SELECT awa_insert('parent', jsonb_build_object('n', i), queue => 'deps') FROM generate_series(1, 2) i) x;
 SELECT count(*) FROM awa_insert('child', '{}', queue => 'deps',
@@ -685,7 +693,12 @@ got=$( { echo "UPDATE awa.jobs SET attempted_at = NULL WHERE id = $bad;"
 	&& [ "$($PSQL -d $FEATR -c "SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass")" = r ] \
 	&& [ "$($PSQL -d $FEATR -c "SELECT count(*) FROM awa.ready")" = 0 ] || fail "$FEATR: a refused move changed something"
 got=$($PSQL -d $FEATR -v VERBOSITY=verbose -c "SELECT awa.ring_adopt_jobs()" 2>&1)
-[[ $got == *"55000"*"runs only while awa.install_engine is 'ring'"* ]] || fail "$FEATR: awa.ring_adopt_jobs() alone gave: $got"
+# refused alone, whether the setting is at its default (ring) or table: only an extension script or a setting of
+# ring made on purpose runs it
+[[ $got == *"55000"*"runs only inside CREATE or ALTER EXTENSION awa, or while awa.install_engine is set to 'ring'"* ]] \
+	|| fail "$FEATR: awa.ring_adopt_jobs() alone gave: $got"
+got=$(PGOPTIONS="-c awa.install_engine=table" $PSQL -d $FEATR -v VERBOSITY=verbose -c "SELECT awa.ring_adopt_jobs()" 2>&1)
+[[ $got == *"55000"*"runs only inside CREATE or ALTER EXTENSION awa"* ]] || fail "$FEATR: awa.ring_adopt_jobs() on table gave: $got"
 got=$($PSQL -d $FEATR -v VERBOSITY=verbose -c "SET ROLE awa_admin" -c "SELECT awa.ring_adopt_jobs()" 2>&1)
 [[ $got == *"42501"* ]] || fail "$FEATR: awa.ring_adopt_jobs() as awa_admin gave: $got"
 ok "$DEFAULT features: a job the ring cannot hold stops the move (55000 naming job $bad, nothing changed); awa.ring_adopt_jobs() alone 55000, as awa_admin 42501"

@@ -6,6 +6,8 @@
 -- finished jobs by slot and history, its edges in tables of its own (docs/storage.md).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
+-- On the table engine: it checks the table awa.jobs itself (the legacy engine, awa.install_engine = table).
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SELECT plan(9);
 

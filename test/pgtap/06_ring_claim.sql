@@ -8,6 +8,9 @@
 -- What needs several sessions: test/isolation/specs/ring_claim_*.spec.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
+-- On the table engine: this file builds the ring beside the table awa.jobs (awa.ring_* called directly, with
+-- awa.ring_engine), as it was developed; a ring database's own files are 07_engine*.sql and the others.
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SELECT plan(46);
 

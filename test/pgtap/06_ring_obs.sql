@@ -7,6 +7,9 @@
 -- bad input changes nothing.  The rescue needs time to pass (now() is a transaction's start), so this file runs
 -- statement by statement (autocommit) and drops what it created at the end.
 CREATE EXTENSION IF NOT EXISTS pgtap;
+-- On the table engine: this file builds the ring beside the table awa.jobs (awa.ring_* called directly, with
+-- awa.ring_engine), as it was developed; a ring database's own files are 07_engine*.sql and the others.
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SET statement_timeout = '60s';
 SET client_min_messages = error;

@@ -3,6 +3,9 @@
 -- ring jobs exactly (equal to a recount) after every kind of write and after each is rolled back.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
+-- On the table engine: this file builds the ring beside the table awa.jobs (awa.ring_* called directly, with
+-- awa.ring_engine), as it was developed; a ring database's own files are 07_engine*.sql and the others.
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SELECT plan(66);
 

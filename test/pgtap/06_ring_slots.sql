@@ -6,6 +6,9 @@
 -- statement by statement (autocommit) and drops what it created at the end.
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION IF NOT EXISTS dblink;
+-- On the table engine: this file builds the ring beside the table awa.jobs (awa.ring_* called directly, with
+-- awa.ring_engine), as it was developed; a ring database's own files are 07_engine*.sql and the others.
+SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SET awa.ring_engine = on;
 SET statement_timeout = '20s';

@@ -1,21 +1,24 @@
 -- The engine a new database keeps its jobs in (src/sql/engine.sql, src/engine.c; docs/storage.md, "Step 5: how the
--- switch lands").  By default awa.jobs is the table; created while the superuser setting awa.install_engine is
--- 'ring', awa.jobs is a view of the ring in the table's shape, readable by the same roles, and the awa_* functions
--- that are on the ring already work there.
+-- switch lands", "Step 5: the ring becomes the default").  By default (the superuser setting awa.install_engine
+-- is 'ring') awa.jobs is a view of the ring in the table's shape, readable by the same roles, and the awa_*
+-- functions work there; created while the setting is 'table' (the legacy engine), awa.jobs is the table.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 SELECT plan(44);
 
--- the setting: table (default) or ring, superuser only
-SELECT is(current_setting('awa.install_engine'), 'table', 'awa.install_engine is table by default');
+-- the setting: ring (default) or table, superuser only (its default read from pg_settings: the table pass of
+-- scripts/test.sh runs this file with PGOPTIONS setting it)
+SELECT is((SELECT boot_val FROM pg_settings WHERE name = 'awa.install_engine'), 'ring',
+	'awa.install_engine is ring by default');
 SELECT throws_ok($$SET LOCAL awa.install_engine = 'disk'$$, '22023', NULL, 'only table or ring');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'awa.install_engine'), 'superuser',
 	'only a superuser sets it');
 
--- the default: awa.jobs is the table, the ring's functions need their switch
+-- the table engine: awa.jobs is the table, the ring's functions need their switch
 SAVEPOINT table_engine;
+SET LOCAL awa.install_engine = 'table';
 CREATE EXTENSION awa;
-SELECT is((SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass), 'r'::"char", 'by default awa.jobs is a table');
+SELECT is((SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass), 'r'::"char", 'with table, awa.jobs is a table');
 SELECT is((SELECT id FROM awa_insert('k')) > 0, true, 'awa_insert writes the table');
 SELECT is((SELECT count(*) FROM awa.jobs), 1::bigint, 'the job is in awa.jobs');
 SELECT throws_ok($$SELECT awa.ring_insert('k')$$, '55000', NULL, 'the ring functions need their switch');

@@ -30,7 +30,9 @@ my $node = awa_node('wake', conf => "awa.databases = ''");
 $node->start;
 my $db = 'awa_wake_test';
 $node->safe_psql('postgres', "CREATE DATABASE $db");
-$node->safe_psql($db, 'CREATE EXTENSION awa');
+# On the table engine (awa.install_engine = 'table'), not the default ring: it adds a trigger to the table
+# awa.jobs (a view on the ring); not yet rewritten for the ring.
+$node->safe_psql($db, "SET awa.install_engine = 'table'; CREATE EXTENSION awa");
 my $connstr = $node->connstr($db);
 
 # bg(SQL...): a psql session running the statements in the background (AwaTest's bg_psql);

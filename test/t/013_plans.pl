@@ -164,7 +164,9 @@ sub plans
 	return \@plans;
 }
 
-my $node = awa_node('plans', conf => "awa.databases = ''");
+# On the table engine (awa.install_engine = 'table'): the plans of the table awa.jobs at a million rows
+# (test/lib/jobs_1m.sql writes the table directly).
+my $node = awa_node('plans', conf => "awa.install_engine = 'table'\nawa.databases = ''");
 $node->start;
 $node->safe_psql('postgres', 'CREATE DATABASE awa_plans');
 $node->safe_psql('awa_plans', 'CREATE EXTENSION awa');

@@ -10,7 +10,9 @@ use lib $FindBin::RealBin;
 use AwaTest;
 use Test::More;
 
-my $node = awa_node('claim_floor_prepared', conf => "awa.databases = ''\nmax_prepared_transactions = 4");
+# On the table engine (awa.install_engine = 'table'): claim floors (src/floor.c) are the table's; the ring's
+# lanes are tested by its own files.
+my $node = awa_node('claim_floor_prepared', conf => "awa.install_engine = 'table'\nawa.databases = ''\nmax_prepared_transactions = 4");
 $node->start;
 my $db = 'awa_floor';
 $node->safe_psql('postgres', "CREATE DATABASE $db");

@@ -29,7 +29,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $node = awa_node('ring_wait', conf => "awa.databases = ''");
+# On the table engine (awa.install_engine = 'table'): the ring built beside the table awa.jobs (awa.ring_*
+# with awa.ring_engine, and awa.jobs' queues of the same names), as it was developed.
+my $node = awa_node('ring_wait', conf => "awa.install_engine = 'table'\nawa.databases = ''");
 $node->start;
 my $db = 'awa_ring_wait_test';
 $node->safe_psql('postgres', "CREATE DATABASE $db");
