@@ -196,8 +196,9 @@ reports medians; the ratio column is the median of per-round ratios awa / baseli
 The baseline table is `CREATE TABLE bench_jobs (LIKE awa.jobs INCLUDING ALL) WITH (fillfactor = 90)`:
 same columns, defaults, constraints, identity and indexes (checked by the script; "indexes" above).
 
-**Engine.** `BENCH_ENGINE=table` (the default) measures awa with `awa.jobs` a table.  `BENCH_ENGINE=ring` creates
-awa's database with `SET awa.install_engine = ring` before `CREATE EXTENSION awa`: `awa.jobs` is a view of the ring,
+**Engine.** `BENCH_ENGINE=ring` (the default, awa's default engine) creates awa's database with
+`awa.install_engine = ring` before `CREATE EXTENSION awa`; `BENCH_ENGINE=table` measures the legacy table engine
+(`awa.jobs` a table).  On the ring `awa.jobs` is a view of the ring,
 every awa_* call runs there, `INSERT`/`COPY` into `awa.jobs` enqueue through its `INSTEAD OF INSERT` trigger; the
 baseline is then `LIKE awa.jobs_table INCLUDING ALL` (the table a ring database keeps, empty, in today's shape).
 The ring's relations are not truncated behind awa's back, so where the table engine truncates between runs, the

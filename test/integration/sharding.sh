@@ -262,12 +262,13 @@ expect "awa_set_key_limit NULL removes the rule on every shard" \
 	"$(r -c "SELECT max_running FROM awa_set_key_limit('lim:%', NULL)")|$(on_shards "SELECT count(*) FROM awa.key_limits WHERE pattern = 'lim:%'")" "1|0,0,0"
 expect "... and again: no shard has it (NULL)" "$(r -c "SELECT awa_set_key_limit('lim:%', NULL) IS NULL")" t
 r -c "SELECT awa_drain_queue(q) FROM unnest(ARRAY['${KQ[0]}', '${KQ[1]}']) q" >/dev/null
-# a group on one shard: stats from there, its finish callback enqueued there
+# a group on one shard: stats from there, its finish callback enqueued there (kept by the shard's ring:
+# awa.ring_group_callbacks; the table engine's awa.group_callbacks is empty)
 r -c "SELECT awa_insert('member', queue => '${KQ[2]}', group_id => 'g-one') FROM generate_series(1, 3)" >/dev/null
 expect "awa_group_stats through the router counts the group's jobs" \
 	"$(r -c "SELECT total || ' ' || available || ' ' || unfinished FROM awa_group_stats('g-one')")" "3 3 3"
 expect "awa_group_on_finish finds the group's shard: nothing enqueued yet" \
-	"$(r -c "SELECT awa_group_on_finish('g-one', 'all_done', queue => '${QUEUE[0]}') IS NULL")|$(q 2 $DB -c "SELECT count(*) FROM awa.group_callbacks WHERE group_id = 'g-one'")" "t|1"
+	"$(r -c "SELECT awa_group_on_finish('g-one', 'all_done', queue => '${QUEUE[0]}') IS NULL")|$(q 2 $DB -c "SELECT count(*) FROM awa.ring_group_callbacks WHERE group_id = 'g-one'")" "t|1"
 got=$(r -F' ' -c "SELECT id, run_lease FROM awa_claim('${KQ[2]}', 'it', 10)")
 expect "... the group's jobs claimed" "$(echo "$got" | wc -l)" 3
 while read -r jid lease; do r -c "SELECT awa_complete($jid, $lease)" >/dev/null; done <<<"$got"
@@ -284,7 +285,7 @@ expect "awa_group_stats_by_shard: each shard's part" \
 expect "awa_group_on_finish over two shards without a shard key: 0A000" \
 	"$(r -c "\set VERBOSITY verbose" -c "SELECT awa_group_on_finish('g-two', 'done')" 2>&1 | grep -c '^ERROR:  0A000')" 1
 expect "... with one: on the key's shard" \
-	"$(r -c "SELECT awa_group_on_finish('g-two', 'done', shard_key => '${KQ[1]}') IS NULL")|$(on_shards "SELECT count(*) FROM awa.group_callbacks WHERE group_id = 'g-two'")" "t|0,1,0"
+	"$(r -c "SELECT awa_group_on_finish('g-two', 'done', shard_key => '${KQ[1]}') IS NULL")|$(on_shards "SELECT count(*) FROM awa.ring_group_callbacks WHERE group_id = 'g-two'")" "t|0,1,0"
 expect "awa_group_stats of a NULL group: the shard's 22004" \
 	"$(r -c "\set VERBOSITY verbose" -c "SELECT awa_group_stats(NULL)" 2>&1 | grep -c '^ERROR:  22004')" 1
 r -c "SELECT awa_drain_queue(q) FROM unnest(ARRAY['${KQ[0]}', '${KQ[1]}']) q" >/dev/null
