@@ -82,8 +82,8 @@
 
 #include "awa.h"
 #include "ring.h"
-#include "ring_sched.h"
 #include "ring_history.h"		/* hook: rclean */
+#include "ring_sched.h"
 #include "ring_revive.h"		/* hook: rhist */
 
 #define RING_TIMEOUTS_MAX	10000

@@ -116,6 +116,15 @@ awa_ring_finished_hold(void)
 }
 
 void
+awa_ring_finished_unhold(void)
+{
+	LOCKTAG		tag;
+
+	finished_locktag(&tag);
+	LockRelease(&tag, ShareLock, false);
+}
+
+void
 awa_ring_finished_need(void)
 {
 	LOCKTAG		tag;

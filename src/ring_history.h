@@ -28,11 +28,13 @@ extern Datum awa_ring_history_get(Datum id, Snapshot snapshot, bool *isnull);
  * the history's expiry) and a write that makes a finished job needed or live
  * again (an insert naming parents, awa.ring_retry) meet (ring_history.c):
  * awa_ring_finished_hold, without waiting, before the step's snapshot (false:
- * such a write is in progress, the step skips); awa_ring_finished_need,
- * waiting, before the write reads the job.  Both to the end of the
- * transaction.
+ * such a write is in progress, the step skips; awa_ring_finished_unhold
+ * gives one hold back when the step drops nothing after all);
+ * awa_ring_finished_need, waiting, before the write reads the job.  Both
+ * to the end of the transaction.
  */
 extern bool awa_ring_finished_hold(void);
+extern void awa_ring_finished_unhold(void);
 extern void awa_ring_finished_need(void);
 
 #endif							/* AWA_RING_HISTORY_H */

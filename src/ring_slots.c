@@ -740,6 +740,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	if (unfinished > carry_max)
 	{
 		UnregisterSnapshot(snap);
+		awa_ring_finished_unhold();
 		unlock_parts(ready, 1, ShareLock);
 		reclaim_row(rsinfo, slot, "kept", unfinished, retained, 0);
 		return NULL;
@@ -775,6 +776,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		if (!TransactionIdPrecedes(youngest, horizon))
 		{
 			UnregisterSnapshot(snap);
+			awa_ring_finished_unhold();
 			unlock_parts(ready, 1, ShareLock);
 			reclaim_row(rsinfo, slot, "snapshot", unfinished, retained, 0);
 			return NULL;
@@ -849,6 +851,7 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	{
 		/* hook: rhist -- the jobs stay in the slot: not in the history too */
 		awa_ring_history_unmove(r->history);
+		awa_ring_finished_unhold();
 		unlock_parts(ready, 1, ShareLock);
 		reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
 		return;
