@@ -118,6 +118,7 @@
 #include "groups.h"
 #include "ring.h"
 #include "ring_deps.h"
+#include "ring_history.h"
 
 /* the advisory lock space of a parent's bucket (awa.h has 0x61776701-2) */
 #define RING_DEPS_LOCK		0x61776703
@@ -277,6 +278,8 @@ ring_deps_before_insert(AwaJob *job)
 	/* allocated before SPI_connect: they outlive SPI_finish */
 	deps->satisfied = palloc0(sizeof(bool) * deps->n);
 	SPI_connect();
+	/* no reclaim or expiry drops a finished parent between this read and the commit (ring_history.c) */
+	awa_ring_finished_need();
 	/* the first edge of this database: no finisher may have skipped it (top of file) */
 	if (!ever_written(get_namespace_oid("awa", false), "ring_dependencies"))
 		LockRelationOid(get_relname_relid("done", get_namespace_oid("awa", false)), ShareLock);

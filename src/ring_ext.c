@@ -82,6 +82,7 @@
 
 #include "awa.h"
 #include "ring.h"
+#include "ring_history.h"		/* hook: rclean */
 #include "ring_sched.h"
 #include "ring_revive.h"		/* hook: rhist */
 
@@ -732,6 +733,8 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 		not_null(fcinfo, 1, "missing_ok");
 	missing_ok = PG_NARGS() > 1 && PG_GETARG_BOOL(1);
 
+	/* hook: rclean -- no reclaim or expiry drops the job between this read and the commit (ring_history.c) */
+	awa_ring_finished_need();
 	SPI_connect();
 	/* the newest ready row of the job, locked: a cancel or another retry holding it is waited for */
 	awa_plan(&lock_plan,

@@ -51,6 +51,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -62,6 +63,9 @@
 #include "ring.h"
 #include "ring_history.h"
 #include "ring_needed.h"		/* hook: rmisc */
+
+/* the advisory lock of awa_ring_finished_hold/_need (awa.h has 0x61776701-2, ring_deps.c 0x61776703) */
+#define RING_FINISHED_LOCK	0x61776704
 
 #define RING_HISTORY_BATCH	100
 #define RING_HISTORY_SPAN	10000	/* ids: see awa_ring_history_move */
@@ -76,6 +80,57 @@ cmp_int64(const void *a, const void *b)
 	int64		y = *(const int64 *) b;
 
 	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Finished jobs dropped against writes that need them (ring_history.h).  The
+ * reclaim of a slot decides with one snapshot which of its finished jobs go
+ * with it (past retention, no unfinished dependent: ring_needed.h) and
+ * truncates the slot later in its transaction; the expiry decides and
+ * deletes in one statement, whose row locks a write that needs a job in a
+ * batch does not take.  A write committed in between (a dependent naming
+ * such a job, awa.ring_retry of it) made a job needed or live that was then
+ * dropped: a dependent waiting for a parent that was gone, a retried job
+ * without its failed attempt and counted -1 twice.  One advisory lock
+ * orders them: the dropping step takes it SHARE without waiting before its
+ * snapshot (busy: the step skips, as for its other locks), the writers take
+ * it ROW EXCLUSIVE (not among themselves, nor with finishers) before they
+ * read the job, so a write either committed before the step's snapshot (the
+ * step sees it) or reads after the step's commit (the job is in the history,
+ * or gone, as awa.jobs' retention delete leaves it).  Both held to the end
+ * of the transaction.
+ */
+static void
+finished_locktag(LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, RING_FINISHED_LOCK, 0, 2);
+}
+
+bool
+awa_ring_finished_hold(void)
+{
+	LOCKTAG		tag;
+
+	finished_locktag(&tag);
+	return LockAcquire(&tag, ShareLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+void
+awa_ring_finished_unhold(void)
+{
+	LOCKTAG		tag;
+
+	finished_locktag(&tag);
+	LockRelease(&tag, ShareLock, false);
+}
+
+void
+awa_ring_finished_need(void)
+{
+	LOCKTAG		tag;
+
+	finished_locktag(&tag);
+	(void) LockAcquire(&tag, RowExclusiveLock, false, false);
 }
 
 /* hook: rhist -- also ring_slots.c's: a setting of maintain.c's, in seconds (-1: keep forever) */
@@ -353,6 +408,14 @@ awa_ring_history_expire(PG_FUNCTION_ARGS)
 
 	awa_ring_check_enabled("awa.ring_history_expire");
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	/* a write that needs a finished job is in progress: next round (awa_ring_finished_hold) */
+	if (!awa_ring_finished_hold())
+	{
+		out[0] = Int64GetDatum(0);
+		out[1] = Int64GetDatum(0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnulls);
+		return (Datum) 0;
+	}
 	SPI_connect();
 	vals[0] = Float8GetDatum((double) awa_ring_retention("awa.retention_completed"));
 	vals[1] = Float8GetDatum((double) awa_ring_retention("awa.retention_failed"));

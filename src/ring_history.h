@@ -23,4 +23,18 @@ extern void awa_ring_history_carry_earlier(const char *parent, const char *cols,
 										   Datum carried_ids, Datum carried_leases);
 extern Datum awa_ring_history_get(Datum id, Snapshot snapshot, bool *isnull);
 
+/*
+ * The lock on which a step that drops finished jobs (the reclaim of a slot,
+ * the history's expiry) and a write that makes a finished job needed or live
+ * again (an insert naming parents, awa.ring_retry) meet (ring_history.c):
+ * awa_ring_finished_hold, without waiting, before the step's snapshot (false:
+ * such a write is in progress, the step skips; awa_ring_finished_unhold
+ * gives one hold back when the step drops nothing after all);
+ * awa_ring_finished_need, waiting, before the write reads the job.  Both
+ * to the end of the transaction.
+ */
+extern bool awa_ring_finished_hold(void);
+extern void awa_ring_finished_unhold(void);
+extern void awa_ring_finished_need(void);
+
 #endif							/* AWA_RING_HISTORY_H */

@@ -95,9 +95,11 @@
  * session that SET it lower, to rescue sooner) also walks the keys up to
  * now() + the difference and ends those whose latest heartbeat is older
  * than its setting: every attempt written by a session at that default (or
- * lower) is among them.  An attempt written by a session whose own setting
- * was longer than the rescuer's default is found when its key passes, up to
- * the difference later than awa.jobs' rescue would end it.
+ * lower) is among them, and so is one written by a session whose own setting
+ * was longer (hook: rclean -- keys are capped by the writer's default too:
+ * awa_ring_heartbeat_cap).  Only a writer whose default itself is longer
+ * than the rescuer's (a setting per role or database the rescuer does not
+ * share) is found when its key passes, up to that difference late.
  *
  * Not here: counters (the view's helper owns them).
  *
@@ -130,6 +132,7 @@
 
 PG_FUNCTION_INFO_V1(awa_ring_heartbeat);
 PG_FUNCTION_INFO_V1(awa_ring_attempt_lease_sql);
+PG_FUNCTION_INFO_V1(awa_ring_heartbeat_cap);
 PG_FUNCTION_INFO_V1(awa_ring_rescue);
 
 /* ---------------------------------------------------------------------
@@ -592,4 +595,27 @@ awa_ring_rescue(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_INT64(rescued);
+}
+
+/*
+ * hook: rclean -- awa.ring_heartbeat_cap() RETURNS interval: the least of
+ * this session's awa.heartbeat_timeout and its default (its reset value),
+ * the cap of the deadlines a claim or a beat writes (ring_obs.h).  A
+ * deadline is the rescue's walk key: capped by a claimer's own longer
+ * setting, the walk found the attempt up to that difference after a
+ * rescuer at the default must end it (awa.jobs' rescue goes by the
+ * rescuer's setting).  Capped by the default, a rescuer at the default (or
+ * lower: its walk looks ahead by the difference) finds it when it is due;
+ * one with a longer setting finds it early, sees it is not due yet and
+ * keeps the mark below it (the head of this file).  No arguments, no errors.
+ */
+Datum
+awa_ring_heartbeat_cap(PG_FUNCTION_ARGS)
+{
+	const char *reset = GetConfigOptionResetString("awa.heartbeat_timeout");
+	int			dflt = reset ? atoi(reset) : awa_heartbeat_timeout;
+	Interval   *cap = palloc0(sizeof(Interval));
+
+	cap->time = (int64) Min(awa_heartbeat_timeout, dflt) * USECS_PER_SEC;
+	PG_RETURN_INTERVAL_P(cap);
 }

@@ -20,10 +20,12 @@
 
 /*
  * awa.heartbeat_timeout (seconds, job.c) as an interval, read when the
- * statement runs (the setting of whoever claims or beats).
+ * statement runs: the setting of whoever claims or beats, never longer than
+ * its default (hook: rclean -- awa.ring_heartbeat_cap, ring_lease.c: a
+ * claimer's longer setting made the rescue find its attempt that much late).
  */
 #define AWA_RING_HEARTBEAT_TIMEOUT_SQL \
-	"pg_catalog.current_setting('awa.heartbeat_timeout')::interval"
+	"awa.ring_heartbeat_cap()"
 
 /*
  * The job's timeout as seen from the attempt (id I, run_lease L, slot S):

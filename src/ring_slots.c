@@ -658,6 +658,17 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		reclaim_row(rsinfo, slot, "busy", 0, 0, 0);
 		return NULL;
 	}
+	/*
+	 * 1a. and no write that makes a finished job of the slot needed or live
+	 * again (a dependent naming it, awa.ring_retry) is in progress, none
+	 * comes until this transaction ends (ring_history.c)
+	 */
+	if (!awa_ring_finished_hold())
+	{
+		unlock_parts(ready, 1, ShareLock);
+		reclaim_row(rsinfo, slot, "busy", 0, 0, 0);
+		return NULL;
+	}
 
 	/* the attempts to carry, with one snapshot S taken after that lock */
 	awa_plan(&attempts_plan,
@@ -729,6 +740,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 	if (unfinished > carry_max)
 	{
 		UnregisterSnapshot(snap);
+		awa_ring_finished_unhold();
 		unlock_parts(ready, 1, ShareLock);
 		reclaim_row(rsinfo, slot, "kept", unfinished, retained, 0);
 		return NULL;
@@ -764,6 +776,7 @@ reclaim_check(ReturnSetInfo *rsinfo, int16 slot, int16 open, int32 carry_max)
 		if (!TransactionIdPrecedes(youngest, horizon))
 		{
 			UnregisterSnapshot(snap);
+			awa_ring_finished_unhold();
 			unlock_parts(ready, 1, ShareLock);
 			reclaim_row(rsinfo, slot, "snapshot", unfinished, retained, 0);
 			return NULL;
@@ -838,6 +851,7 @@ reclaim_finish(ReturnSetInfo *rsinfo, SlotReclaim *r)
 	{
 		/* hook: rhist -- the jobs stay in the slot: not in the history too */
 		awa_ring_history_unmove(r->history);
+		awa_ring_finished_unhold();
 		unlock_parts(ready, 1, ShareLock);
 		reclaim_row(rsinfo, slot, "busy", unfinished, retained, 0);
 		return;

@@ -34,6 +34,7 @@
 #include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -135,7 +136,8 @@ awa_shard(PG_FUNCTION_ARGS)
  * Running it again with the same shard changes nothing.
  *
  * Waits for inserts in progress and blocks new ones until the caller's
- * transaction ends (a SHARE ROW EXCLUSIVE lock on awa.jobs).
+ * transaction ends (SHARE ROW EXCLUSIVE locks on the id sequence, then on
+ * awa.jobs: on the ring engine the relations its view reads).
  *
  * Errors: 22004 shard NULL; 25006 on a hot standby or in a read-only
  * transaction; 22003 shard outside 0 .. 32767; 55000 when
@@ -156,6 +158,7 @@ awa_shard_configure(PG_FUNCTION_ARGS)
 	bool		no_jobs,
 				isnull,
 				called;
+	Oid			seqid;
 	char	   *seq;
 
 	if (PG_ARGISNULL(0))
@@ -174,10 +177,24 @@ awa_shard_configure(PG_FUNCTION_ARGS)
 	hi = lo + ((INT64CONST(1) << AWA_SHARD_BITS) - 1);
 	if (lo == 0)
 		lo = 1;
-	seq = qualified_name(jobs_id_sequence());
+	seqid = jobs_id_sequence();
+	seq = qualified_name(seqid);
 
+	/*
+	 * No insert may take an id between reading the bounds and moving the
+	 * sequence.  The sequence first: nextval holds ROW EXCLUSIVE on it to the
+	 * end of its transaction, so this waits for every transaction that took an
+	 * id, whatever it has written yet, and holds back new ones.  An insert may
+	 * take its id before it locks the relation it writes (the ring's unique
+	 * jobs take it with their key in awa.unique_keys, then write awa.ready or
+	 * awa.scheduled): had the relations been locked first, such an insert and
+	 * this call's ALTER SEQUENCE (which takes the same lock, last) waited for
+	 * each other (deadlock detected; isolation spec shard_configure_insert).
+	 * Then the relations of awa.jobs (on the ring the view locks the ring's
+	 * relations), for ids written without the sequence.
+	 */
+	LockRelationOid(seqid, ShareRowExclusiveLock);
 	SPI_connect();
-	/* no insert may take an id between reading the bounds and moving the sequence */
 	if (SPI_execute("LOCK TABLE awa.jobs IN SHARE ROW EXCLUSIVE MODE", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "awa: could not lock awa.jobs");
 	min_id = spi_int64("SELECT min(id) FROM awa.jobs", &no_jobs);

@@ -1147,6 +1147,16 @@ LANGUAGE C STABLE;
 COMMENT ON FUNCTION awa.ring_attempt_lease(bigint, bigint)
 	IS 'internal (the ring): an attempt''s current deadline (its latest beat''s, else its claim''s) and the job''s progress as of that attempt; both NULL if the attempt was never claimed';
 
+-- hook: rclean -- the cap of a receipt's and a beat's deadline (ring_obs.h): the writer's awa.heartbeat_timeout,
+-- never longer than the setting's default, so that the rescue's walk finds an attempt by the time a rescuer at
+-- the default must end it (docs/storage.md, "Step 5: closing the ring's known races")
+CREATE FUNCTION awa.ring_heartbeat_cap()
+RETURNS interval
+AS 'MODULE_PATHNAME', 'awa_ring_heartbeat_cap'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION awa.ring_heartbeat_cap()
+	IS 'internal (the ring): the least of this session''s awa.heartbeat_timeout and its default (seconds, as an interval): how far past now() a receipt''s or beat''s deadline may lie';
+
 CREATE FUNCTION awa.ring_rescue(max integer DEFAULT 1000)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'awa_ring_rescue'

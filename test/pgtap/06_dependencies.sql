@@ -1,6 +1,6 @@
 -- Job dependencies: a job inserted with after => parent ids waits until all of them completed
 -- (fan-in); a parent that fails for good or is cancelled gets the job's on_parent_failure
--- policy; dependents read their parents' results.  Runs on both engines (on_ring.txt).
+-- policy; dependents read their parents' results.  Runs on both engines (on_table.txt).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;

@@ -1,5 +1,5 @@
 -- awa_group_callback: the finish callback registered for a group (awa_group_on_finish), before and after
--- it is enqueued.  Runs on both engines (listed in on_ring.txt).
+-- it is enqueued.  Runs on both engines (listed in on_table.txt).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;

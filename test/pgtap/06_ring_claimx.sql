@@ -1,5 +1,5 @@
 -- awa_claim over several queues and with a wait, through the API only, so that the file runs on both engines
--- (test/pgtap/on_ring.txt; docs/storage.md, "Step 5: awa_claim on the ring"): the single-queue order across
+-- (test/pgtap/on_table.txt; docs/storage.md, "Step 5: awa_claim on the ring"): the single-queue order across
 -- queues, the errors of a bad queues array, NULL = every queue, the claim's time (the clock's, not the
 -- transaction's start) and a blocking claim that ends empty or takes a job once it comes due.
 BEGIN;

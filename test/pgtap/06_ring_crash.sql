@@ -11,27 +11,7 @@ SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
 SELECT plan(60);
 
--- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write;
--- the outcome of each slot that held rows
-CREATE FUNCTION pg_temp.reclaim(carry_max integer)
-RETURNS TABLE (slot smallint, outcome text)
-LANGUAGE plpgsql AS $$
-DECLARE
-	r record;
-	res jsonb := '{}';
-BEGIN
-	FOR i IN 1..100 LOOP
-		FOR r IN SELECT * FROM awa.ring_reclaim(carry_max) LOOP
-			IF NOT res ? r.slot::text OR res -> r.slot::text ->> 'outcome' = 'snapshot' THEN
-				res := res || jsonb_build_object(r.slot::text, to_jsonb(r));
-			END IF;
-		END LOOP;
-		EXIT WHEN NOT jsonb_path_exists(res, '$.* ? (@.outcome == "snapshot")');
-		PERFORM pg_sleep(0.1);
-	END LOOP;
-	RETURN QUERY SELECT (v ->> 'slot')::smallint, v ->> 'outcome' FROM jsonb_each(res) e(k, v)
-		WHERE v ->> 'outcome' <> 'empty' ORDER BY 1;
-END $$;
+\ir lib/ring_reclaim.psql
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint);
 
 -- A job whose attempts span two slots, the newer slot reclaimed first.  j's first attempt is claimed in slot 0 and
@@ -47,16 +27,16 @@ SELECT is(awa.ring_fail((SELECT id FROM j WHERE n = 'j'), 1, '"boom"', true, '0'
 SELECT is((SELECT count(*) FROM (SELECT array_agg(id) AS i, array_agg(run_lease) AS l FROM awa.ring_claim('rcrash', 1)) c,
 	awa.ring_complete_many(c.i, c.l)), 1::bigint, 'j''s second attempt completes in slot 1');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'slot 1 sealed');
-SELECT results_eq('SELECT * FROM pg_temp.reclaim(0)', $$VALUES (0::smallint, 'kept'), (1::smallint, 'kept')$$,
+SELECT results_eq('SELECT slot, outcome FROM pg_temp.reclaim_round(0) WHERE outcome <> ''empty''', $$VALUES (0::smallint, 'kept'), (1::smallint, 'kept')$$,
 	'carrying nothing, slot 0 is kept (k waits) and so is slot 1 (j''s first attempt is in slot 0)');
 SELECT results_eq($$SELECT state::text, attempt::int, errors[1] ->> 'error' FROM awa.ring_jobs
 	WHERE id = (SELECT id FROM j WHERE n = 'j')$$, $$VALUES ('completed', 2, 'boom')$$,
 	'j is one job: completed, 2 attempts, the first one''s error');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount');
-SELECT results_eq('SELECT * FROM pg_temp.reclaim(10)', $$VALUES (0::smallint, 'reclaimed'), (1::smallint, 'reclaimed')$$,
+SELECT results_eq('SELECT slot, outcome FROM pg_temp.reclaim_round(10) WHERE outcome <> ''empty''', $$VALUES (0::smallint, 'reclaimed'), (1::smallint, 'reclaimed')$$,
 	'then both slots are reclaimed');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'the slot j was carried into sealed');
-SELECT results_eq('SELECT * FROM pg_temp.reclaim(10)', $$VALUES (2::smallint, 'reclaimed')$$, 'and reclaimed');
+SELECT results_eq('SELECT slot, outcome FROM pg_temp.reclaim_round(10) WHERE outcome <> ''empty''', $$VALUES (2::smallint, 'reclaimed')$$, 'and reclaimed');
 SELECT results_eq($$SELECT state::text, attempt::int, errors[1] ->> 'error',
 	EXISTS (SELECT 1 FROM awa.ring_history h, unnest(h.jobs) x WHERE x.id = r.id)
 	FROM awa.ring_jobs r WHERE id = (SELECT id FROM j WHERE n = 'j')$$, $$VALUES ('completed', 2, 'boom', true)$$,
@@ -76,10 +56,10 @@ SELECT ok(awa.ring_fail_external((SELECT cb FROM cb), 'no'), 'its callback fails
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'its slot sealed');
 SELECT ok(awa.ring_retry((SELECT id FROM j WHERE n = 'w')), 'w retried: a ready row of the open slot');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'that slot sealed');
-SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 2::bigint, 'both reclaimed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim_round(10) WHERE outcome = 'reclaimed'), 2::bigint, 'both reclaimed');
 SELECT ok(awa.ring_cancel((SELECT id FROM j WHERE n = 'w')), 'w cancelled');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'its slot sealed');
-SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim_round(10) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
 SELECT results_eq($$SELECT state::text, errors[1] ->> 'error' FROM awa.ring_jobs WHERE id = (SELECT id FROM j WHERE n = 'w')$$,
 	$$VALUES ('cancelled', 'no')$$, 'w is one job: cancelled, its first attempt''s error kept');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount');
@@ -92,7 +72,7 @@ INSERT INTO j SELECT 'u', (awa_insert('uk', '{"u": 1}', 'rcrash_u', unique_by_ar
 SELECT is((SELECT count(*) FROM (SELECT awa_complete(c.id, c.run_lease) FROM awa_claim('rcrash_u') c) x), 1::bigint,
 	'a unique job completed (completed among its unique_states)');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'its slot sealed');
-SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 1::bigint,
+SELECT is((SELECT count(*) FROM pg_temp.reclaim_round(10) WHERE outcome = 'reclaimed'), 1::bigint,
 	'and reclaimed: the job is in the history');
 SELECT results_eq($$SELECT id, state::text FROM awa_insert('uk', '{"u": 1}', 'rcrash_u', unique_by_args => true,
 	unique_states => '{scheduled,available,running,retryable,waiting_external,completed}')$$,
@@ -109,7 +89,7 @@ SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 
 SELECT is((SELECT state::text FROM awa_retry((SELECT id FROM j WHERE n = 'v'))), 'available',
 	'retried: available in the open slot, holding its key again');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'that slot sealed');
-SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 2::bigint,
+SELECT is((SELECT count(*) FROM pg_temp.reclaim_round(10) WHERE outcome = 'reclaimed'), 2::bigint,
 	'both reclaimed: the failed attempt''s past carried, the retry carried');
 SELECT is((SELECT job_id FROM awa.unique_keys WHERE job_id = (SELECT id FROM j WHERE n = 'v')),
 	(SELECT id FROM j WHERE n = 'v'), 'the job still holds its key');
@@ -126,18 +106,18 @@ SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'rcrash_v'), 1::bigint, '
 -- live, are cancelled first, so that nothing else keeps a slot.
 SELECT ok(awa.ring_cancel((SELECT id FROM j WHERE n = 'k')) AND awa.ring_cancel((SELECT id FROM j WHERE n = 'v')),
 	'the live jobs above cancelled');
-SELECT is((SELECT count(*) FROM pg_temp.reclaim(0) WHERE outcome <> 'reclaimed'), 0::bigint, 'every sealed slot reclaimed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim_round(0) WHERE outcome NOT IN ('reclaimed', 'empty')), 0::bigint, 'every sealed slot reclaimed');
 INSERT INTO j VALUES ('x', awa.ring_insert('k', '{"n": "x"}', 'rcrash_x'));
 SELECT is((SELECT count(*) FROM awa.ring_claim('rcrash_x', 1)), 1::bigint, 'x claimed in slot A');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'slot A sealed, B open');
 SELECT is(awa.ring_fail((SELECT id FROM j WHERE n = 'x'), 1, '"boom"', true, '0'), 'retryable'::awa.job_state,
 	'x''s first attempt fails: retried now, a ready row of slot B');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'slot B sealed, C open');
-SELECT is((SELECT array_agg(outcome ORDER BY outcome) FROM pg_temp.reclaim(0)), '{kept,reclaimed}',
+SELECT is((SELECT array_agg(outcome ORDER BY outcome) FROM pg_temp.reclaim_round(0) WHERE outcome <> 'empty'), '{kept,reclaimed}',
 	'carrying nothing: A reclaimed (x''s first attempt''s rows carried into C), B kept (x waits there)');
 SELECT is((SELECT count(*) FROM (SELECT array_agg(id) AS i, array_agg(run_lease) AS l FROM awa.ring_claim('rcrash_x', 1)) c,
 	awa.ring_complete_many(c.i, c.l)), 1::bigint, 'x''s second attempt completes in slot B');
-SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 1::bigint, 'B reclaimed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim_round(10) WHERE outcome = 'reclaimed'), 1::bigint, 'B reclaimed');
 SELECT is_empty($$SELECT c.job_id FROM awa.claims c WHERE NOT EXISTS (SELECT 1 FROM awa.ready r
 	WHERE r.id = c.job_id AND r.run_lease >= c.run_lease - 1)
 	UNION ALL SELECT d.job_id FROM awa.done d WHERE NOT EXISTS (SELECT 1 FROM awa.ready r
@@ -148,7 +128,7 @@ SELECT results_eq($$SELECT state::text, attempt::int, errors[1] ->> 'error' FROM
 	'x is one job: completed, 2 attempts, the first one''s error');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 microsecond')), 'rotated', 'slot C sealed');
-SELECT is((SELECT count(*) FROM pg_temp.reclaim(10) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim_round(10) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
 SELECT results_eq($$SELECT state::text, attempt::int, errors[1] ->> 'error',
 	EXISTS (SELECT 1 FROM awa.ring_history h, unnest(h.jobs) x WHERE x.id = r.id)
 	FROM awa.ring_jobs r WHERE id = (SELECT id FROM j WHERE n = 'x')$$, $$VALUES ('completed', 2, 'boom', true)$$,

@@ -16,26 +16,7 @@ SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
 SELECT plan(57);
 
--- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
-CREATE FUNCTION pg_temp.reclaim(carry_max integer)
-RETURNS TABLE (slot smallint, outcome text, unfinished bigint, retained bigint, carried bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-	r record;
-	res jsonb := '{}';
-BEGIN
-	FOR i IN 1..100 LOOP
-		FOR r IN SELECT * FROM awa.ring_reclaim(carry_max) LOOP
-			IF NOT res ? r.slot::text OR res -> r.slot::text ->> 'outcome' = 'snapshot' THEN
-				res := res || jsonb_build_object(r.slot::text, to_jsonb(r));
-			END IF;
-		END LOOP;
-		EXIT WHEN NOT jsonb_path_exists(res, '$.* ? (@.outcome == "snapshot")');
-		PERFORM pg_sleep(0.1);
-	END LOOP;
-	RETURN QUERY SELECT (v ->> 'slot')::smallint, v ->> 'outcome', (v ->> 'unfinished')::bigint,
-		(v ->> 'retained')::bigint, (v ->> 'carried')::bigint FROM jsonb_each(res) e(k, v) WHERE v ->> 'outcome' <> 'empty';
-END $$;
+\ir lib/ring_reclaim.psql
 -- the attempts of a job's errors, in order
 CREATE FUNCTION pg_temp.error_attempts(errors jsonb[]) RETURNS int[] LANGUAGE sql AS $$
 	SELECT coalesce(array_agg((e ->> 'attempt')::int ORDER BY o), '{}') FROM unnest(errors) WITH ORDINALITY x(e, o) $$;
@@ -94,7 +75,7 @@ SELECT is(awa.ring_fail((SELECT id FROM j WHERE n = 'o'), 1, '{"e": "o1"}', retr
 CREATE TEMP TABLE before AS SELECT * FROM awa.ring_jobs WHERE queue = 'rh';
 
 -- the reclaim of slot 0: c, f, x, u into the history; w and s carried; o's retry is in slot 1
-SELECT is((SELECT array_agg(row(slot, outcome, unfinished, retained, carried)::text) FROM pg_temp.reclaim(10)),
+SELECT is((SELECT array_agg(row(slot, outcome, unfinished, retained, carried)::text) FROM pg_temp.reclaim_round(10) WHERE outcome <> 'empty'),
 	ARRAY['(0,reclaimed,2,4,2)'], 'slot 0 reclaimed: 4 retained finished jobs (not carried), 2 unfinished carried');
 SELECT is((SELECT (SELECT count(*) FROM awa.ready_0) + (SELECT count(*) FROM awa.claims_0)
 	+ (SELECT count(*) FROM awa.done_0) + (SELECT count(*) FROM awa.beats_0)), 0::bigint, 'slot 0 is truncated');
@@ -148,7 +129,7 @@ SELECT dblink_connect('busy', format('host=%s port=%s dbname=%s user=%s',
 	current_user));
 SELECT dblink_exec('busy', 'BEGIN');
 SELECT dblink_exec('busy', 'LOCK awa.done_1 IN ACCESS SHARE MODE');
-SELECT is((SELECT array_agg(row(slot, outcome)::text) FROM pg_temp.reclaim(10)), ARRAY['(1,busy)'],
+SELECT is((SELECT array_agg(row(slot, outcome)::text) FROM pg_temp.reclaim_round(10) WHERE outcome <> 'empty'), ARRAY['(1,busy)'],
 	'slot 1 locked by another session: busy');
 SELECT dblink_exec('busy', 'COMMIT');
 SELECT dblink_disconnect('busy');
@@ -157,7 +138,7 @@ SELECT is((SELECT sum(cardinality(jobs)) FROM awa.ring_history), 4::bigint,
 SELECT results_eq($$SELECT b::text FROM before2 b ORDER BY id$$,
 	$$SELECT v::text FROM awa.ring_jobs v WHERE v.queue = 'rh' ORDER BY v.id$$,
 	'awa.ring_jobs after the busy round: every job once, as before');
-SELECT is((SELECT array_agg(row(slot, outcome, unfinished, retained, carried)::text) FROM pg_temp.reclaim(10)),
+SELECT is((SELECT array_agg(row(slot, outcome, unfinished, retained, carried)::text) FROM pg_temp.reclaim_round(10) WHERE outcome <> 'empty'),
 	ARRAY['(1,reclaimed,2,231,2)'],
 	'slot 1 reclaimed: 231 finished jobs into the history, o (running) and s (its retry waiting) carried again');
 SELECT is((SELECT array_agg(cardinality(jobs) ORDER BY id_lo) FROM awa.ring_history WHERE NOT failed),

@@ -32,8 +32,8 @@ SELECT throws_ok($$SELECT * FROM awa.ring_attempt_lease(1, 1)$$, '55000', NULL,
 	'ring_attempt_lease refuses while the ring is off');
 
 SET LOCAL awa.ring_engine = on;
--- leases here are longer than awa.heartbeat_timeout, which caps a deadline (06_ring_obs.sql tests that)
-SET LOCAL awa.heartbeat_timeout = '1d';
+-- leases here are shorter than awa.heartbeat_timeout's default (90 s), which caps a deadline, also for a session
+-- whose own setting is longer (06_ring_obs.sql tests that)
 
 -- bad input: 22023 naming the field, nothing written
 SELECT throws_ok($$SELECT awa.ring_heartbeat(NULL, 1)$$, '22023', 'id must not be null', 'heartbeat: null id');
@@ -59,9 +59,9 @@ CREATE FUNCTION pg_temp.id(k int) RETURNS bigint LANGUAGE sql AS $$ SELECT id FR
 -- heartbeat: extends the deadline, keeps the claim's lease unless given one
 SELECT is(awa.ring_heartbeat(pg_temp.id(1), 1), now() + interval '1 minute',
 	'a heartbeat without a lease extends the deadline by the claim''s lease');
-SELECT is(awa.ring_heartbeat(pg_temp.id(1), 1, '1 hour'), now() + interval '1 hour',
+SELECT is(awa.ring_heartbeat(pg_temp.id(1), 1, '80 seconds'), now() + interval '80 seconds',
 	'a heartbeat with a lease extends the deadline by it');
-SELECT is((SELECT deadline_at FROM awa.ring_attempt_lease(pg_temp.id(1), 1)), now() + interval '1 hour',
+SELECT is((SELECT deadline_at FROM awa.ring_attempt_lease(pg_temp.id(1), 1)), now() + interval '80 seconds',
 	'the attempt''s deadline is its latest beat''s');
 SELECT is((SELECT deadline_at FROM awa.ring_attempt_lease(pg_temp.id(2), 1)), now() + interval '1 minute',
 	'without beats, the attempt''s deadline is its receipt''s');

@@ -13,7 +13,7 @@ SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SET statement_timeout = '60s';
 SET client_min_messages = error;
-SELECT plan(48);
+SELECT plan(50);
 
 SET awa.ring_engine = on;
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint);
@@ -41,16 +41,17 @@ SELECT throws_ok($$SELECT awa.ring_insert('k', queue => 'tq', timeout => '36501 
 SELECT is((SELECT count(*) FROM awa.ready) + (SELECT count(*) FROM awa.scheduled)
 	+ (SELECT count(*) FROM awa.history_deltas), 0::bigint, 'bad input wrote nothing (no job, no history)');
 
--- the claim: a job's timeout caps the receipt's deadline at claimed_at + timeout, as awa.jobs' claim does
+-- the claim: a job's timeout caps the receipt's deadline at claimed_at + timeout, as awa.jobs' claim does (leases
+-- here are shorter than awa.heartbeat_timeout's default, 90 s, which caps every deadline: below)
 SET awa.heartbeat_timeout = '1d';
 INSERT INTO j VALUES ('t30', awa.ring_insert('k', queue => 'tq', timeout => '30 seconds')),
 	('t0', awa.ring_insert('k', queue => 'tq')),
-	('t9', awa.ring_insert('k', queue => 'tq', timeout => '9 minutes'));
+	('t9', awa.ring_insert('k', queue => 'tq', timeout => '85 seconds'));
 INSERT INTO j SELECT 'a30', (awa_insert('k', queue => 'aq', timeout => '30 seconds')).id;
-SELECT is((SELECT count(*) FROM awa.ring_claim('tq', 3, '5 minutes', 'w')), 3::bigint, 'three claimed, lease 5 minutes');
+SELECT is((SELECT count(*) FROM awa.ring_claim('tq', 3, '80 seconds', 'w')), 3::bigint, 'three claimed, lease 80 seconds');
 SELECT is(pg_temp.span('t30'), interval '30 seconds', 'a timeout shorter than the lease caps the deadline');
-SELECT is(pg_temp.span('t0'), interval '5 minutes', 'no timeout: the lease');
-SELECT is(pg_temp.span('t9'), interval '5 minutes', 'a timeout longer than the lease: the lease');
+SELECT is(pg_temp.span('t0'), interval '80 seconds', 'no timeout: the lease');
+SELECT is(pg_temp.span('t9'), interval '80 seconds', 'a timeout longer than the lease: the lease');
 SELECT is((SELECT deadline_at - attempted_at FROM awa.ring_jobs WHERE id = pg_temp.id('t30')), interval '30 seconds',
 	'the view shows the capped deadline');
 SELECT is((SELECT deadline_at - attempted_at FROM awa_claim('aq', 'w', 1, '5 minutes')), interval '30 seconds',
@@ -64,9 +65,9 @@ SELECT is(awa.ring_heartbeat(pg_temp.id('t30'), 1, '1 hour'),
 	(SELECT claimed_at + interval '30 seconds' FROM awa.claims WHERE job_id = pg_temp.id('t30')),
 	'a heartbeat with a longer lease: claimed_at + timeout');
 SELECT is(awa.ring_heartbeat(pg_temp.id('t9'), 1, '1 hour'),
-	(SELECT claimed_at + interval '9 minutes' FROM awa.claims WHERE job_id = pg_temp.id('t9')),
+	(SELECT claimed_at + interval '85 seconds' FROM awa.claims WHERE job_id = pg_temp.id('t9')),
 	'a heartbeat reaching past the timeout: claimed_at + timeout');
-SELECT is(awa.ring_heartbeat(pg_temp.id('t0'), 1, '1 hour'), now() + interval '1 hour',
+SELECT is(awa.ring_heartbeat(pg_temp.id('t0'), 1, '85 seconds'), now() + interval '85 seconds',
 	'no timeout: now() + the lease');
 SELECT is((SELECT deadline_at FROM awa.ring_attempt_lease(pg_temp.id('t30'), 1)),
 	(SELECT claimed_at + interval '30 seconds' FROM awa.claims WHERE job_id = pg_temp.id('t30')),
@@ -76,8 +77,13 @@ SELECT is(awa.ring_heartbeat(pg_temp.id('t30'), 1, '1 second'), now() + interval
 SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY(SELECT id FROM j WHERE n IN ('t30', 't0', 't9')),
 	'{1,1,1}')), 3::bigint, 'the three complete');
 
--- awa.heartbeat_timeout caps every deadline at now() + that setting (awa.jobs rescues a job whose heartbeat is
--- older than it, whatever its lease)
+-- awa.heartbeat_timeout caps every deadline at now() + that setting, never more than its default (awa.jobs rescues
+-- a job whose heartbeat is older than the rescuer's setting, whatever its lease and the claimer's setting; the
+-- rescue walks these deadlines: docs/storage.md, "Step 5: closing the ring's known races")
+INSERT INTO j VALUES ('d1', awa.ring_insert('k', queue => 'dq1'));
+SELECT is((SELECT count(*) FROM awa.ring_claim('dq1', 1, '5 minutes')), 1::bigint, 'd1 claimed, lease 5 minutes, setting 1 day');
+SELECT is(pg_temp.span('d1'), interval '90 seconds', 'a session''s setting longer than its default: capped at the default');
+SELECT count(*) FROM awa.ring_complete_many(ARRAY[pg_temp.id('d1')], '{1}');
 SET awa.heartbeat_timeout = '90s';
 INSERT INTO j VALUES ('h1', awa.ring_insert('k', queue => 'hq')), ('h2', awa.ring_insert('k', queue => 'hq')),
 	('h3', awa.ring_insert('k', queue => 'hq2', timeout => '1 minute'));

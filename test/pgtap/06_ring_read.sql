@@ -20,8 +20,8 @@ SELECT is((SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a
 SELECT throws_ok($$SELECT awa.ring_get(1)$$, '55000', NULL, 'ring_get refuses while the ring is off');
 
 SET LOCAL awa.ring_engine = on;
--- leases here are longer than awa.heartbeat_timeout, which caps a deadline (06_ring_obs.sql tests that)
-SET LOCAL awa.heartbeat_timeout = '1d';
+-- leases here are shorter than awa.heartbeat_timeout's default (90 s), which caps a deadline, also for a session
+-- whose own setting is longer (06_ring_obs.sql tests that)
 
 -- a job in every state the ring has today, queue rv (and rv2 for a job failed after two attempts)
 CREATE TEMP TABLE j (name text PRIMARY KEY, id bigint);
@@ -29,7 +29,7 @@ INSERT INTO j SELECT 'r1', awa.ring_insert('k', '{"n": 1}', 'rv', run_at => now(
 INSERT INTO j SELECT 'c1', awa.ring_insert('k', '{"n": 2}', 'rv', run_at => now() - interval '40 s');
 INSERT INTO j SELECT 't1', awa.ring_insert('k', '{"n": 3}', 'rv', run_at => now() - interval '30 s');
 INSERT INTO j SELECT 'f1', awa.ring_insert('k', '{"n": 4}', 'rv', run_at => now() - interval '20 s');
-SELECT is((SELECT count(*) FROM awa.ring_claim('rv', 4, '2 minutes', 'w1')), 4::bigint, 'four jobs claimed');
+SELECT is((SELECT count(*) FROM awa.ring_claim('rv', 4, '80 seconds', 'w1')), 4::bigint, 'four jobs claimed');
 SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY[(SELECT id FROM j WHERE name = 'c1')], '{1}')), 1::bigint,
 	'c1 completed');
 SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 't1'), 1, '"boom"', retry_in => '0'), 'retryable'::awa.job_state, 't1 retried');
@@ -68,18 +68,18 @@ SELECT is((SELECT row(state, attempt, run_lease, run_at, attempted_at, finalized
 	'scheduled: a first attempt enqueued for later');
 SELECT is((SELECT row(state, attempt, run_lease, attempted_at, heartbeat_at, deadline_at, finalized_at, claimed_by,
 		lease, errors)::text FROM v WHERE name = 'r1'),
-	row('running'::awa.job_state, 1::smallint, 1::bigint, now(), now(), now() + interval '2 minutes',
-		NULL::timestamptz, 'w1', interval '2 minutes', '{}'::jsonb[])::text,
+	row('running'::awa.job_state, 1::smallint, 1::bigint, now(), now(), now() + interval '80 seconds',
+		NULL::timestamptz, 'w1', interval '80 seconds', '{}'::jsonb[])::text,
 	'running: attempt and lease of the claim, attempted_at = heartbeat_at = claimed_at, deadline, worker, lease');
 SELECT is((SELECT row(state, attempt, run_lease, attempted_at, heartbeat_at, deadline_at, finalized_at, claimed_by,
 		lease)::text FROM v WHERE name = 'c1'),
-	row('completed'::awa.job_state, 1::smallint, 1::bigint, now(), now(), now() + interval '2 minutes', now(),
-		'w1', interval '2 minutes')::text,
+	row('completed'::awa.job_state, 1::smallint, 1::bigint, now(), now(), now() + interval '80 seconds', now(),
+		'w1', interval '80 seconds')::text,
 	'completed: finalized_at of the done row, the claim''s columns kept (as awa_complete keeps them)');
 SELECT is((SELECT row(state, attempt, run_lease, run_at, attempted_at, heartbeat_at, deadline_at, finalized_at,
 		claimed_by, lease, errors)::text FROM v WHERE name = 't1'),
 	row('available'::awa.job_state, 1::smallint, 1::bigint, now(), now(), NULL::timestamptz, NULL::timestamptz,
-		NULL::timestamptz, 'w1', interval '2 minutes',
+		NULL::timestamptz, 'w1', interval '80 seconds',
 		ARRAY[jsonb_build_object('attempt', 1, 'error', 'boom', 'at', now())])::text,
 	'retried: the new attempt is available now, attempt and lease of the failed one, its error in errors');
 SELECT is((SELECT row(state, attempt, run_lease, heartbeat_at, deadline_at, finalized_at, errors)::text
@@ -183,7 +183,7 @@ SELECT is((SELECT count(*) FROM awa.ring_claim('rv4', 3, '1 minute', 'w5')), 3::
 SELECT is(awa.ring_fail((SELECT id FROM j WHERE name = 'g1'), 1, '"later"'), 'retryable'::awa.job_state,
 	'g1 failed, retried after the default backoff');
 SELECT ok(awa.ring_snooze((SELECT id FROM j WHERE name = 'g2'), 1, '1 hour'), 'g2 snoozed for an hour');
-SELECT ok(awa.ring_heartbeat((SELECT id FROM j WHERE name = 'g3'), 1, '5 minutes', '{"done": 3}') IS NOT NULL,
+SELECT ok(awa.ring_heartbeat((SELECT id FROM j WHERE name = 'g3'), 1, '85 seconds', '{"done": 3}') IS NOT NULL,
 	'g3 heartbeats with progress');
 SELECT is((SELECT row(state, attempt, run_lease, run_at > now(), finalized_at)::text FROM v WHERE name = 'g1'),
 	row('retryable'::awa.job_state, 1::smallint, 1::bigint, true, NULL::timestamptz)::text,
@@ -192,7 +192,7 @@ SELECT is((SELECT row(state, run_at, finalized_at)::text FROM v WHERE name = 'g2
 	row('scheduled'::awa.job_state, now() + interval '1 hour', NULL::timestamptz)::text,
 	'a snoozed job: scheduled at the end of its snooze');
 SELECT is((SELECT row(state, heartbeat_at > now(), deadline_at, progress)::text FROM v WHERE name = 'g3'),
-	row('running'::awa.job_state, true, now() + interval '5 minutes', '{"done": 3}'::jsonb)::text,
+	row('running'::awa.job_state, true, now() + interval '85 seconds', '{"done": 3}'::jsonb)::text,
 	'a heartbeat: heartbeat_at the time of its beat, the new deadline and the progress');
 SELECT is((SELECT row(scheduled, running, retryable)::text FROM awa_queue_stats() WHERE queue = 'rv4'), '(1,1,1)',
 	'counted: the snooze scheduled, the heartbeating job running, the retry retryable');

@@ -3,7 +3,7 @@
 -- that run after a job); the privileges and the switch; bad input (22023 naming the field, 54000, nothing
 -- written); a dependent cancelled because its parent failed shows why in its errors, as on awa.jobs; nothing on
 -- the hot path updated or deleted.  The awa_* functions on a database created with the ring engine:
--- 06_dependencies.sql and 06_groups.sql (on_ring.txt).
+-- 06_dependencies.sql and 06_groups.sql (on_table.txt).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 -- On the table engine: this file builds the ring beside the table awa.jobs (awa.ring_* called directly, with

@@ -14,26 +14,7 @@ SET awa.ring_engine = on;
 SET statement_timeout = '20s';
 SELECT plan(55);
 
--- a reclaim round, again while an autovacuum or another session's snapshot is older than the slot's last write
-CREATE FUNCTION pg_temp.reclaim(carry_max integer)
-RETURNS TABLE (slot smallint, outcome text, unfinished bigint, retained bigint, carried bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-	r record;
-	res jsonb := '{}';
-BEGIN
-	FOR i IN 1..100 LOOP
-		FOR r IN SELECT * FROM awa.ring_reclaim(carry_max) LOOP
-			IF NOT res ? r.slot::text OR res -> r.slot::text ->> 'outcome' = 'snapshot' THEN
-				res := res || jsonb_build_object(r.slot::text, to_jsonb(r));
-			END IF;
-		END LOOP;
-		EXIT WHEN NOT jsonb_path_exists(res, '$.* ? (@.outcome == "snapshot")');
-		PERFORM pg_sleep(0.1);
-	END LOOP;
-	RETURN QUERY SELECT (v ->> 'slot')::smallint, v ->> 'outcome', (v ->> 'unfinished')::bigint,
-		(v ->> 'retained')::bigint, (v ->> 'carried')::bigint FROM jsonb_each(res) e(k, v);
-END $$;
+\ir lib/ring_reclaim.psql
 CREATE FUNCTION pg_temp.open_slot() RETURNS smallint LANGUAGE sql AS $$
 	SELECT slot FROM awa.ring_slots WHERE state = 'open' $$;
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint);
@@ -95,7 +76,7 @@ SELECT is((SELECT array_agg(slot ORDER BY id) FROM awa.ready WHERE id IN (SELECT
 -- reclaiming: unfinished and retained jobs keep a slot while there are more than carry_max of them
 SET awa.retention_completed = 3600;
 SELECT is((SELECT array_agg(row(slot, outcome, carried)::text ORDER BY slot)
-	FROM pg_temp.reclaim(0)), ARRAY['(0,kept,0)', '(1,kept,0)', '(2,kept,0)'],
+	FROM pg_temp.reclaim_round(0)), ARRAY['(0,kept,0)', '(1,kept,0)', '(2,kept,0)'],
 	'carry_max 0: every sealed slot holding a job to carry is kept');
 SELECT is((SELECT count(*) FROM awa.ready WHERE slot = 0), 5::bigint, 'a kept slot is not truncated');
 
@@ -106,7 +87,7 @@ SELECT dblink_connect('busy', format('host=%s port=%s dbname=%s user=%s',
 SELECT dblink_exec('busy', 'BEGIN');
 SELECT dblink_exec('busy', 'LOCK awa.done_1 IN ACCESS SHARE MODE');
 SELECT is((SELECT array_agg(row(slot, outcome, unfinished, retained, carried)::text ORDER BY slot)
-	FROM pg_temp.reclaim(10)), ARRAY['(0,reclaimed,3,1,3)', '(1,busy,1,0,0)', '(2,reclaimed,1,0,1)'],
+	FROM pg_temp.reclaim_round(10)), ARRAY['(0,reclaimed,3,1,3)', '(1,busy,1,0,0)', '(2,reclaimed,1,0,1)'],
 	'slot 1 is locked by another session: skipped; slots 0 and 2 carried forward (a, retained: into the history) and truncated');
 SELECT dblink_exec('busy', 'COMMIT');
 SELECT dblink_disconnect('busy');
@@ -130,7 +111,7 @@ SELECT is((SELECT row(g.run_lease, g.state, g.finalized_at)::text FROM awa.ring_
 	'a, completed within retention, moved into the history (no done row carried), read with its lease, state, finalized_at');
 SELECT is((SELECT count(*) FROM awa.ready WHERE id = (SELECT id FROM j WHERE n = 'h')), 1::bigint,
 	'h''s ended attempt (retryable) is not carried: only its retry is');
-SELECT is((SELECT array_agg(row(slot, outcome, carried)::text ORDER BY slot) FROM pg_temp.reclaim(10)),
+SELECT is((SELECT array_agg(row(slot, outcome, carried)::text ORDER BY slot) FROM pg_temp.reclaim_round(10)),
 	ARRAY['(0,empty,0)', '(1,reclaimed,1)', '(2,empty,0)'], 'next round: slot 1 reclaimed');
 SELECT is_empty('SELECT * FROM awa.ring_recount()', 'the counters equal a recount after slot 1''s carry');
 
@@ -153,7 +134,7 @@ SELECT is((SELECT row(open_slot, opened, outcome)::text FROM awa.ring_rotate(1, 
 SET awa.retention_failed = 3600;
 -- changed by the history of finished jobs (06_ring_history.sql): retained finished jobs go into awa.ring_history,
 -- carry_max counts unfinished jobs only, and the history expires by awa.ring_history_expire()
-SELECT is((SELECT row(outcome, unfinished, retained, carried)::text FROM pg_temp.reclaim(7) WHERE slot = 3),
+SELECT is((SELECT row(outcome, unfinished, retained, carried)::text FROM pg_temp.reclaim_round(7) WHERE slot = 3),
 	'(reclaimed,0,7,0)',
 	'7 jobs within retention (6 completed, h failed), carry_max 7: moved into the history, slot 3 truncated');
 SET awa.retention_completed = 0;
@@ -177,7 +158,7 @@ SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY(SELECT id FROM awa.
 SELECT is(awa.ring_insert('uk', '{"u": 1}', 'rs', unique_by_args => true), (SELECT id FROM u),
 	'its key is held: the same insert returns it');
 SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 hour')), 'rotated', 'its slot sealed');
-SELECT is((SELECT count(*) FROM pg_temp.reclaim(0) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
+SELECT is((SELECT count(*) FROM pg_temp.reclaim_round(0) WHERE outcome = 'reclaimed'), 1::bigint, 'and reclaimed');
 SELECT is_empty('SELECT * FROM awa.ring_recount()',
 	'the counters equal a recount after a job past retention went with its slot (counted before the locks)');
 SELECT isnt(awa.ring_insert('uk', '{"u": 1}', 'rs', unique_by_args => true), (SELECT id FROM u),

@@ -29,8 +29,8 @@ SELECT is((SELECT count(*) FROM pg_proc p, aclexplode(p.proacl) a
 SELECT throws_ok($$SELECT pg_temp.claim_wait('q')$$, '55000', NULL, 'it refuses while the ring is off');
 
 SET LOCAL awa.ring_engine = on;
--- leases here are longer than awa.heartbeat_timeout, which caps a deadline (06_ring_obs.sql tests that)
-SET LOCAL awa.heartbeat_timeout = '1d';
+-- leases here are shorter than awa.heartbeat_timeout's default (90 s), which caps a deadline, also for a session
+-- whose own setting is longer (06_ring_obs.sql tests that)
 
 -- two queues with the same jobs (priorities and due times mixed), one claimed by each
 SELECT is((SELECT count(*) FROM (SELECT awa.ring_insert('k', jsonb_build_object('n', i), q, priority => 1 + i % 3,
@@ -69,12 +69,12 @@ SELECT is((SELECT count(*) FROM awa.scheduled), 2::bigint, '... and promoted no 
 
 -- wait 0: awa.ring_claim
 SELECT is(pg_temp.claim_wait('empty'), NULL, 'wait 0 on an empty queue: jobs NULL at once');
-SELECT is((SELECT jsonb_agg(j - 'id' - 'queue') FROM jsonb_array_elements(pg_temp.claim_wait('wa', 4, '7 minutes', 'w1')) j),
-	(SELECT jsonb_agg(to_jsonb(c) - 'id' - 'queue') FROM awa.ring_claim('wb', 4, '7 minutes', 'w1') c),
+SELECT is((SELECT jsonb_agg(j - 'id' - 'queue') FROM jsonb_array_elements(pg_temp.claim_wait('wa', 4, '70 seconds', 'w1')) j),
+	(SELECT jsonb_agg(to_jsonb(c) - 'id' - 'queue') FROM awa.ring_claim('wb', 4, '70 seconds', 'w1') c),
 	'wait 0 claims the jobs awa.ring_claim claims, in its order, with its columns');
 SELECT is((SELECT array_agg(DISTINCT (c.claimed_by, c.lease, c.deadline_at - c.claimed_at)::text)
 	FROM awa.claims c JOIN awa.ready r ON r.id = c.job_id WHERE r.queue IN ('wa', 'wb')),
-	ARRAY['(w1,00:07:00,00:07:00)'], 'with the same receipts: the worker and the lease');
+	ARRAY['(w1,00:01:10,00:01:10)'], 'with the same receipts: the worker and the lease');
 SELECT is((SELECT count(*) FROM awa.claims c JOIN awa.ready r ON r.id = c.job_id WHERE r.queue = 'wa'), 4::bigint,
 	'four receipts for queue wa');
 SELECT is((SELECT jsonb_agg(j->'args'->'n' ORDER BY (j->>'id')::bigint) FROM jsonb_array_elements(pg_temp.claim_wait('wa', 10)) j),

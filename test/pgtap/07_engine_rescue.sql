@@ -8,7 +8,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
 SET statement_timeout = '60s';
 SET client_min_messages = error;
-SELECT plan(17);
+SELECT plan(25);
 
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint);
 CREATE FUNCTION pg_temp.id(k text) RETURNS bigint LANGUAGE sql AS $$ SELECT id FROM j WHERE n = k $$;
@@ -17,7 +17,7 @@ CREATE FUNCTION pg_temp.id(k text) RETURNS bigint LANGUAGE sql AS $$ SELECT id F
 CREATE FUNCTION pg_temp.st(k text) RETURNS text LANGUAGE sql AS $$
 	SELECT CASE state WHEN 'available' THEN 'retryable' ELSE state::text END || ':' || coalesce(errors[array_length(errors, 1)] ->> 'error', '-')
 	FROM awa.jobs WHERE id = pg_temp.id(k) $$;
-INSERT INTO j SELECT 'j' || n, (awa_insert('k', queue => 'rq' || n)).id FROM generate_series(1, 5) n;
+INSERT INTO j SELECT 'j' || n, (awa_insert('k', queue => 'rq' || n)).id FROM generate_series(1, 7) n;
 
 -- claimed with the default setting (90 s), rescued by a session whose setting is 1 second
 SELECT is((SELECT count(*) FROM awa_claim('rq1', 'w', 1, '1 hour')), 1::bigint, 'j1 claimed (lease 1 hour)');
@@ -62,6 +62,29 @@ SELECT is((SELECT count(*) FROM awa_claim('rq5', 'w', 1, '1 second')), 1::bigint
 SELECT pg_sleep(1.2);
 SELECT is(awa_rescue() || ':' || pg_temp.st('j5'), '1:retryable:deadline exceeded',
 	'a lease that ran out is rescued at the default setting: "deadline exceeded"');
+
+-- claimed (or heartbeaten) by a session whose setting is longer than its default (an hour): a rescuer at 1 second
+-- still rescues it (the ring's rescue walks the deadlines claims and beats wrote, which the claimer's own longer
+-- setting capped: it found such a job up to that difference late; docs/storage.md, "Step 5: closing the ring's
+-- known races")
+SET awa.heartbeat_timeout = 3600;
+SELECT is((SELECT count(*) FROM awa_claim('rq6', 'w', 1, '2 hours')), 1::bigint, 'j6 claimed with the setting at an hour');
+RESET awa.heartbeat_timeout;
+SELECT pg_sleep(1.2);
+SELECT is(awa_rescue(), 0::bigint, 'a claim 1 second old is not stale for a rescuer at the default');
+SET awa.heartbeat_timeout = 1;
+SELECT is(awa_rescue(), 1::bigint, 'a rescuer at 1 second rescues it: the claimer''s longer setting does not delay it');
+RESET awa.heartbeat_timeout;
+SELECT is(pg_temp.st('j6'), 'retryable:heartbeat stale', 'j6: retryable, "heartbeat stale"');
+SELECT is((SELECT count(*) FROM awa_claim('rq7', 'w', 1, '2 hours')), 1::bigint, 'j7 claimed');
+SET awa.heartbeat_timeout = 3600;
+SELECT is(awa_heartbeat(ARRAY[pg_temp.id('j7')], '{1}'), '{}'::bigint[], 'j7 heartbeats with the setting at an hour');
+RESET awa.heartbeat_timeout;
+SELECT pg_sleep(1.2);
+SET awa.heartbeat_timeout = 1;
+SELECT is(awa_rescue(), 1::bigint, 'its heartbeat older than a rescuer''s 1 second: rescued');
+RESET awa.heartbeat_timeout;
+SELECT is(pg_temp.st('j7'), 'retryable:heartbeat stale', 'j7: retryable, "heartbeat stale"');
 
 DROP EXTENSION awa;
 SELECT * FROM finish();
