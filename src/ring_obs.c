@@ -61,6 +61,7 @@
 #include "utils/timestamp.h"
 
 #include "awa.h"
+#include "counters.h"
 #include "floor.h"
 #include "history.h"
 #include "ring.h"
@@ -381,6 +382,57 @@ ring_lag(text *queue, bool *found)
 		awa_floor_end_with(&scan, lane, lag_probed, PointerGetDatum(&r));
 	}
 	return lag;
+}
+
+/*
+ * hook: rstats -- awa_health_check's oldest_available_seconds on the ring
+ * engine: the largest lag of the queues the counters show available jobs
+ * of (counters.h: at the caller's snapshot), each as awa_queue_stats has
+ * it; false: none.  Caller is in SPI.
+ */
+bool
+awa_ring_oldest_lag(double *lag)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	text	  **queues;
+	uint64		n;
+	uint64		i;
+	bool		any = false;
+
+	awa_plan(&plan,
+			 AWA_COUNTER_SOURCE_SQL
+			 " SELECT queue FROM src GROUP BY queue HAVING sum(available) > 0",
+			 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "awa_health_check: reading the counters failed");
+	n = SPI_processed;
+	queues = MemoryContextAlloc(cxt, sizeof(text *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		queues[i] = isnull ? NULL : DatumGetTextPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	*lag = 0;
+	for (i = 0; i < n; i++)
+	{
+		bool		found;
+		double		l;
+
+		if (queues[i] == NULL)
+			continue;
+		l = ring_lag(queues[i], &found);
+		if (found && (!any || l > *lag))
+		{
+			*lag = l;
+			any = true;
+		}
+	}
+	return any;
 }
 
 bool
