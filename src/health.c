@@ -255,9 +255,13 @@ awa_health_check(PG_FUNCTION_ARGS)
 	{
 		/* hook: rstats -- see RING_HEALTH_SQL */
 		const char *reset = GetConfigOptionResetString("awa.heartbeat_timeout");
-		int			dflt = reset ? atoi(reset) : awa_heartbeat_timeout;
+		int			dflt = awa_heartbeat_timeout;
 		Interval   *ahead = palloc0(sizeof(Interval));
 		bool		isnull = true;
+
+		/* shown with its unit ("90s", "2min"): read back in seconds */
+		if (reset == NULL || !parse_int(reset, &dflt, GUC_UNIT_S, NULL))
+			dflt = awa_heartbeat_timeout;
 
 		args[1] = TimestampTzGetDatum(DT_NOBEGIN);
 		if (awa_stmt_run(&mark_stmt, NULL, NULL, 1) == 1)

@@ -11,7 +11,7 @@ SET awa.install_engine = 'ring';
 CREATE EXTENSION awa;
 SET client_min_messages = warning;
 SET statement_timeout = '20s';
-SELECT plan(27);
+SELECT plan(40);
 
 -- awa_queue_stats' row of the queue next to a recount of the view with the same expressions, in one statement (one
 -- snapshot, one now()): the rows that differ (none when equal)
@@ -107,6 +107,41 @@ SELECT is_empty($$SELECT pg_temp.drift('st')$$, 'stats = recount while the snaps
 SELECT is_empty($$SELECT pg_temp.drift('st')$$, 'and again');
 SELECT dblink_exec('other', 'COMMIT');
 SELECT dblink_disconnect('other');
+
+-- awa_health_check on the ring: stale heartbeats and the oldest available job as a recount of the view has them
+CREATE FUNCTION pg_temp.health_drift() RETURNS SETOF text LANGUAGE sql AS $$
+	WITH h AS (SELECT stale_heartbeats, oldest_available_seconds FROM awa_health_check()),
+	r AS (SELECT count(*) FILTER (WHERE state = 'running'
+			AND heartbeat_at < now() - current_setting('awa.heartbeat_timeout')::interval) AS stale,
+		CASE WHEN count(*) FILTER (WHERE state = 'available') > 0 THEN
+			greatest(extract(epoch FROM now()) - extract(epoch FROM min(run_at) FILTER (WHERE state = 'available')),
+				0)::float8 END AS oldest
+		FROM awa.jobs)
+	SELECT format('health %s, recount %s', h, r) FROM h, r
+	WHERE (h.stale_heartbeats, h.oldest_available_seconds) IS DISTINCT FROM (r.stale, r.oldest) $$;
+SELECT is((SELECT count(awa_complete(id, run_lease)) FROM awa.jobs WHERE queue = 'st' AND state = 'running'),
+	7::bigint, 'the running jobs of st complete');
+SELECT is((SELECT count(*) FROM awa_insert_many('[{"kind": "h", "queue": "hq"}, {"kind": "h", "queue": "hq"},
+	{"kind": "h", "queue": "hq"}]')), 3::bigint, 'three jobs of another queue');
+CREATE TEMP TABLE hc AS SELECT id, run_lease FROM awa_claim('hq', batch => 3);
+SELECT is((SELECT count(*) FROM hc), 3::bigint, 'they run');
+SELECT is((SELECT stale_heartbeats FROM awa_health_check()), 0::bigint, 'no stale heartbeat yet');
+SELECT is_empty($$SELECT pg_temp.health_drift()$$, 'health = recount: nothing stale');
+SELECT pg_sleep(1.2);
+SELECT is(cardinality(awa_heartbeat((SELECT array_agg(id) FROM (SELECT id FROM hc ORDER BY id LIMIT 1) x),
+	(SELECT array_agg(run_lease) FROM (SELECT run_lease FROM hc ORDER BY id LIMIT 1) x))), 0,
+	'one beats (no id returned: it still runs)');
+SET awa.heartbeat_timeout = 1;
+SELECT is((SELECT stale_heartbeats FROM awa_health_check()), 2::bigint,
+	'awa.heartbeat_timeout 1 s: the two that did not beat are stale');
+SELECT is_empty($$SELECT pg_temp.health_drift()$$, 'health = recount: stale heartbeats, oldest available');
+SELECT pg_sleep(1.2);
+SELECT is((SELECT stale_heartbeats FROM awa_health_check()), 3::bigint, 'a second later the one that beat too');
+SELECT is_empty($$SELECT pg_temp.health_drift()$$, 'health = recount');
+RESET awa.heartbeat_timeout;
+SELECT is((SELECT count(awa_complete(id, run_lease)) FROM hc), 3::bigint, 'they complete');
+SELECT is((SELECT stale_heartbeats FROM awa_health_check()), 0::bigint, 'none stale');
+SELECT is_empty($$SELECT pg_temp.health_drift()$$, 'health = recount at the end');
 
 SELECT is_empty($$SELECT * FROM awa.ring_recount()$$, 'the counters equal a recount at the end');
 
