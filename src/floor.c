@@ -812,7 +812,8 @@ floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *s
 		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
 		scan->lane = fs->off ? -1 : lane_find(queue, true);
 	}
-	if (scan->lane >= 0 && reset_due(&fs->lanes[scan->lane]))
+	/* hook: rstats -- a reader (start) leaves the safety net to the claims */
+	if (scan->lane >= 0 && start == NULL && reset_due(&fs->lanes[scan->lane]))
 	{
 		/* the safety net for writes that did not pin: back to the head */
 		LWLockRelease(fs->lock);
@@ -889,7 +890,10 @@ awa_floor_begin(AwaFloorScan *scan, const char *queue)
 
 /*
  * hook: rstats -- awa_floor_begin for a reader that walks the lane with
- * snapshot at (older than the one this takes, or as old): also, per
+ * snapshot at (older than the one this takes, or as old), which never
+ * resets the lane (awa.claim_floor_reset is the claims' safety net for jobs
+ * written behind awa's back: they are found once the next claim after it
+ * has reset the lane): also, per
  * priority, a key that no job waiting as at sees sorts below (start; none
  * when the lane has no floors), the floor of the newest generation at may
  * use (gen_for), lowered like the floors to this transaction's own

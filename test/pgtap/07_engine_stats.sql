@@ -11,7 +11,7 @@ SET awa.install_engine = 'ring';
 CREATE EXTENSION awa;
 SET client_min_messages = warning;
 SET statement_timeout = '20s';
-SELECT plan(40);
+SELECT plan(42);
 
 -- awa_queue_stats' row of the queue next to a recount of the view with the same expressions, in one statement (one
 -- snapshot, one now()): the rows that differ (none when equal)
@@ -61,9 +61,12 @@ SELECT is((SELECT count(awa_fail(id, run_lease, 'boom', terminal => true))
 SELECT is((SELECT count(*) FROM awa_cancel(pg_temp.oldest('st'))), 1::bigint, 'the oldest available cancelled');
 SELECT is_empty($$SELECT pg_temp.drift('st')$$, 'stats = recount: the head completed, failed, cancelled');
 
--- floors reset (a restart leaves none): the walk starts at the head, then raises them
+-- floors reset (a restart leaves none; a claim resets them every awa.claim_floor_reset): the stats' walk starts
+-- at the head of what the reset left, then raises them
 SET awa.claim_floor_reset = 1;
 SELECT pg_sleep(1.1);
+SELECT is_empty($$SELECT pg_temp.drift('st')$$, 'stats = recount: floors due for a reset (a reader leaves them)');
+SELECT is((SELECT count(*) FROM awa_claim('st', batch => 1)), 1::bigint, 'a claim resets them (and takes one)');
 SELECT is_empty($$SELECT pg_temp.drift('st')$$, 'stats = recount: floors reset');
 RESET awa.claim_floor_reset;
 SELECT is_empty($$SELECT pg_temp.drift('st')$$, 'and again');
@@ -120,7 +123,7 @@ CREATE FUNCTION pg_temp.health_drift() RETURNS SETOF text LANGUAGE sql AS $$
 	SELECT format('health %s, recount %s', h, r) FROM h, r
 	WHERE (h.stale_heartbeats, h.oldest_available_seconds) IS DISTINCT FROM (r.stale, r.oldest) $$;
 SELECT is((SELECT count(awa_complete(id, run_lease)) FROM awa.jobs WHERE queue = 'st' AND state = 'running'),
-	7::bigint, 'the running jobs of st complete');
+	8::bigint, 'the running jobs of st complete');
 SELECT is((SELECT count(*) FROM awa_insert_many('[{"kind": "h", "queue": "hq"}, {"kind": "h", "queue": "hq"},
 	{"kind": "h", "queue": "hq"}]')), 3::bigint, 'three jobs of another queue');
 CREATE TEMP TABLE hc AS SELECT id, run_lease FROM awa_claim('hq', batch => 3);
