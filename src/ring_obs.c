@@ -338,13 +338,15 @@ ring_lag(text *queue, bool *found)
 
 	/*
 	 * A queue the ring never held (an awa.jobs queue): no walk, and no
-	 * floor lane taken for it (floor.c has 512).  One probe per slot.
+	 * floor lane taken for it (floor.c has 512).  One probe per slot.  On
+	 * the ring engine every queue is the ring's (hook: rstats).
 	 */
 	awa_plan(&any_plan,
 			 "SELECT 1 FROM awa.ready r WHERE r.queue = $1 AND r.run_at > '-infinity' LIMIT 1",
 			 1, (Oid *) types);
 	values[0] = PointerGetDatum(queue);
-	if (awa_ring_run(any_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
+	if (!awa_engine_ring() &&
+		awa_ring_run(any_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
 					 "awa_queue_stats: ring queue") == 0)
 	{
 		*found = false;
@@ -362,6 +364,26 @@ ring_lag(text *queue, bool *found)
 			lag = w.lag[p];
 			*found = true;
 		}
+	/*
+	 * Nothing to raise: the walk found each priority's first available row
+	 * at or below the floor read (or none where the floor is at the end
+	 * already), the steady state between claims.
+	 */
+	if (scan.lane >= 0)
+	{
+		bool		raise = false;
+
+		for (p = 0; p < AWA_FLOOR_PRIORITIES && !raise; p++)
+			raise = w.found[p] ? (w.first[p].run_at > scan.floors[p].run_at ||
+								  (w.first[p].run_at == scan.floors[p].run_at &&
+								   w.first[p].id > scan.floors[p].id))
+				: scan.floors[p].run_at != DT_NOEND;
+		if (!raise)
+		{
+			UnregisterSnapshot(scan.snapshot);
+			scan.lane = -1;
+		}
+	}
 	if (scan.lane >= 0)
 	{
 		LagWalk		r;
