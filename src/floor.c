@@ -81,7 +81,12 @@
  * a pin lowers it; that claim raises the floors of the priorities it took
  * jobs of only every FLOOR_RAISE_EVERY jobs of the queue (awa_floor_defer).  The ring (ring.c) uses lanes of its own name
  * and awa_floor_end_with, whose probe reads its relations instead.  Writers call awa_floor_note for each job they
- * make waiting; the rest happens at commit.
+ * make waiting; the rest happens at commit.  hook: rstats -- a reader that
+ * walks a lane with its own (older) snapshot, the ring's lag and drain,
+ * calls awa_floor_begin_at: the floors of the newest generation that
+ * snapshot may start from (a lane keeps FLOOR_GENS older copies of its
+ * floors with the highest xmax of the snapshots whose probes raised them),
+ * and may raise the floors after its walk as a claim does.
  *
  *-------------------------------------------------------------------------
  */

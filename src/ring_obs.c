@@ -39,14 +39,14 @@
  * job of the queue.  A ring job is available while its newest ready row has
  * neither receipt nor done row; ready rows are never deleted, so the oldest
  * is found as the claim finds its candidates: per priority, the first such
- * row at or above the lane's floor, in the claim index's (run_at, id) order
- * (a claim's walk without locks, four index probes and their receipt and
- * done probes).  The floor is read first and the walk's snapshot taken
- * after it, as a claim does (floor.c: every job committed in a waiting
- * state at that moment sorts at or above the floor), and lowered to the
- * lowest run_at this transaction wrote into a waiting state (its pins are
- * published only at its commit): exact at that snapshot, which is the
- * newest, not the caller's.
+ * row in the claim index's (run_at, id) order, from a key below which the
+ * caller's snapshot sees no job waiting: the floor of the newest generation
+ * of the lane's floors that snapshot may use (floor.c, awa_floor_begin_at;
+ * lowered to the lowest run_at this transaction wrote into a waiting state,
+ * whose pins are published only at its commit).  The walk reads with the
+ * caller's snapshot: exact at it, as the counts are.  It then raises the
+ * floors as a claim does (docs/storage.md, "Step 5: stats and admin reads
+ * in constant time on the ring").
  *
  *-------------------------------------------------------------------------
  */
