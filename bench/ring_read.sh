@@ -7,6 +7,7 @@
 # on a fresh session (its first call: plans made, JIT as the server's settings say) and in a transaction rolled
 # back (the data stays the same), and again on the same session (plans kept); printed: the median ms of the
 # first and of the second call per engine, the rows (or count) the first returned, and the ratios ring/table.
+# "snapshot held elsewhere": the same call while a third session holds a REPEATABLE READ snapshot and an xid.
 #
 #   PGHOST=... PGPORT=... PGUSER=postgres READ_JOBS=100000 READ_ROUNDS=3 bench/ring_read.sh
 # Settings: READ_DB (prefix of the two databases, awa_read_bench), READ_JOBS (100000), READ_ROUNDS (3).
@@ -65,6 +66,7 @@ stmts = [
     ("awa_list_jobs(tag => 't', lim => 1000)", "SELECT count(*) FROM awa_list_jobs(tag => 't', lim => 1000)"),
     ("awa_get_job(id)", "SELECT (awa_get_job(5001)).state"),
     ("awa_queue_stats()", "SELECT count(*) FROM awa_queue_stats()"),
+    ("awa_queue_stats(), snapshot held elsewhere", "HELD:SELECT count(*) FROM awa_queue_stats()"),
     ("awa_key_stats()", "SELECT count(*) FROM awa_key_stats()"),
     ("awa_retry_failed(queue => 'q0')", "SELECT count(*) FROM awa_retry_failed(queue => 'q0')"),
     ("awa_discard_failed('k1')", "SELECT awa_discard_failed('k1')"),
@@ -77,7 +79,21 @@ stmts = [
      "SELECT count(*) FROM awa.jobs WHERE state = 'failed'"),
 ]
 def run(db, sql):
-    """ms of the first and of the second call on a fresh session, each rolled back, and the first's answer"""
+    """ms of the first and of the second call on a fresh session, each rolled back, and the first's answer;
+    HELD: while another session holds a REPEATABLE READ snapshot and an xid (the horizon held back)"""
+    holder = None
+    if sql.startswith("HELD:"):
+        sql = sql[5:]
+        holder = psycopg.connect(dbname=db, autocommit=True)
+        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        holder.execute("SELECT txid_current()")
+    try:
+        return run1(db, sql)
+    finally:
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+def run1(db, sql):
     out = []
     with psycopg.connect(dbname=db) as conn:
         conn.execute("SELECT 1")

@@ -348,10 +348,19 @@ awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values, 
 			 "  AND ($3::text IS NULL OR s.kind = $3) AND ($4::text IS NULL OR s.queue = $4))"
 			 " ORDER BY k.o",
 			 5, (Oid *) read_types);
-	/* their rows, as they are, and the filters */
+	/*
+	 * their rows, as they are, and the filters: hook: rstats -- those in
+	 * the slots or awa.scheduled read by one statement (one plan run for
+	 * the page, not one per job: docs/storage.md, "Step 5: stats and admin
+	 * reads in constant time on the ring"), the rest (the history, or a
+	 * job a reclaim moved meanwhile) by awa.ring_get, one at a time
+	 */
 	awa_plan(&read_plan,
 			 "SELECT g.* FROM unnest($1::int8[]) WITH ORDINALITY AS k(id, o)"
-			 " CROSS JOIN LATERAL awa.ring_get(k.id) g"
+			 " LEFT JOIN LATERAL (SELECT ROW(j.*)::awa.jobs AS r FROM awa.ring_live_jobs j"
+			 "  WHERE j.id = k.id LIMIT 1) x ON true"
+			 " CROSS JOIN LATERAL (SELECT coalesce(x.r, awa.ring_get(k.id)) AS r OFFSET 0) y"
+			 " CROSS JOIN LATERAL (SELECT (y.r).*) g"
 			 " WHERE g.id IS NOT NULL AND ($2::text IS NULL OR g.state = $2::awa.job_state)"
 			 " AND ($3::text IS NULL OR g.kind = $3) AND ($4::text IS NULL OR g.queue = $4)"
 			 " AND ($5::text IS NULL OR g.tags @> ARRAY[$5])"
@@ -394,10 +403,20 @@ awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Datum *values, 
 
 		args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 												  TYPALIGN_DOUBLE));
-		n = (int) awa_ring_run(check_plan, args, argnulls, InvalidSnapshot, true, SPI_OK_SELECT,
-							   "awa_list_jobs: the ring's candidates' states");
-		for (i = 0; i < n; i++)
-			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		/*
+		 * hook: rstats -- no filter the source did not apply already (any
+		 * job; available: a ready row without receipt or done row is the
+		 * newest attempt of an available job, of the kind and queue asked
+		 * for): every candidate matches, but for one that ended meanwhile,
+		 * which the rows' own filters drop; no probe of their states
+		 */
+		if (!((source == 0 && state == NULL) || source == 3))
+		{
+			n = (int) awa_ring_run(check_plan, args, argnulls, InvalidSnapshot, true, SPI_OK_SELECT,
+								   "awa_list_jobs: the ring's candidates' states");
+			for (i = 0; i < n; i++)
+				ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		}
 		/* the rows, as many at a time as the page still needs */
 		for (done = 0; done < n && found < lim;)
 		{

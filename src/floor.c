@@ -81,7 +81,12 @@
  * a pin lowers it; that claim raises the floors of the priorities it took
  * jobs of only every FLOOR_RAISE_EVERY jobs of the queue (awa_floor_defer).  The ring (ring.c) uses lanes of its own name
  * and awa_floor_end_with, whose probe reads its relations instead.  Writers call awa_floor_note for each job they
- * make waiting; the rest happens at commit.
+ * make waiting; the rest happens at commit.  hook: rstats -- a reader that
+ * walks a lane with its own (older) snapshot, the ring's lag and drain,
+ * calls awa_floor_begin_at: the floors of the newest generation that
+ * snapshot may start from (a lane keeps FLOOR_GENS older copies of its
+ * floors with the highest xmax of the snapshots whose probes raised them),
+ * and may raise the floors after its walk as a claim does.
  *
  *-------------------------------------------------------------------------
  */
@@ -112,6 +117,18 @@
 #define FLOOR_LOG				64
 #define FLOOR_RAISE_EVERY		16	/* awa_floor_defer */
 #define FLOOR_TRANCHE			"awa_floors"
+#define FLOOR_GENS				4	/* hook: rstats -- generations kept (awa_floor_begin_at) */
+#define FLOOR_GEN_USECS			INT64CONST(100000)	/* a generation's span of raises */
+
+/*
+ * hook: rstats -- a lane's floors as they were, and the highest xmax of
+ * the snapshots whose probes raised them (awa_floor_begin_at).
+ */
+typedef struct FloorGen
+{
+	AwaFloorKey floors[AWA_FLOOR_PRIORITIES];
+	TransactionId xmax;			/* invalid: never raised since the reset */
+} FloorGen;
 
 /* One queue of one database: its floor per priority. */
 typedef struct FloorLane
@@ -123,6 +140,9 @@ typedef struct FloorLane
 	uint32		resets;			/* how many times */
 	pg_atomic_uint64 read_at;	/* when a claim last read it (lane_evict) */
 	AwaFloorKey floors[AWA_FLOOR_PRIORITIES];
+	TransactionId xmax;			/* hook: rstats -- floors' FloorGen.xmax */
+	TimestampTz gen_at;			/* when floors began this generation */
+	FloorGen	older[FLOOR_GENS];	/* earlier generations, newest first */
 } FloorLane;
 
 /* A committing (or prepared) transaction that wrote waiting jobs. */
@@ -308,9 +328,20 @@ lane_reset(FloorLane *l)
 {
 	int			p;
 
+	int			g;
+
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 		l->floors[p] = no_floor;
+	/* hook: rstats -- every generation starts again from the head */
+	l->xmax = InvalidTransactionId;
+	for (g = 0; g < FLOOR_GENS; g++)
+	{
+		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+			l->older[g].floors[p] = no_floor;
+		l->older[g].xmax = InvalidTransactionId;
+	}
 	l->reset_at = GetCurrentTimestamp();
+	l->gen_at = l->reset_at;
 	l->resets++;
 }
 
@@ -410,16 +441,22 @@ lane_find(const char *queue, bool create)
 	return k;
 }
 
-/* Lower a lane's floors to run_at. */
+/* Lower a lane's floors to run_at (hook: rstats -- its older generations too). */
 static void
 lane_lower(FloorLane *l, TimestampTz run_at)
 {
 	AwaFloorKey k = key_at(run_at);
 	int			p;
+	int			g;
 
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+	{
 		if (key_cmp(k, l->floors[p]) < 0)
 			l->floors[p] = k;
+		for (g = 0; g < FLOOR_GENS; g++)
+			if (key_cmp(k, l->older[g].floors[p]) < 0)
+				l->older[g].floors[p] = k;
+	}
 }
 
 /*
@@ -676,14 +713,87 @@ pin_recovered(void)
 	LWLockRelease(fs->lock);
 }
 
+/* hook: rstats -- a transaction that no snapshot has seen commit: running now, or aborted. */
+static bool
+not_committed(TransactionId xid)
+{
+	return TransactionIdIsInProgress(xid) || !TransactionIdDidCommit(xid);
+}
+
 /*
- * Read the queue's floors into scan (none when floors are off, unavailable
- * or the queue has no lane); no snapshot yet.
+ * hook: rstats -- whether snapshot at has seen every commit of the
+ * transactions below xmax that has happened so far: each one below xmax
+ * that at does not see is running now or aborted.  At most 64 xids past
+ * at's xmax are looked up (more: false).
+ */
+bool
+awa_floor_seen_all(Snapshot at, TransactionId xmax)
+{
+	TransactionId x;
+	int			i;
+
+	if (!TransactionIdIsNormal(xmax))
+		return true;
+	if (TransactionIdPrecedes(at->xmax, xmax))
+	{
+		if (xmax - at->xmax > 64)
+			return false;
+		for (x = at->xmax; TransactionIdPrecedes(x, xmax);)
+		{
+			if (!not_committed(x))
+				return false;
+			TransactionIdAdvance(x);
+		}
+	}
+	for (i = 0; i < at->xcnt; i++)
+		if (TransactionIdPrecedes(at->xip[i], xmax) && !not_committed(at->xip[i]))
+			return false;
+	/* a subtransaction committed with its top one: the top one is in xip (or overflowed into it) */
+	for (i = 0; i < at->subxcnt; i++)
+		if (TransactionIdPrecedes(at->subxip[i], xmax) && !not_committed(at->subxip[i]))
+			return false;
+	return true;
+}
+
+/*
+ * hook: rstats -- of the generations (the current floors first, then the
+ * older ones, newest first), the floors of the first every raise of which
+ * was made by a probe whose snapshot's commits at has all seen
+ * (awa_floor_seen_all with their highest xmax), into start; none if no
+ * generation is.  Why that is enough: a floor passes only jobs its raising
+ * probe saw in no waiting state, through commits (a claim in progress
+ * leaves its jobs waiting to every snapshot); a snapshot that has seen
+ * those commits sees them so too; a job made waiting since is below every
+ * generation by its pin, which lowers them all (lane_lower).
  */
 static void
-floor_read(AwaFloorScan *scan, const char *queue)
+gen_for(const FloorGen *gens, Snapshot at, AwaFloorKey *start)
+{
+	int			g;
+	int			p;
+
+	for (g = 0; g <= FLOOR_GENS; g++)
+		if (!TransactionIdIsValid(gens[g].xmax) ||
+			(at != NULL && awa_floor_seen_all(at, gens[g].xmax)))
+		{
+			memcpy(start, gens[g].floors, sizeof(gens[g].floors));
+			return;
+		}
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		start[p] = no_floor;
+}
+
+/*
+ * Read the queue's floors into scan (none when floors are off, unavailable
+ * or the queue has no lane); no snapshot yet.  hook: rstats -- start not
+ * NULL: also, per priority, the floor of the newest generation that the
+ * snapshot at may start from (awa_floor_begin_at).
+ */
+static void
+floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *start)
 {
 	int			p;
+	FloorGen	gens[FLOOR_GENS + 1];
 
 	scan->lane = -1;
 	scan->snapshot = NULL;
@@ -707,7 +817,8 @@ floor_read(AwaFloorScan *scan, const char *queue)
 		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
 		scan->lane = fs->off ? -1 : lane_find(queue, true);
 	}
-	if (scan->lane >= 0 && reset_due(&fs->lanes[scan->lane]))
+	/* hook: rstats -- a reader (start) leaves the safety net to the claims */
+	if (scan->lane >= 0 && start == NULL && reset_due(&fs->lanes[scan->lane]))
 	{
 		/* the safety net for writes that did not pin: back to the head */
 		LWLockRelease(fs->lock);
@@ -726,8 +837,17 @@ floor_read(AwaFloorScan *scan, const char *queue)
 		memcpy(scan->floors, fs->lanes[scan->lane].floors, sizeof(scan->floors));
 		scan->seq = fs->seq;
 		scan->resets = fs->lanes[scan->lane].resets;
+		if (start != NULL)
+		{
+			/* looked at once the lock is released */
+			memcpy(gens[0].floors, l->floors, sizeof(l->floors));
+			gens[0].xmax = l->xmax;
+			memcpy(&gens[1], l->older, sizeof(l->older));
+		}
 	}
 	LWLockRelease(fs->lock);
+	if (start != NULL && scan->lane >= 0)
+		gen_for(gens, at, start);
 
 	/*
 	 * This transaction's own waiting jobs of the queue: their pins are
@@ -741,12 +861,22 @@ floor_read(AwaFloorScan *scan, const char *queue)
 		TimestampTz own = notes_min(&written, queue);
 
 		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		{
 			if (own < scan->floors[p].run_at)
 			{
 				scan->floors[p].run_at = own;
 				scan->floors[p].id = PG_INT64_MIN;
 			}
+			if (start != NULL && own < start[p].run_at)
+				start[p] = key_at(own);
+		}
 	}
+}
+
+static void
+floor_read(AwaFloorScan *scan, const char *queue)
+{
+	floor_read_at(scan, queue, NULL, NULL);
 }
 
 /*
@@ -759,6 +889,30 @@ void
 awa_floor_begin(AwaFloorScan *scan, const char *queue)
 {
 	floor_read(scan, queue);
+	if (scan->lane >= 0)
+		scan->snapshot = RegisterSnapshot(GetLatestSnapshot());
+}
+
+/*
+ * hook: rstats -- awa_floor_begin for a reader that walks the lane with
+ * snapshot at (older than the one this takes, or as old), which never
+ * resets the lane (awa.claim_floor_reset is the claims' safety net for jobs
+ * written behind awa's back: they are found once the next claim after it
+ * has reset the lane): also, per
+ * priority, a key that no job waiting as at sees sorts below (start; none
+ * when the lane has no floors), the floor of the newest generation at may
+ * use (gen_for), lowered like the floors to this transaction's own
+ * unpinned jobs.  The scan may then raise the floors as a claim's does
+ * (awa_floor_end_with, with scan->ask set).
+ */
+void
+awa_floor_begin_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *start)
+{
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+		start[p] = no_floor;
+	floor_read_at(scan, queue, at, start);
 	if (scan->lane >= 0)
 		scan->snapshot = RegisterSnapshot(GetLatestSnapshot());
 }
@@ -990,6 +1144,7 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 	AwaFloorKey first[AWA_FLOOR_PRIORITIES];
 	bool		found[AWA_FLOOR_PRIORITIES];
 	TimestampTz cap;
+	TransactionId xmax;
 	int			p;
 	int			i;
 
@@ -1022,6 +1177,8 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 	}
 	else
 		memset(found, 0, sizeof(found));
+	/* hook: rstats -- the commits the probe's snapshot saw are below its xmax */
+	xmax = scan->snapshot->xmax;
 	UnregisterSnapshot(scan->snapshot);
 	scan->snapshot = NULL;
 
@@ -1057,7 +1214,8 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 	}
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 	{
-		AwaFloorKey *floor = &fs->lanes[scan->lane].floors[p];
+		FloorLane  *l = &fs->lanes[scan->lane];
+		AwaFloorKey *floor = &l->floors[p];
 		AwaFloorKey to = first[p];
 
 		if (!found[p])
@@ -1066,7 +1224,23 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 			to = key_at(cap);
 		if (key_cmp(to, *floor) > 0)
 		{
+			/*
+			 * hook: rstats -- the first raise of a generation's span keeps
+			 * the floors as they were for readers whose snapshot has not
+			 * seen this probe's (gen_for)
+			 */
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (now - l->gen_at >= FLOOR_GEN_USECS)
+			{
+				memmove(&l->older[1], &l->older[0], sizeof(FloorGen) * (FLOOR_GENS - 1));
+				memcpy(l->older[0].floors, l->floors, sizeof(l->floors));
+				l->older[0].xmax = l->xmax;
+				l->gen_at = now;
+			}
 			*floor = to;
+			if (!TransactionIdIsValid(l->xmax) || TransactionIdFollows(xmax, l->xmax))
+				l->xmax = xmax;
 			fs->raises++;
 		}
 	}

@@ -48,6 +48,9 @@ extern void awa_floor_shmem_startup(void);
 extern void awa_floor_note(const char *queue, TimestampTz run_at);
 extern TimestampTz awa_floor_noted(const char *queue);	/* hook: robs, rclaim */
 extern void awa_floor_begin(AwaFloorScan *scan, const char *queue);
+extern void awa_floor_begin_at(AwaFloorScan *scan, const char *queue, Snapshot at,
+							   AwaFloorKey *start);	/* hook: rstats */
+extern bool awa_floor_seen_all(Snapshot at, TransactionId xmax);	/* hook: rstats */
 extern void awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n);
 extern bool awa_floor_at_end(const AwaFloorScan *scan, int priority);
 extern void awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at);

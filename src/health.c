@@ -18,9 +18,12 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 
 #include "awa.h"
+#include "ring.h"
+#include "ring_obs.h"
 
 PG_FUNCTION_INFO_V1(awa_health_check);
 
@@ -151,6 +154,44 @@ who_maintains(StringInfo reason, const char **by, int *pid, TimestampTz *last_ro
 }
 
 /*
+ * hook: rstats -- the health check's query on the ring engine, whose
+ * awa.jobs is the ring's view (docs/storage.md, "Step 5: stats and admin
+ * reads in constant time on the ring"); never reads every job.
+ * stale_heartbeats: the running attempts whose latest heartbeat (beat, else
+ * claim) is older than $1 seconds, found as the rescue finds the attempts
+ * due (ring_lease.c): by the receipts and beats whose deadline lies after
+ * the rescue's mark ($2; every attempt whose deadline is at or before it
+ * has ended or has a later one) and before now() + $3 (what a deadline
+ * written at the default awa.heartbeat_timeout may be ahead of a heartbeat
+ * stale to this session's setting), each attempt once, by the row that
+ * holds its current deadline (its latest beat, else its receipt).
+ * oldest_available_seconds: the largest lag_seconds of awa_queue_stats()
+ * (awa_ring_oldest_lag, ring_obs.c: the queues with available jobs by the
+ * counters, the lag of each from the lane's floors).
+ */
+#define RING_HEALTH_SQL \
+	"SELECT (SELECT extversion FROM pg_catalog.pg_extension" \
+	"        WHERE extname = 'awa')," \
+	" (SELECT count(*) FROM awa.claims c" \
+	"   WHERE c.deadline_at > $2 AND c.deadline_at < now() + $3" \
+	"   AND c.claimed_at < now() - make_interval(secs => $1)" \
+	"   AND (SELECT 1 FROM awa.beats b WHERE b.job_id = c.job_id AND b.run_lease = c.run_lease" \
+	"        AND b.slot = c.slot LIMIT 1) IS NULL" \
+	"   AND (SELECT 1 FROM awa.done d WHERE d.job_id = c.job_id AND d.run_lease = c.run_lease" \
+	"        AND d.slot = c.slot LIMIT 1) IS NULL)" \
+	" + (SELECT count(*) FROM awa.beats b" \
+	"   WHERE b.deadline_at > $2 AND b.deadline_at < now() + $3" \
+	"   AND b.at < now() - make_interval(secs => $1)" \
+	"   AND b.ctid = (SELECT l.ctid FROM awa.beats l WHERE l.job_id = b.job_id AND l.run_lease = b.run_lease" \
+	"        AND l.slot = b.slot ORDER BY l.at DESC, l.ctid DESC LIMIT 1)" \
+	"   AND (SELECT 1 FROM awa.done d WHERE d.job_id = b.job_id AND d.run_lease = b.run_lease" \
+	"        AND d.slot = b.slot LIMIT 1) IS NULL)," \
+	" NULL::float8," /* awa_ring_oldest_lag */ \
+	" (SELECT coalesce(array_agg(queue ORDER BY queue), '{}')" \
+	"        FROM awa.queue_meta WHERE paused)," \
+	" pg_catalog.pg_notification_queue_usage()"
+
+/*
  * awa_health_check() RETURNS TABLE (version, preloaded, worker_running,
  *		worker_pid, worker_last_run, stale_heartbeats, oldest_available_seconds,
  *		paused_queues, notification_queue_usage, healthy, reason,
@@ -184,9 +225,14 @@ awa_health_check(PG_FUNCTION_ARGS)
 		"        FROM awa.queue_meta WHERE paused),"
 		" pg_catalog.pg_notification_queue_usage()",
 		1, INT4OID);
+	static SPIPlanPtr ring_plan = NULL;
+	static const Oid ring_types[] = {INT4OID, TIMESTAMPTZOID, INTERVALOID};
+	static AwaStmt mark_stmt = AWA_QUERY("awa_health_check: rescue mark",
+		"SELECT passed FROM awa.ring_rescue_mark",
+		0, InvalidOid);
 	MemoryContext callercxt = CurrentMemoryContext;
 	TupleDesc	desc;
-	Datum		args[1] = {Int32GetDatum(awa_heartbeat_timeout)};
+	Datum		args[3] = {Int32GetDatum(awa_heartbeat_timeout)};
 	Datum		values[12];
 	bool		nulls[12];
 	TimestampTz last_round;
@@ -205,7 +251,36 @@ awa_health_check(PG_FUNCTION_ARGS)
 	SPI_connect();
 	initStringInfo(&reason);
 	who_maintains(&reason, &by, &pid, &last_round);
-	awa_stmt_run(&stmt, args, NULL, 1);
+	if (awa_engine_ring())
+	{
+		/* hook: rstats -- see RING_HEALTH_SQL */
+		const char *reset = GetConfigOptionResetString("awa.heartbeat_timeout");
+		int			dflt = awa_heartbeat_timeout;
+		Interval   *ahead = palloc0(sizeof(Interval));
+		bool		isnull = true;
+
+		/* shown with its unit ("90s", "2min"): read back in seconds */
+		if (reset == NULL || !parse_int(reset, &dflt, GUC_UNIT_S, NULL))
+			dflt = awa_heartbeat_timeout;
+
+		args[1] = TimestampTzGetDatum(DT_NOBEGIN);
+		if (awa_stmt_run(&mark_stmt, NULL, NULL, 1) == 1)
+		{
+			Datum		m = awa_stmt_value(0, "passed", &isnull);
+
+			if (!isnull)
+				args[1] = m;
+		}
+		if (dflt > awa_heartbeat_timeout)
+			ahead->time = (int64) (dflt - awa_heartbeat_timeout) * USECS_PER_SEC;
+		args[2] = IntervalPGetDatum(ahead);
+		/* the planner pinned to index probes (ring.c) */
+		awa_plan(&ring_plan, RING_HEALTH_SQL, 3, (Oid *) ring_types);
+		awa_ring_run(ring_plan, args, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
+					 "awa_health_check: query (ring engine)");
+	}
+	else
+		awa_stmt_run(&stmt, args, NULL, 1);
 	if (SPI_processed != 1)
 		elog(ERROR, "awa_health_check: query: expected 1 row");
 	t = SPI_tuptable->vals[0];
@@ -224,6 +299,14 @@ awa_health_check(PG_FUNCTION_ARGS)
 	stale = DatumGetInt64(SPI_getbinval(t, spidesc, 2, &isnull));
 	values[5] = Int64GetDatum(stale);
 	values[6] = SPI_getbinval(t, spidesc, 3, &nulls[6]);
+	if (awa_engine_ring())
+	{
+		double		lag;
+
+		/* hook: rstats -- runs statements of its own: the row's values are copied above */
+		nulls[6] = !awa_ring_oldest_lag(&lag);
+		values[6] = Float8GetDatum(lag);
+	}
 	values[7] = datumCopy(SPI_getbinval(t, spidesc, 4, &isnull), false, -1);
 	usage = DatumGetFloat8(SPI_getbinval(t, spidesc, 5, &isnull));
 	values[8] = Float8GetDatum(usage);

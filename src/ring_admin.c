@@ -90,7 +90,15 @@ awa_ring_delete_jobs(Datum ids, bool finished_only)
 	awa_plan(&read_plan,
 			 "SELECT g.queue, g.state::text, g.finalized_at, 1::bigint, g.id,"
 			 " g.state IN " AWA_STATES_FINAL_SQL
-			 " FROM unnest($1::int8[]) i(id) CROSS JOIN LATERAL awa.ring_get(i.id) g"
+			 " FROM unnest($1::int8[]) i(id)"
+			 /*
+			  * hook: rstats -- the jobs in the slots or awa.scheduled by one
+			  * read of the view, the rest (the history) by awa.ring_get
+			  */
+			 " LEFT JOIN LATERAL (SELECT ROW(j.*)::awa.jobs AS r FROM awa.ring_live_jobs j"
+			 "  WHERE j.id = i.id LIMIT 1) x ON true"
+			 " CROSS JOIN LATERAL (SELECT coalesce(x.r, awa.ring_get(i.id)) AS r OFFSET 0) y"
+			 " CROSS JOIN LATERAL (SELECT (y.r).*) g"
 			 " WHERE g.id IS NOT NULL AND (NOT $2 OR g.state IN " AWA_STATES_FINAL_SQL ")",
 			 2, (Oid *) read_types);
 	read_args[0] = ids;

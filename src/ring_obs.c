@@ -39,14 +39,14 @@
  * job of the queue.  A ring job is available while its newest ready row has
  * neither receipt nor done row; ready rows are never deleted, so the oldest
  * is found as the claim finds its candidates: per priority, the first such
- * row at or above the lane's floor, in the claim index's (run_at, id) order
- * (a claim's walk without locks, four index probes and their receipt and
- * done probes).  The floor is read first and the walk's snapshot taken
- * after it, as a claim does (floor.c: every job committed in a waiting
- * state at that moment sorts at or above the floor), and lowered to the
- * lowest run_at this transaction wrote into a waiting state (its pins are
- * published only at its commit): exact at that snapshot, which is the
- * newest, not the caller's.
+ * row in the claim index's (run_at, id) order, from a key below which the
+ * caller's snapshot sees no job waiting: the floor of the newest generation
+ * of the lane's floors that snapshot may use (floor.c, awa_floor_begin_at;
+ * lowered to the lowest run_at this transaction wrote into a waiting state,
+ * whose pins are published only at its commit).  The walk reads with the
+ * caller's snapshot: exact at it, as the counts are.  It then raises the
+ * floors as a claim does (docs/storage.md, "Step 5: stats and admin reads
+ * in constant time on the ring").
  *
  *-------------------------------------------------------------------------
  */
@@ -61,6 +61,7 @@
 #include "utils/timestamp.h"
 
 #include "awa.h"
+#include "counters.h"
 #include "floor.h"
 #include "history.h"
 #include "ring.h"
@@ -196,80 +197,264 @@ awa_ring_history_end(void)
  * ---------------------------------------------------------------------
  */
 
+/* The ready half of the walk: per priority, the first available ready row from a key. */
+#define LAG_READY_SQL \
+	"SELECT f.p::integer, x.run_at, x.id," \
+	"  greatest(extract(epoch FROM now()) - extract(epoch FROM x.run_at), 0)::float8" \
+	" FROM unnest($2, $3) WITH ORDINALITY AS f(run_at, id, p) CROSS JOIN LATERAL" \
+	" (SELECT r.run_at, r.id FROM awa.ready r" \
+	"  WHERE r.queue = $1 AND r.priority = f.p AND (r.run_at, r.id) >= (f.run_at, f.id)" \
+	"  AND r.run_at > '-infinity'"	/* the claim index's predicate */ \
+	"  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id" \
+	"       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL" \
+	RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1") \
+	"  ORDER BY r.run_at, r.id LIMIT 1) x"
+
+/* Per priority, the first ready row found (or none) by one walk. */
+typedef struct LagWalk
+{
+	bool		found[AWA_FLOOR_PRIORITIES];
+	AwaFloorKey first[AWA_FLOOR_PRIORITIES];
+	double		lag[AWA_FLOOR_PRIORITIES];
+} LagWalk;
+
+/*
+ * Walk the queue's lanes from start[] with the snapshot snap
+ * (InvalidSnapshot: the caller's): ready, the first available ready row of
+ * each priority into w (emptied first); sched, the first scheduled row of
+ * each priority where it is lower (a waiting job to the floors; lag[] not
+ * set for it).  Caller is in SPI.
+ */
+static void
+lag_walk(text *queue, const AwaFloorKey *start, Snapshot snap, bool ready, bool sched, LagWalk *w)
+{
+	static SPIPlanPtr ready_plan = NULL;
+	static SPIPlanPtr sched_plan = NULL;
+	static const Oid types[] = {TEXTOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	AwaFloorScan keys;
+	Datum		values[3];
+	uint64		i;
+	int			p;
+
+	memcpy(keys.floors, start, sizeof(keys.floors));
+	values[0] = PointerGetDatum(queue);
+	values[1] = awa_floor_run_ats(&keys);
+	values[2] = awa_floor_ids(&keys);
+	if (ready)
+	{
+		memset(w, 0, sizeof(*w));
+		awa_plan(&ready_plan, LAG_READY_SQL, 3, (Oid *) types);
+		awa_ring_run(ready_plan, values, NULL, snap, true, SPI_OK_SELECT, "awa_queue_stats: ring lag");
+	}
+	for (i = 0; ready && i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		p = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull)) - 1;
+		if (p < 0 || p >= AWA_FLOOR_PRIORITIES)
+			continue;
+		w->first[p].run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+		w->first[p].id = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+		w->lag[p] = DatumGetFloat8(SPI_getbinval(row, desc, 4, &isnull));
+		w->found[p] = true;
+	}
+	if (!sched)
+		return;
+	/* hook: sched: scheduled rows are waiting jobs at their run_at (ring_claim.c's probe) */
+	awa_plan(&sched_plan,
+			 "SELECT f.p::integer, x.run_at, x.id"
+			 " FROM unnest($2, $3) WITH ORDINALITY AS f(run_at, id, p) CROSS JOIN LATERAL"
+			 " (SELECT s.run_at, s.id FROM awa.scheduled s"
+			 "  WHERE s.queue = $1 AND s.priority = f.p AND (s.run_at, s.id) >= (f.run_at, f.id)"
+			 "  ORDER BY s.run_at, s.id LIMIT 1) x",
+			 3, (Oid *) types);
+	awa_ring_run(sched_plan, values, NULL, snap, true, SPI_OK_SELECT, "awa_queue_stats: ring floor probe");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		AwaFloorKey k;
+
+		p = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull)) - 1;
+		if (p < 0 || p >= AWA_FLOOR_PRIORITIES)
+			continue;
+		k.run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+		k.id = DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+		if (!w->found[p] || k.run_at < w->first[p].run_at ||
+			(k.run_at == w->first[p].run_at && k.id < w->first[p].id))
+		{
+			w->first[p] = k;
+			w->found[p] = true;
+		}
+	}
+}
+
+/* AwaFloorProbe: what the stats' walk found (arg: its LagWalk). */
+static void
+lag_probed(AwaFloorScan *scan, Datum arg, AwaFloorKey *first, bool *found)
+{
+	LagWalk    *w = (LagWalk *) DatumGetPointer(arg);
+	int			p;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+	{
+		found[p] = w->found[p];
+		if (found[p])
+			first[p] = w->first[p];
+	}
+}
+
 /*
  * The lag of the ring's oldest available job of the queue, in seconds as
- * awa_queue_stats computes it (the same expression); *found false: the
- * ring has none.  Caller is in SPI.
+ * awa_queue_stats computes it (the same expression), as the caller's
+ * snapshot sees it; *found false: the ring has none.  Caller is in SPI.
+ *
+ * hook: rstats -- the walk starts, per priority, at the floor of the
+ * newest generation of the lane's floors that the caller's snapshot may
+ * use (floor.c, awa_floor_begin_at): past the claimed and ended head, yet
+ * below every job that snapshot sees available.  Then the floors are
+ * raised as a claim raises them, from the walk itself when the caller's
+ * snapshot has seen every commit of the one taken after the read
+ * (awa_floor_seen_all: nothing committed in between), else from a probe
+ * with that one: after a
+ * restart or a floor reset, only the first call walks the head.
  */
 static double
 ring_lag(text *queue, bool *found)
 {
 	static SPIPlanPtr any_plan = NULL;
-	static SPIPlanPtr plan = NULL;
-	static const Oid types[] = {TEXTOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	static const Oid types[] = {TEXTOID};
 	AwaFloorScan scan;
-	Datum		values[3];
-	bool		isnull;
+	AwaFloorKey start[AWA_FLOOR_PRIORITIES];
+	Snapshot	caller = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	LagWalk		w;
+	Datum		values[1];
 	double		lag = 0;
 	char	   *lane;
-	TimestampTz mine;
 	int			p;
 
 	/*
 	 * A queue the ring never held (an awa.jobs queue): no walk, and no
-	 * floor lane taken for it (floor.c has 512).  One probe per slot.
+	 * floor lane taken for it (floor.c has 512).  One probe per slot.  On
+	 * the ring engine every queue is the ring's (hook: rstats).
 	 */
 	awa_plan(&any_plan,
 			 "SELECT 1 FROM awa.ready r WHERE r.queue = $1 AND r.run_at > '-infinity' LIMIT 1",
 			 1, (Oid *) types);
 	values[0] = PointerGetDatum(queue);
-	if (awa_ring_run(any_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
+	if (!awa_engine_ring() &&
+		awa_ring_run(any_plan, values, NULL, InvalidSnapshot, true, SPI_OK_SELECT,
 					 "awa_queue_stats: ring queue") == 0)
 	{
 		*found = false;
 		return 0;
 	}
 
-	awa_plan(&plan,
-			 "SELECT greatest(extract(epoch FROM now()) - extract(epoch FROM min(x.run_at)), 0)::float8"
-			 " FROM unnest($2, $3) WITH ORDINALITY AS f(run_at, id, p) CROSS JOIN LATERAL"
-			 " (SELECT r.run_at FROM awa.ready r"
-			 "  WHERE r.queue = $1 AND r.priority = f.p AND (r.run_at, r.id) >= (f.run_at, f.id)"
-			 "  AND r.run_at > '-infinity'"	/* the claim index's predicate */
-			 "  AND (SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
-			 "       AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
-			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1")
-			 "  ORDER BY r.run_at, r.id LIMIT 1) x",
-			 3, (Oid *) types);
-	/* the floors first, then the snapshot (floor.c) */
 	lane = awa_ring_lane(queue);
-	awa_floor_begin(&scan, lane);
-	/* this transaction's own waiting jobs, pinned only at its commit */
-	mine = awa_floor_noted(lane);
+	awa_floor_begin_at(&scan, lane, caller, start);
+	/* an error releases the scan's snapshot with the resource owner */
+	lag_walk(queue, start, InvalidSnapshot, true, false, &w);
+	*found = false;
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
-		if (mine < scan.floors[p].run_at)
+		if (w.found[p] && (!*found || w.lag[p] > lag))
 		{
-			scan.floors[p].run_at = mine;
-			scan.floors[p].id = PG_INT64_MIN;
+			lag = w.lag[p];
+			*found = true;
 		}
-	values[0] = PointerGetDatum(queue);
-	values[1] = awa_floor_run_ats(&scan);
-	values[2] = awa_floor_ids(&scan);
-	/* an error releases the snapshot with the resource owner */
-	if (awa_ring_run(plan, values, NULL, scan.lane >= 0 ? scan.snapshot : GetLatestSnapshot(),
-					 true, SPI_OK_SELECT, "awa_queue_stats: ring lag") == 1)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			lag = DatumGetFloat8(d);
-	}
-	else
-		isnull = true;
+	/*
+	 * Nothing to raise: the walk found each priority's first available row
+	 * at or below the floor read (or none where the floor is at the end
+	 * already), the steady state between claims.
+	 */
 	if (scan.lane >= 0)
-		UnregisterSnapshot(scan.snapshot);
-	*found = !isnull;
+	{
+		bool		raise = false;
+
+		for (p = 0; p < AWA_FLOOR_PRIORITIES && !raise; p++)
+			raise = w.found[p] ? (w.first[p].run_at > scan.floors[p].run_at ||
+								  (w.first[p].run_at == scan.floors[p].run_at &&
+								   w.first[p].id > scan.floors[p].id))
+				: scan.floors[p].run_at != DT_NOEND;
+		if (!raise)
+		{
+			UnregisterSnapshot(scan.snapshot);
+			scan.lane = -1;
+		}
+	}
+	if (scan.lane >= 0)
+	{
+		LagWalk		r;
+
+		if (awa_floor_seen_all(caller, scan.snapshot->xmax))
+		{
+			/*
+			 * the same commits seen: the walk is the probe's ready half
+			 * (from a key no higher than the floor read)
+			 */
+			r = w;
+			lag_walk(queue, scan.floors, InvalidSnapshot, false, true, &r);
+		}
+		else
+			lag_walk(queue, scan.floors, scan.snapshot, true, true, &r);
+		for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+			scan.ask[p] = true;
+		awa_floor_end_with(&scan, lane, lag_probed, PointerGetDatum(&r));
+	}
 	return lag;
+}
+
+/*
+ * hook: rstats -- awa_health_check's oldest_available_seconds on the ring
+ * engine: the largest lag of the queues the counters show available jobs
+ * of (counters.h: at the caller's snapshot), each as awa_queue_stats has
+ * it; false: none.  Caller is in SPI.
+ */
+bool
+awa_ring_oldest_lag(double *lag)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	text	  **queues;
+	uint64		n;
+	uint64		i;
+	bool		any = false;
+
+	awa_plan(&plan,
+			 AWA_COUNTER_SOURCE_SQL
+			 " SELECT queue FROM src GROUP BY queue HAVING sum(available) > 0",
+			 0, NULL);
+	if (SPI_execute_plan(plan, NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "awa_health_check: reading the counters failed");
+	n = SPI_processed;
+	queues = MemoryContextAlloc(cxt, sizeof(text *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		queues[i] = isnull ? NULL : DatumGetTextPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	*lag = 0;
+	for (i = 0; i < n; i++)
+	{
+		bool		found;
+		double		l;
+
+		if (queues[i] == NULL)
+			continue;
+		l = ring_lag(queues[i], &found);
+		if (found && (!any || l > *lag))
+		{
+			*lag = l;
+			any = true;
+		}
+	}
+	return any;
 }
 
 bool

@@ -99,6 +99,7 @@ extern void awa_ring_history_end(void);
  * when the ring has none.  Caller is in SPI.  awa_ring_stats_in_use: whether
  * to call it at all (the ring holds something in this database).
  */
+extern bool awa_ring_oldest_lag(double *lag);	/* hook: rstats */
 extern bool awa_ring_stats_in_use(void);
 extern HeapTuple awa_ring_stats_lag(HeapTuple row, TupleDesc desc, int queue_att,
 									int available_att, int lag_att);
