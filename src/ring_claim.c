@@ -641,6 +641,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 	int			nskipped = 0;
 	int			maxskipped = 0;
 	int			active = 0;
+	int			nq_live;		/* queues among the ranges */
 	int			left = c->batch - c->got;
 	int			per_range;
 	int			k;
@@ -663,6 +664,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 	awa_plan(&lock_plan,
 			 "SELECT t.k::integer FROM unnest($1, $2) WITH ORDINALITY AS t(s, c, k) CROSS JOIN LATERAL"
 			 " (SELECT r.concurrency_key, r.kind, r.id FROM awa.ready r WHERE r.slot = t.s AND r.ctid = t.c"
+			 RING_UNCLAIMED_SQL	/* claimed since the read: not locked, not counted */
 			 "  FOR UPDATE OF r SKIP LOCKED OFFSET 0) l"
 			 " WHERE " RING_KEY_ADMIT_SQL("l")	/* hook: keys: admitted above the lock */
 			 " LIMIT $3",
@@ -682,6 +684,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 	 * claimer that finds the head locked by another reads further in a
 	 * second round.)
 	 */
+	nq_live = active;
 	active = Max(active, 1);
 	per_range = Min(left, (left + active - 1) / active + 2);
 
@@ -697,6 +700,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 		int			nrun = 0;
 		int			want = c->batch - c->got;
 		int			nchosen = 0;
+		int			lock_limit;
 		RingCand  **chosen;
 		Datum	   *cslots;
 		Datum	   *ctids;
@@ -821,23 +825,35 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 
 			if (have_frontier && cand_cmp(cd, &frontier) > 0)
 				break;
-			if (given[qi] >= c->qs[qi].cap - c->qs[qi].taken || ring_won(skipped, nskipped, cd->id))
+			/*
+			 * One queue: every candidate up to the frontier, its cap on the
+			 * lock's LIMIT instead; the rows ahead of it that another claimer
+			 * took or holds meanwhile are passed over by the lock, which takes
+			 * the next ones, rather than leaving the round empty.  (Capped
+			 * here, the same rows as the other claimer's head were tried each
+			 * round, read four times further from the floor each time: seconds
+			 * against a fast claimer, ending with no rows.)
+			 */
+			if ((nq_live > 1 && given[qi] >= c->qs[qi].cap - c->qs[qi].taken) ||
+				ring_won(skipped, nskipped, cd->id))
 				continue;
 			given[qi]++;
 			cslots[nchosen] = SPI_getbinval(cd->tuple, tt->tupdesc, CAND_SLOT, &isnull);
 			ctids[nchosen] = SPI_getbinval(cd->tuple, tt->tupdesc, CAND_CTID, &isnull);
 			chosen[nchosen++] = cd;
 		}
-		if (nchosen > 0)
+		lock_limit = nq_live > 1 ? want :
+			(int) Min(want, c->qs[ranges[0].qi].cap - c->qs[ranges[0].qi].taken);
+		if (nchosen > 0 && lock_limit > 0)
 		{
 			lvals[0] = PointerGetDatum(construct_array(cslots, nchosen, INT2OID, 2, true, TYPALIGN_SHORT));
 			lvals[1] = PointerGetDatum(construct_array(ctids, nchosen, TIDOID, sizeof(ItemPointerData),
 													   false, TYPALIGN_SHORT));
-			lvals[2] = Int32GetDatum(want);
+			lvals[2] = Int32GetDatum(lock_limit);
 			c->wrote = true;
 			nlocked = awa_ring_run(lock_plan, lvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 								   "awa.ring_claim: locks");
-			if (nlocked > (uint64) want)
+			if (nlocked > (uint64) lock_limit)
 				elog(ERROR, "awa.ring_claim: locked more rows than asked for");
 			locked = palloc(sizeof(int) * Max(nlocked, 1));
 			slots = palloc(sizeof(Datum) * Max(nlocked, 1));
@@ -868,7 +884,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			 * SKIP LOCKED would, rather than try them again.
 			 */
 			{
-				int			tried = nlocked < (uint64) want ? nchosen : locked[nlocked - 1] + 1;
+				int			tried = nlocked < (uint64) lock_limit ? nchosen : locked[nlocked - 1] + 1;
 				int			t;
 
 				for (t = 0; t < tried; t++)
