@@ -15,9 +15,12 @@
  * to wait for (awa_engine_wait_register).  So both engines wait, wake and
  * give up alike.
  *
- * An attempt is awa.ring_claim (ring_claim.c) of the queue or queues,
- * through SPI, then each claimed job's row from awa.ring_live_jobs (the
- * view's columns are awa.jobs'), in the claim's order.  Its time is the
+ * An attempt is the ring's claim (ring_claim.c) of the queue or queues,
+ * called in C (awa_ring_claim_direct: what awa.ring_claim returns, without
+ * the SQL function between), in the claim's order; a first attempt's row of
+ * awa.jobs is built by the claim from the ready row it read and the receipt
+ * it wrote, the others are read from awa.ring_live_jobs (the view's columns
+ * are awa.jobs'; awa_engine_claimed_rows).  Its time is the
  * clock's at the attempt, as awa.jobs' claim takes it (awa_ring_claim_clock,
  * ring.h), not the transaction's start: a blocking claim inside one
  * statement, or awa_claim_wait's attempt in the transaction that began

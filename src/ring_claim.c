@@ -52,6 +52,13 @@
  * asked in queue-name order, the order of the limits' locks).  Their floors are read together under one snapshot
  * (awa_floor_begin_many) and raised by one probe for all of them.
  *
+ * awa_claim calls the claim in C (awa_ring_claim_direct, ring_claim.h):
+ * the same body as the SQL functions', its attempts collected instead of
+ * returned as a set, and of a first attempt claimed by claim_direct the row
+ * of awa.jobs built from the ready row the candidates' statement read and
+ * the receipt's deadline (ring_direct_row), so awa_claim reads nothing back.
+ * (docs/storage.md, "Step 5: claim and complete at batch speed on the ring".)
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
