@@ -62,6 +62,11 @@
 
 #define ENGINE_HELD_MAX_MS	1000	/* longest retry of a due row another transaction holds */
 
+/* hook: rclaim -- awa_ring_claim_direct, set at load by awa_ring_claim_init (ring_claim.h) */
+int			(*awa_engine_ring_claim) (text *queue, text **names, int n, int batch, Interval *lease,
+									  text *worker, TupleDesc desc, MemoryContext cxt,
+									  AwaRingClaimed *out) = NULL;
+
 /* The last attempt's answer for awa_engine_due_ms, and the held row's backoff. */
 static long due_ms_after = -1;
 static long held_ms = 1;
@@ -131,7 +136,7 @@ claim_call(text *queue, text **names, int n, TimestampTz at, Interval *lease, te
 	awa_ring_claim_clock = at;
 	PG_TRY();
 	{
-		got = awa_ring_claim_direct(queue, names, n, batch, lease, worker, desc, cxt, out);
+		got = awa_engine_ring_claim(queue, names, n, batch, lease, worker, desc, cxt, out);
 	}
 	PG_FINALLY();
 	{

@@ -1503,3 +1503,10 @@ awa_ring_claim_direct(text *queue, text **names, int n, int batch, Interval *lea
 		ring_claim_many(&c, names, n, n == 0);
 	return d.n;
 }
+
+/* See ring_claim.h. */
+void
+awa_ring_claim_init(void)
+{
+	awa_engine_ring_claim = awa_ring_claim_direct;
+}

@@ -39,4 +39,15 @@ typedef struct AwaRingClaimed
 extern int	awa_ring_claim_direct(text *queue, text **names, int n, int batch, Interval *lease,
 								  text *worker, TupleDesc desc, MemoryContext cxt, AwaRingClaimed *out);
 
+/*
+ * hook: rclaim -- engine_claim.c calls awa_ring_claim_direct through this
+ * pointer (defined there, set at load by awa_ring_claim_init), so that the
+ * C files call each other in no circle (ring_claim.c reads claim.c's
+ * settings; claim.c calls engine_claim.c).
+ */
+extern int	(*awa_engine_ring_claim) (text *queue, text **names, int n, int batch, Interval *lease,
+									  text *worker, TupleDesc desc, MemoryContext cxt,
+									  AwaRingClaimed *out);
+extern void awa_ring_claim_init(void);
+
 #endif
