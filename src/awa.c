@@ -20,6 +20,7 @@
 #include "ring_deps.h"		/* hook: rdeps */
 #include "ring_keys.h"		/* hook: keys */
 #include "engine_claim.h"	/* hook: rclaimx */
+#include "ring_claim.h"		/* hook: rclaim */
 #include "engine_admin.h"	/* hook: rjit */
 
 PG_MODULE_MAGIC;
@@ -51,6 +52,7 @@ _PG_init(void)
 	awa_ring_deps_init();	/* hook: rdeps */
 	awa_ring_keys_init();	/* hook: keys */
 	awa_engine_rate_init();	/* hook: rclaimx */
+	awa_ring_claim_init();	/* hook: rclaim */
 	awa_engine_jit_init();	/* hook: rjit */
 
 	MarkGUCPrefixReserved("awa");

@@ -15,9 +15,12 @@
  * to wait for (awa_engine_wait_register).  So both engines wait, wake and
  * give up alike.
  *
- * An attempt is awa.ring_claim (ring_claim.c) of the queue or queues,
- * through SPI, then each claimed job's row from awa.ring_live_jobs (the
- * view's columns are awa.jobs'), in the claim's order.  Its time is the
+ * An attempt is the ring's claim (ring_claim.c) of the queue or queues,
+ * called in C (awa_ring_claim_direct: what awa.ring_claim returns, without
+ * the SQL function between), in the claim's order; a first attempt's row of
+ * awa.jobs is built by the claim from the ready row it read and the receipt
+ * it wrote, the others are read from awa.ring_live_jobs (the view's columns
+ * are awa.jobs'; awa_engine_claimed_rows).  Its time is the
  * clock's at the attempt, as awa.jobs' claim takes it (awa_ring_claim_clock,
  * ring.h), not the transaction's start: a blocking claim inside one
  * statement, or awa_claim_wait's attempt in the transaction that began
@@ -40,20 +43,29 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "awa.h"
 #include "engine_claim.h"
 #include "ring.h"
+#include "ring_claim.h"
 #include "ring_flow.h"
 #include "ring_keys.h"
 
 #define ENGINE_HELD_MAX_MS	1000	/* longest retry of a due row another transaction holds */
+
+/* hook: rclaim -- awa_ring_claim_direct, set at load by awa_ring_claim_init (ring_claim.h) */
+int			(*awa_engine_ring_claim) (text *queue, text **names, int n, int batch, Interval *lease,
+									  text *worker, TupleDesc desc, MemoryContext cxt,
+									  AwaRingClaimed *out) = NULL;
 
 /* The last attempt's answer for awa_engine_due_ms, and the held row's backoff. */
 static long due_ms_after = -1;
@@ -107,78 +119,102 @@ empty_due_ms(Datum *values, const char *nulls, bool several, const AwaRingFlowPr
 	return due;
 }
 
-/* See engine_claim.h. */
-int
-awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Interval *lease,
-					 text *worker, int batch, AwaClaimedRow *rows, bool *at_limit)
+/*
+ * The ring's claim called in C (ring_claim.h): no SQL function between, its
+ * rows built from what it read.  As the statement that called it through
+ * SPI did: the commands so far counted, a fresh snapshot active for its
+ * statements that run under the active one.  Its time: at.
+ */
+static int
+claim_call(text *queue, text **names, int n, TimestampTz at, Interval *lease, text *worker, int batch,
+		   TupleDesc desc, MemoryContext cxt, AwaRingClaimed *out)
 {
-	static SPIPlanPtr one_plan = NULL;
-	static SPIPlanPtr many_plan = NULL;
-	static const Oid one_types[] = {TEXTOID, INT4OID, INTERVALOID, TEXTOID};
-	static const Oid many_types[] = {TEXTARRAYOID, INT4OID, INTERVALOID, TEXTOID};
-	MemoryContext keep = CurrentMemoryContext;	/* the rows: outlive the attempt */
-	MemoryContext attempt;		/* the rest: gone with the attempt (a long wait makes many) */
-	bool		several = (queue == NULL);
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	AwaRingFlowProbe flow;
-	int64	   *ids;
-	int64	   *leases;
-	HeapTuple  *tuples;
-	TupleDesc  *descs;
-	uint64		n;
-	uint64		i;
-	volatile int ret = 0;
+	int			got = 0;
 
-	attempt = AllocSetContextCreate(keep, "awa_claim on the ring", ALLOCSET_SMALL_SIZES);
-	MemoryContextSwitchTo(attempt);
-	values[0] = !several ? PointerGetDatum(queue) :
-		nqueues > 0 ? names_datum(names, nqueues) : (Datum) 0;
-	if (several && nqueues == 0)
-		nulls[0] = 'n';
-	values[1] = Int32GetDatum(batch);
-	values[2] = IntervalPGetDatum(lease);
-	values[3] = PointerGetDatum(worker);
-	if (worker == NULL)
-		nulls[3] = 'n';
-	awa_plan(&one_plan, "SELECT c.id, c.run_lease FROM awa.ring_claim($1, $2, $3, $4) c", 4,
-			 (Oid *) one_types);
-	awa_plan(&many_plan, "SELECT c.id, c.run_lease FROM awa.ring_claim($1, $2, $3, $4) c", 4,
-			 (Oid *) many_types);
-
-	awa_ring_flow_probe_arm();	/* why the claim is short (ring_flow.c) */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
 	awa_ring_claim_clock = at;
 	PG_TRY();
 	{
-		ret = SPI_execute_plan(several ? many_plan : one_plan, values, nulls, false, 0);
+		got = awa_engine_ring_claim(queue, names, n, batch, lease, worker, desc, cxt, out);
 	}
 	PG_FINALLY();
 	{
 		awa_ring_claim_clock = 0;
 	}
 	PG_END_TRY();
+	PopActiveSnapshot();
+	return got;
+}
+
+/* See engine_claim.h. */
+int
+awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Interval *lease,
+					 text *worker, int batch, AwaClaimedRow *rows, bool *at_limit)
+{
+	MemoryContext keep = CurrentMemoryContext;	/* the rows: outlive the attempt */
+	MemoryContext attempt;		/* the rest: gone with the attempt (a long wait makes many) */
+	bool		several = (queue == NULL);
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	AwaRingFlowProbe flow;
+	AwaRingClaimed *claimed;
+	text	  **qnames = NULL;
+	TupleDesc	desc;
+	int64	   *ids;
+	int64	   *leases;
+	HeapTuple  *tuples;
+	TupleDesc  *descs;
+	bool		built = true;
+	int			n;
+	int			i;
+
+	attempt = AllocSetContextCreate(keep, "awa_claim on the ring", ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(attempt);
+	/* the queue arguments, as the ring's wait probe takes them (empty_due_ms) */
+	values[0] = !several ? PointerGetDatum(queue) :
+		nqueues > 0 ? names_datum(names, nqueues) : (Datum) 0;
+	if (several && nqueues == 0)
+		nulls[0] = 'n';
+	if (several && nqueues > 0)
+	{
+		qnames = palloc(sizeof(text *) * nqueues);
+		for (i = 0; i < nqueues; i++)
+			qnames[i] = cstring_to_text(names[i]);
+	}
+	claimed = palloc(sizeof(AwaRingClaimed) * (batch + 1));
+	/* the rows are built of awa.jobs' columns; their desc outlives the attempt */
+	MemoryContextSwitchTo(keep);
+	desc = RelationNameGetTupleDesc("awa.jobs");
+	MemoryContextSwitchTo(attempt);
+
+	awa_ring_flow_probe_arm();	/* why the claim is short (ring_flow.c) */
+	n = claim_call(queue, qnames, several ? nqueues : 0, at, lease, worker, batch, desc, keep, claimed);
 	awa_ring_flow_probe_read(&flow);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "awa_claim: the ring's claim failed");
-	n = SPI_processed;
 	ids = palloc(sizeof(int64) * (n + 1));
 	leases = palloc(sizeof(int64) * (n + 1));
 	tuples = palloc(sizeof(HeapTuple) * (n + 1));
 	descs = palloc(sizeof(TupleDesc) * (n + 1));
 	for (i = 0; i < n; i++)
 	{
-		bool		isnull;
-
-		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		leases[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		ids[i] = claimed[i].id;
+		leases[i] = claimed[i].run_lease;
+		if (claimed[i].row == NULL)
+			built = false;
 	}
-	/* the rows outlive the attempt */
-	awa_engine_claimed_rows(ids, leases, (int) n, keep, tuples, descs);
+	if (built)
+		for (i = 0; i < n; i++)
+		{
+			tuples[i] = claimed[i].row;
+			descs[i] = desc;
+		}
+	else						/* the rows outlive the attempt */
+		awa_engine_claimed_rows(ids, leases, n, keep, tuples, descs);
 	for (i = 0; i < n; i++)
 	{
 		rows[i].tuple = tuples[i];
 		rows[i].desc = descs[i];
-		rows[i].level = (int) i;	/* the ring's claim order */
+		rows[i].level = i;		/* the ring's claim order */
 		rows[i].run_at = 0;
 		rows[i].id = ids[i];
 	}
@@ -189,7 +225,7 @@ awa_engine_try_claim(text *queue, char **names, int nqueues, TimestampTz at, Int
 		awa_ring_keys_wait(&due_ms_after, at_limit);
 	MemoryContextSwitchTo(keep);
 	MemoryContextDelete(attempt);
-	return (int) n;
+	return n;
 }
 
 /* See engine_claim.h. */

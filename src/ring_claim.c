@@ -52,6 +52,13 @@
  * asked in queue-name order, the order of the limits' locks).  Their floors are read together under one snapshot
  * (awa_floor_begin_many) and raised by one probe for all of them.
  *
+ * awa_claim calls the claim in C (awa_ring_claim_direct, ring_claim.h):
+ * the same body as the SQL functions', its attempts collected instead of
+ * returned as a set, and of a first attempt claimed by claim_direct the row
+ * of awa.jobs built from the ready row the candidates' statement read and
+ * the receipt's deadline (ring_direct_row), so awa_claim reads nothing back.
+ * (docs/storage.md, "Step 5: claim and complete at batch speed on the ring".)
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -66,6 +73,7 @@
 #include "partitioning/partdesc.h"
 #include "storage/lmgr.h"
 #include "utils/array.h"
+#include "access/htup_details.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -76,6 +84,7 @@
 #include "floor.h"
 #include "ring.h"
 #include "ring_flow.h"
+#include "ring_claim.h"
 #include "ring_keys.h"		/* hook: keys */
 #include "ring_obs.h"
 #include "ring_sched.h"
@@ -109,6 +118,30 @@ enum
 	CAND_CTID, CAND_RANGE		/* claim_rounds' statement only */
 };
 
+/* claim_direct's statement: the rest of the ready row, after CAND_TIMEOUT (the row of awa.jobs) */
+enum
+{
+	DIRECT_MAX_ATTEMPTS = CAND_TIMEOUT + 1, DIRECT_CREATED_AT, DIRECT_METADATA, DIRECT_TAGS,
+	DIRECT_UNIQUE_KEY, DIRECT_UNIQUE_STATES, DIRECT_GROUP_ID, DIRECT_CONCURRENCY_KEY
+};
+
+/* awa.jobs' columns (the row awa_ring_claim_direct builds), in order */
+#define RING_JOBS_NATTS		31
+
+/*
+ * awa_ring_claim_direct's collection (NULL: awa.ring_claim's SQL call,
+ * whose result is the tuplestore): the claimed attempts and their rows.
+ */
+typedef struct RingOut
+{
+	AwaRingClaimed *out;
+	int			n;
+	TupleDesc	desc;			/* awa.jobs' (NULL: no rows built) */
+	MemoryContext cxt;
+	Datum		running;		/* 'running'::awa.job_state */
+	Datum		no_errors;		/* '{}'::jsonb[] */
+} RingOut;
+
 /* One queue of a claim. */
 typedef struct RingQueue
 {
@@ -135,6 +168,7 @@ typedef struct RingClaim
 	TimestampTz at;				/* the claim's time: now() */
 	int64		aging_us;		/* awa.priority_aging_interval; 0: off */
 	bool		wrote;			/* it has written receipts (or read with locks) */
+	RingOut    *direct;			/* awa_ring_claim_direct's collection, or NULL */
 	struct RingProbed *seen;	/* per queue: the first ready rows its first read saw */
 } RingClaim;
 
@@ -425,7 +459,8 @@ level_range(const RingClaim *c, int level, int p, TimestampTz *lo, TimestampTz *
  * job's timeout (hook: robs, ring_obs.h).
  */
 static int64 *
-ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeouts, int n, uint64 *nwon)
+ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeouts, int n, uint64 *nwon,
+			  TimestampTz **deadlines)
 {
 	static SPIPlanPtr receipt_plan = NULL;
 	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID,
@@ -443,7 +478,7 @@ ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeo
 			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
 			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
 			 RING_NOT_DONE_SQL("c.s", "c.i", "c.l")	/* hook: sched (cancel) */
-			 " ON CONFLICT DO NOTHING RETURNING job_id",
+			 " ON CONFLICT DO NOTHING RETURNING job_id, deadline_at",
 			 7, receipt_types);
 	rvals[0] = PointerGetDatum(construct_array(slots, n, INT2OID, 2, true, TYPALIGN_SHORT));
 	rvals[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
@@ -458,19 +493,89 @@ ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeo
 	*nwon = awa_ring_run(receipt_plan, rvals, rnulls, GetLatestSnapshot(), false,
 						 SPI_OK_INSERT_RETURNING, "awa.ring_claim: receipts");
 	won = palloc(sizeof(int64) * (*nwon + 1));
+	if (deadlines)
+		*deadlines = palloc(sizeof(TimestampTz) * (*nwon + 1));
 	for (j = 0; j < *nwon; j++)
 	{
 		bool		isnull;
 
 		won[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc,
 											 1, &isnull));
+		if (deadlines)
+			(*deadlines)[j] = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[j],
+																SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	return won;
 }
 
-/* Hand out a candidate row (desc: its statement's) of queue qi that got its receipt. */
+/*
+ * awa.jobs' row of a first attempt handed out by claim_direct (tuple: a
+ * row of its statement, desc its desc; deadline: its receipt's), as
+ * awa.ring_live_jobs shows it (engine.c's first_claims_read reads the same
+ * from the receipt and the ready row): no earlier attempt, so no errors,
+ * progress, result or callback; attempted_at and heartbeat_at the claim's
+ * time.  In d->cxt.
+ */
+static HeapTuple
+ring_direct_row(RingClaim *c, RingOut *d, int qi, HeapTuple tuple, TupleDesc desc, TimestampTz deadline)
+{
+	Datum		v[RING_JOBS_NATTS];
+	bool		nl[RING_JOBS_NATTS];
+	bool		isnull;
+	MemoryContext old;
+	HeapTuple	row;
+	int			a;
+
+	for (a = 0; a < RING_JOBS_NATTS; a++)
+	{
+		v[a] = (Datum) 0;
+		nl[a] = true;
+	}
+#define DCOL(i, att) (v[i] = SPI_getbinval(tuple, desc, att, &nl[i]))
+#define DSET(i, val) (v[i] = (val), nl[i] = false)
+	DCOL(0, CAND_ID);
+	DCOL(1, CAND_KIND);
+	DSET(2, PointerGetDatum(c->qs[qi].queue));
+	DCOL(3, CAND_ARGS);
+	DSET(4, d->running);
+	DSET(5, Int16GetDatum((int16) DatumGetInt32(SPI_getbinval(tuple, desc, CAND_PRIORITY, &isnull))));
+	DSET(6, Int16GetDatum((int16) DatumGetInt32(SPI_getbinval(tuple, desc, CAND_ATTEMPT, &isnull))));
+	DCOL(7, DIRECT_MAX_ATTEMPTS);
+	DCOL(8, CAND_RUN_AT);
+	DSET(9, TimestampTzGetDatum(c->at));	/* heartbeat_at: the claim */
+	DSET(10, TimestampTzGetDatum(deadline));
+	DSET(11, TimestampTzGetDatum(c->at));	/* attempted_at */
+	/* 12 finalized_at: NULL */
+	DCOL(13, DIRECT_CREATED_AT);
+	DSET(14, d->no_errors);
+	DCOL(15, DIRECT_METADATA);
+	DCOL(16, DIRECT_TAGS);
+	DCOL(17, DIRECT_UNIQUE_KEY);
+	DCOL(18, DIRECT_UNIQUE_STATES);
+	DCOL(19, CAND_LEASE);
+	/* 20 progress: NULL */
+	if (!c->worker_null)
+		DSET(21, c->worker);
+	DSET(22, IntervalPGetDatum(c->lease));
+	DCOL(23, CAND_TIMEOUT);
+	/* 24..28 result, callback_key, callback_lease, callback_timeout, callback_payload: NULL */
+	DCOL(29, DIRECT_GROUP_ID);
+	DCOL(30, DIRECT_CONCURRENCY_KEY);
+#undef DCOL
+#undef DSET
+	old = MemoryContextSwitchTo(d->cxt);
+	row = heap_form_tuple(d->desc, v, nl);
+	MemoryContextSwitchTo(old);
+	return row;
+}
+
+/*
+ * Hand out a candidate row (desc: its statement's) of queue qi that got its
+ * receipt; direct: a row of claim_direct's statement, whose receipt's
+ * deadline is deadline.
+ */
 static void
-ring_emit(RingClaim *c, int qi, HeapTuple tuple, TupleDesc desc)
+ring_emit(RingClaim *c, int qi, HeapTuple tuple, TupleDesc desc, bool direct, TimestampTz deadline)
 {
 	Datum		out[RING_CLAIM_NATTS];
 	bool		outnulls[RING_CLAIM_NATTS];
@@ -486,7 +591,18 @@ ring_emit(RingClaim *c, int qi, HeapTuple tuple, TupleDesc desc)
 	out[5] = SPI_getbinval(tuple, desc, CAND_ARGS, &outnulls[5]);
 	out[6] = SPI_getbinval(tuple, desc, CAND_PRIORITY, &outnulls[6]);
 	out[7] = SPI_getbinval(tuple, desc, CAND_RUN_AT, &outnulls[7]);
-	tuplestore_putvalues(c->rsinfo->setResult, c->rsinfo->setDesc, out, outnulls);
+	if (c->direct == NULL)
+		tuplestore_putvalues(c->rsinfo->setResult, c->rsinfo->setDesc, out, outnulls);
+	else
+	{
+		RingOut    *d = c->direct;
+		AwaRingClaimed *o = &d->out[d->n++];
+
+		o->id = DatumGetInt64(out[0]);
+		o->run_lease = DatumGetInt64(out[1]);
+		o->row = (direct && d->desc != NULL && o->run_lease == 1) ?
+			ring_direct_row(c, d, qi, tuple, desc, deadline) : NULL;
+	}
 	awa_ring_keys_claimed(DatumGetInt64(out[0]), DatumGetInt64(out[1]));	/* hook: keys */
 	p = DatumGetInt32(out[6]);
 	awa_floor_taken(&c->scans[qi], p, DatumGetTimestampTz(out[7]));
@@ -529,10 +645,13 @@ claim_direct(RingClaim *c, const RingRange *r)
 	 * the locking subquery), so that the LIMIT counts admitted rows
 	 */
 	awa_plan(&cand_plan,
-			 "SELECT x.slot, x.id, x.lease, x.attempt, x.kind, x.args, x.priority, x.run_at, x.timeout"
+			 "SELECT x.slot, x.id, x.lease, x.attempt, x.kind, x.args, x.priority, x.run_at, x.timeout,"
+			 " x.max_attempts, x.created_at, x.metadata, x.tags, x.unique_key, x.unique_states, x.group_id,"
+			 " x.concurrency_key"	/* the rest of the row: ring_direct_row */
 			 " FROM (SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
 			 " r.kind, r.args, r.priority::integer AS priority, r.run_at, r.timeout"	/* hook: robs */
 			 ", r.concurrency_key"	/* hook: keys */
+			 ", r.max_attempts, r.created_at, r.metadata, r.tags, r.unique_key, r.unique_states, r.group_id"
 			 " FROM awa.ready r"
 			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
 			 " AND r.run_at <= $6 AND r.run_at > $7"	/* the level's range */
@@ -553,6 +672,7 @@ claim_direct(RingClaim *c, const RingRange *r)
 		Datum	   *ids;
 		Datum	   *leases;
 		int64	   *won;
+		TimestampTz *deadlines;
 		int			want = (int) Min(c->batch - c->got, q->cap - q->taken);
 		uint64		i;
 
@@ -584,11 +704,19 @@ claim_direct(RingClaim *c, const RingRange *r)
 			leases[i] = SPI_getbinval(cand->vals[i], cand->tupdesc, CAND_LEASE, &isnull);
 		}
 		won = ring_receipts(c, slots, ids, leases, awa_ring_claim_timeouts(cand, (int) ncand, CAND_TIMEOUT),
-							(int) ncand, &nwon);
+							(int) ncand, &nwon, &deadlines);
 		/* the candidates that got their receipt, in claim order */
 		for (i = 0; i < ncand; i++)
-			if (ring_won(won, nwon, DatumGetInt64(ids[i])))
-				ring_emit(c, r->qi, cand->vals[i], cand->tupdesc);
+		{
+			uint64		j;
+
+			for (j = 0; j < nwon; j++)
+				if (won[j] == DatumGetInt64(ids[i]))
+				{
+					ring_emit(c, r->qi, cand->vals[i], cand->tupdesc, true, deadlines[j]);
+					break;
+				}
+		}
 		/* fewer candidates than asked for: the range has no more */
 		if (ncand < (uint64) want)
 			break;
@@ -641,6 +769,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 	int			nskipped = 0;
 	int			maxskipped = 0;
 	int			active = 0;
+	int			nq_live;		/* queues among the ranges */
 	int			left = c->batch - c->got;
 	int			per_range;
 	int			k;
@@ -663,6 +792,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 	awa_plan(&lock_plan,
 			 "SELECT t.k::integer FROM unnest($1, $2) WITH ORDINALITY AS t(s, c, k) CROSS JOIN LATERAL"
 			 " (SELECT r.concurrency_key, r.kind, r.id FROM awa.ready r WHERE r.slot = t.s AND r.ctid = t.c"
+			 RING_UNCLAIMED_SQL	/* claimed since the read: not locked, not counted */
 			 "  FOR UPDATE OF r SKIP LOCKED OFFSET 0) l"
 			 " WHERE " RING_KEY_ADMIT_SQL("l")	/* hook: keys: admitted above the lock */
 			 " LIMIT $3",
@@ -682,6 +812,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 	 * claimer that finds the head locked by another reads further in a
 	 * second round.)
 	 */
+	nq_live = active;
 	active = Max(active, 1);
 	per_range = Min(left, (left + active - 1) / active + 2);
 
@@ -697,6 +828,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 		int			nrun = 0;
 		int			want = c->batch - c->got;
 		int			nchosen = 0;
+		int			lock_limit;
 		RingCand  **chosen;
 		Datum	   *cslots;
 		Datum	   *ctids;
@@ -821,23 +953,35 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 
 			if (have_frontier && cand_cmp(cd, &frontier) > 0)
 				break;
-			if (given[qi] >= c->qs[qi].cap - c->qs[qi].taken || ring_won(skipped, nskipped, cd->id))
+			/*
+			 * One queue: every candidate up to the frontier, its cap on the
+			 * lock's LIMIT instead; the rows ahead of it that another claimer
+			 * took or holds meanwhile are passed over by the lock, which takes
+			 * the next ones, rather than leaving the round empty.  (Capped
+			 * here, the same rows as the other claimer's head were tried each
+			 * round, read four times further from the floor each time: seconds
+			 * against a fast claimer, ending with no rows.)
+			 */
+			if ((nq_live > 1 && given[qi] >= c->qs[qi].cap - c->qs[qi].taken) ||
+				ring_won(skipped, nskipped, cd->id))
 				continue;
 			given[qi]++;
 			cslots[nchosen] = SPI_getbinval(cd->tuple, tt->tupdesc, CAND_SLOT, &isnull);
 			ctids[nchosen] = SPI_getbinval(cd->tuple, tt->tupdesc, CAND_CTID, &isnull);
 			chosen[nchosen++] = cd;
 		}
-		if (nchosen > 0)
+		lock_limit = nq_live > 1 ? want :
+			(int) Min(want, c->qs[ranges[0].qi].cap - c->qs[ranges[0].qi].taken);
+		if (nchosen > 0 && lock_limit > 0)
 		{
 			lvals[0] = PointerGetDatum(construct_array(cslots, nchosen, INT2OID, 2, true, TYPALIGN_SHORT));
 			lvals[1] = PointerGetDatum(construct_array(ctids, nchosen, TIDOID, sizeof(ItemPointerData),
 													   false, TYPALIGN_SHORT));
-			lvals[2] = Int32GetDatum(want);
+			lvals[2] = Int32GetDatum(lock_limit);
 			c->wrote = true;
 			nlocked = awa_ring_run(lock_plan, lvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
 								   "awa.ring_claim: locks");
-			if (nlocked > (uint64) want)
+			if (nlocked > (uint64) lock_limit)
 				elog(ERROR, "awa.ring_claim: locked more rows than asked for");
 			locked = palloc(sizeof(int) * Max(nlocked, 1));
 			slots = palloc(sizeof(Datum) * Max(nlocked, 1));
@@ -868,7 +1012,7 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 			 * SKIP LOCKED would, rather than try them again.
 			 */
 			{
-				int			tried = nlocked < (uint64) want ? nchosen : locked[nlocked - 1] + 1;
+				int			tried = nlocked < (uint64) lock_limit ? nchosen : locked[nlocked - 1] + 1;
 				int			t;
 
 				for (t = 0; t < tried; t++)
@@ -897,13 +1041,13 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 									PointerGetDatum(construct_md_array(touts, tnulls, 1, &nl, &lbs,
 																	   INTERVALOID, sizeof(Interval),
 																	   false, TYPALIGN_DOUBLE)),
-									nl, &nwon);
+									nl, &nwon, NULL);
 				for (i = 0; i < nlocked; i++)
 					if (ring_won(won, nwon, DatumGetInt64(ids[i])))
 					{
 						RingCand   *cd = chosen[locked[i]];
 
-						ring_emit(c, ranges[cd->range].qi, cd->tuple, tt->tupdesc);
+						ring_emit(c, ranges[cd->range].qi, cd->tuple, tt->tupdesc, false, 0);
 					}
 			}
 		}
@@ -991,6 +1135,9 @@ ring_claim_floors(RingClaim *c)
  * The arguments shared by both forms (batch, lease, worker: arguments 1..3)
  * into c; 22023 naming the field.
  */
+static void ring_claim_init(RingClaim *c, int batch, Interval *lease, text *worker);
+static void ring_claim_many(RingClaim *c, text **names, int n, bool every);
+
 static void
 ring_claim_args(FunctionCallInfo fcinfo, RingClaim *c, const char *queue_field)
 {
@@ -1014,10 +1161,20 @@ ring_claim_args(FunctionCallInfo fcinfo, RingClaim *c, const char *queue_field)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("lease must be positive")));
-	c->lease = lease;
-	c->worker_null = PG_ARGISNULL(3);
-	c->worker = c->worker_null ? (Datum) 0 : PG_GETARG_DATUM(3);
+	ring_claim_init(c, c->batch, lease, PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3));
 	c->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+}
+
+/* The claim's arguments (checked) and clock into c. */
+static void
+ring_claim_init(RingClaim *c, int batch, Interval *lease, text *worker)
+{
+	c->batch = batch;
+	c->lease = lease;
+	c->worker_null = (worker == NULL);
+	c->worker = PointerGetDatum(worker);
+	c->rsinfo = NULL;
+	c->direct = NULL;
 	c->got = 0;
 	/* hook: rclaimx: awa_claim's clock (engine_claim.c), else now(), as run_at <= now() */
 	c->at = awa_ring_claim_clock != 0 ? awa_ring_claim_clock : GetCurrentTransactionStartTimestamp();
@@ -1052,6 +1209,31 @@ ring_claim_queues_init(RingClaim *c, text **names, int n)
 	awa_ring_claim_at = c->at;	/* hook: rclaimx: for the promotion (ring_sched.c) */
 }
 
+/* The claim of one queue (c's arguments set): its body. */
+static void
+ring_claim_one(RingClaim *c, text *queue)
+{
+	SPI_connect();
+	ring_lock_partitions();
+	awa_ring_keys_begin(c->at);	/* hook: keys: an attempt of keylimit.c's admission */
+	ring_claim_queues_init(c, &queue, 1);
+	awa_floor_begin(&c->scans[0], c->qs[0].lane);
+	ring_floors_own(c, 0);
+	/* hook: rwait: a rollback of these claims wakes the lane's waiters (wake.c) */
+	awa_lane_claim_begins(c->qs[0].lane);
+	/* hook: sched: due scheduled rows of the queue become ready rows first */
+	awa_ring_sched_hooks.promote_lane(queue, &c->scans[0], c->batch);
+	ring_claim_levels(c);
+	ring_claim_floors(c);
+	/* hook: rflow: per-queue end -- unused rate reservations back; a limit's lock kept only with jobs taken */
+	awa_ring_flow_hooks.end(&c->qs[0].flow, c->qs[0].taken);
+	awa_ring_keys_end();		/* hook: keys: the admitted attempts' rows */
+	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
+	awa_claim_ends(c->got, c->got == c->batch);
+	awa_ring_claim_at = 0;		/* hook: rclaimx */
+	SPI_finish();
+}
+
 /* ---------------------------------------------------------------------
  * awa.ring_claim(queue, batch, lease, worker)
  *
@@ -1080,26 +1262,7 @@ awa_ring_claim(PG_FUNCTION_ARGS)
 	awa_ring_check_name(queue, "queue");
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-
-	SPI_connect();
-	ring_lock_partitions();
-	awa_ring_keys_begin(c.at);	/* hook: keys: an attempt of keylimit.c's admission */
-	ring_claim_queues_init(&c, &queue, 1);
-	awa_floor_begin(&c.scans[0], c.qs[0].lane);
-	ring_floors_own(&c, 0);
-	/* hook: rwait: a rollback of these claims wakes the lane's waiters (wake.c) */
-	awa_lane_claim_begins(c.qs[0].lane);
-	/* hook: sched: due scheduled rows of the queue become ready rows first */
-	awa_ring_sched_hooks.promote_lane(queue, &c.scans[0], c.batch);
-	ring_claim_levels(&c);
-	ring_claim_floors(&c);
-	/* hook: rflow: per-queue end -- unused rate reservations back; a limit's lock kept only with jobs taken */
-	awa_ring_flow_hooks.end(&c.qs[0].flow, c.qs[0].taken);
-	awa_ring_keys_end();		/* hook: keys: the admitted attempts' rows */
-	/* hook: rwait: counted for a rollback; a woken waiter's full batch passes a wake-up on */
-	awa_claim_ends(c.got, c.got == c.batch);
-	awa_ring_claim_at = 0;		/* hook: rclaimx */
-	SPI_finish();
+	ring_claim_one(&c, queue);
 	return (Datum) 0;
 }
 
@@ -1227,48 +1390,123 @@ awa_ring_claim_queues(PG_FUNCTION_ARGS)
 {
 	RingClaim	c;
 	text	  **names;
-	char	  **lanes;
 	int			n;
-	int			i;
 
 	ring_claim_args(fcinfo, &c, "queues");
 	(void) awa_ring_queues_arg(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0), &names, &n);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	ring_claim_many(&c, names, n, PG_ARGISNULL(0));
+	return (Datum) 0;
+}
+
+/* The claim of several queues (names[0..n), sorted; every: all with rows; c's arguments set): its body. */
+static void
+ring_claim_many(RingClaim *c, text **names, int n, bool every)
+{
+	char	  **lanes;
+	int			i;
+
 	SPI_connect();
 	ring_lock_partitions();
-	if (PG_ARGISNULL(0))
+	if (every)
 		names = ring_queues_with_rows(&n);
-	awa_ring_keys_begin(c.at);	/* hook: keys: an attempt of keylimit.c's admission */
-	ring_claim_queues_init(&c, names, n);
+	awa_ring_keys_begin(c->at);	/* hook: keys: an attempt of keylimit.c's admission */
+	ring_claim_queues_init(c, names, n);
 	if (n > 0)
 	{
 		lanes = palloc(sizeof(char *) * n);
 		for (i = 0; i < n; i++)
 		{
-			lanes[i] = c.qs[i].lane;
+			lanes[i] = c->qs[i].lane;
 			/* hook: rwait: a rollback of these claims wakes the lanes' waiters (wake.c) */
 			awa_lane_claim_noted(lanes[i], 0);
 		}
-		awa_floor_begin_many(c.scans, lanes, n);
+		awa_floor_begin_many(c->scans, lanes, n);
 		for (i = 0; i < n; i++)
-			ring_floors_own(&c, i);
+			ring_floors_own(c, i);
 		/* hook: sched: due scheduled rows of the queues become ready rows first */
-		ring_promote_all(&c);
-		ring_claim_levels(&c);
-		ring_claim_floors(&c);
+		ring_promote_all(c);
+		ring_claim_levels(c);
+		ring_claim_floors(c);
 		for (i = 0; i < n; i++)
 		{
 			/* hook: rflow: per-queue end (as for one queue) */
-			awa_ring_flow_hooks.end(&c.qs[i].flow, c.qs[i].taken);
-			if (c.qs[i].taken > 0)
-				awa_lane_claim_noted(lanes[i], c.qs[i].taken);
+			awa_ring_flow_hooks.end(&c->qs[i].flow, c->qs[i].taken);
+			if (c->qs[i].taken > 0)
+				awa_lane_claim_noted(lanes[i], c->qs[i].taken);
 		}
 	}
 	awa_ring_keys_end();		/* hook: keys: the admitted attempts' rows */
 	/* hook: rwait: a woken waiter's full batch passes a wake-up on */
-	awa_claim_ends(0, c.got == c.batch);
+	awa_claim_ends(0, c->got == c->batch);
 	awa_ring_claim_at = 0;		/* hook: rclaimx */
 	SPI_finish();
-	return (Datum) 0;
+}
+
+/* See ring_claim.h. */
+int
+awa_ring_claim_direct(text *queue, text **names, int n, int batch, Interval *lease, text *worker,
+					  TupleDesc desc, MemoryContext cxt, AwaRingClaimed *out)
+{
+	static Oid	state_type = InvalidOid;
+	RingClaim	c;
+	RingOut		d;
+
+	awa_ring_check_enabled("awa.ring_claim");
+	if (batch < 1 || batch > RING_MAX_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and %d", RING_MAX_BATCH)));
+	if (lease->month < 0 || lease->day < 0 || lease->time < 0 ||
+		(lease->month == 0 && lease->day == 0 && lease->time == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease must be positive")));
+	if (queue != NULL)
+		awa_ring_check_name(queue, "queue");
+	ring_claim_init(&c, batch, lease, worker);
+	memset(&d, 0, sizeof(d));
+	d.out = out;
+	d.cxt = cxt;
+	d.desc = desc;
+	if (desc != NULL)
+	{
+		if (!OidIsValid(state_type) || desc->natts != RING_JOBS_NATTS ||
+			TupleDescAttr(desc, 4)->atttypid != state_type)
+		{
+			/* the columns' types the row is built of (state: awa.job_state, column 5) */
+			static const Oid types[RING_JOBS_NATTS] = {
+				INT8OID, TEXTOID, TEXTOID, JSONBOID, InvalidOid, INT2OID, INT2OID, INT2OID,
+				TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+				TIMESTAMPTZOID, JSONBARRAYOID, JSONBOID, TEXTARRAYOID, BYTEAOID, BITOID, INT8OID,
+				JSONBOID, TEXTOID, INTERVALOID, INTERVALOID, JSONBOID, BYTEAOID, INT8OID,
+				INTERVALOID, JSONBOID, TEXTOID, TEXTOID};
+			int			a;
+
+			if (desc->natts != RING_JOBS_NATTS)
+				elog(ERROR, "awa_claim: awa.jobs has %d columns, the ring's claim builds %d",
+					 desc->natts, RING_JOBS_NATTS);
+			for (a = 0; a < RING_JOBS_NATTS; a++)
+				if (OidIsValid(types[a]) && TupleDescAttr(desc, a)->atttypid != types[a])
+					elog(ERROR, "awa_claim: awa.jobs' column %d is not of the type the ring's claim builds",
+						 a + 1);
+			state_type = TupleDescAttr(desc, 4)->atttypid;
+		}
+		d.running = DirectFunctionCall2(enum_in, CStringGetDatum("running"), ObjectIdGetDatum(state_type));
+		d.no_errors = PointerGetDatum(construct_empty_array(JSONBOID));
+	}
+	c.direct = &d;
+	if (queue != NULL)
+		ring_claim_one(&c, queue);
+	else
+		ring_claim_many(&c, names, n, n == 0);
+	return d.n;
+}
+
+/* See ring_claim.h. */
+void
+awa_ring_claim_init(void)
+{
+	awa_engine_ring_claim = awa_ring_claim_direct;
 }

@@ -114,6 +114,9 @@ BEGIN
 		EXIT WHEN EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 			WHERE NOT l.granted AND l.locktype = 'advisory' AND a.query LIKE '%''other''%');
 		PERFORM pg_sleep(0.01);
+		-- pg_stat_activity is read once per transaction unless cleared: a first look before the other session
+		-- sent its query would keep its old query text for the whole loop
+		PERFORM pg_stat_clear_snapshot();
 	END LOOP;
 END $$;
 SELECT ok(EXISTS (SELECT FROM pg_locks l JOIN pg_stat_activity a USING (pid)
