@@ -20,6 +20,7 @@
 #include "access/xact.h"
 
 #include "batch.h"
+#include "ring_enq.h"
 
 #define BATCH_MAX_DEPTH		32
 
@@ -81,9 +82,17 @@ awa_batch_end(void)
 {
 	if (nbatches == 0)
 		return;					/* ended by an abort already */
+	/* hook: renq -- the batch's kept jobs, counted inside it (ring_enq.c) */
+	awa_ring_enq_flush();
 	nbatches--;
 	if (nbatches == 0 && awa_batch_end_hook != NULL)
 		awa_batch_end_hook();
+}
+
+SubTransactionId
+awa_batch_innermost_subxact(void)
+{
+	return nbatches > 0 ? batches[nbatches - 1] : InvalidSubTransactionId;
 }
 
 bool

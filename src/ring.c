@@ -93,6 +93,7 @@
 #include "ring.h"
 #include "ring_flow.h"		/* hook: rflow */
 #include "ring_deps.h"		/* hook: rdeps */
+#include "ring_enq.h"		/* hook: renq */
 #include "ring_obs.h"			/* hook: robs */
 #include "ring_sched.h"
 #include "ring_unique.h"
@@ -271,6 +272,24 @@ awa_ring_insert_job_ex(AwaJob *job_in, bool *fresh, bool *scheduled_out)
 	int64		id;
 	bool		scheduled;
 	bool		isnull;
+
+	/*
+	 * hook: renq -- a plain job due now is written directly, inside a batch
+	 * with the batch's others in one go (ring_enq.c); any other job reads
+	 * the ring, so the kept rows are written first.
+	 */
+	run_at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
+	if (run_at <= GetCurrentTransactionStartTimestamp() && awa_ring_enq_insert(&job, run_at, &id))
+	{
+		char	   *lane = awa_ring_lane(job.queue);
+
+		awa_floor_note(lane, run_at);
+		awa_lane_available(lane, true);
+		*fresh = true;
+		*scheduled_out = false;
+		return id;
+	}
+	awa_ring_enq_flush();
 
 	/* hook: rdeps: parents locked and read (23503); a waiting job is parked (ring_deps.c) */
 	if (job.deps != NULL)
