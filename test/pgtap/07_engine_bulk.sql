@@ -6,7 +6,7 @@
 -- changed, ROLLBACK TO SAVEPOINT and a subtransaction inside a batch, and the claim taking a batch in id order.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(41);
+SELECT plan(46);
 
 SET LOCAL awa.install_engine = 'ring';
 SET LOCAL awa.track_history = on;
@@ -154,6 +154,24 @@ SELECT is(pg_temp.drift(), 0::bigint, 'the counters are exact');
 SELECT is((SELECT array_agg(id ORDER BY id) FROM awa_claim('i', batch => 100)),
 	(SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM ins ORDER BY id LIMIT 100) f),
 	'awa_claim of 100 takes the INSERT''s first 100 jobs by id');
+
+-- awa.ready with a trigger awa did not make: the batch goes through one INSERT, which fires it
+CREATE TEMP TABLE fired (n bigint);
+CREATE FUNCTION pg_temp.note_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO fired SELECT count(*) FROM ring_new;
+	RETURN NULL;
+END$$;
+CREATE TRIGGER ready_audit AFTER INSERT ON awa.ready REFERENCING NEW TABLE AS ring_new
+	FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.note_rows();
+SELECT is((SELECT count(*) FROM awa_insert_many((SELECT jsonb_agg(jsonb_build_object('kind', 'k', 'queue', 'trg',
+	'timeout', '1 minute')) FROM generate_series(1, 40)))), 40::bigint, 'awa.ready with a trigger of its own: 40 jobs');
+SELECT is((SELECT array_agg(n) FROM fired), ARRAY[40]::bigint[], 'its trigger saw the 40 rows in one statement');
+SELECT is(pg_temp.available('trg'), ARRAY[40, 40, 40]::bigint[], '40 available');
+SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'trg' AND timeout = '1 minute'), 40::bigint,
+	'with their fields');
+SELECT is(pg_temp.drift(), 0::bigint, 'the counters are exact');
+DROP TRIGGER ready_audit ON awa.ready;
 
 SELECT * FROM finish();
 ROLLBACK;
