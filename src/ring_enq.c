@@ -636,8 +636,6 @@ dw_part(DirectWriter *d, int16 slot)
 	CurrentResourceOwner = TopTransactionResourceOwner;
 	PG_TRY();
 	{
-		int			i;
-
 		dw_close_part();
 		d->part = table_open(partid, RowExclusiveLock);
 		d->slot = slot;
@@ -648,9 +646,7 @@ dw_part(DirectWriter *d, int16 slot)
 		ExecOpenIndices(d->rri, false);
 		d->bis = GetBulkInsertState();
 		d->desc = CreateTupleDescCopy(RelationGetDescr(d->part));
-		for (i = 0; i < RING_ENQ_MULTI; i++)
-			d->slots[i] = MakeSingleTupleTableSlot(d->desc, &TTSOpsHeapTuple);
-		d->nslots = RING_ENQ_MULTI;
+		d->nslots = 0;			/* made as needed (a lone job needs one) */
 	}
 	PG_FINALLY();
 	{
@@ -683,6 +679,14 @@ write_direct(void)
 
 	if (!dw_part(d, open_slot(d)))
 		return false;
+	if (d->nslots < Min(nkept, RING_ENQ_MULTI))
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+
+		while (d->nslots < Min(nkept, RING_ENQ_MULTI))
+			d->slots[d->nslots++] = MakeSingleTupleTableSlot(d->desc, &TTSOpsHeapTuple);
+		MemoryContextSwitchTo(oldcxt);
+	}
 	cid = GetCurrentCommandId(true);
 	for (done = 0; done < nkept;)
 	{
