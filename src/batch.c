@@ -30,6 +30,9 @@ static bool callbacks_registered = false;
 
 void		(*awa_batch_end_hook) (void) = NULL;
 
+/* hook: renq -- set by awa_ring_enq_init (ring_enq.h) */
+void		(*awa_ring_enq_flush_hook) (void) = NULL;
+
 static void
 batch_xact_cb(XactEvent event, void *arg)
 {
@@ -83,7 +86,8 @@ awa_batch_end(void)
 	if (nbatches == 0)
 		return;					/* ended by an abort already */
 	/* hook: renq -- the batch's kept jobs, counted inside it (ring_enq.c) */
-	awa_ring_enq_flush();
+	if (awa_ring_enq_flush_hook != NULL)
+		awa_ring_enq_flush_hook();
 	nbatches--;
 	if (nbatches == 0 && awa_batch_end_hook != NULL)
 		awa_batch_end_hook();

@@ -110,6 +110,9 @@ AwaRingUniqueReserve awa_ring_unique_reserve;
 /* hook: rflow -- set by awa_ring_flow_init (ring_flow.h) */
 AwaRingFlowHooks awa_ring_flow_hooks;
 
+/* hook: renq -- set by awa_ring_enq_init (ring_enq.h) */
+bool		(*awa_ring_enq_insert_hook) (const struct AwaJob *job, TimestampTz run_at, int64 *id) = NULL;
+
 /* hook: rdeps -- set by awa_ring_deps_init (ring_deps.h) */
 AwaRingDepsHooks awa_ring_deps_hooks;
 
@@ -279,7 +282,8 @@ awa_ring_insert_job_ex(AwaJob *job_in, bool *fresh, bool *scheduled_out)
 	 * the ring, so the kept rows are written first.
 	 */
 	run_at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
-	if (run_at <= GetCurrentTransactionStartTimestamp() && awa_ring_enq_insert(&job, run_at, &id))
+	if (run_at <= GetCurrentTransactionStartTimestamp() && awa_ring_enq_insert_hook != NULL &&
+		awa_ring_enq_insert_hook(&job, run_at, &id))
 	{
 		char	   *lane = awa_ring_lane(job.queue);
 
@@ -289,7 +293,8 @@ awa_ring_insert_job_ex(AwaJob *job_in, bool *fresh, bool *scheduled_out)
 		*scheduled_out = false;
 		return id;
 	}
-	awa_ring_enq_flush();
+	if (awa_ring_enq_flush_hook != NULL)
+		awa_ring_enq_flush_hook();
 
 	/* hook: rdeps: parents locked and read (23503); a waiting job is parked (ring_deps.c) */
 	if (job.deps != NULL)

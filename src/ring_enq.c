@@ -854,3 +854,11 @@ awa_ring_enq_flush(void)
 	PG_END_TRY();
 	forget_kept();
 }
+
+/* Install the hooks (from _PG_init). */
+void
+awa_ring_enq_init(void)
+{
+	awa_ring_enq_insert_hook = awa_ring_enq_insert;
+	awa_ring_enq_flush_hook = awa_ring_enq_flush;
+}

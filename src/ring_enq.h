@@ -30,4 +30,13 @@ struct AwaJob;
 extern bool awa_ring_enq_insert(const struct AwaJob *job, TimestampTz run_at, int64 *id);
 extern void awa_ring_enq_flush(void);
 
+/*
+ * hook: renq -- ring.c and batch.c call these through pointers (defined
+ * there, set by awa_ring_enq_init from _PG_init), so that no C file of src/
+ * calls back into one that calls it.
+ */
+extern bool (*awa_ring_enq_insert_hook) (const struct AwaJob *job, TimestampTz run_at, int64 *id);
+extern void (*awa_ring_enq_flush_hook) (void);
+extern void awa_ring_enq_init(void);
+
 #endif							/* AWA_RING_ENQ_H */
