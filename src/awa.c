@@ -18,6 +18,7 @@
 #include "ring_sched.h"
 #include "ring_unique.h"
 #include "ring_deps.h"		/* hook: rdeps */
+#include "ring_enq.h"		/* hook: renq */
 #include "ring_keys.h"		/* hook: keys */
 #include "engine_claim.h"	/* hook: rclaimx */
 #include "ring_claim.h"		/* hook: rclaim */
@@ -50,6 +51,7 @@ _PG_init(void)
 	awa_ring_ext_init();	/* hook: rext */
 	awa_ring_flow_init();	/* hook: rflow */
 	awa_ring_deps_init();	/* hook: rdeps */
+	awa_ring_enq_init();	/* hook: renq */
 	awa_ring_keys_init();	/* hook: keys */
 	awa_engine_rate_init();	/* hook: rclaimx */
 	awa_ring_claim_init();	/* hook: rclaim */

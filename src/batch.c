@@ -20,6 +20,7 @@
 #include "access/xact.h"
 
 #include "batch.h"
+#include "ring_enq.h"
 
 #define BATCH_MAX_DEPTH		32
 
@@ -28,6 +29,9 @@ static int	nbatches = 0;
 static bool callbacks_registered = false;
 
 void		(*awa_batch_end_hook) (void) = NULL;
+
+/* hook: renq -- set by awa_ring_enq_init (ring_enq.h) */
+void		(*awa_ring_enq_flush_hook) (void) = NULL;
 
 static void
 batch_xact_cb(XactEvent event, void *arg)
@@ -81,9 +85,18 @@ awa_batch_end(void)
 {
 	if (nbatches == 0)
 		return;					/* ended by an abort already */
+	/* hook: renq -- the batch's kept jobs, counted inside it (ring_enq.c) */
+	if (awa_ring_enq_flush_hook != NULL)
+		awa_ring_enq_flush_hook();
 	nbatches--;
 	if (nbatches == 0 && awa_batch_end_hook != NULL)
 		awa_batch_end_hook();
+}
+
+SubTransactionId
+awa_batch_innermost_subxact(void)
+{
+	return nbatches > 0 ? batches[nbatches - 1] : InvalidSubTransactionId;
 }
 
 bool

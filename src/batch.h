@@ -20,6 +20,9 @@
 extern void awa_batch_begin(void);
 extern void awa_batch_end(void);
 extern bool awa_batch_active(void);
+
+/* the subtransaction the innermost open batch was opened in (Invalid: none) */
+extern SubTransactionId awa_batch_innermost_subxact(void);
 extern void (*awa_batch_end_hook) (void);
 
 #endif							/* AWA_BATCH_H */

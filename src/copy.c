@@ -53,36 +53,66 @@ copy_not_null(bool isnull, const char *field)
  * functions' back, and a given id could collide with a job's).  0A000
  * naming the first column that is not.
  */
+/* the columns ring_check_new_row reads, found once per row type (a COPY calls it for every row) */
+static const char *const must_be_null[] = {"id", "heartbeat_at", "deadline_at", "attempted_at",
+	"finalized_at", "unique_key", "unique_states", "progress", "claimed_by", "lease", "result",
+"callback_key", "callback_lease", "callback_timeout", "callback_payload"};
+
+typedef struct NewRowColumns
+{
+	Oid			rowtype;
+	int			must_be_null[lengthof(must_be_null)];
+	int			attempt;
+	int			run_lease;
+	int			errors;
+	int			created_at;
+} NewRowColumns;
+
+static const NewRowColumns *
+new_row_columns(TupleDesc desc)
+{
+	static NewRowColumns c = {InvalidOid};
+	int			i;
+
+	if (c.rowtype == desc->tdtypeid && OidIsValid(desc->tdtypeid))
+		return &c;
+	for (i = 0; i < lengthof(must_be_null); i++)
+		c.must_be_null[i] = awa_job_column(desc, must_be_null[i]);
+	c.attempt = awa_job_column(desc, "attempt");
+	c.run_lease = awa_job_column(desc, "run_lease");
+	c.errors = awa_job_column(desc, "errors");
+	c.created_at = awa_job_column(desc, "created_at");
+	c.rowtype = desc->tdtypeid;
+	return &c;
+}
+
 static void
 ring_check_new_row(TupleDesc desc, const AwaJobColumns *cols, const Datum *values, const bool *nulls)
 {
-	static const char *const must_be_null[] = {"id", "heartbeat_at", "deadline_at", "attempted_at",
-		"finalized_at", "unique_key", "unique_states", "progress", "claimed_by", "lease", "result",
-	"callback_key", "callback_lease", "callback_timeout", "callback_payload"};
+	const NewRowColumns *c = new_row_columns(desc);
 	const char *bad = NULL;
 	int			a;
 	int			i;
 
 	for (i = 0; i < lengthof(must_be_null) && bad == NULL; i++)
 	{
-		a = awa_job_column(desc, must_be_null[i]);
-		if (!nulls[a])
+		if (!nulls[c->must_be_null[i]])
 			bad = must_be_null[i];
 	}
 	if (bad == NULL && !nulls[cols->state] && values[cols->state] != cols->states[AWA_STATE_AVAILABLE] &&
 		values[cols->state] != cols->states[AWA_STATE_SCHEDULED])
 		bad = "state";
-	a = awa_job_column(desc, "attempt");
+	a = c->attempt;
 	if (bad == NULL && !nulls[a] && DatumGetInt16(values[a]) != 0)
 		bad = "attempt";
-	a = awa_job_column(desc, "run_lease");
+	a = c->run_lease;
 	if (bad == NULL && !nulls[a] && DatumGetInt64(values[a]) != 0)
 		bad = "run_lease";
-	a = awa_job_column(desc, "errors");
+	a = c->errors;
 	if (bad == NULL && !nulls[a] && ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(values[a])),
 												   ARR_DIMS(DatumGetArrayTypeP(values[a]))) > 0)
 		bad = "errors";
-	a = awa_job_column(desc, "created_at");
+	a = c->created_at;
 	if (bad == NULL && !nulls[a] && DatumGetTimestampTz(values[a]) != GetCurrentTransactionStartTimestamp())
 		bad = "created_at";
 	if (bad != NULL)
@@ -217,7 +247,7 @@ awa_jobs_before_insert(PG_FUNCTION_ARGS)
 			SetUserIdAndSecContext(save_userid, save_sec);
 		}
 		PG_END_TRY();
-		replcols[0] = awa_job_column(desc, "id") + 1;
+		replcols[0] = new_row_columns(desc)->must_be_null[0] + 1;	/* id */
 		replcols[1] = cols.state + 1;
 		replvals[1] = cols.states[awa_job_initial_state(&job)];
 		return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 2, replcols, replvals, replnulls));

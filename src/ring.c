@@ -93,6 +93,7 @@
 #include "ring.h"
 #include "ring_flow.h"		/* hook: rflow */
 #include "ring_deps.h"		/* hook: rdeps */
+#include "ring_enq.h"		/* hook: renq */
 #include "ring_obs.h"			/* hook: robs */
 #include "ring_sched.h"
 #include "ring_unique.h"
@@ -108,6 +109,9 @@ AwaRingUniqueReserve awa_ring_unique_reserve;
 
 /* hook: rflow -- set by awa_ring_flow_init (ring_flow.h) */
 AwaRingFlowHooks awa_ring_flow_hooks;
+
+/* hook: renq -- set by awa_ring_enq_init (ring_enq.h) */
+bool		(*awa_ring_enq_insert_hook) (const struct AwaJob *job, TimestampTz run_at, int64 *id) = NULL;
 
 /* hook: rdeps -- set by awa_ring_deps_init (ring_deps.h) */
 AwaRingDepsHooks awa_ring_deps_hooks;
@@ -271,6 +275,26 @@ awa_ring_insert_job_ex(AwaJob *job_in, bool *fresh, bool *scheduled_out)
 	int64		id;
 	bool		scheduled;
 	bool		isnull;
+
+	/*
+	 * hook: renq -- a plain job due now is written directly, inside a batch
+	 * with the batch's others in one go (ring_enq.c); any other job reads
+	 * the ring, so the kept rows are written first.
+	 */
+	run_at = job.has_run_at ? job.run_at : GetCurrentTransactionStartTimestamp();
+	if (run_at <= GetCurrentTransactionStartTimestamp() && awa_ring_enq_insert_hook != NULL &&
+		awa_ring_enq_insert_hook(&job, run_at, &id))
+	{
+		char	   *lane = awa_ring_lane(job.queue);
+
+		awa_floor_note(lane, run_at);
+		awa_lane_available(lane, true);
+		*fresh = true;
+		*scheduled_out = false;
+		return id;
+	}
+	if (awa_ring_enq_flush_hook != NULL)
+		awa_ring_enq_flush_hook();
 
 	/* hook: rdeps: parents locked and read (23503); a waiting job is parked (ring_deps.c) */
 	if (job.deps != NULL)
