@@ -99,6 +99,8 @@ SELECT count(*) FROM awa_cancel((SELECT id FROM awa.jobs WHERE queue = 'api' AND
 -- the last running job is rescued (claimed an hour ago, its receipt moved back): retried
 UPDATE awa.claims c SET claimed_at = c.claimed_at - interval '1 hour', deadline_at = c.deadline_at - interval '1 hour'
   FROM awa.jobs j WHERE j.id = c.job_id AND j.run_lease = c.run_lease AND j.queue = 'api' AND j.state = 'running';
+-- (the rescue walks the receipts whose deadline passed since its mark: the earlier rounds' mark goes back too)
+UPDATE awa.ring_rescue_mark SET passed = '-infinity';
 SELECT awa_rescue();
 -- (summed over minutes: the test may cross a minute boundary)
 SELECT kind, sum(enqueued) AS enqueued, sum(started) AS started, sum(completed) AS completed,
