@@ -1,21 +1,26 @@
 -- Administration: retry/discard failed, pause/resume/drain, list, get, health.
--- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
--- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
--- refuses; not yet rewritten through the awa_* functions.
-SET awa.install_engine = 'table';
+-- On the default ring engine: each state is reached through awa's functions.  Claims take a queue's jobs by
+-- priority, then age: the jobs that must stay available (5 and 11 here; the available ones of the list below) have
+-- priority 3, so that the claims that make the others take those alone.
 CREATE EXTENSION awa;
 SET timezone = 'UTC';
 
--- jobs in every state, made with direct writes for the test
-INSERT INTO awa.jobs (id, kind, queue, state, attempt, run_lease, finalized_at, tags) OVERRIDING SYSTEM VALUE VALUES
-  (1, 'mail', 'q1', 'failed', 25, 25, now(), '{}'), (2, 'mail', 'q2', 'failed', 3, 3, now(), '{vip}'),
-  (3, 'sms', 'q1', 'failed', 1, 1, now(), '{}'), (4, 'sms', 'q1', 'completed', 1, 1, now(), '{vip}'),
-  (5, 'mail', 'q1', 'available', 0, 0, NULL, '{}'), (6, 'mail', 'q1', 'scheduled', 0, 0, NULL, '{}'),
-  (7, 'mail', 'q1', 'retryable', 1, 1, NULL, '{}'), (8, 'mail', 'q1', 'running', 1, 1, NULL, '{}'),
-  (9, 'mail', 'q1', 'waiting_external', 1, 4, NULL, '{}'), (10, 'mail', 'q1', 'cancelled', 0, 0, now(), '{}'),
-  (11, 'mail', 'q2', 'available', 0, 0, NULL, '{vip}'), (12, 'push', 'q3', 'failed', 2, 2, now(), '{}');
-UPDATE awa.jobs SET run_at = now() + interval '1 hour' WHERE id = 6;
-UPDATE awa.jobs SET heartbeat_at = now(), deadline_at = now() + interval '5 minutes' WHERE id IN (8, 9);
+-- jobs in every state, made through awa's functions: 1, 2, 3, 12 failed, 4 completed, 5 and 11 available,
+-- 6 scheduled (in an hour), 7 retryable (retry in an hour), 8 running, 9 waiting_external, 10 cancelled
+INSERT INTO awa.jobs (kind, queue, priority, run_at, tags) VALUES
+  ('mail', 'q1', 2, now(), '{}'), ('mail', 'q2', 2, now(), '{vip}'),
+  ('sms', 'q1', 2, now(), '{}'), ('sms', 'q1', 2, now(), '{vip}'),
+  ('mail', 'q1', 3, now(), '{}'), ('mail', 'q1', 2, now() + interval '1 hour', '{}'),
+  ('mail', 'q1', 2, now(), '{}'), ('mail', 'q1', 2, now(), '{}'),
+  ('mail', 'q1', 2, now(), '{}'), ('mail', 'q1', 2, now(), '{}'),
+  ('mail', 'q2', 3, now(), '{vip}'), ('push', 'q3', 2, now(), '{}');
+SELECT id, state FROM awa_cancel(10);
+SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM awa_claim('q1', batch => 6) UNION ALL
+  SELECT id FROM awa_claim('q2') UNION ALL SELECT id FROM awa_claim('q3')) c;
+SELECT id, awa_fail(id, 1, 'boom', terminal => true) FROM unnest(ARRAY[1, 2, 3, 12]) id;
+SELECT awa_complete(4, 1), awa_fail(7, 1, 'later', retry_in => '1 hour'),
+       awa_register_callback(9, 1, '1 hour') IS NOT NULL AS registered, awa_wait_external(9, 1);
+SELECT id, state FROM awa.jobs ORDER BY id;
 
 -- awa_retry_failed: bad input first, each an error that changes nothing
 SELECT * FROM awa_retry_failed();
@@ -33,15 +38,16 @@ SELECT id, kind, queue, state FROM awa_retry_failed(queue => 'q1');
 SELECT count(*) FROM awa_retry_failed('push', 'q1');
 -- a kind with no failed jobs
 SELECT count(*) FROM awa_retry_failed('nothing');
--- everything, said explicitly
-UPDATE awa.jobs SET state = 'failed', finalized_at = now() WHERE id IN (1, 3);
+-- everything, said explicitly (1 and 3 claimed and failed again first)
+SELECT id, awa_fail(id, run_lease, 'boom', terminal => true) FROM awa_claim('q1', batch => 2) ORDER BY id;
 SELECT id, kind, state FROM awa_retry_failed('*');
 SELECT id, state FROM awa.jobs WHERE id IN (1, 2, 3, 12) ORDER BY id;
 -- completed and other states are not retried
 SELECT count(*) FROM awa_retry_failed('*');
 SELECT id, state FROM awa.jobs WHERE id IN (4, 8, 9, 10) ORDER BY id;
--- a rolled-back retry leaves the jobs failed
-UPDATE awa.jobs SET state = 'failed', finalized_at = now() WHERE id IN (1, 2, 3, 12);
+-- a rolled-back retry leaves the jobs failed (1, 2, 3 and 12 claimed and failed again first)
+SELECT id, awa_fail(id, run_lease, 'boom', terminal => true) FROM (SELECT * FROM awa_claim('q1', batch => 2)
+  UNION ALL SELECT * FROM awa_claim('q2') UNION ALL SELECT * FROM awa_claim('q3')) c ORDER BY id;
 BEGIN;
 SELECT count(*) FROM awa_retry_failed('*');
 ROLLBACK;
@@ -103,13 +109,21 @@ SELECT (awa_get_job(11)).tags;
 SELECT * FROM awa_get_job(424242);
 SELECT * FROM awa_get_job(NULL);
 
--- awa_list_jobs: a fresh set of 30 jobs
-TRUNCATE awa.jobs;
-INSERT INTO awa.jobs (id, kind, queue, state, tags) OVERRIDING SYSTEM VALUE
-  SELECT g, CASE WHEN g % 3 = 0 THEN 'a' ELSE 'b' END, 'q' || (g % 2),
-         (ARRAY['available', 'completed', 'failed', 'cancelled', 'running'])[g % 5 + 1]::awa.job_state,
+-- awa_list_jobs: a fresh set of 30 jobs, ids 1 to 30 again (the id sequence restarted once the jobs are gone),
+-- the state by id % 5: available (priority 3: not claimed), completed, failed, cancelled, running
+DELETE FROM awa.jobs;
+SELECT setval('awa.jobs_id_seq', 1, false) AS restarted;
+INSERT INTO awa.jobs (kind, queue, priority, tags)
+  SELECT CASE WHEN g % 3 = 0 THEN 'a' ELSE 'b' END, 'q' || (g % 2), CASE WHEN g % 5 = 0 THEN 3 ELSE 2 END,
          CASE WHEN g % 4 = 0 THEN '{t1, t2}' ELSE '{t2}' END::text[]
   FROM generate_series(1, 30) g;
+SELECT count(*) AS cancelled FROM awa.jobs j, awa_cancel(j.id) c WHERE j.id % 5 = 3;
+SELECT count(*) AS claimed FROM unnest(ARRAY['q0', 'q1']) q,
+  awa_claim(q, batch => (SELECT count(*)::int FROM awa.jobs WHERE queue = q AND id % 5 IN (1, 2, 4))) c;
+SELECT count(*) FILTER (WHERE awa_complete(id, 1)) AS completed FROM awa.jobs WHERE id % 5 = 1;
+SELECT count(*) FILTER (WHERE awa_fail(id, 1, 'boom', terminal => true) = 'failed') AS failed
+  FROM awa.jobs WHERE id % 5 = 2;
+SELECT state, array_agg(id ORDER BY id) FROM awa.jobs GROUP BY state ORDER BY state;
 -- defaults: newest first
 SELECT array_agg(id) FROM awa_list_jobs();
 SELECT array_agg(id) FROM awa_list_jobs(lim => 5);
@@ -145,9 +159,11 @@ SELECT version = (SELECT default_version FROM pg_available_extensions WHERE name
 SELECT awa_pause_queue('q0');
 SELECT awa_pause_queue('a-queue');
 SELECT paused_queues FROM awa_health_check();
--- a running job whose heartbeat is older than awa.heartbeat_timeout is reported
-UPDATE awa.jobs SET heartbeat_at = now() - interval '91 seconds' WHERE id = 4;
-UPDATE awa.jobs SET heartbeat_at = now() WHERE id = 9;
+-- a running job whose heartbeat is older than awa.heartbeat_timeout is reported (4: claimed 91 seconds ago, its
+-- receipt moved back; 9 heartbeats now)
+UPDATE awa.claims SET claimed_at = claimed_at - interval '91 seconds', deadline_at = deadline_at - interval '91 seconds'
+ WHERE job_id = 4;
+SELECT awa_heartbeat(ARRAY[9]::bigint[], ARRAY[1]::bigint[]);
 SELECT stale_heartbeats, healthy, reason LIKE '%1 running jobs have heartbeats older than awa.heartbeat_timeout%' AS why
   FROM awa_health_check();
 SET awa.heartbeat_timeout = '5min';

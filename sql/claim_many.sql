@@ -1,10 +1,8 @@
 -- One claim, many queues: awa_claim(queues text[], ...) hands out the most
 -- urgent due jobs across its queues in a single queue's order, each
 -- queue's pause and concurrency limit holding; NULL claims from every queue.
--- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
--- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
--- refuses; not yet rewritten through the awa_* functions.
-SET awa.install_engine = 'table';
+-- On the default ring engine: jobs are written as the view takes them (their fields, the id drawn by awa), so each
+-- is named by its kind ('j' and the id the table's version gave it) and the claims show the kind.
 CREATE EXTENSION awa;
 SET timezone = 'UTC';
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -35,21 +33,20 @@ SELECT count(*) FROM awa_claim('{a,b}');
 
 -- order across queues: priority first, then run_at, then id, whatever the
 -- queue; a job waiting long enough gains levels (aging) across queues too
-INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
-  OVERRIDING SYSTEM VALUE VALUES
-  (1, 'k', 'a', 2, now() - interval '10 s'),
-  (2, 'k', 'b', 1, now() - interval '5 s'),
-  (3, 'k', 'c', 3, now() - interval '20 s'),
-  (4, 'k', 'a', 1, now() - interval '1 s'),
-  (5, 'k', 'b', 2, now() - interval '30 s'),
-  (6, 'k', 'c', 4, now() - interval '2 minutes 30 s'),
-  (7, 'k', 'other', 1, now() - interval '1 hour');
-SELECT id, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a', 'b'], batch => 1);
-SELECT id, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 2);
-SELECT id, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 10);
+INSERT INTO awa.jobs (kind, queue, priority, run_at) VALUES
+  ('j1', 'a', 2, now() - interval '10 s'),
+  ('j2', 'b', 1, now() - interval '5 s'),
+  ('j3', 'c', 3, now() - interval '20 s'),
+  ('j4', 'a', 1, now() - interval '1 s'),
+  ('j5', 'b', 2, now() - interval '30 s'),
+  ('j6', 'c', 4, now() - interval '2 minutes 30 s'),
+  ('j7', 'other', 1, now() - interval '1 hour');
+SELECT kind, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a', 'b'], batch => 1);
+SELECT kind, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 2);
+SELECT kind, queue, priority FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 10);
 SELECT count(*) FROM awa_claim(ARRAY['c', 'b', 'a'], batch => 10);
--- job 7's queue was not asked for
-SELECT state FROM awa.jobs WHERE id = 7;
+-- job j7's queue was not asked for
+SELECT state FROM awa.jobs WHERE kind = 'j7';
 
 -- exact order when each queue's range is read only in part (a claim of 10
 -- over 10 busy queues reads a few jobs of each): the 25 earliest jobs are
@@ -79,14 +76,14 @@ BEGIN
 	END LOOP;
 END
 $$;
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 INSERT INTO awa.jobs (kind, queue, run_at)
   SELECT 'k', 's' || q, CASE WHEN q = 3 THEN now() - interval '2 hours' + g * interval '1 s'
                          ELSE now() - interval '1 hour' + (g * 10 + q) * interval '1 s' END
   FROM generate_series(0, 9) q, generate_series(1, CASE WHEN q = 3 THEN 25 ELSE 8 END) g;
 SELECT * FROM pg_temp.claims_exact(4, false);
 SET awa.priority_aging_interval = 0;
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 INSERT INTO awa.jobs (kind, queue, priority, run_at)
   SELECT 'k', 's' || q, CASE WHEN q = 7 THEN 1 WHEN q = 3 THEN 3 ELSE 2 END,
          CASE WHEN q = 3 THEN now() - interval '2 hours' + g * interval '1 s'
@@ -96,60 +93,59 @@ SELECT * FROM pg_temp.claims_exact(7, true);
 RESET awa.priority_aging_interval;
 
 -- a paused queue among several gives nothing; the others do
-TRUNCATE awa.jobs;
-INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
-  OVERRIDING SYSTEM VALUE VALUES
-  (11, 'k', 'p', 1, now() - interval '1 minute'),
-  (12, 'k', 'q', 2, now()),
-  (13, 'k', 'r', 3, now());
+DELETE FROM awa.jobs;
+INSERT INTO awa.jobs (kind, queue, priority, run_at) VALUES
+  ('j11', 'p', 1, now() - interval '1 minute'),
+  ('j12', 'q', 2, now()),
+  ('j13', 'r', 3, now());
 SELECT awa_pause_queue('p');
-SELECT id, queue FROM awa_claim(ARRAY['p', 'q', 'r'], batch => 10);
+SELECT kind, queue FROM awa_claim(ARRAY['p', 'q', 'r'], batch => 10);
 SELECT awa_resume_queue('p');
-SELECT id, queue FROM awa_claim(ARRAY['p', 'q', 'r'], batch => 10);
+SELECT kind, queue FROM awa_claim(ARRAY['p', 'q', 'r'], batch => 10);
 
 -- a limited queue among several: at most its limit runs, counting the jobs
 -- already running; the unlimited queues fill the rest of the batch
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT max_running FROM awa_set_queue_limit('lim', 2);
-INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
-  OVERRIDING SYSTEM VALUE VALUES
-  (21, 'k', 'lim', 1, now() - interval '5 s'),
-  (22, 'k', 'lim', 1, now() - interval '4 s'),
-  (23, 'k', 'lim', 1, now() - interval '3 s'),
-  (24, 'k', 'free', 2, now() - interval '2 s'),
-  (25, 'k', 'free', 2, now() - interval '1 s'),
-  (26, 'k', 'lim', 1, now() - interval '6 s');
-SELECT id, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 1);
-SELECT id, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 10);
-SELECT id, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 10);
+INSERT INTO awa.jobs (kind, queue, priority, run_at) VALUES
+  ('j21', 'lim', 1, now() - interval '5 s'),
+  ('j22', 'lim', 1, now() - interval '4 s'),
+  ('j23', 'lim', 1, now() - interval '3 s'),
+  ('j24', 'free', 2, now() - interval '2 s'),
+  ('j25', 'free', 2, now() - interval '1 s'),
+  ('j26', 'lim', 1, now() - interval '6 s');
+SELECT kind, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 1);
+SELECT kind, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 10);
+SELECT kind, queue FROM awa_claim(ARRAY['lim', 'free'], batch => 10);
 -- one finishes: one more of the limited queue may run
-SELECT awa_complete(26, 1);
-SELECT id, queue FROM awa_claim(ARRAY['free', 'lim'], batch => 10);
--- a limited queue needs READ COMMITTED, as for one queue
+SELECT awa_complete((SELECT id FROM awa.jobs WHERE kind = 'j26'), 1);
+SELECT kind, queue FROM awa_claim(ARRAY['free', 'lim'], batch => 10);
+-- in REPEATABLE READ too, on the ring: its claim counts the running jobs with the newest snapshot, in every
+-- isolation level (docs/storage.md, "Step 5: queue flow control on the ring"; the table's claim refuses:
+-- claim_many_table.sql)
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT pg_temp.err($$SELECT * FROM awa_claim(ARRAY['free', 'lim'])$$);
 ROLLBACK;
 SELECT awa_forget_queue('lim');
 
 -- NULL: every queue with due jobs, in the same order
-TRUNCATE awa.jobs;
-INSERT INTO awa.jobs (id, kind, queue, priority, run_at)
-  OVERRIDING SYSTEM VALUE VALUES
-  (31, 'k', 'x', 2, now() - interval '3 s'),
-  (32, 'k', 'y', 1, now() - interval '2 s'),
-  (33, 'k', 'z', 2, now() - interval '4 s'),
-  (34, 'k', 'z', 2, now() + interval '1 hour');
-SELECT id, queue FROM awa_claim(NULL::text[], batch => 10);
-SELECT id, state FROM awa.jobs WHERE id = 34;
+DELETE FROM awa.jobs;
+INSERT INTO awa.jobs (kind, queue, priority, run_at) VALUES
+  ('j31', 'x', 2, now() - interval '3 s'),
+  ('j32', 'y', 1, now() - interval '2 s'),
+  ('j33', 'z', 2, now() - interval '4 s'),
+  ('j34', 'z', 2, now() + interval '1 hour');
+SELECT kind, queue FROM awa_claim(NULL::text[], batch => 10);
+SELECT kind, state FROM awa.jobs WHERE kind = 'j34';
 
 -- seventy queues in one claim: all are served
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT count(*) FROM (SELECT awa_insert('k', queue => 'm' || g) FROM generate_series(1, 70) g) i;
 SELECT count(*), count(DISTINCT queue)
   FROM awa_claim(ARRAY(SELECT 'm' || g FROM generate_series(1, 70) g), batch => 1000);
 
 -- the claim's row and its fields are those of a single-queue claim
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT (awa_insert('k', queue => 'w')).id IS NOT NULL AS inserted;
 SELECT queue, state, attempt, run_lease, claimed_by, lease, deadline_at = attempted_at + interval '1 minute' AS deadline
   FROM awa_claim(ARRAY['w', 'v'], worker => 'me', lease => '1 minute');
@@ -169,24 +165,27 @@ BEGIN
 END
 $$;
 
--- every range the claim read is known as read, in all the queues: once the
--- empty ranges are known (the first claim), a claim over six busy queues
--- descends the claim index once per queue and probes no floor
-TRUNCATE awa.jobs;
+-- a claim over six busy queues descends the claim index once per queue: on the ring, once per queue in each
+-- slot's partition of awa.ready (the table's claim index and its floors: claim_many_table.sql)
+DELETE FROM awa.jobs;
 SELECT count(*) FROM (SELECT awa_insert('k', queue => 'r' || (g % 6),
   run_at => now() - interval '1 hour' + g * interval '1 s') FROM generate_series(1, 60) g) i;
 SELECT queue FROM awa_claim(ARRAY['r0', 'r1', 'r2', 'r3', 'r4', 'r5'], batch => 1);
 -- (index scans counted in this transaction; stats are not flushed inside it)
 BEGIN;
-SELECT pg_stat_get_xact_numscans('awa.jobs_claim_idx'::regclass) AS before \gset
+CREATE TEMP TABLE scans AS SELECT i.indrelid::regclass AS part, pg_stat_get_xact_numscans(i.indexrelid) AS n
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE i.indrelid::regclass::text ~ '^awa\.ready_[0-9]+$' AND c.relname ~ '_queue_priority_run_at_id_idx$';
 SELECT queue FROM awa_claim(ARRAY['r0', 'r1', 'r2', 'r3', 'r4', 'r5'], batch => 1);
-SELECT pg_stat_get_xact_numscans('awa.jobs_claim_idx'::regclass) - :before AS descents;
+SELECT s.part, pg_stat_get_xact_numscans(i.indexrelid) - s.n AS descents
+  FROM scans s JOIN pg_index i ON i.indrelid = s.part JOIN pg_class c ON c.oid = i.indexrelid
+ WHERE c.relname ~ '_queue_priority_run_at_id_idx$' ORDER BY 1;
 COMMIT;
 
 -- limits and rates together in one claim: each queue gets what its limit and
 -- its rate allow (both: the smaller), the free queue the rest; then without
 -- the limited queue (one lookup of the queues' limits and rates)
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT count(*) FROM (SELECT awa_insert('k', queue => q) FROM unnest(ARRAY['lim', 'rt', 'both', 'free']) q,
   generate_series(1, 4) g) i;
 SELECT max_running FROM awa_set_queue_limit('lim', 1);

@@ -1,33 +1,13 @@
 -- What a claim promises beyond order: a row that cannot be claimed does not
 -- stop its queue, time follows the transaction (and the clock), a blocking
 -- claim needs READ COMMITTED and ends before statement_timeout.
--- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
--- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
--- refuses; not yet rewritten through the awa_* functions.
-SET awa.install_engine = 'table';
+-- On the default ring engine; claim_rules_table.sql keeps the rows that cannot be claimed on the table (a ring
+-- fault, named there).
 CREATE EXTENSION awa;
 SET timezone = 'UTC';
 
--- rows written behind awa's back that a claim would break a constraint on:
--- no attempts left (attempt 1000 of 1000; 25 of 25), run_lease at its maximum
-INSERT INTO awa.jobs (id, kind, queue, state, attempt, max_attempts, run_lease, run_at)
-  OVERRIDING SYSTEM VALUE VALUES
-  (101, 'exhausted', 'q', 'available', 1000, 1000, 0, now() - interval '3 s'),
-  (102, 'exhausted', 'q', 'retryable', 25, 25, 7, now() - interval '2 s'),
-  (103, 'lease_max', 'q', 'available', 0, 25, 9223372036854775807, now() - interval '1 s'),
-  (104, 'fine', 'q', 'available', 0, 25, 0, now());
--- the claim hands out the good job; the others become failed, saying why
-SELECT id, kind, state, attempt FROM awa_claim('q', batch => 10);
-SELECT id, state, attempt, run_lease, finalized_at IS NOT NULL AS finalized, errors[1]->>'error' AS error
-  FROM awa.jobs ORDER BY id;
--- and the queue keeps working
-SELECT count(*) FROM awa_claim('q', batch => 10);
-SELECT kind FROM awa_insert('next', queue => 'q');
-SELECT id, kind FROM awa_claim('q', batch => 10);
-
 -- time follows the transaction: a job snoozed with delay 0 in one
 -- transaction of a procedure is claimable in the next one
-TRUNCATE awa.jobs;
 DO $$
 DECLARE
 	r awa.jobs;

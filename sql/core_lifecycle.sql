@@ -1,17 +1,22 @@
 -- awa_cancel and awa_retry in every state.
--- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
--- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
--- refuses; not yet rewritten through the awa_* functions.
-SET awa.install_engine = 'table';
+-- On the default ring engine: each state is reached through awa's functions (one queue per job, so that a claim
+-- takes that job); jobs 9 and 10 are a second job waiting for its callback and a second running one, for the
+-- retries that the table's version wrote into jobs 5 and 2 by hand.
 CREATE EXTENSION awa;
 SET timezone = 'UTC';
 
--- one job per state, made with direct writes to the table for the test
-INSERT INTO awa.jobs (id, kind, state, run_lease, finalized_at) OVERRIDING SYSTEM VALUE VALUES
-  (1, 'k', 'scheduled', 0, NULL), (2, 'k', 'available', 0, NULL), (3, 'k', 'running', 3, NULL),
-  (4, 'k', 'retryable', 1, NULL), (5, 'k', 'waiting_external', 2, NULL),
-  (6, 'k', 'completed', 1, now()), (7, 'k', 'failed', 25, now()), (8, 'k', 'cancelled', 0, now());
-UPDATE awa.jobs SET attempt = 3, heartbeat_at = now(), deadline_at = now() WHERE id IN (3, 5, 7);
+-- one job per state, made through awa's functions: 1 scheduled, 2 available, 3 running, 4 retryable (retry in an
+-- hour), 5 waiting_external, 6 completed, 7 failed, 8 cancelled; 9 waiting_external, 10 running
+SELECT id, state FROM awa_insert('k', queue => 'q1', run_at => now() + interval '1 day');
+SELECT (j).id, (j).state FROM (SELECT awa_insert('k', queue => 'q' || n) AS j FROM generate_series(2, 10) n) x;
+SELECT id, run_lease FROM awa_claim(ARRAY['q3', 'q4', 'q5', 'q6', 'q7', 'q9', 'q10'], batch => 10) ORDER BY id;
+SELECT awa_fail(4, 1, 'later', retry_in => '1 hour');
+SELECT awa_register_callback(id, 1, '1 hour') IS NOT NULL AS registered, awa_wait_external(id, 1)
+  FROM (VALUES (5), (9)) v(id);
+SELECT awa_complete(6, 1);
+SELECT awa_fail(7, 1, 'boom', terminal => true);
+SELECT id, state FROM awa_cancel(8);
+SELECT id, state, attempt, finalized_at IS NOT NULL AS finalized FROM awa.jobs ORDER BY id;
 
 -- cancel: non-terminal states become cancelled and are returned
 SELECT id, state, finalized_at IS NOT NULL AS finalized FROM awa_cancel(1);
@@ -26,16 +31,14 @@ SELECT count(*) FROM awa_cancel(7);
 SELECT count(*) FROM awa_cancel(1);
 SELECT id, state FROM awa.jobs ORDER BY id;
 
--- retry: failed, cancelled and waiting_external become available now
-UPDATE awa.jobs SET state = 'waiting_external', finalized_at = NULL WHERE id = 5;
+-- retry: failed, cancelled and waiting_external become available now (9: waiting for its callback)
 SELECT id, state, attempt, run_at = now() AS now, finalized_at, heartbeat_at, deadline_at FROM awa_retry(7);
 SELECT id, state, attempt, finalized_at FROM awa_retry(8);
-SELECT id, state, attempt, heartbeat_at FROM awa_retry(5);
+SELECT id, state, attempt, heartbeat_at FROM awa_retry(9);
 -- other states: no row, nothing changes
 SELECT count(*) FROM awa_retry(6);
 SELECT count(*) FROM awa_retry(7);
-UPDATE awa.jobs SET state = 'running' WHERE id = 2;
-SELECT count(*) FROM awa_retry(2);
+SELECT count(*) FROM awa_retry(10);
 SELECT id, state FROM awa.jobs ORDER BY id;
 
 -- unknown ids and NULL

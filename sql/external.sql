@@ -2,10 +2,9 @@
 -- a callback (awa_register_callback, awa_wait_external), resolving it by its
 -- callback id (complete, fail, retry, heartbeat), callback timeouts in
 -- maintenance, and every bad input with its SQLSTATE.
--- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
--- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
--- refuses; not yet rewritten through the awa_* functions.
-SET awa.install_engine = 'table';
+-- On the default ring engine: a callback's timeout is made to pass by moving its park's deadline back
+-- (awa.callbacks).  external_table.sql keeps, on the table, a job put in waiting_external by hand, without a
+-- callback (the ring has no such job).
 CREATE EXTENSION awa;
 SET timezone = 'UTC';
 
@@ -48,7 +47,7 @@ SELECT state FROM awa.jobs WHERE id = :id;
 SELECT err('SELECT awa_complete(NULL, 1)');
 SELECT err('SELECT awa_complete(1, NULL, ''{}'')');
 -- awa_complete_many with results: a parallel array, NULL elements = none
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT count(*) FROM awa_insert_many('[{"kind": "m"}, {"kind": "m"}, {"kind": "m"}]');
 SELECT array_agg(id ORDER BY id) AS ids, array_agg(run_lease ORDER BY id) AS leases
   FROM awa_claim('default', batch => 3) \gset
@@ -68,7 +67,7 @@ SELECT awa_complete_many(:'ids', :'leases'), awa_complete_many(:'ids', :'leases'
 RESET awa.max_args_bytes;
 
 -- Registering and parking -----------------------------------------------------
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT (awa_insert('ext', max_attempts => 3)).id AS id \gset
 SELECT lease FROM claim_one() \gset
 SELECT err(format('SELECT awa_register_callback(NULL, %s, ''1 hour'')', :lease));
@@ -110,7 +109,8 @@ SELECT deadline_at BETWEEN now() + '179 minutes' AND now() + '181 minutes' AS de
 SELECT awa_heartbeat_callback(:'cb');                               -- the timeout registered (now 3 hours)
 SELECT callback_timeout FROM awa.jobs WHERE id = :id;
 
--- Retry by callback ------------------------------------------------------------
+-- Retry by callback (a retry due at once is 'available' on the ring, where the table shows 'retryable' until
+-- maintenance promotes it) -------------------------------------------------------
 SELECT err('SELECT awa_retry_external(NULL)');
 SELECT err(format('SELECT awa_retry_external(%L, NULL, ''-1 s'')', :'cb'));
 SELECT err(format('SELECT awa_retry_external(%L, jsonb_build_object(''x'', repeat(''y'', 2000000)))', :'cb'));
@@ -135,7 +135,7 @@ SELECT awa_wait_external(:id, :lease), awa_complete(:id, :lease), awa_fail(:id, 
 SELECT state, result FROM awa.jobs WHERE id = :id;
 
 -- Fail by callback; retry without attempts left fails --------------------------
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT (awa_insert('ext', max_attempts => 1)).id AS id \gset
 SELECT lease FROM claim_one() \gset
 SELECT awa_register_callback(:id, :lease, '1 hour') AS cb \gset
@@ -151,8 +151,9 @@ SELECT err('SELECT awa_fail_external(NULL, ''e'')');
 SET awa.max_error_bytes = 64;
 SELECT awa_fail_external(:'cb', repeat('e', 100), '{"code": 500}');
 RESET awa.max_error_bytes;
-SELECT state, callback_payload, errors[1]->>'error' = repeat('e', 64) AS cut,
-       errors[1]->'error_bytes' AS error_bytes, finalized_at IS NOT NULL AS finalized
+-- (the error's size before the cut, errors[1]->'error_bytes', is checked in external_table.sql: the ring does not
+-- keep it, a fault named there)
+SELECT state, callback_payload, errors[1]->>'error' = repeat('e', 64) AS cut, finalized_at IS NOT NULL AS finalized
   FROM awa.jobs WHERE id = :id;
 SELECT awa_fail_external(:'cb', 'again');
 
@@ -171,7 +172,7 @@ SELECT state, result, heartbeat_at, deadline_at FROM awa.jobs WHERE id = :id;
 SELECT awa_complete_external(:'cb'), awa_fail_external(:'cb', 'late'), awa_retry_external(:'cb');
 
 -- A parked job frees its place under the queue's concurrency limit --------------
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT max_running FROM awa_set_queue_limit('lim', 1);
 SELECT count(*) FROM awa_insert_many('[{"kind": "a", "queue": "lim"}, {"kind": "b", "queue": "lim"}]');
 SELECT id, lease FROM claim_one('lim') \gset
@@ -188,16 +189,15 @@ SELECT state, attempt FROM awa_retry(:id);
 SELECT awa_complete_external(:'cb');
 
 -- Timeouts: maintenance retries with backoff, or fails without attempts left --
-TRUNCATE awa.jobs;
+DELETE FROM awa.jobs;
 SELECT count(*) FROM awa_insert_many('[{"kind": "t1", "max_attempts": 2}, {"kind": "t2", "max_attempts": 1}, {"kind": "t3"}]');
 CREATE TEMP TABLE cbs AS
   SELECT kind, awa_register_callback(id, run_lease, '1 hour') AS cb, awa_wait_external(id, run_lease) AS parked
   FROM awa_claim('default', batch => 3);
 SELECT kind, parked FROM cbs ORDER BY kind;
--- two have timed out (t1, t2); t3 has not; t4 was put in waiting_external by hand (no callback)
-SELECT id FROM awa_insert('t4') \gset
-UPDATE awa.jobs SET state = 'waiting_external', deadline_at = now() - interval '1 hour' WHERE id = :id;
-UPDATE awa.jobs SET deadline_at = now() - interval '1 second' WHERE kind IN ('t1', 't2');
+-- two have timed out (t1, t2: their park's deadline moved back); t3 has not
+UPDATE awa.callbacks c SET deadline_at = now() - interval '1 second' FROM awa.jobs j
+ WHERE j.id = c.job_id AND j.kind IN ('t1', 't2') AND c.kind = 'wait';
 SELECT rescued FROM awa_maintain();
 SELECT kind, state, attempt, errors[1]->>'error' AS error,
        CASE WHEN state = 'retryable' THEN run_at > now() END AS backoff,

@@ -1,8 +1,7 @@
 -- awa_queue_history: per-minute throughput from the statement triggers, folded by maintenance.
--- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
--- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
--- refuses; not yet rewritten through the awa_* functions.
-SET awa.install_engine = 'table';
+-- On the default ring engine.  The events with fixed times, long past, are written as their deltas
+-- (awa.history_deltas: the rows the table's statement triggers derive from those events, history_table.sql), as
+-- the ring's functions write events at the present time only; the API's events are the ring's own.
 CREATE EXTENSION awa;
 -- no background worker here, but hold off any awa_maintain() of another session
 SELECT pg_advisory_lock(6387553, 1);
@@ -12,26 +11,20 @@ SET awa.retention_history = -1;
 
 SELECT * FROM awa_queue_history();
 
--- Events written with fixed times, so that durations and minutes are known:
--- 3 jobs of kind a and 1 of kind b enqueued at 10:00:10 in queue h
-INSERT INTO awa.jobs (id, kind, queue, run_at, created_at) VALUES
-  (101, 'a', 'h', '2026-01-01 10:00:10+00', '2026-01-01 10:00:10+00'),
-  (102, 'a', 'h', '2026-01-01 10:00:10+00', '2026-01-01 10:00:10+00'),
-  (103, 'a', 'h', '2026-01-01 10:00:50+00', '2026-01-01 10:00:10+00'),
-  (104, 'b', 'h', '2026-01-01 09:00:00+00', '2026-01-01 10:00:10+00');
--- claimed at 10:01:10: waited 60 s, 60 s, 20 s (due at 10:00:50), 60 s (run_at before created_at)
-UPDATE awa.jobs SET state = 'running', attempt = 1, attempted_at = '2026-01-01 10:01:10+00'
- WHERE id IN (101, 102, 103, 104);
--- a heartbeat is no event
-UPDATE awa.jobs SET heartbeat_at = '2026-01-01 10:01:20+00' WHERE id = 101;
--- 101 completes after 2 s, 102 fails for good after 0.5 s, 104 completes after 90 s (next minute)
-UPDATE awa.jobs SET state = 'completed', finalized_at = '2026-01-01 10:01:12+00' WHERE id = 101;
-UPDATE awa.jobs SET state = 'failed', finalized_at = '2026-01-01 10:01:10.5+00' WHERE id = 102;
-UPDATE awa.jobs SET state = 'completed', finalized_at = '2026-01-01 10:02:40+00' WHERE id = 104;
--- 103 is cancelled while running (finalized 10:01:30, ran 20 s)
-UPDATE awa.jobs SET state = 'cancelled', finalized_at = '2026-01-01 10:01:30+00' WHERE id = 103;
--- deletes and promotions are no events
-DELETE FROM awa.jobs WHERE id = 101;
+-- Events with fixed times, so that durations and minutes are known, written as their deltas: 3 jobs of kind a
+-- and 1 of kind b enqueued at 10:00:10 in queue h; claimed at 10:01:10: waited 60 s, 60 s, 20 s (due at
+-- 10:00:50), 60 s (run_at before created_at); 101 completes after 2 s, 102 fails for good after 0.5 s, 104
+-- completes after 90 s (next minute), 103 is cancelled while running (finalized 10:01:30, ran 20 s)
+INSERT INTO awa.history_deltas (minute, queue, kind, enqueued, started, completed, failed, retried, cancelled,
+    wait_count, wait_total_us, wait_max_us, wait_hist, run_count, run_total_us, run_max_us, run_hist) VALUES
+  ('2026-01-01 10:00:00+00', 'h', 'a', 3, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, NULL, NULL),
+  ('2026-01-01 10:00:00+00', 'h', 'b', 1, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, NULL, NULL),
+  ('2026-01-01 10:01:00+00', 'h', 'a', 0, 0, 0, 0, 0, 1, 0, NULL, NULL, NULL, 1, 20000000, 20000000, '[58:58]={1}'),
+  ('2026-01-01 10:01:00+00', 'h', 'a', 0, 0, 0, 1, 0, 0, 0, NULL, NULL, NULL, 1, 500000, 500000, '[36:36]={1}'),
+  ('2026-01-01 10:01:00+00', 'h', 'a', 0, 0, 1, 0, 0, 0, 0, NULL, NULL, NULL, 1, 2000000, 2000000, '[44:44]={1}'),
+  ('2026-01-01 10:01:00+00', 'h', 'a', 0, 3, 0, 0, 0, 0, 3, 140000000, 60000000, '[58:64]={1,0,0,0,0,0,2}', 0, NULL, NULL, NULL),
+  ('2026-01-01 10:01:00+00', 'h', 'b', 0, 1, 0, 0, 0, 0, 1, 60000000, 60000000, '[64:64]={1}', 0, NULL, NULL, NULL),
+  ('2026-01-01 10:02:00+00', 'h', 'b', 0, 0, 1, 0, 0, 0, 0, NULL, NULL, NULL, 1, 90000000, 90000000, '[66:66]={1}');
 
 SELECT minute, queue, kind, enqueued, started, completed, failed, retried, cancelled,
        wait_count, wait_total_us, wait_max_us, run_count, run_total_us, run_max_us
@@ -69,9 +62,11 @@ SELECT count(*) AS differences FROM (
   UNION ALL
   (SELECT * FROM before EXCEPT ALL SELECT * FROM awa_queue_history(since => '2026-01-01', by_kind => true))) d;
 -- new events after the fold are added to the folded minute
-INSERT INTO awa.jobs (id, kind, queue, run_at, created_at) VALUES
-  (105, 'a', 'h', '2026-01-01 10:01:00+00', '2026-01-01 10:01:00+00');
-UPDATE awa.jobs SET state = 'running', attempt = 1, attempted_at = '2026-01-01 10:01:05+00' WHERE id = 105;
+-- (105 enqueued at 10:01:00 and claimed at 10:01:05, written as its deltas)
+INSERT INTO awa.history_deltas (minute, queue, kind, enqueued, started, completed, failed, retried, cancelled,
+    wait_count, wait_total_us, wait_max_us, wait_hist, run_count, run_total_us, run_max_us, run_hist) VALUES
+  ('2026-01-01 10:01:00+00', 'h', 'a', 1, 0, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, NULL, NULL, NULL),
+  ('2026-01-01 10:01:00+00', 'h', 'a', 0, 1, 0, 0, 0, 0, 1, 5000000, 5000000, '[50:50]={1}', 0, NULL, NULL, NULL);
 SELECT bucket_start, enqueued, started, completed, wait_p50, wait_max
   FROM awa_queue_history('h', '2026-01-01 10:01:00+00', '1 minute', 'a');
 SELECT pg_advisory_unlock(6387553, 1);
@@ -84,8 +79,9 @@ SELECT minute, kind, enqueued, started, wait_count, wait_hist FROM awa.queue_his
 
 -- The API: enqueue, claim, complete, fail with retries, snooze, cancel, rescue (now)
 DELETE FROM awa.jobs;
-SELECT count(*) FROM (SELECT awa_insert('k', queue => 'api') FROM generate_series(1, 5)) i;
-SELECT count(*) FROM awa_insert_many('[{"kind": "k", "queue": "api"}, {"kind": "m", "queue": "api"}]');
+-- (the k jobs have 2 attempts, so that the retried one fails for good on its second)
+SELECT count(*) FROM (SELECT awa_insert('k', queue => 'api', max_attempts => 2) FROM generate_series(1, 5)) i;
+SELECT count(*) FROM awa_insert_many('[{"kind": "k", "queue": "api", "max_attempts": 2}, {"kind": "m", "queue": "api"}]');
 SELECT count(*) FROM awa_claim('api', 'w1', 10);
 SELECT awa_complete(id, run_lease) FROM awa.jobs WHERE queue = 'api' AND kind = 'm';
 SELECT awa_complete_many(array_agg(id), array_agg(run_lease))
@@ -93,7 +89,6 @@ SELECT awa_complete_many(array_agg(id), array_agg(run_lease))
 -- a retry, then that job fails for good on its next attempt
 SELECT awa_fail((SELECT id FROM awa.jobs WHERE queue = 'api' AND state = 'running' ORDER BY id LIMIT 1),
   (SELECT run_lease FROM awa.jobs WHERE queue = 'api' AND state = 'running' ORDER BY id LIMIT 1), 'boom', interval '0');
-UPDATE awa.jobs SET max_attempts = 2 WHERE queue = 'api' AND state = 'retryable';
 SELECT count(*) FROM awa_claim('api', 'w1', 10);
 SELECT awa_fail((SELECT id FROM awa.jobs WHERE queue = 'api' AND state = 'running' AND attempt = 2),
   (SELECT run_lease FROM awa.jobs WHERE queue = 'api' AND state = 'running' AND attempt = 2), 'boom again');
@@ -101,8 +96,11 @@ SELECT awa_fail((SELECT id FROM awa.jobs WHERE queue = 'api' AND state = 'runnin
 SELECT awa_snooze(id, run_lease, interval '1 hour') FROM awa.jobs
  WHERE queue = 'api' AND state = 'running' ORDER BY id LIMIT 1;
 SELECT count(*) FROM awa_cancel((SELECT id FROM awa.jobs WHERE queue = 'api' AND state = 'scheduled'));
--- the last running job is rescued (its heartbeat is stale): retried
-UPDATE awa.jobs SET heartbeat_at = now() - interval '1 hour' WHERE queue = 'api' AND state = 'running';
+-- the last running job is rescued (claimed an hour ago, its receipt moved back): retried
+UPDATE awa.claims c SET claimed_at = c.claimed_at - interval '1 hour', deadline_at = c.deadline_at - interval '1 hour'
+  FROM awa.jobs j WHERE j.id = c.job_id AND j.run_lease = c.run_lease AND j.queue = 'api' AND j.state = 'running';
+-- (the rescue walks the receipts whose deadline passed since its mark: the earlier rounds' mark goes back too)
+UPDATE awa.ring_rescue_mark SET passed = '-infinity';
 SELECT awa_rescue();
 -- (summed over minutes: the test may cross a minute boundary)
 SELECT kind, sum(enqueued) AS enqueued, sum(started) AS started, sum(completed) AS completed,
@@ -111,9 +109,11 @@ SELECT kind, sum(enqueued) AS enqueued, sum(started) AS started, sum(completed) 
        bool_and(run_max >= run_p95 AND run_p95 >= run_p50) AS ordered
   FROM awa_queue_history('api', by_kind => true) GROUP BY kind ORDER BY kind;
 SELECT state, count(*) FROM awa.jobs WHERE queue = 'api' GROUP BY state ORDER BY state;
--- retrying the failed job by hand is no event; cancelling a retryable one is
+-- retrying the failed job by hand is no event; cancelling a retried one is (a retry due at once is 'available' on
+-- the ring, where the table shows 'retryable' until maintenance promotes it)
 SELECT state FROM awa_retry((SELECT id FROM awa.jobs WHERE queue = 'api' AND state = 'failed'));
-SELECT state FROM awa_cancel((SELECT id FROM awa.jobs WHERE queue = 'api' AND state = 'retryable' ORDER BY id LIMIT 1));
+SELECT state FROM awa_cancel((SELECT id FROM awa.jobs WHERE queue = 'api' AND state IN ('retryable', 'available')
+  ORDER BY id LIMIT 1));
 SELECT kind, sum(enqueued) AS enqueued, sum(started) AS started, sum(completed) AS completed,
        sum(failed) AS failed, sum(retried) AS retried, sum(cancelled) AS cancelled
   FROM awa_queue_history('api', by_kind => true) GROUP BY kind ORDER BY kind;
@@ -147,6 +147,7 @@ SELECT count(*) FROM awa_queue_history('off');
 SELECT count(*) AS old_minutes FROM awa.queue_history WHERE minute < '2026-02-01';
 SET awa.retention_history = '1h';
 SHOW awa.retention_history;
+-- (the round promotes nothing on the ring: its retries due at once are available already)
 SELECT pg_advisory_unlock(6387553, 1);
 SELECT promoted FROM awa_maintain();
 SELECT pg_advisory_lock(6387553, 1);

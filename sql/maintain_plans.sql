@@ -11,9 +11,9 @@
 -- that only run on paths that workload does not reach (the one-job fallbacks
 -- of maintenance).
 SELECT pg_advisory_lock(6387553, 1);
--- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
--- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
--- refuses; not yet rewritten through the awa_* functions.
+-- On the table engine (awa.install_engine = table): the statements checked are the table engine's own, copied
+-- from src/*.c, on awa.jobs at a million rows; the ring's statements read other relations (awa.ready, awa.claims,
+-- awa.done, ...) with plans of their own, not covered here.
 SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 

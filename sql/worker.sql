@@ -1,8 +1,8 @@
 -- The worker lifecycle: claim order and aging, complete, fail with backoff,
 -- snooze, heartbeat, progress, rescue, and every bad input.
 -- On the table engine (awa.install_engine = table), not the default ring: its setup writes awa.jobs behind the
--- API (INSERT of ids and states, UPDATE, TRUNCATE, triggers or indexes of the table), which the ring's view
--- refuses; not yet rewritten through the awa_* functions.
+-- API (ids, states, attempts and leases of its choosing, stale heartbeats), which the ring's view refuses; not yet
+-- rewritten through the awa_* functions (docs/storage.md, "Step 5: the regression files on the ring").
 SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SET timezone = 'UTC';

@@ -1,0 +1,29 @@
+-- What a claim promises beyond order: a row that cannot be claimed does not
+-- stop its queue (the rest of the claim's promises: claim_rules.sql, on the default ring).
+-- On the table engine (awa.install_engine = table): the rows are written into awa.jobs behind awa's back.  Not on
+-- the ring, because of a fault of the ring's claim (docs/storage.md, "Step 5: the regression files on the ring"):
+-- the same rows written into awa.ready are claimed past their max_attempts (attempt 1001 of 1000, 26 of 25,
+-- running, not failed), and one at run_lease's maximum makes every claim of its queue fail with "bigint out of
+-- range", so the queue stops.
+SET awa.install_engine = 'table';
+CREATE EXTENSION awa;
+SET timezone = 'UTC';
+
+-- rows written behind awa's back that a claim would break a constraint on:
+-- no attempts left (attempt 1000 of 1000; 25 of 25), run_lease at its maximum
+INSERT INTO awa.jobs (id, kind, queue, state, attempt, max_attempts, run_lease, run_at)
+  OVERRIDING SYSTEM VALUE VALUES
+  (101, 'exhausted', 'q', 'available', 1000, 1000, 0, now() - interval '3 s'),
+  (102, 'exhausted', 'q', 'retryable', 25, 25, 7, now() - interval '2 s'),
+  (103, 'lease_max', 'q', 'available', 0, 25, 9223372036854775807, now() - interval '1 s'),
+  (104, 'fine', 'q', 'available', 0, 25, 0, now());
+-- the claim hands out the good job; the others become failed, saying why
+SELECT id, kind, state, attempt FROM awa_claim('q', batch => 10);
+SELECT id, state, attempt, run_lease, finalized_at IS NOT NULL AS finalized, errors[1]->>'error' AS error
+  FROM awa.jobs ORDER BY id;
+-- and the queue keeps working
+SELECT count(*) FROM awa_claim('q', batch => 10);
+SELECT kind FROM awa_insert('next', queue => 'q');
+SELECT id, kind FROM awa_claim('q', batch => 10);
+
+DROP EXTENSION awa;
