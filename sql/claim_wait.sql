@@ -2,10 +2,6 @@
 -- each empty attempt and sleeps holding no snapshot (test/t/012_claim_wait.pl
 -- checks the wait itself).  Arguments and errors are awa_claim's; the jobs
 -- come back as one awa.jobs[] in awa_claim's order, NULL when none came.
--- On the table engine (awa.install_engine = table), not the default ring: awa.jobs' deadline_at of a running
--- job on the ring is its rescue key (attempted_at + the lease capped by awa.heartbeat_timeout), not attempted_at
--- + the lease this file checks (docs/storage.md, "Step 5: leases, messages and side-table upkeep").
-SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 \set VERBOSITY terse
 SELECT (awa_insert('k', '{"n": 1}', queue => 'cw', priority => 2)).id AS id1 \gset

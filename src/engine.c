@@ -283,7 +283,8 @@ first_claims_read(const int64 *ids, int n)
 
 	awa_plan(&plan,
 			 "SELECT r.id, r.kind, r.queue, r.args, 'running'::awa.job_state, r.priority,"
-			 " (r.attempt + 1)::smallint, r.max_attempts, r.run_at, c.claimed_at, c.deadline_at, c.claimed_at,"
+			 " (r.attempt + 1)::smallint, r.max_attempts, r.run_at, c.claimed_at,"
+			 " LEAST(c.claimed_at + c.lease, c.claimed_at + r.timeout), c.claimed_at,"
 			 " NULL::timestamptz, r.created_at, '{}'::jsonb[], r.metadata, r.tags, r.unique_key,"
 			 " r.unique_states, c.run_lease, NULL::jsonb, c.claimed_by, c.lease, r.timeout, NULL::jsonb,"
 			 " NULL::bytea, NULL::bigint, NULL::interval, NULL::jsonb, r.group_id, r.concurrency_key"

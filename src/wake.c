@@ -53,6 +53,20 @@
  * waiters do not count on it, nor it on them), and at a concurrency limit
  * each completion wakes it, not one waiter per queue.
  *
+ * A timekeeper that leaves from a statement whose transaction ends with
+ * it (autocommit, or a procedure's CALL: not in a transaction block)
+ * hands its role on at that transaction's end, not when it withdraws.
+ * It usually leaves because it claimed the job whose time it kept: a
+ * waiter woken before that claim commits still sees the job's scheduled
+ * row (its promotion is not committed yet), takes it for a due row held
+ * by another transaction and looks again every 1, 2, 4 ... ms until the
+ * commit, each look a wake-up (the ring's scheduled jobs woke a claimer
+ * 3 to 5 times this way; docs/storage.md "Step 5: wake-ups and deadlines
+ * on the default ring").  Woken after the commit, it sees the queue's
+ * next scheduled job, if any, and keeps its time.  In a transaction
+ * block, whose end may be far off, the role is handed on at once, as
+ * before: a next job coming due meanwhile must not wait for that end.
+ *
  * A backend that exits while waiting (FATAL: pg_terminate_backend, lost
  * client) withdraws its slot and passes on what it held from a
  * before_shmem_exit callback, as it does on every other way out.
@@ -142,6 +156,15 @@ static bool took_wake = false;	/* its current attempt was woken */
 static bool attempting = false;	/* an attempt is under way */
 static bool slept = false;		/* the next attempt follows a sleep */
 static bool keeps_time = false; /* its due_at is published */
+
+/*
+ * A timekeeper's role to hand on at the end of the current transaction
+ * (awa_wait_unregister): the queues it waited on, as registered_*.
+ */
+static bool deferred_pass = false;
+static int	deferred_nqueues = 1;
+static uint32 deferred_hash = 0;
+static uint32 deferred_hashes[AWA_WAIT_QUEUES];
 static bool exit_callback_set = false;
 
 static void note_queue(const char *queue, bool notify);
@@ -149,6 +172,8 @@ static void note_hash(uint32 h, bool available);
 static bool register_hashes(const uint32 *hashes, int n, uint32 every);
 static int	claimed_entry_hash(uint32 h);
 static void pass_on_wakeup(void);
+static void pass_on_wakeup_of(int nqueues, uint32 hash, const uint32 *hashes);
+static void pass_deferred(void);
 static bool slot_serves(AwaWaitSlot *slot, uint32 hash);
 static void set_exit_callback(void);
 
@@ -493,6 +518,7 @@ wake_xact_callback(XactEvent event, void *arg)
 				wake_waiters();
 			/* FALLTHROUGH */
 		case XACT_EVENT_PREPARE:
+			pass_deferred();	/* a timekeeper that left (awa_wait_unregister) */
 			npending_wakes = 0;
 			pending_overflow = false;
 			running_freed = false;
@@ -661,15 +687,32 @@ register_hashes(const uint32 *hashes, int n, uint32 every)
 static void
 pass_on_wakeup(void)
 {
+	pass_on_wakeup_of(registered_nqueues, registered_hash, registered_hashes);
+}
+
+/* pass_on_wakeup for a registration's queues (nqueues, hash, hashes: as registered_*) */
+static void
+pass_on_wakeup_of(int nqueues, uint32 hash, const uint32 *hashes)
+{
 	int			i;
 
-	if (registered_nqueues == 1)
-		(void) hand_wakeups(registered_hash, false, false, 1);
-	else if (registered_nqueues == 0 || registered_nqueues > AWA_WAIT_QUEUES)
+	if (nqueues == 1)
+		(void) hand_wakeups(hash, false, false, 1);
+	else if (nqueues == 0 || nqueues > AWA_WAIT_QUEUES)
 		(void) hand_wakeups(0, true, false, INT_MAX);
 	else
-		for (i = 0; i < registered_nqueues; i++)
-			(void) hand_wakeups(registered_hashes[i], false, false, 1);
+		for (i = 0; i < nqueues; i++)
+			(void) hand_wakeups(hashes[i], false, false, 1);
+}
+
+/* Hand on the timekeeping deferred to this transaction's end (awa_wait_unregister), if any. */
+static void
+pass_deferred(void)
+{
+	if (!deferred_pass)
+		return;
+	deferred_pass = false;
+	pass_on_wakeup_of(deferred_nqueues, deferred_hash, deferred_hashes);
 }
 
 /*
@@ -791,13 +834,16 @@ awa_wait_at_limit(bool at_limit)
 /*
  * Withdraw the slot published by awa_wait_register.  A wake-up handed to
  * it and not taken, or taken by an attempt that did not finish, goes to
- * another waiter of the queue; so does the timekeeping of a scheduled job.
+ * another waiter of the queue; so does the timekeeping of a scheduled job,
+ * at the end of the transaction when it ends with the statement (outside
+ * a transaction block; see the file header), else at once.
  */
 void
 awa_wait_unregister(void)
 {
 	AwaWaitSlot *slot = awa_my_slot();
 	bool		pass_on;
+	bool		timekeeper;
 
 	if (!registered || slot == NULL)
 		return;
@@ -806,11 +852,24 @@ awa_wait_unregister(void)
 	pg_atomic_fetch_add_u32(&slot->reg_gen, 1);	/* even: withdrawn */
 	pg_atomic_fetch_sub_u32(&awa_shared->nwaiting, 1);
 	pass_on = pg_atomic_exchange_u32(&slot->woken, 0) != 0 ||
-		(took_wake && attempting) || keeps_time;
+		(took_wake && attempting);
+	timekeeper = keeps_time;
 	took_wake = false;
 	attempting = false;
 	keeps_time = false;
-	if (pass_on)
+	if (!pass_on && timekeeper && !proc_exit_inprogress &&
+		IsTransactionState() && !IsTransactionBlock())
+	{
+		/* the timekeeping, at this statement's transaction end (file header) */
+		pass_deferred();		/* an earlier one of this transaction: now */
+		deferred_pass = true;
+		deferred_nqueues = registered_nqueues;
+		deferred_hash = registered_hash;
+		if (registered_nqueues > 1 && registered_nqueues <= AWA_WAIT_QUEUES)
+			memcpy(deferred_hashes, registered_hashes, sizeof(uint32) * registered_nqueues);
+		return;
+	}
+	if (pass_on || timekeeper)
 		pass_on_wakeup();
 }
 

@@ -1695,6 +1695,9 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	coalesce((SELECT s.run_at FROM awa.scheduled s WHERE s.id = k.id AND s.run_lease = k.ready_lease + 1),
 		r.run_at) AS run_at,
 	-- the newest beat of the attempt (awa.beats, below) gives heartbeat_at and deadline_at, else its receipt;
+	-- deadline_at as awa.jobs shows it: that time + the lease, never after attempted_at + the job's timeout (the
+	-- stored deadline_at of a receipt or beat is the rescue's key, also capped by awa.heartbeat_timeout; a beat
+	-- without a lease, moved from awa.jobs, keeps awa.jobs' deadline_at)
 	-- hook: rext -- parked: the wait's newest deadline (awa.callbacks); ended by a callback (after_wait): none
 	CASE WHEN k.state = 'waiting_external' THEN (SELECT w.at FROM awa.callbacks w WHERE w.job_id = k.id
 		AND w.run_lease = k.ready_lease + 1 AND w.deadline_at IS NOT NULL ORDER BY w.written_at DESC LIMIT 1)
@@ -1705,8 +1708,10 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	CASE WHEN k.state = 'waiting_external' THEN (SELECT w.deadline_at FROM awa.callbacks w WHERE w.job_id = k.id
 		AND w.run_lease = k.ready_lease + 1 AND w.deadline_at IS NOT NULL ORDER BY w.written_at DESC LIMIT 1)
 		WHEN cn AND (k.state = 'running' OR (k.state = 'completed' AND NOT k.after_wait))
-		THEN coalesce((SELECT b.deadline_at FROM awa.beats b
-		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1), c.deadline_at) END
+		THEN coalesce((SELECT CASE WHEN b.lease IS NULL THEN b.deadline_at
+			ELSE LEAST(b.at + b.lease, c.claimed_at + r.timeout) END FROM awa.beats b
+		WHERE b.job_id = k.id AND b.run_lease = c.run_lease ORDER BY b.at DESC LIMIT 1),
+		LEAST(c.claimed_at + c.lease, c.claimed_at + r.timeout)) END
 		AS deadline_at,
 	c.claimed_at AS attempted_at,
 	CASE WHEN k.state NOT IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')
