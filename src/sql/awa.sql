@@ -2115,47 +2115,15 @@ COMMENT ON FUNCTION awa.ring_recount()
 	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour; lag_us: lag_seconds in microseconds); no row when they agree';
 
 -- The ring: dump and restore (ring_dump.c; docs/storage.md, "Step 5: dump and restore of the ring") ----------
--- The ring's relations are the extension's configuration: pg_dump holds their rows, a restore loads them after
--- CREATE EXTENSION with COPY (each partition of a partitioned one on its own, so the parents' statement triggers do
--- not fire; awa.scheduled's do, and stand aside during a COPY: ring_dump.c).  awa.ring_slots' rows, which the
--- script writes, are replaced by the dump's (awa.ring_slots_restore).  Not dumped: the counters (their rows carry
--- transaction ids of the dumped cluster; awa.ring_restore_counts() derives them from the restored jobs), the
--- rescue's and the upkeep's kept positions (a restore starts them over: they only say where a walk resumes).
-SELECT pg_catalog.pg_extension_config_dump('awa.ready', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ready_0', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ready_1', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ready_2', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ready_3', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.claims', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.claims_0', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.claims_1', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.claims_2', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.claims_3', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.done', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.done_0', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.done_1', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.done_2', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.done_3', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.beats', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.beats_0', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.beats_1', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.beats_2', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.beats_3', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.callbacks', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.callbacks_0', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.callbacks_1', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.callbacks_2', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.callbacks_3', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ring_slots', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.scheduled', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.unique_keys', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ring_history', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ring_dependencies', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ring_dependents', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ring_group_jobs', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ring_group_callbacks', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ring_key_running', '');
-SELECT pg_catalog.pg_extension_config_dump('awa.ring_key_live', '');
+-- On the ring engine, the ring's relations are the extension's configuration (engine.sql marks them for pg_dump):
+-- a restore loads their rows after CREATE EXTENSION with COPY, each partition of a partitioned one on its own.
+-- awa.ring_slots' rows, which this script writes, are replaced by the dump's (awa.ring_slots_restore); the
+-- triggers that derive state from new rows (counts, live keys) stand aside during a COPY (ring_dump.c), and the
+-- counters are recounted after the load of each relation that holds jobs' states (awa.ring_restore_counting).
+-- Not dumped: the counters (their rows carry transaction ids and snapshots of the dumped cluster), the rescue's
+-- and the upkeep's kept positions (a restore starts them over: they only say where a walk resumes).
+
+-- The per-key limits (awa_set_key_limit) are settings of either engine: a restore keeps them.
 SELECT pg_catalog.pg_extension_config_dump('awa.key_limits', '');
 
 CREATE FUNCTION awa.ring_slots_restore()
