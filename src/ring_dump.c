@@ -21,9 +21,11 @@
 #include "tcop/cmdtag.h"
 #include "tcop/pquery.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/portal.h"
 #include "utils/rel.h"
 
+#include "floor.h"
 #include "ring.h"
 
 PG_FUNCTION_INFO_V1(awa_ring_slots_restore);
@@ -110,8 +112,12 @@ PG_FUNCTION_INFO_V1(awa_ring_restore_counting);
  * awa.scheduled and awa.ring_history.  During a COPY (a restore's load of one
  * relation) it runs awa.ring_restore_counts(), which makes the counters equal
  * to a recount of the jobs loaded so far: after the last relation's load they
- * are exact, in whatever order the restore loads them.  Outside a COPY it
- * does nothing (awa writes none of these relations with COPY, and never a
+ * are exact, in whatever order the restore loads them.  The queues of the
+ * rows loaded into awa.ready's partitions or awa.scheduled get a claim floor
+ * pin at the head of their lanes (floor.c): in a database restored into (a
+ * pg_restore --clean, a restore into a database of the same OID), floors
+ * left in shared memory by the claims before would be above the loaded jobs.
+ * Outside a COPY it does nothing (awa writes none of these relations with COPY, and never a
  * partition directly).
  */
 Datum
@@ -129,6 +135,25 @@ awa_ring_restore_counting(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (SPI_execute("SELECT awa.ring_restore_counts()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa.ring_restore_counting: awa.ring_restore_counts() failed");
+	if (SPI_fnumber(RelationGetDescr(td->tg_relation), "queue") > 0)
+	{
+		char	   *sql = psprintf("SELECT DISTINCT queue FROM %s",
+								   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(td->tg_relation)),
+															  RelationGetRelationName(td->tg_relation)));
+		uint64		i;
+		bool		isnull;
+
+		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "awa.ring_restore_counting: reading the queues of %s failed",
+				 RelationGetRelationName(td->tg_relation));
+		for (i = 0; i < SPI_processed; i++)
+		{
+			Datum		q = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				awa_floor_note(awa_ring_lane(DatumGetTextPP(q)), DT_NOBEGIN);
+		}
+	}
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -9,7 +9,8 @@
 #  1. pg_dump -Fc of the whole database -> pg_restore into an empty database;
 #  2. pg_dump (plain) -> psql into an empty database;
 #  3. pg_dump --data-only --extension=awa --schema=awa -> psql into a database where CREATE EXTENSION
-#     awa already ran (on the table storage also --table='awa.*', as before).
+#     awa already ran (on the table storage also --table='awa.*', as before);
+#  4. pg_restore --clean into the dumped database, after claims drained a queue.
 use strict;
 use warnings;
 use FindBin;
@@ -180,6 +181,17 @@ SQL
 	}
 	invariants_ok($full, "$engine: after the restored jobs went on");
 	next_insert_ok($full, "$engine: after a full restore, a new job's id is above every restored one");
+
+	# 4. a restore into the database dumped (pg_restore --clean), after its claims drained a queue (and, on the
+	# ring, a rotation): what the server keeps in memory of the drained queue must not hide the restored jobs
+	$node->safe_psql($src, "SELECT count(awa_complete(c.id, c.run_lease)) FROM awa_claim('q0', batch => 1000) c");
+	$node->safe_psql($src, "SELECT awa.ring_rotate(1, '1 microsecond')") if $engine eq 'ring';
+	command_ok([ 'pg_restore', '--clean', '--if-exists', '-d', $node->connstr($src), "$tmp/$engine.dump" ],
+		"$engine: pg_restore --clean into the dumped database");
+	same("$engine: pg_restore --clean into the dumped database: $rows rows identical", snapshot($src), $want);
+	query_is($node, $src, "SELECT count(*) FROM awa_claim('q0', batch => 1000)", '116',
+		"$engine: after pg_restore --clean, every restored available job of a queue drained before is claimed");
+	invariants_ok($src, "$engine: after pg_restore --clean");
 }
 
 $node->stop;
