@@ -16,7 +16,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "commands/trigger.h"
+#include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
 #include "executor/spi.h"
 #include "tcop/cmdtag.h"
 #include "tcop/pquery.h"
@@ -31,13 +34,30 @@
 PG_FUNCTION_INFO_V1(awa_ring_slots_restore);
 
 /*
- * True while the statement being run is a COPY (the portal at the top runs
- * a COPY): a restore's load of awa's relations.
+ * True while the statement being run is a COPY FROM into rel itself (the
+ * portal at the top runs it): a restore's load of one of awa's relations.
+ * A COPY into awa.jobs, which enqueues through its trigger, is not one.
  */
 bool
-awa_ring_restoring(void)
+awa_ring_restoring(Relation rel)
 {
-	return ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY;
+	ListCell   *lc;
+
+	if (ActivePortal == NULL || ActivePortal->commandTag != CMDTAG_COPY)
+		return false;
+	foreach(lc, ActivePortal->stmts)
+	{
+		PlannedStmt *ps = lfirst_node(PlannedStmt, lc);
+		CopyStmt   *copy;
+
+		if (ps->commandType != CMD_UTILITY || !IsA(ps->utilityStmt, CopyStmt))
+			continue;
+		copy = (CopyStmt *) ps->utilityStmt;
+		if (copy->is_from && copy->relation != NULL &&
+			RangeVarGetRelid(copy->relation, NoLock, true) == RelationGetRelid(rel))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -68,7 +88,7 @@ awa_ring_slots_restore(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("awa.ring_slots_restore() must be a BEFORE INSERT FOR EACH ROW trigger")));
 	row = td->tg_trigtuple;
-	if (!awa_ring_restoring())
+	if (!awa_ring_restoring(td->tg_relation))
 		return PointerGetDatum(row);
 	desc = RelationGetDescr(td->tg_relation);
 	values[0] = heap_getattr(row, SPI_fnumber(desc, "slot"), desc, &isnull);
@@ -124,26 +144,38 @@ Datum
 awa_ring_restore_counting(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *name;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("awa.ring_restore_counting() must be an AFTER INSERT FOR EACH STATEMENT trigger")));
-	if (!awa_ring_restoring())
+	if (!awa_ring_restoring(td->tg_relation))
 		return PointerGetDatum(NULL);
 	SPI_connect();
+	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(td->tg_relation)),
+									  RelationGetRelationName(td->tg_relation));
+	/*
+	 * A restore loads every partition, most of them empty: nothing to count.
+	 * Not read_only: the statement's own rows must be seen.
+	 */
+	if (SPI_execute(psprintf("SELECT FROM %s LIMIT 1", name), false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "awa.ring_restore_counting: reading %s failed", name);
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return PointerGetDatum(NULL);
+	}
 	if (SPI_execute("SELECT awa.ring_restore_counts()", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "awa.ring_restore_counting: awa.ring_restore_counts() failed");
 	if (SPI_fnumber(RelationGetDescr(td->tg_relation), "queue") > 0)
 	{
-		char	   *sql = psprintf("SELECT DISTINCT queue FROM %s",
-								   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(td->tg_relation)),
-															  RelationGetRelationName(td->tg_relation)));
+		char	   *sql = psprintf("SELECT DISTINCT queue FROM %s", name);
 		uint64		i;
 		bool		isnull;
 
-		if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "awa.ring_restore_counting: reading the queues of %s failed",
 				 RelationGetRelationName(td->tg_relation));
 		for (i = 0; i < SPI_processed; i++)

@@ -109,6 +109,9 @@ BEGIN
 			'callbacks_0', 'callbacks_1', 'callbacks_2', 'callbacks_3', 'ring_slots', 'scheduled',
 			'unique_keys', 'ring_history', 'ring_dependencies', 'ring_dependents', 'ring_group_jobs',
 			'ring_group_callbacks', 'ring_key_running', 'ring_key_live']) r
+		-- members only: test/integration/upgrade.sh runs this file outside an extension script, detached
+		WHERE EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass
+			AND d.objid = ('awa.' || r)::regclass AND d.deptype = 'e')
 	LOOP
 		PERFORM pg_catalog.pg_extension_config_dump(('awa.' || g.r)::regclass, '');
 	END LOOP;
