@@ -1016,8 +1016,8 @@ COMMENT ON FUNCTION awa_group_callback(text)
 -- The storage engine that is to replace awa.jobs, created empty beside it.  Internal: no awa_* function
 -- reads or writes these relations yet, no role is granted them (privileges.sql), and the awa.ring_*
 -- functions refuse to run unless the superuser-only setting awa.ring_engine is on, which only the ring's
--- own test suites and benchmark turn on.  Not marked for pg_dump (pg_extension_config_dump): nothing but
--- those tests writes them, and a restore recreates them empty with slot 0 open.
+-- own test suites and benchmark turn on.  Marked for pg_dump on the ring engine only (engine.sql; "The ring: dump
+-- and restore" at the end of this file).
 -- Nothing here is updated or deleted on the hot path: a ready row per claimable attempt, a receipt per
 -- claim, a done row per ended attempt; a slot's partitions are reclaimed together by TRUNCATE (step 6).
 
