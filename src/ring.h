@@ -118,6 +118,8 @@ extern long awa_ring_due_ms(Datum *values, const char *nulls, bool several);
  * same states, already counted.
  */
 extern bool awa_ring_counting_off;
+/* ring_dump.c: a COPY into this relation is running (a restore's load): the ring's deriving triggers stand aside */
+extern bool awa_ring_restoring(struct RelationData *rel);
 
 /*
  * hook: lease -- ring_fail's logic (ring.c), for the rescue of

@@ -432,8 +432,8 @@ awa_ring_count_changes(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("awa.ring_count_changes() must be called by an AFTER INSERT ... REFERENCING NEW TABLE or AFTER DELETE ... REFERENCING OLD TABLE ... FOR EACH STATEMENT trigger")));
-	if (awa_ring_counting_off)
-		return PointerGetDatum(NULL);	/* a carry (ring.h) */
+	if (awa_ring_counting_off || awa_ring_restoring(td->tg_relation))
+		return PointerGetDatum(NULL);	/* a carry (ring.h); a restore's load (ring_dump.c) */
 	name = RelationGetRelationName(td->tg_relation);
 	desc = RelationGetDescr(td->tg_relation);
 	if (strcmp(name, "scheduled") == 0)

@@ -1016,8 +1016,8 @@ COMMENT ON FUNCTION awa_group_callback(text)
 -- The storage engine that is to replace awa.jobs, created empty beside it.  Internal: no awa_* function
 -- reads or writes these relations yet, no role is granted them (privileges.sql), and the awa.ring_*
 -- functions refuse to run unless the superuser-only setting awa.ring_engine is on, which only the ring's
--- own test suites and benchmark turn on.  Not marked for pg_dump (pg_extension_config_dump): nothing but
--- those tests writes them, and a restore recreates them empty with slot 0 open.
+-- own test suites and benchmark turn on.  Marked for pg_dump on the ring engine only (engine.sql; "The ring: dump
+-- and restore" at the end of this file).
 -- Nothing here is updated or deleted on the hot path: a ready row per claimable attempt, a receipt per
 -- claim, a done row per ended attempt; a slot's partitions are reclaimed together by TRUNCATE (step 6).
 
@@ -2128,3 +2128,111 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION awa.ring_recount()
 	IS 'internal (the ring): the (queue, state) whose counts in awa_queue_stats() differ from a recount of awa.jobs and awa.ring_jobs (completed: the last hour; lag_us: lag_seconds in microseconds); no row when they agree';
+
+-- The ring: dump and restore (ring_dump.c; docs/storage.md, "Step 5: dump and restore of the ring") ----------
+-- On the ring engine, the ring's relations are the extension's configuration (engine.sql marks them for pg_dump):
+-- a restore loads their rows after CREATE EXTENSION with COPY, each partition of a partitioned one on its own.
+-- awa.ring_slots' rows, which this script writes, are replaced by the dump's (awa.ring_slots_restore); the
+-- triggers that derive state from new rows (counts, live keys) stand aside during a COPY (ring_dump.c), and the
+-- counters are recounted after the load of each relation that holds jobs' states (awa.ring_restore_counting).
+-- Not dumped: the counters (their rows carry transaction ids and snapshots of the dumped cluster), the rescue's
+-- and the upkeep's kept positions (a restore starts them over: they only say where a walk resumes).
+
+-- The per-key limits (awa_set_key_limit) are settings of either engine: a restore keeps them.
+SELECT pg_catalog.pg_extension_config_dump('awa.key_limits', '');
+
+CREATE FUNCTION awa.ring_slots_restore()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_ring_slots_restore'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_slots_restore()
+	IS 'internal (the ring): BEFORE INSERT FOR EACH ROW trigger of awa.ring_slots: during a COPY (a restore), a row of a slot that exists replaces its state and opened_at (sealing the slot open before when the row is open) instead of being inserted';
+CREATE TRIGGER ring_slots_restore BEFORE INSERT ON awa.ring_slots
+	FOR EACH ROW EXECUTE FUNCTION awa.ring_slots_restore();
+
+-- The counters of the restored jobs: the dump has none (awa.counter_* hold transaction ids and snapshots of the
+-- dumped cluster), and awa.scheduled's counting trigger stands aside during a restore's COPY.  After each COPY of a
+-- relation that holds jobs' states (awa.ring_restore_counting) the counters are made equal to a recount of the ring's
+-- view: one delta row per queue whose count differs, and per (queue, second) of the last hour whose completed jobs
+-- differ.  A second call writes nothing.  Concurrent loads (pg_restore --jobs) take turns (an advisory lock).
+CREATE FUNCTION awa.ring_restore_counts()
+RETURNS bigint
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+	SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('awa.ring_restore_counts'));
+	WITH d AS (SELECT r.queue, r.state, r.recounted - r.counted AS n FROM awa.ring_recount() r
+			WHERE r.state NOT IN ('lag_us', 'completed')),
+		want AS (SELECT j.queue, date_trunc('second', j.finalized_at) AS sec, count(*) AS n FROM awa.ring_jobs j
+			WHERE j.state = 'completed' AND j.finalized_at > now() - interval '1 hour'
+			GROUP BY 1, 2),
+		have AS (SELECT x.queue, x.sec, sum(x.n) AS n
+			FROM (SELECT cc.queue, cc.bucket AS sec, cc.completed AS n FROM awa.counter_completed cc WHERE cc.seconds = 1
+				UNION ALL
+				SELECT cd.queue, cd.completed_second, cd.completed FROM awa.counter_deltas cd
+				WHERE cd.completed_second IS NOT NULL AND cd.completed <> 0) x
+			WHERE x.sec > now() - interval '1 hour'
+			GROUP BY 1, 2),
+		c AS (SELECT coalesce(w.queue, h.queue) AS queue, coalesce(w.sec, h.sec) AS sec,
+				coalesce(w.n, 0) - coalesce(h.n, 0) AS n
+			FROM want w FULL JOIN have h ON h.queue = w.queue AND h.sec = w.sec
+			WHERE coalesce(w.n, 0) <> coalesce(h.n, 0)),
+		w AS (INSERT INTO awa.counter_deltas (xid, queue, scheduled, available, running, retryable, failed,
+				cancelled, waiting_external)
+			SELECT pg_current_xact_id(), d.queue,
+				coalesce(sum(d.n) FILTER (WHERE d.state = 'scheduled'), 0),
+				coalesce(sum(d.n) FILTER (WHERE d.state = 'available'), 0),
+				coalesce(sum(d.n) FILTER (WHERE d.state = 'running'), 0),
+				coalesce(sum(d.n) FILTER (WHERE d.state = 'retryable'), 0),
+				coalesce(sum(d.n) FILTER (WHERE d.state = 'failed'), 0),
+				coalesce(sum(d.n) FILTER (WHERE d.state = 'cancelled'), 0),
+				coalesce(sum(d.n) FILTER (WHERE d.state = 'waiting_external'), 0)
+			FROM d GROUP BY d.queue RETURNING 1),
+		wc AS (INSERT INTO awa.counter_deltas (xid, queue, completed, completed_second)
+			SELECT pg_current_xact_id(), c.queue, c.n, c.sec FROM c RETURNING 1)
+	SELECT (SELECT count(*) FROM w) + (SELECT count(*) FROM wc);
+END;
+COMMENT ON FUNCTION awa.ring_restore_counts()
+	IS 'internal (the ring): makes the counters equal to a recount of awa.ring_jobs (run after each relation a restore loads; safe to run again: 0 when they agree); returns the delta rows written';
+
+CREATE FUNCTION awa.ring_restore_counting()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'awa_ring_restore_counting'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION awa.ring_restore_counting()
+	IS 'internal (the ring): AFTER INSERT FOR EACH STATEMENT trigger of the relations that hold jobs'' states: during a COPY (a restore), awa.ring_restore_counts(); else nothing';
+CREATE TRIGGER ready_0_restore_counting AFTER INSERT ON awa.ready_0
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER ready_1_restore_counting AFTER INSERT ON awa.ready_1
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER ready_2_restore_counting AFTER INSERT ON awa.ready_2
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER ready_3_restore_counting AFTER INSERT ON awa.ready_3
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER claims_0_restore_counting AFTER INSERT ON awa.claims_0
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER claims_1_restore_counting AFTER INSERT ON awa.claims_1
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER claims_2_restore_counting AFTER INSERT ON awa.claims_2
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER claims_3_restore_counting AFTER INSERT ON awa.claims_3
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER done_0_restore_counting AFTER INSERT ON awa.done_0
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER done_1_restore_counting AFTER INSERT ON awa.done_1
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER done_2_restore_counting AFTER INSERT ON awa.done_2
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER done_3_restore_counting AFTER INSERT ON awa.done_3
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER callbacks_0_restore_counting AFTER INSERT ON awa.callbacks_0
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER callbacks_1_restore_counting AFTER INSERT ON awa.callbacks_1
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER callbacks_2_restore_counting AFTER INSERT ON awa.callbacks_2
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER callbacks_3_restore_counting AFTER INSERT ON awa.callbacks_3
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER scheduled_restore_counting AFTER INSERT ON awa.scheduled
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();
+CREATE TRIGGER ring_history_restore_counting AFTER INSERT ON awa.ring_history
+	FOR EACH STATEMENT EXECUTE FUNCTION awa.ring_restore_counting();

@@ -98,5 +98,22 @@ BEGIN
 				CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
 		END LOOP;
 	END LOOP;
+	-- pg_dump holds the ring's rows (docs/storage.md, "Step 5: dump and restore of the ring"): its relations (of a
+	-- partitioned one, each partition: pg_dump copies partitions one by one) are the extension's configuration.  Only
+	-- on the ring: on the table engine they stay empty, and pg_dump --table='awa.*' of a database whose partitions are
+	-- the extension's configuration crashes (pg_dump 15.20: a partition whose parent it does not dump).
+	FOR g IN
+		SELECT r FROM pg_catalog.unnest(ARRAY[
+			'ready_0', 'ready_1', 'ready_2', 'ready_3', 'claims_0', 'claims_1', 'claims_2', 'claims_3',
+			'done_0', 'done_1', 'done_2', 'done_3', 'beats_0', 'beats_1', 'beats_2', 'beats_3',
+			'callbacks_0', 'callbacks_1', 'callbacks_2', 'callbacks_3', 'ring_slots', 'scheduled',
+			'unique_keys', 'ring_history', 'ring_dependencies', 'ring_dependents', 'ring_group_jobs',
+			'ring_group_callbacks', 'ring_key_running', 'ring_key_live']) r
+		-- members only: test/integration/upgrade.sh runs this file outside an extension script, detached
+		WHERE EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass
+			AND d.objid = ('awa.' || r)::regclass AND d.deptype = 'e')
+	LOOP
+		PERFORM pg_catalog.pg_extension_config_dump(('awa.' || g.r)::regclass, '');
+	END LOOP;
 END
 $engine$;
