@@ -191,8 +191,8 @@ SELECT is((SELECT row(state, attempt, run_lease, run_at > now(), finalized_at)::
 SELECT is((SELECT row(state, run_at, finalized_at)::text FROM v WHERE name = 'g2'),
 	row('scheduled'::awa.job_state, now() + interval '1 hour', NULL::timestamptz)::text,
 	'a snoozed job: scheduled at the end of its snooze');
-SELECT is((SELECT row(state, heartbeat_at > now(), deadline_at, progress)::text FROM v WHERE name = 'g3'),
-	row('running'::awa.job_state, true, now() + interval '5 minutes', '{"done": 3}'::jsonb)::text,
+SELECT is((SELECT row(state, heartbeat_at > now(), deadline_at - heartbeat_at, progress)::text FROM v WHERE name = 'g3'),
+	row('running'::awa.job_state, true, interval '5 minutes', '{"done": 3}'::jsonb)::text,
 	'a heartbeat: heartbeat_at the time of its beat, the new deadline and the progress');
 SELECT is((SELECT row(scheduled, running, retryable)::text FROM awa_queue_stats() WHERE queue = 'rv4'), '(1,1,1)',
 	'counted: the snooze scheduled, the heartbeating job running, the retry retryable');
