@@ -109,7 +109,8 @@ extern void awa_engine_claimed_rows(const int64 *ids, const int64 *leases, int n
  * checked by the function itself (its errors come first, as on awa.jobs):
  * awa_engine_cancel and awa_engine_retry (SETOF rows: the job, or none),
  * complete (whether it completed) and complete_many (the number completed;
- * with results: engine_deps.h), fail (the state, *isnull for a stale
+ * with results: engine_deps.h), fail (error as awa_error_arg cut it,
+ * error_bytes its original length or -1; the state, *isnull for a stale
  * lease), snooze and progress (false for a stale lease), heartbeat (int8[]:
  * the ids not running under their lease, in order).
  */
