@@ -109,7 +109,8 @@ extern void awa_engine_claimed_rows(const int64 *ids, const int64 *leases, int n
  * checked by the function itself (its errors come first, as on awa.jobs):
  * awa_engine_cancel and awa_engine_retry (SETOF rows: the job, or none),
  * complete (whether it completed) and complete_many (the number completed;
- * with results: engine_deps.h), fail (the state, *isnull for a stale
+ * with results: engine_deps.h), fail (error as awa_error_arg cut it,
+ * error_bytes its original length or -1; the state, *isnull for a stale
  * lease), snooze and progress (false for a stale lease), heartbeat (int8[]:
  * the ids not running under their lease, in order).
  */
@@ -117,8 +118,8 @@ extern Datum awa_engine_cancel(FunctionCallInfo fcinfo, Datum id);
 extern Datum awa_engine_retry(FunctionCallInfo fcinfo, Datum id);
 extern bool awa_engine_complete(Datum id, Datum lease);
 extern int64 awa_engine_complete_many(Datum ids, Datum leases);
-extern Datum awa_engine_fail(Datum id, Datum lease, text *error, Interval *retry_in, bool terminal,
-							 bool *isnull);
+extern Datum awa_engine_fail(Datum id, Datum lease, text *error, int64 error_bytes,
+							 Interval *retry_in, bool terminal, bool *isnull);
 extern bool awa_engine_snooze(Datum id, Datum lease, Interval *delay);
 extern Datum awa_engine_heartbeat(Datum ids, Datum leases);
 extern bool awa_engine_progress(Datum id, Datum lease, Datum progress);
@@ -296,6 +297,40 @@ extern SPIPlanPtr awa_job_callback_timeout_candidates_plan(void);
 
 /* worker.c: an error text cut to awa.max_error_bytes (see awa_fail) */
 extern text *awa_error_arg(Datum error, int64 *error_bytes);
+
+/*
+ * An entry of a job's errors, shared by awa.jobs (job.c) and the ring
+ * (ring.c, ring_ext.c), so that both build it key for key.
+ *
+ * AWA_ERROR_MARKS_SQL: the marks of an error text cut at
+ * awa.max_error_bytes (BYTES: its original length, an int8 expression, NULL
+ * when not cut): '{}', or {"truncated": true, "error_bytes": BYTES}.
+ *
+ * AWA_ERROR_CUT_SQL: the entry E (a jsonb object with key "error") with an
+ * error text longer than MAX_BYTES cut at a character boundary: the longest
+ * prefix of at most MAX_BYTES characters if that fits, else one of CHARS
+ * characters (MAX_BYTES / the encoding's longest character), which always
+ * fits; a cut entry gets "truncated": true and "error_bytes": its original
+ * length (kept if it had one).  E unchanged when it fits.
+ */
+#define AWA_ERROR_MARKS_SQL(BYTES) \
+	"CASE WHEN " BYTES " IS NULL THEN '{}'::jsonb" \
+	" ELSE jsonb_build_object('truncated', true, 'error_bytes', " BYTES ") END"
+#define AWA_ERROR_CUT_SQL(E, MAX_BYTES, CHARS) \
+	"CASE WHEN coalesce(octet_length(" E "->>'error'), 0) <= " MAX_BYTES \
+	"   THEN " E " ELSE " E " || jsonb_build_object('error', CASE" \
+	"     WHEN octet_length(left(" E "->>'error', " MAX_BYTES ")) <= " MAX_BYTES \
+	"     THEN left(" E "->>'error', " MAX_BYTES ") ELSE left(" E "->>'error', " CHARS ") END," \
+	"     'truncated', true) || CASE WHEN " E " ? 'error_bytes' THEN '{}'::jsonb" \
+	"     ELSE jsonb_build_object('error_bytes', octet_length(" E "->>'error')) END END"
+
+/*
+ * job.c: the bounds of a job's errors as three int4 parameters: values[0]
+ * awa.max_errors_kept - 1 (the older entries kept beside a new one),
+ * values[1] awa.max_error_bytes, values[2] the characters that always fit
+ * in it (see AWA_ERROR_CUT_SQL).
+ */
+extern void awa_errors_bounds(Datum *values);
 
 /*
  * Lock the jobs of the (ids $1, leases $2) pairs in id order, whatever the

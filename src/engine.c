@@ -465,12 +465,13 @@ awa_engine_complete(Datum id, Datum lease)
 
 /* See awa.h. */
 Datum
-awa_engine_fail(Datum id, Datum lease, text *error, Interval *retry_in, bool terminal, bool *isnull)
+awa_engine_fail(Datum id, Datum lease, text *error, int64 error_bytes, Interval *retry_in, bool terminal,
+				bool *isnull)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid types[] = {INT8OID, INT8OID, TEXTOID, BOOLOID, INTERVALOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	static const Oid types[] = {INT8OID, INT8OID, TEXTOID, BOOLOID, INTERVALOID, INT8OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = id;
 	values[1] = lease;
@@ -479,8 +480,11 @@ awa_engine_fail(Datum id, Datum lease, text *error, Interval *retry_in, bool ter
 	values[4] = IntervalPGetDatum(retry_in);
 	if (retry_in == NULL)
 		nulls[4] = 'n';
-	return engine_value(&plan, "SELECT awa.ring_fail($1, $2, to_jsonb($3), $4, $5)",
-						5, types, values, nulls, true, sizeof(Oid), isnull);
+	values[5] = Int64GetDatum(error_bytes);
+	if (error_bytes < 0)
+		nulls[5] = 'n';
+	return engine_value(&plan, "SELECT awa.ring_fail($1, $2, " AWA_RING_ERROR_SQL("$3", "$6") ", $4, $5)",
+						6, types, values, nulls, true, sizeof(Oid), isnull);
 }
 
 /* See awa.h. */

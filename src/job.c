@@ -565,25 +565,17 @@ awa_job_complete_many(Datum ids, Datum leases)
  * (awa.max_errors_kept - 1), then the entry NEW.  A kept entry whose error
  * text is longer than $MAX_BYTES (awa.max_error_bytes) -- written before
  * the bound existed or under a larger one -- is cut the way awa_fail cuts
- * a new one, at a character boundary: the longest prefix of at most
- * $MAX_BYTES characters if that fits, else one of $CHARS characters
- * ($MAX_BYTES / the encoding's longest character), which always fits.  A
- * cut entry gets "truncated": true and "error_bytes": its original length.
+ * a new one (AWA_ERROR_CUT_SQL, awa.h; the ring cuts its own with it too).
  * Entries are read once per failure; the history is bounded, so is that.
  */
 #define AWA_ERRORS_SQL(ERRORS, KEEP_OLD, MAX_BYTES, CHARS, NEW) \
-	"coalesce((SELECT array_agg(CASE WHEN coalesce(octet_length(x.e->>'error'), 0) <= " MAX_BYTES \
-	"   THEN x.e ELSE x.e || jsonb_build_object('error', CASE" \
-	"     WHEN octet_length(left(x.e->>'error', " MAX_BYTES ")) <= " MAX_BYTES \
-	"     THEN left(x.e->>'error', " MAX_BYTES ") ELSE left(x.e->>'error', " CHARS ") END," \
-	"     'truncated', true) || CASE WHEN x.e ? 'error_bytes' THEN '{}'::jsonb" \
-	"     ELSE jsonb_build_object('error_bytes', octet_length(x.e->>'error')) END END ORDER BY x.i)" \
+	"coalesce((SELECT array_agg(" AWA_ERROR_CUT_SQL("x.e", MAX_BYTES, CHARS) " ORDER BY x.i)" \
 	"  FROM unnest(" ERRORS ") WITH ORDINALITY AS x(e, i)" \
 	"  WHERE x.i > cardinality(" ERRORS ") - " KEEP_OLD "), '{}') || (" NEW ")"
 
-/* The bounds of the errors history as parameters: see AWA_ERRORS_SQL. */
-static void
-errors_bounds(Datum *values)
+/* See awa.h. */
+void
+awa_errors_bounds(Datum *values)
 {
 	values[0] = Int32GetDatum(awa_max_errors_kept - 1);
 	values[1] = Int32GetDatum(awa_max_error_bytes);
@@ -606,8 +598,7 @@ awa_job_fail(Datum job_id, Datum run_lease, text *error, int64 error_bytes,
 		"UPDATE awa.jobs SET"
 		" errors = " AWA_ERRORS_SQL("errors", "$7", "$8", "$9",
 									"jsonb_build_object('attempt', attempt, 'error', $3, 'at', now())"
-									" || CASE WHEN $6 IS NULL THEN '{}'::jsonb ELSE"
-									" jsonb_build_object('truncated', true, 'error_bytes', $6) END") ","
+									" || " AWA_ERROR_MARKS_SQL("$6")) ","
 		" state = CASE WHEN $5 OR attempt >= max_attempts"
 		"   THEN 'failed'::awa.job_state ELSE 'retryable' END,"
 		" run_at = CASE WHEN $5 OR attempt >= max_attempts THEN run_at"
@@ -634,7 +625,7 @@ awa_job_fail(Datum job_id, Datum run_lease, text *error, int64 error_bytes,
 	values[5] = Int64GetDatum(error_bytes);
 	if (error_bytes < 0)
 		nulls[5] = 'n';
-	errors_bounds(&values[6]);
+	awa_errors_bounds(&values[6]);
 	if (run_transition(&t, values, nulls, 0) != 1)
 		return false;
 	*state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
@@ -712,7 +703,7 @@ rescue(Transition *pair, Datum arg)
 
 	values[0] = awa_heartbeat_timeout_param(&timeout);
 	values[1] = arg;
-	errors_bounds(&values[2]);
+	awa_errors_bounds(&values[2]);
 	return (int64) run_transition(&pair[awa_schema_has(AWA_SCHEMA_LEASES) ? 1 : 0],
 								  values, NULL, 0);
 }
@@ -1101,8 +1092,7 @@ awa_job_fail_external(Datum callback_id, text *error, int64 error_bytes,
 		"UPDATE awa.jobs j SET"
 		" errors = " AWA_ERRORS_SQL("j.errors", "$5", "$6", "$7",
 									"jsonb_build_object('attempt', j.attempt, 'error', $2, 'at', now())"
-									" || CASE WHEN $3 IS NULL THEN '{}'::jsonb ELSE"
-									" jsonb_build_object('truncated', true, 'error_bytes', $3) END") ","
+									" || " AWA_ERROR_MARKS_SQL("$3")) ","
 		" state = 'failed', finalized_at = now(), callback_payload = $4,"
 		" heartbeat_at = NULL, deadline_at = NULL"
 		CALLBACK_JOB_SQL CALLBACK_RETURNING,
@@ -1118,7 +1108,7 @@ awa_job_fail_external(Datum callback_id, text *error, int64 error_bytes,
 	values[3] = payload;
 	if (payload_isnull)
 		nulls[3] = 'n';
-	errors_bounds(&values[4]);
+	awa_errors_bounds(&values[4]);
 	return run_transition(&t, values, nulls, 0) == 1;
 }
 
@@ -1159,7 +1149,7 @@ awa_job_retry_external(Datum callback_id, Datum payload, bool payload_isnull,
 	values[2] = PointerGetDatum(retry_in);
 	if (retry_in == NULL)
 		nulls[2] = 'n';
-	errors_bounds(&values[3]);
+	awa_errors_bounds(&values[3]);
 	if (run_transition(&t, values, nulls, 0) != 1)
 		return false;
 	*state = awa_stmt_value(0, "state", &isnull);
@@ -1198,7 +1188,7 @@ callback_timeouts(Transition *t, Datum pick)
 	Datum		values[4];
 
 	values[0] = pick;
-	errors_bounds(&values[1]);
+	awa_errors_bounds(&values[1]);
 	return (int64) run_transition(t, values, NULL, 0);
 }
 

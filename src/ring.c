@@ -411,6 +411,37 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* See ring.h. */
+void
+awa_ring_errors_bound(Datum id)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[] = {INT8OID, INT4OID, INT4OID, INT4OID};
+	Datum		values[4];
+
+	/*
+	 * One statement: the job's error rows, newest first (an index probe of
+	 * each slot's done rows by job), the ones beyond the bound or too long
+	 * rewritten.  The done rows are the job's own, bounded as its errors.
+	 */
+	awa_plan(&plan,
+			 "UPDATE awa.done d SET error = CASE WHEN x.n > $2 + 1 THEN 'false'::jsonb"
+			 " ELSE " AWA_ERROR_CUT_SQL("x.e", "$3", "$4") " END"
+			 " FROM (SELECT e.slot, e.run_lease, e.after_wait,"
+			 "  CASE WHEN " AWA_RING_ERROR_MARKED_SQL("e.error") " THEN e.error"
+			 "  ELSE jsonb_build_object('error', e.error) END AS e,"
+			 "  row_number() OVER (ORDER BY e.run_lease DESC, e.after_wait DESC) AS n"
+			 "  FROM awa.done e WHERE e.job_id = $1 AND " AWA_RING_ERROR_ROW_SQL("e") ") x"
+			 " WHERE d.job_id = $1 AND d.slot = x.slot AND d.run_lease = x.run_lease"
+			 " AND d.after_wait = x.after_wait"
+			 " AND (x.n > $2 + 1 OR coalesce(octet_length(x.e->>'error'), 0) > $3)",
+			 4, types);
+	values[0] = id;
+	awa_errors_bounds(&values[1]);
+	(void) awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_UPDATE,
+						"awa.ring: bounding a job's errors");
+}
+
 /* ---------------------------------------------------------------------
  * awa.ring_fail(id, run_lease, error, retry, retry_in)
  * ---------------------------------------------------------------------
@@ -521,6 +552,7 @@ awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 		return (Datum) 0;		/* the attempt had already ended */
 	}
 	state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	awa_ring_errors_bound(id);
 
 	/* hook: sched: the next attempt, due after retry_in or the default backoff */
 	if (retryable)

@@ -133,6 +133,51 @@ extern Datum awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool 
 								   bool retry, Interval *retry_in, bool *ended);
 
 /*
+ * A job's errors on the ring (docs/storage.md, "Step 5: errors and
+ * heartbeats on the ring as on the table").  The error of an attempt is its
+ * done row's error (jsonb): the error as given (a JSON string, the text, for
+ * awa_fail's), or, for a text cut at awa.max_error_bytes, an object with
+ * the keys "error", "truncated" and "error_bytes" (AWA_RING_ERROR_MARKED_SQL):
+ * the view's entry is then {"attempt", "error", "at"} merged with the
+ * object's marks, key for key awa.jobs' entry.  An error dropped by
+ * awa.max_errors_kept is the JSON false: its done row stays (the end of its
+ * attempt), the view's errors pass it over.
+ *
+ * AWA_RING_ERROR_SQL: the done row's error for an error text TEXT (a text
+ * expression) cut to awa.max_error_bytes, BYTES its original length (int8,
+ * NULL when not cut), as awa_error_arg gives them.
+ * AWA_RING_ERROR_MARKED_SQL: whether a done row's error X is such an
+ * object.
+ * AWA_RING_ERROR_OF_ENTRY_SQL: the done row's error for an entry E of
+ * awa.jobs' errors (a job moved into the ring, or revived from the
+ * history): its error and its marks.
+ * AWA_RING_ERROR_ROW_SQL: whether done row D is an entry of its job's
+ * errors (the view, src/sql/awa.sql, states the same).
+ */
+#define AWA_RING_ERROR_SQL(TEXT, BYTES) \
+	"CASE WHEN " BYTES " IS NULL THEN to_jsonb(" TEXT ")" \
+	" ELSE jsonb_build_object('error', " TEXT ") || " AWA_ERROR_MARKS_SQL(BYTES) " END"
+#define AWA_RING_ERROR_MARKED_SQL(X) \
+	"(jsonb_typeof(" X ") = 'object' AND " X " ?& '{error,truncated,error_bytes}'::text[])"
+#define AWA_RING_ERROR_OF_ENTRY_SQL(E) \
+	"CASE WHEN jsonb_typeof(" E ") = 'object' AND " E " ? 'truncated' AND " E " ? 'error_bytes'" \
+	" THEN jsonb_build_object('error', " E " -> 'error', 'truncated', " E " -> 'truncated'," \
+	"  'error_bytes', " E " -> 'error_bytes')" \
+	" ELSE nullif(" E " -> 'error', 'null') END"
+#define AWA_RING_ERROR_ROW_SQL(D) \
+	"(" D ".state IN ('retryable', 'failed') OR (" D ".state = 'cancelled' AND " D ".error IS NOT NULL))" \
+	" AND " D ".error IS DISTINCT FROM 'false'::jsonb"
+
+/*
+ * awa_ring_errors_bound: after a new error of job id was written (a done
+ * row), bound its errors as awa.jobs' are (AWA_ERRORS_SQL, job.c): the
+ * newest awa.max_errors_kept stay, older ones are dropped (error false),
+ * and a kept one longer than awa.max_error_bytes is cut (AWA_ERROR_CUT_SQL).
+ * Caller is in SPI.
+ */
+extern void awa_ring_errors_bound(Datum id);
+
+/*
  * hook: rext -- ring_ext.c's end of a parked attempt's wait by awa.ring_cancel
  * (ring_sched.c), set by awa_ring_ext_init (from _PG_init), so that
  * ring_sched.c does not name ring_ext.c's functions.  values: the slot, id

@@ -119,7 +119,7 @@ PG_FUNCTION_INFO_V1(awa_ring_adopt_jobs);
 	" x AS (SELECT j.id, j.state, j.run_lease AS l, u.ord," \
 	"  CASE WHEN jsonb_typeof(u.err -> 'attempt') = 'number' AND abs((u.err ->> 'attempt')::numeric) < 1e9" \
 	"   THEN floor((u.err ->> 'attempt')::numeric)::bigint END AS attempt," \
-	"  nullif(u.err -> 'error', 'null') AS error," \
+	"  " AWA_RING_ERROR_OF_ENTRY_SQL("u.err") " AS error," \
 	"  coalesce(CASE WHEN u.err ->> 'at' ~ '^\\d{4}-\\d\\d-\\d\\d[ T]\\d\\d:\\d\\d:\\d\\d'" \
 	"   THEN (u.err ->> 'at')::timestamptz END, j.attempted_at, j.created_at) AS at," \
 	"  cardinality(j.errors) AS n" \

@@ -8,7 +8,7 @@
  *
  * Beats.  A heartbeat of a running attempt (a receipt, no done row) appends
  * a row to awa.beats, in the slot of the attempt's receipt: when (at), the
- * attempt's new deadline (now() + the lease given, else the receipt's) and
+ * attempt's new deadline (at + the lease given, else the receipt's) and
  * the job's progress.  Progress replaces, as awa_progress's does, and is
  * kept across retries: a beat without progress carries the progress of the
  * job's latest beat (of this attempt or an earlier one) forward, so the
@@ -43,8 +43,9 @@
  * behind, below), never once per round.
  *
  * The mark lags behind rows not committed yet.  A receipt or beat gets
- * deadline_at = now() + lease, now() being its transaction's start, and may
- * commit long after that: a mark raised to now() could pass a row the round
+ * deadline_at = now() + lease (a receipt; now() being its transaction's
+ * start) or at + lease (a beat; at read from the clock, so no earlier), and
+ * may commit long after that: a mark raised to now() could pass a row the round
  * did not see.  So the mark is raised at most to the start of the oldest
  * transaction of this database still in progress (as the activity of the
  * backends shows it, read before the round's snapshot; a backend that does
@@ -271,12 +272,18 @@ awa_ring_heartbeat(PG_FUNCTION_ARGS)
 	/*
 	 * The beat, unless the attempt has ended: read with a snapshot taken
 	 * after the lock, which shows the done row of a rescue that held it.
+	 * Its time and its deadline come from one reading of the clock, so that
+	 * deadline_at = at + lease (uncapped) as on awa.jobs, whose heartbeat
+	 * sets both from now(); the clock, not the transaction's start, keeps
+	 * two beats of one transaction ordered.  The deadline is no earlier than
+	 * the transaction's start + lease, which the rescue's mark relies on.
 	 */
 	awa_plan(&beat_plan,
 			 "INSERT INTO awa.beats (job_id, run_lease, slot, at, deadline_at, progress, lease)"
-			 " SELECT $1, $2, $3, clock_timestamp(),"
-			 " LEAST(now() + LEAST($4, " AWA_RING_HEARTBEAT_TIMEOUT_SQL "), $6),"
+			 " SELECT $1, $2, $3, t.at,"
+			 " LEAST(t.at + LEAST($4, " AWA_RING_HEARTBEAT_TIMEOUT_SQL "), $6),"
 			 " coalesce($5, " AWA_RING_PROGRESS_SQL("$1", "$2") "), $4"
+			 " FROM (SELECT clock_timestamp() AS at) t"
 			 " WHERE (SELECT 1 FROM awa.done d WHERE d.job_id = $1 AND d.run_lease = $2"
 			 "        AND d.slot = $3 LIMIT 1) IS NULL"
 			 " RETURNING deadline_at",

@@ -189,7 +189,7 @@ awa_ring_revive(Datum id)
 	awa_plan(&done_plan,
 			 "WITH e AS MATERIALIZED " REVIVE_ELEMENT ","
 			 " o AS (SELECT s.slot FROM awa.ring_slots s WHERE s.state = 'open'),"
-			 " x AS (SELECT u.ord, (u.err ->> 'attempt')::bigint AS attempt, nullif(u.err -> 'error', 'null') AS error,"
+			 " x AS (SELECT u.ord, (u.err ->> 'attempt')::bigint AS attempt, " AWA_RING_ERROR_OF_ENTRY_SQL("u.err") " AS error,"
 			 "  (u.err ->> 'at')::timestamptz AS at FROM e CROSS JOIN LATERAL unnest(e.errors) WITH ORDINALITY u(err, ord)),"
 			 " y AS (SELECT x.*, x.ord + coalesce(max(x.attempt - x.ord) OVER (ORDER BY x.ord), 0) AS lease,"
 			 "  x.ord = max(x.ord) OVER () AS last FROM x),"

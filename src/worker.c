@@ -278,7 +278,7 @@ awa_fail(PG_FUNCTION_ARGS)
 	{
 		bool		isnull;
 
-		state = awa_engine_fail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), error, retry_in,
+		state = awa_engine_fail(PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), error, error_bytes, retry_in,
 								PG_GETARG_BOOL(4), &isnull);
 		if (isnull)
 			PG_RETURN_NULL();

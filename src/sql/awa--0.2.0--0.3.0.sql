@@ -1719,10 +1719,18 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	r.created_at,
 	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', CASE WHEN e.state = 'cancelled'
 			THEN (SELECT a.attempt FROM awa.ready a WHERE a.id = e.job_id AND a.run_lease = e.run_lease - 1
-				AND a.slot = e.slot LIMIT 1) ELSE e.run_lease END, 'error', e.error, 'at', e.finalized_at)
-		FROM awa.done e WHERE e.job_id = k.id AND (e.state IN ('retryable', 'failed')
+				AND a.slot = e.slot LIMIT 1) ELSE e.run_lease END,
+			'error', CASE WHEN m.marked THEN e.error -> 'error' ELSE e.error END, 'at', e.finalized_at)
+			-- an error cut at awa.max_error_bytes: its marks (truncated, error_bytes) as awa.jobs' (ring.h)
+			|| CASE WHEN m.marked THEN e.error - 'error' ELSE '{}'::jsonb END
+		FROM awa.done e
+		CROSS JOIN LATERAL (SELECT pg_catalog.jsonb_typeof(e.error) = 'object'
+			AND e.error ?& '{error,truncated,error_bytes}'::text[] AS marked) m
+		WHERE e.job_id = k.id AND (e.state IN ('retryable', 'failed')
 			-- hook: rresults -- a job cancelled because a job it runs after failed: the error says why
 			OR (e.state = 'cancelled' AND e.error IS NOT NULL))
+			-- an error dropped by awa.max_errors_kept (ring.h): its done row stays, not in errors
+			AND e.error IS DISTINCT FROM 'false'::jsonb
 		ORDER BY e.run_lease), '{}') AS errors,
 	r.metadata, r.tags,
 	r.unique_key, r.unique_states,

@@ -55,13 +55,23 @@ SELECT n, awa.ring_insert('k' || n, jsonb_build_object('n', n), 'lq',
 FROM generate_series(1, 6) n;
 SELECT is((SELECT count(*) FROM awa.ring_claim('lq', 10, '1 minute', 'w')), 6::bigint, 'six attempts claimed');
 CREATE FUNCTION pg_temp.id(k int) RETURNS bigint LANGUAGE sql AS $$ SELECT id FROM j WHERE n = k $$;
+-- a heartbeat of job k's attempt under lease l (with a lease, or the claim's): its deadline less the time of its
+-- beat (awa.beats.at, the clock's), which is the lease it renewed by (docs/storage.md, "Step 5: errors and
+-- heartbeats on the ring as on the table")
+CREATE FUNCTION pg_temp.beat(k int, l bigint, lease interval DEFAULT NULL) RETURNS interval LANGUAGE plpgsql AS $$
+DECLARE
+	d timestamptz := awa.ring_heartbeat(pg_temp.id(k), l, lease);
+BEGIN
+	RETURN d - (SELECT max(b.at) FROM awa.beats b WHERE b.job_id = pg_temp.id(k) AND b.run_lease = l);
+END $$;
 
 -- heartbeat: extends the deadline, keeps the claim's lease unless given one
-SELECT is(awa.ring_heartbeat(pg_temp.id(1), 1), now() + interval '1 minute',
-	'a heartbeat without a lease extends the deadline by the claim''s lease');
-SELECT is(awa.ring_heartbeat(pg_temp.id(1), 1, '80 seconds'), now() + interval '80 seconds',
+SELECT is(pg_temp.beat(1, 1), interval '1 minute',
+	'a heartbeat without a lease extends the deadline by the claim''s lease, from the time of its beat');
+SELECT is(pg_temp.beat(1, 1, '80 seconds'), interval '80 seconds',
 	'a heartbeat with a lease extends the deadline by it');
-SELECT is((SELECT deadline_at FROM awa.ring_attempt_lease(pg_temp.id(1), 1)), now() + interval '80 seconds',
+SELECT is((SELECT deadline_at FROM awa.ring_attempt_lease(pg_temp.id(1), 1)),
+	(SELECT max(at) + interval '80 seconds' FROM awa.beats WHERE job_id = pg_temp.id(1) AND run_lease = 1),
 	'the attempt''s deadline is its latest beat''s');
 SELECT is((SELECT deadline_at FROM awa.ring_attempt_lease(pg_temp.id(2), 1)), now() + interval '1 minute',
 	'without beats, the attempt''s deadline is its receipt''s');
@@ -87,7 +97,7 @@ SELECT is(awa.ring_fail(pg_temp.id(5), 1, '"boom"', retry_in => '0'), 'retryable
 SELECT is((SELECT count(*) FROM awa.ring_claim('lq', 10, '1 minute')), 1::bigint, 'its retry is claimed (lease 2)');
 SELECT is((SELECT progress FROM awa.ring_attempt_lease(pg_temp.id(5), 2)), '{"b": 2}'::jsonb,
 	'the retry sees the progress of the attempt before');
-SELECT is(awa.ring_heartbeat(pg_temp.id(5), 2), now() + interval '1 minute', 'the retry heartbeats');
+SELECT is(pg_temp.beat(5, 2), interval '1 minute', 'the retry heartbeats');
 SELECT is((SELECT progress FROM awa.beats WHERE job_id = pg_temp.id(5) AND run_lease = 2), '{"b": 2}'::jsonb,
 	'its first beat carries the progress forward');
 

@@ -18,6 +18,14 @@ SELECT plan(50);
 SET awa.ring_engine = on;
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint);
 CREATE FUNCTION pg_temp.id(k text) RETURNS bigint LANGUAGE sql AS $$ SELECT id FROM j WHERE n = k $$;
+-- a heartbeat of job k's first attempt (with a lease, or the claim's): its deadline less the time of its beat
+-- (awa.beats.at), the lease it renewed by as capped
+CREATE FUNCTION pg_temp.beat(k text, lease interval DEFAULT NULL) RETURNS interval LANGUAGE plpgsql AS $$
+DECLARE
+	d timestamptz := awa.ring_heartbeat(pg_temp.id(k), 1, lease);
+BEGIN
+	RETURN d - (SELECT max(b.at) FROM awa.beats b WHERE b.job_id = pg_temp.id(k) AND b.run_lease = 1);
+END $$;
 -- the receipt of a job's first attempt: its deadline less its claim time
 CREATE FUNCTION pg_temp.span(k text) RETURNS interval LANGUAGE sql AS $$
 	SELECT deadline_at - claimed_at FROM awa.claims WHERE job_id = pg_temp.id(k) AND run_lease = 1 $$;
@@ -67,13 +75,13 @@ SELECT is(awa.ring_heartbeat(pg_temp.id('t30'), 1, '1 hour'),
 SELECT is(awa.ring_heartbeat(pg_temp.id('t9'), 1, '1 hour'),
 	(SELECT claimed_at + interval '85 seconds' FROM awa.claims WHERE job_id = pg_temp.id('t9')),
 	'a heartbeat reaching past the timeout: claimed_at + timeout');
-SELECT is(awa.ring_heartbeat(pg_temp.id('t0'), 1, '85 seconds'), now() + interval '85 seconds',
-	'no timeout: now() + the lease');
+SELECT is(pg_temp.beat('t0', '85 seconds'), interval '85 seconds',
+	'no timeout: the time of the beat + the lease');
 SELECT is((SELECT deadline_at FROM awa.ring_attempt_lease(pg_temp.id('t30'), 1)),
 	(SELECT claimed_at + interval '30 seconds' FROM awa.claims WHERE job_id = pg_temp.id('t30')),
 	'the attempt''s deadline stays capped');
-SELECT is(awa.ring_heartbeat(pg_temp.id('t30'), 1, '1 second'), now() + interval '1 second',
-	'a heartbeat with a lease ending sooner: now() + the lease');
+SELECT is(pg_temp.beat('t30', '1 second'), interval '1 second',
+	'a heartbeat with a lease ending sooner: the time of the beat + the lease');
 SELECT is((SELECT count(*) FROM awa.ring_complete_many(ARRAY(SELECT id FROM j WHERE n IN ('t30', 't0', 't9')),
 	'{1,1,1}')), 3::bigint, 'the three complete');
 
@@ -93,10 +101,10 @@ SELECT is((SELECT count(*) FROM awa.ring_claim('hq', 1, '10 seconds')), 1::bigin
 SELECT is(pg_temp.span('h2'), interval '10 seconds', 'a lease shorter than the setting: the lease');
 SELECT is((SELECT count(*) FROM awa.ring_claim('hq2', 1, '5 minutes')), 1::bigint, 'h3 claimed, lease 5 minutes');
 SELECT is(pg_temp.span('h3'), interval '1 minute', 'a timeout shorter than both: the timeout');
-SELECT is(awa.ring_heartbeat(pg_temp.id('h1'), 1), now() + interval '90 seconds',
-	'a heartbeat with the claim''s lease: now() + awa.heartbeat_timeout');
-SELECT is(awa.ring_heartbeat(pg_temp.id('h1'), 1, '1 hour'), now() + interval '90 seconds',
-	'a heartbeat with a longer lease: now() + awa.heartbeat_timeout');
+SELECT is(pg_temp.beat('h1'), interval '90 seconds',
+	'a heartbeat with the claim''s lease: the time of the beat + awa.heartbeat_timeout');
+SELECT is(pg_temp.beat('h1', '1 hour'), interval '90 seconds',
+	'a heartbeat with a longer lease: the time of the beat + awa.heartbeat_timeout');
 -- the capped deadline is the rescue's key only: the view shows awa.jobs' deadline, the latest beat + its lease
 SELECT is((SELECT deadline_at - heartbeat_at FROM awa.ring_jobs WHERE id = pg_temp.id('h1')), interval '1 hour',
 	'the view shows the latest beat + its lease (1 hour), not the capped key');

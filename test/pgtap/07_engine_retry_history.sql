@@ -12,7 +12,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(51);
+SELECT plan(57);
 
 \ir lib/ring_reclaim.psql
 CREATE FUNCTION pg_temp.in_history() RETURNS text[] LANGUAGE sql AS
@@ -114,6 +114,22 @@ SELECT is((SELECT count(*) FROM round1 b FULL JOIN awa.jobs j ON j.id = b.id
 	WHERE to_jsonb(b) IS DISTINCT FROM to_jsonb(j)), 0::bigint, '... every job reads as before');
 SELECT is(pg_temp.in_history(), ARRAY['a:failed', 'd:completed', 'u:cancelled'], '... the finished ones in the history');
 SELECT is(pg_temp.drift(), 0::bigint, '... the counters equal a recount');
+
+-- an error cut at awa.max_error_bytes keeps its marks in the history and in the retry from it (docs/storage.md,
+-- "Step 5: errors and heartbeats on the ring as on the table")
+SET awa.max_error_bytes = 64;
+SELECT is((SELECT state FROM awa_insert('m', queue => 'mq', max_attempts => 1)), 'available'::awa.job_state, 'job m');
+SELECT is((SELECT awa_fail(id, run_lease, repeat('m', 100)) FROM awa_claim('mq')), 'failed'::awa.job_state,
+	'm fails for good with a 100-byte error');
+RESET awa.max_error_bytes;
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 hour')), 'rotated', 'slot 2 sealed');
+SELECT is(pg_temp.reclaim(2), 'reclaimed', 'slot 2 reclaimed');
+SELECT is((SELECT array_agg(e - 'at') FROM awa.ring_history h, unnest(h.jobs) j, unnest(j.errors) e WHERE j.kind = 'm'),
+	ARRAY[jsonb_build_object('attempt', 1, 'error', repeat('m', 64), 'truncated', true, 'error_bytes', 100)],
+	'm in the history: its error cut, with "truncated" and "error_bytes"');
+SELECT is((SELECT array_agg(e - 'at') FROM awa_retry(pg_temp.id('m')) r, unnest(r.errors) e),
+	ARRAY[jsonb_build_object('attempt', 1, 'error', repeat('m', 64), 'truncated', true, 'error_bytes', 100)],
+	'awa_retry of m from the history: the same entry');
 
 SELECT * FROM finish();
 RESET statement_timeout;
