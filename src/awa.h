@@ -207,6 +207,8 @@ typedef struct AwaEnqueue		/* awa_enqueue's state and last row */
 } AwaEnqueue;
 
 /* jobrow.c */
+/* The 0-based number of the column name of a row type desc (-1: none, or dropped). */
+extern int	awa_column_if_any(TupleDesc desc, const char *name);
 extern int	awa_job_column(TupleDesc desc, const char *name);
 extern void awa_job_columns(TupleDesc desc, AwaJobColumns *cols);
 extern AwaJobState awa_job_row(const AwaJob *job, const AwaJobColumns *cols,

@@ -14,9 +14,9 @@
 
 #include "awa.h"
 
-/* The 0-based number of a column of the job row type (-1: none). */
-static int
-column_if_any(TupleDesc desc, const char *name)
+/* See awa.h. */
+int
+awa_column_if_any(TupleDesc desc, const char *name)
 {
 	int			i;
 
@@ -34,7 +34,7 @@ column_if_any(TupleDesc desc, const char *name)
 int
 awa_job_column(TupleDesc desc, const char *name)
 {
-	int			i = column_if_any(desc, name);
+	int			i = awa_column_if_any(desc, name);
 
 	if (i < 0)
 		elog(ERROR, "awa: awa.jobs has no column \"%s\"", name);
@@ -62,9 +62,9 @@ awa_job_columns(TupleDesc desc, AwaJobColumns *cols)
 	cols->run_at = awa_job_column(desc, "run_at");
 	cols->tags = awa_job_column(desc, "tags");
 	cols->metadata = awa_job_column(desc, "metadata");
-	cols->timeout = column_if_any(desc, "timeout");
-	cols->group_id = column_if_any(desc, "group_id");
-	cols->concurrency_key = column_if_any(desc, "concurrency_key");
+	cols->timeout = awa_column_if_any(desc, "timeout");
+	cols->group_id = awa_column_if_any(desc, "group_id");
+	cols->concurrency_key = awa_column_if_any(desc, "concurrency_key");
 	statetype = TupleDescAttr(desc, cols->state)->atttypid;
 	for (k = 0; k < AWA_NUM_JOB_STATES; k++)
 		cols->states[k] = DirectFunctionCall2(enum_in,

@@ -1138,6 +1138,21 @@ ring_claim_floors(RingClaim *c)
 static void ring_claim_init(RingClaim *c, int batch, Interval *lease, text *worker);
 static void ring_claim_many(RingClaim *c, text **names, int n, bool every);
 
+/* batch in 1..RING_MAX_BATCH and lease positive, else 22023 naming the argument. */
+static void
+ring_claim_check(int batch, Interval *lease)
+{
+	if (batch < 1 || batch > RING_MAX_BATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and %d", RING_MAX_BATCH)));
+	if (lease->month < 0 || lease->day < 0 || lease->time < 0 ||
+		(lease->month == 0 && lease->day == 0 && lease->time == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease must be positive")));
+}
+
 static void
 ring_claim_args(FunctionCallInfo fcinfo, RingClaim *c, const char *queue_field)
 {
@@ -1152,15 +1167,7 @@ ring_claim_args(FunctionCallInfo fcinfo, RingClaim *c, const char *queue_field)
 					 errmsg("%s must not be null", (const char *[]) {queue_field, "batch", "lease"}[i])));
 	c->batch = PG_GETARG_INT32(1);
 	lease = PG_GETARG_INTERVAL_P(2);
-	if (c->batch < 1 || c->batch > RING_MAX_BATCH)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch must be between 1 and %d", RING_MAX_BATCH)));
-	if (lease->month < 0 || lease->day < 0 || lease->time < 0 ||
-		(lease->month == 0 && lease->day == 0 && lease->time == 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lease must be positive")));
+	ring_claim_check(c->batch, lease);
 	ring_claim_init(c, c->batch, lease, PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3));
 	c->rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 }
@@ -1454,15 +1461,7 @@ awa_ring_claim_direct(text *queue, text **names, int n, int batch, Interval *lea
 	RingOut		d;
 
 	awa_ring_check_enabled("awa.ring_claim");
-	if (batch < 1 || batch > RING_MAX_BATCH)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch must be between 1 and %d", RING_MAX_BATCH)));
-	if (lease->month < 0 || lease->day < 0 || lease->time < 0 ||
-		(lease->month == 0 && lease->day == 0 && lease->time == 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("lease must be positive")));
+	ring_claim_check(batch, lease);
 	if (queue != NULL)
 		awa_ring_check_name(queue, "queue");
 	ring_claim_init(&c, batch, lease, worker);

@@ -291,21 +291,6 @@ typedef struct ReadyCols
 				timeout;
 } ReadyCols;
 
-static int
-col(TupleDesc desc, const char *name)
-{
-	int			i;
-
-	for (i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return i;
-	}
-	return -1;
-}
-
 /*
  * The partition's columns, or false when it has one this file does not
  * fill that has a default or is NOT NULL (a newer awa.ready: the statement
@@ -317,20 +302,20 @@ ready_cols(Relation rel, ReadyCols *c)
 	TupleDesc	desc = RelationGetDescr(rel);
 	int			i;
 
-	c->slot = col(desc, "slot");
-	c->id = col(desc, "id");
-	c->run_lease = col(desc, "run_lease");
-	c->attempt = col(desc, "attempt");
-	c->kind = col(desc, "kind");
-	c->queue = col(desc, "queue");
-	c->args = col(desc, "args");
-	c->priority = col(desc, "priority");
-	c->max_attempts = col(desc, "max_attempts");
-	c->run_at = col(desc, "run_at");
-	c->created_at = col(desc, "created_at");
-	c->metadata = col(desc, "metadata");
-	c->tags = col(desc, "tags");
-	c->timeout = col(desc, "timeout");
+	c->slot = awa_column_if_any(desc, "slot");
+	c->id = awa_column_if_any(desc, "id");
+	c->run_lease = awa_column_if_any(desc, "run_lease");
+	c->attempt = awa_column_if_any(desc, "attempt");
+	c->kind = awa_column_if_any(desc, "kind");
+	c->queue = awa_column_if_any(desc, "queue");
+	c->args = awa_column_if_any(desc, "args");
+	c->priority = awa_column_if_any(desc, "priority");
+	c->max_attempts = awa_column_if_any(desc, "max_attempts");
+	c->run_at = awa_column_if_any(desc, "run_at");
+	c->created_at = awa_column_if_any(desc, "created_at");
+	c->metadata = awa_column_if_any(desc, "metadata");
+	c->tags = awa_column_if_any(desc, "tags");
+	c->timeout = awa_column_if_any(desc, "timeout");
 	if (c->slot < 0 || c->id < 0 || c->run_lease < 0 || c->attempt < 0 || c->kind < 0 ||
 		c->queue < 0 || c->args < 0 || c->priority < 0 || c->max_attempts < 0 || c->run_at < 0 ||
 		c->created_at < 0 || c->metadata < 0 || c->tags < 0 || c->timeout < 0)
@@ -534,8 +519,8 @@ dw_get(void)
 		d->slots_rel = table_open(slots_id, AccessShareLock);
 		d->parent = table_open(rels.ready, RowExclusiveLock);
 		sd = RelationGetDescr(d->slots_rel);
-		d->a_slots_slot = col(sd, "slot") + 1;
-		d->a_slots_state = col(sd, "state") + 1;
+		d->a_slots_slot = awa_column_if_any(sd, "slot") + 1;
+		d->a_slots_state = awa_column_if_any(sd, "state") + 1;
 		if (d->a_slots_slot <= 0 || d->a_slots_state <= 0)
 			elog(ERROR, "awa.ring_slots lacks its columns");
 		d->open = -1;
