@@ -49,6 +49,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
@@ -336,11 +337,38 @@ ready_cols(Relation rel, ReadyCols *c)
 }
 
 /*
+ * Whether the partition's triggers are only awa's statement trigger for a
+ * restore's load (<partition>_restore_counting, ring_dump.c), which does
+ * nothing outside a COPY into the partition itself.
+ */
+static bool
+part_triggers_ok(Relation part)
+{
+	TriggerDesc *td = part->trigdesc;
+	int			i;
+
+	if (td == NULL)
+		return true;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+		size_t		len = strlen(t->tgname);
+		static const char suffix[] = "_restore_counting";
+
+		if (TRIGGER_FOR_ROW(t->tgtype) || len < sizeof(suffix) - 1 ||
+			strcmp(t->tgname + len - (sizeof(suffix) - 1), suffix) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
  * Whether the ring's awa.ready has only its own triggers (the counting
  * one, and the keyed rows' list, which has nothing to do for a row without
  * a key), both firing, no row-level security, no CHECK constraint, and
- * the partition no trigger of its own: then writing the rows directly and
- * counting them as ready_count would is exactly what the INSERT does.
+ * the partition no trigger of its own but awa's (part_triggers_ok): then
+ * writing the rows directly and counting them as ready_count would is
+ * exactly what the INSERT does.
  */
 static bool
 direct_ok(Relation parent, Relation part)
@@ -352,7 +380,7 @@ direct_ok(Relation parent, Relation part)
 	if (SessionReplicationRole != SESSION_REPLICATION_ROLE_ORIGIN || awa_ring_counting_off)
 		return false;
 	if (parent->rd_rel->relrowsecurity || part->rd_rel->relrowsecurity ||
-		part->trigdesc != NULL || td == NULL ||
+		!part_triggers_ok(part) || td == NULL ||
 		(parent->rd_att->constr != NULL && parent->rd_att->constr->num_check > 0) ||
 		(part->rd_att->constr != NULL && part->rd_att->constr->num_check > 0))
 		return false;
