@@ -81,8 +81,9 @@ ok(@control == 1 && $control[0]{jit}, 'a plan of awa.ready alone is compiled (th
   or diag(join("\n---\n", map { $_->{text} } @control));
 my @view = grep { $_->{sql} =~ /\bawa\.(jobs|ring_jobs|ring_live_jobs)\b/ } @plans;
 ok(@view >= 14, sprintf('the plans of statements reading the view were logged (%d)', scalar @view));
-for my $name ('FROM awa.ring_live_jobs j WHERE j.id = $1', 'awa.ring_live_jobs j WHERE j.queue = $1', 'a user\'s query',
-	'DELETE FROM awa.jobs')
+# (the page read of awa_list_jobs and of the admin functions: one statement for a page of ids)
+for my $name ('FROM awa.ring_live_jobs j WHERE j.id = $1', 'awa.ring_live_jobs j  WHERE j.id = k.id',
+	'awa.ring_live_jobs j  WHERE j.id = i.id', 'a user\'s query', 'DELETE FROM awa.jobs')
 {
 	ok((grep { index($_->{sql}, $name) >= 0 } @view), "among them: $name");
 }
