@@ -866,6 +866,13 @@ awa_ring_enq_flush(void)
 	}
 	PG_END_TRY();
 	forget_kept();
+	/*
+	 * the rows visible to what the statement does next, as the statement
+	 * path's INSERT made them through SPI: a dependent enqueued in the same
+	 * statement reads its parent's row (awa_insert(..., after =>
+	 * ARRAY[(awa_insert(...)).id]))
+	 */
+	CommandCounterIncrement();
 }
 
 /* Install the hooks (from _PG_init). */

@@ -6,7 +6,7 @@
 -- changed, ROLLBACK TO SAVEPOINT and a subtransaction inside a batch, and the claim taking a batch in id order.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(46);
+SELECT plan(47);
 
 SET LOCAL awa.install_engine = 'ring';
 SET LOCAL awa.track_history = on;
@@ -172,6 +172,11 @@ SELECT is((SELECT count(*) FROM awa.jobs WHERE queue = 'trg' AND timeout = '1 mi
 	'with their fields');
 SELECT is(pg_temp.drift(), 0::bigint, 'the counters are exact');
 DROP TRIGGER ready_audit ON awa.ready;
+
+-- a dependent of a job enqueued earlier in the same statement: the parent's directly written row is visible to
+-- the dependent's read of its parents (was 23503 "job N named in after does not exist")
+SELECT lives_ok($$SELECT awa_insert('child', queue => 'dep', after => ARRAY[(awa_insert('parent', queue => 'dep')).id])$$,
+	'a dependent of a parent enqueued in the same statement');
 
 SELECT * FROM finish();
 ROLLBACK;
