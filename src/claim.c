@@ -552,7 +552,11 @@ wake_due_ms(const ClaimTarget *target, TimestampTz now)
  * row that another worker claimed meanwhile before rechecking it (and then
  * skips it).  Rolling the attempt back releases those locks, so a claimer
  * that goes back to sleep holds no row lock that a completing worker would
- * have to wait for.
+ * have to wait for.  An error in the attempt (a lock_timeout, a cancel, a
+ * deadlock) rolls the subtransaction back before it goes on up: an internal
+ * subtransaction left open when the error reaches the top level would
+ * leave a statement outside a transaction block in an aborted transaction
+ * (the next statement fails with 25P02, a ROLLBACK ends the session).
  */
 static int
 try_claim_isolated(const ClaimTarget *target, TimestampTz at, Interval *lease,
@@ -560,11 +564,27 @@ try_claim_isolated(const ClaimTarget *target, TimestampTz at, Interval *lease,
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	int			nrows;
+	volatile int nrows = 0;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
-	nrows = try_claim_target(target, at, lease, worker, batch, rows, at_limit);
+	PG_TRY();
+	{
+		nrows = try_claim_target(target, at, lease, worker, batch, rows, at_limit);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	if (nrows > 0)
 		ReleaseCurrentSubTransaction();
 	else

@@ -336,9 +336,19 @@ delete_gone(int64 *ids, int64 *leases, int n)
 		di[i] = Int64GetDatum(ids[i]);
 		dl[i] = Int64GetDatum(leases[i]);
 	}
+	/*
+	 * Only the rows no one else holds: two claimers that count the same key
+	 * one after the other (the first let go of the key's lock without
+	 * admitting a job of it) both find the ended attempts; the second
+	 * waiting here for the first's commit would deadlock with the first
+	 * waiting for it on another key.  An ended attempt never runs again, so
+	 * a row passed over goes with the other claimer's delete, or the next
+	 * count.
+	 */
 	awa_plan(&plan,
-			 "DELETE FROM awa.ring_key_running k USING unnest($1, $2) AS g(i, l)"
-			 " WHERE k.job_id = g.i AND k.run_lease = g.l",
+			 "DELETE FROM awa.ring_key_running k WHERE k.ctid = ANY (ARRAY("
+			 " SELECT r.ctid FROM awa.ring_key_running r JOIN unnest($1, $2) AS g(i, l)"
+			 "  ON r.job_id = g.i AND r.run_lease = g.l FOR UPDATE OF r SKIP LOCKED))",
 			 2, types);
 	values[0] = int8_array(di, n);
 	values[1] = int8_array(dl, n);
@@ -421,6 +431,12 @@ awa_ring_keys_running(text *key, bool *ring_only)
 	return running;
 }
 
+/* Whether the job of awa.ring_key_live's row l is live (true or false). */
+#define KEY_LIVE_JOB_SQL \
+	"((SELECT j.state FROM awa.ring_live_jobs j WHERE j.id = l.job_id" \
+	"  AND j.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')" \
+	"  LIMIT 1) IS NOT NULL)"
+
 /*
  * Ordered keys.  awa.ring_key_live holds (key, job_id) of every ring job
  * with a key that has had a ready or scheduled row: the AFTER INSERT
@@ -438,6 +454,7 @@ bool
 awa_ring_keys_earlier(text *key, int64 id, bool *ring_only)
 {
 	static SPIPlanPtr walk_plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
 	static SPIPlanPtr gone_plan = NULL;
 	static const Oid walk_types[] = {TEXTOID, INT8OID};
 	static const Oid gone_types[] = {TEXTOID, INT8ARRAYOID};
@@ -452,9 +469,7 @@ awa_ring_keys_earlier(text *key, int64 id, bool *ring_only)
 		return false;
 	SPI_connect();
 	awa_plan(&walk_plan,
-			 "SELECT l.job_id, (SELECT j.state FROM awa.ring_live_jobs j WHERE j.id = l.job_id"
-			 "  AND j.state IN ('scheduled', 'available', 'running', 'retryable', 'waiting_external')"
-			 "  LIMIT 1) IS NOT NULL AS live"
+			 "SELECT l.job_id, " KEY_LIVE_JOB_SQL " AS live"
 			 " FROM awa.ring_key_live l WHERE l.concurrency_key = $1 AND l.job_id < $2"
 			 " ORDER BY l.job_id",
 			 2, walk_types);
@@ -473,13 +488,40 @@ awa_ring_keys_earlier(text *key, int64 id, bool *ring_only)
 	}
 	if (ngone_here > 0)
 	{
+		/*
+		 * The rows of the jobs found finished: first locked, those no one
+		 * else holds (another claimer that walked the key before this one
+		 * and has not committed yet deletes them too; waiting for it could
+		 * deadlock, see delete_gone), then deleted if their job is still not
+		 * live in a snapshot taken after the locks: a job made live again
+		 * (awa_retry) meanwhile keeps its row, as in the maintenance
+		 * round's upkeep (ring_maint.c).
+		 */
+		awa_plan(&lock_plan,
+				 "SELECT l.job_id FROM awa.ring_key_live l"
+				 " WHERE l.concurrency_key = $1 AND l.job_id = ANY ($2)"
+				 " FOR UPDATE SKIP LOCKED",
+				 2, gone_types);
 		awa_plan(&gone_plan,
-				 "DELETE FROM awa.ring_key_live l USING unnest($2) AS g(i)"
-				 " WHERE l.concurrency_key = $1 AND l.job_id = g.i",
+				 "DELETE FROM awa.ring_key_live l"
+				 " WHERE l.concurrency_key = $1 AND l.job_id = ANY ($2)"
+				 " AND NOT " KEY_LIVE_JOB_SQL,
 				 2, gone_types);
 		values[1] = int8_array(gone, ngone_here);
-		awa_ring_run(gone_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
-					 "awa.ring_claim: the key's finished jobs");
+		n = awa_ring_run(lock_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+						 "awa.ring_claim: locking the rows of the key's finished jobs");
+		if (n > 0)
+		{
+			for (i = 0; i < n; i++)
+			{
+				bool		isnull;
+
+				gone[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			}
+			values[1] = int8_array(gone, (int) n);
+			awa_ring_run(gone_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_DELETE,
+						 "awa.ring_claim: the key's finished jobs");
+		}
 	}
 	SPI_finish();
 	return live;
