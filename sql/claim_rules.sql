@@ -49,4 +49,13 @@ SET statement_timeout = '300ms';
 SELECT count(*) FROM awa_claim('empty', wait => '10 seconds');
 RESET statement_timeout;
 
+-- a job with a concurrency key needs READ COMMITTED (the count of the key's running jobs must see the claims of
+-- other workers): refused with 0A000, its context free of awa's own statements, nothing claimed
+SELECT (awa_insert('k', queue => 'keyed', concurrency_key => 'ck')).id IS NOT NULL AS inserted;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) FROM awa_claim('keyed');
+ROLLBACK;
+SELECT count(*) AS running FROM awa.jobs WHERE queue = 'keyed' AND state = 'running';
+
 DROP EXTENSION awa;
+

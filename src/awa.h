@@ -399,6 +399,12 @@ extern Datum awa_row_datum(FunctionCallInfo fcinfo, HeapTuple tuple,
 extern void awa_job_not_found(int64 job_id);
 extern void awa_check_writable(const char *fn);
 extern ErrorData *awa_run_isolated(void (*fn) (void *), void *arg);
+
+/*
+ * spi_util.c: throw edata (copied, the error state flushed) again without
+ * the context lines of awa's statement sql and of what ran inside it.
+ */
+extern void awa_rethrow_outside_statement(ErrorData *edata, const char *sql) pg_attribute_noreturn();
 extern void awa_check_not_null(FunctionCallInfo fcinfo, int argno,
 							   const char *name);
 

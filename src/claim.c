@@ -1159,7 +1159,7 @@ claim_queues_arg(FunctionCallInfo fcinfo, ClaimTarget *target)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("queues must name at least one queue"),
-				 errhint("Pass NULL to claim from every queue.")));
+				 errhint("Pass NULL::text[] to claim from every queue.")));
 	target->names = palloc(sizeof(char *) * n);
 	for (i = 0; i < n; i++)
 	{

@@ -118,7 +118,7 @@ ring_check_new_row(TupleDesc desc, const AwaJobColumns *cols, const Datum *value
 	if (bad != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("awa.jobs: column \"%s\" cannot be written on the ring engine", bad),
+				 errmsg("awa.jobs: column \"%s\" cannot be written", bad),
 				 errdetail("A row inserted into awa.jobs enqueues a new job: its id is drawn by awa, it is available or scheduled, and it has no attempt, lease, error, result, callback or unique key yet."),
 				 errhint("Insert the job's fields only (kind, args, queue, priority, max_attempts, run_at, tags, metadata, timeout, group_id, concurrency_key); change jobs with the awa_* functions.")));
 }

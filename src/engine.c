@@ -194,22 +194,11 @@ engine_execute(SPIPlanPtr plan, const char *sql, Datum *values, const char *null
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		char	   *line;
-		char	   *at;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
-		line = psprintf("SQL statement \"%s\"", sql);
-		at = edata->context ? strstr(edata->context, line) : NULL;
-		if (at != NULL)
-		{
-			at += strlen(line);
-			if (*at == '\n')
-				at++;
-			edata->context = *at ? pstrdup(at) : NULL;
-		}
-		ReThrowError(edata);
+		awa_rethrow_outside_statement(edata, sql);
 	}
 	PG_END_TRY();
 }

@@ -191,10 +191,10 @@ awa_jobs_instead_of_update(PG_FUNCTION_ARGS)
 				 errmsg("awa.jobs_instead_of_update() must be called by an INSTEAD OF UPDATE trigger")));
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("awa.jobs cannot be updated in a database on the ring engine: change jobs with"
+			 errmsg("awa.jobs cannot be updated: change jobs with"
 					" awa_cancel, awa_retry, awa_retry_failed, awa_drain_queue or awa_cancel_by_unique_key"),
-			 errdetail("This database keeps its jobs in the ring (awa.install_engine was ring);"
-					   " awa.jobs is a view of it."),
+			 errdetail("awa.jobs is a view of awa's storage (awa.install_engine = ring when the extension"
+					   " was created)."),
 			 errhint("Delete jobs with DELETE FROM awa.jobs or awa_discard_failed.")));
 	PG_RETURN_NULL();
 }

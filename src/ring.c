@@ -85,6 +85,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -199,17 +200,38 @@ awa_ring_run(SPIPlanPtr plan, Datum *values, const char *nulls, Snapshot snapsho
 		 bool read_only, int expect, const char *what)
 {
 	int			nestlevel = awa_ring_pin_planner();
-	int			ret;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile int ret = 0;
 
-	/*
-	 * hook: counters -- fire_triggers: the counting triggers of the ring's
-	 * relations (ring_read.c) run at the end of each statement
-	 */
-	if (snapshot != InvalidSnapshot)
-		ret = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot,
-								   read_only, true, 0);
-	else
-		ret = SPI_execute_plan(plan, values, nulls, read_only, 0);
+	PG_TRY();
+	{
+		/*
+		 * hook: counters -- fire_triggers: the counting triggers of the
+		 * ring's relations (ring_read.c) run at the end of each statement
+		 */
+		if (snapshot != InvalidSnapshot)
+			ret = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot,
+									   read_only, true, 0);
+		else
+			ret = SPI_execute_plan(plan, values, nulls, read_only, 0);
+	}
+	PG_CATCH();
+	{
+		/*
+		 * An error the statement met (a user's: a concurrency key claimed in
+		 * REPEATABLE READ, a lock_timeout) without the statement's text in
+		 * its context: the user called awa_*, not this SQL
+		 */
+		ErrorData  *edata;
+		List	   *sources = SPI_plan_get_plan_sources(plan);
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		awa_rethrow_outside_statement(edata, sources != NIL ?
+									  ((CachedPlanSource *) linitial(sources))->query_string : "");
+	}
+	PG_END_TRY();
 	AtEOXact_GUC(true, nestlevel);
 	if (ret != expect)
 		elog(ERROR, "%s failed: %s", what, SPI_result_code_string(ret));

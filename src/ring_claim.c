@@ -1316,7 +1316,7 @@ awa_ring_queues_arg(ArrayType *arr, text ***names, int *n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("queues must name at least one queue"),
-				 errhint("Pass NULL to claim from every queue.")));
+				 errhint("Pass NULL::text[] to claim from every queue.")));
 	*names = palloc(sizeof(text *) * count);
 	for (i = 0; i < count; i++)
 	{

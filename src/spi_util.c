@@ -261,3 +261,25 @@ awa_run_isolated(void (*fn) (void *), void *arg)
 	PG_END_TRY();
 	return edata;
 }
+
+/*
+ * Throw edata again without the context lines of the statement sql and of
+ * everything inside it (SQL statement "...", a function it called): what a
+ * user sees of an error that awa's own statement met is the message and
+ * the context of the user's call around it.  Does not return.
+ */
+void
+awa_rethrow_outside_statement(ErrorData *edata, const char *sql)
+{
+	char	   *line = psprintf("SQL statement \"%s\"", sql);
+	char	   *at = edata->context ? strstr(edata->context, line) : NULL;
+
+	if (at != NULL)
+	{
+		at += strlen(line);
+		if (*at == '\n')
+			at++;
+		edata->context = *at ? pstrdup(at) : NULL;
+	}
+	ReThrowError(edata);
+}

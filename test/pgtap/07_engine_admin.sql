@@ -41,7 +41,7 @@ CREATE TEMP TABLE before AS SELECT id, state, attempt, errors FROM awa.jobs;
 
 -- UPDATE of the view: 0A000 naming the functions, nothing changed
 SELECT throws_ok($$UPDATE awa.jobs SET state = 'available' WHERE kind = 'f1'$$, '0A000',
-	'awa.jobs cannot be updated in a database on the ring engine: change jobs with awa_cancel, awa_retry, awa_retry_failed, awa_drain_queue or awa_cancel_by_unique_key',
+	'awa.jobs cannot be updated: change jobs with awa_cancel, awa_retry, awa_retry_failed, awa_drain_queue or awa_cancel_by_unique_key',
 	'UPDATE of awa.jobs: 0A000 naming the awa_* functions');
 SELECT throws_ok($$UPDATE awa.jobs SET priority = 1$$, '0A000', NULL, 'an UPDATE of every job: 0A000');
 SELECT is((SELECT count(*) FROM before b JOIN awa.jobs j USING (id)

@@ -45,7 +45,7 @@ SELECT is(pg_temp.err('SELECT awa_cancel(-5)'), 'P0002 | job -5 does not exist',
 SELECT is(pg_temp.err('SELECT awa_retry(-5)'), 'P0002 | job -5 does not exist', 'awa_retry of no job: P0002');
 SELECT is(pg_temp.err('SELECT awa_get_job(-5)'), 'P0002 | job -5 does not exist', 'awa_get_job of no job: P0002');
 SELECT is(pg_temp.err('SELECT awa_claim(ARRAY[]::text[])'),
-	'22023 | queues must name at least one queue | Pass NULL to claim from every queue.', 'awa_claim of no queue: 22023');
+	'22023 | queues must name at least one queue | Pass NULL::text[] to claim from every queue.', 'awa_claim of no queue: 22023');
 SELECT is(pg_temp.err(format('SELECT awa_fail(%s, %s, ''x'', retry_in => ''-1 s'')', (SELECT id FROM j), (SELECT lease FROM j))),
 	'22023 | retry_in must be between 0 and 36500 days, got "-00:00:01" | A month counts as 30 days, a year as 360.',
 	'awa_fail with a negative retry_in: 22023');

@@ -450,6 +450,8 @@ class ObservabilityTests(WorkerTestBase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stdout, "")
         events = self.check_events(p.stderr.splitlines(), ok, boom)
+        self.assertEqual([e["event"] for e in events if e.get("event", "").startswith("worker_")],
+                         ["worker_started", "worker_stopped"])  # --once logs both, as run() does
         self.assertEqual(events[-1]["event"], "worker_stopped")
         self.assertEqual(events[-1]["stats"]["completed"], 1)
 

@@ -114,6 +114,11 @@ def main(argv=None) -> int:
         p.error(str(exc))
     if a.once:
         w.start_metrics()
+        # run() logs worker_started itself; --once logs it here, as it logs worker_stopped below
+        logging.getLogger("awa.worker").info(
+            "worker %s: queue %s, batch %d, once", w.name, w.queue_label, w.batch,
+            extra={"awa": {"event": "worker_started", "worker": w.name, "queue": w.queue,
+                           "batch": w.batch, "concurrency": 1, "once": True}})
         try:
             while w.run_once():
                 pass
