@@ -429,15 +429,13 @@ awa_engine_retry(FunctionCallInfo fcinfo, Datum id)
 int64
 awa_engine_complete_many(Datum ids, Datum leases)
 {
-	static SPIPlanPtr plan = NULL;
-	static const Oid types[] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[2];
-	bool		isnull;
-
-	values[0] = ids;
-	values[1] = leases;
-	return DatumGetInt64(engine_value(&plan, "SELECT count(*) FROM awa.ring_complete_many($1, $2)",
-									  2, types, values, NULL, true, sizeof(int64), &isnull));
+	/*
+	 * awa.ring_complete_many's body, without the SQL call around it: a
+	 * statement and a set-returning function's tuplestore fewer per
+	 * completion (docs/storage.md, "Step 5: claim and complete, fewer
+	 * statements")
+	 */
+	return awa_ring_complete_direct(ids, leases);
 }
 
 /* See awa.h. */

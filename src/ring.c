@@ -382,18 +382,16 @@ awa_ring_insert_job_ex(AwaJob *job_in, bool *fresh, bool *scheduled_out)
 
 /* awa.ring_claim (one queue or several): ring_claim.c */
 
-/* ---------------------------------------------------------------------
- * awa.ring_complete_many(ids, run_leases)
- * ---------------------------------------------------------------------
+/*
+ * The body of awa.ring_complete_many: a done row 'completed' for each
+ * (ids[i], run_leases[i]) attempt that has a receipt and no done row yet;
+ * rsinfo (NULL: none) gets the completed ids.  Returns how many.
  */
-Datum
-awa_ring_complete_many(PG_FUNCTION_ARGS)
+static uint64
+ring_complete_many(ArrayType *ids, ArrayType *leases, ReturnSetInfo *rsinfo)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid argtypes[] = {INT8ARRAYOID, INT8ARRAYOID};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ArrayType  *ids = PG_GETARG_ARRAYTYPE_P(0);
-	ArrayType  *leases = PG_GETARG_ARRAYTYPE_P(1);
 	Datum		values[2];
 	uint64		n;
 	uint64		i;
@@ -406,7 +404,6 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ids and run_leases must be one-dimensional arrays of the same length")));
 
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	values[0] = PointerGetDatum(ids);
 	values[1] = PointerGetDatum(leases);
 	SPI_connect();
@@ -422,7 +419,7 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 			 2, argtypes);
 	n = awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_complete_many: done rows");
-	for (i = 0; i < n; i++)
+	for (i = 0; rsinfo != NULL && i < n; i++)
 	{
 		bool		isnull;
 		Datum		id = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
@@ -430,6 +427,29 @@ awa_ring_complete_many(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id, &isnull);
 	}
 	SPI_finish();
+	return n;
+}
+
+/* See ring.h. */
+int64
+awa_ring_complete_direct(Datum ids, Datum leases)
+{
+	return (int64) ring_complete_many(DatumGetArrayTypeP(ids), DatumGetArrayTypeP(leases), NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * awa.ring_complete_many(ids, run_leases)
+ * ---------------------------------------------------------------------
+ */
+Datum
+awa_ring_complete_many(PG_FUNCTION_ARGS)
+{
+	ArrayType  *ids = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *leases = PG_GETARG_ARRAYTYPE_P(1);
+
+	awa_ring_check_enabled("awa.ring_complete_many");
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	ring_complete_many(ids, leases, (ReturnSetInfo *) fcinfo->resultinfo);
 	return (Datum) 0;
 }
 

@@ -48,6 +48,14 @@ extern int64 awa_ring_insert_job(struct AwaJob *job);
 extern int64 awa_ring_insert_job_ex(struct AwaJob *job, bool *fresh, bool *scheduled);
 
 /*
+ * awa_ring_complete_direct: what awa.ring_complete_many(ids, run_leases)
+ * does (ids, run_leases: bigint[] of the same length, else 22023; 55000
+ * with awa.ring_engine off), called in C by awa_complete(_many) without a
+ * SQL function call (engine.c).  Returns how many attempts it completed.
+ */
+extern int64 awa_ring_complete_direct(Datum ids, Datum leases);
+
+/*
  * A job's attributes that every row of it carries from attempt to attempt
  * (a ready row, a scheduled row): the columns of awa.ready after slot, id,
  * run_lease, attempt and run_at.  RING_JOB_COLS_OF("r.") names them as

@@ -47,12 +47,23 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -118,12 +129,73 @@ awa_ring_sched_insert(Datum *values, const char *nulls)
 }
 
 /*
+ * Whether the queue has a scheduled row the promotion below could move: of
+ * a priority whose floor is not at the end (a scheduled row's insert pins
+ * its run_at, so such a priority holds none: ring_claim.c's
+ * ring_promote_all skips them too), at or above its floor's run_at and due
+ * by at, as the newest snapshot sees it (the promotion's own).  Read from
+ * scheduled_claim_idx directly: one descent per priority, no statement.
+ * Most queues have no scheduled rows, and the promotion statement (a
+ * DELETE and an INSERT into the partitioned awa.ready) cost a claim of
+ * ten about 4 % of its time even when it moved nothing (docs/storage.md,
+ * "Step 5: claim and complete, fewer statements").  Conservative: a row
+ * below its floor's id, or one another promoter holds, still says yes.
+ */
+static bool
+sched_due_exists(text *queue, AwaFloorScan *scan, TimestampTz at)
+{
+	Oid			nsp = get_namespace_oid("awa", false);
+	Oid			relid = get_relname_relid("scheduled", nsp);
+	Oid			idxid = get_relname_relid("scheduled_claim_idx", nsp);
+	Relation	heap;
+	Relation	idx;
+	TupleTableSlot *slot;
+	Snapshot	snap;
+	bool		found = false;
+	int			p;
+
+	if (!OidIsValid(relid) || !OidIsValid(idxid))
+		return true;			/* let the statement say what is missing */
+	heap = table_open(relid, AccessShareLock);
+	idx = index_open(idxid, AccessShareLock);
+	slot = table_slot_create(heap, NULL);
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	for (p = 1; p <= AWA_FLOOR_PRIORITIES && !found; p++)
+	{
+		ScanKeyData key[4];
+		IndexScanDesc iscan;
+
+		if (awa_floor_at_end(scan, p))
+			continue;
+		ScanKeyEntryInitialize(&key[0], 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   idx->rd_indcollation[0], F_TEXTEQ, PointerGetDatum(queue));
+		ScanKeyEntryInitialize(&key[1], 0, 2, BTEqualStrategyNumber, InvalidOid,
+							   idx->rd_indcollation[1], F_INT2EQ, Int16GetDatum((int16) p));
+		ScanKeyEntryInitialize(&key[2], 0, 3, BTGreaterEqualStrategyNumber, InvalidOid,
+							   idx->rd_indcollation[2], F_TIMESTAMPTZ_GE,
+							   TimestampTzGetDatum(scan->floors[p - 1].run_at));
+		ScanKeyEntryInitialize(&key[3], 0, 3, BTLessEqualStrategyNumber, InvalidOid,
+							   idx->rd_indcollation[2], F_TIMESTAMPTZ_LE, TimestampTzGetDatum(at));
+		iscan = index_beginscan(heap, idx, snap, 4, 0);
+		index_rescan(iscan, key, 4, NULL, 0);
+		found = index_getnext_slot(iscan, ForwardScanDirection, slot);
+		index_endscan(iscan);
+	}
+	UnregisterSnapshot(snap);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, NoLock);
+	table_close(heap, NoLock);
+	return found;
+}
+
+/*
  * The claim, before its passes: promote up to n due scheduled rows of each
  * priority of the queue, from the lane's floors, in (run_at, id) order,
  * skipping rows another claimer holds.  The claim's passes then choose
  * among ready and promoted rows alike, in (priority, run_at, id) order:
  * the first n of their union are among the first n of each.  Promoted rows
- * the claim does not take stay ready (they were due).  Caller is in SPI.
+ * the claim does not take stay ready (they were due).  Skipped when no such row is due
+ * (sched_due_exists).  Caller is in SPI.
  */
 static void
 awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n)
@@ -132,7 +204,10 @@ awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n)
 	/* hook: rclaimx: $5 the claim's time (ring.h) */
 	static const Oid argtypes[] = {TEXTOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT4OID, TIMESTAMPTZOID};
 	Datum		values[5];
+	TimestampTz at = awa_ring_claim_at != 0 ? awa_ring_claim_at : GetCurrentTransactionStartTimestamp();
 
+	if (!sched_due_exists(queue, scan, at))
+		return;
 	awa_plan(&plan,
 			 RING_PROMOTE_SQL(
 				"SELECT w.id FROM unnest($2, $3) WITH ORDINALITY AS f(fr, fi, p) CROSS JOIN LATERAL"
@@ -146,8 +221,7 @@ awa_ring_sched_promote_lane(text *queue, AwaFloorScan *scan, int n)
 	values[1] = awa_floor_run_ats(scan);
 	values[2] = awa_floor_ids(scan);
 	values[3] = Int32GetDatum(n);
-	values[4] = TimestampTzGetDatum(awa_ring_claim_at != 0 ? awa_ring_claim_at :
-									GetCurrentTransactionStartTimestamp());
+	values[4] = TimestampTzGetDatum(at);
 	/* the newest snapshot, as the claim's candidates (ring.c) */
 	awa_ring_run(plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_claim: promotion");

@@ -44,13 +44,17 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "storage/bufmgr.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 
 #include "awa.h"
@@ -123,6 +127,22 @@ ring_unique_reserve(AwaJob *job, Datum *values, char *nulls)
 	return 0;					/* keep the compiler quiet */
 }
 
+/* Whether awa.unique_keys has any page (a relation without one holds no row of any transaction). */
+static bool
+ring_unique_keys_paged(void)
+{
+	Oid			relid = get_relname_relid("unique_keys", get_namespace_oid("awa", false));
+	Relation	rel;
+	bool		paged;
+
+	if (!OidIsValid(relid))
+		return true;			/* let the statement say what is missing */
+	rel = table_open(relid, AccessShareLock);
+	paged = RelationGetNumberOfBlocks(rel) > 0;
+	table_close(rel, NoLock);
+	return paged;
+}
+
 /*
  * awa.ring_unique_release(): AFTER INSERT FOR EACH STATEMENT trigger of
  * awa.done (transition table ring_new): the jobs whose new done row has a
@@ -148,6 +168,14 @@ awa_ring_unique_release(PG_FUNCTION_ARGS)
 	 * the job holds again
 	 */
 	if (awa_ring_counting_off)
+		return PointerGetDatum(NULL);
+	/*
+	 * no key was ever written (awa.unique_keys has no page): none to let go
+	 * of, and no statement (a completion's done rows paid one each, most
+	 * often for nothing: docs/storage.md, "Step 5: claim and complete,
+	 * fewer statements").  Exact: a key row, committed or not, is on a page.
+	 */
+	if (!ring_unique_keys_paged())
 		return PointerGetDatum(NULL);
 
 	SPI_connect();
