@@ -96,4 +96,11 @@ extern Datum awa_engine_list_jobs(FunctionCallInfo fcinfo, const char *state, Da
  */
 extern void awa_engine_jit_init(void);
 
+/*
+ * hook: rjit -- engine_jit.c: plans of this kept SPI plan (awa_plan,
+ * stmt.c) get no JIT, whatever jit_above_cost says.  Call once per plan,
+ * after SPI_keepplan.  Errors: out of memory only.
+ */
+extern void awa_engine_jit_exempt(SPIPlanPtr plan);
+
 #endif							/* AWA_ENGINE_ADMIN_H */

@@ -2,7 +2,8 @@
  *
  * engine_jit.c
  *		No JIT for a statement that reads the ring's view (docs/storage.md,
- *		"Step 5: reading the ring's view fast").
+ *		"Step 5: reading the ring's view fast"), nor for awa's own kept
+ *		statements.
  *
  *	A job of the ring is a row of the view awa.ring_live_jobs (awa.jobs in
  *	a database on the ring engine, awa.ring_jobs): its columns are dozens
@@ -16,9 +17,22 @@
  *	(awa's own statements, SQL functions, a user's or the Django admin's
  *	query of awa.jobs), is marked to run without JIT: a planner hook clears
  *	the plan's JIT flags when the relations it depends on include the view.
- *	Nothing else of the plan changes, no setting is touched (nothing to
- *	restore after an error), and plans of everything else keep JIT as the
- *	server's settings say.
+ *	Nothing else of the plan changes and no setting is touched (nothing to
+ *	restore after an error).
+ *
+ *	The same holds for awa's own statements whatever they read (docs/
+ *	storage.md, "Step 5: no JIT for awa's own statements"): each is a kept
+ *	generic plan of index probes, and a generic plan's estimate grows with
+ *	the tables' statistics.  At 10 million jobs awa_queue_stats took
+ *	51.8 ms a call against 1.85 ms at a million: its statements' plans
+ *	passed jit_above_cost, and PostgreSQL compiles a plan's expressions at
+ *	every execution.  So the plans of every statement awa prepares and
+ *	keeps (awa_plan, stmt.c) get no JIT either: awa_plan registers the
+ *	text of each of its plan sources here, and the hook knows them by that
+ *	text's address (the plan cache passes the plan source's own copy of
+ *	its text to the planner at every replan).  A user's statement that
+ *	does not read the view, or a function of the user's that awa's
+ *	statement runs, is planned as the server's settings say.
  *
  *	The hook is installed when awa.so is loaded; with awa in
  *	shared_preload_libraries (as the README asks) that is before any
@@ -35,10 +49,53 @@
 #include "optimizer/planner.h"
 #include "utils/lsyscache.h"
 
+#include "executor/spi.h"
+#include "utils/hsearch.h"
+#include "utils/plancache.h"
+
 #include "awa.h"
 #include "engine_admin.h"
 
 static planner_hook_type prev_planner = NULL;
+
+/*
+ * The addresses of the texts of awa's kept plan sources (a set: the key is
+ * the pointer, no entry data).  awa's plans are kept for the life of the
+ * backend (stmt.c), so an address never comes to name another text.
+ */
+static HTAB *awa_plan_texts = NULL;
+
+/* See engine_admin.h. */
+void
+awa_engine_jit_exempt(SPIPlanPtr plan)
+{
+	ListCell   *lc;
+
+	if (awa_plan_texts == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(const char *);
+		ctl.entrysize = sizeof(const char *);
+		awa_plan_texts = hash_create("awa kept plan texts", 256, &ctl,
+									 HASH_ELEM | HASH_BLOBS);
+	}
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		const char *text = ((CachedPlanSource *) lfirst(lc))->query_string;
+
+		if (text != NULL)
+			(void) hash_search(awa_plan_texts, &text, HASH_ENTER, NULL);
+	}
+}
+
+/* Whether query_string is the text of one of awa's kept plan sources. */
+static bool
+is_awa_statement(const char *query_string)
+{
+	return query_string != NULL && awa_plan_texts != NULL &&
+		hash_search(awa_plan_texts, &query_string, HASH_FIND, NULL) != NULL;
+}
 
 /*
  * Whether a plan depending on the relations rels reads the ring: the
@@ -60,7 +117,10 @@ reads_ring_view(List *rels)
 	return list_member_oid(rels, jobs) && get_rel_relkind(jobs) == RELKIND_VIEW;
 }
 
-/* planner_hook: plan as usual; a plan reading the ring's view gets no JIT. */
+/*
+ * planner_hook: plan as usual; a plan of awa's own statements or reading
+ * the ring's view gets no JIT.
+ */
 static PlannedStmt *
 engine_jit_planner(Query *parse, const char *query_string, int cursor_options,
 				   ParamListInfo bound_params)
@@ -77,8 +137,9 @@ engine_jit_planner(Query *parse, const char *query_string, int cursor_options,
 	 * included (the rewriter keeps a view's entry for its permission
 	 * check).
 	 */
-	if (result->jitFlags != PGJIT_NONE && result->relationOids != NIL &&
-		reads_ring_view(result->relationOids))
+	if (result->jitFlags != PGJIT_NONE &&
+		(is_awa_statement(query_string) ||
+		 (result->relationOids != NIL && reads_ring_view(result->relationOids))))
 		result->jitFlags = PGJIT_NONE;
 	return result;
 }

@@ -28,6 +28,7 @@
 #include "utils/portal.h"
 #include "utils/rel.h"
 
+#include "engine_admin.h"
 #include "floor.h"
 #include "ring.h"
 
@@ -114,6 +115,8 @@ awa_ring_slots_restore(PG_FUNCTION_ARGS)
 			elog(ERROR, "awa.ring_slots_restore: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(seal);
 		SPI_keepplan(put);
+		awa_engine_jit_exempt(seal);
+		awa_engine_jit_exempt(put);
 	}
 	if (SPI_execute_plan(seal, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "awa.ring_slots_restore: sealing failed");

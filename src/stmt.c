@@ -18,6 +18,7 @@
 #include "executor/spi.h"
 
 #include "awa.h"
+#include "engine_admin.h"
 
 /*
  * Return the plan cached in *cache, preparing and saving it on first use.
@@ -28,7 +29,7 @@
  * values, and custom plans would cost a planner run on every call (measured:
  * claim + complete ran at half the speed with them).  Parameter types must be built-in types so that
  * a dropped and re-created extension never leaves a plan with stale type
- * OIDs behind.
+ * OIDs behind.  They run without JIT (engine_jit.c).
  */
 SPIPlanPtr
 awa_plan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *argtypes)
@@ -54,6 +55,7 @@ awa_plan_opts(SPIPlanPtr *cache, const char *sql, int nargs,
 				 SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "awa: SPI_keepplan failed");
+		awa_engine_jit_exempt(plan);	/* hook: rjit */
 		*cache = plan;
 	}
 	return *cache;

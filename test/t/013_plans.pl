@@ -2,9 +2,9 @@
 # test/lib/jobs_1m.sql): every SQL call of the API runs once with auto_explain logging
 # each statement it executes (nested ones included) under plan_cache_mode =
 # force_generic_plan, the plan a saved statement keeps.  No statement may read awa.jobs
-# with a Seq Scan, and none of a call's statements may cost enough to be JIT-compiled at
-# every execution (jit_above_cost; maintenance rounds run with jit off, so theirs are
-# exempt from that bound only).
+# with a Seq Scan, and none of a call's statements may cost jit_above_cost or more: a plan that
+# costly reads far more than one call's rows (awa's own statements run without JIT whatever
+# their cost, src/engine_jit.c; maintenance rounds are exempt from that bound only).
 use strict;
 use warnings;
 use FindBin;
