@@ -528,9 +528,9 @@ awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 	static SPIPlanPtr attempt_plan = NULL;
 	static SPIPlanPtr done_plan = NULL;
 	static const Oid attempt_types[] = {INT8OID, INT8OID};
-	static const Oid done_types[] = {INT2OID, INT8OID, INT8OID, TEXTOID, JSONBOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	static const Oid done_types[] = {INT2OID, INT8OID, INT8OID, TEXTOID, JSONBOID, INT4OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int16		slot;
 	int32		attempt;
@@ -575,10 +575,10 @@ awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 	retryable = retry && attempt < max_attempts;
 
 	awa_plan(&done_plan,
-			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error)"
-			 " VALUES ($1, $2, $3, $4::awa.job_state, now(), $5)"
+			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error, attempt)"
+			 " VALUES ($1, $2, $3, $4::awa.job_state, now(), $5, $6)"
 			 " ON CONFLICT DO NOTHING RETURNING state",
-			 5, done_types);
+			 6, done_types);
 	values[0] = Int16GetDatum(slot);
 	values[1] = id;
 	values[2] = run_lease;
@@ -587,6 +587,8 @@ awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool error_isnull,
 		nulls[4] = 'n';
 	else
 		values[4] = error;
+	/* the error's attempt number: run_lease counts snoozes too */
+	values[5] = Int32GetDatum(attempt);
 	if (awa_ring_run(done_plan, values, nulls, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
 				 "awa.ring_fail: done row") == 0)
 	{

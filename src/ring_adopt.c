@@ -125,7 +125,7 @@ PG_FUNCTION_INFO_V1(awa_ring_adopt_jobs);
 	"  cardinality(j.errors) AS n" \
 	"  FROM awa.jobs j CROSS JOIN LATERAL unnest(j.errors) WITH ORDINALITY u(err, ord)" \
 	"  WHERE j.state IN " ADOPT_LIVE ")," \
-	" e AS (SELECT x.id, x.state, x.l, x.ord, x.error, x.at," \
+	" e AS (SELECT x.id, x.state, x.l, x.ord, x.error, x.at, x.attempt," \
 	"  CASE WHEN x.state = 'retryable' AND x.ord = x.n THEN x.l" \
 	"  ELSE x.ord + coalesce(max(x.attempt - x.ord) OVER (PARTITION BY x.id ORDER BY x.ord), 0) END AS lease," \
 	"  x.state = 'retryable' AND x.ord = x.n AS last FROM x)"
@@ -217,12 +217,12 @@ static const char *const move_sql[] = {
 	"  AND (j.state <> 'scheduled' OR j.run_lease > 0)",
 	/* ends: one per error, and the end of attempt L */
 	"WITH" ADOPT_ERRORS
-	" INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error)"
-	" SELECT %d, e.id, e.lease, 'retryable', e.at, e.error FROM e"
+	" INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error, attempt)"
+	" SELECT %d, e.id, e.lease, 'retryable', e.at, e.error, e.attempt FROM e"
 	" UNION ALL"
 	" SELECT %d, j.id, j.run_lease,"
 	"  CASE WHEN j.state IN ('retryable', 'waiting_external') THEN j.state ELSE 'scheduled' END,"
-	"  coalesce(j.heartbeat_at, j.attempted_at), NULL"
+	"  coalesce(j.heartbeat_at, j.attempted_at), NULL, NULL"
 	" FROM awa.jobs j"
 	" WHERE (j.state IN ('retryable', 'waiting_external') OR (j.state = 'scheduled' AND j.run_lease > 0)"
 	"   OR (j.state = 'available' AND j.attempted_at IS NOT NULL))"

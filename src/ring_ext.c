@@ -196,24 +196,27 @@ attempt_ends(RingAttempt *a, char **first, char **wait_end)
 /*
  * A done row of attempt a: state, error (text, or NULL; cut to
  * awa.max_error_bytes, error_bytes its original length, or -1 if not cut),
- * after_wait, result (or NULL).  Written unless the key (job_id, run_lease,
+ * after_wait, result (or NULL), attempt (the attempt number of a
+ * retryable or failed end, as attempt_row gives it; 0: none).  Written unless the key (job_id, run_lease,
  * slot, after_wait) is taken; whether it was written.  A new error bounds
  * the job's errors as awa.jobs' (awa_ring_errors_bound, ring.c).
  */
 static bool
 insert_done(RingAttempt *a, const char *state, text *error, int64 error_bytes, bool after_wait,
-			Datum result, bool result_isnull)
+			Datum result, bool result_isnull, int32 attempt)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid types[] = {INT2OID, INT8OID, INT8OID, TEXTOID, TEXTOID, BOOLOID, JSONBOID, INT8OID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	static const Oid types[] = {INT2OID, INT8OID, INT8OID, TEXTOID, TEXTOID, BOOLOID, JSONBOID, INT8OID,
+	INT4OID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	awa_plan(&plan,
-			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error, after_wait, result)"
-			 " VALUES ($1, $2, $3, $4::awa.job_state, now(), " AWA_RING_ERROR_SQL("$5", "$8") ", $6, $7)"
+			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error, after_wait, result,"
+			 " attempt)"
+			 " VALUES ($1, $2, $3, $4::awa.job_state, now(), " AWA_RING_ERROR_SQL("$5", "$8") ", $6, $7, $9)"
 			 " ON CONFLICT DO NOTHING RETURNING job_id",
-			 8, types);
+			 9, types);
 	values[0] = Int16GetDatum(a->slot);
 	values[1] = a->id;
 	values[2] = a->lease;
@@ -228,6 +231,9 @@ insert_done(RingAttempt *a, const char *state, text *error, int64 error_bytes, b
 	values[7] = Int64GetDatum(error_bytes);
 	if (error_bytes < 0)
 		nulls[7] = 'n';
+	values[8] = Int32GetDatum(attempt);
+	if (attempt <= 0)
+		nulls[8] = 'n';
 	if (awa_ring_run(plan, values, nulls, GetLatestSnapshot(), false, SPI_OK_INSERT_RETURNING,
 					 "awa.ring: done row") != 1)
 		return false;
@@ -309,7 +315,8 @@ end_wait_failed(RingAttempt *a, const char *error, Interval *retry_in)
 
 	attempt_row(a, &attempt, &max_attempts, &queue);
 	retryable = attempt < max_attempts;
-	if (!insert_done(a, retryable ? "retryable" : "failed", cstring_to_text(error), -1, true, (Datum) 0, true))
+	if (!insert_done(a, retryable ? "retryable" : "failed", cstring_to_text(error), -1, true, (Datum) 0, true,
+					 attempt))
 		return NULL;
 	if (retryable)
 	{
@@ -380,7 +387,7 @@ ensure_parked(RingAttempt *a, bool parked)
 	char	   *first;
 	char	   *wait_end;
 
-	if (parked || insert_done(a, "waiting_external", NULL, -1, false, (Datum) 0, true))
+	if (parked || insert_done(a, "waiting_external", NULL, -1, false, (Datum) 0, true, 0))
 		return true;
 	/* an end came first: the worker's park is as good as ours */
 	attempt_ends(a, &first, &wait_end);
@@ -489,7 +496,7 @@ awa_ring_wait_external(PG_FUNCTION_ARGS)
 				 : errhint("Call awa.ring_register_callback first and give the outside system its id.")));
 	key = SPI_datumTransfer(col(2, &isnull), false, -1);
 	timeout = SPI_datumTransfer(col(3, &isnull), false, sizeof(Interval));
-	if (!insert_done(&a, "waiting_external", NULL, -1, false, (Datum) 0, true))
+	if (!insert_done(&a, "waiting_external", NULL, -1, false, (Datum) 0, true, 0))
 	{
 		SPI_finish();
 		PG_RETURN_BOOL(false);	/* another end came first */
@@ -514,7 +521,7 @@ awa_ring_complete_external(PG_FUNCTION_ARGS)
 	done = callback_attempt(PG_GETARG_DATUM(0), &a, &key, &timeout, &parked) &&
 		ensure_parked(&a, parked) &&
 		insert_done(&a, "completed", NULL, -1, true,
-					payload_isnull ? (Datum) 0 : PointerGetDatum(PG_GETARG_JSONB_P(1)), payload_isnull);
+					payload_isnull ? (Datum) 0 : PointerGetDatum(PG_GETARG_JSONB_P(1)), payload_isnull, 0);
 	SPI_finish();
 	PG_RETURN_BOOL(done);
 }
@@ -537,8 +544,16 @@ awa_ring_fail_external(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	done = callback_attempt(PG_GETARG_DATUM(0), &a, &key, &timeout, &parked) &&
-		ensure_parked(&a, parked) &&
-		insert_done(&a, "failed", error, error_bytes, true, (Datum) 0, true);
+		ensure_parked(&a, parked);
+	if (done)
+	{
+		int32		attempt;
+		int32		max_attempts;
+		char	   *queue;
+
+		attempt_row(&a, &attempt, &max_attempts, &queue);
+		done = insert_done(&a, "failed", error, error_bytes, true, (Datum) 0, true, attempt);
+	}
 	if (done)
 		insert_callback(&a, "payload", key, timeout, false,
 						payload_isnull ? (Datum) 0 : PointerGetDatum(PG_GETARG_JSONB_P(2)), payload_isnull);
@@ -709,7 +724,7 @@ ring_ext_cancel_parked(Datum *values)
 	attempt_ends(&a, &first, &wait_end);
 	if (first == NULL || strcmp(first, "waiting_external") != 0)
 		return 0;
-	if (wait_end == NULL && insert_done(&a, "cancelled", NULL, -1, true, (Datum) 0, true))
+	if (wait_end == NULL && insert_done(&a, "cancelled", NULL, -1, true, (Datum) 0, true, 0))
 		return 1;
 	/* its wait ended: by a retry (a next attempt: cancel that), or for good */
 	attempt_ends(&a, &first, &wait_end);
@@ -841,7 +856,7 @@ awa_ring_retry(PG_FUNCTION_ARGS)
 			/* its wait ends here, unless a callback, the timeout or a cancel ended it first */
 			if (keyed)
 				awa_ring_retry_take_key(id, key, states);
-			if (!insert_done(&a, "available", NULL, -1, true, (Datum) 0, true))
+			if (!insert_done(&a, "available", NULL, -1, true, (Datum) 0, true, 0))
 				continue;
 		}
 		else if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)

@@ -12,13 +12,17 @@
  * lease, run_lease and progress kept.  The slots hold a job's past as rows
  * without a ready row (the carry of earlier attempts, ring_history.c), and
  * so does this: from the history element, in the open slot,
- *	- a done row per error (state retryable, run_lease the error's attempt,
- *	  finalized_at its time), unless the slots still hold that attempt's
- *	  done row;
+ *	- a done row per error (state retryable, attempt the error's attempt,
+ *	  run_lease the attempt raised to one above the previous error's --
+ *	  below the attempt's own lease when snoozes took leases --,
+ *	  finalized_at its time), unless the slots still hold that error's
+ *	  done row (the same attempt and time; a row without attempt: the same
+ *	  lease);
  *	- the end: a done row of the job's state at lease N, its finalized_at,
- *	  with the last error when it is the failed attempt's own (lease N: the
- *	  failed attempt's lease, the element's run_lease R; for a cancelled job
- *	  R + 1, the lease a cancel before any claim ends);
+ *	  with the last error when it is the failed attempt's own (its attempt
+ *	  the element's; lease N: the failed attempt's lease, the element's
+ *	  run_lease R; for a cancelled job R + 1, the lease a cancel before any
+ *	  claim ends);
  *	- a receipt at lease N (attempted_at, claimed_by, lease of the element)
  *	  when the job was ever claimed, and a beat at lease N with its progress;
  *	- then the ready row (id, N), attempt 0, run_at now().
@@ -193,14 +197,17 @@ awa_ring_revive(Datum id)
 			 "  (u.err ->> 'at')::timestamptz AS at FROM e CROSS JOIN LATERAL unnest(e.errors) WITH ORDINALITY u(err, ord)),"
 			 " y AS (SELECT x.*, x.ord + coalesce(max(x.attempt - x.ord) OVER (ORDER BY x.ord), 0) AS lease,"
 			 "  x.ord = max(x.ord) OVER () AS last FROM x),"
-			 " f AS (SELECT y.* FROM y CROSS JOIN e WHERE e.state = 'failed' AND y.last AND y.lease = e.run_lease)"
-			 " INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error)"
-			 " SELECT o.slot, $1, y.lease, 'retryable', y.at, y.error FROM y CROSS JOIN o"
+			 " f AS (SELECT y.* FROM y CROSS JOIN e WHERE e.state = 'failed' AND y.last"
+			 "  AND (y.lease = e.run_lease OR y.attempt = e.attempt))"
+			 " INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at, error, attempt)"
+			 " SELECT o.slot, $1, y.lease, 'retryable', y.at, y.error, y.attempt FROM y CROSS JOIN o"
 			 "  WHERE y.ord NOT IN (SELECT f.ord FROM f)"
-			 "  AND NOT EXISTS (SELECT 1 FROM awa.done d WHERE d.job_id = $1 AND d.run_lease = y.lease"
-			 "   AND d.state IN ('retryable', 'failed'))"
+			 "  AND NOT EXISTS (SELECT 1 FROM awa.done d WHERE d.job_id = $1"
+			 "   AND d.state IN ('retryable', 'failed') AND CASE WHEN d.attempt IS NULL THEN d.run_lease = y.lease"
+			 "    ELSE d.attempt = y.attempt AND d.finalized_at = y.at END)"
 			 " UNION ALL"
-			 " SELECT o.slot, $1, " REVIVE_LEASE ", e.state, e.finalized_at, (SELECT f.error FROM f)"
+			 " SELECT o.slot, $1, " REVIVE_LEASE ", e.state, e.finalized_at, (SELECT f.error FROM f),"
+			 "  (SELECT f.attempt FROM f)"
 			 "  FROM e CROSS JOIN o",
 			 2, (Oid *) types);
 	if (awa_ring_run(done_plan, values, NULL, GetLatestSnapshot(), false, SPI_OK_INSERT,

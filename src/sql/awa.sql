@@ -1622,6 +1622,9 @@ COMMENT ON FUNCTION awa.ring_history_expire()
 -- callback that failed or retried the job; the newest row of a job holds its current callback (key, lease,
 -- timeout), the newest row of an attempt with a deadline its wait's deadline.
 ALTER TABLE awa.done ADD COLUMN result jsonb;
+ALTER TABLE awa.done ADD COLUMN attempt integer;
+COMMENT ON COLUMN awa.done.attempt
+	IS 'the attempt number of a retryable or failed end (its ready row''s attempt + 1; run_lease also counts snoozes): the error''s attempt in awa.jobs.errors; NULL: run_lease';
 COMMENT ON COLUMN awa.done.result IS 'what the attempt produced (awa.ring_complete_external''s payload)';
 COMMENT ON COLUMN awa.done.after_wait
 	IS 'true: the end of the wait of an attempt parked in waiting_external (its first done row); one of each per attempt';
@@ -2013,7 +2016,7 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 	r.created_at,
 	coalesce(ARRAY(SELECT pg_catalog.jsonb_build_object('attempt', CASE WHEN e.state = 'cancelled'
 			THEN (SELECT a.attempt FROM awa.ready a WHERE a.id = e.job_id AND a.run_lease = e.run_lease - 1
-				AND a.slot = e.slot LIMIT 1) ELSE e.run_lease END,
+				AND a.slot = e.slot LIMIT 1) ELSE coalesce(e.attempt, e.run_lease) END,
 			'error', CASE WHEN m.marked THEN e.error -> 'error' ELSE e.error END, 'at', e.finalized_at)
 			-- an error cut at awa.max_error_bytes: its marks (truncated, error_bytes) as awa.jobs' (ring.h)
 			|| CASE WHEN m.marked THEN e.error - 'error' ELSE '{}'::jsonb END
@@ -2025,7 +2028,7 @@ SELECT k.id, r.kind, k.queue, r.args, k.state, r.priority,
 			OR (e.state = 'cancelled' AND e.error IS NOT NULL))
 			-- an error dropped by awa.max_errors_kept (ring.h): its done row stays, not in errors
 			AND e.error IS DISTINCT FROM 'false'::jsonb
-		ORDER BY e.run_lease), '{}') AS errors,
+		ORDER BY e.finalized_at, e.run_lease), '{}') AS errors,
 	r.metadata, r.tags,
 	r.unique_key, r.unique_states,
 	k.ready_lease + CASE WHEN cn THEN 1 ELSE 0 END AS run_lease,

@@ -9,7 +9,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION awa;
 SET statement_timeout = '60s';
 SET client_min_messages = error;
-SELECT plan(14);
+SELECT plan(20);
 
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint);
 CREATE FUNCTION pg_temp.id(k text) RETURNS bigint LANGUAGE sql AS $$ SELECT id FROM j WHERE n = k $$;
@@ -73,6 +73,23 @@ SELECT is(pg_temp.errs('j5'),
 	'[{"attempt": 2, "error": "e2"}, {"attempt": 3, "error": "retry asked for by the callback"}]',
 	'awa_retry_external''s error and the newest one before it kept');
 RESET awa.max_errors_kept;
+
+-- a snooze takes a run_lease but uses no attempt: an error after it has its attempt's number (on the ring it
+-- had the run_lease: 2 where the job's attempt was 1), whatever appends it: awa_fail, awa_fail_external
+INSERT INTO j SELECT 'j7', (awa_insert('k', queue => 'eq7', max_attempts => 100)).id;
+SELECT ok(awa_snooze(pg_temp.id('j7'), pg_temp.claim('j7'), '0'::interval), 'j7 snoozed');
+SELECT ok(awa_fail(pg_temp.id('j7'), pg_temp.claim('j7'), 'after a snooze', '0'::interval) IS NOT NULL,
+	'j7 claimed again and failed');
+SELECT ok(awa_snooze(pg_temp.id('j7'), pg_temp.claim('j7'), '0'::interval), 'j7 snoozed in its second attempt');
+TRUNCATE cb;
+INSERT INTO cb SELECT awa_register_callback(pg_temp.id('j7'), pg_temp.claim('j7'), '1 hour');
+SELECT ok(awa_wait_external(pg_temp.id('j7'), 4), 'j7 claimed a fourth time (lease 4, attempt 2) waits for its callback');
+SELECT ok(awa_fail_external((SELECT c FROM cb), 'declined'), 'j7 failed by its callback');
+SELECT is(pg_temp.errs('j7') || jsonb_build_array((SELECT jsonb_build_object('attempt', attempt, 'run_lease', run_lease,
+	'state', state) FROM awa.jobs WHERE id = pg_temp.id('j7'))),
+	'[{"attempt": 1, "error": "after a snooze"}, {"attempt": 2, "error": "declined"},
+	  {"attempt": 2, "run_lease": 4, "state": "failed"}]',
+	'the errors after snoozes: attempts 1 and 2 (leases 2 and 4)');
 
 -- a heartbeat: deadline_at = heartbeat_at + lease, in a transaction that began earlier
 SELECT pg_temp.claim('j6', '30 seconds') IS NOT NULL AS claimed;

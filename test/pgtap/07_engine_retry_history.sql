@@ -12,7 +12,7 @@ RESET awa.install_engine;
 SET statement_timeout = '30s';
 SET awa.retention_completed = 86400;
 SET awa.retention_failed = 604800;
-SELECT plan(57);
+SELECT plan(69);
 
 \ir lib/ring_reclaim.psql
 CREATE FUNCTION pg_temp.in_history() RETURNS text[] LANGUAGE sql AS
@@ -71,8 +71,9 @@ SELECT is((SELECT array_agg(id::text || ':' || attempt || ':' || run_lease) FROM
 	(SELECT ARRAY[id::text || ':1:' || (run_lease + 1)] FROM before WHERE kind = 'a'), 'it is claimed: attempt 1');
 SELECT is((SELECT awa_fail(j.id, j.run_lease, 'a3', terminal => true) FROM awa.jobs j WHERE j.kind = 'a'),
 	'failed'::awa.job_state, 'it fails again');
-SELECT is((SELECT array_agg(e ->> 'error' ORDER BY (e ->> 'attempt')::int) FROM awa.jobs j, unnest(j.errors) e WHERE j.kind = 'a'),
-	ARRAY['a1', 'a2', 'a3'], '... its errors: the two of the history and the new one');
+SELECT is((SELECT array_agg(e ->> 'error' || ':' || (e ->> 'attempt') ORDER BY o) FROM awa.jobs j,
+	unnest(j.errors) WITH ORDINALITY u(e, o) WHERE j.kind = 'a'),
+	ARRAY['a1:1', 'a2:2', 'a3:1'], '... its errors: the two of the history and the new one (attempt 1 after the retry)');
 SELECT is(pg_temp.drift(), 0::bigint, '... the counters equal a recount');
 
 -- a cancelled job of the history
@@ -131,7 +132,32 @@ SELECT is((SELECT array_agg(e - 'at') FROM awa_retry(pg_temp.id('m')) r, unnest(
 	ARRAY[jsonb_build_object('attempt', 1, 'error', repeat('m', 64), 'truncated', true, 'error_bytes', 100)],
 	'awa_retry of m from the history: the same entry');
 
+-- a job snoozed before its attempts (a snooze takes a run_lease, not an attempt): in the history and back from
+-- it, its errors keep their attempts' numbers (the ring showed the run_lease: 2 and 3), the last one the failed
+-- end's own (the retry from the history matches it by attempt: its leases, derived from the attempts, are lower)
+SELECT is((SELECT state FROM awa_insert('s', queue => 'sq', max_attempts => 3)), 'available'::awa.job_state, 'job s');
+SELECT ok((SELECT awa_snooze(id, run_lease, '0') FROM awa_claim('sq')), 's is snoozed (lease 1)');
+SELECT is((SELECT awa_fail(id, run_lease, 's1', retry_in => '0') FROM awa_claim('sq')), 'retryable'::awa.job_state,
+	's fails once (attempt 1, lease 2)');
+SELECT is((SELECT awa_fail(id, run_lease, 's2', terminal => true) FROM awa_claim('sq')), 'failed'::awa.job_state,
+	's fails for good (attempt 2, lease 3)');
+CREATE TEMP TABLE snoozed AS SELECT * FROM awa.jobs WHERE kind = 's';
+SELECT is((SELECT array_agg(e - 'at' ORDER BY o) FROM snoozed, unnest(errors) WITH ORDINALITY u(e, o)),
+	ARRAY['{"attempt": 1, "error": "s1"}', '{"attempt": 2, "error": "s2"}']::jsonb[], '... its errors: attempts 1 and 2');
+SELECT is((SELECT outcome FROM awa.ring_rotate(1, '1 hour')), 'rotated', 'slot 3 sealed');
+SELECT is(pg_temp.reclaim(3), 'reclaimed', 'slot 3 reclaimed');
+SELECT is((SELECT j.errors FROM awa.ring_history h, unnest(h.jobs) j WHERE j.kind = 's'), (SELECT errors FROM snoozed),
+	's in the history: the same errors');
+SELECT is((SELECT errors FROM awa_retry(pg_temp.id('s'))), (SELECT errors FROM snoozed),
+	'awa_retry of s from the history: the same errors, none added');
+SELECT is((SELECT awa_fail(id, run_lease, 's3', terminal => true) FROM awa_claim('sq')), 'failed'::awa.job_state,
+	's claimed again (attempt 1) fails');
+SELECT is((SELECT array_agg(e - 'at' ORDER BY o) FROM awa.jobs, unnest(errors) WITH ORDINALITY u(e, o) WHERE kind = 's'),
+	ARRAY['{"attempt": 1, "error": "s1"}', '{"attempt": 2, "error": "s2"}', '{"attempt": 1, "error": "s3"}']::jsonb[],
+	'... its errors in order: s1, s2 and the new one');
+SELECT is(pg_temp.drift(), 0::bigint, '... the counters equal a recount');
+
 SELECT * FROM finish();
 RESET statement_timeout;
-DROP TABLE before, round1;
+DROP TABLE before, round1, snoozed;
 DROP EXTENSION awa;
