@@ -197,9 +197,10 @@ attempt_ends(RingAttempt *a, char **first, char **wait_end)
  * A done row of attempt a: state, error (text, or NULL; cut to
  * awa.max_error_bytes, error_bytes its original length, or -1 if not cut),
  * after_wait, result (or NULL), attempt (the attempt number of a
- * retryable or failed end, as attempt_row gives it; 0: none).  Written unless the key (job_id, run_lease,
- * slot, after_wait) is taken; whether it was written.  A new error bounds
- * the job's errors as awa.jobs' (awa_ring_errors_bound, ring.c).
+ * retryable or failed end, as attempt_row gives it; 0: none).  Written
+ * unless the key (job_id, run_lease, slot, after_wait) is taken; whether
+ * it was written.  A new error bounds the job's errors as awa.jobs'
+ * (awa_ring_errors_bound, ring.c).
  */
 static bool
 insert_done(RingAttempt *a, const char *state, text *error, int64 error_bytes, bool after_wait,
@@ -207,7 +208,7 @@ insert_done(RingAttempt *a, const char *state, text *error, int64 error_bytes, b
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[] = {INT2OID, INT8OID, INT8OID, TEXTOID, TEXTOID, BOOLOID, JSONBOID, INT8OID,
-	INT4OID};
+		INT4OID};
 	Datum		values[9];
 	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 

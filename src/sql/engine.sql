@@ -59,11 +59,21 @@ BEGIN
 		AS 'MODULE_PATHNAME', 'awa_jobs_instead_of_delete' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 	COMMENT ON FUNCTION awa.jobs_instead_of_delete()
 		IS 'trigger: INSTEAD OF DELETE on the view awa.jobs (ring engine): the job leaves the ring (cancelled first if not finished)';
-	REVOKE ALL ON FUNCTION awa.jobs_instead_of_update(), awa.jobs_instead_of_delete() FROM PUBLIC;
+	-- the row trigger notes the ids, the statement's AFTER trigger deletes them together (engine_admin.c)
+	CREATE FUNCTION awa.jobs_delete_statement() RETURNS trigger
+		AS 'MODULE_PATHNAME', 'awa_jobs_delete_statement' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+	COMMENT ON FUNCTION awa.jobs_delete_statement()
+		IS 'trigger: BEFORE and AFTER DELETE FOR EACH STATEMENT on the view awa.jobs (ring engine): the jobs a DELETE names leave the ring together at its end';
+	REVOKE ALL ON FUNCTION awa.jobs_instead_of_update(), awa.jobs_instead_of_delete(), awa.jobs_delete_statement()
+		FROM PUBLIC;
 	CREATE TRIGGER jobs_instead_of_update INSTEAD OF UPDATE ON awa.jobs
 		FOR EACH ROW EXECUTE FUNCTION awa.jobs_instead_of_update();
 	CREATE TRIGGER jobs_instead_of_delete INSTEAD OF DELETE ON awa.jobs
 		FOR EACH ROW EXECUTE FUNCTION awa.jobs_instead_of_delete();
+	CREATE TRIGGER jobs_delete_begin BEFORE DELETE ON awa.jobs
+		FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_delete_statement();
+	CREATE TRIGGER jobs_delete_end AFTER DELETE ON awa.jobs
+		FOR EACH STATEMENT EXECUTE FUNCTION awa.jobs_delete_statement();
 	FOR g IN
 		SELECT a.attname, x.grantee::regrole AS grantee, x.privilege_type
 		FROM pg_catalog.pg_attribute a CROSS JOIN LATERAL pg_catalog.aclexplode(a.attacl) x
