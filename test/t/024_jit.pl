@@ -110,7 +110,8 @@ for my $engine ('ring', 'table')
 
 	next unless $engine eq 'ring';
 	my @view = grep { $_->{sql} =~ /\bawa\.(jobs|ring_jobs|ring_live_jobs)\b/ } @plans;
-	cmp_ok(scalar @view, '>=', 14, sprintf('ring: the plans of statements reading the view were logged (%d)', scalar @view));
+	# (at least 10: functions returning jobs read 500 of them per statement, src/engine.c's put_rows)
+	cmp_ok(scalar @view, '>=', 10, sprintf('ring: the plans of statements reading the view were logged (%d)', scalar @view));
 	# (the page read of awa_list_jobs and of the admin functions: one statement for a page of ids)
 	for my $name ('FROM awa.ring_live_jobs j WHERE j.id = $1', 'awa.ring_live_jobs j  WHERE j.id = k.id',
 		'awa.ring_live_jobs j  WHERE j.id = i.id', 'a user\'s query', 'DELETE FROM awa.jobs')
