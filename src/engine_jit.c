@@ -61,7 +61,10 @@ static planner_hook_type prev_planner = NULL;
 /*
  * The addresses of the texts of awa's kept plan sources (a set: the key is
  * the pointer, no entry data).  awa's plans are kept for the life of the
- * backend (stmt.c), so an address never comes to name another text.
+ * backend (stmt.c), but for the few freed when the extension's schema
+ * changes (claim.c, enqueue.c, ring_enq.c prepare those anew): their
+ * addresses stay here, and a later text that lands at one of them is
+ * planned without JIT, which changes its speed at most, never its result.
  */
 static HTAB *awa_plan_texts = NULL;
 
