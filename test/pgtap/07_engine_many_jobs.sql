@@ -8,7 +8,7 @@
 -- and the DELETE it ran inside deletes only its own).
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
-SELECT plan(21);
+SELECT plan(23);
 
 SET LOCAL awa.install_engine = 'ring';
 CREATE EXTENSION awa;
@@ -76,6 +76,13 @@ SELECT is((SELECT array_agg(id ORDER BY o) FROM retried), (SELECT array_agg(id O
 	'awa_retry_failed returns the 1,200 jobs, in id order');
 SELECT is((SELECT count(*) FROM retried r JOIN awa.jobs j USING (id) WHERE to_jsonb(j) = to_jsonb(r) - 'o'
 	AND j.state = 'available' AND cardinality(j.errors) = 1), 1200::bigint, '... each row as awa.jobs shows it: available, its error kept');
+
+-- the statement trigger's function refuses any other use (39P01), and the statement it was attached to changes nothing
+CREATE TEMP TABLE not_jobs (n int);
+CREATE TRIGGER not_jobs_row BEFORE INSERT ON not_jobs FOR EACH ROW EXECUTE FUNCTION awa.jobs_delete_statement();
+SELECT throws_ok($$INSERT INTO not_jobs VALUES (1)$$, '39P01', NULL,
+	'awa.jobs_delete_statement() as a row trigger of an INSERT: 39P01');
+SELECT is((SELECT count(*) FROM not_jobs), 0::bigint, '... nothing inserted');
 
 SELECT * FROM finish();
 ROLLBACK;
