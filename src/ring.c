@@ -96,6 +96,7 @@
 #include "ring_deps.h"		/* hook: rdeps */
 #include "ring_enq.h"		/* hook: renq */
 #include "ring_obs.h"			/* hook: robs */
+#include "ring_part.h"
 #include "ring_sched.h"
 #include "ring_unique.h"
 
@@ -391,10 +392,22 @@ static uint64
 ring_complete_many(ArrayType *ids, ArrayType *leases, ReturnSetInfo *rsinfo)
 {
 	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr slot_plans[AWA_RING_SLOT_PLANS];	/* ring_part.h */
 	static const Oid argtypes[] = {INT8ARRAYOID, INT8ARRAYOID};
+	static const char sql[] =
+		"INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)"
+		" SELECT c.slot, d.id, d.lease, 'completed', now()"
+		" FROM unnest($1, $2) AS d(id, lease) CROSS JOIN LATERAL"
+		" (SELECT cl.slot FROM awa.claims cl WHERE cl.job_id = d.id AND cl.run_lease = d.lease"
+		"  LIMIT 1) c"
+	/* hook: rmisc -- in id order, as awa.jobs' bulk calls lock: two calls never deadlock */
+		" ORDER BY d.id, d.lease"
+		" ON CONFLICT DO NOTHING RETURNING job_id";
 	Datum		values[2];
 	uint64		n;
 	uint64		i;
+	Snapshot	snap;
+	int			slot;
 
 	awa_ring_check_enabled("awa.ring_complete_many");
 	if (ARR_NDIM(ids) > 1 || ARR_NDIM(leases) > 1 ||
@@ -407,18 +420,18 @@ ring_complete_many(ArrayType *ids, ArrayType *leases, ReturnSetInfo *rsinfo)
 	values[0] = PointerGetDatum(ids);
 	values[1] = PointerGetDatum(leases);
 	SPI_connect();
-	awa_plan(&plan,
-			 "INSERT INTO awa.done (slot, job_id, run_lease, state, finalized_at)"
-			 " SELECT c.slot, d.id, d.lease, 'completed', now()"
-			 " FROM unnest($1, $2) AS d(id, lease) CROSS JOIN LATERAL"
-			 " (SELECT cl.slot FROM awa.claims cl WHERE cl.job_id = d.id AND cl.run_lease = d.lease"
-			 "  LIMIT 1) c"
-			 /* hook: rmisc -- in id order, as awa.jobs' bulk calls lock: two calls never deadlock */
-			 " ORDER BY d.id, d.lease"
-			 " ON CONFLICT DO NOTHING RETURNING job_id",
-			 2, argtypes);
-	n = awa_ring_run(plan, values, NULL, InvalidSnapshot, false, SPI_OK_INSERT_RETURNING,
-				 "awa.ring_complete_many: done rows");
+
+	/*
+	 * The receipts' partitions locked, the statement's snapshot, and when
+	 * one slot holds every receipt it can see, only that slot's receipts
+	 * are read (ring_part.c)
+	 */
+	slot = awa_ring_sole_slot("claims", false, &snap);
+	n = awa_ring_run(slot >= 0 ? awa_ring_slot_plan(slot_plans, slot, sql, 2, argtypes)
+					 : awa_plan(&plan, sql, 2, argtypes),
+					 values, NULL, snap, false, SPI_OK_INSERT_RETURNING,
+					 "awa.ring_complete_many: done rows");
+	UnregisterSnapshot(snap);
 	for (i = 0; rsinfo != NULL && i < n; i++)
 	{
 		bool		isnull;

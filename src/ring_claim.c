@@ -87,6 +87,7 @@
 #include "ring_claim.h"
 #include "ring_keys.h"		/* hook: keys */
 #include "ring_obs.h"
+#include "ring_part.h"
 #include "ring_sched.h"
 
 #define RING_MAX_BATCH		1000
@@ -209,8 +210,26 @@ typedef struct RingProbed
 static void
 ring_probe_all(RingClaim *c, RingProbed *probed)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr any_plan = NULL;
+	static SPIPlanPtr slot_plans[AWA_RING_SLOT_PLANS];	/* ring_part.h */
 	static const Oid argtypes[] = {TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, BOOLARRAYOID};
+	static const char probe_sql[] =
+		"SELECT f.k::integer, f.p, w.run_at, w.id"
+		" FROM unnest($1, $2, $3, $4, $5) WITH ORDINALITY AS f(q, p, fr, fi, r, k) CROSS JOIN LATERAL"
+		" (SELECT r.run_at, r.id FROM awa.ready r"
+		"  WHERE r.queue = f.q AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
+		RING_UNCLAIMED_SQL
+		"  ORDER BY r.run_at, r.id LIMIT 1) w"
+		" WHERE f.r"
+		" UNION ALL"
+		/* hook: sched: scheduled rows are waiting jobs at their run_at too */
+		" SELECT f.k::integer, f.p, w.run_at, w.id"
+		" FROM unnest($1, $2, $3, $4, $5) WITH ORDINALITY AS f(q, p, fr, fi, r, k) CROSS JOIN LATERAL"
+		" (SELECT s.run_at, s.id FROM awa.scheduled s"
+		"  WHERE s.queue = f.q AND s.priority = f.p AND (s.run_at, s.id) >= (f.fr, f.fi)"
+		"  ORDER BY s.run_at, s.id LIMIT 1) w";
+	SPIPlanPtr	plan;
+	int			slot;
 	int			max = c->nq * AWA_FLOOR_PRIORITIES;
 	Datum	   *rd = palloc(sizeof(Datum) * max);
 	Datum	   *q = palloc(sizeof(Datum) * max);
@@ -248,22 +267,10 @@ ring_probe_all(RingClaim *c, RingProbed *probed)
 	}
 	if (n == 0)
 		return;
-	awa_plan(&plan,
-			 "SELECT f.k::integer, f.p, w.run_at, w.id"
-			 " FROM unnest($1, $2, $3, $4, $5) WITH ORDINALITY AS f(q, p, fr, fi, r, k) CROSS JOIN LATERAL"
-			 " (SELECT r.run_at, r.id FROM awa.ready r"
-			 "  WHERE r.queue = f.q AND r.priority = f.p AND (r.run_at, r.id) >= (f.fr, f.fi)"
-			 RING_UNCLAIMED_SQL
-			 "  ORDER BY r.run_at, r.id LIMIT 1) w"
-			 " WHERE f.r"
-			 " UNION ALL"
-			 /* hook: sched: scheduled rows are waiting jobs at their run_at too */
-			 " SELECT f.k::integer, f.p, w.run_at, w.id"
-			 " FROM unnest($1, $2, $3, $4, $5) WITH ORDINALITY AS f(q, p, fr, fi, r, k) CROSS JOIN LATERAL"
-			 " (SELECT s.run_at, s.id FROM awa.scheduled s"
-			 "  WHERE s.queue = f.q AND s.priority = f.p AND (s.run_at, s.id) >= (f.fr, f.fi)"
-			 "  ORDER BY s.run_at, s.id LIMIT 1) w",
-			 5, argtypes);
+	/* one slot holds every ready row: its partitions' plan (ring_part.c) */
+	slot = awa_ring_sole_slot("ready", false, NULL);
+	plan = slot >= 0 ? awa_ring_slot_plan(slot_plans, slot, probe_sql, 5, argtypes)
+		: awa_plan(&any_plan, probe_sql, 5, argtypes);
 	values[0] = PointerGetDatum(construct_array(q, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_array(pr, n, INT4OID, 4, true, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_array(fr, n, TIMESTAMPTZOID, sizeof(TimestampTz),
@@ -465,21 +472,34 @@ ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeo
 	static SPIPlanPtr receipt_plan = NULL;
 	static const Oid receipt_types[] = {INT2ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INTERVALOID, TEXTOID,
 	INTERVALARRAYOID, TIMESTAMPTZOID};	/* hook: rclaimx: $7 the claim's time */
+	static SPIPlanPtr receipt_slot_plans[AWA_RING_SLOT_PLANS];	/* ring_part.h */
+	static const char receipt_sql[] =
+		"INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)"
+		" SELECT c.s, c.i, c.l, $7, " AWA_RING_CLAIM_DEADLINE_SQL("$7", "$4", "c.t") /* hook: robs, rclaimx */
+		", $4, $5"
+		" FROM unnest($1, $2, $3, $6) AS c(s, i, l, t)"
+		" WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
+		"        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
+		RING_NOT_DONE_SQL("c.s", "c.i", "c.l")	/* hook: sched (cancel) */
+		" ON CONFLICT DO NOTHING RETURNING job_id, deadline_at";
 	Datum		rvals[7];
 	char		rnulls[7] = {' ', ' ', ' ', ' ', c->worker_null ? 'n' : ' ', ' ', ' '};
 	int64	   *won;
 	uint64		j;
+	int			slot = n > 0 ? DatumGetInt16(slots[0]) : -1;
+	int			i;
+	SPIPlanPtr	plan;
 
-	awa_plan(&receipt_plan,
-			 "INSERT INTO awa.claims (slot, job_id, run_lease, claimed_at, deadline_at, lease, claimed_by)"
-			 " SELECT c.s, c.i, c.l, $7, " AWA_RING_CLAIM_DEADLINE_SQL("$7", "$4", "c.t") /* hook: robs, rclaimx */
-			 ", $4, $5"
-			 " FROM unnest($1, $2, $3, $6) AS c(s, i, l, t)"
-			 " WHERE (SELECT 1 FROM awa.claims cl WHERE cl.job_id = c.i"
-			 "        AND cl.run_lease = c.l AND cl.slot = c.s LIMIT 1) IS NULL"
-			 RING_NOT_DONE_SQL("c.s", "c.i", "c.l")	/* hook: sched (cancel) */
-			 " ON CONFLICT DO NOTHING RETURNING job_id, deadline_at",
-			 7, receipt_types);
+	/*
+	 * every candidate of one slot (the usual case): its probes read only
+	 * that slot's partitions, where "cl.slot = c.s" finds all it can
+	 */
+	for (i = 1; i < n && slot >= 0; i++)
+		if (DatumGetInt16(slots[i]) != slot)
+			slot = -1;
+	plan = slot >= 0 && slot < AWA_RING_SLOT_PLANS
+		? awa_ring_slot_plan(receipt_slot_plans, slot, receipt_sql, 7, receipt_types)
+		: awa_plan(&receipt_plan, receipt_sql, 7, receipt_types);
 	rvals[0] = PointerGetDatum(construct_array(slots, n, INT2OID, 2, true, TYPALIGN_SHORT));
 	rvals[1] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64),
 											   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
@@ -490,7 +510,7 @@ ring_receipts(RingClaim *c, Datum *slots, Datum *ids, Datum *leases, Datum timeo
 	rvals[5] = timeouts;
 	rvals[6] = TimestampTzGetDatum(c->at);
 	/* a fresh snapshot: receipts committed by whoever locked these rows before us */
-	*nwon = awa_ring_run(receipt_plan, rvals, rnulls, GetLatestSnapshot(), false,
+	*nwon = awa_ring_run(plan, rvals, rnulls, GetLatestSnapshot(), false,
 						 SPI_OK_INSERT_RETURNING, "awa.ring_claim: receipts");
 	won = palloc(sizeof(int64) * (*nwon + 1));
 	if (deadlines)
@@ -636,31 +656,31 @@ claim_direct(RingClaim *c, const RingRange *r)
 	static SPIPlanPtr cand_plan = NULL;
 	static const Oid cand_types[] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID, INT4OID,
 	TIMESTAMPTZOID, TIMESTAMPTZOID};
-	RingQueue  *q = &c->qs[r->qi];
-	AwaFloorScan *scan = &c->scans[r->qi];
+	static SPIPlanPtr cand_slot_plans[AWA_RING_SLOT_PLANS];	/* ring_part.h */
 
 	/*
 	 * hook: keys -- a row with a concurrency key is admitted above the lock
 	 * and below the LIMIT (ring_keys.h; OFFSET 0 keeps the admission out of
 	 * the locking subquery), so that the LIMIT counts admitted rows
 	 */
-	awa_plan(&cand_plan,
-			 "SELECT x.slot, x.id, x.lease, x.attempt, x.kind, x.args, x.priority, x.run_at, x.timeout,"
-			 " x.max_attempts, x.created_at, x.metadata, x.tags, x.unique_key, x.unique_states, x.group_id,"
-			 " x.concurrency_key"	/* the rest of the row: ring_direct_row */
-			 " FROM (SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
-			 " r.kind, r.args, r.priority::integer AS priority, r.run_at, r.timeout"	/* hook: robs */
-			 ", r.concurrency_key"	/* hook: keys */
-			 ", r.max_attempts, r.created_at, r.metadata, r.tags, r.unique_key, r.unique_states, r.group_id"
-			 " FROM awa.ready r"
-			 " WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
-			 " AND r.run_at <= $6 AND r.run_at > $7"	/* the level's range */
-			 RING_UNCLAIMED_SQL
-			 RING_KEY_OPEN_SQL("r")	/* hook: keys */
-			 " ORDER BY r.run_at, r.id"
-			 " FOR UPDATE OF r SKIP LOCKED OFFSET 0) x"
-			 " WHERE " RING_KEY_ADMIT_SQL("x") " LIMIT $5",	/* hook: keys */
-			 7, cand_types);
+	static const char cand_sql[] =
+		"SELECT x.slot, x.id, x.lease, x.attempt, x.kind, x.args, x.priority, x.run_at, x.timeout,"
+		" x.max_attempts, x.created_at, x.metadata, x.tags, x.unique_key, x.unique_states, x.group_id,"
+		" x.concurrency_key"	/* the rest of the row: ring_direct_row */
+		" FROM (SELECT r.slot, r.id, r.run_lease + 1 AS lease, r.attempt + 1 AS attempt,"
+		" r.kind, r.args, r.priority::integer AS priority, r.run_at, r.timeout"	/* hook: robs */
+		", r.concurrency_key"	/* hook: keys */
+		", r.max_attempts, r.created_at, r.metadata, r.tags, r.unique_key, r.unique_states, r.group_id"
+		" FROM awa.ready r"
+		" WHERE r.queue = $1 AND r.priority = $2 AND (r.run_at, r.id) >= ($3, $4)"
+		" AND r.run_at <= $6 AND r.run_at > $7"	/* the level's range */
+		RING_UNCLAIMED_SQL
+		RING_KEY_OPEN_SQL("r")	/* hook: keys */
+		" ORDER BY r.run_at, r.id"
+		" FOR UPDATE OF r SKIP LOCKED OFFSET 0) x"
+		" WHERE " RING_KEY_ADMIT_SQL("x") " LIMIT $5";	/* hook: keys */
+	RingQueue  *q = &c->qs[r->qi];
+	AwaFloorScan *scan = &c->scans[r->qi];
 
 	while (c->got < c->batch && q->taken < q->cap)
 	{
@@ -675,6 +695,9 @@ claim_direct(RingClaim *c, const RingRange *r)
 		TimestampTz *deadlines;
 		int			want = (int) Min(c->batch - c->got, q->cap - q->taken);
 		uint64		i;
+		Snapshot	snap;
+		int			slot;
+		SPIPlanPtr	plan;
 
 		CHECK_FOR_INTERRUPTS();
 		cvals[0] = PointerGetDatum(q->queue);
@@ -685,9 +708,17 @@ claim_direct(RingClaim *c, const RingRange *r)
 		cvals[5] = TimestampTzGetDatum(r->hi);
 		cvals[6] = TimestampTzGetDatum(r->lo);
 		c->wrote = true;
-		/* the newest snapshot, also in REPEATABLE READ (see ring.c's head) */
-		ncand = awa_ring_run(cand_plan, cvals, NULL, GetLatestSnapshot(), false, SPI_OK_SELECT,
+		/*
+		 * the newest snapshot, also in REPEATABLE READ (see ring.c's head);
+		 * then, when one slot holds every ready row that snapshot can see,
+		 * only that slot's partitions are read (ring_part.c)
+		 */
+		slot = awa_ring_sole_slot("ready", true, &snap);
+		plan = slot >= 0 ? awa_ring_slot_plan(cand_slot_plans, slot, cand_sql, 7, cand_types)
+			: awa_plan(&cand_plan, cand_sql, 7, cand_types);
+		ncand = awa_ring_run(plan, cvals, NULL, snap, false, SPI_OK_SELECT,
 							 "awa.ring_claim: candidates");
+		UnregisterSnapshot(snap);
 		if (ncand == 0)
 			break;
 		cand = SPI_tuptable;
