@@ -31,6 +31,7 @@
 #include "engine_admin.h"
 #include "floor.h"
 #include "ring.h"
+#include "ring_part.h"
 
 PG_FUNCTION_INFO_V1(awa_ring_slots_restore);
 
@@ -118,6 +119,7 @@ awa_ring_slots_restore(PG_FUNCTION_ARGS)
 		awa_engine_jit_exempt(seal);
 		awa_engine_jit_exempt(put);
 	}
+	awa_ring_slots_gen++;		/* ring_part.h */
 	if (SPI_execute_plan(seal, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "awa.ring_slots_restore: sealing failed");
 	if (SPI_execute_plan(put, values, nulls, false, 0) != SPI_OK_UPDATE)

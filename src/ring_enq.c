@@ -80,6 +80,7 @@
 #include "ring.h"
 #include "ring_enq.h"
 #include "ring_obs.h"
+#include "ring_part.h"
 
 /* more rows than this are written before the next is kept (memory) */
 #define RING_ENQ_MAX_ROWS	10000
@@ -412,10 +413,11 @@ typedef struct DirectWriter
 	Relation	slots_rel;		/* awa.ring_slots */
 	int			a_slots_slot;	/* its columns (1-based) */
 	int			a_slots_state;
-	/* the open slot last read, and when: the statement, its command (see open_slot) */
+	/* the open slot last read, and when: the statement, awa_ring_slots_gen, the time (see open_slot) */
 	int16		open;
 	TimestampTz open_stmt;
-	CommandId	open_cid;
+	uint64		open_gen;
+	TimestampTz open_read;
 	Relation	parent;			/* awa.ready */
 	bool		ok;				/* direct_ok and ready_cols held for part */
 	int16		slot;			/* the slot of part */
@@ -578,13 +580,18 @@ open_slot(DirectWriter *d)
 	int16		slot = -1;
 
 	/*
-	 * Read again for each statement, and after each command counter
-	 * increment within it: the awa_insert calls of one statement (100 in a
-	 * SELECT) read it once, as one INSERT of their rows would.  (A slot
-	 * sealed meanwhile is still right: see ring_slots.c, "Rotation".)
+	 * Read again for each statement, after this transaction rotated the
+	 * slots (awa_ring_slots_gen), and at least every second within a long
+	 * statement (a DO loop that enqueues): the awa_insert calls of one
+	 * statement (100 in a SELECT) read it once, as one INSERT of their rows
+	 * would.  (A slot sealed meanwhile by another session is still right:
+	 * see ring_slots.c, "Rotation".)  Not at each command counter
+	 * increment: each awa_insert makes one, and the read then cost a quarter
+	 * of an awa_insert.
 	 */
 	if (d->open >= 0 && d->open_stmt == GetCurrentStatementStartTimestamp() &&
-		d->open_cid == GetCurrentCommandId(false))
+		d->open_gen == awa_ring_slots_gen &&
+		GetCurrentTimestamp() - d->open_read < USECS_PER_SEC)
 		return d->open;
 	snap = RegisterSnapshot(GetTransactionSnapshot());
 	scan = table_beginscan(d->slots_rel, snap, 0, NULL);
@@ -606,7 +613,8 @@ open_slot(DirectWriter *d)
 				 errmsg("awa.ring_insert: the ring has no open slot")));
 	d->open = slot;
 	d->open_stmt = GetCurrentStatementStartTimestamp();
-	d->open_cid = GetCurrentCommandId(false);
+	d->open_gen = awa_ring_slots_gen;
+	d->open_read = GetCurrentTimestamp();
 	return slot;
 }
 

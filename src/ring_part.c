@@ -43,6 +43,9 @@
 #include "awa.h"
 #include "ring_part.h"
 
+/* See ring_part.h. */
+uint64		awa_ring_slots_gen = 0;
+
 /* the parent awa.<name>, opened with AccessShareLock; ERROR if missing */
 static Relation
 part_parent_open(const char *name)

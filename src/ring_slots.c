@@ -6,9 +6,9 @@
  *		the next free one (awa.ring_rotate), carry the jobs a sealed slot
  *		still holds into the open slot and give the slot's space back by
  *		TRUNCATE (awa.ring_reclaim).  Internal maintenance steps, refused
- *		unless awa.ring_engine is on; nothing calls them on a timer yet (the
- *		tests and bench/ring_slots.sh do; awa's maintenance round does not,
- *		as no awa_* function uses the ring yet).
+ *		unless awa.ring_engine is on; awa's maintenance round runs both
+ *		(maintain.c, ring_maint.c), the tests and bench/ring_slots.sh call
+ *		them directly.
  *
  * Which relations make a slot.  Every relation of schema awa that is LIST
  * partitioned by a single column named slot (pg_partitioned_table), each
@@ -136,6 +136,7 @@
 #include "ring.h"
 #include "ring_history.h"
 #include "ring_needed.h"		/* hook: rmisc */
+#include "ring_part.h"
 
 /* the advisory lock that serialises rotation and reclaiming: (ring_slots' oid, 6) */
 #define RING_SLOTS_LOCK_KEY2	6
@@ -365,6 +366,7 @@ awa_ring_rotate(PG_FUNCTION_ARGS)
 	types[1] = INT2OID;
 	vals[0] = Int16GetDatum(open);
 	vals[1] = Int16GetDatum(chosen);
+	awa_ring_slots_gen++;		/* ring_part.h */
 	run_latest("UPDATE awa.ring_slots SET state = 'sealed' WHERE slot = $1",
 			   2, types, vals, false, SPI_OK_UPDATE, false);
 	run_latest("UPDATE awa.ring_slots SET state = 'open', opened_at = now() WHERE slot = $2",

@@ -13,7 +13,7 @@ SET statement_timeout = '30s';
 -- aging off: a queue with jobs of one priority is claimed by the statement that reads one range
 -- (src/ring_claim.c, claim_direct), the one whose plan follows the slots
 SET awa.priority_aging_interval = 0;
-SELECT plan(21);
+SELECT plan(23);
 
 \ir lib/ring_reclaim.psql
 CREATE TEMP TABLE j (n text PRIMARY KEY, id bigint, lease bigint);
@@ -74,6 +74,18 @@ SELECT is((awa_complete_many(ARRAY[pg_temp.id('w1')], ARRAY[(SELECT lease FROM j
 	1::bigint, 'w1 completes');
 SELECT is((SELECT array_agg(state::text ORDER BY id) FROM awa.jobs WHERE queue = 'sq'),
 	array_fill('completed'::text, ARRAY[7]), 'every job of the file completed once');
+
+-- enqueue keeps the open slot for the statement (src/ring_enq.c), but not past a rotation the statement made
+DO $$
+BEGIN
+	PERFORM awa_insert('k', queue => 'dq', args => '{"n": 1}');
+	PERFORM awa.ring_rotate(1, '1 hour');
+	PERFORM awa_insert('k', queue => 'dq', args => '{"n": 2}');
+END $$;
+SELECT is((SELECT array_agg(r.slot ORDER BY r.args->>'n') FROM awa.ready r WHERE r.queue = 'dq'),
+	ARRAY[1, (SELECT slot FROM awa.ring_slots WHERE state = 'open')]::smallint[],
+	'one statement: a job before its rotation in the slot then open, one after it in the new open slot');
+SELECT isnt((SELECT slot FROM awa.ring_slots WHERE state = 'open'), 1::smallint, 'the rotation moved the open slot');
 
 SELECT * FROM finish();
 RESET statement_timeout;
