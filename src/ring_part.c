@@ -18,11 +18,12 @@
  * partitions by name, and its plan has one scan per relation.
  *
  * Which slots hold rows: a partition's size in blocks (smgr), read after
- * the statement's snapshot is taken.  Rows leave a partition only when
- * the slot is reclaimed (TRUNCATE, which waits for our AccessShareLock)
- * or when VACUUM truncates empty pages (never pages with a row a live
- * snapshot can see), so a partition with no block holds nothing the
- * statement could see.
+ * the partitions are locked and the statement's snapshot is taken, in
+ * that order (a reclaim's carry commits before the snapshot).  Rows leave
+ * a partition only when the slot is reclaimed (TRUNCATE, which waits for
+ * our AccessShareLock) or when VACUUM truncates empty pages (never pages
+ * with a row a live snapshot can see), so a partition with no block holds
+ * nothing the statement could see.
  *
  *-------------------------------------------------------------------------
  */

@@ -13,6 +13,16 @@
 #include "executor/spi.h"
 #include "utils/snapshot.h"
 
+/*
+ * awa_ring_slots_gen: bumped by every write of awa.ring_slots by awa's code
+ * (ring_slots.c's rotation, ring_dump.c's restore), so that a reader that
+ * keeps the open slot for a statement (ring_enq.c) reads it again after the
+ * transaction changed it.  Only awa's code writes that table (no role is
+ * granted any write on awa's tables; a write by their owner is seen at the
+ * next statement, or within a second).
+ */
+extern uint64 awa_ring_slots_gen;
+
 /* slots 0 .. AWA_RING_SLOT_PLANS - 1 get plans of their own; others the parent's */
 #define AWA_RING_SLOT_PLANS		16
 
@@ -43,15 +53,6 @@
  *		parents (their statement triggers count the rows).  Caller is in
  *		SPI.  An ERROR (XX000) if a relation has no partition for slot.
  */
-/*
- * awa_ring_slots_gen: bumped by every write of awa.ring_slots by awa's code
- * (ring_slots.c's rotation, ring_dump.c's restore), so that a reader that
- * keeps the open slot for a statement (ring_enq.c) reads it again after the
- * transaction changed it.  Only awa's code writes that table (its role
- * grants give no one else write access).
- */
-extern uint64 awa_ring_slots_gen;
-
 extern int	awa_ring_sole_slot(const char *parent, bool latest, Snapshot *snap);
 extern SPIPlanPtr awa_ring_slot_plan(SPIPlanPtr *cache, int slot, const char *sql,
 									 int nargs, const Oid *argtypes);
