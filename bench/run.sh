@@ -455,7 +455,7 @@ vac_run() {
 		-t $((VAC_JOBS / CLIENTS / batch)) --progress=1 -f "$script" >"$TMP/pgbench_${name}.log" 2>"$prog" || true
 	sleep 1   # pgbench's backends flush their statistics as they exit
 	meta "c5_${name}_size_after" "$(size_of "$t")"
-	meta "c5_${name}_done" "$(q "SELECT count(*) FROM $t WHERE state = 'completed'") of $VAC_JOBS jobs completed in $(grep -c '^progress:' "$prog") s (cap ${VAC_MAXTIME} s)"
+	meta "c5_${name}_done" "$(q "SELECT count(*) FROM $t WHERE state = 'completed'") of $VAC_JOBS jobs completed in $(grep -c '^progress:' "$prog") s (cap ${VAC_MAXTIME} s); pgbench clients aborted: $(grep -c 'aborted in command' "$prog")"
 	rel_stats "$name" "$t"
 	q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench_xmin_holder'" >/dev/null
 	wait "$holder" 2>/dev/null || true

@@ -45,9 +45,11 @@
  * jobs_before_insert trigger disabled (session_replication_role = replica,
  * a data-only restore with --disable-triggers, logical replication), and
  * a database created from a template that holds jobs.  Such a job is found
- * when its lane's floors are next reset to the head: every
- * awa.claim_floor_reset (60 s by default) by the first claim after that,
- * and at every server start.
+ * by the lane's next reset: every awa.claim_floor_reset (60 s by default)
+ * the first claim after that reads the lane from the head and lowers its
+ * floors to the first waiting job its probe finds there (floor_lower;
+ * floors go down only this way and by pins), while the other claims go on
+ * from the floors as they were; and at every server start.
  * Promotion of scheduled jobs needs no pin (the claim reads scheduled and
  * available jobs alike), nor does a queue being resumed.
  *
@@ -300,8 +302,8 @@ awa_floor_init(void)
 							 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("awa.claim_floor_reset",
-							"Claim floors older than this go back to the head of the claim index.",
-							"A job written into a waiting state behind awa's back (a plain UPDATE, an INSERT with triggers disabled, logical replication) may wait this long to be claimed. 0: never.",
+							"How often one claim of each queue reads it from the head of the claim index and lowers the claim floors to what it finds.",
+							"A job written into a waiting state behind awa's back (a plain UPDATE, an INSERT with triggers disabled, logical replication) may wait about this long to be claimed. 0: never.",
 							&awa_claim_floor_reset,
 							60,
 							0, 86400,
@@ -798,6 +800,7 @@ floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *s
 	scan->lane = -1;
 	scan->snapshot = NULL;
 	scan->taken_min = DT_NOEND;
+	scan->resetting = false;
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 	{
 		scan->floors[p] = no_floor;
@@ -817,14 +820,23 @@ floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *s
 		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
 		scan->lane = fs->off ? -1 : lane_find(queue, true);
 	}
-	/* hook: rstats -- a reader (start) leaves the safety net to the claims */
+	/*
+	 * hook: rstats -- a reader (start) leaves the safety net to the claims.
+	 * The safety net for writes that did not pin: this claim reads the lane
+	 * from the head and its probe lowers the floors to what it finds there
+	 * (awa_floor_end_with); the other claims go on from the floors as they
+	 * are meanwhile, so one claim an interval walks what lies below them,
+	 * not every claim until a probe raises them again.
+	 */
 	if (scan->lane >= 0 && start == NULL && reset_due(&fs->lanes[scan->lane]))
 	{
-		/* the safety net for writes that did not pin: back to the head */
 		LWLockRelease(fs->lock);
 		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
 		if (reset_due(&fs->lanes[scan->lane]))
-			lane_reset(&fs->lanes[scan->lane]);
+		{
+			fs->lanes[scan->lane].reset_at = GetCurrentTimestamp();
+			scan->resetting = true;
+		}
 	}
 	if (scan->lane >= 0)
 	{
@@ -834,7 +846,8 @@ floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *s
 		/* a second's precision is plenty for lane_evict: write seldom */
 		if (pg_atomic_read_u64(&l->read_at) + USECS_PER_SEC < now)
 			pg_atomic_write_u64(&l->read_at, now);
-		memcpy(scan->floors, fs->lanes[scan->lane].floors, sizeof(scan->floors));
+		if (!scan->resetting)
+			memcpy(scan->floors, fs->lanes[scan->lane].floors, sizeof(scan->floors));
 		scan->seq = fs->seq;
 		scan->resets = fs->lanes[scan->lane].resets;
 		if (start != NULL)
@@ -981,7 +994,8 @@ awa_floor_defer(AwaFloorScan *scan, int njobs)
 	static uint16 since_raise[FLOOR_LANES];
 	int			p;
 
-	if (scan->lane < 0 || scan->lane >= FLOOR_LANES || njobs <= 0)
+	/* a claim that resets the lane probes what it took: that is the reset */
+	if (scan->lane < 0 || scan->lane >= FLOOR_LANES || njobs <= 0 || scan->resetting)
 		return;
 	if (since_raise[scan->lane] + njobs >= FLOOR_RAISE_EVERY)
 	{
@@ -1133,6 +1147,43 @@ awa_floor_end(AwaFloorScan *scan, Datum queue)
 }
 
 /*
+ * The end of a claim that reset lane l (scan->resetting: it read from the
+ * head): each priority's floors, the current and every older generation's
+ * (hook: rstats), go down to what its probe found there (first[p] where
+ * found[p], capped by cap, the pins and removals it saw); a priority it
+ * did not probe (it took nothing there and did not ask) goes back to the
+ * head, as every priority did before.  When a floor went down, the lane's count of resets moves on, so
+ * a claim that read the floors before raises nothing past what was found
+ * below them.  Caller
+ * holds fs->lock exclusively.
+ */
+static void
+floor_lower(FloorLane *l, const AwaFloorKey *first, const bool *found, TimestampTz cap)
+{
+	bool		lowered = false;
+	int			p;
+	int			g;
+
+	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+	{
+		AwaFloorKey to = found[p] ? first[p] : no_floor;
+
+		if (key_cmp(key_at(cap), to) < 0)
+			to = key_at(cap);
+		if (key_cmp(to, l->floors[p]) < 0)
+		{
+			l->floors[p] = to;
+			lowered = true;
+		}
+		for (g = 0; g < FLOOR_GENS; g++)
+			if (key_cmp(to, l->older[g].floors[p]) < 0)
+				l->older[g].floors[p] = to;
+	}
+	if (lowered)
+		l->resets++;
+}
+
+/*
  * awa_floor_end for a lane named qname whose waiting jobs the given probe
  * finds (the ring's claim, ring.c, probes its own relations); probe_arg is
  * passed to it.
@@ -1184,13 +1235,16 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 
 	for (p = 0; p < AWA_FLOOR_PRIORITIES && !found[p]; p++)
 		;
-	if (p == AWA_FLOOR_PRIORITIES)
+	if (p == AWA_FLOOR_PRIORITIES && !scan->resetting)
 		return;
 
 	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
 	if (fs->off || !fs->recovered || fs->seq - scan->seq > FLOOR_LOG ||
 		fs->lanes[scan->lane].resets != scan->resets)
 	{
+		/* a reset not done is due again */
+		if (scan->resetting && !fs->off && fs->lanes[scan->lane].resets == scan->resets)
+			fs->lanes[scan->lane].reset_at = 0;
 		LWLockRelease(fs->lock);
 		return;
 	}
@@ -1211,6 +1265,12 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 
 		if (r->dboid == MyDatabaseId && (r->lane == scan->lane || r->lane == -1))
 			cap = Min(cap, r->run_at);
+	}
+	if (scan->resetting)
+	{
+		floor_lower(&fs->lanes[scan->lane], first, found, cap);
+		LWLockRelease(fs->lock);
+		return;
 	}
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 	{

@@ -33,6 +33,7 @@ typedef struct AwaFloorScan
 	bool		taken[AWA_FLOOR_PRIORITIES];	/* the claim took jobs there */
 	bool		ask[AWA_FLOOR_PRIORITIES];	/* probe there too (found nothing) */
 	TimestampTz taken_min;		/* lowest run_at it took, any priority */
+	bool		resetting;		/* this claim does the lane's reset (reads from the head) */
 } AwaFloorScan;
 
 /*

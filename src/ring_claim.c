@@ -91,6 +91,7 @@
 #include "ring_sched.h"
 
 #define RING_MAX_BATCH		1000
+#define RING_LOCK_WINDOW	64	/* claim_rounds: chosen rows offered to one lock statement, at least */
 
 /* ring_claim's result columns */
 #define RING_CLAIM_NATTS	8
@@ -874,6 +875,8 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 		int64	   *won;
 		uint64		nwon;
 		int			before = c->got;
+		int			next;
+		bool		isnull0;
 		uint64		i;
 
 		CHECK_FOR_INTERRUPTS();
@@ -980,7 +983,6 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 		{
 			RingCand   *cd = &cands[i];
 			int			qi = ranges[cd->range].qi;
-			bool		isnull;
 
 			if (have_frontier && cand_cmp(cd, &frontier) > 0)
 				break;
@@ -997,16 +999,39 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 				ring_won(skipped, nskipped, cd->id))
 				continue;
 			given[qi]++;
-			cslots[nchosen] = SPI_getbinval(cd->tuple, tt->tupdesc, CAND_SLOT, &isnull);
-			ctids[nchosen] = SPI_getbinval(cd->tuple, tt->tupdesc, CAND_CTID, &isnull);
 			chosen[nchosen++] = cd;
 		}
-		lock_limit = nq_live > 1 ? want :
-			(int) Min(want, c->qs[ranges[0].qi].cap - c->qs[ranges[0].qi].taken);
-		if (nchosen > 0 && lock_limit > 0)
+		/*
+		 * Lock and take the chosen rows in order, as many as the claim still
+		 * wants, a window of them at a time, until the claim has its batch
+		 * or every chosen row was tried.  A row locked here may be lost to
+		 * another claimer whose receipt committed after the lock's snapshot
+		 * (its lock gone, its receipt unseen): the claim goes on with the
+		 * rows after it rather than give up the rest of the round.  (Ending
+		 * the round there left a claim that walked a long way behind a fast
+		 * claimer with no rows at all while thousands waited.)
+		 */
+		next = 0;
+		while (c->got < c->batch && next < nchosen)
 		{
-			lvals[0] = PointerGetDatum(construct_array(cslots, nchosen, INT2OID, 2, true, TYPALIGN_SHORT));
-			lvals[1] = PointerGetDatum(construct_array(ctids, nchosen, TIDOID, sizeof(ItemPointerData),
+			int			still = c->batch - c->got;
+			int			nwin;
+			int			last_ord = -1;
+			int			tried;
+			int			t;
+
+			lock_limit = nq_live > 1 ? still :
+				(int) Min(still, c->qs[ranges[0].qi].cap - c->qs[ranges[0].qi].taken);
+			if (lock_limit <= 0)
+				break;
+			nwin = Min(nchosen - next, Max(4 * lock_limit, RING_LOCK_WINDOW));
+			for (t = 0; t < nwin; t++)
+			{
+				cslots[t] = SPI_getbinval(chosen[next + t]->tuple, tt->tupdesc, CAND_SLOT, &isnull0);
+				ctids[t] = SPI_getbinval(chosen[next + t]->tuple, tt->tupdesc, CAND_CTID, &isnull0);
+			}
+			lvals[0] = PointerGetDatum(construct_array(cslots, nwin, INT2OID, 2, true, TYPALIGN_SHORT));
+			lvals[1] = PointerGetDatum(construct_array(ctids, nwin, TIDOID, sizeof(ItemPointerData),
 													   false, TYPALIGN_SHORT));
 			lvals[2] = Int32GetDatum(lock_limit);
 			c->wrote = true;
@@ -1025,44 +1050,44 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 				bool		isnull;
 				int			ord = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 															  1, &isnull)) - 1;
-				HeapTuple	t;
+				HeapTuple	tup;
 
-				if (ord < 0 || ord >= nchosen)
+				if (ord < 0 || ord >= nwin)
 					elog(ERROR, "awa.ring_claim: locked a row that was not chosen");
-				locked[i] = ord;
-				t = chosen[ord]->tuple;
-				slots[i] = SPI_getbinval(t, tt->tupdesc, CAND_SLOT, &isnull);
-				ids[i] = SPI_getbinval(t, tt->tupdesc, CAND_ID, &isnull);
-				leases[i] = SPI_getbinval(t, tt->tupdesc, CAND_LEASE, &isnull);
-				touts[i] = SPI_getbinval(t, tt->tupdesc, CAND_TIMEOUT, &tnulls[i]);	/* hook: robs */
+				last_ord = Max(last_ord, ord);
+				locked[i] = next + ord;
+				tup = chosen[locked[i]]->tuple;
+				slots[i] = SPI_getbinval(tup, tt->tupdesc, CAND_SLOT, &isnull);
+				ids[i] = SPI_getbinval(tup, tt->tupdesc, CAND_ID, &isnull);
+				leases[i] = SPI_getbinval(tup, tt->tupdesc, CAND_LEASE, &isnull);
+				touts[i] = SPI_getbinval(tup, tt->tupdesc, CAND_TIMEOUT, &tnulls[i]);	/* hook: robs */
 			}
+			SPI_freetuptable(SPI_tuptable);
 			/*
-			 * The rows tried and not locked (held by another transaction):
-			 * every one chosen when fewer than want were locked, else those
-			 * before the last one locked.  Later rounds pass over them, as
-			 * SKIP LOCKED would, rather than try them again.
+			 * The rows tried and not locked (held by another transaction, or
+			 * claimed since the read): the whole window when fewer than asked
+			 * for were locked, else those before the last one locked.  Later
+			 * rounds pass over them, as SKIP LOCKED would, rather than try
+			 * them again.
 			 */
+			tried = nlocked < (uint64) lock_limit ? nwin : last_ord + 1;
+			for (t = 0; t < tried; t++)
 			{
-				int			tried = nlocked < (uint64) lock_limit ? nchosen : locked[nlocked - 1] + 1;
-				int			t;
+				bool		got_it = false;
 
-				for (t = 0; t < tried; t++)
+				for (i = 0; i < nlocked && !got_it; i++)
+					got_it = (locked[i] == next + t);
+				if (got_it)
+					continue;
+				if (nskipped == maxskipped)
 				{
-					bool		got_it = false;
-
-					for (i = 0; i < nlocked && !got_it; i++)
-						got_it = (locked[i] == t);
-					if (got_it)
-						continue;
-					if (nskipped == maxskipped)
-					{
-						maxskipped = Max(16, maxskipped * 2);
-						skipped = skipped ? repalloc(skipped, sizeof(int64) * maxskipped) :
-							palloc(sizeof(int64) * maxskipped);
-					}
-					skipped[nskipped++] = chosen[t]->id;
+					maxskipped = Max(16, maxskipped * 2);
+					skipped = skipped ? repalloc(skipped, sizeof(int64) * maxskipped) :
+						palloc(sizeof(int64) * maxskipped);
 				}
+				skipped[nskipped++] = chosen[next + t]->id;
 			}
+			next += tried;
 			if (nlocked > 0)
 			{
 				int			lbs = 1;
@@ -1080,7 +1105,14 @@ claim_rounds(RingClaim *c, const RingRange *ranges, int nr)
 
 						ring_emit(c, ranges[cd->range].qi, cd->tuple, tt->tupdesc, false, 0);
 					}
+				SPI_freetuptable(SPI_tuptable);
 			}
+			pfree(locked);
+			pfree(slots);
+			pfree(ids);
+			pfree(leases);
+			pfree(touts);
+			pfree(tnulls);
 		}
 		if (c->got >= c->batch || cut == 0 || per_range >= INT_MAX / 4)
 			break;
