@@ -269,7 +269,7 @@ claim_levels(ClaimPlans kind, text *queue, TimestampTz at, Interval *lease,
 	values[2] = IntervalPGetDatum(&aging);
 	values[4] = IntervalPGetDatum(lease);
 	values[5] = worker ? PointerGetDatum(worker) : (Datum) 0;
-	awa_floor_begin(&floors, text_to_cstring(queue));
+	awa_floor_begin(&floors, text_to_cstring(queue), false);
 	values[6] = awa_floor_run_ats(&floors);
 	values[7] = awa_floor_ids(&floors);
 
@@ -1992,7 +1992,7 @@ claim_queues(char **names, int n, TimestampTz at, Interval *lease, text *worker,
 	 * reads under its own snapshot (REPEATABLE READ and SERIALIZABLE).
 	 */
 	CommandCounterIncrement();
-	awa_floor_begin_many(scans, names, n);
+	awa_floor_begin_many(scans, names, n, false);
 	for (i = 0; i < n && floor_snap == NULL && !IsolationUsesXactSnapshot(); i++)
 		floor_snap = scans[i].snapshot;
 	if (tids_plan == NULL)

@@ -45,11 +45,14 @@
  * jobs_before_insert trigger disabled (session_replication_role = replica,
  * a data-only restore with --disable-triggers, logical replication), and
  * a database created from a template that holds jobs.  Such a job is found
- * by the lane's next reset: every awa.claim_floor_reset (60 s by default)
+ * by the lane's next reset, every awa.claim_floor_reset (60 s by default),
+ * while the other claims go on from the floors as they are: on the table,
  * the first claim after that reads the lane from the head and lowers its
- * floors to the first waiting job its probe finds there (floor_lower;
- * floors go down only this way and by pins), while the other claims go on
- * from the floors as they were; and at every server start.
+ * floors to the first waiting job its probe finds there (floor_lower); on
+ * the ring (scan->walker), the lane's claims walk what lies below the
+ * floors from the head, one claim at a time a chunk each, and the chunk
+ * that finds a waiting job lowers the floor to it (awa_floor_walked).
+ * Floors go down only these ways and by pins.  And at every server start.
  * Promotion of scheduled jobs needs no pin (the claim reads scheduled and
  * available jobs alike), nor does a queue being resumed.
  *
@@ -121,6 +124,7 @@
 #define FLOOR_TRANCHE			"awa_floors"
 #define FLOOR_GENS				4	/* hook: rstats -- generations kept (awa_floor_begin_at) */
 #define FLOOR_GEN_USECS			INT64CONST(100000)	/* a generation's span of raises */
+#define FLOOR_WALK_BUSY_USECS	INT64CONST(1000000)	/* a reset's chunk left by a claim that failed */
 
 /*
  * hook: rstats -- a lane's floors as they were, and the highest xmax of
@@ -145,6 +149,12 @@ typedef struct FloorLane
 	TransactionId xmax;			/* hook: rstats -- floors' FloorGen.xmax */
 	TimestampTz gen_at;			/* when floors began this generation */
 	FloorGen	older[FLOOR_GENS];	/* earlier generations, newest first */
+	/* a reset walked a chunk at a time by the lane's claims (awa_floor_walked) */
+	bool		walking;		/* a walk is under way */
+	TimestampTz walk_busy_at;	/* when a claim took the next chunk (0: none has it) */
+	uint32		walk_gen;		/* which walk: moves on at each start */
+	bool		walk_left[AWA_FLOOR_PRIORITIES];	/* priorities not walked yet */
+	AwaFloorKey walk_from[AWA_FLOOR_PRIORITIES];	/* where their next chunk starts (after) */
 } FloorLane;
 
 /* A committing (or prepared) transaction that wrote waiting jobs. */
@@ -302,7 +312,7 @@ awa_floor_init(void)
 							 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("awa.claim_floor_reset",
-							"How often one claim of each queue reads it from the head of the claim index and lowers the claim floors to what it finds.",
+							"How often the claims of each queue look below its claim floors for waiting jobs and lower the floors to the first they find.",
 							"A job written into a waiting state behind awa's back (a plain UPDATE, an INSERT with triggers disabled, logical replication) may wait about this long to be claimed. 0: never.",
 							&awa_claim_floor_reset,
 							60,
@@ -345,6 +355,9 @@ lane_reset(FloorLane *l)
 	l->reset_at = GetCurrentTimestamp();
 	l->gen_at = l->reset_at;
 	l->resets++;
+	/* nothing below no floor to walk */
+	l->walking = false;
+	l->walk_gen++;
 }
 
 /*
@@ -792,7 +805,7 @@ gen_for(const FloorGen *gens, Snapshot at, AwaFloorKey *start)
  * snapshot at may start from (awa_floor_begin_at).
  */
 static void
-floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *start)
+floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *start, bool walker)
 {
 	int			p;
 	FloorGen	gens[FLOOR_GENS + 1];
@@ -801,6 +814,8 @@ floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *s
 	scan->snapshot = NULL;
 	scan->taken_min = DT_NOEND;
 	scan->resetting = false;
+	scan->walker = walker;
+	scan->walk = false;
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 	{
 		scan->floors[p] = no_floor;
@@ -834,8 +849,46 @@ floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *s
 		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
 		if (reset_due(&fs->lanes[scan->lane]))
 		{
-			fs->lanes[scan->lane].reset_at = GetCurrentTimestamp();
-			scan->resetting = true;
+			FloorLane  *l = &fs->lanes[scan->lane];
+
+			l->reset_at = GetCurrentTimestamp();
+			if (scan->walker && l->walking)
+				;				/* the last one is not done yet: it goes on */
+			else if (scan->walker)
+			{
+				/* from the head, a chunk a claim (awa_floor_walked) */
+				l->walking = true;
+				l->walk_gen++;
+				for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
+				{
+					l->walk_left[p] = true;
+					l->walk_from[p] = no_floor;
+				}
+			}
+			else
+				scan->resetting = true;
+		}
+	}
+	/*
+	 * One claim at a time walks the next chunk (two would walk the same
+	 * rows); one that did not say it is done (an error) is taken over after
+	 * FLOOR_WALK_BUSY_USECS.  Taking it writes: under the exclusive lock.
+	 */
+	if (scan->lane >= 0 && start == NULL && scan->walker && fs->lanes[scan->lane].walking &&
+		GetCurrentTimestamp() - fs->lanes[scan->lane].walk_busy_at > FLOOR_WALK_BUSY_USECS)
+	{
+		FloorLane  *l = &fs->lanes[scan->lane];
+		TimestampTz now = GetCurrentTimestamp();
+
+		LWLockRelease(fs->lock);
+		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+		if (l->walking && now - l->walk_busy_at > FLOOR_WALK_BUSY_USECS)
+		{
+			l->walk_busy_at = now;
+			scan->walk = true;
+			scan->walk_gen = l->walk_gen;
+			memcpy(scan->walk_left, l->walk_left, sizeof(scan->walk_left));
+			memcpy(scan->walk_from, l->walk_from, sizeof(scan->walk_from));
 		}
 	}
 	if (scan->lane >= 0)
@@ -887,9 +940,9 @@ floor_read_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorKey *s
 }
 
 static void
-floor_read(AwaFloorScan *scan, const char *queue)
+floor_read(AwaFloorScan *scan, const char *queue, bool walker)
 {
-	floor_read_at(scan, queue, NULL, NULL);
+	floor_read_at(scan, queue, NULL, NULL, walker);
 }
 
 /*
@@ -897,11 +950,14 @@ floor_read(AwaFloorScan *scan, const char *queue)
  * raise will trust.  The snapshot is taken after the read and before the
  * claim's statements, so it sees every commit whose pin was removed before
  * the read, and sees the jobs this claim is about to lock as they were.
+ * walker: the claim walks a reset's chunk when one is due (the ring's:
+ * awa_floor_walked), else the first claim after the interval reads from
+ * the head (scan->resetting, the table's).
  */
 void
-awa_floor_begin(AwaFloorScan *scan, const char *queue)
+awa_floor_begin(AwaFloorScan *scan, const char *queue, bool walker)
 {
-	floor_read(scan, queue);
+	floor_read(scan, queue, walker);
 	if (scan->lane >= 0)
 		scan->snapshot = RegisterSnapshot(GetLatestSnapshot());
 }
@@ -925,24 +981,25 @@ awa_floor_begin_at(AwaFloorScan *scan, const char *queue, Snapshot at, AwaFloorK
 
 	for (p = 0; p < AWA_FLOOR_PRIORITIES; p++)
 		start[p] = no_floor;
-	floor_read_at(scan, queue, at, start);
+	floor_read_at(scan, queue, at, start, false);
 	if (scan->lane >= 0)
 		scan->snapshot = RegisterSnapshot(GetLatestSnapshot());
 }
 
 /*
- * awa_floor_begin for each of n queues (a claim over several queues): the
+ * awa_floor_begin for each of n queues (a claim over several queues; walker
+ * as there): the
  * floors of all are read first, then one snapshot, taken after every read,
  * serves all of them (registered once per scan that has a lane).
  */
 void
-awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n)
+awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n, bool walker)
 {
 	Snapshot	snap = NULL;
 	int			i;
 
 	for (i = 0; i < n; i++)
-		floor_read(&scans[i], queues[i]);
+		floor_read(&scans[i], queues[i], walker);
 	for (i = 0; i < n; i++)
 	{
 		if (scans[i].lane < 0)
@@ -1147,6 +1204,56 @@ awa_floor_end(AwaFloorScan *scan, Datum queue)
 }
 
 /*
+ * A claim of a lane whose reset is walked in chunks (scan->walk, see
+ * floor_read_at) walked priority p (1..4) from scan->walk_from[p - 1] up
+ * to its floor, under scan->snapshot, at most a chunk: first is the first
+ * waiting job it saw there (found), last the last key it passed, and
+ * reached whether it got to the floor.  A job found lowers the floors of p
+ * (the current and every older generation's) to it, and the lane's count
+ * of resets moves on, so a claim that read the floors before raises
+ * nothing past it; found or reached, p is walked; else its next chunk
+ * starts after last.  Nothing happens if another walk has started since.
+ */
+void
+awa_floor_walked(AwaFloorScan *scan, int priority, bool found, AwaFloorKey first,
+				 bool reached, AwaFloorKey last)
+{
+	FloorLane  *l;
+	int			p = priority - 1;
+	int			g;
+
+	if (fs == NULL || !scan->walk || scan->lane < 0 || p < 0 || p >= AWA_FLOOR_PRIORITIES)
+		return;
+	LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+	l = &fs->lanes[scan->lane];
+	if (!l->walking || l->walk_gen != scan->walk_gen || !l->walk_left[p])
+	{
+		LWLockRelease(fs->lock);
+		return;
+	}
+	if (found)
+	{
+		if (key_cmp(first, l->floors[p]) < 0)
+		{
+			l->floors[p] = first;
+			l->resets++;
+		}
+		for (g = 0; g < FLOOR_GENS; g++)
+			if (key_cmp(first, l->older[g].floors[p]) < 0)
+				l->older[g].floors[p] = first;
+		l->walk_left[p] = false;
+	}
+	else if (reached)
+		l->walk_left[p] = false;
+	else if (key_cmp(last, l->walk_from[p]) > 0)
+		l->walk_from[p] = last;
+	l->walking = false;
+	for (g = 0; g < AWA_FLOOR_PRIORITIES; g++)
+		l->walking |= l->walk_left[g];
+	LWLockRelease(fs->lock);
+}
+
+/*
  * The end of a claim that reset lane l (scan->resetting: it read from the
  * head): each priority's floors, the current and every older generation's
  * (hook: rstats), go down to what its probe found there (first[p] where
@@ -1201,6 +1308,15 @@ awa_floor_end_with(AwaFloorScan *scan, const char *qname, AwaFloorProbe probe_fn
 
 	if (scan->taken_min == DT_NOEND && scan->lane < 0)
 		return;
+	if (scan->walk && fs != NULL)
+	{
+		/* its chunk of the reset's walk is done (awa_floor_walked): the next claim may take one */
+		LWLockAcquire(fs->lock, LW_EXCLUSIVE);
+		if (fs->lanes[scan->lane].walk_gen == scan->walk_gen)
+			fs->lanes[scan->lane].walk_busy_at = 0;
+		LWLockRelease(fs->lock);
+		scan->walk = false;
+	}
 	if (scan->lane < 0)
 	{
 		if (fs != NULL && strlen(qname) < FLOOR_NAME_BYTES)

@@ -34,6 +34,11 @@ typedef struct AwaFloorScan
 	bool		ask[AWA_FLOOR_PRIORITIES];	/* probe there too (found nothing) */
 	TimestampTz taken_min;		/* lowest run_at it took, any priority */
 	bool		resetting;		/* this claim does the lane's reset (reads from the head) */
+	bool		walker;			/* the claim walks resets in chunks (awa_floor_walked) */
+	bool		walk;			/* a walk is under way: walk a chunk of walk_left's priorities */
+	uint32		walk_gen;
+	bool		walk_left[AWA_FLOOR_PRIORITIES];
+	AwaFloorKey walk_from[AWA_FLOOR_PRIORITIES];	/* each chunk starts after this key */
 } AwaFloorScan;
 
 /*
@@ -48,15 +53,17 @@ extern void awa_floor_shmem_request(void);
 extern void awa_floor_shmem_startup(void);
 extern void awa_floor_note(const char *queue, TimestampTz run_at);
 extern TimestampTz awa_floor_noted(const char *queue);	/* hook: robs, rclaim */
-extern void awa_floor_begin(AwaFloorScan *scan, const char *queue);
+extern void awa_floor_begin(AwaFloorScan *scan, const char *queue, bool walker);
 extern void awa_floor_begin_at(AwaFloorScan *scan, const char *queue, Snapshot at,
 							   AwaFloorKey *start);	/* hook: rstats */
 extern bool awa_floor_seen_all(Snapshot at, TransactionId xmax);	/* hook: rstats */
-extern void awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n);
+extern void awa_floor_begin_many(AwaFloorScan *scans, char **queues, int n, bool walker);
 extern bool awa_floor_at_end(const AwaFloorScan *scan, int priority);
 extern void awa_floor_taken(AwaFloorScan *scan, int priority, TimestampTz run_at);
 extern void awa_floor_defer(AwaFloorScan *scan, int njobs);
 extern void awa_floor_end(AwaFloorScan *scan, Datum queue);
+extern void awa_floor_walked(AwaFloorScan *scan, int priority, bool found, AwaFloorKey first,
+							 bool reached, AwaFloorKey last);
 extern void awa_floor_end_with(AwaFloorScan *scan, const char *lane,
 							   AwaFloorProbe probe, Datum probe_arg);
 extern bool awa_floor_probe_args(const AwaFloorScan *scan, Datum queue,

@@ -91,6 +91,7 @@
 #include "ring_sched.h"
 
 #define RING_MAX_BATCH		1000
+#define RING_WALK_CHUNK		1024	/* ring_walk: ready rows a claim walks of a reset, per priority */
 #define RING_LOCK_WINDOW	64	/* claim_rounds: chosen rows offered to one lock statement, at least */
 
 /* ring_claim's result columns */
@@ -1165,6 +1166,102 @@ ring_claim_levels(RingClaim *c)
 }
 
 /*
+ * A chunk of the reset's walk (floor.c, awa_floor_walked) of each queue of
+ * the claim whose lane has one under way: per priority not walked yet, up
+ * to RING_WALK_CHUNK ready rows of the claim index from where the walk
+ * stands up to the floor the claim read, under the claim's floor snapshot,
+ * and whether each is waiting (no receipt of its attempt, no done row);
+ * and the first scheduled row below the floor (every scheduled row is
+ * waiting).  The first waiting job found lowers the floor to it; a chunk
+ * cut short got to the floor.  The rows claimed since the floors were
+ * last reset are walked once per reset, a chunk a claim, not by one claim
+ * (docs/storage.md, "Step 5: a slow claim behind a fast one, and the
+ * floors' reset").  Caller is in SPI.
+ */
+static void
+ring_walk(RingClaim *c)
+{
+	static SPIPlanPtr ready_plan = NULL;
+	static SPIPlanPtr sched_plan = NULL;
+	static const Oid types[] = {TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT4OID};
+	int			i;
+	int			p;
+
+	awa_plan(&ready_plan,
+			 "SELECT r.run_at, r.id, ((SELECT 1 FROM awa.claims c WHERE c.job_id = r.id"
+			 "  AND c.run_lease = r.run_lease + 1 AND c.slot = r.slot LIMIT 1) IS NULL"
+			 RING_NOT_DONE_SQL("r.slot", "r.id", "r.run_lease + 1") ") AS waiting"
+			 " FROM awa.ready r WHERE r.queue = $1 AND r.priority = $2"
+			 " AND (r.run_at, r.id) > ($3, $4) AND (r.run_at, r.id) < ($5, $6) AND r.run_at > '-infinity'"
+			 " ORDER BY r.run_at, r.id LIMIT $7",
+			 7, (Oid *) types);
+	awa_plan(&sched_plan,
+			 "SELECT s.run_at, s.id FROM awa.scheduled s WHERE s.queue = $1 AND s.priority = $2"
+			 " AND (s.run_at, s.id) < ($3, $4) ORDER BY s.run_at, s.id LIMIT 1",
+			 4, (Oid *) types);
+	for (i = 0; i < c->nq; i++)
+	{
+		AwaFloorScan *scan = &c->scans[i];
+
+		if (!scan->walk || scan->snapshot == NULL)
+			continue;
+		for (p = 1; p <= AWA_FLOOR_PRIORITIES; p++)
+		{
+			Datum		vals[7];
+			AwaFloorKey first = {0};
+			AwaFloorKey last = scan->walk_from[p - 1];
+			bool		found = false;
+			uint64		n;
+			uint64		k;
+
+			if (!scan->walk_left[p - 1])
+				continue;
+			vals[0] = PointerGetDatum(c->qs[i].queue);
+			vals[1] = Int32GetDatum(p);
+			vals[2] = TimestampTzGetDatum(scan->walk_from[p - 1].run_at);
+			vals[3] = Int64GetDatum(scan->walk_from[p - 1].id);
+			vals[4] = TimestampTzGetDatum(scan->floors[p - 1].run_at);
+			vals[5] = Int64GetDatum(scan->floors[p - 1].id);
+			vals[6] = Int32GetDatum(RING_WALK_CHUNK);
+			n = awa_ring_run(ready_plan, vals, NULL, scan->snapshot, true, SPI_OK_SELECT,
+							 "awa.ring_claim: the reset's walk");
+			for (k = 0; k < n && !found; k++)
+			{
+				bool		isnull;
+				HeapTuple	row = SPI_tuptable->vals[k];
+				TupleDesc	desc = SPI_tuptable->tupdesc;
+
+				last.run_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 1, &isnull));
+				last.id = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull));
+				if (DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)))
+				{
+					first = last;
+					found = true;
+				}
+			}
+			SPI_freetuptable(SPI_tuptable);
+			/* hook: sched -- a scheduled row below the floor is a waiting job below it */
+			vals[2] = vals[4];
+			vals[3] = vals[5];
+			if (awa_ring_run(sched_plan, vals, NULL, scan->snapshot, true, SPI_OK_SELECT,
+							 "awa.ring_claim: the reset's walk") > 0)
+			{
+				bool		isnull;
+				AwaFloorKey s;
+
+				s.run_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+				s.id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+				if (!found || s.run_at < first.run_at || (s.run_at == first.run_at && s.id < first.id))
+					first = s;
+				found = true;
+			}
+			SPI_freetuptable(SPI_tuptable);
+			awa_floor_walked(scan, p, found, first, n < RING_WALK_CHUNK, last);
+		}
+	}
+}
+
+/*
  * The floors after the claim: ask about the priorities of each queue that
  * gave nothing (floor.c raises one that holds no waiting job to the end),
  * raise those taken, all with one probe (ring_probe_all); release the
@@ -1203,6 +1300,7 @@ ring_claim_floors(RingClaim *c)
 			awa_floor_defer(scan, c->qs[i].taken);
 	}
 	ring_probe_all(c, probed);
+	ring_walk(c);
 	for (i = 0; i < c->nq; i++)
 		awa_floor_end_with(&c->scans[i], c->qs[i].lane, ring_probed, PointerGetDatum(&probed[i]));
 }
@@ -1300,7 +1398,7 @@ ring_claim_one(RingClaim *c, text *queue)
 	ring_lock_partitions();
 	awa_ring_keys_begin(c->at);	/* hook: keys: an attempt of keylimit.c's admission */
 	ring_claim_queues_init(c, &queue, 1);
-	awa_floor_begin(&c->scans[0], c->qs[0].lane);
+	awa_floor_begin(&c->scans[0], c->qs[0].lane, true);	/* resets walked a chunk a claim: ring_walk */
 	ring_floors_own(c, 0);
 	/* hook: rwait: a rollback of these claims wakes the lane's waiters (wake.c) */
 	awa_lane_claim_begins(c->qs[0].lane);
@@ -1505,7 +1603,7 @@ ring_claim_many(RingClaim *c, text **names, int n, bool every)
 			/* hook: rwait: a rollback of these claims wakes the lanes' waiters (wake.c) */
 			awa_lane_claim_noted(lanes[i], 0);
 		}
-		awa_floor_begin_many(c->scans, lanes, n);
+		awa_floor_begin_many(c->scans, lanes, n, true);
 		for (i = 0; i < n; i++)
 			ring_floors_own(c, i);
 		/* hook: sched: due scheduled rows of the queues become ready rows first */
