@@ -6,8 +6,8 @@ maintenance reclaims them).  Worker "fast" claims ten at a time and completes
 them as fast as it can.  Worker "walker" claims ten at a time with
 awa.claim_floors off, so each of its claims reads the queue from the head, past
 every row the fast worker took; worker "reset" claims with awa.claim_floor_reset
-at 1 s, so every second one of its claims reads from the head too.  While the
-fast worker takes the rows the slow ones read, a slow claim's locks find rows
+at 1 s, so a reset's walk below the floors, a chunk per claim, is under way most
+of the time.  While the fast worker takes the rows the walker read, its locks find rows
 whose receipts committed after its snapshot: it must go on to the rows after
 them, and return a full batch while hundreds of jobs wait, never an empty one.
 Every job is completed exactly once.
