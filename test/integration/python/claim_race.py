@@ -34,6 +34,16 @@ claims = {}
 stop = threading.Event()
 
 
+def claim_complete(conn, n, worker=None):
+    """Claim up to n jobs of the queue and complete them; their ids."""
+    rows = conn.execute("SELECT id, run_lease FROM awa_claim(%s, batch => %s, worker => %s)",
+                        (queue, n, worker)).fetchall()
+    if rows:
+        conn.execute("SELECT awa_complete_many(%s::bigint[], %s::bigint[])",
+                     ([r[0] for r in rows], [r[1] for r in rows]))
+    return [r[0] for r in rows]
+
+
 def waiting(conn):
     return conn.execute("SELECT count(*) FROM awa.jobs WHERE queue = %s AND state = 'available'",
                         (queue,)).fetchone()[0]
@@ -46,13 +56,9 @@ def worker(name, settings):
             for s in settings:
                 conn.execute(s)
             while not stop.is_set():
-                rows = conn.execute("SELECT id, run_lease FROM awa_claim(%s, batch => %s, worker => %s)",
-                                    (queue, batch, name)).fetchall()
+                rows = claim_complete(conn, batch, name)
                 n += 1
-                if rows:
-                    conn.execute("SELECT awa_complete_many(%s::bigint[], %s::bigint[])",
-                                 ([r[0] for r in rows], [r[1] for r in rows]))
-                    done.extend(r[0] for r in rows)
+                done.extend(rows)
                 if len(rows) < batch:
                     left = waiting(conn)
                     if left >= waiting_enough:
@@ -72,10 +78,7 @@ def main():
                      "   FROM generate_series(1, %s) i", (queue, jobs))
         head = jobs * 3 // 5
         while len(done) < head:
-            rows = conn.execute("SELECT id, run_lease FROM awa_claim(%s, batch => 1000)", (queue,)).fetchall()
-            conn.execute("SELECT awa_complete_many(%s::bigint[], %s::bigint[])",
-                         ([r[0] for r in rows], [r[1] for r in rows]))
-            done.extend(r[0] for r in rows)
+            done.extend(claim_complete(conn, 1000))
         threads = [threading.Thread(target=worker, args=("fast", [])),
                    threading.Thread(target=worker, args=("walker", ["SET awa.claim_floors = off"])),
                    threading.Thread(target=worker, args=("reset", ["SET awa.claim_floor_reset = 1"]))]
@@ -90,12 +93,10 @@ def main():
         left = waiting(conn)
         # drain what is left, then every job must be completed exactly once
         while True:
-            rows = conn.execute("SELECT id, run_lease FROM awa_claim(%s, batch => 1000)", (queue,)).fetchall()
+            rows = claim_complete(conn, 1000)
             if not rows:
                 break
-            conn.execute("SELECT awa_complete_many(%s::bigint[], %s::bigint[])",
-                         ([r[0] for r in rows], [r[1] for r in rows]))
-            done.extend(r[0] for r in rows)
+            done.extend(rows)
         states = conn.execute("SELECT state::text, count(*) FROM awa.jobs WHERE queue = %s"
                               " GROUP BY 1 ORDER BY 1", (queue,)).fetchall()
     print(f"# claims per worker: {claims}; {left} jobs waiting when the workers stopped;"
