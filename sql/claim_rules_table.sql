@@ -26,4 +26,17 @@ SELECT count(*) FROM awa_claim('q', batch => 10);
 SELECT kind FROM awa_insert('next', queue => 'q');
 SELECT id, kind FROM awa_claim('q', batch => 10);
 
+-- the reason is appended under the bounds of every error awa writes: the newest awa.max_errors_kept entries stay,
+-- a text longer than awa.max_error_bytes is cut with its marks (here 76 bytes at a bound of 64)
+SET awa.max_errors_kept = 2;
+SET awa.max_error_bytes = 64;
+INSERT INTO awa.jobs (id, kind, queue, state, attempt, max_attempts, run_lease, run_at, errors)
+  OVERRIDING SYSTEM VALUE VALUES
+  (105, 'exhausted', 'q2', 'available', 3, 3, 9223372036854775807, now(), ARRAY['{"attempt": 1, "error": "e1"}',
+   '{"attempt": 2, "error": "e2"}', '{"attempt": 3, "error": "e3"}']::jsonb[]);
+SELECT count(*) FROM awa_claim('q2', batch => 10);
+SELECT e - 'at' AS entry FROM awa.jobs, unnest(errors) WITH ORDINALITY AS u(e, o) WHERE id = 105 ORDER BY o;
+RESET awa.max_errors_kept;
+RESET awa.max_error_bytes;
+
 DROP EXTENSION awa;

@@ -17,4 +17,16 @@ SELECT count(*) AS dependents FROM awa.dependent_jobs;
 -- a parent that does not exist
 SELECT awa_insert('child', after => ARRAY[:p]::bigint[]);
 
+-- a dependent cancelled by its parent's failure gets its reason under awa.max_errors_kept (errors written into the
+-- waiting job behind awa's back: a waiting job has none of its own)
+SET awa.max_errors_kept = 1;
+SELECT id AS p2 FROM awa_insert('parent', queue => 'pq') \gset
+SELECT id AS c2 FROM awa_insert('child', after => ARRAY[:p2]::bigint[]) \gset
+UPDATE awa.jobs SET errors = ARRAY['{"attempt": 0, "error": "old 1"}', '{"attempt": 0, "error": "old 2"}']::jsonb[]
+ WHERE id = :c2;
+SELECT awa_fail(id, run_lease, 'boom', terminal => true) FROM awa_claim('pq');
+SELECT state, cardinality(errors) AS kept, errors[1]->>'error' = format('cancelled: job %s it runs after is failed', :p2)
+  AS names_parent FROM awa.jobs WHERE id = :c2;
+RESET awa.max_errors_kept;
+
 DROP EXTENSION awa;

@@ -89,6 +89,22 @@ SELECT promoted FROM awa_maintain();
 SELECT kind, state, errors[1]->>'error' AS error FROM awa.jobs ORDER BY id;
 SELECT * FROM failures;
 SELECT * FROM maint_health;
+-- the note goes under the bounds of every error: the newest awa.max_errors_kept entries, the text cut at
+-- awa.max_error_bytes with its marks; a second failure of the same step with the same cut text adds no entry
+SET awa.max_errors_kept = 2;
+SET awa.max_error_bytes = 64;
+INSERT INTO awa.jobs (kind, args, state, run_at, errors) VALUES
+  ('collider2', '{"order": 1}', 'scheduled', now() - interval '1 minute',
+   ARRAY['{"attempt": 0, "error": "old 1"}', '{"attempt": 0, "error": "old 2"}']::jsonb[]);
+SELECT promoted FROM awa_maintain();
+UPDATE awa.maintenance_failures SET retry_at = now() - interval '1 second';
+SELECT promoted FROM awa_maintain();
+SELECT e - 'at' AS entry FROM awa.jobs, unnest(errors) WITH ORDINALITY AS u(e, o) WHERE kind = 'collider2'
+ ORDER BY o;
+RESET awa.max_errors_kept;
+RESET awa.max_error_bytes;
+DELETE FROM awa.maintenance_failures WHERE item = (SELECT id::text FROM awa.jobs WHERE kind = 'collider2');
+DELETE FROM awa.jobs WHERE kind = 'collider2';
 -- the holder finishes: the next retry promotes the collider
 UPDATE awa.jobs SET state = 'completed', finalized_at = now() WHERE kind = 'holder';
 UPDATE awa.maintenance_failures SET retry_at = now() - interval '1 second';

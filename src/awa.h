@@ -327,6 +327,37 @@ extern text *awa_error_arg(Datum error, int64 *error_bytes);
 	"     ELSE jsonb_build_object('error_bytes', octet_length(" E "->>'error')) END END"
 
 /*
+ * AWA_ERRORS_SQL: the new errors of a job: its newest entries, at most
+ * KEEP_OLD of them (awa.max_errors_kept - 1), then the entry NEW.  A kept
+ * entry whose error text is longer than MAX_BYTES (awa.max_error_bytes) --
+ * written before the bound existed or under a larger one -- is cut the way
+ * awa_fail cuts a new one (AWA_ERROR_CUT_SQL; the ring cuts its own with it
+ * too).  KEEP_OLD, MAX_BYTES and CHARS are int4 expressions, usually the
+ * parameters awa_errors_bounds gives; NEW is already cut.  Entries are read
+ * once per append; the history is bounded, so is that.
+ *
+ * AWA_ERRORS_APPEND_SQL: the same for a statement that takes no bounds as
+ * parameters (a claim failing a row it cannot take): the bounds are read
+ * from the settings when it runs, and NEW is cut too.  Every append to
+ * awa.jobs' errors goes through one of the two.
+ */
+#define AWA_ERRORS_SQL(ERRORS, KEEP_OLD, MAX_BYTES, CHARS, NEW) \
+	"coalesce((SELECT array_agg(" AWA_ERROR_CUT_SQL("x.e", MAX_BYTES, CHARS) " ORDER BY x.i)" \
+	"  FROM unnest(" ERRORS ") WITH ORDINALITY AS x(e, i)" \
+	"  WHERE x.i > cardinality(" ERRORS ") - " KEEP_OLD "), '{}') || (" NEW ")"
+/* awa.max_error_bytes in bytes: its text has a unit ("8kB", "64B"; pg_size_bytes takes no "B") */
+#define AWA_ERROR_BYTES_SETTING_SQL \
+	"pg_catalog.pg_size_bytes(pg_catalog.regexp_replace(" \
+	"pg_catalog.current_setting('awa.max_error_bytes'), '([0-9])B$', '\\1'))::int4"
+#define AWA_ERRORS_APPEND_SQL(ERRORS, NEW) \
+	"(SELECT array_agg(" AWA_ERROR_CUT_SQL("x.e", AWA_ERROR_BYTES_SETTING_SQL, \
+		"(" AWA_ERROR_BYTES_SETTING_SQL " / pg_catalog.pg_encoding_max_length(" \
+		"pg_catalog.pg_char_to_encoding(pg_catalog.getdatabaseencoding())))") " ORDER BY x.i)" \
+	"  FROM unnest(coalesce(" ERRORS ", '{}') || (" NEW ")) WITH ORDINALITY AS x(e, i)" \
+	"  WHERE x.i > cardinality(coalesce(" ERRORS ", '{}')) + 1" \
+	"   - pg_catalog.current_setting('awa.max_errors_kept')::int4)"
+
+/*
  * job.c: the bounds of a job's errors as three int4 parameters: values[0]
  * awa.max_errors_kept - 1 (the older entries kept beside a new one),
  * values[1] awa.max_error_bytes, values[2] the characters that always fit

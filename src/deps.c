@@ -343,10 +343,11 @@ awa_deps_after_insert(AwaEnqueue *e, AwaJob *job)
 		6, INT8OID, INT8ARRAYOID, BOOLARRAYOID, INT4OID, TEXTOID, TIMESTAMPTZOID);
 	static AwaStmt cancel = AWA_STMT("awa: cancelling a job whose parent failed", SPI_OK_UPDATE_RETURNING,
 		"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now(),"
-		" errors = j.errors || jsonb_build_object('attempt', j.attempt, 'at', now(),"
-		"   'error', format('cancelled: job %s it runs after is %s', $2, $3))"
+		" errors = " AWA_ERRORS_SQL("j.errors", "$4", "$5", "$6",
+									"jsonb_build_object('attempt', j.attempt, 'at', now(),"
+									" 'error', format('cancelled: job %s it runs after is %s', $2, $3))")
 		" WHERE j.id = $1 RETURNING *",
-		3, INT8OID, INT8OID, TEXTOID);
+		6, INT8OID, INT8OID, TEXTOID, INT4OID, INT4OID, INT4OID);
 	AwaDeps    *deps = job->deps;
 	Datum		values[6];
 	char		nulls[6] = "      ";
@@ -378,6 +379,7 @@ awa_deps_after_insert(AwaEnqueue *e, AwaJob *job)
 	{
 		values[1] = Int64GetDatum(deps->cancel_by);
 		values[2] = CStringGetTextDatum(deps->cancel_state);
+		awa_errors_bounds(&values[3]);
 		if (awa_stmt_run(&cancel, values, NULL, 0) != 1)
 			elog(ERROR, "awa: cancelling job %lld failed", (long long) id);
 		e->slot = NULL;
@@ -465,16 +467,21 @@ static AwaStmt to_cancel_stmt = AWA_STMT("awa: finding the dependents of failed 
 	" GROUP BY d.job_id ORDER BY d.job_id",
 	1, INT8ARRAYOID);
 
-/* Cancel the jobs $1 that still wait, naming the parent $2 that did it. */
+/*
+ * Cancel the jobs $1 that still wait, naming the parent $2 that did it; the
+ * entry goes under the bounds $3..$5 (awa_errors_bounds; it is shorter
+ * than awa.max_error_bytes' least value, so it needs no cut).
+ */
 static AwaStmt cancel_stmt = AWA_STMT("awa: cancelling the dependents of failed jobs",
 	SPI_OK_UPDATE,
 	"UPDATE awa.jobs j SET state = 'cancelled', finalized_at = now(),"
-	"   errors = j.errors || jsonb_build_object('attempt', j.attempt, 'at', now(),"
-	"     'error', format('cancelled: job %s it runs after is %s', x.parent_id, p.state))"
+	"   errors = " AWA_ERRORS_SQL("j.errors", "$3", "$4", "$5",
+								  "jsonb_build_object('attempt', j.attempt, 'at', now(),"
+								  " 'error', format('cancelled: job %s it runs after is %s', x.parent_id, p.state))")
 	" FROM unnest($1::bigint[], $2::bigint[]) AS x(id, parent_id), awa.jobs p"
 	" WHERE j.id = x.id AND p.id = x.parent_id"
 	"   AND j.state = 'scheduled' AND j.run_at = " AWA_DEPS_WAIT_RUN_AT_SQL,
-	2, INT8ARRAYOID, INT8ARRAYOID);
+	5, INT8ARRAYOID, INT8ARRAYOID, INT4OID, INT4OID, INT4OID);
 
 /* Column col (1-based) of every row of the last result, as a bigint[]. */
 static Datum
@@ -562,13 +569,14 @@ release_dependents(Datum ids, Datum completed)
 static void
 cancel_dependents(Datum ids)
 {
-	Datum		args[2];
+	Datum		args[5];
 
 	if (awa_stmt_run(&to_cancel_stmt, &ids, NULL, 0) == 0)
 		return;
 	args[0] = result_int8_array(1);
 	args[1] = result_int8_array(2);
 	awa_stmt_run(&lock_jobs_stmt, args, NULL, 0);
+	awa_errors_bounds(&args[2]);
 	awa_stmt_run(&cancel_stmt, args, NULL, 0);
 }
 

@@ -475,9 +475,10 @@ append_unclaimable(StringInfo sql)
 	appendStringInfoString(sql,
 						   " unclaimable AS (UPDATE awa.jobs j SET state = 'failed', finalized_at = $2,"
 						   " heartbeat_at = NULL, deadline_at = NULL,"
-						   " errors = j.errors || jsonb_build_object('attempt', j.attempt,"
-						   " 'error', 'awa_claim: cannot be claimed (attempt ' || j.attempt || ' of '"
-						   " || j.max_attempts || ', run_lease ' || j.run_lease || ')', 'at', $2)"
+						   " errors = " AWA_ERRORS_APPEND_SQL("j.errors",
+															  "jsonb_build_object('attempt', j.attempt,"
+															  " 'error', 'awa_claim: cannot be claimed (attempt ' || j.attempt || ' of '"
+															  " || j.max_attempts || ', run_lease ' || j.run_lease || ')', 'at', $2)")
 						   " WHERE j.ctid = ANY (ARRAY(SELECT ctid FROM cand WHERE NOT ok)))");
 }
 
@@ -559,19 +560,6 @@ awa_job_complete_many(Datum ids, Datum leases)
 
 	return (int64) run_transition(&t, values, NULL, 0);
 }
-
-/*
- * The new errors of a job: its newest entries, at most $KEEP_OLD of them
- * (awa.max_errors_kept - 1), then the entry NEW.  A kept entry whose error
- * text is longer than $MAX_BYTES (awa.max_error_bytes) -- written before
- * the bound existed or under a larger one -- is cut the way awa_fail cuts
- * a new one (AWA_ERROR_CUT_SQL, awa.h; the ring cuts its own with it too).
- * Entries are read once per failure; the history is bounded, so is that.
- */
-#define AWA_ERRORS_SQL(ERRORS, KEEP_OLD, MAX_BYTES, CHARS, NEW) \
-	"coalesce((SELECT array_agg(" AWA_ERROR_CUT_SQL("x.e", MAX_BYTES, CHARS) " ORDER BY x.i)" \
-	"  FROM unnest(" ERRORS ") WITH ORDINALITY AS x(e, i)" \
-	"  WHERE x.i > cardinality(" ERRORS ") - " KEEP_OLD "), '{}') || (" NEW ")"
 
 /* See awa.h. */
 void

@@ -607,23 +607,31 @@ call_one(void *arg)
 
 /*
  * Record why a job was skipped in its errors ({"attempt", "error", "at"},
- * as awa_fail does), so that whoever looks at the job sees it; not again
- * when its last entry says the same.
+ * as awa_fail does: the text cut to awa.max_error_bytes with its marks, the
+ * history bounded by awa.max_errors_kept), so that whoever looks at the job
+ * sees it; not again when its last entry says the same.
  */
 static void
 call_annotate(void *arg)
 {
 	static AwaStmt stmt = AWA_STMT("awa: annotating a job", SPI_OK_UPDATE,
-		"UPDATE awa.jobs SET errors = errors || jsonb_build_object("
-		"'attempt', attempt, 'error', $2, 'at', now()) WHERE id = $1"
-		" AND (errors[cardinality(errors)]->>'error') IS DISTINCT FROM $2",
-		2, INT8OID, TEXTOID);
+		"UPDATE awa.jobs SET errors = " AWA_ERRORS_SQL("errors", "$4", "$5", "$6",
+													   "jsonb_build_object('attempt', attempt, 'error', $2, 'at', now())"
+													   " || " AWA_ERROR_MARKS_SQL("$3"))
+		" WHERE id = $1 AND (errors[cardinality(errors)]->>'error') IS DISTINCT FROM $2",
+		6, INT8OID, TEXTOID, INT8OID, INT4OID, INT4OID, INT4OID);
 	RowCall    *c = (RowCall *) arg;
-	Datum		values[2];
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int64		bytes;
 
 	values[0] = Int64GetDatum(c->id);
-	values[1] = CStringGetTextDatum(c->text);
-	awa_stmt_run(&stmt, values, NULL, 0);
+	values[1] = PointerGetDatum(awa_error_arg(CStringGetTextDatum(c->text), &bytes));
+	values[2] = Int64GetDatum(bytes);
+	if (bytes < 0)
+		nulls[2] = 'n';
+	awa_errors_bounds(&values[3]);
+	awa_stmt_run(&stmt, values, nulls, 0);
 }
 
 /* A job of a row step failed: note it and, the first time, annotate the job. */

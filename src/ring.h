@@ -178,7 +178,7 @@ extern Datum awa_ring_fail_attempt(Datum id, Datum run_lease, Datum error, bool 
 
 /*
  * awa_ring_errors_bound: after a new error of job id was written (a done
- * row), bound its errors as awa.jobs' are (AWA_ERRORS_SQL, job.c): the
+ * row), bound its errors as awa.jobs' are (AWA_ERRORS_SQL, awa.h): the
  * newest awa.max_errors_kept stay, older ones are dropped (error false),
  * and a kept one longer than awa.max_error_bytes is cut (AWA_ERROR_CUT_SQL).
  * Caller is in SPI.

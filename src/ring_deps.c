@@ -221,7 +221,9 @@ lock_buckets(const int64 *ids, int n, LOCKMODE mode)
  * awa.ring_cancel cancels a scheduled job, the scheduled row becomes a
  * ready row of the open slot with a done row 'cancelled' (its error says
  * why).  That done row fires awa.ring_deps_finished for their own
- * dependents.  Caller is in SPI.
+ * dependents.  Its error needs no bound (awa_ring_errors_bound): a waiting
+ * job has no error of its own, and the text is shorter than
+ * awa.max_error_bytes' least value.  Caller is in SPI.
  */
 static void
 cancel_waiting(Datum ids, Datum parent_ids, Datum states)

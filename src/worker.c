@@ -253,7 +253,7 @@ awa_error_arg(Datum error, int64 *error_bytes)
  *
  * Append {"attempt", "error", "at"} to errors, the error cut to
  * awa.max_error_bytes and the history to awa.max_errors_kept entries (see
- * AWA_ERRORS_SQL in job.c).  With attempts left and not terminal: retryable at
+ * AWA_ERRORS_SQL in awa.h).  With attempts left and not terminal: retryable at
  * now() + retry_in (0 .. AWA_MAX_DELAY_DAYS, else 22023), or after the
  * default backoff (AWA_BACKOFF_BASE_CAP, job.c).  Otherwise failed.  NULL (and no
  * change) when the lease is stale.
