@@ -57,5 +57,23 @@ SELECT count(*) FROM awa_claim('keyed');
 ROLLBACK;
 SELECT count(*) AS running FROM awa.jobs WHERE queue = 'keyed' AND state = 'running';
 
+-- a row no claim could take (run_lease at its maximum: a claim gives run_lease + 1) cannot be written into the
+-- ring's relations, even behind awa's back, so none can stop its queue's claims (the table engine fails such a row
+-- at its claim instead: claim_rules_table.sql); the queue goes on
+\set VERBOSITY terse
+INSERT INTO awa.ready (slot, id, run_lease, kind, queue) VALUES (0, 990001, 9223372036854775807, 'bad', 'edge');
+INSERT INTO awa.scheduled (id, run_lease, kind, queue, run_at)
+  VALUES (990002, 9223372036854775807, 'bad', 'edge', now() + interval '1 day');
+-- awa's own constraint leaves a batch of new jobs on its direct path (every new job meets it); a CHECK of a user's
+-- sends the batch through the INSERT, which checks it: a refused row fails the batch, nothing of it is kept
+ALTER TABLE awa.ready ADD CONSTRAINT no_forbidden CHECK (kind <> 'forbidden');
+SELECT count(*) FROM awa_insert_many((SELECT jsonb_agg(jsonb_build_object('kind',
+  CASE WHEN g = 7 THEN 'forbidden' ELSE 'k' END, 'queue', 'chk')) FROM generate_series(1, 20) g));
+ALTER TABLE awa.ready DROP CONSTRAINT no_forbidden;
+\set VERBOSITY default
+SELECT count(*) AS kept FROM awa.jobs WHERE queue = 'chk';
+SELECT kind FROM awa_insert('fine', queue => 'edge');
+SELECT kind, state FROM awa_claim('edge');
+
 DROP EXTENSION awa;
 

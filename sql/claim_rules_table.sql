@@ -1,10 +1,9 @@
 -- What a claim promises beyond order: a row that cannot be claimed does not
 -- stop its queue (the rest of the claim's promises: claim_rules.sql, on the default ring).
 -- On the table engine (awa.install_engine = table): the rows are written into awa.jobs behind awa's back.  Not on
--- the ring, because of a fault of the ring's claim (docs/storage.md, "Step 5: the regression files on the ring"):
--- the same rows written into awa.ready are claimed past their max_attempts (attempt 1001 of 1000, 26 of 25,
--- running, not failed), and one at run_lease's maximum makes every claim of its queue fail with "bigint out of
--- range", so the queue stops.
+-- the ring (docs/storage.md, "Step 5: the regression files on the ring"): the ring refuses a row at run_lease's
+-- maximum when it is written (claim_rules.sql), and a row written into awa.ready with no attempts left is claimed
+-- past its max_attempts (attempt 1001 of 1000, 26 of 25, running, not failed).
 SET awa.install_engine = 'table';
 CREATE EXTENSION awa;
 SET timezone = 'UTC';

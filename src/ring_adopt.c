@@ -140,6 +140,8 @@ static const char bad_sql[] =
 	"   WHEN j.state IN ('running', 'retryable', 'waiting_external') AND j.attempted_at IS NULL"
 	"    THEN 'a ' || j.state || ' job without attempted_at'"
 	"   WHEN j.state = 'scheduled' AND j.run_lease < 0 THEN 'a negative run_lease'"
+	"   WHEN j.state IN ('available', 'scheduled', 'retryable') AND j.run_lease = 9223372036854775807"
+	"    THEN 'an unfinished job at run_lease''s maximum (no claim can take it)'"
 	"   WHEN j.state = 'scheduled' AND j.run_lease > 0 AND j.attempted_at IS NULL"
 	"    THEN 'a snoozed job (run_lease > 0) without attempted_at'"
 	"   WHEN j.state = 'scheduled' AND j.run_lease = 0 AND (cardinality(j.errors) > 0"

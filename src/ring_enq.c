@@ -364,9 +364,30 @@ part_triggers_ok(Relation part)
 }
 
 /*
+ * Whether rel's CHECK constraints are only awa's own ready_run_lease
+ * (run_lease below its maximum), which every row the direct path writes
+ * meets (run_lease 0): any other CHECK (a user's) sends the rows through
+ * the INSERT, which evaluates it.
+ */
+static bool
+only_own_checks(Relation rel)
+{
+	TupleConstr *constr = rel->rd_att->constr;
+	int			i;
+
+	if (constr == NULL)
+		return true;
+	for (i = 0; i < constr->num_check; i++)
+		if (strcmp(constr->check[i].ccname, "ready_run_lease") != 0)
+			return false;
+	return true;
+}
+
+/*
  * Whether the ring's awa.ready has only its own triggers (the counting
  * one, and the keyed rows' list, which has nothing to do for a row without
- * a key), both firing, no row-level security, no CHECK constraint, and
+ * a key), both firing, no row-level security, no CHECK constraint but
+ * awa's own (only_own_checks), and
  * the partition no trigger of its own but awa's (part_triggers_ok): then
  * writing the rows directly and counting them as ready_count would is
  * exactly what the INSERT does.
@@ -382,8 +403,7 @@ direct_ok(Relation parent, Relation part)
 		return false;
 	if (parent->rd_rel->relrowsecurity || part->rd_rel->relrowsecurity ||
 		!part_triggers_ok(part) || td == NULL ||
-		(parent->rd_att->constr != NULL && parent->rd_att->constr->num_check > 0) ||
-		(part->rd_att->constr != NULL && part->rd_att->constr->num_check > 0))
+		!only_own_checks(parent) || !only_own_checks(part))
 		return false;
 	for (i = 0; i < td->numtriggers; i++)
 	{

@@ -1725,6 +1725,10 @@ ALTER TABLE awa.scheduled ADD COLUMN timeout interval, ADD COLUMN group_id text,
 COMMENT ON COLUMN awa.ready.timeout IS 'the hard limit of each attempt (awa_insert''s timeout), or NULL';
 COMMENT ON COLUMN awa.ready.group_id IS 'the group the job belongs to (awa_insert''s group_id), or NULL';
 COMMENT ON COLUMN awa.ready.concurrency_key IS 'the job''s per-key limit key (awa_insert''s concurrency_key), or NULL';
+-- A ready or scheduled row at run_lease's maximum could never be claimed (a claim gives run_lease + 1): refused when
+-- it is written (only a write behind awa's back can make one), so that no such row stops its queue's claims.
+ALTER TABLE awa.ready ADD CONSTRAINT ready_run_lease CHECK (run_lease < 9223372036854775807);
+ALTER TABLE awa.scheduled ADD CONSTRAINT scheduled_run_lease CHECK (run_lease < 9223372036854775807);
 
 -- The ring: dependencies and groups (ring_deps.c; docs/storage.md, "Step 5: dependencies and groups on the ring") --
 -- Side tables of their own (awa.jobs' dependency and group tables and triggers never see a ring job).  A dependent
