@@ -83,15 +83,18 @@ fi
 # TAP tests: each starts servers of its own, and initdb refuses to run as root:
 # they run as postgres on a copy of the tree that user owns (the log files of a
 # failed run are copied back to tmp_check/).  prove prints one line per test
-# file and its summary; each file counts as a suite.
-step "TAP tests (make prove_installcheck: test/t/*.pl)"
+# file and its summary; each file counts as a suite.  Two files run at a time
+# (prove -j2): each spends most of its time waiting on its servers, and their
+# ports and data directories are their own (PostgreSQL::Test::Cluster's free
+# ports, locked while in use).
+step "TAP tests (make prove_installcheck: test/t/*.pl, two at a time)"
 TAP_FILES=(test/t/*.pl)
 SUITES=$((SUITES + ${#TAP_FILES[@]}))
 rm -rf tmp_check
 TAP_DIR=$(mktemp -d /tmp/awa-tap.XXXXXX)
 tar -C "$AWA_ROOT" --exclude=./.git --exclude=./tmp_check -cf - . | tar -C "$TAP_DIR" -xf -
 chown -R postgres:postgres "$TAP_DIR"
-su postgres -c "make -C '$TAP_DIR' -s PG_CONFIG='$PG_CONFIG' with_llvm=no prove_installcheck" 2>&1 | tee "$TEST_DIR/prove.out"
+su postgres -c "make -C '$TAP_DIR' -s PG_CONFIG='$PG_CONFIG' with_llvm=no PROVE_FLAGS='-j2 --timer' prove_installcheck" 2>&1 | tee "$TEST_DIR/prove.out"
 tap_rc=${PIPESTATUS[0]}
 if [ "$tap_rc" != 0 ]; then
 	cp -a "$TAP_DIR/tmp_check" "$AWA_ROOT/tmp_check" 2>/dev/null
