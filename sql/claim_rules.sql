@@ -64,7 +64,12 @@ SELECT count(*) AS running FROM awa.jobs WHERE queue = 'keyed' AND state = 'runn
 INSERT INTO awa.ready (slot, id, run_lease, kind, queue) VALUES (0, 990001, 9223372036854775807, 'bad', 'edge');
 INSERT INTO awa.scheduled (id, run_lease, kind, queue, run_at)
   VALUES (990002, 9223372036854775807, 'bad', 'edge', now() + interval '1 day');
--- awa's own constraint leaves a batch of new jobs on its direct path (every new job meets it); a CHECK of a user's
+-- nor a row with no attempts left (a claim gives attempt + 1, past max_attempts; the table engine fails such a row
+-- at its claim)
+INSERT INTO awa.ready (slot, id, attempt, max_attempts, kind, queue) VALUES (0, 990003, 3, 3, 'bad', 'edge');
+INSERT INTO awa.scheduled (id, attempt, max_attempts, kind, queue, run_at)
+  VALUES (990004, 5, 1, 'bad', 'edge', now() + interval '1 day');
+-- awa's own constraints leave a batch of new jobs on its direct path (every new job meets it); a CHECK of a user's
 -- sends the batch through the INSERT, which checks it: a refused row fails the batch, nothing of it is kept
 ALTER TABLE awa.ready ADD CONSTRAINT no_forbidden CHECK (kind <> 'forbidden');
 SELECT count(*) FROM awa_insert_many((SELECT jsonb_agg(jsonb_build_object('kind',

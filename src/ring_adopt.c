@@ -142,6 +142,8 @@ static const char bad_sql[] =
 	"   WHEN j.state = 'scheduled' AND j.run_lease < 0 THEN 'a negative run_lease'"
 	"   WHEN j.state IN ('available', 'scheduled', 'retryable') AND j.run_lease = 9223372036854775807"
 	"    THEN 'an unfinished job at run_lease''s maximum (no claim can take it)'"
+	"   WHEN j.state IN ('available', 'scheduled', 'retryable') AND j.attempt >= j.max_attempts"
+	"    THEN 'an unfinished job with no attempts left (attempt ' || j.attempt || ' of ' || j.max_attempts || ')'"
 	"   WHEN j.state = 'scheduled' AND j.run_lease > 0 AND j.attempted_at IS NULL"
 	"    THEN 'a snoozed job (run_lease > 0) without attempted_at'"
 	"   WHEN j.state = 'scheduled' AND j.run_lease = 0 AND (cardinality(j.errors) > 0"

@@ -365,9 +365,10 @@ part_triggers_ok(Relation part)
 
 /*
  * Whether rel's CHECK constraints are only awa's own ready_run_lease
- * (run_lease below its maximum), which every row the direct path writes
- * meets (run_lease 0): any other CHECK (a user's) sends the rows through
- * the INSERT, which evaluates it.
+ * (run_lease below its maximum) and ready_attempts (attempt below
+ * max_attempts), which every row the direct path writes meets (run_lease
+ * 0, attempt 0, max_attempts checked to be 1 or more): any other CHECK (a
+ * user's) sends the rows through the INSERT, which evaluates it.
  */
 static bool
 only_own_checks(Relation rel)
@@ -378,7 +379,8 @@ only_own_checks(Relation rel)
 	if (constr == NULL)
 		return true;
 	for (i = 0; i < constr->num_check; i++)
-		if (strcmp(constr->check[i].ccname, "ready_run_lease") != 0)
+		if (strcmp(constr->check[i].ccname, "ready_run_lease") != 0 &&
+			strcmp(constr->check[i].ccname, "ready_attempts") != 0)
 			return false;
 	return true;
 }

@@ -1729,6 +1729,10 @@ COMMENT ON COLUMN awa.ready.concurrency_key IS 'the job''s per-key limit key (aw
 -- it is written (only a write behind awa's back can make one), so that no such row stops its queue's claims.
 ALTER TABLE awa.ready ADD CONSTRAINT ready_run_lease CHECK (run_lease < 9223372036854775807);
 ALTER TABLE awa.scheduled ADD CONSTRAINT scheduled_run_lease CHECK (run_lease < 9223372036854775807);
+-- Nor one with no attempts left (attempt counts those made before it; a claim gives attempt + 1, past max_attempts):
+-- every row awa writes has attempts left (a retry or rescue with none left ends the job failed instead).
+ALTER TABLE awa.ready ADD CONSTRAINT ready_attempts CHECK (attempt < max_attempts);
+ALTER TABLE awa.scheduled ADD CONSTRAINT scheduled_attempts CHECK (attempt < max_attempts);
 
 -- The ring: dependencies and groups (ring_deps.c; docs/storage.md, "Step 5: dependencies and groups on the ring") --
 -- Side tables of their own (awa.jobs' dependency and group tables and triggers never see a ring job).  A dependent

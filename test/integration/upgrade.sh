@@ -696,6 +696,12 @@ got=$( { echo "UPDATE awa.jobs SET run_lease = 9223372036854775807 WHERE id = $b
 	| PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $FEATR -1 -v VERBOSITY=verbose 2>&1)
 [[ $got == *"55000"*"job $bad2 cannot be moved into the ring: an unfinished job at run_lease's maximum"* ]] \
 	|| fail "$FEATR: a job at run_lease's maximum gave: $got"
+# and for a waiting job with no attempts left (a claim would take it past max_attempts)
+got=$( { echo "UPDATE awa.jobs SET attempt = max_attempts WHERE id = $bad2;"
+	sed "s|MODULE_PATHNAME|\$libdir/awa|g" "$ROOT/src/sql/engine.sql"; } \
+	| PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $FEATR -1 -v VERBOSITY=verbose 2>&1)
+[[ $got == *"55000"*"job $bad2 cannot be moved into the ring: an unfinished job with no attempts left (attempt "* ]] \
+	|| fail "$FEATR: a job with no attempts left gave: $got"
 [ "$($PSQL -d $FEATR -c "COPY (SELECT * FROM awa.jobs ORDER BY id) TO STDOUT" | md5sum)" = "$before" ] \
 	&& [ "$($PSQL -d $FEATR -c "SELECT relkind FROM pg_class WHERE oid = 'awa.jobs'::regclass")" = r ] \
 	&& [ "$($PSQL -d $FEATR -c "SELECT count(*) FROM awa.ready")" = 0 ] || fail "$FEATR: a refused move changed something"
@@ -708,7 +714,7 @@ got=$(PGOPTIONS="-c awa.install_engine=table" $PSQL -d $FEATR -v VERBOSITY=verbo
 [[ $got == *"55000"*"runs only inside CREATE or ALTER EXTENSION awa"* ]] || fail "$FEATR: awa.ring_adopt_jobs() on table gave: $got"
 got=$($PSQL -d $FEATR -v VERBOSITY=verbose -c "SET ROLE awa_admin" -c "SELECT awa.ring_adopt_jobs()" 2>&1)
 [[ $got == *"42501"* ]] || fail "$FEATR: awa.ring_adopt_jobs() as awa_admin gave: $got"
-ok "$DEFAULT features: a job the ring cannot hold stops the move (55000 naming job $bad, nothing changed; job $bad2 at run_lease's maximum too); awa.ring_adopt_jobs() alone 55000, as awa_admin 42501"
+ok "$DEFAULT features: a job the ring cannot hold stops the move (55000 naming job $bad, nothing changed; job $bad2 at run_lease's maximum or without attempts left too); awa.ring_adopt_jobs() alone 55000, as awa_admin 42501"
 sed "s|MODULE_PATHNAME|\$libdir/awa|g" "$ROOT/src/sql/engine.sql" "$ROOT/src/sql/engine_deps.sql" \
 	| PGOPTIONS="-c awa.install_engine=ring" $PSQL -d $FEATR -1 >/dev/null || fail "$FEATR: the conversion to the ring engine failed"
 rows_equal $FEAT $FEATR "$DEFAULT features (ring)" 8
