@@ -3,7 +3,10 @@
 
   latency.py stats --size N --reps R [--timeout S] --raw FILE [--meta FILE]
       case 4: awa_queue_stats(), one awa_list_jobs page and the count(*) GROUP BY reference,
-      called in rotating order, R times each (after one warm-up call); appends milliseconds.  A query whose
+      called in rotating order, R times each (after one warm-up call); appends milliseconds.  The pages are
+      timed as the server's work: every row turned into its text (what the server sends), summed there
+      (c4_list_N, c4_listf_N); the newest page once more as psycopg fetches it (c4_listc_N, a reference: Debian's
+      psycopg decodes rows in pure Python, about 5 ms for a page of 100 jobs on these machines).  A query whose
       warm-up call takes over S seconds (default 60) is cancelled and recorded as NA ("timeout: ...").  With
       --meta, appends c4_exact_N: whether awa_queue_stats()' counts by state equal the recount at one snapshot.
   latency.py wake --rounds R --raw FILE
@@ -73,12 +76,16 @@ def stats(a):
         f"c4_count_{a.size}": "SELECT queue, state, count(*) FROM awa.jobs GROUP BY 1, 2",
     }
     if has_list_jobs(conn):
-        # the first page a UI shows (newest jobs, default page size), and a filtered one
-        queries[f"c4_list_{a.size}"] = "SELECT * FROM awa_list_jobs()"
-        queries[f"c4_listf_{a.size}"] = "SELECT * FROM awa_list_jobs(queue => 'q3', state => 'available')"
+        # the first page a UI shows (newest jobs, default page size), and a filtered one: the server's time,
+        # with every row made into the text the server would send (not the client's decoding of it)
+        queries[f"c4_list_{a.size}"] = "SELECT sum(length(j::text)) FROM awa_list_jobs() j"
+        queries[f"c4_listf_{a.size}"] = \
+            "SELECT sum(length(j::text)) FROM awa_list_jobs(queue => 'q3', state => 'available') j"
+        # the newest page as a Python client sees it, rows sent and decoded (reference)
+        queries[f"c4_listc_{a.size}"] = "SELECT * FROM awa_list_jobs()"
     else:
         with open(a.raw, "a") as f:
-            for v in ("c4_list", "c4_listf"):
+            for v in ("c4_list", "c4_listf", "c4_listc"):
                 f.write(f"{v}_{a.size}\tNA\tawa_list_jobs does not exist yet\n")
     names = list(queries)
     # Fewer rounds (at least 3) when a round would take long: each query's budget is about 10 s.
